@@ -1,0 +1,1 @@
+//! anxin-api

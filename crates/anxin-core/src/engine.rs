@@ -1,0 +1,487 @@
+//! The dispatch engine: a state machine that turns device messages into incidents.
+//!
+//! It owns the open incidents, the ledger and the matcher. It never reads a clock and never
+//! performs I/O: each call takes the current time and appends what must be stored, sent and
+//! shown to an [`Outbox`]. The shell stores the outbox's records in one transaction, and only
+//! then acknowledges the messages, sends the commands and publishes the deltas.
+
+use crate::geo::Coordinates;
+use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
+use crate::incident::*;
+use crate::matcher::Matcher;
+use crate::registry::{Elder, Registry, Responder, Station};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use thiserror::Error;
+
+/// The knobs of dispatch, all with defaults a district can start from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// A responder further than this (great circle) is not offered the job.
+    pub max_offer_distance_m: f64,
+    /// A device fix less accurate than this is not trusted over the home address.
+    pub max_fix_accuracy_m: f64,
+    /// A device fix further than this from home is taken for a broken fix.
+    pub max_fix_distance_from_home_m: f64,
+    /// A device clock further ahead of ours than this is not trusted.
+    pub max_clock_ahead_ms: i64,
+    /// A device clock further behind ours than this is not trusted.
+    pub max_clock_behind_ms: i64,
+    /// How long a message id is remembered in memory for deduplication.
+    pub dedup_window_ms: i64,
+    /// Responder travel speed used for the rough ETA told to the device.
+    pub responder_speed_mps: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_offer_distance_m: 5_000.0,
+            max_fix_accuracy_m: 500.0,
+            max_fix_distance_from_home_m: 100_000.0,
+            max_clock_ahead_ms: 5 * 60 * 1000,
+            max_clock_behind_ms: 24 * 60 * 60 * 1000,
+            dedup_window_ms: 7 * 24 * 60 * 60 * 1000,
+            responder_speed_mps: 4.0,
+        }
+    }
+}
+
+/// What the engine needs from the store to pick up where it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub open: Vec<Incident>,
+    /// Messages seen inside the dedup window, oldest first.
+    pub recent_messages: Vec<(Timestamp, DeviceId, MessageId)>,
+    pub last_incident_id: u64,
+    pub last_seq: u64,
+}
+
+/// What the engine decided about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new incident.
+    Opened(IncidentId),
+    /// Joined the device's open incident.
+    Joined(IncidentId),
+    /// The same device sent this message id before: nothing changes.
+    Duplicate,
+    /// Taken in with no effect on incidents (heartbeat, location, a cancel with nothing open).
+    Noted,
+}
+
+/// Why the engine would not take a message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error("device {0} is not in the registry")]
+    UnknownDevice(DeviceId),
+}
+
+/// Everything one or more steps produced, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub messages: Vec<MessageRecord>,
+    pub events: Vec<IncidentEvent>,
+    /// Current-state rows to upsert; a later row for the same incident supersedes an earlier.
+    pub incidents: Vec<Incident>,
+    pub commands: Vec<(DeviceId, DeviceCommand)>,
+    pub deltas: Vec<IncidentView>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.events.is_empty() && self.incidents.is_empty() && self.commands.is_empty() && self.deltas.is_empty()
+    }
+}
+
+/// The dispatch state machine.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    elders: HashMap<ElderId, Elder>,
+    devices: HashMap<DeviceId, ElderId>,
+    stations: HashMap<StationId, Station>,
+    responders: HashMap<ResponderId, Responder>,
+    matcher: Matcher,
+    open: BTreeMap<IncidentId, Incident>,
+    open_by_device: HashMap<DeviceId, IncidentId>,
+    seen: HashSet<(DeviceId, MessageId)>,
+    /// `seen` in arrival order, so old ids can be forgotten.
+    seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
+    last_incident_id: u64,
+    last_seq: u64,
+}
+
+impl Engine {
+    pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
+        let busy: HashSet<ResponderId> =
+            resume.open.iter().filter_map(|i| i.responder.as_ref().map(|r| r.id.clone())).collect();
+        let matcher = Matcher::new(
+            registry
+                .responders
+                .iter()
+                .filter(|r| r.on_duty && !busy.contains(&r.id))
+                .map(|r| (r.id.clone(), r.position)),
+            registry.stations.iter().map(|s| (s.id.clone(), s.position)),
+        );
+        let mut engine = Self {
+            policy,
+            elders: registry.elders.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            devices: registry.devices.into_iter().map(|d| (d.id, d.elder_id)).collect(),
+            stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            matcher,
+            open: BTreeMap::new(),
+            open_by_device: HashMap::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            last_incident_id: resume.last_incident_id,
+            last_seq: resume.last_seq,
+        };
+        for incident in resume.open {
+            engine.open_by_device.insert(incident.device_id.clone(), incident.id);
+            engine.open.insert(incident.id, incident);
+        }
+        for (at, device, msg) in resume.recent_messages {
+            engine.remember(at, device, msg);
+        }
+        engine
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.open.values()
+    }
+
+    pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
+        self.open_by_device.get(device).and_then(|id| self.open.get(id))
+    }
+
+    pub fn is_known_device(&self, device: &DeviceId) -> bool {
+        self.devices.contains_key(device)
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Views of every open incident, most urgent first, then oldest first.
+    pub fn snapshot(&self) -> Vec<IncidentView> {
+        let mut views: Vec<_> = self.open.values().map(|i| self.view(i)).collect();
+        views.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
+        views
+    }
+
+    /// Takes in one decoded device message.
+    pub fn handle_device_event(
+        &mut self,
+        device: &DeviceId,
+        event: DeviceEvent,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<Outcome, Refusal> {
+        let elder_id = self.devices.get(device).cloned().ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        if matches!(event.event, EventType::Heartbeat | EventType::Location) {
+            return Ok(Outcome::Noted);
+        }
+        if self.seen.contains(&(device.clone(), event.msg_id.clone())) {
+            return Ok(Outcome::Duplicate);
+        }
+        self.remember(now, device.clone(), event.msg_id.clone());
+        let outcome = match (event.event, self.open_by_device.get(device).copied()) {
+            (EventType::Cancel, Some(id)) => {
+                self.request_cancel(id, device, &event.msg_id, now, out);
+                Outcome::Joined(id)
+            }
+            (EventType::Cancel, None) => Outcome::Noted,
+            (_, Some(id)) => {
+                self.join(id, device, &event.msg_id, Some(event.event), now, out);
+                Outcome::Joined(id)
+            }
+            (kind, None) => {
+                let kind = match kind {
+                    EventType::Fall => IncidentKind::Fall,
+                    EventType::Service => IncidentKind::Service,
+                    _ => IncidentKind::Sos,
+                };
+                let pressed_at = self.plausible_press_time(event.device_ts, now);
+                let elder = &self.elders[&elder_id];
+                let location = locate(&self.policy, elder.home, event.fix);
+                let id = self.open_incident(device, elder_id, kind, &event.msg_id, location, pressed_at, None, now, out);
+                Outcome::Opened(id)
+            }
+        };
+        let incident_id = match &outcome {
+            Outcome::Opened(id) | Outcome::Joined(id) => Some(*id),
+            _ => None,
+        };
+        out.messages.push(MessageRecord {
+            device_id: device.clone(),
+            msg_id: event.msg_id,
+            event: Some(event.event),
+            received_at: now,
+            incident_id,
+        });
+        Ok(outcome)
+    }
+
+    /// Takes in a message from a known device that could not be read. It may have been a
+    /// press, so it raises (or joins) an incident for a dispatcher to call back.
+    /// `fingerprint` stands in for the message id, so a redelivery is still recognised.
+    pub fn handle_unreadable(
+        &mut self,
+        device: &DeviceId,
+        reason: &str,
+        fingerprint: MessageId,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<Outcome, Refusal> {
+        let elder_id = self.devices.get(device).cloned().ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        if self.seen.contains(&(device.clone(), fingerprint.clone())) {
+            return Ok(Outcome::Duplicate);
+        }
+        self.remember(now, device.clone(), fingerprint.clone());
+        let outcome = match self.open_by_device.get(device).copied() {
+            Some(id) => {
+                self.join(id, device, &fingerprint, None, now, out);
+                Outcome::Joined(id)
+            }
+            None => {
+                let home = self.elders[&elder_id].home;
+                let location = locate(&self.policy, home, None);
+                let problem = format!("unreadable message from the device: {reason}");
+                let id = self.open_incident(
+                    device,
+                    elder_id,
+                    IncidentKind::Unreadable,
+                    &fingerprint,
+                    location,
+                    now,
+                    Some(problem),
+                    now,
+                    out,
+                );
+                Outcome::Opened(id)
+            }
+        };
+        let incident_id = match &outcome {
+            Outcome::Opened(id) | Outcome::Joined(id) => Some(*id),
+            _ => None,
+        };
+        out.messages.push(MessageRecord { device_id: device.clone(), msg_id: fingerprint, event: None, received_at: now, incident_id });
+        Ok(outcome)
+    }
+
+    /// Forgets message ids older than the dedup window. The store still refuses them.
+    pub fn expire(&mut self, now: Timestamp) {
+        let horizon = now.plus_millis(-self.policy.dedup_window_ms);
+        while let Some((at, _, _)) = self.seen_order.front() {
+            if *at >= horizon {
+                break;
+            }
+            let (_, d, m) = self.seen_order.pop_front().expect("front exists");
+            self.seen.remove(&(d, m));
+        }
+    }
+
+    fn remember(&mut self, at: Timestamp, device: DeviceId, msg: MessageId) {
+        if self.seen.insert((device.clone(), msg.clone())) {
+            self.seen_order.push_back((at, device, msg));
+        }
+    }
+
+    fn plausible_press_time(&self, device_ts: Timestamp, now: Timestamp) -> Timestamp {
+        let delta = device_ts.millis() - now.millis();
+        if delta <= self.policy.max_clock_ahead_ms && -delta <= self.policy.max_clock_behind_ms {
+            device_ts
+        } else {
+            now
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    fn log(&mut self, incident_id: IncidentId, at: Timestamp, actor: Actor, change: Change, out: &mut Outbox) -> u64 {
+        let seq = self.next_seq();
+        out.events.push(IncidentEvent { seq, incident_id, at, actor, change });
+        seq
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_incident(
+        &mut self,
+        device: &DeviceId,
+        elder_id: ElderId,
+        kind: IncidentKind,
+        msg_id: &MessageId,
+        location: Location,
+        pressed_at: Timestamp,
+        problem: Option<String>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> IncidentId {
+        self.last_incident_id += 1;
+        let id = IncidentId(self.last_incident_id);
+        let by_device = Actor::Device(device.clone());
+        let mut last = self.log(id, now, by_device, Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at }, out);
+
+        // Only emergencies are offered straight away; anything doubtful goes to a person first.
+        let responder = match kind {
+            IncidentKind::Sos | IncidentKind::Fall => self.matcher.nearest_responder(location.at, self.policy.max_offer_distance_m),
+            IncidentKind::Unreadable | IncidentKind::Service => None,
+        };
+        let station = self.matcher.nearest_station(location.at);
+        if let Some(s) = &station {
+            last = self.log(id, now, Actor::Engine, Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m }, out);
+        }
+        let state = match &responder {
+            Some(r) => {
+                self.matcher.set_unavailable(&r.id);
+                last = self.log(id, now, Actor::Engine, Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m }, out);
+                IncidentState::Offered
+            }
+            None => {
+                if matches!(kind, IncidentKind::Sos | IncidentKind::Fall) {
+                    let max_distance_m = self.policy.max_offer_distance_m;
+                    last = self.log(id, now, Actor::Engine, Change::NobodyInRange { max_distance_m }, out);
+                }
+                IncidentState::AwaitingDispatcher
+            }
+        };
+        let incident = Incident {
+            id,
+            device_id: device.clone(),
+            elder_id,
+            kind,
+            state,
+            pressed_at,
+            opened_at: now,
+            updated_at: now,
+            location,
+            responder: responder.map(|r| Assigned { id: r.id, distance_m: r.distance_m }),
+            station: station.map(|s| Assigned { id: s.id, distance_m: s.distance_m }),
+            press_count: 1,
+            cancel_requested: false,
+            problem,
+            last_seq: last,
+        };
+        self.open_by_device.insert(device.clone(), id);
+        self.open.insert(id, incident);
+        self.tell_device_help_is_coming(id, out);
+        self.emit(id, out);
+        id
+    }
+
+    fn join(&mut self, id: IncidentId, device: &DeviceId, msg_id: &MessageId, event: Option<EventType>, now: Timestamp, out: &mut Outbox) {
+        let press_count = self.open[&id].press_count + 1;
+        let seq = self.log(id, now, Actor::Device(device.clone()), Change::PressJoined { msg_id: msg_id.clone(), event, press_count }, out);
+        let incident = self.open.get_mut(&id).expect("open incident");
+        incident.press_count = press_count;
+        incident.updated_at = now;
+        incident.last_seq = seq;
+        self.tell_device_help_is_coming(id, out);
+        self.emit(id, out);
+    }
+
+    fn request_cancel(&mut self, id: IncidentId, device: &DeviceId, msg_id: &MessageId, now: Timestamp, out: &mut Outbox) {
+        let seq = self.log(id, now, Actor::Device(device.clone()), Change::CancelRequested { msg_id: msg_id.clone() }, out);
+        let incident = self.open.get_mut(&id).expect("open incident");
+        incident.cancel_requested = true;
+        incident.updated_at = now;
+        incident.last_seq = seq;
+        self.emit(id, out);
+    }
+
+    fn tell_device_help_is_coming(&self, id: IncidentId, out: &mut Outbox) {
+        let incident = &self.open[&id];
+        let eta_min = incident
+            .responder
+            .as_ref()
+            .map(|r| (r.distance_m / self.policy.responder_speed_mps / 60.0).ceil().max(1.0) as u32);
+        out.commands.push((
+            incident.device_id.clone(),
+            DeviceCommand::HelpComing { incident_id: id, responder_assigned: incident.responder.is_some(), eta_min },
+        ));
+    }
+
+    fn emit(&self, id: IncidentId, out: &mut Outbox) {
+        let incident = &self.open[&id];
+        out.incidents.push(incident.clone());
+        out.deltas.push(self.view(incident));
+    }
+
+    /// The console's view of an incident, with names looked up in the ledger.
+    pub fn view(&self, incident: &Incident) -> IncidentView {
+        let elder = self.elders.get(&incident.elder_id);
+        IncidentView {
+            id: incident.id,
+            seq: incident.last_seq,
+            kind: incident.kind,
+            priority: incident.kind.priority(),
+            state: incident.state,
+            device_id: incident.device_id.clone(),
+            elder: ElderView {
+                id: incident.elder_id.clone(),
+                name: elder.map(|e| e.name.clone()).unwrap_or_default(),
+                address: elder.map(|e| e.address.clone()).unwrap_or_default(),
+                phone: elder.and_then(|e| e.phone.clone()),
+                notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
+            },
+            location: incident.location,
+            responder: incident.responder.as_ref().map(|a| {
+                let r = self.responders.get(&a.id);
+                PartyView {
+                    id: a.id.to_string(),
+                    name: r.map(|r| r.name.clone()).unwrap_or_default(),
+                    phone: None,
+                    distance_m: Some(a.distance_m),
+                }
+            }),
+            station: incident.station.as_ref().map(|a| {
+                let s = self.stations.get(&a.id);
+                PartyView {
+                    id: a.id.to_string(),
+                    name: s.map(|s| s.name.clone()).unwrap_or_default(),
+                    phone: s.and_then(|s| s.phone.clone()),
+                    distance_m: Some(a.distance_m),
+                }
+            }),
+            press_count: incident.press_count,
+            cancel_requested: incident.cancel_requested,
+            problem: incident.problem.clone(),
+            pressed_at: incident.pressed_at,
+            opened_at: incident.opened_at,
+            updated_at: incident.updated_at,
+        }
+    }
+}
+
+/// Picks the incident's position: the device's fix when it is plausible, else home.
+pub fn locate(policy: &Policy, home: Coordinates, fix: Option<Fix>) -> Location {
+    let home_location = |fix_rejected| Location { at: home, accuracy_m: None, source: LocationSource::Home, fix_rejected };
+    let Some(fix) = fix else {
+        return home_location(None);
+    };
+    let rejection = if fix.at.is_null_island() {
+        Some(FixRejection::NullIsland)
+    } else if fix.accuracy_m.is_some_and(|a| !(a.is_finite() && a >= 0.0 && a <= policy.max_fix_accuracy_m)) {
+        Some(FixRejection::TooInaccurate)
+    } else if fix.at.distance_m(home) > policy.max_fix_distance_from_home_m {
+        Some(FixRejection::TooFarFromHome)
+    } else {
+        None
+    };
+    match rejection {
+        None => Location { at: fix.at, accuracy_m: fix.accuracy_m, source: LocationSource::Device, fix_rejected: None },
+        Some(r) => home_location(Some(r)),
+    }
+}

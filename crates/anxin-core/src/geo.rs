@@ -1,0 +1,149 @@
+//! Positions on the Earth: validated WGS-84 coordinates and great-circle distance.
+//!
+//! The matcher keeps points as unit vectors in three dimensions. The straight-line (chord)
+//! distance between two unit vectors grows strictly with the great-circle distance between
+//! them, so the R-tree's Euclidean nearest neighbour is also the great-circle nearest
+//! neighbour, with no distortion near the poles or the antimeridian.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Mean Earth radius in metres (IUGG), the radius used for every distance in Anxin.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// A WGS-84 latitude/longitude pair in degrees, known to be finite and in range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawCoordinates", into = "RawCoordinates")]
+pub struct Coordinates {
+    lat: f64,
+    lon: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct RawCoordinates {
+    lat: f64,
+    lon: f64,
+}
+
+/// Why a pair of numbers is not a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum CoordinatesError {
+    #[error("latitude or longitude is not a finite number")]
+    NotFinite,
+    #[error("latitude must lie in [-90, 90]")]
+    LatitudeOutOfRange,
+    #[error("longitude must lie in [-180, 180]")]
+    LongitudeOutOfRange,
+}
+
+impl Coordinates {
+    pub fn new(lat: f64, lon: f64) -> Result<Self, CoordinatesError> {
+        if !lat.is_finite() || !lon.is_finite() {
+            return Err(CoordinatesError::NotFinite);
+        }
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(CoordinatesError::LatitudeOutOfRange);
+        }
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(CoordinatesError::LongitudeOutOfRange);
+        }
+        Ok(Self { lat, lon })
+    }
+
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    pub fn lon(self) -> f64 {
+        self.lon
+    }
+
+    /// Great-circle distance in metres (haversine on a sphere of [`EARTH_RADIUS_M`]).
+    pub fn distance_m(self, other: Coordinates) -> f64 {
+        let (phi1, phi2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dphi = phi2 - phi1;
+        let dlambda = (other.lon - self.lon).to_radians();
+        let a = (dphi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (dlambda / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+    }
+
+    /// The point as a unit vector (x towards 0°N 0°E, z towards the north pole).
+    pub fn to_unit_vector(self) -> [f64; 3] {
+        let (phi, lambda) = (self.lat.to_radians(), self.lon.to_radians());
+        [phi.cos() * lambda.cos(), phi.cos() * lambda.sin(), phi.sin()]
+    }
+
+    /// Whether this is the (0, 0) "null island" fix that broken GPS modules report.
+    pub fn is_null_island(self) -> bool {
+        self.lat.abs() < 0.01 && self.lon.abs() < 0.01
+    }
+}
+
+impl TryFrom<RawCoordinates> for Coordinates {
+    type Error = CoordinatesError;
+    fn try_from(raw: RawCoordinates) -> Result<Self, Self::Error> {
+        Coordinates::new(raw.lat, raw.lon)
+    }
+}
+
+impl From<Coordinates> for RawCoordinates {
+    fn from(c: Coordinates) -> Self {
+        RawCoordinates { lat: c.lat, lon: c.lon }
+    }
+}
+
+/// Squared chord length between two unit vectors, as the R-tree measures it.
+pub(crate) fn chord2(a: [f64; 3], b: [f64; 3]) -> f64 {
+    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+/// Squared chord length on the unit sphere for a great-circle distance in metres.
+pub(crate) fn chord2_for_distance_m(distance_m: f64) -> f64 {
+    let theta = (distance_m / EARTH_RADIUS_M).min(std::f64::consts::PI);
+    let chord = 2.0 * (theta / 2.0).sin();
+    chord * chord
+}
+
+/// Great-circle distance in metres for a squared chord length on the unit sphere.
+pub(crate) fn distance_m_for_chord2(chord2: f64) -> f64 {
+    let half = (chord2.sqrt() / 2.0).min(1.0);
+    2.0 * half.asin() * EARTH_RADIUS_M
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_nan_and_out_of_range() {
+        assert_eq!(Coordinates::new(f64::NAN, 0.0), Err(CoordinatesError::NotFinite));
+        assert_eq!(Coordinates::new(0.0, f64::INFINITY), Err(CoordinatesError::NotFinite));
+        assert_eq!(Coordinates::new(90.5, 0.0), Err(CoordinatesError::LatitudeOutOfRange));
+        assert_eq!(Coordinates::new(0.0, -180.1), Err(CoordinatesError::LongitudeOutOfRange));
+        assert!(Coordinates::new(-90.0, 180.0).is_ok());
+    }
+
+    #[test]
+    fn deserialising_validates() {
+        let bad: Result<Coordinates, _> = serde_json::from_str(r#"{"lat": 91, "lon": 0}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn kunming_to_beijing_is_about_2090_km() {
+        let kunming = Coordinates::new(25.0389, 102.7183).unwrap();
+        let beijing = Coordinates::new(39.9042, 116.4074).unwrap();
+        let d = kunming.distance_m(beijing);
+        assert!((2_070_000.0..2_110_000.0).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn chord_round_trips_distance() {
+        let a = Coordinates::new(25.0, 102.6).unwrap();
+        let b = Coordinates::new(25.01, 102.61).unwrap();
+        let d = a.distance_m(b);
+        let via_chord = distance_m_for_chord2(chord2(a.to_unit_vector(), b.to_unit_vector()));
+        assert!((d - via_chord).abs() < 0.01, "{d} vs {via_chord}");
+        assert!((chord2_for_distance_m(d) - chord2(a.to_unit_vector(), b.to_unit_vector())).abs() < 1e-15);
+    }
+}

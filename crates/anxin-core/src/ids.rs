@@ -1,0 +1,135 @@
+//! Identifiers: parsed once at the edge, trusted everywhere after.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+/// Longest identifier accepted from the outside world.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why a string is not an identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("identifier is empty")]
+    Empty,
+    #[error("identifier is longer than {MAX_ID_LEN} bytes")]
+    TooLong,
+    #[error("identifier may contain only ASCII letters, digits, '-', '_', '.' and ':'")]
+    BadCharacter,
+}
+
+fn check_id(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong);
+    }
+    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')) {
+        return Err(IdError::BadCharacter);
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                check_id(&s)?;
+                Ok(Self(s))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A device (pendant, wall box, watch); also the device's MQTT topic segment.
+    DeviceId
+);
+string_id!(
+    /// An elder in the ledger.
+    ElderId
+);
+string_id!(
+    /// A responder: a carer, volunteer or staff member who goes to the door.
+    ResponderId
+);
+string_id!(
+    /// A community care station.
+    StationId
+);
+string_id!(
+    /// The device's own id for one message; the same id twice is the same message.
+    MessageId
+);
+
+/// An incident, numbered by the engine in the order incidents open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub u64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A point in time as milliseconds since the Unix epoch. The core never reads a clock: every
+/// time it sees is handed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_millis(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_refuse_empty_long_and_odd_characters() {
+        assert_eq!(DeviceId::parse(""), Err(IdError::Empty));
+        assert_eq!(DeviceId::parse("a".repeat(65)), Err(IdError::TooLong));
+        assert_eq!(DeviceId::parse("dev/1"), Err(IdError::BadCharacter));
+        assert_eq!(DeviceId::parse("dev+"), Err(IdError::BadCharacter));
+        assert_eq!(DeviceId::parse("设备"), Err(IdError::BadCharacter));
+        assert_eq!(DeviceId::parse("xs-0001").unwrap().as_str(), "xs-0001");
+    }
+}

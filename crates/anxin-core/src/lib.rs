@@ -1,0 +1,17 @@
+//! Anxin's domain and dispatch state machine.
+//!
+//! No I/O and no clock: every input carries the current time, every output is data for the
+//! shell to store, send or show. See `docs/architecture.md`.
+
+pub mod engine;
+pub mod geo;
+pub mod ids;
+pub mod incident;
+pub mod matcher;
+pub mod registry;
+
+pub use engine::{Engine, Outbox, Outcome, Policy, Refusal, Resume};
+pub use geo::Coordinates;
+pub use ids::*;
+pub use incident::*;
+pub use registry::*;

@@ -1,0 +1,199 @@
+//! Who is nearest: R-trees of available responders and of stations.
+//!
+//! Points are unit vectors (see [`crate::geo`]), so the trees' Euclidean nearest neighbour
+//! is the great-circle nearest neighbour. A responder is in the responder tree exactly while
+//! available; offering them a job takes them out.
+
+use crate::geo::{chord2, chord2_for_distance_m, distance_m_for_chord2, Coordinates};
+use crate::ids::{ResponderId, StationId};
+use rstar::primitives::GeomWithData;
+use rstar::RTree;
+use std::collections::HashMap;
+
+type Entry<T> = GeomWithData<[f64; 3], T>;
+
+/// A match: who, and how far away by great circle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nearest<T> {
+    pub id: T,
+    pub distance_m: f64,
+}
+
+/// The spatial index of available responders and of stations.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    responders: RTree<Entry<ResponderId>>,
+    /// Where each available responder sits in `responders`, so a move can find the old entry.
+    available: HashMap<ResponderId, [f64; 3]>,
+    stations: RTree<Entry<StationId>>,
+}
+
+impl Matcher {
+    /// Builds both trees in one pass (bulk loading packs them better than inserting one by one).
+    pub fn new(
+        available: impl IntoIterator<Item = (ResponderId, Coordinates)>,
+        stations: impl IntoIterator<Item = (StationId, Coordinates)>,
+    ) -> Self {
+        let mut positions = HashMap::new();
+        for (id, at) in available {
+            positions.insert(id, at.to_unit_vector());
+        }
+        let entries = positions.iter().map(|(id, p)| Entry::new(*p, id.clone())).collect();
+        let stations = stations
+            .into_iter()
+            .map(|(id, at)| Entry::new(at.to_unit_vector(), id))
+            .collect();
+        Self {
+            responders: RTree::bulk_load(entries),
+            available: positions,
+            stations: RTree::bulk_load(stations),
+        }
+    }
+
+    pub fn available_count(&self) -> usize {
+        self.available.len()
+    }
+
+    pub fn is_available(&self, id: &ResponderId) -> bool {
+        self.available.contains_key(id)
+    }
+
+    /// Puts a responder in the tree at `at`, or moves them there if already in it.
+    pub fn set_available(&mut self, id: ResponderId, at: Coordinates) {
+        self.set_unavailable(&id);
+        let p = at.to_unit_vector();
+        self.responders.insert(Entry::new(p, id.clone()));
+        self.available.insert(id, p);
+    }
+
+    /// Takes a responder out of the tree; returns whether they were in it.
+    pub fn set_unavailable(&mut self, id: &ResponderId) -> bool {
+        match self.available.remove(id) {
+            Some(p) => {
+                let removed = self.responders.remove(&Entry::new(p, id.clone()));
+                debug_assert!(removed.is_some(), "index and tree disagree about {id}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Moves an available responder; a responder who is not available is left alone
+    /// (their new position matters again when they become available).
+    pub fn move_responder(&mut self, id: &ResponderId, to: Coordinates) {
+        if self.available.contains_key(id) {
+            self.set_available(id.clone(), to);
+        }
+    }
+
+    /// The nearest available responder no further than `max_distance_m` by great circle.
+    pub fn nearest_responder(&self, at: Coordinates, max_distance_m: f64) -> Option<Nearest<ResponderId>> {
+        let p = at.to_unit_vector();
+        let found = self.responders.nearest_neighbor(&p)?;
+        let d2 = chord2(*found.geom(), p);
+        if d2 > chord2_for_distance_m(max_distance_m) {
+            return None;
+        }
+        Some(Nearest { id: found.data.clone(), distance_m: distance_m_for_chord2(d2) })
+    }
+
+    /// The nearest station, however far.
+    pub fn nearest_station(&self, at: Coordinates) -> Option<Nearest<StationId>> {
+        let p = at.to_unit_vector();
+        let found = self.stations.nearest_neighbor(&p)?;
+        Some(Nearest { id: found.data.clone(), distance_m: distance_m_for_chord2(chord2(*found.geom(), p)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rid(i: usize) -> ResponderId {
+        ResponderId::parse(format!("r{i}")).unwrap()
+    }
+
+    fn brute_force(points: &[(ResponderId, Coordinates)], at: Coordinates) -> (ResponderId, f64) {
+        points
+            .iter()
+            .map(|(id, c)| (id.clone(), c.distance_m(at)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+    }
+
+    fn coords() -> impl Strategy<Value = Coordinates> {
+        (-90.0f64..=90.0, -180.0f64..=180.0).prop_map(|(lat, lon)| Coordinates::new(lat, lon).unwrap())
+    }
+
+    /// Points in a small city-sized box, where near-ties are common.
+    fn city() -> impl Strategy<Value = Coordinates> {
+        (24.9f64..25.1, 102.5f64..102.8).prop_map(|(lat, lon)| Coordinates::new(lat, lon).unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn nearest_agrees_with_brute_force_worldwide(pts in prop::collection::vec(coords(), 1..200), at in coords()) {
+            check_against_brute_force(pts, at)?;
+        }
+
+        #[test]
+        fn nearest_agrees_with_brute_force_in_a_city(pts in prop::collection::vec(city(), 1..300), at in city()) {
+            check_against_brute_force(pts, at)?;
+        }
+
+        #[test]
+        fn taken_responders_are_never_offered(pts in prop::collection::vec(city(), 2..100), at in city(), take in 0usize..100) {
+            let pts: Vec<_> = pts.into_iter().enumerate().map(|(i, c)| (rid(i), c)).collect();
+            let mut m = Matcher::new(pts.clone(), []);
+            let taken = &pts[take % pts.len()].0;
+            prop_assert!(m.set_unavailable(taken));
+            let rest: Vec<_> = pts.iter().filter(|(id, _)| id != taken).cloned().collect();
+            let got = m.nearest_responder(at, f64::INFINITY).unwrap();
+            let (_, want_d) = brute_force(&rest, at);
+            prop_assert!(&got.id != taken);
+            prop_assert!((got.distance_m - want_d).abs() < 1e-3);
+        }
+    }
+
+    fn check_against_brute_force(pts: Vec<Coordinates>, at: Coordinates) -> Result<(), TestCaseError> {
+        let pts: Vec<_> = pts.into_iter().enumerate().map(|(i, c)| (rid(i), c)).collect();
+        let m = Matcher::new(pts.clone(), []);
+        let got = m.nearest_responder(at, f64::INFINITY).unwrap();
+        let (want_id, want_d) = brute_force(&pts, at);
+        // Ties (equal distances to the millimetre) may pick either; the distance must agree.
+        prop_assert!((got.distance_m - want_d).abs() < 1e-3, "tree {} m vs brute {} m", got.distance_m, want_d);
+        if got.id != want_id {
+            let other = pts.iter().find(|(id, _)| *id == got.id).unwrap().1.distance_m(at);
+            prop_assert!((other - want_d).abs() < 1e-3);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nobody_in_range_means_none_and_the_station_is_still_named() {
+        let home = Coordinates::new(25.0, 102.6).unwrap();
+        let far = Coordinates::new(25.2, 102.6).unwrap(); // about 22 km north
+        let station = StationId::parse("st-1").unwrap();
+        let m = Matcher::new([(rid(1), far)], [(station.clone(), far)]);
+        assert!(m.nearest_responder(home, 5_000.0).is_none());
+        assert_eq!(m.nearest_responder(home, 30_000.0).unwrap().id, rid(1));
+        let s = m.nearest_station(home).unwrap();
+        assert_eq!(s.id, station);
+        assert!((s.distance_m - home.distance_m(far)).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_move_is_seen_by_the_next_query() {
+        let a = Coordinates::new(25.0, 102.6).unwrap();
+        let near_a = Coordinates::new(25.001, 102.6).unwrap();
+        let b = Coordinates::new(25.1, 102.7).unwrap();
+        let mut m = Matcher::new([(rid(1), b), (rid(2), Coordinates::new(25.05, 102.65).unwrap())], []);
+        assert_eq!(m.nearest_responder(a, f64::INFINITY).unwrap().id, rid(2));
+        m.move_responder(&rid(1), near_a);
+        assert_eq!(m.nearest_responder(a, f64::INFINITY).unwrap().id, rid(1));
+        assert_eq!(m.available_count(), 2);
+    }
+}

@@ -1,0 +1,216 @@
+//! Device payloads: the JSON a device publishes, decoded into a [`DeviceEvent`], and the
+//! reasons a payload is refused.
+
+use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, MessageId, Timestamp};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Largest payload a device may send, by default. A press needs about 150 bytes.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 4096;
+
+/// Why a device message was refused, in whole or in part. The names are the values of the
+/// `reason` label of `anxin_mqtt_payloads_rejected_total`, so the set is small and fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+pub enum Defect {
+    #[error("payload is larger than the limit")]
+    Oversized,
+    #[error("payload is not a JSON object")]
+    NotJson,
+    #[error("msg_id is missing")]
+    MissingMsgId,
+    #[error("msg_id is not a valid identifier")]
+    BadMsgId,
+    #[error("type is missing")]
+    MissingType,
+    #[error("type is not one Anxin knows")]
+    UnknownType,
+    #[error("ts is not a Unix time in milliseconds")]
+    BadTimestamp,
+    #[error("location is malformed, out of range or not finite; the fix was ignored")]
+    BadLocation,
+    #[error("topic does not name a valid device")]
+    BadTopic,
+    #[error("device is not in the registry")]
+    UnknownDevice,
+}
+
+impl Defect {
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Defect::Oversized => "oversized",
+            Defect::NotJson => "not_json",
+            Defect::MissingMsgId => "missing_msg_id",
+            Defect::BadMsgId => "bad_msg_id",
+            Defect::MissingType => "missing_type",
+            Defect::UnknownType => "unknown_type",
+            Defect::BadTimestamp => "bad_timestamp",
+            Defect::BadLocation => "bad_location",
+            Defect::BadTopic => "bad_topic",
+            Defect::UnknownDevice => "unknown_device",
+        }
+    }
+
+    pub const ALL: [Defect; 10] = [
+        Defect::Oversized,
+        Defect::NotJson,
+        Defect::MissingMsgId,
+        Defect::BadMsgId,
+        Defect::MissingType,
+        Defect::UnknownType,
+        Defect::BadTimestamp,
+        Defect::BadLocation,
+        Defect::BadTopic,
+        Defect::UnknownDevice,
+    ];
+}
+
+/// The wire form. Unknown fields are ignored so newer firmware can add to it.
+#[derive(Deserialize)]
+struct Wire {
+    msg_id: Option<serde_json::Value>,
+    #[serde(rename = "type")]
+    event: Option<String>,
+    ts: Option<serde_json::Value>,
+    location: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct WireLocation {
+    lat: f64,
+    lon: f64,
+    accuracy_m: Option<f64>,
+}
+
+/// A payload that could be read, perhaps with a part (the location) dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub event: DeviceEvent,
+    /// Set when part of the payload was refused but the event itself stands.
+    pub partial: Option<Defect>,
+}
+
+/// Decodes a device payload. `received_at` stands in for a missing device timestamp.
+pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Result<Decoded, Defect> {
+    if payload.len() > max_bytes {
+        return Err(Defect::Oversized);
+    }
+    let wire: Wire = serde_json::from_slice(payload).map_err(|_| Defect::NotJson)?;
+    let msg_id = match wire.msg_id {
+        None | Some(serde_json::Value::Null) => return Err(Defect::MissingMsgId),
+        Some(serde_json::Value::String(s)) => MessageId::parse(s).map_err(|_| Defect::BadMsgId)?,
+        Some(serde_json::Value::Number(n)) => MessageId::parse(n.to_string()).map_err(|_| Defect::BadMsgId)?,
+        Some(_) => return Err(Defect::BadMsgId),
+    };
+    let event = match wire.event.as_deref() {
+        None => return Err(Defect::MissingType),
+        Some(name) => EventType::ALL.into_iter().find(|t| t.as_str() == name).ok_or(Defect::UnknownType)?,
+    };
+    let device_ts = match wire.ts {
+        None | Some(serde_json::Value::Null) => received_at,
+        Some(v) => Timestamp(v.as_i64().filter(|ms| *ms >= 0).ok_or(Defect::BadTimestamp)?),
+    };
+    let (fix, partial) = match wire.location {
+        None | Some(serde_json::Value::Null) => (None, None),
+        Some(v) => match decode_fix(v) {
+            Some(fix) => (Some(fix), None),
+            None => (None, Some(Defect::BadLocation)),
+        },
+    };
+    Ok(Decoded { event: DeviceEvent { msg_id, event, device_ts, fix }, partial })
+}
+
+fn decode_fix(v: serde_json::Value) -> Option<Fix> {
+    let w: WireLocation = serde_json::from_value(v).ok()?;
+    let at = Coordinates::new(w.lat, w.lon).ok()?;
+    let accuracy_m = match w.accuracy_m {
+        Some(a) if !(a.is_finite() && a >= 0.0) => return None,
+        a => a,
+    };
+    Some(Fix { at, accuracy_m })
+}
+
+/// A stable stand-in message id for a payload that could not be read: the same bytes give
+/// the same id, on every run and every machine (FNV-1a, 64 bits).
+pub fn fingerprint(payload: &[u8]) -> MessageId {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in payload {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    MessageId::parse(format!("raw-{h:016x}")).expect("hex id is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_763_000_000_000);
+
+    fn dec(s: &str) -> Result<Decoded, Defect> {
+        decode(s.as_bytes(), DEFAULT_MAX_PAYLOAD_BYTES, NOW)
+    }
+
+    #[test]
+    fn a_full_press_decodes() {
+        let d = dec(r#"{"msg_id":"m-1","type":"sos","ts":1763000000123,"location":{"lat":25.03,"lon":102.68,"accuracy_m":12.5}}"#).unwrap();
+        assert_eq!(d.event.msg_id.as_str(), "m-1");
+        assert_eq!(d.event.event, EventType::Sos);
+        assert_eq!(d.event.device_ts, Timestamp(1_763_000_000_123));
+        let fix = d.event.fix.unwrap();
+        assert_eq!((fix.at.lat(), fix.at.lon(), fix.accuracy_m), (25.03, 102.68, Some(12.5)));
+        assert_eq!(d.partial, None);
+    }
+
+    #[test]
+    fn a_press_without_fix_or_clock_still_decodes() {
+        let d = dec(r#"{"msg_id":17,"type":"fall"}"#).unwrap();
+        assert_eq!(d.event.msg_id.as_str(), "17");
+        assert_eq!(d.event.device_ts, NOW);
+        assert_eq!(d.event.fix, None);
+    }
+
+    #[test]
+    fn each_defect_has_its_reason() {
+        assert_eq!(dec("not json"), Err(Defect::NotJson));
+        assert_eq!(dec("[1,2]"), Err(Defect::NotJson));
+        assert_eq!(dec(r#"{"type":"sos"}"#), Err(Defect::MissingMsgId));
+        assert_eq!(dec(r#"{"msg_id":"a b","type":"sos"}"#), Err(Defect::BadMsgId));
+        assert_eq!(dec(r#"{"msg_id":{},"type":"sos"}"#), Err(Defect::BadMsgId));
+        assert_eq!(dec(r#"{"msg_id":"m"}"#), Err(Defect::MissingType));
+        assert_eq!(dec(r#"{"msg_id":"m","type":"dance"}"#), Err(Defect::UnknownType));
+        assert_eq!(dec(r#"{"msg_id":"m","type":"sos","ts":"yesterday"}"#), Err(Defect::BadTimestamp));
+        assert_eq!(dec(r#"{"msg_id":"m","type":"sos","location":{"lat":NaN,"lon":1}}"#), Err(Defect::NotJson));
+        let big = format!(r#"{{"msg_id":"m","type":"sos","pad":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(dec(&big), Err(Defect::Oversized));
+    }
+
+    #[test]
+    fn a_bad_location_drops_the_fix_but_keeps_the_press() {
+        for loc in [
+            r#"{"lat":91,"lon":102}"#,
+            r#"{"lat":25,"lon":-181}"#,
+            r#"{"lat":"x","lon":102}"#,
+            r#"{"lat":25,"lon":102,"accuracy_m":-3}"#,
+            r#""here""#,
+        ] {
+            let d = dec(&format!(r#"{{"msg_id":"m","type":"sos","location":{loc}}}"#)).unwrap();
+            assert_eq!(d.event.event, EventType::Sos, "{loc}");
+            assert_eq!(d.event.fix, None, "{loc}");
+            assert_eq!(d.partial, Some(Defect::BadLocation), "{loc}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinguish_payloads() {
+        assert_eq!(fingerprint(b"abc"), fingerprint(b"abc"));
+        assert_ne!(fingerprint(b"abc"), fingerprint(b"abd"));
+        assert_eq!(fingerprint(b"").as_str(), "raw-cbf29ce484222325");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = decode(&bytes, DEFAULT_MAX_PAYLOAD_BYTES, NOW);
+        }
+    }
+}

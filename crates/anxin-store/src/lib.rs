@@ -1,0 +1,114 @@
+//! Anxin's persistence: one [`Store`] trait, with SQLite (the zero-setup default) and
+//! PostgreSQL (production, and more than one engine) behind it.
+//!
+//! Incidents are an append-only event log (`incident_events`, the audit trail) plus a
+//! current-state row (`incidents`). Both implementations run the same SQL where the two
+//! dialects agree, which is nearly everywhere; each has its own migrations.
+
+mod migrate;
+mod sql;
+
+use anxin_core::{DeviceId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp};
+use async_trait::async_trait;
+use std::sync::Arc;
+use thiserror::Error;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What one engine step (or a group of them) must store, all or nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub messages: &'a [MessageRecord],
+    pub events: &'a [IncidentEvent],
+    /// Current-state rows; a later row for the same incident supersedes an earlier one.
+    pub incidents: &'a [Incident],
+}
+
+/// Everything the engine keeps.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
+    /// an unclear failure) leaves the same state as once.
+    async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;
+
+    /// The ledger: elders, devices, stations, responders.
+    async fn load_registry(&self) -> Result<Registry, StoreError>;
+
+    /// Adds to or updates the ledger.
+    async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError>;
+
+    /// What the engine needs to start: open incidents, recent message ids, counters.
+    async fn resume(&self, messages_since: Timestamp) -> Result<Resume, StoreError>;
+
+    /// One incident's current state.
+    async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError>;
+
+    /// One incident's audit trail, in order.
+    async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// A stored device message.
+    async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// How many incidents exist, open or not.
+    async fn incident_count(&self) -> Result<u64, StoreError>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names and brings its schema up to date.
+/// `sqlite://PATH` (created if missing) or `postgres://...`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// Test support: a fresh, empty PostgreSQL database per test, named uniquely.
+pub mod testkit {
+    use sqlx::Connection;
+
+    /// The environment variable naming the PostgreSQL server used by the test suites.
+    pub const POSTGRES_URL_VAR: &str = "ANXIN_TEST_POSTGRES_URL";
+
+    /// The server URL to test against, if any. Under `CI=true` a missing URL is an error,
+    /// so a suite that needs PostgreSQL fails rather than skips.
+    pub fn postgres_server() -> Option<String> {
+        match std::env::var(POSTGRES_URL_VAR) {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("{POSTGRES_URL_VAR} must be set when CI=true: the PostgreSQL suites may not skip")
+            }
+            _ => None,
+        }
+    }
+
+    /// Creates an empty database on the server at `server_url` and returns its URL.
+    pub async fn fresh_postgres_database(server_url: &str) -> String {
+        let mut admin = sqlx::PgConnection::connect(server_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server_url}: {e}"));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("anxin_test_{}_{}", std::process::id(), nanos);
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+        let (base, _) = server_url.rsplit_once('/').expect("URL has a database path");
+        format!("{base}/{name}")
+    }
+}

@@ -1,0 +1,135 @@
+//! One story, two databases: every test here runs against SQLite, and against PostgreSQL
+//! when `ANXIN_TEST_POSTGRES_URL` names a server (required under `CI=true`).
+
+use anxin_core::*;
+use anxin_store::{testkit, Batch, Store};
+use std::sync::Arc;
+
+const T0: Timestamp = Timestamp(1_763_000_000_000);
+
+fn registry() -> Registry {
+    let station = Station {
+        id: StationId::parse("st-1").unwrap(),
+        name: "前卫社区居家养老服务中心".into(),
+        position: Coordinates::new(25.005, 102.69).unwrap(),
+        phone: Some("0871-0000001".into()),
+    };
+    Registry {
+        elders: vec![Elder {
+            id: ElderId::parse("e-1").unwrap(),
+            name: "张秀英".into(),
+            address: "西山区前卫街道 12号".into(),
+            home: Coordinates::new(25.0, 102.68).unwrap(),
+            phone: None,
+            notes: "独居".into(),
+        }],
+        devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+        responders: vec![Responder {
+            id: ResponderId::parse("r-1").unwrap(),
+            name: "李伟".into(),
+            station_id: station.id.clone(),
+            position: Coordinates::new(25.001, 102.681).unwrap(),
+            on_duty: true,
+        }],
+        stations: vec![station],
+    }
+}
+
+fn press(msg: &str) -> DeviceEvent {
+    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: EventType::Sos, device_ts: T0, fix: None }
+}
+
+async fn commit(store: &dyn Store, out: &Outbox) {
+    store.commit(Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents }).await.unwrap();
+}
+
+async fn registry_round_trips(store: Arc<dyn Store>) {
+    assert_eq!(store.load_registry().await.unwrap(), Registry::default());
+    let mut r = registry();
+    store.save_registry(&r).await.unwrap();
+    assert_eq!(store.load_registry().await.unwrap(), r);
+    r.elders[0].notes = "独居；门禁 1234".into();
+    store.save_registry(&r).await.unwrap();
+    assert_eq!(store.load_registry().await.unwrap(), r, "saving again updates in place");
+}
+
+async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
+    store.save_registry(&registry()).await.unwrap();
+    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
+    let device = DeviceId::parse("d-1").unwrap();
+    let mut out = Outbox::default();
+    let opened = engine.handle_device_event(&device, press("m-1"), T0, &mut out).unwrap();
+    let Outcome::Opened(id) = opened else { panic!("{opened:?}") };
+    engine.handle_device_event(&device, press("m-2"), T0.plus_millis(5_000), &mut out).unwrap();
+    commit(&*store, &out).await;
+
+    let stored = store.incident(id).await.unwrap().expect("incident stored");
+    assert_eq!(stored.press_count, 2, "the later row in a batch wins");
+    assert_eq!(stored.responder.as_ref().unwrap().id.as_str(), "r-1");
+    let log = store.incident_events(id).await.unwrap();
+    assert_eq!(log, out.events, "the log reads back exactly, in order");
+    let msg = store.message(&device, &MessageId::parse("m-1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(msg.incident_id, Some(id));
+    assert_eq!(msg.event, Some(EventType::Sos));
+
+    // The same batch again (a retry after an unclear failure) changes nothing.
+    commit(&*store, &out).await;
+    assert_eq!(store.incident_events(id).await.unwrap().len(), out.events.len());
+    assert_eq!(store.incident_count().await.unwrap(), 1);
+
+    // A new engine on the same store picks up the open incident and remembers the ids.
+    let resume = store.resume(T0.plus_millis(-1)).await.unwrap();
+    assert_eq!(resume.open, vec![stored]);
+    assert_eq!(resume.last_incident_id, id.0);
+    assert_eq!(resume.last_seq, out.events.last().unwrap().seq);
+    assert_eq!(resume.recent_messages.len(), 2);
+    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume);
+    let mut again = Outbox::default();
+    assert_eq!(engine.handle_device_event(&device, press("m-1"), T0.plus_millis(9_000), &mut again), Ok(Outcome::Duplicate));
+    assert!(again.is_empty());
+    assert!(!engine.matcher().is_available(&ResponderId::parse("r-1").unwrap()), "the offered responder stays taken");
+}
+
+async fn an_older_row_never_overwrites_a_newer_one(store: Arc<dyn Store>) {
+    store.save_registry(&registry()).await.unwrap();
+    let mut engine = Engine::new(Policy::default(), registry(), Default::default());
+    let device = DeviceId::parse("d-1").unwrap();
+    let mut first = Outbox::default();
+    let Ok(Outcome::Opened(id)) = engine.handle_device_event(&device, press("m-1"), T0, &mut first) else { panic!() };
+    let mut second = Outbox::default();
+    engine.handle_device_event(&device, press("m-2"), T0.plus_millis(1), &mut second).unwrap();
+    commit(&*store, &first).await;
+    commit(&*store, &second).await;
+    commit(&*store, &first).await; // a late retry of the first batch
+    assert_eq!(store.incident(id).await.unwrap().unwrap().press_count, 2);
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+                    super::$name(anxin_store::open(&url).await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(server) = super::testkit::postgres_server() else {
+                        eprintln!("skipped: {} is not set", super::testkit::POSTGRES_URL_VAR);
+                        return;
+                    };
+                    let url = super::testkit::fresh_postgres_database(&server).await;
+                    super::$name(anxin_store::open(&url).await.unwrap()).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(registry_round_trips, an_incident_and_its_log_survive_and_resume, an_older_row_never_overwrites_a_newer_one);

@@ -1,0 +1,71 @@
+-- Anxin schema, version 1 (PostgreSQL). Times are Unix milliseconds; positions WGS-84 degrees.
+
+CREATE TABLE elders (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL,
+    address  TEXT NOT NULL,
+    home_lat DOUBLE PRECISION NOT NULL,
+    home_lon DOUBLE PRECISION NOT NULL,
+    phone    TEXT,
+    notes    TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE devices (
+    id       TEXT PRIMARY KEY,
+    elder_id TEXT NOT NULL REFERENCES elders (id)
+);
+
+CREATE TABLE stations (
+    id    TEXT PRIMARY KEY,
+    name  TEXT NOT NULL,
+    lat   DOUBLE PRECISION NOT NULL,
+    lon   DOUBLE PRECISION NOT NULL,
+    phone TEXT
+);
+
+CREATE TABLE responders (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    station_id TEXT NOT NULL REFERENCES stations (id),
+    lat        DOUBLE PRECISION NOT NULL,
+    lon        DOUBLE PRECISION NOT NULL,
+    on_duty    BOOLEAN NOT NULL
+);
+
+-- Current state of each incident; `body` is the whole state as JSON.
+CREATE TABLE incidents (
+    id         BIGINT PRIMARY KEY,
+    device_id  TEXT NOT NULL,
+    elder_id   TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    is_open    BOOLEAN NOT NULL,
+    pressed_at BIGINT NOT NULL,
+    opened_at  BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    last_seq   BIGINT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX incidents_open ON incidents (is_open) WHERE is_open;
+
+-- The audit trail: append-only, numbered in the order the engine decided.
+CREATE TABLE incident_events (
+    seq         BIGINT PRIMARY KEY,
+    incident_id BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    actor       TEXT NOT NULL,
+    change      TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX incident_events_incident ON incident_events (incident_id, seq);
+
+-- Every device message that changed something, so a redelivery changes nothing.
+CREATE TABLE device_messages (
+    device_id   TEXT NOT NULL,
+    msg_id      TEXT NOT NULL,
+    event       TEXT,
+    received_at BIGINT NOT NULL,
+    incident_id BIGINT,
+    PRIMARY KEY (device_id, msg_id)
+);
+CREATE INDEX device_messages_received ON device_messages (received_at);
