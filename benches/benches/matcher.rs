@@ -40,9 +40,8 @@ struct City {
 impl City {
     fn new(n: usize) -> Self {
         let mut rng = SmallRng::seed_from_u64(SEED ^ n as u64);
-        let responders: Vec<_> = (0..n)
-            .map(|i| (ResponderId::parse(format!("r{i}")).unwrap(), kunming(&mut rng)))
-            .collect();
+        let responders: Vec<_> =
+            (0..n).map(|i| (ResponderId::parse(format!("r{i}")).unwrap(), kunming(&mut rng))).collect();
         let matcher = Matcher::new(responders.iter().cloned(), []);
         let queries = (0..CYCLE).map(|_| kunming(&mut rng)).collect();
         let moves = (0..CYCLE)

@@ -17,10 +17,7 @@ pub fn brute_force_nearest<T: Clone>(
     at: Coordinates,
     max_distance_m: f64,
 ) -> Option<Nearest<T>> {
-    let (id, distance_m) = points
-        .iter()
-        .map(|(id, c)| (id, c.distance_m(at)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (id, distance_m) = points.iter().map(|(id, c)| (id, c.distance_m(at))).min_by(|a, b| a.1.total_cmp(&b.1))?;
     (distance_m <= max_distance_m).then(|| Nearest { id: id.clone(), distance_m })
 }
 

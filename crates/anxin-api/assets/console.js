@@ -17,7 +17,7 @@
       title: '安心 · 24 小时调度台',
       title_short: '安心调度台',
       count_open: '进行中',
-      count_unassigned: '无人响应',
+      count_unassigned: '待调度',
       conn_connected: '已连接',
       conn_connecting: '正在连接…',
       conn_reconnecting: '连接中断 · 正在重连',
@@ -25,11 +25,10 @@
       lang_toggle: 'English',
       stale: '连接已中断：下表可能不是最新状态，正在自动重连。',
       col_since: '按键时长',
-      col_kind: '类型',
+      col_kind: '类型 / 状态',
       col_elder: '老人',
       col_location: '位置',
       col_responder: '响应人',
-      col_state: '状态',
       empty: '当前没有进行中的事件。',
       waiting: '正在等待服务器数据…',
       legend: '排序：紧急程度优先，其次按键最早者在前。',
@@ -50,6 +49,7 @@
       fix_too_far_from_home: '设备定位离家过远，已改用住址',
       fix_other: '设备定位未采用：{reason}',
       nobody: '无人在范围内',
+      dispatcher_first: '待调度员派单',
       to_station: '→ 站点：{name}',
       no_station: '→ 附近没有站点',
       station_backup: '站点：{name}',
@@ -63,7 +63,7 @@
       title: 'Anxin · 24-hour dispatch',
       title_short: 'Anxin dispatch',
       count_open: 'Open',
-      count_unassigned: 'Nobody assigned',
+      count_unassigned: 'Needs dispatcher',
       conn_connected: 'Connected',
       conn_connecting: 'Connecting…',
       conn_reconnecting: 'Connection lost · reconnecting',
@@ -71,11 +71,10 @@
       lang_toggle: '中文',
       stale: 'Connection lost: this table may be out of date. Reconnecting automatically.',
       col_since: 'Since press',
-      col_kind: 'Kind',
+      col_kind: 'Kind / state',
       col_elder: 'Elder',
       col_location: 'Location',
       col_responder: 'Responder',
-      col_state: 'State',
       empty: 'No open incidents.',
       waiting: 'Waiting for the server…',
       legend: 'Order: most urgent first, then the oldest press first.',
@@ -86,7 +85,7 @@
       kind_unreadable: 'Unreadable',
       kind_service: 'Service',
       presses: '{n} presses',
-      state_offered: 'Offered · awaiting accept',
+      state_offered: 'Offered · pending',
       state_awaiting_dispatcher: 'Needs a dispatcher',
       loc_device: 'Device fix',
       loc_home: 'Home address',
@@ -96,6 +95,7 @@
       fix_too_far_from_home: 'Device fix too far from home; using home',
       fix_other: 'Device fix not used: {reason}',
       nobody: 'Nobody in range',
+      dispatcher_first: 'Dispatcher to assign',
       to_station: '→ station: {name}',
       no_station: '→ no station nearby',
       station_backup: 'Station: {name}',
@@ -206,6 +206,13 @@
     return !view.responder || view.state === 'awaiting_dispatcher';
   }
 
+  // Emergencies are offered to the nearest responder at once, so no responder means nobody
+  // was in range. Other kinds go to a dispatcher first by design; saying "nobody in range"
+  // there would be false.
+  function isEmergency(view) {
+    return view.kind === 'sos' || view.kind === 'fall';
+  }
+
   function priorityOf(view) {
     return typeof view.priority === 'number' ? view.priority : 99;
   }
@@ -263,15 +270,19 @@
     );
   }
 
+  // What happened and where it stands: the kind, the state, and anything to look at twice.
   function kindCell(view) {
     const presses = Number(view.press_count) > 1
-      ? h('span', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
+      ? h('div', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
       : null;
     return h(
       'td',
       { class: 'c-kind' },
       h('span', { class: `kind kind-${view.kind}`, 'data-field': 'kind' }, kindLabel(view.kind)),
+      h('div', { class: `state state-${view.state}`, 'data-field': 'state' }, stateLabel(view.state)),
       presses,
+      view.cancel_requested ? h('div', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
+      view.problem ? h('div', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
     );
   }
 
@@ -331,7 +342,13 @@
           ' ',
           h('span', { class: 'resp-distance', 'data-field': 'responder-distance' }, formatDistance(r.distance_m)),
         ),
-        station ? h('div', { class: 'sub' }, t('station_backup', { name: station.name || station.id })) : null,
+        station
+          ? h(
+              'div',
+              { class: 'sub clip', title: t('station_backup', { name: station.name || station.id }) },
+              t('station_backup', { name: station.name || station.id }),
+            )
+          : null,
       );
     }
     const target = station
@@ -348,25 +365,17 @@
     return h(
       'td',
       { class: 'c-responder' },
-      h('span', { class: 'nobody', 'data-field': 'nobody' }, t('nobody')),
+      isEmergency(view)
+        ? h('span', { class: 'nobody', 'data-field': 'nobody' }, t('nobody'))
+        : h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t('dispatcher_first')),
       target,
       phone,
     );
   }
 
-  function stateCell(view) {
-    return h(
-      'td',
-      { class: 'c-state' },
-      h('span', { class: `state state-${view.state}`, 'data-field': 'state' }, stateLabel(view.state)),
-      view.cancel_requested ? h('div', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
-      view.problem ? h('div', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
-    );
-  }
-
   function buildRow(view) {
     const classes = ['row', `prio-${Math.min(priorityOf(view), 9)}`];
-    if (isUnassigned(view)) classes.push('unassigned');
+    if (isUnassigned(view)) classes.push(isEmergency(view) ? 'unassigned' : 'unassigned-calm');
     return h(
       'tr',
       {
@@ -382,7 +391,6 @@
       elderCell(view),
       locationCell(view),
       responderCell(view),
-      stateCell(view),
     );
   }
 

@@ -89,7 +89,11 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.events.is_empty() && self.incidents.is_empty() && self.commands.is_empty() && self.deltas.is_empty()
+        self.messages.is_empty()
+            && self.events.is_empty()
+            && self.incidents.is_empty()
+            && self.commands.is_empty()
+            && self.deltas.is_empty()
     }
 }
 
@@ -213,7 +217,8 @@ impl Engine {
                 let pressed_at = self.plausible_press_time(event.device_ts, now);
                 let elder = &self.elders[&elder_id];
                 let location = locate(&self.policy, elder.home, event.fix);
-                let id = self.open_incident(device, elder_id, kind, &event.msg_id, location, pressed_at, None, now, out);
+                let id =
+                    self.open_incident(device, elder_id, kind, &event.msg_id, location, pressed_at, None, now, out);
                 Outcome::Opened(id)
             }
         };
@@ -274,7 +279,13 @@ impl Engine {
             Outcome::Opened(id) | Outcome::Joined(id) => Some(*id),
             _ => None,
         };
-        out.messages.push(MessageRecord { device_id: device.clone(), msg_id: fingerprint, event: None, received_at: now, incident_id });
+        out.messages.push(MessageRecord {
+            device_id: device.clone(),
+            msg_id: fingerprint,
+            event: None,
+            received_at: now,
+            incident_id,
+        });
         Ok(outcome)
     }
 
@@ -332,21 +343,36 @@ impl Engine {
         self.last_incident_id += 1;
         let id = IncidentId(self.last_incident_id);
         let by_device = Actor::Device(device.clone());
-        let mut last = self.log(id, now, by_device, Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at }, out);
+        let mut last =
+            self.log(id, now, by_device, Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at }, out);
 
         // Only emergencies are offered straight away; anything doubtful goes to a person first.
         let responder = match kind {
-            IncidentKind::Sos | IncidentKind::Fall => self.matcher.nearest_responder(location.at, self.policy.max_offer_distance_m),
+            IncidentKind::Sos | IncidentKind::Fall => {
+                self.matcher.nearest_responder(location.at, self.policy.max_offer_distance_m)
+            }
             IncidentKind::Unreadable | IncidentKind::Service => None,
         };
         let station = self.matcher.nearest_station(location.at);
         if let Some(s) = &station {
-            last = self.log(id, now, Actor::Engine, Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m }, out);
+            last = self.log(
+                id,
+                now,
+                Actor::Engine,
+                Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m },
+                out,
+            );
         }
         let state = match &responder {
             Some(r) => {
                 self.matcher.set_unavailable(&r.id);
-                last = self.log(id, now, Actor::Engine, Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m }, out);
+                last = self.log(
+                    id,
+                    now,
+                    Actor::Engine,
+                    Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m },
+                    out,
+                );
                 IncidentState::Offered
             }
             None => {
@@ -381,9 +407,23 @@ impl Engine {
         id
     }
 
-    fn join(&mut self, id: IncidentId, device: &DeviceId, msg_id: &MessageId, event: Option<EventType>, now: Timestamp, out: &mut Outbox) {
+    fn join(
+        &mut self,
+        id: IncidentId,
+        device: &DeviceId,
+        msg_id: &MessageId,
+        event: Option<EventType>,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
         let press_count = self.open[&id].press_count + 1;
-        let seq = self.log(id, now, Actor::Device(device.clone()), Change::PressJoined { msg_id: msg_id.clone(), event, press_count }, out);
+        let seq = self.log(
+            id,
+            now,
+            Actor::Device(device.clone()),
+            Change::PressJoined { msg_id: msg_id.clone(), event, press_count },
+            out,
+        );
         let incident = self.open.get_mut(&id).expect("open incident");
         incident.press_count = press_count;
         incident.updated_at = now;
@@ -392,8 +432,16 @@ impl Engine {
         self.emit(id, out);
     }
 
-    fn request_cancel(&mut self, id: IncidentId, device: &DeviceId, msg_id: &MessageId, now: Timestamp, out: &mut Outbox) {
-        let seq = self.log(id, now, Actor::Device(device.clone()), Change::CancelRequested { msg_id: msg_id.clone() }, out);
+    fn request_cancel(
+        &mut self,
+        id: IncidentId,
+        device: &DeviceId,
+        msg_id: &MessageId,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        let seq =
+            self.log(id, now, Actor::Device(device.clone()), Change::CancelRequested { msg_id: msg_id.clone() }, out);
         let incident = self.open.get_mut(&id).expect("open incident");
         incident.cancel_requested = true;
         incident.updated_at = now;
@@ -467,7 +515,8 @@ impl Engine {
 
 /// Picks the incident's position: the device's fix when it is plausible, else home.
 pub fn locate(policy: &Policy, home: Coordinates, fix: Option<Fix>) -> Location {
-    let home_location = |fix_rejected| Location { at: home, accuracy_m: None, source: LocationSource::Home, fix_rejected };
+    let home_location =
+        |fix_rejected| Location { at: home, accuracy_m: None, source: LocationSource::Home, fix_rejected };
     let Some(fix) = fix else {
         return home_location(None);
     };

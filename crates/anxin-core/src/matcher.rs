@@ -39,15 +39,8 @@ impl Matcher {
             positions.insert(id, at.to_unit_vector());
         }
         let entries = positions.iter().map(|(id, p)| Entry::new(*p, id.clone())).collect();
-        let stations = stations
-            .into_iter()
-            .map(|(id, at)| Entry::new(at.to_unit_vector(), id))
-            .collect();
-        Self {
-            responders: RTree::bulk_load(entries),
-            available: positions,
-            stations: RTree::bulk_load(stations),
-        }
+        let stations = stations.into_iter().map(|(id, at)| Entry::new(at.to_unit_vector(), id)).collect();
+        Self { responders: RTree::bulk_load(entries), available: positions, stations: RTree::bulk_load(stations) }
     }
 
     pub fn available_count(&self) -> usize {
@@ -115,11 +108,7 @@ mod tests {
     }
 
     fn brute_force(points: &[(ResponderId, Coordinates)], at: Coordinates) -> (ResponderId, f64) {
-        points
-            .iter()
-            .map(|(id, c)| (id.clone(), c.distance_m(at)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap()
+        points.iter().map(|(id, c)| (id.clone(), c.distance_m(at))).min_by(|a, b| a.1.total_cmp(&b.1)).unwrap()
     }
 
     fn coords() -> impl Strategy<Value = Coordinates> {

@@ -10,3 +10,4 @@ pub use broker::EmbeddedBroker;
 pub use link::{connect, DeviceLink, Inbound, LinkOptions};
 pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use rumqttc;
+pub use topic::Topics;

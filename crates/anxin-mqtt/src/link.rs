@@ -1,7 +1,7 @@
 //! The engine's MQTT connection: a persistent session that hands incoming device messages
 //! to the engine and acknowledges each one only when told to (after it is stored).
 
-use crate::topic::{commands_topic, EVENTS_FILTER};
+use crate::topic::Topics;
 use anxin_core::{DeviceCommand, DeviceId};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,7 @@ pub struct LinkOptions {
     pub max_packet_bytes: usize,
     pub username: Option<String>,
     pub password: Option<String>,
+    pub topics: Topics,
 }
 
 /// An incoming device message, to be acknowledged once handled.
@@ -47,6 +48,7 @@ pub enum LinkError {
 #[derive(Debug, Clone)]
 pub struct DeviceLink {
     client: AsyncClient,
+    topics: Topics,
     connected: Arc<AtomicBool>,
 }
 
@@ -59,7 +61,7 @@ impl DeviceLink {
     /// Sends a command to a device's command topic, QoS 1.
     pub async fn send(&self, device: &DeviceId, command: &DeviceCommand) -> Result<(), LinkError> {
         let body = serde_json::to_vec(command)?;
-        self.client.publish(commands_topic(device), QoS::AtLeastOnce, false, body).await?;
+        self.client.publish(self.topics.commands(device), QoS::AtLeastOnce, false, body).await?;
         Ok(())
     }
 
@@ -75,26 +77,32 @@ impl DeviceLink {
 
 /// Connects and starts the event loop task. Device messages go to `inbound`; when it is full
 /// the loop waits, which stops reading from the broker: the broker holds the rest.
-pub fn connect(opts: LinkOptions, inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken) -> (DeviceLink, JoinHandle<()>) {
-    let mut mqtt = MqttOptions::new(opts.client_id, opts.host, opts.port);
+pub fn connect(
+    opts: LinkOptions,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) -> (DeviceLink, JoinHandle<()>) {
+    let mut mqtt = MqttOptions::new(opts.client_id.clone(), opts.host.clone(), opts.port);
     mqtt.set_keep_alive(opts.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(opts.max_packet_bytes, opts.max_packet_bytes)
         .set_request_channel_capacity(4096);
-    if let (Some(u), Some(p)) = (opts.username, opts.password) {
+    if let (Some(u), Some(p)) = (opts.username.clone(), opts.password.clone()) {
         mqtt.set_credentials(u, p);
     }
     let (client, eventloop) = AsyncClient::new(mqtt, 4096);
     let connected = Arc::new(AtomicBool::new(false));
-    let link = DeviceLink { client: client.clone(), connected: connected.clone() };
-    let task = tokio::spawn(run(client, eventloop, inbound, connected, shutdown));
+    let filter = opts.topics.events_filter();
+    let link = DeviceLink { client: client.clone(), topics: opts.topics, connected: connected.clone() };
+    let task = tokio::spawn(run(client, eventloop, filter, inbound, connected, shutdown));
     (link, task)
 }
 
 async fn run(
     client: AsyncClient,
     mut eventloop: EventLoop,
+    filter: String,
     inbound: mpsc::Sender<Inbound>,
     connected: Arc<AtomicBool>,
     shutdown: CancellationToken,
@@ -117,7 +125,7 @@ async fn run(
                 connected.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(100);
                 // Subscribing again is harmless when the session was kept, and needed when not.
-                if let Err(e) = client.try_subscribe(EVENTS_FILTER, QoS::AtLeastOnce) {
+                if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                     tracing::error!(error = %e, "could not queue the subscription to device events");
                 }
             }

@@ -1,27 +1,55 @@
-//! MQTT topic layout, version 1: one events topic and one commands topic per device.
+//! MQTT topic layout, version 1: one events topic and one commands topic per device, under a
+//! configurable root (default `anxin`), so several deployments or test runs can share a broker.
 
 use crate::payload::Defect;
 use anxin_core::DeviceId;
 
-/// The filter the engine subscribes to.
-pub const EVENTS_FILTER: &str = "anxin/v1/devices/+/events";
+/// The default topic root.
+pub const DEFAULT_ROOT: &str = "anxin";
 
-const PREFIX: &str = "anxin/v1/devices/";
-
-/// Where a device publishes its events.
-pub fn events_topic(device: &DeviceId) -> String {
-    format!("{PREFIX}{device}/events")
+/// The topics of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// `{root}/v1/devices/`
+    prefix: String,
 }
 
-/// Where a device listens for commands.
-pub fn commands_topic(device: &DeviceId) -> String {
-    format!("{PREFIX}{device}/commands")
+impl Default for Topics {
+    fn default() -> Self {
+        Self::new(DEFAULT_ROOT).expect("default root is valid")
+    }
 }
 
-/// The device an events topic belongs to.
-pub fn device_of_events_topic(topic: &str) -> Result<DeviceId, Defect> {
-    let id = topic.strip_prefix(PREFIX).and_then(|rest| rest.strip_suffix("/events")).ok_or(Defect::BadTopic)?;
-    DeviceId::parse(id).map_err(|_| Defect::BadTopic)
+impl Topics {
+    /// Topics under `root`, which must be a plain topic level path (no wildcards, no `$`).
+    pub fn new(root: &str) -> Result<Self, String> {
+        if root.is_empty() || root.starts_with('$') || root.contains(['+', '#', '\0']) || root.ends_with('/') {
+            return Err(format!("invalid MQTT topic root {root:?}"));
+        }
+        Ok(Self { prefix: format!("{root}/v1/devices/") })
+    }
+
+    /// The filter the engine subscribes to.
+    pub fn events_filter(&self) -> String {
+        format!("{}+/events", self.prefix)
+    }
+
+    /// Where a device publishes its events.
+    pub fn events(&self, device: &DeviceId) -> String {
+        format!("{}{device}/events", self.prefix)
+    }
+
+    /// Where a device listens for commands.
+    pub fn commands(&self, device: &DeviceId) -> String {
+        format!("{}{device}/commands", self.prefix)
+    }
+
+    /// The device an events topic belongs to.
+    pub fn device_of_events(&self, topic: &str) -> Result<DeviceId, Defect> {
+        let id =
+            topic.strip_prefix(&self.prefix).and_then(|rest| rest.strip_suffix("/events")).ok_or(Defect::BadTopic)?;
+        DeviceId::parse(id).map_err(|_| Defect::BadTopic)
+    }
 }
 
 #[cfg(test)]
@@ -30,16 +58,35 @@ mod tests {
 
     #[test]
     fn topics_round_trip() {
+        let t = Topics::default();
         let d = DeviceId::parse("xs-d0001").unwrap();
-        assert_eq!(events_topic(&d), "anxin/v1/devices/xs-d0001/events");
-        assert_eq!(commands_topic(&d), "anxin/v1/devices/xs-d0001/commands");
-        assert_eq!(device_of_events_topic(&events_topic(&d)), Ok(d));
+        assert_eq!(t.events(&d), "anxin/v1/devices/xs-d0001/events");
+        assert_eq!(t.commands(&d), "anxin/v1/devices/xs-d0001/commands");
+        assert_eq!(t.events_filter(), "anxin/v1/devices/+/events");
+        assert_eq!(t.device_of_events(&t.events(&d)), Ok(d.clone()));
+        let other = Topics::new("district-7/anxin").unwrap();
+        assert_eq!(other.events(&d), "district-7/anxin/v1/devices/xs-d0001/events");
+        assert_eq!(t.device_of_events(&other.events(&d)), Err(Defect::BadTopic));
     }
 
     #[test]
     fn foreign_topics_are_refused() {
-        for t in ["anxin/v1/devices//events", "anxin/v2/devices/a/events", "anxin/v1/devices/a/b/events", "x"] {
-            assert_eq!(device_of_events_topic(t), Err(Defect::BadTopic), "{t}");
+        let t = Topics::default();
+        for topic in [
+            "anxin/v1/devices//events",
+            "anxin/v2/devices/a/events",
+            "anxin/v1/devices/a/b/events",
+            "x",
+            "anxin/v1/devices/a+/events",
+        ] {
+            assert_eq!(t.device_of_events(topic), Err(Defect::BadTopic), "{topic}");
+        }
+    }
+
+    #[test]
+    fn roots_with_wildcards_are_refused() {
+        for root in ["", "a/+", "#", "$SYS", "a/"] {
+            assert!(Topics::new(root).is_err(), "{root}");
         }
     }
 }

@@ -8,7 +8,9 @@
 mod migrate;
 mod sql;
 
-use anxin_core::{DeviceId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp};
+use anxin_core::{
+    DeviceId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 use thiserror::Error;

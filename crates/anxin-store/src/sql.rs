@@ -5,8 +5,8 @@
 use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
-    Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord,
-    Registry, Responder, ResponderId, Resume, Station, StationId, Timestamp,
+    Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId,
+    MessageRecord, Registry, Responder, ResponderId, Resume, Station, StationId, Timestamp,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -48,11 +48,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
@@ -72,12 +68,17 @@ fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
 }
 
 fn event_type(name: Option<String>) -> Result<Option<EventType>, StoreError> {
-    name.map(|n| EventType::ALL.into_iter().find(|t| t.as_str() == n).ok_or_else(|| StoreError::Corrupt(format!("event type {n}"))))
-        .transpose()
+    name.map(|n| {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == n)
+            .ok_or_else(|| StoreError::Corrupt(format!("event type {n}")))
+    })
+    .transpose()
 }
 
 /// The last row per incident, in the order they came.
-fn latest_per_incident<'a>(rows: &'a [Incident]) -> Vec<&'a Incident> {
+fn latest_per_incident(rows: &[Incident]) -> Vec<&Incident> {
     let mut last: HashMap<IncidentId, usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         last.insert(row.id, i);
@@ -389,8 +390,5 @@ sql_store!(SqliteStore, Sqlite, SQLITE, None::<&str>);
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

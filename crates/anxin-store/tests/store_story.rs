@@ -55,7 +55,8 @@ async fn registry_round_trips(store: Arc<dyn Store>) {
 
 async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     store.save_registry(&registry()).await.unwrap();
-    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
+    let mut engine =
+        Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
     let device = DeviceId::parse("d-1").unwrap();
     let mut out = Outbox::default();
     let opened = engine.handle_device_event(&device, press("m-1"), T0, &mut out).unwrap();
@@ -85,7 +86,10 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     assert_eq!(resume.recent_messages.len(), 2);
     let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume);
     let mut again = Outbox::default();
-    assert_eq!(engine.handle_device_event(&device, press("m-1"), T0.plus_millis(9_000), &mut again), Ok(Outcome::Duplicate));
+    assert_eq!(
+        engine.handle_device_event(&device, press("m-1"), T0.plus_millis(9_000), &mut again),
+        Ok(Outcome::Duplicate)
+    );
     assert!(again.is_empty());
     assert!(!engine.matcher().is_available(&ResponderId::parse("r-1").unwrap()), "the offered responder stays taken");
 }

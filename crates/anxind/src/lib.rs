@@ -1,1 +1,10 @@
-//! anxind
+//! The Anxin daemon as a library: configuration, wiring, the demo. `main.rs` only parses
+//! the command line and calls in here, so tests start the same engine on port 0.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

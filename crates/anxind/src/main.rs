@@ -1,1 +1,141 @@
-fn main() {}
+//! `anxind`: runs the Anxin engine, or the demo district.
+
+use anxind::{demo, App, Config};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(name = "anxind", version, about = "Anxin: emergency dispatch for elders living at home")]
+struct Cli {
+    /// A TOML file overriding the built-in defaults (see docs/configuration.md).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address for the console, WebSocket, metrics and health endpoints (http.listen).
+    #[arg(long, global = true)]
+    http_listen: Option<String>,
+    /// "embedded" or mqtt://HOST:PORT (mqtt.broker).
+    #[arg(long, global = true)]
+    mqtt_broker: Option<String>,
+    /// Where the embedded broker listens (mqtt.embedded_listen).
+    #[arg(long, global = true)]
+    mqtt_listen: Option<String>,
+    /// sqlite://PATH or postgres://... (store.url).
+    #[arg(long, global = true)]
+    store_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine (the default).
+    Run,
+    /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
+    Demo {
+        /// How many simulated devices press now and then (demo.devices).
+        #[arg(long)]
+        demo_devices: Option<usize>,
+        /// Mean seconds between simulated presses (demo.press_interval_s).
+        #[arg(long)]
+        demo_press_interval: Option<f64>,
+    },
+}
+
+impl Cli {
+    fn overrides(&self) -> serde_json::Value {
+        let mut o = serde_json::json!({});
+        let mut set = |section: &str, key: &str, value: serde_json::Value| {
+            o.as_object_mut().unwrap().entry(section).or_insert_with(|| serde_json::json!({}))[key] = value;
+        };
+        if let Some(v) = &self.http_listen {
+            set("http", "listen", v.clone().into());
+        }
+        if let Some(v) = &self.mqtt_broker {
+            set("mqtt", "broker", v.clone().into());
+        }
+        if let Some(v) = &self.mqtt_listen {
+            set("mqtt", "embedded_listen", v.clone().into());
+        }
+        if let Some(v) = &self.store_url {
+            set("store", "url", v.clone().into());
+        }
+        if let Some(Command::Demo { demo_devices, demo_press_interval }) = &self.command {
+            if let Some(v) = demo_devices {
+                set("demo", "devices", (*v).into());
+            }
+            if let Some(v) = demo_press_interval {
+                set("demo", "press_interval_s", (*v).into());
+            }
+        }
+        o
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
+                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    let is_demo = matches!(cli.command, Some(Command::Demo { .. }));
+    let demo_registry = is_demo.then(|| demo::district(config.demo.seed));
+
+    let app = App::build(config.clone(), demo_registry.clone()).await?;
+    let console = format!("http://{}/console", app.http_addr());
+    let mqtt = app.mqtt_url();
+    // One line on stdout for scripts and tests; everything else is logged to stderr.
+    println!("anxind ready console={console} mqtt={mqtt}");
+    eprintln!("\n  Anxin is running. Open the console: {console}\n  Devices publish to {mqtt}. Ctrl-C stops.\n");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let demo_task = demo_registry.map(|registry| {
+        let (host, port) = mqtt
+            .trim_start_matches("mqtt://")
+            .rsplit_once(':')
+            .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(1883)))
+            .unwrap();
+        tokio::spawn(demo::press_now_and_then(
+            (host, port),
+            anxin_mqtt::Topics::new(&config.mqtt.topic_root).expect("checked when loaded"),
+            registry,
+            config.demo.devices,
+            Duration::from_secs_f64(config.demo.press_interval_s),
+            config.demo.seed,
+            shutdown.clone(),
+        ))
+    });
+    app.run(shutdown).await?;
+    if let Some(t) = demo_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

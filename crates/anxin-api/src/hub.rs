@@ -1,0 +1,126 @@
+//! The console hub: the open incidents as consoles see them, numbered deltas, and replay.
+//!
+//! Every change the engine commits arrives here as an incident view carrying the sequence
+//! number of its last event. A console connects with the last sequence number it applied;
+//! if every delta after it is still in the replay buffer it gets exactly those, otherwise a
+//! fresh snapshot. Sequence numbers strictly increase but are not contiguous (one engine
+//! step may log several events and show only the last).
+
+use anxin_core::{IncidentId, IncidentView};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// One text frame for the consoles, encoded once for all of them.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub seq: u64,
+    pub text: Arc<str>,
+    /// A snapshot replaces everything the console holds; a delta updates one incident.
+    pub is_snapshot: bool,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Message<'a> {
+    Snapshot { seq: u64, server_time: i64, incidents: Vec<&'a IncidentView> },
+    Incident { seq: u64, incident: &'a IncidentView },
+}
+
+#[derive(Debug)]
+struct State {
+    /// The sequence number of the last delta published (or the engine's at start).
+    seq: u64,
+    /// Deltas up to and including this number are no longer in `recent`.
+    evicted_upto: u64,
+    open: HashMap<IncidentId, IncidentView>,
+    recent: VecDeque<Frame>,
+}
+
+/// Where consoles subscribe. Cheap to share; the lock is held only to copy or append.
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<State>,
+    tx: broadcast::Sender<Frame>,
+    replay_capacity: usize,
+}
+
+/// What a new subscriber gets: frames to send first, then the live feed.
+#[derive(Debug)]
+pub struct Subscription {
+    pub initial: Vec<Frame>,
+    pub live: broadcast::Receiver<Frame>,
+}
+
+impl Hub {
+    /// A hub holding the engine's open incidents as of sequence number `seq`.
+    pub fn new(seq: u64, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(replay_capacity.max(16));
+        Self {
+            state: Mutex::new(State {
+                seq,
+                evicted_upto: seq,
+                open: open.into_iter().map(|v| (v.id, v)).collect(),
+                recent: VecDeque::with_capacity(replay_capacity),
+            }),
+            tx,
+            replay_capacity,
+        }
+    }
+
+    /// Publishes committed changes, in the order the engine made them.
+    pub fn publish(&self, views: impl IntoIterator<Item = IncidentView>) {
+        let mut state = self.state.lock().expect("hub lock");
+        for view in views {
+            if view.seq <= state.seq {
+                continue; // already shown (a replayed commit after a store retry)
+            }
+            let text: Arc<str> = serde_json::to_string(&Message::Incident { seq: view.seq, incident: &view })
+                .expect("views serialise")
+                .into();
+            let frame = Frame { seq: view.seq, text, is_snapshot: false };
+            state.seq = view.seq;
+            state.open.insert(view.id, view);
+            if state.recent.len() == self.replay_capacity {
+                if let Some(old) = state.recent.pop_front() {
+                    state.evicted_upto = old.seq;
+                }
+            }
+            state.recent.push_back(frame.clone());
+            // No receivers is fine: nobody is watching yet.
+            let _ = self.tx.send(frame);
+        }
+    }
+
+    /// Subscribes a console that has applied everything up to `since` (None: nothing).
+    pub fn subscribe(&self, since: Option<u64>, server_time: i64) -> Subscription {
+        let state = self.state.lock().expect("hub lock");
+        let live = self.tx.subscribe();
+        let initial = match since {
+            Some(s) if s >= state.evicted_upto && s <= state.seq => {
+                state.recent.iter().filter(|f| f.seq > s).cloned().collect()
+            }
+            _ => vec![Self::snapshot(&state, server_time)],
+        };
+        Subscription { initial, live }
+    }
+
+    fn snapshot(state: &State, server_time: i64) -> Frame {
+        let mut incidents: Vec<&IncidentView> = state.open.values().collect();
+        incidents.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
+        let text = serde_json::to_string(&Message::Snapshot { seq: state.seq, server_time, incidents })
+            .expect("views serialise")
+            .into();
+        Frame { seq: state.seq, text, is_snapshot: true }
+    }
+
+    /// The sequence number of the last delta published.
+    pub fn seq(&self) -> u64 {
+        self.state.lock().expect("hub lock").seq
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.state.lock().expect("hub lock").open.len()
+    }
+}

@@ -1,0 +1,324 @@
+//! Wiring: the store, the engine task, the MQTT link, the HTTP server; start-up and a
+//! shutdown with a deadline.
+
+use crate::config::{broker_address, Config};
+use crate::telemetry::Metrics;
+use anxin_api::{ApiState, Hub};
+use anxin_core::{Engine, Outbox, Outcome, Policy, Refusal, Registry, Timestamp};
+use anxin_mqtt::{DeviceLink, EmbeddedBroker, Inbound, LinkOptions};
+use anxin_store::{Batch, Store};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A built, not yet running, engine: ports are bound, the store is open and migrated.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    http: TcpListener,
+    http_addr: SocketAddr,
+    broker_host: String,
+    broker_port: u16,
+    store: Arc<dyn Store>,
+    engine: Engine,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    /// Kept so the embedded broker's address stays reported; it lives as long as the process.
+    _broker: Option<EmbeddedBroker>,
+}
+
+impl App {
+    /// Opens the store, adds `registry` to its ledger (the demo district, a test's fixtures),
+    /// resumes the engine from what is stored, and binds the ports.
+    pub async fn build(config: Config, registry: Option<Registry>) -> anyhow::Result<Self> {
+        let store = anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?;
+        if let Some(registry) = registry {
+            store.save_registry(&registry).await.context("cannot save the registry")?;
+        }
+        let policy = Policy {
+            max_offer_distance_m: config.dispatch.max_offer_distance_m,
+            max_fix_accuracy_m: config.dispatch.max_fix_accuracy_m,
+            max_fix_distance_from_home_m: config.dispatch.max_fix_distance_from_home_m,
+            ..Policy::default()
+        };
+        let now = now();
+        let resume =
+            store.resume(now.plus_millis(-policy.dedup_window_ms)).await.context("cannot read open incidents")?;
+        let registry = store.load_registry().await.context("cannot load the registry")?;
+        tracing::info!(
+            elders = registry.elders.len(),
+            devices = registry.devices.len(),
+            responders = registry.responders.len(),
+            stations = registry.stations.len(),
+            open_incidents = resume.open.len(),
+            "resuming"
+        );
+        let engine = Engine::new(policy, registry, resume);
+        let hub = Arc::new(Hub::new(engine.last_seq(), engine.snapshot(), config.consoles.replay));
+        let metrics = Metrics::new();
+        metrics.open_incidents.set(engine.open_incidents().count() as i64);
+
+        let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
+            let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes)?;
+            let addr = broker.addr();
+            (Some(broker), addr.ip().to_string(), addr.port())
+        } else {
+            let (host, port) = broker_address(&config.mqtt.broker)?;
+            (None, host, port)
+        };
+        let http = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        let http_addr = http.local_addr()?;
+        Ok(Self { config, http, http_addr, broker_host, broker_port, store, engine, hub, metrics, _broker: broker })
+    }
+
+    /// Where the console and the API are served.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The broker devices publish to, as `mqtt://host:port`.
+    pub fn mqtt_url(&self) -> String {
+        format!("mqtt://{}:{}", self.broker_host, self.broker_port)
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Runs until `shutdown` fires, then drains within the configured deadline.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
+        let App { config, http, store, engine, hub, metrics, broker_host, broker_port, .. } = self;
+
+        let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
+        let (tx, rx) = mpsc::channel(config.ingest.queue);
+        let link_stop = CancellationToken::new();
+        let (link, link_task) = anxin_mqtt::connect(
+            LinkOptions {
+                host: broker_host,
+                port: broker_port,
+                client_id: config.mqtt.client_id.clone(),
+                keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
+                // Room for the MQTT header around the largest payload we accept, so an
+                // oversized payload reaches our decoder (and its metric) rather than
+                // breaking the connection.
+                max_packet_bytes: config.mqtt.max_payload_bytes.max(64 * 1024),
+                username: config.mqtt.username.clone(),
+                password: config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
+                topics: topics.clone(),
+            },
+            tx,
+            link_stop.clone(),
+        );
+
+        let store_ok = Arc::new(AtomicBool::new(true));
+        let engine_running = Arc::new(AtomicBool::new(true));
+        let readiness: anxin_api::ReadinessCheck = {
+            let (link, store_ok, engine_running) = (link.clone(), store_ok.clone(), engine_running.clone());
+            Arc::new(move || {
+                vec![
+                    ("mqtt", link.is_connected()),
+                    ("store", store_ok.load(Ordering::Relaxed)),
+                    ("engine", engine_running.load(Ordering::Relaxed)),
+                ]
+            })
+        };
+        let http_stop = CancellationToken::new();
+        let api = ApiState::new(hub.clone(), metrics.registry.clone(), readiness, http_stop.clone());
+        let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
+
+        let dispatcher = Dispatcher {
+            engine,
+            store,
+            link: link.clone(),
+            hub,
+            metrics,
+            store_ok,
+            batch_max: config.ingest.batch_max,
+            max_payload_bytes: config.mqtt.max_payload_bytes,
+            topics,
+        };
+        let engine_task = tokio::spawn(dispatcher.run(rx, shutdown.clone()));
+
+        shutdown.cancelled().await;
+        tracing::info!(deadline_s = deadline.as_secs(), "shutting down");
+        let drained = tokio::time::timeout(deadline, async {
+            // The engine finishes the batch in hand (commit, then ack), then stops reading.
+            if let Err(e) = engine_task.await {
+                tracing::error!(error = %e, "engine task failed");
+            }
+            engine_running.store(false, Ordering::Relaxed);
+            link.disconnect().await;
+            link_stop.cancel();
+            let _ = link_task.await;
+            http_stop.cancel();
+            let _ = http_task.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "shutdown deadline passed; exiting with work unfinished (unacknowledged presses will be redelivered)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The one owner of the engine: reads device messages in batches, stores what they caused in
+/// one commit, and only then acknowledges them, tells the devices and updates the consoles.
+struct Dispatcher {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    link: DeviceLink,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    store_ok: Arc<AtomicBool>,
+    batch_max: usize,
+    max_payload_bytes: usize,
+    topics: anxin_mqtt::Topics,
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(self.batch_max);
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            batch.push(first);
+            while batch.len() < self.batch_max {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            if !self.handle_batch(&mut batch, &shutdown).await {
+                break;
+            }
+        }
+    }
+
+    /// Returns false when the engine must stop (shut down while the store was unreachable).
+    async fn handle_batch(&mut self, batch: &mut Vec<Inbound>, shutdown: &CancellationToken) -> bool {
+        let now = now();
+        self.engine.expire(now);
+        let mut out = Outbox::default();
+        for msg in batch.iter() {
+            self.take_in(msg, now, &mut out);
+        }
+        self.metrics.batch_size.observe(batch.len() as f64);
+        let to_store = !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty();
+        if to_store && !self.commit(&out, shutdown).await {
+            // Not stored, so not acknowledged: the broker redelivers after restart.
+            return false;
+        }
+        for msg in batch.iter() {
+            self.metrics.press_commit_seconds.observe(msg.received.elapsed().as_secs_f64());
+        }
+        for msg in batch.drain(..) {
+            if let Err(e) = self.link.ack(&msg.publish).await {
+                tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
+            }
+        }
+        for (device, command) in &out.commands {
+            if let Err(e) = self.link.send(device, command).await {
+                tracing::warn!(device = %device, error = %e, "could not send a command to a device");
+            }
+        }
+        self.metrics.open_incidents.set(self.engine.open_incidents().count() as i64);
+        self.hub.publish(out.deltas);
+        true
+    }
+
+    fn take_in(&mut self, msg: &Inbound, now: Timestamp, out: &mut Outbox) {
+        let payload = &msg.publish.payload;
+        let device = match self.topics.device_of_events(&msg.publish.topic) {
+            Ok(d) => d,
+            Err(defect) => {
+                self.reject(defect, "?", &msg.publish.topic);
+                return;
+            }
+        };
+        let result = match anxin_mqtt::decode(payload, self.max_payload_bytes, now) {
+            Ok(decoded) => {
+                self.metrics.messages_received.with_label_values(&[decoded.event.event.as_str()]).inc();
+                if let Some(defect) = decoded.partial {
+                    self.reject(defect, device.as_str(), "the press is kept, located by home address");
+                }
+                self.engine.handle_device_event(&device, decoded.event, now, out)
+            }
+            Err(defect) => {
+                self.metrics.messages_received.with_label_values(&["unreadable"]).inc();
+                self.reject(defect, device.as_str(), "a known device raises an `unreadable` incident");
+                let reason = defect.to_string();
+                self.engine.handle_unreadable(&device, &reason, anxin_mqtt::fingerprint(payload), now, out)
+            }
+        };
+        match result {
+            Ok(Outcome::Opened(id)) => {
+                let incident = self.engine.open_incidents().find(|i| i.id == id).expect("just opened");
+                self.metrics.incidents_opened.with_label_values(&[incident.kind.as_str()]).inc();
+                tracing::info!(incident = %id, device = %device, kind = incident.kind.as_str(), "incident opened");
+            }
+            Ok(Outcome::Joined(_)) => self.metrics.presses_joined.inc(),
+            Ok(Outcome::Duplicate) => self.metrics.duplicates.inc(),
+            Ok(Outcome::Noted) => {}
+            Err(Refusal::UnknownDevice(_)) => {
+                self.reject(anxin_mqtt::Defect::UnknownDevice, device.as_str(), "ignored")
+            }
+        }
+    }
+
+    fn reject(&self, defect: anxin_mqtt::Defect, device: &str, what_happens: &str) {
+        self.metrics.payloads_rejected.with_label_values(&[defect.as_label()]).inc();
+        tracing::warn!(device, reason = defect.as_label(), "{defect}; {what_happens}");
+    }
+
+    /// Commits, retrying while the store is down. Returns false if shutdown came first.
+    async fn commit(&self, out: &Outbox, shutdown: &CancellationToken) -> bool {
+        let batch = Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let started = Instant::now();
+            match self.store.commit(batch).await {
+                Ok(()) => {
+                    self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    if !self.store_ok.swap(true, Ordering::Relaxed) {
+                        tracing::info!("store reachable again; resuming");
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    self.metrics.commit_failures.inc();
+                    self.store_ok.store(false, Ordering::Relaxed);
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "cannot store presses; not acknowledging them, the broker holds them");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// The wall clock, read in the shell only.
+pub fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+    )
+}

@@ -1,0 +1,208 @@
+//! The demo: a district around Kunming's Xishan (西山区) and a few simulated devices that
+//! press now and then, so a newcomer sees incidents arrive on the console.
+//!
+//! Street (街道) centres are approximate; the people are invented, deterministically from a
+//! seed, and cluster around the centres as elders do around neighbourhoods.
+
+use anxin_core::{Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId};
+use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Street centres of Xishan district: (name, latitude, longitude), approximate.
+const STREETS: [(&str, f64, f64); 8] = [
+    ("金碧", 25.0335, 102.7005),
+    ("永昌", 25.0225, 102.6900),
+    ("前卫", 25.0050, 102.6905),
+    ("福海", 24.9900, 102.6700),
+    ("棕树营", 25.0480, 102.6800),
+    ("西苑", 25.0400, 102.6650),
+    ("马街", 25.0300, 102.6400),
+    ("碧鸡", 24.9600, 102.6300),
+];
+
+const SURNAMES: [&str; 16] =
+    ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭"];
+const GIVEN: [&str; 16] = [
+    "秀英", "桂英", "玉兰", "建国", "志强", "淑珍", "凤英", "国华", "德明", "兰芳", "文华", "丽华", "永福", "金花",
+    "明亮", "素芬",
+];
+const NOTES: [&str; 8] = [
+    "独居",
+    "高血压",
+    "糖尿病",
+    "行动不便，使用助行器",
+    "轻度认知障碍",
+    "心脏病史",
+    "听力较弱，请大声说话",
+    "钥匙在邻居 3 楼",
+];
+
+pub const ELDERS_PER_STREET: usize = 40;
+pub const RESPONDERS_PER_STREET: usize = 5;
+
+/// Device ids of the demo district: `xs-d0001` onwards, one per elder.
+pub fn device_id(n: usize) -> DeviceId {
+    DeviceId::parse(format!("xs-d{n:04}")).expect("valid id")
+}
+
+/// A point about `sigma_m` metres (roughly normal) around `(lat, lon)`.
+fn around(rng: &mut SmallRng, lat: f64, lon: f64, sigma_m: f64) -> Coordinates {
+    // The sum of three uniforms is close enough to a normal for placing people.
+    let mut normal = || (rng.random::<f64>() + rng.random::<f64>() + rng.random::<f64>() - 1.5) * 2.0;
+    let dlat = normal() * sigma_m / 111_320.0;
+    let dlon = normal() * sigma_m / (111_320.0 * lat.to_radians().cos());
+    Coordinates::new(lat + dlat, lon + dlon).expect("near Kunming")
+}
+
+/// The demo district, the same for the same seed.
+pub fn district(seed: u64) -> Registry {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut r = Registry::default();
+    let mut elder_no = 0;
+    for (s, (street, lat, lon)) in STREETS.iter().enumerate() {
+        let station = StationId::parse(format!("xs-s{:02}", s + 1)).expect("valid id");
+        r.stations.push(Station {
+            id: station.clone(),
+            name: format!("{street}街道社区居家养老服务中心"),
+            position: Coordinates::new(*lat, *lon).expect("valid"),
+            phone: Some(format!("0871-6800{:04}", s + 1)),
+        });
+        for k in 0..RESPONDERS_PER_STREET {
+            r.responders.push(Responder {
+                id: ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id"),
+                name: format!(
+                    "{}{}",
+                    SURNAMES[rng.random_range(0..SURNAMES.len())],
+                    ["伟", "敏", "静", "磊", "洋", "艳"][k % 6]
+                ),
+                station_id: station.clone(),
+                position: around(&mut rng, *lat, *lon, 700.0),
+                on_duty: true,
+            });
+        }
+        for _ in 0..ELDERS_PER_STREET {
+            elder_no += 1;
+            let home = around(&mut rng, *lat, *lon, 900.0);
+            let elder = ElderId::parse(format!("xs-e{elder_no:04}")).expect("valid id");
+            let mut notes: Vec<&str> = Vec::new();
+            for note in NOTES {
+                if rng.random_bool(0.2) {
+                    notes.push(note);
+                }
+            }
+            r.elders.push(Elder {
+                id: elder.clone(),
+                name: format!(
+                    "{}{}",
+                    SURNAMES[rng.random_range(0..SURNAMES.len())],
+                    GIVEN[rng.random_range(0..GIVEN.len())]
+                ),
+                address: format!(
+                    "昆明市西山区{street}街道 {} 号 {} 单元 {} 室",
+                    rng.random_range(1..200),
+                    rng.random_range(1..6),
+                    rng.random_range(101..702)
+                ),
+                home,
+                phone: Some(format!("1380000{:04}", elder_no)),
+                notes: notes.join("；"),
+            });
+            r.devices.push(Device { id: device_id(elder_no), elder_id: elder });
+        }
+    }
+    r
+}
+
+/// Simulated devices: presses at random (a Poisson process with the given mean interval),
+/// most with a fix near home, some without, until `stop`.
+pub async fn press_now_and_then(
+    broker: (String, u16),
+    topics: anxin_mqtt::Topics,
+    registry: Registry,
+    devices: usize,
+    mean_interval: Duration,
+    seed: u64,
+    stop: CancellationToken,
+) {
+    if devices == 0 || registry.devices.is_empty() {
+        return;
+    }
+    let mut opts = MqttOptions::new(format!("anxin-demo-devices-{seed}"), broker.0, broker.1);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let poller = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = eventloop.poll() => match ev {
+                        Ok(Event::Incoming(Packet::Publish(p))) => tracing::debug!(topic = %p.topic, "demo device got a command"),
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    },
+                }
+            }
+        }
+    });
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
+    let pressing: Vec<_> = registry.devices.iter().take(devices.max(1).min(registry.devices.len())).cloned().collect();
+    for d in &pressing {
+        let _ = client.subscribe(topics.commands(&d.id), QoS::AtLeastOnce).await;
+    }
+    let homes: std::collections::HashMap<_, _> = registry.elders.iter().map(|e| (e.id.clone(), e.home)).collect();
+    let mut n: u64 = 0;
+    loop {
+        // Exponential gaps make the presses a Poisson process.
+        let gap = -mean_interval.as_secs_f64() * (1.0 - rng.random::<f64>()).ln();
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))) => {}
+        }
+        let device = &pressing[rng.random_range(0..pressing.len())];
+        n += 1;
+        let mut payload = serde_json::json!({
+            "msg_id": format!("demo-{seed}-{n}-{}", rng.random::<u32>()),
+            "type": if rng.random_bool(0.15) { "fall" } else { "sos" },
+            "ts": crate::app::now().millis(),
+        });
+        if let Some(home) = homes.get(&device.elder_id) {
+            if rng.random_bool(0.7) {
+                let fix = around(&mut rng, home.lat(), home.lon(), 30.0);
+                payload["location"] =
+                    serde_json::json!({"lat": fix.lat(), "lon": fix.lon(), "accuracy_m": rng.random_range(5..60)});
+            }
+        }
+        let topic = topics.events(&device.id);
+        if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, payload.to_string()).await {
+            tracing::warn!(error = %e, "demo device could not press");
+        } else {
+            tracing::info!(device = %device.id, "demo device pressed");
+        }
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_district_is_the_same_for_the_same_seed_and_consistent() {
+        let a = district(7);
+        assert_eq!(a, district(7));
+        assert_ne!(a, district(8));
+        assert_eq!(a.elders.len(), STREETS.len() * ELDERS_PER_STREET);
+        assert_eq!(a.devices.len(), a.elders.len());
+        assert_eq!(a.responders.len(), STREETS.len() * RESPONDERS_PER_STREET);
+        assert_eq!(a.devices[0].id.as_str(), "xs-d0001");
+        // Everyone lives within a few km of their street centre, inside Kunming.
+        for e in &a.elders {
+            assert!((24.9..25.1).contains(&e.home.lat()) && (102.55..102.75).contains(&e.home.lon()), "{e:?}");
+        }
+    }
+}

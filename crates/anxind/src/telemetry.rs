@@ -1,0 +1,108 @@
+//! Anxin's metrics. Names are `anxin_<thing>_<unit>`; counters end in `_total`; labels come
+//! from small fixed sets, never from ids.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Device messages read from the broker, by event type (`unreadable` when undecodable).
+    pub messages_received: IntCounterVec,
+    /// Incidents opened, by kind.
+    pub incidents_opened: IntCounterVec,
+    /// Presses that joined an already open incident.
+    pub presses_joined: IntCounter,
+    /// Redelivered messages recognised and ignored.
+    pub duplicates: IntCounter,
+    /// Payloads refused in whole or in part, by reason.
+    pub payloads_rejected: IntCounterVec,
+    /// From reading a message off the connection to its commit.
+    pub press_commit_seconds: Histogram,
+    pub commit_seconds: Histogram,
+    pub commit_failures: IntCounter,
+    pub batch_size: Histogram,
+    pub open_incidents: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Self {
+            messages_received: IntCounterVec::new(
+                Opts::new("anxin_mqtt_messages_received_total", "Device messages read from the broker, by event type"),
+                &["type"],
+            )
+            .expect("metric"),
+            incidents_opened: IntCounterVec::new(
+                Opts::new("anxin_incidents_opened_total", "Incidents opened, by kind"),
+                &["kind"],
+            )
+            .expect("metric"),
+            presses_joined: IntCounter::new("anxin_presses_joined_total", "Presses that joined an open incident")
+                .expect("metric"),
+            duplicates: IntCounter::new(
+                "anxin_mqtt_duplicates_total",
+                "Redelivered device messages recognised and ignored",
+            )
+            .expect("metric"),
+            payloads_rejected: IntCounterVec::new(
+                Opts::new(
+                    "anxin_mqtt_payloads_rejected_total",
+                    "Device payloads refused in whole or in part, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("metric"),
+            press_commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("anxin_press_commit_seconds", "From reading a device message to its durable commit")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            )
+            .expect("metric"),
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("anxin_store_commit_seconds", "Duration of one store commit")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            )
+            .expect("metric"),
+            commit_failures: IntCounter::new(
+                "anxin_store_commit_failures_total",
+                "Store commits that failed and were retried",
+            )
+            .expect("metric"),
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("anxin_ingest_batch_messages", "Device messages handled per commit")
+                    .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+            )
+            .expect("metric"),
+            open_incidents: IntGauge::new("anxin_incidents_open", "Incidents open now").expect("metric"),
+            registry,
+        };
+        m.registry.register(Box::new(m.messages_received.clone())).expect("register");
+        m.registry.register(Box::new(m.incidents_opened.clone())).expect("register");
+        m.registry.register(Box::new(m.presses_joined.clone())).expect("register");
+        m.registry.register(Box::new(m.duplicates.clone())).expect("register");
+        m.registry.register(Box::new(m.payloads_rejected.clone())).expect("register");
+        m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
+        m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
+        m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
+        m.registry.register(Box::new(m.batch_size.clone())).expect("register");
+        m.registry.register(Box::new(m.open_incidents.clone())).expect("register");
+        // Every label value exists from the start, so a dashboard shows zeros, not gaps.
+        for t in anxin_core::EventType::ALL {
+            m.messages_received.with_label_values(&[t.as_str()]);
+        }
+        m.messages_received.with_label_values(&["unreadable"]);
+        for d in anxin_mqtt::Defect::ALL {
+            m.payloads_rejected.with_label_values(&[d.as_label()]);
+        }
+        for k in ["sos", "fall", "unreadable", "service"] {
+            m.incidents_opened.with_label_values(&[k]);
+        }
+        m
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,447 @@
+//! The walking skeleton's story, told against whichever broker and store a suite names:
+//! a real MQTT client as the device, a real WebSocket client as the console.
+
+#![allow(dead_code)] // each suite uses the helpers it needs
+
+use anxin_core::*;
+use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use anxind::{App, Config};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Where a suite's engine keeps its data and meets its devices.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// "embedded" or mqtt://HOST:PORT.
+    pub broker: String,
+    pub store_url: String,
+}
+
+impl Backend {
+    /// The embedded broker and a SQLite file in `dir`.
+    pub fn embedded(dir: &std::path::Path) -> Self {
+        Self { broker: "embedded".into(), store_url: format!("sqlite://{}", dir.join("anxin.db").display()) }
+    }
+}
+
+/// Three elders near the Qianwei station, one far out in the hills, two responders.
+pub fn registry() -> Registry {
+    let station = |id: &str, lat, lon| Station {
+        id: StationId::parse(id).unwrap(),
+        name: format!("{id} 社区居家养老服务中心"),
+        position: Coordinates::new(lat, lon).unwrap(),
+        phone: Some("0871-68000001".into()),
+    };
+    let elder = |n: u32, lat, lon| Elder {
+        id: ElderId::parse(format!("e-{n}")).unwrap(),
+        name: format!("长者{n}"),
+        address: format!("西山区前卫街道 {n} 号"),
+        home: Coordinates::new(lat, lon).unwrap(),
+        phone: Some(format!("1380000000{n}")),
+        notes: "独居".into(),
+    };
+    let responder = |id: &str, lat, lon| Responder {
+        id: ResponderId::parse(id).unwrap(),
+        name: format!("responder {id}"),
+        station_id: StationId::parse("st-qianwei").unwrap(),
+        position: Coordinates::new(lat, lon).unwrap(),
+        on_duty: true,
+    };
+    Registry {
+        elders: vec![
+            elder(1, 25.0050, 102.6905),
+            elder(2, 25.0100, 102.6950),
+            elder(3, 25.0000, 102.6850),
+            elder(4, 24.8000, 102.4000),
+        ],
+        devices: (1..=4)
+            .map(|n| Device {
+                id: DeviceId::parse(format!("d-{n}")).unwrap(),
+                elder_id: ElderId::parse(format!("e-{n}")).unwrap(),
+            })
+            .collect(),
+        stations: vec![station("st-qianwei", 25.0050, 102.6905), station("st-biji", 24.9600, 102.6300)],
+        responders: vec![responder("r-near", 25.0060, 102.6910), responder("r-second", 25.0150, 102.7000)],
+    }
+}
+
+/// A running engine on ephemeral ports.
+pub struct TestApp {
+    pub http: SocketAddr,
+    pub mqtt: (String, u16),
+    pub store: Arc<dyn anxin_store::Store>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub client_id: String,
+    /// Every test gets its own topic root, so suites sharing one broker never cross.
+    pub topic_root: String,
+}
+
+impl TestApp {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task).await.expect("stops within the deadline").unwrap().unwrap();
+    }
+}
+
+pub async fn spawn_app(backend: &Backend, client_id: &str) -> TestApp {
+    let mut config = Config::defaults();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.broker = backend.broker.clone();
+    config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.client_id = client_id.to_string();
+    config.mqtt.topic_root = client_id.to_string();
+    config.store.url = anxind::config::Secret::new(&backend.store_url);
+    config.shutdown.deadline_s = 5;
+    let app = App::build(config, Some(registry())).await.expect("app builds");
+    let http = app.http_addr();
+    let url = app.mqtt_url();
+    let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    let mqtt = (host.to_string(), port.parse().unwrap());
+    let store = app.store();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run(shutdown.clone()));
+    let app = TestApp {
+        http,
+        mqtt,
+        store,
+        shutdown,
+        task,
+        client_id: client_id.to_string(),
+        topic_root: client_id.to_string(),
+    };
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path).await
+    }
+
+    /// Waits until /readyz says the engine is connected to its broker and store.
+    pub async fn wait_ready(&self) {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if self.get("/readyz").await.0 == 200 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("engine becomes ready");
+    }
+
+    /// The value of one metric sample, e.g. `anxin_mqtt_payloads_rejected_total{reason="not_json"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a plain socket: the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A device: publishes events on its topic and hears commands on its own.
+pub struct TestDevice {
+    pub id: String,
+    root: String,
+    client: AsyncClient,
+    commands: mpsc::UnboundedReceiver<Value>,
+}
+
+impl TestDevice {
+    pub async fn connect(app: &TestApp, id: &str) -> Self {
+        let (mqtt, root) = (&app.mqtt, app.topic_root.clone());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let opts = MqttOptions::new(format!("test-{id}-{nanos}"), mqtt.0.clone(), mqtt.1);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (tx, commands) = mpsc::unbounded_channel();
+        let (subscribed_tx, mut subscribed) = mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send(serde_json::from_slice(&p.payload).unwrap_or(Value::Null));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        client.subscribe(format!("{root}/v1/devices/{id}/commands"), QoS::AtLeastOnce).await.unwrap();
+        tokio::time::timeout(WAIT, subscribed.recv()).await.expect("device subscribed");
+        Self { id: id.to_string(), root, client, commands }
+    }
+
+    /// Publishes raw bytes on this device's events topic, QoS 1.
+    pub async fn publish_raw(&self, payload: impl Into<Vec<u8>>) {
+        self.publish_to(&format!("{}/v1/devices/{}/events", self.root, self.id), payload).await;
+    }
+
+    pub async fn publish_to(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await.unwrap();
+    }
+
+    /// An SOS press, with a fix when given.
+    pub async fn press(&self, msg_id: &str, fix: Option<(f64, f64, f64)>) {
+        let mut p = json!({"msg_id": msg_id, "type": "sos", "ts": anxind::app::now().millis()});
+        if let Some((lat, lon, acc)) = fix {
+            p["location"] = json!({"lat": lat, "lon": lon, "accuracy_m": acc});
+        }
+        self.publish_raw(p.to_string()).await;
+    }
+
+    pub async fn next_command(&mut self) -> Value {
+        tokio::time::timeout(WAIT, self.commands.recv()).await.expect("a command arrives").unwrap()
+    }
+}
+
+/// A console on the WebSocket.
+pub struct TestConsole {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl TestConsole {
+    pub async fn connect(http: SocketAddr, since: Option<u64>) -> Self {
+        let url = match since {
+            Some(s) => format!("ws://{http}/ws?since={s}"),
+            None => format!("ws://{http}/ws"),
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("console connects");
+        Self { ws }
+    }
+
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let msg =
+                tokio::time::timeout(WAIT, self.ws.next()).await.expect("a console message arrives").unwrap().unwrap();
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+
+    /// Whether anything arrives within `d` (for checking that nothing does).
+    pub async fn next_within(&mut self, d: Duration) -> Option<Value> {
+        tokio::time::timeout(d, self.next()).await.ok()
+    }
+
+    /// The next delta for the given device, skipping others.
+    pub async fn incident_for(&mut self, device: &str) -> Value {
+        loop {
+            let m = self.next().await;
+            if m["type"] == "incident" && m["incident"]["device_id"] == device {
+                return m;
+            }
+        }
+    }
+}
+
+// ---- the stories ----
+
+/// A press with a fix: the console sees the incident with the nearest responder, the device
+/// hears "help is coming", and the store has the press, the incident and its log.
+pub async fn a_press_becomes_a_live_incident(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["incidents"], json!([]));
+
+    let mut device = TestDevice::connect(&app, "d-1").await;
+    device.press("press-1", Some((25.0052, 102.6907, 12.0))).await;
+
+    let delta = console.incident_for("d-1").await;
+    let incident = &delta["incident"];
+    assert!(delta["seq"].as_u64().unwrap() > snapshot["seq"].as_u64().unwrap());
+    assert_eq!(incident["kind"], "sos");
+    assert_eq!(incident["state"], "offered");
+    assert_eq!(incident["elder"]["name"], "长者1");
+    assert_eq!(incident["location"]["source"], "device");
+    assert_eq!(incident["location"]["accuracy_m"], 12.0);
+    assert_eq!(incident["responder"]["id"], "r-near", "the nearest responder is offered the job");
+    assert_eq!(incident["station"]["id"], "st-qianwei");
+
+    let command = device.next_command().await;
+    assert_eq!(command["type"], "help_coming");
+    assert_eq!(command["incident_id"], incident["id"]);
+    assert_eq!(command["responder_assigned"], true);
+
+    let id = IncidentId(incident["id"].as_u64().unwrap());
+    let stored = app.store.incident(id).await.unwrap().expect("the incident is stored");
+    assert_eq!(stored.responder.unwrap().id.as_str(), "r-near");
+    let msg = app.store.message(&DeviceId::parse("d-1").unwrap(), &MessageId::parse("press-1").unwrap()).await.unwrap();
+    assert_eq!(msg.expect("the press is stored").incident_id, Some(id));
+    let log = app.store.incident_events(id).await.unwrap();
+    assert!(matches!(log[0].change, Change::Opened { .. }), "{log:?}");
+    assert!(log
+        .iter()
+        .any(|e| matches!(&e.change, Change::Offered { responder_id, .. } if responder_id.as_str() == "r-near")));
+    assert_eq!(app.metric("anxin_incidents_opened_total{kind=\"sos\"}").await, 1.0);
+    app.stop().await;
+}
+
+/// The same message id twice (as a broker redelivers it) is one incident and one press.
+pub async fn a_redelivered_press_changes_nothing(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    let d2 = TestDevice::connect(&app, "d-2").await;
+    d1.press("same-id", None).await;
+    let first = console.incident_for("d-1").await;
+    d1.press("same-id", None).await;
+    d1.press("same-id", Some((25.0, 102.69, 5.0))).await;
+    // A later press from another device proves the duplicates were processed before it.
+    d2.press("other", None).await;
+    let next = console.next().await;
+    assert_eq!(next["incident"]["device_id"], "d-2", "no delta for the duplicates: {next}");
+    assert_eq!(app.store.incident_count().await.unwrap(), 2);
+    let id = IncidentId(first["incident"]["id"].as_u64().unwrap());
+    assert_eq!(app.store.incident(id).await.unwrap().unwrap().press_count, 1);
+    assert_eq!(app.metric("anxin_mqtt_duplicates_total").await, 2.0);
+    app.stop().await;
+}
+
+/// Stop after a press, start on the same store: the incident is still open on the console,
+/// its responder still taken, and the same message id is still recognised.
+pub async fn a_restart_keeps_the_incident_open(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let device = TestDevice::connect(&app, "d-1").await;
+    device.press("before-restart", None).await;
+    let before = console.incident_for("d-1").await;
+    let last_seq = before["seq"].as_u64().unwrap();
+    app.stop().await;
+
+    let app = spawn_app(&backend, &client_id).await;
+    let mut fresh = TestConsole::connect(app.http, None).await;
+    let snapshot = fresh.next().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["seq"].as_u64().unwrap(), last_seq);
+    let incidents = snapshot["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0], before["incident"]);
+    // The console that saw everything reconnects with its last sequence number: it is sent
+    // nothing it already has, and the next change arrives as a delta.
+    let mut console = TestConsole::connect(app.http, Some(last_seq)).await;
+
+    let device = TestDevice::connect(&app, "d-1").await;
+    device.press("before-restart", None).await; // redelivered after the restart
+    let d3 = TestDevice::connect(&app, "d-3").await;
+    d3.press("after-restart", None).await;
+    let next = console.next().await;
+    assert_eq!(
+        (next["type"].as_str(), next["incident"]["device_id"].as_str()),
+        (Some("incident"), Some("d-3")),
+        "{next}"
+    );
+    assert_eq!(next["incident"]["responder"]["id"], "r-second", "r-near is still on the first job");
+    assert!(next["seq"].as_u64().unwrap() > last_seq, "sequence numbers carry on across restarts");
+    assert_eq!(app.store.incident_count().await.unwrap(), 2);
+    app.stop().await;
+}
+
+/// Garbage of every kind is counted by reason and acknowledged; a known device's unreadable
+/// message raises an incident a dispatcher sees; the next good press is unaffected.
+pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+
+    let stranger = TestDevice::connect(&app, "no-such-device").await;
+    stranger.press("x", None).await;
+    let d2 = TestDevice::connect(&app, "d-2").await;
+    d2.publish_raw("\u{1}\u{2} not json").await;
+    let d3 = TestDevice::connect(&app, "d-3").await;
+    d3.publish_raw(r#"{"type":"sos"}"#).await;
+    d3.publish_raw(format!(r#"{{"msg_id":"big","type":"sos","pad":"{}"}}"#, "x".repeat(10_000))).await;
+    d3.publish_raw(r#"{"msg_id":"nan","type":"sos","location":{"lat":NaN,"lon":102.6}}"#).await;
+
+    let unreadable = console.incident_for("d-2").await;
+    assert_eq!(unreadable["incident"]["kind"], "unreadable");
+    assert!(unreadable["incident"]["problem"].as_str().unwrap().contains("not a JSON object"));
+    assert_eq!(unreadable["incident"]["location"]["source"], "home");
+    let joined = console.incident_for("d-3").await;
+    assert_eq!(joined["incident"]["kind"], "unreadable");
+
+    // Out-of-range coordinates: the press stands, located by the home address.
+    let mut d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("good-after-garbage", Some((95.0, 102.69, 5.0))).await;
+    let good = console.incident_for("d-1").await;
+    assert_eq!(good["incident"]["kind"], "sos");
+    assert_eq!(good["incident"]["location"]["source"], "home");
+    assert_eq!(d1.next_command().await["type"], "help_coming");
+
+    for (reason, n) in
+        [("unknown_device", 1.0), ("not_json", 2.0), ("missing_msg_id", 1.0), ("oversized", 1.0), ("bad_location", 1.0)]
+    {
+        assert_eq!(
+            app.metric(&format!("anxin_mqtt_payloads_rejected_total{{reason=\"{reason}\"}}")).await,
+            n,
+            "{reason}"
+        );
+    }
+    assert_eq!(app.store.incident_count().await.unwrap(), 3, "d-2, d-3 (unreadable) and d-1");
+    app.stop().await;
+}
+
+/// An elder far from every available responder: nobody is offered, the nearest station is
+/// named, and the device is still told help is coming.
+pub async fn nobody_in_range_names_the_nearest_station(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let mut far = TestDevice::connect(&app, "d-4").await;
+    far.press("far-away", None).await;
+    let delta = console.incident_for("d-4").await;
+    assert_eq!(delta["incident"]["state"], "awaiting_dispatcher");
+    assert_eq!(delta["incident"]["responder"], serde_json::Value::Null);
+    assert_eq!(delta["incident"]["station"]["id"], "st-biji");
+    let cmd = far.next_command().await;
+    assert_eq!((cmd["type"].as_str(), cmd["responder_assigned"].as_bool()), (Some("help_coming"), Some(false)));
+    app.stop().await;
+}
+
+/// Pressing again while help is on the way joins the open incident and is counted.
+pub async fn repeated_presses_join_the_open_incident(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("p1", None).await;
+    let first = console.incident_for("d-1").await;
+    d1.press("p2", None).await;
+    d1.press("p3", None).await;
+    console.incident_for("d-1").await;
+    let third = console.incident_for("d-1").await;
+    assert_eq!(third["incident"]["id"], first["incident"]["id"]);
+    assert_eq!(third["incident"]["press_count"], 3);
+    assert_eq!(app.store.incident_count().await.unwrap(), 1);
+    app.stop().await;
+}

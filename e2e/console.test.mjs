@@ -1,0 +1,233 @@
+// The dispatcher console against a real anxind: presses go in over MQTT as a device sends
+// them and must show up on the open page without a reload, in headless Chromium.
+//
+// Run from the repository root after `cargo build -p anxind`:
+//   cd e2e && npm install && node --test
+// ANXIND_BIN overrides the daemon binary (default target/debug/anxind).
+
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  launchChromium,
+  publishEvent,
+  resultsDir,
+  screenshotsDir,
+  spawnDaemon,
+  watchPageErrors,
+} from './support.mjs';
+
+// Generous, bounded waits: a debug build on a two-core machine can be slow, but a press that
+// takes longer than this to reach the console is a failure.
+const SHOWS_UP = { timeout: 15_000 };
+const KUNMING = { lat: 25.03, lon: 102.68 };
+
+/** Asks the server itself, over a second socket from the page, for its view of a device's incident. */
+async function serverView(page, deviceId) {
+  return page.evaluate(
+    (id) =>
+      new Promise((resolve, reject) => {
+        const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+        const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+        const timer = setTimeout(() => {
+          ws.close();
+          reject(new Error('no snapshot on a fresh socket within 10 s'));
+        }, 10_000);
+        ws.onmessage = (ev) => {
+          const msg = JSON.parse(ev.data);
+          if (msg.type !== 'snapshot') return;
+          clearTimeout(timer);
+          ws.close();
+          resolve(msg.incidents.find((v) => v.device_id === id) ?? null);
+        };
+      }),
+    deviceId,
+  );
+}
+
+const row = (page, deviceId) => page.locator(`#incidents tbody tr[data-device-id="${deviceId}"]`);
+
+describe('dispatcher console on a live anxind', () => {
+  let daemon;
+  let browser;
+  let page;
+  let errors;
+
+  // Each step leaves a screenshot behind when it fails, beside the daemon's log.
+  async function step(name, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await page?.screenshot({ path: join(resultsDir, `failed-${name}.png`) }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; last lines:\n${daemon?.tail()})`;
+      throw err;
+    }
+  }
+
+  before(async () => {
+    daemon = await spawnDaemon();
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    errors = watchPageErrors(page);
+  });
+
+  after(async () => {
+    await browser?.close();
+    // Normally stopped by the last test; this catches a run that failed before it.
+    await daemon?.stop();
+  });
+
+  it('opens connected, with an empty table', { timeout: 30_000 }, () =>
+    step('open', async () => {
+      await page.goto(daemon.consoleUrl);
+      await page.locator('#conn-status[data-state="connected"]').waitFor(SHOWS_UP);
+      await page.locator('#incidents[data-loaded="true"]').waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#incidents tbody tr').count(), 0);
+      assert.equal(await page.locator('#conn-text').textContent(), '已连接');
+      // Marks this page load; a reload would lose it.
+      await page.evaluate(() => {
+        window.__sameLoad = true;
+      });
+    }));
+
+  it('shows a press with a device fix, live, with a responder and a running clock', { timeout: 30_000 }, () =>
+    step('device-fix', async () => {
+      await publishEvent(daemon.mqttUrl, 'xs-d0001', { location: { ...KUNMING, accuracy_m: 12 } });
+      const r = row(page, 'xs-d0001');
+      await r.waitFor(SHOWS_UP);
+      assert.equal(await page.evaluate(() => window.__sameLoad), true, 'the page reloaded');
+      assert.match(await r.getAttribute('data-incident-id'), /\S/);
+
+      const view = await serverView(page, 'xs-d0001');
+      assert.ok(view, 'the server has an incident for xs-d0001');
+      assert.ok(view.responder, `the demo registry has somebody near xs-d0001: ${JSON.stringify(view)}`);
+      assert.equal(await r.locator('[data-field="responder-name"]').textContent(), view.responder.name);
+      assert.match(await r.locator('[data-field="elder-name"]').textContent(), /\S/);
+
+      const loc = r.locator('[data-field="location"]');
+      assert.equal(await loc.getAttribute('data-source'), 'device');
+      assert.match(await loc.textContent(), /设备定位/);
+      assert.match(await loc.textContent(), /±12 米/);
+
+      const timer = r.locator('[data-field="since"]');
+      const first = await timer.textContent();
+      assert.match(first, /^\d{2}:\d{2}$/);
+      await page.waitForFunction(
+        (before) => document.querySelector('tr[data-device-id="xs-d0001"] [data-field="since"]')?.textContent !== before,
+        first,
+        { timeout: 5_000 },
+      );
+    }));
+
+  it('shows a press without a fix at the home address', { timeout: 30_000 }, () =>
+    step('home', async () => {
+      await publishEvent(daemon.mqttUrl, 'xs-d0002');
+      const r = row(page, 'xs-d0002');
+      await r.waitFor(SHOWS_UP);
+      const loc = r.locator('[data-field="location"]');
+      assert.equal(await loc.getAttribute('data-source'), 'home');
+      assert.match(await loc.textContent(), /登记住址/);
+      assert.equal(await page.locator('#incidents tbody tr').count(), 2);
+    }));
+
+  it('shows several presses at once, in order (Chinese screenshot)', { timeout: 60_000 }, () =>
+    step('several', async () => {
+      const now = Date.now();
+      // Device clocks a few minutes behind, as when a device held a press while offline,
+      // so the clocks in the screenshot are not all zero.
+      await publishEvent(daemon.mqttUrl, 'xs-d0003', {
+        type: 'fall',
+        ts: now - 7 * 60_000 - 12_000,
+        location: { lat: 25.02, lon: 102.67, accuracy_m: 25 },
+      });
+      await publishEvent(daemon.mqttUrl, 'xs-d0004', { type: 'service', ts: now - 3 * 60_000 });
+      await publishEvent(daemon.mqttUrl, 'xs-d0005', { ts: now - 95_000, location: { ...KUNMING, accuracy_m: 8 } });
+      await publishEvent(daemon.mqttUrl, 'xs-d0005', { ts: now - 40_000, location: { ...KUNMING, accuracy_m: 8 } });
+      await publishEvent(daemon.mqttUrl, 'xs-d0006', { ts: now - 2 * 60_000, location: { lat: 0, lon: 0, accuracy_m: 10 } });
+      // Far out in the hills: likely nobody within reach.
+      await publishEvent(daemon.mqttUrl, 'xs-d0007', { ts: now - 4 * 60_000, location: { lat: 25.3, lon: 102.42, accuracy_m: 30 } });
+
+      for (const id of ['xs-d0003', 'xs-d0004', 'xs-d0005', 'xs-d0006', 'xs-d0007']) {
+        await row(page, id).waitFor(SHOWS_UP);
+      }
+      await row(page, 'xs-d0005').locator('[data-field="press-count"]').waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#incidents tbody tr').count(), 7, 'a second press joins the open incident');
+
+      // Rows come most urgent first, then oldest press first.
+      const order = await page.locator('#incidents tbody tr').evaluateAll((rows) =>
+        rows.map((r) => ({
+          priority: Number(/prio-(\d)/.exec(r.className)[1]),
+          from: Number(r.querySelector('[data-field="since"]').dataset.from),
+        })),
+      );
+      for (let i = 1; i < order.length; i += 1) {
+        const [a, b] = [order[i - 1], order[i]];
+        assert.ok(a.priority < b.priority || (a.priority === b.priority && a.from <= b.from), `rows out of order: ${JSON.stringify(order)}`);
+      }
+
+      // Every row without a responder says why, in the terms the server's view allows.
+      for (const id of ['xs-d0004', 'xs-d0007']) {
+        const view = await serverView(page, id);
+        const r = row(page, id);
+        if (view.responder) {
+          assert.equal(await r.locator('[data-field="responder-name"]').textContent(), view.responder.name);
+        } else {
+          const marker = view.kind === 'sos' || view.kind === 'fall' ? 'nobody' : 'dispatcher-first';
+          assert.equal(await r.locator(`[data-field="${marker}"]`).count(), 1, `${id} (${view.kind}) shows ${marker}`);
+        }
+      }
+
+      await mkdir(screenshotsDir, { recursive: true });
+      // No arrival flash in the picture.
+      await page.emulateMedia({ reducedMotion: 'reduce' });
+      await page.screenshot({ path: join(screenshotsDir, 'console-zh.png') });
+    }));
+
+  it('reconnects after losing the network and catches up on what it missed', { timeout: 60_000 }, () =>
+    step('reconnect', async () => {
+      const seqBefore = Number(await page.locator('#incidents').getAttribute('data-seq'));
+      const sockets = [];
+      page.on('websocket', (ws) => sockets.push(ws.url()));
+      await page.context().setOffline(true);
+      await page.locator('#conn-status[data-state="reconnecting"]').waitFor(SHOWS_UP);
+      await page.locator('#stale-banner').waitFor({ state: 'visible', ...SHOWS_UP });
+
+      await publishEvent(daemon.mqttUrl, 'xs-d0008', { location: { ...KUNMING, accuracy_m: 20 } });
+      await page.context().setOffline(false);
+      await page.locator('#conn-status[data-state="connected"]').waitFor({ timeout: 30_000 });
+      await row(page, 'xs-d0008').waitFor(SHOWS_UP);
+      await page.locator('#stale-banner').waitFor({ state: 'hidden', ...SHOWS_UP });
+      assert.equal(await page.evaluate(() => window.__sameLoad), true, 'the page reloaded');
+
+      const resumed = sockets.map((u) => new URL(u).searchParams.get('since')).filter((s) => s !== null);
+      assert.ok(resumed.length > 0, `reconnected with ?since=: ${sockets.join(', ')}`);
+      assert.ok(resumed.every((s) => Number(s) >= seqBefore), `since >= ${seqBefore}: ${resumed.join(', ')}`);
+      assert.equal(await page.locator('#incidents tbody tr').count(), 8);
+    }));
+
+  it('switches to English (English screenshot)', { timeout: 30_000 }, () =>
+    step('english', async () => {
+      const header = page.locator('#incidents thead th').nth(2);
+      assert.equal(await header.textContent(), '老人');
+      await page.locator('#lang-toggle').click();
+      assert.equal(await header.textContent(), 'Elder');
+      assert.equal(await page.locator('#conn-text').textContent(), 'Connected');
+      await row(page, 'xs-d0002').locator('[data-field="location-source"]', { hasText: 'Home address' }).waitFor(SHOWS_UP);
+      await page.screenshot({ path: join(screenshotsDir, 'console-en.png') });
+    }));
+
+  it('logged no page errors', () => {
+    assert.deepEqual(errors, []);
+  });
+
+  it('stops on SIGTERM within 5 s', { timeout: 30_000 }, async () => {
+    await browser.close();
+    browser = null;
+    const exit = await daemon.stop(5_000);
+    daemon = null;
+    assert.equal(exit.killed, false, 'anxind ignored SIGTERM for 5 s and was killed');
+    assert.equal(exit.code, 0, `anxind exited with ${JSON.stringify(exit)}`);
+  });
+});

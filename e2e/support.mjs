@@ -1,0 +1,189 @@
+// Helpers for the end-to-end tests: a real anxind on port 0, MQTT presses as a device sends
+// them, and Debian's headless Chromium driven by playwright-core.
+
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { chromium } from 'playwright-core';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const assetsDir = join(repoRoot, 'crates', 'anxin-api', 'assets');
+export const resultsDir = join(repoRoot, 'e2e', 'test-results');
+export const screenshotsDir = join(repoRoot, 'docs', 'screenshots');
+
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const READY = /anxind ready console=(http:\/\/\S+) mqtt=(mqtt:\/\/\S+)/;
+
+/** Launches Debian's Chromium; playwright never downloads a browser of its own here. */
+export async function launchChromium() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium fonts-noto-cjk`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** Collects uncaught page errors and console errors, so a test can insist there were none. */
+export function watchPageErrors(page) {
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
+  });
+  return errors;
+}
+
+/**
+ * Starts `anxind demo` on ephemeral ports with a fresh SQLite database and waits for its
+ * ready line. Its output goes to e2e/test-results/anxind.log.
+ */
+export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [] } = {}) {
+  const bin = process.env.ANXIND_BIN ? resolve(process.env.ANXIND_BIN) : join(repoRoot, 'target', 'debug', 'anxind');
+  if (!existsSync(bin)) {
+    throw new Error(`no daemon binary at ${bin}: run \`cargo build -p anxind\` first, or set ANXIND_BIN`);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'anxin-e2e-'));
+  await mkdir(resultsDir, { recursive: true });
+  const logPath = join(resultsDir, 'anxind.log');
+  const log = createWriteStream(logPath);
+
+  const args = [
+    'demo',
+    '--http-listen', '127.0.0.1:0',
+    '--mqtt-listen', '127.0.0.1:0',
+    '--store-url', `sqlite://${join(dir, 'anxin.db')}`,
+    '--demo-devices', '0',
+    ...extraArgs,
+  ];
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  // If this process dies first, the daemon must not outlive it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+
+  const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  let alive = true;
+  exited.then(() => {
+    alive = false;
+    process.off('exit', killOnExit);
+  });
+
+  // Both pipes are drained for the daemon's whole life, or it would block on a full pipe.
+  const tail = [];
+  const keep = (prefix) => (line) => {
+    log.write(`${prefix}${line}\n`);
+    tail.push(line);
+    if (tail.length > 60) tail.shift();
+  };
+  createInterface({ input: child.stderr }).on('line', keep('[err] '));
+  const stdout = createInterface({ input: child.stdout });
+  stdout.on('line', keep(''));
+
+  const ready = await new Promise((res, rej) => {
+    const timer = setTimeout(() => {
+      rej(new Error(`anxind printed no ready line in ${readyTimeoutMs} ms; last output:\n${tail.join('\n')}`));
+    }, readyTimeoutMs);
+    stdout.on('line', (line) => {
+      const m = READY.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        res({ consoleUrl: m[1], mqttUrl: m[2] });
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      rej(new Error(`anxind exited (code ${code}, signal ${signal}) before it was ready:\n${tail.join('\n')}`));
+    });
+  }).catch(async (err) => {
+    child.kill('SIGKILL');
+    await exited;
+    log.end();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
+
+  // The ready line may name the server root or the page itself.
+  const pageUrl = new URL(ready.consoleUrl);
+  if (pageUrl.pathname === '/' || pageUrl.pathname === '') pageUrl.pathname = '/console';
+
+  return {
+    consoleUrl: pageUrl.toString(),
+    mqttUrl: ready.mqttUrl,
+    logPath,
+    tail: () => tail.join('\n'),
+    /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+    async stop(graceMs = 5_000) {
+      let result = { code: null, signal: null, killed: false };
+      if (alive) {
+        child.kill('SIGTERM');
+        const timer = new Promise((res) => setTimeout(() => res(null), graceMs));
+        const first = await Promise.race([exited, timer]);
+        if (first === null) {
+          child.kill('SIGKILL');
+          result = { ...(await exited), killed: true };
+        } else {
+          result = { ...first, killed: false };
+        }
+      } else {
+        result = { ...(await exited), killed: false };
+      }
+      log.end();
+      await rm(dir, { recursive: true, force: true });
+      return result;
+    },
+  };
+}
+
+/**
+ * Sends one device event the way a device does: its own MQTT session, QoS 1, and returns
+ * once the broker has acknowledged it. Returns the msg_id.
+ */
+export async function publishEvent(mqttUrl, deviceId, { type = 'sos', location, msgId, ts } = {}) {
+  const id = msgId ?? `e2e-${randomUUID()}`;
+  const payload = { msg_id: id, type, ts: ts ?? Date.now() };
+  if (location) payload.location = location;
+  const client = await mqtt.connectAsync(mqttUrl, {
+    // A device's session is named after the device.
+    clientId: deviceId,
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+  });
+  try {
+    await client.publishAsync(`anxin/v1/devices/${deviceId}/events`, JSON.stringify(payload), { qos: 1 });
+  } finally {
+    await client.endAsync();
+  }
+  return id;
+}
+
+/** Serves the console assets from the working tree at a made-up origin, for mocked feeds. */
+export async function serveAssets(page, origin) {
+  const files = {
+    '/console': ['console.html', 'text/html; charset=utf-8'],
+    '/assets/console.js': ['console.js', 'text/javascript; charset=utf-8'],
+    '/assets/console.css': ['console.css', 'text/css; charset=utf-8'],
+  };
+  await page.route(`${origin}/**`, async (route) => {
+    const path = new URL(route.request().url()).pathname;
+    const file = files[path];
+    if (!file) return route.fulfill({ status: 404, body: 'not found' });
+    const body = await readFile(join(assetsDir, file[0]));
+    return route.fulfill({ status: 200, contentType: file[1], body });
+  });
+}
