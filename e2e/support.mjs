@@ -15,7 +15,10 @@ import { chromium } from 'playwright-core';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const assetsDir = join(repoRoot, 'crates', 'anxin-api', 'assets');
 export const resultsDir = join(repoRoot, 'e2e', 'test-results');
-export const screenshotsDir = join(repoRoot, 'docs', 'screenshots');
+// Screenshots go to test-results on every run; UPDATE_SCREENSHOTS=1 writes the ones in docs/.
+export const screenshotsDir = process.env.UPDATE_SCREENSHOTS === '1'
+  ? join(repoRoot, 'docs', 'screenshots')
+  : join(resultsDir, 'screenshots');
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const READY = /anxind ready console=(http:\/\/\S+) mqtt=(mqtt:\/\/\S+)/;

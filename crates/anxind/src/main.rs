@@ -75,10 +75,12 @@ impl Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // rumqttd logs ordinary device disconnects at ERROR, which is reserved here for lost data
+    // or an operator having to act, so the embedded broker is quiet unless ANXIN_LOG asks.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
-                .unwrap_or_else(|_| "info,rumqttd=warn,rumqttc=warn,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,rumqttd=off,rumqttc=warn,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -1,0 +1,290 @@
+//! The end-to-end load bench: presses at a fixed rate over a real broker into a real store,
+//! measured from the device's publish to the console's delta.
+//!
+//! ```text
+//! cargo run --release -p anxind --example press_load -- \
+//!     --broker mqtt://127.0.0.1:1883 --store postgres://postgres@127.0.0.1:5432/test \
+//!     --rates 1000,2000,5000 --seconds 10
+//! ```
+//!
+//! Each press comes from a different device, so each must become exactly one incident. A
+//! rate counts as sustained when every press reached the console, none was doubled, the
+//! publishers kept up with the rate, and the last presses waited no longer than the first
+//! (no backlog building up). The engine, the devices and the console share this process and
+//! the machine's cores, so the figures are conservative.
+
+use anxin_core::{Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId};
+use anxin_mqtt::rumqttc::{AsyncClient, MqttOptions, QoS};
+use anxind::{App, Config};
+use futures_util::StreamExt;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    broker: String,
+    store: String,
+    rates: Vec<u32>,
+    seconds: u32,
+    publishers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { broker: "embedded".into(), store: String::new(), rates: vec![1000], seconds: 10, publishers: 4 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--broker" => a.broker = value(),
+            "--store" => a.store = value(),
+            "--rates" => a.rates = value().split(',').map(|r| r.trim().parse().expect("rates are numbers")).collect(),
+            "--seconds" => a.seconds = value().parse().expect("seconds is a number"),
+            "--publishers" => a.publishers = value().parse().expect("publishers is a number"),
+            other => panic!("unknown flag {other}; see the file's header for usage"),
+        }
+    }
+    a
+}
+
+fn district(devices: usize, rng: &mut SmallRng) -> Registry {
+    let mut point = || Coordinates::new(rng.random_range(24.95..25.10), rng.random_range(102.60..102.75)).unwrap();
+    let mut r = Registry::default();
+    for s in 0..35 {
+        r.stations.push(Station {
+            id: StationId::parse(format!("lb-s{s}")).unwrap(),
+            name: format!("station {s}"),
+            position: point(),
+            phone: None,
+        });
+    }
+    for i in 0..devices {
+        r.elders.push(Elder {
+            id: ElderId::parse(format!("lb-e{i}")).unwrap(),
+            name: format!("elder {i}"),
+            address: format!("address {i}"),
+            home: point(),
+            phone: None,
+            notes: String::new(),
+        });
+        r.devices.push(Device {
+            id: DeviceId::parse(format!("lb-d{i}")).unwrap(),
+            elder_id: ElderId::parse(format!("lb-e{i}")).unwrap(),
+        });
+        r.responders.push(Responder {
+            id: ResponderId::parse(format!("lb-r{i}")).unwrap(),
+            name: format!("responder {i}"),
+            station_id: StationId::parse(format!("lb-s{}", i % 35)).unwrap(),
+            position: point(),
+            on_duty: true,
+        });
+    }
+    r
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct RunResult {
+    rate: u32,
+    sent: usize,
+    seen: usize,
+    doubled: usize,
+    achieved_rate: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    first_tenth_p50: f64,
+    last_tenth_p50: f64,
+}
+
+async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
+    let presses = (rate * args.seconds) as usize;
+    let mut rng = SmallRng::seed_from_u64(u64::from(rate));
+    let registry = district(presses, &mut rng);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let tag = format!("load-{rate}-{nanos}");
+
+    let mut config = Config::defaults();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.broker = args.broker.clone();
+    config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.client_id = tag.clone();
+    config.mqtt.topic_root = tag.clone();
+    config.consoles.replay = presses.max(16);
+    config.ingest.queue = 16_384;
+    let store = if args.store.is_empty() {
+        format!("sqlite://{}", dir.join(format!("{tag}.db")).display())
+    } else if args.store.starts_with("postgres") {
+        anxin_store::testkit::fresh_postgres_database(&args.store).await
+    } else {
+        args.store.clone()
+    };
+    config.store.url = anxind::config::Secret::new(store);
+    let app = App::build(config, Some(registry)).await.expect("engine builds");
+    let http = app.http_addr();
+    let mqtt = app.mqtt_url();
+    let shutdown = CancellationToken::new();
+    let engine = tokio::spawn(app.run(shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The console: records when each device's first delta arrives, and counts incidents.
+    let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; presses]));
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws")).await.expect("console connects");
+    let seen: Arc<Mutex<HashMap<usize, (Instant, u64)>>> = Arc::default();
+    let doubled = Arc::new(Mutex::new(0usize));
+    let console = tokio::spawn({
+        let (seen, doubled) = (seen.clone(), doubled.clone());
+        async move {
+            let mut ws = ws;
+            while let Some(Ok(msg)) = ws.next().await {
+                let at = Instant::now();
+                let tokio_tungstenite::tungstenite::Message::Text(text) = msg else { continue };
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if v["type"] != "incident" {
+                    continue;
+                }
+                let device = v["incident"]["device_id"].as_str().unwrap_or("");
+                let Some(n) = device.strip_prefix("lb-d").and_then(|n| n.parse::<usize>().ok()) else { continue };
+                let id = v["incident"]["id"].as_u64().unwrap();
+                let mut seen = seen.lock().unwrap();
+                match seen.get(&n) {
+                    Some((_, first_id)) if *first_id != id => *doubled.lock().unwrap() += 1,
+                    Some(_) => {}
+                    None => {
+                        seen.insert(n, (at, id));
+                    }
+                }
+            }
+        }
+    });
+
+    // The devices: `publishers` connections sharing the rate, each press from its own device.
+    let (host, port) = mqtt.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..args.publishers {
+        let mut opts = MqttOptions::new(format!("{tag}-pub{p}"), host, port.parse().unwrap());
+        opts.set_inflight(1000).set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let stop = CancellationToken::new();
+        let poller = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        ev = eventloop.poll() => if ev.is_err() { tokio::time::sleep(Duration::from_millis(50)).await },
+                    }
+                }
+            }
+        });
+        let (sent_at, tag, publishers) = (sent_at.clone(), tag.clone(), args.publishers);
+        tasks.push(tokio::spawn(async move {
+            let mine: Vec<usize> = (p..presses).step_by(publishers).collect();
+            let interval = Duration::from_secs_f64(publishers as f64 / f64::from(rate));
+            for (k, n) in mine.into_iter().enumerate() {
+                let due = started + interval.mul_f64(k as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let payload = format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxind::app::now().millis());
+                sent_at.lock().unwrap()[n] = Some(Instant::now());
+                client.publish(format!("{tag}/v1/devices/lb-d{n}/events"), QoS::AtLeastOnce, false, payload).await.unwrap();
+            }
+            // Let the last QoS 1 publishes complete before the client goes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.cancel();
+            let _ = poller.await;
+        }));
+    }
+    let mut last_send = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+        last_send = Instant::now();
+    }
+    let send_secs = last_send.duration_since(started).as_secs_f64() - 2.0;
+    // Wait for the console to see everything, up to 60 s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    let _ = engine.await;
+    console.abort();
+
+    let sent_at = sent_at.lock().unwrap();
+    let seen = seen.lock().unwrap();
+    let mut latencies = Vec::new();
+    let mut by_order = Vec::new();
+    for (n, (at, _)) in seen.iter() {
+        if let Some(sent) = sent_at[*n] {
+            let ms = at.duration_since(sent).as_secs_f64() * 1000.0;
+            latencies.push(ms);
+            by_order.push((*n, ms));
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    by_order.sort_by_key(|(n, _)| *n);
+    let tenth = (by_order.len() / 10).max(1);
+    let mut first: Vec<f64> = by_order.iter().take(tenth).map(|(_, ms)| *ms).collect();
+    let mut last: Vec<f64> = by_order.iter().rev().take(tenth).map(|(_, ms)| *ms).collect();
+    first.sort_by(f64::total_cmp);
+    last.sort_by(f64::total_cmp);
+    let doubled = *doubled.lock().unwrap();
+    RunResult {
+        rate,
+        sent: presses,
+        seen: seen.len(),
+        doubled,
+        achieved_rate: presses as f64 / send_secs.max(0.001),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or(f64::NAN),
+        first_tenth_p50: percentile(&first, 0.5),
+        last_tenth_p50: percentile(&last, 0.5),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt().with_env_filter("warn,rumqttd=error,rumqttc=error").with_writer(std::io::stderr).init();
+    let args = parse_args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    println!(
+        "broker={} store={} seconds={} publishers={}",
+        args.broker,
+        if args.store.is_empty() { "sqlite (temp file)" } else { args.store.as_str() },
+        args.seconds,
+        args.publishers
+    );
+    println!(
+        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10}",
+        "rate/s", "sent", "seen", "lost", "dup", "achieved", "p50 ms", "p99 ms", "max ms", "backlog?", "sustained"
+    );
+    for &rate in &args.rates {
+        let r = run_once(&args, rate, dir.path()).await;
+        let lost = r.sent - r.seen;
+        // A backlog shows as the last presses waiting much longer than the first.
+        let backlog = r.last_tenth_p50 > (r.first_tenth_p50 * 3.0).max(r.first_tenth_p50 + 50.0);
+        let sustained = lost == 0 && r.doubled == 0 && r.achieved_rate >= 0.95 * f64::from(r.rate) && !backlog;
+        println!(
+            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>10}",
+            r.rate,
+            r.sent,
+            r.seen,
+            lost,
+            r.doubled,
+            r.achieved_rate,
+            r.p50,
+            r.p99,
+            r.max,
+            if backlog { format!("{:.0}->{:.0}", r.first_tenth_p50, r.last_tenth_p50) } else { "no".into() },
+            if sustained { "yes" } else { "NO" }
+        );
+    }
+}
