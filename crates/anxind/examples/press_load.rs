@@ -194,7 +194,10 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
                 tokio::time::sleep_until(due.into()).await;
                 let payload = format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxind::app::now().millis());
                 sent_at.lock().unwrap()[n] = Some(Instant::now());
-                client.publish(format!("{tag}/v1/devices/lb-d{n}/events"), QoS::AtLeastOnce, false, payload).await.unwrap();
+                client
+                    .publish(format!("{tag}/v1/devices/lb-d{n}/events"), QoS::AtLeastOnce, false, payload)
+                    .await
+                    .unwrap();
             }
             // Let the last QoS 1 publishes complete before the client goes.
             tokio::time::sleep(Duration::from_secs(2)).await;

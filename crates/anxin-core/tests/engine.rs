@@ -1,0 +1,204 @@
+//! The engine's decisions, with time handed in: locating, matching, joining, deduplicating.
+
+use anxin_core::*;
+
+const T0: Timestamp = Timestamp(1_763_000_000_000);
+
+fn c(lat: f64, lon: f64) -> Coordinates {
+    Coordinates::new(lat, lon).unwrap()
+}
+
+fn registry() -> Registry {
+    Registry {
+        elders: vec![Elder {
+            id: ElderId::parse("e-1").unwrap(),
+            name: "长者".into(),
+            address: "西山区".into(),
+            home: c(25.0, 102.68),
+            phone: None,
+            notes: String::new(),
+        }],
+        devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+        stations: vec![Station {
+            id: StationId::parse("s-1").unwrap(),
+            name: "站".into(),
+            position: c(25.0, 102.69),
+            phone: None,
+        }],
+        responders: vec![
+            Responder {
+                id: ResponderId::parse("r-home").unwrap(),
+                name: "near home".into(),
+                station_id: StationId::parse("s-1").unwrap(),
+                position: c(25.001, 102.68),
+                on_duty: true,
+            },
+            Responder {
+                id: ResponderId::parse("r-park").unwrap(),
+                name: "near the park".into(),
+                station_id: StationId::parse("s-1").unwrap(),
+                position: c(25.02, 102.70),
+                on_duty: true,
+            },
+            Responder {
+                id: ResponderId::parse("r-off").unwrap(),
+                name: "off duty, next door".into(),
+                station_id: StationId::parse("s-1").unwrap(),
+                position: c(25.0, 102.68),
+                on_duty: false,
+            },
+        ],
+    }
+}
+
+fn dev() -> DeviceId {
+    DeviceId::parse("d-1").unwrap()
+}
+
+fn event(msg: &str, kind: EventType, fix: Option<Fix>) -> DeviceEvent {
+    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: kind, device_ts: T0, fix }
+}
+
+fn engine() -> Engine {
+    Engine::new(Policy::default(), registry(), Resume::default())
+}
+
+#[test]
+fn a_plausible_fix_is_used_and_the_nearest_on_duty_responder_is_offered() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let fix = Fix { at: c(25.0195, 102.6995), accuracy_m: Some(10.0) }; // at the park
+    let outcome = e.handle_device_event(&dev(), event("m", EventType::Sos, Some(fix)), T0, &mut out).unwrap();
+    assert!(matches!(outcome, Outcome::Opened(_)));
+    let incident = &out.incidents[0];
+    assert_eq!(incident.location.source, LocationSource::Device);
+    assert_eq!(incident.responder.as_ref().unwrap().id.as_str(), "r-park");
+    assert!(!e.matcher().is_available(&ResponderId::parse("r-park").unwrap()));
+    assert_eq!(out.commands.len(), 1);
+    assert_eq!(out.messages.len(), 1);
+    assert_eq!(out.deltas.last().unwrap().seq, out.events.last().unwrap().seq);
+}
+
+#[test]
+fn without_a_fix_the_home_is_used_and_off_duty_responders_are_never_offered() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let incident = &out.incidents[0];
+    assert_eq!(incident.location.source, LocationSource::Home);
+    assert_eq!(incident.location.at, c(25.0, 102.68));
+    assert_eq!(incident.responder.as_ref().unwrap().id.as_str(), "r-home", "r-off is nearer but off duty");
+}
+
+#[test]
+fn implausible_fixes_fall_back_to_home_and_say_why() {
+    let p = Policy::default();
+    let home = c(25.0, 102.68);
+    let cases = [
+        (Fix { at: c(0.0, 0.0), accuracy_m: Some(5.0) }, FixRejection::NullIsland),
+        (Fix { at: c(25.0, 102.68), accuracy_m: Some(2_000.0) }, FixRejection::TooInaccurate),
+        (Fix { at: c(39.9, 116.4), accuracy_m: Some(5.0) }, FixRejection::TooFarFromHome),
+    ];
+    for (fix, why) in cases {
+        let l = engine::locate(&p, home, Some(fix));
+        assert_eq!((l.source, l.fix_rejected, l.at), (LocationSource::Home, Some(why), home));
+    }
+    let ok = engine::locate(&p, home, Some(Fix { at: c(25.001, 102.681), accuracy_m: None }));
+    assert_eq!(ok.source, LocationSource::Device);
+}
+
+#[test]
+fn a_device_clock_far_off_is_not_trusted() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let mut ev = event("m", EventType::Sos, None);
+    ev.device_ts = Timestamp(0); // 1970: a device that lost its clock
+    e.handle_device_event(&dev(), ev, T0, &mut out).unwrap();
+    assert_eq!(out.incidents[0].pressed_at, T0);
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let mut ev = event("m", EventType::Sos, None);
+    ev.device_ts = T0.plus_millis(-30_000);
+    e.handle_device_event(&dev(), ev, T0, &mut out).unwrap();
+    assert_eq!(out.incidents[0].pressed_at, T0.plus_millis(-30_000), "a clock 30 s behind is believed");
+}
+
+#[test]
+fn duplicates_change_nothing_until_the_window_passes() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let mut again = Outbox::default();
+    assert_eq!(e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut again), Ok(Outcome::Duplicate));
+    assert!(again.is_empty());
+    // After the window, memory forgets (the store's key still refuses a second row).
+    let later = T0.plus_millis(Policy::default().dedup_window_ms + 1);
+    e.expire(later);
+    assert!(matches!(
+        e.handle_device_event(&dev(), event("m", EventType::Sos, None), later, &mut again),
+        Ok(Outcome::Joined(_))
+    ));
+}
+
+#[test]
+fn unknown_devices_are_refused_and_nothing_is_produced() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let stranger = DeviceId::parse("nobody").unwrap();
+    assert_eq!(
+        e.handle_device_event(&stranger, event("m", EventType::Sos, None), T0, &mut out),
+        Err(Refusal::UnknownDevice(stranger.clone()))
+    );
+    assert!(e.handle_unreadable(&stranger, "x", MessageId::parse("raw-1").unwrap(), T0, &mut out).is_err());
+    assert!(out.is_empty());
+}
+
+#[test]
+fn heartbeats_cancels_and_service_requests() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    assert_eq!(e.handle_device_event(&dev(), event("h", EventType::Heartbeat, None), T0, &mut out), Ok(Outcome::Noted));
+    assert_eq!(e.handle_device_event(&dev(), event("c0", EventType::Cancel, None), T0, &mut out), Ok(Outcome::Noted));
+    assert!(out.events.is_empty(), "nothing open, nothing to cancel");
+    let Ok(Outcome::Opened(id)) = e.handle_device_event(&dev(), event("s", EventType::Service, None), T0, &mut out)
+    else {
+        panic!()
+    };
+    let service = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((service.kind, service.state), (IncidentKind::Service, IncidentState::AwaitingDispatcher));
+    assert!(service.responder.is_none(), "a service request is not sent out as an emergency");
+    assert_eq!(
+        e.handle_device_event(&dev(), event("c1", EventType::Cancel, None), T0, &mut out),
+        Ok(Outcome::Joined(id))
+    );
+    assert!(e.open_incident_for(&dev()).unwrap().cancel_requested, "cancel is a request; the incident stays open");
+}
+
+#[test]
+fn an_unreadable_message_raises_an_incident_for_a_dispatcher() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let fp = MessageId::parse("raw-abc").unwrap();
+    let outcome = e.handle_unreadable(&dev(), "payload is not a JSON object", fp.clone(), T0, &mut out).unwrap();
+    assert!(matches!(outcome, Outcome::Opened(_)));
+    let i = &out.incidents[0];
+    assert_eq!((i.kind, i.state), (IncidentKind::Unreadable, IncidentState::AwaitingDispatcher));
+    assert!(i.problem.as_deref().unwrap().contains("not a JSON object"));
+    assert_eq!(out.messages[0].event, None);
+    let mut again = Outbox::default();
+    assert_eq!(e.handle_unreadable(&dev(), "same bytes again", fp, T0, &mut again), Ok(Outcome::Duplicate));
+}
+
+#[test]
+fn the_snapshot_lists_the_most_urgent_first() {
+    let mut reg = registry();
+    reg.elders.push(Elder { id: ElderId::parse("e-2").unwrap(), ..reg.elders[0].clone() });
+    reg.devices.push(Device { id: DeviceId::parse("d-2").unwrap(), elder_id: ElderId::parse("e-2").unwrap() });
+    let mut e = Engine::new(Policy::default(), reg, Resume::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("s", EventType::Service, None), T0, &mut out).unwrap();
+    let d2 = DeviceId::parse("d-2").unwrap();
+    e.handle_device_event(&d2, event("f", EventType::Fall, None), T0.plus_millis(1000), &mut out).unwrap();
+    let kinds: Vec<_> = e.snapshot().iter().map(|v| v.kind).collect();
+    assert_eq!(kinds, vec![IncidentKind::Fall, IncidentKind::Service]);
+}
