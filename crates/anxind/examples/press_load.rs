@@ -102,6 +102,23 @@ struct RunResult {
     max: f64,
     first_tenth_p50: f64,
     last_tenth_p50: f64,
+    /// Commits made, and the mean number of device messages per commit.
+    batches: f64,
+    batch_mean: f64,
+}
+
+/// Reads the engine's group-commit figures from its /metrics.
+async fn batch_stats(http: std::net::SocketAddr) -> (f64, f64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    let sample = |name: &str| {
+        body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(f64::NAN)
+    };
+    let (sum, count) = (sample("anxin_ingest_batch_messages_sum"), sample("anxin_ingest_batch_messages_count"));
+    (count, sum / count)
 }
 
 async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
@@ -216,6 +233,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (batches, batch_mean) = batch_stats(http).await;
     shutdown.cancel();
     let _ = engine.await;
     console.abort();
@@ -250,6 +268,8 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         max: latencies.last().copied().unwrap_or(f64::NAN),
         first_tenth_p50: percentile(&first, 0.5),
         last_tenth_p50: percentile(&last, 0.5),
+        batches,
+        batch_mean,
     }
 }
 
@@ -266,8 +286,8 @@ async fn main() {
         args.publishers
     );
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10}",
-        "rate/s", "sent", "seen", "lost", "dup", "achieved", "p50 ms", "p99 ms", "max ms", "backlog?", "sustained"
+        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>10}",
+        "rate/s", "sent", "seen", "lost", "dup", "achieved", "p50 ms", "p99 ms", "max ms", "backlog?", "commits", "msg/c", "sustained"
     );
     for &rate in &args.rates {
         let r = run_once(&args, rate, dir.path()).await;
@@ -276,7 +296,7 @@ async fn main() {
         let backlog = r.last_tenth_p50 > (r.first_tenth_p50 * 3.0).max(r.first_tenth_p50 + 50.0);
         let sustained = lost == 0 && r.doubled == 0 && r.achieved_rate >= 0.95 * f64::from(r.rate) && !backlog;
         println!(
-            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>10}",
+            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8} {:>7.1} {:>10}",
             r.rate,
             r.sent,
             r.seen,
@@ -287,6 +307,8 @@ async fn main() {
             r.p99,
             r.max,
             if backlog { format!("{:.0}->{:.0}", r.first_tenth_p50, r.last_tenth_p50) } else { "no".into() },
+            r.batches,
+            r.batch_mean,
             if sustained { "yes" } else { "NO" }
         );
     }
