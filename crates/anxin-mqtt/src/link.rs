@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The largest packet MQTT 3.1.1 can express (its remaining length is at most 268,435,455).
+pub const MQTT_MAX_PACKET_BYTES: usize = 268_435_455 + 5;
+
 /// How the engine connects to the broker.
 #[derive(Debug, Clone)]
 pub struct LinkOptions {
@@ -20,8 +23,8 @@ pub struct LinkOptions {
     /// Fixed, so the broker keeps the session (and the unacknowledged messages) for it.
     pub client_id: String,
     pub keep_alive: Duration,
-    /// Largest packet accepted; larger ones are refused by the MQTT layer itself.
-    pub max_packet_bytes: usize,
+    /// Largest packet the engine sends (commands are small).
+    pub max_outgoing_bytes: usize,
     pub username: Option<String>,
     pub password: Option<String>,
     pub topics: Topics,
@@ -86,7 +89,11 @@ pub fn connect(
     mqtt.set_keep_alive(opts.keep_alive)
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(opts.max_packet_bytes, opts.max_packet_bytes)
+        // Incoming: anything the broker forwards is read, however large, so that the payload
+        // decoder can refuse it as oversized (counted, acknowledged). A smaller limit here
+        // would drop the connection instead, and the broker would redeliver the same message
+        // on every reconnect: one oversized message would stop all presses behind it.
+        .set_max_packet_size(MQTT_MAX_PACKET_BYTES, opts.max_outgoing_bytes)
         .set_request_channel_capacity(4096);
     if let (Some(u), Some(p)) = (opts.username.clone(), opts.password.clone()) {
         mqtt.set_credentials(u, p);

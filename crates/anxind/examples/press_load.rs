@@ -287,7 +287,19 @@ async fn main() {
     );
     println!(
         "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>10}",
-        "rate/s", "sent", "seen", "lost", "dup", "achieved", "p50 ms", "p99 ms", "max ms", "backlog?", "commits", "msg/c", "sustained"
+        "rate/s",
+        "sent",
+        "seen",
+        "lost",
+        "dup",
+        "achieved",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "backlog?",
+        "commits",
+        "msg/c",
+        "sustained"
     );
     for &rate in &args.rates {
         let r = run_once(&args, rate, dir.path()).await;

@@ -106,10 +106,7 @@ impl App {
                 port: broker_port,
                 client_id: config.mqtt.client_id.clone(),
                 keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
-                // Room for the MQTT header around the largest payload we accept, so an
-                // oversized payload reaches our decoder (and its metric) rather than
-                // breaking the connection.
-                max_packet_bytes: config.mqtt.max_payload_bytes.max(64 * 1024),
+                max_outgoing_bytes: 64 * 1024,
                 username: config.mqtt.username.clone(),
                 password: config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
                 topics: topics.clone(),

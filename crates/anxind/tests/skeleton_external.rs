@@ -51,4 +51,5 @@ external!(
     bad_input_is_counted_and_the_next_press_still_works,
     nobody_in_range_names_the_nearest_station,
     repeated_presses_join_the_open_incident,
+    an_oversized_message_does_not_stall_intake,
 );

@@ -174,7 +174,8 @@ impl TestDevice {
     pub async fn connect(app: &TestApp, id: &str) -> Self {
         let (mqtt, root) = (&app.mqtt, app.topic_root.clone());
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let opts = MqttOptions::new(format!("test-{id}-{nanos}"), mqtt.0.clone(), mqtt.1);
+        let mut opts = MqttOptions::new(format!("test-{id}-{nanos}"), mqtt.0.clone(), mqtt.1);
+        opts.set_max_packet_size(1 << 20, 1 << 20); // room for deliberately oversized payloads
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, commands) = mpsc::unbounded_channel();
         let (subscribed_tx, mut subscribed) = mpsc::channel(1);
@@ -443,5 +444,31 @@ pub async fn repeated_presses_join_the_open_incident(backend: Backend, client_id
     assert_eq!(third["incident"]["id"], first["incident"]["id"]);
     assert_eq!(third["incident"]["press_count"], 3);
     assert_eq!(app.store.incident_count().await.unwrap(), 1);
+    app.stop().await;
+}
+
+/// A message far over the payload limit is refused without stalling the presses behind it:
+/// the embedded broker refuses it itself; an external broker forwards it and the engine
+/// counts it as oversized and acknowledges it, rather than dropping its connection.
+pub async fn an_oversized_message_does_not_stall_intake(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let big = TestDevice::connect(&app, "d-2").await;
+    big.publish_raw(format!(r#"{{"msg_id":"huge","type":"sos","pad":"{}"}}"#, "x".repeat(200_000))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..3 {
+        let d1 = TestDevice::connect(&app, "d-1").await;
+        d1.press(&format!("after-huge-{n}"), None).await;
+        let delta = console.incident_for("d-1").await;
+        assert_eq!(delta["incident"]["press_count"], n + 1);
+    }
+    app.wait_ready().await;
+    let oversized = app.metric("anxin_mqtt_payloads_rejected_total{reason=\"oversized\"}").await;
+    if backend.broker == "embedded" {
+        assert_eq!(oversized, 0.0, "the embedded broker refuses it before the engine sees it");
+    } else {
+        assert_eq!(oversized, 1.0, "an external broker forwards it; the engine refuses it once");
+    }
     app.stop().await;
 }
