@@ -27,6 +27,7 @@ CREATE TABLE responders (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
     station_id TEXT NOT NULL REFERENCES stations (id),
+    phone      TEXT,
     lat        REAL NOT NULL,
     lon        REAL NOT NULL,
     on_duty    INTEGER NOT NULL
@@ -58,6 +59,12 @@ CREATE TABLE incident_events (
     body        TEXT NOT NULL
 );
 CREATE INDEX incident_events_incident ON incident_events (incident_id, seq);
+
+-- Facts about this database, such as `history_id`: the identity of its sequence of events.
+CREATE TABLE anxin_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 
 -- Every device message that changed something, so a redelivery changes nothing.
 CREATE TABLE device_messages (

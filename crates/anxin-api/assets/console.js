@@ -133,6 +133,8 @@
     incidents: new Map(),
     /** highest sequence number applied, or null before the first message */
     lastSeq: null,
+    /** the store history the sequence numbers belong to (from the last snapshot) */
+    history: null,
     /** whether a snapshot has been applied since the page loaded */
     loaded: false,
     /** server clock minus browser clock, measured when a snapshot arrives */
@@ -206,11 +208,15 @@
     return !view.responder || view.state === 'awaiting_dispatcher';
   }
 
-  // Emergencies are offered to the nearest responder at once, so no responder means nobody
-  // was in range. Other kinds go to a dispatcher first by design; saying "nobody in range"
-  // there would be false.
   function isEmergency(view) {
     return view.kind === 'sos' || view.kind === 'fall';
+  }
+
+  // The server says why an incident waits for a dispatcher; "nobody in range" is shown only
+  // when that is the reason (service requests and unreadable messages go to a person first).
+  function isNobodyInRange(view) {
+    if ('dispatcher_needed' in view) return view.dispatcher_needed === 'nobody_in_range';
+    return isEmergency(view);
   }
 
   function priorityOf(view) {
@@ -365,7 +371,7 @@
     return h(
       'td',
       { class: 'c-responder' },
-      isEmergency(view)
+      isNobodyInRange(view)
         ? h('span', { class: 'nobody', 'data-field': 'nobody' }, t('nobody'))
         : h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t('dispatcher_first')),
       target,
@@ -541,6 +547,9 @@
     state.fresh.clear();
     rebuildAll = true;
     state.lastSeq = msg.seq;
+    // Sequence numbers belong to one store's history; a reconnect names it, so a server
+    // whose store was replaced sends a fresh snapshot instead of deltas on top of stale rows.
+    state.history = typeof msg.history === 'string' ? msg.history : null;
     state.loaded = true;
     state.lastUpdate = serverNow();
     renderConn();
@@ -582,7 +591,9 @@
 
   function feedUrl() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const since = state.lastSeq !== null ? `?since=${encodeURIComponent(state.lastSeq)}` : '';
+    const since = state.lastSeq !== null
+      ? `?since=${encodeURIComponent(state.lastSeq)}${state.history ? `&history=${encodeURIComponent(state.history)}` : ''}`
+      : '';
     return `${scheme}//${location.host}/ws${since}`;
   }
 

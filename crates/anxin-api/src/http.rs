@@ -100,6 +100,8 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 struct SocketParams {
     /// The last sequence number the console applied, when it reconnects.
     since: Option<u64>,
+    /// The history that sequence number belongs to (from the last snapshot).
+    history: Option<String>,
 }
 
 async fn console_socket(
@@ -109,13 +111,14 @@ async fn console_socket(
 ) -> Response {
     ws.max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| serve_console(socket, state, params.since))
+        .on_upgrade(move |socket| serve_console(socket, state, params))
 }
 
-async fn serve_console(socket: WebSocket, state: ApiState, since: Option<u64>) {
+async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams) {
+    let SocketParams { since, history } = params;
     state.consoles.inc();
     let (mut sink, mut stream) = socket.split();
-    let mut sub = state.hub.subscribe(since, now_ms());
+    let mut sub = state.hub.subscribe(since, history.as_deref(), now_ms());
     let mut last_sent = since.unwrap_or(0);
     let mut pending: Vec<Frame> = std::mem::take(&mut sub.initial);
     'conn: loop {
@@ -144,7 +147,7 @@ async fn serve_console(socket: WebSocket, state: ApiState, since: Option<u64>) {
                     // Too slow to keep up: catch up from the replay buffer or a snapshot,
                     // never leave a silent gap.
                     tracing::info!(missed, "console lagged; resynchronising");
-                    sub = state.hub.subscribe(Some(last_sent), now_ms());
+                    sub = state.hub.subscribe(Some(last_sent), None, now_ms());
                     pending = std::mem::take(&mut sub.initial);
                 }
                 Err(RecvError::Closed) => break,

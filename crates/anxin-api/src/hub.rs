@@ -24,7 +24,7 @@ pub struct Frame {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Message<'a> {
-    Snapshot { seq: u64, server_time: i64, incidents: Vec<&'a IncidentView> },
+    Snapshot { seq: u64, history: &'a str, server_time: i64, incidents: Vec<&'a IncidentView> },
     Incident { seq: u64, incident: &'a IncidentView },
 }
 
@@ -41,6 +41,8 @@ struct State {
 /// Where consoles subscribe. Cheap to share; the lock is held only to copy or append.
 #[derive(Debug)]
 pub struct Hub {
+    /// The store's history id: sequence numbers from another history mean nothing here.
+    history: String,
     state: Mutex<State>,
     tx: broadcast::Sender<Frame>,
     replay_capacity: usize,
@@ -55,9 +57,10 @@ pub struct Subscription {
 
 impl Hub {
     /// A hub holding the engine's open incidents as of sequence number `seq`.
-    pub fn new(seq: u64, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
+    pub fn new(history: String, seq: u64, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(replay_capacity.max(16));
         Self {
+            history,
             state: Mutex::new(State {
                 seq,
                 evicted_upto: seq,
@@ -93,25 +96,32 @@ impl Hub {
         }
     }
 
-    /// Subscribes a console that has applied everything up to `since` (None: nothing).
-    pub fn subscribe(&self, since: Option<u64>, server_time: i64) -> Subscription {
+    /// Subscribes a console that has applied everything up to `since` (None: nothing) of the
+    /// history `history` (None: the console does not know; taken to be this one).
+    pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: i64) -> Subscription {
         let state = self.state.lock().expect("hub lock");
         let live = self.tx.subscribe();
+        let same_history = history.is_none_or(|h| h == self.history);
         let initial = match since {
-            Some(s) if s >= state.evicted_upto && s <= state.seq => {
+            Some(s) if same_history && s >= state.evicted_upto && s <= state.seq => {
                 state.recent.iter().filter(|f| f.seq > s).cloned().collect()
             }
-            _ => vec![Self::snapshot(&state, server_time)],
+            _ => vec![self.snapshot(&state, server_time)],
         };
         Subscription { initial, live }
     }
 
-    fn snapshot(state: &State, server_time: i64) -> Frame {
+    fn snapshot(&self, state: &State, server_time: i64) -> Frame {
         let mut incidents: Vec<&IncidentView> = state.open.values().collect();
         incidents.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
-        let text = serde_json::to_string(&Message::Snapshot { seq: state.seq, server_time, incidents })
-            .expect("views serialise")
-            .into();
+        let text = serde_json::to_string(&Message::Snapshot {
+            seq: state.seq,
+            history: &self.history,
+            server_time,
+            incidents,
+        })
+        .expect("views serialise")
+        .into();
         Frame { seq: state.seq, text, is_snapshot: true }
     }
 

@@ -195,6 +195,7 @@ impl Engine {
             return Ok(Outcome::Noted);
         }
         if self.seen.contains(&(device.clone(), event.msg_id.clone())) {
+            self.reassure(device, out);
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), event.msg_id.clone());
@@ -249,6 +250,7 @@ impl Engine {
     ) -> Result<Outcome, Refusal> {
         let elder_id = self.devices.get(device).cloned().ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
         if self.seen.contains(&(device.clone(), fingerprint.clone())) {
+            self.reassure(device, out);
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), fingerprint.clone());
@@ -259,7 +261,7 @@ impl Engine {
             }
             None => {
                 let home = self.elders[&elder_id].home;
-                let location = locate(&self.policy, home, None);
+                let location = locate(&self.policy, home, FixReport::Absent);
                 let problem = format!("unreadable message from the device: {reason}");
                 let id = self.open_incident(
                     device,
@@ -289,7 +291,8 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Forgets message ids older than the dedup window. The store still refuses them.
+    /// Forgets message ids older than the dedup window. A message id reused after that is a
+    /// new message (the store keeps the first row for it, and records nothing for the second).
     pub fn expire(&mut self, now: Timestamp) {
         let horizon = now.plus_millis(-self.policy.dedup_window_ms);
         while let Some((at, _, _)) = self.seen_order.front() {
@@ -298,6 +301,14 @@ impl Engine {
             }
             let (_, d, m) = self.seen_order.pop_front().expect("front exists");
             self.seen.remove(&(d, m));
+        }
+    }
+
+    /// A device that resends a message it already sent did not hear "help is coming" (a
+    /// device should resend until it does): tell it again while its incident is open.
+    fn reassure(&self, device: &DeviceId, out: &mut Outbox) {
+        if let Some(id) = self.open_by_device.get(device) {
+            self.tell_device_help_is_coming(*id, out);
         }
     }
 
@@ -345,66 +356,69 @@ impl Engine {
         let by_device = Actor::Device(device.clone());
         let mut last =
             self.log(id, now, by_device, Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at }, out);
-
-        // Only emergencies are offered straight away; anything doubtful goes to a person first.
-        let responder = match kind {
-            IncidentKind::Sos | IncidentKind::Fall => {
-                self.matcher.nearest_responder(location.at, self.policy.max_offer_distance_m)
-            }
-            IncidentKind::Unreadable | IncidentKind::Service => None,
-        };
         let station = self.matcher.nearest_station(location.at);
         if let Some(s) = &station {
-            last = self.log(
-                id,
-                now,
-                Actor::Engine,
-                Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m },
-                out,
-            );
+            let change = Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m };
+            last = self.log(id, now, Actor::Engine, change, out);
         }
-        let state = match &responder {
-            Some(r) => {
-                self.matcher.set_unavailable(&r.id);
-                last = self.log(
-                    id,
-                    now,
-                    Actor::Engine,
-                    Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m },
-                    out,
-                );
-                IncidentState::Offered
-            }
-            None => {
-                if matches!(kind, IncidentKind::Sos | IncidentKind::Fall) {
-                    let max_distance_m = self.policy.max_offer_distance_m;
-                    last = self.log(id, now, Actor::Engine, Change::NobodyInRange { max_distance_m }, out);
-                }
-                IncidentState::AwaitingDispatcher
-            }
+        let dispatcher_needed = match kind {
+            IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
+            IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
+            IncidentKind::Sos | IncidentKind::Fall => None,
         };
         let incident = Incident {
             id,
             device_id: device.clone(),
             elder_id,
             kind,
-            state,
+            state: IncidentState::AwaitingDispatcher,
             pressed_at,
             opened_at: now,
             updated_at: now,
             location,
-            responder: responder.map(|r| Assigned { id: r.id, distance_m: r.distance_m }),
+            responder: None,
             station: station.map(|s| Assigned { id: s.id, distance_m: s.distance_m }),
             press_count: 1,
             cancel_requested: false,
+            dispatcher_needed,
             problem,
             last_seq: last,
         };
         self.open_by_device.insert(device.clone(), id);
         self.open.insert(id, incident);
+        // Only emergencies are offered straight away; anything doubtful goes to a person first.
+        if kind.is_emergency() {
+            self.offer_nearest(id, now, out);
+        }
         self.tell_device_help_is_coming(id, out);
         self.emit(id, out);
         id
+    }
+
+    /// Offers the incident to the nearest available responder in range, or records that
+    /// nobody is in range and a dispatcher must act.
+    fn offer_nearest(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
+        let at = self.open[&id].location.at;
+        let max_distance_m = self.policy.max_offer_distance_m;
+        let (change, state, responder, needed) = match self.matcher.nearest_responder(at, max_distance_m) {
+            Some(r) => {
+                self.matcher.set_unavailable(&r.id);
+                let change = Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m };
+                (change, IncidentState::Offered, Some(Assigned { id: r.id, distance_m: r.distance_m }), None)
+            }
+            None => (
+                Change::NobodyInRange { max_distance_m },
+                IncidentState::AwaitingDispatcher,
+                None,
+                Some(DispatcherNeeded::NobodyInRange),
+            ),
+        };
+        let seq = self.log(id, now, Actor::Engine, change, out);
+        let incident = self.open.get_mut(&id).expect("open incident");
+        incident.state = state;
+        incident.responder = responder;
+        incident.dispatcher_needed = needed;
+        incident.last_seq = seq;
     }
 
     fn join(
@@ -417,17 +431,29 @@ impl Engine {
         out: &mut Outbox,
     ) {
         let press_count = self.open[&id].press_count + 1;
-        let seq = self.log(
-            id,
-            now,
-            Actor::Device(device.clone()),
-            Change::PressJoined { msg_id: msg_id.clone(), event, press_count },
-            out,
-        );
+        let change = Change::PressJoined { msg_id: msg_id.clone(), event, press_count };
+        let seq = self.log(id, now, Actor::Device(device.clone()), change, out);
         let incident = self.open.get_mut(&id).expect("open incident");
         incident.press_count = press_count;
         incident.updated_at = now;
         incident.last_seq = seq;
+        // An SOS or a fall during a service request or after an unreadable message makes the
+        // incident an emergency: it takes the more urgent kind and is offered at once.
+        let urgent = match event {
+            Some(EventType::Sos) => Some(IncidentKind::Sos),
+            Some(EventType::Fall) => Some(IncidentKind::Fall),
+            _ => None,
+        };
+        let from = incident.kind;
+        if let Some(to) = urgent.filter(|_| !from.is_emergency()) {
+            let seq = self.log(id, now, Actor::Device(device.clone()), Change::KindChanged { from, to }, out);
+            let incident = self.open.get_mut(&id).expect("open incident");
+            incident.kind = to;
+            incident.last_seq = seq;
+            if incident.responder.is_none() {
+                self.offer_nearest(id, now, out);
+            }
+        }
         self.tell_device_help_is_coming(id, out);
         self.emit(id, out);
     }
@@ -490,7 +516,7 @@ impl Engine {
                 PartyView {
                     id: a.id.to_string(),
                     name: r.map(|r| r.name.clone()).unwrap_or_default(),
-                    phone: None,
+                    phone: r.and_then(|r| r.phone.clone()),
                     distance_m: Some(a.distance_m),
                 }
             }),
@@ -505,6 +531,7 @@ impl Engine {
             }),
             press_count: incident.press_count,
             cancel_requested: incident.cancel_requested,
+            dispatcher_needed: incident.dispatcher_needed,
             problem: incident.problem.clone(),
             pressed_at: incident.pressed_at,
             opened_at: incident.opened_at,
@@ -514,11 +541,13 @@ impl Engine {
 }
 
 /// Picks the incident's position: the device's fix when it is plausible, else home.
-pub fn locate(policy: &Policy, home: Coordinates, fix: Option<Fix>) -> Location {
+pub fn locate(policy: &Policy, home: Coordinates, fix: FixReport) -> Location {
     let home_location =
         |fix_rejected| Location { at: home, accuracy_m: None, source: LocationSource::Home, fix_rejected };
-    let Some(fix) = fix else {
-        return home_location(None);
+    let fix = match fix {
+        FixReport::Absent => return home_location(None),
+        FixReport::Malformed => return home_location(Some(FixRejection::Malformed)),
+        FixReport::Valid(fix) => fix,
     };
     let rejection = if fix.at.is_null_island() {
         Some(FixRejection::NullIsland)

@@ -60,7 +60,18 @@ pub struct DeviceEvent {
     pub event: EventType,
     /// The device's own clock; trusted only when close to ours.
     pub device_ts: Timestamp,
-    pub fix: Option<Fix>,
+    pub fix: FixReport,
+}
+
+/// What a message said about position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixReport {
+    /// No fix was sent.
+    Absent,
+    Valid(Fix),
+    /// A fix was sent but could not be read (out of range, not a number, wrong shape).
+    Malformed,
 }
 
 /// What kind of incident this is, which also fixes its priority.
@@ -76,6 +87,11 @@ pub enum IncidentKind {
 }
 
 impl IncidentKind {
+    /// Whether a responder is offered the job straight away.
+    pub fn is_emergency(self) -> bool {
+        matches!(self, IncidentKind::Fall | IncidentKind::Sos)
+    }
+
     /// Lower is more urgent.
     pub fn priority(self) -> u8 {
         match self {
@@ -102,8 +118,20 @@ impl IncidentKind {
 pub enum IncidentState {
     /// A responder has been offered the job.
     Offered,
-    /// Nobody was offered the job: a dispatcher must act.
+    /// Nobody was offered the job: a dispatcher must act (see [`DispatcherNeeded`]).
     AwaitingDispatcher,
+}
+
+/// Why an incident waits for a dispatcher rather than a responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatcherNeeded {
+    /// An emergency with no available responder within the offer distance.
+    NobodyInRange,
+    /// The device sent something unreadable: call the elder back first.
+    UnreadableMessage,
+    /// A non-emergency request: a dispatcher arranges the service.
+    ServiceRequest,
 }
 
 impl IncidentState {
@@ -129,6 +157,8 @@ pub enum LocationSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FixRejection {
+    /// The device sent a location we could not read.
+    Malformed,
     NullIsland,
     TooInaccurate,
     TooFarFromHome,
@@ -170,6 +200,8 @@ pub struct Incident {
     /// How many presses this incident has seen, the first included.
     pub press_count: u32,
     pub cancel_requested: bool,
+    /// Set while the incident waits for a dispatcher, saying why.
+    pub dispatcher_needed: Option<DispatcherNeeded>,
     /// Why a dispatcher should look twice (an unreadable message, a rejected fix...).
     pub problem: Option<String>,
     /// Sequence number of the last event applied.
@@ -188,12 +220,36 @@ pub enum Actor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
-    Opened { kind: IncidentKind, msg_id: MessageId, location: Location, pressed_at: Timestamp },
-    PressJoined { msg_id: MessageId, event: Option<EventType>, press_count: u32 },
-    Offered { responder_id: ResponderId, distance_m: f64 },
-    NobodyInRange { max_distance_m: f64 },
-    NearestStation { station_id: StationId, distance_m: f64 },
-    CancelRequested { msg_id: MessageId },
+    Opened {
+        kind: IncidentKind,
+        msg_id: MessageId,
+        location: Location,
+        pressed_at: Timestamp,
+    },
+    PressJoined {
+        msg_id: MessageId,
+        event: Option<EventType>,
+        press_count: u32,
+    },
+    /// A more urgent press joined a less urgent incident (an SOS during a service request).
+    KindChanged {
+        from: IncidentKind,
+        to: IncidentKind,
+    },
+    Offered {
+        responder_id: ResponderId,
+        distance_m: f64,
+    },
+    NobodyInRange {
+        max_distance_m: f64,
+    },
+    NearestStation {
+        station_id: StationId,
+        distance_m: f64,
+    },
+    CancelRequested {
+        msg_id: MessageId,
+    },
 }
 
 /// An event in the log: numbered globally, in the order the engine decided.
@@ -266,6 +322,7 @@ pub struct IncidentView {
     pub station: Option<PartyView>,
     pub press_count: u32,
     pub cancel_requested: bool,
+    pub dispatcher_needed: Option<DispatcherNeeded>,
     pub problem: Option<String>,
     pub pressed_at: Timestamp,
     pub opened_at: Timestamp,

@@ -39,6 +39,7 @@ pub struct Responder {
     pub id: ResponderId,
     pub name: String,
     pub station_id: StationId,
+    pub phone: Option<String>,
     pub position: Coordinates,
     pub on_duty: bool,
 }

@@ -30,6 +30,7 @@ fn registry() -> Registry {
                 id: ResponderId::parse("r-home").unwrap(),
                 name: "near home".into(),
                 station_id: StationId::parse("s-1").unwrap(),
+                phone: None,
                 position: c(25.001, 102.68),
                 on_duty: true,
             },
@@ -37,6 +38,7 @@ fn registry() -> Registry {
                 id: ResponderId::parse("r-park").unwrap(),
                 name: "near the park".into(),
                 station_id: StationId::parse("s-1").unwrap(),
+                phone: None,
                 position: c(25.02, 102.70),
                 on_duty: true,
             },
@@ -44,6 +46,7 @@ fn registry() -> Registry {
                 id: ResponderId::parse("r-off").unwrap(),
                 name: "off duty, next door".into(),
                 station_id: StationId::parse("s-1").unwrap(),
+                phone: None,
                 position: c(25.0, 102.68),
                 on_duty: false,
             },
@@ -56,6 +59,7 @@ fn dev() -> DeviceId {
 }
 
 fn event(msg: &str, kind: EventType, fix: Option<Fix>) -> DeviceEvent {
+    let fix = fix.map_or(FixReport::Absent, FixReport::Valid);
     DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: kind, device_ts: T0, fix }
 }
 
@@ -100,10 +104,11 @@ fn implausible_fixes_fall_back_to_home_and_say_why() {
         (Fix { at: c(39.9, 116.4), accuracy_m: Some(5.0) }, FixRejection::TooFarFromHome),
     ];
     for (fix, why) in cases {
-        let l = engine::locate(&p, home, Some(fix));
+        let l = engine::locate(&p, home, FixReport::Valid(fix));
         assert_eq!((l.source, l.fix_rejected, l.at), (LocationSource::Home, Some(why), home));
     }
-    let ok = engine::locate(&p, home, Some(Fix { at: c(25.001, 102.681), accuracy_m: None }));
+    let ok = engine::locate(&p, home, FixReport::Valid(Fix { at: c(25.001, 102.681), accuracy_m: None }));
+    assert_eq!(engine::locate(&p, home, FixReport::Malformed).fix_rejected, Some(FixRejection::Malformed));
     assert_eq!(ok.source, LocationSource::Device);
 }
 
@@ -130,7 +135,7 @@ fn duplicates_change_nothing_until_the_window_passes() {
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let mut again = Outbox::default();
     assert_eq!(e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut again), Ok(Outcome::Duplicate));
-    assert!(again.is_empty());
+    assert!(again.events.is_empty() && again.messages.is_empty() && again.deltas.is_empty());
     // After the window, memory forgets (the store's key still refuses a second row).
     let later = T0.plus_millis(Policy::default().dedup_window_ms + 1);
     e.expire(later);
@@ -201,4 +206,51 @@ fn the_snapshot_lists_the_most_urgent_first() {
     e.handle_device_event(&d2, event("f", EventType::Fall, None), T0.plus_millis(1000), &mut out).unwrap();
     let kinds: Vec<_> = e.snapshot().iter().map(|v| v.kind).collect();
     assert_eq!(kinds, vec![IncidentKind::Fall, IncidentKind::Service]);
+}
+
+#[test]
+fn a_resent_press_is_told_again_that_help_is_coming() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let mut again = Outbox::default();
+    assert_eq!(e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut again), Ok(Outcome::Duplicate));
+    assert!(again.events.is_empty() && again.messages.is_empty() && again.deltas.is_empty(), "nothing changes");
+    assert_eq!(again.commands, out.commands, "but the device hears the same answer again");
+}
+
+#[test]
+fn an_sos_during_a_service_request_becomes_an_emergency_and_is_offered() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let Ok(Outcome::Opened(id)) = e.handle_device_event(&dev(), event("s", EventType::Service, None), T0, &mut out)
+    else {
+        panic!()
+    };
+    assert_eq!(e.open_incident_for(&dev()).unwrap().dispatcher_needed, Some(DispatcherNeeded::ServiceRequest));
+    let mut out = Outbox::default();
+    assert_eq!(e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out), Ok(Outcome::Joined(id)));
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.kind, i.state, i.dispatcher_needed), (IncidentKind::Fall, IncidentState::Offered, None));
+    assert_eq!(i.responder.as_ref().unwrap().id.as_str(), "r-home");
+    let changes: Vec<_> = out.events.iter().map(|e| &e.change).collect();
+    assert!(
+        matches!(changes[1], Change::KindChanged { from: IncidentKind::Service, to: IncidentKind::Fall }),
+        "{changes:?}"
+    );
+    assert!(matches!(changes[2], Change::Offered { .. }), "{changes:?}");
+}
+
+#[test]
+fn nobody_in_range_says_so() {
+    let policy = Policy { max_offer_distance_m: 10.0, ..Policy::default() };
+    let mut e = Engine::new(policy, registry(), Resume::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!(
+        (i.state, i.dispatcher_needed),
+        (IncidentState::AwaitingDispatcher, Some(DispatcherNeeded::NobodyInRange))
+    );
+    assert_eq!(i.station.as_ref().unwrap().id.as_str(), "s-1");
 }

@@ -1,7 +1,11 @@
 //! The embedded broker (rumqttd) for a machine with no MQTT server of its own.
 //!
-//! It keeps sessions in memory only: while anxind runs, a device's QoS 1 messages wait in it
-//! for the engine; if the whole process stops, devices resend what was never acknowledged.
+//! It keeps sessions in memory only. While anxind runs, presses wait in it for the engine, which
+//! acknowledges each only once stored. A device's own PUBACK comes from the broker, so if the
+//! whole process dies, presses the broker had taken but the engine had not yet stored are gone
+//! with it: a device must treat a press as delivered only when `help_coming` arrives, and
+//! resend it (same `msg_id`) until then; a resent press that was stored is answered again.
+//! For that reason production runs an external, persistent broker (see `deploy/mosquitto`).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};

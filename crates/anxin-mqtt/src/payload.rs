@@ -1,7 +1,7 @@
 //! Device payloads: the JSON a device publishes, decoded into a [`DeviceEvent`], and the
 //! reasons a payload is refused.
 
-use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, MessageId, Timestamp};
+use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, Timestamp};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -24,7 +24,7 @@ pub enum Defect {
     MissingType,
     #[error("type is not one Anxin knows")]
     UnknownType,
-    #[error("ts is not a Unix time in milliseconds")]
+    #[error("ts is not a Unix time in milliseconds; the engine's clock was used")]
     BadTimestamp,
     #[error("location is malformed, out of range or not finite; the fix was ignored")]
     BadLocation,
@@ -81,12 +81,12 @@ struct WireLocation {
     accuracy_m: Option<f64>,
 }
 
-/// A payload that could be read, perhaps with a part (the location) dropped.
+/// A payload that could be read, perhaps with parts (the time, the location) refused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
     pub event: DeviceEvent,
-    /// Set when part of the payload was refused but the event itself stands.
-    pub partial: Option<Defect>,
+    /// The parts refused while the event itself stands.
+    pub partial: Vec<Defect>,
 }
 
 /// Decodes a device payload. `received_at` stands in for a missing device timestamp.
@@ -103,17 +103,30 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
     };
     let event = match wire.event.as_deref() {
         None => return Err(Defect::MissingType),
-        Some(name) => EventType::ALL.into_iter().find(|t| t.as_str() == name).ok_or(Defect::UnknownType)?,
+        Some(name) => {
+            let name = name.trim();
+            EventType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name)).ok_or(Defect::UnknownType)?
+        }
     };
+    let mut partial = Vec::new();
     let device_ts = match wire.ts {
         None | Some(serde_json::Value::Null) => received_at,
-        Some(v) => Timestamp(v.as_i64().filter(|ms| *ms >= 0).ok_or(Defect::BadTimestamp)?),
+        Some(v) => match v.as_i64().filter(|ms| *ms >= 0) {
+            Some(ms) => Timestamp(ms),
+            None => {
+                partial.push(Defect::BadTimestamp);
+                received_at
+            }
+        },
     };
-    let (fix, partial) = match wire.location {
-        None | Some(serde_json::Value::Null) => (None, None),
+    let fix = match wire.location {
+        None | Some(serde_json::Value::Null) => FixReport::Absent,
         Some(v) => match decode_fix(v) {
-            Some(fix) => (Some(fix), None),
-            None => (None, Some(Defect::BadLocation)),
+            Some(fix) => FixReport::Valid(fix),
+            None => {
+                partial.push(Defect::BadLocation);
+                FixReport::Malformed
+            }
         },
     };
     Ok(Decoded { event: DeviceEvent { msg_id, event, device_ts, fix }, partial })
@@ -156,9 +169,9 @@ mod tests {
         assert_eq!(d.event.msg_id.as_str(), "m-1");
         assert_eq!(d.event.event, EventType::Sos);
         assert_eq!(d.event.device_ts, Timestamp(1_763_000_000_123));
-        let fix = d.event.fix.unwrap();
+        let FixReport::Valid(fix) = d.event.fix else { panic!("{:?}", d.event.fix) };
         assert_eq!((fix.at.lat(), fix.at.lon(), fix.accuracy_m), (25.03, 102.68, Some(12.5)));
-        assert_eq!(d.partial, None);
+        assert!(d.partial.is_empty());
     }
 
     #[test]
@@ -166,7 +179,20 @@ mod tests {
         let d = dec(r#"{"msg_id":17,"type":"fall"}"#).unwrap();
         assert_eq!(d.event.msg_id.as_str(), "17");
         assert_eq!(d.event.device_ts, NOW);
-        assert_eq!(d.event.fix, None);
+        assert_eq!(d.event.fix, FixReport::Absent);
+    }
+
+    #[test]
+    fn type_names_are_matched_forgivingly() {
+        assert_eq!(dec(r#"{"msg_id":"m","type":" SOS "}"#).unwrap().event.event, EventType::Sos);
+    }
+
+    #[test]
+    fn a_bad_clock_keeps_the_press_on_our_clock() {
+        for ts in [r#""yesterday""#, "-5", "1.5"] {
+            let d = dec(&format!(r#"{{"msg_id":"m","type":"sos","ts":{ts}}}"#)).unwrap();
+            assert_eq!((d.event.device_ts, d.partial.as_slice()), (NOW, [Defect::BadTimestamp].as_slice()), "{ts}");
+        }
     }
 
     #[test]
@@ -178,7 +204,6 @@ mod tests {
         assert_eq!(dec(r#"{"msg_id":{},"type":"sos"}"#), Err(Defect::BadMsgId));
         assert_eq!(dec(r#"{"msg_id":"m"}"#), Err(Defect::MissingType));
         assert_eq!(dec(r#"{"msg_id":"m","type":"dance"}"#), Err(Defect::UnknownType));
-        assert_eq!(dec(r#"{"msg_id":"m","type":"sos","ts":"yesterday"}"#), Err(Defect::BadTimestamp));
         assert_eq!(dec(r#"{"msg_id":"m","type":"sos","location":{"lat":NaN,"lon":1}}"#), Err(Defect::NotJson));
         let big = format!(r#"{{"msg_id":"m","type":"sos","pad":"{}"}}"#, "x".repeat(5000));
         assert_eq!(dec(&big), Err(Defect::Oversized));
@@ -195,8 +220,8 @@ mod tests {
         ] {
             let d = dec(&format!(r#"{{"msg_id":"m","type":"sos","location":{loc}}}"#)).unwrap();
             assert_eq!(d.event.event, EventType::Sos, "{loc}");
-            assert_eq!(d.event.fix, None, "{loc}");
-            assert_eq!(d.partial, Some(Defect::BadLocation), "{loc}");
+            assert_eq!(d.event.fix, FixReport::Malformed, "{loc}");
+            assert_eq!(d.partial, vec![Defect::BadLocation], "{loc}");
         }
     }
 

@@ -67,6 +67,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// How many incidents exist, open or not.
     async fn incident_count(&self) -> Result<u64, StoreError>;
 
+    /// The identity of this database's history of events, made on first use. Sequence
+    /// numbers from a different history mean nothing here.
+    async fn history_id(&self) -> Result<String, StoreError>;
+
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 }

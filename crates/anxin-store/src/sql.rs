@@ -232,7 +232,7 @@ macro_rules! sql_store {
                         phone: row.try_get("phone")?,
                     });
                 }
-                for row in sqlx::query("SELECT id, name, station_id, lat, lon, on_duty FROM responders ORDER BY id")
+                for row in sqlx::query("SELECT id, name, station_id, phone, lat, lon, on_duty FROM responders ORDER BY id")
                     .fetch_all(&self.pool)
                     .await?
                 {
@@ -240,6 +240,7 @@ macro_rules! sql_store {
                         id: id(ResponderId::parse(row.try_get::<String, _>("id")?), "responder id")?,
                         name: row.try_get("name")?,
                         station_id: id(StationId::parse(row.try_get::<String, _>("station_id")?), "station id")?,
+                        phone: row.try_get("phone")?,
                         position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                         on_duty: row.try_get("on_duty")?,
                     });
@@ -287,17 +288,18 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, lat, lon, on_duty) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, lat, lon, on_duty) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id.as_str())
                             .push_bind(r.name.as_str())
                             .push_bind(r.station_id.as_str())
+                            .push_bind(r.phone.as_deref())
                             .push_bind(r.position.lat())
                             .push_bind(r.position.lon())
                             .push_bind(r.on_duty);
                     });
                     q.push(
-                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, \
+                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, \
                          lat = excluded.lat, lon = excluded.lon, on_duty = excluded.on_duty",
                     );
                     q.build().execute(&mut *tx).await?;
@@ -377,6 +379,14 @@ macro_rules! sql_store {
                 Ok(n as u64)
             }
 
+            async fn history_id(&self) -> Result<String, StoreError> {
+                sqlx::query("INSERT INTO anxin_meta (key, value) VALUES ('history_id', $1) ON CONFLICT (key) DO NOTHING")
+                    .bind(new_history_id())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM anxin_meta WHERE key = 'history_id'").fetch_one(&self.pool).await?)
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
@@ -388,6 +398,13 @@ macro_rules! sql_store {
 sql_store!(SqliteStore, Sqlite, SQLITE, None::<&str>);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
+
+/// A fresh identity for a database's history of events: the time in nanoseconds mixed with
+/// the process id, unique enough for telling one database from its replacement.
+fn new_history_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("h{:x}", nanos ^ (u128::from(std::process::id()) << 64))
+}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

@@ -77,6 +77,7 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             id: ResponderId::parse(format!("lb-r{i}")).unwrap(),
             name: format!("responder {i}"),
             station_id: StationId::parse(format!("lb-s{}", i % 35)).unwrap(),
+            phone: None,
             position: point(),
             on_duty: true,
         });

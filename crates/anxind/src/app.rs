@@ -59,7 +59,8 @@ impl App {
             "resuming"
         );
         let engine = Engine::new(policy, registry, resume);
-        let hub = Arc::new(Hub::new(engine.last_seq(), engine.snapshot(), config.consoles.replay));
+        let history = store.history_id().await.context("cannot read the store's history id")?;
+        let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_incidents().count() as i64);
 
@@ -225,6 +226,7 @@ impl Dispatcher {
             self.metrics.press_commit_seconds.observe(msg.received.elapsed().as_secs_f64());
         }
         for msg in batch.drain(..) {
+            // Acknowledged only now that what it caused is stored (or it caused nothing).
             if let Err(e) = self.link.ack(&msg.publish).await {
                 tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
             }
@@ -244,30 +246,41 @@ impl Dispatcher {
         let device = match self.topics.device_of_events(&msg.publish.topic) {
             Ok(d) => d,
             Err(defect) => {
-                self.reject(defect, "?", &msg.publish.topic);
+                self.reject(defect, "?", "ignored");
                 return;
             }
         };
+        if !self.engine.is_known_device(&device) {
+            self.reject(anxin_mqtt::Defect::UnknownDevice, device.as_str(), "ignored");
+            return;
+        }
         let result = match anxin_mqtt::decode(payload, self.max_payload_bytes, now) {
             Ok(decoded) => {
                 self.metrics.messages_received.with_label_values(&[decoded.event.event.as_str()]).inc();
-                if let Some(defect) = decoded.partial {
-                    self.reject(defect, device.as_str(), "the press is kept, located by home address");
+                for defect in decoded.partial {
+                    self.reject(defect, device.as_str(), "the rest of the message is used");
                 }
                 self.engine.handle_device_event(&device, decoded.event, now, out)
             }
+            Err(anxin_mqtt::Defect::UnknownType) => {
+                // The device said plainly what it sent, and it is nothing we know: newer
+                // firmware, most likely. Counted and logged, not raised as an incident.
+                self.metrics.messages_received.with_label_values(&["unreadable"]).inc();
+                self.reject(anxin_mqtt::Defect::UnknownType, device.as_str(), "ignored");
+                return;
+            }
             Err(defect) => {
                 self.metrics.messages_received.with_label_values(&["unreadable"]).inc();
-                self.reject(defect, device.as_str(), "a known device raises an `unreadable` incident");
+                self.reject(defect, device.as_str(), "the device may have pressed: an `unreadable` incident is raised");
                 let reason = defect.to_string();
                 self.engine.handle_unreadable(&device, &reason, anxin_mqtt::fingerprint(payload), now, out)
             }
         };
         match result {
             Ok(Outcome::Opened(id)) => {
-                let incident = self.engine.open_incidents().find(|i| i.id == id).expect("just opened");
-                self.metrics.incidents_opened.with_label_values(&[incident.kind.as_str()]).inc();
-                tracing::info!(incident = %id, device = %device, kind = incident.kind.as_str(), "incident opened");
+                let kind = self.engine.open_incidents().find(|i| i.id == id).map(|i| i.kind.as_str()).unwrap_or("?");
+                self.metrics.incidents_opened.with_label_values(&[kind]).inc();
+                tracing::info!(incident = %id, device = %device, kind, "incident opened");
             }
             Ok(Outcome::Joined(_)) => self.metrics.presses_joined.inc(),
             Ok(Outcome::Duplicate) => self.metrics.duplicates.inc(),

@@ -79,6 +79,7 @@ pub fn district(seed: u64) -> Registry {
                     ["伟", "敏", "静", "磊", "洋", "艳"][k % 6]
                 ),
                 station_id: station.clone(),
+                phone: Some(format!("1390000{:04}", s * 10 + k + 1)),
                 position: around(&mut rng, *lat, *lon, 700.0),
                 on_duty: true,
             });

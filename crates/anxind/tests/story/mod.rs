@@ -51,6 +51,7 @@ pub fn registry() -> Registry {
         id: ResponderId::parse(id).unwrap(),
         name: format!("responder {id}"),
         station_id: StationId::parse("st-qianwei").unwrap(),
+        phone: Some("13900000001".into()),
         position: Coordinates::new(lat, lon).unwrap(),
         on_duty: true,
     };
@@ -228,9 +229,15 @@ pub struct TestConsole {
 
 impl TestConsole {
     pub async fn connect(http: SocketAddr, since: Option<u64>) -> Self {
-        let url = match since {
-            Some(s) => format!("ws://{http}/ws?since={s}"),
-            None => format!("ws://{http}/ws"),
+        Self::connect_to_history(http, since, None).await
+    }
+
+    /// Reconnects naming the history its sequence number belongs to.
+    pub async fn connect_to_history(http: SocketAddr, since: Option<u64>, history: Option<&str>) -> Self {
+        let url = match (since, history) {
+            (Some(s), Some(h)) => format!("ws://{http}/ws?since={s}&history={h}"),
+            (Some(s), None) => format!("ws://{http}/ws?since={s}"),
+            _ => format!("ws://{http}/ws"),
         };
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("console connects");
         Self { ws }
@@ -311,19 +318,21 @@ pub async fn a_redelivered_press_changes_nothing(backend: Backend, client_id: St
     let app = spawn_app(&backend, &client_id).await;
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
-    let d1 = TestDevice::connect(&app, "d-1").await;
-    let d2 = TestDevice::connect(&app, "d-2").await;
+    let mut d1 = TestDevice::connect(&app, "d-1").await;
     d1.press("same-id", None).await;
     let first = console.incident_for("d-1").await;
+    let told = d1.next_command().await;
     d1.press("same-id", None).await;
+    assert_eq!(d1.next_command().await, told, "a device that resends is told again");
     d1.press("same-id", Some((25.0, 102.69, 5.0))).await;
-    // A later press from another device proves the duplicates were processed before it.
-    d2.press("other", None).await;
+    // One client's QoS 1 messages arrive in order: the next delta is the new press, which
+    // proves the duplicates were handled before it and changed nothing.
+    d1.press("a-new-press", None).await;
     let next = console.next().await;
-    assert_eq!(next["incident"]["device_id"], "d-2", "no delta for the duplicates: {next}");
-    assert_eq!(app.store.incident_count().await.unwrap(), 2);
-    let id = IncidentId(first["incident"]["id"].as_u64().unwrap());
-    assert_eq!(app.store.incident(id).await.unwrap().unwrap().press_count, 1);
+    assert_eq!(next["incident"]["id"], first["incident"]["id"]);
+    assert_eq!(next["incident"]["press_count"], 2, "the duplicates did not count as presses: {next}");
+    assert_eq!(next["incident"]["location"], first["incident"]["location"], "nor move the incident");
+    assert_eq!(app.store.incident_count().await.unwrap(), 1);
     assert_eq!(app.metric("anxin_mqtt_duplicates_total").await, 2.0);
     app.stop().await;
 }
@@ -333,7 +342,7 @@ pub async fn a_redelivered_press_changes_nothing(backend: Backend, client_id: St
 pub async fn a_restart_keeps_the_incident_open(backend: Backend, client_id: String) {
     let app = spawn_app(&backend, &client_id).await;
     let mut console = TestConsole::connect(app.http, None).await;
-    console.next().await;
+    let history = console.next().await["history"].as_str().expect("the snapshot names its history").to_string();
     let device = TestDevice::connect(&app, "d-1").await;
     device.press("before-restart", None).await;
     let before = console.incident_for("d-1").await;
@@ -348,9 +357,13 @@ pub async fn a_restart_keeps_the_incident_open(backend: Backend, client_id: Stri
     let incidents = snapshot["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0], before["incident"]);
+    assert_eq!(snapshot["history"], history.as_str(), "the same store, the same history");
+    // A console whose numbers come from another store's history gets a fresh snapshot.
+    let mut stranger = TestConsole::connect_to_history(app.http, Some(last_seq), Some("h-elsewhere")).await;
+    assert_eq!(stranger.next().await["type"], "snapshot");
     // The console that saw everything reconnects with its last sequence number: it is sent
     // nothing it already has, and the next change arrives as a delta.
-    let mut console = TestConsole::connect(app.http, Some(last_seq)).await;
+    let mut console = TestConsole::connect_to_history(app.http, Some(last_seq), Some(&history)).await;
 
     let device = TestDevice::connect(&app, "d-1").await;
     device.press("before-restart", None).await; // redelivered after the restart
@@ -375,9 +388,11 @@ pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backen
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
 
-    let stranger = TestDevice::connect(&app, "no-such-device").await;
-    stranger.press("x", None).await;
+    // d-2's connection first sends a press on an unregistered device's topic (one client's
+    // messages arrive in order, so the delta for d-2 below proves this one was handled).
     let d2 = TestDevice::connect(&app, "d-2").await;
+    let stranger = format!("{}/v1/devices/no-such-device/events", app.topic_root);
+    d2.publish_to(&stranger, r#"{"msg_id":"x","type":"sos"}"#).await;
     d2.publish_raw("\u{1}\u{2} not json").await;
     let d3 = TestDevice::connect(&app, "d-3").await;
     d3.publish_raw(r#"{"type":"sos"}"#).await;
@@ -388,8 +403,12 @@ pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backen
     assert_eq!(unreadable["incident"]["kind"], "unreadable");
     assert!(unreadable["incident"]["problem"].as_str().unwrap().contains("not a JSON object"));
     assert_eq!(unreadable["incident"]["location"]["source"], "home");
+    let opened = console.incident_for("d-3").await;
+    assert_eq!(opened["incident"]["kind"], "unreadable");
+    assert!(opened["incident"]["problem"].as_str().unwrap().contains("msg_id is missing"));
+    console.incident_for("d-3").await;
     let joined = console.incident_for("d-3").await;
-    assert_eq!(joined["incident"]["kind"], "unreadable");
+    assert_eq!(joined["incident"]["press_count"], 3, "the oversized and the NaN messages joined it");
 
     // Out-of-range coordinates: the press stands, located by the home address.
     let mut d1 = TestDevice::connect(&app, "d-1").await;
@@ -397,18 +416,34 @@ pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backen
     let good = console.incident_for("d-1").await;
     assert_eq!(good["incident"]["kind"], "sos");
     assert_eq!(good["incident"]["location"]["source"], "home");
+    assert_eq!(good["incident"]["location"]["fix_rejected"], "malformed", "the dispatcher sees why");
     assert_eq!(d1.next_command().await["type"], "help_coming");
 
-    for (reason, n) in
-        [("unknown_device", 1.0), ("not_json", 2.0), ("missing_msg_id", 1.0), ("oversized", 1.0), ("bad_location", 1.0)]
-    {
+    // A type the engine does not know (newer firmware) is counted, not raised.
+    let d4 = TestDevice::connect(&app, "d-4").await;
+    d4.publish_raw(r#"{"msg_id":"new-fw","type":"blood_pressure"}"#).await;
+    d4.press("real-press", None).await;
+    let d4_delta = console.incident_for("d-4").await;
+    assert_eq!(
+        (d4_delta["incident"]["kind"].as_str(), d4_delta["incident"]["press_count"].as_u64()),
+        (Some("sos"), Some(1))
+    );
+
+    for (reason, n) in [
+        ("unknown_device", 1.0),
+        ("not_json", 2.0),
+        ("missing_msg_id", 1.0),
+        ("oversized", 1.0),
+        ("bad_location", 1.0),
+        ("unknown_type", 1.0),
+    ] {
         assert_eq!(
             app.metric(&format!("anxin_mqtt_payloads_rejected_total{{reason=\"{reason}\"}}")).await,
             n,
             "{reason}"
         );
     }
-    assert_eq!(app.store.incident_count().await.unwrap(), 3, "d-2, d-3 (unreadable) and d-1");
+    assert_eq!(app.store.incident_count().await.unwrap(), 4, "d-2, d-3 (unreadable), d-1 and d-4");
     app.stop().await;
 }
 
