@@ -44,6 +44,17 @@ pub struct Responder {
     pub on_duty: bool,
 }
 
+/// A reference in the ledger to something that is not in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("device {device} belongs to elder {elder}, who is not in the registry")]
+    UnknownElder { device: String, elder: String },
+    #[error("responder {responder} belongs to station {station}, which is not in the registry")]
+    UnknownStation { responder: String, station: String },
+    #[error("{0} appears twice")]
+    Duplicate(String),
+}
+
 /// Everything the engine loads at start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
@@ -51,4 +62,55 @@ pub struct Registry {
     pub devices: Vec<Device>,
     pub stations: Vec<Station>,
     pub responders: Vec<Responder>,
+}
+
+impl Registry {
+    /// Checks that every reference points at something in this registry and no id repeats.
+    /// (References to entries already stored are checked again by the store's keys.)
+    pub fn check(&self) -> Result<(), RegistryError> {
+        use std::collections::HashSet;
+        fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<HashSet<&'a str>, RegistryError> {
+            let mut seen = HashSet::new();
+            for id in ids {
+                if !seen.insert(id) {
+                    return Err(RegistryError::Duplicate(format!("{what} {id}")));
+                }
+            }
+            Ok(seen)
+        }
+        let elders = unique("elder", self.elders.iter().map(|e| e.id.as_str()))?;
+        let stations = unique("station", self.stations.iter().map(|s| s.id.as_str()))?;
+        unique("device", self.devices.iter().map(|d| d.id.as_str()))?;
+        unique("responder", self.responders.iter().map(|r| r.id.as_str()))?;
+        if let Some(d) = self.devices.iter().find(|d| !elders.contains(d.elder_id.as_str())) {
+            return Err(RegistryError::UnknownElder { device: d.id.to_string(), elder: d.elder_id.to_string() });
+        }
+        if let Some(r) = self.responders.iter().find(|r| !stations.contains(r.station_id.as_str())) {
+            return Err(RegistryError::UnknownStation {
+                responder: r.id.to_string(),
+                station: r.station_id.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangling_references_and_repeats_are_refused() {
+        let json = r#"{"elders":[{"id":"e1","name":"n","address":"a","home":{"lat":25,"lon":102},"phone":null,"notes":""}],
+            "devices":[{"id":"d1","elder_id":"e1"}],"stations":[],"responders":[]}"#;
+        let mut r: Registry = serde_json::from_str(json).unwrap();
+        assert_eq!(r.check(), Ok(()));
+        r.devices.push(Device { id: DeviceId::parse("d2").unwrap(), elder_id: ElderId::parse("e9").unwrap() });
+        assert!(matches!(r.check(), Err(RegistryError::UnknownElder { .. })));
+        r.devices.pop();
+        r.devices.push(r.devices[0].clone());
+        assert_eq!(r.check(), Err(RegistryError::Duplicate("device d1".into())));
+        let bad = json.replace(r#""lat":25"#, r#""lat":95"#);
+        assert!(serde_json::from_str::<Registry>(&bad).is_err(), "positions are validated on the way in");
+    }
 }

@@ -20,7 +20,8 @@ pub use sql::{PostgresStore, SqliteStore};
 /// Why the store could not do what was asked.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("unsupported store URL {0:?}: use sqlite://PATH or postgres://...")]
+    /// Holds the scheme only: the rest of a URL may carry a password.
+    #[error("unsupported store URL scheme {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -83,7 +84,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
+        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+        Err(StoreError::UnsupportedUrl(scheme.to_string()))
     }
 }
 

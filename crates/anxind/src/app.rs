@@ -38,6 +38,7 @@ impl App {
     pub async fn build(config: Config, registry: Option<Registry>) -> anyhow::Result<Self> {
         let store = anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?;
         if let Some(registry) = registry {
+            registry.check().context("the registry is inconsistent")?;
             store.save_registry(&registry).await.context("cannot save the registry")?;
         }
         let policy = Policy {
@@ -86,7 +87,11 @@ impl App {
 
     /// The broker devices publish to, as `mqtt://host:port`.
     pub fn mqtt_url(&self) -> String {
-        format!("mqtt://{}:{}", self.broker_host, self.broker_port)
+        if self.broker_host.contains(':') {
+            format!("mqtt://[{}]:{}", self.broker_host, self.broker_port)
+        } else {
+            format!("mqtt://{}:{}", self.broker_host, self.broker_port)
+        }
     }
 
     pub fn store(&self) -> Arc<dyn Store> {

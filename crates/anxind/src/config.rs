@@ -1,7 +1,8 @@
 //! Layered configuration: built-in defaults, an optional TOML file, `ANXIN_` environment
 //! variables, then command-line flags.
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -12,6 +13,7 @@ use std::path::Path;
 pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     pub http: Http,
     pub mqtt: Mqtt,
@@ -24,11 +26,13 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Http {
     pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Mqtt {
     pub broker: String,
     pub embedded_listen: SocketAddr,
@@ -41,11 +45,13 @@ pub struct Mqtt {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub url: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dispatch {
     pub max_offer_distance_m: f64,
     pub max_fix_accuracy_m: f64,
@@ -53,22 +59,26 @@ pub struct Dispatch {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Ingest {
     pub queue: usize,
     pub batch_max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Consoles {
     pub replay: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Shutdown {
     pub deadline_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Demo {
     pub devices: usize,
     pub press_interval_s: f64,
@@ -115,7 +125,9 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("ANXIN_").split("__")).merge(Serialized::defaults(overrides));
+        figment = figment
+            .merge(Serialized::defaults(env_overrides(std::env::vars())?))
+            .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(Box::new)?;
         config.check()?;
         Ok(config)
@@ -127,6 +139,15 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if self.mqtt.client_id.trim().is_empty() {
+            return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
+        }
+        if self.mqtt.username.is_some() != self.mqtt.password.is_some() {
+            return Err(ConfigError::Check("mqtt.username and mqtt.password must be set together".into()));
+        }
+        if self.mqtt.keep_alive_s == 0 || self.mqtt.keep_alive_s > u64::from(u16::MAX) {
+            return Err(ConfigError::Check("mqtt.keep_alive_s must lie in 1..=65535".into()));
+        }
         let positive = |v: f64, name: &str| {
             if v.is_finite() && v > 0.0 {
                 Ok(())
@@ -153,6 +174,45 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Keys whose values are text even when they look like numbers (a password `1234`, a
+/// client id `007`); every other value is parsed as TOML would (numbers, booleans).
+const TEXT_KEYS: &[&str] = &[
+    "http.listen",
+    "mqtt.broker",
+    "mqtt.embedded_listen",
+    "mqtt.topic_root",
+    "mqtt.client_id",
+    "mqtt.username",
+    "mqtt.password",
+    "store.url",
+];
+
+/// `ANXIN_SECTION__KEY=value` variables as overrides. Variables without a section (such as
+/// `ANXIN_LOG`) are not configuration keys and are left alone.
+fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Result<serde_json::Value, ConfigError> {
+    let mut out = serde_json::Map::new();
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix("ANXIN_") else { continue };
+        let Some((section, key)) = rest.split_once("__") else { continue };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let path = format!("{section}.{key}");
+        let value = if TEXT_KEYS.contains(&path.as_str()) {
+            serde_json::Value::String(raw)
+        } else {
+            let parsed: Value = raw.parse().expect("parsing a figment value is infallible");
+            serde_json::to_value(parsed).map_err(|e| ConfigError::Check(format!("{name}: {e}")))?
+        };
+        let entry = out.entry(section).or_insert_with(|| serde_json::Value::Object(Default::default()));
+        match entry {
+            serde_json::Value::Object(map) => {
+                map.insert(key, value);
+            }
+            _ => return Err(ConfigError::Check(format!("{name}: {path} is not a section key"))),
+        }
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// Host and port of an `mqtt://host:port` URL (port 1883 when left out).
@@ -205,6 +265,34 @@ mod tests {
         assert!(Config::load(None, &bad).unwrap_err().to_string().contains("mqtt.broker"));
         let missing = Config::load(Some(Path::new("/nonexistent/anxin.toml")), &serde_json::json!({}));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn environment_values_that_look_like_numbers_stay_text_where_text_is_meant() {
+        let vars = [
+            ("ANXIN_MQTT__PASSWORD", "1234"),
+            ("ANXIN_MQTT__USERNAME", "007"),
+            ("ANXIN_MQTT__CLIENT_ID", "007"),
+            ("ANXIN_DISPATCH__MAX_OFFER_DISTANCE_M", "3000"),
+            ("ANXIN_LOG", "debug"),
+            ("PATH", "/bin"),
+        ];
+        let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let c = Config::load(None, &serde_json::json!({})).unwrap();
+        let c: Config = Figment::from(Serialized::defaults(&c)).merge(Serialized::defaults(env)).extract().unwrap();
+        assert_eq!(c.mqtt.password.unwrap().expose(), "1234");
+        assert_eq!(c.mqtt.username.as_deref(), Some("007"));
+        assert_eq!(c.mqtt.client_id, "007");
+        assert_eq!(c.dispatch.max_offer_distance_m, 3000.0);
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_not_silence() {
+        let e =
+            Config::load(None, &serde_json::json!({ "store": { "ulr": "sqlite://x.db" } })).unwrap_err().to_string();
+        assert!(e.contains("ulr"), "{e}");
+        let e = Config::load(None, &serde_json::json!({ "mqtt": { "username": "anxind" } })).unwrap_err().to_string();
+        assert!(e.contains("set together"), "{e}");
     }
 
     #[test]

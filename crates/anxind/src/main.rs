@@ -1,6 +1,7 @@
 //! `anxind`: runs the Anxin engine, or the demo district.
 
 use anxind::{demo, App, Config};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,10 @@ struct Cli {
     /// sqlite://PATH or postgres://... (store.url).
     #[arg(long, global = true)]
     store_url: Option<String>,
+    /// A JSON file of elders, devices, stations and responders to add to (or update in) the
+    /// store at start; `anxind registry-example` prints one.
+    #[arg(long, global = true)]
+    registry: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run the engine (the default).
     Run,
+    /// Print the demo district as a registry JSON file (the format --registry reads).
+    RegistryExample,
     /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
     Demo {
         /// How many simulated devices press now and then (demo.devices).
@@ -83,13 +90,33 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,rumqttd=off,rumqttc=warn,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    if matches!(cli.command, Some(Command::RegistryExample)) {
+        println!("{}", serde_json::to_string_pretty(&demo::district(config.demo.seed))?);
+        return Ok(());
+    }
     let is_demo = matches!(cli.command, Some(Command::Demo { .. }));
     let demo_registry = is_demo.then(|| demo::district(config.demo.seed));
+    let registry = match &cli.registry {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut registry: anxin_core::Registry =
+                serde_json::from_str(&text).with_context(|| format!("{} is not a valid registry", path.display()))?;
+            if let Some(demo) = &demo_registry {
+                registry.elders.extend(demo.elders.iter().cloned());
+                registry.devices.extend(demo.devices.iter().cloned());
+                registry.stations.extend(demo.stations.iter().cloned());
+                registry.responders.extend(demo.responders.iter().cloned());
+            }
+            Some(registry)
+        }
+        None => demo_registry.clone(),
+    };
 
-    let app = App::build(config.clone(), demo_registry.clone()).await?;
+    let app = App::build(config.clone(), registry).await?;
     let console = format!("http://{}/console", app.http_addr());
     let mqtt = app.mqtt_url();
     // One line on stdout for scripts and tests; everything else is logged to stderr.

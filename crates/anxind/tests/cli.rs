@@ -1,0 +1,92 @@
+//! The `anxind` binary as an operator meets it: its ready line, a registry file, clear
+//! errors for bad input, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_anxind");
+
+fn anxind(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env("ANXIN_LOG", "warn").env_remove("ANXIN_STORE__URL").env_remove("ANXIN_MQTT__BROKER");
+    c
+}
+
+#[test]
+fn registry_example_prints_a_registry_that_run_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = anxind(&["registry-example"]).output().unwrap();
+    assert!(out.status.success());
+    let registry: anxin_core::Registry = serde_json::from_slice(&out.stdout).expect("valid registry JSON");
+    assert_eq!(registry.devices.len(), 320);
+    let file = dir.path().join("registry.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+
+    let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let mut child = anxind(&[
+        "run",
+        "--registry",
+        file.to_str().unwrap(),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--store-url",
+        &store,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("anxind ready console=http://127.0.0.1:"), "{line}");
+    assert!(line.contains(" mqtt=mqtt://127.0.0.1:"), "{line}");
+
+    // SIGTERM: a clean exit, within the deadline.
+    let started = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "anxind did not stop within its deadline");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let stored = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { anxin_store::open(&store).await.unwrap().load_registry().await.unwrap() });
+    assert_eq!(stored.devices.len(), 320, "the registry file was stored");
+}
+
+#[test]
+fn bad_input_on_the_command_line_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"elders":[],"devices":[{"id":"d1","elder_id":"nobody"}],"stations":[],"responders":[]}"#,
+    )
+    .unwrap();
+    let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let cases: [(Vec<&str>, Vec<(&str, &str)>, &str); 4] = [
+        (vec!["run", "--registry", broken.to_str().unwrap(), "--store-url", &store], vec![], "elder nobody"),
+        (vec!["run", "--store-url", "mysql://root:secret@h/db"], vec![], "unsupported store URL scheme \"mysql\""),
+        (vec!["run"], vec![("ANXIN_STORE__ULR", "sqlite://x.db")], "ulr"),
+        (vec!["run", "--config", "/nonexistent.toml"], vec![], "does not exist"),
+    ];
+    for (args, env, expect) in cases {
+        let mut cmd = anxind(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expect), "{args:?}: expected {expect:?} in {stderr}");
+        assert!(!stderr.contains("secret"), "a password leaked: {stderr}");
+    }
+}
