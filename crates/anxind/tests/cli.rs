@@ -72,7 +72,9 @@ fn bad_input_on_the_command_line_gets_a_clear_error() {
     )
     .unwrap();
     let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
-    let cases: [(Vec<&str>, Vec<(&str, &str)>, &str); 4] = [
+    // (arguments, environment, what the error must say)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
         (vec!["run", "--registry", broken.to_str().unwrap(), "--store-url", &store], vec![], "elder nobody"),
         (vec!["run", "--store-url", "mysql://root:secret@h/db"], vec![], "unsupported store URL scheme \"mysql\""),
         (vec!["run"], vec![("ANXIN_STORE__ULR", "sqlite://x.db")], "ulr"),
