@@ -159,6 +159,15 @@ impl Engine {
         self.open.values()
     }
 
+    /// An open incident by id.
+    pub fn incident(&self, id: IncidentId) -> Option<&Incident> {
+        self.open.get(&id)
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
     pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
         self.open_by_device.get(device).and_then(|id| self.open.get(id))
     }

@@ -94,7 +94,9 @@ pub fn connect(
         // would drop the connection instead, and the broker would redeliver the same message
         // on every reconnect: one oversized message would stop all presses behind it.
         .set_max_packet_size(MQTT_MAX_PACKET_BYTES, opts.max_outgoing_bytes)
-        .set_request_channel_capacity(4096);
+        .set_request_channel_capacity(4096)
+        // Commands to devices are QoS 1 too; a wide window keeps them from holding up acks.
+        .set_inflight(1000);
     if let (Some(u), Some(p)) = (opts.username.clone(), opts.password.clone()) {
         mqtt.set_credentials(u, p);
     }

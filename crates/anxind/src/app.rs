@@ -63,7 +63,7 @@ impl App {
         let history = store.history_id().await.context("cannot read the store's history id")?;
         let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
-        metrics.open_incidents.set(engine.open_incidents().count() as i64);
+        metrics.open_incidents.set(engine.open_count() as i64);
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes)?;
@@ -241,7 +241,7 @@ impl Dispatcher {
                 tracing::warn!(device = %device, error = %e, "could not send a command to a device");
             }
         }
-        self.metrics.open_incidents.set(self.engine.open_incidents().count() as i64);
+        self.metrics.open_incidents.set(self.engine.open_count() as i64);
         self.hub.publish(out.deltas);
         true
     }
@@ -283,7 +283,7 @@ impl Dispatcher {
         };
         match result {
             Ok(Outcome::Opened(id)) => {
-                let kind = self.engine.open_incidents().find(|i| i.id == id).map(|i| i.kind.as_str()).unwrap_or("?");
+                let kind = self.engine.incident(id).map_or("?", |i| i.kind.as_str());
                 self.metrics.incidents_opened.with_label_values(&[kind]).inc();
                 tracing::info!(incident = %id, device = %device, kind, "incident opened");
             }
