@@ -152,6 +152,11 @@ impl App {
 
         shutdown.cancelled().await;
         tracing::info!(deadline_s = deadline.as_secs(), "shutting down");
+        let stragglers = [
+            ("engine", engine_task.abort_handle()),
+            ("mqtt", link_task.abort_handle()),
+            ("http", http_task.abort_handle()),
+        ];
         let drained = tokio::time::timeout(deadline, async {
             // The engine finishes the batch in hand (commit, then ack), then stops reading.
             if let Err(e) = engine_task.await {
@@ -166,9 +171,16 @@ impl App {
         })
         .await;
         if drained.is_err() {
+            // Whatever is still running stops here, so nothing is acknowledged after we said
+            // we stopped: the broker redelivers what was not stored to the next engine.
+            let late: Vec<_> = stragglers.iter().filter(|(_, h)| !h.is_finished()).map(|(name, _)| *name).collect();
             tracing::warn!(
-                "shutdown deadline passed; exiting with work unfinished (unacknowledged presses will be redelivered)"
+                ?late,
+                "shutdown deadline passed; stopping with work unfinished (unstored presses stay at the broker)"
             );
+            for (_, handle) in &stragglers {
+                handle.abort();
+            }
         }
         Ok(())
     }

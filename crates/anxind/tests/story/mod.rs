@@ -507,3 +507,38 @@ pub async fn an_oversized_message_does_not_stall_intake(backend: Backend, client
     }
     app.stop().await;
 }
+
+/// Persist before ack: a press the store could not take is not acknowledged, so after the
+/// engine stops the broker still holds it and gives it to the next engine. (Needs a broker
+/// that outlives the engine, and PostgreSQL to hold a lock from outside.)
+pub async fn a_press_that_was_not_stored_is_not_acknowledged(backend: Backend, client_id: String) {
+    use sqlx::Connection;
+    let app = spawn_app(&backend, &client_id).await;
+    // Another session locks a table every commit writes to: commits wait.
+    let mut locker = sqlx::PgConnection::connect(&backend.store_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE device_messages IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.unwrap();
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("held-at-the-broker", None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop().await; // past its deadline, with the commit still waiting
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    assert_eq!(app_store_count(&backend).await, 0, "nothing was stored");
+
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    let delta = if snapshot["incidents"].as_array().unwrap().is_empty() {
+        console.incident_for("d-1").await["incident"].clone()
+    } else {
+        snapshot["incidents"][0].clone()
+    };
+    assert_eq!(delta["device_id"], "d-1", "the broker redelivered the press to the new engine");
+    let (device, msg) = (DeviceId::parse("d-1").unwrap(), MessageId::parse("held-at-the-broker").unwrap());
+    assert!(app.store.message(&device, &msg).await.unwrap().is_some());
+    app.stop().await;
+}
+
+async fn app_store_count(backend: &Backend) -> u64 {
+    anxin_store::open(&backend.store_url).await.unwrap().incident_count().await.unwrap()
+}
