@@ -225,6 +225,9 @@ impl TestDevice {
 /// A console on the WebSocket.
 pub struct TestConsole {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Deltas passed over while looking for one device's; messages from different devices
+    /// may arrive in any order, so none is thrown away.
+    held: std::collections::VecDeque<Value>,
 }
 
 impl TestConsole {
@@ -240,10 +243,18 @@ impl TestConsole {
             _ => format!("ws://{http}/ws"),
         };
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("console connects");
-        Self { ws }
+        Self { ws, held: Default::default() }
     }
 
+    /// The next message: one held back earlier, else the next off the socket.
     pub async fn next(&mut self) -> Value {
+        if let Some(m) = self.held.pop_front() {
+            return m;
+        }
+        self.next_from_socket().await
+    }
+
+    async fn next_from_socket(&mut self) -> Value {
         loop {
             let msg =
                 tokio::time::timeout(WAIT, self.ws.next()).await.expect("a console message arrives").unwrap().unwrap();
@@ -260,11 +271,16 @@ impl TestConsole {
 
     /// The next delta for the given device, skipping others.
     pub async fn incident_for(&mut self, device: &str) -> Value {
+        let is_for = |m: &Value| m["type"] == "incident" && m["incident"]["device_id"] == device;
+        if let Some(i) = self.held.iter().position(is_for) {
+            return self.held.remove(i).expect("position is in range");
+        }
         loop {
-            let m = self.next().await;
-            if m["type"] == "incident" && m["incident"]["device_id"] == device {
+            let m = self.next_from_socket().await;
+            if is_for(&m) {
                 return m;
             }
+            self.held.push_back(m);
         }
     }
 }
