@@ -204,7 +204,9 @@ impl Engine {
             return Ok(Outcome::Noted);
         }
         if self.seen.contains(&(device.clone(), event.msg_id.clone())) {
-            self.reassure(device, out);
+            if event.event != EventType::Cancel {
+                self.reassure(device, out);
+            }
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), event.msg_id.clone());

@@ -65,9 +65,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Checks that every reference points at something in this registry and no id repeats.
-    /// (References to entries already stored are checked again by the store's keys.)
+    /// Checks that no id repeats and every reference points at something in this registry.
     pub fn check(&self) -> Result<(), RegistryError> {
+        self.check_against(&Registry::default())
+    }
+
+    /// Like [`Registry::check`], but references may also point at entries of `known` (the
+    /// ledger already stored), so a file can add devices to elders registered before.
+    pub fn check_against(&self, known: &Registry) -> Result<(), RegistryError> {
         use std::collections::HashSet;
         fn unique<'a>(what: &str, ids: impl Iterator<Item = &'a str>) -> Result<HashSet<&'a str>, RegistryError> {
             let mut seen = HashSet::new();
@@ -78,8 +83,10 @@ impl Registry {
             }
             Ok(seen)
         }
-        let elders = unique("elder", self.elders.iter().map(|e| e.id.as_str()))?;
-        let stations = unique("station", self.stations.iter().map(|s| s.id.as_str()))?;
+        let mut elders = unique("elder", self.elders.iter().map(|e| e.id.as_str()))?;
+        let mut stations = unique("station", self.stations.iter().map(|s| s.id.as_str()))?;
+        elders.extend(known.elders.iter().map(|e| e.id.as_str()));
+        stations.extend(known.stations.iter().map(|s| s.id.as_str()));
         unique("device", self.devices.iter().map(|d| d.id.as_str()))?;
         unique("responder", self.responders.iter().map(|r| r.id.as_str()))?;
         if let Some(d) = self.devices.iter().find(|d| !elders.contains(d.elder_id.as_str())) {
@@ -112,5 +119,11 @@ mod tests {
         assert_eq!(r.check(), Err(RegistryError::Duplicate("device d1".into())));
         let bad = json.replace(r#""lat":25"#, r#""lat":95"#);
         assert!(serde_json::from_str::<Registry>(&bad).is_err(), "positions are validated on the way in");
+        let more = Registry {
+            devices: vec![Device { id: DeviceId::parse("d9").unwrap(), elder_id: ElderId::parse("e1").unwrap() }],
+            ..Registry::default()
+        };
+        assert!(more.check().is_err(), "alone, e1 is unknown");
+        assert_eq!(more.check_against(&r), Ok(()), "e1 is already registered");
     }
 }

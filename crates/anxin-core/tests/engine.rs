@@ -177,6 +177,12 @@ fn heartbeats_cancels_and_service_requests() {
         Ok(Outcome::Joined(id))
     );
     assert!(e.open_incident_for(&dev()).unwrap().cancel_requested, "cancel is a request; the incident stays open");
+    let mut again = Outbox::default();
+    assert_eq!(
+        e.handle_device_event(&dev(), event("c1", EventType::Cancel, None), T0, &mut again),
+        Ok(Outcome::Duplicate)
+    );
+    assert!(again.commands.is_empty(), "a resent cancel is not answered with help_coming");
 }
 
 #[test]

@@ -100,7 +100,12 @@ pub fn connect(
     if let (Some(u), Some(p)) = (opts.username.clone(), opts.password.clone()) {
         mqtt.set_credentials(u, p);
     }
-    let (client, eventloop) = AsyncClient::new(mqtt, 4096);
+    let (client, mut eventloop) = AsyncClient::new(mqtt, 4096);
+    // Acknowledgements and commands are small and each one is waited for: send them at once
+    // rather than let Nagle's algorithm hold them back for more data.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let connected = Arc::new(AtomicBool::new(false));
     let filter = opts.topics.events_filter();
     let link = DeviceLink { client: client.clone(), topics: opts.topics, connected: connected.clone() };

@@ -193,7 +193,7 @@ macro_rules! sql_store {
                         return Err(StoreError::Corrupt(format!("cannot encode an incident: {err}")));
                     }
                     q.push(
-                        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, is_open = excluded.is_open, \
+                        " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, is_open = excluded.is_open, \
                          updated_at = excluded.updated_at, last_seq = excluded.last_seq, body = excluded.body \
                          WHERE incidents.last_seq <= excluded.last_seq",
                     );

@@ -191,6 +191,9 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         let mut opts = MqttOptions::new(format!("{tag}-pub{p}"), host, port.parse().unwrap());
         opts.set_inflight(1000).set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let mut network = anxin_mqtt::rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let stop = CancellationToken::new();
         let poller = tokio::spawn({
             let stop = stop.clone();

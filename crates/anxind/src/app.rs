@@ -38,7 +38,8 @@ impl App {
     pub async fn build(config: Config, registry: Option<Registry>) -> anyhow::Result<Self> {
         let store = anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?;
         if let Some(registry) = registry {
-            registry.check().context("the registry is inconsistent")?;
+            let stored = store.load_registry().await.context("cannot load the registry")?;
+            registry.check_against(&stored).context("the registry is inconsistent")?;
             store.save_registry(&registry).await.context("cannot save the registry")?;
         }
         let policy = Policy {

@@ -109,8 +109,9 @@ impl fmt::Debug for Secret {
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not a source: figment's message already says everything, and once is enough.
     #[error("configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
+    Invalid(Box<figment::Error>),
     #[error("configuration: {0}")]
     Check(String),
 }
@@ -126,9 +127,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment
-            .merge(Serialized::defaults(env_overrides(std::env::vars())?))
-            .merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract().map_err(Box::new)?;
+            .merge(Named("ANXIN_ environment variables", env_overrides(std::env::vars())?))
+            .merge(Named("command-line flags", overrides.clone()));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         config.check()?;
         Ok(config)
     }
@@ -173,6 +174,19 @@ impl Config {
             broker_address(&self.mqtt.broker)?;
         }
         Ok(())
+    }
+}
+
+/// Values from a source with a name a person recognises in an error message.
+struct Named(&'static str, serde_json::Value);
+
+impl figment::Provider for Named {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.0)
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::defaults(&self.1).data()
     }
 }
 

@@ -3,6 +3,7 @@
 use anxind::{demo, App, Config};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -95,8 +96,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
     if matches!(cli.command, Some(Command::RegistryExample)) {
-        println!("{}", serde_json::to_string_pretty(&demo::district(config.demo.seed))?);
-        return Ok(());
+        let text = serde_json::to_string_pretty(&demo::district(config.demo.seed))?;
+        // A reader that stops early (`| head`) is not an error.
+        return match writeln!(std::io::stdout(), "{text}") {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
+        };
     }
     let is_demo = matches!(cli.command, Some(Command::Demo { .. }));
     let demo_registry = is_demo.then(|| demo::district(config.demo.seed));

@@ -6,17 +6,12 @@ use serde_json::json;
 use std::time::Duration;
 use story::*;
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("anxind-{name}-{nanos}")
-}
-
 macro_rules! embedded {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let dir = tempfile::tempdir().unwrap();
-            story::$name(Backend::embedded(dir.path()), unique(stringify!($name))).await;
+            story::$name(Backend::embedded(dir.path()), unique("anxind", stringify!($name))).await;
         }
     )*};
 }
@@ -34,7 +29,7 @@ embedded!(
 #[tokio::test]
 async fn health_and_metrics_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&Backend::embedded(dir.path()), &unique("health")).await;
+    let app = spawn_app(&Backend::embedded(dir.path()), &unique("anxind", "health")).await;
     assert_eq!(app.get("/healthz").await.0, 200);
     let (status, body) = app.get("/readyz").await;
     assert_eq!(status, 200);
@@ -50,7 +45,7 @@ async fn health_and_metrics_answer() {
 #[tokio::test]
 async fn the_engine_stops_within_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app(&Backend::embedded(dir.path()), &unique("stop")).await;
+    let app = spawn_app(&Backend::embedded(dir.path()), &unique("anxind", "stop")).await;
     let started = std::time::Instant::now();
     app.stop().await; // panics if not stopped within WAIT
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());

@@ -29,17 +29,12 @@ async fn backend() -> Option<Backend> {
     Some(Backend { broker: mqtt, store_url })
 }
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("anxind-ext-{name}-{nanos}")
-}
-
 macro_rules! external {
     ($($name:ident),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             let Some(backend) = backend().await else { return };
-            story::$name(backend, unique(stringify!($name))).await;
+            story::$name(backend, unique("anxind-ext", stringify!($name))).await;
         }
     )*};
 }

@@ -73,6 +73,12 @@ pub fn registry() -> Registry {
     }
 }
 
+/// A name no other test run uses: a client id and topic root on a shared broker.
+pub fn unique(prefix: &str, name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{name}-{nanos}")
+}
+
 /// A running engine on ephemeral ports.
 pub struct TestApp {
     pub http: SocketAddr,
