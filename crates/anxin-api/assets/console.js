@@ -111,7 +111,7 @@
 
   // States after which an incident leaves the console. None are sent yet; listed so that a
   // closing delta removes its row instead of leaving it open forever.
-  const CLOSED_STATES = new Set(['closed', 'resolved', 'cancelled']);
+  const CLOSED_STATES = new Set(['closed', 'cancelled', 'false_alarm']);
 
   // The press clock turns amber at 5 minutes (the doorstep circle) and red at 15 (the
   // elder-care circle of the Xishan plan).
@@ -215,7 +215,9 @@
   // The server says why an incident waits for a dispatcher; "nobody in range" is shown only
   // when that is the reason (service requests and unreadable messages go to a person first).
   function isNobodyInRange(view) {
-    if ('dispatcher_needed' in view) return view.dispatcher_needed === 'nobody_in_range';
+    if ('dispatcher_needed' in view) {
+      return view.state === 'station_alerted' || view.dispatcher_needed === 'nobody_going';
+    }
     return isEmergency(view);
   }
 

@@ -84,7 +84,11 @@ impl Hub {
                 .into();
             let frame = Frame { seq: view.seq, text, is_snapshot: false };
             state.seq = view.seq;
-            state.open.insert(view.id, view);
+            if view.state.is_terminal() {
+                state.open.remove(&view.id);
+            } else {
+                state.open.insert(view.id, view);
+            }
             if state.recent.len() == self.replay_capacity {
                 if let Some(old) = state.recent.pop_front() {
                     state.evicted_upto = old.seq;

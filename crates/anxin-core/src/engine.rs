@@ -10,7 +10,7 @@ use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationI
 use crate::incident::*;
 use crate::matcher::Matcher;
 use crate::registry::{Elder, Registry, Responder, Station};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use thiserror::Error;
 
 /// The knobs of dispatch, all with defaults a district can start from.
@@ -30,6 +30,29 @@ pub struct Policy {
     pub dedup_window_ms: i64,
     /// Responder travel speed used for the rough ETA told to the device.
     pub responder_speed_mps: f64,
+    /// How long a responder has to accept an offer.
+    pub offer_timeout_ms: i64,
+    /// Responders offered an incident, one after another, before the station is alerted.
+    pub max_responder_offers: u32,
+    /// How long the station's duty line has before a dispatcher is called in.
+    pub station_timeout_ms: i64,
+    /// How often a dispatcher is reminded of an incident waiting for them.
+    pub reminder_interval_ms: i64,
+    /// How long a responder who accepted has to report on scene (telecare services use 30 min).
+    pub on_scene_within_ms: i64,
+    /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
+    /// medical until a person knows better).
+    pub medical_number: String,
+}
+
+impl Policy {
+    /// The emergency number that fits an incident of this kind, when one does.
+    pub fn emergency_number(&self, kind: IncidentKind) -> Option<String> {
+        match kind {
+            IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
+            IncidentKind::Service => None,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -42,6 +65,12 @@ impl Default for Policy {
             max_clock_behind_ms: 24 * 60 * 60 * 1000,
             dedup_window_ms: 7 * 24 * 60 * 60 * 1000,
             responder_speed_mps: 4.0,
+            offer_timeout_ms: 60_000,
+            max_responder_offers: 3,
+            station_timeout_ms: 120_000,
+            reminder_interval_ms: 60_000,
+            on_scene_within_ms: 30 * 60_000,
+            medical_number: "120".to_string(),
         }
     }
 }
@@ -100,14 +129,21 @@ impl Outbox {
 /// The dispatch state machine.
 #[derive(Debug)]
 pub struct Engine {
-    policy: Policy,
+    pub(crate) policy: Policy,
     elders: HashMap<ElderId, Elder>,
     devices: HashMap<DeviceId, ElderId>,
     stations: HashMap<StationId, Station>,
-    responders: HashMap<ResponderId, Responder>,
-    matcher: Matcher,
-    open: BTreeMap<IncidentId, Incident>,
-    open_by_device: HashMap<DeviceId, IncidentId>,
+    /// The roster, with each responder's duty and last known position.
+    pub(crate) responders: HashMap<ResponderId, Responder>,
+    pub(crate) matcher: Matcher,
+    pub(crate) open: BTreeMap<IncidentId, Incident>,
+    pub(crate) open_by_device: HashMap<DeviceId, IncidentId>,
+    /// Responders holding an offer or a job, and on which incident.
+    pub(crate) busy: HashMap<ResponderId, IncidentId>,
+    /// Every open incident's earliest deadline, in time order.
+    pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
+    /// The entry each incident has in `timers`, so it can be moved.
+    pub(crate) deadlines: HashMap<IncidentId, Timestamp>,
     seen: HashSet<(DeviceId, MessageId)>,
     /// `seen` in arrival order, so old ids can be forgotten.
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
@@ -117,13 +153,17 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
-        let busy: HashSet<ResponderId> =
-            resume.open.iter().filter_map(|i| i.responder.as_ref().map(|r| r.id.clone())).collect();
+        let busy: HashMap<ResponderId, IncidentId> = resume
+            .open
+            .iter()
+            .filter(|i| i.state == IncidentState::Offered || i.state.has_responder_on_job())
+            .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)))
+            .collect();
         let matcher = Matcher::new(
             registry
                 .responders
                 .iter()
-                .filter(|r| r.on_duty && !busy.contains(&r.id))
+                .filter(|r| r.on_duty && !busy.contains_key(&r.id))
                 .map(|r| (r.id.clone(), r.position)),
             registry.stations.iter().map(|s| (s.id.clone(), s.position)),
         );
@@ -136,14 +176,19 @@ impl Engine {
             matcher,
             open: BTreeMap::new(),
             open_by_device: HashMap::new(),
+            busy,
+            timers: BTreeSet::new(),
+            deadlines: HashMap::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             last_incident_id: resume.last_incident_id,
             last_seq: resume.last_seq,
         };
         for incident in resume.open {
-            engine.open_by_device.insert(incident.device_id.clone(), incident.id);
-            engine.open.insert(incident.id, incident);
+            let id = incident.id;
+            engine.open_by_device.insert(incident.device_id.clone(), id);
+            engine.open.insert(id, incident);
+            engine.reschedule(id);
         }
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
@@ -170,6 +215,11 @@ impl Engine {
 
     pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
         self.open_by_device.get(device).and_then(|id| self.open.get(id))
+    }
+
+    /// A responder as the engine knows them now (duty, position).
+    pub fn responder(&self, id: &ResponderId) -> Option<&Responder> {
+        self.responders.get(id)
     }
 
     pub fn is_known_device(&self, device: &DeviceId) -> bool {
@@ -343,7 +393,14 @@ impl Engine {
         self.last_seq
     }
 
-    fn log(&mut self, incident_id: IncidentId, at: Timestamp, actor: Actor, change: Change, out: &mut Outbox) -> u64 {
+    pub(crate) fn log(
+        &mut self,
+        incident_id: IncidentId,
+        at: Timestamp,
+        actor: Actor,
+        change: Change,
+        out: &mut Outbox,
+    ) -> u64 {
         let seq = self.next_seq();
         out.events.push(IncidentEvent { seq, incident_id, at, actor, change });
         seq
@@ -394,42 +451,24 @@ impl Engine {
             dispatcher_needed,
             problem,
             last_seq: last,
+            ladder: Ladder::default(),
+            outcome: None,
         };
         self.open_by_device.insert(device.clone(), id);
         self.open.insert(id, incident);
-        // Only emergencies are offered straight away; anything doubtful goes to a person first.
+        // Only emergencies go up the ladder straight away; anything doubtful goes to a person
+        // first, who is reminded until they act.
         if kind.is_emergency() {
-            self.offer_nearest(id, now, out);
+            self.climb(id, now, out);
+        } else {
+            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
+            let incident = self.open.get_mut(&id).expect("just opened");
+            incident.ladder.rung = Rung::Dispatcher;
+            incident.ladder.remind_at = Some(remind_at);
         }
         self.tell_device_help_is_coming(id, out);
-        self.emit(id, out);
+        self.after_change(id, out);
         id
-    }
-
-    /// Offers the incident to the nearest available responder in range, or records that
-    /// nobody is in range and a dispatcher must act.
-    fn offer_nearest(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
-        let at = self.open[&id].location.at;
-        let max_distance_m = self.policy.max_offer_distance_m;
-        let (change, state, responder, needed) = match self.matcher.nearest_responder(at, max_distance_m) {
-            Some(r) => {
-                self.matcher.set_unavailable(&r.id);
-                let change = Change::Offered { responder_id: r.id.clone(), distance_m: r.distance_m };
-                (change, IncidentState::Offered, Some(Assigned { id: r.id, distance_m: r.distance_m }), None)
-            }
-            None => (
-                Change::NobodyInRange { max_distance_m },
-                IncidentState::AwaitingDispatcher,
-                None,
-                Some(DispatcherNeeded::NobodyInRange),
-            ),
-        };
-        let seq = self.log(id, now, Actor::Engine, change, out);
-        let incident = self.open.get_mut(&id).expect("open incident");
-        incident.state = state;
-        incident.responder = responder;
-        incident.dispatcher_needed = needed;
-        incident.last_seq = seq;
     }
 
     fn join(
@@ -461,12 +500,14 @@ impl Engine {
             let incident = self.open.get_mut(&id).expect("open incident");
             incident.kind = to;
             incident.last_seq = seq;
-            if incident.responder.is_none() {
-                self.offer_nearest(id, now, out);
+            if incident.responder.is_none() && !incident.ladder.off_ladder {
+                incident.ladder.rung = Rung::Responders;
+                incident.ladder.remind_at = None;
+                self.climb(id, now, out);
             }
         }
         self.tell_device_help_is_coming(id, out);
-        self.emit(id, out);
+        self.after_change(id, out);
     }
 
     fn request_cancel(
@@ -483,7 +524,7 @@ impl Engine {
         incident.cancel_requested = true;
         incident.updated_at = now;
         incident.last_seq = seq;
-        self.emit(id, out);
+        self.after_change(id, out);
     }
 
     fn tell_device_help_is_coming(&self, id: IncidentId, out: &mut Outbox) {
@@ -498,7 +539,7 @@ impl Engine {
         ));
     }
 
-    fn emit(&self, id: IncidentId, out: &mut Outbox) {
+    pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {
         let incident = &self.open[&id];
         out.incidents.push(incident.clone());
         out.deltas.push(self.view(incident));
@@ -544,6 +585,8 @@ impl Engine {
             cancel_requested: incident.cancel_requested,
             dispatcher_needed: incident.dispatcher_needed,
             problem: incident.problem.clone(),
+            ladder: incident.ladder.clone(),
+            outcome: incident.outcome.clone(),
             pressed_at: incident.pressed_at,
             opened_at: incident.opened_at,
             updated_at: incident.updated_at,

@@ -113,34 +113,109 @@ impl IncidentKind {
 }
 
 /// Where an incident is in its life.
+///
+/// ```text
+///            ┌──────────── decline / timeout: next responder ───┐
+///            ▼                                                  │
+/// (opened) → offered ──accept──► accepted → en_route → on_scene → resolved → closed
+///    │           │ ladder exhausted                               ▲
+///    │           ▼                                                │ (dispatcher)
+///    └──► station_alerted ──timeout──► awaiting_dispatcher ───────┘
+///  any state before closed ──(dispatcher)──► cancelled | false_alarm
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentState {
-    /// A responder has been offered the job.
+    /// A responder has been offered the job and has until the offer's deadline to accept.
     Offered,
-    /// Nobody was offered the job: a dispatcher must act (see [`DispatcherNeeded`]).
+    /// No responder took it: the station's duty line has been alerted, with a deadline.
+    StationAlerted,
+    /// A dispatcher must act (see [`DispatcherNeeded`]); reminders repeat until one does.
     AwaitingDispatcher,
-}
-
-/// Why an incident waits for a dispatcher rather than a responder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DispatcherNeeded {
-    /// An emergency with no available responder within the offer distance.
-    NobodyInRange,
-    /// The device sent something unreadable: call the elder back first.
-    UnreadableMessage,
-    /// A non-emergency request: a dispatcher arranges the service.
-    ServiceRequest,
+    /// A responder has taken the job.
+    Accepted,
+    EnRoute,
+    OnScene,
+    /// Help was given; a dispatcher closes it with an outcome.
+    Resolved,
+    Closed,
+    Cancelled,
+    FalseAlarm,
 }
 
 impl IncidentState {
     pub fn as_str(self) -> &'static str {
         match self {
             IncidentState::Offered => "offered",
+            IncidentState::StationAlerted => "station_alerted",
             IncidentState::AwaitingDispatcher => "awaiting_dispatcher",
+            IncidentState::Accepted => "accepted",
+            IncidentState::EnRoute => "en_route",
+            IncidentState::OnScene => "on_scene",
+            IncidentState::Resolved => "resolved",
+            IncidentState::Closed => "closed",
+            IncidentState::Cancelled => "cancelled",
+            IncidentState::FalseAlarm => "false_alarm",
         }
     }
+
+    /// Whether the incident's life is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, IncidentState::Closed | IncidentState::Cancelled | IncidentState::FalseAlarm)
+    }
+
+    /// Whether a responder holds the job (not just an offer).
+    pub fn has_responder_on_job(self) -> bool {
+        matches!(self, IncidentState::Accepted | IncidentState::EnRoute | IncidentState::OnScene)
+    }
+
+    /// Whether the incident may move from this state to `next`.
+    pub fn can_become(self, next: IncidentState) -> bool {
+        use IncidentState::*;
+        if self.is_terminal() {
+            return false;
+        }
+        match next {
+            Cancelled | FalseAlarm => true,
+            Offered => matches!(self, Offered | StationAlerted | AwaitingDispatcher | Accepted | EnRoute),
+            StationAlerted => matches!(self, Offered),
+            AwaitingDispatcher => matches!(self, Offered | StationAlerted | Accepted | EnRoute),
+            Accepted => matches!(self, Offered | StationAlerted | AwaitingDispatcher | Accepted | EnRoute),
+            EnRoute => matches!(self, Accepted),
+            OnScene => matches!(self, Accepted | EnRoute),
+            Resolved => !matches!(self, Resolved),
+            Closed => matches!(self, Resolved),
+        }
+    }
+}
+
+/// The rungs of the escalation ladder, climbed in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Rung {
+    /// Responders near the elder, nearest first, up to the policy's number of offers.
+    #[default]
+    Responders,
+    /// The nearest station's duty line.
+    Station,
+    /// A dispatcher, with the emergency number that fits the event.
+    Dispatcher,
+}
+
+/// Why an incident waits for a dispatcher rather than a responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatcherNeeded {
+    /// The device sent something unreadable: call the elder back first.
+    UnreadableMessage,
+    /// A non-emergency request: a dispatcher arranges the service.
+    ServiceRequest,
+    /// Every rung of the ladder was tried and nobody is going.
+    NobodyGoing,
+    /// The responder who accepted has not reported on scene in time.
+    OnSceneOverdue,
+    /// A dispatcher took the incident off the ladder to handle it by hand.
+    HandledByDispatcher,
 }
 
 /// Where the position of an incident came from.
@@ -206,6 +281,42 @@ pub struct Incident {
     pub problem: Option<String>,
     /// Sequence number of the last event applied.
     pub last_seq: u64,
+    /// The ladder's progress and the timers that drive it.
+    #[serde(default)]
+    pub ladder: Ladder,
+    /// How a resolved, closed, cancelled or false-alarm incident ended.
+    #[serde(default)]
+    pub outcome: Option<String>,
+}
+
+/// Where an incident is on the escalation ladder, and its timers. All times are absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Ladder {
+    pub rung: Rung,
+    /// Offers made to responders on this incident so far (the ladder's first rung).
+    pub offers_made: u32,
+    /// Responders who declined or let an offer lapse: never offered this incident again.
+    pub tried: Vec<ResponderId>,
+    /// When the live offer lapses.
+    pub offer_deadline: Option<Timestamp>,
+    /// When the station's duty line has had long enough.
+    pub station_deadline: Option<Timestamp>,
+    /// When the dispatcher is reminded next.
+    pub remind_at: Option<Timestamp>,
+    pub reminders: u32,
+    /// By when the responder who accepted must report on scene.
+    pub on_scene_by: Option<Timestamp>,
+    /// The emergency number a dispatcher should call when nobody is going.
+    pub emergency_number: Option<String>,
+    /// A dispatcher took the incident off the ladder.
+    pub off_ladder: bool,
+}
+
+impl Ladder {
+    /// The earliest timer, if any.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [self.offer_deadline, self.station_deadline, self.remind_at, self.on_scene_by].into_iter().flatten().min()
+    }
 }
 
 /// Who did something.
@@ -214,6 +325,9 @@ pub struct Incident {
 pub enum Actor {
     Device(DeviceId),
     Engine,
+    Responder(ResponderId),
+    /// A dispatcher, by their sign-in name.
+    Dispatcher(String),
 }
 
 /// One entry in an incident's audit trail.
@@ -239,6 +353,54 @@ pub enum Change {
     Offered {
         responder_id: ResponderId,
         distance_m: f64,
+        deadline: Timestamp,
+    },
+    OfferDeclined {
+        responder_id: ResponderId,
+    },
+    OfferTimedOut {
+        responder_id: ResponderId,
+    },
+    OfferWithdrawn {
+        responder_id: ResponderId,
+    },
+    /// The responders' rung is used up: the station's duty line is alerted.
+    StationAlerted {
+        station_id: StationId,
+        deadline: Timestamp,
+    },
+    /// The last rung: nobody is going, a dispatcher must act.
+    NobodyGoing {
+        emergency_number: Option<String>,
+    },
+    Reminder {
+        count: u32,
+    },
+    Accepted {
+        responder_id: ResponderId,
+    },
+    EnRoute,
+    OnScene,
+    OnSceneOverdue {
+        responder_id: ResponderId,
+    },
+    /// A dispatcher put a responder on the job by hand.
+    Assigned {
+        responder_id: ResponderId,
+    },
+    TakenOffLadder,
+    Acknowledged,
+    Resolved {
+        outcome: String,
+    },
+    Closed {
+        outcome: String,
+    },
+    Cancelled {
+        reason: String,
+    },
+    FalseAlarm {
+        reason: String,
     },
     NobodyInRange {
         max_distance_m: f64,
@@ -324,6 +486,9 @@ pub struct IncidentView {
     pub cancel_requested: bool,
     pub dispatcher_needed: Option<DispatcherNeeded>,
     pub problem: Option<String>,
+    /// The ladder: rung, deadlines, the emergency number when nobody is going.
+    pub ladder: Ladder,
+    pub outcome: Option<String>,
     pub pressed_at: Timestamp,
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,

@@ -3,6 +3,7 @@
 //! No I/O and no clock: every input carries the current time, every output is data for the
 //! shell to store, send or show. See `docs/architecture.md`.
 
+pub mod dispatch;
 pub mod engine;
 pub mod geo;
 pub mod ids;
@@ -10,6 +11,7 @@ pub mod incident;
 pub mod matcher;
 pub mod registry;
 
+pub use dispatch::{CommandError, DispatcherAction, ResponderAction};
 pub use engine::{Engine, Outbox, Outcome, Policy, Refusal, Resume};
 pub use geo::Coordinates;
 pub use ids::*;

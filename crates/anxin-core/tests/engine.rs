@@ -248,15 +248,37 @@ fn an_sos_during_a_service_request_becomes_an_emergency_and_is_offered() {
 }
 
 #[test]
-fn nobody_in_range_says_so() {
+fn nobody_in_range_climbs_to_the_station_then_a_dispatcher_with_the_number_to_call() {
     let policy = Policy { max_offer_distance_m: 10.0, ..Policy::default() };
-    let mut e = Engine::new(policy, registry(), Resume::default());
+    let mut e = Engine::new(policy.clone(), registry(), Resume::default());
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.dispatcher_needed, i.ladder.rung), (IncidentState::StationAlerted, None, Rung::Station));
+    assert_eq!(i.station.as_ref().unwrap().id.as_str(), "s-1");
+    assert!(out.events.iter().any(|e| matches!(e.change, Change::NobodyInRange { .. })));
+    let station_deadline = T0.plus_millis(policy.station_timeout_ms);
+    assert_eq!(e.next_deadline(), Some(station_deadline));
+
+    e.tick(station_deadline.plus_millis(-1), &mut out);
+    assert_eq!(e.open_incident_for(&dev()).unwrap().state, IncidentState::StationAlerted, "not yet");
+    e.tick(station_deadline, &mut out);
+    let i = e.open_incident_for(&dev()).unwrap();
     assert_eq!(
         (i.state, i.dispatcher_needed),
-        (IncidentState::AwaitingDispatcher, Some(DispatcherNeeded::NobodyInRange))
+        (IncidentState::AwaitingDispatcher, Some(DispatcherNeeded::NobodyGoing))
     );
-    assert_eq!(i.station.as_ref().unwrap().id.as_str(), "s-1");
+    assert_eq!(i.ladder.emergency_number.as_deref(), Some("120"));
+
+    // Reminders repeat until a person acts.
+    let mut t = station_deadline;
+    for n in 1..=3 {
+        t = t.plus_millis(policy.reminder_interval_ms);
+        assert_eq!(e.next_deadline(), Some(t));
+        e.tick(t, &mut out);
+        assert_eq!(e.open_incident_for(&dev()).unwrap().ladder.reminders, n);
+    }
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.dispatcher_acts("王调度", id, DispatcherAction::Acknowledge, t, &mut out).unwrap();
+    assert_eq!(e.next_deadline(), None, "acknowledged: no more reminders");
 }

@@ -152,6 +152,8 @@ macro_rules! sql_store {
                         let actor = match &e.actor {
                             anxin_core::Actor::Device(d) => format!("device:{d}"),
                             anxin_core::Actor::Engine => "engine".to_string(),
+                            anxin_core::Actor::Responder(r) => format!("responder:{r}"),
+                            anxin_core::Actor::Dispatcher(d) => format!("dispatcher:{d}"),
                         };
                         b.push_bind(e.seq as i64)
                             .push_bind(e.incident_id.0 as i64)
@@ -182,7 +184,7 @@ macro_rules! sql_store {
                             .push_bind(i.elder_id.as_str())
                             .push_bind(i.kind.as_str())
                             .push_bind(i.state.as_str())
-                            .push_bind(true)
+                            .push_bind(!i.state.is_terminal())
                             .push_bind(i.pressed_at.millis())
                             .push_bind(i.opened_at.millis())
                             .push_bind(i.updated_at.millis())

@@ -205,13 +205,23 @@ impl Dispatcher {
     async fn run(mut self, mut rx: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(self.batch_max);
         loop {
+            // Sleep until a message arrives or the engine's next deadline (an offer lapsing,
+            // a reminder), whichever comes first.
+            let wake = self.engine.next_deadline().map(|t| deadline_instant(t, now()));
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 msg = rx.recv() => match msg {
-                    Some(m) => m,
+                    Some(m) => Some(m),
                     None => break,
                 },
+                _ = sleep_until_or_forever(wake) => None,
+            };
+            let Some(first) = first else {
+                if !self.handle_batch(&mut batch, &shutdown).await {
+                    break;
+                }
+                continue;
             };
             batch.push(first);
             while batch.len() < self.batch_max {
@@ -231,10 +241,14 @@ impl Dispatcher {
         let now = now();
         self.engine.expire(now);
         let mut out = Outbox::default();
+        // What fell due first (lapsed offers free responders for the presses below).
+        self.engine.tick(now, &mut out);
         for msg in batch.iter() {
             self.take_in(msg, now, &mut out);
         }
-        self.metrics.batch_size.observe(batch.len() as f64);
+        if !batch.is_empty() {
+            self.metrics.batch_size.observe(batch.len() as f64);
+        }
         let to_store = !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty();
         if to_store && !self.commit(&out, shutdown).await {
             // Not stored, so not acknowledged: the broker redelivers after restart.
@@ -341,6 +355,19 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// The tokio instant at which wall-clock time `t` arrives, given wall-clock `now`.
+fn deadline_instant(t: Timestamp, now: Timestamp) -> tokio::time::Instant {
+    let wait = Duration::from_millis(t.millis().saturating_sub(now.millis()).max(0) as u64);
+    tokio::time::Instant::now() + wait
+}
+
+async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -478,7 +478,7 @@ pub async fn nobody_in_range_names_the_nearest_station(backend: Backend, client_
     let mut far = TestDevice::connect(&app, "d-4").await;
     far.press("far-away", None).await;
     let delta = console.incident_for("d-4").await;
-    assert_eq!(delta["incident"]["state"], "awaiting_dispatcher");
+    assert_eq!(delta["incident"]["state"], "station_alerted", "the ladder's next rung: the station's duty line");
     assert_eq!(delta["incident"]["responder"], serde_json::Value::Null);
     assert_eq!(delta["incident"]["station"]["id"], "st-biji");
     let cmd = far.next_command().await;

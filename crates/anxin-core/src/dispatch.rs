@@ -1,0 +1,575 @@
+//! The dispatch loop: offers with deadlines, the escalation ladder, responders' answers and
+//! duty, dispatchers' commands, and the clock.
+//!
+//! Every offer has a deadline and every deadline an escalation: responders near the elder,
+//! nearest first, up to `Policy::max_responder_offers`; then the nearest station's duty line;
+//! then a dispatcher, reminded until a person acts. Time comes in as an argument; the shell
+//! calls [`Engine::tick`] when [`Engine::next_deadline`] comes.
+
+use crate::engine::{Engine, Outbox};
+use crate::geo::Coordinates;
+use crate::ids::{IncidentId, ResponderId, Timestamp};
+use crate::incident::*;
+use thiserror::Error;
+
+/// What a responder can do with an incident offered to or held by them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponderAction {
+    Accept,
+    Decline,
+    EnRoute,
+    OnScene,
+    Resolve { outcome: String },
+}
+
+/// What a dispatcher can do with an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatcherAction {
+    /// Put this responder on the job (the dispatcher has spoken to them), replacing any other.
+    Assign {
+        responder: ResponderId,
+    },
+    /// Stop the ladder: the dispatcher handles it by hand.
+    TakeOffLadder,
+    /// Seen: stop the reminders (the incident stays where it is).
+    Acknowledge,
+    Resolve {
+        outcome: String,
+    },
+    Close {
+        outcome: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    FalseAlarm {
+        reason: String,
+    },
+}
+
+/// Why a command was refused. Nothing changes when one is.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandError {
+    #[error("incident {0} is not open")]
+    UnknownIncident(IncidentId),
+    #[error("responder {0} is not in the registry")]
+    UnknownResponder(ResponderId),
+    #[error("incident {incident} is not offered to or held by responder {responder}")]
+    NotYours { incident: IncidentId, responder: ResponderId },
+    #[error("an incident that is {from} cannot become {to}")]
+    IllegalTransition { from: &'static str, to: &'static str },
+    #[error("responder {0} is off duty")]
+    OffDuty(ResponderId),
+    #[error("responder {responder} is busy with incident {incident}")]
+    Busy { responder: ResponderId, incident: IncidentId },
+    #[error("a reason or outcome is required")]
+    MissingReason,
+}
+
+impl Engine {
+    /// The earliest moment something is due; the shell calls [`Engine::tick`] then.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
+    /// reminders, overdue arrivals.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Outbox) {
+        while let Some(&(due, id)) = self.timers.first() {
+            if due > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.deadlines.remove(&id);
+            self.fire(id, now, out);
+            self.reschedule(id);
+        }
+    }
+
+    fn fire(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
+        let Some(incident) = self.open.get(&id) else { return };
+        let ladder = incident.ladder.clone();
+        let due = |t: Option<Timestamp>| t.is_some_and(|t| t <= now);
+        let mut changed = false;
+        if due(ladder.offer_deadline) && incident.state == IncidentState::Offered {
+            let responder = incident.responder.as_ref().expect("an offered incident names its responder").id.clone();
+            self.end_offer(
+                id,
+                &responder,
+                Change::OfferTimedOut { responder_id: responder.clone() },
+                Actor::Engine,
+                now,
+                out,
+            );
+            self.climb(id, now, out);
+            changed = true;
+        }
+        let incident = &self.open[&id];
+        if due(incident.ladder.station_deadline) && incident.state == IncidentState::StationAlerted {
+            self.open.get_mut(&id).expect("open").ladder.station_deadline = None;
+            self.call_in_dispatcher(id, DispatcherNeeded::NobodyGoing, now, out);
+            changed = true;
+        }
+        let incident = &self.open[&id];
+        if due(incident.ladder.on_scene_by) && incident.state.has_responder_on_job() {
+            let responder = incident.responder.as_ref().expect("a job has a responder").id.clone();
+            let seq = self.log(id, now, Actor::Engine, Change::OnSceneOverdue { responder_id: responder }, out);
+            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
+            let incident = self.open.get_mut(&id).expect("open");
+            incident.ladder.on_scene_by = None;
+            incident.ladder.remind_at = Some(remind_at);
+            incident.dispatcher_needed = Some(DispatcherNeeded::OnSceneOverdue);
+            incident.last_seq = seq;
+            incident.updated_at = now;
+            changed = true;
+        }
+        let incident = &self.open[&id];
+        if due(incident.ladder.remind_at) && incident.dispatcher_needed.is_some() {
+            let count = incident.ladder.reminders + 1;
+            let seq = self.log(id, now, Actor::Engine, Change::Reminder { count }, out);
+            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
+            let incident = self.open.get_mut(&id).expect("open");
+            incident.ladder.reminders = count;
+            incident.ladder.remind_at = Some(remind_at);
+            incident.last_seq = seq;
+            incident.updated_at = now;
+            changed = true;
+        } else if due(self.open[&id].ladder.remind_at) {
+            self.open.get_mut(&id).expect("open").ladder.remind_at = None;
+        }
+        if changed {
+            self.emit(id, out);
+        }
+    }
+
+    /// Moves the incident up the ladder from where it is: the next responder, else the
+    /// station, else a dispatcher.
+    pub(crate) fn climb(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
+        let incident = &self.open[&id];
+        if incident.ladder.off_ladder || incident.state.is_terminal() {
+            return;
+        }
+        if incident.ladder.rung == Rung::Responders {
+            if incident.ladder.offers_made < self.policy.max_responder_offers {
+                if let Some((responder, distance_m)) = self.best_candidate(id) {
+                    self.offer(id, responder, distance_m, now, out);
+                    return;
+                }
+            }
+            if incident.ladder.offers_made == 0 {
+                let max_distance_m = self.policy.max_offer_distance_m;
+                self.log(id, now, Actor::Engine, Change::NobodyInRange { max_distance_m }, out);
+            }
+            let station = self.open[&id].station.as_ref().map(|s| s.id.clone());
+            if let Some(station_id) = station {
+                let deadline = now.plus_millis(self.policy.station_timeout_ms);
+                let seq = self.log(id, now, Actor::Engine, Change::StationAlerted { station_id, deadline }, out);
+                let incident = self.open.get_mut(&id).expect("open");
+                incident.ladder.rung = Rung::Station;
+                incident.ladder.station_deadline = Some(deadline);
+                incident.state = IncidentState::StationAlerted;
+                incident.responder = None;
+                incident.dispatcher_needed = None;
+                incident.last_seq = seq;
+                incident.updated_at = now;
+                return;
+            }
+        }
+        self.call_in_dispatcher(id, DispatcherNeeded::NobodyGoing, now, out);
+    }
+
+    /// The last rung: a dispatcher must act, with the emergency number to call.
+    fn call_in_dispatcher(&mut self, id: IncidentId, why: DispatcherNeeded, now: Timestamp, out: &mut Outbox) {
+        let kind = self.open[&id].kind;
+        let emergency_number = self.policy.emergency_number(kind);
+        let seq =
+            self.log(id, now, Actor::Engine, Change::NobodyGoing { emergency_number: emergency_number.clone() }, out);
+        let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.ladder.rung = Rung::Dispatcher;
+        incident.ladder.emergency_number = emergency_number;
+        incident.ladder.remind_at = Some(remind_at);
+        incident.state = IncidentState::AwaitingDispatcher;
+        incident.responder = None;
+        incident.dispatcher_needed = Some(why);
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    /// The nearest available responder in range who has not already been tried here.
+    fn best_candidate(&self, id: IncidentId) -> Option<(ResponderId, f64)> {
+        let incident = &self.open[&id];
+        let tried = &incident.ladder.tried;
+        self.matcher
+            .nearest_responders(incident.location.at, self.policy.max_offer_distance_m, tried.len() + 1)
+            .into_iter()
+            .find(|n| !tried.contains(&n.id))
+            .map(|n| (n.id, n.distance_m))
+    }
+
+    fn offer(&mut self, id: IncidentId, responder: ResponderId, distance_m: f64, now: Timestamp, out: &mut Outbox) {
+        let deadline = now.plus_millis(self.policy.offer_timeout_ms);
+        self.take(&responder, id);
+        let change = Change::Offered { responder_id: responder.clone(), distance_m, deadline };
+        let seq = self.log(id, now, Actor::Engine, change, out);
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = IncidentState::Offered;
+        incident.responder = Some(Assigned { id: responder, distance_m });
+        incident.dispatcher_needed = None;
+        incident.ladder.offers_made += 1;
+        incident.ladder.offer_deadline = Some(deadline);
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    /// Ends the live offer to `responder` (declined, lapsed or withdrawn) and frees them.
+    fn end_offer(
+        &mut self,
+        id: IncidentId,
+        responder: &ResponderId,
+        change: Change,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
+        let seq = self.log(id, now, actor, change, out);
+        self.release(responder, id);
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.ladder.offer_deadline = None;
+        if !incident.ladder.tried.contains(responder) {
+            incident.ladder.tried.push(responder.clone());
+        }
+        incident.responder = None;
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    /// Marks a responder as holding an offer or job on `id`.
+    fn take(&mut self, responder: &ResponderId, id: IncidentId) {
+        self.matcher.set_unavailable(responder);
+        self.busy.insert(responder.clone(), id);
+    }
+
+    /// Frees a responder from incident `id`: available again if on duty. A responder who has
+    /// since moved on to another incident is left alone.
+    fn release(&mut self, responder: &ResponderId, id: IncidentId) {
+        if self.busy.get(responder) != Some(&id) {
+            return;
+        }
+        self.busy.remove(responder);
+        if let Some(r) = self.responders.get(responder) {
+            if r.on_duty {
+                self.matcher.set_available(responder.clone(), r.position);
+            }
+        }
+    }
+
+    /// A responder's answer or report on an incident.
+    pub fn responder_acts(
+        &mut self,
+        responder: &ResponderId,
+        id: IncidentId,
+        action: ResponderAction,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<(), CommandError> {
+        if !self.responders.contains_key(responder) {
+            return Err(CommandError::UnknownResponder(responder.clone()));
+        }
+        let incident = self.open.get(&id).ok_or(CommandError::UnknownIncident(id))?;
+        if incident.responder.as_ref().map(|r| &r.id) != Some(responder) {
+            return Err(CommandError::NotYours { incident: id, responder: responder.clone() });
+        }
+        let from = incident.state;
+        let actor = Actor::Responder(responder.clone());
+        let to = match &action {
+            ResponderAction::Accept => IncidentState::Accepted,
+            ResponderAction::Decline => IncidentState::Offered, // checked below
+            ResponderAction::EnRoute => IncidentState::EnRoute,
+            ResponderAction::OnScene => IncidentState::OnScene,
+            ResponderAction::Resolve { .. } => IncidentState::Resolved,
+        };
+        let legal = match action {
+            ResponderAction::Accept | ResponderAction::Decline => from == IncidentState::Offered,
+            _ => from.can_become(to) && from.has_responder_on_job(),
+        };
+        if !legal {
+            let to = if action == ResponderAction::Decline { "declined" } else { to.as_str() };
+            return Err(CommandError::IllegalTransition { from: from.as_str(), to });
+        }
+        match action {
+            ResponderAction::Decline => {
+                let change = Change::OfferDeclined { responder_id: responder.clone() };
+                self.end_offer(id, responder, change, actor, now, out);
+                self.climb(id, now, out);
+            }
+            ResponderAction::Accept => {
+                let seq = self.log(id, now, actor, Change::Accepted { responder_id: responder.clone() }, out);
+                self.start_job(id, seq, now);
+            }
+            ResponderAction::EnRoute => {
+                let seq = self.log(id, now, actor, Change::EnRoute, out);
+                self.set_state(id, IncidentState::EnRoute, seq, now);
+            }
+            ResponderAction::OnScene => {
+                let seq = self.log(id, now, actor, Change::OnScene, out);
+                self.set_state(id, IncidentState::OnScene, seq, now);
+                let incident = self.open.get_mut(&id).expect("open");
+                incident.ladder.on_scene_by = None;
+                if incident.dispatcher_needed == Some(DispatcherNeeded::OnSceneOverdue) {
+                    incident.dispatcher_needed = None;
+                    incident.ladder.remind_at = None;
+                }
+            }
+            ResponderAction::Resolve { outcome } => {
+                if outcome.trim().is_empty() {
+                    return Err(CommandError::MissingReason);
+                }
+                self.resolve(id, outcome, actor, now, out);
+            }
+        }
+        self.after_change(id, out);
+        Ok(())
+    }
+
+    /// A responder goes on or off duty. Off duty with an offer declines it; off duty with
+    /// a job is refused (hand the job over first).
+    pub fn set_duty(
+        &mut self,
+        responder: &ResponderId,
+        on: bool,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<(), CommandError> {
+        let r = self.responders.get(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
+        if r.on_duty == on {
+            return Ok(());
+        }
+        if !on {
+            if let Some(&id) = self.busy.get(responder) {
+                if self.open[&id].state != IncidentState::Offered {
+                    return Err(CommandError::Busy { responder: responder.clone(), incident: id });
+                }
+                let change = Change::OfferDeclined { responder_id: responder.clone() };
+                self.end_offer(id, responder, change, Actor::Responder(responder.clone()), now, out);
+                self.climb(id, now, out);
+                self.after_change(id, out);
+            }
+        }
+        let r = self.responders.get_mut(responder).expect("checked");
+        r.on_duty = on;
+        let position = r.position;
+        if on && !self.busy.contains_key(responder) {
+            self.matcher.set_available(responder.clone(), position);
+        } else if !on {
+            self.matcher.set_unavailable(responder);
+        }
+        Ok(())
+    }
+
+    /// A responder's phone reports where they are.
+    pub fn responder_moved(&mut self, responder: &ResponderId, at: Coordinates) -> Result<(), CommandError> {
+        let r = self.responders.get_mut(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
+        r.position = at;
+        self.matcher.move_responder(responder, at);
+        Ok(())
+    }
+
+    /// A dispatcher's command on an incident.
+    pub fn dispatcher_acts(
+        &mut self,
+        dispatcher: &str,
+        id: IncidentId,
+        action: DispatcherAction,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Result<(), CommandError> {
+        let incident = self.open.get(&id).ok_or(CommandError::UnknownIncident(id))?;
+        let from = incident.state;
+        let actor = Actor::Dispatcher(dispatcher.to_string());
+        let refuse = |to: IncidentState| CommandError::IllegalTransition { from: from.as_str(), to: to.as_str() };
+        match action {
+            DispatcherAction::Assign { responder } => {
+                if !from.can_become(IncidentState::Accepted) {
+                    return Err(refuse(IncidentState::Accepted));
+                }
+                let r =
+                    self.responders.get(&responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
+                if !r.on_duty {
+                    return Err(CommandError::OffDuty(responder));
+                }
+                if let Some(&other) = self.busy.get(&responder).filter(|other| **other != id) {
+                    return Err(CommandError::Busy { responder, incident: other });
+                }
+                let distance_m = r.position.distance_m(incident.location.at);
+                self.let_go_of_responder(id, &actor, now, out);
+                self.take(&responder, id);
+                let seq = self.log(id, now, actor, Change::Assigned { responder_id: responder.clone() }, out);
+                self.open.get_mut(&id).expect("open").responder = Some(Assigned { id: responder, distance_m });
+                self.start_job(id, seq, now);
+            }
+            DispatcherAction::TakeOffLadder => {
+                if from.is_terminal() || from == IncidentState::Resolved {
+                    return Err(refuse(IncidentState::AwaitingDispatcher));
+                }
+                if from == IncidentState::Offered {
+                    self.let_go_of_responder(id, &actor, now, out);
+                }
+                let seq = self.log(id, now, actor, Change::TakenOffLadder, out);
+                let incident = self.open.get_mut(&id).expect("open");
+                incident.ladder.off_ladder = true;
+                incident.ladder.station_deadline = None;
+                incident.ladder.remind_at = None;
+                if matches!(from, IncidentState::Offered | IncidentState::StationAlerted) {
+                    incident.state = IncidentState::AwaitingDispatcher;
+                }
+                if !incident.state.has_responder_on_job() {
+                    incident.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
+                }
+                incident.last_seq = seq;
+                incident.updated_at = now;
+            }
+            DispatcherAction::Acknowledge => {
+                if from.is_terminal() {
+                    return Err(CommandError::UnknownIncident(id));
+                }
+                let seq = self.log(id, now, actor, Change::Acknowledged, out);
+                let incident = self.open.get_mut(&id).expect("open");
+                incident.ladder.remind_at = None;
+                incident.last_seq = seq;
+                incident.updated_at = now;
+            }
+            DispatcherAction::Resolve { outcome } => {
+                if !from.can_become(IncidentState::Resolved) {
+                    return Err(refuse(IncidentState::Resolved));
+                }
+                if outcome.trim().is_empty() {
+                    return Err(CommandError::MissingReason);
+                }
+                if from == IncidentState::Offered {
+                    self.let_go_of_responder(id, &actor, now, out);
+                }
+                self.resolve(id, outcome, actor, now, out);
+            }
+            DispatcherAction::Close { outcome } => {
+                if !from.can_become(IncidentState::Closed) {
+                    return Err(refuse(IncidentState::Closed));
+                }
+                if outcome.trim().is_empty() {
+                    return Err(CommandError::MissingReason);
+                }
+                let seq = self.log(id, now, actor, Change::Closed { outcome: outcome.clone() }, out);
+                self.finish(id, IncidentState::Closed, outcome, seq, now);
+            }
+            DispatcherAction::Cancel { reason } | DispatcherAction::FalseAlarm { reason }
+                if reason.trim().is_empty() =>
+            {
+                return Err(CommandError::MissingReason);
+            }
+            DispatcherAction::Cancel { reason } => {
+                self.let_go_of_responder(id, &actor, now, out);
+                let seq = self.log(id, now, actor, Change::Cancelled { reason: reason.clone() }, out);
+                self.finish(id, IncidentState::Cancelled, reason, seq, now);
+            }
+            DispatcherAction::FalseAlarm { reason } => {
+                self.let_go_of_responder(id, &actor, now, out);
+                let seq = self.log(id, now, actor, Change::FalseAlarm { reason: reason.clone() }, out);
+                self.finish(id, IncidentState::FalseAlarm, reason, seq, now);
+            }
+        }
+        self.after_change(id, out);
+        Ok(())
+    }
+
+    /// Withdraws a live offer or takes the job from its responder, who is free again.
+    fn let_go_of_responder(&mut self, id: IncidentId, actor: &Actor, now: Timestamp, out: &mut Outbox) {
+        let incident = &self.open[&id];
+        let Some(responder) = incident.responder.as_ref().map(|r| r.id.clone()) else { return };
+        if !(incident.state == IncidentState::Offered || incident.state.has_responder_on_job()) {
+            return; // only the name of who helped, kept on a resolved incident
+        }
+        if incident.state == IncidentState::Offered {
+            let change = Change::OfferWithdrawn { responder_id: responder.clone() };
+            self.end_offer(id, &responder, change, actor.clone(), now, out);
+        } else {
+            self.release(&responder, id);
+            let incident = self.open.get_mut(&id).expect("open");
+            incident.responder = None;
+            incident.ladder.on_scene_by = None;
+        }
+    }
+
+    fn start_job(&mut self, id: IncidentId, seq: u64, now: Timestamp) {
+        let on_scene_by = now.plus_millis(self.policy.on_scene_within_ms);
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = IncidentState::Accepted;
+        incident.ladder.offer_deadline = None;
+        incident.ladder.station_deadline = None;
+        incident.ladder.remind_at = None;
+        incident.ladder.on_scene_by = Some(on_scene_by);
+        incident.dispatcher_needed = None;
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    fn resolve(&mut self, id: IncidentId, outcome: String, actor: Actor, now: Timestamp, out: &mut Outbox) {
+        let seq = self.log(id, now, actor, Change::Resolved { outcome: outcome.clone() }, out);
+        if let Some(r) = self.open[&id].responder.as_ref().map(|r| r.id.clone()) {
+            self.release(&r, id);
+        }
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = IncidentState::Resolved;
+        incident.outcome = Some(outcome);
+        incident.ladder = Ladder { off_ladder: incident.ladder.off_ladder, ..Ladder::default() };
+        incident.ladder.rung = Rung::Dispatcher;
+        incident.dispatcher_needed = None;
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    fn finish(&mut self, id: IncidentId, state: IncidentState, outcome: String, seq: u64, now: Timestamp) {
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = state;
+        incident.outcome = Some(outcome);
+        incident.ladder.offer_deadline = None;
+        incident.ladder.station_deadline = None;
+        incident.ladder.remind_at = None;
+        incident.ladder.on_scene_by = None;
+        incident.dispatcher_needed = None;
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    fn set_state(&mut self, id: IncidentId, state: IncidentState, seq: u64, now: Timestamp) {
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = state;
+        incident.last_seq = seq;
+        incident.updated_at = now;
+    }
+
+    /// Emits the incident, reschedules its timers, and forgets it once its life is over.
+    pub(crate) fn after_change(&mut self, id: IncidentId, out: &mut Outbox) {
+        self.emit(id, out);
+        self.reschedule(id);
+        if self.open[&id].state.is_terminal() {
+            let incident = self.open.remove(&id).expect("open");
+            self.open_by_device.remove(&incident.device_id);
+            self.unschedule(id);
+        }
+    }
+
+    /// Puts the incident's earliest deadline in the timer index.
+    pub(crate) fn reschedule(&mut self, id: IncidentId) {
+        self.unschedule(id);
+        if let Some(due) = self.open.get(&id).and_then(|i| i.ladder.next_deadline()) {
+            self.timers.insert((due, id));
+            self.deadlines.insert(id, due);
+        }
+    }
+
+    fn unschedule(&mut self, id: IncidentId) {
+        if let Some(due) = self.deadlines.remove(&id) {
+            self.timers.remove(&(due, id));
+        }
+    }
+}
