@@ -46,6 +46,12 @@ impl App {
             max_offer_distance_m: config.dispatch.max_offer_distance_m,
             max_fix_accuracy_m: config.dispatch.max_fix_accuracy_m,
             max_fix_distance_from_home_m: config.dispatch.max_fix_distance_from_home_m,
+            offer_timeout_ms: config.dispatch.offer_timeout_s as i64 * 1000,
+            max_responder_offers: config.dispatch.max_responder_offers,
+            station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
+            reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
+            on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
+            medical_number: config.dispatch.medical_number.clone(),
             ..Policy::default()
         };
         let now = now();

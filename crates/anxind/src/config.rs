@@ -56,6 +56,12 @@ pub struct Dispatch {
     pub max_offer_distance_m: f64,
     pub max_fix_accuracy_m: f64,
     pub max_fix_distance_from_home_m: f64,
+    pub offer_timeout_s: u64,
+    pub max_responder_offers: u32,
+    pub station_timeout_s: u64,
+    pub reminder_interval_s: u64,
+    pub on_scene_within_min: u64,
+    pub medical_number: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +166,21 @@ impl Config {
         positive(self.dispatch.max_fix_accuracy_m, "dispatch.max_fix_accuracy_m")?;
         positive(self.dispatch.max_fix_distance_from_home_m, "dispatch.max_fix_distance_from_home_m")?;
         positive(self.demo.press_interval_s, "demo.press_interval_s")?;
+        let d = &self.dispatch;
+        for (v, name) in [
+            (d.offer_timeout_s, "dispatch.offer_timeout_s"),
+            (d.station_timeout_s, "dispatch.station_timeout_s"),
+            (d.reminder_interval_s, "dispatch.reminder_interval_s"),
+            (d.on_scene_within_min, "dispatch.on_scene_within_min"),
+            (u64::from(d.max_responder_offers), "dispatch.max_responder_offers"),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(ConfigError::Check(format!("{name} must lie in 1..=86400")));
+            }
+        }
+        if d.medical_number.trim().is_empty() {
+            return Err(ConfigError::Check("dispatch.medical_number must not be empty".into()));
+        }
         if self.ingest.queue == 0 || self.ingest.batch_max == 0 || self.consoles.replay == 0 {
             return Err(ConfigError::Check(
                 "ingest.queue, ingest.batch_max and consoles.replay must be at least 1".into(),
@@ -201,6 +222,7 @@ const TEXT_KEYS: &[&str] = &[
     "mqtt.username",
     "mqtt.password",
     "store.url",
+    "dispatch.medical_number",
 ];
 
 /// `ANXIN_SECTION__KEY=value` variables as overrides. Variables without a section (such as

@@ -24,6 +24,7 @@ embedded!(
     nobody_in_range_names_the_nearest_station,
     repeated_presses_join_the_open_incident,
     an_oversized_message_does_not_stall_intake,
+    lapsed_offers_climb_the_ladder,
 );
 
 #[tokio::test]

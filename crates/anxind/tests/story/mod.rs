@@ -99,6 +99,11 @@ impl TestApp {
 }
 
 pub async fn spawn_app(backend: &Backend, client_id: &str) -> TestApp {
+    spawn_app_with(backend, client_id, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration adjusted first.
+pub async fn spawn_app_with(backend: &Backend, client_id: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = backend.broker.clone();
@@ -107,6 +112,7 @@ pub async fn spawn_app(backend: &Backend, client_id: &str) -> TestApp {
     config.mqtt.topic_root = client_id.to_string();
     config.store.url = anxind::config::Secret::new(&backend.store_url);
     config.shutdown.deadline_s = 5;
+    adjust(&mut config);
     let app = App::build(config, Some(registry())).await.expect("app builds");
     let http = app.http_addr();
     let url = app.mqtt_url();
@@ -563,4 +569,39 @@ pub async fn a_press_that_was_not_stored_is_not_acknowledged(backend: Backend, c
 
 async fn app_store_count(backend: &Backend) -> u64 {
     anxin_store::open(&backend.store_url).await.unwrap().incident_count().await.unwrap()
+}
+
+/// Nobody answers: each offer lapses at its deadline and goes to the next responder, then the
+/// station's duty line is alerted; the engine wakes for the deadlines by itself.
+pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String) {
+    let app = spawn_app_with(&backend, &client_id, |c| {
+        c.dispatch.offer_timeout_s = 1;
+        c.dispatch.station_timeout_s = 1;
+    })
+    .await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("nobody-answers", None).await;
+    let first = console.incident_for("d-1").await;
+    assert_eq!(first["incident"]["responder"]["id"], "r-near");
+    let second = console.incident_for("d-1").await;
+    assert_eq!(
+        (second["incident"]["state"].as_str(), second["incident"]["responder"]["id"].as_str()),
+        (Some("offered"), Some("r-second"))
+    );
+    assert_eq!(second["incident"]["ladder"]["tried"], json!(["r-near"]));
+    let third = console.incident_for("d-1").await;
+    assert_eq!(third["incident"]["state"], "station_alerted", "two responders tried, none left: the station");
+    let fourth = console.incident_for("d-1").await;
+    assert_eq!(fourth["incident"]["state"], "awaiting_dispatcher");
+    assert_eq!(fourth["incident"]["dispatcher_needed"], "nobody_going");
+    assert_eq!(fourth["incident"]["ladder"]["emergency_number"], "120");
+
+    let id = IncidentId(first["incident"]["id"].as_u64().unwrap());
+    let changes: Vec<_> = app.store.incident_events(id).await.unwrap().into_iter().map(|e| e.change).collect();
+    let timed_out = changes.iter().filter(|c| matches!(c, Change::OfferTimedOut { .. })).count();
+    assert_eq!(timed_out, 2, "{changes:?}");
+    assert!(changes.iter().any(|c| matches!(c, Change::StationAlerted { .. })));
+    app.stop().await;
 }
