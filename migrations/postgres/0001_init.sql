@@ -28,6 +28,8 @@ CREATE TABLE responders (
     name       TEXT NOT NULL,
     station_id TEXT NOT NULL REFERENCES stations (id),
     phone      TEXT,
+    -- SHA-256 (hex) of the responder's sign-in token; the token itself is never stored.
+    token_sha256 TEXT,
     lat        DOUBLE PRECISION NOT NULL,
     lon        DOUBLE PRECISION NOT NULL,
     on_duty    BOOLEAN NOT NULL

@@ -1,15 +1,22 @@
-//! The HTTP surface: the console page and its assets, the console WebSocket, health,
-//! readiness and metrics.
+//! The HTTP surface: the console and responder pages and their assets, the WebSocket for
+//! consoles and responders' phones (with a REST fallback for phones), health, readiness and
+//! metrics.
 
+use crate::commands::{Caller, ClientFrame, Command, CommandSender, FrameError};
 use crate::hub::{Frame, Hub};
+use crate::responders::ResponderHub;
+use axum::extract::ws::CloseFrame;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use prometheus::{Encoder, IntGauge, TextEncoder};
+use prometheus::{IntCounterVec, Opts};
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -25,10 +32,14 @@ pub type ReadinessCheck = Arc<dyn Fn() -> Vec<(&'static str, bool)> + Send + Syn
 #[derive(Clone)]
 pub struct ApiState {
     pub hub: Arc<Hub>,
+    pub responders: Arc<ResponderHub>,
+    pub commands: CommandSender,
     pub metrics: prometheus::Registry,
     pub readiness: ReadinessCheck,
     pub shutdown: CancellationToken,
     consoles: IntGauge,
+    phones: IntGauge,
+    frames_rejected: IntCounterVec,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -40,15 +51,31 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     pub fn new(
         hub: Arc<Hub>,
+        responders: Arc<ResponderHub>,
+        commands: CommandSender,
         metrics: prometheus::Registry,
         readiness: ReadinessCheck,
         shutdown: CancellationToken,
     ) -> Self {
         let consoles =
             IntGauge::new("anxin_ws_consoles", "Console WebSocket connections open now").expect("valid metric");
+        let phones = IntGauge::new("anxin_ws_responders", "Responder phone WebSocket connections open now")
+            .expect("valid metric");
+        let frames_rejected = IntCounterVec::new(
+            Opts::new("anxin_ws_frames_rejected_total", "Frames from consoles and phones refused, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in
+            ["malformed", "not_a_responder", "not_a_dispatcher", "bad_location", "missing_responder", "bad_token"]
+        {
+            frames_rejected.with_label_values(&[reason]);
+        }
         // A second registration (a second app in one test process) is harmless.
         let _ = metrics.register(Box::new(consoles.clone()));
-        Self { hub, metrics, readiness, shutdown, consoles }
+        let _ = metrics.register(Box::new(phones.clone()));
+        let _ = metrics.register(Box::new(frames_rejected.clone()));
+        Self { hub, responders, commands, metrics, readiness, shutdown, consoles, phones, frames_rejected }
     }
 }
 
@@ -65,7 +92,19 @@ pub fn router(state: ApiState) -> Router {
             "/assets/console.css",
             get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/console.css")) }),
         )
-        .route("/ws", get(console_socket))
+        .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
+        .route(
+            "/assets/responder.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/responder.js")) }),
+        )
+        .route(
+            "/assets/responder.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/responder.css")) }),
+        )
+        .route("/ws", get(socket))
+        .route("/api/v1/responder/job", get(rest_job))
+        .route("/api/v1/responder/actions", post(rest_action))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_CLIENT_FRAME))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -102,20 +141,152 @@ struct SocketParams {
     since: Option<u64>,
     /// The history that sequence number belongs to (from the last snapshot).
     history: Option<String>,
+    /// A responder's sign-in token: the socket is then that responder's phone.
+    token: Option<String>,
 }
 
-async fn console_socket(
-    State(state): State<ApiState>,
-    Query(params): Query<SocketParams>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    ws.max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| serve_console(socket, state, params))
+async fn socket(State(state): State<ApiState>, Query(params): Query<SocketParams>, ws: WebSocketUpgrade) -> Response {
+    let ws = ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME);
+    match params.token.clone() {
+        Some(token) => ws.on_upgrade(move |socket| serve_phone(socket, state, token)),
+        None => ws.on_upgrade(move |socket| serve_console(socket, state, params)),
+    }
+}
+
+/// Close code for a phone whose token is not known (4000–4999 are the application's).
+pub const CLOSE_BAD_TOKEN: u16 = 4401;
+
+async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
+    let Some(responder) = state.responders.authenticate(&token) else {
+        state.frames_rejected.with_label_values(&["bad_token"]).inc();
+        let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "unknown token".into() };
+        let _ = socket.send(Message::Close(Some(close))).await;
+        return;
+    };
+    state.phones.inc();
+    let caller = Caller::Responder(responder.clone());
+    let (mut sink, mut stream) = socket.split();
+    let (initial, mut live) = state.responders.subscribe(&responder);
+    let mut pending: Vec<Arc<str>> = initial;
+    'conn: loop {
+        for frame in pending.drain(..) {
+            if sink.send(Message::Text(frame.as_ref().into())).await.is_err() {
+                break 'conn;
+            }
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            incoming = stream.next() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(answer) = handle_frame(&state, &caller, text.as_str()).await {
+                        pending.push(answer.into());
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            frame = live.recv() => match frame {
+                Ok(frame) => pending.push(frame),
+                Err(RecvError::Lagged(_)) => {
+                    // Missed updates: the latest frames say everything a phone needs.
+                    let (initial, rx) = state.responders.subscribe(&responder);
+                    live = rx;
+                    pending = initial;
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    state.phones.dec();
+}
+
+/// Turns a frame into a command for the engine and waits for its answer. Returns the
+/// `result` (or `error`) frame to send back, if one is due.
+async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<String> {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            state.frames_rejected.with_label_values(&[FrameError::Malformed.as_label()]).inc();
+            let error = format!("{}: {e}", FrameError::Malformed);
+            return Some(
+                serde_json::json!({"type": "result", "request_id": null, "ok": false, "error": error}).to_string(),
+            );
+        }
+    };
+    let request_id = frame.request_id().map(str::to_owned);
+    let silent = matches!(frame, ClientFrame::Location { .. }) && request_id.is_none();
+    let result = match frame.into_request(caller) {
+        Ok(request) => submit(state, caller.clone(), request).await,
+        Err(e) => {
+            state.frames_rejected.with_label_values(&[e.as_label()]).inc();
+            Err(e.to_string())
+        }
+    };
+    if silent && result.is_ok() {
+        return None;
+    }
+    let mut answer = serde_json::json!({"type": "result", "request_id": request_id, "ok": result.is_ok()});
+    if let Err(e) = result {
+        answer["error"] = e.into();
+    }
+    Some(answer.to_string())
+}
+
+/// Hands a request to the engine and waits until what it caused is stored.
+async fn submit(state: &ApiState, caller: Caller, request: crate::commands::Request) -> Result<(), String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let command = Command { caller, request, reply: Some(tx) };
+    if state.commands.send(command).await.is_err() {
+        return Err("the engine is stopping".into());
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(15), rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err("the engine stopped before answering".into()),
+        Err(_) => Err("the engine did not answer in time; try again".into()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+fn unauthorized(state: &ApiState) -> Response {
+    state.frames_rejected.with_label_values(&["bad_token"]).inc();
+    (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unknown token"}))).into_response()
+}
+
+/// REST fallback for phones: the current job, as the `job` frame.
+async fn rest_job(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    let job = state
+        .responders
+        .job_frame(&responder)
+        .map_or_else(|| r#"{"type":"job","job":null}"#.to_string(), |f| f.to_string());
+    ([(header::CONTENT_TYPE, "application/json")], job).into_response()
+}
+
+/// REST fallback for phones: the same frames as the WebSocket takes, one per request.
+async fn rest_action(State(state): State<ApiState>, headers: HeaderMap, body: String) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    let answer = handle_frame(&state, &Caller::Responder(responder), &body)
+        .await
+        .unwrap_or_else(|| serde_json::json!({"type": "result", "request_id": null, "ok": true}).to_string());
+    let ok = serde_json::from_str::<serde_json::Value>(&answer).is_ok_and(|v| v["ok"] == true);
+    let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    (status, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
 }
 
 async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams) {
-    let SocketParams { since, history } = params;
+    let SocketParams { since, history, .. } = params;
+    // Until dispatchers sign in (the full console), every console acts as "console".
+    let caller = Caller::Dispatcher("console".into());
     state.consoles.inc();
     let (mut sink, mut stream) = socket.split();
     let mut sub = state.hub.subscribe(since, history.as_deref(), now_ms());
@@ -139,7 +310,14 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams)
             }
             incoming = stream.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(_)) => {} // consoles send nothing this version acts on
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(answer) = handle_frame(&state, &caller, text.as_str()).await {
+                        if sink.send(Message::Text(answer.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
             },
             delta = sub.live.recv() => match delta {
                 Ok(frame) => pending.push(frame),

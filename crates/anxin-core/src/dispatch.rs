@@ -209,7 +209,7 @@ impl Engine {
 
     fn offer(&mut self, id: IncidentId, responder: ResponderId, distance_m: f64, now: Timestamp, out: &mut Outbox) {
         let deadline = now.plus_millis(self.policy.offer_timeout_ms);
-        self.take(&responder, id);
+        self.take(&responder, id, out);
         let change = Change::Offered { responder_id: responder.clone(), distance_m, deadline };
         let seq = self.log(id, now, Actor::Engine, change, out);
         let incident = self.open.get_mut(&id).expect("open");
@@ -233,7 +233,7 @@ impl Engine {
         out: &mut Outbox,
     ) {
         let seq = self.log(id, now, actor, change, out);
-        self.release(responder, id);
+        self.release(responder, id, out);
         let incident = self.open.get_mut(&id).expect("open");
         incident.ladder.offer_deadline = None;
         if !incident.ladder.tried.contains(responder) {
@@ -245,17 +245,19 @@ impl Engine {
     }
 
     /// Marks a responder as holding an offer or job on `id`.
-    fn take(&mut self, responder: &ResponderId, id: IncidentId) {
+    fn take(&mut self, responder: &ResponderId, id: IncidentId, out: &mut Outbox) {
+        out.responders.push(responder.clone());
         self.matcher.set_unavailable(responder);
         self.busy.insert(responder.clone(), id);
     }
 
     /// Frees a responder from incident `id`: available again if on duty. A responder who has
     /// since moved on to another incident is left alone.
-    fn release(&mut self, responder: &ResponderId, id: IncidentId) {
+    fn release(&mut self, responder: &ResponderId, id: IncidentId, out: &mut Outbox) {
         if self.busy.get(responder) != Some(&id) {
             return;
         }
+        out.responders.push(responder.clone());
         self.busy.remove(responder);
         if let Some(r) = self.responders.get(responder) {
             if r.on_duty {
@@ -356,6 +358,7 @@ impl Engine {
                 self.after_change(id, out);
             }
         }
+        out.responders.push(responder.clone());
         let r = self.responders.get_mut(responder).expect("checked");
         r.on_duty = on;
         let position = r.position;
@@ -403,7 +406,7 @@ impl Engine {
                 }
                 let distance_m = r.position.distance_m(incident.location.at);
                 self.let_go_of_responder(id, &actor, now, out);
-                self.take(&responder, id);
+                self.take(&responder, id, out);
                 let seq = self.log(id, now, actor, Change::Assigned { responder_id: responder.clone() }, out);
                 self.open.get_mut(&id).expect("open").responder = Some(Assigned { id: responder, distance_m });
                 self.start_job(id, seq, now);
@@ -492,7 +495,7 @@ impl Engine {
             let change = Change::OfferWithdrawn { responder_id: responder.clone() };
             self.end_offer(id, &responder, change, actor.clone(), now, out);
         } else {
-            self.release(&responder, id);
+            self.release(&responder, id, out);
             let incident = self.open.get_mut(&id).expect("open");
             incident.responder = None;
             incident.ladder.on_scene_by = None;
@@ -515,7 +518,7 @@ impl Engine {
     fn resolve(&mut self, id: IncidentId, outcome: String, actor: Actor, now: Timestamp, out: &mut Outbox) {
         let seq = self.log(id, now, actor, Change::Resolved { outcome: outcome.clone() }, out);
         if let Some(r) = self.open[&id].responder.as_ref().map(|r| r.id.clone()) {
-            self.release(&r, id);
+            self.release(&r, id, out);
         }
         let incident = self.open.get_mut(&id).expect("open");
         incident.state = IncidentState::Resolved;

@@ -114,6 +114,8 @@ pub struct Outbox {
     pub incidents: Vec<Incident>,
     pub commands: Vec<(DeviceId, DeviceCommand)>,
     pub deltas: Vec<IncidentView>,
+    /// Responders whose offer, job or duty changed: their phones get a fresh view.
+    pub responders: Vec<ResponderId>,
 }
 
 impl Outbox {
@@ -543,6 +545,40 @@ impl Engine {
         let incident = &self.open[&id];
         out.incidents.push(incident.clone());
         out.deltas.push(self.view(incident));
+        if let Some(r) = &incident.responder {
+            out.responders.push(r.id.clone());
+        }
+    }
+
+    /// What a responder's phone shows: their live offer or job, if any.
+    pub fn job_view(&self, responder: &ResponderId, now: Timestamp) -> Option<JobView> {
+        let id = self.busy.get(responder)?;
+        let incident = self.open.get(id)?;
+        let elder = self.elders.get(&incident.elder_id);
+        let distance_m = incident.responder.as_ref().map_or(0.0, |r| r.distance_m);
+        Some(JobView {
+            incident_id: incident.id,
+            state: incident.state,
+            offer_deadline: incident.ladder.offer_deadline,
+            kind: incident.kind,
+            elder: ElderView {
+                id: incident.elder_id.clone(),
+                name: elder.map(|e| e.name.clone()).unwrap_or_default(),
+                address: elder.map(|e| e.address.clone()).unwrap_or_default(),
+                phone: elder.and_then(|e| e.phone.clone()),
+                notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
+            },
+            location: incident.location,
+            distance_m,
+            eta_min: (distance_m / self.policy.responder_speed_mps / 60.0).ceil().max(1.0) as u32,
+            pressed_at: incident.pressed_at,
+            server_time: now,
+        })
+    }
+
+    /// The responder whose sign-in token has this SHA-256 (lowercase hex).
+    pub fn responder_by_token_sha256(&self, hash: &str) -> Option<&Responder> {
+        self.responders.values().find(|r| r.token_sha256.as_deref() == Some(hash))
     }
 
     /// The console's view of an incident, with names looked up in the ledger.

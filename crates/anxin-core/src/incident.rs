@@ -468,6 +468,23 @@ pub struct ElderView {
     pub notes: String,
 }
 
+/// What a responder's phone shows of the offer or job they hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    pub incident_id: IncidentId,
+    /// `offered`, `accepted`, `en_route` or `on_scene`.
+    pub state: IncidentState,
+    pub offer_deadline: Option<Timestamp>,
+    pub kind: IncidentKind,
+    pub elder: ElderView,
+    pub location: Location,
+    pub distance_m: f64,
+    pub eta_min: u32,
+    pub pressed_at: Timestamp,
+    /// The engine's clock when this view was made, so a phone can correct its own.
+    pub server_time: Timestamp,
+}
+
 /// Everything a console needs to draw one incident row, after an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentView {

@@ -42,6 +42,10 @@ pub struct Responder {
     pub phone: Option<String>,
     pub position: Coordinates,
     pub on_duty: bool,
+    /// SHA-256 (lowercase hex) of the token the responder signs in with on their phone;
+    /// `None`: cannot sign in. The token itself is never stored.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 /// A reference in the ledger to something that is not in it.

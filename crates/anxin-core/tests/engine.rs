@@ -33,6 +33,7 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.001, 102.68),
                 on_duty: true,
+                token_sha256: None,
             },
             Responder {
                 id: ResponderId::parse("r-park").unwrap(),
@@ -41,6 +42,7 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.02, 102.70),
                 on_duty: true,
+                token_sha256: None,
             },
             Responder {
                 id: ResponderId::parse("r-off").unwrap(),
@@ -49,6 +51,7 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.0, 102.68),
                 on_duty: false,
+                token_sha256: None,
             },
         ],
     }

@@ -59,6 +59,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             phone: None,
             position: coords(rng),
             on_duty: rng.random_bool(0.8),
+            token_sha256: None,
         });
     }
     r

@@ -234,7 +234,7 @@ macro_rules! sql_store {
                         phone: row.try_get("phone")?,
                     });
                 }
-                for row in sqlx::query("SELECT id, name, station_id, phone, lat, lon, on_duty FROM responders ORDER BY id")
+                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, lat, lon, on_duty FROM responders ORDER BY id")
                     .fetch_all(&self.pool)
                     .await?
                 {
@@ -245,6 +245,7 @@ macro_rules! sql_store {
                         phone: row.try_get("phone")?,
                         position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                         on_duty: row.try_get("on_duty")?,
+                        token_sha256: row.try_get("token_sha256")?,
                     });
                 }
                 Ok(registry)
@@ -290,18 +291,19 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, lat, lon, on_duty) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, token_sha256, lat, lon, on_duty) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id.as_str())
                             .push_bind(r.name.as_str())
                             .push_bind(r.station_id.as_str())
                             .push_bind(r.phone.as_deref())
+                            .push_bind(r.token_sha256.as_deref())
                             .push_bind(r.position.lat())
                             .push_bind(r.position.lon())
                             .push_bind(r.on_duty);
                     });
                     q.push(
-                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, \
+                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, token_sha256 = excluded.token_sha256, \
                          lat = excluded.lat, lon = excluded.lon, on_duty = excluded.on_duty",
                     );
                     q.build().execute(&mut *tx).await?;

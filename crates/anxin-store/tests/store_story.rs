@@ -31,6 +31,7 @@ fn registry() -> Registry {
             phone: None,
             position: Coordinates::new(25.001, 102.681).unwrap(),
             on_duty: true,
+            token_sha256: None,
         }],
         stations: vec![station],
     }

@@ -80,6 +80,7 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             phone: None,
             position: point(),
             on_duty: true,
+            token_sha256: None,
         });
     }
     r

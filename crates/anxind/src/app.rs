@@ -3,8 +3,8 @@
 
 use crate::config::{broker_address, Config};
 use crate::telemetry::Metrics;
-use anxin_api::{ApiState, Hub};
-use anxin_core::{Engine, Outbox, Outcome, Policy, Refusal, Registry, Timestamp};
+use anxin_api::{ApiState, Caller, Command, Hub, Request, ResponderHub};
+use anxin_core::{Engine, Outbox, Outcome, Policy, Refusal, Registry, ResponderId, Timestamp};
 use anxin_mqtt::{DeviceLink, EmbeddedBroker, Inbound, LinkOptions};
 use anxin_store::{Batch, Store};
 use anyhow::Context;
@@ -27,6 +27,7 @@ pub struct App {
     store: Arc<dyn Store>,
     engine: Engine,
     hub: Arc<Hub>,
+    phones: Arc<ResponderHub>,
     metrics: Metrics,
     /// Kept so the embedded broker's address stays reported; it lives as long as the process.
     _broker: Option<EmbeddedBroker>,
@@ -66,11 +67,20 @@ impl App {
             open_incidents = resume.open.len(),
             "resuming"
         );
-        let engine = Engine::new(policy, registry, resume);
+        let engine = Engine::new(policy, registry.clone(), resume);
         let history = store.history_id().await.context("cannot read the store's history id")?;
         let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_count() as i64);
+        let tokens = registry
+            .responders
+            .iter()
+            .filter_map(|r| r.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), r.id.clone())))
+            .collect();
+        let phones = Arc::new(ResponderHub::new(tokens));
+        for r in &registry.responders {
+            publish_phone(&engine, &phones, &r.id, now);
+        }
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes)?;
@@ -84,7 +94,19 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
         let http_addr = http.local_addr()?;
-        Ok(Self { config, http, http_addr, broker_host, broker_port, store, engine, hub, metrics, _broker: broker })
+        Ok(Self {
+            config,
+            http,
+            http_addr,
+            broker_host,
+            broker_port,
+            store,
+            engine,
+            hub,
+            phones,
+            metrics,
+            _broker: broker,
+        })
     }
 
     /// Where the console and the API are served.
@@ -108,7 +130,7 @@ impl App {
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
-        let App { config, http, store, engine, hub, metrics, broker_host, broker_port, .. } = self;
+        let App { config, http, store, engine, hub, phones, metrics, broker_host, broker_port, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -141,7 +163,16 @@ impl App {
             })
         };
         let http_stop = CancellationToken::new();
-        let api = ApiState::new(hub.clone(), metrics.registry.clone(), readiness, http_stop.clone());
+        // People's commands wait here for the engine; when full, their requests wait.
+        let (command_tx, command_rx) = mpsc::channel(1024);
+        let api = ApiState::new(
+            hub.clone(),
+            phones.clone(),
+            command_tx,
+            metrics.registry.clone(),
+            readiness,
+            http_stop.clone(),
+        );
         let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
 
         let dispatcher = Dispatcher {
@@ -149,13 +180,14 @@ impl App {
             store,
             link: link.clone(),
             hub,
+            phones,
             metrics,
             store_ok,
             batch_max: config.ingest.batch_max,
             max_payload_bytes: config.mqtt.max_payload_bytes,
             topics,
         };
-        let engine_task = tokio::spawn(dispatcher.run(rx, shutdown.clone()));
+        let engine_task = tokio::spawn(dispatcher.run(rx, command_rx, shutdown.clone()));
 
         shutdown.cancelled().await;
         tracing::info!(deadline_s = deadline.as_secs(), "shutting down");
@@ -200,6 +232,7 @@ struct Dispatcher {
     store: Arc<dyn Store>,
     link: DeviceLink,
     hub: Arc<Hub>,
+    phones: Arc<ResponderHub>,
     metrics: Metrics,
     store_ok: Arc<AtomicBool>,
     batch_max: usize,
@@ -208,8 +241,15 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    async fn run(mut self, mut rx: mpsc::Receiver<Inbound>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) {
         let mut batch = Vec::with_capacity(self.batch_max);
+        let mut asked = Vec::new();
+        let mut commands_open = true;
         loop {
             // Sleep until a message arrives or the engine's next deadline (an offer lapsing,
             // a reminder), whichever comes first.
@@ -221,29 +261,43 @@ impl Dispatcher {
                     Some(m) => Some(m),
                     None => break,
                 },
+                command = commands.recv(), if commands_open => {
+                    match command {
+                        Some(c) => asked.push(c),
+                        None => commands_open = false, // the HTTP side is gone
+                    }
+                    None
+                }
                 _ = sleep_until_or_forever(wake) => None,
             };
-            let Some(first) = first else {
-                if !self.handle_batch(&mut batch, &shutdown).await {
-                    break;
-                }
-                continue;
-            };
-            batch.push(first);
+            if let Some(first) = first {
+                batch.push(first);
+            }
             while batch.len() < self.batch_max {
                 match rx.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
             }
-            if !self.handle_batch(&mut batch, &shutdown).await {
+            while asked.len() < self.batch_max {
+                match commands.try_recv() {
+                    Ok(c) => asked.push(c),
+                    Err(_) => break,
+                }
+            }
+            if !self.handle_batch(&mut batch, &mut asked, &shutdown).await {
                 break;
             }
         }
     }
 
     /// Returns false when the engine must stop (shut down while the store was unreachable).
-    async fn handle_batch(&mut self, batch: &mut Vec<Inbound>, shutdown: &CancellationToken) -> bool {
+    async fn handle_batch(
+        &mut self,
+        batch: &mut Vec<Inbound>,
+        asked: &mut Vec<Command>,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let now = now();
         self.engine.expire(now);
         let mut out = Outbox::default();
@@ -251,6 +305,14 @@ impl Dispatcher {
         self.engine.tick(now, &mut out);
         for msg in batch.iter() {
             self.take_in(msg, now, &mut out);
+        }
+        let mut replies = Vec::with_capacity(asked.len());
+        for command in asked.drain(..) {
+            let result = self.obey(&command.caller, command.request, now, &mut out);
+            if let Err(e) = &result {
+                tracing::info!(caller = ?command.caller, error = %e, "command refused");
+            }
+            replies.push((command.reply, result));
         }
         if !batch.is_empty() {
             self.metrics.batch_size.observe(batch.len() as f64);
@@ -276,6 +338,18 @@ impl Dispatcher {
         }
         self.metrics.open_incidents.set(self.engine.open_count() as i64);
         self.hub.publish(out.deltas);
+        let mut touched = out.responders;
+        touched.sort();
+        touched.dedup();
+        for r in &touched {
+            publish_phone(&self.engine, &self.phones, r, now);
+        }
+        // Answered only now that what they caused is stored and shown.
+        for (reply, result) in replies {
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
         true
     }
 
@@ -329,6 +403,22 @@ impl Dispatcher {
         }
     }
 
+    /// Applies one person's request to the engine.
+    fn obey(&mut self, caller: &Caller, request: Request, now: Timestamp, out: &mut Outbox) -> Result<(), String> {
+        let result = match (caller, request) {
+            (Caller::Responder(r), Request::Respond { incident, action }) => {
+                self.engine.responder_acts(r, incident, action, now, out)
+            }
+            (Caller::Responder(r), Request::Duty { on }) => self.engine.set_duty(r, on, now, out),
+            (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at),
+            (Caller::Dispatcher(d), Request::Dispatch { incident, action }) => {
+                self.engine.dispatcher_acts(d, incident, action, now, out)
+            }
+            _ => return Err("not allowed for this caller".into()),
+        };
+        result.map_err(|e| e.to_string())
+    }
+
     fn reject(&self, defect: anxin_mqtt::Defect, device: &str, what_happens: &str) {
         self.metrics.payloads_rejected.with_label_values(&[defect.as_label()]).inc();
         tracing::warn!(device, reason = defect.as_label(), "{defect}; {what_happens}");
@@ -362,6 +452,17 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Pushes a responder's current `hello` and `job` frames to their phone.
+fn publish_phone(engine: &Engine, phones: &ResponderHub, responder: &ResponderId, now: Timestamp) {
+    let Some(r) = engine.responder(responder) else { return };
+    let hello = serde_json::json!({
+        "type": "hello",
+        "responder": {"id": r.id, "name": r.name, "station_id": r.station_id, "on_duty": r.on_duty},
+    });
+    let job = serde_json::json!({"type": "job", "job": engine.job_view(responder, now)});
+    phones.publish(responder, hello.to_string(), job.to_string());
 }
 
 /// The tokio instant at which wall-clock time `t` arrives, given wall-clock `now`.

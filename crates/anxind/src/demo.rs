@@ -71,8 +71,11 @@ pub fn district(seed: u64) -> Registry {
             phone: Some(format!("0871-6800{:04}", s + 1)),
         });
         for k in 0..RESPONDERS_PER_STREET {
+            let id = ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id");
             r.responders.push(Responder {
-                id: ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id"),
+                // A demo responder signs in on /responder with the token `demo-<id>`.
+                token_sha256: Some(anxin_api::token_sha256(&format!("demo-{id}"))),
+                id,
                 name: format!(
                     "{}{}",
                     SURNAMES[rng.random_range(0..SURNAMES.len())],

@@ -25,6 +25,7 @@ embedded!(
     repeated_presses_join_the_open_incident,
     an_oversized_message_does_not_stall_intake,
     lapsed_offers_climb_the_ladder,
+    a_responder_takes_the_job_from_offer_to_close,
 );
 
 #[tokio::test]

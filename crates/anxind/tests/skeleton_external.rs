@@ -48,5 +48,6 @@ external!(
     repeated_presses_join_the_open_incident,
     an_oversized_message_does_not_stall_intake,
     lapsed_offers_climb_the_ladder,
+    a_responder_takes_the_job_from_offer_to_close,
     a_press_that_was_not_stored_is_not_acknowledged,
 );

@@ -54,6 +54,7 @@ pub fn registry() -> Registry {
         phone: Some("13900000001".into()),
         position: Coordinates::new(lat, lon).unwrap(),
         on_duty: true,
+        token_sha256: Some(anxin_api::token_sha256(&format!("token-{id}"))),
     };
     Registry {
         elders: vec![
@@ -245,6 +246,26 @@ pub struct TestConsole {
 impl TestConsole {
     pub async fn connect(http: SocketAddr, since: Option<u64>) -> Self {
         Self::connect_to_history(http, since, None).await
+    }
+
+    /// A responder's phone, signed in with its token.
+    pub async fn connect_with_token(http: SocketAddr, token: &str) -> Self {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{http}/ws?token={token}")).await.expect("phone connects");
+        Self { ws, held: Default::default() }
+    }
+
+    /// Sends a frame and returns its `result`, holding anything else that arrives meanwhile.
+    pub async fn ask(&mut self, frame: Value) -> Value {
+        use futures_util::SinkExt;
+        self.ws.send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into())).await.unwrap();
+        loop {
+            let m = self.next_from_socket().await;
+            if m["type"] == "result" {
+                return m;
+            }
+            self.held.push_back(m);
+        }
     }
 
     /// Reconnects naming the history its sequence number belongs to.
@@ -603,5 +624,63 @@ pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String)
     let timed_out = changes.iter().filter(|c| matches!(c, Change::OfferTimedOut { .. })).count();
     assert_eq!(timed_out, 2, "{changes:?}");
     assert!(changes.iter().any(|c| matches!(c, Change::StationAlerted { .. })));
+    app.stop().await;
+}
+
+/// A responder's phone on the WebSocket: signs in with a token, gets the offer, accepts,
+/// reports en route, on scene, resolved; a dispatcher closes it from a console.
+pub async fn a_responder_takes_the_job_from_offer_to_close(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+
+    // A wrong token is refused with close code 4401.
+    let (mut wrong, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?token=nope", app.http)).await.unwrap();
+    match tokio::time::timeout(WAIT, wrong.next()).await.unwrap() {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4401),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+
+    let mut phone = TestConsole::connect_with_token(app.http, "token-r-near").await;
+    let hello = phone.next().await;
+    assert_eq!((hello["type"].as_str(), hello["responder"]["id"].as_str()), (Some("hello"), Some("r-near")));
+    assert_eq!(phone.next().await, json!({"type": "job", "job": null}));
+
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("take-the-job", None).await;
+    let offer = phone.next().await;
+    assert_eq!(offer["job"]["state"], "offered");
+    assert_eq!(offer["job"]["elder"]["name"], "长者1");
+    assert!(offer["job"]["offer_deadline"].as_i64().unwrap() > offer["job"]["server_time"].as_i64().unwrap());
+    let id = offer["job"]["incident_id"].as_u64().unwrap();
+    console.incident_for("d-1").await;
+
+    // Someone else's incident, or a step out of order, is refused and changes nothing.
+    let refused = phone.ask(json!({"type": "on_scene", "incident_id": id, "request_id": "early"})).await;
+    assert_eq!((refused["ok"].as_bool(), refused["request_id"].as_str()), (Some(false), Some("early")));
+    assert!(refused["error"].as_str().unwrap().contains("offered"), "{refused}");
+
+    for (step, state) in [("accept", "accepted"), ("en_route", "en_route"), ("on_scene", "on_scene")] {
+        let answer = phone.ask(json!({"type": step, "incident_id": id, "request_id": step})).await;
+        assert_eq!(answer["ok"], true, "{step}: {answer}");
+        assert_eq!(phone.next().await["job"]["state"], state);
+        assert_eq!(console.incident_for("d-1").await["incident"]["state"], state);
+    }
+    let answer = phone.ask(json!({"type": "resolve", "incident_id": id, "outcome": "helped up, no injury"})).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(phone.next().await, json!({"type": "job", "job": null}), "the job is done");
+    assert_eq!(console.incident_for("d-1").await["incident"]["state"], "resolved");
+
+    // The dispatcher closes it; it leaves the open set.
+    let answer = console.ask(json!({"type": "command", "incident_id": id, "action": "close", "outcome": "ok"})).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let closed = console.incident_for("d-1").await;
+    assert_eq!(closed["incident"]["state"], "closed");
+    let mut fresh = TestConsole::connect(app.http, None).await;
+    assert_eq!(fresh.next().await["incidents"], json!([]));
+    let log = app.store.incident_events(IncidentId(id)).await.unwrap();
+    let actors: Vec<_> = log.iter().map(|e| e.actor.clone()).collect();
+    assert!(actors.contains(&Actor::Responder(ResponderId::parse("r-near").unwrap())));
+    assert!(actors.contains(&Actor::Dispatcher("console".into())));
     app.stop().await;
 }

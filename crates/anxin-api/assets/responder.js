@@ -1,0 +1,1 @@
+<!-- placeholder: the responder page is being written -->
