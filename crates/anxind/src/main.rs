@@ -40,6 +40,11 @@ enum Command {
     Run,
     /// Print the demo district as a registry JSON file (the format --registry reads).
     RegistryExample,
+    /// Print the SHA-256 of a responder's sign-in token, for `token_sha256` in a registry file.
+    HashToken {
+        /// The token the responder will type on their phone.
+        token: String,
+    },
     /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
     Demo {
         /// How many simulated devices press now and then (demo.devices).
@@ -95,6 +100,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    if let Some(Command::HashToken { token }) = &cli.command {
+        println!("{}", anxin_api::token_sha256(token));
+        return Ok(());
+    }
     if matches!(cli.command, Some(Command::RegistryExample)) {
         let text = serde_json::to_string_pretty(&demo::district(config.demo.seed))?;
         // A reader that stops early (`| head`) is not an error.
