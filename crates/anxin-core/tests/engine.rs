@@ -285,3 +285,130 @@ fn nobody_in_range_climbs_to_the_station_then_a_dispatcher_with_the_number_to_ca
     e.dispatcher_acts("王调度", id, DispatcherAction::Acknowledge, t, &mut out).unwrap();
     assert_eq!(e.next_deadline(), None, "acknowledged: no more reminders");
 }
+
+fn offered_to(e: &Engine) -> Option<String> {
+    let i = e.open_incident_for(&dev())?;
+    (i.state == IncidentState::Offered).then(|| i.responder.as_ref().unwrap().id.to_string())
+}
+
+fn rid(s: &str) -> ResponderId {
+    ResponderId::parse(s).unwrap()
+}
+
+#[test]
+fn a_decline_goes_to_the_next_responder_and_never_back() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    assert_eq!(offered_to(&e).as_deref(), Some("r-home"));
+    e.responder_acts(&rid("r-home"), id, ResponderAction::Decline, T0.plus_millis(5_000), &mut out).unwrap();
+    assert_eq!(offered_to(&e).as_deref(), Some("r-park"), "the next nearest on duty");
+    assert!(e.matcher().is_available(&rid("r-home")), "who declined is free for other jobs");
+    e.responder_acts(&rid("r-park"), id, ResponderAction::Decline, T0.plus_millis(9_000), &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!(i.state, IncidentState::StationAlerted, "nobody untried is left: the station");
+    assert_eq!(i.ladder.tried, vec![rid("r-home"), rid("r-park")]);
+}
+
+#[test]
+fn illegal_steps_are_refused_and_change_nothing() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    let before = e.open_incident_for(&dev()).unwrap().clone();
+    let mut none = Outbox::default();
+    assert_eq!(
+        e.responder_acts(&rid("r-home"), id, ResponderAction::OnScene, T0, &mut none),
+        Err(CommandError::IllegalTransition { from: "offered", to: "on_scene" })
+    );
+    assert_eq!(
+        e.responder_acts(&rid("r-park"), id, ResponderAction::Accept, T0, &mut none),
+        Err(CommandError::NotYours { incident: id, responder: rid("r-park") })
+    );
+    assert_eq!(
+        e.dispatcher_acts("d", id, DispatcherAction::Close { outcome: "x".into() }, T0, &mut none),
+        Err(CommandError::IllegalTransition { from: "offered", to: "closed" })
+    );
+    assert_eq!(
+        e.dispatcher_acts("d", id, DispatcherAction::Cancel { reason: " ".into() }, T0, &mut none),
+        Err(CommandError::MissingReason)
+    );
+    assert_eq!(
+        e.dispatcher_acts("d", id, DispatcherAction::Assign { responder: rid("r-off") }, T0, &mut none),
+        Err(CommandError::OffDuty(rid("r-off")))
+    );
+    assert!(none.events.is_empty() && none.incidents.is_empty());
+    assert_eq!(e.open_incident_for(&dev()).unwrap(), &before);
+}
+
+#[test]
+fn an_accepted_job_must_reach_the_scene_in_time_or_the_dispatcher_is_re_alarmed() {
+    let p = Policy::default();
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Fall, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.responder_acts(&rid("r-home"), id, ResponderAction::Accept, T0.plus_millis(10_000), &mut out).unwrap();
+    let due = T0.plus_millis(10_000 + p.on_scene_within_ms);
+    assert_eq!(e.next_deadline(), Some(due));
+    e.tick(due, &mut out);
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.dispatcher_needed), (IncidentState::Accepted, Some(DispatcherNeeded::OnSceneOverdue)));
+    e.tick(due.plus_millis(p.reminder_interval_ms), &mut out);
+    assert_eq!(e.open_incident_for(&dev()).unwrap().ladder.reminders, 1, "reminded until someone acts");
+    e.responder_acts(&rid("r-home"), id, ResponderAction::OnScene, due.plus_millis(70_000), &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.dispatcher_needed, i.ladder.remind_at), (IncidentState::OnScene, None, None));
+}
+
+#[test]
+fn a_cancel_press_is_verified_by_a_dispatcher_who_closes_it_with_a_reason() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.handle_device_event(&dev(), event("c", EventType::Cancel, None), T0.plus_millis(20_000), &mut out).unwrap();
+    assert!(e.open_incident_for(&dev()).unwrap().cancel_requested, "requested, not done: a person verifies");
+    let mut out = Outbox::default();
+    let reason = "called back: pressed by mistake".to_string();
+    e.dispatcher_acts(
+        "王调度",
+        id,
+        DispatcherAction::Cancel { reason: reason.clone() },
+        T0.plus_millis(60_000),
+        &mut out,
+    )
+    .unwrap();
+    assert!(e.open_incident_for(&dev()).is_none(), "closed incidents leave the open set");
+    assert!(e.matcher().is_available(&rid("r-home")), "the offer was withdrawn");
+    let last = out.deltas.last().unwrap();
+    assert_eq!((last.state, last.outcome.as_deref()), (IncidentState::Cancelled, Some(reason.as_str())));
+    let actors: Vec<_> = out.events.iter().map(|e| (&e.actor, &e.change)).collect();
+    assert!(matches!(actors[0], (Actor::Dispatcher(_), Change::OfferWithdrawn { .. })), "{actors:?}");
+    assert!(matches!(actors[1], (Actor::Dispatcher(d), Change::Cancelled { .. }) if d == "王调度"), "{actors:?}");
+    // The device may press again: a new incident.
+    let mut out = Outbox::default();
+    let again = e.handle_device_event(&dev(), event("m2", EventType::Sos, None), T0.plus_millis(90_000), &mut out);
+    assert!(matches!(again, Ok(Outcome::Opened(n)) if n != id));
+}
+
+#[test]
+fn a_dispatcher_reassigns_and_the_first_responder_is_freed() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.responder_acts(&rid("r-home"), id, ResponderAction::Accept, T0, &mut out).unwrap();
+    e.dispatcher_acts("d", id, DispatcherAction::Assign { responder: rid("r-park") }, T0.plus_millis(1), &mut out)
+        .unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.responder.as_ref().unwrap().id.as_str()), (IncidentState::Accepted, "r-park"));
+    assert!(e.matcher().is_available(&rid("r-home")));
+    assert!(!e.matcher().is_available(&rid("r-park")));
+    assert!(e.job_view(&rid("r-home"), T0).is_none());
+    assert_eq!(e.job_view(&rid("r-park"), T0).unwrap().incident_id, id);
+    // Off duty with a job is refused; off duty with only an offer declines it.
+    assert!(matches!(e.set_duty(&rid("r-park"), false, T0, &mut out), Err(CommandError::Busy { .. })));
+}
