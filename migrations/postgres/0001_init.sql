@@ -20,7 +20,9 @@ CREATE TABLE stations (
     name  TEXT NOT NULL,
     lat   DOUBLE PRECISION NOT NULL,
     lon   DOUBLE PRECISION NOT NULL,
-    phone TEXT
+    phone TEXT,
+    -- Minutes; NULL: the engine's default service circle.
+    service_circle_min INTEGER
 );
 
 CREATE TABLE responders (
@@ -30,6 +32,10 @@ CREATE TABLE responders (
     phone      TEXT,
     -- SHA-256 (hex) of the responder's sign-in token; the token itself is never stored.
     token_sha256 TEXT,
+    -- foot, ebike or car
+    mode       TEXT NOT NULL DEFAULT 'foot',
+    -- Comma-separated skills, e.g. first_aid
+    skills     TEXT NOT NULL DEFAULT '',
     lat        DOUBLE PRECISION NOT NULL,
     lon        DOUBLE PRECISION NOT NULL,
     on_duty    BOOLEAN NOT NULL

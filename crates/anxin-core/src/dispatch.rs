@@ -196,15 +196,41 @@ impl Engine {
         incident.updated_at = now;
     }
 
-    /// The nearest available responder in range who has not already been tried here.
-    fn best_candidate(&self, id: IncidentId) -> Option<(ResponderId, f64)> {
-        let incident = &self.open[&id];
+    /// Who the ladder would offer incident `id` to next: among available responders within
+    /// the offer distance who have not been tried, have the skill the kind needs, and can get
+    /// there inside their station's service circle, the one who gets there soonest (by their
+    /// travel mode). Returns the responder and their great-circle distance.
+    pub fn best_candidate(&self, id: IncidentId) -> Option<(ResponderId, f64)> {
+        let incident = self.open.get(&id)?;
         let tried = &incident.ladder.tried;
-        self.matcher
-            .nearest_responders(incident.location.at, self.policy.max_offer_distance_m, tried.len() + 1)
-            .into_iter()
-            .find(|n| !tried.contains(&n.id))
-            .map(|n| (n.id, n.distance_m))
+        let skill = self.policy.required_skill(incident.kind);
+        let fastest = self.policy.foot_mps.max(self.policy.ebike_mps).max(self.policy.car_mps);
+        let mut best: Option<(ResponderId, f64, f64)> = None;
+        for n in self.matcher.responders_within(incident.location.at, self.policy.max_offer_distance_m) {
+            // Candidates come nearest first: once even the fastest mode from here is slower
+            // than the best found, nobody further can beat it.
+            let floor_min = n.distance_m * self.policy.detour_factor / fastest / 60.0;
+            if best.as_ref().is_some_and(|b| floor_min >= b.2) {
+                break;
+            }
+            let Some(r) = self.responders.get(&n.id) else { continue };
+            if tried.contains(&n.id) || skill.is_some_and(|s| !r.skills.iter().any(|k| k == s)) {
+                continue;
+            }
+            let minutes = self.policy.travel_min(n.distance_m, r.mode);
+            let circle = self
+                .stations
+                .get(&r.station_id)
+                .and_then(|s| s.service_circle_min)
+                .unwrap_or(self.policy.default_service_circle_min);
+            if minutes > f64::from(circle) {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| minutes < b.2) {
+                best = Some((n.id, n.distance_m, minutes));
+            }
+        }
+        best.map(|(id, d, _)| (id, d))
     }
 
     fn offer(&mut self, id: IncidentId, responder: ResponderId, distance_m: f64, now: Timestamp, out: &mut Outbox) {

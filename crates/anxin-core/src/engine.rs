@@ -9,7 +9,7 @@ use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
 use crate::incident::*;
 use crate::matcher::Matcher;
-use crate::registry::{Elder, Registry, Responder, Station};
+use crate::registry::{Elder, Registry, Responder, Station, TravelMode};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use thiserror::Error;
 
@@ -28,8 +28,6 @@ pub struct Policy {
     pub max_clock_behind_ms: i64,
     /// How long a message id is remembered in memory for deduplication.
     pub dedup_window_ms: i64,
-    /// Responder travel speed used for the rough ETA told to the device.
-    pub responder_speed_mps: f64,
     /// How long a responder has to accept an offer.
     pub offer_timeout_ms: i64,
     /// Responders offered an incident, one after another, before the station is alerted.
@@ -40,12 +38,38 @@ pub struct Policy {
     pub reminder_interval_ms: i64,
     /// How long a responder who accepted has to report on scene (telecare services use 30 min).
     pub on_scene_within_ms: i64,
+    /// Speeds by travel mode, metres per second, over the road distance.
+    pub foot_mps: f64,
+    pub ebike_mps: f64,
+    pub car_mps: f64,
+    /// Road distance over great-circle distance, for travel-time estimates in a city.
+    pub detour_factor: f64,
+    /// The service circle of a station that does not set its own, in minutes.
+    pub default_service_circle_min: u32,
     /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
     /// medical until a person knows better).
     pub medical_number: String,
 }
 
 impl Policy {
+    /// Estimated minutes to travel `distance_m` (great circle) by `mode`.
+    pub fn travel_min(&self, distance_m: f64, mode: TravelMode) -> f64 {
+        let speed = match mode {
+            TravelMode::Foot => self.foot_mps,
+            TravelMode::Ebike => self.ebike_mps,
+            TravelMode::Car => self.car_mps,
+        };
+        distance_m * self.detour_factor / speed / 60.0
+    }
+
+    /// The skill a responder must have to be offered an incident of this kind.
+    pub fn required_skill(&self, kind: IncidentKind) -> Option<&'static str> {
+        match kind {
+            IncidentKind::Fall => Some("first_aid"),
+            _ => None,
+        }
+    }
+
     /// The emergency number that fits an incident of this kind, when one does.
     pub fn emergency_number(&self, kind: IncidentKind) -> Option<String> {
         match kind {
@@ -64,13 +88,17 @@ impl Default for Policy {
             max_clock_ahead_ms: 5 * 60 * 1000,
             max_clock_behind_ms: 24 * 60 * 60 * 1000,
             dedup_window_ms: 7 * 24 * 60 * 60 * 1000,
-            responder_speed_mps: 4.0,
             offer_timeout_ms: 60_000,
             max_responder_offers: 3,
             station_timeout_ms: 120_000,
             reminder_interval_ms: 60_000,
             on_scene_within_ms: 30 * 60_000,
             medical_number: "120".to_string(),
+            foot_mps: 1.2,
+            ebike_mps: 4.0,
+            car_mps: 6.0,
+            detour_factor: 1.3,
+            default_service_circle_min: 15,
         }
     }
 }
@@ -134,7 +162,7 @@ pub struct Engine {
     pub(crate) policy: Policy,
     elders: HashMap<ElderId, Elder>,
     devices: HashMap<DeviceId, ElderId>,
-    stations: HashMap<StationId, Station>,
+    pub(crate) stations: HashMap<StationId, Station>,
     /// The roster, with each responder's duty and last known position.
     pub(crate) responders: HashMap<ResponderId, Responder>,
     pub(crate) matcher: Matcher,
@@ -531,10 +559,7 @@ impl Engine {
 
     fn tell_device_help_is_coming(&self, id: IncidentId, out: &mut Outbox) {
         let incident = &self.open[&id];
-        let eta_min = incident
-            .responder
-            .as_ref()
-            .map(|r| (r.distance_m / self.policy.responder_speed_mps / 60.0).ceil().max(1.0) as u32);
+        let eta_min = incident.responder.as_ref().map(|r| self.eta_min(&r.id, r.distance_m));
         out.commands.push((
             incident.device_id.clone(),
             DeviceCommand::HelpComing { incident_id: id, responder_assigned: incident.responder.is_some(), eta_min },
@@ -570,10 +595,16 @@ impl Engine {
             },
             location: incident.location,
             distance_m,
-            eta_min: (distance_m / self.policy.responder_speed_mps / 60.0).ceil().max(1.0) as u32,
+            eta_min: self.eta_min(responder, distance_m),
             pressed_at: incident.pressed_at,
             server_time: now,
         })
+    }
+
+    /// Whole minutes, at least one, for this responder to cover `distance_m`.
+    fn eta_min(&self, responder: &ResponderId, distance_m: f64) -> u32 {
+        let mode = self.responders.get(responder).map(|r| r.mode).unwrap_or_default();
+        self.policy.travel_min(distance_m, mode).ceil().max(1.0) as u32
     }
 
     /// The responder whose sign-in token has this SHA-256 (lowercase hex).

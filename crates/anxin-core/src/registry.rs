@@ -31,6 +31,34 @@ pub struct Station {
     pub name: String,
     pub position: Coordinates,
     pub phone: Option<String>,
+    /// The station's service circle in minutes: its responders are offered only incidents
+    /// they can reach within it (the seeds' 15-minute circle). `None`: the policy's default.
+    #[serde(default)]
+    pub service_circle_min: Option<u32>,
+}
+
+/// How a responder gets about, which sets their speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TravelMode {
+    #[default]
+    Foot,
+    Ebike,
+    Car,
+}
+
+impl TravelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TravelMode::Foot => "foot",
+            TravelMode::Ebike => "ebike",
+            TravelMode::Car => "car",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [TravelMode::Foot, TravelMode::Ebike, TravelMode::Car].into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 /// A responder and their last known position.
@@ -42,6 +70,11 @@ pub struct Responder {
     pub phone: Option<String>,
     pub position: Coordinates,
     pub on_duty: bool,
+    #[serde(default)]
+    pub mode: TravelMode,
+    /// What the responder is trained for, e.g. `first_aid` (a fall needs it).
+    #[serde(default)]
+    pub skills: Vec<String>,
     /// SHA-256 (lowercase hex) of the token the responder signs in with on their phone;
     /// `None`: cannot sign in. The token itself is never stored.
     #[serde(default)]

@@ -24,6 +24,7 @@ fn registry() -> Registry {
             name: "站".into(),
             position: c(25.0, 102.69),
             phone: None,
+            service_circle_min: None,
         }],
         responders: vec![
             Responder {
@@ -33,6 +34,8 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.001, 102.68),
                 on_duty: true,
+                mode: TravelMode::Ebike,
+                skills: vec!["first_aid".into()],
                 token_sha256: None,
             },
             Responder {
@@ -42,6 +45,9 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.02, 102.70),
                 on_duty: true,
+                // About 2.9 km from home: inside the 15-minute circle by car, not by e-bike.
+                mode: TravelMode::Car,
+                skills: vec!["first_aid".into()],
                 token_sha256: None,
             },
             Responder {
@@ -51,6 +57,8 @@ fn registry() -> Registry {
                 phone: None,
                 position: c(25.0, 102.68),
                 on_duty: false,
+                mode: TravelMode::Ebike,
+                skills: vec!["first_aid".into()],
                 token_sha256: None,
             },
         ],
@@ -411,4 +419,74 @@ fn a_dispatcher_reassigns_and_the_first_responder_is_freed() {
     assert_eq!(e.job_view(&rid("r-park"), T0).unwrap().incident_id, id);
     // Off duty with a job is refused; off duty with only an offer declines it.
     assert!(matches!(e.set_duty(&rid("r-park"), false, T0, &mut out), Err(CommandError::Busy { .. })));
+}
+
+fn responder_at(id: &str, lat: f64, lon: f64, mode: TravelMode, skills: &[&str]) -> Responder {
+    Responder {
+        id: rid(id),
+        name: id.into(),
+        station_id: StationId::parse("s-1").unwrap(),
+        phone: None,
+        position: c(lat, lon),
+        on_duty: true,
+        mode,
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        token_sha256: None,
+    }
+}
+
+fn with_responders(responders: Vec<Responder>, circle: Option<u32>) -> Engine {
+    let mut reg = registry();
+    reg.responders = responders;
+    reg.stations[0].service_circle_min = circle;
+    Engine::new(Policy::default(), reg, Resume::default())
+}
+
+#[test]
+fn the_soonest_arrival_is_offered_not_the_nearest() {
+    // A walker 600 m away needs about 11 minutes; an e-bike 1.5 km away about 8.
+    let mut e = with_responders(
+        vec![
+            responder_at("walker", 25.0054, 102.68, TravelMode::Foot, &["first_aid"]),
+            responder_at("rider", 25.0135, 102.68, TravelMode::Ebike, &["first_aid"]),
+        ],
+        None,
+    );
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(offered_to(&e).as_deref(), Some("rider"));
+    let eta = out.commands.iter().find_map(|(_, c)| match c {
+        DeviceCommand::HelpComing { eta_min, .. } => *eta_min,
+    });
+    assert_eq!(eta, Some(9), "the elder is told the rider's time, rounded up");
+}
+
+#[test]
+fn a_fall_goes_only_to_someone_with_first_aid() {
+    let mut e = with_responders(
+        vec![
+            responder_at("untrained", 25.001, 102.68, TravelMode::Ebike, &[]),
+            responder_at("trained", 25.005, 102.68, TravelMode::Ebike, &["first_aid"]),
+        ],
+        None,
+    );
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out).unwrap();
+    assert_eq!(offered_to(&e).as_deref(), Some("trained"));
+    let mut other = with_responders(vec![responder_at("untrained", 25.001, 102.68, TravelMode::Ebike, &[])], None);
+    other.handle_device_event(&dev(), event("s", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(offered_to(&other).as_deref(), Some("untrained"), "an SOS needs no particular skill");
+}
+
+#[test]
+fn the_service_circle_bounds_who_is_offered_and_each_station_may_set_its_own() {
+    // 3 km on foot is about 54 minutes: outside the default 15-minute circle.
+    let far_walker = || vec![responder_at("far", 25.027, 102.68, TravelMode::Foot, &["first_aid"])];
+    let mut e = with_responders(far_walker(), None);
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(e.open_incident_for(&dev()).unwrap().state, IncidentState::StationAlerted);
+    let mut wide = with_responders(far_walker(), Some(60));
+    wide.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(offered_to(&wide).as_deref(), Some("far"), "a 60-minute circle reaches them");
 }

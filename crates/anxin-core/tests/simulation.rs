@@ -35,6 +35,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             name: format!("s{s}"),
             position: coords(rng),
             phone: None,
+            service_circle_min: None,
         });
     }
     for i in 0..DEVICES {
@@ -59,6 +60,8 @@ fn world(rng: &mut SmallRng) -> Registry {
             phone: None,
             position: coords(rng),
             on_duty: rng.random_bool(0.8),
+            mode: [TravelMode::Foot, TravelMode::Ebike, TravelMode::Car][rng.random_range(0..3)],
+            skills: if rng.random_bool(0.7) { vec!["first_aid".into()] } else { vec![] },
             token_sha256: None,
         });
     }
@@ -367,22 +370,14 @@ impl Sim {
                 self.fail(format!("off-duty responder {} holds an offer", r.id));
             }
         }
-        // After a single command that alerted a station, nobody untried was free and in range.
+        // After a single command that alerted a station, the ladder had nobody left to offer.
         if let Some(out) = single {
             for e in &out.events {
                 if let Change::StationAlerted { .. } = e.change {
                     let i = self.engine.incident(e.incident_id).unwrap();
                     if i.ladder.offers_made < self.policy.max_responder_offers {
-                        let free = self.engine.matcher().nearest_responders(
-                            i.location.at,
-                            self.policy.max_offer_distance_m,
-                            RESPONDERS,
-                        );
-                        if let Some(n) = free.iter().find(|n| !i.ladder.tried.contains(&n.id)) {
-                            self.fail(format!(
-                                "incident {} went to the station while {} was free and in range",
-                                i.id, n.id
-                            ));
+                        if let Some((r, _)) = self.engine.best_candidate(i.id) {
+                            self.fail(format!("incident {} went to the station while {r} could have gone", i.id));
                         }
                     }
                 }

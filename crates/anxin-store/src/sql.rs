@@ -6,7 +6,7 @@ use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId,
-    MessageRecord, Registry, Responder, ResponderId, Resume, Station, StationId, Timestamp,
+    MessageRecord, Registry, Responder, ResponderId, Resume, Station, StationId, Timestamp, TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -226,15 +226,16 @@ macro_rules! sql_store {
                         elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
                     });
                 }
-                for row in sqlx::query("SELECT id, name, lat, lon, phone FROM stations ORDER BY id").fetch_all(&self.pool).await? {
+                for row in sqlx::query("SELECT id, name, lat, lon, phone, service_circle_min FROM stations ORDER BY id").fetch_all(&self.pool).await? {
                     registry.stations.push(Station {
                         id: id(StationId::parse(row.try_get::<String, _>("id")?), "station id")?,
                         name: row.try_get("name")?,
                         position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                         phone: row.try_get("phone")?,
+                        service_circle_min: row.try_get::<Option<i32>, _>("service_circle_min")?.map(|m| m.max(0) as u32),
                     });
                 }
-                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, lat, lon, on_duty FROM responders ORDER BY id")
+                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, mode, skills, lat, lon, on_duty FROM responders ORDER BY id")
                     .fetch_all(&self.pool)
                     .await?
                 {
@@ -246,6 +247,16 @@ macro_rules! sql_store {
                         position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                         on_duty: row.try_get("on_duty")?,
                         token_sha256: row.try_get("token_sha256")?,
+                        mode: {
+                            let m: String = row.try_get("mode")?;
+                            TravelMode::parse(&m).ok_or_else(|| StoreError::Corrupt(format!("travel mode {m}")))?
+                        },
+                        skills: row
+                            .try_get::<String, _>("skills")?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     });
                 }
                 Ok(registry)
@@ -271,15 +282,16 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.stations.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO stations (id, name, lat, lon, phone) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO stations (id, name, lat, lon, phone, service_circle_min) ");
                     q.push_values(chunk, |mut b, s| {
                         b.push_bind(s.id.as_str())
                             .push_bind(s.name.as_str())
                             .push_bind(s.position.lat())
                             .push_bind(s.position.lon())
-                            .push_bind(s.phone.as_deref());
+                            .push_bind(s.phone.as_deref())
+                            .push_bind(s.service_circle_min.map(|m| m.min(i32::MAX as u32) as i32));
                     });
-                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, phone = excluded.phone");
+                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, phone = excluded.phone, service_circle_min = excluded.service_circle_min");
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.devices.chunks(CHUNK) {
@@ -291,19 +303,21 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, token_sha256, lat, lon, on_duty) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, on_duty) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id.as_str())
                             .push_bind(r.name.as_str())
                             .push_bind(r.station_id.as_str())
                             .push_bind(r.phone.as_deref())
                             .push_bind(r.token_sha256.as_deref())
+                            .push_bind(r.mode.as_str())
+                            .push_bind(r.skills.join(","))
                             .push_bind(r.position.lat())
                             .push_bind(r.position.lon())
                             .push_bind(r.on_duty);
                     });
                     q.push(
-                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, token_sha256 = excluded.token_sha256, \
+                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, token_sha256 = excluded.token_sha256, mode = excluded.mode, skills = excluded.skills, \
                          lat = excluded.lat, lon = excluded.lon, on_duty = excluded.on_duty",
                     );
                     q.build().execute(&mut *tx).await?;

@@ -13,6 +13,7 @@ fn registry() -> Registry {
         name: "前卫社区居家养老服务中心".into(),
         position: Coordinates::new(25.005, 102.69).unwrap(),
         phone: Some("0871-0000001".into()),
+        service_circle_min: None,
     };
     Registry {
         elders: vec![Elder {
@@ -31,6 +32,8 @@ fn registry() -> Registry {
             phone: None,
             position: Coordinates::new(25.001, 102.681).unwrap(),
             on_duty: true,
+            mode: TravelMode::Ebike,
+            skills: vec!["first_aid".into()],
             token_sha256: None,
         }],
         stations: vec![station],

@@ -13,7 +13,9 @@
 //! (no backlog building up). The engine, the devices and the console share this process and
 //! the machine's cores, so the figures are conservative.
 
-use anxin_core::{Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId};
+use anxin_core::{
+    Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
+};
 use anxin_mqtt::rumqttc::{AsyncClient, MqttOptions, QoS};
 use anxind::{App, Config};
 use futures_util::StreamExt;
@@ -58,6 +60,7 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             name: format!("station {s}"),
             position: point(),
             phone: None,
+            service_circle_min: None,
         });
     }
     for i in 0..devices {
@@ -80,6 +83,8 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             phone: None,
             position: point(),
             on_duty: true,
+            mode: TravelMode::Ebike,
+            skills: vec!["first_aid".into()],
             token_sha256: None,
         });
     }

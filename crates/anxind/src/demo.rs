@@ -4,7 +4,9 @@
 //! Street (街道) centres are approximate; the people are invented, deterministically from a
 //! seed, and cluster around the centres as elders do around neighbourhoods.
 
-use anxin_core::{Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId};
+use anxin_core::{
+    Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
+};
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -69,6 +71,7 @@ pub fn district(seed: u64) -> Registry {
             name: format!("{street}街道社区居家养老服务中心"),
             position: Coordinates::new(*lat, *lon).expect("valid"),
             phone: Some(format!("0871-6800{:04}", s + 1)),
+            service_circle_min: None,
         });
         for k in 0..RESPONDERS_PER_STREET {
             let id = ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id");
@@ -85,6 +88,9 @@ pub fn district(seed: u64) -> Registry {
                 phone: Some(format!("1390000{:04}", s * 10 + k + 1)),
                 position: around(&mut rng, *lat, *lon, 700.0),
                 on_duty: true,
+                // Two in five go on foot; the rest ride e-bikes. Most carers have first aid.
+                mode: if k % 5 < 2 { TravelMode::Foot } else { TravelMode::Ebike },
+                skills: if k % 4 == 3 { vec![] } else { vec!["first_aid".to_string()] },
             });
         }
         for _ in 0..ELDERS_PER_STREET {

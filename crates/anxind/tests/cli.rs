@@ -66,7 +66,10 @@ fn registry_example_prints_a_registry_that_run_accepts() {
 fn hash_token_prints_what_the_registry_keeps() {
     let out = anxind(&["hash-token", "abc"]).output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub fn registry() -> Registry {
         name: format!("{id} 社区居家养老服务中心"),
         position: Coordinates::new(lat, lon).unwrap(),
         phone: Some("0871-68000001".into()),
+        service_circle_min: None,
     };
     let elder = |n: u32, lat, lon| Elder {
         id: ElderId::parse(format!("e-{n}")).unwrap(),
@@ -54,6 +55,8 @@ pub fn registry() -> Registry {
         phone: Some("13900000001".into()),
         position: Coordinates::new(lat, lon).unwrap(),
         on_duty: true,
+        mode: TravelMode::Ebike,
+        skills: vec!["first_aid".into()],
         token_sha256: Some(anxin_api::token_sha256(&format!("token-{id}"))),
     };
     Registry {
