@@ -431,7 +431,10 @@ impl Engine {
                     return Err(CommandError::Busy { responder, incident: other });
                 }
                 let distance_m = r.position.distance_m(incident.location.at);
-                self.let_go_of_responder(id, &actor, now, out);
+                let already_theirs = incident.responder.as_ref().is_some_and(|a| a.id == responder);
+                if !already_theirs {
+                    self.let_go_of_responder(id, &actor, now, out);
+                }
                 self.take(&responder, id, out);
                 let seq = self.log(id, now, actor, Change::Assigned { responder_id: responder.clone() }, out);
                 self.open.get_mut(&id).expect("open").responder = Some(Assigned { id: responder, distance_m });

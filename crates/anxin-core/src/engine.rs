@@ -290,6 +290,9 @@ impl Engine {
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), event.msg_id.clone());
+        if event.event != EventType::Cancel {
+            self.close_if_resolved(device, now, out);
+        }
         let outcome = match (event.event, self.open_by_device.get(device).copied()) {
             (EventType::Cancel, Some(id)) => {
                 self.request_cancel(id, device, &event.msg_id, now, out);
@@ -345,6 +348,7 @@ impl Engine {
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), fingerprint.clone());
+        self.close_if_resolved(device, now, out);
         let outcome = match self.open_by_device.get(device).copied() {
             Some(id) => {
                 self.join(id, device, &fingerprint, None, now, out);
@@ -393,6 +397,23 @@ impl Engine {
             let (_, d, m) = self.seen_order.pop_front().expect("front exists");
             self.seen.remove(&(d, m));
         }
+    }
+
+    /// Help was given and the incident only waits to be closed: a new press is a new
+    /// emergency, so the old incident is closed (by the engine, saying why) to make room.
+    fn close_if_resolved(&mut self, device: &DeviceId, now: Timestamp, out: &mut Outbox) {
+        let Some(id) = self.open_by_device.get(device).copied() else { return };
+        if self.open[&id].state != IncidentState::Resolved {
+            return;
+        }
+        let outcome = "closed by the engine: the device pressed again after help was given".to_string();
+        let seq = self.log(id, now, Actor::Engine, Change::Closed { outcome: outcome.clone() }, out);
+        let incident = self.open.get_mut(&id).expect("open");
+        incident.state = IncidentState::Closed;
+        incident.outcome = Some(outcome);
+        incident.last_seq = seq;
+        incident.updated_at = now;
+        self.after_change(id, out);
     }
 
     /// A device that resends a message it already sent did not hear "help is coming" (a
@@ -492,9 +513,11 @@ impl Engine {
             self.climb(id, now, out);
         } else {
             let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
+            let number = self.policy.emergency_number(kind);
             let incident = self.open.get_mut(&id).expect("just opened");
             incident.ladder.rung = Rung::Dispatcher;
             incident.ladder.remind_at = Some(remind_at);
+            incident.ladder.emergency_number = number;
         }
         self.tell_device_help_is_coming(id, out);
         self.after_change(id, out);
@@ -530,7 +553,9 @@ impl Engine {
             let incident = self.open.get_mut(&id).expect("open incident");
             incident.kind = to;
             incident.last_seq = seq;
-            if incident.responder.is_none() && !incident.ladder.off_ladder {
+            // Only an incident still waiting for a dispatcher climbs; one a person already
+            // handles stays with them (the kind change alone raises its priority).
+            if incident.state == IncidentState::AwaitingDispatcher && !incident.ladder.off_ladder {
                 incident.ladder.rung = Rung::Responders;
                 incident.ladder.remind_at = None;
                 self.climb(id, now, out);

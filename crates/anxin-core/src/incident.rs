@@ -177,9 +177,11 @@ impl IncidentState {
         }
         match next {
             Cancelled | FalseAlarm => true,
-            Offered => matches!(self, Offered | StationAlerted | AwaitingDispatcher | Accepted | EnRoute),
-            StationAlerted => matches!(self, Offered),
-            AwaitingDispatcher => matches!(self, Offered | StationAlerted | Accepted | EnRoute),
+            // The next responder; or an upgraded incident (an SOS after a service request).
+            Offered => matches!(self, Offered | AwaitingDispatcher),
+            StationAlerted => matches!(self, Offered | AwaitingDispatcher),
+            AwaitingDispatcher => matches!(self, Offered | StationAlerted),
+            // Accepted by the responder offered, or assigned (and reassigned) by a dispatcher.
             Accepted => matches!(self, Offered | StationAlerted | AwaitingDispatcher | Accepted | EnRoute),
             EnRoute => matches!(self, Accepted),
             OnScene => matches!(self, Accepted | EnRoute),

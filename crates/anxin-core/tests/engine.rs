@@ -490,3 +490,41 @@ fn the_service_circle_bounds_who_is_offered_and_each_station_may_set_its_own() {
     wide.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     assert_eq!(offered_to(&wide).as_deref(), Some("far"), "a 60-minute circle reaches them");
 }
+
+#[test]
+fn a_press_after_help_was_given_is_a_new_emergency() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let first = e.open_incident_for(&dev()).unwrap().id;
+    for (step, t) in [(ResponderAction::Accept, 1), (ResponderAction::OnScene, 2)] {
+        e.responder_acts(&rid("r-home"), first, step, T0.plus_millis(t), &mut out).unwrap();
+    }
+    e.responder_acts(
+        &rid("r-home"),
+        first,
+        ResponderAction::Resolve { outcome: "ok".into() },
+        T0.plus_millis(3),
+        &mut out,
+    )
+    .unwrap();
+    let mut out = Outbox::default();
+    let again = e.handle_device_event(&dev(), event("m2", EventType::Fall, None), T0.plus_millis(600_000), &mut out);
+    let Ok(Outcome::Opened(second)) = again else { panic!("{again:?}") };
+    assert_ne!(first, second);
+    assert_eq!(out.deltas[0].id, first);
+    assert_eq!(out.deltas[0].state, IncidentState::Closed, "the resolved incident is closed, saying why");
+    assert_eq!(offered_to(&e).as_deref(), Some("r-home"), "and the new one is offered at once");
+}
+
+#[test]
+fn assigning_the_responder_who_holds_the_offer_makes_it_their_job() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.dispatcher_acts("d", id, DispatcherAction::Assign { responder: rid("r-home") }, T0, &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.ladder.tried.len()), (IncidentState::Accepted, 0), "not withdrawn, not 'tried'");
+    assert!(!e.matcher().is_available(&rid("r-home")));
+}

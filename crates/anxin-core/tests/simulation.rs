@@ -71,6 +71,8 @@ fn world(rng: &mut SmallRng) -> Registry {
 /// What the checker remembers of each incident's history, from the events it has seen.
 #[derive(Default)]
 struct History {
+    /// The state the last delta showed.
+    state: Option<IncidentState>,
     engine_offers_since_climb: u32,
     nobody_in_range: bool,
     station_alerted: bool,
@@ -260,15 +262,25 @@ impl Sim {
         true
     }
 
-    /// Follows the events, checking the ladder's order as they come.
+    /// Follows the events, checking the ladder's order as they come, and every change of
+    /// state against the table of legal moves.
     fn absorb(&mut self, out: &Outbox) {
+        for v in &out.deltas {
+            let h = self.history.entry(v.id).or_default();
+            if let Some(prev) = h.state.replace(v.state) {
+                if prev != v.state && !prev.can_become(v.state) {
+                    let (from, to) = (prev.as_str(), v.state.as_str());
+                    self.fail(format!("incident {} moved from {from} to {to}, which is not allowed", v.id));
+                }
+            }
+        }
         let max_offers = self.policy.max_responder_offers;
         for e in &out.events {
             self.digest = self.digest.rotate_left(5) ^ e.seq ^ (e.at.millis() as u64) ^ (e.incident_id.0 << 20);
             let h = self.history.entry(e.incident_id).or_default();
             match (&e.change, &e.actor) {
                 (Change::KindChanged { .. }, _) => {
-                    *h = History { dispatcher_touched: h.dispatcher_touched, ..History::default() }
+                    *h = History { dispatcher_touched: h.dispatcher_touched, state: h.state, ..History::default() }
                 }
                 (Change::Offered { .. }, Actor::Engine) => {
                     h.engine_offers_since_climb += 1;
