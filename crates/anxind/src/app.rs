@@ -1,6 +1,7 @@
 //! Wiring: the store, the engine task, the MQTT link, the HTTP server; start-up and a
 //! shutdown with a deadline.
 
+use crate::clock::Clock;
 use crate::config::{broker_address, Config};
 use crate::telemetry::Metrics;
 use anxin_api::{ApiState, Caller, Command, Hub, Request, ResponderHub};
@@ -29,6 +30,7 @@ pub struct App {
     hub: Arc<Hub>,
     phones: Arc<ResponderHub>,
     metrics: Metrics,
+    clock: Clock,
     /// Kept so the embedded broker's address stays reported; it lives as long as the process.
     _broker: Option<EmbeddedBroker>,
 }
@@ -37,6 +39,11 @@ impl App {
     /// Opens the store, adds `registry` to its ledger (the demo district, a test's fixtures),
     /// resumes the engine from what is stored, and binds the ports.
     pub async fn build(config: Config, registry: Option<Registry>) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, registry, Clock::System).await
+    }
+
+    /// [`App::build`] with the clock the engine reads (tests move a manual one by hand).
+    pub async fn build_with_clock(config: Config, registry: Option<Registry>, clock: Clock) -> anyhow::Result<Self> {
         let store = anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?;
         if let Some(registry) = registry {
             let stored = store.load_registry().await.context("cannot load the registry")?;
@@ -55,7 +62,7 @@ impl App {
             medical_number: config.dispatch.medical_number.clone(),
             ..Policy::default()
         };
-        let now = now();
+        let now = clock.now();
         let resume =
             store.resume(now.plus_millis(-policy.dedup_window_ms)).await.context("cannot read open incidents")?;
         let registry = store.load_registry().await.context("cannot load the registry")?;
@@ -95,6 +102,7 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.http.listen))?;
         let http_addr = http.local_addr()?;
         Ok(Self {
+            clock,
             config,
             http,
             http_addr,
@@ -130,7 +138,7 @@ impl App {
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
-        let App { config, http, store, engine, hub, phones, metrics, broker_host, broker_port, .. } = self;
+        let App { config, http, store, engine, hub, phones, metrics, broker_host, broker_port, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -182,6 +190,7 @@ impl App {
             hub,
             phones,
             metrics,
+            clock,
             store_ok,
             batch_max: config.ingest.batch_max,
             max_payload_bytes: config.mqtt.max_payload_bytes,
@@ -234,6 +243,7 @@ struct Dispatcher {
     hub: Arc<Hub>,
     phones: Arc<ResponderHub>,
     metrics: Metrics,
+    clock: Clock,
     store_ok: Arc<AtomicBool>,
     batch_max: usize,
     max_payload_bytes: usize,
@@ -253,7 +263,8 @@ impl Dispatcher {
         loop {
             // Sleep until a message arrives or the engine's next deadline (an offer lapsing,
             // a reminder), whichever comes first.
-            let wake = self.engine.next_deadline().map(|t| deadline_instant(t, now()));
+            let wake = self.engine.next_deadline();
+            let clock = self.clock.clone();
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -268,7 +279,7 @@ impl Dispatcher {
                     }
                     None
                 }
-                _ = sleep_until_or_forever(wake) => None,
+                _ = clock.sleep_until(wake) => None,
             };
             if let Some(first) = first {
                 batch.push(first);
@@ -298,7 +309,7 @@ impl Dispatcher {
         asked: &mut Vec<Command>,
         shutdown: &CancellationToken,
     ) -> bool {
-        let now = now();
+        let now = self.clock.now();
         self.engine.expire(now);
         let mut out = Outbox::default();
         // What fell due first (lapsed offers free responders for the presses below).
@@ -463,19 +474,6 @@ fn publish_phone(engine: &Engine, phones: &ResponderHub, responder: &ResponderId
     });
     let job = serde_json::json!({"type": "job", "job": engine.job_view(responder, now)});
     phones.publish(responder, hello.to_string(), job.to_string());
-}
-
-/// The tokio instant at which wall-clock time `t` arrives, given wall-clock `now`.
-fn deadline_instant(t: Timestamp, now: Timestamp) -> tokio::time::Instant {
-    let wait = Duration::from_millis(t.millis().saturating_sub(now.millis()).max(0) as u64);
-    tokio::time::Instant::now() + wait
-}
-
-async fn sleep_until_or_forever(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The wall clock, read in the shell only.

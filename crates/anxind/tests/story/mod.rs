@@ -108,6 +108,16 @@ pub async fn spawn_app(backend: &Backend, client_id: &str) -> TestApp {
 
 /// Like [`spawn_app`], with the configuration adjusted first.
 pub async fn spawn_app_with(backend: &Backend, client_id: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(backend, client_id, adjust, anxind::clock::Clock::System).await
+}
+
+/// Like [`spawn_app_with`], on a given clock.
+pub async fn spawn_app_on(
+    backend: &Backend,
+    client_id: &str,
+    adjust: impl FnOnce(&mut Config),
+    clock: anxind::clock::Clock,
+) -> TestApp {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = backend.broker.clone();
@@ -117,7 +127,7 @@ pub async fn spawn_app_with(backend: &Backend, client_id: &str, adjust: impl FnO
     config.store.url = anxind::config::Secret::new(&backend.store_url);
     config.shutdown.deadline_s = 5;
     adjust(&mut config);
-    let app = App::build(config, Some(registry())).await.expect("app builds");
+    let app = App::build_with_clock(config, Some(registry()), clock).await.expect("app builds");
     let http = app.http_addr();
     let url = app.mqtt_url();
     let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
@@ -596,31 +606,40 @@ async fn app_store_count(backend: &Backend) -> u64 {
 }
 
 /// Nobody answers: each offer lapses at its deadline and goes to the next responder, then the
-/// station's duty line is alerted; the engine wakes for the deadlines by itself.
+/// station's duty line, then a dispatcher who is reminded. The engine runs on a clock the
+/// test moves by hand: the default deadlines (60 s offers, 120 s station, 60 s reminders)
+/// pass with no waiting.
 pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String) {
-    let app = spawn_app_with(&backend, &client_id, |c| {
-        c.dispatch.offer_timeout_s = 1;
-        c.dispatch.station_timeout_s = 1;
-    })
-    .await;
+    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
     let d1 = TestDevice::connect(&app, "d-1").await;
     d1.press("nobody-answers", None).await;
     let first = console.incident_for("d-1").await;
     assert_eq!(first["incident"]["responder"]["id"], "r-near");
+    let deadline = first["incident"]["ladder"]["offer_deadline"].as_i64().unwrap();
+    assert_eq!(deadline - clock.now().millis(), 60_000, "a minute to accept");
+
+    clock.advance(Duration::from_secs(59));
+    assert!(console.next_within(Duration::from_millis(300)).await.is_none(), "nothing lapses early");
+    clock.advance(Duration::from_secs(1));
     let second = console.incident_for("d-1").await;
-    assert_eq!(
-        (second["incident"]["state"].as_str(), second["incident"]["responder"]["id"].as_str()),
-        (Some("offered"), Some("r-second"))
-    );
+    let (state, who) = (second["incident"]["state"].as_str(), second["incident"]["responder"]["id"].as_str());
+    assert_eq!((state, who), (Some("offered"), Some("r-second")));
     assert_eq!(second["incident"]["ladder"]["tried"], json!(["r-near"]));
+
+    clock.advance(Duration::from_secs(60));
     let third = console.incident_for("d-1").await;
     assert_eq!(third["incident"]["state"], "station_alerted", "two responders tried, none left: the station");
+    clock.advance(Duration::from_secs(120));
     let fourth = console.incident_for("d-1").await;
     assert_eq!(fourth["incident"]["state"], "awaiting_dispatcher");
     assert_eq!(fourth["incident"]["dispatcher_needed"], "nobody_going");
     assert_eq!(fourth["incident"]["ladder"]["emergency_number"], "120");
+    clock.advance(Duration::from_secs(60));
+    let reminded = console.incident_for("d-1").await;
+    assert_eq!(reminded["incident"]["ladder"]["reminders"], 1, "reminded until someone acts");
 
     let id = IncidentId(first["incident"]["id"].as_u64().unwrap());
     let changes: Vec<_> = app.store.incident_events(id).await.unwrap().into_iter().map(|e| e.change).collect();
