@@ -26,6 +26,7 @@ embedded!(
     an_oversized_message_does_not_stall_intake,
     lapsed_offers_climb_the_ladder,
     a_responder_takes_the_job_from_offer_to_close,
+    declines_duty_re_alarm_and_cancel,
 );
 
 #[tokio::test]

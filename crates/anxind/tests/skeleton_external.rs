@@ -49,5 +49,6 @@ external!(
     an_oversized_message_does_not_stall_intake,
     lapsed_offers_climb_the_ladder,
     a_responder_takes_the_job_from_offer_to_close,
+    declines_duty_re_alarm_and_cancel,
     a_press_that_was_not_stored_is_not_acknowledged,
 );

@@ -706,3 +706,76 @@ pub async fn a_responder_takes_the_job_from_offer_to_close(backend: Backend, cli
     assert!(actors.contains(&Actor::Dispatcher("console".into())));
     app.stop().await;
 }
+
+/// The loop's other paths, over the real protocols on a hand-moved clock: an off-duty
+/// responder is never offered; a decline goes to the next; an accepted job that does not
+/// reach the scene in time re-alarms the dispatcher; a dispatcher cancels with a reason.
+pub async fn declines_duty_re_alarm_and_cancel(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let mut near = TestConsole::connect_with_token(app.http, "token-r-near").await;
+    let mut second = TestConsole::connect_with_token(app.http, "token-r-second").await;
+    for phone in [&mut near, &mut second] {
+        phone.next().await; // hello
+        phone.next().await; // no job
+    }
+
+    // r-near goes off duty: the press goes to r-second although r-near is nearer.
+    let off = near.ask(json!({"type": "duty", "on": false, "request_id": "off"})).await;
+    assert_eq!(off["ok"], true, "{off}");
+    assert_eq!(near.next().await["responder"]["on_duty"], false);
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("while-off-duty", None).await;
+    let offer = second.next().await;
+    let id = offer["job"]["incident_id"].as_u64().unwrap();
+    assert_eq!(console.incident_for("d-1").await["incident"]["responder"]["id"], "r-second");
+
+    // r-near is back; r-second declines: the offer moves to r-near.
+    near.ask(json!({"type": "duty", "on": true})).await;
+    let declined = second.ask(json!({"type": "decline", "incident_id": id})).await;
+    assert_eq!(declined["ok"], true, "{declined}");
+    let offer = loop {
+        let m = near.next().await;
+        if m["type"] == "job" && !m["job"].is_null() {
+            break m;
+        }
+    };
+    assert_eq!(offer["job"]["incident_id"], id);
+    assert_eq!(second.next().await, json!({"type": "job", "job": null}));
+
+    // Accepted, then nobody reports on scene for 30 minutes: the dispatcher is re-alarmed.
+    assert_eq!(near.ask(json!({"type": "accept", "incident_id": id})).await["ok"], true);
+    let accepted = loop {
+        let m = console.incident_for("d-1").await;
+        if m["incident"]["state"] == "accepted" {
+            break m;
+        }
+    };
+    assert_eq!(accepted["incident"]["responder"]["id"], "r-near");
+    clock.advance(Duration::from_secs(30 * 60));
+    let late = console.incident_for("d-1").await;
+    assert_eq!(late["incident"]["dispatcher_needed"], "on_scene_overdue");
+
+    // The dispatcher calls the elder, who is fine, and cancels with a reason.
+    let no_reason = console.ask(json!({"type": "command", "incident_id": id, "action": "cancel"})).await;
+    assert_eq!(no_reason["ok"], false, "a cancel needs a reason");
+    let reason = "called back: the elder is fine";
+    let cancel = console.ask(json!({"type": "command", "incident_id": id, "action": "cancel", "reason": reason})).await;
+    assert_eq!(cancel["ok"], true, "{cancel}");
+    let cancelled = console.incident_for("d-1").await;
+    assert_eq!(
+        (cancelled["incident"]["state"].as_str(), cancelled["incident"]["outcome"].as_str()),
+        (Some("cancelled"), Some(reason))
+    );
+    // The phone saw the job accepted; its next job frame after the cancel says it is gone.
+    let mut last_job = Value::Null;
+    while let Some(m) = near.next_within(Duration::from_millis(500)).await {
+        if m["type"] == "job" {
+            last_job = m;
+        }
+    }
+    assert_eq!(last_job, json!({"type": "job", "job": null}), "the responder is told the job is gone");
+    app.stop().await;
+}
