@@ -8,10 +8,17 @@ import { join, resolve } from 'node:path';
 import { assetsDir, repoRoot, resultsDir } from './support.mjs';
 
 const EARTH_RADIUS_M = 6_371_008.8;
-// The daemon's default: nobody further than this is offered an incident.
+// The daemon's dispatch defaults (anxin-core `Policy::default`): nobody further than this is
+// offered an incident, and among those the one who gets there soonest by their travel mode,
+// inside their station's service circle, is offered first.
 const MAX_OFFER_DISTANCE_M = 5_000;
-// The nearest responder must beat the next by this much, so rounding cannot change who wins.
+const SPEED_MPS = { foot: 1.2, ebike: 4.0, car: 6.0 };
+const DETOUR_FACTOR = 1.3;
+const DEFAULT_SERVICE_CIRCLE_MIN = 15;
+// The chosen responder must win by this much on both counts, so that neither rounding nor the
+// choice between "nearest" and "soonest" can change who is offered the job.
 const CLEAR_WIN_M = 50;
+const CLEAR_WIN_MIN = 0.5;
 
 export const PHONE = {
   viewport: { width: 390, height: 844 },
@@ -49,22 +56,37 @@ export function respondersByDistance(registry, at) {
     .sort((x, y) => x.distance_m - y.distance_m);
 }
 
+/** Minutes a responder needs to reach a point `distance_m` away, as the daemon estimates it. */
+function travelMin(responder, distance_m) {
+  const speed = SPEED_MPS[responder.mode] ?? SPEED_MPS.foot;
+  return (distance_m * DETOUR_FACTOR) / speed / 60;
+}
+
 /**
- * Picks `count` devices, each with a different responder who is clearly the nearest on-duty
- * one to the elder's home and within offer range. Elders with notes and a phone come first,
- * so the card shows everything.
+ * Picks `count` SOS presses (a device and its elder), each with a different responder who is
+ * both the nearest on-duty responder to the elder's home by great circle and the one the
+ * daemon offers first (soonest there, inside their station's service circle), clearly on
+ * both counts. Elders with notes and a phone come first, so the card shows everything.
  */
 export function pickPresses(registry, count) {
   const elders = new Map(registry.elders.map((e) => [e.id, e]));
+  const circles = new Map(registry.stations.map((s) => [s.id, s.service_circle_min ?? DEFAULT_SERVICE_CIRCLE_MIN]));
   const candidates = [];
   for (const device of registry.devices) {
     const elder = elders.get(device.elder_id);
     if (!elder?.home) continue;
-    const [first, second] = respondersByDistance(registry, elder.home);
-    if (!first || first.distance_m > MAX_OFFER_DISTANCE_M) continue;
-    if (second && second.distance_m - first.distance_m < CLEAR_WIN_M) continue;
+    const byDistance = respondersByDistance(registry, elder.home).filter((c) => c.distance_m <= MAX_OFFER_DISTANCE_M);
+    const [nearest, runnerUp] = byDistance;
+    if (!nearest || (runnerUp && runnerUp.distance_m - nearest.distance_m < CLEAR_WIN_M)) continue;
+    const bySpeed = byDistance
+      .map((c) => ({ ...c, minutes: travelMin(c.responder, c.distance_m) }))
+      .filter((c) => c.minutes <= (circles.get(c.responder.station_id) ?? DEFAULT_SERVICE_CIRCLE_MIN))
+      .sort((x, y) => x.minutes - y.minutes);
+    const [soonest, nextSoonest] = bySpeed;
+    if (soonest?.responder.id !== nearest.responder.id) continue;
+    if (nextSoonest && nextSoonest.minutes - soonest.minutes < CLEAR_WIN_MIN) continue;
     const richness = (elder.notes ? 2 : 0) + (elder.phone ? 1 : 0);
-    candidates.push({ device, elder, responder: first.responder, distance_m: first.distance_m, richness });
+    candidates.push({ device, elder, responder: nearest.responder, distance_m: nearest.distance_m, richness });
   }
   candidates.sort((a, b) => b.richness - a.richness || a.device.id.localeCompare(b.device.id));
   const picked = [];
@@ -75,7 +97,7 @@ export function pickPresses(registry, count) {
     picked.push(c);
     if (picked.length === count) return picked;
   }
-  throw new Error(`the demo district has only ${picked.length} presses with distinct nearest responders`);
+  throw new Error(`the demo district has only ${picked.length} presses with distinct clearly-nearest responders`);
 }
 
 /** A new phone-sized context and page; `position` grants geolocation at that point. */

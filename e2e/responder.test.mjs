@@ -290,8 +290,12 @@ describe('responder phone against a scripted socket', () => {
     const sockets = await scriptServer(page, (s) => {
       s.send(HELLO);
       // The server's clock is ten minutes ahead of the phone's.
-      s.send({ type: 'job', job: offer(Date.now() + 10 * 60_000) });
+      const serverNow = Date.now() + 10 * 60_000;
+      s.send({ type: 'job', job: offer(serverNow) });
       s.send({ type: 'weather', today: 'sunny' });
+      // The same job again, as a frame the server made 30 s ago and kept (what a phone that
+      // connects later gets): it must not add 30 s to the countdown.
+      s.send({ type: 'job', job: { ...offer(serverNow), server_time: serverNow - 30_000 } });
     });
     await step('clock', page, null, async () => {
       await signIn(page, URL_, 'demo-xs-r011');

@@ -106,7 +106,7 @@
       duty_on: 'On duty',
       duty_off: 'Off duty',
       waiting_on: 'No job. Waiting for one.',
-      waiting_off: 'You are off duty and will not be offered jobs. Switch to “On duty” to take jobs.',
+      waiting_off: 'You are off duty and will not be offered jobs. Turn the switch on to take jobs.',
       kind_sos: 'SOS',
       kind_fall: 'Fall alarm',
       kind_unreadable: 'Unreadable call',
@@ -193,8 +193,10 @@
     job: null,
     /** whether a `job` frame has arrived since signing in */
     jobKnown: false,
-    /** server clock minus phone clock, from the last `job` frame */
+    /** server clock minus phone clock: the largest of the recent samples (see noteServerTime) */
     clockOffsetMs: 0,
+    /** [phone time received, server_time − phone time] for each `job` frame lately */
+    clockSamples: [],
     /** full length of the current offer's countdown, for the bar */
     offer: { id: null, totalMs: 0 },
     lastVibratedOffer: null,
@@ -209,9 +211,11 @@
     requestSeq: 0,
     /** set when an action was accepted and its `job` frame has not come yet */
     awaitingFrameSince: 0,
-    actionError: '',
+    /** the message under the buttons, as [key, vars] so it follows the language; or null */
+    actionError: null,
     outcomeError: false,
-    signinError: '',
+    /** the message under the token field, as [key, vars]; or null */
+    signinError: null,
     geo: {
       watchId: null,
       /** off | waiting | sharing | denied | error | unavailable | insecure */
@@ -232,6 +236,11 @@
       for (const [k, v] of Object.entries(vars)) s = s.split(`{${k}}`).join(String(v));
     }
     return s;
+  }
+
+  /** A message kept as [key, vars], in the current language; '' for none. */
+  function message(m) {
+    return m ? t(m[0], m[1]) : '';
   }
 
   function serverNow() {
@@ -328,7 +337,7 @@
     dom.connStatus.hidden = view === 'signed-out';
 
     dom.signinError.hidden = !state.signinError;
-    dom.signinError.textContent = state.signinError;
+    dom.signinError.textContent = message(state.signinError);
 
     const r = state.responder;
     dom.who.hidden = !r;
@@ -364,6 +373,10 @@
     dom.duty.setAttribute('aria-busy', dutyPending ? 'true' : 'false');
     dom.idleWaiting.textContent = on ? t('waiting_on') : t('waiting_off');
     dom.idleWaiting.dataset.duty = on ? 'on' : 'off';
+    // Offline, the banner says so and the switch is disabled; this is for refusals.
+    const error = message(state.actionError);
+    dom.idleError.hidden = !error;
+    dom.idleError.textContent = error;
   }
 
   function renderJob(job) {
@@ -444,7 +457,7 @@
     }
     dom.resolveBox.hidden = jobState !== 'on_scene';
     dom.outcomeError.hidden = !(state.outcomeError && jobState === 'on_scene');
-    const error = offline ? t('offline_actions') : state.actionError;
+    const error = offline ? t('offline_actions') : message(state.actionError);
     dom.actionError.hidden = !error;
     dom.actionError.textContent = error;
   }
@@ -492,7 +505,7 @@
     const r = msg.responder;
     if (!r || typeof r !== 'object') return;
     state.responder = { id: String(r.id ?? ''), name: r.name ?? '', station_id: r.station_id ?? '', on_duty: Boolean(r.on_duty) };
-    state.signinError = '';
+    state.signinError = null;
     setConn('connected');
     updateGeoWatch();
     flushLocation();
@@ -506,13 +519,13 @@
     state.awaitingFrameSince = 0;
     if (job) {
       const serverTime = Number(job.server_time);
-      if (Number.isFinite(serverTime)) state.clockOffsetMs = serverTime - Date.now();
+      if (Number.isFinite(serverTime)) noteServerTime(serverTime);
       const sameIncident = previous && previous.incident_id === job.incident_id;
       if (!sameIncident) {
         dom.outcome.value = '';
         state.outcomeError = false;
       }
-      if (!sameIncident || previous.state !== job.state) state.actionError = '';
+      if (!sameIncident || previous.state !== job.state) state.actionError = null;
       if (job.state === 'offered') {
         if (state.offer.id !== job.incident_id) {
           const deadline = Number(job.offer_deadline);
@@ -527,7 +540,7 @@
         }
       }
     } else {
-      state.actionError = '';
+      state.actionError = null;
       state.outcomeError = false;
       dom.outcome.value = '';
     }
@@ -535,25 +548,36 @@
     render();
   }
 
+  // A `job` frame may be older than its arrival: the server keeps the latest one and hands
+  // it to a phone that connects later, with the `server_time` of when it was made. Such a
+  // frame can only make the clock look behind, never ahead, so the largest recent
+  // difference is the best estimate; old samples expire in case the phone's clock is set.
+  const CLOCK_SAMPLE_MS = 10 * 60 * 1000;
+
+  function noteServerTime(serverTime) {
+    const now = Date.now();
+    state.clockSamples = state.clockSamples.filter(([at]) => now - at < CLOCK_SAMPLE_MS && at <= now);
+    state.clockSamples.push([now, serverTime - now]);
+    state.clockOffsetMs = Math.max(...state.clockSamples.map(([, offset]) => offset));
+  }
+
   function onResult(msg) {
     const id = msg.request_id;
     const p = id == null ? null : state.pending.get(String(id));
-    if (!p) {
-      // A refusal we did not ask for (a malformed frame, say) is still worth showing.
-      if (msg.ok === false && msg.error) {
-        state.actionError = t('refused', { reason: msg.error });
-        render();
-      }
-      return;
-    }
+    // Answers to nothing we asked (a location the server could not take) are not the
+    // responder's to act on.
+    if (!p) return;
     clearTimeout(p.timer);
     state.pending.delete(String(id));
     if (msg.ok) {
-      if (p.kind === 'duty' && state.responder) state.responder.on_duty = p.on;
+      if (p.kind === 'duty' && state.responder) {
+        state.responder.on_duty = p.on;
+        updateGeoWatch();
+      }
       if (p.kind !== 'duty') state.awaitingFrameSince = Date.now();
-      state.actionError = '';
+      state.actionError = null;
     } else {
-      state.actionError = t('refused', { reason: msg.error || '?' });
+      state.actionError = ['refused', { reason: msg.error || '?' }];
     }
     render();
   }
@@ -585,17 +609,17 @@
     const requestId = `${requestPrefix}-${state.requestSeq}`;
     const frame = { type: kind, ...fields, request_id: requestId };
     if (!sendFrame(frame)) {
-      state.actionError = t('offline_actions');
+      state.actionError = ['offline_actions'];
       render();
       return;
     }
     const timer = setTimeout(() => {
       if (!state.pending.delete(requestId)) return;
-      state.actionError = t('no_answer');
+      state.actionError = ['no_answer'];
       render();
     }, RESULT_TIMEOUT_MS);
     state.pending.set(requestId, { kind, timer, ...extra });
-    state.actionError = '';
+    state.actionError = null;
     render();
   }
 
@@ -762,7 +786,7 @@
       setConn('reconnecting');
       failPending();
       if (ev.code === CLOSE_BAD_TOKEN) {
-        signOut(t('wrong_token'));
+        signOut(['wrong_token']);
         return;
       }
       if (lived >= HEALTHY_AFTER_MS) state.attempt = 0;
@@ -776,7 +800,7 @@
     if (state.pending.size === 0) return;
     for (const p of state.pending.values()) clearTimeout(p.timer);
     state.pending.clear();
-    state.actionError = t('lost_while_sending');
+    state.actionError = ['lost_while_sending'];
   }
 
   function scheduleReconnect() {
@@ -798,14 +822,14 @@
   // ---------------------------------------------------------------------------------------
   function signIn(token) {
     state.token = token;
-    state.signinError = '';
+    state.signinError = null;
     state.attempt = 0;
     store(TOKEN_KEY, token);
     render();
     connect();
   }
 
-  function signOut(error = '') {
+  function signOut(error = null) {
     store(TOKEN_KEY, null);
     state.token = null;
     const ws = state.ws;
@@ -821,7 +845,7 @@
     state.responder = null;
     state.job = null;
     state.jobKnown = false;
-    state.actionError = '';
+    state.actionError = null;
     state.outcomeError = false;
     state.signinError = error;
     state.conn = 'reconnecting';
@@ -859,6 +883,7 @@
       duty: $('duty'),
       dutyText: $('duty-text'),
       idleWaiting: $('idle-waiting'),
+      idleError: $('idle-error'),
       job,
       kind: field('kind'),
       jobState: field('state'),
@@ -899,7 +924,7 @@
       ev.preventDefault();
       const token = dom.token.value.trim();
       if (!token) {
-        state.signinError = t('token_required');
+        state.signinError = ['token_required'];
         render();
         dom.token.focus();
         return;

@@ -167,7 +167,7 @@ async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
     let caller = Caller::Responder(responder.clone());
     let (mut sink, mut stream) = socket.split();
     let (initial, mut live) = state.responders.subscribe(&responder);
-    let mut pending: Vec<Arc<str>> = initial;
+    let mut pending: Vec<Arc<str>> = initial.into_iter().map(restamp).collect();
     'conn: loop {
         for frame in pending.drain(..) {
             if sink.send(Message::Text(frame.as_ref().into())).await.is_err() {
@@ -201,6 +201,19 @@ async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
         }
     }
     state.phones.dec();
+}
+
+/// A stored `job` frame may be old by the time a phone connects: give it the server's time
+/// now, so the phone's countdown to the offer's deadline is right.
+fn restamp(frame: Arc<str>) -> Arc<str> {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&frame) else { return frame };
+    match v.get_mut("job").and_then(|j| j.get_mut("server_time")) {
+        Some(t) => {
+            *t = now_ms().into();
+            v.to_string().into()
+        }
+        None => frame,
+    }
 }
 
 /// Turns a frame into a command for the engine and waits for its answer. Returns the

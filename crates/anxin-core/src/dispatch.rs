@@ -387,6 +387,7 @@ impl Engine {
         out.responders.push(responder.clone());
         let r = self.responders.get_mut(responder).expect("checked");
         r.on_duty = on;
+        out.roster.push(r.clone());
         let position = r.position;
         if on && !self.busy.contains_key(responder) {
             self.matcher.set_available(responder.clone(), position);
@@ -397,9 +398,15 @@ impl Engine {
     }
 
     /// A responder's phone reports where they are.
-    pub fn responder_moved(&mut self, responder: &ResponderId, at: Coordinates) -> Result<(), CommandError> {
+    pub fn responder_moved(
+        &mut self,
+        responder: &ResponderId,
+        at: Coordinates,
+        out: &mut Outbox,
+    ) -> Result<(), CommandError> {
         let r = self.responders.get_mut(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
         r.position = at;
+        out.roster.push(r.clone());
         self.matcher.move_responder(responder, at);
         Ok(())
     }

@@ -144,6 +144,8 @@ pub struct Outbox {
     pub deltas: Vec<IncidentView>,
     /// Responders whose offer, job or duty changed: their phones get a fresh view.
     pub responders: Vec<ResponderId>,
+    /// Responders whose duty or position changed, as they are now: to store.
+    pub roster: Vec<Responder>,
 }
 
 impl Outbox {

@@ -38,6 +38,8 @@ pub struct Batch<'a> {
     pub events: &'a [IncidentEvent],
     /// Current-state rows; a later row for the same incident supersedes an earlier one.
     pub incidents: &'a [Incident],
+    /// Responders whose duty or position changed; the last entry for each wins.
+    pub roster: &'a [anxin_core::Responder],
 }
 
 /// Everything the engine keeps.

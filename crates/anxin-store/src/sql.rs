@@ -201,6 +201,20 @@ macro_rules! sql_store {
                     );
                     q.build().execute(&mut *tx).await?;
                 }
+                // Duty and position, latest per responder; the ledger's other fields stay.
+                let mut latest: HashMap<&str, &Responder> = HashMap::new();
+                for r in batch.roster {
+                    latest.insert(r.id.as_str(), r);
+                }
+                for r in latest.into_values() {
+                    sqlx::query("UPDATE responders SET on_duty = $1, lat = $2, lon = $3 WHERE id = $4")
+                        .bind(r.on_duty)
+                        .bind(r.position.lat())
+                        .bind(r.position.lon())
+                        .bind(r.id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

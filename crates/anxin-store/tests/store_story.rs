@@ -45,7 +45,10 @@ fn press(msg: &str) -> DeviceEvent {
 }
 
 async fn commit(store: &dyn Store, out: &Outbox) {
-    store.commit(Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents }).await.unwrap();
+    store
+        .commit(Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents, roster: &out.roster })
+        .await
+        .unwrap();
 }
 
 async fn registry_round_trips(store: Arc<dyn Store>) {
@@ -115,6 +118,20 @@ async fn an_older_row_never_overwrites_a_newer_one(store: Arc<dyn Store>) {
     assert_eq!(store.incident(id).await.unwrap().unwrap().press_count, 2);
 }
 
+async fn duty_and_position_changes_are_kept(store: Arc<dyn Store>) {
+    store.save_registry(&registry()).await.unwrap();
+    let mut engine = Engine::new(Policy::default(), registry(), Default::default());
+    let r = ResponderId::parse("r-1").unwrap();
+    let mut out = Outbox::default();
+    engine.responder_moved(&r, Coordinates::new(25.01, 102.69).unwrap(), &mut out).unwrap();
+    engine.set_duty(&r, false, T0, &mut out).unwrap();
+    commit(&*store, &out).await;
+    let stored = store.load_registry().await.unwrap();
+    let got = stored.responders.iter().find(|x| x.id == r).unwrap();
+    assert_eq!((got.on_duty, got.position), (false, Coordinates::new(25.01, 102.69).unwrap()));
+    assert_eq!(got.name, "李伟", "the rest of the ledger is untouched");
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -143,4 +160,9 @@ macro_rules! both {
     };
 }
 
-both!(registry_round_trips, an_incident_and_its_log_survive_and_resume, an_older_row_never_overwrites_a_newer_one);
+both!(
+    registry_round_trips,
+    an_incident_and_its_log_survive_and_resume,
+    an_older_row_never_overwrites_a_newer_one,
+    duty_and_position_changes_are_kept,
+);

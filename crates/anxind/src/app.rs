@@ -328,7 +328,8 @@ impl Dispatcher {
         if !batch.is_empty() {
             self.metrics.batch_size.observe(batch.len() as f64);
         }
-        let to_store = !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty();
+        let to_store =
+            !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
         if to_store && !self.commit(&out, shutdown).await {
             // Not stored, so not acknowledged: the broker redelivers after restart.
             return false;
@@ -421,7 +422,7 @@ impl Dispatcher {
                 self.engine.responder_acts(r, incident, action, now, out)
             }
             (Caller::Responder(r), Request::Duty { on }) => self.engine.set_duty(r, on, now, out),
-            (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at),
+            (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at, out),
             (Caller::Dispatcher(d), Request::Dispatch { incident, action }) => {
                 self.engine.dispatcher_acts(d, incident, action, now, out)
             }
@@ -437,7 +438,8 @@ impl Dispatcher {
 
     /// Commits, retrying while the store is down. Returns false if shutdown came first.
     async fn commit(&self, out: &Outbox, shutdown: &CancellationToken) -> bool {
-        let batch = Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents };
+        let batch =
+            Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents, roster: &out.roster };
         let mut backoff = Duration::from_millis(50);
         loop {
             let started = Instant::now();
