@@ -69,12 +69,15 @@ pub enum CommandError {
 impl Engine {
     /// The earliest moment something is due; the shell calls [`Engine::tick`] then.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers.first().map(|(t, _)| *t)
+        let incidents = self.timers.first().map(|(t, _)| *t);
+        let fixes = self.fixes.first().map(|(t, _)| t.plus_millis(self.policy.max_fix_age_ms));
+        incidents.into_iter().chain(fixes).min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
     /// reminders, overdue arrivals.
     pub fn tick(&mut self, now: Timestamp, out: &mut Outbox) {
+        self.expire_fixes(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
                 break;
@@ -397,18 +400,45 @@ impl Engine {
         Ok(())
     }
 
-    /// A responder's phone reports where they are.
+    /// A responder's phone reports where they are, at `now`. The fix counts for
+    /// `Policy::max_fix_age_ms`; after that the responder is placed at their station again.
     pub fn responder_moved(
         &mut self,
         responder: &ResponderId,
         at: Coordinates,
+        now: Timestamp,
         out: &mut Outbox,
     ) -> Result<(), CommandError> {
         let r = self.responders.get_mut(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
         r.position = at;
         out.roster.push(r.clone());
         self.matcher.move_responder(responder, at);
+        if let Some(old) = self.fix_at.insert(responder.clone(), now) {
+            self.fixes.remove(&(old, responder.clone()));
+        }
+        self.fixes.insert((now, responder.clone()));
         Ok(())
+    }
+
+    /// Phone fixes older than the policy allows stop counting: a responder whose phone has
+    /// gone quiet is taken to be at their station, not where they were last seen.
+    fn expire_fixes(&mut self, now: Timestamp, out: &mut Outbox) {
+        let horizon = now.plus_millis(-self.policy.max_fix_age_ms);
+        while let Some((at, _)) = self.fixes.first() {
+            if *at > horizon {
+                break;
+            }
+            let (_, id) = self.fixes.pop_first().expect("first exists");
+            self.fix_at.remove(&id);
+            let Some(station) = self.responders.get(&id).and_then(|r| self.stations.get(&r.station_id)) else {
+                continue;
+            };
+            let base = station.position;
+            let r = self.responders.get_mut(&id).expect("checked");
+            r.position = base;
+            out.roster.push(r.clone());
+            self.matcher.move_responder(&id, base);
+        }
     }
 
     /// A dispatcher's command on an incident.

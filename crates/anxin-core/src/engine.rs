@@ -46,6 +46,8 @@ pub struct Policy {
     pub detour_factor: f64,
     /// The service circle of a station that does not set its own, in minutes.
     pub default_service_circle_min: u32,
+    /// How long a responder's phone fix counts; then they are placed at their station.
+    pub max_fix_age_ms: i64,
     /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
     /// medical until a person knows better).
     pub medical_number: String,
@@ -94,6 +96,7 @@ impl Default for Policy {
             reminder_interval_ms: 60_000,
             on_scene_within_ms: 30 * 60_000,
             medical_number: "120".to_string(),
+            max_fix_age_ms: 10 * 60_000,
             foot_mps: 1.2,
             ebike_mps: 4.0,
             car_mps: 6.0,
@@ -176,6 +179,9 @@ pub struct Engine {
     pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
     /// The entry each incident has in `timers`, so it can be moved.
     pub(crate) deadlines: HashMap<IncidentId, Timestamp>,
+    /// Responders' phone fixes by time, so stale ones can be retired in order.
+    pub(crate) fixes: BTreeSet<(Timestamp, ResponderId)>,
+    pub(crate) fix_at: HashMap<ResponderId, Timestamp>,
     seen: HashSet<(DeviceId, MessageId)>,
     /// `seen` in arrival order, so old ids can be forgotten.
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
@@ -211,6 +217,8 @@ impl Engine {
             busy,
             timers: BTreeSet::new(),
             deadlines: HashMap::new(),
+            fixes: BTreeSet::new(),
+            fix_at: HashMap::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             last_incident_id: resume.last_incident_id,

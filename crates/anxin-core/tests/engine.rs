@@ -528,3 +528,32 @@ fn assigning_the_responder_who_holds_the_offer_makes_it_their_job() {
     assert_eq!((i.state, i.ladder.tried.len()), (IncidentState::Accepted, 0), "not withdrawn, not 'tried'");
     assert!(!e.matcher().is_available(&rid("r-home")));
 }
+
+#[test]
+fn a_stale_phone_fix_falls_back_to_the_responders_station() {
+    let p = Policy::default();
+    let fresh = || {
+        let mut e =
+            with_responders(vec![responder_at("phone", 25.05, 102.75, TravelMode::Ebike, &["first_aid"])], None);
+        let mut out = Outbox::default();
+        // The phone reports a fix next door to the elder.
+        e.responder_moved(&rid("phone"), c(25.0005, 102.68), T0, &mut out).unwrap();
+        e
+    };
+    let mut e = fresh();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0.plus_millis(60_000), &mut out).unwrap();
+    let near = e.open_incident_for(&dev()).unwrap().responder.as_ref().unwrap().distance_m;
+    assert!(near < 100.0, "a fresh fix counts: {near} m");
+
+    let mut e = fresh();
+    let later = T0.plus_millis(p.max_fix_age_ms);
+    assert_eq!(e.next_deadline(), Some(later), "the engine wakes when the fix goes stale");
+    let mut out = Outbox::default();
+    e.tick(later, &mut out);
+    assert_eq!(e.responder(&rid("phone")).unwrap().position, c(25.0, 102.69), "back at the station");
+    assert_eq!(out.roster.len(), 1, "and stored so");
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), later, &mut out).unwrap();
+    let d = e.open_incident_for(&dev()).unwrap().responder.as_ref().unwrap().distance_m;
+    assert!((d - c(25.0, 102.69).distance_m(c(25.0, 102.68))).abs() < 1.0, "measured from the station: {d} m");
+}

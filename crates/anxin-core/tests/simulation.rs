@@ -240,7 +240,7 @@ impl Sim {
             75..85 => {
                 let responder = self.responder();
                 let at = coords(&mut self.rng);
-                self.engine.responder_moved(&responder, at, out).unwrap();
+                self.engine.responder_moved(&responder, at, now, out).unwrap();
             }
             _ => {
                 if let Some(id) = self.any_open() {

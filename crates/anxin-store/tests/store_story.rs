@@ -123,7 +123,7 @@ async fn duty_and_position_changes_are_kept(store: Arc<dyn Store>) {
     let mut engine = Engine::new(Policy::default(), registry(), Default::default());
     let r = ResponderId::parse("r-1").unwrap();
     let mut out = Outbox::default();
-    engine.responder_moved(&r, Coordinates::new(25.01, 102.69).unwrap(), &mut out).unwrap();
+    engine.responder_moved(&r, Coordinates::new(25.01, 102.69).unwrap(), T0, &mut out).unwrap();
     engine.set_duty(&r, false, T0, &mut out).unwrap();
     commit(&*store, &out).await;
     let stored = store.load_registry().await.unwrap();

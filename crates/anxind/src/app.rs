@@ -60,6 +60,7 @@ impl App {
             reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
             on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
             medical_number: config.dispatch.medical_number.clone(),
+            max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
             ..Policy::default()
         };
         let now = clock.now();
@@ -422,7 +423,7 @@ impl Dispatcher {
                 self.engine.responder_acts(r, incident, action, now, out)
             }
             (Caller::Responder(r), Request::Duty { on }) => self.engine.set_duty(r, on, now, out),
-            (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at, out),
+            (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at, now, out),
             (Caller::Dispatcher(d), Request::Dispatch { incident, action }) => {
                 self.engine.dispatcher_acts(d, incident, action, now, out)
             }

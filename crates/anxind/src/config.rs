@@ -61,6 +61,7 @@ pub struct Dispatch {
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
     pub on_scene_within_min: u64,
+    pub max_fix_age_min: u64,
     pub medical_number: String,
 }
 
@@ -172,6 +173,7 @@ impl Config {
             (d.station_timeout_s, "dispatch.station_timeout_s"),
             (d.reminder_interval_s, "dispatch.reminder_interval_s"),
             (d.on_scene_within_min, "dispatch.on_scene_within_min"),
+            (d.max_fix_age_min, "dispatch.max_fix_age_min"),
             (u64::from(d.max_responder_offers), "dispatch.max_responder_offers"),
         ] {
             if v == 0 || v > 86_400 {
