@@ -194,7 +194,7 @@ async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
                     // Missed updates: the latest frames say everything a phone needs.
                     let (initial, rx) = state.responders.subscribe(&responder);
                     live = rx;
-                    pending = initial;
+                    pending = initial.into_iter().map(restamp).collect();
                 }
                 Err(RecvError::Closed) => break,
             },
@@ -279,7 +279,7 @@ async fn rest_job(State(state): State<ApiState>, headers: HeaderMap) -> Response
     let job = state
         .responders
         .job_frame(&responder)
-        .map_or_else(|| r#"{"type":"job","job":null}"#.to_string(), |f| f.to_string());
+        .map_or_else(|| r#"{"type":"job","job":null}"#.to_string(), |f| restamp(f).to_string());
     ([(header::CONTENT_TYPE, "application/json")], job).into_response()
 }
 

@@ -245,6 +245,7 @@ impl Engine {
         incident.state = IncidentState::Offered;
         incident.responder = Some(Assigned { id: responder, distance_m });
         incident.dispatcher_needed = None;
+        incident.ladder.emergency_number = None;
         incident.ladder.offers_made += 1;
         incident.ladder.offer_deadline = Some(deadline);
         incident.last_seq = seq;
@@ -576,6 +577,7 @@ impl Engine {
         incident.ladder.station_deadline = None;
         incident.ladder.remind_at = None;
         incident.ladder.on_scene_by = Some(on_scene_by);
+        incident.ladder.emergency_number = None;
         incident.dispatcher_needed = None;
         incident.last_seq = seq;
         incident.updated_at = now;

@@ -331,8 +331,11 @@ macro_rules! sql_store {
                             .push_bind(r.on_duty);
                     });
                     q.push(
-                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, token_sha256 = excluded.token_sha256, mode = excluded.mode, skills = excluded.skills, \
-                         lat = excluded.lat, lon = excluded.lon, on_duty = excluded.on_duty",
+                        // Duty and position are live state (phones change them): a registry file
+                        // sets them for new responders only, so a restart does not undo them.
+                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, \
+                         phone = excluded.phone, token_sha256 = excluded.token_sha256, mode = excluded.mode, \
+                         skills = excluded.skills",
                     );
                     q.build().execute(&mut *tx).await?;
                 }

@@ -130,6 +130,11 @@ async fn duty_and_position_changes_are_kept(store: Arc<dyn Store>) {
     let got = stored.responders.iter().find(|x| x.id == r).unwrap();
     assert_eq!((got.on_duty, got.position), (false, Coordinates::new(25.01, 102.69).unwrap()));
     assert_eq!(got.name, "李伟", "the rest of the ledger is untouched");
+    // The registry file again at the next start does not undo live duty and position.
+    store.save_registry(&registry()).await.unwrap();
+    let again = store.load_registry().await.unwrap();
+    let got = again.responders.iter().find(|x| x.id == r).unwrap();
+    assert_eq!((got.on_duty, got.position), (false, Coordinates::new(25.01, 102.69).unwrap()));
 }
 
 macro_rules! both {
