@@ -32,6 +32,8 @@ CREATE TABLE responders (
     phone      TEXT,
     -- SHA-256 (hex) of the responder's sign-in token; the token itself is never stored.
     token_sha256 TEXT,
+    -- When lat/lon came from the responder's phone (Unix ms); NULL for a registered base.
+    position_at BIGINT,
     -- foot, ebike or car
     mode       TEXT NOT NULL DEFAULT 'foot',
     -- Comma-separated skills, e.g. first_aid

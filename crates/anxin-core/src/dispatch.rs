@@ -412,6 +412,7 @@ impl Engine {
     ) -> Result<(), CommandError> {
         let r = self.responders.get_mut(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
         r.position = at;
+        r.position_at = Some(now);
         out.roster.push(r.clone());
         self.matcher.move_responder(responder, at);
         if let Some(old) = self.fix_at.insert(responder.clone(), now) {
@@ -437,6 +438,7 @@ impl Engine {
             let base = station.position;
             let r = self.responders.get_mut(&id).expect("checked");
             r.position = base;
+            r.position_at = None;
             out.roster.push(r.clone());
             self.matcher.move_responder(&id, base);
         }

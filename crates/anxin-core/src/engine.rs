@@ -230,6 +230,13 @@ impl Engine {
             engine.open.insert(id, incident);
             engine.reschedule(id);
         }
+        // Phone fixes keep their age across a restart, and go stale on time.
+        let phone_fixes: Vec<_> =
+            engine.responders.values().filter_map(|r| r.position_at.map(|t| (t, r.id.clone()))).collect();
+        for (t, id) in phone_fixes {
+            engine.fix_at.insert(id.clone(), t);
+            engine.fixes.insert((t, id));
+        }
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }

@@ -1,7 +1,7 @@
 //! The ledger the engine dispatches against: elders, their devices, stations, responders.
 
 use crate::geo::Coordinates;
-use crate::ids::{DeviceId, ElderId, ResponderId, StationId};
+use crate::ids::{DeviceId, ElderId, ResponderId, StationId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// An elder in the ledger, with what a dispatcher needs to know before calling back.
@@ -75,6 +75,10 @@ pub struct Responder {
     /// What the responder is trained for, e.g. `first_aid` (a fall needs it).
     #[serde(default)]
     pub skills: Vec<String>,
+    /// When `position` came from the responder's phone; `None`: a registered base position,
+    /// which never goes stale.
+    #[serde(default)]
+    pub position_at: Option<Timestamp>,
     /// SHA-256 (lowercase hex) of the token the responder signs in with on their phone;
     /// `None`: cannot sign in. The token itself is never stored.
     #[serde(default)]

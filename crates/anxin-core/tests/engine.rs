@@ -36,6 +36,7 @@ fn registry() -> Registry {
                 on_duty: true,
                 mode: TravelMode::Ebike,
                 skills: vec!["first_aid".into()],
+                position_at: None,
                 token_sha256: None,
             },
             Responder {
@@ -48,6 +49,7 @@ fn registry() -> Registry {
                 // About 2.9 km from home: inside the 15-minute circle by car, not by e-bike.
                 mode: TravelMode::Car,
                 skills: vec!["first_aid".into()],
+                position_at: None,
                 token_sha256: None,
             },
             Responder {
@@ -59,6 +61,7 @@ fn registry() -> Registry {
                 on_duty: false,
                 mode: TravelMode::Ebike,
                 skills: vec!["first_aid".into()],
+                position_at: None,
                 token_sha256: None,
             },
         ],
@@ -431,6 +434,7 @@ fn responder_at(id: &str, lat: f64, lon: f64, mode: TravelMode, skills: &[&str])
         on_duty: true,
         mode,
         skills: skills.iter().map(|s| s.to_string()).collect(),
+        position_at: None,
         token_sha256: None,
     }
 }
@@ -556,4 +560,12 @@ fn a_stale_phone_fix_falls_back_to_the_responders_station() {
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), later, &mut out).unwrap();
     let d = e.open_incident_for(&dev()).unwrap().responder.as_ref().unwrap().distance_m;
     assert!((d - c(25.0, 102.69).distance_m(c(25.0, 102.68))).abs() < 1.0, "measured from the station: {d} m");
+}
+
+#[test]
+fn a_phone_fix_keeps_its_age_across_a_restart() {
+    let mut reg = registry();
+    reg.responders[0].position_at = Some(T0);
+    let e = Engine::new(Policy::default(), reg, Resume::default());
+    assert_eq!(e.next_deadline(), Some(T0.plus_millis(Policy::default().max_fix_age_ms)));
 }

@@ -62,6 +62,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             on_duty: rng.random_bool(0.8),
             mode: [TravelMode::Foot, TravelMode::Ebike, TravelMode::Car][rng.random_range(0..3)],
             skills: if rng.random_bool(0.7) { vec!["first_aid".into()] } else { vec![] },
+            position_at: None,
             token_sha256: None,
         });
     }

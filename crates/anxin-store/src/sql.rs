@@ -207,11 +207,12 @@ macro_rules! sql_store {
                     latest.insert(r.id.as_str(), r);
                 }
                 for r in latest.into_values() {
-                    sqlx::query("UPDATE responders SET on_duty = $1, lat = $2, lon = $3 WHERE id = $4")
+                    sqlx::query("UPDATE responders SET on_duty = $1, lat = $2, lon = $3, position_at = $5 WHERE id = $4")
                         .bind(r.on_duty)
                         .bind(r.position.lat())
                         .bind(r.position.lon())
                         .bind(r.id.as_str())
+                        .bind(r.position_at.map(|t| t.millis()))
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -249,7 +250,7 @@ macro_rules! sql_store {
                         service_circle_min: row.try_get::<Option<i32>, _>("service_circle_min")?.map(|m| m.max(0) as u32),
                     });
                 }
-                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, mode, skills, lat, lon, on_duty FROM responders ORDER BY id")
+                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty FROM responders ORDER BY id")
                     .fetch_all(&self.pool)
                     .await?
                 {
@@ -261,6 +262,7 @@ macro_rules! sql_store {
                         position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                         on_duty: row.try_get("on_duty")?,
                         token_sha256: row.try_get("token_sha256")?,
+                        position_at: row.try_get::<Option<i64>, _>("position_at")?.map(Timestamp),
                         mode: {
                             let m: String = row.try_get("mode")?;
                             TravelMode::parse(&m).ok_or_else(|| StoreError::Corrupt(format!("travel mode {m}")))?

@@ -34,6 +34,7 @@ fn registry() -> Registry {
             on_duty: true,
             mode: TravelMode::Ebike,
             skills: vec!["first_aid".into()],
+            position_at: None,
             token_sha256: None,
         }],
         stations: vec![station],
@@ -129,6 +130,7 @@ async fn duty_and_position_changes_are_kept(store: Arc<dyn Store>) {
     let stored = store.load_registry().await.unwrap();
     let got = stored.responders.iter().find(|x| x.id == r).unwrap();
     assert_eq!((got.on_duty, got.position), (false, Coordinates::new(25.01, 102.69).unwrap()));
+    assert_eq!(got.position_at, Some(T0), "the fix keeps its age");
     assert_eq!(got.name, "李伟", "the rest of the ledger is untouched");
     // The registry file again at the next start does not undo live duty and position.
     store.save_registry(&registry()).await.unwrap();

@@ -85,6 +85,7 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             on_duty: true,
             mode: TravelMode::Ebike,
             skills: vec!["first_aid".into()],
+            position_at: None,
             token_sha256: None,
         });
     }

@@ -77,6 +77,7 @@ pub fn district(seed: u64) -> Registry {
             let id = ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id");
             r.responders.push(Responder {
                 // A demo responder signs in on /responder with the token `demo-<id>`.
+                position_at: None,
                 token_sha256: Some(anxin_api::token_sha256(&format!("demo-{id}"))),
                 id,
                 name: format!(

@@ -57,6 +57,7 @@ pub fn registry() -> Registry {
         on_duty: true,
         mode: TravelMode::Ebike,
         skills: vec!["first_aid".into()],
+        position_at: None,
         token_sha256: Some(anxin_api::token_sha256(&format!("token-{id}"))),
     };
     Registry {
