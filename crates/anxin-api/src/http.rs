@@ -258,7 +258,9 @@ async fn submit(state: &ApiState, caller: Caller, request: crate::commands::Requ
     match tokio::time::timeout(std::time::Duration::from_secs(15), rx).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err("the engine stopped before answering".into()),
-        Err(_) => Err("the engine did not answer in time; try again".into()),
+        // Not applied if it was still queued; if it was being stored, it may yet take
+        // effect, and the phone's or console's next frames will show it.
+        Err(_) => Err("no answer in time: check the current state before trying again".into()),
     }
 }
 

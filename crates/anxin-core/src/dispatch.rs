@@ -472,6 +472,9 @@ impl Engine {
                 }
                 let distance_m = r.position.distance_m(incident.location.at);
                 let already_theirs = incident.responder.as_ref().is_some_and(|a| a.id == responder);
+                if already_theirs && from.has_responder_on_job() {
+                    return Ok(()); // it is their job already: nothing to change
+                }
                 if !already_theirs {
                     self.let_go_of_responder(id, &actor, now, out);
                 }

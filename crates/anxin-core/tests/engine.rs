@@ -420,6 +420,13 @@ fn a_dispatcher_reassigns_and_the_first_responder_is_freed() {
     assert!(!e.matcher().is_available(&rid("r-park")));
     assert!(e.job_view(&rid("r-home"), T0).is_none());
     assert_eq!(e.job_view(&rid("r-park"), T0).unwrap().incident_id, id);
+    // Assigning them again changes nothing (it does not set an en-route job back).
+    e.responder_acts(&rid("r-park"), id, ResponderAction::EnRoute, T0.plus_millis(2), &mut out).unwrap();
+    let mut again = Outbox::default();
+    e.dispatcher_acts("d", id, DispatcherAction::Assign { responder: rid("r-park") }, T0.plus_millis(3), &mut again)
+        .unwrap();
+    assert!(again.events.is_empty());
+    assert_eq!(e.open_incident_for(&dev()).unwrap().state, IncidentState::EnRoute);
     // Off duty with a job is refused; off duty with only an offer declines it.
     assert!(matches!(e.set_duty(&rid("r-park"), false, T0, &mut out), Err(CommandError::Busy { .. })));
 }

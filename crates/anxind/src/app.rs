@@ -320,6 +320,11 @@ impl Dispatcher {
         }
         let mut replies = Vec::with_capacity(asked.len());
         for command in asked.drain(..) {
+            // Whoever asked has given up waiting (and was told so): do not act behind their back.
+            if command.reply.as_ref().is_some_and(|r| r.is_closed()) {
+                tracing::info!(caller = ?command.caller, "command dropped: the caller stopped waiting");
+                continue;
+            }
             let result = self.obey(&command.caller, command.request, now, &mut out);
             if let Err(e) = &result {
                 tracing::info!(caller = ?command.caller, error = %e, "command refused");
