@@ -621,20 +621,13 @@ impl Engine {
     pub fn job_view(&self, responder: &ResponderId, now: Timestamp) -> Option<JobView> {
         let id = self.busy.get(responder)?;
         let incident = self.open.get(id)?;
-        let elder = self.elders.get(&incident.elder_id);
         let distance_m = incident.responder.as_ref().map_or(0.0, |r| r.distance_m);
         Some(JobView {
             incident_id: incident.id,
             state: incident.state,
             offer_deadline: incident.ladder.offer_deadline,
             kind: incident.kind,
-            elder: ElderView {
-                id: incident.elder_id.clone(),
-                name: elder.map(|e| e.name.clone()).unwrap_or_default(),
-                address: elder.map(|e| e.address.clone()).unwrap_or_default(),
-                phone: elder.and_then(|e| e.phone.clone()),
-                notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
-            },
+            elder: self.elder_view(&incident.elder_id),
             location: incident.location,
             distance_m,
             eta_min: self.eta_min(responder, distance_m),
@@ -654,9 +647,20 @@ impl Engine {
         self.responders.values().find(|r| r.token_sha256.as_deref() == Some(hash))
     }
 
+    /// The elder as consoles and phones show them.
+    fn elder_view(&self, id: &ElderId) -> ElderView {
+        let elder = self.elders.get(id);
+        ElderView {
+            id: id.clone(),
+            name: elder.map(|e| e.name.clone()).unwrap_or_default(),
+            address: elder.map(|e| e.address.clone()).unwrap_or_default(),
+            phone: elder.and_then(|e| e.phone.clone()),
+            notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
+        }
+    }
+
     /// The console's view of an incident, with names looked up in the ledger.
     pub fn view(&self, incident: &Incident) -> IncidentView {
-        let elder = self.elders.get(&incident.elder_id);
         IncidentView {
             id: incident.id,
             seq: incident.last_seq,
@@ -664,13 +668,7 @@ impl Engine {
             priority: incident.kind.priority(),
             state: incident.state,
             device_id: incident.device_id.clone(),
-            elder: ElderView {
-                id: incident.elder_id.clone(),
-                name: elder.map(|e| e.name.clone()).unwrap_or_default(),
-                address: elder.map(|e| e.address.clone()).unwrap_or_default(),
-                phone: elder.and_then(|e| e.phone.clone()),
-                notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
-            },
+            elder: self.elder_view(&incident.elder_id),
             location: incident.location,
             responder: incident.responder.as_ref().map(|a| {
                 let r = self.responders.get(&a.id);
