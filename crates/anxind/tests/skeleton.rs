@@ -27,6 +27,7 @@ embedded!(
     lapsed_offers_climb_the_ladder,
     a_responder_takes_the_job_from_offer_to_close,
     declines_duty_re_alarm_and_cancel,
+    a_phone_without_websocket_uses_the_rest_fallback,
 );
 
 #[tokio::test]

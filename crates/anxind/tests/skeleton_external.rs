@@ -50,5 +50,6 @@ external!(
     lapsed_offers_climb_the_ladder,
     a_responder_takes_the_job_from_offer_to_close,
     declines_duty_re_alarm_and_cancel,
+    a_phone_without_websocket_uses_the_rest_fallback,
     a_press_that_was_not_stored_is_not_acknowledged,
 );

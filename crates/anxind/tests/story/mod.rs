@@ -780,3 +780,69 @@ pub async fn declines_duty_re_alarm_and_cancel(backend: Backend, client_id: Stri
     }
     app.stop().await;
 }
+
+/// A minimal HTTP/1.1 request with a body and headers: the status and the body.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text[9..12].parse().unwrap();
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// The phone's REST fallback: the job by GET, answers by POST, with the same rules as the
+/// WebSocket; a wrong token is refused.
+pub async fn a_phone_without_websocket_uses_the_rest_fallback(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let bearer = ("Authorization", "Bearer token-r-near");
+    let (status, _) =
+        http_request(app.http, "GET", "/api/v1/responder/job", &[("Authorization", "Bearer nope")], "").await;
+    assert_eq!(status, 401);
+    let (status, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!({"type": "job", "job": null})));
+
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("rest-phone", None).await;
+    console.incident_for("d-1").await;
+    let (_, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
+    let job: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["job"]["state"], "offered");
+    let id = job["job"]["incident_id"].as_u64().unwrap();
+
+    let accept = json!({"type": "accept", "incident_id": id, "request_id": "r1"}).to_string();
+    let (status, body) = http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], &accept).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"type": "result", "request_id": "r1", "ok": true})
+    );
+    assert_eq!(console.incident_for("d-1").await["incident"]["state"], "accepted");
+    // A step the state does not allow, or not JSON: 422 with the reason; nothing changes.
+    let again = json!({"type": "accept", "incident_id": id}).to_string();
+    let (status, body) = http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], &again).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("cannot become"), "{body}");
+    let (status, body) = http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], "{not json").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"malformed\"}").await, 1.0);
+    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"bad_token\"}").await, 1.0);
+    app.stop().await;
+}
