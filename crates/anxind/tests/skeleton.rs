@@ -1,5 +1,6 @@
 //! The walking skeleton end to end on the zero-setup defaults: the embedded broker and SQLite.
 
+#[macro_use]
 mod story;
 
 use serde_json::json;
@@ -16,19 +17,7 @@ macro_rules! embedded {
     )*};
 }
 
-embedded!(
-    a_press_becomes_a_live_incident,
-    a_redelivered_press_changes_nothing,
-    a_restart_keeps_the_incident_open,
-    bad_input_is_counted_and_the_next_press_still_works,
-    nobody_in_range_names_the_nearest_station,
-    repeated_presses_join_the_open_incident,
-    an_oversized_message_does_not_stall_intake,
-    lapsed_offers_climb_the_ladder,
-    a_responder_takes_the_job_from_offer_to_close,
-    declines_duty_re_alarm_and_cancel,
-    a_phone_without_websocket_uses_the_rest_fallback,
-);
+every_story!(embedded);
 
 #[tokio::test]
 async fn health_and_metrics_answer() {

@@ -3,6 +3,27 @@
 
 #![allow(dead_code)] // each suite uses the helpers it needs
 
+/// Calls `$suite!(...)` with every story that runs on any broker and store, so a new story is
+/// listed once and every suite runs it.
+macro_rules! every_story {
+    ($suite:ident $(, $extra:ident)* $(,)?) => {
+        $suite!(
+            a_press_becomes_a_live_incident,
+            a_redelivered_press_changes_nothing,
+            a_restart_keeps_the_incident_open,
+            bad_input_is_counted_and_the_next_press_still_works,
+            nobody_in_range_names_the_nearest_station,
+            repeated_presses_join_the_open_incident,
+            an_oversized_message_does_not_stall_intake,
+            lapsed_offers_climb_the_ladder,
+            a_responder_takes_the_job_from_offer_to_close,
+            declines_duty_re_alarm_and_cancel,
+            a_phone_without_websocket_uses_the_rest_fallback,
+            $($extra,)*
+        );
+    };
+}
+
 use anxin_core::*;
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use anxind::{App, Config};
