@@ -237,10 +237,10 @@ describe('console page against a scripted feed', () => {
     await page.locator('[data-incident-id="1"]').waitFor(WAIT);
 
     const header = page.locator('#incidents thead th').nth(2);
-    assert.equal(await header.textContent(), '老人');
+    assert.equal(await header.textContent(), '老人 / 位置');
     assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
     await page.locator('#lang-toggle').click();
-    assert.equal(await header.textContent(), 'Elder');
+    assert.equal(await header.textContent(), 'Elder / location');
     assert.equal(await page.locator('html').getAttribute('lang'), 'en');
     await page.locator('[data-incident-id="1"] [data-field="nobody"]', { hasText: 'Nobody in range' }).waitFor(WAIT);
     assert.equal(await page.locator('#conn-text').textContent(), 'Connected');
@@ -259,6 +259,6 @@ describe('console page against a scripted feed', () => {
     const ws2 = await feed.connection(2);
     send(ws2, { type: 'snapshot', seq: 1, server_time: Date.now(), incidents: [] });
     await page.locator('#incidents[data-loaded="true"]').waitFor(WAIT);
-    assert.equal(await header.textContent(), 'Elder');
+    assert.equal(await header.textContent(), 'Elder / location');
   });
 });

@@ -10,10 +10,12 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  countBeeps,
   launchChromium,
   publishEvent,
   resultsDir,
   screenshotsDir,
+  signIn,
   spawnDaemon,
   watchPageErrors,
 } from './support.mjs';
@@ -66,11 +68,28 @@ describe('dispatcher console on a live anxind', () => {
     }
   }
 
+  // The detail panel of the most urgent row, then a responder's card on the map.
+  async function pictures(lang) {
+    await page.locator('#incidents tbody tr[data-device-id="xs-d0005"]').click();
+    await page.locator('#detail .tl').first().waitFor(SHOWS_UP);
+    // Chinese shows the elder's profile at the top; English the location, response and timeline.
+    if (lang === 'en') await page.locator('#detail [data-section="location"]').evaluate((n) => n.scrollIntoView({ block: 'start' }));
+    await page.screenshot({ path: join(screenshotsDir, `console-detail-${lang}.png`) });
+    await page.keyboard.press('Escape');
+    await page.locator('#detail').waitFor({ state: 'hidden', ...SHOWS_UP });
+    const busy = page.locator('[data-marker="responder"].st-offered, [data-marker="responder"].st-busy').first();
+    await busy.click({ force: true });
+    await page.locator('#map-card').waitFor({ state: 'visible', ...SHOWS_UP });
+    await page.screenshot({ path: join(screenshotsDir, `console-map-${lang}.png`) });
+    await page.keyboard.press('Escape');
+  }
+
   before(async () => {
     daemon = await spawnDaemon();
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     errors = watchPageErrors(page);
+    await page.addInitScript(countBeeps);
   });
 
   after(async () => {
@@ -79,13 +98,39 @@ describe('dispatcher console on a live anxind', () => {
     await daemon?.stop();
   });
 
-  it('opens connected, with an empty table', { timeout: 30_000 }, () =>
-    step('open', async () => {
+  it('shows only the sign-in form until signed in; a wrong password is refused', { timeout: 30_000 }, () =>
+    step('signin', async () => {
       await page.goto(daemon.consoleUrl);
-      await page.locator('#conn-status[data-state="connected"]').waitFor(SHOWS_UP);
-      await page.locator('#incidents[data-loaded="true"]').waitFor(SHOWS_UP);
+      await page.locator('#signin-form').waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#app').isHidden(), true);
+      assert.equal(await page.locator('#incidents').isVisible(), false);
+      // The feed itself refuses a socket without a session.
+      const code = await page.evaluate(
+        () =>
+          new Promise((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}/ws`);
+            ws.onclose = (ev) => resolve(ev.code);
+          }),
+      );
+      assert.equal(code, 4401);
+
+      await page.locator('#signin-user').fill('dispatcher');
+      await page.locator('#signin-password').fill('not-the-password');
+      await page.locator('#signin-submit').click();
+      await page.locator('#signin-error', { hasText: '用户名或密码不正确' }).waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#app').isHidden(), true);
+    }));
+
+  it('signs in and opens connected, with an empty table', { timeout: 30_000 }, () =>
+    step('open', async () => {
+      await signIn(page, daemon.consoleUrl);
       assert.equal(await page.locator('#incidents tbody tr').count(), 0);
       assert.equal(await page.locator('#conn-text').textContent(), '已连接');
+      assert.match(await page.locator('#me').textContent(), /值班调度员/);
+      // The demo district is on the map: stations with circles and responders.
+      await page.waitForFunction(() => document.querySelectorAll('[data-marker="station"]').length === 8, null, SHOWS_UP);
+      assert.equal(await page.locator('circle.service-circle').count(), 8);
+      assert.equal(await page.locator('[data-marker="responder"]').count(), 40);
       // Marks this page load; a reload would lose it.
       await page.evaluate(() => {
         window.__sameLoad = true;
@@ -98,12 +143,23 @@ describe('dispatcher console on a live anxind', () => {
       const r = row(page, 'xs-d0001');
       await r.waitFor(SHOWS_UP);
       assert.equal(await page.evaluate(() => window.__sameLoad), true, 'the page reloaded');
+      // A new SOS sounds and flashes until a dispatcher acknowledges it.
+      await page.waitForFunction(() => window.__beeps >= 3, null, SHOWS_UP);
+      assert.match(await r.getAttribute('class'), /\balarm\b/);
+      assert.equal(await page.locator('#count-alarm').textContent(), '1');
+      await r.click();
+      await page.locator('#detail [data-action="acknowledge"]').click();
+      await page.waitForFunction(() => !document.querySelector('tr[data-device-id="xs-d0001"]').classList.contains('alarm'), null, SHOWS_UP);
+      assert.equal(await page.locator('#count-alarm').textContent(), '0');
+      await page.locator('#detail .tl-acknowledged').waitFor(SHOWS_UP);
+      await page.keyboard.press('Escape');
       assert.match(await r.getAttribute('data-incident-id'), /\S/);
 
       const view = await serverView(page, 'xs-d0001');
       assert.ok(view, 'the server has an incident for xs-d0001');
-      assert.ok(view.responder, `the demo registry has somebody near xs-d0001: ${JSON.stringify(view)}`);
-      assert.equal(await r.locator('[data-field="responder-name"]').textContent(), view.responder.name);
+      const offered = view.responder || view.offers?.[0]?.responder;
+      assert.ok(offered, `the demo registry has somebody near xs-d0001: ${JSON.stringify(view)}`);
+      assert.equal(await r.locator('[data-field="responder-name"]').textContent(), offered.name);
       assert.match(await r.locator('[data-field="elder-name"]').textContent(), /\S/);
 
       const loc = r.locator('[data-field="location"]');
@@ -171,8 +227,9 @@ describe('dispatcher console on a live anxind', () => {
       for (const id of ['xs-d0004', 'xs-d0007']) {
         const view = await serverView(page, id);
         const r = row(page, id);
-        if (view.responder) {
-          assert.equal(await r.locator('[data-field="responder-name"]').textContent(), view.responder.name);
+        const offered = view.responder || view.offers?.[0]?.responder;
+        if (offered) {
+          assert.equal(await r.locator('[data-field="responder-name"]').textContent(), offered.name);
         } else {
           const marker = view.kind === 'sos' || view.kind === 'fall' ? 'nobody' : 'dispatcher-first';
           assert.equal(await r.locator(`[data-field="${marker}"]`).count(), 1, `${id} (${view.kind}) shows ${marker}`);
@@ -183,13 +240,14 @@ describe('dispatcher console on a live anxind', () => {
       // No arrival flash in the picture.
       await page.emulateMedia({ reducedMotion: 'reduce' });
       await page.screenshot({ path: join(screenshotsDir, 'console-zh.png') });
+      await pictures('zh');
     }));
 
   it('a second console that loses its socket reconnects with ?since= and catches up', { timeout: 60_000 }, () =>
     step('reconnect', async () => {
       // The second console reaches /ws through playwright's proxy, which lets the test cut
       // its socket and hold its next connection until a press has happened meanwhile.
-      const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+      const other = await browser.newPage({ viewport: { width: 1440, height: 900 } });
       const otherErrors = watchPageErrors(other);
       const urls = [];
       let current = null;
@@ -201,8 +259,7 @@ describe('dispatcher console on a live anxind', () => {
         current = ws;
       });
       try {
-        await other.goto(daemon.consoleUrl);
-        await other.locator('#conn-status[data-state="connected"]').waitFor(SHOWS_UP);
+        await signIn(other, daemon.consoleUrl);
         await other.locator('#incidents tbody tr[data-device-id="xs-d0007"]').waitFor(SHOWS_UP);
         const seqBefore = Number(await other.locator('#incidents').getAttribute('data-seq'));
         await other.evaluate(() => {
@@ -241,12 +298,13 @@ describe('dispatcher console on a live anxind', () => {
   it('switches to English (English screenshot)', { timeout: 30_000 }, () =>
     step('english', async () => {
       const header = page.locator('#incidents thead th').nth(2);
-      assert.equal(await header.textContent(), '老人');
+      assert.equal(await header.textContent(), '老人 / 位置');
       await page.locator('#lang-toggle').click();
-      assert.equal(await header.textContent(), 'Elder');
+      assert.equal(await header.textContent(), 'Elder / location');
       assert.equal(await page.locator('#conn-text').textContent(), 'Connected');
       await row(page, 'xs-d0002').locator('[data-field="location-source"]', { hasText: 'Home address' }).waitFor(SHOWS_UP);
       await page.screenshot({ path: join(screenshotsDir, 'console-en.png') });
+      await pictures('en');
     }));
 
   it('logged no page errors', () => {

@@ -47,7 +47,10 @@ export function watchPageErrors(page) {
   const errors = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
+    // A 401 is how the session endpoint says "not signed in": the page expects it.
+    if (msg.type() === 'error' && !/status of 401 \(Unauthorized\)/.test(msg.text())) {
+      errors.push(`console.error: ${msg.text()}`);
+    }
   });
   return errors;
 }
@@ -175,18 +178,102 @@ export async function publishEvent(mqttUrl, deviceId, { type = 'sos', location, 
   return id;
 }
 
-/** Serves the console assets from the working tree at a made-up origin, for mocked feeds. */
-export async function serveAssets(page, origin) {
+/** The demo's dispatcher, as the session endpoint describes them. */
+export const DEMO_DISPATCHER = { id: 'dispatcher', name: '值班调度员', role: 'dispatcher' };
+
+/**
+ * Serves the console assets from the working tree at a made-up origin, for mocked feeds,
+ * with a stand-in for the session endpoints: `user` is who is signed in at first (null for
+ * nobody); POST /api/v1/session accepts `password` for any user name.
+ */
+export async function serveAssets(page, origin, { user = DEMO_DISPATCHER, password = 'anxin-demo' } = {}) {
   const files = {
     '/console': ['console.html', 'text/html; charset=utf-8'],
     '/assets/console.js': ['console.js', 'text/javascript; charset=utf-8'],
+    '/assets/console-map.js': ['console-map.js', 'text/javascript; charset=utf-8'],
     '/assets/console.css': ['console.css', 'text/css; charset=utf-8'],
   };
+  const session = { user };
   await page.route(`${origin}/**`, async (route) => {
-    const path = new URL(route.request().url()).pathname;
+    const request = route.request();
+    const path = new URL(request.url()).pathname;
+    if (path === '/api/v1/session') {
+      const json = (status, body) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+      if (request.method() === 'GET') return session.user ? json(200, { user: session.user }) : json(401, { error: 'not signed in' });
+      if (request.method() === 'DELETE') {
+        session.user = null;
+        return route.fulfill({ status: 204 });
+      }
+      const body = JSON.parse(request.postData() || '{}');
+      if (body.password !== password) return json(401, { error: 'wrong user or password' });
+      session.user = { id: body.user, name: body.user, role: body.user.startsWith('supervisor') ? 'supervisor' : 'dispatcher' };
+      return json(200, { user: session.user });
+    }
     const file = files[path];
     if (!file) return route.fulfill({ status: 404, body: 'not found' });
     const body = await readFile(join(assetsDir, file[0]));
     return route.fulfill({ status: 200, contentType: file[1], body });
   });
+  return session;
+}
+
+/**
+ * Signs in on the console page as a person does (the form, then the button) and waits for
+ * the feed's first snapshot. The click also lets the page make sound.
+ */
+export async function signIn(page, consoleUrl, { user = 'dispatcher', password = 'anxin-demo', timeout = 15_000 } = {}) {
+  await page.goto(consoleUrl);
+  await page.locator('#signin-user').fill(user);
+  await page.locator('#signin-password').fill(password);
+  await page.locator('#signin-submit').click();
+  await page.locator('#conn-status[data-state="connected"]').waitFor({ timeout });
+  await page.locator('#incidents[data-loaded="true"]').waitFor({ timeout });
+}
+
+/** Counts the oscillators a page starts (its alarm is Web Audio beeps): add as an init script. */
+export function countBeeps() {
+  window.__beeps = 0;
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function counted(...args) {
+    window.__beeps += 1;
+    return start.apply(this, args);
+  };
+}
+
+/**
+ * Asks the server itself, over a second console socket from the page (it carries the page's
+ * session cookie), for its current snapshot.
+ */
+export async function serverSnapshot(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+        const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+        const timer = setTimeout(() => {
+          ws.close();
+          reject(new Error('no snapshot on a fresh socket within 10 s'));
+        }, 10_000);
+        ws.onmessage = (ev) => {
+          const msg = JSON.parse(ev.data);
+          if (msg.type !== 'snapshot') return;
+          clearTimeout(timer);
+          ws.close();
+          resolve(msg);
+        };
+      }),
+  );
+}
+
+/** Publishes many presses, each from its own device session, a few at a time. */
+export async function publishMany(mqttUrl, deviceIds, { concurrency = 16, event = {} } = {}) {
+  let next = 0;
+  const worker = async () => {
+    while (next < deviceIds.length) {
+      const id = deviceIds[next];
+      next += 1;
+      await publishEvent(mqttUrl, id, typeof event === 'function' ? event(id) : event);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, deviceIds.length) }, worker));
 }

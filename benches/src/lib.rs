@@ -1,9 +1,11 @@
-//! Helpers shared by Anxin's benchmarks: the area they play out in, and the brute-force
-//! baseline that the matcher's R-tree has to beat.
+//! Helpers shared by Anxin's benchmarks: the area they play out in, the brute-force
+//! baseline that the matcher's R-tree has to beat, and the latency summary the
+//! nearest-responder comparison (`src/bin/knn_compare.rs`) prints.
 
 use anxin_core::geo::Coordinates;
 use anxin_core::matcher::Nearest;
 use std::ops::Range;
+use std::time::Duration;
 
 /// Latitudes of the benchmark area, a box around Kunming, in degrees.
 pub const KUNMING_LAT: Range<f64> = 24.8..25.2;
@@ -19,6 +21,42 @@ pub fn brute_force_nearest<T: Clone>(
 ) -> Option<Nearest<T>> {
     let (id, distance_m) = points.iter().map(|(id, c)| (id, c.distance_m(at))).min_by(|a, b| a.1.total_cmp(&b.1))?;
     (distance_m <= max_distance_m).then(|| Nearest { id: id.clone(), distance_m })
+}
+
+/// Per-query latencies of one run, summarised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub queries: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub mean: Duration,
+    /// Queries per second over the whole run, one query at a time (so it includes the
+    /// client's own work between queries, not only the time inside the calls).
+    pub per_second: f64,
+}
+
+impl Summary {
+    /// Summarises `latencies` (one per query, in any order) from a run that took `wall` in all.
+    /// `None` for an empty run.
+    pub fn new(mut latencies: Vec<Duration>, wall: Duration) -> Option<Self> {
+        if latencies.is_empty() {
+            return None;
+        }
+        latencies.sort_unstable();
+        let n = latencies.len();
+        // Nearest rank: the smallest latency at or above the given share of queries.
+        let rank = |q: f64| latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let total: Duration = latencies.iter().sum();
+        Some(Self {
+            queries: n,
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: latencies[n - 1],
+            mean: total / n as u32,
+            per_second: n as f64 / wall.as_secs_f64(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +88,18 @@ mod tests {
             let got = matcher.nearest_responder(at, 5_000.0).unwrap();
             assert!((got.distance_m - want.distance_m).abs() < 1e-3, "{got:?} vs {want:?}");
         }
+    }
+
+    #[test]
+    fn summaries_use_nearest_rank() {
+        let us = |n: u64| Duration::from_micros(n);
+        let s = Summary::new((1..=100).rev().map(us).collect(), Duration::from_millis(10)).unwrap();
+        assert_eq!((s.queries, s.p50, s.p99, s.max), (100, us(50), us(99), us(100)));
+        assert_eq!(s.mean, Duration::from_nanos(50_500));
+        assert!((s.per_second - 10_000.0).abs() < 1e-6);
+        let one = Summary::new(vec![us(7)], Duration::from_micros(7)).unwrap();
+        assert_eq!((one.p50, one.p99), (us(7), us(7)));
+        assert!(Summary::new(Vec::new(), Duration::ZERO).is_none());
     }
 
     #[test]

@@ -40,6 +40,8 @@
       waiting_off: '您现在休息，不会收到派单。打开“在岗”开始接单。',
       kind_sos: '紧急呼叫 SOS',
       kind_fall: '跌倒报警',
+      kind_fire: '烟感/燃气报警',
+      kind_intrusion: '入侵报警',
       kind_unreadable: '无法识别的呼叫',
       kind_service: '服务请求',
       state_offered: '新派单',
@@ -109,6 +111,8 @@
       waiting_off: 'You are off duty and will not be offered jobs. Turn the switch on to take jobs.',
       kind_sos: 'SOS',
       kind_fall: 'Fall alarm',
+      kind_fire: 'Smoke/gas alarm',
+      kind_intrusion: 'Break-in alarm',
       kind_unreadable: 'Unreadable call',
       kind_service: 'Service request',
       state_offered: 'New job offer',
@@ -179,7 +183,7 @@
   const COUNTDOWN_URGENT_MS = 15000;
 
   const JOB_STATES = new Set(['offered', 'accepted', 'en_route', 'on_scene']);
-  const KINDS = new Set(['sos', 'fall', 'unreadable', 'service']);
+  const KINDS = new Set(['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service']);
   // The one button each state offers (an offer has two, see render).
   const NEXT_STEP = { accepted: 'en_route', en_route: 'on_scene', on_scene: 'resolve' };
   const ACTIONS = ['accept', 'decline', 'en_route', 'on_scene', 'resolve'];

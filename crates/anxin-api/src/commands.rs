@@ -16,26 +16,50 @@ pub fn token_sha256(token: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Responder(ResponderId),
-    /// A dispatcher, by sign-in name (sign-in comes with the full console).
-    Dispatcher(String),
+    /// A signed-in dispatcher, by staff id; supervisors may take over others' claims.
+    Dispatcher {
+        id: String,
+        supervisor: bool,
+    },
 }
 
 /// What they ask.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Respond { incident: IncidentId, action: ResponderAction },
-    Duty { on: bool },
-    Location { at: Coordinates },
-    Dispatch { incident: IncidentId, action: DispatcherAction },
+    Respond {
+        incident: IncidentId,
+        action: ResponderAction,
+    },
+    Duty {
+        on: bool,
+    },
+    Location {
+        at: Coordinates,
+    },
+    Dispatch {
+        incident: IncidentId,
+        action: DispatcherAction,
+    },
+    /// Whom a dispatcher could put on the incident, best first.
+    Suggest {
+        incident: IncidentId,
+    },
+    /// The incident's audit trail (answered from the store, not the engine).
+    Timeline {
+        incident: IncidentId,
+    },
 }
+
+/// What a request gets back: `Ok` once what it caused is stored, with data for a query
+/// (`Null` for a command); `Err` with a reason a person can read.
+pub type Answer = Result<serde_json::Value, String>;
 
 /// A request on its way to the engine, with where to send the answer.
 #[derive(Debug)]
 pub struct Command {
     pub caller: Caller,
     pub request: Request,
-    /// `Ok` once the change is stored; `Err` with a reason a person can read.
-    pub reply: Option<oneshot::Sender<Result<(), String>>>,
+    pub reply: Option<oneshot::Sender<Answer>>,
 }
 
 /// The sending end the HTTP side holds.
@@ -83,6 +107,24 @@ pub enum ClientFrame {
         responder_id: Option<String>,
         reason: Option<String>,
         outcome: Option<String>,
+        /// A note's text.
+        text: Option<String>,
+        /// Whom a logged call was with.
+        who: Option<String>,
+        /// The number called (a logged call, an escalation).
+        number: Option<String>,
+        /// The emergency service's reference for an escalation.
+        reference: Option<String>,
+        request_id: Option<String>,
+    },
+    /// A dispatcher asks whom they could assign.
+    Suggest {
+        incident_id: u64,
+        request_id: Option<String>,
+    },
+    /// A dispatcher asks for an incident's audit trail.
+    Timeline {
+        incident_id: u64,
         request_id: Option<String>,
     },
 }
@@ -98,6 +140,11 @@ pub enum DispatcherVerb {
     Close,
     Cancel,
     FalseAlarm,
+    Claim,
+    Release,
+    Note,
+    Call,
+    Escalate,
 }
 
 /// Why a frame could not become a request. The names label `anxin_ws_frames_rejected_total`.
@@ -137,7 +184,9 @@ impl ClientFrame {
             | ClientFrame::Resolve { request_id, .. }
             | ClientFrame::Duty { request_id, .. }
             | ClientFrame::Location { request_id, .. }
-            | ClientFrame::Command { request_id, .. } => request_id.as_deref(),
+            | ClientFrame::Command { request_id, .. }
+            | ClientFrame::Suggest { request_id, .. }
+            | ClientFrame::Timeline { request_id, .. } => request_id.as_deref(),
         }
     }
 
@@ -164,8 +213,24 @@ impl ClientFrame {
                 Coordinates::new(lat, lon).map(|at| Request::Location { at }).map_err(|_| FrameError::BadLocation)
             }
             ClientFrame::Duty { .. } | ClientFrame::Location { .. } => Err(FrameError::NotAResponder),
-            ClientFrame::Command { .. } if responder => Err(FrameError::NotADispatcher),
-            ClientFrame::Command { incident_id, action, responder_id, reason, outcome, .. } => {
+            ClientFrame::Command { .. } | ClientFrame::Suggest { .. } | ClientFrame::Timeline { .. } if responder => {
+                Err(FrameError::NotADispatcher)
+            }
+            ClientFrame::Suggest { incident_id, .. } => Ok(Request::Suggest { incident: IncidentId(incident_id) }),
+            ClientFrame::Timeline { incident_id, .. } => Ok(Request::Timeline { incident: IncidentId(incident_id) }),
+            ClientFrame::Command {
+                incident_id,
+                action,
+                responder_id,
+                reason,
+                outcome,
+                text,
+                who,
+                number,
+                reference,
+                ..
+            } => {
+                let note = text;
                 let text = |t: Option<String>| t.unwrap_or_default();
                 let action = match action {
                     DispatcherVerb::Assign => {
@@ -180,6 +245,13 @@ impl ClientFrame {
                     DispatcherVerb::Close => DispatcherAction::Close { outcome: text(outcome) },
                     DispatcherVerb::Cancel => DispatcherAction::Cancel { reason: text(reason) },
                     DispatcherVerb::FalseAlarm => DispatcherAction::FalseAlarm { reason: text(reason) },
+                    DispatcherVerb::Claim => DispatcherAction::Claim,
+                    DispatcherVerb::Release => DispatcherAction::Release,
+                    DispatcherVerb::Note => DispatcherAction::Note { text: text(note) },
+                    DispatcherVerb::Call => {
+                        DispatcherAction::LogCall { who: text(who), number, outcome: text(outcome) }
+                    }
+                    DispatcherVerb::Escalate => DispatcherAction::Escalate { number: text(number), reference },
                 };
                 Ok(Request::Dispatch { incident: IncidentId(incident_id), action })
             }
@@ -203,7 +275,7 @@ mod tests {
     #[test]
     fn frames_become_requests_only_for_the_right_caller() {
         let r = Caller::Responder(ResponderId::parse("r1").unwrap());
-        let d = Caller::Dispatcher("王".into());
+        let d = Caller::Dispatcher { id: "王".into(), supervisor: false };
         let accept = parse(r#"{"type":"accept","incident_id":7,"request_id":"a"}"#).unwrap();
         assert_eq!(accept.request_id(), Some("a"));
         assert_eq!(
@@ -221,5 +293,18 @@ mod tests {
         assert!(parse(r#"{"type":"accept"}"#).is_err(), "incident_id is required");
         assert!(parse(r#"{"type":"accept","incident_id":1,"extra":1}"#).is_err(), "unknown fields are refused");
         assert!(parse(r#"{"type":"dance"}"#).is_err());
+        let note = parse(r#"{"type":"command","incident_id":7,"action":"note","text":"女儿已出发"}"#).unwrap();
+        let want = DispatcherAction::Note { text: "女儿已出发".into() };
+        assert_eq!(note.into_request(&d), Ok(Request::Dispatch { incident: IncidentId(7), action: want }));
+        let call =
+            r#"{"type":"command","incident_id":7,"action":"call","who":"女儿","number":"137","outcome":"going"}"#;
+        let want =
+            DispatcherAction::LogCall { who: "女儿".into(), number: Some("137".into()), outcome: "going".into() };
+        assert_eq!(
+            parse(call).unwrap().into_request(&d),
+            Ok(Request::Dispatch { incident: IncidentId(7), action: want })
+        );
+        let suggest = parse(r#"{"type":"suggest","incident_id":7}"#).unwrap();
+        assert_eq!(suggest.into_request(&r), Err(FrameError::NotADispatcher));
     }
 }

@@ -2,9 +2,11 @@
 //! consoles and responders' phones (with a REST fallback for phones), health, readiness and
 //! metrics.
 
-use crate::commands::{Caller, ClientFrame, Command, CommandSender, FrameError};
+use crate::auth::{session_token, Sessions, User, SESSION_COOKIE};
+use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
+use anxin_store::Store;
 use axum::extract::ws::CloseFrame;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -37,7 +39,14 @@ pub struct ApiState {
     pub metrics: prometheus::Registry,
     pub readiness: ReadinessCheck,
     pub shutdown: CancellationToken,
+    /// Who may sign in to the console, and who has.
+    pub sessions: Arc<Sessions>,
+    /// Read-only uses: incidents' audit trails for consoles.
+    pub store: Arc<dyn Store>,
+    /// The console's settings, sent in the `welcome` frame (language, targets, tiles).
+    pub console: serde_json::Value,
     consoles: IntGauge,
+    sign_ins: IntCounterVec,
     phones: IntGauge,
     frames_rejected: IntCounterVec,
 }
@@ -49,6 +58,7 @@ impl std::fmt::Debug for ApiState {
 }
 
 impl ApiState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         hub: Arc<Hub>,
         responders: Arc<ResponderHub>,
@@ -56,6 +66,9 @@ impl ApiState {
         metrics: prometheus::Registry,
         readiness: ReadinessCheck,
         shutdown: CancellationToken,
+        sessions: Arc<Sessions>,
+        store: Arc<dyn Store>,
+        console: serde_json::Value,
     ) -> Self {
         let consoles =
             IntGauge::new("anxin_ws_consoles", "Console WebSocket connections open now").expect("valid metric");
@@ -66,16 +79,43 @@ impl ApiState {
             &["reason"],
         )
         .expect("valid metric");
-        for reason in
-            ["malformed", "not_a_responder", "not_a_dispatcher", "bad_location", "missing_responder", "bad_token"]
-        {
+        for reason in [
+            "malformed",
+            "not_a_responder",
+            "not_a_dispatcher",
+            "bad_location",
+            "missing_responder",
+            "bad_token",
+            "no_session",
+        ] {
             frames_rejected.with_label_values(&[reason]);
         }
+        let sign_ins =
+            IntCounterVec::new(Opts::new("anxin_console_sign_ins_total", "Console sign-ins, by result"), &["result"])
+                .expect("valid metric");
+        for result in ["ok", "refused", "malformed"] {
+            sign_ins.with_label_values(&[result]);
+        }
+        let _ = metrics.register(Box::new(sign_ins.clone()));
         // A second registration (a second app in one test process) is harmless.
         let _ = metrics.register(Box::new(consoles.clone()));
         let _ = metrics.register(Box::new(phones.clone()));
         let _ = metrics.register(Box::new(frames_rejected.clone()));
-        Self { hub, responders, commands, metrics, readiness, shutdown, consoles, phones, frames_rejected }
+        Self {
+            hub,
+            responders,
+            commands,
+            metrics,
+            readiness,
+            shutdown,
+            sessions,
+            store,
+            console,
+            consoles,
+            sign_ins,
+            phones,
+            frames_rejected,
+        }
     }
 }
 
@@ -87,6 +127,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/assets/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/console.js")) }),
+        )
+        .route(
+            "/assets/console-map.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/console-map.js")) }),
         )
         .route(
             "/assets/console.css",
@@ -102,6 +146,8 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/responder.css")) }),
         )
         .route("/ws", get(socket))
+        .route("/api/v1/session", get(session_get).post(session_create).delete(session_delete))
+        .route("/api/v1/responder/me", get(rest_me))
         .route("/api/v1/responder/job", get(rest_job))
         .route("/api/v1/responder/actions", post(rest_action))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CLIENT_FRAME))
@@ -145,16 +191,92 @@ struct SocketParams {
     token: Option<String>,
 }
 
-async fn socket(State(state): State<ApiState>, Query(params): Query<SocketParams>, ws: WebSocketUpgrade) -> Response {
+async fn socket(
+    State(state): State<ApiState>,
+    Query(params): Query<SocketParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let ws = ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME);
-    match params.token.clone() {
-        Some(token) => ws.on_upgrade(move |socket| serve_phone(socket, state, token)),
-        None => ws.on_upgrade(move |socket| serve_console(socket, state, params)),
+    if let Some(token) = params.token.clone() {
+        return ws.on_upgrade(move |socket| serve_phone(socket, state, token));
+    }
+    match signed_in(&state, &headers) {
+        Some(user) => ws.on_upgrade(move |socket| serve_console(socket, state, params, user)),
+        None => {
+            state.frames_rejected.with_label_values(&["no_session"]).inc();
+            ws.on_upgrade(|mut socket| async move {
+                let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "sign in first".into() };
+                let _ = socket.send(Message::Close(Some(close))).await;
+            })
+        }
     }
 }
 
-/// Close code for a phone whose token is not known (4000–4999 are the application's).
+/// Close code for a phone whose token is not known, or a console that has not signed in
+/// (4000–4999 are the application's).
 pub const CLOSE_BAD_TOKEN: u16 = 4401;
+
+/// The signed-in user behind a request's session cookie.
+fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| session_token(v).and_then(|t| state.sessions.user(t)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    user: String,
+    password: String,
+}
+
+/// Signs a dispatcher or supervisor in: a session cookie for the console.
+async fn session_create(State(state): State<ApiState>, body: String) -> Response {
+    let Ok(SignIn { user, password }) = serde_json::from_str::<SignIn>(&body) else {
+        state.sign_ins.with_label_values(&["malformed"]).inc();
+        let error = "send {\"user\": ..., \"password\": ...}";
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
+    };
+    let sessions = state.sessions.clone();
+    // Password checks are slow on purpose: keep them off the threads that serve sockets.
+    let signed = tokio::task::spawn_blocking(move || sessions.sign_in(&user, &password)).await.ok().flatten();
+    match signed {
+        Some((token, user)) => {
+            state.sign_ins.with_label_values(&["ok"]).inc();
+            tracing::info!(user = %user.id, "console sign-in");
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            ([(header::SET_COOKIE, cookie)], Json(serde_json::json!({ "user": user }))).into_response()
+        }
+        None => {
+            state.sign_ins.with_label_values(&["refused"]).inc();
+            let error = "wrong user name or password";
+            (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": error }))).into_response()
+        }
+    }
+}
+
+/// Who is signed in on this browser.
+async fn session_get(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers) {
+        Some(user) => Json(serde_json::json!({ "user": user })).into_response(),
+        None => (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "not signed in"}))).into_response(),
+    }
+}
+
+/// Signs out: the session ends and the cookie is cleared. Open consoles keep their socket
+/// until it closes; the next one needs a new sign-in.
+async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+        if let Some(token) = session_token(value) {
+            state.sessions.sign_out(token);
+        }
+    }
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
 
 async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
     let Some(responder) = state.responders.authenticate(&token) else {
@@ -232,6 +354,7 @@ async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<S
     let request_id = frame.request_id().map(str::to_owned);
     let silent = matches!(frame, ClientFrame::Location { .. }) && request_id.is_none();
     let result = match frame.into_request(caller) {
+        Ok(Request::Timeline { incident }) => timeline(state, incident).await,
         Ok(request) => submit(state, caller.clone(), request).await,
         Err(e) => {
             state.frames_rejected.with_label_values(&[e.as_label()]).inc();
@@ -242,14 +365,29 @@ async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<S
         return None;
     }
     let mut answer = serde_json::json!({"type": "result", "request_id": request_id, "ok": result.is_ok()});
-    if let Err(e) = result {
-        answer["error"] = e.into();
+    match result {
+        // A query's data goes beside `ok` (e.g. `suggestions`, `events`).
+        Ok(serde_json::Value::Object(data)) => answer.as_object_mut().expect("an object").extend(data),
+        Ok(_) => {}
+        Err(e) => answer["error"] = e.into(),
     }
     Some(answer.to_string())
 }
 
+/// An incident's audit trail, from the store (everything shown has been stored).
+async fn timeline(state: &ApiState, incident: anxin_core::IncidentId) -> Answer {
+    match state.store.incident_events(incident).await {
+        Ok(events) if events.is_empty() => Err(format!("incident {incident} does not exist")),
+        Ok(events) => Ok(serde_json::json!({ "events": events })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read an incident's events");
+            Err("the store cannot be read right now".into())
+        }
+    }
+}
+
 /// Hands a request to the engine and waits until what it caused is stored.
-async fn submit(state: &ApiState, caller: Caller, request: crate::commands::Request) -> Result<(), String> {
+async fn submit(state: &ApiState, caller: Caller, request: crate::commands::Request) -> Answer {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let command = Command { caller, request, reply: Some(tx) };
     if state.commands.send(command).await.is_err() {
@@ -271,6 +409,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn unauthorized(state: &ApiState) -> Response {
     state.frames_rejected.with_label_values(&["bad_token"]).inc();
     (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unknown token"}))).into_response()
+}
+
+/// REST fallback for phones: who the token belongs to and whether they are on duty, as the
+/// `hello` frame.
+async fn rest_me(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    match state.responders.hello_frame(&responder) {
+        Some(hello) => ([(header::CONTENT_TYPE, "application/json")], hello.to_string()).into_response(),
+        // Signed in by a token the registry knows, but the engine has not described them yet.
+        None => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "starting"}))).into_response(),
+    }
 }
 
 /// REST fallback for phones: the current job, as the `job` frame.
@@ -298,22 +449,36 @@ async fn rest_action(State(state): State<ApiState>, headers: HeaderMap, body: St
     (status, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
 }
 
-async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams) {
+async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams, user: User) {
     let SocketParams { since, history, .. } = params;
-    // Until dispatchers sign in (the full console), every console acts as "console".
-    let caller = Caller::Dispatcher("console".into());
+    let supervisor = user.role == anxin_core::StaffRole::Supervisor;
+    let caller = Caller::Dispatcher { id: user.id.clone(), supervisor };
     state.consoles.inc();
     let (mut sink, mut stream) = socket.split();
+    let welcome = serde_json::json!({
+        "type": "welcome",
+        "user": user,
+        "staff": state.sessions.staff(),
+        "server_time": now_ms(),
+        "console": state.console,
+    });
+    if sink.send(Message::Text(welcome.to_string().into())).await.is_err() {
+        state.consoles.dec();
+        return;
+    }
     let mut sub = state.hub.subscribe(since, history.as_deref(), now_ms());
     let mut last_sent = since.unwrap_or(0);
     let mut pending: Vec<Frame> = std::mem::take(&mut sub.initial);
     'conn: loop {
         for frame in pending.drain(..) {
-            // A snapshot resets the console; a delta it already has is skipped.
-            if !frame.is_snapshot && frame.seq <= last_sent {
-                continue;
+            // A snapshot resets the console; a delta it already has is skipped; the roster
+            // and responders' changes are outside the numbering and always go.
+            if !frame.unsequenced {
+                if !frame.is_snapshot && frame.seq <= last_sent {
+                    continue;
+                }
+                last_sent = frame.seq;
             }
-            last_sent = frame.seq;
             if sink.send(Message::Text(frame.text.as_ref().into())).await.is_err() {
                 break 'conn;
             }

@@ -6,9 +6,9 @@
 //! fresh snapshot. Sequence numbers strictly increase but are not contiguous (one engine
 //! step may log several events and show only the last).
 
-use anxin_core::{IncidentId, IncidentView};
+use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -19,6 +19,9 @@ pub struct Frame {
     pub text: Arc<str>,
     /// A snapshot replaces everything the console holds; a delta updates one incident.
     pub is_snapshot: bool,
+    /// Outside the numbered incident feed (the roster, a responder's change): always sent,
+    /// never replayed; a reconnecting console gets the whole roster first instead.
+    pub unsequenced: bool,
 }
 
 #[derive(Serialize)]
@@ -26,6 +29,8 @@ pub struct Frame {
 enum Message<'a> {
     Snapshot { seq: u64, history: &'a str, server_time: i64, incidents: Vec<&'a IncidentView> },
     Incident { seq: u64, incident: &'a IncidentView },
+    Roster { responders: Vec<&'a ResponderView>, stations: &'a [StationView] },
+    Responder { responder: &'a ResponderView },
 }
 
 #[derive(Debug)]
@@ -36,6 +41,8 @@ struct State {
     evicted_upto: u64,
     open: HashMap<IncidentId, IncidentView>,
     recent: VecDeque<Frame>,
+    responders: BTreeMap<ResponderId, ResponderView>,
+    stations: Vec<StationView>,
 }
 
 /// Where consoles subscribe. Cheap to share; the lock is held only to copy or append.
@@ -66,6 +73,8 @@ impl Hub {
                 evicted_upto: seq,
                 open: open.into_iter().map(|v| (v.id, v)).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
+                responders: BTreeMap::new(),
+                stations: Vec::new(),
             }),
             tx,
             replay_capacity,
@@ -82,7 +91,7 @@ impl Hub {
             let text: Arc<str> = serde_json::to_string(&Message::Incident { seq: view.seq, incident: &view })
                 .expect("views serialise")
                 .into();
-            let frame = Frame { seq: view.seq, text, is_snapshot: false };
+            let frame = Frame { seq: view.seq, text, is_snapshot: false, unsequenced: false };
             state.seq = view.seq;
             if view.state.is_terminal() {
                 state.open.remove(&view.id);
@@ -100,19 +109,47 @@ impl Hub {
         }
     }
 
+    /// Sets the stations consoles draw (they do not change while running).
+    pub fn set_stations(&self, stations: Vec<StationView>) {
+        self.state.lock().expect("hub lock").stations = stations;
+    }
+
+    /// Publishes responders as they are now (duty, status, position), to every console.
+    pub fn publish_responders(&self, views: impl IntoIterator<Item = ResponderView>) {
+        let mut state = self.state.lock().expect("hub lock");
+        for view in views {
+            if state.responders.get(&view.id) == Some(&view) {
+                continue;
+            }
+            let text: Arc<str> =
+                serde_json::to_string(&Message::Responder { responder: &view }).expect("views serialise").into();
+            state.responders.insert(view.id.clone(), view);
+            let _ = self.tx.send(Frame { seq: 0, text, is_snapshot: false, unsequenced: true });
+        }
+    }
+
     /// Subscribes a console that has applied everything up to `since` (None: nothing) of the
     /// history `history` (None: the console does not know; taken to be this one).
     pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: i64) -> Subscription {
         let state = self.state.lock().expect("hub lock");
         let live = self.tx.subscribe();
         let same_history = history.is_none_or(|h| h == self.history);
-        let initial = match since {
+        let mut initial = vec![Self::roster(&state)];
+        match since {
             Some(s) if same_history && s >= state.evicted_upto && s <= state.seq => {
-                state.recent.iter().filter(|f| f.seq > s).cloned().collect()
+                initial.extend(state.recent.iter().filter(|f| f.seq > s).cloned());
             }
-            _ => vec![self.snapshot(&state, server_time)],
-        };
+            _ => initial.push(self.snapshot(&state, server_time)),
+        }
         Subscription { initial, live }
+    }
+
+    fn roster(state: &State) -> Frame {
+        let responders = state.responders.values().collect();
+        let text = serde_json::to_string(&Message::Roster { responders, stations: &state.stations })
+            .expect("views serialise")
+            .into();
+        Frame { seq: 0, text, is_snapshot: false, unsequenced: true }
     }
 
     fn snapshot(&self, state: &State, server_time: i64) -> Frame {
@@ -126,7 +163,7 @@ impl Hub {
         })
         .expect("views serialise")
         .into();
-        Frame { seq: state.seq, text, is_snapshot: true }
+        Frame { seq: state.seq, text, is_snapshot: true, unsequenced: false }
     }
 
     /// The sequence number of the last delta published.

@@ -1,12 +1,14 @@
 //! Anxin's people side: the console hub with numbered deltas and replay, the console page,
 //! and the HTTP endpoints (WebSocket, health, readiness, metrics).
 
+pub mod auth;
 pub mod commands;
 pub mod http;
 pub mod hub;
 pub mod responders;
 
-pub use commands::{token_sha256, Caller, Command, CommandSender, Request};
+pub use auth::{hash_password, Sessions, User};
+pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Request};
 pub use http::{router, serve, ApiState, ReadinessCheck};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;

@@ -70,4 +70,15 @@ impl ResponderHub {
     pub fn job_frame(&self, responder: &ResponderId) -> Option<Arc<str>> {
         self.entries.lock().expect("responder hub lock").get(responder).map(|e| e.job.clone()).filter(|f| !f.is_empty())
     }
+
+    /// The latest hello frame of a responder (who they are, on duty or not), for the REST
+    /// fallback.
+    pub fn hello_frame(&self, responder: &ResponderId) -> Option<Arc<str>> {
+        self.entries
+            .lock()
+            .expect("responder hub lock")
+            .get(responder)
+            .map(|e| e.hello.clone())
+            .filter(|f| !f.is_empty())
+    }
 }

@@ -28,10 +28,16 @@ pub struct Policy {
     pub max_clock_behind_ms: i64,
     /// How long a message id is remembered in memory for deduplication.
     pub dedup_window_ms: i64,
+    /// A repeat press this soon after the last one counted on the same open incident is
+    /// stored but changes nothing (a stuck button, a panicking thumb): no event, no delta.
+    pub repeat_press_interval_ms: i64,
     /// How long a responder has to accept an offer.
     pub offer_timeout_ms: i64,
-    /// Responders offered an incident, one after another, before the station is alerted.
-    pub max_responder_offers: u32,
+    /// The escalation ladder of each emergency kind; a kind not listed uses
+    /// [`LadderPolicy::default`].
+    pub ladders: BTreeMap<IncidentKind, LadderPolicy>,
+    /// Whom the first rung offers: the nearest responders, or only the elder's own station's.
+    pub matching: Matching,
     /// How long the station's duty line has before a dispatcher is called in.
     pub station_timeout_ms: i64,
     /// How often a dispatcher is reminded of an incident waiting for them.
@@ -51,6 +57,53 @@ pub struct Policy {
     /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
     /// medical until a person knows better).
     pub medical_number: String,
+    /// The number for the fire service (smoke, heat or gas alarms).
+    pub fire_number: String,
+    /// The number for the police (break-ins).
+    pub police_number: String,
+}
+
+/// How an emergency kind climbs the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LadderPolicy {
+    /// Responders offered the incident in all before the next rung (0: skip the responders).
+    pub offers: u32,
+    /// Offers out at once: 1 offers one responder at a time; more offers the nearest few
+    /// together, the first to accept wins and the others are withdrawn.
+    pub parallel: u32,
+    /// Whether the station's duty line is a rung between the responders and a dispatcher.
+    pub station: bool,
+}
+
+impl Default for LadderPolicy {
+    fn default() -> Self {
+        Self { offers: 3, parallel: 1, station: true }
+    }
+}
+
+/// Whom the ladder's first rung offers an incident to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matching {
+    /// Available responders of any station, soonest to arrive first, inside their station's
+    /// service circle.
+    #[default]
+    Nearest,
+    /// Only responders of the elder's own station (the one nearest their home), soonest to
+    /// arrive first, however far: how many services work without a matcher. Kept to compare.
+    OwnStation,
+}
+
+impl Matching {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Matching::Nearest => "nearest",
+            Matching::OwnStation => "own_station",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Matching::Nearest, Matching::OwnStation].into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 impl Policy {
@@ -76,8 +129,15 @@ impl Policy {
     pub fn emergency_number(&self, kind: IncidentKind) -> Option<String> {
         match kind {
             IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
+            IncidentKind::Fire => Some(self.fire_number.clone()),
+            IncidentKind::Intrusion => Some(self.police_number.clone()),
             IncidentKind::Service => None,
         }
+    }
+
+    /// The ladder incidents of this kind climb.
+    pub fn ladder(&self, kind: IncidentKind) -> LadderPolicy {
+        self.ladders.get(&kind).copied().unwrap_or_default()
     }
 }
 
@@ -90,12 +150,16 @@ impl Default for Policy {
             max_clock_ahead_ms: 5 * 60 * 1000,
             max_clock_behind_ms: 24 * 60 * 60 * 1000,
             dedup_window_ms: 7 * 24 * 60 * 60 * 1000,
+            repeat_press_interval_ms: 2_000,
             offer_timeout_ms: 60_000,
-            max_responder_offers: 3,
+            ladders: IncidentKind::EMERGENCIES.into_iter().map(|k| (k, LadderPolicy::default())).collect(),
+            matching: Matching::Nearest,
             station_timeout_ms: 120_000,
             reminder_interval_ms: 60_000,
             on_scene_within_ms: 30 * 60_000,
             medical_number: "120".to_string(),
+            fire_number: "119".to_string(),
+            police_number: "110".to_string(),
             max_fix_age_ms: 10 * 60_000,
             foot_mps: 1.2,
             ebike_mps: 4.0,
@@ -125,6 +189,8 @@ pub enum Outcome {
     Joined(IncidentId),
     /// The same device sent this message id before: nothing changes.
     Duplicate,
+    /// A repeat press too soon after the last one counted: stored, changes nothing.
+    Throttled(IncidentId),
     /// Taken in with no effect on incidents (heartbeat, location, a cancel with nothing open).
     Noted,
 }
@@ -149,6 +215,8 @@ pub struct Outbox {
     pub responders: Vec<ResponderId>,
     /// Responders whose duty or position changed, as they are now: to store.
     pub roster: Vec<Responder>,
+    /// Stations whose duty line must be alerted, after the commit.
+    pub alerts: Vec<StationAlert>,
 }
 
 impl Outbox {
@@ -168,6 +236,12 @@ pub struct Engine {
     elders: HashMap<ElderId, Elder>,
     devices: HashMap<DeviceId, ElderId>,
     pub(crate) stations: HashMap<StationId, Station>,
+    /// When each device's last counted press was, for [`Policy::repeat_press_interval_ms`].
+    pub(crate) last_press: HashMap<DeviceId, Timestamp>,
+    /// Staff names by sign-in id, for consoles.
+    staff: HashMap<String, String>,
+    /// Each station's responders, for [`Matching::OwnStation`].
+    pub(crate) by_station: HashMap<StationId, Vec<ResponderId>>,
     /// The roster, with each responder's duty and last known position.
     pub(crate) responders: HashMap<ResponderId, Responder>,
     pub(crate) matcher: Matcher,
@@ -191,12 +265,17 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
-        let busy: HashMap<ResponderId, IncidentId> = resume
+        let offered = resume.open.iter().flat_map(|i| i.ladder.offers.iter().map(|o| (o.responder_id.clone(), i.id)));
+        let on_job = resume
             .open
             .iter()
-            .filter(|i| i.state == IncidentState::Offered || i.state.has_responder_on_job())
-            .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)))
-            .collect();
+            .filter(|i| i.state.has_responder_on_job())
+            .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)));
+        let busy: HashMap<ResponderId, IncidentId> = offered.chain(on_job).collect();
+        let mut by_station: HashMap<StationId, Vec<ResponderId>> = HashMap::new();
+        for r in &registry.responders {
+            by_station.entry(r.station_id.clone()).or_default().push(r.id.clone());
+        }
         let matcher = Matcher::new(
             registry
                 .responders
@@ -212,6 +291,9 @@ impl Engine {
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
+            staff: registry.staff.into_iter().map(|s| (s.id, s.name)).collect(),
+            last_press: HashMap::new(),
+            by_station,
             open: BTreeMap::new(),
             open_by_device: HashMap::new(),
             busy,
@@ -310,23 +392,24 @@ impl Engine {
         if event.event != EventType::Cancel {
             self.close_if_resolved(device, now, out);
         }
+        // By the device's clock when it is plausible: presses a device kept while offline and
+        // sends together are as far apart as they were made, not a stuck button.
+        let pressed = self.plausible_press_time(event.device_ts, now);
         let outcome = match (event.event, self.open_by_device.get(device).copied()) {
             (EventType::Cancel, Some(id)) => {
                 self.request_cancel(id, device, &event.msg_id, now, out);
                 Outcome::Joined(id)
             }
             (EventType::Cancel, None) => Outcome::Noted,
+            (_, Some(id)) if self.is_stuck_repeat(id, device, event.event, pressed) => Outcome::Throttled(id),
             (_, Some(id)) => {
+                self.last_press.insert(device.clone(), pressed);
                 self.join(id, device, &event.msg_id, Some(event.event), now, out);
                 Outcome::Joined(id)
             }
             (kind, None) => {
-                let kind = match kind {
-                    EventType::Fall => IncidentKind::Fall,
-                    EventType::Service => IncidentKind::Service,
-                    _ => IncidentKind::Sos,
-                };
-                let pressed_at = self.plausible_press_time(event.device_ts, now);
+                let kind = kind.incident_kind().unwrap_or(IncidentKind::Sos);
+                let pressed_at = pressed;
                 let elder = &self.elders[&elder_id];
                 let location = locate(&self.policy, elder.home, event.fix);
                 let id =
@@ -334,8 +417,11 @@ impl Engine {
                 Outcome::Opened(id)
             }
         };
+        if let Outcome::Opened(_) = outcome {
+            self.last_press.insert(device.clone(), pressed);
+        }
         let incident_id = match &outcome {
-            Outcome::Opened(id) | Outcome::Joined(id) => Some(*id),
+            Outcome::Opened(id) | Outcome::Joined(id) | Outcome::Throttled(id) => Some(*id),
             _ => None,
         };
         out.messages.push(MessageRecord {
@@ -435,6 +521,18 @@ impl Engine {
 
     /// A device that resends a message it already sent did not hear "help is coming" (a
     /// device should resend until it does): tell it again while its incident is open.
+    /// Whether a press made at `pressed` on open incident `id` repeats the last counted one
+    /// too soon to mean anything new. A press that would change the incident's kind always
+    /// counts.
+    fn is_stuck_repeat(&self, id: IncidentId, device: &DeviceId, event: EventType, pressed: Timestamp) -> bool {
+        let Some(last) = self.last_press.get(device) else { return false };
+        if (pressed.millis() - last.millis()).abs() >= self.policy.repeat_press_interval_ms {
+            return false;
+        }
+        let from = self.open[&id].kind;
+        !event.incident_kind().is_some_and(|to| from.is_raised_by(to))
+    }
+
     fn reassure(&self, device: &DeviceId, out: &mut Outbox) {
         if let Some(id) = self.open_by_device.get(device) {
             self.tell_device_help_is_coming(*id, out);
@@ -500,7 +598,7 @@ impl Engine {
         let dispatcher_needed = match kind {
             IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
             IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
-            IncidentKind::Sos | IncidentKind::Fall => None,
+            IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
         };
         let incident = Incident {
             id,
@@ -521,6 +619,8 @@ impl Engine {
             last_seq: last,
             ladder: Ladder::default(),
             outcome: None,
+            claimed_by: None,
+            acknowledged_at: None,
         };
         self.open_by_device.insert(device.clone(), id);
         self.open.insert(id, incident);
@@ -559,20 +659,24 @@ impl Engine {
         incident.last_seq = seq;
         // An SOS or a fall during a service request or after an unreadable message makes the
         // incident an emergency: it takes the more urgent kind and is offered at once.
-        let urgent = match event {
-            Some(EventType::Sos) => Some(IncidentKind::Sos),
-            Some(EventType::Fall) => Some(IncidentKind::Fall),
-            _ => None,
-        };
         let from = incident.kind;
-        if let Some(to) = urgent.filter(|_| !from.is_emergency()) {
+        let upgrade = event.and_then(EventType::incident_kind).filter(|to| from.is_raised_by(*to));
+        if let Some(to) = upgrade {
             let seq = self.log(id, now, Actor::Device(device.clone()), Change::KindChanged { from, to }, out);
+            let number = self.standing_number(to);
             let incident = self.open.get_mut(&id).expect("open incident");
             incident.kind = to;
             incident.last_seq = seq;
-            // Only an incident still waiting for a dispatcher climbs; one a person already
-            // handles stays with them (the kind change alone raises its priority).
-            if incident.state == IncidentState::AwaitingDispatcher && !incident.ladder.off_ladder {
+            if number.is_some() && incident.state != IncidentState::Resolved {
+                incident.ladder.emergency_number = number;
+            }
+            // Only a request that was not an emergency and still waits for a dispatcher climbs;
+            // one a person already handles stays with them (the kind change alone raises its
+            // priority), and an emergency keeps its place on the ladder.
+            if !from.is_emergency()
+                && incident.state == IncidentState::AwaitingDispatcher
+                && !incident.ladder.off_ladder
+            {
                 incident.ladder.rung = Rung::Responders;
                 incident.ladder.remind_at = None;
                 self.climb(id, now, out);
@@ -601,10 +705,14 @@ impl Engine {
 
     fn tell_device_help_is_coming(&self, id: IncidentId, out: &mut Outbox) {
         let incident = &self.open[&id];
-        let eta_min = incident.responder.as_ref().map(|r| self.eta_min(&r.id, r.distance_m));
+        let holder = incident.responder.as_ref().filter(|_| incident.state.has_responder_on_job());
+        let eta_min = match holder {
+            Some(r) => Some(self.eta_min(&r.id, r.distance_m)),
+            None => incident.ladder.offers.iter().map(|o| self.eta_min(&o.responder_id, o.distance_m)).min(),
+        };
         out.commands.push((
             incident.device_id.clone(),
-            DeviceCommand::HelpComing { incident_id: id, responder_assigned: incident.responder.is_some(), eta_min },
+            DeviceCommand::HelpComing { incident_id: id, responder_assigned: eta_min.is_some(), eta_min },
         ));
     }
 
@@ -615,19 +723,30 @@ impl Engine {
         if let Some(r) = &incident.responder {
             out.responders.push(r.id.clone());
         }
+        out.responders.extend(incident.ladder.offers.iter().map(|o| o.responder_id.clone()));
+    }
+
+    /// The station an elder belongs to: the one nearest their home.
+    pub fn home_station(&self, elder: &ElderId) -> Option<StationId> {
+        let home = self.elders.get(elder)?.home;
+        self.matcher.nearest_station(home).map(|s| s.id)
     }
 
     /// What a responder's phone shows: their live offer or job, if any.
     pub fn job_view(&self, responder: &ResponderId, now: Timestamp) -> Option<JobView> {
         let id = self.busy.get(responder)?;
         let incident = self.open.get(id)?;
-        let distance_m = incident.responder.as_ref().map_or(0.0, |r| r.distance_m);
+        let offer = incident.ladder.offers.iter().find(|o| &o.responder_id == responder);
+        let (distance_m, offer_deadline) = match offer {
+            Some(o) => (o.distance_m, Some(o.deadline)),
+            None => (incident.responder.as_ref().map_or(0.0, |r| r.distance_m), None),
+        };
         Some(JobView {
             incident_id: incident.id,
-            state: incident.state,
-            offer_deadline: incident.ladder.offer_deadline,
+            state: if offer.is_some() { IncidentState::Offered } else { incident.state },
+            offer_deadline,
             kind: incident.kind,
-            elder: self.elder_view(&incident.elder_id),
+            elder: self.elder_view(&incident.elder_id, incident.pressed_at),
             location: incident.location,
             distance_m,
             eta_min: self.eta_min(responder, distance_m),
@@ -647,16 +766,144 @@ impl Engine {
         self.responders.values().find(|r| r.token_sha256.as_deref() == Some(hash))
     }
 
-    /// The elder as consoles and phones show them.
-    fn elder_view(&self, id: &ElderId) -> ElderView {
-        let elder = self.elders.get(id);
+    /// The elder as consoles and phones show them, their age as of `at`.
+    pub(crate) fn elder_view(&self, id: &ElderId, at: Timestamp) -> ElderView {
+        let Some(elder) = self.elders.get(id) else {
+            return ElderView {
+                id: id.clone(),
+                name: String::new(),
+                address: String::new(),
+                phone: None,
+                notes: String::new(),
+                age: None,
+                lives_alone: None,
+                conditions: Vec::new(),
+                medications: Vec::new(),
+                mobility: String::new(),
+                language: String::new(),
+                door_notes: String::new(),
+                contacts: Vec::new(),
+            };
+        };
+        let p = &elder.profile;
         ElderView {
             id: id.clone(),
-            name: elder.map(|e| e.name.clone()).unwrap_or_default(),
-            address: elder.map(|e| e.address.clone()).unwrap_or_default(),
-            phone: elder.and_then(|e| e.phone.clone()),
-            notes: elder.map(|e| e.notes.clone()).unwrap_or_default(),
+            name: elder.name.clone(),
+            address: elder.address.clone(),
+            phone: elder.phone.clone(),
+            notes: elder.notes.clone(),
+            age: p.birth_year.and_then(|y| u32::try_from(at.year() - i64::from(y)).ok()),
+            lives_alone: p.lives_alone,
+            conditions: p.conditions.clone(),
+            medications: p.medications.clone(),
+            mobility: p.mobility.clone(),
+            language: p.language.clone(),
+            door_notes: p.door_notes.clone(),
+            contacts: p.contacts.clone(),
         }
+    }
+
+    /// A responder as consoles' maps show them.
+    pub fn responder_view(&self, id: &ResponderId) -> Option<ResponderView> {
+        let r = self.responders.get(id)?;
+        let incident_id = self.busy.get(id).copied();
+        let offered = incident_id
+            .and_then(|i| self.open.get(&i))
+            .is_some_and(|i| i.ladder.offers.iter().any(|o| &o.responder_id == id));
+        let status = match (r.on_duty, incident_id, offered) {
+            (_, Some(_), true) => ResponderStatus::Offered,
+            (_, Some(_), false) => ResponderStatus::Busy,
+            (true, None, _) => ResponderStatus::Available,
+            (false, None, _) => ResponderStatus::OffDuty,
+        };
+        Some(ResponderView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            station_id: r.station_id.clone(),
+            phone: r.phone.clone(),
+            mode: r.mode,
+            skills: r.skills.clone(),
+            on_duty: r.on_duty,
+            status,
+            incident_id,
+            position: r.position,
+            position_at: r.position_at,
+        })
+    }
+
+    /// Every responder, by id.
+    pub fn roster_view(&self) -> Vec<ResponderView> {
+        let mut ids: Vec<&ResponderId> = self.responders.keys().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| self.responder_view(id)).collect()
+    }
+
+    /// Every station, by id, with its service circle.
+    pub fn stations_view(&self) -> Vec<StationView> {
+        let mut all: Vec<StationView> = self
+            .stations
+            .values()
+            .map(|s| StationView {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                phone: s.phone.clone(),
+                position: s.position,
+                service_circle_min: s.service_circle_min.unwrap_or(self.policy.default_service_circle_min),
+            })
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Whom a dispatcher could put on incident `id`: available responders within the offer
+    /// distance, soonest to arrive first, at most `limit`, each marked with whether they are
+    /// inside their service circle and have the skill the kind needs. Ones the ladder tried
+    /// are included: a dispatcher may have spoken to them.
+    pub fn suggestions(&self, id: IncidentId, limit: usize) -> Option<Vec<Suggestion>> {
+        let incident = self.open.get(&id)?;
+        let skill = self.policy.required_skill(incident.kind);
+        let mut all: Vec<(f64, Suggestion)> = self
+            .matcher
+            .responders_within(incident.location.at, self.policy.max_offer_distance_m)
+            .take(200) // the nearest 200 hold the soonest few
+            .filter_map(|n| {
+                let r = self.responders.get(&n.id)?;
+                let minutes = self.policy.travel_min(n.distance_m, r.mode);
+                let circle = self
+                    .stations
+                    .get(&r.station_id)
+                    .and_then(|s| s.service_circle_min)
+                    .unwrap_or(self.policy.default_service_circle_min);
+                let suggestion = Suggestion {
+                    responder: PartyView {
+                        id: r.id.to_string(),
+                        name: r.name.clone(),
+                        phone: r.phone.clone(),
+                        distance_m: Some(n.distance_m),
+                    },
+                    mode: r.mode,
+                    station_id: r.station_id.clone(),
+                    distance_m: n.distance_m,
+                    eta_min: self.eta_min(&r.id, n.distance_m),
+                    within_circle: minutes <= f64::from(circle),
+                    has_skill: skill.is_none_or(|s| r.skills.iter().any(|k| k == s)),
+                };
+                Some((minutes, suggestion))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Some(all.into_iter().take(limit).map(|(_, s)| s).collect())
+    }
+
+    /// A member of staff's name, by sign-in id.
+    pub(crate) fn staff_name(&self, id: &str) -> Option<&str> {
+        self.staff.get(id).map(String::as_str)
+    }
+
+    /// A member of staff as consoles show them.
+    fn staff_view(&self, id: &str) -> PartyView {
+        let name = self.staff.get(id).cloned().unwrap_or_else(|| id.to_string());
+        PartyView { id: id.to_string(), name, phone: None, distance_m: None }
     }
 
     /// The console's view of an incident, with names looked up in the ledger.
@@ -668,7 +915,7 @@ impl Engine {
             priority: incident.kind.priority(),
             state: incident.state,
             device_id: incident.device_id.clone(),
-            elder: self.elder_view(&incident.elder_id),
+            elder: self.elder_view(&incident.elder_id, incident.pressed_at),
             location: incident.location,
             responder: incident.responder.as_ref().map(|a| {
                 let r = self.responders.get(&a.id);
@@ -688,6 +935,23 @@ impl Engine {
                     distance_m: Some(a.distance_m),
                 }
             }),
+            offers: incident
+                .ladder
+                .offers
+                .iter()
+                .map(|o| {
+                    let r = self.responders.get(&o.responder_id);
+                    OfferView {
+                        responder: PartyView {
+                            id: o.responder_id.to_string(),
+                            name: r.map(|r| r.name.clone()).unwrap_or_default(),
+                            phone: r.and_then(|r| r.phone.clone()),
+                            distance_m: Some(o.distance_m),
+                        },
+                        deadline: o.deadline,
+                    }
+                })
+                .collect(),
             press_count: incident.press_count,
             cancel_requested: incident.cancel_requested,
             dispatcher_needed: incident.dispatcher_needed,
@@ -697,6 +961,8 @@ impl Engine {
             pressed_at: incident.pressed_at,
             opened_at: incident.opened_at,
             updated_at: incident.updated_at,
+            claimed_by: incident.claimed_by.as_deref().map(|d| self.staff_view(d)),
+            acknowledged_at: incident.acknowledged_at,
         }
     }
 }

@@ -117,11 +117,33 @@ impl Timestamp {
     pub fn plus_millis(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
+
+    /// The calendar year (UTC, proleptic Gregorian) this instant falls in.
+    pub fn year(self) -> i64 {
+        // Days to a civil date, after Howard Hinnant's published algorithm (era of 400 years).
+        let days = self.0.div_euclid(86_400_000) + 719_468;
+        let era = days.div_euclid(146_097);
+        let day_of_era = days - era * 146_097;
+        let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153; // March = 0
+        year_of_era + era * 400 + i64::from(month_index >= 10)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn years_turn_at_midnight_utc_on_new_year() {
+        assert_eq!(Timestamp(0).year(), 1970);
+        assert_eq!(Timestamp(1_763_000_000_000).year(), 2025); // 2025-11-13
+        assert_eq!(Timestamp(1_767_225_599_999).year(), 2025); // 2025-12-31T23:59:59.999Z
+        assert_eq!(Timestamp(1_767_225_600_000).year(), 2026);
+        assert_eq!(Timestamp(951_782_400_000).year(), 2000); // 2000-02-29
+        assert_eq!(Timestamp(-1).year(), 1969);
+    }
 
     #[test]
     fn ids_refuse_empty_long_and_odd_characters() {

@@ -21,6 +21,12 @@ pub enum EventType {
     Location,
     /// The non-emergency service button (meals, housework, a visit).
     Service,
+    /// A smoke or heat detector linked to the device went off.
+    Smoke,
+    /// A gas detector linked to the device went off.
+    Gas,
+    /// A door or window sensor linked to the device saw a break-in.
+    Intrusion,
 }
 
 impl EventType {
@@ -32,17 +38,36 @@ impl EventType {
             EventType::Heartbeat => "heartbeat",
             EventType::Location => "location",
             EventType::Service => "service",
+            EventType::Smoke => "smoke",
+            EventType::Gas => "gas",
+            EventType::Intrusion => "intrusion",
         }
     }
 
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 9] = [
         EventType::Sos,
         EventType::Fall,
         EventType::Cancel,
         EventType::Heartbeat,
         EventType::Location,
         EventType::Service,
+        EventType::Smoke,
+        EventType::Gas,
+        EventType::Intrusion,
     ];
+
+    /// The kind of incident this event opens, or raises an open one to; `None` for events
+    /// that carry no request (heartbeat, location, cancel).
+    pub fn incident_kind(self) -> Option<IncidentKind> {
+        match self {
+            EventType::Sos => Some(IncidentKind::Sos),
+            EventType::Fall => Some(IncidentKind::Fall),
+            EventType::Service => Some(IncidentKind::Service),
+            EventType::Smoke | EventType::Gas => Some(IncidentKind::Fire),
+            EventType::Intrusion => Some(IncidentKind::Intrusion),
+            EventType::Cancel | EventType::Heartbeat | EventType::Location => None,
+        }
+    }
 }
 
 /// A position fix reported by a device.
@@ -75,11 +100,15 @@ pub enum FixReport {
 }
 
 /// What kind of incident this is, which also fixes its priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     Fall,
     Sos,
+    /// Smoke, heat or gas at the elder's home: the fire service (119) is called as well.
+    Fire,
+    /// A break-in at the elder's home: the police (110) are called as well.
+    Intrusion,
     /// A known device sent a message we could not read; it may have been a press.
     Unreadable,
     /// A non-emergency service request.
@@ -89,14 +118,26 @@ pub enum IncidentKind {
 impl IncidentKind {
     /// Whether a responder is offered the job straight away.
     pub fn is_emergency(self) -> bool {
-        matches!(self, IncidentKind::Fall | IncidentKind::Sos)
+        matches!(self, IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Fire | IncidentKind::Intrusion)
     }
+
+    /// Whether an event of kind `to` joining an open incident of this kind changes its kind:
+    /// an emergency raises a request that was not one; a smoke or break-in alarm raises an
+    /// SOS or a fall to a fire or a break-in, since the fire service or the police must be
+    /// called whoever goes.
+    pub fn is_raised_by(self, to: IncidentKind) -> bool {
+        let calls_services = |k: IncidentKind| matches!(k, IncidentKind::Fire | IncidentKind::Intrusion);
+        to.is_emergency() && (!self.is_emergency() || (calls_services(to) && !calls_services(self)))
+    }
+
+    /// The kinds that go up the escalation ladder, each with its own [`crate::LadderPolicy`].
+    pub const EMERGENCIES: [IncidentKind; 4] =
+        [IncidentKind::Sos, IncidentKind::Fall, IncidentKind::Fire, IncidentKind::Intrusion];
 
     /// Lower is more urgent.
     pub fn priority(self) -> u8 {
         match self {
-            IncidentKind::Fall => 1,
-            IncidentKind::Sos => 1,
+            IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Fire | IncidentKind::Intrusion => 1,
             IncidentKind::Unreadable => 2,
             IncidentKind::Service => 3,
         }
@@ -106,9 +147,24 @@ impl IncidentKind {
         match self {
             IncidentKind::Fall => "fall",
             IncidentKind::Sos => "sos",
+            IncidentKind::Fire => "fire",
+            IncidentKind::Intrusion => "intrusion",
             IncidentKind::Unreadable => "unreadable",
             IncidentKind::Service => "service",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            IncidentKind::Fall,
+            IncidentKind::Sos,
+            IncidentKind::Fire,
+            IncidentKind::Intrusion,
+            IncidentKind::Unreadable,
+            IncidentKind::Service,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -289,17 +345,37 @@ pub struct Incident {
     /// How a resolved, closed, cancelled or false-alarm incident ended.
     #[serde(default)]
     pub outcome: Option<String>,
+    /// The dispatcher who owns the incident (staff id); the others see who.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    /// When a dispatcher first acknowledged (or claimed) it: consoles stop sounding then.
+    #[serde(default)]
+    pub acknowledged_at: Option<Timestamp>,
+}
+
+/// An offer a responder has not yet answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveOffer {
+    pub responder_id: ResponderId,
+    pub distance_m: f64,
+    pub deadline: Timestamp,
 }
 
 /// Where an incident is on the escalation ladder, and its timers. All times are absolute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Ladder {
     pub rung: Rung,
     /// Offers made to responders on this incident so far (the ladder's first rung).
     pub offers_made: u32,
-    /// Responders who declined or let an offer lapse: never offered this incident again.
+    /// Responders who declined, let an offer lapse or lost it to another: never offered this
+    /// incident again.
     pub tried: Vec<ResponderId>,
-    /// When the live offer lapses.
+    /// The offers out now, in the order they were made (each the soonest to arrive of those
+    /// left): one, or several when the incident's kind is set for parallel offers (the first
+    /// to accept wins; the others are withdrawn).
+    #[serde(default)]
+    pub offers: Vec<LiveOffer>,
+    /// When the earliest live offer lapses.
     pub offer_deadline: Option<Timestamp>,
     /// When the station's duty line has had long enough.
     pub station_deadline: Option<Timestamp>,
@@ -404,8 +480,17 @@ pub enum Change {
     FalseAlarm {
         reason: String,
     },
+    /// No available responder was within the offer distance.
     NobodyInRange {
         max_distance_m: f64,
+    },
+    /// Responders were within the offer distance but none could be offered the job; the
+    /// counts say why (each responder counted once, for the first reason that ruled them out).
+    NobodyQualified {
+        in_range: u32,
+        already_tried: u32,
+        lacking_skill: u32,
+        outside_circle: u32,
     },
     NearestStation {
         station_id: StationId,
@@ -413,6 +498,34 @@ pub enum Change {
     },
     CancelRequested {
         msg_id: MessageId,
+    },
+    /// A dispatcher took ownership; `from` is whose claim a supervisor took over.
+    Claimed {
+        by: String,
+        from: Option<String>,
+    },
+    Released {
+        by: String,
+    },
+    Note {
+        text: String,
+    },
+    /// A phone call a dispatcher made or took about the incident.
+    CallLogged {
+        /// Whom: the elder, a family member, the station...
+        who: String,
+        number: Option<String>,
+        outcome: String,
+    },
+    /// A dispatcher called the emergency services.
+    EmergencyCalled {
+        number: String,
+        /// Their reference for the call, when they gave one.
+        reference: Option<String>,
+    },
+    /// No responder of the elder's own station was free (`own_station` matching).
+    NobodyFreeAtStation {
+        station_id: Option<StationId>,
     },
 }
 
@@ -468,6 +581,94 @@ pub struct ElderView {
     pub address: String,
     pub phone: Option<String>,
     pub notes: String,
+    /// Age at the press, from the registered birth year.
+    pub age: Option<u32>,
+    pub lives_alone: Option<bool>,
+    pub conditions: Vec<String>,
+    pub medications: Vec<String>,
+    pub mobility: String,
+    pub language: String,
+    pub door_notes: String,
+    pub contacts: Vec<crate::registry::Contact>,
+}
+
+/// A responder as a console's map and roster show them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponderView {
+    pub id: ResponderId,
+    pub name: String,
+    pub station_id: StationId,
+    pub phone: Option<String>,
+    pub mode: crate::registry::TravelMode,
+    pub skills: Vec<String>,
+    pub on_duty: bool,
+    pub status: ResponderStatus,
+    /// The incident they hold an offer or a job on.
+    pub incident_id: Option<IncidentId>,
+    pub position: Coordinates,
+    /// When the position came from their phone; `None`: their registered base.
+    pub position_at: Option<Timestamp>,
+}
+
+/// Where a responder stands, for colouring the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponderStatus {
+    Available,
+    Offered,
+    Busy,
+    OffDuty,
+}
+
+/// A station as a console's map shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationView {
+    pub id: StationId,
+    pub name: String,
+    pub phone: Option<String>,
+    pub position: Coordinates,
+    /// The station's own circle, else the policy's default.
+    pub service_circle_min: u32,
+}
+
+/// Somebody a dispatcher could put on the job, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    pub responder: PartyView,
+    pub mode: crate::registry::TravelMode,
+    pub station_id: StationId,
+    pub distance_m: f64,
+    pub eta_min: u32,
+    /// Whether they can get there inside their station's service circle.
+    pub within_circle: bool,
+    /// Whether they have the skill the incident's kind needs.
+    pub has_skill: bool,
+}
+
+/// A live offer as a console shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferView {
+    pub responder: PartyView,
+    pub deadline: Timestamp,
+}
+
+/// What a station's duty line is sent when the responders' rung is used up: enough to send
+/// somebody or call back without looking anything up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationAlert {
+    pub station_id: StationId,
+    pub incident_id: IncidentId,
+    pub kind: IncidentKind,
+    pub elder: ElderView,
+    pub location: Location,
+    /// Great-circle distance from the station.
+    pub distance_m: f64,
+    /// Responders offered the job before the station, who did not take it.
+    pub offers_made: u32,
+    /// When a dispatcher is called in if the station has not sent anybody.
+    pub deadline: Timestamp,
+    pub pressed_at: Timestamp,
+    pub server_time: Timestamp,
 }
 
 /// What a responder's phone shows of the offer or job they hold.
@@ -505,10 +706,16 @@ pub struct IncidentView {
     pub cancel_requested: bool,
     pub dispatcher_needed: Option<DispatcherNeeded>,
     pub problem: Option<String>,
+    /// The live offers, with the responders' names, in the order they were made.
+    pub offers: Vec<OfferView>,
     /// The ladder: rung, deadlines, the emergency number when nobody is going.
     pub ladder: Ladder,
     pub outcome: Option<String>,
     pub pressed_at: Timestamp,
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The dispatcher who owns it.
+    pub claimed_by: Option<PartyView>,
+    /// When a dispatcher first acknowledged or claimed it; until then consoles sound.
+    pub acknowledged_at: Option<Timestamp>,
 }

@@ -11,8 +11,8 @@ pub mod incident;
 pub mod matcher;
 pub mod registry;
 
-pub use dispatch::{CommandError, DispatcherAction, ResponderAction};
-pub use engine::{Engine, Outbox, Outcome, Policy, Refusal, Resume};
+pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
+pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use geo::Coordinates;
 pub use ids::*;
 pub use incident::*;

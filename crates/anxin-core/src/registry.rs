@@ -13,8 +13,72 @@ pub struct Elder {
     /// Registered home position: where we go when a press carries no usable fix.
     pub home: Coordinates,
     pub phone: Option<String>,
-    /// Free text for the dispatcher: conditions, door code, lives alone.
+    /// Free text for the dispatcher: anything the fields below do not hold.
     pub notes: String,
+    /// What a dispatcher needs to know before calling back or sending somebody.
+    #[serde(default)]
+    pub profile: ElderProfile,
+}
+
+/// An elder's profile from the ledger: health, living situation, how to get in, whom to call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ElderProfile {
+    pub birth_year: Option<u16>,
+    pub lives_alone: Option<bool>,
+    /// e.g. 高血压, 糖尿病, dementia.
+    pub conditions: Vec<String>,
+    pub medications: Vec<String>,
+    /// e.g. "walks with a stick", "bedridden".
+    pub mobility: String,
+    /// Language or dialect to speak on the phone, e.g. 昆明话.
+    pub language: String,
+    /// How to get in: door code, key with a neighbour.
+    pub door_notes: String,
+    pub contacts: Vec<Contact>,
+}
+
+/// Somebody to call about an elder: family, a neighbour, the family doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    /// e.g. 女儿 (daughter), neighbour.
+    pub relation: String,
+    pub phone: String,
+}
+
+/// What a member of the call centre's staff may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaffRole {
+    /// Works the queue: claims, assigns, calls, closes.
+    Dispatcher,
+    /// Everything a dispatcher does, and may take over another dispatcher's claim.
+    Supervisor,
+}
+
+impl StaffRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Dispatcher => "dispatcher",
+            StaffRole::Supervisor => "supervisor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [StaffRole::Dispatcher, StaffRole::Supervisor].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A dispatcher or supervisor who signs in to the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staff {
+    /// The sign-in name, also the actor in the audit trail.
+    pub id: String,
+    pub name: String,
+    pub role: StaffRole,
+    /// Argon2id PHC string (`anxind hash-password` makes one); the password is never stored.
+    pub password_hash: String,
 }
 
 /// A device and the elder who wears or keeps it.
@@ -94,6 +158,8 @@ pub enum RegistryError {
     UnknownStation { responder: String, station: String },
     #[error("{0} appears twice")]
     Duplicate(String),
+    #[error("staff id {0:?} must be 1 to 64 characters")]
+    BadStaffId(String),
 }
 
 /// Everything the engine loads at start.
@@ -103,6 +169,8 @@ pub struct Registry {
     pub devices: Vec<Device>,
     pub stations: Vec<Station>,
     pub responders: Vec<Responder>,
+    #[serde(default)]
+    pub staff: Vec<Staff>,
 }
 
 impl Registry {
@@ -130,6 +198,10 @@ impl Registry {
         stations.extend(known.stations.iter().map(|s| s.id.as_str()));
         unique("device", self.devices.iter().map(|d| d.id.as_str()))?;
         unique("responder", self.responders.iter().map(|r| r.id.as_str()))?;
+        unique("staff member", self.staff.iter().map(|s| s.id.as_str()))?;
+        if let Some(s) = self.staff.iter().find(|s| s.id.trim().is_empty() || s.id.len() > 64) {
+            return Err(RegistryError::BadStaffId(s.id.clone()));
+        }
         if let Some(d) = self.devices.iter().find(|d| !elders.contains(d.elder_id.as_str())) {
             return Err(RegistryError::UnknownElder { device: d.id.to_string(), elder: d.elder_id.to_string() });
         }

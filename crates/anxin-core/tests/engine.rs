@@ -17,6 +17,7 @@ fn registry() -> Registry {
             home: c(25.0, 102.68),
             phone: None,
             notes: String::new(),
+            profile: Default::default(),
         }],
         devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
         stations: vec![Station {
@@ -65,6 +66,7 @@ fn registry() -> Registry {
                 token_sha256: None,
             },
         ],
+        staff: vec![],
     }
 }
 
@@ -90,7 +92,8 @@ fn a_plausible_fix_is_used_and_the_nearest_on_duty_responder_is_offered() {
     assert!(matches!(outcome, Outcome::Opened(_)));
     let incident = &out.incidents[0];
     assert_eq!(incident.location.source, LocationSource::Device);
-    assert_eq!(incident.responder.as_ref().unwrap().id.as_str(), "r-park");
+    assert_eq!(incident.ladder.offers[0].responder_id.as_str(), "r-park");
+    assert!(incident.responder.is_none(), "an offer is not a job");
     assert!(!e.matcher().is_available(&ResponderId::parse("r-park").unwrap()));
     assert_eq!(out.commands.len(), 1);
     assert_eq!(out.messages.len(), 1);
@@ -105,7 +108,7 @@ fn without_a_fix_the_home_is_used_and_off_duty_responders_are_never_offered() {
     let incident = &out.incidents[0];
     assert_eq!(incident.location.source, LocationSource::Home);
     assert_eq!(incident.location.at, c(25.0, 102.68));
-    assert_eq!(incident.responder.as_ref().unwrap().id.as_str(), "r-home", "r-off is nearer but off duty");
+    assert_eq!(incident.ladder.offers[0].responder_id.as_str(), "r-home", "r-off is nearer but off duty");
 }
 
 #[test]
@@ -252,7 +255,7 @@ fn an_sos_during_a_service_request_becomes_an_emergency_and_is_offered() {
     assert_eq!(e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out), Ok(Outcome::Joined(id)));
     let i = e.open_incident_for(&dev()).unwrap();
     assert_eq!((i.kind, i.state, i.dispatcher_needed), (IncidentKind::Fall, IncidentState::Offered, None));
-    assert_eq!(i.responder.as_ref().unwrap().id.as_str(), "r-home");
+    assert_eq!(i.ladder.offers[0].responder_id.as_str(), "r-home");
     let changes: Vec<_> = out.events.iter().map(|e| &e.change).collect();
     assert!(
         matches!(changes[1], Change::KindChanged { from: IncidentKind::Service, to: IncidentKind::Fall }),
@@ -299,7 +302,7 @@ fn nobody_in_range_climbs_to_the_station_then_a_dispatcher_with_the_number_to_ca
 
 fn offered_to(e: &Engine) -> Option<String> {
     let i = e.open_incident_for(&dev())?;
-    (i.state == IncidentState::Offered).then(|| i.responder.as_ref().unwrap().id.to_string())
+    (i.state == IncidentState::Offered).then(|| i.ladder.offers[0].responder_id.to_string())
 }
 
 fn rid(s: &str) -> ResponderId {
@@ -554,7 +557,7 @@ fn a_stale_phone_fix_falls_back_to_the_responders_station() {
     let mut e = fresh();
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0.plus_millis(60_000), &mut out).unwrap();
-    let near = e.open_incident_for(&dev()).unwrap().responder.as_ref().unwrap().distance_m;
+    let near = e.open_incident_for(&dev()).unwrap().ladder.offers[0].distance_m;
     assert!(near < 100.0, "a fresh fix counts: {near} m");
 
     let mut e = fresh();
@@ -565,7 +568,7 @@ fn a_stale_phone_fix_falls_back_to_the_responders_station() {
     assert_eq!(e.responder(&rid("phone")).unwrap().position, c(25.0, 102.69), "back at the station");
     assert_eq!(out.roster.len(), 1, "and stored so");
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), later, &mut out).unwrap();
-    let d = e.open_incident_for(&dev()).unwrap().responder.as_ref().unwrap().distance_m;
+    let d = e.open_incident_for(&dev()).unwrap().ladder.offers[0].distance_m;
     assert!((d - c(25.0, 102.69).distance_m(c(25.0, 102.68))).abs() < 1.0, "measured from the station: {d} m");
 }
 
@@ -575,4 +578,297 @@ fn a_phone_fix_keeps_its_age_across_a_restart() {
     reg.responders[0].position_at = Some(T0);
     let e = Engine::new(Policy::default(), reg, Resume::default());
     assert_eq!(e.next_deadline(), Some(T0.plus_millis(Policy::default().max_fix_age_ms)));
+}
+
+fn with_policy(responders: Vec<Responder>, policy: Policy) -> Engine {
+    let mut reg = registry();
+    reg.responders = responders;
+    Engine::new(policy, reg, Resume::default())
+}
+
+fn three_riders() -> Vec<Responder> {
+    vec![
+        responder_at("a", 25.001, 102.68, TravelMode::Ebike, &["first_aid"]),
+        responder_at("b", 25.003, 102.68, TravelMode::Ebike, &["first_aid"]),
+        responder_at("c", 25.005, 102.68, TravelMode::Ebike, &["first_aid"]),
+    ]
+}
+
+fn parallel_sos(parallel: u32) -> Policy {
+    let mut policy = Policy::default();
+    policy.ladders.insert(IncidentKind::Sos, LadderPolicy { offers: 3, parallel, station: true });
+    policy
+}
+
+fn live_offers(e: &Engine) -> Vec<String> {
+    e.open_incident_for(&dev()).unwrap().ladder.offers.iter().map(|o| o.responder_id.to_string()).collect()
+}
+
+#[test]
+fn parallel_offers_go_out_together_and_the_first_to_accept_wins() {
+    let mut e = with_policy(three_riders(), parallel_sos(2));
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["a", "b"], "the two soonest, nearest first");
+    assert!(e.job_view(&rid("a"), T0).is_some() && e.job_view(&rid("b"), T0).is_some(), "both phones see it");
+    let id = e.open_incident_for(&dev()).unwrap().id;
+
+    let t = T0.plus_millis(5_000);
+    let mut out = Outbox::default();
+    e.responder_acts(&rid("b"), id, ResponderAction::Accept, t, &mut out).unwrap();
+    let i = e.incident(id).unwrap();
+    assert_eq!((i.state, i.responder.as_ref().map(|r| r.id.as_str())), (IncidentState::Accepted, Some("b")));
+    assert!(i.ladder.offers.is_empty());
+    assert!(
+        out.events.iter().any(|ev| ev.change == Change::OfferWithdrawn { responder_id: rid("a") }),
+        "the loser's offer is withdrawn, in the audit trail"
+    );
+    assert!(out.responders.contains(&rid("a")), "and the loser's phone is told");
+    assert!(e.matcher().is_available(&rid("a")), "the loser is free again");
+    assert!(e.job_view(&rid("a"), t).is_none());
+    let late = e.responder_acts(&rid("a"), id, ResponderAction::Accept, t, &mut Outbox::default());
+    assert!(matches!(late, Err(CommandError::NotYours { .. })), "a late accept is refused: {late:?}");
+}
+
+#[test]
+fn with_parallel_offers_a_decline_brings_in_the_next_and_all_lapsing_climbs_on() {
+    let mut e = with_policy(three_riders(), parallel_sos(2));
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.responder_acts(&rid("a"), id, ResponderAction::Decline, T0.plus_millis(10_000), &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["b", "c"], "c steps in beside b");
+    let mut out = Outbox::default();
+    e.tick(T0.plus_millis(Policy::default().offer_timeout_ms), &mut out);
+    assert_eq!(live_offers(&e), ["c"], "b's offer lapsed; three offers made in all, so nobody new");
+    e.tick(e.next_deadline().unwrap(), &mut out);
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.ladder.offers_made), (IncidentState::StationAlerted, 3));
+    assert_eq!(out.alerts.len(), 1, "the station's duty line is sent the incident");
+    let alert = &out.alerts[0];
+    assert_eq!((alert.station_id.as_str(), alert.incident_id, alert.offers_made), ("s-1", id, 3));
+    assert_eq!(alert.elder.name, "长者");
+}
+
+#[test]
+fn each_kind_has_its_own_ladder() {
+    let mut policy = Policy::default();
+    policy.ladders.insert(IncidentKind::Sos, LadderPolicy { offers: 1, parallel: 1, station: false });
+    let mut e = with_policy(three_riders(), policy.clone());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.responder_acts(&rid("a"), id, ResponderAction::Decline, T0, &mut out).unwrap();
+    let i = e.incident(id).unwrap();
+    assert_eq!(i.state, IncidentState::AwaitingDispatcher, "one offer, no station: straight to a dispatcher");
+    assert_eq!(i.ladder.emergency_number.as_deref(), Some("120"));
+    assert!(out.alerts.is_empty());
+
+    // The same engine sends a fall, whose ladder is the default, to three responders.
+    let mut e = with_policy(three_riders(), policy);
+    e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    for r in ["a", "b"] {
+        e.responder_acts(&rid(r), id, ResponderAction::Decline, T0, &mut out).unwrap();
+    }
+    assert_eq!(live_offers(&e), ["c"]);
+
+    let mut skip = Policy::default();
+    skip.ladders.insert(IncidentKind::Sos, LadderPolicy { offers: 0, parallel: 1, station: true });
+    let mut e = with_policy(three_riders(), skip);
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.state, i.ladder.offers_made), (IncidentState::StationAlerted, 0), "no responders: the station");
+    assert!(!out.events.iter().any(|e| matches!(e.change, Change::NobodyInRange { .. })), "nobody was looked for");
+}
+
+#[test]
+fn smoke_and_break_ins_carry_the_fire_and_police_numbers_from_the_start() {
+    for (event_type, kind, number) in [
+        (EventType::Smoke, IncidentKind::Fire, "119"),
+        (EventType::Gas, IncidentKind::Fire, "119"),
+        (EventType::Intrusion, IncidentKind::Intrusion, "110"),
+    ] {
+        let mut e = with_policy(three_riders(), Policy::default());
+        let mut out = Outbox::default();
+        e.handle_device_event(&dev(), event("m", event_type, None), T0, &mut out).unwrap();
+        let i = e.open_incident_for(&dev()).unwrap().clone();
+        assert_eq!((i.kind, i.state, i.kind.priority()), (kind, IncidentState::Offered, 1), "{event_type:?}");
+        assert_eq!(i.ladder.emergency_number.as_deref(), Some(number), "a responder goes and {number} is called");
+        e.responder_acts(&rid("a"), i.id, ResponderAction::Accept, T0, &mut out).unwrap();
+        let i = e.incident(i.id).unwrap();
+        assert_eq!(i.ladder.emergency_number.as_deref(), Some(number), "still shown once somebody accepted");
+        // Nobody near: the dispatcher is told to call the same number.
+        let mut lonely = with_policy(vec![], Policy::default());
+        lonely.handle_device_event(&dev(), event("m", event_type, None), T0, &mut out).unwrap();
+        let deadline = lonely.next_deadline().unwrap();
+        lonely.tick(deadline, &mut out);
+        let i = lonely.open_incident_for(&dev()).unwrap();
+        assert_eq!((i.state, i.ladder.emergency_number.as_deref()), (IncidentState::AwaitingDispatcher, Some(number)));
+    }
+}
+
+#[test]
+fn when_responders_are_near_but_none_qualifies_the_audit_trail_says_why() {
+    let mut e = with_responders(
+        vec![
+            responder_at("untrained", 25.001, 102.68, TravelMode::Ebike, &[]),
+            responder_at("far-walker", 25.027, 102.68, TravelMode::Foot, &["first_aid"]),
+        ],
+        None,
+    );
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out).unwrap();
+    let why = out.events.iter().find_map(|e| match e.change {
+        Change::NobodyQualified { in_range, already_tried, lacking_skill, outside_circle } => {
+            Some((in_range, already_tried, lacking_skill, outside_circle))
+        }
+        Change::NobodyInRange { .. } => panic!("two responders were in range"),
+        _ => None,
+    });
+    assert_eq!(why, Some((2, 0, 1, 1)));
+    assert_eq!(e.open_incident_for(&dev()).unwrap().state, IncidentState::StationAlerted);
+}
+
+#[test]
+fn matching_by_the_elders_own_station_ignores_nearer_responders_of_other_stations() {
+    let mut reg = registry();
+    reg.stations.push(Station {
+        id: StationId::parse("s-far").unwrap(),
+        name: "far station".into(),
+        position: c(25.05, 102.68),
+        phone: None,
+        service_circle_min: None,
+    });
+    let mut far = responder_at("own-far", 25.04, 102.68, TravelMode::Car, &["first_aid"]);
+    far.station_id = StationId::parse("s-1").unwrap();
+    let mut near = responder_at("other-near", 25.001, 102.68, TravelMode::Ebike, &["first_aid"]);
+    near.station_id = StationId::parse("s-far").unwrap();
+    reg.responders = vec![far, near];
+    let policy = Policy { matching: Matching::OwnStation, ..Policy::default() };
+    let mut e = Engine::new(policy, reg.clone(), Resume::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(e.home_station(&ElderId::parse("e-1").unwrap()).unwrap().as_str(), "s-1");
+    assert_eq!(offered_to(&e).as_deref(), Some("own-far"), "4.4 km away, but of the elder's station");
+
+    let mut e = Engine::new(Policy::default(), reg, Resume::default());
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(offered_to(&e).as_deref(), Some("other-near"), "nearest matching takes the nearer one");
+}
+
+#[test]
+fn live_parallel_offers_survive_a_restart() {
+    let mut e = with_policy(three_riders(), parallel_sos(2));
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let open: Vec<Incident> = e.open_incidents().cloned().collect();
+    let mut reg = registry();
+    reg.responders = three_riders();
+    let resume = Resume { open, last_incident_id: 1, last_seq: e.last_seq(), ..Resume::default() };
+    let mut again = Engine::new(parallel_sos(2), reg, resume);
+    assert!(!again.matcher().is_available(&rid("a")) && !again.matcher().is_available(&rid("b")));
+    assert!(again.matcher().is_available(&rid("c")));
+    let id = again.open_incident_for(&dev()).unwrap().id;
+    again.responder_acts(&rid("a"), id, ResponderAction::Accept, T0, &mut out).unwrap();
+    assert!(again.matcher().is_available(&rid("b")), "the other offer was withdrawn after the restart");
+}
+
+#[test]
+fn smoke_during_an_sos_makes_it_a_fire_and_keeps_the_responder() {
+    let mut e = with_policy(three_riders(), Policy::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let id = e.open_incident_for(&dev()).unwrap().id;
+    e.responder_acts(&rid("a"), id, ResponderAction::Accept, T0, &mut out).unwrap();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("s", EventType::Smoke, None), T0.plus_millis(1_000), &mut out).unwrap();
+    let i = e.incident(id).unwrap();
+    assert_eq!(
+        (i.kind, i.state, i.ladder.emergency_number.as_deref()),
+        (IncidentKind::Fire, IncidentState::Accepted, Some("119"))
+    );
+    assert_eq!(i.responder.as_ref().unwrap().id.as_str(), "a", "the responder on the way stays on it");
+    assert!(out
+        .events
+        .iter()
+        .any(|e| e.change == Change::KindChanged { from: IncidentKind::Sos, to: IncidentKind::Fire }));
+
+    // An unreadable message, then a smoke alarm: 119, not the ambulance.
+    let mut e = with_policy(vec![], Policy::default());
+    e.handle_unreadable(&dev(), "garbage", MessageId::parse("raw").unwrap(), T0, &mut out).unwrap();
+    assert_eq!(e.open_incident_for(&dev()).unwrap().ladder.emergency_number.as_deref(), Some("120"));
+    e.handle_device_event(&dev(), event("s", EventType::Smoke, None), T0, &mut out).unwrap();
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!((i.kind, i.ladder.emergency_number.as_deref()), (IncidentKind::Fire, Some("119")));
+}
+
+#[test]
+fn a_stuck_button_is_one_incident_and_its_repeats_change_nothing() {
+    let mut e = with_policy(three_riders(), Policy::default());
+    let mut out = Outbox::default();
+    // 100 presses a second for two seconds.
+    let mut outcomes = Vec::new();
+    for n in 0..200 {
+        let t = T0.plus_millis(n * 10);
+        let mut ev = event(&format!("stuck-{n}"), EventType::Sos, None);
+        ev.device_ts = t;
+        outcomes.push(e.handle_device_event(&dev(), ev, t, &mut out).unwrap());
+    }
+    let opened = outcomes.iter().filter(|o| matches!(o, Outcome::Opened(_))).count();
+    let joined = outcomes.iter().filter(|o| matches!(o, Outcome::Joined(_))).count();
+    let throttled = outcomes.iter().filter(|o| matches!(o, Outcome::Throttled(_))).count();
+    assert_eq!((opened, joined, throttled), (1, 0, 199), "within 2 s of the first, nothing new");
+    assert_eq!(out.messages.len(), 200, "every message is still stored, none lost");
+    assert!(out.messages.iter().all(|m| m.incident_id.is_some()));
+    let i = e.open_incident_for(&dev()).unwrap();
+    assert_eq!(i.press_count, 1);
+    // After the interval, a press counts again; a smoke alarm counts at once.
+    let t = T0.plus_millis(2_500);
+    assert!(matches!(
+        e.handle_device_event(
+            &dev(),
+            DeviceEvent { device_ts: t, ..event("later", EventType::Sos, None) },
+            t,
+            &mut out
+        ),
+        Ok(Outcome::Joined(_))
+    ));
+    let t = t.plus_millis(10);
+    assert!(matches!(
+        e.handle_device_event(
+            &dev(),
+            DeviceEvent { device_ts: t, ..event("smoke", EventType::Smoke, None) },
+            t,
+            &mut out
+        ),
+        Ok(Outcome::Joined(_))
+    ));
+    assert_eq!(e.open_incident_for(&dev()).unwrap().kind, IncidentKind::Fire);
+    // A cancel is never throttled.
+    let t = t.plus_millis(10);
+    e.handle_device_event(
+        &dev(),
+        DeviceEvent { device_ts: t, ..event("cancel", EventType::Cancel, None) },
+        t,
+        &mut out,
+    )
+    .unwrap();
+    assert!(e.open_incident_for(&dev()).unwrap().cancel_requested);
+}
+
+#[test]
+fn presses_a_device_kept_offline_count_as_far_apart_as_they_were_made() {
+    let mut e = with_policy(three_riders(), Policy::default());
+    let mut out = Outbox::default();
+    let now = T0.plus_millis(120_000);
+    let mut first = event("kept-1", EventType::Sos, None);
+    first.device_ts = T0;
+    let mut second = event("kept-2", EventType::Sos, None);
+    second.device_ts = T0.plus_millis(55_000);
+    e.handle_device_event(&dev(), first, now, &mut out).unwrap();
+    let outcome = e.handle_device_event(&dev(), second, now.plus_millis(5), &mut out).unwrap();
+    assert!(matches!(outcome, Outcome::Joined(_)), "55 s apart by the device's clock: {outcome:?}");
+    assert_eq!(e.open_incident_for(&dev()).unwrap().press_count, 2);
 }

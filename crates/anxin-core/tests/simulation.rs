@@ -7,7 +7,11 @@
 //! - every offer, station alert, reminder and arrival deadline is acted on by its time;
 //! - every open incident is offered, held by a responder, with the station, with a
 //!   dispatcher, or resolved and waiting to be closed: none is forgotten;
-//! - the ladder never skips a rung.
+//! - the ladder never skips a rung, never offers more than its kind allows (in all, or at once
+//!   when offers go out in parallel), and nobody who could have gone is passed over.
+//!
+//! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
+//! sometimes matches by the elder's own station instead of the nearest responder.
 //!
 //! `cargo test -p anxin-core --test simulation` runs a fixed budget (10 seeds × 100,000 steps).
 //! `ANXIN_SIM_SEEDS=200 ANXIN_SIM_STEPS=200000` runs more; a failure prints its seed, and
@@ -46,6 +50,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             home: coords(rng),
             phone: None,
             notes: String::new(),
+            profile: Default::default(),
         });
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
@@ -74,6 +79,10 @@ fn world(rng: &mut SmallRng) -> Registry {
 struct History {
     /// The state the last delta showed.
     state: Option<IncidentState>,
+    kind: Option<IncidentKind>,
+    /// The most parallel offers any kind it has had allows (offers made under one kind stay
+    /// out when it becomes another).
+    parallel_allowed: u32,
     engine_offers_since_climb: u32,
     nobody_in_range: bool,
     station_alerted: bool,
@@ -99,7 +108,18 @@ impl Sim {
     fn new(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let registry = world(&mut rng);
-        let policy = Policy { max_offer_distance_m: 3_000.0, ..Policy::default() };
+        let mut policy = Policy { max_offer_distance_m: 3_000.0, ..Policy::default() };
+        for kind in IncidentKind::EMERGENCIES {
+            let ladder = LadderPolicy {
+                offers: rng.random_range(0..5),
+                parallel: rng.random_range(1..4),
+                station: rng.random_bool(0.7),
+            };
+            policy.ladders.insert(kind, ladder);
+        }
+        if rng.random_bool(0.25) {
+            policy.matching = Matching::OwnStation;
+        }
         let engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
         Sim {
             seed,
@@ -167,8 +187,14 @@ impl Sim {
                 self.msg_no += 1;
                 let msg = format!("m{}", self.msg_no);
                 self.sent.entry(n).or_default().push(msg.clone());
-                let event =
-                    [EventType::Sos, EventType::Sos, EventType::Fall, EventType::Service][self.rng.random_range(0..4)];
+                let event = [
+                    EventType::Sos,
+                    EventType::Sos,
+                    EventType::Fall,
+                    EventType::Service,
+                    EventType::Smoke,
+                    EventType::Intrusion,
+                ][self.rng.random_range(0..6)];
                 let fix = if self.rng.random_bool(0.5) {
                     FixReport::Valid(Fix { at: coords(&mut self.rng), accuracy_m: Some(20.0) })
                 } else {
@@ -210,13 +236,11 @@ impl Sim {
             35..70 => {
                 let responder = self.responder();
                 // Mostly act on what they hold; sometimes on something else (must be refused).
-                let holds = |i: &&Incident| i.state == IncidentState::Offered || i.state.has_responder_on_job();
-                let held = self
-                    .engine
-                    .open_incidents()
-                    .filter(holds)
-                    .find(|i| i.responder.as_ref().map(|r| &r.id) == Some(&responder))
-                    .map(|i| i.id);
+                let holds = |i: &&Incident| {
+                    i.ladder.offers.iter().any(|o| o.responder_id == responder)
+                        || (i.state.has_responder_on_job() && i.responder.as_ref().map(|r| &r.id) == Some(&responder))
+                };
+                let held = self.engine.open_incidents().find(holds).map(|i| i.id);
                 let target = if self.rng.random_bool(0.9) { held.or_else(|| self.any_open()) } else { self.any_open() };
                 if let Some(id) = target {
                     let action = match self.rng.random_range(0..10) {
@@ -245,17 +269,33 @@ impl Sim {
             }
             _ => {
                 if let Some(id) = self.any_open() {
-                    let action = match self.rng.random_range(0..8) {
+                    let action = match self.rng.random_range(0..13) {
                         0 => DispatcherAction::Assign { responder: self.responder() },
                         1 => DispatcherAction::TakeOffLadder,
                         2 => DispatcherAction::Acknowledge,
                         3 => DispatcherAction::Resolve { outcome: "called back".into() },
                         4 | 5 => DispatcherAction::Close { outcome: "done".into() },
                         6 => DispatcherAction::Cancel { reason: "verified by phone".into() },
-                        _ => DispatcherAction::FalseAlarm { reason: "pressed by mistake".into() },
+                        7 => DispatcherAction::FalseAlarm { reason: "pressed by mistake".into() },
+                        8 | 9 => DispatcherAction::Claim,
+                        10 => DispatcherAction::Release,
+                        11 => DispatcherAction::Note { text: "called the daughter".into() },
+                        _ => DispatcherAction::Escalate { number: "120".into(), reference: None },
                     };
-                    if self.engine.dispatcher_acts("sim", id, action, now, out).is_ok() {
+                    // Two dispatchers and a supervisor share the queue.
+                    let (name, supervisor) =
+                        [("wang", false), ("li", false), ("zhao", true)][self.rng.random_range(0..3)];
+                    let owner = self.engine.incident(id).and_then(|i| i.claimed_by.clone());
+                    let is_note = matches!(action, DispatcherAction::Note { .. });
+                    let is_claim = matches!(action, DispatcherAction::Claim | DispatcherAction::Release);
+                    let who = DispatcherRef { id: name, supervisor };
+                    let result = self.engine.dispatcher_acts_as(who, id, action, now, out);
+                    if result.is_ok() {
                         self.history.entry(id).or_default().dispatcher_touched = true;
+                    }
+                    let someone_elses = owner.as_deref().is_some_and(|o| o != name);
+                    if someone_elses && result.is_ok() && !is_note && !(supervisor && is_claim) {
+                        self.fail(format!("{name} acted on incident {id}, claimed by {owner:?}"));
                     }
                 }
             }
@@ -275,16 +315,32 @@ impl Sim {
                 }
             }
         }
-        let max_offers = self.policy.max_responder_offers;
         for e in &out.events {
             self.digest = self.digest.rotate_left(5) ^ e.seq ^ (e.at.millis() as u64) ^ (e.incident_id.0 << 20);
             let h = self.history.entry(e.incident_id).or_default();
+            let ladder = h.kind.map(|k| self.policy.ladder(k)).unwrap_or_default();
             match (&e.change, &e.actor) {
-                (Change::KindChanged { .. }, _) => {
-                    *h = History { dispatcher_touched: h.dispatcher_touched, state: h.state, ..History::default() }
+                (Change::Opened { kind, .. }, _) => {
+                    h.kind = Some(*kind);
+                    h.parallel_allowed = self.policy.ladder(*kind).parallel.max(1);
+                }
+                // An emergency that becomes another (an SOS, then smoke) keeps its ladder.
+                (Change::KindChanged { from, to }, _) if from.is_emergency() => {
+                    h.kind = Some(*to);
+                    h.parallel_allowed = h.parallel_allowed.max(self.policy.ladder(*to).parallel);
+                }
+                (Change::KindChanged { to, .. }, _) => {
+                    *h = History {
+                        dispatcher_touched: h.dispatcher_touched,
+                        state: h.state,
+                        kind: Some(*to),
+                        parallel_allowed: h.parallel_allowed.max(self.policy.ladder(*to).parallel),
+                        ..History::default()
+                    }
                 }
                 (Change::Offered { .. }, Actor::Engine) => {
                     h.engine_offers_since_climb += 1;
+                    let max_offers = ladder.offers;
                     if h.engine_offers_since_climb > max_offers {
                         let n = h.engine_offers_since_climb;
                         self.fail(format!("incident {} was offered {n} times, more than {max_offers}", e.incident_id));
@@ -293,14 +349,22 @@ impl Sim {
                         self.fail(format!("incident {} went back to offers after the station", e.incident_id));
                     }
                 }
-                (Change::NobodyInRange { .. }, _) => h.nobody_in_range = true,
+                (
+                    Change::NobodyInRange { .. } | Change::NobodyQualified { .. } | Change::NobodyFreeAtStation { .. },
+                    _,
+                ) => h.nobody_in_range = true,
                 (Change::StationAlerted { .. }, _) => {
-                    if h.engine_offers_since_climb == 0 && !h.nobody_in_range {
+                    if !ladder.station {
+                        self.fail(format!("incident {} alerted a station its ladder leaves out", e.incident_id));
+                    }
+                    if h.engine_offers_since_climb == 0 && !h.nobody_in_range && ladder.offers > 0 {
                         self.fail(format!("incident {} skipped the responders' rung", e.incident_id));
                     }
                     h.station_alerted = true;
                 }
-                (Change::NobodyGoing { .. }, Actor::Engine) if !h.station_alerted => {
+                (Change::NobodyGoing { .. }, Actor::Engine)
+                    if !h.station_alerted && ladder.station && !h.dispatcher_touched =>
+                {
                     self.fail(format!("incident {} went to a dispatcher without the station's rung", e.incident_id));
                 }
                 _ => {}
@@ -337,7 +401,32 @@ impl Sim {
             if i.state.is_terminal() {
                 self.fail(format!("incident {} is {} but still open", i.id, i.state.as_str()));
             }
-            let holds = i.state == IncidentState::Offered || i.state.has_responder_on_job();
+            let number = match i.kind {
+                IncidentKind::Fire => Some(&self.policy.fire_number),
+                IncidentKind::Intrusion => Some(&self.policy.police_number),
+                _ => None,
+            };
+            if number.is_some() && i.state != IncidentState::Resolved && i.ladder.emergency_number.as_ref() != number {
+                self.fail(format!("{} incident {} shows {:?}", i.kind.as_str(), i.id, i.ladder.emergency_number));
+            }
+            let parallel = self.history.get(&i.id).map_or(1, |h| h.parallel_allowed).max(1);
+            if i.ladder.offers.len() as u32 > parallel {
+                self.fail(format!("incident {} has {} offers out, more than {parallel}", i.id, i.ladder.offers.len()));
+            }
+            if (i.state == IncidentState::Offered) == i.ladder.offers.is_empty() {
+                self.fail(format!(
+                    "incident {} is {} with {} live offers",
+                    i.id,
+                    i.state.as_str(),
+                    i.ladder.offers.len()
+                ));
+            }
+            for o in &i.ladder.offers {
+                if let Some(other) = holders.insert(&o.responder_id, i.id) {
+                    self.fail(format!("responder {} holds incidents {other} and {}", o.responder_id, i.id));
+                }
+            }
+            let holds = i.state.has_responder_on_job();
             match (&i.responder, holds) {
                 (Some(r), true) => {
                     if let Some(other) = holders.insert(&r.id, i.id) {
@@ -383,15 +472,22 @@ impl Sim {
                 self.fail(format!("off-duty responder {} holds an offer", r.id));
             }
         }
-        // After a single command that alerted a station, the ladder had nobody left to offer.
+        // After a single command that moved an incident past the responders' rung, the ladder
+        // had nobody left to offer.
         if let Some(out) = single {
             for e in &out.events {
-                if let Change::StationAlerted { .. } = e.change {
-                    let i = self.engine.incident(e.incident_id).unwrap();
-                    if i.ladder.offers_made < self.policy.max_responder_offers {
-                        if let Some((r, _)) = self.engine.best_candidate(i.id) {
-                            self.fail(format!("incident {} went to the station while {r} could have gone", i.id));
-                        }
+                if matches!(e.change, Change::StationAlerted { .. })
+                    || (matches!(e.change, Change::NobodyGoing { .. }) && e.actor == Actor::Engine)
+                {
+                    let Some(i) = self.engine.incident(e.incident_id) else { continue };
+                    if i.ladder.off_ladder || i.ladder.offers_made >= self.policy.ladder(i.kind).offers {
+                        continue;
+                    }
+                    if i.state.is_terminal() || !i.ladder.offers.is_empty() {
+                        continue;
+                    }
+                    if let Ok((r, _)) = self.engine.best_candidate(i.id) {
+                        self.fail(format!("incident {} climbed past the responders while {r} could have gone", i.id));
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! to the engine and acknowledges each one only when told to (after it is stored).
 
 use crate::topic::Topics;
-use anxin_core::{DeviceCommand, DeviceId};
+use anxin_core::{DeviceCommand, DeviceId, StationAlert};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -65,6 +65,16 @@ impl DeviceLink {
     pub async fn send(&self, device: &DeviceId, command: &DeviceCommand) -> Result<(), LinkError> {
         let body = serde_json::to_vec(command)?;
         self.client.publish(self.topics.commands(device), QoS::AtLeastOnce, false, body).await?;
+        Ok(())
+    }
+
+    /// Sends a station's duty line the incident its responders did not take, QoS 1, on the
+    /// station's alerts topic (a duty phone, a pager or an SMS gateway subscribes to it).
+    pub async fn alert_station(&self, alert: &StationAlert) -> Result<(), LinkError> {
+        let mut body = serde_json::to_value(alert)?;
+        body["type"] = "station_alert".into();
+        let body = serde_json::to_vec(&body)?;
+        self.client.publish(self.topics.station_alerts(&alert.station_id), QoS::AtLeastOnce, false, body).await?;
         Ok(())
     }
 

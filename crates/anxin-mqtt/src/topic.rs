@@ -1,8 +1,9 @@
-//! MQTT topic layout, version 1: one events topic and one commands topic per device, under a
-//! configurable root (default `anxin`), so several deployments or test runs can share a broker.
+//! MQTT topic layout, version 1: one events topic and one commands topic per device, and one
+//! alerts topic per station's duty line, under a configurable root (default `anxin`), so
+//! several deployments or test runs can share a broker.
 
 use crate::payload::Defect;
-use anxin_core::DeviceId;
+use anxin_core::{DeviceId, StationId};
 
 /// The default topic root.
 pub const DEFAULT_ROOT: &str = "anxin";
@@ -12,6 +13,8 @@ pub const DEFAULT_ROOT: &str = "anxin";
 pub struct Topics {
     /// `{root}/v1/devices/`
     prefix: String,
+    /// `{root}/v1/stations/`
+    stations: String,
 }
 
 impl Default for Topics {
@@ -26,7 +29,7 @@ impl Topics {
         if root.is_empty() || root.starts_with('$') || root.contains(['+', '#', '\0']) || root.ends_with('/') {
             return Err(format!("invalid MQTT topic root {root:?}"));
         }
-        Ok(Self { prefix: format!("{root}/v1/devices/") })
+        Ok(Self { prefix: format!("{root}/v1/devices/"), stations: format!("{root}/v1/stations/") })
     }
 
     /// The filter the engine subscribes to.
@@ -42,6 +45,11 @@ impl Topics {
     /// Where a device listens for commands.
     pub fn commands(&self, device: &DeviceId) -> String {
         format!("{}{device}/commands", self.prefix)
+    }
+
+    /// Where a station's duty line hears of incidents its responders did not take.
+    pub fn station_alerts(&self, station: &StationId) -> String {
+        format!("{}{station}/alerts", self.stations)
     }
 
     /// The device an events topic belongs to.
@@ -63,6 +71,8 @@ mod tests {
         assert_eq!(t.events(&d), "anxin/v1/devices/xs-d0001/events");
         assert_eq!(t.commands(&d), "anxin/v1/devices/xs-d0001/commands");
         assert_eq!(t.events_filter(), "anxin/v1/devices/+/events");
+        let s = anxin_core::StationId::parse("xs-s01").unwrap();
+        assert_eq!(t.station_alerts(&s), "anxin/v1/stations/xs-s01/alerts");
         assert_eq!(t.device_of_events(&t.events(&d)), Ok(d.clone()));
         let other = Topics::new("district-7/anxin").unwrap();
         assert_eq!(other.events(&d), "district-7/anxin/v1/devices/xs-d0001/events");

@@ -6,7 +6,8 @@ use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId,
-    MessageRecord, Registry, Responder, ResponderId, Resume, Station, StationId, Timestamp, TravelMode,
+    MessageRecord, Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp,
+    TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -222,7 +223,7 @@ macro_rules! sql_store {
 
             async fn load_registry(&self) -> Result<Registry, StoreError> {
                 let mut registry = Registry::default();
-                for row in sqlx::query("SELECT id, name, address, home_lat, home_lon, phone, notes FROM elders ORDER BY id")
+                for row in sqlx::query("SELECT id, name, address, home_lat, home_lon, phone, notes, profile FROM elders ORDER BY id")
                     .fetch_all(&self.pool)
                     .await?
                 {
@@ -233,6 +234,10 @@ macro_rules! sql_store {
                         home: coords(row.try_get("home_lat")?, row.try_get("home_lon")?)?,
                         phone: row.try_get("phone")?,
                         notes: row.try_get("notes")?,
+                        profile: {
+                            let json: String = row.try_get("profile")?;
+                            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("elder profile: {e}")))?
+                        },
                     });
                 }
                 for row in sqlx::query("SELECT id, elder_id FROM devices ORDER BY id").fetch_all(&self.pool).await? {
@@ -275,13 +280,22 @@ macro_rules! sql_store {
                             .collect(),
                     });
                 }
+                for row in sqlx::query("SELECT id, name, role, password_hash FROM staff ORDER BY id").fetch_all(&self.pool).await? {
+                    let role: String = row.try_get("role")?;
+                    registry.staff.push(Staff {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        role: StaffRole::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("staff role {role}")))?,
+                        password_hash: row.try_get("password_hash")?,
+                    });
+                }
                 Ok(registry)
             }
 
             async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for chunk in registry.elders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO elders (id, name, address, home_lat, home_lon, phone, notes) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO elders (id, name, address, home_lat, home_lon, phone, notes, profile) ");
                     q.push_values(chunk, |mut b, e| {
                         b.push_bind(e.id.as_str())
                             .push_bind(e.name.as_str())
@@ -289,11 +303,13 @@ macro_rules! sql_store {
                             .push_bind(e.home.lat())
                             .push_bind(e.home.lon())
                             .push_bind(e.phone.as_deref())
-                            .push_bind(e.notes.as_str());
+                            .push_bind(e.notes.as_str())
+                            .push_bind(serde_json::to_string(&e.profile).expect("a profile serialises"));
                     });
                     q.push(
                         " ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, \
-                         home_lat = excluded.home_lat, home_lon = excluded.home_lon, phone = excluded.phone, notes = excluded.notes",
+                         home_lat = excluded.home_lat, home_lon = excluded.home_lon, phone = excluded.phone, notes = excluded.notes, \
+                         profile = excluded.profile",
                     );
                     q.build().execute(&mut *tx).await?;
                 }
@@ -339,6 +355,17 @@ macro_rules! sql_store {
                          phone = excluded.phone, token_sha256 = excluded.token_sha256, mode = excluded.mode, \
                          skills = excluded.skills",
                     );
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in registry.staff.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO staff (id, name, role, password_hash) ");
+                    q.push_values(chunk, |mut b, s| {
+                        b.push_bind(s.id.as_str())
+                            .push_bind(s.name.as_str())
+                            .push_bind(s.role.as_str())
+                            .push_bind(s.password_hash.as_str());
+                    });
+                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, password_hash = excluded.password_hash");
                     q.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;

@@ -23,6 +23,18 @@ fn registry() -> Registry {
             home: Coordinates::new(25.0, 102.68).unwrap(),
             phone: None,
             notes: "独居".into(),
+            profile: ElderProfile {
+                birth_year: Some(1941),
+                lives_alone: Some(true),
+                conditions: vec!["高血压".into()],
+                medications: vec!["氨氯地平".into()],
+                mobility: "需拐杖".into(),
+                language: "昆明话".into(),
+                door_notes: "门禁 1234#".into(),
+                contacts: vec![Contact {
+                    name: "张丽".into(), relation: "女儿".into(), phone: "13700000001".into()
+                }],
+            },
         }],
         devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
         responders: vec![Responder {
@@ -38,11 +50,23 @@ fn registry() -> Registry {
             token_sha256: None,
         }],
         stations: vec![station],
+        staff: vec![Staff {
+            id: "wang".into(),
+            name: "王芳".into(),
+            role: StaffRole::Supervisor,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        }],
     }
 }
 
+/// A press made `after_ms` after T0 (by the device's clock too).
+fn press_at(msg: &str, after_ms: i64) -> DeviceEvent {
+    let device_ts = T0.plus_millis(after_ms);
+    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: EventType::Sos, device_ts, fix: FixReport::Absent }
+}
+
 fn press(msg: &str) -> DeviceEvent {
-    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: EventType::Sos, device_ts: T0, fix: FixReport::Absent }
+    press_at(msg, 0)
 }
 
 async fn commit(store: &dyn Store, out: &Outbox) {
@@ -72,12 +96,12 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     let mut out = Outbox::default();
     let opened = engine.handle_device_event(&device, press("m-1"), T0, &mut out).unwrap();
     let Outcome::Opened(id) = opened else { panic!("{opened:?}") };
-    engine.handle_device_event(&device, press("m-2"), T0.plus_millis(5_000), &mut out).unwrap();
+    engine.handle_device_event(&device, press_at("m-2", 5_000), T0.plus_millis(5_000), &mut out).unwrap();
     commit(&*store, &out).await;
 
     let stored = store.incident(id).await.unwrap().expect("incident stored");
     assert_eq!(stored.press_count, 2, "the later row in a batch wins");
-    assert_eq!(stored.responder.as_ref().unwrap().id.as_str(), "r-1");
+    assert_eq!(stored.ladder.offers[0].responder_id.as_str(), "r-1", "the live offer survives");
     let log = store.incident_events(id).await.unwrap();
     assert_eq!(log, out.events, "the log reads back exactly, in order");
     let msg = store.message(&device, &MessageId::parse("m-1").unwrap()).await.unwrap().unwrap();
@@ -112,7 +136,7 @@ async fn an_older_row_never_overwrites_a_newer_one(store: Arc<dyn Store>) {
     let mut first = Outbox::default();
     let Ok(Outcome::Opened(id)) = engine.handle_device_event(&device, press("m-1"), T0, &mut first) else { panic!() };
     let mut second = Outbox::default();
-    engine.handle_device_event(&device, press("m-2"), T0.plus_millis(1), &mut second).unwrap();
+    engine.handle_device_event(&device, press_at("m-2", 5_000), T0.plus_millis(5_000), &mut second).unwrap();
     commit(&*store, &first).await;
     commit(&*store, &second).await;
     commit(&*store, &first).await; // a late retry of the first batch

@@ -71,6 +71,7 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             home: point(),
             phone: None,
             notes: String::new(),
+            profile: Default::default(),
         });
         r.devices.push(Device {
             id: DeviceId::parse(format!("lb-d{i}")).unwrap(),

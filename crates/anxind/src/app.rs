@@ -29,6 +29,7 @@ pub struct App {
     engine: Engine,
     hub: Arc<Hub>,
     phones: Arc<ResponderHub>,
+    sessions: Arc<anxin_api::Sessions>,
     metrics: Metrics,
     clock: Clock,
     /// Kept so the embedded broker's address stays reported; it lives as long as the process.
@@ -55,12 +56,16 @@ impl App {
             max_fix_accuracy_m: config.dispatch.max_fix_accuracy_m,
             max_fix_distance_from_home_m: config.dispatch.max_fix_distance_from_home_m,
             offer_timeout_ms: config.dispatch.offer_timeout_s as i64 * 1000,
-            max_responder_offers: config.dispatch.max_responder_offers,
+            ladders: config.dispatch.ladders(),
+            matching: config.dispatch.matching(),
             station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
             reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
             on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
             medical_number: config.dispatch.medical_number.clone(),
+            fire_number: config.dispatch.fire_number.clone(),
+            police_number: config.dispatch.police_number.clone(),
             max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
+            repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
             ..Policy::default()
         };
         let now = clock.now();
@@ -89,6 +94,9 @@ impl App {
         for r in &registry.responders {
             publish_phone(&engine, &phones, &r.id, now);
         }
+        hub.set_stations(engine.stations_view());
+        hub.publish_responders(engine.roster_view());
+        let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes)?;
@@ -113,6 +121,7 @@ impl App {
             engine,
             hub,
             phones,
+            sessions,
             metrics,
             _broker: broker,
         })
@@ -139,7 +148,9 @@ impl App {
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
-        let App { config, http, store, engine, hub, phones, metrics, broker_host, broker_port, clock, .. } = self;
+        let App {
+            config, http, store, engine, hub, phones, sessions, metrics, broker_host, broker_port, clock, ..
+        } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -181,6 +192,14 @@ impl App {
             metrics.registry.clone(),
             readiness,
             http_stop.clone(),
+            sessions,
+            store.clone(),
+            serde_json::json!({
+                "language": config.consoles.language,
+                "accept_target_s": config.consoles.accept_target_s,
+                "on_scene_target_min": config.consoles.on_scene_target_min,
+                "tile_url": config.consoles.tile_url,
+            }),
         );
         let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
 
@@ -354,6 +373,12 @@ impl Dispatcher {
                 tracing::warn!(device = %device, error = %e, "could not send a command to a device");
             }
         }
+        for alert in &out.alerts {
+            if let Err(e) = self.link.alert_station(alert).await {
+                // The incident still climbs to a dispatcher at the station's deadline.
+                tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
+            }
+        }
         self.metrics.open_incidents.set(self.engine.open_count() as i64);
         self.hub.publish(out.deltas);
         let mut touched = out.responders;
@@ -362,6 +387,11 @@ impl Dispatcher {
         for r in &touched {
             publish_phone(&self.engine, &self.phones, r, now);
         }
+        // Consoles' maps: whoever changed status, duty or position.
+        touched.extend(out.roster.iter().map(|r| r.id.clone()));
+        touched.sort();
+        touched.dedup();
+        self.hub.publish_responders(touched.iter().filter_map(|r| self.engine.responder_view(r)));
         // Answered only now that what they caused is stored and shown.
         for (reply, result) in replies {
             if let Some(reply) = reply {
@@ -414,6 +444,7 @@ impl Dispatcher {
             }
             Ok(Outcome::Joined(_)) => self.metrics.presses_joined.inc(),
             Ok(Outcome::Duplicate) => self.metrics.duplicates.inc(),
+            Ok(Outcome::Throttled(_)) => self.metrics.presses_throttled.inc(),
             Ok(Outcome::Noted) => {}
             Err(Refusal::UnknownDevice(_)) => {
                 self.reject(anxin_mqtt::Defect::UnknownDevice, device.as_str(), "ignored")
@@ -422,19 +453,26 @@ impl Dispatcher {
     }
 
     /// Applies one person's request to the engine.
-    fn obey(&mut self, caller: &Caller, request: Request, now: Timestamp, out: &mut Outbox) -> Result<(), String> {
+    fn obey(&mut self, caller: &Caller, request: Request, now: Timestamp, out: &mut Outbox) -> anxin_api::Answer {
         let result = match (caller, request) {
             (Caller::Responder(r), Request::Respond { incident, action }) => {
                 self.engine.responder_acts(r, incident, action, now, out)
             }
             (Caller::Responder(r), Request::Duty { on }) => self.engine.set_duty(r, on, now, out),
             (Caller::Responder(r), Request::Location { at }) => self.engine.responder_moved(r, at, now, out),
-            (Caller::Dispatcher(d), Request::Dispatch { incident, action }) => {
-                self.engine.dispatcher_acts(d, incident, action, now, out)
+            (Caller::Dispatcher { id, supervisor }, Request::Dispatch { incident, action }) => {
+                let who = anxin_core::DispatcherRef { id, supervisor: *supervisor };
+                self.engine.dispatcher_acts_as(who, incident, action, now, out)
+            }
+            (Caller::Dispatcher { .. }, Request::Suggest { incident }) => {
+                return match self.engine.suggestions(incident, 8) {
+                    Some(suggestions) => Ok(serde_json::json!({ "suggestions": suggestions })),
+                    None => Err(format!("incident {incident} is not open")),
+                };
             }
             _ => return Err("not allowed for this caller".into()),
         };
-        result.map_err(|e| e.to_string())
+        result.map(|()| serde_json::Value::Null).map_err(|e| e.to_string())
     }
 
     fn reject(&self, defect: anxin_mqtt::Defect, device: &str, what_happens: &str) {

@@ -1,10 +1,12 @@
 //! Layered configuration: built-in defaults, an optional TOML file, `ANXIN_` environment
 //! variables, then command-line flags.
 
+use anxin_core::{IncidentKind, LadderPolicy, Matching};
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -58,11 +60,50 @@ pub struct Dispatch {
     pub max_fix_distance_from_home_m: f64,
     pub offer_timeout_s: u64,
     pub max_responder_offers: u32,
+    pub parallel_offers: u32,
+    pub matching: String,
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
     pub on_scene_within_min: u64,
     pub max_fix_age_min: u64,
+    pub repeat_press_interval_ms: u64,
     pub medical_number: String,
+    pub fire_number: String,
+    pub police_number: String,
+    /// Per emergency kind (`sos`, `fall`, `fire`, `intrusion`): its own ladder.
+    #[serde(default)]
+    pub ladders: BTreeMap<String, LadderConfig>,
+}
+
+/// One kind's ladder; a key left out takes the `[dispatch]` default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderConfig {
+    pub offers: Option<u32>,
+    pub parallel: Option<u32>,
+    pub station: Option<bool>,
+}
+
+impl Dispatch {
+    /// The engine's ladders, one per emergency kind, defaults filled in.
+    pub fn ladders(&self) -> BTreeMap<IncidentKind, LadderPolicy> {
+        IncidentKind::EMERGENCIES
+            .into_iter()
+            .map(|kind| {
+                let own = self.ladders.get(kind.as_str()).cloned().unwrap_or_default();
+                let ladder = LadderPolicy {
+                    offers: own.offers.unwrap_or(self.max_responder_offers),
+                    parallel: own.parallel.unwrap_or(self.parallel_offers),
+                    station: own.station.unwrap_or(true),
+                };
+                (kind, ladder)
+            })
+            .collect()
+    }
+
+    pub fn matching(&self) -> Matching {
+        Matching::parse(&self.matching).expect("checked when loaded")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +117,10 @@ pub struct Ingest {
 #[serde(deny_unknown_fields)]
 pub struct Consoles {
     pub replay: usize,
+    pub language: String,
+    pub accept_target_s: u64,
+    pub on_scene_target_min: u64,
+    pub tile_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,19 +219,75 @@ impl Config {
             (d.reminder_interval_s, "dispatch.reminder_interval_s"),
             (d.on_scene_within_min, "dispatch.on_scene_within_min"),
             (d.max_fix_age_min, "dispatch.max_fix_age_min"),
-            (u64::from(d.max_responder_offers), "dispatch.max_responder_offers"),
         ] {
             if v == 0 || v > 86_400 {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..=86400")));
             }
         }
-        if d.medical_number.trim().is_empty() {
-            return Err(ConfigError::Check("dispatch.medical_number must not be empty".into()));
+        for (number, name) in [
+            (&d.medical_number, "dispatch.medical_number"),
+            (&d.fire_number, "dispatch.fire_number"),
+            (&d.police_number, "dispatch.police_number"),
+        ] {
+            if number.trim().is_empty() {
+                return Err(ConfigError::Check(format!("{name} must not be empty")));
+            }
+        }
+        if d.repeat_press_interval_ms > 60_000 {
+            return Err(ConfigError::Check("dispatch.repeat_press_interval_ms must lie in 0..=60000".into()));
+        }
+        if Matching::parse(&d.matching).is_none() {
+            return Err(ConfigError::Check(format!(
+                "dispatch.matching must be \"nearest\" or \"own_station\", not {:?}",
+                d.matching
+            )));
+        }
+        let kinds: Vec<&str> = IncidentKind::EMERGENCIES.iter().map(|k| k.as_str()).collect();
+        if let Some(kind) = d.ladders.keys().find(|k| !kinds.contains(&k.as_str())) {
+            return Err(ConfigError::Check(format!(
+                "dispatch.ladders.{kind}: no such emergency kind (one of {})",
+                kinds.join(", ")
+            )));
+        }
+        if d.max_responder_offers > 100 {
+            return Err(ConfigError::Check("dispatch.max_responder_offers must lie in 0..=100".into()));
+        }
+        if !(1..=20).contains(&d.parallel_offers) {
+            return Err(ConfigError::Check("dispatch.parallel_offers must lie in 1..=20".into()));
+        }
+        for (kind, l) in &d.ladders {
+            if l.offers.is_some_and(|n| n > 100) {
+                return Err(ConfigError::Check(format!("dispatch.ladders.{kind}.offers must lie in 0..=100")));
+            }
+            if l.parallel.is_some_and(|n| !(1..=20).contains(&n)) {
+                return Err(ConfigError::Check(format!("dispatch.ladders.{kind}.parallel must lie in 1..=20")));
+            }
         }
         if self.ingest.queue == 0 || self.ingest.batch_max == 0 || self.consoles.replay == 0 {
             return Err(ConfigError::Check(
                 "ingest.queue, ingest.batch_max and consoles.replay must be at least 1".into(),
             ));
+        }
+        let c = &self.consoles;
+        if !["zh-CN", "en"].contains(&c.language.as_str()) {
+            return Err(ConfigError::Check(format!(
+                "consoles.language must be \"zh-CN\" or \"en\", not {:?}",
+                c.language
+            )));
+        }
+        if c.accept_target_s == 0 || c.on_scene_target_min == 0 {
+            return Err(ConfigError::Check(
+                "consoles.accept_target_s and on_scene_target_min must be at least 1".into(),
+            ));
+        }
+        let tiles = &c.tile_url;
+        if !tiles.is_empty()
+            && !((tiles.starts_with("https://") || tiles.starts_with("http://"))
+                && ["{z}", "{x}", "{y}"].iter().all(|p| tiles.contains(p)))
+        {
+            return Err(ConfigError::Check(format!(
+                "consoles.tile_url must be empty or an http(s) URL with {{z}}, {{x}} and {{y}}, not {tiles:?}"
+            )));
         }
         if self.mqtt.max_payload_bytes < 256 {
             return Err(ConfigError::Check("mqtt.max_payload_bytes must be at least 256".into()));
@@ -225,6 +326,11 @@ const TEXT_KEYS: &[&str] = &[
     "mqtt.password",
     "store.url",
     "dispatch.medical_number",
+    "dispatch.fire_number",
+    "dispatch.police_number",
+    "dispatch.matching",
+    "consoles.language",
+    "consoles.tile_url",
 ];
 
 /// `ANXIN_SECTION__KEY=value` variables as overrides. Variables without a section (such as
@@ -233,21 +339,29 @@ fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Result<serde_j
     let mut out = serde_json::Map::new();
     for (name, raw) in vars {
         let Some(rest) = name.strip_prefix("ANXIN_") else { continue };
-        let Some((section, key)) = rest.split_once("__") else { continue };
-        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        let path = format!("{section}.{key}");
+        // SECTION__KEY, or deeper: DISPATCH__LADDERS__FALL__PARALLEL.
+        let segments: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if segments.len() < 2 || segments.iter().any(String::is_empty) {
+            continue;
+        }
+        let path = segments.join(".");
         let value = if TEXT_KEYS.contains(&path.as_str()) {
             serde_json::Value::String(raw)
         } else {
             let parsed: Value = raw.parse().expect("parsing a figment value is infallible");
             serde_json::to_value(parsed).map_err(|e| ConfigError::Check(format!("{name}: {e}")))?
         };
-        let entry = out.entry(section).or_insert_with(|| serde_json::Value::Object(Default::default()));
-        match entry {
-            serde_json::Value::Object(map) => {
-                map.insert(key, value);
-            }
-            _ => return Err(ConfigError::Check(format!("{name}: {path} is not a section key"))),
+        let (key, sections) = segments.split_last().expect("two segments or more");
+        let mut map = &mut out;
+        for section in sections {
+            let entry = map.entry(section.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+            map = match entry {
+                serde_json::Value::Object(inner) => inner,
+                _ => return Err(ConfigError::Check(format!("{name}: {path} is not a section key"))),
+            };
+        }
+        if map.insert(key.clone(), value).is_some_and(|v| v.is_object()) {
+            return Err(ConfigError::Check(format!("{name}: {path} is a section, not a key")));
         }
     }
     Ok(serde_json::Value::Object(out))
@@ -344,5 +458,47 @@ mod tests {
         assert_eq!(broker_address("mqtt://127.0.0.1:1883").unwrap(), ("127.0.0.1".into(), 1883));
         assert_eq!(broker_address("mqtt://broker").unwrap(), ("broker".into(), 1883));
         assert!(broker_address("mqtt://h:x").is_err());
+    }
+
+    #[test]
+    fn each_emergency_kind_may_have_its_own_ladder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("anxin.toml");
+        let toml = "[dispatch]\nmax_responder_offers = 4\n[dispatch.ladders.fall]\nparallel = 2\nstation = false\n";
+        std::fs::write(&file, toml).unwrap();
+        let c = Config::load(Some(&file), &serde_json::json!({})).unwrap();
+        let ladders = c.dispatch.ladders();
+        assert_eq!(ladders[&IncidentKind::Fall], LadderPolicy { offers: 4, parallel: 2, station: false });
+        assert_eq!(ladders[&IncidentKind::Sos], LadderPolicy { offers: 4, parallel: 1, station: true }, "defaults");
+        assert_eq!(ladders[&IncidentKind::Fire].offers, 4);
+        assert_eq!(c.dispatch.matching(), Matching::Nearest);
+
+        let vars = [("ANXIN_DISPATCH__LADDERS__SOS__PARALLEL", "3"), ("ANXIN_DISPATCH__MATCHING", "own_station")];
+        let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let c = Config::load(None, &env).unwrap();
+        assert_eq!(c.dispatch.ladders()[&IncidentKind::Sos].parallel, 3, "nested keys work from the environment");
+        assert_eq!(c.dispatch.matching(), Matching::OwnStation);
+        let tiles =
+            serde_json::json!({"consoles": {"tile_url": "https://t.example/{z}/{x}/{y}.png", "language": "en"}});
+        assert_eq!(Config::load(None, &tiles).unwrap().consoles.language, "en");
+
+        for (bad, says) in [
+            (serde_json::json!({"dispatch": {"ladders": {"flood": {"parallel": 2}}}}), "no such emergency kind"),
+            (serde_json::json!({"dispatch": {"ladders": {"fall": {"parallel": 0}}}}), "parallel must lie in 1..=20"),
+            (serde_json::json!({"dispatch": {"ladders": {"fall": {"paralel": 2}}}}), "paralel"),
+            (serde_json::json!({"dispatch": {"matching": "closest"}}), "dispatch.matching must be"),
+            (serde_json::json!({"dispatch": {"fire_number": " "}}), "dispatch.fire_number must not be empty"),
+            (
+                serde_json::json!({"dispatch": {"repeat_press_interval_ms": 60_001}}),
+                "repeat_press_interval_ms must lie",
+            ),
+            (serde_json::json!({"consoles": {"language": "fr"}}), "consoles.language must be"),
+            (serde_json::json!({"consoles": {"accept_target_s": 0}}), "must be at least 1"),
+            (serde_json::json!({"consoles": {"tile_url": "ftp://tiles/{z}/{x}/{y}"}}), "consoles.tile_url must be"),
+            (serde_json::json!({"consoles": {"tile_url": "https://tiles/{z}/{x}.png"}}), "consoles.tile_url must be"),
+        ] {
+            let e = Config::load(None, &bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

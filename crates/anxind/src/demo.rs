@@ -5,7 +5,8 @@
 //! seed, and cluster around the centres as elders do around neighbourhoods.
 
 use anxin_core::{
-    Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
+    Contact, Coordinates, Device, DeviceId, Elder, ElderId, ElderProfile, Registry, Responder, ResponderId, Staff,
+    StaffRole, Station, StationId, TravelMode,
 };
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rand::rngs::SmallRng;
@@ -119,12 +120,95 @@ pub fn district(seed: u64) -> Registry {
                 ),
                 home,
                 phone: Some(format!("1380000{:04}", elder_no)),
+                profile: profile(seed, elder_no, &notes),
                 notes: notes.join("；"),
             });
             r.devices.push(Device { id: device_id(elder_no), elder_id: elder });
         }
     }
+    r.staff = demo_staff();
     r
+}
+
+/// The demo's console accounts, all with the password `anxin-demo` (printed at start).
+pub const DEMO_PASSWORD: &str = "anxin-demo";
+
+/// Argon2id hashes of `anxin-demo` (made with `anxind hash-password`), so the demo starts
+/// without hashing.
+const DEMO_HASHES: [&str; 3] = [
+    "$argon2id$v=19$m=19456,t=2,p=1$H6hj+piRDAkCkpmuGZwBjg$SNb26blK1jrHczMSe8uhAwXTvROkHPoDGTOaHqRq7uk",
+    "$argon2id$v=19$m=19456,t=2,p=1$Dw43rynhqRfOLCwsV1keWw$TaafswzvPJ+E1JLfr6WykMQEmAyUfR5lfJgLz2VJt4Y",
+    "$argon2id$v=19$m=19456,t=2,p=1$s4cEgXxqTHpXAnYlLruvKA$9F/NaxuN5swQ79iJd7u4axUafrGcM4tygHo9sufR+dk",
+];
+
+fn demo_staff() -> Vec<Staff> {
+    let staff = |id: &str, name: &str, role, hash: &str| Staff {
+        id: id.into(),
+        name: name.into(),
+        role,
+        password_hash: hash.into(),
+    };
+    vec![
+        staff("dispatcher", "值班调度员 王芳", StaffRole::Dispatcher, DEMO_HASHES[0]),
+        staff("dispatcher2", "值班调度员 李强", StaffRole::Dispatcher, DEMO_HASHES[1]),
+        staff("supervisor", "值班主任 赵敏", StaffRole::Supervisor, DEMO_HASHES[2]),
+    ]
+}
+
+/// An elder's profile, consistent with their notes. Drawn from its own generator, so the
+/// district (positions, names) stays the same for a seed whatever the profile holds.
+fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
+    let mut rng = SmallRng::seed_from_u64(seed.rotate_left(17) ^ elder_no as u64);
+    let has = |n: &str| notes.contains(&n);
+    let mut conditions = Vec::new();
+    let mut medications = Vec::new();
+    for (note, condition, medicine) in [
+        ("高血压", "高血压", "氨氯地平 5mg 每日一次"),
+        ("糖尿病", "2型糖尿病", "二甲双胍 0.5g 每日两次"),
+        ("心脏病史", "冠心病", "硝酸甘油（急救时舌下含服）"),
+        ("轻度认知障碍", "轻度认知障碍", "多奈哌齐 5mg 每晚"),
+    ] {
+        if has(note) {
+            conditions.push(condition.to_string());
+            medications.push(medicine.to_string());
+        }
+    }
+    let mobility = if has("行动不便，使用助行器") {
+        "使用助行器，起身困难"
+    } else {
+        ["可独立行走", "可独立行走", "需拐杖"][rng.random_range(0..3)]
+    };
+    let family = SURNAMES[rng.random_range(0..SURNAMES.len())];
+    let mut contacts = vec![Contact {
+        name: format!("{family}{}", ["丽", "军", "红", "斌"][rng.random_range(0..4)]),
+        relation: ["女儿", "儿子", "儿媳", "侄女"][rng.random_range(0..4)].into(),
+        phone: format!("1370000{:04}", elder_no),
+    }];
+    if rng.random_bool(0.5) {
+        contacts.push(Contact {
+            name: format!("{}阿姨", SURNAMES[rng.random_range(0..SURNAMES.len())]),
+            relation: "邻居".into(),
+            phone: format!("1360000{:04}", elder_no),
+        });
+    }
+    ElderProfile {
+        birth_year: Some(rng.random_range(1930..1956)),
+        lives_alone: Some(has("独居") || rng.random_bool(0.2)),
+        conditions,
+        medications,
+        mobility: mobility.into(),
+        language: if has("听力较弱，请大声说话") {
+            "昆明话，听力较弱，请大声说话".into()
+        } else {
+            ["昆明话", "昆明话", "普通话"][rng.random_range(0..3)].into()
+        },
+        door_notes: if has("钥匙在邻居 3 楼") {
+            "备用钥匙在 3 楼邻居家".into()
+        } else {
+            format!("单元门禁 {:04}#", rng.random_range(0..10_000))
+        },
+        contacts,
+    }
 }
 
 /// Simulated devices: presses at random (a Poisson process with the given mean interval),
@@ -214,6 +298,20 @@ mod tests {
         // Everyone lives within a few km of their street centre, inside Kunming.
         for e in &a.elders {
             assert!((24.9..25.1).contains(&e.home.lat()) && (102.55..102.75).contains(&e.home.lon()), "{e:?}");
+            assert!(!e.profile.contacts.is_empty(), "somebody to call for every elder");
+            if e.notes.contains("独居") {
+                assert_eq!(e.profile.lives_alone, Some(true), "the profile agrees with the notes: {e:?}");
+            }
         }
+    }
+
+    #[test]
+    fn the_demo_accounts_sign_in_with_the_printed_password() {
+        let sessions = anxin_api::Sessions::new(demo_staff());
+        for s in demo_staff() {
+            let (_, user) = sessions.sign_in(&s.id, DEMO_PASSWORD).expect("signs in");
+            assert_eq!(user.role, s.role);
+        }
+        assert!(sessions.sign_in("dispatcher", "wrong").is_none());
     }
 }

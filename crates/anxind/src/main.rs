@@ -26,7 +26,7 @@ struct Cli {
     /// sqlite://PATH or postgres://... (store.url).
     #[arg(long, global = true)]
     store_url: Option<String>,
-    /// A JSON file of elders, devices, stations and responders to add to (or update in) the
+    /// A JSON file of elders, devices, stations, responders and staff to add to (or update in) the
     /// store at start; `anxind registry-example` prints one.
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
@@ -45,6 +45,10 @@ enum Command {
         /// The token the responder will type on their phone.
         token: String,
     },
+    /// Print the Argon2id hash of a dispatcher's password, for a registry file's `staff`
+    /// (`password_hash`). Reads the password from standard input (one line), so it stays
+    /// out of the shell's history.
+    HashPassword,
     /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
     Demo {
         /// How many simulated devices press now and then (demo.devices).
@@ -104,6 +108,16 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", anxin_api::token_sha256(token));
         return Ok(());
     }
+    if matches!(cli.command, Some(Command::HashPassword)) {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            anyhow::bail!("no password on standard input");
+        }
+        println!("{}", anxin_api::hash_password(password));
+        return Ok(());
+    }
     if matches!(cli.command, Some(Command::RegistryExample)) {
         let text = serde_json::to_string_pretty(&demo::district(config.demo.seed))?;
         // A reader that stops early (`| head`) is not an error.
@@ -124,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
                 registry.devices.extend(demo.devices.iter().cloned());
                 registry.stations.extend(demo.stations.iter().cloned());
                 registry.responders.extend(demo.responders.iter().cloned());
+                registry.staff.extend(demo.staff.iter().cloned());
             }
             Some(registry)
         }
@@ -131,17 +146,26 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let app = App::build(config.clone(), registry).await?;
+    // Before the ready line: a supervisor may send SIGTERM the moment it sees it.
+    let stop_signals = StopSignals::install()?;
     let console = format!("http://{}/console", app.http_addr());
     let mqtt = app.mqtt_url();
     // One line on stdout for scripts and tests; everything else is logged to stderr.
     println!("anxind ready console={console} mqtt={mqtt}");
     eprintln!("\n  Anxin is running. Open the console: {console}\n  Devices publish to {mqtt}. Ctrl-C stops.\n");
+    if is_demo {
+        eprintln!(
+            "  Demo sign-in: dispatcher, dispatcher2 or supervisor, password {}\n  Responder phones: {}/responder, token demo-<responder id>, e.g. demo-xs-r011\n",
+            demo::DEMO_PASSWORD,
+            console.trim_end_matches("/console"),
+        );
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            wait_for_signal().await;
+            stop_signals.wait().await;
             shutdown.cancel();
         }
     });
@@ -169,16 +193,32 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, registered at once so neither can arrive before there is a handler.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self { term: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

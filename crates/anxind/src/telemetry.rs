@@ -14,6 +14,8 @@ pub struct Metrics {
     pub presses_joined: IntCounter,
     /// Redelivered messages recognised and ignored.
     pub duplicates: IntCounter,
+    /// Repeat presses too soon after the last counted one (a stuck button): stored, no change.
+    pub presses_throttled: IntCounter,
     /// Payloads refused in whole or in part, by reason.
     pub payloads_rejected: IntCounterVec,
     /// From reading a message off the connection to its commit.
@@ -43,6 +45,11 @@ impl Metrics {
             duplicates: IntCounter::new(
                 "anxin_mqtt_duplicates_total",
                 "Redelivered device messages recognised and ignored",
+            )
+            .expect("metric"),
+            presses_throttled: IntCounter::new(
+                "anxin_presses_throttled_total",
+                "Repeat presses within dispatch.repeat_press_interval_ms of the last one counted (a stuck button): stored, no change",
             )
             .expect("metric"),
             payloads_rejected: IntCounterVec::new(
@@ -80,6 +87,7 @@ impl Metrics {
         m.registry.register(Box::new(m.incidents_opened.clone())).expect("register");
         m.registry.register(Box::new(m.presses_joined.clone())).expect("register");
         m.registry.register(Box::new(m.duplicates.clone())).expect("register");
+        m.registry.register(Box::new(m.presses_throttled.clone())).expect("register");
         m.registry.register(Box::new(m.payloads_rejected.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");

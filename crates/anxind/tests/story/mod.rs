@@ -19,6 +19,9 @@ macro_rules! every_story {
             a_responder_takes_the_job_from_offer_to_close,
             declines_duty_re_alarm_and_cancel,
             a_phone_without_websocket_uses_the_rest_fallback,
+            parallel_offers_and_the_station_duty_line,
+            dispatchers_sign_in_claim_and_keep_the_record,
+            a_stuck_button_is_one_incident,
             $($extra,)*
         );
     };
@@ -36,6 +39,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Every test account's password is `test-pass`: `wang` and `li` dispatch, `zhao` supervises.
+pub const TEST_PASSWORD: &str = "test-pass";
+const TEST_PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$9wC4aTO/nELG5U3m0uocng$3nQTuD6Ud2ZVNYTrmounR16Kp4kFAWbyDbxveDEEqi0";
 
 /// Where a suite's engine keeps its data and meets its devices.
 #[derive(Debug, Clone)]
@@ -68,6 +76,18 @@ pub fn registry() -> Registry {
         home: Coordinates::new(lat, lon).unwrap(),
         phone: Some(format!("1380000000{n}")),
         notes: "独居".into(),
+        profile: ElderProfile {
+            birth_year: Some(1940),
+            lives_alone: Some(true),
+            conditions: vec!["高血压".into()],
+            medications: vec!["氨氯地平 5mg".into()],
+            mobility: "需拐杖".into(),
+            language: "昆明话".into(),
+            door_notes: "门禁 1234#".into(),
+            contacts: vec![Contact {
+                name: format!("女儿{n}"), relation: "女儿".into(), phone: "13700000001".into()
+            }],
+        },
     };
     let responder = |id: &str, lat, lon| Responder {
         id: ResponderId::parse(id).unwrap(),
@@ -96,6 +116,15 @@ pub fn registry() -> Registry {
             .collect(),
         stations: vec![station("st-qianwei", 25.0050, 102.6905), station("st-biji", 24.9600, 102.6300)],
         responders: vec![responder("r-near", 25.0060, 102.6910), responder("r-second", 25.0150, 102.7000)],
+        staff: ["wang", "li", "zhao"]
+            .into_iter()
+            .map(|id| Staff {
+                id: id.into(),
+                name: format!("调度员 {id}"),
+                role: if id == "zhao" { StaffRole::Supervisor } else { StaffRole::Dispatcher },
+                password_hash: TEST_PASSWORD_HASH.into(),
+            })
+            .collect(),
     }
 }
 
@@ -148,6 +177,9 @@ pub async fn spawn_app_on(
     config.mqtt.topic_root = client_id.to_string();
     config.store.url = anxind::config::Secret::new(&backend.store_url);
     config.shutdown.deadline_s = 5;
+    // The stories press again within milliseconds and expect each press to count; the
+    // stuck-button story sets the interval back.
+    config.dispatch.repeat_press_interval_ms = 0;
     adjust(&mut config);
     let app = App::build_with_clock(config, Some(registry()), clock).await.expect("app builds");
     let http = app.http_addr();
@@ -221,6 +253,12 @@ pub struct TestDevice {
 
 impl TestDevice {
     pub async fn connect(app: &TestApp, id: &str) -> Self {
+        let topic = format!("{}/v1/devices/{id}/commands", app.topic_root);
+        Self::listening_to(app, id, &topic).await
+    }
+
+    /// A client named `id` that hears what is published on `topic` (a station's duty line).
+    pub async fn listening_to(app: &TestApp, id: &str, topic: &str) -> Self {
         let (mqtt, root) = (&app.mqtt, app.topic_root.clone());
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let mut opts = MqttOptions::new(format!("test-{id}-{nanos}"), mqtt.0.clone(), mqtt.1);
@@ -242,7 +280,7 @@ impl TestDevice {
                 }
             }
         });
-        client.subscribe(format!("{root}/v1/devices/{id}/commands"), QoS::AtLeastOnce).await.unwrap();
+        client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
         tokio::time::timeout(WAIT, subscribed.recv()).await.expect("device subscribed");
         Self { id: id.to_string(), root, client, commands }
     }
@@ -276,6 +314,8 @@ pub struct TestConsole {
     /// Deltas passed over while looking for one device's; messages from different devices
     /// may arrive in any order, so none is thrown away.
     held: std::collections::VecDeque<Value>,
+    /// `responder` frames (the map's live roster), kept apart from the incident feed.
+    responders: std::collections::VecDeque<Value>,
 }
 
 impl TestConsole {
@@ -287,7 +327,7 @@ impl TestConsole {
     pub async fn connect_with_token(http: SocketAddr, token: &str) -> Self {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{http}/ws?token={token}")).await.expect("phone connects");
-        Self { ws, held: Default::default() }
+        Self { ws, held: Default::default(), responders: Default::default() }
     }
 
     /// Sends a frame and returns its `result`, holding anything else that arrives meanwhile.
@@ -303,15 +343,35 @@ impl TestConsole {
         }
     }
 
-    /// Reconnects naming the history its sequence number belongs to.
+    /// Reconnects naming the history its sequence number belongs to (signed in as `wang`).
     pub async fn connect_to_history(http: SocketAddr, since: Option<u64>, history: Option<&str>) -> Self {
+        let cookie = sign_in(http, "wang").await;
+        Self::connect_signed_in(http, &cookie, since, history).await
+    }
+
+    /// A console with a session cookie. The `welcome` and `roster` frames that open every
+    /// console feed are passed over (held); tests that want them use [`TestConsole::opening`].
+    pub async fn connect_signed_in(http: SocketAddr, cookie: &str, since: Option<u64>, history: Option<&str>) -> Self {
+        let mut console = Self::opening(http, cookie, since, history).await;
+        let welcome = console.next_from_socket().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        let roster = console.next_from_socket().await;
+        assert_eq!(roster["type"], "roster", "{roster}");
+        console
+    }
+
+    /// A console socket as it opens, nothing read yet.
+    pub async fn opening(http: SocketAddr, cookie: &str, since: Option<u64>, history: Option<&str>) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = match (since, history) {
             (Some(s), Some(h)) => format!("ws://{http}/ws?since={s}&history={h}"),
             (Some(s), None) => format!("ws://{http}/ws?since={s}"),
             _ => format!("ws://{http}/ws"),
         };
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("console connects");
-        Self { ws, held: Default::default() }
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("Cookie", cookie.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("console connects");
+        Self { ws, held: Default::default(), responders: Default::default() }
     }
 
     /// The next message: one held back earlier, else the next off the socket.
@@ -324,10 +384,37 @@ impl TestConsole {
 
     async fn next_from_socket(&mut self) -> Value {
         loop {
+            let v = self.next_raw().await;
+            if v["type"] == "responder" {
+                self.responders.push_back(v);
+                continue;
+            }
+            return v;
+        }
+    }
+
+    /// The next text frame off the socket, whatever it is.
+    async fn next_raw(&mut self) -> Value {
+        loop {
             let msg =
                 tokio::time::timeout(WAIT, self.ws.next()).await.expect("a console message arrives").unwrap().unwrap();
             if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
                 return serde_json::from_str(&t).unwrap();
+            }
+        }
+    }
+
+    /// The next `responder` frame for `id` (the console map's live roster).
+    pub async fn responder_frame(&mut self, id: &str) -> Value {
+        loop {
+            if let Some(i) = self.responders.iter().position(|v| v["responder"]["id"] == id) {
+                return self.responders.remove(i).expect("position is in range");
+            }
+            let m = self.next_raw().await;
+            if m["type"] == "responder" {
+                self.responders.push_back(m);
+            } else {
+                self.held.push_back(m);
             }
         }
     }
@@ -375,7 +462,8 @@ pub async fn a_press_becomes_a_live_incident(backend: Backend, client_id: String
     assert_eq!(incident["elder"]["name"], "长者1");
     assert_eq!(incident["location"]["source"], "device");
     assert_eq!(incident["location"]["accuracy_m"], 12.0);
-    assert_eq!(incident["responder"]["id"], "r-near", "the nearest responder is offered the job");
+    assert_eq!(incident["offers"][0]["responder"]["id"], "r-near", "the nearest responder is offered the job");
+    assert_eq!(incident["responder"], Value::Null, "an offer is not yet a job");
     assert_eq!(incident["station"]["id"], "st-qianwei");
 
     let command = device.next_command().await;
@@ -385,7 +473,7 @@ pub async fn a_press_becomes_a_live_incident(backend: Backend, client_id: String
 
     let id = IncidentId(incident["id"].as_u64().unwrap());
     let stored = app.store.incident(id).await.unwrap().expect("the incident is stored");
-    assert_eq!(stored.responder.unwrap().id.as_str(), "r-near");
+    assert_eq!(stored.ladder.offers[0].responder_id.as_str(), "r-near", "the live offer is stored");
     let msg = app.store.message(&DeviceId::parse("d-1").unwrap(), &MessageId::parse("press-1").unwrap()).await.unwrap();
     assert_eq!(msg.expect("the press is stored").incident_id, Some(id));
     let log = app.store.incident_events(id).await.unwrap();
@@ -459,7 +547,7 @@ pub async fn a_restart_keeps_the_incident_open(backend: Backend, client_id: Stri
         (Some("incident"), Some("d-3")),
         "{next}"
     );
-    assert_eq!(next["incident"]["responder"]["id"], "r-second", "r-near is still on the first job");
+    assert_eq!(next["incident"]["offers"][0]["responder"]["id"], "r-second", "r-near is still on the first job");
     assert!(next["seq"].as_u64().unwrap() > last_seq, "sequence numbers carry on across restarts");
     assert_eq!(app.store.incident_count().await.unwrap(), 2);
     app.stop().await;
@@ -639,7 +727,7 @@ pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String)
     let d1 = TestDevice::connect(&app, "d-1").await;
     d1.press("nobody-answers", None).await;
     let first = console.incident_for("d-1").await;
-    assert_eq!(first["incident"]["responder"]["id"], "r-near");
+    assert_eq!(first["incident"]["offers"][0]["responder"]["id"], "r-near");
     let deadline = first["incident"]["ladder"]["offer_deadline"].as_i64().unwrap();
     assert_eq!(deadline - clock.now().millis(), 60_000, "a minute to accept");
 
@@ -647,7 +735,8 @@ pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String)
     assert!(console.next_within(Duration::from_millis(300)).await.is_none(), "nothing lapses early");
     clock.advance(Duration::from_secs(1));
     let second = console.incident_for("d-1").await;
-    let (state, who) = (second["incident"]["state"].as_str(), second["incident"]["responder"]["id"].as_str());
+    let (state, who) =
+        (second["incident"]["state"].as_str(), second["incident"]["offers"][0]["responder"]["id"].as_str());
     assert_eq!((state, who), (Some("offered"), Some("r-second")));
     assert_eq!(second["incident"]["ladder"]["tried"], json!(["r-near"]));
 
@@ -725,7 +814,7 @@ pub async fn a_responder_takes_the_job_from_offer_to_close(backend: Backend, cli
     let log = app.store.incident_events(IncidentId(id)).await.unwrap();
     let actors: Vec<_> = log.iter().map(|e| e.actor.clone()).collect();
     assert!(actors.contains(&Actor::Responder(ResponderId::parse("r-near").unwrap())));
-    assert!(actors.contains(&Actor::Dispatcher("console".into())));
+    assert!(actors.contains(&Actor::Dispatcher("wang".into())), "the signed-in dispatcher is the actor");
     app.stop().await;
 }
 
@@ -752,7 +841,7 @@ pub async fn declines_duty_re_alarm_and_cancel(backend: Backend, client_id: Stri
     d1.press("while-off-duty", None).await;
     let offer = second.next().await;
     let id = offer["job"]["incident_id"].as_u64().unwrap();
-    assert_eq!(console.incident_for("d-1").await["incident"]["responder"]["id"], "r-second");
+    assert_eq!(console.incident_for("d-1").await["incident"]["offers"][0]["responder"]["id"], "r-second");
 
     // r-near is back; r-second declines: the offer moves to r-near.
     near.ask(json!({"type": "duty", "on": true})).await;
@@ -779,6 +868,15 @@ pub async fn declines_duty_re_alarm_and_cancel(backend: Backend, client_id: Stri
     clock.advance(Duration::from_secs(30 * 60));
     let late = console.incident_for("d-1").await;
     assert_eq!(late["incident"]["dispatcher_needed"], "on_scene_overdue");
+
+    // The elder long-presses cancel: the incident says so but stays open, job and all, until
+    // a dispatcher has verified it.
+    let cancel_press = json!({"msg_id": "long-press", "type": "cancel", "ts": clock.now().millis()});
+    d1.publish_raw(cancel_press.to_string()).await;
+    let asked = console.incident_for("d-1").await;
+    assert_eq!(asked["incident"]["cancel_requested"], true);
+    assert_eq!(asked["incident"]["state"], "accepted", "a cancel press alone closes nothing");
+    assert_eq!(asked["incident"]["responder"]["id"], "r-near", "and the responder keeps going");
 
     // The dispatcher calls the elder, who is fine, and cancels with a reason.
     let no_reason = console.ask(json!({"type": "command", "incident_id": id, "action": "cancel"})).await;
@@ -810,6 +908,30 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// Signs `user` in (password [`TEST_PASSWORD`]) and returns the `Cookie` header value.
+pub async fn sign_in(addr: SocketAddr, user: &str) -> String {
+    let body = json!({"user": user, "password": TEST_PASSWORD}).to_string();
+    let (status, head, answer) = http_exchange(addr, "POST", "/api/v1/session", &[], &body).await;
+    assert_eq!(status, 200, "{user} signs in: {answer}");
+    let set_cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .expect("a session cookie");
+    set_cookie.split(';').next().unwrap().to_string()
+}
+
+/// One HTTP/1.1 request: status, response head, body.
+pub async fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req =
@@ -824,7 +946,8 @@ pub async fn http_request(
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text[9..12].parse().unwrap();
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 /// The phone's REST fallback: the job by GET, answers by POST, with the same rules as the
@@ -837,6 +960,25 @@ pub async fn a_phone_without_websocket_uses_the_rest_fallback(backend: Backend, 
     assert_eq!(status, 401);
     let (status, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
     assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()), (200, json!({"type": "job", "job": null})));
+
+    // Who am I, and am I on duty: the hello frame, read and changed over REST alone.
+    let me = |body: String| serde_json::from_str::<Value>(&body).unwrap();
+    let (status, body) = http_request(app.http, "GET", "/api/v1/responder/me", &[bearer], "").await;
+    let hello = me(body);
+    assert_eq!(
+        (status, hello["type"].as_str(), hello["responder"]["id"].as_str()),
+        (200, Some("hello"), Some("r-near"))
+    );
+    assert_eq!(hello["responder"]["on_duty"], true);
+    let off = json!({"type": "duty", "on": false}).to_string();
+    assert_eq!(http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], &off).await.0, 200);
+    let (_, body) = http_request(app.http, "GET", "/api/v1/responder/me", &[bearer], "").await;
+    assert_eq!(me(body)["responder"]["on_duty"], false, "the answer came after the change was stored and shown");
+    let on = json!({"type": "duty", "on": true}).to_string();
+    assert_eq!(http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], &on).await.0, 200);
+    let (status, _) =
+        http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer nope")], "").await;
+    assert_eq!(status, 401);
 
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
@@ -864,6 +1006,248 @@ pub async fn a_phone_without_websocket_uses_the_rest_fallback(backend: Backend, 
     let (status, body) = http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], "{not json").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"malformed\"}").await, 1.0);
-    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"bad_token\"}").await, 1.0);
+    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"bad_token\"}").await, 2.0);
+    app.stop().await;
+}
+
+/// Loops until a phone's next job frame that satisfies `pred`.
+async fn job_frame(phone: &mut TestConsole, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let m = phone.next().await;
+        if m["type"] == "job" && pred(&m["job"]) {
+            return m["job"].clone();
+        }
+    }
+}
+
+/// SOS presses go to two responders at once (first to accept wins, the other offer is
+/// withdrawn from their phone); a smoke alarm shows 119 from the start, and when its only
+/// responder declines, the station's duty line is sent the incident over MQTT, then a
+/// dispatcher is called in with 119.
+pub async fn parallel_offers_and_the_station_duty_line(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let adjust = |c: &mut Config| {
+        c.dispatch
+            .ladders
+            .insert("sos".into(), anxind::config::LadderConfig { parallel: Some(2), ..Default::default() });
+    };
+    let app = spawn_app_on(&backend, &client_id, adjust, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let mut near = TestConsole::connect_with_token(app.http, "token-r-near").await;
+    let mut second = TestConsole::connect_with_token(app.http, "token-r-second").await;
+    for phone in [&mut near, &mut second] {
+        job_frame(phone, Value::is_null).await;
+    }
+    let alerts_topic = format!("{}/v1/stations/st-qianwei/alerts", app.topic_root);
+    let mut duty_line = TestDevice::listening_to(&app, "duty-line", &alerts_topic).await;
+
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("two-at-once", None).await;
+    let offered = console.incident_for("d-1").await;
+    let offers: Vec<_> = offered["incident"]["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["responder"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(offers, ["r-near", "r-second"], "both offered at once, nearest first");
+    let id = offered["incident"]["id"].as_u64().unwrap();
+    for phone in [&mut near, &mut second] {
+        let job = job_frame(phone, |j| !j.is_null()).await;
+        assert_eq!((job["incident_id"].as_u64(), job["state"].as_str()), (Some(id), Some("offered")));
+    }
+    let won = second.ask(json!({"type": "accept", "incident_id": id})).await;
+    assert_eq!(won["ok"], true, "{won}");
+    job_frame(&mut near, Value::is_null).await; // r-near's offer is withdrawn from the phone
+    let late = near.ask(json!({"type": "accept", "incident_id": id})).await;
+    assert_eq!(late["ok"], false, "the loser's accept is refused: {late}");
+    let accepted = loop {
+        let m = console.incident_for("d-1").await;
+        if m["incident"]["state"] == "accepted" {
+            break m;
+        }
+    };
+    assert_eq!(accepted["incident"]["responder"]["id"], "r-second");
+    assert_eq!(accepted["incident"]["offers"], json!([]));
+    let log = app.store.incident_events(IncidentId(id)).await.unwrap();
+    let r_near = ResponderId::parse("r-near").unwrap();
+    assert!(log.iter().any(|e| e.change == Change::OfferWithdrawn { responder_id: r_near.clone() }), "{log:?}");
+
+    // A smoke alarm at d-3: r-second is busy, so r-near alone is offered; 119 shows at once.
+    let d3 = TestDevice::connect(&app, "d-3").await;
+    let smoke = json!({"msg_id": "smoke-1", "type": "smoke", "ts": clock.now().millis()});
+    d3.publish_raw(smoke.to_string()).await;
+    let fire = console.incident_for("d-3").await;
+    assert_eq!((fire["incident"]["kind"].as_str(), fire["incident"]["priority"].as_u64()), (Some("fire"), Some(1)));
+    assert_eq!(fire["incident"]["ladder"]["emergency_number"], "119");
+    let fire_id = fire["incident"]["id"].as_u64().unwrap();
+    let job = job_frame(&mut near, |j| !j.is_null()).await;
+    assert_eq!((job["incident_id"].as_u64(), job["kind"].as_str()), (Some(fire_id), Some("fire")));
+    assert_eq!(near.ask(json!({"type": "decline", "incident_id": fire_id})).await["ok"], true);
+
+    let alert = duty_line.next_command().await;
+    assert_eq!(alert["type"], "station_alert", "{alert}");
+    assert_eq!((alert["incident_id"].as_u64(), alert["kind"].as_str()), (Some(fire_id), Some("fire")));
+    assert_eq!(alert["station_id"], "st-qianwei");
+    assert_eq!(alert["elder"]["name"], "长者3");
+    assert_eq!(alert["offers_made"], 1);
+    let station = loop {
+        let m = console.incident_for("d-3").await;
+        if m["incident"]["state"] == "station_alerted" {
+            break m;
+        }
+    };
+    assert_eq!(alert["deadline"], station["incident"]["ladder"]["station_deadline"]);
+
+    clock.advance(Duration::from_secs(120));
+    let nobody = loop {
+        let m = console.incident_for("d-3").await;
+        if m["incident"]["state"] == "awaiting_dispatcher" {
+            break m;
+        }
+    };
+    assert_eq!(nobody["incident"]["dispatcher_needed"], "nobody_going");
+    assert_eq!(nobody["incident"]["ladder"]["emergency_number"], "119", "the fire service, not an ambulance");
+    app.stop().await;
+}
+
+/// Consoles need a signed-in dispatcher. Two dispatchers and a supervisor share the queue:
+/// a claim is one dispatcher's, the other is refused and told who; the supervisor takes it
+/// over. Notes, calls and an escalation land in the timeline, with who did them; the
+/// suggestions rank who could go; the map's roster follows a responder's status.
+pub async fn dispatchers_sign_in_claim_and_keep_the_record(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    // Without a session: refused at sign-in, and a console socket is closed with 4401.
+    let wrong = json!({"user": "wang", "password": "nope"}).to_string();
+    let (status, _) = http_request(app.http, "POST", "/api/v1/session", &[], &wrong).await;
+    assert_eq!(status, 401);
+    let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[], "").await;
+    assert_eq!(status, 401);
+    let (mut anonymous, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.http)).await.unwrap();
+    match tokio::time::timeout(WAIT, anonymous.next()).await.unwrap() {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4401),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    assert_eq!(app.metric("anxin_console_sign_ins_total{result=\"refused\"}").await, 1.0);
+
+    let wang_cookie = sign_in(app.http, "wang").await;
+    let (status, me) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&me).unwrap()["user"]["role"].clone()),
+        (200, json!("dispatcher"))
+    );
+    let mut wang = TestConsole::opening(app.http, &wang_cookie, None, None).await;
+    let welcome = wang.next().await;
+    assert_eq!((welcome["type"].as_str(), welcome["user"]["id"].as_str()), (Some("welcome"), Some("wang")));
+    assert_eq!(welcome["console"]["accept_target_s"], 60);
+    assert_eq!(welcome["staff"].as_array().unwrap().len(), 3);
+    let roster = wang.next().await;
+    assert_eq!(roster["type"], "roster");
+    assert_eq!(roster["responders"].as_array().unwrap().len(), 2);
+    assert_eq!(roster["stations"][0]["service_circle_min"], 15);
+    assert_eq!(wang.next().await["type"], "snapshot");
+    let mut li = TestConsole::connect_signed_in(app.http, &sign_in(app.http, "li").await, None, None).await;
+    li.next().await;
+    let mut zhao = TestConsole::connect_signed_in(app.http, &sign_in(app.http, "zhao").await, None, None).await;
+    zhao.next().await;
+
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("claim-me", None).await;
+    let opened = wang.incident_for("d-1").await;
+    let id = opened["incident"]["id"].as_u64().unwrap();
+    let elder = &opened["incident"]["elder"];
+    assert_eq!((elder["lives_alone"].as_bool(), elder["door_notes"].as_str()), (Some(true), Some("门禁 1234#")));
+    assert_eq!(elder["contacts"][0]["relation"], "女儿");
+    assert!((84..=87).contains(&elder["age"].as_u64().unwrap()), "born 1940: {elder}");
+    assert_eq!(wang.responder_frame("r-near").await["responder"]["status"], "offered");
+
+    let suggestions = wang.ask(json!({"type": "suggest", "incident_id": id, "request_id": "s"})).await;
+    assert_eq!(suggestions["ok"], true, "{suggestions}");
+    let ranked: Vec<_> =
+        suggestions["suggestions"].as_array().unwrap().iter().map(|s| s["responder"]["id"].clone()).collect();
+    assert_eq!(ranked, [json!("r-second")], "r-near holds the offer, so only r-second is free");
+    assert!(suggestions["suggestions"][0]["eta_min"].as_u64().unwrap() >= 1);
+
+    // One claim wins; the other dispatcher is told who holds it and cannot act on it.
+    let claim = json!({"type": "command", "incident_id": id, "action": "claim"});
+    assert_eq!(wang.ask(claim.clone()).await["ok"], true);
+    let lost = li.ask(claim.clone()).await;
+    assert_eq!(lost["ok"], false);
+    assert!(
+        lost["error"].as_str().unwrap().contains("claimed by 调度员 wang (wang)"),
+        "named as people know them: {lost}"
+    );
+    let seen = loop {
+        let m = li.incident_for("d-1").await;
+        if !m["incident"]["claimed_by"].is_null() {
+            break m;
+        }
+    };
+    assert_eq!(seen["incident"]["claimed_by"]["id"], "wang", "the others see who");
+    assert!(opened["incident"]["acknowledged_at"].is_null(), "a new incident sounds until someone sees it");
+    assert!(seen["incident"]["acknowledged_at"].is_i64(), "claiming it is seeing it: every console goes quiet");
+    let assign = json!({"type": "command", "incident_id": id, "action": "assign", "responder_id": "r-second"});
+    assert_eq!(li.ask(assign).await["ok"], false, "not li's to assign");
+    let note = json!({"type": "command", "incident_id": id, "action": "note", "text": "邻居说老人在家"});
+    assert_eq!(li.ask(note).await["ok"], true, "anyone may add a note");
+
+    let call = json!({"type": "command", "incident_id": id, "action": "call", "who": "女儿1", "number": "13700000001", "outcome": "她十分钟后到"});
+    assert_eq!(wang.ask(call).await["ok"], true);
+    let escalate =
+        json!({"type": "command", "incident_id": id, "action": "escalate", "number": "120", "reference": "YN-0042"});
+    assert_eq!(wang.ask(escalate).await["ok"], true);
+    let empty = json!({"type": "command", "incident_id": id, "action": "note", "text": " "});
+    assert_eq!(wang.ask(empty).await["ok"], false, "an empty note is refused");
+
+    // The supervisor takes the claim over.
+    let taken = zhao.ask(claim).await;
+    assert_eq!(taken["ok"], true, "{taken}");
+    let timeline = li.ask(json!({"type": "timeline", "incident_id": id, "request_id": "t"})).await;
+    let events = timeline["events"].as_array().unwrap();
+    let find =
+        |t: &str| events.iter().find(|e| e["change"]["type"] == t).unwrap_or_else(|| panic!("{t} in {timeline}"));
+    assert_eq!(find("note")["actor"], json!({"type": "dispatcher", "id": "li"}));
+    assert_eq!(find("call_logged")["change"]["outcome"], "她十分钟后到");
+    assert_eq!(find("emergency_called")["change"]["reference"], "YN-0042");
+    let takeover = events.iter().rev().find(|e| e["change"]["type"] == "claimed").unwrap();
+    assert_eq!((takeover["change"]["by"].as_str(), takeover["change"]["from"].as_str()), (Some("zhao"), Some("wang")));
+    assert_eq!(events[0]["change"]["type"], "opened", "the whole trail, in order");
+
+    // A responder frame follows the job: r-near accepts, the map shows them busy.
+    let mut near = TestConsole::connect_with_token(app.http, "token-r-near").await;
+    assert_eq!(near.ask(json!({"type": "accept", "incident_id": id})).await["ok"], true);
+    assert_eq!(wang.responder_frame("r-near").await["responder"]["status"], "busy");
+
+    let (status, _) = http_request(app.http, "DELETE", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
+    assert_eq!(status, 204);
+    let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
+    assert_eq!(status, 401, "signed out");
+    app.stop().await;
+}
+
+/// A stuck button: 100 presses as fast as the device can send them are one incident; every
+/// message is stored (none lost) but the repeats change nothing, and they are counted.
+pub async fn a_stuck_button_is_one_incident(backend: Backend, client_id: String) {
+    let app = spawn_app_with(&backend, &client_id, |c| c.dispatch.repeat_press_interval_ms = 60_000).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d2 = TestDevice::connect(&app, "d-2").await;
+    for n in 0..100 {
+        d2.press(&format!("stuck-{n}"), None).await;
+    }
+    let opened = console.incident_for("d-2").await;
+    assert_eq!(opened["incident"]["press_count"], 1);
+    // The cancel goes after the flood; once it shows, everything before it is stored.
+    d2.publish_raw(json!({"msg_id": "let-go", "type": "cancel"}).to_string()).await;
+    assert_eq!(console.incident_for("d-2").await["incident"]["cancel_requested"], true, "a cancel always counts");
+    assert_eq!(app.metric("anxin_presses_throttled_total").await, 99.0);
+    let device = DeviceId::parse("d-2").unwrap();
+    let id = IncidentId(opened["incident"]["id"].as_u64().unwrap());
+    for n in [0, 50, 99] {
+        let msg = app.store.message(&device, &MessageId::parse(format!("stuck-{n}")).unwrap()).await.unwrap();
+        assert_eq!(msg.expect("stored, none lost").incident_id, Some(id));
+    }
+    assert_eq!(app.store.incident_count().await.unwrap(), 1);
     app.stop().await;
 }

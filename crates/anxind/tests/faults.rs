@@ -1,0 +1,386 @@
+//! Faults on real processes: anxind as a child process killed with SIGKILL in the middle of a
+//! burst of presses, Mosquitto holding its session, PostgreSQL keeping what was committed.
+//! After the restart every press is stored exactly once and each device has exactly one
+//! incident. Needs `ANXIN_TEST_MQTT_URL` and `ANXIN_TEST_POSTGRES_URL` (skips without them,
+//! fails under `CI=true`). Each trial is bounded in time and stops by itself.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod story;
+
+use anxin_core::{Device, DeviceId, Elder, ElderId, MessageId};
+use anxin_mqtt::rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::process::Stdio;
+use std::time::Duration;
+use story::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DEVICES: usize = 20;
+const PRESSES_PER_DEVICE: usize = 10;
+
+/// The stories' registry and 20 more devices near the Qianwei station.
+fn registry() -> anxin_core::Registry {
+    let mut r = story::registry();
+    let template = r.elders[0].clone();
+    for n in 0..DEVICES {
+        let elder = ElderId::parse(format!("e-burst-{n}")).unwrap();
+        r.elders.push(Elder { id: elder.clone(), name: format!("长者 burst {n}"), ..template.clone() });
+        r.devices.push(Device { id: DeviceId::parse(format!("d-burst-{n}")).unwrap(), elder_id: elder });
+    }
+    r
+}
+
+struct Engine {
+    child: Child,
+    http: std::net::SocketAddr,
+}
+
+/// Starts anxind with the registry file, on the given broker, store, topic root and client id;
+/// returns once it is ready (subscribed, store reachable).
+async fn start(registry: &std::path::Path, broker: &str, store: &str, root: &str) -> Engine {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .arg("--registry")
+        .arg(registry)
+        .env("ANXIN_MQTT__BROKER", broker)
+        .env("ANXIN_MQTT__TOPIC_ROOT", root)
+        .env("ANXIN_MQTT__CLIENT_ID", root)
+        .env("ANXIN_STORE__URL", store)
+        .env("ANXIN_HTTP__LISTEN", "127.0.0.1:0")
+        .env("ANXIN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("anxind starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(WAIT, lines.next_line()).await.expect("anxind prints its ready line").unwrap();
+    let ready = ready.expect("a ready line");
+    let http = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("console=http://"))
+        .and_then(|a| a.strip_suffix("/console"))
+        .expect("the console address")
+        .parse()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http_get(http, "/readyz").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "anxind becomes ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Engine { child, http }
+}
+
+async fn external() -> Option<(String, String)> {
+    let mqtt = match std::env::var("ANXIN_TEST_MQTT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("ANXIN_TEST_MQTT_URL must be set when CI=true"),
+        _ => {
+            eprintln!("skipped: ANXIN_TEST_MQTT_URL is not set");
+            return None;
+        }
+    };
+    let Some(server) = anxin_store::testkit::postgres_server() else {
+        eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
+        return None;
+    };
+    Some((mqtt, server))
+}
+
+/// One trial: `kill_after` presses go out, anxind is killed with SIGKILL, the rest go out
+/// while it is down, and it is started again.
+async fn kill_9_trial(mqtt: &str, server: &str, kill_after: usize) {
+    let root = unique("anxind-kill9", &kill_after.to_string());
+    let store_url = anxin_store::testkit::fresh_postgres_database(server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
+
+    let mut engine = start(&registry_file, mqtt, &store_url, &root).await;
+    let (host, port) = anxind::config::broker_address(mqtt).unwrap();
+    let mut opts = MqttOptions::new(format!("{root}-devices"), host, port);
+    opts.set_inflight(50);
+    let (devices, mut eventloop) = AsyncClient::new(opts, 512);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+
+    let total = DEVICES * PRESSES_PER_DEVICE;
+    let mut sent = Vec::with_capacity(total);
+    for k in 0..total {
+        let (device, msg) = (format!("d-burst-{}", k % DEVICES), format!("burst-{k}"));
+        let payload = serde_json::json!({"msg_id": msg, "type": "sos"}).to_string();
+        devices.publish(format!("{root}/v1/devices/{device}/events"), QoS::AtLeastOnce, false, payload).await.unwrap();
+        sent.push((device, msg));
+        if k + 1 == kill_after {
+            engine.child.start_kill().unwrap(); // SIGKILL: no shutdown, no last commit
+            engine.child.wait().await.unwrap();
+        }
+        if k % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let again = start(&registry_file, mqtt, &store_url, &root).await;
+
+    // Everything the devices sent reaches the store, once.
+    let store = anxin_store::open(&store_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut missing = sent.clone();
+    while !missing.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "{} presses lost, e.g. {:?}", missing.len(), missing.first());
+        let mut still = Vec::new();
+        for (device, msg) in missing {
+            let stored = store
+                .message(&DeviceId::parse(device.as_str()).unwrap(), &MessageId::parse(msg.as_str()).unwrap())
+                .await
+                .unwrap();
+            match stored {
+                Some(record) => assert!(record.incident_id.is_some(), "{device}/{msg} belongs to an incident"),
+                None => still.push((device, msg)),
+            }
+        }
+        missing = still;
+        if !missing.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(store.incident_count().await.unwrap(), DEVICES as u64, "one incident per device, none doubled");
+    // The restarted engine shows them all open, once each.
+    let mut console = TestConsole::connect(again.http, None).await;
+    let snapshot = console.next().await;
+    let incidents = snapshot["incidents"].as_array().unwrap();
+    let mut devices_seen: Vec<_> = incidents.iter().map(|i| i["device_id"].as_str().unwrap().to_string()).collect();
+    devices_seen.sort();
+    devices_seen.dedup();
+    assert_eq!((incidents.len(), devices_seen.len()), (DEVICES, DEVICES));
+    pump.abort();
+    drop(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_burst_loses_nothing_and_doubles_nothing() {
+    let Some((mqtt, server)) = external().await else { return };
+    // Early, midway and late in the burst: different presses are in flight each time.
+    for kill_after in [7, 93, 181] {
+        kill_9_trial(&mqtt, &server, kill_after).await;
+    }
+}
+
+/// A TCP relay to PostgreSQL that a test can cut: while down it drops every connection it
+/// holds and refuses new ones, as a database host that went away does.
+struct Relay {
+    addr: std::net::SocketAddr,
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Relay {
+    async fn to(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(tokio::sync::watch::channel(true).0);
+        let state = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { return };
+                if !*state.borrow() {
+                    continue; // dropped at once: connection refused, in effect
+                }
+                let mut down = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {} // cut: both sockets close
+                    }
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// PostgreSQL goes away for `ANXIN_FAULT_OUTAGE_S` seconds (30 by default) while presses
+/// arrive. anxind stops acknowledging (the broker holds them), says it is not ready, counts
+/// the failed commits, shows nothing it has not stored; when the database is back it stores
+/// and shows every press, in order, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_away_for_a_while_loses_nothing() {
+    let Some((mqtt, server)) = external().await else { return };
+    let outage =
+        Duration::from_secs(std::env::var("ANXIN_FAULT_OUTAGE_S").ok().and_then(|s| s.parse().ok()).unwrap_or(30));
+    let direct = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let (rest, database) = direct.rsplit_once('/').unwrap();
+    let (credentials, host_port) = rest.rsplit_once('@').unwrap();
+    let target = tokio::net::lookup_host(host_port).await.unwrap().next().unwrap();
+    let relay = Relay::to(target).await;
+    let store_url = format!("{credentials}@{}/{database}", relay.addr);
+    let backend = Backend { broker: mqtt, store_url };
+    let app = spawn_app(&backend, &unique("anxind-pg-away", "outage")).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("before", None).await;
+    console.incident_for("d-1").await;
+
+    relay.set(false);
+    let mut d2 = TestDevice::connect(&app, "d-2").await;
+    let d3 = TestDevice::connect(&app, "d-3").await;
+    for n in 0..5 {
+        d2.press(&format!("during-{n}"), None).await;
+        d3.press(&format!("during-{n}"), None).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = app.get("/readyz").await;
+        if status == 503 && body.contains("store") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz says the store is down: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.metric("anxin_store_commit_failures_total").await >= 1.0);
+    // Nothing is shown, nor told to the device, before it is stored.
+    let until = tokio::time::Instant::now() + outage;
+    while tokio::time::Instant::now() < until {
+        if let Some(shown) = console.next_within(Duration::from_secs(1)).await {
+            panic!("shown while the store was down: {shown}");
+        }
+    }
+    assert_eq!(app.get("/readyz").await.0, 503, "still not ready after {outage:?}");
+
+    relay.set(true);
+    let first = console.incident_for("d-2").await;
+    assert_eq!(first["incident"]["press_count"], 1);
+    assert_eq!(d2.next_command().await["type"], "help_coming", "told only now that it is stored");
+    let opened_d3 = console.incident_for("d-3").await;
+    assert!(opened_d3["seq"].as_u64() > Some(0));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.get("/readyz").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for device in ["d-2", "d-3"] {
+        for n in 0..5 {
+            let id = DeviceId::parse(device).unwrap();
+            let msg = app.store.message(&id, &MessageId::parse(format!("during-{n}")).unwrap()).await.unwrap();
+            assert!(msg.is_some_and(|m| m.incident_id.is_some()), "{device} during-{n} stored");
+        }
+    }
+    assert_eq!(app.store.incident_count().await.unwrap(), 3, "one incident per device");
+    app.stop().await;
+}
+
+/// A Mosquitto of the test's own, with `deploy/mosquitto/anxin.conf` on a free port and its
+/// persistence in `dir`.
+async fn own_mosquitto(dir: &std::path::Path, port: u16) -> Child {
+    let deploy = include_str!("../../../deploy/mosquitto/anxin.conf");
+    let conf = deploy
+        .replace("listener 18830 127.0.0.1", &format!("listener {port} 127.0.0.1"))
+        .replace("persistence_location /var/lib/mosquitto/", &format!("persistence_location {}/", dir.display()));
+    assert!(conf.contains(&format!("listener {port}")), "the deploy file's listener line moved");
+    let path = dir.join("mosquitto.conf");
+    std::fs::write(&path, conf).unwrap();
+    // Started as root, Mosquitto drops to its own user, which must be able to save its state.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto runs (Debian's package)");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "mosquitto listens on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// Stops the broker cleanly (it saves its state) and starts it again on that state.
+async fn restart(broker: &mut Child, dir: &std::path::Path, port: u16) {
+    Command::new("kill").args(["-TERM", &broker.id().unwrap().to_string()]).status().await.unwrap();
+    broker.wait().await.unwrap();
+    *broker = own_mosquitto(dir, port).await;
+}
+
+/// The broker is restarted (SIGTERM, then started again on its saved state) twice: in the
+/// middle of a burst, where devices with a persistent session resend what the broker had
+/// not taken; and while anxind is down with presses queued for it, which must survive in the
+/// broker's persistence. Every press is stored once; one incident per device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_restarted_loses_nothing() {
+    let Some((_, server)) = external().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut broker = own_mosquitto(dir.path(), port).await;
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let backend = Backend { broker: format!("mqtt://127.0.0.1:{port}"), store_url };
+    let client_id = unique("anxind-broker-restart", "burst");
+    let app = spawn_app(&backend, &client_id).await;
+    let root = app.topic_root.clone();
+
+    let mut opts = MqttOptions::new(format!("{root}-devices"), "127.0.0.1", port);
+    opts.set_clean_session(false).set_inflight(20);
+    let (devices, mut eventloop) = AsyncClient::new(opts, 512);
+    let pump = tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await; // then reconnect and resend
+            }
+        }
+    });
+    let devices_n = 4; // the stories' registry: d-1 to d-4
+    let press = |k: usize| {
+        let topic = format!("{root}/v1/devices/d-{}/events", k % devices_n + 1);
+        let payload = serde_json::json!({"msg_id": format!("b-{k}"), "type": "sos"}).to_string();
+        (topic, payload)
+    };
+    // A restart in the middle of a burst.
+    for k in 0..40 {
+        let (topic, payload) = press(k);
+        devices.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        if k == 20 {
+            restart(&mut broker, dir.path(), port).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stored = |app_store: std::sync::Arc<dyn anxin_store::Store>, upto: usize| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut missing = vec![];
+            for k in 0..upto {
+                let device = DeviceId::parse(format!("d-{}", k % devices_n + 1)).unwrap();
+                let msg = MessageId::parse(format!("b-{k}")).unwrap();
+                if app_store.message(&device, &msg).await.unwrap().is_none() {
+                    missing.push(k);
+                }
+            }
+            if missing.is_empty() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "lost across a broker restart: {missing:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    stored(app.store.clone(), 40).await;
+
+    // anxind down, presses queued for it in the broker, and the broker restarted meanwhile.
+    app.stop().await;
+    for k in 40..70 {
+        let (topic, payload) = press(k);
+        devices.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // taken by the broker
+    restart(&mut broker, dir.path(), port).await;
+    let again = spawn_app(&backend, &client_id).await;
+    stored(again.store.clone(), 70).await;
+    assert_eq!(again.store.incident_count().await.unwrap(), devices_n as u64, "one incident per device");
+    pump.abort();
+    again.stop().await;
+    drop(broker);
+}

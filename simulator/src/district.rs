@@ -1,0 +1,297 @@
+//! The district a scenario describes, made concrete from its seed: community centres around
+//! the neighbourhoods, elders with devices clustered around the centres, responders at the
+//! centres; and the registry file anxind reads (`--registry`).
+
+use crate::scenario::Scenario;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A WGS-84 position in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl Point {
+    /// The point `north_m` metres north and `east_m` metres east of this one.
+    pub fn offset(self, north_m: f64, east_m: f64) -> Point {
+        let lat = self.lat + north_m / 111_320.0;
+        let lon = self.lon + east_m / (111_320.0 * self.lat.to_radians().cos());
+        Point { lat, lon }
+    }
+
+    /// Great-circle distance in metres.
+    pub fn distance_m(self, other: Point) -> f64 {
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let (dp, dl) = (p2 - p1, (other.lon - self.lon).to_radians());
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * 6_371_008.8 * a.sqrt().asin()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Foot,
+    Ebike,
+    Car,
+}
+
+impl Mode {
+    /// The speeds the engine ranks by (docs/asyncapi.yaml, `eta_min`), metres per second.
+    pub fn speed_m_s(self) -> f64 {
+        match self {
+            Mode::Foot => 1.2,
+            Mode::Ebike => 4.0,
+            Mode::Car => 6.0,
+        }
+    }
+}
+
+/// A community home-care centre: a station in the engine's registry.
+#[derive(Debug, Clone)]
+pub struct Centre {
+    pub id: String,
+    pub name: String,
+    pub position: Point,
+    pub neighbourhood: usize,
+}
+
+/// An elder with a device.
+#[derive(Debug, Clone)]
+pub struct Elder {
+    pub id: String,
+    pub device_id: String,
+    pub home: Point,
+    /// Index into [`District::centres`]: the centre whose neighbourhood the home was drawn around.
+    pub centre: usize,
+    /// The centre nearest the home: the elder's own station, as anxind's `own_station`
+    /// matching takes it.
+    pub own_centre: usize,
+    pub age_band: u8,
+    pub alone: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Responder {
+    pub id: String,
+    pub centre: usize,
+    pub mode: Mode,
+    pub first_aid: bool,
+    /// What the responder types on their phone; the registry keeps only its SHA-256.
+    pub token: String,
+}
+
+/// The district, ready to be written as a registry and played.
+#[derive(Debug, Clone)]
+pub struct District {
+    pub centres: Vec<Centre>,
+    pub elders: Vec<Elder>,
+    pub responders: Vec<Responder>,
+}
+
+/// A normally distributed number (Box–Muller), mean 0 and standard deviation 1.
+pub fn gaussian(rng: &mut SmallRng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Index drawn with probability proportional to `weights[i]`.
+pub fn weighted(rng: &mut SmallRng, cumulative: &[f64]) -> usize {
+    let x = rng.random::<f64>() * cumulative.last().copied().unwrap_or(0.0);
+    cumulative.partition_point(|c| *c <= x).min(cumulative.len() - 1)
+}
+
+fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
+    weights
+        .scan(0.0, |acc, w| {
+            *acc += w;
+            Some(*acc)
+        })
+        .collect()
+}
+
+impl District {
+    /// Builds the district from the scenario's seed; the same scenario gives the same district.
+    pub fn generate(s: &Scenario) -> Self {
+        let mut rng = SmallRng::seed_from_u64(s.run.seed);
+        let prefix = &s.district.id_prefix;
+        let mut centres = Vec::new();
+        let mut centre_weights = Vec::new();
+        for (n, hood) in s.neighbourhoods.iter().enumerate() {
+            let base = Point { lat: hood.lat, lon: hood.lon };
+            for k in 0..hood.centres {
+                let position = base.offset(gaussian(&mut rng) * hood.spread_m, gaussian(&mut rng) * hood.spread_m);
+                let short = hood.name.split_whitespace().next().unwrap_or(&hood.name);
+                centres.push(Centre {
+                    id: format!("{prefix}-c{:02}", centres.len() + 1),
+                    name: format!("{short}社区居家养老服务中心 {}", k + 1),
+                    position,
+                    neighbourhood: n,
+                });
+                centre_weights.push(hood.weight / f64::from(hood.centres));
+            }
+        }
+        let by_centre = cumulative(centre_weights.into_iter());
+        let devices = s.device_count();
+        let (a70, a80, alone_share) =
+            (s.devices.share_aged_70_plus, s.devices.share_aged_80_plus, s.devices.share_living_alone);
+        let mut elders = Vec::with_capacity(devices as usize);
+        for i in 0..devices {
+            let centre = weighted(&mut rng, &by_centre);
+            let spread = s.devices.cluster_spread_m;
+            let home = centres[centre].position.offset(gaussian(&mut rng) * spread, gaussian(&mut rng) * spread);
+            // Draw age band and living situation until the elder is one who gets a device.
+            let (age_band, alone) = loop {
+                let u: f64 = rng.random();
+                let band = if u < a80 {
+                    80
+                } else if u < a70 {
+                    70
+                } else {
+                    60
+                };
+                let alone = rng.random::<f64>() < alone_share;
+                if s.is_eligible(band, alone) {
+                    break (band, alone);
+                }
+            };
+            let own_centre = (0..centres.len())
+                .min_by(|&a, &b| home.distance_m(centres[a].position).total_cmp(&home.distance_m(centres[b].position)))
+                .unwrap_or(centre);
+            elders.push(Elder {
+                own_centre,
+                id: format!("{prefix}-e{:06}", i + 1),
+                device_id: format!("{prefix}-d{:06}", i + 1),
+                home,
+                centre,
+                age_band,
+                alone,
+            });
+        }
+        let modes = cumulative([s.responders.modes.foot, s.responders.modes.ebike, s.responders.modes.car].into_iter());
+        let mut responders = Vec::new();
+        for (c, _) in centres.iter().enumerate() {
+            for _ in 0..s.responders.per_centre {
+                let id = format!("{prefix}-r{:04}", responders.len() + 1);
+                responders.push(Responder {
+                    token: format!("sim-{id}-{:08x}", rng.random::<u32>()),
+                    id,
+                    centre: c,
+                    mode: [Mode::Foot, Mode::Ebike, Mode::Car][weighted(&mut rng, &modes)],
+                    first_aid: rng.random::<f64>() < s.responders.first_aid_share,
+                });
+            }
+        }
+        District { centres, elders, responders }
+    }
+
+    /// The registry file anxind reads with `--registry` (see docs/configuration.md).
+    pub fn registry_json(&self, s: &Scenario) -> serde_json::Value {
+        use serde_json::json;
+        let hoods = &s.neighbourhoods;
+        let elders: Vec<_> = self
+            .elders
+            .iter()
+            .map(|e| {
+                let hood = hoods[self.centres[e.centre].neighbourhood].name.split_whitespace().next().unwrap_or("");
+                let age = match e.age_band {
+                    80 => "80 岁以上",
+                    70 => "70 多岁",
+                    _ => "60 多岁",
+                };
+                json!({
+                    "id": e.id,
+                    "name": format!("长者 {}", &e.id[e.id.len() - 6..]),
+                    "address": format!("{} {}街道", s.district.name.split_whitespace().last().unwrap_or(""), hood),
+                    "home": e.home,
+                    "phone": null,
+                    "notes": if e.alone { format!("{age}，独居") } else { age.to_string() },
+                })
+            })
+            .collect();
+        let devices: Vec<_> = self.elders.iter().map(|e| json!({"id": e.device_id, "elder_id": e.id})).collect();
+        let stations: Vec<_> = self
+            .centres
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "position": c.position,
+                    "phone": format!("0871-6800{:04}", i + 1),
+                    "service_circle_min": 15,
+                })
+            })
+            .collect();
+        let responders: Vec<_> = self
+            .responders
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id,
+                    "name": format!("护理员 {}", &r.id[r.id.len() - 4..]),
+                    "station_id": self.centres[r.centre].id,
+                    "phone": null,
+                    "position": self.centres[r.centre].position,
+                    "on_duty": true,
+                    "mode": r.mode,
+                    "skills": if r.first_aid { vec!["first_aid"] } else { vec![] },
+                    "token_sha256": token_sha256(&r.token),
+                })
+            })
+            .collect();
+        json!({"elders": elders, "devices": devices, "stations": stations, "responders": responders})
+    }
+}
+
+/// Lowercase hex SHA-256 of a sign-in token, as the registry keeps it.
+pub fn token_sha256(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smoke() -> Scenario {
+        Scenario::parse(include_str!("../scenarios/smoke.toml"), "smoke").unwrap()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_district() {
+        let s = smoke();
+        let (a, b) = (District::generate(&s), District::generate(&s));
+        assert_eq!(a.registry_json(&s), b.registry_json(&s));
+        assert_eq!(a.centres.len(), 3);
+        assert_eq!(a.responders.len(), 18);
+        assert_eq!(a.elders.len() as u32, s.device_count());
+    }
+
+    #[test]
+    fn elders_cluster_around_their_centre() {
+        let s = smoke();
+        let d = District::generate(&s);
+        let near = d.elders.iter().filter(|e| e.home.distance_m(d.centres[e.centre].position) < 2_000.0).count();
+        assert!(near as f64 > 0.95 * d.elders.len() as f64, "{near} of {} within 2 km", d.elders.len());
+        assert!(d.elders.iter().all(|e| s.is_eligible(e.age_band, e.alone)));
+    }
+
+    #[test]
+    fn tokens_hash_like_anxind() {
+        // `anxind hash-token abc`
+        assert_eq!(token_sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn distances_are_great_circle() {
+        let a = Point { lat: 25.0, lon: 102.7 };
+        let b = a.offset(1000.0, 0.0);
+        assert!((a.distance_m(b) - 1000.0).abs() < 2.0);
+    }
+}

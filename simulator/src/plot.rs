@@ -1,0 +1,117 @@
+//! SVG plots of press → console latency: over the run's scenario time, and its distribution.
+
+use crate::report::{Percentiles, Summary};
+use anyhow::Context;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Writes `<stem>-latency.svg` and `<stem>-histogram.svg` into `dir`; returns their paths.
+pub fn write(summary: &Summary, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let over_time = dir.join(format!("{stem}-latency.svg"));
+    let histogram = dir.join(format!("{stem}-histogram.svg"));
+    latency_over_time(summary, &over_time).map_err(|e| anyhow::anyhow!("{}: {e}", over_time.display()))?;
+    distribution(summary, &histogram).map_err(|e| anyhow::anyhow!("{}: {e}", histogram.display()))?;
+    Ok(vec![over_time, histogram])
+}
+
+type Failure = Box<dyn std::error::Error>;
+
+/// p50, p99 and max of press → console in bins of scenario time.
+fn latency_over_time(s: &Summary, path: &Path) -> Result<(), Failure> {
+    let hours = (s.scenario_hours + s.drain_min / 60.0).max(1e-3);
+    let bins = 60usize;
+    let width = hours / bins as f64;
+    let mut per_bin: Vec<Vec<f64>> = vec![Vec::new(); bins];
+    for &(h, ms) in &s.console_series {
+        per_bin[((h / width) as usize).min(bins - 1)].push(ms);
+    }
+    let stats: Vec<(f64, Percentiles)> = per_bin
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, v)| ((i as f64 + 0.5) * width, Percentiles::of(v)))
+        .collect();
+    let top = stats.iter().filter_map(|(_, p)| p.max).fold(1.0f64, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{}: press → console, {} matching", s.scenario, s.matching), ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..hours, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("scenario hours since the start ({}x)", s.speedup))
+        .y_desc("milliseconds")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let line = |pick: fn(&Percentiles) -> Option<f64>| -> Vec<(f64, f64)> {
+        stats.iter().filter_map(|(x, p)| pick(p).map(|y| (*x, y))).collect()
+    };
+    type Pick = fn(&Percentiles) -> Option<f64>;
+    let styles: [(&str, Pick, RGBColor); 3] = [
+        ("max", |p| p.max, RGBColor(200, 200, 200)),
+        ("p99", |p| p.p99, RGBColor(220, 90, 40)),
+        ("p50", |p| p.p50, RGBColor(30, 100, 200)),
+    ];
+    for (name, pick, colour) in styles {
+        chart
+            .draw_series(LineSeries::new(line(pick), colour.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// How many presses reached the console within each latency bucket.
+fn distribution(s: &Summary, path: &Path) -> Result<(), Failure> {
+    let values: Vec<f64> = s.console_series.iter().map(|(_, ms)| *ms).collect();
+    let p99 = s.press_to_console_ms.p99.unwrap_or(1.0).max(1.0);
+    // Buckets up to twice the p99; everything slower goes in the last one.
+    let buckets = 40u32;
+    let width = (2.0 * p99 / f64::from(buckets)).max(0.1);
+    let mut counts = vec![0u32; buckets as usize];
+    for v in &values {
+        counts[((v / width) as usize).min(buckets as usize - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) + 1;
+    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: press → console, {} presses (p50 {:.1} ms, p99 {:.1} ms)",
+                s.scenario,
+                values.len(),
+                s.press_to_console_ms.p50.unwrap_or(0.0),
+                p99
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0u32..buckets).into_segmented(), 0u32..top)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("milliseconds (buckets of {width:.1} ms; the last holds everything slower)"))
+        .y_desc("presses")
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => format!("{:.0}", f64::from(*i) * width),
+            SegmentValue::Last => String::new(),
+        })
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(RGBColor(30, 100, 200).filled())
+            .margin(1)
+            .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c))),
+    )?;
+    root.present()?;
+    Ok(())
+}

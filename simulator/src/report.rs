@@ -1,0 +1,380 @@
+//! What a run shows: latencies as percentiles, care outcomes as shares, presses lost or
+//! doubled; as a text table and as JSON.
+
+use crate::district::District;
+use crate::plan::Action;
+use crate::sim::Played;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Percentiles of one measure; all `None` when nothing was measured.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub n: usize,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Percentiles {
+    pub fn of(mut values: Vec<f64>) -> Self {
+        values.retain(|v| v.is_finite());
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        // Nearest rank.
+        let at = |q: f64| (n > 0).then(|| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1]);
+        Percentiles { n, p50: at(0.50), p90: at(0.90), p99: at(0.99), max: values.last().copied() }
+    }
+}
+
+/// How the people fared: the figures two matching policies are compared on.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Care {
+    /// Emergency incidents (SOS, fall) opened by a press and not cancelled by the elder.
+    pub emergencies: usize,
+    pub accepted_within_60s_pct: Option<f64>,
+    pub on_scene_within_15min_pct: Option<f64>,
+    /// Press to a responder accepting, scenario seconds.
+    pub press_to_accept_s: Percentiles,
+    /// Press to a responder on scene, scenario minutes.
+    pub press_to_on_scene_min: Percentiles,
+    /// Emergencies that reached the station's duty line / that nobody went to.
+    pub station_alerted: usize,
+    pub nobody_going: usize,
+    /// Emergencies where the responder who went belongs to the elder's own centre (the one
+    /// nearest their home).
+    pub own_centre_pct: Option<f64>,
+    /// Distance of the responder who took the job, metres.
+    pub responder_distance_m: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub matching: String,
+    pub devices: usize,
+    pub centres: usize,
+    pub responders: usize,
+    pub speedup: f64,
+    pub scenario_hours: f64,
+    pub drain_min: f64,
+    pub engine_timers: String,
+    pub presses_sent: usize,
+    pub repeat_presses: usize,
+    pub fall_presses: usize,
+    pub surge_presses: usize,
+    pub cancels_sent: u64,
+    pub resends: u64,
+    pub incidents_seen: usize,
+    /// Presses that got neither `help_coming` nor a place on the console.
+    pub lost: usize,
+    /// Presses counted twice by the engine (more on the console than devices sent), plus
+    /// devices with two incidents open at once.
+    pub duplicated: u64,
+    pub not_acknowledged: usize,
+    pub not_on_console: usize,
+    /// Engine latencies, real milliseconds.
+    pub press_to_console_ms: Percentiles,
+    pub press_to_help_coming_ms: Percentiles,
+    pub press_to_offer_ms: Percentiles,
+    /// A responder's offer to their accept (the offer that was accepted), scenario seconds.
+    pub offer_to_accept_s: Percentiles,
+    pub press_to_on_scene_min: Percentiles,
+    pub accepted_within_60s_pct: Option<f64>,
+    pub on_scene_within_15min_pct: Option<f64>,
+    pub care: Care,
+    /// The same for presses in the surge only, and for the others (when there was a surge).
+    pub surge: Option<Care>,
+    pub outside_surge: Option<Care>,
+    pub offers_accepted: u64,
+    pub offers_declined: u64,
+    pub offers_unanswered: u64,
+    pub phone_refusals: u64,
+    pub dispatcher_commands: u64,
+    pub dispatcher_refusals: u64,
+    pub refusal_samples: Vec<String>,
+    pub console_resyncs: u64,
+    /// (scenario hours at the press, press to console in ms), for the plots.
+    #[serde(skip)]
+    pub console_series: Vec<(f64, f64)>,
+}
+
+impl Summary {
+    pub fn new(played: &Played, district: &District, scenario_name: &str, matching: &str, timers: String) -> Self {
+        let l = &played.ledger;
+        let clock = played.clock;
+        let ms = |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
+        let scen_s =
+            |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64() * clock.speedup;
+        let presses = &l.presses;
+        let lost = presses.iter().filter(|p| p.acked.is_none() && p.consoled.is_none()).count();
+        let console: Vec<f64> = presses.iter().filter_map(|p| p.consoled.map(|c| ms(p.sent, c))).collect();
+        let series = presses
+            .iter()
+            .filter_map(|p| p.consoled.map(|c| (clock.scenario_s(p.sent) / 3600.0, ms(p.sent, c))))
+            .collect();
+        let ack: Vec<f64> = presses.iter().filter_map(|p| p.acked.map(|c| ms(p.sent, c))).collect();
+        let mut to_offer = Vec::new();
+        let mut offer_to_accept = Vec::new();
+        for inc in l.incidents.values() {
+            let Some(p) = inc.opened_by.map(|i| &presses[i]) else { continue };
+            if let Some(o) = inc.first_offer {
+                to_offer.push(ms(p.sent, o));
+            }
+            if let (Some(o), Some(a)) = (inc.accepted_offer, inc.accepted) {
+                offer_to_accept.push(scen_s(o, a));
+            }
+        }
+        let care = care_outcomes(played, district, None);
+        let any_surge = presses.iter().any(|p| p.surge);
+        let surge = any_surge.then(|| care_outcomes(played, district, Some(true)));
+        let outside_surge = any_surge.then(|| care_outcomes(played, district, Some(false)));
+        Summary {
+            scenario: scenario_name.to_string(),
+            matching: matching.to_string(),
+            devices: district.elders.len(),
+            centres: district.centres.len(),
+            responders: district.responders.len(),
+            speedup: clock.speedup,
+            scenario_hours: played.plan_s / 3600.0,
+            drain_min: (played.played_s - played.plan_s) / 60.0,
+            engine_timers: timers,
+            presses_sent: presses.len(),
+            repeat_presses: presses.iter().filter(|p| p.repeat).count(),
+            fall_presses: presses.iter().filter(|p| p.action == Action::Fall).count(),
+            surge_presses: presses.iter().filter(|p| p.surge).count(),
+            cancels_sent: l.cancels_sent,
+            resends: presses.iter().map(|p| u64::from(p.resends)).sum(),
+            incidents_seen: l.incidents.len(),
+            lost,
+            duplicated: l.unexplained_presses + l.concurrent_open,
+            not_acknowledged: presses.iter().filter(|p| p.acked.is_none()).count(),
+            not_on_console: presses.iter().filter(|p| p.consoled.is_none()).count(),
+            press_to_console_ms: Percentiles::of(console),
+            press_to_help_coming_ms: Percentiles::of(ack),
+            press_to_offer_ms: Percentiles::of(to_offer),
+            offer_to_accept_s: Percentiles::of(offer_to_accept),
+            press_to_on_scene_min: care.press_to_on_scene_min.clone(),
+            accepted_within_60s_pct: care.accepted_within_60s_pct,
+            on_scene_within_15min_pct: care.on_scene_within_15min_pct,
+            care,
+            surge,
+            outside_surge,
+            offers_accepted: l.offers_accepted,
+            offers_declined: l.offers_declined,
+            offers_unanswered: l.offers_unanswered,
+            phone_refusals: l.phone_refusals,
+            dispatcher_commands: l.dispatcher_commands,
+            dispatcher_refusals: l.dispatcher_refusals,
+            refusal_samples: l.refusal_samples.clone(),
+            console_resyncs: l.console_resyncs,
+            console_series: series,
+        }
+    }
+
+    /// The JSON printed by `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("plain data")
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{} — matching: {}\n{} devices, {} centres, {} responders; {:.1} scenario hours (+{:.0} min drain) at {}x\nengine timers (scenario time): {}",
+            self.scenario,
+            self.matching,
+            self.devices,
+            self.centres,
+            self.responders,
+            self.scenario_hours,
+            self.drain_min,
+            self.speedup,
+            self.engine_timers
+        );
+        let _ = writeln!(
+            t,
+            "presses {} ({} repeats, {} falls, {} in the surge), cancels {}, resends {}; incidents {}",
+            self.presses_sent,
+            self.repeat_presses,
+            self.fall_presses,
+            self.surge_presses,
+            self.cancels_sent,
+            self.resends,
+            self.incidents_seen
+        );
+        let _ = writeln!(t, "lost {}   duplicated {}", self.lost, self.duplicated);
+        let _ = writeln!(t);
+        let _ = writeln!(t, "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9}", "measure", "n", "p50", "p90", "p99", "max");
+        let row = |t: &mut String, name: &str, p: &Percentiles, unit: &str| {
+            let f = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                t,
+                "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9}",
+                format!("{name} ({unit})"),
+                p.n,
+                f(p.p50),
+                f(p.p90),
+                f(p.p99),
+                f(p.max)
+            );
+        };
+        row(&mut t, "press → console", &self.press_to_console_ms, "ms");
+        row(&mut t, "press → help_coming", &self.press_to_help_coming_ms, "ms");
+        row(&mut t, "press → first offer", &self.press_to_offer_ms, "ms");
+        row(&mut t, "offer → accept", &self.offer_to_accept_s, "scen. s");
+        row(&mut t, "press → accept", &self.care.press_to_accept_s, "scen. s");
+        row(&mut t, "press → on scene", &self.press_to_on_scene_min, "scen. min");
+        row(&mut t, "responder's distance", &self.care.responder_distance_m, "m");
+        let _ = writeln!(t);
+        let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            t,
+            "emergencies {}: accepted within 60 s {}, on scene within 15 min {}; station alerted {}, nobody going {}; responder from the elder's own centre {}",
+            self.care.emergencies,
+            pct(self.care.accepted_within_60s_pct),
+            pct(self.care.on_scene_within_15min_pct),
+            self.care.station_alerted,
+            self.care.nobody_going,
+            pct(self.care.own_centre_pct),
+        );
+        for (name, part) in [("outside the surge", &self.outside_surge), ("in the surge", &self.surge)] {
+            if let Some(s) = part {
+                let _ = writeln!(
+                    t,
+                    "  {name} {}: accepted within 60 s {}, on scene within 15 min {}; nobody going {}",
+                    s.emergencies,
+                    pct(s.accepted_within_60s_pct),
+                    pct(s.on_scene_within_15min_pct),
+                    s.nobody_going
+                );
+            }
+        }
+        let _ = writeln!(
+            t,
+            "offers: {} accepted, {} declined, {} left to lapse; refused frames: phones {}, dispatcher {} of {}",
+            self.offers_accepted,
+            self.offers_declined,
+            self.offers_unanswered,
+            self.phone_refusals,
+            self.dispatcher_refusals,
+            self.dispatcher_commands
+        );
+        t
+    }
+}
+
+/// Care outcomes of all emergencies, or only of those in (or out of) the surge.
+fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> Care {
+    let l = &played.ledger;
+    let clock = played.clock;
+    let end_s = played.played_s;
+    let responder_centre: HashMap<&str, usize> =
+        district.responders.iter().map(|r| (r.id.as_str(), r.centre)).collect();
+    let scen =
+        |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64() * clock.speedup;
+    let mut c = Care::default();
+    let (mut within60, mut decided60, mut within15, mut decided15) = (0usize, 0usize, 0usize, 0usize);
+    let (mut own, mut went) = (0usize, 0usize);
+    let mut to_accept = Vec::new();
+    let mut to_scene = Vec::new();
+    let mut distance = Vec::new();
+    for inc in l.incidents.values() {
+        let Some(p) = inc.opened_by.map(|i| &l.presses[i]) else { continue };
+        if !matches!(inc.kind.as_str(), "sos" | "fall") || inc.cancel_requested {
+            continue;
+        }
+        if surge.is_some_and(|s| s != p.surge) {
+            continue;
+        }
+        c.emergencies += 1;
+        let pressed_s = clock.scenario_s(p.sent);
+        if let Some(a) = inc.accepted {
+            to_accept.push(scen(p.sent, a));
+        }
+        if let Some(o) = inc.on_scene {
+            to_scene.push(scen(p.sent, o) / 60.0);
+        }
+        // Count an incident only where the run lasted long enough to tell.
+        if pressed_s + 60.0 <= end_s {
+            decided60 += 1;
+            within60 += usize::from(inc.accepted.is_some_and(|a| scen(p.sent, a) <= 60.0));
+        }
+        if pressed_s + 900.0 <= end_s {
+            decided15 += 1;
+            within15 += usize::from(inc.on_scene.is_some_and(|o| scen(p.sent, o) <= 900.0));
+        }
+        c.station_alerted += usize::from(inc.station_alerted);
+        c.nobody_going += usize::from(inc.nobody_going);
+        if let Some(r) = inc.responder.as_deref().and_then(|r| responder_centre.get(r)) {
+            went += 1;
+            own += usize::from(*r == district.elders[inc.device].own_centre);
+        }
+        if let Some(d) = inc.responder_distance_m {
+            distance.push(d);
+        }
+    }
+    let pct = |a: usize, b: usize| (b > 0).then(|| 100.0 * a as f64 / b as f64);
+    c.accepted_within_60s_pct = pct(within60, decided60);
+    c.on_scene_within_15min_pct = pct(within15, decided15);
+    c.own_centre_pct = pct(own, went);
+    c.press_to_accept_s = Percentiles::of(to_accept);
+    c.press_to_on_scene_min = Percentiles::of(to_scene);
+    c.responder_distance_m = Percentiles::of(distance);
+    c
+}
+
+/// Two runs' care outcomes side by side.
+pub fn comparison(a: &Summary, b: &Summary) -> String {
+    let mut t = String::new();
+    let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+    let _ = writeln!(t, "{} — the same presses, two matching policies\n", a.scenario);
+    let _ = writeln!(t, "{:<44} {:>16} {:>16}", "", a.matching, b.matching);
+    type Column = Box<dyn Fn(&Summary) -> String>;
+    let rows: Vec<(&str, Column)> = vec![
+        ("emergencies", Box::new(|s: &Summary| s.care.emergencies.to_string())),
+        ("accepted within 60 s", Box::new(move |s: &Summary| pct(s.care.accepted_within_60s_pct))),
+        ("on scene within 15 min", Box::new(move |s: &Summary| pct(s.care.on_scene_within_15min_pct))),
+        ("press → accept p50 (scen. s)", Box::new(move |s: &Summary| num(s.care.press_to_accept_s.p50))),
+        ("press → accept p90 (scen. s)", Box::new(move |s: &Summary| num(s.care.press_to_accept_s.p90))),
+        ("press → on scene p50 (scen. min)", Box::new(move |s: &Summary| num(s.care.press_to_on_scene_min.p50))),
+        ("press → on scene p90 (scen. min)", Box::new(move |s: &Summary| num(s.care.press_to_on_scene_min.p90))),
+        ("responder's distance p50 (m)", Box::new(move |s: &Summary| num(s.care.responder_distance_m.p50))),
+        ("station's duty line alerted", Box::new(|s: &Summary| s.care.station_alerted.to_string())),
+        ("nobody going (dispatcher, 120)", Box::new(|s: &Summary| s.care.nobody_going.to_string())),
+        ("responder from the elder's own centre", Box::new(move |s: &Summary| pct(s.care.own_centre_pct))),
+        (
+            "outside the surge: accepted within 60 s",
+            Box::new(move |s: &Summary| pct(s.outside_surge.as_ref().and_then(|c| c.accepted_within_60s_pct))),
+        ),
+        (
+            "outside the surge: on scene within 15 min",
+            Box::new(move |s: &Summary| pct(s.outside_surge.as_ref().and_then(|c| c.on_scene_within_15min_pct))),
+        ),
+        (
+            "surge: on scene within 15 min",
+            Box::new(move |s: &Summary| pct(s.surge.as_ref().and_then(|c| c.on_scene_within_15min_pct))),
+        ),
+        ("presses lost / duplicated", Box::new(|s: &Summary| format!("{} / {}", s.lost, s.duplicated))),
+    ];
+    for (name, f) in rows {
+        let _ = writeln!(t, "{:<44} {:>16} {:>16}", name, f(a), f(b));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.n, p.p50, p.p90, p.p99, p.max), (100, Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
+        assert_eq!(Percentiles::of(vec![]).p50, None);
+        assert_eq!(Percentiles::of(vec![3.0]).p99, Some(3.0));
+    }
+}

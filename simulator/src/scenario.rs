@@ -1,0 +1,424 @@
+//! A scenario file: the district (people, centres, responders), how people behave, and how
+//! long and how fast to play it. Read from TOML, checked, with errors that name the key.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// Everything a run needs to know about the district and its people.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub district: District,
+    pub devices: Devices,
+    pub presses: Presses,
+    pub responders: Responders,
+    #[serde(default)]
+    pub dispatchers: Dispatchers,
+    pub run: Run,
+    /// Many presses at once (an earthquake, a power cut at night); none when absent.
+    #[serde(default)]
+    pub surge: Option<Surge>,
+    #[serde(rename = "neighbourhood")]
+    pub neighbourhoods: Vec<Neighbourhood>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct District {
+    pub name: String,
+    /// Prefix of every id in the generated registry (`xs` gives `xs-e00001`).
+    pub id_prefix: String,
+    /// Residents aged 60 and over (the seeds' figure).
+    pub aged_60_plus: u64,
+    /// Care institutions in the seeds; reported, not simulated (they send no one to homes).
+    #[serde(default)]
+    pub care_institutions: u32,
+    /// Community home-care centres: the stations responders belong to. Must equal the
+    /// neighbourhoods' `centres` added up.
+    pub community_centres: u32,
+}
+
+/// Who gets a device, and what a press carries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// Share of the 60+ who are 70 or older.
+    pub share_aged_70_plus: f64,
+    /// Share of the 60+ who are 80 or older (part of the 70+).
+    pub share_aged_80_plus: f64,
+    /// Share of elders who live alone, at any age.
+    pub share_living_alone: f64,
+    /// Groups given a device: `aged_60_plus`, `aged_70_plus`, `aged_80_plus`,
+    /// `living_alone`, `aged_70_plus_living_alone`. An elder in any of them is eligible.
+    pub eligible: Vec<String>,
+    /// Share of eligible elders who have a device installed.
+    pub uptake: f64,
+    /// At most this many devices (0: no cap), for short runs on a small machine.
+    #[serde(default)]
+    pub limit: u32,
+    /// How far homes scatter around their community centre (standard deviation, metres).
+    pub cluster_spread_m: f64,
+    /// Share of presses that carry a GNSS fix (the rest are located at the registered home).
+    pub fix_share: f64,
+}
+
+/// How often and how elders press.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presses {
+    /// Mean emergency presses (SOS or fall) per device per day, over a whole day.
+    pub per_device_per_day: f64,
+    /// Share of those that are a detected fall rather than an SOS button press.
+    pub fall_share: f64,
+    /// Chance that an elder presses again (panic) while waiting for help.
+    pub repeat_probability: f64,
+    /// The most extra presses a panicking elder makes.
+    pub repeat_max: u32,
+    /// Scenario seconds between panic presses, [min, max].
+    pub repeat_gap_s: [f64; 2],
+    /// Chance that the elder asks to cancel (a long press) soon after pressing.
+    pub cancel_probability: f64,
+    /// Scenario seconds from the press to the cancel, [min, max].
+    pub cancel_after_s: [f64; 2],
+    /// Relative press rate for each hour of the day, 0h to 23h (24 numbers, day and night).
+    pub hourly_weights: Vec<f64>,
+}
+
+/// The people at the community centres who go to the door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Responders {
+    /// Responders attached to each community centre.
+    pub per_centre: u32,
+    /// Shares of travel modes; need not add up to 1.
+    pub modes: Modes,
+    /// Share trained in first aid (only they are offered falls).
+    pub first_aid_share: f64,
+    /// Chance that an offer is accepted (else declined or left to lapse).
+    pub accept_probability: f64,
+    /// Chance that an offer is neither accepted nor declined: the phone stays silent.
+    pub no_answer_probability: f64,
+    /// Scenario seconds to answer an offer, [min, max].
+    pub answer_delay_s: [f64; 2],
+    /// Scenario seconds from accepting to setting off (en route), [min, max].
+    pub prepare_s: [f64; 2],
+    /// Scenario minutes spent with the elder before resolving, [min, max].
+    pub on_scene_min: [f64; 2],
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modes {
+    pub foot: f64,
+    pub ebike: f64,
+    pub car: f64,
+}
+
+/// What the call centre does, as far as the simulation needs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatchers {
+    /// Scenario seconds before a dispatcher closes a resolved incident, [min, max].
+    pub close_after_s: [f64; 2],
+    /// Scenario seconds to call an elder back who asked to cancel, then cancel, [min, max].
+    pub callback_after_s: [f64; 2],
+    /// Scenario seconds before a dispatcher hands an incident nobody is going to over to
+    /// the ambulance (120) and resolves it, [min, max].
+    pub handover_after_s: [f64; 2],
+}
+
+impl Default for Dispatchers {
+    fn default() -> Self {
+        Self { close_after_s: [60.0, 300.0], callback_after_s: [30.0, 120.0], handover_after_s: [60.0, 180.0] }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Scenario hours to play.
+    pub hours: f64,
+    /// Hour of the day the run starts at (0 to 24), for the day/night pattern.
+    pub start_hour: f64,
+    /// Scenario seconds per wall-clock second. At most 60, so the engine's 60 s offer
+    /// timeout is still a whole second of wall-clock time.
+    pub speedup: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Surge {
+    /// Scenario hours from the run's start to the surge.
+    pub at_hour: f64,
+    /// Share of devices that press.
+    pub share: f64,
+    /// Scenario minutes over which they press.
+    pub within_min: f64,
+}
+
+/// A real neighbourhood (a sub-district, 街道) and its community centres.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbourhood {
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+    /// Relative share of the district's elders living here.
+    pub weight: f64,
+    /// How far its centres scatter around (lat, lon) (standard deviation, metres).
+    pub spread_m: f64,
+    /// Community home-care centres here.
+    pub centres: u32,
+}
+
+/// A scenario that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a valid scenario: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {key} {problem}")]
+    Invalid { path: String, key: String, problem: String },
+}
+
+pub const GROUPS: [&str; 5] =
+    ["aged_60_plus", "aged_70_plus", "aged_80_plus", "living_alone", "aged_70_plus_living_alone"];
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let name = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: name.clone(), source })?;
+        Self::parse(&text, &name)
+    }
+
+    /// Parses and checks a scenario; `name` is used in messages.
+    pub fn parse(text: &str, name: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario =
+            toml::from_str(text).map_err(|e| ScenarioError::Parse { path: name.into(), message: e.to_string() })?;
+        scenario.check().map_err(|(key, problem)| ScenarioError::Invalid { path: name.into(), key, problem })?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        fn share(key: &str, v: f64) -> Result<(), (String, String)> {
+            if v.is_finite() && (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err((key.into(), format!("must lie in 0..=1, not {v}")))
+            }
+        }
+        fn positive(key: &str, v: f64) -> Result<(), (String, String)> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err((key.into(), format!("must be a positive number, not {v}")))
+            }
+        }
+        fn range(key: &str, r: [f64; 2]) -> Result<(), (String, String)> {
+            if r.iter().all(|v| v.is_finite() && *v >= 0.0) && r[0] <= r[1] {
+                Ok(())
+            } else {
+                Err((key.into(), format!("must be [min, max] with 0 <= min <= max, not {r:?}")))
+            }
+        }
+        let d = &self.district;
+        let id_ok = !d.id_prefix.is_empty()
+            && d.id_prefix.len() <= 16
+            && d.id_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err((
+                "district.id_prefix".into(),
+                format!("must be 1 to 16 ASCII letters, digits, - or _, not {:?}", d.id_prefix),
+            ));
+        }
+        if d.aged_60_plus == 0 {
+            return Err(("district.aged_60_plus".into(), "must be at least 1".into()));
+        }
+        let v = &self.devices;
+        share("devices.share_aged_70_plus", v.share_aged_70_plus)?;
+        share("devices.share_aged_80_plus", v.share_aged_80_plus)?;
+        if v.share_aged_80_plus > v.share_aged_70_plus {
+            return Err(("devices.share_aged_80_plus".into(), "must not exceed devices.share_aged_70_plus".into()));
+        }
+        share("devices.share_living_alone", v.share_living_alone)?;
+        share("devices.uptake", v.uptake)?;
+        share("devices.fix_share", v.fix_share)?;
+        positive("devices.cluster_spread_m", v.cluster_spread_m)?;
+        if v.eligible.is_empty() {
+            return Err(("devices.eligible".into(), format!("must name at least one of {GROUPS:?}")));
+        }
+        if let Some(g) = v.eligible.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+            return Err(("devices.eligible".into(), format!("has {g:?}, not one of {GROUPS:?}")));
+        }
+        let p = &self.presses;
+        positive("presses.per_device_per_day", p.per_device_per_day)?;
+        share("presses.fall_share", p.fall_share)?;
+        share("presses.repeat_probability", p.repeat_probability)?;
+        share("presses.cancel_probability", p.cancel_probability)?;
+        range("presses.repeat_gap_s", p.repeat_gap_s)?;
+        range("presses.cancel_after_s", p.cancel_after_s)?;
+        if p.hourly_weights.len() != 24
+            || p.hourly_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || p.hourly_weights.iter().all(|w| *w == 0.0)
+        {
+            return Err((
+                "presses.hourly_weights".into(),
+                format!("must be 24 numbers >= 0, not all 0 (has {})", p.hourly_weights.len()),
+            ));
+        }
+        let r = &self.responders;
+        if r.per_centre == 0 {
+            return Err(("responders.per_centre".into(), "must be at least 1".into()));
+        }
+        let m = &r.modes;
+        for (key, v) in [("foot", m.foot), ("ebike", m.ebike), ("car", m.car)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err((format!("responders.modes.{key}"), format!("must be a number >= 0, not {v}")));
+            }
+        }
+        if m.foot + m.ebike + m.car <= 0.0 {
+            return Err(("responders.modes".into(), "must give at least one mode a share above 0".into()));
+        }
+        share("responders.first_aid_share", r.first_aid_share)?;
+        share("responders.accept_probability", r.accept_probability)?;
+        share("responders.no_answer_probability", r.no_answer_probability)?;
+        if r.accept_probability + r.no_answer_probability > 1.0 {
+            return Err((
+                "responders.no_answer_probability".into(),
+                "plus responders.accept_probability must not exceed 1".into(),
+            ));
+        }
+        range("responders.answer_delay_s", r.answer_delay_s)?;
+        range("responders.prepare_s", r.prepare_s)?;
+        range("responders.on_scene_min", r.on_scene_min)?;
+        let x = &self.dispatchers;
+        range("dispatchers.close_after_s", x.close_after_s)?;
+        range("dispatchers.callback_after_s", x.callback_after_s)?;
+        range("dispatchers.handover_after_s", x.handover_after_s)?;
+        positive("run.hours", self.run.hours)?;
+        if !(0.0..24.0).contains(&self.run.start_hour) {
+            return Err(("run.start_hour".into(), format!("must lie in 0..24, not {}", self.run.start_hour)));
+        }
+        check_speedup("run.speedup", self.run.speedup)?;
+        if let Some(s) = &self.surge {
+            if !s.at_hour.is_finite() || s.at_hour < 0.0 || s.at_hour >= self.run.hours {
+                return Err(("surge.at_hour".into(), format!("must lie in 0..run.hours, not {}", s.at_hour)));
+            }
+            share("surge.share", s.share)?;
+            positive("surge.within_min", s.within_min)?;
+        }
+        if self.neighbourhoods.is_empty() {
+            return Err(("neighbourhood".into(), "must list at least one [[neighbourhood]]".into()));
+        }
+        for (i, n) in self.neighbourhoods.iter().enumerate() {
+            let key = |k: &str| format!("neighbourhood[{i}].{k} ({})", n.name);
+            if !(-90.0..=90.0).contains(&n.lat) || !(-180.0..=180.0).contains(&n.lon) {
+                return Err((key("lat/lon"), format!("is not a WGS-84 position: ({}, {})", n.lat, n.lon)));
+            }
+            positive(&key("weight"), n.weight)?;
+            positive(&key("spread_m"), n.spread_m)?;
+        }
+        let centres: u32 = self.neighbourhoods.iter().map(|n| n.centres).sum();
+        if centres != d.community_centres {
+            return Err((
+                "district.community_centres".into(),
+                format!("is {} but the neighbourhoods' centres add up to {centres}", d.community_centres),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Share of the 60+ population that is eligible for a device, from the groups named.
+    pub fn eligible_share(&self) -> f64 {
+        let v = &self.devices;
+        let alone = v.share_living_alone;
+        let (a70, a80) = (v.share_aged_70_plus, v.share_aged_80_plus);
+        // Age and living alone are taken as independent: P(any of the groups) by inclusion
+        // over the three age bands.
+        let bands = [(1.0 - a70, 60u8), (a70 - a80, 70), (a80, 80)];
+        bands
+            .iter()
+            .map(|&(p, age)| {
+                let in_group = |alone_flag: bool| self.is_eligible(age, alone_flag);
+                p * (alone * f64::from(u8::from(in_group(true))) + (1.0 - alone) * f64::from(u8::from(in_group(false))))
+            })
+            .sum()
+    }
+
+    /// Whether an elder of this age band (60, 70 or 80) and living situation gets a device.
+    pub fn is_eligible(&self, age_band: u8, alone: bool) -> bool {
+        self.devices.eligible.iter().any(|g| match g.as_str() {
+            "aged_60_plus" => true,
+            "aged_70_plus" => age_band >= 70,
+            "aged_80_plus" => age_band >= 80,
+            "living_alone" => alone,
+            "aged_70_plus_living_alone" => age_band >= 70 && alone,
+            _ => false,
+        })
+    }
+
+    /// Devices in the district: eligible elders times uptake, capped by `devices.limit`.
+    pub fn device_count(&self) -> u32 {
+        let n = (self.district.aged_60_plus as f64 * self.eligible_share() * self.devices.uptake).round() as u32;
+        let n = n.max(1);
+        if self.devices.limit > 0 {
+            n.min(self.devices.limit)
+        } else {
+            n
+        }
+    }
+}
+
+/// The speed-up must keep the engine's timers whole seconds of wall-clock time.
+pub fn check_speedup(key: &str, v: f64) -> Result<(), (String, String)> {
+    if v.is_finite() && (1.0..=60.0).contains(&v) {
+        Ok(())
+    } else {
+        Err((key.into(), format!("must lie in 1..=60 (the 60 s offer timeout becomes 60/speedup s), not {v}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOKE: &str = include_str!("../scenarios/smoke.toml");
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        for (name, text) in [
+            ("smoke", SMOKE),
+            ("xishan", include_str!("../scenarios/xishan.toml")),
+            ("guandu", include_str!("../scenarios/guandu.toml")),
+        ] {
+            let s = Scenario::parse(text, name).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.device_count() > 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_seed_figures_give_plausible_device_counts() {
+        let s = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
+        let n = s.device_count();
+        assert!((5_000..40_000).contains(&n), "xishan devices {n}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad = SMOKE.replace("fall_share = 0.15", "fall_share = 1.5");
+        let e = Scenario::parse(&bad, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("presses.fall_share") && e.contains("1.5"), "{e}");
+        let typo = SMOKE.replace("fall_share", "fal_share");
+        let e = Scenario::parse(&typo, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("fal_share"), "{e}");
+        let fast = SMOKE.replace("speedup = 60", "speedup = 120");
+        let e = Scenario::parse(&fast, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("run.speedup"), "{e}");
+        let centres = SMOKE.replace("community_centres = 3", "community_centres = 4");
+        let e = Scenario::parse(&centres, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("district.community_centres"), "{e}");
+    }
+}

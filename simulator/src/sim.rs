@@ -1,0 +1,931 @@
+//! The live run: devices publish over MQTT, responders answer on their phones' WebSocket, a
+//! console watches the feed and a dispatcher acts on a second console socket. Everything that
+//! happens is written down in the [`Ledger`], from which the report is made.
+
+use crate::district::{District, Point};
+use crate::engine::Target;
+use crate::plan::{uniform, Action, Event};
+use crate::scenario::Scenario;
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::time::sleep_until;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How a run is played.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Scenario minutes played after the last planned press, so incidents can finish.
+    pub drain_min: f64,
+    /// Wall-clock seconds a device waits for `help_coming` before sending the press again.
+    pub resend_after_s: f64,
+    /// MQTT connections the devices' messages share.
+    pub publishers: usize,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+    /// A label for the progress line.
+    pub label: String,
+}
+
+/// The scenario clock: wall-clock time since the start, times the speed-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub start: Instant,
+    pub speedup: f64,
+}
+
+impl Clock {
+    pub fn at(&self, scenario_s: f64) -> Instant {
+        self.start + Duration::from_secs_f64(scenario_s.max(0.0) / self.speedup)
+    }
+
+    pub fn wall(&self, scenario_s: f64) -> Duration {
+        Duration::from_secs_f64(scenario_s.max(0.0) / self.speedup)
+    }
+
+    pub fn scenario_s(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.start).as_secs_f64() * self.speedup
+    }
+}
+
+/// One emergency press (SOS or fall) as the device sent it, and what became of it.
+#[derive(Debug, Clone)]
+pub struct Press {
+    pub device: usize,
+    pub action: Action,
+    pub repeat: bool,
+    pub surge: bool,
+    /// The wall-clock moment of the press (just before the first publish).
+    pub sent: Instant,
+    pub last_sent: Instant,
+    pub resends: u32,
+    payload: String,
+    /// When the device heard `help_coming` for it.
+    pub acked: Option<Instant>,
+    /// When a console first showed it (the incident appearing, or its press count rising).
+    pub consoled: Option<Instant>,
+    pub incident: Option<u64>,
+}
+
+/// An incident as the console saw it, with the moments of its life.
+#[derive(Debug, Clone, Default)]
+pub struct Incident {
+    pub id: u64,
+    pub device: usize,
+    pub kind: String,
+    pub state: String,
+    /// The press that opened it.
+    pub opened_by: Option<usize>,
+    pub press_count: u32,
+    pub first_offer: Option<Instant>,
+    /// When each responder was first offered this incident.
+    offered_to: HashMap<String, Instant>,
+    pub accepted: Option<Instant>,
+    /// The offer the accepted responder had been holding, when it began.
+    pub accepted_offer: Option<Instant>,
+    pub on_scene: Option<Instant>,
+    pub resolved: Option<Instant>,
+    pub ended: Option<Instant>,
+    pub cancel_requested: bool,
+    pub station_alerted: bool,
+    pub nobody_going: bool,
+    pub offers_made: u32,
+    /// The responder who took the job, and their distance when they took it.
+    pub responder: Option<String>,
+    pub responder_distance_m: Option<f64>,
+    pub handled_by_dispatcher: bool,
+    close_planned: bool,
+    cancel_planned: bool,
+    handover_planned: bool,
+}
+
+#[derive(Debug, Default)]
+struct DeviceQueues {
+    /// Presses waiting for `help_coming`, oldest first.
+    awaiting_ack: VecDeque<usize>,
+    /// Presses not yet seen on the console, oldest first.
+    awaiting_console: VecDeque<usize>,
+    /// The device's open incident as the console shows it.
+    open: Option<u64>,
+}
+
+/// Everything the run saw.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub presses: Vec<Press>,
+    pub incidents: HashMap<u64, Incident>,
+    devices: Vec<DeviceQueues>,
+    pub cancels_sent: u64,
+    /// `help_coming` that matched no waiting press (answers to resends).
+    pub extra_acks: u64,
+    /// Presses a console showed that no device sent: one press counted twice.
+    pub unexplained_presses: u64,
+    /// A device with two incidents open at once.
+    pub concurrent_open: u64,
+    pub offers_accepted: u64,
+    pub offers_declined: u64,
+    pub offers_unanswered: u64,
+    pub phone_refusals: u64,
+    pub dispatcher_commands: u64,
+    pub dispatcher_refusals: u64,
+    pub refusal_samples: Vec<String>,
+    pub snapshot_open_at_start: Option<usize>,
+    pub console_resyncs: u64,
+}
+
+/// A dispatcher's action, due at a wall-clock moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DispatcherAction {
+    due: Instant,
+    incident: u64,
+    action: &'static str,
+    text: &'static str,
+}
+
+impl Ord for DispatcherAction {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.due.cmp(&self.due).then(other.incident.cmp(&self.incident))
+    }
+}
+impl PartialOrd for DispatcherAction {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ledger {
+    fn new(devices: usize) -> Self {
+        Self { devices: (0..devices).map(|_| DeviceQueues::default()).collect(), ..Self::default() }
+    }
+
+    fn help_coming(&mut self, device: usize, incident: u64, now: Instant) {
+        match self.devices[device].awaiting_ack.pop_front() {
+            Some(p) => {
+                self.presses[p].acked = Some(now);
+                self.presses[p].incident.get_or_insert(incident);
+            }
+            None => self.extra_acks += 1,
+        }
+    }
+
+    /// Takes in one incident view from the console feed; returns dispatcher actions to plan.
+    fn incident_view(&mut self, v: &Value, now: Instant, device_index: &HashMap<String, usize>) -> Vec<Planned> {
+        let Some(id) = v["id"].as_u64() else { return vec![] };
+        let Some(&device) = v["device_id"].as_str().and_then(|d| device_index.get(d)) else { return vec![] };
+        let state = v["state"].as_str().unwrap_or("").to_string();
+        let press_count = v["press_count"].as_u64().unwrap_or(0) as u32;
+        let is_new = !self.incidents.contains_key(&id);
+        if is_new {
+            if let Some(other) = self.devices[device].open {
+                if other != id {
+                    self.concurrent_open += 1;
+                }
+            }
+            self.incidents.insert(id, Incident { id, device, ..Incident::default() });
+        }
+        let inc = self.incidents.get_mut(&id).expect("inserted");
+        // Presses the console now shows for the first time: the oldest the device sent.
+        let mut opened_by = None;
+        for _ in inc.press_count..press_count {
+            match self.devices[device].awaiting_console.pop_front() {
+                Some(p) => {
+                    self.presses[p].consoled = Some(now);
+                    self.presses[p].incident = Some(id);
+                    opened_by.get_or_insert(p);
+                }
+                None => self.unexplained_presses += 1,
+            }
+        }
+        if is_new {
+            inc.opened_by = opened_by;
+        }
+        inc.press_count = inc.press_count.max(press_count);
+        inc.kind = v["kind"].as_str().unwrap_or("").to_string();
+        inc.cancel_requested = v["cancel_requested"].as_bool().unwrap_or(false);
+        inc.offers_made = inc.offers_made.max(v["ladder"]["offers_made"].as_u64().unwrap_or(0) as u32);
+        // Who holds an offer: `offers` where the engine makes several at once, else `responder`.
+        let mut offered: Vec<String> = v["offers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["responder"]["id"].as_str().map(str::to_string))
+            .collect();
+        if offered.is_empty() && state == "offered" {
+            offered.extend(v["responder"]["id"].as_str().map(str::to_string));
+        }
+        for r in offered {
+            inc.first_offer.get_or_insert(now);
+            inc.offered_to.entry(r).or_insert(now);
+        }
+        match state.as_str() {
+            "station_alerted" => inc.station_alerted = true,
+            "accepted" | "en_route" | "on_scene" => {
+                if inc.accepted.is_none() {
+                    inc.accepted = Some(now);
+                    inc.responder = v["responder"]["id"].as_str().map(str::to_string);
+                    inc.accepted_offer = inc.responder.as_ref().and_then(|r| inc.offered_to.get(r).copied());
+                    inc.responder_distance_m = v["responder"]["distance_m"].as_f64();
+                }
+                if state == "on_scene" {
+                    inc.on_scene.get_or_insert(now);
+                }
+            }
+            "resolved" => {
+                inc.resolved.get_or_insert(now);
+            }
+            _ => {}
+        }
+        match v["dispatcher_needed"].as_str() {
+            Some("nobody_going") => inc.nobody_going = true,
+            Some("handled_by_dispatcher") => inc.handled_by_dispatcher = true,
+            _ => {}
+        }
+        let terminal = matches!(state.as_str(), "closed" | "cancelled" | "false_alarm");
+        if terminal {
+            inc.ended.get_or_insert(now);
+            if self.devices[device].open == Some(id) {
+                self.devices[device].open = None;
+            }
+        } else {
+            self.devices[device].open = Some(id);
+        }
+        inc.state = state.clone();
+        let mut plans = Vec::new();
+        if !terminal {
+            if state == "resolved" && !inc.close_planned {
+                inc.close_planned = true;
+                plans.push(Planned::Close(id));
+            } else if inc.cancel_requested && !inc.cancel_planned && state != "resolved" {
+                inc.cancel_planned = true;
+                plans.push(Planned::Cancel(id));
+            } else if state == "awaiting_dispatcher" && inc.nobody_going && !inc.handover_planned {
+                inc.handover_planned = true;
+                plans.push(Planned::Handover(id));
+            }
+        }
+        plans
+    }
+
+    /// Whether a dispatcher's planned action still applies when it is due.
+    fn still_applies(&self, a: &DispatcherAction) -> bool {
+        let Some(inc) = self.incidents.get(&a.incident) else { return false };
+        match a.action {
+            "close" => inc.state == "resolved",
+            "cancel" => !matches!(inc.state.as_str(), "closed" | "cancelled" | "false_alarm"),
+            "resolve" => inc.state == "awaiting_dispatcher",
+            _ => false,
+        }
+    }
+
+    /// Presses not yet answered or shown.
+    pub fn pending(&self) -> usize {
+        self.presses.iter().filter(|p| p.acked.is_none() || p.consoled.is_none()).count()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Planned {
+    Close(u64),
+    Cancel(u64),
+    Handover(u64),
+}
+
+/// What a run hands to the report.
+#[derive(Debug)]
+pub struct Played {
+    pub ledger: Ledger,
+    pub clock: Clock,
+    /// Scenario seconds played in all (the plan plus the drain).
+    pub played_s: f64,
+    /// Scenario seconds of the plan (presses are made only before this).
+    pub plan_s: f64,
+}
+
+/// Plays `events` against the engine at `target` and returns what happened.
+pub async fn play(
+    target: &Target,
+    scenario: &Scenario,
+    district: &District,
+    events: &[Event],
+    opts: &RunOptions,
+) -> anyhow::Result<Played> {
+    let device_index: Arc<HashMap<String, usize>> =
+        Arc::new(district.elders.iter().enumerate().map(|(i, e)| (e.device_id.clone(), i)).collect());
+    let ledger = Arc::new(Mutex::new(Ledger::new(district.elders.len())));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ws_base = format!("ws://{}/ws", target.http);
+    wait_ready(target.http).await?;
+
+    // The console that measures: it only reads.
+    let cookie = sign_in(target).await?;
+    let (mut console, _) = connect_console(&ws_base, &cookie).await.context("console: cannot open /ws")?;
+    // The run counts incidents from nothing: a store with open incidents would mix runs up.
+    // The snapshot follows the welcome and the roster.
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(msg)) = console.next().await {
+            if let Message::Text(text) = msg {
+                let v = serde_json::from_str::<Value>(text.as_str()).ok()?;
+                if v["type"] == "snapshot" {
+                    return v["incidents"].as_array().map(Vec::len);
+                }
+            }
+        }
+        None
+    })
+    .await;
+    let open = first.ok().flatten();
+    match open {
+        Some(0) => ledger.lock().unwrap().snapshot_open_at_start = Some(0),
+        Some(n) => anyhow::bail!("the store already holds {n} open incidents: give the simulator a fresh database"),
+        None => anyhow::bail!("the console did not send a snapshot first"),
+    }
+    let (plan_tx, plan_rx) = mpsc::channel::<Planned>(65_536);
+    let console_task =
+        tokio::spawn(watch_console(console, ledger.clone(), device_index.clone(), plan_tx, stop_rx.clone()));
+
+    // Devices: publishers and the commands subscriber.
+    let tag = crate::engine::run_tag();
+    let (commands, mut commands_loop) = {
+        let mut o = MqttOptions::new(format!("sim-{tag}-commands"), target.mqtt_host.clone(), target.mqtt_port);
+        o.set_keep_alive(Duration::from_secs(30)).set_clean_session(true).set_max_packet_size(64 * 1024, 64 * 1024);
+        AsyncClient::new(o, 4096)
+    };
+    commands
+        .subscribe(format!("{}/v1/devices/+/commands", target.topic_root), QoS::AtLeastOnce)
+        .await
+        .context("cannot subscribe to device commands")?;
+    // Wait for the subscription before the first press, so no help_coming is missed.
+    let subscribed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match commands_loop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::SubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    match subscribed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => anyhow::bail!("cannot reach the MQTT broker at {}:{}: {e}", target.mqtt_host, target.mqtt_port),
+        Err(_) => anyhow::bail!("no SUBACK from the MQTT broker within 10 s"),
+    }
+    let commands_task = tokio::spawn(listen_commands(
+        commands_loop,
+        ledger.clone(),
+        device_index.clone(),
+        target.topic_root.clone(),
+        stop_rx.clone(),
+    ));
+    let mut publishers = Vec::new();
+    let mut publisher_tasks = Vec::new();
+    for k in 0..opts.publishers.max(1) {
+        let mut o = MqttOptions::new(format!("sim-{tag}-devices-{k}"), target.mqtt_host.clone(), target.mqtt_port);
+        o.set_keep_alive(Duration::from_secs(30)).set_clean_session(true).set_inflight(1000);
+        let (client, mut eventloop) = AsyncClient::new(o, 20_000);
+        publishers.push(client);
+        let mut stop = stop_rx.clone();
+        publisher_tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    r = eventloop.poll() => if r.is_err() {
+                        // Back off before polling again: poll returns errors at once.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }));
+    }
+
+    // Responders and the dispatcher.
+    let clock = Clock { start: Instant::now() + Duration::from_millis(300), speedup: scenario.run.speedup };
+    let mut responder_tasks = Vec::new();
+    for (i, r) in district.responders.iter().enumerate() {
+        let url = format!("{ws_base}?token={}", r.token);
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .with_context(|| format!("responder {}: cannot open /ws", r.id))?;
+        let phone = Phone {
+            rng: SmallRng::seed_from_u64(scenario.run.seed.wrapping_mul(7919).wrapping_add(i as u64)),
+            speed: r.mode.speed_m_s(),
+            station: district.centres[r.centre].position,
+            behaviour: scenario.responders.clone(),
+            clock,
+            ledger: ledger.clone(),
+        };
+        responder_tasks.push(tokio::spawn(phone.run(socket, stop_rx.clone())));
+    }
+    let (dispatcher, _) = connect_console(&ws_base, &cookie).await.context("dispatcher: cannot open /ws")?;
+    let dispatcher_task = tokio::spawn(dispatch(
+        dispatcher,
+        plan_rx,
+        ledger.clone(),
+        scenario.dispatchers.clone(),
+        clock,
+        SmallRng::seed_from_u64(scenario.run.seed ^ 0xd15),
+        stop_rx.clone(),
+    ));
+
+    // The resender: a device that has not heard help_coming presses again, same msg_id.
+    let resend_task = {
+        let ledger = ledger.clone();
+        let publishers = publishers.clone();
+        let mut stop = stop_rx.clone();
+        let after = Duration::from_secs_f64(opts.resend_after_s);
+        let topics: Vec<String> = district
+            .elders
+            .iter()
+            .map(|e| format!("{}/v1/devices/{}/events", target.topic_root, e.device_id))
+            .collect();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                let now = Instant::now();
+                let due: Vec<(usize, String)> = {
+                    let mut l = ledger.lock().unwrap();
+                    l.presses
+                        .iter_mut()
+                        .filter(|p| p.acked.is_none() && now.duration_since(p.last_sent) >= after)
+                        .map(|p| {
+                            p.last_sent = now;
+                            p.resends += 1;
+                            (p.device, p.payload.clone())
+                        })
+                        .collect()
+                };
+                for (device, payload) in due {
+                    let client = &publishers[device % publishers.len()];
+                    let _ = client.publish(topics[device].clone(), QoS::AtLeastOnce, false, payload).await;
+                }
+            }
+        })
+    };
+
+    // The presses, on the scenario clock.
+    let plan_s = scenario.run.hours * 3600.0;
+    let played_s = plan_s + opts.drain_min * 60.0;
+    let progress_task = tokio::spawn(progress(ledger.clone(), clock, played_s, opts.clone(), stop_rx.clone()));
+    let mut rng = SmallRng::seed_from_u64(scenario.run.seed ^ 0xf1c5);
+    let mut sequence = vec![0u32; district.elders.len()];
+    for e in events {
+        sleep_until(clock.at(e.at_s).into()).await;
+        let elder = &district.elders[e.device];
+        sequence[e.device] += 1;
+        let msg_id = format!("{}-{tag}-{}", elder.device_id, sequence[e.device]);
+        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let mut payload = json!({"msg_id": msg_id, "type": e.action.as_str(), "ts": ts as u64});
+        if e.action != Action::Cancel && rng.random::<f64>() < scenario.devices.fix_share {
+            let fix = elder
+                .home
+                .offset(crate::district::gaussian(&mut rng) * 10.0, crate::district::gaussian(&mut rng) * 10.0);
+            payload["location"] = json!({"lat": fix.lat, "lon": fix.lon, "accuracy_m": 15.0});
+        }
+        let payload = payload.to_string();
+        let now = Instant::now();
+        {
+            let mut l = ledger.lock().unwrap();
+            if e.action == Action::Cancel {
+                l.cancels_sent += 1;
+            } else {
+                let index = l.presses.len();
+                l.presses.push(Press {
+                    device: e.device,
+                    action: e.action,
+                    repeat: e.repeat,
+                    surge: e.surge,
+                    sent: now,
+                    last_sent: now,
+                    resends: 0,
+                    payload: payload.clone(),
+                    acked: None,
+                    consoled: None,
+                    incident: None,
+                });
+                l.devices[e.device].awaiting_ack.push_back(index);
+                l.devices[e.device].awaiting_console.push_back(index);
+            }
+        }
+        let topic = format!("{}/v1/devices/{}/events", target.topic_root, elder.device_id);
+        publishers[e.device % publishers.len()]
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .context("the MQTT client stopped")?;
+    }
+
+    // Let incidents finish; then wait (a little, on the wall clock) for the last answers.
+    sleep_until(clock.at(played_s).into()).await;
+    let grace = Instant::now() + Duration::from_secs(15);
+    while ledger.lock().unwrap().pending() > 0 && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(true);
+    for c in &publishers {
+        let _ = c.disconnect().await;
+    }
+    let _ = commands.disconnect().await;
+    for t in responder_tasks.into_iter().chain(publisher_tasks) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task] {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let ledger = Arc::try_unwrap(ledger).map(|m| m.into_inner().unwrap()).unwrap_or_else(|arc| {
+        // A task that did not stop in time still holds a reference: copy what we need.
+        let mut l = arc.lock().unwrap();
+        std::mem::take(&mut *l)
+    });
+    Ok(Played { ledger, clock, played_s, plan_s })
+}
+
+/// Signs the simulator's supervisor in (`POST /api/v1/session`); returns the session cookie.
+async fn sign_in(target: &Target) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({"user": target.console.user, "password": target.console.password}).to_string();
+    let mut s = tokio::net::TcpStream::connect(target.http).await.context("cannot reach the engine's HTTP port")?;
+    let req = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        target.http,
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await?;
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    let cookie = answer
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.trim().split(';').next())
+        .find(|c| c.starts_with("anxin_session="));
+    match (status, cookie) {
+        ("200", Some(c)) => Ok(c.to_string()),
+        _ => anyhow::bail!("the console's sign-in as {} was refused (HTTP {status})", target.console.user),
+    }
+}
+
+async fn connect_console(
+    ws_base: &str,
+    cookie: &str,
+) -> Result<(Socket, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error>
+{
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = ws_base.into_client_request()?;
+    let value = cookie.parse().map_err(|_| {
+        tokio_tungstenite::tungstenite::Error::Url(tokio_tungstenite::tungstenite::error::UrlError::UnableToConnect(
+            "bad cookie".into(),
+        ))
+    })?;
+    request.headers_mut().insert("cookie", value);
+    tokio_tungstenite::connect_async(request).await
+}
+
+/// Waits until `/readyz` answers 200: the engine is subscribed to its broker and has its store.
+/// A press published before the engine subscribes would reach nobody.
+async fn wait_ready(http: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = async {
+            let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
+            let req = format!("GET /readyz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.ok()?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).await.ok()?;
+            Some(head.ends_with(b"200"))
+        }
+        .await;
+        if status == Some(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the engine at {http} was not ready (/readyz) within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn watch_console(
+    socket: Socket,
+    ledger: Arc<Mutex<Ledger>>,
+    devices: Arc<HashMap<String, usize>>,
+    plans: mpsc::Sender<Planned>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (_sink, mut stream) = socket.split();
+    loop {
+        let msg = tokio::select! {
+            _ = stop.changed() => break,
+            m = stream.next() => m,
+        };
+        let Some(Ok(Message::Text(text))) = msg else {
+            if matches!(msg, None | Some(Err(_))) {
+                break;
+            }
+            continue;
+        };
+        let now = Instant::now();
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+        let planned = {
+            let mut l = ledger.lock().unwrap();
+            match v["type"].as_str() {
+                Some("snapshot") => {
+                    let open = v["incidents"].as_array().map(Vec::len).unwrap_or(0);
+                    if l.snapshot_open_at_start.is_none() {
+                        l.snapshot_open_at_start = Some(open);
+                    } else {
+                        l.console_resyncs += 1;
+                    }
+                    let mut all = Vec::new();
+                    for inc in v["incidents"].as_array().into_iter().flatten() {
+                        all.extend(l.incident_view(inc, now, &devices));
+                    }
+                    all
+                }
+                Some("incident") => l.incident_view(&v["incident"], now, &devices),
+                _ => vec![],
+            }
+        };
+        for p in planned {
+            let _ = plans.send(p).await;
+        }
+    }
+}
+
+async fn listen_commands(
+    mut eventloop: rumqttc::EventLoop,
+    ledger: Arc<Mutex<Ledger>>,
+    devices: Arc<HashMap<String, usize>>,
+    root: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let prefix = format!("{root}/v1/devices/");
+    loop {
+        let event = tokio::select! {
+            _ = stop.changed() => break,
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                let now = Instant::now();
+                let Some(device) = p
+                    .topic
+                    .strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_suffix("/commands"))
+                    .and_then(|d| devices.get(d))
+                else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_slice::<Value>(&p.payload) else { continue };
+                if v["type"] == "help_coming" {
+                    let incident = v["incident_id"].as_u64().unwrap_or(0);
+                    ledger.lock().unwrap().help_coming(*device, incident, now);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A responder's phone and the person holding it.
+struct Phone {
+    rng: SmallRng,
+    speed: f64,
+    station: Point,
+    behaviour: crate::scenario::Responders,
+    clock: Clock,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl Phone {
+    async fn run(mut self, socket: Socket, mut stop: watch::Receiver<bool>) {
+        let (mut sink, mut stream) = socket.split();
+        // The next thing this person will do, and when; replaced as the job changes.
+        let mut next: Option<(Instant, Value)> = None;
+        // (incident, state) already reacted to, so a repeated job frame changes nothing.
+        let mut seen: Option<(u64, String)> = None;
+        let mut last_place: Option<Point> = None;
+        let mut request = 0u64;
+        loop {
+            let wake = next.as_ref().map(|(t, _)| *t);
+            let msg = tokio::select! {
+                _ = stop.changed() => break,
+                _ = async { match wake { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
+                    if let Some((_, mut frame)) = next.take() {
+                        request += 1;
+                        frame["request_id"] = json!(format!("p{request}"));
+                        if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                m = stream.next() => m,
+            };
+            let Some(Ok(Message::Text(text))) = msg else {
+                if matches!(msg, None | Some(Err(_))) {
+                    break;
+                }
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+            match v["type"].as_str() {
+                Some("result") if v["ok"] == false => {
+                    let mut l = self.ledger.lock().unwrap();
+                    l.phone_refusals += 1;
+                    if l.refusal_samples.len() < 5 {
+                        l.refusal_samples.push(format!("phone: {}", v["error"].as_str().unwrap_or("?")));
+                    }
+                }
+                Some("job") => {
+                    let job = &v["job"];
+                    if job.is_null() {
+                        // Lapsed, withdrawn, cancelled or resolved: free again. After a job,
+                        // report where we are, then head back to the station.
+                        if let Some((_, f)) = &next {
+                            if f["type"] != "location" {
+                                next = None;
+                            }
+                        }
+                        if let Some(place) = last_place.take() {
+                            let here = json!({"type": "location", "lat": place.lat, "lon": place.lon});
+                            let _ = sink.send(Message::Text(here.to_string().into())).await;
+                            let back_s = place.distance_m(self.station) * 1.3 / self.speed;
+                            let home = json!({"type": "location", "lat": self.station.lat, "lon": self.station.lon});
+                            next = Some((Instant::now() + self.clock.wall(back_s), home));
+                        }
+                        seen = None;
+                        continue;
+                    }
+                    let incident = job["incident_id"].as_u64().unwrap_or(0);
+                    let state = job["state"].as_str().unwrap_or("").to_string();
+                    if seen.as_ref() == Some(&(incident, state.clone())) {
+                        continue;
+                    }
+                    seen = Some((incident, state.clone()));
+                    let b = &self.behaviour;
+                    let frame = |t: &str| json!({"type": t, "incident_id": incident});
+                    let now = Instant::now();
+                    next = match state.as_str() {
+                        "offered" => {
+                            let r: f64 = self.rng.random();
+                            let delay = self.clock.wall(uniform(&mut self.rng, b.answer_delay_s));
+                            let mut l = self.ledger.lock().unwrap();
+                            if r < b.accept_probability {
+                                l.offers_accepted += 1;
+                                Some((now + delay, frame("accept")))
+                            } else if r < b.accept_probability + b.no_answer_probability {
+                                l.offers_unanswered += 1;
+                                None
+                            } else {
+                                l.offers_declined += 1;
+                                Some((now + delay, frame("decline")))
+                            }
+                        }
+                        "accepted" => {
+                            let prepare = uniform(&mut self.rng, b.prepare_s);
+                            Some((now + self.clock.wall(prepare), frame("en_route")))
+                        }
+                        "en_route" => {
+                            let distance = job["distance_m"].as_f64().unwrap_or(0.0);
+                            let travel_s = distance * 1.3 / self.speed;
+                            Some((now + self.clock.wall(travel_s), frame("on_scene")))
+                        }
+                        "on_scene" => {
+                            let at = &job["location"]["at"];
+                            if let (Some(lat), Some(lon)) = (at["lat"].as_f64(), at["lon"].as_f64()) {
+                                last_place = Some(Point { lat, lon });
+                            }
+                            let stay = uniform(&mut self.rng, b.on_scene_min) * 60.0;
+                            let mut f = frame("resolve");
+                            f["outcome"] = json!("helped; no further care needed (simulated)");
+                            Some((now + self.clock.wall(stay), f))
+                        }
+                        _ => None,
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The dispatcher: closes resolved incidents, calls back elders who asked to cancel, and
+/// hands incidents nobody is going to over to the ambulance.
+async fn dispatch(
+    socket: Socket,
+    mut plans: mpsc::Receiver<Planned>,
+    ledger: Arc<Mutex<Ledger>>,
+    d: crate::scenario::Dispatchers,
+    clock: Clock,
+    mut rng: SmallRng,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut due: BinaryHeap<DispatcherAction> = BinaryHeap::new();
+    let mut request = 0u64;
+    loop {
+        let wake = due.peek().map(|a| a.due);
+        tokio::select! {
+            _ = stop.changed() => break,
+            p = plans.recv() => {
+                let Some(p) = p else { break };
+                let now = Instant::now();
+                let (incident, action, text, range) = match p {
+                    Planned::Close(id) => (id, "close", "closed after the responder's report", d.close_after_s),
+                    Planned::Cancel(id) => (id, "cancel", "called back: pressed by mistake", d.callback_after_s),
+                    Planned::Handover(id) => (id, "resolve", "nobody free: handed to 120", d.handover_after_s),
+                };
+                due.push(DispatcherAction { due: now + clock.wall(uniform(&mut rng, range)), incident, action, text });
+            }
+            _ = async { match wake { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
+                let a = due.pop().expect("peeked");
+                if !ledger.lock().unwrap().still_applies(&a) {
+                    continue;
+                }
+                request += 1;
+                let key = if a.action == "cancel" { "reason" } else { "outcome" };
+                let mut frame = json!({"type": "command", "incident_id": a.incident, "action": a.action,
+                                       "request_id": format!("d{request}")});
+                frame[key] = json!(a.text);
+                ledger.lock().unwrap().dispatcher_commands += 1;
+                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+            }
+            m = stream.next() => {
+                let Some(Ok(msg)) = m else { break };
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                if v["type"] == "result" && v["ok"] == false {
+                    let mut l = ledger.lock().unwrap();
+                    l.dispatcher_refusals += 1;
+                    if l.refusal_samples.len() < 5 {
+                        l.refusal_samples.push(format!("dispatcher: {}", v["error"].as_str().unwrap_or("?")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn progress(
+    ledger: Arc<Mutex<Ledger>>,
+    clock: Clock,
+    total_s: f64,
+    opts: RunOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    if !opts.progress {
+        return;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let every = Duration::from_secs(if tty { 1 } else { 5 });
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let now = Instant::now();
+        let s = clock.scenario_s(now).min(total_s);
+        let (presses, incidents, open, waiting) = {
+            let l = ledger.lock().unwrap();
+            let open = l.incidents.values().filter(|i| i.ended.is_none()).count();
+            let waiting = l.presses.iter().filter(|p| p.consoled.is_none()).count();
+            (l.presses.len(), l.incidents.len(), open, waiting)
+        };
+        let width = 24usize;
+        let filled = ((s / total_s) * width as f64) as usize;
+        let line = format!(
+            "{} [{}{}] {:>3.0}%  scenario {:>5.2} h  presses {presses}  incidents {incidents}  open {open}  unseen {waiting}",
+            opts.label,
+            "#".repeat(filled.min(width)),
+            "-".repeat(width - filled.min(width)),
+            100.0 * s / total_s,
+            s / 3600.0,
+        );
+        if tty {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+}

@@ -1,0 +1,67 @@
+//! The smoke scenario end to end against a real engine: built in-process through anxind's
+//! public builder with the configuration the child process would get, and driven only over
+//! MQTT (devices) and WebSocket (phones, consoles), as `anxin-sim run` drives a child anxind.
+
+use anxin_sim::engine::{config_toml, Credentials, Matching, Target};
+use anxin_sim::scenario::Scenario;
+use anxin_sim::sim::RunOptions;
+use anxin_sim::Prepared;
+use anxind::{App, Config};
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let prepared = Prepared::new("smoke", Scenario::load(&path).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let topic_root = format!("sim-test-{}/anxin", std::process::id());
+    let config_path = dir.path().join("anxind.toml");
+    let toml = config_toml(&prepared.timers(), Matching::Nearest, 1, &topic_root, "anxind-sim-test");
+    std::fs::write(&config_path, toml).unwrap();
+    let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let flags = serde_json::json!({
+        "http": {"listen": "127.0.0.1:0"},
+        "mqtt": {"embedded_listen": "127.0.0.1:0"},
+        "store": {"url": store},
+    });
+    let config = Config::load(Some(&config_path), &flags).expect("the simulator's configuration is anxind's");
+    let console = Credentials::for_run();
+    let mut registry = prepared.registry.clone();
+    registry["staff"] = serde_json::json!([console.staff_entry(&anxin_api::hash_password(&console.password))]);
+    let registry: anxin_core::Registry =
+        serde_json::from_value(registry).expect("the simulator's registry is anxind's");
+    let app = App::build(config, Some(registry)).await.unwrap();
+    let url = app.mqtt_url();
+    let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    let target =
+        Target { http: app.http_addr(), mqtt_host: host.into(), mqtt_port: port.parse().unwrap(), topic_root, console };
+    let shutdown = CancellationToken::new();
+    let engine = tokio::spawn(app.run(shutdown.clone()));
+
+    let opts = RunOptions { drain_min: 3.0, resend_after_s: 5.0, publishers: 2, progress: false, label: "test".into() };
+    let summary = tokio::time::timeout(Duration::from_secs(90), prepared.play(&target, &opts, "nearest"))
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    eprintln!("{}", summary.table());
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), engine).await.unwrap().unwrap().unwrap();
+
+    assert!(summary.presses_sent > 10, "{} presses", summary.presses_sent);
+    assert!(summary.incidents_seen > 0);
+    assert_eq!(summary.lost, 0, "presses lost");
+    assert_eq!(summary.duplicated, 0, "presses doubled");
+    assert_eq!(summary.not_on_console, 0);
+    assert!(summary.care.press_to_accept_s.n > 0, "somebody accepted something");
+    let json = summary.to_json();
+    for key in
+        ["presses_sent", "incidents_seen", "lost", "duplicated", "accepted_within_60s_pct", "on_scene_within_15min_pct"]
+    {
+        assert!(json.get(key).is_some(), "no {key} in {json}");
+    }
+    for key in ["p50", "p99", "max"] {
+        assert!(json["press_to_console_ms"][key].is_number(), "press_to_console_ms.{key} in {json}");
+    }
+}
