@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   countBeeps,
+  deviceResends,
   launchChromium,
   publishMany,
   resultsDir,
@@ -154,6 +155,8 @@ describe(`a surge of ${SURGE} presses on a live anxind`, () => {
       const report = {
         presses: SURGE,
         published_ms: published,
+        // Presses a device had to send again because the broker dropped its connection first.
+        device_resends: deviceResends.count,
         all_rows_shown_ms: allShown,
         click_to_panel_during_surge_ms: round(during),
         click_to_panel_after_ms: round(afterOpen),

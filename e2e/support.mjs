@@ -155,27 +155,67 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [] } = 
   };
 }
 
+/** How many times a device helper had to send a press again (the connection dropped first). */
+export const deviceResends = { count: 0 };
+
 /**
  * Sends one device event the way a device does: its own MQTT session, QoS 1, and returns
  * once the broker has acknowledged it. Returns the msg_id.
+ *
+ * Like a real device, it sends the same press again (same msg_id) when the connection drops
+ * or no PUBACK comes in time: a broker may reset a connection under load, and a press it had
+ * already passed on is then stored once all the same. After `attempts` tries it throws, so a
+ * test fails with the reason instead of hanging.
  */
-export async function publishEvent(mqttUrl, deviceId, { type = 'sos', location, msgId, ts } = {}) {
+export async function publishEvent(
+  mqttUrl,
+  deviceId,
+  { type = 'sos', location, msgId, ts, attempts = 5, ackTimeoutMs = 15_000 } = {},
+) {
   const id = msgId ?? `e2e-${randomUUID()}`;
   const payload = { msg_id: id, type, ts: ts ?? Date.now() };
   if (location) payload.location = location;
-  const client = await mqtt.connectAsync(mqttUrl, {
-    // A device's session is named after the device.
-    clientId: deviceId,
-    clean: true,
-    reconnectPeriod: 0,
-    connectTimeout: 10_000,
-  });
-  try {
-    await client.publishAsync(`anxin/v1/devices/${deviceId}/events`, JSON.stringify(payload), { qos: 1 });
-  } finally {
-    await client.endAsync();
+  const topic = `anxin/v1/devices/${deviceId}/events`;
+  let lastError;
+  for (let attempt = 1; attempt <= attempts; attempt += 1) {
+    try {
+      await publishOnce(mqttUrl, deviceId, topic, JSON.stringify(payload), ackTimeoutMs);
+      return id;
+    } catch (err) {
+      lastError = err;
+      if (attempt < attempts) {
+        deviceResends.count += 1;
+        await new Promise((res) => setTimeout(res, 100 * attempt));
+      }
+    }
   }
-  return id;
+  throw new Error(`${deviceId}: press ${id} not acknowledged after ${attempts} attempts: ${lastError.message}`);
+}
+
+/** One connection, one QoS 1 publish: resolves on PUBACK, rejects on close, error or timeout. */
+function publishOnce(mqttUrl, deviceId, topic, body, ackTimeoutMs) {
+  return new Promise((resolve, reject) => {
+    // A device's session is named after the device.
+    const client = mqtt.connect(mqttUrl, { clientId: deviceId, clean: true, reconnectPeriod: 0, connectTimeout: 10_000 });
+    let settled = false;
+    const finish = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) {
+        client.end(true);
+        reject(err);
+      } else {
+        client.end(false, {}, () => resolve());
+      }
+    };
+    const timer = setTimeout(() => finish(new Error(`no PUBACK within ${ackTimeoutMs} ms`)), ackTimeoutMs);
+    client.once('error', (err) => finish(err));
+    client.once('close', () => finish(new Error('connection closed before PUBACK')));
+    client.once('connect', () => {
+      client.publish(topic, body, { qos: 1 }, (err) => finish(err ?? null));
+    });
+  });
 }
 
 /** The demo's dispatcher, as the session endpoint describes them. */
