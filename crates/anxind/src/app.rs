@@ -154,6 +154,9 @@ impl App {
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
+        let in_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        crate::telemetry::IngestBacklog::register(&metrics.registry, &tx, in_batch.clone(), config.ingest.batch_max)
+            .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
         let link_stop = CancellationToken::new();
         let (link, link_task) = anxin_mqtt::connect(
             LinkOptions {
@@ -213,6 +216,7 @@ impl App {
             clock,
             store_ok,
             batch_max: config.ingest.batch_max,
+            in_batch,
             max_payload_bytes: config.mqtt.max_payload_bytes,
             topics,
         };
@@ -266,6 +270,8 @@ struct Dispatcher {
     clock: Clock,
     store_ok: Arc<AtomicBool>,
     batch_max: usize,
+    /// How many messages the batch in hand holds, for `anxin_ingest_backlog_messages`.
+    in_batch: Arc<std::sync::atomic::AtomicUsize>,
     max_payload_bytes: usize,
     topics: anxin_mqtt::Topics,
 }
@@ -310,6 +316,7 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
+            self.in_batch.store(batch.len(), Ordering::Relaxed);
             while asked.len() < self.batch_max {
                 match commands.try_recv() {
                     Ok(c) => asked.push(c),
@@ -368,6 +375,7 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
             }
         }
+        self.in_batch.store(0, Ordering::Relaxed);
         for (device, command) in &out.commands {
             if let Err(e) = self.link.send(device, command).await {
                 tracing::warn!(device = %device, error = %e, "could not send a command to a device");

@@ -114,3 +114,55 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+/// `anxin_ingest_backlog_messages`: device messages read from the broker and not yet
+/// acknowledged, whether queued for the engine or in the batch being stored. It is worked out
+/// when scraped, from the queue itself, so it is never stale. It cannot exceed
+/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + `ingest.batch_max`): when the
+/// queue is full the MQTT link stops reading, and the broker holds the rest.
+#[derive(Debug)]
+pub struct IngestBacklog {
+    queue: tokio::sync::mpsc::WeakSender<anxin_mqtt::Inbound>,
+    in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    backlog: IntGauge,
+    limit: IntGauge,
+}
+
+impl IngestBacklog {
+    /// Registers the pair of gauges for `queue` (held weakly, so the engine still sees the
+    /// queue close) and the count of messages in the batch in hand.
+    pub fn register(
+        registry: &Registry,
+        queue: &tokio::sync::mpsc::Sender<anxin_mqtt::Inbound>,
+        in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        batch_max: usize,
+    ) -> prometheus::Result<()> {
+        let limit = IntGauge::new(
+            "anxin_ingest_backlog_limit_messages",
+            "Most device messages anxind holds unacknowledged: ingest.queue + ingest.batch_max",
+        )?;
+        limit.set((queue.max_capacity() + batch_max) as i64);
+        let backlog = IntGauge::new(
+            "anxin_ingest_backlog_messages",
+            "Device messages read from the broker and not yet acknowledged (queued or being stored)",
+        )?;
+        registry.register(Box::new(Self { queue: queue.downgrade(), in_batch, backlog, limit }))
+    }
+}
+
+impl prometheus::core::Collector for IngestBacklog {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut d = self.backlog.desc();
+        d.extend(self.limit.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let queued = self.queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        let in_batch = self.in_batch.load(std::sync::atomic::Ordering::Relaxed);
+        self.backlog.set((queued + in_batch) as i64);
+        let mut families = self.backlog.collect();
+        families.extend(self.limit.collect());
+        families
+    }
+}

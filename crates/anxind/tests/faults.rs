@@ -39,7 +39,13 @@ struct Engine {
 /// Starts anxind with the registry file, on the given broker, store, topic root and client id;
 /// returns once it is ready (subscribed, store reachable).
 async fn start(registry: &std::path::Path, broker: &str, store: &str, root: &str) -> Engine {
+    start_with(registry, broker, store, root, &[]).await
+}
+
+/// `start`, with more settings in the environment (`ANXIN_INGEST__QUEUE`, say).
+async fn start_with(registry: &std::path::Path, broker: &str, store: &str, root: &str, env: &[(&str, &str)]) -> Engine {
     let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .envs(env.iter().copied())
         .arg("--registry")
         .arg(registry)
         .env("ANXIN_MQTT__BROKER", broker)
@@ -383,4 +389,253 @@ async fn mosquitto_restarted_loses_nothing() {
     pump.abort();
     again.stop().await;
     drop(broker);
+}
+
+impl Engine {
+    /// One sample from `/metrics`, e.g. `anxin_ingest_backlog_messages`.
+    async fn metric(&self, name: &str) -> f64 {
+        let (_, body) = http_get(self.http, "/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no sample {name} in /metrics"))
+    }
+
+    /// A line of `/proc/<pid>/status` in KiB: `VmRSS` now, `VmHWM` the peak.
+    fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().expect("anxind is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix(" kB")?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} for pid {pid}"))
+    }
+
+    /// SIGTERM, then the exit status and how long it took to come.
+    async fn terminate(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let asked = tokio::time::Instant::now();
+        let pid = self.child.id().expect("anxind is running").to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("anxind still running {within:?} after SIGTERM"))
+            .unwrap();
+        (status, asked.elapsed())
+    }
+}
+
+/// Makes every stored device message cost `seconds` inside PostgreSQL (a row trigger that
+/// sleeps): a store that keeps up with nothing, as a database on a saturated disk does.
+async fn slow_store(store_url: &str, seconds: f64) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(store_url).await.unwrap();
+    sqlx::query(&format!(
+        "CREATE OR REPLACE FUNCTION anxin_test_slow() RETURNS trigger AS $$ \
+         BEGIN PERFORM pg_sleep({seconds}); RETURN NEW; END $$ LANGUAGE plpgsql"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER anxin_test_slow BEFORE INSERT ON device_messages \
+         FOR EACH ROW EXECUTE FUNCTION anxin_test_slow()",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db
+}
+
+/// Waits until PostgreSQL shows anxind's `INSERT INTO device_messages` in the state `condition`
+/// (a `pg_stat_activity` condition).
+async fn wait_for_insert(probe: &mut sqlx::PgConnection, condition: &str, what: &str) {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND query LIKE 'INSERT INTO device_messages%' AND {condition}"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut *probe).await.unwrap() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stored_count(db: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM device_messages").fetch_one(db).await.unwrap()
+}
+
+/// Devices on one MQTT client that counts the broker's PUBACKs: a press counts as taken by
+/// the broker only once acknowledged.
+async fn burst_devices(
+    host: &str,
+    port: u16,
+    id: &str,
+) -> (AsyncClient, std::sync::Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use anxin_mqtt::rumqttc::{Event, Packet};
+    let mut opts = MqttOptions::new(id, host, port);
+    opts.set_inflight(100);
+    let (devices, mut eventloop) = AsyncClient::new(opts, 1024);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = acked.clone();
+    let pump = tokio::spawn(async move {
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    (devices, acked, pump)
+}
+
+async fn press_burst(devices: &AsyncClient, root: &str, from: usize, to: usize) {
+    for k in from..to {
+        let (device, msg) = (format!("d-burst-{}", k % DEVICES), format!("slow-{k}"));
+        let payload = serde_json::json!({"msg_id": msg, "type": "sos"}).to_string();
+        devices.publish(format!("{root}/v1/devices/{device}/events"), QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+}
+
+/// Waits until every press `slow-0` … `slow-{n-1}` is stored, then checks each is stored once
+/// and each device has one incident.
+async fn all_stored_once(db: &mut sqlx::PgConnection, n: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let stored = stored_count(db).await;
+        if stored as usize >= n {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stored} of {n} presses stored after {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT msg_id) FROM device_messages WHERE msg_id LIKE 'slow-%' AND incident_id IS NOT NULL",
+    )
+    .fetch_one(&mut *db)
+    .await
+    .unwrap();
+    assert_eq!((stored_count(db).await, distinct), (n as i64, n as i64), "each press stored once, in an incident");
+    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(db).await.unwrap();
+    assert_eq!(incidents, DEVICES as i64, "one incident per device");
+}
+
+/// A store that falls behind: every press costs 10 ms inside PostgreSQL while 600 arrive at
+/// once through the deploy Mosquitto (which lets 1,000 messages be in flight to anxind).
+/// anxind holds at most `ingest.queue + ingest.batch_max` unacknowledged and stops reading;
+/// the rest wait unread (at the broker, or in the kernel's socket buffers between the two),
+/// and everything is stored once in the end. Memory is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_store_pushes_back_to_the_broker() {
+    let Some((_, server)) = external().await else { return };
+    const PRESSES: usize = 600;
+    const QUEUE: usize = 64;
+    const BATCH: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _broker = own_mosquitto(dir.path(), port).await;
+    let broker = format!("mqtt://127.0.0.1:{port}");
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
+    let root = unique("anxind-slow", "store");
+    let (queue, batch) = (QUEUE.to_string(), BATCH.to_string());
+    let engine = start_with(
+        &registry_file,
+        &broker,
+        &store_url,
+        &root,
+        &[("ANXIN_INGEST__QUEUE", &queue), ("ANXIN_INGEST__BATCH_MAX", &batch)],
+    )
+    .await;
+    let limit = engine.metric("anxin_ingest_backlog_limit_messages").await;
+    assert_eq!(limit, (QUEUE + BATCH) as f64);
+    let rss_before = engine.memory_kib("VmRSS");
+    let mut db = slow_store(&store_url, 0.010).await;
+
+    let (devices, acked, pump) = burst_devices("127.0.0.1", port, &format!("{root}-devices")).await;
+    press_burst(&devices, &root, 0, PRESSES).await;
+    // While the store crawls: how much anxind holds, and how much it leaves unread.
+    let (mut most_in_hand, mut most_unread) = (0.0f64, 0i64);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let in_hand = engine.metric("anxin_ingest_backlog_messages").await;
+        let stored = stored_count(&mut db).await;
+        let taken = acked.load(std::sync::atomic::Ordering::Relaxed) as i64;
+        most_in_hand = most_in_hand.max(in_hand);
+        // Taken by the broker, neither stored nor in anxind's hands: not read by anxind.
+        most_unread = most_unread.max(taken - stored - in_hand as i64);
+        if stored as usize >= PRESSES {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stored} of {PRESSES} stored in 120 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss_peak = engine.memory_kib("VmHWM");
+    eprintln!(
+        "slow store: {PRESSES} presses, at most {most_in_hand} held by anxind (limit {limit}), \
+         at most {most_unread} left unread; RSS {rss_before} KiB before, peak {rss_peak} KiB"
+    );
+    assert!(most_in_hand <= limit, "anxind held {most_in_hand} messages, more than its limit {limit}");
+    assert!(most_in_hand >= QUEUE as f64, "the queue never filled ({most_in_hand}): the store was not slow enough");
+    assert!(
+        most_unread > (PRESSES / 2) as i64,
+        "anxind left at most {most_unread} presses unread: it kept reading instead of pushing back"
+    );
+    all_stored_once(&mut db, PRESSES, Duration::from_secs(30)).await;
+    pump.abort();
+    drop(engine);
+}
+
+/// SIGTERM while a commit is in flight (every press costs 50 ms inside PostgreSQL): the
+/// commit finishes, anxind exits cleanly within `shutdown.deadline_s`, and what it had not
+/// taken stays at the broker for the next start. Then the same with a store that does not
+/// answer at all (a table lock): anxind gives up at the deadline, still exits 0, and the
+/// press it could not store is stored once after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_commit_in_flight() {
+    use sqlx::Connection;
+    let Some((mqtt, server)) = external().await else { return };
+    const PRESSES: usize = 100;
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
+    let root = unique("anxind-sigterm", "in-flight");
+    let settings = [("ANXIN_INGEST__BATCH_MAX", "8"), ("ANXIN_SHUTDOWN__DEADLINE_S", "10")];
+    let mut engine = start_with(&registry_file, &mqtt, &store_url, &root, &settings).await;
+    let mut db = slow_store(&store_url, 0.050).await;
+    let (host, port) = anxind::config::broker_address(&mqtt).unwrap();
+    let (devices, _, pump) = burst_devices(&host, port, &format!("{root}-devices")).await;
+    press_burst(&devices, &root, 0, PRESSES).await;
+
+    // Wait for a commit to be inside PostgreSQL, then note what is stored and stop anxind.
+    let mut probe = sqlx::PgConnection::connect(&store_url).await.unwrap();
+    wait_for_insert(&mut probe, "state = 'active'", "a commit in flight").await;
+    let before = stored_count(&mut db).await;
+    let (status, took) = engine.terminate(Duration::from_secs(15)).await;
+    let after = stored_count(&mut db).await;
+    eprintln!("SIGTERM mid-commit: {before} stored before, {after} after; exit {status} in {took:?}");
+    assert!(status.success(), "a clean exit: {status}");
+    assert!(after > before, "the commit in flight was finished ({before} stored before SIGTERM, {after} after)");
+    assert!((after as usize) < PRESSES, "the burst was still arriving; the test proves nothing");
+
+    // The rest arrive at the next start, once each.
+    sqlx::query("DROP TRIGGER anxin_test_slow ON device_messages").execute(&mut db).await.unwrap();
+    let mut engine = start_with(&registry_file, &mqtt, &store_url, &root, &settings[..1]).await;
+    all_stored_once(&mut db, PRESSES, Duration::from_secs(30)).await;
+
+    // A store that does not answer: the deadline, not the store, decides when anxind exits.
+    engine.terminate(Duration::from_secs(15)).await;
+    let deadline_s = [("ANXIN_SHUTDOWN__DEADLINE_S", "2")];
+    let mut engine = start_with(&registry_file, &mqtt, &store_url, &root, &deadline_s).await;
+    let mut lock = db.begin().await.unwrap();
+    sqlx::query("LOCK TABLE device_messages IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
+    press_burst(&devices, &root, PRESSES, PRESSES + 1).await;
+    wait_for_insert(&mut probe, "wait_event_type = 'Lock'", "a commit waiting on the lock").await;
+    let (status, took) = engine.terminate(Duration::from_secs(10)).await;
+    eprintln!("SIGTERM with the store stuck: exit {status} in {took:?}");
+    assert!(status.success(), "a clean exit even so: {status}");
+    assert!(took >= Duration::from_secs(2), "it waited for the deadline before giving up ({took:?})");
+    lock.rollback().await.unwrap();
+    let _engine = start(&registry_file, &mqtt, &store_url, &root).await;
+    all_stored_once(&mut db, PRESSES + 1, Duration::from_secs(30)).await;
+    pump.abort();
 }
