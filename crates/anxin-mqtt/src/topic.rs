@@ -37,6 +37,16 @@ impl Topics {
         format!("{}+/events", self.prefix)
     }
 
+    /// Every device's commands topic (for an ACL).
+    pub fn commands_filter(&self) -> String {
+        format!("{}+/commands", self.prefix)
+    }
+
+    /// Every station's alerts topic (for an ACL).
+    pub fn alerts_filter(&self) -> String {
+        format!("{}+/alerts", self.stations)
+    }
+
     /// Where a device publishes its events.
     pub fn events(&self, device: &DeviceId) -> String {
         format!("{}{device}/events", self.prefix)

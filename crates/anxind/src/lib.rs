@@ -2,6 +2,7 @@
 //! the command line and calls in here, so tests start the same engine on port 0.
 
 pub mod app;
+pub mod broker_files;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -49,6 +49,14 @@ enum Command {
     /// (`password_hash`). Reads the password from standard input (one line), so it stays
     /// out of the shell's history.
     HashPassword,
+    /// Write the broker's password file (`passwd`, Mosquitto's format) and ACL file (`acl`)
+    /// for the registry's devices and stations and the engine, in `--out`. Passwords already
+    /// there are kept; new ones are added to `new-passwords.csv` for the installers.
+    BrokerFiles {
+        /// The folder to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
     Demo {
         /// How many simulated devices press now and then (demo.devices).
@@ -116,6 +124,31 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("no password on standard input");
         }
         println!("{}", anxin_api::hash_password(password));
+        return Ok(());
+    }
+    if let Some(Command::BrokerFiles { out }) = &cli.command {
+        let Some(path) = &cli.registry else {
+            anyhow::bail!("broker-files needs the registry: anxind --registry FILE broker-files --out DIR");
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let registry: anxin_core::Registry =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a valid registry", path.display()))?;
+        registry.check().with_context(|| format!("{} is not a valid registry", path.display()))?;
+        let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
+        let engine = config.mqtt.username.as_deref().unwrap_or(anxind::broker_files::ENGINE_USER);
+        let written = anxind::broker_files::write(&registry, &topics, engine, out)?;
+        eprintln!(
+            "wrote {}/passwd and {}/acl: {} accounts, {} new{}",
+            out.display(),
+            out.display(),
+            written.accounts,
+            written.new_passwords,
+            if written.new_passwords > 0 {
+                " (their passwords are in new-passwords.csv: hand them out, then delete it)"
+            } else {
+                ""
+            },
+        );
         return Ok(());
     }
     if matches!(cli.command, Some(Command::RegistryExample)) {

@@ -279,13 +279,31 @@ async fn postgres_away_for_a_while_loses_nothing() {
 }
 
 /// A Mosquitto of the test's own, with `deploy/mosquitto/anxin.conf` on a free port and its
-/// persistence in `dir`.
-async fn own_mosquitto(dir: &std::path::Path, port: u16) -> Child {
+/// persistence in `dir`. `accounts` is the folder `anxind broker-files` wrote; without it
+/// the broker lets anyone in (for the tests whose subject is not who may connect).
+async fn own_mosquitto(dir: &std::path::Path, port: u16, accounts: Option<&std::path::Path>) -> Child {
     let deploy = include_str!("../../../deploy/mosquitto/anxin.conf");
-    let conf = deploy
+    let mut conf = deploy
         .replace("listener 18830 127.0.0.1", &format!("listener {port} 127.0.0.1"))
         .replace("persistence_location /var/lib/mosquitto/", &format!("persistence_location {}/", dir.display()));
     assert!(conf.contains(&format!("listener {port}")), "the deploy file's listener line moved");
+    assert!(conf.contains("\nallow_anonymous false\n"), "the deploy file lets anyone in");
+    match accounts {
+        Some(folder) => {
+            conf = conf.replace("/etc/mosquitto/anxin/", &format!("{}/", folder.display()));
+            // The broker drops to its own user before it reads them.
+            Command::new("chown").arg("-R").arg("mosquitto").arg(folder).status().await.unwrap();
+        }
+        None => {
+            let open = ["password_file ", "acl_file ", "use_username_as_clientid "];
+            conf = conf
+                .lines()
+                .filter(|l| !open.iter().any(|o| l.starts_with(o)))
+                .map(|l| if l == "allow_anonymous false" { "allow_anonymous true" } else { l })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+    }
     let path = dir.join("mosquitto.conf");
     std::fs::write(&path, conf).unwrap();
     // Started as root, Mosquitto drops to its own user, which must be able to save its state.
@@ -311,7 +329,7 @@ async fn own_mosquitto(dir: &std::path::Path, port: u16) -> Child {
 async fn restart(broker: &mut Child, dir: &std::path::Path, port: u16) {
     Command::new("kill").args(["-TERM", &broker.id().unwrap().to_string()]).status().await.unwrap();
     broker.wait().await.unwrap();
-    *broker = own_mosquitto(dir, port).await;
+    *broker = own_mosquitto(dir, port, None).await;
 }
 
 /// The broker is restarted (SIGTERM, then started again on its saved state) twice: in the
@@ -323,7 +341,7 @@ async fn mosquitto_restarted_loses_nothing() {
     let Some((_, server)) = external().await else { return };
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut broker = own_mosquitto(dir.path(), port).await;
+    let mut broker = own_mosquitto(dir.path(), port, None).await;
     let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
     let backend = Backend { broker: format!("mqtt://127.0.0.1:{port}"), store_url };
     let client_id = unique("anxind-broker-restart", "burst");
@@ -530,7 +548,7 @@ async fn a_slow_store_pushes_back_to_the_broker() {
     const BATCH: usize = 16;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _broker = own_mosquitto(dir.path(), port).await;
+    let _broker = own_mosquitto(dir.path(), port, None).await;
     let broker = format!("mqtt://127.0.0.1:{port}");
     let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
     let registry_file = dir.path().join("registry.json");
@@ -638,4 +656,143 @@ async fn sigterm_finishes_the_commit_in_flight() {
     let _engine = start(&registry_file, &mqtt, &store_url, &root).await;
     all_stored_once(&mut db, PRESSES + 1, Duration::from_secs(30)).await;
     pump.abort();
+}
+
+/// One device's own MQTT session with the broker, signed in as `user`.
+struct Session {
+    client: AsyncClient,
+    /// What the broker forwards to it: (topic, payload).
+    hears: tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    /// Fires with the reason when the broker drops the connection.
+    dropped: tokio::sync::oneshot::Receiver<String>,
+}
+
+impl Session {
+    /// Connects; `Err` with the broker's reason when it refuses.
+    async fn open(port: u16, user: Option<(&str, &str)>) -> Result<Self, String> {
+        use anxin_mqtt::rumqttc::{Event, Packet};
+        let mut opts = MqttOptions::new(unique("acl", user.map_or("anonymous", |u| u.0)), "127.0.0.1", port);
+        if let Some((name, password)) = user {
+            opts.set_credentials(name, password);
+        }
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        loop {
+            match tokio::time::timeout(WAIT, eventloop.poll()).await.expect("the broker answers") {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let (tx, hears) = tokio::sync::mpsc::unbounded_channel();
+        let (drop_tx, dropped) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let _ = tx.send((p.topic.clone(), serde_json::from_slice(&p.payload).unwrap_or_default()));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = drop_tx.send(e.to_string());
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Self { client, hears, dropped })
+    }
+
+    async fn press(&self, topic: String, msg: &str) {
+        let payload = serde_json::json!({"msg_id": msg, "type": "sos"}).to_string();
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+
+    /// The next message the broker forwards within `within`.
+    async fn next(&mut self, within: Duration) -> Option<(String, serde_json::Value)> {
+        tokio::time::timeout(within, self.hears.recv()).await.ok().flatten()
+    }
+}
+
+/// The broker files `anxind broker-files` writes, on the deploy Mosquitto: nobody gets in
+/// without an account or with a wrong password; a device cannot listen to another device's
+/// commands; a device that publishes under another device's topic is disconnected and the
+/// press never reaches anxind; its own presses and commands work; the engine connects with
+/// its account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_press_for_another() {
+    use sqlx::Connection;
+    let Some((_, server)) = external().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts");
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
+    let root = unique("anxind-acl", "devices");
+    let written = Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .arg("--registry")
+        .arg(&registry_file)
+        .args(["broker-files", "--out"])
+        .arg(&accounts)
+        .env("ANXIN_MQTT__TOPIC_ROOT", &root)
+        .output()
+        .await
+        .unwrap();
+    assert!(written.status.success(), "broker-files: {}", String::from_utf8_lossy(&written.stderr));
+    let sheet = std::fs::read_to_string(accounts.join("new-passwords.csv")).unwrap();
+    let password: std::collections::HashMap<String, String> = sheet
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let cols: Vec<_> = row.split(',').collect();
+            (cols[0].to_string(), cols[2].to_string())
+        })
+        .collect();
+    assert_eq!(password.len(), 1 + registry().devices.len() + registry().stations.len(), "engine, devices, stations");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _broker = own_mosquitto(dir.path(), port, Some(&accounts)).await;
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let engine_password = password["anxin-engine"].clone();
+    let settings = [("ANXIN_MQTT__USERNAME", "anxin-engine"), ("ANXIN_MQTT__PASSWORD", engine_password.as_str())];
+    // Ready means subscribed: the engine's account works.
+    let _engine = start_with(&registry_file, &format!("mqtt://127.0.0.1:{port}"), &store_url, &root, &settings).await;
+
+    assert!(Session::open(port, None).await.is_err(), "anonymous is refused");
+    assert!(Session::open(port, Some(("d-burst-1", "guess"))).await.is_err(), "a wrong password is refused");
+    let topic = |d: &str, what: &str| format!("{root}/v1/devices/{d}/{what}");
+    let account = |d: &'static str| Some((d, password[d].as_str()));
+
+    // d-burst-1 listens to d-burst-2's commands; d-burst-2 presses and hears help_coming.
+    let mut one = Session::open(port, account("d-burst-1")).await.unwrap();
+    let mut two = Session::open(port, account("d-burst-2")).await.unwrap();
+    one.client.subscribe(topic("d-burst-2", "commands"), QoS::AtLeastOnce).await.unwrap();
+    two.client.subscribe(topic("d-burst-2", "commands"), QoS::AtLeastOnce).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the subscriptions are in place
+    two.press(topic("d-burst-2", "events"), "own-2").await;
+    let (heard_on, said) = two.next(WAIT).await.expect("d-burst-2 hears its answer");
+    assert_eq!(
+        (heard_on.as_str(), said["type"].as_str()),
+        (topic("d-burst-2", "commands").as_str(), Some("help_coming"))
+    );
+    assert_eq!(one.next(Duration::from_millis(500)).await, None, "d-burst-1 heard d-burst-2's commands");
+
+    // d-burst-1 presses as d-burst-2: the broker drops it.
+    one.press(topic("d-burst-2", "events"), "forged").await;
+    let reason = tokio::time::timeout(WAIT, &mut one.dropped).await.expect("the broker disconnects a forger").unwrap();
+    eprintln!("a device pressing for another was disconnected: {reason}");
+
+    // Its own press, on a new session, works.
+    let mut one = Session::open(port, account("d-burst-1")).await.unwrap();
+    one.client.subscribe(topic("d-burst-1", "commands"), QoS::AtLeastOnce).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    one.press(topic("d-burst-1", "events"), "own-1").await;
+    let (_, said) = one.next(WAIT).await.expect("d-burst-1 hears its answer");
+    assert_eq!(said["type"], "help_coming");
+
+    let mut db = sqlx::PgConnection::connect(&store_url).await.unwrap();
+    let stored: Vec<(String, String)> = sqlx::query_as("SELECT device_id, msg_id FROM device_messages ORDER BY msg_id")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let expected = [("d-burst-1", "own-1"), ("d-burst-2", "own-2")].map(|(d, m)| (d.to_string(), m.to_string()));
+    assert_eq!(stored, expected, "the press d-burst-1 sent as d-burst-2 must not reach anxind");
 }
