@@ -32,8 +32,9 @@ pub struct App {
     sessions: Arc<anxin_api::Sessions>,
     metrics: Metrics,
     clock: Clock,
-    /// Kept so the embedded broker's address stays reported; it lives as long as the process.
-    _broker: Option<EmbeddedBroker>,
+    /// The embedded broker, if used: where the engine connects and with which login. It
+    /// lives as long as the process.
+    broker: Option<EmbeddedBroker>,
 }
 
 impl App {
@@ -99,7 +100,21 @@ impl App {
         let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
-            let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes)?;
+            let accounts = match &config.mqtt.embedded_accounts {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read mqtt.embedded_accounts {}", path.display()))?;
+                    let passwd = anxin_mqtt::PasswordFile::parse(&text)
+                        .with_context(|| format!("mqtt.embedded_accounts {} is not a password file", path.display()))?;
+                    let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
+                    let refused = metrics.mqtt_refused.clone();
+                    let on_refused: anxin_mqtt::broker::OnRefused =
+                        Arc::new(move |why| refused.with_label_values(&[why.as_label()]).inc());
+                    Some((anxin_mqtt::broker::Accounts { passwd, topics }, on_refused))
+                }
+                None => None,
+            };
+            let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes, accounts)?;
             let addr = broker.addr();
             (Some(broker), addr.ip().to_string(), addr.port())
         } else {
@@ -123,7 +138,7 @@ impl App {
             phones,
             sessions,
             metrics,
-            _broker: broker,
+            broker,
         })
     }
 
@@ -145,12 +160,26 @@ impl App {
         self.store.clone()
     }
 
+    /// Where the engine's MQTT link connects, and as whom. With the embedded broker behind its
+    /// guard, rumqttd directly, with the broker's own login; otherwise the configured broker
+    /// and account.
+    fn engine_link(&self) -> (String, u16, Option<String>, Option<String>) {
+        match self.broker.as_ref().and_then(|b| b.engine_login().map(|login| (b.engine_addr(), login.clone()))) {
+            Some((addr, (user, password))) => (addr.ip().to_string(), addr.port(), Some(user), Some(password)),
+            None => (
+                self.broker_host.clone(),
+                self.broker_port,
+                self.config.mqtt.username.clone(),
+                self.config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
+            ),
+        }
+    }
+
     /// Runs until `shutdown` fires, then drains within the configured deadline.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
-        let App {
-            config, http, store, engine, hub, phones, sessions, metrics, broker_host, broker_port, clock, ..
-        } = self;
+        let (broker_host, broker_port, username, password) = self.engine_link();
+        let App { config, http, store, engine, hub, phones, sessions, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -165,8 +194,8 @@ impl App {
                 client_id: config.mqtt.client_id.clone(),
                 keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
                 max_outgoing_bytes: 64 * 1024,
-                username: config.mqtt.username.clone(),
-                password: config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
+                username,
+                password,
                 topics: topics.clone(),
             },
             tx,

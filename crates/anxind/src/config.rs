@@ -38,6 +38,10 @@ pub struct Http {
 pub struct Mqtt {
     pub broker: String,
     pub embedded_listen: SocketAddr,
+    /// A password file from `anxind broker-files`: the embedded broker then lets in only
+    /// those accounts, each to its own topics. Without it, anyone may connect.
+    #[serde(default)]
+    pub embedded_accounts: Option<std::path::PathBuf>,
     pub topic_root: String,
     pub client_id: String,
     pub keep_alive_s: u64,

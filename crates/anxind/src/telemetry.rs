@@ -18,6 +18,8 @@ pub struct Metrics {
     pub presses_throttled: IntCounter,
     /// Payloads refused in whole or in part, by reason.
     pub payloads_rejected: IntCounterVec,
+    /// Clients the embedded broker turned away (`mqtt.embedded_accounts`), by reason.
+    pub mqtt_refused: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
     pub commit_seconds: Histogram,
@@ -60,6 +62,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("metric"),
+            mqtt_refused: IntCounterVec::new(
+                Opts::new(
+                    "anxin_mqtt_refused_total",
+                    "Clients the embedded broker turned away: no or wrong account, or a topic not their own",
+                ),
+                &["reason"],
+            )
+            .expect("metric"),
             press_commit_seconds: Histogram::with_opts(
                 HistogramOpts::new("anxin_press_commit_seconds", "From reading a device message to its durable commit")
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
@@ -89,6 +99,7 @@ impl Metrics {
         m.registry.register(Box::new(m.duplicates.clone())).expect("register");
         m.registry.register(Box::new(m.presses_throttled.clone())).expect("register");
         m.registry.register(Box::new(m.payloads_rejected.clone())).expect("register");
+        m.registry.register(Box::new(m.mqtt_refused.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
@@ -101,6 +112,9 @@ impl Metrics {
         m.messages_received.with_label_values(&["unreadable"]);
         for d in anxin_mqtt::Defect::ALL {
             m.payloads_rejected.with_label_values(&[d.as_label()]);
+        }
+        for r in anxin_mqtt::broker::Refusal::ALL {
+            m.mqtt_refused.with_label_values(&[r.as_label()]);
         }
         for k in ["sos", "fall", "unreadable", "service"] {
             m.incidents_opened.with_label_values(&[k]);

@@ -1,8 +1,10 @@
 //! Faults on real processes: anxind as a child process killed with SIGKILL in the middle of a
 //! burst of presses, Mosquitto holding its session, PostgreSQL keeping what was committed.
 //! After the restart every press is stored exactly once and each device has exactly one
-//! incident. Needs `ANXIN_TEST_MQTT_URL` and `ANXIN_TEST_POSTGRES_URL` (skips without them,
-//! fails under `CI=true`). Each trial is bounded in time and stops by itself.
+//! incident. Also who may use the broker: the accounts `anxind broker-files` writes, on
+//! Mosquitto and on the embedded broker. Needs `ANXIN_TEST_MQTT_URL` and
+//! `ANXIN_TEST_POSTGRES_URL` (skips without them, fails under `CI=true`), except the embedded
+//! broker's test, which needs nothing. Each trial is bounded in time and stops by itself.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -10,6 +12,7 @@ mod story;
 
 use anxin_core::{Device, DeviceId, Elder, ElderId, MessageId};
 use anxin_mqtt::rumqttc::{AsyncClient, MqttOptions, QoS};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 use story::*;
@@ -713,32 +716,23 @@ impl Session {
     }
 }
 
-/// The broker files `anxind broker-files` writes, on the deploy Mosquitto: nobody gets in
-/// without an account or with a wrong password; a device cannot listen to another device's
-/// commands; a device that publishes under another device's topic is disconnected and the
-/// press never reaches anxind; its own presses and commands work; the engine connects with
-/// its account.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_cannot_press_for_another() {
-    use sqlx::Connection;
-    let Some((_, server)) = external().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let accounts = dir.path().join("accounts");
-    let registry_file = dir.path().join("registry.json");
+/// Writes the test registry in `dir` and runs `anxind broker-files` for it under `root`, into
+/// `dir/accounts`. Returns the registry file and each account's password from the sheet.
+async fn broker_files(dir: &std::path::Path, root: &str) -> (std::path::PathBuf, HashMap<String, String>) {
+    let (registry_file, out) = (dir.join("registry.json"), dir.join("accounts"));
     std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
-    let root = unique("anxind-acl", "devices");
     let written = Command::new(env!("CARGO_BIN_EXE_anxind"))
         .arg("--registry")
         .arg(&registry_file)
         .args(["broker-files", "--out"])
-        .arg(&accounts)
-        .env("ANXIN_MQTT__TOPIC_ROOT", &root)
+        .arg(&out)
+        .env("ANXIN_MQTT__TOPIC_ROOT", root)
         .output()
         .await
         .unwrap();
     assert!(written.status.success(), "broker-files: {}", String::from_utf8_lossy(&written.stderr));
-    let sheet = std::fs::read_to_string(accounts.join("new-passwords.csv")).unwrap();
-    let password: std::collections::HashMap<String, String> = sheet
+    let sheet = std::fs::read_to_string(out.join("new-passwords.csv")).unwrap();
+    let password: HashMap<String, String> = sheet
         .lines()
         .skip(1)
         .map(|row| {
@@ -747,24 +741,22 @@ async fn a_device_cannot_press_for_another() {
         })
         .collect();
     assert_eq!(password.len(), 1 + registry().devices.len() + registry().stations.len(), "engine, devices, stations");
+    (registry_file, password)
+}
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _broker = own_mosquitto(dir.path(), port, Some(&accounts)).await;
-    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
-    let engine_password = password["anxin-engine"].clone();
-    let settings = [("ANXIN_MQTT__USERNAME", "anxin-engine"), ("ANXIN_MQTT__PASSWORD", engine_password.as_str())];
-    // Ready means subscribed: the engine's account works.
-    let _engine = start_with(&registry_file, &format!("mqtt://127.0.0.1:{port}"), &store_url, &root, &settings).await;
-
+/// What a device may not do, tried on the broker at `port` (anxind is running on it): sign
+/// in without an account or with a wrong password; listen to another device's commands;
+/// press under another device's topic, which must never reach anxind. Its own press works.
+async fn only_its_own_topics(port: u16, root: &str, password: &HashMap<String, String>, store_url: &str) {
     assert!(Session::open(port, None).await.is_err(), "anonymous is refused");
     assert!(Session::open(port, Some(("d-burst-1", "guess"))).await.is_err(), "a wrong password is refused");
     let topic = |d: &str, what: &str| format!("{root}/v1/devices/{d}/{what}");
     let account = |d: &'static str| Some((d, password[d].as_str()));
 
-    // d-burst-1 listens to d-burst-2's commands; d-burst-2 presses and hears help_coming.
-    let mut one = Session::open(port, account("d-burst-1")).await.unwrap();
+    // d-burst-1 tries to listen to d-burst-2's commands; d-burst-2 presses and is answered.
+    let mut snoop = Session::open(port, account("d-burst-1")).await.unwrap();
     let mut two = Session::open(port, account("d-burst-2")).await.unwrap();
-    one.client.subscribe(topic("d-burst-2", "commands"), QoS::AtLeastOnce).await.unwrap();
+    let _ = snoop.client.subscribe(topic("d-burst-2", "commands"), QoS::AtLeastOnce).await;
     two.client.subscribe(topic("d-burst-2", "commands"), QoS::AtLeastOnce).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await; // the subscriptions are in place
     two.press(topic("d-burst-2", "events"), "own-2").await;
@@ -773,14 +765,16 @@ async fn a_device_cannot_press_for_another() {
         (heard_on.as_str(), said["type"].as_str()),
         (topic("d-burst-2", "commands").as_str(), Some("help_coming"))
     );
-    assert_eq!(one.next(Duration::from_millis(500)).await, None, "d-burst-1 heard d-burst-2's commands");
+    assert_eq!(snoop.next(Duration::from_millis(500)).await, None, "d-burst-1 heard d-burst-2's commands");
 
     // d-burst-1 presses as d-burst-2: the broker drops it.
-    one.press(topic("d-burst-2", "events"), "forged").await;
-    let reason = tokio::time::timeout(WAIT, &mut one.dropped).await.expect("the broker disconnects a forger").unwrap();
+    let mut forger = Session::open(port, account("d-burst-1")).await.unwrap();
+    forger.press(topic("d-burst-2", "events"), "forged").await;
+    let reason =
+        tokio::time::timeout(WAIT, &mut forger.dropped).await.expect("the broker disconnects a forger").unwrap();
     eprintln!("a device pressing for another was disconnected: {reason}");
 
-    // Its own press, on a new session, works.
+    // Its own press works.
     let mut one = Session::open(port, account("d-burst-1")).await.unwrap();
     one.client.subscribe(topic("d-burst-1", "commands"), QoS::AtLeastOnce).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -788,11 +782,54 @@ async fn a_device_cannot_press_for_another() {
     let (_, said) = one.next(WAIT).await.expect("d-burst-1 hears its answer");
     assert_eq!(said["type"], "help_coming");
 
-    let mut db = sqlx::PgConnection::connect(&store_url).await.unwrap();
-    let stored: Vec<(String, String)> = sqlx::query_as("SELECT device_id, msg_id FROM device_messages ORDER BY msg_id")
-        .fetch_all(&mut db)
-        .await
-        .unwrap();
-    let expected = [("d-burst-1", "own-1"), ("d-burst-2", "own-2")].map(|(d, m)| (d.to_string(), m.to_string()));
-    assert_eq!(stored, expected, "the press d-burst-1 sent as d-burst-2 must not reach anxind");
+    // Sent before d-burst-1's own press was answered, the forged one would be stored by now.
+    let store = anxin_store::open(store_url).await.unwrap();
+    let stored = |d: &str, m: &str| {
+        let (d, m) = (DeviceId::parse(d).unwrap(), MessageId::parse(m).unwrap());
+        let store = store.clone();
+        async move { store.message(&d, &m).await.unwrap().is_some() }
+    };
+    assert!(stored("d-burst-1", "own-1").await && stored("d-burst-2", "own-2").await);
+    assert!(!stored("d-burst-2", "forged").await, "the press d-burst-1 sent as d-burst-2 reached anxind");
+    assert_eq!(store.incident_count().await.unwrap(), 2, "one incident per genuine press");
+}
+
+/// The files `anxind broker-files` writes, on the deploy Mosquitto; the engine connects with
+/// its own account from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_press_for_another() {
+    let Some((_, server)) = external().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = unique("anxind-acl", "devices");
+    let (registry_file, password) = broker_files(dir.path(), &root).await;
+    let accounts = dir.path().join("accounts");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _broker = own_mosquitto(dir.path(), port, Some(&accounts)).await;
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let engine_password = password["anxin-engine"].clone();
+    let settings = [("ANXIN_MQTT__USERNAME", "anxin-engine"), ("ANXIN_MQTT__PASSWORD", engine_password.as_str())];
+    // Ready means subscribed: the engine's account works.
+    let _engine = start_with(&registry_file, &format!("mqtt://127.0.0.1:{port}"), &store_url, &root, &settings).await;
+    only_its_own_topics(port, &root, &password, &store_url).await;
+}
+
+/// The same rule on the embedded broker with `mqtt.embedded_accounts` (no servers needed),
+/// and every refusal counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_keeps_devices_to_their_own_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = unique("anxind-acl", "embedded");
+    let (registry_file, password) = broker_files(dir.path(), &root).await;
+    let accounts = dir.path().join("accounts");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store_url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let (listen, passwd) = (format!("127.0.0.1:{port}"), accounts.join("passwd").display().to_string());
+    let settings =
+        [("ANXIN_MQTT__EMBEDDED_LISTEN", listen.as_str()), ("ANXIN_MQTT__EMBEDDED_ACCOUNTS", passwd.as_str())];
+    let engine = start_with(&registry_file, "embedded", &store_url, &root, &settings).await;
+    only_its_own_topics(port, &root, &password, &store_url).await;
+    for (reason, at_least) in [("sign_in", 2.0), ("subscribe", 1.0), ("publish", 1.0)] {
+        let counted = engine.metric(&format!("anxin_mqtt_refused_total{{reason=\"{reason}\"}}")).await;
+        assert!(counted >= at_least, "{reason}: {counted} counted");
+    }
 }
