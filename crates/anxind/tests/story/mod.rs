@@ -788,6 +788,22 @@ pub async fn a_responder_takes_the_job_from_offer_to_close(backend: Backend, cli
     let id = offer["job"]["incident_id"].as_u64().unwrap();
     console.incident_for("d-1").await;
 
+    // A phone is not a console: a dispatcher's command from it is refused, named and counted,
+    // and a console cannot act as a responder.
+    let claim = json!({"type": "command", "incident_id": id, "action": "claim", "request_id": "grab"});
+    let refused = phone.ask(claim).await;
+    assert_eq!(
+        (refused["ok"].as_bool(), refused["error"].as_str()),
+        (Some(false), Some("this frame is for dispatchers"))
+    );
+    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"not_a_dispatcher\"}").await, 1.0);
+    let refused = console.ask(json!({"type": "accept", "incident_id": id, "request_id": "steal"})).await;
+    assert_eq!(
+        (refused["ok"].as_bool(), refused["error"].as_str()),
+        (Some(false), Some("this frame is for responders"))
+    );
+    assert_eq!(app.metric("anxin_ws_frames_rejected_total{reason=\"not_a_responder\"}").await, 1.0);
+
     // Someone else's incident, or a step out of order, is refused and changes nothing.
     let refused = phone.ask(json!({"type": "on_scene", "incident_id": id, "request_id": "early"})).await;
     assert_eq!((refused["ok"].as_bool(), refused["request_id"].as_str()), (Some(false), Some("early")));
