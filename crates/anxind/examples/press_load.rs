@@ -51,9 +51,41 @@ fn parse_args() -> Args {
     a
 }
 
+/// The console's account (a dispatcher), added to the bench's registry.
+const CONSOLE_USER: &str = "load";
+const CONSOLE_PASSWORD: &str = "press-load";
+
+/// Signs the console in over HTTP and returns its `Cookie` header value.
+async fn sign_in(http: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({"user": CONSOLE_USER, "password": CONSOLE_PASSWORD}).to_string();
+    let mut socket = tokio::net::TcpStream::connect(http).await.expect("the console reaches anxind");
+    let head = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    answer
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie").then(|| value.trim().split(';').next().unwrap_or("").to_string())
+        })
+        .unwrap_or_else(|| panic!("the console signs in: {answer}"))
+}
+
 fn district(devices: usize, rng: &mut SmallRng) -> Registry {
     let mut point = || Coordinates::new(rng.random_range(24.95..25.10), rng.random_range(102.60..102.75)).unwrap();
     let mut r = Registry::default();
+    r.staff.push(anxin_core::Staff {
+        id: CONSOLE_USER.into(),
+        name: "press_load console".into(),
+        role: anxin_core::StaffRole::Dispatcher,
+        password_hash: anxin_api::hash_password(CONSOLE_PASSWORD),
+    });
     for s in 0..35 {
         r.stations.push(Station {
             id: StationId::parse(format!("lb-s{s}")).unwrap(),
@@ -162,7 +194,12 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
 
     // The console: records when each device's first delta arrives, and counts incidents.
     let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; presses]));
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws")).await.expect("console connects");
+    let ws = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
+        request.headers_mut().insert("Cookie", sign_in(http).await.parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.expect("console connects").0
+    };
     let seen: Arc<Mutex<HashMap<usize, (Instant, u64)>>> = Arc::default();
     let doubled = Arc::new(Mutex::new(0usize));
     let console = tokio::spawn({
