@@ -119,6 +119,16 @@ describe('dispatcher console on a live anxind', () => {
       await page.locator('#signin-submit').click();
       await page.locator('#signin-error', { hasText: '用户名或密码不正确' }).waitFor(SHOWS_UP);
       assert.equal(await page.locator('#app').isHidden(), true);
+
+      // Someone guessing dispatcher2's password is slowed down, and the form says for how long.
+      await page.locator('#signin-user').fill('dispatcher2');
+      for (let n = 0; n < 6; n += 1) {
+        await page.locator('#signin-password').fill(`guess-${n}`);
+        await page.locator('#signin-submit').click();
+        await page.locator('#signin-submit:not([disabled])').waitFor(SHOWS_UP);
+      }
+      await page.locator('#signin-error', { hasText: '密码错误次数过多，请 30 秒后再试' }).waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#app').isHidden(), true);
     }));
 
   it('signs in and opens connected, with an empty table', { timeout: 30_000 }, () =>

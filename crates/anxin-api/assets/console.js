@@ -28,6 +28,7 @@
       signin_busy: '正在登录…',
       signin_wrong: '用户名或密码不正确。',
       signin_failed: '登录失败（{status}），请稍后再试。',
+      signin_wait: '密码错误次数过多，请 {seconds} 秒后再试。',
       signin_expired: '登录已失效，请重新登录。',
       signin_missing: '请输入用户名和密码。',
       signout: '退出',
@@ -302,6 +303,7 @@
       signin_busy: 'Signing in…',
       signin_wrong: 'Wrong user name or password.',
       signin_failed: 'Sign-in failed ({status}); try again shortly.',
+      signin_wait: 'Too many wrong passwords: try again in {seconds} s.',
       signin_expired: 'Your session has ended; please sign in again.',
       signin_missing: 'Enter your user name and password.',
       signout: 'Sign out',
@@ -2544,7 +2546,9 @@
         showApp(body.user || { id: user, name: user, role: 'dispatcher' });
         return;
       }
-      message = res.status === 401 ? t('signin_wrong') : t('signin_failed', { status: res.status });
+      if (res.status === 401) message = t('signin_wrong');
+      else if (res.status === 429) message = t('signin_wait', { seconds: res.headers.get('Retry-After') || '?' });
+      else message = t('signin_failed', { status: res.status });
     } catch {
       message = t('signin_failed', { status: '—' });
     }

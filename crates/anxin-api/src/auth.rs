@@ -7,6 +7,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,79 @@ impl Sessions {
     }
 }
 
+/// Wrong passwords one address may try for one user name before it must wait.
+pub const FREE_TRIES: u32 = 5;
+/// The first wait after that; each further failure doubles it, up to [`LONGEST_WAIT`].
+pub const FIRST_WAIT: Duration = Duration::from_secs(30);
+pub const LONGEST_WAIT: Duration = Duration::from_secs(5 * 60);
+/// Failures older than this are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(30 * 60);
+/// Most (address, user name) pairs remembered; past it, the oldest are forgotten first.
+const MOST_TRACKED: usize = 50_000;
+
+/// Slows password guessing. Failures are counted per address *and* user name, so that
+/// someone guessing a dispatcher's password from one place cannot lock that dispatcher out
+/// at their own desk: after [`FREE_TRIES`] wrong passwords in a row, that pair waits
+/// [`FIRST_WAIT`], doubling with each further failure up to [`LONGEST_WAIT`]. A right
+/// password clears the count. A wait, not a lockout: a dispatcher who mistyped can always
+/// get in again within minutes, which a 24-hour centre needs.
+#[derive(Debug, Default)]
+pub struct SignInLimiter {
+    strikes: Mutex<HashMap<(IpAddr, String), Strikes>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    failures: u32,
+    last: Instant,
+    wait_until: Option<Instant>,
+}
+
+impl SignInLimiter {
+    /// `Err(how long to wait)` if this address must not try this user name yet.
+    pub fn check(&self, from: IpAddr, user: &str, now: Instant) -> Result<(), Duration> {
+        let strikes = self.strikes.lock().expect("sign-in limiter lock");
+        match strikes.get(&(from, key(user))).and_then(|s| s.wait_until) {
+            Some(until) if until > now => Err(until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// A wrong password: counts it, and returns the wait it now imposes, if any.
+    pub fn failed(&self, from: IpAddr, user: &str, now: Instant) -> Option<Duration> {
+        let mut strikes = self.strikes.lock().expect("sign-in limiter lock");
+        if strikes.len() >= MOST_TRACKED {
+            strikes.retain(|_, s| now.saturating_duration_since(s.last) < FORGET_AFTER);
+            if strikes.len() >= MOST_TRACKED {
+                let mut ages: Vec<Instant> = strikes.values().map(|s| s.last).collect();
+                ages.sort_unstable();
+                let cutoff = ages[ages.len() / 2];
+                strikes.retain(|_, s| s.last > cutoff);
+            }
+        }
+        let entry = strikes.entry((from, key(user))).or_insert(Strikes { failures: 0, last: now, wait_until: None });
+        if now.saturating_duration_since(entry.last) >= FORGET_AFTER {
+            *entry = Strikes { failures: 0, last: now, wait_until: None };
+        }
+        entry.failures += 1;
+        entry.last = now;
+        let over = entry.failures.checked_sub(FREE_TRIES)?;
+        let wait = FIRST_WAIT.saturating_mul(1 << over.min(16)).min(LONGEST_WAIT);
+        entry.wait_until = Some(now + wait);
+        Some(wait)
+    }
+
+    /// The right password: this pair starts again from nothing.
+    pub fn succeeded(&self, from: IpAddr, user: &str) {
+        self.strikes.lock().expect("sign-in limiter lock").remove(&(from, key(user)));
+    }
+}
+
+/// User names are counted as typed, cut to a bounded length (a long name is wrong anyway).
+fn key(user: &str) -> String {
+    user.chars().take(64).collect()
+}
+
 /// The session token in a `Cookie` header, if any.
 pub fn session_token(cookie_header: &str) -> Option<&str> {
     cookie_header
@@ -152,6 +226,47 @@ mod tests {
         assert!(!verify_password("pw", "not a hash"));
         assert!(PasswordHash::new(NOBODY).is_ok(), "an unknown user costs a real verification");
         assert!(!verify_password("", NOBODY));
+    }
+
+    #[test]
+    fn guessing_waits_longer_each_time_and_only_for_that_address_and_name() {
+        let limiter = SignInLimiter::default();
+        let (here, there) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for n in 1..FREE_TRIES {
+            assert_eq!(limiter.failed(here, "wang", t0), None, "try {n} is free");
+        }
+        assert_eq!(limiter.failed(here, "wang", t0), Some(FIRST_WAIT));
+        assert_eq!(limiter.check(here, "wang", t0 + Duration::from_secs(10)), Err(Duration::from_secs(20)));
+        assert_eq!(limiter.check(there, "wang", t0), Ok(()), "the dispatcher at another desk");
+        assert_eq!(limiter.check(here, "li", t0), Ok(()), "another name from the same place");
+        let later = t0 + FIRST_WAIT;
+        assert_eq!(limiter.check(here, "wang", later), Ok(()));
+        assert_eq!(limiter.failed(here, "wang", later), Some(FIRST_WAIT * 2));
+        let mut wait = FIRST_WAIT * 2;
+        for _ in 0..10 {
+            wait = limiter.failed(here, "wang", later).unwrap();
+        }
+        assert_eq!(wait, LONGEST_WAIT, "capped");
+        limiter.succeeded(here, "wang");
+        assert_eq!(limiter.check(here, "wang", later), Ok(()));
+        assert_eq!(limiter.failed(here, "wang", later), None, "counted from nothing again");
+        // Failures long ago are forgotten.
+        for _ in 0..FREE_TRIES - 1 {
+            limiter.failed(there, "li", t0);
+        }
+        assert_eq!(limiter.failed(there, "li", t0 + FORGET_AFTER), None);
+    }
+
+    #[test]
+    fn the_limiter_forgets_the_oldest_when_full() {
+        let limiter = SignInLimiter::default();
+        let t0 = Instant::now();
+        for n in 0..MOST_TRACKED + 10 {
+            let from = IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
+            limiter.failed(from, "wang", t0 + Duration::from_millis(n as u64));
+        }
+        assert!(limiter.strikes.lock().unwrap().len() <= MOST_TRACKED);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! consoles and responders' phones (with a REST fallback for phones), health, readiness and
 //! metrics.
 
-use crate::auth::{session_token, Sessions, User, SESSION_COOKIE};
+use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
 use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
@@ -47,6 +47,7 @@ pub struct ApiState {
     pub console: serde_json::Value,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
+    sign_in_limiter: Arc<SignInLimiter>,
     phones: IntGauge,
     frames_rejected: IntCounterVec,
 }
@@ -93,7 +94,7 @@ impl ApiState {
         let sign_ins =
             IntCounterVec::new(Opts::new("anxin_console_sign_ins_total", "Console sign-ins, by result"), &["result"])
                 .expect("valid metric");
-        for result in ["ok", "refused", "malformed"] {
+        for result in ["ok", "refused", "malformed", "limited"] {
             sign_ins.with_label_values(&[result]);
         }
         let _ = metrics.register(Box::new(sign_ins.clone()));
@@ -113,6 +114,7 @@ impl ApiState {
             console,
             consoles,
             sign_ins,
+            sign_in_limiter: Arc::default(),
             phones,
             frames_rejected,
         }
@@ -233,18 +235,31 @@ struct SignIn {
     password: String,
 }
 
-/// Signs a dispatcher or supervisor in: a session cookie for the console.
-async fn session_create(State(state): State<ApiState>, body: String) -> Response {
+/// Signs a dispatcher or supervisor in: a session cookie for the console. Wrong passwords
+/// from one address for one user name are slowed down ([`SignInLimiter`]): past the free
+/// tries the answer is 429 with `Retry-After`, whatever the password.
+async fn session_create(State(state): State<ApiState>, extensions: axum::http::Extensions, body: String) -> Response {
     let Ok(SignIn { user, password }) = serde_json::from_str::<SignIn>(&body) else {
         state.sign_ins.with_label_values(&["malformed"]).inc();
         let error = "send {\"user\": ..., \"password\": ...}";
         return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
     };
+    // Behind a reverse proxy every request comes from the proxy's address: the limit then
+    // applies per user name only, which still slows guessing.
+    let from = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    if let Err(wait) = state.sign_in_limiter.check(from, &user, std::time::Instant::now()) {
+        state.sign_ins.with_label_values(&["limited"]).inc();
+        return too_many_tries(wait);
+    }
     let sessions = state.sessions.clone();
+    let name = user.clone();
     // Password checks are slow on purpose: keep them off the threads that serve sockets.
     let signed = tokio::task::spawn_blocking(move || sessions.sign_in(&user, &password)).await.ok().flatten();
     match signed {
         Some((token, user)) => {
+            state.sign_in_limiter.succeeded(from, &name);
             state.sign_ins.with_label_values(&["ok"]).inc();
             tracing::info!(user = %user.id, "console sign-in");
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
@@ -252,10 +267,24 @@ async fn session_create(State(state): State<ApiState>, body: String) -> Response
         }
         None => {
             state.sign_ins.with_label_values(&["refused"]).inc();
+            if let Some(wait) = state.sign_in_limiter.failed(from, &name, std::time::Instant::now()) {
+                tracing::warn!(user = %name, %from, wait_s = wait.as_secs(), "repeated wrong passwords; sign-in slowed");
+            }
             let error = "wrong user name or password";
             (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": error }))).into_response()
         }
     }
+}
+
+/// 429 with how long to wait, in `Retry-After` and in the body.
+fn too_many_tries(wait: std::time::Duration) -> Response {
+    // Rounded up: a client that waits this long is let in.
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let body = serde_json::json!({
+        "error": format!("too many wrong passwords: try again in {seconds} s"),
+        "retry_after_s": seconds,
+    });
+    (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds.to_string())], Json(body)).into_response()
 }
 
 /// Who is signed in on this browser.
@@ -532,5 +561,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    // The peer's address reaches handlers (the sign-in limit counts per address).
+    let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

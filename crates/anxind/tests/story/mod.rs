@@ -1239,6 +1239,18 @@ pub async fn dispatchers_sign_in_claim_and_keep_the_record(backend: Backend, cli
     assert_eq!(status, 204);
     let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
     assert_eq!(status, 401, "signed out");
+    // Guessing is slowed: after five wrong passwords for one name from one address, even the
+    // right one waits (429, Retry-After); other names are not held up.
+    let guess = json!({"user": "li", "password": "guess"}).to_string();
+    for _ in 0..anxin_api::auth::FREE_TRIES {
+        assert_eq!(http_request(app.http, "POST", "/api/v1/session", &[], &guess).await.0, 401);
+    }
+    let right = json!({"user": "li", "password": TEST_PASSWORD}).to_string();
+    let (status, head, body) = http_exchange(app.http, "POST", "/api/v1/session", &[], &right).await;
+    assert_eq!(status, 429, "{body}");
+    let retry = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_string));
+    assert_eq!(retry.as_deref(), Some("30"), "{head}");
+    assert_eq!(app.metric("anxin_console_sign_ins_total{result=\"limited\"}").await, 1.0);
     app.stop().await;
 }
 
