@@ -175,6 +175,15 @@ impl FrameError {
 }
 
 impl ClientFrame {
+    /// Reads a frame from its JSON text. Only an object is a frame: serde would otherwise take
+    /// an array's items as the fields in order (`["accept", 7, null]`).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        if !text.trim_ascii_start().starts_with('{') {
+            return Err(serde::de::Error::custom("a frame is a JSON object"));
+        }
+        serde_json::from_str(text)
+    }
+
     pub fn request_id(&self) -> Option<&str> {
         match self {
             ClientFrame::Accept { request_id, .. }

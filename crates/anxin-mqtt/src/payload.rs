@@ -94,6 +94,10 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
     if payload.len() > max_bytes {
         return Err(Defect::Oversized);
     }
+    // serde would take an array's items as the fields in order (`["m-1", "sos"]`).
+    if payload.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Defect::NotJson);
+    }
     let wire: Wire = serde_json::from_slice(payload).map_err(|_| Defect::NotJson)?;
     let msg_id = match wire.msg_id {
         None | Some(serde_json::Value::Null) => return Err(Defect::MissingMsgId),

@@ -182,8 +182,29 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment
-            .merge(Named("ANXIN_ environment variables", env_overrides(std::env::vars())?))
+        Self::layered(figment, std::env::vars(), overrides)
+    }
+
+    /// What [`Config::load`] does with a file's text instead of its path and the given
+    /// variables instead of the process's: the fuzzer's way in (`fuzz/fuzz_targets/config.rs`).
+    #[doc(hidden)]
+    pub fn from_toml_str(
+        toml: &str,
+        vars: impl Iterator<Item = (String, String)>,
+        overrides: &serde_json::Value,
+    ) -> Result<Self, ConfigError> {
+        Self::layered(Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(toml)), vars, overrides)
+    }
+
+    /// `figment` (defaults and file), then `ANXIN_*` variables from `vars`, then `overrides`;
+    /// extracted and checked.
+    fn layered(
+        figment: Figment,
+        vars: impl Iterator<Item = (String, String)>,
+        overrides: &serde_json::Value,
+    ) -> Result<Self, ConfigError> {
+        let figment = figment
+            .merge(Named("ANXIN_ environment variables", env_overrides(vars)?))
             .merge(Named("command-line flags", overrides.clone()));
         let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         config.check()?;
@@ -271,6 +292,17 @@ impl Config {
             return Err(ConfigError::Check(
                 "ingest.queue, ingest.batch_max and consoles.replay must be at least 1".into(),
             ));
+        }
+        // anxind builds its queues and buffers with these sizes at start: far past the defaults
+        // they would only panic there (a capacity overflow) or take the machine's memory.
+        for (v, max, name) in [
+            (self.ingest.queue, 100_000, "ingest.queue"),
+            (self.ingest.batch_max, 10_000, "ingest.batch_max"),
+            (self.consoles.replay, 100_000, "consoles.replay"),
+        ] {
+            if v > max {
+                return Err(ConfigError::Check(format!("{name} must lie in 1..={max}")));
+            }
         }
         let c = &self.consoles;
         if !["zh-CN", "en"].contains(&c.language.as_str()) {

@@ -1,0 +1,62 @@
+//! Frames from consoles and phones: a WebSocket text frame on `/ws`, or the body of a phone's
+//! `POST /api/v1/responder/actions` (the same frames). Read as `handle_frame` in
+//! `anxin-api/src/http.rs` reads them: `ClientFrame::from_json`, its request id, then
+//! `into_request` for the caller, here each kind of caller in turn.
+#![no_main]
+
+use anxin_api::commands::{Caller, ClientFrame, FrameError, Request};
+use anxin_core::ResponderId;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // A text frame, and a body axum hands over as a `String`, are UTF-8 or refused before this.
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let responder = Caller::Responder(ResponderId::parse("xs-r011").expect("valid id"));
+    let dispatcher = Caller::Dispatcher { id: "dispatcher".into(), supervisor: false };
+    let supervisor = Caller::Dispatcher { id: "supervisor".into(), supervisor: true };
+    for caller in [&responder, &dispatcher, &supervisor] {
+        let Ok(frame) = ClientFrame::from_json(text) else { return };
+        // Whatever reads as a frame is a JSON object (`{"type": ...}`): the fields below are its own.
+        let value: serde_json::Value = serde_json::from_str(text).expect("a frame is JSON");
+        assert!(value.is_object(), "{text}");
+        let sent_id = value.get("request_id").and_then(serde_json::Value::as_str);
+        // The answer carries the request id the frame came with, so the sender can match it.
+        assert_eq!(frame.request_id(), sent_id, "{text}");
+        let incident_id = value.get("incident_id").and_then(serde_json::Value::as_u64);
+        let is_responder = matches!(caller, Caller::Responder(_));
+        match frame.into_request(caller) {
+            Ok(request) => check_request(&request, is_responder, incident_id, &value),
+            // Responders are never told a frame is for responders, nor dispatchers that one
+            // is for dispatchers; only a phone sends its location.
+            Err(FrameError::NotAResponder | FrameError::MissingResponder) => assert!(!is_responder, "{text}"),
+            Err(FrameError::NotADispatcher | FrameError::BadLocation) => assert!(is_responder, "{text}"),
+            Err(FrameError::Malformed) => panic!("Malformed is for text that is not a frame: {text}"),
+        }
+    }
+});
+
+fn check_request(request: &Request, is_responder: bool, incident_id: Option<u64>, frame: &serde_json::Value) {
+    match request {
+        Request::Respond { incident, .. } => {
+            assert!(is_responder);
+            assert_eq!(Some(incident.0), incident_id);
+        }
+        Request::Duty { on } => {
+            assert!(is_responder);
+            assert_eq!(frame.get("on").and_then(serde_json::Value::as_bool), Some(*on));
+        }
+        Request::Location { at } => {
+            assert!(is_responder);
+            // The position the engine is given is the one sent, and a real one.
+            let (lat, lon) = (at.lat(), at.lon());
+            assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
+            assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
+            assert_eq!(frame.get("lat").and_then(serde_json::Value::as_f64), Some(lat));
+            assert_eq!(frame.get("lon").and_then(serde_json::Value::as_f64), Some(lon));
+        }
+        Request::Dispatch { incident, .. } | Request::Suggest { incident } | Request::Timeline { incident } => {
+            assert!(!is_responder);
+            assert_eq!(Some(incident.0), incident_id);
+        }
+    }
+}
