@@ -168,7 +168,26 @@ async fn kill_9_trial(mqtt: &str, server: &str, kill_after: usize) {
 async fn kill_9_in_a_burst_loses_nothing_and_doubles_nothing() {
     let Some((mqtt, server)) = external().await else { return };
     // Early, midway and late in the burst: different presses are in flight each time.
-    for kill_after in [7, 93, 181] {
+    let mut timings = vec![7, 93, 181];
+    // The long soak: ANXIN_FAULT_SOAK=N adds N more trials at kill points drawn from a seed
+    // (ANXIN_FAULT_SEED, printed, so a failing run can be replayed).
+    let soak: usize = std::env::var("ANXIN_FAULT_SOAK").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    if soak > 0 {
+        let seed = std::env::var("ANXIN_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        eprintln!("kill -9 soak: {soak} more trials, ANXIN_FAULT_SEED={seed}");
+        let mut x = seed | 1;
+        for _ in 0..soak {
+            // xorshift: enough to spread the kill points over the burst.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            timings.push(1 + (x % (DEVICES * PRESSES_PER_DEVICE - 1) as u64) as usize);
+        }
+    }
+    for kill_after in timings {
         kill_9_trial(&mqtt, &server, kill_after).await;
     }
 }
