@@ -47,8 +47,9 @@ export function watchPageErrors(page) {
   const errors = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
-    // A 401 is how the session endpoint says "not signed in": the page expects it.
-    if (msg.type() === 'error' && !/status of 401 \(Unauthorized\)/.test(msg.text())) {
+    // A 401 is how the session endpoint says "not signed in", and a 429 how it says "wait
+    // before trying that password again": the page expects both and shows them itself.
+    if (msg.type() === 'error' && !/status of (401 \(Unauthorized\)|429 \(Too Many Requests\))/.test(msg.text())) {
       errors.push(`console.error: ${msg.text()}`);
     }
   });
