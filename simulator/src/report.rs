@@ -3,7 +3,7 @@
 
 use crate::district::District;
 use crate::plan::Action;
-use crate::sim::Played;
+use crate::sim::{NobodyGoingOutcome, Played};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -43,6 +43,12 @@ pub struct Care {
     /// Emergencies that reached the station's duty line / that nobody went to.
     pub station_alerted: usize,
     pub nobody_going: usize,
+    /// Of those nobody was going to: the dispatcher put a suggested responder on the job
+    /// (and of them, how many were then on scene), or handed it to 120. The rest ended
+    /// otherwise (cancelled by the elder) or were still open when the run ended.
+    pub nobody_going_assigned: usize,
+    pub nobody_going_assigned_on_scene: usize,
+    pub nobody_going_handed_to_120: usize,
     /// Emergencies where the responder who went belongs to the elder's own centre (the one
     /// nearest their home).
     pub own_centre_pct: Option<f64>,
@@ -93,6 +99,11 @@ pub struct Summary {
     pub offers_unanswered: u64,
     pub phone_refusals: u64,
     pub dispatcher_commands: u64,
+    /// `suggest` questions the dispatcher asked (incidents nobody was going to).
+    pub dispatcher_suggests: u64,
+    /// Responders the dispatcher rang to assign who declined or did not answer.
+    pub assign_calls_declined: u64,
+    /// Refused dispatcher frames, commands and questions alike.
     pub dispatcher_refusals: u64,
     pub refusal_samples: Vec<String>,
     pub console_resyncs: u64,
@@ -167,6 +178,8 @@ impl Summary {
             offers_unanswered: l.offers_unanswered,
             phone_refusals: l.phone_refusals,
             dispatcher_commands: l.dispatcher_commands,
+            dispatcher_suggests: l.dispatcher_suggests,
+            assign_calls_declined: l.assign_calls_declined,
             dispatcher_refusals: l.dispatcher_refusals,
             refusal_samples: l.refusal_samples.clone(),
             console_resyncs: l.console_resyncs,
@@ -232,37 +245,52 @@ impl Summary {
         let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             t,
-            "emergencies {}: accepted within 60 s {}, on scene within 15 min {}; station alerted {}, nobody going {}; responder from the elder's own centre {}",
+            "emergencies {}: accepted within 60 s {}, on scene within 15 min {}; station alerted {}, {}; responder from the elder's own centre {}",
             self.care.emergencies,
             pct(self.care.accepted_within_60s_pct),
             pct(self.care.on_scene_within_15min_pct),
             self.care.station_alerted,
-            self.care.nobody_going,
+            self.care.nobody_going_text(),
             pct(self.care.own_centre_pct),
         );
         for (name, part) in [("outside the surge", &self.outside_surge), ("in the surge", &self.surge)] {
             if let Some(s) = part {
                 let _ = writeln!(
                     t,
-                    "  {name} {}: accepted within 60 s {}, on scene within 15 min {}; nobody going {}",
+                    "  {name} {}: accepted within 60 s {}, on scene within 15 min {}; {}",
                     s.emergencies,
                     pct(s.accepted_within_60s_pct),
                     pct(s.on_scene_within_15min_pct),
-                    s.nobody_going
+                    s.nobody_going_text()
                 );
             }
         }
         let _ = writeln!(
             t,
-            "offers: {} accepted, {} declined, {} left to lapse; refused frames: phones {}, dispatcher {} of {}",
+            "offers: {} accepted, {} declined, {} left to lapse; dispatcher: {} suggestions asked, {} rung declined; refused frames: phones {}, dispatcher {} of {}",
             self.offers_accepted,
             self.offers_declined,
             self.offers_unanswered,
+            self.dispatcher_suggests,
+            self.assign_calls_declined,
             self.phone_refusals,
             self.dispatcher_refusals,
-            self.dispatcher_commands
+            self.dispatcher_commands + self.dispatcher_suggests
         );
         t
+    }
+}
+
+impl Care {
+    /// "nobody going N (the dispatcher assigned A, B of them on scene; handed to 120 H)".
+    fn nobody_going_text(&self) -> String {
+        format!(
+            "nobody going {} (the dispatcher assigned {}, {} of them on scene; handed to 120 {})",
+            self.nobody_going,
+            self.nobody_going_assigned,
+            self.nobody_going_assigned_on_scene,
+            self.nobody_going_handed_to_120
+        )
     }
 }
 
@@ -307,7 +335,17 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
             within15 += usize::from(inc.on_scene.is_some_and(|o| scen(p.sent, o) <= 900.0));
         }
         c.station_alerted += usize::from(inc.station_alerted);
-        c.nobody_going += usize::from(inc.nobody_going);
+        if inc.nobody_going {
+            c.nobody_going += 1;
+            match inc.nobody_going_outcome {
+                Some(NobodyGoingOutcome::Assigned) => {
+                    c.nobody_going_assigned += 1;
+                    c.nobody_going_assigned_on_scene += usize::from(inc.on_scene.is_some());
+                }
+                Some(NobodyGoingOutcome::HandedTo120) => c.nobody_going_handed_to_120 += 1,
+                None => {}
+            }
+        }
         if let Some(r) = inc.responder.as_deref().and_then(|r| responder_centre.get(r)) {
             went += 1;
             own += usize::from(*r == district.elders[inc.device].own_centre);
@@ -344,7 +382,11 @@ pub fn comparison(a: &Summary, b: &Summary) -> String {
         ("press → on scene p90 (scen. min)", Box::new(move |s: &Summary| num(s.care.press_to_on_scene_min.p90))),
         ("responder's distance p50 (m)", Box::new(move |s: &Summary| num(s.care.responder_distance_m.p50))),
         ("station's duty line alerted", Box::new(|s: &Summary| s.care.station_alerted.to_string())),
-        ("nobody going (dispatcher, 120)", Box::new(|s: &Summary| s.care.nobody_going.to_string())),
+        ("nobody going (to a dispatcher)", Box::new(|s: &Summary| s.care.nobody_going.to_string())),
+        (
+            "  then assigned by the dispatcher / to 120",
+            Box::new(|s: &Summary| format!("{} / {}", s.care.nobody_going_assigned, s.care.nobody_going_handed_to_120)),
+        ),
         ("responder from the elder's own centre", Box::new(move |s: &Summary| pct(s.care.own_centre_pct))),
         (
             "outside the surge: accepted within 60 s",

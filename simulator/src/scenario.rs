@@ -122,14 +122,46 @@ pub struct Dispatchers {
     pub close_after_s: [f64; 2],
     /// Scenario seconds to call an elder back who asked to cancel, then cancel, [min, max].
     pub callback_after_s: [f64; 2],
-    /// Scenario seconds before a dispatcher hands an incident nobody is going to over to
-    /// the ambulance (120) and resolves it, [min, max].
+    /// Scenario seconds before a dispatcher, seeing an incident nobody is going to, asks the
+    /// engine whom they could put on it (`suggest`), [min, max].
+    #[serde(default = "Dispatchers::default_suggest_after_s")]
+    pub suggest_after_s: [f64; 2],
+    /// The dispatcher rings the best suggested responder (with the skill) who can be there
+    /// within this many minutes, and assigns them if they agree; nobody that close: 120.
+    #[serde(default = "Dispatchers::default_assign_within_eta_min")]
+    pub assign_within_eta_min: f64,
+    /// Responders a dispatcher tries for one incident (a refusal on the phone, an assignment
+    /// the engine refuses, the incident coming back to "nobody going") before handing it to
+    /// 120; 0 hands every one to 120 straight away.
+    #[serde(default = "Dispatchers::default_assign_attempts")]
+    pub assign_attempts: u32,
+    /// Scenario seconds from finding nobody to assign to handing the incident over to the
+    /// ambulance (120) and resolving it: the call to 120, [min, max].
     pub handover_after_s: [f64; 2],
+}
+
+impl Dispatchers {
+    fn default_suggest_after_s() -> [f64; 2] {
+        [60.0, 180.0]
+    }
+    fn default_assign_within_eta_min() -> f64 {
+        30.0
+    }
+    fn default_assign_attempts() -> u32 {
+        2
+    }
 }
 
 impl Default for Dispatchers {
     fn default() -> Self {
-        Self { close_after_s: [60.0, 300.0], callback_after_s: [30.0, 120.0], handover_after_s: [60.0, 180.0] }
+        Self {
+            close_after_s: [60.0, 300.0],
+            callback_after_s: [30.0, 120.0],
+            suggest_after_s: Self::default_suggest_after_s(),
+            assign_within_eta_min: Self::default_assign_within_eta_min(),
+            assign_attempts: Self::default_assign_attempts(),
+            handover_after_s: [30.0, 90.0],
+        }
     }
 }
 
@@ -297,6 +329,8 @@ impl Scenario {
         let x = &self.dispatchers;
         range("dispatchers.close_after_s", x.close_after_s)?;
         range("dispatchers.callback_after_s", x.callback_after_s)?;
+        range("dispatchers.suggest_after_s", x.suggest_after_s)?;
+        positive("dispatchers.assign_within_eta_min", x.assign_within_eta_min)?;
         range("dispatchers.handover_after_s", x.handover_after_s)?;
         positive("run.hours", self.run.hours)?;
         if !(0.0..24.0).contains(&self.run.start_hour) {

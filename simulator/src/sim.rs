@@ -5,7 +5,7 @@
 use crate::district::{District, Point};
 use crate::engine::Target;
 use crate::plan::{uniform, Action, Event};
-use crate::scenario::Scenario;
+use crate::scenario::{Dispatchers, Responders, Scenario};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
@@ -102,9 +102,24 @@ pub struct Incident {
     pub responder: Option<String>,
     pub responder_distance_m: Option<f64>,
     pub handled_by_dispatcher: bool,
+    /// What the dispatcher last did about nobody going: put a responder on it, or 120.
+    pub nobody_going_outcome: Option<NobodyGoingOutcome>,
     close_planned: bool,
     cancel_planned: bool,
-    handover_planned: bool,
+    /// The last view showed it waiting for a dispatcher because nobody is going.
+    awaiting_nobody_going: bool,
+    /// The responder the dispatcher last sent an `assign` for: their job did not come from an
+    /// offer, so it has no offer-to-accept time.
+    assign_sent: Option<String>,
+}
+
+/// How a dispatcher ended an episode of "nobody going".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NobodyGoingOutcome {
+    /// A suggested responder agreed on the phone and the engine took the assignment.
+    Assigned,
+    /// Nobody close enough, or nobody agreed: handed to the ambulance (120) and resolved.
+    HandedTo120,
 }
 
 #[derive(Debug, Default)]
@@ -135,24 +150,45 @@ pub struct Ledger {
     pub offers_unanswered: u64,
     pub phone_refusals: u64,
     pub dispatcher_commands: u64,
+    /// `suggest` questions the dispatcher asked.
+    pub dispatcher_suggests: u64,
+    /// Responders the dispatcher rang who declined or did not answer.
+    pub assign_calls_declined: u64,
     pub dispatcher_refusals: u64,
     pub refusal_samples: Vec<String>,
     pub snapshot_open_at_start: Option<usize>,
     pub console_resyncs: u64,
 }
 
-/// A dispatcher's action, due at a wall-clock moment.
+/// One step of the dispatcher's work on an incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// Close an incident its responder resolved.
+    Close,
+    /// Cancel an incident whose elder asked to, after calling them back.
+    Cancel,
+    /// Ask the engine whom they could put on an incident nobody is going to.
+    Suggest,
+    /// Put this responder on the job (they agreed on the phone).
+    Assign(String),
+    /// Nobody to put on it: hand it to the ambulance (120) and resolve it.
+    Handover,
+}
+
+/// A dispatcher's step, due at a wall-clock moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DispatcherAction {
     due: Instant,
+    /// Order of planning, so steps due at the same moment keep it.
+    order: u64,
     incident: u64,
-    action: &'static str,
-    text: &'static str,
+    step: Step,
 }
 
 impl Ord for DispatcherAction {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.due.cmp(&self.due).then(other.incident.cmp(&self.incident))
+        // Reversed: the heap gives the earliest first.
+        other.due.cmp(&self.due).then(other.order.cmp(&self.order))
     }
 }
 impl PartialOrd for DispatcherAction {
@@ -231,7 +267,12 @@ impl Ledger {
                 if inc.accepted.is_none() {
                     inc.accepted = Some(now);
                     inc.responder = v["responder"]["id"].as_str().map(str::to_string);
-                    inc.accepted_offer = inc.responder.as_ref().and_then(|r| inc.offered_to.get(r).copied());
+                    let assigned = inc.responder.is_some() && inc.responder == inc.assign_sent;
+                    inc.accepted_offer = if assigned {
+                        None
+                    } else {
+                        inc.responder.as_ref().and_then(|r| inc.offered_to.get(r).copied())
+                    };
                     inc.responder_distance_m = v["responder"]["distance_m"].as_f64();
                 }
                 if state == "on_scene" {
@@ -243,7 +284,8 @@ impl Ledger {
             }
             _ => {}
         }
-        match v["dispatcher_needed"].as_str() {
+        let needed = v["dispatcher_needed"].as_str();
+        match needed {
             Some("nobody_going") => inc.nobody_going = true,
             Some("handled_by_dispatcher") => inc.handled_by_dispatcher = true,
             _ => {}
@@ -266,22 +308,26 @@ impl Ledger {
             } else if inc.cancel_requested && !inc.cancel_planned && state != "resolved" {
                 inc.cancel_planned = true;
                 plans.push(Planned::Cancel(id));
-            } else if state == "awaiting_dispatcher" && inc.nobody_going && !inc.handover_planned {
-                inc.handover_planned = true;
-                plans.push(Planned::Handover(id));
             }
         }
+        // Each time it comes (back) to "nobody going", the dispatcher hears of it once.
+        let waiting = !terminal && state == "awaiting_dispatcher" && needed == Some("nobody_going");
+        if waiting && !inc.awaiting_nobody_going {
+            plans.push(Planned::NobodyGoing(id));
+        }
+        inc.awaiting_nobody_going = waiting;
         plans
     }
 
-    /// Whether a dispatcher's planned action still applies when it is due.
-    fn still_applies(&self, a: &DispatcherAction) -> bool {
-        let Some(inc) = self.incidents.get(&a.incident) else { return false };
-        match a.action {
-            "close" => inc.state == "resolved",
-            "cancel" => !matches!(inc.state.as_str(), "closed" | "cancelled" | "false_alarm"),
-            "resolve" => inc.state == "awaiting_dispatcher",
-            _ => false,
+    /// Whether a dispatcher's planned step still applies when it is due.
+    fn still_applies(&self, incident: u64, step: &Step) -> bool {
+        let Some(inc) = self.incidents.get(&incident) else { return false };
+        match step {
+            Step::Close => inc.state == "resolved",
+            Step::Cancel => !matches!(inc.state.as_str(), "closed" | "cancelled" | "false_alarm"),
+            // Nobody is sent to an elder who asked to cancel: the call-back settles it.
+            Step::Suggest | Step::Assign(_) => inc.awaiting_nobody_going && !inc.cancel_requested,
+            Step::Handover => inc.state == "awaiting_dispatcher",
         }
     }
 
@@ -291,11 +337,12 @@ impl Ledger {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Planned {
     Close(u64),
     Cancel(u64),
-    Handover(u64),
+    /// The incident waits for a dispatcher because nobody is going (again).
+    NobodyGoing(u64),
 }
 
 /// What a run hands to the report.
@@ -430,6 +477,7 @@ pub async fn play(
         plan_rx,
         ledger.clone(),
         scenario.dispatchers.clone(),
+        scenario.responders.clone(),
         clock,
         SmallRng::seed_from_u64(scenario.run.seed ^ 0xd15),
         stop_rx.clone(),
@@ -707,7 +755,7 @@ struct Phone {
     rng: SmallRng,
     speed: f64,
     station: Point,
-    behaviour: crate::scenario::Responders,
+    behaviour: Responders,
     clock: Clock,
     ledger: Arc<Mutex<Ledger>>,
 }
@@ -825,45 +873,176 @@ impl Phone {
     }
 }
 
-/// The dispatcher: closes resolved incidents, calls back elders who asked to cancel, and
-/// hands incidents nobody is going to over to the ambulance.
+/// Whom a dispatcher puts on an incident nobody is going to, given the engine's answer to
+/// `suggest` (the `suggestions` array of the `result` frame, best first): the soonest to
+/// arrive who has the skill the incident needs, can be there within `within_eta_min` and is
+/// not in `skip` (rung for this incident already, or being rung for another). Every
+/// suggestion is free already (the engine suggests only responders on duty holding no offer
+/// or job); whether they are inside their station's circle does not matter to a dispatcher
+/// with nobody else.
+pub fn pick_responder(suggestions: &Value, within_eta_min: f64, skip: &[String]) -> Option<String> {
+    suggestions
+        .as_array()?
+        .iter()
+        .filter(|s| s["has_skill"].as_bool() == Some(true))
+        .filter_map(|s| Some((s["responder"]["id"].as_str()?, s["eta_min"].as_f64()?)))
+        .filter(|(id, eta)| *eta <= within_eta_min && !skip.iter().any(|t| t == id))
+        // The first of the soonest: the engine ranks by exact travel time, eta_min is rounded.
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id.to_string())
+}
+
+/// The dispatcher's search for somebody to send, per incident nobody is going to.
+#[derive(Debug, Default)]
+struct Search {
+    /// Responders rung so far, in order.
+    tried: Vec<String>,
+    /// A step is planned or a frame is waiting for its result: news of the incident coming
+    /// back to "nobody going" meanwhile changes nothing.
+    busy: bool,
+}
+
+/// The dispatcher's desk: steps due, searches under way, frames waiting for their result.
+#[derive(Debug, Default)]
+struct Desk {
+    due: BinaryHeap<DispatcherAction>,
+    planned: u64,
+    searches: HashMap<u64, Search>,
+    asked: HashMap<String, (u64, Step)>,
+    /// Responders the dispatcher is ringing or putting on a job, until when: the engine
+    /// still suggests them for other incidents meanwhile, but nobody is rung for two at once.
+    engaged: HashMap<String, Instant>,
+}
+
+impl Desk {
+    fn plan(&mut self, due: Instant, incident: u64, step: Step) {
+        self.planned += 1;
+        self.due.push(DispatcherAction { due, order: self.planned, incident, step });
+    }
+
+    /// A responder could not be put on the job (at `at`): ask again at once while tries are
+    /// left, else hand the incident to 120.
+    fn try_next(&mut self, incident: u64, at: Instant, d: &Dispatchers, clock: Clock, rng: &mut SmallRng) {
+        let tried = self.searches.get(&incident).map_or(0, |s| s.tried.len());
+        if tried < d.assign_attempts as usize {
+            self.plan(at, incident, Step::Suggest);
+        } else {
+            self.plan(at + clock.wall(uniform(rng, d.handover_after_s)), incident, Step::Handover);
+        }
+    }
+
+    /// Whom not to ring for `incident`: those already tried for it, and those engaged now.
+    fn skip(&mut self, incident: u64, now: Instant) -> Vec<String> {
+        self.engaged.retain(|_, until| *until > now);
+        let tried = self.searches.get(&incident).map(|s| s.tried.as_slice()).unwrap_or(&[]);
+        tried.iter().chain(self.engaged.keys()).cloned().collect()
+    }
+
+    /// The search ends for now: the dispatcher hears again if nobody is going again.
+    fn idle(&mut self, incident: u64) {
+        if let Some(s) = self.searches.get_mut(&incident) {
+            s.busy = false;
+        }
+    }
+}
+
+/// The dispatcher: closes resolved incidents, calls back elders who asked to cancel, and for
+/// an incident nobody is going to asks the engine for suggestions, rings the best responder
+/// close enough and assigns them if they agree; with nobody (or after `assign_attempts`
+/// tries) hands it to the ambulance (120). The simulator's only member of staff: nobody else
+/// claims an incident, and the engine requires no claim of its own to act.
+#[allow(clippy::too_many_arguments)]
 async fn dispatch(
     socket: Socket,
     mut plans: mpsc::Receiver<Planned>,
     ledger: Arc<Mutex<Ledger>>,
-    d: crate::scenario::Dispatchers,
+    d: Dispatchers,
+    responders: Responders,
     clock: Clock,
     mut rng: SmallRng,
     mut stop: watch::Receiver<bool>,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let mut due: BinaryHeap<DispatcherAction> = BinaryHeap::new();
+    let mut desk = Desk::default();
     let mut request = 0u64;
     loop {
-        let wake = due.peek().map(|a| a.due);
+        let wake = desk.due.peek().map(|a| a.due);
         tokio::select! {
             _ = stop.changed() => break,
             p = plans.recv() => {
                 let Some(p) = p else { break };
                 let now = Instant::now();
-                let (incident, action, text, range) = match p {
-                    Planned::Close(id) => (id, "close", "closed after the responder's report", d.close_after_s),
-                    Planned::Cancel(id) => (id, "cancel", "called back: pressed by mistake", d.callback_after_s),
-                    Planned::Handover(id) => (id, "resolve", "nobody free: handed to 120", d.handover_after_s),
-                };
-                due.push(DispatcherAction { due: now + clock.wall(uniform(&mut rng, range)), incident, action, text });
+                let mut after = |range| now + clock.wall(uniform(&mut rng, range));
+                match p {
+                    Planned::Close(id) => desk.plan(after(d.close_after_s), id, Step::Close),
+                    Planned::Cancel(id) => desk.plan(after(d.callback_after_s), id, Step::Cancel),
+                    Planned::NobodyGoing(id) => {
+                        let search = desk.searches.entry(id).or_default();
+                        if !search.busy {
+                            search.busy = true;
+                            if search.tried.len() < d.assign_attempts as usize {
+                                desk.plan(after(d.suggest_after_s), id, Step::Suggest);
+                            } else {
+                                desk.plan(after(d.handover_after_s), id, Step::Handover);
+                            }
+                        }
+                    }
+                }
             }
             _ = async { match wake { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
-                let a = due.pop().expect("peeked");
-                if !ledger.lock().unwrap().still_applies(&a) {
+                let a = desk.due.pop().expect("peeked");
+                if !ledger.lock().unwrap().still_applies(a.incident, &a.step) {
+                    match &a.step {
+                        Step::Close | Step::Cancel => {}
+                        Step::Assign(r) => {
+                            desk.engaged.remove(r);
+                            desk.idle(a.incident);
+                        }
+                        Step::Suggest | Step::Handover => desk.idle(a.incident),
+                    }
                     continue;
                 }
                 request += 1;
-                let key = if a.action == "cancel" { "reason" } else { "outcome" };
-                let mut frame = json!({"type": "command", "incident_id": a.incident, "action": a.action,
-                                       "request_id": format!("d{request}")});
-                frame[key] = json!(a.text);
-                ledger.lock().unwrap().dispatcher_commands += 1;
+                let request_id = format!("d{request}");
+                let command = |action: &str| json!({"type": "command", "incident_id": a.incident, "action": action,
+                                                    "request_id": request_id});
+                let frame = match &a.step {
+                    Step::Close => {
+                        let mut f = command("close");
+                        f["outcome"] = json!("closed after the responder's report");
+                        f
+                    }
+                    Step::Cancel => {
+                        let mut f = command("cancel");
+                        f["reason"] = json!("called back: pressed by mistake");
+                        f
+                    }
+                    Step::Handover => {
+                        let mut f = command("resolve");
+                        f["outcome"] = json!("nobody free: handed to 120");
+                        f
+                    }
+                    Step::Assign(r) => {
+                        let mut f = command("assign");
+                        f["responder_id"] = json!(r);
+                        f
+                    }
+                    Step::Suggest => json!({"type": "suggest", "incident_id": a.incident, "request_id": request_id}),
+                };
+                {
+                    let mut l = ledger.lock().unwrap();
+                    match &a.step {
+                        Step::Suggest => l.dispatcher_suggests += 1,
+                        Step::Assign(r) => {
+                            l.dispatcher_commands += 1;
+                            if let Some(inc) = l.incidents.get_mut(&a.incident) {
+                                inc.assign_sent = Some(r.clone());
+                            }
+                        }
+                        _ => l.dispatcher_commands += 1,
+                    }
+                }
+                desk.asked.insert(request_id, (a.incident, a.step));
                 if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
                     break;
                 }
@@ -872,11 +1051,63 @@ async fn dispatch(
                 let Some(Ok(msg)) = m else { break };
                 let Message::Text(text) = msg else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                if v["type"] == "result" && v["ok"] == false {
+                if v["type"] != "result" {
+                    continue;
+                }
+                let ok = v["ok"] == true;
+                if !ok {
                     let mut l = ledger.lock().unwrap();
                     l.dispatcher_refusals += 1;
                     if l.refusal_samples.len() < 5 {
                         l.refusal_samples.push(format!("dispatcher: {}", v["error"].as_str().unwrap_or("?")));
+                    }
+                }
+                let Some((incident, step)) = v["request_id"].as_str().and_then(|r| desk.asked.remove(r)) else {
+                    continue;
+                };
+                let now = Instant::now();
+                match step {
+                    Step::Close | Step::Cancel => {}
+                    Step::Suggest if !ok => desk.idle(incident),
+                    Step::Suggest => {
+                        let skip = desk.skip(incident, now);
+                        match pick_responder(&v["suggestions"], d.assign_within_eta_min, &skip) {
+                            Some(r) => {
+                                desk.searches.entry(incident).or_default().tried.push(r.clone());
+                                // The dispatcher rings them: they answer as they answer an offer.
+                                let ring = now + clock.wall(uniform(&mut rng, responders.answer_delay_s));
+                                if rng.random::<f64>() < responders.accept_probability {
+                                    // Engaged until the engine answers the assignment.
+                                    desk.engaged.insert(r.clone(), ring + clock.wall(60.0));
+                                    desk.plan(ring, incident, Step::Assign(r));
+                                } else {
+                                    desk.engaged.insert(r, ring);
+                                    ledger.lock().unwrap().assign_calls_declined += 1;
+                                    desk.try_next(incident, ring, &d, clock, &mut rng);
+                                }
+                            }
+                            None => desk.plan(now + clock.wall(uniform(&mut rng, d.handover_after_s)), incident, Step::Handover),
+                        }
+                    }
+                    Step::Assign(r) if ok => {
+                        desk.engaged.remove(&r);
+                        if let Some(inc) = ledger.lock().unwrap().incidents.get_mut(&incident) {
+                            inc.nobody_going_outcome = Some(NobodyGoingOutcome::Assigned);
+                        }
+                        desk.idle(incident);
+                    }
+                    // Taken by the ladder meanwhile, or gone off duty: the next one, or 120.
+                    Step::Assign(r) => {
+                        desk.engaged.remove(&r);
+                        desk.try_next(incident, now, &d, clock, &mut rng);
+                    }
+                    Step::Handover => {
+                        if ok {
+                            if let Some(inc) = ledger.lock().unwrap().incidents.get_mut(&incident) {
+                                inc.nobody_going_outcome = Some(NobodyGoingOutcome::HandedTo120);
+                            }
+                        }
+                        desk.idle(incident);
                     }
                 }
             }
@@ -927,5 +1158,87 @@ async fn progress(
     }
     if tty {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suggestion(id: &str, eta_min: u32, has_skill: bool) -> Value {
+        json!({"responder": {"id": id, "name": id, "distance_m": 900.0}, "mode": "ebike", "station_id": "st-1",
+               "distance_m": 900.0, "eta_min": eta_min, "within_circle": eta_min <= 15, "has_skill": has_skill})
+    }
+
+    #[test]
+    fn the_dispatcher_picks_the_soonest_with_the_skill_within_the_limit() {
+        let answer = json!({"type": "result", "request_id": "d1", "ok": true, "suggestions": [
+            suggestion("r-untrained", 3, false),
+            suggestion("r-near", 5, true),
+            suggestion("r-tie", 5, true),
+            suggestion("r-far", 25, true),
+            suggestion("r-too-far", 40, true),
+        ]});
+        let s = &answer["suggestions"];
+        assert_eq!(pick_responder(s, 30.0, &[]).as_deref(), Some("r-near"), "soonest with the skill, first of a tie");
+        let tried = ["r-near".to_string()];
+        assert_eq!(pick_responder(s, 30.0, &tried).as_deref(), Some("r-tie"), "nobody is rung twice");
+        assert_eq!(pick_responder(s, 4.0, &[]), None, "the only one within 4 min lacks the skill");
+        let all: Vec<String> = ["r-near", "r-tie", "r-far"].map(String::from).to_vec();
+        assert_eq!(pick_responder(s, 30.0, &all), None, "r-too-far is beyond the limit");
+        assert_eq!(pick_responder(s, 60.0, &all).as_deref(), Some("r-too-far"));
+    }
+
+    #[test]
+    fn no_suggestions_means_nobody_to_assign() {
+        assert_eq!(pick_responder(&json!([]), 30.0, &[]), None);
+        assert_eq!(pick_responder(&Value::Null, 30.0, &[]), None, "a result without suggestions");
+        let malformed = json!([{"responder": {"id": "r-1"}, "has_skill": true}]);
+        assert_eq!(pick_responder(&malformed, 30.0, &[]), None, "no eta_min: not a suggestion we can judge");
+    }
+
+    #[test]
+    fn nobody_is_rung_twice_for_one_incident_or_for_two_at_once() {
+        let now = Instant::now();
+        let mut desk = Desk::default();
+        desk.searches.entry(1).or_default().tried.push("r-tried".into());
+        desk.engaged.insert("r-on-the-phone".into(), now + Duration::from_secs(1));
+        desk.engaged.insert("r-call-over".into(), now);
+        let mut skip = desk.skip(1, now);
+        skip.sort();
+        assert_eq!(skip, ["r-on-the-phone", "r-tried"]);
+        assert_eq!(desk.skip(2, now), ["r-on-the-phone"], "another incident: only who is engaged");
+        let suggestions = json!([suggestion("r-on-the-phone", 2, true), suggestion("r-call-over", 3, true)]);
+        assert_eq!(pick_responder(&suggestions, 30.0, &desk.skip(2, now)).as_deref(), Some("r-call-over"));
+    }
+
+    fn view(state: &str, needed: Option<&str>, responder: Option<&str>) -> Value {
+        json!({"id": 7, "device_id": "dev-1", "kind": "sos", "state": state, "press_count": 0,
+               "dispatcher_needed": needed, "responder": responder.map(|r| json!({"id": r, "distance_m": 500.0})),
+               "offers": [], "ladder": {"offers_made": 3}})
+    }
+
+    #[test]
+    fn the_dispatcher_hears_of_nobody_going_each_time_it_comes_back() {
+        let devices: HashMap<String, usize> = [("dev-1".to_string(), 0)].into();
+        let mut l = Ledger::new(1);
+        let now = Instant::now();
+        let waiting = view("awaiting_dispatcher", Some("nobody_going"), None);
+        assert_eq!(l.incident_view(&waiting, now, &devices), vec![Planned::NobodyGoing(7)]);
+        assert_eq!(l.incident_view(&waiting, now, &devices), vec![], "a reminder is not news");
+        assert!(l.still_applies(7, &Step::Suggest) && l.still_applies(7, &Step::Handover));
+        // The dispatcher assigns r-9: the job did not come from an offer.
+        l.incidents.get_mut(&7).unwrap().assign_sent = Some("r-9".into());
+        assert_eq!(l.incident_view(&view("accepted", None, Some("r-9")), now, &devices), vec![]);
+        let inc = &l.incidents[&7];
+        assert!(inc.accepted.is_some() && inc.accepted_offer.is_none() && inc.nobody_going);
+        assert!(!l.still_applies(7, &Step::Suggest) && !l.still_applies(7, &Step::Handover));
+        // Back to nobody going: the dispatcher hears of it again.
+        assert_eq!(l.incident_view(&waiting, now, &devices), vec![Planned::NobodyGoing(7)]);
+        // An elder who asked to cancel is called back, not sent anybody.
+        let mut cancelling = waiting.clone();
+        cancelling["cancel_requested"] = json!(true);
+        assert_eq!(l.incident_view(&cancelling, now, &devices), vec![Planned::Cancel(7)]);
+        assert!(!l.still_applies(7, &Step::Assign("r-9".into())) && l.still_applies(7, &Step::Handover));
     }
 }

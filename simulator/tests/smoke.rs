@@ -61,6 +61,9 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     {
         assert!(json.get(key).is_some(), "no {key} in {json}");
     }
+    for key in ["nobody_going", "nobody_going_assigned", "nobody_going_handed_to_120"] {
+        assert!(json["care"][key].is_u64(), "care.{key} in {json}");
+    }
     for key in ["p50", "p99", "max"] {
         assert!(json["press_to_console_ms"][key].is_number(), "press_to_console_ms.{key} in {json}");
     }
