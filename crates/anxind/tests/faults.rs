@@ -434,10 +434,7 @@ async fn mosquitto_restarted_loses_nothing() {
 impl Engine {
     /// One sample from `/metrics`, e.g. `anxin_ingest_backlog_messages`.
     async fn metric(&self, name: &str) -> f64 {
-        let (_, body) = http_get(self.http, "/metrics").await;
-        body.lines()
-            .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("no sample {name} in /metrics"))
+        metric_sample(&http_get(self.http, "/metrics").await.1, name)
     }
 
     /// A line of `/proc/<pid>/status` in KiB: `VmRSS` now, `VmHWM` the peak.

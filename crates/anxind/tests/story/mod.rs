@@ -223,11 +223,16 @@ impl TestApp {
 
     /// The value of one metric sample, e.g. `anxin_mqtt_payloads_rejected_total{reason="not_json"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let (_, body) = self.get("/metrics").await;
-        body.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
+        metric_sample(&self.get("/metrics").await.1, sample)
     }
+}
+
+/// One sample's value in a Prometheus text page, e.g. `anxin_x_total{reason="y"}`; the name
+/// must be followed by its value, so `anxin_x` does not match `anxin_x_total`.
+pub fn metric_sample(page: &str, sample: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(sample).filter(|rest| rest.starts_with(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
 }
 
 /// A minimal HTTP/1.1 GET over a plain socket: the status and the body.
