@@ -3,12 +3,12 @@
 
 use crate::topic::Topics;
 use anxin_core::{DeviceCommand, DeviceId, StationAlert};
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use std::sync::atomic::{AtomicBool, Ordering};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -41,41 +41,70 @@ pub struct Inbound {
 /// Why talking to the broker failed.
 #[derive(Debug, Error)]
 pub enum LinkError {
-    #[error("the MQTT client's request queue is closed")]
-    Closed(#[from] rumqttc::ClientError),
+    #[error("the MQTT link has stopped")]
+    Stopped,
     #[error("could not encode a command: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
+/// What the engine asks of its connection, in the order it asks.
+#[derive(Debug)]
+enum Request {
+    Ack(Publish),
+    Publish { topic: String, body: Vec<u8> },
+    Disconnect,
+}
+
 /// The sending half: acknowledgements and commands to devices.
+///
+/// Nothing here waits for the connection. The connection's task hands device messages to the
+/// engine and waits when the engine's queue is full, and only that task moves the engine's
+/// requests onto the wire: an engine that waited here for room could wait on itself. Requests
+/// wait in an unbounded queue instead, drained in order by a task of their own. It stays
+/// short: it grows only with messages the broker has delivered and not yet had acknowledged,
+/// and the broker stops delivering when its in-flight window is full.
 #[derive(Debug, Clone)]
 pub struct DeviceLink {
-    client: AsyncClient,
+    requests: mpsc::UnboundedSender<Request>,
+    waiting: Arc<AtomicUsize>,
     topics: Topics,
     connected: Arc<AtomicBool>,
+    /// Set when the connection's task has sent DISCONNECT, or stopped.
+    closed: watch::Receiver<bool>,
 }
 
 impl DeviceLink {
     /// Acknowledges a message to the broker, which may then forget it.
-    pub async fn ack(&self, publish: &Publish) -> Result<(), LinkError> {
-        Ok(self.client.ack(publish).await?)
+    pub fn ack(&self, publish: Publish) -> Result<(), LinkError> {
+        self.request(Request::Ack(publish))
     }
 
     /// Sends a command to a device's command topic, QoS 1.
-    pub async fn send(&self, device: &DeviceId, command: &DeviceCommand) -> Result<(), LinkError> {
+    pub fn send(&self, device: &DeviceId, command: &DeviceCommand) -> Result<(), LinkError> {
         let body = serde_json::to_vec(command)?;
-        self.client.publish(self.topics.commands(device), QoS::AtLeastOnce, false, body).await?;
-        Ok(())
+        self.request(Request::Publish { topic: self.topics.commands(device), body })
     }
 
     /// Sends a station's duty line the incident its responders did not take, QoS 1, on the
     /// station's alerts topic (a duty phone, a pager or an SMS gateway subscribes to it).
-    pub async fn alert_station(&self, alert: &StationAlert) -> Result<(), LinkError> {
+    pub fn alert_station(&self, alert: &StationAlert) -> Result<(), LinkError> {
         let mut body = serde_json::to_value(alert)?;
         body["type"] = "station_alert".into();
         let body = serde_json::to_vec(&body)?;
-        self.client.publish(self.topics.station_alerts(&alert.station_id), QoS::AtLeastOnce, false, body).await?;
-        Ok(())
+        self.request(Request::Publish { topic: self.topics.station_alerts(&alert.station_id), body })
+    }
+
+    fn request(&self, request: Request) -> Result<(), LinkError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.requests.send(request).map_err(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            LinkError::Stopped
+        })
+    }
+
+    /// Acknowledgements and commands asked for and not yet handed to the connection.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Whether the session with the broker is up right now.
@@ -83,8 +112,38 @@ impl DeviceLink {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Sends what was asked for so far, then DISCONNECT, and returns once that is written (at
+    /// once if the broker is unreachable: what was not acknowledged is redelivered later).
     pub async fn disconnect(&self) {
-        let _ = self.client.disconnect().await;
+        if self.request(Request::Disconnect).is_err() {
+            return;
+        }
+        let mut closed = self.closed.clone();
+        while !*closed.borrow_and_update() && self.is_connected() {
+            tokio::select! {
+                changed = closed.changed() => if changed.is_err() { break },
+                // The connection may drop meanwhile; look again.
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+}
+
+/// Moves the engine's requests onto the client's queue, in order. The client's queue is
+/// bounded and drained by the connection's task: waiting for room here holds up nobody else.
+async fn forward(client: AsyncClient, mut requests: mpsc::UnboundedReceiver<Request>, waiting: Arc<AtomicUsize>) {
+    while let Some(request) = requests.recv().await {
+        let result = match request {
+            Request::Ack(publish) => client.ack(&publish).await,
+            Request::Publish { topic, body } => client.publish(topic, QoS::AtLeastOnce, false, body).await,
+            Request::Disconnect => client.disconnect().await,
+        };
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = result {
+            // The connection's task is gone (shutting down): the broker redelivers what was
+            // not acknowledged; a command not sent is lost with the connection, as on any drop.
+            tracing::debug!(error = %e, "MQTT request not sent: the connection has stopped");
+        }
     }
 }
 
@@ -118,8 +177,16 @@ pub fn connect(
     eventloop.set_network_options(network);
     let connected = Arc::new(AtomicBool::new(false));
     let filter = opts.topics.events_filter();
-    let link = DeviceLink { client: client.clone(), topics: opts.topics, connected: connected.clone() };
-    let task = tokio::spawn(run(client, eventloop, filter, inbound, connected, shutdown));
+    let (requests, pending) = mpsc::unbounded_channel();
+    let (closed_tx, closed) = watch::channel(false);
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let link =
+        DeviceLink { requests, waiting: waiting.clone(), topics: opts.topics, connected: connected.clone(), closed };
+    tokio::spawn(forward(client.clone(), pending, waiting));
+    let task = tokio::spawn(async move {
+        run(client, eventloop, filter, inbound, connected, shutdown).await;
+        let _ = closed_tx.send(true);
+    });
     (link, task)
 }
 
@@ -140,10 +207,12 @@ async fn run(
         match event {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 let msg = Inbound { publish, received: std::time::Instant::now() };
-                if inbound.send(msg).await.is_err() {
-                    break; // the engine has stopped
-                }
+                // When the engine has stopped, what arrives now is left unacknowledged (the
+                // broker redelivers it); the loop goes on to write the engine's last
+                // acknowledgements and its DISCONNECT.
+                let _ = inbound.send(msg).await;
             }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(session_present = ack.session_present, "connected to MQTT broker");
                 connected.store(true, Ordering::Relaxed);

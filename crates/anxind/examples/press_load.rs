@@ -206,7 +206,15 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         let (seen, doubled) = (seen.clone(), doubled.clone());
         async move {
             let mut ws = ws;
-            while let Some(Ok(msg)) = ws.next().await {
+            loop {
+                let msg = match ws.next().await {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        eprintln!("the console's connection failed: {e}");
+                        break;
+                    }
+                    None => break,
+                };
                 let at = Instant::now();
                 let tokio_tungstenite::tungstenite::Message::Text(text) = msg else { continue };
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -201,6 +201,8 @@ impl App {
             tx,
             link_stop.clone(),
         );
+        crate::telemetry::LinkWaiting::register(&metrics.registry, link.clone())
+            .map_err(|e| anyhow::anyhow!("cannot register the MQTT request gauge: {e}"))?;
 
         let store_ok = Arc::new(AtomicBool::new(true));
         let engine_running = Arc::new(AtomicBool::new(true));
@@ -400,18 +402,18 @@ impl Dispatcher {
         }
         for msg in batch.drain(..) {
             // Acknowledged only now that what it caused is stored (or it caused nothing).
-            if let Err(e) = self.link.ack(&msg.publish).await {
+            if let Err(e) = self.link.ack(msg.publish) {
                 tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
             }
         }
         self.in_batch.store(0, Ordering::Relaxed);
         for (device, command) in &out.commands {
-            if let Err(e) = self.link.send(device, command).await {
+            if let Err(e) = self.link.send(device, command) {
                 tracing::warn!(device = %device, error = %e, "could not send a command to a device");
             }
         }
         for alert in &out.alerts {
-            if let Err(e) = self.link.alert_station(alert).await {
+            if let Err(e) = self.link.alert_station(alert) {
                 // The incident still climbs to a dispatcher at the station's deadline.
                 tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
             }

@@ -180,3 +180,33 @@ impl prometheus::core::Collector for IngestBacklog {
         families
     }
 }
+
+/// `anxin_mqtt_requests_waiting`: acknowledgements and device commands the engine has asked
+/// for and the MQTT connection has not yet taken. The engine never waits for them (it could
+/// wait on itself, see `anxin_mqtt::DeviceLink`); this shows the queue stays short.
+#[derive(Debug)]
+pub struct LinkWaiting {
+    link: anxin_mqtt::DeviceLink,
+    gauge: IntGauge,
+}
+
+impl LinkWaiting {
+    pub fn register(registry: &Registry, link: anxin_mqtt::DeviceLink) -> prometheus::Result<()> {
+        let gauge = IntGauge::new(
+            "anxin_mqtt_requests_waiting",
+            "Acknowledgements and device commands asked for and not yet taken by the MQTT connection",
+        )?;
+        registry.register(Box::new(Self { link, gauge }))
+    }
+}
+
+impl prometheus::core::Collector for LinkWaiting {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.gauge.set(self.link.waiting() as i64);
+        self.gauge.collect()
+    }
+}
