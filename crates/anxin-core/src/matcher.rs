@@ -82,7 +82,7 @@ impl Matcher {
     /// The nearest available responder no further than `max_distance_m` by great circle.
     pub fn nearest_responder(&self, at: Coordinates, max_distance_m: f64) -> Option<Nearest<ResponderId>> {
         let p = at.to_unit_vector();
-        let found = self.responders.nearest_neighbor(&p)?;
+        let found = self.responders.nearest_neighbor(p)?;
         let d2 = chord2(*found.geom(), p);
         if d2 > chord2_for_distance_m(max_distance_m) {
             return None;
@@ -99,7 +99,7 @@ impl Matcher {
         let p = at.to_unit_vector();
         let limit = chord2_for_distance_m(max_distance_m);
         self.responders
-            .nearest_neighbor_iter_with_distance_2(&p)
+            .nearest_neighbor_iter_with_distance_2(p)
             .take_while(move |(_, d2)| *d2 <= limit)
             .map(|(e, d2)| Nearest { id: e.data.clone(), distance_m: distance_m_for_chord2(d2) })
     }
@@ -109,7 +109,7 @@ impl Matcher {
         let p = at.to_unit_vector();
         let limit = chord2_for_distance_m(max_distance_m);
         self.responders
-            .nearest_neighbor_iter_with_distance_2(&p)
+            .nearest_neighbor_iter_with_distance_2(p)
             .take_while(|(_, d2)| *d2 <= limit)
             .take(k)
             .map(|(e, d2)| Nearest { id: e.data.clone(), distance_m: distance_m_for_chord2(d2) })
@@ -119,7 +119,7 @@ impl Matcher {
     /// The nearest station, however far.
     pub fn nearest_station(&self, at: Coordinates) -> Option<Nearest<StationId>> {
         let p = at.to_unit_vector();
-        let found = self.stations.nearest_neighbor(&p)?;
+        let found = self.stations.nearest_neighbor(p)?;
         Some(Nearest { id: found.data.clone(), distance_m: distance_m_for_chord2(chord2(*found.geom(), p)) })
     }
 }
@@ -185,6 +185,41 @@ mod tests {
             prop_assert!((other - want_d).abs() < 1e-3);
         }
         Ok(())
+    }
+
+    /// Every district size must survive responders being offered and coming back. rstar
+    /// before 0.14 bulk-loaded some sizes into trees with leaves at different depths, and the
+    /// next insert (a responder released after a job) panicked: the engine stopped on the
+    /// first release in a district of 100,000 responders.
+    #[test]
+    fn every_district_size_takes_responders_back() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let sizes = (1..=400).chain([1_000, 4_097, 10_000, 100_000]);
+        for n in sizes {
+            let pts: Vec<_> = (0..n)
+                .map(|i| (rid(i), Coordinates::new(24.9 + 0.2 * next(), 102.5 + 0.3 * next()).unwrap()))
+                .collect();
+            let mut m = Matcher::new(pts.clone(), []);
+            for (id, at) in pts.iter().take(64) {
+                assert!(m.set_unavailable(id), "size {n}: {id} was available");
+                m.set_available(id.clone(), *at);
+            }
+            let mut now = pts.clone();
+            for (id, at) in now.iter_mut().rev().take(64) {
+                *at = Coordinates::new(at.lat() + 0.001, at.lon()).unwrap();
+                m.move_responder(id, *at);
+            }
+            assert_eq!(m.available_count(), n, "size {n}");
+            let probe = Coordinates::new(25.0, 102.65).unwrap();
+            let got = m.nearest_responder(probe, f64::INFINITY).unwrap();
+            assert!((got.distance_m - brute_force(&now, probe).1).abs() < 1e-3, "size {n}");
+        }
     }
 
     #[test]
