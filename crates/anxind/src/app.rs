@@ -251,9 +251,23 @@ impl App {
             max_payload_bytes: config.mqtt.max_payload_bytes,
             topics,
         };
-        let engine_task = tokio::spawn(dispatcher.run(rx, command_rx, shutdown.clone()));
+        let mut engine_task = tokio::spawn(dispatcher.run(rx, command_rx, shutdown.clone()));
 
-        shutdown.cancelled().await;
+        if let Err(why) = engine_or_shutdown(&mut engine_task, &shutdown).await {
+            // A bug stopped the engine. Nothing it had not stored was acknowledged, so the
+            // broker keeps those presses for the next start; a process that stayed up would
+            // hold them unseen. Stop at once and say so: the supervisor restarts anxind.
+            engine_running.store(false, Ordering::Relaxed);
+            tracing::error!(error = %why, "the engine stopped; anxind exits so that it can be restarted");
+            link_stop.cancel();
+            http_stop.cancel();
+            let _ = tokio::time::timeout(deadline, async {
+                let _ = link_task.await;
+                let _ = http_task.await;
+            })
+            .await;
+            anyhow::bail!("the engine stopped: {why}");
+        }
         tracing::info!(deadline_s = deadline.as_secs(), "shutting down");
         let stragglers = [
             ("engine", engine_task.abort_handle()),
@@ -550,6 +564,31 @@ impl Dispatcher {
     }
 }
 
+/// Waits until `shutdown` fires (Ok) or the engine's task ends first, which only a bug does: a
+/// panic, or the task returning while nobody asked it to stop (Err, saying which).
+async fn engine_or_shutdown(
+    engine: &mut tokio::task::JoinHandle<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Ok(()),
+        ended = &mut *engine => Err(match ended {
+            Ok(()) => "its task returned without being asked to stop".to_string(),
+            Err(e) if e.is_panic() => {
+                let panic = e.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                format!("it panicked: {message}")
+            }
+            Err(e) => e.to_string(),
+        }),
+    }
+}
+
 /// Pushes a responder's current `hello` and `job` frames to their phone.
 fn publish_phone(engine: &Engine, phones: &ResponderHub, responder: &ResponderId, now: Timestamp) {
     let Some(r) = engine.responder(responder) else { return };
@@ -566,4 +605,26 @@ pub fn now() -> Timestamp {
     Timestamp(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_engine_that_panics_is_an_error_and_a_shutdown_is_not() {
+        let shutdown = CancellationToken::new();
+        let mut engine = tokio::spawn(async { panic!("This is a bug in rstar.") });
+        let why = engine_or_shutdown(&mut engine, &shutdown).await.unwrap_err();
+        assert_eq!(why, "it panicked: This is a bug in rstar.");
+
+        let stop = shutdown.clone();
+        let mut engine = tokio::spawn(async move { stop.cancelled().await });
+        shutdown.cancel();
+        assert_eq!(engine_or_shutdown(&mut engine, &shutdown).await, Ok(()));
+
+        let mut engine = tokio::spawn(async {});
+        let why = engine_or_shutdown(&mut engine, &CancellationToken::new()).await.unwrap_err();
+        assert!(why.contains("without being asked"), "{why}");
+    }
 }
