@@ -21,7 +21,7 @@ use prometheus::{Encoder, IntGauge, TextEncoder};
 use prometheus::{IntCounterVec, Opts};
 use serde::Deserialize;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// Largest frame a console may send; consoles only send small commands.
@@ -489,6 +489,9 @@ async fn rest_action(State(state): State<ApiState>, headers: HeaderMap, body: St
     (status, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
 }
 
+/// Most console frames written with one flush.
+const MAX_FRAMES_PER_WRITE: usize = 256;
+
 async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams, user: User) {
     let SocketParams { since, history, .. } = params;
     let supervisor = user.role == anxin_core::StaffRole::Supervisor;
@@ -510,6 +513,9 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams,
     let mut last_sent = since.unwrap_or(0);
     let mut pending: Vec<Frame> = std::mem::take(&mut sub.initial);
     'conn: loop {
+        // Everything pending goes out in one write: in a surge a console is sent thousands of
+        // frames a second, and a flush (a system call) per frame costs more than the frames.
+        let mut fed = false;
         for frame in pending.drain(..) {
             // A snapshot resets the console; a delta it already has is skipped; the roster
             // and responders' changes are outside the numbering and always go.
@@ -519,9 +525,13 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams,
                 }
                 last_sent = frame.seq;
             }
-            if sink.send(Message::Text(frame.text.as_ref().into())).await.is_err() {
+            if sink.feed(Message::Text(frame.text)).await.is_err() {
                 break 'conn;
             }
+            fed = true;
+        }
+        if fed && sink.flush().await.is_err() {
+            break 'conn;
         }
         tokio::select! {
             _ = state.shutdown.cancelled() => {
@@ -539,17 +549,33 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams,
                 }
                 Some(Ok(_)) => {}
             },
-            delta = sub.live.recv() => match delta {
-                Ok(frame) => pending.push(frame),
-                Err(RecvError::Lagged(missed)) => {
-                    // Too slow to keep up: catch up from the replay buffer or a snapshot,
-                    // never leave a silent gap.
-                    tracing::info!(missed, "console lagged; resynchronising");
-                    sub = state.hub.subscribe(Some(last_sent), None, now_ms());
-                    pending = std::mem::take(&mut sub.initial);
+            delta = sub.live.recv() => {
+                let mut delta = delta;
+                loop {
+                    match delta {
+                        Ok(frame) => pending.push(frame),
+                        Err(RecvError::Lagged(missed)) => {
+                            // Too slow to keep up: catch up from the replay buffer or a
+                            // snapshot, never leave a silent gap.
+                            tracing::info!(missed, "console lagged; resynchronising");
+                            sub = state.hub.subscribe(Some(last_sent), None, now_ms());
+                            pending = std::mem::take(&mut sub.initial);
+                            break;
+                        }
+                        Err(RecvError::Closed) => break 'conn,
+                    }
+                    // And whatever else is already there, so that it goes in the same write.
+                    if pending.len() >= MAX_FRAMES_PER_WRITE {
+                        break;
+                    }
+                    delta = match sub.live.try_recv() {
+                        Ok(frame) => Ok(frame),
+                        Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                        Err(TryRecvError::Empty) => break,
+                    };
                 }
-                Err(RecvError::Closed) => break,
-            },
+            }
         }
     }
     state.consoles.dec();

@@ -7,16 +7,18 @@
 //! step may log several events and show only the last).
 
 use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView};
+use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::broadcast;
 
-/// One text frame for the consoles, encoded once for all of them.
+/// One text frame for the consoles, encoded once for all of them (cloning it for another
+/// console shares the bytes).
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub seq: u64,
-    pub text: Arc<str>,
+    pub text: Utf8Bytes,
     /// A snapshot replaces everything the console holds; a delta updates one incident.
     pub is_snapshot: bool,
     /// Outside the numbered incident feed (the roster, a responder's change): always sent,
@@ -88,7 +90,7 @@ impl Hub {
             if view.seq <= state.seq {
                 continue; // already shown (a replayed commit after a store retry)
             }
-            let text: Arc<str> = serde_json::to_string(&Message::Incident { seq: view.seq, incident: &view })
+            let text: Utf8Bytes = serde_json::to_string(&Message::Incident { seq: view.seq, incident: &view })
                 .expect("views serialise")
                 .into();
             let frame = Frame { seq: view.seq, text, is_snapshot: false, unsequenced: false };
@@ -121,7 +123,7 @@ impl Hub {
             if state.responders.get(&view.id) == Some(&view) {
                 continue;
             }
-            let text: Arc<str> =
+            let text: Utf8Bytes =
                 serde_json::to_string(&Message::Responder { responder: &view }).expect("views serialise").into();
             state.responders.insert(view.id.clone(), view);
             let _ = self.tx.send(Frame { seq: 0, text, is_snapshot: false, unsequenced: true });

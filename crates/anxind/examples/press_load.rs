@@ -12,6 +12,10 @@
 //! publishers kept up with the rate, and the last presses waited no longer than the first
 //! (no backlog building up). The engine, the devices and the console share this process and
 //! the machine's cores, so the figures are conservative.
+//!
+//! The district has `--responders` responders (default 2,000, on duty and free, 35
+//! stations): the first presses are offered to one, the rest go to their station's duty line,
+//! as in a surge. `--responders 0` gives one responder per press, so every press is offered.
 
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
@@ -32,10 +36,19 @@ struct Args {
     rates: Vec<u32>,
     seconds: u32,
     publishers: usize,
+    /// Responders in the district (each on duty, free, with first aid); 0 gives one per press.
+    responders: usize,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { broker: "embedded".into(), store: String::new(), rates: vec![1000], seconds: 10, publishers: 4 };
+    let mut a = Args {
+        broker: "embedded".into(),
+        store: String::new(),
+        rates: vec![1000],
+        seconds: 10,
+        publishers: 4,
+        responders: 2000,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -45,6 +58,7 @@ fn parse_args() -> Args {
             "--rates" => a.rates = value().split(',').map(|r| r.trim().parse().expect("rates are numbers")).collect(),
             "--seconds" => a.seconds = value().parse().expect("seconds is a number"),
             "--publishers" => a.publishers = value().parse().expect("publishers is a number"),
+            "--responders" => a.responders = value().parse().expect("responders is a number"),
             other => panic!("unknown flag {other}; see the file's header for usage"),
         }
     }
@@ -77,7 +91,7 @@ async fn sign_in(http: std::net::SocketAddr) -> String {
         .unwrap_or_else(|| panic!("the console signs in: {answer}"))
 }
 
-fn district(devices: usize, rng: &mut SmallRng) -> Registry {
+fn district(devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
     let mut point = || Coordinates::new(rng.random_range(24.95..25.10), rng.random_range(102.60..102.75)).unwrap();
     let mut r = Registry::default();
     r.staff.push(anxin_core::Staff {
@@ -109,6 +123,8 @@ fn district(devices: usize, rng: &mut SmallRng) -> Registry {
             id: DeviceId::parse(format!("lb-d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("lb-e{i}")).unwrap(),
         });
+    }
+    for i in 0..responders {
         r.responders.push(Responder {
             id: ResponderId::parse(format!("lb-r{i}")).unwrap(),
             name: format!("responder {i}"),
@@ -146,10 +162,17 @@ struct RunResult {
     /// Commits made, and the mean number of device messages per commit.
     batches: f64,
     batch_mean: f64,
+    /// Mean time of one store commit, in milliseconds.
+    commit_ms: f64,
+    /// Mean time from the engine reading a press off its connection to its commit, in ms.
+    read_to_stored_ms: f64,
+    /// Mean time of the engine's work on one batch, in ms.
+    step_ms: f64,
 }
 
-/// Reads the engine's group-commit figures from its /metrics.
-async fn batch_stats(http: std::net::SocketAddr) -> (f64, f64) {
+/// Reads the engine's group-commit figures from its /metrics: commits, messages per commit,
+/// the mean commit, and the mean wait from reading a press to its commit, in milliseconds.
+async fn batch_stats(http: std::net::SocketAddr) -> (f64, f64, f64, f64, f64) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -159,13 +182,18 @@ async fn batch_stats(http: std::net::SocketAddr) -> (f64, f64) {
         body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok())).unwrap_or(f64::NAN)
     };
     let (sum, count) = (sample("anxin_ingest_batch_messages_sum"), sample("anxin_ingest_batch_messages_count"));
-    (count, sum / count)
+    let commit_ms = 1000.0 * sample("anxin_store_commit_seconds_sum") / sample("anxin_store_commit_seconds_count");
+    let read_to_stored_ms =
+        1000.0 * sample("anxin_press_commit_seconds_sum") / sample("anxin_press_commit_seconds_count");
+    let step_ms = 1000.0 * sample("anxin_engine_step_seconds_sum") / sample("anxin_engine_step_seconds_count");
+    (count, sum / count, commit_ms, read_to_stored_ms, step_ms)
 }
 
 async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     let presses = (rate * args.seconds) as usize;
     let mut rng = SmallRng::seed_from_u64(u64::from(rate));
-    let registry = district(presses, &mut rng);
+    let responders = if args.responders == 0 { presses } else { args.responders };
+    let registry = district(presses, responders, &mut rng);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     let tag = format!("load-{rate}-{nanos}");
 
@@ -198,7 +226,12 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
         request.headers_mut().insert("Cookie", sign_in(http).await.parse().unwrap());
-        tokio_tungstenite::connect_async(request).await.expect("console connects").0
+        // The first frames carry the whole roster (about 250 bytes a responder): more than
+        // tungstenite's 16 MiB default for 100,000 responders.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await.expect("console connects").0
     };
     let seen: Arc<Mutex<HashMap<usize, (Instant, u64)>>> = Arc::default();
     let doubled = Arc::new(Mutex::new(0usize));
@@ -290,7 +323,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (batches, batch_mean) = batch_stats(http).await;
+    let (batches, batch_mean, commit_ms, read_to_stored_ms, step_ms) = batch_stats(http).await;
     shutdown.cancel();
     let _ = engine.await;
     console.abort();
@@ -327,6 +360,9 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         last_tenth_p50: percentile(&last, 0.5),
         batches,
         batch_mean,
+        commit_ms,
+        read_to_stored_ms,
+        step_ms,
     }
 }
 
@@ -336,14 +372,15 @@ async fn main() {
     let args = parse_args();
     let dir = tempfile::tempdir().expect("temp dir");
     println!(
-        "broker={} store={} seconds={} publishers={}",
+        "broker={} store={} seconds={} publishers={} responders={}",
         args.broker,
         if args.store.is_empty() { "sqlite (temp file)" } else { args.store.as_str() },
         args.seconds,
-        args.publishers
+        args.publishers,
+        if args.responders == 0 { "one per press".to_string() } else { args.responders.to_string() },
     );
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>10}",
+        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>7} {:>9} {:>9} {:>10}",
         "rate/s",
         "sent",
         "seen",
@@ -356,6 +393,9 @@ async fn main() {
         "backlog?",
         "commits",
         "msg/c",
+        "step ms",
+        "commit ms",
+        "stored ms",
         "sustained"
     );
     for &rate in &args.rates {
@@ -365,7 +405,7 @@ async fn main() {
         let backlog = r.last_tenth_p50 > (r.first_tenth_p50 * 3.0).max(r.first_tenth_p50 + 50.0);
         let sustained = lost == 0 && r.doubled == 0 && r.achieved_rate >= 0.95 * f64::from(r.rate) && !backlog;
         println!(
-            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8} {:>7.1} {:>10}",
+            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8} {:>7.1} {:>7.2} {:>9.2} {:>9.2} {:>10}",
             r.rate,
             r.sent,
             r.seen,
@@ -378,6 +418,9 @@ async fn main() {
             if backlog { format!("{:.0}->{:.0}", r.first_tenth_p50, r.last_tenth_p50) } else { "no".into() },
             r.batches,
             r.batch_mean,
+            r.step_ms,
+            r.commit_ms,
+            r.read_to_stored_ms,
             if sustained { "yes" } else { "NO" }
         );
     }

@@ -93,7 +93,9 @@ impl App {
             .collect();
         let phones = Arc::new(ResponderHub::new(tokens));
         for r in &registry.responders {
-            publish_phone(&engine, &phones, &r.id, now);
+            if let Some((id, hello, job)) = phone_frames(&engine, &r.id, now) {
+                phones.publish(&id, hello, job);
+            }
         }
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
@@ -239,15 +241,9 @@ impl App {
 
         let dispatcher = Dispatcher {
             engine,
-            store,
-            link: link.clone(),
-            hub,
-            phones,
-            metrics,
+            shell: Arc::new(Shell { store, link: link.clone(), hub, phones, metrics, store_ok, in_batch }),
             clock,
-            store_ok,
             batch_max: config.ingest.batch_max,
-            in_batch,
             max_payload_bytes: config.mqtt.max_payload_bytes,
             topics,
         };
@@ -303,22 +299,58 @@ impl App {
     }
 }
 
-/// The one owner of the engine: reads device messages in batches, stores what they caused in
-/// one commit, and only then acknowledges them, tells the devices and updates the consoles.
+/// The one owner of the engine: reads device messages in batches, stores what each batch
+/// caused in one commit, and only then acknowledges its messages, tells the devices and
+/// updates the consoles and phones.
+///
+/// Commits are pipelined one deep: while batch N is being stored, the engine already works
+/// out batch N+1, and N+1's commit starts once N is stored and made known. What N+1 caused is
+/// held back until then, so nothing is acknowledged or shown before it is stored, and
+/// commits, acknowledgements and deltas keep the engine's order. A commit is mostly waiting
+/// for the disk; this is what lets the engine use that time.
 struct Dispatcher {
     engine: Engine,
+    shell: Arc<Shell>,
+    clock: Clock,
+    batch_max: usize,
+    max_payload_bytes: usize,
+    topics: anxin_mqtt::Topics,
+}
+
+/// The batch being stored and made known, in a task of its own that goes when this handle
+/// does: the engine's task, aborted at the shutdown deadline, takes its commit with it, so
+/// nothing is acknowledged after anxind said it stopped.
+struct InFlight(tokio::task::JoinHandle<bool>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a batch needs once the engine is done with it: the store, and everyone to tell.
+struct Shell {
     store: Arc<dyn Store>,
     link: DeviceLink,
     hub: Arc<Hub>,
     phones: Arc<ResponderHub>,
     metrics: Metrics,
-    clock: Clock,
     store_ok: Arc<AtomicBool>,
-    batch_max: usize,
-    /// How many messages the batch in hand holds, for `anxin_ingest_backlog_messages`.
+    /// Messages taken from the queue and not yet acknowledged (the batch in the engine's
+    /// hands and the one being stored), for `anxin_ingest_backlog_messages`.
     in_batch: Arc<std::sync::atomic::AtomicUsize>,
-    max_payload_bytes: usize,
-    topics: anxin_mqtt::Topics,
+}
+
+/// One batch, worked out by the engine: to store, then to make known, in this order.
+struct Step {
+    messages: Vec<Inbound>,
+    out: Outbox,
+    /// Phones' `hello` and `job` frames as of this batch.
+    phones: Vec<(ResponderId, String, String)>,
+    /// Consoles' map entries as of this batch.
+    responders: Vec<anxin_core::ResponderView>,
+    replies: Vec<(Option<tokio::sync::oneshot::Sender<anxin_api::Answer>>, anxin_api::Answer)>,
+    open_incidents: usize,
 }
 
 impl Dispatcher {
@@ -331,6 +363,9 @@ impl Dispatcher {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut asked = Vec::new();
         let mut commands_open = true;
+        // The previous batch, being stored and made known; true once done, false if shutdown
+        // came while the store was unreachable (then nothing after it may be stored either).
+        let mut in_flight: Option<InFlight> = None;
         loop {
             // Sleep until a message arrives or the engine's next deadline (an offer lapsing,
             // a reminder), whichever comes first.
@@ -361,26 +396,33 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            self.in_batch.store(batch.len(), Ordering::Relaxed);
+            self.shell.in_batch.fetch_add(batch.len(), Ordering::Relaxed);
             while asked.len() < self.batch_max {
                 match commands.try_recv() {
                     Ok(c) => asked.push(c),
                     Err(_) => break,
                 }
             }
-            if !self.handle_batch(&mut batch, &mut asked, &shutdown).await {
-                break;
+            let started = Instant::now();
+            let step = self.step(&mut batch, &mut asked);
+            self.shell.metrics.step_seconds.observe(started.elapsed().as_secs_f64());
+            // Commits go one at a time and in order: this one starts when the last is done.
+            if let Some(mut previous) = in_flight.take() {
+                if !(&mut previous.0).await.unwrap_or(false) {
+                    break;
+                }
             }
+            in_flight = Some(InFlight(tokio::spawn(self.shell.clone().finish(step, shutdown.clone()))));
+        }
+        // The batch being stored is finished (commit, then ack); nothing more is read.
+        if let Some(mut previous) = in_flight.take() {
+            let _ = (&mut previous.0).await;
         }
     }
 
-    /// Returns false when the engine must stop (shut down while the store was unreachable).
-    async fn handle_batch(
-        &mut self,
-        batch: &mut Vec<Inbound>,
-        asked: &mut Vec<Command>,
-        shutdown: &CancellationToken,
-    ) -> bool {
+    /// Lets the engine act on a batch of device messages and people's commands: what fell
+    /// due first, then the messages, then the commands.
+    fn step(&mut self, batch: &mut Vec<Inbound>, asked: &mut Vec<Command>) -> Step {
         let now = self.clock.now();
         self.engine.expire(now);
         let mut out = Outbox::default();
@@ -403,57 +445,26 @@ impl Dispatcher {
             replies.push((command.reply, result));
         }
         if !batch.is_empty() {
-            self.metrics.batch_size.observe(batch.len() as f64);
+            self.shell.metrics.batch_size.observe(batch.len() as f64);
         }
-        let to_store =
-            !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
-        if to_store && !self.commit(&out, shutdown).await {
-            // Not stored, so not acknowledged: the broker redelivers after restart.
-            return false;
-        }
-        for msg in batch.iter() {
-            self.metrics.press_commit_seconds.observe(msg.received.elapsed().as_secs_f64());
-        }
-        for msg in batch.drain(..) {
-            // Acknowledged only now that what it caused is stored (or it caused nothing).
-            if let Err(e) = self.link.ack(msg.publish) {
-                tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
-            }
-        }
-        self.in_batch.store(0, Ordering::Relaxed);
-        for (device, command) in &out.commands {
-            if let Err(e) = self.link.send(device, command) {
-                tracing::warn!(device = %device, error = %e, "could not send a command to a device");
-            }
-        }
-        for alert in &out.alerts {
-            if let Err(e) = self.link.alert_station(alert) {
-                // The incident still climbs to a dispatcher at the station's deadline.
-                tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
-            }
-        }
-        self.metrics.open_incidents.set(self.engine.open_count() as i64);
-        self.hub.publish(out.deltas);
-        let mut touched = out.responders;
+        let mut touched = std::mem::take(&mut out.responders);
         touched.sort();
         touched.dedup();
-        for r in &touched {
-            publish_phone(&self.engine, &self.phones, r, now);
-        }
+        let phones = touched.iter().filter_map(|r| phone_frames(&self.engine, r, now)).collect();
         // Consoles' maps: whoever changed status, duty or position.
         touched.extend(out.roster.iter().map(|r| r.id.clone()));
         touched.sort();
         touched.dedup();
-        self.hub.publish_responders(touched.iter().filter_map(|r| self.engine.responder_view(r)));
-        // Answered only now that what they caused is stored and shown.
-        for (reply, result) in replies {
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
+        let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
+        Step {
+            messages: std::mem::take(batch),
+            out,
+            phones,
+            responders,
+            replies,
+            open_incidents: self.engine.open_count(),
         }
-        true
     }
-
     fn take_in(&mut self, msg: &Inbound, now: Timestamp, out: &mut Outbox) {
         let payload = &msg.publish.payload;
         let device = match self.topics.device_of_events(&msg.publish.topic) {
@@ -469,7 +480,7 @@ impl Dispatcher {
         }
         let result = match anxin_mqtt::decode(payload, self.max_payload_bytes, now) {
             Ok(decoded) => {
-                self.metrics.messages_received.with_label_values(&[decoded.event.event.as_str()]).inc();
+                self.shell.metrics.messages_received.with_label_values(&[decoded.event.event.as_str()]).inc();
                 for defect in decoded.partial {
                     self.reject(defect, device.as_str(), "the rest of the message is used");
                 }
@@ -478,12 +489,12 @@ impl Dispatcher {
             Err(anxin_mqtt::Defect::UnknownType) => {
                 // The device said plainly what it sent, and it is nothing we know: newer
                 // firmware, most likely. Counted and logged, not raised as an incident.
-                self.metrics.messages_received.with_label_values(&["unreadable"]).inc();
+                self.shell.metrics.messages_received.with_label_values(&["unreadable"]).inc();
                 self.reject(anxin_mqtt::Defect::UnknownType, device.as_str(), "ignored");
                 return;
             }
             Err(defect) => {
-                self.metrics.messages_received.with_label_values(&["unreadable"]).inc();
+                self.shell.metrics.messages_received.with_label_values(&["unreadable"]).inc();
                 self.reject(defect, device.as_str(), "the device may have pressed: an `unreadable` incident is raised");
                 let reason = defect.to_string();
                 self.engine.handle_unreadable(&device, &reason, anxin_mqtt::fingerprint(payload), now, out)
@@ -492,12 +503,12 @@ impl Dispatcher {
         match result {
             Ok(Outcome::Opened(id)) => {
                 let kind = self.engine.incident(id).map_or("?", |i| i.kind.as_str());
-                self.metrics.incidents_opened.with_label_values(&[kind]).inc();
+                self.shell.metrics.incidents_opened.with_label_values(&[kind]).inc();
                 tracing::info!(incident = %id, device = %device, kind, "incident opened");
             }
-            Ok(Outcome::Joined(_)) => self.metrics.presses_joined.inc(),
-            Ok(Outcome::Duplicate) => self.metrics.duplicates.inc(),
-            Ok(Outcome::Throttled(_)) => self.metrics.presses_throttled.inc(),
+            Ok(Outcome::Joined(_)) => self.shell.metrics.presses_joined.inc(),
+            Ok(Outcome::Duplicate) => self.shell.metrics.duplicates.inc(),
+            Ok(Outcome::Throttled(_)) => self.shell.metrics.presses_throttled.inc(),
             Ok(Outcome::Noted) => {}
             Err(Refusal::UnknownDevice(_)) => {
                 self.reject(anxin_mqtt::Defect::UnknownDevice, device.as_str(), "ignored")
@@ -529,8 +540,58 @@ impl Dispatcher {
     }
 
     fn reject(&self, defect: anxin_mqtt::Defect, device: &str, what_happens: &str) {
-        self.metrics.payloads_rejected.with_label_values(&[defect.as_label()]).inc();
+        self.shell.metrics.payloads_rejected.with_label_values(&[defect.as_label()]).inc();
         tracing::warn!(device, reason = defect.as_label(), "{defect}; {what_happens}");
+    }
+}
+
+impl Shell {
+    /// Stores what a batch caused, then acknowledges its messages and makes it known.
+    /// Returns false, having acknowledged nothing, if shutdown came while the store was
+    /// unreachable.
+    async fn finish(self: Arc<Self>, step: Step, shutdown: CancellationToken) -> bool {
+        let Step { messages, out, phones, responders, replies, open_incidents } = step;
+        let to_store =
+            !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
+        if to_store && !self.commit(&out, &shutdown).await {
+            // Not stored, so not acknowledged: the broker redelivers after restart.
+            return false;
+        }
+        for msg in &messages {
+            self.metrics.press_commit_seconds.observe(msg.received.elapsed().as_secs_f64());
+        }
+        let taken = messages.len();
+        for msg in messages {
+            // Acknowledged only now that what it caused is stored (or it caused nothing).
+            if let Err(e) = self.link.ack(msg.publish) {
+                tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
+            }
+        }
+        self.in_batch.fetch_sub(taken, Ordering::Relaxed);
+        for (device, command) in &out.commands {
+            if let Err(e) = self.link.send(device, command) {
+                tracing::warn!(device = %device, error = %e, "could not send a command to a device");
+            }
+        }
+        for alert in &out.alerts {
+            if let Err(e) = self.link.alert_station(alert) {
+                // The incident still climbs to a dispatcher at the station's deadline.
+                tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
+            }
+        }
+        self.metrics.open_incidents.set(open_incidents as i64);
+        self.hub.publish(out.deltas);
+        for (responder, hello, job) in phones {
+            self.phones.publish(&responder, hello, job);
+        }
+        self.hub.publish_responders(responders);
+        // Answered only now that what they caused is stored and shown.
+        for (reply, result) in replies {
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        }
+        true
     }
 
     /// Commits, retrying while the store is down. Returns false if shutdown came first.
@@ -589,15 +650,15 @@ async fn engine_or_shutdown(
     }
 }
 
-/// Pushes a responder's current `hello` and `job` frames to their phone.
-fn publish_phone(engine: &Engine, phones: &ResponderHub, responder: &ResponderId, now: Timestamp) {
-    let Some(r) = engine.responder(responder) else { return };
+/// A responder's current `hello` and `job` frames, for their phone.
+fn phone_frames(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<(ResponderId, String, String)> {
+    let r = engine.responder(responder)?;
     let hello = serde_json::json!({
         "type": "hello",
         "responder": {"id": r.id, "name": r.name, "station_id": r.station_id, "on_duty": r.on_duty},
     });
     let job = serde_json::json!({"type": "job", "job": engine.job_view(responder, now)});
-    phones.publish(responder, hello.to_string(), job.to_string());
+    Some((responder.clone(), hello.to_string(), job.to_string()))
 }
 
 /// The wall clock, read in the shell only.

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub commit_failures: IntCounter,
     pub batch_size: Histogram,
+    /// The engine's own work on one batch, before its commit.
+    pub step_seconds: Histogram,
     pub open_incidents: IntGauge,
 }
 
@@ -90,6 +92,14 @@ impl Metrics {
                     .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
             )
             .expect("metric"),
+            step_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "anxin_engine_step_seconds",
+                    "The engine's work on one batch of messages and commands, before its commit",
+                )
+                .buckets(vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
+            )
+            .expect("metric"),
             open_incidents: IntGauge::new("anxin_incidents_open", "Incidents open now").expect("metric"),
             registry,
         };
@@ -104,6 +114,7 @@ impl Metrics {
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
         m.registry.register(Box::new(m.batch_size.clone())).expect("register");
+        m.registry.register(Box::new(m.step_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.open_incidents.clone())).expect("register");
         // Every label value exists from the start, so a dashboard shows zeros, not gaps.
         for t in anxin_core::EventType::ALL {
@@ -130,9 +141,9 @@ impl Default for Metrics {
 }
 
 /// `anxin_ingest_backlog_messages`: device messages read from the broker and not yet
-/// acknowledged, whether queued for the engine or in the batch being stored. It is worked out
+/// acknowledged, whether queued for the engine, in the batch it is working out, or in the batch being stored. It is worked out
 /// when scraped, from the queue itself, so it is never stale. It cannot exceed
-/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + `ingest.batch_max`): when the
+/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + 2 × `ingest.batch_max`): when the
 /// queue is full the MQTT link stops reading, and the broker holds the rest.
 #[derive(Debug)]
 pub struct IngestBacklog {
@@ -144,7 +155,7 @@ pub struct IngestBacklog {
 
 impl IngestBacklog {
     /// Registers the pair of gauges for `queue` (held weakly, so the engine still sees the
-    /// queue close) and the count of messages in the batch in hand.
+    /// queue close) and the count of messages taken from it and not yet acknowledged.
     pub fn register(
         registry: &Registry,
         queue: &tokio::sync::mpsc::Sender<anxin_mqtt::Inbound>,
@@ -153,9 +164,10 @@ impl IngestBacklog {
     ) -> prometheus::Result<()> {
         let limit = IntGauge::new(
             "anxin_ingest_backlog_limit_messages",
-            "Most device messages anxind holds unacknowledged: ingest.queue + ingest.batch_max",
+            "Most device messages anxind holds unacknowledged: ingest.queue + 2 x ingest.batch_max \
+             (the queue, the batch being stored and the next one, which the engine works out meanwhile)",
         )?;
-        limit.set((queue.max_capacity() + batch_max) as i64);
+        limit.set((queue.max_capacity() + 2 * batch_max) as i64);
         let backlog = IntGauge::new(
             "anxin_ingest_backlog_messages",
             "Device messages read from the broker and not yet acknowledged (queued or being stored)",

@@ -487,7 +487,7 @@ async fn slow_store(store_url: &str, seconds: f64) -> sqlx::PgConnection {
 async fn wait_for_insert(probe: &mut sqlx::PgConnection, condition: &str, what: &str) {
     let sql = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
-         AND query LIKE 'INSERT INTO device_messages%' AND {condition}"
+         AND query LIKE '%INSERT INTO device_messages%' AND query NOT LIKE '%pg_stat_activity%' AND {condition}"
     );
     let deadline = tokio::time::Instant::now() + WAIT;
     while sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut *probe).await.unwrap() == 0 {
@@ -556,7 +556,7 @@ async fn all_stored_once(db: &mut sqlx::PgConnection, n: usize, within: Duration
 
 /// A store that falls behind: every press costs 10 ms inside PostgreSQL while 600 arrive at
 /// once through the deploy Mosquitto (which lets 1,000 messages be in flight to anxind).
-/// anxind holds at most `ingest.queue + ingest.batch_max` unacknowledged and stops reading;
+/// anxind holds at most `ingest.queue + 2 × ingest.batch_max` unacknowledged and stops reading;
 /// the rest wait unread (at the broker, or in the kernel's socket buffers between the two),
 /// and everything is stored once in the end. Memory is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,7 +583,8 @@ async fn a_slow_store_pushes_back_to_the_broker() {
     )
     .await;
     let limit = engine.metric("anxin_ingest_backlog_limit_messages").await;
-    assert_eq!(limit, (QUEUE + BATCH) as f64);
+    // The queue, the batch being stored, and the next batch, worked out meanwhile.
+    assert_eq!(limit, (QUEUE + 2 * BATCH) as f64);
     let rss_before = engine.memory_kib("VmRSS");
     let mut db = slow_store(&store_url, 0.010).await;
 
