@@ -115,6 +115,18 @@ struct EventRow {
     body: String,
 }
 
+#[derive(serde::Deserialize)]
+struct EventTag<'a> {
+    #[serde(borrow)]
+    change: ChangeTag<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChangeTag<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
 struct IncidentRow<'a> {
     incident: &'a Incident,
     body: String,
@@ -128,10 +140,10 @@ impl<'a> Rows<'a> {
             .map(|e| {
                 let body = serde_json::to_string(e)
                     .map_err(|err| StoreError::Corrupt(format!("cannot encode an event: {err}")))?;
-                let change = serde_json::to_value(&e.change)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-                    .unwrap_or_default();
+                // The change's `type`, read back from the body (its other fields are skipped,
+                // not built into a tree).
+                let change =
+                    serde_json::from_str::<EventTag>(&body).map(|t| t.change.kind.to_owned()).unwrap_or_default();
                 let actor = match &e.actor {
                     anxin_core::Actor::Device(d) => format!("device:{d}"),
                     anxin_core::Actor::Engine => "engine".to_string(),
