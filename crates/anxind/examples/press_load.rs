@@ -13,6 +13,10 @@
 //! (no backlog building up). The engine, the devices and the console share this process and
 //! the machine's cores, so the figures are conservative.
 //!
+//! `--record FILE` appends one JSON line per rate (with `--label`, e.g. "PostgreSQL +
+//! Mosquitto"); `--plot OUT.svg --from FILE` runs nothing and draws p50 and p99 against the
+//! rate for every label in FILE, with the aims beside them.
+//!
 //! The district has `--responders` responders (default 2,000, on duty and free, 35
 //! stations): the first presses are offered to one, the rest go to their station's duty line,
 //! as in a surge. `--responders 0` gives one responder per press, so every press is offered.
@@ -38,6 +42,13 @@ struct Args {
     publishers: usize,
     /// Responders in the district (each on duty, free, with first aid); 0 gives one per press.
     responders: usize,
+    /// Appends each rate's result to this file, a JSON object a line.
+    record: Option<std::path::PathBuf>,
+    /// The name of this setup in the record.
+    label: Option<String>,
+    /// Draws the records in `from` to this SVG file instead of running.
+    plot: Option<std::path::PathBuf>,
+    from: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -48,6 +59,10 @@ fn parse_args() -> Args {
         seconds: 10,
         publishers: 4,
         responders: 2000,
+        record: None,
+        label: None,
+        plot: None,
+        from: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +74,10 @@ fn parse_args() -> Args {
             "--seconds" => a.seconds = value().parse().expect("seconds is a number"),
             "--publishers" => a.publishers = value().parse().expect("publishers is a number"),
             "--responders" => a.responders = value().parse().expect("responders is a number"),
+            "--record" => a.record = Some(value().into()),
+            "--label" => a.label = Some(value()),
+            "--plot" => a.plot = Some(value().into()),
+            "--from" => a.from = Some(value().into()),
             other => panic!("unknown flag {other}; see the file's header for usage"),
         }
     }
@@ -141,6 +160,13 @@ fn district(devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
     r
 }
 
+/// Runs one statement on the PostgreSQL server the bench was pointed at.
+async fn postgres_admin(server: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap_or_else(|e| panic!("cannot reach {server}: {e}"));
+    sqlx::query(sql).execute(&mut admin).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -205,14 +231,18 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     config.mqtt.topic_root = tag.clone();
     config.consoles.replay = presses.max(16);
     config.ingest.queue = 16_384;
+    let fresh_postgres = args.store.starts_with("postgres");
     let store = if args.store.is_empty() {
         format!("sqlite://{}", dir.join(format!("{tag}.db")).display())
-    } else if args.store.starts_with("postgres") {
+    } else if fresh_postgres {
+        // Every rate starts alike: a checkpoint first, so that none lands in the middle of a
+        // run because of the one before it, and a database of its own, dropped afterwards.
+        postgres_admin(&args.store, "CHECKPOINT").await;
         anxin_store::testkit::fresh_postgres_database(&args.store).await
     } else {
         args.store.clone()
     };
-    config.store.url = anxind::config::Secret::new(store);
+    config.store.url = anxind::config::Secret::new(store.clone());
     let app = App::build(config, Some(registry)).await.expect("engine builds");
     let http = app.http_addr();
     let mqtt = app.mqtt_url();
@@ -327,6 +357,10 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     shutdown.cancel();
     let _ = engine.await;
     console.abort();
+    if fresh_postgres {
+        let name = store.rsplit_once('/').map_or("", |(_, name)| name);
+        postgres_admin(&args.store, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
 
     let sent_at = sent_at.lock().unwrap();
     let seen = seen.lock().unwrap();
@@ -370,6 +404,22 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("warn,rumqttd=error,rumqttc=error").with_writer(std::io::stderr).init();
     let args = parse_args();
+    if let Some(out) = &args.plot {
+        let from = args.from.as_ref().expect("--plot needs --from FILE (written by --record)");
+        let text = std::fs::read_to_string(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+        let records: Vec<Record> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", from.display())))
+            .collect();
+        plot(&records, out).unwrap_or_else(|e| panic!("cannot draw {}: {e}", out.display()));
+        println!("wrote {}", out.display());
+        return;
+    }
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("{} + {}", args.broker, if args.store.is_empty() { "sqlite" } else { "postgres" }));
     let dir = tempfile::tempdir().expect("temp dir");
     println!(
         "broker={} store={} seconds={} publishers={} responders={}",
@@ -423,5 +473,91 @@ async fn main() {
             r.read_to_stored_ms,
             if sustained { "yes" } else { "NO" }
         );
+        if let Some(path) = &args.record {
+            let record = Record {
+                label: label.clone(),
+                rate: r.rate,
+                p50_ms: r.p50,
+                p99_ms: r.p99,
+                max_ms: r.max,
+                lost,
+                doubled: r.doubled,
+                sustained,
+            };
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+            writeln!(file, "{}", serde_json::to_string(&record).unwrap()).unwrap();
+        }
     }
+}
+
+/// One rate's result, as `--record` keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    label: String,
+    rate: u32,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    lost: usize,
+    doubled: usize,
+    sustained: bool,
+}
+
+/// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale; the
+/// aims as crosses; a rate that was not sustained drawn hollow.
+fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    type Pick = fn(&Record) -> f64;
+    let mut labels: Vec<&str> = Vec::new();
+    for r in records {
+        if !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    let top_rate = records.iter().map(|r| r.rate).max().unwrap_or(1000) as f64 * 1.05;
+    let top_ms = records.iter().map(|r| r.p99_ms).filter(|v| v.is_finite()).fold(100.0f64, f64::max) * 1.5;
+    let root = SVGBackend::new(out, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("press → console against the press rate (persist before ack)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..top_rate, (0.5f64..top_ms).log_scale())?;
+    chart.configure_mesh().x_desc("presses per second").y_desc("milliseconds (log scale)").draw()?;
+    let colours = [RGBColor(30, 100, 200), RGBColor(220, 90, 40), RGBColor(60, 150, 60), RGBColor(130, 60, 160)];
+    for (i, label) in labels.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let mine: Vec<&Record> = records.iter().filter(|r| r.label == *label).collect();
+        let lines: [(&str, Pick, u32); 2] = [("p50", |r| r.p50_ms, 3), ("p99", |r| r.p99_ms, 1)];
+        for (what, pick, width) in lines {
+            let points: Vec<(f64, f64)> = mine.iter().map(|r| (f64::from(r.rate), pick(r).max(0.5))).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(width)))?
+                .label(format!("{label}: {what}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width)));
+            chart.draw_series(mine.iter().zip(&points).map(|(r, &p)| {
+                let style = if r.sustained { colour.filled() } else { colour.stroke_width(1) };
+                Circle::new(p, 4, style)
+            }))?;
+        }
+    }
+    let aims = [(2000.0, 5.0), (10000.0, 20.0)];
+    chart
+        .draw_series(aims.iter().map(|&p| Cross::new(p, 6, BLACK.stroke_width(2))))?
+        .label("aim for p99 (5 ms at 2,000/s, 20 ms at 10,000/s)")
+        .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }

@@ -303,11 +303,12 @@ impl App {
 /// caused in one commit, and only then acknowledges its messages, tells the devices and
 /// updates the consoles and phones.
 ///
-/// Commits are pipelined one deep: while batch N is being stored, the engine already works
-/// out batch N+1, and N+1's commit starts once N is stored and made known. What N+1 caused is
-/// held back until then, so nothing is acknowledged or shown before it is stored, and
-/// commits, acknowledgements and deltas keep the engine's order. A commit is mostly waiting
-/// for the disk; this is what lets the engine use that time.
+/// Batches go through three stages at once: while batch N is acknowledged and shown, batch
+/// N+1 is being stored and the engine works out batch N+2. Each stage takes one batch at a
+/// time and in order: N+1's commit starts once N is stored, and N+1 is made known once it is
+/// stored and N has been made known. So nothing is acknowledged or shown before it is stored,
+/// and commits, acknowledgements and deltas keep the engine's order. A commit is mostly a
+/// wait on the store; this is what lets the engine and the connections use that time.
 struct Dispatcher {
     engine: Engine,
     shell: Arc<Shell>,
@@ -317,8 +318,8 @@ struct Dispatcher {
     topics: anxin_mqtt::Topics,
 }
 
-/// The batch being stored and made known, in a task of its own that goes when this handle
-/// does: the engine's task, aborted at the shutdown deadline, takes its commit with it, so
+/// A batch being stored and made known, in a task of its own that goes when this handle
+/// does: the engine's task, aborted at the shutdown deadline, takes its commits with it, so
 /// nothing is acknowledged after anxind said it stopped.
 struct InFlight(tokio::task::JoinHandle<bool>);
 
@@ -339,6 +340,16 @@ struct Shell {
     /// Messages taken from the queue and not yet acknowledged (the batch in the engine's
     /// hands and the one being stored), for `anxin_ingest_backlog_messages`.
     in_batch: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Where a batch's task stands with the batches around it.
+struct Stages {
+    /// Told whether this batch was stored: the next batch's commit waits for it.
+    stored: tokio::sync::oneshot::Sender<bool>,
+    /// Fires when the batch before has been made known (none: there was none).
+    after: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Fired when this batch has been made known.
+    shown: tokio::sync::oneshot::Sender<()>,
 }
 
 /// One batch, worked out by the engine: to store, then to make known, in this order.
@@ -363,9 +374,14 @@ impl Dispatcher {
         let mut batch = Vec::with_capacity(self.batch_max);
         let mut asked = Vec::new();
         let mut commands_open = true;
-        // The previous batch, being stored and made known; true once done, false if shutdown
-        // came while the store was unreachable (then nothing after it may be stored either).
-        let mut in_flight: Option<InFlight> = None;
+        // The batches being stored or made known, oldest first. Each task ends true once its
+        // batch is made known, false if it was not stored before shutdown or the batch before
+        // it was not made known; then nothing after it may be either.
+        let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+        // Fires when the last batch handed over is stored (true), or could not be (false).
+        let mut last_stored: Option<tokio::sync::oneshot::Receiver<bool>> = None;
+        // Fires when the last batch handed over has been made known.
+        let mut last_shown: Option<tokio::sync::oneshot::Receiver<()>> = None;
         loop {
             // Sleep until a message arrives or the engine's next deadline (an offer lapsing,
             // a reminder), whichever comes first.
@@ -406,18 +422,38 @@ impl Dispatcher {
             let started = Instant::now();
             let step = self.step(&mut batch, &mut asked);
             self.shell.metrics.step_seconds.observe(started.elapsed().as_secs_f64());
-            // Commits go one at a time and in order: this one starts when the last is done.
-            if let Some(mut previous) = in_flight.take() {
-                if !(&mut previous.0).await.unwrap_or(false) {
+            // Commits go one at a time and in order: this one starts when the last is stored.
+            if let Some(stored) = last_stored.take() {
+                if stored.await != Ok(true) {
                     break;
                 }
             }
-            in_flight = Some(InFlight(tokio::spawn(self.shell.clone().finish(step, shutdown.clone()))));
+            if !self.forget_finished(&mut in_flight).await {
+                break;
+            }
+            let (stored_tx, stored_rx) = tokio::sync::oneshot::channel();
+            let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
+            let after = last_shown.replace(shown_rx);
+            let stages = Stages { stored: stored_tx, after, shown: shown_tx };
+            in_flight.push_back(InFlight(tokio::spawn(self.shell.clone().finish(step, stages, shutdown.clone()))));
+            last_stored = Some(stored_rx);
         }
-        // The batch being stored is finished (commit, then ack); nothing more is read.
-        if let Some(mut previous) = in_flight.take() {
-            let _ = (&mut previous.0).await;
+        // The batches in hand are finished (commit, then ack), in order; nothing more is read.
+        while let Some(mut oldest) = in_flight.pop_front() {
+            let _ = (&mut oldest.0).await;
         }
+    }
+
+    /// Drops the tasks that are done; false if one of them failed (a panic, or a batch not
+    /// stored or not made known), which stops the engine.
+    async fn forget_finished(&self, in_flight: &mut std::collections::VecDeque<InFlight>) -> bool {
+        while in_flight.front().is_some_and(|t| t.0.is_finished()) {
+            let Some(mut done) = in_flight.pop_front() else { break };
+            if !(&mut done.0).await.unwrap_or(false) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Lets the engine act on a batch of device messages and people's commands: what fell
@@ -546,16 +582,27 @@ impl Dispatcher {
 }
 
 impl Shell {
-    /// Stores what a batch caused, then acknowledges its messages and makes it known.
-    /// Returns false, having acknowledged nothing, if shutdown came while the store was
-    /// unreachable.
-    async fn finish(self: Arc<Self>, step: Step, shutdown: CancellationToken) -> bool {
+    /// Stores what a batch caused, then (once the batch before has been made known)
+    /// acknowledges its messages and makes it known. Returns false, having acknowledged
+    /// nothing, if shutdown came while the store was unreachable, or if the batch before was
+    /// not made known.
+    async fn finish(self: Arc<Self>, step: Step, stages: Stages, shutdown: CancellationToken) -> bool {
         let Step { messages, out, phones, responders, replies, open_incidents } = step;
+        let Stages { stored, after, shown } = stages;
         let to_store =
             !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
         if to_store && !self.commit(&out, &shutdown).await {
             // Not stored, so not acknowledged: the broker redelivers after restart.
+            let _ = stored.send(false);
             return false;
+        }
+        let _ = stored.send(true);
+        if let Some(before) = after {
+            if before.await.is_err() {
+                // The batch before was not made known: neither is this one (the broker
+                // redelivers both, and they are found already stored).
+                return false;
+            }
         }
         for msg in &messages {
             self.metrics.press_commit_seconds.observe(msg.received.elapsed().as_secs_f64());
@@ -591,6 +638,7 @@ impl Shell {
                 let _ = reply.send(result);
             }
         }
+        let _ = shown.send(());
         true
     }
 

@@ -141,9 +141,9 @@ impl Default for Metrics {
 }
 
 /// `anxin_ingest_backlog_messages`: device messages read from the broker and not yet
-/// acknowledged, whether queued for the engine, in the batch it is working out, or in the batch being stored. It is worked out
+/// acknowledged, whether queued for the engine, in the batch it is working out, in the batch being stored, or in the one being acknowledged and shown. It is worked out
 /// when scraped, from the queue itself, so it is never stale. It cannot exceed
-/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + 2 × `ingest.batch_max`): when the
+/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + 3 × `ingest.batch_max`): when the
 /// queue is full the MQTT link stops reading, and the broker holds the rest.
 #[derive(Debug)]
 pub struct IngestBacklog {
@@ -164,10 +164,10 @@ impl IngestBacklog {
     ) -> prometheus::Result<()> {
         let limit = IntGauge::new(
             "anxin_ingest_backlog_limit_messages",
-            "Most device messages anxind holds unacknowledged: ingest.queue + 2 x ingest.batch_max \
-             (the queue, the batch being stored and the next one, which the engine works out meanwhile)",
+            "Most device messages anxind holds unacknowledged: ingest.queue + 3 x ingest.batch_max \
+             (the queue, and a batch each being worked out, stored, and acknowledged and shown)",
         )?;
-        limit.set((queue.max_capacity() + 2 * batch_max) as i64);
+        limit.set((queue.max_capacity() + 3 * batch_max) as i64);
         let backlog = IntGauge::new(
             "anxin_ingest_backlog_messages",
             "Device messages read from the broker and not yet acknowledged (queued or being stored)",
