@@ -508,8 +508,9 @@ struct Record {
     sustained: bool,
 }
 
-/// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale; the
-/// aims as crosses; a rate that was not sustained drawn hollow.
+/// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines
+/// through the median of the runs at each rate, a dot for every run (hollow when it was not
+/// sustained), and the aims as crosses.
 fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     type Pick = fn(&Record) -> f64;
@@ -529,21 +530,40 @@ fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::er
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..top_rate, (0.5f64..top_ms).log_scale())?;
-    chart.configure_mesh().x_desc("presses per second").y_desc("milliseconds (log scale)").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("presses per second (a hollow dot: a run that was not sustained)")
+        .y_desc("milliseconds (log scale)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
+        .draw()?;
     let colours = [RGBColor(30, 100, 200), RGBColor(220, 90, 40), RGBColor(60, 150, 60), RGBColor(130, 60, 160)];
     for (i, label) in labels.iter().enumerate() {
         let colour = colours[i % colours.len()];
         let mine: Vec<&Record> = records.iter().filter(|r| r.label == *label).collect();
+        let mut rates: Vec<u32> = mine.iter().map(|r| r.rate).collect();
+        rates.sort_unstable();
+        rates.dedup();
         let lines: [(&str, Pick, u32); 2] = [("p50", |r| r.p50_ms, 3), ("p99", |r| r.p99_ms, 1)];
         for (what, pick, width) in lines {
-            let points: Vec<(f64, f64)> = mine.iter().map(|r| (f64::from(r.rate), pick(r).max(0.5))).collect();
+            // The line joins the medians of the runs at each rate; every run is a dot.
+            let medians: Vec<(f64, f64)> = rates
+                .iter()
+                .map(|&rate| {
+                    let mut v: Vec<f64> = mine.iter().filter(|r| r.rate == rate).map(|r| pick(r)).collect();
+                    v.sort_by(f64::total_cmp);
+                    let median =
+                        if v.len() % 2 == 0 { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 } else { v[v.len() / 2] };
+                    (f64::from(rate), median.max(0.5))
+                })
+                .collect();
             chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(width)))?
+                .draw_series(LineSeries::new(medians, colour.stroke_width(width)))?
                 .label(format!("{label}: {what}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width)));
-            chart.draw_series(mine.iter().zip(&points).map(|(r, &p)| {
+            chart.draw_series(mine.iter().map(|r| {
                 let style = if r.sustained { colour.filled() } else { colour.stroke_width(1) };
-                Circle::new(p, 4, style)
+                Circle::new((f64::from(r.rate), pick(r).max(0.5)), 3, style)
             }))?;
         }
     }
