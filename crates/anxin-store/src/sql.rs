@@ -85,11 +85,11 @@ fn event_type(name: Option<String>) -> Result<Option<EventType>, StoreError> {
     .transpose()
 }
 
-/// The last row per incident, in the order they came.
-fn latest_per_incident(rows: &[Incident]) -> Vec<&Incident> {
-    let mut last: HashMap<IncidentId, usize> = HashMap::new();
+/// The last row per key (an incident, a responder), in the order they came.
+fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+    let mut last: HashMap<K, usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
-        last.insert(row.id, i);
+        last.insert(key(row), i);
     }
     let mut keep: Vec<usize> = last.into_values().collect();
     keep.sort_unstable();
@@ -160,7 +160,7 @@ impl<'a> Rows<'a> {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let incidents = latest_per_incident(batch.incidents)
+        let incidents = latest_by(batch.incidents, |i| i.id)
             .into_iter()
             .map(|incident| {
                 let body = serde_json::to_string(incident)
@@ -168,13 +168,7 @@ impl<'a> Rows<'a> {
                 Ok(IncidentRow { incident, body })
             })
             .collect::<Result<_, StoreError>>()?;
-        let mut latest: HashMap<&str, usize> = HashMap::new();
-        for (i, r) in batch.roster.iter().enumerate() {
-            latest.insert(r.id.as_str(), i);
-        }
-        let mut keep: Vec<usize> = latest.into_values().collect();
-        keep.sort_unstable();
-        let roster = keep.into_iter().map(|i| &batch.roster[i]).collect();
+        let roster = latest_by(batch.roster, |r| r.id.as_str());
         Ok(Self { messages: batch.messages, events, incidents, roster })
     }
 }
@@ -266,7 +260,7 @@ impl PostgresStore {
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
-        sqlx::query(COMMIT_POSTGRES)
+        sqlx::query(&COMMIT_POSTGRES)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.event.map(|e| e.as_str())).collect::<Vec<_>>())
@@ -303,26 +297,21 @@ impl PostgresStore {
 
 /// The PostgreSQL commit: see [`PostgresStore::write`]. The device messages' insert comes
 /// first, within the 1,024 characters `pg_stat_activity` shows (`faults.rs` watches for it).
-const COMMIT_POSTGRES: &str = "\
-WITH messages AS (
-  INSERT INTO device_messages (device_id, msg_id, event, received_at, incident_id)
-  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
-  ON CONFLICT (device_id, msg_id) DO NOTHING
-), events AS (
-  INSERT INTO incident_events (seq, incident_id, at, actor, change, body)
-  SELECT * FROM UNNEST($6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[])
-  ON CONFLICT (seq) DO NOTHING
-), roster AS (
-  UPDATE responders SET on_duty = u.on_duty, lat = u.lat, lon = u.lon, position_at = u.position_at
-  FROM UNNEST($12::text[], $13::bool[], $14::float8[], $15::float8[], $16::int8[]) AS u (id, on_duty, lat, lon, position_at)
-  WHERE responders.id = u.id
-)
-INSERT INTO incidents (id, device_id, elder_id, kind, state, is_open, pressed_at, opened_at, updated_at, last_seq, body)
-SELECT * FROM UNNEST($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::bool[],
-                     $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[])
-ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, is_open = excluded.is_open,
-  updated_at = excluded.updated_at, last_seq = excluded.last_seq, body = excluded.body
-  WHERE incidents.last_seq <= excluded.last_seq";
+static COMMIT_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH messages AS (\n  {INSERT_MESSAGES}\
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]){MESSAGES_CONFLICT}\n\
+         ), events AS (\n  {INSERT_EVENTS}\
+         SELECT * FROM UNNEST($6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[]){EVENTS_CONFLICT}\n\
+         ), roster AS (\n  \
+         UPDATE responders SET on_duty = u.on_duty, lat = u.lat, lon = u.lon, position_at = u.position_at \
+         FROM UNNEST($12::text[], $13::bool[], $14::float8[], $15::float8[], $16::int8[]) \
+         AS u (id, on_duty, lat, lon, position_at) WHERE responders.id = u.id\n\
+         )\n{INSERT_INCIDENTS}\
+         SELECT * FROM UNNEST($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::bool[], \
+         $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[]){INCIDENTS_CONFLICT}"
+    )
+});
 
 macro_rules! sql_store {
     ($store:ty, $db:ty, $migrations:expr, $lock:expr) => {
