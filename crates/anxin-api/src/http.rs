@@ -21,6 +21,7 @@ use prometheus::{Encoder, IntGauge, TextEncoder};
 use prometheus::{IntCounterVec, Opts};
 use serde::Deserialize;
 use std::sync::Arc;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
@@ -549,36 +550,54 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams,
                 }
                 Some(Ok(_)) => {}
             },
-            delta = sub.live.recv() => {
-                let mut delta = delta;
-                loop {
-                    match delta {
-                        Ok(frame) => pending.push(frame),
-                        Err(RecvError::Lagged(missed)) => {
-                            // Too slow to keep up: catch up from the replay buffer or a
-                            // snapshot, never leave a silent gap.
-                            tracing::info!(missed, "console lagged; resynchronising");
-                            sub = state.hub.subscribe(Some(last_sent), None, now_ms());
-                            pending = std::mem::take(&mut sub.initial);
-                            break;
-                        }
-                        Err(RecvError::Closed) => break 'conn,
-                    }
-                    // And whatever else is already there, so that it goes in the same write.
-                    if pending.len() >= MAX_FRAMES_PER_WRITE {
-                        break;
-                    }
-                    delta = match sub.live.try_recv() {
-                        Ok(frame) => Ok(frame),
-                        Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                        Err(TryRecvError::Empty) => break,
-                    };
+            delta = sub.live.recv() => match gather(delta, &mut sub.live, &mut pending) {
+                Fed::Frames => {}
+                Fed::Lagged(missed) => {
+                    // Too slow to keep up: catch up from the replay buffer or a snapshot,
+                    // never leave a silent gap.
+                    tracing::info!(missed, "console lagged; resynchronising");
+                    sub = state.hub.subscribe(Some(last_sent), None, now_ms());
+                    pending = std::mem::take(&mut sub.initial);
                 }
-            }
+                Fed::Closed => break,
+            },
         }
     }
     state.consoles.dec();
+}
+
+/// What a console's live feed gave.
+#[derive(Debug, PartialEq)]
+enum Fed {
+    /// Frames, added to those pending.
+    Frames,
+    /// The console fell this many frames behind: what is pending is no longer enough.
+    Lagged(u64),
+    Closed,
+}
+
+/// Adds what `first` brought, and whatever else is already waiting, to `pending` (up to
+/// [`MAX_FRAMES_PER_WRITE`]), so that it goes out in one write. A lag seen while taking the
+/// rest is reported like one seen first: the receiver has already skipped past the frames
+/// it lost, so the next `recv` would not say so.
+fn gather(first: Result<Frame, RecvError>, live: &mut broadcast::Receiver<Frame>, pending: &mut Vec<Frame>) -> Fed {
+    let mut next = first;
+    loop {
+        match next {
+            Ok(frame) => pending.push(frame),
+            Err(RecvError::Lagged(missed)) => return Fed::Lagged(missed),
+            Err(RecvError::Closed) => return Fed::Closed,
+        }
+        if pending.len() >= MAX_FRAMES_PER_WRITE {
+            return Fed::Frames;
+        }
+        next = match live.try_recv() {
+            Ok(frame) => Ok(frame),
+            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            Err(TryRecvError::Empty) => return Fed::Frames,
+        };
+    }
 }
 
 fn now_ms() -> i64 {
@@ -601,4 +620,53 @@ pub async fn serve(
     // The peer's address reaches handlers (the sign-in limit counts per address).
     let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> Frame {
+        Frame { seq, text: format!("{{\"seq\":{seq}}}").into(), is_snapshot: false, unsequenced: false }
+    }
+
+    #[tokio::test]
+    async fn a_console_takes_every_waiting_frame_in_order() {
+        let (tx, mut live) = broadcast::channel(16);
+        for seq in 1..=3 {
+            tx.send(frame(seq)).unwrap();
+        }
+        let mut pending = Vec::new();
+        let first = live.recv().await;
+        assert_eq!(gather(first, &mut live, &mut pending), Fed::Frames);
+        assert_eq!(pending.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_lag_noticed_while_taking_the_rest_is_reported() {
+        let (tx, mut live) = broadcast::channel(4);
+        tx.send(frame(1)).unwrap();
+        let first = live.recv().await;
+        // Meanwhile the feed runs past what the console's receiver holds.
+        for seq in 2..=10 {
+            tx.send(frame(seq)).unwrap();
+        }
+        let mut pending = Vec::new();
+        assert_eq!(gather(first, &mut live, &mut pending), Fed::Lagged(5));
+        // The receiver has skipped the lost frames: only a resynchronisation closes the gap.
+        assert_eq!(live.recv().await.unwrap().seq, 7);
+    }
+
+    #[tokio::test]
+    async fn a_write_holds_at_most_its_share_of_frames() {
+        let (tx, mut live) = broadcast::channel(1024);
+        for seq in 1..=600 {
+            tx.send(frame(seq)).unwrap();
+        }
+        let mut pending = Vec::new();
+        let first = live.recv().await;
+        assert_eq!(gather(first, &mut live, &mut pending), Fed::Frames);
+        assert_eq!(pending.len(), MAX_FRAMES_PER_WRITE);
+        assert_eq!(live.recv().await.unwrap().seq, MAX_FRAMES_PER_WRITE as u64 + 1);
+    }
 }
