@@ -6,12 +6,8 @@
 //! Run with `cargo bench -p anxin-benches --bench engine`. The engine has state, so each
 //! measurement builds its engines untimed (`iter_custom`) and times only the steps.
 
-use anxin_benches::{KUNMING_LAT, KUNMING_LON};
 use anxin_core::*;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -33,37 +29,8 @@ struct District {
 }
 
 impl District {
-    /// Built as the registry file would give it (JSON, fields left out take their defaults),
-    /// so the benchmark keeps compiling as the ledger gains fields.
     fn new() -> Self {
-        let mut rng = SmallRng::seed_from_u64(SEED);
-        let mut place = || {
-            let at = kunming(&mut rng);
-            json!({ "lat": at.lat(), "lon": at.lon() })
-        };
-        let stations: Vec<_> = (0..STATIONS)
-            .map(|s| json!({ "id": format!("s{s}"), "name": format!("station {s}"), "position": place() }))
-            .collect();
-        let elders: Vec<_> = (0..ELDERS)
-            .map(|i| {
-                let (id, name) = (format!("e{i}"), format!("elder {i}"));
-                json!({ "id": id, "name": name, "address": "", "home": place(), "notes": "" })
-            })
-            .collect();
-        let devices: Vec<_> =
-            (0..ELDERS).map(|i| json!({ "id": format!("d{i}"), "elder_id": format!("e{i}") })).collect();
-        let responders: Vec<_> = (0..RESPONDERS)
-            .map(|i| {
-                let station = format!("s{}", i % STATIONS);
-                json!({ "id": format!("r{i}"), "name": format!("responder {i}"), "station_id": station,
-                        "position": place(), "on_duty": true, "mode": "ebike", "skills": ["first_aid"] })
-            })
-            .collect();
-        let registry: Registry = serde_json::from_value(
-            json!({ "elders": elders, "devices": devices, "stations": stations, "responders": responders }),
-        )
-        .expect("a valid registry");
-        registry.check().expect("a consistent registry");
+        let registry = anxin_benches::district(ELDERS, RESPONDERS, STATIONS, SEED);
         let devices = registry.devices.iter().map(|d| d.id.clone()).collect();
         Self { registry, devices }
     }
@@ -91,10 +58,6 @@ impl District {
             .map(|(id, job)| (id, job.incident_id))
             .collect()
     }
-}
-
-fn kunming(rng: &mut SmallRng) -> Coordinates {
-    Coordinates::new(rng.random_range(KUNMING_LAT), rng.random_range(KUNMING_LON)).unwrap()
 }
 
 /// The `i`th press of a surge: an SOS with no fix, so the engine places it at home.

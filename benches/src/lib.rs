@@ -1,5 +1,5 @@
-//! Helpers shared by Anxin's benchmarks: the area they play out in, the brute-force
-//! baseline that the matcher's R-tree has to beat, and the latency summary the
+//! Helpers shared by Anxin's benchmarks: the area they play out in, a district in it, the
+//! brute-force baseline that the matcher's R-tree has to beat, and the latency summary the
 //! nearest-responder comparison (`src/bin/knn_compare.rs`) prints.
 
 use anxin_core::geo::Coordinates;
@@ -11,6 +11,37 @@ use std::time::Duration;
 pub const KUNMING_LAT: Range<f64> = 24.8..25.2;
 /// Longitudes of the benchmark area, in degrees.
 pub const KUNMING_LON: Range<f64> = 102.5..102.9;
+
+/// A district in the benchmark area, drawn from `seed`: `elders` elders with a device each
+/// (`e{i}`, `d{i}`), `responders` on duty and free (`r{i}`, e-bike, first aid) belonging to
+/// `stations` stations (`s{i}`) in turn. Built as the registry file would give it (JSON,
+/// fields left out take their defaults), so the benchmarks keep compiling as the ledger
+/// gains fields.
+pub fn district(elders: usize, responders: usize, stations: usize, seed: u64) -> anxin_core::Registry {
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut place = || json!({ "lat": rng.random_range(KUNMING_LAT), "lon": rng.random_range(KUNMING_LON) });
+    let stations_json: Vec<_> = (0..stations)
+        .map(|s| json!({ "id": format!("s{s}"), "name": format!("station {s}"), "position": place() }))
+        .collect();
+    let elders_json: Vec<_> = (0..elders)
+        .map(|i| json!({ "id": format!("e{i}"), "name": format!("elder {i}"), "address": "", "home": place(), "notes": "" }))
+        .collect();
+    let devices: Vec<_> = (0..elders).map(|i| json!({ "id": format!("d{i}"), "elder_id": format!("e{i}") })).collect();
+    let responders_json: Vec<_> = (0..responders)
+        .map(|i| {
+            json!({ "id": format!("r{i}"), "name": format!("responder {i}"), "station_id": format!("s{}", i % stations),
+                    "position": place(), "on_duty": true, "mode": "ebike", "skills": ["first_aid"] })
+        })
+        .collect();
+    let registry: anxin_core::Registry = serde_json::from_value(
+        json!({ "elders": elders_json, "devices": devices, "stations": stations_json, "responders": responders_json }),
+    )
+    .expect("a valid registry");
+    registry.check().expect("a consistent registry");
+    registry
+}
 
 /// The nearest of `points` to `at`, if no further than `max_distance_m`, found by a linear
 /// scan with the haversine distance: what matching would cost without a spatial index.

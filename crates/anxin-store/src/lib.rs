@@ -121,4 +121,16 @@ pub mod testkit {
         let (base, _) = server_url.rsplit_once('/').expect("URL has a database path");
         format!("{base}/{name}")
     }
+
+    /// Drops a database [`fresh_postgres_database`] made, closing whatever is still connected.
+    pub async fn drop_postgres_database(server_url: &str, database_url: &str) {
+        let (_, name) = database_url.rsplit_once('/').expect("URL has a database path");
+        let mut admin = sqlx::PgConnection::connect(server_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server_url}: {e}"));
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot drop the test database {name}: {e}"));
+    }
 }

@@ -14,6 +14,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "staff_and_profiles",
         sql: include_str!("../../../migrations/sqlite/0002_staff_and_profiles.sql"),
     },
+    Migration {
+        version: 3,
+        name: "event_bodies",
+        sql: include_str!("../../../migrations/sqlite/0003_event_bodies.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -22,6 +27,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "staff_and_profiles",
         sql: include_str!("../../../migrations/postgres/0002_staff_and_profiles.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "event_bodies",
+        sql: include_str!("../../../migrations/postgres/0003_event_bodies.sql"),
     },
 ];
 

@@ -5,9 +5,9 @@
 use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
-    Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId,
-    MessageRecord, Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp,
-    TravelMode,
+    Actor, Change, Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId,
+    MessageId, MessageRecord, Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId,
+    Timestamp, TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -112,60 +112,78 @@ struct EventRow {
     at: i64,
     actor: String,
     change: String,
+    /// The change alone, as JSON: the other fields have columns of their own.
     body: String,
 }
 
-#[derive(serde::Deserialize)]
-struct EventTag<'a> {
-    #[serde(borrow)]
-    change: ChangeTag<'a>,
+/// The change's `type`, read off its JSON: serde writes an internally tagged enum's tag
+/// first, so it is the first string; the whole body is read only if that ever changes.
+fn change_type(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Tag<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+    }
+    body.strip_prefix(r#"{"type":""#)
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(kind, _)| kind.to_owned())
+        .or_else(|| serde_json::from_str::<Tag>(body).ok().map(|t| t.kind.to_owned()))
+        .unwrap_or_default()
 }
 
-#[derive(serde::Deserialize)]
-struct ChangeTag<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
+fn actor_column(actor: &Actor) -> String {
+    match actor {
+        Actor::Device(d) => format!("device:{d}"),
+        Actor::Engine => "engine".to_string(),
+        Actor::Responder(r) => format!("responder:{r}"),
+        Actor::Dispatcher(d) => format!("dispatcher:{d}"),
+    }
+}
+
+fn parse_actor(column: &str) -> Result<Actor, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("event actor {column:?}"));
+    Ok(match column.split_once(':') {
+        None if column == "engine" => Actor::Engine,
+        Some(("device", d)) => Actor::Device(DeviceId::parse(d).map_err(|_| corrupt())?),
+        Some(("responder", r)) => Actor::Responder(ResponderId::parse(r).map_err(|_| corrupt())?),
+        Some(("dispatcher", d)) => Actor::Dispatcher(d.to_owned()),
+        _ => return Err(corrupt()),
+    })
 }
 
 struct IncidentRow<'a> {
     incident: &'a Incident,
     body: String,
+    /// Opened in this batch, so not stored yet (unless this is a retry).
+    new: bool,
 }
 
 impl<'a> Rows<'a> {
     fn of(batch: Batch<'a>) -> Result<Self, StoreError> {
-        let events = batch
+        let events: Vec<EventRow> = batch
             .events
             .iter()
             .map(|e| {
-                let body = serde_json::to_string(e)
+                let body = serde_json::to_string(&e.change)
                     .map_err(|err| StoreError::Corrupt(format!("cannot encode an event: {err}")))?;
-                // The change's `type`, read back from the body (its other fields are skipped,
-                // not built into a tree).
-                let change =
-                    serde_json::from_str::<EventTag>(&body).map(|t| t.change.kind.to_owned()).unwrap_or_default();
-                let actor = match &e.actor {
-                    anxin_core::Actor::Device(d) => format!("device:{d}"),
-                    anxin_core::Actor::Engine => "engine".to_string(),
-                    anxin_core::Actor::Responder(r) => format!("responder:{r}"),
-                    anxin_core::Actor::Dispatcher(d) => format!("dispatcher:{d}"),
-                };
                 Ok(EventRow {
                     seq: e.seq as i64,
                     incident_id: e.incident_id.0 as i64,
                     at: e.at.millis(),
-                    actor,
-                    change,
+                    actor: actor_column(&e.actor),
+                    change: change_type(&body),
                     body,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
+        let opened: std::collections::HashSet<IncidentId> =
+            batch.events.iter().filter(|e| matches!(e.change, Change::Opened { .. })).map(|e| e.incident_id).collect();
         let incidents = latest_by(batch.incidents, |i| i.id)
             .into_iter()
             .map(|incident| {
                 let body = serde_json::to_string(incident)
                     .map_err(|err| StoreError::Corrupt(format!("cannot encode an incident: {err}")))?;
-                Ok(IncidentRow { incident, body })
+                Ok(IncidentRow { incident, body, new: opened.contains(&incident.id) })
             })
             .collect::<Result<_, StoreError>>()?;
         let roster = latest_by(batch.roster, |r| r.id.as_str());
@@ -177,7 +195,13 @@ const INSERT_MESSAGES: &str = "INSERT INTO device_messages (device_id, msg_id, e
 const MESSAGES_CONFLICT: &str = " ON CONFLICT (device_id, msg_id) DO NOTHING";
 const INSERT_EVENTS: &str = "INSERT INTO incident_events (seq, incident_id, at, actor, change, body) ";
 const EVENTS_CONFLICT: &str = " ON CONFLICT (seq) DO NOTHING";
-const INSERT_INCIDENTS: &str = "INSERT INTO incidents (id, device_id, elder_id, kind, state, is_open, pressed_at, opened_at, updated_at, last_seq, body) ";
+macro_rules! incident_columns {
+    () => {
+        "id, device_id, elder_id, kind, state, is_open, pressed_at, opened_at, updated_at, last_seq, body"
+    };
+}
+const INCIDENT_COLUMNS: &str = incident_columns!();
+const INSERT_INCIDENTS: &str = concat!("INSERT INTO incidents (", incident_columns!(), ") ");
 const INCIDENTS_CONFLICT: &str =
     " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, is_open = excluded.is_open, \
      updated_at = excluded.updated_at, last_seq = excluded.last_seq, body = excluded.body \
@@ -254,13 +278,30 @@ impl PostgresStore {
     /// whatever the batch's size, so it is prepared and planned once per connection
     /// (multi-row `VALUES` would be a new statement for every row count), and a commit is
     /// three round trips (`BEGIN`, the statement, `COMMIT`) rather than one a table.
+    ///
+    /// New rows go in as plain inserts first ([`COMMIT_POSTGRES`]): `ON CONFLICT` makes
+    /// every row a speculative insertion, which costs PostgreSQL a second WAL record and more
+    /// work per row, to guard against what happens only when a batch is stored again (a retry
+    /// after an unclear failure) or a device reuses an old message id. Then the insert fails
+    /// on a unique key, nothing of it stays, and the batch goes again with the guards
+    /// ([`COMMIT_POSTGRES_AGAIN`]), which leave whatever is already stored as it is.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
+        match self.write_with(rows, &COMMIT_POSTGRES).await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+                tracing::debug!(error = %e, "part of the batch is stored already: storing it with conflict guards");
+                Ok(self.write_with(rows, &COMMIT_POSTGRES_AGAIN).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    async fn write_with(&self, rows: &Rows<'_>, statement: &str) -> Result<(), sqlx::Error> {
         let (m, e, i, r) = (rows.messages, &rows.events, &rows.incidents, &rows.roster);
         // In an explicit transaction all the same: a commit the engine gave up on (past its
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&COMMIT_POSTGRES)
+        sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.event.map(|e| e.as_str())).collect::<Vec<_>>())
@@ -288,30 +329,44 @@ impl PostgresStore {
             .bind(i.iter().map(|r| r.incident.updated_at.millis()).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.incident.last_seq as i64).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+            .bind(i.iter().map(|r| r.new).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 }
 
-/// The PostgreSQL commit: see [`PostgresStore::write`]. The device messages' insert comes
-/// first, within the 1,024 characters `pg_stat_activity` shows (`faults.rs` watches for it).
-static COMMIT_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// PostgreSQL's SQLSTATE for a duplicate key.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// The PostgreSQL commit, new rows as plain inserts: see [`PostgresStore::write`].
+static COMMIT_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(false));
+/// The same with every insert guarded, for a batch some of which is stored already.
+static COMMIT_POSTGRES_AGAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(true));
+
+/// The device messages' insert comes first, within the 1,024 characters `pg_stat_activity`
+/// shows (`faults.rs` watches for it). Incidents opened in the batch (`$28`) are inserted;
+/// the others, stored by an earlier batch, are upserted, never going back to an older state.
+fn commit_postgres(guarded: bool) -> String {
+    let guard = |conflict: &'static str| if guarded { conflict } else { "" };
+    let (messages, events, opened) = (guard(MESSAGES_CONFLICT), guard(EVENTS_CONFLICT), guard(INCIDENTS_CONFLICT));
     format!(
         "WITH messages AS (\n  {INSERT_MESSAGES}\
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]){MESSAGES_CONFLICT}\n\
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]){messages}\n\
          ), events AS (\n  {INSERT_EVENTS}\
-         SELECT * FROM UNNEST($6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[]){EVENTS_CONFLICT}\n\
+         SELECT * FROM UNNEST($6::int8[], $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[]){events}\n\
          ), roster AS (\n  \
          UPDATE responders SET on_duty = u.on_duty, lat = u.lat, lon = u.lon, position_at = u.position_at \
          FROM UNNEST($12::text[], $13::bool[], $14::float8[], $15::float8[], $16::int8[]) \
          AS u (id, on_duty, lat, lon, position_at) WHERE responders.id = u.id\n\
-         )\n{INSERT_INCIDENTS}\
+         ), i AS (\n  \
          SELECT * FROM UNNEST($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], $22::bool[], \
-         $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[]){INCIDENTS_CONFLICT}"
+         $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::bool[]) \
+         AS i ({INCIDENT_COLUMNS}, new)\n\
+         ), opened AS (\n  {INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE new{opened}\n\
+         )\n{INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}"
     )
-});
+}
 
 macro_rules! sql_store {
     ($store:ty, $db:ty, $migrations:expr, $lock:expr) => {
@@ -540,11 +595,21 @@ macro_rules! sql_store {
             }
 
             async fn incident_events(&self, incident: IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
-                let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM incident_events WHERE incident_id = $1 ORDER BY seq")
+                sqlx::query("SELECT seq, at, actor, body FROM incident_events WHERE incident_id = $1 ORDER BY seq")
                     .bind(incident.0 as i64)
                     .fetch_all(&self.pool)
-                    .await?;
-                bodies.iter().map(|b| json(b)).collect()
+                    .await?
+                    .into_iter()
+                    .map(|row| {
+                        Ok(IncidentEvent {
+                            seq: row.try_get::<i64, _>("seq")? as u64,
+                            incident_id: incident,
+                            at: Timestamp(row.try_get("at")?),
+                            actor: parse_actor(&row.try_get::<String, _>("actor")?)?,
+                            change: json(&row.try_get::<String, _>("body")?)?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
@@ -601,4 +666,41 @@ fn new_history_id() -> String {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_actor_reads_back_from_its_column() {
+        for actor in [
+            Actor::Engine,
+            Actor::Device(DeviceId::parse("d-1").unwrap()),
+            Actor::Responder(ResponderId::parse("r-7").unwrap()),
+            Actor::Dispatcher("wang:night shift".into()),
+        ] {
+            assert_eq!(parse_actor(&actor_column(&actor)).unwrap(), actor);
+        }
+        for bad in ["", "robot:x", "device:", "engine:1"] {
+            assert!(parse_actor(bad).is_err(), "{bad:?} is not an actor");
+        }
+    }
+
+    #[test]
+    fn the_change_type_is_the_serialised_tag() {
+        let r = ResponderId::parse("r-1").unwrap();
+        for change in [
+            Change::EnRoute,
+            Change::Accepted { responder_id: r.clone() },
+            Change::Offered { responder_id: r, distance_m: 412.5, deadline: Timestamp(9) },
+            Change::Resolved { outcome: "送医 \"急\"".into() },
+        ] {
+            let body = serde_json::to_string(&change).unwrap();
+            let tag = serde_json::from_str::<serde_json::Value>(&body).unwrap()["type"].as_str().unwrap().to_owned();
+            assert_eq!(change_type(&body), tag, "{body}");
+        }
+        // Were the tag ever not first, the body is read in full.
+        assert_eq!(change_type(r#"{"outcome":"ok","type":"resolved"}"#), "resolved");
+    }
 }

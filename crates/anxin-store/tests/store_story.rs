@@ -197,3 +197,91 @@ both!(
     an_older_row_never_overwrites_a_newer_one,
     duty_and_position_changes_are_kept,
 );
+
+/// Events stored before migration 3 carry their whole event in the body; after the upgrade
+/// they read back the same as events stored since.
+mod upgrade {
+    use super::*;
+    use sqlx::Connection;
+
+    /// An incident's events as the engine makes them, and the rows version 2 stored for them.
+    fn old_rows() -> (IncidentId, Vec<IncidentEvent>, Vec<String>) {
+        let mut engine = Engine::new(Policy::default(), registry(), Default::default());
+        let mut out = Outbox::default();
+        let Ok(Outcome::Opened(id)) =
+            engine.handle_device_event(&DeviceId::parse("d-1").unwrap(), press("m-1"), T0, &mut out)
+        else {
+            panic!("the press opens an incident")
+        };
+        assert!(out.events.len() >= 2, "an opening and an offer: {:?}", out.events);
+        let rows = out
+            .events
+            .iter()
+            .map(|e| {
+                let actor = match &e.actor {
+                    Actor::Device(d) => format!("device:{d}"),
+                    Actor::Engine => "engine".to_string(),
+                    other => panic!("not in this story: {other:?}"),
+                };
+                let body = serde_json::to_string(e).unwrap().replace('\'', "''");
+                let change = serde_json::to_value(&e.change).unwrap()["type"].as_str().unwrap().to_string();
+                format!(
+                    "INSERT INTO incident_events (seq, incident_id, at, actor, change, body) \
+                     VALUES ({}, {}, {}, '{actor}', '{change}', '{body}')",
+                    e.seq,
+                    e.incident_id.0,
+                    e.at.millis()
+                )
+            })
+            .collect();
+        (id, out.events, rows)
+    }
+
+    /// A database as version 2 left it, with `rows` in it.
+    fn at_version_2(init: &str, staff: &str, rows: &[String]) -> String {
+        let migrations = "CREATE TABLE anxin_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);\n\
+             INSERT INTO anxin_migrations (version, name, applied_at) VALUES (1, 'init', 0), (2, 'staff_and_profiles', 0);";
+        format!("{migrations}\n{init}\n{staff}\n{};", rows.join(";\n"))
+    }
+
+    async fn reads_back(url: &str, id: IncidentId, events: &[IncidentEvent]) {
+        let store = anxin_store::open(url).await.expect("the upgrade applies");
+        assert_eq!(store.incident_events(id).await.unwrap(), events, "old events read back exactly");
+    }
+
+    #[tokio::test]
+    async fn sqlite_old_event_bodies_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("anxin.db").display());
+        let (id, events, rows) = old_rows();
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let script = at_version_2(
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_staff_and_profiles.sql"),
+            &rows,
+        );
+        sqlx::raw_sql(&script).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        reads_back(&url, id, &events).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_old_event_bodies_read_back() {
+        let Some(server) = testkit::postgres_server() else {
+            eprintln!("skipped: {} is not set", testkit::POSTGRES_URL_VAR);
+            return;
+        };
+        let url = testkit::fresh_postgres_database(&server).await;
+        let (id, events, rows) = old_rows();
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        let script = at_version_2(
+            include_str!("../../../migrations/postgres/0001_init.sql"),
+            include_str!("../../../migrations/postgres/0002_staff_and_profiles.sql"),
+            &rows,
+        );
+        sqlx::raw_sql(&script).execute(&mut db).await.unwrap();
+        db.close().await.unwrap();
+        reads_back(&url, id, &events).await;
+        testkit::drop_postgres_database(&server, &url).await;
+    }
+}
