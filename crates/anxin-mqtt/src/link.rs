@@ -88,9 +88,15 @@ impl DeviceLink {
     /// Sends a station's duty line the incident its responders did not take, QoS 1, on the
     /// station's alerts topic (a duty phone, a pager or an SMS gateway subscribes to it).
     pub fn alert_station(&self, alert: &StationAlert) -> Result<(), LinkError> {
-        let mut body = serde_json::to_value(alert)?;
-        body["type"] = "station_alert".into();
-        let body = serde_json::to_vec(&body)?;
+        /// The alert with its `type`, written straight out (no JSON tree in between).
+        #[derive(serde::Serialize)]
+        struct Typed<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            #[serde(flatten)]
+            alert: &'a StationAlert,
+        }
+        let body = serde_json::to_vec(&Typed { kind: "station_alert", alert })?;
         self.request(Request::Publish { topic: self.topics.station_alerts(&alert.station_id), body })
     }
 
