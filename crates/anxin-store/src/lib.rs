@@ -110,16 +110,46 @@ pub mod testkit {
         }
     }
 
+    /// The prefix of every test database's name; the rest is `{pid}_{nanos}`.
+    const PREFIX: &str = "anxin_test_";
+
     /// Creates an empty database on the server at `server_url` and returns its URL.
+    ///
+    /// Test processes do not drop their databases (a test that fails leaves its database to
+    /// look at), so first the databases of test processes that have ended are dropped: the
+    /// name holds the process id. A database of a process still running is left alone.
     pub async fn fresh_postgres_database(server_url: &str) -> String {
         let mut admin = sqlx::PgConnection::connect(server_url)
             .await
             .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server_url}: {e}"));
+        let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(PREFIX)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+        for name in names.iter().filter(|n| of_ended_process(n)) {
+            // Another test process may be sweeping the same name: its failure is no failure.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+        }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("anxin_test_{}_{}", std::process::id(), nanos);
+        let name = format!("{PREFIX}{}_{}", std::process::id(), nanos);
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
         let (base, _) = server_url.rsplit_once('/').expect("URL has a database path");
         format!("{base}/{name}")
+    }
+
+    /// Whether a test database's process has ended (on a system with `/proc`; elsewhere
+    /// nothing is taken to have ended).
+    fn of_ended_process(name: &str) -> bool {
+        let pid = name.strip_prefix(PREFIX).and_then(|rest| rest.split_once('_')).map(|(pid, _)| pid);
+        match pid.and_then(|p| p.parse::<u32>().ok()) {
+            Some(pid) => {
+                pid != std::process::id()
+                    && std::path::Path::new("/proc/self").exists()
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            }
+            None => false,
+        }
     }
 
     /// Drops a database [`fresh_postgres_database`] made, closing whatever is still connected.

@@ -285,3 +285,32 @@ mod upgrade {
         testkit::drop_postgres_database(&server, &url).await;
     }
 }
+
+/// Test databases of test processes that have ended are swept when the next one is made;
+/// those of a process still running stay.
+#[tokio::test]
+async fn test_databases_of_ended_processes_are_swept() {
+    use sqlx::Connection;
+    let Some(server) = testkit::postgres_server() else {
+        eprintln!("skipped: {} is not set", testkit::POSTGRES_URL_VAR);
+        return;
+    };
+    let mut child = std::process::Command::new("true").spawn().expect("run true");
+    let ended = child.id();
+    child.wait().unwrap();
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+    let (gone, kept) = (format!("anxin_test_{ended}_1"), format!("anxin_test_{}_1", std::process::id()));
+    for name in [&gone, &kept] {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    }
+    let fresh = testkit::fresh_postgres_database(&server).await;
+    let exists = |name: String| {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(name)
+    };
+    assert!(!exists(gone.clone()).fetch_one(&mut admin).await.unwrap(), "{gone} was swept");
+    assert!(exists(kept.clone()).fetch_one(&mut admin).await.unwrap(), "{kept} belongs to this process");
+    let base = server.rsplit_once('/').unwrap().0;
+    testkit::drop_postgres_database(&server, &format!("{base}/{kept}")).await;
+    testkit::drop_postgres_database(&server, &fresh).await;
+}
