@@ -3,6 +3,7 @@
 
 use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, Timestamp};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 /// Largest payload a device may send, by default. A press needs about 150 bytes.
@@ -64,14 +65,18 @@ impl Defect {
     ];
 }
 
-/// The wire form. Unknown fields are ignored so newer firmware can add to it.
+/// The wire form. Unknown fields are ignored so newer firmware can add to it. The clock and
+/// the location are taken as raw JSON and read afterwards, so that one of them unreadable (a
+/// number too large for a float, `"lat": 1e400`) refuses only that part, not the press.
 #[derive(Deserialize)]
-struct Wire {
+struct Wire<'a> {
     msg_id: Option<serde_json::Value>,
     #[serde(rename = "type")]
     event: Option<String>,
-    ts: Option<serde_json::Value>,
-    location: Option<serde_json::Value>,
+    #[serde(borrow)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow)]
+    location: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -114,18 +119,18 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
     };
     let mut partial = Vec::new();
     let device_ts = match wire.ts {
-        None | Some(serde_json::Value::Null) => received_at,
-        Some(v) => match v.as_i64().filter(|ms| *ms >= 0) {
-            Some(ms) => Timestamp(ms),
-            None => {
+        None => received_at,
+        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()).ok().and_then(|v| v.as_i64()) {
+            Some(ms) if ms >= 0 => Timestamp(ms),
+            _ => {
                 partial.push(Defect::BadTimestamp);
                 received_at
             }
         },
     };
     let fix = match wire.location {
-        None | Some(serde_json::Value::Null) => FixReport::Absent,
-        Some(v) => match decode_fix(v) {
+        None => FixReport::Absent,
+        Some(raw) => match decode_fix(raw) {
             Some(fix) => FixReport::Valid(fix),
             None => {
                 partial.push(Defect::BadLocation);
@@ -136,8 +141,8 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
     Ok(Decoded { event: DeviceEvent { msg_id, event, device_ts, fix }, partial })
 }
 
-fn decode_fix(v: serde_json::Value) -> Option<Fix> {
-    let w: WireLocation = serde_json::from_value(v).ok()?;
+fn decode_fix(raw: &RawValue) -> Option<Fix> {
+    let w: WireLocation = serde_json::from_str(raw.get()).ok()?;
     let at = Coordinates::new(w.lat, w.lon).ok()?;
     let accuracy_m = match w.accuracy_m {
         Some(a) if !(a.is_finite() && a >= 0.0) => return None,
@@ -227,6 +232,20 @@ mod tests {
             assert_eq!(d.event.fix, FixReport::Malformed, "{loc}");
             assert_eq!(d.partial, vec![Defect::BadLocation], "{loc}");
         }
+    }
+
+    #[test]
+    fn a_number_too_large_for_a_float_refuses_only_its_part() {
+        let d = dec(r#"{"msg_id":"m","type":"sos","location":{"lat":1e400,"lon":102.68}}"#).unwrap();
+        assert_eq!((d.event.event, d.event.fix), (EventType::Sos, FixReport::Malformed));
+        assert_eq!(d.partial, [Defect::BadLocation]);
+        let d = dec(r#"{"msg_id":"m","type":"fall","ts":1e400}"#).unwrap();
+        assert_eq!((d.event.device_ts, d.partial.as_slice()), (NOW, [Defect::BadTimestamp].as_slice()));
+        // Still refused whole: the press's own fields.
+        assert_eq!(dec(r#"{"msg_id":1e400,"type":"sos"}"#), Err(Defect::NotJson));
+        // And null is still no clock and no fix, not a bad one.
+        let d = dec(r#"{"msg_id":"m","type":"sos","ts":null,"location":null}"#).unwrap();
+        assert_eq!((d.event.device_ts, d.event.fix, d.partial.len()), (NOW, FixReport::Absent, 0));
     }
 
     #[test]
