@@ -250,7 +250,12 @@ pub fn read_sign_in(body: &str) -> Option<(String, String)> {
 /// Signs a dispatcher or supervisor in: a session cookie for the console. Wrong passwords
 /// from one address for one user name are slowed down ([`SignInLimiter`]): past the free
 /// tries the answer is 429 with `Retry-After`, whatever the password.
-async fn session_create(State(state): State<ApiState>, extensions: axum::http::Extensions, body: String) -> Response {
+async fn session_create(
+    State(state): State<ApiState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let Some((user, password)) = read_sign_in(&body) else {
         state.sign_ins.with_label_values(&["malformed"]).inc();
         let error = "send {\"user\": ..., \"password\": ...}";
@@ -274,7 +279,7 @@ async fn session_create(State(state): State<ApiState>, extensions: axum::http::E
             state.sign_in_limiter.succeeded(from, &name);
             state.sign_ins.with_label_values(&["ok"]).inc();
             tracing::info!(user = %user.id, "console sign-in");
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            let cookie = format!("{SESSION_COOKIE}={token}; {}", cookie_attributes(&headers));
             ([(header::SET_COOKIE, cookie)], Json(serde_json::json!({ "user": user }))).into_response()
         }
         None => {
@@ -285,6 +290,31 @@ async fn session_create(State(state): State<ApiState>, extensions: axum::http::E
             let error = "wrong user name or password";
             (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": error }))).into_response()
         }
+    }
+}
+
+/// The session cookie's attributes. `Secure` when the browser reached us over HTTPS, which
+/// a TLS-terminating proxy in front says with `X-Forwarded-Proto: https` or `Forwarded:
+/// proto=https`: the browser then never sends the cookie over plain HTTP. Without such a
+/// proxy (the demo on `http://localhost`, a console on the LAN) a `Secure` cookie would not
+/// be kept at all, and nobody could sign in. A forged header can only make a cookie stricter.
+fn cookie_attributes(headers: &HeaderMap) -> &'static str {
+    let https = |value: &str| {
+        value.split(',').next().is_some_and(|first| {
+            first.trim().eq_ignore_ascii_case("https")
+                || first.split(';').any(|pair| {
+                    pair.split_once('=').is_some_and(|(k, v)| {
+                        k.trim().eq_ignore_ascii_case("proto")
+                            && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
+                    })
+                })
+        })
+    };
+    let forwarded = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(https);
+    if forwarded(header::HeaderName::from_static("x-forwarded-proto")) || forwarded(header::FORWARDED) {
+        "Path=/; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Strict"
     }
 }
 
@@ -315,7 +345,7 @@ async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Re
             state.sessions.sign_out(token);
         }
     }
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = format!("{SESSION_COOKIE}=; {}; Max-Age=0", cookie_attributes(&headers));
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 
@@ -625,6 +655,26 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_cookie_is_secure_when_a_proxy_says_https() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.insert(*k, v.parse().unwrap());
+            }
+            cookie_attributes(&headers).ends_with("; Secure")
+        };
+        assert!(!with(&[]), "plain HTTP, no proxy: the demo on localhost must still sign in");
+        assert!(with(&[("x-forwarded-proto", "https")]));
+        assert!(with(&[("x-forwarded-proto", "HTTPS, http")]), "the first hop is the browser's");
+        assert!(!with(&[("x-forwarded-proto", "http")]));
+        assert!(with(&[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")]));
+        assert!(with(&[("forwarded", "proto=\"https\"")]));
+        assert!(!with(&[("forwarded", "for=192.0.2.60;proto=http, for=10.0.0.1;proto=https")]));
+        let attributes = cookie_attributes(&HeaderMap::new());
+        assert!(attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"), "{attributes}");
+    }
 
     fn frame(seq: u64) -> Frame {
         Frame { seq, text: format!("{{\"seq\":{seq}}}").into(), is_snapshot: false, unsequenced: false }

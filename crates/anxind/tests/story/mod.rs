@@ -1153,6 +1153,13 @@ pub async fn dispatchers_sign_in_claim_and_keep_the_record(backend: Backend, cli
     assert_eq!(app.metric("anxin_console_sign_ins_total{result=\"refused\"}").await, 1.0);
 
     let wang_cookie = sign_in(app.http, "wang").await;
+    // Behind a TLS-terminating proxy the cookie is kept to HTTPS; on plain HTTP it cannot be.
+    let body = json!({"user": "wang", "password": TEST_PASSWORD}).to_string();
+    for (headers, secure) in [(&[][..], false), (&[("X-Forwarded-Proto", "https")][..], true)] {
+        let (status, head, _) = http_exchange(app.http, "POST", "/api/v1/session", headers, &body).await;
+        let set_cookie = head.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap_or_default();
+        assert_eq!((status, set_cookie.ends_with("; Secure")), (200, secure), "{headers:?}: {set_cookie}");
+    }
     let (status, me) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
     assert_eq!(
         (status, serde_json::from_str::<Value>(&me).unwrap()["user"]["role"].clone()),
