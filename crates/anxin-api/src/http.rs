@@ -299,19 +299,15 @@ async fn session_create(
 /// proxy (the demo on `http://localhost`, a console on the LAN) a `Secure` cookie would not
 /// be kept at all, and nobody could sign in. A forged header can only make a cookie stricter.
 fn cookie_attributes(headers: &HeaderMap) -> &'static str {
-    let https = |value: &str| {
-        value.split(',').next().is_some_and(|first| {
-            first.trim().eq_ignore_ascii_case("https")
-                || first.split(';').any(|pair| {
-                    pair.split_once('=').is_some_and(|(k, v)| {
-                        k.trim().eq_ignore_ascii_case("proto")
-                            && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
-                    })
-                })
+    // Each header may list several hops; the first is the browser's.
+    let first_hop = |name: &str| headers.get(name)?.to_str().ok()?.split(',').next().map(str::trim);
+    let x_forwarded = first_hop("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let forwarded = first_hop("forwarded").is_some_and(|hop| {
+        hop.split(';').filter_map(|pair| pair.split_once('=')).any(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("proto") && v.trim().trim_matches('"').eq_ignore_ascii_case("https")
         })
-    };
-    let forwarded = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(https);
-    if forwarded(header::HeaderName::from_static("x-forwarded-proto")) || forwarded(header::FORWARDED) {
+    });
+    if x_forwarded || forwarded {
         "Path=/; HttpOnly; SameSite=Strict; Secure"
     } else {
         "Path=/; HttpOnly; SameSite=Strict"

@@ -129,7 +129,7 @@ pub mod testkit {
             .unwrap_or_default();
         for name in names.iter().filter(|n| of_ended_process(n)) {
             // Another test process may be sweeping the same name: its failure is no failure.
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+            let _ = drop_database(&mut admin, name).await;
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let name = format!("{PREFIX}{}_{}", std::process::id(), nanos);
@@ -158,9 +158,10 @@ pub mod testkit {
         let mut admin = sqlx::PgConnection::connect(server_url)
             .await
             .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server_url}: {e}"));
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot drop the test database {name}: {e}"));
+        drop_database(&mut admin, name).await.unwrap_or_else(|e| panic!("cannot drop the test database {name}: {e}"));
+    }
+
+    async fn drop_database(admin: &mut sqlx::PgConnection, name: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin).await.map(drop)
     }
 }

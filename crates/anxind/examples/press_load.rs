@@ -358,8 +358,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     let _ = engine.await;
     console.abort();
     if fresh_postgres {
-        let name = store.rsplit_once('/').map_or("", |(_, name)| name);
-        postgres_admin(&args.store, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        anxin_store::testkit::drop_postgres_database(&args.store, &store).await;
     }
 
     let sent_at = sent_at.lock().unwrap();

@@ -595,6 +595,13 @@ pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backen
     assert_eq!(good["incident"]["location"]["source"], "home");
     assert_eq!(good["incident"]["location"]["fix_rejected"], "malformed", "the dispatcher sees why");
     assert_eq!(d1.next_command().await["type"], "help_coming");
+    // A number too large for a float refuses the fix, not the press: it joins as a press.
+    d1.publish_raw(r#"{"msg_id":"huge-lat","type":"sos","location":{"lat":1e400,"lon":102.69}}"#).await;
+    let joined = console.incident_for("d-1").await;
+    assert_eq!(
+        (joined["incident"]["kind"].as_str(), joined["incident"]["press_count"].as_u64()),
+        (Some("sos"), Some(2))
+    );
 
     // A type the engine does not know (newer firmware) is counted, not raised.
     let d4 = TestDevice::connect(&app, "d-4").await;
@@ -611,7 +618,7 @@ pub async fn bad_input_is_counted_and_the_next_press_still_works(backend: Backen
         ("not_json", 2.0),
         ("missing_msg_id", 1.0),
         ("oversized", 1.0),
-        ("bad_location", 1.0),
+        ("bad_location", 2.0),
         ("unknown_type", 1.0),
     ] {
         assert_eq!(
