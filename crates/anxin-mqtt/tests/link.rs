@@ -25,11 +25,11 @@ fn engine(port: u16, topics: &Topics) -> LinkOptions {
     }
 }
 
-/// During a surge the engine's queue is full, so the link's task waits to hand over the next
-/// message and nothing moves the engine's acknowledgements and commands onto the wire. If the
-/// engine then waited for room to send (after a large batch: an ack and a `help_coming` per
-/// press), each would wait on the other for ever. The presses would sit at the broker and no
-/// elder would hear help is coming. This once stopped the engine at 10,000 presses/s.
+/// During a surge the engine's queue is full, so the link's task cannot hand over the next
+/// message. If the engine then waited for room to send (after a large batch: an ack and a
+/// `help_coming` per press), each would wait on the other for ever: the presses would sit at
+/// the broker and no elder would hear help is coming. This once stopped the engine at 10,000
+/// presses/s. The link goes on writing the engine's acknowledgements and commands meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_sends_while_its_queue_is_full() {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None).unwrap();
@@ -85,8 +85,8 @@ async fn the_engine_sends_while_its_queue_is_full() {
     .await;
     assert!(first.is_ok(), "the first press reached the engine's queue");
 
-    // A batch's worth of commands, more than the client's own queue (4,096) and its in-flight
-    // window (1,000) hold, asked for while the link's task is stuck handing over a press.
+    // A batch's worth of commands, more than the link's in-flight window (1,000), asked for
+    // while the link's task cannot hand over the second press.
     const COMMANDS: u32 = 6_000;
     for n in 0..COMMANDS {
         let command = DeviceCommand::HelpComing {
@@ -96,18 +96,31 @@ async fn the_engine_sends_while_its_queue_is_full() {
         };
         link.send(&device, &command).expect("the link takes the command");
     }
+
+    // As many as the link's window holds reach the device while the engine's queue is still
+    // full; the rest wait for the broker's acknowledgements, which come behind the presses.
+    let mut commands = HashSet::new();
+    let window = tokio::time::timeout(PATIENCE, async {
+        while commands.len() < 1_000 {
+            let payload = heard.recv().await.expect("the device's connection is up");
+            let body: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            commands.insert(body["incident_id"].as_u64().unwrap());
+        }
+    })
+    .await;
+    assert!(window.is_ok(), "{} commands heard while the engine's queue was full", commands.len());
+    assert_eq!(queue.len(), 1, "the engine has not read yet; its queue still holds the first press");
     assert!(link.waiting() > 0, "the commands wait for the connection, not the engine");
 
     // Now the engine reads and acknowledges every press; every command reaches the device.
     let mut presses = HashSet::new();
-    let mut commands = HashSet::new();
     let done = tokio::time::timeout(PATIENCE, async {
         while presses.len() < 20 || commands.len() < COMMANDS as usize {
             tokio::select! {
                 Some(msg) = queue.recv() => {
                     let body: serde_json::Value = serde_json::from_slice(&msg.publish.payload).unwrap();
                     presses.insert(body["msg_id"].as_str().unwrap().to_string());
-                    link.ack(msg.publish).unwrap();
+                    link.ack(msg).unwrap();
                 }
                 Some(payload) = heard.recv() => {
                     let body: serde_json::Value = serde_json::from_slice(&payload).unwrap();
@@ -124,7 +137,7 @@ async fn the_engine_sends_while_its_queue_is_full() {
         commands.len(),
         link.waiting()
     );
-    assert_eq!(link.waiting(), 0, "everything asked for was handed to the connection");
+    assert_eq!(link.waiting(), 0, "everything asked for was written to the connection");
 
     // A clean goodbye: DISCONNECT goes out after the acknowledgements, so the broker keeps
     // nothing to redeliver (a second session with the same id hears no press again).
@@ -137,6 +150,136 @@ async fn the_engine_sends_while_its_queue_is_full() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(link.is_connected());
     assert!(again.try_recv().is_err(), "an acknowledged press came back");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// A TCP relay between the engine and the broker that can turn into a black hole: bytes in
+/// either direction are swallowed and the connection stays open, as when a NAT box or a
+/// paused broker forgets a connection without closing it. Connections made afterwards are
+/// relayed normally.
+struct Relay {
+    port: u16,
+    holes: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl Relay {
+    async fn start(broker: u16) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let holes: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let registered = holes.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", broker)).await else { continue };
+                let hole = Arc::new(AtomicBool::new(false));
+                registered.lock().unwrap().push(hole.clone());
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                for (mut from, mut to) in [(cr, sw), (sr, cw)] {
+                    let hole = hole.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if !hole.load(Ordering::Relaxed) && to.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        if hole.load(Ordering::Relaxed) {
+                            // The broker gave up on the silent connection: the engine's side
+                            // stays open and silent, for the engine to notice by itself.
+                            std::future::pending::<()>().await;
+                        }
+                        drop(to);
+                    });
+                }
+            }
+        });
+        Relay { port, holes }
+    }
+
+    /// Every connection relayed so far swallows what it gets from now on.
+    fn swallow(&self) {
+        for hole in self.holes.lock().unwrap().iter() {
+            hole.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The connection to the broker goes silent without closing, and commands are sent into it.
+/// The broker drops its end after 1.5 keep-alives of silence, but the engine's end stays open
+/// and hears nothing. The link notices within two keep-alive periods (nothing, not even a
+/// PINGRESP, came back),
+/// connects again, and sends again what the broker never acknowledged: the device hears
+/// every command, and presses flow again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_sent_into_a_dead_connection_arrive_after_the_reconnect() {
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None).unwrap();
+    let relay = Relay::start(broker.engine_addr().port()).await;
+    let topics = Topics::new("link-silent").unwrap();
+    let device = DeviceId::parse("d1").unwrap();
+
+    let mut opts = MqttOptions::new("d1-silent", "127.0.0.1", broker.engine_addr().port());
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (phone, mut phone_loop) = AsyncClient::new(opts, 100);
+    let (heard_tx, mut heard) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match phone_loop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = heard_tx.send(p.payload);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    phone.subscribe(topics.commands(&device), QoS::AtLeastOnce).await.unwrap();
+
+    let (inbound, mut queue) = mpsc::channel(16);
+    let stop = CancellationToken::new();
+    let mut options = engine(relay.port, &topics);
+    options.client_id = "link-test-silent".into();
+    options.keep_alive = Duration::from_secs(1);
+    let (link, task) = connect(options, inbound, stop.clone());
+    let up = tokio::time::timeout(PATIENCE, async {
+        while !link.is_connected() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert!(up.await.is_ok(), "the link connected through the relay");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    relay.swallow();
+    const COMMANDS: u64 = 50;
+    for n in 0..COMMANDS {
+        let command =
+            DeviceCommand::HelpComing { incident_id: IncidentId(n), responder_assigned: false, eta_min: None };
+        link.send(&device, &command).unwrap();
+    }
+    let mut commands = HashSet::new();
+    let all = tokio::time::timeout(PATIENCE, async {
+        while commands.len() < COMMANDS as usize {
+            let payload = heard.recv().await.expect("the device's connection is up");
+            let body: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            commands.insert(body["incident_id"].as_u64().unwrap());
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "{} of {COMMANDS} commands heard after the connection went silent", commands.len());
+
+    // Presses reach the engine again.
+    phone.publish(topics.events(&device), QoS::AtLeastOnce, false, r#"{"msg_id":"after","type":"sos"}"#).await.unwrap();
+    let press = tokio::time::timeout(PATIENCE, queue.recv()).await.expect("a press after the reconnect arrives");
+    let press = press.unwrap();
+    assert_eq!(&press.publish.payload[..], br#"{"msg_id":"after","type":"sos"}"#);
+    link.ack(press).unwrap();
     stop.cancel();
     task.await.unwrap();
 }

@@ -615,7 +615,7 @@ impl Shell {
         let taken = messages.len();
         for msg in messages {
             // Acknowledged only now that what it caused is stored (or it caused nothing).
-            if let Err(e) = self.link.ack(msg.publish) {
+            if let Err(e) = self.link.ack(msg) {
                 tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
             }
         }

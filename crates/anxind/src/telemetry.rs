@@ -194,7 +194,7 @@ impl prometheus::core::Collector for IngestBacklog {
 }
 
 /// `anxin_mqtt_requests_waiting`: acknowledgements and device commands the engine has asked
-/// for and the MQTT connection has not yet taken. The engine never waits for them (it could
+/// for and the MQTT connection has not yet written. The engine never waits for them (it could
 /// wait on itself, see `anxin_mqtt::DeviceLink`); this shows the queue stays short.
 #[derive(Debug)]
 pub struct LinkWaiting {
@@ -206,7 +206,7 @@ impl LinkWaiting {
     pub fn register(registry: &Registry, link: anxin_mqtt::DeviceLink) -> prometheus::Result<()> {
         let gauge = IntGauge::new(
             "anxin_mqtt_requests_waiting",
-            "Acknowledgements and device commands asked for and not yet taken by the MQTT connection",
+            "Acknowledgements and device commands asked for and not yet written to the MQTT connection",
         )?;
         registry.register(Box::new(Self { link, gauge }))
     }
