@@ -314,7 +314,9 @@ pub struct Assigned<T> {
     pub distance_m: f64,
 }
 
-/// The current state of an incident: the row the store keeps beside the event log.
+/// The current state of an incident: the row the store keeps beside the event log. Its
+/// JSON leaves out what is empty (no responder, no timers, nothing tried), since the store
+/// writes it again on every change; what is left out reads back as empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: IncidentId,
@@ -328,14 +330,19 @@ pub struct Incident {
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,
     pub location: Location,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responder: Option<Assigned<ResponderId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub station: Option<Assigned<StationId>>,
     /// How many presses this incident has seen, the first included.
     pub press_count: u32,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub cancel_requested: bool,
     /// Set while the incident waits for a dispatcher, saying why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatcher_needed: Option<DispatcherNeeded>,
     /// Why a dispatcher should look twice (an unreadable message, a rejected fix...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     /// Sequence number of the last event applied.
     pub last_seq: u64,
@@ -343,13 +350,13 @@ pub struct Incident {
     #[serde(default)]
     pub ladder: Ladder,
     /// How a resolved, closed, cancelled or false-alarm incident ended.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// The dispatcher who owns the incident (staff id); the others see who.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
     /// When a dispatcher first acknowledged (or claimed) it: consoles stop sounding then.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
 }
 
@@ -361,32 +368,49 @@ pub struct LiveOffer {
     pub deadline: Timestamp,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Where an incident is on the escalation ladder, and its timers. All times are absolute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Ladder {
     pub rung: Rung,
     /// Offers made to responders on this incident so far (the ladder's first rung).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub offers_made: u32,
     /// Responders who declined, let an offer lapse or lost it to another: never offered this
     /// incident again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tried: Vec<ResponderId>,
     /// The offers out now, in the order they were made (each the soonest to arrive of those
     /// left): one, or several when the incident's kind is set for parallel offers (the first
     /// to accept wins; the others are withdrawn).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offers: Vec<LiveOffer>,
     /// When the earliest live offer lapses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer_deadline: Option<Timestamp>,
     /// When the station's duty line has had long enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub station_deadline: Option<Timestamp>,
     /// When the dispatcher is reminded next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remind_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub reminders: u32,
     /// By when the responder who accepted must report on scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_scene_by: Option<Timestamp>,
     /// The emergency number a dispatcher should call when nobody is going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emergency_number: Option<String>,
     /// A dispatcher took the incident off the ladder.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub off_ladder: bool,
 }
 

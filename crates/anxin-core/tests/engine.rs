@@ -872,3 +872,88 @@ fn presses_a_device_kept_offline_count_as_far_apart_as_they_were_made() {
     assert!(matches!(outcome, Outcome::Joined(_)), "55 s apart by the device's clock: {outcome:?}");
     assert_eq!(e.open_incident_for(&dev()).unwrap().press_count, 2);
 }
+
+/// The store writes an incident's whole state again on every change: its JSON leaves out
+/// what is empty, and reads back the same, both as written now and as it was written before
+/// (every field, the empty ones as `null`, `[]`, `0` or `false`).
+#[test]
+fn an_incident_is_stored_without_its_empty_fields_and_reads_back_the_same() {
+    use serde_json::{json, Value};
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let incident = out.incidents.last().unwrap().clone();
+    let body = serde_json::to_string(&incident).unwrap();
+    for empty in ["responder", "dispatcher_needed", "problem", "cancel_requested", "tried", "claimed_by", "off_ladder"]
+    {
+        assert!(!body.contains(&format!("\"{empty}\"")), "{empty} is written though empty: {body}");
+    }
+    // Read back, it is the same incident. (serde_json may parse a float one unit in the last
+    // place off, as it always has here: distances are compared to the micrometre.)
+    fn rounded(v: Value) -> Value {
+        match v {
+            Value::Number(n) if n.is_f64() => json!((n.as_f64().unwrap() * 1e6).round()),
+            Value::Array(a) => Value::Array(a.into_iter().map(rounded).collect()),
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, rounded(v))).collect()),
+            v => v,
+        }
+    }
+    let same = |text: &str, want: &Incident| {
+        let got = serde_json::from_str::<Incident>(text).unwrap();
+        assert_eq!(
+            rounded(serde_json::to_value(&got).unwrap()),
+            rounded(serde_json::to_value(want).unwrap()),
+            "{text}"
+        );
+    };
+    same(&body, &incident);
+
+    let mut before = serde_json::to_value(&incident).unwrap();
+    let fields = before.as_object_mut().unwrap();
+    for key in ["responder", "station", "dispatcher_needed", "problem", "outcome", "claimed_by", "acknowledged_at"] {
+        fields.entry(key).or_insert(Value::Null);
+    }
+    fields.entry("cancel_requested").or_insert(json!(false));
+    let ladder = fields["ladder"].as_object_mut().unwrap();
+    for key in ["offer_deadline", "station_deadline", "remind_at", "on_scene_by", "emergency_number"] {
+        ladder.entry(key).or_insert(Value::Null);
+    }
+    for (key, empty) in
+        [("tried", json!([])), ("offers", json!([])), ("offers_made", json!(0)), ("reminders", json!(0))]
+    {
+        ladder.entry(key).or_insert(empty);
+    }
+    ladder.entry("off_ladder").or_insert(json!(false));
+    let old = before.to_string();
+    assert!(old.len() > body.len() + 200, "{} bytes before, {} now", old.len(), body.len());
+    same(&old, &incident);
+
+    // Nothing set is left out.
+    let mut full = incident.clone();
+    full.responder = Some(Assigned { id: ResponderId::parse("r-home").unwrap(), distance_m: 12.5 });
+    full.cancel_requested = true;
+    full.problem = Some("unreadable".into());
+    full.claimed_by = Some("wang".into());
+    full.acknowledged_at = Some(T0);
+    full.ladder.tried = vec![ResponderId::parse("r-park").unwrap()];
+    full.ladder.reminders = 2;
+    full.ladder.off_ladder = true;
+    full.ladder.emergency_number = Some("120".into());
+    full.ladder.remind_at = Some(T0.plus_millis(60_000));
+    let body = serde_json::to_string(&full).unwrap();
+    same(&body, &full);
+    for set in [
+        "responder",
+        "cancel_requested",
+        "problem",
+        "claimed_by",
+        "acknowledged_at",
+        "tried",
+        "reminders",
+        "off_ladder",
+        "emergency_number",
+        "remind_at",
+    ] {
+        assert!(body.contains(&format!("\"{set}\"")), "{set} is left out though set: {body}");
+    }
+}
