@@ -485,7 +485,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter("warn,rumqttd=error,rumqttc=error").with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter("warn,rumqttd=off").with_writer(std::io::stderr).init();
     let args = parse_args();
     if let Some(out) = &args.plot {
         let from = args.from.as_ref().expect("--plot needs --from FILE (written by --record)");
