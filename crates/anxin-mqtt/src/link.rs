@@ -379,10 +379,10 @@ impl Session {
         self.connection += 1;
         self.rbuf.clear();
         self.wbuf.clear();
-        self.subscribing = self.subscribing.take().and_then(|pkid| {
+        if let Some(pkid) = self.subscribing.take() {
+            // That SUBACK will not come: the next connection subscribes anew.
             self.commands.release(pkid);
-            None
-        });
+        }
 
         let mut connect = Connect::new(self.opts.client_id.clone());
         connect.keep_alive = u16::try_from(self.opts.keep_alive.as_secs()).unwrap_or(u16::MAX);
