@@ -257,7 +257,7 @@ impl Commands {
             return;
         }
         publish.pkid = self.take_id();
-        write_packet(&Packet::Publish(publish.clone()), out);
+        write_publish(&publish, out);
         self.inflight.push_back(publish);
         self.waiting.fetch_sub(1, Ordering::Relaxed);
     }
@@ -280,7 +280,7 @@ impl Commands {
     fn resend(&mut self, out: &mut BytesMut) {
         for publish in &mut self.inflight {
             publish.dup = true;
-            write_packet(&Packet::Publish(publish.clone()), out);
+            write_publish(publish, out);
         }
         while self.inflight.len() < INFLIGHT {
             let Some(next) = self.queued.pop_front() else { break };
@@ -293,6 +293,13 @@ fn write_packet(packet: &Packet, out: &mut BytesMut) {
     // Only a packet over the limit fails to encode, and sizes are checked before.
     if let Err(e) = packet.write(out, MQTT_MAX_PACKET_BYTES) {
         tracing::error!(error = %e, "could not encode an MQTT packet");
+    }
+}
+
+/// A command, written where it is kept (no copy into a `Packet`).
+fn write_publish(publish: &Publish, out: &mut BytesMut) {
+    if let Err(e) = publish.write(out) {
+        tracing::error!(error = %e, topic = %publish.topic, "could not encode a command");
     }
 }
 
