@@ -454,24 +454,9 @@ impl Session {
                 }
                 request = self.requests.recv(), if self.requests_open => match request {
                     Some(request) => {
-                        if self.handle(request) {
+                        if self.take_requests(request) {
                             self.flush(wr).await?;
                             return Ok(Disconnected);
-                        }
-                        for _ in 1..WRITE_BATCH {
-                            match self.requests.try_recv() {
-                                Ok(request) => {
-                                    if self.handle(request) {
-                                        self.flush(wr).await?;
-                                        return Ok(Disconnected);
-                                    }
-                                }
-                                Err(TryRecvError::Empty) => break,
-                                Err(TryRecvError::Disconnected) => {
-                                    self.requests_open = false;
-                                    break;
-                                }
-                            }
                         }
                     }
                     None => self.requests_open = false,
@@ -488,6 +473,27 @@ impl Session {
             }
             self.flush(wr).await?;
         }
+    }
+
+    /// Takes `first` and whatever else is waiting (up to `WRITE_BATCH`) into the write buffer,
+    /// for one write; true when that ends with DISCONNECT.
+    fn take_requests(&mut self, first: Request) -> bool {
+        let mut request = first;
+        for _ in 1..WRITE_BATCH {
+            if self.handle(request) {
+                return true;
+            }
+            request = match self.requests.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => {
+                    self.requests_open = false;
+                    return false;
+                }
+            };
+        }
+        // The last of the batch: the rest wait for the next write.
+        self.handle(request)
     }
 
     /// Takes one request into the write buffer; true for DISCONNECT, written last.
