@@ -17,7 +17,7 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::mqttbytes::{self, QoS};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -98,6 +98,8 @@ pub struct DeviceLink {
     waiting: Arc<AtomicUsize>,
     topics: Topics,
     connected: Arc<AtomicBool>,
+    /// Connections that failed or dropped (refused, unreachable, closed, silent, garbled).
+    lost: Arc<AtomicU64>,
     /// Set when the connection's task has sent DISCONNECT, or stopped.
     closed: watch::Receiver<bool>,
 }
@@ -145,6 +147,11 @@ impl DeviceLink {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Attempts to connect that failed and connections that dropped, since the start.
+    pub fn connections_lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     /// Whether the session with the broker is up right now.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
@@ -179,16 +186,18 @@ pub fn connect(
     let (requests, pending) = mpsc::unbounded_channel();
     let (closed_tx, closed) = watch::channel(false);
     let waiting = Arc::new(AtomicUsize::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
     let link = DeviceLink {
         requests,
         waiting: waiting.clone(),
         topics: opts.topics.clone(),
         connected: connected.clone(),
+        lost: lost.clone(),
         closed,
     };
     let mut session = Session::new(opts, pending, waiting, inbound);
     let task = tokio::spawn(async move {
-        session.run(&connected, &shutdown).await;
+        session.run(&connected, &lost, &shutdown).await;
         connected.store(false, Ordering::Relaxed);
         let _ = closed_tx.send(true);
     });
@@ -344,7 +353,7 @@ impl Session {
         }
     }
 
-    async fn run(&mut self, connected: &AtomicBool, shutdown: &CancellationToken) {
+    async fn run(&mut self, connected: &AtomicBool, lost: &AtomicU64, shutdown: &CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let ended = tokio::select! {
@@ -352,6 +361,9 @@ impl Session {
                 ended = self.connection(connected, &mut backoff) => ended,
             };
             connected.store(false, Ordering::Relaxed);
+            if ended.is_err() {
+                lost.fetch_add(1, Ordering::Relaxed);
+            }
             match ended {
                 Ok(Disconnected) => {
                     tracing::info!("disconnected from the MQTT broker");

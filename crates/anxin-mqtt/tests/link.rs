@@ -273,6 +273,7 @@ async fn commands_sent_into_a_dead_connection_arrive_after_the_reconnect() {
     })
     .await;
     assert!(all.is_ok(), "{} of {COMMANDS} commands heard after the connection went silent", commands.len());
+    assert!(link.connections_lost() >= 1, "the silent connection is counted as lost");
 
     // Presses reach the engine again.
     phone.publish(topics.events(&device), QoS::AtLeastOnce, false, r#"{"msg_id":"after","type":"sos"}"#).await.unwrap();

@@ -200,6 +200,8 @@ impl prometheus::core::Collector for IngestBacklog {
 pub struct LinkWaiting {
     link: anxin_mqtt::DeviceLink,
     gauge: IntGauge,
+    /// `anxin_mqtt_connections_lost_total`, read off the link.
+    lost: IntCounter,
 }
 
 impl LinkWaiting {
@@ -208,17 +210,23 @@ impl LinkWaiting {
             "anxin_mqtt_requests_waiting",
             "Acknowledgements and device commands asked for and not yet written to the MQTT connection",
         )?;
-        registry.register(Box::new(Self { link, gauge }))
+        let lost = IntCounter::new(
+            "anxin_mqtt_connections_lost_total",
+            "Connections to the MQTT broker that failed or dropped (refused, unreachable, closed, silent, not MQTT)",
+        )?;
+        registry.register(Box::new(Self { link, gauge, lost }))
     }
 }
 
 impl prometheus::core::Collector for LinkWaiting {
     fn desc(&self) -> Vec<&prometheus::core::Desc> {
-        self.gauge.desc()
+        self.gauge.desc().into_iter().chain(self.lost.desc()).collect()
     }
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.gauge.set(self.link.waiting() as i64);
-        self.gauge.collect()
+        // The link counts; the counter catches up with it (it only ever grows).
+        self.lost.inc_by(self.link.connections_lost().saturating_sub(self.lost.get()));
+        self.gauge.collect().into_iter().chain(self.lost.collect()).collect()
     }
 }

@@ -414,6 +414,9 @@ async fn mosquitto_restarted_loses_nothing() {
         }
     };
     stored(app.store.clone(), 40).await;
+    // The engine's connection dropped with the broker, and says so.
+    let lost = app.metric("anxin_mqtt_connections_lost_total").await;
+    assert!(lost >= 1.0, "the restart is counted as a lost connection: {lost}");
 
     // anxind down, presses queued for it in the broker, and the broker restarted meanwhile.
     app.stop().await;
