@@ -281,8 +281,19 @@ async fn guard_connection(
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_broker, mut to_broker) = upstream.into_split();
+    // rumqttd's side of this connection has Nagle's algorithm on: see `ack_at_once`.
     let down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut from_broker, &mut to_client).await;
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            buf.clear();
+            match from_broker.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => crate::ack_at_once(from_broker.as_ref()),
+            }
+            if to_client.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
     });
     let mut frame = first;
     let refusal = loop {

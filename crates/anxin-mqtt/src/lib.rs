@@ -13,3 +13,19 @@ pub use link::{connect, DeviceLink, Inbound, LinkOptions};
 pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use rumqttc;
 pub use topic::Topics;
+
+/// Has the kernel acknowledge what was just read from `stream` at once, not up to 40 ms later.
+///
+/// A broker that leaves Nagle's algorithm on (rumqttd has no setting for it; Mosquitto's
+/// `set_tcp_nodelay` is off by default) holds back each small packet until the one before it
+/// is acknowledged, and Linux delays an acknowledgement, by up to 40 ms, hoping to send it with
+/// data: presses then reach the engine in clumps, one every 40 ms. Linux leaves quick-ack mode
+/// again by itself, so it is asked for after every read. Elsewhere this does nothing.
+pub(crate) fn ack_at_once(stream: &tokio::net::TcpStream) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_quickack(true) {
+        tracing::debug!(error = %e, "cannot set TCP_QUICKACK");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
+}

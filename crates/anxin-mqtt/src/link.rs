@@ -51,6 +51,9 @@ pub struct LinkOptions {
     pub keep_alive: Duration,
     /// Largest packet the engine sends (commands are small).
     pub max_outgoing_bytes: usize,
+    /// Ask the kernel to acknowledge every read at once ([`crate::ack_at_once`]): for a broker
+    /// that leaves Nagle's algorithm on. With one that does not, it gains nothing.
+    pub quick_ack: bool,
     pub username: Option<String>,
     pub password: Option<String>,
     pub topics: Topics,
@@ -73,13 +76,30 @@ pub enum LinkError {
     Stopped,
     #[error("could not encode a command: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Not sent: larger than the engine's packet limit (`max_outgoing_bytes`).
+    #[error("a command to {topic} is {bytes} bytes, over the {limit}-byte limit; not sent")]
+    TooLarge { topic: String, bytes: usize, limit: usize },
+}
+
+impl LinkError {
+    /// Every label [`LinkError::as_label`] gives.
+    pub const LABELS: [&'static str; 3] = ["stopped", "encode", "oversized"];
+
+    /// The error's kind, for a metric's label.
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            LinkError::Stopped => "stopped",
+            LinkError::Encode(_) => "encode",
+            LinkError::TooLarge { .. } => "oversized",
+        }
+    }
 }
 
 /// What the engine asks of its connection, in the order it asks.
 #[derive(Debug)]
 enum Request {
     Ack { qos: QoS, pkid: u16, connection: u64 },
-    Publish { topic: String, body: Vec<u8> },
+    Publish(Publish),
     Disconnect,
 }
 
@@ -97,6 +117,8 @@ pub struct DeviceLink {
     requests: mpsc::UnboundedSender<Request>,
     waiting: Arc<AtomicUsize>,
     topics: Topics,
+    /// Commands larger than this are refused by `send` and `alert_station`.
+    max_outgoing_bytes: usize,
     connected: Arc<AtomicBool>,
     /// Connections that failed or dropped (refused, unreachable, closed, silent, garbled).
     lost: Arc<AtomicU64>,
@@ -115,7 +137,7 @@ impl DeviceLink {
     /// Sends a command to a device's command topic, QoS 1.
     pub fn send(&self, device: &DeviceId, command: &DeviceCommand) -> Result<(), LinkError> {
         let body = serde_json::to_vec(command)?;
-        self.request(Request::Publish { topic: self.topics.commands(device), body })
+        self.publish(self.topics.commands(device), body)
     }
 
     /// Sends a station's duty line the incident its responders did not take, QoS 1, on the
@@ -130,7 +152,17 @@ impl DeviceLink {
             alert: &'a StationAlert,
         }
         let body = serde_json::to_vec(&Typed { kind: "station_alert", alert })?;
-        self.request(Request::Publish { topic: self.topics.station_alerts(&alert.station_id), body })
+        self.publish(self.topics.station_alerts(&alert.station_id), body)
+    }
+
+    /// A command, QoS 1, refused here if the broker would not take it (so the caller hears).
+    fn publish(&self, topic: String, body: Vec<u8>) -> Result<(), LinkError> {
+        let publish = Publish::from_bytes(topic, QoS::AtLeastOnce, Bytes::from(body));
+        if publish.size() > self.max_outgoing_bytes {
+            let (bytes, limit) = (publish.size(), self.max_outgoing_bytes);
+            return Err(LinkError::TooLarge { topic: publish.topic, bytes, limit });
+        }
+        self.request(Request::Publish(publish))
     }
 
     fn request(&self, request: Request) -> Result<(), LinkError> {
@@ -191,6 +223,7 @@ pub fn connect(
         requests,
         waiting: waiting.clone(),
         topics: opts.topics.clone(),
+        max_outgoing_bytes: opts.max_outgoing_bytes,
         connected: connected.clone(),
         lost: lost.clone(),
         closed,
@@ -454,6 +487,9 @@ impl Session {
                         return Err(Lost::Closed);
                     }
                     last_read = Instant::now();
+                    if self.opts.quick_ack {
+                        crate::ack_at_once(rd.as_ref());
+                    }
                     self.take_packets()?;
                 }
                 permit = inbound.reserve(), if self.held.is_some() => {
@@ -510,7 +546,7 @@ impl Session {
 
     /// Takes one request into the write buffer; true for DISCONNECT, written last.
     fn handle(&mut self, request: Request) -> bool {
-        if !matches!(request, Request::Publish { .. }) {
+        if !matches!(request, Request::Publish(_)) {
             // A command stays waiting until it is written (`Commands::send`).
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
@@ -520,20 +556,7 @@ impl Session {
                     write_packet(&Packet::PubAck(PubAck::new(pkid)), &mut self.wbuf);
                 }
             }
-            Request::Publish { topic, body } => {
-                let publish = Publish::from_bytes(topic, QoS::AtLeastOnce, Bytes::from(body));
-                if publish.size() > self.opts.max_outgoing_bytes {
-                    tracing::error!(
-                        topic = %publish.topic,
-                        bytes = publish.size(),
-                        limit = self.opts.max_outgoing_bytes,
-                        "a command is larger than the broker takes; not sent"
-                    );
-                    self.waiting.fetch_sub(1, Ordering::Relaxed);
-                } else {
-                    self.commands.send(publish, &mut self.wbuf);
-                }
-            }
+            Request::Publish(publish) => self.commands.send(publish, &mut self.wbuf),
             Request::Disconnect => {
                 write_packet(&Packet::Disconnect, &mut self.wbuf);
                 return true;

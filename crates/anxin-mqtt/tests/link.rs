@@ -19,6 +19,7 @@ fn engine(port: u16, topics: &Topics) -> LinkOptions {
         client_id: "link-test-engine".into(),
         keep_alive: Duration::from_secs(30),
         max_outgoing_bytes: 64 * 1024,
+        quick_ack: true,
         username: None,
         password: None,
         topics: topics.clone(),

@@ -20,6 +20,9 @@
 //! The district has `--responders` responders (default 2,000, on duty and free, 35
 //! stations): the first presses are offered to one, the rest go to their station's duty line,
 //! as in a surge. `--responders 0` gives one responder per press, so every press is offered.
+//!
+//! `--quick-ack` sets `mqtt.quick_ack` for an external broker (with the embedded broker it is
+//! always on): for a broker that leaves Nagle's algorithm on, such as Debian's Mosquitto.
 
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
@@ -48,6 +51,8 @@ struct Args {
     /// Draws the records in `from` to this SVG file instead of running.
     plot: Option<std::path::PathBuf>,
     from: Option<std::path::PathBuf>,
+    /// `mqtt.quick_ack` for an external broker (on by itself with the embedded one).
+    quick_ack: bool,
 }
 
 fn parse_args() -> Args {
@@ -62,6 +67,7 @@ fn parse_args() -> Args {
         label: None,
         plot: None,
         from: None,
+        quick_ack: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +83,7 @@ fn parse_args() -> Args {
             "--label" => a.label = Some(value()),
             "--plot" => a.plot = Some(value().into()),
             "--from" => a.from = Some(value().into()),
+            "--quick-ack" => a.quick_ack = true,
             other => panic!("unknown flag {other}; see the file's header for usage"),
         }
     }
@@ -338,6 +345,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = args.broker.clone();
+    config.mqtt.quick_ack = args.quick_ack;
     config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.client_id = tag.clone();
     config.mqtt.topic_root = tag.clone();

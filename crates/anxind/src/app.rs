@@ -196,6 +196,8 @@ impl App {
                 client_id: config.mqtt.client_id.clone(),
                 keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
                 max_outgoing_bytes: 64 * 1024,
+                // rumqttd leaves Nagle's algorithm on and has no setting for it.
+                quick_ack: config.mqtt.broker == "embedded" || config.mqtt.quick_ack,
                 username,
                 password,
                 topics: topics.clone(),
@@ -622,11 +624,13 @@ impl Shell {
         self.in_batch.fetch_sub(taken, Ordering::Relaxed);
         for (device, command) in &out.commands {
             if let Err(e) = self.link.send(device, command) {
+                self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
                 tracing::warn!(device = %device, error = %e, "could not send a command to a device");
             }
         }
         for alert in &out.alerts {
             if let Err(e) = self.link.alert_station(alert) {
+                self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
                 // The incident still climbs to a dispatcher at the station's deadline.
                 tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
             }

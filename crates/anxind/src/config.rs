@@ -46,6 +46,9 @@ pub struct Mqtt {
     pub client_id: String,
     pub keep_alive_s: u64,
     pub max_payload_bytes: usize,
+    /// TCP_QUICKACK on the engine's connection to an external broker (always on with the
+    /// embedded one, which leaves Nagle's algorithm on).
+    pub quick_ack: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
 }

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub payloads_rejected: IntCounterVec,
     /// Clients the embedded broker turned away (`mqtt.embedded_accounts`), by reason.
     pub mqtt_refused: IntCounterVec,
+    /// Commands and station alerts the engine could not hand to its broker connection, by
+    /// reason (`oversized`, `encode`, `stopped`).
+    pub commands_unsent: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
     pub commit_seconds: Histogram,
@@ -72,6 +75,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("metric"),
+            commands_unsent: IntCounterVec::new(
+                Opts::new(
+                    "anxin_mqtt_commands_unsent_total",
+                    "Device commands and station alerts not sent: over mqtt.max_outgoing_bytes, not encodable, or the link stopped",
+                ),
+                &["reason"],
+            )
+            .expect("metric"),
             press_commit_seconds: Histogram::with_opts(
                 HistogramOpts::new("anxin_press_commit_seconds", "From reading a device message to its durable commit")
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
@@ -110,6 +121,7 @@ impl Metrics {
         m.registry.register(Box::new(m.presses_throttled.clone())).expect("register");
         m.registry.register(Box::new(m.payloads_rejected.clone())).expect("register");
         m.registry.register(Box::new(m.mqtt_refused.clone())).expect("register");
+        m.registry.register(Box::new(m.commands_unsent.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
@@ -126,6 +138,9 @@ impl Metrics {
         }
         for r in anxin_mqtt::broker::Refusal::ALL {
             m.mqtt_refused.with_label_values(&[r.as_label()]);
+        }
+        for reason in anxin_mqtt::link::LinkError::LABELS {
+            m.commands_unsent.with_label_values(&[reason]);
         }
         for k in ["sos", "fall", "unreadable", "service"] {
             m.incidents_opened.with_label_values(&[k]);

@@ -43,3 +43,41 @@ async fn the_engine_stops_within_its_deadline() {
     app.stop().await; // panics if not stopped within WAIT
     assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
+
+/// A station alert the broker would not take (an elder's notes pasted in whole: 75 kB, over
+/// the engine's 64 KiB packet limit, which Mosquitto's `max_packet_size` matches) is not
+/// sent, since a broker drops a connection that sends one: it is counted, the device still
+/// hears that help is coming, and the engine's connection carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_alert_too_large_to_send_is_counted_and_nothing_else_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = registry();
+    let far = registry.elders.iter_mut().find(|e| e.id.as_str() == "e-4").unwrap();
+    far.notes = "长".repeat(25_000);
+    let backend = Backend::embedded(dir.path());
+    let app =
+        spawn_app_from(&backend, &unique("anxind", "big-alert"), registry, |_| {}, anxind::clock::Clock::System).await;
+    let unsent = "anxin_mqtt_commands_unsent_total{reason=\"oversized\"}";
+    assert_eq!(app.metric(unsent).await, 0.0);
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let alerts = format!("{}/v1/stations/st-biji/alerts", app.topic_root);
+    let mut duty_line = TestDevice::listening_to(&app, "duty-line", &alerts).await;
+
+    // Nobody is in range of d-4: the ladder's next rung is st-biji's duty line.
+    let mut d4 = TestDevice::connect(&app, "d-4").await;
+    d4.press("far-away", None).await;
+    let delta = console.incident_for("d-4").await;
+    assert_eq!(delta["incident"]["state"], "station_alerted");
+    assert_eq!(d4.next_command().await["type"], "help_coming");
+    assert_eq!(app.metric(unsent).await, 1.0, "the alert that could not go is counted");
+
+    // The connection is still up: the next press is shown and answered.
+    let mut d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("after-the-big-alert", None).await;
+    assert_eq!(console.incident_for("d-1").await["incident"]["state"], "offered");
+    assert_eq!(d1.next_command().await["type"], "help_coming");
+    assert_eq!(duty_line.heard(), None, "the oversized alert was not sent");
+    assert_eq!(app.metric("anxin_mqtt_connections_lost_total").await, 0.0);
+    app.stop().await;
+}

@@ -169,6 +169,17 @@ pub async fn spawn_app_on(
     adjust: impl FnOnce(&mut Config),
     clock: anxind::clock::Clock,
 ) -> TestApp {
+    spawn_app_from(backend, client_id, registry(), adjust, clock).await
+}
+
+/// Like [`spawn_app_on`], with a registry of its own rather than [`registry`].
+pub async fn spawn_app_from(
+    backend: &Backend,
+    client_id: &str,
+    registry: Registry,
+    adjust: impl FnOnce(&mut Config),
+    clock: anxind::clock::Clock,
+) -> TestApp {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = backend.broker.clone();
@@ -181,7 +192,7 @@ pub async fn spawn_app_on(
     // stuck-button story sets the interval back.
     config.dispatch.repeat_press_interval_ms = 0;
     adjust(&mut config);
-    let app = App::build_with_clock(config, Some(registry()), clock).await.expect("app builds");
+    let app = App::build_with_clock(config, Some(registry), clock).await.expect("app builds");
     let http = app.http_addr();
     let url = app.mqtt_url();
     let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
@@ -310,6 +321,11 @@ impl TestDevice {
 
     pub async fn next_command(&mut self) -> Value {
         tokio::time::timeout(WAIT, self.commands.recv()).await.expect("a command arrives").unwrap()
+    }
+
+    /// A command already heard, if any, without waiting.
+    pub fn heard(&mut self) -> Option<Value> {
+        self.commands.try_recv().ok()
     }
 }
 
