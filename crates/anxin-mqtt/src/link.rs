@@ -76,7 +76,7 @@ pub enum LinkError {
     Stopped,
     #[error("could not encode a command: {0}")]
     Encode(#[from] serde_json::Error),
-    /// Not sent: larger than the engine's packet limit (`max_outgoing_bytes`).
+    /// Not sent: larger than `LinkOptions::max_outgoing_bytes` (anxind: 64 KiB).
     #[error("a command to {topic} is {bytes} bytes, over the {limit}-byte limit; not sent")]
     TooLarge { topic: String, bytes: usize, limit: usize },
 }

@@ -78,7 +78,7 @@ impl Metrics {
             commands_unsent: IntCounterVec::new(
                 Opts::new(
                     "anxin_mqtt_commands_unsent_total",
-                    "Device commands and station alerts not sent: over mqtt.max_outgoing_bytes, not encodable, or the link stopped",
+                    "Device commands and station alerts not sent: over the 64 KiB a broker takes, not encodable, or the link stopped",
                 ),
                 &["reason"],
             )
