@@ -874,8 +874,10 @@ impl Engine {
         self.reschedule(id);
         if self.open[&id].state.is_terminal() {
             let incident = self.open.remove(&id).expect("open");
-            self.open_by_device.remove(&incident.device_id);
-            self.last_press.remove(&incident.device_id);
+            if let Some(device) = self.devices.get_mut(&incident.device_id).filter(|d| d.open == Some(id)) {
+                device.open = None;
+                device.last_press = None;
+            }
             self.unschedule(id);
         }
     }

@@ -5,12 +5,13 @@
 //! shown to an [`Outbox`]. The shell stores the outbox's records in one transaction, and only
 //! then acknowledges the messages, sends the commands and publishes the deltas.
 
+use crate::dedup::SeenMessages;
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
 use crate::incident::*;
 use crate::matcher::Matcher;
 use crate::registry::{Elder, Registry, Responder, Station, TravelMode};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use thiserror::Error;
 
 /// The knobs of dispatch, all with defaults a district can start from.
@@ -229,15 +230,26 @@ impl Outbox {
     }
 }
 
+/// What the engine keeps of one device in the ledger.
+#[derive(Debug)]
+pub(crate) struct DeviceState {
+    pub(crate) elder_id: ElderId,
+    /// The device's open incident, while it has one.
+    pub(crate) open: Option<IncidentId>,
+    /// When the open incident's last counted press was, for
+    /// [`Policy::repeat_press_interval_ms`].
+    pub(crate) last_press: Option<Timestamp>,
+}
+
 /// The dispatch state machine.
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) policy: Policy,
     elders: HashMap<ElderId, Elder>,
-    devices: HashMap<DeviceId, ElderId>,
+    /// Every device in the ledger, with its open incident. Made once from the registry, so it
+    /// never grows while presses come in (a table that grows moves every entry).
+    pub(crate) devices: HashMap<DeviceId, DeviceState>,
     pub(crate) stations: HashMap<StationId, Station>,
-    /// When each device's last counted press was, for [`Policy::repeat_press_interval_ms`].
-    pub(crate) last_press: HashMap<DeviceId, Timestamp>,
     /// Staff names by sign-in id, for consoles.
     staff: HashMap<String, String>,
     /// Each station's responders, for [`Matching::OwnStation`].
@@ -246,7 +258,6 @@ pub struct Engine {
     pub(crate) responders: HashMap<ResponderId, Responder>,
     pub(crate) matcher: Matcher,
     pub(crate) open: BTreeMap<IncidentId, Incident>,
-    pub(crate) open_by_device: HashMap<DeviceId, IncidentId>,
     /// Responders holding an offer or a job, and on which incident.
     pub(crate) busy: HashMap<ResponderId, IncidentId>,
     /// Every open incident's earliest deadline, in time order.
@@ -256,7 +267,7 @@ pub struct Engine {
     /// Responders' phone fixes by time, so stale ones can be retired in order.
     pub(crate) fixes: BTreeSet<(Timestamp, ResponderId)>,
     pub(crate) fix_at: HashMap<ResponderId, Timestamp>,
-    seen: HashSet<(DeviceId, MessageId)>,
+    seen: SeenMessages,
     /// `seen` in arrival order, so old ids can be forgotten.
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
     last_incident_id: u64,
@@ -287,28 +298,34 @@ impl Engine {
         let mut engine = Self {
             policy,
             elders: registry.elders.into_iter().map(|e| (e.id.clone(), e)).collect(),
-            devices: registry.devices.into_iter().map(|d| (d.id, d.elder_id)).collect(),
+            devices: registry
+                .devices
+                .into_iter()
+                .map(|d| (d.id, DeviceState { elder_id: d.elder_id, open: None, last_press: None }))
+                .collect(),
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
             staff: registry.staff.into_iter().map(|s| (s.id, s.name)).collect(),
-            last_press: HashMap::new(),
             by_station,
             open: BTreeMap::new(),
-            open_by_device: HashMap::new(),
             busy,
             timers: BTreeSet::new(),
             deadlines: HashMap::new(),
             fixes: BTreeSet::new(),
             fix_at: HashMap::new(),
-            seen: HashSet::new(),
+            seen: SeenMessages::default(),
             seen_order: VecDeque::new(),
             last_incident_id: resume.last_incident_id,
             last_seq: resume.last_seq,
         };
         for incident in resume.open {
             let id = incident.id;
-            engine.open_by_device.insert(incident.device_id.clone(), id);
+            // A device taken out of the ledger since leaves its incident to the dispatchers:
+            // its presses are refused as unknown.
+            if let Some(device) = engine.devices.get_mut(&incident.device_id) {
+                device.open = Some(id);
+            }
             engine.open.insert(id, incident);
             engine.reschedule(id);
         }
@@ -342,8 +359,13 @@ impl Engine {
         self.open.len()
     }
 
+    /// The open incident of a device in the ledger.
+    pub(crate) fn open_of(&self, device: &DeviceId) -> Option<IncidentId> {
+        self.devices.get(device).and_then(|d| d.open)
+    }
+
     pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
-        self.open_by_device.get(device).and_then(|id| self.open.get(id))
+        self.open_of(device).and_then(|id| self.open.get(&id))
     }
 
     /// A responder as the engine knows them now (duty, position).
@@ -378,11 +400,15 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
-        let elder_id = self.devices.get(device).cloned().ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        let elder_id = self
+            .devices
+            .get(device)
+            .map(|d| d.elder_id.clone())
+            .ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
         if matches!(event.event, EventType::Heartbeat | EventType::Location) {
             return Ok(Outcome::Noted);
         }
-        if self.seen.contains(&(device.clone(), event.msg_id.clone())) {
+        if self.seen.contains(device, &event.msg_id) {
             if event.event != EventType::Cancel {
                 self.reassure(device, out);
             }
@@ -395,7 +421,7 @@ impl Engine {
         // By the device's clock when it is plausible: presses a device kept while offline and
         // sends together are as far apart as they were made, not a stuck button.
         let pressed = self.plausible_press_time(event.device_ts, now);
-        let outcome = match (event.event, self.open_by_device.get(device).copied()) {
+        let outcome = match (event.event, self.open_of(device)) {
             (EventType::Cancel, Some(id)) => {
                 self.request_cancel(id, device, &event.msg_id, now, out);
                 Outcome::Joined(id)
@@ -403,7 +429,7 @@ impl Engine {
             (EventType::Cancel, None) => Outcome::Noted,
             (_, Some(id)) if self.is_stuck_repeat(id, device, event.event, pressed) => Outcome::Throttled(id),
             (_, Some(id)) => {
-                self.last_press.insert(device.clone(), pressed);
+                self.set_last_press(device, pressed);
                 self.join(id, device, &event.msg_id, Some(event.event), now, out);
                 Outcome::Joined(id)
             }
@@ -418,7 +444,7 @@ impl Engine {
             }
         };
         if let Outcome::Opened(_) = outcome {
-            self.last_press.insert(device.clone(), pressed);
+            self.set_last_press(device, pressed);
         }
         let incident_id = match &outcome {
             Outcome::Opened(id) | Outcome::Joined(id) | Outcome::Throttled(id) => Some(*id),
@@ -445,14 +471,18 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
-        let elder_id = self.devices.get(device).cloned().ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
-        if self.seen.contains(&(device.clone(), fingerprint.clone())) {
+        let elder_id = self
+            .devices
+            .get(device)
+            .map(|d| d.elder_id.clone())
+            .ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        if self.seen.contains(device, &fingerprint) {
             self.reassure(device, out);
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), fingerprint.clone());
         self.close_if_resolved(device, now, out);
-        let outcome = match self.open_by_device.get(device).copied() {
+        let outcome = match self.open_of(device) {
             Some(id) => {
                 self.join(id, device, &fingerprint, None, now, out);
                 Outcome::Joined(id)
@@ -498,14 +528,14 @@ impl Engine {
                 break;
             }
             let (_, d, m) = self.seen_order.pop_front().expect("front exists");
-            self.seen.remove(&(d, m));
+            self.seen.remove(&d, &m);
         }
     }
 
     /// Help was given and the incident only waits to be closed: a new press is a new
     /// emergency, so the old incident is closed (by the engine, saying why) to make room.
     fn close_if_resolved(&mut self, device: &DeviceId, now: Timestamp, out: &mut Outbox) {
-        let Some(id) = self.open_by_device.get(device).copied() else { return };
+        let Some(id) = self.open_of(device) else { return };
         if self.open[&id].state != IncidentState::Resolved {
             return;
         }
@@ -525,7 +555,7 @@ impl Engine {
     /// too soon to mean anything new. A press that would change the incident's kind always
     /// counts.
     fn is_stuck_repeat(&self, id: IncidentId, device: &DeviceId, event: EventType, pressed: Timestamp) -> bool {
-        let Some(last) = self.last_press.get(device) else { return false };
+        let Some(last) = self.devices.get(device).and_then(|d| d.last_press) else { return false };
         if (pressed.millis() - last.millis()).abs() >= self.policy.repeat_press_interval_ms {
             return false;
         }
@@ -534,14 +564,20 @@ impl Engine {
     }
 
     fn reassure(&self, device: &DeviceId, out: &mut Outbox) {
-        if let Some(id) = self.open_by_device.get(device) {
-            self.tell_device_help_is_coming(*id, out);
+        if let Some(id) = self.open_of(device) {
+            self.tell_device_help_is_coming(id, out);
         }
     }
 
     fn remember(&mut self, at: Timestamp, device: DeviceId, msg: MessageId) {
-        if self.seen.insert((device.clone(), msg.clone())) {
+        if self.seen.insert(device.clone(), msg.clone()) {
             self.seen_order.push_back((at, device, msg));
+        }
+    }
+
+    fn set_last_press(&mut self, device: &DeviceId, pressed: Timestamp) {
+        if let Some(d) = self.devices.get_mut(device) {
+            d.last_press = Some(pressed);
         }
     }
 
@@ -622,7 +658,9 @@ impl Engine {
             claimed_by: None,
             acknowledged_at: None,
         };
-        self.open_by_device.insert(device.clone(), id);
+        if let Some(d) = self.devices.get_mut(device) {
+            d.open = Some(id);
+        }
         self.open.insert(id, incident);
         // Only emergencies go up the ladder straight away; anything doubtful goes to a person
         // first, who is reminded until they act.

@@ -3,6 +3,7 @@
 //! No I/O and no clock: every input carries the current time, every output is data for the
 //! shell to store, send or show. See `docs/architecture.md`.
 
+mod dedup;
 pub mod dispatch;
 pub mod engine;
 pub mod geo;

@@ -944,3 +944,49 @@ fn an_incident_is_stored_without_its_empty_fields_and_reads_back_the_same() {
         assert!(body.contains(&format!("\"{set}\"")), "{set} is left out though set: {body}");
     }
 }
+
+#[test]
+fn an_incident_whose_device_left_the_ledger_stays_open_for_the_dispatchers_after_a_restart() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    let open: Vec<Incident> = e.open_incidents().cloned().collect();
+    let id = open[0].id;
+    let resume = Resume { open, last_incident_id: 1, last_seq: e.last_seq(), ..Resume::default() };
+    let mut reg = registry();
+    reg.devices.retain(|d| d.id != dev());
+    let mut again = Engine::new(Policy::default(), reg, resume);
+    assert_eq!(again.incident(id).map(|i| i.id), Some(id), "still open");
+    assert!(again.open_incident_for(&dev()).is_none(), "no device in the ledger to hold it");
+    let mut none = Outbox::default();
+    assert!(matches!(
+        again.handle_device_event(&dev(), event("m2", EventType::Sos, None), T0, &mut none),
+        Err(Refusal::UnknownDevice(_))
+    ));
+    again.dispatcher_acts("d", id, DispatcherAction::Cancel { reason: "device retired".into() }, T0, &mut out).unwrap();
+    assert!(again.incident(id).is_none(), "a dispatcher can still end it");
+}
+
+#[test]
+fn a_device_opens_a_new_incident_after_its_last_one_ended() {
+    let mut e = engine();
+    let mut out = Outbox::default();
+    let first = match e.handle_device_event(&dev(), event("m1", EventType::Sos, None), T0, &mut out).unwrap() {
+        Outcome::Opened(id) => id,
+        other => panic!("{other:?}"),
+    };
+    e.dispatcher_acts("d", first, DispatcherAction::Cancel { reason: "false alarm".into() }, T0, &mut out).unwrap();
+    assert!(e.open_incident_for(&dev()).is_none());
+    // Pressed at once: the last press belonged to the ended incident and throttles nothing.
+    let second = match e.handle_device_event(&dev(), event("m2", EventType::Sos, None), T0, &mut out).unwrap() {
+        Outcome::Opened(id) => id,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(first, second);
+    assert_eq!(e.open_incident_for(&dev()).map(|i| i.id), Some(second));
+    assert_eq!(
+        e.handle_device_event(&dev(), event("m3", EventType::Sos, None), T0, &mut out).unwrap(),
+        Outcome::Throttled(second),
+        "a press at the same moment on the open incident repeats the last one"
+    );
+}

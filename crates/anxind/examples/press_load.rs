@@ -53,7 +53,28 @@ struct Args {
     from: Option<std::path::PathBuf>,
     /// `mqtt.quick_ack` for an external broker (on by itself with the embedded one).
     quick_ack: bool,
+    /// Appends every press's send time and latency to this CSV file, to find stalls.
+    timeline: Option<std::path::PathBuf>,
 }
+
+const USAGE: &str = "\
+usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] [--rates 1000,2000,...]
+                  [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack]
+                  [--record FILE.jsonl] [--label NAME] [--timeline FILE.csv]
+       press_load --plot OUT.svg --from FILE.jsonl
+
+  --broker      the broker the engine and the devices use (default: the embedded one)
+  --store       PostgreSQL server URL; a fresh database per rate (default: SQLite in a temp dir)
+  --rates       presses a second, one run of --seconds each, in order (default 1000)
+  --seconds     how long each rate runs (default 10)
+  --publishers  device connections that share the presses (default 4)
+  --responders  responders in the district, free at the start; 0 gives one per press (default 2000)
+  --quick-ack   mqtt.quick_ack for an external broker (always on with the embedded one)
+  --record      append one JSON line per rate to FILE, named by --label
+  --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
+                send, ms from its send to the console; to see when in a run presses waited
+  --plot        draw p50 and p99 against the rate for every label in --from, and run nothing
+";
 
 fn parse_args() -> Args {
     let mut a = Args {
@@ -68,6 +89,7 @@ fn parse_args() -> Args {
         plot: None,
         from: None,
         quick_ack: false,
+        timeline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,7 +106,15 @@ fn parse_args() -> Args {
             "--plot" => a.plot = Some(value().into()),
             "--from" => a.from = Some(value().into()),
             "--quick-ack" => a.quick_ack = true,
-            other => panic!("unknown flag {other}; see the file's header for usage"),
+            "--timeline" => a.timeline = Some(value().into()),
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                eprint!("press_load: unknown flag {other}\n\n{USAGE}");
+                std::process::exit(2);
+            }
         }
     }
     a
@@ -466,6 +496,10 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     }
     latencies.sort_by(f64::total_cmp);
     by_order.sort_by_key(|(n, _)| *n);
+    if let Some(path) = &args.timeline {
+        write_timeline(path, rate, &sent_at, &by_order)
+            .unwrap_or_else(|e| panic!("cannot write the timeline {}: {e}", path.display()));
+    }
     let tenth = (by_order.len() / 10).max(1);
     let mut first: Vec<f64> = by_order.iter().take(tenth).map(|(_, ms)| *ms).collect();
     let mut last: Vec<f64> = by_order.iter().rev().take(tenth).map(|(_, ms)| *ms).collect();
@@ -489,6 +523,29 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         read_to_stored_ms,
         step_ms,
     }
+}
+
+/// One CSV line per press seen: the rate, when it was sent (ms from the run's first send) and
+/// how long it took to reach the console (ms). A header is written to a new file.
+fn write_timeline(
+    path: &std::path::Path,
+    rate: u32,
+    sent_at: &[Option<Instant>],
+    by_order: &[(usize, f64)],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let new = !path.exists();
+    let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?);
+    if new {
+        writeln!(out, "rate,sent_ms,latency_ms")?;
+    }
+    let Some(first) = sent_at.iter().flatten().min().copied() else { return Ok(()) };
+    for (n, ms) in by_order {
+        if let Some(sent) = sent_at[*n] {
+            writeln!(out, "{rate},{:.3},{ms:.3}", sent.duration_since(first).as_secs_f64() * 1000.0)?;
+        }
+    }
+    out.flush()
 }
 
 #[tokio::main]
