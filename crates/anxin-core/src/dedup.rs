@@ -3,8 +3,9 @@
 //! A set of `(device, message id)` that grows by a press at a time and keeps each entry's
 //! hash beside it. When the table grows it moves every entry to a table twice the size, and
 //! a set that hashed its entries again would read both ids' text for each one, scattered
-//! over the heap: at 57,000 entries that took the engine 40 ms of SipHash, in the middle of
-//! a surge, with every press behind it waiting. Here growing reads only the stored hashes.
+//! over the heap: at 57,344 presses this set and two tables keyed by device ids, growing
+//! together, took the engine 40 ms of SipHash in the middle of a surge, with every press
+//! behind them waiting. Here growing reads only the stored hashes.
 
 use crate::ids::{DeviceId, MessageId};
 use hashbrown::hash_table::{Entry, HashTable};
