@@ -359,6 +359,11 @@ impl Engine {
         self.open.len()
     }
 
+    /// The elder a device in the ledger belongs to.
+    fn elder_of(&self, device: &DeviceId) -> Result<ElderId, Refusal> {
+        self.devices.get(device).map(|d| d.elder_id.clone()).ok_or_else(|| Refusal::UnknownDevice(device.clone()))
+    }
+
     /// The open incident of a device in the ledger.
     pub(crate) fn open_of(&self, device: &DeviceId) -> Option<IncidentId> {
         self.devices.get(device).and_then(|d| d.open)
@@ -400,11 +405,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
-        let elder_id = self
-            .devices
-            .get(device)
-            .map(|d| d.elder_id.clone())
-            .ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        let elder_id = self.elder_of(device)?;
         if matches!(event.event, EventType::Heartbeat | EventType::Location) {
             return Ok(Outcome::Noted);
         }
@@ -471,11 +472,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
-        let elder_id = self
-            .devices
-            .get(device)
-            .map(|d| d.elder_id.clone())
-            .ok_or_else(|| Refusal::UnknownDevice(device.clone()))?;
+        let elder_id = self.elder_of(device)?;
         if self.seen.contains(device, &fingerprint) {
             self.reassure(device, out);
             return Ok(Outcome::Duplicate);

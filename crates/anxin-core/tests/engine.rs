@@ -977,7 +977,8 @@ fn a_device_opens_a_new_incident_after_its_last_one_ended() {
     };
     e.dispatcher_acts("d", first, DispatcherAction::Cancel { reason: "false alarm".into() }, T0, &mut out).unwrap();
     assert!(e.open_incident_for(&dev()).is_none());
-    // Pressed at once: the last press belonged to the ended incident and throttles nothing.
+    // Pressed at once: the device holds no incident any more, so this opens a new one rather
+    // than joining (or being throttled on) the one that ended.
     let second = match e.handle_device_event(&dev(), event("m2", EventType::Sos, None), T0, &mut out).unwrap() {
         Outcome::Opened(id) => id,
         other => panic!("{other:?}"),

@@ -76,6 +76,16 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --plot        draw p50 and p99 against the rate for every label in --from, and run nothing
 ";
 
+/// Says what is wrong with the command line, then the usage, and exits with 2.
+fn usage_error(what: &str) -> ! {
+    eprint!("press_load: {what}\n\n{USAGE}");
+    std::process::exit(2)
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> T {
+    text.parse().unwrap_or_else(|_| usage_error(&format!("{flag} takes a whole number, not {text:?}")))
+}
+
 fn parse_args() -> Args {
     let mut a = Args {
         broker: "embedded".into(),
@@ -93,14 +103,14 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let mut value = || it.next().unwrap_or_else(|| usage_error(&format!("{flag} needs a value")));
         match flag.as_str() {
             "--broker" => a.broker = value(),
             "--store" => a.store = value(),
-            "--rates" => a.rates = value().split(',').map(|r| r.trim().parse().expect("rates are numbers")).collect(),
-            "--seconds" => a.seconds = value().parse().expect("seconds is a number"),
-            "--publishers" => a.publishers = value().parse().expect("publishers is a number"),
-            "--responders" => a.responders = value().parse().expect("responders is a number"),
+            "--rates" => a.rates = value().split(',').map(|r| number(&flag, r.trim())).collect(),
+            "--seconds" => a.seconds = number(&flag, &value()),
+            "--publishers" => a.publishers = number(&flag, &value()),
+            "--responders" => a.responders = number(&flag, &value()),
             "--record" => a.record = Some(value().into()),
             "--label" => a.label = Some(value()),
             "--plot" => a.plot = Some(value().into()),
@@ -111,10 +121,7 @@ fn parse_args() -> Args {
                 print!("{USAGE}");
                 std::process::exit(0);
             }
-            other => {
-                eprint!("press_load: unknown flag {other}\n\n{USAGE}");
-                std::process::exit(2);
-            }
+            other => usage_error(&format!("unknown flag {other}")),
         }
     }
     a
