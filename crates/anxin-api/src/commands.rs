@@ -3,67 +3,14 @@
 //! channel with a reply, and the reply is sent only after what they caused is stored.
 
 use anxin_core::{Coordinates, DispatcherAction, IncidentId, ResponderAction, ResponderId};
+pub use anxin_proto::{Answer, Caller, Command, CommandSender, Request};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
 
 /// SHA-256 of a sign-in token, lowercase hex: what the registry keeps instead of the token.
 pub fn token_sha256(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// Who is asking.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    Responder(ResponderId),
-    /// A signed-in dispatcher, by staff id; supervisors may take over others' claims.
-    Dispatcher {
-        id: String,
-        supervisor: bool,
-    },
-}
-
-/// What they ask.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    Respond {
-        incident: IncidentId,
-        action: ResponderAction,
-    },
-    Duty {
-        on: bool,
-    },
-    Location {
-        at: Coordinates,
-    },
-    Dispatch {
-        incident: IncidentId,
-        action: DispatcherAction,
-    },
-    /// Whom a dispatcher could put on the incident, best first.
-    Suggest {
-        incident: IncidentId,
-    },
-    /// The incident's audit trail (answered from the store, not the engine).
-    Timeline {
-        incident: IncidentId,
-    },
-}
-
-/// What a request gets back: `Ok` once what it caused is stored, with data for a query
-/// (`Null` for a command); `Err` with a reason a person can read.
-pub type Answer = Result<serde_json::Value, String>;
-
-/// A request on its way to the engine, with where to send the answer.
-#[derive(Debug)]
-pub struct Command {
-    pub caller: Caller,
-    pub request: Request,
-    pub reply: Option<oneshot::Sender<Answer>>,
-}
-
-/// The sending end the HTTP side holds.
-pub type CommandSender = mpsc::Sender<Command>;
 
 /// A frame from a phone or a console, as JSON: `{"type": ..., ...}`.
 #[derive(Debug, Deserialize)]

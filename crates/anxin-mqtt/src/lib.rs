@@ -4,13 +4,13 @@
 pub mod broker;
 pub mod credentials;
 pub mod link;
-pub mod payload;
-pub mod topic;
 
+pub use anxin_proto::payload::{decode, fingerprint, Decoded, Defect};
+/// The device protocol lives in `anxin-proto`; these paths stay for the link and its users.
+pub use anxin_proto::{payload, topic};
 pub use broker::EmbeddedBroker;
 pub use credentials::PasswordFile;
 pub use link::{connect, DeviceLink, Inbound, LinkOptions};
-pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use rumqttc;
 pub use topic::Topics;
 
