@@ -3,7 +3,7 @@
 //! channel with a reply, and the reply is sent only after what they caused is stored.
 
 use anxin_core::{Coordinates, DispatcherAction, IncidentId, ResponderAction, ResponderId};
-pub use anxin_proto::{Answer, Caller, Command, CommandSender, Request};
+pub use anxin_proto::{Answer, Caller, Command, CommandSender, Reply, Request};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 

@@ -3,7 +3,7 @@
 //! metrics.
 
 use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
-use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Request};
+use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Reply, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
 use anxin_store::Store;
@@ -433,9 +433,10 @@ async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<S
     }
     let mut answer = serde_json::json!({"type": "result", "request_id": request_id, "ok": result.is_ok()});
     match result {
-        // A query's data goes beside `ok` (e.g. `suggestions`, `events`).
-        Ok(serde_json::Value::Object(data)) => answer.as_object_mut().expect("an object").extend(data),
-        Ok(_) => {}
+        // A query's data goes beside `ok`.
+        Ok(Reply::Done) => {}
+        Ok(Reply::Suggestions(suggestions)) => answer["suggestions"] = serde_json::json!(suggestions),
+        Ok(Reply::Events(events)) => answer["events"] = serde_json::json!(events),
         Err(e) => answer["error"] = e.into(),
     }
     Some(answer.to_string())
@@ -445,7 +446,7 @@ async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<S
 async fn timeline(state: &ApiState, incident: anxin_core::IncidentId) -> Answer {
     match state.store.incident_events(incident).await {
         Ok(events) if events.is_empty() => Err(format!("incident {incident} does not exist")),
-        Ok(events) => Ok(serde_json::json!({ "events": events })),
+        Ok(events) => Ok(Reply::Events(events)),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read an incident's events");
             Err("the store cannot be read right now".into())

@@ -8,7 +8,7 @@ pub mod hub;
 pub mod responders;
 
 pub use auth::{hash_password, Sessions, User};
-pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Request};
+pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Reply, Request};
 pub use http::{router, serve, ApiState, ReadinessCheck};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;

@@ -3,7 +3,7 @@
 //! frames that carry them over a socket are read in `anxin-api`; the engine's task applies them
 //! in its next batch and answers only after what they caused is stored.
 
-use anxin_core::{Coordinates, DispatcherAction, IncidentId, ResponderAction, ResponderId};
+use anxin_core::{Coordinates, DispatcherAction, IncidentEvent, IncidentId, ResponderAction, ResponderId, Suggestion};
 use tokio::sync::{mpsc, oneshot};
 
 /// Who is asking.
@@ -44,9 +44,20 @@ pub enum Request {
     },
 }
 
-/// What a request gets back: `Ok` once what it caused is stored, with data for a query
-/// (`Null` for a command); `Err` with a reason a person can read.
-pub type Answer = Result<serde_json::Value, String>;
+/// What a request gets back: `Ok` once what it caused is stored, with data for a query;
+/// `Err` with a reason a person can read.
+pub type Answer = Result<Reply, String>;
+
+/// What a request that succeeded gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// A command, applied and stored.
+    Done,
+    /// Whom a dispatcher could put on the incident, best first.
+    Suggestions(Vec<Suggestion>),
+    /// An incident's audit trail, oldest first.
+    Events(Vec<IncidentEvent>),
+}
 
 /// A request on its way to the engine, with where to send the answer.
 #[derive(Debug)]

@@ -5,6 +5,6 @@ pub mod command;
 pub mod payload;
 pub mod topic;
 
-pub use command::{Answer, Caller, Command, CommandSender, Request};
+pub use command::{Answer, Caller, Command, CommandSender, Reply, Request};
 pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use topic::Topics;

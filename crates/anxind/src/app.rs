@@ -573,13 +573,13 @@ impl Dispatcher {
             }
             (Caller::Dispatcher { .. }, Request::Suggest { incident }) => {
                 return match self.engine.suggestions(incident, 8) {
-                    Some(suggestions) => Ok(serde_json::json!({ "suggestions": suggestions })),
+                    Some(suggestions) => Ok(anxin_api::Reply::Suggestions(suggestions)),
                     None => Err(format!("incident {incident} is not open")),
                 };
             }
             _ => return Err("not allowed for this caller".into()),
         };
-        result.map(|()| serde_json::Value::Null).map_err(|e| e.to_string())
+        result.map(|()| anxin_api::Reply::Done).map_err(|e| e.to_string())
     }
 
     fn reject(&self, defect: anxin_mqtt::Defect, device: &str, what_happens: &str) {
