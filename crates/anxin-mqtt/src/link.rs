@@ -694,3 +694,17 @@ mod tests {
         assert_eq!(again.topic, "t/1");
     }
 }
+
+impl anxin_proto::Delivery for Inbound {
+    fn topic(&self) -> &str {
+        &self.publish.topic
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.publish.payload
+    }
+
+    fn received(&self) -> Instant {
+        self.received
+    }
+}

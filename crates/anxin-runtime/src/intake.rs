@@ -1,0 +1,100 @@
+//! What comes in: device messages, checked, decoded and handed to the engine (or refused and
+//! counted), and people's requests, applied to the engine for the caller they came from.
+
+use crate::ports::Telemetry;
+use anxin_core::{DispatcherRef, Engine, Outbox, Outcome, Refusal, Timestamp};
+use anxin_proto::{Answer, Caller, Defect, Delivery, Reply, Request, Topics};
+
+/// How device messages are read.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub topics: Topics,
+    /// Larger payloads are refused (`oversized`) and raise an `unreadable` incident.
+    pub max_payload_bytes: usize,
+}
+
+impl Intake {
+    /// Lets the engine act on one device message: a registered device's readable message
+    /// becomes its event, an unreadable one an `unreadable` incident (the device may have
+    /// pressed); a message from no known device, or of a type Anxin does not know, is counted
+    /// and changes nothing.
+    pub fn take_in(
+        &self,
+        engine: &mut Engine,
+        msg: &impl Delivery,
+        now: Timestamp,
+        out: &mut Outbox,
+        telemetry: &dyn Telemetry,
+    ) {
+        let payload = msg.payload();
+        let device = match self.topics.device_of_events(msg.topic()) {
+            Ok(d) => d,
+            Err(defect) => return telemetry.rejected(defect, "?", "ignored"),
+        };
+        if !engine.is_known_device(&device) {
+            return telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored");
+        }
+        let result = match anxin_proto::decode(payload, self.max_payload_bytes, now) {
+            Ok(decoded) => {
+                telemetry.received(decoded.event.event.as_str());
+                for defect in decoded.partial {
+                    telemetry.rejected(defect, device.as_str(), "the rest of the message is used");
+                }
+                engine.handle_device_event(&device, decoded.event, now, out)
+            }
+            Err(Defect::UnknownType) => {
+                // The device said plainly what it sent, and it is nothing we know: newer
+                // firmware, most likely. Counted and logged, not raised as an incident.
+                telemetry.received("unreadable");
+                return telemetry.rejected(Defect::UnknownType, device.as_str(), "ignored");
+            }
+            Err(defect) => {
+                telemetry.received("unreadable");
+                telemetry.rejected(
+                    defect,
+                    device.as_str(),
+                    "the device may have pressed: an `unreadable` incident is raised",
+                );
+                let reason = defect.to_string();
+                engine.handle_unreadable(&device, &reason, anxin_proto::fingerprint(payload), now, out)
+            }
+        };
+        match result {
+            Ok(Outcome::Opened(id)) => {
+                if let Some(incident) = engine.incident(id) {
+                    telemetry.opened(incident.kind);
+                    tracing::info!(incident = %id, device = %device, kind = incident.kind.as_str(), "incident opened");
+                }
+            }
+            Ok(Outcome::Joined(_)) => telemetry.joined(),
+            Ok(Outcome::Duplicate) => telemetry.duplicate(),
+            Ok(Outcome::Throttled(_)) => telemetry.throttled(),
+            Ok(Outcome::Noted) => {}
+            Err(Refusal::UnknownDevice(_)) => telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored"),
+        }
+    }
+}
+
+/// Applies one person's request to the engine, as the caller it came from.
+pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timestamp, out: &mut Outbox) -> Answer {
+    let result = match (caller, request) {
+        (Caller::Responder(r), Request::Respond { incident, action }) => {
+            engine.responder_acts(r, incident, action, now, out)
+        }
+        (Caller::Responder(r), Request::Duty { on }) => engine.set_duty(r, on, now, out),
+        (Caller::Responder(r), Request::Location { at }) => engine.responder_moved(r, at, now, out),
+        (Caller::Dispatcher { id, supervisor }, Request::Dispatch { incident, action }) => {
+            let who = DispatcherRef { id, supervisor: *supervisor };
+            engine.dispatcher_acts_as(who, incident, action, now, out)
+        }
+        (Caller::Dispatcher { .. }, Request::Suggest { incident }) => {
+            return match engine.suggestions(incident, 8) {
+                Some(suggestions) => Ok(Reply::Suggestions(suggestions)),
+                None => Err(format!("incident {incident} is not open")),
+            };
+        }
+        // The timeline is read from the store by the HTTP side; it never reaches the engine.
+        _ => return Err("not allowed for this caller".into()),
+    };
+    result.map(|()| Reply::Done).map_err(|e| e.to_string())
+}

@@ -1,0 +1,395 @@
+//! The engine's task: the one owner of the dispatch [`Engine`], and the pipeline that keeps
+//! Anxin's first promise, *no press lost, none doubled*.
+//!
+//! The runtime reads device messages and people's requests in batches, lets the engine act on
+//! them, and then, for each batch and in the engine's order:
+//!
+//! 1. **commits** what the batch caused in one transaction ([`ports::Store`]), retrying while
+//!    the store is down;
+//! 2. **acknowledges** the batch's messages to the broker, sends the devices' commands and the
+//!    stations' alerts ([`ports::Devices`]);
+//! 3. **shows** the batch: incident deltas to consoles, offers and jobs to phones, responders
+//!    to the consoles' maps ([`ports::Feeds`]), and answers the requests.
+//!
+//! Nothing is acknowledged, shown or answered before it is stored. Batches are pipelined:
+//! while batch N is acknowledged and shown, batch N+1 is being stored and the engine works out
+//! batch N+2. Each stage takes one batch at a time and in order, so commits,
+//! acknowledgements and deltas keep the engine's order. If a batch cannot be stored before
+//! shutdown, nothing after it is stored or acknowledged: the broker delivers it all again to
+//! the next engine, which finds what was stored already and changes nothing for it.
+//!
+//! Everything outside the engine is a port (a trait in [`ports`]); time comes only from the
+//! [`ports::Clock`]. `anxind` wires the real ports; `tests/simulation.rs` runs the same
+//! runtime over fakes that crash, fail, stall and redeliver, and checks the promise after
+//! every step.
+
+mod intake;
+pub mod ports;
+
+pub use intake::{obey, Intake};
+pub use ports::{Clock, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
+
+use anxin_core::{Engine, Outbox, ResponderId, ResponderView, Timestamp};
+use anxin_proto::{Answer, Command, Delivery};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// The ports a runtime works through.
+pub struct Ports<M> {
+    pub store: Arc<dyn Store>,
+    pub devices: Arc<dyn Devices<M>>,
+    pub feeds: Arc<dyn Feeds>,
+    pub clock: Arc<dyn Clock>,
+    pub telemetry: Arc<dyn Telemetry>,
+}
+
+impl<M> Clone for Ports<M> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            devices: self.devices.clone(),
+            feeds: self.feeds.clone(),
+            clock: self.clock.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for Ports<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// How the runtime takes its input.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most device messages, and most requests, in one batch.
+    pub batch_max: usize,
+    pub intake: Intake,
+    /// A bug put in on purpose, for the simulation to show it would catch it. Always
+    /// [`Fault::None`] outside the simulation's own tests.
+    #[doc(hidden)]
+    pub fault: Fault,
+}
+
+/// Bugs the simulation exists to catch, to be put in on purpose by its tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Acknowledge a batch's messages before committing it.
+    AckBeforeCommit,
+    /// Show a batch to consoles before committing it.
+    ShowBeforeCommit,
+}
+
+/// The engine's task. [`Runtime::run`] drives it until shutdown.
+pub struct Runtime<M> {
+    engine: Engine,
+    ports: Ports<M>,
+    options: Options,
+}
+
+impl<M> std::fmt::Debug for Runtime<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// One batch, worked out by the engine: to store, then to make known, in this order.
+struct Step<M> {
+    messages: Vec<M>,
+    out: Outbox,
+    /// Phones as of this batch.
+    phones: Vec<PhoneView>,
+    /// Consoles' map entries as of this batch.
+    responders: Vec<ResponderView>,
+    replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>,
+    open_incidents: usize,
+}
+
+/// Where a batch's task stands with the batches around it.
+struct Stages {
+    /// Told whether this batch was stored: the next batch's commit waits for it.
+    stored: oneshot::Sender<bool>,
+    /// Fires when the batch before has been made known (none: there was none).
+    after: Option<oneshot::Receiver<()>>,
+    /// Fired when this batch has been made known.
+    shown: oneshot::Sender<()>,
+}
+
+/// A batch being stored and made known, in a task of its own that goes when this handle
+/// does: the engine's task, aborted at a shutdown deadline, takes its commits with it, so
+/// nothing is acknowledged after the process said it stopped.
+struct InFlight(tokio::task::JoinHandle<bool>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A responder's phone as the engine sees it now.
+pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<PhoneView> {
+    let r = engine.responder(responder)?;
+    Some(PhoneView { responder: r.clone(), job: engine.job_view(responder, now) })
+}
+
+impl<M: Delivery> Runtime<M> {
+    /// A runtime owning `engine`, which was resumed from what `ports.store` holds.
+    pub fn new(engine: Engine, ports: Ports<M>, options: Options) -> Self {
+        Self { engine, ports, options }
+    }
+
+    /// The engine, for what is read before the runtime starts (views for the hubs).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads device messages from `messages` and requests from `commands` until `shutdown`
+    /// fires or `messages` closes, then finishes the batches in hand (commit, then
+    /// acknowledge and show) and returns. Returns early, having acknowledged nothing more, if
+    /// a batch could not be stored before shutdown or a batch's task failed.
+    pub async fn run(
+        mut self,
+        mut messages: mpsc::Receiver<M>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: CancellationToken,
+    ) {
+        let batch_max = self.options.batch_max.max(1);
+        let mut batch = Vec::with_capacity(batch_max);
+        let mut asked = Vec::new();
+        let mut commands_open = true;
+        // The batches being stored or made known, oldest first. Each task ends true once its
+        // batch is made known, false if it was not stored before shutdown or the batch before
+        // it was not made known; then nothing after it may be either.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        // Fires when the last batch handed over is stored (true), or could not be (false).
+        let mut last_stored: Option<oneshot::Receiver<bool>> = None;
+        // Fires when the last batch handed over has been made known.
+        let mut last_shown: Option<oneshot::Receiver<()>> = None;
+        let clock = self.ports.clock.clone();
+        loop {
+            // Sleep until a message or a request arrives or the engine's next deadline (an
+            // offer lapsing, a reminder), whichever comes first.
+            let wake = self.engine.next_deadline();
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                msg = messages.recv() => match msg {
+                    Some(m) => Some(m),
+                    None => break,
+                },
+                command = commands.recv(), if commands_open => {
+                    match command {
+                        Some(c) => asked.push(c),
+                        None => commands_open = false, // the people's side is gone
+                    }
+                    None
+                }
+                _ = ports::sleep_until(&*clock, wake) => None,
+            };
+            batch.extend(first);
+            while batch.len() < batch_max {
+                match messages.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.ports.telemetry.in_hand(batch.len() as isize);
+            while asked.len() < batch_max {
+                match commands.try_recv() {
+                    Ok(c) => asked.push(c),
+                    Err(_) => break,
+                }
+            }
+            let started = clock.instant();
+            let worked = !batch.is_empty() || !asked.is_empty();
+            let taken = batch.len();
+            let step = self.step(&mut batch, &mut asked);
+            if worked {
+                // A wake-up for a deadline alone is not a batch: it would only dilute the figure.
+                self.ports.telemetry.stepped(taken, clock.instant().saturating_duration_since(started));
+            }
+            // Commits go one at a time and in order: this one starts when the last is stored.
+            if let Some(stored) = last_stored.take() {
+                if stored.await != Ok(true) {
+                    break;
+                }
+            }
+            if !forget_finished(&mut in_flight).await {
+                break;
+            }
+            let (stored_tx, stored_rx) = oneshot::channel();
+            let (shown_tx, shown_rx) = oneshot::channel();
+            let after = last_shown.replace(shown_rx);
+            let stages = Stages { stored: stored_tx, after, shown: shown_tx };
+            let finish = finish(self.ports.clone(), self.options.fault, step, stages, shutdown.clone());
+            in_flight.push_back(InFlight(tokio::spawn(finish)));
+            last_stored = Some(stored_rx);
+        }
+        // The batches in hand are finished (commit, then ack), in order; nothing more is read.
+        while let Some(mut oldest) = in_flight.pop_front() {
+            let _ = (&mut oldest.0).await;
+        }
+    }
+
+    /// Lets the engine act on a batch of device messages and people's requests: what fell
+    /// due first, then the messages, then the requests.
+    fn step(&mut self, batch: &mut Vec<M>, asked: &mut Vec<Command>) -> Step<M> {
+        let now = self.ports.clock.now();
+        let telemetry = &*self.ports.telemetry;
+        self.engine.expire(now);
+        let mut out = Outbox::default();
+        // What fell due first (lapsed offers free responders for the presses below).
+        self.engine.tick(now, &mut out);
+        for msg in batch.iter() {
+            self.options.intake.take_in(&mut self.engine, msg, now, &mut out, telemetry);
+        }
+        let mut replies = Vec::with_capacity(asked.len());
+        for command in asked.drain(..) {
+            // Whoever asked has given up waiting (and was told so): do not act behind their back.
+            if command.reply.as_ref().is_some_and(|r| r.is_closed()) {
+                tracing::info!(caller = ?command.caller, "command dropped: the caller stopped waiting");
+                continue;
+            }
+            let result = obey(&mut self.engine, &command.caller, command.request, now, &mut out);
+            if let Err(e) = &result {
+                tracing::info!(caller = ?command.caller, error = %e, "command refused");
+            }
+            replies.push((command.reply, result));
+        }
+        let mut touched = std::mem::take(&mut out.responders);
+        touched.sort();
+        touched.dedup();
+        let phones = touched.iter().filter_map(|r| phone_view(&self.engine, r, now)).collect();
+        // Consoles' maps: whoever changed status, duty or position.
+        touched.extend(out.roster.iter().map(|r| r.id.clone()));
+        touched.sort();
+        touched.dedup();
+        let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
+        Step {
+            messages: std::mem::take(batch),
+            out,
+            phones,
+            responders,
+            replies,
+            open_incidents: self.engine.open_count(),
+        }
+    }
+}
+
+/// Drops the tasks that are done; false if one of them failed (a panic, or a batch not
+/// stored or not made known), which stops the runtime.
+async fn forget_finished(in_flight: &mut VecDeque<InFlight>) -> bool {
+    while in_flight.front().is_some_and(|t| t.0.is_finished()) {
+        let Some(mut done) = in_flight.pop_front() else { break };
+        if !(&mut done.0).await.unwrap_or(false) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stores what a batch caused, then (once the batch before has been made known)
+/// acknowledges its messages and makes it known. Returns false, having acknowledged
+/// nothing, if shutdown came while the store was unreachable, or if the batch before was not
+/// made known.
+async fn finish<M: Delivery>(
+    ports: Ports<M>,
+    fault: Fault,
+    step: Step<M>,
+    stages: Stages,
+    shutdown: CancellationToken,
+) -> bool {
+    let Step { messages, out, phones, responders, replies, open_incidents } = step;
+    let Stages { stored, after, shown } = stages;
+    let mut messages = Some(messages);
+    let mut deltas = Some(out.deltas.clone());
+    match fault {
+        Fault::None => {}
+        Fault::AckBeforeCommit => acknowledge(&ports, messages.take().unwrap_or_default()),
+        Fault::ShowBeforeCommit => ports.feeds.incidents(deltas.take().unwrap_or_default()),
+    }
+    let to_store =
+        !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
+    if to_store && !commit(&ports, &out, &shutdown).await {
+        // Not stored, so not acknowledged: the broker delivers it again after a restart.
+        let _ = stored.send(false);
+        return false;
+    }
+    let _ = stored.send(true);
+    if let Some(before) = after {
+        if before.await.is_err() {
+            // The batch before was not made known: neither is this one (the broker delivers
+            // both again, and they are found already stored).
+            return false;
+        }
+    }
+    // Acknowledged only now that what they caused is stored (or they caused nothing).
+    acknowledge(&ports, messages.unwrap_or_default());
+    for (device, command) in &out.commands {
+        ports.devices.send(device, command);
+    }
+    for alert in &out.alerts {
+        // If it cannot be sent, the incident still climbs to a dispatcher at the station's deadline.
+        ports.devices.alert(alert);
+    }
+    ports.telemetry.open_incidents(open_incidents);
+    if let Some(deltas) = deltas {
+        ports.feeds.incidents(deltas);
+    }
+    ports.feeds.phones(phones);
+    ports.feeds.responders(responders);
+    // Answered only now that what they caused is stored and shown.
+    for (reply, result) in replies {
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+    let _ = shown.send(());
+    true
+}
+
+fn acknowledge<M: Delivery>(ports: &Ports<M>, messages: Vec<M>) {
+    let taken = messages.len();
+    let now = ports.clock.instant();
+    for msg in messages {
+        ports.telemetry.message_stored(now.saturating_duration_since(msg.received()));
+        ports.devices.ack(msg);
+    }
+    ports.telemetry.in_hand(-(taken as isize));
+}
+
+/// Commits, retrying with backoff while the store fails. Returns false if shutdown came first.
+async fn commit<M>(ports: &Ports<M>, out: &Outbox, shutdown: &CancellationToken) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    let mut failed = false;
+    loop {
+        let started = ports.clock.instant();
+        match ports.store.commit(out).await {
+            Ok(()) => {
+                ports.telemetry.committed(ports.clock.instant().saturating_duration_since(started));
+                if failed {
+                    ports.telemetry.store_recovered();
+                }
+                return true;
+            }
+            Err(e) => {
+                failed = true;
+                ports.telemetry.commit_failed(&e, backoff);
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return false,
+                    _ = ports::sleep(&*ports.clock, backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What the runtime needs from the world, as traits: a store to commit to, the devices' link,
+//! the feeds to consoles and phones, a clock, and somewhere to count. `anxind` builds the real
+//! ones (PostgreSQL or SQLite, the MQTT link, the hubs, the wall clock, Prometheus); the
+//! runtime's simulation builds fakes that misbehave on purpose.
+
+use anxin_core::{
+    DeviceCommand, DeviceId, IncidentKind, IncidentView, JobView, Outbox, Responder, ResponderView, StationAlert,
+    Timestamp,
+};
+use anxin_proto::Defect;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// A future a port returns, boxed so the ports can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the engine's time comes from, and how it waits. The runtime reads no other clock.
+pub trait Clock: Send + Sync + 'static {
+    /// The time the engine acts at.
+    fn now(&self) -> Timestamp;
+    /// Waits until [`Clock::now`] reads `t` or later.
+    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'static, ()>;
+    /// A monotonic reading, for the durations the runtime reports (never for decisions).
+    fn instant(&self) -> Instant;
+}
+
+/// Waits on `clock` until `t`, or forever for `None`.
+pub(crate) async fn sleep_until(clock: &dyn Clock, t: Option<Timestamp>) {
+    match t {
+        Some(t) => clock.sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits on `clock` for `d`.
+pub(crate) async fn sleep(clock: &dyn Clock, d: Duration) {
+    let until = clock.now().plus_millis(d.as_millis() as i64);
+    clock.sleep_until(until).await
+}
+
+/// Where a batch is made durable.
+pub trait Store: Send + Sync + 'static {
+    /// Stores what one batch caused (device messages, incident events, incidents' current
+    /// state, responders' duty and position) in one transaction. Idempotent: a batch stored
+    /// twice, after a failure whose outcome was unclear, leaves the same state as once.
+    fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The devices' side: acknowledgements, commands to devices, alerts to stations' duty lines.
+///
+/// None of these wait for the network: the link queues them in order and writes them out on
+/// its own task (an engine that waited for the link could wait on itself in a surge). A
+/// failure to queue is the port's to log and count; the incident carries on up its ladder
+/// regardless.
+pub trait Devices<M>: Send + Sync + 'static {
+    /// Acknowledges a message to the broker: it will not be delivered again.
+    fn ack(&self, message: M);
+    /// Sends a command to a device ("help is coming").
+    fn send(&self, device: &DeviceId, command: &DeviceCommand);
+    /// Alerts a station's duty line.
+    fn alert(&self, alert: &StationAlert);
+}
+
+/// A responder's phone as of one batch: who they are (name, station, duty) and the offer or
+/// job they hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneView {
+    pub responder: Responder,
+    pub job: Option<JobView>,
+}
+
+/// The people's side: consoles and phones, told only what is stored.
+pub trait Feeds: Send + Sync + 'static {
+    /// Incidents as consoles see them, each with the sequence number of its last event, in
+    /// the engine's order.
+    fn incidents(&self, deltas: Vec<IncidentView>);
+    /// Phones whose offer, job or duty changed.
+    fn phones(&self, phones: Vec<PhoneView>);
+    /// Responders whose status, duty or position changed, for the consoles' maps.
+    fn responders(&self, views: Vec<ResponderView>);
+}
+
+/// What the runtime did, for metrics and logs. Every method has an empty default, so a port
+/// counts only what it wants to.
+#[allow(unused_variables)]
+pub trait Telemetry: Send + Sync + 'static {
+    /// A message was read: its event type's name, or `unreadable`.
+    fn received(&self, event: &str) {}
+    /// A message was refused, in whole or in part, for `defect` (device `?` when the topic
+    /// names none); `what_happens` says what became of it.
+    fn rejected(&self, defect: Defect, device: &str, what_happens: &str) {}
+    /// A message opened an incident.
+    fn opened(&self, kind: IncidentKind) {}
+    /// A press joined an open incident.
+    fn joined(&self) {}
+    /// A message the engine had already taken in (a redelivery).
+    fn duplicate(&self) {}
+    /// A repeat press too soon after the last counted.
+    fn throttled(&self) {}
+    /// Messages taken from the queue (positive) or acknowledged (negative).
+    fn in_hand(&self, change: isize) {}
+    /// A batch of this many messages was worked out in `took`.
+    fn stepped(&self, messages: usize, took: Duration) {}
+    /// A commit succeeded in `took`.
+    fn committed(&self, took: Duration) {}
+    /// A commit failed; the runtime retries after `retry_in`.
+    fn commit_failed(&self, error: &str, retry_in: Duration) {}
+    /// The store answers again after failures.
+    fn store_recovered(&self) {}
+    /// A message is stored, `since` it was read.
+    fn message_stored(&self, since: Duration) {}
+    /// How many incidents are open after a batch.
+    fn open_incidents(&self, open: usize) {}
+}
+
+/// Counts nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTelemetry;
+
+impl Telemetry for NoTelemetry {}

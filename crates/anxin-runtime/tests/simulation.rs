@@ -1,0 +1,952 @@
+//! The runtime under simulation: the real engine task and pipeline over fake ports that
+//! crash, fail, stall and redeliver, driven by a seeded generator, with Anxin's first promise
+//! checked after every step.
+//!
+//! The fakes:
+//!
+//! - a **broker** with a persistent session: devices publish presses, cancels, heartbeats,
+//!   retries of a message already sent, unreadable payloads, unknown types, unknown devices
+//!   and bad topics; it delivers up to its in-flight window, sometimes out of order, sometimes
+//!   a message again, and after a restart delivers again everything not acknowledged;
+//! - a **store** that keeps what was committed (the durable state a restart resumes from),
+//!   fails while "down", takes a while when "slow", and may die mid-commit with the batch
+//!   landed or not;
+//! - **consoles**, which apply the deltas they are shown and, after a restart, resume from the
+//!   last sequence number they applied as the console hub lets them (nothing to replay when
+//!   they are up to date, else a snapshot);
+//! - a **clock** moved by hand.
+//!
+//! The process dies (every port goes dead at once, the tasks are dropped, a new engine is
+//! resumed from the store) at random: between steps, mid-commit, after the commit before the
+//! acknowledgements, and after the acknowledgements before the show.
+//!
+//! Checked after every step (and where they happen, inside the ports):
+//!
+//! - no message is acknowledged before what it caused is committed;
+//! - every acknowledged message is stored;
+//! - nothing is shown to consoles that is not stored;
+//! - consoles' sequence numbers only go up, with no change shown twice and none missed: once
+//!   the system is quiet, consoles hold exactly the stored open incidents at their stored
+//!   sequence numbers, and every stored incident has reached them;
+//! - a redelivered message changes nothing: a message is never stored twice differently, no
+//!   sequence number is used for two different events, and no device has two open incidents.
+//!
+//! `cargo test -p anxin-runtime --test simulation` runs 20 seeds × 50,000 steps (10⁶ steps).
+//! `ANXIN_RUNTIME_SIM_SEEDS` and `ANXIN_RUNTIME_SIM_STEPS` change the budget; a failure names
+//! its seed and step, and `ANXIN_RUNTIME_SIM_SEED=<seed>` replays exactly that run.
+
+use anxin_core::*;
+use anxin_proto::{Caller, Command, Delivery, Request, Topics};
+use anxin_runtime::ports::BoxFuture;
+use anxin_runtime::{Fault, Intake, Options, PhoneView, Ports, Runtime};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+const T0: Timestamp = Timestamp(1_763_000_000_000);
+const DEVICES: usize = 10;
+const RESPONDERS: usize = 4;
+/// The broker delivers at most this many messages before it has acknowledgements.
+const IN_FLIGHT_WINDOW: usize = 24;
+const BATCH_MAX: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// The world: what is durable, what the broker holds, what consoles show, and what went wrong.
+// ---------------------------------------------------------------------------------------------
+
+/// A device message as the fake broker delivers it.
+#[derive(Debug, Clone)]
+struct SimMsg {
+    /// The broker's own number for this publish (redeliveries keep it).
+    id: u64,
+    topic: String,
+    payload: Vec<u8>,
+    received: Instant,
+    /// What the store must hold once this message is acknowledged: its device and message
+    /// id (a fingerprint for an unreadable payload); `None` when it stores nothing (a
+    /// heartbeat, an unknown type, an unknown device, a bad topic).
+    stores: Option<(DeviceId, MessageId)>,
+}
+
+impl Delivery for SimMsg {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    fn received(&self) -> Instant {
+        self.received
+    }
+}
+
+/// What the store has committed: what a restart resumes from.
+#[derive(Debug, Default)]
+struct Durable {
+    messages: BTreeMap<(DeviceId, MessageId), MessageRecord>,
+    events: BTreeMap<u64, IncidentEvent>,
+    incidents: BTreeMap<IncidentId, Incident>,
+    roster: BTreeMap<ResponderId, Responder>,
+    /// Each device's open incident.
+    open_by_device: BTreeMap<DeviceId, IncidentId>,
+}
+
+impl Durable {
+    /// What a store gives an engine starting at `now`: the open incidents, the messages
+    /// received inside the dedup window, the counters.
+    fn resume(&self, now: Timestamp) -> Resume {
+        let since = now.plus_millis(-policy().dedup_window_ms);
+        let mut recent: Vec<_> = self
+            .messages
+            .values()
+            .filter(|m| m.received_at >= since)
+            .map(|m| (m.received_at, m.device_id.clone(), m.msg_id.clone()))
+            .collect();
+        recent.sort();
+        Resume {
+            open: self.open_by_device.values().map(|id| self.incidents[id].clone()).collect(),
+            recent_messages: recent,
+            last_incident_id: self.incidents.keys().next_back().map_or(0, |i| i.0),
+            last_seq: self.last_seq(),
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.events.keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn open(&self) -> BTreeMap<IncidentId, u64> {
+        self.open_by_device.values().map(|id| (*id, self.incidents[id].last_seq)).collect()
+    }
+}
+
+/// A console: what it has applied.
+#[derive(Debug, Default)]
+struct Console {
+    last_seq: u64,
+    open: BTreeMap<IncidentId, u64>,
+    /// Every incident the console has been shown.
+    seen: BTreeSet<IncidentId>,
+}
+
+/// How the store behaves now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreMood {
+    Up,
+    Down,
+    /// Each commit takes up to this many milliseconds of the clock.
+    Slow(i64),
+}
+
+/// The fake broker's session with the engine.
+#[derive(Debug, Default)]
+struct Broker {
+    next_id: u64,
+    /// Published, not yet delivered.
+    queue: VecDeque<SimMsg>,
+    /// Delivered, not yet acknowledged, by the broker's number.
+    in_flight: BTreeMap<u64, SimMsg>,
+}
+
+#[derive(Debug)]
+struct World {
+    rng: SmallRng,
+    durable: Durable,
+    broker: Broker,
+    console: Console,
+    mood: StoreMood,
+    /// The process is dead: every port ignores what it is asked, and a commit under way
+    /// never returns.
+    dead: bool,
+    /// How likely each port call is to be where the process dies (0 while draining).
+    death_rate: f64,
+    /// The first broken promise, with where it was seen.
+    violation: Option<String>,
+    /// Messages acknowledged, by what they stored.
+    acked: BTreeSet<(DeviceId, MessageId)>,
+    /// Those acknowledged since the last check after a step.
+    acked_lately: Vec<(DeviceId, MessageId)>,
+    stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    steps: u64,
+    published: u64,
+    acks: u64,
+    commits: u64,
+    failed_commits: u64,
+    crashes: u64,
+    deltas: u64,
+    snapshots: u64,
+    redeliveries: u64,
+}
+
+impl World {
+    fn broken(&mut self, what: String) {
+        if self.violation.is_none() {
+            self.violation = Some(what);
+        }
+    }
+
+    /// Whether the process dies here.
+    fn dies(&mut self) -> bool {
+        if !self.dead && self.death_rate > 0.0 && self.rng.random_bool(self.death_rate) {
+            self.dead = true;
+            self.stats.crashes += 1;
+        }
+        self.dead
+    }
+
+    /// Puts a committed batch into the durable state, checking that it keeps the promise.
+    fn land(&mut self, out: &Outbox) {
+        for m in &out.messages {
+            let key = (m.device_id.clone(), m.msg_id.clone());
+            match self.durable.messages.get(&key) {
+                Some(stored) if stored != m => {
+                    let what = format!("message {key:?} stored twice, differently: {stored:?} then {m:?}");
+                    self.broken(what);
+                }
+                _ => {
+                    self.durable.messages.insert(key, m.clone());
+                }
+            }
+        }
+        for e in &out.events {
+            match self.durable.events.get(&e.seq) {
+                Some(stored) if stored != e => {
+                    let what = format!("sequence number {} used for two events: {stored:?} then {e:?}", e.seq);
+                    self.broken(what);
+                }
+                _ => {
+                    self.durable.events.insert(e.seq, e.clone());
+                }
+            }
+        }
+        for i in &out.incidents {
+            self.durable.incidents.insert(i.id, i.clone());
+            let open = &mut self.durable.open_by_device;
+            if !i.state.is_terminal() {
+                match open.insert(i.device_id.clone(), i.id) {
+                    Some(other) if other != i.id => {
+                        let what = format!("device {} has two open incidents, {other} and {}", i.device_id, i.id);
+                        self.broken(what);
+                    }
+                    _ => {}
+                }
+            } else if open.get(&i.device_id) == Some(&i.id) {
+                open.remove(&i.device_id);
+            }
+        }
+        for r in &out.roster {
+            self.durable.roster.insert(r.id.clone(), r.clone());
+        }
+        self.stats.commits += 1;
+    }
+}
+
+type Shared = Arc<Mutex<World>>;
+
+// ---------------------------------------------------------------------------------------------
+// The fake ports.
+// ---------------------------------------------------------------------------------------------
+
+/// A clock moved by hand.
+#[derive(Debug, Clone)]
+struct FakeClock(Arc<ClockHand>);
+
+#[derive(Debug)]
+struct ClockHand {
+    now: AtomicI64,
+    moved: Notify,
+    base: Instant,
+}
+
+impl std::ops::Deref for FakeClock {
+    type Target = ClockHand;
+    fn deref(&self) -> &ClockHand {
+        &self.0
+    }
+}
+
+impl FakeClock {
+    fn advance(&self, ms: i64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+        self.moved.notify_waiters();
+    }
+}
+
+impl anxin_runtime::Clock for FakeClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now.load(Ordering::SeqCst))
+    }
+
+    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'static, ()> {
+        let clock = self.clone();
+        Box::pin(async move {
+            loop {
+                let moved = clock.moved.notified();
+                if clock.now.load(Ordering::SeqCst) >= t.millis() {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+
+    fn instant(&self) -> Instant {
+        self.base + Duration::from_millis((self.now.load(Ordering::SeqCst) - T0.millis()).max(0) as u64)
+    }
+}
+
+struct FakeStore {
+    world: Shared,
+    clock: FakeClock,
+}
+
+impl anxin_runtime::Store for FakeStore {
+    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mood = {
+                let mut w = self.world.lock().unwrap();
+                if w.dead {
+                    None
+                } else if w.dies() {
+                    // Died mid-commit: the transaction landed, or it did not.
+                    if w.rng.random_bool(0.5) {
+                        w.land(out);
+                    }
+                    None
+                } else {
+                    Some(w.mood)
+                }
+            };
+            let wait = match mood {
+                None => return std::future::pending().await,
+                Some(StoreMood::Down) => {
+                    self.world.lock().unwrap().stats.failed_commits += 1;
+                    return Err("the store is down".to_string());
+                }
+                Some(StoreMood::Up) => 0,
+                Some(StoreMood::Slow(ms)) => self.world.lock().unwrap().rng.random_range(0..=ms),
+            };
+            if wait > 0 {
+                let until = Timestamp(self.clock.now.load(Ordering::SeqCst) + wait);
+                anxin_runtime::Clock::sleep_until(&self.clock, until).await;
+            }
+            let landed = {
+                let mut w = self.world.lock().unwrap();
+                if !w.dead {
+                    w.land(out);
+                }
+                !w.dead
+            };
+            if !landed {
+                return std::future::pending().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+struct FakeDevices {
+    world: Shared,
+}
+
+impl anxin_runtime::Devices<SimMsg> for FakeDevices {
+    fn ack(&self, message: SimMsg) {
+        let mut w = self.world.lock().unwrap();
+        if w.dies() {
+            return;
+        }
+        if let Some(key) = &message.stores {
+            if !w.durable.messages.contains_key(key) {
+                w.broken(format!("message {key:?} acknowledged before it was stored"));
+            }
+            w.acked.insert(key.clone());
+            w.acked_lately.push(key.clone());
+        }
+        w.stats.acks += 1;
+        w.broker.in_flight.remove(&message.id);
+    }
+
+    fn send(&self, _device: &DeviceId, _command: &DeviceCommand) {
+        self.world.lock().unwrap().dies();
+    }
+
+    fn alert(&self, _alert: &StationAlert) {
+        self.world.lock().unwrap().dies();
+    }
+}
+
+struct FakeFeeds {
+    world: Shared,
+}
+
+impl anxin_runtime::Feeds for FakeFeeds {
+    fn incidents(&self, deltas: Vec<IncidentView>) {
+        let mut w = self.world.lock().unwrap();
+        if w.dies() {
+            return;
+        }
+        for view in deltas {
+            w.stats.deltas += 1;
+            match w.durable.events.get(&view.seq) {
+                Some(e) if e.incident_id == view.id => {}
+                _ => {
+                    let what = format!("incident {} shown at seq {} before that change was stored", view.id, view.seq);
+                    w.broken(what);
+                }
+            }
+            if view.seq <= w.console.last_seq {
+                let what = format!(
+                    "incident {} shown at seq {}, but consoles already applied seq {}",
+                    view.id, view.seq, w.console.last_seq
+                );
+                w.broken(what);
+                continue;
+            }
+            w.console.last_seq = view.seq;
+            w.console.seen.insert(view.id);
+            if view.state.is_terminal() {
+                w.console.open.remove(&view.id);
+            } else {
+                w.console.open.insert(view.id, view.seq);
+            }
+        }
+    }
+
+    fn phones(&self, _phones: Vec<PhoneView>) {
+        self.world.lock().unwrap().dies();
+    }
+
+    fn responders(&self, _views: Vec<ResponderView>) {}
+}
+
+// ---------------------------------------------------------------------------------------------
+// The district.
+// ---------------------------------------------------------------------------------------------
+
+fn coords(rng: &mut SmallRng) -> Coordinates {
+    Coordinates::new(rng.random_range(24.99..25.03), rng.random_range(102.67..102.71)).unwrap()
+}
+
+fn district(rng: &mut SmallRng) -> Registry {
+    let mut r = Registry::default();
+    for s in 0..2 {
+        r.stations.push(Station {
+            id: StationId::parse(format!("s{s}")).unwrap(),
+            name: format!("s{s}"),
+            position: coords(rng),
+            phone: None,
+            service_circle_min: None,
+        });
+    }
+    for i in 0..DEVICES {
+        r.elders.push(Elder {
+            id: ElderId::parse(format!("e{i}")).unwrap(),
+            name: format!("e{i}"),
+            address: String::new(),
+            home: coords(rng),
+            phone: None,
+            notes: String::new(),
+            profile: Default::default(),
+        });
+        r.devices.push(Device {
+            id: DeviceId::parse(format!("d{i}")).unwrap(),
+            elder_id: ElderId::parse(format!("e{i}")).unwrap(),
+        });
+    }
+    for i in 0..RESPONDERS {
+        r.responders.push(Responder {
+            id: ResponderId::parse(format!("r{i}")).unwrap(),
+            name: format!("r{i}"),
+            station_id: StationId::parse(format!("s{}", i % 2)).unwrap(),
+            phone: None,
+            position: coords(rng),
+            on_duty: true,
+            mode: TravelMode::Ebike,
+            skills: vec!["first_aid".into()],
+            position_at: None,
+            token_sha256: None,
+        });
+    }
+    r
+}
+
+/// Short timers, so that offers lapse and ladders climb within a run; a dedup window of an
+/// hour (a device sends a message again within seconds, the broker after a restart).
+fn policy() -> Policy {
+    Policy {
+        offer_timeout_ms: 20_000,
+        station_timeout_ms: 40_000,
+        reminder_interval_ms: 30_000,
+        dedup_window_ms: 3_600_000,
+        ..Policy::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+// ---------------------------------------------------------------------------------------------
+
+/// A running process: the runtime's task and the ends of its queues.
+struct Process {
+    task: tokio::task::JoinHandle<()>,
+    messages: mpsc::Sender<SimMsg>,
+    commands: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+}
+
+struct Sim {
+    seed: u64,
+    fault: Fault,
+    world: Shared,
+    clock: FakeClock,
+    registry: Registry,
+    topics: Topics,
+    /// Each device's next message number.
+    next_msg: Vec<u64>,
+    /// Messages each device sent, to send again as a device does when it missed the PUBACK.
+    sent: Vec<Vec<SimMsg>>,
+    process: Option<Process>,
+    replies: Vec<tokio::sync::oneshot::Receiver<anxin_proto::Answer>>,
+}
+
+/// Lets every task run until all of them wait (the tokio clock is paused, so a sleep on it
+/// returns only when nothing else can run).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+impl Sim {
+    fn new(seed: u64, fault: Fault) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let registry = district(&mut rng);
+        let world = World {
+            rng,
+            durable: Durable::default(),
+            broker: Broker::default(),
+            console: Console::default(),
+            mood: StoreMood::Up,
+            dead: false,
+            death_rate: 0.0,
+            violation: None,
+            acked: BTreeSet::new(),
+            acked_lately: Vec::new(),
+            stats: Stats::default(),
+        };
+        Self {
+            seed,
+            fault,
+            world: Arc::new(Mutex::new(world)),
+            clock: FakeClock(Arc::new(ClockHand {
+                now: AtomicI64::new(T0.millis()),
+                moved: Notify::new(),
+                base: Instant::now(),
+            })),
+            registry,
+            topics: Topics::default(),
+            next_msg: vec![0; DEVICES],
+            sent: vec![Vec::new(); DEVICES],
+            process: None,
+            replies: Vec::new(),
+        }
+    }
+
+    fn rng<T>(&self, f: impl FnOnce(&mut SmallRng) -> T) -> T {
+        f(&mut self.world.lock().unwrap().rng)
+    }
+
+    /// Starts a process resumed from the store, as anxind does; its consoles reconnect.
+    fn start(&mut self) {
+        let (resume, registry) = {
+            let w = self.world.lock().unwrap();
+            let mut registry = self.registry.clone();
+            for r in &mut registry.responders {
+                if let Some(stored) = w.durable.roster.get(&r.id) {
+                    *r = stored.clone();
+                }
+            }
+            (w.durable.resume(anxin_runtime::Clock::now(&self.clock)), registry)
+        };
+        let engine = Engine::new(policy(), registry, resume);
+        {
+            // The consoles come back: nothing to replay if they are up to date, else a
+            // snapshot. A console ahead of the store was shown what was never stored.
+            let mut w = self.world.lock().unwrap();
+            let stored = engine.last_seq();
+            if w.console.last_seq > stored {
+                let what = format!(
+                    "consoles applied seq {} but the store holds up to {stored}: they were shown what was not stored",
+                    w.console.last_seq
+                );
+                w.broken(what);
+            } else if w.console.last_seq < stored {
+                w.stats.snapshots += 1;
+                let open: BTreeMap<_, _> = engine.snapshot().into_iter().map(|v| (v.id, v.seq)).collect();
+                w.console.seen.extend(open.keys().copied());
+                w.console.open = open;
+                w.console.last_seq = stored;
+            }
+            // The broker delivers again, first, whatever was not acknowledged.
+            let unacked: Vec<_> = std::mem::take(&mut w.broker.in_flight).into_values().collect();
+            for m in unacked.into_iter().rev() {
+                w.broker.queue.push_front(m);
+            }
+        }
+        let ports = Ports {
+            store: Arc::new(FakeStore { world: self.world.clone(), clock: self.clock.clone() }),
+            devices: Arc::new(FakeDevices { world: self.world.clone() }),
+            feeds: Arc::new(FakeFeeds { world: self.world.clone() }),
+            clock: Arc::new(self.clock.clone()),
+            telemetry: Arc::new(anxin_runtime::NoTelemetry),
+        };
+        let options = Options {
+            batch_max: BATCH_MAX,
+            intake: Intake { topics: self.topics.clone(), max_payload_bytes: 512 },
+            fault: self.fault,
+        };
+        let (messages, messages_rx) = mpsc::channel(IN_FLIGHT_WINDOW);
+        let (commands, commands_rx) = mpsc::channel(16);
+        let shutdown = CancellationToken::new();
+        let runtime = Runtime::new(engine, ports, options);
+        let task = tokio::spawn(runtime.run(messages_rx, commands_rx, shutdown.clone()));
+        self.process = Some(Process { task, messages, commands, shutdown });
+    }
+
+    /// The process died: its tasks are dropped, and a new one starts from the store.
+    async fn restart(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.task.abort();
+            let _ = p.task.await;
+            drop(p.messages);
+            drop(p.commands);
+            p.shutdown.cancel();
+        }
+        self.replies.clear();
+        settle().await;
+        self.world.lock().unwrap().dead = false;
+        self.start();
+    }
+
+    /// A device publishes something.
+    fn publish(&mut self) {
+        let (device, what, retry) =
+            self.rng(|r| (r.random_range(0..DEVICES + 1), r.random_range(0..100u32), r.random_bool(0.08)));
+        if device < DEVICES && retry && !self.sent[device].is_empty() {
+            // The device did not get the PUBACK for one of its last messages and sends it again.
+            let sent = self.sent[device].len();
+            let i = self.rng(|r| r.random_range(sent.saturating_sub(3)..sent));
+            let mut again = self.sent[device][i].clone();
+            self.enqueue(&mut again);
+            return;
+        }
+        let now = self.clock.now.load(Ordering::SeqCst);
+        let (topic, payload, stores) = if device == DEVICES {
+            // Not in the ledger, or not a device topic at all.
+            let topic = if what < 50 { "anxin/v1/devices/ghost/events".to_string() } else { "anxin/v1/oops".into() };
+            (topic, br#"{"msg_id":"x","type":"sos"}"#.to_vec(), None)
+        } else {
+            let id = DeviceId::parse(format!("d{device}")).unwrap();
+            self.next_msg[device] += 1;
+            let msg_id = format!("m{}", self.next_msg[device]);
+            let topic = self.topics.events(&id);
+            let typed = |t: &str| format!(r#"{{"msg_id":"{msg_id}","type":"{t}","ts":{now}}}"#).into_bytes();
+            let stores = |m: &str| Some((id.clone(), MessageId::parse(m).unwrap()));
+            match what {
+                0..=39 => (topic, typed("sos"), stores(&msg_id)),
+                40..=49 => (topic, typed("fall"), stores(&msg_id)),
+                50..=54 => (topic, typed("service"), stores(&msg_id)),
+                55..=69 => (topic, typed("cancel"), stores(&msg_id)),
+                70..=84 => (topic, typed("heartbeat"), None),
+                85..=89 => (topic, typed("teleport"), None),
+                _ => {
+                    let garbage = format!("{{\"msg_id\": {msg_id} oops").into_bytes();
+                    let print = anxin_proto::fingerprint(&garbage);
+                    (topic, garbage, Some((id.clone(), print)))
+                }
+            }
+        };
+        let mut msg = SimMsg { id: 0, topic, payload, received: self.clock.base, stores };
+        self.enqueue(&mut msg);
+        if device < DEVICES {
+            self.sent[device].push(msg);
+        }
+    }
+
+    fn enqueue(&mut self, msg: &mut SimMsg) {
+        let mut w = self.world.lock().unwrap();
+        w.broker.next_id += 1;
+        msg.id = w.broker.next_id;
+        w.broker.queue.push_back(msg.clone());
+        w.stats.published += 1;
+    }
+
+    /// The broker delivers up to `n` messages (within its window), sometimes out of order,
+    /// sometimes one again.
+    fn deliver(&mut self, n: usize) {
+        let Some(p) = &self.process else { return };
+        let mut w = self.world.lock().unwrap();
+        for _ in 0..n {
+            if w.broker.in_flight.len() >= IN_FLIGHT_WINDOW || w.broker.queue.is_empty() {
+                break;
+            }
+            let queued = w.broker.queue.len();
+            let i = if w.rng.random_bool(0.2) { w.rng.random_range(0..queued) } else { 0 };
+            let Some(m) = w.broker.queue.remove(i) else { break };
+            match p.messages.try_send(m.clone()) {
+                Ok(()) => {
+                    w.broker.in_flight.insert(m.id, m);
+                }
+                Err(_) => {
+                    w.broker.queue.insert(i, m);
+                    break;
+                }
+            }
+        }
+        if !w.broker.in_flight.is_empty() && w.rng.random_bool(0.05) {
+            // Delivered again while still unacknowledged.
+            let held = w.broker.in_flight.len();
+            let k = w.rng.random_range(0..held);
+            let again = w.broker.in_flight.values().nth(k).cloned();
+            if let Some(m) = again {
+                if p.messages.try_send(m).is_ok() {
+                    w.stats.redeliveries += 1;
+                }
+            }
+        }
+    }
+
+    /// A responder answers their offer, or a dispatcher acts, through the command queue.
+    fn command(&mut self) {
+        let Some(p) = &self.process else { return };
+        let (caller, request) = {
+            let mut w = self.world.lock().unwrap();
+            let open: Vec<_> = w.durable.open_by_device.values().map(|id| w.durable.incidents[id].clone()).collect();
+            if open.is_empty() {
+                return;
+            }
+            let incident = &open[w.rng.random_range(0..open.len())];
+            let offered = incident.ladder.offers.first().map(|o| o.responder_id.clone());
+            let pick = w.rng.random_range(0..10);
+            match (pick, offered, &incident.responder) {
+                (0..=3, Some(r), _) => {
+                    let action = if pick < 3 { ResponderAction::Accept } else { ResponderAction::Decline };
+                    (Caller::Responder(r), Request::Respond { incident: incident.id, action })
+                }
+                (4..=5, _, Some(a)) => {
+                    let action = if pick == 4 { ResponderAction::OnScene } else { ResponderAction::EnRoute };
+                    (Caller::Responder(a.id.clone()), Request::Respond { incident: incident.id, action })
+                }
+                _ => {
+                    let action = match pick {
+                        6 => DispatcherAction::Acknowledge,
+                        7 => DispatcherAction::Note { text: "called the daughter".into() },
+                        _ => DispatcherAction::Close { outcome: "handled".into() },
+                    };
+                    let caller = Caller::Dispatcher { id: "wang".into(), supervisor: true };
+                    (caller, Request::Dispatch { incident: incident.id, action })
+                }
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if p.commands.try_send(Command { caller, request, reply: Some(tx) }).is_ok() {
+            self.replies.push(rx);
+        }
+    }
+
+    /// One step of the world.
+    async fn step(&mut self) {
+        self.world.lock().unwrap().stats.steps += 1;
+        let roll = self.rng(|r| r.random_range(0..100u32));
+        match roll {
+            0..=34 => self.publish(),
+            35..=64 => {
+                let n = self.rng(|r| r.random_range(1..=BATCH_MAX * 2));
+                self.deliver(n);
+            }
+            65..=79 => {
+                let ms =
+                    self.rng(|r| if r.random_bool(0.9) { r.random_range(1..500) } else { r.random_range(1..30_000) });
+                self.clock.advance(ms);
+            }
+            80..=87 => self.command(),
+            88..=94 => {
+                let mut w = self.world.lock().unwrap();
+                w.mood = match w.rng.random_range(0..10) {
+                    0..=5 => StoreMood::Up,
+                    6..=7 => StoreMood::Slow(w.rng.random_range(1..2_000)),
+                    _ => StoreMood::Down,
+                };
+            }
+            _ => {
+                // kill -9 between steps, now and then.
+                let mut w = self.world.lock().unwrap();
+                if w.rng.random_bool(0.1) && !w.dead {
+                    w.dead = true;
+                    w.stats.crashes += 1;
+                }
+            }
+        }
+        settle().await;
+        self.replies.retain_mut(|r| r.try_recv().is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Empty));
+        let dead = self.world.lock().unwrap().dead;
+        if dead {
+            self.restart().await;
+        }
+        self.check(false);
+    }
+
+    /// What must hold after every step.
+    ///
+    /// The store never forgets, so the messages acknowledged since the last step are checked
+    /// after each step, and all of them whenever the run drains.
+    fn check(&mut self, all: bool) {
+        let mut w = self.world.lock().unwrap();
+        let lately = std::mem::take(&mut w.acked_lately);
+        let lost: Vec<_> = if all {
+            w.acked.iter().filter(|k| !w.durable.messages.contains_key(k)).cloned().collect()
+        } else {
+            lately.into_iter().filter(|k| !w.durable.messages.contains_key(k)).collect()
+        };
+        if let Some(key) = lost.first() {
+            w.broken(format!("message {key:?} was acknowledged but is not stored"));
+        }
+        if w.console.last_seq > w.durable.last_seq() {
+            let what =
+                format!("consoles applied seq {} beyond the store's {}", w.console.last_seq, w.durable.last_seq());
+            w.broken(what);
+        }
+    }
+
+    /// Stops the faults and lets everything settle: every message published is delivered,
+    /// stored and acknowledged, and consoles show exactly what is stored.
+    async fn drain(&mut self) {
+        {
+            let mut w = self.world.lock().unwrap();
+            w.death_rate = 0.0;
+            w.mood = StoreMood::Up;
+        }
+        for _ in 0..10_000 {
+            self.deliver(IN_FLIGHT_WINDOW);
+            // Enough for the commit's backoff and a slow commit to end.
+            self.clock.advance(50);
+            settle().await;
+            let w = self.world.lock().unwrap();
+            if w.broker.queue.is_empty() && w.broker.in_flight.is_empty() {
+                break;
+            }
+        }
+        settle().await;
+        let mut w = self.world.lock().unwrap();
+        if !w.broker.queue.is_empty() || !w.broker.in_flight.is_empty() {
+            let what = format!(
+                "{} messages still unacknowledged after draining",
+                w.broker.queue.len() + w.broker.in_flight.len()
+            );
+            w.broken(what);
+        }
+        let stored = w.durable.open();
+        if w.console.open != stored {
+            let what = format!("consoles show {:?} but the store holds {:?} open", w.console.open, stored);
+            w.broken(what);
+        }
+        if w.console.last_seq != w.durable.last_seq() {
+            let what = format!("consoles stopped at seq {}, the store at {}", w.console.last_seq, w.durable.last_seq());
+            w.broken(what);
+        }
+        let unseen: Vec<_> = w.durable.incidents.keys().filter(|i| !w.console.seen.contains(i)).copied().collect();
+        if !unseen.is_empty() {
+            w.broken(format!("stored incidents {unseen:?} never reached the consoles"));
+        }
+    }
+
+    /// Runs `steps` steps, draining every few thousand; the first broken promise, if any.
+    async fn run(mut self, steps: u64) -> Result<Stats, String> {
+        self.start();
+        let death_rate = self.rng(|r| [0.002, 0.01, 0.03][r.random_range(0..3)]);
+        for step in 1..=steps {
+            self.world.lock().unwrap().death_rate = death_rate;
+            self.step().await;
+            if step % 2_000 == 0 || step == steps {
+                self.drain().await;
+                self.check(true);
+            }
+            if let Some(v) = self.world.lock().unwrap().violation.clone() {
+                let seed = self.seed;
+                return Err(format!(
+                    "seed {seed}, step {step}: {v}\nreplay: ANXIN_RUNTIME_SIM_SEED={seed} ANXIN_RUNTIME_SIM_STEPS={steps} \
+                     cargo test -p anxin-runtime --test simulation"
+                ));
+            }
+        }
+        if let Some(p) = self.process.take() {
+            p.shutdown.cancel();
+            let _ = p.task.await;
+        }
+        let stats = self.world.lock().unwrap().stats;
+        Ok(stats)
+    }
+}
+
+fn env(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")))
+}
+
+fn simulate(seed: u64, steps: u64, fault: Fault) -> Result<Stats, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(Sim::new(seed, fault).run(steps))
+}
+
+#[test]
+fn the_promise_holds_through_crashes_outages_and_redeliveries() {
+    let steps = env("ANXIN_RUNTIME_SIM_STEPS").unwrap_or(50_000);
+    let seeds: Vec<u64> = match env("ANXIN_RUNTIME_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (1..=env("ANXIN_RUNTIME_SIM_SEEDS").unwrap_or(20)).collect(),
+    };
+    let mut total = Stats::default();
+    for seed in seeds {
+        let stats = simulate(seed, steps, Fault::None).unwrap_or_else(|e| panic!("{e}"));
+        total.steps += stats.steps;
+        total.published += stats.published;
+        total.acks += stats.acks;
+        total.commits += stats.commits;
+        total.failed_commits += stats.failed_commits;
+        total.crashes += stats.crashes;
+        total.deltas += stats.deltas;
+        total.snapshots += stats.snapshots;
+        total.redeliveries += stats.redeliveries;
+    }
+    eprintln!("{total:?}");
+    // The run did what it is for: the faults happened, and work went through between them.
+    assert!(total.crashes > 0 && total.failed_commits > 0 && total.redeliveries > 0, "{total:?}");
+    assert!(total.acks > 0 && total.deltas > 0 && total.snapshots > 0, "{total:?}");
+}
+
+/// The simulation exists to catch these bugs: each, put in on purpose, must fail it.
+#[test]
+fn an_acknowledgement_before_the_commit_is_caught() {
+    let caught = (1..=5).find_map(|seed| simulate(seed, 20_000, Fault::AckBeforeCommit).err());
+    let why = caught.expect("acknowledging before the commit broke no promise the simulation checks");
+    eprintln!("{why}");
+    assert!(why.contains("acknowledged"), "{why}");
+}
+
+#[test]
+fn a_show_before_the_commit_is_caught() {
+    let caught = (1..=5).find_map(|seed| simulate(seed, 20_000, Fault::ShowBeforeCommit).err());
+    let why = caught.expect("showing before the commit broke no promise the simulation checks");
+    eprintln!("{why}");
+    assert!(why.contains("shown") || why.contains("consoles"), "{why}");
+}

@@ -1,0 +1,190 @@
+//! The runtime's ports, built on the real parts: the store (SQLite or PostgreSQL), the MQTT
+//! link, the console and phone hubs, the clock, and Prometheus.
+
+use crate::clock::Clock;
+use crate::telemetry::Metrics;
+use anxin_api::{Hub, ResponderHub};
+use anxin_core::{DeviceCommand, DeviceId, IncidentKind, IncidentView, Outbox, ResponderView, StationAlert, Timestamp};
+use anxin_mqtt::{Defect, DeviceLink, Inbound};
+use anxin_runtime::ports::BoxFuture;
+use anxin_runtime::PhoneView;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Commits a batch to the store in one transaction.
+#[derive(Debug)]
+pub struct StorePort(pub Arc<dyn anxin_store::Store>);
+
+impl anxin_runtime::Store for StorePort {
+    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let batch = anxin_store::Batch {
+                messages: &out.messages,
+                events: &out.events,
+                incidents: &out.incidents,
+                roster: &out.roster,
+            };
+            self.0.commit(batch).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Acknowledgements, commands and station alerts, queued on the MQTT link.
+#[derive(Debug)]
+pub struct LinkPort {
+    pub link: DeviceLink,
+    pub metrics: Metrics,
+}
+
+impl anxin_runtime::Devices<Inbound> for LinkPort {
+    fn ack(&self, message: Inbound) {
+        if let Err(e) = self.link.ack(message) {
+            tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");
+        }
+    }
+
+    fn send(&self, device: &DeviceId, command: &DeviceCommand) {
+        if let Err(e) = self.link.send(device, command) {
+            self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
+            tracing::warn!(device = %device, error = %e, "could not send a command to a device");
+        }
+    }
+
+    fn alert(&self, alert: &StationAlert) {
+        if let Err(e) = self.link.alert_station(alert) {
+            self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
+            tracing::warn!(station = %alert.station_id, error = %e, "could not alert a station's duty line");
+        }
+    }
+}
+
+/// The consoles' hub and the phones' hub.
+#[derive(Debug)]
+pub struct FeedPort {
+    pub hub: Arc<Hub>,
+    pub phones: Arc<ResponderHub>,
+}
+
+impl anxin_runtime::Feeds for FeedPort {
+    fn incidents(&self, deltas: Vec<IncidentView>) {
+        self.hub.publish(deltas);
+    }
+
+    fn phones(&self, phones: Vec<PhoneView>) {
+        for phone in phones {
+            publish_phone(&self.phones, &phone);
+        }
+    }
+
+    fn responders(&self, views: Vec<ResponderView>) {
+        self.hub.publish_responders(views);
+    }
+}
+
+/// Replaces a responder's `hello` and `job` frames on the phones' hub.
+pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
+    let r = &phone.responder;
+    let hello = serde_json::json!({
+        "type": "hello",
+        "responder": {"id": r.id, "name": r.name, "station_id": r.station_id, "on_duty": r.on_duty},
+    });
+    let job = serde_json::json!({"type": "job", "job": phone.job});
+    phones.publish(&r.id, hello.to_string(), job.to_string());
+}
+
+impl anxin_runtime::Clock for Clock {
+    fn now(&self) -> Timestamp {
+        Clock::now(self)
+    }
+
+    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'static, ()> {
+        let clock = self.clone();
+        Box::pin(async move { clock.sleep_until(Some(t)).await })
+    }
+
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// The runtime's doings, on Prometheus and in the log; and whether the store answers, for
+/// `/readyz`.
+#[derive(Debug)]
+pub struct MetricsPort {
+    pub metrics: Metrics,
+    pub store_ok: Arc<AtomicBool>,
+    /// Messages taken from the queue and not yet acknowledged (the batch in the engine's
+    /// hands, the one being stored and the one being made known), for
+    /// `anxin_ingest_backlog_messages`.
+    pub in_batch: Arc<AtomicUsize>,
+}
+
+impl anxin_runtime::Telemetry for MetricsPort {
+    fn received(&self, event: &str) {
+        self.metrics.messages_received.with_label_values(&[event]).inc();
+    }
+
+    fn rejected(&self, defect: Defect, device: &str, what_happens: &str) {
+        self.metrics.payloads_rejected.with_label_values(&[defect.as_label()]).inc();
+        tracing::warn!(device, reason = defect.as_label(), "{defect}; {what_happens}");
+    }
+
+    fn opened(&self, kind: IncidentKind) {
+        self.metrics.incidents_opened.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    fn joined(&self) {
+        self.metrics.presses_joined.inc();
+    }
+
+    fn duplicate(&self) {
+        self.metrics.duplicates.inc();
+    }
+
+    fn throttled(&self) {
+        self.metrics.presses_throttled.inc();
+    }
+
+    fn in_hand(&self, change: isize) {
+        if change >= 0 {
+            self.in_batch.fetch_add(change as usize, Ordering::Relaxed);
+        } else {
+            self.in_batch.fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    fn stepped(&self, messages: usize, took: Duration) {
+        if messages > 0 {
+            self.metrics.batch_size.observe(messages as f64);
+        }
+        self.metrics.step_seconds.observe(took.as_secs_f64());
+    }
+
+    fn committed(&self, took: Duration) {
+        self.metrics.commit_seconds.observe(took.as_secs_f64());
+        self.store_ok.store(true, Ordering::Relaxed);
+    }
+
+    fn commit_failed(&self, error: &str, retry_in: Duration) {
+        self.metrics.commit_failures.inc();
+        self.store_ok.store(false, Ordering::Relaxed);
+        tracing::error!(
+            error,
+            retry_in_ms = retry_in.as_millis() as u64,
+            "cannot store presses; not acknowledging them, the broker holds them"
+        );
+    }
+
+    fn store_recovered(&self) {
+        tracing::info!("store reachable again; resuming");
+    }
+
+    fn message_stored(&self, since: Duration) {
+        self.metrics.press_commit_seconds.observe(since.as_secs_f64());
+    }
+
+    fn open_incidents(&self, open: usize) {
+        self.metrics.open_incidents.set(open as i64);
+    }
+}
