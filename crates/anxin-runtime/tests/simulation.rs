@@ -174,7 +174,7 @@ struct World {
     stats: Stats,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Stats {
     steps: u64,
     published: u64,
@@ -949,4 +949,11 @@ fn a_show_before_the_commit_is_caught() {
     let why = caught.expect("showing before the commit broke no promise the simulation checks");
     eprintln!("{why}");
     assert!(why.contains("shown") || why.contains("consoles"), "{why}");
+}
+
+#[test]
+fn a_seed_replays_identically_and_another_differs() {
+    let once = simulate(7, 5_000, Fault::None).unwrap();
+    assert_eq!(simulate(7, 5_000, Fault::None).unwrap(), once, "seed 7 ran differently the second time");
+    assert_ne!(simulate(8, 5_000, Fault::None).unwrap(), once, "seeds 7 and 8 ran the same");
 }
