@@ -1,11 +1,11 @@
 //! Device payloads: the bytes a device publishes on its events topic, through
-//! `anxin_mqtt::decode` as the engine calls it, and the fingerprint an unreadable one is
+//! `anxin_proto::decode` as the engine calls it, and the fingerprint an unreadable one is
 //! stored under.
 #![no_main]
 
 use anxin_core::{EventType, FixReport, MessageId, Timestamp, MAX_ID_LEN};
-use anxin_mqtt::payload::DEFAULT_MAX_PAYLOAD_BYTES;
-use anxin_mqtt::{decode, fingerprint, Decoded, Defect};
+use anxin_proto::payload::DEFAULT_MAX_PAYLOAD_BYTES;
+use anxin_proto::{decode, fingerprint, Decoded, Defect};
 use libfuzzer_sys::fuzz_target;
 
 /// The engine's clock when the message arrived: stands in for a missing or refused `ts`.

@@ -4,13 +4,13 @@
 #![no_main]
 
 use anxin_core::{DeviceId, StationId};
-use anxin_mqtt::{Defect, Topics};
+use anxin_proto::{Defect, Topics};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // rumqttc hands the engine a topic as a `String`: only UTF-8 reaches the decoder.
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let (root, topic) = text.split_once('\n').unwrap_or((anxin_mqtt::topic::DEFAULT_ROOT, text));
+    let (root, topic) = text.split_once('\n').unwrap_or((anxin_proto::topic::DEFAULT_ROOT, text));
     let Ok(topics) = Topics::new(root) else {
         return;
     };

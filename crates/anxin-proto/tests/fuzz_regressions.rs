@@ -2,8 +2,8 @@
 //! so they stay fixed. Each names the target and what was wrong.
 
 use anxin_core::Timestamp;
-use anxin_mqtt::payload::DEFAULT_MAX_PAYLOAD_BYTES;
-use anxin_mqtt::{decode, Defect};
+use anxin_proto::payload::DEFAULT_MAX_PAYLOAD_BYTES;
+use anxin_proto::{decode, Defect};
 
 const NOW: Timestamp = Timestamp(1_763_000_000_000);
 
