@@ -228,11 +228,15 @@ export const DEMO_DISPATCHER = { id: 'dispatcher', name: '值班调度员', role
  * nobody); POST /api/v1/session accepts `password` for any user name.
  */
 export async function serveAssets(page, origin, { user = DEMO_DISPATCHER, password = 'anxin-demo' } = {}) {
-  const files = {
-    '/console': ['console.html', 'text/html; charset=utf-8'],
-    '/assets/console.js': ['console.js', 'text/javascript; charset=utf-8'],
-    '/assets/console-map.js': ['console-map.js', 'text/javascript; charset=utf-8'],
-    '/assets/console.css': ['console.css', 'text/css; charset=utf-8'],
+  // The page and every file under /assets/ (the console's modules, the shared ones, the
+  // vendored Leaflet), as the daemon serves them.
+  const types = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png' };
+  const fileFor = (path) => {
+    if (path === '/console') return ['console.html', 'text/html; charset=utf-8'];
+    if (!path.startsWith('/assets/') || path.includes('..')) return null;
+    const name = path.slice('/assets/'.length);
+    const type = types[name.slice(name.lastIndexOf('.'))];
+    return type ? [name, type] : null;
   };
   const session = { user };
   await page.route(`${origin}/**`, async (route) => {
@@ -250,9 +254,9 @@ export async function serveAssets(page, origin, { user = DEMO_DISPATCHER, passwo
       session.user = { id: body.user, name: body.user, role: body.user.startsWith('supervisor') ? 'supervisor' : 'dispatcher' };
       return json(200, { user: session.user });
     }
-    const file = files[path];
-    if (!file) return route.fulfill({ status: 404, body: 'not found' });
-    const body = await readFile(join(assetsDir, file[0]));
+    const file = fileFor(path);
+    const body = file ? await readFile(join(assetsDir, file[0])).catch(() => null) : null;
+    if (!body) return route.fulfill({ status: 404, body: 'not found' });
     return route.fulfill({ status: 200, contentType: file[1], body });
   });
   return session;

@@ -1,0 +1,119 @@
+//! The pages' static files (ES modules, style sheets, the vendored Leaflet), embedded in the
+//! binary and served by name under `/assets/`, so a console works with no file beside the
+//! daemon and no network beyond it.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One embedded file: its name under `/assets/` and its bytes.
+struct Asset {
+    name: &'static str,
+    body: &'static [u8],
+}
+
+/// Lists files under `assets/` by their path there; each is embedded at build time, so a
+/// name in this list that has no file is a compile error, not a 404 in production.
+macro_rules! embedded {
+    ($($name:literal),* $(,)?) => {
+        &[$(Asset { name: $name, body: include_bytes!(concat!("../assets/", $name)) }),*]
+    };
+}
+
+/// Everything the pages load. The HTML pages themselves are served at `/console` and
+/// `/responder`.
+const ASSETS: &[Asset] = embedded![
+    "console.js",
+    "console.css",
+    "console/actions.js",
+    "console/alarm.js",
+    "console/detail.js",
+    "console/feed.js",
+    "console/header.js",
+    "console/incident.js",
+    "console/keys.js",
+    "console/map.js",
+    "console/map-card.js",
+    "console/parts.js",
+    "console/queue.js",
+    "console/signin.js",
+    "console/state.js",
+    "console/strings.js",
+    "console/timeline.js",
+    "responder.js",
+    "responder.css",
+    "responder/strings.js",
+    "common/clock.js",
+    "common/dom.js",
+    "common/feed.js",
+    "common/format.js",
+    "common/i18n.js",
+    "common/storage.js",
+    "common/words.js",
+    "vendor/leaflet/leaflet-src.esm.js",
+    "vendor/leaflet/leaflet.css",
+    "vendor/leaflet/images/layers.png",
+    "vendor/leaflet/images/layers-2x.png",
+    "vendor/leaflet/images/marker-icon.png",
+    "vendor/leaflet/images/marker-icon-2x.png",
+    "vendor/leaflet/images/marker-shadow.png",
+    "vendor/leaflet/LICENSE",
+];
+
+/// The content type a file's name calls for; names the table may hold and nothing else.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// The embedded file called `name`, with its content type, if there is one.
+pub fn find(name: &str) -> Option<(&'static str, &'static [u8])> {
+    ASSETS.iter().find(|a| a.name == name).map(|a| (content_type(a.name), a.body))
+}
+
+/// `GET /assets/{*name}`: the file, revalidated on every load (`no-cache`) so a daemon
+/// upgrade reaches consoles that stay open for days; an unknown name is a 404.
+pub async fn serve(Path(name): Path<String>) -> Response {
+    match find(&name) {
+        Some((content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_files_by_name_with_their_type() {
+        assert_eq!(find("console.js").unwrap().0, "text/javascript; charset=utf-8");
+        assert_eq!(find("common/feed.js").unwrap().0, "text/javascript; charset=utf-8");
+        assert_eq!(find("vendor/leaflet/leaflet.css").unwrap().0, "text/css; charset=utf-8");
+        assert_eq!(find("vendor/leaflet/images/layers.png").unwrap().0, "image/png");
+        assert!(find("vendor/leaflet/leaflet-src.esm.js").unwrap().1.starts_with(b"/* @preserve"));
+    }
+
+    #[test]
+    fn an_unknown_or_escaping_name_is_not_found() {
+        assert!(find("nope.js").is_none());
+        assert!(find("../src/lib.rs").is_none());
+        assert!(find("").is_none());
+        assert!(find("console").is_none());
+    }
+
+    #[test]
+    fn every_name_is_unique() {
+        let mut names: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ASSETS.len());
+    }
+}
