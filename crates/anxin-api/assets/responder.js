@@ -25,9 +25,11 @@ import {
   t,
 } from './common/i18n.js';
 import { recall, remember } from './common/storage.js';
+import { createLocationSharing } from './responder/location.js';
 import { RESPONDER_STRINGS } from './responder/strings.js';
 
 defineStrings(RESPONDER_STRINGS);
+
 const TOKEN_KEY = 'anxin.responder.token';
 const LANG_KEY = 'anxin.responder.lang';
 
@@ -39,8 +41,6 @@ const RESULT_TIMEOUT_MS = 20000;
 // After an action is accepted, the new `job` frame is due; until it comes (or this long
 // passes) the buttons stay disabled, so a second tap cannot repeat the step.
 const FRAME_GRACE_MS = 5000;
-// Location goes to the server at most this often.
-const LOCATION_EVERY_MS = 15000;
 // The countdown turns urgent below this.
 const COUNTDOWN_URGENT_MS = 15000;
 
@@ -75,17 +75,16 @@ const state = {
   outcomeError: false,
   /** the message under the token field, as [key, vars]; or null */
   signinError: null,
-  geo: {
-    watchId: null,
-    /** off | waiting | sharing | denied | error | unavailable | insecure */
-    status: 'off',
-    latest: null,
-    lastSentAt: 0,
-    timer: null,
-  },
 };
 
 let dom = null;
+
+// The phone's position goes to the server while on duty (see responder/location.js).
+const positions = createLocationSharing({
+  wanted: () => Boolean(state.token && state.responder && state.responder.on_duty),
+  send: (frame) => sendFrame(frame),
+  changed: () => renderGeo(),
+});
 
 /** Latitude and longitude of a job, whether the server nests them under `at` or not. */
 function jobCoordinates(job) {
@@ -279,7 +278,7 @@ function renderTick() {
 }
 
 function renderGeo() {
-  const g = state.geo;
+  const g = positions.geo;
   let text = '';
   if (g.status === 'sharing') text = g.lastSentAt ? t('geo_sent', { time: formatClock(g.lastSentAt) }) : t('geo_sharing');
   else if (g.status !== 'off') text = t(`geo_${g.status}`);
@@ -297,8 +296,8 @@ function onHello(msg) {
   state.responder = { id: String(r.id ?? ''), name: r.name ?? '', station_id: r.station_id ?? '', on_duty: Boolean(r.on_duty) };
   state.signinError = null;
   setConn('connected');
-  updateGeoWatch();
-  flushLocation();
+  positions.update();
+  positions.flush();
   render();
 }
 
@@ -343,7 +342,7 @@ function onResult(msg, p) {
   if (msg.ok) {
     if (p.kind === 'duty' && state.responder) {
       state.responder.on_duty = p.on;
-      updateGeoWatch();
+      positions.update();
     }
     if (p.kind !== 'duty') state.awaitingFrameSince = Date.now();
     state.actionError = null;
@@ -418,89 +417,6 @@ function onDuty() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Location: shared while on duty, at most every 15 s.
-// ---------------------------------------------------------------------------------------
-function updateGeoWatch() {
-  const want = Boolean(state.token && state.responder && state.responder.on_duty);
-  const g = state.geo;
-  if (!want) {
-    if (g.watchId !== null) navigator.geolocation.clearWatch(g.watchId);
-    g.watchId = null;
-    clearTimeout(g.timer);
-    g.timer = null;
-    g.latest = null;
-    g.status = 'off';
-    return;
-  }
-  if (g.watchId !== null || g.status === 'denied' || g.status === 'unavailable' || g.status === 'insecure') return;
-  if (!('geolocation' in navigator) || !navigator.geolocation) {
-    g.status = 'unavailable';
-    return;
-  }
-  // Browsers give a position only to HTTPS pages (and loopback).
-  if (window.isSecureContext === false) {
-    g.status = 'insecure';
-    return;
-  }
-  g.status = 'waiting';
-  g.watchId = navigator.geolocation.watchPosition(onPosition, onPositionError, {
-    enableHighAccuracy: true,
-    maximumAge: 10000,
-    timeout: 30000,
-  });
-}
-
-function onPosition(pos) {
-  const c = pos.coords;
-  if (!Number.isFinite(c.latitude) || !Number.isFinite(c.longitude)) return;
-  state.geo.latest = {
-    lat: Number(c.latitude.toFixed(6)),
-    lon: Number(c.longitude.toFixed(6)),
-    accuracy_m: Number.isFinite(c.accuracy) ? Math.round(c.accuracy) : undefined,
-  };
-  if (state.geo.status !== 'sharing') {
-    state.geo.status = 'sharing';
-    renderGeo();
-  }
-  flushLocation();
-}
-
-function onPositionError(err) {
-  const g = state.geo;
-  if (err && err.code === 1) {
-    // Refused: stop asking; a reload (after allowing it in settings) asks again.
-    if (g.watchId !== null) navigator.geolocation.clearWatch(g.watchId);
-    g.watchId = null;
-    g.status = 'denied';
-  } else if (g.status !== 'sharing' || !g.latest) {
-    g.status = 'error';
-  }
-  renderGeo();
-}
-
-/** Sends the latest position now, or schedules it for when 15 s have passed since the last. */
-function flushLocation() {
-  const g = state.geo;
-  if (!g.latest || g.timer !== null) return;
-  const wait = g.lastSentAt + LOCATION_EVERY_MS - Date.now();
-  if (wait > 0) {
-    g.timer = setTimeout(() => {
-      g.timer = null;
-      flushLocation();
-    }, wait);
-    return;
-  }
-  const frame = { type: 'location', lat: g.latest.lat, lon: g.latest.lon };
-  if (g.latest.accuracy_m !== undefined) frame.accuracy_m = g.latest.accuracy_m;
-  if (sendFrame(frame)) {
-    g.lastSentAt = Date.now();
-    g.latest = null;
-    renderGeo();
-  }
-  // Not connected: kept in `latest`, sent after the next hello.
-}
-
-// ---------------------------------------------------------------------------------------
 // The socket
 // ---------------------------------------------------------------------------------------
 // What an action that never got its answer says (see common/feed.js for the failures).
@@ -556,7 +472,7 @@ function signOut(error = null) {
   state.signinError = error;
   state.conn = 'reconnecting';
   dom.outcome.value = '';
-  updateGeoWatch();
+  positions.update();
   render();
   if (error) {
     dom.token.select();

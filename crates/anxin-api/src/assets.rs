@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = embedded![
     "console/timeline.js",
     "responder.js",
     "responder.css",
+    "responder/location.js",
     "responder/strings.js",
     "common/clock.js",
     "common/dom.js",
