@@ -21,7 +21,6 @@ export async function command(incidentId, action, fields, label) {
   return result;
 }
 
-
 export async function acknowledge(id) {
   if (!id) return;
   const result = await command(id, 'acknowledge', {}, t('ev_acknowledged'));

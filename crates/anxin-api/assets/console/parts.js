@@ -12,7 +12,6 @@ export function toast(text, kind = 'info') {
   while (dom.toasts.childElementCount > 5) dom.toasts.firstElementChild.remove();
 }
 
-
 export function kv(label, value, attrs) {
   if (value === null || value === undefined || value === '') return null;
   return h('div', { class: 'kv-row', ...(attrs || {}) }, h('dt', null, label), h('dd', null, value));

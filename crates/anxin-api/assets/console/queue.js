@@ -197,7 +197,6 @@ export function buildRow(view) {
   );
 }
 
-
 export const rows = new Map();
 export const dirty = new Set();
 
