@@ -110,6 +110,41 @@ mod tests {
         assert!(find("console").is_none());
     }
 
+    #[tokio::test]
+    async fn answers_with_the_type_and_no_cache_or_not_found() {
+        let found = serve(Path("console/queue.js".to_string())).await;
+        assert_eq!(found.status(), StatusCode::OK);
+        assert_eq!(found.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(found.headers()[header::CACHE_CONTROL], "no-cache");
+        // The hand-made map's file is gone; asking for it is a 404, not the console.
+        assert_eq!(serve(Path("console-map.js".to_string())).await.status(), StatusCode::NOT_FOUND);
+    }
+
+    /// A module left out of the table would be a 404 in the browser and a page that does
+    /// not start; every file beside the pages is in it.
+    #[test]
+    fn every_file_under_assets_is_served() {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    out.push(path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let mut files = Vec::new();
+        walk(&root, &root, &mut files);
+        let unserved: Vec<_> = files
+            .iter()
+            .filter(|f| !f.ends_with(".html") && !f.ends_with("README.md"))
+            .filter(|f| find(f).is_none())
+            .collect();
+        assert!(unserved.is_empty(), "add these to ASSETS: {unserved:?}");
+    }
+
     #[test]
     fn every_name_is_unique() {
         let mut names: Vec<_> = ASSETS.iter().map(|a| a.name).collect();
