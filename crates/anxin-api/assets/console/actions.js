@@ -61,7 +61,7 @@ export function closeForm() {
   dom.detail.focus({ preventScroll: true });
 }
 
-export function formShell(title, fields, onSubmit) {
+function formShell(title, fields, onSubmit) {
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const submit = h('button', { class: 'btn btn-primary', type: 'submit' }, t('submit'));
   const form = h(
@@ -95,26 +95,26 @@ export function formShell(title, fields, onSubmit) {
   return form;
 }
 
-export const field = (labelText, control) => h('label', { class: 'field' }, h('span', null, labelText), control);
+const field = (labelText, control) => h('label', { class: 'field' }, h('span', null, labelText), control);
 
-export function outcomeFields() {
+function outcomeFields() {
   return [
     field(t('outcome_label'), h('select', { name: 'code' }, OUTCOMES.map((c) => h('option', { value: c }, t(`outcome_${c}`))))),
     field(t('outcome_text'), h('input', { name: 'text', maxlength: 500 })),
   ];
 }
 
-export function outcomeValue(form) {
+function outcomeValue(form) {
   const code = form.elements.code.value;
   const text = form.elements.text.value.trim();
   return text ? `${code}: ${text}` : code;
 }
 
-export function validateOutcome(form) {
+function validateOutcome(form) {
   return form.elements.code.value === 'other' && !form.elements.text.value.trim() ? t('outcome_other_required') : null;
 }
 
-export function callTargets(view) {
+function callTargets(view) {
   const e = view.elder || {};
   const list = [];
   list.push({ who: 'elder', label: t('call_elder'), number: e.phone || '' });
@@ -130,7 +130,7 @@ export function callTargets(view) {
   return list;
 }
 
-export function defaultEmergencyNumber(view) {
+function defaultEmergencyNumber(view) {
   if (view.ladder?.emergency_number) return view.ladder.emergency_number;
   if (view.kind === 'fire') return '119';
   if (view.kind === 'intrusion') return '110';
@@ -237,7 +237,7 @@ export function renderForm() {
   box.hidden = !form;
 }
 
-export function renderSuggestions(view) {
+function renderSuggestions(view) {
   const s = state.suggestions;
   const holder = view.responder;
   let body;

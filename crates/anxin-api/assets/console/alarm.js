@@ -31,7 +31,7 @@ export function renderSound() {
   dom.soundHint.textContent = t('sound_off');
 }
 
-export function beep() {
+function beep() {
   const now = Date.now();
   if (now - lastBeep < ALARM_MIN_GAP_MS) return;
   lastBeep = now;
@@ -75,14 +75,14 @@ export function clearAlarm(id) {
 }
 
 // Flashing: one class on the queue's body, toggled twice a second while any alarm is up.
-export const reducedMotion = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
+const reducedMotion = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
 setInterval(() => {
   if (!dom || !dom.tbody) return;
   const on = state.alarms.size > 0 && !(reducedMotion && reducedMotion.matches) && !dom.tbody.classList.contains('flash-on');
   dom.tbody.classList.toggle('flash-on', on);
 }, 500);
 
-export function armAlarmRepeat() {
+function armAlarmRepeat() {
   if (alarmTimer !== null) return;
   alarmTimer = setInterval(() => {
     if (state.alarms.size === 0) {

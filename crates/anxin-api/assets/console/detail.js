@@ -40,7 +40,7 @@ export function openIncident(id) {
 }
 
 // The panel covers the map: close it and point at the incident there.
-export function showOnMap(id) {
+function showOnMap(id) {
   const key = String(id);
   closePanel();
   state.selectedId = key;
@@ -63,7 +63,7 @@ export function closePanel() {
 }
 
 // One timeline query at a time; a newer seq seen meanwhile is fetched when it answers.
-export function requestTimeline(id, seq) {
+function requestTimeline(id, seq) {
   const tl = state.timeline;
   if (tl.loading) {
     tl.wantSeq = seq;
@@ -129,7 +129,7 @@ export function renderPanel() {
   if (tl.seq !== view.seq && tl.pendingSeq !== view.seq) requestTimeline(id, view.seq);
 }
 
-export function renderClaim(view) {
+function renderClaim(view) {
   const c = claimHolder(view);
   const supervisor = state.me && state.me.role === 'supervisor';
   let text;
@@ -150,7 +150,7 @@ export function renderClaim(view) {
   dom.detailClaim.replaceChildren(text, ...buttons);
 }
 
-export function renderActions(view) {
+function renderActions(view) {
   const id = view.id;
   const resolved = view.state === 'resolved';
   const button = (action, label, onclick, extra = '') =>
@@ -172,11 +172,11 @@ export function renderActions(view) {
   dom.detailActions.replaceChildren(...list.filter(Boolean));
 }
 
-export function section(title, ...content) {
+function section(title, ...content) {
   return h('section', { class: 'dsec' }, h('h3', null, title), ...content);
 }
 
-export function renderBody(view) {
+function renderBody(view) {
   const e = view.elder || {};
   const loc = view.location || {};
   const at = loc.at || {};

@@ -16,11 +16,11 @@ import { markDirty, scheduleRender } from './queue.js';
 import { showSignin } from './signin.js';
 import { CLOSED_STATES, CLOSE_UNAUTHENTICATED, COMMAND_TIMEOUT_MS, dom, state } from './state.js';
 
-export function validView(v) {
+function validView(v) {
   return v && typeof v === 'object' && (typeof v.id === 'number' || typeof v.id === 'string');
 }
 
-export function upsert(view, { isNew }) {
+function upsert(view, { isNew }) {
   const id = String(view.id);
   const before = state.incidents.get(id);
   if (CLOSED_STATES.has(view.state)) {
@@ -37,7 +37,7 @@ export function upsert(view, { isNew }) {
   mapIncident(view);
 }
 
-export function applyWelcome(msg) {
+function applyWelcome(msg) {
   if (msg.user && typeof msg.user === 'object') state.me = msg.user;
   state.staff.clear();
   for (const s of Array.isArray(msg.staff) ? msg.staff : []) if (s && s.id) state.staff.set(String(s.id), s);
@@ -55,7 +55,7 @@ export function applyWelcome(msg) {
   scheduleRender();
 }
 
-export function applyRoster(msg) {
+function applyRoster(msg) {
   // A reconnect sends the roster again: drop who is gone, keep the map where it is.
   if (map) {
     for (const id of state.responders.keys()) map.removeMarker('responder', id);
@@ -73,7 +73,7 @@ export function applyRoster(msg) {
   refreshMapCard();
 }
 
-export function applyResponder(msg) {
+function applyResponder(msg) {
   const r = msg.responder;
   if (!r || !r.id) return;
   state.responders.set(String(r.id), r);
@@ -87,7 +87,7 @@ export function refreshMapCard() {
   }
 }
 
-export function applySnapshot(msg) {
+function applySnapshot(msg) {
   if (!Array.isArray(msg.incidents) || typeof msg.seq !== 'number') return;
   observeServerTime(msg.server_time);
   const wasLoaded = state.loaded;
@@ -115,7 +115,7 @@ export function applySnapshot(msg) {
   scheduleRender();
 }
 
-export function applyDelta(msg) {
+function applyDelta(msg) {
   if (typeof msg.seq !== 'number' || !validView(msg.incident)) return;
   if (state.lastSeq !== null && msg.seq <= state.lastSeq) return;
   const id = String(msg.incident.id);
@@ -126,7 +126,7 @@ export function applyDelta(msg) {
   state.lastUpdate = serverNow();
 }
 
-export function handleMessage(msg) {
+function handleMessage(msg) {
   switch (msg.type) {
     case 'welcome':
       applyWelcome(msg);

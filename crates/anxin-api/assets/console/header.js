@@ -27,7 +27,7 @@ export function renderStatic() {
   renderSound();
 }
 
-export function renderMe() {
+function renderMe() {
   if (!dom.me) return;
   dom.me.textContent = state.me ? `${state.me.name || state.me.id} · ${roleLabel(state.me.role)}` : '';
   dom.me.dataset.role = state.me?.role ?? '';

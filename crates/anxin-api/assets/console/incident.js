@@ -1,7 +1,7 @@
 // What the console reads from an incident view: when it was pressed, which target runs,
 // how urgent it is, who holds it, and its labels in words.
 
-import { has, language, t } from '../common/i18n.js';
+import { has, t, withColon } from '../common/i18n.js';
 import { AWAITING_ACCEPT, AWAITING_SCENE, OUTCOMES, state } from './state.js';
 
 export function pressMoment(view) {
@@ -75,7 +75,7 @@ export function outcomeLabel(text) {
   const m = /^([a-z_]+)(?::\s*(.*))?$/s.exec(s);
   if (m && OUTCOMES.includes(m[1])) {
     const label = t(`outcome_${m[1]}`);
-    return m[2] ? `${label}${language() === 'zh' ? '：' : ': '}${m[2]}` : label;
+    return m[2] ? withColon(label, m[2]) : label;
   }
   return s;
 }

@@ -9,7 +9,7 @@ import { hideMapCard } from './map-card.js';
 import { rows } from './queue.js';
 import { dom, state } from './state.js';
 
-export const SHORTCUTS = [
+const SHORTCUTS = [
   ['j / ↓ · k / ↑', 'key_move'],
   ['Enter', 'key_open'],
   ['c', 'key_claim'],
@@ -24,7 +24,7 @@ export function renderShortcuts() {
   dom.shortcutsList.replaceChildren(...SHORTCUTS.map(([k, label]) => h('div', { class: 'kv-row' }, h('dt', null, h('kbd', null, k)), h('dd', null, t(label)))));
 }
 
-export function moveSelection(step) {
+function moveSelection(step) {
   if (state.order.length === 0) return;
   const at = state.selectedId ? state.order.indexOf(state.selectedId) : -1;
   const next = at < 0 ? (step > 0 ? 0 : state.order.length - 1) : Math.max(0, Math.min(state.order.length - 1, at + step));
@@ -40,7 +40,7 @@ export function moveSelection(step) {
 
 const target = () => state.openId || state.selectedId;
 
-export function typing(ev) {
+function typing(ev) {
   const el = ev.target;
   if (!(el instanceof HTMLElement)) return false;
   return el.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName);

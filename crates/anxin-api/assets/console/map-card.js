@@ -48,7 +48,7 @@ export function mapResponder(r) {
   }
 }
 
-export function mapStation(s) {
+function mapStation(s) {
   if (!map) return;
   map.setMarker('station', s.id, s.position, { classes: 'station', title: s.name });
   map.setCircle(s.id, s.position, s.service_circle_min);
@@ -61,7 +61,7 @@ export function remapAll() {
   for (const v of state.incidents.values()) mapIncident(v);
 }
 
-export function pickOnMap(kind, id) {
+function pickOnMap(kind, id) {
   if (kind === 'incident') openIncident(id);
   else showMapCard(kind, id);
 }

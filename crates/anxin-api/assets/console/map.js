@@ -18,8 +18,8 @@ const FIT_MAX_ZOOM = 16;
 const START = { lat: 25.04, lon: 102.6, zoom: 12 };
 // What a service circle means on the ground: minutes at e-bike speed, less the detour
 // streets make compared with a straight line. The legend says the same in words.
-export const EBIKE_M_PER_S = 4;
-export const DETOUR = 1.3;
+const EBIKE_M_PER_S = 4;
+const DETOUR = 1.3;
 // Pixel size of each kind of marker (the element users click).
 const MARKER_PX = { incident: 26, responder: 18, station: 14 };
 // Later panes draw above earlier ones: incidents above responders above stations.

@@ -17,7 +17,7 @@ export function kv(label, value, attrs) {
   return h('div', { class: 'kv-row', ...(attrs || {}) }, h('dt', null, label), h('dd', null, value));
 }
 
-export async function copyText(text) {
+async function copyText(text) {
   let ok = false;
   try {
     if (navigator.clipboard && window.isSecureContext) {

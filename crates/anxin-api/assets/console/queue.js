@@ -23,7 +23,7 @@ import {
 } from './incident.js';
 import { dom, state } from './state.js';
 
-export function sinceCell(view) {
+function sinceCell(view) {
   const from = pressMoment(view);
   const elapsed = serverNow() - from;
   const target = targetOf(view);
@@ -52,7 +52,7 @@ export function sinceCell(view) {
   );
 }
 
-export function kindCell(view) {
+function kindCell(view) {
   const presses = Number(view.press_count) > 1
     ? h('div', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
     : null;
@@ -68,7 +68,7 @@ export function kindCell(view) {
   );
 }
 
-export function locationLine(view) {
+function locationLine(view) {
   const loc = view.location || {};
   const source = loc.source === 'device' || loc.source === 'home' ? loc.source : String(loc.source ?? '');
   const label = source === 'device' ? t('loc_device') : source === 'home' ? t('loc_home') : source;
@@ -94,7 +94,7 @@ export function locationLine(view) {
   );
 }
 
-export function elderCell(view) {
+function elderCell(view) {
   const e = view.elder || {};
   return h(
     'td',
@@ -111,7 +111,7 @@ export function elderCell(view) {
   );
 }
 
-export function responderCell(view) {
+function responderCell(view) {
   const station = view.station;
   const offers = Array.isArray(view.offers) ? view.offers : [];
   const r = view.responder || (offers.length ? offers[0].responder : null);
@@ -155,7 +155,7 @@ export function responderCell(view) {
   );
 }
 
-export function claimedCell(view) {
+function claimedCell(view) {
   const c = claimHolder(view);
   if (!c) return h('td', { class: 'c-claimed' }, h('span', { class: 'unclaimed', 'data-field': 'claimed-by' }, '—'));
   const mine = isMine(c);
@@ -170,7 +170,7 @@ export function claimedCell(view) {
   );
 }
 
-export function buildRow(view) {
+function buildRow(view) {
   const id = String(view.id);
   const classes = ['row', `prio-${Math.min(priorityOf(view), 9)}`];
   if (isUnassigned(view)) classes.push(isEmergency(view) ? 'unassigned' : 'unassigned-calm');
@@ -197,7 +197,9 @@ export function buildRow(view) {
   );
 }
 
+/** the rendered row of each incident, by id */
 export const rows = new Map();
+/** ids whose rows are to be rebuilt at the next render */
 export const dirty = new Set();
 
 export function scheduleRender() {
@@ -217,7 +219,7 @@ export function markDirty(id) {
   scheduleRender();
 }
 
-export function render() {
+function render() {
   const tbody = dom.tbody;
   if (state.rebuildAll) {
     rows.clear();

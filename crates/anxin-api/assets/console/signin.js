@@ -24,7 +24,7 @@ export function showSignin(message) {
   dom.signinUser.focus();
 }
 
-export function resetData() {
+function resetData() {
   state.incidents.clear();
   state.responders.clear();
   state.stations.clear();
@@ -45,7 +45,7 @@ export function resetData() {
   silenceAlarms();
 }
 
-export function showApp(user) {
+function showApp(user) {
   state.me = user;
   dom.signin.hidden = true;
   dom.app.hidden = false;

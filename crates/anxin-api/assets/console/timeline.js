@@ -6,7 +6,7 @@ import { formatDistance, has, t } from '../common/i18n.js';
 import { kindLabel, outcomeLabel } from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
-export function actorText(actor) {
+function actorText(actor) {
   if (!actor || typeof actor !== 'object') return '';
   const id = actor.id === undefined || actor.id === null ? '' : String(actor.id);
   switch (actor.type) {
@@ -26,15 +26,15 @@ export function actorText(actor) {
   }
 }
 
-export function staffName(who) {
+function staffName(who) {
   if (!who) return null;
   if (typeof who === 'object') return who.name || who.id || null;
   return state.staff.get(String(who))?.name || String(who);
 }
 
-export const responderName = (id) => state.responders.get(String(id))?.name || String(id ?? '');
+const responderName = (id) => state.responders.get(String(id))?.name || String(id ?? '');
 
-export function callWhoText(who) {
+function callWhoText(who) {
   const s = String(who ?? '');
   const [kind, ...rest] = s.split(':');
   const name = rest.join(':');
@@ -54,7 +54,7 @@ export function callWhoText(who) {
   }
 }
 
-export function callOutcomeText(outcome) {
+function callOutcomeText(outcome) {
   const s = String(outcome ?? '');
   const m = /^([a-z_]+)(?::\s*(.*))?$/s.exec(s);
   if (m && CALL_OUTCOMES.includes(m[1])) {
@@ -65,7 +65,7 @@ export function callOutcomeText(outcome) {
 }
 
 /** One audit event in words; unknown kinds of change are shown with their fields. */
-export function changeText(change) {
+function changeText(change) {
   const c = change && typeof change === 'object' ? change : { type: String(change) };
   const d = (m) => formatDistance(Number(m));
   switch (c.type) {
