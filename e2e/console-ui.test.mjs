@@ -377,8 +377,11 @@ describe('console screens against a scripted feed', () => {
     await page.keyboard.press('Escape');
 
     // A live change moves the responder.
-    // Where a marker is drawn, in page pixels.
-    const place = (el) => { const r = el.getBoundingClientRect(); return `${r.x},${r.y}`; }
+    // Where a marker is drawn, in page pixels (Leaflet places markers with CSS).
+    const place = (el) => {
+      const r = el.getBoundingClientRect();
+      return `${r.x},${r.y}`;
+    };
     const before = await page.locator('[data-marker="responder"][data-id="xs-r011"]').evaluate(place);
     send(ws, { type: 'responder', responder: { ...roster().responders[0], status: 'offered', position: { lat: 25.035, lon: 102.7 } } });
     await page.waitForFunction(
@@ -402,18 +405,26 @@ describe('console screens against a scripted feed', () => {
     const t0 = await station.evaluate(place);
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.wheel(0, -400);
-    await page.waitForFunction((t) => {
+    await page.waitForFunction(
+      (t) => {
         const r = document.querySelector('[data-marker="station"][data-id="xs-s01"]').getBoundingClientRect();
         return `${r.x},${r.y}` !== t;
-      }, t0, WAIT);
+      },
+      t0,
+      WAIT,
+    );
     const t1 = await station.evaluate(place);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 30, { steps: 5 });
     await page.mouse.up();
-    await page.waitForFunction((t) => {
+    await page.waitForFunction(
+      (t) => {
         const r = document.querySelector('[data-marker="station"][data-id="xs-s01"]').getBoundingClientRect();
         return `${r.x},${r.y}` !== t;
-      }, t1, WAIT);
+      },
+      t1,
+      WAIT,
+    );
     assert.equal(await page.locator('#detail').isHidden(), true, 'a drag is not a click');
   });
 
