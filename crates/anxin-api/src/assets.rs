@@ -3,8 +3,10 @@
 //! daemon and no network beyond it.
 
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::OnceLock;
 
 /// One embedded file: its name under `/assets/` and its bytes.
 struct Asset {
@@ -78,15 +80,44 @@ pub fn find(name: &str) -> Option<(&'static str, &'static [u8])> {
     ASSETS.iter().find(|a| a.name == name).map(|a| (content_type(a.name), a.body))
 }
 
+/// Each file's entity tag, by its place in `ASSETS`: a hash of its bytes, made once. With
+/// `no-cache` a browser asks again on every load; the tag lets the answer be an empty 304
+/// rather than the whole file (Leaflet alone is 424 kB).
+fn etags() -> &'static [String] {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| {
+                let mut hasher = DefaultHasher::new();
+                a.body.hash(&mut hasher);
+                format!("\"{:016x}\"", hasher.finish())
+            })
+            .collect()
+    })
+}
+
+/// Whether an `If-None-Match` header names `tag` (or is `*`).
+fn matches(if_none_match: Option<&HeaderValue>, tag: &str) -> bool {
+    let Some(Ok(value)) = if_none_match.map(HeaderValue::to_str) else { return false };
+    value.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+}
+
 /// `GET /assets/{*name}`: the file, revalidated on every load (`no-cache`) so a daemon
-/// upgrade reaches consoles that stay open for days; an unknown name is a 404.
-pub async fn serve(Path(name): Path<String>) -> Response {
-    match find(&name) {
-        Some((content_type, body)) => {
-            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
+/// upgrade reaches consoles that stay open for days, and 304 when the browser holds it
+/// already; an unknown name is a 404.
+pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let Some(at) = ASSETS.iter().position(|a| a.name == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let asset = &ASSETS[at];
+    let tag = etags()[at].as_str();
+    if matches(headers.get(header::IF_NONE_MATCH), tag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag), (header::CACHE_CONTROL, "no-cache")]).into_response();
     }
+    let content = content_type(asset.name);
+    ([(header::CONTENT_TYPE, content), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, tag)], asset.body)
+        .into_response()
 }
 
 #[cfg(test)]
@@ -112,12 +143,31 @@ mod tests {
 
     #[tokio::test]
     async fn answers_with_the_type_and_no_cache_or_not_found() {
-        let found = serve(Path("console/queue.js".to_string())).await;
+        let found = serve(Path("console/queue.js".to_string()), HeaderMap::new()).await;
         assert_eq!(found.status(), StatusCode::OK);
         assert_eq!(found.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         assert_eq!(found.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(found.headers().contains_key(header::ETAG));
         // The hand-made map's file is gone; asking for it is a 404, not the console.
-        assert_eq!(serve(Path("console-map.js".to_string())).await.status(), StatusCode::NOT_FOUND);
+        let gone = serve(Path("console-map.js".to_string()), HeaderMap::new()).await;
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_file_the_browser_holds_is_not_sent_again() {
+        let name = || Path("vendor/leaflet/leaflet-src.esm.js".to_string());
+        let first = serve(name(), HeaderMap::new()).await;
+        let tag = first.headers()[header::ETAG].clone();
+        let mut asking = HeaderMap::new();
+        asking.insert(header::IF_NONE_MATCH, tag.clone());
+        let again = serve(name(), asking).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(again.headers()[header::ETAG], tag);
+        assert_eq!(again.headers()[header::CACHE_CONTROL], "no-cache");
+        // Another file's tag (an older copy) gets the whole file.
+        let mut stale = HeaderMap::new();
+        stale.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"0000000000000000\", W/\"1\""));
+        assert_eq!(serve(name(), stale).await.status(), StatusCode::OK);
     }
 
     /// A module left out of the table would be a 404 in the browser and a page that does
