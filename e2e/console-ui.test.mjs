@@ -167,12 +167,12 @@ describe('console screens against a scripted feed', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-marker="incident"]').length === 7, null, WAIT);
     assert.equal(await page.locator('[data-marker="responder"]').count(), 9);
     assert.equal(await page.locator('[data-marker="station"]').count(), 5);
-    assert.equal(await page.locator('circle.service-circle').count(), 5);
+    assert.equal(await page.locator('.service-circle').count(), 5);
     assert.equal(await page.locator('[data-marker="responder"].st-off_duty').count(), 1);
     assert.match(await page.locator('#legend-circle').textContent(), /15 分钟 × 电动车 4 米\/秒 ÷ 绕行 1\.3/);
 
     // A station's circle is 15 × 240 / 1.3 ≈ 2.77 km; at the drawn scale the radius matches.
-    const radius = Number(await page.locator('circle.service-circle').first().getAttribute('r'));
+    const radius = (await page.locator('.service-circle').first().boundingBox()).width / 2;
     assert.ok(radius > 10, `circle radius ${radius}px`);
 
     await mkdir(join(resultsDir, 'screenshots'), { recursive: true });
@@ -377,12 +377,18 @@ describe('console screens against a scripted feed', () => {
     await page.keyboard.press('Escape');
 
     // A live change moves the responder.
-    const before = await page.locator('[data-marker="responder"][data-id="xs-r011"]').getAttribute('transform');
+    // Where a marker is drawn, in page pixels (Leaflet places markers with CSS).
+    const place = (el) => {
+      const r = el.getBoundingClientRect();
+      return `${r.x},${r.y}`;
+    };
+    const before = await page.locator('[data-marker="responder"][data-id="xs-r011"]').evaluate(place);
     send(ws, { type: 'responder', responder: { ...roster().responders[0], status: 'offered', position: { lat: 25.035, lon: 102.7 } } });
     await page.waitForFunction(
       (b) => {
         const el = document.querySelector('[data-marker="responder"][data-id="xs-r011"]');
-        return el.getAttribute('transform') !== b && el.classList.contains('st-offered');
+        const r = el.getBoundingClientRect();
+        return `${r.x},${r.y}` !== b && el.classList.contains('st-offered');
       },
       before,
       WAIT,
@@ -396,15 +402,29 @@ describe('console screens against a scripted feed', () => {
     const map = page.locator('#map');
     const box = await map.boundingBox();
     const station = page.locator('[data-marker="station"][data-id="xs-s01"]');
-    const t0 = await station.getAttribute('transform');
+    const t0 = await station.evaluate(place);
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.wheel(0, -400);
-    await page.waitForFunction((t) => document.querySelector('[data-marker="station"][data-id="xs-s01"]').getAttribute('transform') !== t, t0, WAIT);
-    const t1 = await station.getAttribute('transform');
+    await page.waitForFunction(
+      (t) => {
+        const r = document.querySelector('[data-marker="station"][data-id="xs-s01"]').getBoundingClientRect();
+        return `${r.x},${r.y}` !== t;
+      },
+      t0,
+      WAIT,
+    );
+    const t1 = await station.evaluate(place);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 30, { steps: 5 });
     await page.mouse.up();
-    await page.waitForFunction((t) => document.querySelector('[data-marker="station"][data-id="xs-s01"]').getAttribute('transform') !== t, t1, WAIT);
+    await page.waitForFunction(
+      (t) => {
+        const r = document.querySelector('[data-marker="station"][data-id="xs-s01"]').getBoundingClientRect();
+        return `${r.x},${r.y}` !== t;
+      },
+      t1,
+      WAIT,
+    );
     assert.equal(await page.locator('#detail').isHidden(), true, 'a drag is not a click');
   });
 
@@ -426,9 +446,9 @@ describe('console screens against a scripted feed', () => {
     send(ws, welcome({ tileUrl: 'http://tiles.test/{z}/{x}/{y}.png' }));
     send(ws, roster());
     send(ws, { type: 'snapshot', seq: 20, server_time: Date.now(), incidents: mixedIncidents() });
-    await page.waitForFunction(() => document.querySelectorAll('.layer-tiles image').length > 0, null, WAIT);
+    await page.waitForFunction(() => document.querySelectorAll('.layer-tiles img').length > 0, null, WAIT);
     const deadline = Date.now() + WAIT.timeout;
-    while ((await page.locator('.layer-tiles image').count()) !== asked - refused || refused === 0) {
+    while ((await page.locator('.layer-tiles img').count()) !== asked - refused || refused === 0) {
       assert.ok(Date.now() < deadline, `tiles: ${asked} asked, ${refused} refused`);
       await new Promise((res) => setTimeout(res, 100));
     }

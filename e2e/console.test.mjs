@@ -139,7 +139,7 @@ describe('dispatcher console on a live anxind', () => {
       assert.match(await page.locator('#me').textContent(), /值班调度员/);
       // The demo district is on the map: stations with circles and responders.
       await page.waitForFunction(() => document.querySelectorAll('[data-marker="station"]').length === 8, null, SHOWS_UP);
-      assert.equal(await page.locator('circle.service-circle').count(), 8);
+      assert.equal(await page.locator('.service-circle').count(), 8);
       assert.equal(await page.locator('[data-marker="responder"]').count(), 40);
       // Marks this page load; a reload would lose it.
       await page.evaluate(() => {

@@ -3,9 +3,9 @@
 // the responder page served from the working tree for scripted-server tests.
 
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { assetsDir, repoRoot, resultsDir } from './support.mjs';
+import { assetFile, repoRoot, resultsDir } from './support.mjs';
 
 const EARTH_RADIUS_M = 6_371_008.8;
 // The daemon's dispatch defaults (anxin-core `Policy::default`): nobody further than this is
@@ -157,17 +157,11 @@ export async function screenshot(page, name) {
 
 /** Serves the responder page and its assets from the working tree at a made-up origin. */
 export async function serveResponderAssets(page, origin) {
-  const files = {
-    '/responder': ['responder.html', 'text/html; charset=utf-8'],
-    '/assets/responder.js': ['responder.js', 'text/javascript; charset=utf-8'],
-    '/assets/responder.css': ['responder.css', 'text/css; charset=utf-8'],
-  };
   await page.route(`${origin}/**`, async (route) => {
     const path = new URL(route.request().url()).pathname;
-    const file = files[path];
+    const file = await assetFile(path, { '/responder': 'responder.html' });
     if (!file) return route.fulfill({ status: 404, body: 'not found' });
-    const body = await readFile(join(assetsDir, file[0]));
-    return route.fulfill({ status: 200, contentType: file[1], body });
+    return route.fulfill({ status: 200, contentType: file.type, body: file.body });
   });
 }
 

@@ -222,18 +222,34 @@ function publishOnce(mqttUrl, deviceId, topic, body, ackTimeoutMs) {
 /** The demo's dispatcher, as the session endpoint describes them. */
 export const DEMO_DISPATCHER = { id: 'dispatcher', name: '值班调度员', role: 'dispatcher' };
 
+const ASSET_TYPES = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.png': 'image/png' };
+
+/**
+ * What the daemon would answer for `path`, read from the working tree: one of `pages`
+ * ({'/console': 'console.html'}), or any file under /assets/ (the pages' modules, the
+ * shared ones, the vendored Leaflet). Null for anything else.
+ */
+export async function assetFile(path, pages) {
+  let name;
+  let type;
+  if (pages[path]) {
+    name = pages[path];
+    type = 'text/html; charset=utf-8';
+  } else if (path.startsWith('/assets/') && !path.includes('..')) {
+    name = path.slice('/assets/'.length);
+    type = ASSET_TYPES[name.slice(name.lastIndexOf('.'))];
+  }
+  if (!name || !type) return null;
+  const body = await readFile(join(assetsDir, name)).catch(() => null);
+  return body ? { type, body } : null;
+}
+
 /**
  * Serves the console assets from the working tree at a made-up origin, for mocked feeds,
  * with a stand-in for the session endpoints: `user` is who is signed in at first (null for
  * nobody); POST /api/v1/session accepts `password` for any user name.
  */
 export async function serveAssets(page, origin, { user = DEMO_DISPATCHER, password = 'anxin-demo' } = {}) {
-  const files = {
-    '/console': ['console.html', 'text/html; charset=utf-8'],
-    '/assets/console.js': ['console.js', 'text/javascript; charset=utf-8'],
-    '/assets/console-map.js': ['console-map.js', 'text/javascript; charset=utf-8'],
-    '/assets/console.css': ['console.css', 'text/css; charset=utf-8'],
-  };
   const session = { user };
   await page.route(`${origin}/**`, async (route) => {
     const request = route.request();
@@ -250,10 +266,9 @@ export async function serveAssets(page, origin, { user = DEMO_DISPATCHER, passwo
       session.user = { id: body.user, name: body.user, role: body.user.startsWith('supervisor') ? 'supervisor' : 'dispatcher' };
       return json(200, { user: session.user });
     }
-    const file = files[path];
+    const file = await assetFile(path, { '/console': 'console.html' });
     if (!file) return route.fulfill({ status: 404, body: 'not found' });
-    const body = await readFile(join(assetsDir, file[0]));
-    return route.fulfill({ status: 200, contentType: file[1], body });
+    return route.fulfill({ status: 200, contentType: file.type, body: file.body });
   });
   return session;
 }

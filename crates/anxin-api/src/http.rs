@@ -127,27 +127,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(|| async { Html(include_str!("../assets/console.html")) }))
-        .route(
-            "/assets/console.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/console.js")) }),
-        )
-        .route(
-            "/assets/console-map.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/console-map.js")) }),
-        )
-        .route(
-            "/assets/console.css",
-            get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/console.css")) }),
-        )
         .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
-        .route(
-            "/assets/responder.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("../assets/responder.js")) }),
-        )
-        .route(
-            "/assets/responder.css",
-            get(|| async { asset("text/css; charset=utf-8", include_str!("../assets/responder.css")) }),
-        )
+        .route("/assets/{*name}", get(crate::assets::serve))
         .route("/ws", get(socket))
         .route("/api/v1/session", get(session_get).post(session_create).delete(session_delete))
         .route("/api/v1/responder/me", get(rest_me))
@@ -158,10 +139,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {

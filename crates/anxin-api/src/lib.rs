@@ -1,6 +1,7 @@
 //! Anxin's people side: the console hub with numbered deltas and replay, the console page,
 //! and the HTTP endpoints (WebSocket, health, readiness, metrics).
 
+pub mod assets;
 pub mod auth;
 pub mod commands;
 pub mod http;

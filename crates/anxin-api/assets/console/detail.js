@@ -1,0 +1,287 @@
+// The detail panel of one incident: the elder, contacts, location, the job and the press,
+// its claim and its action buttons, and its timeline (fetched as it changes).
+
+import { h } from '../common/dom.js';
+import { formatClock } from '../common/format.js';
+import { formatDistance, formatList, has, t } from '../common/i18n.js';
+import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
+import { request } from './feed.js';
+import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel } from './incident.js';
+import { map } from './map-card.js';
+import { kv, phoneWithCopy } from './parts.js';
+import { markDirty, rows } from './queue.js';
+import { dom, state } from './state.js';
+import { renderTimeline } from './timeline.js';
+
+export function openIncident(id) {
+  const key = String(id);
+  if (!state.incidents.has(key) && state.openId !== key) return;
+  const previous = state.openId;
+  state.openId = key;
+  state.selectedId = key;
+  if (previous !== key) {
+    state.form = null;
+    state.timeline = { id: key, seq: null, events: null, error: null, loading: false };
+    state.suggestions = { id: null, list: null, error: null, loading: false };
+    if (previous) markDirty(previous);
+  }
+  markDirty(key);
+  dom.detail.hidden = false;
+  dom.layout.classList.add('with-detail');
+  dom.mapCard.hidden = true;
+  if (map) {
+    map.select('incident', key);
+    map.reveal('incident', key);
+  }
+  state.panelDirty = true;
+  renderPanel();
+  renderForm();
+  rows.get(key)?.scrollIntoView({ block: 'nearest' });
+}
+
+// The panel covers the map: close it and point at the incident there.
+function showOnMap(id) {
+  const key = String(id);
+  closePanel();
+  state.selectedId = key;
+  markDirty(key);
+  if (map) {
+    map.select('incident', key);
+    map.reveal('incident', key);
+  }
+}
+
+export function closePanel() {
+  const id = state.openId;
+  state.openId = null;
+  state.form = null;
+  dom.detail.hidden = true;
+  dom.layout.classList.remove('with-detail');
+  if (map) map.select(null, null);
+  if (id) markDirty(id);
+  renderForm();
+}
+
+// One timeline query at a time; a newer seq seen meanwhile is fetched when it answers.
+function requestTimeline(id, seq) {
+  const tl = state.timeline;
+  if (tl.loading) {
+    tl.wantSeq = seq;
+    return;
+  }
+  tl.loading = true;
+  tl.pendingSeq = seq;
+  tl.wantSeq = undefined;
+  request({ type: 'timeline', incident_id: Number(id) }).then((result) => {
+    if (state.timeline !== tl) return;
+    tl.loading = false;
+    tl.seq = tl.pendingSeq;
+    tl.pendingSeq = undefined;
+    if (result.ok && Array.isArray(result.events)) {
+      tl.events = result.events;
+      tl.error = null;
+    } else {
+      tl.error = result.error || '?';
+    }
+    if (tl.wantSeq !== undefined && tl.wantSeq !== tl.seq) requestTimeline(id, tl.wantSeq);
+    renderTimeline();
+  });
+}
+
+export function renderPanel() {
+  if (!state.openId) return;
+  const id = state.openId;
+  const view = state.incidents.get(id);
+  const panel = dom.detail;
+  panel.dataset.incidentId = id;
+  if (!view) {
+    // Closed, cancelled or a false alarm since it was opened: say so, keep the timeline.
+    panel.dataset.state = 'gone';
+    dom.detailTitle.textContent = t('detail_incident', { id });
+    dom.detailSub.textContent = '';
+    dom.detailClaim.replaceChildren();
+    dom.detailActions.replaceChildren();
+    if (state.timeline.seq !== 'gone' && state.timeline.pendingSeq !== 'gone') requestTimeline(id, 'gone');
+    renderTimeline();
+    return;
+  }
+  panel.dataset.state = view.state;
+  panel.dataset.seq = view.seq;
+  const e = view.elder || {};
+  dom.detailTitle.replaceChildren(
+    h('span', { class: `kind kind-${view.kind}` }, kindLabel(view.kind)),
+    ' ',
+    h('span', { 'data-field': 'detail-elder' }, e.name || e.id || '—'),
+  );
+  dom.detailSub.replaceChildren(
+    ...[
+      t('detail_incident', { id }),
+      ' · ',
+      h('span', { class: `state state-${view.state}`, 'data-field': 'detail-state' }, stateLabel(view.state)),
+      view.cancel_requested ? h('span', { class: 'warn-line inline', 'data-field': 'detail-cancel' }, ` · ${t('cancel_requested')}`) : null,
+    ].filter(Boolean),
+  );
+  renderClaim(view);
+  renderActions(view);
+  renderBody(view);
+  if (state.timeline.id !== id) state.timeline = { id, seq: null, events: null, error: null, loading: false };
+  const tl = state.timeline;
+  if (tl.seq !== view.seq && tl.pendingSeq !== view.seq) requestTimeline(id, view.seq);
+}
+
+function renderClaim(view) {
+  const c = claimHolder(view);
+  const supervisor = state.me && state.me.role === 'supervisor';
+  let text;
+  let buttons = [];
+  if (!c) {
+    text = h('span', { class: 'claim-none', 'data-field': 'claim-status' }, t('not_claimed'));
+    buttons = [h('button', { class: 'btn btn-primary', type: 'button', 'data-action': 'claim', onclick: () => claim(view.id) }, `${t('claim')} (c)`)];
+  } else if (isMine(c)) {
+    text = h('span', { class: 'claim-mine', 'data-field': 'claim-status' }, t('claimed_by_me'));
+    buttons = [h('button', { class: 'btn', type: 'button', 'data-action': 'release', onclick: () => command(view.id, 'release', {}, t('ev_released')) }, t('release'))];
+  } else {
+    text = h('span', { class: 'claim-other', 'data-field': 'claim-status' }, t('claimed_by_other', { name: c.name || c.id }));
+    if (supervisor) {
+      buttons = [h('button', { class: 'btn', type: 'button', 'data-action': 'claim', onclick: () => claim(view.id) }, t('claim_take_over'))];
+    }
+  }
+  dom.detailClaim.dataset.claimed = c ? (isMine(c) ? 'me' : 'other') : 'none';
+  dom.detailClaim.replaceChildren(text, ...buttons);
+}
+
+function renderActions(view) {
+  const id = view.id;
+  const resolved = view.state === 'resolved';
+  const button = (action, label, onclick, extra = '') =>
+    h('button', { class: `btn ${extra}`, type: 'button', 'data-action': action, onclick }, label);
+  const list = [
+    state.alarms.has(String(id)) ? button('acknowledge', t('act_acknowledge'), () => acknowledge(id), 'btn-alarm') : button('acknowledge', t('act_acknowledge'), () => acknowledge(id)),
+    resolved ? null : button('assign', t('act_assign'), () => openForm('assign')),
+    button('note', t('act_note'), () => openForm('note')),
+    button('call', t('act_call'), () => openForm('call')),
+    button('escalate', t('act_escalate'), () => openForm('escalate')),
+    ['offered', 'station_alerted'].includes(view.state) && !(view.ladder && view.ladder.off_ladder)
+      ? button('take_off_ladder', t('act_off_ladder'), () => command(id, 'take_off_ladder', {}, t('ev_taken_off_ladder')))
+      : null,
+    resolved ? null : button('resolve', t('act_resolve'), () => openForm('resolve'), 'btn-good'),
+    button('close', t('act_close'), () => openForm('close'), resolved ? 'btn-good' : ''),
+    button('cancel', t('act_cancel'), () => openForm('cancel'), 'btn-warn'),
+    button('false_alarm', t('act_false_alarm'), () => openForm('false_alarm'), 'btn-warn'),
+  ];
+  dom.detailActions.replaceChildren(...list.filter(Boolean));
+}
+
+function section(title, ...content) {
+  return h('section', { class: 'dsec' }, h('h3', null, title), ...content);
+}
+
+function renderBody(view) {
+  const e = view.elder || {};
+  const loc = view.location || {};
+  const at = loc.at || {};
+  const livesAlone = e.lives_alone === true ? t('yes') : e.lives_alone === false ? t('no') : t('unknown');
+  const elder = section(
+    t('sec_elder'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'elder' },
+      kv(t('f_name'), e.name || e.id, { 'data-field': 'elder-name' }),
+      kv(t('f_age'), typeof e.age === 'number' ? t('f_age_value', { n: e.age }) : t('unknown'), { 'data-field': 'age' }),
+      kv(t('f_lives_alone'), livesAlone, { 'data-field': 'lives-alone', class: e.lives_alone ? 'kv-row kv-flag' : 'kv-row' }),
+      kv(t('f_address'), e.address, { 'data-field': 'address' }),
+      kv(t('f_phone'), e.phone ? phoneWithCopy(e.phone) : null, { 'data-field': 'elder-phone' }),
+      kv(t('f_conditions'), formatList(e.conditions) || t('none'), { 'data-field': 'conditions' }),
+      kv(t('f_medications'), formatList(e.medications) || t('none'), { 'data-field': 'medications' }),
+      kv(t('f_mobility'), e.mobility || t('unknown'), { 'data-field': 'mobility' }),
+      kv(t('f_language'), e.language || t('unknown'), { 'data-field': 'language' }),
+      kv(t('f_door_notes'), e.door_notes || t('none'), { 'data-field': 'door-notes' }),
+      kv(t('f_notes'), e.notes, { 'data-field': 'notes' }),
+    ),
+  );
+  const contacts = Array.isArray(e.contacts) ? e.contacts : [];
+  const contactList = section(
+    t('sec_contacts'),
+    contacts.length
+      ? h(
+          'ul',
+          { class: 'contacts', 'data-section': 'contacts' },
+          contacts.map((c) =>
+            h(
+              'li',
+              { class: 'contact', 'data-field': 'contact' },
+              h('span', { class: 'contact-name' }, c.name || '—'),
+              c.relation ? h('span', { class: 'contact-rel' }, ` (${c.relation})`) : null,
+              c.phone ? h('span', { class: 'contact-phone' }, ' ', phoneWithCopy(c.phone)) : null,
+            ),
+          ),
+        )
+      : h('p', { class: 'muted', 'data-section': 'contacts' }, t('none')),
+  );
+  const source = loc.source === 'device' ? t('loc_device') : loc.source === 'home' ? t('loc_home') : String(loc.source ?? '');
+  const fixKey = loc.fix_rejected ? `fix_${loc.fix_rejected}` : null;
+  const location = section(
+    t('sec_location'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'location' },
+      kv(t('f_source'), source, { 'data-field': 'location-source' }),
+      kv(t('f_accuracy'), typeof loc.accuracy_m === 'number' ? `±${formatDistance(loc.accuracy_m)}` : '—', { 'data-field': 'accuracy' }),
+      kv(
+        t('f_coords'),
+        Number.isFinite(at.lat) && Number.isFinite(at.lon)
+          ? h('span', null, `${at.lat.toFixed(5)}, ${at.lon.toFixed(5)} `, h('button', { class: 'btn btn-small', type: 'button', 'data-action': 'show-on-map', onclick: () => showOnMap(view.id) }, t('show_on_map')))
+          : null,
+      ),
+      fixKey ? kv('⚠', has(fixKey) ? t(fixKey) : t('fix_other', { reason: loc.fix_rejected }), { class: 'kv-row kv-flag' }) : null,
+      view.problem ? kv('⚠', view.problem, { class: 'kv-row kv-flag' }) : null,
+    ),
+  );
+  const offers = Array.isArray(view.offers) ? view.offers : [];
+  const ladder = view.ladder || {};
+  const job = section(
+    t('sec_job'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'job' },
+      kv(
+        t('f_responder'),
+        view.responder
+          ? h('span', null, `${view.responder.name || view.responder.id} ${formatDistance(view.responder.distance_m)} `, view.responder.phone ? phoneWithCopy(view.responder.phone) : null)
+          : t('none'),
+        { 'data-field': 'job-responder' },
+      ),
+      offers.length
+        ? kv(
+            t('f_offers'),
+            h(
+              'ul',
+              { class: 'offers' },
+              offers.map((o) => h('li', { 'data-field': 'offer' }, `${o.responder?.name || o.responder?.id} ${formatDistance(o.responder?.distance_m)} · ${t('offer_deadline', { time: formatClock(o.deadline) })}`)),
+            ),
+          )
+        : null,
+      view.station
+        ? kv(t('f_station'), h('span', null, `${view.station.name || view.station.id} ${formatDistance(view.station.distance_m)} `, view.station.phone ? phoneWithCopy(view.station.phone) : null))
+        : null,
+      ladder.emergency_number ? kv(t('f_emergency_number'), h('strong', { class: 'emergency-number', 'data-field': 'emergency-number' }, ladder.emergency_number), { class: 'kv-row kv-flag' }) : null,
+      ladder.on_scene_by ? kv(t('f_on_scene_by'), formatClock(ladder.on_scene_by)) : null,
+      ladder.reminders ? kv(t('f_reminders'), String(ladder.reminders)) : null,
+      view.outcome ? kv(t('f_outcome'), outcomeLabel(view.outcome)) : null,
+    ),
+  );
+  const press = section(
+    t('sec_press'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'press' },
+      kv(t('f_press_count'), String(view.press_count ?? 1), { 'data-field': 'press-count', class: Number(view.press_count) > 1 ? 'kv-row kv-flag' : 'kv-row' }),
+      kv(t('f_pressed_at'), formatClock(pressMoment(view))),
+      kv(t('f_opened_at'), formatClock(view.opened_at)),
+      kv(t('f_device'), view.device_id),
+    ),
+  );
+  const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
+  dom.detailBody.replaceChildren(elder, contactList, location, job, press, timeline);
+  renderTimeline();
+}

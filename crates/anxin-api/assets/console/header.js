@@ -1,0 +1,72 @@
+// The page's fixed words and the bar at the top: language, who is signed in, the connection,
+// and the map legend's service-circle line.
+
+import { chooseLanguage, htmlLang, otherLanguage, t } from '../common/i18n.js';
+import { renderForm } from './actions.js';
+import { renderSound } from './alarm.js';
+import { refreshMapCard } from './feed.js';
+import { roleLabel } from './incident.js';
+import { renderShortcuts } from './keys.js';
+import { map, remapAll } from './map-card.js';
+import { scheduleRender } from './queue.js';
+import { LANG_KEY, dom, state } from './state.js';
+
+export function renderStatic() {
+  document.documentElement.lang = htmlLang();
+  for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll('[data-i18n-title]')) node.title = t(node.dataset.i18nTitle);
+  for (const b of document.querySelectorAll('.lang-toggle')) {
+    b.textContent = t('lang_toggle');
+    b.lang = htmlLang(otherLanguage());
+  }
+  renderMe();
+  renderLegend();
+  renderShortcuts();
+  if (map) map.relabel();
+  renderConn();
+  renderSound();
+}
+
+function renderMe() {
+  if (!dom.me) return;
+  dom.me.textContent = state.me ? `${state.me.name || state.me.id} · ${roleLabel(state.me.role)}` : '';
+  dom.me.dataset.role = state.me?.role ?? '';
+}
+
+export function renderLegend() {
+  const mins = new Set();
+  for (const s of state.stations.values()) if (Number(s.service_circle_min) > 0) mins.add(Number(s.service_circle_min));
+  dom.legendCircle.textContent = mins.size === 1
+    ? t('lg_circle', { min: [...mins][0] })
+    : t('lg_circle_plain');
+}
+
+export function renderConn() {
+  dom.conn.dataset.state = state.conn;
+  if (state.conn === 'connected') {
+    dom.connText.textContent = t('conn_connected');
+  } else if (!state.everConnected) {
+    dom.connText.textContent = t('conn_connecting');
+  } else {
+    dom.connText.textContent = t('conn_reconnecting') + (state.attempt > 1 ? t('conn_retry', { n: state.attempt }) : '');
+  }
+  const stale = state.conn !== 'connected' && state.loaded;
+  dom.staleBanner.hidden = !stale;
+  document.body.classList.toggle('stale', stale);
+}
+
+export function toggleLang() {
+  chooseLanguage(otherLanguage(), LANG_KEY);
+  state.langChosen = true;
+  renderStatic();
+  if (!dom.signin.hidden) {
+    dom.signinSubmit.textContent = t('signin_submit');
+    dom.signinError.hidden = true;
+  }
+  state.rebuildAll = true;
+  state.panelDirty = true;
+  remapAll();
+  renderForm();
+  refreshMapCard();
+  scheduleRender();
+}

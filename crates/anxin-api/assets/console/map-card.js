@@ -1,0 +1,121 @@
+// The console's things on the map: incidents, responders and stations as markers, a
+// line from each job to its responder, and the card a responder or station opens.
+
+import { h } from '../common/dom.js';
+import { formatClock } from '../common/format.js';
+import { formatDistance, formatList, has, t } from '../common/i18n.js';
+import { openIncident } from './detail.js';
+import { isUnassigned, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
+import { createMap, serviceRadiusM } from './map.js';
+import { kv, phoneWithCopy } from './parts.js';
+import { dom, state } from './state.js';
+
+/** The console's map, made when the console first shows (it needs its element's size). */
+export let map = null;
+
+export function ensureMap() {
+  if (!map) map = createMap(dom.map, { onPick: pickOnMap, label: (k) => t(k) });
+}
+
+export function mapIncident(view) {
+  if (!map) return;
+  const id = String(view.id);
+  if (!state.incidents.has(id)) {
+    map.removeMarker('incident', id);
+    map.setLink(id, null, null);
+    return;
+  }
+  const at = view.location && view.location.at;
+  const classes = `prio-${Math.min(priorityOf(view), 3)} state-${view.state}${state.alarms.has(id) ? ' alarm' : ''}${isUnassigned(view) ? ' unassigned' : ''}`;
+  const e = view.elder || {};
+  map.setMarker('incident', id, at, {
+    classes,
+    title: `#${id} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${e.name || ''}`,
+  });
+  const holder = view.responder && state.responders.get(String(view.responder.id));
+  map.setLink(id, at, holder ? holder.position : null);
+}
+
+export function mapResponder(r) {
+  if (!map) return;
+  map.setMarker('responder', r.id, r.position, {
+    classes: `st-${r.status}`,
+    title: `${r.name} · ${has(`rstatus_${r.status}`) ? t(`rstatus_${r.status}`) : r.status}`,
+  });
+  if (r.incident_id !== null && r.incident_id !== undefined) {
+    const view = state.incidents.get(String(r.incident_id));
+    if (view) mapIncident(view);
+  }
+}
+
+function mapStation(s) {
+  if (!map) return;
+  map.setMarker('station', s.id, s.position, { classes: 'station', title: s.name });
+  map.setCircle(s.id, s.position, s.service_circle_min);
+}
+
+export function remapAll() {
+  if (!map) return;
+  for (const s of state.stations.values()) mapStation(s);
+  for (const r of state.responders.values()) mapResponder(r);
+  for (const v of state.incidents.values()) mapIncident(v);
+}
+
+function pickOnMap(kind, id) {
+  if (kind === 'incident') openIncident(id);
+  else showMapCard(kind, id);
+}
+
+export function showMapCard(kind, id) {
+  const card = dom.mapCard;
+  card.replaceChildren();
+  card.dataset.kind = kind;
+  card.dataset.id = id;
+  const closeBtn = h('button', { class: 'btn btn-quiet card-close', type: 'button', title: t('close'), onclick: hideMapCard }, '✕');
+  if (kind === 'responder') {
+    const r = state.responders.get(String(id));
+    if (!r) return;
+    const station = state.stations.get(String(r.station_id));
+    const status = has(`rstatus_${r.status}`) ? t(`rstatus_${r.status}`) : r.status;
+    const job = r.incident_id !== null && r.incident_id !== undefined
+      ? h('button', { class: 'btn', type: 'button', 'data-action': 'open-job', onclick: () => openIncident(String(r.incident_id)) }, t('r_open_job', { id: r.incident_id }))
+      : null;
+    card.append(
+      closeBtn,
+      h('h3', null, h('i', { class: `lg-resp st-${r.status}` }), ' ', r.name, ' ', h('span', { class: `rstatus st-${r.status}`, 'data-field': 'responder-status' }, status)),
+      h(
+        'dl',
+        { class: 'kv' },
+        kv(t('f_phone'), r.phone ? phoneWithCopy(r.phone) : null),
+        kv(t('r_station'), station ? station.name : r.station_id),
+        kv(t('r_mode'), modeLabel(r.mode)),
+        kv(t('r_skills'), formatList(r.skills) || t('none')),
+        kv(t('r_duty'), r.on_duty ? t('yes') : t('no')),
+        kv(t('r_position_at'), r.position_at ? formatClock(r.position_at) : null),
+      ),
+      job,
+    );
+  } else if (kind === 'station') {
+    const s = state.stations.get(String(id));
+    if (!s) return;
+    const min = Number(s.service_circle_min);
+    card.append(
+      closeBtn,
+      h('h3', null, h('i', { class: 'lg-station' }), ' ', s.name),
+      h(
+        'dl',
+        { class: 'kv' },
+        kv(t('f_phone'), s.phone ? phoneWithCopy(s.phone) : null),
+        kv(t('s_circle'), min > 0 ? t('s_circle_value', { min, d: formatDistance(serviceRadiusM(min)) }) : t('none')),
+      ),
+    );
+  }
+  card.hidden = false;
+  if (map) map.select(kind, id);
+}
+
+export function hideMapCard() {
+  dom.mapCard.hidden = true;
+  if (map) map.select(state.openId ? 'incident' : null, state.openId);
+}
+

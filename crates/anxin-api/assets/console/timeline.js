@@ -1,0 +1,188 @@
+// An incident's audit trail in words: who did what, one line per event.
+
+import { h } from '../common/dom.js';
+import { formatClock } from '../common/format.js';
+import { formatDistance, has, t } from '../common/i18n.js';
+import { kindLabel, outcomeLabel } from './incident.js';
+import { CALL_OUTCOMES, state } from './state.js';
+
+function actorText(actor) {
+  if (!actor || typeof actor !== 'object') return '';
+  const id = actor.id === undefined || actor.id === null ? '' : String(actor.id);
+  switch (actor.type) {
+    case 'device':
+      return t('actor_device', { id });
+    case 'engine':
+      return t('actor_engine');
+    case 'responder':
+      return t('actor_responder', { name: state.responders.get(id)?.name || id });
+    case 'dispatcher':
+    case 'supervisor':
+      return t('actor_dispatcher', { name: state.staff.get(id)?.name || id });
+    case 'station':
+      return t('actor_station', { name: state.stations.get(id)?.name || id });
+    default:
+      return [actor.type, id].filter(Boolean).join(' ');
+  }
+}
+
+function staffName(who) {
+  if (!who) return null;
+  if (typeof who === 'object') return who.name || who.id || null;
+  return state.staff.get(String(who))?.name || String(who);
+}
+
+const responderName = (id) => state.responders.get(String(id))?.name || String(id ?? '');
+
+function callWhoText(who) {
+  const s = String(who ?? '');
+  const [kind, ...rest] = s.split(':');
+  const name = rest.join(':');
+  switch (kind) {
+    case 'elder':
+      return t('call_elder');
+    case 'contact':
+      return t('call_contact', { name });
+    case 'responder':
+      return t('call_responder', { name: responderName(name) });
+    case 'station':
+      return t('call_station', { name: state.stations.get(name)?.name || name });
+    case 'emergency':
+      return t('call_emergency', { number: name });
+    default:
+      return s;
+  }
+}
+
+function callOutcomeText(outcome) {
+  const s = String(outcome ?? '');
+  const m = /^([a-z_]+)(?::\s*(.*))?$/s.exec(s);
+  if (m && CALL_OUTCOMES.includes(m[1])) {
+    const label = m[1] === 'other' ? t('outcome_other') : t(`call_${m[1]}`);
+    return m[2] ? `${label}: ${m[2]}` : label;
+  }
+  return s;
+}
+
+/** One audit event in words; unknown kinds of change are shown with their fields. */
+function changeText(change) {
+  const c = change && typeof change === 'object' ? change : { type: String(change) };
+  const d = (m) => formatDistance(Number(m));
+  switch (c.type) {
+    case 'opened': {
+      const src = c.location?.source === 'device' ? t('loc_device') : c.location?.source === 'home' ? t('loc_home') : '';
+      return t('ev_opened', { kind: kindLabel(c.kind), source: src });
+    }
+    case 'press_joined':
+      return t('ev_press_joined', { n: c.press_count, event: c.event && c.event !== 'sos' ? `(${has(`kind_${c.event}`) ? kindLabel(c.event) : c.event})` : '' });
+    case 'kind_changed':
+      return t('ev_kind_changed', { from: kindLabel(c.from), to: kindLabel(c.to) });
+    case 'offered':
+      return t('ev_offered', { name: responderName(c.responder_id), d: d(c.distance_m), time: formatClock(c.deadline) });
+    case 'offer_declined':
+      return t('ev_offer_declined', { name: responderName(c.responder_id) });
+    case 'offer_timed_out':
+      return t('ev_offer_timed_out', { name: responderName(c.responder_id) });
+    case 'offer_withdrawn':
+      return t('ev_offer_withdrawn', { name: responderName(c.responder_id) });
+    case 'station_alerted':
+      return t('ev_station_alerted', { name: state.stations.get(String(c.station_id))?.name || c.station_id });
+    case 'nobody_going':
+      return t('ev_nobody_going', { number: c.emergency_number ? t('ev_nobody_going_number', { number: c.emergency_number }) : '' });
+    case 'reminder':
+      return t('ev_reminder', { n: c.count });
+    case 'accepted':
+      return t('ev_accepted', { name: responderName(c.responder_id) });
+    case 'en_route':
+      return t('ev_en_route');
+    case 'on_scene':
+      return t('ev_on_scene');
+    case 'on_scene_overdue':
+      return t('ev_on_scene_overdue', { name: responderName(c.responder_id) });
+    case 'assigned':
+      return t('ev_assigned', { name: responderName(c.responder_id) });
+    case 'taken_off_ladder':
+      return t('ev_taken_off_ladder');
+    case 'acknowledged':
+      return t('ev_acknowledged');
+    case 'resolved':
+      return t('ev_resolved', { outcome: outcomeLabel(c.outcome) });
+    case 'closed':
+      return t('ev_closed', { outcome: outcomeLabel(c.outcome) });
+    case 'cancelled':
+      return t('ev_cancelled', { reason: c.reason });
+    case 'false_alarm':
+      return t('ev_false_alarm', { reason: c.reason });
+    case 'nobody_in_range':
+      return t('ev_nobody_in_range', { d: d(c.max_distance_m) });
+    case 'nobody_qualified':
+      return t('ev_nobody_qualified', c);
+    case 'nearest_station':
+      return t('ev_nearest_station', { name: state.stations.get(String(c.station_id))?.name || c.station_id, d: d(c.distance_m) });
+    case 'cancel_requested':
+      return t('ev_cancel_requested');
+    case 'nobody_free_at_station':
+      return t('ev_nobody_free_at_station', { name: state.stations.get(String(c.station_id))?.name || c.station_id || '—' });
+    case 'claimed':
+    case 'claim': {
+      const name = staffName(c.by || c.dispatcher || c.user);
+      const from = staffName(c.from);
+      const text = name ? t('ev_claimed_by', { name }) : t('ev_claimed');
+      return from ? `${text}${t('ev_taken_over_from', { name: from })}` : text;
+    }
+    case 'released':
+    case 'release':
+    case 'unclaimed':
+      return t('ev_released');
+    case 'note':
+    case 'noted':
+    case 'note_added':
+      return t('ev_note', { text: c.text ?? '' });
+    case 'call':
+    case 'called':
+    case 'call_logged':
+    case 'call_made':
+      return t('ev_call', { who: callWhoText(c.who), number: c.number ? ` ${c.number}` : '', outcome: callOutcomeText(c.outcome) });
+    case 'escalate':
+    case 'escalated':
+    case 'emergency_called':
+      return t('ev_escalated', { number: c.number ?? '', reference: c.reference ? t('ev_escalated_ref', { reference: c.reference }) : '' });
+    default: {
+      const fields = Object.entries(c)
+        .filter(([k]) => k !== 'type')
+        .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+        .join(', ');
+      return `${t('ev_unknown', { type: c.type ?? '?' })}${fields ? ` (${fields})` : ''}`;
+    }
+  }
+}
+
+export function renderTimeline() {
+  const list = document.getElementById('timeline');
+  if (!list) return;
+  const tl = state.timeline;
+  if (tl.error && !tl.events) {
+    list.replaceChildren(h('li', { class: 'muted' }, t('timeline_failed', { error: tl.error })));
+    return;
+  }
+  if (!tl.events) {
+    list.replaceChildren(h('li', { class: 'muted' }, t('timeline_loading')));
+    return;
+  }
+  if (tl.events.length === 0) {
+    list.replaceChildren(h('li', { class: 'muted' }, t('timeline_empty')));
+    return;
+  }
+  list.dataset.count = String(tl.events.length);
+  list.replaceChildren(
+    ...tl.events.map((ev) =>
+      h(
+        'li',
+        { class: `tl tl-${ev.change?.type ?? 'unknown'}`, 'data-seq': ev.seq, 'data-change': ev.change?.type ?? '' },
+        h('time', { class: 'tl-time' }, formatClock(ev.at)),
+        h('span', { class: 'tl-actor' }, actorText(ev.actor)),
+        h('span', { class: 'tl-text' }, changeText(ev.change)),
+      ),
+    ),
+  );
+}
