@@ -127,6 +127,15 @@ impl Policy {
         }
     }
 
+    /// The emergency number shown from the start for kinds whose service is called whoever
+    /// goes (fire, police); `None` for the others, whose number shows when nobody is going.
+    pub fn standing_number(&self, kind: IncidentKind) -> Option<String> {
+        match kind {
+            IncidentKind::Fire | IncidentKind::Intrusion => self.emergency_number(kind),
+            _ => None,
+        }
+    }
+
     /// The ladder incidents of this kind climb.
     pub fn ladder(&self, kind: IncidentKind) -> LadderPolicy {
         self.ladders.get(&kind).copied().unwrap_or_default()

@@ -52,25 +52,13 @@ impl Engine {
             ResponderAction::Accept => {
                 // First to accept wins: the other offers out in parallel are withdrawn.
                 self.withdraw_offers(id, Some(responder), &Actor::Engine, now, out);
-                let seq = self.log(id, now, actor, Change::Accepted { responder_id: responder.clone() }, out);
-                let incident = self.open.get_mut(&id).expect("open");
-                let offer = incident.ladder.offers.pop().expect("the accepted offer is live");
-                incident.responder = Some(Assigned { id: offer.responder_id, distance_m: offer.distance_m });
-                self.start_job(id, seq, now);
+                self.record(id, Change::Accepted { responder_id: responder.clone() }, actor, now, out);
             }
             ResponderAction::EnRoute => {
-                let seq = self.log(id, now, actor, Change::EnRoute, out);
-                self.set_state(id, IncidentState::EnRoute, seq, now);
+                self.record(id, Change::EnRoute, actor, now, out);
             }
             ResponderAction::OnScene => {
-                let seq = self.log(id, now, actor, Change::OnScene, out);
-                self.set_state(id, IncidentState::OnScene, seq, now);
-                let incident = self.open.get_mut(&id).expect("open");
-                incident.ladder.on_scene_by = None;
-                if incident.dispatcher_needed == Some(DispatcherNeeded::OnSceneOverdue) {
-                    incident.dispatcher_needed = None;
-                    incident.ladder.remind_at = None;
-                }
+                self.record(id, Change::OnScene, actor, now, out);
             }
             ResponderAction::Resolve { outcome } => {
                 if outcome.trim().is_empty() {
@@ -207,41 +195,21 @@ impl Engine {
                 // becomes their job.
                 self.withdraw_offers(id, Some(&responder), &actor, now, out);
                 self.let_go_of_job(id, out);
-                self.open.get_mut(&id).expect("open").ladder.offers.clear();
                 self.take(&responder, id, out);
-                let seq = self.log(id, now, actor, Change::Assigned { responder_id: responder.clone() }, out);
-                self.open.get_mut(&id).expect("open").responder = Some(Assigned { id: responder, distance_m });
-                self.start_job(id, seq, now);
+                self.record(id, Change::Assigned { responder_id: responder, distance_m }, actor, now, out);
             }
             DispatcherAction::TakeOffLadder => {
                 if from.is_terminal() || from == IncidentState::Resolved {
                     return Err(refuse(IncidentState::AwaitingDispatcher));
                 }
                 self.withdraw_offers(id, None, &actor, now, out);
-                let seq = self.log(id, now, actor, Change::TakenOffLadder, out);
-                let incident = self.open.get_mut(&id).expect("open");
-                incident.ladder.off_ladder = true;
-                incident.ladder.station_deadline = None;
-                incident.ladder.remind_at = None;
-                if matches!(from, IncidentState::Offered | IncidentState::StationAlerted) {
-                    incident.state = IncidentState::AwaitingDispatcher;
-                }
-                if !incident.state.has_responder_on_job() {
-                    incident.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
-                }
-                incident.last_seq = seq;
-                incident.updated_at = now;
+                self.record(id, Change::TakenOffLadder, actor, now, out);
             }
             DispatcherAction::Acknowledge => {
                 if from.is_terminal() {
                     return Err(CommandError::UnknownIncident(id));
                 }
-                let seq = self.log(id, now, actor, Change::Acknowledged, out);
-                let incident = self.open.get_mut(&id).expect("open");
-                incident.ladder.remind_at = None;
-                incident.acknowledged_at.get_or_insert(now);
-                incident.last_seq = seq;
-                incident.updated_at = now;
+                self.record(id, Change::Acknowledged, actor, now, out);
             }
             DispatcherAction::Resolve { outcome } => {
                 if !from.can_become(IncidentState::Resolved) {
@@ -260,8 +228,7 @@ impl Engine {
                 if outcome.trim().is_empty() {
                     return Err(CommandError::MissingReason);
                 }
-                let seq = self.log(id, now, actor, Change::Closed { outcome: outcome.clone() }, out);
-                self.finish(id, IncidentState::Closed, outcome, seq, now);
+                self.record(id, Change::Closed { outcome }, actor, now, out);
             }
             DispatcherAction::Cancel { reason } | DispatcherAction::FalseAlarm { reason }
                 if reason.trim().is_empty() =>
@@ -270,13 +237,11 @@ impl Engine {
             }
             DispatcherAction::Cancel { reason } => {
                 self.let_go_of_responder(id, &actor, now, out);
-                let seq = self.log(id, now, actor, Change::Cancelled { reason: reason.clone() }, out);
-                self.finish(id, IncidentState::Cancelled, reason, seq, now);
+                self.record(id, Change::Cancelled { reason }, actor, now, out);
             }
             DispatcherAction::FalseAlarm { reason } => {
                 self.let_go_of_responder(id, &actor, now, out);
-                let seq = self.log(id, now, actor, Change::FalseAlarm { reason: reason.clone() }, out);
-                self.finish(id, IncidentState::FalseAlarm, reason, seq, now);
+                self.record(id, Change::FalseAlarm { reason }, actor, now, out);
             }
             DispatcherAction::Claim => {
                 let previous = incident.claimed_by.clone();
@@ -284,36 +249,28 @@ impl Engine {
                     return Ok(()); // theirs already
                 }
                 let change = Change::Claimed { by: dispatcher.to_string(), from: previous };
-                let seq = self.log(id, now, actor, change, out);
-                let incident = self.touch(id, seq, now);
-                incident.claimed_by = Some(dispatcher.to_string());
-                incident.acknowledged_at.get_or_insert(now); // claiming it is seeing it
+                self.record(id, change, actor, now, out);
             }
             DispatcherAction::Release => {
                 if incident.claimed_by.is_none() {
                     return Ok(()); // nobody's: nothing to give up
                 }
-                let seq = self.log(id, now, actor, Change::Released { by: dispatcher.to_string() }, out);
-                self.touch(id, seq, now).claimed_by = None;
+                self.record(id, Change::Released { by: dispatcher.to_string() }, actor, now, out);
             }
             DispatcherAction::Note { text } => {
                 required(&text, "the note's text")?;
-                let seq = self.log(id, now, actor, Change::Note { text }, out);
-                self.touch(id, seq, now);
+                self.record(id, Change::Note { text }, actor, now, out);
             }
             DispatcherAction::LogCall { who, number, outcome } => {
                 required(&who, "whom the call was with")?;
                 required(&outcome, "the call's outcome")?;
                 let number = number.filter(|n| !n.trim().is_empty());
-                let seq = self.log(id, now, actor, Change::CallLogged { who, number, outcome }, out);
-                self.touch(id, seq, now);
+                self.record(id, Change::CallLogged { who, number, outcome }, actor, now, out);
             }
             DispatcherAction::Escalate { number, reference } => {
                 required(&number, "the number called")?;
                 let reference = reference.filter(|r| !r.trim().is_empty());
-                let seq = self.log(id, now, actor, Change::EmergencyCalled { number, reference }, out);
-                // A person has acted: the reminders stop, as with an acknowledgement.
-                self.touch(id, seq, now).ladder.remind_at = None;
+                self.record(id, Change::EmergencyCalled { number, reference }, actor, now, out);
             }
         }
         self.after_change(id, out);
@@ -326,75 +283,21 @@ impl Engine {
         self.let_go_of_job(id, out);
     }
 
-    /// Takes the job from the responder who holds it, who is free again.
+    /// Frees the responder who holds the job (the incident lets go of them as the change
+    /// that ends their job is applied). A resolved incident's responder was freed already.
     pub(super) fn let_go_of_job(&mut self, id: IncidentId, out: &mut Outbox) {
         let incident = &self.open[&id];
         if !incident.state.has_responder_on_job() {
-            return; // a resolved incident keeps the name of who helped
+            return;
         }
         let Some(responder) = incident.responder.as_ref().map(|r| r.id.clone()) else { return };
         self.release(&responder, id, out);
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.responder = None;
-        incident.ladder.on_scene_by = None;
-    }
-
-    pub(super) fn start_job(&mut self, id: IncidentId, seq: u64, now: Timestamp) {
-        let on_scene_by = now.plus_millis(self.policy.on_scene_within_ms);
-        let number = self.standing_number(self.open[&id].kind);
-        let incident = self.open.get_mut(&id).expect("open");
-        debug_assert!(incident.ladder.offers.is_empty(), "a job starts once every offer has ended");
-        incident.state = IncidentState::Accepted;
-        incident.ladder.offer_deadline = None;
-        incident.ladder.station_deadline = None;
-        incident.ladder.remind_at = None;
-        incident.ladder.on_scene_by = Some(on_scene_by);
-        incident.ladder.emergency_number = number;
-        incident.dispatcher_needed = None;
-        incident.last_seq = seq;
-        incident.updated_at = now;
     }
 
     pub(super) fn resolve(&mut self, id: IncidentId, outcome: String, actor: Actor, now: Timestamp, out: &mut Outbox) {
-        let seq = self.log(id, now, actor, Change::Resolved { outcome: outcome.clone() }, out);
+        self.record(id, Change::Resolved { outcome }, actor, now, out);
         if let Some(r) = self.open[&id].responder.as_ref().map(|r| r.id.clone()) {
             self.release(&r, id, out);
         }
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.state = IncidentState::Resolved;
-        incident.outcome = Some(outcome);
-        incident.ladder = Ladder { off_ladder: incident.ladder.off_ladder, ..Ladder::default() };
-        incident.ladder.rung = Rung::Dispatcher;
-        incident.dispatcher_needed = None;
-        incident.last_seq = seq;
-        incident.updated_at = now;
-    }
-
-    pub(super) fn finish(&mut self, id: IncidentId, state: IncidentState, outcome: String, seq: u64, now: Timestamp) {
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.state = state;
-        incident.outcome = Some(outcome);
-        incident.ladder.offer_deadline = None;
-        incident.ladder.station_deadline = None;
-        incident.ladder.remind_at = None;
-        incident.ladder.on_scene_by = None;
-        incident.dispatcher_needed = None;
-        incident.last_seq = seq;
-        incident.updated_at = now;
-    }
-
-    /// Records that event `seq` changed the incident, and hands it over for more changes.
-    pub(super) fn touch(&mut self, id: IncidentId, seq: u64, now: Timestamp) -> &mut Incident {
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.last_seq = seq;
-        incident.updated_at = now;
-        incident
-    }
-
-    pub(super) fn set_state(&mut self, id: IncidentId, state: IncidentState, seq: u64, now: Timestamp) {
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.state = state;
-        incident.last_seq = seq;
-        incident.updated_at = now;
     }
 }

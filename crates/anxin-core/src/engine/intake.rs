@@ -135,17 +135,10 @@ impl Engine {
             return;
         }
         let outcome = "closed by the engine: the device pressed again after help was given".to_string();
-        let seq = self.log(id, now, Actor::Engine, Change::Closed { outcome: outcome.clone() }, out);
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.state = IncidentState::Closed;
-        incident.outcome = Some(outcome);
-        incident.last_seq = seq;
-        incident.updated_at = now;
+        self.record(id, Change::Closed { outcome }, Actor::Engine, now, out);
         self.after_change(id, out);
     }
 
-    /// A device that resends a message it already sent did not hear "help is coming" (a
-    /// device should resend until it does): tell it again while its incident is open.
     /// Whether a press made at `pressed` on open incident `id` repeats the last counted one
     /// too soon to mean anything new. A press that would change the incident's kind always
     /// counts.
@@ -164,6 +157,8 @@ impl Engine {
         !event.incident_kind().is_some_and(|to| from.is_raised_by(to))
     }
 
+    /// A device that resends a message it already sent did not hear "help is coming" (a
+    /// device should resend until it does): tell it again while its incident is open.
     pub(super) fn reassure(&self, device: &DeviceId, out: &mut Outbox) {
         if let Some(id) = self.open_of(device) {
             self.tell_device_help_is_coming(id, out);
@@ -206,56 +201,27 @@ impl Engine {
     ) -> IncidentId {
         self.last_incident_id += 1;
         let id = IncidentId(self.last_incident_id);
-        let by_device = Actor::Device(device.clone());
-        let mut last =
-            self.log(id, now, by_device, Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at }, out);
-        let station = self.matcher.nearest_station(location.at);
-        if let Some(s) = &station {
-            let change = Change::NearestStation { station_id: s.id.clone(), distance_m: s.distance_m };
-            last = self.log(id, now, Actor::Engine, change, out);
-        }
-        let dispatcher_needed = match kind {
-            IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
-            IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
-            IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
+        let opened = IncidentEvent {
+            seq: self.next_seq(),
+            incident_id: id,
+            at: now,
+            actor: Actor::Device(device.clone()),
+            change: Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at },
         };
-        let incident = Incident {
-            id,
-            device_id: device.clone(),
-            elder_id,
-            kind,
-            state: IncidentState::AwaitingDispatcher,
-            pressed_at,
-            opened_at: now,
-            updated_at: now,
-            location,
-            responder: None,
-            station: station.map(|s| Assigned { id: s.id, distance_m: s.distance_m }),
-            press_count: 1,
-            cancel_requested: false,
-            dispatcher_needed,
-            problem,
-            last_seq: last,
-            ladder: Ladder::default(),
-            outcome: None,
-            claimed_by: None,
-            acknowledged_at: None,
-        };
+        let incident = Incident::open(&opened, device.clone(), elder_id, problem, &self.policy).expect("it opens");
+        out.events.push(opened);
+        self.open.insert(id, incident);
         if let Some(d) = self.devices.get_mut(device) {
             d.open = Some(id);
         }
-        self.open.insert(id, incident);
+        if let Some(s) = self.matcher.nearest_station(location.at) {
+            let change = Change::NearestStation { station_id: s.id, distance_m: s.distance_m };
+            self.record(id, change, Actor::Engine, now, out);
+        }
         // Only emergencies go up the ladder straight away; anything doubtful goes to a person
         // first, who is reminded until they act.
         if kind.is_emergency() {
             self.climb(id, now, out);
-        } else {
-            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
-            let number = self.policy.emergency_number(kind);
-            let incident = self.open.get_mut(&id).expect("just opened");
-            incident.ladder.rung = Rung::Dispatcher;
-            incident.ladder.remind_at = Some(remind_at);
-            incident.ladder.emergency_number = number;
         }
         self.tell_device_help_is_coming(id, out);
         self.after_change(id, out);
@@ -273,33 +239,16 @@ impl Engine {
     ) {
         let press_count = self.open[&id].press_count + 1;
         let change = Change::PressJoined { msg_id: msg_id.clone(), event, press_count };
-        let seq = self.log(id, now, Actor::Device(device.clone()), change, out);
-        let incident = self.open.get_mut(&id).expect("open incident");
-        incident.press_count = press_count;
-        incident.updated_at = now;
-        incident.last_seq = seq;
+        self.record(id, change, Actor::Device(device.clone()), now, out);
         // An SOS or a fall during a service request or after an unreadable message makes the
         // incident an emergency: it takes the more urgent kind and is offered at once.
-        let from = incident.kind;
+        let from = self.open[&id].kind;
         let upgrade = event.and_then(EventType::incident_kind).filter(|to| from.is_raised_by(*to));
         if let Some(to) = upgrade {
-            let seq = self.log(id, now, Actor::Device(device.clone()), Change::KindChanged { from, to }, out);
-            let number = self.standing_number(to);
-            let incident = self.open.get_mut(&id).expect("open incident");
-            incident.kind = to;
-            incident.last_seq = seq;
-            if number.is_some() && incident.state != IncidentState::Resolved {
-                incident.ladder.emergency_number = number;
-            }
-            // Only a request that was not an emergency and still waits for a dispatcher climbs;
-            // one a person already handles stays with them (the kind change alone raises its
-            // priority), and an emergency keeps its place on the ladder.
-            if !from.is_emergency()
-                && incident.state == IncidentState::AwaitingDispatcher
-                && !incident.ladder.off_ladder
-            {
-                incident.ladder.rung = Rung::Responders;
-                incident.ladder.remind_at = None;
+            self.record(id, Change::KindChanged { from, to }, Actor::Device(device.clone()), now, out);
+            // A request that was not an emergency is put on the responders' rung only while it
+            // still waits for a dispatcher (see `Incident::apply`); then it climbs.
+            if !from.is_emergency() && self.open[&id].ladder.rung == Rung::Responders {
                 self.climb(id, now, out);
             }
         }
@@ -315,12 +264,8 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        let seq =
-            self.log(id, now, Actor::Device(device.clone()), Change::CancelRequested { msg_id: msg_id.clone() }, out);
-        let incident = self.open.get_mut(&id).expect("open incident");
-        incident.cancel_requested = true;
-        incident.updated_at = now;
-        incident.last_seq = seq;
+        let change = Change::CancelRequested { msg_id: msg_id.clone() };
+        self.record(id, change, Actor::Device(device.clone()), now, out);
         self.after_change(id, out);
     }
 

@@ -17,7 +17,7 @@ impl Engine {
             return;
         }
         if incident.ladder.rung != Rung::Responders {
-            self.call_in_dispatcher(id, DispatcherNeeded::NobodyGoing, now, out);
+            self.call_in_dispatcher(id, now, out);
             return;
         }
         let ladder = self.policy.ladder(incident.kind);
@@ -54,23 +54,13 @@ impl Engine {
                     outside_circle: search.outside_circle,
                 }
             };
-            self.log(id, now, Actor::Engine, change, out);
+            self.record(id, change, Actor::Engine, now, out);
         }
         let station = self.open[&id].station.clone().filter(|_| ladder.station);
         if let Some(station) = station {
             let deadline = now.plus_millis(self.policy.station_timeout_ms);
             let change = Change::StationAlerted { station_id: station.id.clone(), deadline };
-            let seq = self.log(id, now, Actor::Engine, change, out);
-            let number = self.standing_number(self.open[&id].kind);
-            let incident = self.open.get_mut(&id).expect("open");
-            incident.ladder.rung = Rung::Station;
-            incident.ladder.station_deadline = Some(deadline);
-            incident.ladder.emergency_number = number;
-            incident.state = IncidentState::StationAlerted;
-            incident.responder = None;
-            incident.dispatcher_needed = None;
-            incident.last_seq = seq;
-            incident.updated_at = now;
+            self.record(id, change, Actor::Engine, now, out);
             let incident = &self.open[&id];
             out.alerts.push(StationAlert {
                 station_id: station.id,
@@ -86,31 +76,13 @@ impl Engine {
             });
             return;
         }
-        self.call_in_dispatcher(id, DispatcherNeeded::NobodyGoing, now, out);
+        self.call_in_dispatcher(id, now, out);
     }
 
     /// The last rung: a dispatcher must act, with the emergency number to call.
-    pub(super) fn call_in_dispatcher(
-        &mut self,
-        id: IncidentId,
-        why: DispatcherNeeded,
-        now: Timestamp,
-        out: &mut Outbox,
-    ) {
-        let kind = self.open[&id].kind;
-        let emergency_number = self.policy.emergency_number(kind);
-        let seq =
-            self.log(id, now, Actor::Engine, Change::NobodyGoing { emergency_number: emergency_number.clone() }, out);
-        let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.ladder.rung = Rung::Dispatcher;
-        incident.ladder.emergency_number = emergency_number;
-        incident.ladder.remind_at = Some(remind_at);
-        incident.state = IncidentState::AwaitingDispatcher;
-        incident.responder = None;
-        incident.dispatcher_needed = Some(why);
-        incident.last_seq = seq;
-        incident.updated_at = now;
+    pub(super) fn call_in_dispatcher(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
+        let emergency_number = self.policy.emergency_number(self.open[&id].kind);
+        self.record(id, Change::NobodyGoing { emergency_number }, Actor::Engine, now, out);
     }
 
     /// Who the ladder would offer incident `id` to next: among available responders within
@@ -138,18 +110,7 @@ impl Engine {
         let deadline = now.plus_millis(self.policy.offer_timeout_ms);
         self.take(&responder, id, out);
         let change = Change::Offered { responder_id: responder.clone(), distance_m, deadline };
-        let seq = self.log(id, now, Actor::Engine, change, out);
-        let number = self.standing_number(self.open[&id].kind);
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.state = IncidentState::Offered;
-        incident.responder = None;
-        incident.dispatcher_needed = None;
-        incident.ladder.emergency_number = number;
-        incident.ladder.offers_made += 1;
-        incident.ladder.offers.push(LiveOffer { responder_id: responder, distance_m, deadline });
-        incident.ladder.offer_deadline = incident.ladder.offers.iter().map(|o| o.deadline).min();
-        incident.last_seq = seq;
-        incident.updated_at = now;
+        self.record(id, change, Actor::Engine, now, out);
     }
 
     /// Ends the live offer to `responder` (declined, lapsed or withdrawn) and frees them.
@@ -162,16 +123,8 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        let seq = self.log(id, now, actor, change, out);
+        self.record(id, change, actor, now, out);
         self.release(responder, id, out);
-        let incident = self.open.get_mut(&id).expect("open");
-        incident.ladder.offers.retain(|o| &o.responder_id != responder);
-        incident.ladder.offer_deadline = incident.ladder.offers.iter().map(|o| o.deadline).min();
-        if !incident.ladder.tried.contains(responder) {
-            incident.ladder.tried.push(responder.clone());
-        }
-        incident.last_seq = seq;
-        incident.updated_at = now;
     }
 
     /// Withdraws every live offer on `id` except `keep`'s.
@@ -188,15 +141,6 @@ impl Engine {
         for responder in others {
             let change = Change::OfferWithdrawn { responder_id: responder.clone() };
             self.end_offer(id, &responder, change, actor.clone(), now, out);
-        }
-    }
-
-    /// The emergency number shown from the start for kinds whose service is called whoever
-    /// goes (fire, police); `None` for the others, whose number shows when nobody is going.
-    pub(crate) fn standing_number(&self, kind: IncidentKind) -> Option<String> {
-        match kind {
-            IncidentKind::Fire | IncidentKind::Intrusion => self.policy.emergency_number(kind),
-            _ => None,
         }
     }
 

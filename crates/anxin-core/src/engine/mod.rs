@@ -5,6 +5,10 @@
 //! shown to an [`Outbox`]. The shell stores the outbox's records in one transaction, and only
 //! then acknowledges the messages, sends the commands and publishes the deltas.
 //!
+//! An incident changes in one way only: the engine builds a [`Change`], and
+//! [`Engine::record`] applies it ([`Incident::apply`]) and logs it in the same step, so the
+//! audit trail and the state cannot tell different stories.
+//!
 //! The engine's `impl` is split by concern, one module each: [`intake`] (device messages),
 //! [`ladder`] (offers and escalation), [`candidates`] (who qualifies, for the ladder and for
 //! dispatchers alike), [`commands`] (responders' and dispatchers' actions), [`timers`] (the
@@ -247,17 +251,13 @@ impl Engine {
         self.last_seq
     }
 
-    pub(crate) fn log(
-        &mut self,
-        incident_id: IncidentId,
-        at: Timestamp,
-        actor: Actor,
-        change: Change,
-        out: &mut Outbox,
-    ) -> u64 {
+    /// Changes incident `id` the only way an incident changes: applies `change` and logs
+    /// it, under the next sequence number.
+    pub(crate) fn record(&mut self, id: IncidentId, change: Change, actor: Actor, now: Timestamp, out: &mut Outbox) {
         let seq = self.next_seq();
-        out.events.push(IncidentEvent { seq, incident_id, at, actor, change });
-        seq
+        let event = IncidentEvent { seq, incident_id: id, at: now, actor, change };
+        self.open.get_mut(&id).expect("an open incident").apply(&event, &self.policy);
+        out.events.push(event);
     }
 
     pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {

@@ -44,36 +44,20 @@ impl Engine {
         }
         let incident = &self.open[&id];
         if due(incident.ladder.station_deadline) && incident.state == IncidentState::StationAlerted {
-            self.open.get_mut(&id).expect("open").ladder.station_deadline = None;
-            self.call_in_dispatcher(id, DispatcherNeeded::NobodyGoing, now, out);
+            self.call_in_dispatcher(id, now, out);
             changed = true;
         }
         let incident = &self.open[&id];
         if due(incident.ladder.on_scene_by) && incident.state.has_responder_on_job() {
             let responder = incident.responder.as_ref().expect("a job has a responder").id.clone();
-            let seq = self.log(id, now, Actor::Engine, Change::OnSceneOverdue { responder_id: responder }, out);
-            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
-            let incident = self.open.get_mut(&id).expect("open");
-            incident.ladder.on_scene_by = None;
-            incident.ladder.remind_at = Some(remind_at);
-            incident.dispatcher_needed = Some(DispatcherNeeded::OnSceneOverdue);
-            incident.last_seq = seq;
-            incident.updated_at = now;
+            self.record(id, Change::OnSceneOverdue { responder_id: responder }, Actor::Engine, now, out);
             changed = true;
         }
         let incident = &self.open[&id];
         if due(incident.ladder.remind_at) && incident.dispatcher_needed.is_some() {
             let count = incident.ladder.reminders + 1;
-            let seq = self.log(id, now, Actor::Engine, Change::Reminder { count }, out);
-            let remind_at = now.plus_millis(self.policy.reminder_interval_ms);
-            let incident = self.open.get_mut(&id).expect("open");
-            incident.ladder.reminders = count;
-            incident.ladder.remind_at = Some(remind_at);
-            incident.last_seq = seq;
-            incident.updated_at = now;
+            self.record(id, Change::Reminder { count }, Actor::Engine, now, out);
             changed = true;
-        } else if due(self.open[&id].ladder.remind_at) {
-            self.open.get_mut(&id).expect("open").ladder.remind_at = None;
         }
         if changed {
             self.emit(id, out);
@@ -118,7 +102,7 @@ impl Engine {
     /// Puts the incident's earliest deadline in the timer index.
     pub(crate) fn reschedule(&mut self, id: IncidentId) {
         self.unschedule(id);
-        if let Some(due) = self.open.get(&id).and_then(|i| i.ladder.next_deadline()) {
+        if let Some(due) = self.open.get(&id).and_then(Incident::next_deadline) {
             self.timers.insert((due, id));
             self.deadlines.insert(id, due);
         }
