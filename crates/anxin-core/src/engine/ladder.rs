@@ -1,5 +1,5 @@
 //! The ladder: offers with deadlines, and the escalation from responders to the station's
-//! duty line to a dispatcher. Whom to offer next is [`super::candidates`]' answer.
+//! duty line to a dispatcher. Whom to offer next is `super::candidates`' answer.
 
 use super::candidates::Candidates;
 use super::{Engine, Outbox};
@@ -88,7 +88,7 @@ impl Engine {
     /// Who the ladder would offer incident `id` to next: among available responders within
     /// the offer distance who have not been tried, have the skill the kind needs, and can get
     /// there inside their station's service circle, the one who gets there soonest (by their
-    /// travel mode); under [`Matching::OwnStation`](crate::Matching::OwnStation), the soonest
+    /// travel mode); under [`Matching::OwnStation`], the soonest
     /// untried responder with the skill of the elder's own station, however far. Returns the
     /// responder and their great-circle distance, or, when nobody qualifies, why not.
     ///

@@ -6,13 +6,13 @@
 //! then acknowledges the messages, sends the commands and publishes the deltas.
 //!
 //! An incident changes in one way only: the engine builds a [`Change`], and
-//! [`Engine::record`] applies it ([`Incident::apply`]) and logs it in the same step, so the
+//! `Engine::record` applies it ([`Incident::apply`]) and logs it in the same step, so the
 //! audit trail and the state cannot tell different stories.
 //!
-//! The engine's `impl` is split by concern, one module each: [`intake`] (device messages),
-//! [`ladder`] (offers and escalation), [`candidates`] (who qualifies, for the ladder and for
-//! dispatchers alike), [`commands`] (responders' and dispatchers' actions), [`timers`] (the
-//! clock) and [`views`] (what consoles and phones are shown).
+//! The engine's `impl` is split by concern, one module each: `intake` (device messages),
+//! `ladder` (offers and escalation), `candidates` (who qualifies, for the ladder and for
+//! dispatchers alike), `commands` (responders' and dispatchers' actions), `timers` (the
+//! clock) and `views` (what consoles and phones are shown).
 
 mod candidates;
 mod commands;
@@ -103,6 +103,35 @@ pub(crate) struct DeviceState {
 }
 
 /// The dispatch state machine.
+///
+/// Built once with [`Engine::new`] from the policy, the ledger and what the store kept. Its
+/// methods fall into three groups:
+///
+/// - **Take input**, and append what must be stored, sent and shown to an [`Outbox`]:
+///   - from devices (`intake`): [`handle_device_event`](Engine::handle_device_event),
+///     [`handle_unreadable`](Engine::handle_unreadable);
+///   - from responders (`commands`): [`responder_acts`](Engine::responder_acts),
+///     [`set_duty`](Engine::set_duty), [`responder_moved`](Engine::responder_moved);
+///   - from dispatchers (`commands`): [`dispatcher_acts`](Engine::dispatcher_acts),
+///     [`dispatcher_acts_as`](Engine::dispatcher_acts_as).
+/// - **Advance time** (`timers`): [`tick`](Engine::tick) does whatever is due (lapsed
+///   offers and station alerts, reminders, overdue arrivals, stale phone fixes); call it
+///   when [`next_deadline`](Engine::next_deadline) comes. [`expire`](Engine::expire)
+///   forgets message ids older than the dedup window.
+/// - **Only read state** (`views`, `ladder` and accessors), changing nothing:
+///   [`snapshot`](Engine::snapshot), [`view`](Engine::view), [`job_view`](Engine::job_view),
+///   [`responder_view`](Engine::responder_view), [`roster_view`](Engine::roster_view),
+///   [`stations_view`](Engine::stations_view), [`suggestions`](Engine::suggestions),
+///   [`best_candidate`](Engine::best_candidate), [`home_station`](Engine::home_station),
+///   [`next_deadline`](Engine::next_deadline), [`incident`](Engine::incident),
+///   [`open_incidents`](Engine::open_incidents), [`open_incident_for`](Engine::open_incident_for),
+///   [`open_count`](Engine::open_count), [`responder`](Engine::responder),
+///   [`responder_by_token_sha256`](Engine::responder_by_token_sha256),
+///   [`is_known_device`](Engine::is_known_device), [`matcher`](Engine::matcher),
+///   [`policy`](Engine::policy), [`last_seq`](Engine::last_seq).
+///
+/// Every input that changes an incident does so through `Engine::record`, so its
+/// [`IncidentEvent`]s in the outbox, replayed with [`Incident::apply`], give its row.
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) policy: Policy,
