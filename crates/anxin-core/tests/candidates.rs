@@ -51,15 +51,14 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
             profile: Default::default(),
         }],
         devices: vec![Device { id: DeviceId::parse("d").unwrap(), elder_id: ElderId::parse("e").unwrap() }],
-        stations: circles
-            .iter()
-            .enumerate()
-            .map(|(i, circle)| Station {
-                id: StationId::parse(format!("s{i}")).unwrap(),
-                name: format!("s{i}"),
+        // Stations a kilometre apart up the meridian, each with its circle or the default.
+        stations: (0..circles.len())
+            .map(|i| Station {
+                service_circle_min: circles[i],
                 position: c((25.0 + 0.01 * i as f64, 102.68)),
+                name: format!("s{i}"),
+                id: StationId::parse(format!("s{i}")).unwrap(),
                 phone: None,
-                service_circle_min: *circle,
             })
             .collect(),
         responders: people

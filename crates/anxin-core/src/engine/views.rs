@@ -187,6 +187,17 @@ impl Engine {
         PartyView { id: id.to_string(), name, phone: None, distance_m: None }
     }
 
+    /// A responder on an incident as consoles show them, `distance_m` away from it.
+    fn responder_party(&self, id: &ResponderId, distance_m: f64) -> PartyView {
+        let r = self.responders.get(id);
+        PartyView {
+            id: id.to_string(),
+            name: r.map(|r| r.name.clone()).unwrap_or_default(),
+            phone: r.and_then(|r| r.phone.clone()),
+            distance_m: Some(distance_m),
+        }
+    }
+
     /// The console's view of an incident, with names looked up in the ledger.
     pub fn view(&self, incident: &Incident) -> IncidentView {
         IncidentView {
@@ -198,15 +209,7 @@ impl Engine {
             device_id: incident.device_id.clone(),
             elder: self.elder_view(&incident.elder_id, incident.pressed_at),
             location: incident.location,
-            responder: incident.responder.as_ref().map(|a| {
-                let r = self.responders.get(&a.id);
-                PartyView {
-                    id: a.id.to_string(),
-                    name: r.map(|r| r.name.clone()).unwrap_or_default(),
-                    phone: r.and_then(|r| r.phone.clone()),
-                    distance_m: Some(a.distance_m),
-                }
-            }),
+            responder: incident.responder.as_ref().map(|a| self.responder_party(&a.id, a.distance_m)),
             station: incident.station.as_ref().map(|a| {
                 let s = self.stations.get(&a.id);
                 PartyView {
@@ -220,17 +223,9 @@ impl Engine {
                 .ladder
                 .offers
                 .iter()
-                .map(|o| {
-                    let r = self.responders.get(&o.responder_id);
-                    OfferView {
-                        responder: PartyView {
-                            id: o.responder_id.to_string(),
-                            name: r.map(|r| r.name.clone()).unwrap_or_default(),
-                            phone: r.and_then(|r| r.phone.clone()),
-                            distance_m: Some(o.distance_m),
-                        },
-                        deadline: o.deadline,
-                    }
+                .map(|o| OfferView {
+                    responder: self.responder_party(&o.responder_id, o.distance_m),
+                    deadline: o.deadline,
                 })
                 .collect(),
             press_count: incident.press_count,
