@@ -3,6 +3,7 @@
 
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
+use crate::policy::Policy;
 use serde::{Deserialize, Serialize};
 
 /// What the device told us happened. Unknown names are refused at the edge.
@@ -360,6 +361,234 @@ pub struct Incident {
     pub acknowledged_at: Option<Timestamp>,
 }
 
+impl Incident {
+    /// The incident an [`Change::Opened`] event starts, for `device`'s elder; `problem` says
+    /// why a dispatcher should look twice. `None` when the event opens nothing.
+    ///
+    /// Emergencies start on the responders' rung; anything doubtful (an unreadable message,
+    /// a service request) goes to a dispatcher first, reminded until they act.
+    pub fn open(
+        event: &IncidentEvent,
+        device_id: DeviceId,
+        elder_id: ElderId,
+        problem: Option<String>,
+        policy: &Policy,
+    ) -> Option<Self> {
+        let Change::Opened { kind, location, pressed_at, .. } = &event.change else { return None };
+        let kind = *kind;
+        let dispatcher_needed = match kind {
+            IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
+            IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
+            IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
+        };
+        let mut ladder = Ladder::default();
+        if !kind.is_emergency() {
+            ladder.rung = Rung::Dispatcher;
+            ladder.remind_at = Some(event.at.plus_millis(policy.reminder_interval_ms));
+            ladder.emergency_number = policy.emergency_number(kind);
+        }
+        Some(Incident {
+            id: event.incident_id,
+            device_id,
+            elder_id,
+            kind,
+            state: IncidentState::AwaitingDispatcher,
+            pressed_at: *pressed_at,
+            opened_at: event.at,
+            updated_at: event.at,
+            location: *location,
+            responder: None,
+            station: None,
+            press_count: 1,
+            cancel_requested: false,
+            dispatcher_needed,
+            problem,
+            last_seq: event.seq,
+            ladder,
+            outcome: None,
+            claimed_by: None,
+            acknowledged_at: None,
+        })
+    }
+
+    /// Applies one logged change: the only way an open incident changes. What a change
+    /// leaves implicit follows from the policy (how long until the next reminder, how long to
+    /// get on scene, which emergency number shows), so replaying an incident's events from
+    /// [`Incident::open`] under the same policy gives back its state.
+    pub fn apply(&mut self, event: &IncidentEvent, policy: &Policy) {
+        debug_assert_eq!(event.incident_id, self.id, "an event of another incident");
+        let at = event.at;
+        let remind_from_now = || Some(at.plus_millis(policy.reminder_interval_ms));
+        self.last_seq = event.seq;
+        self.updated_at = at;
+        match &event.change {
+            // An incident is opened by `Incident::open`; these only add to the audit trail.
+            Change::Opened { .. }
+            | Change::NobodyInRange { .. }
+            | Change::NobodyQualified { .. }
+            | Change::NobodyFreeAtStation { .. }
+            | Change::Note { .. }
+            | Change::CallLogged { .. } => {}
+            Change::NearestStation { station_id, distance_m } => {
+                self.station = Some(Assigned { id: station_id.clone(), distance_m: *distance_m });
+            }
+            Change::PressJoined { press_count, .. } => self.press_count = *press_count,
+            Change::KindChanged { from, to } => {
+                self.kind = *to;
+                let number = policy.standing_number(*to);
+                if number.is_some() && self.state != IncidentState::Resolved {
+                    self.ladder.emergency_number = number;
+                }
+                // Only a request that was not an emergency and still waits for a dispatcher
+                // goes up the ladder; one a person already handles stays with them (the kind
+                // alone raises its priority), and an emergency keeps its place.
+                if !from.is_emergency() && self.state == IncidentState::AwaitingDispatcher && !self.ladder.off_ladder {
+                    self.ladder.rung = Rung::Responders;
+                    self.ladder.remind_at = None;
+                }
+            }
+            Change::Offered { responder_id, distance_m, deadline } => {
+                self.state = IncidentState::Offered;
+                self.responder = None;
+                self.nobody_needed();
+                self.ladder.emergency_number = policy.standing_number(self.kind);
+                self.ladder.offers_made += 1;
+                let offer =
+                    LiveOffer { responder_id: responder_id.clone(), distance_m: *distance_m, deadline: *deadline };
+                self.ladder.offers.push(offer);
+                self.ladder.offer_deadline = self.ladder.offers.iter().map(|o| o.deadline).min();
+            }
+            Change::OfferDeclined { responder_id }
+            | Change::OfferTimedOut { responder_id }
+            | Change::OfferWithdrawn { responder_id } => {
+                let ladder = &mut self.ladder;
+                ladder.offers.retain(|o| &o.responder_id != responder_id);
+                ladder.offer_deadline = ladder.offers.iter().map(|o| o.deadline).min();
+                if !ladder.tried.contains(responder_id) {
+                    ladder.tried.push(responder_id.clone());
+                }
+            }
+            Change::StationAlerted { deadline, .. } => {
+                self.state = IncidentState::StationAlerted;
+                self.responder = None;
+                self.nobody_needed();
+                self.ladder.rung = Rung::Station;
+                self.ladder.station_deadline = Some(*deadline);
+                self.ladder.emergency_number = policy.standing_number(self.kind);
+            }
+            Change::NobodyGoing { emergency_number } => {
+                self.state = IncidentState::AwaitingDispatcher;
+                self.responder = None;
+                self.dispatcher_needed = Some(DispatcherNeeded::NobodyGoing);
+                self.ladder.rung = Rung::Dispatcher;
+                self.ladder.emergency_number = emergency_number.clone();
+                self.ladder.station_deadline = None;
+                self.ladder.remind_at = remind_from_now();
+            }
+            Change::Reminder { count } => {
+                self.ladder.reminders = *count;
+                self.ladder.remind_at = remind_from_now();
+            }
+            Change::Accepted { responder_id } => {
+                let taken = self.ladder.offers.iter().position(|o| &o.responder_id == responder_id);
+                let offer = self.ladder.offers.remove(taken.expect("the accepted offer is live"));
+                self.start_job(Assigned { id: offer.responder_id, distance_m: offer.distance_m }, at, policy);
+            }
+            Change::Assigned { responder_id, distance_m } => {
+                // An offer to this very responder becomes their job.
+                self.ladder.offers.clear();
+                self.start_job(Assigned { id: responder_id.clone(), distance_m: *distance_m }, at, policy);
+            }
+            Change::EnRoute => self.state = IncidentState::EnRoute,
+            Change::OnScene => {
+                self.state = IncidentState::OnScene;
+                self.ladder.on_scene_by = None;
+                if self.dispatcher_needed == Some(DispatcherNeeded::OnSceneOverdue) {
+                    self.nobody_needed();
+                }
+            }
+            Change::OnSceneOverdue { .. } => {
+                self.dispatcher_needed = Some(DispatcherNeeded::OnSceneOverdue);
+                self.ladder.on_scene_by = None;
+                self.ladder.remind_at = remind_from_now();
+            }
+            Change::TakenOffLadder => {
+                self.ladder.off_ladder = true;
+                self.ladder.station_deadline = None;
+                self.ladder.remind_at = None;
+                if matches!(self.state, IncidentState::Offered | IncidentState::StationAlerted) {
+                    self.state = IncidentState::AwaitingDispatcher;
+                }
+                if !self.state.has_responder_on_job() {
+                    self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
+                }
+            }
+            Change::Acknowledged => {
+                self.ladder.remind_at = None;
+                self.acknowledged_at.get_or_insert(at);
+            }
+            // A person has acted: the reminders stop, as with an acknowledgement.
+            Change::EmergencyCalled { .. } => self.ladder.remind_at = None,
+            Change::Resolved { outcome } => {
+                self.state = IncidentState::Resolved;
+                self.outcome = Some(outcome.clone());
+                self.dispatcher_needed = None;
+                // The responder's name stays: who helped.
+                self.ladder =
+                    Ladder { rung: Rung::Dispatcher, off_ladder: self.ladder.off_ladder, ..Ladder::default() };
+            }
+            Change::Closed { outcome } => self.end(IncidentState::Closed, outcome),
+            Change::Cancelled { reason } => self.end(IncidentState::Cancelled, reason),
+            Change::FalseAlarm { reason } => self.end(IncidentState::FalseAlarm, reason),
+            Change::CancelRequested { .. } => self.cancel_requested = true,
+            Change::Claimed { by, .. } => {
+                self.claimed_by = Some(by.clone());
+                self.acknowledged_at.get_or_insert(at); // claiming it is seeing it
+            }
+            Change::Released { .. } => self.claimed_by = None,
+        }
+    }
+
+    /// The incident's earliest deadline. A reminder counts only while a dispatcher is needed.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let l = &self.ladder;
+        let remind_at = l.remind_at.filter(|_| self.dispatcher_needed.is_some());
+        [l.offer_deadline, l.station_deadline, remind_at, l.on_scene_by].into_iter().flatten().min()
+    }
+
+    /// Nobody needs a dispatcher any more, so nobody is reminded.
+    fn nobody_needed(&mut self) {
+        self.dispatcher_needed = None;
+        self.ladder.remind_at = None;
+    }
+
+    /// A responder takes the job (accepted or assigned): the other timers stop, and the one
+    /// for getting on scene starts.
+    fn start_job(&mut self, responder: Assigned<ResponderId>, at: Timestamp, policy: &Policy) {
+        debug_assert!(self.ladder.offers.is_empty(), "a job starts once every offer has ended");
+        self.state = IncidentState::Accepted;
+        self.responder = Some(responder);
+        self.nobody_needed();
+        self.ladder.offer_deadline = None;
+        self.ladder.station_deadline = None;
+        self.ladder.on_scene_by = Some(at.plus_millis(policy.on_scene_within_ms));
+        self.ladder.emergency_number = policy.standing_number(self.kind);
+    }
+
+    /// The incident's life is over: `outcome` says how. Whoever held the job lets go (a
+    /// resolved incident keeps the name of who helped), and every timer stops.
+    fn end(&mut self, state: IncidentState, outcome: &str) {
+        if self.state.has_responder_on_job() {
+            self.responder = None;
+        }
+        self.state = state;
+        self.outcome = Some(outcome.to_string());
+        self.nobody_needed();
+        let l = &mut self.ladder;
+        (l.offer_deadline, l.station_deadline, l.on_scene_by) = (None, None, None);
+    }
+}
+
 /// An offer a responder has not yet answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveOffer {
@@ -489,6 +718,10 @@ pub enum Change {
     /// A dispatcher put a responder on the job by hand.
     Assigned {
         responder_id: ResponderId,
+        /// How far they were (great circle) when assigned; read back as 0 from events
+        /// logged before it was written.
+        #[serde(default)]
+        distance_m: f64,
     },
     TakenOffLadder,
     Acknowledged,

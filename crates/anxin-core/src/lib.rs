@@ -10,6 +10,7 @@ pub mod geo;
 pub mod ids;
 pub mod incident;
 pub mod matcher;
+pub mod policy;
 pub mod registry;
 
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};

@@ -8,7 +8,10 @@
 //! - every open incident is offered, held by a responder, with the station, with a
 //!   dispatcher, or resolved and waiting to be closed: none is forgotten;
 //! - the ladder never skips a rung, never offers more than its kind allows (in all, or at once
-//!   when offers go out in parallel), and nobody who could have gone is passed over.
+//!   when offers go out in parallel), and nobody who could have gone is passed over;
+//! - the log and the state tell one story: every incident row the engine hands out to be
+//!   stored equals what replaying that incident's logged changes with `Incident::apply`,
+//!   from `Incident::open`, gives.
 //!
 //! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
 //! sometimes matches by the elder's own station instead of the nearest responder.
@@ -102,6 +105,8 @@ struct Sim {
     history: HashMap<IncidentId, History>,
     /// A digest of every event, to show that a seed replays identically.
     digest: u64,
+    /// Each incident as its logged changes alone make it, replayed as they come.
+    replayed: HashMap<IncidentId, Incident>,
 }
 
 impl Sim {
@@ -133,6 +138,7 @@ impl Sim {
             msg_no: 0,
             history: HashMap::new(),
             digest: 0,
+            replayed: HashMap::new(),
         }
     }
 
@@ -306,6 +312,7 @@ impl Sim {
     /// Follows the events, checking the ladder's order as they come, and every change of
     /// state against the table of legal moves.
     fn absorb(&mut self, out: &Outbox) {
+        self.replay(out);
         for v in &out.deltas {
             let h = self.history.entry(v.id).or_default();
             if let Some(prev) = h.state.replace(v.state) {
@@ -372,6 +379,40 @@ impl Sim {
         }
     }
 
+    /// Applies the outbox's events to the replayed incidents, then checks each incident's last
+    /// row in the outbox (what the store would keep) against its replay, field by field.
+    fn replay(&mut self, out: &Outbox) {
+        for e in &out.events {
+            if let Change::Opened { .. } = e.change {
+                let Actor::Device(device) = &e.actor else { self.fail(format!("{e:?} not opened by a device")) };
+                let n: usize = device.as_str()[1..].parse().unwrap();
+                let elder = self.registry.devices[n].elder_id.clone();
+                // Why a dispatcher should look twice is decided at the opening, with the event.
+                let problem = out.incidents.iter().find(|i| i.id == e.incident_id).and_then(|i| i.problem.clone());
+                let opened = Incident::open(e, device.clone(), elder, problem, &self.policy).unwrap();
+                self.replayed.insert(e.incident_id, opened);
+            } else {
+                let Some(incident) = self.replayed.get_mut(&e.incident_id) else {
+                    self.fail(format!("{e:?} is for an incident that never opened"))
+                };
+                incident.apply(e, &self.policy);
+            }
+        }
+        let mut last: HashMap<IncidentId, &Incident> = HashMap::new();
+        for row in &out.incidents {
+            last.insert(row.id, row);
+        }
+        for (id, row) in last {
+            let Some(replayed) = self.replayed.get(&id) else { self.fail(format!("incident {id} has no events")) };
+            if replayed != row {
+                self.fail(format!("incident {id}: the log replays to\n{replayed:?}\nthe engine stores\n{row:?}"));
+            }
+            if row.state.is_terminal() {
+                self.replayed.remove(&id);
+            }
+        }
+    }
+
     fn check_deadlines(&self) {
         for i in self.engine.open_incidents() {
             let l = &i.ladder;
@@ -384,6 +425,9 @@ impl Sim {
             }
             if l.remind_at.is_some_and(|t| t <= self.now) {
                 self.fail(format!("incident {}: a reminder is overdue", i.id));
+            }
+            if l.remind_at.is_some() && i.dispatcher_needed.is_none() {
+                self.fail(format!("incident {}: a reminder is set with no dispatcher needed", i.id));
             }
         }
     }

@@ -1,0 +1,156 @@
+//! Who could go: the one filter behind the ladder's offers, matching by the elder's own
+//! station, and the suggestions a dispatcher is shown.
+//!
+//! A candidate is an available responder (on duty, holding no offer or job: the matcher's
+//! notion of available) weighed for one incident: how far, how many minutes by their travel
+//! mode, and whether they were tried already, have the skill the kind needs, and get there
+//! inside their station's service circle. The ladder offers the qualifying candidate who
+//! gets there soonest; a dispatcher is shown every candidate, soonest first, with the same
+//! marks, so the ladder's next offer is always the first suggestion that qualifies.
+
+use super::Engine;
+use crate::dispatch::Search;
+use crate::ids::StationId;
+use crate::incident::Incident;
+use crate::policy::Matching;
+use crate::registry::Responder;
+
+/// One available responder weighed for an incident.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate<'e> {
+    pub(crate) responder: &'e Responder,
+    /// Great-circle distance to the incident.
+    pub(crate) distance_m: f64,
+    /// Estimated minutes to get there by their travel mode.
+    pub(crate) minutes: f64,
+    /// They declined this incident, let its offer lapse or lost it to another.
+    pub(crate) tried: bool,
+    /// They have the skill the incident's kind needs (or it needs none).
+    pub(crate) has_skill: bool,
+    /// They get there inside their station's service circle.
+    pub(crate) within_circle: bool,
+}
+
+/// Why the ladder passes a candidate over: the first reason that applies, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuledOut {
+    Tried,
+    LackingSkill,
+    OutsideCircle,
+}
+
+impl Candidate<'_> {
+    /// Why the ladder may not offer them the job; `circle` says whether the service circle
+    /// bounds this pool (matching by the elder's own station sends its responders however far).
+    fn ruled_out(&self, circle: bool) -> Option<RuledOut> {
+        if self.tried {
+            Some(RuledOut::Tried)
+        } else if !self.has_skill {
+            Some(RuledOut::LackingSkill)
+        } else if circle && !self.within_circle {
+            Some(RuledOut::OutsideCircle)
+        } else {
+            None
+        }
+    }
+}
+
+impl Search {
+    fn rule_out(&mut self, why: RuledOut) {
+        match why {
+            RuledOut::Tried => self.already_tried += 1,
+            RuledOut::LackingSkill => self.lacking_skill += 1,
+            RuledOut::OutsideCircle => self.outside_circle += 1,
+        }
+    }
+}
+
+/// The candidates for one incident.
+#[derive(Debug)]
+pub(crate) struct Candidates<'e> {
+    engine: &'e Engine,
+    incident: &'e Incident,
+    skill: Option<&'static str>,
+}
+
+impl<'e> Candidates<'e> {
+    pub(crate) fn new(engine: &'e Engine, incident: &'e Incident) -> Self {
+        Self { engine, incident, skill: engine.policy.required_skill(incident.kind) }
+    }
+
+    fn weigh(&self, responder: &'e Responder, distance_m: f64) -> Candidate<'e> {
+        let policy = &self.engine.policy;
+        let minutes = policy.travel_min(distance_m, responder.mode);
+        let circle = self
+            .engine
+            .stations
+            .get(&responder.station_id)
+            .and_then(|s| s.service_circle_min)
+            .unwrap_or(policy.default_service_circle_min);
+        Candidate {
+            responder,
+            distance_m,
+            minutes,
+            tried: self.incident.ladder.tried.contains(&responder.id),
+            has_skill: self.skill.is_none_or(|s| responder.skills.iter().any(|k| k == s)),
+            within_circle: minutes <= f64::from(circle),
+        }
+    }
+
+    /// Available responders within the offer distance, nearest first, lazily.
+    pub(crate) fn nearby(&self) -> impl Iterator<Item = Candidate<'e>> + '_ {
+        let engine = self.engine;
+        engine
+            .matcher
+            .responders_within(self.incident.location.at, engine.policy.max_offer_distance_m)
+            .filter_map(move |n| Some(self.weigh(engine.responders.get(&n.id)?, n.distance_m)))
+    }
+
+    /// The available responders of `station`, however far, in roster order.
+    pub(crate) fn of_station(&self, station: Option<&StationId>) -> impl Iterator<Item = Candidate<'e>> + '_ {
+        let engine = self.engine;
+        let at = self.incident.location.at;
+        let members = station.and_then(|s| engine.by_station.get(s)).map(Vec::as_slice).unwrap_or_default();
+        members
+            .iter()
+            .filter(|id| engine.matcher.is_available(id))
+            .filter_map(move |id| engine.responders.get(id))
+            .map(move |r| self.weigh(r, r.position.distance_m(at)))
+    }
+
+    /// The ladder's choice under the policy's matching: the qualifying candidate who gets
+    /// there soonest (of equals, the one met first: the nearest), or, when nobody
+    /// qualifies, how many were ruled out for each reason.
+    pub(crate) fn best(&self) -> Result<Candidate<'e>, Search> {
+        match self.engine.policy.matching {
+            Matching::Nearest => self.soonest(self.nearby(), true),
+            Matching::OwnStation => {
+                let station = self.engine.home_station(&self.incident.elder_id);
+                self.soonest(self.of_station(station.as_ref()), false)
+            }
+        }
+    }
+
+    /// The soonest qualifying candidate of `pool`. A pool bounded by the service circle
+    /// comes nearest first, and the search stops once even the fastest travel mode from
+    /// further out could not beat the best found.
+    fn soonest(&self, pool: impl Iterator<Item = Candidate<'e>>, circle: bool) -> Result<Candidate<'e>, Search> {
+        let policy = &self.engine.policy;
+        let fastest = policy.foot_mps.max(policy.ebike_mps).max(policy.car_mps);
+        let mut best: Option<Candidate<'e>> = None;
+        let mut search = Search::default();
+        for c in pool {
+            let floor_min = c.distance_m * policy.detour_factor / fastest / 60.0;
+            if circle && best.as_ref().is_some_and(|b| floor_min >= b.minutes) {
+                break;
+            }
+            search.in_range += 1;
+            match c.ruled_out(circle) {
+                Some(why) => search.rule_out(why),
+                None if best.as_ref().is_none_or(|b| c.minutes < b.minutes) => best = Some(c),
+                None => {}
+            }
+        }
+        best.ok_or(search)
+    }
+}

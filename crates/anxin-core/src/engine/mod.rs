@@ -1,0 +1,315 @@
+//! The dispatch engine: a state machine that turns device messages into incidents.
+//!
+//! It owns the open incidents, the ledger and the matcher. It never reads a clock and never
+//! performs I/O: each call takes the current time and appends what must be stored, sent and
+//! shown to an [`Outbox`]. The shell stores the outbox's records in one transaction, and only
+//! then acknowledges the messages, sends the commands and publishes the deltas.
+//!
+//! An incident changes in one way only: the engine builds a [`Change`], and
+//! `Engine::record` applies it ([`Incident::apply`]) and logs it in the same step, so the
+//! audit trail and the state cannot tell different stories.
+//!
+//! The engine's `impl` is split by concern, one module each: `intake` (device messages),
+//! `ladder` (offers and escalation), `candidates` (who qualifies, for the ladder and for
+//! dispatchers alike), `commands` (responders' and dispatchers' actions), `timers` (the
+//! clock) and `views` (what consoles and phones are shown).
+
+mod candidates;
+mod commands;
+mod intake;
+mod ladder;
+mod timers;
+mod views;
+
+pub use crate::policy::{LadderPolicy, Matching, Policy};
+pub use intake::locate;
+
+use crate::dedup::SeenMessages;
+use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
+use crate::incident::*;
+use crate::matcher::Matcher;
+use crate::registry::{Elder, Registry, Responder, Station};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use thiserror::Error;
+
+/// What the engine needs from the store to pick up where it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub open: Vec<Incident>,
+    /// Messages seen inside the dedup window, oldest first.
+    pub recent_messages: Vec<(Timestamp, DeviceId, MessageId)>,
+    pub last_incident_id: u64,
+    pub last_seq: u64,
+}
+
+/// What the engine decided about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new incident.
+    Opened(IncidentId),
+    /// Joined the device's open incident.
+    Joined(IncidentId),
+    /// The same device sent this message id before: nothing changes.
+    Duplicate,
+    /// A repeat press too soon after the last one counted: stored, changes nothing.
+    Throttled(IncidentId),
+    /// Taken in with no effect on incidents (heartbeat, location, a cancel with nothing open).
+    Noted,
+}
+
+/// Why the engine would not take a message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    #[error("device {0} is not in the registry")]
+    UnknownDevice(DeviceId),
+}
+
+/// Everything one or more steps produced, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub messages: Vec<MessageRecord>,
+    pub events: Vec<IncidentEvent>,
+    /// Current-state rows to upsert; a later row for the same incident supersedes an earlier.
+    pub incidents: Vec<Incident>,
+    pub commands: Vec<(DeviceId, DeviceCommand)>,
+    pub deltas: Vec<IncidentView>,
+    /// Responders whose offer, job or duty changed: their phones get a fresh view.
+    pub responders: Vec<ResponderId>,
+    /// Responders whose duty or position changed, as they are now: to store.
+    pub roster: Vec<Responder>,
+    /// Stations whose duty line must be alerted, after the commit.
+    pub alerts: Vec<StationAlert>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.events.is_empty()
+            && self.incidents.is_empty()
+            && self.commands.is_empty()
+            && self.deltas.is_empty()
+    }
+}
+
+/// What the engine keeps of one device in the ledger.
+#[derive(Debug)]
+pub(crate) struct DeviceState {
+    pub(crate) elder_id: ElderId,
+    /// The device's open incident, while it has one.
+    pub(crate) open: Option<IncidentId>,
+    /// When the open incident's last counted press was, for
+    /// [`Policy::repeat_press_interval_ms`].
+    pub(crate) last_press: Option<Timestamp>,
+}
+
+/// The dispatch state machine.
+///
+/// Built once with [`Engine::new`] from the policy, the ledger and what the store kept. Its
+/// methods fall into three groups:
+///
+/// - **Take input**, and append what must be stored, sent and shown to an [`Outbox`]:
+///   - from devices (`intake`): [`handle_device_event`](Engine::handle_device_event),
+///     [`handle_unreadable`](Engine::handle_unreadable);
+///   - from responders (`commands`): [`responder_acts`](Engine::responder_acts),
+///     [`set_duty`](Engine::set_duty), [`responder_moved`](Engine::responder_moved);
+///   - from dispatchers (`commands`): [`dispatcher_acts`](Engine::dispatcher_acts),
+///     [`dispatcher_acts_as`](Engine::dispatcher_acts_as).
+/// - **Advance time** (`timers`): [`tick`](Engine::tick) does whatever is due (lapsed
+///   offers and station alerts, reminders, overdue arrivals, stale phone fixes); call it
+///   when [`next_deadline`](Engine::next_deadline) comes. [`expire`](Engine::expire)
+///   forgets message ids older than the dedup window.
+/// - **Only read state** (`views`, `ladder` and accessors), changing nothing:
+///   [`snapshot`](Engine::snapshot), [`view`](Engine::view), [`job_view`](Engine::job_view),
+///   [`responder_view`](Engine::responder_view), [`roster_view`](Engine::roster_view),
+///   [`stations_view`](Engine::stations_view), [`suggestions`](Engine::suggestions),
+///   [`best_candidate`](Engine::best_candidate), [`home_station`](Engine::home_station),
+///   [`next_deadline`](Engine::next_deadline), [`incident`](Engine::incident),
+///   [`open_incidents`](Engine::open_incidents), [`open_incident_for`](Engine::open_incident_for),
+///   [`open_count`](Engine::open_count), [`responder`](Engine::responder),
+///   [`responder_by_token_sha256`](Engine::responder_by_token_sha256),
+///   [`is_known_device`](Engine::is_known_device), [`matcher`](Engine::matcher),
+///   [`policy`](Engine::policy), [`last_seq`](Engine::last_seq).
+///
+/// Every input that changes an incident does so through `Engine::record`, so its
+/// [`IncidentEvent`]s in the outbox, replayed with [`Incident::apply`], give its row.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) policy: Policy,
+    elders: HashMap<ElderId, Elder>,
+    /// Every device in the ledger, with its open incident. Made once from the registry, so it
+    /// never grows while presses come in (a table that grows moves every entry).
+    pub(crate) devices: HashMap<DeviceId, DeviceState>,
+    pub(crate) stations: HashMap<StationId, Station>,
+    /// Staff names by sign-in id, for consoles.
+    staff: HashMap<String, String>,
+    /// Each station's responders, for [`Matching::OwnStation`].
+    pub(crate) by_station: HashMap<StationId, Vec<ResponderId>>,
+    /// The roster, with each responder's duty and last known position.
+    pub(crate) responders: HashMap<ResponderId, Responder>,
+    pub(crate) matcher: Matcher,
+    pub(crate) open: BTreeMap<IncidentId, Incident>,
+    /// Responders holding an offer or a job, and on which incident.
+    pub(crate) busy: HashMap<ResponderId, IncidentId>,
+    /// Every open incident's earliest deadline, in time order.
+    pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
+    /// The entry each incident has in `timers`, so it can be moved.
+    pub(crate) deadlines: HashMap<IncidentId, Timestamp>,
+    /// Responders' phone fixes by time, so stale ones can be retired in order.
+    pub(crate) fixes: BTreeSet<(Timestamp, ResponderId)>,
+    pub(crate) fix_at: HashMap<ResponderId, Timestamp>,
+    seen: SeenMessages,
+    /// `seen` in arrival order, so old ids can be forgotten.
+    seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
+    last_incident_id: u64,
+    last_seq: u64,
+}
+
+impl Engine {
+    pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
+        let offered = resume.open.iter().flat_map(|i| i.ladder.offers.iter().map(|o| (o.responder_id.clone(), i.id)));
+        let on_job = resume
+            .open
+            .iter()
+            .filter(|i| i.state.has_responder_on_job())
+            .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)));
+        let busy: HashMap<ResponderId, IncidentId> = offered.chain(on_job).collect();
+        let mut by_station: HashMap<StationId, Vec<ResponderId>> = HashMap::new();
+        for r in &registry.responders {
+            by_station.entry(r.station_id.clone()).or_default().push(r.id.clone());
+        }
+        let matcher = Matcher::new(
+            registry
+                .responders
+                .iter()
+                .filter(|r| r.on_duty && !busy.contains_key(&r.id))
+                .map(|r| (r.id.clone(), r.position)),
+            registry.stations.iter().map(|s| (s.id.clone(), s.position)),
+        );
+        let mut engine = Self {
+            policy,
+            elders: registry.elders.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            devices: registry
+                .devices
+                .into_iter()
+                .map(|d| (d.id, DeviceState { elder_id: d.elder_id, open: None, last_press: None }))
+                .collect(),
+            stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            matcher,
+            staff: registry.staff.into_iter().map(|s| (s.id, s.name)).collect(),
+            by_station,
+            open: BTreeMap::new(),
+            busy,
+            timers: BTreeSet::new(),
+            deadlines: HashMap::new(),
+            fixes: BTreeSet::new(),
+            fix_at: HashMap::new(),
+            seen: SeenMessages::default(),
+            seen_order: VecDeque::new(),
+            last_incident_id: resume.last_incident_id,
+            last_seq: resume.last_seq,
+        };
+        for incident in resume.open {
+            let id = incident.id;
+            // A device taken out of the ledger since leaves its incident to the dispatchers:
+            // its presses are refused as unknown.
+            if let Some(device) = engine.devices.get_mut(&incident.device_id) {
+                device.open = Some(id);
+            }
+            engine.open.insert(id, incident);
+            engine.reschedule(id);
+        }
+        // Phone fixes keep their age across a restart, and go stale on time.
+        let phone_fixes: Vec<_> =
+            engine.responders.values().filter_map(|r| r.position_at.map(|t| (t, r.id.clone()))).collect();
+        for (t, id) in phone_fixes {
+            engine.fix_at.insert(id.clone(), t);
+            engine.fixes.insert((t, id));
+        }
+        for (at, device, msg) in resume.recent_messages {
+            engine.remember(at, device, msg);
+        }
+        engine
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.open.values()
+    }
+
+    /// An open incident by id.
+    pub fn incident(&self, id: IncidentId) -> Option<&Incident> {
+        self.open.get(&id)
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The open incident of a device in the ledger.
+    pub(crate) fn open_of(&self, device: &DeviceId) -> Option<IncidentId> {
+        self.devices.get(device).and_then(|d| d.open)
+    }
+
+    pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
+        self.open_of(device).and_then(|id| self.open.get(&id))
+    }
+
+    /// A responder as the engine knows them now (duty, position).
+    pub fn responder(&self, id: &ResponderId) -> Option<&Responder> {
+        self.responders.get(id)
+    }
+
+    pub fn is_known_device(&self, device: &DeviceId) -> bool {
+        self.devices.contains_key(device)
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Changes incident `id` the only way an incident changes: applies `change` and logs
+    /// it, under the next sequence number.
+    pub(crate) fn record(&mut self, id: IncidentId, change: Change, actor: Actor, now: Timestamp, out: &mut Outbox) {
+        let seq = self.next_seq();
+        let event = IncidentEvent { seq, incident_id: id, at: now, actor, change };
+        self.open.get_mut(&id).expect("an open incident").apply(&event, &self.policy);
+        out.events.push(event);
+    }
+
+    pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {
+        let incident = &self.open[&id];
+        out.incidents.push(incident.clone());
+        out.deltas.push(self.view(incident));
+        if let Some(r) = &incident.responder {
+            out.responders.push(r.id.clone());
+        }
+        out.responders.extend(incident.ladder.offers.iter().map(|o| o.responder_id.clone()));
+    }
+
+    /// Emits the incident, reschedules its timers, and forgets it once its life is over.
+    pub(crate) fn after_change(&mut self, id: IncidentId, out: &mut Outbox) {
+        self.emit(id, out);
+        self.reschedule(id);
+        if self.open[&id].state.is_terminal() {
+            let incident = self.open.remove(&id).expect("open");
+            if let Some(device) = self.devices.get_mut(&incident.device_id).filter(|d| d.open == Some(id)) {
+                device.open = None;
+                device.last_press = None;
+            }
+            self.unschedule(id);
+        }
+    }
+}

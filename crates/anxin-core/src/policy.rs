@@ -1,0 +1,172 @@
+//! The dispatch policy: the knobs a district sets (distances, timeouts, ladders per kind,
+//! speeds, emergency numbers), with defaults it can start from.
+
+use crate::incident::IncidentKind;
+use crate::registry::TravelMode;
+use std::collections::BTreeMap;
+
+/// The knobs of dispatch, all with defaults a district can start from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// A responder further than this (great circle) is not offered the job.
+    pub max_offer_distance_m: f64,
+    /// A device fix less accurate than this is not trusted over the home address.
+    pub max_fix_accuracy_m: f64,
+    /// A device fix further than this from home is taken for a broken fix.
+    pub max_fix_distance_from_home_m: f64,
+    /// A device clock further ahead of ours than this is not trusted.
+    pub max_clock_ahead_ms: i64,
+    /// A device clock further behind ours than this is not trusted.
+    pub max_clock_behind_ms: i64,
+    /// How long a message id is remembered in memory for deduplication.
+    pub dedup_window_ms: i64,
+    /// A repeat press this soon after the last one counted on the same open incident is
+    /// stored but changes nothing (a stuck button, a panicking thumb): no event, no delta.
+    pub repeat_press_interval_ms: i64,
+    /// How long a responder has to accept an offer.
+    pub offer_timeout_ms: i64,
+    /// The escalation ladder of each emergency kind; a kind not listed uses
+    /// [`LadderPolicy::default`].
+    pub ladders: BTreeMap<IncidentKind, LadderPolicy>,
+    /// Whom the first rung offers: the nearest responders, or only the elder's own station's.
+    pub matching: Matching,
+    /// How long the station's duty line has before a dispatcher is called in.
+    pub station_timeout_ms: i64,
+    /// How often a dispatcher is reminded of an incident waiting for them.
+    pub reminder_interval_ms: i64,
+    /// How long a responder who accepted has to report on scene (telecare services use 30 min).
+    pub on_scene_within_ms: i64,
+    /// Speeds by travel mode, metres per second, over the road distance.
+    pub foot_mps: f64,
+    pub ebike_mps: f64,
+    pub car_mps: f64,
+    /// Road distance over great-circle distance, for travel-time estimates in a city.
+    pub detour_factor: f64,
+    /// The service circle of a station that does not set its own, in minutes.
+    pub default_service_circle_min: u32,
+    /// How long a responder's phone fix counts; then they are placed at their station.
+    pub max_fix_age_ms: i64,
+    /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
+    /// medical until a person knows better).
+    pub medical_number: String,
+    /// The number for the fire service (smoke, heat or gas alarms).
+    pub fire_number: String,
+    /// The number for the police (break-ins).
+    pub police_number: String,
+}
+
+/// How an emergency kind climbs the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LadderPolicy {
+    /// Responders offered the incident in all before the next rung (0: skip the responders).
+    pub offers: u32,
+    /// Offers out at once: 1 offers one responder at a time; more offers the nearest few
+    /// together, the first to accept wins and the others are withdrawn.
+    pub parallel: u32,
+    /// Whether the station's duty line is a rung between the responders and a dispatcher.
+    pub station: bool,
+}
+
+impl Default for LadderPolicy {
+    fn default() -> Self {
+        Self { offers: 3, parallel: 1, station: true }
+    }
+}
+
+/// Whom the ladder's first rung offers an incident to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matching {
+    /// Available responders of any station, soonest to arrive first, inside their station's
+    /// service circle.
+    #[default]
+    Nearest,
+    /// Only responders of the elder's own station (the one nearest their home), soonest to
+    /// arrive first, however far: how many services work without a matcher. Kept to compare.
+    OwnStation,
+}
+
+impl Matching {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Matching::Nearest => "nearest",
+            Matching::OwnStation => "own_station",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Matching::Nearest, Matching::OwnStation].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl Policy {
+    /// Estimated minutes to travel `distance_m` (great circle) by `mode`.
+    pub fn travel_min(&self, distance_m: f64, mode: TravelMode) -> f64 {
+        let speed = match mode {
+            TravelMode::Foot => self.foot_mps,
+            TravelMode::Ebike => self.ebike_mps,
+            TravelMode::Car => self.car_mps,
+        };
+        distance_m * self.detour_factor / speed / 60.0
+    }
+
+    /// The skill a responder must have to be offered an incident of this kind.
+    pub fn required_skill(&self, kind: IncidentKind) -> Option<&'static str> {
+        match kind {
+            IncidentKind::Fall => Some("first_aid"),
+            _ => None,
+        }
+    }
+
+    /// The emergency number that fits an incident of this kind, when one does.
+    pub fn emergency_number(&self, kind: IncidentKind) -> Option<String> {
+        match kind {
+            IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
+            IncidentKind::Fire => Some(self.fire_number.clone()),
+            IncidentKind::Intrusion => Some(self.police_number.clone()),
+            IncidentKind::Service => None,
+        }
+    }
+
+    /// The emergency number shown from the start for kinds whose service is called whoever
+    /// goes (fire, police); `None` for the others, whose number shows when nobody is going.
+    pub fn standing_number(&self, kind: IncidentKind) -> Option<String> {
+        match kind {
+            IncidentKind::Fire | IncidentKind::Intrusion => self.emergency_number(kind),
+            _ => None,
+        }
+    }
+
+    /// The ladder incidents of this kind climb.
+    pub fn ladder(&self, kind: IncidentKind) -> LadderPolicy {
+        self.ladders.get(&kind).copied().unwrap_or_default()
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_offer_distance_m: 5_000.0,
+            max_fix_accuracy_m: 500.0,
+            max_fix_distance_from_home_m: 100_000.0,
+            max_clock_ahead_ms: 5 * 60 * 1000,
+            max_clock_behind_ms: 24 * 60 * 60 * 1000,
+            dedup_window_ms: 7 * 24 * 60 * 60 * 1000,
+            repeat_press_interval_ms: 2_000,
+            offer_timeout_ms: 60_000,
+            ladders: IncidentKind::EMERGENCIES.into_iter().map(|k| (k, LadderPolicy::default())).collect(),
+            matching: Matching::Nearest,
+            station_timeout_ms: 120_000,
+            reminder_interval_ms: 60_000,
+            on_scene_within_ms: 30 * 60_000,
+            medical_number: "120".to_string(),
+            fire_number: "119".to_string(),
+            police_number: "110".to_string(),
+            max_fix_age_ms: 10 * 60_000,
+            foot_mps: 1.2,
+            ebike_mps: 4.0,
+            car_mps: 6.0,
+            detour_factor: 1.3,
+            default_service_circle_min: 15,
+        }
+    }
+}
