@@ -347,7 +347,8 @@ async fn publish(host: &str, port: u16, client_id: &str, plan: Plan, sent_at: &M
             let mut sent_at = sent_at.lock().unwrap();
             while k < mine.len() && started + interval.mul_f64(k as f64) <= now {
                 let n = mine[k];
-                let payload = format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxind::app::now().millis());
+                let payload =
+                    format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxin_proto::wall_clock_now().millis());
                 let mut press = Publish::new(format!("{tag}/v1/devices/lb-d{n}/events"), QoS::AtLeastOnce, payload);
                 pkid = pkid.checked_add(1).unwrap_or(1);
                 press.pkid = pkid;

@@ -4,8 +4,9 @@
 use crate::clock::Clock;
 use crate::config::{broker_address, Config};
 use crate::telemetry::Metrics;
+use anxin_api::ws::{ConsoleSettings, PhoneOwner};
 use anxin_api::{ApiState, Caller, Command, Hub, Request, ResponderHub};
-use anxin_core::{Engine, Outbox, Outcome, Policy, Refusal, Registry, ResponderId, Timestamp};
+use anxin_core::{Engine, JobView, Outbox, Outcome, Policy, Refusal, Registry, ResponderId, Timestamp};
 use anxin_mqtt::{DeviceLink, EmbeddedBroker, Inbound, LinkOptions};
 use anxin_store::{Batch, Store};
 use anyhow::Context;
@@ -231,13 +232,17 @@ impl App {
             readiness,
             http_stop.clone(),
             sessions,
-            store.clone(),
-            serde_json::json!({
-                "language": config.consoles.language,
-                "accept_target_s": config.consoles.accept_target_s,
-                "on_scene_target_min": config.consoles.on_scene_target_min,
-                "tile_url": config.consoles.tile_url,
-            }),
+            Arc::new(crate::timeline::StoreTimeline(store.clone())),
+            ConsoleSettings {
+                language: config.consoles.language.clone(),
+                accept_target_s: config.consoles.accept_target_s,
+                on_scene_target_min: config.consoles.on_scene_target_min,
+                tile_url: config.consoles.tile_url.clone(),
+            },
+            {
+                let clock = clock.clone();
+                Arc::new(move || clock.now())
+            },
         );
         let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
 
@@ -360,7 +365,7 @@ struct Step {
     messages: Vec<Inbound>,
     out: Outbox,
     /// Phones' `hello` and `job` frames as of this batch.
-    phones: Vec<(ResponderId, String, String)>,
+    phones: Vec<(ResponderId, PhoneOwner, Option<JobView>)>,
     /// Consoles' map entries as of this batch.
     responders: Vec<anxin_core::ResponderView>,
     replies: Vec<(Option<tokio::sync::oneshot::Sender<anxin_api::Answer>>, anxin_api::Answer)>,
@@ -707,22 +712,16 @@ async fn engine_or_shutdown(
     }
 }
 
-/// A responder's current `hello` and `job` frames, for their phone.
-fn phone_frames(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<(ResponderId, String, String)> {
+/// What a responder's phone shows now: who they are (its `hello`) and their `job`.
+fn phone_frames(
+    engine: &Engine,
+    responder: &ResponderId,
+    now: Timestamp,
+) -> Option<(ResponderId, PhoneOwner, Option<JobView>)> {
     let r = engine.responder(responder)?;
-    let hello = serde_json::json!({
-        "type": "hello",
-        "responder": {"id": r.id, "name": r.name, "station_id": r.station_id, "on_duty": r.on_duty},
-    });
-    let job = serde_json::json!({"type": "job", "job": engine.job_view(responder, now)});
-    Some((responder.clone(), hello.to_string(), job.to_string()))
-}
-
-/// The wall clock, read in the shell only.
-pub fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    )
+    let hello =
+        PhoneOwner { id: r.id.clone(), name: r.name.clone(), station_id: r.station_id.clone(), on_duty: r.on_duty };
+    Some((responder.clone(), hello, engine.job_view(responder, now)))
 }
 
 #[cfg(test)]

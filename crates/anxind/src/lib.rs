@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod telemetry;
+pub mod timeline;
 
 pub use app::App;
 pub use config::Config;
