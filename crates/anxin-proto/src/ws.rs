@@ -320,6 +320,24 @@ impl FrameError {
     }
 }
 
+/// The `request_id` field of a frame, whichever it is (borrowed as the frame is).
+macro_rules! request_id_of {
+    ($frame:expr) => {
+        match $frame {
+            ClientFrame::Accept { request_id, .. }
+            | ClientFrame::Decline { request_id, .. }
+            | ClientFrame::EnRoute { request_id, .. }
+            | ClientFrame::OnScene { request_id, .. }
+            | ClientFrame::Resolve { request_id, .. }
+            | ClientFrame::Duty { request_id, .. }
+            | ClientFrame::Location { request_id, .. }
+            | ClientFrame::Command { request_id, .. }
+            | ClientFrame::Suggest { request_id, .. }
+            | ClientFrame::Timeline { request_id, .. } => request_id,
+        }
+    };
+}
+
 impl ClientFrame {
     /// Reads a frame from its JSON text. Only an object is a frame: serde would otherwise take
     /// an array's items as the fields in order (`["accept", 7, null]`).
@@ -330,19 +348,57 @@ impl ClientFrame {
         serde_json::from_str(text)
     }
 
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames serialise")
+    }
+
     pub fn request_id(&self) -> Option<&str> {
-        match self {
-            ClientFrame::Accept { request_id, .. }
-            | ClientFrame::Decline { request_id, .. }
-            | ClientFrame::EnRoute { request_id, .. }
-            | ClientFrame::OnScene { request_id, .. }
-            | ClientFrame::Resolve { request_id, .. }
-            | ClientFrame::Duty { request_id, .. }
-            | ClientFrame::Location { request_id, .. }
-            | ClientFrame::Command { request_id, .. }
-            | ClientFrame::Suggest { request_id, .. }
-            | ClientFrame::Timeline { request_id, .. } => request_id.as_deref(),
+        request_id_of!(self).as_deref()
+    }
+
+    /// A dispatcher's `command` frame with its one detail where the action reads it: the
+    /// responder to assign, the outcome to resolve or close with, the reason to cancel or
+    /// call a false alarm, a note's text, whom a call was with, an escalation's number.
+    pub fn command(
+        incident_id: u64,
+        action: DispatcherVerb,
+        detail: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        let mut frame = ClientFrame::Command {
+            incident_id,
+            action,
+            responder_id: None,
+            reason: None,
+            outcome: None,
+            text: None,
+            who: None,
+            number: None,
+            reference: None,
+            request_id,
+        };
+        if let ClientFrame::Command { responder_id, reason, outcome, text, who, number, .. } = &mut frame {
+            let slot = match action {
+                DispatcherVerb::Assign => responder_id,
+                DispatcherVerb::Resolve | DispatcherVerb::Close => outcome,
+                DispatcherVerb::Cancel | DispatcherVerb::FalseAlarm => reason,
+                DispatcherVerb::Note => text,
+                DispatcherVerb::Call => who,
+                DispatcherVerb::Escalate => number,
+                DispatcherVerb::TakeOffLadder
+                | DispatcherVerb::Acknowledge
+                | DispatcherVerb::Claim
+                | DispatcherVerb::Release => return frame,
+            };
+            *slot = detail;
         }
+        frame
+    }
+
+    /// Gives the frame the id its `result` will echo.
+    pub fn set_request_id(&mut self, id: Option<String>) {
+        *request_id_of!(self) = id;
     }
 
     /// The request this frame makes, for a caller of this kind.
@@ -456,5 +512,33 @@ mod tests {
         );
         let suggest = parse(r#"{"type":"suggest","incident_id":7}"#).unwrap();
         assert_eq!(suggest.into_request(&r), Err(FrameError::NotADispatcher));
+    }
+
+    #[test]
+    fn a_built_command_carries_its_detail_where_its_action_reads_it() {
+        let d = Caller::Dispatcher { id: "王".into(), supervisor: false };
+        let request = |action, detail: &str| {
+            let mut frame = ClientFrame::command(7, action, Some(detail.into()), None);
+            frame.set_request_id(Some("c-1".into()));
+            assert_eq!(frame.request_id(), Some("c-1"));
+            let wire = ClientFrame::from_json(&frame.to_json()).expect("it reads back");
+            assert_eq!(wire, frame);
+            match frame.into_request(&d) {
+                Ok(Request::Dispatch { action, .. }) => action,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r2 = ResponderId::parse("r2").unwrap();
+        assert_eq!(request(DispatcherVerb::Assign, "r2"), DispatcherAction::Assign { responder: r2 });
+        assert_eq!(
+            request(DispatcherVerb::Cancel, "by mistake"),
+            DispatcherAction::Cancel { reason: "by mistake".into() }
+        );
+        assert_eq!(request(DispatcherVerb::Close, "fine"), DispatcherAction::Close { outcome: "fine".into() });
+        assert_eq!(
+            request(DispatcherVerb::Escalate, "120"),
+            DispatcherAction::Escalate { number: "120".into(), reference: None }
+        );
+        assert_eq!(request(DispatcherVerb::Claim, "ignored"), DispatcherAction::Claim);
     }
 }
