@@ -1,5 +1,6 @@
-//! One socket's story with a real server on port 0: a console's command waits for its answer
-//! off the read path, so the live feed keeps arriving meanwhile.
+//! A console's socket with a real server on port 0 and an engine the test answers by hand:
+//! each command's answer is awaited off the read path, so the live feed and later commands
+//! do not wait behind it.
 
 use anxin_api::ws::{ConsoleSettings, ServerFrame};
 use anxin_api::{ApiState, Hub, Reply, ResponderHub, Sessions, Timeline, TimelineUnavailable};
@@ -52,11 +53,20 @@ async fn next_frame(console: &mut Console) -> ServerFrame<'static> {
     }
 }
 
-#[tokio::test]
-async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() {
+/// A server on port 0 with an engine the test plays by hand, and a console signed in to it
+/// that has read its opening frames.
+struct Api {
+    hub: Arc<Hub>,
+    engine: mpsc::Receiver<anxin_api::Command>,
+    console: Console,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn spawn_api() -> Api {
     let hub = Arc::new(Hub::new("h-test".into(), 0, Vec::new(), 64));
     // The engine: takes commands and answers only when the test says.
-    let (commands, mut engine) = mpsc::channel(8);
+    let (commands, engine) = mpsc::channel(8);
     let staff = Staff {
         id: "wang".into(),
         name: "王芳".into(),
@@ -96,9 +106,18 @@ async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() 
     }
     assert!(matches!(next_frame(&mut console).await, ServerFrame::Roster { .. }));
     assert!(matches!(next_frame(&mut console).await, ServerFrame::Snapshot { .. }));
+    Api { hub, engine, console, shutdown, server }
+}
 
-    let command = r#"{"type":"command","incident_id":1,"action":"acknowledge","request_id":"held"}"#;
-    console.send(Message::Text(command.into())).await.unwrap();
+async fn send(console: &mut Console, frame: &str) {
+    console.send(Message::Text(frame.into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() {
+    let Api { hub, mut engine, mut console, shutdown, server } = spawn_api().await;
+
+    send(&mut console, r#"{"type":"command","incident_id":1,"action":"acknowledge","request_id":"held"}"#).await;
     let held = engine.recv().await.expect("the command reached the engine");
     assert_eq!(
         held.request,
@@ -127,6 +146,30 @@ async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() 
         other => panic!("not the answer: {other:?}"),
     }
 
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_later_command_is_answered_while_an_earlier_one_waits() {
+    let Api { mut engine, mut console, shutdown, server, .. } = spawn_api().await;
+    send(&mut console, r#"{"type":"command","incident_id":1,"action":"claim","request_id":"first"}"#).await;
+    let first = engine.recv().await.expect("the first command reached the engine");
+    send(&mut console, r#"{"type":"command","incident_id":2,"action":"claim","request_id":"second"}"#).await;
+    let second = engine.recv().await.expect("the second command reached the engine, the first still unanswered");
+    second.reply.expect("a reply is wanted").send(Err("incident 2 is not open".into())).unwrap();
+    match next_frame(&mut console).await {
+        ServerFrame::Result(result) => {
+            assert_eq!(result.request_id.as_deref(), Some("second"), "answered before the first");
+            assert_eq!(result.error.as_deref(), Some("incident 2 is not open"));
+        }
+        other => panic!("not the second's answer: {other:?}"),
+    }
+    first.reply.expect("a reply is wanted").send(Ok(Reply::Done)).unwrap();
+    match next_frame(&mut console).await {
+        ServerFrame::Result(result) => assert_eq!((result.request_id.as_deref(), result.ok), (Some("first"), true)),
+        other => panic!("not the first's answer: {other:?}"),
+    }
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
