@@ -163,6 +163,17 @@ fn every_example_in_the_docs_reads_and_writes_back_unchanged() {
                 (Some(payload), _) => {
                     let ty = message_type(name).unwrap_or_else(|| panic!("{at}: which type carries {name}?"));
                     seen.check(&at, ty, payload);
+                    // A frame pasted under the wrong message would still read: its `type` must
+                    // be the message's (REST answers carry the socket's frames).
+                    if let Some(tag) = payload.get("type").filter(|_| ty != "DevicePayload") {
+                        let want = match name.as_str() {
+                            "meResponse" => "hello",
+                            "jobResponse" => "job",
+                            "actionResponse" => "result",
+                            _ => message["name"].as_str().unwrap_or_default(),
+                        };
+                        assert_eq!(tag, want, "{at}: the frame's type");
+                    }
                 }
                 // A REST request with no body: only its bearer header.
                 (None, Some(headers)) => {
