@@ -6,12 +6,15 @@ use crate::district::{District, Point};
 use crate::engine::Target;
 use crate::plan::{uniform, Action, Event};
 use crate::scenario::{Dispatchers, Responders, Scenario};
+use anxin_core::{DeviceCommand, DispatcherNeeded, IncidentView, Suggestion};
+use anxin_proto::rest::SignIn;
+use anxin_proto::ws::{ClientFrame, DispatcherVerb, ServerFrame};
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -213,11 +216,11 @@ impl Ledger {
     }
 
     /// Takes in one incident view from the console feed; returns dispatcher actions to plan.
-    fn incident_view(&mut self, v: &Value, now: Instant, device_index: &HashMap<String, usize>) -> Vec<Planned> {
-        let Some(id) = v["id"].as_u64() else { return vec![] };
-        let Some(&device) = v["device_id"].as_str().and_then(|d| device_index.get(d)) else { return vec![] };
-        let state = v["state"].as_str().unwrap_or("").to_string();
-        let press_count = v["press_count"].as_u64().unwrap_or(0) as u32;
+    fn incident_view(&mut self, v: &IncidentView, now: Instant, device_index: &HashMap<String, usize>) -> Vec<Planned> {
+        let id = v.id.0;
+        let Some(&device) = device_index.get(v.device_id.as_str()) else { return vec![] };
+        let state = v.state.as_str().to_string();
+        let press_count = v.press_count;
         let is_new = !self.incidents.contains_key(&id);
         if is_new {
             if let Some(other) = self.devices[device].open {
@@ -244,18 +247,13 @@ impl Ledger {
             inc.opened_by = opened_by;
         }
         inc.press_count = inc.press_count.max(press_count);
-        inc.kind = v["kind"].as_str().unwrap_or("").to_string();
-        inc.cancel_requested = v["cancel_requested"].as_bool().unwrap_or(false);
-        inc.offers_made = inc.offers_made.max(v["ladder"]["offers_made"].as_u64().unwrap_or(0) as u32);
+        inc.kind = v.kind.as_str().to_string();
+        inc.cancel_requested = v.cancel_requested;
+        inc.offers_made = inc.offers_made.max(v.ladder.offers_made);
         // Who holds an offer: `offers` where the engine makes several at once, else `responder`.
-        let mut offered: Vec<String> = v["offers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o["responder"]["id"].as_str().map(str::to_string))
-            .collect();
+        let mut offered: Vec<String> = v.offers.iter().map(|o| o.responder.id.clone()).collect();
         if offered.is_empty() && state == "offered" {
-            offered.extend(v["responder"]["id"].as_str().map(str::to_string));
+            offered.extend(v.responder.as_ref().map(|r| r.id.clone()));
         }
         for r in offered {
             inc.first_offer.get_or_insert(now);
@@ -266,14 +264,14 @@ impl Ledger {
             "accepted" | "en_route" | "on_scene" => {
                 if inc.accepted.is_none() {
                     inc.accepted = Some(now);
-                    inc.responder = v["responder"]["id"].as_str().map(str::to_string);
+                    inc.responder = v.responder.as_ref().map(|r| r.id.clone());
                     let assigned = inc.responder.is_some() && inc.responder == inc.assign_sent;
                     inc.accepted_offer = if assigned {
                         None
                     } else {
                         inc.responder.as_ref().and_then(|r| inc.offered_to.get(r).copied())
                     };
-                    inc.responder_distance_m = v["responder"]["distance_m"].as_f64();
+                    inc.responder_distance_m = v.responder.as_ref().and_then(|r| r.distance_m);
                 }
                 if state == "on_scene" {
                     inc.on_scene.get_or_insert(now);
@@ -284,10 +282,10 @@ impl Ledger {
             }
             _ => {}
         }
-        let needed = v["dispatcher_needed"].as_str();
+        let needed = v.dispatcher_needed;
         match needed {
-            Some("nobody_going") => inc.nobody_going = true,
-            Some("handled_by_dispatcher") => inc.handled_by_dispatcher = true,
+            Some(DispatcherNeeded::NobodyGoing) => inc.nobody_going = true,
+            Some(DispatcherNeeded::HandledByDispatcher) => inc.handled_by_dispatcher = true,
             _ => {}
         }
         let terminal = matches!(state.as_str(), "closed" | "cancelled" | "false_alarm");
@@ -311,7 +309,7 @@ impl Ledger {
             }
         }
         // Each time it comes (back) to "nobody going", the dispatcher hears of it once.
-        let waiting = !terminal && state == "awaiting_dispatcher" && needed == Some("nobody_going");
+        let waiting = !terminal && state == "awaiting_dispatcher" && needed == Some(DispatcherNeeded::NobodyGoing);
         if waiting && !inc.awaiting_nobody_going {
             plans.push(Planned::NobodyGoing(id));
         }
@@ -379,9 +377,8 @@ pub async fn play(
     let first = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(msg)) = console.next().await {
             if let Message::Text(text) = msg {
-                let v = serde_json::from_str::<Value>(text.as_str()).ok()?;
-                if v["type"] == "snapshot" {
-                    return v["incidents"].as_array().map(Vec::len);
+                if let Ok(ServerFrame::Snapshot { incidents, .. }) = ServerFrame::from_json(text.as_str()) {
+                    return Some(incidents.len());
                 }
             }
         }
@@ -532,8 +529,8 @@ pub async fn play(
         let elder = &district.elders[e.device];
         sequence[e.device] += 1;
         let msg_id = format!("{}-{tag}-{}", elder.device_id, sequence[e.device]);
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        let mut payload = json!({"msg_id": msg_id, "type": e.action.as_str(), "ts": ts as u64});
+        let ts = anxin_proto::wall_clock_now().millis();
+        let mut payload = json!({"msg_id": msg_id, "type": e.action.as_str(), "ts": ts});
         if e.action != Action::Cancel && rng.random::<f64>() < scenario.devices.fix_share {
             let fix = elder
                 .home
@@ -600,7 +597,8 @@ pub async fn play(
 /// Signs the simulator's supervisor in (`POST /api/v1/session`); returns the session cookie.
 async fn sign_in(target: &Target) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = json!({"user": target.console.user, "password": target.console.password}).to_string();
+    let sign_in = SignIn { user: target.console.user.clone(), password: target.console.password.clone() };
+    let body = serde_json::to_string(&sign_in)?;
     let mut s = tokio::net::TcpStream::connect(target.http).await.context("cannot reach the engine's HTTP port")?;
     let req = format!(
         "POST /api/v1/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -687,24 +685,23 @@ async fn watch_console(
             continue;
         };
         let now = Instant::now();
-        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+        let Ok(frame) = ServerFrame::from_json(text.as_str()) else { continue };
         let planned = {
             let mut l = ledger.lock().unwrap();
-            match v["type"].as_str() {
-                Some("snapshot") => {
-                    let open = v["incidents"].as_array().map(Vec::len).unwrap_or(0);
+            match frame {
+                ServerFrame::Snapshot { incidents, .. } => {
                     if l.snapshot_open_at_start.is_none() {
-                        l.snapshot_open_at_start = Some(open);
+                        l.snapshot_open_at_start = Some(incidents.len());
                     } else {
                         l.console_resyncs += 1;
                     }
                     let mut all = Vec::new();
-                    for inc in v["incidents"].as_array().into_iter().flatten() {
+                    for inc in incidents.iter() {
                         all.extend(l.incident_view(inc, now, &devices));
                     }
                     all
                 }
-                Some("incident") => l.incident_view(&v["incident"], now, &devices),
+                ServerFrame::Incident { incident, .. } => l.incident_view(&incident, now, &devices),
                 _ => vec![],
             }
         };
@@ -738,10 +735,8 @@ async fn listen_commands(
                 else {
                     continue;
                 };
-                let Ok(v) = serde_json::from_slice::<Value>(&p.payload) else { continue };
-                if v["type"] == "help_coming" {
-                    let incident = v["incident_id"].as_u64().unwrap_or(0);
-                    ledger.lock().unwrap().help_coming(*device, incident, now);
+                if let Ok(DeviceCommand::HelpComing { incident_id, .. }) = serde_json::from_slice(&p.payload) {
+                    ledger.lock().unwrap().help_coming(*device, incident_id.0, now);
                 }
             }
             Ok(_) => {}
@@ -764,7 +759,7 @@ impl Phone {
     async fn run(mut self, socket: Socket, mut stop: watch::Receiver<bool>) {
         let (mut sink, mut stream) = socket.split();
         // The next thing this person will do, and when; replaced as the job changes.
-        let mut next: Option<(Instant, Value)> = None;
+        let mut next: Option<(Instant, ClientFrame)> = None;
         // (incident, state) already reacted to, so a repeated job frame changes nothing.
         let mut seen: Option<(u64, String)> = None;
         let mut last_place: Option<Point> = None;
@@ -776,8 +771,8 @@ impl Phone {
                 _ = async { match wake { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
                     if let Some((_, mut frame)) = next.take() {
                         request += 1;
-                        frame["request_id"] = json!(format!("p{request}"));
-                        if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                        frame.set_request_id(Some(format!("p{request}")));
+                        if sink.send(Message::Text(frame.to_json().into())).await.is_err() {
                             break;
                         }
                     }
@@ -791,43 +786,39 @@ impl Phone {
                 }
                 continue;
             };
-            let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-            match v["type"].as_str() {
-                Some("result") if v["ok"] == false => {
+            let Ok(frame) = ServerFrame::from_json(text.as_str()) else { continue };
+            match frame {
+                ServerFrame::Result(result) if !result.ok => {
                     let mut l = self.ledger.lock().unwrap();
                     l.phone_refusals += 1;
                     if l.refusal_samples.len() < 5 {
-                        l.refusal_samples.push(format!("phone: {}", v["error"].as_str().unwrap_or("?")));
+                        l.refusal_samples.push(format!("phone: {}", result.error.as_deref().unwrap_or("?")));
                     }
                 }
-                Some("job") => {
-                    let job = &v["job"];
-                    if job.is_null() {
-                        // Lapsed, withdrawn, cancelled or resolved: free again. After a job,
-                        // report where we are, then head back to the station.
-                        if let Some((_, f)) = &next {
-                            if f["type"] != "location" {
-                                next = None;
-                            }
+                ServerFrame::Job { job: None } => {
+                    // Lapsed, withdrawn, cancelled or resolved: free again. After a job,
+                    // report where we are, then head back to the station.
+                    if let Some((_, f)) = &next {
+                        if !matches!(f, ClientFrame::Location { .. }) {
+                            next = None;
                         }
-                        if let Some(place) = last_place.take() {
-                            let here = json!({"type": "location", "lat": place.lat, "lon": place.lon});
-                            let _ = sink.send(Message::Text(here.to_string().into())).await;
-                            let back_s = place.distance_m(self.station) * 1.3 / self.speed;
-                            let home = json!({"type": "location", "lat": self.station.lat, "lon": self.station.lon});
-                            next = Some((Instant::now() + self.clock.wall(back_s), home));
-                        }
-                        seen = None;
+                    }
+                    if let Some(place) = last_place.take() {
+                        let here = location(place);
+                        let _ = sink.send(Message::Text(here.to_json().into())).await;
+                        let back_s = place.distance_m(self.station) * 1.3 / self.speed;
+                        next = Some((Instant::now() + self.clock.wall(back_s), location(self.station)));
+                    }
+                    seen = None;
+                }
+                ServerFrame::Job { job: Some(job) } => {
+                    let incident_id = job.incident_id.0;
+                    let state = job.state.as_str().to_string();
+                    if seen.as_ref() == Some(&(incident_id, state.clone())) {
                         continue;
                     }
-                    let incident = job["incident_id"].as_u64().unwrap_or(0);
-                    let state = job["state"].as_str().unwrap_or("").to_string();
-                    if seen.as_ref() == Some(&(incident, state.clone())) {
-                        continue;
-                    }
-                    seen = Some((incident, state.clone()));
+                    seen = Some((incident_id, state.clone()));
                     let b = &self.behaviour;
-                    let frame = |t: &str| json!({"type": t, "incident_id": incident});
                     let now = Instant::now();
                     next = match state.as_str() {
                         "offered" => {
@@ -836,33 +827,37 @@ impl Phone {
                             let mut l = self.ledger.lock().unwrap();
                             if r < b.accept_probability {
                                 l.offers_accepted += 1;
-                                Some((now + delay, frame("accept")))
+                                Some((now + delay, ClientFrame::Accept { incident_id, request_id: None }))
                             } else if r < b.accept_probability + b.no_answer_probability {
                                 l.offers_unanswered += 1;
                                 None
                             } else {
                                 l.offers_declined += 1;
-                                Some((now + delay, frame("decline")))
+                                Some((now + delay, ClientFrame::Decline { incident_id, request_id: None }))
                             }
                         }
                         "accepted" => {
                             let prepare = uniform(&mut self.rng, b.prepare_s);
-                            Some((now + self.clock.wall(prepare), frame("en_route")))
+                            Some((
+                                now + self.clock.wall(prepare),
+                                ClientFrame::EnRoute { incident_id, request_id: None },
+                            ))
                         }
                         "en_route" => {
-                            let distance = job["distance_m"].as_f64().unwrap_or(0.0);
-                            let travel_s = distance * 1.3 / self.speed;
-                            Some((now + self.clock.wall(travel_s), frame("on_scene")))
+                            let travel_s = job.distance_m * 1.3 / self.speed;
+                            Some((
+                                now + self.clock.wall(travel_s),
+                                ClientFrame::OnScene { incident_id, request_id: None },
+                            ))
                         }
                         "on_scene" => {
-                            let at = &job["location"]["at"];
-                            if let (Some(lat), Some(lon)) = (at["lat"].as_f64(), at["lon"].as_f64()) {
-                                last_place = Some(Point { lat, lon });
-                            }
+                            last_place = Some(Point { lat: job.location.at.lat(), lon: job.location.at.lon() });
                             let stay = uniform(&mut self.rng, b.on_scene_min) * 60.0;
-                            let mut f = frame("resolve");
-                            f["outcome"] = json!("helped; no further care needed (simulated)");
-                            Some((now + self.clock.wall(stay), f))
+                            let outcome = "helped; no further care needed (simulated)".to_string();
+                            Some((
+                                now + self.clock.wall(stay),
+                                ClientFrame::Resolve { incident_id, outcome, request_id: None },
+                            ))
                         }
                         _ => None,
                     };
@@ -873,6 +868,11 @@ impl Phone {
     }
 }
 
+/// A phone's position report, answered only if refused.
+fn location(at: Point) -> ClientFrame {
+    ClientFrame::Location { lat: at.lat, lon: at.lon, accuracy_m: None, request_id: None }
+}
+
 /// Whom a dispatcher puts on an incident nobody is going to, given the engine's answer to
 /// `suggest` (the `suggestions` array of the `result` frame, best first): the soonest to
 /// arrive who has the skill the incident needs, can be there within `within_eta_min` and is
@@ -880,12 +880,11 @@ impl Phone {
 /// suggestion is free already (the engine suggests only responders on duty holding no offer
 /// or job); whether they are inside their station's circle does not matter to a dispatcher
 /// with nobody else.
-pub fn pick_responder(suggestions: &Value, within_eta_min: f64, skip: &[String]) -> Option<String> {
+pub fn pick_responder(suggestions: &[Suggestion], within_eta_min: f64, skip: &[String]) -> Option<String> {
     suggestions
-        .as_array()?
         .iter()
-        .filter(|s| s["has_skill"].as_bool() == Some(true))
-        .filter_map(|s| Some((s["responder"]["id"].as_str()?, s["eta_min"].as_f64()?)))
+        .filter(|s| s.has_skill)
+        .map(|s| (s.responder.id.as_str(), f64::from(s.eta_min)))
         .filter(|(id, eta)| *eta <= within_eta_min && !skip.iter().any(|t| t == id))
         // The first of the soonest: the engine ranks by exact travel time, eta_min is rounded.
         .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -1004,30 +1003,14 @@ async fn dispatch(
                 }
                 request += 1;
                 let request_id = format!("d{request}");
-                let command = |action: &str| json!({"type": "command", "incident_id": a.incident, "action": action,
-                                                    "request_id": request_id});
+                let (incident_id, asked) = (a.incident, Some(request_id.clone()));
+                let command = |action, detail: &str| ClientFrame::command(incident_id, action, Some(detail.into()), asked.clone());
                 let frame = match &a.step {
-                    Step::Close => {
-                        let mut f = command("close");
-                        f["outcome"] = json!("closed after the responder's report");
-                        f
-                    }
-                    Step::Cancel => {
-                        let mut f = command("cancel");
-                        f["reason"] = json!("called back: pressed by mistake");
-                        f
-                    }
-                    Step::Handover => {
-                        let mut f = command("resolve");
-                        f["outcome"] = json!("nobody free: handed to 120");
-                        f
-                    }
-                    Step::Assign(r) => {
-                        let mut f = command("assign");
-                        f["responder_id"] = json!(r);
-                        f
-                    }
-                    Step::Suggest => json!({"type": "suggest", "incident_id": a.incident, "request_id": request_id}),
+                    Step::Close => command(DispatcherVerb::Close, "closed after the responder's report"),
+                    Step::Cancel => command(DispatcherVerb::Cancel, "called back: pressed by mistake"),
+                    Step::Handover => command(DispatcherVerb::Resolve, "nobody free: handed to 120"),
+                    Step::Assign(r) => command(DispatcherVerb::Assign, r),
+                    Step::Suggest => ClientFrame::Suggest { incident_id, request_id: asked.clone() },
                 };
                 {
                     let mut l = ledger.lock().unwrap();
@@ -1043,26 +1026,23 @@ async fn dispatch(
                     }
                 }
                 desk.asked.insert(request_id, (a.incident, a.step));
-                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                if sink.send(Message::Text(frame.to_json().into())).await.is_err() {
                     break;
                 }
             }
             m = stream.next() => {
                 let Some(Ok(msg)) = m else { break };
                 let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                if v["type"] != "result" {
-                    continue;
-                }
-                let ok = v["ok"] == true;
+                let Ok(ServerFrame::Result(result)) = ServerFrame::from_json(text.as_str()) else { continue };
+                let ok = result.ok;
                 if !ok {
                     let mut l = ledger.lock().unwrap();
                     l.dispatcher_refusals += 1;
                     if l.refusal_samples.len() < 5 {
-                        l.refusal_samples.push(format!("dispatcher: {}", v["error"].as_str().unwrap_or("?")));
+                        l.refusal_samples.push(format!("dispatcher: {}", result.error.as_deref().unwrap_or("?")));
                     }
                 }
-                let Some((incident, step)) = v["request_id"].as_str().and_then(|r| desk.asked.remove(r)) else {
+                let Some((incident, step)) = result.request_id.as_deref().and_then(|r| desk.asked.remove(r)) else {
                     continue;
                 };
                 let now = Instant::now();
@@ -1071,7 +1051,8 @@ async fn dispatch(
                     Step::Suggest if !ok => desk.idle(incident),
                     Step::Suggest => {
                         let skip = desk.skip(incident, now);
-                        match pick_responder(&v["suggestions"], d.assign_within_eta_min, &skip) {
+                        let suggestions = result.suggestions.as_deref().unwrap_or_default();
+                        match pick_responder(suggestions, d.assign_within_eta_min, &skip) {
                             Some(r) => {
                                 desk.searches.entry(incident).or_default().tried.push(r.clone());
                                 // The dispatcher rings them: they answer as they answer an offer.
@@ -1164,10 +1145,20 @@ async fn progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn suggestion(id: &str, eta_min: u32, has_skill: bool) -> Value {
-        json!({"responder": {"id": id, "name": id, "distance_m": 900.0}, "mode": "ebike", "station_id": "st-1",
-               "distance_m": 900.0, "eta_min": eta_min, "within_circle": eta_min <= 15, "has_skill": has_skill})
+        json!({"responder": {"id": id, "name": id, "phone": null, "distance_m": 900.0}, "mode": "ebike",
+               "station_id": "st-1", "distance_m": 900.0, "eta_min": eta_min, "within_circle": eta_min <= 15,
+               "has_skill": has_skill})
+    }
+
+    /// The `suggestions` of a `result` frame, read as the dispatcher reads them.
+    fn suggestions(answer: &Value) -> Vec<Suggestion> {
+        match ServerFrame::from_json(&answer.to_string()) {
+            Ok(ServerFrame::Result(result)) => result.suggestions.unwrap_or_default(),
+            other => panic!("not a result: {other:?}"),
+        }
     }
 
     #[test]
@@ -1179,7 +1170,7 @@ mod tests {
             suggestion("r-far", 25, true),
             suggestion("r-too-far", 40, true),
         ]});
-        let s = &answer["suggestions"];
+        let s = &suggestions(&answer);
         assert_eq!(pick_responder(s, 30.0, &[]).as_deref(), Some("r-near"), "soonest with the skill, first of a tie");
         let tried = ["r-near".to_string()];
         assert_eq!(pick_responder(s, 30.0, &tried).as_deref(), Some("r-tie"), "nobody is rung twice");
@@ -1191,10 +1182,14 @@ mod tests {
 
     #[test]
     fn no_suggestions_means_nobody_to_assign() {
-        assert_eq!(pick_responder(&json!([]), 30.0, &[]), None);
-        assert_eq!(pick_responder(&Value::Null, 30.0, &[]), None, "a result without suggestions");
-        let malformed = json!([{"responder": {"id": "r-1"}, "has_skill": true}]);
-        assert_eq!(pick_responder(&malformed, 30.0, &[]), None, "no eta_min: not a suggestion we can judge");
+        let answer =
+            |suggestions: Value| json!({"type": "result", "request_id": "d1", "ok": true, "suggestions": suggestions});
+        assert_eq!(pick_responder(&suggestions(&answer(json!([]))), 30.0, &[]), None);
+        let without = json!({"type": "result", "request_id": "d1", "ok": true});
+        assert_eq!(pick_responder(&suggestions(&without), 30.0, &[]), None, "a result without suggestions");
+        // No eta_min: not a suggestion we can judge, and so not a result the dispatcher reads.
+        let malformed = answer(json!([{"responder": {"id": "r-1"}, "has_skill": true}]));
+        assert!(ServerFrame::from_json(&malformed.to_string()).is_err(), "no eta_min: not a suggestion we can judge");
     }
 
     #[test]
@@ -1208,14 +1203,27 @@ mod tests {
         skip.sort();
         assert_eq!(skip, ["r-on-the-phone", "r-tried"]);
         assert_eq!(desk.skip(2, now), ["r-on-the-phone"], "another incident: only who is engaged");
-        let suggestions = json!([suggestion("r-on-the-phone", 2, true), suggestion("r-call-over", 3, true)]);
-        assert_eq!(pick_responder(&suggestions, 30.0, &desk.skip(2, now)).as_deref(), Some("r-call-over"));
+        let answer = json!({"type": "result", "request_id": "d1", "ok": true,
+                            "suggestions": [suggestion("r-on-the-phone", 2, true), suggestion("r-call-over", 3, true)]});
+        assert_eq!(pick_responder(&suggestions(&answer), 30.0, &desk.skip(2, now)).as_deref(), Some("r-call-over"));
     }
 
-    fn view(state: &str, needed: Option<&str>, responder: Option<&str>) -> Value {
-        json!({"id": 7, "device_id": "dev-1", "kind": "sos", "state": state, "press_count": 0,
-               "dispatcher_needed": needed, "responder": responder.map(|r| json!({"id": r, "distance_m": 500.0})),
-               "offers": [], "ladder": {"offers_made": 3}})
+    /// Incident 7 of device dev-1 as a console's `incident` frame carries it.
+    fn view(state: &str, needed: Option<&str>, responder: Option<&str>) -> IncidentView {
+        let frame = json!({"type": "incident", "seq": 1, "incident": {
+            "id": 7, "seq": 1, "kind": "sos", "priority": 1, "state": state, "device_id": "dev-1",
+            "elder": {"id": "e-1", "name": "e-1", "address": "", "phone": null, "notes": "", "age": null,
+                      "lives_alone": null, "conditions": [], "medications": [], "mobility": "", "language": "",
+                      "door_notes": "", "contacts": []},
+            "location": {"at": {"lat": 25.0, "lon": 102.7}, "accuracy_m": null, "source": "home", "fix_rejected": null},
+            "responder": responder.map(|r| json!({"id": r, "name": r, "phone": null, "distance_m": 500.0})),
+            "station": null, "press_count": 0, "cancel_requested": false, "dispatcher_needed": needed,
+            "problem": null, "offers": [], "ladder": {"rung": "responders", "offers_made": 3}, "outcome": null,
+            "pressed_at": 0, "opened_at": 0, "updated_at": 0, "claimed_by": null, "acknowledged_at": null}});
+        match ServerFrame::from_json(&frame.to_string()) {
+            Ok(ServerFrame::Incident { incident, .. }) => incident.into_owned(),
+            other => panic!("not an incident frame: {other:?}"),
+        }
     }
 
     #[test]
@@ -1237,7 +1245,7 @@ mod tests {
         assert_eq!(l.incident_view(&waiting, now, &devices), vec![Planned::NobodyGoing(7)]);
         // An elder who asked to cancel is called back, not sent anybody.
         let mut cancelling = waiting.clone();
-        cancelling["cancel_requested"] = json!(true);
+        cancelling.cancel_requested = true;
         assert_eq!(l.incident_view(&cancelling, now, &devices), vec![Planned::Cancel(7)]);
         assert!(!l.still_applies(7, &Step::Assign("r-9".into())) && l.still_applies(7, &Step::Handover));
     }

@@ -2,10 +2,9 @@
 //! sessions held in memory, carried by an HttpOnly cookie. A restart signs everybody out;
 //! consoles then show the sign-in form again.
 
-use anxin_core::{Staff, StaffRole};
+use anxin_core::Staff;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -18,18 +17,7 @@ pub const SESSION_COOKIE: &str = "anxin_session";
 pub const SESSION_IDLE: Duration = Duration::from_secs(14 * 60 * 60);
 
 /// A signed-in member of staff, as consoles show them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    pub id: String,
-    pub name: String,
-    pub role: StaffRole,
-}
-
-impl From<&Staff> for User {
-    fn from(s: &Staff) -> Self {
-        Self { id: s.id.clone(), name: s.name.clone(), role: s.role }
-    }
-}
+pub use anxin_proto::rest::User;
 
 /// An Argon2id PHC string for `password`, with a fresh random salt.
 pub fn hash_password(password: &str) -> String {
@@ -199,6 +187,7 @@ pub fn session_token(cookie_header: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anxin_core::StaffRole;
 
     fn staff(id: &str, password: &str) -> Staff {
         Staff { id: id.into(), name: id.into(), role: StaffRole::Dispatcher, password_hash: hash_password(password) }

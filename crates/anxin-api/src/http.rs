@@ -6,9 +6,11 @@ use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
 use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Reply, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
-use anxin_store::Store;
+use anxin_core::{IncidentEvent, IncidentId, ResponderId, Timestamp};
+use anxin_proto::rest::{ErrorBody, Readiness, Session, SignIn};
+use anxin_proto::ws::{ConsoleSettings, ResultFrame, ServerFrame, Welcome};
 use axum::extract::ws::CloseFrame;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
@@ -16,6 +18,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::routing::post;
 use axum::{Json, Router};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use prometheus::{Encoder, IntGauge, TextEncoder};
 use prometheus::{IntCounterVec, Opts};
@@ -31,6 +35,19 @@ const MAX_CLIENT_FRAME: usize = 16 * 1024;
 /// One named check behind `/readyz`.
 pub type ReadinessCheck = Arc<dyn Fn() -> Vec<(&'static str, bool)> + Send + Sync>;
 
+/// The server's clock, for the `server_time` consoles and phones correct their own by.
+pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Where consoles' `timeline` questions are answered: an incident's audit trail, as stored,
+/// oldest first (empty when nothing is logged for it).
+pub trait Timeline: Send + Sync {
+    fn incident_events(&self, incident: IncidentId) -> BoxFuture<'_, Result<Vec<IncidentEvent>, TimelineUnavailable>>;
+}
+
+/// The audit trail cannot be read now (the implementation logs why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineUnavailable;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -42,10 +59,12 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Who may sign in to the console, and who has.
     pub sessions: Arc<Sessions>,
-    /// Read-only uses: incidents' audit trails for consoles.
-    pub store: Arc<dyn Store>,
+    /// Incidents' audit trails for consoles (read from the store).
+    pub timeline: Arc<dyn Timeline>,
     /// The console's settings, sent in the `welcome` frame (language, targets, tiles).
-    pub console: serde_json::Value,
+    pub console: ConsoleSettings,
+    /// The engine's clock (a test's manual one included).
+    pub clock: WallClock,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -69,8 +88,9 @@ impl ApiState {
         readiness: ReadinessCheck,
         shutdown: CancellationToken,
         sessions: Arc<Sessions>,
-        store: Arc<dyn Store>,
-        console: serde_json::Value,
+        timeline: Arc<dyn Timeline>,
+        console: ConsoleSettings,
+        clock: WallClock,
     ) -> Self {
         let consoles =
             IntGauge::new("anxin_ws_consoles", "Console WebSocket connections open now").expect("valid metric");
@@ -111,8 +131,9 @@ impl ApiState {
             readiness,
             shutdown,
             sessions,
-            store,
+            timeline,
             console,
+            clock,
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -142,12 +163,9 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {
-    let checks = (state.readiness)();
-    let ready = checks.iter().all(|(_, ok)| *ok);
-    let body: serde_json::Map<String, serde_json::Value> =
-        checks.into_iter().map(|(name, ok)| (name.to_string(), serde_json::Value::Bool(ok))).collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ready, "checks": body }))).into_response()
+    let readiness = Readiness::new((state.readiness)());
+    let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(readiness)).into_response()
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
@@ -178,15 +196,19 @@ async fn socket(
     ws: WebSocketUpgrade,
 ) -> Response {
     let ws = ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME);
-    if let Some(token) = params.token.clone() {
-        return ws.on_upgrade(move |socket| serve_phone(socket, state, token));
-    }
-    match signed_in(&state, &headers) {
-        Some(user) => ws.on_upgrade(move |socket| serve_console(socket, state, params, user)),
-        None => {
-            state.frames_rejected.with_label_values(&["no_session"]).inc();
-            ws.on_upgrade(|mut socket| async move {
-                let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "sign in first".into() };
+    let SocketParams { since, history, token } = params;
+    let peer = match token {
+        Some(token) => state.responders.authenticate(&token).map(Peer::Phone).ok_or(("bad_token", "unknown token")),
+        None => signed_in(&state, &headers)
+            .map(|user| Peer::Console { user, since, history })
+            .ok_or(("no_session", "sign in first")),
+    };
+    match peer {
+        Ok(peer) => ws.on_upgrade(move |socket| serve_socket(socket, state, peer)),
+        Err((label, reason)) => {
+            state.frames_rejected.with_label_values(&[label]).inc();
+            ws.on_upgrade(move |mut socket| async move {
+                let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: reason.into() };
                 let _ = socket.send(Message::Close(Some(close))).await;
             })
         }
@@ -206,22 +228,11 @@ fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
         .find_map(|v| session_token(v).and_then(|t| state.sessions.user(t)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignIn {
-    user: String,
-    password: String,
-}
-
 /// A sign-in body's user name and password; `None` for any other body. Public only for the
 /// fuzzer (`fuzz/fuzz_targets/sign_in.rs`).
 #[doc(hidden)]
 pub fn read_sign_in(body: &str) -> Option<(String, String)> {
-    // serde would take an array's items as the fields in order (`["wang", "pw"]`).
-    if !body.trim_ascii_start().starts_with('{') {
-        return None;
-    }
-    serde_json::from_str::<SignIn>(body).ok().map(|SignIn { user, password }| (user, password))
+    SignIn::from_json(body).map(|SignIn { user, password }| (user, password))
 }
 
 /// Signs a dispatcher or supervisor in: a session cookie for the console. Wrong passwords
@@ -235,8 +246,8 @@ async fn session_create(
 ) -> Response {
     let Some((user, password)) = read_sign_in(&body) else {
         state.sign_ins.with_label_values(&["malformed"]).inc();
-        let error = "send {\"user\": ..., \"password\": ...}";
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": error }))).into_response();
+        let error = ErrorBody::new("send {\"user\": ..., \"password\": ...}");
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     };
     // Behind a reverse proxy every request comes from the proxy's address: the limit then
     // applies per user name only, which still slows guessing.
@@ -257,15 +268,15 @@ async fn session_create(
             state.sign_ins.with_label_values(&["ok"]).inc();
             tracing::info!(user = %user.id, "console sign-in");
             let cookie = format!("{SESSION_COOKIE}={token}; {}", cookie_attributes(&headers));
-            ([(header::SET_COOKIE, cookie)], Json(serde_json::json!({ "user": user }))).into_response()
+            ([(header::SET_COOKIE, cookie)], Json(Session { user })).into_response()
         }
         None => {
             state.sign_ins.with_label_values(&["refused"]).inc();
             if let Some(wait) = state.sign_in_limiter.failed(from, &name, std::time::Instant::now()) {
                 tracing::warn!(user = %name, %from, wait_s = wait.as_secs(), "repeated wrong passwords; sign-in slowed");
             }
-            let error = "wrong user name or password";
-            (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": error }))).into_response()
+            let error = ErrorBody::new("wrong user name or password");
+            (StatusCode::UNAUTHORIZED, Json(error)).into_response()
         }
     }
 }
@@ -295,18 +306,18 @@ fn cookie_attributes(headers: &HeaderMap) -> &'static str {
 fn too_many_tries(wait: std::time::Duration) -> Response {
     // Rounded up: a client that waits this long is let in.
     let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let body = serde_json::json!({
-        "error": format!("too many wrong passwords: try again in {seconds} s"),
-        "retry_after_s": seconds,
-    });
+    let body = ErrorBody {
+        error: format!("too many wrong passwords: try again in {seconds} s"),
+        retry_after_s: Some(seconds),
+    };
     (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, seconds.to_string())], Json(body)).into_response()
 }
 
 /// Who is signed in on this browser.
 async fn session_get(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
-        Some(user) => Json(serde_json::json!({ "user": user })).into_response(),
-        None => (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "not signed in"}))).into_response(),
+        Some(user) => Json(Session { user }).into_response(),
+        None => (StatusCode::UNAUTHORIZED, Json(ErrorBody::new("not signed in"))).into_response(),
     }
 }
 
@@ -322,208 +333,94 @@ async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Re
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 
-async fn serve_phone(mut socket: WebSocket, state: ApiState, token: String) {
-    let Some(responder) = state.responders.authenticate(&token) else {
-        state.frames_rejected.with_label_values(&["bad_token"]).inc();
-        let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "unknown token".into() };
-        let _ = socket.send(Message::Close(Some(close))).await;
-        return;
-    };
-    state.phones.inc();
-    let caller = Caller::Responder(responder.clone());
-    let (mut sink, mut stream) = socket.split();
-    let (initial, mut live) = state.responders.subscribe(&responder);
-    let mut pending: Vec<Arc<str>> = initial.into_iter().map(restamp).collect();
-    'conn: loop {
-        for frame in pending.drain(..) {
-            if sink.send(Message::Text(frame.as_ref().into())).await.is_err() {
-                break 'conn;
-            }
-        }
-        tokio::select! {
-            _ = state.shutdown.cancelled() => {
-                let _ = sink.send(Message::Close(None)).await;
-                break;
-            }
-            incoming = stream.next() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(answer) = handle_frame(&state, &caller, text.as_str()).await {
-                        pending.push(answer.into());
-                    }
+/// Who is on the other end of a socket.
+enum Peer {
+    /// A signed-in console, with the last sequence number it applied and its history.
+    Console { user: User, since: Option<u64>, history: Option<String> },
+    /// A responder's phone.
+    Phone(ResponderId),
+}
+
+/// A socket's live feed: the console hub's numbered deltas, or one responder's frames.
+enum Feed {
+    Console(broadcast::Receiver<Frame>),
+    Phone(ResponderId, broadcast::Receiver<Utf8Bytes>),
+}
+
+impl Feed {
+    /// Waits for the feed's next frames and adds them to `pending`; `false` when it ended.
+    async fn recv(&mut self, state: &ApiState, last_sent: u64, pending: &mut Vec<Frame>) -> bool {
+        match self {
+            Feed::Console(live) => match gather(live.recv().await, live, pending) {
+                Fed::Frames => true,
+                Fed::Lagged(missed) => {
+                    // Too slow to keep up: catch up from the replay buffer or a snapshot,
+                    // never leave a silent gap.
+                    tracing::info!(missed, "console lagged; resynchronising");
+                    let sub = state.hub.subscribe(Some(last_sent), None, (state.clock)());
+                    *live = sub.live;
+                    pending.extend(sub.initial);
+                    true
                 }
-                Some(Ok(_)) => {}
+                Fed::Closed => false,
             },
-            frame = live.recv() => match frame {
-                Ok(frame) => pending.push(frame),
+            Feed::Phone(responder, live) => match live.recv().await {
+                Ok(text) => {
+                    pending.push(Frame::unsequenced(text));
+                    true
+                }
                 Err(RecvError::Lagged(_)) => {
                     // Missed updates: the latest frames say everything a phone needs.
-                    let (initial, rx) = state.responders.subscribe(&responder);
-                    live = rx;
-                    pending = initial.into_iter().map(restamp).collect();
+                    let (initial, rx) = state.responders.subscribe(responder, (state.clock)());
+                    *live = rx;
+                    pending.extend(initial.into_iter().map(Frame::unsequenced));
+                    true
                 }
-                Err(RecvError::Closed) => break,
+                Err(RecvError::Closed) => false,
             },
         }
     }
-    state.phones.dec();
 }
 
-/// A stored `job` frame may be old by the time a phone connects: give it the server's time
-/// now, so the phone's countdown to the offer's deadline is right.
-fn restamp(frame: Arc<str>) -> Arc<str> {
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&frame) else { return frame };
-    match v.get_mut("job").and_then(|j| j.get_mut("server_time")) {
-        Some(t) => {
-            *t = now_ms().into();
-            v.to_string().into()
-        }
-        None => frame,
-    }
-}
-
-/// Turns a frame into a command for the engine and waits for its answer. Returns the
-/// `result` (or `error`) frame to send back, if one is due.
-async fn handle_frame(state: &ApiState, caller: &Caller, text: &str) -> Option<String> {
-    let frame = match ClientFrame::from_json(text) {
-        Ok(f) => f,
-        Err(e) => {
-            state.frames_rejected.with_label_values(&[FrameError::Malformed.as_label()]).inc();
-            let error = format!("{}: {e}", FrameError::Malformed);
-            return Some(
-                serde_json::json!({"type": "result", "request_id": null, "ok": false, "error": error}).to_string(),
-            );
-        }
+/// Serves one socket, a console's or a phone's: the live feed out, frames in. Each frame in
+/// is handed to the engine and its answer awaited off the read path, so a slow command holds
+/// up neither the feed nor the frames after it.
+async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
+    let gauge = match peer {
+        Peer::Console { .. } => &state.consoles,
+        Peer::Phone(_) => &state.phones,
     };
-    let request_id = frame.request_id().map(str::to_owned);
-    let silent = matches!(frame, ClientFrame::Location { .. }) && request_id.is_none();
-    let result = match frame.into_request(caller) {
-        Ok(Request::Timeline { incident }) => timeline(state, incident).await,
-        Ok(request) => submit(state, caller.clone(), request).await,
-        Err(e) => {
-            state.frames_rejected.with_label_values(&[e.as_label()]).inc();
-            Err(e.to_string())
+    gauge.inc();
+    let (caller, mut feed, mut pending, mut last_sent) = match peer {
+        Peer::Console { user, since, history } => {
+            let supervisor = user.role == anxin_core::StaffRole::Supervisor;
+            let caller = Caller::Dispatcher { id: user.id.clone(), supervisor };
+            let welcome = ServerFrame::Welcome(Welcome {
+                user,
+                staff: state.sessions.staff(),
+                server_time: (state.clock)(),
+                console: state.console.clone(),
+            });
+            let sub = state.hub.subscribe(since, history.as_deref(), (state.clock)());
+            let mut pending = vec![Frame::unsequenced(welcome.to_json().into())];
+            pending.extend(sub.initial);
+            (caller, Feed::Console(sub.live), pending, since.unwrap_or(0))
+        }
+        Peer::Phone(responder) => {
+            let (initial, live) = state.responders.subscribe(&responder, (state.clock)());
+            let pending = initial.into_iter().map(Frame::unsequenced).collect();
+            (Caller::Responder(responder.clone()), Feed::Phone(responder, live), pending, 0)
         }
     };
-    if silent && result.is_ok() {
-        return None;
-    }
-    let mut answer = serde_json::json!({"type": "result", "request_id": request_id, "ok": result.is_ok()});
-    match result {
-        // A query's data goes beside `ok`.
-        Ok(Reply::Done) => {}
-        Ok(Reply::Suggestions(suggestions)) => answer["suggestions"] = serde_json::json!(suggestions),
-        Ok(Reply::Events(events)) => answer["events"] = serde_json::json!(events),
-        Err(e) => answer["error"] = e.into(),
-    }
-    Some(answer.to_string())
-}
-
-/// An incident's audit trail, from the store (everything shown has been stored).
-async fn timeline(state: &ApiState, incident: anxin_core::IncidentId) -> Answer {
-    match state.store.incident_events(incident).await {
-        Ok(events) if events.is_empty() => Err(format!("incident {incident} does not exist")),
-        Ok(events) => Ok(Reply::Events(events)),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read an incident's events");
-            Err("the store cannot be read right now".into())
-        }
-    }
-}
-
-/// Hands a request to the engine and waits until what it caused is stored.
-async fn submit(state: &ApiState, caller: Caller, request: crate::commands::Request) -> Answer {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let command = Command { caller, request, reply: Some(tx) };
-    if state.commands.send(command).await.is_err() {
-        return Err("the engine is stopping".into());
-    }
-    match tokio::time::timeout(std::time::Duration::from_secs(15), rx).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err("the engine stopped before answering".into()),
-        // Not applied if it was still queued; if it was being stored, it may yet take
-        // effect, and the phone's or console's next frames will show it.
-        Err(_) => Err("no answer in time: check the current state before trying again".into()),
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
-}
-
-fn unauthorized(state: &ApiState) -> Response {
-    state.frames_rejected.with_label_values(&["bad_token"]).inc();
-    (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "unknown token"}))).into_response()
-}
-
-/// REST fallback for phones: who the token belongs to and whether they are on duty, as the
-/// `hello` frame.
-async fn rest_me(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
-        return unauthorized(&state);
-    };
-    match state.responders.hello_frame(&responder) {
-        Some(hello) => ([(header::CONTENT_TYPE, "application/json")], hello.to_string()).into_response(),
-        // Signed in by a token the registry knows, but the engine has not described them yet.
-        None => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": "starting"}))).into_response(),
-    }
-}
-
-/// REST fallback for phones: the current job, as the `job` frame.
-async fn rest_job(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
-        return unauthorized(&state);
-    };
-    let job = state
-        .responders
-        .job_frame(&responder)
-        .map_or_else(|| r#"{"type":"job","job":null}"#.to_string(), |f| restamp(f).to_string());
-    ([(header::CONTENT_TYPE, "application/json")], job).into_response()
-}
-
-/// REST fallback for phones: the same frames as the WebSocket takes, one per request.
-async fn rest_action(State(state): State<ApiState>, headers: HeaderMap, body: String) -> Response {
-    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
-        return unauthorized(&state);
-    };
-    let answer = handle_frame(&state, &Caller::Responder(responder), &body)
-        .await
-        .unwrap_or_else(|| serde_json::json!({"type": "result", "request_id": null, "ok": true}).to_string());
-    let ok = serde_json::from_str::<serde_json::Value>(&answer).is_ok_and(|v| v["ok"] == true);
-    let status = if ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    (status, [(header::CONTENT_TYPE, "application/json")], answer).into_response()
-}
-
-/// Most console frames written with one flush.
-const MAX_FRAMES_PER_WRITE: usize = 256;
-
-async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams, user: User) {
-    let SocketParams { since, history, .. } = params;
-    let supervisor = user.role == anxin_core::StaffRole::Supervisor;
-    let caller = Caller::Dispatcher { id: user.id.clone(), supervisor };
-    state.consoles.inc();
     let (mut sink, mut stream) = socket.split();
-    let welcome = serde_json::json!({
-        "type": "welcome",
-        "user": user,
-        "staff": state.sessions.staff(),
-        "server_time": now_ms(),
-        "console": state.console,
-    });
-    if sink.send(Message::Text(welcome.to_string().into())).await.is_err() {
-        state.consoles.dec();
-        return;
-    }
-    let mut sub = state.hub.subscribe(since, history.as_deref(), now_ms());
-    let mut last_sent = since.unwrap_or(0);
-    let mut pending: Vec<Frame> = std::mem::take(&mut sub.initial);
+    let mut answers = FuturesUnordered::new();
     'conn: loop {
         // Everything pending goes out in one write: in a surge a console is sent thousands of
         // frames a second, and a flush (a system call) per frame costs more than the frames.
         let mut fed = false;
         for frame in pending.drain(..) {
-            // A snapshot resets the console; a delta it already has is skipped; the roster
-            // and responders' changes are outside the numbering and always go.
+            // A snapshot resets the console; a delta it already has is skipped; the roster,
+            // responders' changes, answers and phones' frames are outside the numbering.
             if !frame.unsequenced {
                 if !frame.is_snapshot && frame.seq <= last_sent {
                     continue;
@@ -543,32 +440,139 @@ async fn serve_console(socket: WebSocket, state: ApiState, params: SocketParams,
                 let _ = sink.send(Message::Close(None)).await;
                 break;
             }
-            incoming = stream.next() => match incoming {
+            // With too many answers outstanding, reading stops until some come back.
+            incoming = stream.next(), if answers.len() < MAX_ANSWERS_AWAITED => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(answer) = handle_frame(&state, &caller, text.as_str()).await {
-                        if sink.send(Message::Text(answer.into())).await.is_err() {
-                            break;
-                        }
-                    }
+                    let due = read_frame(&state, &caller, text.as_str()).await;
+                    answers.push(due);
                 }
                 Some(Ok(_)) => {}
             },
-            delta = sub.live.recv() => match gather(delta, &mut sub.live, &mut pending) {
-                Fed::Frames => {}
-                Fed::Lagged(missed) => {
-                    // Too slow to keep up: catch up from the replay buffer or a snapshot,
-                    // never leave a silent gap.
-                    tracing::info!(missed, "console lagged; resynchronising");
-                    sub = state.hub.subscribe(Some(last_sent), None, now_ms());
-                    pending = std::mem::take(&mut sub.initial);
+            Some(answer) = answers.next(), if !answers.is_empty() => {
+                if let Some(answer) = answer {
+                    pending.push(Frame::unsequenced(answer.into_frame().to_json().into()));
                 }
-                Fed::Closed => break,
+            }
+            alive = feed.recv(&state, last_sent, &mut pending) => if !alive {
+                break;
             },
         }
     }
-    state.consoles.dec();
+    gauge.dec();
 }
+
+/// Most answers one socket may be waiting for at once; past it, its frames wait unread.
+const MAX_ANSWERS_AWAITED: usize = 64;
+
+/// How long a frame's answer is awaited from the engine.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The `result` due for one frame, when it comes (`None`: none is due).
+type AnswerDue = BoxFuture<'static, Option<ResultFrame>>;
+
+/// Reads one frame and hands what it asks to the engine (or the timeline). Waits only while
+/// the engine's queue is full; the answer comes from the future returned.
+async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue {
+    let frame = match ClientFrame::from_json(text) {
+        Ok(f) => f,
+        Err(e) => {
+            state.frames_rejected.with_label_values(&[FrameError::Malformed.as_label()]).inc();
+            let error = format!("{}: {e}", FrameError::Malformed);
+            return Box::pin(std::future::ready(Some(ResultFrame::new(None, Err(error)))));
+        }
+    };
+    let request_id = frame.request_id().map(str::to_owned);
+    let silent = matches!(frame, ClientFrame::Location { .. }) && request_id.is_none();
+    let answer: BoxFuture<'static, Answer> = match frame.into_request(caller) {
+        Ok(Request::Timeline { incident }) => Box::pin(timeline(state.timeline.clone(), incident)),
+        Ok(request) => submit(state, caller.clone(), request).await,
+        Err(e) => {
+            state.frames_rejected.with_label_values(&[e.as_label()]).inc();
+            Box::pin(std::future::ready(Err(e.to_string())))
+        }
+    };
+    Box::pin(async move {
+        let answer = answer.await;
+        (!silent || answer.is_err()).then(|| ResultFrame::new(request_id, answer))
+    })
+}
+
+/// An incident's audit trail, from the store (everything shown has been stored).
+async fn timeline(timeline: Arc<dyn Timeline>, incident: IncidentId) -> Answer {
+    match timeline.incident_events(incident).await {
+        Ok(events) if events.is_empty() => Err(format!("incident {incident} does not exist")),
+        Ok(events) => Ok(Reply::Events(events)),
+        Err(TimelineUnavailable) => Err("the store cannot be read right now".into()),
+    }
+}
+
+/// Hands a request to the engine; the answer comes once what it caused is stored, or an
+/// error after [`ANSWER_WAIT`].
+async fn submit(state: &ApiState, caller: Caller, request: Request) -> BoxFuture<'static, Answer> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let command = Command { caller, request, reply: Some(tx) };
+    if state.commands.send(command).await.is_err() {
+        return Box::pin(std::future::ready(Err("the engine is stopping".into())));
+    }
+    // The wait starts now, not when the answer is first looked for.
+    let reply = tokio::time::timeout(ANSWER_WAIT, rx);
+    Box::pin(async move {
+        match reply.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the engine stopped before answering".into()),
+            // Not applied if it was still queued; if it was being stored, it may yet take
+            // effect, and the phone's or console's next frames will show it.
+            Err(_) => Err("no answer in time: check the current state before trying again".into()),
+        }
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+fn unauthorized(state: &ApiState) -> Response {
+    state.frames_rejected.with_label_values(&["bad_token"]).inc();
+    (StatusCode::UNAUTHORIZED, Json(ErrorBody::new("unknown token"))).into_response()
+}
+
+/// REST fallback for phones: who the token belongs to and whether they are on duty, as the
+/// `hello` frame.
+async fn rest_me(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    match state.responders.hello(&responder) {
+        Some(responder) => Json(ServerFrame::Hello { responder }).into_response(),
+        // Signed in by a token the registry knows, but the engine has not described them yet.
+        None => (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody::new("starting"))).into_response(),
+    }
+}
+
+/// REST fallback for phones: the current job, as the `job` frame.
+async fn rest_job(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    Json(ServerFrame::Job { job: state.responders.job(&responder, (state.clock)()) }).into_response()
+}
+
+/// REST fallback for phones: the same frames as the WebSocket takes, one per request.
+async fn rest_action(State(state): State<ApiState>, headers: HeaderMap, body: String) -> Response {
+    let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
+        return unauthorized(&state);
+    };
+    let answer = read_frame(&state, &Caller::Responder(responder), &body)
+        .await
+        .await
+        .unwrap_or_else(|| ResultFrame::new(None, Ok(Reply::Done)));
+    let status = if answer.ok { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    (status, Json(answer.into_frame())).into_response()
+}
+
+/// Most console frames written with one flush.
+const MAX_FRAMES_PER_WRITE: usize = 256;
 
 /// What a console's live feed gave.
 #[derive(Debug, PartialEq)]
@@ -602,10 +606,6 @@ fn gather(first: Result<Frame, RecvError>, live: &mut broadcast::Receiver<Frame>
             Err(TryRecvError::Empty) => return Fed::Frames,
         };
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.

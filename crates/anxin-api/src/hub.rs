@@ -6,9 +6,10 @@
 //! fresh snapshot. Sequence numbers strictly increase but are not contiguous (one engine
 //! step may log several events and show only the last).
 
-use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView};
+use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView, Timestamp};
+use anxin_proto::ws::{ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
-use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::broadcast;
@@ -26,13 +27,11 @@ pub struct Frame {
     pub unsequenced: bool,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Message<'a> {
-    Snapshot { seq: u64, history: &'a str, server_time: i64, incidents: Vec<&'a IncidentView> },
-    Incident { seq: u64, incident: &'a IncidentView },
-    Roster { responders: Vec<&'a ResponderView>, stations: &'a [StationView] },
-    Responder { responder: &'a ResponderView },
+impl Frame {
+    /// A frame outside the numbered feed (a phone's, an answer): always sent, never replayed.
+    pub fn unsequenced(text: Utf8Bytes) -> Self {
+        Self { seq: 0, text, is_snapshot: false, unsequenced: true }
+    }
 }
 
 #[derive(Debug)]
@@ -92,9 +91,8 @@ impl Hub {
             if view.seq <= state.seq {
                 continue; // already shown (a replayed commit after a store retry)
             }
-            let text: Utf8Bytes = serde_json::to_string(&Message::Incident { seq: view.seq, incident: &view })
-                .expect("views serialise")
-                .into();
+            let text: Utf8Bytes =
+                ServerFrame::Incident { seq: view.seq, incident: Cow::Borrowed(&view) }.to_json().into();
             let frame = Frame { seq: view.seq, text, is_snapshot: false, unsequenced: false };
             state.seq = view.seq;
             if view.state.is_terminal() {
@@ -125,16 +123,15 @@ impl Hub {
             if state.responders.get(&view.id) == Some(&view) {
                 continue;
             }
-            let text: Utf8Bytes =
-                serde_json::to_string(&Message::Responder { responder: &view }).expect("views serialise").into();
+            let text: Utf8Bytes = ServerFrame::Responder { responder: Cow::Borrowed(&view) }.to_json().into();
             state.responders.insert(view.id.clone(), view);
-            let _ = self.tx.send(Frame { seq: 0, text, is_snapshot: false, unsequenced: true });
+            let _ = self.tx.send(Frame::unsequenced(text));
         }
     }
 
     /// Subscribes a console that has applied everything up to `since` (None: nothing) of the
     /// history `history` (None: the console does not know; taken to be this one).
-    pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: i64) -> Subscription {
+    pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: Timestamp) -> Subscription {
         let state = self.state.lock().expect("hub lock");
         let live = self.tx.subscribe();
         let same_history = history.is_none_or(|h| h == self.history);
@@ -149,23 +146,22 @@ impl Hub {
     }
 
     fn roster(state: &State) -> Frame {
-        let responders = state.responders.values().collect();
-        let text = serde_json::to_string(&Message::Roster { responders, stations: &state.stations })
-            .expect("views serialise")
-            .into();
-        Frame { seq: 0, text, is_snapshot: false, unsequenced: true }
+        let responders = Views::Borrowed(state.responders.values().collect());
+        let stations = Views::Borrowed(state.stations.iter().collect());
+        let text = ServerFrame::Roster { responders, stations }.to_json().into();
+        Frame::unsequenced(text)
     }
 
-    fn snapshot(&self, state: &State, server_time: i64) -> Frame {
+    fn snapshot(&self, state: &State, server_time: Timestamp) -> Frame {
         let mut incidents: Vec<&IncidentView> = state.open.values().map(|v| &**v).collect();
         incidents.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
-        let text = serde_json::to_string(&Message::Snapshot {
+        let text = ServerFrame::Snapshot {
             seq: state.seq,
-            history: &self.history,
+            history: Cow::Borrowed(&self.history),
             server_time,
-            incidents,
-        })
-        .expect("views serialise")
+            incidents: Views::Borrowed(incidents),
+        }
+        .to_json()
         .into();
         Frame { seq: state.seq, text, is_snapshot: true, unsequenced: false }
     }

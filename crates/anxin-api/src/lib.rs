@@ -1,5 +1,6 @@
 //! Anxin's people side: the console hub with numbered deltas and replay, the console page,
-//! and the HTTP endpoints (WebSocket, health, readiness, metrics).
+//! and the HTTP endpoints (WebSocket, health, readiness, metrics). The frames and bodies it
+//! speaks are typed in `anxin_proto::ws` and `anxin_proto::rest`.
 
 pub mod assets;
 pub mod auth;
@@ -8,8 +9,9 @@ pub mod http;
 pub mod hub;
 pub mod responders;
 
+pub use anxin_proto::{rest, ws};
 pub use auth::{hash_password, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Reply, Request};
-pub use http::{router, serve, ApiState, ReadinessCheck};
+pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;

@@ -1,20 +1,29 @@
 //! Responders' phones: who is signed in by which token, and the latest view of each
 //! responder's offer or job, pushed to their sockets as it changes.
 
-use anxin_core::ResponderId;
+use anxin_core::{JobView, ResponderId, Timestamp};
+use anxin_proto::ws::{PhoneOwner, ServerFrame};
+use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::broadcast;
 
 #[derive(Debug)]
 struct Entry {
-    /// The latest `hello` (who, on duty or not) and `job` frames.
-    hello: Arc<str>,
-    job: Arc<str>,
-    tx: broadcast::Sender<Arc<str>>,
+    /// The latest `hello` (who, on duty or not); `None` until the engine describes them.
+    hello: Option<PhoneOwner>,
+    /// The latest `job` (`Some(None)`: nothing offered or held).
+    job: Option<Option<JobView>>,
+    tx: broadcast::Sender<Utf8Bytes>,
 }
 
-/// The phones' side of the engine's output. The lock is held only to copy or replace frames.
+impl Default for Entry {
+    fn default() -> Self {
+        Self { hello: None, job: None, tx: broadcast::channel(16).0 }
+    }
+}
+
+/// The phones' side of the engine's output. The lock is held only to copy or replace views.
 #[derive(Debug, Default)]
 pub struct ResponderHub {
     /// Token hash → responder. Built at start from the registry.
@@ -35,50 +44,51 @@ impl ResponderHub {
         self.tokens.get(&crate::commands::token_sha256(token)).cloned()
     }
 
-    /// Replaces a responder's frames and pushes them to their open sockets.
-    pub fn publish(&self, responder: &ResponderId, hello: String, job: String) {
+    /// Replaces a responder's views and pushes those that changed to their open sockets.
+    pub fn publish(&self, responder: &ResponderId, hello: PhoneOwner, job: Option<JobView>) {
         let mut entries = self.entries.lock().expect("responder hub lock");
-        let entry = entries.entry(responder.clone()).or_insert_with(|| Entry {
-            hello: Arc::from(""),
-            job: Arc::from(""),
-            tx: broadcast::channel(16).0,
-        });
-        let (hello, job): (Arc<str>, Arc<str>) = (hello.into(), job.into());
-        if entry.hello != hello {
-            entry.hello = hello.clone();
-            let _ = entry.tx.send(hello);
+        let entry = entries.entry(responder.clone()).or_default();
+        if entry.hello.as_ref() != Some(&hello) {
+            let _ = entry.tx.send(ServerFrame::Hello { responder: hello.clone() }.to_json().into());
+            entry.hello = Some(hello);
         }
-        if entry.job != job {
-            entry.job = job.clone();
-            let _ = entry.tx.send(job);
+        if entry.job.as_ref() != Some(&job) {
+            let _ = entry.tx.send(ServerFrame::Job { job: job.clone() }.to_json().into());
+            entry.job = Some(job);
         }
     }
 
-    /// The frames a phone gets on connecting, and its live feed.
-    pub fn subscribe(&self, responder: &ResponderId) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+    /// The frames a phone gets on connecting (its job stamped with the server's time `now`),
+    /// and its live feed.
+    pub fn subscribe(
+        &self,
+        responder: &ResponderId,
+        now: Timestamp,
+    ) -> (Vec<Utf8Bytes>, broadcast::Receiver<Utf8Bytes>) {
         let mut entries = self.entries.lock().expect("responder hub lock");
-        let entry = entries.entry(responder.clone()).or_insert_with(|| Entry {
-            hello: Arc::from(""),
-            job: Arc::from(""),
-            tx: broadcast::channel(16).0,
-        });
-        let initial = [entry.hello.clone(), entry.job.clone()].into_iter().filter(|f| !f.is_empty()).collect();
+        let entry = entries.entry(responder.clone()).or_default();
+        let hello = entry.hello.clone().map(|responder| ServerFrame::Hello { responder });
+        let job = entry.job.clone().map(|job| ServerFrame::Job { job: restamp(job, now) });
+        let initial = hello.into_iter().chain(job).map(|f| f.to_json().into()).collect();
         (initial, entry.tx.subscribe())
     }
 
-    /// The latest job frame of a responder, for the REST fallback.
-    pub fn job_frame(&self, responder: &ResponderId) -> Option<Arc<str>> {
-        self.entries.lock().expect("responder hub lock").get(responder).map(|e| e.job.clone()).filter(|f| !f.is_empty())
+    /// The latest job of a responder, stamped with the server's time `now`, for the REST
+    /// fallback; `None` when they hold nothing or are not described yet.
+    pub fn job(&self, responder: &ResponderId, now: Timestamp) -> Option<JobView> {
+        let entries = self.entries.lock().expect("responder hub lock");
+        restamp(entries.get(responder)?.job.clone()?, now)
     }
 
-    /// The latest hello frame of a responder (who they are, on duty or not), for the REST
-    /// fallback.
-    pub fn hello_frame(&self, responder: &ResponderId) -> Option<Arc<str>> {
-        self.entries
-            .lock()
-            .expect("responder hub lock")
-            .get(responder)
-            .map(|e| e.hello.clone())
-            .filter(|f| !f.is_empty())
+    /// Who a responder is and whether they are on duty, for the REST fallback; `None` until
+    /// the engine has described them.
+    pub fn hello(&self, responder: &ResponderId) -> Option<PhoneOwner> {
+        self.entries.lock().expect("responder hub lock").get(responder)?.hello.clone()
     }
+}
+
+/// A stored job may be old by the time a phone asks: give it the server's time now, so the
+/// phone's countdown to the offer's deadline is right.
+fn restamp(job: Option<JobView>, now: Timestamp) -> Option<JobView> {
+    job.map(|job| JobView { server_time: now, ..job })
 }

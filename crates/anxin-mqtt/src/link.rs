@@ -11,11 +11,13 @@
 
 use crate::topic::Topics;
 use anxin_core::{DeviceCommand, DeviceId, StationAlert};
+use anxin_proto::payload::StationMessage;
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
 };
 use rumqttc::mqttbytes::{self, QoS};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -143,15 +145,7 @@ impl DeviceLink {
     /// Sends a station's duty line the incident its responders did not take, QoS 1, on the
     /// station's alerts topic (a duty phone, a pager or an SMS gateway subscribes to it).
     pub fn alert_station(&self, alert: &StationAlert) -> Result<(), LinkError> {
-        /// The alert with its `type`, written straight out (no JSON tree in between).
-        #[derive(serde::Serialize)]
-        struct Typed<'a> {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            #[serde(flatten)]
-            alert: &'a StationAlert,
-        }
-        let body = serde_json::to_vec(&Typed { kind: "station_alert", alert })?;
+        let body = serde_json::to_vec(&StationMessage::StationAlert(Cow::Borrowed(alert)))?;
         self.publish(self.topics.station_alerts(&alert.station_id), body)
     }
 

@@ -1,9 +1,12 @@
-//! Anxin's wire formats, as typed Rust: what devices publish and on which topics, and what
-//! people ask of the engine. Everything here is data and its decoding; no I/O.
+//! Anxin's wire formats, as typed Rust: what devices publish and on which topics, what people
+//! ask of the engine, and every frame and body on the HTTP side (`ws`, `rest`). Everything
+//! here is data and its decoding, and one read of the wall clock ([`wall_clock_now`]).
 
 pub mod command;
 pub mod payload;
+pub mod rest;
 pub mod topic;
+pub mod ws;
 
 pub use command::{Answer, Caller, Command, CommandSender, Reply, Request};
 pub use payload::{decode, fingerprint, Decoded, Defect};
@@ -19,4 +22,14 @@ pub trait Delivery: Send + 'static {
     fn payload(&self) -> &[u8];
     /// When the engine read it off the connection (for the press → commit figure).
     fn received(&self) -> std::time::Instant;
+}
+
+/// The wall clock, as the wire's timestamps count it (Unix milliseconds). The one place
+/// Anxin reads it: the daemon's clock, its API's `server_time`, and clients stamping a
+/// device's `ts` all come here. It lives with the wire formats because it defines what their
+/// `Timestamp`s mean, and every program that speaks them depends on this crate; the core
+/// never reads a clock (it is handed the time).
+pub fn wall_clock_now() -> anxin_core::Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    anxin_core::Timestamp(since_epoch.map(|d| d.as_millis() as i64).unwrap_or(0))
 }

@@ -1,13 +1,21 @@
 //! Device payloads: the JSON a device publishes, decoded into a [`DeviceEvent`], and the
-//! reasons a payload is refused.
+//! reasons a payload is refused; and what a station's duty line is sent ([`StationMessage`]).
 
-use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, Timestamp};
-use serde::Deserialize;
+use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, StationAlert, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Largest payload a device may send, by default. A press needs about 150 bytes.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 4096;
+
+/// What a station's duty line is sent on its alerts topic: the alert, with its `type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StationMessage<'a> {
+    StationAlert(Cow<'a, StationAlert>),
+}
 
 /// Why a device message was refused, in whole or in part. The names are the values of the
 /// `reason` label of `anxin_mqtt_payloads_rejected_total`, so the set is small and fixed.

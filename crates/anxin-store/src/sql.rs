@@ -389,7 +389,7 @@ macro_rules! sql_store {
                     sqlx::query("INSERT INTO anxin_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
                         .bind(version)
                         .bind(*name)
-                        .bind(now_ms())
+                        .bind(anxin_proto::wall_clock_now().millis())
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
@@ -662,10 +662,6 @@ sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock
 fn new_history_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("h{:x}", nanos ^ (u128::from(std::process::id()) << 64))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

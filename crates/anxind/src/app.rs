@@ -4,8 +4,9 @@
 use crate::clock::Clock;
 use crate::config::{broker_address, Config};
 use crate::telemetry::Metrics;
+use anxin_api::ws::ConsoleSettings;
 use anxin_api::{ApiState, Hub, ResponderHub};
-use anxin_core::{Engine, Policy, Registry, Timestamp};
+use anxin_core::{Engine, Policy, Registry};
 use anxin_mqtt::{EmbeddedBroker, LinkOptions};
 use anxin_store::Store;
 use anyhow::Context;
@@ -231,13 +232,17 @@ impl App {
             readiness,
             http_stop.clone(),
             sessions,
-            store.clone(),
-            serde_json::json!({
-                "language": config.consoles.language,
-                "accept_target_s": config.consoles.accept_target_s,
-                "on_scene_target_min": config.consoles.on_scene_target_min,
-                "tile_url": config.consoles.tile_url,
-            }),
+            Arc::new(crate::timeline::StoreTimeline(store.clone())),
+            ConsoleSettings {
+                language: config.consoles.language.clone(),
+                accept_target_s: config.consoles.accept_target_s,
+                on_scene_target_min: config.consoles.on_scene_target_min,
+                tile_url: config.consoles.tile_url.clone(),
+            },
+            {
+                let clock = clock.clone();
+                Arc::new(move || clock.now())
+            },
         );
         let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
 
@@ -329,13 +334,6 @@ async fn engine_or_shutdown(
             Err(e) => e.to_string(),
         }),
     }
-}
-
-/// The wall clock, read in the shell only.
-pub fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    )
 }
 
 #[cfg(test)]

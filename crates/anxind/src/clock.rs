@@ -43,7 +43,7 @@ impl ManualClock {
 impl Clock {
     pub fn now(&self) -> Timestamp {
         match self {
-            Clock::System => system_now(),
+            Clock::System => anxin_proto::wall_clock_now(),
             Clock::Manual(m) => m.now(),
         }
     }
@@ -53,7 +53,7 @@ impl Clock {
         let Some(t) = t else { return std::future::pending().await };
         match self {
             Clock::System => {
-                let wait = t.millis().saturating_sub(system_now().millis()).max(0);
+                let wait = t.millis().saturating_sub(anxin_proto::wall_clock_now().millis()).max(0);
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
             Clock::Manual(m) => loop {
@@ -65,12 +65,6 @@ impl Clock {
             },
         }
     }
-}
-
-fn system_now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    )
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ pub async fn press_now_and_then(
         let mut payload = serde_json::json!({
             "msg_id": format!("demo-{seed}-{n}-{}", rng.random::<u32>()),
             "type": if rng.random_bool(0.15) { "fall" } else { "sos" },
-            "ts": crate::app::now().millis(),
+            "ts": anxin_proto::wall_clock_now().millis(),
         });
         if let Some(home) = homes.get(&device.elder_id) {
             if rng.random_bool(0.7) {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod ports;
 pub mod telemetry;
+pub mod timeline;
 
 pub use app::App;
 pub use config::Config;

@@ -6,6 +6,7 @@ use crate::telemetry::Metrics;
 use anxin_api::{Hub, ResponderHub};
 use anxin_core::{DeviceCommand, DeviceId, IncidentKind, IncidentView, Outbox, ResponderView, StationAlert, Timestamp};
 use anxin_mqtt::{Defect, DeviceLink, Inbound};
+use anxin_proto::ws::PhoneOwner;
 use anxin_runtime::ports::BoxFuture;
 use anxin_runtime::PhoneView;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -85,12 +86,9 @@ impl anxin_runtime::Feeds for FeedPort {
 /// Replaces a responder's `hello` and `job` frames on the phones' hub.
 pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
     let r = &phone.responder;
-    let hello = serde_json::json!({
-        "type": "hello",
-        "responder": {"id": r.id, "name": r.name, "station_id": r.station_id, "on_duty": r.on_duty},
-    });
-    let job = serde_json::json!({"type": "job", "job": phone.job});
-    phones.publish(&r.id, hello.to_string(), job.to_string());
+    let owner =
+        PhoneOwner { id: r.id.clone(), name: r.name.clone(), station_id: r.station_id.clone(), on_duty: r.on_duty };
+    phones.publish(&r.id, owner, phone.job.clone());
 }
 
 impl anxin_runtime::Clock for Clock {

@@ -7,10 +7,8 @@ use std::path::Path;
 
 /// The workspace's crates, by package name, with the Anxin crates in their `[dependencies]`.
 fn from_manifests(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("crates"))
-        .expect("crates/")
-        .map(|e| e.expect("a crate folder").path())
-        .collect();
+    let mut dirs: Vec<_> =
+        std::fs::read_dir(root.join("crates")).expect("crates/").map(|e| e.expect("a crate folder").path()).collect();
     dirs.extend([root.join("simulator"), root.join("benches")]);
     let mut crates = BTreeMap::new();
     for dir in dirs {
@@ -49,5 +47,9 @@ fn from_doc(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 fn the_architecture_doc_lists_each_crate_with_what_it_depends_on() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let doc = std::fs::read_to_string(root.join("docs/architecture.md")).expect("docs/architecture.md");
-    assert_eq!(from_doc(&doc), from_manifests(&root), "docs/architecture.md's crate table against the Cargo.toml files");
+    assert_eq!(
+        from_doc(&doc),
+        from_manifests(&root),
+        "docs/architecture.md's crate table against the Cargo.toml files"
+    );
 }

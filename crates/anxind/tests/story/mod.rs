@@ -312,7 +312,7 @@ impl TestDevice {
 
     /// An SOS press, with a fix when given.
     pub async fn press(&self, msg_id: &str, fix: Option<(f64, f64, f64)>) {
-        let mut p = json!({"msg_id": msg_id, "type": "sos", "ts": anxind::app::now().millis()});
+        let mut p = json!({"msg_id": msg_id, "type": "sos", "ts": anxin_proto::wall_clock_now().millis()});
         if let Some((lat, lon, acc)) = fix {
             p["location"] = json!({"lat": lat, "lon": lon, "accuracy_m": acc});
         }
@@ -748,7 +748,7 @@ async fn app_store_count(backend: &Backend) -> u64 {
 /// test moves by hand: the default deadlines (60 s offers, 120 s station, 60 s reminders)
 /// pass with no waiting.
 pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String) {
-    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
     let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
@@ -866,7 +866,7 @@ pub async fn a_responder_takes_the_job_from_offer_to_close(backend: Backend, cli
 /// responder is never offered; a decline goes to the next; an accepted job that does not
 /// reach the scene in time re-alarms the dispatcher; a dispatcher cancels with a reason.
 pub async fn declines_duty_re_alarm_and_cancel(backend: Backend, client_id: String) {
-    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
     let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
     let mut console = TestConsole::connect(app.http, None).await;
     console.next().await;
@@ -1069,7 +1069,7 @@ async fn job_frame(phone: &mut TestConsole, pred: impl Fn(&Value) -> bool) -> Va
 /// responder declines, the station's duty line is sent the incident over MQTT, then a
 /// dispatcher is called in with 119.
 pub async fn parallel_offers_and_the_station_duty_line(backend: Backend, client_id: String) {
-    let clock = anxind::clock::ManualClock::starting_at(anxind::app::now());
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
     let adjust = |c: &mut Config| {
         c.dispatch
             .ladders

@@ -1,0 +1,175 @@
+//! A console's socket with a real server on port 0 and an engine the test answers by hand:
+//! each command's answer is awaited off the read path, so the live feed and later commands
+//! do not wait behind it.
+
+use anxin_api::ws::{ConsoleSettings, ServerFrame};
+use anxin_api::{ApiState, Hub, Reply, ResponderHub, Sessions, Timeline, TimelineUnavailable};
+use anxin_core::{
+    Coordinates, IncidentEvent, IncidentId, ResponderId, ResponderStatus, ResponderView, Staff, StaffRole, StationId,
+    Timestamp, TravelMode,
+};
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// A store with no incidents in it.
+struct NoTimeline;
+
+impl Timeline for NoTimeline {
+    fn incident_events(&self, _: IncidentId) -> BoxFuture<'_, Result<Vec<IncidentEvent>, TimelineUnavailable>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+}
+
+fn responder(on_duty: bool) -> ResponderView {
+    ResponderView {
+        id: ResponderId::parse("r-1").unwrap(),
+        name: "r-1".into(),
+        station_id: StationId::parse("st-1").unwrap(),
+        phone: None,
+        mode: TravelMode::Foot,
+        skills: Vec::new(),
+        on_duty,
+        status: if on_duty { ResponderStatus::Available } else { ResponderStatus::OffDuty },
+        incident_id: None,
+        position: Coordinates::new(25.0, 102.7).unwrap(),
+        position_at: None,
+    }
+}
+
+type Console = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_frame(console: &mut Console) -> ServerFrame<'static> {
+    loop {
+        match console.next().await.expect("the socket stays open").expect("a frame") {
+            Message::Text(text) => return ServerFrame::from_json(&text).expect("a server frame"),
+            Message::Close(close) => panic!("closed: {close:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// A server on port 0 with an engine the test plays by hand, and a console signed in to it
+/// that has read its opening frames.
+struct Api {
+    hub: Arc<Hub>,
+    engine: mpsc::Receiver<anxin_api::Command>,
+    console: Console,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn spawn_api() -> Api {
+    let hub = Arc::new(Hub::new("h-test".into(), 0, Vec::new(), 64));
+    // The engine: takes commands and answers only when the test says.
+    let (commands, engine) = mpsc::channel(8);
+    let staff = Staff {
+        id: "wang".into(),
+        name: "王芳".into(),
+        role: StaffRole::Dispatcher,
+        password_hash: anxin_api::hash_password("pw"),
+    };
+    let sessions = Arc::new(Sessions::new([staff]));
+    let (token, _) = sessions.sign_in("wang", "pw").expect("signed in");
+    let shutdown = CancellationToken::new();
+    let state = ApiState::new(
+        hub.clone(),
+        Arc::new(ResponderHub::default()),
+        commands,
+        prometheus::Registry::new(),
+        Arc::new(Vec::new),
+        shutdown.clone(),
+        sessions,
+        Arc::new(NoTimeline),
+        ConsoleSettings {
+            language: "zh-CN".into(),
+            accept_target_s: 60,
+            on_scene_target_min: 15,
+            tile_url: String::new(),
+        },
+        Arc::new(|| Timestamp(1_763_000_000_000)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let server = tokio::spawn(anxin_api::serve(listener, anxin_api::router(state), shutdown.clone()));
+
+    let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("Cookie", format!("{}={token}", anxin_api::auth::SESSION_COOKIE).parse().unwrap());
+    let (mut console, _) = tokio_tungstenite::connect_async(request).await.expect("console connects");
+    match next_frame(&mut console).await {
+        ServerFrame::Welcome(w) => assert_eq!(w.server_time, Timestamp(1_763_000_000_000), "the server's clock"),
+        other => panic!("not a welcome: {other:?}"),
+    }
+    assert!(matches!(next_frame(&mut console).await, ServerFrame::Roster { .. }));
+    assert!(matches!(next_frame(&mut console).await, ServerFrame::Snapshot { .. }));
+    Api { hub, engine, console, shutdown, server }
+}
+
+async fn send(console: &mut Console, frame: &str) {
+    console.send(Message::Text(frame.into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() {
+    let Api { hub, mut engine, mut console, shutdown, server } = spawn_api().await;
+
+    send(&mut console, r#"{"type":"command","incident_id":1,"action":"acknowledge","request_id":"held"}"#).await;
+    let held = engine.recv().await.expect("the command reached the engine");
+    assert_eq!(
+        held.request,
+        anxin_api::Request::Dispatch { incident: IncidentId(1), action: anxin_core::DispatcherAction::Acknowledge }
+    );
+
+    // The answer is held back; the feed is not.
+    hub.publish_responders([responder(true)]);
+    match next_frame(&mut console).await {
+        ServerFrame::Responder { responder } => assert!(responder.on_duty),
+        other => panic!("the live feed waited behind the command: {other:?}"),
+    }
+    hub.publish_responders([responder(false)]);
+    match next_frame(&mut console).await {
+        ServerFrame::Responder { responder } => assert!(!responder.on_duty),
+        other => panic!("the live feed waited behind the command: {other:?}"),
+    }
+
+    // And the answer still comes, to the frame that asked.
+    held.reply.expect("a reply is wanted").send(Ok(Reply::Done)).unwrap();
+    match next_frame(&mut console).await {
+        ServerFrame::Result(result) => {
+            assert_eq!(result.request_id.as_deref(), Some("held"));
+            assert!(result.ok);
+        }
+        other => panic!("not the answer: {other:?}"),
+    }
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_later_command_is_answered_while_an_earlier_one_waits() {
+    let Api { mut engine, mut console, shutdown, server, .. } = spawn_api().await;
+    send(&mut console, r#"{"type":"command","incident_id":1,"action":"claim","request_id":"first"}"#).await;
+    let first = engine.recv().await.expect("the first command reached the engine");
+    send(&mut console, r#"{"type":"command","incident_id":2,"action":"claim","request_id":"second"}"#).await;
+    let second = engine.recv().await.expect("the second command reached the engine, the first still unanswered");
+    second.reply.expect("a reply is wanted").send(Err("incident 2 is not open".into())).unwrap();
+    match next_frame(&mut console).await {
+        ServerFrame::Result(result) => {
+            assert_eq!(result.request_id.as_deref(), Some("second"), "answered before the first");
+            assert_eq!(result.error.as_deref(), Some("incident 2 is not open"));
+        }
+        other => panic!("not the second's answer: {other:?}"),
+    }
+    first.reply.expect("a reply is wanted").send(Ok(Reply::Done)).unwrap();
+    match next_frame(&mut console).await {
+        ServerFrame::Result(result) => assert_eq!((result.request_id.as_deref(), result.ok), (Some("first"), true)),
+        other => panic!("not the first's answer: {other:?}"),
+    }
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}

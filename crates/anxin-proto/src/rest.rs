@@ -1,0 +1,82 @@
+//! The bodies of the REST endpoints beside the sockets: signing a dispatcher in and out, the
+//! errors those endpoints answer with, and readiness. A phone's REST fallback carries the same
+//! frames as its socket (`ws::ServerFrame::Hello`, `::Job`, `ws::ClientFrame`, `ws::ResultFrame`).
+
+use anxin_core::{Staff, StaffRole};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A member of staff as consoles show them (never their password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// The staff id: also the sign-in name and the actor `dispatcher:ID` in the log.
+    pub id: String,
+    pub name: String,
+    pub role: StaffRole,
+}
+
+impl From<&Staff> for User {
+    fn from(s: &Staff) -> Self {
+        Self { id: s.id.clone(), name: s.name.clone(), role: s.role }
+    }
+}
+
+/// `POST /api/v1/session`: exactly a user name and a password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl SignIn {
+    /// Reads a sign-in body; `None` for anything else. Only an object is a sign-in: serde
+    /// would otherwise take an array's items as the fields in order (`["wang", "pw"]`).
+    pub fn from_json(body: &str) -> Option<Self> {
+        if !body.trim_ascii_start().starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(body).ok()
+    }
+}
+
+/// Who a session belongs to: the answer to signing in and to `GET /api/v1/session`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: User,
+}
+
+/// A refusal, for people to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// Whole seconds to wait before trying again (too many wrong passwords only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
+}
+
+impl ErrorBody {
+    pub fn new(error: impl Into<String>) -> Self {
+        Self { error: error.into(), retry_after_s: None }
+    }
+}
+
+/// `GET /readyz`: whether every check passes, and each check by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub checks: BTreeMap<String, bool>,
+}
+
+impl Readiness {
+    pub fn new(checks: impl IntoIterator<Item = (&'static str, bool)>) -> Self {
+        let checks: BTreeMap<String, bool> = checks.into_iter().map(|(name, ok)| (name.to_string(), ok)).collect();
+        Self { ready: checks.values().all(|ok| *ok), checks }
+    }
+}

@@ -1,0 +1,544 @@
+//! The frames on the `/ws` socket, both ways, as typed Rust: what the server sends consoles
+//! and phones ([`ServerFrame`]) and what they send it ([`ClientFrame`]), with the answer to
+//! each of theirs ([`ResultFrame`]). The JSON is the wire format documented in
+//! `docs/asyncapi.yaml`; `tests/docs.rs` reads every example there through these types.
+//!
+//! A server frame may borrow what it carries ([`Cow`], [`Views`]), so the hub writes a
+//! snapshot of thousands of incidents without copying them; a client reads owned ones.
+
+use crate::command::{Answer, Caller, Reply, Request};
+use crate::rest::User;
+use anxin_core::{
+    Coordinates, DispatcherAction, IncidentEvent, IncidentId, IncidentView, JobView, ResponderAction, ResponderId,
+    ResponderView, StationId, StationView, Suggestion, Timestamp,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
+
+/// A frame from the server to a console or a phone, as JSON: `{"type": ..., ...}`.
+// A frame lives from being built to being written (or from being read to being looked at),
+// never in bulk: an owned incident inline costs nothing, where a box would cost the hub an
+// allocation per delta.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    /// First on a console's socket: who is signed in, the staff, the console's settings.
+    Welcome(Welcome),
+    /// Every open incident as of `seq`; replaces all the console holds.
+    Snapshot {
+        seq: u64,
+        /// The store's history id: sequence numbers from another history mean nothing.
+        history: Cow<'a, str>,
+        server_time: Timestamp,
+        incidents: Views<'a, IncidentView>,
+    },
+    /// One incident after a change, numbered in the console feed.
+    Incident { seq: u64, incident: Cow<'a, IncidentView> },
+    /// Every responder and station as they are now (outside the numbered feed).
+    Roster { responders: Views<'a, ResponderView>, stations: Views<'a, StationView> },
+    /// One responder's new view (outside the numbered feed).
+    Responder { responder: Cow<'a, ResponderView> },
+    /// The answer to one [`ClientFrame`].
+    Result(ResultFrame),
+    /// Who a phone is signed in as, and whether they are on duty.
+    Hello { responder: PhoneOwner },
+    /// The offer or job the phone's responder holds now; `null` for none.
+    Job { job: Option<JobView> },
+}
+
+impl ServerFrame<'_> {
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames serialise")
+    }
+
+    /// Reads a frame a server sent.
+    pub fn from_json(text: &str) -> Result<ServerFrame<'static>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// The `welcome` frame's body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The member of staff the session belongs to: the actor of every command on the socket.
+    pub user: User,
+    /// Everybody who may sign in, sorted by id.
+    pub staff: Vec<User>,
+    pub server_time: Timestamp,
+    pub console: ConsoleSettings,
+}
+
+/// The console's settings (`[consoles]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleSettings {
+    /// The console's language, e.g. `zh-CN`.
+    pub language: String,
+    /// Seconds within which an offer should be accepted (the console colours the clock).
+    pub accept_target_s: u64,
+    /// Minutes within which somebody should be on scene.
+    pub on_scene_target_min: u64,
+    /// Map tiles' URL template; empty for no map tiles.
+    pub tile_url: String,
+}
+
+/// Who a phone belongs to, as its `hello` frame says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneOwner {
+    pub id: ResponderId,
+    pub name: String,
+    pub station_id: StationId,
+    pub on_duty: bool,
+}
+
+/// The `result` frame: `ok` with a query's data beside it, or not `ok` with an `error`.
+/// `request_id` is always written (null when the frame had none or could not be read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFrame {
+    pub request_id: Option<String>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The answer to `suggest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<Vec<Suggestion>>,
+    /// The answer to `timeline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<IncidentEvent>>,
+}
+
+impl ResultFrame {
+    /// The frame that carries `answer` back to the frame with `request_id`.
+    pub fn new(request_id: Option<String>, answer: Answer) -> Self {
+        let mut frame = Self { request_id, ok: answer.is_ok(), error: None, suggestions: None, events: None };
+        match answer {
+            Ok(Reply::Done) => {}
+            Ok(Reply::Suggestions(s)) => frame.suggestions = Some(s),
+            Ok(Reply::Events(e)) => frame.events = Some(e),
+            Err(e) => frame.error = Some(e),
+        }
+        frame
+    }
+
+    /// The answer this frame carries.
+    pub fn into_answer(self) -> Answer {
+        match self {
+            Self { ok: false, error, .. } => Err(error.unwrap_or_default()),
+            Self { suggestions: Some(s), .. } => Ok(Reply::Suggestions(s)),
+            Self { events: Some(e), .. } => Ok(Reply::Events(e)),
+            Self { .. } => Ok(Reply::Done),
+        }
+    }
+
+    /// As a frame for the socket.
+    pub fn into_frame(self) -> ServerFrame<'static> {
+        ServerFrame::Result(self)
+    }
+}
+
+/// A list a frame carries: borrowed where the server writes it, owned where a client read it.
+#[derive(Debug, Clone)]
+pub enum Views<'a, T> {
+    Borrowed(Vec<&'a T>),
+    Owned(Vec<T>),
+}
+
+impl<T> Views<'_, T> {
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        let (borrowed, owned) = match self {
+            Views::Borrowed(v) => (Some(v.iter().copied()), None),
+            Views::Owned(v) => (None, Some(v.iter())),
+        };
+        borrowed.into_iter().flatten().chain(owned.into_iter().flatten())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Views::Borrowed(v) => v.len(),
+            Views::Owned(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_owned(self) -> Vec<T>
+    where
+        T: Clone,
+    {
+        match self {
+            Views::Borrowed(v) => v.into_iter().cloned().collect(),
+            Views::Owned(v) => v,
+        }
+    }
+}
+
+impl<T> From<Vec<T>> for Views<'_, T> {
+    fn from(v: Vec<T>) -> Self {
+        Views::Owned(v)
+    }
+}
+
+impl<T: Serialize> Serialize for Views<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Views<'_, T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Views::Owned)
+    }
+}
+
+/// A frame from a phone or a console, as JSON: `{"type": ..., ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Accept {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    Decline {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    EnRoute {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    OnScene {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    Resolve {
+        incident_id: u64,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    Duty {
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    Location {
+        lat: f64,
+        lon: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accuracy_m: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A dispatcher's command on an incident.
+    Command {
+        incident_id: u64,
+        action: DispatcherVerb,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responder_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        /// A note's text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Whom a logged call was with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
+        /// The number called (a logged call, an escalation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<String>,
+        /// The emergency service's reference for an escalation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A dispatcher asks whom they could assign.
+    Suggest {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A dispatcher asks for an incident's audit trail.
+    Timeline {
+        incident_id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+}
+
+/// The dispatcher actions, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatcherVerb {
+    Assign,
+    TakeOffLadder,
+    Acknowledge,
+    Resolve,
+    Close,
+    Cancel,
+    FalseAlarm,
+    Claim,
+    Release,
+    Note,
+    Call,
+    Escalate,
+}
+
+/// Why a frame could not become a request. The names label `anxin_ws_frames_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not a frame this endpoint understands")]
+    Malformed,
+    #[error("this frame is for responders")]
+    NotAResponder,
+    #[error("this frame is for dispatchers")]
+    NotADispatcher,
+    #[error("coordinates are out of range")]
+    BadLocation,
+    #[error("a responder_id is required to assign")]
+    MissingResponder,
+}
+
+impl FrameError {
+    pub fn as_label(self) -> &'static str {
+        match self {
+            FrameError::Malformed => "malformed",
+            FrameError::NotAResponder => "not_a_responder",
+            FrameError::NotADispatcher => "not_a_dispatcher",
+            FrameError::BadLocation => "bad_location",
+            FrameError::MissingResponder => "missing_responder",
+        }
+    }
+}
+
+/// The `request_id` field of a frame, whichever it is (borrowed as the frame is).
+macro_rules! request_id_of {
+    ($frame:expr) => {
+        match $frame {
+            ClientFrame::Accept { request_id, .. }
+            | ClientFrame::Decline { request_id, .. }
+            | ClientFrame::EnRoute { request_id, .. }
+            | ClientFrame::OnScene { request_id, .. }
+            | ClientFrame::Resolve { request_id, .. }
+            | ClientFrame::Duty { request_id, .. }
+            | ClientFrame::Location { request_id, .. }
+            | ClientFrame::Command { request_id, .. }
+            | ClientFrame::Suggest { request_id, .. }
+            | ClientFrame::Timeline { request_id, .. } => request_id,
+        }
+    };
+}
+
+impl ClientFrame {
+    /// Reads a frame from its JSON text. Only an object is a frame: serde would otherwise take
+    /// an array's items as the fields in order (`["accept", 7, null]`).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        if !text.trim_ascii_start().starts_with('{') {
+            return Err(serde::de::Error::custom("a frame is a JSON object"));
+        }
+        serde_json::from_str(text)
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames serialise")
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        request_id_of!(self).as_deref()
+    }
+
+    /// A dispatcher's `command` frame with its one detail where the action reads it: the
+    /// responder to assign, the outcome to resolve or close with, the reason to cancel or
+    /// call a false alarm, a note's text, whom a call was with, an escalation's number.
+    pub fn command(
+        incident_id: u64,
+        action: DispatcherVerb,
+        detail: Option<String>,
+        request_id: Option<String>,
+    ) -> Self {
+        let mut frame = ClientFrame::Command {
+            incident_id,
+            action,
+            responder_id: None,
+            reason: None,
+            outcome: None,
+            text: None,
+            who: None,
+            number: None,
+            reference: None,
+            request_id,
+        };
+        if let ClientFrame::Command { responder_id, reason, outcome, text, who, number, .. } = &mut frame {
+            let slot = match action {
+                DispatcherVerb::Assign => responder_id,
+                DispatcherVerb::Resolve | DispatcherVerb::Close => outcome,
+                DispatcherVerb::Cancel | DispatcherVerb::FalseAlarm => reason,
+                DispatcherVerb::Note => text,
+                DispatcherVerb::Call => who,
+                DispatcherVerb::Escalate => number,
+                DispatcherVerb::TakeOffLadder
+                | DispatcherVerb::Acknowledge
+                | DispatcherVerb::Claim
+                | DispatcherVerb::Release => return frame,
+            };
+            *slot = detail;
+        }
+        frame
+    }
+
+    /// Gives the frame the id its `result` will echo.
+    pub fn set_request_id(&mut self, id: Option<String>) {
+        *request_id_of!(self) = id;
+    }
+
+    /// The request this frame makes, for a caller of this kind.
+    pub fn into_request(self, caller: &Caller) -> Result<Request, FrameError> {
+        let responder = matches!(caller, Caller::Responder(_));
+        let respond = |incident_id: u64, action| {
+            if responder {
+                Ok(Request::Respond { incident: IncidentId(incident_id), action })
+            } else {
+                Err(FrameError::NotAResponder)
+            }
+        };
+        match self {
+            ClientFrame::Accept { incident_id, .. } => respond(incident_id, ResponderAction::Accept),
+            ClientFrame::Decline { incident_id, .. } => respond(incident_id, ResponderAction::Decline),
+            ClientFrame::EnRoute { incident_id, .. } => respond(incident_id, ResponderAction::EnRoute),
+            ClientFrame::OnScene { incident_id, .. } => respond(incident_id, ResponderAction::OnScene),
+            ClientFrame::Resolve { incident_id, outcome, .. } => {
+                respond(incident_id, ResponderAction::Resolve { outcome })
+            }
+            ClientFrame::Duty { on, .. } if responder => Ok(Request::Duty { on }),
+            ClientFrame::Location { lat, lon, .. } if responder => {
+                Coordinates::new(lat, lon).map(|at| Request::Location { at }).map_err(|_| FrameError::BadLocation)
+            }
+            ClientFrame::Duty { .. } | ClientFrame::Location { .. } => Err(FrameError::NotAResponder),
+            ClientFrame::Command { .. } | ClientFrame::Suggest { .. } | ClientFrame::Timeline { .. } if responder => {
+                Err(FrameError::NotADispatcher)
+            }
+            ClientFrame::Suggest { incident_id, .. } => Ok(Request::Suggest { incident: IncidentId(incident_id) }),
+            ClientFrame::Timeline { incident_id, .. } => Ok(Request::Timeline { incident: IncidentId(incident_id) }),
+            ClientFrame::Command {
+                incident_id,
+                action,
+                responder_id,
+                reason,
+                outcome,
+                text,
+                who,
+                number,
+                reference,
+                ..
+            } => {
+                let note = text;
+                let text = |t: Option<String>| t.unwrap_or_default();
+                let action = match action {
+                    DispatcherVerb::Assign => {
+                        let id = responder_id.ok_or(FrameError::MissingResponder)?;
+                        DispatcherAction::Assign {
+                            responder: ResponderId::parse(id).map_err(|_| FrameError::MissingResponder)?,
+                        }
+                    }
+                    DispatcherVerb::TakeOffLadder => DispatcherAction::TakeOffLadder,
+                    DispatcherVerb::Acknowledge => DispatcherAction::Acknowledge,
+                    DispatcherVerb::Resolve => DispatcherAction::Resolve { outcome: text(outcome) },
+                    DispatcherVerb::Close => DispatcherAction::Close { outcome: text(outcome) },
+                    DispatcherVerb::Cancel => DispatcherAction::Cancel { reason: text(reason) },
+                    DispatcherVerb::FalseAlarm => DispatcherAction::FalseAlarm { reason: text(reason) },
+                    DispatcherVerb::Claim => DispatcherAction::Claim,
+                    DispatcherVerb::Release => DispatcherAction::Release,
+                    DispatcherVerb::Note => DispatcherAction::Note { text: text(note) },
+                    DispatcherVerb::Call => {
+                        DispatcherAction::LogCall { who: text(who), number, outcome: text(outcome) }
+                    }
+                    DispatcherVerb::Escalate => DispatcherAction::Escalate { number: text(number), reference },
+                };
+                Ok(Request::Dispatch { incident: IncidentId(incident_id), action })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ClientFrame, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+
+    #[test]
+    fn frames_become_requests_only_for_the_right_caller() {
+        let r = Caller::Responder(ResponderId::parse("r1").unwrap());
+        let d = Caller::Dispatcher { id: "王".into(), supervisor: false };
+        let accept = parse(r#"{"type":"accept","incident_id":7,"request_id":"a"}"#).unwrap();
+        assert_eq!(accept.request_id(), Some("a"));
+        assert_eq!(
+            accept.into_request(&r),
+            Ok(Request::Respond { incident: IncidentId(7), action: ResponderAction::Accept })
+        );
+        let accept = parse(r#"{"type":"accept","incident_id":7}"#).unwrap();
+        assert_eq!(accept.into_request(&d), Err(FrameError::NotAResponder));
+        let cmd = parse(r#"{"type":"command","incident_id":7,"action":"assign","responder_id":"r2"}"#).unwrap();
+        assert_eq!(cmd.into_request(&r), Err(FrameError::NotADispatcher));
+        let cmd = parse(r#"{"type":"command","incident_id":7,"action":"assign"}"#).unwrap();
+        assert_eq!(cmd.into_request(&d), Err(FrameError::MissingResponder));
+        let bad = parse(r#"{"type":"location","lat":91,"lon":0}"#).unwrap();
+        assert_eq!(bad.into_request(&r), Err(FrameError::BadLocation));
+        assert!(parse(r#"{"type":"accept"}"#).is_err(), "incident_id is required");
+        assert!(parse(r#"{"type":"accept","incident_id":1,"extra":1}"#).is_err(), "unknown fields are refused");
+        assert!(parse(r#"{"type":"dance"}"#).is_err());
+        let note = parse(r#"{"type":"command","incident_id":7,"action":"note","text":"女儿已出发"}"#).unwrap();
+        let want = DispatcherAction::Note { text: "女儿已出发".into() };
+        assert_eq!(note.into_request(&d), Ok(Request::Dispatch { incident: IncidentId(7), action: want }));
+        let call =
+            r#"{"type":"command","incident_id":7,"action":"call","who":"女儿","number":"137","outcome":"going"}"#;
+        let want =
+            DispatcherAction::LogCall { who: "女儿".into(), number: Some("137".into()), outcome: "going".into() };
+        assert_eq!(
+            parse(call).unwrap().into_request(&d),
+            Ok(Request::Dispatch { incident: IncidentId(7), action: want })
+        );
+        let suggest = parse(r#"{"type":"suggest","incident_id":7}"#).unwrap();
+        assert_eq!(suggest.into_request(&r), Err(FrameError::NotADispatcher));
+    }
+
+    #[test]
+    fn a_built_command_carries_its_detail_where_its_action_reads_it() {
+        let d = Caller::Dispatcher { id: "王".into(), supervisor: false };
+        let request = |action, detail: &str| {
+            let mut frame = ClientFrame::command(7, action, Some(detail.into()), None);
+            frame.set_request_id(Some("c-1".into()));
+            assert_eq!(frame.request_id(), Some("c-1"));
+            let wire = ClientFrame::from_json(&frame.to_json()).expect("it reads back");
+            assert_eq!(wire, frame);
+            match frame.into_request(&d) {
+                Ok(Request::Dispatch { action, .. }) => action,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r2 = ResponderId::parse("r2").unwrap();
+        assert_eq!(request(DispatcherVerb::Assign, "r2"), DispatcherAction::Assign { responder: r2 });
+        assert_eq!(
+            request(DispatcherVerb::Cancel, "by mistake"),
+            DispatcherAction::Cancel { reason: "by mistake".into() }
+        );
+        assert_eq!(request(DispatcherVerb::Close, "fine"), DispatcherAction::Close { outcome: "fine".into() });
+        assert_eq!(
+            request(DispatcherVerb::Escalate, "120"),
+            DispatcherAction::Escalate { number: "120".into(), reference: None }
+        );
+        assert_eq!(request(DispatcherVerb::Claim, "ignored"), DispatcherAction::Claim);
+    }
+}
