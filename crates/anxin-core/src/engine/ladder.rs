@@ -1,5 +1,11 @@
 //! The ladder: offers with deadlines, and the escalation from responders to the station's
-//! duty line to a dispatcher. Whom to offer next is `super::candidates`' answer.
+//! duty line to a dispatcher.
+//!
+//! Every offer has a deadline and every deadline an escalation: the responders who get there
+//! soonest, as many as the kind's ladder allows (some at once when it offers in parallel);
+//! then the nearest station's duty line; then a dispatcher, reminded until a person acts.
+//! Whom to offer next is `super::candidates`' answer; the deadlines are kept in
+//! `super::timers`.
 
 use super::candidates::Candidates;
 use super::{Engine, Outbox};
