@@ -635,6 +635,20 @@ async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> 
     tokio::time::timeout(limit, f).await.map_err(|_| Lost::Timeout(limit))
 }
 
+impl anxin_proto::Delivery for Inbound {
+    fn topic(&self) -> &str {
+        &self.publish.topic
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.publish.payload
+    }
+
+    fn received(&self) -> Instant {
+        self.received
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,19 +700,5 @@ mod tests {
         let Ok(Packet::Publish(again)) = Packet::read(&mut out, MQTT_MAX_PACKET_BYTES) else { panic!("a PUBLISH") };
         assert!(again.dup);
         assert_eq!(again.topic, "t/1");
-    }
-}
-
-impl anxin_proto::Delivery for Inbound {
-    fn topic(&self) -> &str {
-        &self.publish.topic
-    }
-
-    fn payload(&self) -> &[u8] {
-        &self.publish.payload
-    }
-
-    fn received(&self) -> Instant {
-        self.received
     }
 }
