@@ -307,10 +307,11 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, out, phones, responders, replies, open_incidents } = step;
+    let Step { messages, mut out, phones, responders, replies, open_incidents } = step;
     let Stages { stored, after, shown } = stages;
     let mut messages = Some(messages);
-    let mut deltas = Some(out.deltas.clone());
+    // The consoles' views are not stored; they leave the batch here instead of being copied.
+    let mut deltas = Some(std::mem::take(&mut out.deltas));
     match fault {
         Fault::None => {}
         Fault::AckBeforeCommit => acknowledge(&ports, messages.take().unwrap_or_default()),
