@@ -833,7 +833,10 @@ impl Phone {
                                 None
                             } else {
                                 l.offers_declined += 1;
-                                Some((now + delay, ClientFrame::Decline { incident_id, request_id: None }))
+                                Some((
+                                    now + delay,
+                                    ClientFrame::Decline { incident_id, reason: None, request_id: None },
+                                ))
                             }
                         }
                         "accepted" => {

@@ -4,7 +4,7 @@
 //! `anxin_proto::ws` and re-exported here.
 
 pub use anxin_proto::ws::{ClientFrame, DispatcherVerb, FrameError};
-pub use anxin_proto::{Answer, Caller, Command, CommandSender, Reply, Request};
+pub use anxin_proto::{Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of a sign-in token, lowercase hex: what the registry keeps instead of the token.

@@ -3,7 +3,7 @@
 //! metrics.
 
 use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
-use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Reply, Request};
+use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Refused, Reply, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
 use anxin_core::{IncidentEvent, IncidentId, ResponderId, Timestamp};
@@ -321,11 +321,17 @@ async fn session_get(State(state): State<ApiState>, headers: HeaderMap) -> Respo
     }
 }
 
-/// Signs out: the session ends and the cookie is cleared. Open consoles keep their socket
-/// until it closes; the next one needs a new sign-in.
+/// Signs out: the session ends, the dispatcher's claims end, and the cookie is cleared. Open
+/// consoles keep their socket until it closes; the next one needs a new sign-in.
 async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
         if let Some(token) = session_token(value) {
+            if let Some(user) = state.sessions.user(token) {
+                // Their claims end with the session: an incident that needs a person must
+                // not wait behind the name of somebody gone home.
+                let caller = Caller::Dispatcher { id: user.id, supervisor: false };
+                let _ = submit(&state, caller, Request::SignedOut).await.await;
+            }
             state.sessions.sign_out(token);
         }
     }
@@ -391,8 +397,13 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
         Peer::Phone(_) => &state.phones,
     };
     gauge.inc();
+    let mut staff = None;
     let (caller, mut feed, mut pending, mut last_sent) = match peer {
         Peer::Console { user, since, history } => {
+            if state.hub.staff_connected(&user.id) {
+                tell_presence(&state, &user.id, true).await;
+            }
+            staff = Some(user.id.clone());
             let supervisor = user.role == anxin_core::StaffRole::Supervisor;
             let caller = Caller::Dispatcher { id: user.id.clone(), supervisor };
             let welcome = ServerFrame::Welcome(Welcome {
@@ -414,6 +425,10 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
     };
     let (mut sink, mut stream) = socket.split();
     let mut answers = FuturesUnordered::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset(); // the first one a heartbeat from now
+    let mut last_heard = tokio::time::Instant::now();
     'conn: loop {
         // Everything pending goes out in one write: in a surge a console is sent thousands of
         // frames a second, and a flush (a system call) per frame costs more than the frames.
@@ -444,11 +459,25 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             incoming = stream.next(), if answers.len() < MAX_ANSWERS_AWAITED => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(Message::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
                     let due = read_frame(&state, &caller, text.as_str()).await;
                     answers.push(due);
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(), // a pong, most likely
             },
+            _ = heartbeat.tick() => {
+                // A peer that has answered nothing (not even the pings browsers answer by
+                // themselves) for this long is gone without closing: a stalled network.
+                if last_heard.elapsed() > PEER_SILENT_LIMIT {
+                    tracing::info!("socket silent too long; closing it");
+                    break;
+                }
+                let beat = ServerFrame::Heartbeat { seq: state.hub.seq(), server_time: (state.clock)() };
+                pending.push(Frame::unsequenced(beat.to_json().into()));
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
             Some(answer) = answers.next(), if !answers.is_empty() => {
                 if let Some(answer) = answer {
                     pending.push(Frame::unsequenced(answer.into_frame().to_json().into()));
@@ -460,7 +489,26 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
         }
     }
     gauge.dec();
+    if let Some(staff) = staff {
+        if state.hub.staff_disconnected(&staff) {
+            tell_presence(&state, &staff, false).await;
+        }
+    }
 }
+
+/// Tells the engine a dispatcher's first console connected or their last one closed (their
+/// claims end if they stay away).
+async fn tell_presence(state: &ApiState, staff: &str, online: bool) {
+    let caller = Caller::Dispatcher { id: staff.to_string(), supervisor: false };
+    let command = Command { caller, request: Request::Presence { online }, reply: None };
+    let _ = state.commands.send(command).await;
+}
+
+/// How often every socket is sent a `heartbeat` frame (and a ping).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A socket whose peer has sent nothing, not even a pong, for this long is closed.
+const PEER_SILENT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Most answers one socket may be waiting for at once; past it, its frames wait unread.
 const MAX_ANSWERS_AWAITED: usize = 64;
@@ -478,7 +526,7 @@ async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue 
         Ok(f) => f,
         Err(e) => {
             state.frames_rejected.with_label_values(&[FrameError::Malformed.as_label()]).inc();
-            let error = format!("{}: {e}", FrameError::Malformed);
+            let error = Refused::new(FrameError::Malformed.as_label(), format!("{}: {e}", FrameError::Malformed));
             return Box::pin(std::future::ready(Some(ResultFrame::new(None, Err(error)))));
         }
     };
@@ -489,7 +537,7 @@ async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue 
         Ok(request) => submit(state, caller.clone(), request).await,
         Err(e) => {
             state.frames_rejected.with_label_values(&[e.as_label()]).inc();
-            Box::pin(std::future::ready(Err(e.to_string())))
+            Box::pin(std::future::ready(Err(Refused::new(e.as_label(), e.to_string()))))
         }
     };
     Box::pin(async move {
@@ -501,9 +549,12 @@ async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue 
 /// An incident's audit trail, from the store (everything shown has been stored).
 async fn timeline(timeline: Arc<dyn Timeline>, incident: IncidentId) -> Answer {
     match timeline.incident_events(incident).await {
-        Ok(events) if events.is_empty() => Err(format!("incident {incident} does not exist")),
+        Ok(events) if events.is_empty() => {
+            Err(Refused::new("no_such_incident", format!("incident {incident} does not exist"))
+                .with("incident", incident))
+        }
         Ok(events) => Ok(Reply::Events(events)),
-        Err(TimelineUnavailable) => Err("the store cannot be read right now".into()),
+        Err(TimelineUnavailable) => Err(Refused::new("store_unavailable", "the store cannot be read right now")),
     }
 }
 
@@ -513,17 +564,19 @@ async fn submit(state: &ApiState, caller: Caller, request: Request) -> BoxFuture
     let (tx, rx) = tokio::sync::oneshot::channel();
     let command = Command { caller, request, reply: Some(tx) };
     if state.commands.send(command).await.is_err() {
-        return Box::pin(std::future::ready(Err("the engine is stopping".into())));
+        return Box::pin(std::future::ready(Err(Refused::new("stopping", "the engine is stopping"))));
     }
     // The wait starts now, not when the answer is first looked for.
     let reply = tokio::time::timeout(ANSWER_WAIT, rx);
     Box::pin(async move {
         match reply.await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the engine stopped before answering".into()),
+            Ok(Err(_)) => Err(Refused::new("stopping", "the engine stopped before answering")),
             // Not applied if it was still queued; if it was being stored, it may yet take
             // effect, and the phone's or console's next frames will show it.
-            Err(_) => Err("no answer in time: check the current state before trying again".into()),
+            Err(_) => {
+                Err(Refused::new("no_answer_in_time", "no answer in time: check the current state before trying again"))
+            }
         }
     })
 }

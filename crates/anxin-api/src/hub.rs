@@ -46,6 +46,8 @@ struct State {
     recent: VecDeque<Frame>,
     responders: BTreeMap<ResponderId, ResponderView>,
     stations: Vec<StationView>,
+    /// Consoles connected per member of staff.
+    online: BTreeMap<String, usize>,
 }
 
 /// Where consoles subscribe. Cheap to share; the lock is held only to copy or append.
@@ -78,6 +80,7 @@ impl Hub {
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),
                 stations: Vec::new(),
+                online: BTreeMap::new(),
             }),
             tx,
             replay_capacity,
@@ -135,7 +138,7 @@ impl Hub {
         let state = self.state.lock().expect("hub lock");
         let live = self.tx.subscribe();
         let same_history = history.is_none_or(|h| h == self.history);
-        let mut initial = vec![Self::roster(&state)];
+        let mut initial = vec![Self::roster(&state), Self::presence(&state)];
         match since {
             Some(s) if same_history && s >= state.evicted_upto && s <= state.seq => {
                 initial.extend(state.recent.iter().filter(|f| f.seq > s).cloned());
@@ -143,6 +146,43 @@ impl Hub {
             _ => initial.push(self.snapshot(&state, server_time)),
         }
         Subscription { initial, live }
+    }
+
+    /// A console of `staff` connected: `true` if it is their first, and then every console is
+    /// told who is online now.
+    pub fn staff_connected(&self, staff: &str) -> bool {
+        let mut state = self.state.lock().expect("hub lock");
+        let count = state.online.entry(staff.to_string()).or_default();
+        *count += 1;
+        let first = *count == 1;
+        if first {
+            let _ = self.tx.send(Self::presence(&state));
+        }
+        first
+    }
+
+    /// A console of `staff` closed: `true` if it was their last, and then every console is
+    /// told who is online now.
+    pub fn staff_disconnected(&self, staff: &str) -> bool {
+        let mut state = self.state.lock().expect("hub lock");
+        let Some(count) = state.online.get_mut(staff) else { return false };
+        *count -= 1;
+        let last = *count == 0;
+        if last {
+            state.online.remove(staff);
+            let _ = self.tx.send(Self::presence(&state));
+        }
+        last
+    }
+
+    /// Who has a console connected, sorted.
+    pub fn online(&self) -> Vec<String> {
+        self.state.lock().expect("hub lock").online.keys().cloned().collect()
+    }
+
+    fn presence(state: &State) -> Frame {
+        let online = state.online.keys().cloned().collect();
+        Frame::unsequenced(ServerFrame::Presence { online }.to_json().into())
     }
 
     fn roster(state: &State) -> Frame {

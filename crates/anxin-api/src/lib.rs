@@ -11,7 +11,7 @@ pub mod responders;
 
 pub use anxin_proto::{rest, ws};
 pub use auth::{hash_password, Sessions, User};
-pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Reply, Request};
+pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;

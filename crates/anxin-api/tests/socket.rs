@@ -61,6 +61,8 @@ struct Api {
     console: Console,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: std::net::SocketAddr,
+    token: String,
 }
 
 async fn spawn_api() -> Api {
@@ -105,8 +107,16 @@ async fn spawn_api() -> Api {
         other => panic!("not a welcome: {other:?}"),
     }
     assert!(matches!(next_frame(&mut console).await, ServerFrame::Roster { .. }));
+    match next_frame(&mut console).await {
+        ServerFrame::Presence { online } => assert_eq!(online, ["wang"], "the console's own dispatcher is online"),
+        other => panic!("not the presence: {other:?}"),
+    }
     assert!(matches!(next_frame(&mut console).await, ServerFrame::Snapshot { .. }));
-    Api { hub, engine, console, shutdown, server }
+    let mut engine = engine;
+    let told = engine.recv().await.expect("the engine is told who came online");
+    assert_eq!(told.request, anxin_api::Request::Presence { online: true });
+    assert_eq!(told.caller, anxin_api::Caller::Dispatcher { id: "wang".into(), supervisor: false });
+    Api { hub, engine, console, shutdown, server, http, token }
 }
 
 async fn send(console: &mut Console, frame: &str) {
@@ -115,13 +125,16 @@ async fn send(console: &mut Console, frame: &str) {
 
 #[tokio::test]
 async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() {
-    let Api { hub, mut engine, mut console, shutdown, server } = spawn_api().await;
+    let Api { hub, mut engine, mut console, shutdown, server, .. } = spawn_api().await;
 
     send(&mut console, r#"{"type":"command","incident_id":1,"action":"acknowledge","request_id":"held"}"#).await;
     let held = engine.recv().await.expect("the command reached the engine");
     assert_eq!(
         held.request,
-        anxin_api::Request::Dispatch { incident: IncidentId(1), action: anxin_core::DispatcherAction::Acknowledge }
+        anxin_api::Request::Dispatch {
+            incident: IncidentId(1),
+            action: anxin_core::DispatcherAction::Acknowledge { alarm: None }
+        }
     );
 
     // The answer is held back; the feed is not.
@@ -157,11 +170,14 @@ async fn a_later_command_is_answered_while_an_earlier_one_waits() {
     let first = engine.recv().await.expect("the first command reached the engine");
     send(&mut console, r#"{"type":"command","incident_id":2,"action":"claim","request_id":"second"}"#).await;
     let second = engine.recv().await.expect("the second command reached the engine, the first still unanswered");
-    second.reply.expect("a reply is wanted").send(Err("incident 2 is not open".into())).unwrap();
+    let refused = anxin_api::Refused::new("incident_not_open", "incident 2 is not open").with("incident", 2);
+    second.reply.expect("a reply is wanted").send(Err(refused)).unwrap();
     match next_frame(&mut console).await {
         ServerFrame::Result(result) => {
             assert_eq!(result.request_id.as_deref(), Some("second"), "answered before the first");
             assert_eq!(result.error.as_deref(), Some("incident 2 is not open"));
+            assert_eq!(result.code.as_deref(), Some("incident_not_open"), "a code the page translates");
+            assert_eq!(result.args.get("incident").map(String::as_str), Some("2"));
         }
         other => panic!("not the second's answer: {other:?}"),
     }
@@ -169,6 +185,47 @@ async fn a_later_command_is_answered_while_an_earlier_one_waits() {
     match next_frame(&mut console).await {
         ServerFrame::Result(result) => assert_eq!((result.request_id.as_deref(), result.ok), (Some("first"), true)),
         other => panic!("not the first's answer: {other:?}"),
+    }
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A second console of the same dispatcher changes nothing; when the last one closes, the
+/// engine is told they are gone (their claims end if they stay away), and the other consoles
+/// see who is online.
+#[tokio::test]
+async fn the_engine_and_the_other_consoles_learn_who_is_online() {
+    let Api { mut engine, mut console, shutdown, server, http, token, .. } = spawn_api().await;
+    let connect = || async {
+        let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
+        request.headers_mut().insert("Cookie", format!("{}={token}", anxin_api::auth::SESSION_COOKIE).parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.expect("console connects").0
+    };
+    let mut second = connect().await;
+    for _ in 0..4 {
+        next_frame(&mut second).await; // welcome, roster, presence, snapshot
+    }
+    second.close(None).await.unwrap();
+    // The first console is still open: the dispatcher is still online, and nobody is told.
+    drop(second);
+    console.close(None).await.unwrap();
+    let told = engine.recv().await.expect("the engine is told");
+    assert_eq!(told.request, anxin_api::Request::Presence { online: false }, "only the last console going counts");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A socket on which nothing happens still hears from the server every few seconds, so a page
+/// can tell a quiet night from a stalled connection.
+#[tokio::test]
+async fn a_quiet_socket_hears_a_heartbeat_with_the_feeds_number() {
+    let Api { hub, mut console, shutdown, server, .. } = spawn_api().await;
+    match next_frame(&mut console).await {
+        ServerFrame::Heartbeat { seq, server_time } => {
+            assert_eq!(seq, hub.seq());
+            assert_eq!(server_time, Timestamp(1_763_000_000_000));
+        }
+        other => panic!("not a heartbeat: {other:?}"),
     }
     shutdown.cancel();
     server.await.unwrap().unwrap();

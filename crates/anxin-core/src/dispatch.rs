@@ -19,10 +19,21 @@ pub struct Search {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponderAction {
     Accept,
-    Decline,
+    /// Turn an offer down, saying why when they will (`too_far`, `busy`, `unwell`,
+    /// `no_transport`, `other`, or their own words).
+    Decline {
+        reason: Option<String>,
+    },
+    /// Give up a job they hold (accepted or assigned) because they cannot go after all: nobody
+    /// is going any more, and a dispatcher is called in at once.
+    Withdraw {
+        reason: String,
+    },
     EnRoute,
     OnScene,
-    Resolve { outcome: String },
+    Resolve {
+        outcome: String,
+    },
 }
 
 /// What a dispatcher can do with an incident.
@@ -34,8 +45,12 @@ pub enum DispatcherAction {
     },
     /// Stop the ladder: the dispatcher handles it by hand.
     TakeOffLadder,
-    /// Seen: stop the reminders (the incident stays where it is).
-    Acknowledge,
+    /// Seen: silence the alarm that is up and stop the reminders (the incident stays where it
+    /// is). `alarm` names the alarm the dispatcher saw (its `raised_seq`); if another has been
+    /// raised since, the acknowledgement is refused so that it cannot silence what nobody saw.
+    Acknowledge {
+        alarm: Option<u64>,
+    },
     Resolve {
         outcome: String,
     },
@@ -97,4 +112,44 @@ pub enum CommandError {
     ClaimedBy { incident: IncidentId, by: String },
     #[error("{0} is required")]
     Missing(&'static str),
+    #[error("incident {incident} raised a new alarm since: look again before acknowledging it")]
+    AlarmChanged { incident: IncidentId },
+}
+
+impl CommandError {
+    /// A stable code for the refusal, so pages can say it in the user's language.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::UnknownIncident(_) => "incident_not_open",
+            CommandError::UnknownResponder(_) => "unknown_responder",
+            CommandError::NotYours { .. } => "not_yours",
+            CommandError::IllegalTransition { .. } => "illegal_transition",
+            CommandError::OffDuty(_) => "off_duty",
+            CommandError::Busy { .. } => "responder_busy",
+            CommandError::MissingReason => "reason_required",
+            CommandError::ClaimedBy { .. } => "claimed_by_other",
+            CommandError::Missing(_) => "field_required",
+            CommandError::AlarmChanged { .. } => "alarm_changed",
+        }
+    }
+
+    /// The values a page needs to say the refusal in its own words.
+    pub fn args(&self) -> Vec<(&'static str, String)> {
+        match self {
+            CommandError::UnknownIncident(id) | CommandError::AlarmChanged { incident: id } => {
+                vec![("incident", id.to_string())]
+            }
+            CommandError::UnknownResponder(r) | CommandError::OffDuty(r) => vec![("responder", r.to_string())],
+            CommandError::NotYours { incident, responder } => {
+                vec![("incident", incident.to_string()), ("responder", responder.to_string())]
+            }
+            CommandError::IllegalTransition { from, to } => vec![("from", from.to_string()), ("to", to.to_string())],
+            CommandError::Busy { responder, incident } => {
+                vec![("responder", responder.to_string()), ("incident", incident.to_string())]
+            }
+            CommandError::MissingReason => vec![],
+            CommandError::ClaimedBy { incident, by } => vec![("incident", incident.to_string()), ("by", by.clone())],
+            CommandError::Missing(what) => vec![("what", what.to_string())],
+        }
+    }
 }

@@ -237,7 +237,8 @@ impl IncidentState {
             // The next responder; or an upgraded incident (an SOS after a service request).
             Offered => matches!(self, Offered | AwaitingDispatcher),
             StationAlerted => matches!(self, Offered | AwaitingDispatcher),
-            AwaitingDispatcher => matches!(self, Offered | StationAlerted),
+            // ...or the responder on the job gave it up.
+            AwaitingDispatcher => matches!(self, Offered | StationAlerted | Accepted | EnRoute),
             // Accepted by the responder offered, or assigned (and reassigned) by a dispatcher.
             Accepted => matches!(self, Offered | StationAlerted | AwaitingDispatcher | Accepted | EnRoute),
             EnRoute => matches!(self, Accepted),
@@ -275,6 +276,96 @@ pub enum DispatcherNeeded {
     OnSceneOverdue,
     /// A dispatcher took the incident off the ladder to handle it by hand.
     HandledByDispatcher,
+}
+
+/// What needs a person now. The engine derives it from the incident's changes, so every
+/// console shows the same alarm whenever it connected; acknowledging one need silences that
+/// need only, and the next one sounds again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    /// A new emergency (or a request that became one) no dispatcher has seen yet; the ladder
+    /// is working on it.
+    NewEmergency,
+    /// The device sent something unreadable: it may have been a press; call the elder back.
+    Unreadable,
+    /// A non-emergency request waits for a dispatcher.
+    ServiceRequest,
+    /// Every rung was tried and nobody is going: call the emergency number.
+    NobodyGoing,
+    /// The responder has not reported on scene in time: the closed loop is missed.
+    OnSceneOverdue,
+    /// The elder asked to cancel: a dispatcher verifies before closing.
+    CancelRequested,
+    /// The dispatcher who held it signed out or went offline while it still needs a person.
+    ClaimantGone,
+}
+
+/// How loud an alarm is: consoles sound each level differently, the most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmLevel {
+    /// Somebody must act now or nobody helps the elder (nobody going, not on scene in time).
+    Critical,
+    /// A person must look now (a new emergency, an unreadable press, an unowned incident).
+    Urgent,
+    /// A person should look soon (a service request, a request to cancel).
+    Routine,
+}
+
+impl Alarm {
+    fn raised(need: Need, event: &IncidentEvent) -> Self {
+        Alarm { need, level: need.level(), raised_seq: event.seq, raised_at: event.at, reminders: 0 }
+    }
+}
+
+impl Need {
+    pub fn level(self) -> AlarmLevel {
+        match self {
+            Need::NobodyGoing | Need::OnSceneOverdue => AlarmLevel::Critical,
+            Need::NewEmergency | Need::Unreadable | Need::ClaimantGone => AlarmLevel::Urgent,
+            Need::ServiceRequest | Need::CancelRequested => AlarmLevel::Routine,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Need::NewEmergency => "new_emergency",
+            Need::Unreadable => "unreadable",
+            Need::ServiceRequest => "service_request",
+            Need::NobodyGoing => "nobody_going",
+            Need::OnSceneOverdue => "on_scene_overdue",
+            Need::CancelRequested => "cancel_requested",
+            Need::ClaimantGone => "claimant_gone",
+        }
+    }
+
+    /// The need behind a dispatcher being wanted, when a reminder or a lost claim raises it
+    /// again. A dispatcher handling it by hand needs no alarm for that.
+    fn of(needed: DispatcherNeeded) -> Option<Need> {
+        match needed {
+            DispatcherNeeded::UnreadableMessage => Some(Need::Unreadable),
+            DispatcherNeeded::ServiceRequest => Some(Need::ServiceRequest),
+            DispatcherNeeded::NobodyGoing => Some(Need::NobodyGoing),
+            DispatcherNeeded::OnSceneOverdue => Some(Need::OnSceneOverdue),
+            DispatcherNeeded::HandledByDispatcher => None,
+        }
+    }
+}
+
+/// An alarm up on an incident: what needs a person, since when, and which event raised it
+/// (what a dispatcher acknowledges, so an acknowledgement of an older alarm cannot silence a
+/// newer one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub need: Need,
+    pub level: AlarmLevel,
+    /// The sequence number of the event that raised it: its id.
+    pub raised_seq: u64,
+    pub raised_at: Timestamp,
+    /// Reminders the engine has given since it was raised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
 }
 
 /// Where the position of an incident came from.
@@ -356,9 +447,12 @@ pub struct Incident {
     /// The dispatcher who owns the incident (staff id); the others see who.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
-    /// When a dispatcher first acknowledged (or claimed) it: consoles stop sounding then.
+    /// When a dispatcher first acknowledged (or claimed) it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
+    /// What needs a person now, until a person acts on it; every console sounds for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<Alarm>,
 }
 
 impl Incident {
@@ -380,6 +474,11 @@ impl Incident {
             IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
             IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
+        };
+        let need = match kind {
+            IncidentKind::Unreadable => Need::Unreadable,
+            IncidentKind::Service => Need::ServiceRequest,
+            IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => Need::NewEmergency,
         };
         let mut ladder = Ladder::default();
         if !kind.is_emergency() {
@@ -408,6 +507,7 @@ impl Incident {
             outcome: None,
             claimed_by: None,
             acknowledged_at: None,
+            alarm: Some(Alarm::raised(need, event)),
         })
     }
 
@@ -435,6 +535,7 @@ impl Incident {
             Change::PressJoined { press_count, .. } => self.press_count = *press_count,
             Change::KindChanged { from, to } => {
                 self.kind = *to;
+                self.raise(Need::NewEmergency, event);
                 let number = policy.standing_number(*to);
                 if number.is_some() && self.state != IncidentState::Resolved {
                     self.ladder.emergency_number = number;
@@ -458,7 +559,7 @@ impl Incident {
                 self.ladder.offers.push(offer);
                 self.ladder.offer_deadline = self.ladder.offers.iter().map(|o| o.deadline).min();
             }
-            Change::OfferDeclined { responder_id }
+            Change::OfferDeclined { responder_id, .. }
             | Change::OfferTimedOut { responder_id }
             | Change::OfferWithdrawn { responder_id } => {
                 let ladder = &mut self.ladder;
@@ -484,20 +585,45 @@ impl Incident {
                 self.ladder.emergency_number = emergency_number.clone();
                 self.ladder.station_deadline = None;
                 self.ladder.remind_at = remind_from_now();
+                self.raise(Need::NobodyGoing, event);
             }
             Change::Reminder { count } => {
                 self.ladder.reminders = *count;
                 self.ladder.remind_at = remind_from_now();
+                // A reminder due is a need again, whoever saw the last one.
+                match (&mut self.alarm, self.dispatcher_needed.and_then(Need::of)) {
+                    (Some(alarm), _) => alarm.reminders += 1,
+                    (None, Some(need)) => self.raise(need, event),
+                    (None, None) => {}
+                }
             }
             Change::Accepted { responder_id } => {
                 let taken = self.ladder.offers.iter().position(|o| &o.responder_id == responder_id);
                 let offer = self.ladder.offers.remove(taken.expect("the accepted offer is live"));
                 self.start_job(Assigned { id: offer.responder_id, distance_m: offer.distance_m }, at, policy);
+                // Somebody is going: that need is met. One nobody has seen (a new emergency, a
+                // request to cancel) still needs a dispatcher's eyes.
+                self.silence(&[Need::NobodyGoing, Need::OnSceneOverdue, Need::ClaimantGone]);
             }
             Change::Assigned { responder_id, distance_m } => {
                 // An offer to this very responder becomes their job.
                 self.ladder.offers.clear();
                 self.start_job(Assigned { id: responder_id.clone(), distance_m: *distance_m }, at, policy);
+                self.alarm = None; // a dispatcher acted
+            }
+            Change::Withdrew { responder_id, .. } => {
+                self.state = IncidentState::AwaitingDispatcher;
+                self.responder = None;
+                self.dispatcher_needed = Some(DispatcherNeeded::NobodyGoing);
+                let l = &mut self.ladder;
+                if !l.tried.contains(responder_id) {
+                    l.tried.push(responder_id.clone());
+                }
+                l.rung = Rung::Dispatcher;
+                l.on_scene_by = None;
+                l.emergency_number = policy.emergency_number(self.kind);
+                l.remind_at = remind_from_now();
+                self.raise(Need::NobodyGoing, event);
             }
             Change::EnRoute => self.state = IncidentState::EnRoute,
             Change::OnScene => {
@@ -506,11 +632,13 @@ impl Incident {
                 if self.dispatcher_needed == Some(DispatcherNeeded::OnSceneOverdue) {
                     self.nobody_needed();
                 }
+                self.silence(&[Need::OnSceneOverdue]);
             }
             Change::OnSceneOverdue { .. } => {
                 self.dispatcher_needed = Some(DispatcherNeeded::OnSceneOverdue);
                 self.ladder.on_scene_by = None;
                 self.ladder.remind_at = remind_from_now();
+                self.raise(Need::OnSceneOverdue, event);
             }
             Change::TakenOffLadder => {
                 self.ladder.off_ladder = true;
@@ -522,13 +650,19 @@ impl Incident {
                 if !self.state.has_responder_on_job() {
                     self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
                 }
+                self.alarm = None; // a dispatcher acted
             }
-            Change::Acknowledged => {
+            // Seen: the alarm that was up and the reminders stop; the next need sounds again.
+            Change::Acknowledged { .. } => {
                 self.ladder.remind_at = None;
                 self.acknowledged_at.get_or_insert(at);
+                self.alarm = None;
             }
-            // A person has acted: the reminders stop, as with an acknowledgement.
-            Change::EmergencyCalled { .. } => self.ladder.remind_at = None,
+            // A person has acted: the reminders and the alarm stop, as with an acknowledgement.
+            Change::EmergencyCalled { .. } => {
+                self.ladder.remind_at = None;
+                self.alarm = None;
+            }
             Change::Resolved { outcome } => {
                 self.state = IncidentState::Resolved;
                 self.outcome = Some(outcome.clone());
@@ -536,16 +670,30 @@ impl Incident {
                 // The responder's name stays: who helped.
                 self.ladder =
                     Ladder { rung: Rung::Dispatcher, off_ladder: self.ladder.off_ladder, ..Ladder::default() };
+                self.alarm = None; // resolved rows stop alarming
             }
             Change::Closed { outcome } => self.end(IncidentState::Closed, outcome),
             Change::Cancelled { reason } => self.end(IncidentState::Cancelled, reason),
             Change::FalseAlarm { reason } => self.end(IncidentState::FalseAlarm, reason),
-            Change::CancelRequested { .. } => self.cancel_requested = true,
+            Change::CancelRequested { .. } => {
+                self.cancel_requested = true;
+                if self.state != IncidentState::Resolved {
+                    self.raise(Need::CancelRequested, event);
+                }
+            }
             Change::Claimed { by, .. } => {
                 self.claimed_by = Some(by.clone());
                 self.acknowledged_at.get_or_insert(at); // claiming it is seeing it
+                self.alarm = None;
             }
-            Change::Released { .. } => self.claimed_by = None,
+            Change::Released { why, .. } => {
+                self.claimed_by = None;
+                // The claimant left without handing it over: whatever still needs a person
+                // needs somebody else now.
+                if why.is_some() && self.dispatcher_needed.is_some() {
+                    self.raise(Need::ClaimantGone, event);
+                }
+            }
         }
     }
 
@@ -554,6 +702,22 @@ impl Incident {
         let l = &self.ladder;
         let remind_at = l.remind_at.filter(|_| self.dispatcher_needed.is_some());
         [l.offer_deadline, l.station_deadline, remind_at, l.on_scene_by].into_iter().flatten().min()
+    }
+
+    /// Raises an alarm for `need`, unless a more urgent one is up (that one stays: it still
+    /// needs a person, and the row says the rest).
+    fn raise(&mut self, need: Need, event: &IncidentEvent) {
+        if self.alarm.is_some_and(|up| up.level < need.level()) {
+            return;
+        }
+        self.alarm = Some(Alarm::raised(need, event));
+    }
+
+    /// Silences the alarm up if it is for one of `needs`.
+    fn silence(&mut self, needs: &[Need]) {
+        if self.alarm.is_some_and(|a| needs.contains(&a.need)) {
+            self.alarm = None;
+        }
     }
 
     /// Nobody needs a dispatcher any more, so nobody is reminded.
@@ -584,6 +748,7 @@ impl Incident {
         self.state = state;
         self.outcome = Some(outcome.to_string());
         self.nobody_needed();
+        self.alarm = None;
         let l = &mut self.ladder;
         (l.offer_deadline, l.station_deadline, l.on_scene_by) = (None, None, None);
     }
@@ -688,6 +853,14 @@ pub enum Change {
     },
     OfferDeclined {
         responder_id: ResponderId,
+        /// Why, when the responder said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The responder who held the job gave it up: nobody is going, a dispatcher must act.
+    Withdrew {
+        responder_id: ResponderId,
+        reason: String,
     },
     OfferTimedOut {
         responder_id: ResponderId,
@@ -724,7 +897,12 @@ pub enum Change {
         distance_m: f64,
     },
     TakenOffLadder,
-    Acknowledged,
+    /// A dispatcher saw the alarm that was up (`need`; absent in events logged before it was
+    /// written, or when none was up).
+    Acknowledged {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        need: Option<Need>,
+    },
     Resolved {
         outcome: String,
     },
@@ -761,8 +939,12 @@ pub enum Change {
         by: String,
         from: Option<String>,
     },
+    /// The claim ended: given up by `by`, or (with `why`) ended by the engine because its
+    /// holder signed out or stayed offline.
     Released {
         by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<ClaimEnd>,
     },
     Note {
         text: String,
@@ -784,6 +966,16 @@ pub enum Change {
     NobodyFreeAtStation {
         station_id: Option<StationId>,
     },
+}
+
+/// Why the engine ended a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimEnd {
+    /// Its holder signed out.
+    SignedOut,
+    /// Its holder had no console connected for longer than the policy allows.
+    Offline,
 }
 
 /// An event in the log: numbered globally, in the order the engine decided.
@@ -973,6 +1165,12 @@ pub struct IncidentView {
     pub updated_at: Timestamp,
     /// The dispatcher who owns it.
     pub claimed_by: Option<PartyView>,
-    /// When a dispatcher first acknowledged or claimed it; until then consoles sound.
+    /// When a dispatcher first acknowledged or claimed it.
     pub acknowledged_at: Option<Timestamp>,
+    /// What needs a person now: every console flags and sounds it until a person acts.
+    pub alarm: Option<Alarm>,
+    /// How many responders the ladder offers it to before the next rung (`ladder.offers_made`
+    /// of these are made); 0 for a kind that goes to a dispatcher first.
+    #[serde(default)]
+    pub offers_planned: u32,
 }

@@ -46,6 +46,9 @@ pub struct Policy {
     pub default_service_circle_min: u32,
     /// How long a responder's phone fix counts; then they are placed at their station.
     pub max_fix_age_ms: i64,
+    /// How long a dispatcher may have no console connected before their claims end (and
+    /// whatever still needs a person alarms again); signing out ends them at once.
+    pub claim_offline_release_ms: i64,
     /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
     /// medical until a person knows better).
     pub medical_number: String,
@@ -162,6 +165,7 @@ impl Default for Policy {
             fire_number: "119".to_string(),
             police_number: "110".to_string(),
             max_fix_age_ms: 10 * 60_000,
+            claim_offline_release_ms: 2 * 60_000,
             foot_mps: 1.2,
             ebike_mps: 4.0,
             car_mps: 6.0,

@@ -133,7 +133,7 @@ proptest! {
         agree(&e, id)?;
         for _ in 0..declines {
             let Some(offer) = e.incident(id).and_then(|i| i.ladder.offers.first().cloned()) else { break };
-            e.responder_acts(&offer.responder_id, id, ResponderAction::Decline, T0, &mut out).unwrap();
+            e.responder_acts(&offer.responder_id, id, ResponderAction::Decline { reason: None }, T0, &mut out).unwrap();
             agree(&e, id)?;
         }
     }

@@ -296,7 +296,7 @@ fn nobody_in_range_climbs_to_the_station_then_a_dispatcher_with_the_number_to_ca
         assert_eq!(e.open_incident_for(&dev()).unwrap().ladder.reminders, n);
     }
     let id = e.open_incident_for(&dev()).unwrap().id;
-    e.dispatcher_acts("王调度", id, DispatcherAction::Acknowledge, t, &mut out).unwrap();
+    e.dispatcher_acts("王调度", id, DispatcherAction::Acknowledge { alarm: None }, t, &mut out).unwrap();
     assert_eq!(e.next_deadline(), None, "acknowledged: no more reminders");
 }
 
@@ -316,10 +316,12 @@ fn a_decline_goes_to_the_next_responder_and_never_back() {
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
     assert_eq!(offered_to(&e).as_deref(), Some("r-home"));
-    e.responder_acts(&rid("r-home"), id, ResponderAction::Decline, T0.plus_millis(5_000), &mut out).unwrap();
+    e.responder_acts(&rid("r-home"), id, ResponderAction::Decline { reason: None }, T0.plus_millis(5_000), &mut out)
+        .unwrap();
     assert_eq!(offered_to(&e).as_deref(), Some("r-park"), "the next nearest on duty");
     assert!(e.matcher().is_available(&rid("r-home")), "who declined is free for other jobs");
-    e.responder_acts(&rid("r-park"), id, ResponderAction::Decline, T0.plus_millis(9_000), &mut out).unwrap();
+    e.responder_acts(&rid("r-park"), id, ResponderAction::Decline { reason: None }, T0.plus_millis(9_000), &mut out)
+        .unwrap();
     let i = e.open_incident_for(&dev()).unwrap();
     assert_eq!(i.state, IncidentState::StationAlerted, "nobody untried is left: the station");
     assert_eq!(i.ladder.tried, vec![rid("r-home"), rid("r-park")]);
@@ -636,7 +638,8 @@ fn with_parallel_offers_a_decline_brings_in_the_next_and_all_lapsing_climbs_on()
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
-    e.responder_acts(&rid("a"), id, ResponderAction::Decline, T0.plus_millis(10_000), &mut out).unwrap();
+    e.responder_acts(&rid("a"), id, ResponderAction::Decline { reason: None }, T0.plus_millis(10_000), &mut out)
+        .unwrap();
     assert_eq!(live_offers(&e), ["b", "c"], "c steps in beside b");
     let mut out = Outbox::default();
     e.tick(T0.plus_millis(Policy::default().offer_timeout_ms), &mut out);
@@ -658,7 +661,7 @@ fn each_kind_has_its_own_ladder() {
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
-    e.responder_acts(&rid("a"), id, ResponderAction::Decline, T0, &mut out).unwrap();
+    e.responder_acts(&rid("a"), id, ResponderAction::Decline { reason: None }, T0, &mut out).unwrap();
     let i = e.incident(id).unwrap();
     assert_eq!(i.state, IncidentState::AwaitingDispatcher, "one offer, no station: straight to a dispatcher");
     assert_eq!(i.ladder.emergency_number.as_deref(), Some("120"));
@@ -669,7 +672,7 @@ fn each_kind_has_its_own_ladder() {
     e.handle_device_event(&dev(), event("f", EventType::Fall, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
     for r in ["a", "b"] {
-        e.responder_acts(&rid(r), id, ResponderAction::Decline, T0, &mut out).unwrap();
+        e.responder_acts(&rid(r), id, ResponderAction::Decline { reason: None }, T0, &mut out).unwrap();
     }
     assert_eq!(live_offers(&e), ["c"]);
 

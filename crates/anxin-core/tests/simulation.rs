@@ -251,7 +251,7 @@ impl Sim {
                 if let Some(id) = target {
                     let action = match self.rng.random_range(0..10) {
                         0..3 => ResponderAction::Accept,
-                        3..5 => ResponderAction::Decline,
+                        3..5 => ResponderAction::Decline { reason: None },
                         5..7 => ResponderAction::EnRoute,
                         7..9 => ResponderAction::OnScene,
                         _ => ResponderAction::Resolve { outcome: "helped".into() },
@@ -278,7 +278,7 @@ impl Sim {
                     let action = match self.rng.random_range(0..13) {
                         0 => DispatcherAction::Assign { responder: self.responder() },
                         1 => DispatcherAction::TakeOffLadder,
-                        2 => DispatcherAction::Acknowledge,
+                        2 => DispatcherAction::Acknowledge { alarm: None },
                         3 => DispatcherAction::Resolve { outcome: "called back".into() },
                         4 | 5 => DispatcherAction::Close { outcome: "done".into() },
                         6 => DispatcherAction::Cancel { reason: "verified by phone".into() },

@@ -3,7 +3,10 @@
 //! frames that carry them over a socket are read in `anxin-api`; the engine's task applies them
 //! in its next batch and answers only after what they caused is stored.
 
-use anxin_core::{Coordinates, DispatcherAction, IncidentEvent, IncidentId, ResponderAction, ResponderId, Suggestion};
+use anxin_core::{
+    CommandError, Coordinates, DispatcherAction, IncidentEvent, IncidentId, ResponderAction, ResponderId, Suggestion,
+};
+use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
 
 /// Who is asking.
@@ -42,11 +45,55 @@ pub enum Request {
     Timeline {
         incident: IncidentId,
     },
+    /// A dispatcher's first console connected (`online`), or their last one closed. Sent by
+    /// the HTTP side, never read from a frame.
+    Presence {
+        online: bool,
+    },
+    /// A dispatcher signed out: their claims end. Sent by the HTTP side.
+    SignedOut,
 }
 
 /// What a request gets back: `Ok` once what it caused is stored, with data for a query;
-/// `Err` with a reason a person can read.
-pub type Answer = Result<Reply, String>;
+/// `Err` with why not.
+pub type Answer = Result<Reply, Refused>;
+
+/// Why a request was refused: a stable `code` a page translates (with `args` to fill in), and
+/// the same in English for logs and for clients that know no codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: String,
+    pub message: String,
+    pub args: BTreeMap<String, String>,
+}
+
+impl Refused {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.to_string(), message: message.into(), args: BTreeMap::new() }
+    }
+
+    /// The same, with a value a page fills into its words.
+    pub fn with(mut self, name: &str, value: impl ToString) -> Self {
+        self.args.insert(name.to_string(), value.to_string());
+        self
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<CommandError> for Refused {
+    fn from(e: CommandError) -> Self {
+        let mut refused = Refused::new(e.code(), e.to_string());
+        for (name, value) in e.args() {
+            refused.args.insert(name.to_string(), value);
+        }
+        refused
+    }
+}
 
 /// What a request that succeeded gives back.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ pub mod rest;
 pub mod topic;
 pub mod ws;
 
-pub use command::{Answer, Caller, Command, CommandSender, Reply, Request};
+pub use command::{Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use topic::Topics;
 

@@ -6,7 +6,7 @@
 //! A server frame may borrow what it carries ([`Cow`], [`Views`]), so the hub writes a
 //! snapshot of thousands of incidents without copying them; a client reads owned ones.
 
-use crate::command::{Answer, Caller, Reply, Request};
+use crate::command::{Answer, Caller, Refused, Reply, Request};
 use crate::rest::User;
 use anxin_core::{
     Coordinates, DispatcherAction, IncidentEvent, IncidentId, IncidentView, JobView, ResponderAction, ResponderId,
@@ -14,6 +14,7 @@ use anxin_core::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// A frame from the server to a console or a phone, as JSON: `{"type": ..., ...}`.
 // A frame lives from being built to being written (or from being read to being looked at),
@@ -45,6 +46,12 @@ pub enum ServerFrame<'a> {
     Hello { responder: PhoneOwner },
     /// The offer or job the phone's responder holds now; `null` for none.
     Job { job: Option<JobView> },
+    /// Which members of staff have a console connected now, sorted (outside the numbered feed).
+    Presence { online: Vec<String> },
+    /// Every few seconds on every socket, whatever else is sent: a page that hears nothing for
+    /// longer knows its connection has stalled. `seq` is the console feed's latest number, so
+    /// a console also sees when it has fallen behind.
+    Heartbeat { seq: u64, server_time: Timestamp },
 }
 
 impl ServerFrame<'_> {
@@ -100,6 +107,12 @@ pub struct ResultFrame {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The refusal's stable code (see the AsyncAPI description), for pages to translate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Values the refusal's words name (an incident, who holds a claim...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
     /// The answer to `suggest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestions: Option<Vec<Suggestion>>,
@@ -111,12 +124,24 @@ pub struct ResultFrame {
 impl ResultFrame {
     /// The frame that carries `answer` back to the frame with `request_id`.
     pub fn new(request_id: Option<String>, answer: Answer) -> Self {
-        let mut frame = Self { request_id, ok: answer.is_ok(), error: None, suggestions: None, events: None };
+        let mut frame = Self {
+            request_id,
+            ok: answer.is_ok(),
+            error: None,
+            code: None,
+            args: BTreeMap::new(),
+            suggestions: None,
+            events: None,
+        };
         match answer {
             Ok(Reply::Done) => {}
             Ok(Reply::Suggestions(s)) => frame.suggestions = Some(s),
             Ok(Reply::Events(e)) => frame.events = Some(e),
-            Err(e) => frame.error = Some(e),
+            Err(e) => {
+                frame.error = Some(e.message);
+                frame.code = Some(e.code);
+                frame.args = e.args;
+            }
         }
         frame
     }
@@ -124,7 +149,9 @@ impl ResultFrame {
     /// The answer this frame carries.
     pub fn into_answer(self) -> Answer {
         match self {
-            Self { ok: false, error, .. } => Err(error.unwrap_or_default()),
+            Self { ok: false, error, code, args, .. } => {
+                Err(Refused { code: code.unwrap_or_default(), message: error.unwrap_or_default(), args })
+            }
             Self { suggestions: Some(s), .. } => Ok(Reply::Suggestions(s)),
             Self { events: Some(e), .. } => Ok(Reply::Events(e)),
             Self { .. } => Ok(Reply::Done),
@@ -204,6 +231,16 @@ pub enum ClientFrame {
     },
     Decline {
         incident_id: u64,
+        /// Why, when the responder says (`too_far`, `busy`, `unwell`, `no_transport`, `other`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// The responder gives up a job they hold (accepted or assigned) and says why.
+    Withdraw {
+        incident_id: u64,
+        reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
@@ -258,6 +295,9 @@ pub enum ClientFrame {
         /// The emergency service's reference for an escalation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// The alarm acknowledged (its `raised_seq`), so that a newer one is not silenced.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alarm: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
@@ -326,6 +366,7 @@ macro_rules! request_id_of {
         match $frame {
             ClientFrame::Accept { request_id, .. }
             | ClientFrame::Decline { request_id, .. }
+            | ClientFrame::Withdraw { request_id, .. }
             | ClientFrame::EnRoute { request_id, .. }
             | ClientFrame::OnScene { request_id, .. }
             | ClientFrame::Resolve { request_id, .. }
@@ -376,6 +417,7 @@ impl ClientFrame {
             who: None,
             number: None,
             reference: None,
+            alarm: None,
             request_id,
         };
         if let ClientFrame::Command { responder_id, reason, outcome, text, who, number, .. } = &mut frame {
@@ -413,7 +455,12 @@ impl ClientFrame {
         };
         match self {
             ClientFrame::Accept { incident_id, .. } => respond(incident_id, ResponderAction::Accept),
-            ClientFrame::Decline { incident_id, .. } => respond(incident_id, ResponderAction::Decline),
+            ClientFrame::Decline { incident_id, reason, .. } => {
+                respond(incident_id, ResponderAction::Decline { reason })
+            }
+            ClientFrame::Withdraw { incident_id, reason, .. } => {
+                respond(incident_id, ResponderAction::Withdraw { reason })
+            }
             ClientFrame::EnRoute { incident_id, .. } => respond(incident_id, ResponderAction::EnRoute),
             ClientFrame::OnScene { incident_id, .. } => respond(incident_id, ResponderAction::OnScene),
             ClientFrame::Resolve { incident_id, outcome, .. } => {
@@ -439,6 +486,7 @@ impl ClientFrame {
                 who,
                 number,
                 reference,
+                alarm,
                 ..
             } => {
                 let note = text;
@@ -451,7 +499,7 @@ impl ClientFrame {
                         }
                     }
                     DispatcherVerb::TakeOffLadder => DispatcherAction::TakeOffLadder,
-                    DispatcherVerb::Acknowledge => DispatcherAction::Acknowledge,
+                    DispatcherVerb::Acknowledge => DispatcherAction::Acknowledge { alarm },
                     DispatcherVerb::Resolve => DispatcherAction::Resolve { outcome: text(outcome) },
                     DispatcherVerb::Close => DispatcherAction::Close { outcome: text(outcome) },
                     DispatcherVerb::Cancel => DispatcherAction::Cancel { reason: text(reason) },

@@ -3,7 +3,7 @@
 
 use crate::ports::Telemetry;
 use anxin_core::{DispatcherRef, Engine, Outbox, Outcome, Refusal, Timestamp};
-use anxin_proto::{Answer, Caller, Defect, Delivery, Reply, Request, Topics};
+use anxin_proto::{Answer, Caller, Defect, Delivery, Refused, Reply, Request, Topics};
 
 /// How device messages are read.
 #[derive(Debug, Clone)]
@@ -90,11 +90,19 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         (Caller::Dispatcher { .. }, Request::Suggest { incident }) => {
             return match engine.suggestions(incident, 8) {
                 Some(suggestions) => Ok(Reply::Suggestions(suggestions)),
-                None => Err(format!("incident {incident} is not open")),
+                None => Err(anxin_core::CommandError::UnknownIncident(incident).into()),
             };
         }
+        (Caller::Dispatcher { id, .. }, Request::Presence { online }) => {
+            engine.staff_presence(id, online, now);
+            Ok(())
+        }
+        (Caller::Dispatcher { id, .. }, Request::SignedOut) => {
+            engine.staff_signed_out(id, now, out);
+            Ok(())
+        }
         // The timeline is read from the store by the HTTP side; it never reaches the engine.
-        _ => return Err("not allowed for this caller".into()),
+        _ => return Err(Refused::new("not_allowed", "not allowed for this caller")),
     };
-    result.map(|()| Reply::Done).map_err(|e| e.to_string())
+    result.map(|()| Reply::Done).map_err(Refused::from)
 }

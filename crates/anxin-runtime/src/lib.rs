@@ -174,6 +174,8 @@ impl<M: Delivery> Runtime<M> {
         // Fires when the last batch handed over has been made known.
         let mut last_shown: Option<oneshot::Receiver<()>> = None;
         let clock = self.ports.clock.clone();
+        // Dispatchers' absences count from now: nobody's console is connected yet.
+        self.engine.start_presence(clock.now());
         loop {
             // Sleep until a message or a request arrives or the engine's next deadline (an
             // offer lapsing, a reminder), whichever comes first.

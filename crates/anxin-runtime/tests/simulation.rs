@@ -737,7 +737,8 @@ impl Sim {
             let pick = w.rng.random_range(0..10);
             match (pick, offered, &incident.responder) {
                 (0..=3, Some(r), _) => {
-                    let action = if pick < 3 { ResponderAction::Accept } else { ResponderAction::Decline };
+                    let action =
+                        if pick < 3 { ResponderAction::Accept } else { ResponderAction::Decline { reason: None } };
                     (Caller::Responder(r), Request::Respond { incident: incident.id, action })
                 }
                 (4..=5, _, Some(a)) => {
@@ -746,7 +747,7 @@ impl Sim {
                 }
                 _ => {
                     let action = match pick {
-                        6 => DispatcherAction::Acknowledge,
+                        6 => DispatcherAction::Acknowledge { alarm: None },
                         7 => DispatcherAction::Note { text: "called the daughter".into() },
                         _ => DispatcherAction::Close { outcome: "handled".into() },
                     };

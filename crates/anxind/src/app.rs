@@ -62,6 +62,7 @@ impl App {
             matching: config.dispatch.matching(),
             station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
             reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
+            claim_offline_release_ms: config.dispatch.claim_offline_release_s as i64 * 1000,
             on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
             medical_number: config.dispatch.medical_number.clone(),
             fire_number: config.dispatch.fire_number.clone(),

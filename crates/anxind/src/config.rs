@@ -71,6 +71,7 @@ pub struct Dispatch {
     pub matching: String,
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
+    pub claim_offline_release_s: u64,
     pub on_scene_within_min: u64,
     pub max_fix_age_min: u64,
     pub repeat_press_interval_ms: u64,
@@ -245,6 +246,7 @@ impl Config {
             (d.offer_timeout_s, "dispatch.offer_timeout_s"),
             (d.station_timeout_s, "dispatch.station_timeout_s"),
             (d.reminder_interval_s, "dispatch.reminder_interval_s"),
+            (d.claim_offline_release_s, "dispatch.claim_offline_release_s"),
             (d.on_scene_within_min, "dispatch.on_scene_within_min"),
             (d.max_fix_age_min, "dispatch.max_fix_age_min"),
         ] {

@@ -30,24 +30,34 @@ impl Engine {
         let actor = Actor::Responder(responder.clone());
         let to = match &action {
             ResponderAction::Accept => IncidentState::Accepted,
-            ResponderAction::Decline => IncidentState::Offered, // checked below
+            ResponderAction::Decline { .. } => IncidentState::Offered, // checked below
+            ResponderAction::Withdraw { .. } => IncidentState::AwaitingDispatcher,
             ResponderAction::EnRoute => IncidentState::EnRoute,
             ResponderAction::OnScene => IncidentState::OnScene,
             ResponderAction::Resolve { .. } => IncidentState::Resolved,
         };
         let legal = match action {
-            ResponderAction::Accept | ResponderAction::Decline => from == IncidentState::Offered && holds_offer,
+            ResponderAction::Accept | ResponderAction::Decline { .. } => from == IncidentState::Offered && holds_offer,
             _ => from.can_become(to) && from.has_responder_on_job() && holds_job,
         };
         if !legal {
-            let to = if action == ResponderAction::Decline { "declined" } else { to.as_str() };
+            let to = if matches!(action, ResponderAction::Decline { .. }) { "declined" } else { to.as_str() };
             return Err(CommandError::IllegalTransition { from: from.as_str(), to });
         }
         match action {
-            ResponderAction::Decline => {
-                let change = Change::OfferDeclined { responder_id: responder.clone() };
+            ResponderAction::Decline { reason } => {
+                let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+                let change = Change::OfferDeclined { responder_id: responder.clone(), reason };
                 self.end_offer(id, responder, change, actor, now, out);
                 self.climb(id, now, out);
+            }
+            ResponderAction::Withdraw { reason } => {
+                if reason.trim().is_empty() {
+                    return Err(CommandError::MissingReason);
+                }
+                self.let_go_of_job(id, out);
+                let change = Change::Withdrew { responder_id: responder.clone(), reason: reason.trim().to_string() };
+                self.record(id, change, actor, now, out);
             }
             ResponderAction::Accept => {
                 // First to accept wins: the other offers out in parallel are withdrawn.
@@ -89,7 +99,8 @@ impl Engine {
                 if !self.open[&id].ladder.offers.iter().any(|o| &o.responder_id == responder) {
                     return Err(CommandError::Busy { responder: responder.clone(), incident: id });
                 }
-                let change = Change::OfferDeclined { responder_id: responder.clone() };
+                let reason = Some("off_duty".to_string());
+                let change = Change::OfferDeclined { responder_id: responder.clone(), reason };
                 self.end_offer(id, responder, change, Actor::Responder(responder.clone()), now, out);
                 self.climb(id, now, out);
                 self.after_change(id, out);
@@ -205,11 +216,20 @@ impl Engine {
                 self.withdraw_offers(id, None, &actor, now, out);
                 self.record(id, Change::TakenOffLadder, actor, now, out);
             }
-            DispatcherAction::Acknowledge => {
+            DispatcherAction::Acknowledge { alarm } => {
                 if from.is_terminal() {
                     return Err(CommandError::UnknownIncident(id));
                 }
-                self.record(id, Change::Acknowledged, actor, now, out);
+                let up = incident.alarm;
+                match (alarm, up) {
+                    // Somebody silenced it already: nothing is left to acknowledge.
+                    (Some(_), None) => return Ok(()),
+                    (Some(seen), Some(up)) if up.raised_seq != seen => {
+                        return Err(CommandError::AlarmChanged { incident: id });
+                    }
+                    _ => {}
+                }
+                self.record(id, Change::Acknowledged { need: up.map(|a| a.need) }, actor, now, out);
             }
             DispatcherAction::Resolve { outcome } => {
                 if !from.can_become(IncidentState::Resolved) {
@@ -255,7 +275,7 @@ impl Engine {
                 if incident.claimed_by.is_none() {
                     return Ok(()); // nobody's: nothing to give up
                 }
-                self.record(id, Change::Released { by: dispatcher.to_string() }, actor, now, out);
+                self.record(id, Change::Released { by: dispatcher.to_string(), why: None }, actor, now, out);
             }
             DispatcherAction::Note { text } => {
                 required(&text, "the note's text")?;

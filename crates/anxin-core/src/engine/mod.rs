@@ -18,6 +18,7 @@ mod candidates;
 mod commands;
 mod intake;
 mod ladder;
+mod presence;
 mod timers;
 mod views;
 
@@ -157,6 +158,8 @@ pub struct Engine {
     /// Responders' phone fixes by time, so stale ones can be retired in order.
     pub(crate) fixes: BTreeSet<(Timestamp, ResponderId)>,
     pub(crate) fix_at: HashMap<ResponderId, Timestamp>,
+    /// Dispatchers with a console connected, and when the others' claims end.
+    pub(crate) presence: presence::Presence,
     seen: SeenMessages,
     /// `seen` in arrival order, so old ids can be forgotten.
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
@@ -204,6 +207,7 @@ impl Engine {
             deadlines: HashMap::new(),
             fixes: BTreeSet::new(),
             fix_at: HashMap::new(),
+            presence: presence::Presence::default(),
             seen: SeenMessages::default(),
             seen_order: VecDeque::new(),
             last_incident_id: resume.last_incident_id,

@@ -10,13 +10,15 @@ impl Engine {
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let incidents = self.timers.first().map(|(t, _)| *t);
         let fixes = self.fixes.first().map(|(t, _)| t.plus_millis(self.policy.max_fix_age_ms));
-        incidents.into_iter().chain(fixes).min()
+        let claims = self.presence.next_release();
+        incidents.into_iter().chain(fixes).chain(claims).min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
-    /// reminders, overdue arrivals.
+    /// reminders, overdue arrivals, claims of dispatchers gone too long.
     pub fn tick(&mut self, now: Timestamp, out: &mut Outbox) {
         self.expire_fixes(now, out);
+        self.release_absent_claims(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
                 break;

@@ -239,6 +239,8 @@ impl Engine {
             updated_at: incident.updated_at,
             claimed_by: incident.claimed_by.as_deref().map(|d| self.staff_view(d)),
             acknowledged_at: incident.acknowledged_at,
+            alarm: incident.alarm,
+            offers_planned: if incident.kind.is_emergency() { self.policy.ladder(incident.kind).offers } else { 0 },
         }
     }
 }

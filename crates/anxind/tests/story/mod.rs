@@ -337,6 +337,8 @@ pub struct TestConsole {
     held: std::collections::VecDeque<Value>,
     /// `responder` frames (the map's live roster), kept apart from the incident feed.
     responders: std::collections::VecDeque<Value>,
+    /// The last `presence` frame: who has a console connected.
+    pub presence: Option<Value>,
 }
 
 impl TestConsole {
@@ -348,7 +350,7 @@ impl TestConsole {
     pub async fn connect_with_token(http: SocketAddr, token: &str) -> Self {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{http}/ws?token={token}")).await.expect("phone connects");
-        Self { ws, held: Default::default(), responders: Default::default() }
+        Self { ws, held: Default::default(), responders: Default::default(), presence: None }
     }
 
     /// Sends a frame and returns its `result`, holding anything else that arrives meanwhile.
@@ -392,7 +394,7 @@ impl TestConsole {
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert("Cookie", cookie.parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("console connects");
-        Self { ws, held: Default::default(), responders: Default::default() }
+        Self { ws, held: Default::default(), responders: Default::default(), presence: None }
     }
 
     /// The next message: one held back earlier, else the next off the socket.
@@ -406,11 +408,13 @@ impl TestConsole {
     async fn next_from_socket(&mut self) -> Value {
         loop {
             let v = self.next_raw().await;
-            if v["type"] == "responder" {
-                self.responders.push_back(v);
-                continue;
+            match v["type"].as_str() {
+                Some("responder") => self.responders.push_back(v),
+                Some("presence") => self.presence = Some(v),
+                // Every few seconds on every socket; the feed's stories do not need it.
+                Some("heartbeat") => {}
+                _ => return v,
             }
-            return v;
         }
     }
 
