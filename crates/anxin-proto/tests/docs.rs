@@ -108,9 +108,9 @@ fn message_type(name: &str) -> Option<&'static str> {
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "result" | "hello" | "job" | "meResponse"
-        | "jobResponse" | "actionResponse" => "ServerFrame",
-        "command" | "suggest" | "timeline" | "accept" | "decline" | "enRoute" | "onScene" | "resolve" | "duty"
-        | "location" => "ClientFrame",
+        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" => "ServerFrame",
+        "command" | "suggest" | "timeline" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene" | "resolve"
+        | "duty" | "location" => "ClientFrame",
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })
