@@ -11,7 +11,11 @@
 //!   when offers go out in parallel), and nobody who could have gone is passed over;
 //! - the log and the state tell one story: every incident row the engine hands out to be
 //!   stored equals what replaying that incident's logged changes with `Incident::apply`,
-//!   from `Incident::open`, gives.
+//!   from `Incident::open`, gives;
+//! - the alarm: every incident opens with one; nobody going and a missed arrival always leave
+//!   a critical one up; an alarm goes only by a person's hand (a dispatcher's command, a
+//!   responder taking or finishing the job) or with the incident's end, never by the engine's;
+//!   no resolved or ended incident alarms; a dispatcher who signed out holds no claim.
 //!
 //! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
 //! sometimes matches by the elder's own station instead of the nearest responder.
@@ -125,7 +129,8 @@ impl Sim {
         if rng.random_bool(0.25) {
             policy.matching = Matching::OwnStation;
         }
-        let engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
+        let mut engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
+        engine.start_presence(T0);
         Sim {
             seed,
             rng,
@@ -254,6 +259,7 @@ impl Sim {
                         3..5 => ResponderAction::Decline { reason: None },
                         5..7 => ResponderAction::EnRoute,
                         7..9 => ResponderAction::OnScene,
+                        9 if self.rng.random_bool(0.3) => ResponderAction::Withdraw { reason: "bike broke".into() },
                         _ => ResponderAction::Resolve { outcome: "helped".into() },
                     };
                     let mine = held == Some(id);
@@ -263,10 +269,24 @@ impl Sim {
                     }
                 }
             }
-            70..75 => {
+            70..73 => {
                 let responder = self.responder();
                 let on = self.rng.random_bool(0.6);
                 let _ = self.engine.set_duty(&responder, on, now, out);
+            }
+            73..75 => {
+                // A dispatcher's console comes or goes, or they sign out.
+                let name = ["wang", "li", "zhao"][self.rng.random_range(0..3)];
+                match self.rng.random_range(0..5) {
+                    0 => {
+                        self.engine.staff_signed_out(name, now, out);
+                        if let Some(i) = self.engine.open_incidents().find(|i| i.claimed_by.as_deref() == Some(name)) {
+                            self.fail(format!("{name} signed out and still holds incident {}", i.id));
+                        }
+                    }
+                    1 | 2 => self.engine.staff_presence(name, false, now),
+                    _ => self.engine.staff_presence(name, true, now),
+                }
             }
             75..85 => {
                 let responder = self.responder();
@@ -278,7 +298,17 @@ impl Sim {
                     let action = match self.rng.random_range(0..13) {
                         0 => DispatcherAction::Assign { responder: self.responder() },
                         1 => DispatcherAction::TakeOffLadder,
-                        2 => DispatcherAction::Acknowledge { alarm: None },
+                        2 => {
+                            // What the console showed: the alarm up now, or (a slow click) one
+                            // older; or none, as old consoles sent.
+                            let up = self.engine.incident(id).and_then(|i| i.alarm).map(|a| a.raised_seq);
+                            let alarm = match self.rng.random_range(0..4) {
+                                0 => None,
+                                1 => up.map(|s| s.saturating_sub(1)),
+                                _ => up,
+                            };
+                            DispatcherAction::Acknowledge { alarm }
+                        }
                         3 => DispatcherAction::Resolve { outcome: "called back".into() },
                         4 | 5 => DispatcherAction::Close { outcome: "done".into() },
                         6 => DispatcherAction::Cancel { reason: "verified by phone".into() },
@@ -390,12 +420,30 @@ impl Sim {
                 // Why a dispatcher should look twice is decided at the opening, with the event.
                 let problem = out.incidents.iter().find(|i| i.id == e.incident_id).and_then(|i| i.problem.clone());
                 let opened = Incident::open(e, device.clone(), elder, problem, &self.policy).unwrap();
+                if opened.alarm.is_none() {
+                    self.fail(format!("incident {} opened without an alarm", e.incident_id));
+                }
                 self.replayed.insert(e.incident_id, opened);
             } else {
                 let Some(incident) = self.replayed.get_mut(&e.incident_id) else {
                     self.fail(format!("{e:?} is for an incident that never opened"))
                 };
+                let before = incident.alarm;
                 incident.apply(e, &self.policy);
+                let after = incident.alarm;
+                let person = matches!(e.actor, Actor::Dispatcher(_) | Actor::Responder(_));
+                let ended = incident.state.is_terminal() || incident.state == IncidentState::Resolved;
+                if before.is_some() && after.is_none() && !person && !ended {
+                    self.fail(format!("{e:?} silenced {before:?}, and no person acted"));
+                }
+                if ended && after.is_some() {
+                    let state = incident.state.as_str();
+                    self.fail(format!("incident {} is {state} and still alarms", e.incident_id));
+                }
+                let critical = matches!(e.change, Change::NobodyGoing { .. } | Change::OnSceneOverdue { .. });
+                if critical && after.map(|a| a.level) != Some(AlarmLevel::Critical) {
+                    self.fail(format!("{e:?} left {after:?}, not a critical alarm"));
+                }
             }
         }
         let mut last: HashMap<IncidentId, &Incident> = HashMap::new();
