@@ -745,9 +745,21 @@ impl Sim {
                     let action = if pick == 4 { ResponderAction::OnScene } else { ResponderAction::EnRoute };
                     (Caller::Responder(a.id.clone()), Request::Respond { incident: incident.id, action })
                 }
+                (9, _, _) => {
+                    // A dispatcher claims, or signs out (their claims end, and what still
+                    // needs a person alarms again), or their console comes or goes.
+                    let caller = Caller::Dispatcher { id: "li".into(), supervisor: false };
+                    let request = match w.rng.random_range(0..4) {
+                        0 => Request::SignedOut,
+                        1 => Request::Presence { online: w.rng.random_bool(0.5) },
+                        _ => Request::Dispatch { incident: incident.id, action: DispatcherAction::Claim },
+                    };
+                    (caller, request)
+                }
                 _ => {
                     let action = match pick {
-                        6 => DispatcherAction::Acknowledge { alarm: None },
+                        // The alarm the console showed.
+                        6 => DispatcherAction::Acknowledge { alarm: incident.alarm.map(|a| a.raised_seq) },
                         7 => DispatcherAction::Note { text: "called the daughter".into() },
                         _ => DispatcherAction::Close { outcome: "handled".into() },
                     };
