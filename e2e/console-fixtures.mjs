@@ -49,7 +49,12 @@ export function welcome({ user = ME, language = 'zh-CN', tileUrl = '' } = {}) {
     user,
     staff: [ME, OTHER, { id: 'supervisor', name: '值班主管', role: 'supervisor' }],
     server_time: Date.now(),
-    console: { language, accept_target_s: 60, on_scene_target_min: 15, tile_url: tileUrl },
+    console: {
+      language,
+      accept_target_s: 60,
+      on_scene_target_min: 15,
+      map: { provider: tileUrl ? 'custom' : 'none', tiles: tileUrl ? [tileUrl] : [], subdomains: '', crs: 'wgs84', attribution: tileUrl ? '© Test tiles' : '', max_zoom: 19 },
+    },
   };
 }
 

@@ -47,6 +47,7 @@ const ASSETS: &[Asset] = embedded![
     "responder/location.js",
     "responder/strings.js",
     "common/clock.js",
+    "common/coords.js",
     "common/dom.js",
     "common/feed.js",
     "common/format.js",

@@ -91,7 +91,7 @@ async fn spawn_api() -> Api {
             language: "zh-CN".into(),
             accept_target_s: 60,
             on_scene_target_min: 15,
-            tile_url: String::new(),
+            map: anxin_api::ws::MapSettings::none(),
         },
         Arc::new(|| Timestamp(1_763_000_000_000)),
     );

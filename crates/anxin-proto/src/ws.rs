@@ -86,8 +86,67 @@ pub struct ConsoleSettings {
     pub accept_target_s: u64,
     /// Minutes within which somebody should be on scene.
     pub on_scene_target_min: u64,
-    /// Map tiles' URL template; empty for no map tiles.
-    pub tile_url: String,
+    /// The map's base tiles (`[consoles.map]`).
+    pub map: MapSettings,
+}
+
+/// Where the console's map tiles come from: `[consoles.map]` with its provider worked out
+/// into URL templates, so the console only draws what it is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapSettings {
+    pub provider: MapProvider,
+    /// Tile URL templates with `{z}`, `{x}`, `{y}` and perhaps `{s}`, drawn bottom first
+    /// (Tianditu's streets, then its labels); empty for the plain grid, which fetches nothing.
+    pub tiles: Vec<String>,
+    /// The characters `{s}` takes in turn, one a tile server (`"01234567"`); empty if unused.
+    pub subdomains: String,
+    /// The datum the tiles are drawn in. Positions are WGS-84; on GCJ-02 tiles the console
+    /// shifts what it draws and shifts back what is read off the map.
+    pub crs: MapCrs,
+    /// Who the tiles are from, shown in the map's corner (empty with no tiles).
+    pub attribution: String,
+    /// The deepest zoom level the tiles go to.
+    pub max_zoom: u8,
+}
+
+impl MapSettings {
+    /// No tiles: the grid, offline.
+    pub fn none() -> Self {
+        MapSettings {
+            provider: MapProvider::None,
+            tiles: Vec::new(),
+            subdomains: String::new(),
+            crs: MapCrs::Wgs84,
+            attribution: String::new(),
+            max_zoom: 19,
+        }
+    }
+}
+
+/// Whose tiles the map shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MapProvider {
+    /// A plain grid, nothing fetched.
+    #[default]
+    None,
+    /// 天地图, the national platform: CGCS2000, which is WGS-84 to within centimetres.
+    Tianditu,
+    /// 高德 (AutoNavi): GCJ-02.
+    Amap,
+    /// A URL template of the operator's choosing.
+    Custom,
+}
+
+/// A map's datum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MapCrs {
+    /// WGS-84 (and CGCS2000): what Anxin stores.
+    #[default]
+    Wgs84,
+    /// GCJ-02, the offset datum of maps published in mainland China.
+    Gcj02,
 }
 
 /// Who a phone belongs to, as its `hello` frame says.

@@ -238,7 +238,7 @@ impl App {
                 language: config.consoles.language.clone(),
                 accept_target_s: config.consoles.accept_target_s,
                 on_scene_target_min: config.consoles.on_scene_target_min,
-                tile_url: config.consoles.tile_url.clone(),
+                map: config.consoles.map.settings(),
             },
             {
                 let clock = clock.clone();

@@ -1,6 +1,7 @@
 //! Layered configuration: built-in defaults, an optional TOML file, `ANXIN_` environment
 //! variables, then command-line flags.
 
+use anxin_api::ws::{MapCrs, MapProvider, MapSettings};
 use anxin_core::{IncidentKind, LadderPolicy, Matching};
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
@@ -128,7 +129,162 @@ pub struct Consoles {
     pub language: String,
     pub accept_target_s: u64,
     pub on_scene_target_min: u64,
-    pub tile_url: String,
+    /// The map's base tiles.
+    pub map: ConsoleMap,
+    /// Replaced by `[consoles.map]`; read only to say so.
+    #[serde(default, skip_serializing)]
+    pub tile_url: Option<String>,
+}
+
+/// `[consoles.map]`: whose tiles the console's map shows. Which keys a provider takes is
+/// checked in [`Config::check`]; [`ConsoleMap::settings`] works out what consoles are sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleMap {
+    pub provider: MapProvider,
+    /// Tianditu's `tk`. It reaches every console (it is in each tile's URL), so it is a
+    /// browser key: restrict it to the consoles' addresses on Tianditu's site.
+    #[serde(default)]
+    pub key: Option<Secret>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub crs: Option<MapCrs>,
+    #[serde(default)]
+    pub attribution: Option<String>,
+    #[serde(default)]
+    pub subdomains: Option<String>,
+    #[serde(default)]
+    pub max_zoom: Option<u8>,
+}
+
+/// Tianditu's WMTS tiles in Web Mercator (`_w`): the streets, then their labels in Chinese.
+const TIANDITU_LAYERS: [(&str, &str); 2] = [("vec_w", "vec"), ("cva_w", "cva")];
+const AMAP_TILES: &str =
+    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}";
+const DEFAULT_MAX_ZOOM: u8 = 18;
+
+impl ConsoleMap {
+    /// What consoles are told in their `welcome`.
+    pub fn settings(&self) -> MapSettings {
+        let attribution = |default: &str| self.attribution.clone().unwrap_or_else(|| default.to_string());
+        let max_zoom = self.max_zoom.unwrap_or(DEFAULT_MAX_ZOOM);
+        match self.provider {
+            MapProvider::None => MapSettings::none(),
+            MapProvider::Tianditu => {
+                let key = self.key.as_ref().map_or("", Secret::expose);
+                MapSettings {
+                    provider: MapProvider::Tianditu,
+                    tiles: TIANDITU_LAYERS
+                        .iter()
+                        .map(|(path, layer)| {
+                            format!(
+                                "https://t{{s}}.tianditu.gov.cn/{path}/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0\
+                                 &LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles\
+                                 &TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}"
+                            )
+                        })
+                        .collect(),
+                    subdomains: "01234567".into(),
+                    crs: MapCrs::Wgs84,
+                    attribution: attribution("© 天地图 tianditu.gov.cn"),
+                    max_zoom,
+                }
+            }
+            MapProvider::Amap => MapSettings {
+                provider: MapProvider::Amap,
+                tiles: vec![AMAP_TILES.into()],
+                subdomains: "1234".into(),
+                crs: MapCrs::Gcj02,
+                attribution: attribution("© 高德地图 AutoNavi"),
+                max_zoom,
+            },
+            MapProvider::Custom => MapSettings {
+                provider: MapProvider::Custom,
+                tiles: self.url.iter().cloned().collect(),
+                subdomains: self.subdomains.clone().unwrap_or_default(),
+                crs: self.crs.unwrap_or_default(),
+                attribution: attribution(""),
+                max_zoom,
+            },
+        }
+    }
+
+    /// The keys that make sense for the provider, and their values.
+    fn check(&self) -> Result<(), ConfigError> {
+        let provider = serde_json::to_value(self.provider).expect("an enum serialises");
+        let provider = provider.as_str().expect("a unit variant is a string");
+        let only = |set: bool, key: &str, which: &str| {
+            if set {
+                Err(ConfigError::Check(format!(
+                    "consoles.map.{key} is only for provider = {which}, not provider = {provider:?}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let tianditu = self.provider == MapProvider::Tianditu;
+        let custom = self.provider == MapProvider::Custom;
+        only(!tianditu && self.key.is_some(), "key", "\"tianditu\"")?;
+        only(!custom && self.url.is_some(), "url", "\"custom\" (the others know their own)")?;
+        only(!custom && self.crs.is_some(), "crs", "\"custom\" (tianditu is wgs84, amap gcj02)")?;
+        only(!custom && self.subdomains.is_some(), "subdomains", "\"custom\"")?;
+        let none = self.provider == MapProvider::None;
+        only(none && self.attribution.is_some(), "attribution", "a provider with tiles")?;
+        only(none && self.max_zoom.is_some(), "max_zoom", "a provider with tiles")?;
+        if let Some(z) = self.max_zoom {
+            if !(3..=22).contains(&z) {
+                return Err(ConfigError::Check(format!("consoles.map.max_zoom must lie in 3..=22, not {z}")));
+            }
+        }
+        if tianditu {
+            let key = self.key.as_ref().map_or("", Secret::expose);
+            if key.is_empty() {
+                return Err(ConfigError::Check(
+                    "consoles.map.key must be set for provider = \"tianditu\": Tianditu's tiles need a `tk` \
+                     (a browser key from https://console.tianditu.gov.cn)"
+                        .into(),
+                ));
+            }
+            if !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(ConfigError::Check(
+                    "consoles.map.key must be letters and digits only (Tianditu's keys are 32 hex digits)".into(),
+                ));
+            }
+        }
+        if custom {
+            let Some(url) = &self.url else {
+                return Err(ConfigError::Check(
+                    "consoles.map.url must be set for provider = \"custom\": a tile URL template such as \
+                     \"https://tiles.example.org/{z}/{x}/{y}.png\""
+                        .into(),
+                ));
+            };
+            if !((url.starts_with("https://") || url.starts_with("http://"))
+                && ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)))
+            {
+                return Err(ConfigError::Check(format!(
+                    "consoles.map.url must be an http(s) URL with {{z}}, {{x}} and {{y}}, not {url:?}"
+                )));
+            }
+            let subdomains = self.subdomains.as_deref().unwrap_or("");
+            if url.contains("{s}") == subdomains.is_empty() {
+                return Err(ConfigError::Check(
+                    "consoles.map.subdomains and {s} in consoles.map.url go together: {s} takes each of \
+                     subdomains' characters in turn (\"abc\", \"1234\")"
+                        .into(),
+                ));
+            }
+            if self.attribution.as_deref().is_none_or(|a| a.trim().is_empty()) {
+                return Err(ConfigError::Check(
+                    "consoles.map.attribution must say whose tiles they are for provider = \"custom\" \
+                     (their licence almost always asks for it), e.g. \"© OpenStreetMap contributors\""
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -321,15 +477,13 @@ impl Config {
                 "consoles.accept_target_s and on_scene_target_min must be at least 1".into(),
             ));
         }
-        let tiles = &c.tile_url;
-        if !tiles.is_empty()
-            && !((tiles.starts_with("https://") || tiles.starts_with("http://"))
-                && ["{z}", "{x}", "{y}"].iter().all(|p| tiles.contains(p)))
-        {
+        if let Some(url) = &c.tile_url {
             return Err(ConfigError::Check(format!(
-                "consoles.tile_url must be empty or an http(s) URL with {{z}}, {{x}} and {{y}}, not {tiles:?}"
+                "consoles.tile_url is replaced by [consoles.map]: provider = \"custom\", url = {url:?}, \
+                 attribution = \"…\" (see docs/configuration.md)"
             )));
         }
+        c.map.check()?;
         if self.mqtt.max_payload_bytes < 256 {
             return Err(ConfigError::Check("mqtt.max_payload_bytes must be at least 256".into()));
         }
@@ -372,6 +526,10 @@ const TEXT_KEYS: &[&str] = &[
     "dispatch.matching",
     "consoles.language",
     "consoles.tile_url",
+    "consoles.map.key",
+    "consoles.map.url",
+    "consoles.map.attribution",
+    "consoles.map.subdomains",
 ];
 
 /// `ANXIN_SECTION__KEY=value` variables as overrides. Variables without a section (such as
@@ -519,9 +677,8 @@ mod tests {
         let c = Config::load(None, &env).unwrap();
         assert_eq!(c.dispatch.ladders()[&IncidentKind::Sos].parallel, 3, "nested keys work from the environment");
         assert_eq!(c.dispatch.matching(), Matching::OwnStation);
-        let tiles =
-            serde_json::json!({"consoles": {"tile_url": "https://t.example/{z}/{x}/{y}.png", "language": "en"}});
-        assert_eq!(Config::load(None, &tiles).unwrap().consoles.language, "en");
+        let en = serde_json::json!({"consoles": {"language": "en"}});
+        assert_eq!(Config::load(None, &en).unwrap().consoles.language, "en");
 
         for (bad, says) in [
             (serde_json::json!({"dispatch": {"ladders": {"flood": {"parallel": 2}}}}), "no such emergency kind"),
@@ -535,11 +692,95 @@ mod tests {
             ),
             (serde_json::json!({"consoles": {"language": "fr"}}), "consoles.language must be"),
             (serde_json::json!({"consoles": {"accept_target_s": 0}}), "must be at least 1"),
-            (serde_json::json!({"consoles": {"tile_url": "ftp://tiles/{z}/{x}/{y}"}}), "consoles.tile_url must be"),
-            (serde_json::json!({"consoles": {"tile_url": "https://tiles/{z}/{x}.png"}}), "consoles.tile_url must be"),
         ] {
             let e = Config::load(None, &bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    fn map(table: serde_json::Value) -> Result<MapSettings, String> {
+        let c = Config::load(None, &serde_json::json!({"consoles": {"map": table}})).map_err(|e| e.to_string())?;
+        Ok(c.consoles.map.settings())
+    }
+
+    #[test]
+    fn the_map_shows_a_grid_unless_a_provider_is_configured() {
+        assert_eq!(Config::defaults().consoles.map.settings(), MapSettings::none(), "offline by default");
+
+        let t = map(serde_json::json!({"provider": "tianditu", "key": "0123456789abcdef0123456789abcdef"})).unwrap();
+        assert_eq!((t.crs, t.subdomains.as_str(), t.max_zoom), (MapCrs::Wgs84, "01234567", 18));
+        assert_eq!(t.tiles.len(), 2, "streets, then labels");
+        assert!(t.tiles[0].starts_with("https://t{s}.tianditu.gov.cn/vec_w/wmts?"), "{}", t.tiles[0]);
+        assert!(t.tiles[1].contains("/cva_w/wmts?") && t.tiles[1].contains("LAYER=cva"), "{}", t.tiles[1]);
+        for tile in &t.tiles {
+            assert!(tile.contains("TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=0123456789abcdef0123456789abcdef"));
+            assert!(!tile.contains(' '), "{tile}");
+        }
+        assert!(t.attribution.contains("天地图"));
+
+        let a = map(serde_json::json!({"provider": "amap", "max_zoom": 17})).unwrap();
+        assert_eq!((a.crs, a.subdomains.as_str(), a.max_zoom), (MapCrs::Gcj02, "1234", 17));
+        assert!(a.tiles[0].contains("{x}") && a.tiles[0].contains("{s}"));
+
+        let c = map(serde_json::json!({
+            "provider": "custom", "url": "http://127.0.0.1:8080/{z}/{x}/{y}.png", "crs": "gcj02",
+            "attribution": "© Local tiles",
+        }))
+        .unwrap();
+        assert_eq!(c.tiles, ["http://127.0.0.1:8080/{z}/{x}/{y}.png"]);
+        assert_eq!((c.crs, c.subdomains.as_str(), c.attribution.as_str()), (MapCrs::Gcj02, "", "© Local tiles"));
+
+        // From the environment, a key of digits alone stays text.
+        let vars = [("ANXIN_CONSOLES__MAP__PROVIDER", "tianditu"), ("ANXIN_CONSOLES__MAP__KEY", "0123456789")];
+        let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let c = Config::load(None, &env).unwrap();
+        assert!(c.consoles.map.settings().tiles[0].ends_with("&tk=0123456789"));
+        assert!(!format!("{c:?}").contains("0123456789"), "the key is kept out of logs");
+    }
+
+    #[test]
+    fn a_map_misconfigured_says_what_to_change() {
+        let osm = "https://{s}.tile.example.org/{z}/{x}/{y}.png";
+        for (bad, says) in [
+            (serde_json::json!({"provider": "tianditu"}), "consoles.map.key must be set for provider = \"tianditu\""),
+            (serde_json::json!({"provider": "tianditu", "key": "ab&cd"}), "letters and digits only"),
+            (
+                serde_json::json!({"provider": "google"}),
+                "found `google`, expected `one of `none`, `tianditu`, `amap`, `custom``",
+            ),
+            (
+                serde_json::json!({"provider": "amap", "key": "abc"}),
+                "consoles.map.key is only for provider = \"tianditu\"",
+            ),
+            (
+                serde_json::json!({"provider": "amap", "crs": "wgs84"}),
+                "consoles.map.crs is only for provider = \"custom\"",
+            ),
+            (serde_json::json!({"provider": "tianditu", "key": "abc", "url": osm}), "consoles.map.url is only for"),
+            (serde_json::json!({"attribution": "x"}), "consoles.map.attribution is only for"),
+            (serde_json::json!({"provider": "custom"}), "consoles.map.url must be set"),
+            (
+                serde_json::json!({"provider": "custom", "url": "ftp://t/{z}/{x}/{y}", "attribution": "x"}),
+                "http(s) URL",
+            ),
+            (
+                serde_json::json!({"provider": "custom", "url": "https://t/{z}/{x}.png", "attribution": "x"}),
+                "http(s) URL",
+            ),
+            (serde_json::json!({"provider": "custom", "url": osm, "attribution": "x"}), "subdomains and {s}"),
+            (serde_json::json!({"provider": "custom", "url": osm, "subdomains": "abc"}), "attribution must say"),
+            (
+                serde_json::json!({"provider": "custom", "url": osm, "subdomains": "abc", "attribution": "x", "crs": "bd09"}),
+                "found `bd09`",
+            ),
+            (serde_json::json!({"provider": "amap", "max_zoom": 30}), "max_zoom must lie in 3..=22"),
+            (serde_json::json!({"provider": "amap", "zoom": 3}), "zoom"),
+        ] {
+            let e = map(bad.clone()).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let old = serde_json::json!({"consoles": {"tile_url": "https://t.example/{z}/{x}/{y}.png"}});
+        let e = Config::load(None, &old).unwrap_err().to_string();
+        assert!(e.contains("consoles.tile_url is replaced by [consoles.map]"), "{e}");
     }
 }

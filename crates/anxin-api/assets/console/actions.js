@@ -237,6 +237,37 @@ export function renderForm() {
   box.hidden = !form;
 }
 
+const etaMin = (sg) => Math.max(1, Math.round(Number(sg.eta_min)));
+
+// Why the list is in this order: soonest to arrive, which is not nearest when modes differ;
+// with the first pair in the list where a nearer responder ranks lower, in names.
+function rankingWhy(list) {
+  let pair = null;
+  for (let j = 1; j < list.length && !pair; j += 1) {
+    const i = list.findIndex((sg, k) => k < j && Number(sg.distance_m) > Number(list[j].distance_m));
+    if (i >= 0) pair = [list[i], list[j]];
+  }
+  const who = (sg) => sg.responder?.name || sg.responder?.id;
+  const example = pair
+    ? h(
+        'span',
+        { 'data-field': 'suggest-why-example' },
+        ' ',
+        t('suggest_why_example', {
+          far: who(pair[0]),
+          farMode: modeLabel(pair[0].mode),
+          farD: formatDistance(Number(pair[0].distance_m)),
+          farMin: etaMin(pair[0]),
+          near: who(pair[1]),
+          nearMode: modeLabel(pair[1].mode),
+          nearD: formatDistance(Number(pair[1].distance_m)),
+          nearMin: etaMin(pair[1]),
+        }),
+      )
+    : null;
+  return h('p', { class: 'sg-why', 'data-field': 'suggest-why' }, t('suggest_why'), example);
+}
+
 function renderSuggestions(view) {
   const s = state.suggestions;
   const holder = view.responder;
@@ -260,8 +291,9 @@ function renderSuggestions(view) {
             { class: 'sg-main' },
             h('span', { class: 'sg-rank' }, `${i + 1}.`),
             h('strong', null, name),
-            h('span', { class: 'sg-eta', 'data-field': 'eta' }, t('suggest_eta', { n: Math.max(1, Math.round(Number(sg.eta_min))) })),
-            h('span', { class: 'sub' }, `${formatDistance(Number(sg.distance_m))} · ${modeLabel(r.mode)}`),
+            h('span', { class: 'sg-eta', 'data-field': 'eta' }, t('suggest_eta', { n: etaMin(sg) })),
+            h('span', { class: `sg-mode mode-${sg.mode}`, 'data-field': 'mode', 'data-mode': sg.mode }, modeLabel(sg.mode)),
+            h('span', { class: 'sub', 'data-field': 'distance' }, formatDistance(Number(sg.distance_m))),
           ),
           h(
             'div',
@@ -293,6 +325,7 @@ function renderSuggestions(view) {
     'div',
     { class: 'action-form', 'data-form': 'assign' },
     h('h3', null, t('suggest_title')),
+    s.list && s.list.length > 0 ? rankingWhy(s.list) : null,
     body,
     h('div', { class: 'form-buttons' }, h('button', { class: 'btn', type: 'button', onclick: closeForm }, t('cancel_form'))),
   );

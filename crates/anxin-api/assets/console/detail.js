@@ -39,7 +39,7 @@ export function openIncident(id) {
   rows.get(key)?.scrollIntoView({ block: 'nearest' });
 }
 
-// The panel covers the map: close it and point at the incident there.
+// The panel covers the map: close it and centre the incident there at street level.
 function showOnMap(id) {
   const key = String(id);
   closePanel();
@@ -47,7 +47,7 @@ function showOnMap(id) {
   markDirty(key);
   if (map) {
     map.select('incident', key);
-    map.reveal('incident', key);
+    map.focus('incident', key);
   }
 }
 

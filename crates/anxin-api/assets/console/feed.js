@@ -48,7 +48,7 @@ function applyWelcome(msg) {
   if (!state.langChosen) {
     if (c.language) setLanguage(String(c.language).toLowerCase().startsWith('en') ? 'en' : 'zh');
   }
-  if (map) map.setTiles(c.tile_url || '');
+  if (map) map.setBase(c.map);
   renderStatic();
   state.rebuildAll = true;
   state.panelDirty = true;

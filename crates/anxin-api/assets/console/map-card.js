@@ -1,5 +1,6 @@
 // The console's things on the map: incidents, responders and stations as markers, a
-// line from each job to its responder, and the card a responder or station opens.
+// line from each job to its responder, and the card a responder, a station or a click on
+// the map opens (the point's WGS-84 coordinates, whatever the tiles' datum).
 
 import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
@@ -14,7 +15,14 @@ import { dom, state } from './state.js';
 export let map = null;
 
 export function ensureMap() {
-  if (!map) map = createMap(dom.map, { onPick: pickOnMap, label: (k) => t(k) });
+  if (!map) map = createMap(dom.map, { onPick: pickOnMap, onPoint: (p) => showMapCard('point', `${p.lat.toFixed(6)},${p.lon.toFixed(6)}`), label: (k) => t(k) });
+}
+
+// An incident's marker says whether it still needs somebody sent (red) or somebody is
+// offered or on the way (violet); the selected one is ringed (map.js).
+function incidentClasses(view, id) {
+  const need = isUnassigned(view) ? ' unassigned needs-person' : ' open';
+  return `prio-${Math.min(priorityOf(view), 3)} state-${view.state}${state.alarms.has(id) ? ' alarm' : ''}${need}`;
 }
 
 export function mapIncident(view) {
@@ -26,10 +34,9 @@ export function mapIncident(view) {
     return;
   }
   const at = view.location && view.location.at;
-  const classes = `prio-${Math.min(priorityOf(view), 3)} state-${view.state}${state.alarms.has(id) ? ' alarm' : ''}${isUnassigned(view) ? ' unassigned' : ''}`;
   const e = view.elder || {};
   map.setMarker('incident', id, at, {
-    classes,
+    classes: incidentClasses(view, id),
     title: `#${id} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${e.name || ''}`,
   });
   const holder = view.responder && state.responders.get(String(view.responder.id));
@@ -94,6 +101,21 @@ export function showMapCard(kind, id) {
         kv(t('r_position_at'), r.position_at ? formatClock(r.position_at) : null),
       ),
       job,
+    );
+  } else if (kind === 'point') {
+    const [lat, lon] = String(id).split(',');
+    const text = `${lat}, ${lon}`;
+    card.append(
+      closeBtn,
+      h('h3', null, t('map_point_title')),
+      h(
+        'p',
+        { class: 'map-point' },
+        h('span', { 'data-field': 'map-point', 'data-lat': lat, 'data-lon': lon }, text),
+        ' ',
+        h('button', { class: 'btn btn-small', type: 'button', onclick: () => navigator.clipboard?.writeText(text).catch(() => {}) }, t('map_point_copy')),
+      ),
+      h('p', { class: 'sub' }, t('map_point_note')),
     );
   } else if (kind === 'station') {
     const s = state.stations.get(String(id));

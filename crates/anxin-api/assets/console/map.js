@@ -1,19 +1,26 @@
 // The console's map, drawn with Leaflet (vendored in ../vendor/leaflet/, so the console
 // needs no network): incidents, responders coloured by status, stations with their service
 // circles, and a line from each job to its responder, over a plain gridded background, with
-// raster tiles behind them only when a tile URL is configured (a tile that fails to load is
-// left out and not asked for again).
+// raster tiles behind them only when `[consoles.map]` names a provider (a tile that fails to
+// load is left out and not asked for again), and their attribution in the corner.
+//
+// Every position given to the map is WGS-84, as stored. On GCJ-02 tiles (Amap) the map
+// shifts each one before drawing it and shifts a clicked point back (../common/coords.js),
+// so callers never see the map's datum.
 //
 // map-card.js makes the map with createMap(element, options) and feeds it changes. Markers
 // are keyed by kind and id, so a change moves or restyles one marker. Each marker is an
 // element with data-marker="<kind>" and data-id="<id>", which is what tests and styles use.
 
+import { datum } from '../common/coords.js';
 import * as L from '../vendor/leaflet/leaflet-src.esm.js';
 
 const MIN_ZOOM = 3;
 const MAX_ZOOM = 19;
 // Fitting never zooms in further than this: a single incident still shows its streets.
 const FIT_MAX_ZOOM = 16;
+// Showing one incident: close enough to read the street names and see the buildings.
+const STREET_ZOOM = 17;
 // Where the console opens before anything is on it: Kunming.
 const START = { lat: 25.04, lon: 102.6, zoom: 12 };
 // What a service circle means on the ground: minutes at e-bike speed, less the detour
@@ -34,7 +41,6 @@ function validPoint(p) {
   return Boolean(p) && Number.isFinite(p.lat) && Number.isFinite(p.lon) && !(p.lat === 0 && p.lon === 0);
 }
 
-const toLatLng = (p) => L.latLng(p.lat, p.lon);
 
 // The plain background: grid lines that move with the map, so a map with no tiles still
 // shows that it pans and zooms.
@@ -72,12 +78,20 @@ const Tiles = L.TileLayer.extend({
 });
 
 /**
- * Builds a map inside `root`. Options: onPick(kind, id) when a marker is clicked, and
- * label(key) for the few words the map itself shows (its buttons and its name).
+ * Builds a map inside `root`. Options: onPick(kind, id) when a marker is clicked, onPoint({lat,
+ * lon}) when the map is clicked elsewhere (WGS-84), and label(key) for the few words the map
+ * itself shows (its buttons and its name).
  */
 export function createMap(root, options = {}) {
   const onPick = options.onPick || (() => {});
+  const onPoint = options.onPoint || (() => {});
   const label = options.label || ((k) => k);
+  // The tiles' datum: what every WGS-84 position goes through on its way onto the map.
+  let view = datum('wgs84');
+  const toLatLng = (p) => {
+    const q = view.toMap(p);
+    return L.latLng(q.lat, q.lon);
+  };
   const reduceMotion = Boolean(window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches);
 
   const map = L.map(root, {
@@ -148,13 +162,28 @@ export function createMap(root, options = {}) {
   map.on('zoomend', updateButtons);
   updateButtons();
 
+  // Whose tiles these are, as text (Leaflet's own control would take the setting as HTML).
+  const Attribution = L.Control.extend({
+    onAdd() {
+      const box = L.DomUtil.create('div', 'map-attribution');
+      box.dataset.field = 'map-attribution';
+      box.hidden = true;
+      return box;
+    },
+  });
+  const attribution = new Attribution({ position: 'bottomright' }).addTo(map);
+
+  // A click on the map itself (not a marker) reports where, in WGS-84.
+  map.on('click', (e) => onPoint(view.fromMap({ lat: e.latlng.lat, lon: e.latlng.lng })));
+
   /** Keyed markers: kind -> id -> { marker, element } */
   const markers = { incident: new Map(), responder: new Map(), station: new Map() };
   const circles = new Map();
   const links = new Map();
   let selected = { kind: null, id: null };
-  let tiles = null;
-  let tileUrl = '';
+  // The configured base: Leaflet layers are made for it after the first burst of markers.
+  let base = { tiles: [], subdomains: '', maxZoom: MAX_ZOOM, key: '' };
+  let tileLayers = null;
 
   // Changes come in bursts (a snapshot, a roster); the first fit and the tiles wait for the
   // end of the burst so the map does not load tiles for a view it is about to leave.
@@ -172,9 +201,11 @@ export function createMap(root, options = {}) {
 
   function flush() {
     if (!fitted && !userMoved) fitted = fit();
-    if (tileUrl && !tiles) {
-      tiles = new Tiles(tileUrl, { className: 'layer-tiles', maxZoom: MAX_ZOOM, maxNativeZoom: MAX_ZOOM, zIndex: 1 });
-      tiles.addTo(map);
+    if (base.tiles.length > 0 && !tileLayers) {
+      // Past the tiles' deepest level Leaflet enlarges that level's tiles.
+      tileLayers = base.tiles.map((url, i) =>
+        new Tiles(url, { className: 'layer-tiles', subdomains: base.subdomains || 'abc', maxZoom: MAX_ZOOM, maxNativeZoom: base.maxZoom, zIndex: 1 + i }).addTo(map),
+      );
     }
   }
 
@@ -224,9 +255,10 @@ export function createMap(root, options = {}) {
       });
       marker.on('click', () => onPick(kind, key));
       marker.addTo(map);
-      entry = { marker, element };
+      entry = { marker, element, at };
       byId.set(key, entry);
     } else {
+      entry.at = at;
       entry.marker.setLatLng(toLatLng(at));
     }
     const isSelected = selected.kind === kind && selected.id === key;
@@ -252,11 +284,13 @@ export function createMap(root, options = {}) {
       return;
     }
     if (existing) {
+      existing.at = at;
       existing.setLatLng(toLatLng(at));
       existing.setRadius(serviceRadiusM(minutes));
       return;
     }
     const circle = L.circle(toLatLng(at), { radius: serviceRadiusM(minutes), className: 'service-circle', interactive: false });
+    circle.at = at;
     circle.addTo(map);
     circle.getElement()?.setAttribute('data-station-id', key);
     circles.set(key, circle);
@@ -273,8 +307,17 @@ export function createMap(root, options = {}) {
       }
       return;
     }
-    if (existing) existing.setLatLngs([toLatLng(from), toLatLng(to)]);
-    else links.set(key, L.polyline([toLatLng(from), toLatLng(to)], { className: 'job-link', interactive: false }).addTo(map));
+    const points = [toLatLng(from), toLatLng(to)];
+    const line = existing ? existing.setLatLngs(points) : L.polyline(points, { className: 'job-link', interactive: false }).addTo(map);
+    line.ends = [from, to];
+    links.set(key, line);
+  }
+
+  // After a change of datum: everything drawn again where the new tiles have it.
+  function replot() {
+    for (const kind of Object.keys(markers)) for (const entry of markers[kind].values()) entry.marker.setLatLng(toLatLng(entry.at));
+    for (const circle of circles.values()) circle.setLatLng(toLatLng(circle.at));
+    for (const line of links.values()) line.setLatLngs(line.ends.map(toLatLng));
   }
 
   function select(kind, id) {
@@ -304,13 +347,47 @@ export function createMap(root, options = {}) {
     }
   }
 
-  function setTiles(url) {
-    const next = typeof url === 'string' && /\{z\}/.test(url) && /\{x\}/.test(url) && /\{y\}/.test(url) ? url : '';
-    if (next === tileUrl) return;
-    tileUrl = next;
-    if (tiles) tiles.remove();
-    tiles = null;
-    root.classList.toggle('has-tiles', Boolean(tileUrl));
+  /**
+   * Centres the marker at street level (closer if the dispatcher already is): "show on map".
+   * Returns whether there was such a marker.
+   */
+  function focus(kind, id) {
+    const entry = markers[kind]?.get(String(id));
+    if (!entry) return false;
+    userMoved = true;
+    // The panel that just closed may have resized the map; centre in the size it has now.
+    map.invalidateSize({ pan: false });
+    const zoom = Math.max(map.getZoom(), Math.min(STREET_ZOOM, MAX_ZOOM));
+    map.setView(entry.marker.getLatLng(), zoom, { animate: !reduceMotion });
+    return true;
+  }
+
+  /**
+   * The base under the markers, as the welcome frame's `console.map` has it: tile URL
+   * templates ({z}, {x}, {y}, perhaps {s}), their datum, attribution and deepest zoom. No
+   * tiles (or no settings) is the plain grid.
+   */
+  function setBase(settings) {
+    const s = settings && typeof settings === 'object' ? settings : {};
+    const usable = (u) => typeof u === 'string' && /^https?:\/\//.test(u) && ['{z}', '{x}', '{y}'].every((p) => u.includes(p));
+    const tiles = Array.isArray(s.tiles) ? s.tiles.filter(usable) : [];
+    const maxZoom = Number.isInteger(s.max_zoom) && s.max_zoom > 0 ? Math.min(s.max_zoom, MAX_ZOOM) : MAX_ZOOM;
+    const crs = tiles.length > 0 && s.crs === 'gcj02' ? 'gcj02' : 'wgs84';
+    const next = { tiles, subdomains: typeof s.subdomains === 'string' ? s.subdomains : '', maxZoom, crs };
+    const text = tiles.length > 0 && typeof s.attribution === 'string' ? s.attribution : '';
+    const box = attribution.getContainer();
+    box.textContent = text;
+    box.hidden = !text;
+    const key = JSON.stringify(next);
+    if (key === base.key) return;
+    const datumChanged = crs !== (base.crs || 'wgs84');
+    base = { ...next, key };
+    if (tileLayers) for (const layer of tileLayers) layer.remove();
+    tileLayers = null;
+    root.classList.toggle('has-tiles', tiles.length > 0);
+    root.dataset.crs = crs;
+    view = datum(crs);
+    if (datumChanged) replot();
     schedule();
   }
 
@@ -347,7 +424,8 @@ export function createMap(root, options = {}) {
     setLink,
     select,
     reveal,
-    setTiles,
+    focus,
+    setBase,
     clear,
     relabel,
     fit: () => {

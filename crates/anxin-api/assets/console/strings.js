@@ -201,8 +201,6 @@ export const CONSOLE_STRINGS = {
     mode_ebike: '电动车',
     mode_car: '汽车',
     // Map and responders
-    lg_incident_1: '紧急事件',
-    lg_incident_other: '其他事件',
     lg_station: '站点',
     lg_circle: '服务圈：{min} 分钟 × 电动车 4 米/秒 ÷ 绕行 1.3',
     lg_circle_plain: '服务圈 = 分钟 × 电动车 4 米/秒 ÷ 绕行 1.3',
@@ -272,6 +270,15 @@ export const CONSOLE_STRINGS = {
     key_suggest: '推荐与派单',
     key_esc: '关闭表单 / 面板',
     key_help: '显示快捷键',
+    // The map and the suggestions' ranking (maps branch)
+    lg_needs_person: '待派人',
+    lg_incident_open: '已有人响应',
+    lg_incident_selected: '所选事件',
+    map_point_title: '地图上的这一点',
+    map_point_copy: '复制',
+    map_point_note: 'WGS-84 经纬度（与设备定位同一坐标系，已按底图换算）',
+    suggest_why: '按谁最先到达排序，不按直线距离：预计时间 = 距离 × 绕行 1.3 ÷ 交通方式的速度（步行 1.2 米/秒，电动车 4 米/秒，汽车 6 米/秒）。',
+    suggest_why_example: '所以 {far}（{farMode} {farD}，约 {farMin} 分钟）排在更近的 {near}（{nearMode} {nearD}，约 {nearMin} 分钟）之前。',
   },
   en: {
     title: 'Anxin · 24-hour dispatch',
@@ -468,8 +475,6 @@ export const CONSOLE_STRINGS = {
     mode_foot: 'on foot',
     mode_ebike: 'e-bike',
     mode_car: 'car',
-    lg_incident_1: 'Emergency',
-    lg_incident_other: 'Other incident',
     lg_station: 'Station',
     lg_circle: 'Service circle: {min} min × e-bike 4 m/s ÷ detour 1.3',
     lg_circle_plain: 'Service circle = minutes × e-bike 4 m/s ÷ detour 1.3',
@@ -537,5 +542,14 @@ export const CONSOLE_STRINGS = {
     key_suggest: 'Suggestions and assign',
     key_esc: 'Close the form / panel',
     key_help: 'Show shortcuts',
+    // The map and the suggestions' ranking (maps branch)
+    lg_needs_person: 'Needs a person',
+    lg_incident_open: 'Somebody on it',
+    lg_incident_selected: 'Selected incident',
+    map_point_title: 'This point on the map',
+    map_point_copy: 'Copy',
+    map_point_note: 'WGS-84 latitude, longitude (as devices report them; converted from the map tiles)',
+    suggest_why: 'Ranked by who gets there first, not by distance: ETA = distance × 1.3 for the streets ÷ the speed of their mode (on foot 1.2 m/s, e-bike 4 m/s, car 6 m/s).',
+    suggest_why_example: 'So {far} ({farMode}, {farD}, ~{farMin} min) ranks above {near}, who is nearer ({nearMode}, {nearD}, ~{nearMin} min).',
   },
 };
