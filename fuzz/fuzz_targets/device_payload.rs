@@ -34,7 +34,12 @@ fuzz_target!(|payload: &[u8]| {
         Err(defect) => assert!(
             matches!(
                 defect,
-                Defect::NotJson | Defect::MissingMsgId | Defect::BadMsgId | Defect::MissingType | Defect::UnknownType
+                Defect::NotJson
+                    | Defect::DuplicateKey(_)
+                    | Defect::MissingMsgId
+                    | Defect::BadMsgId
+                    | Defect::MissingType
+                    | Defect::UnknownType
             ),
             "{defect:?}"
         ),
@@ -48,10 +53,14 @@ fuzz_target!(|payload: &[u8]| {
 });
 
 fn check_decoded(payload: &[u8], d: &Decoded) {
-    // Anything but an object is `NotJson`, "payload is not a JSON object". (Not a full JSON
-    // check: fields the decoder skips are skipped unread, invalid UTF-8 and all, so that a
-    // press with a garbled field newer firmware added still goes through.)
-    let object = payload.trim_ascii_start().first() == Some(&b'{');
+    // Anything but an object is `NotJson`, "payload is not a JSON object"; one leading UTF-8
+    // byte order mark is skipped, and counted. (Not a full JSON check: fields the decoder
+    // skips are skipped unread, invalid UTF-8 and all, so that a press with a garbled field
+    // newer firmware added still goes through.)
+    let bom = payload.starts_with(b"\xEF\xBB\xBF");
+    assert_eq!(d.partial.first() == Some(&Defect::ByteOrderMark), bom, "{:?}", d.partial);
+    let json = if bom { &payload[3..] } else { payload };
+    let object = json.trim_ascii_start().first() == Some(&b'{');
     assert!(object, "not an object: {}", String::from_utf8_lossy(payload));
     let e = &d.event;
     // The message id is what makes a redelivery change nothing: a valid identifier.
@@ -63,9 +72,9 @@ fn check_decoded(payload: &[u8], d: &Decoded) {
     if d.partial.contains(&Defect::BadTimestamp) {
         assert_eq!(e.device_ts, RECEIVED_AT);
     }
-    // Partial defects are only the clock and the fix, each at most once.
+    // Partial defects are only the BOM, the clock and the fix, each at most once.
     for defect in &d.partial {
-        assert!(matches!(defect, Defect::BadTimestamp | Defect::BadLocation), "{defect:?}");
+        assert!(matches!(defect, Defect::ByteOrderMark | Defect::BadTimestamp | Defect::BadLocation), "{defect:?}");
         assert_eq!(d.partial.iter().filter(|x| *x == defect).count(), 1, "{:?}", d.partial);
     }
     assert_eq!(matches!(e.fix, FixReport::Malformed), d.partial.contains(&Defect::BadLocation));

@@ -6,6 +6,19 @@
 //! with it: a device must treat a press as delivered only when `help_coming` arrives, and
 //! resend it (same `msg_id`) until then; a resent press that was stored is answered again.
 //! For that reason production runs an external, persistent broker (see `deploy/mosquitto`).
+//!
+//! Devices never reach rumqttd directly: they connect to a guard, Anxin's own accept loop,
+//! which carries each connection to rumqttd on a loopback port. rumqttd binds and accepts its
+//! sockets itself and offers no setting or hook for them (its `Server::start` binds the
+//! listener, and the task that takes an accepted socket, `remote`, is private), so it leaves
+//! Nagle's algorithm on towards devices. A device that acknowledges as Linux does by default,
+//! up to 40 ms late, then heard `help_coming` about 40 ms after the press: rumqttd held it
+//! until the device acknowledged the PUBACK before it. The guard's socket to the device has
+//! `TCP_NODELAY`, and it acknowledges rumqttd's side at once (`ack_at_once`), so what rumqttd
+//! sends is passed on as it comes. The guard also reads every packet a device sends, so it
+//! is where a device is turned away and why is counted (`OnRefused`): rumqttd itself reports
+//! an oversized packet only in its log, and a topic that is not UTF-8 only as a count of
+//! failed publishes, with no reason, in its meters.
 
 use crate::credentials::PasswordFile;
 use crate::Topics;
@@ -39,7 +52,8 @@ pub struct Accounts {
     pub topics: Topics,
 }
 
-/// Why the embedded broker turned a client away; passed to the broker's `on_refused`.
+/// Why the embedded broker turned a client away (closed its connection); passed to the
+/// broker's `on_refused`. The first three need `mqtt.embedded_accounts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// No account, or a wrong password.
@@ -48,19 +62,50 @@ pub enum Refusal {
     Publish,
     /// A subscription to a topic that is not the client's own.
     Subscribe,
+    /// A packet larger than the broker takes (`mqtt.max_payload_bytes`, at least 64 KiB).
+    Oversized,
+    /// A topic or topic filter that is not UTF-8, which MQTT requires it to be.
+    TopicNotUtf8,
     /// Bytes that are not MQTT 3.1.1, or a first packet that is not CONNECT.
     Malformed,
+    /// No whole CONNECT within `CONNECT_WITHIN` of connecting (rumqttd's own limit).
+    NoConnect,
+    /// rumqttd closed the connection itself, for a reason of its own (its log says which):
+    /// the same client id connecting again, keep-alive silence, a packet it would not take.
+    ClosedByBroker,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [Refusal::SignIn, Refusal::Publish, Refusal::Subscribe, Refusal::Malformed];
+    pub const ALL: [Refusal; 8] = [
+        Refusal::SignIn,
+        Refusal::Publish,
+        Refusal::Subscribe,
+        Refusal::Oversized,
+        Refusal::TopicNotUtf8,
+        Refusal::Malformed,
+        Refusal::NoConnect,
+        Refusal::ClosedByBroker,
+    ];
 
     pub fn as_label(self) -> &'static str {
         match self {
             Refusal::SignIn => "sign_in",
             Refusal::Publish => "publish",
             Refusal::Subscribe => "subscribe",
+            Refusal::Oversized => "oversized",
+            Refusal::TopicNotUtf8 => "topic_not_utf8",
             Refusal::Malformed => "malformed",
+            Refusal::NoConnect => "no_connect",
+            Refusal::ClosedByBroker => "closed_by_broker",
+        }
+    }
+
+    /// What MQTT's codec says about a packet it could not frame or read.
+    fn of(error: &mqttbytes::Error) -> Self {
+        match error {
+            mqttbytes::Error::PayloadSizeLimitExceeded(_) => Refusal::Oversized,
+            mqttbytes::Error::TopicNotUtf8 => Refusal::TopicNotUtf8,
+            _ => Refusal::Malformed,
         }
     }
 }
@@ -100,59 +145,78 @@ pub type OnRefused = Arc<dyn Fn(Refusal) + Send + Sync>;
 pub struct EmbeddedBroker {
     /// Where devices connect.
     addr: SocketAddr,
-    /// Where the engine connects: rumqttd itself, which is `addr` unless accounts are checked.
+    /// Where the engine connects: rumqttd itself.
     engine_addr: SocketAddr,
-    /// With accounts, rumqttd takes only this login, which the guard puts in every CONNECT it
-    /// lets through: a local process cannot go round the guard to rumqttd's own port.
-    engine_login: Option<(String, String)>,
+    /// rumqttd takes only this login, which the guard puts in every CONNECT it lets through:
+    /// a local process cannot go round the guard (and its counts) to rumqttd's own port.
+    engine_login: (String, String),
 }
 
 const INTERNAL_USER: &str = "anxin-embedded-internal";
 
+/// How long a client has, once connected, to send its CONNECT: rumqttd's
+/// `connection_timeout_ms`, which the guard enforces for it.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+
 impl EmbeddedBroker {
-    /// Starts rumqttd on `listen`. Port 0 picks a free port (for tests and demos). With
-    /// `accounts`, devices connect to a guard on `listen` that enforces them, and rumqttd
-    /// listens on a free loopback port that only the engine is told of. Must be called
-    /// inside a Tokio runtime when `accounts` is given.
+    /// Starts the guard on `listen` (port 0 picks a free port, for tests and demos) and
+    /// rumqttd behind it on a free loopback port that only the engine is told of, with an
+    /// internal login. With `accounts`, the guard lets in only those accounts and holds each
+    /// to its own topics; without, anyone who reaches `listen` may publish as any device.
+    /// Either way every client turned away is passed to `on_refused`, and logged. The guard
+    /// runs on a thread of its own, as rumqttd's listeners do, so no runtime is needed.
     pub fn start(
         listen: SocketAddr,
         max_payload_bytes: usize,
-        accounts: Option<(Accounts, OnRefused)>,
+        accounts: Option<Accounts>,
+        on_refused: OnRefused,
     ) -> Result<Self, BrokerError> {
-        let Some((accounts, on_refused)) = accounts else {
-            let addr = Self::start_rumqttd(listen, max_payload_bytes, None)?;
-            return Ok(Self { addr, engine_addr: addr, engine_login: None });
-        };
         let guard = TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?;
         let addr = guard.local_addr()?;
         let login = (INTERNAL_USER.to_string(), crate::credentials::new_password());
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let engine_addr = Self::start_rumqttd(loopback, max_payload_bytes, Some(login.clone()))?;
+        // rumqttd refuses a packet whose remaining length is over this; the guard refuses it
+        // first, so that it is counted.
+        let max_packet = max_payload_bytes.max(64 * 1024);
+        let engine_addr = Self::start_rumqttd(loopback, max_packet, login.clone())?;
         guard.set_nonblocking(true)?;
-        let guard = tokio::net::TcpListener::from_std(guard)?;
-        let max_packet = max_payload_bytes.max(64 * 1024) + 1024;
-        let accounts = Arc::new(accounts);
+        let accounts = accounts.map(Arc::new);
         let internal = Arc::new(login.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = guard.accept().await else { continue };
-                let (accounts, on_refused, internal) = (accounts.clone(), on_refused.clone(), internal.clone());
-                tokio::spawn(async move {
-                    let upstream = Upstream { addr: engine_addr, login: &internal, max_packet };
-                    if let Some(refusal) = guard_connection(client, upstream, &accounts).await {
-                        tracing::warn!(reason = refusal.as_label(), "embedded broker turned a client away");
-                        on_refused(refusal);
-                    }
-                });
-            }
-        });
-        Ok(Self { addr, engine_addr, engine_login: Some(login) })
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("anxin-broker-guard".into()).spawn(move || {
+            runtime.block_on(async move {
+                let guard = match tokio::net::TcpListener::from_std(guard) {
+                    Ok(guard) => guard,
+                    Err(e) => return tracing::error!(error = %e, "the embedded broker's guard cannot listen"),
+                };
+                loop {
+                    let (client, peer) = match guard.accept().await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of file descriptors, most likely: wait rather than spin.
+                            tracing::warn!(error = %e, "embedded broker cannot accept a connection");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let (accounts, on_refused, internal) = (accounts.clone(), on_refused.clone(), internal.clone());
+                    tokio::spawn(async move {
+                        let upstream = Upstream { addr: engine_addr, login: &internal, max_packet };
+                        if let Some((refusal, detail)) = guard_connection(client, upstream, accounts.as_deref()).await {
+                            tracing::warn!(reason = refusal.as_label(), %peer, detail, "embedded broker turned a client away");
+                            on_refused(refusal);
+                        }
+                    });
+                }
+            })
+        })?;
+        Ok(Self { addr, engine_addr, engine_login: login })
     }
 
     fn start_rumqttd(
         listen: SocketAddr,
         max_payload_bytes: usize,
-        login: Option<(String, String)>,
+        login: (String, String),
     ) -> Result<SocketAddr, BrokerError> {
         // rumqttd binds inside its own thread and cannot report the port it got, so a free
         // port is found here first; the window between the two binds is tiny.
@@ -183,10 +247,10 @@ impl EmbeddedBroker {
                     tls: None,
                     next_connection_delay_ms: 0,
                     connections: rumqttd::ConnectionSettings {
-                        connection_timeout_ms: 10_000,
-                        max_payload_size: max_payload_bytes.max(64 * 1024),
+                        connection_timeout_ms: CONNECT_WITHIN.as_millis() as u16,
+                        max_payload_size: max_payload_bytes,
                         max_inflight_count: 500,
-                        auth: login.map(|(user, password)| HashMap::from([(user, password)])),
+                        auth: Some(HashMap::from([login])),
                         external_auth: None,
                         dynamic_filters: true,
                     },
@@ -220,103 +284,133 @@ impl EmbeddedBroker {
         self.engine_addr
     }
 
-    /// The user name and password the engine signs in with, when accounts are checked.
-    pub fn engine_login(&self) -> Option<&(String, String)> {
-        self.engine_login.as_ref()
+    /// The user name and password the engine signs in with.
+    pub fn engine_login(&self) -> &(String, String) {
+        &self.engine_login
     }
 }
 
-/// Carries one client's connection to rumqttd, reading every packet the client sends:
-/// first a CONNECT with a valid account, then only what `accounts` allows. What rumqttd
-/// sends back passes untouched. Returns why the client was turned away, if it was.
+/// Where the guard carries a client's connection: rumqttd's port, its login, its packet limit.
 struct Upstream<'a> {
     addr: SocketAddr,
     login: &'a (String, String),
     max_packet: usize,
 }
 
+/// Why a connection was closed, with a detail for the log.
+type Closed = Option<(Refusal, String)>;
+
+/// Carries one client's connection to rumqttd, reading every packet the client sends: first
+/// a CONNECT (with a valid account, when `accounts` are checked), then only what MQTT allows
+/// and `accounts` permit. What rumqttd sends back passes untouched, at once. Returns why the
+/// client was turned away, if it was.
 async fn guard_connection(
     mut client: tokio::net::TcpStream,
     broker: Upstream<'_>,
-    accounts: &Accounts,
-) -> Option<Refusal> {
+    accounts: Option<&Accounts>,
+) -> Closed {
     let max_packet = broker.max_packet;
     let mut buf = BytesMut::with_capacity(4096);
-    let first = match next_frame(&mut client, &mut buf, max_packet).await {
-        Ok(Some(frame)) => frame,
-        Ok(None) => return None, // gone before saying anything
-        Err(refusal) => return Some(refusal),
+    let first = match tokio::time::timeout(CONNECT_WITHIN, next_frame(&mut client, &mut buf, max_packet)).await {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => return None, // gone before saying anything
+        Ok(Err(closed)) => return Some(closed),
+        Err(_) => return Some((Refusal::NoConnect, format!("{} bytes in {CONNECT_WITHIN:?}", buf.len()))),
     };
-    let (user, first) = match Packet::read(&mut first.clone(), max_packet) {
+    let (user, who, first) = match Packet::read(&mut first.clone(), max_packet) {
         Ok(Packet::Connect(mut connect)) => {
-            let signed_in = connect
-                .login
-                .as_ref()
-                .filter(|login| accounts.passwd.verify(&login.username, login.password.as_bytes()))
-                .map(|login| login.username.clone());
-            let Some(user) = signed_in else {
-                // CONNACK, "bad user name or password", as Mosquitto answers.
-                let _ = client.write_all(&[0x20, 0x02, 0x00, 0x04]).await;
-                return Some(Refusal::SignIn);
+            let user = match accounts {
+                Some(accounts) => {
+                    let signed_in = connect
+                        .login
+                        .as_ref()
+                        .filter(|login| accounts.passwd.verify(&login.username, login.password.as_bytes()))
+                        .map(|login| login.username.clone());
+                    let Some(user) = signed_in else {
+                        // CONNACK, "bad user name or password", as Mosquitto answers.
+                        let _ = client.write_all(&[0x20, 0x02, 0x00, 0x04]).await;
+                        return Some((Refusal::SignIn, connect.client_id));
+                    };
+                    if let Some(will) =
+                        connect.last_will.as_ref().filter(|will| !accounts.may_publish(&user, &will.topic))
+                    {
+                        return Some((Refusal::Publish, format!("{user}: last will on {}", will.topic)));
+                    }
+                    // rumqttd sees the session under the account's name (one per device, as
+                    // with Mosquitto's use_username_as_clientid).
+                    connect.client_id = user.clone();
+                    Some(user)
+                }
+                None => None,
             };
-            if connect.last_will.as_ref().is_some_and(|will| !accounts.may_publish(&user, &will.topic)) {
-                return Some(Refusal::Publish);
-            }
-            // rumqttd sees the session under the account's name (one per device, as with
-            // Mosquitto's use_username_as_clientid) and the internal login.
-            connect.client_id = user.clone();
             connect.login = Some(rumqttc::mqttbytes::v4::Login {
                 username: broker.login.0.clone(),
                 password: broker.login.1.clone(),
             });
+            let who = connect.client_id.clone();
             let mut rewritten = BytesMut::new();
-            if Packet::Connect(connect).write(&mut rewritten, max_packet).is_err() {
-                return Some(Refusal::Malformed);
+            if let Err(e) = Packet::Connect(connect).write(&mut rewritten, max_packet) {
+                return Some((Refusal::of(&e), format!("{who}: {e}")));
             }
-            (user, rewritten)
+            (user, who, rewritten)
         }
-        _ => return Some(Refusal::Malformed),
+        Ok(other) => return Some((Refusal::Malformed, format!("first packet {other:?}, not CONNECT"))),
+        Err(e) => return Some((Refusal::of(&e), e.to_string())),
     };
     let Ok(upstream) = tokio::net::TcpStream::connect(broker.addr).await else { return None };
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let (mut from_client, mut to_client) = client.into_split();
     let (mut from_broker, mut to_broker) = upstream.into_split();
-    // rumqttd's side of this connection has Nagle's algorithm on: see `ack_at_once`.
-    let down = tokio::spawn(async move {
+    // rumqttd's side of this connection has Nagle's algorithm on: see `ack_at_once`. Ends
+    // with whether rumqttd closed the connection (rather than the client going away).
+    let mut down = tokio::spawn(async move {
         let mut buf = BytesMut::with_capacity(4096);
         loop {
             buf.clear();
             match from_broker.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => return true,
                 Ok(_) => crate::ack_at_once(from_broker.as_ref()),
             }
             if to_client.write_all(&buf).await.is_err() {
-                break;
+                return false;
             }
         }
     });
     let mut frame = first;
-    let refusal = loop {
+    let mut said_goodbye = false;
+    let closed = loop {
         if to_broker.write_all(&frame).await.is_err() {
             break None;
         }
-        frame = match next_frame(&mut from_client, &mut buf, max_packet).await {
+        let next = tokio::select! {
+            next = next_frame(&mut from_client, &mut buf, max_packet) => next,
+            by_broker = &mut down => {
+                let by_broker = by_broker.unwrap_or(false) && !said_goodbye;
+                break by_broker.then(|| (Refusal::ClosedByBroker, who.clone()));
+            }
+        };
+        frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
-            Err(refusal) => break Some(refusal),
+            Err((refusal, e)) => break Some((refusal, format!("{who}: {e}"))),
         };
         match Packet::read(&mut frame.clone(), max_packet) {
             Ok(packet) => {
-                if let Err(refusal) = accounts.allows(&user, &packet) {
-                    break Some(refusal);
+                said_goodbye |= matches!(packet, Packet::Disconnect);
+                let refused = match (accounts, user.as_deref()) {
+                    (Some(accounts), Some(user)) => accounts.allows(user, &packet).err(),
+                    _ => matches!(packet, Packet::Connect(_)).then_some(Refusal::Malformed), // a second CONNECT
+                };
+                if let Some(refusal) = refused {
+                    break Some((refusal, who.clone()));
                 }
             }
-            Err(_) => break Some(Refusal::Malformed),
+            Err(e) => break Some((Refusal::of(&e), format!("{who}: {e}"))),
         }
     };
     // Both sockets close: the client is dropped, as Mosquitto drops one that breaks its ACL.
     down.abort();
-    refusal
+    closed
 }
 
 /// The next whole MQTT packet from `stream`, as its bytes; `None` when the peer closed.
@@ -324,12 +418,12 @@ async fn next_frame<R: tokio::io::AsyncRead + Unpin>(
     stream: &mut R,
     buf: &mut BytesMut,
     max_packet: usize,
-) -> Result<Option<BytesMut>, Refusal> {
+) -> Result<Option<BytesMut>, (Refusal, String)> {
     loop {
         match mqttbytes::check(buf.iter(), max_packet) {
             Ok(header) => return Ok(Some(buf.split_to(header.frame_length()))),
             Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(_) => return Err(Refusal::Malformed),
+            Err(e) => return Err((Refusal::of(&e), e.to_string())),
         }
         match stream.read_buf(buf).await {
             Ok(0) | Err(_) => return Ok(None),

@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 /// Long enough for anything that is not stuck; a stuck link never finishes.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The engine's session, under a fixed client id so the broker keeps it.
-fn engine(port: u16, topics: &Topics) -> LinkOptions {
+/// The engine's session, under a fixed client id so the broker keeps it, with the embedded
+/// broker's internal login (devices come in through its guard, on `broker.addr()`).
+fn engine(broker: &EmbeddedBroker, port: u16, topics: &Topics) -> LinkOptions {
+    let (user, password) = broker.engine_login().clone();
     LinkOptions {
         host: "127.0.0.1".into(),
         port,
@@ -20,8 +22,8 @@ fn engine(port: u16, topics: &Topics) -> LinkOptions {
         keep_alive: Duration::from_secs(30),
         max_outgoing_bytes: 64 * 1024,
         quick_ack: true,
-        username: None,
-        password: None,
+        username: Some(user),
+        password: Some(password),
         topics: topics.clone(),
     }
 }
@@ -33,13 +35,15 @@ fn engine(port: u16, topics: &Topics) -> LinkOptions {
 /// presses/s. The link goes on writing the engine's acknowledgements and commands meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_sends_while_its_queue_is_full() {
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None).unwrap();
+    let broker =
+        EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None, std::sync::Arc::new(|_| {})).unwrap();
     let port = broker.engine_addr().port();
+    let device_port = broker.addr().port();
     let topics = Topics::new("link-test").unwrap();
     let device = DeviceId::parse("d1").unwrap();
 
     // The device listens on its command topic, then presses 20 times.
-    let mut opts = MqttOptions::new("d1", "127.0.0.1", port);
+    let mut opts = MqttOptions::new("d1", "127.0.0.1", device_port);
     opts.set_keep_alive(Duration::from_secs(30)).set_inflight(100);
     let (phone, mut phone_loop) = AsyncClient::new(opts, 100);
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
@@ -67,7 +71,7 @@ async fn the_engine_sends_while_its_queue_is_full() {
     // The engine's queue holds one message, and the engine does not read it yet.
     let (inbound, mut queue) = mpsc::channel(1);
     let stop = CancellationToken::new();
-    let (link, task) = connect(engine(port, &topics), inbound, stop.clone());
+    let (link, task) = connect(engine(&broker, port, &topics), inbound, stop.clone());
     let first = tokio::time::timeout(PATIENCE, async {
         while !link.is_connected() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -147,7 +151,7 @@ async fn the_engine_sends_while_its_queue_is_full() {
     task.await.unwrap();
     let (inbound, mut again) = mpsc::channel(16);
     let stop = CancellationToken::new();
-    let (link, task) = connect(engine(port, &topics), inbound, stop.clone());
+    let (link, task) = connect(engine(&broker, port, &topics), inbound, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(link.is_connected());
     assert!(again.try_recv().is_err(), "an acknowledged press came back");
@@ -221,12 +225,13 @@ impl Relay {
 /// every command, and presses flow again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_sent_into_a_dead_connection_arrive_after_the_reconnect() {
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None).unwrap();
+    let broker =
+        EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), 64 * 1024, None, std::sync::Arc::new(|_| {})).unwrap();
     let relay = Relay::start(broker.engine_addr().port()).await;
     let topics = Topics::new("link-silent").unwrap();
     let device = DeviceId::parse("d1").unwrap();
 
-    let mut opts = MqttOptions::new("d1-silent", "127.0.0.1", broker.engine_addr().port());
+    let mut opts = MqttOptions::new("d1-silent", "127.0.0.1", broker.addr().port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (phone, mut phone_loop) = AsyncClient::new(opts, 100);
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
@@ -245,7 +250,7 @@ async fn commands_sent_into_a_dead_connection_arrive_after_the_reconnect() {
 
     let (inbound, mut queue) = mpsc::channel(16);
     let stop = CancellationToken::new();
-    let mut options = engine(relay.port, &topics);
+    let mut options = engine(&broker, relay.port, &topics);
     options.client_id = "link-test-silent".into();
     options.keep_alive = Duration::from_secs(1);
     let (link, task) = connect(options, inbound, stop.clone());

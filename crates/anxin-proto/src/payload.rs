@@ -2,9 +2,11 @@
 //! reasons a payload is refused; and what a station's duty line is sent ([`StationMessage`]).
 
 use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, StationAlert, Timestamp};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::fmt;
 use thiserror::Error;
 
 /// Largest payload a device may send, by default. A press needs about 150 bytes.
@@ -25,6 +27,10 @@ pub enum Defect {
     Oversized,
     #[error("payload is not a JSON object")]
     NotJson,
+    #[error("payload has the key `{0}` more than once")]
+    DuplicateKey(&'static str),
+    #[error("payload starts with a UTF-8 byte order mark; it was skipped")]
+    ByteOrderMark,
     #[error("msg_id is missing")]
     MissingMsgId,
     #[error("msg_id is not a valid identifier")]
@@ -48,6 +54,8 @@ impl Defect {
         match self {
             Defect::Oversized => "oversized",
             Defect::NotJson => "not_json",
+            Defect::DuplicateKey(_) => "duplicate_key",
+            Defect::ByteOrderMark => "byte_order_mark",
             Defect::MissingMsgId => "missing_msg_id",
             Defect::BadMsgId => "bad_msg_id",
             Defect::MissingType => "missing_type",
@@ -59,9 +67,12 @@ impl Defect {
         }
     }
 
-    pub const ALL: [Defect; 10] = [
+    /// One of each kind (`DuplicateKey` with one of the keys: its label does not name it).
+    pub const ALL: [Defect; 12] = [
         Defect::Oversized,
         Defect::NotJson,
+        Defect::DuplicateKey("msg_id"),
+        Defect::ByteOrderMark,
         Defect::MissingMsgId,
         Defect::BadMsgId,
         Defect::MissingType,
@@ -73,18 +84,98 @@ impl Defect {
     ];
 }
 
-/// The wire form. Unknown fields are ignored so newer firmware can add to it. The clock and
-/// the location are taken as raw JSON and read afterwards, so that one of them unreadable (a
-/// number too large for a float, `"lat": 1e400`) refuses only that part, not the press.
-#[derive(Deserialize)]
+/// The wire form. Unknown fields are ignored so newer firmware can add to it. The message id,
+/// the clock and the location are taken as raw JSON and read afterwards, so that one of them
+/// unreadable (a number too large for a float, `"lat": 1e400`) refuses only that part, or
+/// the press with the reason that names it (`bad_msg_id`), not as "not JSON". A key of these
+/// four given twice is remembered in `duplicate` (the rest is still read, so that a payload
+/// that is also not JSON is refused as that).
+#[derive(Default)]
 struct Wire<'a> {
-    msg_id: Option<serde_json::Value>,
-    #[serde(rename = "type")]
+    msg_id: Option<&'a RawValue>,
     event: Option<String>,
-    #[serde(borrow)]
     ts: Option<&'a RawValue>,
-    #[serde(borrow)]
     location: Option<&'a RawValue>,
+    duplicate: Option<&'static str>,
+}
+
+/// The keys the decoder reads, told apart without allocating; anything else is `Other`.
+enum Key {
+    MsgId,
+    Type,
+    Ts,
+    Location,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "msg_id" => Key::MsgId,
+                    "type" => Key::Type,
+                    "ts" => Key::Ts,
+                    "location" => Key::Location,
+                    _ => Key::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Wire<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WireVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        /// Takes a key's value into `slot`, or notes the key as given twice.
+        fn take<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+            map: &mut A,
+            slot: &mut Option<T>,
+            duplicate: &mut Option<&'static str>,
+            name: &'static str,
+        ) -> Result<(), A::Error> {
+            if slot.is_some() {
+                duplicate.get_or_insert(name);
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                *slot = Some(map.next_value()?);
+            }
+            Ok(())
+        }
+        impl<'de: 'a, 'a> Visitor<'de> for WireVisitor<'a> {
+            type Value = Wire<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Wire<'a>, A::Error> {
+                let mut w = Wire::default();
+                // A null counts as given: `{"msg_id":null,"msg_id":"m"}` is as ambiguous as any.
+                let (mut msg_id, mut event, mut ts, mut location) = (None, None, None, None);
+                while let Some(key) = map.next_key::<Key>()? {
+                    let d = &mut w.duplicate;
+                    match key {
+                        Key::MsgId => take::<_, Option<&RawValue>>(&mut map, &mut msg_id, d, "msg_id")?,
+                        Key::Type => take::<_, Option<String>>(&mut map, &mut event, d, "type")?,
+                        Key::Ts => take::<_, Option<&RawValue>>(&mut map, &mut ts, d, "ts")?,
+                        Key::Location => take::<_, Option<&RawValue>>(&mut map, &mut location, d, "location")?,
+                        Key::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                (w.msg_id, w.event, w.ts, w.location) =
+                    (msg_id.flatten(), event.flatten(), ts.flatten(), location.flatten());
+                Ok(w)
+            }
+        }
+        deserializer.deserialize_map(WireVisitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,15 +198,30 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
     if payload.len() > max_bytes {
         return Err(Defect::Oversized);
     }
+    let mut partial = Vec::new();
+    // A BOM is no part of JSON, and RFC 8259 (8.1) lets a reader ignore one. It says nothing
+    // about the press, so the press is read and the BOM counted, rather than the press
+    // becoming an `unreadable` incident.
+    let payload = match payload.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => {
+            partial.push(Defect::ByteOrderMark);
+            rest
+        }
+        None => payload,
+    };
     // serde would take an array's items as the fields in order (`["m-1", "sos"]`).
     if payload.trim_ascii_start().first() != Some(&b'{') {
         return Err(Defect::NotJson);
     }
     let wire: Wire = serde_json::from_slice(payload).map_err(|_| Defect::NotJson)?;
-    let msg_id = match wire.msg_id {
-        None | Some(serde_json::Value::Null) => return Err(Defect::MissingMsgId),
-        Some(serde_json::Value::String(s)) => MessageId::parse(s).map_err(|_| Defect::BadMsgId)?,
-        Some(serde_json::Value::Number(n)) => MessageId::parse(n.to_string()).map_err(|_| Defect::BadMsgId)?,
+    if let Some(key) = wire.duplicate {
+        return Err(Defect::DuplicateKey(key));
+    }
+    let msg_id = match wire.msg_id.map(|raw| serde_json::from_str::<serde_json::Value>(raw.get())) {
+        None | Some(Ok(serde_json::Value::Null)) => return Err(Defect::MissingMsgId),
+        Some(Ok(serde_json::Value::String(s))) => MessageId::parse(s).map_err(|_| Defect::BadMsgId)?,
+        Some(Ok(serde_json::Value::Number(n))) => MessageId::parse(n.to_string()).map_err(|_| Defect::BadMsgId)?,
+        // Another kind of value, or a number too large for a float (`1e400`).
         Some(_) => return Err(Defect::BadMsgId),
     };
     let event = match wire.event.as_deref() {
@@ -125,7 +231,6 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
             EventType::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(name)).ok_or(Defect::UnknownType)?
         }
     };
-    let mut partial = Vec::new();
     let device_ts = match wire.ts {
         None => received_at,
         Some(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()).ok().and_then(|v| v.as_i64()) {
@@ -249,11 +354,62 @@ mod tests {
         assert_eq!(d.partial, [Defect::BadLocation]);
         let d = dec(r#"{"msg_id":"m","type":"fall","ts":1e400}"#).unwrap();
         assert_eq!((d.event.device_ts, d.partial.as_slice()), (NOW, [Defect::BadTimestamp].as_slice()));
-        // Still refused whole: the press's own fields.
-        assert_eq!(dec(r#"{"msg_id":1e400,"type":"sos"}"#), Err(Defect::NotJson));
+        // Still refused whole: the press's own fields, with the reason that names the field.
+        assert_eq!(dec(r#"{"msg_id":1e400,"type":"sos"}"#), Err(Defect::BadMsgId));
+        assert_eq!(dec(r#"{"msg_id":-1e400,"type":"sos"}"#), Err(Defect::BadMsgId));
         // And null is still no clock and no fix, not a bad one.
         let d = dec(r#"{"msg_id":"m","type":"sos","ts":null,"location":null}"#).unwrap();
         assert_eq!((d.event.device_ts, d.event.fix, d.partial.len()), (NOW, FixReport::Absent, 0));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_by_name() {
+        for (payload, key) in [
+            (r#"{"msg_id":"m","type":"service","type":"sos"}"#, "type"),
+            (r#"{"msg_id":"m","msg_id":"n","type":"sos"}"#, "msg_id"),
+            (r#"{"msg_id":null,"msg_id":"m","type":"sos"}"#, "msg_id"),
+            (r#"{"msg_id":"m","type":"sos","ts":1,"ts":2}"#, "ts"),
+            (r#"{"msg_id":"m","type":"sos","location":null,"location":{"lat":1,"lon":2}}"#, "location"),
+            // The first key given twice is the one named.
+            (r#"{"ts":1,"ts":2,"msg_id":"m","msg_id":"m"}"#, "ts"),
+            // Escaped or not, it is the same key.
+            (r#"{"msg_id":"m","type":"sos","typ\u0065":"fall"}"#, "type"),
+        ] {
+            let refused = dec(payload);
+            assert_eq!(refused, Err(Defect::DuplicateKey(key)), "{payload}");
+            assert_eq!(refused.unwrap_err().to_string(), format!("payload has the key `{key}` more than once"));
+        }
+        assert_eq!(Defect::DuplicateKey("ts").as_label(), "duplicate_key");
+        // A key the decoder does not read may come twice; JSON that breaks later is still not JSON.
+        assert!(dec(r#"{"msg_id":"m","type":"sos","fw":1,"fw":2}"#).is_ok());
+        assert_eq!(dec(r#"{"msg_id":"m","msg_id":"n","type":"sos""#), Err(Defect::NotJson));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped_and_counted() {
+        let d =
+            decode(b"\xEF\xBB\xBF{\"msg_id\":\"m-1\",\"type\":\"sos\",\"ts\":\"x\"}", DEFAULT_MAX_PAYLOAD_BYTES, NOW)
+                .unwrap();
+        assert_eq!((d.event.msg_id.as_str(), d.event.event), ("m-1", EventType::Sos));
+        assert_eq!(d.partial, [Defect::ByteOrderMark, Defect::BadTimestamp]);
+        assert_eq!(Defect::ByteOrderMark.as_label(), "byte_order_mark");
+        // Only one, only first, and only before an object.
+        for payload in [
+            &b"\xEF\xBB\xBF\xEF\xBB\xBF{\"msg_id\":\"m\",\"type\":\"sos\"}"[..],
+            b" \xEF\xBB\xBF{\"msg_id\":\"m\",\"type\":\"sos\"}",
+            b"\xEF\xBB\xBF[\"m\",\"sos\"]",
+            b"\xEF\xBB\xBF",
+        ] {
+            assert_eq!(decode(payload, DEFAULT_MAX_PAYLOAD_BYTES, NOW), Err(Defect::NotJson), "{payload:?}");
+        }
+        // The limit counts the BOM: 3 bytes and 27 of JSON.
+        assert_eq!(decode(b"\xEF\xBB\xBF{\"msg_id\":\"m\",\"type\":\"sos\"}", 29, NOW), Err(Defect::Oversized));
+    }
+
+    #[test]
+    fn every_label_is_distinct() {
+        let labels: std::collections::HashSet<_> = Defect::ALL.iter().map(|d| d.as_label()).collect();
+        assert_eq!(labels.len(), Defect::ALL.len());
     }
 
     #[test]

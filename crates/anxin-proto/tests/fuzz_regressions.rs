@@ -24,3 +24,18 @@ fn an_array_is_not_a_payload() {
     let press = decode(b" \r\n{\"msg_id\":\"m-1\",\"type\":\"sos\"}", DEFAULT_MAX_PAYLOAD_BYTES, NOW).unwrap();
     assert_eq!(press.event.msg_id.as_str(), "m-1");
 }
+
+/// device_payload (and a field report): three payloads refused with a reason that misled.
+/// `"msg_id": 1e400` is a message id no float holds, which the docs call `bad_msg_id`, but the
+/// whole payload was `not_json`; a key given twice, and a UTF-8 byte order mark in front, were
+/// both "payload is not a JSON object", which they are. A key given twice is now
+/// `duplicate_key`, naming it; a leading BOM is skipped (RFC 8259 allows it) and counted as
+/// `byte_order_mark`, and the press is read.
+#[test]
+fn refusals_say_what_is_wrong() {
+    let decode = |payload: &[u8]| decode(payload, DEFAULT_MAX_PAYLOAD_BYTES, NOW);
+    assert_eq!(decode(br#"{"msg_id":1e400,"type":"sos"}"#), Err(Defect::BadMsgId));
+    assert_eq!(decode(br#"{"msg_id":"m-1","type":"sos","type":"service"}"#), Err(Defect::DuplicateKey("type")));
+    let press = decode(b"\xEF\xBB\xBF{\"msg_id\":\"m-1\",\"type\":\"sos\"}").unwrap();
+    assert_eq!((press.event.msg_id.as_str(), press.partial.as_slice()), ("m-1", [Defect::ByteOrderMark].as_slice()));
+}

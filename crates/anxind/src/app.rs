@@ -111,14 +111,19 @@ impl App {
                     let passwd = anxin_mqtt::PasswordFile::parse(&text)
                         .with_context(|| format!("mqtt.embedded_accounts {} is not a password file", path.display()))?;
                     let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
-                    let refused = metrics.mqtt_refused.clone();
-                    let on_refused: anxin_mqtt::broker::OnRefused =
-                        Arc::new(move |why| refused.with_label_values(&[why.as_label()]).inc());
-                    Some((anxin_mqtt::broker::Accounts { passwd, topics }, on_refused))
+                    Some(anxin_mqtt::broker::Accounts { passwd, topics })
                 }
                 None => None,
             };
-            let broker = EmbeddedBroker::start(config.mqtt.embedded_listen, config.mqtt.max_payload_bytes, accounts)?;
+            let refused = metrics.mqtt_refused.clone();
+            let on_refused: anxin_mqtt::broker::OnRefused =
+                Arc::new(move |why| refused.with_label_values(&[why.as_label()]).inc());
+            let broker = EmbeddedBroker::start(
+                config.mqtt.embedded_listen,
+                config.mqtt.max_payload_bytes,
+                accounts,
+                on_refused,
+            )?;
             let addr = broker.addr();
             (Some(broker), addr.ip().to_string(), addr.port())
         } else {
@@ -160,6 +165,12 @@ impl App {
         }
     }
 
+    /// The embedded broker, when anxind runs one: where rumqttd listens behind the guard,
+    /// and the internal login (the `help_coming` bench reaches rumqttd directly with them).
+    pub fn embedded_broker(&self) -> Option<&EmbeddedBroker> {
+        self.broker.as_ref()
+    }
+
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }
@@ -168,7 +179,7 @@ impl App {
     /// guard, rumqttd directly, with the broker's own login; otherwise the configured broker
     /// and account.
     fn engine_link(&self) -> (String, u16, Option<String>, Option<String>) {
-        match self.broker.as_ref().and_then(|b| b.engine_login().map(|login| (b.engine_addr(), login.clone()))) {
+        match self.broker.as_ref().map(|b| (b.engine_addr(), b.engine_login().clone())) {
             Some((addr, (user, password))) => (addr.ip().to_string(), addr.port(), Some(user), Some(password)),
             None => (
                 self.broker_host.clone(),

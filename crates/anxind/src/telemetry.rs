@@ -18,7 +18,7 @@ pub struct Metrics {
     pub presses_throttled: IntCounter,
     /// Payloads refused in whole or in part, by reason.
     pub payloads_rejected: IntCounterVec,
-    /// Clients the embedded broker turned away (`mqtt.embedded_accounts`), by reason.
+    /// Clients the embedded broker turned away (disconnected), by reason.
     pub mqtt_refused: IntCounterVec,
     /// Commands and station alerts the engine could not hand to its broker connection, by
     /// reason (`oversized`, `encode`, `stopped`).
@@ -70,7 +70,7 @@ impl Metrics {
             mqtt_refused: IntCounterVec::new(
                 Opts::new(
                     "anxin_mqtt_refused_total",
-                    "Clients the embedded broker turned away: no or wrong account, or a topic not their own",
+                    "Clients the embedded broker disconnected: no or wrong account, a topic not their own, an oversized or malformed packet, a topic not UTF-8, or closed by rumqttd itself",
                 ),
                 &["reason"],
             )

@@ -81,3 +81,66 @@ async fn a_station_alert_too_large_to_send_is_counted_and_nothing_else_stops() {
     assert_eq!(app.metric("anxin_mqtt_connections_lost_total").await, 0.0);
     app.stop().await;
 }
+
+/// A device that sends what the embedded broker will not carry (a 1 MB payload, a topic that
+/// is not UTF-8) is disconnected, and that used to leave no trace but rumqttd's log line:
+/// now each is counted on `anxin_mqtt_refused_total` with its reason, and the next press from
+/// another device still becomes an incident and hears `help_coming`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_broker_counts_the_devices_it_drops() {
+    use anxin_mqtt::rumqttc::mqttbytes::v4::{Connect, Packet};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&Backend::embedded(dir.path()), &unique("anxind", "broker-drops")).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let root = app.topic_root.clone();
+    // A device speaking MQTT by hand: CONNECT, then a PUBLISH (QoS 0) with the topic's bytes
+    // as given, which no client library would send.
+    let drop_after = |id: &'static str, topic: Vec<u8>, payload: Vec<u8>| {
+        let mqtt = app.mqtt.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect((mqtt.0.as_str(), mqtt.1)).await.unwrap();
+            let mut connect = bytes::BytesMut::new();
+            Packet::Connect(Connect::new(id)).write(&mut connect, 1024).unwrap();
+            s.write_all(&connect).await.unwrap();
+            let mut connack = [0u8; 4];
+            s.read_exact(&mut connack).await.unwrap();
+            assert_eq!(connack, [0x20, 2, 0, 0], "{id} is let in");
+            let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+            body.extend(topic);
+            body.extend(payload);
+            let (mut publish, mut len) = (vec![0x30], body.len());
+            while len >= 128 {
+                publish.push((len % 128) as u8 | 0x80);
+                len /= 128;
+            }
+            publish.push(len as u8);
+            publish.extend(body);
+            let _ = s.write_all(&publish).await; // the broker may close before reading it all
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest).await; // returns once the broker has closed
+        }
+    };
+    drop_after("d-huge", format!("{root}/v1/devices/d-2/events").into_bytes(), vec![b'x'; 1 << 20]).await;
+    let mut garbled = format!("{root}/v1/devices/").into_bytes();
+    garbled.extend(b"\xff\xfe/events");
+    drop_after("d-garbled", garbled, br#"{"msg_id":"m","type":"sos"}"#.to_vec()).await;
+
+    tokio::time::timeout(WAIT, async {
+        let (oversized, not_utf8) =
+            ("anxin_mqtt_refused_total{reason=\"oversized\"}", "anxin_mqtt_refused_total{reason=\"topic_not_utf8\"}");
+        while (app.metric(oversized).await, app.metric(not_utf8).await) != (1.0, 1.0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("both drops are counted");
+
+    let mut d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("after-the-drops", None).await;
+    assert_eq!(console.incident_for("d-1").await["incident"]["press_count"], 1);
+    assert_eq!(d1.next_command().await["type"], "help_coming");
+    assert_eq!(app.metric("anxin_mqtt_refused_total{reason=\"closed_by_broker\"}").await, 0.0);
+    app.stop().await;
+}
