@@ -21,6 +21,7 @@ macro_rules! every_story {
             a_phone_without_websocket_uses_the_rest_fallback,
             parallel_offers_and_the_station_duty_line,
             dispatchers_sign_in_claim_and_keep_the_record,
+            a_claim_ends_when_its_holder_signs_out,
             a_stuck_button_is_one_incident,
             $($extra,)*
         );
@@ -1290,6 +1291,52 @@ pub async fn dispatchers_sign_in_claim_and_keep_the_record(backend: Backend, cli
     let retry = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after: ").map(str::to_string));
     assert_eq!(retry.as_deref(), Some("30"), "{head}");
     assert_eq!(app.metric("anxin_console_sign_ins_total{result=\"limited\"}").await, 1.0);
+    app.stop().await;
+}
+
+/// The newcomer's bug 4: a dispatcher claimed an incident and signed out, and everyone else
+/// was refused. Signing out ends the claim; the incident, still waiting for a dispatcher,
+/// alarms on every console again, and the next dispatcher can act on it.
+pub async fn a_claim_ends_when_its_holder_signs_out(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let wang_cookie = sign_in(app.http, "wang").await;
+    let mut wang = TestConsole::connect_signed_in(app.http, &wang_cookie, None, None).await;
+    assert_eq!(wang.next().await["type"], "snapshot");
+    let mut li = TestConsole::connect_signed_in(app.http, &sign_in(app.http, "li").await, None, None).await;
+    assert_eq!(li.next().await["type"], "snapshot");
+    let online = li.presence.clone().expect("a console is told who is online");
+    assert_eq!(online["online"], json!(["li", "wang"]));
+
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.publish_raw(json!({"msg_id": "svc-1", "type": "service"}).to_string()).await;
+    let opened = li.incident_for("d-1").await;
+    let id = opened["incident"]["id"].as_u64().unwrap();
+    assert_eq!(opened["incident"]["alarm"]["need"], "service_request", "{opened}");
+    let claim = json!({"type": "command", "incident_id": id, "action": "claim"});
+    assert_eq!(wang.ask(claim.clone()).await["ok"], true);
+    let refused = li.ask(json!({"type": "command", "incident_id": id, "action": "acknowledge"})).await;
+    assert_eq!(refused["code"], "claimed_by_other", "{refused}");
+    assert_eq!(refused["args"]["by"], "调度员 wang (wang)");
+
+    let (status, _) = http_request(app.http, "DELETE", "/api/v1/session", &[("Cookie", &wang_cookie)], "").await;
+    assert_eq!(status, 204);
+    let freed = loop {
+        let m = li.incident_for("d-1").await;
+        if m["incident"]["claimed_by"].is_null() && !m["incident"]["alarm"].is_null() {
+            break m;
+        }
+    };
+    assert_eq!(freed["incident"]["alarm"]["need"], "claimant_gone", "{freed}");
+    let seen = freed["incident"]["alarm"]["raised_seq"].clone();
+    let ack = json!({"type": "command", "incident_id": id, "action": "acknowledge", "alarm": seen});
+    assert_eq!(li.ask(ack).await["ok"], true, "the next dispatcher may act");
+    let timeline = li.ask(json!({"type": "timeline", "incident_id": id})).await;
+    let released = timeline["events"].as_array().unwrap().iter().find(|e| e["change"]["type"] == "released").cloned();
+    let released = released.expect("the claim's end is in the record");
+    assert_eq!(
+        (released["change"]["why"].as_str(), released["actor"]["type"].as_str()),
+        (Some("signed_out"), Some("engine"))
+    );
     app.stop().await;
 }
 
