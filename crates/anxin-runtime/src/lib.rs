@@ -29,8 +29,9 @@ pub mod ports;
 pub use intake::{obey, Intake};
 pub use ports::{Clock, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
 
-use anxin_core::{Engine, Outbox, ResponderId, ResponderView, Timestamp};
+use anxin_core::{Actor, Engine, IncidentId, JobEnded, Outbox, ResponderId, ResponderView, Timestamp};
 use anxin_proto::{Answer, Command, Delivery};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,9 @@ pub struct Runtime<M> {
     engine: Engine,
     ports: Ports<M>,
     options: Options,
+    /// The incident each responder's phone was last shown an offer or job on, so that when it
+    /// goes away the phone can be told why.
+    held: HashMap<ResponderId, IncidentId>,
 }
 
 impl<M> std::fmt::Debug for Runtime<M> {
@@ -137,13 +141,43 @@ impl Drop for InFlight {
 /// A responder's phone as the engine sees it now.
 pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<PhoneView> {
     let r = engine.responder(responder)?;
-    Some(PhoneView { responder: r.clone(), job: engine.job_view(responder, now) })
+    let station_name = engine.station_name(&r.station_id).unwrap_or_default().to_string();
+    Some(PhoneView { responder: r.clone(), station_name, job: engine.job_view(responder, now), ended: None })
+}
+
+/// Why `responder`'s offer or job on `incident` went away in the batch `out` holds, if
+/// someone else did it: nothing when the responder did it themselves (declined, withdrew,
+/// resolved), since their phone knows.
+fn job_ended(engine: &Engine, out: &Outbox, responder: &ResponderId, incident: IncidentId) -> Option<JobEnded> {
+    let mut by = None;
+    for e in out.events.iter().filter(|e| e.incident_id == incident) {
+        by = Some(match &e.actor {
+            Actor::Responder(r) if r == responder => return None,
+            Actor::Responder(_) => "responder",
+            Actor::Dispatcher(_) => "dispatcher",
+            Actor::Device(_) => "device",
+            Actor::Engine => "engine",
+        });
+    }
+    let view = match out.deltas.iter().rev().find(|v| v.id == incident) {
+        Some(v) => v.clone(),
+        None => engine.view(engine.incident(incident)?),
+    };
+    let reassigned_to = view.responder.filter(|p| p.id != responder.as_str()).map(|p| p.name);
+    Some(JobEnded {
+        incident_id: incident,
+        state: view.state,
+        by: by.unwrap_or("engine").to_string(),
+        reason: view.outcome.filter(|o| !o.trim().is_empty()),
+        reassigned_to,
+    })
 }
 
 impl<M: Delivery> Runtime<M> {
     /// A runtime owning `engine`, which was resumed from what `ports.store` holds.
     pub fn new(engine: Engine, ports: Ports<M>, options: Options) -> Self {
-        Self { engine, ports, options }
+        let held = engine.roster_view().into_iter().filter_map(|r| Some((r.id, r.incident_id?))).collect();
+        Self { engine, ports, options, held }
     }
 
     /// The engine, for what is read before the runtime starts (views for the hubs).
@@ -269,7 +303,19 @@ impl<M: Delivery> Runtime<M> {
         let mut touched = std::mem::take(&mut out.responders);
         touched.sort();
         touched.dedup();
-        let phones = touched.iter().filter_map(|r| phone_view(&self.engine, r, now)).collect();
+        let mut phones = Vec::with_capacity(touched.len());
+        for r in &touched {
+            let Some(mut phone) = phone_view(&self.engine, r, now) else { continue };
+            let now_on = phone.job.as_ref().map(|j| j.incident_id);
+            let before = match now_on {
+                Some(id) => self.held.insert(r.clone(), id),
+                None => self.held.remove(r),
+            };
+            if let Some(before) = before.filter(|b| Some(*b) != now_on) {
+                phone.ended = job_ended(&self.engine, &out, r, before);
+            }
+            phones.push(phone);
+        }
         // Consoles' maps: whoever changed status, duty or position.
         touched.extend(out.roster.iter().map(|r| r.id.clone()));
         touched.sort();
