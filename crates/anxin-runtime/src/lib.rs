@@ -442,3 +442,112 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, shutdown: &CancellationToken)
         }
     }
 }
+
+#[cfg(test)]
+mod job_ended_tests {
+    //! A phone is told why its job went away only when someone else took it away.
+
+    use super::job_ended;
+    use anxin_core::*;
+
+    const T0: Timestamp = Timestamp(1_763_000_000_000);
+
+    fn c(lat: f64, lon: f64) -> Coordinates {
+        Coordinates::new(lat, lon).unwrap()
+    }
+
+    fn r1() -> ResponderId {
+        ResponderId::parse("r-1").unwrap()
+    }
+
+    /// One elder with a device, one station, one responder next door.
+    fn engine() -> Engine {
+        let station = StationId::parse("s-1").unwrap();
+        let registry = Registry {
+            elders: vec![Elder {
+                id: ElderId::parse("e-1").unwrap(),
+                name: "张阿姨".into(),
+                address: "西山区".into(),
+                home: c(25.0, 102.68),
+                phone: None,
+                notes: String::new(),
+                profile: Default::default(),
+            }],
+            devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+            stations: vec![Station {
+                id: station.clone(),
+                name: "金碧街道服务中心".into(),
+                position: c(25.0, 102.69),
+                phone: None,
+                service_circle_min: None,
+            }],
+            responders: vec![Responder {
+                id: r1(),
+                name: "李师傅".into(),
+                station_id: station,
+                phone: None,
+                position: c(25.001, 102.68),
+                on_duty: true,
+                mode: TravelMode::Ebike,
+                skills: vec!["first_aid".into()],
+                position_at: None,
+                token_sha256: None,
+            }],
+            staff: vec![],
+        };
+        Engine::new(Policy::default(), registry, Resume::default())
+    }
+
+    /// A press that the responder accepts: their job.
+    fn accepted(e: &mut Engine) -> IncidentId {
+        let mut out = Outbox::default();
+        let event = DeviceEvent {
+            msg_id: MessageId::parse("m-1").unwrap(),
+            event: EventType::Sos,
+            device_ts: T0,
+            fix: FixReport::Absent,
+        };
+        let Outcome::Opened(id) = e.handle_device_event(&DeviceId::parse("d-1").unwrap(), event, T0, &mut out).unwrap()
+        else {
+            panic!("not opened")
+        };
+        e.responder_acts(&r1(), id, ResponderAction::Accept, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0).map(|j| j.incident_id), Some(id));
+        id
+    }
+
+    #[test]
+    fn a_false_alarm_marked_by_a_dispatcher_is_told_with_its_reason() {
+        let mut e = engine();
+        let id = accepted(&mut e);
+        let mut out = Outbox::default();
+        let reason = "老人误按".to_string();
+        e.dispatcher_acts("wang", id, DispatcherAction::FalseAlarm { reason: reason.clone() }, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0), None);
+        let ended = job_ended(&e, &out, &r1(), id).expect("told");
+        assert_eq!(ended.incident_id, id);
+        assert_eq!(ended.state, IncidentState::FalseAlarm);
+        assert_eq!(ended.by, "dispatcher");
+        assert_eq!(ended.reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(ended.reassigned_to, None);
+    }
+
+    #[test]
+    fn the_responders_own_withdrawal_is_not_told_back_to_them() {
+        let mut e = engine();
+        let id = accepted(&mut e);
+        let mut out = Outbox::default();
+        let withdraw = ResponderAction::Withdraw { reason: "unwell".into() };
+        e.responder_acts(&r1(), id, withdraw, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0), None);
+        assert_eq!(job_ended(&e, &out, &r1(), id), None);
+    }
+
+    #[test]
+    fn a_phone_is_told_its_stations_name() {
+        let e = engine();
+        let phone = super::phone_view(&e, &r1(), T0).unwrap();
+        assert_eq!(phone.station_name, "金碧街道服务中心");
+        assert_eq!(phone.ended, None);
+    }
+}
