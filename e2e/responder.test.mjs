@@ -243,10 +243,13 @@ describe('responder phone on a live anxind', () => {
       assert.equal(await field(page, 'elder-name').textContent(), elder.name);
       const incidentId = Number(await job(page).getAttribute('data-incident-id'));
       await button(page, 'decline').click();
+      // It asks why; a reason sends the decline.
+      await page.locator('[data-reason="busy"]:not([disabled])').click();
       await job(page).waitFor({ state: 'hidden', ...SHOWS_UP });
       await page.locator('#idle').waitFor(SHOWS_UP);
       const decline = frames.sent.find((f) => f.type === 'decline');
       assert.equal(decline?.incident_id, incidentId);
+      assert.equal(decline?.reason, 'busy');
       assert.ok(frames.received.some((f) => f.type === 'result' && f.request_id === decline.request_id && f.ok));
       assert.deepEqual(errors, []);
     });
@@ -309,6 +312,7 @@ describe('responder phone against a scripted socket', () => {
       assert.equal(await field(page, 'distance').textContent(), '413 米');
       assert.equal(await field(page, 'phone').getAttribute('href'), 'tel:13800000000');
       assert.ok((await field(page, 'map').getAttribute('href')).includes('position=102.600000,25.000000'));
+      assert.ok((await field(page, 'map').getAttribute('href')).includes('&coordinate=wgs84'));
       assert.deepEqual(errors, []);
     });
     await context.close();

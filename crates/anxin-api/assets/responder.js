@@ -16,6 +16,7 @@ import {
   chooseLanguage,
   defineStrings,
   formatDistance,
+  formatList,
   has,
   htmlLang,
   message,
@@ -32,6 +33,11 @@ defineStrings(RESPONDER_STRINGS);
 
 const TOKEN_KEY = 'anxin.responder.token';
 const LANG_KEY = 'anxin.responder.lang';
+// Incidents this phone accepted itself (an `accepted` job it did not accept was assigned by a
+// dispatcher, and asks for consent), and `ended` messages the responder dismissed.
+const MINE_KEY = 'anxin.responder.mine';
+const DISMISSED_KEY = 'anxin.responder.dismissed';
+const REMEMBERED_IDS = 30;
 
 // The server closes a socket whose token it does not know with this code.
 const CLOSE_BAD_TOKEN = 4401;
@@ -43,12 +49,18 @@ const RESULT_TIMEOUT_MS = 20000;
 const FRAME_GRACE_MS = 5000;
 // The countdown turns urgent below this.
 const COUNTDOWN_URGENT_MS = 15000;
+// Buttons that appear (a new step, a consent, the reasons) stay inert this long, so the second
+// tap of a double tap, or a tap meant for the button that was there before, does nothing.
+const ARM_MS = 1200;
+const REASONS = ['too_far', 'busy', 'unwell', 'no_transport', 'other'];
 
 const JOB_STATES = new Set(['offered', 'accepted', 'en_route', 'on_scene']);
 const KINDS = new Set(['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service']);
 // The one button each state offers (an offer has two, see render).
 const NEXT_STEP = { accepted: 'en_route', en_route: 'on_scene', on_scene: 'resolve' };
 const ACTIONS = ['accept', 'decline', 'en_route', 'on_scene', 'resolve'];
+// The other buttons of the action bar: consent to an assignment, withdraw, leave the reasons.
+const EXTRA_ACTIONS = ['consent_go', 'consent_cannot', 'withdraw', 'reason_back'];
 
 const state = {
   token: null,
@@ -75,6 +87,17 @@ const state = {
   outcomeError: false,
   /** the message under the token field, as [key, vars]; or null */
   signinError: null,
+  /** what the action bar shows now (incident, state, mode), and until when it is inert */
+  armKey: '',
+  armedUntil: 0,
+  /** the reasons being asked for: 'decline' or 'withdraw', or null */
+  reasonsFor: null,
+  /** incidents this phone accepted itself (see MINE_KEY) */
+  mine: [],
+  /** a job someone else ended or took away: { incident_id, state, by, reason, reassigned_to, elder } */
+  ended: null,
+  dismissed: [],
+  lastVibratedAssignment: null,
 };
 
 let dom = null;
@@ -133,6 +156,7 @@ function render() {
   dom.who.textContent = r ? t('who', { name: r.name || r.id, id: r.id }) : '';
 
   renderConn();
+  renderEnded(view === 'signed-out' ? null : state.ended);
   if (view === 'idle') renderIdle();
   renderJob(view === 'job' ? state.job : null);
   renderGeo();
@@ -154,7 +178,7 @@ function renderIdle() {
   const r = state.responder;
   const on = Boolean(r.on_duty);
   dom.idleName.textContent = r.name || r.id;
-  dom.idleStation.textContent = t('station', { station: r.station_id || '—', id: r.id });
+  dom.idleStation.textContent = t('station', { station: r.station_name || r.station_id || '—', id: r.id });
   dom.duty.setAttribute('aria-checked', on ? 'true' : 'false');
   dom.dutyText.textContent = on ? t('duty_on') : t('duty_off');
   const dutyPending = [...state.pending.values()].some((p) => p.kind === 'duty');
@@ -193,6 +217,7 @@ function renderJob(job) {
   dom.address.hidden = !elder.address;
   dom.notes.hidden = !elder.notes;
   dom.notesText.textContent = elder.notes || '';
+  renderDoor(elder);
 
   dom.distance.textContent = formatDistance(job.distance_m, '—');
   dom.eta.textContent = Number.isFinite(Number(job.eta_min)) && job.eta_min !== null
@@ -223,8 +248,7 @@ function renderJob(job) {
 
   const at = jobCoordinates(job);
   if (at) {
-    const name = encodeURIComponent(elder.name || '');
-    dom.map.href = `https://uri.amap.com/marker?position=${at.lon.toFixed(6)},${at.lat.toFixed(6)}&name=${name}`;
+    dom.map.href = amapMarkerUrl(at, elder.name);
     dom.map.textContent = t('map');
     dom.map.hidden = false;
   } else {
@@ -232,23 +256,139 @@ function renderJob(job) {
     dom.map.removeAttribute('href');
   }
 
-  // Buttons: an offer gets accept and decline; a held job gets its next step.
-  const shown = jobState === 'offered' ? ['decline', 'accept'] : NEXT_STEP[jobState] ? [NEXT_STEP[jobState]] : [];
+  // The action bar: an offer gets accept and decline; an assignment asks for consent; a held
+  // job gets its next step; a decline or a withdrawal first asks why.
+  const assigned = isAssigned(job);
+  const mode = state.reasonsFor ? 'reasons' : assigned ? 'consent' : 'steps';
+  dom.jobState.textContent = assigned ? t('state_assigned') : dom.jobState.textContent;
+  card.dataset.assigned = assigned ? 'true' : 'false';
+  if (assigned && state.lastVibratedAssignment !== job.incident_id) {
+    state.lastVibratedAssignment = job.incident_id;
+    vibrate();
+  }
+  const shown = mode !== 'steps' ? [] : jobState === 'offered' ? ['decline', 'accept'] : NEXT_STEP[jobState] ? [NEXT_STEP[jobState]] : [];
+  const armKey = `${job.incident_id}|${jobState}|${mode}|${state.reasonsFor ?? ''}`;
+  if (armKey !== state.armKey) {
+    state.armKey = armKey;
+    state.armedUntil = Date.now() + ARM_MS;
+    setTimeout(render, ARM_MS + 20);
+  }
+  const arming = Date.now() < state.armedUntil;
+  dom.actionsBox.dataset.arming = arming ? 'true' : 'false';
   const busy = state.pending.size > 0 || (state.awaitingFrameSince > 0 && Date.now() - state.awaitingFrameSince < FRAME_GRACE_MS);
   const offline = state.conn !== 'connected';
+  const inert = busy || offline || arming;
+  const sendingKinds = new Set([...state.pending.values()].map((p) => p.kind));
   for (const action of ACTIONS) {
     const b = dom.actions[action];
     b.hidden = !shown.includes(action);
-    b.disabled = busy || offline;
-    const sending = [...state.pending.values()].some((p) => p.kind === action);
+    b.disabled = inert;
+    const sending = sendingKinds.has(action);
     b.textContent = sending ? t('sending') : t(action);
     b.setAttribute('aria-busy', sending ? 'true' : 'false');
   }
-  dom.resolveBox.hidden = jobState !== 'on_scene';
+  dom.actionRow.hidden = mode !== 'steps';
+  dom.consent.hidden = mode !== 'consent';
+  dom.reasons.hidden = mode !== 'reasons';
+  dom.reasonsTitle.textContent = state.reasonsFor ? t(`reasons_${state.reasonsFor}`) : '';
+  const canWithdraw = mode === 'steps' && (jobState === 'accepted' || jobState === 'en_route');
+  dom.extra.withdraw.hidden = !canWithdraw;
+  for (const action of EXTRA_ACTIONS) dom.extra[action].disabled = inert;
+  const goSending = sendingKinds.has('en_route');
+  dom.extra.consent_go.textContent = goSending ? t('sending') : t('consent_go');
+  for (const reason of REASONS) {
+    const b = dom.reasons.querySelector(`[data-reason="${reason}"]`);
+    b.disabled = inert;
+    const sending = [...state.pending.values()].some((p) => p.reason === reason);
+    b.textContent = sending ? t('sending') : t(`reason_${reason}`);
+  }
+  dom.resolveBox.hidden = jobState !== 'on_scene' || mode !== 'steps';
   dom.outcomeError.hidden = !(state.outcomeError && jobState === 'on_scene');
   const error = offline ? t('offline_actions') : message(state.actionError);
   dom.actionError.hidden = !error;
   dom.actionError.textContent = error;
+}
+
+/** Where the elder is, for Amap: its URI API reads `position` as GCJ-02 unless told otherwise,
+ * and ours are WGS-84 (off by a few hundred metres in China), so it is told. */
+function amapMarkerUrl(at, name) {
+  const position = `${at.lon.toFixed(6)},${at.lat.toFixed(6)}`;
+  return `https://uri.amap.com/marker?position=${position}&name=${encodeURIComponent(name || '')}&coordinate=wgs84&src=anxin&callnative=1`;
+}
+
+/** Whether a dispatcher put this responder on the job without them accepting it on this phone. */
+function isAssigned(job) {
+  return job.state === 'accepted' && !state.mine.includes(job.incident_id);
+}
+
+/** What the responder needs at the door: how to get in, who the elder is, whom to call. */
+function renderDoor(elder) {
+  const door = String(elder.door_notes || '').trim();
+  dom.door.hidden = !door;
+  dom.doorText.textContent = door;
+
+  const rows = {
+    age: Number.isFinite(Number(elder.age)) && elder.age !== null ? t('age', { n: Number(elder.age) }) : '',
+    alone: elder.lives_alone === true ? t('alone_yes') : elder.lives_alone === false ? t('alone_no') : '',
+    mobility: String(elder.mobility || '').trim(),
+    language: String(elder.language || '').trim(),
+    conditions: formatList((elder.conditions || []).filter(Boolean)) || '',
+    medications: formatList((elder.medications || []).filter(Boolean)) || '',
+  };
+  let any = false;
+  for (const [name, text] of Object.entries(rows)) {
+    dom.profileRows[name].hidden = !text;
+    dom.profileValues[name].textContent = text;
+    any ||= Boolean(text);
+  }
+  dom.profile.hidden = !any;
+
+  const contacts = (Array.isArray(elder.contacts) ? elder.contacts : []).filter((c) => c && c.phone);
+  dom.contacts.hidden = contacts.length === 0;
+  dom.contactList.replaceChildren(
+    ...contacts.map((c) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.className = 'btn btn-call btn-contact';
+      a.href = `tel:${String(c.phone).replace(/[^\d+]/g, '')}`;
+      const who = document.createElement('span');
+      who.className = 'contact-who';
+      who.textContent = c.relation ? t('contact', { name: c.name || '', relation: c.relation }) : c.name || '';
+      const number = document.createElement('span');
+      number.className = 'contact-phone';
+      number.textContent = formatPhone(c.phone);
+      a.append(who, number);
+      li.append(a);
+      return li;
+    }),
+  );
+}
+
+/** The message about a job someone else ended or took away, until the responder dismisses it. */
+function renderEnded(ended) {
+  dom.ended.hidden = !ended;
+  if (!ended) {
+    dom.ended.removeAttribute('data-incident-id');
+    return;
+  }
+  dom.ended.dataset.incidentId = String(ended.incident_id);
+  dom.ended.dataset.state = String(ended.state);
+  const over = ['false_alarm', 'cancelled', 'closed', 'resolved'].includes(ended.state);
+  dom.endedTitle.textContent = over ? t('ended_title_over') : t('ended_title_moved');
+  dom.endedWhat.textContent = ended.elder
+    ? t('ended_what', { id: ended.incident_id, elder: ended.elder })
+    : t('ended_what_id', { id: ended.incident_id });
+  let text;
+  if (ended.state === 'false_alarm') text = t('ended_false_alarm');
+  else if (ended.state === 'cancelled') text = ended.by === 'device' ? t('ended_cancelled_device') : t('ended_cancelled');
+  else if (ended.state === 'closed') text = t('ended_closed');
+  else if (ended.state === 'resolved') text = t('ended_resolved');
+  else if (ended.reassigned_to) text = ended.by === 'responder' ? t('ended_taken') : t('ended_reassigned', { name: ended.reassigned_to });
+  else if (ended.by === 'engine') text = t('ended_lapsed');
+  else text = t('ended_taken_back');
+  dom.endedText.textContent = text;
+  dom.endedReason.hidden = !ended.reason;
+  dom.endedReason.textContent = ended.reason ? t('ended_reason', { reason: ended.reason }) : '';
 }
 
 /** The parts that move with the clock: the offer's countdown and the time since the press. */
@@ -293,7 +433,13 @@ function renderGeo() {
 function onHello(msg) {
   const r = msg.responder;
   if (!r || typeof r !== 'object') return;
-  state.responder = { id: String(r.id ?? ''), name: r.name ?? '', station_id: r.station_id ?? '', on_duty: Boolean(r.on_duty) };
+  state.responder = {
+    id: String(r.id ?? ''),
+    name: r.name ?? '',
+    station_id: r.station_id ?? '',
+    station_name: r.station_name ?? '',
+    on_duty: Boolean(r.on_duty),
+  };
   state.signinError = null;
   setConn('connected');
   positions.update();
@@ -306,6 +452,15 @@ function onJob(msg) {
   const previous = state.job;
   state.jobKnown = true;
   state.awaitingFrameSince = 0;
+  const ended = msg.ended && typeof msg.ended === 'object' ? msg.ended : null;
+  if (ended && !state.dismissed.includes(ended.incident_id)) {
+    // The elder's name, from the job this phone showed (a phone that reconnects has none).
+    const shown = previous && previous.incident_id === ended.incident_id ? previous.elder?.name : null;
+    const kept = state.ended && state.ended.incident_id === ended.incident_id ? state.ended.elder : null;
+    state.ended = { ...ended, elder: shown || kept || null };
+    vibrate();
+  }
+  if (!job || !previous || previous.incident_id !== job.incident_id || previous.state !== job.state) state.reasonsFor = null;
   if (job) {
     const serverTime = Number(job.server_time);
     observeServerTime(job.server_time);
@@ -394,7 +549,19 @@ function request(kind, fields, extra = {}) {
 function onAction(action) {
   const job = state.job;
   if (!job) return;
+  // A tap on a button that has just appeared (the second of a double tap) does nothing.
+  if (Date.now() < state.armedUntil) return;
   const incidentId = job.incident_id;
+  if (action === 'decline' || action === 'withdraw' || action === 'consent_cannot') {
+    state.reasonsFor = action === 'decline' ? 'decline' : 'withdraw';
+    render();
+    return;
+  }
+  if (action === 'reason_back') {
+    state.reasonsFor = null;
+    render();
+    return;
+  }
   if (action === 'resolve') {
     const outcome = dom.outcome.value.trim();
     if (!outcome) {
@@ -407,7 +574,44 @@ function onAction(action) {
     request('resolve', { incident_id: incidentId, outcome });
     return;
   }
+  if (action === 'accept') rememberMine(incidentId);
+  if (action === 'consent_go') {
+    rememberMine(incidentId);
+    request('en_route', { incident_id: incidentId });
+    return;
+  }
   request(action, { incident_id: incidentId });
+}
+
+/** Sends the decline or withdrawal being asked about, with the reason tapped. */
+function onReason(reason) {
+  const job = state.job;
+  if (!job || !state.reasonsFor || Date.now() < state.armedUntil) return;
+  request(state.reasonsFor, { incident_id: job.incident_id, reason }, { reason });
+}
+
+function rememberMine(incidentId) {
+  if (state.mine.includes(incidentId)) return;
+  state.mine = [...state.mine, incidentId].slice(-REMEMBERED_IDS);
+  remember(MINE_KEY, JSON.stringify(state.mine));
+}
+
+function dismissEnded() {
+  if (!state.ended) return;
+  state.dismissed = [...state.dismissed, state.ended.incident_id].slice(-REMEMBERED_IDS);
+  remember(DISMISSED_KEY, JSON.stringify(state.dismissed));
+  state.ended = null;
+  render();
+}
+
+/** A list of incident ids kept under `key`, or none. */
+function recallIds(key) {
+  try {
+    const ids = JSON.parse(recall(key) ?? '[]');
+    return Array.isArray(ids) ? ids.filter((n) => Number.isInteger(n)) : [];
+  } catch {
+    return [];
+  }
 }
 
 function onDuty() {
@@ -469,6 +673,8 @@ function signOut(error = null) {
   state.jobKnown = false;
   state.actionError = null;
   state.outcomeError = false;
+  state.reasonsFor = null;
+  state.ended = null;
   state.signinError = error;
   state.conn = 'reconnecting';
   dom.outcome.value = '';
@@ -522,6 +728,28 @@ function init() {
     phone: field('phone'),
     map: field('map'),
     resolveBox: job.querySelector('.resolve-box'),
+    actionsBox: job.querySelector('.actions'),
+    actionRow: job.querySelector('.action-row'),
+    consent: field('consent'),
+    reasons: field('reasons'),
+    reasonsTitle: field('reasons-title'),
+    extra: Object.fromEntries(EXTRA_ACTIONS.map((a) => [a, job.querySelector(`[data-action="${a}"]`)])),
+    door: field('door'),
+    doorText: field('door-text'),
+    profile: field('profile'),
+    profileRows: Object.fromEntries(
+      ['age', 'alone', 'mobility', 'language', 'conditions', 'medications'].map((n) => [n, field(`${n}-row`)]),
+    ),
+    profileValues: Object.fromEntries(
+      ['age', 'alone', 'mobility', 'language', 'conditions', 'medications'].map((n) => [n, field(n)]),
+    ),
+    contacts: field('contacts'),
+    contactList: field('contact-list'),
+    ended: byId('ended'),
+    endedTitle: byId('ended').querySelector('[data-field="ended-title"]'),
+    endedWhat: byId('ended').querySelector('[data-field="ended-what"]'),
+    endedText: byId('ended').querySelector('[data-field="ended-text"]'),
+    endedReason: byId('ended').querySelector('[data-field="ended-reason"]'),
     outcome: byId('outcome'),
     outcomeError: byId('outcome-error'),
     actionError: byId('action-error'),
@@ -553,6 +781,11 @@ function init() {
   document.querySelector('[data-action="sign-out"]').addEventListener('click', () => signOut());
   dom.duty.addEventListener('click', onDuty);
   for (const action of ACTIONS) dom.actions[action].addEventListener('click', () => onAction(action));
+  for (const action of EXTRA_ACTIONS) dom.extra[action].addEventListener('click', () => onAction(action));
+  for (const b of dom.reasons.querySelectorAll('[data-reason]')) b.addEventListener('click', () => onReason(b.dataset.reason));
+  dom.ended.querySelector('[data-action="dismiss-ended"]').addEventListener('click', dismissEnded);
+  state.mine = recallIds(MINE_KEY);
+  state.dismissed = recallIds(DISMISSED_KEY);
   dom.outcome.addEventListener('input', () => {
     if (state.outcomeError && dom.outcome.value.trim()) {
       state.outcomeError = false;

@@ -608,7 +608,7 @@ async fn rest_job(State(state): State<ApiState>, headers: HeaderMap) -> Response
     let Some(responder) = bearer(&headers).and_then(|t| state.responders.authenticate(t)) else {
         return unauthorized(&state);
     };
-    Json(ServerFrame::Job { job: state.responders.job(&responder, (state.clock)()) }).into_response()
+    Json(ServerFrame::Job { job: state.responders.job(&responder, (state.clock)()), ended: None }).into_response()
 }
 
 /// REST fallback for phones: the same frames as the WebSocket takes, one per request.

@@ -1,7 +1,7 @@
 //! Responders' phones: who is signed in by which token, and the latest view of each
 //! responder's offer or job, pushed to their sockets as it changes.
 
-use anxin_core::{JobView, ResponderId, Timestamp};
+use anxin_core::{JobEnded, JobView, ResponderId, Timestamp};
 use anxin_proto::ws::{PhoneOwner, ServerFrame};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::HashMap;
@@ -14,12 +14,15 @@ struct Entry {
     hello: Option<PhoneOwner>,
     /// The latest `job` (`Some(None)`: nothing offered or held).
     job: Option<Option<JobView>>,
+    /// Why the job before went away, as the latest `job` frame said; kept so that a phone
+    /// that was offline when it happened is told on connecting.
+    ended: Option<JobEnded>,
     tx: broadcast::Sender<Utf8Bytes>,
 }
 
 impl Default for Entry {
     fn default() -> Self {
-        Self { hello: None, job: None, tx: broadcast::channel(16).0 }
+        Self { hello: None, job: None, ended: None, tx: broadcast::channel(16).0 }
     }
 }
 
@@ -44,8 +47,9 @@ impl ResponderHub {
         self.tokens.get(&crate::commands::token_sha256(token)).cloned()
     }
 
-    /// Replaces a responder's views and pushes those that changed to their open sockets.
-    pub fn publish(&self, responder: &ResponderId, hello: PhoneOwner, job: Option<JobView>) {
+    /// Replaces a responder's views and pushes those that changed to their open sockets;
+    /// `ended` goes with a changed job (why the one before went away).
+    pub fn publish(&self, responder: &ResponderId, hello: PhoneOwner, job: Option<JobView>, ended: Option<JobEnded>) {
         let mut entries = self.entries.lock().expect("responder hub lock");
         let entry = entries.entry(responder.clone()).or_default();
         if entry.hello.as_ref() != Some(&hello) {
@@ -53,8 +57,9 @@ impl ResponderHub {
             entry.hello = Some(hello);
         }
         if entry.job.as_ref() != Some(&job) {
-            let _ = entry.tx.send(ServerFrame::Job { job: job.clone() }.to_json().into());
+            let _ = entry.tx.send(ServerFrame::Job { job: job.clone(), ended: ended.clone() }.to_json().into());
             entry.job = Some(job);
+            entry.ended = ended;
         }
     }
 
@@ -68,7 +73,8 @@ impl ResponderHub {
         let mut entries = self.entries.lock().expect("responder hub lock");
         let entry = entries.entry(responder.clone()).or_default();
         let hello = entry.hello.clone().map(|responder| ServerFrame::Hello { responder });
-        let job = entry.job.clone().map(|job| ServerFrame::Job { job: restamp(job, now) });
+        let ended = entry.ended.clone();
+        let job = entry.job.clone().map(|job| ServerFrame::Job { job: restamp(job, now), ended });
         let initial = hello.into_iter().chain(job).map(|f| f.to_json().into()).collect();
         (initial, entry.tx.subscribe())
     }

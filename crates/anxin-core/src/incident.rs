@@ -1137,6 +1137,24 @@ pub struct JobView {
     pub server_time: Timestamp,
 }
 
+/// Why a responder's offer or job went away by someone else's hand (a dispatcher, the
+/// elder's device, the engine's clock), so the phone can say so instead of going quiet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEnded {
+    pub incident_id: IncidentId,
+    /// The incident's state now: `false_alarm`, `cancelled`, `closed` or `resolved` when it
+    /// ended; an open state when it went on without this responder.
+    pub state: IncidentState,
+    /// Whose act it was: `dispatcher`, `device` or `engine` (an offer that lapsed).
+    pub by: String,
+    /// The reason or outcome as written, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The responder who holds the job now, by name, when it went to somebody else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigned_to: Option<String>,
+}
+
 /// Everything a console needs to draw one incident row, after an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentView {

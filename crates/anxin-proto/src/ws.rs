@@ -9,8 +9,8 @@
 use crate::command::{Answer, Caller, Refused, Reply, Request};
 use crate::rest::User;
 use anxin_core::{
-    Coordinates, DispatcherAction, IncidentEvent, IncidentId, IncidentView, JobView, ResponderAction, ResponderId,
-    ResponderView, StationId, StationView, Suggestion, Timestamp,
+    Coordinates, DispatcherAction, IncidentEvent, IncidentId, IncidentView, JobEnded, JobView, ResponderAction,
+    ResponderId, ResponderView, StationId, StationView, Suggestion, Timestamp,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -44,8 +44,13 @@ pub enum ServerFrame<'a> {
     Result(ResultFrame),
     /// Who a phone is signed in as, and whether they are on duty.
     Hello { responder: PhoneOwner },
-    /// The offer or job the phone's responder holds now; `null` for none.
-    Job { job: Option<JobView> },
+    /// The offer or job the phone's responder holds now; `null` for none. `ended` says why
+    /// the one they held went away, when someone else ended it or gave it to another.
+    Job {
+        job: Option<JobView>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended: Option<JobEnded>,
+    },
     /// Which members of staff have a console connected now, sorted (outside the numbered feed).
     Presence { online: Vec<String> },
     /// Every few seconds on every socket, whatever else is sent: a page that hears nothing for
@@ -155,6 +160,9 @@ pub struct PhoneOwner {
     pub id: ResponderId,
     pub name: String,
     pub station_id: StationId,
+    /// The station's name, to show instead of its id.
+    #[serde(default)]
+    pub station_name: String,
     pub on_duty: bool,
 }
 

@@ -29,8 +29,9 @@ pub mod ports;
 pub use intake::{obey, Intake};
 pub use ports::{Clock, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
 
-use anxin_core::{Engine, Outbox, ResponderId, ResponderView, Timestamp};
+use anxin_core::{Actor, Engine, IncidentId, JobEnded, Outbox, ResponderId, ResponderView, Timestamp};
 use anxin_proto::{Answer, Command, Delivery};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,9 @@ pub struct Runtime<M> {
     engine: Engine,
     ports: Ports<M>,
     options: Options,
+    /// The incident each responder's phone was last shown an offer or job on, so that when it
+    /// goes away the phone can be told why.
+    held: HashMap<ResponderId, IncidentId>,
 }
 
 impl<M> std::fmt::Debug for Runtime<M> {
@@ -137,13 +141,43 @@ impl Drop for InFlight {
 /// A responder's phone as the engine sees it now.
 pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<PhoneView> {
     let r = engine.responder(responder)?;
-    Some(PhoneView { responder: r.clone(), job: engine.job_view(responder, now) })
+    let station_name = engine.station_name(&r.station_id).unwrap_or_default().to_string();
+    Some(PhoneView { responder: r.clone(), station_name, job: engine.job_view(responder, now), ended: None })
+}
+
+/// Why `responder`'s offer or job on `incident` went away in the batch `out` holds, if
+/// someone else did it: nothing when the responder did it themselves (declined, withdrew,
+/// resolved), since their phone knows.
+fn job_ended(engine: &Engine, out: &Outbox, responder: &ResponderId, incident: IncidentId) -> Option<JobEnded> {
+    let mut by = None;
+    for e in out.events.iter().filter(|e| e.incident_id == incident) {
+        by = Some(match &e.actor {
+            Actor::Responder(r) if r == responder => return None,
+            Actor::Responder(_) => "responder",
+            Actor::Dispatcher(_) => "dispatcher",
+            Actor::Device(_) => "device",
+            Actor::Engine => "engine",
+        });
+    }
+    let view = match out.deltas.iter().rev().find(|v| v.id == incident) {
+        Some(v) => v.clone(),
+        None => engine.view(engine.incident(incident)?),
+    };
+    let reassigned_to = view.responder.filter(|p| p.id != responder.as_str()).map(|p| p.name);
+    Some(JobEnded {
+        incident_id: incident,
+        state: view.state,
+        by: by.unwrap_or("engine").to_string(),
+        reason: view.outcome.filter(|o| !o.trim().is_empty()),
+        reassigned_to,
+    })
 }
 
 impl<M: Delivery> Runtime<M> {
     /// A runtime owning `engine`, which was resumed from what `ports.store` holds.
     pub fn new(engine: Engine, ports: Ports<M>, options: Options) -> Self {
-        Self { engine, ports, options }
+        let held = engine.roster_view().into_iter().filter_map(|r| Some((r.id, r.incident_id?))).collect();
+        Self { engine, ports, options, held }
     }
 
     /// The engine, for what is read before the runtime starts (views for the hubs).
@@ -269,7 +303,19 @@ impl<M: Delivery> Runtime<M> {
         let mut touched = std::mem::take(&mut out.responders);
         touched.sort();
         touched.dedup();
-        let phones = touched.iter().filter_map(|r| phone_view(&self.engine, r, now)).collect();
+        let mut phones = Vec::with_capacity(touched.len());
+        for r in &touched {
+            let Some(mut phone) = phone_view(&self.engine, r, now) else { continue };
+            let now_on = phone.job.as_ref().map(|j| j.incident_id);
+            let before = match now_on {
+                Some(id) => self.held.insert(r.clone(), id),
+                None => self.held.remove(r),
+            };
+            if let Some(before) = before.filter(|b| Some(*b) != now_on) {
+                phone.ended = job_ended(&self.engine, &out, r, before);
+            }
+            phones.push(phone);
+        }
         // Consoles' maps: whoever changed status, duty or position.
         touched.extend(out.roster.iter().map(|r| r.id.clone()));
         touched.sort();
@@ -394,5 +440,114 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, shutdown: &CancellationToken)
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod job_ended_tests {
+    //! A phone is told why its job went away only when someone else took it away.
+
+    use super::job_ended;
+    use anxin_core::*;
+
+    const T0: Timestamp = Timestamp(1_763_000_000_000);
+
+    fn c(lat: f64, lon: f64) -> Coordinates {
+        Coordinates::new(lat, lon).unwrap()
+    }
+
+    fn r1() -> ResponderId {
+        ResponderId::parse("r-1").unwrap()
+    }
+
+    /// One elder with a device, one station, one responder next door.
+    fn engine() -> Engine {
+        let station = StationId::parse("s-1").unwrap();
+        let registry = Registry {
+            elders: vec![Elder {
+                id: ElderId::parse("e-1").unwrap(),
+                name: "张阿姨".into(),
+                address: "西山区".into(),
+                home: c(25.0, 102.68),
+                phone: None,
+                notes: String::new(),
+                profile: Default::default(),
+            }],
+            devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+            stations: vec![Station {
+                id: station.clone(),
+                name: "金碧街道服务中心".into(),
+                position: c(25.0, 102.69),
+                phone: None,
+                service_circle_min: None,
+            }],
+            responders: vec![Responder {
+                id: r1(),
+                name: "李师傅".into(),
+                station_id: station,
+                phone: None,
+                position: c(25.001, 102.68),
+                on_duty: true,
+                mode: TravelMode::Ebike,
+                skills: vec!["first_aid".into()],
+                position_at: None,
+                token_sha256: None,
+            }],
+            staff: vec![],
+        };
+        Engine::new(Policy::default(), registry, Resume::default())
+    }
+
+    /// A press that the responder accepts: their job.
+    fn accepted(e: &mut Engine) -> IncidentId {
+        let mut out = Outbox::default();
+        let event = DeviceEvent {
+            msg_id: MessageId::parse("m-1").unwrap(),
+            event: EventType::Sos,
+            device_ts: T0,
+            fix: FixReport::Absent,
+        };
+        let Outcome::Opened(id) = e.handle_device_event(&DeviceId::parse("d-1").unwrap(), event, T0, &mut out).unwrap()
+        else {
+            panic!("not opened")
+        };
+        e.responder_acts(&r1(), id, ResponderAction::Accept, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0).map(|j| j.incident_id), Some(id));
+        id
+    }
+
+    #[test]
+    fn a_false_alarm_marked_by_a_dispatcher_is_told_with_its_reason() {
+        let mut e = engine();
+        let id = accepted(&mut e);
+        let mut out = Outbox::default();
+        let reason = "老人误按".to_string();
+        e.dispatcher_acts("wang", id, DispatcherAction::FalseAlarm { reason: reason.clone() }, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0), None);
+        let ended = job_ended(&e, &out, &r1(), id).expect("told");
+        assert_eq!(ended.incident_id, id);
+        assert_eq!(ended.state, IncidentState::FalseAlarm);
+        assert_eq!(ended.by, "dispatcher");
+        assert_eq!(ended.reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(ended.reassigned_to, None);
+    }
+
+    #[test]
+    fn the_responders_own_withdrawal_is_not_told_back_to_them() {
+        let mut e = engine();
+        let id = accepted(&mut e);
+        let mut out = Outbox::default();
+        let withdraw = ResponderAction::Withdraw { reason: "unwell".into() };
+        e.responder_acts(&r1(), id, withdraw, T0, &mut out).unwrap();
+        assert_eq!(e.job_view(&r1(), T0), None);
+        assert_eq!(job_ended(&e, &out, &r1(), id), None);
+    }
+
+    #[test]
+    fn a_phone_is_told_its_stations_name() {
+        let e = engine();
+        let phone = super::phone_view(&e, &r1(), T0).unwrap();
+        assert_eq!(phone.station_name, "金碧街道服务中心");
+        assert_eq!(phone.ended, None);
     }
 }

@@ -4,8 +4,8 @@
 //! runtime's simulation builds fakes that misbehave on purpose.
 
 use anxin_core::{
-    DeviceCommand, DeviceId, IncidentKind, IncidentView, JobView, Outbox, Responder, ResponderView, StationAlert,
-    Timestamp,
+    DeviceCommand, DeviceId, IncidentKind, IncidentView, JobEnded, JobView, Outbox, Responder, ResponderView,
+    StationAlert, Timestamp,
 };
 use anxin_proto::Defect;
 use std::future::Future;
@@ -67,7 +67,11 @@ pub trait Devices<M>: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhoneView {
     pub responder: Responder,
+    /// Their station's name (empty if the registry has none).
+    pub station_name: String,
     pub job: Option<JobView>,
+    /// Set when the job they held went away in this batch by someone else's hand.
+    pub ended: Option<JobEnded>,
 }
 
 /// The people's side: consoles and phones, told only what is stored.

@@ -86,9 +86,14 @@ impl anxin_runtime::Feeds for FeedPort {
 /// Replaces a responder's `hello` and `job` frames on the phones' hub.
 pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
     let r = &phone.responder;
-    let owner =
-        PhoneOwner { id: r.id.clone(), name: r.name.clone(), station_id: r.station_id.clone(), on_duty: r.on_duty };
-    phones.publish(&r.id, owner, phone.job.clone());
+    let owner = PhoneOwner {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        station_id: r.station_id.clone(),
+        station_name: phone.station_name.clone(),
+        on_duty: r.on_duty,
+    };
+    phones.publish(&r.id, owner, phone.job.clone(), phone.ended.clone());
 }
 
 impl anxin_runtime::Clock for Clock {

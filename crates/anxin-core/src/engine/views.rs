@@ -44,6 +44,11 @@ impl Engine {
         })
     }
 
+    /// A station's name, for the phone of a responder who belongs to it.
+    pub fn station_name(&self, id: &StationId) -> Option<&str> {
+        self.stations.get(id).map(|s| s.name.as_str())
+    }
+
     /// Whole minutes, at least one, for this responder to cover `distance_m`.
     pub(super) fn eta_min(&self, responder: &ResponderId, distance_m: f64) -> u32 {
         let mode = self.responders.get(responder).map(|r| r.mode).unwrap_or_default();
