@@ -795,7 +795,7 @@ impl Phone {
                         l.refusal_samples.push(format!("phone: {}", result.error.as_deref().unwrap_or("?")));
                     }
                 }
-                ServerFrame::Job { job: None } => {
+                ServerFrame::Job { job: None, .. } => {
                     // Lapsed, withdrawn, cancelled or resolved: free again. After a job,
                     // report where we are, then head back to the station.
                     if let Some((_, f)) = &next {
@@ -811,7 +811,7 @@ impl Phone {
                     }
                     seen = None;
                 }
-                ServerFrame::Job { job: Some(job) } => {
+                ServerFrame::Job { job: Some(job), .. } => {
                     let incident_id = job.incident_id.0;
                     let state = job.state.as_str().to_string();
                     if seen.as_ref() == Some(&(incident_id, state.clone())) {
