@@ -63,9 +63,22 @@ export function loudestLevel() {
   return best === null ? null : LEVELS[best];
 }
 
+// A sound asked for within the minimum gap of the last is played when the gap ends (once,
+// at the loudest level up then), so a critical alarm right after an urgent one is heard.
+let deferred = null;
+
 function play(level) {
   const now = Date.now();
-  if (now - lastSound < ALARM_MIN_GAP_MS) return;
+  if (now - lastSound < ALARM_MIN_GAP_MS) {
+    if (deferred === null) {
+      deferred = setTimeout(() => {
+        deferred = null;
+        const loudest = loudestLevel();
+        if (loudest !== null) play(loudest);
+      }, ALARM_MIN_GAP_MS - (now - lastSound));
+    }
+    return;
+  }
   lastSound = now;
   if (!audio) return;
   const sound = SOUNDS[level] || SOUNDS.urgent;
@@ -175,8 +188,10 @@ setInterval(() => {
 /** Stops the repeating sound (no alarm is up, or signing out). */
 export function silenceAlarms() {
   if (repeatTimer !== null) clearInterval(repeatTimer);
+  if (deferred !== null) clearTimeout(deferred);
   repeatTimer = null;
   repeatLevel = null;
+  deferred = null;
 }
 
 /** The words for an alarm's need, e.g. "nobody is going". */

@@ -234,7 +234,9 @@ const FAILURES = { offline: 'not_connected', timeout: 'no_answer', lost: 'no_ans
 // A refusal's args in words a dispatcher knows: names for ids, labels for states.
 function argName(arg, value) {
   if (arg === 'by') {
-    const s = state.staff.get(value);
+    // The engine names a holder "name (id)" or by id alone; the console shows the name.
+    const id = /\(([^()]+)\)$/.exec(value)?.[1] ?? value;
+    const s = state.staff.get(id);
     return s ? s.name || s.id : value;
   }
   if (arg === 'responder') {

@@ -65,7 +65,7 @@ export function renderPresence() {
   });
   dom.presence.hidden = false;
   dom.presence.dataset.count = String(others.length);
-  dom.presence.title = t('presence_title');
+  dom.presence.title = `${t('presence_title')}: ${others.map((id) => state.staff.get(id)?.name || id).join(', ') || t('presence_only_me')}`;
   dom.presence.replaceChildren(
     h('span', { class: 'presence-label' }, t('presence_label')),
     ...(names.length ? names : [h('span', { class: 'presence-none' }, t('presence_only_me'))]),

@@ -586,7 +586,7 @@ export const CONSOLE_STRINGS = {
     alarm_level_routine: 'Routine',
     ack_nothing: 'Incident #{id} has no alarm to acknowledge',
     ack_alarm_changed: 'Incident #{id} has a new alarm ({need}): look at it, then acknowledge',
-    bulk_button: 'Acknowledge all…',
+    bulk_button: 'Ack all…',
     bulk_title: 'Acknowledge alarms',
     bulk_scope: 'Which',
     bulk_scope_all: 'All alarms ({n})',
