@@ -568,7 +568,7 @@ export const CONSOLE_STRINGS = {
     key_esc: 'Close the form / panel',
     key_help: 'Show shortcuts',
     // ---- Issue 17: the engine's alarm, connection, presence, bulk acknowledge (console-alarm) ----
-    conn_stalled: 'Connection stalled · reconnecting',
+    conn_stalled: 'Stalled · reconnecting',
     presence_label: 'Online: ',
     presence_title: 'Colleagues with a console open now',
     presence_only_me: 'only you',
