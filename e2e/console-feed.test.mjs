@@ -230,6 +230,24 @@ describe('console page against a scripted feed', () => {
     await page.locator('#stale-banner').waitFor({ state: 'hidden', ...WAIT });
   });
 
+  it('catches up when a heartbeat is ahead of what it applied and no delta fills the gap', async () => {
+    await page.goto(`${ORIGIN}/console`);
+    const first = await feed.connection(1);
+    send(first, { type: 'snapshot', seq: 20, server_time: Date.now(), incidents: [view(1)] });
+    send(first, { type: 'incident', seq: 26, incident: view(1, { seq: 26, press_count: 2 }) });
+    await page.locator('[data-incident-id="1"] [data-field="press-count"]').waitFor(WAIT);
+    // A heartbeat at the seq already applied changes nothing; one ahead, never filled, makes
+    // the console connect again and ask for what it missed.
+    send(first, { type: 'heartbeat', seq: 26, server_time: Date.now() });
+    send(first, { type: 'heartbeat', seq: 31, server_time: Date.now() });
+    const second = await feed.connection(2);
+    assert.equal(new URL(second.url()).searchParams.get('since'), '26');
+    send(second, { type: 'incident', seq: 31, incident: view(1, { seq: 31, press_count: 3 }) });
+    await page.locator('[data-incident-id="1"] [data-field="press-count"]', { hasText: '3' }).waitFor(WAIT);
+    await page.locator('#conn-status[data-state="connected"]').waitFor(WAIT);
+    assert.equal(feed.sockets.length, 2);
+  });
+
   it('switches every label between Chinese and English and remembers the choice', async () => {
     await page.goto(`${ORIGIN}/console`);
     const ws = await feed.connection(1);

@@ -301,45 +301,74 @@ describe('console screens against a scripted feed', () => {
     const assign = await answer({ type: 'command', action: 'assign' });
     assert.equal(assign.responder_id, 'xs-r014');
 
-    // A refusal is shown with the server's words.
+    // A refusal is worded from its code and args in the page's language, with names for ids.
     await page.locator('#detail [data-action="cancel"]').click();
     await page.locator('#detail-form textarea[name="reason"]').fill('家属已到');
     await page.locator('#detail-form button[type="submit"]').click();
     const cancel = await feed.frame({ type: 'command', action: 'cancel' });
-    send(ws, { type: 'result', request_id: cancel.request_id, ok: false, error: 'incident 1 is claimed by 调度员二' });
-    await page.locator('#detail-form .form-error', { hasText: '调度员二' }).waitFor(WAIT);
+    send(ws, {
+      type: 'result',
+      request_id: cancel.request_id,
+      ok: false,
+      error: 'incident 1 is claimed by dispatcher2',
+      code: 'claimed_by_other',
+      args: { incident: '1', by: 'dispatcher2' },
+    });
+    await page.locator('#detail-form .form-error', { hasText: '事件 #1 已由 调度员二 认领' }).waitFor(WAIT);
+    // A code this page does not know falls back to the server's English.
+    const sent = feed.sent.length;
+    await page.locator('#detail-form button[type="submit"]').click();
+    const again = await feed.frame({ type: 'command', action: 'cancel' }, sent);
+    send(ws, { type: 'result', request_id: again.request_id, ok: false, error: 'the moon is in the way', code: 'lunar_eclipse', args: {} });
+    await page.locator('#detail-form .form-error', { hasText: 'the moon is in the way' }).waitFor(WAIT);
   });
 
-  it('sounds and flashes a new emergency until it is acknowledged, and keys work', async () => {
+  it('sounds and flashes what the engine alarms until it is silenced, and keys work', async () => {
     const ws = await signIn();
-    send(ws, { type: 'snapshot', seq: 20, server_time: Date.now(), incidents: [view(5, { kind: 'service', priority: 3, offers: [] })] });
+    send(ws, { type: 'snapshot', seq: 20, server_time: Date.now(), incidents: [view(5, { kind: 'service', priority: 3, offers: [], alarm: null })] });
     await page.locator('[data-incident-id="5"]').waitFor(WAIT);
-    assert.equal(await page.evaluate(() => window.__beeps), 0, 'a snapshot at sign-in does not sound');
+    assert.equal(await page.evaluate(() => window.__beeps), 0, 'a snapshot with no alarm does not sound');
 
-    send(ws, { type: 'incident', seq: 21, incident: view(8, { seq: 21 }) });
+    const alarm = (need, level, raised) => ({ need, level, raised_seq: raised, raised_at: Date.now(), reminders: 0 });
+    send(ws, { type: 'incident', seq: 21, incident: view(8, { seq: 21, alarm: alarm('new_emergency', 'urgent', 21) }) });
     const row = page.locator('[data-incident-id="8"]');
     await row.waitFor(WAIT);
     assert.match(await row.getAttribute('class'), /\balarm\b/);
+    assert.equal(await row.getAttribute('data-alarm'), 'urgent');
     await page.waitForFunction(() => window.__beeps >= 3, null, WAIT);
     assert.equal(await page.locator('#count-alarm').textContent(), '1');
     assert.match(await page.locator('[data-marker="incident"][data-id="8"]').getAttribute('class'), /alarm/);
 
-    // A non-urgent arrival is quiet.
+    // An arrival the engine does not alarm is quiet.
     const beeps = await page.evaluate(() => window.__beeps);
-    send(ws, { type: 'incident', seq: 22, incident: view(9, { seq: 22, kind: 'service', priority: 3 }) });
+    send(ws, { type: 'incident', seq: 22, incident: view(9, { seq: 22, kind: 'service', priority: 3, alarm: null }) });
     await page.locator('[data-incident-id="9"]').waitFor(WAIT);
     assert.doesNotMatch(await page.locator('[data-incident-id="9"]').getAttribute('class'), /\balarm\b/);
+    assert.equal(await page.evaluate(() => window.__beeps), beeps, 'the service request did not sound');
 
-    // Keys: j moves to the first row (the SOS), a acknowledges it; typing in a field is not a key.
+    // Keys: j moves to the first row (the SOS), a acknowledges the alarm shown (by raised_seq);
+    // typing in a field is not a key.
     await page.keyboard.press('j');
     assert.equal(await page.locator('tr.selected').getAttribute('data-incident-id'), '8');
     await page.keyboard.press('a');
     const ack = await feed.frame({ type: 'command', action: 'acknowledge', incident_id: 8 });
-    assert.match(await row.getAttribute('class'), /\balarm\b/, 'still flashing until the server confirms');
-    send(ws, { type: 'result', request_id: ack.request_id, ok: true });
+    assert.equal(ack.alarm, 21, 'the acknowledge names the alarm shown');
+    // Meanwhile the engine raised a newer alarm: the acknowledge is refused, the console says
+    // so, and the row stays flagged with the new one.
+    send(ws, { type: 'incident', seq: 23, incident: view(8, { seq: 23, state: 'awaiting_dispatcher', alarm: alarm('nobody_going', 'critical', 23) }) });
+    send(ws, { type: 'result', request_id: ack.request_id, ok: false, error: 'incident 8 has a newer alarm', code: 'alarm_changed', args: { incident: '8' } });
+    await page.locator('.toast-error', { hasText: '事件 #8 出现了新警报（无人前往）' }).waitFor(WAIT);
+    assert.equal(await row.getAttribute('data-alarm'), 'critical');
+    assert.match(await row.getAttribute('class'), /\balarm\b/);
+    const sent = feed.sent.length;
+    await page.keyboard.press('a');
+    const ack2 = await feed.frame({ type: 'command', action: 'acknowledge', incident_id: 8 }, sent);
+    assert.equal(ack2.alarm, 23);
+    send(ws, { type: 'result', request_id: ack2.request_id, ok: true });
+    assert.match(await row.getAttribute('class'), /\balarm\b/, 'still flashing until the engine says it is silenced');
+    send(ws, { type: 'incident', seq: 24, incident: view(8, { seq: 24, state: 'awaiting_dispatcher', alarm: null }) });
     await page.waitForFunction(() => !document.querySelector('[data-incident-id="8"]').classList.contains('alarm'), null, WAIT);
     assert.equal(await page.locator('#count-alarm').textContent(), '0');
-    assert.equal(await page.evaluate(() => window.__beeps), beeps, 'the service request did not sound');
 
     await page.keyboard.press('Enter');
     await page.locator('#detail[data-incident-id="8"]').waitFor(WAIT);
@@ -357,10 +386,10 @@ describe('console screens against a scripted feed', () => {
     assert.match(await page.locator('#shortcuts').textContent(), /认领/);
     await page.keyboard.press('Escape');
 
-    // Somebody else claiming a new emergency stops it flashing here too.
-    send(ws, { type: 'incident', seq: 23, incident: view(10, { seq: 23 }) });
+    // Somebody else claiming a new emergency silences it (the engine's next view has no alarm).
+    send(ws, { type: 'incident', seq: 25, incident: view(10, { seq: 25, alarm: alarm('new_emergency', 'urgent', 25) }) });
     await page.locator('[data-incident-id="10"].alarm').waitFor(WAIT);
-    send(ws, { type: 'incident', seq: 24, incident: view(10, { seq: 24, claimed_by: { id: OTHER.id, name: OTHER.name } }) });
+    send(ws, { type: 'incident', seq: 26, incident: view(10, { seq: 26, claimed_by: { id: OTHER.id, name: OTHER.name }, alarm: null }) });
     await page.waitForFunction(() => !document.querySelector('[data-incident-id="10"]').classList.contains('alarm'), null, WAIT);
   });
 

@@ -58,9 +58,10 @@ export function watchPageErrors(page) {
 
 /**
  * Starts `anxind demo` on ephemeral ports with a fresh SQLite database and waits for its
- * ready line. Its output goes to e2e/test-results/anxind.log.
+ * ready line. Its output goes to e2e/test-results/anxind.log. `env` adds to its environment
+ * (e.g. ANXIN_DISPATCH__OFFER_TIMEOUT_S for a fast ladder).
  */
-export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [] } = {}) {
+export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env = {} } = {}) {
   const bin = process.env.ANXIND_BIN ? resolve(process.env.ANXIND_BIN) : join(repoRoot, 'target', 'debug', 'anxind');
   if (!existsSync(bin)) {
     throw new Error(`no daemon binary at ${bin}: run \`cargo build -p anxind\` first, or set ANXIND_BIN`);
@@ -78,7 +79,7 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [] } = 
     '--demo-devices', '0',
     ...extraArgs,
   ];
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   // If this process dies first, the daemon must not outlive it.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -129,6 +130,8 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [] } = 
   if (pageUrl.pathname === '/' || pageUrl.pathname === '') pageUrl.pathname = '/console';
 
   return {
+    /** the daemon's process id (to stop and continue it, as a frozen server would be) */
+    pid: child.pid,
     consoleUrl: pageUrl.toString(),
     mqttUrl: ready.mqttUrl,
     logPath,

@@ -6,6 +6,11 @@
 // The page decides what a connection asks for (`url`, called before every attempt, so a
 // console can resume from the last sequence number it applied) and what a close means
 // (`onClose` returns true for a close that must not be retried, such as a refused sign-in).
+//
+// A socket can stall without closing (a laptop's Wi-Fi gone, a frozen server, a NAT that
+// forgot us): with `stallAfterMs`, a feed whose open socket brings no frame for that long
+// (the server sends a heartbeat every 5 s) says 'stalled', drops the socket and connects
+// again.
 
 // Backoff: 0.5 s doubling to 15 s, each delay drawn from its upper half so that a
 // district's phones and consoles do not all come back in the same millisecond.
@@ -18,6 +23,8 @@ const CONNECT_TIMEOUT_MS = 10000;
 const HEALTHY_AFTER_MS = 10000;
 // The server answers a request within 15 s or says it could not; past this we say so.
 const REQUEST_TIMEOUT_MS = 20000;
+// How often a feed with a stall limit looks at how long its socket has been silent.
+const STALL_CHECK_MS = 1000;
 
 /** The ws: or wss: URL of `path` on this page's host, with `params` (null ones left out). */
 export function socketUrl(path, params = {}) {
@@ -32,16 +39,20 @@ export function socketUrl(path, params = {}) {
  * A feed, not yet connected. Options:
  * - url(): the URL for the next connection;
  * - onFrame(frame): every frame but the answers to this feed's own requests;
- * - onStatus(status, attempt): 'connecting', 'open', 'waiting' (to reconnect) or
- *   'stopped'; `attempt` counts the tries since the last healthy connection;
- * - onClose(event): true when this close must not be retried (the feed then stops).
+ * - onStatus(status, attempt): 'connecting', 'open', 'stalled' (an open socket went
+ *   silent and was dropped), 'waiting' (to reconnect) or 'stopped'; `attempt` counts the
+ *   tries since the last healthy connection;
+ * - onClose(event): true when this close must not be retried (the feed then stops);
+ * - stallAfterMs: drop an open socket silent for this long (null: never).
  */
-export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClose = () => false }) {
+export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClose = () => false, stallAfterMs = null }) {
   let ws = null;
   let running = false;
   let attempt = 0;
   let openedAt = null;
   let retryTimer = null;
+  let lastFrameAt = 0;
+  let stallTimer = null;
   const pending = new Map();
   const prefix = Math.random().toString(36).slice(2, 8);
   let nextRequest = 1;
@@ -70,10 +81,12 @@ export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClo
       clearTimeout(giveUp);
       if (ws !== socket) return;
       openedAt = Date.now();
+      lastFrameAt = openedAt;
       status('open');
     };
     socket.onmessage = (ev) => {
       if (ws !== socket || typeof ev.data !== 'string') return;
+      lastFrameAt = Date.now();
       let frame;
       try {
         frame = JSON.parse(ev.data);
@@ -125,6 +138,38 @@ export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClo
     }
   }
 
+  /** Drops the current socket without waiting for its close (it may never come). */
+  function drop() {
+    const socket = ws;
+    if (!socket) return;
+    ws = null;
+    socket.onopen = null;
+    socket.onmessage = null;
+    socket.onclose = null;
+    try {
+      socket.close();
+    } catch {
+      // Closing a socket that is already going is no failure.
+    }
+    failPending();
+  }
+
+  function checkStall() {
+    if (!running || !ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - lastFrameAt < stallAfterMs) return;
+    drop();
+    status('stalled');
+    retry();
+  }
+
+  /** Drops the socket and connects again at once (the page found it is behind). */
+  function reconnect() {
+    if (!running) return;
+    drop();
+    if (retryTimer !== null) clearTimeout(retryTimer);
+    connect();
+  }
+
   // Back online or back in the foreground: no reason to sit out the backoff.
   function reconnectNow() {
     if (retryTimer === null) return;
@@ -141,6 +186,7 @@ export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClo
     if (running) return;
     running = true;
     attempt = 0;
+    if (stallAfterMs && stallTimer === null) stallTimer = setInterval(checkStall, STALL_CHECK_MS);
     connect();
   }
 
@@ -149,6 +195,8 @@ export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClo
     running = false;
     if (retryTimer !== null) clearTimeout(retryTimer);
     retryTimer = null;
+    if (stallTimer !== null) clearInterval(stallTimer);
+    stallTimer = null;
     const socket = ws;
     ws = null;
     if (socket) socket.close(1000);
@@ -184,5 +232,5 @@ export function createFeed({ url, onFrame = () => {}, onStatus = () => {}, onClo
     });
   }
 
-  return { start, stop, send, request, isOpen, reconnectNow, attempt: () => attempt };
+  return { start, stop, send, request, isOpen, reconnect, reconnectNow, attempt: () => attempt };
 }

@@ -4,35 +4,54 @@
 
 import { h } from '../common/dom.js';
 import { formatDistance, t } from '../common/i18n.js';
-import { clearAlarm } from './alarm.js';
+import { needLabel } from './alarm.js';
 import { request } from './feed.js';
 import { claimHolder, isMine, modeLabel } from './incident.js';
 import { toast } from './parts.js';
 import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, dom, state } from './state.js';
 
+// A button's label carries its shortcut ("备注 (n)"); a toast says what was done, without it.
+const withoutKey = (label) => String(label).replace(/\s*[（(][^()（）]{1,3}[)）]\s*$/u, '');
+
 /** A dispatcher command; says how it went in a toast. Resolves with whether it worked. */
-export async function command(incidentId, action, fields, label) {
+export async function command(incidentId, action, fields, label, { quiet = false } = {}) {
   const result = await request({ type: 'command', incident_id: Number(incidentId), action, ...fields });
+  if (quiet) return result;
   if (result.ok) {
-    if (label) toast(t('done_ok', { what: label }), 'ok');
+    if (label) toast(t('done_ok', { what: withoutKey(label) }), 'ok');
   } else {
     toast(t('done_failed', { error: result.error || '?' }), 'error');
   }
   return result;
 }
 
-export async function acknowledge(id) {
-  if (!id) return;
-  const result = await command(id, 'acknowledge', {}, t('ev_acknowledged'));
-  if (result.ok) clearAlarm(String(id));
+/**
+ * Acknowledges the alarm this console shows for the incident (its raised_seq), so that an
+ * alarm raised since is not silenced unseen: the engine then refuses with alarm_changed and
+ * the new alarm stays flagged. The flag goes when the engine's next view has no alarm.
+ */
+export async function acknowledge(id, { quiet = false } = {}) {
+  if (!id) return null;
+  const shown = state.alarms.get(String(id));
+  if (!shown) {
+    if (!quiet) toast(t('ack_nothing', { id }), 'info');
+    return { ok: true, nothing: true };
+  }
+  const result = await command(id, 'acknowledge', { alarm: shown.raised_seq }, t('ev_acknowledged'), { quiet: true });
+  if (quiet) return result;
+  if (result.ok) toast(t('done_ok', { what: t('ev_acknowledged') }), 'ok');
+  else if (result.code === 'alarm_changed') {
+    const now = state.alarms.get(String(id));
+    toast(t('ack_alarm_changed', { id, need: now ? needLabel(now.need) : '?' }), 'error');
+  } else toast(t('done_failed', { error: result.error || '?' }), 'error');
+  return result;
 }
 
 export async function claim(id) {
   if (!id) return;
   const view = state.incidents.get(String(id));
   if (view && isMine(claimHolder(view))) return;
-  const result = await command(id, 'claim', {}, t('ev_claimed'));
-  if (result.ok) clearAlarm(String(id));
+  await command(id, 'claim', {}, t('ev_claimed'));
 }
 
 export function openForm(kind) {

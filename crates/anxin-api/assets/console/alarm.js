@@ -1,14 +1,32 @@
-// The alarm: a new emergency sounds and its row flashes until someone acknowledges or
-// claims it.
+// The alarm, as the engine derives it: every open incident whose view carries an `alarm`
+// ({need, level, raised_seq, raised_at, reminders}) is flagged and sounds until a person acts
+// on that need, whether it came up before this console connected (a snapshot) or after (a
+// delta). The console keeps no alarm of its own: acknowledging, claiming or assigning
+// silences an alarm only when the engine's next view of the incident says so.
+//
+// Sounds per level, the loudest level up wins: critical (nobody going, on-scene overdue) is
+// a fast two-tone siren every 4 s; urgent (a new emergency, an unreadable press, a lost
+// claim) three rising tones every 10 s; routine (a service request, a cancel request) one
+// soft chime a minute. An alarm that is new, raised again (a new raised_seq) or reminded
+// (reminders grew) sounds at once.
 
-import { t } from '../common/i18n.js';
-import { claimHolder } from './incident.js';
+import { has, t } from '../common/i18n.js';
+import { renderBulkButton } from './bulk.js';
 import { markDirty } from './queue.js';
-import { ALARM_MIN_GAP_MS, ALARM_REPEAT_MS, dom, state } from './state.js';
+import { ALARM_MIN_GAP_MS, dom, state } from './state.js';
+
+export const LEVELS = ['critical', 'urgent', 'routine'];
+
+const SOUNDS = {
+  critical: { wave: 'square', volume: 0.22, repeatMs: 4000, tones: [1319, 988, 1319, 988, 1319, 988], step: 0.16, length: 0.14 },
+  urgent: { wave: 'square', volume: 0.18, repeatMs: 10000, tones: [880, 988, 1175], step: 0.22, length: 0.18 },
+  routine: { wave: 'sine', volume: 0.1, repeatMs: 60000, tones: [659], step: 0.5, length: 0.45 },
+};
 
 let audio = null;
-let lastBeep = 0;
-let alarmTimer = null;
+let lastSound = 0;
+let repeatTimer = null;
+let repeatLevel = null;
 
 // Browsers allow sound only after a user gesture; the sign-in click is one, and any
 // click or key press after a reload with a live session is another.
@@ -16,8 +34,11 @@ export function unlockAudio() {
   try {
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx) return;
+    const first = !audio;
     if (!audio) audio = new Ctx();
     if (audio.state === 'suspended') audio.resume().then(renderSound, () => {});
+    // A reload with alarms up was silent until now: the first gesture lets them be heard.
+    if (first && state.alarms.size > 0) rearm({ soundNow: true });
   } catch {
     audio = null;
   }
@@ -31,47 +52,129 @@ export function renderSound() {
   dom.soundHint.textContent = t('sound_off');
 }
 
-function beep() {
+/** The most pressing level among the alarms up, or null for none. */
+export function loudestLevel() {
+  let best = null;
+  for (const a of state.alarms.values()) {
+    const at = LEVELS.indexOf(a.level);
+    const rank = at < 0 ? 1 : at; // an unknown level is treated as urgent
+    if (best === null || rank < best) best = rank;
+  }
+  return best === null ? null : LEVELS[best];
+}
+
+// A sound asked for within the minimum gap of the last is played when the gap ends (once,
+// at the loudest level up then), so a critical alarm right after an urgent one is heard.
+let deferred = null;
+
+function play(level) {
   const now = Date.now();
-  if (now - lastBeep < ALARM_MIN_GAP_MS) return;
-  lastBeep = now;
+  if (now - lastSound < ALARM_MIN_GAP_MS) {
+    if (deferred === null) {
+      deferred = setTimeout(() => {
+        deferred = null;
+        const loudest = loudestLevel();
+        if (loudest !== null) play(loudest);
+      }, ALARM_MIN_GAP_MS - (now - lastSound));
+    }
+    return;
+  }
+  lastSound = now;
   if (!audio) return;
+  const sound = SOUNDS[level] || SOUNDS.urgent;
   try {
     if (audio.state === 'suspended') audio.resume().catch(() => {});
     const start = audio.currentTime + 0.02;
-    // Three short rising tones: distinct from a phone ring, loud enough across a room.
-    [880, 988, 1175].forEach((freq, i) => {
+    sound.tones.forEach((freq, i) => {
       const osc = audio.createOscillator();
       const gain = audio.createGain();
-      osc.type = 'square';
+      osc.type = sound.wave;
       osc.frequency.value = freq;
-      const at = start + i * 0.22;
+      const at = start + i * sound.step;
       gain.gain.setValueAtTime(0.0001, at);
-      gain.gain.exponentialRampToValueAtTime(0.18, at + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.18);
+      gain.gain.exponentialRampToValueAtTime(sound.volume, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + sound.length);
       osc.connect(gain).connect(audio.destination);
       osc.start(at);
-      osc.stop(at + 0.2);
+      osc.stop(at + sound.length + 0.02);
     });
   } catch {
     // A broken audio device must not stop the console; the flashing row remains.
   }
 }
 
-export function raiseAlarm(id) {
-  if (state.alarms.has(id)) return;
-  state.alarms.add(id);
-  beep();
-  armAlarmRepeat();
+// The repeat follows the loudest level up: re-armed whenever that level changes.
+function rearm({ soundNow }) {
+  renderBulkButton();
+  const level = loudestLevel();
+  if (level === null) {
+    silenceAlarms();
+    return;
+  }
+  if (soundNow) play(level);
+  if (repeatLevel === level && repeatTimer !== null && !soundNow) return;
+  if (repeatTimer !== null) clearInterval(repeatTimer);
+  repeatLevel = level;
+  repeatTimer = setInterval(() => {
+    const now = loudestLevel();
+    if (now === null) silenceAlarms();
+    else play(now);
+  }, SOUNDS[level].repeatMs);
 }
 
-export function clearAlarm(id) {
-  if (!state.alarms.delete(id)) return;
-  markDirty(id);
-  if (state.alarms.size === 0 && alarmTimer !== null) {
-    clearInterval(alarmTimer);
-    alarmTimer = null;
+function validAlarm(a) {
+  return a && typeof a === 'object' && typeof a.raised_seq === 'number';
+}
+
+/**
+ * Takes an incident's alarm from its view (null when it is closed or has none). Returns
+ * whether it is one to sound now: new here, raised again, or a reminder.
+ */
+function take(id, view) {
+  const before = state.alarms.get(id);
+  const alarm = view && validAlarm(view.alarm) && view.state !== 'resolved' ? view.alarm : null;
+  if (!alarm) {
+    if (before) {
+      state.alarms.delete(id);
+      markDirty(id);
+    }
+    return false;
   }
+  state.alarms.set(id, alarm);
+  if (!before) return true;
+  if (before.raised_seq !== alarm.raised_seq || before.level !== alarm.level || before.need !== alarm.need) {
+    markDirty(id);
+    return true;
+  }
+  if (Number(alarm.reminders) > Number(before.reminders)) {
+    markDirty(id);
+    return true;
+  }
+  return false;
+}
+
+/** One incident changed (a delta, or its end when `view` is null). */
+export function alarmFromView(id, view) {
+  const ring = take(String(id), view);
+  rearm({ soundNow: ring });
+}
+
+/** A snapshot replaced everything: `views` are all the open incidents. */
+export function alarmsFromSnapshot(views) {
+  const seen = new Set();
+  let ring = false;
+  for (const view of views) {
+    const id = String(view.id);
+    seen.add(id);
+    if (take(id, view)) ring = true;
+  }
+  for (const id of [...state.alarms.keys()]) {
+    if (!seen.has(id)) {
+      state.alarms.delete(id);
+      markDirty(id);
+    }
+  }
+  rearm({ soundNow: ring });
 }
 
 // Flashing: one class on the queue's body, toggled twice a second while any alarm is up.
@@ -82,25 +185,17 @@ setInterval(() => {
   dom.tbody.classList.toggle('flash-on', on);
 }, 500);
 
-function armAlarmRepeat() {
-  if (alarmTimer !== null) return;
-  alarmTimer = setInterval(() => {
-    if (state.alarms.size === 0) {
-      clearInterval(alarmTimer);
-      alarmTimer = null;
-      return;
-    }
-    beep();
-  }, ALARM_REPEAT_MS);
-}
-
-/** Stops the repeating sound (signing out: the alarms themselves are cleared with the data). */
+/** Stops the repeating sound (no alarm is up, or signing out). */
 export function silenceAlarms() {
-  if (alarmTimer !== null) clearInterval(alarmTimer);
-  alarmTimer = null;
+  if (repeatTimer !== null) clearInterval(repeatTimer);
+  if (deferred !== null) clearTimeout(deferred);
+  repeatTimer = null;
+  repeatLevel = null;
+  deferred = null;
 }
 
-// A view says it was acknowledged when the server sends so, or when a dispatcher holds it.
-export function viewAcknowledged(view) {
-  return Boolean(view.acknowledged || view.acknowledged_by || view.acknowledged_at || claimHolder(view));
+/** The words for an alarm's need, e.g. "nobody is going". */
+export function needLabel(need) {
+  const key = `alarm_need_${need}`;
+  return has(key) ? t(key) : String(need);
 }

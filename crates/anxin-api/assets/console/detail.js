@@ -6,6 +6,7 @@ import { formatClock } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
+import { isOnline } from './header.js';
 import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel } from './incident.js';
 import { map } from './map-card.js';
 import { kv, phoneWithCopy } from './parts.js';
@@ -142,6 +143,8 @@ function renderClaim(view) {
     buttons = [h('button', { class: 'btn', type: 'button', 'data-action': 'release', onclick: () => command(view.id, 'release', {}, t('ev_released')) }, t('release'))];
   } else {
     text = h('span', { class: 'claim-other', 'data-field': 'claim-status' }, t('claimed_by_other', { name: c.name || c.id }));
+    // The claimant has no console connected (the engine frees the claim after a while).
+    if (isOnline(c.id) === false) text = h('span', null, text, ' ', h('span', { class: 'claimant-offline', 'data-field': 'claimant-offline' }, t('claimant_offline')));
     if (supervisor) {
       buttons = [h('button', { class: 'btn', type: 'button', 'data-action': 'claim', onclick: () => claim(view.id) }, t('claim_take_over'))];
     }

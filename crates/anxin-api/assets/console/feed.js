@@ -1,6 +1,10 @@
 // The console's feed: /ws sends `welcome` (who we are, the staff, targets, language,
 // tiles), `roster` (responders and stations), a `snapshot` (the open set as of a sequence
-// number), then `incident` deltas and `responder` changes. On reconnect we ask for
+// number), then `incident` deltas and `responder` changes; `presence` says which staff
+// have a console connected, and a `heartbeat` every 5 s carries the feed's latest sequence
+// number. A socket silent for 12 s is dropped as stalled; a heartbeat ahead of what we
+// applied, with no delta to fill the gap, makes us connect again and catch up. On
+// reconnect we ask for
 // `?since=<last applied seq>&history=<id>` so the server sends only what we missed, or a
 // fresh snapshot when it cannot. Commands and queries go up the same socket and are
 // answered by a `result`.
@@ -8,30 +12,36 @@
 import { observeServerTime, serverNow } from '../common/clock.js';
 import { createFeed, socketUrl } from '../common/feed.js';
 import { setLanguage, t } from '../common/i18n.js';
-import { clearAlarm, raiseAlarm, viewAcknowledged } from './alarm.js';
-import { renderConn, renderLegend, renderStatic } from './header.js';
-import { priorityOf } from './incident.js';
+import { refusalText } from '../common/errors.js';
+import { alarmFromView, alarmsFromSnapshot } from './alarm.js';
+import { renderConn, renderLegend, renderPresence, renderStatic } from './header.js';
+import { stateLabel } from './incident.js';
 import { map, mapIncident, mapResponder, remapAll, showMapCard } from './map-card.js';
 import { markDirty, scheduleRender } from './queue.js';
 import { showSignin } from './signin.js';
-import { CLOSED_STATES, CLOSE_UNAUTHENTICATED, COMMAND_TIMEOUT_MS, dom, state } from './state.js';
+import {
+  BEHIND_GRACE_MS,
+  CLOSED_STATES,
+  CLOSE_UNAUTHENTICATED,
+  COMMAND_TIMEOUT_MS,
+  STALL_AFTER_MS,
+  dom,
+  state,
+} from './state.js';
 
 function validView(v) {
   return v && typeof v === 'object' && (typeof v.id === 'number' || typeof v.id === 'string');
 }
 
-function upsert(view, { isNew }) {
+function upsert(view) {
   const id = String(view.id);
-  const before = state.incidents.get(id);
   if (CLOSED_STATES.has(view.state)) {
     state.incidents.delete(id);
-    clearAlarm(id);
+    alarmFromView(id, null);
     if (state.openId === id) state.panelDirty = true;
   } else {
     state.incidents.set(id, view);
-    const becameUrgent = before && priorityOf(before) > 1 && priorityOf(view) === 1;
-    if (viewAcknowledged(view)) clearAlarm(id);
-    else if (priorityOf(view) === 1 && (isNew || becameUrgent)) raiseAlarm(id);
+    alarmFromView(id, view);
   }
   markDirty(id);
   mapIncident(view);
@@ -90,20 +100,18 @@ export function refreshMapCard() {
 function applySnapshot(msg) {
   if (!Array.isArray(msg.incidents) || typeof msg.seq !== 'number') return;
   observeServerTime(msg.server_time);
-  const wasLoaded = state.loaded;
   const previous = new Set(state.incidents.keys());
   for (const id of previous) if (map) map.removeMarker('incident', id);
   state.incidents.clear();
+  const open = [];
   for (const view of msg.incidents) {
     if (!validView(view) || CLOSED_STATES.has(view.state)) continue;
-    const id = String(view.id);
-    state.incidents.set(id, view);
-    // After a gap, anything urgent we had not seen is new to this dispatcher.
-    if (wasLoaded && !previous.has(id) && priorityOf(view) === 1 && !viewAcknowledged(view)) raiseAlarm(id);
-    if (viewAcknowledged(view)) state.alarms.delete(id);
-    mapIncident(view);
+    state.incidents.set(String(view.id), view);
+    open.push(view);
   }
-  for (const id of [...state.alarms]) if (!state.incidents.has(id)) state.alarms.delete(id);
+  // Whatever already needs a person is flagged and sounds, however long it has waited.
+  alarmsFromSnapshot(open);
+  for (const view of open) mapIncident(view);
   state.fresh.clear();
   state.rebuildAll = true;
   state.panelDirty = true;
@@ -119,11 +127,32 @@ function applyDelta(msg) {
   if (typeof msg.seq !== 'number' || !validView(msg.incident)) return;
   if (state.lastSeq !== null && msg.seq <= state.lastSeq) return;
   const id = String(msg.incident.id);
-  const isNew = state.loaded && !state.incidents.has(id);
-  if (isNew) state.fresh.add(id);
-  upsert(msg.incident, { isNew });
+  if (state.loaded && !state.incidents.has(id)) state.fresh.add(id);
+  upsert(msg.incident);
   state.lastSeq = msg.seq;
   state.lastUpdate = serverNow();
+}
+
+function applyPresence(msg) {
+  state.online = new Set((Array.isArray(msg.online) ? msg.online : []).map(String));
+  renderPresence();
+  // The claim bar says whether the claimant is still here.
+  if (state.openId) state.panelDirty = true;
+  scheduleRender();
+}
+
+// A heartbeat ahead of what we applied: the deltas in between should be on their way. If
+// they have not come after a grace period, this socket is behind: connect again and catch up.
+let behindCheck = null;
+function applyHeartbeat(msg) {
+  observeServerTime(msg.server_time);
+  if (typeof msg.seq !== 'number' || !state.loaded || state.lastSeq === null) return;
+  if (msg.seq <= state.lastSeq || behindCheck !== null) return;
+  const wanted = msg.seq;
+  behindCheck = setTimeout(() => {
+    behindCheck = null;
+    if (state.loaded && state.lastSeq !== null && state.lastSeq < wanted) feed.reconnect();
+  }, BEHIND_GRACE_MS);
 }
 
 function handleMessage(msg) {
@@ -143,6 +172,12 @@ function handleMessage(msg) {
     case 'incident':
       applyDelta(msg);
       break;
+    case 'presence':
+      applyPresence(msg);
+      break;
+    case 'heartbeat':
+      applyHeartbeat(msg);
+      break;
     default:
       break;
   }
@@ -158,10 +193,16 @@ const feed = createFeed({
       history: state.lastSeq !== null ? state.history : null,
     }),
   onFrame: handleMessage,
+  stallAfterMs: STALL_AFTER_MS,
   onStatus: (status, attempt) => {
     state.attempt = attempt;
-    if (status === 'open') state.everConnected = true;
-    setConn(status === 'open' ? 'connected' : 'reconnecting');
+    if (status === 'open') {
+      state.everConnected = true;
+      state.stalled = false;
+    }
+    if (status === 'stalled') state.stalled = true;
+    if (status === 'stopped') state.stalled = false;
+    setConn(status === 'open' ? 'connected' : state.stalled ? 'stalled' : 'reconnecting');
   },
   onClose: (ev) => {
     if (ev.code !== CLOSE_UNAUTHENTICATED) return false;
@@ -190,8 +231,30 @@ export function disconnect() {
 // ---------------------------------------------------------------------------------------
 const FAILURES = { offline: 'not_connected', timeout: 'no_answer', lost: 'no_answer' };
 
-/** Sends a frame as a request; resolves with the `result` frame, or {ok: false, error}. */
+// A refusal's args in words a dispatcher knows: names for ids, labels for states.
+function argName(arg, value) {
+  if (arg === 'by') {
+    // The engine names a holder "name (id)" or by id alone; the console shows the name.
+    const id = /\(([^()]+)\)$/.exec(value)?.[1] ?? value;
+    const s = state.staff.get(id);
+    return s ? s.name || s.id : value;
+  }
+  if (arg === 'responder') {
+    const r = state.responders.get(value);
+    return r ? r.name || r.id : value;
+  }
+  if (arg === 'from' || arg === 'to') return stateLabel(value);
+  return value;
+}
+
+/**
+ * Sends a frame as a request; resolves with the `result` frame, or {ok: false, error}. A
+ * refusal's `error` is put in the page's words (from its code and args); the server's
+ * English stays in `serverError`.
+ */
 export async function request(frame) {
   const result = await feed.request(frame, COMMAND_TIMEOUT_MS);
-  return result.failure ? { ok: false, error: t(FAILURES[result.failure]) } : result;
+  if (result.failure) return { ok: false, error: t(FAILURES[result.failure]) };
+  if (result.ok === false) return { ...result, serverError: result.error, error: refusalText(result, argName) };
+  return result;
 }

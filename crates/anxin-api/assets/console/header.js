@@ -1,9 +1,11 @@
-// The page's fixed words and the bar at the top: language, who is signed in, the connection,
-// and the map legend's service-circle line.
+// The page's fixed words and the bar at the top: language, who is signed in, who else is
+// online, the connection, and the map legend's service-circle line.
 
+import { h } from '../common/dom.js';
 import { chooseLanguage, htmlLang, otherLanguage, t } from '../common/i18n.js';
 import { renderForm } from './actions.js';
 import { renderSound } from './alarm.js';
+import { renderBulkButton } from './bulk.js';
 import { refreshMapCard } from './feed.js';
 import { roleLabel } from './incident.js';
 import { renderShortcuts } from './keys.js';
@@ -20,11 +22,13 @@ export function renderStatic() {
     b.lang = htmlLang(otherLanguage());
   }
   renderMe();
+  renderPresence();
   renderLegend();
   renderShortcuts();
   if (map) map.relabel();
   renderConn();
   renderSound();
+  renderBulkButton();
 }
 
 function renderMe() {
@@ -41,10 +45,44 @@ export function renderLegend() {
     : t('lg_circle_plain');
 }
 
+/** The staff with a console connected now (from `presence`), by name, me first. */
+export function renderPresence() {
+  if (!dom.me) return;
+  if (!dom.presence) {
+    dom.presence = h('span', { id: 'presence', class: 'presence', 'data-field': 'presence' });
+    dom.me.after(dom.presence);
+  }
+  const online = state.online;
+  if (!online || !state.me) {
+    dom.presence.hidden = true;
+    dom.presence.replaceChildren();
+    return;
+  }
+  const others = [...online].filter((id) => id !== String(state.me.id));
+  const names = others.map((id) => {
+    const s = state.staff.get(id);
+    return h('span', { class: 'presence-name', 'data-staff-id': id, title: id }, s ? s.name || s.id : id);
+  });
+  dom.presence.hidden = false;
+  dom.presence.dataset.count = String(others.length);
+  dom.presence.title = `${t('presence_title')}: ${others.map((id) => state.staff.get(id)?.name || id).join(', ') || t('presence_only_me')}`;
+  dom.presence.replaceChildren(
+    h('span', { class: 'presence-label' }, t('presence_label')),
+    ...(names.length ? names : [h('span', { class: 'presence-none' }, t('presence_only_me'))]),
+  );
+}
+
+/** Whether a member of staff has a console connected (unknown before a presence frame). */
+export function isOnline(id) {
+  return state.online === null ? null : state.online.has(String(id));
+}
+
 export function renderConn() {
   dom.conn.dataset.state = state.conn;
   if (state.conn === 'connected') {
     dom.connText.textContent = t('conn_connected');
+  } else if (state.conn === 'stalled') {
+    dom.connText.textContent = t('conn_stalled') + (state.attempt > 1 ? t('conn_retry', { n: state.attempt }) : '');
   } else if (!state.everConnected) {
     dom.connText.textContent = t('conn_connecting');
   } else {

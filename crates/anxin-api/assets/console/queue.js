@@ -6,6 +6,7 @@ import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
 import { formatClock, formatElapsed } from '../common/format.js';
 import { formatDistance, has, t } from '../common/i18n.js';
+import { needLabel } from './alarm.js';
 import { renderPanel } from './detail.js';
 import {
   ageLevel,
@@ -64,7 +65,7 @@ function kindCell(view) {
     presses,
     view.cancel_requested ? h('div', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
     view.problem ? h('div', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
-    state.alarms.has(String(view.id)) ? h('div', { class: 'alarm-line', 'data-field': 'alarm' }, t('alarm_row')) : null,
+    state.alarms.has(String(view.id)) ? h('div', { class: 'alarm-line', 'data-field': 'alarm' }, t('alarm_row_need', { need: needLabel(state.alarms.get(String(view.id)).need) })) : null,
   );
 }
 
@@ -187,6 +188,8 @@ function buildRow(view) {
       'data-state': view.state,
       'data-seq': view.seq,
       'data-claimed': claimHolder(view) ? 'true' : 'false',
+      'data-alarm': state.alarms.get(id)?.level,
+      'data-alarm-need': state.alarms.get(id)?.need,
       tabindex: '-1',
     },
     sinceCell(view),

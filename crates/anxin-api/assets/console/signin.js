@@ -3,6 +3,7 @@
 
 import { t } from '../common/i18n.js';
 import { silenceAlarms, unlockAudio } from './alarm.js';
+import { renderBulkButton } from './bulk.js';
 import { connect, disconnect, setConn } from './feed.js';
 import { renderStatic } from './header.js';
 import { ensureMap, map } from './map-card.js';
@@ -29,6 +30,8 @@ function resetData() {
   state.responders.clear();
   state.stations.clear();
   state.alarms.clear();
+  state.online = null;
+  state.stalled = false;
   state.lastSeq = null;
   state.history = null;
   state.loaded = false;
@@ -43,6 +46,7 @@ function resetData() {
   if (dom.detail) dom.detail.hidden = true;
   if (map) map.clear();
   silenceAlarms();
+  renderBulkButton();
 }
 
 function showApp(user) {

@@ -15,9 +15,14 @@ export const EMERGENCY_NUMBERS = ['120', '110', '119'];
 // A command the server has not answered by then is reported as unanswered (the server
 // itself gives up after 15 s and says so).
 export const COMMAND_TIMEOUT_MS = 20000;
-// The alarm sound repeats this often while a new emergency waits to be acknowledged.
-export const ALARM_REPEAT_MS = 15000;
+// Two alarm sounds at least this far apart, however many alarms come up at once.
 export const ALARM_MIN_GAP_MS = 1500;
+// A console that hears no frame for this long (the server sends a heartbeat every 5 s)
+// says its connection has stalled, drops the socket and connects again.
+export const STALL_AFTER_MS = 12000;
+// A heartbeat ahead of what we applied, with no delta to fill the gap within this long:
+// the feed is behind and the console asks for what it missed.
+export const BEHIND_GRACE_MS = 3000;
 // The server closes an unauthenticated console socket with this code.
 export const CLOSE_UNAUTHENTICATED = 4401;
 
@@ -38,6 +43,8 @@ export const state = {
   lastUpdate: null,
   conn: 'reconnecting',
   everConnected: false,
+  /** the last socket went silent and was dropped; cleared when one opens */
+  stalled: false,
   /** the feed's tries since its last healthy connection */
   attempt: 0,
   renderPending: false,
@@ -46,8 +53,13 @@ export const state = {
   /** the open incident's panel is to be rendered again at the next render */
   panelDirty: false,
   fresh: new Set(),
-  /** ids of new emergencies nobody has acknowledged: they flash and sound */
-  alarms: new Set(),
+  /** the engine's alarm of every open incident that has one, by id ({need, level,
+   * raised_seq, raised_at, reminders}): they flash and sound until a person acts */
+  alarms: new Map(),
+  /** staff ids with a console connected now (the `presence` frame), or null before one */
+  online: null,
+  /** when the last frame of any kind arrived (Date.now()), for the stall check */
+  lastFrameAt: null,
   /** ids in queue order, as last rendered */
   order: [],
   selectedId: null,
