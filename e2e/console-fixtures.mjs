@@ -114,7 +114,14 @@ export function view(id, overrides = {}) {
 export function mixedIncidents() {
   const now = Date.now();
   return [
-    view(1, { pressed_at: now - 50_000, opened_at: now - 50_000 }),
+    // The offer's own deadline is close: 8 s left.
+    view(1, {
+      pressed_at: now - 50_000,
+      opened_at: now - 50_000,
+      offers: [{ responder: party(RESPONDERS[1], 412.5), deadline: now + 8_000 }],
+      offers_planned: 3,
+      ladder: { rung: 'responders', offers_made: 1, tried: [], offer_deadline: now + 8_000 },
+    }),
     view(2, {
       kind: 'fall',
       state: 'en_route',
@@ -145,6 +152,8 @@ export function mixedIncidents() {
       responder: party(RESPONDERS[8], 2300),
       pressed_at: now - 16 * 60_000,
       opened_at: now - 16 * 60_000,
+      // Accepted a minute after the press with 15 minutes to get there: a minute late.
+      ladder: { rung: 'responders', on_scene_by: now - 60_000 },
     }),
     view(6, { kind: 'unreadable', priority: 2, state: 'awaiting_dispatcher', dispatcher_needed: 'unreadable_message', offers: [], pressed_at: now - 30_000, opened_at: now - 30_000 }),
     view(7, { cancel_requested: true, state: 'on_scene', offers: [], responder: party(RESPONDERS[0], 300), pressed_at: now - 9 * 60_000, opened_at: now - 9 * 60_000 }),

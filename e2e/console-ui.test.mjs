@@ -152,11 +152,17 @@ describe('console screens against a scripted feed', () => {
     assert.deepEqual(ids, ['2', '7', '3', '4', '1', '6', '5']);
 
     const age = (id) => page.locator(`[data-incident-id="${id}"] [data-field="since"]`).getAttribute('data-age');
-    assert.equal(await age('1'), 'warn', '50 s of a 60 s accept target is amber');
-    assert.equal(await age('4'), 'late', 'past the accept target is red');
-    assert.equal(await age('2'), 'ok', '10 of 15 minutes to be on scene is still calm');
+    // Each clock is coloured by its own rung's target, not by the time since the press.
+    assert.equal(await age('1'), 'warn', "8 s left of the offer's own deadline is amber");
+    assert.match(await page.locator('[data-incident-id="1"] [data-field="target"]').textContent(), /^派单 1\/3 · 还剩 0:0\d$/);
+    assert.equal(await age('4'), 'late', 'nobody going: the target is missed, red');
+    assert.equal(await page.locator('[data-incident-id="4"] [data-field="target"]').getAttribute('data-rung'), 'dispatcher');
+    assert.equal(await age('2'), 'ok', '10 of 30 minutes left to be on scene is still calm');
+    assert.match(await page.locator('[data-incident-id="2"] [data-field="target"]').textContent(), /^\d\d:\d\d 前到场 · 还剩 (19|20):\d\d$/);
     assert.equal(await age('7'), 'done');
-    assert.equal(await age('5'), 'late', '16 minutes and not on scene');
+    assert.equal(await age('5'), 'late', 'past its on-scene deadline and not on scene');
+    assert.match(await page.locator('[data-incident-id="5"] [data-field="target"]').textContent(), /超时 1:0\d/);
+    assert.equal(await age('6'), 'done', 'an unreadable message with no reminder due has no clock running');
 
     assert.equal(await page.locator('[data-incident-id="2"] [data-field="claimed-by"]').textContent(), '我');
     assert.equal(await page.locator('[data-incident-id="3"] [data-field="claimed-by"]').textContent(), OTHER.name);

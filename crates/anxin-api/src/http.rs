@@ -6,9 +6,9 @@ use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
 use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Refused, Reply, Request};
 use crate::hub::{Frame, Hub};
 use crate::responders::ResponderHub;
-use anxin_core::{IncidentEvent, IncidentId, ResponderId, Timestamp};
+use anxin_core::{ElderId, Incident, IncidentEvent, IncidentId, ResponderId, Timestamp};
 use anxin_proto::rest::{ErrorBody, Readiness, Session, SignIn};
-use anxin_proto::ws::{ConsoleSettings, ResultFrame, ServerFrame, Welcome};
+use anxin_proto::ws::{ConsoleSettings, ElderIncident, ResultFrame, ServerFrame, Welcome};
 use axum::extract::ws::CloseFrame;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -42,7 +42,25 @@ pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// oldest first (empty when nothing is logged for it).
 pub trait Timeline: Send + Sync {
     fn incident_events(&self, incident: IncidentId) -> BoxFuture<'_, Result<Vec<IncidentEvent>, TimelineUnavailable>>;
+
+    /// Consoles' `history` questions: an elder's incidents pressed at or after `since`, open
+    /// or not, the latest first, at most `limit` (none, where nothing is stored).
+    fn elder_incidents(
+        &self,
+        elder: ElderId,
+        since: Timestamp,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<Incident>, TimelineUnavailable>> {
+        let _ = (elder, since, limit);
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 }
+
+/// How far back a console's `history` question looks.
+pub const HISTORY_DAYS: i64 = 30;
+
+/// Most incidents a `history` answer carries (the latest).
+pub const HISTORY_LIMIT: u32 = 200;
 
 /// The audit trail cannot be read now (the implementation logs why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -534,6 +552,10 @@ async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue 
     let silent = matches!(frame, ClientFrame::Location { .. }) && request_id.is_none();
     let answer: BoxFuture<'static, Answer> = match frame.into_request(caller) {
         Ok(Request::Timeline { incident }) => Box::pin(timeline(state.timeline.clone(), incident)),
+        Ok(Request::History { elder }) => {
+            let since = Timestamp((state.clock)().millis() - HISTORY_DAYS * 24 * 3600 * 1000);
+            Box::pin(history(state.timeline.clone(), elder, since))
+        }
         Ok(request) => submit(state, caller.clone(), request).await,
         Err(e) => {
             state.frames_rejected.with_label_values(&[e.as_label()]).inc();
@@ -554,6 +576,15 @@ async fn timeline(timeline: Arc<dyn Timeline>, incident: IncidentId) -> Answer {
                 .with("incident", incident))
         }
         Ok(events) => Ok(Reply::Events(events)),
+        Err(TimelineUnavailable) => Err(Refused::new("store_unavailable", "the store cannot be read right now")),
+    }
+}
+
+/// An elder's incidents of the last [`HISTORY_DAYS`], from the store (an elder with none
+/// gets an empty list).
+async fn history(timeline: Arc<dyn Timeline>, elder: ElderId, since: Timestamp) -> Answer {
+    match timeline.elder_incidents(elder, since, HISTORY_LIMIT).await {
+        Ok(incidents) => Ok(Reply::Incidents(incidents.iter().map(ElderIncident::from).collect())),
         Err(TimelineUnavailable) => Err(Refused::new("store_unavailable", "the store cannot be read right now")),
     }
 }

@@ -453,6 +453,24 @@ pub struct Incident {
     /// What needs a person now, until a person acts on it; every console sounds for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm: Option<Alarm>,
+    /// The last call a dispatcher made to the emergency services about it, with their
+    /// reference; absent in incidents stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_call: Option<EmergencyCall>,
+    /// Why the ladder made no offer at all (`nobody_in_range`, `nobody_qualified` or
+    /// `nobody_free_at_station`, as logged), so a console says what happened; absent when
+    /// offers were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_offer: Option<Change>,
+}
+
+/// A dispatcher's call to the emergency services (an `emergency_called` change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyCall {
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub at: Timestamp,
 }
 
 impl Incident {
@@ -508,6 +526,8 @@ impl Incident {
             claimed_by: None,
             acknowledged_at: None,
             alarm: Some(Alarm::raised(need, event)),
+            emergency_call: None,
+            no_offer: None,
         })
     }
 
@@ -523,12 +543,11 @@ impl Incident {
         self.updated_at = at;
         match &event.change {
             // An incident is opened by `Incident::open`; these only add to the audit trail.
-            Change::Opened { .. }
-            | Change::NobodyInRange { .. }
-            | Change::NobodyQualified { .. }
-            | Change::NobodyFreeAtStation { .. }
-            | Change::Note { .. }
-            | Change::CallLogged { .. } => {}
+            Change::Opened { .. } | Change::Note { .. } | Change::CallLogged { .. } => {}
+            // Kept so a console can say why nobody was offered the job.
+            Change::NobodyInRange { .. } | Change::NobodyQualified { .. } | Change::NobodyFreeAtStation { .. } => {
+                self.no_offer = Some(event.change.clone());
+            }
             Change::NearestStation { station_id, distance_m } => {
                 self.station = Some(Assigned { id: station_id.clone(), distance_m: *distance_m });
             }
@@ -554,6 +573,7 @@ impl Incident {
                 self.nobody_needed();
                 self.ladder.emergency_number = policy.standing_number(self.kind);
                 self.ladder.offers_made += 1;
+                self.no_offer = None;
                 let offer =
                     LiveOffer { responder_id: responder_id.clone(), distance_m: *distance_m, deadline: *deadline };
                 self.ladder.offers.push(offer);
@@ -659,7 +679,8 @@ impl Incident {
                 self.alarm = None;
             }
             // A person has acted: the reminders and the alarm stop, as with an acknowledgement.
-            Change::EmergencyCalled { .. } => {
+            Change::EmergencyCalled { number, reference } => {
+                self.emergency_call = Some(EmergencyCall { number: number.clone(), reference: reference.clone(), at });
                 self.ladder.remind_at = None;
                 self.alarm = None;
             }
@@ -1191,4 +1212,11 @@ pub struct IncidentView {
     /// of these are made); 0 for a kind that goes to a dispatcher first.
     #[serde(default)]
     pub offers_planned: u32,
+    /// The last call a dispatcher made to the emergency services (number, reference, when).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_call: Option<EmergencyCall>,
+    /// Why the ladder offered the job to nobody: the `nobody_in_range`, `nobody_qualified` or
+    /// `nobody_free_at_station` change it logged. Absent when offers were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_offer: Option<Change>,
 }

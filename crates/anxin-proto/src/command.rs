@@ -3,8 +3,10 @@
 //! frames that carry them over a socket are read in `anxin-api`; the engine's task applies them
 //! in its next batch and answers only after what they caused is stored.
 
+use crate::ws::ElderIncident;
 use anxin_core::{
-    CommandError, Coordinates, DispatcherAction, IncidentEvent, IncidentId, ResponderAction, ResponderId, Suggestion,
+    CommandError, Coordinates, DispatcherAction, ElderId, IncidentEvent, IncidentId, ResponderAction, ResponderId,
+    Suggestion,
 };
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
@@ -44,6 +46,10 @@ pub enum Request {
     /// The incident's audit trail (answered from the store, not the engine).
     Timeline {
         incident: IncidentId,
+    },
+    /// An elder's incidents of the last days (answered from the store, not the engine).
+    History {
+        elder: ElderId,
     },
     /// A dispatcher's first console connected (`online`), or their last one closed. Sent by
     /// the HTTP side, never read from a frame.
@@ -104,6 +110,8 @@ pub enum Reply {
     Suggestions(Vec<Suggestion>),
     /// An incident's audit trail, oldest first.
     Events(Vec<IncidentEvent>),
+    /// An elder's recent incidents, the latest first.
+    Incidents(Vec<ElderIncident>),
 }
 
 /// A request on its way to the engine, with where to send the answer.

@@ -9,8 +9,9 @@
 use crate::command::{Answer, Caller, Refused, Reply, Request};
 use crate::rest::User;
 use anxin_core::{
-    Coordinates, DispatcherAction, IncidentEvent, IncidentId, IncidentView, JobEnded, JobView, ResponderAction,
-    ResponderId, ResponderView, StationId, StationView, Suggestion, Timestamp,
+    Coordinates, DeviceId, DispatcherAction, ElderId, EmergencyCall, Incident, IncidentEvent, IncidentId, IncidentKind,
+    IncidentState, IncidentView, JobEnded, JobView, ResponderAction, ResponderId, ResponderView, StationId,
+    StationView, Suggestion, Timestamp,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -186,6 +187,55 @@ pub struct ResultFrame {
     /// The answer to `timeline`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<IncidentEvent>>,
+    /// The answer to `history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incidents: Option<Vec<ElderIncident>>,
+}
+
+/// One of an elder's incidents, as `history` answers it: what it was, how it went and ended,
+/// and who handled it (ids; the console has the names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElderIncident {
+    pub id: IncidentId,
+    pub kind: IncidentKind,
+    pub state: IncidentState,
+    pub device_id: DeviceId,
+    pub pressed_at: Timestamp,
+    pub opened_at: Timestamp,
+    /// When it last changed (for an ended incident: when it ended).
+    pub updated_at: Timestamp,
+    pub press_count: u32,
+    /// How it ended (or was resolved), as the dispatcher or responder put it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The responder who held the job (a resolved or closed incident keeps who helped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder_id: Option<ResponderId>,
+    /// The dispatcher who held the claim when it last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    /// The last call to the emergency services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency_call: Option<EmergencyCall>,
+}
+
+impl From<&Incident> for ElderIncident {
+    fn from(i: &Incident) -> Self {
+        Self {
+            id: i.id,
+            kind: i.kind,
+            state: i.state,
+            device_id: i.device_id.clone(),
+            pressed_at: i.pressed_at,
+            opened_at: i.opened_at,
+            updated_at: i.updated_at,
+            press_count: i.press_count,
+            outcome: i.outcome.clone(),
+            responder_id: i.responder.as_ref().map(|r| r.id.clone()),
+            claimed_by: i.claimed_by.clone(),
+            emergency_call: i.emergency_call.clone(),
+        }
+    }
 }
 
 impl ResultFrame {
@@ -199,11 +249,13 @@ impl ResultFrame {
             args: BTreeMap::new(),
             suggestions: None,
             events: None,
+            incidents: None,
         };
         match answer {
             Ok(Reply::Done) => {}
             Ok(Reply::Suggestions(s)) => frame.suggestions = Some(s),
             Ok(Reply::Events(e)) => frame.events = Some(e),
+            Ok(Reply::Incidents(i)) => frame.incidents = Some(i),
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);
@@ -221,6 +273,7 @@ impl ResultFrame {
             }
             Self { suggestions: Some(s), .. } => Ok(Reply::Suggestions(s)),
             Self { events: Some(e), .. } => Ok(Reply::Events(e)),
+            Self { incidents: Some(i), .. } => Ok(Reply::Incidents(i)),
             Self { .. } => Ok(Reply::Done),
         }
     }
@@ -380,6 +433,12 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+    /// A dispatcher asks for an elder's incidents of the last 30 days.
+    History {
+        elder_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
 }
 
 /// The dispatcher actions, by name.
@@ -441,7 +500,8 @@ macro_rules! request_id_of {
             | ClientFrame::Location { request_id, .. }
             | ClientFrame::Command { request_id, .. }
             | ClientFrame::Suggest { request_id, .. }
-            | ClientFrame::Timeline { request_id, .. } => request_id,
+            | ClientFrame::Timeline { request_id, .. }
+            | ClientFrame::History { request_id, .. } => request_id,
         }
     };
 }
@@ -538,11 +598,19 @@ impl ClientFrame {
                 Coordinates::new(lat, lon).map(|at| Request::Location { at }).map_err(|_| FrameError::BadLocation)
             }
             ClientFrame::Duty { .. } | ClientFrame::Location { .. } => Err(FrameError::NotAResponder),
-            ClientFrame::Command { .. } | ClientFrame::Suggest { .. } | ClientFrame::Timeline { .. } if responder => {
+            ClientFrame::Command { .. }
+            | ClientFrame::Suggest { .. }
+            | ClientFrame::Timeline { .. }
+            | ClientFrame::History { .. }
+                if responder =>
+            {
                 Err(FrameError::NotADispatcher)
             }
             ClientFrame::Suggest { incident_id, .. } => Ok(Request::Suggest { incident: IncidentId(incident_id) }),
             ClientFrame::Timeline { incident_id, .. } => Ok(Request::Timeline { incident: IncidentId(incident_id) }),
+            ClientFrame::History { elder_id, .. } => {
+                ElderId::parse(elder_id).map(|elder| Request::History { elder }).map_err(|_| FrameError::Malformed)
+            }
             ClientFrame::Command {
                 incident_id,
                 action,
@@ -627,6 +695,15 @@ mod tests {
         );
         let suggest = parse(r#"{"type":"suggest","incident_id":7}"#).unwrap();
         assert_eq!(suggest.into_request(&r), Err(FrameError::NotADispatcher));
+        let history = parse(r#"{"type":"history","elder_id":"e-4","request_id":"q"}"#).unwrap();
+        assert_eq!(history.request_id(), Some("q"));
+        assert_eq!(history.clone().into_request(&r), Err(FrameError::NotADispatcher));
+        assert_eq!(
+            history.into_request(&d),
+            Ok(Request::History { elder: anxin_core::ElderId::parse("e-4").unwrap() })
+        );
+        let bad = parse(r#"{"type":"history","elder_id":""}"#).unwrap();
+        assert_eq!(bad.into_request(&d), Err(FrameError::Malformed), "not an elder id");
     }
 
     #[test]

@@ -109,8 +109,8 @@ fn message_type(name: &str) -> Option<&'static str> {
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "result" | "hello" | "job" | "meResponse"
         | "jobResponse" | "actionResponse" | "presence" | "heartbeat" => "ServerFrame",
-        "command" | "suggest" | "timeline" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene" | "resolve"
-        | "duty" | "location" => "ClientFrame",
+        "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
+        | "resolve" | "duty" | "location" => "ClientFrame",
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })

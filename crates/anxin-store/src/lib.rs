@@ -9,7 +9,7 @@ mod migrate;
 mod sql;
 
 use anxin_core::{
-    DeviceId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp,
+    DeviceId, ElderId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -63,6 +63,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// One incident's audit trail, in order.
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// One elder's incidents pressed at or after `since`, open or not, the latest first, at
+    /// most `limit` of them: what a dispatcher reads as the elder's recent history.
+    async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32)
+        -> Result<Vec<Incident>, StoreError>;
 
     /// A stored device message.
     async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError>;

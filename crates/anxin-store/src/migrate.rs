@@ -19,6 +19,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "event_bodies",
         sql: include_str!("../../../migrations/sqlite/0003_event_bodies.sql"),
     },
+    Migration {
+        version: 4,
+        name: "elder_history",
+        sql: include_str!("../../../migrations/sqlite/0004_elder_history.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -32,6 +37,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "event_bodies",
         sql: include_str!("../../../migrations/postgres/0003_event_bodies.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "elder_history",
+        sql: include_str!("../../../migrations/postgres/0004_elder_history.sql"),
     },
 ];
 

@@ -612,6 +612,21 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32) -> Result<Vec<Incident>, StoreError> {
+                sqlx::query(
+                    "SELECT body FROM incidents WHERE elder_id = $1 AND pressed_at >= $2 \
+                     ORDER BY pressed_at DESC, id DESC LIMIT $3",
+                )
+                .bind(elder.as_str())
+                .bind(since.millis())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|row| json(&row.try_get::<String, _>("body")?))
+                .collect()
+            }
+
             async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError> {
                 let row = sqlx::query(
                     "SELECT event, received_at, incident_id FROM device_messages WHERE device_id = $1 AND msg_id = $2",

@@ -163,6 +163,39 @@ async fn duty_and_position_changes_are_kept(store: Arc<dyn Store>) {
     assert_eq!((got.on_duty, got.position), (false, Coordinates::new(25.01, 102.69).unwrap()));
 }
 
+async fn an_elders_recent_incidents_read_back_latest_first(store: Arc<dyn Store>) {
+    store.save_registry(&registry()).await.unwrap();
+    let mut engine = Engine::new(Policy::default(), registry(), Default::default());
+    let device = DeviceId::parse("d-1").unwrap();
+    let elder = ElderId::parse("e-1").unwrap();
+    let mut out = Outbox::default();
+    let Ok(Outcome::Opened(first)) = engine.handle_device_event(&device, press("m-1"), T0, &mut out) else { panic!() };
+    let call = DispatcherAction::Escalate { number: "120".into(), reference: Some("KM-0012".into()) };
+    engine.dispatcher_acts("wang", first, call, T0.plus_millis(1_000), &mut out).unwrap();
+    let ended = DispatcherAction::FalseAlarm { reason: "pressed by mistake".into() };
+    engine.dispatcher_acts("wang", first, ended, T0.plus_millis(2_000), &mut out).unwrap();
+    let later = T0.plus_millis(60_000);
+    let Ok(Outcome::Opened(second)) = engine.handle_device_event(&device, press_at("m-2", 60_000), later, &mut out)
+    else {
+        panic!()
+    };
+    commit(&*store, &out).await;
+
+    let all = store.elder_incidents(&elder, T0, 10).await.unwrap();
+    assert_eq!(all.iter().map(|i| i.id).collect::<Vec<_>>(), vec![second, first], "the latest first, ended ones too");
+    assert_eq!(all[1].state, IncidentState::FalseAlarm);
+    assert_eq!(all[1].outcome.as_deref(), Some("pressed by mistake"));
+    let called = all[1].emergency_call.as_ref().expect("the call to 120 is kept");
+    assert_eq!((called.number.as_str(), called.reference.as_deref()), ("120", Some("KM-0012")));
+    assert!(!all[0].state.is_terminal(), "the open one is there as well");
+
+    let recent = store.elder_incidents(&elder, T0.plus_millis(1), 10).await.unwrap();
+    assert_eq!(recent.iter().map(|i| i.id).collect::<Vec<_>>(), vec![second], "nothing pressed before `since`");
+    assert_eq!(store.elder_incidents(&elder, T0, 1).await.unwrap()[0].id, second, "at most `limit`, the latest");
+    let nobody = ElderId::parse("e-2").unwrap();
+    assert!(store.elder_incidents(&nobody, T0, 10).await.unwrap().is_empty());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -196,6 +229,7 @@ both!(
     an_incident_and_its_log_survive_and_resume,
     an_older_row_never_overwrites_a_newer_one,
     duty_and_position_changes_are_kept,
+    an_elders_recent_incidents_read_back_latest_first,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

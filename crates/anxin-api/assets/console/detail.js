@@ -2,21 +2,36 @@
 // its claim and its action buttons, and its timeline (fetched as it changes).
 
 import { h } from '../common/dom.js';
-import { formatClock } from '../common/format.js';
+import { formatClock, pad2 } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
 import { isOnline } from './header.js';
-import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel } from './incident.js';
+import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel, whyNobody } from './incident.js';
 import { map } from './map-card.js';
 import { kv, phoneWithCopy } from './parts.js';
-import { markDirty, rows } from './queue.js';
+import { markDirty, nobodyText, rows } from './queue.js';
 import { dom, state } from './state.js';
-import { renderTimeline } from './timeline.js';
+import { actorText, renderTimeline } from './timeline.js';
+
+// What the panel knows of incidents no longer in the live set: the last view shown of each
+// (it closed while open, say), and the summaries a `history` answer gave, with their elder.
+const lastViews = new Map();
+const summaries = new Map();
+const KEEP_VIEWS = 200;
+
+function remember(view) {
+  const id = String(view.id);
+  lastViews.delete(id);
+  lastViews.set(id, view);
+  if (lastViews.size > KEEP_VIEWS) lastViews.delete(lastViews.keys().next().value);
+}
+
+const knownEnded = (id) => lastViews.has(id) || summaries.has(id);
 
 export function openIncident(id) {
   const key = String(id);
-  if (!state.incidents.has(key) && state.openId !== key) return;
+  if (!state.incidents.has(key) && state.openId !== key && !knownEnded(key)) return;
   const previous = state.openId;
   state.openId = key;
   state.selectedId = key;
@@ -24,6 +39,8 @@ export function openIncident(id) {
     state.form = null;
     state.timeline = { id: key, seq: null, events: null, error: null, loading: false };
     state.suggestions = { id: null, list: null, error: null, loading: false };
+    // Each incident opened asks for its elder's history afresh: it may have grown.
+    history = { elderId: null, list: null, error: null, loading: false, elder: null };
     if (previous) markDirty(previous);
   }
   markDirty(key);
@@ -85,7 +102,9 @@ function requestTimeline(id, seq) {
       tl.error = result.error || '?';
     }
     if (tl.wantSeq !== undefined && tl.wantSeq !== tl.seq) requestTimeline(id, tl.wantSeq);
-    renderTimeline();
+    // An ended incident's panel is read off its timeline: how it ended, and by whom.
+    if (state.openId === String(id) && !state.incidents.has(String(id))) renderPanel();
+    else renderTimeline();
   });
 }
 
@@ -96,16 +115,11 @@ export function renderPanel() {
   const panel = dom.detail;
   panel.dataset.incidentId = id;
   if (!view) {
-    // Closed, cancelled or a false alarm since it was opened: say so, keep the timeline.
-    panel.dataset.state = 'gone';
-    dom.detailTitle.textContent = t('detail_incident', { id });
-    dom.detailSub.textContent = '';
-    dom.detailClaim.replaceChildren();
-    dom.detailActions.replaceChildren();
-    if (state.timeline.seq !== 'gone' && state.timeline.pendingSeq !== 'gone') requestTimeline(id, 'gone');
-    renderTimeline();
+    renderEnded(id);
     return;
   }
+  remember(view);
+  dom.detailActions.hidden = false;
   panel.dataset.state = view.state;
   panel.dataset.seq = view.seq;
   const e = view.elder || {};
@@ -125,6 +139,8 @@ export function renderPanel() {
   renderClaim(view);
   renderActions(view);
   renderBody(view);
+  requestHistory(view.elder);
+  renderHistory();
   if (state.timeline.id !== id) state.timeline = { id, seq: null, events: null, error: null, loading: false };
   const tl = state.timeline;
   if (tl.seq !== view.seq && tl.pendingSeq !== view.seq) requestTimeline(id, view.seq);
@@ -267,7 +283,9 @@ function renderBody(view) {
       view.station
         ? kv(t('f_station'), h('span', null, `${view.station.name || view.station.id} ${formatDistance(view.station.distance_m)} `, view.station.phone ? phoneWithCopy(view.station.phone) : null))
         : null,
-      ladder.emergency_number ? kv(t('f_emergency_number'), h('strong', { class: 'emergency-number', 'data-field': 'emergency-number' }, ladder.emergency_number), { class: 'kv-row kv-flag' }) : null,
+      whyNobody(view) ? kv(t('f_why_nobody'), nobodyText(whyNobody(view)), { 'data-field': 'why-nobody', class: 'kv-row kv-flag' }) : null,
+      view.emergency_call ? kv(t('f_emergency_called'), emergencyCallText(view.emergency_call), { 'data-field': 'emergency-called' }) : null,
+      ladder.emergency_number && !view.emergency_call ? kv(t('f_emergency_number'), h('strong', { class: 'emergency-number', 'data-field': 'emergency-number' }, ladder.emergency_number), { class: 'kv-row kv-flag' }) : null,
       ladder.on_scene_by ? kv(t('f_on_scene_by'), formatClock(ladder.on_scene_by)) : null,
       ladder.reminders ? kv(t('f_reminders'), String(ladder.reminders)) : null,
       view.outcome ? kv(t('f_outcome'), outcomeLabel(view.outcome)) : null,
@@ -285,6 +303,218 @@ function renderBody(view) {
     ),
   );
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
-  dom.detailBody.replaceChildren(elder, contactList, location, job, press, timeline);
+  dom.detailBody.replaceChildren(elder, historySection(), contactList, location, job, press, timeline);
+  renderTimeline();
+}
+
+function emergencyCallText(call) {
+  const text = call.reference
+    ? t('called_ref', { number: call.number, reference: call.reference })
+    : t('called', { number: call.number });
+  return `${text} · ${formatClock(call.at)}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// An elder's history: their incidents of the last 30 days, from the store.
+// ---------------------------------------------------------------------------------------
+
+const DAY_MS = 24 * 3600 * 1000;
+let history = { elderId: null, list: null, error: null, loading: false, elder: null };
+
+function requestHistory(elder) {
+  const elderId = elder && elder.id ? String(elder.id) : null;
+  if (!elderId) return;
+  if (history.elderId === elderId && (history.loading || history.list)) return;
+  const h0 = { elderId, list: null, error: null, loading: true, elder };
+  history = h0;
+  request({ type: 'history', elder_id: elderId }).then((result) => {
+    if (history !== h0) return;
+    h0.loading = false;
+    if (result.ok && Array.isArray(result.incidents)) {
+      h0.list = result.incidents;
+      for (const s of result.incidents) summaries.set(String(s.id), { summary: s, elder });
+    } else {
+      h0.error = result.error || '?';
+    }
+    renderHistory();
+  });
+}
+
+function historySection() {
+  return section(t('sec_history'), h('div', { id: 'elder-history', 'data-section': 'history' }));
+}
+
+function dayAndTime(ms) {
+  const d = new Date(Number(ms));
+  if (Number.isNaN(d.getTime())) return '—';
+  return `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+// The store's answer may be older than the live view of an incident still open.
+const liveState = (i) => state.incidents.get(String(i.id))?.state ?? i.state;
+
+function renderHistory() {
+  const box = document.getElementById('elder-history');
+  if (!box) return;
+  if (history.error && !history.list) {
+    box.replaceChildren(h('p', { class: 'muted' }, t('history_failed', { error: history.error })));
+    return;
+  }
+  if (!history.list) {
+    box.replaceChildren(h('p', { class: 'muted' }, t('history_loading')));
+    return;
+  }
+  const list = history.list;
+  const now = Date.now();
+  const week = list.filter((i) => Number(i.pressed_at) >= now - 7 * DAY_MS).length;
+  const summary = h(
+    'p',
+    { class: `history-summary${week >= 3 ? ' history-many' : ''}`, 'data-field': 'history-summary', 'data-week': week, 'data-month': list.length },
+    t('history_summary', { n: list.length, w: week }),
+  );
+  const items = list.map((i) => {
+    const id = String(i.id);
+    const who = i.responder_id ? state.responders.get(String(i.responder_id))?.name || i.responder_id : null;
+    const current = id === state.openId;
+    return h(
+      'li',
+      {
+        class: `history-item${current ? ' history-current' : ''}`,
+        'data-history-id': id,
+        'data-state': i.state,
+        tabindex: '0',
+        role: 'button',
+        onclick: () => openIncident(id),
+        onkeydown: (ev) => {
+          if (ev.key === 'Enter') openIncident(id);
+        },
+      },
+      h('time', { class: 'tl-time' }, dayAndTime(i.pressed_at)),
+      h('span', { class: `kind kind-${i.kind}` }, kindLabel(i.kind)),
+      h('span', { class: `state state-${liveState(i)}` }, stateLabel(liveState(i))),
+      h(
+        'span',
+        { class: 'history-detail' },
+        [
+          i.outcome ? outcomeLabel(i.outcome) : null,
+          who ? t('handled_by', { name: who }) : null,
+          i.emergency_call ? t('called', { number: i.emergency_call.number }) : null,
+          current ? t('history_this') : `#${id}`,
+        ]
+          .filter(Boolean)
+          .join(' · '),
+      ),
+    );
+  });
+  box.replaceChildren(summary, list.length ? h('ol', { class: 'history-list' }, ...items) : h('p', { class: 'muted' }, t('history_none')));
+}
+
+// ---------------------------------------------------------------------------------------
+// An ended incident (closed, cancelled, a false alarm): read only, what it was, how it ended
+// and who handled it, from the last view seen (or the history's summary) and the timeline.
+// ---------------------------------------------------------------------------------------
+
+const ENDINGS = ['closed', 'cancelled', 'false_alarm'];
+
+// Who ended it: a person by their name alone, the engine or a device as the timeline says.
+function actorName(actor) {
+  const id = String(actor?.id ?? '');
+  if (actor?.type === 'dispatcher' || actor?.type === 'supervisor') return state.staff.get(id)?.name || id;
+  if (actor?.type === 'responder') return state.responders.get(id)?.name || id;
+  return actorText(actor);
+}
+
+function renderEnded(id) {
+  const panel = dom.detail;
+  const base = lastViews.get(id) || null;
+  const known = summaries.get(id) || null;
+  const summary = known?.summary || null;
+  const elder = base?.elder || known?.elder || {};
+  const events = Array.isArray(state.timeline.events) && state.timeline.id === id ? state.timeline.events : [];
+  const ending = [...events].reverse().find((ev) => ENDINGS.includes(ev.change?.type));
+  const resolvedEv = [...events].reverse().find((ev) => ev.change?.type === 'resolved');
+  const opened = events.find((ev) => ev.change?.type === 'opened');
+  const endState = ending ? ending.change.type : summary && ENDINGS.includes(summary.state) ? summary.state : 'ended';
+  const kind = base?.kind || summary?.kind || opened?.change?.kind || null;
+  const outcome = ending ? ending.change.outcome ?? ending.change.reason : summary?.outcome ?? base?.outcome ?? null;
+  const resolvedOutcome = resolvedEv?.change?.outcome ?? null;
+  const lastTaker = [...events].reverse().find((ev) => ev.change?.type === 'accepted' || ev.change?.type === 'assigned');
+  const responderId = summary?.responder_id ?? base?.responder?.id ?? lastTaker?.change?.responder_id ?? null;
+  const responderName = base?.responder?.name || (responderId ? state.responders.get(String(responderId))?.name || String(responderId) : null);
+  const endedBy = ending ? actorName(ending.actor) : summary?.claimed_by ? state.staff.get(String(summary.claimed_by))?.name || summary.claimed_by : null;
+  const endedAt = ending ? ending.at : summary ? summary.updated_at : null;
+  const call = summary?.emergency_call || base?.emergency_call || null;
+
+  panel.dataset.state = endState;
+  delete panel.dataset.seq;
+  dom.detailTitle.replaceChildren(
+    kind ? h('span', { class: `kind kind-${kind}` }, kindLabel(kind)) : null,
+    ' ',
+    h('span', { 'data-field': 'detail-elder' }, elder.name || elder.id || '—'),
+  );
+  const stateWords = endState === 'ended' ? t('ended') : stateLabel(endState);
+  dom.detailSub.replaceChildren(
+    t('detail_incident', { id }),
+    ' · ',
+    h('span', { class: `state state-${endState}`, 'data-field': 'detail-state' }, stateWords),
+  );
+  // The claim bar becomes the outcome bar: nobody claims an ended incident.
+  dom.detailClaim.dataset.claimed = 'ended';
+  dom.detailClaim.replaceChildren(
+    h(
+      'span',
+      { class: 'ended-line', 'data-field': 'ended-summary' },
+      [
+        outcome ? t('ended_outcome', { outcome: outcomeLabel(outcome) }) : stateWords,
+        responderName ? t('handled_by', { name: responderName }) : null,
+        endedBy ? t('ended_by', { name: endedBy }) : null,
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    ),
+  );
+  dom.detailActions.replaceChildren();
+  dom.detailActions.hidden = true;
+  const facts = section(
+    t('sec_ended'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'ended' },
+      kv(t('f_state'), stateWords, { 'data-field': 'ended-state' }),
+      kv(t('f_outcome'), outcome ? outcomeLabel(outcome) : null, { 'data-field': 'ended-outcome' }),
+      kv(t('f_resolved_as'), resolvedOutcome && resolvedOutcome !== outcome ? outcomeLabel(resolvedOutcome) : null),
+      kv(t('f_responder'), responderName, { 'data-field': 'ended-responder' }),
+      kv(t('f_ended_by'), endedBy, { 'data-field': 'ended-by' }),
+      kv(t('f_ended_at'), endedAt ? dayAndTime(endedAt) : null),
+      kv(t('f_emergency_called'), call ? emergencyCallText(call) : null, { 'data-field': 'emergency-called' }),
+      kv(t('f_pressed_at'), base || summary ? dayAndTime(base ? pressMoment(base) : summary.pressed_at) : null),
+      kv(t('f_device'), base?.device_id || summary?.device_id),
+    ),
+  );
+  const e = elder;
+  const elderSection = e && (e.name || e.address || e.phone)
+    ? section(
+        t('sec_elder'),
+        h(
+          'dl',
+          { class: 'kv', 'data-section': 'elder' },
+          kv(t('f_name'), e.name || e.id, { 'data-field': 'elder-name' }),
+          kv(t('f_address'), e.address, { 'data-field': 'address' }),
+          kv(t('f_phone'), e.phone ? phoneWithCopy(e.phone) : null, { 'data-field': 'elder-phone' }),
+        ),
+      )
+    : null;
+  const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
+  dom.detailBody.replaceChildren(...[facts, elderSection, elder.id ? historySection() : null, timeline].filter(Boolean));
+  if (state.timeline.id !== id) state.timeline = { id, seq: null, events: null, error: null, loading: false };
+  if (state.timeline.seq !== 'gone' && state.timeline.pendingSeq !== 'gone') requestTimeline(id, 'gone');
+  if (elder.id) {
+    // The history was read while this incident was still open: read it again.
+    if (history.list && history.list.some((i) => String(i.id) === id && !ENDINGS.includes(i.state)) && ending) {
+      history = { elderId: null, list: null, error: null, loading: false, elder: null };
+    }
+    requestHistory(elder);
+    renderHistory();
+  }
   renderTimeline();
 }

@@ -2,28 +2,13 @@
 // how urgent it is, who holds it, and its labels in words.
 
 import { has, t, withColon } from '../common/i18n.js';
-import { AWAITING_ACCEPT, AWAITING_SCENE, OUTCOMES, state } from './state.js';
+import { OUTCOMES, state } from './state.js';
 
 export function pressMoment(view) {
   const p = Number(view.pressed_at);
   const o = Number(view.opened_at);
   if (Number.isFinite(p) && Number.isFinite(o)) return Math.min(p, o);
   return Number.isFinite(p) ? p : o;
-}
-
-/** Which target runs for a view, and its length in ms. */
-export function targetOf(view) {
-  if (AWAITING_ACCEPT.has(view.state)) return { kind: 'accept', ms: state.targets.accept_s * 1000 };
-  if (AWAITING_SCENE.has(view.state)) return { kind: 'on_scene', ms: state.targets.on_scene_min * 60000 };
-  return { kind: 'done', ms: 0 };
-}
-
-// Amber from 75 % of the target, red past it; a clock with no target running is calm.
-export function ageLevel(elapsed, target) {
-  if (!target.ms) return 'done';
-  if (elapsed >= target.ms) return 'late';
-  if (elapsed >= target.ms * 0.75) return 'warn';
-  return 'ok';
 }
 
 export function isUnassigned(view) {
@@ -35,19 +20,103 @@ export function isEmergency(view) {
   return view.kind === 'sos' || view.kind === 'fall' || view.kind === 'fire' || view.kind === 'intrusion';
 }
 
+// Why no responder holds an emergency the ladder has left: offers made and none taken
+// (`lapsed`), or none made at all (`none`, with the engine's reason in `no_offer` when the
+// view carries it). Null while offers are out, somebody has the job, or for a kind that goes
+// to a dispatcher first.
+export function whyNobody(view) {
+  if (view.responder || (Array.isArray(view.offers) && view.offers.length > 0)) return null;
+  if (!isEmergency(view) || !['station_alerted', 'awaiting_dispatcher', 'offered'].includes(view.state)) return null;
+  const made = Number(view.ladder?.offers_made) || 0;
+  if (made > 0) return { kind: 'lapsed', made, tried: Array.isArray(view.ladder?.tried) ? view.ladder.tried.length : made };
+  return { kind: 'none', reason: view.no_offer && typeof view.no_offer === 'object' ? view.no_offer : null };
+}
+
 export function isNobodyInRange(view) {
-  if ('dispatcher_needed' in view) {
-    return view.state === 'station_alerted' || view.dispatcher_needed === 'nobody_going';
+  return whyNobody(view)?.kind === 'none';
+}
+
+// The state groups a dispatcher tells apart at a glance, most pressing first.
+export const GROUPS = ['needs', 'ladder', 'going', 'on_scene', 'resolved'];
+
+/** Which group a view is in: a person is needed now (a critical alarm, or the engine says a
+ * dispatcher is needed), the ladder is still working, somebody is going, somebody is there,
+ * or it is resolved and waits to be closed. An urgent or routine alarm (a new emergency not
+ * yet seen, a request to cancel) flags the row in its group: `data-alarm`. */
+export function groupOf(view) {
+  if (view.state === 'resolved') return 'resolved';
+  if (alarmLevel(view) === 'critical' || view.dispatcher_needed || view.state === 'awaiting_dispatcher') return 'needs';
+  if (view.state === 'offered' || view.state === 'station_alerted') return 'ladder';
+  if (view.state === 'accepted' || view.state === 'en_route') return 'going';
+  if (view.state === 'on_scene') return 'on_scene';
+  return 'needs';
+}
+
+export function alarmLevel(view) {
+  const level = view.alarm && typeof view.alarm === 'object' ? view.alarm.level : null;
+  return level === 'critical' || level === 'urgent' || level === 'routine' ? level : null;
+}
+
+/**
+ * The rung the incident is on and its own target: `kind` (offer, station, dispatcher,
+ * on_scene, there, resolved), the deadline it runs to (ms, or null), how long that target
+ * is (for amber), and whether it is missed already whatever the clock says.
+ */
+export function rungOf(view) {
+  const l = view.ladder || {};
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  switch (view.state) {
+    case 'offered':
+      return {
+        kind: 'offer',
+        k: Math.max(1, Number(l.offers_made) || 1),
+        of: Number(view.offers_planned) || 0,
+        deadline: num(l.offer_deadline) ?? num(view.offers?.[0]?.deadline),
+        span: state.targets.accept_s * 1000,
+      };
+    case 'station_alerted':
+      return { kind: 'station', deadline: num(l.station_deadline), span: 120000 };
+    case 'awaiting_dispatcher': {
+      const nobody = view.dispatcher_needed === 'nobody_going' || view.dispatcher_needed === 'on_scene_overdue';
+      // Nobody going (or late on scene): that target is missed, whenever the next reminder.
+      return { kind: 'dispatcher', deadline: nobody ? null : num(l.remind_at), span: 60000, reminders: Number(l.reminders) || 0, missed: nobody };
+    }
+    case 'accepted':
+    case 'en_route':
+      return {
+        kind: 'on_scene',
+        deadline: num(l.on_scene_by),
+        span: state.targets.on_scene_min * 60000,
+        missed: view.dispatcher_needed === 'on_scene_overdue',
+      };
+    case 'on_scene':
+      return { kind: 'there', deadline: null, span: 0 };
+    case 'resolved':
+      return { kind: 'resolved', deadline: null, span: 0 };
+    default:
+      return { kind: 'none', deadline: null, span: 0 };
   }
-  return isEmergency(view);
+}
+
+/** The colour of a rung's clock at `now`: red only when its own target is missed. */
+export function rungLevel(rung, now) {
+  if (rung.missed) return 'late';
+  if (rung.deadline === null) return 'done';
+  const left = rung.deadline - now;
+  if (left < 0) return 'late';
+  if (left <= Math.max(10000, rung.span * 0.25)) return 'warn';
+  return 'ok';
 }
 
 export function priorityOf(view) {
   return typeof view.priority === 'number' ? view.priority : 99;
 }
 
+// Resolved incidents wait below the live work, whatever their kind.
 export function compareViews(a, b) {
+  const resolved = (v) => (v.state === 'resolved' ? 1 : 0);
   return (
+    resolved(a) - resolved(b) ||
     priorityOf(a) - priorityOf(b) ||
     pressMoment(a) - pressMoment(b) ||
     String(a.id).localeCompare(String(b.id), 'en', { numeric: true })

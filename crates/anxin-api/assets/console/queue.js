@@ -4,35 +4,61 @@
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
-import { formatClock, formatElapsed } from '../common/format.js';
-import { formatDistance, has, t } from '../common/i18n.js';
+import { formatClock, formatCountdown, formatElapsed } from '../common/format.js';
+import { formatDistance, has, language, t } from '../common/i18n.js';
 import { needLabel } from './alarm.js';
 import { renderPanel } from './detail.js';
 import {
-  ageLevel,
+  GROUPS,
+  alarmLevel,
   claimHolder,
   compareViews,
+  groupOf,
   isEmergency,
   isMine,
-  isNobodyInRange,
   isUnassigned,
   kindLabel,
   pressMoment,
   priorityOf,
+  rungLevel,
+  rungOf,
   stateLabel,
-  targetOf,
+  whyNobody,
 } from './incident.js';
 import { dom, state } from './state.js';
 
+// Time left to a deadline ("还剩 0:40"; a dispatcher's rung counts to the next reminder), or
+// how far past it ("超时 0:12").
+function countdown(ms, rung) {
+  if (ms < 0) return t('time_over', { t: formatCountdown(-ms) });
+  return t(rung === 'dispatcher' ? 'remind_in' : 'time_left', { t: formatCountdown(ms) });
+}
+
+/** The rung's words: which rung, and its own target. */
+function rungText(view, rung) {
+  switch (rung.kind) {
+    case 'offer':
+      return rung.of > 0 ? t('rung_offer', { k: rung.k, n: rung.of }) : t('rung_offer_plain', { k: rung.k });
+    case 'station':
+      return t('rung_station');
+    case 'dispatcher':
+      return rung.reminders > 0 ? t('rung_dispatcher_reminded', { n: rung.reminders }) : t('rung_dispatcher');
+    case 'on_scene':
+      return rung.deadline !== null ? t('rung_on_scene', { time: formatClock(rung.deadline).slice(0, 5) }) : t('rung_there');
+    case 'there':
+      return t('rung_there');
+    case 'resolved':
+      return t('rung_resolved');
+    default:
+      return '';
+  }
+}
+
 function sinceCell(view) {
   const from = pressMoment(view);
-  const elapsed = serverNow() - from;
-  const target = targetOf(view);
-  const targetText = target.kind === 'accept'
-    ? t('target_accept', { n: state.targets.accept_s })
-    : target.kind === 'on_scene'
-      ? t('target_on_scene', { n: state.targets.on_scene_min })
-      : '';
+  const now = serverNow();
+  const rung = rungOf(view);
+  const level = rungLevel(rung, now);
   return h(
     'td',
     { class: 'c-since' },
@@ -42,30 +68,54 @@ function sinceCell(view) {
         class: 'timer',
         'data-field': 'since',
         'data-from': from,
-        'data-target-ms': target.ms,
-        'data-target': target.kind,
-        'data-age': ageLevel(elapsed, target),
+        'data-deadline': rung.deadline ?? '',
+        'data-span': rung.span,
+        'data-missed': rung.missed ? 'true' : 'false',
+        'data-age': level,
       },
-      formatElapsed(elapsed),
+      formatElapsed(now - from),
     ),
-    h('span', { class: 'sub' }, t('pressed_at', { time: formatClock(from) })),
-    targetText ? h('span', { class: 'sub target', 'data-field': 'target' }, targetText) : null,
+    h(
+      'span',
+      { class: 'sub target rung', 'data-field': 'target', 'data-rung': rung.kind },
+      rungText(view, rung),
+      rung.deadline !== null
+        ? h('span', { class: 'countdown', 'data-field': 'countdown', 'data-age': level }, ` · ${countdown(rung.deadline - now, rung.kind)}`)
+        : null,
+    ),
   );
 }
 
+const GROUP_ICONS = { needs: '⚠', ladder: '⋯', going: '➜', on_scene: '✚', resolved: '✓' };
+
 function kindCell(view) {
-  const presses = Number(view.press_count) > 1
-    ? h('div', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
-    : null;
+  const group = groupOf(view);
+  const chips = [
+    Number(view.press_count) > 1
+      ? h('span', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
+      : null,
+    view.cancel_requested ? h('span', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
+    view.problem ? h('span', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
+  ].filter(Boolean);
   return h(
     'td',
     { class: 'c-kind' },
-    h('span', { class: `kind kind-${view.kind}`, 'data-field': 'kind' }, kindLabel(view.kind)),
-    h('div', { class: `state state-${view.state}`, 'data-field': 'state' }, stateLabel(view.state)),
-    presses,
-    view.cancel_requested ? h('div', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
-    view.problem ? h('div', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
-    state.alarms.has(String(view.id)) ? h('div', { class: 'alarm-line', 'data-field': 'alarm' }, t('alarm_row_need', { need: needLabel(state.alarms.get(String(view.id)).need) })) : null,
+    h(
+      'div',
+      { class: 'kind-line' },
+      h('span', { class: `kind kind-${view.kind}`, 'data-field': 'kind' }, kindLabel(view.kind)),
+      state.alarms.has(String(view.id)) && view.state !== 'resolved'
+        ? h('span', { class: 'alarm-line', 'data-field': 'alarm' }, t('alarm_row_need', { need: needLabel(state.alarms.get(String(view.id)).need) }))
+        : null,
+    ),
+    h(
+      'div',
+      { class: `state state-${view.state} group-badge group-${group}`, 'data-field': 'state', 'data-group': group },
+      h('span', { class: 'group-icon', 'aria-hidden': 'true' }, GROUP_ICONS[group]),
+      ' ',
+      stateLabel(view.state),
+    ),
+    chips.length ? h('div', { class: 'chips-line' }, ...chips) : null,
   );
 }
 
@@ -107,9 +157,44 @@ function elderCell(view) {
       typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
       e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
     ),
-    h('div', { class: 'elder-address', 'data-field': 'elder-address' }, e.address || ''),
-    locationLine(view),
+    h(
+      'div',
+      { class: 'elder-sub', title: e.address || '' },
+      h('span', { class: 'elder-address', 'data-field': 'elder-address' }, e.address || ''),
+      ' · ',
+      locationLine(view),
+    ),
   );
+}
+
+/** Why nobody holds the job, in words, or null. */
+export function nobodyText(why) {
+  if (!why) return null;
+  if (why.kind === 'lapsed') return t('offers_lapsed', { n: why.made });
+  const r = why.reason;
+  if (r && r.type === 'nobody_in_range' && Number.isFinite(Number(r.max_distance_m))) {
+    return t('nobody_within', { d: formatDistance(Number(r.max_distance_m)) });
+  }
+  if (r && r.type === 'nobody_qualified') return t('nobody_qualified_short', { n: r.in_range ?? '?' });
+  if (r && r.type === 'nobody_free_at_station') return t('nobody_free_station');
+  return t('nobody');
+}
+
+function emergencyLine(view) {
+  const call = view.emergency_call;
+  if (call && typeof call === 'object' && call.number) {
+    return h(
+      'div',
+      { class: 'emergency-called', 'data-field': 'emergency-called' },
+      call.reference
+        ? t('called_ref', { number: call.number, reference: call.reference })
+        : t('called', { number: call.number }),
+    );
+  }
+  if (view.ladder && view.ladder.emergency_number && groupOf(view) === 'needs') {
+    return h('div', { class: 'emergency-number', 'data-field': 'emergency-number' }, t('should_call', { number: view.ladder.emergency_number }));
+  }
+  return null;
 }
 
 function responderCell(view) {
@@ -121,18 +206,17 @@ function responderCell(view) {
     return h(
       'td',
       { class: 'c-responder' },
-      !view.responder ? h('div', { class: 'sub offered-to' }, t('offered_to')) : null,
       h(
         'div',
         { class: 'resp-line' },
+        !view.responder ? h('span', { class: 'sub offered-to' }, t('offered_to')) : null,
         h('span', { class: 'resp-name', 'data-field': 'responder-name' }, r.name || r.id || '—'),
         ' ',
         h('span', { class: 'resp-distance', 'data-field': 'responder-distance' }, formatDistance(r.distance_m)),
         more ? h('span', { class: 'resp-more', 'data-field': 'offers-more' }, more) : null,
       ),
-      station
-        ? h('div', { class: 'sub clip' }, t('station_backup', { name: station.name || station.id }))
-        : null,
+      emergencyLine(view) ??
+        (station ? h('div', { class: 'sub clip' }, t('station_backup', { name: station.name || station.id })) : null),
     );
   }
   const target = station
@@ -143,17 +227,18 @@ function responderCell(view) {
         station.distance_m !== null && station.distance_m !== undefined ? ` · ${formatDistance(station.distance_m)}` : '',
       )
     : h('div', { class: 'station-line', 'data-field': 'station' }, t('no_station'));
-  return h(
-    'td',
-    { class: 'c-responder' },
-    isNobodyInRange(view)
-      ? h('span', { class: 'nobody', 'data-field': 'nobody' }, t('nobody'))
-      : h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t('dispatcher_first')),
-    target,
-    view.ladder && view.ladder.emergency_number
-      ? h('div', { class: 'emergency-number', 'data-field': 'emergency-number' }, `☎ ${view.ladder.emergency_number}`)
-      : null,
-  );
+  const why = whyNobody(view);
+  let head;
+  if (why && why.kind === 'lapsed') {
+    head = h('span', { class: 'nobody lapsed', 'data-field': 'offers-lapsed', 'data-offers': why.made }, nobodyText(why));
+  } else if (why) {
+    head = h('span', { class: 'nobody', 'data-field': 'nobody' }, nobodyText(why));
+  } else if (view.state === 'resolved') {
+    head = h('span', { class: 'sub' }, t('none'));
+  } else {
+    head = h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t('dispatcher_first'));
+  }
+  return h('td', { class: 'c-responder' }, h('div', { class: 'resp-line' }, head), emergencyLine(view) ?? target);
 }
 
 function claimedCell(view) {
@@ -173,12 +258,16 @@ function claimedCell(view) {
 
 function buildRow(view) {
   const id = String(view.id);
-  const classes = ['row', `prio-${Math.min(priorityOf(view), 9)}`];
-  if (isUnassigned(view)) classes.push(isEmergency(view) ? 'unassigned' : 'unassigned-calm');
-  if (state.alarms.has(id)) classes.push('alarm');
+  const group = groupOf(view);
+  const classes = ['row', `prio-${Math.min(priorityOf(view), 9)}`, `group-${group}`];
+  if (isUnassigned(view) && group === 'needs') classes.push(isEmergency(view) ? 'unassigned' : 'unassigned-calm');
+  // A resolved incident never flashes, whatever an old flag says.
+  if (state.alarms.has(id) && view.state !== 'resolved') classes.push('alarm');
+  if (view.emergency_call) classes.push('called');
   if (state.selectedId === id) classes.push('selected');
   if (state.openId === id) classes.push('open');
-  return h(
+  const level = alarmLevel(view);
+  const row = h(
     'tr',
     {
       class: classes.join(' '),
@@ -186,6 +275,7 @@ function buildRow(view) {
       'data-device-id': view.device_id,
       'data-kind': view.kind,
       'data-state': view.state,
+      'data-group': group,
       'data-seq': view.seq,
       'data-claimed': claimHolder(view) ? 'true' : 'false',
       'data-alarm': state.alarms.get(id)?.level,
@@ -198,6 +288,178 @@ function buildRow(view) {
     responderCell(view),
     claimedCell(view),
   );
+  if (level) row.dataset.alarm = level;
+  row.hidden = !matchesFilter(view);
+  return row;
+}
+
+// ---------------------------------------------------------------------------------------
+// Filters and search: which rows show, with counts per group.
+// ---------------------------------------------------------------------------------------
+
+/** The queue's filter: a state group, kind, alarm level, station, and free text. */
+export const filter = { group: 'all', kind: 'all', alarm: 'all', station: 'all', text: '' };
+
+function searchText(view) {
+  const e = view.elder || {};
+  const parts = [
+    e.name,
+    e.id,
+    e.phone,
+    e.address,
+    view.device_id,
+    view.station?.name,
+    view.station?.id,
+    view.responder?.name,
+  ];
+  return parts.filter(Boolean).join('\n').toLowerCase();
+}
+
+export function matchesFilter(view) {
+  if (filter.group !== 'all' && groupOf(view) !== filter.group) return false;
+  if (filter.kind !== 'all' && view.kind !== filter.kind) return false;
+  if (filter.alarm !== 'all') {
+    const level = alarmLevel(view);
+    if (filter.alarm === 'any' ? !level : level !== filter.alarm) return false;
+  }
+  if (filter.station !== 'all' && String(view.station?.id ?? '') !== filter.station) return false;
+  const q = filter.text.trim().toLowerCase();
+  if (q) {
+    // "#12" or "12" finds incident 12; anything else is looked for in names, phones, ids.
+    const bare = q.replace(/^#/, '');
+    if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
+    if (q.startsWith('#')) return false;
+    const hay = searchText(view);
+    const digits = q.replace(/[\s-]/g, '');
+    if (!hay.includes(q) && !(digits && hay.replace(/[ -]/g, '').includes(digits))) return false;
+  }
+  return true;
+}
+
+function filterActive() {
+  return filter.group !== 'all' || filter.kind !== 'all' || filter.alarm !== 'all' || filter.station !== 'all' || filter.text.trim() !== '';
+}
+
+/** Applies the filter to every row (after the dispatcher changed it). */
+export function applyFilter() {
+  for (const [id, row] of rows) {
+    const view = state.incidents.get(id);
+    if (view) row.hidden = !matchesFilter(view);
+  }
+  scheduleRender();
+}
+
+const KINDS = ['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service'];
+
+/** Builds the filter bar once (and again when the language changes). */
+export function renderTools() {
+  const bar = document.getElementById('queue-tools');
+  if (!bar) return;
+  const select = (name, options) =>
+    h(
+      'select',
+      {
+        class: 'qt-select',
+        'data-filter': name,
+        'aria-label': t(`filter_${name}`),
+        onchange: (ev) => {
+          filter[name] = ev.target.value;
+          applyFilter();
+        },
+      },
+      ...options.map(([value, label]) => {
+        const o = h('option', { value }, label);
+        if (filter[name] === value) o.selected = true;
+        return o;
+      }),
+    );
+  const groups = h(
+    'div',
+    { class: 'qt-groups', role: 'group', 'aria-label': t('filter_group') },
+    ...['all', ...GROUPS].map((g) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `qt-group group-${g}`,
+          'data-group-filter': g,
+          'aria-pressed': filter.group === g ? 'true' : 'false',
+          onclick: () => {
+            filter.group = g;
+            for (const b of bar.querySelectorAll('[data-group-filter]')) b.setAttribute('aria-pressed', b.dataset.groupFilter === g ? 'true' : 'false');
+            applyFilter();
+          },
+        },
+        h('span', null, t(`group_${g}`)),
+        ' ',
+        h('span', { class: 'qt-count', 'data-count': g }, '0'),
+      ),
+    ),
+  );
+  const stations = [...state.stations.values()].map((st) => [String(st.id), st.name || String(st.id)]);
+  const search = h('input', {
+    type: 'search',
+    id: 'queue-search',
+    class: 'qt-search',
+    placeholder: t('search_placeholder'),
+    'aria-label': t('search_placeholder'),
+    value: filter.text,
+    oninput: (ev) => {
+      filter.text = ev.target.value;
+      applyFilter();
+    },
+    onkeydown: (ev) => {
+      // The queue's own keys (a, c, n, s, j, k) must not fire while typing here.
+      ev.stopPropagation();
+      if (ev.key === 'Escape') {
+        ev.target.value = '';
+        filter.text = '';
+        applyFilter();
+        ev.target.blur();
+      }
+    },
+  });
+  bar.replaceChildren(
+    groups,
+    h(
+      'div',
+      { class: 'qt-row' },
+      search,
+      select('kind', [['all', t('filter_all_kinds')], ...KINDS.map((k) => [k, kindLabel(k)])]),
+      select('alarm', [
+        ['all', t('filter_all_alarms')],
+        ['any', t('alarm_any')],
+        ['critical', t('alarm_critical')],
+        ['urgent', t('alarm_urgent')],
+        ['routine', t('alarm_routine')],
+      ]),
+      select('station', [['all', t('filter_all_stations')], ...stations]),
+      h('span', { class: 'qt-shown', id: 'queue-shown', 'data-field': 'shown' }),
+    ),
+  );
+  renderCounts();
+}
+
+function renderCounts() {
+  const bar = document.getElementById('queue-tools');
+  if (!bar) return;
+  const counts = { all: 0 };
+  for (const g of GROUPS) counts[g] = 0;
+  let shown = 0;
+  for (const v of state.incidents.values()) {
+    counts.all += 1;
+    counts[groupOf(v)] += 1;
+    if (matchesFilter(v)) shown += 1;
+  }
+  for (const el of bar.querySelectorAll('[data-count]')) el.textContent = String(counts[el.dataset.count] ?? 0);
+  const info = bar.querySelector('#queue-shown');
+  if (info) {
+    info.textContent = filterActive() ? t('filter_shown', { n: shown, of: counts.all }) : '';
+    info.dataset.shown = String(shown);
+  }
+  // A station added by the roster after the bar was built gets its option.
+  const stationSelect = bar.querySelector('[data-filter="station"]');
+  if (stationSelect && stationSelect.options.length !== state.stations.size + 1) renderTools();
 }
 
 /** the rendered row of each incident, by id */
@@ -222,8 +484,14 @@ export function markDirty(id) {
   scheduleRender();
 }
 
+let toolsLanguage = null;
+
 function render() {
   const tbody = dom.tbody;
+  if (toolsLanguage !== language()) {
+    toolsLanguage = language();
+    renderTools();
+  }
   if (state.rebuildAll) {
     rows.clear();
     tbody.replaceChildren();
@@ -249,9 +517,10 @@ function render() {
   state.fresh.clear();
 
   const ordered = [...state.incidents.values()].sort(compareViews);
-  state.order = ordered.map((v) => String(v.id));
+  // The keys move through what shows.
+  state.order = ordered.filter(matchesFilter).map((v) => String(v.id));
   let cursor = tbody.firstElementChild;
-  for (const id of state.order) {
+  for (const id of ordered.map((v) => String(v.id))) {
     const row = rows.get(id);
     if (row === cursor) cursor = cursor.nextElementSibling;
     else tbody.insertBefore(row, cursor);
@@ -259,6 +528,7 @@ function render() {
   if (state.selectedId && !state.incidents.has(state.selectedId)) state.selectedId = null;
 
   renderSummary();
+  renderCounts();
   if (state.panelDirty) {
     state.panelDirty = false;
     renderPanel();
@@ -285,21 +555,29 @@ export function renderSummary() {
   document.title = `${flag}(${open}) ${t('title_short')}`;
 }
 
-// Every second, on the second: the wall clock, every press clock and its colour.
+// Every second, on the second: the wall clock, every press clock, and each rung's own
+// countdown and colour (red only when that rung's target is missed).
 export function tick() {
   const now = serverNow();
   if (dom.app && !dom.app.hidden) {
     dom.clock.textContent = formatClock(now);
     dom.clock.dateTime = new Date(now).toISOString();
     for (const row of rows.values()) {
-      const timer = row.firstElementChild.firstElementChild;
-      const elapsed = now - Number(timer.dataset.from);
-      const text = formatElapsed(elapsed);
+      if (row.hidden) continue;
+      const cell = row.firstElementChild;
+      const timer = cell.firstElementChild;
+      const text = formatElapsed(now - Number(timer.dataset.from));
       if (timer.textContent !== text) timer.textContent = text;
-      const level = ageLevel(elapsed, { ms: Number(timer.dataset.targetMs) });
+      const deadline = timer.dataset.deadline === '' ? null : Number(timer.dataset.deadline);
+      const level = rungLevel({ deadline, span: Number(timer.dataset.span), missed: timer.dataset.missed === 'true' }, now);
       if (timer.dataset.age !== level) timer.dataset.age = level;
+      const left = deadline === null ? null : cell.querySelector('[data-field="countdown"]');
+      if (left) {
+        const words = ` · ${countdown(deadline - now, left.parentElement.dataset.rung)}`;
+        if (left.textContent !== words) left.textContent = words;
+        if (left.dataset.age !== level) left.dataset.age = level;
+      }
     }
   }
   setTimeout(tick, 1000 - (now % 1000) + 5);
 }
-

@@ -6,7 +6,7 @@ import { formatDistance, has, t } from '../common/i18n.js';
 import { kindLabel, outcomeLabel } from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
-function actorText(actor) {
+export function actorText(actor) {
   if (!actor || typeof actor !== 'object') return '';
   const id = actor.id === undefined || actor.id === null ? '' : String(actor.id);
   switch (actor.type) {

@@ -246,6 +246,8 @@ impl Engine {
             acknowledged_at: incident.acknowledged_at,
             alarm: incident.alarm,
             offers_planned: if incident.kind.is_emergency() { self.policy.ladder(incident.kind).offers } else { 0 },
+            emergency_call: incident.emergency_call.clone(),
+            no_offer: incident.no_offer.clone(),
         }
     }
 }
