@@ -88,6 +88,12 @@ function sinceCell(view) {
 
 const GROUP_ICONS = { needs: '⚠', ladder: '⋯', going: '➜', on_scene: '✚', resolved: '✓' };
 
+// The need's name alone fits the compact row; its title says the whole (and the key).
+function alarmChip(alarm) {
+  const need = needLabel(alarm.need);
+  return h('span', { class: 'alarm-line', 'data-field': 'alarm', title: t('alarm_row_need', { need }) }, need);
+}
+
 function kindCell(view) {
   const group = groupOf(view);
   const chips = [
@@ -105,7 +111,7 @@ function kindCell(view) {
       { class: 'kind-line' },
       h('span', { class: `kind kind-${view.kind}`, 'data-field': 'kind' }, kindLabel(view.kind)),
       state.alarms.has(String(view.id)) && view.state !== 'resolved'
-        ? h('span', { class: 'alarm-line', 'data-field': 'alarm' }, t('alarm_row_need', { need: needLabel(state.alarms.get(String(view.id)).need) }))
+        ? alarmChip(state.alarms.get(String(view.id)))
         : null,
     ),
     h(
