@@ -58,5 +58,11 @@ fn check_request(request: &Request, is_responder: bool, incident_id: Option<u64>
             assert!(!is_responder);
             assert_eq!(Some(incident.0), incident_id);
         }
+        Request::History { elder } => {
+            assert!(!is_responder);
+            assert_eq!(frame.get("elder_id").and_then(serde_json::Value::as_str), Some(elder.as_str()));
+        }
+        // Sent by the HTTP side as sockets open and close and sessions end; no frame makes one.
+        Request::Presence { .. } | Request::SignedOut => panic!("a frame became {request:?}"),
     }
 }
