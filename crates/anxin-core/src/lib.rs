@@ -12,6 +12,8 @@ pub mod incident;
 pub mod matcher;
 pub mod policy;
 pub mod registry;
+#[doc(hidden)]
+pub mod testkit;
 
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};

@@ -7,58 +7,7 @@ use anxin_core::*;
 const T0: Timestamp = Timestamp(1_763_000_000_000);
 const MIN: i64 = 60_000;
 
-fn c(lat: f64, lon: f64) -> Coordinates {
-    Coordinates::new(lat, lon).unwrap()
-}
-
-fn engine() -> Engine {
-    Engine::new(Policy::default(), registry(), Resume::default())
-}
-
-/// One elder with one device, one station, and one responder next door.
-fn registry() -> Registry {
-    let station = StationId::parse("s-1").unwrap();
-    Registry {
-        elders: vec![Elder {
-            id: ElderId::parse("e-1").unwrap(),
-            name: "张阿姨".into(),
-            address: "西山区".into(),
-            home: c(25.0, 102.68),
-            phone: None,
-            notes: String::new(),
-            profile: Default::default(),
-        }],
-        devices: vec![Device { id: dev(), elder_id: ElderId::parse("e-1").unwrap() }],
-        stations: vec![Station {
-            id: station.clone(),
-            name: "站".into(),
-            position: c(25.0, 102.69),
-            phone: None,
-            service_circle_min: None,
-        }],
-        responders: vec![Responder {
-            id: r1(),
-            name: "李师傅".into(),
-            station_id: station,
-            phone: None,
-            position: c(25.001, 102.68),
-            on_duty: true,
-            mode: TravelMode::Ebike,
-            skills: vec!["first_aid".into()],
-            position_at: None,
-            token_sha256: None,
-        }],
-        staff: vec![],
-    }
-}
-
-fn dev() -> DeviceId {
-    DeviceId::parse("d-1").unwrap()
-}
-
-fn r1() -> ResponderId {
-    ResponderId::parse("r-1").unwrap()
-}
+use anxin_core::testkit::{d1 as dev, engine, one_of_each as registry, r1};
 
 fn press(e: &mut Engine, kind: EventType, at: Timestamp) -> IncidentId {
     let mut out = Outbox::default();

@@ -452,51 +452,7 @@ mod job_ended_tests {
 
     const T0: Timestamp = Timestamp(1_763_000_000_000);
 
-    fn c(lat: f64, lon: f64) -> Coordinates {
-        Coordinates::new(lat, lon).unwrap()
-    }
-
-    fn r1() -> ResponderId {
-        ResponderId::parse("r-1").unwrap()
-    }
-
-    /// One elder with a device, one station, one responder next door.
-    fn engine() -> Engine {
-        let station = StationId::parse("s-1").unwrap();
-        let registry = Registry {
-            elders: vec![Elder {
-                id: ElderId::parse("e-1").unwrap(),
-                name: "张阿姨".into(),
-                address: "西山区".into(),
-                home: c(25.0, 102.68),
-                phone: None,
-                notes: String::new(),
-                profile: Default::default(),
-            }],
-            devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
-            stations: vec![Station {
-                id: station.clone(),
-                name: "金碧街道服务中心".into(),
-                position: c(25.0, 102.69),
-                phone: None,
-                service_circle_min: None,
-            }],
-            responders: vec![Responder {
-                id: r1(),
-                name: "李师傅".into(),
-                station_id: station,
-                phone: None,
-                position: c(25.001, 102.68),
-                on_duty: true,
-                mode: TravelMode::Ebike,
-                skills: vec!["first_aid".into()],
-                position_at: None,
-                token_sha256: None,
-            }],
-            staff: vec![],
-        };
-        Engine::new(Policy::default(), registry, Resume::default())
-    }
+    use anxin_core::testkit::{engine, r1};
 
     /// A press that the responder accepts: their job.
     fn accepted(e: &mut Engine) -> IncidentId {
