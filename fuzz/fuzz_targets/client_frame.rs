@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
             Ok(request) => check_request(&request, is_responder, incident_id, &value),
             // Responders are never told a frame is for responders, nor dispatchers that one
             // is for dispatchers; only a phone sends its location.
-            Err(FrameError::NotAResponder | FrameError::MissingResponder) => assert!(!is_responder, "{text}"),
+            Err(FrameError::NotAResponder | FrameError::MissingResponder | FrameError::BadElderId) => {
+                assert!(!is_responder, "{text}")
+            }
             Err(FrameError::NotADispatcher | FrameError::BadLocation) => assert!(is_responder, "{text}"),
             Err(FrameError::Malformed) => panic!("Malformed is for text that is not a frame: {text}"),
         }

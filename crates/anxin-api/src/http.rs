@@ -125,6 +125,7 @@ impl ApiState {
             "not_a_dispatcher",
             "bad_location",
             "missing_responder",
+            "bad_elder_id",
             "bad_token",
             "no_session",
         ] {

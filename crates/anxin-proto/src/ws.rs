@@ -472,6 +472,8 @@ pub enum FrameError {
     BadLocation,
     #[error("a responder_id is required to assign")]
     MissingResponder,
+    #[error("elder_id is not a valid identifier")]
+    BadElderId,
 }
 
 impl FrameError {
@@ -482,6 +484,7 @@ impl FrameError {
             FrameError::NotADispatcher => "not_a_dispatcher",
             FrameError::BadLocation => "bad_location",
             FrameError::MissingResponder => "missing_responder",
+            FrameError::BadElderId => "bad_elder_id",
         }
     }
 }
@@ -609,7 +612,7 @@ impl ClientFrame {
             ClientFrame::Suggest { incident_id, .. } => Ok(Request::Suggest { incident: IncidentId(incident_id) }),
             ClientFrame::Timeline { incident_id, .. } => Ok(Request::Timeline { incident: IncidentId(incident_id) }),
             ClientFrame::History { elder_id, .. } => {
-                ElderId::parse(elder_id).map(|elder| Request::History { elder }).map_err(|_| FrameError::Malformed)
+                ElderId::parse(elder_id).map(|elder| Request::History { elder }).map_err(|_| FrameError::BadElderId)
             }
             ClientFrame::Command {
                 incident_id,
@@ -703,7 +706,7 @@ mod tests {
             Ok(Request::History { elder: anxin_core::ElderId::parse("e-4").unwrap() })
         );
         let bad = parse(r#"{"type":"history","elder_id":""}"#).unwrap();
-        assert_eq!(bad.into_request(&d), Err(FrameError::Malformed), "not an elder id");
+        assert_eq!(bad.into_request(&d), Err(FrameError::BadElderId), "not an elder id");
     }
 
     #[test]
