@@ -136,8 +136,12 @@ pub mod testkit {
             // Another test process may be sweeping the same name: its failure is no failure.
             let _ = drop_database(&mut admin, name).await;
         }
+        // The clock alone is not enough: two tests of one process asked in the same tick and
+        // got the same name (seen in CI); a per-process counter tells them apart.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("{PREFIX}{}_{}", std::process::id(), nanos);
+        let name = format!("{PREFIX}{}_{nanos}_{n}", std::process::id());
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
         let (base, _) = server_url.rsplit_once('/').expect("URL has a database path");
         format!("{base}/{name}")
