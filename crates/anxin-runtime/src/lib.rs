@@ -70,6 +70,9 @@ impl<M> std::fmt::Debug for Ports<M> {
 pub struct Options {
     /// Most device messages, and most requests, in one batch.
     pub batch_max: usize,
+    /// Most batches being committed at once (at least 1). Their acknowledgements, sends and
+    /// shows still go strictly in the engine's order.
+    pub commits_in_flight: usize,
     pub intake: Intake,
     /// A bug put in on purpose, for the simulation to show it would catch it. Always
     /// [`Fault::None`] outside the simulation's own tests.

@@ -609,6 +609,7 @@ impl Sim {
         };
         let options = Options {
             batch_max: BATCH_MAX,
+            commits_in_flight: 1,
             intake: Intake { topics: self.topics.clone(), max_payload_bytes: 512 },
             fault: self.fault,
         };

@@ -267,6 +267,7 @@ impl App {
         };
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
+            commits_in_flight: config.store.commits_in_flight(),
             intake: anxin_runtime::Intake { topics, max_payload_bytes: config.mqtt.max_payload_bytes },
             fault: anxin_runtime::Fault::None,
         };

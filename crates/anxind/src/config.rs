@@ -58,6 +58,18 @@ pub struct Mqtt {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub url: Secret,
+    /// Batches being committed at once, each on its own connection; unset: 1 for SQLite
+    /// (one writer), 4 for PostgreSQL. See [`StoreConfig::commits_in_flight`].
+    #[serde(default)]
+    pub commits_in_flight: Option<usize>,
+}
+
+impl StoreConfig {
+    /// How many batches may be committing at once: the configured number, else 1 for
+    /// SQLite (it has one writer) and 4 for PostgreSQL.
+    pub fn commits_in_flight(&self) -> usize {
+        self.commits_in_flight.unwrap_or(if self.url.expose().starts_with("sqlite:") { 1 } else { 4 })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -464,6 +476,9 @@ impl Config {
             if v > max {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..={max}")));
             }
+        }
+        if self.store.commits_in_flight.is_some_and(|n| !(1..=16).contains(&n)) {
+            return Err(ConfigError::Check("store.commits_in_flight must lie in 1..=16".into()));
         }
         let c = &self.consoles;
         if !["zh-CN", "en"].contains(&c.language.as_str()) {
