@@ -12,11 +12,20 @@
 //!    to the consoles' maps ([`ports::Feeds`]), and answers the requests.
 //!
 //! Nothing is acknowledged, shown or answered before it is stored. Batches are pipelined:
-//! while batch N is acknowledged and shown, batch N+1 is being stored and the engine works out
-//! batch N+2. Each stage takes one batch at a time and in order, so commits,
-//! acknowledgements and deltas keep the engine's order. If a batch cannot be stored before
-//! shutdown, nothing after it is stored or acknowledged: the broker delivers it all again to
-//! the next engine, which finds what was stored already and changes nothing for it.
+//! while batch N is acknowledged and shown, batches N+1 … N+k are being stored (up to
+//! [`Options::commits_in_flight`] of them, each on a connection of its own) and the engine works
+//! out the next. Commits may finish in any order, but a batch is acknowledged and shown only
+//! after its own commit *and* after every batch before it has been acknowledged and shown, so
+//! acknowledgements, device commands, deltas and answers keep the engine's order.
+//!
+//! Two batches in flight never write the same row: a batch that touches an incident or a
+//! responder that an earlier batch still being committed also touches waits for that commit
+//! before starting its own. So each incident's and each responder's stored history is always
+//! a prefix of what the engine did, however the commits interleave; what a crash can leave is
+//! a later, unrelated batch stored while an earlier one is not, and both unacknowledged. The
+//! broker delivers both again to the next engine, which finds the one stored and does the
+//! other afresh (the incident numbers and sequence numbers the lost one had are not reused).
+//! If a batch cannot be stored before shutdown, nothing after it is acknowledged.
 //!
 //! Everything outside the engine is a port (a trait in [`ports`]); time comes only from the
 //! [`ports::Clock`]. `anxind` wires the real ports; `tests/simulation.rs` runs the same
@@ -35,7 +44,7 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// The ports a runtime works through.
@@ -90,6 +99,9 @@ pub enum Fault {
     AckBeforeCommit,
     /// Show a batch to consoles before committing it.
     ShowBeforeCommit,
+    /// Acknowledge a batch's messages once it is stored, without waiting for the batches
+    /// before it (which may still be committing).
+    AckOutOfOrder,
 }
 
 /// The engine's task. [`Runtime::run`] drives it until shutdown.
@@ -118,12 +130,94 @@ struct Step<M> {
     responders: Vec<ResponderView>,
     replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>,
     open_incidents: usize,
+    /// The rows the batch writes, to keep two batches in flight off the same row.
+    rows: Rows,
+}
+
+/// The incidents and responders whose rows a batch writes, each sorted.
+#[derive(Debug, Default)]
+struct Rows {
+    incidents: Vec<IncidentId>,
+    responders: Vec<ResponderId>,
+}
+
+impl Rows {
+    fn of(out: &Outbox) -> Self {
+        let mut incidents: Vec<IncidentId> =
+            out.incidents.iter().map(|i| i.id).chain(out.events.iter().map(|e| e.incident_id)).collect();
+        incidents.sort_unstable();
+        incidents.dedup();
+        let mut responders: Vec<ResponderId> = out.roster.iter().map(|r| r.id.clone()).collect();
+        responders.sort_unstable();
+        responders.dedup();
+        Self { incidents, responders }
+    }
+
+    /// Whether both write a row of the same incident or responder.
+    fn meet(&self, other: &Rows) -> bool {
+        fn meet<T: Ord>(a: &[T], b: &[T]) -> bool {
+            let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            small.iter().any(|x| large.binary_search(x).is_ok())
+        }
+        meet(&self.incidents, &other.incidents) || meet(&self.responders, &other.responders)
+    }
+}
+
+/// Whether a batch was stored: unknown while it commits, then true, or false if it never will
+/// be (shutdown came while the store was down, a batch it waited for was not stored, or its
+/// task was dropped). Waiters are woken in the order they began to wait (tokio's `watch`
+/// wakes them in a random order, which the simulation's replays would not survive).
+#[derive(Debug, Default)]
+struct Stored {
+    value: std::sync::Mutex<Option<bool>>,
+    told: Notify,
+}
+
+impl Stored {
+    fn now(&self) -> Option<bool> {
+        *self.value.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Says how the commit ended; only the first word counts.
+    fn tell(&self, stored: bool) {
+        self.value.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(stored);
+        self.told.notify_waiters();
+    }
+
+    /// Waits until the batch is stored (true) or never will be (false).
+    async fn outcome(&self) -> bool {
+        loop {
+            let told = self.told.notified();
+            if let Some(stored) = self.now() {
+                return stored;
+            }
+            told.await;
+        }
+    }
+}
+
+/// Tells the batch's outcome: false if its task goes without having said.
+struct Teller(Arc<Stored>);
+
+impl Drop for Teller {
+    fn drop(&mut self) {
+        self.0.tell(false);
+    }
+}
+
+/// A batch being committed, as the engine's task keeps track of it.
+struct Committing {
+    rows: Arc<Rows>,
+    stored: Arc<Stored>,
 }
 
 /// Where a batch's task stands with the batches around it.
 struct Stages {
-    /// Told whether this batch was stored: the next batch's commit waits for it.
-    stored: oneshot::Sender<bool>,
+    /// The earlier batches still committing that write a row this one writes: its commit
+    /// waits for theirs.
+    before: Vec<Arc<Stored>>,
+    /// Told whether this batch was stored.
+    stored: Teller,
     /// Fires when the batch before has been made known (none: there was none).
     after: Option<oneshot::Receiver<()>>,
     /// Fired when this batch has been made known.
@@ -202,12 +296,13 @@ impl<M: Delivery> Runtime<M> {
         let mut batch = Vec::with_capacity(batch_max);
         let mut asked = Vec::new();
         let mut commands_open = true;
+        let commits_max = self.options.commits_in_flight.max(1);
         // The batches being stored or made known, oldest first. Each task ends true once its
         // batch is made known, false if it was not stored before shutdown or the batch before
         // it was not made known; then nothing after it may be either.
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        // Fires when the last batch handed over is stored (true), or could not be (false).
-        let mut last_stored: Option<oneshot::Receiver<bool>> = None;
+        // The batches handed over and not known to be stored yet, oldest first.
+        let mut committing: VecDeque<Committing> = VecDeque::new();
         // Fires when the last batch handed over has been made known.
         let mut last_shown: Option<oneshot::Receiver<()>> = None;
         let clock = self.ports.clock.clone();
@@ -250,27 +345,28 @@ impl<M: Delivery> Runtime<M> {
             let started = clock.instant();
             let worked = !batch.is_empty() || !asked.is_empty();
             let taken = batch.len();
-            let step = self.step(&mut batch, &mut asked);
+            let mut step = self.step(&mut batch, &mut asked);
             if worked {
                 // A wake-up for a deadline alone is not a batch: it would only dilute the figure.
                 self.ports.telemetry.stepped(taken, clock.instant().saturating_duration_since(started));
             }
-            // Commits go one at a time and in order: this one starts when the last is stored.
-            if let Some(stored) = last_stored.take() {
-                if stored.await != Ok(true) {
-                    break;
-                }
+            // At most `commits_max` batches commit at once: this one is handed over when
+            // fewer are committing. A batch that could not be stored stops the runtime.
+            if !make_room(&mut committing, commits_max).await {
+                break;
             }
             if !forget_finished(&mut in_flight).await {
                 break;
             }
-            let (stored_tx, stored_rx) = oneshot::channel();
+            let rows = Arc::new(std::mem::take(&mut step.rows));
+            let before = committing.iter().filter(|c| c.rows.meet(&rows)).map(|c| c.stored.clone()).collect();
+            let stored = Arc::new(Stored::default());
             let (shown_tx, shown_rx) = oneshot::channel();
             let after = last_shown.replace(shown_rx);
-            let stages = Stages { stored: stored_tx, after, shown: shown_tx };
+            let stages = Stages { before, stored: Teller(stored.clone()), after, shown: shown_tx };
             let finish = finish(self.ports.clone(), self.options.fault, step, stages, shutdown.clone());
             in_flight.push_back(InFlight(tokio::spawn(finish)));
-            last_stored = Some(stored_rx);
+            committing.push_back(Committing { rows, stored });
         }
         // The batches in hand are finished (commit, then ack), in order; nothing more is read.
         while let Some(mut oldest) = in_flight.pop_front() {
@@ -326,11 +422,37 @@ impl<M: Delivery> Runtime<M> {
         let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
         Step {
             messages: std::mem::take(batch),
+            rows: Rows::of(&out),
             out,
             phones,
             responders,
             replies,
             open_incidents: self.engine.open_count(),
+        }
+    }
+}
+
+/// Forgets the batches that are stored, then waits while `max` or more are still committing;
+/// false if one of them will never be stored.
+async fn make_room(committing: &mut VecDeque<Committing>, max: usize) -> bool {
+    loop {
+        let mut failed = false;
+        committing.retain(|c| match c.stored.now() {
+            None => true,
+            Some(stored) => {
+                failed |= !stored;
+                false
+            }
+        });
+        if failed {
+            return false;
+        }
+        if committing.len() < max {
+            return true;
+        }
+        let Some(oldest) = committing.front() else { return true };
+        if !oldest.stored.outcome().await {
+            return false;
         }
     }
 }
@@ -358,24 +480,34 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, mut out, phones, responders, replies, open_incidents } = step;
-    let Stages { stored, after, shown } = stages;
+    let Step { messages, mut out, phones, responders, replies, open_incidents, rows: _ } = step;
+    let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
     let mut deltas = Some(std::mem::take(&mut out.deltas));
     match fault {
-        Fault::None => {}
+        Fault::None | Fault::AckOutOfOrder => {}
         Fault::AckBeforeCommit => acknowledge(&ports, messages.take().unwrap_or_default()),
         Fault::ShowBeforeCommit => ports.feeds.incidents(deltas.take().unwrap_or_default()),
+    }
+    // An earlier batch writing the same rows commits first, so that no row goes back.
+    for earlier in before {
+        if !earlier.outcome().await {
+            stored.0.tell(false);
+            return false;
+        }
     }
     let to_store =
         !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
     if to_store && !commit(&ports, &out, &shutdown).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
-        let _ = stored.send(false);
+        stored.0.tell(false);
         return false;
     }
-    let _ = stored.send(true);
+    stored.0.tell(true);
+    if fault == Fault::AckOutOfOrder {
+        acknowledge(&ports, messages.take().unwrap_or_default());
+    }
     if let Some(before) = after {
         if before.await.is_err() {
             // The batch before was not made known: neither is this one (the broker delivers

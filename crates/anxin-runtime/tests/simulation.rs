@@ -9,8 +9,9 @@
 //!   and bad topics; it delivers up to its in-flight window, sometimes out of order, sometimes
 //!   a message again, and after a restart delivers again everything not acknowledged;
 //! - a **store** that keeps what was committed (the durable state a restart resumes from),
-//!   fails while "down", takes a while when "slow", and may die mid-commit with the batch
-//!   landed or not;
+//!   fails while "down", takes a while when "slow" (so that commits in flight together finish
+//!   in any order), and may die mid-commit with the batch landed or not; like the real stores
+//!   it never puts an incident back to an older state;
 //! - **consoles**, which apply the deltas they are shown and, after a restart, resume from the
 //!   last sequence number they applied as the console hub lets them (nothing to replay when
 //!   they are up to date, else a snapshot);
@@ -22,7 +23,9 @@
 //!
 //! Checked after every step (and where they happen, inside the ports):
 //!
-//! - no message is acknowledged before what it caused is committed;
+//! - no message is acknowledged before what it caused is committed, nor before every message
+//!   delivered ahead of it is stored: with up to four commits in flight (the number is drawn
+//!   per seed) a later batch's commit may finish first, and must still wait its turn;
 //! - every acknowledged message is stored;
 //! - nothing is shown to consoles that is not stored;
 //! - consoles' sequence numbers only go up, with no change shown twice and none missed: once
@@ -171,6 +174,17 @@ struct World {
     acked: BTreeSet<(DeviceId, MessageId)>,
     /// Those acknowledged since the last check after a step.
     acked_lately: Vec<(DeviceId, MessageId)>,
+    /// What this process was delivered, in order: the broker's number and what the message
+    /// stores. Batches are taken in this order, so when one is acknowledged everything
+    /// delivered before it must be stored.
+    delivered: Vec<(u64, Option<(DeviceId, MessageId)>)>,
+    /// Where each broker number was first delivered to this process.
+    first_delivered: std::collections::HashMap<u64, usize>,
+    /// How much of `delivered` is known to be stored.
+    stored_upto: usize,
+    /// Commits under way, by the order they reached the store.
+    commits_under_way: BTreeSet<u64>,
+    next_commit: u64,
     stats: Stats,
 }
 
@@ -185,6 +199,8 @@ struct Stats {
     deltas: u64,
     snapshots: u64,
     redeliveries: u64,
+    /// Commits that landed while one that reached the store before them was still under way.
+    overtaken: u64,
 }
 
 impl World {
@@ -229,6 +245,10 @@ impl World {
             }
         }
         for i in &out.incidents {
+            // As the stores' upsert does: an incident never goes back to an older state.
+            if self.durable.incidents.get(&i.id).is_some_and(|stored| stored.last_seq > i.last_seq) {
+                continue;
+            }
             self.durable.incidents.insert(i.id, i.clone());
             let open = &mut self.durable.open_by_device;
             if !i.state.is_terminal() {
@@ -312,6 +332,13 @@ struct FakeStore {
 impl anxin_runtime::Store for FakeStore {
     fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            let ticket = {
+                let mut w = self.world.lock().unwrap();
+                w.next_commit += 1;
+                let ticket = w.next_commit;
+                w.commits_under_way.insert(ticket);
+                ticket
+            };
             let mood = {
                 let mut w = self.world.lock().unwrap();
                 if w.dead {
@@ -329,7 +356,9 @@ impl anxin_runtime::Store for FakeStore {
             let wait = match mood {
                 None => return std::future::pending().await,
                 Some(StoreMood::Down) => {
-                    self.world.lock().unwrap().stats.failed_commits += 1;
+                    let mut w = self.world.lock().unwrap();
+                    w.stats.failed_commits += 1;
+                    w.commits_under_way.remove(&ticket);
                     return Err("the store is down".to_string());
                 }
                 Some(StoreMood::Up) => 0,
@@ -343,6 +372,10 @@ impl anxin_runtime::Store for FakeStore {
                 let mut w = self.world.lock().unwrap();
                 if !w.dead {
                     w.land(out);
+                    w.commits_under_way.remove(&ticket);
+                    if w.commits_under_way.first().is_some_and(|first| *first < ticket) {
+                        w.stats.overtaken += 1;
+                    }
                 }
                 !w.dead
             };
@@ -363,6 +396,22 @@ impl anxin_runtime::Devices<SimMsg> for FakeDevices {
         let mut w = self.world.lock().unwrap();
         if w.dies() {
             return;
+        }
+        // Everything delivered before this message is stored by now.
+        let World { delivered, stored_upto, durable, .. } = &mut *w;
+        while delivered
+            .get(*stored_upto)
+            .is_some_and(|(_, k)| k.as_ref().is_none_or(|k| durable.messages.contains_key(k)))
+        {
+            *stored_upto += 1;
+        }
+        let first = w.first_delivered.get(&message.id).copied().unwrap_or(0);
+        if first > w.stored_upto {
+            let (_, earlier) = w.delivered[w.stored_upto].clone();
+            w.broken(format!(
+                "message {:?} acknowledged before {earlier:?}, delivered ahead of it, was stored",
+                message.stores
+            ));
         }
         if let Some(key) = &message.stores {
             if !w.durable.messages.contains_key(key) {
@@ -506,6 +555,8 @@ struct Process {
 struct Sim {
     seed: u64,
     fault: Fault,
+    /// Batches committing at once, drawn per seed (1 to 4) unless a test sets it.
+    commits_in_flight: usize,
     world: Shared,
     clock: FakeClock,
     registry: Registry,
@@ -525,9 +576,10 @@ async fn settle() {
 }
 
 impl Sim {
-    fn new(seed: u64, fault: Fault) -> Self {
+    fn new(seed: u64, fault: Fault, commits_in_flight: Option<usize>) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let registry = district(&mut rng);
+        let commits_in_flight = commits_in_flight.unwrap_or_else(|| rng.random_range(1..=4));
         let world = World {
             rng,
             durable: Durable::default(),
@@ -539,11 +591,17 @@ impl Sim {
             violation: None,
             acked: BTreeSet::new(),
             acked_lately: Vec::new(),
+            delivered: Vec::new(),
+            first_delivered: Default::default(),
+            stored_upto: 0,
+            commits_under_way: BTreeSet::new(),
+            next_commit: 0,
             stats: Stats::default(),
         };
         Self {
             seed,
             fault,
+            commits_in_flight,
             world: Arc::new(Mutex::new(world)),
             clock: FakeClock(Arc::new(ClockHand {
                 now: AtomicI64::new(T0.millis()),
@@ -594,6 +652,11 @@ impl Sim {
                 w.console.open = open;
                 w.console.last_seq = stored;
             }
+            // A new process has been delivered nothing yet, and nothing is under way.
+            w.delivered.clear();
+            w.first_delivered.clear();
+            w.stored_upto = 0;
+            w.commits_under_way.clear();
             // The broker delivers again, first, whatever was not acknowledged.
             let unacked: Vec<_> = std::mem::take(&mut w.broker.in_flight).into_values().collect();
             for m in unacked.into_iter().rev() {
@@ -609,7 +672,7 @@ impl Sim {
         };
         let options = Options {
             batch_max: BATCH_MAX,
-            commits_in_flight: 1,
+            commits_in_flight: self.commits_in_flight,
             intake: Intake { topics: self.topics.clone(), max_payload_bytes: 512 },
             fault: self.fault,
         };
@@ -703,6 +766,9 @@ impl Sim {
             let Some(m) = w.broker.queue.remove(i) else { break };
             match p.messages.try_send(m.clone()) {
                 Ok(()) => {
+                    let at = w.delivered.len();
+                    w.first_delivered.entry(m.id).or_insert(at);
+                    w.delivered.push((m.id, m.stores.clone()));
                     w.broker.in_flight.insert(m.id, m);
                 }
                 Err(_) => {
@@ -717,7 +783,10 @@ impl Sim {
             let k = w.rng.random_range(0..held);
             let again = w.broker.in_flight.values().nth(k).cloned();
             if let Some(m) = again {
-                if p.messages.try_send(m).is_ok() {
+                if p.messages.try_send(m.clone()).is_ok() {
+                    let at = w.delivered.len();
+                    w.first_delivered.entry(m.id).or_insert(at);
+                    w.delivered.push((m.id, m.stores));
                     w.stats.redeliveries += 1;
                 }
             }
@@ -914,12 +983,16 @@ fn env(name: &str) -> Option<u64> {
 }
 
 fn simulate(seed: u64, steps: u64, fault: Fault) -> Result<Stats, String> {
+    simulate_with(seed, steps, fault, None)
+}
+
+fn simulate_with(seed: u64, steps: u64, fault: Fault, commits_in_flight: Option<usize>) -> Result<Stats, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap()
-        .block_on(Sim::new(seed, fault).run(steps))
+        .block_on(Sim::new(seed, fault, commits_in_flight).run(steps))
 }
 
 #[test]
@@ -941,10 +1014,12 @@ fn the_promise_holds_through_crashes_outages_and_redeliveries() {
         total.deltas += stats.deltas;
         total.snapshots += stats.snapshots;
         total.redeliveries += stats.redeliveries;
+        total.overtaken += stats.overtaken;
     }
     eprintln!("{total:?}");
     // The run did what it is for: the faults happened, and work went through between them.
     assert!(total.crashes > 0 && total.failed_commits > 0 && total.redeliveries > 0, "{total:?}");
+    assert!(total.overtaken > 0, "no commit ever finished before one begun ahead of it: {total:?}");
     assert!(total.acks > 0 && total.deltas > 0 && total.snapshots > 0, "{total:?}");
 }
 
@@ -963,6 +1038,22 @@ fn a_show_before_the_commit_is_caught() {
     let why = caught.expect("showing before the commit broke no promise the simulation checks");
     eprintln!("{why}");
     assert!(why.contains("shown") || why.contains("consoles"), "{why}");
+}
+
+#[test]
+fn an_acknowledgement_ahead_of_an_earlier_batch_is_caught() {
+    let caught = (1..=5).find_map(|seed| simulate_with(seed, 20_000, Fault::AckOutOfOrder, Some(4)).err());
+    let why =
+        caught.expect("acknowledging a batch before the batches ahead of it broke no promise the simulation checks");
+    eprintln!("{why}");
+    assert!(why.contains("acknowledged before"), "{why}");
+}
+
+#[test]
+fn with_one_commit_at_a_time_none_is_overtaken() {
+    let stats = simulate_with(3, 10_000, Fault::None, Some(1)).unwrap();
+    assert_eq!(stats.overtaken, 0, "{stats:?}");
+    assert!(stats.commits > 0, "{stats:?}");
 }
 
 #[test]
