@@ -1,5 +1,5 @@
 //! The end-to-end load bench: presses at a fixed rate over a real broker into a real store,
-//! measured from the device's publish to the console's delta.
+//! measured from the device's publish to the console's delta, and what each press cost in CPU.
 //!
 //! ```text
 //! cargo run --release -p anxind --example press_load -- \
@@ -10,8 +10,24 @@
 //! Each press comes from a different device, so each must become exactly one incident. A
 //! rate counts as sustained when every press reached the console, none was doubled, the
 //! publishers kept up with the rate, and the last presses waited no longer than the first
-//! (no backlog building up). The engine, the devices and the console share this process and
-//! the machine's cores, so the figures are conservative.
+//! (no backlog building up).
+//!
+//! The engine (anxind's `App`) runs in a process of its own: for each rate the bench starts
+//! itself again with the hidden flag `--serve-engine` and the run's parameters, the child
+//! builds the district and the engine, prints `READY http=ADDR mqtt=URL` and serves until its
+//! stdin closes or says `stop`. The devices (publishers) and the console stay in the bench's
+//! process. So the engine's CPU is measured alone: `utime + stime` from `/proc/PID/stat` just
+//! before the first press and once the console has seen the last, for the engine's process,
+//! for every `mosquitto` process (an external broker; the embedded one is inside the engine),
+//! for every `postgres` process (PostgreSQL; SQLite is inside the engine) and for the bench
+//! itself, each divided by the presses sent. They still share the machine's cores.
+//!
+//! Each run also says what it ran on: the CPU model and `nproc`, the load average before each
+//! rate, the median time of an 8 kB write and `fdatasync` in the run's temp dir, and a raw
+//! MQTT hop before each rate's presses: QoS 1 publishes at the run's rate through the same
+//! broker to a subscriber on another connection, on `{tag}-hop/x`, which the engine does not
+//! subscribe to. Latencies are also given as a ratio to that hop (`p99/hop99`), which says
+//! more across machines than milliseconds do.
 //!
 //! `--record FILE` appends one JSON line per rate (with `--label`, e.g. "PostgreSQL +
 //! Mosquitto"); `--plot OUT.svg --from FILE` runs nothing and draws p50 and p99 against the
@@ -23,6 +39,7 @@
 //!
 //! `--quick-ack` sets `mqtt.quick_ack` for an external broker (with the embedded broker it is
 //! always on): for a broker that leaves Nagle's algorithm on, such as Debian's Mosquitto.
+//! `--in-flight N` sets `store.commits_in_flight` in the engine's configuration.
 
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
@@ -55,11 +72,13 @@ struct Args {
     quick_ack: bool,
     /// Appends every press's send time and latency to this CSV file, to find stalls.
     timeline: Option<std::path::PathBuf>,
+    /// `store.commits_in_flight` in the engine's configuration (unset: the engine's default).
+    in_flight: Option<usize>,
 }
 
 const USAGE: &str = "\
 usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] [--rates 1000,2000,...]
-                  [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack]
+                  [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack] [--in-flight N]
                   [--record FILE.jsonl] [--label NAME] [--timeline FILE.csv]
        press_load --plot OUT.svg --from FILE.jsonl
 
@@ -70,10 +89,21 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --publishers  device connections that share the presses (default 4)
   --responders  responders in the district, free at the start; 0 gives one per press (default 2000)
   --quick-ack   mqtt.quick_ack for an external broker (always on with the embedded one)
-  --record      append one JSON line per rate to FILE, named by --label
+  --in-flight   store.commits_in_flight in the engine's configuration, 1 to 16 (default: unset,
+                the engine's own default)
+  --record      append one JSON line per rate to FILE, named by --label (with the machine,
+                the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
                 send, ms from its send to the console; to see when in a run presses waited
   --plot        draw p50 and p99 against the rate for every label in --from, and run nothing
+
+The engine runs in a child process (this program again, with --serve-engine). Besides the
+latencies and the engine's /metrics, each rate's line gives the load average before it, a raw
+MQTT hop through the same broker (hop50, hop99: QoS 1 publish to another connection's
+subscriber, ms), the press latencies as a ratio to it (p50/h50, p99/h99), and CPU time per
+press in µs from /proc: the engine's process (eng), every mosquitto process (mqtt; \"in eng\"
+with the embedded broker), every postgres process (db; \"in eng\" with SQLite), this process
+(bench) and their sum. Other work on the machine's mosquitto or postgres counts too.
 ";
 
 /// Says what is wrong with the command line, then the usage, and exits with 2.
@@ -100,6 +130,7 @@ fn parse_args() -> Args {
         from: None,
         quick_ack: false,
         timeline: None,
+        in_flight: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -117,6 +148,13 @@ fn parse_args() -> Args {
             "--from" => a.from = Some(value().into()),
             "--quick-ack" => a.quick_ack = true,
             "--timeline" => a.timeline = Some(value().into()),
+            "--in-flight" => {
+                let n: usize = number(&flag, &value());
+                if !(1..=16).contains(&n) {
+                    usage_error("--in-flight takes 1 to 16");
+                }
+                a.in_flight = Some(n);
+            }
             "--help" | "-h" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -238,6 +276,12 @@ struct RunResult {
     read_to_stored_ms: f64,
     /// Mean time of the engine's work on one batch, in ms.
     step_ms: f64,
+    /// The load average before the run.
+    load: Vec<f64>,
+    /// The raw MQTT hop before the presses.
+    hop: Hop,
+    /// CPU µs per press of the engine, the broker, the database and the bench.
+    cpu: CpuPerPress,
 }
 
 /// Reads the engine's group-commit figures from its /metrics: commits, messages per commit,
@@ -277,15 +321,16 @@ struct Seen<'a> {
     device_id: std::borrow::Cow<'a, str>,
 }
 
-/// One publisher's share of the presses: the `k`th is due `k × interval` after `started`.
+/// One publisher's share of the messages: the `k`th is due `k × interval` after `started`.
 struct Plan {
     mine: Vec<usize>,
     interval: Duration,
     started: Instant,
-    tag: String,
+    /// The topic and payload of message `n` (a press from device `n`, or the hop's `n`th).
+    message: Box<dyn Fn(usize) -> (String, String) + Send>,
 }
 
-/// One MQTT connection pressing for many devices, QoS 1. The presses that are due when it
+/// One MQTT connection pressing for many devices (or sending the hop's messages), QoS 1. The presses that are due when it
 /// wakes go out with one write (the timer wakes it about once a millisecond), so that the
 /// bench's devices, which in a district are thousands of connections on other machines,
 /// take as little as they can of the cores they share here with the engine, the broker and
@@ -340,7 +385,7 @@ async fn publish(host: &str, port: u16, client_id: &str, plan: Plan, sent_at: &M
         "the broker refused the publisher"
     );
 
-    let Plan { mine, interval, started, tag } = plan;
+    let Plan { mine, interval, started, message } = plan;
     let mut pkid: u16 = 0;
     let mut k = 0;
     while k < mine.len() {
@@ -350,9 +395,8 @@ async fn publish(host: &str, port: u16, client_id: &str, plan: Plan, sent_at: &M
             let mut sent_at = sent_at.lock().unwrap();
             while k < mine.len() && started + interval.mul_f64(k as f64) <= now {
                 let n = mine[k];
-                let payload =
-                    format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxin_proto::wall_clock_now().millis());
-                let mut press = Publish::new(format!("{tag}/v1/devices/lb-d{n}/events"), QoS::AtLeastOnce, payload);
+                let (topic, payload) = message(n);
+                let mut press = Publish::new(topic, QoS::AtLeastOnce, payload);
                 pkid = pkid.checked_add(1).unwrap_or(1);
                 press.pkid = pkid;
                 Packet::Publish(press).write(&mut out, MAX).unwrap();
@@ -375,23 +419,511 @@ async fn publish(host: &str, port: u16, client_id: &str, plan: Plan, sent_at: &M
     last
 }
 
-async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
-    let presses = (rate * args.seconds) as usize;
-    let mut rng = SmallRng::seed_from_u64(u64::from(rate));
-    let responders = if args.responders == 0 { presses } else { args.responders };
-    let registry = district(presses, responders, &mut rng);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let tag = format!("load-{rate}-{nanos}");
+/// What the engine's process is told: enough to build the same district and engine.
+struct EngineArgs {
+    /// The district's random seed (the rate).
+    seed: u64,
+    /// Devices (and elders) in the district: one per press.
+    presses: usize,
+    /// Responders in the district (already one per press when `--responders 0`).
+    responders: usize,
+    broker: String,
+    /// The store's URL: the fresh PostgreSQL database or the SQLite file.
+    store: String,
+    /// The run's MQTT client id and topic root.
+    tag: String,
+    quick_ack: bool,
+    in_flight: Option<usize>,
+}
 
+impl EngineArgs {
+    fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--serve-engine".to_string(),
+            "--seed".into(),
+            self.seed.to_string(),
+            "--presses".into(),
+            self.presses.to_string(),
+            "--responders".into(),
+            self.responders.to_string(),
+            "--broker".into(),
+            self.broker.clone(),
+            "--store".into(),
+            self.store.clone(),
+            "--tag".into(),
+            self.tag.clone(),
+        ];
+        if self.quick_ack {
+            v.push("--quick-ack".into());
+        }
+        if let Some(n) = self.in_flight {
+            v.extend(["--in-flight".into(), n.to_string()]);
+        }
+        v
+    }
+
+    /// Reads what `to_args` wrote (after `--serve-engine`).
+    fn parse(args: &[String]) -> Self {
+        let mut e = EngineArgs {
+            seed: 0,
+            presses: 0,
+            responders: 0,
+            broker: "embedded".into(),
+            store: String::new(),
+            tag: String::new(),
+            quick_ack: false,
+            in_flight: None,
+        };
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().cloned().unwrap_or_else(|| usage_error(&format!("{flag} needs a value")));
+            match flag.as_str() {
+                "--seed" => e.seed = number(flag, &value()),
+                "--presses" => e.presses = number(flag, &value()),
+                "--responders" => e.responders = number(flag, &value()),
+                "--broker" => e.broker = value(),
+                "--store" => e.store = value(),
+                "--tag" => e.tag = value(),
+                "--quick-ack" => e.quick_ack = true,
+                "--in-flight" => e.in_flight = Some(number(flag, &value())),
+                other => usage_error(&format!("--serve-engine: unknown flag {other}")),
+            }
+        }
+        e
+    }
+}
+
+/// The engine's process (`--serve-engine`): builds the district and the engine, says
+/// `READY http=ADDR mqtt=URL` on stdout, and serves until stdin says `stop` or closes (the
+/// bench ended, or died), then shuts the engine down as anxind does.
+async fn serve_engine(e: EngineArgs) {
+    let mut rng = SmallRng::seed_from_u64(e.seed);
+    let registry = district(e.presses, e.responders, &mut rng);
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.mqtt.broker = args.broker.clone();
-    config.mqtt.quick_ack = args.quick_ack;
+    config.mqtt.broker = e.broker;
+    config.mqtt.quick_ack = e.quick_ack;
     config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
-    config.mqtt.client_id = tag.clone();
-    config.mqtt.topic_root = tag.clone();
-    config.consoles.replay = presses.max(16);
+    config.mqtt.client_id = e.tag.clone();
+    config.mqtt.topic_root = e.tag;
+    config.consoles.replay = e.presses.max(16);
     config.ingest.queue = 16_384;
+    config.store.url = anxind::config::Secret::new(e.store);
+    config.store.commits_in_flight = e.in_flight;
+    let app = App::build(config, Some(registry)).await.expect("engine builds");
+    let (http, mqtt) = (app.http_addr(), app.mqtt_url());
+    let shutdown = CancellationToken::new();
+    let engine = tokio::spawn(app.run(shutdown.clone()));
+    // The engine's link connects and subscribes meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("READY http={http} mqtt={mqtt}");
+    let stop = shutdown.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            match line {
+                Ok(line) if line.trim() == "stop" => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        stop.cancel();
+    });
+    match engine.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("press_load engine: {e:#}");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("press_load engine: the engine's task failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The engine's process, seen from the bench.
+struct EngineProcess {
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    /// Kept open so that the child never writes to a closed pipe.
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pid: u32,
+    http: std::net::SocketAddr,
+    mqtt: String,
+}
+
+impl EngineProcess {
+    /// Starts this program again as the engine and waits for its `READY` line.
+    async fn start(e: &EngineArgs) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe().expect("the bench knows its own executable");
+        let mut child = tokio::process::Command::new(exe)
+            .args(e.to_args())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the engine's process starts");
+        let pid = child.id().expect("the engine's process has an id");
+        let stdin = child.stdin.take();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // A district of 100,000 devices takes a while to build and store.
+        let line = tokio::time::timeout(Duration::from_secs(300), stdout.next_line()).await;
+        let line = match line {
+            Ok(Ok(Some(line))) => line,
+            Ok(_) => panic!("the engine's process ended before it was ready: {:?}", child.wait().await),
+            Err(_) => panic!("the engine's process was not ready within 300 s"),
+        };
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("the engine's process said {line:?}, not READY http=… mqtt=…"))
+                .to_string()
+        };
+        assert!(line.starts_with("READY "), "the engine's process said {line:?}, not READY");
+        let http = field("http=").parse().expect("READY gives the HTTP address");
+        let mqtt = field("mqtt=");
+        EngineProcess { child, stdin, _stdout: stdout, pid, http, mqtt }
+    }
+
+    /// Tells the engine to stop and waits for it to shut down (killing it after 60 s).
+    async fn stop(mut self) {
+        use tokio::io::AsyncWriteExt;
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"stop\n").await;
+        }
+        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => eprintln!("press_load: the engine's process ended with {status}"),
+            Ok(Err(e)) => eprintln!("press_load: cannot wait for the engine's process: {e}"),
+            Err(_) => {
+                eprintln!("press_load: the engine's process did not stop within 60 s; killing it");
+                let _ = self.child.kill().await;
+            }
+        }
+    }
+}
+
+/// Clock ticks a second, the unit of `/proc/PID/stat`'s CPU times: the kernel's `AT_CLKTCK`
+/// from `/proc/self/auxv`, which is what `sysconf(_SC_CLK_TCK)` returns (the `libc` crate is
+/// not a dependency here). If that cannot be read, 100: Linux's value on every common
+/// architecture.
+fn clock_ticks() -> f64 {
+    const AT_CLKTCK: u64 = 17;
+    let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+    auxv.chunks_exact(16)
+        .map(|pair| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap());
+            (word(&pair[..8]), word(&pair[8..]))
+        })
+        .find(|&(key, _)| key == AT_CLKTCK)
+        .map_or(100.0, |(_, ticks)| ticks as f64)
+}
+
+/// A process's CPU time in clock ticks from `/proc/{pid}/stat`: utime + stime (fields 14 and
+/// 15), all its threads; with `children`, also cutime + cstime (16 and 17), its children that
+/// ended and were waited for. `None` if it is gone.
+fn cpu_ticks(pid: &str, children: bool) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let own = field(14)? + field(15)?;
+    Some(if children { own + field(16)? + field(17)? } else { own })
+}
+
+/// The CPU ticks of every process whose command name (`/proc/PID/comm`) passes `name`, with
+/// their ended children (a PostgreSQL backend that ends during the run is counted in its
+/// postmaster's), and how many there were.
+fn cpu_ticks_named(name: impl Fn(&str) -> bool) -> (u64, usize) {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return (0, 0) };
+    let mut ticks = 0;
+    let mut count = 0;
+    for entry in dir.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else { continue };
+        if name(comm.trim_end()) {
+            if let Some(t) = cpu_ticks(pid, true) {
+                ticks += t;
+                count += 1;
+            }
+        }
+    }
+    (ticks, count)
+}
+
+/// The CPU ticks used so far by each part of the run; `None` where a part is inside the
+/// engine (the embedded broker, SQLite) or was not found.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    engine: Option<u64>,
+    broker: Option<u64>,
+    db: Option<u64>,
+    bench: Option<u64>,
+}
+
+impl CpuSample {
+    fn take(engine_pid: u32, external_broker: bool, postgres: bool) -> Self {
+        let named = |on: bool, name: fn(&str) -> bool| {
+            on.then(|| cpu_ticks_named(name)).filter(|&(_, count)| count > 0).map(|(ticks, _)| ticks)
+        };
+        CpuSample {
+            engine: cpu_ticks(&engine_pid.to_string(), false),
+            broker: named(external_broker, |comm| comm == "mosquitto"),
+            db: named(postgres, |comm| comm.starts_with("postgres")),
+            bench: cpu_ticks("self", false),
+        }
+    }
+}
+
+/// CPU µs per press of each part between two samples.
+#[derive(Clone, Copy)]
+struct CpuPerPress {
+    engine: Option<f64>,
+    broker: Option<f64>,
+    db: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl CpuPerPress {
+    fn between(before: CpuSample, after: CpuSample, presses: usize, ticks_per_second: f64) -> Self {
+        let us = |b: Option<u64>, a: Option<u64>| {
+            Some(a?.saturating_sub(b?) as f64 / ticks_per_second * 1e6 / presses.max(1) as f64)
+        };
+        CpuPerPress {
+            engine: us(before.engine, after.engine),
+            broker: us(before.broker, after.broker),
+            db: us(before.db, after.db),
+            bench: us(before.bench, after.bench),
+        }
+    }
+
+    fn total(&self) -> f64 {
+        [self.engine, self.broker, self.db, self.bench].iter().flatten().sum()
+    }
+}
+
+/// What the bench ran on, measured once at its start.
+struct Machine {
+    cpu_model: String,
+    nproc: usize,
+    /// The median of 200 8 kB writes each followed by `fdatasync`, in the temp dir, µs.
+    fsync_us: f64,
+    /// The temp dir's file system type (`tmpfs` would make the figure meaningless).
+    fsync_fs: String,
+}
+
+impl Machine {
+    fn probe(dir: &std::path::Path) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()))
+            .unwrap_or_else(|| "unknown".into());
+        let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let fsync_us = fsync_probe(dir).unwrap_or_else(|e| {
+            eprintln!("press_load: the fsync probe failed: {e}");
+            f64::NAN
+        });
+        Machine { cpu_model, nproc, fsync_us, fsync_fs: file_system_of(dir) }
+    }
+}
+
+/// The median time of an 8 kB write followed by `fdatasync`, 200 times over a file written
+/// and synced first (as a write-ahead log's segment is), in µs.
+fn fsync_probe(dir: &std::path::Path) -> std::io::Result<f64> {
+    use std::io::{Seek, Write};
+    const WRITES: usize = 200;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5au8; 8192];
+    for _ in 0..WRITES {
+        file.write_all(&block)?;
+    }
+    file.sync_all()?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut took = Vec::with_capacity(WRITES);
+    for _ in 0..WRITES {
+        let t = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        took.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    took.sort_by(f64::total_cmp);
+    Ok(percentile(&took, 0.5))
+}
+
+/// The type of the file system `dir` is on, from `/proc/self/mountinfo` (the longest mount
+/// point above it).
+fn file_system_of(dir: &std::path::Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split(' ');
+            let mount_point = fields.nth(4)?;
+            let fs_type = fields.skip_while(|f| *f != "-").nth(1)?;
+            dir.starts_with(mount_point).then_some((mount_point.len(), fs_type))
+        })
+        .max_by_key(|&(len, _)| len)
+        .map_or_else(|| "unknown".into(), |(_, fs)| fs.to_string())
+}
+
+/// The load average (1, 5 and 15 minutes) from `/proc/loadavg`.
+fn load_average() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// The raw MQTT hop of one run, through its broker, before its presses.
+struct Hop {
+    p50: f64,
+    p99: f64,
+    sent: usize,
+    lost: usize,
+}
+
+/// QoS 1 publishes from one connection to a subscriber (QoS 1) on another, through the broker
+/// at `host:port`, at `rate` a second for about 2 s (at most 20,000), on `{tag}-hop/x`: a topic
+/// the engine does not subscribe to (it takes `{tag}/v1/devices/+/events`), which the embedded
+/// broker's guard lets any client use when it has no accounts (the bench gives it none), as
+/// the bench's Mosquitto does (anonymous, no ACL). Timed from writing the publish to reading it
+/// off the subscriber's connection: what a press's two MQTT legs cost without the engine.
+async fn hop_probe(host: &str, port: u16, tag: &str, rate: u32) -> Hop {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = (rate as usize * 2).clamp(100, 20_000);
+    let topic = format!("{tag}-hop/x");
+    let arrived_count = Arc::new(AtomicUsize::new(0));
+    let done = CancellationToken::new();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let subscriber = tokio::spawn(subscribe_hop(
+        (host.to_owned(), port),
+        format!("{tag}-hop-sub"),
+        topic.clone(),
+        count,
+        (arrived_count.clone(), done.clone(), subscribed_tx),
+    ));
+    match tokio::time::timeout(Duration::from_secs(10), subscribed).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => {
+            panic!("the hop's subscriber ended before its SUBACK (the broker closed it, or it could not connect)")
+        }
+        Err(_) => panic!("no SUBACK for the hop's subscriber within 10 s"),
+    }
+    let sent_at = Mutex::new(vec![None; count]);
+    let plan = Plan {
+        mine: (0..count).collect(),
+        interval: Duration::from_secs_f64(1.0 / f64::from(rate.max(1))),
+        started: Instant::now(),
+        message: Box::new(move |n: usize| (topic.clone(), n.to_string())),
+    };
+    publish(host, port, &format!("{tag}-hop-pub"), plan, &sent_at).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while arrived_count.load(Ordering::Relaxed) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done.cancel();
+    let arrived = subscriber.await.expect("the hop's subscriber ends");
+    let sent_at = sent_at.into_inner().unwrap();
+    let mut ms: Vec<f64> = sent_at
+        .iter()
+        .zip(&arrived)
+        .filter_map(|(sent, at)| Some(at.as_ref()?.saturating_duration_since((*sent)?).as_secs_f64() * 1000.0))
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Hop { p50: percentile(&ms, 0.5), p99: percentile(&ms, 0.99), sent: count, lost: count - ms.len() }
+}
+
+/// The hop's subscriber: connects, subscribes to `topic` (QoS 1), then notes when each
+/// message `n` (its payload) arrives and acknowledges it, until all `count` came or `done`.
+async fn subscribe_hop(
+    (host, port): (String, u16),
+    client_id: String,
+    topic: String,
+    count: usize,
+    (arrived_count, done, subscribed): (
+        Arc<std::sync::atomic::AtomicUsize>,
+        CancellationToken,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+) -> Vec<Option<Instant>> {
+    use anxin_mqtt::rumqttc::mqttbytes::v4::{Connect, Packet, PubAck, Subscribe};
+    use anxin_mqtt::rumqttc::mqttbytes::{Error, QoS};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MAX: usize = 1 << 20;
+    let mut arrived = vec![None; count];
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.expect("the broker takes the hop");
+    stream.set_nodelay(true).unwrap();
+    let mut out = bytes::BytesMut::with_capacity(16 * 1024);
+    let mut connect = Connect::new(client_id);
+    connect.keep_alive = 30;
+    Packet::Connect(connect).write(&mut out, MAX).unwrap();
+    let mut subscribe = Subscribe::new(topic, QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    Packet::Subscribe(subscribe).write(&mut out, MAX).unwrap();
+    stream.write_all(&out).await.unwrap();
+    out.clear();
+    let mut subscribed = Some(subscribed);
+    let mut got = 0;
+    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+    let mut at = Instant::now();
+    while got < count {
+        match Packet::read(&mut buf, MAX) {
+            Ok(Packet::SubAck(_)) => {
+                let _ = subscribed.take().map(|tx| tx.send(()));
+            }
+            Ok(Packet::Publish(p)) => {
+                if p.qos == QoS::AtLeastOnce {
+                    Packet::PubAck(PubAck::new(p.pkid)).write(&mut out, MAX).unwrap();
+                }
+                let n = std::str::from_utf8(&p.payload).ok().and_then(|s| s.parse::<usize>().ok());
+                if let Some(slot) = n.and_then(|n| arrived.get_mut(n)).filter(|slot| slot.is_none()) {
+                    *slot = Some(at);
+                    got += 1;
+                    arrived_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Ok(_) => {}
+            Err(Error::InsufficientBytes(_)) => {
+                // Everything read so far is handled: acknowledge it with one write.
+                if !out.is_empty() {
+                    if stream.write_all(&out).await.is_err() {
+                        break;
+                    }
+                    out.clear();
+                }
+                buf.reserve(16 * 1024);
+                tokio::select! {
+                    read = stream.read_buf(&mut buf) => if !matches!(read, Ok(n) if n > 0) { break },
+                    () = done.cancelled() => break,
+                }
+                at = Instant::now();
+            }
+            Err(e) => panic!("the broker sent the hop's subscriber something that is not MQTT: {e}"),
+        }
+    }
+    let _ = stream.write_all(&out).await;
+    out.clear();
+    Packet::Disconnect.write(&mut out, MAX).unwrap();
+    let _ = stream.write_all(&out).await;
+    arrived
+}
+
+async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
+    let load = load_average();
+    let presses = (rate * args.seconds) as usize;
+    let responders = if args.responders == 0 { presses } else { args.responders };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let tag = format!("load-{rate}-{nanos}");
     let fresh_postgres = args.store.starts_with("postgres");
     let store = if args.store.is_empty() {
         format!("sqlite://{}", dir.join(format!("{tag}.db")).display())
@@ -403,13 +935,19 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     } else {
         args.store.clone()
     };
-    config.store.url = anxind::config::Secret::new(store.clone());
-    let app = App::build(config, Some(registry)).await.expect("engine builds");
-    let http = app.http_addr();
-    let mqtt = app.mqtt_url();
-    let shutdown = CancellationToken::new();
-    let engine = tokio::spawn(app.run(shutdown.clone()));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The engine, in a process of its own, with the district the seed gives.
+    let engine = EngineProcess::start(&EngineArgs {
+        seed: u64::from(rate),
+        presses,
+        responders,
+        broker: args.broker.clone(),
+        store: store.clone(),
+        tag: tag.clone(),
+        quick_ack: args.quick_ack,
+        in_flight: args.in_flight,
+    })
+    .await;
+    let (http, mqtt) = (engine.http, engine.mqtt.clone());
 
     // The console: records when each device's first delta arrives, and counts incidents.
     let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; presses]));
@@ -461,9 +999,15 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         }
     });
 
-    // The devices: `publishers` connections sharing the rate, each press from its own device.
     let (host, port) = mqtt.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     let port: u16 = port.parse().unwrap();
+    // The raw MQTT hop through the same broker, at the same rate, just before the presses.
+    let hop = hop_probe(host, port, &tag, rate).await;
+
+    // The devices: `publishers` connections sharing the rate, each press from its own device.
+    let external_broker = args.broker != "embedded";
+    let cpu_before = CpuSample::take(engine.pid, external_broker, fresh_postgres);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..args.publishers {
@@ -472,7 +1016,12 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         let interval = Duration::from_secs_f64(publishers as f64 / f64::from(rate));
         let client_id = format!("{tag}-pub{p}");
         tasks.push(tokio::spawn(async move {
-            let plan = Plan { mine, interval, started, tag };
+            let message = Box::new(move |n: usize| {
+                let payload =
+                    format!(r#"{{"msg_id":"m{n}","type":"sos","ts":{}}}"#, anxin_proto::wall_clock_now().millis());
+                (format!("{tag}/v1/devices/lb-d{n}/events"), payload)
+            });
+            let plan = Plan { mine, interval, started, message };
             publish(&host, port, &client_id, plan, &sent_at).await
         }));
     }
@@ -486,9 +1035,10 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let cpu_after = CpuSample::take(engine.pid, external_broker, fresh_postgres);
+    let cpu = CpuPerPress::between(cpu_before, cpu_after, presses, clock_ticks());
     let (batches, batch_mean, commit_ms, read_to_stored_ms, step_ms) = batch_stats(http).await;
-    shutdown.cancel();
-    let _ = engine.await;
+    engine.stop().await;
     console.abort();
     if fresh_postgres {
         anxin_store::testkit::drop_postgres_database(&args.store, &store).await;
@@ -533,6 +1083,9 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         commit_ms,
         read_to_stored_ms,
         step_ms,
+        load,
+        hop,
+        cpu,
     }
 }
 
@@ -562,6 +1115,10 @@ fn write_timeline(
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt().with_env_filter("warn,rumqttd=off").with_writer(std::io::stderr).init();
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--serve-engine") {
+        return serve_engine(EngineArgs::parse(&argv[2..])).await;
+    }
     let args = parse_args();
     if let Some(out) = &args.plot {
         let from = args.from.as_ref().expect("--plot needs --from FILE (written by --record)");
@@ -580,16 +1137,27 @@ async fn main() {
         .clone()
         .unwrap_or_else(|| format!("{} + {}", args.broker, if args.store.is_empty() { "sqlite" } else { "postgres" }));
     let dir = tempfile::tempdir().expect("temp dir");
+    let machine = Machine::probe(dir.path());
     println!(
-        "broker={} store={} seconds={} publishers={} responders={}",
+        "broker={} store={} seconds={} publishers={} responders={} commits_in_flight={}",
         args.broker,
         if args.store.is_empty() { "sqlite (temp file)" } else { args.store.as_str() },
         args.seconds,
         args.publishers,
         if args.responders == 0 { "one per press".to_string() } else { args.responders.to_string() },
+        args.in_flight.map_or_else(|| "unset".to_string(), |n| n.to_string()),
     );
     println!(
-        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>7} {:>9} {:>9} {:>10}",
+        "machine: cpu={:?} nproc={} fsync 8 kB median {:.0} µs ({}, {}); the engine runs in its own process",
+        machine.cpu_model,
+        machine.nproc,
+        machine.fsync_us,
+        machine.fsync_fs,
+        dir.path().display(),
+    );
+    println!(
+        "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>7} {:>7} {:>9} {:>9} {:>10} \
+         {:>5} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8}",
         "rate/s",
         "sent",
         "seen",
@@ -605,16 +1173,33 @@ async fn main() {
         "step ms",
         "commit ms",
         "stored ms",
-        "sustained"
+        "sustained",
+        "load",
+        "hop50",
+        "hop99",
+        "p50/h50",
+        "p99/h99",
+        "eng µs",
+        "mqtt µs",
+        "db µs",
+        "bench µs",
+        "total µs",
     );
+    // A part inside the engine's process (the embedded broker, SQLite) has no figure of its own.
+    let us = |v: Option<f64>| v.map_or_else(|| "in eng".to_string(), |v| format!("{v:.1}"));
     for &rate in &args.rates {
         let r = run_once(&args, rate, dir.path()).await;
         let lost = r.sent - r.seen;
         // A backlog shows as the last presses waiting much longer than the first.
         let backlog = r.last_tenth_p50 > (r.first_tenth_p50 * 3.0).max(r.first_tenth_p50 + 50.0);
         let sustained = lost == 0 && r.doubled == 0 && r.achieved_rate >= 0.95 * f64::from(r.rate) && !backlog;
+        if r.hop.lost > 0 {
+            eprintln!("press_load: the MQTT hop lost {} of {} messages", r.hop.lost, r.hop.sent);
+        }
+        let (over_hop50, over_hop99) = (r.p50 / r.hop.p50, r.p99 / r.hop.p99);
         println!(
-            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8} {:>7.1} {:>7.2} {:>9.2} {:>9.2} {:>10}",
+            "{:>7} {:>7} {:>7} {:>5} {:>5} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>8} {:>7.1} {:>7.2} {:>9.2} {:>9.2} {:>10} \
+             {:>5.1} {:>6.2} {:>6.2} {:>7.1} {:>7.1} {:>7} {:>7} {:>7} {:>8} {:>8.1}",
             r.rate,
             r.sent,
             r.seen,
@@ -630,9 +1215,20 @@ async fn main() {
             r.step_ms,
             r.commit_ms,
             r.read_to_stored_ms,
-            if sustained { "yes" } else { "NO" }
+            if sustained { "yes" } else { "NO" },
+            r.load.first().copied().unwrap_or(f64::NAN),
+            r.hop.p50,
+            r.hop.p99,
+            over_hop50,
+            over_hop99,
+            us(r.cpu.engine),
+            us(r.cpu.broker),
+            us(r.cpu.db),
+            us(r.cpu.bench),
+            r.cpu.total(),
         );
         if let Some(path) = &args.record {
+            let finite = |v: f64| v.is_finite().then_some(v);
             let record = Record {
                 label: label.clone(),
                 rate: r.rate,
@@ -642,6 +1238,21 @@ async fn main() {
                 lost,
                 doubled: r.doubled,
                 sustained,
+                sent: Some(r.sent),
+                cpu_model: Some(machine.cpu_model.clone()),
+                nproc: Some(machine.nproc),
+                load_avg: Some(r.load.clone()),
+                fsync_us: finite(machine.fsync_us),
+                hop_p50_ms: finite(r.hop.p50),
+                hop_p99_ms: finite(r.hop.p99),
+                p50_over_hop50: finite(over_hop50),
+                p99_over_hop99: finite(over_hop99),
+                cpu_us_engine: r.cpu.engine,
+                cpu_us_broker: r.cpu.broker,
+                cpu_us_db: r.cpu.db,
+                cpu_us_bench: r.cpu.bench,
+                cpu_us_total: finite(r.cpu.total()),
+                commits_in_flight: args.in_flight,
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
@@ -665,6 +1276,47 @@ struct Record {
     lost: usize,
     doubled: usize,
     sustained: bool,
+    // Added with the engine in its own process; absent from older records, and null where a
+    // part is inside the engine (the embedded broker, SQLite) or was not measured.
+    /// Presses sent.
+    #[serde(default)]
+    sent: Option<usize>,
+    /// The machine: `model name` from /proc/cpuinfo, the cores the bench may use, the load
+    /// average (1, 5, 15 min) before the rate, and the median 8 kB write + fdatasync in the
+    /// run's temp dir, µs.
+    #[serde(default)]
+    cpu_model: Option<String>,
+    #[serde(default)]
+    nproc: Option<usize>,
+    #[serde(default)]
+    load_avg: Option<Vec<f64>>,
+    #[serde(default)]
+    fsync_us: Option<f64>,
+    /// The raw MQTT hop (QoS 1 publish to another connection's subscriber, same broker, same
+    /// rate) before the presses, and the presses' p50 and p99 as ratios to it.
+    #[serde(default)]
+    hop_p50_ms: Option<f64>,
+    #[serde(default)]
+    hop_p99_ms: Option<f64>,
+    #[serde(default)]
+    p50_over_hop50: Option<f64>,
+    #[serde(default)]
+    p99_over_hop99: Option<f64>,
+    /// CPU µs per press sent (utime + stime from /proc) of the engine's process, the
+    /// Mosquitto processes, the PostgreSQL processes, the bench, and their sum.
+    #[serde(default)]
+    cpu_us_engine: Option<f64>,
+    #[serde(default)]
+    cpu_us_broker: Option<f64>,
+    #[serde(default)]
+    cpu_us_db: Option<f64>,
+    #[serde(default)]
+    cpu_us_bench: Option<f64>,
+    #[serde(default)]
+    cpu_us_total: Option<f64>,
+    /// `store.commits_in_flight` given to the engine (`--in-flight`); null when unset.
+    #[serde(default)]
+    commits_in_flight: Option<usize>,
 }
 
 /// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines
