@@ -54,12 +54,20 @@ impl Topics {
 
     /// Where a device listens for commands.
     pub fn commands(&self, device: &DeviceId) -> String {
-        format!("{}{device}/commands", self.prefix)
+        let mut topic = String::with_capacity(self.prefix.len() + device.as_str().len() + 9);
+        topic.push_str(&self.prefix);
+        topic.push_str(device.as_str());
+        topic.push_str("/commands");
+        topic
     }
 
     /// Where a station's duty line hears of incidents its responders did not take.
     pub fn station_alerts(&self, station: &StationId) -> String {
-        format!("{}{station}/alerts", self.stations)
+        let mut topic = String::with_capacity(self.stations.len() + station.as_str().len() + 7);
+        topic.push_str(&self.stations);
+        topic.push_str(station.as_str());
+        topic.push_str("/alerts");
+        topic
     }
 
     /// The device an events topic belongs to.

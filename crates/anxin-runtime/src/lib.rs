@@ -79,8 +79,10 @@ impl<M> std::fmt::Debug for Ports<M> {
 pub struct Options {
     /// Most device messages, and most requests, in one batch.
     pub batch_max: usize,
-    /// Most batches being committed at once (at least 1). Their acknowledgements, sends and
-    /// shows still go strictly in the engine's order.
+    /// Most batches being committed at once (at least 1); at most one more, stored, is being
+    /// made known. Their acknowledgements, sends and shows still go strictly in the engine's
+    /// order. So the runtime holds at most `commits_in_flight + 2` batches: one being worked
+    /// out and the rest handed over.
     pub commits_in_flight: usize,
     pub intake: Intake,
     /// A bug put in on purpose, for the simulation to show it would catch it. Always
@@ -358,6 +360,11 @@ impl<M: Delivery> Runtime<M> {
             if !forget_finished(&mut in_flight).await {
                 break;
             }
+            // And at most one more is being made known: stored batches wait for the oldest,
+            // so they may not pile up behind a slow commit.
+            if in_flight.len() > commits_max && !finish_oldest(&mut in_flight).await {
+                break;
+            }
             let rows = Arc::new(std::mem::take(&mut step.rows));
             let before = committing.iter().filter(|c| c.rows.meet(&rows)).map(|c| c.stored.clone()).collect();
             let stored = Arc::new(Stored::default());
@@ -380,7 +387,7 @@ impl<M: Delivery> Runtime<M> {
         let now = self.ports.clock.now();
         let telemetry = &*self.ports.telemetry;
         self.engine.expire(now);
-        let mut out = Outbox::default();
+        let mut out = Outbox::with_capacity(batch.len() + asked.len());
         // What fell due first (lapsed offers free responders for the presses below).
         self.engine.tick(now, &mut out);
         for msg in batch.iter() {
@@ -454,6 +461,14 @@ async fn make_room(committing: &mut VecDeque<Committing>, max: usize) -> bool {
         if !oldest.stored.outcome().await {
             return false;
         }
+    }
+}
+
+/// Waits for the oldest batch's task to end; false if it failed.
+async fn finish_oldest(in_flight: &mut VecDeque<InFlight>) -> bool {
+    match in_flight.pop_front() {
+        Some(mut oldest) => (&mut oldest.0).await.unwrap_or(false),
+        None => true,
     }
 }
 

@@ -85,6 +85,13 @@ fn event_type(name: Option<String>) -> Result<Option<EventType>, StoreError> {
     .transpose()
 }
 
+/// `value` as JSON text, written into `room` bytes made at once rather than grown to them.
+fn json_text<T: serde::Serialize + ?Sized>(value: &T, room: usize) -> Result<String, serde_json::Error> {
+    let mut text = Vec::with_capacity(room);
+    serde_json::to_writer(&mut text, value)?;
+    Ok(String::from_utf8(text).expect("serde_json writes UTF-8"))
+}
+
 /// The last row per key (an incident, a responder), in the order they came.
 fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
     let mut last: HashMap<K, usize> = HashMap::new();
@@ -164,7 +171,7 @@ impl<'a> Rows<'a> {
             .events
             .iter()
             .map(|e| {
-                let body = serde_json::to_string(&e.change)
+                let body = json_text(&e.change, 256)
                     .map_err(|err| StoreError::Corrupt(format!("cannot encode an event: {err}")))?;
                 Ok(EventRow {
                     seq: e.seq as i64,
@@ -181,7 +188,7 @@ impl<'a> Rows<'a> {
         let incidents = latest_by(batch.incidents, |i| i.id)
             .into_iter()
             .map(|incident| {
-                let body = serde_json::to_string(incident)
+                let body = json_text(incident, 1024)
                     .map_err(|err| StoreError::Corrupt(format!("cannot encode an incident: {err}")))?;
                 Ok(IncidentRow { incident, body, new: opened.contains(&incident.id) })
             })

@@ -39,7 +39,8 @@
 //!
 //! `--quick-ack` sets `mqtt.quick_ack` for an external broker (with the embedded broker it is
 //! always on): for a broker that leaves Nagle's algorithm on, such as Debian's Mosquitto.
-//! `--in-flight N` sets `store.commits_in_flight` in the engine's configuration.
+//! `--in-flight N` sets `store.commits_in_flight` in the engine's configuration, `--workers N`
+//! its `runtime.worker_threads` (the engine's process builds its runtime as anxind does).
 
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
@@ -74,11 +75,14 @@ struct Args {
     timeline: Option<std::path::PathBuf>,
     /// `store.commits_in_flight` in the engine's configuration (unset: the engine's default).
     in_flight: Option<usize>,
+    /// `runtime.worker_threads` in the engine's configuration (unset: the engine's default).
+    workers: Option<usize>,
 }
 
 const USAGE: &str = "\
 usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] [--rates 1000,2000,...]
                   [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack] [--in-flight N]
+                  [--workers N]
                   [--record FILE.jsonl] [--label NAME] [--timeline FILE.csv]
        press_load --plot OUT.svg --from FILE.jsonl
 
@@ -91,6 +95,8 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --quick-ack   mqtt.quick_ack for an external broker (always on with the embedded one)
   --in-flight   store.commits_in_flight in the engine's configuration, 1 to 16 (default: unset,
                 the engine's own default)
+  --workers     runtime.worker_threads in the engine's configuration, 1 to 64 (default: unset,
+                the engine's own default, 1)
   --record      append one JSON line per rate to FILE, named by --label (with the machine,
                 the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
@@ -131,6 +137,7 @@ fn parse_args() -> Args {
         quick_ack: false,
         timeline: None,
         in_flight: None,
+        workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -154,6 +161,13 @@ fn parse_args() -> Args {
                     usage_error("--in-flight takes 1 to 16");
                 }
                 a.in_flight = Some(n);
+            }
+            "--workers" => {
+                let n: usize = number(&flag, &value());
+                if !(1..=64).contains(&n) {
+                    usage_error("--workers takes 1 to 64");
+                }
+                a.workers = Some(n);
             }
             "--help" | "-h" => {
                 print!("{USAGE}");
@@ -434,6 +448,7 @@ struct EngineArgs {
     tag: String,
     quick_ack: bool,
     in_flight: Option<usize>,
+    workers: Option<usize>,
 }
 
 impl EngineArgs {
@@ -459,6 +474,9 @@ impl EngineArgs {
         if let Some(n) = self.in_flight {
             v.extend(["--in-flight".into(), n.to_string()]);
         }
+        if let Some(n) = self.workers {
+            v.extend(["--workers".into(), n.to_string()]);
+        }
         v
     }
 
@@ -473,6 +491,7 @@ impl EngineArgs {
             tag: String::new(),
             quick_ack: false,
             in_flight: None,
+            workers: None,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -486,6 +505,7 @@ impl EngineArgs {
                 "--tag" => e.tag = value(),
                 "--quick-ack" => e.quick_ack = true,
                 "--in-flight" => e.in_flight = Some(number(flag, &value())),
+                "--workers" => e.workers = Some(number(flag, &value())),
                 other => usage_error(&format!("--serve-engine: unknown flag {other}")),
             }
         }
@@ -496,7 +516,12 @@ impl EngineArgs {
 /// The engine's process (`--serve-engine`): builds the district and the engine, says
 /// `READY http=ADDR mqtt=URL` on stdout, and serves until stdin says `stop` or closes (the
 /// bench ended, or died), then shuts the engine down as anxind does.
-async fn serve_engine(e: EngineArgs) {
+fn serve_engine(e: EngineArgs) {
+    let workers = e.workers.unwrap_or(anxind::config::RuntimeConfig::default().worker_threads);
+    anxind::tokio_runtime(workers).expect("the engine's runtime").block_on(serve(e));
+}
+
+async fn serve(e: EngineArgs) {
     let mut rng = SmallRng::seed_from_u64(e.seed);
     let registry = district(e.presses, e.responders, &mut rng);
     let mut config = Config::defaults();
@@ -510,6 +535,9 @@ async fn serve_engine(e: EngineArgs) {
     config.ingest.queue = 16_384;
     config.store.url = anxind::config::Secret::new(e.store);
     config.store.commits_in_flight = e.in_flight;
+    if let Some(n) = e.workers {
+        config.runtime.worker_threads = n;
+    }
     let app = App::build(config, Some(registry)).await.expect("engine builds");
     let (http, mqtt) = (app.http_addr(), app.mqtt_url());
     let shutdown = CancellationToken::new();
@@ -945,6 +973,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         tag: tag.clone(),
         quick_ack: args.quick_ack,
         in_flight: args.in_flight,
+        workers: args.workers,
     })
     .await;
     let (http, mqtt) = (engine.http, engine.mqtt.clone());
@@ -1112,13 +1141,17 @@ fn write_timeline(
     out.flush()
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     tracing_subscriber::fmt().with_env_filter("warn,rumqttd=off").with_writer(std::io::stderr).init();
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--serve-engine") {
-        return serve_engine(EngineArgs::parse(&argv[2..])).await;
+        return serve_engine(EngineArgs::parse(&argv[2..]));
     }
+    // The bench's own side: the devices and the console, on tokio's default threads.
+    tokio::runtime::Runtime::new().expect("the bench's runtime").block_on(bench());
+}
+
+async fn bench() {
     let args = parse_args();
     if let Some(out) = &args.plot {
         let from = args.from.as_ref().expect("--plot needs --from FILE (written by --record)");
@@ -1139,13 +1172,14 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let machine = Machine::probe(dir.path());
     println!(
-        "broker={} store={} seconds={} publishers={} responders={} commits_in_flight={}",
+        "broker={} store={} seconds={} publishers={} responders={} commits_in_flight={} worker_threads={}",
         args.broker,
         if args.store.is_empty() { "sqlite (temp file)" } else { args.store.as_str() },
         args.seconds,
         args.publishers,
         if args.responders == 0 { "one per press".to_string() } else { args.responders.to_string() },
         args.in_flight.map_or_else(|| "unset".to_string(), |n| n.to_string()),
+        args.workers.map_or_else(|| "unset".to_string(), |n| n.to_string()),
     );
     println!(
         "machine: cpu={:?} nproc={} fsync 8 kB median {:.0} µs ({}, {}); the engine runs in its own process",
@@ -1253,6 +1287,7 @@ async fn main() {
                 cpu_us_bench: r.cpu.bench,
                 cpu_us_total: finite(r.cpu.total()),
                 commits_in_flight: args.in_flight,
+                worker_threads: args.workers,
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
@@ -1317,6 +1352,9 @@ struct Record {
     /// `store.commits_in_flight` given to the engine (`--in-flight`); null when unset.
     #[serde(default)]
     commits_in_flight: Option<usize>,
+    /// `runtime.worker_threads` given to the engine (`--workers`); null when unset.
+    #[serde(default)]
+    worker_threads: Option<usize>,
 }
 
 /// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines

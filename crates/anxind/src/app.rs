@@ -199,8 +199,14 @@ impl App {
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
         let in_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        crate::telemetry::IngestBacklog::register(&metrics.registry, &tx, in_batch.clone(), config.ingest.batch_max)
-            .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
+        crate::telemetry::IngestBacklog::register(
+            &metrics.registry,
+            &tx,
+            in_batch.clone(),
+            config.ingest.batch_max,
+            config.store.commits_in_flight(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
         let link_stop = CancellationToken::new();
         let (link, link_task) = anxin_mqtt::connect(
             LinkOptions {

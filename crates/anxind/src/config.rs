@@ -26,6 +26,22 @@ pub struct Config {
     pub consoles: Consoles,
     pub shutdown: Shutdown,
     pub demo: Demo,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// The process's threads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Threads running anxind's tasks (1 to 64); see [`crate::tokio_runtime`].
+    pub worker_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -476,6 +492,9 @@ impl Config {
             if v > max {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..={max}")));
             }
+        }
+        if !(1..=64).contains(&self.runtime.worker_threads) {
+            return Err(ConfigError::Check("runtime.worker_threads must lie in 1..=64".into()));
         }
         if self.store.commits_in_flight.is_some_and(|n| !(1..=16).contains(&n)) {
             return Err(ConfigError::Check("store.commits_in_flight must lie in 1..=16".into()));

@@ -98,8 +98,7 @@ impl Cli {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     // rumqttd logs ordinary device disconnects at ERROR, which is reserved here for lost data
     // or an operator having to act, so the embedded broker is quiet unless ANXIN_LOG asks.
     tracing_subscriber::fmt()
@@ -112,6 +111,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
+    anxind::tokio_runtime(config.runtime.worker_threads)?.block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let Some(Command::HashToken { token }) = &cli.command {
         println!("{}", anxin_api::token_sha256(token));
         return Ok(());

@@ -158,7 +158,8 @@ impl Default for Metrics {
 /// `anxin_ingest_backlog_messages`: device messages read from the broker and not yet
 /// acknowledged, whether queued for the engine, in the batch it is working out, in the batch being stored, or in the one being acknowledged and shown. It is worked out
 /// when scraped, from the queue itself, so it is never stale. It cannot exceed
-/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + 3 × `ingest.batch_max`): when the
+/// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + (`store.commits_in_flight` + 2) ×
+/// `ingest.batch_max`): when the
 /// queue is full the MQTT link stops reading, and the broker holds the rest.
 #[derive(Debug)]
 pub struct IngestBacklog {
@@ -176,13 +177,15 @@ impl IngestBacklog {
         queue: &tokio::sync::mpsc::Sender<anxin_mqtt::Inbound>,
         in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         batch_max: usize,
+        commits_in_flight: usize,
     ) -> prometheus::Result<()> {
         let limit = IntGauge::new(
             "anxin_ingest_backlog_limit_messages",
-            "Most device messages anxind holds unacknowledged: ingest.queue + 3 x ingest.batch_max \
-             (the queue, and a batch each being worked out, stored, and acknowledged and shown)",
+            "Most device messages anxind holds unacknowledged: ingest.queue + (store.commits_in_flight + 2) \
+             x ingest.batch_max (the queue, a batch being worked out, those being stored, and one being \
+             acknowledged and shown)",
         )?;
-        limit.set((queue.max_capacity() + 3 * batch_max) as i64);
+        limit.set((queue.max_capacity() + (commits_in_flight + 2) * batch_max) as i64);
         let backlog = IntGauge::new(
             "anxin_ingest_backlog_messages",
             "Device messages read from the broker and not yet acknowledged (queued or being stored)",

@@ -83,6 +83,22 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An outbox with room for what `n` messages or requests usually cause (a press: its
+    /// record, three or four events, the incident's row and view, a command, an alert), so
+    /// that a batch's work does not keep moving its vectors as they grow.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            messages: Vec::with_capacity(n),
+            events: Vec::with_capacity(4 * n),
+            incidents: Vec::with_capacity(n),
+            commands: Vec::with_capacity(n),
+            deltas: Vec::with_capacity(n),
+            responders: Vec::with_capacity(2 * n),
+            roster: Vec::new(),
+            alerts: Vec::with_capacity(n),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
             && self.events.is_empty()
