@@ -96,7 +96,8 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --in-flight   store.commits_in_flight in the engine's configuration, 1 to 16 (default: unset,
                 the engine's own default)
   --workers     runtime.worker_threads in the engine's configuration, 1 to 64 (default: unset,
-                the engine's own default, 1)
+                the engine's own default: 1 with an external broker, 2 with the
+                embedded one)
   --record      append one JSON line per rate to FILE, named by --label (with the machine,
                 the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
@@ -517,8 +518,10 @@ impl EngineArgs {
 /// `READY http=ADDR mqtt=URL` on stdout, and serves until stdin says `stop` or closes (the
 /// bench ended, or died), then shuts the engine down as anxind does.
 fn serve_engine(e: EngineArgs) {
-    let workers = e.workers.unwrap_or(anxind::config::RuntimeConfig::default().worker_threads);
-    anxind::tokio_runtime(workers).expect("the engine's runtime").block_on(serve(e));
+    let mut config = Config::defaults();
+    config.mqtt.broker = e.broker.clone();
+    config.runtime.worker_threads = e.workers;
+    anxind::tokio_runtime(config.worker_threads()).expect("the engine's runtime").block_on(serve(e));
 }
 
 async fn serve(e: EngineArgs) {
@@ -535,9 +538,7 @@ async fn serve(e: EngineArgs) {
     config.ingest.queue = 16_384;
     config.store.url = anxind::config::Secret::new(e.store);
     config.store.commits_in_flight = e.in_flight;
-    if let Some(n) = e.workers {
-        config.runtime.worker_threads = n;
-    }
+    config.runtime.worker_threads = e.workers;
     let app = App::build(config, Some(registry)).await.expect("engine builds");
     let (http, mqtt) = (app.http_addr(), app.mqtt_url());
     let shutdown = CancellationToken::new();

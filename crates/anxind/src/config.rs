@@ -31,17 +31,12 @@ pub struct Config {
 }
 
 /// The process's threads.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Threads running anxind's tasks (1 to 64); see [`crate::tokio_runtime`].
-    pub worker_threads: usize,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self { worker_threads: 1 }
-    }
+    /// Threads running anxind's tasks (1 to 64); unset: see [`Config::worker_threads`].
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,6 +399,13 @@ impl Config {
         Figment::from(Toml::string(DEFAULTS)).extract().expect("built-in defaults are valid")
     }
 
+    /// Threads running anxind's tasks: `runtime.worker_threads`, else 1 with an external
+    /// broker and 2 with the embedded one, whose connections' proxy shares the runtime (see
+    /// [`crate::tokio_runtime`]).
+    pub fn worker_threads(&self) -> usize {
+        self.runtime.worker_threads.unwrap_or(if self.mqtt.broker == "embedded" { 2 } else { 1 })
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
@@ -493,7 +495,7 @@ impl Config {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..={max}")));
             }
         }
-        if !(1..=64).contains(&self.runtime.worker_threads) {
+        if self.runtime.worker_threads.is_some_and(|n| !(1..=64).contains(&n)) {
             return Err(ConfigError::Check("runtime.worker_threads must lie in 1..=64".into()));
         }
         if self.store.commits_in_flight.is_some_and(|n| !(1..=16).contains(&n)) {
@@ -650,6 +652,31 @@ mod tests {
         assert!(Config::load(None, &bad).unwrap_err().to_string().contains("mqtt.broker"));
         let missing = Config::load(Some(Path::new("/nonexistent/anxin.toml")), &serde_json::json!({}));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn commits_in_flight_and_threads_default_by_store_and_broker_and_are_checked() {
+        let c = Config::defaults();
+        assert_eq!(c.store.commits_in_flight(), 1, "SQLite has one writer");
+        assert_eq!(c.worker_threads(), 2, "the embedded broker's proxy shares the runtime");
+        let pg = serde_json::json!({
+            "store": { "url": "postgres://postgres@127.0.0.1/test" },
+            "mqtt": { "broker": "mqtt://127.0.0.1:1883" },
+        });
+        let c = Config::load(None, &pg).unwrap();
+        assert_eq!(c.store.commits_in_flight(), 4);
+        assert_eq!(c.worker_threads(), 1);
+        let set = serde_json::json!({ "store": { "commits_in_flight": 2 }, "runtime": { "worker_threads": 3 } });
+        let c = Config::load(None, &set).unwrap();
+        assert_eq!((c.store.commits_in_flight(), c.worker_threads()), (2, 3));
+        for (bad, key) in [
+            (serde_json::json!({ "store": { "commits_in_flight": 0 } }), "store.commits_in_flight must lie in 1..=16"),
+            (serde_json::json!({ "store": { "commits_in_flight": 17 } }), "store.commits_in_flight must lie in 1..=16"),
+            (serde_json::json!({ "runtime": { "worker_threads": 0 } }), "runtime.worker_threads must lie in 1..=64"),
+        ] {
+            let e = Config::load(None, &bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -13,12 +13,14 @@ pub mod timeline;
 pub use app::App;
 pub use config::Config;
 
-/// The runtime anxind runs on, with `worker_threads` threads (`runtime.worker_threads`).
+/// The runtime anxind runs on, with `worker_threads` threads ([`Config::worker_threads`]).
 ///
-/// One by default: a press crosses the MQTT link's task, the engine's, its commit's and the
-/// consoles' sockets, and with two threads most of those hand-overs woke the other thread.
-/// On the benchmarks' 2-core machine one thread cost the engine about a fifth less CPU per
-/// press (docs/benchmarks.md, issue 18).
+/// One by default with an external broker: a press crosses the MQTT link's task, the
+/// engine's, its commit's and the consoles' sockets, and with two threads most of those
+/// hand-overs woke the other thread. On the benchmarks' 2-core machine one thread cost the
+/// engine about a fifth less CPU per press (docs/benchmarks.md, issue 18). Two with the
+/// embedded broker, whose proxy in front of every device connection runs here too: on one
+/// thread it queued presses at 10,000/s.
 pub fn tokio_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(worker_threads.max(1)).enable_all().build()
 }

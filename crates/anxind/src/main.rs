@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
-    anxind::tokio_runtime(config.runtime.worker_threads)?.block_on(run(cli, config))
+    anxind::tokio_runtime(config.worker_threads())?.block_on(run(cli, config))
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
