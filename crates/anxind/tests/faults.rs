@@ -586,9 +586,9 @@ async fn a_slow_store_pushes_back_to_the_broker() {
     )
     .await;
     let limit = engine.metric("anxin_ingest_backlog_limit_messages").await;
-    // The queue, a batch being worked out, four being stored (PostgreSQL's default
+    // The queue, a batch being worked out, two being stored (PostgreSQL's default
     // store.commits_in_flight) and one being acknowledged and shown.
-    assert_eq!(limit, (QUEUE + (4 + 2) * BATCH) as f64);
+    assert_eq!(limit, (QUEUE + (2 + 2) * BATCH) as f64);
     let rss_before = engine.memory_kib("VmRSS");
     let mut db = slow_store(&store_url, 0.010).await;
 
