@@ -167,8 +167,8 @@ impl Rows {
 
 /// Whether a batch was stored: unknown while it commits, then true, or false if it never will
 /// be (shutdown came while the store was down, a batch it waited for was not stored, or its
-/// task was dropped). Waiters are woken in the order they began to wait (tokio's `watch`
-/// wakes them in a random order, which the simulation's replays would not survive).
+/// task was dropped). Waiters are woken in an order fixed by when they began to wait (tokio's
+/// `watch` picks among its queues at random, which the simulation's replays did not survive).
 #[derive(Debug, Default)]
 struct Stored {
     value: std::sync::Mutex<Option<bool>>,
