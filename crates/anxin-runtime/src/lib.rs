@@ -104,6 +104,8 @@ pub enum Fault {
     /// Acknowledge a batch's messages once it is stored, without waiting for the batches
     /// before it (which may still be committing).
     AckOutOfOrder,
+    /// Commit without waiting for earlier batches that write the same rows.
+    IgnoreRows,
 }
 
 /// The engine's task. [`Runtime::run`] drives it until shutdown.
@@ -132,8 +134,6 @@ struct Step<M> {
     responders: Vec<ResponderView>,
     replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>,
     open_incidents: usize,
-    /// The rows the batch writes, to keep two batches in flight off the same row.
-    rows: Rows,
 }
 
 /// The incidents and responders whose rows a batch writes, each sorted.
@@ -207,12 +207,6 @@ impl Drop for Teller {
     }
 }
 
-/// A batch being committed, as the engine's task keeps track of it.
-struct Committing {
-    rows: Arc<Rows>,
-    stored: Arc<Stored>,
-}
-
 /// Where a batch's task stands with the batches around it.
 struct Stages {
     /// The earlier batches still committing that write a row this one writes: its commit
@@ -229,11 +223,22 @@ struct Stages {
 /// A batch being stored and made known, in a task of its own that goes when this handle
 /// does: the engine's task, aborted at a shutdown deadline, takes its commits with it, so
 /// nothing is acknowledged after the process said it stopped.
-struct InFlight(tokio::task::JoinHandle<bool>);
+struct InFlight {
+    task: tokio::task::JoinHandle<bool>,
+    /// The rows it writes, to keep a later batch off them while it commits.
+    rows: Rows,
+    stored: Arc<Stored>,
+}
+
+impl InFlight {
+    fn committing(&self) -> bool {
+        self.stored.now().is_none()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -303,8 +308,6 @@ impl<M: Delivery> Runtime<M> {
         // batch is made known, false if it was not stored before shutdown or the batch before
         // it was not made known; then nothing after it may be either.
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
-        // The batches handed over and not known to be stored yet, oldest first.
-        let mut committing: VecDeque<Committing> = VecDeque::new();
         // Fires when the last batch handed over has been made known.
         let mut last_shown: Option<oneshot::Receiver<()>> = None;
         let clock = self.ports.clock.clone();
@@ -347,37 +350,31 @@ impl<M: Delivery> Runtime<M> {
             let started = clock.instant();
             let worked = !batch.is_empty() || !asked.is_empty();
             let taken = batch.len();
-            let mut step = self.step(&mut batch, &mut asked);
+            let step = self.step(&mut batch, &mut asked);
             if worked {
                 // A wake-up for a deadline alone is not a batch: it would only dilute the figure.
                 self.ports.telemetry.stepped(taken, clock.instant().saturating_duration_since(started));
             }
-            // At most `commits_max` batches commit at once: this one is handed over when
-            // fewer are committing. A batch that could not be stored stops the runtime.
-            if !make_room(&mut committing, commits_max).await {
+            // This batch is handed over once fewer than `commits_max` are committing and at
+            // most one more, stored, is being made known (stored batches wait for the oldest,
+            // so they may not pile up behind a slow commit). A batch that could not be stored
+            // stops the runtime.
+            if !make_room(&mut in_flight, commits_max).await {
                 break;
             }
-            if !forget_finished(&mut in_flight).await {
-                break;
-            }
-            // And at most one more is being made known: stored batches wait for the oldest,
-            // so they may not pile up behind a slow commit.
-            if in_flight.len() > commits_max && !finish_oldest(&mut in_flight).await {
-                break;
-            }
-            let rows = Arc::new(std::mem::take(&mut step.rows));
-            let before = committing.iter().filter(|c| c.rows.meet(&rows)).map(|c| c.stored.clone()).collect();
+            let rows = Rows::of(&step.out);
+            let before =
+                in_flight.iter().filter(|b| b.committing() && b.rows.meet(&rows)).map(|b| b.stored.clone()).collect();
             let stored = Arc::new(Stored::default());
             let (shown_tx, shown_rx) = oneshot::channel();
             let after = last_shown.replace(shown_rx);
             let stages = Stages { before, stored: Teller(stored.clone()), after, shown: shown_tx };
-            let finish = finish(self.ports.clone(), self.options.fault, step, stages, shutdown.clone());
-            in_flight.push_back(InFlight(tokio::spawn(finish)));
-            committing.push_back(Committing { rows, stored });
+            let task = tokio::spawn(finish(self.ports.clone(), self.options.fault, step, stages, shutdown.clone()));
+            in_flight.push_back(InFlight { task, rows, stored });
         }
         // The batches in hand are finished (commit, then ack), in order; nothing more is read.
         while let Some(mut oldest) = in_flight.pop_front() {
-            let _ = (&mut oldest.0).await;
+            let _ = (&mut oldest.task).await;
         }
     }
 
@@ -429,7 +426,6 @@ impl<M: Delivery> Runtime<M> {
         let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
         Step {
             messages: std::mem::take(batch),
-            rows: Rows::of(&out),
             out,
             phones,
             responders,
@@ -439,49 +435,36 @@ impl<M: Delivery> Runtime<M> {
     }
 }
 
-/// Forgets the batches that are stored, then waits while `max` or more are still committing;
-/// false if one of them will never be stored.
-async fn make_room(committing: &mut VecDeque<Committing>, max: usize) -> bool {
+/// Forgets the batches made known, then waits while `max` or more are committing or more
+/// than `max` are in flight; false if one of them failed (a panic, or a batch not stored or
+/// not made known), which stops the runtime.
+async fn make_room(in_flight: &mut VecDeque<InFlight>, max: usize) -> bool {
     loop {
-        let mut failed = false;
-        committing.retain(|c| match c.stored.now() {
-            None => true,
-            Some(stored) => {
-                failed |= !stored;
-                false
+        while in_flight.front().is_some_and(|b| b.task.is_finished()) {
+            let Some(mut done) = in_flight.pop_front() else { break };
+            if !(&mut done.task).await.unwrap_or(false) {
+                return false;
             }
-        });
-        if failed {
+        }
+        if in_flight.iter().any(|b| b.stored.now() == Some(false)) {
             return false;
         }
-        if committing.len() < max {
+        if let Some(oldest) = in_flight.iter().find(|b| b.committing()) {
+            if in_flight.iter().filter(|b| b.committing()).count() >= max {
+                if !oldest.stored.outcome().await {
+                    return false;
+                }
+                continue;
+            }
+        }
+        if in_flight.len() <= max {
             return true;
         }
-        let Some(oldest) = committing.front() else { return true };
-        if !oldest.stored.outcome().await {
+        let Some(mut oldest) = in_flight.pop_front() else { return true };
+        if !(&mut oldest.task).await.unwrap_or(false) {
             return false;
         }
     }
-}
-
-/// Waits for the oldest batch's task to end; false if it failed.
-async fn finish_oldest(in_flight: &mut VecDeque<InFlight>) -> bool {
-    match in_flight.pop_front() {
-        Some(mut oldest) => (&mut oldest.0).await.unwrap_or(false),
-        None => true,
-    }
-}
-
-/// Drops the tasks that are done; false if one of them failed (a panic, or a batch not
-/// stored or not made known), which stops the runtime.
-async fn forget_finished(in_flight: &mut VecDeque<InFlight>) -> bool {
-    while in_flight.front().is_some_and(|t| t.0.is_finished()) {
-        let Some(mut done) = in_flight.pop_front() else { break };
-        if !(&mut done.0).await.unwrap_or(false) {
-            return false;
-        }
-    }
-    true
 }
 
 /// Stores what a batch caused, then (once the batch before has been made known)
@@ -495,18 +478,18 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, mut out, phones, responders, replies, open_incidents, rows: _ } = step;
+    let Step { messages, mut out, phones, responders, replies, open_incidents } = step;
     let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
     let mut deltas = Some(std::mem::take(&mut out.deltas));
     match fault {
-        Fault::None | Fault::AckOutOfOrder => {}
+        Fault::None | Fault::AckOutOfOrder | Fault::IgnoreRows => {}
         Fault::AckBeforeCommit => acknowledge(&ports, messages.take().unwrap_or_default()),
         Fault::ShowBeforeCommit => ports.feeds.incidents(deltas.take().unwrap_or_default()),
     }
     // An earlier batch writing the same rows commits first, so that no row goes back.
-    for earlier in before {
+    for earlier in before.iter().filter(|_| fault != Fault::IgnoreRows) {
         if !earlier.outcome().await {
             stored.0.tell(false);
             return false;

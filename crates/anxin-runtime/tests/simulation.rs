@@ -10,8 +10,9 @@
 //!   a message again, and after a restart delivers again everything not acknowledged;
 //! - a **store** that keeps what was committed (the durable state a restart resumes from),
 //!   fails while "down", takes a while when "slow" (so that commits in flight together finish
-//!   in any order), and may die mid-commit with the batch landed or not; like the real stores
-//!   it never puts an incident back to an older state;
+//!   in any order), and may die mid-commit with the batch landed or not; an incident's row
+//!   that would go back to an older state (which the real stores refuse) is a broken promise:
+//!   two batches writing the same row must commit in the engine's order;
 //! - **consoles**, which apply the deltas they are shown and, after a restart, resume from the
 //!   last sequence number they applied as the console hub lets them (nothing to replay when
 //!   they are up to date, else a snapshot);
@@ -245,8 +246,13 @@ impl World {
             }
         }
         for i in &out.incidents {
-            // As the stores' upsert does: an incident never goes back to an older state.
-            if self.durable.incidents.get(&i.id).is_some_and(|stored| stored.last_seq > i.last_seq) {
+            // The stores' upsert would refuse this; the runtime must never ask for it.
+            if let Some(stored) = self.durable.incidents.get(&i.id).filter(|s| s.last_seq > i.last_seq) {
+                let what = format!(
+                    "incident {}'s row would go back from seq {} to {}: two batches writing it committed out of order",
+                    i.id, stored.last_seq, i.last_seq
+                );
+                self.broken(what);
                 continue;
             }
             self.durable.incidents.insert(i.id, i.clone());
@@ -1047,6 +1053,15 @@ fn an_acknowledgement_ahead_of_an_earlier_batch_is_caught() {
         caught.expect("acknowledging a batch before the batches ahead of it broke no promise the simulation checks");
     eprintln!("{why}");
     assert!(why.contains("acknowledged before"), "{why}");
+}
+
+#[test]
+fn batches_writing_the_same_row_out_of_order_are_caught() {
+    let caught = (1..=5).find_map(|seed| simulate_with(seed, 20_000, Fault::IgnoreRows, Some(4)).err());
+    let why =
+        caught.expect("committing batches that write the same row out of order broke no promise the simulation checks");
+    eprintln!("{why}");
+    assert!(why.contains("would go back"), "{why}");
 }
 
 #[test]
