@@ -54,20 +54,12 @@ impl Topics {
 
     /// Where a device listens for commands.
     pub fn commands(&self, device: &DeviceId) -> String {
-        let mut topic = String::with_capacity(self.prefix.len() + device.as_str().len() + 9);
-        topic.push_str(&self.prefix);
-        topic.push_str(device.as_str());
-        topic.push_str("/commands");
-        topic
+        format!("{}{device}/commands", self.prefix)
     }
 
     /// Where a station's duty line hears of incidents its responders did not take.
     pub fn station_alerts(&self, station: &StationId) -> String {
-        let mut topic = String::with_capacity(self.stations.len() + station.as_str().len() + 7);
-        topic.push_str(&self.stations);
-        topic.push_str(station.as_str());
-        topic.push_str("/alerts");
-        topic
+        format!("{}{station}/alerts", self.stations)
     }
 
     /// The device an events topic belongs to.
