@@ -519,26 +519,23 @@ impl EngineArgs {
 /// bench ended, or died), then shuts the engine down as anxind does.
 fn serve_engine(e: EngineArgs) {
     let mut config = Config::defaults();
-    config.mqtt.broker = e.broker.clone();
-    config.runtime.worker_threads = e.workers;
-    anxind::tokio_runtime(config.worker_threads()).expect("the engine's runtime").block_on(serve(e));
-}
-
-async fn serve(e: EngineArgs) {
-    let mut rng = SmallRng::seed_from_u64(e.seed);
-    let registry = district(e.presses, e.responders, &mut rng);
-    let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.mqtt.broker = e.broker;
+    config.mqtt.broker = e.broker.clone();
     config.mqtt.quick_ack = e.quick_ack;
     config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.client_id = e.tag.clone();
-    config.mqtt.topic_root = e.tag;
+    config.mqtt.topic_root = e.tag.clone();
     config.consoles.replay = e.presses.max(16);
     config.ingest.queue = 16_384;
-    config.store.url = anxind::config::Secret::new(e.store);
+    config.store.url = anxind::config::Secret::new(e.store.clone());
     config.store.commits_in_flight = e.in_flight;
     config.runtime.worker_threads = e.workers;
+    anxind::tokio_runtime(config.worker_threads()).expect("the engine's runtime").block_on(serve(e, config));
+}
+
+async fn serve(e: EngineArgs, config: Config) {
+    let mut rng = SmallRng::seed_from_u64(e.seed);
+    let registry = district(e.presses, e.responders, &mut rng);
     let app = App::build(config, Some(registry)).await.expect("engine builds");
     let (http, mqtt) = (app.http_addr(), app.mqtt_url());
     let shutdown = CancellationToken::new();
