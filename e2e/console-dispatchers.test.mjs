@@ -70,8 +70,19 @@ describe('several dispatchers on a live anxind', () => {
         await row(p, 'xs-d0010').click(SHOWS_UP);
         await p.locator('#detail [data-action="claim"]').waitFor(SHOWS_UP);
       }
-      // Both press Claim in the same instant, before either hears of the other's claim.
-      await Promise.all([a, b].map((p) => p.evaluate(() => document.querySelector('#detail [data-action="claim"]').click())));
+      // Both press Claim in the same instant, before either hears of the other's claim: each
+      // page clicks at the same moment of the browser's one clock (handing the two clicks to
+      // the pages one after the other let a quick server show the first claim to the second
+      // page before its click).
+      const at = Date.now() + 300;
+      const pressClaimAt = async (when) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, when - Date.now() - 20)));
+        while (Date.now() < when) {
+          // the last few milliseconds, spun rather than left to a timer's granularity
+        }
+        document.querySelector('#detail [data-action="claim"]').click();
+      };
+      await Promise.all([a, b].map((p) => p.evaluate(pressClaimAt, at)));
 
       const status = async (p) => p.locator('#detail-claim').getAttribute('data-claimed');
       await a.waitForFunction(() => document.querySelector('#detail-claim').dataset.claimed !== 'none', null, SHOWS_UP);
