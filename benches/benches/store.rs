@@ -126,12 +126,7 @@ fn commit_batches<T: Target>(c: &mut Criterion, name: &str, registry: &Registry,
                             presses.batch(n).expect("a fresh district has presses")
                         }
                     };
-                    let batch = Batch {
-                        messages: &out.messages,
-                        events: &out.events,
-                        incidents: &out.incidents,
-                        roster: &out.roster,
-                    };
+                    let batch = Batch::of(&out);
                     let started = Instant::now();
                     runtime.block_on(store.commit(batch)).expect("commit");
                     spent += started.elapsed();

@@ -114,6 +114,8 @@ pub enum CommandError {
     Missing(&'static str),
     #[error("incident {incident} raised a new alarm since: look again before acknowledging it")]
     AlarmChanged { incident: IncidentId },
+    #[error("{what} must be from {min} to {max}")]
+    OutOfRange { what: &'static str, min: i64, max: i64 },
 }
 
 impl CommandError {
@@ -130,6 +132,7 @@ impl CommandError {
             CommandError::ClaimedBy { .. } => "claimed_by_other",
             CommandError::Missing(_) => "field_required",
             CommandError::AlarmChanged { .. } => "alarm_changed",
+            CommandError::OutOfRange { .. } => "out_of_range",
         }
     }
 
@@ -150,6 +153,9 @@ impl CommandError {
             CommandError::MissingReason => vec![],
             CommandError::ClaimedBy { incident, by } => vec![("incident", incident.to_string()), ("by", by.clone())],
             CommandError::Missing(what) => vec![("what", what.to_string())],
+            CommandError::OutOfRange { what, min, max } => {
+                vec![("what", what.to_string()), ("min", min.to_string()), ("max", max.to_string())]
+            }
         }
     }
 }

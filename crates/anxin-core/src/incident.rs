@@ -1,6 +1,7 @@
 //! Incidents: what a press becomes, the events that make up its history, and the view a
 //! console shows.
 
+use crate::family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
 use crate::policy::Policy;
@@ -299,6 +300,11 @@ pub enum Need {
     CancelRequested,
     /// The dispatcher who held it signed out or went offline while it still needs a person.
     ClaimantGone,
+    /// A family member called the elder and says all is well: check, and stand down if so.
+    FamilySaysFine,
+    /// No family member could be told (every try failed), or every contact was told and
+    /// nobody answered: phone them.
+    FamilyUnreached,
 }
 
 /// How loud an alarm is: consoles sound each level differently, the most urgent first.
@@ -324,7 +330,8 @@ impl Need {
         match self {
             Need::NobodyGoing | Need::OnSceneOverdue => AlarmLevel::Critical,
             Need::NewEmergency | Need::Unreadable | Need::ClaimantGone => AlarmLevel::Urgent,
-            Need::ServiceRequest | Need::CancelRequested => AlarmLevel::Routine,
+            Need::FamilySaysFine => AlarmLevel::Urgent,
+            Need::ServiceRequest | Need::CancelRequested | Need::FamilyUnreached => AlarmLevel::Routine,
         }
     }
 
@@ -337,6 +344,8 @@ impl Need {
             Need::OnSceneOverdue => "on_scene_overdue",
             Need::CancelRequested => "cancel_requested",
             Need::ClaimantGone => "claimant_gone",
+            Need::FamilySaysFine => "family_says_fine",
+            Need::FamilyUnreached => "family_unreached",
         }
     }
 
@@ -462,6 +471,73 @@ pub struct Incident {
     /// offers were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_offer: Option<Change>,
+    /// The family's side: who was told, how it went, what they answered.
+    #[serde(default, skip_serializing_if = "Family::is_empty")]
+    pub family: Family,
+}
+
+/// The family's side of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Family {
+    /// The contacts told or answering, in the order they came in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<FamilyContact>,
+    /// When the next contact is told if nobody has answered by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at: Option<Timestamp>,
+    /// Whether a contact has answered (anything but "cannot help"): no more are brought in.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub answered: bool,
+    /// Every contact was told and none answered.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exhausted: bool,
+}
+
+impl Family {
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty() && self.next_at.is_none() && !self.answered && !self.exhausted
+    }
+
+    pub fn contact(&self, id: &str) -> Option<&FamilyContact> {
+        self.contacts.iter().find(|c| c.contact_id == id)
+    }
+
+    fn entry(&mut self, id: &str) -> &mut FamilyContact {
+        match self.contacts.iter().position(|c| c.contact_id == id) {
+            Some(i) => &mut self.contacts[i],
+            None => {
+                self.contacts.push(FamilyContact { contact_id: id.to_string(), ..FamilyContact::default() });
+                self.contacts.last_mut().expect("pushed")
+            }
+        }
+    }
+}
+
+/// One contact on an incident: told when and how, what became of the last notification, and
+/// their answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FamilyContact {
+    pub contact_id: String,
+    /// The channel of the last notification.
+    #[serde(default)]
+    pub channel: Channel,
+    /// When they were first told; absent for a contact who answered untold (from the page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told_at: Option<Timestamp>,
+    /// How many notifications they have been sent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub told: u32,
+    /// The last notification's key (`n{seq}`) and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<FamilyAnswer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
 }
 
 /// A dispatcher's call to the emergency services (an `emergency_called` change).
@@ -528,6 +604,7 @@ impl Incident {
             alarm: Some(Alarm::raised(need, event)),
             emergency_call: None,
             no_offer: None,
+            family: Family::default(),
         })
     }
 
@@ -691,6 +768,7 @@ impl Incident {
                 // The responder's name stays: who helped.
                 self.ladder =
                     Ladder { rung: Rung::Dispatcher, off_ladder: self.ladder.off_ladder, ..Ladder::default() };
+                self.family.next_at = None;
                 self.alarm = None; // resolved rows stop alarming
             }
             Change::Closed { outcome } => self.end(IncidentState::Closed, outcome),
@@ -707,6 +785,64 @@ impl Incident {
                 self.acknowledged_at.get_or_insert(at); // claiming it is seeing it
                 self.alarm = None;
             }
+            Change::FamilyTold { contact_id, channel, notice } => {
+                let open = !matches!(self.state, IncidentState::Resolved) && !self.state.is_terminal();
+                let waiting = !self.family.answered && !self.family.exhausted && self.family.next_at.is_none();
+                let contact = self.family.entry(contact_id);
+                let first = contact.told_at.is_none();
+                contact.told_at.get_or_insert(at);
+                contact.told += 1;
+                contact.channel = *channel;
+                contact.last_key = Some(format!("n{}", event.seq));
+                contact.delivery = None;
+                contact.delivery_at = None;
+                // A contact brought in on an emergency (or told of one while nobody else is
+                // waited on) has a while to answer before the next is told.
+                let waiting = waiting || (first && !self.family.answered);
+                if open && waiting && notice.priority() == NoticePriority::Emergency {
+                    self.family.next_at = Some(at.plus_millis(policy.family_escalate_after_ms));
+                }
+            }
+            Change::FamilyAnswered { contact_id, answer } => {
+                let contact = self.family.entry(contact_id);
+                contact.answer = Some(answer.clone());
+                contact.answered_at = Some(at);
+                match answer {
+                    // The next contact is told at once, unless somebody else has answered.
+                    FamilyAnswer::CannotHelp if !self.family.answered => self.family.next_at = Some(at),
+                    FamilyAnswer::CannotHelp => {}
+                    _ => {
+                        self.family.answered = true;
+                        self.family.next_at = None;
+                        self.silence(&[Need::FamilyUnreached]);
+                    }
+                }
+                if *answer == FamilyAnswer::Fine && !matches!(self.state, IncidentState::Resolved) {
+                    self.raise(Need::FamilySaysFine, event);
+                }
+            }
+            Change::FamilyDelivery { contact_id, key, delivery } => {
+                let contact = self.family.entry(contact_id);
+                // Only the last notification's fate shows; an older one's is in the log.
+                if contact.last_key.as_deref() == Some(key.as_str()) {
+                    contact.delivery = Some(*delivery);
+                    contact.delivery_at = Some(at);
+                }
+                if *delivery == Delivery::Dead && !self.family.answered && self.state != IncidentState::Resolved {
+                    // This contact will not hear: the next is told now, and a person looks.
+                    if self.family.next_at.is_some() {
+                        self.family.next_at = Some(at);
+                    }
+                    self.raise(Need::FamilyUnreached, event);
+                }
+            }
+            Change::FamilyExhausted => {
+                self.family.exhausted = true;
+                self.family.next_at = None;
+                if self.state != IncidentState::Resolved {
+                    self.raise(Need::FamilyUnreached, event);
+                }
+            }
             Change::Released { why, .. } => {
                 self.claimed_by = None;
                 // The claimant left without handing it over: whatever still needs a person
@@ -722,7 +858,10 @@ impl Incident {
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let l = &self.ladder;
         let remind_at = l.remind_at.filter(|_| self.dispatcher_needed.is_some());
-        [l.offer_deadline, l.station_deadline, remind_at, l.on_scene_by].into_iter().flatten().min()
+        [l.offer_deadline, l.station_deadline, remind_at, l.on_scene_by, self.family.next_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Raises an alarm for `need`, unless a more urgent one is up (that one stays: it still
@@ -772,6 +911,7 @@ impl Incident {
         self.alarm = None;
         let l = &mut self.ladder;
         (l.offer_deadline, l.station_deadline, l.on_scene_by) = (None, None, None);
+        self.family.next_at = None;
     }
 }
 
@@ -845,6 +985,8 @@ pub enum Actor {
     Responder(ResponderId),
     /// A dispatcher, by their sign-in name.
     Dispatcher(String),
+    /// One of the elder's contacts, by contact id.
+    Family(String),
 }
 
 /// One entry in an incident's audit trail.
@@ -987,6 +1129,40 @@ pub enum Change {
     NobodyFreeAtStation {
         station_id: Option<StationId>,
     },
+    /// A contact of the elder is sent `notice` on `channel`; the notification's key is
+    /// `n{seq}` of this event.
+    FamilyTold {
+        contact_id: String,
+        channel: Channel,
+        notice: Notice,
+    },
+    /// A contact answered (from the family page, or by replying to a text).
+    FamilyAnswered {
+        contact_id: String,
+        answer: FamilyAnswer,
+    },
+    /// What became of the notification `key` to a contact.
+    FamilyDelivery {
+        contact_id: String,
+        key: String,
+        delivery: Delivery,
+    },
+    /// Every contact has been told and none has answered.
+    FamilyExhausted,
+}
+
+impl Change {
+    /// Whether this is the family's side of the incident (told, answered, delivered), which
+    /// follows the incident's own changes and moves no responder or dispatcher.
+    pub fn is_family(&self) -> bool {
+        matches!(
+            self,
+            Change::FamilyTold { .. }
+                | Change::FamilyAnswered { .. }
+                | Change::FamilyDelivery { .. }
+                | Change::FamilyExhausted
+        )
+    }
 }
 
 /// Why the engine ended a claim.
@@ -1219,4 +1395,8 @@ pub struct IncidentView {
     /// `nobody_free_at_station` change it logged. Absent when offers were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_offer: Option<Change>,
+    /// The family's side: each contact told (by id, matching `elder.contacts`), how the last
+    /// notification went, their answer; when the next is told. Absent when nobody was told.
+    #[serde(default, skip_serializing_if = "Family::is_empty")]
+    pub family: Family,
 }

@@ -6,6 +6,7 @@
 mod dedup;
 pub mod dispatch;
 pub mod engine;
+pub mod family;
 pub mod geo;
 pub mod ids;
 pub mod incident;
@@ -17,6 +18,7 @@ pub mod testkit;
 
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
+pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};
 pub use geo::Coordinates;
 pub use ids::*;
 pub use incident::*;

@@ -49,6 +49,11 @@ pub struct Policy {
     /// How long a dispatcher may have no console connected before their claims end (and
     /// whatever still needs a person alarms again); signing out ends them at once.
     pub claim_offline_release_ms: i64,
+    /// How long the contacts told of an emergency have to answer before the next contact in
+    /// the elder's list is told.
+    pub family_escalate_after_ms: i64,
+    /// The centre's offset from UTC in minutes (480 for China), for contacts' quiet hours.
+    pub utc_offset_min: i32,
     /// The number for an ambulance (falls, SOS presses and unreadable messages are taken as
     /// medical until a person knows better).
     pub medical_number: String,
@@ -166,6 +171,8 @@ impl Default for Policy {
             police_number: "110".to_string(),
             max_fix_age_ms: 10 * 60_000,
             claim_offline_release_ms: 2 * 60_000,
+            family_escalate_after_ms: 5 * 60_000,
+            utc_offset_min: 480,
             foot_mps: 1.2,
             ebike_mps: 4.0,
             car_mps: 6.0,

@@ -1,5 +1,6 @@
 //! The ledger the engine dispatches against: elders, their devices, stations, responders.
 
+use crate::family::{Channel, QuietHours};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, ResponderId, StationId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -38,13 +39,86 @@ pub struct ElderProfile {
     pub contacts: Vec<Contact>,
 }
 
-/// Somebody to call about an elder: family, a neighbour, the family doctor.
+impl ElderProfile {
+    /// The contacts' ids, in order, with the positional default for those the ledger left out.
+    pub fn contact_ids(&self) -> impl Iterator<Item = String> + '_ {
+        self.contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if c.id.is_empty() { Contact::default_id(i) } else { c.id.clone() })
+    }
+
+    /// Gives every contact without an id its positional one.
+    pub fn name_contacts(&mut self) {
+        for (i, c) in self.contacts.iter_mut().enumerate() {
+            if c.id.is_empty() {
+                c.id = Contact::default_id(i);
+            }
+        }
+    }
+}
+
+/// Somebody to call about an elder: family, a neighbour, the family doctor. The list's
+/// order is the order they are told in: the first at once, the next when nobody has answered
+/// within the policy's `family_escalate_after` (see `docs/architecture.md`, "Families").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    /// Unique among the elder's contacts; empty in the ledger file: `c1`, `c2`... by position
+    /// (give ids when a list may be reordered, since family sign-in tokens name them).
+    #[serde(default)]
+    pub id: String,
     pub name: String,
     /// e.g. 女儿 (daughter), neighbour.
     pub relation: String,
     pub phone: String,
+    /// How they prefer to be told: `sms` (the default), `voice` or `push`.
+    #[serde(default)]
+    pub channel: Channel,
+    /// When they take no low-priority news (local time); never applied to emergencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Whether they are told of service requests (low priority).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub service_news: bool,
+    /// Whether they are told of the device going offline or its battery running low (low
+    /// priority).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub device_news: bool,
+    /// The language they are written to in: `zh-CN` (empty means this) or `en`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl Default for Contact {
+    /// Nobody: no name or phone, told by SMS, every kind of news, in Chinese.
+    fn default() -> Self {
+        Contact {
+            id: String::new(),
+            name: String::new(),
+            relation: String::new(),
+            phone: String::new(),
+            channel: Channel::Sms,
+            quiet_hours: None,
+            service_news: true,
+            device_news: true,
+            language: String::new(),
+        }
+    }
+}
+
+impl Contact {
+    /// The id a contact at `index` (0-based) of the list has when the ledger gives none.
+    pub fn default_id(index: usize) -> String {
+        format!("c{}", index + 1)
+    }
 }
 
 /// What a member of the call centre's staff may do.
@@ -199,6 +273,10 @@ impl Registry {
         unique("device", self.devices.iter().map(|d| d.id.as_str()))?;
         unique("responder", self.responders.iter().map(|r| r.id.as_str()))?;
         unique("staff member", self.staff.iter().map(|s| s.id.as_str()))?;
+        for elder in &self.elders {
+            let ids: Vec<String> = elder.profile.contact_ids().collect();
+            unique(&format!("elder {}'s contact", elder.id), ids.iter().map(String::as_str))?;
+        }
         if let Some(s) = self.staff.iter().find(|s| s.id.trim().is_empty() || s.id.len() > 64) {
             return Err(RegistryError::BadStaffId(s.id.clone()));
         }

@@ -5,8 +5,8 @@
 
 use crate::ws::ElderIncident;
 use anxin_core::{
-    CommandError, Coordinates, DispatcherAction, ElderId, IncidentEvent, IncidentId, ResponderAction, ResponderId,
-    Suggestion,
+    CommandError, Coordinates, Delivery as NotificationDelivery, DispatcherAction, ElderId, FamilyAnswer,
+    IncidentEvent, IncidentId, ResponderAction, ResponderId, Suggestion,
 };
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +20,15 @@ pub enum Caller {
         id: String,
         supervisor: bool,
     },
+    /// One of an elder's contacts, signed in to the family page (or replying to a text):
+    /// they see and answer for that elder only.
+    Family {
+        elder: ElderId,
+        contact: String,
+    },
+    /// The notification delivery worker, inside anxind, reporting what became of a
+    /// notification. Never read from a frame.
+    Notifier,
 }
 
 /// What they ask.
@@ -58,6 +67,18 @@ pub enum Request {
     },
     /// A dispatcher signed out: their claims end. Sent by the HTTP side.
     SignedOut,
+    /// A contact's answer about their elder's incident.
+    FamilyAnswer {
+        incident: IncidentId,
+        answer: FamilyAnswer,
+    },
+    /// What became of a notification (from the delivery worker or a gateway's receipt).
+    NotificationOutcome {
+        incident: IncidentId,
+        contact: String,
+        key: String,
+        delivery: NotificationDelivery,
+    },
 }
 
 /// What a request gets back: `Ok` once what it caused is stored, with data for a query;

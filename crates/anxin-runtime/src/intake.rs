@@ -101,6 +101,12 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
             engine.staff_signed_out(id, now, out);
             Ok(())
         }
+        (Caller::Family { elder, contact }, Request::FamilyAnswer { incident, answer }) => {
+            engine.family_answers(elder, contact, incident, answer, now, out)
+        }
+        (Caller::Notifier, Request::NotificationOutcome { incident, contact, key, delivery }) => {
+            engine.family_delivery(incident, &contact, &key, delivery, now, out)
+        }
         // The timeline is read from the store by the HTTP side; it never reaches the engine.
         _ => return Err(Refused::new("not_allowed", "not allowed for this caller")),
     };

@@ -254,13 +254,15 @@ pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> O
 /// resolved), since their phone knows.
 fn job_ended(engine: &Engine, out: &Outbox, responder: &ResponderId, incident: IncidentId) -> Option<JobEnded> {
     let mut by = None;
-    for e in out.events.iter().filter(|e| e.incident_id == incident) {
+    // The family hears of what happened after it happens: their changes end no job.
+    for e in out.events.iter().filter(|e| e.incident_id == incident && !e.change.is_family()) {
         by = Some(match &e.actor {
             Actor::Responder(r) if r == responder => return None,
             Actor::Responder(_) => "responder",
             Actor::Dispatcher(_) => "dispatcher",
             Actor::Device(_) => "device",
             Actor::Engine => "engine",
+            Actor::Family(_) => "family",
         });
     }
     let view = match out.deltas.iter().rev().find(|v| v.id == incident) {

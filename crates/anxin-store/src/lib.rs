@@ -40,6 +40,22 @@ pub struct Batch<'a> {
     pub incidents: &'a [Incident],
     /// Responders whose duty or position changed; the last entry for each wins.
     pub roster: &'a [anxin_core::Responder],
+    /// Notifications to elders' contacts, each under its idempotency key (a key stored
+    /// already is left as it is).
+    pub notifications: &'a [anxin_core::Notification],
+}
+
+impl<'a> Batch<'a> {
+    /// Everything an engine's outbox asks to store.
+    pub fn of(out: &'a anxin_core::Outbox) -> Self {
+        Batch {
+            messages: &out.messages,
+            events: &out.events,
+            incidents: &out.incidents,
+            roster: &out.roster,
+            notifications: &out.notifications,
+        }
+    }
 }
 
 /// Everything the engine keeps.

@@ -24,6 +24,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "elder_history",
         sql: include_str!("../../../migrations/sqlite/0004_elder_history.sql"),
     },
+    Migration { version: 5, name: "family", sql: include_str!("../../../migrations/sqlite/0005_family.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -43,6 +44,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "elder_history",
         sql: include_str!("../../../migrations/postgres/0004_elder_history.sql"),
     },
+    Migration { version: 5, name: "family", sql: include_str!("../../../migrations/postgres/0005_family.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

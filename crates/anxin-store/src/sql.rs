@@ -6,8 +6,8 @@ use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Actor, Change, Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId,
-    MessageId, MessageRecord, Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId,
-    Timestamp, TravelMode,
+    MessageId, MessageRecord, NoticePriority, Notification, Registry, Responder, ResponderId, Resume, Staff, StaffRole,
+    Station, StationId, Timestamp, TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -111,6 +111,23 @@ struct Rows<'a> {
     incidents: Vec<IncidentRow<'a>>,
     /// Duty and position, the last per responder.
     roster: Vec<&'a Responder>,
+    notifications: Vec<NotificationRow<'a>>,
+}
+
+struct NotificationRow<'a> {
+    n: &'a Notification,
+    body: String,
+}
+
+const INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications (key, incident_id, elder_id, contact_id, channel, \
+     priority, body, created_at, next_attempt_at) ";
+const NOTIFICATIONS_CONFLICT: &str = " ON CONFLICT (key) DO NOTHING";
+
+fn priority_column(p: NoticePriority) -> &'static str {
+    match p {
+        NoticePriority::Emergency => "emergency",
+        NoticePriority::Low => "low",
+    }
 }
 
 struct EventRow {
@@ -144,6 +161,7 @@ fn actor_column(actor: &Actor) -> String {
         Actor::Engine => "engine".to_string(),
         Actor::Responder(r) => format!("responder:{r}"),
         Actor::Dispatcher(d) => format!("dispatcher:{d}"),
+        Actor::Family(c) => format!("family:{c}"),
     }
 }
 
@@ -154,6 +172,7 @@ fn parse_actor(column: &str) -> Result<Actor, StoreError> {
         Some(("device", d)) => Actor::Device(DeviceId::parse(d).map_err(|_| corrupt())?),
         Some(("responder", r)) => Actor::Responder(ResponderId::parse(r).map_err(|_| corrupt())?),
         Some(("dispatcher", d)) => Actor::Dispatcher(d.to_owned()),
+        Some(("family", c)) => Actor::Family(c.to_owned()),
         _ => return Err(corrupt()),
     })
 }
@@ -194,7 +213,16 @@ impl<'a> Rows<'a> {
             })
             .collect::<Result<_, StoreError>>()?;
         let roster = latest_by(batch.roster, |r| r.id.as_str());
-        Ok(Self { messages: batch.messages, events, incidents, roster })
+        let notifications = batch
+            .notifications
+            .iter()
+            .map(|n| {
+                let body = json_text(n, 512)
+                    .map_err(|err| StoreError::Corrupt(format!("cannot encode a notification: {err}")))?;
+                Ok(NotificationRow { n, body })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { messages: batch.messages, events, incidents, roster, notifications })
     }
 }
 
@@ -273,6 +301,23 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        for chunk in rows.notifications.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(INSERT_NOTIFICATIONS);
+            q.push_values(chunk, |mut b, row| {
+                let n = row.n;
+                b.push_bind(n.key.as_str())
+                    .push_bind(n.incident_id.0 as i64)
+                    .push_bind(n.elder_id.as_str())
+                    .push_bind(n.contact_id.as_str())
+                    .push_bind(n.channel.as_str())
+                    .push_bind(priority_column(n.priority))
+                    .push_bind(row.body.as_str())
+                    .push_bind(n.created_at.millis())
+                    .push_bind(n.not_before.millis());
+            });
+            q.push(NOTIFICATIONS_CONFLICT);
+            q.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -339,9 +384,32 @@ impl PostgresStore {
             .bind(i.iter().map(|r| r.new).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
+        // Rare next to presses, so in a statement of their own only when there are any.
+        let n = &rows.notifications;
+        if !n.is_empty() {
+            sqlx::query(&INSERT_NOTIFICATIONS_POSTGRES)
+                .bind(n.iter().map(|r| r.n.key.as_str()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.incident_id.0 as i64).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.elder_id.as_str()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.contact_id.as_str()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.channel.as_str()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| priority_column(r.n.priority)).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.created_at.millis()).collect::<Vec<_>>())
+                .bind(n.iter().map(|r| r.n.not_before.millis()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await
     }
 }
+
+static INSERT_NOTIFICATIONS_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{INSERT_NOTIFICATIONS}SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::int8[], $9::int8[]){NOTIFICATIONS_CONFLICT}"
+    )
+});
 
 /// PostgreSQL's SQLSTATE for a duplicate key.
 const UNIQUE_VIOLATION: &str = "23505";

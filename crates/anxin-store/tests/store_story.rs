@@ -32,7 +32,10 @@ fn registry() -> Registry {
                 language: "昆明话".into(),
                 door_notes: "门禁 1234#".into(),
                 contacts: vec![Contact {
-                    name: "张丽".into(), relation: "女儿".into(), phone: "13700000001".into()
+                    name: "张丽".into(),
+                    relation: "女儿".into(),
+                    phone: "13700000001".into(),
+                    ..Contact::default()
                 }],
             },
         }],
@@ -70,10 +73,7 @@ fn press(msg: &str) -> DeviceEvent {
 }
 
 async fn commit(store: &dyn Store, out: &Outbox) {
-    store
-        .commit(Batch { messages: &out.messages, events: &out.events, incidents: &out.incidents, roster: &out.roster })
-        .await
-        .unwrap();
+    store.commit(Batch::of(&out)).await.unwrap();
 }
 
 async fn registry_round_trips(store: Arc<dyn Store>) {

@@ -183,12 +183,16 @@ fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
         name: format!("{family}{}", ["丽", "军", "红", "斌"][rng.random_range(0..4)]),
         relation: ["女儿", "儿子", "儿媳", "侄女"][rng.random_range(0..4)].into(),
         phone: format!("1370000{:04}", elder_no),
+        ..Contact::default()
     }];
     if rng.random_bool(0.5) {
         contacts.push(Contact {
             name: format!("{}阿姨", SURNAMES[rng.random_range(0..SURNAMES.len())]),
             relation: "邻居".into(),
             phone: format!("1360000{:04}", elder_no),
+            // A neighbour takes no service news at night.
+            quiet_hours: Some(anxin_core::QuietHours { from: 22 * 60, to: 7 * 60 }),
+            ..Contact::default()
         });
     }
     ElderProfile {

@@ -20,12 +20,7 @@ pub struct StorePort(pub Arc<dyn anxin_store::Store>);
 impl anxin_runtime::Store for StorePort {
     fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let batch = anxin_store::Batch {
-                messages: &out.messages,
-                events: &out.events,
-                incidents: &out.incidents,
-                roster: &out.roster,
-            };
+            let batch = anxin_store::Batch::of(out);
             self.0.commit(batch).await.map_err(|e| e.to_string())
         })
     }

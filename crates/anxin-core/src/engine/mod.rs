@@ -16,6 +16,7 @@
 
 mod candidates;
 mod commands;
+mod family;
 mod intake;
 mod ladder;
 mod presence;
@@ -23,6 +24,7 @@ mod timers;
 mod views;
 
 pub use crate::policy::{LadderPolicy, Matching, Policy};
+pub use family::MAX_FAMILY_ETA_MIN;
 pub use intake::locate;
 
 use crate::dedup::SeenMessages;
@@ -80,6 +82,8 @@ pub struct Outbox {
     pub roster: Vec<Responder>,
     /// Stations whose duty line must be alerted, after the commit.
     pub alerts: Vec<StationAlert>,
+    /// Messages to elders' contacts: stored in the same commit, sent by the delivery worker.
+    pub notifications: Vec<crate::family::Notification>,
 }
 
 impl Outbox {
@@ -96,6 +100,7 @@ impl Outbox {
             responders: Vec::with_capacity(2 * n),
             roster: Vec::new(),
             alerts: Vec::with_capacity(n),
+            notifications: Vec::new(),
         }
     }
 
@@ -105,6 +110,7 @@ impl Outbox {
             && self.incidents.is_empty()
             && self.commands.is_empty()
             && self.deltas.is_empty()
+            && self.notifications.is_empty()
     }
 }
 
@@ -206,7 +212,14 @@ impl Engine {
         );
         let mut engine = Self {
             policy,
-            elders: registry.elders.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            elders: registry
+                .elders
+                .into_iter()
+                .map(|mut e| {
+                    e.profile.name_contacts();
+                    (e.id.clone(), e)
+                })
+                .collect(),
             devices: registry
                 .devices
                 .into_iter()
@@ -306,7 +319,11 @@ impl Engine {
         let seq = self.next_seq();
         let event = IncidentEvent { seq, incident_id: id, at: now, actor, change };
         self.open.get_mut(&id).expect("an open incident").apply(&event, &self.policy);
+        let notice = self.notice_for(id, &event.change);
         out.events.push(event);
+        if let Some(notice) = notice {
+            self.tell_family(id, notice, now, out);
+        }
     }
 
     pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {

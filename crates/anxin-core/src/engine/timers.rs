@@ -55,6 +55,10 @@ impl Engine {
             self.record(id, Change::OnSceneOverdue { responder_id: responder }, Actor::Engine, now, out);
             changed = true;
         }
+        if due(self.open[&id].family.next_at) {
+            self.escalate_family(id, now, out);
+            changed = true;
+        }
         let incident = &self.open[&id];
         if due(incident.ladder.remind_at) && incident.dispatcher_needed.is_some() {
             let count = incident.ladder.reminders + 1;

@@ -248,6 +248,7 @@ impl Engine {
             offers_planned: if incident.kind.is_emergency() { self.policy.ladder(incident.kind).offers } else { 0 },
             emergency_call: incident.emergency_call.clone(),
             no_offer: incident.no_offer.clone(),
+            family: incident.family.clone(),
         }
     }
 }

@@ -86,7 +86,10 @@ pub fn registry() -> Registry {
             language: "昆明话".into(),
             door_notes: "门禁 1234#".into(),
             contacts: vec![Contact {
-                name: format!("女儿{n}"), relation: "女儿".into(), phone: "13700000001".into()
+                name: format!("女儿{n}"),
+                relation: "女儿".into(),
+                phone: "13700000001".into(),
+                ..Contact::default()
             }],
         },
     };
