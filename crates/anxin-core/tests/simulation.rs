@@ -38,6 +38,22 @@ fn coords(rng: &mut SmallRng) -> Coordinates {
     Coordinates::new(rng.random_range(24.98..25.04), rng.random_range(102.66..102.72)).unwrap()
 }
 
+/// None to three contacts, told in order: any channel, some with quiet hours, some taking no
+/// service news.
+fn contacts(rng: &mut SmallRng) -> Vec<Contact> {
+    (0..rng.random_range(0..4))
+        .map(|c| Contact {
+            name: format!("k{c}"),
+            relation: "家属".into(),
+            phone: format!("1370000{c:04}"),
+            channel: [Channel::Sms, Channel::Voice, Channel::Push][rng.random_range(0..3)],
+            quiet_hours: rng.random_bool(0.5).then_some(QuietHours { from: 22 * 60, to: 7 * 60 }),
+            service_news: rng.random_bool(0.7),
+            ..Contact::default()
+        })
+        .collect()
+}
+
 fn world(rng: &mut SmallRng) -> Registry {
     let mut r = Registry::default();
     for s in 0..STATIONS {
@@ -57,7 +73,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             home: coords(rng),
             phone: None,
             notes: String::new(),
-            profile: Default::default(),
+            profile: ElderProfile { contacts: contacts(rng), ..Default::default() },
         });
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
@@ -111,6 +127,16 @@ struct Sim {
     digest: u64,
     /// Each incident as its logged changes alone make it, replayed as they come.
     replayed: HashMap<IncidentId, Incident>,
+    /// What the family's side did: notifications, escalations to a later contact, answers.
+    family: FamilyStats,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct FamilyStats {
+    told: u64,
+    later_contacts: u64,
+    answers: u64,
+    exhausted: u64,
 }
 
 impl Sim {
@@ -144,6 +170,7 @@ impl Sim {
             history: HashMap::new(),
             digest: 0,
             replayed: HashMap::new(),
+            family: FamilyStats::default(),
         }
     }
 
@@ -288,10 +315,52 @@ impl Sim {
                     _ => self.engine.staff_presence(name, true, now),
                 }
             }
-            75..85 => {
+            75..80 => {
                 let responder = self.responder();
                 let at = coords(&mut self.rng);
                 self.engine.responder_moved(&responder, at, now, out).unwrap();
+            }
+            80..83 => {
+                // A contact answers: mostly one of the incident's own elder, sometimes another
+                // elder's (which must be refused).
+                if let Some(id) = self.any_open() {
+                    let own = self.engine.incident(id).unwrap().elder_id.clone();
+                    let (_, other) = self.device();
+                    let other = self.registry.devices[other.as_str()[1..].parse::<usize>().unwrap()].elder_id.clone();
+                    let elder = if self.rng.random_bool(0.9) { own.clone() } else { other };
+                    let contact = format!("c{}", self.rng.random_range(1..4));
+                    let answer = match self.rng.random_range(0..4) {
+                        0 => FamilyAnswer::Seen,
+                        1 => FamilyAnswer::Going { eta_min: self.rng.random_range(1..90) },
+                        2 => FamilyAnswer::Fine,
+                        _ => FamilyAnswer::CannotHelp,
+                    };
+                    let result = self.engine.family_answers(&elder, &contact, id, answer, now, out);
+                    let has_contact = self.engine.family_contact(&elder, &contact).is_some();
+                    if result.is_ok() && (elder != own || !has_contact) {
+                        self.fail(format!("contact {contact} of {elder} answered for incident {id} of {own}"));
+                    }
+                }
+            }
+            83..85 => {
+                // The delivery worker reports on a contact's latest notification.
+                if let Some(id) = self.any_open() {
+                    let told: Vec<_> = self
+                        .engine
+                        .incident(id)
+                        .unwrap()
+                        .family
+                        .contacts
+                        .iter()
+                        .filter_map(|c| Some((c.contact_id.clone(), c.last_key.clone()?)))
+                        .collect();
+                    if !told.is_empty() {
+                        let (contact, key) = told[self.rng.random_range(0..told.len())].clone();
+                        let delivery =
+                            [Delivery::Sent, Delivery::Delivered, Delivery::Dead][self.rng.random_range(0..3)];
+                        self.engine.family_delivery(id, &contact, &key, delivery, now, out).unwrap();
+                    }
+                }
             }
             _ => {
                 if let Some(id) = self.any_open() {
@@ -343,6 +412,7 @@ impl Sim {
     /// state against the table of legal moves.
     fn absorb(&mut self, out: &Outbox) {
         self.replay(out);
+        self.check_family(out);
         for v in &out.deltas {
             let h = self.history.entry(v.id).or_default();
             if let Some(prev) = h.state.replace(v.state) {
@@ -431,7 +501,7 @@ impl Sim {
                 let before = incident.alarm;
                 incident.apply(e, &self.policy);
                 let after = incident.alarm;
-                let person = matches!(e.actor, Actor::Dispatcher(_) | Actor::Responder(_));
+                let person = matches!(e.actor, Actor::Dispatcher(_) | Actor::Responder(_) | Actor::Family(_));
                 let ended = incident.state.is_terminal() || incident.state == IncidentState::Resolved;
                 if before.is_some() && after.is_none() && !person && !ended {
                     self.fail(format!("{e:?} silenced {before:?}, and no person acted"));
@@ -461,6 +531,89 @@ impl Sim {
         }
     }
 
+    /// The family's promises, over one outbox: every notification leaves with the event that
+    /// logs it, under its key; the first contact hears of an emergency in the step it opens;
+    /// emergencies ignore quiet hours and low-priority news respects them; nobody hears of an
+    /// elder who is not theirs, or of a service request they turned off.
+    fn check_family(&mut self, out: &Outbox) {
+        self.family.told += out.notifications.len() as u64;
+        self.family.later_contacts += out.notifications.iter().filter(|n| n.contact_id != "c1").count() as u64;
+        for e in &out.events {
+            match e.change {
+                Change::FamilyAnswered { .. } => self.family.answers += 1,
+                Change::FamilyExhausted => self.family.exhausted += 1,
+                _ => {}
+            }
+        }
+        let told: HashMap<String, &IncidentEvent> = out
+            .events
+            .iter()
+            .filter(|e| matches!(e.change, Change::FamilyTold { .. }))
+            .map(|e| (format!("n{}", e.seq), e))
+            .collect();
+        if told.len() != out.notifications.len() {
+            self.fail(format!("{} family_told events but {} notifications", told.len(), out.notifications.len()));
+        }
+        for n in &out.notifications {
+            let Some(e) = told.get(&n.key) else { self.fail(format!("notification {} has no event", n.key)) };
+            let Change::FamilyTold { contact_id, channel, notice } = &e.change else { unreachable!() };
+            if (contact_id, channel, notice) != (&n.contact_id, &n.channel, &n.notice) || e.incident_id != n.incident_id
+            {
+                self.fail(format!("notification {n:?} is not what {e:?} logs"));
+            }
+            let elder = self.registry.elders.iter().find(|el| el.id == n.elder_id).expect("a known elder");
+            let Some(contact) = elder
+                .profile
+                .contacts
+                .iter()
+                .enumerate()
+                .find(|(i, _)| Contact::default_id(*i) == n.contact_id)
+                .map(|(_, c)| c)
+            else {
+                self.fail(format!("notification {} to {}, who is not a contact of {}", n.key, n.contact_id, n.elder_id))
+            };
+            let incident_elder = self.replayed.get(&n.incident_id).map(|i| &i.elder_id);
+            if incident_elder.is_some_and(|el| *el != n.elder_id) {
+                self.fail(format!(
+                    "notification {} about incident {} went to another elder's contact",
+                    n.key, n.incident_id
+                ));
+            }
+            match n.priority {
+                NoticePriority::Emergency if n.not_before != n.created_at => {
+                    self.fail(format!("emergency news {} was held until {:?}", n.key, n.not_before))
+                }
+                NoticePriority::Low => {
+                    if n.notice == Notice::ServiceRequest && !contact.service_news {
+                        self.fail(format!("{} took no service news and was sent {}", n.contact_id, n.key));
+                    }
+                    let release = contact
+                        .quiet_hours
+                        .map_or(n.created_at, |q| q.release(n.created_at, self.policy.utc_offset_min));
+                    if n.not_before != release {
+                        self.fail(format!("low-priority news {} goes at {:?}, not {release:?}", n.key, n.not_before));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // An emergency opened in this outbox told its elder's first contact in it.
+        for e in &out.events {
+            let Change::Opened { kind, .. } = &e.change else { continue };
+            let Some(incident) = self.replayed.get(&e.incident_id) else { continue };
+            let has_contacts =
+                self.registry.elders.iter().any(|el| el.id == incident.elder_id && !el.profile.contacts.is_empty());
+            let first_told = out.notifications.iter().any(|n| n.incident_id == e.incident_id && n.contact_id == "c1");
+            if kind.is_emergency() && has_contacts && !first_told {
+                self.fail(format!(
+                    "incident {} opened as {} and its first contact was not told",
+                    e.incident_id,
+                    kind.as_str()
+                ));
+            }
+        }
+    }
+
     fn check_deadlines(&self) {
         for i in self.engine.open_incidents() {
             let l = &i.ladder;
@@ -476,6 +629,22 @@ impl Sim {
             }
             if l.remind_at.is_some() && i.dispatcher_needed.is_none() {
                 self.fail(format!("incident {}: a reminder is set with no dispatcher needed", i.id));
+            }
+            if i.family.next_at.is_some_and(|t| t <= self.now) {
+                self.fail(format!("incident {}: the next contact is overdue", i.id));
+            }
+            // An unresolved emergency's family is answering, used up, or has a time for the next.
+            let f = &i.family;
+            let has_contacts =
+                self.registry.elders.iter().any(|el| el.id == i.elder_id && !el.profile.contacts.is_empty());
+            if i.kind.is_emergency()
+                && i.state != IncidentState::Resolved
+                && has_contacts
+                && !f.answered
+                && !f.exhausted
+                && f.next_at.is_none()
+            {
+                self.fail(format!("incident {}: its family is waited on by nobody: {f:?}", i.id));
             }
         }
     }
@@ -598,13 +767,19 @@ fn the_promises_hold_for_every_seed() {
         Ok(seed) => vec![seed.parse().expect("ANXIN_SIM_SEED is a number")],
         Err(_) => (1..=env("ANXIN_SIM_SEEDS", 10)).collect(),
     };
-    let mut opened = 0;
+    let (mut opened, mut family) = (0, FamilyStats::default());
     for seed in seeds {
         let mut sim = Sim::new(seed);
         sim.run(steps);
         opened += sim.history.len();
+        family.told += sim.family.told;
+        family.later_contacts += sim.family.later_contacts;
+        family.answers += sim.family.answers;
+        family.exhausted += sim.family.exhausted;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
+    let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
+    assert!(enough || steps < 50_000, "the families' side was barely exercised: {family:?}");
 }
 
 #[test]
