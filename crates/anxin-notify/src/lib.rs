@@ -8,6 +8,9 @@ pub mod gateway;
 pub mod http;
 pub mod ports;
 pub mod signature;
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod testkit;
 pub mod webpush;
 pub mod worker;
 
