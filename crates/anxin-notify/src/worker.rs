@@ -14,12 +14,11 @@ use crate::http::HttpClient;
 use crate::ports::{Clock, OutboxPort, Reporter, Telemetry};
 use crate::webpush::{self, BrowserKeys, Vapid};
 use anxin_core::{Channel, Delivery, NoticePriority, Notification, OutboxEntry, OutboxTry, Timestamp};
-use futures_util::stream::FuturesUnordered;
-use futures_util::StreamExt;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How the worker paces itself.
@@ -93,10 +92,16 @@ fn jitter(ceiling: Duration) -> Duration {
 impl Worker {
     /// Delivers until `shutdown`, then lets the sends in flight finish (each ends within the
     /// HTTP timeout).
+    ///
+    /// Each send is a task of its own: a send holds a store connection while it records, and
+    /// sends polled only from this loop would sit on their connections while the loop waits
+    /// for one to read the outbox (with more sends than the pool has connections, for ever).
     pub async fn run(self, shutdown: CancellationToken) {
-        let concurrency = self.options.concurrency.max(1);
-        let mut in_flight: HashSet<String> = HashSet::new();
-        let mut running = FuturesUnordered::new();
+        let this = Arc::new(self);
+        let concurrency = this.options.concurrency.max(1);
+        // The keys being sent, by task, so a task that panicked frees its key too.
+        let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut running: JoinSet<()> = JoinSet::new();
         let mut counted_at: Option<Instant> = None;
         loop {
             if shutdown.is_cancelled() {
@@ -107,7 +112,7 @@ impl Worker {
             if running.len() < concurrency {
                 // Rows in flight are still pending, so they come back too: ask for enough.
                 let limit = (concurrency + in_flight.len()) as u32;
-                match self.outbox.due((self.clock)(), limit).await {
+                match this.outbox.due((this.clock)(), limit).await {
                     Ok(rows) => {
                         more = rows.len() as u32 == limit;
                         for entry in rows {
@@ -115,35 +120,48 @@ impl Worker {
                                 more = true;
                                 break;
                             }
-                            if in_flight.insert(entry.notification.key.clone()) {
-                                running.push(self.deliver(entry));
+                            if in_flight.values().any(|k| *k == entry.notification.key) {
+                                continue;
                             }
+                            let key = entry.notification.key.clone();
+                            let worker = this.clone();
+                            let task = running.spawn(async move { worker.deliver(entry).await });
+                            in_flight.insert(task.id(), key);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot read the notifications outbox; trying again"),
                 }
             }
-            if counted_at.is_none_or(|at| at.elapsed() >= self.options.counts_interval) {
+            if counted_at.is_none_or(|at| at.elapsed() >= this.options.counts_interval) {
                 counted_at = Some(Instant::now());
-                match self.outbox.counts().await {
-                    Ok(counts) => self.telemetry.backlog(&counts, (self.clock)()),
+                match this.outbox.counts().await {
+                    Ok(counts) => this.telemetry.backlog(&counts, (this.clock)()),
                     Err(e) => tracing::debug!(error = %e, "cannot count the outbox"),
                 }
             }
             let room = running.len() < concurrency;
-            let pause = if more { Duration::ZERO } else { self.options.poll_interval };
+            let pause = if more { Duration::ZERO } else { this.options.poll_interval };
             tokio::select! {
-                Some(key) = running.next(), if !running.is_empty() => { in_flight.remove(&key); }
-                _ = self.wake.notified() => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a notification's send panicked; it stays pending");
+                            e.id()
+                        }
+                    };
+                    in_flight.remove(&id);
+                }
+                _ = this.wake.notified() => {}
                 _ = tokio::time::sleep(pause), if room => {}
                 _ = shutdown.cancelled() => break,
             }
         }
-        while running.next().await.is_some() {}
+        while running.join_next().await.is_some() {}
     }
 
-    /// One try at one notification, recorded and reported; returns its key.
-    async fn deliver(&self, entry: OutboxEntry) -> String {
+    /// One try at one notification, recorded and reported.
+    async fn deliver(&self, entry: OutboxEntry) {
         let n = &entry.notification;
         let sent = self.send(n).await;
         let now = (self.clock)();
@@ -175,7 +193,6 @@ impl Worker {
             // The row stays pending and is tried again, under the same key.
             tracing::warn!(key = %n.key, error = %e, "cannot record a notification's try");
         }
-        n.key.clone()
     }
 
     /// Sends by the contact's channel; returns the channel it went by.

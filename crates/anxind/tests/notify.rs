@@ -241,3 +241,94 @@ async fn a_signed_callback_marks_the_notification_delivered_and_a_bad_signature_
     assert_eq!(app.metric("anxin_notifications_delivered_total").await, 1.0);
     app.stop().await;
 }
+
+/// Notifications stored as an engine's commit would store them, for incidents of their own.
+fn queued(count: usize, created_at: anxin_core::Timestamp) -> Vec<anxin_core::Notification> {
+    use anxin_core::{ElderId, IncidentKind, Notice};
+    (0..count)
+        .map(|i| {
+            let notice = Notice::Emergency { kind: IncidentKind::Sos };
+            anxin_core::Notification {
+                key: format!("n{}", 1_000_000 + i),
+                incident_id: IncidentId(1_000_000 + i as u64),
+                elder_id: ElderId::parse("e-1").unwrap(),
+                contact_id: "c1".into(),
+                contact_name: "女儿1（女儿）".into(),
+                to: "13700000001".into(),
+                channel: Channel::Sms,
+                priority: notice.priority(),
+                language: "zh-CN".into(),
+                text: notice.text("长者1", "zh-CN"),
+                notice,
+                created_at,
+                not_before: created_at,
+            }
+        })
+        .collect()
+}
+
+/// A child anxind on `store`, sending to `gateway` four at a time.
+async fn start_child(store: &str, gateway: &TestGateway, root: &str) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .arg("run")
+        .env("ANXIN_STORE__URL", store)
+        .env("ANXIN_HTTP__LISTEN", "127.0.0.1:0")
+        .env("ANXIN_MQTT__EMBEDDED_LISTEN", "127.0.0.1:0")
+        .env("ANXIN_MQTT__CLIENT_ID", root)
+        .env("ANXIN_MQTT__TOPIC_ROOT", root)
+        .env("ANXIN_NOTIFY__GATEWAY_URL", &gateway.url)
+        .env("ANXIN_NOTIFY__GATEWAY_SECRET", GATEWAY_SECRET)
+        .env("ANXIN_NOTIFY__CONCURRENCY", "4")
+        .env("ANXIN_NOTIFY__RETRY_BASE_MS", "100")
+        .env("ANXIN_NOTIFY__RETRY_CAP_S", "1")
+        .env("ANXIN_NOTIFY__POLL_INTERVAL_MS", "50")
+        .env("ANXIN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("anxind starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(WAIT, lines.next_line()).await.expect("a ready line").unwrap();
+    assert!(ready.is_some_and(|l| l.starts_with("anxind ready")), "anxind is ready");
+    child
+}
+
+/// kill -9 of anxind while it delivers: after the restart every notification reaches the
+/// gateway; the only repeats (same key, which a gateway drops) are of those in flight when
+/// it died, at most `notify.concurrency` of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_deliveries_loses_no_notification() {
+    const COUNT: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let store = anxin_store::open(&store_url).await.unwrap();
+    let rows = queued(COUNT, anxin_proto::wall_clock_now());
+    let batch = anxin_store::Batch { messages: &[], events: &[], incidents: &[], roster: &[], notifications: &rows };
+    store.commit(batch).await.unwrap();
+    // Each text takes the gateway 100 ms, so the kill finds some sent, some in flight, most not.
+    let gateway = TestGateway::start(GATEWAY_SECRET, Duration::from_millis(100)).await;
+    let root = unique("anxind", "notify-kill9");
+
+    let mut first = start_child(&store_url, &gateway, &root).await;
+    let before = gateway.wait_for(8, WAIT).await;
+    first.start_kill().unwrap(); // SIGKILL: no drain, no last record
+    first.wait().await.unwrap();
+    assert!(before.taken.len() < COUNT, "killed during the deliveries, not after");
+
+    let mut again = start_child(&store_url, &gateway, &root).await;
+    eventually(Duration::from_secs(30), "every notification is sent after the restart", || async {
+        let c = store.notification_counts().await.unwrap();
+        c.pending == 0 && c.sent == COUNT as u64
+    })
+    .await;
+    let log = gateway.log();
+    let wanted: std::collections::BTreeSet<String> = rows.iter().map(|n| n.key.clone()).collect();
+    assert_eq!(gateway.taken_keys(), wanted, "none lost");
+    let repeated = log.taken.values().filter(|n| **n > 1).count();
+    assert!(repeated <= 4, "only the sends in flight at the kill went twice (same key): {repeated}");
+    assert_eq!(log.bad, 0);
+    again.start_kill().unwrap();
+    again.wait().await.unwrap();
+}
