@@ -14,12 +14,15 @@ use crate::http::HttpClient;
 use crate::ports::{Clock, OutboxPort, Reporter, Telemetry};
 use crate::webpush::{self, BrowserKeys, Vapid};
 use anxin_core::{Channel, Delivery, NoticePriority, Notification, OutboxEntry, OutboxTry, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How many rounds of `concurrency` sends one read of the outbox takes in.
+const READ_ROUNDS: usize = 4;
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -103,34 +106,33 @@ impl Worker {
         let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
         let mut running: JoinSet<()> = JoinSet::new();
         let mut counted_at: Option<Instant> = None;
+        // Rows read and not yet being sent: the outbox is read a few rounds of sends at a
+        // time, not once a send (each read sorts the pending rows).
+        let mut queue: VecDeque<OutboxEntry> = VecDeque::new();
+        // Whether more may be due than were read: then read again as soon as the queue empties.
+        let mut more = false;
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            // Whether more may be due than were read: then read again as soon as there is room.
-            let mut more = false;
-            if running.len() < concurrency {
-                // Rows in flight are still pending, so they come back too: ask for enough.
-                let limit = (concurrency + in_flight.len()) as u32;
+            if queue.is_empty() && running.len() < concurrency {
+                // Rows being sent are still pending, so they come back too: ask for enough.
+                let limit = (READ_ROUNDS * concurrency + in_flight.len()) as u32;
                 match this.outbox.due((this.clock)(), limit).await {
                     Ok(rows) => {
                         more = rows.len() as u32 == limit;
-                        for entry in rows {
-                            if running.len() >= concurrency {
-                                more = true;
-                                break;
-                            }
-                            if in_flight.values().any(|k| *k == entry.notification.key) {
-                                continue;
-                            }
-                            let key = entry.notification.key.clone();
-                            let worker = this.clone();
-                            let task = running.spawn(async move { worker.deliver(entry).await });
-                            in_flight.insert(task.id(), key);
-                        }
+                        queue
+                            .extend(rows.into_iter().filter(|e| !in_flight.values().any(|k| *k == e.notification.key)));
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot read the notifications outbox; trying again"),
                 }
+            }
+            while running.len() < concurrency {
+                let Some(entry) = queue.pop_front() else { break };
+                let key = entry.notification.key.clone();
+                let worker = this.clone();
+                let task = running.spawn(async move { worker.deliver(entry).await });
+                in_flight.insert(task.id(), key);
             }
             if counted_at.is_none_or(|at| at.elapsed() >= this.options.counts_interval) {
                 counted_at = Some(Instant::now());
@@ -140,7 +142,7 @@ impl Worker {
                 }
             }
             let room = running.len() < concurrency;
-            let pause = if more { Duration::ZERO } else { this.options.poll_interval };
+            let pause = if more || !queue.is_empty() { Duration::ZERO } else { this.options.poll_interval };
             tokio::select! {
                 Some(done) = running.join_next_with_id(), if !running.is_empty() => {
                     let id = match done {
@@ -152,7 +154,8 @@ impl Worker {
                     };
                     in_flight.remove(&id);
                 }
-                _ = this.wake.notified() => {}
+                // New notifications (an emergency, perhaps): read again, in priority order.
+                _ = this.wake.notified() => queue.clear(),
                 _ = tokio::time::sleep(pause), if room => {}
                 _ = shutdown.cancelled() => break,
             }

@@ -12,12 +12,12 @@ use sqlx::Row;
 
 const ENTRY_COLUMNS: &str = "key, body, status, attempts, next_attempt_at, last_error, sent_via, sent_at, done_at";
 
-/// Due rows: the index `notifications_due (status, next_attempt_at)` finds them; the few due
-/// at once are sorted, emergencies first, then by age.
+/// Due rows: the index `notifications_due (status, next_attempt_at)` finds them; they are
+/// sorted emergencies first (`emergency` sorts before `low`), then by age.
 fn due_sql() -> String {
     format!(
         "SELECT {ENTRY_COLUMNS} FROM notifications WHERE status = 'pending' AND next_attempt_at <= $1 \
-         ORDER BY CASE priority WHEN 'emergency' THEN 0 ELSE 1 END, created_at, key LIMIT $2"
+         ORDER BY priority, created_at, key LIMIT $2"
     )
 }
 
