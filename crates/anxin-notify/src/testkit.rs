@@ -68,14 +68,8 @@ impl TestGateway {
             log: Mutex::new(GatewayLog::default()),
         });
         let app = axum::Router::new().route("/sms", axum::routing::post(receive)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-        let url = format!("http://{}/sms", listener.local_addr().expect("bound"));
-        let stop = CancellationToken::new();
-        let until = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { until.cancelled().await }).await;
-        });
-        Self { url, shared, stop }
+        let (addr, stop) = serve(app).await;
+        Self { url: format!("http://{addr}/sms"), shared, stop }
     }
 
     /// Refuses everything (HTTP 503) while `on`.
@@ -102,6 +96,18 @@ impl TestGateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Serves `app` on a free loopback port until the returned token is cancelled.
+async fn serve(app: axum::Router) -> (std::net::SocketAddr, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let addr = listener.local_addr().expect("bound");
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { until.cancelled().await }).await;
+    });
+    (addr, stop)
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -136,4 +142,139 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     *log.taken.entry(key.clone()).or_default() += 1;
     log.bodies.entry(key).or_insert(parsed);
     StatusCode::OK
+}
+
+/// A push service on a loopback port standing in for the browsers' (RFC 8030): each
+/// subscription is a browser key pair of its own; every message is checked for its VAPID
+/// `Authorization` (an ES256 JWT for this origin, signed by the `k=` key) and decrypted with
+/// the browser's key. A subscription can be made to answer 410 (gone).
+#[derive(Debug)]
+pub struct TestPushService {
+    origin: String,
+    shared: Arc<PushShared>,
+    stop: CancellationToken,
+}
+
+/// One message a browser would have shown.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub subscription: String,
+    /// The decrypted payload (JSON).
+    pub payload: serde_json::Value,
+    pub urgency: Option<String>,
+    /// The VAPID public key (`k=`) the message was signed for.
+    pub vapid_key: String,
+}
+
+struct Browser {
+    key: p256::SecretKey,
+    auth: [u8; 16],
+    gone: bool,
+}
+
+#[derive(Default)]
+struct PushShared {
+    browsers: Mutex<BTreeMap<String, Browser>>,
+    pushed: Mutex<Vec<Pushed>>,
+    /// Messages refused: a bad JWT, a body that would not open, or a gone subscription.
+    refused: Mutex<u32>,
+    origin: Mutex<String>,
+}
+
+impl std::fmt::Debug for PushShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushShared").finish_non_exhaustive()
+    }
+}
+
+impl Drop for TestPushService {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestPushService {
+    pub async fn start() -> Self {
+        let shared = Arc::new(PushShared::default());
+        let app = axum::Router::new().route("/push/{id}", axum::routing::post(push)).with_state(shared.clone());
+        let (addr, stop) = serve(app).await;
+        let origin = format!("http://{addr}");
+        *shared.origin.lock().expect("not poisoned") = origin.clone();
+        Self { origin, shared, stop }
+    }
+
+    /// A new browser's subscription: (endpoint, p256dh, auth), as a page would send them.
+    pub fn subscribe(&self, id: &str) -> (String, String, String) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let key = p256::SecretKey::random(&mut rand_core::OsRng);
+        let mut auth = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut auth);
+        let p256dh = URL_SAFE_NO_PAD.encode(key.public_key().to_encoded_point(false).as_bytes());
+        self.shared.browsers.lock().expect("not poisoned").insert(id.to_string(), Browser { key, auth, gone: false });
+        (format!("{}/push/{id}", self.origin), p256dh, URL_SAFE_NO_PAD.encode(auth))
+    }
+
+    /// From now on the subscription answers 410 Gone.
+    pub fn unsubscribe(&self, id: &str) {
+        if let Some(b) = self.shared.browsers.lock().expect("not poisoned").get_mut(id) {
+            b.gone = true;
+        }
+    }
+
+    pub fn pushed(&self) -> Vec<Pushed> {
+        self.shared.pushed.lock().expect("not poisoned").clone()
+    }
+
+    pub fn refused(&self) -> u32 {
+        *self.shared.refused.lock().expect("not poisoned")
+    }
+}
+
+/// Checks `vapid t=JWT, k=KEY` for `origin`: the JWT's ES256 signature under KEY and its
+/// audience. Returns KEY.
+fn check_vapid(header: &str, origin: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Verifier;
+    let (t, k) = header.strip_prefix("vapid t=")?.split_once(", k=")?;
+    let (signed, signature) = t.rsplit_once('.')?;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&URL_SAFE_NO_PAD.decode(k).ok()?).ok()?;
+    let signature = p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?).ok()?;
+    key.verify(signed.as_bytes(), &signature).ok()?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signed.split_once('.')?.1).ok()?).ok()?;
+    (claims["aud"] == origin && claims["sub"].is_string() && claims["exp"].is_i64()).then(|| k.to_string())
+}
+
+async fn push(
+    State(shared): State<Arc<PushShared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let origin = shared.origin.lock().expect("not poisoned").clone();
+    let refuse = |status| {
+        *shared.refused.lock().expect("not poisoned") += 1;
+        status
+    };
+    let opened = {
+        let browsers = shared.browsers.lock().expect("not poisoned");
+        match browsers.get(&id) {
+            None => return refuse(StatusCode::NOT_FOUND),
+            Some(b) if b.gone => return refuse(StatusCode::GONE),
+            Some(b) => crate::webpush::decrypt(&body, &b.key, &b.auth),
+        }
+    };
+    let vapid = header("authorization").and_then(|h| check_vapid(&h, &origin));
+    let encoded = header("content-encoding").as_deref() == Some("aes128gcm");
+    let (Some(vapid_key), Ok(plain), true) = (vapid, opened, encoded) else {
+        return refuse(StatusCode::UNAUTHORIZED);
+    };
+    let Ok(payload) = serde_json::from_slice(&plain) else { return refuse(StatusCode::BAD_REQUEST) };
+    let urgency = header("urgency");
+    shared.pushed.lock().expect("not poisoned").push(Pushed { subscription: id, payload, urgency, vapid_key });
+    StatusCode::CREATED
 }

@@ -124,6 +124,38 @@ pub fn encrypt(plaintext: &[u8], browser: &BrowserKeys) -> Result<Vec<u8>, PushE
     encrypt_with(plaintext, browser, &ours, &salt)
 }
 
+/// The browser's side, for tests and tools: opens a body [`encrypt`] made, with the
+/// browser's private key and auth secret (RFC 8291 section 3.4, a single record).
+pub fn decrypt(body: &[u8], browser_private: &SecretKey, auth: &[u8; 16]) -> Result<Vec<u8>, PushError> {
+    let bad = || PushError::BadBrowserKey;
+    let salt: [u8; 16] = body.get(..16).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+    let id_len = *body.get(20).ok_or_else(bad)? as usize;
+    let server_public = PublicKey::from_sec1_bytes(body.get(21..21 + id_len).ok_or_else(bad)?).map_err(|_| bad())?;
+    let ours = browser_private.public_key();
+    let shared = p256::ecdh::diffie_hellman(browser_private.to_nonzero_scalar(), server_public.as_affine());
+    let mut key_info = b"WebPush: info\0".to_vec();
+    key_info.extend_from_slice(ours.to_encoded_point(false).as_bytes());
+    key_info.extend_from_slice(server_public.to_encoded_point(false).as_bytes());
+    let mut ikm = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(auth), shared.raw_secret_bytes()).expand(&key_info, &mut ikm).expect("32 bytes");
+    let prk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
+    let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
+    prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek).expect("16 bytes");
+    prk.expand(b"Content-Encoding: nonce\0", &mut nonce).expect("12 bytes");
+    let mut plain = Aes128Gcm::new_from_slice(&cek)
+        .expect("16-byte key")
+        .decrypt(Nonce::from_slice(&nonce), &body[21 + id_len..])
+        .map_err(|_| bad())?;
+    // The last record's delimiter, after any padding.
+    while plain.last() == Some(&0) {
+        plain.pop();
+    }
+    if plain.pop() != Some(0x02) {
+        return Err(bad());
+    }
+    Ok(plain)
+}
+
 /// The application server's VAPID key pair (RFC 8292).
 #[derive(Clone)]
 pub struct Vapid {
@@ -193,32 +225,6 @@ mod tests {
         URL_SAFE_NO_PAD.decode(text).unwrap()
     }
 
-    /// The browser's side: what a user agent does with the body (RFC 8291 section 3.4, from
-    /// its private key).
-    fn decrypt(body: &[u8], ua_private: &SecretKey, auth: [u8; 16]) -> Vec<u8> {
-        let salt: [u8; 16] = body[..16].try_into().unwrap();
-        assert_eq!(u32::from_be_bytes(body[16..20].try_into().unwrap()), RECORD_SIZE);
-        let id_len = body[20] as usize;
-        let as_public = PublicKey::from_sec1_bytes(&body[21..21 + id_len]).unwrap();
-        let ua_public = ua_private.public_key();
-        let shared = p256::ecdh::diffie_hellman(ua_private.to_nonzero_scalar(), as_public.as_affine());
-        let mut key_info = b"WebPush: info\0".to_vec();
-        key_info.extend_from_slice(ua_public.to_encoded_point(false).as_bytes());
-        key_info.extend_from_slice(as_public.to_encoded_point(false).as_bytes());
-        let mut ikm = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(&auth), shared.raw_secret_bytes()).expand(&key_info, &mut ikm).unwrap();
-        let prk = Hkdf::<Sha256>::new(Some(&salt), &ikm);
-        let (mut cek, mut nonce) = ([0u8; 16], [0u8; 12]);
-        prk.expand(b"Content-Encoding: aes128gcm\0", &mut cek).unwrap();
-        prk.expand(b"Content-Encoding: nonce\0", &mut nonce).unwrap();
-        let mut plain = Aes128Gcm::new_from_slice(&cek)
-            .unwrap()
-            .decrypt(Nonce::from_slice(&nonce), &body[21 + id_len..])
-            .expect("the record opens");
-        assert_eq!(plain.pop(), Some(0x02), "the last record's delimiter");
-        plain
-    }
-
     /// RFC 8291, Appendix A: the worked example, every published value.
     #[test]
     fn encryption_matches_rfc_8291_appendix_a() {
@@ -241,7 +247,7 @@ mod tests {
         let body = encrypt_with(plaintext, &browser, &as_private, &salt).unwrap();
         let expected = "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN";
         assert_eq!(URL_SAFE_NO_PAD.encode(&body), expected);
-        assert_eq!(decrypt(&body, &ua_private, browser.auth), plaintext);
+        assert_eq!(decrypt(&body, &ua_private, &browser.auth).unwrap(), plaintext);
     }
 
     #[test]
@@ -251,7 +257,7 @@ mod tests {
         let browser = BrowserKeys::parse(&ua_public, "AAAAAAAAAAAAAAAAAAAAAA").unwrap();
         let text = "【安心】张秀英发出一键呼救，呼叫中心正在安排人员上门。";
         let body = encrypt(text.as_bytes(), &browser).unwrap();
-        assert_eq!(decrypt(&body, &ua_private, [0; 16]), text.as_bytes());
+        assert_eq!(decrypt(&body, &ua_private, &[0; 16]).unwrap(), text.as_bytes());
         assert!(encrypt(&[b'x'; 4000], &browser).is_err(), "too long for one record");
         assert_eq!(BrowserKeys::parse("AAAA", "AAAAAAAAAAAAAAAAAAAAAA").unwrap_err(), PushError::BadBrowserKey);
     }

@@ -332,3 +332,85 @@ async fn kill_9_during_deliveries_loses_no_notification() {
     again.start_kill().unwrap();
     again.wait().await.unwrap();
 }
+
+/// Puts a subscription in the store as the family page would.
+async fn subscribe(store_url: &str, elder: &str, contact: &str, (endpoint, p256dh, auth): (String, String, String)) {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO push_subscriptions (endpoint, elder_id, contact_id, p256dh, auth, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 0)",
+    )
+    .bind(endpoint)
+    .bind(elder)
+    .bind(contact)
+    .bind(p256dh)
+    .bind(auth)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+}
+
+/// A contact who chose push gets the text by Web Push, encrypted for their browser and signed
+/// with the VAPID key; one whose subscription the push service calls gone gets a text through
+/// the gateway instead, and the subscription is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_contact_gets_an_encrypted_web_push_and_a_text_once_their_subscription_is_gone() {
+    use anxin_notify::testkit::TestPushService;
+    let gateway = TestGateway::start(GATEWAY_SECRET, Duration::ZERO).await;
+    let push = TestPushService::start().await;
+    let (private, public) = anxin_notify::Vapid::generate();
+    let mut registry = registry();
+    for elder in registry.elders.iter_mut().take(2) {
+        elder.profile.contacts[0].channel = Channel::Push;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::embedded(dir.path());
+    let app = spawn_app_from(
+        &backend,
+        &unique("anxind", "notify-push"),
+        registry,
+        |c| {
+            to_gateway(&gateway, c);
+            c.notify.vapid_private_key = Some(Secret::new(&private));
+            c.notify.vapid_subject = Some("mailto:ops@example.com".into());
+        },
+        anxind::clock::Clock::System,
+    )
+    .await;
+    // e-1's daughter has her phone subscribed; e-2's had one, gone since.
+    subscribe(&backend.store_url, "e-1", "c1", push.subscribe("phone-1")).await;
+    subscribe(&backend.store_url, "e-2", "c1", push.subscribe("phone-2")).await;
+    push.unsubscribe("phone-2");
+    TestDevice::connect(&app, "d-1").await.press("push-1", None).await;
+    TestDevice::connect(&app, "d-2").await.press("push-2", None).await;
+
+    eventually(WAIT, "the push reaches the phone", || async { !push.pushed().is_empty() }).await;
+    let pushed = push.pushed().remove(0);
+    assert_eq!(pushed.subscription, "phone-1");
+    assert_eq!(pushed.vapid_key, public, "signed with anxind's VAPID key");
+    assert_eq!(pushed.urgency.as_deref(), Some("high"), "an emergency");
+    assert!(pushed.payload["text"].as_str().unwrap().contains("长者1"), "{}", pushed.payload);
+    let key = pushed.payload["key"].as_str().unwrap().to_string();
+    eventually(WAIT, "recorded sent by push", || async {
+        app.store.notification(&key).await.unwrap().is_some_and(|e| e.sent_via == Some(Channel::Push))
+    })
+    .await;
+
+    let log = gateway.wait_for(1, WAIT).await;
+    let texted: Vec<&str> = log.bodies.values().map(|b| b.elder_id.as_str()).collect();
+    assert_eq!(texted, ["e-2"], "only the contact without a working subscription gets a text");
+    let (key2, body2) = log.bodies.iter().next().unwrap();
+    assert_eq!(body2.channel, Channel::Sms);
+    eventually(WAIT, "recorded sent by text", || async {
+        app.store.notification(key2).await.unwrap().is_some_and(|e| e.sent_via == Some(Channel::Sms))
+    })
+    .await;
+    let e2 = anxin_core::ElderId::parse("e-2").unwrap();
+    assert!(app.store.push_subscriptions(&e2, "c1").await.unwrap().is_empty(), "the gone subscription is forgotten");
+    assert_eq!(app.metric("anxin_notifications_sent_total{channel=\"push\"}").await, 1.0);
+    assert_eq!(app.metric("anxin_notifications_queued_total{channel=\"push\"}").await, 2.0);
+    assert_eq!(push.refused(), 1, "only the gone subscription was refused: {:?}", push.pushed());
+    app.stop().await;
+}
