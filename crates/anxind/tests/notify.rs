@@ -414,3 +414,20 @@ async fn a_push_contact_gets_an_encrypted_web_push_and_a_text_once_their_subscri
     assert_eq!(push.refused(), 1, "only the gone subscription was refused: {:?}", push.pushed());
     app.stop().await;
 }
+
+/// `anxind vapid-keys` prints a key pair whose private half `[notify]` takes.
+#[test]
+fn vapid_keys_prints_a_pair_that_the_configuration_takes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .arg("vapid-keys")
+        .env("ANXIN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let private = text.lines().find_map(|l| l.strip_prefix("vapid_private_key = \"")?.strip_suffix('"')).unwrap();
+    let public = text.lines().find_map(|l| l.strip_prefix("# public key (applicationServerKey): ")).unwrap();
+    let toml = format!("[notify]\nvapid_private_key = \"{private}\"\nvapid_subject = \"mailto:ops@example.com\"");
+    let config = Config::from_toml_str(&toml, std::iter::empty(), &json!({})).unwrap();
+    assert_eq!(config.notify.vapid().unwrap().unwrap().public_key(), public);
+}
