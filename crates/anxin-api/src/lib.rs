@@ -7,6 +7,7 @@ pub mod auth;
 pub mod commands;
 pub mod http;
 pub mod hub;
+pub mod notify;
 pub mod responders;
 
 pub use anxin_proto::{rest, ws};

@@ -11,6 +11,7 @@ pub mod geo;
 pub mod ids;
 pub mod incident;
 pub mod matcher;
+pub mod outbox;
 pub mod policy;
 pub mod registry;
 #[doc(hidden)]
@@ -22,4 +23,5 @@ pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notifi
 pub use geo::Coordinates;
 pub use ids::*;
 pub use incident::*;
+pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
 pub use registry::*;

@@ -80,3 +80,26 @@ impl Readiness {
         Self { ready: checks.values().all(|ok| *ok), checks }
     }
 }
+
+/// `POST /api/v1/notify/callback`: a gateway's delivery receipt for notification `key`, with
+/// what the contact texted back, if anything ("1" means seen). Signed like the webhook
+/// (`X-Anxin-Timestamp`, `X-Anxin-Signature`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyCallback {
+    /// The webhook's idempotency key.
+    pub key: String,
+    pub status: ReceiptStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+/// What the gateway says became of a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// On the phone.
+    Delivered,
+    /// It could not be delivered (a number out of service, a call not answered).
+    Failed,
+}

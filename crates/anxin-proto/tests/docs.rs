@@ -5,7 +5,7 @@
 
 use anxin_core::{Actor, DeviceCommand, Timestamp};
 use anxin_proto::payload::{StationMessage, DEFAULT_MAX_PAYLOAD_BYTES};
-use anxin_proto::rest::{ErrorBody, Readiness, Session, SignIn};
+use anxin_proto::rest::{ErrorBody, NotifyCallback, Readiness, Session, SignIn};
 use anxin_proto::ws::{ClientFrame, ServerFrame};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -87,6 +87,7 @@ impl Seen {
             "Session" => drop(round_trip::<Session>(at, example)),
             "ErrorBody" => drop(round_trip::<ErrorBody>(at, example)),
             "Readiness" => drop(round_trip::<Readiness>(at, example)),
+            "NotifyCallback" => drop(round_trip::<NotifyCallback>(at, example)),
             "Actor" => drop(round_trip::<Actor>(at, example)),
             "DevicePayload" => {
                 // A device's payload is read leniently (a number for `msg_id`, any case for
@@ -127,6 +128,8 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
         ("/api/v1/responder/actions", "post", "request") => "ClientFrame",
         ("/api/v1/responder/actions", "post", "200" | "422") => "ServerFrame",
         ("/readyz", "get", "200" | "503") => "Readiness",
+        ("/api/v1/notify/callback", "post", "request") => "NotifyCallback",
+        ("/api/v1/notify/callback", "post", "400" | "401" | "404" | "503") => "ErrorBody",
         ("components", "responses", "UnknownToken") => "ErrorBody",
         _ => return None,
     })
@@ -235,6 +238,7 @@ fn every_example_in_the_docs_reads_and_writes_back_unchanged() {
         "ErrorBody",
         "Readiness",
         "DevicePayload",
+        "NotifyCallback",
     ];
     let missing: Vec<_> = types.iter().filter(|t| !seen.types.contains(*t)).collect();
     assert!(missing.is_empty(), "no example in the docs for {missing:?}");

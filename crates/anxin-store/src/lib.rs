@@ -6,10 +6,12 @@
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
 mod migrate;
+mod outbox;
 mod sql;
 
 use anxin_core::{
-    DeviceId, ElderId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, Registry, Resume, Timestamp,
+    DeviceId, ElderId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, OutboxCounts, OutboxEntry,
+    OutboxTry, PushSubscription, Registry, Resume, Timestamp,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -97,6 +99,32 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // The notifications' outbox, for the delivery worker (`anxin-notify`, through anxind).
+
+    /// Pending notifications due at `now` (`next_attempt_at <= now`), emergencies first,
+    /// then the oldest, at most `limit`.
+    async fn due_notifications(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Records what a try at the notification `key` came to. A notification no longer
+    /// pending (delivered already, say) is left as it is.
+    async fn record_try(&self, key: &str, attempt: &OutboxTry) -> Result<(), StoreError>;
+
+    /// Records a gateway's receipt: `delivered` (or, with `false`, `dead`: the gateway
+    /// could not deliver it) at `at`. Returns false when no notification has that key.
+    async fn record_receipt(&self, key: &str, delivered: bool, at: Timestamp) -> Result<bool, StoreError>;
+
+    /// One notification by its key.
+    async fn notification(&self, key: &str) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// How many notifications are in each state, and the oldest pending one's age.
+    async fn notification_counts(&self) -> Result<OutboxCounts, StoreError>;
+
+    /// The Web Push subscriptions of one contact.
+    async fn push_subscriptions(&self, elder: &ElderId, contact: &str) -> Result<Vec<PushSubscription>, StoreError>;
+
+    /// Forgets a subscription the push service says is gone (HTTP 404 or 410).
+    async fn delete_push_subscription(&self, endpoint: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date.

@@ -6,8 +6,8 @@ use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Actor, Change, Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId,
-    MessageId, MessageRecord, NoticePriority, Notification, Registry, Responder, ResponderId, Resume, Staff, StaffRole,
-    Station, StationId, Timestamp, TravelMode,
+    MessageId, MessageRecord, NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, PushSubscription,
+    Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp, TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -23,7 +23,7 @@ const CHUNK: usize = 500;
 /// SQLite: a single file, write-ahead log, `synchronous = FULL` so a commit survives power loss.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,7 +44,7 @@ impl SqliteStore {
 /// PostgreSQL: the production store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -738,6 +738,36 @@ macro_rules! sql_store {
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            // The notifications' outbox: in `outbox.rs`.
+
+            async fn due_notifications(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
+                self.outbox_due(now, limit).await
+            }
+
+            async fn record_try(&self, key: &str, attempt: &OutboxTry) -> Result<(), StoreError> {
+                self.outbox_record_try(key, attempt).await
+            }
+
+            async fn record_receipt(&self, key: &str, delivered: bool, at: Timestamp) -> Result<bool, StoreError> {
+                self.outbox_record_receipt(key, delivered, at).await
+            }
+
+            async fn notification(&self, key: &str) -> Result<Option<OutboxEntry>, StoreError> {
+                self.outbox_one(key).await
+            }
+
+            async fn notification_counts(&self) -> Result<OutboxCounts, StoreError> {
+                self.outbox_counts().await
+            }
+
+            async fn push_subscriptions(&self, elder: &ElderId, contact: &str) -> Result<Vec<PushSubscription>, StoreError> {
+                self.outbox_subscriptions(elder, contact).await
+            }
+
+            async fn delete_push_subscription(&self, endpoint: &str) -> Result<(), StoreError> {
+                self.outbox_forget_subscription(endpoint).await
             }
         }
     };

@@ -264,10 +264,38 @@ impl App {
                 Arc::new(move || clock.now())
             },
         );
-        let http_task = tokio::spawn(anxin_api::serve(http, anxin_api::router(api), http_stop.clone()));
+        // Families' notifications: the delivery worker, woken by commits that store some,
+        // and the gateway's signed callback.
+        let notify_metrics = crate::notify::NotifyMetrics::new(&metrics.registry);
+        let notify_wake = Arc::new(tokio::sync::Notify::new());
+        let notify_stop = CancellationToken::new();
+        let receipts = crate::notify::StoreReceipts {
+            store: store.clone(),
+            secret: config.notify.callback_key().map(|s| s.expose().as_bytes().to_vec()),
+            tolerance_ms: config.notify.callback_tolerance_s as i64 * 1000,
+            clock: clock.clone(),
+            metrics: notify_metrics.clone(),
+        };
+        let callbacks = anxin_api::notify::callback_router(Arc::new(receipts), api.commands.clone(), &metrics.registry);
+        let worker = crate::notify::worker(
+            &config.notify,
+            store.clone(),
+            api.commands.clone(),
+            notify_metrics.clone(),
+            clock.clone(),
+            notify_wake.clone(),
+        )?;
+        let notify_task = crate::notify::spawn(worker, notify_stop.clone());
+        let store = crate::notify::WakingStorePort {
+            inner: crate::ports::StorePort(store),
+            wake: notify_wake,
+            metrics: notify_metrics,
+        };
+        let http_task =
+            tokio::spawn(anxin_api::serve(http, anxin_api::router(api).merge(callbacks), http_stop.clone()));
 
         let ports = anxin_runtime::Ports {
-            store: Arc::new(crate::ports::StorePort(store)),
+            store: Arc::new(store),
             devices: Arc::new(crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() }),
             feeds: Arc::new(crate::ports::FeedPort { hub, phones }),
             clock: Arc::new(clock),
@@ -290,9 +318,11 @@ impl App {
             tracing::error!(error = %why, "the engine stopped; anxind exits so that it can be restarted");
             link_stop.cancel();
             http_stop.cancel();
+            notify_stop.cancel();
             let _ = tokio::time::timeout(deadline, async {
                 let _ = link_task.await;
                 let _ = http_task.await;
+                let _ = notify_task.await;
             })
             .await;
             anyhow::bail!("the engine stopped: {why}");
@@ -302,6 +332,7 @@ impl App {
             ("engine", engine_task.abort_handle()),
             ("mqtt", link_task.abort_handle()),
             ("http", http_task.abort_handle()),
+            ("notify", notify_task.abort_handle()),
         ];
         let drained = tokio::time::timeout(deadline, async {
             // The engine finishes the batch in hand (commit, then ack), then stops reading.
@@ -314,6 +345,10 @@ impl App {
             let _ = link_task.await;
             http_stop.cancel();
             let _ = http_task.await;
+            // The sends in flight finish (each within notify.request_timeout_ms); what is
+            // not yet recorded is sent again at the next start, under the same key.
+            notify_stop.cancel();
+            let _ = notify_task.await;
         })
         .await;
         if drained.is_err() {

@@ -28,6 +28,113 @@ pub struct Config {
     pub demo: Demo,
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]`: how families' notifications leave (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The operator's SMS and voice gateway (http:// or https://); unset: texts go to the log.
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+    /// The HMAC-SHA256 key every webhook is signed with.
+    #[serde(default)]
+    pub gateway_secret: Option<Secret>,
+    /// The key the gateway's callbacks are signed with; unset: `gateway_secret`.
+    #[serde(default)]
+    pub callback_secret: Option<Secret>,
+    /// Seconds a callback's timestamp may be off our clock (replays outside are refused).
+    pub callback_tolerance_s: u64,
+    /// A notification still not sent this long after it was due is `dead`.
+    pub give_up_after_s: u64,
+    pub retry_base_ms: u64,
+    pub retry_cap_s: u64,
+    pub concurrency: usize,
+    pub poll_interval_ms: u64,
+    pub request_timeout_ms: u64,
+    /// Web Push's VAPID private key (base64url, 32 bytes), or `vapid_private_key_file`.
+    #[serde(default)]
+    pub vapid_private_key: Option<Secret>,
+    #[serde(default)]
+    pub vapid_private_key_file: Option<std::path::PathBuf>,
+    /// `mailto:` or `https:`: how a push service reaches the operator.
+    #[serde(default)]
+    pub vapid_subject: Option<String>,
+}
+
+impl NotifyConfig {
+    /// The callbacks' key: `callback_secret`, else `gateway_secret`.
+    pub fn callback_key(&self) -> Option<&Secret> {
+        self.callback_secret.as_ref().or(self.gateway_secret.as_ref())
+    }
+
+    /// The VAPID identity, read from the key or its file; `None` when Web Push is off.
+    pub fn vapid(&self) -> Result<Option<anxin_notify::Vapid>, ConfigError> {
+        let key = match (&self.vapid_private_key, &self.vapid_private_key_file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Check(
+                    "notify.vapid_private_key and notify.vapid_private_key_file: set one, not both".into(),
+                ))
+            }
+            (Some(key), None) => key.expose().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Check(format!("notify.vapid_private_key_file {}: {e}", path.display())))?,
+        };
+        let subject = self.vapid_subject.as_deref().unwrap_or("");
+        if !(subject.starts_with("mailto:") || subject.starts_with("https://")) {
+            return Err(ConfigError::Check(
+                "notify.vapid_subject must be a mailto: or https: URL when a VAPID key is set (push services \
+                 use it to reach the operator)"
+                    .into(),
+            ));
+        }
+        anxin_notify::Vapid::new(key.trim(), subject).map(Some).map_err(|_| {
+            ConfigError::Check(
+                "notify.vapid_private_key is not a base64url P-256 private key (32 bytes); \
+                 `anxind vapid-keys` prints a fresh pair"
+                    .into(),
+            )
+        })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.gateway_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Check(format!(
+                    "notify.gateway_url must be an http:// or https:// URL, not {url:?}"
+                )));
+            }
+            if self.gateway_secret.as_ref().is_none_or(|s| s.expose().len() < 16) {
+                return Err(ConfigError::Check(
+                    "notify.gateway_secret (16 characters or more) must be set with notify.gateway_url: every \
+                     webhook is signed with it, and the gateway checks the signature"
+                        .into(),
+                ));
+            }
+        }
+        if self.callback_secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
+            return Err(ConfigError::Check("notify.callback_secret must be 16 characters or more".into()));
+        }
+        for (v, min, max, name) in [
+            (self.give_up_after_s, 1, 7 * 86_400, "notify.give_up_after_s"),
+            (self.retry_base_ms, 1, 3_600_000, "notify.retry_base_ms"),
+            (self.retry_cap_s, 1, 86_400, "notify.retry_cap_s"),
+            (self.concurrency as u64, 1, 1024, "notify.concurrency"),
+            (self.poll_interval_ms, 10, 60_000, "notify.poll_interval_ms"),
+            (self.request_timeout_ms, 100, 120_000, "notify.request_timeout_ms"),
+            (self.callback_tolerance_s, 1, 3600, "notify.callback_tolerance_s"),
+        ] {
+            if !(min..=max).contains(&v) {
+                return Err(ConfigError::Check(format!("{name} must lie in {min}..={max}")));
+            }
+        }
+        if self.retry_cap_s * 1000 < self.retry_base_ms {
+            return Err(ConfigError::Check("notify.retry_cap_s must not be shorter than notify.retry_base_ms".into()));
+        }
+        self.vapid().map(drop)
+    }
 }
 
 /// The process's threads.
@@ -537,6 +644,7 @@ impl Config {
         if self.mqtt.broker != "embedded" {
             broker_address(&self.mqtt.broker)?;
         }
+        self.notify.check()?;
         Ok(())
     }
 }
@@ -575,6 +683,12 @@ const TEXT_KEYS: &[&str] = &[
     "consoles.map.url",
     "consoles.map.attribution",
     "consoles.map.subdomains",
+    "notify.gateway_url",
+    "notify.gateway_secret",
+    "notify.callback_secret",
+    "notify.vapid_private_key",
+    "notify.vapid_private_key_file",
+    "notify.vapid_subject",
 ];
 
 /// `ANXIN_SECTION__KEY=value` variables as overrides. Variables without a section (such as

@@ -57,6 +57,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a fresh VAPID key pair for Web Push: the private key for
+    /// notify.vapid_private_key, the public key the family page subscribes with.
+    VapidKeys,
     /// Run the engine with a demo district around Kunming's Xishan and simulated presses.
     Demo {
         /// How many simulated devices press now and then (demo.devices).
@@ -117,6 +120,11 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if let Some(Command::HashToken { token }) = &cli.command {
         println!("{}", anxin_api::token_sha256(token));
+        return Ok(());
+    }
+    if matches!(cli.command, Some(Command::VapidKeys)) {
+        let (private, public) = anxin_notify::Vapid::generate();
+        println!("vapid_private_key = \"{private}\"\n# public key (applicationServerKey): {public}");
         return Ok(());
     }
     if matches!(cli.command, Some(Command::HashPassword)) {
