@@ -5,6 +5,7 @@
 //! current-state row (`incidents`). Both implementations run the same SQL where the two
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
+mod family;
 mod migrate;
 mod sql;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use thiserror::Error;
 
+pub use family::{FamilyStore, FamilyToken, PushSubscription};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// Why the store could not do what was asked.
@@ -58,9 +60,10 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Everything the engine keeps.
+/// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
+/// push subscriptions).
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: FamilyStore + Send + Sync + std::fmt::Debug + 'static {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.
     async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;

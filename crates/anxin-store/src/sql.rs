@@ -23,7 +23,7 @@ const CHUNK: usize = 500;
 /// SQLite: a single file, write-ahead log, `synchronous = FULL` so a commit survives power loss.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,7 +44,7 @@ impl SqliteStore {
 /// PostgreSQL: the production store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {
