@@ -209,10 +209,15 @@ impl Engine {
             change: Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at },
         };
         let incident = Incident::open(&opened, device.clone(), elder_id, problem, &self.policy).expect("it opens");
-        out.events.push(opened);
         self.open.insert(id, incident);
+        let notice = self.notice_for(id, &opened.change);
+        out.events.push(opened);
         if let Some(d) = self.devices.get_mut(device) {
             d.open = Some(id);
+        }
+        // The family first: the first contact hears at once, before the ladder starts.
+        if let Some(notice) = notice {
+            self.tell_family(id, notice, now, out);
         }
         if let Some(s) = self.matcher.nearest_station(location.at) {
             let change = Change::NearestStation { station_id: s.id, distance_m: s.distance_m };
