@@ -108,9 +108,13 @@ fn message_type(name: &str) -> Option<&'static str> {
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "result" | "hello" | "job" | "meResponse"
-        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" => "ServerFrame",
+        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome" | "familyIncident" => {
+            "ServerFrame"
+        }
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
-        | "resolve" | "duty" | "location" => "ClientFrame",
+        | "resolve" | "duty" | "location" | "familyLink" | "familyLinks" | "familyAnswer" | "familyHistory" => {
+            "ClientFrame"
+        }
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })

@@ -73,7 +73,7 @@ fn press(msg: &str) -> DeviceEvent {
 }
 
 async fn commit(store: &dyn Store, out: &Outbox) {
-    store.commit(Batch::of(&out)).await.unwrap();
+    store.commit(Batch::of(out)).await.unwrap();
 }
 
 async fn registry_round_trips(store: Arc<dyn Store>) {

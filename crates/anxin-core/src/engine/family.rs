@@ -187,11 +187,10 @@ impl Engine {
     ) -> Result<(), CommandError> {
         let Some(incident) = self.open.get(&id) else { return Ok(()) };
         let Some(contact) = incident.family.contact(contact_id) else { return Ok(()) };
-        let newer = match (contact.delivery, delivery) {
-            (None, _) => true,
-            (Some(Delivery::Sent), Delivery::Delivered | Delivery::Dead) => true,
-            _ => false,
-        };
+        let newer = matches!(
+            (contact.delivery, delivery),
+            (None, _) | (Some(Delivery::Sent), Delivery::Delivered | Delivery::Dead)
+        );
         if contact.last_key.as_deref() != Some(key) || !newer {
             return Ok(());
         }
