@@ -494,7 +494,12 @@ fn family_welcome(
 ) -> Frame {
     let (incidents, rx) = state.family.hub.subscribe(&who.elder);
     *live = rx;
-    let welcome = ServerFrame::FamilyWelcome { member: who.member.clone(), server_time: (state.clock)(), incidents };
+    let welcome = ServerFrame::FamilyWelcome {
+        member: who.member.clone(),
+        server_time: (state.clock)(),
+        incidents,
+        map: state.console.map.clone(),
+    };
     Frame::unsequenced(welcome.to_json().into())
 }
 

@@ -61,7 +61,13 @@ pub enum ServerFrame<'a> {
     Heartbeat { seq: u64, server_time: Timestamp },
     /// First on a family page's socket: who is signed in, for which elder, and that elder's
     /// open incidents (the family's view). Replaces all the page holds.
-    FamilyWelcome { member: FamilyMember, server_time: Timestamp, incidents: Vec<FamilyIncident> },
+    FamilyWelcome {
+        member: FamilyMember,
+        server_time: Timestamp,
+        incidents: Vec<FamilyIncident>,
+        /// The map's base tiles, as consoles have them.
+        map: MapSettings,
+    },
     /// One of the family's elder's incidents after a change (a terminal state is its last).
     FamilyIncident { incident: FamilyIncident },
 }
