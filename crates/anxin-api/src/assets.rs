@@ -31,6 +31,7 @@ const ASSETS: &[Asset] = embedded![
     "console/alarm.js",
     "console/bulk.js",
     "console/detail.js",
+    "console/family.js",
     "console/feed.js",
     "console/header.js",
     "console/incident.js",
