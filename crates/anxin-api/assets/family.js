@@ -89,6 +89,11 @@ async function api(method, path, body) {
 /** Shows why a sign-in failed; true when it did not. */
 function refused({ status, body }) {
   if (status === 200) return false;
+  // Signed out: nothing of the elder stays on the screen.
+  state.member = null;
+  state.incidents.clear();
+  state.ended.clear();
+  state.history = null;
   const code = body?.code;
   if (status === 429 || code === 'too_many_tries') {
     state.limitedFor = body?.retry_after_s || 30;
@@ -628,6 +633,17 @@ whenReady(() => {
   });
   document.querySelector('[data-action="push"]').addEventListener('click', enablePush);
   document.querySelector('[data-action="sign-out"]').addEventListener('click', signOut);
+  // A link opened in a tab that already shows the page changes only the fragment.
+  window.addEventListener('hashchange', () => {
+    if (!/[#&]t=/.test(location.hash)) return;
+    feed?.stop();
+    feed = null;
+    state.incidents.clear();
+    state.ended.clear();
+    state.history = null;
+    show('loading');
+    signIn();
+  });
   // The elapsed time on each card moves on by itself.
   setInterval(() => {
     for (const el of document.querySelectorAll('[data-incident]')) {

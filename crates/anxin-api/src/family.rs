@@ -389,12 +389,10 @@ pub(crate) async fn session_delete(headers: HeaderMap) -> Response {
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 
-/// `GET /api/v1/family/push-key`: the VAPID public key, or 404 when push is not configured.
+/// `GET /api/v1/family/push-key`: the VAPID public key; an empty one when push is not
+/// configured (an answer, not an error: every page load asks).
 pub(crate) async fn push_key(State(state): State<ApiState>) -> Response {
-    match &state.family.push_key {
-        Some(key) => Json(PushKey { public_key: key.clone() }).into_response(),
-        None => refuse(StatusCode::NOT_FOUND, "push_not_configured", "push is not configured on this server"),
-    }
+    Json(PushKey { public_key: state.family.push_key.clone().unwrap_or_default() }).into_response()
 }
 
 /// Longest endpoint URL or key kept from a browser.

@@ -196,8 +196,7 @@ pub struct FamilySession {
 }
 
 /// A refusal on `/api/v1/family/*`, with a code the page translates: `token_unknown`,
-/// `token_revoked`, `signed_out`, `too_many_tries`, `push_not_configured`, `bad_request`,
-/// `store_unavailable`.
+/// `token_revoked`, `signed_out`, `too_many_tries`, `bad_request`, `store_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilyError {
     pub code: String,
@@ -213,7 +212,7 @@ impl FamilyError {
 }
 
 /// `GET /api/v1/family/push-key`: the VAPID public key (uncompressed P-256 point,
-/// base64url), for `PushManager.subscribe`.
+/// base64url), for `PushManager.subscribe`; empty when push is not configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushKey {
     pub public_key: String,
