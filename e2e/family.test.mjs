@@ -185,4 +185,25 @@ describe('family page on a live anxind', () => {
     });
     await context.close();
   });
+
+  it('a connection that stalls is said, and comes back by itself', { timeout: 60_000 }, async () => {
+    const link = links[2];
+    const { context, page } = await openPhone(browser);
+    await step('stalled', [page], daemon, async () => {
+      await page.goto(link.url);
+      await page.locator('#conn-status[data-state="open"]').waitFor(SHOWS_UP);
+      // A frozen server: the socket stays open and brings nothing.
+      process.kill(daemon.pid, 'SIGSTOP');
+      try {
+        await page.locator('#stale-banner').waitFor({ timeout: 25_000 });
+        await page.locator('#conn-status[data-state="lost"]').waitFor(SHOWS_UP);
+        await screenshot(page, 'family-lost-zh');
+      } finally {
+        process.kill(daemon.pid, 'SIGCONT');
+      }
+      await page.locator('#conn-status[data-state="open"]').waitFor({ timeout: 30_000 });
+      assert.ok(await page.locator('#stale-banner').isHidden());
+    });
+    await context.close();
+  });
 });

@@ -405,22 +405,17 @@ pub(crate) async fn push_subscribe(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let who = match signed(&state, &extensions, &headers).await {
-        Ok(who) => who,
-        Err(refused) => return refused,
-    };
-    let Ok(Json(sub)) = Json::<PushSubscriptionBody>::from_bytes(body.as_bytes()) else {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "send a PushSubscription as JSON");
-    };
-    let fields = [&sub.endpoint, &sub.keys.p256dh, &sub.keys.auth];
-    if !sub.endpoint.starts_with("https://") || fields.iter().any(|f| f.is_empty() || f.len() > MAX_PUSH_FIELD) {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "the endpoint must be https and the keys present");
-    }
-    let keys = Some((sub.keys.p256dh, sub.keys.auth));
-    match state.family.families.push_subscription(who, sub.endpoint, keys, (state.clock)()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "try again shortly"),
-    }
+    push_change(&state, &extensions, &headers, || {
+        let Ok(Json(sub)) = Json::<PushSubscriptionBody>::from_bytes(body.as_bytes()) else {
+            return Err("send a PushSubscription as JSON");
+        };
+        let fields = [&sub.endpoint, &sub.keys.p256dh, &sub.keys.auth];
+        if !sub.endpoint.starts_with("https://") || fields.iter().any(|f| f.is_empty() || f.len() > MAX_PUSH_FIELD) {
+            return Err("the endpoint must be https and the keys present");
+        }
+        Ok((sub.endpoint, Some((sub.keys.p256dh, sub.keys.auth))))
+    })
+    .await
 }
 
 /// `DELETE /api/v1/family/push-subscription`: forgets one of the contact's subscriptions.
@@ -430,14 +425,30 @@ pub(crate) async fn push_unsubscribe(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let who = match signed(&state, &extensions, &headers).await {
+    push_change(&state, &extensions, &headers, || match Json::<PushUnsubscribe>::from_bytes(body.as_bytes()) {
+        Ok(Json(PushUnsubscribe { endpoint })) => Ok((endpoint, None)),
+        Err(_) => Err("send {\"endpoint\": ...}"),
+    })
+    .await
+}
+
+/// Keeps or forgets a subscription of the signed-in contact: the endpoint and keys (none:
+/// forget) that `read` takes from the body, or why it could not (a 400).
+async fn push_change(
+    state: &ApiState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    read: impl FnOnce() -> Result<(String, Option<(String, String)>), &'static str>,
+) -> Response {
+    let who = match signed(state, extensions, headers).await {
         Ok(who) => who,
         Err(refused) => return refused,
     };
-    let Ok(Json(PushUnsubscribe { endpoint })) = Json::from_bytes(body.as_bytes()) else {
-        return refuse(StatusCode::BAD_REQUEST, "bad_request", "send {\"endpoint\": ...}");
+    let (endpoint, keys) = match read() {
+        Ok(change) => change,
+        Err(why) => return refuse(StatusCode::BAD_REQUEST, "bad_request", why),
     };
-    match state.family.families.push_subscription(who, endpoint, None, (state.clock)()).await {
+    match state.family.families.push_subscription(who, endpoint, keys, (state.clock)()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "try again shortly"),
     }

@@ -76,6 +76,10 @@ pub trait FamilyStore: Send + Sync {
     async fn push_subscriptions(&self, elder: &ElderId, contact: &str) -> Result<Vec<PushSubscription>, StoreError>;
 }
 
+/// Revokes a contact's live tokens: `$1` when, `$2` the elder, `$3` the contact.
+const REVOKE: &str =
+    "UPDATE family_tokens SET revoked_at = $1 WHERE elder_id = $2 AND contact_id = $3 AND revoked_at IS NULL";
+
 fn elder_id(text: String) -> Result<ElderId, StoreError> {
     ElderId::parse(text).map_err(|e| StoreError::Corrupt(format!("elder id: {e}")))
 }
@@ -106,15 +110,7 @@ macro_rules! family_store {
                 at: Timestamp,
             ) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE family_tokens SET revoked_at = $1 \
-                     WHERE elder_id = $2 AND contact_id = $3 AND revoked_at IS NULL",
-                )
-                .bind(at.millis())
-                .bind(elder.as_str())
-                .bind(contact)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(REVOKE).bind(at.millis()).bind(elder.as_str()).bind(contact).execute(&mut *tx).await?;
                 sqlx::query(
                     "INSERT INTO family_tokens (token_sha256, elder_id, contact_id, issued_at, issued_by) \
                      VALUES ($1, $2, $3, $4, $5)",
@@ -136,10 +132,7 @@ macro_rules! family_store {
                 contact: &str,
                 at: Timestamp,
             ) -> Result<u64, StoreError> {
-                let done = sqlx::query(
-                    "UPDATE family_tokens SET revoked_at = $1 \
-                     WHERE elder_id = $2 AND contact_id = $3 AND revoked_at IS NULL",
-                )
+                let done = sqlx::query(REVOKE)
                 .bind(at.millis())
                 .bind(elder.as_str())
                 .bind(contact)

@@ -223,6 +223,19 @@ async fn guessed_and_revoked_tokens_are_refused() {
     let mut page = family_socket(&app, &cookie).await;
     assert_eq!(next_frame(&mut page).await.0["type"], "family_welcome");
 
+    // Push: no key configured here; a subscription is kept for the signed-in contact.
+    let (status, key) = http_request(app.http, "GET", "/api/v1/family/push-key", &[], "").await;
+    assert_eq!((status, key.as_str()), (200, r#"{"public_key":""}"#));
+    let sub = json!({"endpoint": "https://push.example/abc", "expirationTime": null, "keys": {"p256dh": "BEl6", "auth": "tBHI"}});
+    let path = "/api/v1/family/push-subscription";
+    assert_eq!(http_request(app.http, "POST", path, &[], &sub.to_string()).await.0, 401, "signed in only");
+    let plain = json!({"endpoint": "http://push.example/abc", "keys": {"p256dh": "BEl6", "auth": "tBHI"}});
+    assert_eq!(http_request(app.http, "POST", path, &[("Cookie", &cookie)], &plain.to_string()).await.0, 400);
+    assert_eq!(http_request(app.http, "POST", path, &[("Cookie", &cookie)], &sub.to_string()).await.0, 204);
+    let e1 = anxin_core::ElderId::parse("e-1").unwrap();
+    let kept = app.store.push_subscriptions(&e1, "c1").await.unwrap();
+    assert_eq!((kept.len(), kept[0].endpoint.as_str(), kept[0].auth.as_str()), (1, "https://push.example/abc", "tBHI"));
+
     // Revoked from the console: the open page is closed, the token no longer signs in.
     let revoke = json!({"type": "family_link", "elder_id": "e-1", "contact_id": "c1", "action": "revoke"});
     assert_eq!(console.ask(revoke).await["ok"], true);
