@@ -141,7 +141,11 @@ function startFeed() {
     stallAfterMs: STALL_AFTER_MS,
     onFrame,
     onStatus: (status) => {
-      state.conn = status === 'open' ? 'open' : status === 'stalled' || status === 'waiting' ? 'lost' : 'connecting';
+      // Once lost, the connection stays "lost" through every attempt until one opens: the
+      // banner must not flicker off while the feed tries again.
+      if (status === 'open') state.conn = 'open';
+      else if (status === 'stalled' || status === 'waiting' || state.conn === 'lost') state.conn = 'lost';
+      else state.conn = 'connecting';
       renderConn();
     },
     onClose: (ev) => {
