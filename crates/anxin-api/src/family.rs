@@ -178,6 +178,9 @@ pub struct FamilyHub {
 
 #[derive(Debug, Default)]
 struct FamilyState {
+    /// The sequence number of the last view taken: an older one is a commit replayed after
+    /// a store retry, already shown.
+    seq: u64,
     open: HashMap<ElderId, BTreeMap<anxin_core::IncidentId, FamilyIncident>>,
     feeds: HashMap<ElderId, broadcast::Sender<Utf8Bytes>>,
 }
@@ -186,7 +189,14 @@ impl FamilyHub {
     /// A hub holding the engine's open incidents.
     pub fn new(policy: Policy, modes: HashMap<ResponderId, TravelMode>, open: Vec<IncidentView>) -> Self {
         let hub = Self { policy, modes, state: Mutex::default(), revoked: broadcast::channel(64).0 };
-        hub.publish(&open);
+        {
+            let mut state = hub.state.lock().expect("family hub lock");
+            for view in open.iter().filter(|v| !v.state.is_terminal()) {
+                let incident = hub.view(view);
+                state.seq = state.seq.max(view.seq);
+                state.open.entry(view.elder.id.clone()).or_default().insert(incident.id, incident);
+            }
+        }
         hub
     }
 
@@ -198,12 +208,13 @@ impl FamilyHub {
     pub fn publish(&self, views: &[IncidentView]) {
         let mut state = self.state.lock().expect("family hub lock");
         for view in views {
+            if view.seq <= state.seq {
+                continue; // already shown (a commit replayed after a store retry)
+            }
+            state.seq = view.seq;
             let incident = self.view(view);
             let elder = &view.elder.id;
             let open = state.open.entry(elder.clone()).or_default();
-            if open.get(&incident.id).is_some_and(|held| held.seq >= incident.seq) {
-                continue; // already shown (a commit replayed after a store retry)
-            }
             if view.state.is_terminal() {
                 open.remove(&incident.id);
                 if open.is_empty() {
@@ -465,6 +476,31 @@ mod tests {
         assert_eq!(family_cookie(&headers), Some("abc"));
         headers.insert(header::COOKIE, "anxin_family=".parse().unwrap());
         assert_eq!(family_cookie(&headers), None);
+    }
+
+    #[test]
+    fn a_family_hub_feeds_each_elder_its_own_incidents_and_skips_replays() {
+        let view = |id: u64, seq: u64, elder: &str, state: anxin_core::IncidentState| {
+            let text = include_str!("../tests/family_view.json")
+                .replace("\"ID\"", &id.to_string())
+                .replace("\"SEQ\"", &seq.to_string())
+                .replace("ELDER", elder)
+                .replace("STATE", state.as_str());
+            serde_json::from_str::<IncidentView>(&text).expect("a view")
+        };
+        use anxin_core::IncidentState::{Closed, Offered};
+        let hub = FamilyHub::new(Policy::default(), HashMap::new(), vec![view(1, 5, "e-1", Offered)]);
+        let (e1, mut rx1) = hub.subscribe(&ElderId::parse("e-1").unwrap());
+        let (e2, mut rx2) = hub.subscribe(&ElderId::parse("e-2").unwrap());
+        assert_eq!((e1.len(), e2.len()), (1, 0));
+        hub.publish(&[view(2, 6, "e-2", Offered), view(1, 4, "e-1", Closed), view(1, 7, "e-1", Closed)]);
+        let frame: serde_json::Value = serde_json::from_str(rx1.try_recv().unwrap().as_str()).unwrap();
+        assert_eq!((frame["incident"]["id"].as_u64(), frame["incident"]["seq"].as_u64()), (Some(1), Some(7)));
+        assert!(rx1.try_recv().is_err(), "the replayed seq 4 was skipped, e-2's never came");
+        let frame: serde_json::Value = serde_json::from_str(rx2.try_recv().unwrap().as_str()).unwrap();
+        assert_eq!(frame["incident"]["id"], 2);
+        assert!(!hub.is_open_for(&ElderId::parse("e-1").unwrap(), anxin_core::IncidentId(1)), "closed");
+        assert!(hub.is_open_for(&ElderId::parse("e-2").unwrap(), anxin_core::IncidentId(2)));
     }
 
     #[test]

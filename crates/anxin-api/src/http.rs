@@ -477,8 +477,10 @@ impl Feed {
                         *revoked = true;
                         false
                     }
-                    Ok(_) | Err(RecvError::Lagged(_)) => true,
-                    Err(RecvError::Closed) => false,
+                    Ok(_) => true,
+                    // A revocation may have been missed: close, and the page's reconnection
+                    // checks its token afresh.
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => false,
                 },
             },
         }

@@ -35,36 +35,51 @@ async fn family_sign_in(app: &TestApp, token: &str) -> (u16, Option<String>, Val
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A family page's socket, with the frames that came while it waited for a `result`.
+struct Page {
+    ws: Socket,
+    held: std::collections::VecDeque<(Value, String)>,
+}
+
 /// A family page's socket with its cookie.
-async fn family_socket(app: &TestApp, cookie: &str) -> Socket {
+async fn family_socket(app: &TestApp, cookie: &str) -> Page {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{}/ws?family=1", app.http).into_client_request().unwrap();
     request.headers_mut().insert("Cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(request).await.expect("the family socket opens").0
+    let ws = tokio_tungstenite::connect_async(request).await.expect("the family socket opens").0;
+    Page { ws, held: Default::default() }
 }
 
-/// The next text frame but heartbeats, as it came: the raw text too, to look for leaks.
-async fn next_frame(ws: &mut Socket) -> (Value, String) {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("a frame arrives").expect("open").unwrap() {
-            Message::Text(text) => {
-                let v: Value = serde_json::from_str(&text).unwrap();
-                if v["type"] == "heartbeat" {
-                    assert_eq!(v["seq"], 0, "a family page is not told how busy the centre is");
-                    continue;
-                }
-                return (v, text.to_string());
-            }
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
+/// The next frame but heartbeats (one held back first), as it came: the raw text too, to
+/// look for leaks. Heartbeats do not extend the wait.
+async fn next_frame(page: &mut Page) -> (Value, String) {
+    if let Some(held) = page.held.pop_front() {
+        return held;
     }
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match page.ws.next().await.expect("open").unwrap() {
+                Message::Text(text) => {
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    if v["type"] == "heartbeat" {
+                        assert_eq!(v["seq"], 0, "a family page is not told how busy the centre is");
+                        continue;
+                    }
+                    return (v, text.to_string());
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a frame arrives")
 }
 
 /// Waits for the socket to be closed, and returns the close code and reason.
-async fn closed(ws: &mut Socket) -> (u16, String) {
+async fn closed(page: &mut Page) -> (u16, String) {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("closes in time") {
+        match tokio::time::timeout(WAIT, page.ws.next()).await.expect("closes in time") {
             Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), frame.reason.to_string()),
             Some(Ok(_)) => {}
             other => panic!("closed without a close frame: {other:?}"),
@@ -72,14 +87,19 @@ async fn closed(ws: &mut Socket) -> (u16, String) {
     }
 }
 
-async fn ask(ws: &mut Socket, frame: Value) -> Value {
-    ws.send(Message::Text(frame.to_string().into())).await.unwrap();
-    loop {
-        let (v, _) = next_frame(ws).await;
+/// Sends a frame and returns its `result`; frames that come meanwhile are held.
+async fn ask(page: &mut Page, frame: Value) -> Value {
+    page.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    let mut seen = Vec::new();
+    let result = loop {
+        let (v, text) = next_frame(page).await;
         if v["type"] == "result" {
-            return v;
+            break v;
         }
-    }
+        seen.push((v, text));
+    };
+    page.held.extend(seen);
+    result
 }
 
 /// What a family page must never be sent about this registry: the other elders' names,
@@ -186,7 +206,8 @@ async fn a_family_sees_only_its_own_elder_and_its_answers_reach_the_console() {
     assert_eq!(history["ok"], true, "{history}");
     let past: Vec<u64> = history["past"].as_array().unwrap().iter().map(|i| i["id"].as_u64().unwrap()).collect();
     assert_eq!(past, [own], "only the family's own elder's incidents");
-    let leaked = tokio::time::timeout(std::time::Duration::from_millis(500), page.next()).await;
+    assert!(page.held.iter().all(|(v, _)| v["incident"]["id"] == own), "{:?}", page.held);
+    let leaked = tokio::time::timeout(std::time::Duration::from_millis(500), page.ws.next()).await;
     if let Ok(Some(Ok(Message::Text(text)))) = leaked {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert!(
