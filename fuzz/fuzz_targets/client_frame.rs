@@ -64,7 +64,16 @@ fn check_request(request: &Request, is_responder: bool, incident_id: Option<u64>
             assert!(!is_responder);
             assert_eq!(frame.get("elder_id").and_then(serde_json::Value::as_str), Some(elder.as_str()));
         }
-        // Sent by the HTTP side as sockets open and close and sessions end; no frame makes one.
-        Request::Presence { .. } | Request::SignedOut => panic!("a frame became {request:?}"),
+        Request::FamilyLink { elder, .. } | Request::FamilyLinks { elder } => {
+            assert!(!is_responder);
+            assert_eq!(frame.get("elder_id").and_then(serde_json::Value::as_str), Some(elder.as_str()));
+        }
+        // The fuzzer's callers are a responder and a dispatcher: no family frame is theirs.
+        Request::FamilyAnswer { .. } | Request::FamilyHistory => panic!("a staff frame became {request:?}"),
+        // Sent by the HTTP side as sockets open and close and sessions end, or by the
+        // delivery worker; no frame makes one.
+        Request::Presence { .. } | Request::SignedOut | Request::NotificationOutcome { .. } => {
+            panic!("a frame became {request:?}")
+        }
     }
 }

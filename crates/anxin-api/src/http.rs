@@ -83,6 +83,8 @@ pub struct ApiState {
     pub console: ConsoleSettings,
     /// The engine's clock (a test's manual one included).
     pub clock: WallClock,
+    /// Families' sign-in, feeds and push subscriptions (none until [`ApiState::with_family`]).
+    pub family: crate::family::FamilySide,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -128,6 +130,8 @@ impl ApiState {
             "bad_elder_id",
             "bad_token",
             "no_session",
+            "not_family",
+            "bad_family_link",
         ] {
             frames_rejected.with_label_values(&[reason]);
         }
@@ -153,6 +157,7 @@ impl ApiState {
             timeline,
             console,
             clock,
+            family: crate::family::FamilySide::default(),
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -162,12 +167,32 @@ impl ApiState {
     }
 }
 
+impl ApiState {
+    /// The same, serving families: their tokens and subscriptions kept by `families`, their
+    /// feeds from `hub`, push offered with `push_key` (none: not configured).
+    pub fn with_family(mut self, family: crate::family::FamilySide) -> Self {
+        self.family = family;
+        self
+    }
+}
+
 /// The router for everything anxind serves over HTTP.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(|| async { Html(include_str!("../assets/console.html")) }))
         .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
+        .route("/family", get(crate::family::page))
+        .route("/family-sw.js", get(crate::family::service_worker))
+        .route(
+            "/api/v1/family/session",
+            get(crate::family::session_get).post(crate::family::session_create).delete(crate::family::session_delete),
+        )
+        .route("/api/v1/family/push-key", get(crate::family::push_key))
+        .route(
+            "/api/v1/family/push-subscription",
+            post(crate::family::push_subscribe).delete(crate::family::push_unsubscribe),
+        )
         .route("/assets/{*name}", get(crate::assets::serve))
         .route("/ws", get(socket))
         .route("/api/v1/session", get(session_get).post(session_create).delete(session_delete))
@@ -206,16 +231,38 @@ struct SocketParams {
     history: Option<String>,
     /// A responder's sign-in token: the socket is then that responder's phone.
     token: Option<String>,
+    /// Present on a family page's socket, which signs in by its cookie.
+    family: Option<String>,
 }
 
 async fn socket(
     State(state): State<ApiState>,
     Query(params): Query<SocketParams>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let ws = ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME);
-    let SocketParams { since, history, token } = params;
+    let SocketParams { since, history, token, family } = params;
+    if family.is_some() {
+        let from = crate::family::peer_ip(&extensions);
+        let checked = match crate::family::family_cookie(&headers) {
+            Some(token) => crate::family::check_token(&state, from, token).await.map_err(|r| r.status()),
+            None => Err(StatusCode::UNAUTHORIZED),
+        };
+        return match checked {
+            Ok(signed) => ws.on_upgrade(move |socket| serve_socket(socket, state, Peer::Family(signed))),
+            Err(status) => {
+                state.frames_rejected.with_label_values(&["bad_token"]).inc();
+                // The page asks `GET /api/v1/family/session` why (unknown, revoked, too many).
+                let reason = if status == StatusCode::TOO_MANY_REQUESTS { "too_many_tries" } else { "signed_out" };
+                ws.on_upgrade(move |mut socket| async move {
+                    let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: reason.into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                })
+            }
+        };
+    }
     let peer = match token {
         Some(token) => state.responders.authenticate(&token).map(Peer::Phone).ok_or(("bad_token", "unknown token")),
         None => signed_in(&state, &headers)
@@ -305,7 +352,7 @@ async fn session_create(
 /// proto=https`: the browser then never sends the cookie over plain HTTP. Without such a
 /// proxy (the demo on `http://localhost`, a console on the LAN) a `Secure` cookie would not
 /// be kept at all, and nobody could sign in. A forged header can only make a cookie stricter.
-fn cookie_attributes(headers: &HeaderMap) -> &'static str {
+pub(crate) fn cookie_attributes(headers: &HeaderMap) -> &'static str {
     // Each header may list several hops; the first is the browser's.
     let first_hop = |name: &str| headers.get(name)?.to_str().ok()?.split(',').next().map(str::trim);
     let x_forwarded = first_hop("x-forwarded-proto").is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
@@ -364,12 +411,21 @@ enum Peer {
     Console { user: User, since: Option<u64>, history: Option<String> },
     /// A responder's phone.
     Phone(ResponderId),
+    /// An elder's contact on the family page.
+    Family(crate::family::SignedFamily),
 }
 
 /// A socket's live feed: the console hub's numbered deltas, or one responder's frames.
 enum Feed {
     Console(broadcast::Receiver<Frame>),
     Phone(ResponderId, broadcast::Receiver<Utf8Bytes>),
+    /// One elder's family frames, and revocations (theirs closes the socket).
+    Family {
+        who: crate::family::SignedFamily,
+        live: broadcast::Receiver<Utf8Bytes>,
+        revocations: broadcast::Receiver<(ElderId, String)>,
+        revoked: bool,
+    },
 }
 
 impl Feed {
@@ -403,8 +459,50 @@ impl Feed {
                 }
                 Err(RecvError::Closed) => false,
             },
+            Feed::Family { who, live, revocations, revoked } => tokio::select! {
+                frame = live.recv() => match frame {
+                    Ok(text) => {
+                        pending.push(Frame::unsequenced(text));
+                        true
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Missed changes: the elder's open incidents as they are now.
+                        pending.push(family_welcome(state, who, live));
+                        true
+                    }
+                    Err(RecvError::Closed) => false,
+                },
+                gone = revocations.recv() => match gone {
+                    Ok((elder, contact)) if elder == who.elder && contact == who.member.contact_id => {
+                        *revoked = true;
+                        false
+                    }
+                    Ok(_) => true,
+                    // A revocation may have been missed: close, and the page's reconnection
+                    // checks its token afresh.
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => false,
+                },
+            },
         }
     }
+}
+
+/// A family page's first frame (and after it fell behind): who, and the elder's open
+/// incidents; `live` becomes the feed from then on.
+fn family_welcome(
+    state: &ApiState,
+    who: &crate::family::SignedFamily,
+    live: &mut broadcast::Receiver<Utf8Bytes>,
+) -> Frame {
+    let (incidents, rx) = state.family.hub.subscribe(&who.elder);
+    *live = rx;
+    let welcome = ServerFrame::FamilyWelcome {
+        member: who.member.clone(),
+        server_time: (state.clock)(),
+        incidents,
+        map: state.console.map.clone(),
+    };
+    Frame::unsequenced(welcome.to_json().into())
 }
 
 /// Serves one socket, a console's or a phone's: the live feed out, frames in. Each frame in
@@ -413,7 +511,7 @@ impl Feed {
 async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
     let gauge = match peer {
         Peer::Console { .. } => &state.consoles,
-        Peer::Phone(_) => &state.phones,
+        Peer::Phone(_) | Peer::Family(_) => &state.phones,
     };
     gauge.inc();
     let mut staff = None;
@@ -441,7 +539,15 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             let pending = initial.into_iter().map(Frame::unsequenced).collect();
             (Caller::Responder(responder.clone()), Feed::Phone(responder, live), pending, 0)
         }
+        Peer::Family(who) => {
+            let (_, mut live) = broadcast::channel(1);
+            let welcome = family_welcome(&state, &who, &mut live);
+            let caller = Caller::Family { elder: who.elder.clone(), contact: who.member.contact_id.clone() };
+            let revocations = state.family.hub.revocations();
+            (caller, Feed::Family { who, live, revocations, revoked: false }, vec![welcome], 0)
+        }
     };
+    let family = matches!(feed, Feed::Family { .. });
     let (mut sink, mut stream) = socket.split();
     let mut answers = FuturesUnordered::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -491,7 +597,9 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                     tracing::info!("socket silent too long; closing it");
                     break;
                 }
-                let beat = ServerFrame::Heartbeat { seq: state.hub.seq(), server_time: (state.clock)() };
+                // A family page is not told how busy the centre is.
+                let seq = if family { 0 } else { state.hub.seq() };
+                let beat = ServerFrame::Heartbeat { seq, server_time: (state.clock)() };
                 pending.push(Frame::unsequenced(beat.to_json().into()));
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break;
@@ -506,6 +614,10 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                 break;
             },
         }
+    }
+    if let Feed::Family { revoked: true, .. } = feed {
+        let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "token_revoked".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
     }
     gauge.dec();
     if let Some(staff) = staff {
@@ -557,6 +669,21 @@ async fn read_frame(state: &ApiState, caller: &Caller, text: &str) -> AnswerDue 
             let since = Timestamp((state.clock)().millis() - HISTORY_DAYS * 24 * 3600 * 1000);
             Box::pin(history(state.timeline.clone(), elder, since))
         }
+        Ok(Request::FamilyHistory) => {
+            let since = Timestamp((state.clock)().millis() - HISTORY_DAYS * 24 * 3600 * 1000);
+            let Caller::Family { elder, .. } = caller else { unreachable!("only a family frame asks this") };
+            Box::pin(family_history(state.timeline.clone(), elder.clone(), since))
+        }
+        Ok(Request::FamilyLink { elder, contact, action }) => {
+            let Caller::Dispatcher { id, .. } = caller else { unreachable!("only a dispatcher's frame asks this") };
+            Box::pin(family_link(state.clone(), id.clone(), elder, contact, action))
+        }
+        Ok(Request::FamilyLinks { elder }) => {
+            let families = state.family.families.clone();
+            Box::pin(
+                async move { families.links(elder).await.map(Reply::FamilyLinks).map_err(|_| store_unavailable()) },
+            )
+        }
         Ok(request) => submit(state, caller.clone(), request).await,
         Err(e) => {
             state.frames_rejected.with_label_values(&[e.as_label()]).inc();
@@ -587,6 +714,60 @@ async fn history(timeline: Arc<dyn Timeline>, elder: ElderId, since: Timestamp) 
     match timeline.elder_incidents(elder, since, HISTORY_LIMIT).await {
         Ok(incidents) => Ok(Reply::Incidents(incidents.iter().map(ElderIncident::from).collect())),
         Err(TimelineUnavailable) => Err(Refused::new("store_unavailable", "the store cannot be read right now")),
+    }
+}
+
+/// The family's elder's incidents of the last [`HISTORY_DAYS`], as the family sees them.
+async fn family_history(timeline: Arc<dyn Timeline>, elder: ElderId, since: Timestamp) -> Answer {
+    match timeline.elder_incidents(elder, since, HISTORY_LIMIT).await {
+        Ok(incidents) => Ok(Reply::FamilyHistory(incidents.iter().map(Into::into).collect())),
+        Err(TimelineUnavailable) => Err(store_unavailable()),
+    }
+}
+
+fn store_unavailable() -> Refused {
+    Refused::new("store_unavailable", "the store cannot be read right now")
+}
+
+/// A dispatcher issues or revokes a contact's family link; either way the contact's open
+/// pages signed in by an earlier link are closed.
+async fn family_link(
+    state: ApiState,
+    staff: String,
+    elder: ElderId,
+    contact: String,
+    action: anxin_proto::family::LinkAction,
+) -> Answer {
+    use anxin_proto::family::{IssuedLink, LinkAction};
+    let families = state.family.families.clone();
+    let now = (state.clock)();
+    let done = match action {
+        LinkAction::Issue => {
+            let token = crate::family::new_token();
+            let hash = crate::commands::token_sha256(&token);
+            families.issue(elder.clone(), contact.clone(), hash, staff.clone(), now).await.map(|()| {
+                Reply::IssuedLink(IssuedLink {
+                    contact_id: contact.clone(),
+                    path: format!("/family#t={token}"),
+                    issued_at: now,
+                })
+            })
+        }
+        LinkAction::Revoke => families.revoke(elder.clone(), contact.clone(), now).await.map(|()| Reply::Done),
+    };
+    match done {
+        Ok(reply) => {
+            tracing::info!(%elder, %contact, staff, ?action, "family link");
+            state.family.hub.revoked(&elder, &contact);
+            Ok(reply)
+        }
+        Err(crate::family::LinkDenied::NoSuchContact) => {
+            state.frames_rejected.with_label_values(&["bad_family_link"]).inc();
+            Err(Refused::new("no_such_contact", format!("elder {elder} has no contact {contact}"))
+                .with("elder", &elder)
+                .with("contact", &contact))
+        }
+        Err(crate::family::LinkDenied::Unavailable) => Err(store_unavailable()),
     }
 }
 

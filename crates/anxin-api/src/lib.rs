@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod auth;
 pub mod commands;
+pub mod family;
 pub mod http;
 pub mod hub;
 pub mod notify;
@@ -13,6 +14,7 @@ pub mod responders;
 pub use anxin_proto::{rest, ws};
 pub use auth::{hash_password, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};
+pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, SignedFamily};
 pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;

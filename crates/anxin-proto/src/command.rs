@@ -72,6 +72,19 @@ pub enum Request {
         incident: IncidentId,
         answer: FamilyAnswer,
     },
+    /// A dispatcher issues or revokes a contact's family-page link. Answered by the HTTP
+    /// side from the store; it never reaches the engine.
+    FamilyLink {
+        elder: ElderId,
+        contact: String,
+        action: crate::family::LinkAction,
+    },
+    /// A dispatcher asks which of an elder's contacts have a live link (the HTTP side).
+    FamilyLinks {
+        elder: ElderId,
+    },
+    /// A family member asks for their elder's recent incidents (the HTTP side, from the store).
+    FamilyHistory,
     /// What became of a notification (from the delivery worker or a gateway's receipt).
     NotificationOutcome {
         incident: IncidentId,
@@ -133,6 +146,12 @@ pub enum Reply {
     Events(Vec<IncidentEvent>),
     /// An elder's recent incidents, the latest first.
     Incidents(Vec<ElderIncident>),
+    /// An elder's contacts' live family-page links.
+    FamilyLinks(Vec<crate::family::FamilyLinkInfo>),
+    /// A family-page link just issued (shown once).
+    IssuedLink(crate::family::IssuedLink),
+    /// The family's elder's recent incidents, as the family sees them, the latest first.
+    FamilyHistory(Vec<crate::family::FamilyPastIncident>),
 }
 
 /// A request on its way to the engine, with where to send the answer.

@@ -3,6 +3,7 @@
 //! here is data and its decoding, and one read of the wall clock ([`wall_clock_now`]).
 
 pub mod command;
+pub mod family;
 pub mod payload;
 pub mod rest;
 pub mod topic;

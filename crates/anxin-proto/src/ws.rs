@@ -7,11 +7,12 @@
 //! snapshot of thousands of incidents without copying them; a client reads owned ones.
 
 use crate::command::{Answer, Caller, Refused, Reply, Request};
+use crate::family::{FamilyIncident, FamilyLinkInfo, FamilyMember, FamilyPastIncident, IssuedLink, LinkAction};
 use crate::rest::User;
 use anxin_core::{
-    Coordinates, DeviceId, DispatcherAction, ElderId, EmergencyCall, Incident, IncidentEvent, IncidentId, IncidentKind,
-    IncidentState, IncidentView, JobEnded, JobView, ResponderAction, ResponderId, ResponderView, StationId,
-    StationView, Suggestion, Timestamp,
+    Coordinates, DeviceId, DispatcherAction, ElderId, EmergencyCall, FamilyAnswer, Incident, IncidentEvent, IncidentId,
+    IncidentKind, IncidentState, IncidentView, JobEnded, JobView, ResponderAction, ResponderId, ResponderView,
+    StationId, StationView, Suggestion, Timestamp,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -58,6 +59,17 @@ pub enum ServerFrame<'a> {
     /// longer knows its connection has stalled. `seq` is the console feed's latest number, so
     /// a console also sees when it has fallen behind.
     Heartbeat { seq: u64, server_time: Timestamp },
+    /// First on a family page's socket: who is signed in, for which elder, and that elder's
+    /// open incidents (the family's view). Replaces all the page holds.
+    FamilyWelcome {
+        member: FamilyMember,
+        server_time: Timestamp,
+        incidents: Vec<FamilyIncident>,
+        /// The map's base tiles, as consoles have them.
+        map: MapSettings,
+    },
+    /// One of the family's elder's incidents after a change (a terminal state is its last).
+    FamilyIncident { incident: FamilyIncident },
 }
 
 impl ServerFrame<'_> {
@@ -194,6 +206,15 @@ pub struct ResultFrame {
     /// The answer to `history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incidents: Option<Vec<ElderIncident>>,
+    /// The answer to `family_links`: the elder's contacts' live links (never the tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Vec<FamilyLinkInfo>>,
+    /// The answer to `family_link` with `issue`: the new link, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<IssuedLink>,
+    /// The answer to `family_history`: the family's elder's incidents of the last 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past: Option<Vec<FamilyPastIncident>>,
 }
 
 /// One of an elder's incidents, as `history` answers it: what it was, how it went and ended,
@@ -254,12 +275,18 @@ impl ResultFrame {
             suggestions: None,
             events: None,
             incidents: None,
+            links: None,
+            link: None,
+            past: None,
         };
         match answer {
             Ok(Reply::Done) => {}
             Ok(Reply::Suggestions(s)) => frame.suggestions = Some(s),
             Ok(Reply::Events(e)) => frame.events = Some(e),
             Ok(Reply::Incidents(i)) => frame.incidents = Some(i),
+            Ok(Reply::FamilyLinks(l)) => frame.links = Some(l),
+            Ok(Reply::IssuedLink(l)) => frame.link = Some(l),
+            Ok(Reply::FamilyHistory(p)) => frame.past = Some(p),
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);
@@ -278,6 +305,9 @@ impl ResultFrame {
             Self { suggestions: Some(s), .. } => Ok(Reply::Suggestions(s)),
             Self { events: Some(e), .. } => Ok(Reply::Events(e)),
             Self { incidents: Some(i), .. } => Ok(Reply::Incidents(i)),
+            Self { links: Some(l), .. } => Ok(Reply::FamilyLinks(l)),
+            Self { link: Some(l), .. } => Ok(Reply::IssuedLink(l)),
+            Self { past: Some(p), .. } => Ok(Reply::FamilyHistory(p)),
             Self { .. } => Ok(Reply::Done),
         }
     }
@@ -443,6 +473,45 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+    /// A dispatcher issues (or re-issues) or revokes a contact's family-page link.
+    FamilyLink {
+        elder_id: String,
+        contact_id: String,
+        action: LinkAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A dispatcher asks which of an elder's contacts have a live link.
+    FamilyLinks {
+        elder_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A family member answers about their elder's incident.
+    FamilyAnswer {
+        incident_id: u64,
+        answer: AnswerVerb,
+        /// Minutes to get there, with `going`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eta_min: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+    /// A family member asks for their elder's incidents of the last 30 days.
+    FamilyHistory {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
+}
+
+/// A family member's answers, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerVerb {
+    Seen,
+    Going,
+    Fine,
+    CannotHelp,
 }
 
 /// The dispatcher actions, by name.
@@ -478,6 +547,8 @@ pub enum FrameError {
     MissingResponder,
     #[error("elder_id is not a valid identifier")]
     BadElderId,
+    #[error("this frame is for an elder's family")]
+    NotFamily,
 }
 
 impl FrameError {
@@ -489,6 +560,7 @@ impl FrameError {
             FrameError::BadLocation => "bad_location",
             FrameError::MissingResponder => "missing_responder",
             FrameError::BadElderId => "bad_elder_id",
+            FrameError::NotFamily => "not_family",
         }
     }
 }
@@ -508,7 +580,11 @@ macro_rules! request_id_of {
             | ClientFrame::Command { request_id, .. }
             | ClientFrame::Suggest { request_id, .. }
             | ClientFrame::Timeline { request_id, .. }
-            | ClientFrame::History { request_id, .. } => request_id,
+            | ClientFrame::History { request_id, .. }
+            | ClientFrame::FamilyLink { request_id, .. }
+            | ClientFrame::FamilyLinks { request_id, .. }
+            | ClientFrame::FamilyAnswer { request_id, .. }
+            | ClientFrame::FamilyHistory { request_id, .. } => request_id,
         }
     };
 }
@@ -579,6 +655,37 @@ impl ClientFrame {
 
     /// The request this frame makes, for a caller of this kind.
     pub fn into_request(self, caller: &Caller) -> Result<Request, FrameError> {
+        // A family member may answer and read their elder's history, and nothing else.
+        match (caller, self) {
+            (Caller::Family { .. }, ClientFrame::FamilyAnswer { incident_id, answer, eta_min, .. }) => {
+                let answer = match answer {
+                    AnswerVerb::Seen => FamilyAnswer::Seen,
+                    // No ETA is refused by the engine as out of range, like a zero.
+                    AnswerVerb::Going => FamilyAnswer::Going { eta_min: eta_min.unwrap_or(0) },
+                    AnswerVerb::Fine => FamilyAnswer::Fine,
+                    AnswerVerb::CannotHelp => FamilyAnswer::CannotHelp,
+                };
+                Ok(Request::FamilyAnswer { incident: IncidentId(incident_id), answer })
+            }
+            (Caller::Family { .. }, ClientFrame::FamilyHistory { .. }) => Ok(Request::FamilyHistory),
+            (Caller::Family { .. }, _) => Err(FrameError::NotADispatcher),
+            (_, ClientFrame::FamilyAnswer { .. } | ClientFrame::FamilyHistory { .. }) => Err(FrameError::NotFamily),
+            (Caller::Responder(_), ClientFrame::FamilyLink { .. } | ClientFrame::FamilyLinks { .. }) => {
+                Err(FrameError::NotADispatcher)
+            }
+            (_, ClientFrame::FamilyLink { elder_id, contact_id, action, .. }) => {
+                let elder = ElderId::parse(elder_id).map_err(|_| FrameError::BadElderId)?;
+                Ok(Request::FamilyLink { elder, contact: contact_id, action })
+            }
+            (_, ClientFrame::FamilyLinks { elder_id, .. }) => {
+                ElderId::parse(elder_id).map(|elder| Request::FamilyLinks { elder }).map_err(|_| FrameError::BadElderId)
+            }
+            (_, frame) => frame.into_staff_request(caller),
+        }
+    }
+
+    /// The request a responder's or a dispatcher's frame makes.
+    fn into_staff_request(self, caller: &Caller) -> Result<Request, FrameError> {
         let responder = matches!(caller, Caller::Responder(_));
         let respond = |incident_id: u64, action| {
             if responder {
@@ -656,6 +763,10 @@ impl ClientFrame {
                 };
                 Ok(Request::Dispatch { incident: IncidentId(incident_id), action })
             }
+            ClientFrame::FamilyLink { .. }
+            | ClientFrame::FamilyLinks { .. }
+            | ClientFrame::FamilyAnswer { .. }
+            | ClientFrame::FamilyHistory { .. } => unreachable!("read by into_request"),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! type, and every `type` of the socket's frames, must have at least one example.
 
 use anxin_core::{Actor, DeviceCommand, Timestamp};
+use anxin_proto::family::{FamilyError, FamilySession, FamilySignIn, PushKey, PushSubscriptionBody, PushUnsubscribe};
 use anxin_proto::payload::{StationMessage, DEFAULT_MAX_PAYLOAD_BYTES};
 use anxin_proto::rest::{ErrorBody, NotifyCallback, Readiness, Session, SignIn};
 use anxin_proto::ws::{ClientFrame, ServerFrame};
@@ -89,6 +90,12 @@ impl Seen {
             "Readiness" => drop(round_trip::<Readiness>(at, example)),
             "NotifyCallback" => drop(round_trip::<NotifyCallback>(at, example)),
             "Actor" => drop(round_trip::<Actor>(at, example)),
+            "FamilySignIn" => drop(round_trip::<FamilySignIn>(at, example)),
+            "FamilySession" => drop(round_trip::<FamilySession>(at, example)),
+            "FamilyError" => drop(round_trip::<FamilyError>(at, example)),
+            "PushKey" => drop(round_trip::<PushKey>(at, example)),
+            "PushSubscription" => drop(round_trip::<PushSubscriptionBody>(at, example)),
+            "PushUnsubscribe" => drop(round_trip::<PushUnsubscribe>(at, example)),
             "DevicePayload" => {
                 // A device's payload is read leniently (a number for `msg_id`, any case for
                 // `type`) into an event, not written back: it must read with no defect.
@@ -109,9 +116,13 @@ fn message_type(name: &str) -> Option<&'static str> {
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "result" | "hello" | "job" | "meResponse"
-        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" => "ServerFrame",
+        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome" | "familyIncident" => {
+            "ServerFrame"
+        }
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
-        | "resolve" | "duty" | "location" => "ClientFrame",
+        | "resolve" | "duty" | "location" | "familyLink" | "familyLinks" | "familyAnswer" | "familyHistory" => {
+            "ClientFrame"
+        }
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })
@@ -131,6 +142,13 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
         ("/api/v1/notify/callback", "post", "request") => "NotifyCallback",
         ("/api/v1/notify/callback", "post", "400" | "401" | "404" | "503") => "ErrorBody",
         ("components", "responses", "UnknownToken") => "ErrorBody",
+        ("/api/v1/family/session", "post", "request") => "FamilySignIn",
+        ("/api/v1/family/session", "post" | "get", "200") => "FamilySession",
+        ("/api/v1/family/session", _, "400" | "401" | "429") => "FamilyError",
+        ("/api/v1/family/push-key", "get", "200") => "PushKey",
+        ("/api/v1/family/push-subscription", "post", "request") => "PushSubscription",
+        ("/api/v1/family/push-subscription", "delete", "request") => "PushUnsubscribe",
+        ("/api/v1/family/push-subscription", _, "400" | "401") => "FamilyError",
         _ => return None,
     })
 }
@@ -239,6 +257,12 @@ fn every_example_in_the_docs_reads_and_writes_back_unchanged() {
         "Readiness",
         "DevicePayload",
         "NotifyCallback",
+        "FamilySignIn",
+        "FamilySession",
+        "FamilyError",
+        "PushKey",
+        "PushSubscription",
+        "PushUnsubscribe",
     ];
     let missing: Vec<_> = types.iter().filter(|t| !seen.types.contains(*t)).collect();
     assert!(missing.is_empty(), "no example in the docs for {missing:?}");

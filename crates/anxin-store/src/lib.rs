@@ -5,18 +5,20 @@
 //! current-state row (`incidents`). Both implementations run the same SQL where the two
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
+mod family;
 mod migrate;
 mod outbox;
 mod sql;
 
 use anxin_core::{
     DeviceId, ElderId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, OutboxCounts, OutboxEntry,
-    OutboxTry, PushSubscription, Registry, Resume, Timestamp,
+    OutboxTry, Registry, Resume, Timestamp,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
 use thiserror::Error;
 
+pub use family::{FamilyStore, FamilyToken};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// Why the store could not do what was asked.
@@ -60,9 +62,10 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Everything the engine keeps.
+/// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
+/// push subscriptions).
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: FamilyStore + Send + Sync + std::fmt::Debug + 'static {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.
     async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;
@@ -120,11 +123,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// How many notifications are in each state, and the oldest pending one's age.
     async fn notification_counts(&self) -> Result<OutboxCounts, StoreError>;
 
-    /// The Web Push subscriptions of one contact.
-    async fn push_subscriptions(&self, elder: &ElderId, contact: &str) -> Result<Vec<PushSubscription>, StoreError>;
-
-    /// Forgets a subscription the push service says is gone (HTTP 404 or 410).
-    async fn delete_push_subscription(&self, endpoint: &str) -> Result<(), StoreError>;
+    /// Forgets a subscription the push service says is gone (HTTP 404 or 410), whoever's it
+    /// was. (A contact's subscriptions are read and kept through [`FamilyStore`].)
+    async fn forget_push_subscription(&self, endpoint: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store a URL names and brings its schema up to date.

@@ -5,9 +5,7 @@
 
 use crate::sql::{PostgresStore, SqliteStore};
 use crate::StoreError;
-use anxin_core::{
-    Channel, ElderId, Notification, OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription, Timestamp,
-};
+use anxin_core::{Channel, Notification, OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, Timestamp};
 use sqlx::Row;
 
 const ENTRY_COLUMNS: &str = "key, body, status, attempts, next_attempt_at, last_error, sent_via, sent_at, done_at";
@@ -38,8 +36,6 @@ const RECORD_RECEIPT: &str = "UPDATE notifications SET status = $2, done_at = $3
 const EXISTS: &str = "SELECT COUNT(*) FROM notifications WHERE key = $1";
 const COUNTS: &str = "SELECT status, COUNT(*) AS n FROM notifications GROUP BY status";
 const OLDEST_PENDING: &str = "SELECT MIN(created_at) FROM notifications WHERE status = 'pending'";
-const SUBSCRIPTIONS: &str = "SELECT endpoint, p256dh, auth, created_at FROM push_subscriptions \
-     WHERE elder_id = $1 AND contact_id = $2 ORDER BY created_at, endpoint";
 const DELETE_SUBSCRIPTION: &str = "DELETE FROM push_subscriptions WHERE endpoint = $1";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -147,30 +143,6 @@ macro_rules! outbox_store {
                 let oldest: Option<i64> = sqlx::query_scalar(OLDEST_PENDING).fetch_one(&self.pool).await?;
                 counts.oldest_pending = oldest.map(Timestamp);
                 Ok(counts)
-            }
-
-            pub(crate) async fn outbox_subscriptions(
-                &self,
-                elder: &ElderId,
-                contact: &str,
-            ) -> Result<Vec<PushSubscription>, StoreError> {
-                sqlx::query(SUBSCRIPTIONS)
-                    .bind(elder.as_str())
-                    .bind(contact)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        Ok(PushSubscription {
-                            endpoint: row.try_get("endpoint")?,
-                            elder_id: elder.clone(),
-                            contact_id: contact.to_string(),
-                            p256dh: row.try_get("p256dh")?,
-                            auth: row.try_get("auth")?,
-                            created_at: Timestamp(row.try_get("created_at")?),
-                        })
-                    })
-                    .collect()
             }
 
             pub(crate) async fn outbox_forget_subscription(&self, endpoint: &str) -> Result<(), StoreError> {

@@ -6,8 +6,8 @@ use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Actor, Change, Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId,
-    MessageId, MessageRecord, NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, PushSubscription,
-    Registry, Responder, ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp, TravelMode,
+    MessageId, MessageRecord, NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, Registry, Responder,
+    ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp, TravelMode,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -762,11 +762,7 @@ macro_rules! sql_store {
                 self.outbox_counts().await
             }
 
-            async fn push_subscriptions(&self, elder: &ElderId, contact: &str) -> Result<Vec<PushSubscription>, StoreError> {
-                self.outbox_subscriptions(elder, contact).await
-            }
-
-            async fn delete_push_subscription(&self, endpoint: &str) -> Result<(), StoreError> {
+            async fn forget_push_subscription(&self, endpoint: &str) -> Result<(), StoreError> {
                 self.outbox_forget_subscription(endpoint).await
             }
         }

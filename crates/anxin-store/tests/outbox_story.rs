@@ -180,7 +180,7 @@ async fn a_contacts_push_subscriptions_read_back_and_a_gone_one_is_forgotten() {
             (subs[0].p256dh.as_str(), subs[0].auth.as_str(), subs[0].created_at),
             ("BKey", "Auth", Timestamp(1))
         );
-        store.delete_push_subscription("https://push.example.com/a").await.unwrap();
+        store.forget_push_subscription("https://push.example.com/a").await.unwrap();
         assert_eq!(store.push_subscriptions(&elder, "c-1").await.unwrap().len(), 1);
         assert!(store.push_subscriptions(&ElderId::parse("e-9").unwrap(), "c-1").await.unwrap().is_empty());
     })

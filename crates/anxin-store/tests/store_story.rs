@@ -196,6 +196,51 @@ async fn an_elders_recent_incidents_read_back_latest_first(store: Arc<dyn Store>
     assert!(store.elder_incidents(&nobody, T0, 10).await.unwrap().is_empty());
 }
 
+/// A contact's family-page tokens: only the hash is kept, a new one revokes the earlier,
+/// revoking stops every live one; push subscriptions are per contact, replaced by endpoint.
+async fn family_tokens_and_push_subscriptions(store: Arc<dyn Store>) {
+    let e1 = ElderId::parse("e-1").unwrap();
+    let first = "a".repeat(64);
+    let second = "b".repeat(64);
+    assert_eq!(store.family_token(&first).await.unwrap(), None, "nothing issued yet");
+    store.issue_family_token(&first, &e1, "c1", "wang", T0).await.unwrap();
+    let token = store.family_token(&first).await.unwrap().expect("stored by its hash");
+    assert_eq!((token.elder_id.as_str(), token.contact_id.as_str(), token.issued_by.as_str()), ("e-1", "c1", "wang"));
+    assert_eq!((token.issued_at, token.revoked_at), (T0, None));
+    store.issue_family_token(&"c".repeat(64), &e1, "c2", "wang", T0).await.unwrap();
+
+    // Re-issuing for c1 revokes c1's first token, not c2's.
+    store.issue_family_token(&second, &e1, "c1", "li", T0.plus_millis(1000)).await.unwrap();
+    assert_eq!(store.family_token(&first).await.unwrap().unwrap().revoked_at, Some(T0.plus_millis(1000)));
+    assert_eq!(store.family_token(&second).await.unwrap().unwrap().revoked_at, None);
+    let live = store.live_family_tokens(&e1).await.unwrap();
+    let live: Vec<(&str, &str)> = live.iter().map(|t| (t.contact_id.as_str(), t.token_sha256.as_str())).collect();
+    assert_eq!(live, [("c1", second.as_str()), ("c2", "c".repeat(64).as_str())]);
+
+    assert_eq!(store.revoke_family_tokens(&e1, "c1", T0.plus_millis(2000)).await.unwrap(), 1);
+    assert_eq!(store.revoke_family_tokens(&e1, "c1", T0.plus_millis(3000)).await.unwrap(), 0, "nothing left");
+    assert_eq!(store.family_token(&second).await.unwrap().unwrap().revoked_at, Some(T0.plus_millis(2000)));
+    assert_eq!(store.live_family_tokens(&e1).await.unwrap().len(), 1, "c2's stays");
+
+    let sub = |endpoint: &str, contact: &str, key: &str| anxin_core::PushSubscription {
+        endpoint: endpoint.into(),
+        elder_id: e1.clone(),
+        contact_id: contact.into(),
+        p256dh: key.into(),
+        auth: "auth-1".into(),
+        created_at: T0,
+    };
+    store.save_push_subscription(&sub("https://push.example/1", "c1", "k1")).await.unwrap();
+    store.save_push_subscription(&sub("https://push.example/2", "c2", "k2")).await.unwrap();
+    store.save_push_subscription(&sub("https://push.example/1", "c1", "k1-new")).await.unwrap();
+    let c1 = store.push_subscriptions(&e1, "c1").await.unwrap();
+    assert_eq!(c1, [sub("https://push.example/1", "c1", "k1-new")], "the same endpoint replaces its keys");
+    assert!(!store.delete_push_subscription(&e1, "c1", "https://push.example/2").await.unwrap(), "not c1's");
+    assert!(store.delete_push_subscription(&e1, "c1", "https://push.example/1").await.unwrap());
+    assert!(store.push_subscriptions(&e1, "c1").await.unwrap().is_empty());
+    assert_eq!(store.push_subscriptions(&e1, "c2").await.unwrap().len(), 1);
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -230,6 +275,7 @@ both!(
     an_older_row_never_overwrites_a_newer_one,
     duty_and_position_changes_are_kept,
     an_elders_recent_incidents_read_back_latest_first,
+    family_tokens_and_push_subscriptions,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

@@ -31,6 +31,9 @@ pub struct App {
     hub: Arc<Hub>,
     phones: Arc<ResponderHub>,
     sessions: Arc<anxin_api::Sessions>,
+    /// Families' tokens (from the store) and feeds.
+    families: Arc<crate::family::StoreFamilies>,
+    family_hub: Arc<anxin_api::FamilyHub>,
     metrics: Metrics,
     clock: Clock,
     /// The embedded broker, if used: where the engine connects and with which login. It
@@ -104,6 +107,9 @@ impl App {
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
         let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
+        let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
+        let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
+        let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let accounts = match &config.mqtt.embedded_accounts {
@@ -148,6 +154,8 @@ impl App {
             hub,
             phones,
             sessions,
+            families,
+            family_hub,
             metrics,
             broker,
         })
@@ -177,6 +185,11 @@ impl App {
         self.store.clone()
     }
 
+    /// Families' links, kept in the store (the demo issues some at start).
+    pub fn families(&self) -> Arc<crate::family::StoreFamilies> {
+        self.families.clone()
+    }
+
     /// Where the engine's MQTT link connects, and as whom. With the embedded broker behind its
     /// guard, rumqttd directly, with the broker's own login; otherwise the configured broker
     /// and account.
@@ -196,7 +209,7 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
         let (broker_host, broker_port, username, password) = self.engine_link();
-        let App { config, http, store, engine, hub, phones, sessions, metrics, clock, .. } = self;
+        let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -291,13 +304,16 @@ impl App {
             wake: notify_wake,
             metrics: notify_metrics,
         };
+        // The family page asks for Web Push's public key: the one [notify] signs with.
+        let push_key = config.notify.vapid()?.map(|v| v.public_key());
+        let api = api.with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key));
         let http_task =
             tokio::spawn(anxin_api::serve(http, anxin_api::router(api).merge(callbacks), http_stop.clone()));
 
         let ports = anxin_runtime::Ports {
             store: Arc::new(store),
             devices: Arc::new(crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() }),
-            feeds: Arc::new(crate::ports::FeedPort { hub, phones }),
+            feeds: Arc::new(crate::ports::FeedPort { hub, phones, family: family_hub }),
             clock: Arc::new(clock),
             telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch }),
         };

@@ -44,6 +44,44 @@ const NOTES: [&str; 8] = [
 ];
 
 pub const ELDERS_PER_STREET: usize = 40;
+
+/// How many demo elders' first contacts get a family-page link at start.
+pub const FAMILY_LINKS: usize = 3;
+
+/// A family link the demo issued: whose, and the token for `/family#t=`.
+#[derive(Debug, Clone)]
+pub struct FamilyLink {
+    pub elder_name: String,
+    pub device_id: String,
+    pub contact: String,
+    pub token: String,
+}
+
+/// Issues family-page links for the first contacts of the first [`FAMILY_LINKS`] demo
+/// elders (as `demo`; a restart issues new ones, which revokes the old), so a newcomer can
+/// open the family page and press that elder's device.
+pub async fn issue_family_links(
+    families: &crate::family::StoreFamilies,
+    registry: &Registry,
+    now: anxin_core::Timestamp,
+) -> Vec<FamilyLink> {
+    let mut links = Vec::new();
+    for elder in registry.elders.iter().filter(|e| !e.profile.contacts.is_empty()).take(FAMILY_LINKS) {
+        let first = elder.profile.contact_ids().next().expect("has contacts");
+        let contact = &elder.profile.contacts[0];
+        let Some(device) = registry.devices.iter().find(|d| d.elder_id == elder.id) else { continue };
+        match families.issue_token(&elder.id, &first, "demo", now).await {
+            Ok(token) => links.push(FamilyLink {
+                elder_name: elder.name.clone(),
+                device_id: device.id.to_string(),
+                contact: format!("{} ({})", contact.name, contact.relation),
+                token,
+            }),
+            Err(e) => tracing::warn!(elder = %elder.id, ?e, "cannot issue the demo's family link"),
+        }
+    }
+    links
+}
 pub const RESPONDERS_PER_STREET: usize = 5;
 
 /// Device ids of the demo district: `xs-d0001` onwards, one per elder.

@@ -6,6 +6,7 @@ pub mod broker_files;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod family;
 pub mod notify;
 pub mod ports;
 pub mod telemetry;

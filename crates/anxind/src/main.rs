@@ -190,6 +190,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     };
 
     let app = App::build(config.clone(), registry).await?;
+    let family_links = match &demo_registry {
+        Some(demo) => demo::issue_family_links(&app.families(), demo, anxin_proto::wall_clock_now()).await,
+        None => Vec::new(),
+    };
     // Before the ready line: a supervisor may send SIGTERM the moment it sees it.
     let stop_signals = StopSignals::install()?;
     let console = format!("http://{}/console", app.http_addr());
@@ -203,6 +207,17 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             demo::DEMO_PASSWORD,
             console.trim_end_matches("/console"),
         );
+        for link in &family_links {
+            let url = format!("{}/family#t={}", console.trim_end_matches("/console"), link.token);
+            eprintln!(
+                "  Family page of {} for {}: {url}\n    (press device {} to see it live)",
+                link.elder_name, link.contact, link.device_id
+            );
+            tracing::info!(elder = %link.elder_name, device = %link.device_id, %url, "demo family link");
+        }
+        if !family_links.is_empty() {
+            eprintln!();
+        }
     }
 
     let shutdown = CancellationToken::new();

@@ -152,7 +152,7 @@ impl anxin_notify::OutboxPort for StoreOutbox {
     }
 
     fn forget_subscription<'a>(&'a self, endpoint: &'a str) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.0.delete_push_subscription(endpoint).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.0.forget_push_subscription(endpoint).await.map_err(|e| e.to_string()) })
     }
 }
 

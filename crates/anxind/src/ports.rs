@@ -55,15 +55,18 @@ impl anxin_runtime::Devices<Inbound> for LinkPort {
     }
 }
 
-/// The consoles' hub and the phones' hub.
+/// The consoles' hub, the phones' hub and the families' hub.
 #[derive(Debug)]
 pub struct FeedPort {
     pub hub: Arc<Hub>,
     pub phones: Arc<ResponderHub>,
+    pub family: Arc<anxin_api::FamilyHub>,
 }
 
 impl anxin_runtime::Feeds for FeedPort {
     fn incidents(&self, deltas: Vec<IncidentView>) {
+        // The family's view is made from the same committed views, its elder's alone.
+        self.family.publish(&deltas);
         self.hub.publish(deltas);
     }
 

@@ -9,6 +9,7 @@ import { request } from './feed.js';
 import { isOnline } from './header.js';
 import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel, whyNobody } from './incident.js';
 import { map } from './map-card.js';
+import { familySection } from './family.js';
 import { kv, phoneWithCopy } from './parts.js';
 import { markDirty, nobodyText, rows } from './queue.js';
 import { dom, state } from './state.js';
@@ -303,7 +304,8 @@ function renderBody(view) {
     ),
   );
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
-  dom.detailBody.replaceChildren(elder, historySection(), contactList, location, job, press, timeline);
+  const family = familySection(view, () => renderPanel());
+  dom.detailBody.replaceChildren(elder, historySection(), contactList, family, location, job, press, timeline);
   renderTimeline();
 }
 

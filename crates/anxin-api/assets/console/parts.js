@@ -17,7 +17,8 @@ export function kv(label, value, attrs) {
   return h('div', { class: 'kv-row', ...(attrs || {}) }, h('dt', null, label), h('dd', null, value));
 }
 
-async function copyText(text) {
+/** Copies `text`, saying `done` (by default, what was copied) or that it could not. */
+export async function copyText(text, done = null) {
   let ok = false;
   try {
     if (navigator.clipboard && window.isSecureContext) {
@@ -39,7 +40,7 @@ async function copyText(text) {
     }
     area.remove();
   }
-  toast(ok ? t('copied', { text }) : t('copy_failed', { text }), ok ? 'ok' : 'error');
+  toast(ok ? done || t('copied', { text }) : t('copy_failed', { text }), ok ? 'ok' : 'error');
 }
 
 export function phoneWithCopy(phone) {

@@ -21,6 +21,8 @@ export function actorText(actor) {
       return t('actor_dispatcher', { name: state.staff.get(id)?.name || id });
     case 'station':
       return t('actor_station', { name: state.stations.get(id)?.name || id });
+    case 'family':
+      return t('actor_family', { name: contactName(id) });
     default:
       return [actor.type, id].filter(Boolean).join(' ');
   }
@@ -30,6 +32,13 @@ function staffName(who) {
   if (!who) return null;
   if (typeof who === 'object') return who.name || who.id || null;
   return state.staff.get(String(who))?.name || String(who);
+}
+
+/** A contact of the open incident's elder, by contact id. */
+function contactName(id) {
+  const contacts = state.incidents.get(state.openId)?.elder?.contacts || [];
+  const c = contacts.find((x) => x.id === id);
+  return c ? `${c.name}${c.relation ? ` (${c.relation})` : ''}` : String(id ?? '');
 }
 
 const responderName = (id) => state.responders.get(String(id))?.name || String(id ?? '');
@@ -143,6 +152,21 @@ function changeText(change) {
     case 'call_logged':
     case 'call_made':
       return t('ev_call', { who: callWhoText(c.who), number: c.number ? ` ${c.number}` : '', outcome: callOutcomeText(c.outcome) });
+    case 'family_told':
+      return t('ev_family_told', {
+        name: contactName(c.contact_id),
+        channel: t(`family_channel_${c.channel || 'sms'}`),
+        notice: has(`notice_${c.notice?.type}`) ? t(`notice_${c.notice.type}`) : c.notice?.type ?? '',
+      });
+    case 'family_answered':
+      return t('ev_family_answered', {
+        name: contactName(c.contact_id),
+        answer: c.answer?.type === 'going' ? t('family_answer_going', { eta: c.answer.eta_min }) : t(`family_answer_${c.answer?.type}`),
+      });
+    case 'family_delivery':
+      return t('ev_family_delivery', { name: contactName(c.contact_id), delivery: t(`family_delivery_${c.delivery}`) });
+    case 'family_exhausted':
+      return t('ev_family_exhausted');
     case 'escalate':
     case 'escalated':
     case 'emergency_called':
