@@ -207,3 +207,38 @@ describe('family page on a live anxind', () => {
     await context.close();
   });
 });
+
+describe('family page with Web Push configured', () => {
+  let daemon;
+  let browser;
+
+  before(async () => {
+    // Any valid P-256 public key will do: nothing is pushed here, the page only offers it.
+    const key = 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM';
+    daemon = await spawnDaemon({ env: { ANXIN_VAPID_PUBLIC_KEY: key } });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await daemon?.stop();
+  });
+
+  it('offers notifications and registers its service worker at the root', { timeout: 60_000 }, async () => {
+    const [link] = await eventually(() => {
+      const found = demoLinks(daemon.tail());
+      return found.length ? found : null;
+    }, 'the demo to print its family links');
+    const { context, page } = await openPhone(browser, { lang: 'en' });
+    const errors = watchPageErrors(page);
+    await step('push', [page], daemon, async () => {
+      await page.goto(link.url);
+      await page.locator('[data-field="push-state"][data-state="off"]').waitFor(SHOWS_UP);
+      await page.locator('[data-action="push"]').waitFor(SHOWS_UP);
+      const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+      assert.equal(new URL(scope).pathname, '/', 'the worker at /family-sw.js covers /family');
+    });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});

@@ -6,12 +6,12 @@
 
 import { observeServerTime, serverNow } from './common/clock.js';
 import { byId, h, whenReady } from './common/dom.js';
+import { refusalText } from './common/errors.js';
 import { createFeed, socketUrl } from './common/feed.js';
 import { formatClock, formatElapsed, pad2 } from './common/format.js';
 import {
   chooseLanguage,
   defineStrings,
-  has,
   htmlLang,
   language,
   otherLanguage,
@@ -216,8 +216,8 @@ async function answer(incident, verb, etaMin) {
   } else if (result.failure) {
     state.notes.set(incident.id, [`failed_${result.failure}`]);
   } else {
-    const key = `err_${result.code}`;
-    state.notes.set(incident.id, has(key) ? [key, result.args] : ['raw', { text: result.error || result.code }]);
+    // Worded from its code (the page's own words first, then the shared refusals).
+    state.notes.set(incident.id, ['refusal', result]);
   }
   render();
 }
@@ -463,7 +463,7 @@ function answerButtons(i) {
       ? h(
           'p',
           { class: `note ${note[0] === 'sent' ? 'ok' : note[0] === 'sending' ? '' : 'error'}`, 'data-field': 'answer-note', role: 'status' },
-          note[0] === 'raw' ? note[1].text : t(note[0], note[1]),
+          note[0] === 'refusal' ? refusalText(note[1]) : t(note[0], note[1]),
         )
       : null,
   );
