@@ -171,7 +171,12 @@ impl Worker {
         let attempt = match sent {
             Ok(via) => {
                 self.telemetry.sent(via);
-                self.reporter.report(n, Delivery::Sent).await;
+                // A text only written to the log reached nobody: the console must not show
+                // the contact as sent to.
+                let logged_only = matches!(self.gateway, Gateway::Log) && via != Channel::Push;
+                if !logged_only {
+                    self.reporter.report(n, Delivery::Sent).await;
+                }
                 OutboxTry::Sent { via, at: now }
             }
             Err(error) => {
