@@ -66,6 +66,8 @@ impl App {
             station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
             reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
             claim_offline_release_ms: config.dispatch.claim_offline_release_s as i64 * 1000,
+            family_escalate_after_ms: config.dispatch.family_escalate_after_s as i64 * 1000,
+            utc_offset_min: config.dispatch.utc_offset_min,
             on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
             medical_number: config.dispatch.medical_number.clone(),
             fire_number: config.dispatch.fire_number.clone(),

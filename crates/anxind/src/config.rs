@@ -97,6 +97,10 @@ pub struct Dispatch {
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
     pub claim_offline_release_s: u64,
+    /// Seconds the contacts told of an emergency have to answer before the next is told.
+    pub family_escalate_after_s: u64,
+    /// The centre's offset from UTC in minutes, for contacts' quiet hours.
+    pub utc_offset_min: i32,
     pub on_scene_within_min: u64,
     pub max_fix_age_min: u64,
     pub repeat_press_interval_ms: u64,
@@ -434,12 +438,16 @@ impl Config {
             (d.station_timeout_s, "dispatch.station_timeout_s"),
             (d.reminder_interval_s, "dispatch.reminder_interval_s"),
             (d.claim_offline_release_s, "dispatch.claim_offline_release_s"),
+            (d.family_escalate_after_s, "dispatch.family_escalate_after_s"),
             (d.on_scene_within_min, "dispatch.on_scene_within_min"),
             (d.max_fix_age_min, "dispatch.max_fix_age_min"),
         ] {
             if v == 0 || v > 86_400 {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..=86400")));
             }
+        }
+        if !(-12 * 60..=14 * 60).contains(&d.utc_offset_min) {
+            return Err(ConfigError::Check("dispatch.utc_offset_min must lie in -720..=840".into()));
         }
         for (number, name) in [
             (&d.medical_number, "dispatch.medical_number"),
@@ -651,6 +659,10 @@ mod tests {
         assert!(e.contains("dispatch.max_offer_distance_m"), "{e}");
         let bad = serde_json::json!({ "mqtt": { "broker": "amqp://x" } });
         assert!(Config::load(None, &bad).unwrap_err().to_string().contains("mqtt.broker"));
+        let bad = serde_json::json!({ "dispatch": { "family_escalate_after_s": 0 } });
+        assert!(Config::load(None, &bad).unwrap_err().to_string().contains("dispatch.family_escalate_after_s"));
+        let bad = serde_json::json!({ "dispatch": { "utc_offset_min": 900 } });
+        assert!(Config::load(None, &bad).unwrap_err().to_string().contains("dispatch.utc_offset_min"));
         let missing = Config::load(Some(Path::new("/nonexistent/anxin.toml")), &serde_json::json!({}));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
     }
