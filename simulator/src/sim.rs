@@ -1384,4 +1384,38 @@ mod tests {
         assert_eq!(l.incident_view(&cancelling, now, &devices), vec![Planned::Cancel(7)]);
         assert!(!l.still_applies(7, &Step::Assign("r-9".into())) && l.still_applies(7, &Step::Handover));
     }
+
+    #[test]
+    fn each_contact_told_is_heard_of_once_and_the_family_times_are_the_earliest() {
+        let devices: HashMap<String, usize> = [("dev-1".to_string(), 0)].into();
+        let mut l = Ledger::new(1);
+        let now = Instant::now();
+        let with_family = |family: Value| {
+            let mut v = view("offered", None, None);
+            v.pressed_at = anxin_core::Timestamp(1_000);
+            v.family = serde_json::from_value(family).unwrap();
+            v
+        };
+        let told = |c: &str| Planned::FamilyTold(Told { incident: 7, device: 0, contact_id: c.into() });
+        let first =
+            with_family(json!({"contacts": [{"contact_id": "c1", "channel": "sms", "told_at": 1_500, "told": 1}],
+                                       "next_at": 301_500}));
+        assert_eq!(l.incident_view(&first, now, &devices), vec![told("c1")]);
+        assert_eq!(l.incident_view(&first, now, &devices), vec![], "told once, heard of once");
+        // c1 cannot help (not an answer that stops the engine), c2 is told and says she is fine;
+        // a dead notification is no delivery.
+        let later = with_family(json!({"contacts": [
+            {"contact_id": "c1", "channel": "sms", "told_at": 1_500, "told": 1, "delivery": "dead", "delivery_at": 2_000,
+             "answer": {"type": "cannot_help"}, "answered_at": 3_000},
+            {"contact_id": "c2", "channel": "push", "told_at": 3_000, "told": 1, "delivery": "delivered",
+             "delivery_at": 3_200, "answer": {"type": "fine"}, "answered_at": 9_000}],
+            "answered": true}));
+        assert_eq!(l.incident_view(&later, now, &devices), vec![told("c2")]);
+        let f = &l.incidents[&7].family;
+        assert_eq!((f.pressed_at_ms, f.first_told_at_ms, f.first_delivery_at_ms), (1_000, Some(1_500), Some(3_200)));
+        assert_eq!(
+            (f.answered_at_ms, f.told.as_slice(), f.exhausted),
+            (Some(9_000), &["c1".to_string(), "c2".into()][..], false)
+        );
+    }
 }
