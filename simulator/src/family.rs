@@ -119,6 +119,9 @@ pub const MAX_OPEN_ANSWERS: usize = 16;
 /// An answer to send when it is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Due {
+    /// When the contact answers: the lag from here to the engine's result is the simulator's
+    /// and the engine's, not the contact's.
+    at: Instant,
     incident: u64,
     device: usize,
     contact: usize,
@@ -170,7 +173,8 @@ pub async fn run(
         answering.spawn(async move {
             let Ok(_permit) = open.acquire_owned().await else { return };
             let outcome = send_answer(&endpoints, &token, d.incident, d.answer, d.eta_min).await;
-            ledger.lock().unwrap().family_answer(outcome);
+            let lag_ms = d.at.elapsed().as_secs_f64() * 1000.0;
+            ledger.lock().unwrap().family_answer(outcome, lag_ms);
         });
     };
     loop {
@@ -186,8 +190,9 @@ pub async fn run(
                 *nth += 1;
                 if let Reply::After { delay_s, answer, eta_min } = Reply::draw(&families, seed, t.device, contact, *nth) {
                     order += 1;
-                    due.push(Reverse((Instant::now() + clock.wall(delay_s), order)));
-                    planned.insert(order, Due { incident: t.incident, device: t.device, contact, answer, eta_min });
+                    let at = Instant::now() + clock.wall(delay_s);
+                    due.push(Reverse((at, order)));
+                    planned.insert(order, Due { at, incident: t.incident, device: t.device, contact, answer, eta_min });
                 }
             }
             _ = async { match wake { Some(t) => sleep_until(t.into()).await, None => std::future::pending().await } } => {
@@ -235,7 +240,7 @@ pub async fn run(
                         let why = result.error.unwrap_or_else(|| "no link in the result".into());
                         let mut l = ledger.lock().unwrap();
                         for _ in waiting {
-                            l.family_answer(AnswerOutcome::Failed(format!("family_link: {why}")));
+                            l.family_answer(AnswerOutcome::Failed(format!("family_link: {why}")), 0.0);
                         }
                     }
                 }

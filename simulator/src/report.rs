@@ -140,6 +140,10 @@ pub struct Summary {
     pub family_answers_late: u64,
     pub family_answers_refused: u64,
     pub family_answers_failed: u64,
+    /// Wall-clock milliseconds from an answer's due moment to the engine's result: how much
+    /// the simulator and the engine added to the drawn delay (times the speed-up in
+    /// scenario time).
+    pub family_answer_lag_ms: Percentiles,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
@@ -230,6 +234,7 @@ impl Summary {
             family_answers_late: l.family_answers_late,
             family_answers_refused: l.family_answers_refused,
             family_answers_failed: l.family_answers_failed,
+            family_answer_lag_ms: Percentiles::of(l.family_answer_lag_ms.clone()),
             console_series: series,
         }
     }
@@ -289,6 +294,7 @@ impl Summary {
         row(&mut t, "press → on scene", &self.press_to_on_scene_min, "scen. min");
         row(&mut t, "responder's distance", &self.care.responder_distance_m, "m");
         row(&mut t, "press → family answer", &self.care.press_to_family_answer_s, "scen. s");
+        row(&mut t, "family answer due → result", &self.family_answer_lag_ms, "ms");
         let _ = writeln!(t);
         let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
         let _ = writeln!(

@@ -191,6 +191,9 @@ pub struct Ledger {
     /// Family answers refused for any other reason, or never sent (sign-in, socket).
     pub family_answers_refused: u64,
     pub family_answers_failed: u64,
+    /// Wall-clock milliseconds from when each answer was due to the engine's result (taken
+    /// or late): the simulator's and the engine's lag, added to the contact's delay.
+    pub family_answer_lag_ms: Vec<f64>,
 }
 
 /// One step of the dispatcher's work on an incident.
@@ -381,15 +384,17 @@ impl Ledger {
     }
 
     /// Counts what became of one family answer.
-    pub(crate) fn family_answer(&mut self, outcome: crate::family::AnswerOutcome) {
+    pub(crate) fn family_answer(&mut self, outcome: crate::family::AnswerOutcome, lag_ms: f64) {
         use crate::family::AnswerOutcome;
         let sample = match outcome {
             AnswerOutcome::Taken => {
                 self.family_answers_taken += 1;
+                self.family_answer_lag_ms.push(lag_ms);
                 None
             }
             AnswerOutcome::Ended => {
                 self.family_answers_late += 1;
+                self.family_answer_lag_ms.push(lag_ms);
                 None
             }
             AnswerOutcome::Refused(why) => {
