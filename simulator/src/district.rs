@@ -73,6 +73,8 @@ pub struct Elder {
     pub own_centre: usize,
     pub age_band: u8,
     pub alone: bool,
+    /// Whom the engine tells of the elder's emergencies, in order (`profile.contacts`).
+    pub contacts: Vec<crate::family::Contact>,
 }
 
 #[derive(Debug, Clone)]
@@ -106,7 +108,8 @@ pub fn weighted(rng: &mut SmallRng, cumulative: &[f64]) -> usize {
     cumulative.partition_point(|c| *c <= x).min(cumulative.len() - 1)
 }
 
-fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
+/// Running totals of `weights`, for [`weighted`].
+pub fn cumulative(weights: impl Iterator<Item = f64>) -> Vec<f64> {
     weights
         .scan(0.0, |acc, w| {
             *acc += w;
@@ -141,6 +144,8 @@ impl District {
         let (a70, a80, alone_share) =
             (s.devices.share_aged_70_plus, s.devices.share_aged_80_plus, s.devices.share_living_alone);
         let mut elders = Vec::with_capacity(devices as usize);
+        // Families come from a stream of their own, so adding them changed no home or press.
+        let mut family_rng = SmallRng::seed_from_u64(s.run.seed ^ 0xfa31_1e55);
         for i in 0..devices {
             let centre = weighted(&mut rng, &by_centre);
             let spread = s.devices.cluster_spread_m;
@@ -171,6 +176,7 @@ impl District {
                 centre,
                 age_band,
                 alone,
+                contacts: crate::family::contacts(&s.families, &mut family_rng, i + 1),
             });
         }
         let modes = cumulative([s.responders.modes.foot, s.responders.modes.ebike, s.responders.modes.car].into_iter());
@@ -211,6 +217,9 @@ impl District {
                     "home": e.home,
                     "phone": null,
                     "notes": if e.alone { format!("{age}，独居") } else { age.to_string() },
+                    "profile": {"contacts": e.contacts.iter().map(|c| json!({
+                        "id": c.id, "name": c.name, "relation": c.relation, "phone": c.phone, "channel": c.channel,
+                    })).collect::<Vec<_>>()},
                 })
             })
             .collect();

@@ -84,10 +84,12 @@ pub struct Timers {
     /// A stuck-button guard, not a human delay, but a panicking elder's repeat presses come
     /// compressed too: scaled so they are not taken for a stuck button.
     pub repeat_press_interval_ms: u64,
+    /// Nobody in the family answered: the next contact is told (anxind's 300 s).
+    pub family_escalate_after_s: u64,
 }
 
 impl Timers {
-    /// anxind's defaults (60 s, 120 s, 60 s, 30 min, 10 min) compressed by `speedup`.
+    /// anxind's defaults (60 s, 120 s, 60 s, 30 min, 10 min, 300 s) compressed by `speedup`.
     pub fn compressed(speedup: f64) -> Self {
         let whole = |real: f64| ((real / speedup).round() as u64).max(1);
         Timers {
@@ -97,6 +99,7 @@ impl Timers {
             on_scene_within_min: whole(30.0),
             max_fix_age_min: whole(10.0),
             repeat_press_interval_ms: (2000.0 / speedup).round() as u64,
+            family_escalate_after_s: whole(300.0),
         }
     }
 
@@ -105,13 +108,14 @@ impl Timers {
         let s = |wall: u64| wall as f64 * speedup;
         format!(
             "offer {:.0} s, station {:.0} s, reminders {:.0} s, on scene within {:.0} min, phone fix counts {:.0} min, \
-             repeat presses count {:.1} s apart",
+             repeat presses count {:.1} s apart, next family contact after {:.0} s",
             s(self.offer_timeout_s),
             s(self.station_timeout_s),
             s(self.reminder_interval_s),
             s(self.on_scene_within_min),
             s(self.max_fix_age_min),
             self.repeat_press_interval_ms as f64 * speedup / 1000.0,
+            s(self.family_escalate_after_s),
         )
     }
 }
@@ -159,13 +163,15 @@ pub fn config_toml(
         "# Written by anxin-sim: timers compressed by the run's speed-up.\n\
          [mqtt]\ntopic_root = {topic_root:?}\nclient_id = {client_id:?}\n\n\
          [dispatch]\noffer_timeout_s = {}\nstation_timeout_s = {}\nreminder_interval_s = {}\n\
-         on_scene_within_min = {}\nmax_fix_age_min = {}\nrepeat_press_interval_ms = {}\n",
+         on_scene_within_min = {}\nmax_fix_age_min = {}\nrepeat_press_interval_ms = {}\n\
+         family_escalate_after_s = {}\n",
         timers.offer_timeout_s,
         timers.station_timeout_s,
         timers.reminder_interval_s,
         timers.on_scene_within_min,
         timers.max_fix_age_min,
         timers.repeat_press_interval_ms,
+        timers.family_escalate_after_s,
     );
     // Only when asked, so the defaults stay anxind's own.
     if matching != Matching::Nearest {
@@ -318,6 +324,9 @@ mod tests {
         let t = Timers::compressed(60.0);
         assert_eq!((t.offer_timeout_s, t.station_timeout_s, t.reminder_interval_s), (1, 2, 1));
         assert_eq!((t.on_scene_within_min, t.max_fix_age_min, t.repeat_press_interval_ms), (1, 1, 33));
+        assert_eq!(t.family_escalate_after_s, 5);
+        assert!(t.describe(60.0).ends_with("next family contact after 300 s"));
+        assert!(config_toml(&t, Matching::Nearest, 1, "r", "c").contains("family_escalate_after_s = 5\n"));
         assert!(t.describe(60.0).starts_with("offer 60 s, station 120 s"));
         let real = Timers::compressed(1.0);
         assert_eq!((real.offer_timeout_s, real.on_scene_within_min), (60, 30));

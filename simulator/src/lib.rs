@@ -1,11 +1,12 @@
 //! anxin-sim: a city in a box. A scenario file becomes a district (elders with devices
 //! clustered around community centres, responders at the centres), a registry for anxind,
 //! and a plan of presses; the run plays the plan against a real engine through its public
-//! interfaces only (MQTT as devices, WebSocket as phones and consoles) and reports what the
-//! people would have seen.
+//! interfaces only (MQTT as devices, WebSocket as phones, consoles and family pages) and
+//! reports what the people would have seen.
 
 pub mod district;
 pub mod engine;
+pub mod family;
 pub mod plan;
 pub mod plot;
 pub mod report;

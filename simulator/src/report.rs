@@ -54,6 +54,22 @@ pub struct Care {
     pub own_centre_pct: Option<f64>,
     /// Distance of the responder who took the job, metres.
     pub responder_distance_m: Percentiles,
+    /// Emergencies whose elder has contacts: the family figures below are shares of these.
+    pub with_family: usize,
+    /// A contact told within 60 scenario seconds of the press (`pressed_at` to the first
+    /// contact's `told_at`, or to the first sent or delivered notification's `delivery_at`
+    /// where the engine reports deliveries); of those pressed at least 60 s before the end.
+    pub family_told_within_60s_pct: Option<f64>,
+    /// How many of those were measured to `delivery_at` (the rest to `told_at`).
+    pub family_told_by_delivery: usize,
+    /// A contact answered anything but "cannot help" (the engine's `answered`).
+    pub family_answered_pct: Option<f64>,
+    /// Press to that first answer, scenario seconds.
+    pub press_to_family_answer_s: Percentiles,
+    /// A second contact was told (the first did not answer in time, or could not help).
+    pub family_second_contact_pct: Option<f64>,
+    /// Every contact was told and none answered.
+    pub family_exhausted_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +123,27 @@ pub struct Summary {
     pub dispatcher_refusals: u64,
     pub refusal_samples: Vec<String>,
     pub console_resyncs: u64,
+    /// Elders with at least one contact, and contacts in all.
+    pub elders_with_contacts: usize,
+    pub contacts: usize,
+    /// The family figures of `care`, here too for a quick look.
+    pub family_told_within_60s_pct: Option<f64>,
+    pub family_answered_pct: Option<f64>,
+    /// What "told" was measured to: `told_at`, or `delivery_at` where the engine reported
+    /// deliveries.
+    pub family_told_measured_to: String,
+    /// Links the simulator's supervisor issued to contacts who answered (once per contact).
+    pub family_links_issued: u64,
+    /// Family answers the engine took; refused because the incident had ended meanwhile
+    /// (normal); refused otherwise; never sent (sign-in or socket failed).
+    pub family_answers_taken: u64,
+    pub family_answers_late: u64,
+    pub family_answers_refused: u64,
+    pub family_answers_failed: u64,
+    /// Wall-clock milliseconds from an answer's due moment to the engine's result: how much
+    /// the simulator and the engine added to the drawn delay (times the speed-up in
+    /// scenario time).
+    pub family_answer_lag_ms: Percentiles,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
@@ -139,6 +176,10 @@ impl Summary {
             }
         }
         let care = care_outcomes(played, district, None);
+        let family_told_measured_to = match care.family_told_by_delivery {
+            0 => "told_at".to_string(),
+            n => format!("delivery_at for {n} emergencies, told_at for the rest"),
+        };
         let any_surge = presses.iter().any(|p| p.surge);
         let surge = any_surge.then(|| care_outcomes(played, district, Some(true)));
         let outside_surge = any_surge.then(|| care_outcomes(played, district, Some(false)));
@@ -170,6 +211,8 @@ impl Summary {
             press_to_on_scene_min: care.press_to_on_scene_min.clone(),
             accepted_within_60s_pct: care.accepted_within_60s_pct,
             on_scene_within_15min_pct: care.on_scene_within_15min_pct,
+            family_told_within_60s_pct: care.family_told_within_60s_pct,
+            family_answered_pct: care.family_answered_pct,
             care,
             surge,
             outside_surge,
@@ -183,6 +226,15 @@ impl Summary {
             dispatcher_refusals: l.dispatcher_refusals,
             refusal_samples: l.refusal_samples.clone(),
             console_resyncs: l.console_resyncs,
+            elders_with_contacts: district.elders.iter().filter(|e| !e.contacts.is_empty()).count(),
+            contacts: district.elders.iter().map(|e| e.contacts.len()).sum(),
+            family_told_measured_to,
+            family_links_issued: l.family_links_issued,
+            family_answers_taken: l.family_answers_taken,
+            family_answers_late: l.family_answers_late,
+            family_answers_refused: l.family_answers_refused,
+            family_answers_failed: l.family_answers_failed,
+            family_answer_lag_ms: Percentiles::of(l.family_answer_lag_ms.clone()),
             console_series: series,
         }
     }
@@ -241,6 +293,8 @@ impl Summary {
         row(&mut t, "press → accept", &self.care.press_to_accept_s, "scen. s");
         row(&mut t, "press → on scene", &self.press_to_on_scene_min, "scen. min");
         row(&mut t, "responder's distance", &self.care.responder_distance_m, "m");
+        row(&mut t, "press → family answer", &self.care.press_to_family_answer_s, "scen. s");
+        row(&mut t, "family answer due → result", &self.family_answer_lag_ms, "ms");
         let _ = writeln!(t);
         let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
@@ -267,6 +321,30 @@ impl Summary {
         }
         let _ = writeln!(
             t,
+            "families ({} of {} elders have contacts, {} contacts; told measured to {}):",
+            self.elders_with_contacts, self.devices, self.contacts, self.family_told_measured_to
+        );
+        let _ = writeln!(t, "  all {}", self.care.family_text());
+        for (name, part) in [("outside the surge", &self.outside_surge), ("in the surge", &self.surge)] {
+            if let Some(s) = part {
+                let _ = writeln!(t, "  {name} {}", s.family_text());
+            }
+        }
+        let _ = writeln!(
+            t,
+            "  family answers sent {}: taken {}, incident already ended {}, refused {}, failed {}; links issued {}",
+            self.family_answers_taken
+                + self.family_answers_late
+                + self.family_answers_refused
+                + self.family_answers_failed,
+            self.family_answers_taken,
+            self.family_answers_late,
+            self.family_answers_refused,
+            self.family_answers_failed,
+            self.family_links_issued
+        );
+        let _ = writeln!(
+            t,
             "offers: {} accepted, {} declined, {} left to lapse; dispatcher: {} suggestions asked, {} rung declined; refused frames: phones {}, dispatcher {} of {}",
             self.offers_accepted,
             self.offers_declined,
@@ -282,6 +360,20 @@ impl Summary {
 }
 
 impl Care {
+    /// "N emergencies with contacts: family told within 60 s …, family answered …, …".
+    fn family_text(&self) -> String {
+        let pct = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into());
+        format!(
+            "{} emergencies with contacts: family told within 60 s {}, family answered {}, a second contact told {}, \
+             every contact told and none answered {}",
+            self.with_family,
+            pct(self.family_told_within_60s_pct),
+            pct(self.family_answered_pct),
+            pct(self.family_second_contact_pct),
+            pct(self.family_exhausted_pct),
+        )
+    }
+
     /// "nobody going N (the dispatcher assigned A, B of them on scene; handed to 120 H)".
     fn nobody_going_text(&self) -> String {
         format!(
@@ -309,6 +401,10 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
     let mut to_accept = Vec::new();
     let mut to_scene = Vec::new();
     let mut distance = Vec::new();
+    let (mut told60, mut decided_told, mut answered, mut second, mut exhausted) = (0usize, 0usize, 0, 0, 0);
+    let mut to_answer = Vec::new();
+    // Engine milliseconds to scenario seconds.
+    let ms_scen = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0 * clock.speedup;
     for inc in l.incidents.values() {
         let Some(p) = inc.opened_by.map(|i| &l.presses[i]) else { continue };
         if !matches!(inc.kind.as_str(), "sos" | "fall") || inc.cancel_requested {
@@ -353,6 +449,22 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
         if let Some(d) = inc.responder_distance_m {
             distance.push(d);
         }
+        if !district.elders[inc.device].contacts.is_empty() {
+            let f = &inc.family;
+            c.with_family += 1;
+            if pressed_s + 60.0 <= end_s {
+                decided_told += 1;
+                c.family_told_by_delivery += usize::from(f.first_delivery_at_ms.is_some());
+                let told = f.first_delivery_at_ms.or(f.first_told_at_ms);
+                told60 += usize::from(told.is_some_and(|t| ms_scen(f.pressed_at_ms, t) <= 60.0));
+            }
+            if let Some(a) = f.answered_at_ms {
+                answered += 1;
+                to_answer.push(ms_scen(f.pressed_at_ms, a));
+            }
+            second += usize::from(f.told.len() >= 2);
+            exhausted += usize::from(f.exhausted);
+        }
     }
     let pct = |a: usize, b: usize| (b > 0).then(|| 100.0 * a as f64 / b as f64);
     c.accepted_within_60s_pct = pct(within60, decided60);
@@ -361,6 +473,11 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
     c.press_to_accept_s = Percentiles::of(to_accept);
     c.press_to_on_scene_min = Percentiles::of(to_scene);
     c.responder_distance_m = Percentiles::of(distance);
+    c.family_told_within_60s_pct = pct(told60, decided_told);
+    c.family_answered_pct = pct(answered, c.with_family);
+    c.press_to_family_answer_s = Percentiles::of(to_answer);
+    c.family_second_contact_pct = pct(second, c.with_family);
+    c.family_exhausted_pct = pct(exhausted, c.with_family);
     c
 }
 
@@ -400,6 +517,11 @@ pub fn comparison(a: &Summary, b: &Summary) -> String {
             "surge: on scene within 15 min",
             Box::new(move |s: &Summary| pct(s.surge.as_ref().and_then(|c| c.on_scene_within_15min_pct))),
         ),
+        ("family told within 60 s", Box::new(move |s: &Summary| pct(s.care.family_told_within_60s_pct))),
+        ("family answered", Box::new(move |s: &Summary| pct(s.care.family_answered_pct))),
+        ("press → family answer p50 (scen. s)", Box::new(move |s: &Summary| num(s.care.press_to_family_answer_s.p50))),
+        ("a second contact told", Box::new(move |s: &Summary| pct(s.care.family_second_contact_pct))),
+        ("every contact told, none answered", Box::new(move |s: &Summary| pct(s.care.family_exhausted_pct))),
         ("presses lost / duplicated", Box::new(|s: &Summary| format!("{} / {}", s.lost, s.duplicated))),
     ];
     for (name, f) in rows {

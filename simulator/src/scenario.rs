@@ -14,6 +14,9 @@ pub struct Scenario {
     pub responders: Responders,
     #[serde(default)]
     pub dispatchers: Dispatchers,
+    /// The elders' contacts and how they answer; the defaults when absent.
+    #[serde(default)]
+    pub families: Families,
     pub run: Run,
     /// Many presses at once (an earthquake, a power cut at night); none when absent.
     #[serde(default)]
@@ -161,6 +164,73 @@ impl Default for Dispatchers {
             assign_within_eta_min: Self::default_assign_within_eta_min(),
             assign_attempts: Self::default_assign_attempts(),
             handover_after_s: [30.0, 90.0],
+        }
+    }
+}
+
+/// The elders' family contacts, and how they answer when the engine tells them of an
+/// emergency (a text, a call or a push on a phone that is usually in a pocket).
+///
+/// The delay from being told to answering is log-normal: `answer_median_s` is its median and
+/// `answer_spread` the standard deviation of its natural logarithm (1.0: a quarter of answers
+/// come within half the median, a quarter after twice it), clipped to `answer_clip_s`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Families {
+    /// Shares of elders with 0, 1, 2 and 3 contacts; need not add up to 1.
+    pub contacts_shares: [f64; 4],
+    /// Shares of contacts told by text (`sms`), phone call (`voice`) and Web Push (`push`).
+    pub channels: Channels,
+    /// Chance that a contact who is told answers at all (else the phone stays unanswered).
+    pub answer_share: f64,
+    /// Median scenario seconds from being told to answering.
+    pub answer_median_s: f64,
+    /// Standard deviation of the natural logarithm of that delay.
+    pub answer_spread: f64,
+    /// The delay is clipped to [min, max] scenario seconds.
+    pub answer_clip_s: [f64; 2],
+    /// Relative shares of the answers; need not add up to 1.
+    pub answers: Answers,
+    /// Minutes a contact who is going says they need, [min, max].
+    pub going_eta_min: [f64; 2],
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    pub sms: f64,
+    pub voice: f64,
+    pub push: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    /// "Seen": they read it.
+    pub seen: f64,
+    /// "I am going", with an ETA from `going_eta_min`.
+    pub going: f64,
+    /// "I called, she is fine".
+    pub fine: f64,
+    /// "I cannot help": the engine tells the next contact at once.
+    pub cannot_help: f64,
+}
+
+impl Default for Families {
+    /// Assumptions, not survey figures: most elders have one or two contacts (a child in
+    /// the city, a neighbour), some none; a phone in a pocket is answered within a few
+    /// minutes most of the time (median 2 minutes, four in five within the engine's 5-minute
+    /// escalation among those who answer) and one told contact in five never answers.
+    fn default() -> Self {
+        Self {
+            contacts_shares: [0.15, 0.35, 0.35, 0.15],
+            channels: Channels { sms: 0.6, voice: 0.1, push: 0.3 },
+            answer_share: 0.8,
+            answer_median_s: 120.0,
+            answer_spread: 1.0,
+            answer_clip_s: [5.0, 3600.0],
+            answers: Answers { seen: 0.35, going: 0.35, fine: 0.2, cannot_help: 0.1 },
+            going_eta_min: [10.0, 60.0],
         }
     }
 }
@@ -332,6 +402,49 @@ impl Scenario {
         range("dispatchers.suggest_after_s", x.suggest_after_s)?;
         positive("dispatchers.assign_within_eta_min", x.assign_within_eta_min)?;
         range("dispatchers.handover_after_s", x.handover_after_s)?;
+        let f = &self.families;
+        for (i, v) in f.contacts_shares.iter().enumerate() {
+            if !v.is_finite() || *v < 0.0 {
+                return Err((format!("families.contacts_shares[{i}]"), format!("must be a number >= 0, not {v}")));
+            }
+        }
+        if f.contacts_shares.iter().sum::<f64>() <= 0.0 {
+            return Err(("families.contacts_shares".into(), "must give at least one count a share above 0".into()));
+        }
+        let c = &f.channels;
+        let a = &f.answers;
+        for (key, v) in [
+            ("channels.sms", c.sms),
+            ("channels.voice", c.voice),
+            ("channels.push", c.push),
+            ("answers.seen", a.seen),
+            ("answers.going", a.going),
+            ("answers.fine", a.fine),
+            ("answers.cannot_help", a.cannot_help),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err((format!("families.{key}"), format!("must be a number >= 0, not {v}")));
+            }
+        }
+        if c.sms + c.voice + c.push <= 0.0 {
+            return Err(("families.channels".into(), "must give at least one channel a share above 0".into()));
+        }
+        if a.seen + a.going + a.fine + a.cannot_help <= 0.0 {
+            return Err(("families.answers".into(), "must give at least one answer a share above 0".into()));
+        }
+        share("families.answer_share", f.answer_share)?;
+        positive("families.answer_median_s", f.answer_median_s)?;
+        if !f.answer_spread.is_finite() || f.answer_spread < 0.0 {
+            return Err(("families.answer_spread".into(), format!("must be a number >= 0, not {}", f.answer_spread)));
+        }
+        range("families.answer_clip_s", f.answer_clip_s)?;
+        range("families.going_eta_min", f.going_eta_min)?;
+        if f.going_eta_min[0] < 1.0 || f.going_eta_min[1] > 24.0 * 60.0 {
+            return Err((
+                "families.going_eta_min".into(),
+                format!("must lie within [1, 1440] (the engine's limits), not {:?}", f.going_eta_min),
+            ));
+        }
         positive("run.hours", self.run.hours)?;
         if !(0.0..24.0).contains(&self.run.start_hour) {
             return Err(("run.start_hour".into(), format!("must lie in 0..24, not {}", self.run.start_hour)));
@@ -434,6 +547,18 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_without_families_takes_the_defaults() {
+        let start = SMOKE.find("[families]").unwrap();
+        let end = SMOKE.find("[run]").unwrap();
+        let old = format!("{}{}", &SMOKE[..start], &SMOKE[end..]);
+        let s = Scenario::parse(&old, "old.toml").unwrap_or_else(|e| panic!("{e}"));
+        let d = Families::default();
+        assert_eq!((s.families.answer_median_s, s.families.contacts_shares), (d.answer_median_s, d.contacts_shares));
+        let xishan = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
+        assert_eq!(xishan.families.answer_median_s, d.answer_median_s, "xishan spells out the defaults");
+    }
+
+    #[test]
     fn the_seed_figures_give_plausible_device_counts() {
         let s = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
         let n = s.device_count();
@@ -451,6 +576,9 @@ mod tests {
         let fast = SMOKE.replace("speedup = 60", "speedup = 120");
         let e = Scenario::parse(&fast, "s.toml").unwrap_err().to_string();
         assert!(e.contains("run.speedup"), "{e}");
+        let never = SMOKE.replace("answer_share = 0.9", "answer_share = 1.9");
+        let e = Scenario::parse(&never, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("families.answer_share"), "{e}");
         let centres = SMOKE.replace("community_centres = 3", "community_centres = 4");
         let e = Scenario::parse(&centres, "s.toml").unwrap_err().to_string();
         assert!(e.contains("district.community_centres"), "{e}");

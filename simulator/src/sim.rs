@@ -4,9 +4,10 @@
 
 use crate::district::{District, Point};
 use crate::engine::Target;
+use crate::family::Told;
 use crate::plan::{uniform, Action, Event};
 use crate::scenario::{Dispatchers, Responders, Scenario};
-use anxin_core::{DeviceCommand, DispatcherNeeded, IncidentView, Suggestion};
+use anxin_core::{Delivery, DeviceCommand, DispatcherNeeded, FamilyAnswer, IncidentView, Suggestion};
 use anxin_proto::rest::SignIn;
 use anxin_proto::ws::{ClientFrame, DispatcherVerb, ServerFrame};
 use anyhow::Context;
@@ -114,6 +115,26 @@ pub struct Incident {
     /// The responder the dispatcher last sent an `assign` for: their job did not come from an
     /// offer, so it has no offer-to-accept time.
     assign_sent: Option<String>,
+    /// The family's side, as the console last showed it.
+    pub family: FamilySeen,
+}
+
+/// An incident's family as the console showed it, in the engine's timestamps (wall-clock
+/// milliseconds, so differences times the speed-up are scenario time).
+#[derive(Debug, Clone, Default)]
+pub struct FamilySeen {
+    /// When the device says the elder pressed.
+    pub pressed_at_ms: i64,
+    /// When the first contact was told.
+    pub first_told_at_ms: Option<i64>,
+    /// When a notification was first reported sent or delivered, where a delivery worker
+    /// reports them.
+    pub first_delivery_at_ms: Option<i64>,
+    /// When a contact first answered anything but "cannot help" (the engine's `answered`).
+    pub answered_at_ms: Option<i64>,
+    /// Contacts told so far, in the order they were told.
+    pub told: Vec<String>,
+    pub exhausted: bool,
 }
 
 /// How a dispatcher ended an episode of "nobody going".
@@ -161,6 +182,18 @@ pub struct Ledger {
     pub refusal_samples: Vec<String>,
     pub snapshot_open_at_start: Option<usize>,
     pub console_resyncs: u64,
+    /// Family links the simulator's supervisor issued (one per contact who answered).
+    pub family_links_issued: u64,
+    /// Family answers the engine took.
+    pub family_answers_taken: u64,
+    /// Family answers refused because the incident had ended meanwhile: normal.
+    pub family_answers_late: u64,
+    /// Family answers refused for any other reason, or never sent (sign-in, socket).
+    pub family_answers_refused: u64,
+    pub family_answers_failed: u64,
+    /// Wall-clock milliseconds from when each answer was due to the engine's result (taken
+    /// or late): the simulator's and the engine's lag, added to the contact's delay.
+    pub family_answer_lag_ms: Vec<f64>,
 }
 
 /// One step of the dispatcher's work on an incident.
@@ -299,6 +332,27 @@ impl Ledger {
         }
         inc.state = state.clone();
         let mut plans = Vec::new();
+        let fam = &mut inc.family;
+        fam.pressed_at_ms = v.pressed_at.millis();
+        fam.exhausted = v.family.exhausted;
+        for c in &v.family.contacts {
+            let earliest = |a: Option<i64>, b: i64| Some(a.map_or(b, |a| a.min(b)));
+            if let Some(t) = c.told_at {
+                fam.first_told_at_ms = earliest(fam.first_told_at_ms, t.millis());
+                if !fam.told.contains(&c.contact_id) {
+                    fam.told.push(c.contact_id.clone());
+                    plans.push(Planned::FamilyTold(Told { incident: id, device, contact_id: c.contact_id.clone() }));
+                }
+            }
+            if let (Some(Delivery::Sent | Delivery::Delivered), Some(t)) = (c.delivery, c.delivery_at) {
+                fam.first_delivery_at_ms = earliest(fam.first_delivery_at_ms, t.millis());
+            }
+            if let (Some(a), Some(t)) = (&c.answer, c.answered_at) {
+                if !matches!(a, FamilyAnswer::CannotHelp) {
+                    fam.answered_at_ms = earliest(fam.answered_at_ms, t.millis());
+                }
+            }
+        }
         if !terminal {
             if state == "resolved" && !inc.close_planned {
                 inc.close_planned = true;
@@ -329,18 +383,50 @@ impl Ledger {
         }
     }
 
+    /// Counts what became of one family answer.
+    pub(crate) fn family_answer(&mut self, outcome: crate::family::AnswerOutcome, lag_ms: f64) {
+        use crate::family::AnswerOutcome;
+        let sample = match outcome {
+            AnswerOutcome::Taken => {
+                self.family_answers_taken += 1;
+                self.family_answer_lag_ms.push(lag_ms);
+                None
+            }
+            AnswerOutcome::Ended => {
+                self.family_answers_late += 1;
+                self.family_answer_lag_ms.push(lag_ms);
+                None
+            }
+            AnswerOutcome::Refused(why) => {
+                self.family_answers_refused += 1;
+                Some(why)
+            }
+            AnswerOutcome::Failed(why) => {
+                self.family_answers_failed += 1;
+                Some(why)
+            }
+        };
+        if let Some(why) = sample {
+            if self.refusal_samples.len() < 5 {
+                self.refusal_samples.push(format!("family: {why}"));
+            }
+        }
+    }
+
     /// Presses not yet answered or shown.
     pub fn pending(&self) -> usize {
         self.presses.iter().filter(|p| p.acked.is_none() || p.consoled.is_none()).count()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Planned {
     Close(u64),
     Cancel(u64),
     /// The incident waits for a dispatcher because nobody is going (again).
     NobodyGoing(u64),
+    /// The console shows one of the elder's contacts told for the first time.
+    FamilyTold(Told),
 }
 
 /// What a run hands to the report.
@@ -392,8 +478,11 @@ pub async fn play(
         None => anyhow::bail!("the console did not send a snapshot first"),
     }
     let (plan_tx, plan_rx) = mpsc::channel::<Planned>(65_536);
+    // Bounded like the dispatcher's: when full, the console's reader waits (the engine keeps
+    // the frames or sends a fresh snapshot), and no told contact is dropped.
+    let (told_tx, told_rx) = mpsc::channel::<Told>(65_536);
     let console_task =
-        tokio::spawn(watch_console(console, ledger.clone(), device_index.clone(), plan_tx, stop_rx.clone()));
+        tokio::spawn(watch_console(console, ledger.clone(), device_index.clone(), plan_tx, told_tx, stop_rx.clone()));
 
     // Devices: publishers and the commands subscriber.
     let tag = crate::engine::run_tag();
@@ -477,6 +566,27 @@ pub async fn play(
         scenario.responders.clone(),
         clock,
         SmallRng::seed_from_u64(scenario.run.seed ^ 0xd15),
+        stop_rx.clone(),
+    ));
+
+    // The families: a third console socket issues their links.
+    let (family_console, _) = connect_console(&ws_base, &cookie).await.context("families: cannot open /ws")?;
+    let roll = crate::family::Roll {
+        elders: district
+            .elders
+            .iter()
+            .map(|e| (e.id.clone(), e.contacts.iter().map(|c| c.id.clone()).collect()))
+            .collect(),
+    };
+    let family_task = tokio::spawn(crate::family::run(
+        family_console,
+        told_rx,
+        Arc::new(roll),
+        scenario.families.clone(),
+        scenario.run.seed,
+        crate::family::Endpoints { http: target.http, ws_base: ws_base.clone() },
+        ledger.clone(),
+        clock,
         stop_rx.clone(),
     ));
 
@@ -583,7 +693,7 @@ pub async fn play(
     for t in responder_tasks.into_iter().chain(publisher_tasks) {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task] {
+    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task, family_task] {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let ledger = Arc::try_unwrap(ledger).map(|m| m.into_inner().unwrap()).unwrap_or_else(|arc| {
@@ -596,30 +706,42 @@ pub async fn play(
 
 /// Signs the simulator's supervisor in (`POST /api/v1/session`); returns the session cookie.
 async fn sign_in(target: &Target) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sign_in = SignIn { user: target.console.user.clone(), password: target.console.password.clone() };
     let body = serde_json::to_string(&sign_in)?;
-    let mut s = tokio::net::TcpStream::connect(target.http).await.context("cannot reach the engine's HTTP port")?;
+    match post_for_cookie(target.http, "/api/v1/session", &body, "anxin_session").await? {
+        (200, Some(cookie)) => Ok(cookie),
+        (status, _) => anyhow::bail!("the console's sign-in as {} was refused (HTTP {status})", target.console.user),
+    }
+}
+
+/// POSTs a JSON body and returns the status and the `name=value` of the cookie `name` the
+/// answer sets, if it sets one and the status is 200.
+pub(crate) async fn post_for_cookie(
+    http: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+    name: &str,
+) -> anyhow::Result<(u16, Option<String>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.context("cannot reach the engine's HTTP port")?;
     let req = format!(
-        "POST /api/v1/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        target.http,
+        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
     let mut answer = String::new();
     s.read_to_string(&mut answer).await?;
-    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    let status: u16 = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let prefix = format!("{name}=");
     let cookie = answer
         .lines()
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
         .filter_map(|(_, v)| v.trim().split(';').next())
-        .find(|c| c.starts_with("anxin_session="));
-    match (status, cookie) {
-        ("200", Some(c)) => Ok(c.to_string()),
-        _ => anyhow::bail!("the console's sign-in as {} was refused (HTTP {status})", target.console.user),
-    }
+        .find(|c| c.starts_with(&prefix) && c.len() > prefix.len())
+        .filter(|_| status == 200);
+    Ok((status, cookie.map(str::to_string)))
 }
 
 async fn connect_console(
@@ -627,8 +749,17 @@ async fn connect_console(
     cookie: &str,
 ) -> Result<(Socket, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error>
 {
+    connect_with_cookie(ws_base, cookie).await
+}
+
+/// Opens a WebSocket at `url` with a `Cookie` header (a console's or a family's session).
+pub(crate) async fn connect_with_cookie(
+    url: &str,
+    cookie: &str,
+) -> Result<(Socket, tokio_tungstenite::tungstenite::handshake::client::Response), tokio_tungstenite::tungstenite::Error>
+{
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = ws_base.into_client_request()?;
+    let mut request = url.into_client_request()?;
     let value = cookie.parse().map_err(|_| {
         tokio_tungstenite::tungstenite::Error::Url(tokio_tungstenite::tungstenite::error::UrlError::UnableToConnect(
             "bad cookie".into(),
@@ -663,13 +794,14 @@ async fn wait_ready(http: std::net::SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn watch_console(
     socket: Socket,
     ledger: Arc<Mutex<Ledger>>,
     devices: Arc<HashMap<String, usize>>,
     plans: mpsc::Sender<Planned>,
+    told: mpsc::Sender<Told>,
     mut stop: watch::Receiver<bool>,
 ) {
     let (_sink, mut stream) = socket.split();
@@ -706,7 +838,10 @@ async fn watch_console(
             }
         };
         for p in planned {
-            let _ = plans.send(p).await;
+            let _ = match p {
+                Planned::FamilyTold(t) => told.send(t).await.map_err(|_| ()),
+                p => plans.send(p).await.map_err(|_| ()),
+            };
         }
     }
 }
@@ -976,6 +1111,8 @@ async fn dispatch(
                 let now = Instant::now();
                 let mut after = |range| now + clock.wall(uniform(&mut rng, range));
                 match p {
+                    // Routed to the families by the console's reader; never sent here.
+                    Planned::FamilyTold(_) => {}
                     Planned::Close(id) => desk.plan(after(d.close_after_s), id, Step::Close),
                     Planned::Cancel(id) => desk.plan(after(d.callback_after_s), id, Step::Cancel),
                     Planned::NobodyGoing(id) => {
@@ -1251,5 +1388,39 @@ mod tests {
         cancelling.cancel_requested = true;
         assert_eq!(l.incident_view(&cancelling, now, &devices), vec![Planned::Cancel(7)]);
         assert!(!l.still_applies(7, &Step::Assign("r-9".into())) && l.still_applies(7, &Step::Handover));
+    }
+
+    #[test]
+    fn each_contact_told_is_heard_of_once_and_the_family_times_are_the_earliest() {
+        let devices: HashMap<String, usize> = [("dev-1".to_string(), 0)].into();
+        let mut l = Ledger::new(1);
+        let now = Instant::now();
+        let with_family = |family: Value| {
+            let mut v = view("offered", None, None);
+            v.pressed_at = anxin_core::Timestamp(1_000);
+            v.family = serde_json::from_value(family).unwrap();
+            v
+        };
+        let told = |c: &str| Planned::FamilyTold(Told { incident: 7, device: 0, contact_id: c.into() });
+        let first =
+            with_family(json!({"contacts": [{"contact_id": "c1", "channel": "sms", "told_at": 1_500, "told": 1}],
+                                       "next_at": 301_500}));
+        assert_eq!(l.incident_view(&first, now, &devices), vec![told("c1")]);
+        assert_eq!(l.incident_view(&first, now, &devices), vec![], "told once, heard of once");
+        // c1 cannot help (not an answer that stops the engine), c2 is told and says she is fine;
+        // a dead notification is no delivery.
+        let later = with_family(json!({"contacts": [
+            {"contact_id": "c1", "channel": "sms", "told_at": 1_500, "told": 1, "delivery": "dead", "delivery_at": 2_000,
+             "answer": {"type": "cannot_help"}, "answered_at": 3_000},
+            {"contact_id": "c2", "channel": "push", "told_at": 3_000, "told": 1, "delivery": "delivered",
+             "delivery_at": 3_200, "answer": {"type": "fine"}, "answered_at": 9_000}],
+            "answered": true}));
+        assert_eq!(l.incident_view(&later, now, &devices), vec![told("c2")]);
+        let f = &l.incidents[&7].family;
+        assert_eq!((f.pressed_at_ms, f.first_told_at_ms, f.first_delivery_at_ms), (1_000, Some(1_500), Some(3_200)));
+        assert_eq!(
+            (f.answered_at_ms, f.told.as_slice(), f.exhausted),
+            (Some(9_000), &["c1".to_string(), "c2".into()][..], false)
+        );
     }
 }

@@ -67,4 +67,17 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     for key in ["p50", "p99", "max"] {
         assert!(json["press_to_console_ms"][key].is_number(), "press_to_console_ms.{key} in {json}");
     }
+    // Families are told and answer: the shares are reported and above zero (never timings).
+    let table = summary.table();
+    for line in ["family told within 60 s", "family answered"] {
+        assert!(table.contains(line), "no {line:?} in\n{table}");
+    }
+    assert!(summary.care.with_family > 0, "no emergency of an elder with contacts");
+    assert!(summary.family_told_within_60s_pct.is_some_and(|p| p > 0.0), "family told within 60 s: {json}");
+    assert!(summary.family_answered_pct.is_some_and(|p| p > 0.0), "family answered: {json}");
+    assert!(summary.family_answers_taken > 0 && summary.family_links_issued > 0);
+    assert_eq!(summary.family_answers_refused + summary.family_answers_failed, 0, "{:?}", summary.refusal_samples);
+    for key in ["family_told_within_60s_pct", "family_answered_pct"] {
+        assert!(json[key].is_number() && json["care"][key].is_number(), "{key} in {json}");
+    }
 }
