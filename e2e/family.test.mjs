@@ -213,9 +213,14 @@ describe('family page with Web Push configured', () => {
   let browser;
 
   before(async () => {
-    // Any valid P-256 public key will do: nothing is pushed here, the page only offers it.
-    const key = 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM';
-    daemon = await spawnDaemon({ env: { ANXIN_VAPID_PUBLIC_KEY: key } });
+    // A VAPID key pair for this test alone (`anxind vapid-keys`): nothing is pushed here, the
+    // page only offers push with the public half of the key anxind signs with.
+    daemon = await spawnDaemon({
+      env: {
+        ANXIN_NOTIFY__VAPID_PRIVATE_KEY: 'o2UCROW09HmKMI1vuThYP2Qt-mqljhJncrsxjROu6v8',
+        ANXIN_NOTIFY__VAPID_SUBJECT: 'mailto:ops@anxin.example',
+      },
+    });
     browser = await launchChromium();
   });
 
@@ -234,6 +239,12 @@ describe('family page with Web Push configured', () => {
     await step('push', [page], daemon, async () => {
       await page.goto(link.url);
       await page.locator('[data-field="push-state"][data-state="off"]').waitFor(SHOWS_UP);
+      const { public_key } = await page.evaluate(async () => (await fetch('/api/v1/family/push-key')).json());
+      assert.equal(
+        public_key,
+        'BC56ToW0tyrGESvmF1JY-hQgDIMA3VOkUVRDXnLQei5yNt6Tg9mMdJLayx-1Jr9q4_FRdnDChg-RQMyizKQY8oo',
+        'the public half of notify.vapid_private_key',
+      );
       await page.locator('[data-action="push"]').waitFor(SHOWS_UP);
       const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
       assert.equal(new URL(scope).pathname, '/', 'the worker at /family-sw.js covers /family');
