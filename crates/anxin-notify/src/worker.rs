@@ -253,6 +253,7 @@ impl Worker {
             "incident_id": n.incident_id,
             "elder_id": n.elder_id,
             "notice": n.notice,
+            "priority": n.priority,
             "text": n.text,
         });
         let body =
