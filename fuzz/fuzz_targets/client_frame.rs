@@ -5,7 +5,7 @@
 #![no_main]
 
 use anxin_api::commands::{Caller, ClientFrame, FrameError, Request};
-use anxin_core::ResponderId;
+use anxin_core::{ElderId, ResponderId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let responder = Caller::Responder(ResponderId::parse("xs-r011").expect("valid id"));
     let dispatcher = Caller::Dispatcher { id: "dispatcher".into(), supervisor: false };
     let supervisor = Caller::Dispatcher { id: "supervisor".into(), supervisor: true };
-    for caller in [&responder, &dispatcher, &supervisor] {
+    let family = Caller::Family { elder: ElderId::parse("xs-e0001").expect("valid id"), contact: "c1".into() };
+    for caller in [&responder, &dispatcher, &supervisor, &family] {
         let Ok(frame) = ClientFrame::from_json(text) else { return };
         // Whatever reads as a frame is a JSON object (`{"type": ...}`): the fields below are its own.
         let value: serde_json::Value = serde_json::from_str(text).expect("a frame is JSON");
@@ -24,20 +25,33 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(frame.request_id(), sent_id, "{text}");
         let incident_id = value.get("incident_id").and_then(serde_json::Value::as_u64);
         let is_responder = matches!(caller, Caller::Responder(_));
+        let is_family = matches!(caller, Caller::Family { .. });
         match frame.into_request(caller) {
-            Ok(request) => check_request(&request, is_responder, incident_id, &value),
+            Ok(request) => check_request(&request, is_responder, is_family, incident_id, &value),
             // Responders are never told a frame is for responders, nor dispatchers that one
-            // is for dispatchers; only a phone sends its location.
+            // is for dispatchers, nor a family that one is for a family; only a phone sends
+            // its location, and a family member's every other frame is a staff frame.
             Err(FrameError::NotAResponder | FrameError::MissingResponder | FrameError::BadElderId) => {
-                assert!(!is_responder, "{text}")
+                assert!(!is_responder && !is_family, "{text}")
             }
-            Err(FrameError::NotADispatcher | FrameError::BadLocation) => assert!(is_responder, "{text}"),
+            Err(FrameError::NotADispatcher) => assert!(is_responder || is_family, "{text}"),
+            Err(FrameError::BadLocation) => assert!(is_responder, "{text}"),
+            Err(FrameError::NotFamily) => assert!(!is_family, "{text}"),
             Err(FrameError::Malformed) => panic!("Malformed is for text that is not a frame: {text}"),
         }
     }
 });
 
-fn check_request(request: &Request, is_responder: bool, incident_id: Option<u64>, frame: &serde_json::Value) {
+fn check_request(
+    request: &Request,
+    is_responder: bool,
+    is_family: bool,
+    incident_id: Option<u64>,
+    frame: &serde_json::Value,
+) {
+    // A family member's frames become family requests and nothing else, and only theirs do.
+    let family_request = matches!(request, Request::FamilyAnswer { .. } | Request::FamilyHistory);
+    assert_eq!(family_request, is_family, "{request:?}");
     match request {
         Request::Respond { incident, .. } => {
             assert!(is_responder);
@@ -68,8 +82,8 @@ fn check_request(request: &Request, is_responder: bool, incident_id: Option<u64>
             assert!(!is_responder);
             assert_eq!(frame.get("elder_id").and_then(serde_json::Value::as_str), Some(elder.as_str()));
         }
-        // The fuzzer's callers are a responder and a dispatcher: no family frame is theirs.
-        Request::FamilyAnswer { .. } | Request::FamilyHistory => panic!("a staff frame became {request:?}"),
+        Request::FamilyAnswer { incident, .. } => assert_eq!(Some(incident.0), incident_id),
+        Request::FamilyHistory => {}
         // Sent by the HTTP side as sockets open and close and sessions end, or by the
         // delivery worker; no frame makes one.
         Request::Presence { .. } | Request::SignedOut | Request::NotificationOutcome { .. } => {
