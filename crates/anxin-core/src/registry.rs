@@ -37,6 +37,14 @@ pub struct ElderProfile {
     /// How to get in: door code, key with a neighbour.
     pub door_notes: String,
     pub contacts: Vec<Contact>,
+    /// The community care station the elder is enrolled with (the ledger's 所属站点), if the
+    /// ledger says; matching does not depend on it (it uses distance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub station_id: Option<StationId>,
+    /// The resident ID number (身份证号) from the civil-affairs ledger, if given: checked
+    /// (GB 11643 check digit) when imported, shown to staff, never sent to devices or phones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_number: Option<String>,
 }
 
 impl ElderProfile {
@@ -228,7 +236,7 @@ pub struct Responder {
 pub enum RegistryError {
     #[error("device {device} belongs to elder {elder}, who is not in the registry")]
     UnknownElder { device: String, elder: String },
-    #[error("responder {responder} belongs to station {station}, which is not in the registry")]
+    #[error("{responder} belongs to station {station}, which is not in the registry")]
     UnknownStation { responder: String, station: String },
     #[error("{0} appears twice")]
     Duplicate(String),
@@ -285,9 +293,13 @@ impl Registry {
         }
         if let Some(r) = self.responders.iter().find(|r| !stations.contains(r.station_id.as_str())) {
             return Err(RegistryError::UnknownStation {
-                responder: r.id.to_string(),
+                responder: format!("responder {}", r.id),
                 station: r.station_id.to_string(),
             });
+        }
+        let mut enrolled = self.elders.iter().filter_map(|e| e.profile.station_id.as_ref().map(|s| (e, s)));
+        if let Some((e, s)) = enrolled.find(|(_, s)| !stations.contains(s.as_str())) {
+            return Err(RegistryError::UnknownStation { responder: format!("elder {}", e.id), station: s.to_string() });
         }
         Ok(())
     }

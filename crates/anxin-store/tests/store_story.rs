@@ -37,6 +37,7 @@ fn registry() -> Registry {
                     phone: "13700000001".into(),
                     ..Contact::default()
                 }],
+                ..ElderProfile::default()
             },
         }],
         devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],

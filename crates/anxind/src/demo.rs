@@ -250,6 +250,7 @@ fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
             format!("单元门禁 {:04}#", rng.random_range(0..10_000))
         },
         contacts,
+        ..ElderProfile::default()
     }
 }
 

@@ -91,6 +91,7 @@ pub fn registry() -> Registry {
                 phone: "13700000001".into(),
                 ..Contact::default()
             }],
+            ..ElderProfile::default()
         },
     };
     let responder = |id: &str, lat, lon| Responder {
