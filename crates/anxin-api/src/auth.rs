@@ -44,24 +44,45 @@ struct Session {
 
 /// Who may sign in, and who is signed in.
 pub struct Sessions {
-    staff: HashMap<String, Staff>,
+    /// Who may sign in: from the ledger at start, then kept up to date by its changes.
+    staff: std::sync::RwLock<HashMap<String, Staff>>,
     live: Mutex<HashMap<String, Session>>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sessions").field("staff", &self.staff.len()).finish_non_exhaustive()
+        f.debug_struct("Sessions").finish_non_exhaustive()
     }
 }
 
 impl Sessions {
     pub fn new(staff: impl IntoIterator<Item = Staff>) -> Self {
-        Self { staff: staff.into_iter().map(|s| (s.id.clone(), s)).collect(), live: Mutex::default() }
+        let staff = staff.into_iter().map(|s| (s.id.clone(), s)).collect();
+        Self { staff: std::sync::RwLock::new(staff), live: Mutex::default() }
+    }
+
+    /// A member of staff added or changed in the ledger. A change of role or password signs
+    /// out their open sessions (a new name is taken at once).
+    pub fn set_staff(&self, staff: Staff) {
+        let before = self.staff.write().expect("staff lock").insert(staff.id.clone(), staff.clone());
+        let mut live = self.live.lock().expect("sessions lock");
+        match before {
+            Some(b) if b.role != staff.role || b.password_hash != staff.password_hash => {
+                live.retain(|_, s| s.user.id != staff.id)
+            }
+            _ => live.values_mut().filter(|s| s.user.id == staff.id).for_each(|s| s.user.name = staff.name.clone()),
+        }
+    }
+
+    /// A member of staff retired: they cannot sign in, and their sessions end now.
+    pub fn remove_staff(&self, id: &str) {
+        self.staff.write().expect("staff lock").remove(id);
+        self.live.lock().expect("sessions lock").retain(|_, s| s.user.id != id);
     }
 
     /// Everybody who may sign in, for consoles to put names to actors.
     pub fn staff(&self) -> Vec<User> {
-        let mut all: Vec<User> = self.staff.values().map(User::from).collect();
+        let mut all: Vec<User> = self.staff.read().expect("staff lock").values().map(User::from).collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }
@@ -69,12 +90,12 @@ impl Sessions {
     /// Checks a name and password (slow on purpose: run it off the async threads) and opens
     /// a session. Returns its token and the user.
     pub fn sign_in(&self, user: &str, password: &str) -> Option<(String, User)> {
-        let staff = self.staff.get(user);
-        let hash = staff.map_or(NOBODY, |s| s.password_hash.as_str());
+        let staff = self.staff.read().expect("staff lock").get(user).cloned();
+        let hash = staff.as_ref().map_or(NOBODY, |s| s.password_hash.as_str());
         if !verify_password(password, hash) {
             return None;
         }
-        let user = User::from(staff?);
+        let user = User::from(&staff?);
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS has randomness");
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -85,6 +85,8 @@ pub struct ApiState {
     pub clock: WallClock,
     /// Families' sign-in, feeds and push subscriptions (none until [`ApiState::with_family`]).
     pub family: crate::family::FamilySide,
+    /// The ledger's reads for the administration API (none until [`ApiState::with_ledger`]).
+    pub ledger: Option<Arc<dyn crate::admin::LedgerSide>>,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -158,6 +160,7 @@ impl ApiState {
             console,
             clock,
             family: crate::family::FamilySide::default(),
+            ledger: None,
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -172,6 +175,12 @@ impl ApiState {
     /// feeds from `hub`, push offered with `push_key` (none: not configured).
     pub fn with_family(mut self, family: crate::family::FamilySide) -> Self {
         self.family = family;
+        self
+    }
+
+    /// The same, serving the administration API over `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<dyn crate::admin::LedgerSide>) -> Self {
+        self.ledger = Some(ledger);
         self
     }
 }
@@ -200,6 +209,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/responder/job", get(rest_job))
         .route("/api/v1/responder/actions", post(rest_action))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CLIENT_FRAME))
+        .merge(crate::admin::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -265,16 +275,22 @@ async fn socket(
     }
     let peer = match token {
         Some(token) => state.responders.authenticate(&token).map(Peer::Phone).ok_or(("bad_token", "unknown token")),
-        None => signed_in(&state, &headers)
-            .map(|user| Peer::Console { user, since, history })
-            .ok_or(("no_session", "sign in first")),
+        None => match signed_in(&state, &headers) {
+            // An administrator keeps the ledger and is not shown incidents.
+            Some(user) if user.role == anxin_core::StaffRole::Admin => {
+                Err(("not_a_dispatcher", "admins see no incidents"))
+            }
+            Some(user) => Ok(Peer::Console { user, since, history }),
+            None => Err(("no_session", "sign in first")),
+        },
     };
     match peer {
         Ok(peer) => ws.on_upgrade(move |socket| serve_socket(socket, state, peer)),
         Err((label, reason)) => {
             state.frames_rejected.with_label_values(&[label]).inc();
+            let code = if label == "not_a_dispatcher" { CLOSE_FORBIDDEN } else { CLOSE_BAD_TOKEN };
             ws.on_upgrade(move |mut socket| async move {
-                let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: reason.into() };
+                let close = CloseFrame { code, reason: reason.into() };
                 let _ = socket.send(Message::Close(Some(close))).await;
             })
         }
@@ -285,8 +301,11 @@ async fn socket(
 /// (4000–4999 are the application's).
 pub const CLOSE_BAD_TOKEN: u16 = 4401;
 
+/// Close code for a signed-in member of staff whose role sees no incidents (an administrator).
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+
 /// The signed-in user behind a request's session cookie.
-fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
+pub(crate) fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -773,7 +792,7 @@ async fn family_link(
 
 /// Hands a request to the engine; the answer comes once what it caused is stored, or an
 /// error after [`ANSWER_WAIT`].
-async fn submit(state: &ApiState, caller: Caller, request: Request) -> BoxFuture<'static, Answer> {
+pub(crate) async fn submit(state: &ApiState, caller: Caller, request: Request) -> BoxFuture<'static, Answer> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let command = Command { caller, request, reply: Some(tx) };
     if state.commands.send(command).await.is_err() {

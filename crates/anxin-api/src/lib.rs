@@ -2,6 +2,7 @@
 //! and the HTTP endpoints (WebSocket, health, readiness, metrics). The frames and bodies it
 //! speaks are typed in `anxin_proto::ws` and `anxin_proto::rest`.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod commands;
@@ -11,6 +12,7 @@ pub mod hub;
 pub mod notify;
 pub mod responders;
 
+pub use admin::{LedgerSide, LedgerUnavailable};
 pub use anxin_proto::{rest, ws};
 pub use auth::{hash_password, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};

@@ -29,14 +29,25 @@ impl Default for Entry {
 /// The phones' side of the engine's output. The lock is held only to copy or replace views.
 #[derive(Debug, Default)]
 pub struct ResponderHub {
-    /// Token hash → responder. Built at start from the registry.
-    tokens: HashMap<String, ResponderId>,
+    /// Token hash → responder. Built at start from the registry, kept up to date by the
+    /// ledger's changes ([`ResponderHub::set_token`]).
+    tokens: std::sync::RwLock<HashMap<String, ResponderId>>,
     entries: Mutex<HashMap<ResponderId, Entry>>,
 }
 
 impl ResponderHub {
     pub fn new(tokens: HashMap<String, ResponderId>) -> Self {
-        Self { tokens, entries: Mutex::default() }
+        Self { tokens: std::sync::RwLock::new(tokens), entries: Mutex::default() }
+    }
+
+    /// A responder's sign-in token from now on (its SHA-256 hex), or none: the old one stops
+    /// working at once, and so does every token of a retired responder.
+    pub fn set_token(&self, responder: &ResponderId, token_sha256: Option<&str>) {
+        let mut tokens = self.tokens.write().expect("tokens lock");
+        tokens.retain(|_, r| r != responder);
+        if let Some(hash) = token_sha256 {
+            tokens.insert(hash.to_ascii_lowercase(), responder.clone());
+        }
     }
 
     /// The responder a sign-in token belongs to.
@@ -44,7 +55,7 @@ impl ResponderHub {
         if token.is_empty() || token.len() > 256 {
             return None;
         }
-        self.tokens.get(&crate::commands::token_sha256(token)).cloned()
+        self.tokens.read().expect("tokens lock").get(&crate::commands::token_sha256(token)).cloned()
     }
 
     /// Replaces a responder's views and pushes those that changed to their open sockets;

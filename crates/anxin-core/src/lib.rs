@@ -10,6 +10,7 @@ pub mod family;
 pub mod geo;
 pub mod ids;
 pub mod incident;
+pub mod ledger;
 pub mod matcher;
 pub mod outbox;
 pub mod policy;
@@ -23,5 +24,8 @@ pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notifi
 pub use geo::Coordinates;
 pub use ids::*;
 pub use incident::*;
+pub use ledger::{
+    Amend, Amended, Amendment, DeviceSecret, Entry, FieldError, LedgerAction, LedgerError, LedgerKind, LedgerRecord,
+};
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
 pub use registry::*;

@@ -116,6 +116,20 @@ impl Matcher {
             .collect()
     }
 
+    /// Puts a station in the tree at `at`, taking it from `was` if it was there before.
+    pub fn set_station(&mut self, id: StationId, was: Option<Coordinates>, at: Coordinates) {
+        if let Some(was) = was {
+            self.remove_station(&id, was);
+        }
+        self.stations.insert(Entry::new(at.to_unit_vector(), id));
+    }
+
+    /// Takes a station that sat at `at` out of the tree.
+    pub fn remove_station(&mut self, id: &StationId, at: Coordinates) {
+        let removed = self.stations.remove(&Entry::new(at.to_unit_vector(), id.clone()));
+        debug_assert!(removed.is_some(), "station {id} was not where the ledger put it");
+    }
+
     /// The nearest station, however far.
     pub fn nearest_station(&self, at: Coordinates) -> Option<Nearest<StationId>> {
         let p = at.to_unit_vector();

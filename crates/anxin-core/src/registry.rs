@@ -137,6 +137,9 @@ pub enum StaffRole {
     Dispatcher,
     /// Everything a dispatcher does, and may take over another dispatcher's claim.
     Supervisor,
+    /// Manages the ledger (elders, devices, stations, responders) and the staff; works no
+    /// incidents.
+    Admin,
 }
 
 impl StaffRole {
@@ -144,11 +147,12 @@ impl StaffRole {
         match self {
             StaffRole::Dispatcher => "dispatcher",
             StaffRole::Supervisor => "supervisor",
+            StaffRole::Admin => "admin",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [StaffRole::Dispatcher, StaffRole::Supervisor].into_iter().find(|r| r.as_str() == s)
+        [StaffRole::Dispatcher, StaffRole::Supervisor, StaffRole::Admin].into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -26,6 +26,10 @@ pub enum Caller {
         elder: ElderId,
         contact: String,
     },
+    /// A signed-in administrator, by staff id: changes the ledger, works no incidents.
+    Admin {
+        id: String,
+    },
     /// The notification delivery worker, inside anxind, reporting what became of a
     /// notification. Never read from a frame.
     Notifier,
@@ -85,6 +89,8 @@ pub enum Request {
     },
     /// A family member asks for their elder's recent incidents (the HTTP side, from the store).
     FamilyHistory,
+    /// A change to the ledger (an administrator, or an import on their behalf).
+    Amend(anxin_core::Amend),
     /// What became of a notification (from the delivery worker or a gateway's receipt).
     NotificationOutcome {
         incident: IncidentId,
@@ -105,11 +111,13 @@ pub struct Refused {
     pub code: String,
     pub message: String,
     pub args: BTreeMap<String, String>,
+    /// For a ledger entry that is not valid: each field's problem, for the form.
+    pub fields: Vec<anxin_core::FieldError>,
 }
 
 impl Refused {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_string(), message: message.into(), args: BTreeMap::new() }
+        Self { code: code.to_string(), message: message.into(), args: BTreeMap::new(), fields: Vec::new() }
     }
 
     /// The same, with a value a page fills into its words.
@@ -135,6 +143,14 @@ impl From<CommandError> for Refused {
     }
 }
 
+impl From<anxin_core::LedgerError> for Refused {
+    fn from(e: anxin_core::LedgerError) -> Self {
+        let mut refused = Refused::new(e.code(), e.to_string());
+        refused.fields = e.fields().to_vec();
+        refused
+    }
+}
+
 /// What a request that succeeded gives back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -152,6 +168,8 @@ pub enum Reply {
     IssuedLink(crate::family::IssuedLink),
     /// The family's elder's recent incidents, as the family sees them, the latest first.
     FamilyHistory(Vec<crate::family::FamilyPastIncident>),
+    /// A change to the ledger, taken (and stored) or found already made.
+    Amended(anxin_core::Amended),
 }
 
 /// A request on its way to the engine, with where to send the answer.

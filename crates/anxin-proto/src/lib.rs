@@ -2,6 +2,7 @@
 //! ask of the engine, and every frame and body on the HTTP side (`ws`, `rest`). Everything
 //! here is data and its decoding, and one read of the wall clock ([`wall_clock_now`]).
 
+pub mod admin;
 pub mod command;
 pub mod family;
 pub mod payload;

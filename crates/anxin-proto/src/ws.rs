@@ -287,6 +287,8 @@ impl ResultFrame {
             Ok(Reply::FamilyLinks(l)) => frame.links = Some(l),
             Ok(Reply::IssuedLink(l)) => frame.link = Some(l),
             Ok(Reply::FamilyHistory(p)) => frame.past = Some(p),
+            // Ledger changes are answered over REST (`/api/v1/admin`), never on a socket.
+            Ok(Reply::Amended(_)) => {}
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);
@@ -299,9 +301,12 @@ impl ResultFrame {
     /// The answer this frame carries.
     pub fn into_answer(self) -> Answer {
         match self {
-            Self { ok: false, error, code, args, .. } => {
-                Err(Refused { code: code.unwrap_or_default(), message: error.unwrap_or_default(), args })
-            }
+            Self { ok: false, error, code, args, .. } => Err(Refused {
+                code: code.unwrap_or_default(),
+                message: error.unwrap_or_default(),
+                args,
+                fields: Vec::new(),
+            }),
             Self { suggestions: Some(s), .. } => Ok(Reply::Suggestions(s)),
             Self { events: Some(e), .. } => Ok(Reply::Events(e)),
             Self { incidents: Some(i), .. } => Ok(Reply::Incidents(i)),
@@ -669,6 +674,8 @@ impl ClientFrame {
             }
             (Caller::Family { .. }, ClientFrame::FamilyHistory { .. }) => Ok(Request::FamilyHistory),
             (Caller::Family { .. }, _) => Err(FrameError::NotADispatcher),
+            // An administrator keeps the ledger (over REST) and works no incidents.
+            (Caller::Admin { .. }, _) => Err(FrameError::NotADispatcher),
             (_, ClientFrame::FamilyAnswer { .. } | ClientFrame::FamilyHistory { .. }) => Err(FrameError::NotFamily),
             (Caller::Responder(_), ClientFrame::FamilyLink { .. } | ClientFrame::FamilyLinks { .. }) => {
                 Err(FrameError::NotADispatcher)

@@ -107,6 +107,9 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         (Caller::Notifier, Request::NotificationOutcome { incident, contact, key, delivery }) => {
             engine.family_delivery(incident, &contact, &key, delivery, now, out)
         }
+        (Caller::Admin { id }, Request::Amend(amend)) => {
+            return engine.amend(amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
+        }
         // The timeline is read from the store by the HTTP side; it never reaches the engine.
         _ => return Err(Refused::new("not_allowed", "not allowed for this caller")),
     };

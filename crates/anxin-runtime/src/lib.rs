@@ -134,13 +134,17 @@ struct Step<M> {
     responders: Vec<ResponderView>,
     replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>,
     open_incidents: usize,
+    /// Every station, when the batch changed one.
+    stations: Option<Vec<anxin_core::StationView>>,
 }
 
-/// The incidents and responders whose rows a batch writes, each sorted.
+/// The incidents and responders whose rows a batch writes, each sorted, and whether it
+/// changes the ledger.
 #[derive(Debug, Default)]
 struct Rows {
     incidents: Vec<IncidentId>,
     responders: Vec<ResponderId>,
+    ledger: bool,
 }
 
 impl Rows {
@@ -152,7 +156,7 @@ impl Rows {
         let mut responders: Vec<ResponderId> = out.roster.iter().map(|r| r.id.clone()).collect();
         responders.sort_unstable();
         responders.dedup();
-        Self { incidents, responders }
+        Self { incidents, responders, ledger: !out.ledger.is_empty() }
     }
 
     /// Whether both write a row of the same incident or responder.
@@ -161,7 +165,12 @@ impl Rows {
             let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
             small.iter().any(|x| large.binary_search(x).is_ok())
         }
-        meet(&self.incidents, &other.incidents) || meet(&self.responders, &other.responders)
+        // Ledger changes are rare: one batch of them commits at a time, in order (a
+        // responder's row is written by both kinds, so a ledger batch waits for every batch).
+        (self.ledger && other.ledger)
+            || ((self.ledger || other.ledger) && !(self.responders.is_empty() && other.responders.is_empty()))
+            || meet(&self.incidents, &other.incidents)
+            || meet(&self.responders, &other.responders)
     }
 }
 
@@ -426,7 +435,10 @@ impl<M: Delivery> Runtime<M> {
         touched.sort();
         touched.dedup();
         let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
+        let stations =
+            out.ledger.iter().any(|r| r.kind == anxin_core::LedgerKind::Station).then(|| self.engine.stations_view());
         Step {
+            stations,
             messages: std::mem::take(batch),
             out,
             phones,
@@ -480,7 +492,7 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, mut out, phones, responders, replies, open_incidents } = step;
+    let Step { messages, mut out, phones, responders, replies, open_incidents, stations } = step;
     let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
@@ -497,8 +509,11 @@ async fn finish<M: Delivery>(
             return false;
         }
     }
-    let to_store =
-        !out.messages.is_empty() || !out.events.is_empty() || !out.incidents.is_empty() || !out.roster.is_empty();
+    let to_store = !out.messages.is_empty()
+        || !out.events.is_empty()
+        || !out.incidents.is_empty()
+        || !out.roster.is_empty()
+        || !out.ledger.is_empty();
     if to_store && !commit(&ports, &out, &shutdown).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);
@@ -527,6 +542,12 @@ async fn finish<M: Delivery>(
     ports.telemetry.open_incidents(open_incidents);
     if let Some(deltas) = deltas {
         ports.feeds.incidents(deltas);
+    }
+    if !out.ledger.is_empty() {
+        ports.feeds.ledger(&out.ledger);
+    }
+    if let Some(stations) = stations {
+        ports.feeds.stations(stations);
     }
     ports.feeds.phones(phones);
     ports.feeds.responders(responders);

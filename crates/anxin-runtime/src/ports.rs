@@ -83,6 +83,15 @@ pub trait Feeds: Send + Sync + 'static {
     fn phones(&self, phones: Vec<PhoneView>);
     /// Responders whose status, duty or position changed, for the consoles' maps.
     fn responders(&self, views: Vec<ResponderView>);
+    /// Changes to the ledger, stored, in the engine's order: for the broker's accounts, the
+    /// sign-in tables and the consoles' station list.
+    fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
+        let _ = records;
+    }
+    /// Every station as it now is, after a batch that changed one (for the consoles' maps).
+    fn stations(&self, stations: Vec<anxin_core::StationView>) {
+        let _ = stations;
+    }
 }
 
 /// What the runtime did, for metrics and logs. Every method has an empty default, so a port

@@ -117,6 +117,7 @@ impl Durable {
             recent_messages: recent,
             last_incident_id: self.incidents.keys().next_back().map_or(0, |i| i.0),
             last_seq: self.last_seq(),
+            last_ledger_seq: 0,
         }
     }
 

@@ -6,6 +6,7 @@
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
 mod family;
+mod ledger;
 mod migrate;
 mod outbox;
 mod sql;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use family::{FamilyStore, FamilyToken};
+pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// Why the store could not do what was asked.
@@ -47,6 +49,9 @@ pub struct Batch<'a> {
     /// Notifications to elders' contacts, each under its idempotency key (a key stored
     /// already is left as it is).
     pub notifications: &'a [anxin_core::Notification],
+    /// Changes to the ledger: each entry's row, and a line of its log, in the same
+    /// transaction.
+    pub ledger: &'a [anxin_core::LedgerRecord],
 }
 
 impl<'a> Batch<'a> {
@@ -58,6 +63,7 @@ impl<'a> Batch<'a> {
             incidents: &out.incidents,
             roster: &out.roster,
             notifications: &out.notifications,
+            ledger: &out.ledger,
         }
     }
 }
@@ -65,7 +71,7 @@ impl<'a> Batch<'a> {
 /// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
 /// push subscriptions).
 #[async_trait]
-pub trait Store: FamilyStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: FamilyStore + LedgerStore + Send + Sync + std::fmt::Debug + 'static {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.
     async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;

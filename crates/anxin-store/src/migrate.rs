@@ -25,6 +25,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0004_elder_history.sql"),
     },
     Migration { version: 5, name: "family", sql: include_str!("../../../migrations/sqlite/0005_family.sql") },
+    Migration { version: 6, name: "live_ledger", sql: include_str!("../../../migrations/sqlite/0006_live_ledger.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -45,6 +46,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0004_elder_history.sql"),
     },
     Migration { version: 5, name: "family", sql: include_str!("../../../migrations/postgres/0005_family.sql") },
+    Migration {
+        version: 6,
+        name: "live_ledger",
+        sql: include_str!("../../../migrations/postgres/0006_live_ledger.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -5,9 +5,9 @@
 use crate::migrate::{Migration, CREATE_TABLE, POSTGRES, SQLITE};
 use crate::{Batch, Store, StoreError};
 use anxin_core::{
-    Actor, Change, Coordinates, Device, DeviceId, Elder, ElderId, EventType, Incident, IncidentEvent, IncidentId,
-    MessageId, MessageRecord, NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, Registry, Responder,
-    ResponderId, Resume, Staff, StaffRole, Station, StationId, Timestamp, TravelMode,
+    Actor, Change, DeviceId, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord,
+    NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, Registry, Responder, ResponderId, Resume,
+    Timestamp,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Rows per multi-row statement: well under both databases' bind-parameter limits.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 /// SQLite: a single file, write-ahead log, `synchronous = FULL` so a commit survives power loss.
 #[derive(Debug, Clone)]
@@ -67,10 +67,6 @@ fn id<T>(parsed: Result<T, anxin_core::IdError>, what: &str) -> Result<T, StoreE
     parsed.map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn coords(lat: f64, lon: f64) -> Result<Coordinates, StoreError> {
-    Coordinates::new(lat, lon).map_err(|e| StoreError::Corrupt(format!("position ({lat}, {lon}): {e}")))
-}
-
 fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("JSON body: {e}")))
 }
@@ -112,6 +108,7 @@ struct Rows<'a> {
     /// Duty and position, the last per responder.
     roster: Vec<&'a Responder>,
     notifications: Vec<NotificationRow<'a>>,
+    ledger: &'a [anxin_core::LedgerRecord],
 }
 
 struct NotificationRow<'a> {
@@ -222,7 +219,7 @@ impl<'a> Rows<'a> {
                 Ok(NotificationRow { n, body })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok(Self { messages: batch.messages, events, incidents, roster, notifications })
+        Ok(Self { messages: batch.messages, events, incidents, roster, notifications, ledger: batch.ledger })
     }
 }
 
@@ -247,6 +244,9 @@ impl SqliteStore {
     /// One transaction of multi-row `VALUES` statements, `CHUNK` rows each.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The ledger first: a responder's row it writes is then brought up to date by the
+        // roster's duty and position below, which the engine changed after.
+        Self::write_ledger(&mut tx, rows.ledger).await?;
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -353,6 +353,8 @@ impl PostgresStore {
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
+        // Rare, so in statements of their own only when there are any (see the SQLite writer).
+        Self::write_ledger(&mut tx, rows.ledger).await?;
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -481,72 +483,23 @@ macro_rules! sql_store {
             }
 
             async fn load_registry(&self) -> Result<Registry, StoreError> {
+                use anxin_core::{Entry, LedgerKind};
                 let mut registry = Registry::default();
-                for row in sqlx::query("SELECT id, name, address, home_lat, home_lon, phone, notes, profile FROM elders ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?
-                {
-                    registry.elders.push(Elder {
-                        id: id(ElderId::parse(row.try_get::<String, _>("id")?), "elder id")?,
-                        name: row.try_get("name")?,
-                        address: row.try_get("address")?,
-                        home: coords(row.try_get("home_lat")?, row.try_get("home_lon")?)?,
-                        phone: row.try_get("phone")?,
-                        notes: row.try_get("notes")?,
-                        profile: {
-                            let json: String = row.try_get("profile")?;
-                            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("elder profile: {e}")))?
-                        },
-                    });
-                }
-                for row in sqlx::query("SELECT id, elder_id FROM devices ORDER BY id").fetch_all(&self.pool).await? {
-                    registry.devices.push(Device {
-                        id: id(DeviceId::parse(row.try_get::<String, _>("id")?), "device id")?,
-                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
-                    });
-                }
-                for row in sqlx::query("SELECT id, name, lat, lon, phone, service_circle_min FROM stations ORDER BY id").fetch_all(&self.pool).await? {
-                    registry.stations.push(Station {
-                        id: id(StationId::parse(row.try_get::<String, _>("id")?), "station id")?,
-                        name: row.try_get("name")?,
-                        position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
-                        phone: row.try_get("phone")?,
-                        service_circle_min: row.try_get::<Option<i32>, _>("service_circle_min")?.map(|m| m.max(0) as u32),
-                    });
-                }
-                for row in sqlx::query("SELECT id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty FROM responders ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?
-                {
-                    registry.responders.push(Responder {
-                        id: id(ResponderId::parse(row.try_get::<String, _>("id")?), "responder id")?,
-                        name: row.try_get("name")?,
-                        station_id: id(StationId::parse(row.try_get::<String, _>("station_id")?), "station id")?,
-                        phone: row.try_get("phone")?,
-                        position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
-                        on_duty: row.try_get("on_duty")?,
-                        token_sha256: row.try_get("token_sha256")?,
-                        position_at: row.try_get::<Option<i64>, _>("position_at")?.map(Timestamp),
-                        mode: {
-                            let m: String = row.try_get("mode")?;
-                            TravelMode::parse(&m).ok_or_else(|| StoreError::Corrupt(format!("travel mode {m}")))?
-                        },
-                        skills: row
-                            .try_get::<String, _>("skills")?
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    });
-                }
-                for row in sqlx::query("SELECT id, name, role, password_hash FROM staff ORDER BY id").fetch_all(&self.pool).await? {
-                    let role: String = row.try_get("role")?;
-                    registry.staff.push(Staff {
-                        id: row.try_get("id")?,
-                        name: row.try_get("name")?,
-                        role: StaffRole::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("staff role {role}")))?,
-                        password_hash: row.try_get("password_hash")?,
-                    });
+                for kind in LedgerKind::ALL {
+                    let sql = format!(
+                        "SELECT {} FROM {} WHERE retired_at IS NULL ORDER BY id",
+                        crate::ledger::columns(kind),
+                        crate::ledger::table(kind)
+                    );
+                    for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+                        match Self::entry_row(kind, &row)?.0 {
+                            Entry::Elder(e) => registry.elders.push(e),
+                            Entry::Device(d) => registry.devices.push(d),
+                            Entry::Station(x) => registry.stations.push(x),
+                            Entry::Responder(r) => registry.responders.push(r),
+                            Entry::Staff(x) => registry.staff.push(x),
+                        }
+                    }
                 }
                 Ok(registry)
             }
@@ -554,7 +507,7 @@ macro_rules! sql_store {
             async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for chunk in registry.elders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO elders (id, name, address, home_lat, home_lon, phone, notes, profile) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO elders (id, name, address, home_lat, home_lon, phone, notes, profile, station_id) ");
                     q.push_values(chunk, |mut b, e| {
                         b.push_bind(e.id.as_str())
                             .push_bind(e.name.as_str())
@@ -563,12 +516,13 @@ macro_rules! sql_store {
                             .push_bind(e.home.lon())
                             .push_bind(e.phone.as_deref())
                             .push_bind(e.notes.as_str())
-                            .push_bind(serde_json::to_string(&e.profile).expect("a profile serialises"));
+                            .push_bind(serde_json::to_string(&e.profile).expect("a profile serialises"))
+                            .push_bind(e.profile.station_id.as_ref().map(|s| s.as_str()));
                     });
                     q.push(
                         " ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address, \
                          home_lat = excluded.home_lat, home_lon = excluded.home_lon, phone = excluded.phone, notes = excluded.notes, \
-                         profile = excluded.profile",
+                         profile = excluded.profile, station_id = excluded.station_id",
                     );
                     q.build().execute(&mut *tx).await?;
                 }
@@ -658,6 +612,9 @@ macro_rules! sql_store {
                     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM incident_events").fetch_one(&self.pool).await?;
                 resume.last_incident_id = last_id as u64;
                 resume.last_seq = last_seq as u64;
+                let last_ledger_seq: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").fetch_one(&self.pool).await?;
+                resume.last_ledger_seq = last_ledger_seq as u64;
                 Ok(resume)
             }
 
@@ -770,8 +727,18 @@ macro_rules! sql_store {
 }
 
 sql_store!(SqliteStore, Sqlite, SQLITE, None::<&str>);
+impl SqliteStore {
+    crate::ledger::ledger_rows!(sqlx::sqlite::SqliteRow);
+    crate::ledger::write_ledger!(Sqlite);
+}
+crate::ledger::ledger_store!(SqliteStore, Sqlite);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
+impl PostgresStore {
+    crate::ledger::ledger_rows!(sqlx::postgres::PgRow);
+    crate::ledger::write_ledger!(Postgres);
+}
+crate::ledger::ledger_store!(PostgresStore, Postgres);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with
 /// the process id, unique enough for telling one database from its replacement.

@@ -264,7 +264,7 @@ impl App {
             metrics.registry.clone(),
             readiness,
             http_stop.clone(),
-            sessions,
+            sessions.clone(),
             Arc::new(crate::timeline::StoreTimeline(store.clone())),
             ConsoleSettings {
                 language: config.consoles.language.clone(),
@@ -306,14 +306,16 @@ impl App {
         };
         // The family page asks for Web Push's public key: the one [notify] signs with.
         let push_key = config.notify.vapid()?.map(|v| v.public_key());
-        let api = api.with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key));
+        let api = api
+            .with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key))
+            .with_ledger(Arc::new(crate::ledger::StoreLedger(store.inner.0.clone())));
         let http_task =
             tokio::spawn(anxin_api::serve(http, anxin_api::router(api).merge(callbacks), http_stop.clone()));
 
         let ports = anxin_runtime::Ports {
             store: Arc::new(store),
             devices: Arc::new(crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() }),
-            feeds: Arc::new(crate::ports::FeedPort { hub, phones, family: family_hub }),
+            feeds: Arc::new(crate::ports::FeedPort { hub, phones, family: family_hub, sessions }),
             clock: Arc::new(clock),
             telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch }),
         };

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod family;
+pub mod ledger;
 pub mod notify;
 pub mod ports;
 pub mod telemetry;

@@ -61,6 +61,8 @@ pub struct FeedPort {
     pub hub: Arc<Hub>,
     pub phones: Arc<ResponderHub>,
     pub family: Arc<anxin_api::FamilyHub>,
+    /// Who may sign in to the console: kept up to date by the ledger's changes.
+    pub sessions: Arc<anxin_api::Sessions>,
 }
 
 impl anxin_runtime::Feeds for FeedPort {
@@ -78,6 +80,14 @@ impl anxin_runtime::Feeds for FeedPort {
 
     fn responders(&self, views: Vec<ResponderView>) {
         self.hub.publish_responders(views);
+    }
+
+    fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
+        crate::ledger::apply_to_sign_ins(records, &self.phones, &self.sessions);
+    }
+
+    fn stations(&self, stations: Vec<anxin_core::StationView>) {
+        self.hub.set_stations(stations);
     }
 }
 

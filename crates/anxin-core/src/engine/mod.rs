@@ -19,6 +19,7 @@ mod commands;
 mod family;
 mod intake;
 mod ladder;
+mod ledger;
 mod presence;
 mod timers;
 mod views;
@@ -43,6 +44,8 @@ pub struct Resume {
     pub recent_messages: Vec<(Timestamp, DeviceId, MessageId)>,
     pub last_incident_id: u64,
     pub last_seq: u64,
+    /// The last change stored in the ledger's log.
+    pub last_ledger_seq: u64,
 }
 
 /// What the engine decided about one message.
@@ -84,6 +87,9 @@ pub struct Outbox {
     pub alerts: Vec<StationAlert>,
     /// Messages to elders' contacts: stored in the same commit, sent by the delivery worker.
     pub notifications: Vec<crate::family::Notification>,
+    /// Changes to the ledger: stored in the same commit, then passed to the broker's
+    /// accounts and the sign-in tables.
+    pub ledger: Vec<crate::ledger::LedgerRecord>,
 }
 
 impl Outbox {
@@ -101,6 +107,7 @@ impl Outbox {
             roster: Vec::new(),
             alerts: Vec::with_capacity(n),
             notifications: Vec::new(),
+            ledger: Vec::new(),
         }
     }
 
@@ -111,6 +118,7 @@ impl Outbox {
             && self.commands.is_empty()
             && self.deltas.is_empty()
             && self.notifications.is_empty()
+            && self.ledger.is_empty()
     }
 }
 
@@ -158,13 +166,13 @@ pub(crate) struct DeviceState {
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) policy: Policy,
-    elders: HashMap<ElderId, Elder>,
+    pub(crate) elders: HashMap<ElderId, Elder>,
     /// Every device in the ledger, with its open incident. Made once from the registry, so it
     /// never grows while presses come in (a table that grows moves every entry).
     pub(crate) devices: HashMap<DeviceId, DeviceState>,
     pub(crate) stations: HashMap<StationId, Station>,
-    /// Staff names by sign-in id, for consoles.
-    staff: HashMap<String, String>,
+    /// Staff by sign-in id: their names for consoles, and the whole entry for the ledger.
+    pub(crate) staff: HashMap<String, crate::registry::Staff>,
     /// Each station's responders, for [`Matching::OwnStation`].
     pub(crate) by_station: HashMap<StationId, Vec<ResponderId>>,
     /// The roster, with each responder's duty and last known position.
@@ -187,6 +195,8 @@ pub struct Engine {
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
     last_incident_id: u64,
     last_seq: u64,
+    /// The last change to the ledger ([`crate::ledger::LedgerRecord::seq`]).
+    pub(crate) last_ledger_seq: u64,
 }
 
 impl Engine {
@@ -228,7 +238,7 @@ impl Engine {
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
-            staff: registry.staff.into_iter().map(|s| (s.id, s.name)).collect(),
+            staff: registry.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
             by_station,
             open: BTreeMap::new(),
             busy,
@@ -241,6 +251,7 @@ impl Engine {
             seen_order: VecDeque::new(),
             last_incident_id: resume.last_incident_id,
             last_seq: resume.last_seq,
+            last_ledger_seq: resume.last_ledger_seq,
         };
         for incident in resume.open {
             let id = incident.id;

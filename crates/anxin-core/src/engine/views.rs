@@ -183,12 +183,12 @@ impl Engine {
 
     /// A member of staff's name, by sign-in id.
     pub(crate) fn staff_name(&self, id: &str) -> Option<&str> {
-        self.staff.get(id).map(String::as_str)
+        self.staff.get(id).map(|s| s.name.as_str())
     }
 
     /// A member of staff as consoles show them.
     pub(super) fn staff_view(&self, id: &str) -> PartyView {
-        let name = self.staff.get(id).cloned().unwrap_or_else(|| id.to_string());
+        let name = self.staff.get(id).map(|s| s.name.clone()).unwrap_or_else(|| id.to_string());
         PartyView { id: id.to_string(), name, phone: None, distance_m: None }
     }
 

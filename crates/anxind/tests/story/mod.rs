@@ -41,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Every test account's password is `test-pass`: `wang` and `li` dispatch, `zhao` supervises.
+/// Every test account's password is `test-pass`: `wang` and `li` dispatch, `zhao` supervises,
+/// `kang` keeps the ledger (admin).
 pub const TEST_PASSWORD: &str = "test-pass";
 const TEST_PASSWORD_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$9wC4aTO/nELG5U3m0uocng$3nQTuD6Ud2ZVNYTrmounR16Kp4kFAWbyDbxveDEEqi0";
@@ -121,12 +122,16 @@ pub fn registry() -> Registry {
             .collect(),
         stations: vec![station("st-qianwei", 25.0050, 102.6905), station("st-biji", 24.9600, 102.6300)],
         responders: vec![responder("r-near", 25.0060, 102.6910), responder("r-second", 25.0150, 102.7000)],
-        staff: ["wang", "li", "zhao"]
+        staff: ["wang", "li", "zhao", "kang"]
             .into_iter()
             .map(|id| Staff {
                 id: id.into(),
                 name: format!("调度员 {id}"),
-                role: if id == "zhao" { StaffRole::Supervisor } else { StaffRole::Dispatcher },
+                role: match id {
+                    "zhao" => StaffRole::Supervisor,
+                    "kang" => StaffRole::Admin,
+                    _ => StaffRole::Dispatcher,
+                },
                 password_hash: TEST_PASSWORD_HASH.into(),
             })
             .collect(),

@@ -1,0 +1,452 @@
+//! The administration API, `/api/v1/admin/...`: the ledger (elders, devices, stations,
+//! responders, staff) read, created, changed and retired while the engine runs.
+//!
+//! - **Who:** a signed-in *admin* reads and writes; a *supervisor* reads; anybody else is
+//!   refused (403). Sessions are the console's cookie.
+//! - **One writer:** every change is a [`Request::Amend`] to the engine, answered once it is
+//!   stored, so the engine stays the only writer and each change is logged with its actor.
+//! - **Concurrency:** every entry has an `ETag`; `PUT` and `DELETE` must send it back in
+//!   `If-Match` (428 without it) and are refused with 412 if the entry changed since.
+//! - **Reads** come from the store (pages with search, filters and paging; an entry; its
+//!   history), through [`LedgerSide`], which anxind implements.
+
+use crate::auth::User;
+use crate::commands::{Caller, Refused, Reply, Request};
+use crate::http::ApiState;
+use anxin_core::{Amend, Amendment, DeviceSecret, Entry, LedgerKind, StaffRole};
+use anxin_proto::admin::{EntryHistory, LedgerItem, LedgerPage, LedgerQuery};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The store could not be read now (the implementation logs why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerUnavailable;
+
+/// What the administration API reads, and the one thing it cannot do itself (hash a device's
+/// broker password the broker's way). anxind implements it over the store.
+pub trait LedgerSide: Send + Sync + 'static {
+    fn page(&self, query: LedgerQuery) -> BoxFuture<'_, Result<LedgerPage, LedgerUnavailable>>;
+    /// One entry, live or retired.
+    fn item(&self, kind: LedgerKind, id: String) -> BoxFuture<'_, Result<Option<LedgerItem>, LedgerUnavailable>>;
+    /// An entry's changes and (elders, devices) incidents, the latest first.
+    fn history(&self, kind: LedgerKind, id: String) -> BoxFuture<'_, Result<EntryHistory, LedgerUnavailable>>;
+    /// A device's broker password hashed the broker's way.
+    fn device_secret(&self, password: String) -> DeviceSecret;
+}
+
+/// The administration routes, served with the rest of the API.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/v1/admin/{kind}", get(list).post(create))
+        .route("/api/v1/admin/{kind}/{id}", get(read).put(update).delete(retire))
+        .route("/api/v1/admin/{kind}/{id}/history", get(history))
+        .route("/api/v1/admin/devices/{id}/password", post(reset_password))
+}
+
+/// The path's plural for each kind.
+pub fn kind_of(segment: &str) -> Option<LedgerKind> {
+    Some(match segment {
+        "elders" => LedgerKind::Elder,
+        "devices" => LedgerKind::Device,
+        "stations" => LedgerKind::Station,
+        "responders" => LedgerKind::Responder,
+        "staff" => LedgerKind::Staff,
+        _ => return None,
+    })
+}
+
+/// An error body: a stable `code`, the message, and each field's problem for a form.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdminError {
+    pub code: String,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<anxin_core::FieldError>,
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, Json(AdminError { code: code.to_string(), error: message.into(), fields: Vec::new() })).into_response()
+}
+
+/// The status a refusal from the engine is answered with.
+fn refused(r: Refused) -> Response {
+    let status = match r.code.as_str() {
+        "not_found" => StatusCode::NOT_FOUND,
+        "exists" | "open_incident" | "has_devices" | "on_job" | "has_responders" | "has_elders" => StatusCode::CONFLICT,
+        "stale" => StatusCode::PRECONDITION_FAILED,
+        "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
+        "not_allowed" => StatusCode::FORBIDDEN,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(AdminError { code: r.code, error: r.message, fields: r.fields })).into_response()
+}
+
+fn unavailable() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store cannot be read now: try again")
+}
+
+/// The signed-in member of staff, if their role reaches this far: admins everywhere,
+/// supervisors for reading.
+fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Response> {
+    let Some(user) = crate::http::signed_in(state, headers) else {
+        return Err(error(StatusCode::UNAUTHORIZED, "no_session", "sign in first"));
+    };
+    match (user.role, write) {
+        (StaffRole::Admin, _) | (StaffRole::Supervisor, false) => Ok(user),
+        _ => Err(error(StatusCode::FORBIDDEN, "forbidden", format!("a {} may not do this", user.role.as_str()))),
+    }
+}
+
+fn side(state: &ApiState) -> Result<Arc<dyn LedgerSide>, Response> {
+    state.ledger.clone().ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no ledger here"))
+}
+
+fn kind(segment: &str) -> Result<LedgerKind, Response> {
+    kind_of(segment).ok_or_else(|| {
+        let why = format!("no such list {segment:?}: elders, devices, stations, responders or staff");
+        error(StatusCode::NOT_FOUND, "not_found", why)
+    })
+}
+
+/// An entry as the API shows it: a staff member's password hash never leaves.
+fn shown(entry: Entry) -> Entry {
+    match entry {
+        Entry::Staff(s) => Entry::Staff(anxin_core::Staff { password_hash: String::new(), ..s }),
+        other => other,
+    }
+}
+
+/// The query string of a page.
+#[derive(Debug, Deserialize)]
+pub struct PageParams {
+    pub search: Option<String>,
+    pub station: Option<String>,
+    pub elder: Option<String>,
+    #[serde(default)]
+    pub retired: bool,
+    #[serde(default)]
+    pub offset: u32,
+    pub limit: Option<u32>,
+}
+
+/// Most entries one page holds.
+pub const PAGE_MAX: u32 = 500;
+
+async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(segment): Path<String>,
+    Query(p): Query<PageParams>,
+) -> Response {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+        (Ok(k), Ok(s)) => (k, s),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let query = LedgerQuery {
+        kind,
+        search: p.search,
+        station: p.station,
+        elder: p.elder,
+        retired: p.retired,
+        offset: p.offset,
+        limit: p.limit.unwrap_or(50).clamp(1, PAGE_MAX),
+    };
+    match side.page(query).await {
+        Ok(mut page) => {
+            for item in &mut page.items {
+                item.entry = shown(item.entry.clone());
+            }
+            Json(page).into_response()
+        }
+        Err(LedgerUnavailable) => unavailable(),
+    }
+}
+
+fn with_etag(status: StatusCode, etag: Option<&str>, body: impl Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(tag) = etag.and_then(|t| t.parse().ok()) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((segment, id)): Path<(String, String)>,
+) -> Response {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+        (Ok(k), Ok(s)) => (k, s),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match side.item(kind, id.clone()).await {
+        Ok(Some(mut item)) => {
+            item.entry = shown(item.entry);
+            let etag = item.etag.clone();
+            with_etag(StatusCode::OK, item.retired_at.is_none().then_some(etag.as_str()), item)
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no {kind} {id}")),
+        Err(LedgerUnavailable) => unavailable(),
+    }
+}
+
+async fn history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((segment, id)): Path<(String, String)>,
+) -> Response {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+        (Ok(k), Ok(s)) => (k, s),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match side.history(kind, id).await {
+        Ok(h) => Json(h).into_response(),
+        Err(LedgerUnavailable) => unavailable(),
+    }
+}
+
+/// A member of staff as written to the API: a password, never a hash.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaffBody {
+    id: String,
+    name: String,
+    role: StaffRole,
+    /// Required to create; left out on an update, the password stays.
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// A device as written to the API, with its broker password (made up when left out on
+/// creation, and then shown once in the answer).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceBody {
+    id: String,
+    elder_id: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// Shortest password a member of staff may have.
+pub const MIN_PASSWORD: usize = 10;
+
+/// Reads a body into an entry of `kind`, and a device's new password if any.
+fn entry_of(kind: LedgerKind, body: &[u8], create: bool) -> Result<(Entry, Option<String>), Response> {
+    let bad = |e: serde_json::Error| {
+        let field = anxin_core::FieldError::new("body", "bad_json", e.to_string());
+        let body =
+            AdminError { code: "invalid".into(), error: format!("the body is not a {kind}: {e}"), fields: vec![field] };
+        (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+    };
+    match kind {
+        LedgerKind::Staff => {
+            let b: StaffBody = serde_json::from_slice(body).map_err(bad)?;
+            let hash = match b.password {
+                Some(p) if p.chars().count() < MIN_PASSWORD => {
+                    let field = anxin_core::FieldError::new(
+                        "password",
+                        "too_short",
+                        format!("a password has at least {MIN_PASSWORD} characters"),
+                    );
+                    let body =
+                        AdminError { code: "invalid".into(), error: "password too short".into(), fields: vec![field] };
+                    return Err((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response());
+                }
+                Some(p) => crate::auth::hash_password(&p),
+                // An update keeps the password (the engine fills it in); a creation without
+                // one is refused by the engine's check.
+                None => String::new(),
+            };
+            let _ = create;
+            Ok((Entry::Staff(anxin_core::Staff { id: b.id, name: b.name, role: b.role, password_hash: hash }), None))
+        }
+        LedgerKind::Device => {
+            let b: DeviceBody = serde_json::from_slice(body).map_err(bad)?;
+            let value = serde_json::json!({ "id": b.id, "elder_id": b.elder_id });
+            let device = serde_json::from_value(value).map_err(bad)?;
+            Ok((Entry::Device(device), b.password))
+        }
+        LedgerKind::Elder => Ok((Entry::Elder(serde_json::from_slice(body).map_err(bad)?), None)),
+        LedgerKind::Station => Ok((Entry::Station(serde_json::from_slice(body).map_err(bad)?), None)),
+        LedgerKind::Responder => Ok((Entry::Responder(serde_json::from_slice(body).map_err(bad)?), None)),
+    }
+}
+
+/// What a change answers: the entry's tag, and a device's password when it was made up
+/// (shown this once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Changed {
+    pub kind: LedgerKind,
+    pub id: String,
+    /// `created`, `updated` or `retired`; absent when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<anxin_core::LedgerAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+async fn amend(state: &ApiState, user: &User, amend: Amend) -> Result<anxin_core::Amended, Response> {
+    let caller = Caller::Admin { id: user.id.clone() };
+    match crate::http::submit(state, caller, Request::Amend(amend)).await.await {
+        Ok(Reply::Amended(done)) => Ok(done),
+        Ok(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the engine answered something else")),
+        Err(r) => Err(refused(r)),
+    }
+}
+
+fn if_match(headers: &HeaderMap) -> Result<String, Response> {
+    match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(tag) => Ok(tag.trim().to_string()),
+        None => Err(error(
+            StatusCode::PRECONDITION_REQUIRED,
+            "if_match_required",
+            "send the entry's ETag in If-Match, so that another's change is not overwritten",
+        )),
+    }
+}
+
+/// A device's secret: the given password, or a new one to show once.
+fn secret(state: &ApiState, side: &dyn LedgerSide, given: Option<String>) -> (DeviceSecret, Option<String>) {
+    let _ = state;
+    let made = given.is_none().then(new_password);
+    let password = given.or_else(|| made.clone()).expect("one of them");
+    (side.device_secret(password), made)
+}
+
+/// A broker password: 24 characters from an alphabet without look-alikes.
+pub fn new_password() -> String {
+    const ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(segment): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (kind, user, side) = match (kind(&segment), staff(&state, &headers, true), side(&state)) {
+        (Ok(k), Ok(u), Ok(s)) => (k, u, s),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
+    let (entry, password) = match entry_of(kind, &body, true) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (secret, made) = match kind {
+        LedgerKind::Device => {
+            let (s, made) = secret(&state, &*side, password);
+            (Some(s), made)
+        }
+        _ => (None, None),
+    };
+    let id = entry.id().to_string();
+    match amend(&state, &user, Amend { amendment: Amendment::Create(entry), if_match: None, secret }).await {
+        Ok(done) => {
+            let etag = done.etag.clone();
+            let body = Changed { kind, id: id.clone(), action: done.action, etag: done.etag, password: made };
+            let mut response = with_etag(StatusCode::CREATED, etag.as_deref(), body);
+            if let Ok(location) = format!("/api/v1/admin/{segment}/{id}").parse() {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Err(r) => r,
+    }
+}
+
+async fn update(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((segment, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (kind, user) = match (kind(&segment), staff(&state, &headers, true)) {
+        (Ok(k), Ok(u)) => (k, u),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let tag = match if_match(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let (entry, password) = match entry_of(kind, &body, false) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if entry.id() != id {
+        let field = anxin_core::FieldError::new("id", "id_mismatch", format!("the body's id is not {id}"));
+        let body =
+            AdminError { code: "invalid".into(), error: "the body names another entry".into(), fields: vec![field] };
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+    }
+    let secret = match (password, side(&state)) {
+        (Some(p), Ok(side)) => Some(side.device_secret(p)),
+        _ => None,
+    };
+    match amend(&state, &user, Amend { amendment: Amendment::Update(entry), if_match: Some(tag), secret }).await {
+        Ok(done) => {
+            let etag = done.etag.clone();
+            with_etag(
+                StatusCode::OK,
+                etag.as_deref(),
+                Changed { kind, id, action: done.action, etag: done.etag, password: None },
+            )
+        }
+        Err(r) => r,
+    }
+}
+
+async fn retire(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((segment, id)): Path<(String, String)>,
+) -> Response {
+    let (kind, user) = match (kind(&segment), staff(&state, &headers, true)) {
+        (Ok(k), Ok(u)) => (k, u),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let tag = match if_match(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if kind == LedgerKind::Staff && id == user.id {
+        return error(StatusCode::CONFLICT, "own_account", "you cannot retire your own account");
+    }
+    let amendment = Amendment::Retire(kind, id.clone());
+    match amend(&state, &user, Amend { amendment, if_match: Some(tag), secret: None }).await {
+        Ok(done) => Json(Changed { kind, id, action: done.action, etag: None, password: None }).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A device's broker password made anew (the old one stops working at once); the new one is
+/// shown this once.
+async fn reset_password(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let (user, side) = match (staff(&state, &headers, true), side(&state)) {
+        (Ok(u), Ok(s)) => (u, s),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let Ok(Some(item)) = side.item(LedgerKind::Device, id.clone()).await else {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no device {id}"));
+    };
+    let (secret, made) = secret(&state, &*side, None);
+    let amend_ = Amend { amendment: Amendment::Update(item.entry), if_match: None, secret: Some(secret) };
+    match amend(&state, &user, amend_).await {
+        Ok(done) => {
+            Json(Changed { kind: LedgerKind::Device, id, action: done.action, etag: done.etag, password: made })
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}
