@@ -212,15 +212,14 @@ fn read_csv(bytes: &[u8], declared: Encoding) -> Result<Table, ReadError> {
     let mut header_row = 0;
     let mut rows = Vec::new();
     // The spreadsheet's row numbers: Excel shows a blank line as an empty row and a quoted
-    // cell spanning lines as one row, while the csv crate skips blank lines and reports
-    // lines; so the row is the last record's row plus one plus the blank lines between.
+    // cell spanning lines as one row, while the csv crate skips blank lines (and a record's
+    // position is where the previous one ended); so a record's row is the last record's row,
+    // plus one, plus the blank lines it skipped.
     let mut last_row = 0;
-    let mut next_line = 1; // the line after the last record
     while reader.read_record(&mut record)? {
-        let line = record.position().map_or(next_line, |p| p.line() as usize);
-        let number = last_row + 1 + line.saturating_sub(next_line);
+        let skipped = blank_lines_before(text.as_bytes(), record.position().map_or(0, |p| p.byte() as usize));
+        let number = last_row + 1 + skipped;
         last_row = number;
-        next_line = line + 1 + record.iter().map(|c| c.matches('\n').count()).sum::<usize>();
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -233,6 +232,19 @@ fn read_csv(bytes: &[u8], declared: Encoding) -> Result<Table, ReadError> {
     }
     let headers = headers.ok_or(ReadError::Empty)?;
     Ok(Table { headers, rows, encoding: Some(encoding), header_row })
+}
+
+/// How many blank lines stand at `from` (where the csv crate says the previous record ended):
+/// "\r\n", "\n" and a lone "\r" each end one line. The csv crate may stop inside the
+/// previous record's "\r\n", so a "\n" right after a "\r" is not a line of its own.
+fn blank_lines_before(text: &[u8], from: usize) -> usize {
+    let mut at = from.min(text.len());
+    if at > 0 && text[at - 1] == b'\r' && text.get(at) == Some(&b'\n') {
+        at += 1;
+    }
+    let run = text[at..].iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let run = &text[at..at + run];
+    run.iter().enumerate().filter(|(i, b)| **b == b'\n' || run.get(i + 1) != Some(&b'\n')).count()
 }
 
 fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Table, ReadError> {
