@@ -20,7 +20,7 @@ pub mod code {
     pub const MISSING_POSITION: &str = "missing_position";
     /// A latitude or longitude out of range, or the position 0, 0.
     pub const BAD_COORDINATES: &str = "bad_coordinates";
-    /// A station id that is neither in the ledger nor (for a station file) earlier in the file.
+    /// An elder's or responder's station is not in the ledger.
     pub const UNKNOWN_STATION: &str = "unknown_station";
     /// An elder's phone that another elder already has, in the ledger or earlier in the file.
     pub const DUPLICATE_PHONE: &str = "duplicate_phone";
@@ -387,6 +387,15 @@ impl<'a> Cells<'a> {
                 format!("坐标 {la}, {lo} 为 0, 0，不是有效位置"),
             ),
             Ok(c) => Some(Some(c)),
+            Err(CoordinatesError::NotFinite) => {
+                self.problem(
+                    Some(lat),
+                    code::BAD_NUMBER,
+                    format!("the position {la}, {lo} is not a pair of finite numbers"),
+                    format!("坐标 {la}, {lo} 不是有效数字"),
+                );
+                Some(None)
+            }
             Err(CoordinatesError::LongitudeOutOfRange) => refused(
                 self,
                 lon,

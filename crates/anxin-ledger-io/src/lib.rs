@@ -32,4 +32,4 @@ pub use check::{check, code, CheckedRow, Entity, Report, RowProblem, Status};
 pub use export::{export, ExportError};
 pub use id_number::{birth_year, check_character, parse_id_number, IdNumberError};
 pub use mapping::{Field, Kind, Mapping, MappingError};
-pub use table::{read_table, Encoding, Format, ReadError, Row, Table};
+pub use table::{read_table, read_table_with_progress, Encoding, Format, ReadError, Row, Table};

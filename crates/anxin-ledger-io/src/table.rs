@@ -147,11 +147,28 @@ impl Table {
 /// byte-order mark or valid UTF-8 as UTF-8 and anything else as GBK. For XLSX, the sheet named
 /// `sheet`, or the first. The first non-empty row is the header.
 pub fn read_table(bytes: &[u8], format: Format, encoding: Encoding, sheet: Option<&str>) -> Result<Table, ReadError> {
+    read_table_with_progress(bytes, format, encoding, sheet, &mut |_, _| {})
+}
+
+/// [`read_table`], calling `progress(done, total)` every thousand rows and once at the end with
+/// `done == total`. The two are in the same unit, so `done / total` is the fraction read: bytes
+/// of text for CSV, rows of the sheet's declared extent for XLSX (an XLSX file first unzips its
+/// shared strings, which shows as no progress).
+pub fn read_table_with_progress(
+    bytes: &[u8],
+    format: Format,
+    encoding: Encoding,
+    sheet: Option<&str>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Table, ReadError> {
     match format {
-        Format::Csv => read_csv(bytes, encoding),
-        Format::Xlsx => read_xlsx(bytes, sheet),
+        Format::Csv => read_csv(bytes, encoding, progress),
+        Format::Xlsx => read_xlsx(bytes, sheet, progress),
     }
 }
+
+/// How often, in rows, reading reports progress.
+const PROGRESS_EVERY: usize = 1_000;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -204,7 +221,7 @@ fn first_bad_gbk_offset(bytes: &[u8]) -> usize {
     }
 }
 
-fn read_csv(bytes: &[u8], declared: Encoding) -> Result<Table, ReadError> {
+fn read_csv(bytes: &[u8], declared: Encoding, progress: &mut dyn FnMut(usize, usize)) -> Result<Table, ReadError> {
     let (text, encoding) = decode(bytes, declared)?;
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut record = csv::StringRecord::new();
@@ -220,6 +237,9 @@ fn read_csv(bytes: &[u8], declared: Encoding) -> Result<Table, ReadError> {
         let skipped = blank_lines_before(text.as_bytes(), record.position().map_or(0, |p| p.byte() as usize));
         let number = last_row + 1 + skipped;
         last_row = number;
+        if number % PROGRESS_EVERY == 0 {
+            progress(reader.position().byte() as usize, text.len());
+        }
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -230,6 +250,7 @@ fn read_csv(bytes: &[u8], declared: Encoding) -> Result<Table, ReadError> {
             rows.push(Row::new(number, record.iter()));
         }
     }
+    progress(text.len(), text.len());
     let headers = headers.ok_or(ReadError::Empty)?;
     Ok(Table { headers, rows, encoding: Some(encoding), header_row })
 }
@@ -247,7 +268,7 @@ fn blank_lines_before(text: &[u8], from: usize) -> usize {
     run.iter().enumerate().filter(|(i, b)| **b == b'\n' || run.get(i + 1) != Some(&b'\n')).count()
 }
 
-fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Table, ReadError> {
+fn read_xlsx(bytes: &[u8], sheet: Option<&str>, progress: &mut dyn FnMut(usize, usize)) -> Result<Table, ReadError> {
     use calamine::{Reader, Xlsx};
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))?;
     let names = book.sheet_names();
@@ -259,6 +280,8 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Table, ReadError> {
     }
     .clone();
     let mut cells = book.worksheet_cells_reader(&name)?;
+    // The sheet's declared extent (rows up to its last); a sheet may declare none, or too few.
+    let mut extent = cells.dimensions().end.0 as usize + 1;
     let mut headers: Option<Vec<String>> = None;
     let mut header_row = 0;
     let mut rows = Vec::new();
@@ -288,6 +311,10 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Table, ReadError> {
                 finish(done, &mut scratch, &mut headers, &mut header_row);
             }
             current = Some(row);
+            if row as usize % PROGRESS_EVERY == 0 {
+                extent = extent.max(row as usize + 1);
+                progress(row as usize, extent);
+            }
         }
         let col = col as usize;
         if scratch.len() <= col {
@@ -298,6 +325,8 @@ fn read_xlsx(bytes: &[u8], sheet: Option<&str>) -> Result<Table, ReadError> {
     if let Some(done) = current {
         finish(done, &mut scratch, &mut headers, &mut header_row);
     }
+    extent = extent.max(current.map_or(0, |r| r as usize + 1));
+    progress(extent, extent);
     let headers = headers.ok_or(ReadError::Empty)?;
     Ok(Table { headers, rows, encoding: None, header_row })
 }

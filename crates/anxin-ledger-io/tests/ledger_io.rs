@@ -6,8 +6,8 @@ use anxin_core::geo::Coordinates;
 use anxin_core::ids::{DeviceId, ElderId, ResponderId, StationId, Timestamp};
 use anxin_core::registry::{Contact, Device, Elder, ElderProfile, Registry, Responder, Station, TravelMode};
 use anxin_ledger_io::{
-    check, check_character, code, export, read_table, Encoding, Entity, Field, Format, Kind, Mapping, ReadError,
-    Report, Status, Table,
+    check, check_character, code, export, read_table, read_table_with_progress, Encoding, Entity, Field, Format, Kind,
+    Mapping, ReadError, Report, Status, Table,
 };
 
 /// A valid ID number for someone born on `birth` (YYYYMMDD) in Kunming's Wuhua district.
@@ -437,7 +437,7 @@ fn a_responders_live_position_and_duty_are_kept_unless_mapped() {
 }
 
 #[test]
-fn progress_climbs_to_the_total() {
+fn progress_climbs_to_the_total_reading_and_checking() {
     let mut csv = String::from("id,elder_id\n");
     for i in 0..2_500 {
         csv.push_str(&format!("d{i},e1\n"));
@@ -449,6 +449,21 @@ fn progress_climbs_to_the_total() {
             .unwrap();
     assert_eq!(report.new, 2_500);
     assert_eq!(seen, [(0, 2_500), (1_000, 2_500), (2_000, 2_500), (2_500, 2_500)]);
+    let mut many = ledger();
+    many.devices = (0..2_500)
+        .map(|i| Device { id: DeviceId::parse(format!("d{i}")).unwrap(), elder_id: ElderId::parse("e1").unwrap() })
+        .collect();
+    for format in [Format::Csv, Format::Xlsx] {
+        let bytes = export(&many, Kind::Devices, format, Encoding::Utf8).unwrap();
+        let mut seen: Vec<(usize, usize)> = Vec::new();
+        let table =
+            read_table_with_progress(&bytes, format, Encoding::Auto, None, &mut |d, t| seen.push((d, t))).unwrap();
+        assert_eq!(table.rows.len(), 2_500);
+        assert!(seen.len() >= 3, "{format:?}: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].0 <= w[0].1), "{format:?}: {seen:?}");
+        let (done, total) = *seen.last().unwrap();
+        assert_eq!(done, total, "{format:?}: reading reports its end");
+    }
     let empty = read_table(b"id,elder_id\n", Format::Csv, Encoding::Auto, None).unwrap();
     let mut last = None;
     check(&empty, &Mapping::default_for(Kind::Devices), &ledger(), &mut |d, t| last = Some((d, t))).unwrap();
