@@ -311,6 +311,27 @@ impl Mapping {
         }
     }
 
+    /// Finds the header row when the sheet has a title (or notes) above it: if the table's
+    /// header row lacks a header the mapping names, the first of the next ten rows that has
+    /// them all becomes the header row, and the rows above it are dropped. Returns whether the
+    /// header row moved. Call before [`Mapping::check`] and `check`.
+    pub fn locate_header(&self, table: &mut Table) -> bool {
+        let fits = |cells: &[String]| self.columns.values().all(|h| cells.iter().any(|c| c == h.trim()));
+        if fits(&table.headers) {
+            return false;
+        }
+        for i in 0..table.rows.len().min(HEADER_SEARCH_ROWS) {
+            let cells: Vec<String> = table.rows[i].cells().map(|c| c.trim().to_string()).collect();
+            if fits(&cells) {
+                table.header_row = table.rows[i].number();
+                table.headers = cells;
+                table.rows.drain(..=i);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Each mapped field's column in `table` (after [`Mapping::check`] has passed).
     pub(crate) fn resolve(&self, table: &Table) -> Columns {
         let mut at = [None; FIELD_COUNT];
@@ -320,6 +341,9 @@ impl Mapping {
         Columns { at, headers: self.columns.clone() }
     }
 }
+
+/// How many rows below the first [`Mapping::locate_header`] looks through.
+const HEADER_SEARCH_ROWS: usize = 10;
 
 const FIELD_COUNT: usize = Field::OnDuty as usize + 1;
 

@@ -501,3 +501,33 @@ fn export_then_import_is_unchanged_for_every_kind_and_format() {
         }
     }
 }
+
+#[test]
+fn a_title_above_the_header_is_passed_over_when_the_mapping_finds_its_headers_lower_down() {
+    use rust_xlsxwriter::Workbook;
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "五华区居家养老服务对象台账（2026 年 11 月）").unwrap();
+    sheet.write_string(1, 0, "填报单位：华山街道").unwrap();
+    for (col, h) in ["编号", "姓名", "地址", "经度", "纬度"].iter().enumerate() {
+        sheet.write_string(2, col as u16, *h).unwrap();
+    }
+    for (col, v) in ["wh-3001", "段桂芬", "五华区华山西路 9 号"].iter().enumerate() {
+        sheet.write_string(3, col as u16, *v).unwrap();
+    }
+    sheet.write_number(3, 3, 102.701).unwrap();
+    sheet.write_number(3, 4, 25.043).unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let mut table = read_table(&bytes, Format::Xlsx, Encoding::Auto, None).unwrap();
+    assert_eq!(table.headers[0], "五华区居家养老服务对象台账（2026 年 11 月）");
+    let mut mapping = zh_mapping();
+    mapping
+        .columns
+        .retain(|f, _| matches!(f, Field::Id | Field::Name | Field::Address | Field::HomeLat | Field::HomeLon));
+    assert!(mapping.check(&table).is_err());
+    assert!(mapping.locate_header(&mut table));
+    assert_eq!((table.header_row, table.rows.len(), table.rows[0].number()), (3, 1, 4));
+    assert!(!mapping.locate_header(&mut table), "found already");
+    let report = run(&table, &mapping, &ledger());
+    assert_eq!((report.new, report.rows[0].row), (1, 4));
+}
