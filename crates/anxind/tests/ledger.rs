@@ -1,0 +1,303 @@
+//! The live ledger over real endpoints and sockets (issue 20): an administrator enrols an
+//! elder and a device that can press at once, edits are caught when two people edit the same
+//! entry, what is live cannot be retired from under it, every change is logged with its
+//! actor and survives a restart, and each role reaches only as far as it may. Each story runs
+//! on SQLite with the embedded broker, and on PostgreSQL and Mosquitto when
+//! `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
+
+#[allow(unused_macros)]
+mod story;
+
+use serde_json::{json, Value};
+use story::*;
+
+/// A request as `cookie`'s holder: status, head, JSON body.
+async fn call(app: &TestApp, cookie: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, String, Value) {
+    let mut all = vec![("Cookie", cookie), ("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let (status, head, text) = http_exchange(app.http, method, path, &all, &body).await;
+    (status, head, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn etag_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+        .expect("an ETag header")
+        .trim()
+        .to_string()
+}
+
+fn new_elder(id: &str) -> Value {
+    json!({
+        "id": id, "name": "新长者", "address": "西山区福海街道 9 号",
+        "home": {"lat": 25.0060, "lon": 102.6920}, "phone": "13811112222", "notes": "",
+        "profile": {"contacts": [{"name": "儿子", "relation": "儿子", "phone": "13711112222"}],
+                    "station_id": "st-qianwei", "id_number": "11010519491231002X"}
+    })
+}
+
+async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let (status, head, body) = call(&app, &admin, "POST", "/api/v1/admin/elders", &[], new_elder("e-new")).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(head.to_lowercase().contains("location: /api/v1/admin/elders/e-new"), "{head}");
+    let (status, _, body) =
+        call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-new", "elder_id": "e-new"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["password"].as_str().map(str::len), Some(24), "a made-up password is shown once: {body}");
+
+    // The new device presses: an incident, no restart.
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let device = TestDevice::connect(&app, "d-new").await;
+    device.press("first-press", None).await;
+    let delta = console.incident_for("d-new").await;
+    assert_eq!(delta["incident"]["elder"]["name"], "新长者");
+    assert_eq!(delta["incident"]["offers"][0]["responder"]["id"], "r-near");
+
+    // Its log names who enrolled it.
+    let (status, _, history) = call(&app, &admin, "GET", "/api/v1/admin/devices/d-new/history", &[], Value::Null).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["changes"][0]["action"], "created");
+    assert_eq!(history["changes"][0]["actor"], "staff:kang");
+    assert_eq!(history["incidents"][0]["device_id"], "d-new");
+
+    // Not retired with its incident open; retired once it ends.
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/devices/d-new", &[], Value::Null).await;
+    let tag = etag_of(&head);
+    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("open_incident")), "{body}");
+    device.publish_raw(json!({"msg_id": "cancel-1", "type": "cancel", "ts": anxin_proto::wall_clock_now().millis()}).to_string()).await;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            let d = console.incident_for("d-new").await;
+            if d["incident"]["state"] != "offered" {
+                return d;
+            }
+        }
+    })
+    .await
+    .expect("the cancel ends the incident");
+    assert_eq!(ended["incident"]["state"], "cancelled", "{ended}");
+    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["action"], "retired");
+
+    // The elder can be retired now that their only device is; the rest stays.
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-new", &[], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/elders/e-new", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, page) = call(&app, &admin, "GET", "/api/v1/admin/devices?retired=true", &[], Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(page["items"].as_array().unwrap().iter().any(|i| i["entry"]["id"] == "d-new" && i["retired_at"].is_number()), "{page}");
+    let store = app.store.clone();
+    app.stop().await;
+
+    // After a restart the ledger is as it was left: the device still retired, its history kept.
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/devices", &[], Value::Null).await;
+    assert!(!page["items"].as_array().unwrap().iter().any(|i| i["entry"]["id"] == "d-new"), "{page}");
+    let (_, _, history) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-new/history", &[], Value::Null).await;
+    let actions: Vec<&str> = history["changes"].as_array().unwrap().iter().map(|c| c["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["retired", "created"]);
+    drop(store);
+    app.stop().await;
+}
+
+async fn concurrent_edits_are_caught(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let (status, head, item) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-2", &[], Value::Null).await;
+    assert_eq!(status, 200, "{item}");
+    let tag = etag_of(&head);
+    assert_eq!(item["etag"], tag);
+
+    // Without If-Match: refused, so nobody overwrites blind.
+    let mut edited = item["entry"].clone();
+    edited["phone"] = json!("13899990000");
+    let (status, _, body) = call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[], edited.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (428, Some("if_match_required")));
+
+    // Two people send the same tag at once: one wins, the other is told to read again.
+    let mut other = item["entry"].clone();
+    other["address"] = json!("西山区前卫街道 200 号");
+    let (a, b) = tokio::join!(
+        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &tag)], edited),
+        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &tag)], other),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 412], "{:?} {:?}", a.2, b.2);
+    let loser = if a.0 == 412 { &a.2 } else { &b.2 };
+    assert_eq!(loser["code"], "stale");
+    let (_, head, now) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-2", &[], Value::Null).await;
+    let winner = if a.0 == 200 { &a.2 } else { &b.2 };
+    assert_eq!(etag_of(&head), winner["etag"].as_str().unwrap(), "the winner's tag is the entry's now");
+    assert_ne!(etag_of(&head), tag);
+    let changed = now["entry"]["phone"] == "13899990000" || now["entry"]["address"] == "西山区前卫街道 200 号";
+    assert!(changed, "{now}");
+
+    // A bad entry is refused field by field, and changes nothing.
+    let mut bad = now["entry"].clone();
+    bad["name"] = json!("");
+    bad["home"] = json!({"lat": 0.0, "lon": 0.0});
+    bad["profile"]["contacts"] = json!([{"name": "", "relation": "女儿", "phone": "n/a"}]);
+    let (status, _, body) = call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &etag_of(&head))], bad).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    for field in ["name", "home", "profile.contacts[0].name", "profile.contacts[0].phone"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-x", "elder_id": "e-nobody"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["fields"][0]["code"], "unknown_elder");
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/elders", &[], new_elder("e-1")).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("exists")));
+    app.stop().await;
+}
+
+async fn a_responder_on_a_job_is_not_retired(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let device = TestDevice::connect(&app, "d-1").await;
+    device.press("p-1", None).await;
+    let delta = console.incident_for("d-1").await;
+    assert_eq!(delta["incident"]["offers"][0]["responder"]["id"], "r-near");
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/responders/r-near", &[], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/responders/r-near", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("on_job")), "{body}");
+    // Nor the station they belong to.
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/stations/st-qianwei", &[], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/stations/st-qianwei", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("has_responders")), "{body}");
+    // The responder who is free can go, and their phone's token stops working at once.
+    let (status, _) = http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
+    assert_eq!(status, 200);
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/responders/r-second", &[], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/responders/r-second", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
+    assert_eq!(status, 401, "a retired responder's token signs nobody in");
+    app.stop().await;
+}
+
+async fn each_role_reaches_only_its_own(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let (admin, supervisor, dispatcher) =
+        (sign_in(app.http, "kang").await, sign_in(app.http, "zhao").await, sign_in(app.http, "wang").await);
+    let list = "/api/v1/admin/elders?search=长者&limit=2";
+    let (status, _, page) = call(&app, &admin, "GET", list, &[], Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 4, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "a page holds its limit");
+    let (status, _, _) = call(&app, &supervisor, "GET", list, &[], Value::Null).await;
+    assert_eq!(status, 200, "a supervisor sees the ledger");
+    let (status, _, body) = call(&app, &supervisor, "POST", "/api/v1/admin/elders", &[], new_elder("e-sup")).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "but does not change it");
+    let (status, _, _) = call(&app, &dispatcher, "GET", list, &[], Value::Null).await;
+    assert_eq!(status, 403, "a dispatcher works incidents, not the ledger");
+    let (status, _, _) = call(&app, "", "GET", list, &[], Value::Null).await;
+    assert_eq!(status, 401);
+    let (status, _) = http_request(app.http, "GET", list, &[("Authorization", "Bearer token-r-near")], "").await;
+    assert_eq!(status, 401, "a responder's phone token is no session");
+    // Staff passwords never leave.
+    let (_, _, staff) = call(&app, &admin, "GET", "/api/v1/admin/staff", &[], Value::Null).await;
+    assert!(staff["items"].as_array().unwrap().iter().all(|s| s["entry"]["password_hash"] == ""), "{staff}");
+
+    // An admin's console socket is closed: admins see no incidents.
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws", app.http).into_client_request().unwrap();
+    request.headers_mut().insert("Cookie", admin.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let closed = tokio::time::timeout(WAIT, ws.next()).await.expect("closed at once");
+    match closed {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 4403),
+        other => panic!("expected a close, got {other:?}"),
+    }
+
+    // A member of staff the admin enrols signs in at once; retired, their session ends.
+    let body = json!({"id": "sun", "name": "孙调度", "role": "dispatcher", "password": "a-long-password"});
+    let (status, _, created) = call(&app, &admin, "POST", "/api/v1/admin/staff", &[], body).await;
+    assert_eq!(status, 201, "{created}");
+    let sign_in_body = json!({"user": "sun", "password": "a-long-password"}).to_string();
+    let (status, head, _) = http_exchange(app.http, "POST", "/api/v1/session", &[], &sign_in_body).await;
+    assert_eq!(status, 200);
+    let sun = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
+    assert_eq!(status, 200);
+    let tag = created["etag"].as_str().unwrap().to_string();
+    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/staff/sun", &[("If-Match", &tag)], Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
+    assert_eq!(status, 401, "a retired member of staff is signed out");
+    let (status, _, _) = http_exchange(app.http, "POST", "/api/v1/session", &[], &sign_in_body).await;
+    assert_eq!(status, 401, "and cannot sign in again");
+    app.stop().await;
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(Backend::embedded(dir.path()), unique("ledger", stringify!($name))).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(backend) = external().await else { return };
+                    super::$name(backend, unique("ledger-ext", stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
+/// PostgreSQL and Mosquitto, when named (required under `CI=true`).
+async fn external() -> Option<Backend> {
+    let mqtt = match std::env::var("ANXIN_TEST_MQTT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("ANXIN_TEST_MQTT_URL must be set when CI=true"),
+        _ => {
+            eprintln!("skipped: ANXIN_TEST_MQTT_URL is not set");
+            return None;
+        }
+    };
+    let Some(server) = anxin_store::testkit::postgres_server() else {
+        eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
+        return None;
+    };
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    Some(Backend { broker: mqtt, store_url })
+}
+
+on_both_stores!(
+    enrolled_elder_and_device_press_at_once,
+    concurrent_edits_are_caught,
+    a_responder_on_a_job_is_not_retired,
+    each_role_reaches_only_its_own,
+);
