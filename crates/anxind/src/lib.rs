@@ -9,6 +9,7 @@ pub mod demo;
 pub mod family;
 pub mod notify;
 pub mod ports;
+pub mod provision;
 pub mod telemetry;
 pub mod timeline;
 
