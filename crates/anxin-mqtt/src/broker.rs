@@ -273,7 +273,7 @@ impl GuardAccounts {
 
     /// Lets `device` in from now on, with the password whose `$7$` hash is `hash` when the
     /// broker checks passwords (ignored when it does not), and clears its retirement.
-    pub fn admit(&self, device: &str, hash: Option<&str>) -> Result<(), crate::credentials::CredentialsError> {
+    pub fn admit(&self, device: &str, hash: Option<&str>) -> Result<(), crate::credentials::BadAccount> {
         let mut g = lock(&self.gate);
         if let (Some(passwd), Some(hash)) = (&mut g.passwd, hash) {
             passwd.set_hash(device, hash)?;

@@ -26,8 +26,13 @@ pub enum CredentialsError {
     BadLine { line: usize },
     #[error("password file line {line}: user {user:?} appears twice")]
     Repeated { line: usize, user: String },
-    #[error("the password hash of {user:?} is not Mosquitto's `$7$iterations$salt$hash`")]
-    BadHash { user: String },
+}
+
+/// Why [`PasswordFile::set_hash`] refused an account.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("the account {user:?} is not a user name a password file can hold, or its hash is not Mosquitto's `$7$iterations$salt$hash`")]
+pub struct BadAccount {
+    pub user: String,
 }
 
 /// A broker password file: user name → hash, in Mosquitto's `$7$` format.
@@ -78,9 +83,10 @@ impl PasswordFile {
 
     /// Sets `user`'s password by its hash, as the ledger keeps it (`$7$…`); refuses anything
     /// else, so that a bad hash is not taken for a password nobody can type.
-    pub fn set_hash(&mut self, user: &str, hash: &str) -> Result<(), CredentialsError> {
-        if user.is_empty() || user.contains(':') || !is_hash(hash) {
-            return Err(CredentialsError::BadHash { user: user.to_string() });
+    pub fn set_hash(&mut self, user: &str, hash: &str) -> Result<(), BadAccount> {
+        let line_safe = !user.is_empty() && !user.starts_with('#') && !user.contains([':', '\n', '\r']);
+        if !line_safe || user.trim() != user || !is_hash(hash) {
+            return Err(BadAccount { user: user.to_string() });
         }
         self.entries.insert(user.to_string(), hash.to_string());
         Ok(())
@@ -210,7 +216,8 @@ mod tests {
         let mut file = PasswordFile::default();
         file.set_hash("d-1", &new_hash("right horse")).unwrap();
         assert!(file.verify("d-1", b"right horse"));
-        assert_eq!(file.set_hash("d-1", "right horse"), Err(CredentialsError::BadHash { user: "d-1".into() }));
+        assert_eq!(file.set_hash("d-1", "right horse"), Err(BadAccount { user: "d-1".into() }));
+        assert!(file.set_hash("#d-2", &new_hash("x")).is_err(), "a comment line is no account");
         assert!(file.verify("d-1", b"right horse"), "a bad hash changes nothing");
         assert!(file.remove("d-1") && !file.remove("d-1"));
         assert!(!file.verify("d-1", b"right horse"));
