@@ -358,6 +358,9 @@ async fn mosquitto_learns_added_and_retired_devices_through_dynamic_security() {
     };
     let err = Dynsec::connect(options("wrong")).await.unwrap_err();
     assert!(matches!(err, ProvisionError::SignIn(_)), "{err}");
+    let not_admin = DynsecOptions { username: "anxin-engine".into(), ..options("engine horse") };
+    let err = Dynsec::connect(not_admin).await.unwrap_err().to_string();
+    assert!(err.contains("as anxin-engine") && err.contains("not the plugin's admin"), "{err}");
     let dynsec = Dynsec::connect(options("admin horse")).await.unwrap();
     let mut engine = Client::connect(port, "anxin-engine", Some(("anxin-engine", "engine horse"))).await.unwrap();
     engine.subscribe(&topics.events_filter()).await;

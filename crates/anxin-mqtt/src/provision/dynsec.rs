@@ -13,7 +13,7 @@
 use super::{DeviceAccount, ProvisionError, Provisioner, ReconcileReport};
 use crate::Topics;
 use anxin_core::DeviceId;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,7 +135,7 @@ impl Dynsec {
                 )))
             }
         }
-        Ok(Self {
+        let dynsec = Self {
             client,
             waiting,
             topics: options.topics,
@@ -143,7 +143,21 @@ impl Dynsec {
             next: AtomicU64::new(1),
             admin: options.username,
             _task: task,
-        })
+        };
+        // A harmless command, to know now rather than at the first device that the plugin is
+        // there and answers this account.
+        match dynsec.run("the plugin", vec![json!({ "command": "getDefaultACLAccess" })]).await {
+            Ok(answers) => match answers.into_iter().next().and_then(|a| a.error) {
+                None => Ok(dynsec),
+                Some(error) => Err(ProvisionError::SignIn(format!("{at} as {}: {error}", dynsec.admin))),
+            },
+            Err(ProvisionError::NoAnswer { within, .. }) => Err(ProvisionError::SignIn(format!(
+                "{at} as {}: the dynamic-security plugin did not answer within {within:?}: is it loaded \
+                 (deploy/mosquitto/dynsec.conf), and is this its admin account?",
+                dynsec.admin
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// The role that holds `device` to its own topics.
@@ -353,8 +367,13 @@ async fn run_connection(
                     tracing::warn!(error = %e, "dynamic security: cannot subscribe to the answers");
                 }
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
-                state.send_replace(Connection::Ready);
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure));
+                state.send_replace(if refused {
+                    Connection::Down(format!("not allowed to subscribe to {RESPONSE}: not the plugin's admin?"))
+                } else {
+                    Connection::Ready
+                });
             }
             Ok(Event::Incoming(Packet::Publish(p))) if p.topic == RESPONSE => hand_over(&waiting, &p.payload),
             Ok(_) => {}
