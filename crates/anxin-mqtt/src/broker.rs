@@ -18,7 +18,9 @@
 //! sends is passed on as it comes. The guard also reads every packet a device sends, so it
 //! is where a device is turned away and why is counted (`OnRefused`): rumqttd itself reports
 //! an oversized packet only in its log, and a topic that is not UTF-8 only as a count of
-//! failed publishes, with no reason, in its meters.
+//! failed publishes, with no reason, in its meters. Who it lets in may change while it runs
+//! ([`GuardAccounts`], driven by `crate::provision`): each CONNECT is checked against the
+//! accounts and retired devices as they are at that moment.
 
 use crate::credentials::PasswordFile;
 use crate::Topics;
