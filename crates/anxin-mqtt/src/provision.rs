@@ -47,7 +47,7 @@ impl std::fmt::Debug for DeviceAccount {
 pub enum ProvisionError {
     /// The broker needs a password to create the account and was given none it can use
     /// (Mosquitto's dynamic security takes only a plaintext password).
-    #[error("device {device}: {needs} to create its broker account")]
+    #[error("device {device}: the broker needs {needs} to create its account")]
     NoPassword { device: DeviceId, needs: &'static str },
     #[error("device {device}: the password hash is not Mosquitto's `$7$iterations$salt$hash`")]
     BadHash { device: DeviceId },
