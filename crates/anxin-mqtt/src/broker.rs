@@ -18,18 +18,22 @@
 //! sends is passed on as it comes. The guard also reads every packet a device sends, so it
 //! is where a device is turned away and why is counted (`OnRefused`): rumqttd itself reports
 //! an oversized packet only in its log, and a topic that is not UTF-8 only as a count of
-//! failed publishes, with no reason, in its meters.
+//! failed publishes, with no reason, in its meters. Who it lets in may change while it runs
+//! ([`GuardAccounts`], driven by `crate::provision`): each CONNECT is checked against the
+//! accounts and retired devices as they are at that moment.
 
 use crate::credentials::PasswordFile;
 use crate::Topics;
 use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::Connect;
 use rumqttc::mqttbytes::{self, v4::Packet};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 /// Why the embedded broker could not start.
 #[derive(Debug, Error)]
@@ -73,10 +77,13 @@ pub enum Refusal {
     /// rumqttd closed the connection itself, for a reason of its own (its log says which):
     /// the same client id connecting again, keep-alive silence, a packet it would not take.
     ClosedByBroker,
+    /// A retired device: refused at CONNECT (its user name or client id), or its connection
+    /// closed when it was retired ([`GuardAccounts::retire`]). Counted with or without accounts.
+    Retired,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::SignIn,
         Refusal::Publish,
         Refusal::Subscribe,
@@ -85,6 +92,7 @@ impl Refusal {
         Refusal::Malformed,
         Refusal::NoConnect,
         Refusal::ClosedByBroker,
+        Refusal::Retired,
     ];
 
     pub fn as_label(self) -> &'static str {
@@ -97,6 +105,7 @@ impl Refusal {
             Refusal::Malformed => "malformed",
             Refusal::NoConnect => "no_connect",
             Refusal::ClosedByBroker => "closed_by_broker",
+            Refusal::Retired => "retired",
         }
     }
 
@@ -110,7 +119,13 @@ impl Refusal {
     }
 }
 
-impl Accounts {
+/// The accounts' rule, which needs only the topic layout: a user's own topics.
+#[derive(Debug, Clone)]
+struct Rule {
+    topics: Topics,
+}
+
+impl Rule {
     fn own(filter: &str, user: &str) -> String {
         filter.replacen('+', user, 1)
     }
@@ -137,6 +152,150 @@ impl Accounts {
     }
 }
 
+/// Who the guard lets in, changed while it runs ([`GuardAccounts`]) and read at each CONNECT;
+/// and the connections it carries, so that a retired device's can be closed. Behind one
+/// `std::sync::Mutex`: every use is short and never crosses an `.await`, and the guard's
+/// connections all run on its one thread, so only provisioning ever waits for it.
+#[derive(Default)]
+struct Gate {
+    /// The accounts' passwords, when they are checked (`mqtt.embedded_accounts`).
+    passwd: Option<PasswordFile>,
+    /// Retired device ids: refused at CONNECT as user name or client id, with or without
+    /// accounts (so the open demo broker refuses them too). Re-adding a device clears it.
+    retired: HashSet<String>,
+    /// The connections carried now, by a number of the guard's own.
+    live: HashMap<u64, Carried>,
+    next: u64,
+}
+
+/// A connection the guard carries: the names it came with, and how to close it.
+struct Carried {
+    /// The account it signed in as, or (without accounts) its user name and client id.
+    names: Vec<String>,
+    close: CancellationToken,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("accounts", &self.passwd.as_ref().map(|p| p.users().count()))
+            .field("retired", &self.retired.len())
+            .field("live", &self.live.len())
+            .finish()
+    }
+}
+
+/// A connection the guard let in: its user (with accounts), and its place in the gate's
+/// list of live connections, which it leaves when dropped.
+struct Admitted {
+    user: Option<String>,
+    gate: Arc<Mutex<Gate>>,
+    id: u64,
+    close: CancellationToken,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        lock(&self.gate).live.remove(&self.id);
+    }
+}
+
+fn lock(gate: &Mutex<Gate>) -> std::sync::MutexGuard<'_, Gate> {
+    // Nothing panics while holding it; were it poisoned, the data is still whole.
+    gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Gate {
+    /// Checks a CONNECT and, if it may come in, lists the connection as live, in the same
+    /// critical section: a device retired meanwhile is either refused here or found live by
+    /// [`Gate::retire`], never missed by both.
+    fn admit(gate: &Arc<Mutex<Gate>>, connect: &Connect, rule: Option<&Rule>) -> Result<Admitted, (Refusal, String)> {
+        let mut g = lock(gate);
+        let username = connect.login.as_ref().map(|l| l.username.as_str());
+        if let Some(name) = username.into_iter().chain([connect.client_id.as_str()]).find(|n| g.retired.contains(*n)) {
+            return Err((Refusal::Retired, name.to_string()));
+        }
+        let user = match &g.passwd {
+            Some(passwd) => {
+                let signed_in = connect
+                    .login
+                    .as_ref()
+                    .filter(|login| passwd.verify(&login.username, login.password.as_bytes()))
+                    .map(|login| login.username.clone());
+                let Some(user) = signed_in else { return Err((Refusal::SignIn, connect.client_id.clone())) };
+                if let Some(will) = connect
+                    .last_will
+                    .as_ref()
+                    .filter(|will| rule.is_some_and(|rule| !rule.may_publish(&user, &will.topic)))
+                {
+                    return Err((Refusal::Publish, format!("{user}: last will on {}", will.topic)));
+                }
+                Some(user)
+            }
+            None => None,
+        };
+        let names = match &user {
+            Some(user) => vec![user.clone()],
+            None => username.into_iter().chain([connect.client_id.as_str()]).map(str::to_string).collect(),
+        };
+        let (id, close) = (g.next, CancellationToken::new());
+        g.next += 1;
+        g.live.insert(id, Carried { names, close: close.clone() });
+        Ok(Admitted { user, gate: gate.clone(), id, close })
+    }
+
+    /// Refuses `device` from now on and closes its live connections; how many were closed.
+    fn retire(&mut self, device: &str) -> usize {
+        if let Some(passwd) = &mut self.passwd {
+            passwd.remove(device);
+        }
+        self.retired.insert(device.to_string());
+        let mut closed = 0;
+        for carried in self.live.values().filter(|c| c.names.iter().any(|n| n == device)) {
+            carried.close.cancel();
+            closed += 1;
+        }
+        closed
+    }
+}
+
+/// The embedded broker's accounts, changed while it runs: devices added, their passwords
+/// changed, devices retired. Every CONNECT after a change sees it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GuardAccounts {
+    gate: Arc<Mutex<Gate>>,
+}
+
+impl GuardAccounts {
+    /// Whether the broker checks passwords (started with accounts); without, anyone who is
+    /// not retired may connect.
+    pub fn checks_passwords(&self) -> bool {
+        lock(&self.gate).passwd.is_some()
+    }
+
+    /// Lets `device` in from now on, with the password whose `$7$` hash is `hash` when the
+    /// broker checks passwords (ignored when it does not), and clears its retirement.
+    pub fn admit(&self, device: &str, hash: Option<&str>) -> Result<(), crate::credentials::BadAccount> {
+        let mut g = lock(&self.gate);
+        if let (Some(passwd), Some(hash)) = (&mut g.passwd, hash) {
+            passwd.set_hash(device, hash)?;
+        }
+        g.retired.remove(device);
+        Ok(())
+    }
+
+    /// Refuses `device` at CONNECT from now on (its account is removed) and closes its live
+    /// connections; returns how many it closed.
+    pub fn retire(&self, device: &str) -> usize {
+        lock(&self.gate).retire(device)
+    }
+
+    /// Whether `device` has an account (always false when passwords are not checked).
+    pub fn has_account(&self, device: &str) -> bool {
+        lock(&self.gate).passwd.as_ref().is_some_and(|p| p.contains(device))
+    }
+}
+
 /// Called with the reason whenever the embedded broker turns a client away.
 pub type OnRefused = Arc<dyn Fn(Refusal) + Send + Sync>;
 
@@ -150,6 +309,8 @@ pub struct EmbeddedBroker {
     /// rumqttd takes only this login, which the guard puts in every CONNECT it lets through:
     /// a local process cannot go round the guard (and its counts) to rumqttd's own port.
     engine_login: (String, String),
+    /// Who the guard lets in, shared with [`EmbeddedBroker::accounts`]' handles.
+    gate: Arc<Mutex<Gate>>,
 }
 
 const INTERNAL_USER: &str = "anxin-embedded-internal";
@@ -180,7 +341,9 @@ impl EmbeddedBroker {
         let max_packet = max_payload_bytes.max(64 * 1024);
         let engine_addr = Self::start_rumqttd(loopback, max_packet, login.clone())?;
         guard.set_nonblocking(true)?;
-        let accounts = accounts.map(Arc::new);
+        let rule = accounts.as_ref().map(|a| Arc::new(Rule { topics: a.topics.clone() }));
+        let gate = Arc::new(Mutex::new(Gate { passwd: accounts.map(|a| a.passwd), ..Gate::default() }));
+        let shared_gate = gate.clone();
         let internal = Arc::new(login.clone());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new().name("anxin-broker-guard".into()).spawn(move || {
@@ -199,10 +362,12 @@ impl EmbeddedBroker {
                             continue;
                         }
                     };
-                    let (accounts, on_refused, internal) = (accounts.clone(), on_refused.clone(), internal.clone());
+                    let (gate, rule, on_refused, internal) =
+                        (gate.clone(), rule.clone(), on_refused.clone(), internal.clone());
                     tokio::spawn(async move {
                         let upstream = Upstream { addr: engine_addr, login: &internal, max_packet };
-                        if let Some((refusal, detail)) = guard_connection(client, upstream, accounts.as_deref()).await {
+                        if let Some((refusal, detail)) = guard_connection(client, upstream, &gate, rule.as_deref()).await
+                        {
                             tracing::warn!(reason = refusal.as_label(), %peer, detail, "embedded broker turned a client away");
                             on_refused(refusal);
                         }
@@ -210,7 +375,7 @@ impl EmbeddedBroker {
                 }
             })
         })?;
-        Ok(Self { addr, engine_addr, engine_login: login })
+        Ok(Self { addr, engine_addr, engine_login: login, gate: shared_gate })
     }
 
     fn start_rumqttd(
@@ -288,6 +453,12 @@ impl EmbeddedBroker {
     pub fn engine_login(&self) -> &(String, String) {
         &self.engine_login
     }
+
+    /// A handle on who the guard lets in, to add and retire devices while it runs
+    /// (`crate::provision` drives it).
+    pub fn accounts(&self) -> GuardAccounts {
+        GuardAccounts { gate: self.gate.clone() }
+    }
 }
 
 /// Where the guard carries a client's connection: rumqttd's port, its login, its packet limit.
@@ -301,13 +472,15 @@ struct Upstream<'a> {
 type Closed = Option<(Refusal, String)>;
 
 /// Carries one client's connection to rumqttd, reading every packet the client sends: first
-/// a CONNECT (with a valid account, when `accounts` are checked), then only what MQTT allows
-/// and `accounts` permit. What rumqttd sends back passes untouched, at once. Returns why the
-/// client was turned away, if it was.
+/// a CONNECT (not from a retired device; with a valid account, when the gate checks them),
+/// then only what MQTT allows and `rule` permits. What rumqttd sends back passes untouched, at
+/// once. The connection is closed when its device is retired. Returns why the client was
+/// turned away, if it was.
 async fn guard_connection(
     mut client: tokio::net::TcpStream,
     broker: Upstream<'_>,
-    accounts: Option<&Accounts>,
+    gate: &Arc<Mutex<Gate>>,
+    rule: Option<&Rule>,
 ) -> Closed {
     let max_packet = broker.max_packet;
     let mut buf = BytesMut::with_capacity(4096);
@@ -317,32 +490,29 @@ async fn guard_connection(
         Ok(Err(closed)) => return Some(closed),
         Err(_) => return Some((Refusal::NoConnect, format!("{} bytes in {CONNECT_WITHIN:?}", buf.len()))),
     };
-    let (user, who, first) = match Packet::read(&mut first.clone(), max_packet) {
+    let (admitted, who, first) = match Packet::read(&mut first.clone(), max_packet) {
         Ok(Packet::Connect(mut connect)) => {
-            let user = match accounts {
-                Some(accounts) => {
-                    let signed_in = connect
-                        .login
-                        .as_ref()
-                        .filter(|login| accounts.passwd.verify(&login.username, login.password.as_bytes()))
-                        .map(|login| login.username.clone());
-                    let Some(user) = signed_in else {
-                        // CONNACK, "bad user name or password", as Mosquitto answers.
-                        let _ = client.write_all(&[0x20, 0x02, 0x00, 0x04]).await;
-                        return Some((Refusal::SignIn, connect.client_id));
+            let admitted = match Gate::admit(gate, &connect, rule) {
+                Ok(admitted) => admitted,
+                Err((refusal, detail)) => {
+                    // CONNACK as Mosquitto answers: "bad user name or password" for a wrong
+                    // login, "not authorised" for a retired device (a deleted account).
+                    let code = match refusal {
+                        Refusal::SignIn => Some(0x04),
+                        Refusal::Retired => Some(0x05),
+                        _ => None,
                     };
-                    if let Some(will) =
-                        connect.last_will.as_ref().filter(|will| !accounts.may_publish(&user, &will.topic))
-                    {
-                        return Some((Refusal::Publish, format!("{user}: last will on {}", will.topic)));
+                    if let Some(code) = code {
+                        let _ = client.write_all(&[0x20, 0x02, 0x00, code]).await;
                     }
-                    // rumqttd sees the session under the account's name (one per device, as
-                    // with Mosquitto's use_username_as_clientid).
-                    connect.client_id = user.clone();
-                    Some(user)
+                    return Some((refusal, detail));
                 }
-                None => None,
             };
+            if let Some(user) = &admitted.user {
+                // rumqttd sees the session under the account's name (one per device, as
+                // with Mosquitto's use_username_as_clientid).
+                connect.client_id = user.clone();
+            }
             connect.login = Some(rumqttc::mqttbytes::v4::Login {
                 username: broker.login.0.clone(),
                 password: broker.login.1.clone(),
@@ -352,11 +522,13 @@ async fn guard_connection(
             if let Err(e) = Packet::Connect(connect).write(&mut rewritten, max_packet) {
                 return Some((Refusal::of(&e), format!("{who}: {e}")));
             }
-            (user, who, rewritten)
+            (admitted, who, rewritten)
         }
         Ok(other) => return Some((Refusal::Malformed, format!("first packet {other:?}, not CONNECT"))),
         Err(e) => return Some((Refusal::of(&e), e.to_string())),
     };
+    let user = admitted.user.clone();
+    let retired = admitted.close.clone();
     let Ok(upstream) = tokio::net::TcpStream::connect(broker.addr).await else { return None };
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let (mut from_client, mut to_client) = client.into_split();
@@ -384,6 +556,7 @@ async fn guard_connection(
         }
         let next = tokio::select! {
             next = next_frame(&mut from_client, &mut buf, max_packet) => next,
+            _ = retired.cancelled() => break Some((Refusal::Retired, format!("{who}: retired while connected"))),
             by_broker = &mut down => {
                 let by_broker = by_broker.unwrap_or(false) && !said_goodbye;
                 break by_broker.then(|| (Refusal::ClosedByBroker, who.clone()));
@@ -397,8 +570,8 @@ async fn guard_connection(
         match Packet::read(&mut frame.clone(), max_packet) {
             Ok(packet) => {
                 said_goodbye |= matches!(packet, Packet::Disconnect);
-                let refused = match (accounts, user.as_deref()) {
-                    (Some(accounts), Some(user)) => accounts.allows(user, &packet).err(),
+                let refused = match (rule, user.as_deref()) {
+                    (Some(rule), Some(user)) => rule.allows(user, &packet).err(),
                     _ => matches!(packet, Packet::Connect(_)).then_some(Refusal::Malformed), // a second CONNECT
                 };
                 if let Some(refusal) = refused {
@@ -410,6 +583,7 @@ async fn guard_connection(
     };
     // Both sockets close: the client is dropped, as Mosquitto drops one that breaks its ACL.
     down.abort();
+    drop(admitted);
     closed
 }
 

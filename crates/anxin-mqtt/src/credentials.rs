@@ -28,6 +28,13 @@ pub enum CredentialsError {
     Repeated { line: usize, user: String },
 }
 
+/// Why [`PasswordFile::set_hash`] refused an account.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("the account {user:?} is not a user name a password file can hold, or its hash is not Mosquitto's `$7$iterations$salt$hash`")]
+pub struct BadAccount {
+    pub user: String,
+}
+
 /// A broker password file: user name → hash, in Mosquitto's `$7$` format.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PasswordFile {
@@ -71,9 +78,23 @@ impl PasswordFile {
 
     /// Sets `user`'s password (a fresh salt each time).
     pub fn set(&mut self, user: &str, password: &str) {
-        let mut salt = [0u8; SALT_BYTES];
-        getrandom::fill(&mut salt).expect("the operating system's random source");
-        self.entries.insert(user.to_string(), hash_password(password.as_bytes(), &salt, ITERATIONS));
+        self.entries.insert(user.to_string(), new_hash(password));
+    }
+
+    /// Sets `user`'s password by its hash, as the ledger keeps it (`$7$…`); refuses anything
+    /// else, so that a bad hash is not taken for a password nobody can type.
+    pub fn set_hash(&mut self, user: &str, hash: &str) -> Result<(), BadAccount> {
+        let line_safe = !user.is_empty() && !user.starts_with('#') && !user.contains([':', '\n', '\r']);
+        if !line_safe || user.trim() != user || !is_hash(hash) {
+            return Err(BadAccount { user: user.to_string() });
+        }
+        self.entries.insert(user.to_string(), hash.to_string());
+        Ok(())
+    }
+
+    /// Removes `user`'s account; whether there was one.
+    pub fn remove(&mut self, user: &str) -> bool {
+        self.entries.remove(user).is_some()
     }
 
     pub fn contains(&self, user: &str) -> bool {
@@ -95,6 +116,19 @@ pub fn hash_password(password: &[u8], salt: &[u8], iterations: u32) -> String {
     let mut hash = [0u8; HASH_BYTES];
     pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut hash);
     format!("$7${iterations}${}${}", B64.encode(salt), B64.encode(hash))
+}
+
+/// `password`'s hash with a fresh salt and Mosquitto's default iterations: what
+/// `mosquitto_passwd` would write for it.
+pub fn new_hash(password: &str) -> String {
+    let mut salt = [0u8; SALT_BYTES];
+    getrandom::fill(&mut salt).expect("the operating system's random source");
+    hash_password(password.as_bytes(), &salt, ITERATIONS)
+}
+
+/// Whether `text` is a hash in Mosquitto's `$7$` format.
+pub fn is_hash(text: &str) -> bool {
+    Hash::parse(text).is_some()
 }
 
 struct Hash {
@@ -175,6 +209,18 @@ mod tests {
         assert!(!file.verify("d-9", b"hello there "));
         let salt = B64.decode("+1snpZyNXufguqcW").unwrap();
         assert_eq!(format!("d-9:{}", hash_password(b"hello there", &salt, 101)), line);
+    }
+
+    #[test]
+    fn an_account_is_set_by_its_hash_and_removed() {
+        let mut file = PasswordFile::default();
+        file.set_hash("d-1", &new_hash("right horse")).unwrap();
+        assert!(file.verify("d-1", b"right horse"));
+        assert_eq!(file.set_hash("d-1", "right horse"), Err(BadAccount { user: "d-1".into() }));
+        assert!(file.set_hash("#d-2", &new_hash("x")).is_err(), "a comment line is no account");
+        assert!(file.verify("d-1", b"right horse"), "a bad hash changes nothing");
+        assert!(file.remove("d-1") && !file.remove("d-1"));
+        assert!(!file.verify("d-1", b"right horse"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Anxin's device side: the MQTT topic layout, device payloads, the engine's persistent
-//! session with manual acknowledgements, commands back to devices, and the embedded broker.
+//! session with manual acknowledgements, commands back to devices, the embedded broker, and
+//! telling the broker of devices added and retired (`provision`).
 
 pub mod broker;
 pub mod credentials;
 pub mod link;
+pub mod provision;
 
 pub use anxin_proto::payload::{decode, fingerprint, Decoded, Defect};
 /// The device protocol lives in `anxin-proto`; these paths stay for the link and its users.
@@ -11,6 +13,7 @@ pub use anxin_proto::{payload, topic};
 pub use broker::EmbeddedBroker;
 pub use credentials::PasswordFile;
 pub use link::{connect, DeviceLink, Inbound, LinkOptions};
+pub use provision::{DeviceAccount, ProvisionError, Provisioner, ReconcileReport};
 pub use rumqttc;
 pub use topic::Topics;
 

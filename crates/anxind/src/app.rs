@@ -181,6 +181,12 @@ impl App {
         self.broker.as_ref()
     }
 
+    /// The embedded broker's accounts, to add and retire devices while it runs (the handle
+    /// [`crate::provision::provisioner`] makes for `mqtt.provisioning = "embedded"`).
+    pub fn broker_accounts(&self) -> Option<anxin_mqtt::broker::GuardAccounts> {
+        self.broker.as_ref().map(EmbeddedBroker::accounts)
+    }
+
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }

@@ -170,6 +170,84 @@ pub struct Mqtt {
     pub quick_ack: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// How devices added and retired reach the broker's accounts; unset: see
+    /// [`Mqtt::provisioning`].
+    #[serde(default)]
+    pub provisioning: Option<Provisioning>,
+    /// The dynamic-security plugin's admin login (`provisioning = "dynsec"` only).
+    #[serde(default)]
+    pub dynsec_username: Option<String>,
+    #[serde(default)]
+    pub dynsec_password: Option<Secret>,
+}
+
+/// `mqtt.provisioning`: how the broker learns of devices added and retired while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provisioning {
+    /// The embedded broker's guard changes its accounts in memory.
+    Embedded,
+    /// Mosquitto's dynamic-security plugin, told over MQTT.
+    Dynsec,
+    /// Files from `anxind broker-files`: the broker learns nothing until they are written
+    /// again and it is reloaded.
+    Files,
+}
+
+impl Provisioning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provisioning::Embedded => "embedded",
+            Provisioning::Dynsec => "dynsec",
+            Provisioning::Files => "files",
+        }
+    }
+}
+
+impl Mqtt {
+    /// `provisioning`, else `embedded` with the embedded broker and `files` with another.
+    pub fn provisioning(&self) -> Provisioning {
+        self.provisioning.unwrap_or(if self.broker == "embedded" {
+            Provisioning::Embedded
+        } else {
+            Provisioning::Files
+        })
+    }
+
+    fn check_provisioning(&self) -> Result<(), ConfigError> {
+        let embedded = self.broker == "embedded";
+        let dynsec_login = self.dynsec_username.is_some() || self.dynsec_password.is_some();
+        match self.provisioning() {
+            Provisioning::Embedded if !embedded => Err(ConfigError::Check(format!(
+                "mqtt.provisioning = \"embedded\" is for mqtt.broker = \"embedded\", not {:?}: with Mosquitto use \
+                 \"dynsec\" (its dynamic-security plugin) or \"files\" (anxind broker-files)",
+                self.broker
+            ))),
+            Provisioning::Dynsec if embedded => Err(ConfigError::Check(
+                "mqtt.provisioning = \"dynsec\" needs Mosquitto with its dynamic-security plugin \
+                 (mqtt.broker = \"mqtt://HOST:PORT\"), not the embedded broker, which is told directly \
+                 (\"embedded\")"
+                    .into(),
+            )),
+            Provisioning::Dynsec
+                if self.dynsec_username.as_deref().is_none_or(|u| u.trim().is_empty())
+                    || self.dynsec_password.as_ref().is_none_or(|p| p.expose().is_empty()) =>
+            {
+                Err(ConfigError::Check(
+                    "mqtt.dynsec_username and mqtt.dynsec_password must be set for mqtt.provisioning = \
+                     \"dynsec\": the plugin's admin login (`mosquitto_ctrl dynsec init`, see \
+                     deploy/mosquitto/dynsec.conf)"
+                        .into(),
+                ))
+            }
+            Provisioning::Embedded | Provisioning::Files if dynsec_login => Err(ConfigError::Check(format!(
+                "mqtt.dynsec_username and mqtt.dynsec_password are only for mqtt.provisioning = \"dynsec\", \
+                 not {:?}",
+                self.provisioning().as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -644,6 +722,7 @@ impl Config {
         if self.mqtt.broker != "embedded" {
             broker_address(&self.mqtt.broker)?;
         }
+        self.mqtt.check_provisioning()?;
         self.notify.check()?;
         Ok(())
     }
@@ -672,6 +751,9 @@ const TEXT_KEYS: &[&str] = &[
     "mqtt.client_id",
     "mqtt.username",
     "mqtt.password",
+    "mqtt.provisioning",
+    "mqtt.dynsec_username",
+    "mqtt.dynsec_password",
     "store.url",
     "dispatch.medical_number",
     "dispatch.fire_number",
@@ -832,6 +914,50 @@ mod tests {
         assert!(e.contains("ulr"), "{e}");
         let e = Config::load(None, &serde_json::json!({ "mqtt": { "username": "anxind" } })).unwrap_err().to_string();
         assert!(e.contains("set together"), "{e}");
+    }
+
+    #[test]
+    fn provisioning_follows_the_broker_and_a_dynsec_admin_login_is_required() {
+        let c = Config::defaults();
+        assert_eq!(c.mqtt.provisioning(), Provisioning::Embedded);
+        let external = serde_json::json!({ "mqtt": { "broker": "mqtt://127.0.0.1:1883" } });
+        assert_eq!(Config::load(None, &external).unwrap().mqtt.provisioning(), Provisioning::Files);
+        let vars = [
+            ("ANXIN_MQTT__BROKER", "mqtt://127.0.0.1:1883"),
+            ("ANXIN_MQTT__PROVISIONING", "dynsec"),
+            ("ANXIN_MQTT__DYNSEC_USERNAME", "007"),
+            ("ANXIN_MQTT__DYNSEC_PASSWORD", "1234"),
+        ];
+        let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let c = Config::load(None, &env).unwrap();
+        assert_eq!(c.mqtt.provisioning(), Provisioning::Dynsec);
+        assert_eq!(
+            (c.mqtt.dynsec_username.as_deref(), c.mqtt.dynsec_password.as_ref().map(Secret::expose)),
+            (Some("007"), Some("1234"))
+        );
+        assert!(!format!("{c:?}").contains("1234"), "the admin's password is kept out of logs");
+
+        let broker = "mqtt://127.0.0.1:1883";
+        for (bad, says) in [
+            (serde_json::json!({ "provisioning": "dynsec" }), "needs Mosquitto with its dynamic-security plugin"),
+            (serde_json::json!({ "broker": broker, "provisioning": "embedded" }), "is for mqtt.broker = \"embedded\""),
+            (
+                serde_json::json!({ "broker": broker, "provisioning": "dynsec" }),
+                "mqtt.dynsec_username and mqtt.dynsec_password must be set",
+            ),
+            (
+                serde_json::json!({ "broker": broker, "provisioning": "dynsec", "dynsec_username": "admin" }),
+                "mqtt.dynsec_username and mqtt.dynsec_password must be set",
+            ),
+            (
+                serde_json::json!({ "broker": broker, "dynsec_username": "a", "dynsec_password": "b" }),
+                "only for mqtt.provisioning = \"dynsec\", not \"files\"",
+            ),
+            (serde_json::json!({ "provisioning": "mosquitto" }), "found `mosquitto`"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "mqtt": bad })).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod family;
 pub mod ledger;
 pub mod notify;
 pub mod ports;
+pub mod provision;
 pub mod telemetry;
 pub mod timeline;
 
