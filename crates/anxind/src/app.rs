@@ -215,6 +215,10 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(self.config.shutdown.deadline_s);
         let (broker_host, broker_port, username, password) = self.engine_link();
+        // The broker learns devices' accounts as the ledger changes, and agrees with the
+        // ledger from the start.
+        let provisioner = crate::provision::provisioner(&self.config, self.broker.as_ref()).await?;
+        crate::ledger::reconcile_broker(&*self.store, &*provisioner).await?;
         let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
@@ -321,7 +325,13 @@ impl App {
         let ports = anxin_runtime::Ports {
             store: Arc::new(store),
             devices: Arc::new(crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() }),
-            feeds: Arc::new(crate::ports::FeedPort { hub, phones, family: family_hub, sessions }),
+            feeds: Arc::new(crate::ports::FeedPort {
+                hub,
+                phones,
+                family: family_hub,
+                sessions,
+                broker: crate::ledger::BrokerAccounts::spawn(provisioner),
+            }),
             clock: Arc::new(clock),
             telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch }),
         };

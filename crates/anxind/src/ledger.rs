@@ -83,3 +83,72 @@ pub fn apply_to_sign_ins(records: &[LedgerRecord], phones: &anxin_api::Responder
         }
     }
 }
+
+/// Tells the broker of devices added, re-keyed and retired, one change at a time in the
+/// ledger's order, off the engine's path (a broker that is slow to answer holds up nothing).
+#[derive(Debug, Clone)]
+pub struct BrokerAccounts {
+    tx: tokio::sync::mpsc::UnboundedSender<(DeviceAccount, bool)>,
+}
+
+use anxin_mqtt::provision::{DeviceAccount, Provisioner};
+
+impl BrokerAccounts {
+    /// Starts the task that tells `provisioner`.
+    pub fn spawn(provisioner: Arc<dyn Provisioner>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(DeviceAccount, bool)>();
+        tokio::spawn(async move {
+            while let Some((account, retired)) = rx.recv().await {
+                let result = match retired {
+                    true => provisioner.retire(&account.id).await,
+                    false => provisioner.upsert(&account).await,
+                };
+                match result {
+                    Ok(()) => tracing::info!(device = %account.id, retired, broker = provisioner.kind(), "broker account changed"),
+                    Err(e) => tracing::warn!(
+                        device = %account.id, retired, error = %e,
+                        "the broker was not told of a device's account: reset its password or restart to reconcile"
+                    ),
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Hands the batch's device changes to the task.
+    pub fn tell(&self, records: &[LedgerRecord]) {
+        for r in records {
+            let Entry::Device(d) = &r.entry else { continue };
+            let retired = r.action == LedgerAction::Retired;
+            // A change that sets no password (a device moved to another elder) leaves the
+            // account as it is.
+            if !retired && r.secret.is_none() {
+                continue;
+            }
+            let account = DeviceAccount {
+                id: d.id.clone(),
+                password: r.secret.as_ref().map(|s| s.password.clone()),
+                password_hash: r.secret.as_ref().map(|s| s.hash.clone()),
+            };
+            let _ = self.tx.send((account, retired));
+        }
+    }
+}
+
+/// Makes the broker agree with the stored ledger at start: retired devices refused, devices
+/// whose password was set through the ledger admitted (by hash, where the broker takes one).
+pub async fn reconcile_broker(store: &dyn Store, provisioner: &dyn Provisioner) -> anyhow::Result<()> {
+    let rows = store.device_accounts().await.map_err(|e| anyhow::anyhow!("cannot read devices' accounts: {e}"))?;
+    let mut live = Vec::new();
+    let mut retired = Vec::new();
+    for row in rows {
+        let Ok(id) = DeviceId::parse(row.id.as_str()) else { continue };
+        match (row.retired, row.password_hash) {
+            (true, _) => retired.push(id),
+            (false, Some(hash)) => live.push(DeviceAccount { id, password: None, password_hash: Some(hash) }),
+            (false, None) => {}
+        }
+    }
+    crate::provision::reconcile(provisioner, &live, &retired).await?;
+    Ok(())
+}

@@ -63,6 +63,8 @@ pub struct FeedPort {
     pub family: Arc<anxin_api::FamilyHub>,
     /// Who may sign in to the console: kept up to date by the ledger's changes.
     pub sessions: Arc<anxin_api::Sessions>,
+    /// Devices' broker accounts: kept up to date by the ledger's changes.
+    pub broker: crate::ledger::BrokerAccounts,
 }
 
 impl anxin_runtime::Feeds for FeedPort {
@@ -84,6 +86,7 @@ impl anxin_runtime::Feeds for FeedPort {
 
     fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
         crate::ledger::apply_to_sign_ins(records, &self.phones, &self.sessions);
+        self.broker.tell(records);
     }
 
     fn stations(&self, stations: Vec<anxin_core::StationView>) {

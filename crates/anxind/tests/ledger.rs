@@ -69,17 +69,11 @@ async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: St
     let tag = etag_of(&head);
     let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("open_incident")), "{body}");
-    device.publish_raw(json!({"msg_id": "cancel-1", "type": "cancel", "ts": anxin_proto::wall_clock_now().millis()}).to_string()).await;
-    let ended = tokio::time::timeout(WAIT, async {
-        loop {
-            let d = console.incident_for("d-new").await;
-            if d["incident"]["state"] != "offered" {
-                return d;
-            }
-        }
-    })
-    .await
-    .expect("the cancel ends the incident");
+    let id = delta["incident"]["id"].clone();
+    let reason = "called back: pressed by mistake";
+    let cancel = console.ask(json!({"type": "command", "incident_id": id, "action": "cancel", "reason": reason})).await;
+    assert_eq!(cancel["ok"], true, "{cancel}");
+    let ended = console.incident_for("d-new").await;
     assert_eq!(ended["incident"]["state"], "cancelled", "{ended}");
     let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!(status, 200, "{body}");
@@ -125,9 +119,10 @@ async fn concurrent_edits_are_caught(backend: Backend, client_id: String) {
     // Two people send the same tag at once: one wins, the other is told to read again.
     let mut other = item["entry"].clone();
     other["address"] = json!("西山区前卫街道 200 号");
+    let matching = [("If-Match", tag.as_str())];
     let (a, b) = tokio::join!(
-        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &tag)], edited),
-        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &tag)], other),
+        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &matching, edited),
+        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &matching, other),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
