@@ -14,7 +14,7 @@ use crate::auth::User;
 use crate::commands::{Caller, Refused, Reply, Request};
 use crate::http::ApiState;
 use anxin_core::{Amend, Amendment, DeviceSecret, Entry, LedgerKind, StaffRole};
-use anxin_proto::admin::{EntryHistory, LedgerItem, LedgerPage, LedgerQuery};
+use anxin_proto::admin::{EntryHistory, ImportChecked, ImportRequest, LedgerItem, LedgerPage, LedgerQuery};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +38,30 @@ pub trait LedgerSide: Send + Sync + 'static {
     fn history(&self, kind: LedgerKind, id: String) -> BoxFuture<'_, Result<EntryHistory, LedgerUnavailable>>;
     /// A device's broker password hashed the broker's way.
     fn device_secret(&self, password: String) -> DeviceSecret;
+    /// Reads a spreadsheet and checks every row against the live ledger (the dry run),
+    /// telling `progress` (rows done, rows in all) as it goes. `Err`: why the file cannot be
+    /// read at all (not the file's format, an unknown mapping...).
+    fn import_check(
+        &self,
+        request: ImportRequest,
+        file: Vec<u8>,
+        progress: Progress,
+    ) -> BoxFuture<'_, Result<ImportChecked, String>>;
+    /// The live ledger's entries of `kind` as a file: its bytes and content type.
+    fn export(
+        &self,
+        kind: String,
+        format: String,
+        encoding: String,
+    ) -> BoxFuture<'_, Result<(Vec<u8>, &'static str), String>>;
+    /// Saved import mappings, by name (their JSON).
+    fn mappings(&self) -> BoxFuture<'_, Result<Vec<serde_json::Value>, LedgerUnavailable>>;
+    /// Saves a mapping under `name`; `Err` says what is wrong with it.
+    fn save_mapping(&self, name: String, mapping: serde_json::Value, by: String) -> BoxFuture<'_, Result<(), String>>;
 }
+
+/// Where a long job reports how far it got: (done, total).
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// The administration routes, served with the rest of the API.
 pub fn routes() -> Router<ApiState> {
@@ -47,6 +70,11 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/admin/{kind}/{id}", get(read).put(update).delete(retire))
         .route("/api/v1/admin/{kind}/{id}/history", get(history))
         .route("/api/v1/admin/devices/{id}/password", post(reset_password))
+        .route("/api/v1/admin/imports", post(crate::import::start))
+        .route("/api/v1/admin/imports/{job}", get(crate::import::status))
+        .route("/api/v1/admin/exports/{kind}", get(crate::import::export))
+        .route("/api/v1/admin/mappings", get(crate::import::mappings))
+        .route("/api/v1/admin/mappings/{name}", axum::routing::put(crate::import::save_mapping))
 }
 
 /// The path's plural for each kind.
@@ -70,7 +98,7 @@ pub struct AdminError {
     pub fields: Vec<anxin_core::FieldError>,
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(AdminError { code: code.to_string(), error: message.into(), fields: Vec::new() })).into_response()
 }
 
@@ -87,13 +115,13 @@ fn refused(r: Refused) -> Response {
     (status, Json(AdminError { code: r.code, error: r.message, fields: r.fields })).into_response()
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store cannot be read now: try again")
 }
 
 /// The signed-in member of staff, if their role reaches this far: admins everywhere,
 /// supervisors for reading.
-fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Response> {
+pub(crate) fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Response> {
     let Some(user) = crate::http::signed_in(state, headers) else {
         return Err(error(StatusCode::UNAUTHORIZED, "no_session", "sign in first"));
     };
@@ -103,7 +131,7 @@ fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Res
     }
 }
 
-fn side(state: &ApiState) -> Result<Arc<dyn LedgerSide>, Response> {
+pub(crate) fn side(state: &ApiState) -> Result<Arc<dyn LedgerSide>, Response> {
     state.ledger.clone().ok_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no ledger here"))
 }
 
@@ -294,7 +322,7 @@ pub struct Changed {
     pub password: Option<String>,
 }
 
-async fn amend(state: &ApiState, user: &User, amend: Amend) -> Result<anxin_core::Amended, Response> {
+pub(crate) async fn amend(state: &ApiState, user: &User, amend: Amend) -> Result<anxin_core::Amended, Response> {
     let caller = Caller::Admin { id: user.id.clone() };
     match crate::http::submit(state, caller, Request::Amend(amend)).await.await {
         Ok(Reply::Amended(done)) => Ok(done),

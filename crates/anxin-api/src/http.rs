@@ -87,6 +87,8 @@ pub struct ApiState {
     pub family: crate::family::FamilySide,
     /// The ledger's reads for the administration API (none until [`ApiState::with_ledger`]).
     pub ledger: Option<Arc<dyn crate::admin::LedgerSide>>,
+    /// Imports running and done.
+    pub imports: Arc<crate::import::Jobs>,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -161,6 +163,7 @@ impl ApiState {
             clock,
             family: crate::family::FamilySide::default(),
             ledger: None,
+            imports: Arc::default(),
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),

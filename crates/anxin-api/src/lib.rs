@@ -9,6 +9,7 @@ pub mod commands;
 pub mod family;
 pub mod http;
 pub mod hub;
+pub mod import;
 pub mod notify;
 pub mod responders;
 

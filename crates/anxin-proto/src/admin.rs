@@ -95,3 +95,30 @@ pub struct EntryHistory {
     #[serde(default)]
     pub incidents: Vec<IncidentBrief>,
 }
+
+/// `POST /api/v1/admin/imports`: what file it is and how to read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// `elders`, `devices`, `stations` or `responders`.
+    pub kind: String,
+    /// `csv` or `xlsx`.
+    pub format: String,
+    /// `auto` (the default), `utf-8` or `gbk`; CSV only.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// A saved mapping's name; none: the default columns (those an export writes).
+    #[serde(default)]
+    pub mapping: Option<String>,
+    /// An XLSX sheet's name; none: the first.
+    #[serde(default)]
+    pub sheet: Option<String>,
+}
+
+/// A file read and checked against the ledger: the dry run's report (every bad row and why,
+/// and how many rows are new, changed or unchanged), and the entries to apply (new and
+/// changed rows only, so a second import of the same file applies nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportChecked {
+    pub report: serde_json::Value,
+    pub entries: Vec<Entry>,
+}

@@ -91,6 +91,9 @@ pub enum Request {
     FamilyHistory,
     /// A change to the ledger (an administrator, or an import on their behalf).
     Amend(anxin_core::Amend),
+    /// Many changes at once (an import's chunk), each taken or refused on its own, in one
+    /// commit.
+    AmendMany(Vec<anxin_core::Amend>),
     /// What became of a notification (from the delivery worker or a gateway's receipt).
     NotificationOutcome {
         incident: IncidentId,
@@ -170,6 +173,8 @@ pub enum Reply {
     FamilyHistory(Vec<crate::family::FamilyPastIncident>),
     /// A change to the ledger, taken (and stored) or found already made.
     Amended(anxin_core::Amended),
+    /// Each of many changes' outcome, in order.
+    AmendedMany(Vec<Result<anxin_core::Amended, Refused>>),
 }
 
 /// A request on its way to the engine, with where to send the answer.

@@ -288,7 +288,7 @@ impl ResultFrame {
             Ok(Reply::IssuedLink(l)) => frame.link = Some(l),
             Ok(Reply::FamilyHistory(p)) => frame.past = Some(p),
             // Ledger changes are answered over REST (`/api/v1/admin`), never on a socket.
-            Ok(Reply::Amended(_)) => {}
+            Ok(Reply::Amended(_) | Reply::AmendedMany(_)) => {}
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);

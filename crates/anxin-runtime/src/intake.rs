@@ -110,6 +110,12 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         (Caller::Admin { id }, Request::Amend(amend)) => {
             return engine.amend(amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
         }
+        (Caller::Admin { id }, Request::AmendMany(amends)) => {
+            let actor = format!("staff:{id}");
+            let outcomes =
+                amends.into_iter().map(|a| engine.amend(a, &actor, now, out).map_err(Refused::from)).collect();
+            return Ok(Reply::AmendedMany(outcomes));
+        }
         // The timeline is read from the store by the HTTP side; it never reaches the engine.
         _ => return Err(Refused::new("not_allowed", "not allowed for this caller")),
     };

@@ -4,7 +4,9 @@
 
 use anxin_api::{LedgerSide, LedgerUnavailable};
 use anxin_core::{DeviceId, DeviceSecret, ElderId, Entry, LedgerAction, LedgerKind, LedgerRecord};
-use anxin_proto::admin::{EntryHistory, IncidentBrief, LedgerItem, LedgerPage, LedgerQuery};
+use anxin_proto::admin::{
+    EntryHistory, ImportChecked, ImportRequest, IncidentBrief, LedgerItem, LedgerPage, LedgerQuery,
+};
 use anxin_store::Store;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,6 +63,113 @@ impl LedgerSide for StoreLedger {
         })
     }
 
+    fn import_check(
+        &self,
+        request: ImportRequest,
+        file: Vec<u8>,
+        progress: anxin_api::admin::Progress,
+    ) -> BoxFuture<'_, Result<ImportChecked, String>> {
+        Box::pin(async move {
+            use anxin_ledger_io as io;
+            let kind = io::Kind::parse(&request.kind)
+                .ok_or_else(|| format!("kind {:?} is not elders, devices, stations or responders", request.kind))?;
+            let format = parse_format(&request.format)?;
+            let encoding = parse_encoding(request.encoding.as_deref().unwrap_or("auto"))?;
+            let mapping = match &request.mapping {
+                Some(name) => {
+                    let saved = self.0.mappings().await.map_err(|e| format!("cannot read the saved mappings: {e}"))?;
+                    let found =
+                        saved.into_iter().find(|m| &m.name == name).ok_or_else(|| format!("no mapping {name:?}"))?;
+                    serde_json::from_str::<io::Mapping>(&found.body).map_err(|e| format!("mapping {name:?}: {e}"))?
+                }
+                None => io::Mapping::default_for(kind),
+            };
+            if mapping.kind != kind {
+                return Err(format!("mapping {:?} is for {}, not {}", request.mapping, mapping.kind, kind));
+            }
+            let ledger = self.0.load_registry().await.map_err(|e| format!("cannot read the ledger: {e}"))?;
+            tokio::task::spawn_blocking(move || {
+                let mut table =
+                    io::read_table(&file, format, encoding, request.sheet.as_deref()).map_err(|e| e.to_string())?;
+                mapping.locate_header(&mut table);
+                let report = io::check(&table, &mapping, &ledger, &mut |done, total| progress(done, total))
+                    .map_err(|e| e.to_string())?;
+                let entries = report
+                    .to_apply()
+                    .map(|e| match e.clone() {
+                        io::Entity::Elder(x) => Entry::Elder(x),
+                        io::Entity::Device(x) => Entry::Device(x),
+                        io::Entity::Station(x) => Entry::Station(x),
+                        io::Entity::Responder(x) => Entry::Responder(x),
+                    })
+                    .collect();
+                // The report without its rows (the entries are apart): counts and problems.
+                let mut report = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+                if let Some(r) = report.as_object_mut() {
+                    r.remove("rows");
+                    r.insert("encoding".into(), table.encoding.map(|e| e.as_str()).into());
+                }
+                Ok(ImportChecked { report, entries })
+            })
+            .await
+            .map_err(|e| format!("the check stopped: {e}"))?
+        })
+    }
+
+    fn export(
+        &self,
+        kind: String,
+        format: String,
+        encoding: String,
+    ) -> BoxFuture<'_, Result<(Vec<u8>, &'static str), String>> {
+        Box::pin(async move {
+            use anxin_ledger_io as io;
+            let kind = io::Kind::parse(&kind)
+                .ok_or_else(|| format!("kind {kind:?} is not elders, devices, stations or responders"))?;
+            let format = parse_format(&format)?;
+            let encoding = parse_encoding(&encoding)?;
+            let ledger = self.0.load_registry().await.map_err(|e| format!("cannot read the ledger: {e}"))?;
+            let bytes = tokio::task::spawn_blocking(move || io::export(&ledger, kind, format, encoding))
+                .await
+                .map_err(|e| format!("the export stopped: {e}"))?
+                .map_err(|e| e.to_string())?;
+            let content_type = match format {
+                io::Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                io::Format::Csv if encoding == io::Encoding::Gbk => "text/csv; charset=gbk",
+                io::Format::Csv => "text/csv; charset=utf-8",
+            };
+            Ok((bytes, content_type))
+        })
+    }
+
+    fn mappings(&self) -> BoxFuture<'_, Result<Vec<serde_json::Value>, LedgerUnavailable>> {
+        Box::pin(async move {
+            let saved = self.0.mappings().await.map_err(unavailable("the saved mappings"))?;
+            Ok(saved
+                .into_iter()
+                .map(|m| {
+                    let body: serde_json::Value = serde_json::from_str(&m.body).unwrap_or_default();
+                    serde_json::json!({"name": m.name, "kind": m.kind, "mapping": body, "saved_at": m.saved_at, "saved_by": m.saved_by})
+                })
+                .collect())
+        })
+    }
+
+    fn save_mapping(&self, name: String, mapping: serde_json::Value, by: String) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let parsed: anxin_ledger_io::Mapping =
+                serde_json::from_value(mapping).map_err(|e| format!("not a mapping: {e}"))?;
+            let saved = anxin_store::SavedMapping {
+                name,
+                kind: parsed.kind.as_str().to_string(),
+                body: serde_json::to_string(&parsed).map_err(|e| e.to_string())?,
+                saved_at: anxin_proto::wall_clock_now(),
+                saved_by: by,
+            };
+            self.0.save_mapping(&saved).await.map_err(|e| format!("cannot save the mapping: {e}"))
+        })
+    }
+
     fn device_secret(&self, password: String) -> DeviceSecret {
         let mut salt = [0u8; 12];
         getrandom::fill(&mut salt).expect("the operating system's random source");
@@ -104,7 +213,9 @@ impl BrokerAccounts {
                     false => provisioner.upsert(&account).await,
                 };
                 match result {
-                    Ok(()) => tracing::info!(device = %account.id, retired, broker = provisioner.kind(), "broker account changed"),
+                    Ok(()) => {
+                        tracing::info!(device = %account.id, retired, broker = provisioner.kind(), "broker account changed")
+                    }
                     Err(e) => tracing::warn!(
                         device = %account.id, retired, error = %e,
                         "the broker was not told of a device's account: reset its password or restart to reconcile"
@@ -151,4 +262,21 @@ pub async fn reconcile_broker(store: &dyn Store, provisioner: &dyn Provisioner) 
     }
     crate::provision::reconcile(provisioner, &live, &retired).await?;
     Ok(())
+}
+
+fn parse_format(s: &str) -> Result<anxin_ledger_io::Format, String> {
+    match s {
+        "csv" => Ok(anxin_ledger_io::Format::Csv),
+        "xlsx" => Ok(anxin_ledger_io::Format::Xlsx),
+        other => Err(format!("format {other:?} is not csv or xlsx")),
+    }
+}
+
+fn parse_encoding(s: &str) -> Result<anxin_ledger_io::Encoding, String> {
+    match s {
+        "auto" | "" => Ok(anxin_ledger_io::Encoding::Auto),
+        "utf-8" | "utf8" => Ok(anxin_ledger_io::Encoding::Utf8),
+        "gbk" => Ok(anxin_ledger_io::Encoding::Gbk),
+        other => Err(format!("encoding {other:?} is not auto, utf-8 or gbk")),
+    }
 }

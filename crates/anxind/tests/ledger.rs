@@ -12,7 +12,14 @@ use serde_json::{json, Value};
 use story::*;
 
 /// A request as `cookie`'s holder: status, head, JSON body.
-async fn call(app: &TestApp, cookie: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Value) -> (u16, String, Value) {
+async fn call(
+    app: &TestApp,
+    cookie: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, String, Value) {
     let mut all = vec![("Cookie", cookie), ("Content-Type", "application/json")];
     all.extend_from_slice(headers);
     let body = if body.is_null() { String::new() } else { body.to_string() };
@@ -67,7 +74,8 @@ async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: St
     // Not retired with its incident open; retired once it ends.
     let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/devices/d-new", &[], Value::Null).await;
     let tag = etag_of(&head);
-    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("open_incident")), "{body}");
     let id = delta["incident"]["id"].clone();
     let reason = "called back: pressed by mistake";
@@ -75,7 +83,8 @@ async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: St
     assert_eq!(cancel["ok"], true, "{cancel}");
     let ended = console.incident_for("d-new").await;
     assert_eq!(ended["incident"]["state"], "cancelled", "{ended}");
-    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["action"], "retired");
 
@@ -86,7 +95,10 @@ async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: St
     assert_eq!(status, 200, "{body}");
     let (status, _, page) = call(&app, &admin, "GET", "/api/v1/admin/devices?retired=true", &[], Value::Null).await;
     assert_eq!(status, 200);
-    assert!(page["items"].as_array().unwrap().iter().any(|i| i["entry"]["id"] == "d-new" && i["retired_at"].is_number()), "{page}");
+    assert!(
+        page["items"].as_array().unwrap().iter().any(|i| i["entry"]["id"] == "d-new" && i["retired_at"].is_number()),
+        "{page}"
+    );
     let store = app.store.clone();
     app.stop().await;
 
@@ -96,7 +108,8 @@ async fn enrolled_elder_and_device_press_at_once(backend: Backend, client_id: St
     let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/devices", &[], Value::Null).await;
     assert!(!page["items"].as_array().unwrap().iter().any(|i| i["entry"]["id"] == "d-new"), "{page}");
     let (_, _, history) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-new/history", &[], Value::Null).await;
-    let actions: Vec<&str> = history["changes"].as_array().unwrap().iter().map(|c| c["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        history["changes"].as_array().unwrap().iter().map(|c| c["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["retired", "created"]);
     drop(store);
     app.stop().await;
@@ -141,13 +154,15 @@ async fn concurrent_edits_are_caught(backend: Backend, client_id: String) {
     bad["name"] = json!("");
     bad["home"] = json!({"lat": 0.0, "lon": 0.0});
     bad["profile"]["contacts"] = json!([{"name": "", "relation": "女儿", "phone": "n/a"}]);
-    let (status, _, body) = call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &etag_of(&head))], bad).await;
+    let (status, _, body) =
+        call(&app, &admin, "PUT", "/api/v1/admin/elders/e-2", &[("If-Match", &etag_of(&head))], bad).await;
     assert_eq!(status, 422, "{body}");
     let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     for field in ["name", "home", "profile.contacts[0].name", "profile.contacts[0].phone"] {
         assert!(fields.contains(&field), "{field} in {fields:?}");
     }
-    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-x", "elder_id": "e-nobody"})).await;
+    let (status, _, body) =
+        call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-x", "elder_id": "e-nobody"})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["fields"][0]["code"], "unknown_elder");
     let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/elders", &[], new_elder("e-1")).await;
@@ -166,21 +181,38 @@ async fn a_responder_on_a_job_is_not_retired(backend: Backend, client_id: String
     assert_eq!(delta["incident"]["offers"][0]["responder"]["id"], "r-near");
     let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/responders/r-near", &[], Value::Null).await;
     let (status, _, body) =
-        call(&app, &admin, "DELETE", "/api/v1/admin/responders/r-near", &[("If-Match", &etag_of(&head))], Value::Null).await;
+        call(&app, &admin, "DELETE", "/api/v1/admin/responders/r-near", &[("If-Match", &etag_of(&head))], Value::Null)
+            .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("on_job")), "{body}");
     // Nor the station they belong to.
     let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/stations/st-qianwei", &[], Value::Null).await;
-    let (status, _, body) =
-        call(&app, &admin, "DELETE", "/api/v1/admin/stations/st-qianwei", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    let (status, _, body) = call(
+        &app,
+        &admin,
+        "DELETE",
+        "/api/v1/admin/stations/st-qianwei",
+        &[("If-Match", &etag_of(&head))],
+        Value::Null,
+    )
+    .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("has_responders")), "{body}");
     // The responder who is free can go, and their phone's token stops working at once.
-    let (status, _) = http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
+    let (status, _) =
+        http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
     assert_eq!(status, 200);
     let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/responders/r-second", &[], Value::Null).await;
-    let (status, _, body) =
-        call(&app, &admin, "DELETE", "/api/v1/admin/responders/r-second", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    let (status, _, body) = call(
+        &app,
+        &admin,
+        "DELETE",
+        "/api/v1/admin/responders/r-second",
+        &[("If-Match", &etag_of(&head))],
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
+    let (status, _) =
+        http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
     assert_eq!(status, 401, "a retired responder's token signs nobody in");
     app.stop().await;
 }
@@ -216,7 +248,9 @@ async fn each_role_reaches_only_its_own(backend: Backend, client_id: String) {
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let closed = tokio::time::timeout(WAIT, ws.next()).await.expect("closed at once");
     match closed {
-        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 4403),
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4403)
+        }
         other => panic!("expected a close, got {other:?}"),
     }
 
@@ -238,13 +272,123 @@ async fn each_role_reaches_only_its_own(backend: Backend, client_id: String) {
     let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
     assert_eq!(status, 200);
     let tag = created["etag"].as_str().unwrap().to_string();
-    let (status, _, body) = call(&app, &admin, "DELETE", "/api/v1/admin/staff/sun", &[("If-Match", &tag)], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/staff/sun", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!(status, 200, "{body}");
     let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
     assert_eq!(status, 401, "a retired member of staff is signed out");
     let (status, _, _) = http_exchange(app.http, "POST", "/api/v1/session", &[], &sign_in_body).await;
     assert_eq!(status, 401, "and cannot sign in again");
     app.stop().await;
+}
+
+/// A district's spreadsheet, as a civil-affairs office hands it over: GBK CSV, Chinese
+/// headers, one bad row of each kind the dry run must name.
+fn district_csv() -> Vec<u8> {
+    let text = "编号,姓名,地址,纬度,经度,联系电话,身份证号,所属站点\r\n\
+                e-101,王秀英,西山区前卫街道 101 号,25.0051,102.6901,13800000101,11010519491231002X,st-qianwei\r\n\
+                e-102,李桂兰,西山区前卫街道 102 号,25.0052,102.6902,13800000102,,st-qianwei\r\n\
+                e-103,张淑珍,西山区前卫街道 103 号,,,13800000103,,st-qianwei\r\n\
+                e-104,刘玉兰,西山区前卫街道 104 号,25.0054,102.6904,13800000104,110105194912310021,st-qianwei\r\n\
+                e-105,陈凤英,西山区前卫街道 105 号,25.0055,102.6905,13800000101,,st-qianwei\r\n\
+                e-106,杨秀珍,西山区前卫街道 106 号,25.0056,102.6906,13800000106,,st-nowhere\r\n";
+    let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
+    assert!(!unmappable);
+    bytes.into_owned()
+}
+
+async fn a_district_enrols_from_a_spreadsheet(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let mapping = json!({"kind": "elders", "columns": {
+        "id": "编号", "name": "姓名", "address": "地址", "home_lat": "纬度", "home_lon": "经度",
+        "phone": "联系电话", "id_number": "身份证号", "station_id": "所属站点"}});
+    let (status, _, body) = call(&app, &admin, "PUT", "/api/v1/admin/mappings/district", &[], mapping).await;
+    assert_eq!(status, 204, "{body}");
+    let file = district_csv();
+    let upload = |apply: bool| {
+        let path = format!("/api/v1/admin/imports?kind=elders&format=csv&mapping=district&wait=true&apply={apply}");
+        let file = file.clone();
+        let cookie = admin.clone();
+        let http = app.http;
+        async move {
+            let (status, _, body) = http_exchange_bytes(http, "POST", &path, &[("Cookie", &cookie)], &file).await;
+            let text = String::from_utf8_lossy(&body).to_string();
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    // The dry run names every bad row and why, and changes nothing.
+    let dry = upload(false).await;
+    assert_eq!(dry["state"], "done", "{dry}");
+    let report = &dry["report"];
+    assert_eq!(report["encoding"], "gbk", "detected: {report}");
+    let problems: Vec<(u64, &str)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["row"].as_u64().unwrap(), p["code"].as_str().unwrap()))
+        .collect();
+    for expected in [(4, "missing_home"), (5, "bad_id_number"), (6, "duplicate_phone"), (7, "unknown_station")] {
+        assert!(problems.contains(&expected), "{expected:?} in {problems:?}");
+    }
+    assert_eq!(report["new"], 2, "{report}");
+    let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/elders?search=e-10", &[], Value::Null).await;
+    assert_eq!(page["total"], 0, "a dry run changes nothing");
+
+    // Applied: the good rows are in the ledger, logged as the admin's; again: nothing changes.
+    let applied = upload(true).await;
+    assert_eq!((applied["state"].as_str(), applied["applied"].as_u64()), (Some("done"), Some(2)), "{applied}");
+    let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/elders?search=e-10", &[], Value::Null).await;
+    assert_eq!(page["total"], 2, "{page}");
+    let again = upload(true).await;
+    assert_eq!(again["report"]["unchanged"], 2, "{again}");
+    assert_eq!(again["applied"], 0, "re-importing the same file changes nothing: {again}");
+    let (_, _, history) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-101/history", &[], Value::Null).await;
+    assert_eq!(history["changes"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history["changes"][0]["actor"], "staff:kang");
+
+    // Exported in the same format, it reads back as the ledger.
+    let (status, head, bytes) = http_exchange_bytes(
+        app.http,
+        "GET",
+        "/api/v1/admin/exports/elders?format=csv&encoding=gbk",
+        &[("Cookie", &admin)],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(head.to_lowercase().contains("charset=gbk"), "{head}");
+    let (text, _, bad) = encoding_rs::GBK.decode(&bytes);
+    assert!(!bad);
+    assert!(text.contains("王秀英") && text.contains("e-101"), "{text}");
+    app.stop().await;
+}
+
+/// [`http_exchange`] with a body of bytes, and the answer's body as bytes.
+async fn http_exchange_bytes(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    (status, head, buf[split + 4..].to_vec())
 }
 
 macro_rules! on_both_stores {
@@ -295,4 +439,5 @@ on_both_stores!(
     concurrent_edits_are_caught,
     a_responder_on_a_job_is_not_retired,
     each_role_reaches_only_its_own,
+    a_district_enrols_from_a_spreadsheet,
 );
