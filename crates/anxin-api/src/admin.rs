@@ -14,6 +14,7 @@ use crate::auth::User;
 use crate::commands::{Caller, Refused, Reply, Request};
 use crate::http::ApiState;
 use anxin_core::{Amend, Amendment, DeviceSecret, Entry, LedgerKind, StaffRole};
+pub use anxin_proto::admin::{AdminError, Changed};
 use anxin_proto::admin::{EntryHistory, ImportChecked, ImportRequest, LedgerItem, LedgerPage, LedgerQuery};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -87,15 +88,6 @@ pub fn kind_of(segment: &str) -> Option<LedgerKind> {
         "staff" => LedgerKind::Staff,
         _ => return None,
     })
-}
-
-/// An error body: a stable `code`, the message, and each field's problem for a form.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AdminError {
-    pub code: String,
-    pub error: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<anxin_core::FieldError>,
 }
 
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -305,21 +297,6 @@ fn entry_of(kind: LedgerKind, body: &[u8], create: bool) -> Result<(Entry, Optio
         LedgerKind::Station => Ok((Entry::Station(serde_json::from_slice(body).map_err(bad)?), None)),
         LedgerKind::Responder => Ok((Entry::Responder(serde_json::from_slice(body).map_err(bad)?), None)),
     }
-}
-
-/// What a change answers: the entry's tag, and a device's password when it was made up
-/// (shown this once).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Changed {
-    pub kind: LedgerKind,
-    pub id: String,
-    /// `created`, `updated` or `retired`; absent when nothing changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<anxin_core::LedgerAction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
 }
 
 pub(crate) async fn amend(state: &ApiState, user: &User, amend: Amend) -> Result<anxin_core::Amended, Response> {

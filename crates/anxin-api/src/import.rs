@@ -9,11 +9,12 @@ use crate::commands::{Caller, Reply, Request};
 use crate::http::ApiState;
 use anxin_core::{Amend, Amendment};
 use anxin_proto::admin::ImportRequest;
+pub use anxin_proto::admin::{ImportJob, RefusedRow};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,35 +23,6 @@ use std::sync::{Arc, Mutex};
 pub const APPLY_CHUNK: usize = 500;
 /// The largest file taken.
 pub const MAX_FILE_BYTES: usize = 128 * 1024 * 1024;
-
-/// An import as the page sees it while it runs and after.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ImportJob {
-    pub id: String,
-    /// `checking`, `applying`, `done` or `failed`.
-    pub state: String,
-    /// Whether this job applies its rows (otherwise a dry run).
-    pub apply: bool,
-    /// Rows checked (while checking) or applied (while applying), of `total`.
-    pub done: usize,
-    pub total: usize,
-    /// The dry run's report, once checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<serde_json::Value>,
-    /// Rows the engine took, and those it refused with why (a row that changed since the
-    /// check, say).
-    pub applied: usize,
-    pub refused: Vec<RefusedRow>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RefusedRow {
-    pub id: String,
-    pub code: String,
-    pub error: String,
-}
 
 /// Imports running and done, by id (kept while the process lives; the ledger's log is the
 /// lasting record).

@@ -122,3 +122,56 @@ pub struct ImportChecked {
     pub report: serde_json::Value,
     pub entries: Vec<Entry>,
 }
+
+/// An error body: a stable `code`, the message, and each field's problem for a form.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdminError {
+    pub code: String,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<anxin_core::FieldError>,
+}
+
+/// What a change answers: the entry's tag, and a device's password when it was made up
+/// (shown this once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Changed {
+    pub kind: LedgerKind,
+    pub id: String,
+    /// `created`, `updated` or `retired`; absent when nothing changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<anxin_core::LedgerAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// An import as the page sees it while it runs and after.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportJob {
+    pub id: String,
+    /// `checking`, `applying`, `done` or `failed`.
+    pub state: String,
+    /// Whether this job applies its rows (otherwise a dry run).
+    pub apply: bool,
+    /// Rows checked (while checking) or applied (while applying), of `total`.
+    pub done: usize,
+    pub total: usize,
+    /// The dry run's report, once checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<serde_json::Value>,
+    /// Rows the engine took, and those it refused with why (a row that changed since the
+    /// check, say).
+    pub applied: usize,
+    pub refused: Vec<RefusedRow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefusedRow {
+    pub id: String,
+    pub code: String,
+    pub error: String,
+}

@@ -96,6 +96,14 @@ impl Seen {
             "PushKey" => drop(round_trip::<PushKey>(at, example)),
             "PushSubscription" => drop(round_trip::<PushSubscriptionBody>(at, example)),
             "PushUnsubscribe" => drop(round_trip::<PushUnsubscribe>(at, example)),
+            "LedgerPage" => drop(round_trip::<anxin_proto::admin::LedgerPage>(at, example)),
+            "LedgerItem" => drop(round_trip::<anxin_proto::admin::LedgerItem>(at, example)),
+            "EntryHistory" => drop(round_trip::<anxin_proto::admin::EntryHistory>(at, example)),
+            "Changed" => drop(round_trip::<anxin_proto::admin::Changed>(at, example)),
+            "AdminError" => drop(round_trip::<anxin_proto::admin::AdminError>(at, example)),
+            "ImportJob" => drop(round_trip::<anxin_proto::admin::ImportJob>(at, example)),
+            "Device" => drop(round_trip::<anxin_core::Device>(at, example)),
+            "Mapping" => drop(round_trip::<anxin_ledger_io::Mapping>(at, example)),
             "DevicePayload" => {
                 // A device's payload is read leniently (a number for `msg_id`, any case for
                 // `type`) into an event, not written back: it must read with no defect.
@@ -149,6 +157,17 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
         ("/api/v1/family/push-subscription", "post", "request") => "PushSubscription",
         ("/api/v1/family/push-subscription", "delete", "request") => "PushUnsubscribe",
         ("/api/v1/family/push-subscription", _, "400" | "401") => "FamilyError",
+        ("/api/v1/admin/{kind}", "get", "200") => "LedgerPage",
+        ("/api/v1/admin/{kind}/{id}", "get", "200") => "LedgerItem",
+        ("/api/v1/admin/{kind}/{id}/history", "get", "200") => "EntryHistory",
+        ("/api/v1/admin/{kind}", "post", "request") => "Device",
+        ("/api/v1/admin/{kind}/{id}", "put", "request") => "Device",
+        ("/api/v1/admin/mappings/{name}", "put", "request") => "Mapping",
+        (p, _, "200" | "201") if p.starts_with("/api/v1/admin/imports") => "ImportJob",
+        (p, _, "202") if p.starts_with("/api/v1/admin/imports") => "ImportJob",
+        (p, _, "200" | "201") if p.starts_with("/api/v1/admin/") => "Changed",
+        (p, _, _) if p.starts_with("/api/v1/admin/") => "AdminError",
+        ("components", "responses", "AdminRefused") => "AdminError",
         _ => return None,
     })
 }
