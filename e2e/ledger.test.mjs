@@ -219,6 +219,7 @@ describe('the ledger page on a live anxind', () => {
       assert.equal(await problem(page, 'profile.contacts[0].phone').textContent(), '不是有效的电话号码');
       assert.equal(await problem(page, 'address').textContent(), '必填');
       await page.locator('[data-notice="invalid"]', { hasText: '请修正标出的字段' }).waitFor(SHOWS_UP);
+      await page.locator('#entry').evaluate((n) => { n.scrollTop = 0; });
       await page.screenshot({ path: join(screenshotsDir, 'ledger-form-errors-zh.png') });
       const kept = await api(page, 'GET', `elders/${ELDER}`);
       assert.equal(kept.body.entry.phone, '13800009999', 'nothing was saved');

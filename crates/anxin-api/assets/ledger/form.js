@@ -107,7 +107,8 @@ function render() {
     } }, spec.fields.map((f) => renderField(f, open.draft, { creating, readOnly: readOnly() })));
     body.append(form, actions());
   }
-  dom.entry.replaceChildren(head(title), passwordBox(), views, notice(), body);
+  // replaceChildren would write a null as the text "null".
+  dom.entry.replaceChildren(...[head(title), passwordBox(), views, notice(), body].filter(Boolean));
   dom.entry.dataset.loaded = 'true';
   dom.entry.dataset.view = open.view;
 }
@@ -185,6 +186,7 @@ function refused(answer) {
     open.notice = { kind: 'stale' };
     open.confirm = null;
     rerender();
+    dom.entry.scrollTop = 0;
     return;
   }
   if (answer.status === 422 && answer.body && Array.isArray(answer.body.fields) && form) {
@@ -195,11 +197,13 @@ function refused(answer) {
     if (save) save.textContent = t(open.id === null ? 'create' : 'save');
     dom.entry.querySelector('.ledger-notice')?.remove();
     dom.entry.querySelector('.ledger-entry-body').before(notice());
+    form.querySelector('.invalid')?.scrollIntoView({ block: 'center' });
     return;
   }
   open.notice = { kind: 'refused', text: refusal(answer) };
   open.confirm = null;
   rerender();
+  dom.entry.scrollTop = 0;
 }
 
 async function save() {

@@ -79,11 +79,10 @@ export async function renderHistory(box, plural, id) {
     return;
   }
   const { changes = [], incidents = [] } = answer.body || {};
-  box.replaceChildren(
-    h('section', { class: 'history', 'data-section': 'changes' }, h('h3', null, t('history_changes')), changesTable(changes)),
-    plural === 'elders' || plural === 'devices'
-      ? h('section', { class: 'history', 'data-section': 'incidents' }, h('h3', null, t('history_incidents')), incidentsTable(incidents))
-      : null,
-  );
+  const sections = [h('section', { class: 'history', 'data-section': 'changes' }, h('h3', null, t('history_changes')), changesTable(changes))];
+  if (plural === 'elders' || plural === 'devices') {
+    sections.push(h('section', { class: 'history', 'data-section': 'incidents' }, h('h3', null, t('history_incidents')), incidentsTable(incidents)));
+  }
+  box.replaceChildren(...sections);
   box.dataset.loaded = 'true';
 }

@@ -142,7 +142,7 @@ export async function load() {
     onkeydown: (ev) => {
       if (ev.key === 'Enter') onOpen(plural, item.entry.id);
     },
-  }, spec.columns.map(([, value]) => h('td', null, value(item.entry))))));
+  }, spec.columns.map(([label, value]) => h('td', { 'data-col': label }, value(item.entry))))));
   status.textContent = total === 0
     ? t('page_none')
     : t('page_of', { from: numberText(q.offset + 1), to: numberText(q.offset + items.length), total: numberText(total) });
