@@ -34,6 +34,12 @@ function api(page, method, path, { body, ifMatch } = {}) {
   );
 }
 
+/** A screenshot for the docs, without the toasts of earlier steps. */
+async function shot(page, name) {
+  await page.evaluate(() => document.getElementById('toasts').replaceChildren());
+  await page.screenshot({ path: join(screenshotsDir, name) });
+}
+
 /** Signs in on the console's form as `user` and waits for where it leads. */
 async function signInAs(page, consoleUrl, user) {
   await page.goto(consoleUrl);
@@ -114,7 +120,7 @@ describe('the ledger page on a live anxind', () => {
       await status(page).filter({ hasText: '没有符合条件的记录' }).waitFor(SHOWS_UP);
       await page.locator('#ledger-search').fill('');
       await status(page).filter({ hasText: '共 320 条' }).waitFor(SHOWS_UP);
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-elders-zh.png') });
+      await shot(page, 'ledger-elders-zh.png');
       // Responders by station.
       await page.locator('[data-tab="responders"]').click();
       await page.waitForURL(/#responders$/);
@@ -166,7 +172,7 @@ describe('the ledger page on a live anxind', () => {
       await password.waitFor(SHOWS_UP);
       assert.match(await password.textContent(), /^[2-9a-zA-Z]{24}$/);
       await page.locator('.once-warning', { hasText: '只显示这一次' }).waitFor(SHOWS_UP);
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-device-password-zh.png') });
+      await shot(page, 'ledger-device-password-zh.png');
       // Opened again, the device shows no password.
       await page.locator('#entry-close').click();
       await openById(page, DEVICE);
@@ -201,7 +207,7 @@ describe('the ledger page on a live anxind', () => {
       await page.locator('#entry-save').click();
       await page.locator('[data-notice="stale"]').waitFor(SHOWS_UP);
       assert.equal(await field(page, 'name').inputValue(), '测试 李桂兰（改）', 'what was typed stays');
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-stale-zh.png') });
+      await shot(page, 'ledger-stale-zh.png');
       await page.locator('#entry-reload').click();
       await page.locator('[data-notice="stale"]').waitFor({ state: 'detached', ...SHOWS_UP });
       assert.equal(await field(page, 'notes').inputValue(), '另一位管理员的备注');
@@ -220,7 +226,7 @@ describe('the ledger page on a live anxind', () => {
       assert.equal(await problem(page, 'address').textContent(), '必填');
       await page.locator('[data-notice="invalid"]', { hasText: '请修正标出的字段' }).waitFor(SHOWS_UP);
       await page.locator('#entry').evaluate((n) => { n.scrollTop = 0; });
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-form-errors-zh.png') });
+      await shot(page, 'ledger-form-errors-zh.png');
       const kept = await api(page, 'GET', `elders/${ELDER}`);
       assert.equal(kept.body.entry.phone, '13800009999', 'nothing was saved');
       // Without If-Match the API refuses outright.
@@ -270,7 +276,7 @@ describe('the ledger page on a live anxind', () => {
       );
       assert.match(await changes.first().textContent(), /姓名/, 'the last change names the field it changed');
       await page.locator('[data-section="incidents"]').waitFor(SHOWS_UP);
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-history-zh.png') });
+      await shot(page, 'ledger-history-zh.png');
     }));
 
   it('speaks English', { timeout: 60_000 }, () =>
@@ -279,12 +285,12 @@ describe('the ledger page on a live anxind', () => {
       await page.locator('[data-tab="elders"]', { hasText: 'Elders' }).waitFor(SHOWS_UP);
       await page.locator('.ledger-subtab[data-view="history"]', { hasText: 'History' }).waitFor(SHOWS_UP);
       await page.locator('[data-history="changes"] th', { hasText: 'When' }).waitFor(SHOWS_UP);
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-history-en.png') });
+      await shot(page, 'ledger-history-en.png');
       await page.locator('.ledger-subtab[data-view="details"]').click();
       await page.locator('#entry-form label', { hasText: 'Year of birth' }).waitFor(SHOWS_UP);
       await page.locator('#ledger-search').fill('');
       await status(page).filter({ hasText: '1–50 of 321' }).waitFor(SHOWS_UP);
-      await page.screenshot({ path: join(screenshotsDir, 'ledger-elder-en.png') });
+      await shot(page, 'ledger-elder-en.png');
       await field(page, 'phone').fill('no');
       await page.locator('#entry-save').click();
       await problem(page, 'phone').filter({ hasText: 'Not a phone number' }).waitFor(SHOWS_UP);
@@ -318,7 +324,7 @@ describe('the ledger page on a live anxind', () => {
         const body = { ...read.body.entry };
         delete body.kind;
         assert.equal((await api(sup, 'PUT', `elders/${ELDER}`, { body, ifMatch: read.etag })).status, 403);
-        await sup.screenshot({ path: join(screenshotsDir, 'ledger-supervisor-zh.png') });
+        await shot(sup, 'ledger-supervisor-zh.png');
         assert.deepEqual(supErrors.filter((e) => !/403/.test(e)), []);
       } finally {
         await context.close();
