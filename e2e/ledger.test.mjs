@@ -265,6 +265,7 @@ describe('the ledger page on a live anxind', () => {
       await openById(page, 'xs-d0003');
       await page.locator('.ledger-subtab[data-view="history"]').click();
       await page.locator('[data-history="incidents"] tbody tr', { hasText: '紧急呼叫' }).waitFor(SHOWS_UP);
+      await shot(page, 'ledger-device-history-zh.png');
 
       await page.locator('[data-tab="elders"]').click();
       await openById(page, ELDER);
