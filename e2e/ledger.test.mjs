@@ -280,6 +280,47 @@ describe('the ledger page on a live anxind', () => {
       await shot(page, 'ledger-history-zh.png');
     }));
 
+  it('edits a responder and adds a member of staff', { timeout: 60_000 }, () =>
+    step('responder-staff', async () => {
+      await page.locator('[data-tab="responders"]').click();
+      await page.locator('[data-filter="station"]').selectOption('');
+      await openById(page, 'xs-r011');
+      const before = await api(page, 'GET', 'responders/xs-r011');
+      await field(page, 'skills').fill('first_aid, cpr');
+      await field(page, 'mode').selectOption('ebike');
+      await page.locator('#entry-save').click();
+      await page.locator('.toast', { hasText: '响应人 xs-r011 已保存' }).waitFor(SHOWS_UP);
+      const after = await api(page, 'GET', 'responders/xs-r011');
+      assert.deepEqual(after.body.entry.skills, ['first_aid', 'cpr']);
+      assert.equal(after.body.entry.mode, 'ebike');
+      // What the form does not show stays as it was.
+      assert.equal(after.body.entry.token_sha256, before.body.entry.token_sha256);
+      assert.equal(after.body.entry.on_duty, before.body.entry.on_duty);
+
+      await page.locator('[data-tab="staff"]').click();
+      await loaded(page);
+      await page.locator('#ledger-new').click();
+      await field(page, 'id').fill('e2e-dispatcher');
+      await field(page, 'name').fill('测试调度员');
+      await field(page, 'password').fill('short');
+      await page.locator('#entry-save').click();
+      await problem(page, 'password').filter({ hasText: '密码至少 10 位' }).waitFor(SHOWS_UP);
+      await field(page, 'password').fill('a-long-enough-password');
+      await page.locator('#entry-save').click();
+      await page.locator('#entry[data-id="e2e-dispatcher"][data-loaded="true"]').waitFor(SHOWS_UP);
+      assert.equal(await field(page, 'role').inputValue(), 'dispatcher');
+      assert.equal(await field(page, 'password').inputValue(), '', 'a password is never shown');
+      // Nobody retires their own account.
+      await page.locator('#entry-close').click();
+      await openById(page, 'admin');
+      await page.locator('#entry-retire').click();
+      await page.locator('#confirm-yes').click();
+      await page.locator('[data-notice="refused"]', { hasText: '不能注销自己的账号' }).waitFor(SHOWS_UP);
+      await page.locator('[data-tab="elders"]').click();
+      await openById(page, ELDER);
+      await page.locator('.ledger-subtab[data-view="history"]').click();
+    }));
+
   it('speaks English', { timeout: 60_000 }, () =>
     step('english', async () => {
       await page.locator('#lang-toggle').click();
