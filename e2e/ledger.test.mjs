@@ -151,6 +151,12 @@ describe('the ledger page on a live anxind', () => {
       await field(page, 'profile.contacts[0].relation').fill('儿子');
       await field(page, 'profile.contacts[0].phone').fill('13900001111');
       await field(page, 'profile.contacts[0].channel').selectOption('voice');
+      // A second contact, added and removed again, leaves the first as typed.
+      await page.locator('[data-action="add-contact"]').click();
+      await field(page, 'profile.contacts[1].name').fill('王芳');
+      await page.locator('.contact-row[data-index="1"] [data-action="remove-contact"]').click();
+      assert.equal(await page.locator('.contact-row').count(), 1);
+      assert.equal(await field(page, 'profile.contacts[0].phone').inputValue(), '13900001111');
       await page.locator('#entry-save').click();
       await page.locator(`#entry[data-id="${ELDER}"][data-loaded="true"]`).waitFor(SHOWS_UP);
       assert.equal(await page.locator('#entry-title').textContent(), '测试 李桂兰');
