@@ -22,8 +22,8 @@ macro_rules! embedded {
     };
 }
 
-/// Everything the pages load. The HTML pages themselves are served at `/console` and
-/// `/responder`.
+/// Everything the pages load. The HTML pages themselves are served at `/console`,
+/// `/responder`, `/family` and `/ledger`.
 const ASSETS: &[Asset] = embedded![
     "console.js",
     "console.css",
@@ -44,6 +44,16 @@ const ASSETS: &[Asset] = embedded![
     "console/state.js",
     "console/strings.js",
     "console/timeline.js",
+    "ledger.js",
+    "ledger.css",
+    "ledger/api.js",
+    "ledger/fields.js",
+    "ledger/form.js",
+    "ledger/history.js",
+    "ledger/kinds.js",
+    "ledger/state.js",
+    "ledger/strings.js",
+    "ledger/table.js",
     "family.js",
     "family.css",
     "family-sw.js",

@@ -194,6 +194,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(|| async { Redirect::temporary("/console") }))
         .route("/console", get(|| async { Html(include_str!("../assets/console.html")) }))
         .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
+        .route("/ledger", get(|| async { Html(include_str!("../assets/ledger.html")) }))
         .route("/family", get(crate::family::page))
         .route("/family-sw.js", get(crate::family::service_worker))
         .route(

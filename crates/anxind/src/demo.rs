@@ -173,10 +173,11 @@ pub const DEMO_PASSWORD: &str = "anxin-demo";
 
 /// Argon2id hashes of `anxin-demo` (made with `anxind hash-password`), so the demo starts
 /// without hashing.
-const DEMO_HASHES: [&str; 3] = [
+const DEMO_HASHES: [&str; 4] = [
     "$argon2id$v=19$m=19456,t=2,p=1$H6hj+piRDAkCkpmuGZwBjg$SNb26blK1jrHczMSe8uhAwXTvROkHPoDGTOaHqRq7uk",
     "$argon2id$v=19$m=19456,t=2,p=1$Dw43rynhqRfOLCwsV1keWw$TaafswzvPJ+E1JLfr6WykMQEmAyUfR5lfJgLz2VJt4Y",
     "$argon2id$v=19$m=19456,t=2,p=1$s4cEgXxqTHpXAnYlLruvKA$9F/NaxuN5swQ79iJd7u4axUafrGcM4tygHo9sufR+dk",
+    "$argon2id$v=19$m=19456,t=2,p=1$YM9ATGz9faVIgLEMsHvAAg$B8iElb1oiwXaOTC7YzybWn9VzZPykjWAkuqV5KBl51c",
 ];
 
 fn demo_staff() -> Vec<Staff> {
@@ -190,6 +191,8 @@ fn demo_staff() -> Vec<Staff> {
         staff("dispatcher", "值班调度员 王芳", StaffRole::Dispatcher, DEMO_HASHES[0]),
         staff("dispatcher2", "值班调度员 李强", StaffRole::Dispatcher, DEMO_HASHES[1]),
         staff("supervisor", "值班主任 赵敏", StaffRole::Supervisor, DEMO_HASHES[2]),
+        // Keeps the ledger (the console sends an admin to /ledger); works no incidents.
+        staff("admin", "台账管理员 孙丽", StaffRole::Admin, DEMO_HASHES[3]),
     ]
 }
 

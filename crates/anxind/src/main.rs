@@ -203,7 +203,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     eprintln!("\n  Anxin is running. Open the console: {console}\n  Devices publish to {mqtt}. Ctrl-C stops.\n");
     if is_demo {
         eprintln!(
-            "  Demo sign-in: dispatcher, dispatcher2 or supervisor, password {}\n  Responder phones: {}/responder, token demo-<responder id>, e.g. demo-xs-r011\n",
+            "  Demo sign-in: dispatcher, dispatcher2 or supervisor (the console), admin (the ledger), password {}\n  Responder phones: {}/responder, token demo-<responder id>, e.g. demo-xs-r011\n",
             demo::DEMO_PASSWORD,
             console.trim_end_matches("/console"),
         );

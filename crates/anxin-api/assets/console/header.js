@@ -35,6 +35,9 @@ function renderMe() {
   if (!dom.me) return;
   dom.me.textContent = state.me ? `${state.me.name || state.me.id} · ${roleLabel(state.me.role)}` : '';
   dom.me.dataset.role = state.me?.role ?? '';
+  // A supervisor reads the ledger too; a dispatcher has no use for it.
+  const ledgerLink = document.getElementById('ledger-link');
+  if (ledgerLink) ledgerLink.hidden = state.me?.role !== 'supervisor';
 }
 
 export function renderLegend() {

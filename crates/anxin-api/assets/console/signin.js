@@ -50,6 +50,12 @@ function resetData() {
 }
 
 function showApp(user) {
+  // An administrator keeps the ledger and sees no incidents (the feed refuses them with
+  // 4403), so the console never opens for them; a supervisor may ask for the ledger too.
+  if (user.role === 'admin' || (user.role === 'supervisor' && location.hash === '#ledger')) {
+    location.replace('/ledger');
+    return;
+  }
   state.me = user;
   dom.signin.hidden = true;
   dom.app.hidden = false;
