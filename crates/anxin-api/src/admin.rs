@@ -10,6 +10,10 @@
 //! - **Reads** come from the store (pages with search, filters and paging; an entry; its
 //!   history), through [`LedgerSide`], which anxind implements.
 
+// Handlers return an early `Response` as their error: it is the answer, not a failure to
+// pass up, and boxing it would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 use crate::auth::User;
 use crate::commands::{Caller, Refused, Reply, Request};
 use crate::http::ApiState;
@@ -301,7 +305,7 @@ fn entry_of(kind: LedgerKind, body: &[u8], create: bool) -> Result<(Entry, Optio
 
 pub(crate) async fn amend(state: &ApiState, user: &User, amend: Amend) -> Result<anxin_core::Amended, Response> {
     let caller = Caller::Admin { id: user.id.clone() };
-    match crate::http::submit(state, caller, Request::Amend(amend)).await.await {
+    match crate::http::submit(state, caller, Request::Amend(Box::new(amend))).await.await {
         Ok(Reply::Amended(done)) => Ok(done),
         Ok(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the engine answered something else")),
         Err(r) => Err(refused(r)),

@@ -4,6 +4,10 @@
 //! to the engine in chunks, each chunk one command and one commit, so an import is logged like
 //! any other change, with its actor; a second import of the same file changes nothing.
 
+// Handlers return an early `Response` as their error: it is the answer, not a failure to
+// pass up, and boxing it would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 use crate::admin::{error, side, staff, unavailable, LedgerUnavailable, Progress};
 use crate::commands::{Caller, Reply, Request};
 use crate::http::ApiState;

@@ -90,7 +90,7 @@ pub enum Request {
     /// A family member asks for their elder's recent incidents (the HTTP side, from the store).
     FamilyHistory,
     /// A change to the ledger (an administrator, or an import on their behalf).
-    Amend(anxin_core::Amend),
+    Amend(Box<anxin_core::Amend>),
     /// Many changes at once (an import's chunk), each taken or refused on its own, in one
     /// commit.
     AmendMany(Vec<anxin_core::Amend>),

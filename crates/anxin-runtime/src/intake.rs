@@ -108,7 +108,7 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
             engine.family_delivery(incident, &contact, &key, delivery, now, out)
         }
         (Caller::Admin { id }, Request::Amend(amend)) => {
-            return engine.amend(amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
+            return engine.amend(*amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
         }
         (Caller::Admin { id }, Request::AmendMany(amends)) => {
             let actor = format!("staff:{id}");

@@ -37,8 +37,7 @@ async fn main() -> anyhow::Result<()> {
         let elders = devices.div_ceil(5);
         eprintln!("filling the store: {elders} elders, {devices} devices");
         let t = Instant::now();
-        let mut r = Registry::default();
-        r.stations = (0..20)
+        let stations = (0..20)
             .map(|i| Station {
                 id: StationId::parse(format!("st-{i:02}")).unwrap(),
                 name: format!("站点 {i}"),
@@ -47,12 +46,14 @@ async fn main() -> anyhow::Result<()> {
                 service_circle_min: None,
             })
             .collect();
+        let mut r = Registry { stations, ..Registry::default() };
         for i in 0..elders {
             r.elders.push(Elder {
                 id: ElderId::parse(format!("e{i:07}")).unwrap(),
                 name: format!("长者{i}"),
                 address: format!("西山区 {i} 号"),
-                home: Coordinates::new(24.9 + (i % 1000) as f64 * 0.0002, 102.6 + (i / 1000 % 1000) as f64 * 0.0002).unwrap(),
+                home: Coordinates::new(24.9 + (i % 1000) as f64 * 0.0002, 102.6 + (i / 1000 % 1000) as f64 * 0.0002)
+                    .unwrap(),
                 phone: Some(format!("138{i:08}")),
                 notes: String::new(),
                 profile: ElderProfile::default(),
@@ -72,7 +73,11 @@ async fn main() -> anyhow::Result<()> {
         .lines()
         .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
         .unwrap_or_default();
-    println!("machine: {host}, {} cores; store {}", std::thread::available_parallelism()?, url.split(':').next().unwrap());
+    println!(
+        "machine: {host}, {} cores; store {}",
+        std::thread::available_parallelism()?,
+        url.split(':').next().unwrap()
+    );
     for run in 1..=runs {
         let t = Instant::now();
         let registry = store.load_registry().await?;
