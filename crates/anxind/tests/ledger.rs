@@ -391,6 +391,95 @@ async fn http_exchange_bytes(
     (status, head, buf[split + 4..].to_vec())
 }
 
+/// A device's own MQTT session, signed in with its password: `Err` with the broker's refusal.
+async fn device_session(app: &TestApp, id: &str, password: &str) -> Result<anxin_mqtt::rumqttc::AsyncClient, String> {
+    use anxin_mqtt::rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet};
+    let mut opts = MqttOptions::new(id, app.mqtt.0.clone(), app.mqtt.1);
+    opts.set_credentials(id, password);
+    let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    let connected = tokio::time::timeout(WAIT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => return Ok(()),
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Err(format!("{:?}", ack.code)),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no CONNACK".to_string())?;
+    connected?;
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    Ok(client)
+}
+
+/// With accounts on the embedded broker, a device enrolled through the API signs in with the
+/// password it was given and presses at once; retired, it is refused at CONNECT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_added_through_the_api_signs_in_at_once_and_retired_is_refused() {
+    use anxin_mqtt::rumqttc::QoS;
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let mut accounts = anxin_mqtt::PasswordFile::default();
+    accounts.set("d-1", "d-1-password");
+    std::fs::write(&passwd, accounts.to_text()).unwrap();
+    let backend = Backend::embedded(dir.path());
+    let app =
+        spawn_app_with(&backend, &unique("ledger", "accounts"), |c| c.mqtt.embedded_accounts = Some(passwd.clone()))
+            .await;
+    let admin = sign_in(app.http, "kang").await;
+    assert!(device_session(&app, "d-new", "whatever").await.is_err(), "not enrolled: refused");
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+
+    let enrolled = std::time::Instant::now();
+    let (status, _, body) =
+        call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-new", "elder_id": "e-3"})).await;
+    assert_eq!(status, 201, "{body}");
+    let password = body["password"].as_str().unwrap().to_string();
+    // The broker is told right after the commit, off the engine's path: try until it knows.
+    let client = loop {
+        match device_session(&app, "d-new", &password).await {
+            Ok(c) => break c,
+            Err(why) if enrolled.elapsed() < WAIT => {
+                eprintln!("not yet: {why}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(why) => panic!("the enrolled device is refused: {why}"),
+        }
+    };
+    let topic = format!("{}/v1/devices/d-new/events", app.topic_root);
+    let press = json!({"msg_id": "p1", "type": "sos", "ts": anxin_proto::wall_clock_now().millis()});
+    client.publish(topic, QoS::AtLeastOnce, false, press.to_string()).await.unwrap();
+    let delta = console.incident_for("d-new").await;
+    eprintln!("enrolled to incident on the console: {} ms", enrolled.elapsed().as_millis());
+    assert_eq!(delta["incident"]["elder"]["id"], "e-3");
+    assert!(device_session(&app, "d-new", "not-its-password").await.is_err(), "a wrong password is refused");
+
+    // End the incident, retire the device: refused at CONNECT from then on.
+    let reason = "called back: a test";
+    let answer = console
+        .ask(json!({"type": "command", "incident_id": delta["incident"]["id"], "action": "cancel", "reason": reason}))
+        .await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/devices/d-new", &[], Value::Null).await;
+    let (status, _, body) =
+        call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &etag_of(&head))], Value::Null)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let retired = std::time::Instant::now();
+    loop {
+        match device_session(&app, "d-new", &password).await {
+            Err(_) => break,
+            Ok(_) if retired.elapsed() < WAIT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Ok(_) => panic!("a retired device still signs in"),
+        }
+    }
+    assert!(app.metric("anxin_mqtt_refused_total{reason=\"retired\"}").await >= 1.0);
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
