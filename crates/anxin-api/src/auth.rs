@@ -47,6 +47,8 @@ pub struct Sessions {
     /// Who may sign in: from the ledger at start, then kept up to date by its changes.
     staff: std::sync::RwLock<HashMap<String, Staff>>,
     live: Mutex<HashMap<String, Session>>,
+    /// Staff whose sessions the ledger ended: their open consoles close.
+    ended: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -58,7 +60,13 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     pub fn new(staff: impl IntoIterator<Item = Staff>) -> Self {
         let staff = staff.into_iter().map(|s| (s.id.clone(), s)).collect();
-        Self { staff: std::sync::RwLock::new(staff), live: Mutex::default() }
+        let (ended, _) = tokio::sync::broadcast::channel(64);
+        Self { staff: std::sync::RwLock::new(staff), live: Mutex::default(), ended }
+    }
+
+    /// Tells of staff whose sessions the ledger ended, so their open consoles close.
+    pub fn ended(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.ended.subscribe()
     }
 
     /// A member of staff added or changed in the ledger. A change of role or password signs
@@ -68,7 +76,8 @@ impl Sessions {
         let mut live = self.live.lock().expect("sessions lock");
         match before {
             Some(b) if b.role != staff.role || b.password_hash != staff.password_hash => {
-                live.retain(|_, s| s.user.id != staff.id)
+                live.retain(|_, s| s.user.id != staff.id);
+                let _ = self.ended.send(staff.id.clone());
             }
             _ => live.values_mut().filter(|s| s.user.id == staff.id).for_each(|s| s.user.name = staff.name.clone()),
         }
@@ -78,6 +87,7 @@ impl Sessions {
     pub fn remove_staff(&self, id: &str) {
         self.staff.write().expect("staff lock").remove(id);
         self.live.lock().expect("sessions lock").retain(|_, s| s.user.id != id);
+        let _ = self.ended.send(id.to_string());
     }
 
     /// Everybody who may sign in, for consoles to put names to actors.

@@ -440,8 +440,15 @@ enum Peer {
 
 /// A socket's live feed: the console hub's numbered deltas, or one responder's frames.
 enum Feed {
-    Console(broadcast::Receiver<Frame>),
     Phone(ResponderId, broadcast::Receiver<Utf8Bytes>),
+    /// A member of staff's console, and the staff whose sessions the ledger ended (a retired
+    /// member of staff, a changed role or password): theirs closes the socket.
+    Console {
+        live: broadcast::Receiver<Frame>,
+        staff: String,
+        ended: broadcast::Receiver<String>,
+        signed_out: bool,
+    },
     /// One elder's family frames, and revocations (theirs closes the socket).
     Family {
         who: crate::family::SignedFamily,
@@ -455,18 +462,30 @@ impl Feed {
     /// Waits for the feed's next frames and adds them to `pending`; `false` when it ended.
     async fn recv(&mut self, state: &ApiState, last_sent: u64, pending: &mut Vec<Frame>) -> bool {
         match self {
-            Feed::Console(live) => match gather(live.recv().await, live, pending) {
-                Fed::Frames => true,
-                Fed::Lagged(missed) => {
-                    // Too slow to keep up: catch up from the replay buffer or a snapshot,
-                    // never leave a silent gap.
-                    tracing::info!(missed, "console lagged; resynchronising");
-                    let sub = state.hub.subscribe(Some(last_sent), None, (state.clock)());
-                    *live = sub.live;
-                    pending.extend(sub.initial);
-                    true
-                }
-                Fed::Closed => false,
+            Feed::Console { live, staff, ended, signed_out } => tokio::select! {
+                first = live.recv() => match gather(first, live, pending) {
+                    Fed::Frames => true,
+                    Fed::Lagged(missed) => {
+                        // Too slow to keep up: catch up from the replay buffer or a snapshot,
+                        // never leave a silent gap.
+                        tracing::info!(missed, "console lagged; resynchronising");
+                        let sub = state.hub.subscribe(Some(last_sent), None, (state.clock)());
+                        *live = sub.live;
+                        pending.extend(sub.initial);
+                        true
+                    }
+                    Fed::Closed => false,
+                },
+                gone = ended.recv() => match gone {
+                    Ok(id) if id == *staff => {
+                        *signed_out = true;
+                        false
+                    }
+                    Ok(_) => true,
+                    // A sign-out may have been missed: close, and the console's reconnection
+                    // checks its session afresh.
+                    Err(_) => false,
+                },
             },
             Feed::Phone(responder, live) => match live.recv().await {
                 Ok(text) => {
@@ -544,6 +563,7 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                 tell_presence(&state, &user.id, true).await;
             }
             staff = Some(user.id.clone());
+            let user_id = user.id.clone();
             let supervisor = user.role == anxin_core::StaffRole::Supervisor;
             let caller = Caller::Dispatcher { id: user.id.clone(), supervisor };
             let welcome = ServerFrame::Welcome(Welcome {
@@ -555,7 +575,9 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             let sub = state.hub.subscribe(since, history.as_deref(), (state.clock)());
             let mut pending = vec![Frame::unsequenced(welcome.to_json().into())];
             pending.extend(sub.initial);
-            (caller, Feed::Console(sub.live), pending, since.unwrap_or(0))
+            let feed =
+                Feed::Console { live: sub.live, staff: user_id, ended: state.sessions.ended(), signed_out: false };
+            (caller, feed, pending, since.unwrap_or(0))
         }
         Peer::Phone(responder) => {
             let (initial, live) = state.responders.subscribe(&responder, (state.clock)());
@@ -637,6 +659,10 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                 break;
             },
         }
+    }
+    if let Feed::Console { signed_out: true, .. } = feed {
+        let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "signed_out".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
     }
     if let Feed::Family { revoked: true, .. } = feed {
         let close = CloseFrame { code: CLOSE_BAD_TOKEN, reason: "token_revoked".into() };

@@ -271,10 +271,28 @@ async fn each_role_reaches_only_its_own(backend: Backend, client_id: String) {
         .to_string();
     let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
     assert_eq!(status, 200);
+    let mut request = format!("ws://{}/ws", app.http).into_client_request().unwrap();
+    request.headers_mut().insert("Cookie", sun.parse().unwrap());
+    let (mut sun_console, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let first = tokio::time::timeout(WAIT, sun_console.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("welcome"), "{first:?}");
     let tag = created["etag"].as_str().unwrap().to_string();
     let (status, _, body) =
         call(&app, &admin, "DELETE", "/api/v1/admin/staff/sun", &[("If-Match", &tag)], Value::Null).await;
     assert_eq!(status, 200, "{body}");
+    // Their open console closes at once: a retired member of staff sees and does nothing more.
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match sun_console.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the console closes");
+    assert_eq!(closed.map(|f| (u16::from(f.code), f.reason.to_string())), Some((4401, "signed_out".to_string())));
     let (status, _) = http_request(app.http, "GET", "/api/v1/session", &[("Cookie", &sun)], "").await;
     assert_eq!(status, 401, "a retired member of staff is signed out");
     let (status, _, _) = http_exchange(app.http, "POST", "/api/v1/session", &[], &sign_in_body).await;
