@@ -1206,7 +1206,7 @@ pub async fn dispatchers_sign_in_claim_and_keep_the_record(backend: Backend, cli
     let welcome = wang.next().await;
     assert_eq!((welcome["type"].as_str(), welcome["user"]["id"].as_str()), (Some("welcome"), Some("wang")));
     assert_eq!(welcome["console"]["accept_target_s"], 60);
-    assert_eq!(welcome["staff"].as_array().unwrap().len(), 3);
+    assert_eq!(welcome["staff"].as_array().unwrap().len(), 4, "wang, li, zhao and kang (the admin)");
     let roster = wang.next().await;
     assert_eq!(roster["type"], "roster");
     assert_eq!(roster["responders"].as_array().unwrap().len(), 2);
