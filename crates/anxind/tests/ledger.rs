@@ -515,30 +515,12 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(backend) = external().await else { return };
+                    let Some(backend) = external_backend().await else { return };
                     super::$name(backend, unique("ledger-ext", stringify!($name))).await;
                 }
             )*
         }
     };
-}
-
-/// PostgreSQL and Mosquitto, when named (required under `CI=true`).
-async fn external() -> Option<Backend> {
-    let mqtt = match std::env::var("ANXIN_TEST_MQTT_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("ANXIN_TEST_MQTT_URL must be set when CI=true"),
-        _ => {
-            eprintln!("skipped: ANXIN_TEST_MQTT_URL is not set");
-            return None;
-        }
-    };
-    let Some(server) = anxin_store::testkit::postgres_server() else {
-        eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
-        return None;
-    };
-    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
-    Some(Backend { broker: mqtt, store_url })
 }
 
 on_both_stores!(

@@ -138,6 +138,32 @@ pub fn registry() -> Registry {
     }
 }
 
+const MQTT_URL_VAR: &str = "ANXIN_TEST_MQTT_URL";
+
+/// Mosquitto and a fresh PostgreSQL database, named by `ANXIN_TEST_MQTT_URL` and
+/// `ANXIN_TEST_POSTGRES_URL`: `None` (the suite skips) without them, except under `CI=true`,
+/// where it fails: CI must run it.
+pub async fn external_backend() -> Option<Backend> {
+    let mqtt = match std::env::var(MQTT_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("{MQTT_URL_VAR} must be set when CI=true"),
+        _ => {
+            eprintln!("skipped: {MQTT_URL_VAR} is not set");
+            return None;
+        }
+    };
+    let Some(server) = anxin_store::testkit::postgres_server() else {
+        eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
+        return None;
+    };
+    let (host, port) = anxind::config::broker_address(&mqtt).expect("a valid MQTT URL");
+    if tokio::net::TcpStream::connect((host.as_str(), port)).await.is_err() {
+        panic!("the MQTT broker at {mqtt} is unreachable");
+    }
+    let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    Some(Backend { broker: mqtt, store_url })
+}
+
 /// A name no other test run uses: a client id and topic root on a shared broker.
 pub fn unique(prefix: &str, name: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
