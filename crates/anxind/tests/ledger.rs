@@ -380,6 +380,21 @@ async fn a_district_enrols_from_a_spreadsheet(backend: Backend, client_id: Strin
     let (text, _, bad) = encoding_rs::GBK.decode(&bytes);
     assert!(!bad);
     assert!(text.contains("王秀英") && text.contains("e-101"), "{text}");
+
+    // As XLSX too: the ledger exported reads back through the import as all unchanged.
+    let (status, _, xlsx) =
+        http_exchange_bytes(app.http, "GET", "/api/v1/admin/exports/elders?format=xlsx", &[("Cookie", &admin)], &[])
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(&xlsx[..2], b"PK", "an XLSX file is a zip");
+    let path = "/api/v1/admin/imports?kind=elders&format=xlsx&wait=true";
+    let (status, _, body) = http_exchange_bytes(app.http, "POST", path, &[("Cookie", &admin)], &xlsx).await;
+    let job: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{job}");
+    let report = &job["report"];
+    assert_eq!((report["new"].as_u64(), report["changed"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_eq!(report["unchanged"], 6, "the test registry's 4 elders and the 2 imported: {report}");
+    assert_eq!(report["problems"], json!([]), "{report}");
     app.stop().await;
 }
 
