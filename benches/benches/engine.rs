@@ -67,6 +67,7 @@ fn sos(i: usize) -> DeviceEvent {
         event: EventType::Sos,
         device_ts: at(i),
         fix: FixReport::Absent,
+        health: Default::default(),
     }
 }
 

@@ -97,6 +97,7 @@ impl<'a> Presses<'a> {
                 event: EventType::Sos,
                 device_ts: T0.plus_millis(i as i64),
                 fix: FixReport::Absent,
+                health: Default::default(),
             };
             let device = &self.registry.devices[i].id;
             self.engine.handle_device_event(device, event, T0.plus_millis(i as i64), &mut out).expect("a known device");

@@ -6,7 +6,7 @@
 //! caused it, and a delivery worker sends it afterwards, retrying under the same key.
 
 use crate::ids::{ElderId, IncidentId, Timestamp};
-use crate::incident::{IncidentKind, IncidentState};
+use crate::incident::{IncidentKind, IncidentState, WelfareReason};
 use serde::{Deserialize, Serialize};
 
 /// How a contact is reached.
@@ -114,12 +114,16 @@ pub enum Notice {
     Ended { state: IncidentState, outcome: Option<String> },
     /// A non-emergency request (meals, a repair) reached the centre.
     ServiceRequest,
+    /// The elder's device cannot call (silent, switched off) or is running flat.
+    DeviceNews { reason: WelfareReason },
+    /// The device the contact was told of is back (heard again, or charged).
+    DeviceBack { reason: WelfareReason },
 }
 
 impl Notice {
     pub fn priority(&self) -> NoticePriority {
         match self {
-            Notice::ServiceRequest => NoticePriority::Low,
+            Notice::ServiceRequest | Notice::DeviceNews { .. } | Notice::DeviceBack { .. } => NoticePriority::Low,
             _ => NoticePriority::Emergency,
         }
     }
@@ -133,6 +137,8 @@ impl Notice {
             Notice::EmergencyCalled { .. } => "emergency_called",
             Notice::Ended { .. } => "ended",
             Notice::ServiceRequest => "service_request",
+            Notice::DeviceNews { .. } => "device_news",
+            Notice::DeviceBack { .. } => "device_back",
         }
     }
 
@@ -153,6 +159,7 @@ impl Notice {
             IncidentKind::Intrusion => "入侵报警",
             IncidentKind::Unreadable => "无法识别的报警",
             IncidentKind::Service => "服务请求",
+            IncidentKind::Welfare => "关怀回访",
         };
         match self {
             Notice::Emergency { kind } => {
@@ -179,6 +186,17 @@ impl Notice {
                 }
             }
             Notice::ServiceRequest => format!("【安心】{elder}通过呼叫器提出了服务请求，调度员会回电安排。"),
+            Notice::DeviceNews { reason: WelfareReason::DeviceOffline } => {
+                format!("【安心】{elder}的呼叫器已离线，暂时无法呼救。请帮忙检查电量或网络。")
+            }
+            Notice::DeviceNews { reason: WelfareReason::PowerOff } => {
+                format!("【安心】{elder}的呼叫器已关机，暂时无法呼救。请帮忙开机。")
+            }
+            Notice::DeviceNews { reason: WelfareReason::LowBattery } => {
+                format!("【安心】{elder}的呼叫器电量不足，请帮忙充电。")
+            }
+            Notice::DeviceBack { reason: WelfareReason::LowBattery } => format!("【安心】{elder}的呼叫器已充上电。"),
+            Notice::DeviceBack { .. } => format!("【安心】{elder}的呼叫器已恢复在线。"),
         }
     }
 
@@ -190,6 +208,7 @@ impl Notice {
             IncidentKind::Intrusion => "an intrusion alarm",
             IncidentKind::Unreadable => "an alarm we could not read",
             IncidentKind::Service => "a service request",
+            IncidentKind::Welfare => "a welfare check",
         };
         match self {
             Notice::Emergency { kind } => format!(
@@ -219,6 +238,19 @@ impl Notice {
             Notice::ServiceRequest => {
                 format!("[Anxin] {elder} asked for a service with the call button; a dispatcher will call back.")
             }
+            Notice::DeviceNews { reason: WelfareReason::DeviceOffline } => format!(
+                "[Anxin] {elder}'s call button has gone offline and cannot call for help. Please check its battery or signal."
+            ),
+            Notice::DeviceNews { reason: WelfareReason::PowerOff } => {
+                format!("[Anxin] {elder}'s call button was switched off and cannot call for help. Please switch it on.")
+            }
+            Notice::DeviceNews { reason: WelfareReason::LowBattery } => {
+                format!("[Anxin] {elder}'s call button is low on battery. Please charge it.")
+            }
+            Notice::DeviceBack { reason: WelfareReason::LowBattery } => {
+                format!("[Anxin] {elder}'s call button is charged again.")
+            }
+            Notice::DeviceBack { .. } => format!("[Anxin] {elder}'s call button is back online."),
         }
     }
 }

@@ -29,6 +29,14 @@ pub enum EventType {
     Gas,
     /// A door or window sensor linked to the device saw a break-in.
     Intrusion,
+    /// The device says its battery is low; carries no request.
+    LowBattery,
+    /// The device says it is being switched off: it cannot call until it is back.
+    PowerOff,
+    /// A wearable says it is being worn.
+    Worn,
+    /// A wearable says it was taken off (or put in its charger).
+    NotWorn,
 }
 
 impl EventType {
@@ -43,10 +51,27 @@ impl EventType {
             EventType::Smoke => "smoke",
             EventType::Gas => "gas",
             EventType::Intrusion => "intrusion",
+            EventType::LowBattery => "low_battery",
+            EventType::PowerOff => "power_off",
+            EventType::Worn => "worn",
+            EventType::NotWorn => "not_worn",
         }
     }
 
-    pub const ALL: [EventType; 9] = [
+    /// What the device says of itself, carrying no request: its health, not an incident.
+    pub fn is_health(self) -> bool {
+        matches!(
+            self,
+            EventType::Heartbeat
+                | EventType::Location
+                | EventType::LowBattery
+                | EventType::PowerOff
+                | EventType::Worn
+                | EventType::NotWorn
+        )
+    }
+
+    pub const ALL: [EventType; 13] = [
         EventType::Sos,
         EventType::Fall,
         EventType::Cancel,
@@ -56,6 +81,10 @@ impl EventType {
         EventType::Smoke,
         EventType::Gas,
         EventType::Intrusion,
+        EventType::LowBattery,
+        EventType::PowerOff,
+        EventType::Worn,
+        EventType::NotWorn,
     ];
 
     /// The kind of incident this event opens, or raises an open one to; `None` for events
@@ -67,7 +96,13 @@ impl EventType {
             EventType::Service => Some(IncidentKind::Service),
             EventType::Smoke | EventType::Gas => Some(IncidentKind::Fire),
             EventType::Intrusion => Some(IncidentKind::Intrusion),
-            EventType::Cancel | EventType::Heartbeat | EventType::Location => None,
+            EventType::Cancel
+            | EventType::Heartbeat
+            | EventType::Location
+            | EventType::LowBattery
+            | EventType::PowerOff
+            | EventType::Worn
+            | EventType::NotWorn => None,
         }
     }
 }
@@ -88,6 +123,26 @@ pub struct DeviceEvent {
     /// The device's own clock; trusted only when close to ours.
     pub device_ts: Timestamp,
     pub fix: FixReport,
+    /// What the device said of its battery and signal, if anything (heartbeats carry it).
+    #[serde(default)]
+    pub health: HealthReport,
+}
+
+/// A device's battery and signal as it reported them, with the heartbeat interval it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Battery charge, 0-100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_pct: Option<u8>,
+    /// Received signal strength in dBm (negative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rssi: Option<i16>,
+    /// Whether it is on its charger, where it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charging: Option<bool>,
+    /// The heartbeat interval the device keeps, in seconds, where it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
 }
 
 /// What a message said about position.
@@ -115,6 +170,39 @@ pub enum IncidentKind {
     Unreadable,
     /// A non-emergency service request.
     Service,
+    /// A welfare check: somebody should phone the elder or the family (the device went
+    /// silent or is running flat). Low priority, in a queue of its own; never on the ladder.
+    Welfare,
+}
+
+/// Why a welfare check was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WelfareReason {
+    /// Its heartbeat is overdue: the device cannot call (flat, broken, out of coverage).
+    DeviceOffline,
+    /// The device said it was being switched off.
+    PowerOff,
+    /// Its battery is low: somebody should see it charged.
+    LowBattery,
+}
+
+impl WelfareReason {
+    pub const ALL: [WelfareReason; 3] =
+        [WelfareReason::DeviceOffline, WelfareReason::PowerOff, WelfareReason::LowBattery];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WelfareReason::DeviceOffline => "device_offline",
+            WelfareReason::PowerOff => "power_off",
+            WelfareReason::LowBattery => "low_battery",
+        }
+    }
+
+    /// Whether the device cannot call while this lasts (so hearing from it ends the check).
+    pub fn is_silence(self) -> bool {
+        matches!(self, WelfareReason::DeviceOffline | WelfareReason::PowerOff)
+    }
 }
 
 impl IncidentKind {
@@ -142,6 +230,7 @@ impl IncidentKind {
             IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Fire | IncidentKind::Intrusion => 1,
             IncidentKind::Unreadable => 2,
             IncidentKind::Service => 3,
+            IncidentKind::Welfare => 4,
         }
     }
 
@@ -153,6 +242,7 @@ impl IncidentKind {
             IncidentKind::Intrusion => "intrusion",
             IncidentKind::Unreadable => "unreadable",
             IncidentKind::Service => "service",
+            IncidentKind::Welfare => "welfare",
         }
     }
 
@@ -164,6 +254,7 @@ impl IncidentKind {
             IncidentKind::Intrusion,
             IncidentKind::Unreadable,
             IncidentKind::Service,
+            IncidentKind::Welfare,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -277,6 +368,8 @@ pub enum DispatcherNeeded {
     OnSceneOverdue,
     /// A dispatcher took the incident off the ladder to handle it by hand.
     HandledByDispatcher,
+    /// A welfare check: phone the elder or the family.
+    WelfareCheck,
 }
 
 /// What needs a person now. The engine derives it from the incident's changes, so every
@@ -305,6 +398,9 @@ pub enum Need {
     /// No family member could be told (every try failed), or every contact was told and
     /// nobody answered: phone them.
     FamilyUnreached,
+    /// A welfare check waits: phone the elder or the family (the device went silent or is
+    /// running flat). Shown in the welfare queue, never sounded over an emergency.
+    WelfareCheck,
 }
 
 /// How loud an alarm is: consoles sound each level differently, the most urgent first.
@@ -317,6 +413,8 @@ pub enum AlarmLevel {
     Urgent,
     /// A person should look soon (a service request, a request to cancel).
     Routine,
+    /// A person should look when the emergencies allow (a welfare check).
+    Welfare,
 }
 
 impl Alarm {
@@ -332,6 +430,7 @@ impl Need {
             Need::NewEmergency | Need::Unreadable | Need::ClaimantGone => AlarmLevel::Urgent,
             Need::FamilySaysFine => AlarmLevel::Urgent,
             Need::ServiceRequest | Need::CancelRequested | Need::FamilyUnreached => AlarmLevel::Routine,
+            Need::WelfareCheck => AlarmLevel::Welfare,
         }
     }
 
@@ -346,6 +445,7 @@ impl Need {
             Need::ClaimantGone => "claimant_gone",
             Need::FamilySaysFine => "family_says_fine",
             Need::FamilyUnreached => "family_unreached",
+            Need::WelfareCheck => "welfare_check",
         }
     }
 
@@ -358,6 +458,7 @@ impl Need {
             DispatcherNeeded::NobodyGoing => Some(Need::NobodyGoing),
             DispatcherNeeded::OnSceneOverdue => Some(Need::OnSceneOverdue),
             DispatcherNeeded::HandledByDispatcher => None,
+            DispatcherNeeded::WelfareCheck => Some(Need::WelfareCheck),
         }
     }
 }
@@ -474,6 +575,9 @@ pub struct Incident {
     /// The family's side: who was told, how it went, what they answered.
     #[serde(default, skip_serializing_if = "Family::is_empty")]
     pub family: Family,
+    /// Why a welfare check was opened (kind `welfare` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welfare: Option<WelfareReason>,
 }
 
 /// The family's side of an incident.
@@ -562,22 +666,28 @@ impl Incident {
         problem: Option<String>,
         policy: &Policy,
     ) -> Option<Self> {
-        let Change::Opened { kind, location, pressed_at, .. } = &event.change else { return None };
+        let Change::Opened { kind, location, pressed_at, welfare, .. } = &event.change else { return None };
         let kind = *kind;
         let dispatcher_needed = match kind {
             IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
             IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
+            IncidentKind::Welfare => Some(DispatcherNeeded::WelfareCheck),
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
         };
         let need = match kind {
             IncidentKind::Unreadable => Need::Unreadable,
             IncidentKind::Service => Need::ServiceRequest,
+            IncidentKind::Welfare => Need::WelfareCheck,
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => Need::NewEmergency,
         };
         let mut ladder = Ladder::default();
         if !kind.is_emergency() {
             ladder.rung = Rung::Dispatcher;
-            ladder.remind_at = Some(event.at.plus_millis(policy.reminder_interval_ms));
+            // A welfare check has its own pace: it waits in its queue, not reminded over the
+            // emergencies.
+            if kind != IncidentKind::Welfare {
+                ladder.remind_at = Some(event.at.plus_millis(policy.reminder_interval_ms));
+            }
             ladder.emergency_number = policy.emergency_number(kind);
         }
         Some(Incident {
@@ -605,6 +715,7 @@ impl Incident {
             emergency_call: None,
             no_offer: None,
             family: Family::default(),
+            welfare: *welfare,
         })
     }
 
@@ -998,6 +1109,9 @@ pub enum Change {
         msg_id: MessageId,
         location: Location,
         pressed_at: Timestamp,
+        /// Why, for a welfare check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        welfare: Option<WelfareReason>,
     },
     PressJoined {
         msg_id: MessageId,

@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod family;
 pub mod geo;
+pub mod health;
 pub mod ids;
 pub mod incident;
 pub mod ledger;
@@ -22,6 +23,7 @@ pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderActio
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};
 pub use geo::Coordinates;
+pub use health::{DeviceHealth, HealthModel, HealthPolicy, HealthRow};
 pub use ids::*;
 pub use incident::*;
 pub use ledger::{

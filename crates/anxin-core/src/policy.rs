@@ -61,6 +61,8 @@ pub struct Policy {
     pub fire_number: String,
     /// The number for the police (break-ins).
     pub police_number: String,
+    /// When a device counts as silent or flat (see [`crate::health`]).
+    pub health: crate::health::HealthPolicy,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -131,7 +133,7 @@ impl Policy {
             IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
             IncidentKind::Fire => Some(self.fire_number.clone()),
             IncidentKind::Intrusion => Some(self.police_number.clone()),
-            IncidentKind::Service => None,
+            IncidentKind::Service | IncidentKind::Welfare => None,
         }
     }
 
@@ -178,6 +180,7 @@ impl Default for Policy {
             car_mps: 6.0,
             detour_factor: 1.3,
             default_service_circle_min: 15,
+            health: crate::health::HealthPolicy::default(),
         }
     }
 }

@@ -172,6 +172,9 @@ pub struct Staff {
 pub struct Device {
     pub id: DeviceId,
     pub elder_id: ElderId,
+    /// Its model, which sets how long it may be silent (`[health.models]`); none: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// A community care station: where responders are based and where a duty line answers.
@@ -319,7 +322,11 @@ mod tests {
             "devices":[{"id":"d1","elder_id":"e1"}],"stations":[],"responders":[]}"#;
         let mut r: Registry = serde_json::from_str(json).unwrap();
         assert_eq!(r.check(), Ok(()));
-        r.devices.push(Device { id: DeviceId::parse("d2").unwrap(), elder_id: ElderId::parse("e9").unwrap() });
+        r.devices.push(Device {
+            id: DeviceId::parse("d2").unwrap(),
+            elder_id: ElderId::parse("e9").unwrap(),
+            model: None,
+        });
         assert!(matches!(r.check(), Err(RegistryError::UnknownElder { .. })));
         r.devices.pop();
         r.devices.push(r.devices[0].clone());
@@ -327,7 +334,11 @@ mod tests {
         let bad = json.replace(r#""lat":25"#, r#""lat":95"#);
         assert!(serde_json::from_str::<Registry>(&bad).is_err(), "positions are validated on the way in");
         let more = Registry {
-            devices: vec![Device { id: DeviceId::parse("d9").unwrap(), elder_id: ElderId::parse("e1").unwrap() }],
+            devices: vec![Device {
+                id: DeviceId::parse("d9").unwrap(),
+                elder_id: ElderId::parse("e1").unwrap(),
+                model: None,
+            }],
             ..Registry::default()
         };
         assert!(more.check().is_err(), "alone, e1 is unknown");

@@ -11,8 +11,13 @@ use anxin_core::testkit::{d1 as dev, engine, one_of_each as registry, r1};
 
 fn press(e: &mut Engine, kind: EventType, at: Timestamp) -> IncidentId {
     let mut out = Outbox::default();
-    let event =
-        DeviceEvent { msg_id: MessageId::parse("m-1").unwrap(), event: kind, device_ts: at, fix: FixReport::Absent };
+    let event = DeviceEvent {
+        msg_id: MessageId::parse("m-1").unwrap(),
+        event: kind,
+        device_ts: at,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    };
     match e.handle_device_event(&dev(), event, at, &mut out).unwrap() {
         Outcome::Opened(id) => id,
         other => panic!("not opened: {other:?}"),
@@ -115,6 +120,7 @@ fn needs_have_their_own_levels_and_a_resolved_incident_stops_alarming() {
         event: EventType::Sos,
         device_ts: T0,
         fix: FixReport::Absent,
+        health: Default::default(),
     };
     e.handle_device_event(&dev(), sos, T0.plus_millis(5_000), &mut out).unwrap();
     assert_eq!(alarm(&e, id).map(|a| (a.need, a.level)), Some((Need::NewEmergency, AlarmLevel::Urgent)));

@@ -50,7 +50,11 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
             notes: String::new(),
             profile: Default::default(),
         }],
-        devices: vec![Device { id: DeviceId::parse("d").unwrap(), elder_id: ElderId::parse("e").unwrap() }],
+        devices: vec![Device {
+            id: DeviceId::parse("d").unwrap(),
+            elder_id: ElderId::parse("e").unwrap(),
+            model: None,
+        }],
         // Stations a kilometre apart up the meridian, each with its circle or the default.
         stations: (0..circles.len())
             .map(|i| Station {
@@ -124,7 +128,7 @@ proptest! {
             msg_id: MessageId::parse("m").unwrap(),
             event: if fall { EventType::Fall } else { EventType::Sos },
             device_ts: T0,
-            fix: FixReport::Absent,
+            fix: FixReport::Absent, health: Default::default(),
         };
         let Outcome::Opened(id) = e.handle_device_event(&DeviceId::parse("d").unwrap(), event, T0, &mut out).unwrap()
         else {

@@ -19,7 +19,11 @@ fn registry() -> Registry {
             notes: String::new(),
             profile: Default::default(),
         }],
-        devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+        devices: vec![Device {
+            id: DeviceId::parse("d-1").unwrap(),
+            elder_id: ElderId::parse("e-1").unwrap(),
+            model: None,
+        }],
         stations: vec![Station {
             id: StationId::parse("s-1").unwrap(),
             name: "站".into(),
@@ -76,7 +80,7 @@ fn dev() -> DeviceId {
 
 fn event(msg: &str, kind: EventType, fix: Option<Fix>) -> DeviceEvent {
     let fix = fix.map_or(FixReport::Absent, FixReport::Valid);
-    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: kind, device_ts: T0, fix }
+    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: kind, device_ts: T0, fix, health: Default::default() }
 }
 
 fn engine() -> Engine {
@@ -221,7 +225,11 @@ fn an_unreadable_message_raises_an_incident_for_a_dispatcher() {
 fn the_snapshot_lists_the_most_urgent_first() {
     let mut reg = registry();
     reg.elders.push(Elder { id: ElderId::parse("e-2").unwrap(), ..reg.elders[0].clone() });
-    reg.devices.push(Device { id: DeviceId::parse("d-2").unwrap(), elder_id: ElderId::parse("e-2").unwrap() });
+    reg.devices.push(Device {
+        id: DeviceId::parse("d-2").unwrap(),
+        elder_id: ElderId::parse("e-2").unwrap(),
+        model: None,
+    });
     let mut e = Engine::new(Policy::default(), reg, Resume::default());
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("s", EventType::Service, None), T0, &mut out).unwrap();

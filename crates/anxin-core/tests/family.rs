@@ -41,8 +41,13 @@ fn elder() -> ElderId {
 
 fn press(e: &mut Engine, kind: EventType, msg: &str, at: Timestamp) -> (IncidentId, Outbox) {
     let mut out = Outbox::default();
-    let event =
-        DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: kind, device_ts: at, fix: FixReport::Absent };
+    let event = DeviceEvent {
+        msg_id: MessageId::parse(msg).unwrap(),
+        event: kind,
+        device_ts: at,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    };
     match e.handle_device_event(&dev(), event, at, &mut out).unwrap() {
         Outcome::Opened(id) | Outcome::Joined(id) => (id, out),
         other => panic!("not opened: {other:?}"),

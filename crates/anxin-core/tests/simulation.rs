@@ -78,6 +78,7 @@ fn world(rng: &mut SmallRng) -> Registry {
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("e{i}")).unwrap(),
+            model: None,
         });
     }
     for i in 0..RESPONDERS {
@@ -238,7 +239,13 @@ impl Sim {
                 } else {
                     FixReport::Absent
                 };
-                let ev = DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event, device_ts: now, fix };
+                let ev = DeviceEvent {
+                    msg_id: MessageId::parse(msg).unwrap(),
+                    event,
+                    device_ts: now,
+                    fix,
+                    health: Default::default(),
+                };
                 self.engine.handle_device_event(&device, ev, now, out).unwrap();
             }
             25..30 => {
@@ -250,6 +257,7 @@ impl Sim {
                         event: EventType::Sos,
                         device_ts: now,
                         fix: FixReport::Absent,
+                        health: Default::default(),
                     };
                     self.engine.handle_device_event(&device, ev, now, out).unwrap();
                 }
@@ -262,6 +270,7 @@ impl Sim {
                     event: EventType::Cancel,
                     device_ts: now,
                     fix: FixReport::Absent,
+                    health: Default::default(),
                 };
                 self.engine.handle_device_event(&device, ev, now, out).unwrap();
             }

@@ -127,6 +127,7 @@ fn district(elders: usize, devices: usize) -> Registry {
         .map(|i| Device {
             id: DeviceId::parse(format!("xs-{i:06}")).unwrap(),
             elder_id: elders[(i * 5) % elders.len()].id.clone(),
+            model: None,
         })
         .collect();
     Registry { elders, devices, stations, responders: Vec::new(), staff: Vec::new() }

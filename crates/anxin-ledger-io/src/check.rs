@@ -749,7 +749,7 @@ impl<'l> Checker<'l> {
         if !cells.problems.is_empty() {
             return None;
         }
-        let device = Device { id, elder_id };
+        let device = Device { id, elder_id, model: None };
         let status = status(self.devices.get(device.id.as_str()).copied(), &device);
         Some((Entity::Device(device), status))
     }

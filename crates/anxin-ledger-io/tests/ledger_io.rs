@@ -70,7 +70,11 @@ fn ledger() -> Registry {
                 profile: ElderProfile::default(),
             },
         ],
-        devices: vec![Device { id: DeviceId::parse("xs-0001").unwrap(), elder_id: ElderId::parse("e1").unwrap() }],
+        devices: vec![Device {
+            id: DeviceId::parse("xs-0001").unwrap(),
+            elder_id: ElderId::parse("e1").unwrap(),
+            model: None,
+        }],
         responders: vec![Responder {
             id: ResponderId::parse("r1").unwrap(),
             name: "赵敏".into(),
@@ -451,7 +455,11 @@ fn progress_climbs_to_the_total_reading_and_checking() {
     assert_eq!(seen, [(0, 2_500), (1_000, 2_500), (2_000, 2_500), (2_500, 2_500)]);
     let mut many = ledger();
     many.devices = (0..2_500)
-        .map(|i| Device { id: DeviceId::parse(format!("d{i}")).unwrap(), elder_id: ElderId::parse("e1").unwrap() })
+        .map(|i| Device {
+            id: DeviceId::parse(format!("d{i}")).unwrap(),
+            elder_id: ElderId::parse("e1").unwrap(),
+            model: None,
+        })
         .collect();
     for format in [Format::Csv, Format::Xlsx] {
         let bytes = export(&many, Kind::Devices, format, Encoding::Utf8).unwrap();

@@ -1,7 +1,9 @@
 //! Device payloads: the JSON a device publishes, decoded into a [`DeviceEvent`], and the
 //! reasons a payload is refused; and what a station's duty line is sent ([`StationMessage`]).
 
-use anxin_core::{Coordinates, DeviceEvent, EventType, Fix, FixReport, MessageId, StationAlert, Timestamp};
+use anxin_core::{
+    Coordinates, DeviceEvent, EventType, Fix, FixReport, HealthReport, MessageId, StationAlert, Timestamp,
+};
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -43,6 +45,8 @@ pub enum Defect {
     BadTimestamp,
     #[error("location is malformed, out of range or not finite; the fix was ignored")]
     BadLocation,
+    #[error("battery_pct, rssi, charging or interval_s is malformed or out of range; it was ignored")]
+    BadHealth,
     #[error("topic does not name a valid device")]
     BadTopic,
     #[error("device is not in the registry")]
@@ -62,13 +66,14 @@ impl Defect {
             Defect::UnknownType => "unknown_type",
             Defect::BadTimestamp => "bad_timestamp",
             Defect::BadLocation => "bad_location",
+            Defect::BadHealth => "bad_health",
             Defect::BadTopic => "bad_topic",
             Defect::UnknownDevice => "unknown_device",
         }
     }
 
     /// One of each kind (`DuplicateKey` with one of the keys: its label does not name it).
-    pub const ALL: [Defect; 12] = [
+    pub const ALL: [Defect; 13] = [
         Defect::Oversized,
         Defect::NotJson,
         Defect::DuplicateKey("msg_id"),
@@ -79,6 +84,7 @@ impl Defect {
         Defect::UnknownType,
         Defect::BadTimestamp,
         Defect::BadLocation,
+        Defect::BadHealth,
         Defect::BadTopic,
         Defect::UnknownDevice,
     ];
@@ -96,6 +102,8 @@ struct Wire<'a> {
     event: Option<String>,
     ts: Option<&'a RawValue>,
     location: Option<&'a RawValue>,
+    /// `battery_pct`, `rssi`, `charging`, `interval_s`, in that order.
+    health: [Option<&'a RawValue>; 4],
     duplicate: Option<&'static str>,
 }
 
@@ -105,8 +113,12 @@ enum Key {
     Type,
     Ts,
     Location,
+    Health(usize),
     Other,
 }
+
+/// The health fields of a heartbeat (or any message), in [`Wire::health`]'s order.
+const HEALTH_KEYS: [&str; 4] = ["battery_pct", "rssi", "charging", "interval_s"];
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -122,7 +134,10 @@ impl<'de> Deserialize<'de> for Key {
                     "type" => Key::Type,
                     "ts" => Key::Ts,
                     "location" => Key::Location,
-                    _ => Key::Other,
+                    _ => match HEALTH_KEYS.iter().position(|k| *k == key) {
+                        Some(i) => Key::Health(i),
+                        None => Key::Other,
+                    },
                 })
             }
         }
@@ -157,6 +172,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Wire<'a> {
                 let mut w = Wire::default();
                 // A null counts as given: `{"msg_id":null,"msg_id":"m"}` is as ambiguous as any.
                 let (mut msg_id, mut event, mut ts, mut location) = (None, None, None, None);
+                let mut health: [Option<Option<&RawValue>>; 4] = [None; 4];
                 while let Some(key) = map.next_key::<Key>()? {
                     let d = &mut w.duplicate;
                     match key {
@@ -164,6 +180,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Wire<'a> {
                         Key::Type => take::<_, Option<String>>(&mut map, &mut event, d, "type")?,
                         Key::Ts => take::<_, Option<&RawValue>>(&mut map, &mut ts, d, "ts")?,
                         Key::Location => take::<_, Option<&RawValue>>(&mut map, &mut location, d, "location")?,
+                        Key::Health(i) => take::<_, Option<&RawValue>>(&mut map, &mut health[i], d, HEALTH_KEYS[i])?,
                         Key::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -171,6 +188,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Wire<'a> {
                 }
                 (w.msg_id, w.event, w.ts, w.location) =
                     (msg_id.flatten(), event.flatten(), ts.flatten(), location.flatten());
+                w.health = health.map(Option::flatten);
                 Ok(w)
             }
         }
@@ -251,7 +269,40 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
             }
         },
     };
-    Ok(Decoded { event: DeviceEvent { msg_id, event, device_ts, fix }, partial })
+    let (health, bad_health) = decode_health(&wire.health);
+    if bad_health {
+        partial.push(Defect::BadHealth);
+    }
+    Ok(Decoded { event: DeviceEvent { msg_id, event, device_ts, fix, health }, partial })
+}
+
+/// Reads the health fields: each one malformed or out of range is left out, and said.
+fn decode_health(raw: &[Option<&RawValue>; 4]) -> (HealthReport, bool) {
+    let mut bad = false;
+    let mut int = |i: usize, min: i64, max: i64| -> Option<i64> {
+        let raw = raw[i]?;
+        match serde_json::from_str::<serde_json::Value>(raw.get()).ok().and_then(|v| v.as_i64()) {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                bad = true;
+                None
+            }
+        }
+    };
+    let (min_s, max_s) = anxin_core::HealthPolicy::INTERVAL_RANGE_S;
+    let battery_pct = int(0, 0, 100).map(|n| n as u8);
+    let rssi = int(1, -150, 0).map(|n| n as i16);
+    let interval_s = int(3, i64::from(min_s), i64::from(max_s)).map(|n| n as u32);
+    let charging = match raw[2].map(|r| r.get()) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            bad = true;
+            None
+        }
+    };
+    (HealthReport { battery_pct, rssi, charging, interval_s }, bad)
 }
 
 fn decode_fix(raw: &RawValue) -> Option<Fix> {

@@ -85,6 +85,9 @@ pub struct Options {
     /// out and the rest handed over.
     pub commits_in_flight: usize,
     pub intake: Intake,
+    /// How often what changed of devices' health is written out (a restart loses at most
+    /// this much of it).
+    pub health_snapshot: Duration,
     /// A bug put in on purpose, for the simulation to show it would catch it. Always
     /// [`Fault::None`] outside the simulation's own tests.
     #[doc(hidden)]
@@ -322,12 +325,24 @@ impl<M: Delivery> Runtime<M> {
         // Fires when the last batch handed over has been made known.
         let mut last_shown: Option<oneshot::Receiver<()>> = None;
         let clock = self.ports.clock.clone();
-        // Dispatchers' absences count from now: nobody's console is connected yet.
+        // Dispatchers' absences count from now: nobody's console is connected yet. So does
+        // devices' silence: nothing was heard while the engine was down.
         self.engine.start_presence(clock.now());
+        self.engine.start_health(clock.now());
+        let snapshot_every = (self.options.health_snapshot.as_millis() as i64).max(1_000);
+        let mut next_snapshot = clock.now().plus_millis(snapshot_every);
+        let mut snapshot: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             // Sleep until a message or a request arrives or the engine's next deadline (an
-            // offer lapsing, a reminder), whichever comes first.
-            let wake = self.engine.next_deadline();
+            // offer lapsing, a reminder, a device overdue), or the next health snapshot,
+            // whichever comes first.
+            let now = clock.now();
+            if now >= next_snapshot && snapshot.as_ref().is_none_or(|s| s.is_finished()) {
+                snapshot = Some(self.save_health(now));
+                next_snapshot = now.plus_millis(snapshot_every);
+            }
+            let wake = self.engine.next_deadline().map_or(next_snapshot, |t| t.min(next_snapshot));
+            let wake = Some(wake);
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -387,6 +402,26 @@ impl<M: Delivery> Runtime<M> {
         while let Some(mut oldest) = in_flight.pop_front() {
             let _ = (&mut oldest.task).await;
         }
+        // And what changed of devices' health since the last snapshot is written out.
+        if let Some(running) = snapshot.take() {
+            let _ = running.await;
+        }
+        let _ = self.save_health(clock.now()).await;
+    }
+
+    /// Writes what changed of devices' health since the last snapshot, on a task of its own.
+    /// Rows that could not be written are the engine's to write next time.
+    fn save_health(&mut self, at: Timestamp) -> tokio::task::JoinHandle<()> {
+        let rows = self.engine.take_health_changes();
+        let store = self.ports.store.clone();
+        tokio::spawn(async move {
+            if rows.is_empty() {
+                return;
+            }
+            if let Err(e) = store.save_health(&rows, at).await {
+                tracing::warn!(error = %e, rows = rows.len(), "could not write devices' health; each is written again at its next change");
+            }
+        })
     }
 
     /// Lets the engine act on a batch of device messages and people's requests: what fell
@@ -395,6 +430,9 @@ impl<M: Delivery> Runtime<M> {
         let now = self.ports.clock.now();
         let telemetry = &*self.ports.telemetry;
         self.engine.expire(now);
+        if !self.ports.devices.connected() {
+            self.engine.devices_unheard(now);
+        }
         let mut out = Outbox::with_capacity(batch.len() + asked.len());
         // What fell due first (lapsed offers free responders for the presses below).
         self.engine.tick(now, &mut out);
@@ -618,6 +656,7 @@ mod job_ended_tests {
             event: EventType::Sos,
             device_ts: T0,
             fix: FixReport::Absent,
+            health: Default::default(),
         };
         let Outcome::Opened(id) = e.handle_device_event(&DeviceId::parse("d-1").unwrap(), event, T0, &mut out).unwrap()
         else {

@@ -4,8 +4,8 @@
 //! runtime's simulation builds fakes that misbehave on purpose.
 
 use anxin_core::{
-    DeviceCommand, DeviceId, IncidentKind, IncidentView, JobEnded, JobView, Outbox, Responder, ResponderView,
-    StationAlert, Timestamp,
+    DeviceCommand, DeviceId, HealthRow, IncidentKind, IncidentView, JobEnded, JobView, Outbox, Responder,
+    ResponderView, StationAlert, Timestamp,
 };
 use anxin_proto::Defect;
 use std::future::Future;
@@ -45,6 +45,13 @@ pub trait Store: Send + Sync + 'static {
     /// state, responders' duty and position) in one transaction. Idempotent: a batch stored
     /// twice, after a failure whose outcome was unclear, leaves the same state as once.
     fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Writes a snapshot of devices' health taken at `at`, apart from the commits (it holds
+    /// no promise: a restart loses at most one snapshot's interval of it).
+    fn save_health<'a>(&'a self, rows: &'a [HealthRow], at: Timestamp) -> BoxFuture<'a, Result<(), String>> {
+        let _ = (rows, at);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The devices' side: acknowledgements, commands to devices, alerts to stations' duty lines.
@@ -60,6 +67,11 @@ pub trait Devices<M>: Send + Sync + 'static {
     fn send(&self, device: &DeviceId, command: &DeviceCommand);
     /// Alerts a station's duty line.
     fn alert(&self, alert: &StationAlert);
+    /// Whether devices can be heard now (the broker link is up). While they cannot, their
+    /// silence is not taken against them.
+    fn connected(&self) -> bool {
+        true
+    }
 }
 
 /// A responder's phone as of one batch: who they are (name, station, duty) and the offer or

@@ -118,6 +118,7 @@ impl Durable {
             last_incident_id: self.incidents.keys().next_back().map_or(0, |i| i.0),
             last_seq: self.last_seq(),
             last_ledger_seq: 0,
+            health: vec![],
         }
     }
 
@@ -516,6 +517,7 @@ fn district(rng: &mut SmallRng) -> Registry {
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("e{i}")).unwrap(),
+            model: None,
         });
     }
     for i in 0..RESPONDERS {
@@ -681,6 +683,7 @@ impl Sim {
             batch_max: BATCH_MAX,
             commits_in_flight: self.commits_in_flight,
             intake: Intake { topics: self.topics.clone(), max_payload_bytes: 512 },
+            health_snapshot: Duration::from_secs(60),
             fault: self.fault,
         };
         let (messages, messages_rx) = mpsc::channel(IN_FLIGHT_WINDOW);

@@ -74,7 +74,7 @@ pub(crate) fn table(kind: LedgerKind) -> &'static str {
 pub(crate) fn columns(kind: LedgerKind) -> &'static str {
     match kind {
         LedgerKind::Elder => "id, name, address, home_lat, home_lon, phone, notes, profile, retired_at",
-        LedgerKind::Device => "id, elder_id, retired_at",
+        LedgerKind::Device => "id, elder_id, model, retired_at",
         LedgerKind::Station => "id, name, lat, lon, phone, service_circle_min, retired_at",
         LedgerKind::Responder => {
             "id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, retired_at"
@@ -164,6 +164,7 @@ macro_rules! ledger_rows {
                         .map_err(|e| corrupt("device id", e))?,
                     elder_id: anxin_core::ElderId::parse(row.try_get::<String, _>("elder_id")?)
                         .map_err(|e| corrupt("elder id", e))?,
+                    model: row.try_get("model")?,
                 }),
                 anxin_core::LedgerKind::Station => anxin_core::Entry::Station(anxin_core::Station {
                     id: anxin_core::StationId::parse(row.try_get::<String, _>("id")?)
@@ -250,8 +251,8 @@ pub(crate) fn upsert_sql(kind: LedgerKind) -> (&'static str, &'static str) {
              WHERE elders.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Device => (
-            "INSERT INTO devices (id, elder_id, mqtt_password_hash, ledger_seq, retired_at) ",
-            " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, \
+            "INSERT INTO devices (id, elder_id, model, mqtt_password_hash, ledger_seq, retired_at) ",
+            " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model, \
              mqtt_password_hash = COALESCE(excluded.mqtt_password_hash, devices.mqtt_password_hash), \
              ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE devices.ledger_seq < excluded.ledger_seq",
         ),
@@ -312,7 +313,10 @@ macro_rules! write_ledger {
                                     .push_bind(e.profile.station_id.as_ref().map(|s| s.as_str()));
                             }
                             Put::Device(d, hash) => {
-                                b.push_bind(d.id.as_str()).push_bind(d.elder_id.as_str()).push_bind(hash);
+                                b.push_bind(d.id.as_str())
+                                    .push_bind(d.elder_id.as_str())
+                                    .push_bind(d.model.as_deref())
+                                    .push_bind(hash);
                             }
                             Put::Station(s) => {
                                 b.push_bind(s.id.as_str())

@@ -82,8 +82,13 @@ pub trait Store: FamilyStore + LedgerStore + Send + Sync + std::fmt::Debug + 'st
     /// Adds to or updates the ledger.
     async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError>;
 
-    /// What the engine needs to start: open incidents, recent message ids, counters.
+    /// What the engine needs to start: open incidents, recent message ids, counters, and
+    /// devices' health as last snapshotted.
     async fn resume(&self, messages_since: Timestamp) -> Result<Resume, StoreError>;
+
+    /// Writes a snapshot of devices' health taken at `at` (each row replaces the device's
+    /// last), in transactions of its own, apart from the engine's commits.
+    async fn save_health(&self, rows: &[anxin_core::HealthRow], at: Timestamp) -> Result<(), StoreError>;
 
     /// One incident's current state.
     async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError>;

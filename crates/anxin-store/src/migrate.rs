@@ -26,6 +26,11 @@ pub(crate) const SQLITE: &[Migration] = &[
     },
     Migration { version: 5, name: "family", sql: include_str!("../../../migrations/sqlite/0005_family.sql") },
     Migration { version: 6, name: "live_ledger", sql: include_str!("../../../migrations/sqlite/0006_live_ledger.sql") },
+    Migration {
+        version: 7,
+        name: "device_health",
+        sql: include_str!("../../../migrations/sqlite/0007_device_health.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -50,6 +55,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "live_ledger",
         sql: include_str!("../../../migrations/postgres/0006_live_ledger.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "device_health",
+        sql: include_str!("../../../migrations/postgres/0007_device_health.sql"),
     },
 ];
 

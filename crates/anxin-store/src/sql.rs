@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// Rows per multi-row statement: well under both databases' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
+/// Rows a health snapshot writes in one transaction (9 binds a row: under both databases'
+/// limits on parameters, and short enough not to hold the writer from a press for long).
+pub(crate) const HEALTH_CHUNK: usize = 2_000;
 
 /// SQLite: a single file, write-ahead log, `synchronous = FULL` so a commit survives power loss.
 #[derive(Debug, Clone)]
@@ -540,11 +543,11 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.devices.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO devices (id, elder_id) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO devices (id, elder_id, model) ");
                     q.push_values(chunk, |mut b, d| {
-                        b.push_bind(d.id.as_str()).push_bind(d.elder_id.as_str());
+                        b.push_bind(d.id.as_str()).push_bind(d.elder_id.as_str()).push_bind(d.model.as_deref());
                     });
-                    q.push(" ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id");
+                    q.push(" ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model");
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {
@@ -615,7 +618,54 @@ macro_rules! sql_store {
                 let last_ledger_seq: i64 =
                     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").fetch_one(&self.pool).await?;
                 resume.last_ledger_seq = last_ledger_seq as u64;
+                for row in sqlx::query(
+                    "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    resume.health.push(anxin_core::HealthRow {
+                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                        last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp),
+                        interval_s: row.try_get::<Option<i32>, _>("interval_s")?.map(|s| s.max(0) as u32),
+                        battery_pct: row.try_get::<Option<i16>, _>("battery_pct")?.map(|p| p.clamp(0, 100) as u8),
+                        rssi: row.try_get::<Option<i16>, _>("rssi")?,
+                        charging: row.try_get("charging")?,
+                        worn: row.try_get("worn")?,
+                        offline: row.try_get("offline")?,
+                    });
+                }
                 Ok(resume)
+            }
+
+            async fn save_health(&self, rows: &[anxin_core::HealthRow], at: Timestamp) -> Result<(), StoreError> {
+                // In transactions of a few thousand rows each, so that a snapshot of a
+                // million devices never holds the writer long enough to delay a press.
+                for chunk in rows.chunks(HEALTH_CHUNK) {
+                    let mut tx = self.pool.begin().await?;
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO device_health (device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline, saved_at) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.device_id.as_str())
+                            .push_bind(r.last_seen.map(Timestamp::millis))
+                            .push_bind(r.interval_s.map(|s| s.min(i32::MAX as u32) as i32))
+                            .push_bind(r.battery_pct.map(i16::from))
+                            .push_bind(r.rssi)
+                            .push_bind(r.charging)
+                            .push_bind(r.worn)
+                            .push_bind(r.offline)
+                            .push_bind(at.millis());
+                    });
+                    q.push(
+                        " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, interval_s = excluded.interval_s, \
+                         battery_pct = excluded.battery_pct, rssi = excluded.rssi, charging = excluded.charging, \
+                         worn = excluded.worn, offline = excluded.offline, saved_at = excluded.saved_at",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+                Ok(())
             }
 
             async fn incident(&self, incident: IncidentId) -> Result<Option<Incident>, StoreError> {

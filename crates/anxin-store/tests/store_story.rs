@@ -40,7 +40,11 @@ fn registry() -> Registry {
                 ..ElderProfile::default()
             },
         }],
-        devices: vec![Device { id: DeviceId::parse("d-1").unwrap(), elder_id: ElderId::parse("e-1").unwrap() }],
+        devices: vec![Device {
+            id: DeviceId::parse("d-1").unwrap(),
+            elder_id: ElderId::parse("e-1").unwrap(),
+            model: None,
+        }],
         responders: vec![Responder {
             id: ResponderId::parse("r-1").unwrap(),
             name: "李伟".into(),
@@ -66,7 +70,13 @@ fn registry() -> Registry {
 /// A press made `after_ms` after T0 (by the device's clock too).
 fn press_at(msg: &str, after_ms: i64) -> DeviceEvent {
     let device_ts = T0.plus_millis(after_ms);
-    DeviceEvent { msg_id: MessageId::parse(msg).unwrap(), event: EventType::Sos, device_ts, fix: FixReport::Absent }
+    DeviceEvent {
+        msg_id: MessageId::parse(msg).unwrap(),
+        event: EventType::Sos,
+        device_ts,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    }
 }
 
 fn press(msg: &str) -> DeviceEvent {

@@ -54,7 +54,11 @@ fn registry() -> Registry {
         profile: Default::default(),
     });
     for d in ["hc-before", "hc-after"] {
-        r.devices.push(Device { id: DeviceId::parse(d).unwrap(), elder_id: ElderId::parse("hc-e").unwrap() });
+        r.devices.push(Device {
+            id: DeviceId::parse(d).unwrap(),
+            elder_id: ElderId::parse("hc-e").unwrap(),
+            model: None,
+        });
     }
     r.stations.push(Station {
         id: StationId::parse("hc-s").unwrap(),

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             r.devices.push(Device {
                 id: DeviceId::parse(format!("d{i:07}")).unwrap(),
                 elder_id: ElderId::parse(format!("e{:07}", i % elders)).unwrap(),
+                model: None,
             });
         }
         store.save_registry(&r).await?;

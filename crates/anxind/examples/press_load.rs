@@ -238,6 +238,7 @@ fn district(devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
         r.devices.push(Device {
             id: DeviceId::parse(format!("lb-d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("lb-e{i}")).unwrap(),
+            model: None,
         });
     }
     for i in 0..responders {

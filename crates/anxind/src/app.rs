@@ -74,6 +74,7 @@ impl App {
             police_number: config.dispatch.police_number.clone(),
             max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
             repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
+            health: config.health.policy(),
             ..Policy::default()
         };
         let now = clock.now();
@@ -339,6 +340,7 @@ impl App {
             batch_max: config.ingest.batch_max,
             commits_in_flight: config.store.commits_in_flight(),
             intake: anxin_runtime::Intake { topics, max_payload_bytes: config.mqtt.max_payload_bytes },
+            health_snapshot: std::time::Duration::from_secs(config.health.snapshot_s),
             fault: anxin_runtime::Fault::None,
         };
         let runtime = anxin_runtime::Runtime::new(engine, ports, options);

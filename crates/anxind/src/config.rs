@@ -29,6 +29,100 @@ pub struct Config {
     #[serde(default)]
     pub runtime: RuntimeConfig,
     pub notify: NotifyConfig,
+    pub health: HealthConfig,
+}
+
+/// `[health]`: when a device counts as silent or flat (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    pub enabled: bool,
+    pub heartbeat_s: u32,
+    pub factor: f64,
+    pub grace_s: u32,
+    pub low_battery_pct: u8,
+    pub charged_pct: u8,
+    pub snapshot_s: u64,
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, HealthModelConfig>,
+}
+
+/// `[health.models.NAME]`: a device model's own heartbeat; what it leaves out is `[health]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthModelConfig {
+    #[serde(default)]
+    pub heartbeat_s: Option<u32>,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub grace_s: Option<u32>,
+}
+
+impl HealthConfig {
+    /// The engine's rules.
+    pub fn policy(&self) -> anxin_core::HealthPolicy {
+        let default =
+            anxin_core::HealthModel { heartbeat_s: self.heartbeat_s, factor: self.factor, grace_s: self.grace_s };
+        let models = self
+            .models
+            .iter()
+            .map(|(name, m)| {
+                let model = anxin_core::HealthModel {
+                    heartbeat_s: m.heartbeat_s.unwrap_or(default.heartbeat_s),
+                    factor: m.factor.unwrap_or(default.factor),
+                    grace_s: m.grace_s.unwrap_or(default.grace_s),
+                };
+                (name.clone(), model)
+            })
+            .collect();
+        anxin_core::HealthPolicy {
+            enabled: self.enabled,
+            default,
+            models,
+            low_battery_pct: self.low_battery_pct,
+            charged_pct: self.charged_pct,
+            ..anxin_core::HealthPolicy::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let (min_s, max_s) = anxin_core::HealthPolicy::INTERVAL_RANGE_S;
+        let interval = |what: &str, s: u32| {
+            if (min_s..=max_s).contains(&s) {
+                Ok(())
+            } else {
+                Err(ConfigError::Check(format!("{what} must lie in {min_s}..={max_s} seconds, not {s}")))
+            }
+        };
+        let factor = |what: &str, f: f64| {
+            if f.is_finite() && (1.0..=100.0).contains(&f) {
+                Ok(())
+            } else {
+                Err(ConfigError::Check(format!("{what} must lie in 1.0..=100.0, not {f}")))
+            }
+        };
+        interval("health.heartbeat_s", self.heartbeat_s)?;
+        factor("health.factor", self.factor)?;
+        for (name, m) in &self.models {
+            if let Some(s) = m.heartbeat_s {
+                interval(&format!("health.models.{name}.heartbeat_s"), s)?;
+            }
+            if let Some(f) = m.factor {
+                factor(&format!("health.models.{name}.factor"), f)?;
+            }
+        }
+        if self.low_battery_pct >= self.charged_pct || self.charged_pct > 100 {
+            return Err(ConfigError::Check(format!(
+                "health.low_battery_pct ({}) must be under health.charged_pct ({}), which is at most 100",
+                self.low_battery_pct, self.charged_pct
+            )));
+        }
+        if !(1..=86_400).contains(&self.snapshot_s) {
+            return Err(ConfigError::Check("health.snapshot_s must lie in 1..=86400".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `[notify]`: how families' notifications leave (docs/configuration.md).
@@ -597,6 +691,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        self.health.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }

@@ -24,6 +24,14 @@ impl anxin_runtime::Store for StorePort {
             self.0.commit(batch).await.map_err(|e| e.to_string())
         })
     }
+
+    fn save_health<'a>(
+        &'a self,
+        rows: &'a [anxin_core::HealthRow],
+        at: anxin_core::Timestamp,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.0.save_health(rows, at).await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// Acknowledgements, commands and station alerts, queued on the MQTT link.
@@ -34,6 +42,10 @@ pub struct LinkPort {
 }
 
 impl anxin_runtime::Devices<Inbound> for LinkPort {
+    fn connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
     fn ack(&self, message: Inbound) {
         if let Err(e) = self.link.ack(message) {
             tracing::warn!(error = %e, "could not acknowledge a stored message; the broker will redeliver it");

@@ -29,6 +29,10 @@ impl Engine {
     pub(super) fn notice_for(&self, id: IncidentId, change: &Change) -> Option<Notice> {
         let incident = &self.open[&id];
         match change {
+            Change::Opened { welfare: Some(reason), .. } => Some(Notice::DeviceNews { reason: *reason }),
+            // A welfare check's end is told by the engine when the device is back (a
+            // dispatcher closing one does not mean it is).
+            _ if incident.kind == IncidentKind::Welfare => None,
             Change::Opened { kind, .. } if kind.is_emergency() => Some(Notice::Emergency { kind: *kind }),
             Change::Opened { kind: IncidentKind::Service, .. } => Some(Notice::ServiceRequest),
             Change::KindChanged { from, to } if !from.is_emergency() && to.is_emergency() => {
@@ -90,6 +94,10 @@ impl Engine {
                 contacts.iter().find(|c| c.service_news).cloned().into_iter().collect()
             }
             Notice::ServiceRequest => vec![],
+            Notice::DeviceNews { .. } if told.is_empty() => {
+                contacts.iter().find(|c| c.device_news).cloned().into_iter().collect()
+            }
+            Notice::DeviceNews { .. } => vec![],
             _ => told.into_iter().cloned().collect(),
         };
         for contact in to {

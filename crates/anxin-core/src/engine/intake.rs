@@ -17,7 +17,8 @@ impl Engine {
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
         let elder_id = self.elder_of(device)?;
-        if matches!(event.event, EventType::Heartbeat | EventType::Location) {
+        self.device_heard(device, Some(event.event), event.health, now, out);
+        if event.event.is_health() {
             return Ok(Outcome::Noted);
         }
         if self.seen.contains(device, &event.msg_id) {
@@ -84,6 +85,7 @@ impl Engine {
         out: &mut Outbox,
     ) -> Result<Outcome, Refusal> {
         let elder_id = self.elder_of(device)?;
+        self.device_heard(device, None, HealthReport::default(), now, out);
         if self.seen.contains(device, &fingerprint) {
             self.reassure(device, out);
             return Ok(Outcome::Duplicate);
@@ -206,7 +208,7 @@ impl Engine {
             incident_id: id,
             at: now,
             actor: Actor::Device(device.clone()),
-            change: Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at },
+            change: Change::Opened { kind, msg_id: msg_id.clone(), location, pressed_at, welfare: None },
         };
         let incident = Incident::open(&opened, device.clone(), elder_id, problem, &self.policy).expect("it opens");
         self.open.insert(id, incident);

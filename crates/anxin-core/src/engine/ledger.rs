@@ -2,7 +2,7 @@
 //! and retired through the engine, which checks each change against what is live (open
 //! incidents, offers and jobs) before taking it.
 
-use super::{DeviceState, Engine, Outbox};
+use super::{Engine, Outbox};
 use crate::ids::{DeviceId, ElderId, ResponderId, StationId, Timestamp};
 use crate::ledger::{
     check, etag, Amend, Amended, Amendment, Entry, FieldError, LedgerAction, LedgerError, LedgerKind, LedgerRecord,
@@ -15,8 +15,9 @@ impl Engine {
             LedgerKind::Elder => self.elders.get(&ElderId::parse(id).ok()?).cloned().map(Entry::Elder),
             LedgerKind::Device => {
                 let id = DeviceId::parse(id).ok()?;
-                let elder_id = self.devices.get(&id)?.elder_id.clone();
-                Some(Entry::Device(crate::registry::Device { id, elder_id }))
+                let d = self.devices.get(&id)?;
+                let (elder_id, model) = (d.elder_id.clone(), d.model.as_deref().map(str::to_string));
+                Some(Entry::Device(crate::registry::Device { id, elder_id, model }))
             }
             LedgerKind::Station => self.stations.get(&StationId::parse(id).ok()?).cloned().map(Entry::Station),
             LedgerKind::Responder => self.responders.get(&ResponderId::parse(id).ok()?).cloned().map(Entry::Responder),
@@ -199,12 +200,16 @@ impl Engine {
             Entry::Elder(e) => {
                 self.elders.insert(e.id.clone(), e);
             }
-            Entry::Device(d) => match self.devices.get_mut(&d.id) {
-                Some(state) => state.elder_id = d.elder_id,
-                None => {
-                    self.devices.insert(d.id, DeviceState { elder_id: d.elder_id, open: None, last_press: None });
+            Entry::Device(d) => {
+                let enrolled = self.device_state(d.elder_id, d.model);
+                match self.devices.get_mut(&d.id) {
+                    Some(state) => (state.elder_id, state.model) = (enrolled.elder_id, enrolled.model),
+                    None => {
+                        self.devices.insert(d.id.clone(), enrolled);
+                        self.watch_new_device(&d.id);
+                    }
                 }
-            },
+            }
             Entry::Station(s) => {
                 let was = match live {
                     Some(Entry::Station(was)) => Some(was.position),
@@ -235,12 +240,13 @@ impl Engine {
     }
 
     /// Takes a retired entry out of the live ledger (its row and history stay in the store).
-    fn take_out(&mut self, entry: &Entry, _now: Timestamp, out: &mut Outbox) {
+    fn take_out(&mut self, entry: &Entry, now: Timestamp, out: &mut Outbox) {
         match entry {
             Entry::Elder(e) => {
                 self.elders.remove(&e.id);
             }
             Entry::Device(d) => {
+                self.forget_device_health(&d.id, now, out);
                 self.devices.remove(&d.id);
             }
             Entry::Station(s) => {

@@ -17,6 +17,7 @@
 mod candidates;
 mod commands;
 mod family;
+mod health;
 mod intake;
 mod ladder;
 mod ledger;
@@ -46,6 +47,8 @@ pub struct Resume {
     pub last_seq: u64,
     /// The last change stored in the ledger's log.
     pub last_ledger_seq: u64,
+    /// Devices' health as the last snapshot stored it.
+    pub health: Vec<crate::health::HealthRow>,
 }
 
 /// What the engine decided about one message.
@@ -126,8 +129,14 @@ impl Outbox {
 #[derive(Debug)]
 pub(crate) struct DeviceState {
     pub(crate) elder_id: ElderId,
+    /// Its model, as the ledger names it (one shared copy of each name).
+    pub(crate) model: Option<std::sync::Arc<str>>,
     /// The device's open incident, while it has one.
     pub(crate) open: Option<IncidentId>,
+    /// Its open welfare check (silent, switched off, low battery), kept apart so that an
+    /// emergency never joins one.
+    pub(crate) welfare: Option<IncidentId>,
+    pub(crate) health: crate::health::DeviceHealth,
     /// When the open incident's last counted press was, for
     /// [`Policy::repeat_press_interval_ms`].
     pub(crate) last_press: Option<Timestamp>,
@@ -197,6 +206,15 @@ pub struct Engine {
     last_seq: u64,
     /// The last change to the ledger ([`crate::ledger::LedgerRecord::seq`]).
     pub(crate) last_ledger_seq: u64,
+    /// Devices by when they next need looking at (a lazy queue: an entry is checked when it
+    /// comes up, and put back at the device's true deadline).
+    pub(crate) health_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, DeviceId)>>,
+    /// Silence before this is the centre's (a restart, the broker link down), not a device's.
+    pub(crate) health_floor: Timestamp,
+    /// Devices whose health changed since the last snapshot.
+    pub(crate) health_dirty: Vec<DeviceId>,
+    /// One shared copy of each device model's name.
+    pub(crate) model_names: BTreeSet<std::sync::Arc<str>>,
 }
 
 impl Engine {
@@ -230,11 +248,7 @@ impl Engine {
                     (e.id.clone(), e)
                 })
                 .collect(),
-            devices: registry
-                .devices
-                .into_iter()
-                .map(|d| (d.id, DeviceState { elder_id: d.elder_id, open: None, last_press: None }))
-                .collect(),
+            devices: HashMap::with_capacity(registry.devices.len()),
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
@@ -252,13 +266,26 @@ impl Engine {
             last_incident_id: resume.last_incident_id,
             last_seq: resume.last_seq,
             last_ledger_seq: resume.last_ledger_seq,
+            health_due: Default::default(),
+            health_floor: Timestamp(0),
+            health_dirty: Vec::new(),
+            model_names: BTreeSet::new(),
         };
+        for d in registry.devices {
+            let state = engine.device_state(d.elder_id, d.model);
+            engine.devices.insert(d.id, state);
+        }
+        engine.restore_health(&resume.health);
         for incident in resume.open {
             let id = incident.id;
             // A device taken out of the ledger since leaves its incident to the dispatchers:
             // its presses are refused as unknown.
             if let Some(device) = engine.devices.get_mut(&incident.device_id) {
-                device.open = Some(id);
+                if incident.kind == IncidentKind::Welfare {
+                    device.welfare = Some(id);
+                } else {
+                    device.open = Some(id);
+                }
             }
             engine.open.insert(id, incident);
             engine.reschedule(id);
@@ -274,6 +301,19 @@ impl Engine {
             engine.remember(at, device, msg);
         }
         engine
+    }
+
+    /// A device's state as enrolled, its model's name shared with every other of the model.
+    pub(crate) fn device_state(&mut self, elder_id: ElderId, model: Option<String>) -> DeviceState {
+        let model = model.map(|m| match self.model_names.get(m.as_str()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: std::sync::Arc<str> = m.into();
+                self.model_names.insert(shared.clone());
+                shared
+            }
+        });
+        DeviceState { elder_id, model, open: None, welfare: None, health: Default::default(), last_press: None }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -353,9 +393,14 @@ impl Engine {
         self.reschedule(id);
         if self.open[&id].state.is_terminal() {
             let incident = self.open.remove(&id).expect("open");
-            if let Some(device) = self.devices.get_mut(&incident.device_id).filter(|d| d.open == Some(id)) {
-                device.open = None;
-                device.last_press = None;
+            if let Some(device) = self.devices.get_mut(&incident.device_id) {
+                if device.open == Some(id) {
+                    device.open = None;
+                    device.last_press = None;
+                }
+                if device.welfare == Some(id) {
+                    device.welfare = None;
+                }
             }
             self.unschedule(id);
         }

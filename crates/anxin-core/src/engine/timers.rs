@@ -11,13 +11,15 @@ impl Engine {
         let incidents = self.timers.first().map(|(t, _)| *t);
         let fixes = self.fixes.first().map(|(t, _)| t.plus_millis(self.policy.max_fix_age_ms));
         let claims = self.presence.next_release();
-        incidents.into_iter().chain(fixes).chain(claims).min()
+        let devices = self.next_health_deadline();
+        incidents.into_iter().chain(fixes).chain(claims).chain(devices).min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
     /// reminders, overdue arrivals, claims of dispatchers gone too long.
     pub fn tick(&mut self, now: Timestamp, out: &mut Outbox) {
         self.expire_fixes(now, out);
+        self.expire_devices(now, out);
         self.release_absent_claims(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
