@@ -109,6 +109,8 @@ impl Engine {
         let low_pct = self.policy.health.low_battery_pct;
         let charged_pct = self.policy.health.charged_pct;
         let enabled = self.policy.health.enabled;
+        // Deadlines are kept only once the engine watches for silence (`start_health`).
+        let watching = enabled && self.health_floor != Timestamp(0);
         let Some(d) = self.devices.get_mut(device) else { return };
         let h = &mut d.health;
         h.last_seen = h.last_seen.max(now.millis());
@@ -131,7 +133,7 @@ impl Engine {
         }
         let switched_off = event == Some(EventType::PowerOff);
         h.offline = switched_off;
-        let requeue = !switched_off && !h.queued && enabled;
+        let requeue = !switched_off && !h.queued && watching;
         if requeue {
             h.queued = true;
         }
