@@ -328,6 +328,94 @@ pub async fn press_now_and_then(
     poller.abort();
 }
 
+/// How the demo's devices are, by position in the ledger: most heartbeat on time with a
+/// healthy battery; a few show what a welfare check is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoHealth {
+    Healthy,
+    /// Low on battery from the start (a welfare check opens at once; the family is told).
+    Flat,
+    /// Switched off at the start.
+    SwitchedOff,
+    /// Never heard: offline once its window has passed.
+    Silent,
+}
+
+/// Every 50th device from the 7th is low on battery, every 50th from the 19th switched off,
+/// every 50th from the 31st silent; the rest are healthy. (320 demo devices: 7 of each.)
+pub fn demo_health(index: usize) -> DemoHealth {
+    match index % 50 {
+        7 => DemoHealth::Flat,
+        19 => DemoHealth::SwitchedOff,
+        31 => DemoHealth::Silent,
+        _ => DemoHealth::Healthy,
+    }
+}
+
+/// Simulated devices' heartbeats: each device every `interval`, spread evenly, with a battery
+/// that drains slowly and a signal (see [`demo_health`] for the few that are not well), until
+/// `stop`.
+pub async fn heartbeat_now_and_then(
+    broker: (String, u16),
+    topics: anxin_mqtt::Topics,
+    registry: Registry,
+    interval: Duration,
+    seed: u64,
+    stop: CancellationToken,
+) {
+    if registry.devices.is_empty() {
+        return;
+    }
+    let mut opts = MqttOptions::new(format!("anxin-demo-heartbeats-{seed}"), broker.0, broker.1);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 256);
+    let poller = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = eventloop.poll() => if ev.is_err() { tokio::time::sleep(Duration::from_millis(500)).await },
+                }
+            }
+        }
+    });
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xbea7);
+    let gap = interval.div_f64(registry.devices.len() as f64);
+    let mut round: u64 = 0;
+    'rounds: loop {
+        for (i, device) in registry.devices.iter().enumerate() {
+            let health = demo_health(i);
+            let body = match health {
+                DemoHealth::Silent => None,
+                DemoHealth::SwitchedOff if round == 0 => Some(serde_json::json!({"type": "power_off"})),
+                DemoHealth::SwitchedOff => None,
+                DemoHealth::Flat => Some(serde_json::json!({"type": "heartbeat", "battery_pct": 12, "charging": false})),
+                DemoHealth::Healthy => Some(serde_json::json!({
+                    "type": "heartbeat",
+                    "battery_pct": 95u64.saturating_sub(round % 60),
+                    "rssi": -rng.random_range(55..95),
+                })),
+            };
+            if let Some(mut body) = body {
+                body["msg_id"] = format!("hb-{seed}-{round}-{i}").into();
+                body["ts"] = anxin_proto::wall_clock_now().millis().into();
+                let topic = topics.events(&device.id);
+                if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, body.to_string()).await {
+                    tracing::warn!(error = %e, "demo device could not send its heartbeat");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break 'rounds,
+                _ = tokio::time::sleep(gap) => {}
+            }
+        }
+        round += 1;
+    }
+    let _ = client.disconnect().await;
+    poller.abort();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,16 +234,29 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             .rsplit_once(':')
             .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(1883)))
             .unwrap();
-        tokio::spawn(demo::press_now_and_then(
+        let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).expect("checked when loaded");
+        let heartbeats = tokio::spawn(demo::heartbeat_now_and_then(
+            (host.clone(), port),
+            topics.clone(),
+            registry.clone(),
+            Duration::from_secs(u64::from(config.health.heartbeat_s)),
+            config.demo.seed,
+            shutdown.clone(),
+        ));
+        let presses = tokio::spawn(demo::press_now_and_then(
             (host, port),
-            anxin_mqtt::Topics::new(&config.mqtt.topic_root).expect("checked when loaded"),
+            topics,
             registry,
             config.demo.devices,
             Duration::from_secs_f64(config.demo.press_interval_s),
             config.demo.seed,
             shutdown.clone(),
-        ))
+        ));
+        async move {
+            let _ = tokio::join!(heartbeats, presses);
+        }
     });
+    let demo_task = demo_task.map(tokio::spawn);
     app.run(shutdown).await?;
     if let Some(t) = demo_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
