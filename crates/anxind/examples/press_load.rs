@@ -77,12 +77,16 @@ struct Args {
     in_flight: Option<usize>,
     /// `runtime.worker_threads` in the engine's configuration (unset: the engine's default).
     workers: Option<usize>,
+    /// Registered devices that never press (`lb-h0`...), shared among the pressing elders.
+    idle_devices: usize,
+    /// Heartbeats a second from the idle devices, round robin, while the presses run.
+    heartbeats: u32,
 }
 
 const USAGE: &str = "\
 usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] [--rates 1000,2000,...]
                   [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack] [--in-flight N]
-                  [--workers N]
+                  [--workers N] [--idle-devices N] [--heartbeats N]
                   [--record FILE.jsonl] [--label NAME] [--timeline FILE.csv]
        press_load --plot OUT.svg --from FILE.jsonl
 
@@ -98,6 +102,12 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --workers     runtime.worker_threads in the engine's configuration, 1 to 64 (default: unset,
                 the engine's own default: 1 with an external broker, 2 with the
                 embedded one)
+  --idle-devices  registered devices that never press, shared among the elders (default 0): to
+                hold a province's ledger while the presses run
+  --heartbeats  heartbeats a second from the idle devices, round robin over them, QoS 1 on a
+                connection of their own, for as long as the presses run (default 0); needs
+                --idle-devices. Each rate's line is followed by the heartbeats sent, the engine's
+                resident memory when ready and at the end, and the cores it used
   --record      append one JSON line per rate to FILE, named by --label (with the machine,
                 the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
@@ -139,6 +149,8 @@ fn parse_args() -> Args {
         timeline: None,
         in_flight: None,
         workers: None,
+        idle_devices: 0,
+        heartbeats: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -170,12 +182,17 @@ fn parse_args() -> Args {
                 }
                 a.workers = Some(n);
             }
+            "--idle-devices" => a.idle_devices = number(&flag, &value()),
+            "--heartbeats" => a.heartbeats = number(&flag, &value()),
             "--help" | "-h" => {
                 print!("{USAGE}");
                 std::process::exit(0);
             }
             other => usage_error(&format!("unknown flag {other}")),
         }
+    }
+    if a.heartbeats > 0 && a.idle_devices == 0 {
+        usage_error("--heartbeats needs --idle-devices: the heartbeats come from them");
     }
     a
 }
@@ -207,7 +224,7 @@ async fn sign_in(http: std::net::SocketAddr) -> String {
         .unwrap_or_else(|| panic!("the console signs in: {answer}"))
 }
 
-fn district(devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
+fn district(devices: usize, idle_devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
     let mut point = || Coordinates::new(rng.random_range(24.95..25.10), rng.random_range(102.60..102.75)).unwrap();
     let mut r = Registry::default();
     r.staff.push(anxin_core::Staff {
@@ -238,6 +255,13 @@ fn district(devices: usize, responders: usize, rng: &mut SmallRng) -> Registry {
         r.devices.push(Device {
             id: DeviceId::parse(format!("lb-d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("lb-e{i}")).unwrap(),
+            model: None,
+        });
+    }
+    for i in 0..idle_devices {
+        r.devices.push(Device {
+            id: DeviceId::parse(format!("lb-h{i}")).unwrap(),
+            elder_id: ElderId::parse(format!("lb-e{}", i % devices.max(1))).unwrap(),
             model: None,
         });
     }
@@ -298,6 +322,14 @@ struct RunResult {
     hop: Hop,
     /// CPU µs per press of the engine, the broker, the database and the bench.
     cpu: CpuPerPress,
+    /// Heartbeats sent by the idle devices, and at what rate.
+    heartbeats: usize,
+    heartbeat_rate: f64,
+    /// The engine's resident memory once ready (the district loaded) and at the end, MiB.
+    rss_ready_mib: Option<f64>,
+    rss_end_mib: Option<f64>,
+    /// The engine's CPU over the run, in cores (1.0: one core busy all the time).
+    engine_cores: Option<f64>,
 }
 
 /// Reads the engine's group-commit figures from its /metrics: commits, messages per commit,
@@ -451,6 +483,7 @@ struct EngineArgs {
     quick_ack: bool,
     in_flight: Option<usize>,
     workers: Option<usize>,
+    idle_devices: usize,
 }
 
 impl EngineArgs {
@@ -469,6 +502,8 @@ impl EngineArgs {
             self.store.clone(),
             "--tag".into(),
             self.tag.clone(),
+            "--idle-devices".into(),
+            self.idle_devices.to_string(),
         ];
         if self.quick_ack {
             v.push("--quick-ack".into());
@@ -494,6 +529,7 @@ impl EngineArgs {
             quick_ack: false,
             in_flight: None,
             workers: None,
+            idle_devices: 0,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -508,6 +544,7 @@ impl EngineArgs {
                 "--quick-ack" => e.quick_ack = true,
                 "--in-flight" => e.in_flight = Some(number(flag, &value())),
                 "--workers" => e.workers = Some(number(flag, &value())),
+                "--idle-devices" => e.idle_devices = number(flag, &value()),
                 other => usage_error(&format!("--serve-engine: unknown flag {other}")),
             }
         }
@@ -536,7 +573,7 @@ fn serve_engine(e: EngineArgs) {
 
 async fn serve(e: EngineArgs, config: Config) {
     let mut rng = SmallRng::seed_from_u64(e.seed);
-    let registry = district(e.presses, e.responders, &mut rng);
+    let registry = district(e.presses, e.idle_devices, e.responders, &mut rng);
     let app = App::build(config, Some(registry)).await.expect("engine builds");
     let (http, mqtt) = (app.http_addr(), app.mqtt_url());
     let shutdown = CancellationToken::new();
@@ -973,8 +1010,10 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         quick_ack: args.quick_ack,
         in_flight: args.in_flight,
         workers: args.workers,
+        idle_devices: args.idle_devices,
     })
     .await;
+    let rss_ready_mib = rss_mib(engine.pid);
     let (http, mqtt) = (engine.http, engine.mqtt.clone());
 
     // The console: records when each device's first delta arrives, and counts incidents.
@@ -1038,6 +1077,27 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     let cpu_before = CpuSample::take(engine.pid, external_broker, fresh_postgres);
     let started = Instant::now();
     let mut tasks = Vec::new();
+    // The idle devices' heartbeats, on a connection of their own, for as long as the presses.
+    let beats = (args.heartbeats * args.seconds) as usize;
+    let heartbeats = (beats > 0).then(|| {
+        let (tag, host, idle) = (tag.clone(), host.to_owned(), args.idle_devices);
+        let client_id = format!("{tag}-beats");
+        let interval = Duration::from_secs_f64(1.0 / f64::from(args.heartbeats));
+        tokio::spawn(async move {
+            let message = Box::new(move |n: usize| {
+                let payload = format!(
+                    r#"{{"msg_id":"h{n}","type":"heartbeat","ts":{},"battery_pct":{},"rssi":-{}}}"#,
+                    anxin_proto::wall_clock_now().millis(),
+                    40 + n % 60,
+                    50 + n % 40
+                );
+                (format!("{tag}/v1/devices/lb-h{}/events", n % idle), payload)
+            });
+            let sent = Mutex::new(vec![None; beats]);
+            let plan = Plan { mine: (0..beats).collect(), interval, started, message };
+            publish(&host, port, &client_id, plan, &sent).await
+        })
+    });
     for p in 0..args.publishers {
         let (sent_at, tag, publishers, host) = (sent_at.clone(), tag.clone(), args.publishers, host.to_owned());
         let mine: Vec<usize> = (p..presses).step_by(publishers).collect();
@@ -1058,13 +1118,20 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         last_send = last_send.max(t.await.unwrap());
     }
     let send_secs = last_send.duration_since(started).as_secs_f64();
+    let heartbeat_rate = match heartbeats {
+        Some(task) => beats as f64 / task.await.unwrap().duration_since(started).as_secs_f64().max(0.001),
+        None => 0.0,
+    };
     // Wait for the console to see everything, up to 60 s.
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cpu_after = CpuSample::take(engine.pid, external_broker, fresh_postgres);
+    let window_secs = started.elapsed().as_secs_f64();
     let cpu = CpuPerPress::between(cpu_before, cpu_after, presses, clock_ticks());
+    let engine_cores = cpu.engine.map(|us| us * presses as f64 / 1e6 / window_secs);
+    let rss_end_mib = rss_mib(engine.pid);
     let (batches, batch_mean, commit_ms, read_to_stored_ms, step_ms) = batch_stats(http).await;
     engine.stop().await;
     console.abort();
@@ -1114,7 +1181,20 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         load,
         hop,
         cpu,
+        heartbeats: beats,
+        heartbeat_rate,
+        rss_ready_mib,
+        rss_end_mib,
+        engine_cores,
     }
+}
+
+/// A process's resident memory (`VmRSS` in `/proc/PID/status`), MiB.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// One CSV line per press seen: the rate, when it was sent (ms from the run's first send) and
@@ -1260,6 +1340,17 @@ async fn bench() {
             us(r.cpu.bench),
             r.cpu.total(),
         );
+        let mib = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0} MiB"));
+        println!(
+            "        idle devices {}, heartbeats {} at {:.0}/s; engine resident {} when ready, {} at the end; \
+             engine busy {} of a core",
+            args.idle_devices,
+            r.heartbeats,
+            r.heartbeat_rate,
+            mib(r.rss_ready_mib),
+            mib(r.rss_end_mib),
+            r.engine_cores.map_or_else(|| "?".to_string(), |c| format!("{:.1}%", c * 100.0)),
+        );
         if let Some(path) = &args.record {
             let finite = |v: f64| v.is_finite().then_some(v);
             let record = Record {
@@ -1287,6 +1378,11 @@ async fn bench() {
                 cpu_us_total: finite(r.cpu.total()),
                 commits_in_flight: args.in_flight,
                 worker_threads: args.workers,
+                idle_devices: Some(args.idle_devices),
+                heartbeats_per_s: Some(r.heartbeat_rate),
+                engine_rss_ready_mib: r.rss_ready_mib,
+                engine_rss_end_mib: r.rss_end_mib,
+                engine_cores: r.engine_cores,
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
@@ -1354,6 +1450,19 @@ struct Record {
     /// `runtime.worker_threads` given to the engine (`--workers`); null when unset.
     #[serde(default)]
     worker_threads: Option<usize>,
+    /// Registered devices that never pressed (`--idle-devices`), the heartbeats a second they
+    /// sent, the engine's resident memory once ready and at the end (MiB), and its CPU over
+    /// the run in cores. Absent from older records.
+    #[serde(default)]
+    idle_devices: Option<usize>,
+    #[serde(default)]
+    heartbeats_per_s: Option<f64>,
+    #[serde(default)]
+    engine_rss_ready_mib: Option<f64>,
+    #[serde(default)]
+    engine_rss_end_mib: Option<f64>,
+    #[serde(default)]
+    engine_cores: Option<f64>,
 }
 
 /// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines

@@ -390,7 +390,9 @@ pub async fn heartbeat_now_and_then(
                 DemoHealth::Silent => None,
                 DemoHealth::SwitchedOff if round == 0 => Some(serde_json::json!({"type": "power_off"})),
                 DemoHealth::SwitchedOff => None,
-                DemoHealth::Flat => Some(serde_json::json!({"type": "heartbeat", "battery_pct": 12, "charging": false})),
+                DemoHealth::Flat => {
+                    Some(serde_json::json!({"type": "heartbeat", "battery_pct": 12, "charging": false}))
+                }
                 DemoHealth::Healthy => Some(serde_json::json!({
                     "type": "heartbeat",
                     "battery_pct": 95u64.saturating_sub(round % 60),
