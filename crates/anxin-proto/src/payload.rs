@@ -348,6 +348,59 @@ mod tests {
     }
 
     #[test]
+    fn a_heartbeat_carries_the_devices_health() {
+        let d =
+            dec(r#"{"msg_id":"h-1","type":"heartbeat","battery_pct":54,"rssi":-71,"charging":false,"interval_s":600}"#)
+                .unwrap();
+        assert_eq!(d.event.event, EventType::Heartbeat);
+        assert_eq!(
+            d.event.health,
+            HealthReport { battery_pct: Some(54), rssi: Some(-71), charging: Some(false), interval_s: Some(600) }
+        );
+        assert!(d.partial.is_empty());
+        for (name, kind) in [
+            ("low_battery", EventType::LowBattery),
+            ("power_off", EventType::PowerOff),
+            ("worn", EventType::Worn),
+            ("not_worn", EventType::NotWorn),
+        ] {
+            let d = dec(&format!(r#"{{"msg_id":"e-1","type":"{name}"}}"#)).unwrap();
+            assert_eq!((d.event.event, d.event.health), (kind, HealthReport::default()), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_bad_health_field_is_ignored_and_said_and_the_rest_kept() {
+        for bad in [
+            r#""battery_pct":101"#,
+            r#""battery_pct":-1"#,
+            r#""battery_pct":"50""#,
+            r#""battery_pct":50.5"#,
+            r#""rssi":12"#,
+            r#""rssi":-151"#,
+            r#""charging":1"#,
+            r#""charging":"yes""#,
+            r#""interval_s":5"#,
+            r#""interval_s":86401"#,
+            r#""battery_pct":1e400"#,
+        ] {
+            let rssi_is_bad = bad.starts_with(r#""rssi""#);
+            let good = if rssi_is_bad { r#""battery_pct":50"# } else { r#""rssi":-80"# };
+            let d = dec(&format!(r#"{{"msg_id":"h-1","type":"heartbeat",{good},{bad}}}"#))
+                .unwrap_or_else(|e| panic!("{bad}: {e}"));
+            assert_eq!(d.partial, [Defect::BadHealth], "{bad}");
+            let kept =
+                if rssi_is_bad { d.event.health.battery_pct == Some(50) } else { d.event.health.rssi == Some(-80) };
+            assert!(kept, "{bad}: the good field stays: {:?}", d.event.health);
+        }
+        // Null is as good as absent; a press may carry its battery too.
+        let d = dec(r#"{"msg_id":"p-1","type":"sos","battery_pct":null,"charging":true}"#).unwrap();
+        assert_eq!((d.event.event, d.event.health.charging, d.partial.len()), (EventType::Sos, Some(true), 0));
+        // Given twice, like any field the decoder reads.
+        assert_eq!(dec(r#"{"msg_id":"h","type":"heartbeat","rssi":-1,"rssi":-2}"#), Err(Defect::DuplicateKey("rssi")));
+    }
+
+    #[test]
     fn a_press_without_fix_or_clock_still_decodes() {
         let d = dec(r#"{"msg_id":17,"type":"fall"}"#).unwrap();
         assert_eq!(d.event.msg_id.as_str(), "17");
