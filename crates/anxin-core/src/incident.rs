@@ -1473,6 +1473,9 @@ pub struct IncidentView {
     /// Sequence number of the last event this view reflects.
     pub seq: u64,
     pub kind: IncidentKind,
+    /// Why a welfare check was opened (kind `welfare` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welfare: Option<WelfareReason>,
     pub priority: u8,
     pub state: IncidentState,
     pub device_id: DeviceId,

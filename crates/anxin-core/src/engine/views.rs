@@ -206,6 +206,7 @@ impl Engine {
     /// The console's view of an incident, with names looked up in the ledger.
     pub fn view(&self, incident: &Incident) -> IncidentView {
         IncidentView {
+            welfare: incident.welfare,
             id: incident.id,
             seq: incident.last_seq,
             kind: incident.kind,

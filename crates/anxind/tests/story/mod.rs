@@ -486,9 +486,23 @@ impl TestConsole {
         tokio::time::timeout(d, self.next()).await.ok()
     }
 
-    /// The next delta for the given device, skipping others.
+    /// The next delta of an incident for the given device, skipping others and welfare
+    /// checks (a lane of their own: a story whose clock passes a device's window sees them).
     pub async fn incident_for(&mut self, device: &str) -> Value {
-        let is_for = |m: &Value| m["type"] == "incident" && m["incident"]["device_id"] == device;
+        self.delta_for(device, false).await
+    }
+
+    /// The next delta of a welfare check for the given device, skipping others.
+    pub async fn welfare_for(&mut self, device: &str) -> Value {
+        self.delta_for(device, true).await
+    }
+
+    async fn delta_for(&mut self, device: &str, welfare: bool) -> Value {
+        let is_for = |m: &Value| {
+            m["type"] == "incident"
+                && m["incident"]["device_id"] == device
+                && (m["incident"]["kind"] == "welfare") == welfare
+        };
         if let Some(i) = self.held.iter().position(is_for) {
             return self.held.remove(i).expect("position is in range");
         }

@@ -1,0 +1,179 @@
+//! Device health over the real protocols (issue 21), on a clock the test moves by hand: a
+//! device that stops heartbeating, or whose battery runs low, becomes a welfare check on the
+//! consoles, apart from the emergencies; it closes by itself when the device is back; the
+//! health is written in snapshots and read back after a restart, and an open welfare check
+//! survives one without being opened twice. Each story runs on SQLite with the embedded
+//! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
+//! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
+
+mod story;
+
+use anxin_core::Timestamp;
+use serde_json::{json, Value};
+use std::time::Duration;
+use story::*;
+
+const MIN: u64 = 60;
+
+fn heartbeat(n: u32, extra: Value) -> String {
+    let mut body = json!({"msg_id": format!("hb-{n}"), "type": "heartbeat"});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body.to_string()
+}
+
+/// The welfare check of `device` in a console delta, as (reason, state, outcome).
+fn welfare(delta: &Value) -> (String, String, Option<String>) {
+    let i = &delta["incident"];
+    assert_eq!(i["kind"], "welfare", "{delta}");
+    (
+        i["welfare"].as_str().unwrap_or_default().to_string(),
+        i["state"].as_str().unwrap_or_default().to_string(),
+        i["outcome"].as_str().map(str::to_string),
+    )
+}
+
+async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
+    let start = clock.now();
+    let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let (d1, d2, d3) = (
+        TestDevice::connect(&app, "d-1").await,
+        TestDevice::connect(&app, "d-2").await,
+        TestDevice::connect(&app, "d-3").await,
+    );
+
+    // d-1 is well; d-2 reports a flat battery: a welfare check at once, and no emergency.
+    d1.publish_raw(heartbeat(1, json!({"battery_pct": 80, "rssi": -70}))).await;
+    d2.publish_raw(heartbeat(2, json!({"battery_pct": 12, "rssi": -88}))).await;
+    let low = console.welfare_for("d-2").await;
+    assert_eq!(welfare(&low), ("low_battery".into(), "awaiting_dispatcher".into(), None));
+    assert_eq!(low["incident"]["alarm"]["level"], "welfare", "{low}");
+    assert_eq!(low["incident"]["dispatcher_needed"], "welfare_check");
+    assert!(low["incident"]["offers"].as_array().is_none_or(Vec::is_empty), "never offered to a responder");
+    let low_id = low["incident"]["id"].as_u64().unwrap();
+    // The elder's daughter (who takes device news) is told, as low-priority news, in the same
+    // commit.
+    let events = app.store.incident_events(anxin_core::IncidentId(low_id)).await.unwrap();
+    let told = events
+        .iter()
+        .find(|e| matches!(e.change, anxin_core::Change::FamilyTold { .. }))
+        .expect("the family is told of the flat battery");
+    let sent = app.store.notification(&format!("n{}", told.seq)).await.unwrap().expect("stored with the check");
+    assert_eq!(
+        (sent.notification.notice.as_str(), sent.notification.priority),
+        ("device_news", anxin_core::NoticePriority::Low)
+    );
+    assert!(sent.notification.text.contains("电量不足"), "{}", sent.notification.text);
+
+    // Ten minutes on, d-1 and d-3 beat; d-4 has never been heard. At 17 minutes (5 min x 3 +
+    // 2 min) from the start d-4 is offline and d-2 (last heard at the start) too; d-1 and d-3
+    // are not.
+    clock.advance(Duration::from_secs(10 * MIN));
+    d1.publish_raw(heartbeat(3, json!({"battery_pct": 79}))).await;
+    d3.publish_raw(heartbeat(4, json!({}))).await;
+    // The heartbeats are in before the clock moves on (a later press on the same link is
+    // acknowledged after them).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d3.press("after-beats", None).await;
+    let sos = console.incident_for("d-3").await;
+    assert_eq!(sos["incident"]["kind"], "sos");
+    clock.advance(Duration::from_secs(7 * MIN));
+    let offline = console.welfare_for("d-4").await;
+    assert_eq!(welfare(&offline), ("device_offline".into(), "awaiting_dispatcher".into(), None));
+    let flat = console.welfare_for("d-2").await;
+    let (reason, _, outcome) = welfare(&flat);
+    assert_eq!((reason.as_str(), outcome.as_deref()), ("low_battery", Some("superseded: the device went silent")));
+    let gone_silent = console.welfare_for("d-2").await;
+    assert_eq!(welfare(&gone_silent).0, "device_offline");
+    // Stored: one open check for each silent device, none for d-1 or d-3, which beat.
+    let open = app.store.resume(Timestamp(0)).await.unwrap().open;
+    let mut checks: Vec<&str> =
+        open.iter().filter(|i| i.kind == anxin_core::IncidentKind::Welfare).map(|i| i.device_id.as_str()).collect();
+    checks.sort_unstable();
+    assert_eq!(checks, ["d-2", "d-4"]);
+
+    // d-2 is heard again, on its charger: its check closes by itself.
+    d2.publish_raw(heartbeat(5, json!({"battery_pct": 14, "charging": true}))).await;
+    let back = console.welfare_for("d-2").await;
+    assert_eq!(welfare(&back), ("device_offline".into(), "closed".into(), Some("the device was heard again".into())));
+    let changes = app.store.incident_events(anxin_core::IncidentId(low_id)).await.unwrap();
+    assert!(changes.iter().any(|e| matches!(e.change, anxin_core::Change::Opened { welfare: Some(_), .. })));
+
+    // The snapshot: a minute on, the health of every device heard is in the store.
+    clock.advance(Duration::from_secs(MIN + 1));
+    let stored = tokio::time::timeout(WAIT, async {
+        loop {
+            let health = app.store.resume(Timestamp(0)).await.unwrap().health;
+            if health.iter().any(|h| h.device_id.as_str() == "d-2" && h.charging == Some(true)) {
+                break health;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the snapshot is written");
+    let d1_row = stored.iter().find(|h| h.device_id.as_str() == "d-1").expect("d-1's health is stored");
+    assert_eq!((d1_row.battery_pct, d1_row.rssi, d1_row.offline), (Some(79), Some(-70), false));
+    let d4_row = stored.iter().find(|h| h.device_id.as_str() == "d-4").expect("going offline is stored");
+    assert!(d4_row.offline && d4_row.last_seen.is_none());
+    assert!(clock.now().millis() - start.millis() > 17 * 60_000);
+
+    // A restart: d-4's check is still open, once; d-1's battery came back from the store.
+    app.stop().await;
+    let app = spawn_app_on(&backend, &client_id, |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    let open: Vec<&Value> = snapshot["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "welfare" && i["device_id"] == "d-4")
+        .collect();
+    assert_eq!(open.len(), 1, "{snapshot}");
+    let resumed = app.store.resume(Timestamp(0)).await.unwrap().health;
+    assert!(resumed.iter().any(|h| h.device_id.as_str() == "d-1" && h.battery_pct == Some(79)));
+    // d-4 heard at last: its check closes.
+    let d4 = TestDevice::connect(&app, "d-4").await;
+    d4.publish_raw(heartbeat(6, json!({"battery_pct": 90}))).await;
+    let closed = console.welfare_for("d-4").await;
+    assert_eq!(welfare(&closed).1, "closed");
+    assert!(app.metric("anxin_mqtt_payloads_rejected_total{reason=\"bad_health\"}").await == 0.0);
+    d4.publish_raw(heartbeat(7, json!({"battery_pct": 140}))).await;
+    tokio::time::timeout(WAIT, async {
+        while app.metric("anxin_mqtt_payloads_rejected_total{reason=\"bad_health\"}").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a battery of 140% is counted as bad_health");
+    app.stop().await;
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(Backend::embedded(dir.path()), unique("health", stringify!($name))).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(backend) = external_backend().await else { return };
+                    super::$name(backend, unique("health-ext", stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(silent_devices_and_flat_batteries_become_welfare_checks);
