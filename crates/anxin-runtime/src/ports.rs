@@ -47,11 +47,9 @@ pub trait Store: Send + Sync + 'static {
     fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), String>>;
 
     /// Writes a snapshot of devices' health taken at `at`, apart from the commits (it holds
-    /// no promise: a restart loses at most one snapshot's interval of it).
-    fn save_health<'a>(&'a self, rows: &'a [HealthRow], at: Timestamp) -> BoxFuture<'a, Result<(), String>> {
-        let _ = (rows, at);
-        Box::pin(async { Ok(()) })
-    }
+    /// no promise: a restart loses at most one snapshot's interval of it). No default: a
+    /// port that wraps another must pass it on (one that did not lost every snapshot).
+    fn save_health<'a>(&'a self, rows: &'a [HealthRow], at: Timestamp) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The devices' side: acknowledgements, commands to devices, alerts to stations' duty lines.

@@ -338,6 +338,15 @@ struct FakeStore {
 }
 
 impl anxin_runtime::Store for FakeStore {
+    /// Devices' health holds no promise the simulation checks (the engine's own tests do).
+    fn save_health<'a>(
+        &'a self,
+        _rows: &'a [anxin_core::HealthRow],
+        _at: Timestamp,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let ticket = {

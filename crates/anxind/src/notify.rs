@@ -124,6 +124,14 @@ impl anxin_runtime::Store for WakingStorePort {
             Ok(())
         })
     }
+
+    fn save_health<'a>(
+        &'a self,
+        rows: &'a [anxin_core::HealthRow],
+        at: anxin_core::Timestamp,
+    ) -> anxin_runtime::ports::BoxFuture<'a, Result<(), String>> {
+        self.inner.save_health(rows, at)
+    }
 }
 
 /// The outbox in the store.
