@@ -6,6 +6,7 @@
 //! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
 //! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
 
+#[allow(unused_macros)]
 mod story;
 
 use anxin_core::Timestamp;
