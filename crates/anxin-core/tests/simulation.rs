@@ -138,6 +138,9 @@ struct FamilyStats {
     later_contacts: u64,
     answers: u64,
     exhausted: u64,
+    /// Welfare checks opened (for a silent, switched-off or flat device), and device news.
+    welfare: u64,
+    device_news: u64,
 }
 
 impl Sim {
@@ -158,6 +161,7 @@ impl Sim {
         }
         let mut engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
         engine.start_presence(T0);
+        engine.start_health(T0);
         Sim {
             seed,
             rng,
@@ -274,7 +278,33 @@ impl Sim {
                 };
                 self.engine.handle_device_event(&device, ev, now, out).unwrap();
             }
-            33..35 => {
+            33..34 => {
+                // What a device says of itself: a heartbeat (any battery, sometimes on its
+                // charger), a low battery, or being switched off.
+                let (_, device) = self.device();
+                self.msg_no += 1;
+                let (event, health) = match self.rng.random_range(0..10) {
+                    0..7 => (
+                        EventType::Heartbeat,
+                        HealthReport {
+                            battery_pct: Some(self.rng.random_range(0..=100)),
+                            charging: self.rng.random_bool(0.2).then_some(true),
+                            ..HealthReport::default()
+                        },
+                    ),
+                    7..9 => (EventType::LowBattery, HealthReport::default()),
+                    _ => (EventType::PowerOff, HealthReport::default()),
+                };
+                let ev = DeviceEvent {
+                    msg_id: MessageId::parse(format!("h{}", self.msg_no)).unwrap(),
+                    event,
+                    device_ts: now,
+                    fix: FixReport::Absent,
+                    health,
+                };
+                self.engine.handle_device_event(&device, ev, now, out).unwrap();
+            }
+            34..35 => {
                 let (_, device) = self.device();
                 self.msg_no += 1;
                 let fp = MessageId::parse(format!("raw-{}", self.msg_no)).unwrap();
@@ -437,6 +467,9 @@ impl Sim {
             let ladder = h.kind.map(|k| self.policy.ladder(k)).unwrap_or_default();
             match (&e.change, &e.actor) {
                 (Change::Opened { kind, .. }, _) => {
+                    if *kind == IncidentKind::Welfare {
+                        self.family.welfare += 1;
+                    }
                     h.kind = Some(*kind);
                     h.parallel_allowed = self.policy.ladder(*kind).parallel.max(1);
                 }
@@ -596,6 +629,16 @@ impl Sim {
                     if n.notice == Notice::ServiceRequest && !contact.service_news {
                         self.fail(format!("{} took no service news and was sent {}", n.contact_id, n.key));
                     }
+                    if matches!(n.notice, Notice::DeviceNews { .. } | Notice::DeviceBack { .. }) {
+                        self.family.device_news += 1;
+                        let first = elder.profile.contacts.iter().position(|c| c.device_news).map(Contact::default_id);
+                        if !contact.device_news || first.as_deref() != Some(n.contact_id.as_str()) {
+                            self.fail(format!(
+                                "device news {} went to {}, not the first who takes it",
+                                n.key, n.contact_id
+                            ));
+                        }
+                    }
                     let release = contact
                         .quiet_hours
                         .map_or(n.created_at, |q| q.release(n.created_at, self.policy.utc_offset_min));
@@ -660,8 +703,29 @@ impl Sim {
 
     fn check_invariants(&self, single: Option<&Outbox>) {
         let mut devices = HashSet::new();
+        let mut checked = HashSet::new();
         let mut holders: HashMap<&ResponderId, IncidentId> = HashMap::new();
         for i in self.engine.open_incidents() {
+            if i.kind == IncidentKind::Welfare {
+                // A lane of its own: one check a device, never offered, never on a job.
+                if !checked.insert(&i.device_id) {
+                    self.fail(format!("device {} has two open welfare checks", i.device_id));
+                }
+                if self.engine.welfare_of(&i.device_id).map(|o| o.id) != Some(i.id) {
+                    self.fail(format!("welfare check {} is not the check of its device", i.id));
+                }
+                if !i.ladder.offers.is_empty() || i.responder.is_some() || i.welfare.is_none() {
+                    self.fail(format!("welfare check {} was offered, taken or has no reason: {i:?}", i.id));
+                }
+                let offline = self.engine.device_health(&i.device_id).is_some_and(|h| h.offline);
+                if i.welfare.is_some_and(WelfareReason::is_silence) != offline {
+                    self.fail(format!(
+                        "welfare check {} is for {:?} but the device is offline: {offline}",
+                        i.id, i.welfare
+                    ));
+                }
+                continue;
+            }
             if !devices.insert(&i.device_id) {
                 self.fail(format!("device {} has two open incidents", i.device_id));
             }
@@ -785,10 +849,14 @@ fn the_promises_hold_for_every_seed() {
         family.later_contacts += sim.family.later_contacts;
         family.answers += sim.family.answers;
         family.exhausted += sim.family.exhausted;
+        family.welfare += sim.family.welfare;
+        family.device_news += sim.family.device_news;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
     assert!(enough || steps < 50_000, "the families' side was barely exercised: {family:?}");
+    let health = family.welfare > 100 && family.device_news > 100;
+    assert!(health || steps < 50_000, "devices' health was barely exercised: {family:?}");
 }
 
 #[test]
