@@ -1,6 +1,7 @@
 // The queue: one table row per open incident, most urgent first, rebuilt only for the
 // incidents that changed, at most once per animation frame; the counts above it; and the
-// clocks that tick every second.
+// clocks that tick every second. Welfare checks are rendered in the same pass, but into the
+// welfare list (welfare.js), never among the emergencies.
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
@@ -17,6 +18,7 @@ import {
   isEmergency,
   isMine,
   isUnassigned,
+  isWelfare,
   kindLabel,
   pressMoment,
   priorityOf,
@@ -26,6 +28,7 @@ import {
   whyNobody,
 } from './incident.js';
 import { dom, state } from './state.js';
+import { dropWelfareRow, renderWelfare, resetWelfareRows, setWelfareRow, tickWelfare, welfareRows } from './welfare.js';
 
 // Time left to a deadline ("还剩 0:40"; a dispatcher's rung counts to the next reminder), or
 // how far past it ("超时 0:12").
@@ -247,7 +250,7 @@ function responderCell(view) {
   return h('td', { class: 'c-responder' }, h('div', { class: 'resp-line' }, head), emergencyLine(view) ?? target);
 }
 
-function claimedCell(view) {
+export function claimedCell(view) {
   const c = claimHolder(view);
   if (!c) return h('td', { class: 'c-claimed' }, h('span', { class: 'unclaimed', 'data-field': 'claimed-by' }, '—'));
   const mine = isMine(c);
@@ -321,6 +324,19 @@ function searchText(view) {
   return parts.filter(Boolean).join('\n').toLowerCase();
 }
 
+/** Whether a view matches the words typed in a search box: "#12" or "12" is incident 12;
+ * anything else is looked for in names, phones, ids, addresses and stations. */
+export function matchesText(view, text) {
+  const q = text.trim().toLowerCase();
+  if (!q) return true;
+  const bare = q.replace(/^#/, '');
+  if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
+  if (q.startsWith('#')) return false;
+  const hay = searchText(view);
+  const digits = q.replace(/[\s-]/g, '');
+  return hay.includes(q) || Boolean(digits && hay.replace(/[ -]/g, '').includes(digits));
+}
+
 export function matchesFilter(view) {
   if (filter.group !== 'all' && groupOf(view) !== filter.group) return false;
   if (filter.kind !== 'all' && view.kind !== filter.kind) return false;
@@ -329,17 +345,7 @@ export function matchesFilter(view) {
     if (filter.alarm === 'any' ? !level : level !== filter.alarm) return false;
   }
   if (filter.station !== 'all' && String(view.station?.id ?? '') !== filter.station) return false;
-  const q = filter.text.trim().toLowerCase();
-  if (q) {
-    // "#12" or "12" finds incident 12; anything else is looked for in names, phones, ids.
-    const bare = q.replace(/^#/, '');
-    if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
-    if (q.startsWith('#')) return false;
-    const hay = searchText(view);
-    const digits = q.replace(/[\s-]/g, '');
-    if (!hay.includes(q) && !(digits && hay.replace(/[ -]/g, '').includes(digits))) return false;
-  }
-  return true;
+  return matchesText(view, filter.text);
 }
 
 function filterActive() {
@@ -453,6 +459,7 @@ function renderCounts() {
   for (const g of GROUPS) counts[g] = 0;
   let shown = 0;
   for (const v of state.incidents.values()) {
+    if (isWelfare(v)) continue;
     counts.all += 1;
     counts[groupOf(v)] += 1;
     if (matchesFilter(v)) shown += 1;
@@ -468,8 +475,11 @@ function renderCounts() {
   if (stationSelect && stationSelect.options.length !== state.stations.size + 1) renderTools();
 }
 
-/** the rendered row of each incident, by id */
+/** the rendered row of each incident in the emergency queue, by id */
 export const rows = new Map();
+
+/** An incident's row, in whichever list it is. */
+export const rowOf = (id) => rows.get(String(id)) ?? welfareRows.get(String(id));
 /** ids whose rows are to be rebuilt at the next render */
 export const dirty = new Set();
 
@@ -501,6 +511,7 @@ function render() {
   if (state.rebuildAll) {
     rows.clear();
     tbody.replaceChildren();
+    resetWelfareRows();
     dirty.clear();
     for (const id of state.incidents.keys()) dirty.add(id);
     state.rebuildAll = false;
@@ -508,11 +519,14 @@ function render() {
   for (const id of dirty) {
     const old = rows.get(id);
     const view = state.incidents.get(id);
-    if (!view) {
+    if (!view || isWelfare(view)) {
       if (old) old.remove();
       rows.delete(id);
+      if (view) setWelfareRow(view);
+      else dropWelfareRow(id);
       continue;
     }
+    dropWelfareRow(id);
     const row = buildRow(view);
     // In a flood of arrivals the alarm says enough; a highlight on each would only cost.
     if (state.fresh.has(id) && state.fresh.size <= 20) row.classList.add('fresh');
@@ -522,9 +536,10 @@ function render() {
   dirty.clear();
   state.fresh.clear();
 
-  const ordered = [...state.incidents.values()].sort(compareViews);
-  // The keys move through what shows.
-  state.order = ordered.filter(matchesFilter).map((v) => String(v.id));
+  const ordered = [...state.incidents.values()].filter((v) => !isWelfare(v)).sort(compareViews);
+  // The keys move through what shows, in the list shown.
+  const welfareOrder = renderWelfare();
+  state.order = state.tab === 'welfare' ? welfareOrder : ordered.filter(matchesFilter).map((v) => String(v.id));
   let cursor = tbody.firstElementChild;
   for (const id of ordered.map((v) => String(v.id))) {
     const row = rows.get(id);
@@ -543,8 +558,12 @@ function render() {
 
 export function renderSummary() {
   let unassigned = 0;
-  for (const v of state.incidents.values()) if (isUnassigned(v)) unassigned += 1;
-  const open = state.incidents.size;
+  let open = 0;
+  for (const v of state.incidents.values()) {
+    if (isWelfare(v)) continue;
+    open += 1;
+    if (isUnassigned(v)) unassigned += 1;
+  }
   dom.countOpen.textContent = String(open);
   dom.countUnassigned.textContent = String(unassigned);
   dom.countUnassigned.parentElement.dataset.active = unassigned > 0 ? 'true' : 'false';
@@ -559,6 +578,11 @@ export function renderSummary() {
     : t('seq_info', { seq: state.lastSeq ?? 0, time: formatClock(state.lastUpdate) });
   const flag = state.alarms.size > 0 ? '🔴 ' : unassigned > 0 ? '⚠ ' : '';
   document.title = `${flag}(${open}) ${t('title_short')}`;
+  dom.tabCountEmergency.textContent = String(open);
+  // On the welfare tab an emergency alarm still shows on the queue's tab, with its count.
+  dom.tabEmergency.dataset.alarm = state.alarms.size > 0 ? 'true' : 'false';
+  dom.tabAlarm.textContent = state.alarms.size > 0 ? `⚠ ${state.alarms.size}` : '';
+  dom.tabAlarm.hidden = state.alarms.size === 0;
 }
 
 // Every second, on the second: the wall clock, every press clock, and each rung's own
@@ -584,6 +608,7 @@ export function tick() {
         if (left.dataset.age !== level) left.dataset.age = level;
       }
     }
+    tickWelfare(now);
   }
   setTimeout(tick, 1000 - (now % 1000) + 5);
 }
