@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, recordTones, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 30_000 };
 const HEALTH = {
@@ -25,15 +25,6 @@ const HEALTH = {
 const URGENT_HZ = 1175;
 // The demo enrols devices xs-d0001 to xs-d0320, one an elder.
 const LAST_DEMO_DEVICE = 'xs-d0320';
-
-function recordTones() {
-  window.__tones = [];
-  const start = OscillatorNode.prototype.start;
-  OscillatorNode.prototype.start = function recorded(...args) {
-    window.__tones.push({ hz: this.frequency.value, wave: this.type });
-    return start.apply(this, args);
-  };
-}
 
 const emergencyRow = (page, deviceId) => page.locator(`#incidents tbody tr[data-device-id="${deviceId}"]`);
 const welfareRow = (page, deviceId) => page.locator(`#welfare tbody tr[data-device-id="${deviceId}"]`);

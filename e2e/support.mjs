@@ -300,6 +300,17 @@ export function countBeeps() {
   };
 }
 
+/** Records every oscillator a page starts, with its frequency and wave, in `window.__tones`
+ * (its alarm is Web Audio tones): add as an init script. */
+export function recordTones() {
+  window.__tones = [];
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function recorded(...args) {
+    window.__tones.push({ hz: this.frequency.value, wave: this.type });
+    return start.apply(this, args);
+  };
+}
+
 /**
  * Asks the server itself, over a second console socket from the page (it carries the page's
  * session cookie), for its current snapshot.

@@ -154,7 +154,9 @@ function locationLine(view) {
   );
 }
 
-function elderCell(view) {
+/** A row's elder: the name, the age, whether living alone; under it `sub` (the address and
+ * the location here, the phone and the address in the welfare list). */
+export function elderCell(view, ...sub) {
   const e = view.elder || {};
   return h(
     'td',
@@ -166,15 +168,11 @@ function elderCell(view) {
       typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
       e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
     ),
-    h(
-      'div',
-      { class: 'elder-sub', title: e.address || '' },
-      h('span', { class: 'elder-address', 'data-field': 'elder-address' }, e.address || ''),
-      ' · ',
-      locationLine(view),
-    ),
+    h('div', { class: 'elder-sub', title: e.address || '' }, ...sub),
   );
 }
+
+export const addressSpan = (view) => h('span', { class: 'elder-address', 'data-field': 'elder-address' }, view.elder?.address || '');
 
 /** Why nobody holds the job, in words, or null. */
 export function nobodyText(why) {
@@ -265,6 +263,25 @@ export function claimedCell(view) {
   );
 }
 
+/** A row's attributes in either list: its classes (with selected and open), the incident,
+ * device, kind, state, seq and claim, and the list's own `extra`. */
+export function rowAttributes(view, classes, extra) {
+  const id = String(view.id);
+  if (state.selectedId === id) classes.push('selected');
+  if (state.openId === id) classes.push('open');
+  return {
+    class: classes.join(' '),
+    'data-incident-id': view.id,
+    'data-device-id': view.device_id,
+    'data-kind': view.kind,
+    'data-state': view.state,
+    'data-seq': view.seq,
+    'data-claimed': claimHolder(view) ? 'true' : 'false',
+    ...extra,
+    tabindex: '-1',
+  };
+}
+
 function buildRow(view) {
   const id = String(view.id);
   const group = groupOf(view);
@@ -273,27 +290,17 @@ function buildRow(view) {
   // A resolved incident never flashes, whatever an old flag says.
   if (state.alarms.has(id) && view.state !== 'resolved') classes.push('alarm');
   if (view.emergency_call) classes.push('called');
-  if (state.selectedId === id) classes.push('selected');
-  if (state.openId === id) classes.push('open');
   const level = alarmLevel(view);
   const row = h(
     'tr',
-    {
-      class: classes.join(' '),
-      'data-incident-id': view.id,
-      'data-device-id': view.device_id,
-      'data-kind': view.kind,
-      'data-state': view.state,
+    rowAttributes(view, classes, {
       'data-group': group,
-      'data-seq': view.seq,
-      'data-claimed': claimHolder(view) ? 'true' : 'false',
       'data-alarm': state.alarms.get(id)?.level,
       'data-alarm-need': state.alarms.get(id)?.need,
-      tabindex: '-1',
-    },
+    }),
     sinceCell(view),
     kindCell(view),
-    elderCell(view),
+    elderCell(view, addressSpan(view), ' · ', locationLine(view)),
     responderCell(view),
     claimedCell(view),
   );
@@ -363,6 +370,56 @@ export function applyFilter() {
 
 const KINDS = ['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service'];
 
+/** A list's search box: `onText` gets what is typed; Escape clears it. */
+export function searchBox(id, value, onText) {
+  return h('input', {
+    type: 'search',
+    id,
+    class: 'qt-search',
+    placeholder: t('search_placeholder'),
+    'aria-label': t('search_placeholder'),
+    value,
+    oninput: (ev) => onText(ev.target.value),
+    onkeydown: (ev) => {
+      // The console's own keys (a, c, n, s, j, k, w) must not fire while typing here.
+      ev.stopPropagation();
+      if (ev.key === 'Escape') {
+        ev.target.value = '';
+        onText('');
+        ev.target.blur();
+      }
+    },
+  });
+}
+
+/** A row of pill buttons, one pressed at a time, each with a count (`data-count`) that the
+ * list fills in: the queue's state groups, the welfare list's reasons. */
+export function pillFilter({ label, attribute, values, current, className, text, onPick }) {
+  const box = h(
+    'div',
+    { class: 'qt-groups', role: 'group', 'aria-label': label },
+    ...values.map((v) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `qt-group ${className(v)}`,
+          [attribute]: v,
+          'aria-pressed': current === v ? 'true' : 'false',
+          onclick: () => {
+            for (const b of box.querySelectorAll(`[${attribute}]`)) b.setAttribute('aria-pressed', b.getAttribute(attribute) === v ? 'true' : 'false');
+            onPick(v);
+          },
+        },
+        h('span', null, text(v)),
+        ' ',
+        h('span', { class: 'qt-count', 'data-count': v }, '0'),
+      ),
+    ),
+  );
+  return box;
+}
+
 /** Builds the filter bar once (and again when the language changes). */
 export function renderTools() {
   const bar = document.getElementById('queue-tools');
@@ -385,51 +442,22 @@ export function renderTools() {
         return o;
       }),
     );
-  const groups = h(
-    'div',
-    { class: 'qt-groups', role: 'group', 'aria-label': t('filter_group') },
-    ...['all', ...GROUPS].map((g) =>
-      h(
-        'button',
-        {
-          type: 'button',
-          class: `qt-group group-${g}`,
-          'data-group-filter': g,
-          'aria-pressed': filter.group === g ? 'true' : 'false',
-          onclick: () => {
-            filter.group = g;
-            for (const b of bar.querySelectorAll('[data-group-filter]')) b.setAttribute('aria-pressed', b.dataset.groupFilter === g ? 'true' : 'false');
-            applyFilter();
-          },
-        },
-        h('span', null, t(`group_${g}`)),
-        ' ',
-        h('span', { class: 'qt-count', 'data-count': g }, '0'),
-      ),
-    ),
-  );
-  const stations = [...state.stations.values()].map((st) => [String(st.id), st.name || String(st.id)]);
-  const search = h('input', {
-    type: 'search',
-    id: 'queue-search',
-    class: 'qt-search',
-    placeholder: t('search_placeholder'),
-    'aria-label': t('search_placeholder'),
-    value: filter.text,
-    oninput: (ev) => {
-      filter.text = ev.target.value;
+  const groups = pillFilter({
+    label: t('filter_group'),
+    attribute: 'data-group-filter',
+    values: ['all', ...GROUPS],
+    current: filter.group,
+    className: (g) => `group-${g}`,
+    text: (g) => t(`group_${g}`),
+    onPick: (g) => {
+      filter.group = g;
       applyFilter();
     },
-    onkeydown: (ev) => {
-      // The queue's own keys (a, c, n, s, j, k) must not fire while typing here.
-      ev.stopPropagation();
-      if (ev.key === 'Escape') {
-        ev.target.value = '';
-        filter.text = '';
-        applyFilter();
-        ev.target.blur();
-      }
-    },
+  });
+  const stations = [...state.stations.values()].map((st) => [String(st.id), st.name || String(st.id)]);
+  const search = searchBox('queue-search', filter.text, (text) => {
+    filter.text = text;
+    applyFilter();
   });
   bar.replaceChildren(
     groups,

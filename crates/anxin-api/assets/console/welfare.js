@@ -11,7 +11,7 @@ import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { language, t } from '../common/i18n.js';
 import { claimHolder, stateLabel, welfareReasonLabel } from './incident.js';
-import { claimedCell, markDirty, matchesText, scheduleRender } from './queue.js';
+import { addressSpan, claimedCell, elderCell, markDirty, matchesText, pillFilter, rowAttributes, scheduleRender, searchBox } from './queue.js';
 import { WELFARE_REASONS, dom, state } from './state.js';
 
 /** the rendered row of each welfare check, by id */
@@ -79,28 +79,6 @@ function reasonCell(view) {
   );
 }
 
-function elderCell(view) {
-  const e = view.elder || {};
-  return h(
-    'td',
-    { class: 'c-elder' },
-    h(
-      'div',
-      { class: 'elder-name-line' },
-      h('span', { class: 'elder-name', 'data-field': 'elder-name' }, e.name || e.id || '—'),
-      typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
-      e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
-    ),
-    h(
-      'div',
-      { class: 'elder-sub', title: e.address || '' },
-      e.phone ? h('span', { class: 'elder-phone', 'data-field': 'elder-phone' }, e.phone) : null,
-      e.phone && e.address ? ' · ' : null,
-      h('span', { class: 'elder-address', 'data-field': 'elder-address' }, e.address || ''),
-    ),
-  );
-}
-
 function stationCell(view) {
   const st = view.station;
   return h(
@@ -112,29 +90,21 @@ function stationCell(view) {
 }
 
 function buildRow(view) {
-  const id = String(view.id);
   const classes = ['row', 'welfare-row'];
   if (unseen(view)) classes.push('unseen');
   if (view.state === 'resolved') classes.push('resolved');
-  if (state.selectedId === id) classes.push('selected');
-  if (state.openId === id) classes.push('open');
   const row = h(
     'tr',
-    {
-      class: classes.join(' '),
-      'data-incident-id': view.id,
-      'data-device-id': view.device_id,
-      'data-kind': view.kind,
-      'data-state': view.state,
-      'data-welfare': view.welfare ?? '',
-      'data-seq': view.seq,
-      'data-claimed': claimHolder(view) ? 'true' : 'false',
-      'data-unseen': unseen(view) ? 'true' : 'false',
-      tabindex: '-1',
-    },
+    rowAttributes(view, classes, { 'data-welfare': view.welfare ?? '', 'data-unseen': unseen(view) ? 'true' : 'false' }),
     sinceCell(view),
     reasonCell(view),
-    elderCell(view),
+    // The phone first: a welfare check is a call to make.
+    elderCell(
+      view,
+      view.elder?.phone ? h('span', { class: 'elder-phone', 'data-field': 'elder-phone' }, view.elder.phone) : null,
+      view.elder?.phone && view.elder?.address ? ' · ' : null,
+      addressSpan(view),
+    ),
     stationCell(view),
     claimedCell(view),
   );
@@ -173,49 +143,21 @@ function applyWelfareFilter() {
 /** The reasons with their counts, and a search box; built again when the language changes. */
 function renderTools() {
   const bar = dom.welfareTools;
-  const reasons = h(
-    'div',
-    { class: 'qt-groups', role: 'group', 'aria-label': t('welfare_filter_reason') },
-    ...['all', ...WELFARE_REASONS].map((r) =>
-      h(
-        'button',
-        {
-          type: 'button',
-          class: 'qt-group welfare-reason-filter',
-          'data-reason-filter': r,
-          'aria-pressed': welfareFilter.reason === r ? 'true' : 'false',
-          onclick: () => {
-            welfareFilter.reason = r;
-            for (const b of bar.querySelectorAll('[data-reason-filter]')) b.setAttribute('aria-pressed', b.dataset.reasonFilter === r ? 'true' : 'false');
-            applyWelfareFilter();
-          },
-        },
-        h('span', null, r === 'all' ? t('group_all') : welfareReasonLabel(r)),
-        ' ',
-        h('span', { class: 'qt-count', 'data-count': r }, '0'),
-      ),
-    ),
-  );
-  const search = h('input', {
-    type: 'search',
-    id: 'welfare-search',
-    class: 'qt-search',
-    placeholder: t('search_placeholder'),
-    'aria-label': t('search_placeholder'),
-    value: welfareFilter.text,
-    oninput: (ev) => {
-      welfareFilter.text = ev.target.value;
+  const reasons = pillFilter({
+    label: t('welfare_filter_reason'),
+    attribute: 'data-reason-filter',
+    values: ['all', ...WELFARE_REASONS],
+    current: welfareFilter.reason,
+    className: () => 'welfare-reason-filter',
+    text: (r) => (r === 'all' ? t('group_all') : welfareReasonLabel(r)),
+    onPick: (r) => {
+      welfareFilter.reason = r;
       applyWelfareFilter();
     },
-    onkeydown: (ev) => {
-      ev.stopPropagation();
-      if (ev.key === 'Escape') {
-        ev.target.value = '';
-        welfareFilter.text = '';
-        applyWelfareFilter();
-        ev.target.blur();
-      }
-    },
+  });
+  const search = searchBox('welfare-search', welfareFilter.text, (text) => {
+    welfareFilter.text = text;
+    applyWelfareFilter();
   });
   bar.replaceChildren(reasons, h('div', { class: 'qt-row' }, search, h('span', { class: 'qt-shown welfare-note' }, t('welfare_note'))));
 }
