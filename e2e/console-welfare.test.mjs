@@ -160,11 +160,17 @@ describe('welfare checks on the console, with a 10 s heartbeat window', () => {
     assert.equal(await off.getAttribute('data-welfare'), 'power_off');
     assert.equal((await off.locator('[data-field="reason"]').textContent()).trim(), '设备已关机');
 
-    // A silent device heard again: its check closes by itself and the row leaves.
+    // A silent device heard again: its check closes by itself and the row leaves; its panel,
+    // open meanwhile, says how it ended, and whom the family notices went to, by name.
+    await silent.click();
+    const contact = (await page.locator('#detail [data-section="contacts"] .contact-name').first().textContent()).trim();
     const back = device(daemon.mqttUrl, 'xs-d0001');
     devices.push(back);
     await back.every(3_000);
     await silent.waitFor({ state: 'detached', ...SHOWS_UP });
+    await page.locator('#detail [data-field="ended-summary"]', { hasText: '设备已恢复在线' }).waitFor(SHOWS_UP);
+    await page.locator('#timeline li', { hasText: `通知家属 ${contact}` }).filter({ hasText: '设备已恢复在线' }).waitFor(SHOWS_UP);
+    await page.locator('#detail-close').click();
     // It leaves the badge's count with it.
     await page.waitForFunction(
       (n) => Number(document.querySelector('#tab-count-welfare').textContent) === n && document.querySelectorAll('#welfare tbody tr').length === n,

@@ -30,6 +30,9 @@ function remember(view) {
 
 const knownEnded = (id) => lastViews.has(id) || summaries.has(id);
 
+/** The live view of an incident, or the last one the panel showed once it has ended. */
+export const knownView = (id) => state.incidents.get(String(id)) ?? lastViews.get(String(id)) ?? null;
+
 export function openIncident(id) {
   const key = String(id);
   if (!state.incidents.has(key) && state.openId !== key && !knownEnded(key)) return;
@@ -441,7 +444,7 @@ function renderHistory() {
       },
       h('time', { class: 'tl-time' }, dayAndTime(i.pressed_at)),
       h('span', { class: `kind kind-${i.kind}` }, kindLabel(i.kind)),
-      h('span', { class: `state state-${liveState(i)}` }, stateLabel(liveState(i))),
+      h('span', { class: `state state-${i.kind === 'welfare' ? 'welfare' : liveState(i)}` }, stateLabel(liveState(i))),
       h(
         'span',
         { class: 'history-detail' },

@@ -3,6 +3,7 @@
 import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { formatDistance, has, t } from '../common/i18n.js';
+import { knownView } from './detail.js';
 import { kindLabel, outcomeLabel, welfareReasonLabel } from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
@@ -34,9 +35,10 @@ function staffName(who) {
   return state.staff.get(String(who))?.name || String(who);
 }
 
-/** A contact of the open incident's elder, by contact id. */
+/** A contact of the open incident's elder, by contact id (named after the incident ended too:
+ * a welfare check closes by itself while its panel is open). */
 function contactName(id) {
-  const contacts = state.incidents.get(state.openId)?.elder?.contacts || [];
+  const contacts = knownView(state.openId)?.elder?.contacts || [];
   const c = contacts.find((x) => x.id === id);
   return c ? `${c.name}${c.relation ? ` (${c.relation})` : ''}` : String(id ?? '');
 }
