@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, recordTones, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 20_000 };
 const ESCALATES = { timeout: 40_000 };
@@ -27,15 +27,6 @@ const CRITICAL_HZ = 1319;
 const URGENT_HZ = 1175;
 const ROUTINE_HZ = 659;
 
-// Every oscillator the page starts, with its frequency and wave.
-function recordTones() {
-  window.__tones = [];
-  const start = OscillatorNode.prototype.start;
-  OscillatorNode.prototype.start = function recorded(...args) {
-    window.__tones.push({ hz: this.frequency.value, wave: this.type });
-    return start.apply(this, args);
-  };
-}
 const tones = (page, hz) => page.evaluate((f) => window.__tones.filter((t) => t.hz === f).length, hz);
 const waitTones = (page, hz, atLeast, opts = SHOWS_UP) =>
   page.waitForFunction(([f, n]) => window.__tones.filter((t) => t.hz === f).length >= n, [hz, atLeast], opts);

@@ -181,9 +181,12 @@ describe('several dispatchers on a live anxind', () => {
       const feedUrls = [...urls];
       const truth = await serverSnapshot(watcher);
       const expected = new Map(truth.incidents.map((v) => [String(v.id), v]));
+      // Every open incident, once: the emergencies in the queue, welfare checks (the demo's
+      // flat and switched-off devices) in their own list.
+      const ROWS = '#incidents tbody tr, #welfare tbody tr';
       await watcher.waitForFunction(
-        (n) => document.querySelectorAll('#incidents tbody tr').length === n,
-        expected.size,
+        ([rows, n]) => document.querySelectorAll(rows).length === n,
+        [ROWS, expected.size],
         { timeout: 30_000 },
       );
       // Let any delta still on its way land, then compare row by row.
@@ -192,7 +195,7 @@ describe('several dispatchers on a live anxind', () => {
         truth.seq,
         { timeout: 30_000 },
       );
-      const shown = await watcher.locator('#incidents tbody tr').evaluateAll((rows) =>
+      const shown = await watcher.locator(ROWS).evaluateAll((rows) =>
         rows.map((r) => ({ id: r.dataset.incidentId, device: r.dataset.deviceId, seq: Number(r.dataset.seq) })),
       );
       const ids = shown.map((r) => r.id);

@@ -112,13 +112,17 @@ describe(`a surge of ${SURGE} presses on a live anxind`, () => {
         return window.__frames;
       });
 
-      // Exactly the server's incidents, once each.
+      // Exactly the server's incidents, once each: the emergencies in the queue, the welfare
+      // checks (the demo's flat and switched-off devices) in their own list.
       const truth = await serverSnapshot(page);
+      const emergencies = truth.incidents.filter((v) => v.kind !== 'welfare');
       await page.waitForFunction((seq) => Number(document.querySelector('#incidents').dataset.seq) >= seq, truth.seq, {
         timeout: 60_000,
       });
       const shown = await page.locator('#incidents tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.deviceId));
-      assert.equal(shown.length, truth.incidents.length);
+      assert.equal(shown.length, emergencies.length);
+      const welfare = await page.evaluate(() => document.querySelectorAll('#welfare tbody tr').length);
+      assert.equal(welfare, truth.incidents.length - emergencies.length, 'every welfare check is in the welfare list');
       assert.equal(new Set(shown).size, shown.length, 'a device shows twice');
       for (const id of devices) assert.ok(shown.includes(id), `${id} is missing`);
       await page.waitForFunction((n) => document.querySelectorAll('[data-marker="incident"]').length === n, SURGE, {

@@ -164,7 +164,8 @@ export const deviceResends = { count: 0 };
 
 /**
  * Sends one device event the way a device does: its own MQTT session, QoS 1, and returns
- * once the broker has acknowledged it. Returns the msg_id.
+ * once the broker has acknowledged it. Returns the msg_id. `fields` are added to the payload
+ * (a heartbeat's `battery_pct`, `rssi`, `charging`).
  *
  * Like a real device, it sends the same press again (same msg_id) when the connection drops
  * or no PUBACK comes in time: a broker may reset a connection under load, and a press it had
@@ -174,10 +175,10 @@ export const deviceResends = { count: 0 };
 export async function publishEvent(
   mqttUrl,
   deviceId,
-  { type = 'sos', location, msgId, ts, attempts = 5, ackTimeoutMs = 15_000 } = {},
+  { type = 'sos', location, msgId, ts, fields = {}, attempts = 5, ackTimeoutMs = 15_000 } = {},
 ) {
   const id = msgId ?? `e2e-${randomUUID()}`;
-  const payload = { msg_id: id, type, ts: ts ?? Date.now() };
+  const payload = { ...fields, msg_id: id, type, ts: ts ?? Date.now() };
   if (location) payload.location = location;
   const topic = `anxin/v1/devices/${deviceId}/events`;
   let lastError;
@@ -295,6 +296,17 @@ export function countBeeps() {
   const start = OscillatorNode.prototype.start;
   OscillatorNode.prototype.start = function counted(...args) {
     window.__beeps += 1;
+    return start.apply(this, args);
+  };
+}
+
+/** Records every oscillator a page starts, with its frequency and wave, in `window.__tones`
+ * (its alarm is Web Audio tones): add as an init script. */
+export function recordTones() {
+  window.__tones = [];
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function recorded(...args) {
+    window.__tones.push({ hz: this.frequency.value, wave: this.type });
     return start.apply(this, args);
   };
 }

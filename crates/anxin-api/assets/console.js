@@ -16,6 +16,7 @@ import { tick } from './console/queue.js';
 import { checkSession, signIn, signOut } from './console/signin.js';
 import { LANG_KEY, dom, state } from './console/state.js';
 import { CONSOLE_STRINGS } from './console/strings.js';
+import { showTab } from './console/welfare.js';
 
 defineStrings(CONSOLE_STRINGS);
 
@@ -54,6 +55,17 @@ function start() {
     shortcuts: byId('shortcuts'),
     shortcutsList: byId('shortcuts-list'),
     toasts: byId('toasts'),
+    tabEmergency: byId('tab-emergency'),
+    tabWelfare: byId('tab-welfare'),
+    tabCountEmergency: byId('tab-count-emergency'),
+    tabCountWelfare: byId('tab-count-welfare'),
+    tabAlarm: byId('tab-alarm'),
+    queuePanel: byId('queue-panel'),
+    welfarePanel: byId('welfare-panel'),
+    welfareTools: byId('welfare-tools'),
+    welfareTable: byId('welfare'),
+    welfareBody: byId('welfare-rows'),
+    welfareEmpty: byId('welfare-empty'),
   });
   dom.soundHint = h('button', { id: 'sound-hint', class: 'btn btn-alarm sound-hint', type: 'button', hidden: true, onclick: unlockAudio });
   dom.conn.after(dom.soundHint);
@@ -65,10 +77,13 @@ function start() {
   byId('signout').addEventListener('click', signOut);
   byId('help-button').addEventListener('click', () => dom.shortcuts.showModal());
   byId('detail-close').addEventListener('click', closePanel);
-  dom.tbody.addEventListener('click', (ev) => {
+  const openRow = (ev) => {
     const row = ev.target instanceof Element ? ev.target.closest('tr[data-incident-id]') : null;
     if (row && !(ev.target instanceof HTMLAnchorElement)) openIncident(row.dataset.incidentId);
-  });
+  };
+  dom.tbody.addEventListener('click', openRow);
+  dom.welfareBody.addEventListener('click', openRow);
+  for (const tab of [dom.tabEmergency, dom.tabWelfare]) tab.addEventListener('click', () => showTab(tab.dataset.tab));
   document.addEventListener('keydown', onKey);
   document.addEventListener('pointerdown', unlockAudio, { capture: true });
   renderStatic();

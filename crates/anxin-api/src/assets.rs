@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = embedded![
     "console/state.js",
     "console/strings.js",
     "console/timeline.js",
+    "console/welfare.js",
     "ledger.js",
     "ledger.css",
     "ledger/api.js",

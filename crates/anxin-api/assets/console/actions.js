@@ -6,9 +6,9 @@ import { h } from '../common/dom.js';
 import { formatDistance, t } from '../common/i18n.js';
 import { needLabel } from './alarm.js';
 import { request } from './feed.js';
-import { claimHolder, isMine, modeLabel } from './incident.js';
+import { claimHolder, isMine, isWelfare, modeLabel } from './incident.js';
 import { toast } from './parts.js';
-import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, dom, state } from './state.js';
+import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, WELFARE_OUTCOMES, dom, state } from './state.js';
 
 // A button's label carries its shortcut ("备注 (n)"); a toast says what was done, without it.
 const withoutKey = (label) => String(label).replace(/\s*[（(][^()（）]{1,3}[)）]\s*$/u, '');
@@ -116,9 +116,11 @@ function formShell(title, fields, onSubmit) {
 
 const field = (labelText, control) => h('label', { class: 'field' }, h('span', null, labelText), control);
 
-function outcomeFields() {
+// A welfare check ends with what the call found, not with how somebody helped on scene.
+function outcomeFields(view) {
+  const codes = isWelfare(view) ? WELFARE_OUTCOMES : OUTCOMES;
   return [
-    field(t('outcome_label'), h('select', { name: 'code' }, OUTCOMES.map((c) => h('option', { value: c }, t(`outcome_${c}`))))),
+    field(t('outcome_label'), h('select', { name: 'code' }, codes.map((c) => h('option', { value: c }, t(`outcome_${c}`))))),
     field(t('outcome_text'), h('input', { name: 'text', maxlength: 500 })),
   ];
 }
@@ -241,9 +243,17 @@ export function renderForm() {
       break;
     case 'resolve':
     case 'close':
-      form = formShell(t(f.kind === 'resolve' ? 'act_resolve' : 'act_close'), outcomeFields(), {
+      form = formShell(t(f.kind === 'resolve' ? 'act_resolve' : 'act_close'), outcomeFields(view), {
         validate: validateOutcome,
-        send: (fm) => command(id, f.kind, { outcome: outcomeValue(fm) }, t(f.kind === 'resolve' ? 'act_resolve' : 'act_close')),
+        send: async (fm) => {
+          const outcome = outcomeValue(fm);
+          // A welfare check ends in one step, as the engine ends one: resolved, then closed.
+          if (f.kind === 'close' && isWelfare(view) && view.state !== 'resolved') {
+            const resolved = await command(id, 'resolve', { outcome }, null, { quiet: true });
+            if (!resolved.ok) return resolved;
+          }
+          return command(id, f.kind, { outcome }, t(f.kind === 'resolve' ? 'act_resolve' : 'act_close'));
+        },
       });
       break;
     case 'assign':

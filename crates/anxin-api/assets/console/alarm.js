@@ -9,9 +9,15 @@
 // claim) three rising tones every 10 s; routine (a service request, a cancel request) one
 // soft chime a minute. An alarm that is new, raised again (a new raised_seq) or reminded
 // (reminders grew) sounds at once.
+//
+// A welfare check (level `welfare`: a device gone silent or low on battery) is not an alarm
+// here at all: it waits in the welfare list (welfare.js), never sounds, never flashes and is
+// not counted as 待确认, whatever need its view names, so a power cut that silences hundreds
+// of devices cannot drown an emergency.
 
 import { has, t } from '../common/i18n.js';
 import { renderBulkButton } from './bulk.js';
+import { isWelfare } from './incident.js';
 import { markDirty } from './queue.js';
 import { ALARM_MIN_GAP_MS, dom, state } from './state.js';
 
@@ -132,7 +138,8 @@ function validAlarm(a) {
  */
 function take(id, view) {
   const before = state.alarms.get(id);
-  const alarm = view && validAlarm(view.alarm) && view.state !== 'resolved' ? view.alarm : null;
+  const quiet = isWelfare(view) || view?.alarm?.level === 'welfare';
+  const alarm = view && validAlarm(view.alarm) && view.state !== 'resolved' && !quiet ? view.alarm : null;
   if (!alarm) {
     if (before) {
       state.alarms.delete(id);

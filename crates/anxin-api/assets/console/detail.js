@@ -7,11 +7,11 @@ import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
 import { isOnline } from './header.js';
-import { claimHolder, isMine, kindLabel, outcomeLabel, pressMoment, stateLabel, whyNobody } from './incident.js';
+import { claimHolder, isMine, isWelfare, kindLabel, outcomeLabel, pressMoment, stateLabel, welfareReasonLabel, whyNobody } from './incident.js';
 import { map } from './map-card.js';
 import { familySection } from './family.js';
 import { kv, phoneWithCopy } from './parts.js';
-import { markDirty, nobodyText, rows } from './queue.js';
+import { markDirty, nobodyText, rowOf } from './queue.js';
 import { dom, state } from './state.js';
 import { actorText, renderTimeline } from './timeline.js';
 
@@ -29,6 +29,9 @@ function remember(view) {
 }
 
 const knownEnded = (id) => lastViews.has(id) || summaries.has(id);
+
+/** The live view of an incident, or the last one the panel showed once it has ended. */
+export const knownView = (id) => state.incidents.get(String(id)) ?? lastViews.get(String(id)) ?? null;
 
 export function openIncident(id) {
   const key = String(id);
@@ -55,7 +58,7 @@ export function openIncident(id) {
   state.panelDirty = true;
   renderPanel();
   renderForm();
-  rows.get(key)?.scrollIntoView({ block: 'nearest' });
+  rowOf(key)?.scrollIntoView({ block: 'nearest' });
 }
 
 // The panel covers the map: close it and centre the incident there at street level.
@@ -133,7 +136,10 @@ export function renderPanel() {
     ...[
       t('detail_incident', { id }),
       ' · ',
-      h('span', { class: `state state-${view.state}`, 'data-field': 'detail-state' }, stateLabel(view.state)),
+      // A welfare check waiting for a dispatcher is not the red "nobody is going".
+      h('span', { class: `state state-${isWelfare(view) ? 'welfare' : view.state}`, 'data-field': 'detail-state' }, stateLabel(view.state)),
+      isWelfare(view) ? ' · ' : null,
+      isWelfare(view) ? h('span', { class: `reason-chip reason-${view.welfare || 'unknown'}`, 'data-field': 'detail-reason' }, welfareReasonLabel(view.welfare)) : null,
       view.cancel_requested ? h('span', { class: 'warn-line inline', 'data-field': 'detail-cancel' }, ` · ${t('cancel_requested')}`) : null,
     ].filter(Boolean),
   );
@@ -175,6 +181,17 @@ function renderActions(view) {
   const resolved = view.state === 'resolved';
   const button = (action, label, onclick, extra = '') =>
     h('button', { class: `btn ${extra}`, type: 'button', 'data-action': action, onclick }, label);
+  if (isWelfare(view)) {
+    // A welfare check is a phone call: nobody is sent, nothing to acknowledge (claiming it is
+    // seeing it) and nothing to cancel; it is closed in one step with what the call found.
+    dom.detailActions.replaceChildren(
+      button('call', t('act_call'), () => openForm('call'), 'btn-primary'),
+      button('note', t('act_note'), () => openForm('note')),
+      button('escalate', t('act_escalate'), () => openForm('escalate')),
+      button('close', t('act_close'), () => openForm('close'), 'btn-good'),
+    );
+    return;
+  }
   const list = [
     state.alarms.has(String(id)) ? button('acknowledge', t('act_acknowledge'), () => acknowledge(id), 'btn-alarm') : button('acknowledge', t('act_acknowledge'), () => acknowledge(id)),
     resolved ? null : button('assign', t('act_assign'), () => openForm('assign')),
@@ -240,6 +257,7 @@ function renderBody(view) {
   );
   const source = loc.source === 'device' ? t('loc_device') : loc.source === 'home' ? t('loc_home') : String(loc.source ?? '');
   const fixKey = loc.fix_rejected ? `fix_${loc.fix_rejected}` : null;
+  const welfare = isWelfare(view);
   const location = section(
     t('sec_location'),
     h(
@@ -250,7 +268,13 @@ function renderBody(view) {
       kv(
         t('f_coords'),
         Number.isFinite(at.lat) && Number.isFinite(at.lon)
-          ? h('span', null, `${at.lat.toFixed(5)}, ${at.lon.toFixed(5)} `, h('button', { class: 'btn btn-small', type: 'button', 'data-action': 'show-on-map', onclick: () => showOnMap(view.id) }, t('show_on_map')))
+          ? h(
+              'span',
+              null,
+              `${at.lat.toFixed(5)}, ${at.lon.toFixed(5)} `,
+              // A welfare check has no marker on the map.
+              welfare ? null : h('button', { class: 'btn btn-small', type: 'button', 'data-action': 'show-on-map', onclick: () => showOnMap(view.id) }, t('show_on_map')),
+            )
           : null,
       ),
       fixKey ? kv('⚠', has(fixKey) ? t(fixKey) : t('fix_other', { reason: loc.fix_rejected }), { class: 'kv-row kv-flag' }) : null,
@@ -305,8 +329,35 @@ function renderBody(view) {
   );
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
   const family = familySection(view, () => renderPanel());
-  dom.detailBody.replaceChildren(elder, historySection(), contactList, family, location, job, press, timeline);
+  if (welfare) {
+    // What the call is about comes first; a welfare check has no responder and no press.
+    dom.detailBody.replaceChildren(welfareSection(view), elder, contactList, family, historySection(), location, timeline);
+  } else {
+    dom.detailBody.replaceChildren(elder, historySection(), contactList, family, location, job, press, timeline);
+  }
   renderTimeline();
+}
+
+// Why the welfare check opened and what to do, with the station to ask and the device.
+function welfareSection(view) {
+  const reason = view.welfare || 'unknown';
+  const station = view.station;
+  return section(
+    t('sec_welfare'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'welfare' },
+      kv(t('f_welfare_reason'), h('span', { class: `reason-chip reason-${reason}`, 'data-field': 'welfare-reason' }, welfareReasonLabel(view.welfare)), { class: 'kv-row kv-flag' }),
+      kv(t('f_welfare_what'), has(`welfare_explain_${reason}`) ? t(`welfare_explain_${reason}`) : null, { 'data-field': 'welfare-explain' }),
+      kv(t('f_welfare_opened'), formatClock(view.opened_at)),
+      kv(t('f_welfare_todo'), view.state === 'resolved' ? null : t('welfare_todo'), { 'data-field': 'welfare-todo' }),
+      station
+        ? kv(t('f_station'), h('span', null, `${station.name || station.id} ${formatDistance(station.distance_m)} `, station.phone ? phoneWithCopy(station.phone) : null))
+        : null,
+      kv(t('f_device'), view.device_id, { 'data-field': 'device' }),
+      view.outcome ? kv(t('f_outcome'), outcomeLabel(view.outcome)) : null,
+    ),
+  );
 }
 
 function emergencyCallText(call) {
@@ -393,7 +444,7 @@ function renderHistory() {
       },
       h('time', { class: 'tl-time' }, dayAndTime(i.pressed_at)),
       h('span', { class: `kind kind-${i.kind}` }, kindLabel(i.kind)),
-      h('span', { class: `state state-${liveState(i)}` }, stateLabel(liveState(i))),
+      h('span', { class: `state state-${i.kind === 'welfare' ? 'welfare' : liveState(i)}` }, stateLabel(liveState(i))),
       h(
         'span',
         { class: 'history-detail' },
@@ -446,6 +497,7 @@ function renderEnded(id) {
   const endedBy = ending ? actorName(ending.actor) : summary?.claimed_by ? state.staff.get(String(summary.claimed_by))?.name || summary.claimed_by : null;
   const endedAt = ending ? ending.at : summary ? summary.updated_at : null;
   const call = summary?.emergency_call || base?.emergency_call || null;
+  const welfareReason = kind === 'welfare' ? base?.welfare ?? opened?.change?.welfare ?? null : null;
 
   panel.dataset.state = endState;
   delete panel.dataset.seq;
@@ -483,13 +535,14 @@ function renderEnded(id) {
       'dl',
       { class: 'kv', 'data-section': 'ended' },
       kv(t('f_state'), stateWords, { 'data-field': 'ended-state' }),
+      kv(t('f_welfare_reason'), welfareReason ? welfareReasonLabel(welfareReason) : null, { 'data-field': 'ended-reason' }),
       kv(t('f_outcome'), outcome ? outcomeLabel(outcome) : null, { 'data-field': 'ended-outcome' }),
       kv(t('f_resolved_as'), resolvedOutcome && resolvedOutcome !== outcome ? outcomeLabel(resolvedOutcome) : null),
       kv(t('f_responder'), responderName, { 'data-field': 'ended-responder' }),
       kv(t('f_ended_by'), endedBy, { 'data-field': 'ended-by' }),
       kv(t('f_ended_at'), endedAt ? dayAndTime(endedAt) : null),
       kv(t('f_emergency_called'), call ? emergencyCallText(call) : null, { 'data-field': 'emergency-called' }),
-      kv(t('f_pressed_at'), base || summary ? dayAndTime(base ? pressMoment(base) : summary.pressed_at) : null),
+      kv(t(kind === 'welfare' ? 'f_welfare_opened' : 'f_pressed_at'), base || summary ? dayAndTime(base ? pressMoment(base) : summary.pressed_at) : null),
       kv(t('f_device'), base?.device_id || summary?.device_id),
     ),
   );

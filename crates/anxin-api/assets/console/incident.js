@@ -2,7 +2,7 @@
 // how urgent it is, who holds it, and its labels in words.
 
 import { has, t, withColon } from '../common/i18n.js';
-import { OUTCOMES, state } from './state.js';
+import { OUTCOMES, WELFARE_OUTCOMES, state } from './state.js';
 
 export function pressMoment(view) {
   const p = Number(view.pressed_at);
@@ -14,6 +14,12 @@ export function pressMoment(view) {
 export function isUnassigned(view) {
   const offered = Array.isArray(view.offers) && view.offers.length > 0;
   return (!view.responder && !offered) || view.state === 'awaiting_dispatcher';
+}
+
+/** A welfare check (a device gone silent, switched off or low on battery): it has a list of
+ * its own and never sounds or counts among the emergencies. */
+export function isWelfare(view) {
+  return view?.kind === 'welfare';
 }
 
 export function isEmergency(view) {
@@ -139,10 +145,25 @@ export function modeLabel(mode) {
   return has(`mode_${mode}`) ? t(`mode_${mode}`) : String(mode ?? '');
 }
 
+/** Why a welfare check opened, in words ("设备离线"). */
+export function welfareReasonLabel(reason) {
+  return has(`welfare_${reason}`) ? t(`welfare_${reason}`) : String(reason ?? '');
+}
+
+// The outcomes the engine writes when it ends a welfare check by itself, by their words.
+const ENGINE_OUTCOMES = {
+  'the device was heard again': 'outcome_device_heard_again',
+  'the device was charged': 'outcome_device_charged',
+  'superseded: the device was switched off': 'outcome_device_switched_off',
+  'superseded: the device went silent': 'outcome_device_went_silent',
+  'the device was retired': 'outcome_device_retired',
+};
+
 export function outcomeLabel(text) {
   const s = String(text ?? '');
+  if (Object.hasOwn(ENGINE_OUTCOMES, s)) return t(ENGINE_OUTCOMES[s]);
   const m = /^([a-z_]+)(?::\s*(.*))?$/s.exec(s);
-  if (m && OUTCOMES.includes(m[1])) {
+  if (m && (OUTCOMES.includes(m[1]) || WELFARE_OUTCOMES.includes(m[1]))) {
     const label = t(`outcome_${m[1]}`);
     return m[2] ? withColon(label, m[2]) : label;
   }

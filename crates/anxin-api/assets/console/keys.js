@@ -6,8 +6,9 @@ import { acknowledge, claim, closeForm, openForm } from './actions.js';
 import { unlockAudio } from './alarm.js';
 import { closePanel, openIncident } from './detail.js';
 import { hideMapCard } from './map-card.js';
-import { rows } from './queue.js';
+import { rowOf } from './queue.js';
 import { dom, state } from './state.js';
+import { showTab } from './welfare.js';
 
 const SHORTCUTS = [
   ['j / ↓ · k / ↑', 'key_move'],
@@ -16,6 +17,7 @@ const SHORTCUTS = [
   ['a', 'key_ack'],
   ['n', 'key_note'],
   ['s', 'key_suggest'],
+  ['w', 'key_tab'],
   ['Esc', 'key_esc'],
   ['?', 'key_help'],
 ];
@@ -30,8 +32,8 @@ function moveSelection(step) {
   const next = at < 0 ? (step > 0 ? 0 : state.order.length - 1) : Math.max(0, Math.min(state.order.length - 1, at + step));
   const previous = state.selectedId;
   state.selectedId = state.order[next];
-  if (previous) rows.get(previous)?.classList.remove('selected');
-  const row = rows.get(state.selectedId);
+  if (previous) rowOf(previous)?.classList.remove('selected');
+  const row = rowOf(state.selectedId);
   if (row) {
     row.classList.add('selected');
     row.scrollIntoView({ block: 'nearest' });
@@ -85,6 +87,9 @@ export function onKey(ev) {
     case 's':
       if (!state.openId && state.selectedId) openIncident(state.selectedId);
       if (state.openId) openForm('assign');
+      break;
+    case 'w':
+      showTab(state.tab === 'welfare' ? 'emergency' : 'welfare');
       break;
     case '?':
       if (!dom.shortcuts.open) dom.shortcuts.showModal();

@@ -6,7 +6,7 @@ import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { openIncident } from './detail.js';
-import { isUnassigned, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
+import { isUnassigned, isWelfare, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
 import { createMap, serviceRadiusM } from './map.js';
 import { kv, phoneWithCopy } from './parts.js';
 import { dom, state } from './state.js';
@@ -25,10 +25,12 @@ function incidentClasses(view, id) {
   return `prio-${Math.min(priorityOf(view), 3)} state-${view.state}${state.alarms.has(id) ? ' alarm' : ''}${need}`;
 }
 
+// A welfare check is not on the map: it needs a phone call, not somebody sent, and a power
+// cut's hundreds of them would bury the emergencies' markers.
 export function mapIncident(view) {
   if (!map) return;
   const id = String(view.id);
-  if (!state.incidents.has(id)) {
+  if (!state.incidents.has(id) || isWelfare(view)) {
     map.removeMarker('incident', id);
     map.setLink(id, null, null);
     return;

@@ -1,6 +1,7 @@
 // The queue: one table row per open incident, most urgent first, rebuilt only for the
 // incidents that changed, at most once per animation frame; the counts above it; and the
-// clocks that tick every second.
+// clocks that tick every second. Welfare checks are rendered in the same pass, but into the
+// welfare list (welfare.js), never among the emergencies.
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
@@ -17,6 +18,7 @@ import {
   isEmergency,
   isMine,
   isUnassigned,
+  isWelfare,
   kindLabel,
   pressMoment,
   priorityOf,
@@ -26,6 +28,7 @@ import {
   whyNobody,
 } from './incident.js';
 import { dom, state } from './state.js';
+import { dropWelfareRow, renderWelfare, resetWelfareRows, setWelfareRow, tickWelfare, welfareRows } from './welfare.js';
 
 // Time left to a deadline ("还剩 0:40"; a dispatcher's rung counts to the next reminder), or
 // how far past it ("超时 0:12").
@@ -151,7 +154,9 @@ function locationLine(view) {
   );
 }
 
-function elderCell(view) {
+/** A row's elder: the name, the age, whether living alone; under it `sub` (the address and
+ * the location here, the phone and the address in the welfare list). */
+export function elderCell(view, ...sub) {
   const e = view.elder || {};
   return h(
     'td',
@@ -163,15 +168,11 @@ function elderCell(view) {
       typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
       e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
     ),
-    h(
-      'div',
-      { class: 'elder-sub', title: e.address || '' },
-      h('span', { class: 'elder-address', 'data-field': 'elder-address' }, e.address || ''),
-      ' · ',
-      locationLine(view),
-    ),
+    h('div', { class: 'elder-sub', title: e.address || '' }, ...sub),
   );
 }
+
+export const addressSpan = (view) => h('span', { class: 'elder-address', 'data-field': 'elder-address' }, view.elder?.address || '');
 
 /** Why nobody holds the job, in words, or null. */
 export function nobodyText(why) {
@@ -247,7 +248,7 @@ function responderCell(view) {
   return h('td', { class: 'c-responder' }, h('div', { class: 'resp-line' }, head), emergencyLine(view) ?? target);
 }
 
-function claimedCell(view) {
+export function claimedCell(view) {
   const c = claimHolder(view);
   if (!c) return h('td', { class: 'c-claimed' }, h('span', { class: 'unclaimed', 'data-field': 'claimed-by' }, '—'));
   const mine = isMine(c);
@@ -262,6 +263,25 @@ function claimedCell(view) {
   );
 }
 
+/** A row's attributes in either list: its classes (with selected and open), the incident,
+ * device, kind, state, seq and claim, and the list's own `extra`. */
+export function rowAttributes(view, classes, extra) {
+  const id = String(view.id);
+  if (state.selectedId === id) classes.push('selected');
+  if (state.openId === id) classes.push('open');
+  return {
+    class: classes.join(' '),
+    'data-incident-id': view.id,
+    'data-device-id': view.device_id,
+    'data-kind': view.kind,
+    'data-state': view.state,
+    'data-seq': view.seq,
+    'data-claimed': claimHolder(view) ? 'true' : 'false',
+    ...extra,
+    tabindex: '-1',
+  };
+}
+
 function buildRow(view) {
   const id = String(view.id);
   const group = groupOf(view);
@@ -270,27 +290,17 @@ function buildRow(view) {
   // A resolved incident never flashes, whatever an old flag says.
   if (state.alarms.has(id) && view.state !== 'resolved') classes.push('alarm');
   if (view.emergency_call) classes.push('called');
-  if (state.selectedId === id) classes.push('selected');
-  if (state.openId === id) classes.push('open');
   const level = alarmLevel(view);
   const row = h(
     'tr',
-    {
-      class: classes.join(' '),
-      'data-incident-id': view.id,
-      'data-device-id': view.device_id,
-      'data-kind': view.kind,
-      'data-state': view.state,
+    rowAttributes(view, classes, {
       'data-group': group,
-      'data-seq': view.seq,
-      'data-claimed': claimHolder(view) ? 'true' : 'false',
       'data-alarm': state.alarms.get(id)?.level,
       'data-alarm-need': state.alarms.get(id)?.need,
-      tabindex: '-1',
-    },
+    }),
     sinceCell(view),
     kindCell(view),
-    elderCell(view),
+    elderCell(view, addressSpan(view), ' · ', locationLine(view)),
     responderCell(view),
     claimedCell(view),
   );
@@ -321,6 +331,19 @@ function searchText(view) {
   return parts.filter(Boolean).join('\n').toLowerCase();
 }
 
+/** Whether a view matches the words typed in a search box: "#12" or "12" is incident 12;
+ * anything else is looked for in names, phones, ids, addresses and stations. */
+export function matchesText(view, text) {
+  const q = text.trim().toLowerCase();
+  if (!q) return true;
+  const bare = q.replace(/^#/, '');
+  if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
+  if (q.startsWith('#')) return false;
+  const hay = searchText(view);
+  const digits = q.replace(/[\s-]/g, '');
+  return hay.includes(q) || Boolean(digits && hay.replace(/[ -]/g, '').includes(digits));
+}
+
 export function matchesFilter(view) {
   if (filter.group !== 'all' && groupOf(view) !== filter.group) return false;
   if (filter.kind !== 'all' && view.kind !== filter.kind) return false;
@@ -329,17 +352,7 @@ export function matchesFilter(view) {
     if (filter.alarm === 'any' ? !level : level !== filter.alarm) return false;
   }
   if (filter.station !== 'all' && String(view.station?.id ?? '') !== filter.station) return false;
-  const q = filter.text.trim().toLowerCase();
-  if (q) {
-    // "#12" or "12" finds incident 12; anything else is looked for in names, phones, ids.
-    const bare = q.replace(/^#/, '');
-    if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
-    if (q.startsWith('#')) return false;
-    const hay = searchText(view);
-    const digits = q.replace(/[\s-]/g, '');
-    if (!hay.includes(q) && !(digits && hay.replace(/[ -]/g, '').includes(digits))) return false;
-  }
-  return true;
+  return matchesText(view, filter.text);
 }
 
 function filterActive() {
@@ -356,6 +369,56 @@ export function applyFilter() {
 }
 
 const KINDS = ['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service'];
+
+/** A list's search box: `onText` gets what is typed; Escape clears it. */
+export function searchBox(id, value, onText) {
+  return h('input', {
+    type: 'search',
+    id,
+    class: 'qt-search',
+    placeholder: t('search_placeholder'),
+    'aria-label': t('search_placeholder'),
+    value,
+    oninput: (ev) => onText(ev.target.value),
+    onkeydown: (ev) => {
+      // The console's own keys (a, c, n, s, j, k, w) must not fire while typing here.
+      ev.stopPropagation();
+      if (ev.key === 'Escape') {
+        ev.target.value = '';
+        onText('');
+        ev.target.blur();
+      }
+    },
+  });
+}
+
+/** A row of pill buttons, one pressed at a time, each with a count (`data-count`) that the
+ * list fills in: the queue's state groups, the welfare list's reasons. */
+export function pillFilter({ label, attribute, values, current, className, text, onPick }) {
+  const box = h(
+    'div',
+    { class: 'qt-groups', role: 'group', 'aria-label': label },
+    ...values.map((v) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `qt-group ${className(v)}`,
+          [attribute]: v,
+          'aria-pressed': current === v ? 'true' : 'false',
+          onclick: () => {
+            for (const b of box.querySelectorAll(`[${attribute}]`)) b.setAttribute('aria-pressed', b.getAttribute(attribute) === v ? 'true' : 'false');
+            onPick(v);
+          },
+        },
+        h('span', null, text(v)),
+        ' ',
+        h('span', { class: 'qt-count', 'data-count': v }, '0'),
+      ),
+    ),
+  );
+  return box;
+}
 
 /** Builds the filter bar once (and again when the language changes). */
 export function renderTools() {
@@ -379,51 +442,22 @@ export function renderTools() {
         return o;
       }),
     );
-  const groups = h(
-    'div',
-    { class: 'qt-groups', role: 'group', 'aria-label': t('filter_group') },
-    ...['all', ...GROUPS].map((g) =>
-      h(
-        'button',
-        {
-          type: 'button',
-          class: `qt-group group-${g}`,
-          'data-group-filter': g,
-          'aria-pressed': filter.group === g ? 'true' : 'false',
-          onclick: () => {
-            filter.group = g;
-            for (const b of bar.querySelectorAll('[data-group-filter]')) b.setAttribute('aria-pressed', b.dataset.groupFilter === g ? 'true' : 'false');
-            applyFilter();
-          },
-        },
-        h('span', null, t(`group_${g}`)),
-        ' ',
-        h('span', { class: 'qt-count', 'data-count': g }, '0'),
-      ),
-    ),
-  );
-  const stations = [...state.stations.values()].map((st) => [String(st.id), st.name || String(st.id)]);
-  const search = h('input', {
-    type: 'search',
-    id: 'queue-search',
-    class: 'qt-search',
-    placeholder: t('search_placeholder'),
-    'aria-label': t('search_placeholder'),
-    value: filter.text,
-    oninput: (ev) => {
-      filter.text = ev.target.value;
+  const groups = pillFilter({
+    label: t('filter_group'),
+    attribute: 'data-group-filter',
+    values: ['all', ...GROUPS],
+    current: filter.group,
+    className: (g) => `group-${g}`,
+    text: (g) => t(`group_${g}`),
+    onPick: (g) => {
+      filter.group = g;
       applyFilter();
     },
-    onkeydown: (ev) => {
-      // The queue's own keys (a, c, n, s, j, k) must not fire while typing here.
-      ev.stopPropagation();
-      if (ev.key === 'Escape') {
-        ev.target.value = '';
-        filter.text = '';
-        applyFilter();
-        ev.target.blur();
-      }
-    },
+  });
+  const stations = [...state.stations.values()].map((st) => [String(st.id), st.name || String(st.id)]);
+  const search = searchBox('queue-search', filter.text, (text) => {
+    filter.text = text;
+    applyFilter();
   });
   bar.replaceChildren(
     groups,
@@ -453,6 +487,7 @@ function renderCounts() {
   for (const g of GROUPS) counts[g] = 0;
   let shown = 0;
   for (const v of state.incidents.values()) {
+    if (isWelfare(v)) continue;
     counts.all += 1;
     counts[groupOf(v)] += 1;
     if (matchesFilter(v)) shown += 1;
@@ -468,8 +503,11 @@ function renderCounts() {
   if (stationSelect && stationSelect.options.length !== state.stations.size + 1) renderTools();
 }
 
-/** the rendered row of each incident, by id */
+/** the rendered row of each incident in the emergency queue, by id */
 export const rows = new Map();
+
+/** An incident's row, in whichever list it is. */
+export const rowOf = (id) => rows.get(String(id)) ?? welfareRows.get(String(id));
 /** ids whose rows are to be rebuilt at the next render */
 export const dirty = new Set();
 
@@ -501,6 +539,7 @@ function render() {
   if (state.rebuildAll) {
     rows.clear();
     tbody.replaceChildren();
+    resetWelfareRows();
     dirty.clear();
     for (const id of state.incidents.keys()) dirty.add(id);
     state.rebuildAll = false;
@@ -508,11 +547,14 @@ function render() {
   for (const id of dirty) {
     const old = rows.get(id);
     const view = state.incidents.get(id);
-    if (!view) {
+    if (!view || isWelfare(view)) {
       if (old) old.remove();
       rows.delete(id);
+      if (view) setWelfareRow(view);
+      else dropWelfareRow(id);
       continue;
     }
+    dropWelfareRow(id);
     const row = buildRow(view);
     // In a flood of arrivals the alarm says enough; a highlight on each would only cost.
     if (state.fresh.has(id) && state.fresh.size <= 20) row.classList.add('fresh');
@@ -522,9 +564,10 @@ function render() {
   dirty.clear();
   state.fresh.clear();
 
-  const ordered = [...state.incidents.values()].sort(compareViews);
-  // The keys move through what shows.
-  state.order = ordered.filter(matchesFilter).map((v) => String(v.id));
+  const ordered = [...state.incidents.values()].filter((v) => !isWelfare(v)).sort(compareViews);
+  // The keys move through what shows, in the list shown.
+  const welfareOrder = renderWelfare();
+  state.order = state.tab === 'welfare' ? welfareOrder : ordered.filter(matchesFilter).map((v) => String(v.id));
   let cursor = tbody.firstElementChild;
   for (const id of ordered.map((v) => String(v.id))) {
     const row = rows.get(id);
@@ -543,8 +586,12 @@ function render() {
 
 export function renderSummary() {
   let unassigned = 0;
-  for (const v of state.incidents.values()) if (isUnassigned(v)) unassigned += 1;
-  const open = state.incidents.size;
+  let open = 0;
+  for (const v of state.incidents.values()) {
+    if (isWelfare(v)) continue;
+    open += 1;
+    if (isUnassigned(v)) unassigned += 1;
+  }
   dom.countOpen.textContent = String(open);
   dom.countUnassigned.textContent = String(unassigned);
   dom.countUnassigned.parentElement.dataset.active = unassigned > 0 ? 'true' : 'false';
@@ -559,6 +606,11 @@ export function renderSummary() {
     : t('seq_info', { seq: state.lastSeq ?? 0, time: formatClock(state.lastUpdate) });
   const flag = state.alarms.size > 0 ? '🔴 ' : unassigned > 0 ? '⚠ ' : '';
   document.title = `${flag}(${open}) ${t('title_short')}`;
+  dom.tabCountEmergency.textContent = String(open);
+  // On the welfare tab an emergency alarm still shows on the queue's tab, with its count.
+  dom.tabEmergency.dataset.alarm = state.alarms.size > 0 ? 'true' : 'false';
+  dom.tabAlarm.textContent = state.alarms.size > 0 ? `⚠ ${state.alarms.size}` : '';
+  dom.tabAlarm.hidden = state.alarms.size === 0;
 }
 
 // Every second, on the second: the wall clock, every press clock, and each rung's own
@@ -584,6 +636,7 @@ export function tick() {
         if (left.dataset.age !== level) left.dataset.age = level;
       }
     }
+    tickWelfare(now);
   }
   setTimeout(tick, 1000 - (now % 1000) + 5);
 }

@@ -8,6 +8,7 @@ import { connect, disconnect, setConn } from './feed.js';
 import { renderStatic } from './header.js';
 import { ensureMap, map } from './map-card.js';
 import { dirty, renderSummary, rows } from './queue.js';
+import { resetWelfareRows } from './welfare.js';
 import { dom, state } from './state.js';
 
 export function showSignin(message) {
@@ -43,6 +44,7 @@ function resetData() {
   rows.clear();
   dirty.clear();
   if (dom.tbody) dom.tbody.replaceChildren();
+  resetWelfareRows();
   if (dom.detail) dom.detail.hidden = true;
   if (map) map.clear();
   silenceAlarms();

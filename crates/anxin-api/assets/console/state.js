@@ -9,6 +9,11 @@ export const AWAITING_ACCEPT = new Set(['offered', 'awaiting_dispatcher', 'stati
 // Somebody accepted but is not there yet: the on-scene target runs.
 export const AWAITING_SCENE = new Set(['accepted', 'en_route']);
 export const OUTCOMES = ['helped_at_home', 'taken_to_hospital', 'family_attending', 'false_alarm', 'no_help_needed', 'other'];
+// How a welfare check ends when a dispatcher ends it (the engine ends one by itself when the
+// device is heard again or charged).
+export const WELFARE_OUTCOMES = ['elder_well', 'family_sees_to_device', 'device_back', 'visit_arranged', 'other'];
+// Why a welfare check opened, the ones that leave the elder unable to call first.
+export const WELFARE_REASONS = ['device_offline', 'power_off', 'low_battery'];
 export const CALL_OUTCOMES = ['reached', 'no_answer', 'busy', 'wrong_number', 'voicemail', 'other'];
 export const EMERGENCY_NUMBERS = ['120', '110', '119'];
 
@@ -60,7 +65,9 @@ export const state = {
   online: null,
   /** when the last frame of any kind arrived (Date.now()), for the stall check */
   lastFrameAt: null,
-  /** ids in queue order, as last rendered */
+  /** the list shown beside the map: 'emergency' (the queue) or 'welfare' (welfare checks) */
+  tab: 'emergency',
+  /** ids in the shown list's order, as last rendered */
   order: [],
   selectedId: null,
   openId: null,

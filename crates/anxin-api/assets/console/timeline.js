@@ -3,7 +3,8 @@
 import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { formatDistance, has, t } from '../common/i18n.js';
-import { kindLabel, outcomeLabel } from './incident.js';
+import { knownView } from './detail.js';
+import { kindLabel, outcomeLabel, welfareReasonLabel } from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
 export function actorText(actor) {
@@ -34,9 +35,10 @@ function staffName(who) {
   return state.staff.get(String(who))?.name || String(who);
 }
 
-/** A contact of the open incident's elder, by contact id. */
+/** A contact of the open incident's elder, by contact id (named after the incident ended too:
+ * a welfare check closes by itself while its panel is open). */
 function contactName(id) {
-  const contacts = state.incidents.get(state.openId)?.elder?.contacts || [];
+  const contacts = knownView(state.openId)?.elder?.contacts || [];
   const c = contacts.find((x) => x.id === id);
   return c ? `${c.name}${c.relation ? ` (${c.relation})` : ''}` : String(id ?? '');
 }
@@ -73,17 +75,35 @@ function callOutcomeText(outcome) {
   return s;
 }
 
+/** A device event's type in words ("smoke", "low_battery"): its own word, else its kind's. */
+function eventLabel(type) {
+  if (has(`event_${type}`)) return t(`event_${type}`);
+  return has(`kind_${type}`) ? kindLabel(type) : String(type);
+}
+
+/** What the family was told, in words; device news names why. */
+function noticeText(notice) {
+  const type = notice?.type;
+  if (!type) return '';
+  if (type === 'device_news' || type === 'device_back') {
+    const key = type === 'device_back' && notice.reason === 'low_battery' ? 'notice_device_charged' : `notice_${type}`;
+    return t(key, { reason: welfareReasonLabel(notice.reason) });
+  }
+  return has(`notice_${type}`) ? t(`notice_${type}`) : type;
+}
+
 /** One audit event in words; unknown kinds of change are shown with their fields. */
 function changeText(change) {
   const c = change && typeof change === 'object' ? change : { type: String(change) };
   const d = (m) => formatDistance(Number(m));
   switch (c.type) {
     case 'opened': {
+      if (c.welfare) return t('ev_opened_welfare', { reason: welfareReasonLabel(c.welfare) });
       const src = c.location?.source === 'device' ? t('loc_device') : c.location?.source === 'home' ? t('loc_home') : '';
       return t('ev_opened', { kind: kindLabel(c.kind), source: src });
     }
     case 'press_joined':
-      return t('ev_press_joined', { n: c.press_count, event: c.event && c.event !== 'sos' ? `(${has(`kind_${c.event}`) ? kindLabel(c.event) : c.event})` : '' });
+      return t('ev_press_joined', { n: c.press_count, event: c.event && c.event !== 'sos' ? `(${eventLabel(c.event)})` : '' });
     case 'kind_changed':
       return t('ev_kind_changed', { from: kindLabel(c.from), to: kindLabel(c.to) });
     case 'offered':
@@ -156,7 +176,7 @@ function changeText(change) {
       return t('ev_family_told', {
         name: contactName(c.contact_id),
         channel: t(`family_channel_${c.channel || 'sms'}`),
-        notice: has(`notice_${c.notice?.type}`) ? t(`notice_${c.notice.type}`) : c.notice?.type ?? '',
+        notice: noticeText(c.notice),
       });
     case 'family_answered':
       return t('ev_family_answered', {
