@@ -222,6 +222,25 @@ async fn a_responder_on_a_job_is_not_retired(backend: Backend, client_id: String
     let (status, _) =
         http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
     assert_eq!(status, 401, "a retired responder's token signs nobody in");
+    // Consoles take them off the map at once, and a console opened now never sees them.
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = console.next().await;
+            if m["type"] == "responder_retired" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the consoles are told the responder is retired");
+    assert_eq!(gone["id"], "r-second", "{gone}");
+    let dispatcher = sign_in(app.http, "li").await;
+    let mut fresh = TestConsole::opening(app.http, &dispatcher, None, None).await;
+    assert_eq!(fresh.next().await["type"], "welcome");
+    let roster = fresh.next().await;
+    assert_eq!(roster["type"], "roster", "{roster}");
+    let ids: Vec<&str> = roster["responders"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["r-near"], "{roster}");
     app.stop().await;
 }
 
