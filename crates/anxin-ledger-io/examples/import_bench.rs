@@ -14,17 +14,7 @@ use std::time::Instant;
 
 #[path = "support/district.rs"]
 mod district;
-use district::{district, file_name, write_files};
-
-/// Peak resident memory of this process so far, in MiB (VmHWM).
-fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+use district::{district, file_name, load_average, machine, peak_mib, write_files};
 
 /// The child: read and check one format's two files, print one line. The time is
 /// `read_table` + `check` alone; reading the file from disk and folding the elders into the
@@ -67,7 +57,7 @@ fn measure(dir: &Path, format: Format) {
         },
         timed,
         rows as f64 / timed,
-        peak_mib(),
+        peak_mib("self"),
         phases.join(", "),
         rows,
         problems,
@@ -84,17 +74,7 @@ fn main() {
     }
     let elders: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(150_000);
     let devices: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30_000);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "{cpu}, {cores} cores; load average at start {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    );
+    println!("{}; load average at start {}", machine(), load_average());
 
     let dir: PathBuf = std::env::temp_dir().join(format!("anxin-import-bench-{}", std::process::id()));
     let t = Instant::now();

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "../../anxin-ledger-io/examples/support/district.rs"]
 mod district;
-use district::{district, file_name, write_files};
+use district::{district, file_name, load_average, machine, peak_mib, write_files};
 
 /// The bench's admin, in the child's ledger only.
 const ADMIN: (&str, &str) = ("bench-admin", "import-apply-bench");
@@ -166,21 +166,6 @@ async fn import(addr: SocketAddr, cookie: &str, kind: Kind, format: Format, byte
     }
 }
 
-/// anxind's peak resident memory so far, in MiB: VmHWM of process `pid`.
-fn peak_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
 /// One run: a fresh anxind on `store_url`, both files of `format` imported and applied.
 /// Returns the line to print and the total time.
 async fn run(store_url: &str, files: &Path, format: Format) -> (String, f64) {
@@ -219,7 +204,7 @@ async fn run(store_url: &str, files: &Path, format: Format) -> (String, f64) {
     let elders = import(addr, &cookie, Kind::Elders, format, &elders_file).await;
     let devices = import(addr, &cookie, Kind::Devices, format, &devices_file).await;
     let total = started.elapsed().as_secs_f64();
-    let peak = peak_mib(pid);
+    let peak = peak_mib(&pid.to_string());
 
     // The ledger holds what was applied: every good row, nothing refused.
     for (kind, job) in [("elders", &elders), ("devices", &devices)] {
@@ -274,14 +259,8 @@ fn main() {
         "--files",
         &std::env::temp_dir().join(format!("anxin-import-apply-{elders}-{devices}")).display().to_string(),
     ));
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let store_kind = if server.is_empty() { "SQLite" } else { "PostgreSQL" };
-    println!("{cpu}, {cores} cores; load average {}; store {store_kind}", load_average());
+    println!("{}; load average {}; store {store_kind}", machine(), load_average());
 
     let all = [Kind::Elders, Kind::Devices]
         .iter()

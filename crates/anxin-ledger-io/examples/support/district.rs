@@ -1,7 +1,8 @@
 //! A district's ledger for the import benchmarks, the same every run: generated with a fixed
-//! seed and written as the files an office would send. Shared by `import_bench` (read and
-//! check) and anxind's `import_apply` (the whole import through the API), each including it
-//! with `#[path]`; under `examples/support/`, cargo builds it as no example of its own.
+//! seed and written as the files an office would send; and what the benchmarks say of the
+//! machine. Shared by `import_bench` (read and check) and anxind's `import_apply` (the whole
+//! import through the API), each including it with `#[path]`; under `examples/support/`,
+//! cargo builds it as no example of its own.
 
 use anxin_core::geo::Coordinates;
 use anxin_core::ids::{DeviceId, ElderId, StationId};
@@ -152,4 +153,31 @@ pub fn write_files(ledger: &Registry, dir: &Path) {
             println!("  export {name:<18} {:>7.1} MiB in {took:.2} s", bytes.len() as f64 / (1 << 20) as f64);
         }
     }
+}
+
+/// The machine: CPU model and cores, as the benchmarks' first line says it.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+/// The load average over 1, 5 and 15 minutes.
+pub fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Peak resident memory so far of process `pid` (`"self"` for this one), in MiB: its VmHWM.
+pub fn peak_mib(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
