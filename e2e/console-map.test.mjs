@@ -3,7 +3,8 @@
 // shown with their attribution; markers sit where the tiles have their WGS-84 position, or
 // on GCJ-02 tiles where GCJ-02 has it, and a click is read back as WGS-84; "show on map"
 // centres the incident at street level; each kind of marker has its own colour; the
-// suggestions say each responder's travel mode and why they are in that order.
+// suggestions say each responder's travel mode and why they are in that order; a responder
+// retired through the ledger's API leaves the map at once.
 //
 // A small district of its own (a registry file added to the demo's, 20 km from it) makes the
 // distances exact: a responder on foot 960 m from an elder and one on an e-bike 2.7 km away.
@@ -405,6 +406,41 @@ describe('the map on WGS-84 tiles', () => {
       assert.equal(await page.locator('#detail-form .suggestion[data-responder-id="map-re"] [data-field="mode"]').textContent(), 'e-bike');
       await page.locator('#detail-form').screenshot({ path: join(screenshotsDir, 'console-suggestions-why-en.png') });
       await page.locator('#lang-toggle').click();
+      assert.deepEqual(c.errors, []);
+    }));
+
+  it('takes a responder the ledger retires off every console\'s map at once, card and all', () =>
+    failing(c, 'retired', async () => {
+      const { page } = c;
+      // Out of the assign form and the incident's panel, back to the map.
+      for (let i = 0; i < 3 && (await page.locator('#detail').isVisible()); i += 1) await page.keyboard.press('Escape');
+      await page.locator('#detail').waitFor({ state: 'hidden', ...SHOWS_UP });
+      const resting = marker(page, 'responder', 'map-ro');
+      await resting.click();
+      const card = page.locator('#map-card');
+      await card.filter({ hasText: '休息员' }).waitFor(SHOWS_UP);
+      // The demo's admin retires them through the ledger's API, with the entry's tag.
+      const base = c.daemon.consoleUrl;
+      const session = await fetch(new URL('/api/v1/session', base), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'admin', password: 'anxin-demo' }),
+      });
+      assert.equal(session.status, 200, await session.text());
+      const cookie = session.headers.get('set-cookie').split(';')[0];
+      const entry = new URL('/api/v1/admin/responders/map-ro', base);
+      const read = await fetch(entry, { headers: { cookie } });
+      assert.equal(read.status, 200, await read.text());
+      const retired = await fetch(entry, { method: 'DELETE', headers: { cookie, 'if-match': read.headers.get('etag') } });
+      assert.equal(retired.status, 200, await retired.text());
+      // Gone from the open console without a reload; the card that showed them closes.
+      await resting.waitFor({ state: 'detached', ...SHOWS_UP });
+      await card.waitFor({ state: 'hidden', ...SHOWS_UP });
+      assert.equal(await marker(page, 'responder', 'map-rf').count(), 1, 'the others stay');
+      // Nor does a reload bring them back.
+      await page.reload();
+      await marker(page, 'responder', 'map-rf').waitFor({ state: 'attached', ...SHOWS_UP });
+      assert.equal(await resting.count(), 0);
       assert.deepEqual(c.errors, []);
     }));
 });

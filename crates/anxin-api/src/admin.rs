@@ -75,7 +75,11 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/admin/{kind}/{id}", get(read).put(update).delete(retire))
         .route("/api/v1/admin/{kind}/{id}/history", get(history))
         .route("/api/v1/admin/devices/{id}/password", post(reset_password))
-        .route("/api/v1/admin/imports", post(crate::import::start))
+        // A district's file is tens of MiB: above axum's default limit of 2 MiB a body.
+        .route(
+            "/api/v1/admin/imports",
+            post(crate::import::start).layer(axum::extract::DefaultBodyLimit::max(crate::import::MAX_FILE_BYTES)),
+        )
         .route("/api/v1/admin/imports/{job}", get(crate::import::status))
         .route("/api/v1/admin/exports/{kind}", get(crate::import::export))
         .route("/api/v1/admin/mappings", get(crate::import::mappings))

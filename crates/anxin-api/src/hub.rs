@@ -132,6 +132,19 @@ impl Hub {
         }
     }
 
+    /// Takes responders retired from the ledger off every console's map and out of the
+    /// roster new consoles are sent; one not on the roster is passed over.
+    pub fn retire_responders<'i>(&self, ids: impl IntoIterator<Item = &'i ResponderId>) {
+        let mut state = self.state.lock().expect("hub lock");
+        for id in ids {
+            if state.responders.remove(id).is_none() {
+                continue;
+            }
+            let text: Utf8Bytes = ServerFrame::ResponderRetired { id: id.clone() }.to_json().into();
+            let _ = self.tx.send(Frame::unsequenced(text));
+        }
+    }
+
     /// Subscribes a console that has applied everything up to `since` (None: nothing) of the
     /// history `history` (None: the console does not know; taken to be this one).
     pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: Timestamp) -> Subscription {

@@ -1,20 +1,23 @@
 //! Provisioning on real brokers: a device added while the broker runs may connect and press at
 //! once, a retired one is refused at CONNECT and its live connection closed. The embedded
 //! broker needs nothing; the Mosquitto test starts a Mosquitto of its own with the
-//! dynamic-security plugin (`deploy/mosquitto/dynsec.conf`), and skips when Mosquitto is not
-//! installed, except under `CI=true`, where it fails.
+//! dynamic-security plugin (`deploy/mosquitto/dynsec.conf`, through `support/dynsec_mosquitto.rs`,
+//! which anxind's ledger test shares), and skips when Mosquitto is not installed, except under
+//! `CI=true`, where it fails.
 
 use anxin_core::DeviceId;
 use anxin_mqtt::broker::{Accounts, OnRefused, Refusal};
-use anxin_mqtt::credentials::{hash_password, new_hash, PasswordFile};
+use anxin_mqtt::credentials::{new_hash, PasswordFile};
 use anxin_mqtt::provision::{Dynsec, DynsecOptions, Files};
 use anxin_mqtt::rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS};
 use anxin_mqtt::{DeviceAccount, EmbeddedBroker, ProvisionError, Provisioner, ReconcileReport, Topics};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+
+#[path = "support/dynsec_mosquitto.rs"]
+mod dynsec_mosquitto;
+use dynsec_mosquitto::{Mosquitto, ADMIN, ENGINE};
 
 /// Long enough for anything that is not stuck.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -245,98 +248,6 @@ async fn the_files_set_up_says_to_run_broker_files_again() {
     assert!(report.notes[0].contains("anxind broker-files"), "{report:?}");
 }
 
-/// A Mosquitto of the test's own on a free port, with `deploy/mosquitto/anxin.conf`'s
-/// settings and `deploy/mosquitto/dynsec.conf` instead of the password and ACL files. Its
-/// dynamic-security file holds the admin and the engine's account, as the deploy README has
-/// them made.
-struct Mosquitto {
-    _child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-/// Where Debian installs the plugin (the path in `deploy/mosquitto/dynsec.conf`).
-const PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// A dynamic-security client entry with `password`, in the plugin's own format (the same
-/// PBKDF2-SHA512 as the `$7$` password files).
-fn dynsec_client(user: &str, password: &str, role: &str) -> serde_json::Value {
-    let salt = *b"anxin-tests!";
-    let hash = hash_password(password.as_bytes(), &salt, 101);
-    let parts: Vec<&str> = hash.split('$').collect(); // "", "7", iterations, salt, hash
-    serde_json::json!({
-        "username": user, "password": parts[4], "salt": parts[3], "iterations": 101,
-        "roles": [{ "rolename": role }],
-    })
-}
-
-impl Mosquitto {
-    async fn start(topics: &Topics) -> Option<Self> {
-        let missing = [MOSQUITTO, PLUGIN].into_iter().find(|p| !std::path::Path::new(p).exists());
-        if let Some(missing) = missing {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{missing} is missing: install Debian's mosquitto package");
-            }
-            eprintln!("skipped: {missing} is missing (Debian's mosquitto package)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let control = "$CONTROL/dynamic-security/#";
-        let acl = |acltype: &str, topic: &str| serde_json::json!({ "acltype": acltype, "topic": topic, "allow": true });
-        let security = serde_json::json!({
-            "clients": [dynsec_client("admin", "admin horse", "admin"), dynsec_client("anxin-engine", "engine horse", "anxin-engine")],
-            "roles": [
-                { "rolename": "admin", "acls": [acl("publishClientSend", control), acl("publishClientReceive", control), acl("subscribePattern", control)] },
-                { "rolename": "anxin-engine", "acls": [
-                    acl("subscribePattern", &topics.events_filter()),
-                    acl("publishClientSend", &topics.commands_filter()),
-                    acl("publishClientSend", &topics.alerts_filter()),
-                ] },
-            ],
-            "defaultACLAccess": { "publishClientSend": false, "publishClientReceive": true, "subscribe": false, "unsubscribe": true },
-        });
-        let security_file = dir.path().join("dynamic-security.json");
-        std::fs::write(&security_file, serde_json::to_string_pretty(&security).unwrap()).unwrap();
-        let files = ["password_file ", "acl_file "];
-        let mut conf: String = include_str!("../../../deploy/mosquitto/anxin.conf")
-            .lines()
-            .filter(|l| !files.iter().any(|f| l.starts_with(f)))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        conf = conf
-            .replace("listener 18830 127.0.0.1", &format!("listener {port} 127.0.0.1"))
-            .replace("persistence true", "persistence false");
-        let dynsec = include_str!("../../../deploy/mosquitto/dynsec.conf")
-            .replace("/var/lib/mosquitto/dynamic-security.json", &security_file.display().to_string());
-        assert!(dynsec.contains(&security_file.display().to_string()), "dynsec.conf's config file line moved");
-        assert!(dynsec.contains(&format!("plugin {PLUGIN}")), "dynsec.conf's plugin line moved");
-        conf.push_str(&dynsec);
-        let path = dir.path().join("mosquitto.conf");
-        std::fs::write(&path, conf).unwrap();
-        // Started as root, Mosquitto drops to its own user, which must be able to rewrite the
-        // dynamic-security file (it does at every change).
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        std::fs::set_permissions(&security_file, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("mosquitto runs");
-        let deadline = Instant::now() + PATIENCE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "mosquitto listens on {port}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(Self { _child: child, port, _dir: dir })
-    }
-}
-
 /// Through the `Dynsec` provisioner on a real Mosquitto: a device added connects at once and
 /// may press on its own events topic but not another device's (the engine hears the one and
 /// not the other); a changed password replaces the old; a retired device's live connection is
@@ -351,18 +262,18 @@ async fn mosquitto_learns_added_and_retired_devices_through_dynamic_security() {
         host: "127.0.0.1".into(),
         port,
         client_id: "anxind-dynsec".into(),
-        username: "admin".into(),
+        username: ADMIN.0.into(),
         password: password.into(),
         topics: topics.clone(),
         reply_within: Duration::from_secs(10),
     };
     let err = Dynsec::connect(options("wrong")).await.unwrap_err();
     assert!(matches!(err, ProvisionError::SignIn(_)), "{err}");
-    let not_admin = DynsecOptions { username: "anxin-engine".into(), ..options("engine horse") };
+    let not_admin = DynsecOptions { username: ENGINE.0.into(), ..options(ENGINE.1) };
     let err = Dynsec::connect(not_admin).await.unwrap_err().to_string();
     assert!(err.contains("as anxin-engine") && err.contains("not the plugin's admin"), "{err}");
-    let dynsec = Dynsec::connect(options("admin horse")).await.unwrap();
-    let mut engine = Client::connect(port, "anxin-engine", Some(("anxin-engine", "engine horse"))).await.unwrap();
+    let dynsec = Dynsec::connect(options(ADMIN.1)).await.unwrap();
+    let mut engine = Client::connect(port, ENGINE.0, Some(ENGINE)).await.unwrap();
     engine.subscribe(&topics.events_filter()).await;
 
     assert_eq!(

@@ -42,6 +42,9 @@ pub enum ServerFrame<'a> {
     Roster { responders: Views<'a, ResponderView>, stations: Views<'a, StationView> },
     /// One responder's new view (outside the numbered feed).
     Responder { responder: Cow<'a, ResponderView> },
+    /// A responder retired from the ledger: off the map and the roster (outside the numbered
+    /// feed). Coming back (enrolled again), they arrive as a `responder` frame.
+    ResponderRetired { id: ResponderId },
     /// The answer to one [`ClientFrame`].
     Result(ResultFrame),
     /// Who a phone is signed in as, and whether they are on duty.

@@ -123,10 +123,9 @@ fn message_type(name: &str) -> Option<&'static str> {
         "deviceEvent" => "DevicePayload",
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
-        "snapshot" | "incident" | "welcome" | "roster" | "responder" | "result" | "hello" | "job" | "meResponse"
-        | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome" | "familyIncident" => {
-            "ServerFrame"
-        }
+        "snapshot" | "incident" | "welcome" | "roster" | "responder" | "responderRetired" | "result" | "hello"
+        | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
+        | "familyIncident" => "ServerFrame",
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
         | "resolve" | "duty" | "location" | "familyLink" | "familyLinks" | "familyAnswer" | "familyHistory" => {
             "ClientFrame"

@@ -94,7 +94,9 @@ pub trait Feeds: Send + Sync + 'static {
     /// Responders whose status, duty or position changed, for the consoles' maps.
     fn responders(&self, views: Vec<ResponderView>);
     /// Changes to the ledger, stored, in the engine's order: for the broker's accounts, the
-    /// sign-in tables and the consoles' station list.
+    /// sign-in tables, the consoles' station list, and the responders retired (who have no
+    /// view among [`Feeds::responders`], so consoles are told here to drop them). Called
+    /// before `responders` for the same batch.
     fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
         let _ = records;
     }

@@ -99,6 +99,14 @@ impl anxin_runtime::Feeds for FeedPort {
     fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
         crate::ledger::apply_to_sign_ins(records, &self.phones, &self.sessions);
         self.broker.tell(records);
+        // A responder retired has no view left to send: the consoles are told to drop them
+        // (before this batch's views, so one enrolled again in the same batch comes back).
+        let retired =
+            records.iter().filter(|r| r.action == anxin_core::LedgerAction::Retired).filter_map(|r| match &r.entry {
+                anxin_core::Entry::Responder(responder) => Some(&responder.id),
+                _ => None,
+            });
+        self.hub.retire_responders(retired);
     }
 
     fn stations(&self, stations: Vec<anxin_core::StationView>) {

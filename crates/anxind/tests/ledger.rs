@@ -4,9 +4,17 @@
 //! actor and survives a restart, and each role reaches only as far as it may. Each story runs
 //! on SQLite with the embedded broker, and on PostgreSQL and Mosquitto when
 //! `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
+//! A device enrolled through the API signs in and presses at once, and is refused once
+//! retired, on the embedded broker and on a Mosquitto of the test's own with its
+//! dynamic-security plugin (`../../anxin-mqtt/tests/support/dynsec_mosquitto.rs`, shared with
+//! the provisioning test).
 
+#[path = "../../anxin-mqtt/tests/support/dynsec_mosquitto.rs"]
+mod dynsec_mosquitto;
 #[allow(unused_macros)]
 mod story;
+
+use dynsec_mosquitto::{Mosquitto, ADMIN, ENGINE};
 
 use serde_json::{json, Value};
 use story::*;
@@ -214,6 +222,25 @@ async fn a_responder_on_a_job_is_not_retired(backend: Backend, client_id: String
     let (status, _) =
         http_request(app.http, "GET", "/api/v1/responder/me", &[("Authorization", "Bearer token-r-second")], "").await;
     assert_eq!(status, 401, "a retired responder's token signs nobody in");
+    // Consoles take them off the map at once, and a console opened now never sees them.
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = console.next().await;
+            if m["type"] == "responder_retired" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the consoles are told the responder is retired");
+    assert_eq!(gone["id"], "r-second", "{gone}");
+    let dispatcher = sign_in(app.http, "li").await;
+    let mut fresh = TestConsole::opening(app.http, &dispatcher, None, None).await;
+    assert_eq!(fresh.next().await["type"], "welcome");
+    let roster = fresh.next().await;
+    assert_eq!(roster["type"], "roster", "{roster}");
+    let ids: Vec<&str> = roster["responders"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["r-near"], "{roster}");
     app.stop().await;
 }
 
@@ -425,7 +452,8 @@ async fn http_exchange_bytes(
 }
 
 /// A device's own MQTT session, signed in with its password: `Err` with the broker's refusal.
-async fn device_session(app: &TestApp, id: &str, password: &str) -> Result<anxin_mqtt::rumqttc::AsyncClient, String> {
+/// The session's task ends when the broker closes the connection.
+async fn device_session(app: &TestApp, id: &str, password: &str) -> Result<DeviceSession, String> {
     use anxin_mqtt::rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet};
     let mut opts = MqttOptions::new(id, app.mqtt.0.clone(), app.mqtt.1);
     opts.set_credentials(id, password);
@@ -443,15 +471,82 @@ async fn device_session(app: &TestApp, id: &str, password: &str) -> Result<anxin
     .await
     .map_err(|_| "no CONNACK".to_string())?;
     connected?;
-    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    Ok(client)
+    let open = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    Ok(DeviceSession { client, open })
+}
+
+/// A device signed in: its client, and its connection's task (ends when the connection does).
+struct DeviceSession {
+    client: anxin_mqtt::rumqttc::AsyncClient,
+    open: tokio::task::JoinHandle<()>,
+}
+
+/// The "done when" on whichever broker `app` runs with, provisioning its accounts: a
+/// device an admin enrols through the API is refused before, signs in with the password the
+/// API gave once it is enrolled (no restart) and presses, and a console sees the incident.
+/// Once the incident is cancelled and the device retired (DELETE with If-Match), its live
+/// connection is closed and its CONNECT refused.
+async fn enrolled_signs_in_and_presses_and_retired_is_refused(app: &TestApp, broker: &str) {
+    use anxin_mqtt::rumqttc::QoS;
+    let admin = sign_in(app.http, "kang").await;
+    assert!(device_session(app, "d-new", "whatever").await.is_err(), "not enrolled: refused");
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+
+    let enrolled = std::time::Instant::now();
+    let (status, _, body) =
+        call(app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-new", "elder_id": "e-3"})).await;
+    assert_eq!(status, 201, "{body}");
+    let password = body["password"].as_str().unwrap().to_string();
+    // The broker is told right after the commit, off the engine's path: try until it knows.
+    let session = loop {
+        match device_session(app, "d-new", &password).await {
+            Ok(s) => break s,
+            Err(why) if enrolled.elapsed() < WAIT => {
+                eprintln!("{broker}: not yet: {why}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(why) => panic!("{broker}: the enrolled device is refused: {why}"),
+        }
+    };
+    eprintln!("{broker}: enrolled to signed in: {} ms", enrolled.elapsed().as_millis());
+    let topic = format!("{}/v1/devices/d-new/events", app.topic_root);
+    let press = json!({"msg_id": "p1", "type": "sos", "ts": anxin_proto::wall_clock_now().millis()});
+    session.client.publish(topic, QoS::AtLeastOnce, false, press.to_string()).await.unwrap();
+    let delta = console.incident_for("d-new").await;
+    eprintln!("{broker}: enrolled to incident on the console: {} ms", enrolled.elapsed().as_millis());
+    assert_eq!(delta["incident"]["elder"]["id"], "e-3");
+    assert!(device_session(app, "d-new", "not-its-password").await.is_err(), "a wrong password is refused");
+
+    // End the incident, retire the device: its connection closed, refused at CONNECT.
+    let reason = "called back: a test";
+    let answer = console
+        .ask(json!({"type": "command", "incident_id": delta["incident"]["id"], "action": "cancel", "reason": reason}))
+        .await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let (_, head, _) = call(app, &admin, "GET", "/api/v1/admin/devices/d-new", &[], Value::Null).await;
+    let (status, _, body) =
+        call(app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &etag_of(&head))], Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["action"], "retired");
+    let retired = std::time::Instant::now();
+    tokio::time::timeout(WAIT, session.open).await.expect("the retired device's live connection is closed").unwrap();
+    loop {
+        match device_session(app, "d-new", &password).await {
+            Err(why) => {
+                eprintln!("{broker}: retired to refused: {} ms ({why})", retired.elapsed().as_millis());
+                break;
+            }
+            Ok(_) if retired.elapsed() < WAIT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Ok(_) => panic!("{broker}: a retired device still signs in"),
+        }
+    }
 }
 
 /// With accounts on the embedded broker, a device enrolled through the API signs in with the
 /// password it was given and presses at once; retired, it is refused at CONNECT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_added_through_the_api_signs_in_at_once_and_retired_is_refused() {
-    use anxin_mqtt::rumqttc::QoS;
     let dir = tempfile::tempdir().unwrap();
     let passwd = dir.path().join("passwd");
     let mut accounts = anxin_mqtt::PasswordFile::default();
@@ -461,55 +556,32 @@ async fn a_device_added_through_the_api_signs_in_at_once_and_retired_is_refused(
     let app =
         spawn_app_with(&backend, &unique("ledger", "accounts"), |c| c.mqtt.embedded_accounts = Some(passwd.clone()))
             .await;
-    let admin = sign_in(app.http, "kang").await;
-    assert!(device_session(&app, "d-new", "whatever").await.is_err(), "not enrolled: refused");
-    let mut console = TestConsole::connect(app.http, None).await;
-    assert_eq!(console.next().await["type"], "snapshot");
-
-    let enrolled = std::time::Instant::now();
-    let (status, _, body) =
-        call(&app, &admin, "POST", "/api/v1/admin/devices", &[], json!({"id": "d-new", "elder_id": "e-3"})).await;
-    assert_eq!(status, 201, "{body}");
-    let password = body["password"].as_str().unwrap().to_string();
-    // The broker is told right after the commit, off the engine's path: try until it knows.
-    let client = loop {
-        match device_session(&app, "d-new", &password).await {
-            Ok(c) => break c,
-            Err(why) if enrolled.elapsed() < WAIT => {
-                eprintln!("not yet: {why}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(why) => panic!("the enrolled device is refused: {why}"),
-        }
-    };
-    let topic = format!("{}/v1/devices/d-new/events", app.topic_root);
-    let press = json!({"msg_id": "p1", "type": "sos", "ts": anxin_proto::wall_clock_now().millis()});
-    client.publish(topic, QoS::AtLeastOnce, false, press.to_string()).await.unwrap();
-    let delta = console.incident_for("d-new").await;
-    eprintln!("enrolled to incident on the console: {} ms", enrolled.elapsed().as_millis());
-    assert_eq!(delta["incident"]["elder"]["id"], "e-3");
-    assert!(device_session(&app, "d-new", "not-its-password").await.is_err(), "a wrong password is refused");
-
-    // End the incident, retire the device: refused at CONNECT from then on.
-    let reason = "called back: a test";
-    let answer = console
-        .ask(json!({"type": "command", "incident_id": delta["incident"]["id"], "action": "cancel", "reason": reason}))
-        .await;
-    assert_eq!(answer["ok"], true, "{answer}");
-    let (_, head, _) = call(&app, &admin, "GET", "/api/v1/admin/devices/d-new", &[], Value::Null).await;
-    let (status, _, body) =
-        call(&app, &admin, "DELETE", "/api/v1/admin/devices/d-new", &[("If-Match", &etag_of(&head))], Value::Null)
-            .await;
-    assert_eq!(status, 200, "{body}");
-    let retired = std::time::Instant::now();
-    loop {
-        match device_session(&app, "d-new", &password).await {
-            Err(_) => break,
-            Ok(_) if retired.elapsed() < WAIT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            Ok(_) => panic!("a retired device still signs in"),
-        }
-    }
+    enrolled_signs_in_and_presses_and_retired_is_refused(&app, "embedded").await;
     assert!(app.metric("anxin_mqtt_refused_total{reason=\"retired\"}").await >= 1.0);
+    app.stop().await;
+}
+
+/// The same on Mosquitto with its dynamic-security plugin (a Mosquitto of the test's own,
+/// `mqtt.provisioning = "dynsec"`): the engine signs in with its own account, anxind tells
+/// the plugin of the device as the plugin's admin. Skips without Mosquitto, except under
+/// `CI=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mosquitto_a_device_added_through_the_api_signs_in_at_once_and_retired_is_refused() {
+    use anxind::config::{Provisioning, Secret};
+    let client_id = unique("ledger", "dynsec");
+    let topics = anxin_mqtt::Topics::new(&client_id).unwrap();
+    let Some(mosquitto) = Mosquitto::start(&topics).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend { broker: format!("mqtt://127.0.0.1:{}", mosquitto.port), ..Backend::embedded(dir.path()) };
+    let app = spawn_app_with(&backend, &client_id, |c| {
+        c.mqtt.username = Some(ENGINE.0.into());
+        c.mqtt.password = Some(Secret::new(ENGINE.1));
+        c.mqtt.provisioning = Some(Provisioning::Dynsec);
+        c.mqtt.dynsec_username = Some(ADMIN.0.into());
+        c.mqtt.dynsec_password = Some(Secret::new(ADMIN.1));
+    })
+    .await;
+    enrolled_signs_in_and_presses_and_retired_is_refused(&app, "mosquitto (dynsec)").await;
     app.stop().await;
 }
 

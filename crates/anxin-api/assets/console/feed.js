@@ -1,6 +1,7 @@
 // The console's feed: /ws sends `welcome` (who we are, the staff, targets, language,
 // tiles), `roster` (responders and stations), a `snapshot` (the open set as of a sequence
-// number), then `incident` deltas and `responder` changes; `presence` says which staff
+// number), then `incident` deltas, `responder` changes and `responder_retired` (off the
+// map); `presence` says which staff
 // have a console connected, and a `heartbeat` every 5 s carries the feed's latest sequence
 // number. A socket silent for 12 s is dropped as stalled; a heartbeat ahead of what we
 // applied, with no delta to fill the gap, makes us connect again and catch up. On
@@ -16,7 +17,7 @@ import { refusalText } from '../common/errors.js';
 import { alarmFromView, alarmsFromSnapshot } from './alarm.js';
 import { renderConn, renderLegend, renderPresence, renderStatic } from './header.js';
 import { stateLabel } from './incident.js';
-import { map, mapIncident, mapResponder, remapAll, showMapCard } from './map-card.js';
+import { hideMapCard, map, mapIncident, mapResponder, remapAll, showMapCard } from './map-card.js';
 import { markDirty, scheduleRender } from './queue.js';
 import { showSignin } from './signin.js';
 import {
@@ -89,6 +90,15 @@ function applyResponder(msg) {
   state.responders.set(String(r.id), r);
   mapResponder(r);
   refreshMapCard();
+}
+
+// A responder retired from the ledger: off the map, and their card closed if it is open.
+function applyResponderRetired(msg) {
+  if (msg.id === undefined || msg.id === null) return;
+  const id = String(msg.id);
+  state.responders.delete(id);
+  if (map) map.removeMarker('responder', id);
+  if (!dom.mapCard.hidden && dom.mapCard.dataset.kind === 'responder' && dom.mapCard.dataset.id === id) hideMapCard();
 }
 
 export function refreshMapCard() {
@@ -165,6 +175,9 @@ function handleMessage(msg) {
       break;
     case 'responder':
       applyResponder(msg);
+      break;
+    case 'responder_retired':
+      applyResponderRetired(msg);
       break;
     case 'snapshot':
       applySnapshot(msg);
