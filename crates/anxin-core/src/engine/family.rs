@@ -140,10 +140,21 @@ impl Engine {
     pub(super) fn escalate_family(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
         let incident = &self.open[&id];
         let Some(elder) = self.elders.get(&incident.elder_id) else { return };
-        let next = elder.profile.contacts.iter().find(|c| incident.family.contact(&c.id).is_none()).cloned();
+        // A welfare check goes on to the next contact who takes device news, with that news.
+        let welfare = incident.welfare.filter(|_| incident.kind == IncidentKind::Welfare);
+        let next = elder
+            .profile
+            .contacts
+            .iter()
+            .filter(|c| welfare.is_none() || c.device_news)
+            .find(|c| incident.family.contact(&c.id).is_none())
+            .cloned();
         match next {
             Some(contact) => {
-                let notice = self.catch_up(incident);
+                let notice = match welfare {
+                    Some(reason) => Notice::DeviceNews { reason },
+                    None => self.catch_up(incident),
+                };
                 self.tell_contact(id, &contact, notice, now, out);
             }
             None => self.record(id, Change::FamilyExhausted, Actor::Engine, now, out),

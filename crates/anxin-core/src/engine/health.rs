@@ -293,7 +293,10 @@ impl Engine {
         if tell {
             self.tell_family(id, crate::family::Notice::DeviceBack { reason }, now, out);
         }
-        self.record(id, Change::Resolved { outcome: outcome.to_string() }, Actor::Engine, now, out);
+        // Whoever a dispatcher sent round is free again.
+        self.resolve(id, outcome.to_string(), Actor::Engine, now, out);
+        // Shown resolved, then closed: the states a console and the record go through.
+        self.emit(id, out);
         self.record(id, Change::Closed { outcome: outcome.to_string() }, Actor::Engine, now, out);
         self.after_change(id, out);
     }
