@@ -86,8 +86,15 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     let flat = console.welfare_for("d-2").await;
     let (reason, _, outcome) = welfare(&flat);
     assert_eq!((reason.as_str(), outcome.as_deref()), ("low_battery", Some("superseded: the device went silent")));
-    let gone_silent = console.welfare_for("d-2").await;
-    assert_eq!(welfare(&gone_silent).0, "device_offline");
+    // It is shown resolved, then closed, then the offline check opens.
+    let gone_silent = loop {
+        let m = console.welfare_for("d-2").await;
+        if welfare(&m).0 == "device_offline" {
+            break m;
+        }
+        assert_eq!(welfare(&m).2.as_deref(), Some("superseded: the device went silent"), "{m}");
+    };
+    assert_eq!(welfare(&gone_silent).1, "awaiting_dispatcher");
     // Stored: one open check for each silent device, none for d-1 or d-3, which beat.
     let open = app.store.resume(Timestamp(0)).await.unwrap().open;
     let mut checks: Vec<&str> =
@@ -97,6 +104,11 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
 
     // d-2 is heard again, on its charger: its check closes by itself.
     d2.publish_raw(heartbeat(5, json!({"battery_pct": 14, "charging": true}))).await;
+    let resolved = console.welfare_for("d-2").await;
+    assert_eq!(
+        welfare(&resolved),
+        ("device_offline".into(), "resolved".into(), Some("the device was heard again".into()))
+    );
     let back = console.welfare_for("d-2").await;
     assert_eq!(welfare(&back), ("device_offline".into(), "closed".into(), Some("the device was heard again".into())));
     let changes = app.store.incident_events(anxin_core::IncidentId(low_id)).await.unwrap();
@@ -138,6 +150,8 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     // d-4 heard at last: its check closes.
     let d4 = TestDevice::connect(&app, "d-4").await;
     d4.publish_raw(heartbeat(6, json!({"battery_pct": 90}))).await;
+    let resolved = console.welfare_for("d-4").await;
+    assert_eq!(welfare(&resolved).1, "resolved");
     let closed = console.welfare_for("d-4").await;
     assert_eq!(welfare(&closed).1, "closed");
     assert!(app.metric("anxin_mqtt_payloads_rejected_total{reason=\"bad_health\"}").await == 0.0);
