@@ -6,6 +6,7 @@
 //! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
 //! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
 
+#[macro_use]
 #[allow(unused_macros)]
 mod story;
 
@@ -166,29 +167,4 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     app.stop().await;
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Backend::embedded(dir.path()), unique("health", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(backend) = external_backend().await else { return };
-                    super::$name(backend, unique("health-ext", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(silent_devices_and_flat_batteries_become_welfare_checks);
+on_both_stores!("health"; silent_devices_and_flat_batteries_become_welfare_checks);

@@ -11,6 +11,7 @@
 
 #[path = "../../anxin-mqtt/tests/support/dynsec_mosquitto.rs"]
 mod dynsec_mosquitto;
+#[macro_use]
 #[allow(unused_macros)]
 mod story;
 
@@ -585,32 +586,7 @@ async fn on_mosquitto_a_device_added_through_the_api_signs_in_at_once_and_retire
     app.stop().await;
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Backend::embedded(dir.path()), unique("ledger", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(backend) = external_backend().await else { return };
-                    super::$name(backend, unique("ledger-ext", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+on_both_stores!("ledger";
     enrolled_elder_and_device_press_at_once,
     concurrent_edits_are_caught,
     a_responder_on_a_job_is_not_retired,

@@ -1,6 +1,7 @@
 //! The walking skeleton end to end on the zero-setup defaults: the embedded broker and SQLite.
 
 #[macro_use]
+#[allow(unused_macros)]
 mod story;
 
 use serde_json::json;

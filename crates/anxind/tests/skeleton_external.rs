@@ -3,6 +3,7 @@
 //! under `CI=true`, where it fails: CI must run it.
 
 #[macro_use]
+#[allow(unused_macros)]
 mod story;
 
 use story::*;

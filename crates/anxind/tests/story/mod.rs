@@ -3,6 +3,35 @@
 
 #![allow(dead_code)] // each suite uses the helpers it needs
 
+/// Runs each story `$name(backend, client_id)` twice: `sqlite::$name` on SQLite with the
+/// embedded broker, and `postgres::$name` on PostgreSQL and Mosquitto (skipped unless
+/// `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` are set; under `CI=true` it fails
+/// instead). `$prefix` names the topic roots and client ids.
+macro_rules! on_both_stores {
+    ($prefix:literal; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(Backend::embedded(dir.path()), unique($prefix, stringify!($name))).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(backend) = external_backend().await else { return };
+                    super::$name(backend, unique(concat!($prefix, "-ext"), stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Calls `$suite!(...)` with every story that runs on any broker and store, so a new story is
 /// listed once and every suite runs it.
 macro_rules! every_story {
