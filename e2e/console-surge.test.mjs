@@ -114,14 +114,27 @@ describe(`a surge of ${SURGE} presses on a live anxind`, () => {
 
       // Exactly the server's incidents, once each: the emergencies in the queue, the welfare
       // checks (the demo's flat and switched-off devices) in their own list.
-      const truth = await serverSnapshot(page);
+      // The demo's devices keep sending (a heartbeat may open a check at any moment), so the
+      // page is read at the very sequence number the server's snapshot was taken at.
+      let truth;
+      let seen;
+      for (let tries = 0; ; tries += 1) {
+        truth = await serverSnapshot(page);
+        await page.waitForFunction((seq) => Number(document.querySelector('#incidents').dataset.seq) >= seq, truth.seq, {
+          timeout: 60_000,
+        });
+        seen = await page.evaluate(() => ({
+          seq: Number(document.querySelector('#incidents').dataset.seq),
+          shown: [...document.querySelectorAll('#incidents tbody tr')].map((r) => r.dataset.deviceId),
+          welfare: document.querySelectorAll('#welfare tbody tr').length,
+        }));
+        if (seen.seq === truth.seq || tries >= 20) break;
+      }
+      assert.equal(seen.seq, truth.seq, 'the page and the server agree on a sequence number');
       const emergencies = truth.incidents.filter((v) => v.kind !== 'welfare');
-      await page.waitForFunction((seq) => Number(document.querySelector('#incidents').dataset.seq) >= seq, truth.seq, {
-        timeout: 60_000,
-      });
-      const shown = await page.locator('#incidents tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.deviceId));
+      const shown = seen.shown;
       assert.equal(shown.length, emergencies.length);
-      const welfare = await page.evaluate(() => document.querySelectorAll('#welfare tbody tr').length);
+      const welfare = seen.welfare;
       assert.equal(welfare, truth.incidents.length - emergencies.length, 'every welfare check is in the welfare list');
       assert.equal(new Set(shown).size, shown.length, 'a device shows twice');
       for (const id of devices) assert.ok(shown.includes(id), `${id} is missing`);

@@ -72,12 +72,21 @@ fn check_decoded(payload: &[u8], d: &Decoded) {
     if d.partial.contains(&Defect::BadTimestamp) {
         assert_eq!(e.device_ts, RECEIVED_AT);
     }
-    // Partial defects are only the BOM, the clock and the fix, each at most once.
+    // Partial defects are only the BOM, the clock, the fix and the health fields, each at
+    // most once.
     for defect in &d.partial {
-        assert!(matches!(defect, Defect::ByteOrderMark | Defect::BadTimestamp | Defect::BadLocation), "{defect:?}");
+        assert!(
+            matches!(defect, Defect::ByteOrderMark | Defect::BadTimestamp | Defect::BadLocation | Defect::BadHealth),
+            "{defect:?}"
+        );
         assert_eq!(d.partial.iter().filter(|x| *x == defect).count(), 1, "{:?}", d.partial);
     }
     assert_eq!(matches!(e.fix, FixReport::Malformed), d.partial.contains(&Defect::BadLocation));
+    // What a device says of its health is in range, or left out.
+    let h = &e.health;
+    assert!(h.battery_pct.is_none_or(|p| p <= 100), "{h:?}");
+    assert!(h.rssi.is_none_or(|r| (-150..=0).contains(&r)), "{h:?}");
+    assert!(h.interval_s.is_none_or(|s| (10..=86_400).contains(&s)), "{h:?}");
     if let FixReport::Valid(fix) = &e.fix {
         let (lat, lon) = (fix.at.lat(), fix.at.lon());
         assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
