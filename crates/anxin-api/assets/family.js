@@ -291,7 +291,8 @@ function show(view) {
 }
 
 const elderName = () => state.member?.elder_name || '';
-const kindLabel = (kind) => t(`kind_${kind}`);
+// A welfare check for an elder's inactivity is about the elder, not the call button.
+const kindLabel = (kind, welfare) => t(welfare === 'inactive' ? 'kind_welfare_inactive' : `kind_${kind}`);
 
 function answerLabel(a) {
   if (!a) return '';
@@ -480,7 +481,7 @@ function incidentCard(i) {
     h(
       'header',
       { class: 'inc-head' },
-      h('h1', { class: 'inc-kind', 'data-field': 'kind' }, kindLabel(i.kind)),
+      h('h1', { class: 'inc-kind', 'data-field': 'kind' }, kindLabel(i.kind, i.welfare)),
       h('p', { class: 'inc-when', 'data-field': 'pressed' }, t('pressed_at', { time: formatClock(i.pressed_at), elapsed })),
     ),
     h('p', { class: 'inc-status', 'data-field': 'status', role: 'status' }, statusLine(i)),
@@ -566,7 +567,7 @@ function renderHistory() {
       return h(
         'li',
         { 'data-past': i.id, 'data-state': i.state },
-        h('span', { class: 'past-what' }, t('history_item', { date, time, kind: kindLabel(i.kind) })),
+        h('span', { class: 'past-what' }, t('history_item', { date, time, kind: kindLabel(i.kind, i.welfare) })),
         h('span', { class: `past-state ${ended ? '' : 'open'}` }, ended ? t(`status_${i.state}`) : t('state_open')),
         i.outcome ? h('span', { class: 'past-outcome' }, i.outcome) : null,
       );

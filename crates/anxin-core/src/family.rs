@@ -195,7 +195,11 @@ impl Notice {
             Notice::DeviceNews { reason: WelfareReason::LowBattery } => {
                 format!("【安心】{elder}的呼叫器电量不足，请帮忙充电。")
             }
+            Notice::DeviceNews { reason: WelfareReason::Inactive } => {
+                format!("【安心】{elder}已有几个小时没有活动迹象，调度员会打电话确认。方便的话请联系一下。")
+            }
             Notice::DeviceBack { reason: WelfareReason::LowBattery } => format!("【安心】{elder}的呼叫器已充上电。"),
+            Notice::DeviceBack { reason: WelfareReason::Inactive } => format!("【安心】{elder}又有活动了。"),
             Notice::DeviceBack { .. } => format!("【安心】{elder}的呼叫器已恢复在线。"),
         }
     }
@@ -247,9 +251,13 @@ impl Notice {
             Notice::DeviceNews { reason: WelfareReason::LowBattery } => {
                 format!("[Anxin] {elder}'s call button is low on battery. Please charge it.")
             }
+            Notice::DeviceNews { reason: WelfareReason::Inactive } => format!(
+                "[Anxin] Nothing has shown {elder} up and about for some hours; a dispatcher will phone to check. Please get in touch if you can."
+            ),
             Notice::DeviceBack { reason: WelfareReason::LowBattery } => {
                 format!("[Anxin] {elder}'s call button is charged again.")
             }
+            Notice::DeviceBack { reason: WelfareReason::Inactive } => format!("[Anxin] {elder} is up and about again."),
             Notice::DeviceBack { .. } => format!("[Anxin] {elder}'s call button is back online."),
         }
     }

@@ -138,6 +138,20 @@ impl DeviceHealth {
     }
 }
 
+/// What one health snapshot writes: the devices heard (or gone offline) and the watched
+/// elders whose activity changed since the last.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthSnapshot {
+    pub devices: Vec<HealthRow>,
+    pub elders: Vec<crate::activity::ActivityRow>,
+}
+
+impl HealthSnapshot {
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty() && self.elders.is_empty()
+    }
+}
+
 /// One device's health as stored in a snapshot (and shown to administrators).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthRow {

@@ -37,6 +37,9 @@ pub enum EventType {
     Worn,
     /// A wearable says it was taken off (or put in its charger).
     NotWorn,
+    /// A motion sensor or a wearable saw the elder moving; carries no request. It starts the
+    /// watch for inactivity of an elder living alone (see [`crate::activity`]).
+    Motion,
 }
 
 impl EventType {
@@ -55,6 +58,7 @@ impl EventType {
             EventType::PowerOff => "power_off",
             EventType::Worn => "worn",
             EventType::NotWorn => "not_worn",
+            EventType::Motion => "motion",
         }
     }
 
@@ -68,10 +72,26 @@ impl EventType {
                 | EventType::PowerOff
                 | EventType::Worn
                 | EventType::NotWorn
+                | EventType::Motion
         )
     }
 
-    pub const ALL: [EventType; 13] = [
+    /// Whether it shows somebody at home doing something: a press of any kind, a cancel,
+    /// movement, a wearable put on. Heartbeats (the device's, not the elder's), positions and
+    /// alarms from linked detectors do not.
+    pub fn is_activity(self) -> bool {
+        matches!(
+            self,
+            EventType::Sos
+                | EventType::Fall
+                | EventType::Cancel
+                | EventType::Service
+                | EventType::Worn
+                | EventType::Motion
+        )
+    }
+
+    pub const ALL: [EventType; 14] = [
         EventType::Sos,
         EventType::Fall,
         EventType::Cancel,
@@ -85,6 +105,7 @@ impl EventType {
         EventType::PowerOff,
         EventType::Worn,
         EventType::NotWorn,
+        EventType::Motion,
     ];
 
     /// The kind of incident this event opens, or raises an open one to; `None` for events
@@ -102,7 +123,8 @@ impl EventType {
             | EventType::LowBattery
             | EventType::PowerOff
             | EventType::Worn
-            | EventType::NotWorn => None,
+            | EventType::NotWorn
+            | EventType::Motion => None,
         }
     }
 }
@@ -143,6 +165,9 @@ pub struct HealthReport {
     /// The heartbeat interval the device keeps, in seconds, where it says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<u32>,
+    /// Whether the device saw the elder moving since its last report, where it can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
 }
 
 /// What a message said about position.
@@ -185,17 +210,21 @@ pub enum WelfareReason {
     PowerOff,
     /// Its battery is low: somebody should see it charged.
     LowBattery,
+    /// An elder living alone has been quiet for too many of their waking hours (see
+    /// [`crate::activity`]).
+    Inactive,
 }
 
 impl WelfareReason {
-    pub const ALL: [WelfareReason; 3] =
-        [WelfareReason::DeviceOffline, WelfareReason::PowerOff, WelfareReason::LowBattery];
+    pub const ALL: [WelfareReason; 4] =
+        [WelfareReason::DeviceOffline, WelfareReason::PowerOff, WelfareReason::LowBattery, WelfareReason::Inactive];
 
     pub fn as_str(self) -> &'static str {
         match self {
             WelfareReason::DeviceOffline => "device_offline",
             WelfareReason::PowerOff => "power_off",
             WelfareReason::LowBattery => "low_battery",
+            WelfareReason::Inactive => "inactive",
         }
     }
 

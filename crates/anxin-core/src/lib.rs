@@ -3,6 +3,7 @@
 //! No I/O and no clock: every input carries the current time, every output is data for the
 //! shell to store, send or show. See `docs/architecture.md`.
 
+pub mod activity;
 mod dedup;
 pub mod dispatch;
 pub mod engine;
@@ -19,11 +20,12 @@ pub mod registry;
 #[doc(hidden)]
 pub mod testkit;
 
+pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};
 pub use geo::Coordinates;
-pub use health::{DeviceHealth, HealthModel, HealthPolicy, HealthRow};
+pub use health::{DeviceHealth, HealthModel, HealthPolicy, HealthRow, HealthSnapshot};
 pub use ids::*;
 pub use incident::*;
 pub use ledger::{

@@ -63,6 +63,8 @@ pub struct Policy {
     pub police_number: String,
     /// When a device counts as silent or flat (see [`crate::health`]).
     pub health: crate::health::HealthPolicy,
+    /// When an elder living alone counts as abnormally quiet (see [`crate::activity`]).
+    pub activity: crate::activity::ActivityPolicy,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -181,6 +183,7 @@ impl Default for Policy {
             detour_factor: 1.3,
             default_service_circle_min: 15,
             health: crate::health::HealthPolicy::default(),
+            activity: crate::activity::ActivityPolicy::default(),
         }
     }
 }

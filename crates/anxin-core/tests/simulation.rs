@@ -73,7 +73,12 @@ fn world(rng: &mut SmallRng) -> Registry {
             home: coords(rng),
             phone: None,
             notes: String::new(),
-            profile: ElderProfile { contacts: contacts(rng), ..Default::default() },
+            // Half live alone: those whose device reports movement are watched for inactivity.
+            profile: ElderProfile {
+                contacts: contacts(rng),
+                lives_alone: Some(rng.random_bool(0.5)),
+                ..Default::default()
+            },
         });
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
@@ -141,6 +146,8 @@ struct FamilyStats {
     /// Welfare checks opened (for a silent, switched-off or flat device), and device news.
     welfare: u64,
     device_news: u64,
+    /// Of the welfare checks, those for an elder's inactivity.
+    inactive: u64,
 }
 
 impl Sim {
@@ -158,6 +165,15 @@ impl Sim {
         }
         if rng.random_bool(0.25) {
             policy.matching = Matching::OwnStation;
+        }
+        // Short quiet spells and quick learning, so that checks for inactivity open, close
+        // and are learned away within a run.
+        policy.activity.quiet_hours = rng.random_range(1..4);
+        policy.activity.learn_days = rng.random_range(1..4);
+        // In some districts devices may be silent for most of a day: they seldom go offline,
+        // so an elder's quiet (not a silent device) is what opens their checks.
+        if rng.random_bool(0.5) {
+            policy.health.default.factor = 200.0;
         }
         let mut engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
         engine.start_presence(T0);
@@ -283,17 +299,19 @@ impl Sim {
                 // charger), a low battery, or being switched off.
                 let (_, device) = self.device();
                 self.msg_no += 1;
-                let (event, health) = match self.rng.random_range(0..10) {
+                let (event, health) = match self.rng.random_range(0..12) {
                     0..7 => (
                         EventType::Heartbeat,
                         HealthReport {
                             battery_pct: Some(self.rng.random_range(0..=100)),
                             charging: self.rng.random_bool(0.2).then_some(true),
+                            active: [None, Some(false), Some(true)][self.rng.random_range(0..3)],
                             ..HealthReport::default()
                         },
                     ),
                     7..9 => (EventType::LowBattery, HealthReport::default()),
-                    _ => (EventType::PowerOff, HealthReport::default()),
+                    9 => (EventType::PowerOff, HealthReport::default()),
+                    _ => (EventType::Motion, HealthReport::default()),
                 };
                 let ev = DeviceEvent {
                     msg_id: MessageId::parse(format!("h{}", self.msg_no)).unwrap(),
@@ -466,9 +484,12 @@ impl Sim {
             let h = self.history.entry(e.incident_id).or_default();
             let ladder = h.kind.map(|k| self.policy.ladder(k)).unwrap_or_default();
             match (&e.change, &e.actor) {
-                (Change::Opened { kind, .. }, _) => {
+                (Change::Opened { kind, welfare, .. }, _) => {
                     if *kind == IncidentKind::Welfare {
                         self.family.welfare += 1;
+                    }
+                    if *welfare == Some(WelfareReason::Inactive) {
+                        self.family.inactive += 1;
                     }
                     h.kind = Some(*kind);
                     h.parallel_allowed = self.policy.ladder(*kind).parallel.max(1);
@@ -710,7 +731,35 @@ impl Sim {
         let mut devices = HashSet::new();
         let mut checked = HashSet::new();
         let mut holders: HashMap<&ResponderId, IncidentId> = HashMap::new();
+        let mut inactive = HashSet::new();
         for i in self.engine.open_incidents() {
+            if i.welfare == Some(WelfareReason::Inactive) {
+                // The elder's own: one at a time, kept by their watch, only for an elder
+                // living alone, never offered.
+                if !inactive.insert(&i.elder_id) {
+                    self.fail(format!("elder {} has two open checks for inactivity", i.elder_id));
+                }
+                if self.engine.inactivity_check_of(&i.elder_id).map(|o| o.id) != Some(i.id) {
+                    self.fail(format!("check {} is not the inactivity check of elder {}", i.id, i.elder_id));
+                }
+                let alone =
+                    self.registry.elders.iter().any(|e| e.id == i.elder_id && e.profile.lives_alone == Some(true));
+                if !alone || !i.ladder.offers.is_empty() || i.ladder.offers_made > 0 {
+                    self.fail(format!("check {} for inactivity: alone {alone}, offered: {i:?}", i.id));
+                }
+                let a = self.engine.elder_activity(&i.elder_id).expect("watched");
+                let quiet = self.now.millis() - a.last_active;
+                if quiet < i64::from(self.policy.activity.quiet_hours) * 3_600_000 {
+                    self.fail(format!("check {} open after only {quiet} ms of quiet", i.id));
+                }
+                // A dispatcher may send somebody round.
+                if let Some(r) = i.responder.as_ref().filter(|_| i.state.has_responder_on_job()) {
+                    if let Some(other) = holders.insert(&r.id, i.id) {
+                        self.fail(format!("responder {} holds incidents {other} and {}", r.id, i.id));
+                    }
+                }
+                continue;
+            }
             if i.kind == IncidentKind::Welfare {
                 // A lane of its own: one check a device, never offered by the ladder.
                 if !checked.insert(&i.device_id) {
@@ -862,12 +911,14 @@ fn the_promises_hold_for_every_seed() {
         family.exhausted += sim.family.exhausted;
         family.welfare += sim.family.welfare;
         family.device_news += sim.family.device_news;
+        family.inactive += sim.family.inactive;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
     assert!(enough || steps < 50_000, "the families' side was barely exercised: {family:?}");
     let health = family.welfare > 100 && family.device_news > 100;
     assert!(health || steps < 50_000, "devices' health was barely exercised: {family:?}");
+    assert!(family.inactive > 20 || steps < 50_000, "elders' inactivity was barely exercised: {family:?}");
 }
 
 #[test]

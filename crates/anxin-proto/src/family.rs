@@ -20,6 +20,9 @@ pub struct FamilyIncident {
     /// The engine's sequence number of the change shown: a page keeps the highest per id.
     pub seq: u64,
     pub kind: IncidentKind,
+    /// Why a welfare check was opened (kind `welfare` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welfare: Option<anxin_core::WelfareReason>,
     pub state: IncidentState,
     pub pressed_at: Timestamp,
     pub updated_at: Timestamp,
@@ -122,6 +125,7 @@ impl FamilyIncident {
             id: view.id,
             seq: view.seq,
             kind: view.kind,
+            welfare: view.welfare,
             state: view.state,
             pressed_at: view.pressed_at,
             updated_at: view.updated_at,
@@ -145,6 +149,9 @@ impl FamilyIncident {
 pub struct FamilyPastIncident {
     pub id: IncidentId,
     pub kind: IncidentKind,
+    /// Why a welfare check was opened (kind `welfare` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welfare: Option<anxin_core::WelfareReason>,
     pub state: IncidentState,
     pub pressed_at: Timestamp,
     /// When it last changed (for an ended incident: when it ended).
@@ -158,6 +165,7 @@ impl From<&anxin_core::Incident> for FamilyPastIncident {
         Self {
             id: i.id,
             kind: i.kind,
+            welfare: i.welfare,
             state: i.state,
             pressed_at: i.pressed_at,
             updated_at: i.updated_at,

@@ -45,7 +45,7 @@ pub enum Defect {
     BadTimestamp,
     #[error("location is malformed, out of range or not finite; the fix was ignored")]
     BadLocation,
-    #[error("battery_pct, rssi, charging or interval_s is malformed or out of range; it was ignored")]
+    #[error("battery_pct, rssi, charging, interval_s or active is malformed or out of range; it was ignored")]
     BadHealth,
     #[error("topic does not name a valid device")]
     BadTopic,
@@ -102,8 +102,8 @@ struct Wire<'a> {
     event: Option<String>,
     ts: Option<&'a RawValue>,
     location: Option<&'a RawValue>,
-    /// `battery_pct`, `rssi`, `charging`, `interval_s`, in that order.
-    health: [Option<&'a RawValue>; 4],
+    /// `battery_pct`, `rssi`, `charging`, `interval_s`, `active`, in that order.
+    health: [Option<&'a RawValue>; 5],
     duplicate: Option<&'static str>,
 }
 
@@ -118,7 +118,7 @@ enum Key {
 }
 
 /// The health fields of a heartbeat (or any message), in [`Wire::health`]'s order.
-const HEALTH_KEYS: [&str; 4] = ["battery_pct", "rssi", "charging", "interval_s"];
+const HEALTH_KEYS: [&str; 5] = ["battery_pct", "rssi", "charging", "interval_s", "active"];
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -172,7 +172,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Wire<'a> {
                 let mut w = Wire::default();
                 // A null counts as given: `{"msg_id":null,"msg_id":"m"}` is as ambiguous as any.
                 let (mut msg_id, mut event, mut ts, mut location) = (None, None, None, None);
-                let mut health: [Option<Option<&RawValue>>; 4] = [None; 4];
+                let mut health: [Option<Option<&RawValue>>; 5] = [None; 5];
                 while let Some(key) = map.next_key::<Key>()? {
                     let d = &mut w.duplicate;
                     match key {
@@ -277,7 +277,7 @@ pub fn decode(payload: &[u8], max_bytes: usize, received_at: Timestamp) -> Resul
 }
 
 /// Reads the health fields: each one malformed or out of range is left out, and said.
-fn decode_health(raw: &[Option<&RawValue>; 4]) -> (HealthReport, bool) {
+fn decode_health(raw: &[Option<&RawValue>; 5]) -> (HealthReport, bool) {
     let mut bad = false;
     let mut int = |i: usize, min: i64, max: i64| -> Option<i64> {
         let raw = raw[i]?;
@@ -293,7 +293,7 @@ fn decode_health(raw: &[Option<&RawValue>; 4]) -> (HealthReport, bool) {
     let battery_pct = int(0, 0, 100).map(|n| n as u8);
     let rssi = int(1, -150, 0).map(|n| n as i16);
     let interval_s = int(3, i64::from(min_s), i64::from(max_s)).map(|n| n as u32);
-    let charging = match raw[2].map(|r| r.get()) {
+    let mut flag = |i: usize| match raw[i].map(|r| r.get()) {
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
@@ -302,7 +302,9 @@ fn decode_health(raw: &[Option<&RawValue>; 4]) -> (HealthReport, bool) {
             None
         }
     };
-    (HealthReport { battery_pct, rssi, charging, interval_s }, bad)
+    let charging = flag(2);
+    let active = flag(4);
+    (HealthReport { battery_pct, rssi, charging, interval_s, active }, bad)
 }
 
 fn decode_fix(raw: &RawValue) -> Option<Fix> {
@@ -350,12 +352,18 @@ mod tests {
     #[test]
     fn a_heartbeat_carries_the_devices_health() {
         let d =
-            dec(r#"{"msg_id":"h-1","type":"heartbeat","battery_pct":54,"rssi":-71,"charging":false,"interval_s":600}"#)
+            dec(r#"{"msg_id":"h-1","type":"heartbeat","battery_pct":54,"rssi":-71,"charging":false,"interval_s":600,"active":true}"#)
                 .unwrap();
         assert_eq!(d.event.event, EventType::Heartbeat);
         assert_eq!(
             d.event.health,
-            HealthReport { battery_pct: Some(54), rssi: Some(-71), charging: Some(false), interval_s: Some(600) }
+            HealthReport {
+                battery_pct: Some(54),
+                rssi: Some(-71),
+                charging: Some(false),
+                interval_s: Some(600),
+                active: Some(true)
+            }
         );
         assert!(d.partial.is_empty());
         for (name, kind) in [
@@ -363,6 +371,7 @@ mod tests {
             ("power_off", EventType::PowerOff),
             ("worn", EventType::Worn),
             ("not_worn", EventType::NotWorn),
+            ("motion", EventType::Motion),
         ] {
             let d = dec(&format!(r#"{{"msg_id":"e-1","type":"{name}"}}"#)).unwrap();
             assert_eq!((d.event.event, d.event.health), (kind, HealthReport::default()), "{name}");
@@ -383,6 +392,8 @@ mod tests {
             r#""interval_s":5"#,
             r#""interval_s":86401"#,
             r#""battery_pct":1e400"#,
+            r#""active":1"#,
+            r#""active":"yes""#,
         ] {
             let rssi_is_bad = bad.starts_with(r#""rssi""#);
             let good = if rssi_is_bad { r#""battery_pct":50"# } else { r#""rssi":-80"# };

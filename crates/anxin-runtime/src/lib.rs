@@ -412,14 +412,19 @@ impl<M: Delivery> Runtime<M> {
     /// Writes what changed of devices' health since the last snapshot, on a task of its own.
     /// Rows that could not be written are the engine's to write next time.
     fn save_health(&mut self, at: Timestamp) -> tokio::task::JoinHandle<()> {
-        let rows = self.engine.take_health_changes();
+        let snapshot = self.engine.take_snapshot();
         let store = self.ports.store.clone();
         tokio::spawn(async move {
-            if rows.is_empty() {
+            if snapshot.is_empty() {
                 return;
             }
-            if let Err(e) = store.save_health(&rows, at).await {
-                tracing::warn!(error = %e, rows = rows.len(), "could not write devices' health; each is written again at its next change");
+            if let Err(e) = store.save_health(&snapshot, at).await {
+                tracing::warn!(
+                    error = %e,
+                    devices = snapshot.devices.len(),
+                    elders = snapshot.elders.len(),
+                    "could not write devices' health; each is written again at its next change"
+                );
             }
         })
     }

@@ -4,7 +4,7 @@
 //! runtime's simulation builds fakes that misbehave on purpose.
 
 use anxin_core::{
-    DeviceCommand, DeviceId, HealthRow, IncidentKind, IncidentView, JobEnded, JobView, Outbox, Responder,
+    DeviceCommand, DeviceId, HealthSnapshot, IncidentKind, IncidentView, JobEnded, JobView, Outbox, Responder,
     ResponderView, StationAlert, Timestamp,
 };
 use anxin_proto::Defect;
@@ -46,10 +46,11 @@ pub trait Store: Send + Sync + 'static {
     /// twice, after a failure whose outcome was unclear, leaves the same state as once.
     fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), String>>;
 
-    /// Writes a snapshot of devices' health taken at `at`, apart from the commits (it holds
-    /// no promise: a restart loses at most one snapshot's interval of it). No default: a
-    /// port that wraps another must pass it on (one that did not lost every snapshot).
-    fn save_health<'a>(&'a self, rows: &'a [HealthRow], at: Timestamp) -> BoxFuture<'a, Result<(), String>>;
+    /// Writes a snapshot of devices' health and watched elders' activity taken at `at`, apart
+    /// from the commits (it holds no promise: a restart loses at most one snapshot's interval
+    /// of it). No default: a port that wraps another must pass it on (one that did not lost
+    /// every snapshot).
+    fn save_health<'a>(&'a self, snapshot: &'a HealthSnapshot, at: Timestamp) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The devices' side: acknowledgements, commands to devices, alerts to stations' duty lines.

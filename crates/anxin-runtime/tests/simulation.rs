@@ -119,6 +119,7 @@ impl Durable {
             last_seq: self.last_seq(),
             last_ledger_seq: 0,
             health: vec![],
+            activity: vec![],
         }
     }
 
@@ -341,7 +342,7 @@ impl anxin_runtime::Store for FakeStore {
     /// Devices' health holds no promise the simulation checks (the engine's own tests do).
     fn save_health<'a>(
         &'a self,
-        _rows: &'a [anxin_core::HealthRow],
+        _snapshot: &'a anxin_core::HealthSnapshot,
         _at: Timestamp,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })

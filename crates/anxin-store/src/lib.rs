@@ -86,9 +86,10 @@ pub trait Store: FamilyStore + LedgerStore + Send + Sync + std::fmt::Debug + 'st
     /// devices' health as last snapshotted.
     async fn resume(&self, messages_since: Timestamp) -> Result<Resume, StoreError>;
 
-    /// Writes a snapshot of devices' health taken at `at` (each row replaces the device's
-    /// last), in transactions of its own, apart from the engine's commits.
-    async fn save_health(&self, rows: &[anxin_core::HealthRow], at: Timestamp) -> Result<(), StoreError>;
+    /// Writes a snapshot of devices' health and watched elders' activity taken at `at` (each
+    /// row replaces the device's or the elder's last), in transactions of its own, apart
+    /// from the engine's commits.
+    async fn save_health(&self, snapshot: &anxin_core::HealthSnapshot, at: Timestamp) -> Result<(), StoreError>;
 
     /// One incident's current state.
     async fn incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError>;

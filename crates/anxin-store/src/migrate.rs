@@ -31,6 +31,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "device_health",
         sql: include_str!("../../../migrations/sqlite/0007_device_health.sql"),
     },
+    Migration {
+        version: 8,
+        name: "elder_activity",
+        sql: include_str!("../../../migrations/sqlite/0008_elder_activity.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -60,6 +65,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "device_health",
         sql: include_str!("../../../migrations/postgres/0007_device_health.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "elder_activity",
+        sql: include_str!("../../../migrations/postgres/0008_elder_activity.sql"),
     },
 ];
 

@@ -635,13 +635,30 @@ macro_rules! sql_store {
                         offline: row.try_get("offline")?,
                     });
                 }
+                for row in sqlx::query(
+                    "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let days: String = row.try_get("days")?;
+                    resume.activity.push(anxin_core::ActivityRow {
+                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                        last_active: Timestamp(row.try_get("last_active")?),
+                        first_day: row.try_get("first_day")?,
+                        last_day: row.try_get("last_day")?,
+                        // A mask that does not read is taken as a day with nothing.
+                        days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
+                    });
+                }
                 Ok(resume)
             }
 
-            async fn save_health(&self, rows: &[anxin_core::HealthRow], at: Timestamp) -> Result<(), StoreError> {
+            async fn save_health(&self, snapshot: &anxin_core::HealthSnapshot, at: Timestamp) -> Result<(), StoreError> {
                 // In transactions of a few thousand rows each, so that a snapshot of a
                 // million devices never holds the writer long enough to delay a press.
-                for chunk in rows.chunks(HEALTH_CHUNK) {
+                for chunk in snapshot.devices.chunks(HEALTH_CHUNK) {
                     let mut tx = self.pool.begin().await?;
                     let mut q = QueryBuilder::<$db>::new(
                         "INSERT INTO device_health (device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline, saved_at) ",
@@ -661,6 +678,29 @@ macro_rules! sql_store {
                         " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen, interval_s = excluded.interval_s, \
                          battery_pct = excluded.battery_pct, rssi = excluded.rssi, charging = excluded.charging, \
                          worn = excluded.worn, offline = excluded.offline, saved_at = excluded.saved_at",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+                for chunk in snapshot.elders.chunks(HEALTH_CHUNK) {
+                    let mut tx = self.pool.begin().await?;
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO elder_activity (elder_id, device_id, last_active, first_day, last_day, days, saved_at) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        let days: Vec<String> = r.days.iter().map(u32::to_string).collect();
+                        b.push_bind(r.elder_id.as_str())
+                            .push_bind(r.device_id.as_str())
+                            .push_bind(r.last_active.millis())
+                            .push_bind(r.first_day)
+                            .push_bind(r.last_day)
+                            .push_bind(days.join(","))
+                            .push_bind(at.millis());
+                    });
+                    q.push(
+                        " ON CONFLICT (elder_id) DO UPDATE SET device_id = excluded.device_id, \
+                         last_active = excluded.last_active, first_day = excluded.first_day, \
+                         last_day = excluded.last_day, days = excluded.days, saved_at = excluded.saved_at",
                     );
                     q.build().execute(&mut *tx).await?;
                     tx.commit().await?;

@@ -75,6 +75,7 @@ impl App {
             max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
             repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
             health: config.health.policy(),
+            activity: config.activity.policy(),
             ..Policy::default()
         };
         let now = clock.now();

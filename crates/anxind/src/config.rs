@@ -30,6 +30,67 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub notify: NotifyConfig,
     pub health: HealthConfig,
+    pub activity: ActivityConfig,
+}
+
+/// `[activity]`: when an elder living alone counts as abnormally quiet (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityConfig {
+    pub enabled: bool,
+    pub quiet_hours: u32,
+    /// `"HH:MM"` on the hour: the fixed waking hours, local time.
+    pub day_start: String,
+    pub day_end: String,
+    pub learn_days: u32,
+    pub usual_share: f64,
+}
+
+impl ActivityConfig {
+    /// The engine's rule (call after [`Config::load`] has checked it).
+    pub fn policy(&self) -> anxin_core::ActivityPolicy {
+        anxin_core::ActivityPolicy {
+            enabled: self.enabled,
+            quiet_hours: self.quiet_hours,
+            day_start_h: Self::hour(&self.day_start).unwrap_or(7),
+            day_end_h: Self::hour(&self.day_end).unwrap_or(21),
+            learn_days: self.learn_days,
+            usual_share: self.usual_share,
+        }
+    }
+
+    /// `"07:00"` is 7; `"24:00"` is 24; anything not on the hour is refused.
+    fn hour(text: &str) -> Option<u8> {
+        let (h, m) = text.split_once(':')?;
+        let h: u8 = h.parse().ok()?;
+        (m == "00" && h <= 24 && text.len() == 5).then_some(h)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError::Check(m));
+        if !(1..=72).contains(&self.quiet_hours) {
+            return err(format!("activity.quiet_hours must lie in 1..=72, not {}", self.quiet_hours));
+        }
+        let (Some(start), Some(end)) = (Self::hour(&self.day_start), Self::hour(&self.day_end)) else {
+            return err(format!(
+                "activity.day_start and activity.day_end must be hours as \"HH:00\" (00:00-24:00), not {:?} and {:?}",
+                self.day_start, self.day_end
+            ));
+        };
+        if start >= end {
+            return err(format!(
+                "activity.day_start ({}) must be before activity.day_end ({})",
+                self.day_start, self.day_end
+            ));
+        }
+        if !(1..=anxin_core::activity::DAYS as u32).contains(&self.learn_days) {
+            return err(format!("activity.learn_days must lie in 1..=28, not {}", self.learn_days));
+        }
+        if !(self.usual_share > 0.0 && self.usual_share <= 1.0) {
+            return err(format!("activity.usual_share must lie in (0, 1], not {}", self.usual_share));
+        }
+        Ok(())
+    }
 }
 
 /// `[health]`: when a device counts as silent or flat (docs/configuration.md).
@@ -692,6 +753,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.health.check()?;
+        self.activity.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1191,5 +1253,31 @@ mod tests {
         let old = serde_json::json!({"consoles": {"tile_url": "https://t.example/{z}/{x}/{y}.png"}});
         let e = Config::load(None, &old).unwrap_err().to_string();
         assert!(e.contains("consoles.tile_url is replaced by [consoles.map]"), "{e}");
+    }
+
+    #[test]
+    fn the_inactivity_rule_reads_and_refuses_what_cannot_work() {
+        let c = Config::load(None, &serde_json::json!({})).unwrap();
+        assert_eq!(c.activity.policy(), anxin_core::ActivityPolicy::default(), "the defaults are the engine's");
+        let late = serde_json::json!({"activity": {"day_start": "09:00", "day_end": "24:00", "quiet_hours": 6}});
+        let p = Config::load(None, &late).unwrap().activity.policy();
+        assert_eq!((p.day_start_h, p.day_end_h, p.quiet_hours), (9, 24, 6));
+        for (bad, says) in [
+            (serde_json::json!({"quiet_hours": 0}), "activity.quiet_hours must lie in 1..=72, not 0"),
+            (serde_json::json!({"day_start": "7:00"}), "must be hours as \"HH:00\""),
+            (serde_json::json!({"day_end": "21:30"}), "must be hours as \"HH:00\""),
+            (serde_json::json!({"day_end": "25:00"}), "must be hours as \"HH:00\""),
+            (
+                serde_json::json!({"day_start": "22:00"}),
+                "activity.day_start (22:00) must be before activity.day_end (21:00)",
+            ),
+            (serde_json::json!({"learn_days": 0}), "activity.learn_days must lie in 1..=28, not 0"),
+            (serde_json::json!({"learn_days": 29}), "activity.learn_days must lie in 1..=28, not 29"),
+            (serde_json::json!({"usual_share": 0.0}), "activity.usual_share must lie in (0, 1], not 0"),
+            (serde_json::json!({"usual_share": 1.5}), "activity.usual_share must lie in (0, 1], not 1.5"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "activity": bad })).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

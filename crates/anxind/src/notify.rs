@@ -127,10 +127,10 @@ impl anxin_runtime::Store for WakingStorePort {
 
     fn save_health<'a>(
         &'a self,
-        rows: &'a [anxin_core::HealthRow],
+        snapshot: &'a anxin_core::HealthSnapshot,
         at: anxin_core::Timestamp,
     ) -> anxin_runtime::ports::BoxFuture<'a, Result<(), String>> {
-        self.inner.save_health(rows, at)
+        self.inner.save_health(snapshot, at)
     }
 }
 

@@ -27,10 +27,10 @@ impl anxin_runtime::Store for StorePort {
 
     fn save_health<'a>(
         &'a self,
-        rows: &'a [anxin_core::HealthRow],
+        snapshot: &'a anxin_core::HealthSnapshot,
         at: anxin_core::Timestamp,
     ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.0.save_health(rows, at).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.0.save_health(snapshot, at).await.map_err(|e| e.to_string()) })
     }
 }
 

@@ -2,7 +2,8 @@
 //! device that stops heartbeating, or whose battery runs low, becomes a welfare check on the
 //! consoles, apart from the emergencies; it closes by itself when the device is back; the
 //! health is written in snapshots and read back after a restart, and an open welfare check
-//! survives one without being opened twice. Each story runs on SQLite with the embedded
+//! survives one without being opened twice. An elder living alone who goes quiet becomes a
+//! welfare check too (abnormal inactivity). Each story runs on SQLite with the embedded
 //! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
 //! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
 
@@ -167,4 +168,102 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     app.stop().await;
 }
 
-on_both_stores!("health"; silent_devices_and_flat_batteries_become_welfare_checks);
+/// An elder living alone whose watch reports movement goes quiet: after the quiet hours a
+/// welfare check of reason `inactive` opens on the consoles, with a note saying why, and her
+/// son is told; what was learned of her is in the store's snapshot; the check survives a
+/// restart, once, and closes by itself when she moves again.
+async fn a_quiet_elder_living_alone_becomes_a_welfare_check(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
+    // Every hour a waking hour and one of them quiet enough, so that the story does not hang
+    // on the time of day it runs at; devices may be silent for hours without going offline.
+    let adjust = |c: &mut anxind::config::Config| {
+        c.activity.quiet_hours = 1;
+        c.activity.day_start = "00:00".into();
+        c.activity.day_end = "24:00".into();
+        c.health.factor = 100.0;
+    };
+    let app = spawn_app_on(&backend, &client_id, adjust, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let (d1, d2) = (TestDevice::connect(&app, "d-1").await, TestDevice::connect(&app, "d-2").await);
+
+    // d-1's watch saw her move: she is watched from now. d-2 beats without saying: not watched.
+    d1.publish_raw(json!({"msg_id": "mv-1", "type": "motion"}).to_string()).await;
+    d2.publish_raw(heartbeat(1, json!({"battery_pct": 80}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // 59 minutes of heartbeats that saw nothing: not yet.
+    clock.advance(Duration::from_secs(59 * MIN));
+    d1.publish_raw(heartbeat(2, json!({"active": false, "battery_pct": 70}))).await;
+    d2.publish_raw(heartbeat(3, json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let open = app.store.resume(Timestamp(0)).await.unwrap().open;
+    assert!(open.is_empty(), "59 quiet minutes are not an hour: {open:?}");
+    // An hour and a minute since she moved: a welfare check for her, none for d-2's elder.
+    clock.advance(Duration::from_secs(2 * MIN));
+    let quiet = console.welfare_for("d-1").await;
+    assert_eq!(welfare(&quiet), ("inactive".into(), "awaiting_dispatcher".into(), None));
+    assert_eq!(quiet["incident"]["alarm"]["level"], "welfare", "{quiet}");
+    let id = anxin_core::IncidentId(quiet["incident"]["id"].as_u64().unwrap());
+    let events = app.store.incident_events(id).await.unwrap();
+    let note = events.iter().find_map(|e| match &e.change {
+        anxin_core::Change::Note { text } => Some(text.clone()),
+        _ => None,
+    });
+    let note = note.expect("the check says why");
+    assert!(note.starts_with("No activity for 1 waking hours. Waking hours 00-24"), "{note}");
+    let told = events.iter().find(|e| matches!(e.change, anxin_core::Change::FamilyTold { .. })).expect("told");
+    let sent = app.store.notification(&format!("n{}", told.seq)).await.unwrap().expect("stored with the check");
+    assert!(sent.notification.text.contains("没有活动"), "{}", sent.notification.text);
+    let open = app.store.resume(Timestamp(0)).await.unwrap().open;
+    let checks: Vec<_> = open.iter().filter(|i| i.kind == anxin_core::IncidentKind::Welfare).collect();
+    assert_eq!(checks.len(), 1, "only the watched elder: {checks:?}");
+
+    // The snapshot keeps what was learned of her.
+    clock.advance(Duration::from_secs(MIN + 1));
+    let watched = tokio::time::timeout(WAIT, async {
+        loop {
+            let activity = app.store.resume(Timestamp(0)).await.unwrap().activity;
+            if !activity.is_empty() {
+                break activity;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the snapshot is written");
+    assert_eq!(watched.len(), 1);
+    assert_eq!((watched[0].elder_id.as_str(), watched[0].device_id.as_str()), ("e-1", "d-1"));
+    assert_eq!(watched[0].days.len(), anxin_core::activity::DAYS);
+    assert!(watched[0].days.iter().any(|d| *d != 0), "the hours she was active in");
+
+    // A restart: the check is open once, and her watch is back.
+    app.stop().await;
+    let app = spawn_app_on(&backend, &client_id, adjust, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    let open: Vec<&Value> =
+        snapshot["incidents"].as_array().unwrap().iter().filter(|i| i["welfare"] == "inactive").collect();
+    assert_eq!(open.len(), 1, "{snapshot}");
+    // She moves: the check closes by itself.
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.publish_raw(heartbeat(4, json!({"active": true}))).await;
+    let resolved = console.welfare_for("d-1").await;
+    assert_eq!(welfare(&resolved), ("inactive".into(), "resolved".into(), Some("the elder was active again".into())));
+    assert_eq!(welfare(&console.welfare_for("d-1").await).1, "closed");
+    // An `active` that is not a boolean is refused as bad health, the rest kept.
+    d1.publish_raw(heartbeat(5, json!({"active": "yes", "battery_pct": 66}))).await;
+    tokio::time::timeout(WAIT, async {
+        while app.metric("anxin_mqtt_payloads_rejected_total{reason=\"bad_health\"}").await < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("counted as bad_health");
+    app.stop().await;
+}
+
+on_both_stores!(
+    "health";
+    silent_devices_and_flat_batteries_become_welfare_checks,
+    a_quiet_elder_living_alone_becomes_a_welfare_check
+);

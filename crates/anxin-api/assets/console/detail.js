@@ -350,7 +350,7 @@ function welfareSection(view) {
       kv(t('f_welfare_reason'), h('span', { class: `reason-chip reason-${reason}`, 'data-field': 'welfare-reason' }, welfareReasonLabel(view.welfare)), { class: 'kv-row kv-flag' }),
       kv(t('f_welfare_what'), has(`welfare_explain_${reason}`) ? t(`welfare_explain_${reason}`) : null, { 'data-field': 'welfare-explain' }),
       kv(t('f_welfare_opened'), formatClock(view.opened_at)),
-      kv(t('f_welfare_todo'), view.state === 'resolved' ? null : t('welfare_todo'), { 'data-field': 'welfare-todo' }),
+      kv(t('f_welfare_todo'), view.state === 'resolved' ? null : t(has(`welfare_todo_${reason}`) ? `welfare_todo_${reason}` : 'welfare_todo'), { 'data-field': 'welfare-todo' }),
       station
         ? kv(t('f_station'), h('span', null, `${station.name || station.id} ${formatDistance(station.distance_m)} `, station.phone ? phoneWithCopy(station.phone) : null))
         : null,

@@ -157,6 +157,9 @@ const ENGINE_OUTCOMES = {
   'superseded: the device was switched off': 'outcome_device_switched_off',
   'superseded: the device went silent': 'outcome_device_went_silent',
   'the device was retired': 'outcome_device_retired',
+  'the elder was active again': 'outcome_elder_active_again',
+  'the elder no longer lives alone': 'outcome_elder_not_alone',
+  'the elder was retired': 'outcome_elder_retired',
 };
 
 export function outcomeLabel(text) {

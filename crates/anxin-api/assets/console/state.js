@@ -13,7 +13,9 @@ export const OUTCOMES = ['helped_at_home', 'taken_to_hospital', 'family_attendin
 // device is heard again or charged).
 export const WELFARE_OUTCOMES = ['elder_well', 'family_sees_to_device', 'device_back', 'visit_arranged', 'other'];
 // Why a welfare check opened, the ones that leave the elder unable to call first.
-export const WELFARE_REASONS = ['device_offline', 'power_off', 'low_battery'];
+// In the welfare list's order: an elder quiet for too long may have fallen; then devices that
+// cannot call; then low batteries.
+export const WELFARE_REASONS = ['inactive', 'device_offline', 'power_off', 'low_battery'];
 export const CALL_OUTCOMES = ['reached', 'no_answer', 'busy', 'wrong_number', 'voicemail', 'other'];
 export const EMERGENCY_NUMBERS = ['120', '110', '119'];
 

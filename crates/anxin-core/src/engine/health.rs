@@ -20,6 +20,7 @@ impl Engine {
     /// engine starts taking messages.
     pub fn start_health(&mut self, now: Timestamp) {
         self.health_floor = now;
+        self.start_activity();
         if !self.policy.health.enabled {
             return;
         }
@@ -74,6 +75,12 @@ impl Engine {
             }
         }
         rows
+    }
+
+    /// Everything a health snapshot writes: [`Engine::take_health_changes`] and
+    /// [`Engine::take_activity_changes`].
+    pub fn take_snapshot(&mut self) -> crate::health::HealthSnapshot {
+        crate::health::HealthSnapshot { devices: self.take_health_changes(), elders: self.take_activity_changes() }
     }
 
     /// Takes back what a snapshot stored, at start.
@@ -153,6 +160,7 @@ impl Engine {
             self.health_due.push(Reverse((at, device.clone())));
         }
         self.mark_dirty(device);
+        self.elder_heard(device, event, &report, now, out);
         if !enabled {
             return;
         }
@@ -161,6 +169,7 @@ impl Engine {
             let over = match reason {
                 WelfareReason::DeviceOffline | WelfareReason::PowerOff => !switched_off,
                 WelfareReason::LowBattery => charged || switched_off,
+                WelfareReason::Inactive => false, // kept by the elder's watch, not here
             };
             if over {
                 let outcome = match (reason, switched_off) {
@@ -214,7 +223,9 @@ impl Engine {
                     self.end_welfare(id, "superseded: the device went silent", false, now, out);
                     self.open_welfare(&device, WelfareReason::DeviceOffline, now, out);
                 }
-                None => self.open_welfare(&device, WelfareReason::DeviceOffline, now, out),
+                None => {
+                    self.open_welfare(&device, WelfareReason::DeviceOffline, now, out);
+                }
             }
             opened += 1;
         }
@@ -238,6 +249,7 @@ impl Engine {
         if let Some(id) = self.devices.get(device).and_then(|d| d.welfare) {
             self.end_welfare(id, "the device was retired", false, now, out);
         }
+        self.device_retired_from_activity(device, now, out);
     }
 
     /// When the next device is due to be checked.
@@ -247,9 +259,17 @@ impl Engine {
 
     /// Opens a welfare check for `device`, logged as the engine's, and tells the family
     /// (the first contact who takes device news).
-    fn open_welfare(&mut self, device: &DeviceId, reason: WelfareReason, now: Timestamp, out: &mut Outbox) {
-        let Some(d) = self.devices.get(device) else { return };
-        let Some(elder) = self.elders.get(&d.elder_id) else { return };
+    /// A check for the elder's inactivity is kept by the elder's watch, not in the device's
+    /// slot (the device may go silent or run flat beside it).
+    pub(super) fn open_welfare(
+        &mut self,
+        device: &DeviceId,
+        reason: WelfareReason,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Option<IncidentId> {
+        let d = self.devices.get(device)?;
+        let elder = self.elders.get(&d.elder_id)?;
         let elder_id = elder.id.clone();
         let location = Location { at: elder.home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
         self.last_incident_id += 1;
@@ -272,8 +292,10 @@ impl Engine {
         self.open.insert(id, incident);
         let notice = self.notice_for(id, &opened.change);
         out.events.push(opened);
-        if let Some(d) = self.devices.get_mut(device) {
-            d.welfare = Some(id);
+        if reason != WelfareReason::Inactive {
+            if let Some(d) = self.devices.get_mut(device) {
+                d.welfare = Some(id);
+            }
         }
         if let Some(notice) = notice {
             self.tell_family(id, notice, now, out);
@@ -283,12 +305,13 @@ impl Engine {
             self.record(id, change, Actor::Engine, now, out);
         }
         self.after_change(id, out);
+        Some(id)
     }
 
     /// The engine ends a welfare check that no longer holds, saying why; the contacts told of
     /// it hear that the device is back when `tell` (not when the check only gives way to a
     /// worse one).
-    fn end_welfare(&mut self, id: IncidentId, outcome: &str, tell: bool, now: Timestamp, out: &mut Outbox) {
+    pub(super) fn end_welfare(&mut self, id: IncidentId, outcome: &str, tell: bool, now: Timestamp, out: &mut Outbox) {
         let reason = self.open[&id].welfare.unwrap_or(WelfareReason::DeviceOffline);
         if tell {
             self.tell_family(id, crate::family::Notice::DeviceBack { reason }, now, out);

@@ -72,7 +72,7 @@ impl Engine {
         }
         match action {
             LedgerAction::Retired => self.take_out(&entry, now, out),
-            _ => self.put(entry.clone(), live, out),
+            _ => self.put(entry.clone(), live, now, out),
         }
         self.last_ledger_seq += 1;
         let seq = self.last_ledger_seq;
@@ -195,9 +195,12 @@ impl Engine {
     }
 
     /// Puts a checked entry into the live ledger, replacing `live`.
-    fn put(&mut self, entry: Entry, live: Option<Entry>, out: &mut Outbox) {
+    fn put(&mut self, entry: Entry, live: Option<Entry>, now: Timestamp, out: &mut Outbox) {
         match entry {
             Entry::Elder(e) => {
+                if e.profile.lives_alone != Some(true) {
+                    self.forget_activity(&e.id, "the elder no longer lives alone", now, out);
+                }
                 self.elders.insert(e.id.clone(), e);
             }
             Entry::Device(d) => {
@@ -243,6 +246,7 @@ impl Engine {
     fn take_out(&mut self, entry: &Entry, now: Timestamp, out: &mut Outbox) {
         match entry {
             Entry::Elder(e) => {
+                self.forget_activity(&e.id, "the elder was retired", now, out);
                 self.elders.remove(&e.id);
             }
             Entry::Device(d) => {

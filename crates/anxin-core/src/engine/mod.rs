@@ -14,6 +14,7 @@
 //! dispatchers alike), `commands` (responders' and dispatchers' actions), `timers` (the
 //! clock) and `views` (what consoles and phones are shown).
 
+mod activity;
 mod candidates;
 mod commands;
 mod family;
@@ -49,6 +50,8 @@ pub struct Resume {
     pub last_ledger_seq: u64,
     /// Devices' health as the last snapshot stored it.
     pub health: Vec<crate::health::HealthRow>,
+    /// Watched elders' activity as the last snapshot stored it.
+    pub activity: Vec<crate::activity::ActivityRow>,
 }
 
 /// What the engine decided about one message.
@@ -215,6 +218,12 @@ pub struct Engine {
     pub(crate) health_dirty: Vec<DeviceId>,
     /// One shared copy of each device model's name.
     pub(crate) model_names: BTreeSet<std::sync::Arc<str>>,
+    /// Elders living alone watched for inactivity, with their learned hours.
+    pub(crate) activity: HashMap<ElderId, crate::activity::ElderActivity>,
+    /// Watched elders by when they next need looking at (lazy, like `health_due`).
+    pub(crate) activity_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, ElderId)>>,
+    /// Watched elders whose activity changed since the last snapshot.
+    pub(crate) activity_dirty: Vec<ElderId>,
 }
 
 impl Engine {
@@ -270,18 +279,26 @@ impl Engine {
             health_floor: Timestamp(0),
             health_dirty: Vec::new(),
             model_names: BTreeSet::new(),
+            activity: HashMap::new(),
+            activity_due: Default::default(),
+            activity_dirty: Vec::new(),
         };
         for d in registry.devices {
             let state = engine.device_state(d.elder_id, d.model);
             engine.devices.insert(d.id, state);
         }
         engine.restore_health(&resume.health);
+        engine.restore_activity(&resume.activity);
         for incident in resume.open {
             let id = incident.id;
             // A device taken out of the ledger since leaves its incident to the dispatchers:
             // its presses are refused as unknown.
             if let Some(device) = engine.devices.get_mut(&incident.device_id) {
-                if incident.kind == IncidentKind::Welfare {
+                if incident.welfare == Some(WelfareReason::Inactive) {
+                    if let Some(a) = engine.activity.get_mut(&incident.elder_id) {
+                        a.open = Some(id);
+                    }
+                } else if incident.kind == IncidentKind::Welfare {
                     device.welfare = Some(id);
                 } else {
                     device.open = Some(id);
@@ -401,6 +418,9 @@ impl Engine {
                 if device.welfare == Some(id) {
                     device.welfare = None;
                 }
+            }
+            if incident.welfare == Some(WelfareReason::Inactive) {
+                self.inactivity_check_ended(&incident.elder_id, id, incident.updated_at);
             }
             self.unschedule(id);
         }

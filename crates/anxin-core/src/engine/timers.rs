@@ -12,7 +12,8 @@ impl Engine {
         let fixes = self.fixes.first().map(|(t, _)| t.plus_millis(self.policy.max_fix_age_ms));
         let claims = self.presence.next_release();
         let devices = self.next_health_deadline();
-        incidents.into_iter().chain(fixes).chain(claims).chain(devices).min()
+        let elders = self.next_activity_deadline();
+        incidents.into_iter().chain(fixes).chain(claims).chain(devices).chain(elders).min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
@@ -20,6 +21,7 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp, out: &mut Outbox) {
         self.expire_fixes(now, out);
         self.expire_devices(now, out);
+        self.expire_inactive(now, out);
         self.release_absent_claims(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
