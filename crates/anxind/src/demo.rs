@@ -44,6 +44,7 @@ const NOTES: [&str; 8] = [
 ];
 
 pub const ELDERS_PER_STREET: usize = 40;
+pub const RESPONDERS_PER_STREET: usize = 5;
 
 /// How many demo elders' first contacts get a family-page link at start.
 pub const FAMILY_LINKS: usize = 3;
@@ -82,7 +83,6 @@ pub async fn issue_family_links(
     }
     links
 }
-pub const RESPONDERS_PER_STREET: usize = 5;
 
 /// Device ids of the demo district: `xs-d0001` onwards, one per elder.
 pub fn device_id(n: usize) -> DeviceId {
