@@ -50,19 +50,41 @@ pub struct ImportParams {
     wait: bool,
 }
 
+/// The uploaded file, read only once the caller may import. Over [`MAX_FILE_BYTES`] it is
+/// refused with a JSON `413`: by its `Content-Length` before a byte is read, or, sent without
+/// one, as soon as it grows past the limit (the route's `DefaultBodyLimit`).
+async fn file(upload: axum::extract::Request) -> Result<Vec<u8>, Response> {
+    use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+    use axum::extract::FromRequest;
+    let too_large = || {
+        let why = format!("a file is at most {MAX_FILE_BYTES} bytes ({} MiB)", MAX_FILE_BYTES >> 20);
+        error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", why)
+    };
+    let declared = upload.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_FILE_BYTES as u64) {
+        return Err(too_large());
+    }
+    match axum::body::Bytes::from_request(upload, &()).await {
+        // Takes the buffer over where it can, rather than copying up to 128 MiB.
+        Ok(bytes) => Ok(Vec::from(bytes)),
+        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => Err(too_large()),
+        Err(_) => Err(error(StatusCode::BAD_REQUEST, "bad_upload", "the file did not arrive whole: send it again")),
+    }
+}
+
 pub async fn start(
     State(state): State<ApiState>,
-    headers: HeaderMap,
     Query(p): Query<ImportParams>,
-    body: axum::body::Bytes,
+    upload: axum::extract::Request,
 ) -> Response {
-    let (user, side) = match (staff(&state, &headers, true), side(&state)) {
+    let (user, side) = match (staff(&state, upload.headers(), true), side(&state)) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    if body.len() > MAX_FILE_BYTES {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("a file is at most {MAX_FILE_BYTES} bytes"));
-    }
+    let body = match file(upload).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let id = format!("imp-{}", state.imports.next.fetch_add(1, Ordering::Relaxed) + 1);
     let job = Arc::new(Mutex::new(ImportJob {
         id: id.clone(),
@@ -83,7 +105,7 @@ pub async fn start(
                     (j.done, j.total) = (done, total);
                 })
             };
-            let checked = match side.import_check(request, body.to_vec(), progress).await {
+            let checked = match side.import_check(request, body, progress).await {
                 Ok(c) => c,
                 Err(why) => {
                     let mut j = job.lock().expect("job lock");

@@ -180,7 +180,10 @@ impl HealthConfig {
             )));
         }
         if !(1..=86_400).contains(&self.snapshot_s) {
-            return Err(ConfigError::Check("health.snapshot_s must lie in 1..=86400".into()));
+            return Err(ConfigError::Check(format!(
+                "health.snapshot_s must lie in 1..=86400, not {}",
+                self.snapshot_s
+            )));
         }
         Ok(())
     }
@@ -1167,6 +1170,138 @@ mod tests {
             let e = Config::load(None, &bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn health_values_out_of_range_get_clear_errors() {
+        let health = |table: serde_json::Value| Config::load(None, &serde_json::json!({ "health": table }));
+        for (bad, says) in [
+            (serde_json::json!({"heartbeat_s": 9}), "health.heartbeat_s must lie in 10..=86400 seconds, not 9"),
+            (
+                serde_json::json!({"heartbeat_s": 86_401}),
+                "health.heartbeat_s must lie in 10..=86400 seconds, not 86401",
+            ),
+            (serde_json::json!({"factor": 0.5}), "health.factor must lie in 1.0..=100.0, not 0.5"),
+            (serde_json::json!({"factor": 100.5}), "health.factor must lie in 1.0..=100.0, not 100.5"),
+            (serde_json::json!({"grace_s": -1}), "for key \"default.health.grace_s\""),
+            (serde_json::json!({"grace_s": "2m"}), "for key \"default.health.grace_s\""),
+            (
+                serde_json::json!({"low_battery_pct": 30}),
+                "health.low_battery_pct (30) must be under health.charged_pct (30), which is at most 100",
+            ),
+            (
+                serde_json::json!({"low_battery_pct": 40, "charged_pct": 35}),
+                "health.low_battery_pct (40) must be under health.charged_pct (35), which is at most 100",
+            ),
+            (
+                serde_json::json!({"charged_pct": 101}),
+                "health.low_battery_pct (20) must be under health.charged_pct (101), which is at most 100",
+            ),
+            (serde_json::json!({"low_battery_pct": 256}), "for key \"default.health.low_battery_pct\""),
+            (serde_json::json!({"snapshot_s": 0}), "health.snapshot_s must lie in 1..=86400, not 0"),
+            (serde_json::json!({"snapshot_s": 86_401}), "health.snapshot_s must lie in 1..=86400, not 86401"),
+            (
+                serde_json::json!({"models": {"watch-4g": {"heartbeat_s": 5}}}),
+                "health.models.watch-4g.heartbeat_s must lie in 10..=86400 seconds, not 5",
+            ),
+            (
+                serde_json::json!({"models": {"watch-4g": {"factor": 0.0}}}),
+                "health.models.watch-4g.factor must lie in 1.0..=100.0, not 0",
+            ),
+            (serde_json::json!({"models": {"watch-4g": {"grace_s": -5}}}), "health.models.watch-4g.grace_s"),
+            (serde_json::json!({"models": {"watch-4g": {"grace": 5}}}), "unknown field: found `grace`"),
+            (serde_json::json!({"heartbeat": 300}), "unknown field: found `heartbeat`"),
+        ] {
+            let e = health(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        // NaN and infinity come only from a file (JSON has neither).
+        for (toml, says) in [
+            ("[health]\nfactor = nan\n", "health.factor must lie in 1.0..=100.0, not NaN"),
+            (
+                "[health.models.pendant]\nfactor = inf\n",
+                "health.models.pendant.factor must lie in 1.0..=100.0, not inf",
+            ),
+        ] {
+            let e = Config::from_toml_str(toml, std::iter::empty(), &serde_json::json!({})).unwrap_err().to_string();
+            assert!(e.contains(says), "{toml}: {e}");
+        }
+
+        // The ends of each range are taken, and a model takes what it leaves out from [health].
+        let edges = serde_json::json!({
+            "heartbeat_s": 10, "factor": 100.0, "grace_s": 0, "low_battery_pct": 99, "charged_pct": 100,
+            "snapshot_s": 86_400,
+            "models": {"watch-4g": {"heartbeat_s": 86_400, "factor": 1.0}, "pendant": {"grace_s": 600}},
+        });
+        let policy = health(edges).unwrap().health.policy();
+        assert_eq!(policy.default, anxin_core::HealthModel { heartbeat_s: 10, factor: 100.0, grace_s: 0 });
+        assert_eq!(
+            policy.model(Some("watch-4g")),
+            &anxin_core::HealthModel { heartbeat_s: 86_400, factor: 1.0, grace_s: 0 }
+        );
+        assert_eq!(
+            policy.model(Some("pendant")),
+            &anxin_core::HealthModel { heartbeat_s: 10, factor: 100.0, grace_s: 600 }
+        );
+        assert_eq!((policy.low_battery_pct, policy.charged_pct), (99, 100));
+        assert!(health(serde_json::json!({"snapshot_s": 1, "low_battery_pct": 0, "charged_pct": 1})).is_ok());
+    }
+
+    /// Each `[section]` table of docs/configuration.md, as key → its default cell.
+    fn documented_defaults() -> BTreeMap<String, BTreeMap<String, String>> {
+        let doc = include_str!("../../../docs/configuration.md");
+        let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut section = None;
+        for line in doc.lines() {
+            if line.starts_with('#') {
+                section = line.strip_prefix("### `[").and_then(|h| h.strip_suffix("]`")).map(str::to_string);
+                continue;
+            }
+            let Some(section) = &section else { continue };
+            // | `key` | type | default | ...
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, key, _, default, ..] = cells[..] {
+                if let Some(key) = key.strip_prefix('`').and_then(|k| k.strip_suffix('`')) {
+                    sections.entry(section.clone()).or_default().insert(key.to_string(), default.to_string());
+                }
+            }
+        }
+        sections
+    }
+
+    #[test]
+    fn the_configuration_doc_gives_the_defaults_the_code_has() {
+        let doc = documented_defaults();
+        let defaults = serde_json::to_value(Config::defaults()).unwrap();
+        // Every [health] key but the models' tables has a row.
+        let health = defaults["health"].as_object().unwrap();
+        let rows: Vec<&String> = doc["health"].keys().collect();
+        let keys: Vec<&String> = health.keys().filter(|k| *k != "models").collect();
+        assert_eq!(rows, keys, "docs/configuration.md's [health] rows");
+        let mut checked = 0;
+        for (section, rows) in &doc {
+            if section.contains("KIND") {
+                continue; // a ladder's defaults are [dispatch]'s, named
+            }
+            let table = section.split('.').fold(&defaults, |v, part| &v[part]);
+            assert!(table.is_object(), "[{section}] is documented but not in Config");
+            for (key, cell) in rows {
+                let value = &table[key.as_str()];
+                let unset = cell == "none" || cell.starts_with("unset");
+                let Some(shown) = cell.strip_prefix('`').and_then(|c| c.strip_suffix('`')).filter(|c| !c.contains('`'))
+                else {
+                    assert!(!unset || value.is_null(), "[{section}] {key}: documented {cell}, the code has {value}");
+                    continue;
+                };
+                // Left unset in the file, these two are given by the provider (`ConsoleMap::settings`).
+                if value.is_null() && section == "consoles.map" && ["crs", "max_zoom"].contains(&key.as_str()) {
+                    continue;
+                }
+                assert_eq!(shown, value.to_string(), "[{section}] {key}: documented as {cell}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{checked} defaults compared");
     }
 
     fn map(table: serde_json::Value) -> Result<MapSettings, String> {

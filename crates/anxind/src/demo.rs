@@ -44,6 +44,7 @@ const NOTES: [&str; 8] = [
 ];
 
 pub const ELDERS_PER_STREET: usize = 40;
+pub const RESPONDERS_PER_STREET: usize = 5;
 
 /// How many demo elders' first contacts get a family-page link at start.
 pub const FAMILY_LINKS: usize = 3;
@@ -82,7 +83,6 @@ pub async fn issue_family_links(
     }
     links
 }
-pub const RESPONDERS_PER_STREET: usize = 5;
 
 /// Device ids of the demo district: `xs-d0001` onwards, one per elder.
 pub fn device_id(n: usize) -> DeviceId {
@@ -257,6 +257,42 @@ fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
     }
 }
 
+/// One MQTT connection for a crowd of simulated devices, its event loop polled in the
+/// background until `stop`. Commands the broker sends them are only logged.
+struct DemoLink {
+    client: AsyncClient,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl DemoLink {
+    /// Connects as `client_id`, with room for `capacity` requests not yet sent.
+    fn connect(broker: (String, u16), client_id: String, capacity: usize, stop: &CancellationToken) -> Self {
+        let mut opts = MqttOptions::new(client_id, broker.0, broker.1);
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(opts, capacity);
+        let stop = stop.clone();
+        let poller = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = eventloop.poll() => match ev {
+                        Ok(Event::Incoming(Packet::Publish(p))) => tracing::debug!(topic = %p.topic, "demo device got a command"),
+                        Ok(_) => {}
+                        // `poll` returns its error at once: back off before trying again.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    },
+                }
+            }
+        });
+        Self { client, poller }
+    }
+
+    async fn close(self) {
+        let _ = self.client.disconnect().await;
+        self.poller.abort();
+    }
+}
+
 /// Simulated devices: presses at random (a Poisson process with the given mean interval),
 /// most with a fix near home, some without, until `stop`.
 pub async fn press_now_and_then(
@@ -271,24 +307,8 @@ pub async fn press_now_and_then(
     if devices == 0 || registry.devices.is_empty() {
         return;
     }
-    let mut opts = MqttOptions::new(format!("anxin-demo-devices-{seed}"), broker.0, broker.1);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let poller = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    ev = eventloop.poll() => match ev {
-                        Ok(Event::Incoming(Packet::Publish(p))) => tracing::debug!(topic = %p.topic, "demo device got a command"),
-                        Ok(_) => {}
-                        Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                    },
-                }
-            }
-        }
-    });
+    let link = DemoLink::connect(broker, format!("anxin-demo-devices-{seed}"), 64, &stop);
+    let client = &link.client;
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
     let pressing: Vec<_> = registry.devices.iter().take(devices.max(1).min(registry.devices.len())).cloned().collect();
     for d in &pressing {
@@ -324,8 +344,7 @@ pub async fn press_now_and_then(
             tracing::info!(device = %device.id, "demo device pressed");
         }
     }
-    let _ = client.disconnect().await;
-    poller.abort();
+    link.close().await;
 }
 
 /// How the demo's devices are, by position in the ledger: most heartbeat on time with a
@@ -366,20 +385,8 @@ pub async fn heartbeat_now_and_then(
     if registry.devices.is_empty() {
         return;
     }
-    let mut opts = MqttOptions::new(format!("anxin-demo-heartbeats-{seed}"), broker.0, broker.1);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(opts, 256);
-    let poller = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    ev = eventloop.poll() => if ev.is_err() { tokio::time::sleep(Duration::from_millis(500)).await },
-                }
-            }
-        }
-    });
+    let link = DemoLink::connect(broker, format!("anxin-demo-heartbeats-{seed}"), 256, &stop);
+    let client = &link.client;
     let mut rng = SmallRng::seed_from_u64(seed ^ 0xbea7);
     let gap = interval.div_f64(registry.devices.len() as f64);
     let mut round: u64 = 0;
@@ -414,8 +421,7 @@ pub async fn heartbeat_now_and_then(
         }
         round += 1;
     }
-    let _ = client.disconnect().await;
-    poller.abort();
+    link.close().await;
 }
 
 #[cfg(test)]

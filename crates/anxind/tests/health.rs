@@ -6,6 +6,8 @@
 //! welfare check too (abnormal inactivity). Each story runs on SQLite with the embedded
 //! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
 //! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
+//! The demo's simulated devices, heartbeating and pressing, are checked against the engine
+//! here too, on the embedded broker.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -267,3 +269,74 @@ on_both_stores!(
     silent_devices_and_flat_batteries_become_welfare_checks,
     a_quiet_elder_living_alone_becomes_a_welfare_check
 );
+
+/// `anxind demo`'s simulated devices (`anxind::demo`), each crowd on its own MQTT connection,
+/// reach a real engine: the heartbeats open the welfare checks the demo promises (the 8th
+/// device flat, the 20th switched off), the presses open emergencies, and both stop when
+/// told, within the two seconds `anxind demo` waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_devices_heartbeat_press_and_stop() {
+    use anxind::demo;
+    let dir = tempfile::tempdir().unwrap();
+    let district = demo::district(7);
+    let mut registry = registry();
+    registry.elders.extend(district.elders.iter().cloned());
+    registry.devices.extend(district.devices.iter().cloned());
+    registry.stations.extend(district.stations.iter().cloned());
+    registry.responders.extend(district.responders.iter().cloned());
+    let backend = Backend::embedded(dir.path());
+    let app = spawn_app_from(&backend, &unique("health", "demo"), registry, |_| {}, anxind::clock::Clock::System).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    assert_eq!(demo::demo_health(7), demo::DemoHealth::Flat);
+    assert_eq!(demo::demo_health(19), demo::DemoHealth::SwitchedOff);
+
+    let topics = anxin_mqtt::Topics::new(&app.topic_root).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // A round of 320 heartbeats in 3.2 s: one every 10 ms.
+    let heartbeats = tokio::spawn(demo::heartbeat_now_and_then(
+        app.mqtt.clone(),
+        topics.clone(),
+        district.clone(),
+        Duration::from_millis(3200),
+        7,
+        stop.clone(),
+    ));
+    let presses = tokio::spawn(demo::press_now_and_then(
+        app.mqtt.clone(),
+        topics,
+        district,
+        40,
+        Duration::from_millis(100),
+        7,
+        stop.clone(),
+    ));
+
+    // Bounded: the console's own heartbeat frames would keep a wait for a delta going.
+    let flat = tokio::time::timeout(WAIT, console.welfare_for("xs-d0008")).await.expect("the flat one's heartbeat");
+    assert_eq!(welfare(&flat).0, "low_battery", "{flat}");
+    let off = tokio::time::timeout(WAIT, console.welfare_for("xs-d0020")).await.expect("the switched-off one's");
+    assert_eq!(welfare(&off).0, "power_off", "{off}");
+    let pressed = tokio::time::timeout(WAIT, async {
+        loop {
+            let m = console.next().await;
+            let i = &m["incident"];
+            if m["type"] == "incident" && i["kind"] != "welfare" {
+                break m;
+            }
+        }
+    })
+    .await
+    .expect("a demo device presses");
+    let i = &pressed["incident"];
+    assert!(i["device_id"].as_str().unwrap().starts_with("xs-d00"), "{pressed}");
+    assert!(["sos", "fall"].contains(&i["kind"].as_str().unwrap()), "{pressed}");
+
+    stop.cancel();
+    let (h, p) = tokio::time::timeout(Duration::from_secs(2), async { tokio::join!(heartbeats, presses) })
+        .await
+        .expect("the demo's devices stop when told");
+    h.unwrap();
+    p.unwrap();
+    app.stop().await;
+}

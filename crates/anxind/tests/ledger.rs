@@ -1,7 +1,8 @@
 //! The live ledger over real endpoints and sockets (issue 20): an administrator enrols an
 //! elder and a device that can press at once, edits are caught when two people edit the same
 //! entry, what is live cannot be retired from under it, every change is logged with its
-//! actor and survives a restart, and each role reaches only as far as it may. Each story runs
+//! actor and survives a restart, and each role reaches only as far as it may; an import takes
+//! a file over axum's default 2 MiB and refuses one over its own 128 MiB in JSON. Each story runs
 //! on SQLite with the embedded broker, and on PostgreSQL and Mosquitto when
 //! `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
 //! A device enrolled through the API signs in and presses at once, and is refused once
@@ -423,6 +424,108 @@ async fn a_district_enrols_from_a_spreadsheet(backend: Backend, client_id: Strin
     assert_eq!((report["new"].as_u64(), report["changed"].as_u64()), (Some(0), Some(0)), "{report}");
     assert_eq!(report["unchanged"], 6, "the test registry's 4 elders and the 2 imported: {report}");
     assert_eq!(report["problems"], json!([]), "{report}");
+    app.stop().await;
+}
+
+/// A line of an elder's notes; [`long_notes_csv`] gives each elder 40 of them.
+const NOTE: &str = "独居，行动不便，使用助行器；备用钥匙在 3 楼邻居家。";
+
+/// A district's elders in the default columns, each with long notes: `rows` of about 3 KiB.
+fn long_notes_csv(rows: usize) -> Vec<u8> {
+    let notes = NOTE.repeat(40);
+    let mut csv = String::from("id,name,address,home_lat,home_lon,notes\r\n");
+    for n in 0..rows {
+        let (lat, lon) = (25.0 + (n % 100) as f64 * 0.0002, 102.69 + (n / 100) as f64 * 0.0002);
+        csv.push_str(&format!("e-big-{n:04},长者{n},西山区前卫街道 {n} 号,{lat:.4},{lon:.4},{notes}\r\n"));
+    }
+    csv.into_bytes()
+}
+
+/// The head of an import as `cookie`'s holder (or nobody's), sent with the given framing
+/// header, and whatever the server answers once it has it: status and JSON body. `body` is
+/// what to send after the head, while the answer is read (the server may answer and close
+/// before taking it all).
+async fn import_head(app: &TestApp, cookie: Option<&str>, framing: String, body: Vec<Vec<u8>>) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let path = "/api/v1/admin/imports?kind=elders&format=csv&wait=true&apply=true";
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{framing}\r\n");
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    head.push_str("\r\n");
+    let (mut read, mut write) = tokio::net::TcpStream::connect(app.http).await.unwrap().into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    // The rest is sent beside the reading; once the server has answered it may fail.
+    let sending = tokio::spawn(async move {
+        for part in body {
+            if write.write_all(&part).await.is_err() {
+                return;
+            }
+        }
+        // Open until the answer is read: a closed side could end the exchange early.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, read.read_to_end(&mut answer))
+        .await
+        .expect("an answer, without the server waiting for the whole body")
+        .unwrap();
+    sending.abort();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole answer");
+    let head = String::from_utf8_lossy(&answer[..split]).to_string();
+    assert!(head.to_lowercase().contains("content-type: application/json"), "{head}");
+    let status = head[9..12].parse().unwrap();
+    (status, serde_json::from_slice(&answer[split + 4..]).unwrap())
+}
+
+/// A district's file may be far bigger than axum's default body limit of 2 MiB: the import
+/// takes up to 128 MiB. A valid file over 2 MiB is imported and applied; one over 128 MiB is
+/// refused with a JSON `413` naming the limit, by its `Content-Length` before a byte of it is
+/// read, and, sent chunked with no length, once it passes the limit; nobody signed in is
+/// refused before any of it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_takes_files_up_to_128_mib_and_refuses_larger_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&Backend::embedded(dir.path()), &unique("ledger", "import-limit")).await;
+    let admin = sign_in(app.http, "kang").await;
+
+    let rows = 800;
+    let file = long_notes_csv(rows);
+    assert!(file.len() > 2 << 20, "over axum's default limit: {} bytes", file.len());
+    let columns = ["id", "name", "address", "home_lat", "home_lon", "notes"].map(|c| (c, json!(c)));
+    let mapping = json!({"kind": "elders", "columns": serde_json::Map::from_iter(columns.map(|(k, v)| (k.into(), v)))});
+    let (status, _, body) = call(&app, &admin, "PUT", "/api/v1/admin/mappings/notes", &[], mapping).await;
+    assert_eq!(status, 204, "{body}");
+    let path = "/api/v1/admin/imports?kind=elders&format=csv&mapping=notes&wait=true&apply=true";
+    let (status, _, body) = http_exchange_bytes(app.http, "POST", path, &[("Cookie", &admin)], &file).await;
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "{text}");
+    let job: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((job["state"].as_str(), job["applied"].as_u64()), (Some("done"), Some(rows as u64)), "{job}");
+    assert_eq!(job["report"]["problems"], json!([]), "{job}");
+    let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/elders?search=e-big", &[], Value::Null).await;
+    assert_eq!(page["total"], rows, "{page}");
+    let (_, _, last) = call(&app, &admin, "GET", "/api/v1/admin/elders/e-big-0799", &[], Value::Null).await;
+    assert_eq!(last["entry"]["notes"].as_str().map(|n| n.chars().count()), Some(NOTE.chars().count() * 40), "{last}");
+
+    let limit = anxin_api::import::MAX_FILE_BYTES;
+    assert_eq!(limit, 128 << 20);
+    let too_large = json!({"code": "too_large", "error": "a file is at most 134217728 bytes (128 MiB)"});
+    // Declared too large: refused at once, though no byte of the body is ever sent.
+    let (status, answer) = import_head(&app, Some(&admin), format!("Content-Length: {}", limit + 1), vec![]).await;
+    assert_eq!((status, &answer), (413, &too_large));
+    // Nobody signed in: refused before the body is read, whatever its size.
+    let (status, answer) = import_head(&app, None, format!("Content-Length: {limit}"), vec![]).await;
+    assert_eq!((status, answer["code"].as_str()), (401, Some("no_session")), "{answer}");
+    // Chunked, no length declared: refused once past the limit (129 chunks of 1 MiB).
+    let mut chunk = format!("{:x}\r\n", 1 << 20).into_bytes();
+    chunk.extend(std::iter::repeat_n(b'x', 1 << 20));
+    chunk.extend_from_slice(b"\r\n");
+    let chunks = vec![chunk; (limit >> 20) + 1];
+    let (status, answer) = import_head(&app, Some(&admin), "Transfer-Encoding: chunked".into(), chunks).await;
+    assert_eq!((status, &answer), (413, &too_large));
+    let (_, _, page) = call(&app, &admin, "GET", "/api/v1/admin/elders?search=e-big", &[], Value::Null).await;
+    assert_eq!(page["total"], rows, "nothing more imported: {page}");
     app.stop().await;
 }
 
