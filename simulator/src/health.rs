@@ -24,10 +24,6 @@ use tokio::time::sleep_until;
 /// in the child's configuration), heartbeating seldom.
 pub const QUIET_MODEL: &str = "sim-quiet";
 
-/// At most this many first heartbeats a wall-clock second at the start: the devices come
-/// up spread out, not all at once.
-const FIRST_HEARTBEATS_PER_WALL_S: f64 = 1_000.0;
-
 /// What goes wrong with a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultKind {
@@ -127,30 +123,34 @@ impl Lives {
 }
 
 /// Plans every device's heartbeats and faults from the scenario's seed: the same scenario
-/// gives the same lives. Heartbeats are spread evenly: the devices come up one after
-/// another over the first interval (or faster, at most [`FIRST_HEARTBEATS_PER_WALL_S`]),
-/// each then keeping its own interval.
+/// gives the same lives. Heartbeats are spread evenly: the devices of each interval come up
+/// one after another over their first interval, in a shuffled order, each then keeping its
+/// own interval, so the load is the same from the first minute. A fault strikes, at its
+/// drawn moment, a watched device that has come up by then (so that what it last said is
+/// known), drawn from the seed.
 pub fn plan(s: &Scenario, d: &District) -> Lives {
     let h = &s.health;
     let timers = HealthTimers::compressed(h, s.run.speedup);
     let mut rng = SmallRng::seed_from_u64(s.run.seed ^ 0x4ea1_7b0b);
     let n = d.elders.len();
-    let shuffled = |rng: &mut SmallRng| {
-        let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            order.swap(i, rng.random_range(0..=i));
+    let shuffle = |rng: &mut SmallRng, mut v: Vec<usize>| {
+        for i in (1..v.len()).rev() {
+            v.swap(i, rng.random_range(0..=i));
         }
-        order
+        v
     };
     let watched_n = ((n as f64) * h.watched_share).round() as usize;
     let mut watched = vec![false; n];
-    for &i in shuffled(&mut rng).iter().take(watched_n) {
+    for &i in shuffle(&mut rng, (0..n).collect()).iter().take(watched_n) {
         watched[i] = true;
     }
-    let coming_up_s = h.heartbeat_s.min(n as f64 * s.run.speedup / FIRST_HEARTBEATS_PER_WALL_S);
     let mut first_s = vec![0.0; n];
-    for (slot, &i) in shuffled(&mut rng).iter().enumerate() {
-        first_s[i] = (slot as f64 + 0.5) / n as f64 * coming_up_s;
+    for class in [true, false] {
+        let members = shuffle(&mut rng, (0..n).filter(|&i| watched[i] == class).collect());
+        let interval = timers.interval_s(class, s.run.speedup);
+        for (slot, &i) in members.iter().enumerate() {
+            first_s[i] = (slot as f64 + 0.5) / members.len() as f64 * interval;
+        }
     }
     let mut devices: Vec<Life> = (0..n)
         .map(|i| Life {
@@ -166,16 +166,15 @@ pub fn plan(s: &Scenario, d: &District) -> Lives {
     let f = &h.faults;
     let plan_s = s.run.hours * 3600.0;
     let within = f.within_hours.map_or([0.0, plan_s], |w| [w[0] * 3600.0, (w[1] * 3600.0).min(plan_s)]);
-    let mut candidates: Vec<usize> = shuffled(&mut rng).into_iter().filter(|&i| watched[i]).collect();
+    // Every fault, drawn whatever it is used for, so that one share does not move another's.
+    let mut faults = Vec::new();
     for (kind, share) in [
         (FaultKind::Flat, f.flat_share),
         (FaultKind::Off, f.off_share),
         (FaultKind::NotWorn, f.not_worn_share),
         (FaultKind::Low, f.low_share),
     ] {
-        let count = ((watched_n as f64) * share).round() as usize;
-        for i in candidates.drain(..count.min(candidates.len())).collect::<Vec<_>>() {
-            // Each draw is made whatever it is used for, so one share does not move another's.
+        for _ in 0..((watched_n as f64) * share).round() as usize {
             let at = uniform(&mut rng, within);
             let comes_back = rng.random::<f64>() < f.back_share || kind == FaultKind::NotWorn;
             let after_s = uniform(&mut rng, f.back_after_min) * 60.0;
@@ -183,11 +182,28 @@ pub fn plan(s: &Scenario, d: &District) -> Lives {
                 FaultKind::Flat => rng.random_range(1..=9),
                 _ => rng.random_range(8..=19),
             };
-            // A fault comes after the device's first heartbeat, so that what it last said
-            // is known.
-            let at_s = at.max(devices[i].first_s + 1.0);
-            devices[i].fault = Some(Fault { kind, at_s, back_s: comes_back.then_some(at_s + after_s), low_pct });
+            let pick: f64 = rng.random();
+            faults.push((at, kind, comes_back, after_s, low_pct, pick));
         }
+    }
+    faults.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The watched devices by the moment they come up.
+    let mut by_first: Vec<usize> = (0..n).filter(|&i| watched[i]).collect();
+    by_first.sort_by(|&a, &b| first_s[a].total_cmp(&first_s[b]));
+    let mut free = vec![true; n];
+    for (at, kind, comes_back, after_s, low_pct, pick) in faults {
+        let up: Vec<usize> = by_first.iter().copied().filter(|&i| free[i] && first_s[i] + 1.0 <= at).collect();
+        let (i, at_s) = if up.is_empty() {
+            // Nobody is up yet: the next device to come up, just after it does.
+            match by_first.iter().copied().find(|&i| free[i]) {
+                Some(i) => (i, first_s[i] + 1.0),
+                None => break,
+            }
+        } else {
+            (up[((pick * up.len() as f64) as usize).min(up.len() - 1)], at)
+        };
+        free[i] = false;
+        devices[i].fault = Some(Fault { kind, at_s, back_s: comes_back.then_some(at_s + after_s), low_pct });
     }
     Lives { devices, timers }
 }
@@ -353,6 +369,15 @@ mod tests {
         let gaps: Vec<f64> = first.windows(2).map(|w| w[1] - w[0]).collect();
         let (lo, hi) = gaps.iter().fold((f64::MAX, 0.0f64), |(lo, hi), g| (lo.min(*g), hi.max(*g)));
         assert!(hi - lo < 1e-6, "one device after another, evenly: gaps {lo}..{hi}");
+        assert!((first[first.len() - 1] - lives.devices[0].interval_s).abs() <= hi, "over the whole first interval");
+        // A sample: each class over its own interval.
+        let x = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
+        let lives = plan(&x, &District::generate(&x));
+        for watched in [true, false] {
+            let class: Vec<&Life> = lives.devices.iter().filter(|l| l.watched == watched).collect();
+            let early = class.iter().filter(|l| l.first_s < l.interval_s / 2.0).count();
+            assert!(early.abs_diff(class.len() / 2) <= 1, "{early} of {} in the first half", class.len());
+        }
     }
 
     #[test]

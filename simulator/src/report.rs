@@ -217,6 +217,10 @@ pub struct HealthSummary {
     /// Presses and cancels planned while the device was flat, switched off or not worn:
     /// calls it could not make.
     pub calls_unmade: usize,
+    /// (scenario hours at the last message, scenario minutes to the welfare check, switched
+    /// off) for each silence noticed, for the plots.
+    #[serde(skip)]
+    pub notice_series: Vec<(f64, f64, bool)>,
 }
 
 /// What the engine's welfare checks say about the devices' silences.
@@ -232,6 +236,8 @@ pub struct Judgement {
     pub not_noticed: usize,
     pub false_alarms: usize,
     pub failures: Vec<String>,
+    /// For each silence, in order, how long after its last message its check opened.
+    pub noticed_after_ms: Vec<Option<f64>>,
 }
 
 /// Holds the welfare checks against the silences. A check for silence belongs to the
@@ -304,6 +310,7 @@ pub fn judge(
             _ => {}
         }
     }
+    j.noticed_after_ms.clone_from(&seen_after);
     for (s, after) in silences.iter().zip(seen_after) {
         let lasted = (s.back_ms.unwrap_or(ended_ms) - s.last_ms) as f64;
         let due_after = match s.kind {
@@ -379,6 +386,14 @@ impl HealthSummary {
         let kinds = |m: &HashMap<FaultKind, u64>| m.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect();
         let wall_s = played.played_s / speedup;
         let watched = lives.watched();
+        let notice_series = l
+            .silences
+            .iter()
+            .zip(&j.noticed_after_ms)
+            .filter_map(|(s, after)| {
+                after.map(|ms| (played.clock.scenario_s(s.last) / 3600.0, scen_min(ms), s.kind == FaultKind::Off))
+            })
+            .collect();
         HealthSummary {
             watched_devices: watched,
             quiet_devices: lives.devices.len() - watched,
@@ -411,6 +426,7 @@ impl HealthSummary {
             faults: kinds(&l.health.faults),
             back: kinds(&l.health.backs),
             calls_unmade,
+            notice_series,
         }
     }
 
