@@ -76,3 +76,23 @@ impl Prepared {
         Ok(Summary::new(&played, &self.district, &self.lives, self.unmade, &self.name, label, timers))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_or_unworn_device_makes_no_press_and_quiet_devices_are_their_own_model() {
+        let s = Scenario::parse(include_str!("../scenarios/smoke.toml"), "smoke").unwrap();
+        let p = Prepared::new("smoke", s.clone());
+        assert!(p.unmade > 0, "the smoke run's faults cost some presses");
+        assert!(p.events.iter().all(|e| !p.lives.devices[e.device].cannot_call(e.at_s)));
+        assert_eq!(p.events.len() + p.unmade, plan::plan(&s, &p.district).len());
+        let x = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
+        let p = Prepared::new("x", x);
+        let devices = p.registry["devices"].as_array().unwrap();
+        let quiet = devices.iter().filter(|d| d["model"] == health::QUIET_MODEL).count();
+        assert_eq!(quiet, p.lives.devices.len() - p.lives.watched());
+        assert!(quiet > 0 && p.lives.watched() > 0);
+    }
+}

@@ -734,6 +734,12 @@ mod tests {
         let never = SMOKE.replace("answer_share = 0.9", "answer_share = 1.9");
         let e = Scenario::parse(&never, "s.toml").unwrap_err().to_string();
         assert!(e.contains("families.answer_share"), "{e}");
+        let fast_beat = SMOKE.replace("heartbeat_s = 600", "heartbeat_s = 300");
+        let e = Scenario::parse(&fast_beat, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("health.heartbeat_s") && e.contains("600 to"), "anxind's 10 s at 60x: {e}");
+        let faults = SMOKE.replace("not_worn_share = 0.03", "not_worn_share = 0.95");
+        let e = Scenario::parse(&faults, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("health.faults"), "{e}");
         let centres = SMOKE.replace("community_centres = 3", "community_centres = 4");
         let e = Scenario::parse(&centres, "s.toml").unwrap_err().to_string();
         assert!(e.contains("district.community_centres"), "{e}");

@@ -1398,16 +1398,17 @@ async fn progress(
         }
         let now = Instant::now();
         let s = clock.scenario_s(now).min(total_s);
-        let (presses, incidents, open, waiting) = {
+        let (presses, incidents, open, waiting, welfare) = {
             let l = ledger.lock().unwrap();
             let open = l.incidents.values().filter(|i| i.ended.is_none()).count();
             let waiting = l.presses.iter().filter(|p| p.consoled.is_none()).count();
-            (l.presses.len(), l.incidents.len(), open, waiting)
+            let welfare = l.welfare.values().filter(|c| c.ended.is_none()).count();
+            (l.presses.len(), l.incidents.len(), open, waiting, welfare)
         };
         let width = 24usize;
         let filled = ((s / total_s) * width as f64) as usize;
         let line = format!(
-            "{} [{}{}] {:>3.0}%  scenario {:>5.2} h  presses {presses}  incidents {incidents}  open {open}  unseen {waiting}",
+            "{} [{}{}] {:>3.0}%  scenario {:>5.2} h  presses {presses}  incidents {incidents}  open {open}  unseen {waiting}  welfare checks open {welfare}",
             opts.label,
             "#".repeat(filled.min(width)),
             "-".repeat(width - filled.min(width)),
