@@ -254,6 +254,7 @@ pub fn judge(
     window_ms: f64,
     tolerance_ms: f64,
     ended_ms: i64,
+    name: &dyn Fn(usize) -> String,
 ) -> Judgement {
     let mut j = Judgement::default();
     // The first check for each silence: how long after its last message it opened.
@@ -283,7 +284,12 @@ pub fn judge(
                     j.false_alarms += 1;
                     fail(
                         &mut j,
-                        format!("device #{} was not silent but welfare check {} says {}", c.device, c.id, c.reason),
+                        format!(
+                            "device {} was not silent but welfare check {} says {}",
+                            name(c.device),
+                            c.id,
+                            c.reason
+                        ),
                     );
                     continue;
                 };
@@ -293,8 +299,8 @@ pub fn judge(
                     fail(
                         &mut j,
                         format!(
-                            "device #{} taken for offline {:.1} s after its last message, before its window of {:.1} s",
-                            c.device,
+                            "device {} taken for offline {:.1} s after its last message, before its window of {:.1} s",
+                            name(c.device),
                             after / 1000.0,
                             window_ms / 1000.0
                         ),
@@ -305,7 +311,7 @@ pub fn judge(
             }
             "low_battery" if !reported_low.contains(&c.device) => {
                 j.false_alarms += 1;
-                fail(&mut j, format!("device #{} never said its battery was low (check {})", c.device, c.id));
+                fail(&mut j, format!("device {} never said its battery was low (check {})", name(c.device), c.id));
             }
             _ => {}
         }
@@ -333,9 +339,9 @@ pub fn judge(
                     fail(
                         &mut j,
                         format!(
-                            "{} device #{} noticed {:.1} s after its last message (due within {:.1} s)",
+                            "{} device {} noticed {:.1} s after its last message (due within {:.1} s)",
                             s.kind.as_str(),
-                            s.device,
+                            name(s.device),
                             after / 1000.0,
                             due_after / 1000.0
                         ),
@@ -347,9 +353,9 @@ pub fn judge(
                 fail(
                     &mut j,
                     format!(
-                        "{} device #{} silent {:.1} s and never noticed (due within {:.1} s)",
+                        "{} device {} silent {:.1} s and never noticed (due within {:.1} s)",
                         s.kind.as_str(),
-                        s.device,
+                        name(s.device),
                         lasted / 1000.0,
                         due_after / 1000.0
                     ),
@@ -362,14 +368,15 @@ pub fn judge(
 }
 
 impl HealthSummary {
-    pub fn new(played: &Played, lives: &Lives, calls_unmade: usize) -> Self {
+    pub fn new(played: &Played, district: &District, lives: &Lives, calls_unmade: usize) -> Self {
         let l = &played.ledger;
         let speedup = played.clock.speedup;
         let t = &lives.timers;
         let window_ms = t.window_wall_s() * 1000.0;
         let tolerance_ms = NOTICE_TOLERANCE_WALL_S * 1000.0;
         let checks: Vec<&WelfareCheck> = l.welfare.values().collect();
-        let j = judge(&l.silences, &checks, &l.health.reported_low, window_ms, tolerance_ms, played.ended_ms);
+        let name = |i: usize| district.elders[i].device_id.clone();
+        let j = judge(&l.silences, &checks, &l.health.reported_low, window_ms, tolerance_ms, played.ended_ms, &name);
         let scen_min = |ms: f64| ms / 1000.0 * speedup / 60.0;
         let minutes = |v: &[f64]| Percentiles::of(v.iter().map(|ms| scen_min(*ms)).collect());
         let mut by_reason = BTreeMap::new();
@@ -604,7 +611,7 @@ impl Summary {
             family_answers_refused: l.family_answers_refused,
             family_answers_failed: l.family_answers_failed,
             family_answer_lag_ms: Percentiles::of(l.family_answer_lag_ms.clone()),
-            health: HealthSummary::new(played, lives, calls_unmade),
+            health: HealthSummary::new(played, district, lives, calls_unmade),
             console_series: series,
         }
     }
@@ -932,7 +939,7 @@ mod tests {
     /// A window of 15 s and a tolerance of 2 s; the run stopped watching at 100 s.
     fn judged(silences: &[Silence], checks: &[WelfareCheck], low: &[usize]) -> Judgement {
         let checks: Vec<&WelfareCheck> = checks.iter().collect();
-        judge(silences, &checks, &low.iter().copied().collect(), 15_000.0, 2_000.0, 100_000)
+        judge(silences, &checks, &low.iter().copied().collect(), 15_000.0, 2_000.0, 100_000, &|i| format!("d-{i}"))
     }
 
     #[test]

@@ -463,6 +463,18 @@ impl Ledger {
         }
     }
 
+    /// A fresh snapshot lists every open incident: a welfare check it leaves out ended while
+    /// the console was catching up (its outcome unseen).
+    fn welfare_resync(&mut self, open: impl Iterator<Item = u64>, now: Instant) {
+        let open: std::collections::HashSet<u64> = open.collect();
+        for check in self.welfare.values_mut().filter(|c| c.ended.is_none() && !open.contains(&c.id)) {
+            check.ended = Some(now);
+            if self.devices[check.device].welfare == Some(check.id) {
+                self.devices[check.device].welfare = None;
+            }
+        }
+    }
+
     /// Writes down what a device said of its health, as it is sent.
     pub(crate) fn device_said(&mut self, device: usize, note: Note, now: Instant, now_ms: i64) {
         let h = &mut self.health;
@@ -974,6 +986,7 @@ async fn watch_console(
                     for inc in incidents.iter() {
                         all.extend(l.incident_view(inc, now, &devices));
                     }
+                    l.welfare_resync(incidents.iter().map(|i| i.id.0), now);
                     all
                 }
                 ServerFrame::Incident { incident, .. } => l.incident_view(&incident, now, &devices),
@@ -1566,5 +1579,36 @@ mod tests {
             (f.answered_at_ms, f.told.as_slice(), f.exhausted),
             (Some(9_000), &["c1".to_string(), "c2".into()][..], false)
         );
+    }
+
+    #[test]
+    fn welfare_checks_are_kept_apart_from_the_emergencies() {
+        use anxin_core::{IncidentId, IncidentKind, IncidentState, Timestamp, WelfareReason};
+        let devices: HashMap<String, usize> = [("dev-1".to_string(), 0)].into();
+        let mut l = Ledger::new(1);
+        let now = Instant::now();
+        l.incident_view(&view("offered", None, None), now, &devices);
+        let check = |id: u64, state: IncidentState| {
+            let mut w = view("awaiting_dispatcher", Some("welfare_check"), None);
+            (w.id, w.kind, w.state, w.welfare) =
+                (IncidentId(id), IncidentKind::Welfare, state, Some(WelfareReason::DeviceOffline));
+            w.opened_at = Timestamp(5_000);
+            w
+        };
+        assert_eq!(l.incident_view(&check(8, IncidentState::AwaitingDispatcher), now, &devices), vec![]);
+        assert_eq!((l.concurrent_open, l.welfare_concurrent, l.incidents.len()), (0, 0, 1), "beside, not a double");
+        let c = &l.welfare[&8];
+        assert_eq!((c.reason.as_str(), c.opened_at_ms, c.ended), ("device_offline", 5_000, None));
+        let mut closed = check(8, IncidentState::Closed);
+        closed.outcome = Some("the device was heard again".into());
+        l.incident_view(&closed, now, &devices);
+        assert!(
+            l.welfare[&8].ended.is_some() && l.welfare[&8].outcome.as_deref() == Some("the device was heard again")
+        );
+        // Another opens; the console falls behind and its fresh snapshot no longer lists it.
+        l.incident_view(&check(9, IncidentState::AwaitingDispatcher), now, &devices);
+        assert_eq!(l.welfare_concurrent, 0);
+        l.welfare_resync([7].into_iter(), now);
+        assert!(l.welfare[&9].ended.is_some() && l.devices[0].welfare.is_none());
     }
 }
