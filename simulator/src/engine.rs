@@ -120,6 +120,75 @@ impl Timers {
     }
 }
 
+/// The engine's `[health]` in wall-clock units: the scenario's heartbeat intervals and grace
+/// compressed by the speed-up to whole seconds (anxind's unit; at least 10 s for an interval).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthTimers {
+    /// The watched devices' interval (`health.heartbeat_s`), the quiet devices'
+    /// (`[health.models.sim-quiet]`), and the grace.
+    pub heartbeat_s: u64,
+    pub quiet_heartbeat_s: u64,
+    pub factor: f64,
+    pub grace_s: u64,
+}
+
+impl HealthTimers {
+    pub fn compressed(h: &crate::scenario::Health, speedup: f64) -> Self {
+        let (lo, hi) = crate::scenario::Health::WALL_INTERVAL_S;
+        let interval = |s: f64| (s / speedup).round().clamp(lo, hi) as u64;
+        HealthTimers {
+            heartbeat_s: interval(h.heartbeat_s),
+            quiet_heartbeat_s: interval(h.quiet_heartbeat_s),
+            factor: h.factor,
+            grace_s: (h.grace_s / speedup).round() as u64,
+        }
+    }
+
+    /// The interval a device keeps, in wall-clock seconds (its `interval_s`).
+    pub fn interval_wall_s(&self, watched: bool) -> u64 {
+        if watched {
+            self.heartbeat_s
+        } else {
+            self.quiet_heartbeat_s
+        }
+    }
+
+    /// The same in scenario seconds: what the devices keep to, so that they heartbeat as
+    /// often as they tell the engine they do.
+    pub fn interval_s(&self, watched: bool, speedup: f64) -> f64 {
+        self.interval_wall_s(watched) as f64 * speedup
+    }
+
+    /// The silence after which the engine takes a watched device for offline (interval ×
+    /// factor + grace), wall-clock seconds; as anxind computes it (whole milliseconds).
+    pub fn window_wall_s(&self) -> f64 {
+        ((self.heartbeat_s as f64 * self.factor * 1000.0) as i64 + self.grace_s as i64 * 1000) as f64 / 1000.0
+    }
+
+    /// What the window means in scenario time.
+    pub fn describe(&self, speedup: f64) -> String {
+        format!(
+            "{:.1} min (a heartbeat every {:.1} min × {} + {:.1} min grace)",
+            self.window_wall_s() * speedup / 60.0,
+            self.heartbeat_s as f64 * speedup / 60.0,
+            self.factor,
+            self.grace_s as f64 * speedup / 60.0
+        )
+    }
+
+    /// The child's `[health]` section.
+    fn toml(&self) -> String {
+        format!(
+            "\n[health]\nheartbeat_s = {}\nfactor = {:?}\ngrace_s = {}\n\n[health.models.{}]\nheartbeat_s = {}\n",
+            self.heartbeat_s,
+            self.factor,
+            self.grace_s,
+            crate::health::QUIET_MODEL,
+            self.quiet_heartbeat_s
+        )
+    }
+}
+
 /// How to start the child.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -132,6 +201,7 @@ pub struct EngineOptions {
     /// Responders offered an incident at once (1: one after another).
     pub parallel_offers: u32,
     pub timers: Timers,
+    pub health: HealthTimers,
     /// Copy anxind's log lines to our stderr.
     pub verbose: bool,
 }
@@ -154,6 +224,7 @@ pub fn run_tag() -> String {
 /// `dispatch.parallel_offers`).
 pub fn config_toml(
     timers: &Timers,
+    health: &HealthTimers,
     matching: Matching,
     parallel_offers: u32,
     topic_root: &str,
@@ -180,6 +251,7 @@ pub fn config_toml(
     if parallel_offers > 1 {
         text.push_str(&format!("parallel_offers = {parallel_offers}\n"));
     }
+    text.push_str(&health.toml());
     text.push_str("\n[shutdown]\ndeadline_s = 5\n");
     text
 }
@@ -215,7 +287,7 @@ impl ChildEngine {
         let config_path = dir.path().join("anxind.toml");
         std::fs::write(
             &config_path,
-            config_toml(&opts.timers, opts.matching, opts.parallel_offers, &topic_root, &client_id),
+            config_toml(&opts.timers, &opts.health, opts.matching, opts.parallel_offers, &topic_root, &client_id),
         )?;
         let log = dir.path().join("anxind.log");
         let store = match &opts.store {
@@ -326,7 +398,8 @@ mod tests {
         assert_eq!((t.on_scene_within_min, t.max_fix_age_min, t.repeat_press_interval_ms), (1, 1, 33));
         assert_eq!(t.family_escalate_after_s, 5);
         assert!(t.describe(60.0).ends_with("next family contact after 300 s"));
-        assert!(config_toml(&t, Matching::Nearest, 1, "r", "c").contains("family_escalate_after_s = 5\n"));
+        let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
+        assert!(config_toml(&t, &h, Matching::Nearest, 1, "r", "c").contains("family_escalate_after_s = 5\n"));
         assert!(t.describe(60.0).starts_with("offer 60 s, station 120 s"));
         let real = Timers::compressed(1.0);
         assert_eq!((real.offer_timeout_s, real.on_scene_within_min), (60, 30));
@@ -343,9 +416,25 @@ mod tests {
     #[test]
     fn the_matching_key_is_written_only_when_needed() {
         let t = Timers::compressed(60.0);
-        assert!(!config_toml(&t, Matching::Nearest, 1, "r", "c").contains("matching"));
-        let own = config_toml(&t, Matching::OwnStation, 2, "r", "c");
+        let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
+        assert!(!config_toml(&t, &h, Matching::Nearest, 1, "r", "c").contains("matching"));
+        let own = config_toml(&t, &h, Matching::OwnStation, 2, "r", "c");
         assert!(own.contains("matching = \"own_station\"") && own.contains("parallel_offers = 2"), "{own}");
         assert!(own.parse::<toml::Table>().is_ok());
+    }
+
+    #[test]
+    fn the_health_section_is_the_scenario_compressed() {
+        let scenario =
+            crate::scenario::Health { heartbeat_s: 600.0, factor: 1.5, grace_s: 300.0, ..Default::default() };
+        let h = HealthTimers::compressed(&scenario, 60.0);
+        assert_eq!((h.heartbeat_s, h.quiet_heartbeat_s, h.grace_s), (10, 120, 5));
+        assert_eq!(h.window_wall_s(), 20.0);
+        assert_eq!(h.describe(60.0), "20.0 min (a heartbeat every 10.0 min × 1.5 + 5.0 min grace)");
+        let text = config_toml(&Timers::compressed(60.0), &h, Matching::Nearest, 1, "r", "c");
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table["health"]["heartbeat_s"].as_integer(), Some(10));
+        assert_eq!(table["health"]["factor"].as_float(), Some(1.5));
+        assert_eq!(table["health"]["models"]["sim-quiet"]["heartbeat_s"].as_integer(), Some(120));
     }
 }

@@ -114,6 +114,7 @@ impl Common {
         let mut s = Scenario::load(&self.scenario)?;
         if let Some(v) = self.speedup {
             check_speedup("--speedup", v).map_err(|(k, p)| anyhow::anyhow!("{k} {p}"))?;
+            s.health.check_speed(v).map_err(|(k, p)| anyhow::anyhow!("at --speedup {v}, {k} {p}"))?;
             s.run.speedup = v;
         }
         if let Some(h) = self.hours {
@@ -155,6 +156,7 @@ impl Common {
             matching,
             parallel_offers: self.parallel_offers,
             timers: prepared.timers(),
+            health: prepared.health_timers(),
             verbose: self.verbose,
         })
     }
@@ -173,11 +175,12 @@ impl Common {
 async fn run_once(common: &Common, prepared: &Prepared, matching: Matching) -> anyhow::Result<Summary> {
     let opts = common.engine(prepared, matching)?;
     eprintln!(
-        "anxin-sim: {}: {} devices, {} responders, {} planned events; starting {}",
+        "anxin-sim: {}: {} devices, {} responders, {} planned events, {} device faults; starting {}",
         prepared.name,
         prepared.district.elders.len(),
         prepared.district.responders.len(),
         prepared.events.len(),
+        prepared.lives.devices.iter().filter(|l| l.fault.is_some()).count(),
         opts.anxind.display()
     );
     let engine = ChildEngine::start(&opts, &prepared.registry).await?;
@@ -207,11 +210,23 @@ fn write_plots(common: &Common, summary: &Summary) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lost or doubled presses break Anxin's first promise: say so in the exit status.
+/// Lost or doubled presses break Anxin's first promise, and a dead device nobody noticed
+/// (or a live one taken for dead) its second: say so in the exit status.
 fn verdict(summaries: &[&Summary]) -> anyhow::Result<()> {
     for s in summaries {
         if s.lost > 0 || s.duplicated > 0 {
             bail!("{} matching: {} presses lost, {} duplicated (both must be 0)", s.matching, s.lost, s.duplicated);
+        }
+        let h = &s.health;
+        if h.failed() {
+            bail!(
+                "{} matching: {} silent devices not noticed within their window, {} false alarms, {} devices with two welfare checks at once (all must be 0): {}",
+                s.matching,
+                h.not_noticed,
+                h.false_alarms,
+                h.concurrent,
+                h.failures.join("; ")
+            );
         }
         if s.presses_sent > 0 && s.incidents_seen == 0 {
             bail!("{} matching: {} presses but no incident on the console", s.matching, s.presses_sent);

@@ -1,18 +1,72 @@
-//! SVG plots of press → console latency: over the run's scenario time, and its distribution.
+//! SVG plots of press → console latency (over the run's scenario time, and its
+//! distribution), and of how soon the engine noticed each silent device against its window.
 
 use crate::report::{Percentiles, Summary};
 use anyhow::Context;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Writes `<stem>-latency.svg` and `<stem>-histogram.svg` into `dir`; returns their paths.
+/// Writes `<stem>-latency.svg` and `<stem>-histogram.svg` into `dir`, and
+/// `<stem>-welfare.svg` when a device went silent and was noticed; returns their paths.
 pub fn write(summary: &Summary, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let over_time = dir.join(format!("{stem}-latency.svg"));
     let histogram = dir.join(format!("{stem}-histogram.svg"));
     latency_over_time(summary, &over_time).map_err(|e| anyhow::anyhow!("{}: {e}", over_time.display()))?;
     distribution(summary, &histogram).map_err(|e| anyhow::anyhow!("{}: {e}", histogram.display()))?;
-    Ok(vec![over_time, histogram])
+    let mut written = vec![over_time, histogram];
+    if !summary.health.notice_series.is_empty() {
+        let welfare = dir.join(format!("{stem}-welfare.svg"));
+        noticed(summary, &welfare).map_err(|e| anyhow::anyhow!("{}: {e}", welfare.display()))?;
+        written.push(welfare);
+    }
+    Ok(written)
+}
+
+/// Each silent device the engine noticed: when it last spoke, and how long until its welfare
+/// check opened, against the window and the tolerance.
+fn noticed(s: &Summary, path: &Path) -> Result<(), Failure> {
+    let h = &s.health;
+    let hours = (s.scenario_hours + s.drain_min / 60.0).max(1e-3);
+    let limit = h.window_min + h.tolerance_min;
+    let top = h.notice_series.iter().map(|(_, m, _)| *m).fold(limit, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{}: silent devices, last message → welfare check ({} noticed)", s.scenario, h.notice_series.len()),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..hours, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("scenario hours at the device's last message ({}x)", s.speedup))
+        .y_desc("scenario minutes to the check")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    let grey = RGBColor(150, 150, 150);
+    let red = RGBColor(220, 90, 40);
+    for (y, colour, name) in [(h.window_min, grey, "window"), (limit, red, "window + tolerance")] {
+        chart
+            .draw_series(LineSeries::new(vec![(0.0, y), (hours, y)], colour.stroke_width(1)))?
+            .label(format!("{name} ({y:.1} min)"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(1)));
+    }
+    let blue = RGBColor(30, 100, 200);
+    let green = RGBColor(40, 150, 80);
+    for (off, colour, name) in [(false, blue, "flat (device_offline)"), (true, green, "switched off (power_off)")] {
+        let points = h.notice_series.iter().filter(|(_, _, o)| *o == off).map(|(x, y, _)| (*x, *y));
+        chart
+            .draw_series(points.map(|p| Circle::new(p, 3, colour.filled())))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 3, colour.filled()));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
 }
 
 type Failure = Box<dyn std::error::Error>;

@@ -2,10 +2,11 @@
 //! doubled; as a text table and as JSON.
 
 use crate::district::District;
+use crate::health::{FaultKind, Lives};
 use crate::plan::Action;
-use crate::sim::{NobodyGoingOutcome, Played};
+use crate::sim::{NobodyGoingOutcome, Played, Silence, WelfareCheck};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
 /// Percentiles of one measure; all `None` when nothing was measured.
@@ -14,6 +15,7 @@ pub struct Percentiles {
     pub n: usize,
     pub p50: Option<f64>,
     pub p90: Option<f64>,
+    pub p95: Option<f64>,
     pub p99: Option<f64>,
     pub max: Option<f64>,
 }
@@ -25,7 +27,7 @@ impl Percentiles {
         let n = values.len();
         // Nearest rank.
         let at = |q: f64| (n > 0).then(|| values[((q * n as f64).ceil() as usize).clamp(1, n) - 1]);
-        Percentiles { n, p50: at(0.50), p90: at(0.90), p99: at(0.99), max: values.last().copied() }
+        Percentiles { n, p50: at(0.50), p90: at(0.90), p95: at(0.95), p99: at(0.99), max: values.last().copied() }
     }
 }
 
@@ -144,13 +146,387 @@ pub struct Summary {
     /// the simulator and the engine added to the drawn delay (times the speed-up in
     /// scenario time).
     pub family_answer_lag_ms: Percentiles,
+    /// The devices' heartbeats and faults, and the welfare checks the engine opened for them.
+    pub health: HealthSummary,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
 }
 
+/// How much later than its window the engine may notice a silent device, in wall-clock
+/// seconds: the last message's way to the engine, a batch of its work, its tick (it wakes at
+/// the deadline) and the console's frame, with room for a busy machine.
+pub const NOTICE_TOLERANCE_WALL_S: f64 = 2.0;
+
+/// The devices' health over the run, and what the engine noticed of it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HealthSummary {
+    /// Devices heartbeating every `heartbeat_min` (the watched sample, which alone fails),
+    /// and the others, every `quiet_heartbeat_min`; scenario minutes.
+    pub watched_devices: usize,
+    pub quiet_devices: usize,
+    pub heartbeat_min: f64,
+    pub quiet_heartbeat_min: f64,
+    pub heartbeats_sent: u64,
+    /// Heartbeats a wall-clock second, over the run: the load they put on the engine.
+    pub heartbeats_per_wall_s: f64,
+    /// The silence after which the engine takes a watched device for offline, and how much
+    /// later it may notice one; scenario minutes.
+    pub window_min: f64,
+    pub tolerance_min: f64,
+    pub window: String,
+    /// Devices that went silent: flat (after a `low_battery`) or switched off (`power_off`).
+    pub went_silent: usize,
+    pub flat: usize,
+    pub switched_off: usize,
+    /// Silences that lasted long enough that the engine had to notice them: a switched-off
+    /// device at once, a flat one within the window (plus the tolerance either way).
+    pub due: usize,
+    /// Of all silences, those a welfare check was opened for (`device_offline` or
+    /// `power_off`), and of them within the window and tolerance.
+    pub noticed: usize,
+    pub noticed_in_time: usize,
+    /// Silences over before they were due (the device came back, or the run ended).
+    pub over_before_due: usize,
+    /// Last message of a flat device to its `device_offline` check, and of a switched-off
+    /// one to its `power_off` check; scenario minutes (the engine's `opened_at`).
+    pub flat_to_check_min: Percentiles,
+    pub switched_off_to_check_min: Percentiles,
+    /// Failures: silences due and not noticed in time; welfare checks for a device that
+    /// was not silent (a `device_offline` or `power_off` for a live device, or before its
+    /// window) or that never said its battery was low (`low_battery`); and devices with two
+    /// welfare checks open at once.
+    pub not_noticed: usize,
+    pub false_alarms: usize,
+    pub concurrent: u64,
+    /// A few of them, described.
+    pub failures: Vec<String>,
+    /// Welfare checks the console showed, by reason; ended by the engine because the device
+    /// was heard again or charged, ended otherwise (a low battery superseded by silence),
+    /// and still open at the end.
+    pub welfare_opened: usize,
+    pub welfare_by_reason: BTreeMap<String, usize>,
+    pub welfare_closed: usize,
+    pub welfare_closed_device_back: usize,
+    pub welfare_closed_otherwise: usize,
+    pub welfare_open_at_end: usize,
+    /// Faults begun and devices back from them, by kind (`flat`, `switched_off`,
+    /// `not_worn`, `low_battery`).
+    pub faults: BTreeMap<String, u64>,
+    pub back: BTreeMap<String, u64>,
+    /// Presses and cancels planned while the device was flat, switched off or not worn:
+    /// calls it could not make.
+    pub calls_unmade: usize,
+    /// (scenario hours at the last message, scenario minutes to the welfare check, switched
+    /// off) for each silence noticed, for the plots.
+    #[serde(skip)]
+    pub notice_series: Vec<(f64, f64, bool)>,
+}
+
+/// What the engine's welfare checks say about the devices' silences.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Judgement {
+    pub due: usize,
+    pub noticed: usize,
+    pub noticed_in_time: usize,
+    pub over_before_due: usize,
+    /// Last message to the check, wall-clock milliseconds, flat and switched off.
+    pub flat_to_check_ms: Vec<f64>,
+    pub off_to_check_ms: Vec<f64>,
+    pub not_noticed: usize,
+    pub false_alarms: usize,
+    pub failures: Vec<String>,
+    /// For each silence, in order, how long after its last message its check opened.
+    pub noticed_after_ms: Vec<Option<f64>>,
+}
+
+/// Holds the welfare checks against the silences. A check for silence belongs to the
+/// device's silence whose last message came before it opened and that had not ended
+/// (`tolerance_ms` either side); one opened for no silence, or for a flat device sooner than
+/// its window, is a false alarm; so is a low-battery check for a device that never said its
+/// battery was low. A silence that lasted its due time (a switched-off device: the
+/// tolerance; a flat one: the window and the tolerance) and has no check by then is not
+/// noticed. `ended_ms` is when the run stopped watching. All times wall-clock milliseconds.
+pub fn judge(
+    silences: &[Silence],
+    checks: &[&WelfareCheck],
+    reported_low: &HashSet<usize>,
+    window_ms: f64,
+    tolerance_ms: f64,
+    ended_ms: i64,
+    name: &dyn Fn(usize) -> String,
+) -> Judgement {
+    let mut j = Judgement::default();
+    // The first check for each silence: how long after its last message it opened.
+    let mut seen_after: Vec<Option<f64>> = vec![None; silences.len()];
+    let mut checks: Vec<&&WelfareCheck> = checks.iter().collect();
+    checks.sort_by_key(|c| (c.opened_at_ms, c.id));
+    let fail = |j: &mut Judgement, what: String| {
+        if j.failures.len() < 5 {
+            j.failures.push(what);
+        }
+    };
+    for c in checks {
+        let opened = c.opened_at_ms as f64;
+        match c.reason.as_str() {
+            "device_offline" | "power_off" => {
+                let silence = silences
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.device == c.device)
+                    .filter(|(_, s)| c.reason == "device_offline" || s.kind == FaultKind::Off)
+                    .filter(|(_, s)| {
+                        s.last_ms as f64 <= opened + tolerance_ms
+                            && s.back_ms.is_none_or(|b| opened <= b as f64 + tolerance_ms)
+                    })
+                    .max_by_key(|(_, s)| s.last_ms);
+                let Some((i, s)) = silence else {
+                    j.false_alarms += 1;
+                    fail(
+                        &mut j,
+                        format!(
+                            "device {} was not silent but welfare check {} says {}",
+                            name(c.device),
+                            c.id,
+                            c.reason
+                        ),
+                    );
+                    continue;
+                };
+                let after = (opened - s.last_ms as f64).max(0.0);
+                if c.reason == "device_offline" && after < window_ms - tolerance_ms {
+                    j.false_alarms += 1;
+                    fail(
+                        &mut j,
+                        format!(
+                            "device {} taken for offline {:.1} s after its last message, before its window of {:.1} s",
+                            name(c.device),
+                            after / 1000.0,
+                            window_ms / 1000.0
+                        ),
+                    );
+                    continue;
+                }
+                seen_after[i].get_or_insert(after);
+            }
+            "low_battery" if !reported_low.contains(&c.device) => {
+                j.false_alarms += 1;
+                fail(&mut j, format!("device {} never said its battery was low (check {})", name(c.device), c.id));
+            }
+            _ => {}
+        }
+    }
+    j.noticed_after_ms.clone_from(&seen_after);
+    for (s, after) in silences.iter().zip(seen_after) {
+        let lasted = (s.back_ms.unwrap_or(ended_ms) - s.last_ms) as f64;
+        let due_after = match s.kind {
+            FaultKind::Off => tolerance_ms,
+            _ => window_ms + tolerance_ms,
+        };
+        let due = lasted >= due_after;
+        j.due += usize::from(due);
+        match after {
+            Some(after) => {
+                j.noticed += 1;
+                match s.kind {
+                    FaultKind::Off => j.off_to_check_ms.push(after),
+                    _ => j.flat_to_check_ms.push(after),
+                }
+                if after <= due_after {
+                    j.noticed_in_time += 1;
+                } else {
+                    j.not_noticed += 1;
+                    fail(
+                        &mut j,
+                        format!(
+                            "{} device {} noticed {:.1} s after its last message (due within {:.1} s)",
+                            s.kind.as_str(),
+                            name(s.device),
+                            after / 1000.0,
+                            due_after / 1000.0
+                        ),
+                    );
+                }
+            }
+            None if due => {
+                j.not_noticed += 1;
+                fail(
+                    &mut j,
+                    format!(
+                        "{} device {} silent {:.1} s and never noticed (due within {:.1} s)",
+                        s.kind.as_str(),
+                        name(s.device),
+                        lasted / 1000.0,
+                        due_after / 1000.0
+                    ),
+                );
+            }
+            None => j.over_before_due += 1,
+        }
+    }
+    j
+}
+
+impl HealthSummary {
+    pub fn new(played: &Played, district: &District, lives: &Lives, calls_unmade: usize) -> Self {
+        let l = &played.ledger;
+        let speedup = played.clock.speedup;
+        let t = &lives.timers;
+        let window_ms = t.window_wall_s() * 1000.0;
+        let tolerance_ms = NOTICE_TOLERANCE_WALL_S * 1000.0;
+        let checks: Vec<&WelfareCheck> = l.welfare.values().collect();
+        let name = |i: usize| district.elders[i].device_id.clone();
+        let j = judge(&l.silences, &checks, &l.health.reported_low, window_ms, tolerance_ms, played.ended_ms, &name);
+        let scen_min = |ms: f64| ms / 1000.0 * speedup / 60.0;
+        let minutes = |v: &[f64]| Percentiles::of(v.iter().map(|ms| scen_min(*ms)).collect());
+        let mut by_reason = BTreeMap::new();
+        for c in &checks {
+            *by_reason.entry(c.reason.clone()).or_insert(0) += 1;
+        }
+        let closed: Vec<&&WelfareCheck> = checks.iter().filter(|c| c.ended.is_some()).collect();
+        let back = closed
+            .iter()
+            .filter(|c| {
+                matches!(c.outcome.as_deref(), Some("the device was heard again") | Some("the device was charged"))
+            })
+            .count();
+        let kinds = |m: &HashMap<FaultKind, u64>| m.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect();
+        let wall_s = played.played_s / speedup;
+        let watched = lives.watched();
+        let notice_series = l
+            .silences
+            .iter()
+            .zip(&j.noticed_after_ms)
+            .filter_map(|(s, after)| {
+                after.map(|ms| (played.clock.scenario_s(s.last) / 3600.0, scen_min(ms), s.kind == FaultKind::Off))
+            })
+            .collect();
+        HealthSummary {
+            watched_devices: watched,
+            quiet_devices: lives.devices.len() - watched,
+            heartbeat_min: t.interval_s(true, speedup) / 60.0,
+            quiet_heartbeat_min: t.interval_s(false, speedup) / 60.0,
+            heartbeats_sent: l.health.heartbeats,
+            heartbeats_per_wall_s: if wall_s > 0.0 { l.health.heartbeats as f64 / wall_s } else { 0.0 },
+            window_min: scen_min(window_ms),
+            tolerance_min: scen_min(tolerance_ms),
+            window: t.describe(speedup),
+            went_silent: l.silences.len(),
+            flat: l.silences.iter().filter(|s| s.kind == FaultKind::Flat).count(),
+            switched_off: l.silences.iter().filter(|s| s.kind == FaultKind::Off).count(),
+            due: j.due,
+            noticed: j.noticed,
+            noticed_in_time: j.noticed_in_time,
+            over_before_due: j.over_before_due,
+            flat_to_check_min: minutes(&j.flat_to_check_ms),
+            switched_off_to_check_min: minutes(&j.off_to_check_ms),
+            not_noticed: j.not_noticed,
+            false_alarms: j.false_alarms,
+            concurrent: l.welfare_concurrent,
+            failures: j.failures,
+            welfare_opened: checks.len(),
+            welfare_by_reason: by_reason,
+            welfare_closed: closed.len(),
+            welfare_closed_device_back: back,
+            welfare_closed_otherwise: closed.len() - back,
+            welfare_open_at_end: checks.len() - closed.len(),
+            faults: kinds(&l.health.faults),
+            back: kinds(&l.health.backs),
+            calls_unmade,
+            notice_series,
+        }
+    }
+
+    /// Whether the engine failed a device: one not noticed in time, a false alarm, two
+    /// checks at once.
+    pub fn failed(&self) -> bool {
+        self.not_noticed > 0 || self.false_alarms > 0 || self.concurrent > 0
+    }
+
+    fn text(&self) -> String {
+        let mut t = String::new();
+        let n = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+        let f = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            t,
+            "device health: {} devices heartbeat every {:.0} min, {} every {:.0} min ({}); {} heartbeats ({:.1} a wall-clock second)",
+            self.watched_devices,
+            self.heartbeat_min,
+            self.quiet_devices,
+            self.quiet_heartbeat_min,
+            crate::health::QUIET_MODEL,
+            self.heartbeats_sent,
+            self.heartbeats_per_wall_s
+        );
+        let _ = writeln!(t, "  offline after {}; tolerance {:.1} min", self.window, self.tolerance_min);
+        let _ = writeln!(
+            t,
+            "  went silent {} (flat {}, switched off {}): due to be noticed {}, noticed {} ({} in time), over before due {}",
+            self.went_silent,
+            self.flat,
+            self.switched_off,
+            self.due,
+            self.noticed,
+            self.noticed_in_time,
+            self.over_before_due
+        );
+        for (name, p) in [("flat", &self.flat_to_check_min), ("switched off", &self.switched_off_to_check_min)] {
+            let _ = writeln!(
+                t,
+                "  {name}: last message → welfare check (scen. min) n {} p50 {} p95 {} max {} (window {:.1})",
+                p.n,
+                f(p.p50),
+                f(p.p95),
+                f(p.max),
+                self.window_min
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  not noticed in time {}   false alarms {}   two checks at once {}",
+            self.not_noticed, self.false_alarms, self.concurrent
+        );
+        for why in &self.failures {
+            let _ = writeln!(t, "    {why}");
+        }
+        let reasons: Vec<String> = self.welfare_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            t,
+            "  welfare checks opened {} ({}), closed {} (the device back {}, otherwise {}), open at the end {}",
+            self.welfare_opened,
+            if reasons.is_empty() { "none".to_string() } else { reasons.join(", ") },
+            self.welfare_closed,
+            self.welfare_closed_device_back,
+            self.welfare_closed_otherwise,
+            self.welfare_open_at_end
+        );
+        let _ = writeln!(
+            t,
+            "  flat {} (charged again {}), switched off {} (on again {}), not worn {} (worn again {}), low battery {} (charged {}); presses and cancels a dead or unworn device could not make {}",
+            n(&self.faults, "flat"),
+            n(&self.back, "flat"),
+            n(&self.faults, "switched_off"),
+            n(&self.back, "switched_off"),
+            n(&self.faults, "not_worn"),
+            n(&self.back, "not_worn"),
+            n(&self.faults, "low_battery"),
+            n(&self.back, "low_battery"),
+            self.calls_unmade
+        );
+        t
+    }
+}
+
 impl Summary {
-    pub fn new(played: &Played, district: &District, scenario_name: &str, matching: &str, timers: String) -> Self {
+    pub fn new(
+        played: &Played,
+        district: &District,
+        lives: &Lives,
+        calls_unmade: usize,
+        scenario_name: &str,
+        matching: &str,
+        timers: String,
+    ) -> Self {
         let l = &played.ledger;
         let clock = played.clock;
         let ms = |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
@@ -235,6 +611,7 @@ impl Summary {
             family_answers_refused: l.family_answers_refused,
             family_answers_failed: l.family_answers_failed,
             family_answer_lag_ms: Percentiles::of(l.family_answer_lag_ms.clone()),
+            health: HealthSummary::new(played, district, lives, calls_unmade),
             console_series: series,
         }
     }
@@ -355,6 +732,7 @@ impl Summary {
             self.dispatcher_refusals,
             self.dispatcher_commands + self.dispatcher_suggests
         );
+        t.push_str(&self.health.text());
         t
     }
 }
@@ -540,5 +918,81 @@ mod tests {
         assert_eq!((p.n, p.p50, p.p90, p.p99, p.max), (100, Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
         assert_eq!(Percentiles::of(vec![]).p50, None);
         assert_eq!(Percentiles::of(vec![3.0]).p99, Some(3.0));
+    }
+
+    fn silence(device: usize, kind: FaultKind, last_ms: i64, back_ms: Option<i64>) -> Silence {
+        Silence { device, kind, last: std::time::Instant::now(), last_ms, back_ms }
+    }
+
+    fn check(id: u64, device: usize, reason: &str, opened_at_ms: i64) -> WelfareCheck {
+        WelfareCheck {
+            id,
+            device,
+            reason: reason.into(),
+            opened_at_ms,
+            seen: std::time::Instant::now(),
+            ended: None,
+            outcome: None,
+        }
+    }
+
+    /// A window of 15 s and a tolerance of 2 s; the run stopped watching at 100 s.
+    fn judged(silences: &[Silence], checks: &[WelfareCheck], low: &[usize]) -> Judgement {
+        let checks: Vec<&WelfareCheck> = checks.iter().collect();
+        judge(silences, &checks, &low.iter().copied().collect(), 15_000.0, 2_000.0, 100_000, &|i| format!("d-{i}"))
+    }
+
+    #[test]
+    fn silent_devices_noticed_within_their_window_pass() {
+        let silences = [
+            silence(1, FaultKind::Flat, 10_000, None),
+            silence(2, FaultKind::Off, 20_000, Some(60_000)),
+            // Back after 5 s: never due, and nobody noticed it.
+            silence(3, FaultKind::Flat, 30_000, Some(35_000)),
+        ];
+        let checks = [
+            check(1, 1, "low_battery", 10_010),
+            check(2, 1, "device_offline", 25_040),
+            check(3, 2, "power_off", 20_005),
+        ];
+        let j = judged(&silences, &checks, &[1]);
+        assert_eq!((j.due, j.noticed, j.noticed_in_time, j.over_before_due), (2, 2, 2, 1), "{j:?}");
+        assert_eq!((j.not_noticed, j.false_alarms), (0, 0), "{:?}", j.failures);
+        assert_eq!((j.flat_to_check_ms.as_slice(), j.off_to_check_ms.as_slice()), (&[15_040.0][..], &[5.0][..]));
+    }
+
+    #[test]
+    fn a_dead_device_not_noticed_or_noticed_late_fails() {
+        let silences = [silence(1, FaultKind::Flat, 10_000, None), silence(2, FaultKind::Flat, 10_000, Some(80_000))];
+        // Device 1 is never noticed; device 2 only 20 s after its last message.
+        let j = judged(&silences, &[check(1, 2, "device_offline", 30_000)], &[]);
+        assert_eq!((j.due, j.noticed, j.noticed_in_time, j.not_noticed, j.false_alarms), (2, 1, 0, 2, 0), "{j:?}");
+        assert!(j.failures.iter().any(|f| f.contains("never noticed")), "{:?}", j.failures);
+        // Switched off and noticed only at its window: a power_off is due at once.
+        let j = judged(&[silence(3, FaultKind::Off, 10_000, None)], &[check(1, 3, "device_offline", 25_000)], &[]);
+        assert_eq!((j.noticed, j.not_noticed), (1, 1), "{j:?}");
+    }
+
+    #[test]
+    fn a_live_device_taken_for_dead_is_a_false_alarm() {
+        let checks = [
+            // Device 4 never went silent.
+            check(1, 4, "device_offline", 50_000),
+            // Device 5 went flat at 10 s, taken for offline after 5 s only.
+            check(2, 5, "device_offline", 15_000),
+            // Device 6 came back at 40 s and is taken for offline at 50 s.
+            check(3, 6, "device_offline", 50_000),
+            // Device 7 never switched off, nor said its battery was low.
+            check(4, 7, "power_off", 50_000),
+            check(5, 7, "low_battery", 50_000),
+        ];
+        let silences =
+            [silence(5, FaultKind::Flat, 10_000, Some(90_000)), silence(6, FaultKind::Flat, 10_000, Some(40_000))];
+        let j = judged(&silences, &checks, &[5, 6]);
+        assert_eq!(j.false_alarms, 5, "{:?}", j.failures);
+        assert!(j.failures.iter().any(|f| f.contains("before its window")), "{:?}", j.failures);
+        assert!(j.failures.iter().any(|f| f.contains("was not silent")), "{:?}", j.failures);
+        // The two silences were due (75 s and 30 s long) and had no good check.
+        assert_eq!(j.not_noticed, 2, "{j:?}");
     }
 }

@@ -21,6 +21,10 @@ pub struct Scenario {
     /// Many presses at once (an earthquake, a power cut at night); none when absent.
     #[serde(default)]
     pub surge: Option<Surge>,
+    /// The devices' heartbeats and what goes wrong with them (flat, switched off, not worn,
+    /// low); every device heartbeats, with no faults, when absent.
+    #[serde(default)]
+    pub health: Health,
     #[serde(rename = "neighbourhood")]
     pub neighbourhoods: Vec<Neighbourhood>,
 }
@@ -259,6 +263,112 @@ pub struct Surge {
     pub within_min: f64,
 }
 
+/// The devices' own life: heartbeats, batteries and faults. Times are scenario time; the
+/// engine's `[health]` gets them compressed by the speed-up, like its other timers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// Scenario seconds between a device's heartbeats (`interval_s` on the wire, and the
+    /// engine's `health.heartbeat_s`). At least 10 × `run.speedup`: anxind's shortest is 10 s.
+    pub heartbeat_s: f64,
+    /// How many intervals may pass with nothing heard (anxind's `health.factor`, 1 to 100).
+    pub factor: f64,
+    /// Scenario seconds of slack on top (anxind's `health.grace_s`).
+    pub grace_s: f64,
+    /// Share of devices that heartbeat every `heartbeat_s` and may fail; the others are the
+    /// model `sim-quiet`, heartbeating every `quiet_heartbeat_s`, so that a large district
+    /// does not flood the machine it runs on. 1: every device.
+    pub watched_share: f64,
+    /// Scenario seconds between the other devices' heartbeats.
+    pub quiet_heartbeat_s: f64,
+    /// Percent of charge a device loses a day, [min, max] (drawn per device).
+    pub drain_pct_per_day: [f64; 2],
+    /// A device's signal strength in dBm, [min, max] (drawn per device; each heartbeat
+    /// varies it by a few dB).
+    pub rssi_dbm: [f64; 2],
+    pub faults: Faults,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            heartbeat_s: 600.0,
+            factor: 3.0,
+            grace_s: 120.0,
+            watched_share: 1.0,
+            quiet_heartbeat_s: 7_200.0,
+            drain_pct_per_day: [5.0, 15.0],
+            rssi_dbm: [-100.0, -60.0],
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// What goes wrong, as shares of the watched devices. Each fault starts at a moment drawn
+/// within `within_hours` (after the device's first heartbeat); a device has at most one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// The battery runs flat: a `low_battery` event, then silence.
+    pub flat_share: f64,
+    /// Switched off: a `power_off` event, then silence.
+    pub off_share: f64,
+    /// Taken off: `not_worn`, later `worn`; it keeps heartbeating (and cannot be pressed).
+    pub not_worn_share: f64,
+    /// Runs low: a heartbeat with the charge under the engine's 20%, later put on its
+    /// charger (`charging: true`).
+    pub low_share: f64,
+    /// Of the flat, switched-off and low devices, the share that come back (charged,
+    /// switched on); a device taken off is always put on again.
+    pub back_share: f64,
+    /// Scenario minutes from the fault to coming back, [min, max].
+    pub back_after_min: [f64; 2],
+    /// Scenario hours since the start within which faults begin, [from, to]; the whole run
+    /// when absent.
+    pub within_hours: Option<[f64; 2]>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            flat_share: 0.0,
+            off_share: 0.0,
+            not_worn_share: 0.0,
+            low_share: 0.0,
+            back_share: 0.0,
+            back_after_min: [30.0, 240.0],
+            within_hours: None,
+        }
+    }
+}
+
+impl Health {
+    /// anxind's heartbeat bounds, in wall-clock seconds.
+    pub const WALL_INTERVAL_S: (f64, f64) = (10.0, 86_400.0);
+
+    /// Checks the heartbeats against the speed-up: the intervals must be whole seconds of
+    /// wall-clock time that anxind accepts.
+    pub fn check_speed(&self, speedup: f64) -> Result<(), (String, String)> {
+        let (lo, hi) = Self::WALL_INTERVAL_S;
+        for (key, v) in [("health.heartbeat_s", self.heartbeat_s), ("health.quiet_heartbeat_s", self.quiet_heartbeat_s)]
+        {
+            let wall = (v / speedup).round();
+            if !(v.is_finite() && (lo..=hi).contains(&wall)) {
+                return Err((
+                    key.into(),
+                    format!(
+                        "must be {lo} to {hi} s of wall-clock time at {speedup}x (anxind's limits), \
+                         so {} to {} scenario s, not {v}",
+                        lo * speedup,
+                        hi * speedup
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A real neighbourhood (a sub-district, 街道) and its community centres.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -450,6 +560,51 @@ impl Scenario {
             return Err(("run.start_hour".into(), format!("must lie in 0..24, not {}", self.run.start_hour)));
         }
         check_speedup("run.speedup", self.run.speedup)?;
+        let h = &self.health;
+        h.check_speed(self.run.speedup)?;
+        if h.quiet_heartbeat_s < h.heartbeat_s {
+            return Err(("health.quiet_heartbeat_s".into(), "must be at least health.heartbeat_s".into()));
+        }
+        if !(h.factor.is_finite() && (1.0..=100.0).contains(&h.factor)) {
+            return Err(("health.factor".into(), format!("must lie in 1..=100 (anxind's limits), not {}", h.factor)));
+        }
+        if !(h.grace_s.is_finite() && h.grace_s >= 0.0) {
+            return Err(("health.grace_s".into(), format!("must be a number >= 0, not {}", h.grace_s)));
+        }
+        share("health.watched_share", h.watched_share)?;
+        range("health.drain_pct_per_day", h.drain_pct_per_day)?;
+        if !(h.rssi_dbm.iter().all(|v| (-150.0..=0.0).contains(v)) && h.rssi_dbm[0] <= h.rssi_dbm[1]) {
+            return Err((
+                "health.rssi_dbm".into(),
+                format!("must be [min, max] within -150..=0 dBm, not {:?}", h.rssi_dbm),
+            ));
+        }
+        let f = &h.faults;
+        for (key, v) in [
+            ("flat_share", f.flat_share),
+            ("off_share", f.off_share),
+            ("not_worn_share", f.not_worn_share),
+            ("low_share", f.low_share),
+            ("back_share", f.back_share),
+        ] {
+            share(&format!("health.faults.{key}"), v)?;
+        }
+        if f.flat_share + f.off_share + f.not_worn_share + f.low_share > 1.0 {
+            return Err((
+                "health.faults".into(),
+                "shares add up to more than 1 (a device has one fault at most)".into(),
+            ));
+        }
+        range("health.faults.back_after_min", f.back_after_min)?;
+        if let Some(w) = f.within_hours {
+            range("health.faults.within_hours", w)?;
+            if w[0] >= self.run.hours {
+                return Err((
+                    "health.faults.within_hours".into(),
+                    format!("must begin before run.hours ({}), not at {}", self.run.hours, w[0]),
+                ));
+            }
+        }
         if let Some(s) = &self.surge {
             if !s.at_hour.is_finite() || s.at_hour < 0.0 || s.at_hour >= self.run.hours {
                 return Err(("surge.at_hour".into(), format!("must lie in 0..run.hours, not {}", s.at_hour)));
@@ -579,6 +734,12 @@ mod tests {
         let never = SMOKE.replace("answer_share = 0.9", "answer_share = 1.9");
         let e = Scenario::parse(&never, "s.toml").unwrap_err().to_string();
         assert!(e.contains("families.answer_share"), "{e}");
+        let fast_beat = SMOKE.replace("heartbeat_s = 600", "heartbeat_s = 300");
+        let e = Scenario::parse(&fast_beat, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("health.heartbeat_s") && e.contains("600 to"), "anxind's 10 s at 60x: {e}");
+        let faults = SMOKE.replace("not_worn_share = 0.03", "not_worn_share = 0.95");
+        let e = Scenario::parse(&faults, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("health.faults"), "{e}");
         let centres = SMOKE.replace("community_centres = 3", "community_centres = 4");
         let e = Scenario::parse(&centres, "s.toml").unwrap_err().to_string();
         assert!(e.contains("district.community_centres"), "{e}");

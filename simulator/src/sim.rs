@@ -5,6 +5,7 @@
 use crate::district::{District, Point};
 use crate::engine::Target;
 use crate::family::Told;
+use crate::health::{FaultKind, Lives, Note};
 use crate::plan::{uniform, Action, Event};
 use crate::scenario::{Dispatchers, Responders, Scenario};
 use anxin_core::{Delivery, DeviceCommand, DispatcherNeeded, FamilyAnswer, IncidentView, Suggestion};
@@ -154,6 +155,51 @@ struct DeviceQueues {
     awaiting_console: VecDeque<usize>,
     /// The device's open incident as the console shows it.
     open: Option<u64>,
+    /// Its open welfare check (kept apart from its emergencies, as the engine keeps it).
+    welfare: Option<u64>,
+    /// Flat or switched off now: its silence in [`Ledger::silences`]. A silent device
+    /// sends nothing, not even a press waiting for `help_coming`.
+    silent: Option<usize>,
+}
+
+/// A device gone silent (flat or switched off), from its last word to its next.
+#[derive(Debug, Clone)]
+pub struct Silence {
+    pub device: usize,
+    pub kind: FaultKind,
+    /// Its last message (the `low_battery` or `power_off`): when it was sent, on our clock
+    /// and as wall-clock milliseconds (the engine's clock, for its `opened_at`).
+    pub last: Instant,
+    pub last_ms: i64,
+    /// When it was heard again, if it was.
+    pub back_ms: Option<i64>,
+}
+
+/// A welfare check as the console showed it.
+#[derive(Debug, Clone)]
+pub struct WelfareCheck {
+    pub id: u64,
+    pub device: usize,
+    /// The engine's `welfare`: `device_offline`, `power_off`, `low_battery`.
+    pub reason: String,
+    /// When the engine opened it, wall-clock milliseconds (the engine's `opened_at`).
+    pub opened_at_ms: i64,
+    pub seen: Instant,
+    /// When the console showed it ended, and the engine's outcome.
+    pub ended: Option<Instant>,
+    pub outcome: Option<String>,
+}
+
+/// What the devices said of their health.
+#[derive(Debug, Clone, Default)]
+pub struct HealthSent {
+    pub heartbeats: u64,
+    /// Faults begun, by kind, and devices heard again after one.
+    pub faults: HashMap<FaultKind, u64>,
+    pub backs: HashMap<FaultKind, u64>,
+    /// Devices that said their battery was low (a `low_battery`, or a heartbeat at 20% or
+    /// under): a low-battery check is expected for them and for nobody else.
+    pub reported_low: std::collections::HashSet<usize>,
 }
 
 /// Everything the run saw.
@@ -194,6 +240,13 @@ pub struct Ledger {
     /// Wall-clock milliseconds from when each answer was due to the engine's result (taken
     /// or late): the simulator's and the engine's lag, added to the contact's delay.
     pub family_answer_lag_ms: Vec<f64>,
+    /// The devices' health: what they said, when they went silent, and the welfare checks
+    /// the console showed.
+    pub health: HealthSent,
+    pub silences: Vec<Silence>,
+    pub welfare: HashMap<u64, WelfareCheck>,
+    /// A device with two welfare checks open at once (the engine keeps one a device).
+    pub welfare_concurrent: u64,
 }
 
 /// One step of the dispatcher's work on an incident.
@@ -252,6 +305,12 @@ impl Ledger {
     fn incident_view(&mut self, v: &IncidentView, now: Instant, device_index: &HashMap<String, usize>) -> Vec<Planned> {
         let id = v.id.0;
         let Some(&device) = device_index.get(v.device_id.as_str()) else { return vec![] };
+        if v.kind == anxin_core::IncidentKind::Welfare {
+            // Nobody is sent to a welfare check and the family's answers are the emergencies':
+            // the simulator only watches them open and close.
+            self.welfare_view(v, device, now);
+            return vec![];
+        }
         let state = v.state.as_str().to_string();
         let press_count = v.press_count;
         let is_new = !self.incidents.contains_key(&id);
@@ -371,6 +430,81 @@ impl Ledger {
         plans
     }
 
+    /// Takes in a welfare check's view.
+    fn welfare_view(&mut self, v: &IncidentView, device: usize, now: Instant) {
+        let id = v.id.0;
+        if !self.welfare.contains_key(&id) {
+            if self.devices[device].welfare.is_some_and(|other| other != id) {
+                self.welfare_concurrent += 1;
+            }
+            let reason = v.welfare.map_or("unknown", |r| r.as_str()).to_string();
+            let check = WelfareCheck {
+                id,
+                device,
+                reason,
+                opened_at_ms: v.opened_at.millis(),
+                seen: now,
+                ended: None,
+                outcome: None,
+            };
+            self.welfare.insert(id, check);
+        }
+        let check = self.welfare.get_mut(&id).expect("inserted");
+        if matches!(v.state.as_str(), "resolved" | "closed" | "cancelled" | "false_alarm") {
+            check.ended.get_or_insert(now);
+            if check.outcome.is_none() {
+                check.outcome.clone_from(&v.outcome);
+            }
+            if self.devices[device].welfare == Some(id) {
+                self.devices[device].welfare = None;
+            }
+        } else {
+            self.devices[device].welfare = Some(id);
+        }
+    }
+
+    /// A fresh snapshot lists every open incident: a welfare check it leaves out ended while
+    /// the console was catching up (its outcome unseen).
+    fn welfare_resync(&mut self, open: impl Iterator<Item = u64>, now: Instant) {
+        let open: std::collections::HashSet<u64> = open.collect();
+        for check in self.welfare.values_mut().filter(|c| c.ended.is_none() && !open.contains(&c.id)) {
+            check.ended = Some(now);
+            if self.devices[check.device].welfare == Some(check.id) {
+                self.devices[check.device].welfare = None;
+            }
+        }
+    }
+
+    /// Writes down what a device said of its health, as it is sent.
+    pub(crate) fn device_said(&mut self, device: usize, note: Note, now: Instant, now_ms: i64) {
+        let h = &mut self.health;
+        match note {
+            Note::Heartbeat => h.heartbeats += 1,
+            Note::Silent(kind) => {
+                *h.faults.entry(kind).or_default() += 1;
+                if kind == FaultKind::Flat {
+                    h.reported_low.insert(device);
+                }
+                self.devices[device].silent = Some(self.silences.len());
+                self.silences.push(Silence { device, kind, last: now, last_ms: now_ms, back_ms: None });
+            }
+            Note::Back(kind) => {
+                *h.backs.entry(kind).or_default() += 1;
+                h.heartbeats += 1;
+                if let Some(i) = self.devices[device].silent.take() {
+                    self.silences[i].back_ms = Some(now_ms);
+                }
+            }
+            Note::NotWorn => *h.faults.entry(FaultKind::NotWorn).or_default() += 1,
+            Note::Worn => *h.backs.entry(FaultKind::NotWorn).or_default() += 1,
+            Note::Low => {
+                *h.faults.entry(FaultKind::Low).or_default() += 1;
+                h.heartbeats += 1;
+                h.reported_low.insert(device);
+            }
+        }
+    }
+
     /// Whether a dispatcher's planned step still applies when it is due.
     fn still_applies(&self, incident: u64, step: &Step) -> bool {
         let Some(inc) = self.incidents.get(&incident) else { return false };
@@ -438,6 +572,8 @@ pub struct Played {
     pub played_s: f64,
     /// Scenario seconds of the plan (presses are made only before this).
     pub plan_s: f64,
+    /// When the run ended, wall-clock milliseconds: a silence still going then lasted until it.
+    pub ended_ms: i64,
 }
 
 /// Plays `events` against the engine at `target` and returns what happened.
@@ -446,6 +582,7 @@ pub async fn play(
     scenario: &Scenario,
     district: &District,
     events: &[Event],
+    lives: &Lives,
     opts: &RunOptions,
 ) -> anyhow::Result<Played> {
     let device_index: Arc<HashMap<String, usize>> =
@@ -590,17 +727,17 @@ pub async fn play(
         stop_rx.clone(),
     ));
 
+    // Every device's events topic.
+    let topics: Arc<Vec<String>> = Arc::new(
+        district.elders.iter().map(|e| format!("{}/v1/devices/{}/events", target.topic_root, e.device_id)).collect(),
+    );
     // The resender: a device that has not heard help_coming presses again, same msg_id.
     let resend_task = {
         let ledger = ledger.clone();
         let publishers = publishers.clone();
         let mut stop = stop_rx.clone();
         let after = Duration::from_secs_f64(opts.resend_after_s);
-        let topics: Vec<String> = district
-            .elders
-            .iter()
-            .map(|e| format!("{}/v1/devices/{}/events", target.topic_root, e.device_id))
-            .collect();
+        let topics = topics.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -610,9 +747,12 @@ pub async fn play(
                 let now = Instant::now();
                 let due: Vec<(usize, String)> = {
                     let mut l = ledger.lock().unwrap();
-                    l.presses
+                    let Ledger { presses, devices, .. } = &mut *l;
+                    presses
                         .iter_mut()
                         .filter(|p| p.acked.is_none() && now.duration_since(p.last_sent) >= after)
+                        // A flat or switched-off device sends nothing; it presses again when back.
+                        .filter(|p| devices[p.device].silent.is_none())
                         .map(|p| {
                             p.last_sent = now;
                             p.resends += 1;
@@ -631,6 +771,20 @@ pub async fn play(
     // The presses, on the scenario clock.
     let plan_s = scenario.run.hours * 3600.0;
     let played_s = plan_s + opts.drain_min * 60.0;
+    // The devices' heartbeats and faults, until the end of the drain.
+    let health_task = tokio::spawn(crate::health::run(
+        Arc::new(lives.clone()),
+        crate::health::Wire {
+            topics: topics.clone(),
+            device_ids: Arc::new(district.elders.iter().map(|e| e.device_id.clone()).collect()),
+            tag: tag.clone(),
+            publishers: publishers.clone(),
+        },
+        ledger.clone(),
+        clock,
+        scenario.run.seed,
+        stop_rx.clone(),
+    ));
     let progress_task = tokio::spawn(progress(ledger.clone(), clock, played_s, opts.clone(), stop_rx.clone()));
     let mut rng = SmallRng::seed_from_u64(scenario.run.seed ^ 0xf1c5);
     let mut sequence = vec![0u32; district.elders.len()];
@@ -685,6 +839,7 @@ pub async fn play(
     while ledger.lock().unwrap().pending() > 0 && Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let ended_ms = anxin_proto::wall_clock_now().millis();
     let _ = stop_tx.send(true);
     for c in &publishers {
         let _ = c.disconnect().await;
@@ -693,7 +848,7 @@ pub async fn play(
     for t in responder_tasks.into_iter().chain(publisher_tasks) {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task, family_task] {
+    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task, family_task, health_task] {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let ledger = Arc::try_unwrap(ledger).map(|m| m.into_inner().unwrap()).unwrap_or_else(|arc| {
@@ -701,7 +856,7 @@ pub async fn play(
         let mut l = arc.lock().unwrap();
         std::mem::take(&mut *l)
     });
-    Ok(Played { ledger, clock, played_s, plan_s })
+    Ok(Played { ledger, clock, played_s, plan_s, ended_ms })
 }
 
 /// Signs the simulator's supervisor in (`POST /api/v1/session`); returns the session cookie.
@@ -831,6 +986,7 @@ async fn watch_console(
                     for inc in incidents.iter() {
                         all.extend(l.incident_view(inc, now, &devices));
                     }
+                    l.welfare_resync(incidents.iter().map(|i| i.id.0), now);
                     all
                 }
                 ServerFrame::Incident { incident, .. } => l.incident_view(&incident, now, &devices),
@@ -1255,16 +1411,17 @@ async fn progress(
         }
         let now = Instant::now();
         let s = clock.scenario_s(now).min(total_s);
-        let (presses, incidents, open, waiting) = {
+        let (presses, incidents, open, waiting, welfare) = {
             let l = ledger.lock().unwrap();
             let open = l.incidents.values().filter(|i| i.ended.is_none()).count();
             let waiting = l.presses.iter().filter(|p| p.consoled.is_none()).count();
-            (l.presses.len(), l.incidents.len(), open, waiting)
+            let welfare = l.welfare.values().filter(|c| c.ended.is_none()).count();
+            (l.presses.len(), l.incidents.len(), open, waiting, welfare)
         };
         let width = 24usize;
         let filled = ((s / total_s) * width as f64) as usize;
         let line = format!(
-            "{} [{}{}] {:>3.0}%  scenario {:>5.2} h  presses {presses}  incidents {incidents}  open {open}  unseen {waiting}",
+            "{} [{}{}] {:>3.0}%  scenario {:>5.2} h  presses {presses}  incidents {incidents}  open {open}  unseen {waiting}  welfare checks open {welfare}",
             opts.label,
             "#".repeat(filled.min(width)),
             "-".repeat(width - filled.min(width)),
@@ -1422,5 +1579,36 @@ mod tests {
             (f.answered_at_ms, f.told.as_slice(), f.exhausted),
             (Some(9_000), &["c1".to_string(), "c2".into()][..], false)
         );
+    }
+
+    #[test]
+    fn welfare_checks_are_kept_apart_from_the_emergencies() {
+        use anxin_core::{IncidentId, IncidentKind, IncidentState, Timestamp, WelfareReason};
+        let devices: HashMap<String, usize> = [("dev-1".to_string(), 0)].into();
+        let mut l = Ledger::new(1);
+        let now = Instant::now();
+        l.incident_view(&view("offered", None, None), now, &devices);
+        let check = |id: u64, state: IncidentState| {
+            let mut w = view("awaiting_dispatcher", Some("welfare_check"), None);
+            (w.id, w.kind, w.state, w.welfare) =
+                (IncidentId(id), IncidentKind::Welfare, state, Some(WelfareReason::DeviceOffline));
+            w.opened_at = Timestamp(5_000);
+            w
+        };
+        assert_eq!(l.incident_view(&check(8, IncidentState::AwaitingDispatcher), now, &devices), vec![]);
+        assert_eq!((l.concurrent_open, l.welfare_concurrent, l.incidents.len()), (0, 0, 1), "beside, not a double");
+        let c = &l.welfare[&8];
+        assert_eq!((c.reason.as_str(), c.opened_at_ms, c.ended), ("device_offline", 5_000, None));
+        let mut closed = check(8, IncidentState::Closed);
+        closed.outcome = Some("the device was heard again".into());
+        l.incident_view(&closed, now, &devices);
+        assert!(
+            l.welfare[&8].ended.is_some() && l.welfare[&8].outcome.as_deref() == Some("the device was heard again")
+        );
+        // Another opens; the console falls behind and its fresh snapshot no longer lists it.
+        l.incident_view(&check(9, IncidentState::AwaitingDispatcher), now, &devices);
+        assert_eq!(l.welfare_concurrent, 0);
+        l.welfare_resync([7].into_iter(), now);
+        assert!(l.welfare[&9].ended.is_some() && l.devices[0].welfare.is_none());
     }
 }

@@ -18,7 +18,14 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let topic_root = format!("sim-test-{}/anxin", std::process::id());
     let config_path = dir.path().join("anxind.toml");
-    let toml = config_toml(&prepared.timers(), Matching::Nearest, 1, &topic_root, "anxind-sim-test");
+    let toml = config_toml(
+        &prepared.timers(),
+        &prepared.health_timers(),
+        Matching::Nearest,
+        1,
+        &topic_root,
+        "anxind-sim-test",
+    );
     std::fs::write(&config_path, toml).unwrap();
     let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
     let flags = serde_json::json!({
@@ -80,4 +87,34 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     for key in ["family_told_within_60s_pct", "family_answered_pct"] {
         assert!(json[key].is_number() && json["care"][key].is_number(), "{key} in {json}");
     }
+
+    // Devices heartbeat; those that went flat or were switched off were noticed within their
+    // window, no live device was taken for dead, and checks closed when devices came back.
+    let h = &summary.health;
+    let devices = summary.devices as u64;
+    assert!(
+        h.heartbeats_sent >= devices,
+        "every device heartbeats: {} heartbeats, {devices} devices",
+        h.heartbeats_sent
+    );
+    assert!(h.flat > 0 && h.switched_off > 0, "{h:?}");
+    assert!(h.due >= 3, "some silences lasted their window: {h:?}");
+    assert_eq!((h.not_noticed, h.false_alarms, h.concurrent), (0, 0, 0), "{:?}", h.failures);
+    assert_eq!(h.noticed_in_time, h.noticed);
+    assert!(h.noticed >= h.due, "{h:?}");
+    let flat = &h.flat_to_check_min;
+    assert!(flat.n > 0, "a flat device was noticed: {h:?}");
+    let (fastest, slowest) = (flat.p50.unwrap(), flat.max.unwrap());
+    assert!(fastest >= h.window_min - h.tolerance_min && slowest <= h.window_min + h.tolerance_min, "{flat:?} {h:?}");
+    assert!(h.switched_off_to_check_min.max.is_some_and(|m| m <= h.tolerance_min), "{h:?}");
+    for reason in ["device_offline", "power_off", "low_battery"] {
+        assert!(h.welfare_by_reason.get(reason).is_some_and(|n| *n > 0), "no {reason} check: {h:?}");
+    }
+    assert!(h.welfare_closed_device_back > 0, "a check closed by its device coming back: {h:?}");
+    assert!(h.welfare_open_at_end > 0, "a device that never came back keeps its check: {h:?}");
+    for key in ["went_silent", "noticed", "not_noticed", "false_alarms", "welfare_opened", "welfare_closed"] {
+        assert!(json["health"][key].is_u64(), "health.{key} in {json}");
+    }
+    assert!(json["health"]["flat_to_check_min"]["p95"].is_number(), "{json}");
+    assert!(table.contains("device health:") && table.contains("welfare checks opened"), "{table}");
 }
