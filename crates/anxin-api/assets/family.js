@@ -292,7 +292,11 @@ function show(view) {
 
 const elderName = () => state.member?.elder_name || '';
 // A welfare check for an elder's inactivity is about the elder, not the call button.
-const kindLabel = (kind, welfare) => t(welfare === 'inactive' ? 'kind_welfare_inactive' : `kind_${kind}`);
+const kindLabel = (kind, welfare) => {
+  if (welfare === 'inactive') return t('kind_welfare_inactive');
+  if (welfare === 'scheduled_call' || welfare === 'scheduled_visit') return t('kind_welfare_scheduled');
+  return t(`kind_${kind}`);
+};
 
 function answerLabel(a) {
   if (!a) return '';

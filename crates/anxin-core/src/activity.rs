@@ -264,7 +264,7 @@ mod tests {
 
     const CST: i32 = 480;
 
-    /// 2026-11-02 00:00 in China, plus `h` hours.
+    /// 2025-11-02 00:00 in China, plus `h` hours.
     fn at(day: i64, h: f64) -> Timestamp {
         Timestamp(1_762_012_800_000 + day * DAY_MS + (h * HOUR_MS as f64) as i64)
     }

@@ -200,6 +200,11 @@ impl Notice {
             }
             Notice::DeviceBack { reason: WelfareReason::LowBattery } => format!("【安心】{elder}的呼叫器已充上电。"),
             Notice::DeviceBack { reason: WelfareReason::Inactive } => format!("【安心】{elder}又有活动了。"),
+            // The programme's calls and visits are not news (`notice_for` tells nobody).
+            Notice::DeviceNews { reason: WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit }
+            | Notice::DeviceBack { reason: WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit } => {
+                format!("【安心】{elder}的定期关怀回访。")
+            }
             Notice::DeviceBack { .. } => format!("【安心】{elder}的呼叫器已恢复在线。"),
         }
     }
@@ -258,6 +263,10 @@ impl Notice {
                 format!("[Anxin] {elder}'s call button is charged again.")
             }
             Notice::DeviceBack { reason: WelfareReason::Inactive } => format!("[Anxin] {elder} is up and about again."),
+            Notice::DeviceNews { reason: WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit }
+            | Notice::DeviceBack { reason: WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit } => {
+                format!("[Anxin] {elder}'s scheduled welfare call.")
+            }
             Notice::DeviceBack { .. } => format!("[Anxin] {elder}'s call button is back online."),
         }
     }

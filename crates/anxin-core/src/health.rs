@@ -144,11 +144,13 @@ impl DeviceHealth {
 pub struct HealthSnapshot {
     pub devices: Vec<HealthRow>,
     pub elders: Vec<crate::activity::ActivityRow>,
+    /// Elders on the welfare programme whose calls or visits changed.
+    pub programme: Vec<crate::programme::ProgrammeRow>,
 }
 
 impl HealthSnapshot {
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty() && self.elders.is_empty()
+        self.devices.is_empty() && self.elders.is_empty() && self.programme.is_empty()
     }
 }
 

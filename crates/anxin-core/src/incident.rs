@@ -213,11 +213,21 @@ pub enum WelfareReason {
     /// An elder living alone has been quiet for too many of their waking hours (see
     /// [`crate::activity`]).
     Inactive,
+    /// The elder's scheduled welfare call is due (see [`crate::programme`]).
+    ScheduledCall,
+    /// The elder's scheduled home visit is due, or the calls went unanswered.
+    ScheduledVisit,
 }
 
 impl WelfareReason {
-    pub const ALL: [WelfareReason; 4] =
-        [WelfareReason::DeviceOffline, WelfareReason::PowerOff, WelfareReason::LowBattery, WelfareReason::Inactive];
+    pub const ALL: [WelfareReason; 6] = [
+        WelfareReason::DeviceOffline,
+        WelfareReason::PowerOff,
+        WelfareReason::LowBattery,
+        WelfareReason::Inactive,
+        WelfareReason::ScheduledCall,
+        WelfareReason::ScheduledVisit,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -225,7 +235,19 @@ impl WelfareReason {
             WelfareReason::PowerOff => "power_off",
             WelfareReason::LowBattery => "low_battery",
             WelfareReason::Inactive => "inactive",
+            WelfareReason::ScheduledCall => "scheduled_call",
+            WelfareReason::ScheduledVisit => "scheduled_visit",
         }
+    }
+
+    /// Whether it is about the device (kept in the device's own welfare slot).
+    pub fn is_device(self) -> bool {
+        matches!(self, WelfareReason::DeviceOffline | WelfareReason::PowerOff | WelfareReason::LowBattery)
+    }
+
+    /// Whether it is a task of the elder's scheduled welfare programme.
+    pub fn is_programme(self) -> bool {
+        matches!(self, WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit)
     }
 
     /// Whether the device cannot call while this lasts (so hearing from it ends the check).

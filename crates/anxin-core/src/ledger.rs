@@ -291,6 +291,14 @@ pub fn check(entry: &Entry) -> Vec<FieldError> {
                     ));
                 }
             }
+            for (field, every) in [
+                ("profile.schedule.call_every_days", e.profile.schedule.call_every_days),
+                ("profile.schedule.visit_every_days", e.profile.schedule.visit_every_days),
+            ] {
+                if every.is_some_and(|d| !(1..=366).contains(&d)) {
+                    out.push(FieldError::new(field, "bad_schedule", "every 1 to 366 days"));
+                }
+            }
             let mut ids = std::collections::HashSet::new();
             for (i, (c, id)) in e.profile.contacts.iter().zip(e.profile.contact_ids()).enumerate() {
                 let at = format!("profile.contacts[{i}]");

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod matcher;
 pub mod outbox;
 pub mod policy;
+pub mod programme;
 pub mod registry;
 #[doc(hidden)]
 pub mod testkit;
@@ -32,4 +33,5 @@ pub use ledger::{
     Amend, Amended, Amendment, DeviceSecret, Entry, FieldError, LedgerAction, LedgerError, LedgerKind, LedgerRecord,
 };
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
+pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;

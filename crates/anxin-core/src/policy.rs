@@ -65,6 +65,8 @@ pub struct Policy {
     pub health: crate::health::HealthPolicy,
     /// When an elder living alone counts as abnormally quiet (see [`crate::activity`]).
     pub activity: crate::activity::ActivityPolicy,
+    /// The scheduled welfare programme's retries and overdue time (see [`crate::programme`]).
+    pub programme: crate::programme::ProgrammePolicy,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -184,6 +186,7 @@ impl Default for Policy {
             default_service_circle_min: 15,
             health: crate::health::HealthPolicy::default(),
             activity: crate::activity::ActivityPolicy::default(),
+            programme: crate::programme::ProgrammePolicy::default(),
         }
     }
 }

@@ -45,6 +45,27 @@ pub struct ElderProfile {
     /// (GB 11643 check digit) when imported, shown to staff, never sent to devices or phones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_number: Option<String>,
+    /// The elder's scheduled welfare programme (Wuhua: a call a week, a visit a month).
+    #[serde(skip_serializing_if = "WelfareSchedule::is_empty")]
+    pub schedule: WelfareSchedule,
+}
+
+/// How often the centre phones and visits an elder, whatever their devices say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WelfareSchedule {
+    /// A welfare call every this many days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_every_days: Option<u16>,
+    /// A home visit every this many days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visit_every_days: Option<u16>,
+}
+
+impl WelfareSchedule {
+    pub fn is_empty(&self) -> bool {
+        self.call_every_days.is_none() && self.visit_every_days.is_none()
+    }
 }
 
 impl ElderProfile {

@@ -10,7 +10,7 @@ use anxin_core::*;
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
-/// 2026-11-02 00:00 in Kunming (UTC+8), a Monday.
+/// 2025-11-02 00:00 in Kunming (UTC+8), a Sunday.
 const MIDNIGHT: i64 = 1_762_012_800_000;
 const BEAT: i64 = 5 * MIN;
 

@@ -58,6 +58,7 @@ fn ledger() -> Registry {
                     contacts: vec![quiet, contact("李强", "儿子", "13900002222")],
                     station_id: Some(StationId::parse("wuhua-1").unwrap()),
                     id_number: Some(id_number("19410305", "002")),
+                    schedule: Default::default(),
                 },
             },
             Elder {

@@ -102,6 +102,10 @@ pub trait Store: FamilyStore + LedgerStore + Send + Sync + std::fmt::Debug + 'st
     async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32)
         -> Result<Vec<Incident>, StoreError>;
 
+    /// Welfare checks opened at or after `since`, open or not, in the order they opened: the
+    /// welfare programme's ledger (its calls and visits) is read from these.
+    async fn welfare_incidents(&self, since: Timestamp) -> Result<Vec<Incident>, StoreError>;
+
     /// A stored device message.
     async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError>;
 

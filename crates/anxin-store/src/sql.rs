@@ -652,6 +652,24 @@ macro_rules! sql_store {
                         days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
                     });
                 }
+                for row in sqlx::query(
+                    "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let at = |name: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+                        Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+                    };
+                    resume.programme.push(anxin_core::ProgrammeRow {
+                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                        call_done: at("call_done")?,
+                        visit_done: at("visit_done")?,
+                        call_tries: row.try_get::<i32, _>("call_tries")?.clamp(0, 255) as u8,
+                        call_retry_at: at("call_retry_at")?,
+                        visit_retry_at: at("visit_retry_at")?,
+                    });
+                }
                 Ok(resume)
             }
 
@@ -705,6 +723,29 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                     tx.commit().await?;
                 }
+                for chunk in snapshot.programme.chunks(HEALTH_CHUNK) {
+                    let mut tx = self.pool.begin().await?;
+                    let mut q = QueryBuilder::<$db>::new(
+                        "INSERT INTO welfare_programme (elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at, saved_at) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.elder_id.as_str())
+                            .push_bind(r.call_done.map(Timestamp::millis))
+                            .push_bind(r.visit_done.map(Timestamp::millis))
+                            .push_bind(i32::from(r.call_tries))
+                            .push_bind(r.call_retry_at.map(Timestamp::millis))
+                            .push_bind(r.visit_retry_at.map(Timestamp::millis))
+                            .push_bind(at.millis());
+                    });
+                    q.push(
+                        " ON CONFLICT (elder_id) DO UPDATE SET call_done = excluded.call_done, \
+                         visit_done = excluded.visit_done, call_tries = excluded.call_tries, \
+                         call_retry_at = excluded.call_retry_at, visit_retry_at = excluded.visit_retry_at, \
+                         saved_at = excluded.saved_at",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
                 Ok(())
             }
 
@@ -747,6 +788,16 @@ macro_rules! sql_store {
                 .into_iter()
                 .map(|row| json(&row.try_get::<String, _>("body")?))
                 .collect()
+            }
+
+            async fn welfare_incidents(&self, since: Timestamp) -> Result<Vec<Incident>, StoreError> {
+                sqlx::query("SELECT body FROM incidents WHERE kind = 'welfare' AND opened_at >= $1 ORDER BY id")
+                    .bind(since.millis())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| json(&row.try_get::<String, _>("body")?))
+                    .collect()
             }
 
             async fn message(&self, device: &DeviceId, msg: &MessageId) -> Result<Option<MessageRecord>, StoreError> {

@@ -76,6 +76,7 @@ impl App {
             repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
             health: config.health.policy(),
             activity: config.activity.policy(),
+            programme: config.programme.policy(),
             ..Policy::default()
         };
         let now = clock.now();
@@ -318,9 +319,15 @@ impl App {
         };
         // The family page asks for Web Push's public key: the one [notify] signs with.
         let push_key = config.notify.vapid()?.map(|v| v.public_key());
-        let api = api
-            .with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key))
-            .with_ledger(Arc::new(crate::ledger::StoreLedger(store.inner.0.clone())));
+        let api = api.with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key)).with_ledger(
+            Arc::new(crate::ledger::StoreLedger(
+                store.inner.0.clone(),
+                crate::ledger::ProgrammeExport {
+                    overdue_after_ms: i64::from(config.programme.overdue_after_h) * 3_600_000,
+                    days: i64::from(config.programme.export_days),
+                },
+            )),
+        );
         let http_task =
             tokio::spawn(anxin_api::serve(http, anxin_api::router(api).merge(callbacks), http_stop.clone()));
 

@@ -31,6 +31,45 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub health: HealthConfig,
     pub activity: ActivityConfig,
+    pub programme: ProgrammeConfig,
+}
+
+/// `[programme]`: the scheduled welfare programme's retries and overdue time
+/// (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgrammeConfig {
+    pub enabled: bool,
+    pub max_tries: u8,
+    pub retry_after_min: u32,
+    pub overdue_after_h: u32,
+    pub export_days: u32,
+}
+
+impl ProgrammeConfig {
+    pub fn policy(&self) -> anxin_core::ProgrammePolicy {
+        anxin_core::ProgrammePolicy {
+            enabled: self.enabled,
+            max_tries: self.max_tries,
+            retry_after_ms: i64::from(self.retry_after_min) * 60_000,
+            overdue_after_ms: i64::from(self.overdue_after_h) * 3_600_000,
+            ..anxin_core::ProgrammePolicy::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let range = |key: &str, v: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Check(format!("programme.{key} must lie in {lo}..={hi}, not {v}")))
+            }
+        };
+        range("max_tries", u32::from(self.max_tries), 1, 20)?;
+        range("retry_after_min", self.retry_after_min, 1, 10_080)?;
+        range("overdue_after_h", self.overdue_after_h, 1, 8_760)?;
+        range("export_days", self.export_days, 1, 3_660)
+    }
 }
 
 /// `[activity]`: when an elder living alone counts as abnormally quiet (docs/configuration.md).
@@ -757,6 +796,7 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.health.check()?;
         self.activity.check()?;
+        self.programme.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1412,6 +1452,21 @@ mod tests {
             (serde_json::json!({"usual_share": 1.5}), "activity.usual_share must lie in (0, 1], not 1.5"),
         ] {
             let e = Config::load(None, &serde_json::json!({ "activity": bad })).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_programme_reads_and_refuses_what_cannot_work() {
+        let c = Config::load(None, &serde_json::json!({})).unwrap();
+        assert_eq!(c.programme.policy(), anxin_core::ProgrammePolicy::default(), "the defaults are the engine's");
+        for (bad, says) in [
+            (serde_json::json!({"max_tries": 0}), "programme.max_tries must lie in 1..=20, not 0"),
+            (serde_json::json!({"retry_after_min": 0}), "programme.retry_after_min must lie in 1..=10080, not 0"),
+            (serde_json::json!({"overdue_after_h": 9000}), "programme.overdue_after_h must lie in 1..=8760, not 9000"),
+            (serde_json::json!({"export_days": 0}), "programme.export_days must lie in 1..=3660, not 0"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "programme": bad })).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

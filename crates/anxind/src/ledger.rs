@@ -19,7 +19,16 @@ const HISTORY_LIMIT: u32 = 200;
 
 /// The store, as the administration API's [`LedgerSide`].
 #[derive(Debug)]
-pub struct StoreLedger(pub Arc<dyn Store>);
+pub struct StoreLedger(pub Arc<dyn Store>, pub ProgrammeExport);
+
+/// What the welfare programme's export needs besides the store.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgrammeExport {
+    /// A task open this long after it fell due is overdue (`programme.overdue_after_h`).
+    pub overdue_after_ms: i64,
+    /// How far back the export reaches.
+    pub days: i64,
+}
 
 fn unavailable(what: &str) -> impl FnOnce(anxin_store::StoreError) -> LedgerUnavailable + '_ {
     move |e| {
@@ -124,6 +133,19 @@ impl LedgerSide for StoreLedger {
     ) -> BoxFuture<'_, Result<(Vec<u8>, &'static str), String>> {
         Box::pin(async move {
             use anxin_ledger_io as io;
+            if kind == "programme" {
+                if format != "csv" || encoding != "utf-8" {
+                    return Err("the programme is exported as format=csv, encoding=utf-8".into());
+                }
+                let now = anxin_proto::wall_clock_now();
+                let since = now.plus_millis(-self.1.days * 86_400_000);
+                let tasks =
+                    self.0.welfare_incidents(since).await.map_err(|e| format!("cannot read the programme: {e}"))?;
+                return Ok((
+                    programme_csv(&tasks, self.1.overdue_after_ms, now).into_bytes(),
+                    "text/csv; charset=utf-8",
+                ));
+            }
             let kind = io::Kind::parse(&kind)
                 .ok_or_else(|| format!("kind {kind:?} is not elders, devices, stations or responders"))?;
             let format = parse_format(&format)?;
@@ -278,5 +300,73 @@ fn parse_encoding(s: &str) -> Result<anxin_ledger_io::Encoding, String> {
         "utf-8" | "utf8" => Ok(anxin_ledger_io::Encoding::Utf8),
         "gbk" => Ok(anxin_ledger_io::Encoding::Gbk),
         other => Err(format!("encoding {other:?} is not auto, utf-8 or gbk")),
+    }
+}
+
+/// The welfare programme's ledger as CSV: one row a scheduled call or visit, with whether it
+/// is (or was) overdue, and a last line counting the open, overdue and done.
+pub fn programme_csv(tasks: &[anxin_core::Incident], overdue_after_ms: i64, now: anxin_core::Timestamp) -> String {
+    use anxin_core::{IncidentState, WelfareReason};
+    let mut out = String::from("task_id,elder_id,device_id,task,due_at,state,ended_at,outcome,overdue\n");
+    let (mut open, mut overdue_open, mut done, mut done_late) = (0, 0, 0, 0);
+    for t in tasks {
+        let task = match t.welfare {
+            Some(WelfareReason::ScheduledCall) => "call",
+            Some(WelfareReason::ScheduledVisit) => "visit",
+            _ => continue,
+        };
+        let ended = matches!(t.state, IncidentState::Closed | IncidentState::Cancelled | IncidentState::FalseAlarm);
+        let by = if ended { t.updated_at } else { now };
+        let overdue = by.millis() - t.opened_at.millis() >= overdue_after_ms;
+        match (ended, overdue) {
+            (false, o) => {
+                open += 1;
+                overdue_open += usize::from(o);
+            }
+            (true, o) => {
+                done += 1;
+                done_late += usize::from(o);
+            }
+        }
+        let outcome = t.outcome.as_deref().unwrap_or_default().replace('"', "\"\"");
+        out.push_str(&format!(
+            "{},{},{},{task},{},{},{},\"{outcome}\",{}\n",
+            t.id,
+            t.elder_id,
+            t.device_id,
+            utc_text(t.opened_at),
+            t.state.as_str(),
+            if ended { utc_text(t.updated_at) } else { String::new() },
+            if overdue { "yes" } else { "no" },
+        ));
+    }
+    out.push_str(&format!("# open {open}, of them overdue {overdue_open}; done {done}, of them late {done_late}\n"));
+    out
+}
+
+/// `2026-12-03T08:00:00Z`.
+pub fn utc_text(t: anxin_core::Timestamp) -> String {
+    let secs = t.millis().div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian), by 400-year eras.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod programme_tests {
+    #[test]
+    fn times_are_written_in_utc() {
+        assert_eq!(super::utc_text(anxin_core::Timestamp(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_text(anxin_core::Timestamp(1_762_012_800_000)), "2025-11-01T16:00:00Z");
+        assert_eq!(super::utc_text(anxin_core::Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
     }
 }

@@ -264,10 +264,98 @@ async fn a_quiet_elder_living_alone_becomes_a_welfare_check(backend: Backend, cl
     app.stop().await;
 }
 
+/// The scheduled welfare programme: e-1 is phoned daily. The call falls due and shows in the
+/// welfare list; unanswered, it is tried again two hours later; answered, it is done; the
+/// programme's ledger is exported as CSV; a restart keeps what was done.
+async fn scheduled_calls_fall_due_are_tried_again_and_exported(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
+    let mut registry = registry();
+    registry.elders[0].profile.schedule =
+        anxin_core::WelfareSchedule { call_every_days: Some(1), visit_every_days: None };
+    // Devices' silence is not what this story is about.
+    let adjust = |c: &mut anxind::config::Config| c.health.enabled = false;
+    let app =
+        spawn_app_from(&backend, &client_id, registry.clone(), adjust, anxind::clock::Clock::Manual(clock.clone()))
+            .await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    // The first call falls due some time in the first day (spread by the elder's id).
+    clock.advance(Duration::from_secs(24 * 60 * MIN));
+    let call = console.welfare_for("d-1").await;
+    assert_eq!(welfare(&call), ("scheduled_call".into(), "awaiting_dispatcher".into(), None));
+    let id = call["incident"]["id"].as_u64().unwrap();
+    let ask = |action: &str, outcome: &str| json!({"type": "command", "incident_id": id, "action": action, "outcome": outcome});
+    for action in ["resolve", "close"] {
+        let answer = console.ask(ask(action, "no_answer: rang ten times")).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+    // Two hours later, again.
+    clock.advance(Duration::from_secs(119 * MIN));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    clock.advance(Duration::from_secs(2 * MIN));
+    let retry = loop {
+        let m = console.welfare_for("d-1").await;
+        if m["incident"]["id"].as_u64() != Some(id) {
+            break m;
+        }
+    };
+    assert_eq!(welfare(&retry).0, "scheduled_call");
+    let retry_id = retry["incident"]["id"].as_u64().unwrap();
+    for action in ["resolve", "close"] {
+        let answer = console
+            .ask(json!({"type": "command", "incident_id": retry_id, "action": action, "outcome": "well: she is fine"}))
+            .await;
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+
+    // The programme's ledger, for a supervisor.
+    let zhao = sign_in(app.http, "zhao").await;
+    let (status, head, csv) =
+        http_exchange(app.http, "GET", "/api/v1/admin/exports/programme", &[("Cookie", &zhao)], "").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(head.to_lowercase().contains("text/csv"), "{head}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "task_id,elder_id,device_id,task,due_at,state,ended_at,outcome,overdue");
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{id},e-1,d-1,call,")) && lines[1].contains("\"no_answer: rang ten times\",no"),
+        "{csv}"
+    );
+    assert!(lines[2].contains(",closed,") && lines[2].contains("\"well: she is fine\""), "{csv}");
+    assert_eq!(lines[3], "# open 0, of them overdue 0; done 2, of them late 0");
+    let wang = sign_in(app.http, "wang").await;
+    let (status, _, _) =
+        http_exchange(app.http, "GET", "/api/v1/admin/exports/programme", &[("Cookie", &wang)], "").await;
+    assert_eq!(status, 403, "a dispatcher does not export the ledger");
+
+    // The snapshot, then a restart: the next call is a day after the one answered, not sooner.
+    clock.advance(Duration::from_secs(MIN + 1));
+    tokio::time::timeout(WAIT, async {
+        while app.store.resume(Timestamp(0)).await.unwrap().programme.iter().all(|p| p.call_done.is_none()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the snapshot is written");
+    app.stop().await;
+    let app = spawn_app_from(&backend, &client_id, registry, adjust, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    clock.advance(Duration::from_secs(23 * 60 * MIN));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let open = app.store.resume(Timestamp(0)).await.unwrap().open;
+    assert!(open.is_empty(), "not due again within the day: {open:?}");
+    clock.advance(Duration::from_secs(60 * MIN));
+    let next = console.welfare_for("d-1").await;
+    assert_eq!(welfare(&next), ("scheduled_call".into(), "awaiting_dispatcher".into(), None));
+    app.stop().await;
+}
+
 on_both_stores!(
     "health";
     silent_devices_and_flat_batteries_become_welfare_checks,
-    a_quiet_elder_living_alone_becomes_a_welfare_check
+    a_quiet_elder_living_alone_becomes_a_welfare_check,
+    scheduled_calls_fall_due_are_tried_again_and_exported
 );
 
 /// `anxind demo`'s simulated devices (`anxind::demo`), each crowd on its own MQTT connection,

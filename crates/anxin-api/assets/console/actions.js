@@ -8,7 +8,7 @@ import { needLabel } from './alarm.js';
 import { request } from './feed.js';
 import { claimHolder, isMine, isWelfare, modeLabel } from './incident.js';
 import { toast } from './parts.js';
-import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, WELFARE_OUTCOMES, dom, state } from './state.js';
+import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, PROGRAMME_OUTCOMES, WELFARE_OUTCOMES, dom, state } from './state.js';
 
 // A button's label carries its shortcut ("备注 (n)"); a toast says what was done, without it.
 const withoutKey = (label) => String(label).replace(/\s*[（(][^()（）]{1,3}[)）]\s*$/u, '');
@@ -118,7 +118,8 @@ const field = (labelText, control) => h('label', { class: 'field' }, h('span', n
 
 // A welfare check ends with what the call found, not with how somebody helped on scene.
 function outcomeFields(view) {
-  const codes = isWelfare(view) ? WELFARE_OUTCOMES : OUTCOMES;
+  const scheduled = view.welfare === 'scheduled_call' || view.welfare === 'scheduled_visit';
+  const codes = scheduled ? PROGRAMME_OUTCOMES : isWelfare(view) ? WELFARE_OUTCOMES : OUTCOMES;
   return [
     field(t('outcome_label'), h('select', { name: 'code' }, codes.map((c) => h('option', { value: c }, t(`outcome_${c}`))))),
     field(t('outcome_text'), h('input', { name: 'text', maxlength: 500 })),

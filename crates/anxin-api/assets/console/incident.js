@@ -2,7 +2,7 @@
 // how urgent it is, who holds it, and its labels in words.
 
 import { has, t, withColon } from '../common/i18n.js';
-import { OUTCOMES, WELFARE_OUTCOMES, state } from './state.js';
+import { OUTCOMES, PROGRAMME_OUTCOMES, WELFARE_OUTCOMES, state } from './state.js';
 
 export function pressMoment(view) {
   const p = Number(view.pressed_at);
@@ -160,13 +160,14 @@ const ENGINE_OUTCOMES = {
   'the elder was active again': 'outcome_elder_active_again',
   'the elder no longer lives alone': 'outcome_elder_not_alone',
   'the elder was retired': 'outcome_elder_retired',
+  'the elder left the programme': 'outcome_elder_left_programme',
 };
 
 export function outcomeLabel(text) {
   const s = String(text ?? '');
   if (Object.hasOwn(ENGINE_OUTCOMES, s)) return t(ENGINE_OUTCOMES[s]);
   const m = /^([a-z_]+)(?::\s*(.*))?$/s.exec(s);
-  if (m && (OUTCOMES.includes(m[1]) || WELFARE_OUTCOMES.includes(m[1]))) {
+  if (m && (OUTCOMES.includes(m[1]) || WELFARE_OUTCOMES.includes(m[1]) || PROGRAMME_OUTCOMES.includes(m[1]))) {
     const label = t(`outcome_${m[1]}`);
     return m[2] ? withColon(label, m[2]) : label;
   }

@@ -12,10 +12,13 @@ export const OUTCOMES = ['helped_at_home', 'taken_to_hospital', 'family_attendin
 // How a welfare check ends when a dispatcher ends it (the engine ends one by itself when the
 // device is heard again or charged).
 export const WELFARE_OUTCOMES = ['elder_well', 'family_sees_to_device', 'device_back', 'visit_arranged', 'other'];
+// A scheduled call or visit of the welfare programme: the engine reads the code (a service
+// request or an emergency opens for what the call found; an unanswered call is tried again).
+export const PROGRAMME_OUTCOMES = ['well', 'needs_service', 'needs_help', 'no_answer', 'other'];
 // Why a welfare check opened, the ones that leave the elder unable to call first.
 // In the welfare list's order: an elder quiet for too long may have fallen; then devices that
 // cannot call; then low batteries.
-export const WELFARE_REASONS = ['inactive', 'device_offline', 'power_off', 'low_battery'];
+export const WELFARE_REASONS = ['inactive', 'device_offline', 'power_off', 'low_battery', 'scheduled_visit', 'scheduled_call'];
 export const CALL_OUTCOMES = ['reached', 'no_answer', 'busy', 'wrong_number', 'voicemail', 'other'];
 export const EMERGENCY_NUMBERS = ['120', '110', '119'];
 

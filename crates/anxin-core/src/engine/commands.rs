@@ -185,6 +185,11 @@ impl Engine {
             }
         };
         let refuse = |to: IncidentState| CommandError::IllegalTransition { from: from.as_str(), to: to.as_str() };
+        // A task of the welfare programme: what the dispatcher found decides what follows.
+        let task = incident
+            .welfare
+            .filter(|r| r.is_programme())
+            .map(|r| (incident.elder_id.clone(), incident.device_id.clone(), r));
         match action {
             DispatcherAction::Assign { responder } => {
                 if !from.can_become(IncidentState::Accepted) {
@@ -293,7 +298,12 @@ impl Engine {
                 self.record(id, Change::EmergencyCalled { number, reference }, actor, now, out);
             }
         }
+        let ended = self.open[&id].state.is_terminal();
+        let outcome = self.open[&id].outcome.clone().unwrap_or_default();
         self.after_change(id, out);
+        if let (true, Some((elder, device, reason))) = (ended, task) {
+            self.programme_task_done(&elder, &device, reason, &outcome, now, out);
+        }
         Ok(())
     }
 

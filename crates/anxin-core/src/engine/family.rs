@@ -29,6 +29,8 @@ impl Engine {
     pub(super) fn notice_for(&self, id: IncidentId, change: &Change) -> Option<Notice> {
         let incident = &self.open[&id];
         match change {
+            // The programme's own calls and visits are routine: nobody is told of them.
+            Change::Opened { welfare: Some(reason), .. } if reason.is_programme() => None,
             Change::Opened { welfare: Some(reason), .. } => Some(Notice::DeviceNews { reason: *reason }),
             // A welfare check's end is told by the engine when the device is back (a
             // dispatcher closing one does not mean it is).

@@ -21,6 +21,7 @@ impl Engine {
     pub fn start_health(&mut self, now: Timestamp) {
         self.health_floor = now;
         self.start_activity();
+        self.start_programme();
         if !self.policy.health.enabled {
             return;
         }
@@ -80,7 +81,11 @@ impl Engine {
     /// Everything a health snapshot writes: [`Engine::take_health_changes`] and
     /// [`Engine::take_activity_changes`].
     pub fn take_snapshot(&mut self) -> crate::health::HealthSnapshot {
-        crate::health::HealthSnapshot { devices: self.take_health_changes(), elders: self.take_activity_changes() }
+        crate::health::HealthSnapshot {
+            devices: self.take_health_changes(),
+            elders: self.take_activity_changes(),
+            programme: self.take_programme_changes(),
+        }
     }
 
     /// Takes back what a snapshot stored, at start.
@@ -169,7 +174,8 @@ impl Engine {
             let over = match reason {
                 WelfareReason::DeviceOffline | WelfareReason::PowerOff => !switched_off,
                 WelfareReason::LowBattery => charged || switched_off,
-                WelfareReason::Inactive => false, // kept by the elder's watch, not here
+                // Kept by the elder's watch or programme, not here.
+                WelfareReason::Inactive | WelfareReason::ScheduledCall | WelfareReason::ScheduledVisit => false,
             };
             if over {
                 let outcome = match (reason, switched_off) {
@@ -250,6 +256,7 @@ impl Engine {
             self.end_welfare(id, "the device was retired", false, now, out);
         }
         self.device_retired_from_activity(device, now, out);
+        self.programme_device_retired(device, now, out);
     }
 
     /// When the next device is due to be checked.
@@ -292,7 +299,7 @@ impl Engine {
         self.open.insert(id, incident);
         let notice = self.notice_for(id, &opened.change);
         out.events.push(opened);
-        if reason != WelfareReason::Inactive {
+        if reason.is_device() {
             if let Some(d) = self.devices.get_mut(device) {
                 d.welfare = Some(id);
             }

@@ -201,7 +201,9 @@ impl Engine {
                 if e.profile.lives_alone != Some(true) {
                     self.forget_activity(&e.id, "the elder no longer lives alone", now, out);
                 }
+                let id = e.id.clone();
                 self.elders.insert(e.id.clone(), e);
+                self.elder_schedule_changed(&id, now, out);
             }
             Entry::Device(d) => {
                 let enrolled = self.device_state(d.elder_id, d.model);
@@ -210,6 +212,7 @@ impl Engine {
                     None => {
                         self.devices.insert(d.id.clone(), enrolled);
                         self.watch_new_device(&d.id);
+                        self.programme_device_added(&d.id);
                     }
                 }
             }
@@ -248,6 +251,7 @@ impl Engine {
             Entry::Elder(e) => {
                 self.forget_activity(&e.id, "the elder was retired", now, out);
                 self.elders.remove(&e.id);
+                self.elder_schedule_changed(&e.id, now, out);
             }
             Entry::Device(d) => {
                 self.forget_device_health(&d.id, now, out);

@@ -23,6 +23,7 @@ mod intake;
 mod ladder;
 mod ledger;
 mod presence;
+mod programme;
 mod timers;
 mod views;
 
@@ -52,6 +53,8 @@ pub struct Resume {
     pub health: Vec<crate::health::HealthRow>,
     /// Watched elders' activity as the last snapshot stored it.
     pub activity: Vec<crate::activity::ActivityRow>,
+    /// The welfare programme's calls and visits as the last snapshot stored them.
+    pub programme: Vec<crate::programme::ProgrammeRow>,
 }
 
 /// What the engine decided about one message.
@@ -224,6 +227,11 @@ pub struct Engine {
     pub(crate) activity_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, ElderId)>>,
     /// Watched elders whose activity changed since the last snapshot.
     pub(crate) activity_dirty: Vec<ElderId>,
+    /// Elders with a welfare schedule: their calls and visits (see [`crate::programme`]).
+    pub(crate) programme: HashMap<ElderId, crate::programme::ElderProgramme>,
+    /// Elders on the programme by when they next need looking at (lazy).
+    pub(crate) programme_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, ElderId)>>,
+    pub(crate) programme_dirty: Vec<ElderId>,
 }
 
 impl Engine {
@@ -282,6 +290,9 @@ impl Engine {
             activity: HashMap::new(),
             activity_due: Default::default(),
             activity_dirty: Vec::new(),
+            programme: HashMap::new(),
+            programme_due: Default::default(),
+            programme_dirty: Vec::new(),
         };
         for d in registry.devices {
             let state = engine.device_state(d.elder_id, d.model);
@@ -289,6 +300,8 @@ impl Engine {
         }
         engine.restore_health(&resume.health);
         engine.restore_activity(&resume.activity);
+        engine.enrol_programme();
+        engine.restore_programme(&resume.programme);
         for incident in resume.open {
             let id = incident.id;
             // A device taken out of the ledger since leaves its incident to the dispatchers:
@@ -297,6 +310,13 @@ impl Engine {
                 if incident.welfare == Some(WelfareReason::Inactive) {
                     if let Some(a) = engine.activity.get_mut(&incident.elder_id) {
                         a.open = Some(id);
+                    }
+                } else if let Some(reason) = incident.welfare.filter(|r| r.is_programme()) {
+                    if let Some(p) = engine.programme.get_mut(&incident.elder_id) {
+                        match reason {
+                            WelfareReason::ScheduledVisit => p.visit_open = Some(id),
+                            _ => p.call_open = Some(id),
+                        }
                     }
                 } else if incident.kind == IncidentKind::Welfare {
                     device.welfare = Some(id);
@@ -421,6 +441,9 @@ impl Engine {
             }
             if incident.welfare == Some(WelfareReason::Inactive) {
                 self.inactivity_check_ended(&incident.elder_id, id, incident.updated_at);
+            }
+            if incident.welfare.is_some_and(WelfareReason::is_programme) {
+                self.programme_task_closed(&incident.elder_id, id);
             }
             self.unschedule(id);
         }

@@ -118,6 +118,7 @@ pub fn district(elders: usize, devices: usize) -> Registry {
                     contacts,
                     station_id: Some(stations[i % stations.len()].id.clone()),
                     id_number,
+                    schedule: Default::default(),
                 },
             }
         })
