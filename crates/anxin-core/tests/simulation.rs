@@ -77,6 +77,15 @@ fn world(rng: &mut SmallRng) -> Registry {
             profile: ElderProfile {
                 contacts: contacts(rng),
                 lives_alone: Some(rng.random_bool(0.5)),
+                // A third are on the welfare programme: calls every day or two, visits now and then.
+                schedule: if rng.random_bool(0.33) {
+                    WelfareSchedule {
+                        call_every_days: Some(rng.random_range(1..3)),
+                        visit_every_days: rng.random_bool(0.5).then(|| rng.random_range(2..8)),
+                    }
+                } else {
+                    WelfareSchedule::default()
+                },
                 ..Default::default()
             },
         });
@@ -148,6 +157,8 @@ struct FamilyStats {
     device_news: u64,
     /// Of the welfare checks, those for an elder's inactivity.
     inactive: u64,
+    /// Of the welfare checks, the programme's scheduled calls and visits.
+    scheduled: u64,
 }
 
 impl Sim {
@@ -435,8 +446,14 @@ impl Sim {
                             };
                             DispatcherAction::Acknowledge { alarm }
                         }
-                        3 => DispatcherAction::Resolve { outcome: "called back".into() },
-                        4 | 5 => DispatcherAction::Close { outcome: "done".into() },
+                        3 => DispatcherAction::Resolve {
+                            outcome: ["called back", "well", "no_answer", "needs_help: fell", "needs_service"]
+                                [self.rng.random_range(0..5)]
+                            .into(),
+                        },
+                        4 | 5 => DispatcherAction::Close {
+                            outcome: ["done", "no_answer", "well"][self.rng.random_range(0..3)].into(),
+                        },
                         6 => DispatcherAction::Cancel { reason: "verified by phone".into() },
                         7 => DispatcherAction::FalseAlarm { reason: "pressed by mistake".into() },
                         8 | 9 => DispatcherAction::Claim,
@@ -490,6 +507,9 @@ impl Sim {
                     }
                     if *welfare == Some(WelfareReason::Inactive) {
                         self.family.inactive += 1;
+                    }
+                    if welfare.is_some_and(WelfareReason::is_programme) {
+                        self.family.scheduled += 1;
                     }
                     h.kind = Some(*kind);
                     h.parallel_allowed = self.policy.ladder(*kind).parallel.max(1);
@@ -732,7 +752,33 @@ impl Sim {
         let mut checked = HashSet::new();
         let mut holders: HashMap<&ResponderId, IncidentId> = HashMap::new();
         let mut inactive = HashSet::new();
+        let mut tasks = HashSet::new();
         for i in self.engine.open_incidents() {
+            if let Some(reason) = i.welfare.filter(|r| r.is_programme()) {
+                // One call and one visit at most an elder, each the one the programme holds.
+                if !tasks.insert((&i.elder_id, reason)) {
+                    self.fail(format!("elder {} has two open {} tasks", i.elder_id, reason.as_str()));
+                }
+                let (call, visit) = self.engine.programme_tasks_of(&i.elder_id);
+                let held = if reason == WelfareReason::ScheduledCall { call } else { visit };
+                if held.map(|t| t.id) != Some(i.id) {
+                    self.fail(format!(
+                        "task {} is not the programme's {} of elder {}",
+                        i.id,
+                        reason.as_str(),
+                        i.elder_id
+                    ));
+                }
+                if !i.ladder.offers.is_empty() || i.ladder.offers_made > 0 {
+                    self.fail(format!("task {} was offered: {i:?}", i.id));
+                }
+                if let Some(r) = i.responder.as_ref().filter(|_| i.state.has_responder_on_job()) {
+                    if let Some(other) = holders.insert(&r.id, i.id) {
+                        self.fail(format!("responder {} holds incidents {other} and {}", r.id, i.id));
+                    }
+                }
+                continue;
+            }
             if i.welfare == Some(WelfareReason::Inactive) {
                 // The elder's own: one at a time, kept by their watch, only for an elder
                 // living alone, never offered.
@@ -912,6 +958,7 @@ fn the_promises_hold_for_every_seed() {
         family.welfare += sim.family.welfare;
         family.device_news += sim.family.device_news;
         family.inactive += sim.family.inactive;
+        family.scheduled += sim.family.scheduled;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
@@ -919,6 +966,7 @@ fn the_promises_hold_for_every_seed() {
     let health = family.welfare > 100 && family.device_news > 100;
     assert!(health || steps < 50_000, "devices' health was barely exercised: {family:?}");
     assert!(family.inactive > 20 || steps < 50_000, "elders' inactivity was barely exercised: {family:?}");
+    assert!(family.scheduled > 100 || steps < 50_000, "the welfare programme was barely exercised: {family:?}");
 }
 
 #[test]
