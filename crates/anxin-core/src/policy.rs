@@ -65,6 +65,8 @@ pub struct Policy {
     pub health: crate::health::HealthPolicy,
     /// When an elder living alone counts as abnormally quiet (see [`crate::activity`]).
     pub activity: crate::activity::ActivityPolicy,
+    /// Carers' visits: the check-in radius and the lone-worker timer (see [`crate::carer`]).
+    pub carers: crate::carer::CarerPolicy,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -135,7 +137,7 @@ impl Policy {
             IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
             IncidentKind::Fire => Some(self.fire_number.clone()),
             IncidentKind::Intrusion => Some(self.police_number.clone()),
-            IncidentKind::Service | IncidentKind::Welfare => None,
+            IncidentKind::Service | IncidentKind::Welfare | IncidentKind::LoneWorker => None,
         }
     }
 
@@ -184,6 +186,7 @@ impl Default for Policy {
             default_service_circle_min: 15,
             health: crate::health::HealthPolicy::default(),
             activity: crate::activity::ActivityPolicy::default(),
+            carers: crate::carer::CarerPolicy::default(),
         }
     }
 }

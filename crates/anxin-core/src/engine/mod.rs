@@ -16,6 +16,7 @@
 
 mod activity;
 mod candidates;
+mod carers;
 mod commands;
 mod family;
 mod health;
@@ -52,6 +53,10 @@ pub struct Resume {
     pub health: Vec<crate::health::HealthRow>,
     /// Watched elders' activity as the last snapshot stored it.
     pub activity: Vec<crate::activity::ActivityRow>,
+    /// Carers' visits not yet checked out.
+    pub visits: Vec<crate::carer::Visit>,
+    /// The highest visit id stored.
+    pub last_visit_id: u64,
 }
 
 /// What the engine decided about one message.
@@ -96,6 +101,8 @@ pub struct Outbox {
     /// Changes to the ledger: stored in the same commit, then passed to the broker's
     /// accounts and the sign-in tables.
     pub ledger: Vec<crate::ledger::LedgerRecord>,
+    /// Carers' visits as they are now, to upsert in the visit log.
+    pub visits: Vec<crate::carer::Visit>,
 }
 
 impl Outbox {
@@ -114,6 +121,7 @@ impl Outbox {
             alerts: Vec::with_capacity(n),
             notifications: Vec::new(),
             ledger: Vec::new(),
+            visits: Vec::new(),
         }
     }
 
@@ -125,6 +133,7 @@ impl Outbox {
             && self.deltas.is_empty()
             && self.notifications.is_empty()
             && self.ledger.is_empty()
+            && self.visits.is_empty()
     }
 }
 
@@ -224,6 +233,8 @@ pub struct Engine {
     pub(crate) activity_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, ElderId)>>,
     /// Watched elders whose activity changed since the last snapshot.
     pub(crate) activity_dirty: Vec<ElderId>,
+    /// Carers' visits and help, and when each visit is next due.
+    pub(crate) carers: carers::Carers,
 }
 
 impl Engine {
@@ -282,6 +293,7 @@ impl Engine {
             activity: HashMap::new(),
             activity_due: Default::default(),
             activity_dirty: Vec::new(),
+            carers: carers::Carers::default(),
         };
         for d in registry.devices {
             let state = engine.device_state(d.elder_id, d.model);
@@ -314,6 +326,7 @@ impl Engine {
             engine.fix_at.insert(id.clone(), t);
             engine.fixes.insert((t, id));
         }
+        engine.restore_carers(resume.visits, resume.last_visit_id);
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }
@@ -421,6 +434,9 @@ impl Engine {
             }
             if incident.welfare == Some(WelfareReason::Inactive) {
                 self.inactivity_check_ended(&incident.elder_id, id, incident.updated_at);
+            }
+            if incident.carer.is_some() {
+                self.carer_incident_ended(&incident, out);
             }
             self.unschedule(id);
         }

@@ -13,7 +13,8 @@ impl Engine {
         let claims = self.presence.next_release();
         let devices = self.next_health_deadline();
         let elders = self.next_activity_deadline();
-        incidents.into_iter().chain(fixes).chain(claims).chain(devices).chain(elders).min()
+        let visits = self.next_visit_deadline();
+        incidents.into_iter().chain(fixes).chain(claims).chain(devices).chain(elders).chain(visits).min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
@@ -22,6 +23,7 @@ impl Engine {
         self.expire_fixes(now, out);
         self.expire_devices(now, out);
         self.expire_inactive(now, out);
+        self.expire_visits(now, out);
         self.release_absent_claims(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
