@@ -80,6 +80,8 @@ pub struct Visit {
     /// Whether a lone-worker alert was ever raised on this visit.
     #[serde(default)]
     pub overdue: bool,
+    /// When the row last changed: the store never replaces a row with an older one.
+    pub updated_at: Timestamp,
 }
 
 impl Visit {

@@ -120,6 +120,7 @@ impl Durable {
             last_ledger_seq: 0,
             health: vec![],
             activity: vec![],
+            ..Resume::default()
         }
     }
 

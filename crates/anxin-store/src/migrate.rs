@@ -36,6 +36,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "elder_activity",
         sql: include_str!("../../../migrations/sqlite/0008_elder_activity.sql"),
     },
+    Migration {
+        version: 10,
+        name: "carer_visits",
+        sql: include_str!("../../../migrations/sqlite/0010_carer_visits.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -70,6 +75,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "elder_activity",
         sql: include_str!("../../../migrations/postgres/0008_elder_activity.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "carer_visits",
+        sql: include_str!("../../../migrations/postgres/0010_carer_visits.sql"),
     },
 ];
 

@@ -105,6 +105,7 @@ impl Engine {
                 let mut v = visit.ok_or(VisitError::NoVisit)?;
                 self.carers.due.remove(&(v.due_at, carer.clone()));
                 v.checked_out_at = Some(now);
+                v.updated_at = now;
                 v.checkout_at = Some(at);
                 let alert = v.alert.take();
                 out.visits.push(v);
@@ -146,6 +147,7 @@ impl Engine {
             checkout_at: None,
             alert: None,
             overdue: false,
+            updated_at: now,
         };
         self.carers.due.insert((due_at, carer.clone()));
         out.visits.push(v.clone());
@@ -158,6 +160,7 @@ impl Engine {
         let v = self.carers.by_carer.get_mut(carer).and_then(|c| c.visit.as_mut()).expect("on a visit");
         self.carers.due.remove(&(v.due_at, carer.clone()));
         v.last_seen_at = now;
+        v.updated_at = now;
         v.due_at = now.plus_millis(max);
         let alert = v.alert.take();
         self.carers.due.insert((v.due_at, carer.clone()));
@@ -260,6 +263,7 @@ impl Engine {
             let v = self.carers.by_carer.get_mut(&carer).and_then(|c| c.visit.as_mut()).expect("on a visit");
             v.alert = Some(id);
             v.overdue = true;
+            v.updated_at = now;
             out.visits.push(v.clone());
         }
     }
@@ -287,6 +291,7 @@ impl Engine {
         }
         if let Some(v) = state.visit.as_mut().filter(|v| v.alert == Some(incident.id)) {
             v.alert = None;
+            v.updated_at = incident.updated_at;
             v.due_at = incident.updated_at.plus_millis(max);
             self.carers.due.insert((v.due_at, carer.clone()));
             out.visits.push(v.clone());
