@@ -90,6 +90,33 @@ impl Visit {
     }
 }
 
+/// What a carer's phone shows of their visit and their help (in its `hello`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarerView {
+    /// The visit they are on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit: Option<VisitView>,
+    /// Their own help incident, while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<IncidentId>,
+    /// How far from the home a check-in may be made, for the page to say.
+    pub checkin_radius_m: u32,
+}
+
+/// An open visit as the carer's phone shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitView {
+    pub id: u64,
+    pub elder_id: ElderId,
+    pub elder_name: String,
+    pub address: String,
+    pub checked_in_at: Timestamp,
+    /// When a dispatcher is alerted unless the carer checks out or says they are still there.
+    pub due_at: Timestamp,
+    /// Whether a dispatcher has been alerted (the carer was overdue).
+    pub overdue: bool,
+}
+
 /// Why a carer's action was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VisitError {

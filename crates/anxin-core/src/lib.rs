@@ -22,7 +22,7 @@ pub mod registry;
 pub mod testkit;
 
 pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
-pub use carer::{CarerPolicy, Visit, VisitAction, VisitError};
+pub use carer::{CarerPolicy, CarerView, Visit, VisitAction, VisitError, VisitView};
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};

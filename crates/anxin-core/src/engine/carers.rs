@@ -9,7 +9,7 @@
 //! elder, which names nobody in the ledger).
 
 use super::{Engine, Outbox};
-use crate::carer::{is_carer, CarerState, Visit, VisitAction, VisitError, CARER_DEVICE_PREFIX};
+use crate::carer::{is_carer, CarerState, CarerView, Visit, VisitAction, VisitError, VisitView, CARER_DEVICE_PREFIX};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, Timestamp};
 use crate::incident::*;
@@ -38,6 +38,26 @@ impl Engine {
     /// The carer's own help incident, while it is open.
     pub fn carer_help_of(&self, carer: &ResponderId) -> Option<&Incident> {
         self.carers.by_carer.get(carer).and_then(|c| c.help).and_then(|id| self.open.get(&id))
+    }
+
+    /// What a carer's phone shows: their visit and their help; `None` for a responder who is
+    /// no carer.
+    pub fn carer_view(&self, carer: &ResponderId) -> Option<CarerView> {
+        let r = self.responders.get(carer).filter(|r| is_carer(&r.skills))?;
+        let visit = self.visit_of(&r.id).map(|v| {
+            let elder = self.elders.get(&v.elder_id);
+            VisitView {
+                id: v.id,
+                elder_id: v.elder_id.clone(),
+                elder_name: elder.map(|e| e.name.clone()).unwrap_or_default(),
+                address: elder.map(|e| e.address.clone()).unwrap_or_default(),
+                checked_in_at: v.checked_in_at,
+                due_at: v.due_at,
+                overdue: v.alert.is_some(),
+            }
+        });
+        let help = self.carer_help_of(carer).map(|i| i.id);
+        Some(CarerView { visit, help, checkin_radius_m: self.policy.carers.checkin_radius_m.round() as u32 })
     }
 
     /// Takes back the open visits and the carers' open incidents, at start.
@@ -120,6 +140,8 @@ impl Engine {
                 }
             }
         }
+        // The carer's phone is shown their visit afresh.
+        out.responders.push(carer.clone());
         Ok(())
     }
 
@@ -265,6 +287,7 @@ impl Engine {
             v.overdue = true;
             v.updated_at = now;
             out.visits.push(v.clone());
+            out.responders.push(carer);
         }
     }
 
@@ -296,6 +319,7 @@ impl Engine {
             self.carers.due.insert((v.due_at, carer.clone()));
             out.visits.push(v.clone());
         }
+        out.responders.push(carer.clone());
     }
 
     /// When the next visit falls due.
