@@ -557,7 +557,8 @@ async fn finish<M: Delivery>(
         || !out.events.is_empty()
         || !out.incidents.is_empty()
         || !out.roster.is_empty()
-        || !out.ledger.is_empty();
+        || !out.ledger.is_empty()
+        || !out.visits.is_empty();
     if to_store && !commit(&ports, &out, &shutdown).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);

@@ -76,6 +76,7 @@ impl App {
             repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
             health: config.health.policy(),
             activity: config.activity.policy(),
+            carers: config.carers.policy(),
             ..Policy::default()
         };
         let now = clock.now();
