@@ -113,6 +113,7 @@ const positions = createLocationSharing({
 // A carer's visits and help button (see responder/visit.js), from the `hello` frame's `carer`.
 const visits = createVisits({
   request: (frame) => feed.request(frame, RESULT_TIMEOUT_MS),
+  lastFix: () => positions.geo.fix,
   changed: () => render(),
 });
 

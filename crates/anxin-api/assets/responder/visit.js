@@ -9,14 +9,19 @@ import { has, t } from '../common/i18n.js';
 
 // A check-in waits this long for a position before it says it has none.
 const POSITION_TIMEOUT_MS = 20000;
+// The watch that shares the position while on duty gives a fix whenever the phone moves; one
+// this recent stands for where the carer is (asking afresh while the watch runs may get no
+// answer in some browsers until the phone moves).
+const FIX_FRESH_MS = 30000;
 // A help press asks once more; the confirmation goes away after this long untouched.
 const CONFIRM_MS = 8000;
 
 /**
  * The carer's panel. `request(frame)` sends a `visit` frame and resolves with its `result`
- * (or a failure); `changed()` asks the page to render again.
+ * (or a failure); `lastFix()` is the location watch's last fix ({lat, lon, at}) or null;
+ * `changed()` asks the page to render again.
  */
-export function createVisits({ request, changed }) {
+export function createVisits({ request, lastFix, changed }) {
   const v = {
     /** the server's `carer` part, or null for a responder who is no carer */
     carer: null,
@@ -36,6 +41,8 @@ export function createVisits({ request, changed }) {
 
   /** The phone's position now, or a failure key. */
   function position() {
+    const fix = lastFix();
+    if (fix && Date.now() - fix.at < FIX_FRESH_MS) return Promise.resolve({ lat: fix.lat, lon: fix.lon });
     return new Promise((resolve) => {
       if (!('geolocation' in navigator) || !navigator.geolocation) return resolve({ failure: 'visit_no_position' });
       navigator.geolocation.getCurrentPosition(
