@@ -38,8 +38,12 @@ fn registry() -> Registry {
     c.skills = vec!["carer".into()];
     c.position = at(25.02, 102.70);
     r.responders.push(c);
-    r.elders[0].profile.contacts =
-        vec![Contact { name: "王丽".into(), relation: "女儿".into(), phone: "13700000001".into(), ..Contact::default() }];
+    r.elders[0].profile.contacts = vec![Contact {
+        name: "王丽".into(),
+        relation: "女儿".into(),
+        phone: "13700000001".into(),
+        ..Contact::default()
+    }];
     r
 }
 
@@ -163,7 +167,10 @@ fn a_carer_not_heard_from_in_time_raises_a_lone_worker_alert_that_their_next_wor
     let (r, out) = act(&mut e, &carer(), VisitAction::StillHere { at: metres_north(5.0) }, now);
     assert_eq!(r, Ok(()));
     assert!(e.incident(alert.id).is_none(), "closed by the engine");
-    assert!(out.events.iter().any(|ev| matches!(&ev.change, Change::Closed { outcome } if outcome.contains("still there"))));
+    assert!(out
+        .events
+        .iter()
+        .any(|ev| matches!(&ev.change, Change::Closed { outcome } if outcome.contains("still there"))));
     assert_eq!(e.visit_of(&carer()).unwrap().due_at, now.plus_millis(90 * MIN));
     run_to(&mut e, now.plus_millis(90 * MIN));
     assert!(lone_worker(&e).is_some(), "silent again for 90 minutes: a new alert");
@@ -186,8 +193,12 @@ fn saying_still_here_or_checking_in_again_in_time_keeps_the_alert_away() {
     r.elders.push(other);
     let mut e = Engine::new(Policy::default(), r, Resume::default());
     check_in(&mut e, T0);
-    let (res, _) =
-        act(&mut e, &carer(), VisitAction::CheckIn { elder_id: ElderId::parse("e-2").unwrap(), at: metres_north(1.0) }, T0);
+    let (res, _) = act(
+        &mut e,
+        &carer(),
+        VisitAction::CheckIn { elder_id: ElderId::parse("e-2").unwrap(), at: metres_north(1.0) },
+        T0,
+    );
     assert_eq!(res, Err(VisitError::OnVisit(elder())));
 }
 
@@ -282,7 +293,9 @@ fn a_restart_keeps_open_visits_and_their_timers() {
     assert!(lone_worker(&again).is_some(), "the timer survives the restart");
     // The next visit gets the next id.
     let mut out = Outbox::default();
-    again.carer_acts(&carer(), VisitAction::CheckOut { at: metres_north(1.0) }, T0.plus_millis(91 * MIN), &mut out).unwrap();
+    again
+        .carer_acts(&carer(), VisitAction::CheckOut { at: metres_north(1.0) }, T0.plus_millis(91 * MIN), &mut out)
+        .unwrap();
     let out = check_in(&mut again, T0.plus_millis(92 * MIN));
     assert_eq!(out.visits[0].id, 2);
 }
@@ -291,8 +304,7 @@ fn a_restart_keeps_open_visits_and_their_timers() {
 fn the_ledger_refuses_device_ids_that_look_like_a_carers() {
     let mut e = engine();
     let mut out = Outbox::default();
-    let device =
-        Device { id: DeviceId::parse("carer:c-1").unwrap(), elder_id: elder(), model: None };
+    let device = Device { id: DeviceId::parse("carer:c-1").unwrap(), elder_id: elder(), model: None };
     let refused = e.amend(Amend::new(Amendment::Create(Entry::Device(device))), "admin", T0, &mut out);
     assert!(refused.is_err(), "{refused:?}");
 }

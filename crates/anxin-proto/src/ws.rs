@@ -753,7 +753,10 @@ impl ClientFrame {
                 let action = match action {
                     VisitVerb::CheckIn => {
                         let elder = elder_id.ok_or(FrameError::BadElderId)?;
-                        VisitAction::CheckIn { elder_id: ElderId::parse(elder).map_err(|_| FrameError::BadElderId)?, at }
+                        VisitAction::CheckIn {
+                            elder_id: ElderId::parse(elder).map_err(|_| FrameError::BadElderId)?,
+                            at,
+                        }
                     }
                     VisitVerb::StillHere => VisitAction::StillHere { at },
                     VisitVerb::CheckOut => VisitAction::CheckOut { at },

@@ -223,7 +223,15 @@ impl<'a> Rows<'a> {
                 Ok(NotificationRow { n, body })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok(Self { messages: batch.messages, events, incidents, roster, notifications, ledger: batch.ledger, visits: batch.visits })
+        Ok(Self {
+            messages: batch.messages,
+            events,
+            incidents,
+            roster,
+            notifications,
+            ledger: batch.ledger,
+            visits: batch.visits,
+        })
     }
 }
 

@@ -54,10 +54,11 @@ where
 {
     let corrupt = |what: &str| StoreError::Corrupt(format!("carer visit: {what}"));
     let at = |lat: f64, lon: f64| Coordinates::new(lat, lon).map_err(|_| corrupt("position"));
-    let checkout = match (row.try_get::<Option<f64>, _>("checkout_lat")?, row.try_get::<Option<f64>, _>("checkout_lon")?) {
-        (Some(lat), Some(lon)) => Some(at(lat, lon)?),
-        _ => None,
-    };
+    let checkout =
+        match (row.try_get::<Option<f64>, _>("checkout_lat")?, row.try_get::<Option<f64>, _>("checkout_lon")?) {
+            (Some(lat), Some(lon)) => Some(at(lat, lon)?),
+            _ => None,
+        };
     Ok(Visit {
         id: row.try_get::<i64, _>("id")? as u64,
         carer_id: ResponderId::parse(row.try_get::<String, _>("carer_id")?).map_err(|_| corrupt("carer id"))?,

@@ -62,7 +62,8 @@ async fn carer_delta(console: &mut TestConsole, state: &str) -> Value {
 
 async fn a_carers_visit_is_checked_logged_and_watched(backend: Backend, client_id: String) {
     let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
-    let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
+    let app =
+        spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::Manual(clock.clone())).await;
     let mut console = TestConsole::connect(app.http, None).await;
     assert_eq!(console.next().await["type"], "snapshot");
     let mut phone = TestConsole::connect_with_token(app.http, "token-c-zhou").await;
@@ -72,14 +73,19 @@ async fn a_carers_visit_is_checked_logged_and_watched(backend: Backend, client_i
     let mut other = TestConsole::connect_with_token(app.http, "token-r-near").await;
     let hello = other.next().await;
     assert!(hello["responder"].get("carer").is_none(), "{hello}");
-    let refused = other.ask(json!({"type": "visit", "action": "check_in", "elder_id": "e-1", "lat": 25.005, "lon": 102.6905})).await;
+    let refused = other
+        .ask(json!({"type": "visit", "action": "check_in", "elder_id": "e-1", "lat": 25.005, "lon": 102.6905}))
+        .await;
     assert_eq!((refused["ok"].as_bool(), refused["code"].as_str()), (Some(false), Some("not_a_carer")), "{refused}");
 
     // e-1 lives at (25.0050, 102.6905). From 0.003° north (about 334 m) the check-in is refused.
     let far = json!({"type": "visit", "action": "check_in", "elder_id": "e-1", "lat": 25.0080, "lon": 102.6905, "request_id": "far"});
     let refused = phone.ask(far).await;
     assert_eq!((refused["ok"].as_bool(), refused["code"].as_str()), (Some(false), Some("out_of_radius")), "{refused}");
-    assert_eq!((refused["args"]["distance_m"].as_str(), refused["args"]["radius_m"].as_str()), (Some("334"), Some("200")));
+    assert_eq!(
+        (refused["args"]["distance_m"].as_str(), refused["args"]["radius_m"].as_str()),
+        (Some("334"), Some("200"))
+    );
     let c = ResponderId::parse("c-zhou").unwrap();
     let since = anxin_core::Timestamp(0);
     assert!(app.store.carer_visits(Some(&c), since, 10).await.unwrap().is_empty(), "nothing logged");
@@ -89,7 +95,10 @@ async fn a_carers_visit_is_checked_logged_and_watched(backend: Backend, client_i
     let answer = phone.ask(near).await;
     assert_eq!(answer["ok"], true, "{answer}");
     let on_visit = hello_where(&mut phone, "checked in", |c| c["visit"].is_object()).await;
-    assert_eq!((on_visit["visit"]["elder_name"].as_str(), on_visit["visit"]["overdue"].as_bool()), (Some("长者1"), Some(false)));
+    assert_eq!(
+        (on_visit["visit"]["elder_name"].as_str(), on_visit["visit"]["overdue"].as_bool()),
+        (Some("长者1"), Some(false))
+    );
     let logged = app.store.carer_visits(Some(&c), since, 10).await.unwrap();
     assert_eq!(logged.len(), 1);
     assert!(logged[0].is_open() && logged[0].distance_m < 20.0, "{logged:?}");
@@ -98,7 +107,11 @@ async fn a_carers_visit_is_checked_logged_and_watched(backend: Backend, client_i
     clock.advance(Duration::from_secs(90 * MIN));
     let alert = tokio::time::timeout(WAIT, console.incident_for("carer:c-zhou")).await.expect("a lone-worker alert");
     let i = &alert["incident"];
-    assert_eq!((i["kind"].as_str(), i["state"].as_str()), (Some("lone_worker"), Some("awaiting_dispatcher")), "{alert}");
+    assert_eq!(
+        (i["kind"].as_str(), i["state"].as_str()),
+        (Some("lone_worker"), Some("awaiting_dispatcher")),
+        "{alert}"
+    );
     assert_eq!((i["alarm"]["need"].as_str(), i["alarm"]["level"].as_str()), (Some("carer_overdue"), Some("urgent")));
     assert_eq!((i["carer"]["name"].as_str(), i["carer"]["phone"].as_str()), (Some("周护理"), Some("13800000009")));
     assert_eq!(i["elder"]["name"], "长者1", "at the visited elder's home");

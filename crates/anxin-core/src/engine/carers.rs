@@ -195,7 +195,14 @@ impl Engine {
     /// The carer's help button: an SOS for the carer, at the elder's home while on a visit,
     /// else where their phone says they are. It climbs the ladder like any SOS (the carer
     /// is never offered it).
-    fn carer_help(&mut self, carer: &ResponderId, visit: Option<&Visit>, at: Coordinates, now: Timestamp, out: &mut Outbox) {
+    fn carer_help(
+        &mut self,
+        carer: &ResponderId,
+        visit: Option<&Visit>,
+        at: Coordinates,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) {
         let home = visit.and_then(|v| self.elders.get(&v.elder_id)).map(|e| e.home);
         let location = match home {
             Some(home) => Location { at: home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None },
