@@ -63,9 +63,14 @@ fn check_in(e: &mut Engine, now: Timestamp) -> Outbox {
     out
 }
 
+/// Ticks at every deadline up to `at`, as the shell does; a deadline that a tick does not
+/// move on fails the test rather than spinning.
 fn run_to(e: &mut Engine, at: Timestamp) -> Outbox {
     let mut out = Outbox::default();
+    let mut last = None;
     while let Some(due) = e.next_deadline().filter(|d| *d <= at) {
+        assert_ne!(last, Some(due), "a tick at {due:?} left its own deadline in place");
+        last = Some(due);
         e.tick(due, &mut out);
     }
     e.tick(at, &mut out);

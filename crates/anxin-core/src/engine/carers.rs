@@ -249,6 +249,8 @@ impl Engine {
         };
         let incident = Incident::open(&opened, device, elder, None, &self.policy).expect("it opens");
         self.open.insert(id, incident);
+        // Unlike a device's, its opening tells no family: the elder is not the one in need,
+        // and with nobody told, none of its later changes reach a contact either.
         out.events.push(opened);
         self.record(id, Change::ForCarer { carer_id: carer.clone() }, actor, now, out);
         if let Some(text) = note {

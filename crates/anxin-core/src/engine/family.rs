@@ -33,8 +33,6 @@ impl Engine {
             // A welfare check's end is told by the engine when the device is back (a
             // dispatcher closing one does not mean it is).
             _ if incident.kind == IncidentKind::Welfare => None,
-            // A carer's incident is the carer's: the elder they were visiting is not in it.
-            _ if incident.carer.is_some() => None,
             Change::Opened { kind, .. } if kind.is_emergency() => Some(Notice::Emergency { kind: *kind }),
             Change::Opened { kind: IncidentKind::Service, .. } => Some(Notice::ServiceRequest),
             Change::KindChanged { from, to } if !from.is_emergency() && to.is_emergency() => {
