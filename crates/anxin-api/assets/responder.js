@@ -28,6 +28,7 @@ import {
 import { recall, remember } from './common/storage.js';
 import { createLocationSharing } from './responder/location.js';
 import { RESPONDER_STRINGS } from './responder/strings.js';
+import { createVisits } from './responder/visit.js';
 
 defineStrings(RESPONDER_STRINGS);
 
@@ -109,6 +110,13 @@ const positions = createLocationSharing({
   changed: () => renderGeo(),
 });
 
+// A carer's visits and help button (see responder/visit.js), from the `hello` frame's `carer`.
+const visits = createVisits({
+  request: (frame) => feed.request(frame, RESULT_TIMEOUT_MS),
+  lastFix: () => positions.geo.fix,
+  changed: () => render(),
+});
+
 /** Latitude and longitude of a job, whether the server nests them under `at` or not. */
 function jobCoordinates(job) {
   const loc = job && job.location;
@@ -159,6 +167,8 @@ function render() {
   renderEnded(view === 'signed-out' ? null : state.ended);
   if (view === 'idle') renderIdle();
   renderJob(view === 'job' ? state.job : null);
+  if (view === 'idle' || view === 'job') visits.render(state.conn === 'connected');
+  else dom.visits.hidden = true;
   renderGeo();
   renderTick();
 }
@@ -440,6 +450,7 @@ function onHello(msg) {
     station_name: r.station_name ?? '',
     on_duty: Boolean(r.on_duty),
   };
+  visits.setCarer(r.carer);
   state.signinError = null;
   setConn('connected');
   positions.update();
@@ -675,6 +686,7 @@ function signOut(error = null) {
   state.outcomeError = false;
   state.reasonsFor = null;
   state.ended = null;
+  visits.reset();
   state.signinError = error;
   state.conn = 'reconnecting';
   dom.outcome.value = '';
@@ -756,7 +768,9 @@ function init() {
     actions: Object.fromEntries(ACTIONS.map((a) => [a, job.querySelector(`[data-action="${a}"]`)])),
     foot: byId('foot'),
     geoStatus: byId('geo-status'),
+    visits: byId('visits'),
   };
+  visits.build(dom.visits);
 
   setLanguage(rememberedLanguage(LANG_KEY) ?? 'zh');
   applyLanguage();

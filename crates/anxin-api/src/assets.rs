@@ -64,6 +64,7 @@ const ASSETS: &[Asset] = embedded![
     "responder.css",
     "responder/location.js",
     "responder/strings.js",
+    "responder/visit.js",
     "common/clock.js",
     "common/coords.js",
     "common/dom.js",

@@ -160,6 +160,7 @@ impl Notice {
             IncidentKind::Unreadable => "无法识别的报警",
             IncidentKind::Service => "服务请求",
             IncidentKind::Welfare => "关怀回访",
+            IncidentKind::LoneWorker => "护理员超时未签退",
         };
         match self {
             Notice::Emergency { kind } => {
@@ -218,6 +219,7 @@ impl Notice {
             IncidentKind::Unreadable => "an alarm we could not read",
             IncidentKind::Service => "a service request",
             IncidentKind::Welfare => "a welfare check",
+            IncidentKind::LoneWorker => "a carer overdue on a visit",
         };
         match self {
             Notice::Emergency { kind } => format!(

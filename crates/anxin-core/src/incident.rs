@@ -198,6 +198,9 @@ pub enum IncidentKind {
     /// A welfare check: somebody should phone the elder or the family (the device went
     /// silent or is running flat). Low priority, in a queue of its own; never on the ladder.
     Welfare,
+    /// A carer on a visit was not heard from in time (the lone-worker timer): a dispatcher
+    /// phones them, and sends somebody if they do not answer. Never on the ladder by itself.
+    LoneWorker,
 }
 
 /// Why a welfare check was opened.
@@ -282,6 +285,7 @@ impl IncidentKind {
             IncidentKind::Unreadable => 2,
             IncidentKind::Service => 3,
             IncidentKind::Welfare => 4,
+            IncidentKind::LoneWorker => 2,
         }
     }
 
@@ -294,6 +298,7 @@ impl IncidentKind {
             IncidentKind::Unreadable => "unreadable",
             IncidentKind::Service => "service",
             IncidentKind::Welfare => "welfare",
+            IncidentKind::LoneWorker => "lone_worker",
         }
     }
 
@@ -306,6 +311,7 @@ impl IncidentKind {
             IncidentKind::Unreadable,
             IncidentKind::Service,
             IncidentKind::Welfare,
+            IncidentKind::LoneWorker,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -421,6 +427,8 @@ pub enum DispatcherNeeded {
     HandledByDispatcher,
     /// A welfare check: phone the elder or the family.
     WelfareCheck,
+    /// A carer on a visit is overdue: phone them.
+    CarerOverdue,
 }
 
 /// What needs a person now. The engine derives it from the incident's changes, so every
@@ -452,6 +460,8 @@ pub enum Need {
     /// A welfare check waits: phone the elder or the family (the device went silent or is
     /// running flat). Shown in the welfare queue, never sounded over an emergency.
     WelfareCheck,
+    /// A carer on a visit did not check out or say they were still there in time.
+    CarerOverdue,
 }
 
 /// How loud an alarm is: consoles sound each level differently, the most urgent first.
@@ -478,7 +488,7 @@ impl Need {
     pub fn level(self) -> AlarmLevel {
         match self {
             Need::NobodyGoing | Need::OnSceneOverdue => AlarmLevel::Critical,
-            Need::NewEmergency | Need::Unreadable | Need::ClaimantGone => AlarmLevel::Urgent,
+            Need::NewEmergency | Need::Unreadable | Need::ClaimantGone | Need::CarerOverdue => AlarmLevel::Urgent,
             Need::FamilySaysFine => AlarmLevel::Urgent,
             Need::ServiceRequest | Need::CancelRequested | Need::FamilyUnreached => AlarmLevel::Routine,
             Need::WelfareCheck => AlarmLevel::Welfare,
@@ -497,6 +507,7 @@ impl Need {
             Need::FamilySaysFine => "family_says_fine",
             Need::FamilyUnreached => "family_unreached",
             Need::WelfareCheck => "welfare_check",
+            Need::CarerOverdue => "carer_overdue",
         }
     }
 
@@ -510,6 +521,7 @@ impl Need {
             DispatcherNeeded::OnSceneOverdue => Some(Need::OnSceneOverdue),
             DispatcherNeeded::HandledByDispatcher => None,
             DispatcherNeeded::WelfareCheck => Some(Need::WelfareCheck),
+            DispatcherNeeded::CarerOverdue => Some(Need::CarerOverdue),
         }
     }
 }
@@ -629,6 +641,10 @@ pub struct Incident {
     /// Why a welfare check was opened (kind `welfare` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub welfare: Option<WelfareReason>,
+    /// The carer this incident is for (their help button, or the lone-worker timer): somebody
+    /// goes to the carer, not to the elder, and the elder's family is not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carer: Option<ResponderId>,
 }
 
 /// The family's side of an incident.
@@ -723,12 +739,14 @@ impl Incident {
             IncidentKind::Unreadable => Some(DispatcherNeeded::UnreadableMessage),
             IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
             IncidentKind::Welfare => Some(DispatcherNeeded::WelfareCheck),
+            IncidentKind::LoneWorker => Some(DispatcherNeeded::CarerOverdue),
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
         };
         let need = match kind {
             IncidentKind::Unreadable => Need::Unreadable,
             IncidentKind::Service => Need::ServiceRequest,
             IncidentKind::Welfare => Need::WelfareCheck,
+            IncidentKind::LoneWorker => Need::CarerOverdue,
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => Need::NewEmergency,
         };
         let mut ladder = Ladder::default();
@@ -767,6 +785,7 @@ impl Incident {
             no_offer: None,
             family: Family::default(),
             welfare: *welfare,
+            carer: None,
         })
     }
 
@@ -791,6 +810,13 @@ impl Incident {
                 self.station = Some(Assigned { id: station_id.clone(), distance_m: *distance_m });
             }
             Change::PressJoined { press_count, .. } => self.press_count = *press_count,
+            // The carer is the one in need: never offered their own incident.
+            Change::ForCarer { carer_id } => {
+                self.carer = Some(carer_id.clone());
+                if !self.ladder.tried.contains(carer_id) {
+                    self.ladder.tried.push(carer_id.clone());
+                }
+            }
             Change::KindChanged { from, to } => {
                 self.kind = *to;
                 self.raise(Need::NewEmergency, event);
@@ -1163,6 +1189,10 @@ pub enum Change {
         /// Why, for a welfare check.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         welfare: Option<WelfareReason>,
+    },
+    /// The incident is for a carer (logged right after `opened`): see [`Incident::carer`].
+    ForCarer {
+        carer_id: ResponderId,
     },
     PressJoined {
         msg_id: MessageId,
@@ -1567,4 +1597,8 @@ pub struct IncidentView {
     /// notification went, their answer; when the next is told. Absent when nobody was told.
     #[serde(default, skip_serializing_if = "Family::is_empty")]
     pub family: Family,
+    /// The carer the incident is for (their help button, or overdue on a visit), with their
+    /// phone; `elder` is then the elder they were visiting, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carer: Option<PartyView>,
 }

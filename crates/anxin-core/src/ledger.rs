@@ -316,7 +316,12 @@ pub fn check(entry: &Entry) -> Vec<FieldError> {
                 }
             }
         }
-        Entry::Device(_) => {}
+        Entry::Device(d) => {
+            // Carers' incidents carry `carer:<responder id>`: no device may look like one.
+            if d.id.as_str().starts_with(crate::carer::CARER_DEVICE_PREFIX) {
+                out.push(FieldError::new("id", "reserved_id", "device ids starting with carer: are reserved"));
+            }
+        }
         Entry::Station(s) => {
             text(&mut out, "name", &s.name, true, MAX_TEXT);
             if let Some(p) = &s.phone {

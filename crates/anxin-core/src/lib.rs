@@ -4,6 +4,7 @@
 //! shell to store, send or show. See `docs/architecture.md`.
 
 pub mod activity;
+pub mod carer;
 mod dedup;
 pub mod dispatch;
 pub mod engine;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod testkit;
 
 pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
+pub use carer::{CarerPolicy, CarerView, Visit, VisitAction, VisitError, VisitView};
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};

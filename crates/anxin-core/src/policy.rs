@@ -67,6 +67,8 @@ pub struct Policy {
     pub activity: crate::activity::ActivityPolicy,
     /// The scheduled welfare programme's retries and overdue time (see [`crate::programme`]).
     pub programme: crate::programme::ProgrammePolicy,
+    /// Carers' visits: the check-in radius and the lone-worker timer (see [`crate::carer`]).
+    pub carers: crate::carer::CarerPolicy,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -137,7 +139,7 @@ impl Policy {
             IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
             IncidentKind::Fire => Some(self.fire_number.clone()),
             IncidentKind::Intrusion => Some(self.police_number.clone()),
-            IncidentKind::Service | IncidentKind::Welfare => None,
+            IncidentKind::Service | IncidentKind::Welfare | IncidentKind::LoneWorker => None,
         }
     }
 
@@ -187,6 +189,7 @@ impl Default for Policy {
             health: crate::health::HealthPolicy::default(),
             activity: crate::activity::ActivityPolicy::default(),
             programme: crate::programme::ProgrammePolicy::default(),
+            carers: crate::carer::CarerPolicy::default(),
         }
     }
 }

@@ -89,6 +89,8 @@ pub enum Request {
     },
     /// A family member asks for their elder's recent incidents (the HTTP side, from the store).
     FamilyHistory,
+    /// A carer's check-in, "still here", check-out or help (see [`anxin_core::carer`]).
+    Visit(anxin_core::VisitAction),
     /// A change to the ledger (an administrator, or an import on their behalf).
     Amend(Box<anxin_core::Amend>),
     /// Many changes at once (an import's chunk), each taken or refused on its own, in one
@@ -138,6 +140,16 @@ impl std::fmt::Display for Refused {
 
 impl From<CommandError> for Refused {
     fn from(e: CommandError) -> Self {
+        let mut refused = Refused::new(e.code(), e.to_string());
+        for (name, value) in e.args() {
+            refused.args.insert(name.to_string(), value);
+        }
+        refused
+    }
+}
+
+impl From<anxin_core::VisitError> for Refused {
+    fn from(e: anxin_core::VisitError) -> Self {
         let mut refused = Refused::new(e.code(), e.to_string());
         for (name, value) in e.args() {
             refused.args.insert(name.to_string(), value);

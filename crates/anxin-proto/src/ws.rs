@@ -12,7 +12,7 @@ use crate::rest::User;
 use anxin_core::{
     Coordinates, DeviceId, DispatcherAction, ElderId, EmergencyCall, FamilyAnswer, Incident, IncidentEvent, IncidentId,
     IncidentKind, IncidentState, IncidentView, JobEnded, JobView, ResponderAction, ResponderId, ResponderView,
-    StationId, StationView, Suggestion, Timestamp,
+    StationId, StationView, Suggestion, Timestamp, VisitAction,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -184,6 +184,9 @@ pub struct PhoneOwner {
     #[serde(default)]
     pub station_name: String,
     pub on_duty: bool,
+    /// For a carer (a responder with the skill `carer`): their visit and their help.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carer: Option<anxin_core::CarerView>,
 }
 
 /// The `result` frame: `ok` with a query's data beside it, or not `ok` with an `error`.
@@ -435,6 +438,19 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+    /// A carer checks in at an elder's home (`elder_id` required), says they are still
+    /// there, checks out, or asks for help, with where their phone says they are.
+    Visit {
+        action: VisitVerb,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elder_id: Option<String>,
+        lat: f64,
+        lon: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accuracy_m: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     /// A dispatcher's command on an incident.
     Command {
         incident_id: u64,
@@ -512,6 +528,16 @@ pub enum ClientFrame {
     },
 }
 
+/// A carer's actions, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitVerb {
+    CheckIn,
+    StillHere,
+    CheckOut,
+    Help,
+}
+
 /// A family member's answers, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -585,6 +611,7 @@ macro_rules! request_id_of {
             | ClientFrame::Resolve { request_id, .. }
             | ClientFrame::Duty { request_id, .. }
             | ClientFrame::Location { request_id, .. }
+            | ClientFrame::Visit { request_id, .. }
             | ClientFrame::Command { request_id, .. }
             | ClientFrame::Suggest { request_id, .. }
             | ClientFrame::Timeline { request_id, .. }
@@ -721,7 +748,25 @@ impl ClientFrame {
             ClientFrame::Location { lat, lon, .. } if responder => {
                 Coordinates::new(lat, lon).map(|at| Request::Location { at }).map_err(|_| FrameError::BadLocation)
             }
-            ClientFrame::Duty { .. } | ClientFrame::Location { .. } => Err(FrameError::NotAResponder),
+            ClientFrame::Visit { action, elder_id, lat, lon, .. } if responder => {
+                let at = Coordinates::new(lat, lon).map_err(|_| FrameError::BadLocation)?;
+                let action = match action {
+                    VisitVerb::CheckIn => {
+                        let elder = elder_id.ok_or(FrameError::BadElderId)?;
+                        VisitAction::CheckIn {
+                            elder_id: ElderId::parse(elder).map_err(|_| FrameError::BadElderId)?,
+                            at,
+                        }
+                    }
+                    VisitVerb::StillHere => VisitAction::StillHere { at },
+                    VisitVerb::CheckOut => VisitAction::CheckOut { at },
+                    VisitVerb::Help => VisitAction::Help { at },
+                };
+                Ok(Request::Visit(action))
+            }
+            ClientFrame::Duty { .. } | ClientFrame::Location { .. } | ClientFrame::Visit { .. } => {
+                Err(FrameError::NotAResponder)
+            }
             ClientFrame::Command { .. }
             | ClientFrame::Suggest { .. }
             | ClientFrame::Timeline { .. }

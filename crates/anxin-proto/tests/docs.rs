@@ -127,9 +127,8 @@ fn message_type(name: &str) -> Option<&'static str> {
         | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
         | "familyIncident" => "ServerFrame",
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
-        | "resolve" | "duty" | "location" | "familyLink" | "familyLinks" | "familyAnswer" | "familyHistory" => {
-            "ClientFrame"
-        }
+        | "resolve" | "duty" | "location" | "visit" | "familyLink" | "familyLinks" | "familyAnswer"
+        | "familyHistory" => "ClientFrame",
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })

@@ -83,6 +83,9 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         }
         (Caller::Responder(r), Request::Duty { on }) => engine.set_duty(r, on, now, out),
         (Caller::Responder(r), Request::Location { at }) => engine.responder_moved(r, at, now, out),
+        (Caller::Responder(r), Request::Visit(action)) => {
+            return engine.carer_acts(r, action, now, out).map(|()| Reply::Done).map_err(Refused::from);
+        }
         (Caller::Dispatcher { id, supervisor }, Request::Dispatch { incident, action }) => {
             let who = DispatcherRef { id, supervisor: *supervisor };
             engine.dispatcher_acts_as(who, incident, action, now, out)

@@ -258,7 +258,8 @@ impl Drop for InFlight {
 pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<PhoneView> {
     let r = engine.responder(responder)?;
     let station_name = engine.station_name(&r.station_id).unwrap_or_default().to_string();
-    Some(PhoneView { responder: r.clone(), station_name, job: engine.job_view(responder, now), ended: None })
+    let carer = engine.carer_view(responder);
+    Some(PhoneView { responder: r.clone(), station_name, job: engine.job_view(responder, now), ended: None, carer })
 }
 
 /// Why `responder`'s offer or job on `incident` went away in the batch `out` holds, if
@@ -556,7 +557,8 @@ async fn finish<M: Delivery>(
         || !out.events.is_empty()
         || !out.incidents.is_empty()
         || !out.roster.is_empty()
-        || !out.ledger.is_empty();
+        || !out.ledger.is_empty()
+        || !out.visits.is_empty();
     if to_store && !commit(&ports, &out, &shutdown).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);

@@ -83,6 +83,8 @@ pub struct PhoneView {
     pub job: Option<JobView>,
     /// Set when the job they held went away in this batch by someone else's hand.
     pub ended: Option<JobEnded>,
+    /// A carer's visit and help; `None` for a responder who is no carer.
+    pub carer: Option<anxin_core::CarerView>,
 }
 
 /// The people's side: consoles and phones, told only what is stored.

@@ -121,6 +121,7 @@ impl Durable {
             health: vec![],
             activity: vec![],
             programme: vec![],
+            ..Resume::default()
         }
     }
 

@@ -10,6 +10,7 @@ mod ledger;
 mod migrate;
 mod outbox;
 mod sql;
+mod visits;
 
 use anxin_core::{
     DeviceId, ElderId, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord, OutboxCounts, OutboxEntry,
@@ -22,6 +23,7 @@ use thiserror::Error;
 pub use family::{FamilyStore, FamilyToken};
 pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
 pub use sql::{PostgresStore, SqliteStore};
+pub use visits::VisitStore;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Error)]
@@ -52,6 +54,8 @@ pub struct Batch<'a> {
     /// Changes to the ledger: each entry's row, and a line of its log, in the same
     /// transaction.
     pub ledger: &'a [anxin_core::LedgerRecord],
+    /// Carers' visits as they are now: each visit's last row is upserted in the visit log.
+    pub visits: &'a [anxin_core::Visit],
 }
 
 impl<'a> Batch<'a> {
@@ -64,6 +68,7 @@ impl<'a> Batch<'a> {
             roster: &out.roster,
             notifications: &out.notifications,
             ledger: &out.ledger,
+            visits: &out.visits,
         }
     }
 }
@@ -71,7 +76,7 @@ impl<'a> Batch<'a> {
 /// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
 /// push subscriptions).
 #[async_trait]
-pub trait Store: FamilyStore + LedgerStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: FamilyStore + LedgerStore + VisitStore + Send + Sync + std::fmt::Debug + 'static {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.
     async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;

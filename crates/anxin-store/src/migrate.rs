@@ -41,6 +41,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "welfare_programme",
         sql: include_str!("../../../migrations/sqlite/0009_welfare_programme.sql"),
     },
+    Migration {
+        version: 10,
+        name: "carer_visits",
+        sql: include_str!("../../../migrations/sqlite/0010_carer_visits.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -80,6 +85,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "welfare_programme",
         sql: include_str!("../../../migrations/postgres/0009_welfare_programme.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "carer_visits",
+        sql: include_str!("../../../migrations/postgres/0010_carer_visits.sql"),
     },
 ];
 

@@ -112,6 +112,7 @@ struct Rows<'a> {
     roster: Vec<&'a Responder>,
     notifications: Vec<NotificationRow<'a>>,
     ledger: &'a [anxin_core::LedgerRecord],
+    visits: &'a [anxin_core::Visit],
 }
 
 struct NotificationRow<'a> {
@@ -222,7 +223,15 @@ impl<'a> Rows<'a> {
                 Ok(NotificationRow { n, body })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok(Self { messages: batch.messages, events, incidents, roster, notifications, ledger: batch.ledger })
+        Ok(Self {
+            messages: batch.messages,
+            events,
+            incidents,
+            roster,
+            notifications,
+            ledger: batch.ledger,
+            visits: batch.visits,
+        })
     }
 }
 
@@ -250,6 +259,7 @@ impl SqliteStore {
         // The ledger first: a responder's row it writes is then brought up to date by the
         // roster's duty and position below, which the engine changed after.
         Self::write_ledger(&mut tx, rows.ledger).await?;
+        Self::write_visits(&mut tx, rows.visits).await?;
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -358,6 +368,7 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
         Self::write_ledger(&mut tx, rows.ledger).await?;
+        Self::write_visits(&mut tx, rows.visits).await?;
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -618,6 +629,7 @@ macro_rules! sql_store {
                 let last_ledger_seq: i64 =
                     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").fetch_one(&self.pool).await?;
                 resume.last_ledger_seq = last_ledger_seq as u64;
+                (resume.visits, resume.last_visit_id) = self.open_visits().await?;
                 for row in sqlx::query(
                     "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health",
                 )
@@ -871,14 +883,18 @@ sql_store!(SqliteStore, Sqlite, SQLITE, None::<&str>);
 impl SqliteStore {
     crate::ledger::ledger_rows!(sqlx::sqlite::SqliteRow);
     crate::ledger::write_ledger!(Sqlite);
+    crate::visits::visit_rows!(Sqlite);
 }
+crate::visits::visit_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 impl PostgresStore {
     crate::ledger::ledger_rows!(sqlx::postgres::PgRow);
     crate::ledger::write_ledger!(Postgres);
+    crate::visits::visit_rows!(Postgres);
 }
+crate::visits::visit_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with

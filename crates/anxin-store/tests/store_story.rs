@@ -252,6 +252,55 @@ async fn family_tokens_and_push_subscriptions(store: Arc<dyn Store>) {
     assert_eq!(store.push_subscriptions(&e1, "c2").await.unwrap().len(), 1);
 }
 
+/// A carer's visit log: a check-in, an overdue visit with its lone-worker incident, a
+/// check-out; read back latest first, the open visits resumed, an older row never winning.
+async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
+    let mut r = registry();
+    let mut carer = r.responders[0].clone();
+    carer.id = ResponderId::parse("c-1").unwrap();
+    carer.skills = vec!["carer".into()];
+    r.responders.push(carer);
+    store.save_registry(&r).await.unwrap();
+    let c = ResponderId::parse("c-1").unwrap();
+    let home = r.elders[0].home;
+    let mut engine = Engine::new(Policy::default(), r.clone(), Default::default());
+    let mut first = Outbox::default();
+    let check_in = VisitAction::CheckIn { elder_id: r.elders[0].id.clone(), at: home };
+    engine.carer_acts(&c, check_in, T0, &mut first).unwrap();
+    commit(&*store, &first).await;
+    let resume = store.resume(T0).await.unwrap();
+    assert_eq!(resume.visits, first.visits);
+    assert_eq!(resume.last_visit_id, 1);
+    // Overdue: the lone-worker incident and the visit's row go in one commit.
+    let late = T0.plus_millis(90 * 60_000);
+    let mut second = Outbox::default();
+    engine.tick(late, &mut second);
+    commit(&*store, &second).await;
+    let alert = engine.visit_of(&c).unwrap().alert.expect("an alert");
+    let stored = store.incident(alert).await.unwrap().unwrap();
+    assert_eq!((stored.kind, stored.carer.clone()), (IncidentKind::LoneWorker, Some(c.clone())));
+    assert_eq!(stored.device_id.as_str(), "carer:c-1");
+    commit(&*store, &first).await; // a late retry of the first batch changes nothing
+    let resumed = store.resume(T0).await.unwrap();
+    assert_eq!(resumed.visits[0].alert, Some(alert));
+    assert!(resumed.visits[0].overdue);
+    // Resumed, the engine knows the visit and its alert.
+    let again = Engine::new(Policy::default(), r.clone(), resumed);
+    assert_eq!(again.visit_of(&c).unwrap().alert, Some(alert));
+    let mut third = Outbox::default();
+    engine.carer_acts(&c, VisitAction::CheckOut { at: home }, late.plus_millis(60_000), &mut third).unwrap();
+    commit(&*store, &third).await;
+    assert!(store.resume(T0).await.unwrap().visits.is_empty(), "checked out: not resumed");
+    let log = store.carer_visits(Some(&c), T0, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].checked_out_at, Some(late.plus_millis(60_000)));
+    assert_eq!(log[0].checkout_at, Some(home));
+    assert!(log[0].overdue && log[0].alert.is_none());
+    assert_eq!(store.carer_visits(None, T0, 10).await.unwrap(), log);
+    assert!(store.carer_visits(Some(&ResponderId::parse("r-1").unwrap()), T0, 10).await.unwrap().is_empty());
+    assert!(store.incident(alert).await.unwrap().unwrap().state.is_terminal(), "the alert ended with the check-out");
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -287,6 +336,7 @@ both!(
     duty_and_position_changes_are_kept,
     an_elders_recent_incidents_read_back_latest_first,
     family_tokens_and_push_subscriptions,
+    carer_visits_are_logged_and_resumed,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             roster: &[],
             notifications: &rows,
             ledger: &[],
+            visits: &[],
         };
         store.commit(batch).await?;
 

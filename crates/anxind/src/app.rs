@@ -77,6 +77,7 @@ impl App {
             health: config.health.policy(),
             activity: config.activity.policy(),
             programme: config.programme.policy(),
+            carers: config.carers.policy(),
             ..Policy::default()
         };
         let now = clock.now();

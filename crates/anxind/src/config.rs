@@ -32,6 +32,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub activity: ActivityConfig,
     pub programme: ProgrammeConfig,
+    pub carers: CarersConfig,
 }
 
 /// `[programme]`: the scheduled welfare programme's retries and overdue time
@@ -69,6 +70,41 @@ impl ProgrammeConfig {
         range("retry_after_min", self.retry_after_min, 1, 10_080)?;
         range("overdue_after_h", self.overdue_after_h, 1, 8_760)?;
         range("export_days", self.export_days, 1, 3_660)
+    }
+}
+
+/// `[carers]`: carers' visits, the check-in radius and the lone-worker timer
+/// (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarersConfig {
+    pub checkin_radius_m: f64,
+    pub visit_max_min: u32,
+}
+
+impl CarersConfig {
+    /// The engine's rule (call after [`Config::load`] has checked it).
+    pub fn policy(&self) -> anxin_core::CarerPolicy {
+        anxin_core::CarerPolicy {
+            checkin_radius_m: self.checkin_radius_m,
+            visit_max_ms: i64::from(self.visit_max_min) * 60_000,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(self.checkin_radius_m >= 10.0 && self.checkin_radius_m <= 5_000.0) {
+            return Err(ConfigError::Check(format!(
+                "carers.checkin_radius_m must lie in 10..=5000, not {}",
+                self.checkin_radius_m
+            )));
+        }
+        if !(5..=1440).contains(&self.visit_max_min) {
+            return Err(ConfigError::Check(format!(
+                "carers.visit_max_min must lie in 5..=1440, not {}",
+                self.visit_max_min
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -797,6 +833,7 @@ impl Config {
         self.health.check()?;
         self.activity.check()?;
         self.programme.check()?;
+        self.carers.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1307,6 +1344,22 @@ mod tests {
             }
         }
         sections
+    }
+
+    #[test]
+    fn the_carers_rule_reads_and_refuses_what_cannot_work() {
+        let c = Config::defaults();
+        assert_eq!(c.carers.policy(), anxin_core::CarerPolicy::default(), "the defaults are the engine's");
+        let wide = serde_json::json!({"carers": {"checkin_radius_m": 350.0, "visit_max_min": 120}});
+        let p = Config::load(None, &wide).unwrap().carers.policy();
+        assert_eq!((p.checkin_radius_m, p.visit_max_ms), (350.0, 120 * 60_000));
+        for (bad, why) in [
+            (serde_json::json!({"checkin_radius_m": 5.0}), "carers.checkin_radius_m must lie in 10..=5000, not 5"),
+            (serde_json::json!({"visit_max_min": 0}), "carers.visit_max_min must lie in 5..=1440, not 0"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "carers": bad })).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

@@ -130,7 +130,13 @@ pub fn district(seed: u64) -> Registry {
                 on_duty: true,
                 // Two in five go on foot; the rest ride e-bikes. Most carers have first aid.
                 mode: if k % 5 < 2 { TravelMode::Foot } else { TravelMode::Ebike },
-                skills: if k % 4 == 3 { vec![] } else { vec!["first_aid".to_string()] },
+                // The fifth of each station (xs-r015, xs-r025, ...) is also a home carer, who
+                // checks in and out of visits on the phone page.
+                skills: match k {
+                    3 => vec![],
+                    4 => vec!["first_aid".to_string(), anxin_core::carer::CARER_SKILL.to_string()],
+                    _ => vec!["first_aid".to_string()],
+                },
             });
         }
         for _ in 0..ELDERS_PER_STREET {

@@ -123,6 +123,7 @@ pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
         station_id: r.station_id.clone(),
         station_name: phone.station_name.clone(),
         on_duty: r.on_duty,
+        carer: phone.carer.clone(),
     };
     phones.publish(&r.id, owner, phone.job.clone(), phone.ended.clone());
 }

@@ -146,6 +146,8 @@ function changeText(change) {
       return t('ev_nobody_in_range', { d: d(c.max_distance_m) });
     case 'nobody_qualified':
       return t('ev_nobody_qualified', c);
+    case 'for_carer':
+      return t('ev_for_carer', { responder: responderName(c.carer_id) });
     case 'nearest_station':
       return t('ev_nearest_station', { name: state.stations.get(String(c.station_id))?.name || c.station_id, d: d(c.distance_m) });
     case 'cancel_requested':

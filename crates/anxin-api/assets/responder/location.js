@@ -9,11 +9,12 @@ const LOCATION_EVERY_MS = 15000;
  * wanted(): whether to share now (signed in and on duty); send(frame): sends a `location`
  * frame, false if it could not go; changed(): the status or the last sent time changed.
  * Returns { geo, update, flush }: geo.status is off | waiting | sharing | denied | error |
- * unavailable | insecure, geo.lastSentAt when a fix last went; update() starts or stops the
+ * unavailable | insecure, geo.lastSentAt when a fix last went, geo.fix the last fix the watch
+ * gave ({lat, lon, at}: a carer's check-in uses it); update() starts or stops the
  * watch as wanted() says; flush() sends a kept fix if it may go.
  */
 export function createLocationSharing({ wanted, send, changed }) {
-  const g = { watchId: null, status: 'off', latest: null, lastSentAt: 0, timer: null };
+  const g = { watchId: null, status: 'off', latest: null, lastSentAt: 0, timer: null, fix: null };
 
   function update() {
     const want = wanted();
@@ -52,6 +53,7 @@ export function createLocationSharing({ wanted, send, changed }) {
       lon: Number(c.longitude.toFixed(6)),
       accuracy_m: Number.isFinite(c.accuracy) ? Math.round(c.accuracy) : undefined,
     };
+    g.fix = { lat: g.latest.lat, lon: g.latest.lon, at: Date.now() };
     if (g.status !== 'sharing') {
       g.status = 'sharing';
       changed();

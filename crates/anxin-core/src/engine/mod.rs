@@ -16,6 +16,7 @@
 
 mod activity;
 mod candidates;
+mod carers;
 mod commands;
 mod family;
 mod health;
@@ -55,6 +56,10 @@ pub struct Resume {
     pub activity: Vec<crate::activity::ActivityRow>,
     /// The welfare programme's calls and visits as the last snapshot stored them.
     pub programme: Vec<crate::programme::ProgrammeRow>,
+    /// Carers' visits not yet checked out.
+    pub visits: Vec<crate::carer::Visit>,
+    /// The highest visit id stored.
+    pub last_visit_id: u64,
 }
 
 /// What the engine decided about one message.
@@ -99,6 +104,8 @@ pub struct Outbox {
     /// Changes to the ledger: stored in the same commit, then passed to the broker's
     /// accounts and the sign-in tables.
     pub ledger: Vec<crate::ledger::LedgerRecord>,
+    /// Carers' visits as they are now, to upsert in the visit log.
+    pub visits: Vec<crate::carer::Visit>,
 }
 
 impl Outbox {
@@ -117,6 +124,7 @@ impl Outbox {
             alerts: Vec::with_capacity(n),
             notifications: Vec::new(),
             ledger: Vec::new(),
+            visits: Vec::new(),
         }
     }
 
@@ -128,6 +136,7 @@ impl Outbox {
             && self.deltas.is_empty()
             && self.notifications.is_empty()
             && self.ledger.is_empty()
+            && self.visits.is_empty()
     }
 }
 
@@ -232,6 +241,8 @@ pub struct Engine {
     /// Elders on the programme by when they next need looking at (lazy).
     pub(crate) programme_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, ElderId)>>,
     pub(crate) programme_dirty: Vec<ElderId>,
+    /// Carers' visits and help, and when each visit is next due.
+    pub(crate) carers: carers::Carers,
 }
 
 impl Engine {
@@ -293,6 +304,7 @@ impl Engine {
             programme: HashMap::new(),
             programme_due: Default::default(),
             programme_dirty: Vec::new(),
+            carers: carers::Carers::default(),
         };
         for d in registry.devices {
             let state = engine.device_state(d.elder_id, d.model);
@@ -334,6 +346,7 @@ impl Engine {
             engine.fix_at.insert(id.clone(), t);
             engine.fixes.insert((t, id));
         }
+        engine.restore_carers(resume.visits, resume.last_visit_id);
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }
@@ -444,6 +457,9 @@ impl Engine {
             }
             if incident.welfare.is_some_and(WelfareReason::is_programme) {
                 self.programme_task_closed(&incident.elder_id, id);
+            }
+            if incident.carer.is_some() {
+                self.carer_incident_ended(&incident, out);
             }
             self.unschedule(id);
         }

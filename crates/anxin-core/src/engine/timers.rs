@@ -14,7 +14,16 @@ impl Engine {
         let devices = self.next_health_deadline();
         let elders = self.next_activity_deadline();
         let programme = self.next_programme_deadline();
-        incidents.into_iter().chain(fixes).chain(claims).chain(devices).chain(elders).chain(programme).min()
+        let visits = self.next_visit_deadline();
+        incidents
+            .into_iter()
+            .chain(fixes)
+            .chain(claims)
+            .chain(devices)
+            .chain(elders)
+            .chain(programme)
+            .chain(visits)
+            .min()
     }
 
     /// Does everything due at or before `now`: lapsed offers, lapsed station alerts,
@@ -24,6 +33,7 @@ impl Engine {
         self.expire_devices(now, out);
         self.expire_inactive(now, out);
         self.expire_programme(now, out);
+        self.expire_visits(now, out);
         self.release_absent_claims(now, out);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {

@@ -250,6 +250,7 @@ impl Engine {
             emergency_call: incident.emergency_call.clone(),
             no_offer: incident.no_offer.clone(),
             family: incident.family.clone(),
+            carer: incident.carer.as_ref().map(|c| self.responder_party(c, 0.0)),
         }
     }
 }
