@@ -89,6 +89,19 @@ fn check_request(
             assert_eq!(frame.get("elder_id").and_then(serde_json::Value::as_str), Some(elder.as_str()));
         }
         Request::FamilyAnswer { incident, .. } => assert_eq!(Some(incident.0), incident_id),
+        // A carer's visit: only a responder's phone sends one, and any position in it is real.
+        Request::Visit(action) => {
+            assert!(is_responder, "{request:?}");
+            let at = match action {
+                anxin_core::VisitAction::CheckIn { at, .. }
+                | anxin_core::VisitAction::StillHere { at }
+                | anxin_core::VisitAction::CheckOut { at }
+                | anxin_core::VisitAction::Help { at } => at,
+            };
+            let (lat, lon) = (at.lat(), at.lon());
+            assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
+            assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
+        }
         Request::FamilyHistory => {}
         // Sent by the HTTP side as sockets open and close and sessions end, or by the
         // delivery worker; no frame makes one.
