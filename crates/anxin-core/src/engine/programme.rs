@@ -79,11 +79,16 @@ impl Engine {
     }
 
     /// Queues every elder on the programme; with [`Engine::start_health`].
+    /// Every elder at their true next due time, heaped in one go (linear), so that the first
+    /// ticks do not work through every elder on the programme.
     pub(super) fn start_programme(&mut self) {
-        let mut due = Vec::with_capacity(self.programme.len());
-        for (id, p) in self.programme.iter_mut() {
-            p.queued = true;
-            due.push(Reverse((Timestamp(0), id.clone())));
+        let due: Vec<_> = self
+            .programme
+            .keys()
+            .filter_map(|id| self.programme_next(id).map(|at| Reverse((at, id.clone()))))
+            .collect();
+        for Reverse((_, id)) in &due {
+            self.programme.get_mut(id).expect("enrolled").queued = true;
         }
         self.programme_due = due.into();
     }
@@ -102,11 +107,10 @@ impl Engine {
         if self.health_floor == Timestamp(0) {
             return; // not started: `start_programme` queues everybody
         }
-        let Some(p) = self.programme.get_mut(elder) else { return };
-        if !p.queued {
-            p.queued = true;
-            self.programme_due.push(Reverse((Timestamp(0), elder.clone())));
-        }
+        let queued = self.programme.get(elder).is_none_or(|p| p.queued);
+        let Some(at) = self.programme_next(elder).filter(|_| !queued) else { return };
+        self.programme.get_mut(elder).expect("enrolled").queued = true;
+        self.programme_due.push(Reverse((at, elder.clone())));
     }
 
     fn programme_changed(&mut self, elder: &ElderId) {
@@ -145,11 +149,9 @@ impl Engine {
             let Some(device) = p.device.clone() else { continue }; // queued again when a device comes
             let schedule = self.elders[&elder].profile.schedule;
             let start = self.health_floor;
-            let call_due = p.call_open.is_none() && p.call_due(&elder, schedule.call_every_days, start) <= Some(now);
-            let visit_due =
-                p.visit_open.is_none() && p.visit_due(&elder, schedule.visit_every_days, start) <= Some(now);
-            let call_due = call_due && schedule.call_every_days.is_some();
-            let visit_due = visit_due && schedule.visit_every_days.is_some();
+            let due = |t: Option<Timestamp>| t.is_some_and(|t| t <= now);
+            let call_due = p.call_open.is_none() && due(p.call_due(&elder, schedule.call_every_days, start));
+            let visit_due = p.visit_open.is_none() && due(p.visit_due(&elder, schedule.visit_every_days, start));
             if call_due {
                 self.open_task(&elder, &device, WelfareReason::ScheduledCall, None, now, out);
                 opened += 1;
