@@ -199,3 +199,21 @@ fn a_restart_keeps_what_was_done_and_the_open_tasks() {
     end(&mut e, retry, "no_answer", now.plus_millis(DAY));
     assert_eq!(e.elder_programme(&elder()).unwrap().call_tries, 2, "the tries carried over");
 }
+
+#[test]
+fn a_schedule_out_of_range_is_refused_with_the_field_named() {
+    let mut e = started(Resume::default());
+    for (calls, visits, field) in
+        [(Some(0), None, "profile.schedule.call_every_days"), (None, Some(367), "profile.schedule.visit_every_days")]
+    {
+        let mut elder = weekly_calls_monthly_visits().elders.remove(0);
+        elder.profile.schedule = WelfareSchedule { call_every_days: calls, visit_every_days: visits };
+        let mut out = Outbox::default();
+        let refused = e.amend(Amend::new(Amendment::Update(Entry::Elder(elder))), "admin", T0, &mut out).unwrap_err();
+        assert_eq!(refused.code(), "invalid");
+        let fields: Vec<_> = refused.fields().iter().map(|f| (f.field.as_str(), f.code.as_str())).collect();
+        assert_eq!(fields, [(field, "bad_schedule")]);
+        assert!(out.ledger.is_empty(), "nothing changed");
+    }
+    assert_eq!(e.elder_programme(&elder()).map(|_| ()), Some(()), "still on the weekly schedule");
+}
