@@ -488,18 +488,22 @@ macro_rules! ledger_store {
 
             async fn device_accounts(&self) -> Result<Vec<crate::ledger::DeviceAccountRow>, crate::StoreError> {
                 use sqlx::Row;
-                sqlx::query("SELECT id, mqtt_password_hash, retired_at FROM devices ORDER BY id")
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok(crate::ledger::DeviceAccountRow {
-                            id: r.try_get("id")?,
-                            password_hash: r.try_get("mqtt_password_hash")?,
-                            retired: r.try_get::<Option<i64>, _>("retired_at")?.is_some(),
-                        })
-                    })
-                    .collect()
+                // Row by row, and only devices with an account to give or take away: the
+                // broker knows nothing of a device without a password.
+                let mut rows = sqlx::query(
+                    "SELECT id, mqtt_password_hash, retired_at FROM devices \
+                     WHERE mqtt_password_hash IS NOT NULL OR retired_at IS NOT NULL ORDER BY id",
+                )
+                .fetch(&self.pool);
+                let mut accounts = Vec::new();
+                while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+                    accounts.push(crate::ledger::DeviceAccountRow {
+                        id: r.try_get("id")?,
+                        password_hash: r.try_get("mqtt_password_hash")?,
+                        retired: r.try_get::<Option<i64>, _>("retired_at")?.is_some(),
+                    });
+                }
+                Ok(accounts)
             }
 
             async fn save_mapping(&self, m: &crate::ledger::SavedMapping) -> Result<(), crate::StoreError> {

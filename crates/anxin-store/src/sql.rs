@@ -505,7 +505,9 @@ macro_rules! sql_store {
                         crate::ledger::columns(kind),
                         crate::ledger::table(kind)
                     );
-                    for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+                    // Row by row: a million devices' rows are not all held at once.
+                    let mut rows = sqlx::query(&sql).fetch(&self.pool);
+                    while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
                         match Self::entry_row(kind, &row)?.0 {
                             Entry::Elder(e) => registry.elders.push(e),
                             Entry::Device(d) => registry.devices.push(d),

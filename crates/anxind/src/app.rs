@@ -92,27 +92,30 @@ impl App {
             open_incidents = resume.open.len(),
             "resuming"
         );
-        let engine = Engine::new(policy, registry.clone(), resume);
-        let history = store.history_id().await.context("cannot read the store's history id")?;
-        let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
-        let metrics = Metrics::new();
-        metrics.open_incidents.set(engine.open_count() as i64);
+        // What the shell keeps of the ledger is taken first, and the ledger itself goes to
+        // the engine whole: a million devices are not held twice.
         let tokens = registry
             .responders
             .iter()
             .filter_map(|r| r.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), r.id.clone())))
             .collect();
+        let responder_ids: Vec<_> = registry.responders.iter().map(|r| r.id.clone()).collect();
+        let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
+        let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
+        let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
+        let engine = Engine::new(policy, registry, resume);
+        let history = store.history_id().await.context("cannot read the store's history id")?;
+        let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
+        let metrics = Metrics::new();
+        metrics.open_incidents.set(engine.open_count() as i64);
         let phones = Arc::new(ResponderHub::new(tokens));
-        for r in &registry.responders {
-            if let Some(phone) = anxin_runtime::phone_view(&engine, &r.id, now) {
+        for id in &responder_ids {
+            if let Some(phone) = anxin_runtime::phone_view(&engine, id, now) {
                 crate::ports::publish_phone(&phones, &phone);
             }
         }
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
-        let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
-        let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
-        let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
         let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
@@ -223,6 +226,8 @@ impl App {
         // ledger from the start.
         let provisioner = crate::provision::provisioner(&self.config, self.broker.as_ref()).await?;
         crate::ledger::reconcile_broker(&*self.store, &*provisioner).await?;
+        // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
+        crate::memory::release_free_memory();
         let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;

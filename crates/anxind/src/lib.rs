@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod family;
 pub mod ledger;
+pub mod memory;
 pub mod notify;
 pub mod ports;
 pub mod provision;

@@ -136,7 +136,7 @@ impl Engine {
             let device = self.activity[&elder].device.clone();
             let busy = match self.devices.get(&device) {
                 None => continue, // retired: the next activity from another device puts it back
-                Some(d) => d.open.is_some() || d.health.offline,
+                Some(d) => d.health.offline || self.incidents_of(&device).open.is_some(),
             };
             let at = if busy && at <= now { now.plus_millis(BUSY_RECHECK_MS) } else { at };
             if at > now {

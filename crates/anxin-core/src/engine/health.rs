@@ -28,7 +28,7 @@ impl Engine {
         // Every device's true deadline, heaped in one go (linear): a million devices take a
         // fraction of a second here, where pushing them due at once cost the first tick a
         // million pops and pushes, seconds that the first presses waited behind.
-        let policy = &self.policy.health;
+        let (policy, names) = (&self.policy.health, &self.model_names);
         let mut due = Vec::with_capacity(self.devices.len());
         for (id, d) in self.devices.iter_mut() {
             if d.health.offline {
@@ -36,7 +36,7 @@ impl Engine {
             }
             d.health.queued = true;
             let from = d.health.last_seen.max(now.millis());
-            let window = policy.model(d.model.as_deref()).window_ms(d.health.interval_s);
+            let window = policy.model(Self::model_name(names, d.model)).window_ms(d.health.interval_s);
             due.push(Reverse((Timestamp(from).plus_millis(window), id.clone())));
         }
         self.health_due = due.into();
@@ -55,7 +55,7 @@ impl Engine {
 
     /// The welfare check open for a device, if any.
     pub fn welfare_of(&self, device: &DeviceId) -> Option<&Incident> {
-        self.devices.get(device).and_then(|d| d.welfare).and_then(|id| self.open.get(&id))
+        self.incidents_of(device).welfare.and_then(|id| self.open.get(&id))
     }
 
     /// Devices offline now.
@@ -109,7 +109,7 @@ impl Engine {
     /// When the device's silence makes it offline, from what is known now.
     fn offline_at(&self, device: &DeviceId) -> Option<Timestamp> {
         let d = self.devices.get(device)?;
-        let model = self.policy.health.model(d.model.as_deref());
+        let model = self.policy.health.model(Self::model_name(&self.model_names, d.model));
         let from = d.health.last_seen.max(self.health_floor.millis());
         Some(Timestamp(from).plus_millis(model.window_ms(d.health.interval_s)))
     }
@@ -159,7 +159,12 @@ impl Engine {
         let low = event == Some(EventType::LowBattery)
             || (h.battery_pct.is_some_and(|p| p <= low_pct) && h.charging != Some(true));
         let charged = h.charging == Some(true) || h.battery_pct.is_some_and(|p| p >= charged_pct);
-        let welfare = d.welfare.and_then(|id| self.open.get(&id)).and_then(|i| i.welfare.map(|r| (i.id, r)));
+        let welfare = self
+            .device_incidents
+            .get(device)
+            .and_then(|d| d.welfare)
+            .and_then(|id| self.open.get(&id))
+            .and_then(|i| i.welfare.map(|r| (i.id, r)));
         if requeue {
             let at = self.offline_at(device).expect("known");
             self.health_due.push(Reverse((at, device.clone())));
@@ -186,7 +191,7 @@ impl Engine {
                 self.end_welfare(id, outcome, !(reason == WelfareReason::LowBattery && switched_off), now, out);
             }
         }
-        let open = self.devices.get(device).and_then(|d| d.welfare).is_some();
+        let open = self.incidents_of(device).welfare.is_some();
         if switched_off && !open {
             self.open_welfare(device, WelfareReason::PowerOff, now, out);
         } else if low && !charged && !open {
@@ -252,7 +257,7 @@ impl Engine {
     /// A device retired: its welfare check ends (nobody need phone about a device that is
     /// gone); its queue entry is dropped when it comes up.
     pub(super) fn forget_device_health(&mut self, device: &DeviceId, now: Timestamp, out: &mut Outbox) {
-        if let Some(id) = self.devices.get(device).and_then(|d| d.welfare) {
+        if let Some(id) = self.incidents_of(device).welfare {
             self.end_welfare(id, "the device was retired", false, now, out);
         }
         self.device_retired_from_activity(device, now, out);
@@ -299,10 +304,8 @@ impl Engine {
         self.open.insert(id, incident);
         let notice = self.notice_for(id, &opened.change);
         out.events.push(opened);
-        if reason.is_device() {
-            if let Some(d) = self.devices.get_mut(device) {
-                d.welfare = Some(id);
-            }
+        if reason.is_device() && self.devices.contains_key(device) {
+            self.device_incidents.entry(device.clone()).or_default().welfare = Some(id);
         }
         if let Some(notice) = notice {
             self.tell_family(id, notice, now, out);

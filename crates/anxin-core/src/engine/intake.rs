@@ -151,7 +151,7 @@ impl Engine {
         event: EventType,
         pressed: Timestamp,
     ) -> bool {
-        let Some(last) = self.devices.get(device).and_then(|d| d.last_press) else { return false };
+        let Some(last) = self.incidents_of(device).last_press else { return false };
         if (pressed.millis() - last.millis()).abs() >= self.policy.repeat_press_interval_ms {
             return false;
         }
@@ -174,7 +174,8 @@ impl Engine {
     }
 
     pub(super) fn set_last_press(&mut self, device: &DeviceId, pressed: Timestamp) {
-        if let Some(d) = self.devices.get_mut(device) {
+        // Only while the device has an incident open (it is forgotten with it).
+        if let Some(d) = self.device_incidents.get_mut(device) {
             d.last_press = Some(pressed);
         }
     }
@@ -214,8 +215,8 @@ impl Engine {
         self.open.insert(id, incident);
         let notice = self.notice_for(id, &opened.change);
         out.events.push(opened);
-        if let Some(d) = self.devices.get_mut(device) {
-            d.open = Some(id);
+        if self.devices.contains_key(device) {
+            self.device_incidents.entry(device.clone()).or_default().open = Some(id);
         }
         // The family first: the first contact hears at once, before the ladder starts.
         if let Some(notice) = notice {

@@ -16,7 +16,8 @@ impl Engine {
             LedgerKind::Device => {
                 let id = DeviceId::parse(id).ok()?;
                 let d = self.devices.get(&id)?;
-                let (elder_id, model) = (d.elder_id.clone(), d.model.as_deref().map(str::to_string));
+                let (elder_id, model) =
+                    (d.elder_id.clone(), Self::model_name(&self.model_names, d.model).map(str::to_string));
                 Some(Entry::Device(crate::registry::Device { id, elder_id, model }))
             }
             LedgerKind::Station => self.stations.get(&StationId::parse(id).ok()?).cloned().map(Entry::Station),
@@ -256,6 +257,9 @@ impl Engine {
             Entry::Device(d) => {
                 self.forget_device_health(&d.id, now, out);
                 self.devices.remove(&d.id);
+                // Its incidents stay open for the dispatchers; a device enrolled again under
+                // the same id starts with none.
+                self.device_incidents.remove(&d.id);
             }
             Entry::Station(s) => {
                 self.matcher.remove_station(&s.id, s.position);

@@ -140,18 +140,26 @@ impl Outbox {
     }
 }
 
-/// What the engine keeps of one device in the ledger.
+/// What the engine keeps of one device in the ledger: 48 bytes, for every device a centre
+/// has (a million in a province), so what only a device with an incident needs is kept
+/// apart, in [`DeviceIncidents`].
 #[derive(Debug)]
 pub(crate) struct DeviceState {
+    /// Shared with the elder's own entry where the elder is in the ledger.
     pub(crate) elder_id: ElderId,
-    /// Its model, as the ledger names it (one shared copy of each name).
-    pub(crate) model: Option<std::sync::Arc<str>>,
-    /// The device's open incident, while it has one.
+    pub(crate) health: crate::health::DeviceHealth,
+    /// Its model: 1 + its index in [`Engine::model_names`]; 0: none (the default model).
+    pub(crate) model: u16,
+}
+
+/// A device's incidents, held only while it has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DeviceIncidents {
+    /// The device's open incident.
     pub(crate) open: Option<IncidentId>,
     /// Its open welfare check (silent, switched off, low battery), kept apart so that an
     /// emergency never joins one.
     pub(crate) welfare: Option<IncidentId>,
-    pub(crate) health: crate::health::DeviceHealth,
     /// When the open incident's last counted press was, for
     /// [`Policy::repeat_press_interval_ms`].
     pub(crate) last_press: Option<Timestamp>,
@@ -194,6 +202,8 @@ pub struct Engine {
     /// Every device in the ledger, with its open incident. Made once from the registry, so it
     /// never grows while presses come in (a table that grows moves every entry).
     pub(crate) devices: HashMap<DeviceId, DeviceState>,
+    /// The devices with an open incident or welfare check, and which.
+    pub(crate) device_incidents: HashMap<DeviceId, DeviceIncidents>,
     pub(crate) stations: HashMap<StationId, Station>,
     /// Staff by sign-in id: their names for consoles, and the whole entry for the ledger.
     pub(crate) staff: HashMap<String, crate::registry::Staff>,
@@ -228,8 +238,8 @@ pub struct Engine {
     pub(crate) health_floor: Timestamp,
     /// Devices whose health changed since the last snapshot.
     pub(crate) health_dirty: Vec<DeviceId>,
-    /// One shared copy of each device model's name.
-    pub(crate) model_names: BTreeSet<std::sync::Arc<str>>,
+    /// The device models' names, each once; a device holds an index into it.
+    pub(crate) model_names: Vec<std::sync::Arc<str>>,
     /// Elders living alone watched for inactivity, with their learned hours.
     pub(crate) activity: HashMap<ElderId, crate::activity::ElderActivity>,
     /// Watched elders by when they next need looking at (lazy, like `health_due`).
@@ -277,6 +287,7 @@ impl Engine {
                 })
                 .collect(),
             devices: HashMap::with_capacity(registry.devices.len()),
+            device_incidents: HashMap::new(),
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
@@ -297,7 +308,7 @@ impl Engine {
             health_due: Default::default(),
             health_floor: Timestamp(0),
             health_dirty: Vec::new(),
-            model_names: BTreeSet::new(),
+            model_names: Vec::new(),
             activity: HashMap::new(),
             activity_due: Default::default(),
             activity_dirty: Vec::new(),
@@ -318,7 +329,7 @@ impl Engine {
             let id = incident.id;
             // A device taken out of the ledger since leaves its incident to the dispatchers:
             // its presses are refused as unknown.
-            if let Some(device) = engine.devices.get_mut(&incident.device_id) {
+            if engine.devices.contains_key(&incident.device_id) {
                 if incident.welfare == Some(WelfareReason::Inactive) {
                     if let Some(a) = engine.activity.get_mut(&incident.elder_id) {
                         a.open = Some(id);
@@ -331,9 +342,9 @@ impl Engine {
                         }
                     }
                 } else if incident.kind == IncidentKind::Welfare {
-                    device.welfare = Some(id);
+                    engine.device_incidents.entry(incident.device_id.clone()).or_default().welfare = Some(id);
                 } else {
-                    device.open = Some(id);
+                    engine.device_incidents.entry(incident.device_id.clone()).or_default().open = Some(id);
                 }
             }
             engine.open.insert(id, incident);
@@ -353,17 +364,37 @@ impl Engine {
         engine
     }
 
-    /// A device's state as enrolled, its model's name shared with every other of the model.
+    /// A device's state as enrolled: its elder's id shared with the elder's entry, its
+    /// model's name with every other device of the model.
     pub(crate) fn device_state(&mut self, elder_id: ElderId, model: Option<String>) -> DeviceState {
-        let model = model.map(|m| match self.model_names.get(m.as_str()) {
-            Some(shared) => shared.clone(),
-            None => {
-                let shared: std::sync::Arc<str> = m.into();
-                self.model_names.insert(shared.clone());
-                shared
-            }
-        });
-        DeviceState { elder_id, model, open: None, welfare: None, health: Default::default(), last_press: None }
+        let elder_id = match self.elders.get_key_value(&elder_id) {
+            Some((shared, _)) => shared.clone(),
+            None => elder_id,
+        };
+        let model = match model {
+            None => 0,
+            Some(m) => match self.model_names.iter().position(|n| **n == *m) {
+                Some(i) => i + 1,
+                None if self.model_names.len() < usize::from(u16::MAX) => {
+                    self.model_names.push(m.into());
+                    self.model_names.len()
+                }
+                // Beyond 65,534 distinct models (no ledger has so many) a device is timed by
+                // the default model's window.
+                None => 0,
+            },
+        };
+        DeviceState { elder_id, health: Default::default(), model: model as u16 }
+    }
+
+    /// A device's model's name, as the ledger gave it.
+    pub(crate) fn model_name(names: &[std::sync::Arc<str>], model: u16) -> Option<&str> {
+        usize::from(model).checked_sub(1).and_then(|i| names.get(i)).map(|n| &**n)
+    }
+
+    /// A device's incidents (none for a device with none, or not in the ledger).
+    pub(crate) fn incidents_of(&self, device: &DeviceId) -> DeviceIncidents {
+        self.device_incidents.get(device).copied().unwrap_or_default()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -385,7 +416,7 @@ impl Engine {
 
     /// The open incident of a device in the ledger.
     pub(crate) fn open_of(&self, device: &DeviceId) -> Option<IncidentId> {
-        self.devices.get(device).and_then(|d| d.open)
+        self.incidents_of(device).open
     }
 
     pub fn open_incident_for(&self, device: &DeviceId) -> Option<&Incident> {
@@ -443,13 +474,16 @@ impl Engine {
         self.reschedule(id);
         if self.open[&id].state.is_terminal() {
             let incident = self.open.remove(&id).expect("open");
-            if let Some(device) = self.devices.get_mut(&incident.device_id) {
+            if let Some(device) = self.device_incidents.get_mut(&incident.device_id) {
                 if device.open == Some(id) {
                     device.open = None;
                     device.last_press = None;
                 }
                 if device.welfare == Some(id) {
                     device.welfare = None;
+                }
+                if *device == DeviceIncidents::default() {
+                    self.device_incidents.remove(&incident.device_id);
                 }
             }
             if incident.welfare == Some(WelfareReason::Inactive) {
@@ -463,5 +497,16 @@ impl Engine {
             }
             self.unschedule(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every device in the ledger has one of these, a million in a province: what only a
+    /// device with an incident needs is kept apart, so that the table stays small.
+    #[test]
+    fn a_device_costs_the_engine_48_bytes_of_state() {
+        assert_eq!(std::mem::size_of::<super::DeviceState>(), 48);
+        assert_eq!(std::mem::size_of::<crate::health::DeviceHealth>(), 24);
     }
 }

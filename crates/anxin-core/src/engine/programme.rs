@@ -254,7 +254,7 @@ impl Engine {
         };
         // What the call found opens as if the elder had pressed (an emergency goes up the
         // ladder); a device with an incident open already has somebody on it.
-        if self.devices.get(device).is_some_and(|d| d.open.is_none()) {
+        if self.devices.contains_key(device) && self.incidents_of(device).open.is_none() {
             let home = self.elders[elder].home;
             let location = Location { at: home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
             let msg = MessageId::parse(format!("programme-{}", self.last_seq + 1)).expect("a valid id");
