@@ -217,3 +217,27 @@ fn a_schedule_out_of_range_is_refused_with_the_field_named() {
     }
     assert_eq!(e.elder_programme(&elder()).map(|_| ()), Some(()), "still on the weekly schedule");
 }
+
+#[test]
+fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_at_once() {
+    // Last phoned eight days ago on a weekly schedule: due a day ago, while the centre was down.
+    let row = ProgrammeRow {
+        elder_id: elder(),
+        call_done: Some(T0.plus_millis(-8 * DAY)),
+        visit_done: Some(T0.plus_millis(-DAY)),
+        call_tries: 0,
+        call_retry_at: None,
+        visit_retry_at: None,
+    };
+    let mut e = started(Resume { programme: vec![row], ..Resume::default() });
+    let mut out = Outbox::default();
+    e.tick(T0, &mut out);
+    let calls = opened(&out, WelfareReason::ScheduledCall);
+    assert_eq!(calls.len(), 1, "it opens as the centre starts");
+    let task = e.incident(calls[0].1).unwrap();
+    assert_eq!(task.opened_at, T0);
+    assert_eq!(task.pressed_at, T0.plus_millis(-DAY), "the task says when it fell due");
+    // Open a day past falling due (the default overdue_after): overdue already.
+    assert_eq!(e.programme_counts(T0), (1, 1));
+    assert_eq!(e.programme_counts(T0.plus_millis(-1)), (1, 0), "not before a day past due");
+}
