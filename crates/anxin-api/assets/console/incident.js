@@ -163,6 +163,24 @@ const ENGINE_OUTCOMES = {
   'the elder left the programme': 'outcome_elder_left_programme',
 };
 
+// The notes the engine writes on a check it opens (engine/activity.rs inactivity_note,
+// engine/programme.rs), read back into the dispatcher's language; any other note as written.
+const INACTIVITY_NOTE =
+  /^No activity for (\d+) waking hours\. Waking hours (.+?) \((?:the centre's fixed hours until (\d+) days are watched|the hours with activity on at least (\d+)% of the last (\d+) days)\)\. Last activity (\d\d:\d\d)(?: (yesterday)| (\d+) days ago)?, from device (\S+)\.$/;
+const VISIT_NOTE = /^(\d+) scheduled calls went unanswered: a visit instead\.$/;
+
+export function engineNoteText(text) {
+  const s = String(text ?? '');
+  const v = VISIT_NOTE.exec(s);
+  if (v) return t('note_visit_instead', { n: v[1] });
+  const m = INACTIVITY_NOTE.exec(s);
+  if (!m) return s;
+  const [, n, hours, fixedDays, share, learnedDays, time, yesterday, daysAgo, device] = m;
+  const how = fixedDays ? t('note_hours_fixed', { days: fixedDays }) : t('note_hours_learned', { share, days: learnedDays });
+  const when = yesterday ? t('note_when_yesterday', { time }) : daysAgo ? t('note_when_days', { n: daysAgo, time }) : time;
+  return t('note_inactive', { n, hours: hours === 'none' ? t('note_hours_none') : hours, how, when, device });
+}
+
 export function outcomeLabel(text) {
   const s = String(text ?? '');
   if (Object.hasOwn(ENGINE_OUTCOMES, s)) return t(ENGINE_OUTCOMES[s]);
