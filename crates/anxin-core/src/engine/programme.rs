@@ -89,8 +89,8 @@ impl Engine {
             .keys()
             .filter_map(|id| self.programme_next(id).map(|at| Reverse((at, id.clone()))))
             .collect();
-        for Reverse((_, id)) in &due {
-            self.programme.get_mut(id).expect("enrolled").queued = true;
+        for Reverse((at, id)) in &due {
+            self.programme.get_mut(id).expect("enrolled").queued = Some(*at);
         }
         self.programme_due = due.into();
     }
@@ -109,9 +109,14 @@ impl Engine {
         if self.health_floor == Timestamp(0) {
             return; // not started: `start_programme` queues everybody
         }
-        let queued = self.programme.get(elder).is_none_or(|p| p.queued);
-        let Some(at) = self.programme_next(elder).filter(|_| !queued) else { return };
-        self.programme.get_mut(elder).expect("enrolled").queued = true;
+        let Some(at) = self.programme_next(elder) else { return };
+        let p = self.programme.get_mut(elder).expect("enrolled");
+        // Queued for now or sooner already: that entry will do. Queued for later (a retry
+        // sooner than the next visit): queued again for now, and the later entry is stale.
+        if p.queued.is_some_and(|q| q <= at) {
+            return;
+        }
+        p.queued = Some(at);
         self.programme_due.push(Reverse((at, elder.clone())));
     }
 
@@ -134,16 +139,19 @@ impl Engine {
             if *due > now {
                 break;
             }
-            let Reverse((_, elder)) = self.programme_due.pop().expect("peeked");
+            let Reverse((due, elder)) = self.programme_due.pop().expect("peeked");
             let Some(p) = self.programme.get_mut(&elder) else { continue };
-            p.queued = false;
+            if p.queued != Some(due) {
+                continue; // stale: queued again for another time since
+            }
+            p.queued = None;
             if !self.policy.programme.enabled {
                 continue;
             }
             let Some(next) = self.programme_next(&elder) else { continue }; // both open, or no schedule
             if next > now {
                 let p = self.programme.get_mut(&elder).expect("enrolled");
-                p.queued = true;
+                p.queued = Some(next);
                 self.programme_due.push(Reverse((next, elder)));
                 continue;
             }
