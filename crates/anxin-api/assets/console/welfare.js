@@ -15,7 +15,7 @@ import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { language, t } from '../common/i18n.js';
-import { claimHolder, stateLabel, welfareReasonLabel } from './incident.js';
+import { claimHolder, isOverdue, isScheduled, stateLabel, welfareReasonLabel } from './incident.js';
 import { addressSpan, claimedCell, elderCell, markDirty, matchesText, pillFilter, rowAttributes, scheduleRender, searchBox } from './queue.js';
 import { WELFARE_REASONS, dom, state } from './state.js';
 
@@ -59,15 +59,6 @@ function matchesWelfare(view) {
 
 /** Nobody has claimed it or acknowledged it yet: the engine's alarm is still up. */
 const unseen = (view) => Boolean(view.alarm) && view.state !== 'resolved' && !claimHolder(view);
-
-/** A call or visit of the welfare programme (it has a time it fell due). */
-export const isScheduled = (view) => view.welfare === 'scheduled_call' || view.welfare === 'scheduled_visit';
-
-/** Still to do `programme_overdue_h` or longer past falling due, at `now`. */
-export function isOverdue(view, now = serverNow()) {
-  if (!isScheduled(view) || view.state === 'resolved' || view.state === 'closed') return false;
-  return now - Number(view.pressed_at) >= state.targets.programme_overdue_h * HOUR;
-}
 
 function sinceCell(view) {
   const scheduled = isScheduled(view);
