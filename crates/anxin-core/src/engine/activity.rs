@@ -173,7 +173,8 @@ impl Engine {
         let floor = self.health_floor.millis();
         if a.last_active < a.heard_until && a.heard_until <= floor {
             let need = i64::from(policy.quiet_hours.max(1)) * 3_600_000;
-            let heard = ElderActivity::waking_ms(Timestamp(a.last_active), Timestamp(a.heard_until), hours.mask, offset);
+            let heard =
+                ElderActivity::waking_ms(Timestamp(a.last_active), Timestamp(a.heard_until), hours.mask, offset);
             if heard >= need {
                 return Some(Timestamp(floor));
             }
