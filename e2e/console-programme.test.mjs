@@ -24,11 +24,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, recordTones, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, recordTones, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 30_000 };
 const HOUR = 3_600_000;
@@ -74,11 +74,6 @@ const sqlite = (db, sql) => execFileSync(SQLITE, [db], { input: sql, encoding: '
 const welfareRow = (page, deviceId) => page.locator(`#welfare tbody tr[data-device-id="${deviceId}"]`);
 const emergencyRow = (page, deviceId) => page.locator(`#incidents tbody tr[data-device-id="${deviceId}"]`);
 const text = async (locator) => (await locator.textContent()).trim();
-
-async function shoot(page, name) {
-  await mkdir(screenshotsDir, { recursive: true });
-  await page.screenshot({ path: join(screenshotsDir, name) });
-}
 
 describe('the welfare programme and an inactive elder, after a restart', () => {
   let dir;

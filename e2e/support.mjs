@@ -162,6 +162,12 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
   };
 }
 
+/** Saves a picture of `page` as `name` in the screenshots folder (docs/ with UPDATE_SCREENSHOTS=1). */
+export async function shoot(page, name) {
+  await mkdir(screenshotsDir, { recursive: true });
+  await page.screenshot({ path: join(screenshotsDir, name) });
+}
+
 /** How many times a device helper had to send a press again (the connection dropped first). */
 export const deviceResends = { count: 0 };
 

@@ -218,9 +218,8 @@ fn a_schedule_out_of_range_is_refused_with_the_field_named() {
     assert_eq!(e.elder_programme(&elder()).map(|_| ()), Some(()), "still on the weekly schedule");
 }
 
-#[test]
-fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_at_once() {
-    // Last phoned eight days ago on a weekly schedule: due a day ago, while the centre was down.
+/// Started at T0 on a snapshot saying e-1 was phoned eight days ago and visited yesterday.
+fn restarted_a_week_and_a_day_after_the_last_call() -> Engine {
     let row = ProgrammeRow {
         elder_id: elder(),
         call_done: Some(T0.plus_millis(-8 * DAY)),
@@ -229,7 +228,13 @@ fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_a
         call_retry_at: None,
         visit_retry_at: None,
     };
-    let mut e = started(Resume { programme: vec![row], ..Resume::default() });
+    started(Resume { programme: vec![row], ..Resume::default() })
+}
+
+#[test]
+fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_at_once() {
+    // Last phoned eight days ago on a weekly schedule: due a day ago, while the centre was down.
+    let mut e = restarted_a_week_and_a_day_after_the_last_call();
     let mut out = Outbox::default();
     e.tick(T0, &mut out);
     let calls = opened(&out, WelfareReason::ScheduledCall);
@@ -245,15 +250,7 @@ fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_a
 #[test]
 fn an_unanswered_call_is_tried_again_on_time_while_the_visit_waits_weeks_ahead() {
     // Visited yesterday (the next visit a month off, queued for then); phoned eight days ago.
-    let row = ProgrammeRow {
-        elder_id: elder(),
-        call_done: Some(T0.plus_millis(-8 * DAY)),
-        visit_done: Some(T0.plus_millis(-DAY)),
-        call_tries: 0,
-        call_retry_at: None,
-        visit_retry_at: None,
-    };
-    let mut e = started(Resume { programme: vec![row], ..Resume::default() });
+    let mut e = restarted_a_week_and_a_day_after_the_last_call();
     let out = run_to(&mut e, T0, T0.plus_millis(HOUR));
     let (_, id) = opened(&out, WelfareReason::ScheduledCall)[0];
     end(&mut e, id, "no_answer", T0.plus_millis(HOUR));
