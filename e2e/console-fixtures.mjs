@@ -53,6 +53,7 @@ export function welcome({ user = ME, language = 'zh-CN', tileUrl = '' } = {}) {
       language,
       accept_target_s: 60,
       on_scene_target_min: 15,
+      programme_overdue_after_h: 24,
       map: { provider: tileUrl ? 'custom' : 'none', tiles: tileUrl ? [tileUrl] : [], subdomains: '', crs: 'wgs84', attribution: tileUrl ? '© Test tiles' : '', max_zoom: 19 },
     },
   };

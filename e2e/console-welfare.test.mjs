@@ -15,10 +15,9 @@
 // starts (the urgent alarm's top tone is 1175 Hz).
 
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, recordTones, resultsDir, screenshotsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, recordTones, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 30_000 };
 const HEALTH = {
@@ -73,11 +72,6 @@ function device(mqttUrl, id) {
     },
   };
   return d;
-}
-
-async function shoot(page, name) {
-  await mkdir(screenshotsDir, { recursive: true });
-  await page.screenshot({ path: join(screenshotsDir, name) });
 }
 
 describe('welfare checks on the console, with a 20 s heartbeat window', () => {

@@ -59,23 +59,26 @@ export function watchPageErrors(page) {
 /**
  * Starts `anxind demo` on ephemeral ports with a fresh SQLite database and waits for its
  * ready line. Its output goes to e2e/test-results/anxind.log. `env` adds to its environment
- * (e.g. ANXIN_DISPATCH__OFFER_TIMEOUT_S for a fast ladder).
+ * (e.g. ANXIN_DISPATCH__OFFER_TIMEOUT_S for a fast ladder). `dbPath` names a SQLite file of
+ * the caller's instead, which is kept when the daemon stops (to start it again on what it
+ * left, as a centre restarts).
  */
-export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env = {} } = {}) {
+export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env = {}, dbPath = null } = {}) {
   const bin = process.env.ANXIND_BIN ? resolve(process.env.ANXIND_BIN) : join(repoRoot, 'target', 'debug', 'anxind');
   if (!existsSync(bin)) {
     throw new Error(`no daemon binary at ${bin}: run \`cargo build -p anxind\` first, or set ANXIND_BIN`);
   }
-  const dir = await mkdtemp(join(tmpdir(), 'anxin-e2e-'));
+  const dir = dbPath ? null : await mkdtemp(join(tmpdir(), 'anxin-e2e-'));
   await mkdir(resultsDir, { recursive: true });
   const logPath = join(resultsDir, 'anxind.log');
-  const log = createWriteStream(logPath);
+  const log = createWriteStream(logPath, { flags: dbPath ? 'a' : 'w' });
+  const removeDir = () => (dir ? rm(dir, { recursive: true, force: true }) : Promise.resolve());
 
   const args = [
     'demo',
     '--http-listen', '127.0.0.1:0',
     '--mqtt-listen', '127.0.0.1:0',
-    '--store-url', `sqlite://${join(dir, 'anxin.db')}`,
+    '--store-url', `sqlite://${dbPath ?? join(dir, 'anxin.db')}`,
     '--demo-devices', '0',
     ...extraArgs,
   ];
@@ -121,7 +124,7 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
     child.kill('SIGKILL');
     await exited;
     log.end();
-    await rm(dir, { recursive: true, force: true });
+    await removeDir();
     throw err;
   });
 
@@ -153,10 +156,16 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
         result = { ...(await exited), killed: false };
       }
       log.end();
-      await rm(dir, { recursive: true, force: true });
+      await removeDir();
       return result;
     },
   };
+}
+
+/** Saves a picture of `page` as `name` in the screenshots folder (docs/ with UPDATE_SCREENSHOTS=1). */
+export async function shoot(page, name) {
+  await mkdir(screenshotsDir, { recursive: true });
+  await page.screenshot({ path: join(screenshotsDir, name) });
 }
 
 /** How many times a device helper had to send a press again (the connection dropped first). */

@@ -59,6 +59,7 @@ function start() {
     tabWelfare: byId('tab-welfare'),
     tabCountEmergency: byId('tab-count-emergency'),
     tabCountWelfare: byId('tab-count-welfare'),
+    tabOverdueWelfare: byId('tab-overdue-welfare'),
     tabAlarm: byId('tab-alarm'),
     queuePanel: byId('queue-panel'),
     welfarePanel: byId('welfare-panel'),

@@ -91,6 +91,7 @@ async fn spawn_api() -> Api {
             language: "zh-CN".into(),
             accept_target_s: 60,
             on_scene_target_min: 15,
+            programme_overdue_after_h: 24,
             map: anxin_api::ws::MapSettings::none(),
         },
         Arc::new(|| Timestamp(1_763_000_000_000)),

@@ -125,6 +125,10 @@ pub struct ElderActivity {
     pub(crate) queued: bool,
     /// Changed since the last snapshot was taken.
     pub(crate) dirty: bool,
+    /// When the centre last heard the elder's device before the engine started (ms; 0:
+    /// unknown): the quiet from `last_active` up to then was heard, and counts after a
+    /// restart; the time the centre was down does not.
+    pub(crate) heard_until: i64,
 }
 
 impl ElderActivity {
@@ -140,6 +144,7 @@ impl ElderActivity {
             open: None,
             queued: false,
             dirty: false,
+            heard_until: 0,
         }
     }
 
@@ -198,8 +203,14 @@ impl ElderActivity {
     /// When `quiet_hours` of waking hours will have passed since `from` with no activity;
     /// `None` when the hours give none within eight days.
     pub fn inactive_at(from: Timestamp, hours: u32, quiet_hours: u32, utc_offset_min: i32) -> Option<Timestamp> {
+        Self::quiet_for(from, hours, i64::from(quiet_hours.max(1)) * HOUR_MS, utc_offset_min)
+    }
+
+    /// When `need` ms of waking hours will have passed since `from`; `None` when the hours
+    /// give none within eight days.
+    pub fn quiet_for(from: Timestamp, hours: u32, need: i64, utc_offset_min: i32) -> Option<Timestamp> {
         let offset = i64::from(utc_offset_min) * 60_000;
-        let mut need = i64::from(quiet_hours.max(1)) * HOUR_MS;
+        let mut need = need.max(1);
         let mut t = from.millis();
         for _ in 0..HORIZON_HOURS {
             let local = t + offset;
@@ -214,6 +225,25 @@ impl ElderActivity {
             t = end;
         }
         None
+    }
+
+    /// The ms of waking hours between `from` and `to` (looked at for eight days at most).
+    pub fn waking_ms(from: Timestamp, to: Timestamp, hours: u32, utc_offset_min: i32) -> i64 {
+        let offset = i64::from(utc_offset_min) * 60_000;
+        let (mut t, mut sum) = (from.millis(), 0);
+        for _ in 0..HORIZON_HOURS {
+            if t >= to.millis() {
+                break;
+            }
+            let local = t + offset;
+            let hour = (local.rem_euclid(DAY_MS) / HOUR_MS) as u32;
+            let end = (t + (HOUR_MS - local.rem_euclid(HOUR_MS))).min(to.millis());
+            if hours & (1 << hour) != 0 {
+                sum += end - t;
+            }
+            t = end;
+        }
+        sum
     }
 
     /// As stored, to be read back at start.
@@ -242,6 +272,7 @@ impl ElderActivity {
             open: None,
             queued: false,
             dirty: false,
+            heard_until: 0,
         }
     }
 }

@@ -589,7 +589,9 @@ pub struct Incident {
     pub elder_id: ElderId,
     pub kind: IncidentKind,
     pub state: IncidentState,
-    /// When the elder pressed, by the device's clock when plausible, else by ours.
+    /// When the elder pressed, by the device's clock when plausible, else by ours. For a
+    /// welfare check, when the need for it arose: a scheduled task's is when it fell due,
+    /// which is earlier than `opened_at` if it fell due while the centre was down.
     pub pressed_at: Timestamp,
     /// When the engine received the first message of the incident.
     pub opened_at: Timestamp,

@@ -90,7 +90,8 @@ pub struct ElderProgramme {
     pub device: Option<DeviceId>,
     pub(crate) call_open: Option<IncidentId>,
     pub(crate) visit_open: Option<IncidentId>,
-    pub(crate) queued: bool,
+    /// When its live entry in the engine's queue is due (an entry at another time is stale).
+    pub(crate) queued: Option<Timestamp>,
     pub(crate) dirty: bool,
 }
 

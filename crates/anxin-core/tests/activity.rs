@@ -359,3 +359,42 @@ fn what_was_learned_survives_a_restart() {
     assert_eq!(hours(after), hours(&before));
     assert_eq!(hours(after).describe(), "00-01, 11-24");
 }
+
+/// An elder quiet since 07:00 whose watch the centre heard until 09:30, and a centre down
+/// from 09:30 to 10:00: the snapshot it left, and the policy it ran.
+fn quiet_morning_then_down() -> (Resume, Policy) {
+    let mut life = Life::new(Policy::default());
+    life.live(8, Routine::early);
+    life.quiet_until(at(8, 7.0));
+    life.heartbeat(true);
+    life.quiet_until(at(8, 9.5));
+    assert!(life.opened.is_empty(), "two and a half quiet hours open nothing");
+    let snapshot = life.e.take_snapshot();
+    let resume = Resume { activity: snapshot.elders, health: snapshot.devices, ..Resume::default() };
+    (resume, life.e.policy().clone())
+}
+
+fn restarted(resume: Resume, policy: Policy, at_: Timestamp) -> Life {
+    let mut e = Engine::new(policy, alone(), resume);
+    e.start_health(at_);
+    Life { e, rng: 7, now: at_, opened: vec![], ended: vec![], out: Outbox::default() }
+}
+
+#[test]
+fn the_quiet_heard_before_a_restart_counts_and_the_time_the_centre_was_down_does_not() {
+    let (resume, policy) = quiet_morning_then_down();
+    let mut life = restarted(resume.clone(), policy.clone(), at(8, 10.0));
+    // 07:00-09:30 was heard quiet: an hour and a half more of her waking hours, counted from
+    // 10:00 when the centre could hear again, not four fresh hours from the restart.
+    life.quiet_until(at(8, 16.0));
+    assert_eq!(life.opened.len(), 1, "{:?}", life.opened);
+    assert_eq!(life.opened[0].0, at(8, 11.5));
+
+    // Had the centre been told while down to look for two quiet hours, not four, she would
+    // be overdue already: the check opens as the centre starts.
+    let lower = Policy { activity: ActivityPolicy { quiet_hours: 2, ..policy.activity.clone() }, ..policy };
+    let mut life = restarted(resume, lower, at(8, 10.0));
+    life.run_to(at(8, 10.0));
+    assert_eq!(life.opened.len(), 1);
+    assert_eq!(life.opened[0].0, at(8, 10.0));
+}

@@ -217,3 +217,48 @@ fn a_schedule_out_of_range_is_refused_with_the_field_named() {
     }
     assert_eq!(e.elder_programme(&elder()).map(|_| ()), Some(()), "still on the weekly schedule");
 }
+
+/// Started at T0 on a snapshot saying e-1 was phoned eight days ago and visited yesterday.
+fn restarted_a_week_and_a_day_after_the_last_call() -> Engine {
+    let row = ProgrammeRow {
+        elder_id: elder(),
+        call_done: Some(T0.plus_millis(-8 * DAY)),
+        visit_done: Some(T0.plus_millis(-DAY)),
+        call_tries: 0,
+        call_retry_at: None,
+        visit_retry_at: None,
+    };
+    started(Resume { programme: vec![row], ..Resume::default() })
+}
+
+#[test]
+fn a_call_that_fell_due_while_the_centre_was_down_is_due_from_then_and_overdue_at_once() {
+    // Last phoned eight days ago on a weekly schedule: due a day ago, while the centre was down.
+    let mut e = restarted_a_week_and_a_day_after_the_last_call();
+    let mut out = Outbox::default();
+    e.tick(T0, &mut out);
+    let calls = opened(&out, WelfareReason::ScheduledCall);
+    assert_eq!(calls.len(), 1, "it opens as the centre starts");
+    let task = e.incident(calls[0].1).unwrap();
+    assert_eq!(task.opened_at, T0);
+    assert_eq!(task.pressed_at, T0.plus_millis(-DAY), "the task says when it fell due");
+    // Open a day past falling due (the default overdue_after): overdue already.
+    assert_eq!(e.programme_counts(T0), (1, 1));
+    assert_eq!(e.programme_counts(T0.plus_millis(-1)), (1, 0), "not before a day past due");
+}
+
+#[test]
+fn an_unanswered_call_is_tried_again_on_time_while_the_visit_waits_weeks_ahead() {
+    // Visited yesterday (the next visit a month off, queued for then); phoned eight days ago.
+    let mut e = restarted_a_week_and_a_day_after_the_last_call();
+    let out = run_to(&mut e, T0, T0.plus_millis(HOUR));
+    let (_, id) = opened(&out, WelfareReason::ScheduledCall)[0];
+    end(&mut e, id, "no_answer", T0.plus_millis(HOUR));
+    // Tried again two hours later (retry_after), not when the visit falls due.
+    let out = run_to(&mut e, T0.plus_millis(HOUR), T0.plus_millis(4 * HOUR));
+    let retries = opened(&out, WelfareReason::ScheduledCall);
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].0, T0.plus_millis(3 * HOUR));
+    assert_eq!(e.incident(retries[0].1).unwrap().pressed_at, T0.plus_millis(3 * HOUR));
+    assert_eq!(opened(&out, WelfareReason::ScheduledVisit), vec![]);
+}

@@ -111,6 +111,9 @@ pub struct ConsoleSettings {
     pub accept_target_s: u64,
     /// Minutes within which somebody should be on scene.
     pub on_scene_target_min: u64,
+    /// Hours past falling due after which a scheduled welfare call or visit still open is
+    /// overdue (`programme.overdue_after_h`): the welfare list marks and counts those.
+    pub programme_overdue_after_h: u64,
     /// The map's base tiles (`[consoles.map]`).
     pub map: MapSettings,
 }

@@ -330,6 +330,8 @@ impl<M: Delivery> Runtime<M> {
         // devices' silence: nothing was heard while the engine was down.
         self.engine.start_presence(clock.now());
         self.engine.start_health(clock.now());
+        let (open, overdue) = self.engine.programme_counts(clock.now());
+        self.ports.telemetry.programme_tasks(open, overdue);
         let snapshot_every = (self.options.health_snapshot.as_millis() as i64).max(1_000);
         let mut next_snapshot = clock.now().plus_millis(snapshot_every);
         let mut snapshot: Option<tokio::task::JoinHandle<()>> = None;
@@ -341,6 +343,10 @@ impl<M: Delivery> Runtime<M> {
             if now >= next_snapshot && snapshot.as_ref().is_none_or(|s| s.is_finished()) {
                 snapshot = Some(self.save_health(now));
                 next_snapshot = now.plus_millis(snapshot_every);
+                // Overdue grows with the clock, not with batches: counted at the snapshots'
+                // pace (one pass over the elders on the programme).
+                let (open, overdue) = self.engine.programme_counts(now);
+                self.ports.telemetry.programme_tasks(open, overdue);
             }
             let wake = self.engine.next_deadline().map_or(next_snapshot, |t| t.min(next_snapshot));
             let wake = Some(wake);

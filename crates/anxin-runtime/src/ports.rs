@@ -140,6 +140,9 @@ pub trait Telemetry: Send + Sync + 'static {
     fn message_stored(&self, since: Duration) {}
     /// How many incidents are open after a batch.
     fn open_incidents(&self, open: usize) {}
+    /// The welfare programme's open calls and visits, and how many of them are overdue: at
+    /// start and with every health snapshot.
+    fn programme_tasks(&self, open: usize, overdue: usize) {}
 }
 
 /// Counts nothing.

@@ -289,6 +289,7 @@ impl App {
                 language: config.consoles.language.clone(),
                 accept_target_s: config.consoles.accept_target_s,
                 on_scene_target_min: config.consoles.on_scene_target_min,
+                programme_overdue_after_h: config.programme.overdue_after_h.into(),
                 map: config.consoles.map.settings(),
             },
             {

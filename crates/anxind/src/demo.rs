@@ -259,7 +259,19 @@ fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
             format!("单元门禁 {:04}#", rng.random_range(0..10_000))
         },
         contacts,
+        schedule: programme_schedule(elder_no),
         ..ElderProfile::default()
+    }
+}
+
+/// The demo's welfare programme: the third elder of each street (xs-e0003, xs-e0043, ...) is
+/// phoned weekly and visited monthly, so the welfare list shows scheduled calls and visits
+/// (their first round spread over the period from the demo's first start).
+pub fn programme_schedule(elder_no: usize) -> anxin_core::WelfareSchedule {
+    if elder_no % ELDERS_PER_STREET == 3 {
+        anxin_core::WelfareSchedule { call_every_days: Some(7), visit_every_days: Some(30) }
+    } else {
+        anxin_core::WelfareSchedule::default()
     }
 }
 
@@ -447,6 +459,8 @@ mod tests {
         for e in &a.elders {
             assert!((24.9..25.1).contains(&e.home.lat()) && (102.55..102.75).contains(&e.home.lon()), "{e:?}");
             assert!(!e.profile.contacts.is_empty(), "somebody to call for every elder");
+            let n: usize = e.id.as_str()[4..].parse().unwrap();
+            assert_eq!(e.profile.schedule.is_empty(), n % ELDERS_PER_STREET != 3, "{e:?}");
             if e.notes.contains("独居") {
                 assert_eq!(e.profile.lives_alone, Some(true), "the profile agrees with the notes: {e:?}");
             }

@@ -317,7 +317,9 @@ pub fn programme_csv(tasks: &[anxin_core::Incident], overdue_after_ms: i64, now:
         };
         let ended = matches!(t.state, IncidentState::Closed | IncidentState::Cancelled | IncidentState::FalseAlarm);
         let by = if ended { t.updated_at } else { now };
-        let overdue = by.millis() - t.opened_at.millis() >= overdue_after_ms;
+        // A task's `pressed_at` is when it fell due (earlier than it opened if the centre
+        // was down then).
+        let overdue = by.millis() - t.pressed_at.millis() >= overdue_after_ms;
         match (ended, overdue) {
             (false, o) => {
                 open += 1;
@@ -334,7 +336,7 @@ pub fn programme_csv(tasks: &[anxin_core::Incident], overdue_after_ms: i64, now:
             t.id,
             t.elder_id,
             t.device_id,
-            utc_text(t.opened_at),
+            utc_text(t.pressed_at),
             t.state.as_str(),
             if ended { utc_text(t.updated_at) } else { String::new() },
             if overdue { "yes" } else { "no" },

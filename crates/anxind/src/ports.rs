@@ -222,4 +222,9 @@ impl anxin_runtime::Telemetry for MetricsPort {
     fn open_incidents(&self, open: usize) {
         self.metrics.open_incidents.set(open as i64);
     }
+
+    fn programme_tasks(&self, open: usize, overdue: usize) {
+        self.metrics.programme_tasks_open.set(open as i64);
+        self.metrics.programme_tasks_overdue.set(overdue as i64);
+    }
 }

@@ -31,6 +31,10 @@ pub struct Metrics {
     /// The engine's own work on one batch, before its commit.
     pub step_seconds: Histogram,
     pub open_incidents: IntGauge,
+    /// The welfare programme's scheduled calls and visits open now, and of them those open
+    /// `programme.overdue_after_h` past falling due; counted with every health snapshot.
+    pub programme_tasks_open: IntGauge,
+    pub programme_tasks_overdue: IntGauge,
 }
 
 impl Metrics {
@@ -112,6 +116,16 @@ impl Metrics {
             )
             .expect("metric"),
             open_incidents: IntGauge::new("anxin_incidents_open", "Incidents open now").expect("metric"),
+            programme_tasks_open: IntGauge::new(
+                "anxin_programme_tasks_open",
+                "Scheduled welfare calls and visits open, as of the last health snapshot",
+            )
+            .expect("metric"),
+            programme_tasks_overdue: IntGauge::new(
+                "anxin_programme_tasks_overdue",
+                "Scheduled welfare calls and visits open programme.overdue_after_h or longer past falling due, as of the last health snapshot",
+            )
+            .expect("metric"),
             registry,
         };
         m.registry.register(Box::new(m.messages_received.clone())).expect("register");
@@ -128,6 +142,8 @@ impl Metrics {
         m.registry.register(Box::new(m.batch_size.clone())).expect("register");
         m.registry.register(Box::new(m.step_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.open_incidents.clone())).expect("register");
+        m.registry.register(Box::new(m.programme_tasks_open.clone())).expect("register");
+        m.registry.register(Box::new(m.programme_tasks_overdue.clone())).expect("register");
         // Every label value exists from the start, so a dashboard shows zeros, not gaps.
         for t in anxin_core::EventType::ALL {
             m.messages_received.with_label_values(&[t.as_str()]);

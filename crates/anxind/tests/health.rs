@@ -3,7 +3,8 @@
 //! consoles, apart from the emergencies; it closes by itself when the device is back; the
 //! health is written in snapshots and read back after a restart, and an open welfare check
 //! survives one without being opened twice. An elder living alone who goes quiet becomes a
-//! welfare check too (abnormal inactivity). Each story runs on SQLite with the embedded
+//! welfare check too (abnormal inactivity). The programme's open and overdue calls are
+//! counted on `/metrics`. Each story runs on SQLite with the embedded
 //! broker, and on PostgreSQL and Mosquitto when `ANXIN_TEST_POSTGRES_URL` and
 //! `ANXIN_TEST_MQTT_URL` name them (under `CI=true` it must).
 //! The demo's simulated devices, heartbeating and pressing, are checked against the engine
@@ -351,11 +352,66 @@ async fn scheduled_calls_fall_due_are_tried_again_and_exported(backend: Backend,
     app.stop().await;
 }
 
+/// Waits until `/metrics` reads the programme's gauges as `(open, overdue)`.
+async fn programme_gauges_read(app: &TestApp, want: (f64, f64)) {
+    let read = || async {
+        (app.metric("anxin_programme_tasks_open").await, app.metric("anxin_programme_tasks_overdue").await)
+    };
+    let waited = tokio::time::timeout(WAIT, async {
+        while read().await != want {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the programme's gauges read {:?}, not {want:?}", read().await);
+}
+
+/// Overdue programme work on `/metrics`: e-1 is phoned daily and a task is overdue an hour
+/// past falling due. The gauges count the open call, then call it overdue, then drop it when
+/// the dispatcher has phoned; each reading comes with a health snapshot (every minute).
+async fn overdue_programme_work_is_counted_on_metrics(backend: Backend, client_id: String) {
+    let clock = anxind::clock::ManualClock::starting_at(anxin_proto::wall_clock_now());
+    let mut registry = registry();
+    registry.elders[0].profile.schedule =
+        anxin_core::WelfareSchedule { call_every_days: Some(1), visit_every_days: None };
+    let adjust = |c: &mut anxind::config::Config| {
+        c.health.enabled = false;
+        c.programme.overdue_after_h = 1;
+    };
+    let app = spawn_app_from(&backend, &client_id, registry, adjust, anxind::clock::Clock::Manual(clock.clone())).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    programme_gauges_read(&app, (0.0, 0.0)).await;
+    // The first call falls due some time in the first day; the next snapshot counts it, and
+    // calls it overdue if it fell due an hour or more before.
+    clock.advance(Duration::from_secs(24 * 60 * MIN));
+    let call = console.welfare_for("d-1").await;
+    assert_eq!(welfare(&call), ("scheduled_call".into(), "awaiting_dispatcher".into(), None));
+    let due = call["incident"]["pressed_at"].as_i64().unwrap();
+    clock.advance(Duration::from_secs(MIN + 1));
+    let late = clock.now().millis() - due >= 3_600_000;
+    programme_gauges_read(&app, (1.0, if late { 1.0 } else { 0.0 })).await;
+    // An hour on, it is overdue whenever it fell due.
+    clock.advance(Duration::from_secs(60 * MIN));
+    programme_gauges_read(&app, (1.0, 1.0)).await;
+    // Phoned: nothing open, nothing overdue.
+    let id = call["incident"]["id"].as_u64().unwrap();
+    for action in ["resolve", "close"] {
+        let answer =
+            console.ask(json!({"type": "command", "incident_id": id, "action": action, "outcome": "well"})).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+    clock.advance(Duration::from_secs(MIN + 1));
+    programme_gauges_read(&app, (0.0, 0.0)).await;
+    app.stop().await;
+}
+
 on_both_stores!(
     "health";
     silent_devices_and_flat_batteries_become_welfare_checks,
     a_quiet_elder_living_alone_becomes_a_welfare_check,
-    scheduled_calls_fall_due_are_tried_again_and_exported
+    scheduled_calls_fall_due_are_tried_again_and_exported,
+    overdue_programme_work_is_counted_on_metrics
 );
 
 /// `anxind demo`'s simulated devices (`anxind::demo`), each crowd on its own MQTT connection,

@@ -7,7 +7,7 @@ import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
 import { isOnline } from './header.js';
-import { claimHolder, isMine, isWelfare, kindLabel, outcomeLabel, pressMoment, stateLabel, welfareReasonLabel, whyNobody } from './incident.js';
+import { claimHolder, isMine, isOverdue, isScheduled, isWelfare, kindLabel, outcomeLabel, pressMoment, problemText, stateLabel, welfareReasonLabel, whyNobody } from './incident.js';
 import { map } from './map-card.js';
 import { familySection } from './family.js';
 import { kv, phoneWithCopy } from './parts.js';
@@ -278,7 +278,7 @@ function renderBody(view) {
           : null,
       ),
       fixKey ? kv('⚠', has(fixKey) ? t(fixKey) : t('fix_other', { reason: loc.fix_rejected }), { class: 'kv-row kv-flag' }) : null,
-      view.problem ? kv('⚠', view.problem, { class: 'kv-row kv-flag' }) : null,
+      view.problem ? kv('⚠', problemText(view.problem), { class: 'kv-row kv-flag' }) : null,
     ),
   );
   const offers = Array.isArray(view.offers) ? view.offers : [];
@@ -350,6 +350,20 @@ function welfareSection(view) {
       kv(t('f_welfare_reason'), h('span', { class: `reason-chip reason-${reason}`, 'data-field': 'welfare-reason' }, welfareReasonLabel(view.welfare)), { class: 'kv-row kv-flag' }),
       kv(t('f_welfare_what'), has(`welfare_explain_${reason}`) ? t(`welfare_explain_${reason}`) : null, { 'data-field': 'welfare-explain' }),
       kv(t('f_welfare_opened'), formatClock(view.opened_at)),
+      // A scheduled task: when it fell due, and whether it is overdue now.
+      isScheduled(view)
+        ? kv(
+            t('f_welfare_due'),
+            h(
+              'span',
+              null,
+              dayAndTime(view.pressed_at),
+              isOverdue(view) ? ' ' : null,
+              isOverdue(view) ? h('span', { class: 'overdue-chip', 'data-field': 'detail-overdue' }, t('welfare_overdue')) : null,
+            ),
+            { 'data-field': 'welfare-due' },
+          )
+        : null,
       kv(t('f_welfare_todo'), view.state === 'resolved' ? null : t(has(`welfare_todo_${reason}`) ? `welfare_todo_${reason}` : 'welfare_todo'), { 'data-field': 'welfare-todo' }),
       station
         ? kv(t('f_station'), h('span', null, `${station.name || station.id} ${formatDistance(station.distance_m)} `, station.phone ? phoneWithCopy(station.phone) : null))

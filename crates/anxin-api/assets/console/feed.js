@@ -56,6 +56,7 @@ function applyWelcome(msg) {
   const c = msg.console || {};
   if (Number(c.accept_target_s) > 0) state.targets.accept_s = Number(c.accept_target_s);
   if (Number(c.on_scene_target_min) > 0) state.targets.on_scene_min = Number(c.on_scene_target_min);
+  if (Number(c.programme_overdue_after_h) > 0) state.targets.programme_overdue_h = Number(c.programme_overdue_after_h);
   if (!state.langChosen) {
     if (c.language) setLanguage(String(c.language).toLowerCase().startsWith('en') ? 'en' : 'zh');
   }

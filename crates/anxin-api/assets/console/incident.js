@@ -1,8 +1,20 @@
 // What the console reads from an incident view: when it was pressed, which target runs,
 // how urgent it is, who holds it, and its labels in words.
 
+import { serverNow } from '../common/clock.js';
 import { has, t, withColon } from '../common/i18n.js';
 import { OUTCOMES, PROGRAMME_OUTCOMES, WELFARE_OUTCOMES, state } from './state.js';
+
+const HOUR = 3_600_000;
+
+/** A call or visit of the welfare programme: its `pressed_at` is when it fell due. */
+export const isScheduled = (view) => view.welfare === 'scheduled_call' || view.welfare === 'scheduled_visit';
+
+/** A scheduled task still to do `programme.overdue_after_h` or longer past falling due. */
+export function isOverdue(view, now = serverNow()) {
+  if (!isScheduled(view) || view.state === 'resolved' || view.state === 'closed') return false;
+  return now - Number(view.pressed_at) >= state.targets.programme_overdue_h * HOUR;
+}
 
 export function pressMoment(view) {
   const p = Number(view.pressed_at);
@@ -162,6 +174,32 @@ const ENGINE_OUTCOMES = {
   'the elder was retired': 'outcome_elder_retired',
   'the elder left the programme': 'outcome_elder_left_programme',
 };
+
+// The notes the engine writes on a check it opens (engine/activity.rs inactivity_note,
+// engine/programme.rs), read back into the dispatcher's language; any other note as written.
+const INACTIVITY_NOTE =
+  /^No activity for (\d+) waking hours\. Waking hours (.+?) \((?:the centre's fixed hours until (\d+) days are watched|the hours with activity on at least (\d+)% of the last (\d+) days)\)\. Last activity (\d\d:\d\d)(?: (yesterday)| (\d+) days ago)?, from device (\S+)\.$/;
+const VISIT_NOTE = /^(\d+) scheduled calls went unanswered: a visit instead\.$/;
+
+export function engineNoteText(text) {
+  const s = String(text ?? '');
+  const v = VISIT_NOTE.exec(s);
+  if (v) return t('note_visit_instead', { n: v[1] });
+  const m = INACTIVITY_NOTE.exec(s);
+  if (!m) return s;
+  const [, n, hours, fixedDays, share, learnedDays, time, yesterday, daysAgo, device] = m;
+  const how = fixedDays ? t('note_hours_fixed', { days: fixedDays }) : t('note_hours_learned', { share, days: learnedDays });
+  const when = yesterday ? t('note_when_yesterday', { time }) : daysAgo ? t('note_when_days', { n: daysAgo, time }) : time;
+  return t('note_inactive', { n, hours: hours === 'none' ? t('note_hours_none') : hours, how, when, device });
+}
+
+/** An incident's `problem` in words: what a scheduled call or visit found (engine/programme.rs
+ * writes "found on a scheduled_call: needs_help: …"), else as sent. */
+export function problemText(text) {
+  const s = String(text ?? '');
+  const m = /^found on a (scheduled_call|scheduled_visit): (.+)$/s.exec(s);
+  return m ? t('problem_found_on', { task: welfareReasonLabel(m[1]), outcome: outcomeLabel(m[2]) }) : s;
+}
 
 export function outcomeLabel(text) {
   const s = String(text ?? '');

@@ -22,6 +22,7 @@ import {
   kindLabel,
   pressMoment,
   priorityOf,
+  problemText,
   rungLevel,
   rungOf,
   stateLabel,
@@ -104,7 +105,7 @@ function kindCell(view) {
       ? h('span', { class: 'presses', 'data-field': 'press-count' }, t('presses', { n: view.press_count }))
       : null,
     view.cancel_requested ? h('span', { class: 'warn-line', 'data-field': 'cancel' }, t('cancel_requested')) : null,
-    view.problem ? h('span', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: view.problem })) : null,
+    view.problem ? h('span', { class: 'problem', 'data-field': 'problem' }, t('problem', { text: problemText(view.problem) })) : null,
   ].filter(Boolean);
   return h(
     'td',

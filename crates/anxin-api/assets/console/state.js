@@ -42,7 +42,9 @@ export const state = {
   /** the signed-in user {id, name, role}, or null */
   me: null,
   staff: new Map(),
-  targets: { accept_s: 60, on_scene_min: 15 },
+  // The welcome frame's targets; `programme_overdue_h`: a scheduled call or visit still open
+  // this long past falling due is overdue (programme.overdue_after_h).
+  targets: { accept_s: 60, on_scene_min: 15, programme_overdue_h: 24 },
   /** @type {Map<string, object>} incident views by id */
   incidents: new Map(),
   responders: new Map(),

@@ -4,7 +4,7 @@ import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { formatDistance, has, t } from '../common/i18n.js';
 import { knownView } from './detail.js';
-import { kindLabel, outcomeLabel, welfareReasonLabel } from './incident.js';
+import { engineNoteText, kindLabel, outcomeLabel, welfareReasonLabel } from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
 export function actorText(actor) {
@@ -168,7 +168,7 @@ function changeText(change) {
     case 'note':
     case 'noted':
     case 'note_added':
-      return t('ev_note', { text: c.text ?? '' });
+      return t('ev_note', { text: engineNoteText(c.text) });
     case 'call':
     case 'called':
     case 'call_logged':

@@ -5,12 +5,17 @@
 // device it is, why in words, how long ago the check opened, the nearest station and who
 // has claimed it; a click opens the incident's panel as for any other incident. The engine
 // closes a check by itself when the device is heard again or charged, and its row goes.
+//
+// The welfare programme's scheduled calls and visits are listed here too, timed from when
+// they fell due (their `pressed_at`: earlier than they opened if the centre was down then).
+// One still open `programme.overdue_after_h` past that (the welcome frame says how long) is
+// overdue: a red chip on its row, and a count in the list's tab and its tools.
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { language, t } from '../common/i18n.js';
-import { claimHolder, stateLabel, welfareReasonLabel } from './incident.js';
+import { claimHolder, isOverdue, isScheduled, stateLabel, welfareReasonLabel } from './incident.js';
 import { addressSpan, claimedCell, elderCell, markDirty, matchesText, pillFilter, rowAttributes, scheduleRender, searchBox } from './queue.js';
 import { WELFARE_REASONS, dom, state } from './state.js';
 
@@ -56,12 +61,14 @@ function matchesWelfare(view) {
 const unseen = (view) => Boolean(view.alarm) && view.state !== 'resolved' && !claimHolder(view);
 
 function sinceCell(view) {
-  const from = Number(view.opened_at);
+  const scheduled = isScheduled(view);
+  const from = Number(scheduled ? view.pressed_at : view.opened_at);
+  const time = formatClock(from).slice(0, 5);
   return h(
     'td',
     { class: 'c-since' },
     h('span', { class: 'ago', 'data-field': 'ago', 'data-from': from }, agoText(serverNow() - from)),
-    h('span', { class: 'sub' }, t('welfare_opened_at', { time: formatClock(from).slice(0, 5) })),
+    h('span', { class: 'sub' }, t(scheduled ? 'welfare_due_at' : 'welfare_opened_at', { time })),
   );
 }
 
@@ -71,10 +78,15 @@ function reasonCell(view) {
   if (view.state === 'resolved') line = stateLabel(view.state);
   else if (unseen(view)) line = t('welfare_new');
   else line = t('welfare_to_call');
+  const overdue = isOverdue(view)
+    ? h('span', { class: 'overdue-chip', 'data-field': 'overdue', title: t('welfare_overdue_title', { h: state.targets.programme_overdue_h }) }, t('welfare_overdue'))
+    : null;
   return h(
     'td',
     { class: 'c-reason' },
     h('span', { class: `reason-chip reason-${reason}`, 'data-field': 'reason' }, welfareReasonLabel(view.welfare)),
+    overdue ? ' ' : null,
+    overdue,
     h('div', { class: `welfare-state${unseen(view) ? ' welfare-new' : ''}`, 'data-field': 'state' }, line),
   );
 }
@@ -93,9 +105,14 @@ function buildRow(view) {
   const classes = ['row', 'welfare-row'];
   if (unseen(view)) classes.push('unseen');
   if (view.state === 'resolved') classes.push('resolved');
+  if (isOverdue(view)) classes.push('overdue');
   const row = h(
     'tr',
-    rowAttributes(view, classes, { 'data-welfare': view.welfare ?? '', 'data-unseen': unseen(view) ? 'true' : 'false' }),
+    rowAttributes(view, classes, {
+      'data-welfare': view.welfare ?? '',
+      'data-unseen': unseen(view) ? 'true' : 'false',
+      'data-overdue': isOverdue(view) ? 'true' : 'false',
+    }),
     sinceCell(view),
     reasonCell(view),
     // The phone first: a welfare check is a call to make.
@@ -159,7 +176,8 @@ function renderTools() {
     welfareFilter.text = text;
     applyWelfareFilter();
   });
-  bar.replaceChildren(reasons, h('div', { class: 'qt-row' }, search, h('span', { class: 'qt-shown welfare-note' }, t('welfare_note'))));
+  const overdue = h('span', { class: 'overdue-count', 'data-field': 'overdue-count', hidden: true });
+  bar.replaceChildren(reasons, h('div', { class: 'qt-row' }, search, overdue, h('span', { class: 'qt-shown welfare-note' }, t('welfare_note'))));
 }
 
 let toolsLanguage = null;
@@ -176,17 +194,30 @@ export function renderWelfare() {
   const counts = { all: views.length };
   for (const r of WELFARE_REASONS) counts[r] = 0;
   let unseenCount = 0;
+  let overdueCount = 0;
+  const now = serverNow();
   for (const view of views) {
     const row = welfareRows.get(String(view.id));
     if (row === cursor) cursor = cursor.nextElementSibling;
     else dom.welfareBody.insertBefore(row, cursor);
     if (view.welfare in counts) counts[view.welfare] += 1;
     if (unseen(view)) unseenCount += 1;
+    if (isOverdue(view, now)) overdueCount += 1;
   }
   for (const el of dom.welfareTools.querySelectorAll('[data-count]')) el.textContent = String(counts[el.dataset.count] ?? 0);
   dom.tabCountWelfare.textContent = String(views.length);
   dom.tabWelfare.dataset.unseen = unseenCount > 0 ? 'true' : 'false';
   dom.tabWelfare.title = t('welfare_tab_title', { n: views.length, u: unseenCount });
+  // Overdue programme work, counted where the dispatcher looks: the tab and the list's tools.
+  dom.tabOverdueWelfare.hidden = overdueCount === 0;
+  dom.tabOverdueWelfare.textContent = t('welfare_overdue_n', { n: overdueCount });
+  dom.tabOverdueWelfare.dataset.count = String(overdueCount);
+  const tools = dom.welfareTools.querySelector('[data-field="overdue-count"]');
+  if (tools) {
+    tools.hidden = overdueCount === 0;
+    tools.textContent = t('welfare_overdue_tasks', { n: overdueCount });
+    tools.dataset.count = String(overdueCount);
+  }
   dom.welfareEmpty.hidden = views.length > 0;
   dom.welfareEmpty.textContent = state.loaded ? t('welfare_empty') : t('waiting');
   dom.welfareTable.dataset.count = String(views.length);
@@ -196,8 +227,18 @@ export function renderWelfare() {
   return views.filter(matchesWelfare).map((v) => String(v.id));
 }
 
-/** Every second: how long ago each shown check opened (the words change once a minute). */
+/** Every second: how long ago each shown check opened (the words change once a minute), and
+ * a task that has just become overdue is marked (its row built again, the counts redone). */
 export function tickWelfare(now) {
+  let becameOverdue = false;
+  for (const [id, row] of welfareRows) {
+    const view = state.incidents.get(id);
+    if (view && (row.dataset.overdue === 'true') !== isOverdue(view, now)) {
+      setWelfareRow(view);
+      becameOverdue = true;
+    }
+  }
+  if (becameOverdue) scheduleRender();
   if (state.tab !== 'welfare') return;
   for (const row of welfareRows.values()) {
     if (row.hidden) continue;

@@ -58,9 +58,14 @@ impl Engine {
     }
 
     /// Puts every watched elder in the queue of deadlines; with [`Engine::start_health`].
+    /// The quiet heard before the start counts: up to when the centre last heard the elder's
+    /// device (its health as restored), which is before `health_floor`.
     pub(super) fn start_activity(&mut self) {
         let mut due = Vec::with_capacity(self.activity.len());
+        let floor = self.health_floor.millis();
         for (id, a) in self.activity.iter_mut() {
+            let heard = self.devices.get(&a.device).map_or(0, |d| d.health.last_seen);
+            a.heard_until = if heard < floor { heard } else { 0 };
             a.queued = true;
             // Put back at once: the true deadline is worked out when it comes up.
             due.push(Reverse((Timestamp(a.last_active), id.clone())));
@@ -156,13 +161,27 @@ impl Engine {
     }
 
     /// When the elder's quiet will have lasted too long, counted from the later of their
-    /// last activity and the moment the centre could last not hear devices.
+    /// last activity and the moment the centre could last not hear devices. After a restart
+    /// the quiet heard before it counts too (from the last activity until the centre last
+    /// heard the elder's device), and only the time the centre was down is left out: an elder
+    /// quiet all morning is not given a fresh four hours because the centre restarted at noon.
     fn inactive_at(&self, elder: &ElderId, now: Timestamp) -> Option<Timestamp> {
         let a = self.activity.get(elder)?;
         let policy = &self.policy.activity;
-        let hours = a.waking_hours(now, policy, self.policy.utc_offset_min);
-        let from = Timestamp(a.last_active.max(self.health_floor.millis()));
-        ElderActivity::inactive_at(from, hours.mask, policy.quiet_hours, self.policy.utc_offset_min)
+        let offset = self.policy.utc_offset_min;
+        let hours = a.waking_hours(now, policy, offset);
+        let floor = self.health_floor.millis();
+        if a.last_active < a.heard_until && a.heard_until <= floor {
+            let need = i64::from(policy.quiet_hours.max(1)) * 3_600_000;
+            let heard =
+                ElderActivity::waking_ms(Timestamp(a.last_active), Timestamp(a.heard_until), hours.mask, offset);
+            if heard >= need {
+                return Some(Timestamp(floor));
+            }
+            return ElderActivity::quiet_for(Timestamp(floor), hours.mask, need - heard, offset);
+        }
+        let from = Timestamp(a.last_active.max(floor));
+        ElderActivity::inactive_at(from, hours.mask, policy.quiet_hours, offset)
     }
 
     /// What a dispatcher reads on the check: the rule that fired, and how the hours were found.

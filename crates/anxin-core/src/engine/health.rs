@@ -280,6 +280,19 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Option<IncidentId> {
+        self.open_welfare_since(device, reason, now, now, out)
+    }
+
+    /// As [`Engine::open_welfare`], for a need that arose at `since` (a scheduled call that
+    /// fell due while the centre was down): the check's `pressed_at`.
+    pub(super) fn open_welfare_since(
+        &mut self,
+        device: &DeviceId,
+        reason: WelfareReason,
+        since: Timestamp,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> Option<IncidentId> {
         let d = self.devices.get(device)?;
         let elder = self.elders.get(&d.elder_id)?;
         let elder_id = elder.id.clone();
@@ -296,7 +309,7 @@ impl Engine {
                 kind: IncidentKind::Welfare,
                 msg_id,
                 location,
-                pressed_at: now,
+                pressed_at: since.min(now),
                 welfare: Some(reason),
             },
         };

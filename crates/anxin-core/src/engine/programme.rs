@@ -24,14 +24,16 @@ impl Engine {
         (get(p.and_then(|p| p.call_open)), get(p.and_then(|p| p.visit_open)))
     }
 
-    /// Open tasks, and of them those overdue at `now` (open `overdue_after` past falling due).
+    /// Open tasks, and of them those overdue at `now` (open `overdue_after` past falling due:
+    /// a task's `pressed_at` is when it fell due, which is earlier than when it opened if it
+    /// fell due while the centre was down).
     pub fn programme_counts(&self, now: Timestamp) -> (usize, usize) {
         let overdue_after = self.policy.programme.overdue_after_ms;
         let (mut open, mut overdue) = (0, 0);
         for p in self.programme.values() {
             for id in [p.call_open, p.visit_open].into_iter().flatten() {
                 open += 1;
-                if self.open.get(&id).is_some_and(|i| i.opened_at.plus_millis(overdue_after) <= now) {
+                if self.open.get(&id).is_some_and(|i| i.pressed_at.plus_millis(overdue_after) <= now) {
                     overdue += 1;
                 }
             }
@@ -87,8 +89,8 @@ impl Engine {
             .keys()
             .filter_map(|id| self.programme_next(id).map(|at| Reverse((at, id.clone()))))
             .collect();
-        for Reverse((_, id)) in &due {
-            self.programme.get_mut(id).expect("enrolled").queued = true;
+        for Reverse((at, id)) in &due {
+            self.programme.get_mut(id).expect("enrolled").queued = Some(*at);
         }
         self.programme_due = due.into();
     }
@@ -107,9 +109,14 @@ impl Engine {
         if self.health_floor == Timestamp(0) {
             return; // not started: `start_programme` queues everybody
         }
-        let queued = self.programme.get(elder).is_none_or(|p| p.queued);
-        let Some(at) = self.programme_next(elder).filter(|_| !queued) else { return };
-        self.programme.get_mut(elder).expect("enrolled").queued = true;
+        let Some(at) = self.programme_next(elder) else { return };
+        let p = self.programme.get_mut(elder).expect("enrolled");
+        // Queued for now or sooner already: that entry will do. Queued for later (a retry
+        // sooner than the next visit): queued again for now, and the later entry is stale.
+        if p.queued.is_some_and(|q| q <= at) {
+            return;
+        }
+        p.queued = Some(at);
         self.programme_due.push(Reverse((at, elder.clone())));
     }
 
@@ -132,16 +139,19 @@ impl Engine {
             if *due > now {
                 break;
             }
-            let Reverse((_, elder)) = self.programme_due.pop().expect("peeked");
+            let Reverse((due, elder)) = self.programme_due.pop().expect("peeked");
             let Some(p) = self.programme.get_mut(&elder) else { continue };
-            p.queued = false;
+            if p.queued != Some(due) {
+                continue; // stale: queued again for another time since
+            }
+            p.queued = None;
             if !self.policy.programme.enabled {
                 continue;
             }
             let Some(next) = self.programme_next(&elder) else { continue }; // both open, or no schedule
             if next > now {
                 let p = self.programme.get_mut(&elder).expect("enrolled");
-                p.queued = true;
+                p.queued = Some(next);
                 self.programme_due.push(Reverse((next, elder)));
                 continue;
             }
@@ -149,31 +159,35 @@ impl Engine {
             let Some(device) = p.device.clone() else { continue }; // queued again when a device comes
             let schedule = self.elders[&elder].profile.schedule;
             let start = self.health_floor;
-            let due = |t: Option<Timestamp>| t.is_some_and(|t| t <= now);
-            let call_due = p.call_open.is_none() && due(p.call_due(&elder, schedule.call_every_days, start));
-            let visit_due = p.visit_open.is_none() && due(p.visit_due(&elder, schedule.visit_every_days, start));
-            if call_due {
-                self.open_task(&elder, &device, WelfareReason::ScheduledCall, None, now, out);
+            let due = |t: Option<Timestamp>| t.filter(|t| *t <= now);
+            let call_due = due(p.call_due(&elder, schedule.call_every_days, start)).filter(|_| p.call_open.is_none());
+            let visit_due =
+                due(p.visit_due(&elder, schedule.visit_every_days, start)).filter(|_| p.visit_open.is_none());
+            if let Some(since) = call_due {
+                self.open_task(&elder, &device, WelfareReason::ScheduledCall, None, since, now, out);
                 opened += 1;
             }
-            if visit_due {
-                self.open_task(&elder, &device, WelfareReason::ScheduledVisit, None, now, out);
+            if let Some(since) = visit_due {
+                self.open_task(&elder, &device, WelfareReason::ScheduledVisit, None, since, now, out);
                 opened += 1;
             }
             self.queue_programme(&elder);
         }
     }
 
+    /// Opens a task that fell due at `since` (its `pressed_at`, from which it is overdue).
+    #[allow(clippy::too_many_arguments)]
     fn open_task(
         &mut self,
         elder: &ElderId,
         device: &DeviceId,
         reason: WelfareReason,
         note: Option<String>,
+        since: Timestamp,
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        let Some(id) = self.open_welfare(device, reason, now, out) else { return };
+        let Some(id) = self.open_welfare_since(device, reason, since, now, out) else { return };
         let p = self.programme.get_mut(elder).expect("enrolled");
         match reason {
             WelfareReason::ScheduledVisit => p.visit_open = Some(id),
@@ -242,7 +256,7 @@ impl Engine {
         let task_device = p.device.clone();
         self.programme_changed(elder);
         if let (Some(note), Some(d)) = (visit_now, task_device) {
-            self.open_task(elder, &d, WelfareReason::ScheduledVisit, Some(note), now, out);
+            self.open_task(elder, &d, WelfareReason::ScheduledVisit, Some(note), now, now, out);
         }
         let kind = match found {
             TaskOutcome::NeedsHelp => IncidentKind::Sos,
