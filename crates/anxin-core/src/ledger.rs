@@ -295,7 +295,8 @@ pub fn check(entry: &Entry) -> Vec<FieldError> {
                 ("profile.schedule.call_every_days", e.profile.schedule.call_every_days),
                 ("profile.schedule.visit_every_days", e.profile.schedule.visit_every_days),
             ] {
-                if every.is_some_and(|d| !(1..=366).contains(&d)) {
+                let (lo, hi) = crate::registry::WelfareSchedule::DAYS;
+                if every.is_some_and(|d| !(lo..=hi).contains(&d)) {
                     out.push(FieldError::new(field, "bad_schedule", "every 1 to 366 days"));
                 }
             }

@@ -63,6 +63,9 @@ pub struct WelfareSchedule {
 }
 
 impl WelfareSchedule {
+    /// The days a call or visit may be apart, at least and at most.
+    pub const DAYS: (u16, u16) = (1, 366);
+
     pub fn is_empty(&self) -> bool {
         self.call_every_days.is_none() && self.visit_every_days.is_none()
     }

@@ -611,6 +611,9 @@ impl<'l> Checker<'l> {
         });
         let birth_year = cells.number::<u16>(Field::BirthYear, Some((1900, 2099)));
         let lives_alone = cells.flag(Field::LivesAlone);
+        let (lo, hi) = anxin_core::WelfareSchedule::DAYS;
+        let call_every = cells.number::<u16>(Field::CallEveryDays, Some((lo, hi)));
+        let visit_every = cells.number::<u16>(Field::VisitEveryDays, Some((lo, hi)));
         let contacts = self.contacts(cells, current);
         let (id, home) = (id?, home?);
         if !cells.problems.is_empty() {
@@ -662,6 +665,13 @@ impl<'l> Checker<'l> {
         }
         if let Some(alone) = lives_alone {
             p.lives_alone = alone;
+        }
+        // Mapped and empty: off the programme; unmapped: as the ledger has it.
+        if let Some(days) = call_every {
+            p.schedule.call_every_days = days;
+        }
+        if let Some(days) = visit_every {
+            p.schedule.visit_every_days = days;
         }
         p.contacts = contacts?;
         let status = status(current, &elder);
@@ -749,7 +759,12 @@ impl<'l> Checker<'l> {
         if !cells.problems.is_empty() {
             return None;
         }
-        let device = Device { id, elder_id, model: None };
+        // Mapped and empty: the default model; unmapped: as the ledger has it.
+        let model = match cells.text(Field::Model) {
+            Some(text) => (!text.is_empty()).then(|| text.to_string()),
+            None => self.devices.get(id.as_str()).and_then(|d| d.model.clone()),
+        };
+        let device = Device { id, elder_id, model };
         let status = status(self.devices.get(device.id.as_str()).copied(), &device);
         Some((Entity::Device(device), status))
     }

@@ -54,6 +54,8 @@ impl Kind {
                 Mobility,
                 Language,
                 DoorNotes,
+                CallEveryDays,
+                VisitEveryDays,
                 Contact1Name,
                 Contact1Relation,
                 Contact1Phone,
@@ -67,7 +69,7 @@ impl Kind {
                 Contact3Phone,
                 Contact3Channel,
             ],
-            Kind::Devices => &[Id, ElderId],
+            Kind::Devices => &[Id, ElderId, Model],
             Kind::Stations => &[Id, Name, Lat, Lon, Phone, ServiceCircleMin],
             Kind::Responders => &[Id, Name, StationId, Phone, Lat, Lon, Mode, Skills, OnDuty],
         }
@@ -111,6 +113,10 @@ pub enum Field {
     Mobility,
     Language,
     DoorNotes,
+    /// The welfare programme's call every this many days (1 to 366).
+    CallEveryDays,
+    /// The welfare programme's home visit every this many days (1 to 366).
+    VisitEveryDays,
     #[serde(rename = "contact1_name")]
     Contact1Name,
     #[serde(rename = "contact1_relation")]
@@ -136,6 +142,8 @@ pub enum Field {
     #[serde(rename = "contact3_channel")]
     Contact3Channel,
     ElderId,
+    /// A device's model, which sets how long it may be silent (`[health.models]`).
+    Model,
     Lat,
     Lon,
     ServiceCircleMin,
@@ -173,6 +181,8 @@ impl Field {
             Mobility => "mobility",
             Language => "language",
             DoorNotes => "door_notes",
+            CallEveryDays => "call_every_days",
+            VisitEveryDays => "visit_every_days",
             Contact1Name => "contact1_name",
             Contact1Relation => "contact1_relation",
             Contact1Phone => "contact1_phone",
@@ -186,6 +196,7 @@ impl Field {
             Contact3Phone => "contact3_phone",
             Contact3Channel => "contact3_channel",
             ElderId => "elder_id",
+            Model => "model",
             Lat => "lat",
             Lon => "lon",
             ServiceCircleMin => "service_circle_min",
@@ -275,6 +286,24 @@ impl Mapping {
     /// Every field of `kind` under its own name: the headers export writes.
     pub fn default_for(kind: Kind) -> Mapping {
         Mapping { kind, columns: kind.fields().iter().map(|f| (*f, f.as_str().to_string())).collect() }
+    }
+
+    /// The mapping an import takes when none is named: each of the kind's fields whose own
+    /// name (the header export writes) is a header of the file. A file written before a
+    /// column was added, or with only some columns, imports; what it has no column for stays
+    /// as the ledger has it. Finds the header row below a title as
+    /// [`Mapping::locate_header`] does, by the kind's required columns.
+    pub fn default_for_file(kind: Kind, table: &mut Table) -> Mapping {
+        let required =
+            Mapping { kind, columns: kind.required().iter().map(|f| (*f, f.as_str().to_string())).collect() };
+        required.locate_header(table);
+        let columns = kind
+            .fields()
+            .iter()
+            .filter(|f| table.headers.iter().any(|h| h == f.as_str()))
+            .map(|f| (*f, f.as_str().to_string()))
+            .collect();
+        Mapping { kind, columns }
     }
 
     /// Checks that the mapping fits `table`: every mapped header is in the file (once), every

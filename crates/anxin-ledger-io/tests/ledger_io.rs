@@ -258,7 +258,7 @@ fn a_mapping_names_the_headers_the_file_lacks_and_the_fields_its_kind_lacks() {
     assert!(error.to_string().contains("门禁说明"));
 
     let json = serde_json::to_string(&Mapping::default_for(Kind::Devices)).unwrap();
-    assert_eq!(json, r#"{"kind":"devices","columns":{"id":"id","elder_id":"elder_id"}}"#);
+    assert_eq!(json, r#"{"kind":"devices","columns":{"id":"id","elder_id":"elder_id","model":"model"}}"#);
     let unknown = r#"{"kind":"devices","columns":{"serial":"序列号"}}"#;
     assert!(serde_json::from_str::<Mapping>(unknown).is_err(), "an unknown field name is refused");
 }
@@ -339,8 +339,8 @@ fn every_bad_elder_row_is_listed_with_each_reason_and_its_row() {
 fn devices_stations_and_responders_have_their_own_problems() {
     let ledger = ledger();
     let devices = "id,elder_id\nxs-0002,e2\ndev/1,e1\nxs-0003,e99\nxs-0002,e1\nxs-0001,\n";
-    let table = read_table(devices.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
-    let report = run(&table, &Mapping::default_for(Kind::Devices), &ledger);
+    let mut table = read_table(devices.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &ledger);
     assert_eq!(
         codes(&report),
         [(3, code::BAD_ID), (4, code::UNKNOWN_ELDER), (5, code::DUPLICATE_ID), (6, code::MISSING_FIELD)]
@@ -447,11 +447,10 @@ fn progress_climbs_to_the_total_reading_and_checking() {
     for i in 0..2_500 {
         csv.push_str(&format!("d{i},e1\n"));
     }
-    let table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Devices, &mut table);
     let mut seen = Vec::new();
-    let report =
-        check(&table, &Mapping::default_for(Kind::Devices), &ledger(), &mut |done, total| seen.push((done, total)))
-            .unwrap();
+    let report = check(&table, &mapping, &ledger(), &mut |done, total| seen.push((done, total))).unwrap();
     assert_eq!(report.new, 2_500);
     assert_eq!(seen, [(0, 2_500), (1_000, 2_500), (2_000, 2_500), (2_500, 2_500)]);
     let mut many = ledger();
@@ -473,9 +472,10 @@ fn progress_climbs_to_the_total_reading_and_checking() {
         let (done, total) = *seen.last().unwrap();
         assert_eq!(done, total, "{format:?}: reading reports its end");
     }
-    let empty = read_table(b"id,elder_id\n", Format::Csv, Encoding::Auto, None).unwrap();
+    let mut empty = read_table(b"id,elder_id\n", Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Devices, &mut empty);
     let mut last = None;
-    check(&empty, &Mapping::default_for(Kind::Devices), &ledger(), &mut |d, t| last = Some((d, t))).unwrap();
+    check(&empty, &mapping, &ledger(), &mut |d, t| last = Some((d, t))).unwrap();
     assert_eq!(last, Some((0, 0)), "an empty file reports its end too");
 }
 
@@ -539,4 +539,65 @@ fn a_title_above_the_header_is_passed_over_when_the_mapping_finds_its_headers_lo
     assert!(!mapping.locate_header(&mut table), "found already");
     let report = run(&table, &mapping, &ledger());
     assert_eq!((report.new, report.rows[0].row), (1, 4));
+}
+
+#[test]
+fn the_programmes_schedule_and_a_devices_model_import_and_an_older_file_still_does() {
+    let ledger = ledger();
+    // A file with the programme's columns: e1 is called weekly and visited monthly, e2 taken
+    // off the programme by empty cells; 0 and 400 days are refused.
+    let csv = "id,name,address,home_lat,home_lon,call_every_days,visit_every_days\n\
+               e1,张桂英,华山南路 1 号,25.04,102.71,7,30\n\
+               e2,刘建国,华山南路 2 号,25.05,102.72,,\n\
+               e3,王芳,华山南路 3 号,25.05,102.72,0,400\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Elders, &mut table);
+    assert!(mapping.columns.contains_key(&Field::CallEveryDays));
+    let report = check(&table, &mapping, &ledger, &mut |_, _| {}).unwrap();
+    assert_eq!(codes(&report), [(4, code::BAD_NUMBER), (4, code::BAD_NUMBER)]);
+    let schedule = |id: &str| {
+        report
+            .rows
+            .iter()
+            .find_map(|r| match &r.entity {
+                Entity::Elder(e) if e.id.as_str() == id => Some(e.profile.schedule),
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!((schedule("e1").call_every_days, schedule("e1").visit_every_days), (Some(7), Some(30)));
+    assert!(schedule("e2").is_empty());
+
+    // A file written before those columns existed (no model for devices either) imports, and
+    // keeps what the ledger has for the columns it lacks.
+    let mut scheduled = ledger.clone();
+    scheduled.elders[0].profile.schedule.call_every_days = Some(14);
+    scheduled.devices.push(Device {
+        id: DeviceId::parse("xs-0009").unwrap(),
+        elder_id: ElderId::parse("e1").unwrap(),
+        model: Some("watch-4g".into()),
+    });
+    let old_elders = "id,name,address,home_lat,home_lon\ne1,张桂英,华山南路 1 号,25.04,102.71\n";
+    let mut table = read_table(old_elders.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Elders, &mut table), &scheduled);
+    let Entity::Elder(e1) = &report.rows[0].entity else { panic!("an elder") };
+    assert_eq!(e1.profile.schedule.call_every_days, Some(14), "not in the file: kept");
+    let old_devices = "id,elder_id\nxs-0009,e1\n";
+    let mut table = read_table(old_devices.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &scheduled);
+    let Entity::Device(d) = &report.rows[0].entity else { panic!("a device") };
+    assert_eq!((d.model.as_deref(), report.rows[0].status), (Some("watch-4g"), Status::Unchanged));
+    // A model column sets it; an empty cell there is the default model.
+    let with_model = "id,elder_id,model\nxs-0009,e1,band-2\nxs-0010,e1,\n";
+    let mut table = read_table(with_model.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &scheduled);
+    let models: Vec<_> = report
+        .rows
+        .iter()
+        .map(|r| match &r.entity {
+            Entity::Device(d) => d.model.clone(),
+            _ => panic!("a device"),
+        })
+        .collect();
+    assert_eq!(models, [Some("band-2".to_string()), None]);
 }

@@ -84,23 +84,30 @@ impl LedgerSide for StoreLedger {
                 .ok_or_else(|| format!("kind {:?} is not elders, devices, stations or responders", request.kind))?;
             let format = parse_format(&request.format)?;
             let encoding = parse_encoding(request.encoding.as_deref().unwrap_or("auto"))?;
+            // None named: the default, fitted to the file's headers once it is read.
             let mapping = match &request.mapping {
-                Some(name) => {
+                Some(name) => Some({
                     let saved = self.0.mappings().await.map_err(|e| format!("cannot read the saved mappings: {e}"))?;
                     let found =
                         saved.into_iter().find(|m| &m.name == name).ok_or_else(|| format!("no mapping {name:?}"))?;
                     serde_json::from_str::<io::Mapping>(&found.body).map_err(|e| format!("mapping {name:?}: {e}"))?
-                }
-                None => io::Mapping::default_for(kind),
+                }),
+                None => None,
             };
-            if mapping.kind != kind {
+            if let Some(mapping) = mapping.as_ref().filter(|m| m.kind != kind) {
                 return Err(format!("mapping {:?} is for {}, not {}", request.mapping, mapping.kind, kind));
             }
             let ledger = self.0.load_registry().await.map_err(|e| format!("cannot read the ledger: {e}"))?;
             tokio::task::spawn_blocking(move || {
                 let mut table =
                     io::read_table(&file, format, encoding, request.sheet.as_deref()).map_err(|e| e.to_string())?;
-                mapping.locate_header(&mut table);
+                let mapping = match mapping {
+                    Some(mapping) => {
+                        mapping.locate_header(&mut table);
+                        mapping
+                    }
+                    None => io::Mapping::default_for_file(kind, &mut table),
+                };
                 let report = io::check(&table, &mapping, &ledger, &mut |done, total| progress(done, total))
                     .map_err(|e| e.to_string())?;
                 let entries = report
