@@ -535,8 +535,13 @@ impl TestConsole {
         if let Some(i) = self.held.iter().position(is_for) {
             return self.held.remove(i).expect("position is in range");
         }
+        // One deadline for the whole search: other messages (a console's heartbeats, other
+        // devices' deltas) keep coming, so a wait per message would never end.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let m = self.next_from_socket().await;
+            let m = tokio::time::timeout_at(deadline, self.next_from_socket()).await.unwrap_or_else(|_| {
+                panic!("no {} delta for {device} within {WAIT:?}", if welfare { "welfare" } else { "incident" })
+            });
             if is_for(&m) {
                 return m;
             }
