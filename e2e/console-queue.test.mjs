@@ -349,6 +349,19 @@ describe('console queue and panel on a live anxind', () => {
         }).length;
       });
       assert.ok(fully >= 10, `${fully} rows fully visible at 1366×768`);
+      // What needs a person is never cut short beside the kind ("无…" once stood for
+      // "无人前往", nobody going), in either language.
+      for (const lang of ['zh', 'en']) {
+        if ((lang === 'en') !== (await page.evaluate(() => document.documentElement.lang === 'en'))) await page.locator('#lang-toggle').click();
+        await page.waitForFunction((l) => (document.documentElement.lang === 'en') === (l === 'en'), lang);
+        const cut = await page.evaluate(() =>
+          [...document.querySelectorAll('#incidents tbody tr:not([hidden]) .alarm-line')]
+            .filter((el) => el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 1)
+            .map((el) => el.textContent));
+        const shown = await page.evaluate(() => document.querySelectorAll('#incidents tbody tr:not([hidden]) .alarm-line').length);
+        assert.ok(shown > 0, 'rows with an alarm are on screen');
+        assert.deepEqual(cut, [], `alarms cut at 1366×768 (${lang})`);
+      }
       assert.deepEqual(errors, []);
     }));
 
