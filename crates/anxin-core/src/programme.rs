@@ -90,7 +90,9 @@ pub struct ElderProgramme {
     pub device: Option<DeviceId>,
     pub(crate) call_open: Option<IncidentId>,
     pub(crate) visit_open: Option<IncidentId>,
-    pub(crate) queued: bool,
+    /// When the elder's entry in the engine's queue comes up (ms; 0: not queued). An entry
+    /// at another time is stale: the elder was queued again earlier.
+    pub(crate) queued_at: i64,
     pub(crate) dirty: bool,
 }
 

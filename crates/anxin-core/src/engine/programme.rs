@@ -87,8 +87,8 @@ impl Engine {
             .keys()
             .filter_map(|id| self.programme_next(id).map(|at| Reverse((at, id.clone()))))
             .collect();
-        for Reverse((_, id)) in &due {
-            self.programme.get_mut(id).expect("enrolled").queued = true;
+        for Reverse((at, id)) in &due {
+            self.programme.get_mut(id).expect("enrolled").queued_at = at.millis();
         }
         self.programme_due = due.into();
     }
@@ -107,9 +107,16 @@ impl Engine {
         if self.health_floor == Timestamp(0) {
             return; // not started: `start_programme` queues everybody
         }
-        let queued = self.programme.get(elder).is_none_or(|p| p.queued);
-        let Some(at) = self.programme_next(elder).filter(|_| !queued) else { return };
-        self.programme.get_mut(elder).expect("enrolled").queued = true;
+        // Queued already no later than the next task: that entry will do. Queued later (a
+        // visit far off while a call was open, and the call tried again soon): queued again
+        // at the earlier time, the later entry left to be skipped as stale.
+        let Some(p) = self.programme.get(elder) else { return };
+        let queued_at = p.queued_at;
+        let Some(at) = self.programme_next(elder) else { return };
+        if queued_at != 0 && queued_at <= at.millis() {
+            return;
+        }
+        self.programme.get_mut(elder).expect("enrolled").queued_at = at.millis();
         self.programme_due.push(Reverse((at, elder.clone())));
     }
 
@@ -132,16 +139,19 @@ impl Engine {
             if *due > now {
                 break;
             }
-            let Reverse((_, elder)) = self.programme_due.pop().expect("peeked");
+            let Reverse((due, elder)) = self.programme_due.pop().expect("peeked");
             let Some(p) = self.programme.get_mut(&elder) else { continue };
-            p.queued = false;
+            if p.queued_at != due.millis() {
+                continue; // stale: queued again at another time
+            }
+            p.queued_at = 0;
             if !self.policy.programme.enabled {
                 continue;
             }
             let Some(next) = self.programme_next(&elder) else { continue }; // both open, or no schedule
             if next > now {
                 let p = self.programme.get_mut(&elder).expect("enrolled");
-                p.queued = true;
+                p.queued_at = next.millis();
                 self.programme_due.push(Reverse((next, elder)));
                 continue;
             }
