@@ -7,13 +7,13 @@ use crate::district::{District, Point};
 use crate::plan::uniform;
 use crate::scenario::Carers;
 use crate::sim::{Clock, Ledger, Socket, VisitLog};
-use anxin_proto::ws::{ClientFrame, ServerFrame, VisitVerb};
+use anxin_proto::ws::{ClientFrame, ResultFrame, ServerFrame, VisitVerb};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -55,10 +55,12 @@ pub fn round(c: &Carers, district: &District, carer: usize, seed: u64) -> Vec<Pl
         .collect()
 }
 
-/// The carer's phone: asks and waits for each answer.
+/// The carer's phone: asks and waits for each answer. A reader keeps reading the socket
+/// meanwhile, as a phone does, so that the engine's pings are answered (a socket silent too
+/// long is closed) and its frames never pile up.
 struct Phone {
     sink: futures_util::stream::SplitSink<Socket, Message>,
-    stream: futures_util::stream::SplitStream<Socket>,
+    results: mpsc::UnboundedReceiver<ResultFrame>,
     asked: u64,
 }
 
@@ -66,6 +68,27 @@ struct Phone {
 type Answer = Result<(), String>;
 
 impl Phone {
+    fn new(socket: Socket, mut stop: watch::Receiver<bool>) -> Self {
+        let (sink, mut stream) = socket.split();
+        let (tx, results) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = stop.changed() => break,
+                    m = stream.next() => m,
+                };
+                let Some(Ok(msg)) = msg else { break };
+                let Message::Text(text) = msg else { continue };
+                if let Ok(ServerFrame::Result(r)) = ServerFrame::from_json(text.as_str()) {
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Phone { sink, results, asked: 0 }
+    }
+
     async fn ask(&mut self, action: VisitVerb, elder_id: Option<&str>, at: Point) -> Option<Answer> {
         self.asked += 1;
         let id = format!("k{}", self.asked);
@@ -79,12 +102,9 @@ impl Phone {
         };
         self.sink.send(Message::Text(frame.to_json().into())).await.ok()?;
         let answer = tokio::time::timeout(Duration::from_secs(15), async {
-            while let Some(Ok(msg)) = self.stream.next().await {
-                let Message::Text(text) = msg else { continue };
-                if let Ok(ServerFrame::Result(r)) = ServerFrame::from_json(text.as_str()) {
-                    if r.request_id.as_deref() == Some(id.as_str()) {
-                        return Some(if r.ok { Ok(()) } else { Err(r.code.or(r.error).unwrap_or_default()) });
-                    }
+            while let Some(r) = self.results.recv().await {
+                if r.request_id.as_deref() == Some(id.as_str()) {
+                    return Some(if r.ok { Ok(()) } else { Err(r.code.or(r.error).unwrap_or_default()) });
                 }
             }
             None
@@ -107,8 +127,7 @@ pub async fn run(
     ledger: Arc<Mutex<Ledger>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (sink, stream) = socket.split();
-    let mut phone = Phone { sink, stream, asked: 0 };
+    let mut phone = Phone::new(socket, stop.clone());
     let script = async {
         let mut at_s = 0.0;
         let mut rng = SmallRng::seed_from_u64(carer.bytes().fold(7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)));

@@ -176,10 +176,12 @@ impl Common {
 async fn run_once(common: &Common, prepared: &Prepared, matching: Matching) -> anyhow::Result<Summary> {
     let opts = common.engine(prepared, matching)?;
     eprintln!(
-        "anxin-sim: {}: {} devices, {} responders, {} planned events, {} device faults; starting {}",
+        "anxin-sim: {}: {} devices, {} responders, {} carers, {} elders on the welfare programme, {} planned events, {} device faults; starting {}",
         prepared.name,
         prepared.district.elders.len(),
-        prepared.district.responders.len(),
+        prepared.district.responders.iter().filter(|r| !r.carer).count(),
+        prepared.district.responders.iter().filter(|r| r.carer).count(),
+        prepared.district.elders.iter().filter(|e| e.schedule.is_some()).count(),
         prepared.events.len(),
         prepared.lives.devices.iter().filter(|l| l.fault.is_some()).count(),
         opts.anxind.display()

@@ -82,6 +82,7 @@ pub struct Summary {
     pub matching: String,
     pub devices: usize,
     pub centres: usize,
+    /// Responders (carers, who make visits and are off duty for emergencies, apart).
     pub responders: usize,
     pub speedup: f64,
     pub scenario_hours: f64,
@@ -570,7 +571,7 @@ impl Summary {
             matching: matching.to_string(),
             devices: district.elders.len(),
             centres: district.centres.len(),
-            responders: district.responders.len(),
+            responders: district.responders.iter().filter(|r| !r.carer).count(),
             speedup: clock.speedup,
             scenario_hours: played.plan_s / 3600.0,
             drain_min: (played.played_s - played.plan_s) / 60.0,

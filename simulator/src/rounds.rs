@@ -261,6 +261,9 @@ pub struct CarersSummary {
     pub help_pressed: usize,
     pub help_incidents_seen: usize,
     pub failures: Vec<String>,
+    /// (scenario hours at the last word, scenario minutes to the alarm), for the plots.
+    #[serde(skip)]
+    pub alarm_series: Vec<(f64, f64)>,
 }
 
 impl CarersSummary {
@@ -304,7 +307,10 @@ impl CarersSummary {
                     match seen {
                         Some(at) => {
                             s.lone_worker_seen += 1;
-                            to_alarm.push((at - heard) as f64 / 1000.0 * speedup / 60.0);
+                            let minutes = (at - heard) as f64 / 1000.0 * speedup / 60.0;
+                            to_alarm.push(minutes);
+                            let hour = (heard - played.start_ms) as f64 / 1000.0 * speedup / 3600.0;
+                            s.alarm_series.push((hour, minutes));
                         }
                         None => {
                             if s.failures.len() < 10 {
