@@ -122,8 +122,10 @@ impl ProgrammeSummary {
                 let later = &list[k + 1..];
                 if t.visit || tries < p.max_tries {
                     // Tried again a retry after the dispatcher's "no answer".
+                    // (A visit may open sooner, sent after another call's last try: only a
+                    // call tried again early is early.)
                     match later.iter().find(|n| n.visit == t.visit) {
-                        Some(n) if n.opened_at_ms + 5 < sent + retry_ms => {
+                        Some(n) if !t.visit && n.opened_at_ms + 5 < sent + retry_ms => {
                             s.early += 1;
                             fail(
                                 &mut s,

@@ -711,13 +711,13 @@ impl Scenario {
                 return Err(("programme.max_tries".into(), format!("must lie in 1..=20, not {}", p.max_tries)));
             }
             let speedup = self.run.speedup;
-            if !(p.retry_after_min.is_finite() && (p.retry_after_min / speedup).round() >= 1.0) {
+            if !(p.retry_after_min.is_finite() && p.retry_after_min / speedup >= 1.0) {
                 return Err((
                     "programme.retry_after_min".into(),
                     format!("must be at least {speedup} (anxind's 1 minute at {speedup}x), not {}", p.retry_after_min),
                 ));
             }
-            if !(p.overdue_after_h.is_finite() && (p.overdue_after_h / speedup).round() >= 1.0) {
+            if !(p.overdue_after_h.is_finite() && p.overdue_after_h / speedup >= 1.0) {
                 return Err((
                     "programme.overdue_after_h".into(),
                     format!("must be at least {speedup} (anxind's 1 hour at {speedup}x), not {}", p.overdue_after_h),
@@ -870,6 +870,26 @@ mod tests {
         assert_eq!((s.families.answer_median_s, s.families.contacts_shares), (d.answer_median_s, d.contacts_shares));
         let xishan = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
         assert_eq!(xishan.families.answer_median_s, d.answer_median_s, "xishan spells out the defaults");
+    }
+
+    #[test]
+    fn the_welfare_rounds_are_optional_and_their_timers_must_compress_to_anxinds() {
+        let guandu = Scenario::parse(include_str!("../scenarios/guandu.toml"), "g").unwrap();
+        assert!(guandu.programme.is_none() && guandu.carers.is_none(), "none when absent");
+        let smoke = Scenario::parse(SMOKE, "s").unwrap();
+        assert!(smoke.programme.is_some() && smoke.carers.is_some());
+        // anxind's retry is whole minutes: 30 scenario minutes is half a minute at 60x.
+        let quick = SMOKE.replace("retry_after_min = 60", "retry_after_min = 30");
+        let e = Scenario::parse(&quick, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("programme.retry_after_min"), "{e}");
+        // The lone-worker timer takes a tenth of a wall-clock minute at the least.
+        let short = SMOKE.replace("visit_max_min = 12", "visit_max_min = 5");
+        let e = Scenario::parse(&short, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("carers.visit_max_min"), "{e}");
+        // An ordinary visit must end well before the timer.
+        let long = SMOKE.replace("visit_min = [3, 8]", "visit_min = [3, 11]");
+        let e = Scenario::parse(&long, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("carers.visit_min"), "{e}");
     }
 
     #[test]
