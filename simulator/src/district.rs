@@ -75,6 +75,33 @@ pub struct Elder {
     pub alone: bool,
     /// Whom the engine tells of the elder's emergencies, in order (`profile.contacts`).
     pub contacts: Vec<crate::family::Contact>,
+    /// On the welfare programme: a call every so many days, and a visit every so many.
+    pub schedule: Option<Schedule>,
+}
+
+/// An elder's welfare programme, and where in the run the engine will put their first call
+/// and visit (wall-clock milliseconds after it started; anxin-core's own rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub call_every_days: u16,
+    pub visit_every_days: Option<u16>,
+    pub first_call_ms: i64,
+    pub first_visit_ms: Option<i64>,
+}
+
+impl Schedule {
+    pub fn new(elder_id: &str, call_every_days: u16, visit_every_days: Option<u16>) -> Self {
+        use anxin_core::{ElderId, ElderProgramme, Timestamp};
+        let id = ElderId::parse(elder_id).expect("the district's ids are valid");
+        let fresh = ElderProgramme::default();
+        let first = |t: Option<Timestamp>| t.map(Timestamp::millis);
+        Schedule {
+            call_every_days,
+            visit_every_days,
+            first_call_ms: first(fresh.call_due(&id, Some(call_every_days), Timestamp(0))).expect("a call schedule"),
+            first_visit_ms: first(fresh.visit_due(&id, visit_every_days, Timestamp(0))),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +112,8 @@ pub struct Responder {
     pub first_aid: bool,
     /// What the responder types on their phone; the registry keeps only its SHA-256.
     pub token: String,
+    /// A carer (the skill `carer`) who visits elders; off duty for emergencies.
+    pub carer: bool,
 }
 
 /// The district, ready to be written as a registry and played.
@@ -177,7 +206,11 @@ impl District {
                 age_band,
                 alone,
                 contacts: crate::family::contacts(&s.families, &mut family_rng, i + 1),
+                schedule: None,
             });
+        }
+        if let Some(p) = &s.programme {
+            enrol(&mut elders, p, s.run.speedup, s.run.seed);
         }
         let modes = cumulative([s.responders.modes.foot, s.responders.modes.ebike, s.responders.modes.car].into_iter());
         let mut responders = Vec::new();
@@ -190,6 +223,22 @@ impl District {
                     centre: c,
                     mode: [Mode::Foot, Mode::Ebike, Mode::Car][weighted(&mut rng, &modes)],
                     first_aid: rng.random::<f64>() < s.responders.first_aid_share,
+                    carer: false,
+                });
+            }
+        }
+        // Carers come after, from a stream of their own, so that adding them changed nobody else.
+        let mut carer_rng = SmallRng::seed_from_u64(s.run.seed ^ 0xca7e_5000);
+        for (c, _) in centres.iter().enumerate() {
+            for _ in 0..s.carers.as_ref().map_or(0, |k| k.per_centre) {
+                let id = format!("{prefix}-k{:04}", responders.len() + 1);
+                responders.push(Responder {
+                    token: format!("sim-{id}-{:08x}", carer_rng.random::<u32>()),
+                    id,
+                    centre: c,
+                    mode: Mode::Foot,
+                    first_aid: false,
+                    carer: true,
                 });
             }
         }
@@ -212,14 +261,19 @@ impl District {
                 };
                 json!({
                     "id": e.id,
-                    "name": format!("长者 {}", &e.id[e.id.len() - 6..]),
+                    "name": format!("长者 {}", &e.device_id[e.device_id.len() - 6..]),
                     "address": format!("{} {}街道", s.district.name.split_whitespace().last().unwrap_or(""), hood),
                     "home": e.home,
                     "phone": null,
                     "notes": if e.alone { format!("{age}，独居") } else { age.to_string() },
-                    "profile": {"contacts": e.contacts.iter().map(|c| json!({
-                        "id": c.id, "name": c.name, "relation": c.relation, "phone": c.phone, "channel": c.channel,
-                    })).collect::<Vec<_>>()},
+                    "profile": {
+                        "contacts": e.contacts.iter().map(|c| json!({
+                            "id": c.id, "name": c.name, "relation": c.relation, "phone": c.phone, "channel": c.channel,
+                        })).collect::<Vec<_>>(),
+                        "schedule": e.schedule.map_or(json!({}), |p| json!({
+                            "call_every_days": p.call_every_days, "visit_every_days": p.visit_every_days,
+                        })),
+                    },
                 })
             })
             .collect();
@@ -248,14 +302,43 @@ impl District {
                     "station_id": self.centres[r.centre].id,
                     "phone": null,
                     "position": self.centres[r.centre].position,
-                    "on_duty": true,
+                    "on_duty": !r.carer,
                     "mode": r.mode,
-                    "skills": if r.first_aid { vec!["first_aid"] } else { vec![] },
+                    "skills": if r.carer { vec!["carer"] } else if r.first_aid { vec!["first_aid"] } else { vec![] },
                     "token_sha256": token_sha256(&r.token),
                 })
             })
             .collect();
         json!({"elders": elders, "devices": devices, "stations": stations, "responders": responders})
+    }
+}
+
+/// Puts a share of the elders living alone on the programme; `due_in_run` of them get an id
+/// (their own with a suffix) whose first call, or every other one first visit, anxin-core
+/// puts within `due_within_min` of the engine's start.
+fn enrol(elders: &mut [Elder], p: &crate::scenario::Programme, speedup: f64, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x9e0_9a11e);
+    let window_ms = (p.due_within_min * 60.0 / speedup * 1000.0) as i64;
+    let mut placed = 0u32;
+    for e in elders.iter_mut().filter(|e| e.alone) {
+        if rng.random::<f64>() >= p.share {
+            continue;
+        }
+        if placed < p.due_in_run {
+            let visit = placed % 2 == 1 && p.visit_every_days.is_some();
+            placed += 1;
+            let base = e.id.clone();
+            for n in 1u32.. {
+                let id = format!("{base}-p{n}");
+                let s = Schedule::new(&id, p.call_every_days, p.visit_every_days);
+                let first = if visit { s.first_visit_ms.expect("visits") } else { s.first_call_ms };
+                if first < window_ms {
+                    e.id = id;
+                    break;
+                }
+            }
+        }
+        e.schedule = Some(Schedule::new(&e.id, p.call_every_days, p.visit_every_days));
     }
 }
 
@@ -278,7 +361,15 @@ mod tests {
         let (a, b) = (District::generate(&s), District::generate(&s));
         assert_eq!(a.registry_json(&s), b.registry_json(&s));
         assert_eq!(a.centres.len(), 3);
-        assert_eq!(a.responders.len(), 18);
+        assert_eq!(a.responders.iter().filter(|r| !r.carer).count(), 18);
+        assert_eq!(a.responders.iter().filter(|r| r.carer).count(), 6, "two carers a centre");
+        // The programme: the elders living alone, some with an id whose first task falls in
+        // the run (anxin-core's own rule says where).
+        let on: Vec<_> = a.elders.iter().filter_map(|e| e.schedule.map(|p| (e, p))).collect();
+        assert!(on.iter().all(|(e, _)| e.alone) && on.len() == a.elders.iter().filter(|e| e.alone).count());
+        let window = 10 * 60 * 1000 / 60;
+        let early = on.iter().filter(|(_, p)| p.first_call_ms < window || p.first_visit_ms.unwrap() < window).count();
+        assert!(early >= 8, "{early} elders due in the first ten scenario minutes");
         assert_eq!(a.elders.len() as u32, s.device_count());
     }
 

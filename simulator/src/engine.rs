@@ -189,6 +189,56 @@ impl HealthTimers {
     }
 }
 
+/// The engine's `[programme]` and `[carers]` in wall-clock units: the scenario's retry,
+/// overdue time and lone-worker timer compressed by the speed-up (the retry in whole minutes
+/// and the overdue time in whole hours, anxind's units; the lone-worker timer in minutes,
+/// a fraction allowed). Absent sections leave anxind's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CareTimers {
+    /// `max_tries`, `retry_after_min`, `overdue_after_h`.
+    pub programme: Option<(u8, u64, u64)>,
+    /// `checkin_radius_m`, `visit_max_min`.
+    pub carers: Option<(f64, f64)>,
+}
+
+impl CareTimers {
+    pub fn compressed(s: &crate::scenario::Scenario) -> Self {
+        let speedup = s.run.speedup;
+        CareTimers {
+            programme: s.programme.as_ref().map(|p| {
+                let whole = |v: f64| ((v / speedup).round() as u64).max(1);
+                (p.max_tries, whole(p.retry_after_min), whole(p.overdue_after_h))
+            }),
+            carers: s.carers.as_ref().map(|c| (c.checkin_radius_m, c.visit_max_min / speedup)),
+        }
+    }
+
+    /// Wall-clock milliseconds: the retry, the overdue time, the lone-worker timer.
+    pub fn retry_ms(&self) -> Option<i64> {
+        self.programme.map(|(_, m, _)| m as i64 * 60_000)
+    }
+    pub fn overdue_ms(&self) -> Option<i64> {
+        self.programme.map(|(_, _, h)| h as i64 * 3_600_000)
+    }
+    pub fn visit_max_ms(&self) -> Option<i64> {
+        self.carers.map(|(_, m)| (m * 60_000.0).round() as i64)
+    }
+
+    /// The child's `[programme]` and `[carers]` sections.
+    fn toml(&self) -> String {
+        let mut t = String::new();
+        if let Some((tries, retry, overdue)) = self.programme {
+            t.push_str(&format!(
+                "\n[programme]\nmax_tries = {tries}\nretry_after_min = {retry}\noverdue_after_h = {overdue}\n"
+            ));
+        }
+        if let Some((radius, max)) = self.carers {
+            t.push_str(&format!("\n[carers]\ncheckin_radius_m = {radius:?}\nvisit_max_min = {max:?}\n"));
+        }
+        t
+    }
+}
+
 /// How to start the child.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -202,6 +252,7 @@ pub struct EngineOptions {
     pub parallel_offers: u32,
     pub timers: Timers,
     pub health: HealthTimers,
+    pub care: CareTimers,
     /// Copy anxind's log lines to our stderr.
     pub verbose: bool,
 }
@@ -225,6 +276,7 @@ pub fn run_tag() -> String {
 pub fn config_toml(
     timers: &Timers,
     health: &HealthTimers,
+    care: &CareTimers,
     matching: Matching,
     parallel_offers: u32,
     topic_root: &str,
@@ -252,6 +304,7 @@ pub fn config_toml(
         text.push_str(&format!("parallel_offers = {parallel_offers}\n"));
     }
     text.push_str(&health.toml());
+    text.push_str(&care.toml());
     text.push_str("\n[shutdown]\ndeadline_s = 5\n");
     text
 }
@@ -287,7 +340,15 @@ impl ChildEngine {
         let config_path = dir.path().join("anxind.toml");
         std::fs::write(
             &config_path,
-            config_toml(&opts.timers, &opts.health, opts.matching, opts.parallel_offers, &topic_root, &client_id),
+            config_toml(
+                &opts.timers,
+                &opts.health,
+                &opts.care,
+                opts.matching,
+                opts.parallel_offers,
+                &topic_root,
+                &client_id,
+            ),
         )?;
         let log = dir.path().join("anxind.log");
         let store = match &opts.store {
@@ -399,7 +460,8 @@ mod tests {
         assert_eq!(t.family_escalate_after_s, 5);
         assert!(t.describe(60.0).ends_with("next family contact after 300 s"));
         let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
-        assert!(config_toml(&t, &h, Matching::Nearest, 1, "r", "c").contains("family_escalate_after_s = 5\n"));
+        assert!(config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c")
+            .contains("family_escalate_after_s = 5\n"));
         assert!(t.describe(60.0).starts_with("offer 60 s, station 120 s"));
         let real = Timers::compressed(1.0);
         assert_eq!((real.offer_timeout_s, real.on_scene_within_min), (60, 30));
@@ -417,8 +479,8 @@ mod tests {
     fn the_matching_key_is_written_only_when_needed() {
         let t = Timers::compressed(60.0);
         let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
-        assert!(!config_toml(&t, &h, Matching::Nearest, 1, "r", "c").contains("matching"));
-        let own = config_toml(&t, &h, Matching::OwnStation, 2, "r", "c");
+        assert!(!config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c").contains("matching"));
+        let own = config_toml(&t, &h, &CareTimers::default(), Matching::OwnStation, 2, "r", "c");
         assert!(own.contains("matching = \"own_station\"") && own.contains("parallel_offers = 2"), "{own}");
         assert!(own.parse::<toml::Table>().is_ok());
     }
@@ -431,7 +493,7 @@ mod tests {
         assert_eq!((h.heartbeat_s, h.quiet_heartbeat_s, h.grace_s), (10, 120, 5));
         assert_eq!(h.window_wall_s(), 20.0);
         assert_eq!(h.describe(60.0), "20.0 min (a heartbeat every 10.0 min × 1.5 + 5.0 min grace)");
-        let text = config_toml(&Timers::compressed(60.0), &h, Matching::Nearest, 1, "r", "c");
+        let text = config_toml(&Timers::compressed(60.0), &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c");
         let table: toml::Table = text.parse().unwrap();
         assert_eq!(table["health"]["heartbeat_s"].as_integer(), Some(10));
         assert_eq!(table["health"]["factor"].as_float(), Some(1.5));

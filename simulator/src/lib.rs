@@ -4,6 +4,7 @@
 //! interfaces only (MQTT as devices, WebSocket as phones, consoles and family pages) and
 //! reports what the people would have seen.
 
+pub mod carers;
 pub mod district;
 pub mod engine;
 pub mod family;
@@ -11,11 +12,12 @@ pub mod health;
 pub mod plan;
 pub mod plot;
 pub mod report;
+pub mod rounds;
 pub mod scenario;
 pub mod sim;
 
 use district::District;
-use engine::{HealthTimers, Target, Timers};
+use engine::{CareTimers, HealthTimers, Target, Timers};
 use health::Lives;
 use plan::Event;
 use report::Summary;
@@ -68,12 +70,22 @@ impl Prepared {
         self.lives.timers
     }
 
+    /// The engine's programme and carers' timers for this scenario's speed-up.
+    pub fn care_timers(&self) -> CareTimers {
+        CareTimers::compressed(&self.scenario)
+    }
+
     /// Plays the scenario against a running engine and sums it up.
     /// `label` names the engine's matching policy in the report.
     pub async fn play(&self, target: &Target, opts: &RunOptions, label: &str) -> anyhow::Result<Summary> {
+        let care = self.care_timers();
         let played = sim::play(target, &self.scenario, &self.district, &self.events, &self.lives, opts).await?;
         let timers = self.timers().describe(self.scenario.run.speedup);
-        Ok(Summary::new(&played, &self.district, &self.lives, self.unmade, &self.name, label, timers))
+        let mut summary = Summary::new(&played, &self.district, &self.lives, self.unmade, &self.name, label, timers);
+        summary.programme =
+            self.scenario.programme.as_ref().map(|p| report::ProgrammeSummary::new(&played, &self.district, p, &care));
+        summary.carers = self.scenario.carers.as_ref().map(|c| report::CarersSummary::new(&played, c, &care));
+        Ok(summary)
     }
 }
 

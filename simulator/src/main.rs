@@ -157,6 +157,7 @@ impl Common {
             parallel_offers: self.parallel_offers,
             timers: prepared.timers(),
             health: prepared.health_timers(),
+            care: prepared.care_timers(),
             verbose: self.verbose,
         })
     }
@@ -175,10 +176,12 @@ impl Common {
 async fn run_once(common: &Common, prepared: &Prepared, matching: Matching) -> anyhow::Result<Summary> {
     let opts = common.engine(prepared, matching)?;
     eprintln!(
-        "anxin-sim: {}: {} devices, {} responders, {} planned events, {} device faults; starting {}",
+        "anxin-sim: {}: {} devices, {} responders, {} carers, {} elders on the welfare programme, {} planned events, {} device faults; starting {}",
         prepared.name,
         prepared.district.elders.len(),
-        prepared.district.responders.len(),
+        prepared.district.responders.iter().filter(|r| !r.carer).count(),
+        prepared.district.responders.iter().filter(|r| r.carer).count(),
+        prepared.district.elders.iter().filter(|e| e.schedule.is_some()).count(),
         prepared.events.len(),
         prepared.lives.devices.iter().filter(|l| l.fault.is_some()).count(),
         opts.anxind.display()
@@ -211,7 +214,8 @@ fn write_plots(common: &Common, summary: &Summary) -> anyhow::Result<()> {
 }
 
 /// Lost or doubled presses break Anxin's first promise, and a dead device nobody noticed
-/// (or a live one taken for dead) its second: say so in the exit status.
+/// (or a live one taken for dead) its second, and a scheduled task never shown, a far
+/// check-in taken or a lone-worker alarm not raised the welfare rounds': say so in the exit status.
 fn verdict(summaries: &[&Summary]) -> anyhow::Result<()> {
     for s in summaries {
         if s.lost > 0 || s.duplicated > 0 {
@@ -226,6 +230,27 @@ fn verdict(summaries: &[&Summary]) -> anyhow::Result<()> {
                 h.false_alarms,
                 h.concurrent,
                 h.failures.join("; ")
+            );
+        }
+        if let Some(p) = s.programme.as_ref().filter(|p| p.failed()) {
+            bail!(
+                "{} matching: the welfare programme: {} tasks due and never shown, {} too early: {}",
+                s.matching,
+                p.not_shown,
+                p.early,
+                p.failures.join("; ")
+            );
+        }
+        if let Some(c) = s.carers.as_ref().filter(|c| c.failed()) {
+            bail!(
+                "{} matching: carers: lone-worker alarms expected {}, seen {}, for nobody overdue {}; far check-ins {}, refused {}: {}",
+                s.matching,
+                c.lone_worker_expected,
+                c.lone_worker_seen,
+                c.lone_worker_unexpected,
+                c.far_sent,
+                c.far_refused,
+                c.failures.join("; ")
             );
         }
         if s.presses_sent > 0 && s.incidents_seen == 0 {

@@ -1,5 +1,6 @@
 //! SVG plots of press → console latency (over the run's scenario time, and its
-//! distribution), and of how soon the engine noticed each silent device against its window.
+//! distribution), of how soon the engine noticed each silent device against its window, and
+//! of how soon a carer who did not check out was alarmed against the lone-worker timer.
 
 use crate::report::{Percentiles, Summary};
 use anyhow::Context;
@@ -7,7 +8,8 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Writes `<stem>-latency.svg` and `<stem>-histogram.svg` into `dir`, and
-/// `<stem>-welfare.svg` when a device went silent and was noticed; returns their paths.
+/// `<stem>-welfare.svg` when a device went silent and was noticed, and
+/// `<stem>-lone-worker.svg` when a carer's lone-worker alarm came; returns their paths.
 pub fn write(summary: &Summary, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let over_time = dir.join(format!("{stem}-latency.svg"));
@@ -20,6 +22,11 @@ pub fn write(summary: &Summary, dir: &Path, stem: &str) -> anyhow::Result<Vec<Pa
         noticed(summary, &welfare).map_err(|e| anyhow::anyhow!("{}: {e}", welfare.display()))?;
         written.push(welfare);
     }
+    if let Some(c) = summary.carers.as_ref().filter(|c| !c.alarm_series.is_empty()) {
+        let alarms = dir.join(format!("{stem}-lone-worker.svg"));
+        lone_worker(summary, c, &alarms).map_err(|e| anyhow::anyhow!("{}: {e}", alarms.display()))?;
+        written.push(alarms);
+    }
     Ok(written)
 }
 
@@ -27,40 +34,75 @@ pub fn write(summary: &Summary, dir: &Path, stem: &str) -> anyhow::Result<Vec<Pa
 /// check opened, against the window and the tolerance.
 fn noticed(s: &Summary, path: &Path) -> Result<(), Failure> {
     let h = &s.health;
+    let of = |off: bool| h.notice_series.iter().filter(|(_, _, o)| *o == off).map(|(x, y, _)| (*x, *y)).collect();
+    against_deadline(
+        s,
+        path,
+        format!("{}: silent devices, last message → welfare check ({} noticed)", s.scenario, h.notice_series.len()),
+        "device's last message",
+        "check",
+        [(h.window_min, "window"), (h.window_min + h.tolerance_min, "window + tolerance")],
+        [("flat (device_offline)", of(false)), ("switched off (power_off)", of(true))],
+    )
+}
+
+/// Each lone-worker alarm: when the carer was last heard on the visit, and how long until the
+/// alarm, against the timer and the tolerance.
+fn lone_worker(s: &Summary, c: &crate::report::CarersSummary, path: &Path) -> Result<(), Failure> {
+    let tolerance = crate::rounds::DUE_TOLERANCE_WALL_S * s.speedup / 60.0;
+    against_deadline(
+        s,
+        path,
+        format!(
+            "{}: carers who did not check out, last word → lone-worker alarm ({})",
+            s.scenario,
+            c.alarm_series.len()
+        ),
+        "carer's last word",
+        "alarm",
+        [(c.visit_max_min, "timer"), (c.visit_max_min + tolerance, "timer + tolerance")],
+        [("lone-worker alarm", c.alarm_series.clone()), ("", vec![])],
+    )
+}
+
+/// Points (scenario hours, scenario minutes) against a deadline and its tolerance.
+fn against_deadline(
+    s: &Summary,
+    path: &Path,
+    caption: String,
+    since: &str,
+    until: &str,
+    lines: [(f64, &str); 2],
+    series: [(&str, Vec<(f64, f64)>); 2],
+) -> Result<(), Failure> {
     let hours = (s.scenario_hours + s.drain_min / 60.0).max(1e-3);
-    let limit = h.window_min + h.tolerance_min;
-    let top = h.notice_series.iter().map(|(_, m, _)| *m).fold(limit, f64::max) * 1.15;
+    let top = series.iter().flat_map(|(_, v)| v.iter().map(|(_, m)| *m)).fold(lines[1].0, f64::max) * 1.15;
     let root = SVGBackend::new(path, (900, 400)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{}: silent devices, last message → welfare check ({} noticed)", s.scenario, h.notice_series.len()),
-            ("sans-serif", 18),
-        )
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..hours, 0f64..top)?;
     chart
         .configure_mesh()
-        .x_desc(format!("scenario hours at the device's last message ({}x)", s.speedup))
-        .y_desc("scenario minutes to the check")
+        .x_desc(format!("scenario hours at the {since} ({}x)", s.speedup))
+        .y_desc(format!("scenario minutes to the {until}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let grey = RGBColor(150, 150, 150);
-    let red = RGBColor(220, 90, 40);
-    for (y, colour, name) in [(h.window_min, grey, "window"), (limit, red, "window + tolerance")] {
+    for ((y, name), colour) in lines.into_iter().zip([RGBColor(150, 150, 150), RGBColor(220, 90, 40)]) {
         chart
             .draw_series(LineSeries::new(vec![(0.0, y), (hours, y)], colour.stroke_width(1)))?
             .label(format!("{name} ({y:.1} min)"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(1)));
     }
-    let blue = RGBColor(30, 100, 200);
-    let green = RGBColor(40, 150, 80);
-    for (off, colour, name) in [(false, blue, "flat (device_offline)"), (true, green, "switched off (power_off)")] {
-        let points = h.notice_series.iter().filter(|(_, _, o)| *o == off).map(|(x, y, _)| (*x, *y));
+    for ((name, points), colour) in series.into_iter().zip([RGBColor(30, 100, 200), RGBColor(40, 150, 80)]) {
+        if name.is_empty() {
+            continue;
+        }
         chart
-            .draw_series(points.map(|p| Circle::new(p, 3, colour.filled())))?
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?
             .label(name)
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, colour.filled()));
     }

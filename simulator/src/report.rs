@@ -9,6 +9,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
+pub use crate::rounds::{CarersSummary, ProgrammeSummary};
+
 /// Percentiles of one measure; all `None` when nothing was measured.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Percentiles {
@@ -80,6 +82,7 @@ pub struct Summary {
     pub matching: String,
     pub devices: usize,
     pub centres: usize,
+    /// Responders (carers, who make visits and are off duty for emergencies, apart).
     pub responders: usize,
     pub speedup: f64,
     pub scenario_hours: f64,
@@ -148,6 +151,10 @@ pub struct Summary {
     pub family_answer_lag_ms: Percentiles,
     /// The devices' heartbeats and faults, and the welfare checks the engine opened for them.
     pub health: HealthSummary,
+    /// The welfare programme's calls and visits, and the carers' visits, when the scenario
+    /// has them.
+    pub programme: Option<ProgrammeSummary>,
+    pub carers: Option<CarersSummary>,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
@@ -564,7 +571,7 @@ impl Summary {
             matching: matching.to_string(),
             devices: district.elders.len(),
             centres: district.centres.len(),
-            responders: district.responders.len(),
+            responders: district.responders.iter().filter(|r| !r.carer).count(),
             speedup: clock.speedup,
             scenario_hours: played.plan_s / 3600.0,
             drain_min: (played.played_s - played.plan_s) / 60.0,
@@ -612,6 +619,8 @@ impl Summary {
             family_answers_failed: l.family_answers_failed,
             family_answer_lag_ms: Percentiles::of(l.family_answer_lag_ms.clone()),
             health: HealthSummary::new(played, district, lives, calls_unmade),
+            programme: None,
+            carers: None,
             console_series: series,
         }
     }
@@ -733,6 +742,12 @@ impl Summary {
             self.dispatcher_commands + self.dispatcher_suggests
         );
         t.push_str(&self.health.text());
+        if let Some(p) = &self.programme {
+            t.push_str(&p.text());
+        }
+        if let Some(c) = &self.carers {
+            t.push_str(&c.text());
+        }
         t
     }
 }

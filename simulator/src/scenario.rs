@@ -25,6 +25,12 @@ pub struct Scenario {
     /// low); every device heartbeats, with no faults, when absent.
     #[serde(default)]
     pub health: Health,
+    /// The welfare programme's scheduled calls and visits; none when absent.
+    #[serde(default)]
+    pub programme: Option<Programme>,
+    /// Carers who visit elders at home (responders with the skill `carer`); none when absent.
+    #[serde(default)]
+    pub carers: Option<Carers>,
     #[serde(rename = "neighbourhood")]
     pub neighbourhoods: Vec<Neighbourhood>,
 }
@@ -384,6 +390,83 @@ pub struct Neighbourhood {
     pub centres: u32,
 }
 
+/// The welfare programme (anxind's `[programme]` and the ledger's `schedule`): who is on it,
+/// and how the dispatchers close its calls and visits.
+///
+/// The engine counts a schedule's days in days (a schedule is a ledger field, not a timer it
+/// can be given compressed), and spreads an elder's first call and first visit over the
+/// period by a hash of the elder's id. A run of minutes would see almost none fall due, so
+/// `due_in_run` of the elders on the programme get an id (the district's, with a suffix)
+/// whose first call or visit falls due within `due_within_min` of the start: the simulator
+/// asks anxin-core where each falls, as it asks it nothing else.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Programme {
+    /// Share of the elders living alone who are on the programme.
+    pub share: f64,
+    /// A call every this many days, a visit every this many (1 to 366; no visits when absent).
+    pub call_every_days: u16,
+    #[serde(default)]
+    pub visit_every_days: Option<u16>,
+    /// Elders on the programme whose first call (or, every other one, first visit when they
+    /// have visits) is made to fall due within the run.
+    pub due_in_run: u32,
+    /// ...within this many scenario minutes of the start.
+    pub due_within_min: f64,
+    /// anxind's `programme.max_tries`: unanswered calls before a visit is sent instead.
+    pub max_tries: u8,
+    /// Scenario minutes before an unanswered call is tried again; compressed, whole wall-clock
+    /// minutes (anxind's unit), at least 1.
+    pub retry_after_min: f64,
+    /// Scenario hours a task may stay open before it is overdue; compressed, whole wall-clock
+    /// hours, at least 1.
+    pub overdue_after_h: f64,
+    /// Relative shares of what the dispatcher finds; need not add up to 1.
+    pub outcomes: TaskOutcomes,
+    /// Scenario seconds from a task showing on the console to the dispatcher closing it, [min, max].
+    pub handle_after_s: [f64; 2],
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOutcomes {
+    pub well: f64,
+    pub needs_service: f64,
+    pub needs_help: f64,
+    pub no_answer: f64,
+}
+
+/// Carers (anxind's `[carers]`): responders with the skill `carer` who visit elders near
+/// their centre, check in at the door, and check out; some slip.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Carers {
+    /// Carers at each community centre (besides its responders); off duty for emergencies.
+    pub per_centre: u32,
+    /// Visits each carer makes, one after another from the start.
+    pub visits_each: u32,
+    /// Scenario minutes on a visit, [min, max]; below 80% of `visit_max_min`.
+    pub visit_min: [f64; 2],
+    /// Scenario minutes from one visit's end to the next check-in, [min, max].
+    pub between_min: [f64; 2],
+    /// anxind's `carers.checkin_radius_m`.
+    pub checkin_radius_m: f64,
+    /// anxind's `carers.visit_max_min` in scenario minutes (compressed, it may be a fraction
+    /// of a wall-clock minute).
+    pub visit_max_min: f64,
+    /// Share of check-ins first sent from too far (a street away): refused, then sent again
+    /// from the door.
+    pub far_share: f64,
+    /// Share of visits with a "still here" half-way.
+    pub still_here_share: f64,
+    /// Share of visits the carer forgets to check out of: the lone-worker alarm must come;
+    /// the carer checks out `late_min` scenario minutes after it is due.
+    pub forget_share: f64,
+    pub late_min: f64,
+    /// Share of visits on which the carer presses help half-way.
+    pub help_share: f64,
+}
+
 /// A scenario that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -612,6 +695,82 @@ impl Scenario {
             share("surge.share", s.share)?;
             positive("surge.within_min", s.within_min)?;
         }
+        if let Some(p) = &self.programme {
+            share("programme.share", p.share)?;
+            for (key, days) in [("call_every_days", Some(p.call_every_days)), ("visit_every_days", p.visit_every_days)]
+            {
+                if days.is_some_and(|d| !(1..=366).contains(&d)) {
+                    return Err((format!("programme.{key}"), format!("must lie in 1..=366, not {days:?}")));
+                }
+            }
+            positive("programme.due_within_min", p.due_within_min)?;
+            if p.due_within_min > self.run.hours * 60.0 {
+                return Err(("programme.due_within_min".into(), "must lie within the run (run.hours)".into()));
+            }
+            if !(1..=20).contains(&p.max_tries) {
+                return Err(("programme.max_tries".into(), format!("must lie in 1..=20, not {}", p.max_tries)));
+            }
+            let speedup = self.run.speedup;
+            if !(p.retry_after_min.is_finite() && p.retry_after_min / speedup >= 1.0) {
+                return Err((
+                    "programme.retry_after_min".into(),
+                    format!("must be at least {speedup} (anxind's 1 minute at {speedup}x), not {}", p.retry_after_min),
+                ));
+            }
+            if !(p.overdue_after_h.is_finite() && p.overdue_after_h / speedup >= 1.0) {
+                return Err((
+                    "programme.overdue_after_h".into(),
+                    format!("must be at least {speedup} (anxind's 1 hour at {speedup}x), not {}", p.overdue_after_h),
+                ));
+            }
+            let o = &p.outcomes;
+            for (key, v) in [
+                ("well", o.well),
+                ("needs_service", o.needs_service),
+                ("needs_help", o.needs_help),
+                ("no_answer", o.no_answer),
+            ] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err((format!("programme.outcomes.{key}"), format!("must be a number >= 0, not {v}")));
+                }
+            }
+            if o.well + o.needs_service + o.needs_help + o.no_answer <= 0.0 {
+                return Err(("programme.outcomes".into(), "must give at least one outcome a share above 0".into()));
+            }
+            range("programme.handle_after_s", p.handle_after_s)?;
+        }
+        if let Some(c) = &self.carers {
+            range("carers.visit_min", c.visit_min)?;
+            range("carers.between_min", c.between_min)?;
+            if !(10.0..=5000.0).contains(&c.checkin_radius_m) {
+                return Err((
+                    "carers.checkin_radius_m".into(),
+                    format!("must lie in 10..=5000 (anxind's limits), not {}", c.checkin_radius_m),
+                ));
+            }
+            let wall_min = c.visit_max_min / self.run.speedup;
+            if !(wall_min.is_finite() && (0.1..=1440.0).contains(&wall_min)) {
+                return Err((
+                    "carers.visit_max_min".into(),
+                    format!("compressed by run.speedup must lie in 0.1..=1440 wall-clock minutes (anxind's limits), not {wall_min}"),
+                ));
+            }
+            if c.visit_min[1] > 0.8 * c.visit_max_min {
+                return Err((
+                    "carers.visit_min".into(),
+                    "must end below 80% of carers.visit_max_min (an ordinary visit never alarms)".into(),
+                ));
+            }
+            for (key, v) in [
+                ("far_share", c.far_share),
+                ("still_here_share", c.still_here_share),
+                ("forget_share", c.forget_share),
+                ("help_share", c.help_share),
+            ] {
+                share(&format!("carers.{key}"), v)?;
+            }
+            positive("carers.late_min", c.late_min)?;
+        }
         if self.neighbourhoods.is_empty() {
             return Err(("neighbourhood".into(), "must list at least one [[neighbourhood]]".into()));
         }
@@ -711,6 +870,26 @@ mod tests {
         assert_eq!((s.families.answer_median_s, s.families.contacts_shares), (d.answer_median_s, d.contacts_shares));
         let xishan = Scenario::parse(include_str!("../scenarios/xishan.toml"), "x").unwrap();
         assert_eq!(xishan.families.answer_median_s, d.answer_median_s, "xishan spells out the defaults");
+    }
+
+    #[test]
+    fn the_welfare_rounds_are_optional_and_their_timers_must_compress_to_anxinds() {
+        let guandu = Scenario::parse(include_str!("../scenarios/guandu.toml"), "g").unwrap();
+        assert!(guandu.programme.is_none() && guandu.carers.is_none(), "none when absent");
+        let smoke = Scenario::parse(SMOKE, "s").unwrap();
+        assert!(smoke.programme.is_some() && smoke.carers.is_some());
+        // anxind's retry is whole minutes: 30 scenario minutes is half a minute at 60x.
+        let quick = SMOKE.replace("retry_after_min = 60", "retry_after_min = 30");
+        let e = Scenario::parse(&quick, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("programme.retry_after_min"), "{e}");
+        // The lone-worker timer takes a tenth of a wall-clock minute at the least.
+        let short = SMOKE.replace("visit_max_min = 12", "visit_max_min = 5");
+        let e = Scenario::parse(&short, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("carers.visit_max_min"), "{e}");
+        // An ordinary visit must end well before the timer.
+        let long = SMOKE.replace("visit_min = [3, 8]", "visit_min = [3, 11]");
+        let e = Scenario::parse(&long, "s.toml").unwrap_err().to_string();
+        assert!(e.contains("carers.visit_min"), "{e}");
     }
 
     #[test]

@@ -247,6 +247,71 @@ pub struct Ledger {
     pub welfare: HashMap<u64, WelfareCheck>,
     /// A device with two welfare checks open at once (the engine keeps one a device).
     pub welfare_concurrent: u64,
+    /// The welfare programme's calls and visits the console showed, and what the dispatcher
+    /// did with them.
+    pub tasks: HashMap<u64, Task>,
+    /// Incidents the engine is to open on a device with no press (a task found the elder
+    /// needing help or a service): the console shows them with a press count of one.
+    engine_opened: HashMap<usize, u32>,
+    /// Carers' visits as the carers made them, and their incidents as the console showed them.
+    pub visits: Vec<VisitLog>,
+    pub carer_incidents: HashMap<u64, CarerIncident>,
+    /// Carers' actions refused when they should not have been, or taken when they should not.
+    pub carer_surprises: Vec<String>,
+}
+
+/// A scheduled call or visit (a welfare check of reason `scheduled_call` or
+/// `scheduled_visit`) as the console showed it; times are wall-clock milliseconds.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: u64,
+    pub device: usize,
+    pub visit: bool,
+    /// The engine's `opened_at`, and when the console showed it.
+    pub opened_at_ms: i64,
+    pub seen_ms: i64,
+    /// The dispatcher's closing: the outcome, when the frame went, and when the engine took it.
+    pub outcome: Option<String>,
+    pub close_sent_ms: Option<i64>,
+    pub closed_ms: Option<i64>,
+    /// The console showed it ended (by the dispatcher or otherwise).
+    pub ended: bool,
+}
+
+/// One visit of a carer, as they made it; times are wall-clock milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct VisitLog {
+    pub carer: String,
+    pub elder: usize,
+    /// The first check-in was sent from too far away, and whether it was refused
+    /// `out_of_radius` (it must be).
+    pub far: bool,
+    pub far_refused: bool,
+    /// The check-in from the door was taken.
+    pub checked_in_ms: Option<i64>,
+    /// The last word the engine took from the carer on the visit (check-in or still here),
+    /// when it was sent: the engine heard it then or a little later.
+    pub last_heard_ms: Option<i64>,
+    pub still_here: bool,
+    /// The carer forgot to check out: the lone-worker alarm is due at last heard + the timer.
+    pub forgot: bool,
+    /// Help pressed (sent; taken).
+    pub help_ms: Option<i64>,
+    pub checked_out_ms: Option<i64>,
+}
+
+/// A carer's incident (a lone-worker alarm, or their help) as the console showed it.
+#[derive(Debug, Clone)]
+pub struct CarerIncident {
+    pub id: u64,
+    pub carer: String,
+    pub kind: String,
+    pub opened_at_ms: i64,
+    pub seen_ms: i64,
+    pub state: String,
+    pub ended: bool,
+    close_planned: bool,
+    handover_planned: bool,
 }
 
 /// One step of the dispatcher's work on an incident.
@@ -262,6 +327,9 @@ enum Step {
     Assign(String),
     /// Nobody to put on it: hand it to the ambulance (120) and resolve it.
     Handover,
+    /// End a scheduled call or visit with what was found: resolve, then close, with it.
+    TaskResolve(String),
+    Task(String),
 }
 
 /// A dispatcher's step, due at a wall-clock moment.
@@ -304,7 +372,13 @@ impl Ledger {
     /// Takes in one incident view from the console feed; returns dispatcher actions to plan.
     fn incident_view(&mut self, v: &IncidentView, now: Instant, device_index: &HashMap<String, usize>) -> Vec<Planned> {
         let id = v.id.0;
+        if let Some(carer) = v.device_id.as_str().strip_prefix(anxin_core::carer::CARER_DEVICE_PREFIX) {
+            return self.carer_incident_view(v, carer, now);
+        }
         let Some(&device) = device_index.get(v.device_id.as_str()) else { return vec![] };
+        if v.welfare.is_some_and(|r| r.is_programme()) {
+            return self.task_view(v, device);
+        }
         if v.kind == anxin_core::IncidentKind::Welfare {
             // Nobody is sent to a welfare check and the family's answers are the emergencies':
             // the simulator only watches them open and close.
@@ -332,7 +406,11 @@ impl Ledger {
                     self.presses[p].incident = Some(id);
                     opened_by.get_or_insert(p);
                 }
-                None => self.unexplained_presses += 1,
+                None => match self.engine_opened.get_mut(&device).filter(|n| **n > 0) {
+                    // Opened by the engine for a task's finding: no press to account for.
+                    Some(n) => *n -= 1,
+                    None => self.unexplained_presses += 1,
+                },
             }
         }
         if is_new {
@@ -463,6 +541,63 @@ impl Ledger {
         }
     }
 
+    /// Takes in a scheduled call or visit; a new one is for the dispatcher.
+    fn task_view(&mut self, v: &IncidentView, device: usize) -> Vec<Planned> {
+        let id = v.id.0;
+        let ended = matches!(v.state.as_str(), "closed" | "cancelled" | "false_alarm");
+        let mut plans = Vec::new();
+        let task = self.tasks.entry(id).or_insert_with(|| {
+            plans.push(Planned::Task(id));
+            Task {
+                id,
+                device,
+                visit: v.welfare == Some(anxin_core::WelfareReason::ScheduledVisit),
+                opened_at_ms: v.opened_at.millis(),
+                seen_ms: anxin_proto::wall_clock_now().millis(),
+                outcome: None,
+                close_sent_ms: None,
+                closed_ms: None,
+                ended: false,
+            }
+        });
+        task.ended |= ended;
+        if ended {
+            plans.clear();
+        }
+        plans
+    }
+
+    /// Takes in a carer's incident: a lone-worker alarm (the carer's check-out ends it) or
+    /// their help (an SOS the ladder sends somebody to: closed once resolved, handed to 120
+    /// when nobody is going).
+    fn carer_incident_view(&mut self, v: &IncidentView, carer: &str, _now: Instant) -> Vec<Planned> {
+        let id = v.id.0;
+        let c = self.carer_incidents.entry(id).or_insert_with(|| CarerIncident {
+            id,
+            carer: carer.to_string(),
+            kind: v.kind.as_str().to_string(),
+            opened_at_ms: v.opened_at.millis(),
+            seen_ms: anxin_proto::wall_clock_now().millis(),
+            state: String::new(),
+            ended: false,
+            close_planned: false,
+            handover_planned: false,
+        });
+        c.state = v.state.as_str().to_string();
+        c.ended |= matches!(c.state.as_str(), "closed" | "cancelled" | "false_alarm");
+        let mut plans = Vec::new();
+        if !c.ended && c.state == "resolved" && !c.close_planned {
+            c.close_planned = true;
+            plans.push(Planned::Close(id));
+        }
+        let nobody = v.dispatcher_needed == Some(DispatcherNeeded::NobodyGoing);
+        if !c.ended && c.state == "awaiting_dispatcher" && nobody && !c.handover_planned {
+            c.handover_planned = true;
+            plans.push(Planned::CarerNobodyGoing(id));
+        }
+        plans
+    }
+
     /// A fresh snapshot lists every open incident: a welfare check it leaves out ended while
     /// the console was catching up (its outcome unseen).
     fn welfare_resync(&mut self, open: impl Iterator<Item = u64>, now: Instant) {
@@ -507,6 +642,16 @@ impl Ledger {
 
     /// Whether a dispatcher's planned step still applies when it is due.
     fn still_applies(&self, incident: u64, step: &Step) -> bool {
+        if let Some(c) = self.carer_incidents.get(&incident) {
+            return match step {
+                Step::Close => c.state == "resolved",
+                Step::Handover => c.state == "awaiting_dispatcher",
+                _ => false,
+            };
+        }
+        if let Some(t) = self.tasks.get(&incident) {
+            return matches!(step, Step::Task(_) | Step::TaskResolve(_)) && !t.ended;
+        }
         let Some(inc) = self.incidents.get(&incident) else { return false };
         match step {
             Step::Close => inc.state == "resolved",
@@ -514,6 +659,29 @@ impl Ledger {
             // Nobody is sent to an elder who asked to cancel: the call-back settles it.
             Step::Suggest | Step::Assign(_) => inc.awaiting_nobody_going && !inc.cancel_requested,
             Step::Handover => inc.state == "awaiting_dispatcher",
+            Step::Task(_) | Step::TaskResolve(_) => false,
+        }
+    }
+
+    /// The dispatcher ends a task with `outcome`: a finding that opens an incident on the
+    /// elder's device (an emergency, a service request) opens it with no press.
+    fn task_closing(&mut self, id: u64, outcome: &str) {
+        let Some(t) = self.tasks.get_mut(&id) else { return };
+        t.outcome = Some(outcome.to_string());
+        t.close_sent_ms = Some(anxin_proto::wall_clock_now().millis());
+        let device = t.device;
+        let opens = matches!(
+            anxin_core::TaskOutcome::of(outcome),
+            anxin_core::TaskOutcome::NeedsHelp | anxin_core::TaskOutcome::NeedsService
+        );
+        if opens && self.devices[device].open.is_none() {
+            *self.engine_opened.entry(device).or_default() += 1;
+        }
+    }
+
+    fn task_closed(&mut self, id: u64) {
+        if let Some(t) = self.tasks.get_mut(&id) {
+            t.closed_ms.get_or_insert(anxin_proto::wall_clock_now().millis());
         }
     }
 
@@ -561,6 +729,10 @@ enum Planned {
     NobodyGoing(u64),
     /// The console shows one of the elder's contacts told for the first time.
     FamilyTold(Told),
+    /// A scheduled call or visit to make and close.
+    Task(u64),
+    /// A carer's help nobody is going to: the dispatcher hands it to 120.
+    CarerNobodyGoing(u64),
 }
 
 /// What a run hands to the report.
@@ -574,6 +746,8 @@ pub struct Played {
     pub plan_s: f64,
     /// When the run ended, wall-clock milliseconds: a silence still going then lasted until it.
     pub ended_ms: i64,
+    /// When the scenario clock started, wall-clock milliseconds (the engine started before).
+    pub start_ms: i64,
 }
 
 /// Plays `events` against the engine at `target` and returns what happened.
@@ -678,9 +852,30 @@ pub async fn play(
 
     // Responders and the dispatcher.
     let clock = Clock { start: Instant::now() + Duration::from_millis(300), speedup: scenario.run.speedup };
+    let start_ms = anxin_proto::wall_clock_now().millis() + 300;
     let mut responder_tasks = Vec::new();
+    let shared_district = Arc::new(district.clone());
     for (i, r) in district.responders.iter().enumerate() {
         let url = format!("{ws_base}?token={}", r.token);
+        if r.carer {
+            let Some(c) = &scenario.carers else { continue };
+            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .with_context(|| format!("carer {}: cannot open /ws", r.id))?;
+            let round = crate::carers::round(c, district, i, scenario.run.seed);
+            responder_tasks.push(tokio::spawn(crate::carers::run(
+                socket,
+                r.id.clone(),
+                round,
+                shared_district.clone(),
+                c.clone(),
+                clock,
+                scenario.run.hours * 3600.0,
+                ledger.clone(),
+                stop_rx.clone(),
+            )));
+            continue;
+        }
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .with_context(|| format!("responder {}: cannot open /ws", r.id))?;
@@ -701,6 +896,7 @@ pub async fn play(
         ledger.clone(),
         scenario.dispatchers.clone(),
         scenario.responders.clone(),
+        scenario.programme.clone(),
         clock,
         SmallRng::seed_from_u64(scenario.run.seed ^ 0xd15),
         stop_rx.clone(),
@@ -856,7 +1052,7 @@ pub async fn play(
         let mut l = arc.lock().unwrap();
         std::mem::take(&mut *l)
     });
-    Ok(Played { ledger, clock, played_s, plan_s, ended_ms })
+    Ok(Played { ledger, clock, played_s, plan_s, ended_ms, start_ms })
 }
 
 /// Signs the simulator's supervisor in (`POST /api/v1/session`); returns the session cookie.
@@ -1167,6 +1363,14 @@ fn location(at: Point) -> ClientFrame {
     ClientFrame::Location { lat: at.lat, lon: at.lon, accuracy_m: None, request_id: None }
 }
 
+/// What the dispatcher finds on a scheduled call or visit, as the console's outcome (its first
+/// word the engine's code).
+fn task_outcome(rng: &mut SmallRng, o: &crate::scenario::TaskOutcomes) -> String {
+    let shares = crate::district::cumulative([o.well, o.needs_service, o.needs_help, o.no_answer].into_iter());
+    let code = anxin_core::TaskOutcome::CODES[crate::district::weighted(rng, &shares)];
+    format!("{code}: (simulated)")
+}
+
 /// Whom a dispatcher puts on an incident nobody is going to, given the engine's answer to
 /// `suggest` (the `suggestions` array of the `result` frame, best first): the soonest to
 /// arrive who has the skill the incident needs, can be there within `within_eta_min` and is
@@ -1251,6 +1455,7 @@ async fn dispatch(
     ledger: Arc<Mutex<Ledger>>,
     d: Dispatchers,
     responders: Responders,
+    programme: Option<crate::scenario::Programme>,
     clock: Clock,
     mut rng: SmallRng,
     mut stop: watch::Receiver<bool>,
@@ -1269,6 +1474,14 @@ async fn dispatch(
                 match p {
                     // Routed to the families by the console's reader; never sent here.
                     Planned::FamilyTold(_) => {}
+                    Planned::Task(id) => {
+                        if let Some(p) = &programme {
+                            let outcome = task_outcome(&mut rng, &p.outcomes);
+                            let due = now + clock.wall(uniform(&mut rng, p.handle_after_s));
+                            desk.plan(due, id, Step::TaskResolve(outcome));
+                        }
+                    }
+                    Planned::CarerNobodyGoing(id) => desk.plan(after(d.handover_after_s), id, Step::Handover),
                     Planned::Close(id) => desk.plan(after(d.close_after_s), id, Step::Close),
                     Planned::Cancel(id) => desk.plan(after(d.callback_after_s), id, Step::Cancel),
                     Planned::NobodyGoing(id) => {
@@ -1288,7 +1501,7 @@ async fn dispatch(
                 let a = desk.due.pop().expect("peeked");
                 if !ledger.lock().unwrap().still_applies(a.incident, &a.step) {
                     match &a.step {
-                        Step::Close | Step::Cancel => {}
+                        Step::Close | Step::Cancel | Step::Task(_) | Step::TaskResolve(_) => {}
                         Step::Assign(r) => {
                             desk.engaged.remove(r);
                             desk.idle(a.incident);
@@ -1307,6 +1520,7 @@ async fn dispatch(
                     Step::Handover => command(DispatcherVerb::Resolve, "nobody free: handed to 120"),
                     Step::Assign(r) => command(DispatcherVerb::Assign, r),
                     Step::Suggest => ClientFrame::Suggest { incident_id, request_id: asked.clone() },
+                    Step::TaskResolve(outcome) | Step::Task(outcome) => command(DispatcherVerb::Resolve, outcome),
                 };
                 {
                     let mut l = ledger.lock().unwrap();
@@ -1321,9 +1535,27 @@ async fn dispatch(
                         _ => l.dispatcher_commands += 1,
                     }
                 }
+                // A task is resolved and closed with what was found, in one go.
+                let close = match &a.step {
+                    Step::TaskResolve(outcome) => {
+                        let mut l = ledger.lock().unwrap();
+                        l.task_closing(a.incident, outcome);
+                        request += 1;
+                        let id = format!("d{request}");
+                        let frame = ClientFrame::command(incident_id, DispatcherVerb::Close, Some(outcome.clone()), Some(id.clone()));
+                        Some((id, frame, Step::Task(outcome.clone())))
+                    }
+                    _ => None,
+                };
                 desk.asked.insert(request_id, (a.incident, a.step));
                 if sink.send(Message::Text(frame.to_json().into())).await.is_err() {
                     break;
+                }
+                if let Some((id, frame, step)) = close {
+                    desk.asked.insert(id, (a.incident, step));
+                    if sink.send(Message::Text(frame.to_json().into())).await.is_err() {
+                        break;
+                    }
                 }
             }
             m = stream.next() => {
@@ -1343,7 +1575,12 @@ async fn dispatch(
                 };
                 let now = Instant::now();
                 match step {
-                    Step::Close | Step::Cancel => {}
+                    Step::Close | Step::Cancel | Step::TaskResolve(_) => {}
+                    Step::Task(_) => {
+                        if ok {
+                            ledger.lock().unwrap().task_closed(incident);
+                        }
+                    }
                     Step::Suggest if !ok => desk.idle(incident),
                     Step::Suggest => {
                         let skip = desk.skip(incident, now);

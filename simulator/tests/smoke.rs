@@ -21,6 +21,7 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     let toml = config_toml(
         &prepared.timers(),
         &prepared.health_timers(),
+        &prepared.care_timers(),
         Matching::Nearest,
         1,
         &topic_root,
@@ -117,4 +118,29 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
     }
     assert!(json["health"]["flat_to_check_min"]["p95"].is_number(), "{json}");
     assert!(table.contains("device health:") && table.contains("welfare checks opened"), "{table}");
+
+    // The welfare programme: the calls and visits that fell due in the run were shown and the
+    // dispatcher closed them on time; what followed an unanswered call came.
+    let p = summary.programme.as_ref().expect("the smoke scenario has a programme");
+    assert!(p.first_due_in_run >= 5, "{}", p.text());
+    assert!(p.fell_due >= p.first_due_in_run && p.calls > 0 && p.visits > 0, "{}", p.text());
+    assert_eq!((p.not_shown, p.early), (0, 0), "{:?}", p.failures);
+    assert!(p.done_on_time >= 5 && p.done_late == 0, "{}", p.text());
+    assert_eq!(p.outcomes.values().sum::<usize>(), p.done_on_time + p.done_late);
+    for key in ["fell_due", "done_on_time", "done_late", "open_at_end", "retries", "turned_into_visits"] {
+        assert!(json["programme"][key].is_u64(), "programme.{key} in {json}");
+    }
+    // Carers: every far check-in refused, every forgotten check-out alarmed, help shown.
+    let c = summary.carers.as_ref().expect("the smoke scenario has carers");
+    assert!(c.far_sent > 0 && c.far_refused == c.far_sent, "{}", c.text());
+    assert!(c.lone_worker_expected > 0 && c.lone_worker_seen == c.lone_worker_expected, "{}", c.text());
+    assert_eq!(c.lone_worker_unexpected, 0, "{}", c.text());
+    assert_eq!(c.help_incidents_seen, c.help_pressed, "{}", c.text());
+    assert!(c.failures.is_empty(), "{:?}", c.failures);
+    let timer = c.heard_to_alarm_min.max.expect("alarms timed");
+    assert!(timer >= c.visit_max_min, "an alarm before the timer ran out: {}", c.text());
+    for key in ["far_refused", "lone_worker_expected", "lone_worker_seen", "help_incidents_seen"] {
+        assert!(json["carers"][key].is_u64(), "carers.{key} in {json}");
+    }
+    assert!(table.contains("welfare programme:") && table.contains("carers:"), "{table}");
 }

@@ -131,6 +131,34 @@ fn unanswered_calls_are_tried_again_and_after_the_last_a_visit_opens() {
     assert_eq!(opened(&out, WelfareReason::ScheduledCall), vec![], "no call until a week after the round");
 }
 
+/// The elder waits in the engine's queue for the earliest of their tasks not open: while a
+/// call is open that is a visit, here a year off. An unanswered call is tried again two hours
+/// later all the same, and an answered one a week later, not when the visit falls due (the
+/// queue once kept the elder at the visit's time; the core's simulation found it).
+#[test]
+fn a_call_is_tried_again_on_time_while_the_elder_waits_for_a_visit_far_off() {
+    let mut r = one_of_each();
+    r.elders[0].profile.schedule = WelfareSchedule { call_every_days: Some(7), visit_every_days: Some(366) };
+    let mut e = Engine::new(Policy::default(), r, Resume::default());
+    e.start_health(T0);
+    let out = run_to(&mut e, T0, T0.plus_millis(7 * DAY));
+    let (_, id) = opened(&out, WelfareReason::ScheduledCall)[0];
+    let now = T0.plus_millis(7 * DAY);
+    let visit_due = e.elder_programme(&elder()).unwrap().visit_due(&elder(), Some(366), T0).unwrap();
+    assert!(visit_due > now.plus_millis(8 * DAY), "the yearly visit is further off: {visit_due:?}");
+    end(&mut e, id, "no_answer", now);
+    let out = run_to(&mut e, now, now.plus_millis(3 * HOUR));
+    let again = opened(&out, WelfareReason::ScheduledCall);
+    let after: Vec<i64> = again.iter().map(|(t, _)| t.millis() - now.millis()).collect();
+    assert_eq!(after, [2 * HOUR], "tried again two hours later");
+    let now = now.plus_millis(3 * HOUR);
+    end(&mut e, again[0].1, "well", now);
+    let out = run_to(&mut e, now, now.plus_millis(8 * DAY));
+    let next: Vec<i64> =
+        opened(&out, WelfareReason::ScheduledCall).iter().map(|(t, _)| t.millis() - now.millis()).collect();
+    assert_eq!(next, [7 * DAY], "the next a week after it was done");
+}
+
 #[test]
 fn a_call_that_finds_the_elder_needs_help_opens_an_emergency_and_a_service_a_request() {
     let mut e = started(Resume::default());

@@ -15,7 +15,14 @@
 //! - the alarm: every incident opens with one; nobody going and a missed arrival always leave
 //!   a critical one up; an alarm goes only by a person's hand (a dispatcher's command, a
 //!   responder taking or finishing the job) or with the incident's end, never by the engine's;
-//!   no resolved or ended incident alarms; a dispatcher who signed out holds no claim.
+//!   no resolved or ended incident alarms; a dispatcher who signed out holds no claim;
+//! - the welfare programme: a call or visit that fell due is open; an unanswered call is tried
+//!   again a retry later, and after the last try a visit opens at once; an answered one is done
+//!   and falls due a period later; the overdue count is the open tasks past `overdue_after`;
+//! - carers: a check-in is taken if and only if it is within the radius of the elder's home
+//!   (and the carer is on no other visit); a carer overdue on a visit has a lone-worker alarm
+//!   up by the time it is due, and none before; help opens the carer's SOS, which climbs
+//!   the ladder like any other and tells no family.
 //!
 //! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
 //! sometimes matches by the elder's own station instead of the nearest responder.
@@ -33,6 +40,8 @@ const T0: Timestamp = Timestamp(1_763_000_000_000);
 const DEVICES: usize = 40;
 const RESPONDERS: usize = 12;
 const STATIONS: usize = 3;
+/// Carers (`k0`...): responders with the skill `carer`, off duty for emergencies.
+const CARERS: usize = 3;
 
 fn coords(rng: &mut SmallRng) -> Coordinates {
     Coordinates::new(rng.random_range(24.98..25.04), rng.random_range(102.66..102.72)).unwrap()
@@ -109,7 +118,27 @@ fn world(rng: &mut SmallRng) -> Registry {
             token_sha256: None,
         });
     }
+    for i in 0..CARERS {
+        r.responders.push(Responder {
+            id: ResponderId::parse(format!("k{i}")).unwrap(),
+            name: format!("k{i}"),
+            station_id: StationId::parse(format!("s{}", i % STATIONS)).unwrap(),
+            phone: None,
+            position: coords(rng),
+            on_duty: false,
+            mode: TravelMode::Foot,
+            skills: vec!["carer".into()],
+            position_at: None,
+            token_sha256: None,
+        });
+    }
     r
+}
+
+/// `north_m` and `east_m` metres from `at`.
+fn offset(at: Coordinates, north_m: f64, east_m: f64) -> Coordinates {
+    let lat = at.lat() + north_m / 111_320.0;
+    Coordinates::new(lat, at.lon() + east_m / (111_320.0 * lat.to_radians().cos())).unwrap()
 }
 
 /// What the checker remembers of each incident's history, from the events it has seen.
@@ -159,6 +188,14 @@ struct FamilyStats {
     inactive: u64,
     /// Of the welfare checks, the programme's scheduled calls and visits.
     scheduled: u64,
+    /// Programme tasks ended unanswered, of them the last try (a visit sent instead).
+    unanswered: u64,
+    visits_instead: u64,
+    /// Carers' check-ins taken and refused out of radius, lone-worker alarms, help presses.
+    checked_in: u64,
+    out_of_radius: u64,
+    lone_worker: u64,
+    carer_help: u64,
 }
 
 impl Sim {
@@ -186,6 +223,10 @@ impl Sim {
         if rng.random_bool(0.5) {
             policy.health.default.factor = 200.0;
         }
+        // Visits alarm after 30 minutes to two hours without a word.
+        policy.carers.visit_max_ms = rng.random_range(30..120) * 60_000;
+        // One to three unanswered calls before a visit is sent.
+        policy.programme.max_tries = rng.random_range(1..=3);
         let mut engine = Engine::new(policy.clone(), registry.clone(), Resume::default());
         engine.start_presence(T0);
         engine.start_health(T0);
@@ -216,6 +257,7 @@ impl Sim {
             let mut out = Outbox::default();
             self.advance_clock(&mut out);
             self.check_deadlines();
+            self.check_rounds();
             let ticked = std::mem::take(&mut out);
             self.absorb(&ticked);
             let single_action = self.act(&mut out);
@@ -430,8 +472,10 @@ impl Sim {
                     }
                 }
             }
+            85..88 => self.carer_acts(out),
             _ => {
                 if let Some(id) = self.any_open() {
+                    let before = self.task_before(id);
                     let action = match self.rng.random_range(0..13) {
                         0 => DispatcherAction::Assign { responder: self.responder() },
                         1 => DispatcherAction::TakeOffLadder,
@@ -476,10 +520,125 @@ impl Sim {
                     if someone_elses && result.is_ok() && !is_note && !(supervisor && is_claim) {
                         self.fail(format!("{name} acted on incident {id}, claimed by {owner:?}"));
                     }
+                    if let Some(before) = before {
+                        self.check_task_done(id, before, out);
+                    }
                 }
             }
         }
         true
+    }
+
+    /// A carer acts: checks in at an elder's door or from a street away, says they are still
+    /// there, checks out, or presses help; the engine's answer is checked against the rules.
+    fn carer_acts(&mut self, out: &mut Outbox) {
+        let now = self.now;
+        let carer = ResponderId::parse(format!("k{}", self.rng.random_range(0..CARERS))).unwrap();
+        let on = self.engine.visit_of(&carer).cloned();
+        let radius = self.policy.carers.checkin_radius_m;
+        let here = coords(&mut self.rng);
+        match self.rng.random_range(0..10) {
+            0..4 => {
+                let n = self.rng.random_range(0..DEVICES);
+                let elder = self.registry.elders[n].clone();
+                let reach = if self.rng.random_bool(0.3) { 2.0 * radius + 1_000.0 } else { radius * 0.95 };
+                let (north, east) = (self.rng.random_range(-reach..reach), self.rng.random_range(-reach..reach));
+                let at = offset(elder.home, north / 2f64.sqrt(), east / 2f64.sqrt());
+                let distance = at.distance_m(elder.home);
+                let action = VisitAction::CheckIn { elder_id: elder.id.clone(), at };
+                let result = self.engine.carer_acts(&carer, action, now, out);
+                match (&result, distance > radius) {
+                    (Err(VisitError::OutOfRadius { .. }), true) => self.family.out_of_radius += 1,
+                    (Ok(()), false) if on.as_ref().is_none_or(|v| v.elder_id == elder.id) => {
+                        let v = self.engine.visit_of(&carer).cloned();
+                        if v.as_ref().map(|v| (&v.elder_id, v.last_seen_at, v.due_at))
+                            != Some((&elder.id, now, now.plus_millis(self.policy.carers.visit_max_ms)))
+                        {
+                            self.fail(format!("{carer} checked in at {} and the visit is {v:?}", elder.id));
+                        }
+                        self.family.checked_in += u64::from(on.is_none());
+                    }
+                    (Err(VisitError::OnVisit(e)), false) if on.as_ref().is_some_and(|v| &v.elder_id == e) => {}
+                    _ => self.fail(format!(
+                        "{carer} checked in {distance:.0} m from {}'s home (radius {radius}), on {:?}: {result:?}",
+                        elder.id,
+                        on.map(|v| v.elder_id)
+                    )),
+                }
+            }
+            4..6 => {
+                let result = self.engine.carer_acts(&carer, VisitAction::StillHere { at: here }, now, out);
+                let v = self.engine.visit_of(&carer);
+                let fresh = v
+                    .is_some_and(|v| v.due_at == now.plus_millis(self.policy.carers.visit_max_ms) && v.alert.is_none());
+                if result.is_ok() != on.is_some() || (result.is_ok() && !fresh) {
+                    self.fail(format!("{carer} said still here on {on:?}: {result:?}, now {v:?}"));
+                }
+            }
+            6..9 => {
+                let result = self.engine.carer_acts(&carer, VisitAction::CheckOut { at: here }, now, out);
+                let alert_open = on
+                    .as_ref()
+                    .and_then(|v| v.alert)
+                    .is_some_and(|id| self.engine.incident(id).is_some_and(|i| i.state != IncidentState::Resolved));
+                if result.is_ok() != on.is_some() || self.engine.visit_of(&carer).is_some() || alert_open {
+                    self.fail(format!("{carer} checked out of {on:?}: {result:?}; alert still open {alert_open}"));
+                }
+            }
+            _ if self.rng.random_bool(0.2) => {
+                let result = self.engine.carer_acts(&carer, VisitAction::Help { at: here }, now, out);
+                if result.is_err() || self.engine.carer_help_of(&carer).is_none() {
+                    self.fail(format!("{carer} pressed help: {result:?}, and has no help incident"));
+                }
+                self.family.carer_help += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Before a dispatcher acts on a programme task: its elder, reason and programme.
+    fn task_before(&self, id: IncidentId) -> Option<(ElderId, WelfareReason, ElderProgramme)> {
+        let i = self.engine.incident(id)?;
+        let reason = i.welfare.filter(|r| r.is_programme())?;
+        Some((i.elder_id.clone(), reason, self.engine.elder_programme(&i.elder_id)?.clone()))
+    }
+
+    /// A dispatcher's command ended a task: the programme moved on as the outcome says.
+    fn check_task_done(&mut self, id: IncidentId, before: (ElderId, WelfareReason, ElderProgramme), out: &Outbox) {
+        let Some(row) = out.incidents.iter().rev().find(|i| i.id == id) else { return };
+        if !row.state.is_terminal() {
+            return;
+        }
+        let (elder, reason, was) = before;
+        let now = self.now.millis();
+        let p = self.engine.elder_programme(&elder).expect("still on the programme").clone();
+        let unanswered = TaskOutcome::of(row.outcome.as_deref().unwrap_or_default()) == TaskOutcome::NoAnswer;
+        let retry = now + self.policy.programme.retry_after_ms;
+        let (_, visit) = self.engine.programme_tasks_of(&elder);
+        let ok = match (reason, unanswered) {
+            (WelfareReason::ScheduledCall, true) if was.call_tries + 1 < self.policy.programme.max_tries => {
+                self.family.unanswered += 1;
+                (p.call_tries, p.call_retry_at) == (was.call_tries + 1, retry)
+            }
+            (WelfareReason::ScheduledCall, true) => {
+                self.family.unanswered += 1;
+                self.family.visits_instead += 1;
+                (p.call_tries, p.call_retry_at, p.call_done) == (0, 0, now) && visit.is_some()
+            }
+            (WelfareReason::ScheduledCall, false) => (p.call_tries, p.call_retry_at, p.call_done) == (0, 0, now),
+            (_, true) => {
+                self.family.unanswered += 1;
+                p.visit_retry_at == retry
+            }
+            (_, false) => (p.visit_retry_at, p.visit_done) == (0, now),
+        };
+        if !ok {
+            self.fail(format!(
+                "task {id} ({}) ended {:?}: the programme went from {was:?} to {p:?}",
+                reason.as_str(),
+                row.outcome
+            ));
+        }
     }
 
     /// Follows the events, checking the ladder's order as they come, and every change of
@@ -510,6 +669,9 @@ impl Sim {
                     }
                     if welfare.is_some_and(WelfareReason::is_programme) {
                         self.family.scheduled += 1;
+                    }
+                    if *kind == IncidentKind::LoneWorker {
+                        self.family.lone_worker += 1;
                     }
                     h.kind = Some(*kind);
                     h.parallel_allowed = self.policy.ladder(*kind).parallel.max(1);
@@ -569,16 +731,25 @@ impl Sim {
             if let Change::Opened { .. } = e.change {
                 // A welfare check is opened by the engine about a device: its row says which.
                 let row_device = out.incidents.iter().find(|i| i.id == e.incident_id).map(|i| i.device_id.clone());
+                let carers = row_device.as_ref().is_some_and(|d| d.as_str().starts_with(carer::CARER_DEVICE_PREFIX));
                 let device = match (&e.actor, &e.change) {
                     (Actor::Device(device), Change::Opened { welfare: None, .. }) => device.clone(),
                     (Actor::Engine, Change::Opened { welfare: Some(_), .. }) if row_device.is_some() => {
-                        row_device.expect("checked")
+                        row_device.clone().expect("checked")
+                    }
+                    // A carer's help (theirs) or lone-worker alarm (the engine's).
+                    (Actor::Responder(_) | Actor::Engine, Change::Opened { welfare: None, .. }) if carers => {
+                        row_device.clone().expect("checked")
                     }
                     _ => self.fail(format!("{e:?} not opened by a device, nor a welfare check by the engine")),
                 };
                 let device = &device;
-                let n: usize = device.as_str()[1..].parse().unwrap();
-                let elder = self.registry.devices[n].elder_id.clone();
+                let elder = if carers {
+                    out.incidents.iter().find(|i| i.id == e.incident_id).expect("a row").elder_id.clone()
+                } else {
+                    let n: usize = device.as_str()[1..].parse().unwrap();
+                    self.registry.devices[n].elder_id.clone()
+                };
                 // Why a dispatcher should look twice is decided at the opening, with the event.
                 let problem = out.incidents.iter().find(|i| i.id == e.incident_id).and_then(|i| i.problem.clone());
                 let opened = Incident::open(e, device.clone(), elder, problem, &self.policy).unwrap();
@@ -702,6 +873,13 @@ impl Sim {
             let has_contacts =
                 self.registry.elders.iter().any(|el| el.id == incident.elder_id && !el.profile.contacts.is_empty());
             let first_told = out.notifications.iter().any(|n| n.incident_id == e.incident_id && n.contact_id == "c1");
+            if incident.carer.is_some() {
+                // A carer's incident is the carer's: nobody in the visited elder's family hears of it.
+                if first_told {
+                    self.fail(format!("carer's incident {} told the elder's family", e.incident_id));
+                }
+                continue;
+            }
             if kind.is_emergency() && has_contacts && !first_told {
                 self.fail(format!(
                     "incident {} opened as {} and its first contact was not told",
@@ -736,6 +914,7 @@ impl Sim {
             let has_contacts =
                 self.registry.elders.iter().any(|el| el.id == i.elder_id && !el.profile.contacts.is_empty());
             if i.kind.is_emergency()
+                && i.carer.is_none()
                 && i.state != IncidentState::Resolved
                 && has_contacts
                 && !f.answered
@@ -743,6 +922,52 @@ impl Sim {
                 && f.next_at.is_none()
             {
                 self.fail(format!("incident {}: its family is waited on by nobody: {f:?}", i.id));
+            }
+        }
+    }
+
+    /// The welfare rounds' deadlines, after a tick: every task that fell due is open, the
+    /// overdue count is right, and every carer overdue has a lone-worker alarm.
+    fn check_rounds(&self) {
+        let overdue_after = self.policy.programme.overdue_after_ms;
+        let (mut open, mut overdue) = (0, 0);
+        for e in self.registry.elders.iter().filter(|e| !e.profile.schedule.is_empty()) {
+            let p = self.engine.elder_programme(&e.id).expect("on the programme");
+            let (call, visit) = self.engine.programme_tasks_of(&e.id);
+            let sch = e.profile.schedule;
+            for (what, due, task) in [
+                ("call", p.call_due(&e.id, sch.call_every_days, T0), call),
+                ("visit", p.visit_due(&e.id, sch.visit_every_days, T0), visit),
+            ] {
+                if task.is_none() && due.is_some_and(|t| t <= self.now) {
+                    self.fail(format!(
+                        "{}'s {what} fell due at {due:?} and is not open (now {:?}): {p:?}",
+                        e.id, self.now
+                    ));
+                }
+                if let Some(t) = task {
+                    open += 1;
+                    overdue += usize::from(t.opened_at.plus_millis(overdue_after) <= self.now);
+                }
+            }
+        }
+        if self.engine.programme_counts(self.now) != (open, overdue) {
+            let counted = self.engine.programme_counts(self.now);
+            self.fail(format!("the programme counts {counted:?} open and overdue tasks, not {:?}", (open, overdue)));
+        }
+        for v in self.engine.open_visits() {
+            match v.alert.and_then(|id| self.engine.incident(id)) {
+                None if v.due_at <= self.now => self.fail(format!(
+                    "{} is overdue on the visit to {} and no lone-worker alarm is up",
+                    v.carer_id, v.elder_id
+                )),
+                None if v.alert.is_some() => {
+                    self.fail(format!("{}'s visit names an alert that is not open", v.carer_id))
+                }
+                Some(i) if i.kind != IncidentKind::LoneWorker || i.carer.as_ref() != Some(&v.carer_id) => {
+                    self.fail(format!("{}'s visit alert is {i:?}", v.carer_id))
+                }
+                _ => {}
             }
         }
     }
@@ -832,11 +1057,26 @@ impl Sim {
                 }
                 continue;
             }
-            if !devices.insert(&i.device_id) {
-                self.fail(format!("device {} has two open incidents", i.device_id));
-            }
-            if self.engine.open_incident_for(&i.device_id).map(|o| o.id) != Some(i.id) {
-                self.fail(format!("incident {} is not the open incident of its device", i.id));
+            if let Some(carer) = &i.carer {
+                // A carer's: their help (the one the engine holds for them), or the alarm of the
+                // visit they are overdue on (until it ends); never on a device of the ledger.
+                let theirs = match i.kind {
+                    IncidentKind::LoneWorker => {
+                        i.state == IncidentState::Resolved
+                            || self.engine.visit_of(carer).is_some_and(|v| v.alert == Some(i.id))
+                    }
+                    _ => self.engine.carer_help_of(carer).is_some_and(|h| h.id == i.id),
+                };
+                if !theirs || !i.device_id.as_str().starts_with(carer::CARER_DEVICE_PREFIX) {
+                    self.fail(format!("carer {carer}'s incident {} is not theirs: {i:?}", i.id));
+                }
+            } else {
+                if !devices.insert(&i.device_id) {
+                    self.fail(format!("device {} has two open incidents", i.device_id));
+                }
+                if self.engine.open_incident_for(&i.device_id).map(|o| o.id) != Some(i.id) {
+                    self.fail(format!("incident {} is not the open incident of its device", i.id));
+                }
             }
             if i.state.is_terminal() {
                 self.fail(format!("incident {} is {} but still open", i.id, i.state.as_str()));
@@ -959,6 +1199,12 @@ fn the_promises_hold_for_every_seed() {
         family.device_news += sim.family.device_news;
         family.inactive += sim.family.inactive;
         family.scheduled += sim.family.scheduled;
+        family.unanswered += sim.family.unanswered;
+        family.visits_instead += sim.family.visits_instead;
+        family.checked_in += sim.family.checked_in;
+        family.out_of_radius += sim.family.out_of_radius;
+        family.lone_worker += sim.family.lone_worker;
+        family.carer_help += sim.family.carer_help;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
@@ -967,6 +1213,11 @@ fn the_promises_hold_for_every_seed() {
     assert!(health || steps < 50_000, "devices' health was barely exercised: {family:?}");
     assert!(family.inactive > 20 || steps < 50_000, "elders' inactivity was barely exercised: {family:?}");
     assert!(family.scheduled > 100 || steps < 50_000, "the welfare programme was barely exercised: {family:?}");
+    let unanswered = family.unanswered > 20 && family.visits_instead > 2;
+    assert!(unanswered || steps < 50_000, "unanswered tasks were barely exercised: {family:?}");
+    let carers =
+        family.checked_in > 100 && family.out_of_radius > 100 && family.lone_worker > 20 && family.carer_help > 10;
+    assert!(carers || steps < 50_000, "carers' visits were barely exercised: {family:?}");
 }
 
 #[test]

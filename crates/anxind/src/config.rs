@@ -79,7 +79,8 @@ impl ProgrammeConfig {
 #[serde(deny_unknown_fields)]
 pub struct CarersConfig {
     pub checkin_radius_m: f64,
-    pub visit_max_min: u32,
+    /// Minutes; a fraction is allowed (a compressed run's timer, e.g. the simulator's).
+    pub visit_max_min: f64,
 }
 
 impl CarersConfig {
@@ -87,7 +88,7 @@ impl CarersConfig {
     pub fn policy(&self) -> anxin_core::CarerPolicy {
         anxin_core::CarerPolicy {
             checkin_radius_m: self.checkin_radius_m,
-            visit_max_ms: i64::from(self.visit_max_min) * 60_000,
+            visit_max_ms: (self.visit_max_min * 60_000.0).round() as i64,
         }
     }
 
@@ -98,9 +99,11 @@ impl CarersConfig {
                 self.checkin_radius_m
             )));
         }
-        if !(5..=1440).contains(&self.visit_max_min) {
+        // Above zero, so that a visit does not alarm the moment it starts; a fraction of a minute
+        // is for compressed runs (the simulator divides every engine timer by its speed-up).
+        if !(self.visit_max_min >= 0.1 && self.visit_max_min <= 1440.0) {
             return Err(ConfigError::Check(format!(
-                "carers.visit_max_min must lie in 5..=1440, not {}",
+                "carers.visit_max_min must lie in 0.1..=1440, not {}",
                 self.visit_max_min
             )));
         }
@@ -1355,7 +1358,8 @@ mod tests {
         assert_eq!((p.checkin_radius_m, p.visit_max_ms), (350.0, 120 * 60_000));
         for (bad, why) in [
             (serde_json::json!({"checkin_radius_m": 5.0}), "carers.checkin_radius_m must lie in 10..=5000, not 5"),
-            (serde_json::json!({"visit_max_min": 0}), "carers.visit_max_min must lie in 5..=1440, not 0"),
+            (serde_json::json!({"visit_max_min": 0}), "carers.visit_max_min must lie in 0.1..=1440, not 0"),
+            (serde_json::json!({"visit_max_min": 0.05}), "carers.visit_max_min must lie in 0.1..=1440, not 0.05"),
         ] {
             let e = Config::load(None, &serde_json::json!({ "carers": bad })).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

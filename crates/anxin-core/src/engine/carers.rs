@@ -282,11 +282,11 @@ impl Engine {
             let local = v.last_seen_at.millis() + i64::from(self.policy.utc_offset_min) * 60_000;
             let note = format!(
                 "Carer {name} ({carer}) was last heard on the visit to elder {} at {:02}:{:02} and has not checked out \
-                 or said they are still there within {} minutes: phone them.",
+                 or said they are still there within {}: phone them.",
                 v.elder_id,
                 local.rem_euclid(86_400_000) / 3_600_000,
                 local.rem_euclid(3_600_000) / 60_000,
-                self.policy.carers.visit_max_ms / 60_000,
+                within(self.policy.carers.visit_max_ms),
             );
             let location = Location { at: home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
             let elder = Some(v.elder_id.clone());
@@ -334,5 +334,14 @@ impl Engine {
     /// When the next visit falls due.
     pub(super) fn next_visit_deadline(&self) -> Option<Timestamp> {
         self.carers.due.first().map(|(t, _)| *t)
+    }
+}
+
+/// The lone-worker timer in words: whole minutes, or seconds for a compressed run's timer.
+fn within(ms: i64) -> String {
+    if ms % 60_000 == 0 {
+        format!("{} minutes", ms / 60_000)
+    } else {
+        format!("{} seconds", (ms + 500) / 1000)
     }
 }
