@@ -94,6 +94,8 @@ pub struct ApiState {
     sign_in_limiter: Arc<SignInLimiter>,
     phones: IntGauge,
     frames_rejected: IntCounterVec,
+    /// `/readyz`'s checks as gauges, set as each scrape is answered.
+    ready: prometheus::IntGaugeVec,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -145,6 +147,12 @@ impl ApiState {
         for result in ["ok", "refused", "malformed", "limited"] {
             sign_ins.with_label_values(&[result]);
         }
+        let ready = prometheus::IntGaugeVec::new(
+            Opts::new("anxin_ready", "1 while the check passes, 0 while it fails: the checks /readyz answers with"),
+            &["check"],
+        )
+        .expect("valid metric");
+        let _ = metrics.register(Box::new(ready.clone()));
         let _ = metrics.register(Box::new(sign_ins.clone()));
         // A second registration (a second app in one test process) is harmless.
         let _ = metrics.register(Box::new(consoles.clone()));
@@ -169,6 +177,7 @@ impl ApiState {
             sign_in_limiter: Arc::default(),
             phones,
             frames_rejected,
+            ready,
         }
     }
 }
@@ -227,6 +236,10 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
+    // Read now, so that an alert on `anxin_ready == 0` sees what `/readyz` would say.
+    for (check, ok) in (state.readiness)() {
+        state.ready.with_label_values(&[check]).set(i64::from(ok));
+    }
     let mut buf = Vec::new();
     match TextEncoder::new().encode(&state.metrics.gather(), &mut buf) {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buf).into_response(),

@@ -18,7 +18,7 @@
 //!   no resolved or ended incident alarms; a dispatcher who signed out holds no claim;
 //! - the welfare programme: a call or visit that fell due is open; an unanswered call is tried
 //!   again a retry later, and after the last try a visit opens at once; an answered one is done
-//!   and falls due a period later; the overdue count is the open tasks past `overdue_after`;
+//!   and falls due a period later; the overdue count is the open tasks `overdue_after` past their due time;
 //! - carers: a check-in is taken if and only if it is within the radius of the elder's home
 //!   (and the carer is on no other visit); a carer overdue on a visit has a lone-worker alarm
 //!   up by the time it is due, and none before; help opens the carer's SOS, which climbs
@@ -947,7 +947,8 @@ impl Sim {
                 }
                 if let Some(t) = task {
                     open += 1;
-                    overdue += usize::from(t.opened_at.plus_millis(overdue_after) <= self.now);
+                    // Counted from when it fell due (`pressed_at`), not from when it opened.
+                    overdue += usize::from(t.pressed_at.plus_millis(overdue_after) <= self.now);
                 }
             }
         }

@@ -38,7 +38,7 @@ pub mod ports;
 pub use intake::{obey, Intake};
 pub use ports::{Clock, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
 
-use anxin_core::{Actor, Engine, IncidentId, JobEnded, Outbox, ResponderId, ResponderView, Timestamp};
+use anxin_core::{Actor, Change, Engine, IncidentId, JobEnded, Outbox, ResponderId, ResponderView, Timestamp};
 use anxin_proto::{Answer, Command, Delivery};
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -332,6 +332,7 @@ impl<M: Delivery> Runtime<M> {
         self.engine.start_health(clock.now());
         let (open, overdue) = self.engine.programme_counts(clock.now());
         self.ports.telemetry.programme_tasks(open, overdue);
+        self.ports.telemetry.devices_offline(self.engine.offline_count());
         let snapshot_every = (self.options.health_snapshot.as_millis() as i64).max(1_000);
         let mut next_snapshot = clock.now().plus_millis(snapshot_every);
         let mut snapshot: Option<tokio::task::JoinHandle<()>> = None;
@@ -347,6 +348,7 @@ impl<M: Delivery> Runtime<M> {
                 // pace (one pass over the elders on the programme).
                 let (open, overdue) = self.engine.programme_counts(now);
                 self.ports.telemetry.programme_tasks(open, overdue);
+                self.ports.telemetry.devices_offline(self.engine.offline_count());
             }
             let wake = self.engine.next_deadline().map_or(next_snapshot, |t| t.min(next_snapshot));
             let wake = Some(wake);
@@ -591,6 +593,17 @@ async fn finish<M: Delivery>(
         ports.devices.alert(alert);
     }
     ports.telemetry.open_incidents(open_incidents);
+    for e in &out.events {
+        let step = match e.change {
+            Change::Offered { .. } => "made",
+            Change::Accepted { .. } => "accepted",
+            Change::OfferDeclined { .. } => "declined",
+            Change::OfferTimedOut { .. } => "lapsed",
+            Change::OfferWithdrawn { .. } => "withdrawn",
+            _ => continue,
+        };
+        ports.telemetry.offer(step);
+    }
     if let Some(deltas) = deltas {
         ports.feeds.incidents(deltas);
     }

@@ -143,6 +143,12 @@ pub trait Telemetry: Send + Sync + 'static {
     /// The welfare programme's open calls and visits, and how many of them are overdue: at
     /// start and with every health snapshot.
     fn programme_tasks(&self, open: usize, overdue: usize) {}
+    /// Devices offline now (silent past their window, or switched off): at start and with
+    /// every health snapshot.
+    fn devices_offline(&self, offline: usize) {}
+    /// An offer to a responder was made, or ended (`made`, `accepted`, `declined`, `lapsed`,
+    /// `withdrawn`), once stored.
+    fn offer(&self, step: &'static str) {}
 }
 
 /// Counts nothing.

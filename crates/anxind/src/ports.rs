@@ -227,4 +227,12 @@ impl anxin_runtime::Telemetry for MetricsPort {
         self.metrics.programme_tasks_open.set(open as i64);
         self.metrics.programme_tasks_overdue.set(overdue as i64);
     }
+
+    fn devices_offline(&self, offline: usize) {
+        self.metrics.devices_offline.set(offline as i64);
+    }
+
+    fn offer(&self, step: &'static str) {
+        self.metrics.offers.with_label_values(&[step]).inc();
+    }
 }

@@ -35,6 +35,10 @@ pub struct Metrics {
     /// `programme.overdue_after_h` past falling due; counted with every health snapshot.
     pub programme_tasks_open: IntGauge,
     pub programme_tasks_overdue: IntGauge,
+    /// Devices offline now, counted with every health snapshot.
+    pub devices_offline: IntGauge,
+    /// Offers to responders made and ended, by step.
+    pub offers: IntCounterVec,
 }
 
 impl Metrics {
@@ -126,6 +130,16 @@ impl Metrics {
                 "Scheduled welfare calls and visits open programme.overdue_after_h or longer past falling due, as of the last health snapshot",
             )
             .expect("metric"),
+            devices_offline: IntGauge::new(
+                "anxin_devices_offline",
+                "Devices offline (silent past their window, or switched off), as of the last health snapshot",
+            )
+            .expect("metric"),
+            offers: IntCounterVec::new(
+                Opts::new("anxin_offers_total", "Offers to responders: made, accepted, declined, lapsed, withdrawn"),
+                &["step"],
+            )
+            .expect("metric"),
             registry,
         };
         m.registry.register(Box::new(m.messages_received.clone())).expect("register");
@@ -144,6 +158,11 @@ impl Metrics {
         m.registry.register(Box::new(m.open_incidents.clone())).expect("register");
         m.registry.register(Box::new(m.programme_tasks_open.clone())).expect("register");
         m.registry.register(Box::new(m.programme_tasks_overdue.clone())).expect("register");
+        m.registry.register(Box::new(m.devices_offline.clone())).expect("register");
+        m.registry.register(Box::new(m.offers.clone())).expect("register");
+        for step in ["made", "accepted", "declined", "lapsed", "withdrawn"] {
+            m.offers.with_label_values(&[step]);
+        }
         // Every label value exists from the start, so a dashboard shows zeros, not gaps.
         for t in anxin_core::EventType::ALL {
             m.messages_received.with_label_values(&[t.as_str()]);

@@ -106,6 +106,16 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
         open.iter().filter(|i| i.kind == anxin_core::IncidentKind::Welfare).map(|i| i.device_id.as_str()).collect();
     checks.sort_unstable();
     assert_eq!(checks, ["d-2", "d-4"]);
+    // Counted on /metrics with the next health snapshot (every minute), for the alert on
+    // devices going offline in numbers (deploy/prometheus).
+    clock.advance(Duration::from_secs(MIN + 1));
+    let counted = tokio::time::timeout(WAIT, async {
+        while app.metric("anxin_devices_offline").await != 2.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "anxin_devices_offline reads {}", app.metric("anxin_devices_offline").await);
 
     // d-2 is heard again, on its charger: its check closes by itself.
     d2.publish_raw(heartbeat(5, json!({"battery_pct": 14, "charging": true}))).await;

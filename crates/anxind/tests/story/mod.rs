@@ -874,6 +874,14 @@ pub async fn lapsed_offers_climb_the_ladder(backend: Backend, client_id: String)
     let timed_out = changes.iter().filter(|c| matches!(c, Change::OfferTimedOut { .. })).count();
     assert_eq!(timed_out, 2, "{changes:?}");
     assert!(changes.iter().any(|c| matches!(c, Change::StationAlerted { .. })));
+    // Counted for the alert on offers lapsing (deploy/prometheus).
+    assert_eq!(
+        (
+            app.metric("anxin_offers_total{step=\"made\"}").await,
+            app.metric("anxin_offers_total{step=\"lapsed\"}").await
+        ),
+        (2.0, 2.0)
+    );
     app.stop().await;
 }
 
