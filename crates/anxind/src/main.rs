@@ -104,14 +104,25 @@ impl Cli {
 fn main() -> anyhow::Result<()> {
     // rumqttd logs ordinary device disconnects at ERROR, which is reserved here for lost data
     // or an operator having to act, so the embedded broker is quiet unless ANXIN_LOG asks.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
-                .unwrap_or_else(|_| "info,rumqttd=off,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| "info,rumqttd=off,sqlx=warn".into())
+    };
+    // ANXIN_LOG_FORMAT=json: one JSON object a line, for a log collector.
+    match std::env::var("ANXIN_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+        Ok("text") | Err(std::env::VarError::NotPresent) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => anyhow::bail!("ANXIN_LOG_FORMAT must be text or json, not {other:?}"),
+        Err(e) => anyhow::bail!("ANXIN_LOG_FORMAT: {e}"),
+    }
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref(), &cli.overrides())?;
     anxind::tokio_runtime(config.worker_threads())?.block_on(run(cli, config))
@@ -200,22 +211,32 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     let mqtt = app.mqtt_url();
     // One line on stdout for scripts and tests; everything else is logged to stderr.
     println!("anxind ready console={console} mqtt={mqtt}");
-    eprintln!("\n  Anxin is running. Open the console: {console}\n  Devices publish to {mqtt}. Ctrl-C stops.\n");
+    // For a person at a terminal; a log collector (ANXIN_LOG_FORMAT=json) gets it as a line.
+    let for_people = std::env::var("ANXIN_LOG_FORMAT").as_deref() != Ok("json");
+    if for_people {
+        eprintln!("\n  Anxin is running. Open the console: {console}\n  Devices publish to {mqtt}. Ctrl-C stops.\n");
+    } else {
+        tracing::info!(%console, %mqtt, "anxind ready");
+    }
     if is_demo {
-        eprintln!(
-            "  Demo sign-in: dispatcher, dispatcher2 or supervisor (the console), admin (the ledger), password {}\n  Responder phones: {}/responder, token demo-<responder id>, e.g. demo-xs-r011\n",
-            demo::DEMO_PASSWORD,
-            console.trim_end_matches("/console"),
-        );
+        if for_people {
+            eprintln!(
+                "  Demo sign-in: dispatcher, dispatcher2 or supervisor (the console), admin (the ledger), password {}\n  Responder phones: {}/responder, token demo-<responder id>, e.g. demo-xs-r011\n",
+                demo::DEMO_PASSWORD,
+                console.trim_end_matches("/console"),
+            );
+        }
         for link in &family_links {
             let url = format!("{}/family#t={}", console.trim_end_matches("/console"), link.token);
-            eprintln!(
-                "  Family page of {} for {}: {url}\n    (press device {} to see it live)",
-                link.elder_name, link.contact, link.device_id
-            );
+            if for_people {
+                eprintln!(
+                    "  Family page of {} for {}: {url}\n    (press device {} to see it live)",
+                    link.elder_name, link.contact, link.device_id
+                );
+            }
             tracing::info!(elder = %link.elder_name, device = %link.device_id, %url, "demo family link");
         }
-        if !family_links.is_empty() {
+        if for_people && !family_links.is_empty() {
             eprintln!();
         }
     }

@@ -62,6 +62,42 @@ fn registry_example_prints_a_registry_that_run_accepts() {
     assert_eq!(stored.devices.len(), 320, "the registry file was stored");
 }
 
+/// `ANXIN_LOG_FORMAT=json`: every log line is one JSON object a collector can read; a format
+/// it does not know stops it at once, saying which.
+#[test]
+fn logs_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let mut child =
+        anxind(&["run", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--store-url", &store])
+            .env("ANXIN_LOG", "info")
+            .env("ANXIN_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("anxind ready"), "{ready}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let resuming = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "resuming")
+        .unwrap_or_else(|| panic!("the start-up line is logged: {stderr}"));
+    assert_eq!((resuming["level"].as_str(), resuming["target"].as_str()), (Some("INFO"), Some("anxind::app")));
+    assert!(resuming["fields"]["devices"].is_number(), "{resuming}");
+
+    let out = anxind(&["run"]).env("ANXIN_LOG_FORMAT", "xml").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ANXIN_LOG_FORMAT must be text or json, not \"xml\""));
+}
+
 #[test]
 fn hash_token_prints_what_the_registry_keeps() {
     let out = anxind(&["hash-token", "abc"]).output().unwrap();
