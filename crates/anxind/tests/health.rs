@@ -338,6 +338,13 @@ async fn scheduled_calls_fall_due_are_tried_again_and_exported(backend: Backend,
     let (status, _, _) =
         http_exchange(app.http, "GET", "/api/v1/admin/exports/programme", &[("Cookie", &wang)], "").await;
     assert_eq!(status, 403, "a dispatcher does not export the ledger");
+    // The programme's ledger is CSV in UTF-8 only: anything else is refused, saying so.
+    for query in ["?format=xlsx", "?encoding=gbk"] {
+        let path = format!("/api/v1/admin/exports/programme{query}");
+        let (status, _, body) = http_exchange(app.http, "GET", &path, &[("Cookie", &zhao)], "").await;
+        assert_eq!(status, 422, "{query}: {body}");
+        assert!(body.contains("bad_export"), "{query}: {body}");
+    }
 
     // The snapshot, then a restart: the next call is a day after the one answered, not sooner.
     clock.advance(Duration::from_secs(MIN + 1));
