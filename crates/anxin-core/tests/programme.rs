@@ -290,3 +290,35 @@ fn an_unanswered_call_is_tried_again_on_time_while_the_visit_waits_weeks_ahead()
     assert_eq!(e.incident(retries[0].1).unwrap().pressed_at, T0.plus_millis(3 * HOUR));
     assert_eq!(opened(&out, WelfareReason::ScheduledVisit), vec![]);
 }
+
+/// Joining the programme by a ledger change: an elder already in the ledger is found their
+/// device; an elder who joins the ledger with a schedule has none until one is enrolled for
+/// them, and their tasks are raised on it from then.
+#[test]
+fn elders_put_on_the_programme_by_the_ledger_get_tasks_on_their_device() {
+    let mut r = one_of_each();
+    let mut e = Engine::new(Policy::default(), r.clone(), Resume::default());
+    e.start_health(T0);
+    let mut out = Outbox::default();
+    // e-1 is in the ledger with d-1: a weekly call from now.
+    let mut weekly = r.elders.remove(0);
+    weekly.profile.schedule = WelfareSchedule { call_every_days: Some(7), visit_every_days: None };
+    e.amend(Amend::new(Amendment::Update(Entry::Elder(weekly.clone()))), "admin", T0, &mut out).unwrap();
+    assert_eq!(e.elder_programme(&elder()).and_then(|p| p.device.clone()), Some(dev()));
+    // e-new joins the ledger on the programme, with no device yet; then one is enrolled.
+    let mut new = weekly;
+    new.id = ElderId::parse("e-new").unwrap();
+    e.amend(Amend::new(Amendment::Create(Entry::Elder(new.clone()))), "admin", T0, &mut out).unwrap();
+    assert_eq!(e.elder_programme(&new.id).map(|p| p.device.clone()), Some(None));
+    let device = Device { id: DeviceId::parse("d-new").unwrap(), elder_id: new.id.clone(), model: None };
+    e.amend(Amend::new(Amendment::Create(Entry::Device(device.clone()))), "admin", T0, &mut out).unwrap();
+    assert_eq!(e.elder_programme(&new.id).and_then(|p| p.device.clone()), Some(device.id.clone()));
+    // Within the week both are called, each on their own device.
+    let out = run_to(&mut e, T0, T0.plus_millis(7 * DAY));
+    let calls: Vec<(ElderId, DeviceId)> = opened(&out, WelfareReason::ScheduledCall)
+        .into_iter()
+        .map(|(_, id)| e.incident(id).map(|i| (i.elder_id.clone(), i.device_id.clone())).expect("open"))
+        .collect();
+    assert!(calls.contains(&(elder(), dev())), "{calls:?}");
+    assert!(calls.contains(&(new.id.clone(), device.id.clone())), "{calls:?}");
+}

@@ -204,7 +204,7 @@ impl Engine {
                 }
                 let id = e.id.clone();
                 self.elders.insert(e.id.clone(), e);
-                self.elder_schedule_changed(&id, now, out);
+                self.elder_schedule_changed(&id, live.is_none(), now, out);
             }
             Entry::Device(d) => {
                 let enrolled = self.device_state(d.elder_id, d.model);
@@ -252,7 +252,7 @@ impl Engine {
             Entry::Elder(e) => {
                 self.forget_activity(&e.id, "the elder was retired", now, out);
                 self.elders.remove(&e.id);
-                self.elder_schedule_changed(&e.id, now, out);
+                self.elder_schedule_changed(&e.id, false, now, out);
             }
             Entry::Device(d) => {
                 self.forget_device_health(&d.id, now, out);
