@@ -199,6 +199,10 @@ pub struct Device {
     /// Its model, which sets how long it may be silent (`[health.models]`); none: the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The number of its SIM card, for a device that can dial: a call from it is the
+    /// device's (see [`crate::telephony`]). Digits, as the ledger wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<String>,
 }
 
 /// A community care station: where responders are based and where a duty line answers.
@@ -350,6 +354,7 @@ mod tests {
             id: DeviceId::parse("d2").unwrap(),
             elder_id: ElderId::parse("e9").unwrap(),
             model: None,
+            sim: None,
         });
         assert!(matches!(r.check(), Err(RegistryError::UnknownElder { .. })));
         r.devices.pop();
@@ -362,6 +367,7 @@ mod tests {
                 id: DeviceId::parse("d9").unwrap(),
                 elder_id: ElderId::parse("e1").unwrap(),
                 model: None,
+                sim: None,
             }],
             ..Registry::default()
         };

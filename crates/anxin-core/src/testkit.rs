@@ -36,7 +36,7 @@ pub fn one_of_each() -> Registry {
             notes: String::new(),
             profile: Default::default(),
         }],
-        devices: vec![Device { id: d1(), elder_id: elder, model: None }],
+        devices: vec![Device { id: d1(), elder_id: elder, model: None, sim: None }],
         stations: vec![Station {
             id: station.clone(),
             name: "金碧街道服务中心".into(),

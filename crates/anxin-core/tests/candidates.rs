@@ -54,6 +54,7 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
             id: DeviceId::parse("d").unwrap(),
             elder_id: ElderId::parse("e").unwrap(),
             model: None,
+            sim: None,
         }],
         // Stations a kilometre apart up the meridian, each with its circle or the default.
         stations: (0..circles.len())

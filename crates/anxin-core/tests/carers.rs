@@ -309,7 +309,7 @@ fn a_restart_keeps_open_visits_and_their_timers() {
 fn the_ledger_refuses_device_ids_that_look_like_a_carers() {
     let mut e = engine();
     let mut out = Outbox::default();
-    let device = Device { id: DeviceId::parse("carer:c-1").unwrap(), elder_id: elder(), model: None };
+    let device = Device { id: DeviceId::parse("carer:c-1").unwrap(), elder_id: elder(), model: None, sim: None };
     let refused = e.amend(Amend::new(Amendment::Create(Entry::Device(device))), "admin", T0, &mut out);
     assert!(refused.is_err(), "{refused:?}");
 }

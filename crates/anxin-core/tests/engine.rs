@@ -23,6 +23,7 @@ fn registry() -> Registry {
             id: DeviceId::parse("d-1").unwrap(),
             elder_id: ElderId::parse("e-1").unwrap(),
             model: None,
+            sim: None,
         }],
         stations: vec![Station {
             id: StationId::parse("s-1").unwrap(),
@@ -229,6 +230,7 @@ fn the_snapshot_lists_the_most_urgent_first() {
         id: DeviceId::parse("d-2").unwrap(),
         elder_id: ElderId::parse("e-2").unwrap(),
         model: None,
+        sim: None,
     });
     let mut e = Engine::new(Policy::default(), reg, Resume::default());
     let mut out = Outbox::default();

@@ -286,6 +286,7 @@ fn a_mass_of_silent_devices_is_worked_through_a_slice_a_tick() {
             id: DeviceId::parse(format!("m-{i}")).unwrap(),
             elder_id: r.elders[0].id.clone(),
             model: None,
+            sim: None,
         });
     }
     let mut e = started(r, T0);

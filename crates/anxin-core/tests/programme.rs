@@ -310,7 +310,7 @@ fn elders_put_on_the_programme_by_the_ledger_get_tasks_on_their_device() {
     new.id = ElderId::parse("e-new").unwrap();
     e.amend(Amend::new(Amendment::Create(Entry::Elder(new.clone()))), "admin", T0, &mut out).unwrap();
     assert_eq!(e.elder_programme(&new.id).map(|p| p.device.clone()), Some(None));
-    let device = Device { id: DeviceId::parse("d-new").unwrap(), elder_id: new.id.clone(), model: None };
+    let device = Device { id: DeviceId::parse("d-new").unwrap(), elder_id: new.id.clone(), model: None, sim: None };
     e.amend(Amend::new(Amendment::Create(Entry::Device(device.clone()))), "admin", T0, &mut out).unwrap();
     assert_eq!(e.elder_programme(&new.id).and_then(|p| p.device.clone()), Some(device.id.clone()));
     // Within the week both are called, each on their own device.

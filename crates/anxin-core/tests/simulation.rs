@@ -102,6 +102,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("e{i}")).unwrap(),
             model: None,
+            sim: None,
         });
     }
     for i in 0..RESPONDERS {

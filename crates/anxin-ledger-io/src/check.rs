@@ -764,7 +764,7 @@ impl<'l> Checker<'l> {
             Some(text) => (!text.is_empty()).then(|| text.to_string()),
             None => self.devices.get(id.as_str()).and_then(|d| d.model.clone()),
         };
-        let device = Device { id, elder_id, model };
+        let device = Device { id, elder_id, model, sim: None };
         let status = status(self.devices.get(device.id.as_str()).copied(), &device);
         Some((Entity::Device(device), status))
     }

@@ -75,6 +75,7 @@ fn ledger() -> Registry {
             id: DeviceId::parse("xs-0001").unwrap(),
             elder_id: ElderId::parse("e1").unwrap(),
             model: None,
+            sim: None,
         }],
         responders: vec![Responder {
             id: ResponderId::parse("r1").unwrap(),
@@ -459,6 +460,7 @@ fn progress_climbs_to_the_total_reading_and_checking() {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse("e1").unwrap(),
             model: None,
+            sim: None,
         })
         .collect();
     for format in [Format::Csv, Format::Xlsx] {
@@ -576,6 +578,7 @@ fn the_programmes_schedule_and_a_devices_model_import_and_an_older_file_still_do
         id: DeviceId::parse("xs-0009").unwrap(),
         elder_id: ElderId::parse("e1").unwrap(),
         model: Some("watch-4g".into()),
+        sim: None,
     });
     let old_elders = "id,name,address,home_lat,home_lon\ne1,张桂英,华山南路 1 号,25.04,102.71\n";
     let mut table = read_table(old_elders.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();

@@ -530,6 +530,7 @@ fn district(rng: &mut SmallRng) -> Registry {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("e{i}")).unwrap(),
             model: None,
+            sim: None,
         });
     }
     for i in 0..RESPONDERS {

@@ -165,6 +165,7 @@ macro_rules! ledger_rows {
                     elder_id: anxin_core::ElderId::parse(row.try_get::<String, _>("elder_id")?)
                         .map_err(|e| corrupt("elder id", e))?,
                     model: row.try_get("model")?,
+                    sim: None,
                 }),
                 anxin_core::LedgerKind::Station => anxin_core::Entry::Station(anxin_core::Station {
                     id: anxin_core::StationId::parse(row.try_get::<String, _>("id")?)

@@ -44,6 +44,7 @@ fn registry() -> Registry {
             id: DeviceId::parse("d-1").unwrap(),
             elder_id: ElderId::parse("e-1").unwrap(),
             model: None,
+            sim: None,
         }],
         responders: vec![Responder {
             id: ResponderId::parse("r-1").unwrap(),

@@ -58,6 +58,7 @@ fn registry() -> Registry {
             id: DeviceId::parse(d).unwrap(),
             elder_id: ElderId::parse("hc-e").unwrap(),
             model: None,
+            sim: None,
         });
     }
     r.stations.push(Station {

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
                 id: DeviceId::parse(format!("d{i:07}")).unwrap(),
                 elder_id: ElderId::parse(format!("e{:07}", i % elders)).unwrap(),
                 model: None,
+                sim: None,
             });
         }
         store.save_registry(&r).await?;

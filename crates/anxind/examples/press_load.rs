@@ -256,6 +256,7 @@ fn district(devices: usize, idle_devices: usize, responders: usize, rng: &mut Sm
             id: DeviceId::parse(format!("lb-d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("lb-e{i}")).unwrap(),
             model: None,
+            sim: None,
         });
     }
     for i in 0..idle_devices {
@@ -263,6 +264,7 @@ fn district(devices: usize, idle_devices: usize, responders: usize, rng: &mut Sm
             id: DeviceId::parse(format!("lb-h{i}")).unwrap(),
             elder_id: ElderId::parse(format!("lb-e{}", i % devices.max(1))).unwrap(),
             model: None,
+            sim: None,
         });
     }
     for i in 0..responders {

@@ -167,7 +167,7 @@ pub fn district(seed: u64) -> Registry {
                 profile: profile(seed, elder_no, &notes),
                 notes: notes.join("；"),
             });
-            r.devices.push(Device { id: device_id(elder_no), elder_id: elder, model: None });
+            r.devices.push(Device { id: device_id(elder_no), elder_id: elder, model: None, sim: None });
         }
     }
     r.staff = demo_staff();

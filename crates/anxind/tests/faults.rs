@@ -29,7 +29,12 @@ fn registry() -> anxin_core::Registry {
     for n in 0..DEVICES {
         let elder = ElderId::parse(format!("e-burst-{n}")).unwrap();
         r.elders.push(Elder { id: elder.clone(), name: format!("长者 burst {n}"), ..template.clone() });
-        r.devices.push(Device { id: DeviceId::parse(format!("d-burst-{n}")).unwrap(), elder_id: elder, model: None });
+        r.devices.push(Device {
+            id: DeviceId::parse(format!("d-burst-{n}")).unwrap(),
+            elder_id: elder,
+            model: None,
+            sim: None,
+        });
     }
     r
 }

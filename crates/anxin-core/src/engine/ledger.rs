@@ -18,7 +18,7 @@ impl Engine {
                 let d = self.devices.get(&id)?;
                 let (elder_id, model) =
                     (d.elder_id.clone(), Self::model_name(&self.model_names, d.model).map(str::to_string));
-                Some(Entry::Device(crate::registry::Device { id, elder_id, model }))
+                Some(Entry::Device(crate::registry::Device { id, elder_id, model, sim: None }))
             }
             LedgerKind::Station => self.stations.get(&StationId::parse(id).ok()?).cloned().map(Entry::Station),
             LedgerKind::Responder => self.responders.get(&ResponderId::parse(id).ok()?).cloned().map(Entry::Responder),

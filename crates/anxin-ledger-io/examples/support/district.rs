@@ -128,6 +128,7 @@ pub fn district(elders: usize, devices: usize) -> Registry {
             id: DeviceId::parse(format!("xs-{i:06}")).unwrap(),
             elder_id: elders[(i * 5) % elders.len()].id.clone(),
             model: None,
+            sim: None,
         })
         .collect();
     Registry { elders, devices, stations, responders: Vec::new(), staff: Vec::new() }

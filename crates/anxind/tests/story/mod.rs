@@ -148,6 +148,7 @@ pub fn registry() -> Registry {
                 id: DeviceId::parse(format!("d-{n}")).unwrap(),
                 elder_id: ElderId::parse(format!("e-{n}")).unwrap(),
                 model: None,
+                sim: None,
             })
             .collect(),
         stations: vec![station("st-qianwei", 25.0050, 102.6905), station("st-biji", 24.9600, 102.6300)],
