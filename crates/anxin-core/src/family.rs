@@ -161,6 +161,7 @@ impl Notice {
             IncidentKind::Service => "服务请求",
             IncidentKind::Welfare => "关怀回访",
             IncidentKind::LoneWorker => "护理员超时未签退",
+            IncidentKind::Call => "热线来电",
         };
         match self {
             Notice::Emergency { kind } => {
@@ -220,6 +221,7 @@ impl Notice {
             IncidentKind::Service => "a service request",
             IncidentKind::Welfare => "a welfare check",
             IncidentKind::LoneWorker => "a carer overdue on a visit",
+            IncidentKind::Call => "a call to the hotline",
         };
         match self {
             Notice::Emergency { kind } => format!(

@@ -5,6 +5,7 @@ use crate::family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
 use crate::policy::Policy;
+pub use crate::telephony::{CallEnd, CallRecord, CallerMatch};
 use serde::{Deserialize, Serialize};
 
 /// What the device told us happened. Unknown names are refused at the edge.
@@ -201,6 +202,9 @@ pub enum IncidentKind {
     /// A carer on a visit was not heard from in time (the lone-worker timer): a dispatcher
     /// phones them, and sends somebody if they do not answer. Never on the ladder by itself.
     LoneWorker,
+    /// A call to the hotline (see [`crate::telephony`]): a dispatcher answers it, or calls
+    /// back. It may be an emergency, so it rings at once; a press that joins it makes it one.
+    Call,
 }
 
 /// Why a welfare check was opened.
@@ -286,6 +290,7 @@ impl IncidentKind {
             IncidentKind::Service => 3,
             IncidentKind::Welfare => 4,
             IncidentKind::LoneWorker => 2,
+            IncidentKind::Call => 2,
         }
     }
 
@@ -299,6 +304,7 @@ impl IncidentKind {
             IncidentKind::Service => "service",
             IncidentKind::Welfare => "welfare",
             IncidentKind::LoneWorker => "lone_worker",
+            IncidentKind::Call => "call",
         }
     }
 
@@ -312,6 +318,7 @@ impl IncidentKind {
             IncidentKind::Service,
             IncidentKind::Welfare,
             IncidentKind::LoneWorker,
+            IncidentKind::Call,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -429,6 +436,8 @@ pub enum DispatcherNeeded {
     WelfareCheck,
     /// A carer on a visit is overdue: phone them.
     CarerOverdue,
+    /// A call to the hotline waits: answer it, or call back.
+    Call,
 }
 
 /// What needs a person now. The engine derives it from the incident's changes, so every
@@ -462,6 +471,10 @@ pub enum Need {
     WelfareCheck,
     /// A carer on a visit did not check out or say they were still there in time.
     CarerOverdue,
+    /// A call to the hotline rings: pick it up.
+    IncomingCall,
+    /// A call to the hotline ended before anybody answered it: call back.
+    MissedCall,
 }
 
 /// How loud an alarm is: consoles sound each level differently, the most urgent first.
@@ -489,6 +502,7 @@ impl Need {
         match self {
             Need::NobodyGoing | Need::OnSceneOverdue => AlarmLevel::Critical,
             Need::NewEmergency | Need::Unreadable | Need::ClaimantGone | Need::CarerOverdue => AlarmLevel::Urgent,
+            Need::IncomingCall | Need::MissedCall => AlarmLevel::Urgent,
             Need::FamilySaysFine => AlarmLevel::Urgent,
             Need::ServiceRequest | Need::CancelRequested | Need::FamilyUnreached => AlarmLevel::Routine,
             Need::WelfareCheck => AlarmLevel::Welfare,
@@ -508,6 +522,8 @@ impl Need {
             Need::FamilyUnreached => "family_unreached",
             Need::WelfareCheck => "welfare_check",
             Need::CarerOverdue => "carer_overdue",
+            Need::IncomingCall => "incoming_call",
+            Need::MissedCall => "missed_call",
         }
     }
 
@@ -522,6 +538,7 @@ impl Need {
             DispatcherNeeded::HandledByDispatcher => None,
             DispatcherNeeded::WelfareCheck => Some(Need::WelfareCheck),
             DispatcherNeeded::CarerOverdue => Some(Need::CarerOverdue),
+            DispatcherNeeded::Call => Some(Need::MissedCall),
         }
     }
 }
@@ -549,6 +566,9 @@ pub enum LocationSource {
     Device,
     /// The elder's registered home address.
     Home,
+    /// Nobody knows where: a call from a number the ledger does not have. `at` means
+    /// nothing, and no station or responder is matched to it.
+    Unknown,
 }
 
 /// Why a device's fix was not used.
@@ -647,6 +667,9 @@ pub struct Incident {
     /// goes to the carer, not to the elder, and the elder's family is not told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carer: Option<ResponderId>,
+    /// The calls to the hotline about it, in the order they rang.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallRecord>,
 }
 
 /// The family's side of an incident.
@@ -742,6 +765,7 @@ impl Incident {
             IncidentKind::Service => Some(DispatcherNeeded::ServiceRequest),
             IncidentKind::Welfare => Some(DispatcherNeeded::WelfareCheck),
             IncidentKind::LoneWorker => Some(DispatcherNeeded::CarerOverdue),
+            IncidentKind::Call => Some(DispatcherNeeded::Call),
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => None,
         };
         let need = match kind {
@@ -749,6 +773,7 @@ impl Incident {
             IncidentKind::Service => Need::ServiceRequest,
             IncidentKind::Welfare => Need::WelfareCheck,
             IncidentKind::LoneWorker => Need::CarerOverdue,
+            IncidentKind::Call => Need::IncomingCall,
             IncidentKind::Sos | IncidentKind::Fall | IncidentKind::Fire | IncidentKind::Intrusion => Need::NewEmergency,
         };
         let mut ladder = Ladder::default();
@@ -788,6 +813,7 @@ impl Incident {
             family: Family::default(),
             welfare: *welfare,
             carer: None,
+            calls: Vec::new(),
         })
     }
 
@@ -1031,6 +1057,53 @@ impl Incident {
                 self.family.next_at = None;
                 if self.state != IncidentState::Resolved {
                     self.raise(Need::FamilyUnreached, event);
+                }
+            }
+            Change::CallRang { call_id, from, to, caller } => {
+                if !self.calls.iter().any(|c| &c.call_id == call_id) {
+                    self.calls.push(CallRecord {
+                        call_id: call_id.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        caller: *caller,
+                        rang_at: at,
+                        answered_at: None,
+                        answered_by: None,
+                        ended_at: None,
+                        end: None,
+                    });
+                }
+                // Somebody must pick up, whatever was seen before; an urgent alarm up (an
+                // emergency nobody has seen) stays, and the row shows the call ringing.
+                let louder = self.alarm.is_some_and(|up| up.level <= AlarmLevel::Urgent);
+                if self.state != IncidentState::Resolved && !louder {
+                    self.raise(Need::IncomingCall, event);
+                }
+            }
+            Change::CallAnswered { call_id, by } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
+                    call.answered_at.get_or_insert(at);
+                    call.answered_by.get_or_insert_with(|| by.clone());
+                }
+                // A person is talking to the caller: the call is seen, and handled.
+                self.acknowledged_at.get_or_insert(at);
+                self.silence(&[Need::IncomingCall, Need::MissedCall]);
+                if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
+                    self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
+                    self.ladder.remind_at = None;
+                }
+            }
+            Change::CallEnded { call_id, reason, .. } => {
+                let call = self.calls.iter_mut().find(|c| &c.call_id == call_id);
+                let answered = call.as_ref().is_some_and(|c| c.answered_at.is_some());
+                if let Some(call) = call {
+                    call.ended_at.get_or_insert(at);
+                    call.end.get_or_insert(*reason);
+                }
+                // Nobody picked up: the caller must be called back.
+                if !answered && self.state != IncidentState::Resolved && !self.state.is_terminal() {
+                    self.silence(&[Need::IncomingCall]);
+                    self.raise(Need::MissedCall, event);
                 }
             }
             Change::Released { why, .. } => {
@@ -1346,6 +1419,28 @@ pub enum Change {
     },
     /// Every contact has been told and none has answered.
     FamilyExhausted,
+    /// A call to the hotline rang the consoles about this incident.
+    CallRang {
+        call_id: String,
+        /// The caller's number as the network gave it.
+        from: String,
+        /// The number dialled.
+        to: String,
+        /// How the caller was recognised.
+        caller: CallerMatch,
+    },
+    /// Somebody picked the call up (`by`: their SIP user, a staff id for a console).
+    CallAnswered {
+        call_id: String,
+        by: String,
+    },
+    /// The call is over; `talk_s` is how long it was talked, for an answered call.
+    CallEnded {
+        call_id: String,
+        reason: CallEnd,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        talk_s: Option<u32>,
+    },
 }
 
 impl Change {
@@ -1603,4 +1698,8 @@ pub struct IncidentView {
     /// phone; `elder` is then the elder they were visiting, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carer: Option<PartyView>,
+    /// The calls to the hotline about it, in the order they rang; one with neither an answer
+    /// nor an end rings now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallRecord>,
 }

@@ -218,11 +218,17 @@ impl Engine {
         if self.devices.contains_key(device) {
             self.device_incidents.entry(device.clone()).or_default().open = Some(id);
         }
+        self.log_opening_call(id, now, out);
         // The family first: the first contact hears at once, before the ladder starts.
         if let Some(notice) = notice {
             self.tell_family(id, notice, now, out);
         }
-        if let Some(s) = self.matcher.nearest_station(location.at) {
+        // Nowhere known (a caller nobody knows) is near no station.
+        let nearest = match location.source {
+            LocationSource::Unknown => None,
+            _ => self.matcher.nearest_station(location.at),
+        };
+        if let Some(s) = nearest {
             let change = Change::NearestStation { station_id: s.id, distance_m: s.distance_m };
             self.record(id, change, Actor::Engine, now, out);
         }
@@ -231,7 +237,10 @@ impl Engine {
         if kind.is_emergency() {
             self.climb(id, now, out);
         }
-        self.tell_device_help_is_coming(id, out);
+        // A device that dialled is on the phone to us: nothing is decided to tell it yet.
+        if kind != IncidentKind::Call {
+            self.tell_device_help_is_coming(id, out);
+        }
         self.after_change(id, out);
         id
     }

@@ -18,7 +18,8 @@ impl Engine {
                 let d = self.devices.get(&id)?;
                 let (elder_id, model) =
                     (d.elder_id.clone(), Self::model_name(&self.model_names, d.model).map(str::to_string));
-                Some(Entry::Device(crate::registry::Device { id, elder_id, model, sim: None }))
+                let sim = self.sim_of(&id);
+                Some(Entry::Device(crate::registry::Device { id, elder_id, model, sim }))
             }
             LedgerKind::Station => self.stations.get(&StationId::parse(id).ok()?).cloned().map(Entry::Station),
             LedgerKind::Responder => self.responders.get(&ResponderId::parse(id).ok()?).cloned().map(Entry::Responder),
@@ -139,6 +140,20 @@ impl Engine {
                     let why = format!("elder {} is not in the ledger", d.elder_id);
                     out.push(FieldError::new("elder_id", "unknown_elder", why));
                 }
+                if let Some(sim) = &d.sim {
+                    match self.caller_of(sim) {
+                        _ if crate::telephony::number_key(sim).is_none() => {
+                            let why = format!("{sim:?} is not a telephone number");
+                            out.push(FieldError::new("sim", "bad_number", why));
+                        }
+                        Some(c) if c.by == crate::telephony::CallerMatch::Sim && c.device.as_ref() != Some(&d.id) => {
+                            let other = c.device.as_ref().map(|o| o.to_string()).unwrap_or_default();
+                            let why = format!("SIM number {sim} is device {other}'s");
+                            out.push(FieldError::new("sim", "sim_in_use", why));
+                        }
+                        _ => {}
+                    }
+                }
                 let moved = matches!(live, Some(Entry::Device(was)) if was.elder_id != d.elder_id);
                 if let Some(open) = self.open_of(&d.id).filter(|_| moved) {
                     let why = format!("the device has open incident {open}: it cannot change hands until that ends");
@@ -203,6 +218,11 @@ impl Engine {
                     self.forget_activity(&e.id, "the elder no longer lives alone", now, out);
                 }
                 let id = e.id.clone();
+                let was = match &live {
+                    Some(Entry::Elder(was)) => was.phone.clone(),
+                    _ => None,
+                };
+                self.elder_number_changed(&id, was.as_deref(), e.phone.as_deref());
                 self.elders.insert(e.id.clone(), e);
                 self.elder_schedule_changed(&id, live.is_none(), now, out);
             }
@@ -216,6 +236,11 @@ impl Engine {
                         self.programme_device_added(&d.id);
                     }
                 }
+                let was = match &live {
+                    Some(Entry::Device(was)) => Some(&was.elder_id),
+                    _ => None,
+                };
+                self.device_number_changed(&d.id, d.sim, was);
             }
             Entry::Station(s) => {
                 let was = match live {
@@ -251,11 +276,13 @@ impl Engine {
         match entry {
             Entry::Elder(e) => {
                 self.forget_activity(&e.id, "the elder was retired", now, out);
+                self.elder_number_changed(&e.id, e.phone.as_deref(), None);
                 self.elders.remove(&e.id);
                 self.elder_schedule_changed(&e.id, false, now, out);
             }
             Entry::Device(d) => {
                 self.forget_device_health(&d.id, now, out);
+                self.device_number_gone(&d.id);
                 self.devices.remove(&d.id);
                 // Its incidents stay open for the dispatchers; a device enrolled again under
                 // the same id starts with none.

@@ -15,6 +15,7 @@
 //! clock) and `views` (what consoles and phones are shown).
 
 mod activity;
+mod calls;
 mod candidates;
 mod carers;
 mod commands;
@@ -253,6 +254,10 @@ pub struct Engine {
     pub(crate) programme_dirty: Vec<ElderId>,
     /// Carers' visits and help, and when each visit is next due.
     pub(crate) carers: carers::Carers,
+    /// The ledger's telephone numbers and the calls ringing (see [`crate::telephony`]).
+    pub(crate) telephony: calls::Telephony,
+    /// The call a `call` incident being opened opens with, logged right after `opened`.
+    opening_call: Option<Change>,
 }
 
 impl Engine {
@@ -316,11 +321,18 @@ impl Engine {
             programme_due: Default::default(),
             programme_dirty: Vec::new(),
             carers: carers::Carers::default(),
+            telephony: calls::Telephony::default(),
+            opening_call: None,
         };
+        let mut sims = Vec::new();
         for d in registry.devices {
             let state = engine.device_state(d.elder_id, d.model);
+            if let Some(sim) = d.sim {
+                sims.push((d.id.clone(), sim));
+            }
             engine.devices.insert(d.id, state);
         }
+        engine.index_numbers(sims);
         engine.restore_health(&resume.health);
         engine.restore_activity(&resume.activity);
         engine.enrol_programme();
@@ -358,6 +370,7 @@ impl Engine {
             engine.fixes.insert((t, id));
         }
         engine.restore_carers(resume.visits, resume.last_visit_id);
+        engine.restore_calls();
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }
@@ -495,6 +508,7 @@ impl Engine {
             if incident.carer.is_some() {
                 self.carer_incident_ended(&incident, out);
             }
+            self.calls_ended_with(&incident);
             self.unschedule(id);
         }
     }

@@ -251,6 +251,7 @@ impl Engine {
             no_offer: incident.no_offer.clone(),
             family: incident.family.clone(),
             carer: incident.carer.as_ref().map(|c| self.responder_party(c, 0.0)),
+            calls: incident.calls.clone(),
         }
     }
 }
