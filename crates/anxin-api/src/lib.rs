@@ -12,6 +12,7 @@ pub mod hub;
 pub mod import;
 pub mod notify;
 pub mod responders;
+pub mod telephony;
 
 pub use admin::{LedgerSide, LedgerUnavailable};
 pub use anxin_proto::{rest, ws};

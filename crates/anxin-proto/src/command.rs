@@ -33,6 +33,9 @@ pub enum Caller {
     /// The notification delivery worker, inside anxind, reporting what became of a
     /// notification. Never read from a frame.
     Notifier,
+    /// The SIP server, reporting a call to the hotline over its bearer-token endpoint. Never
+    /// read from a frame.
+    Telephony,
 }
 
 /// What they ask.
@@ -96,6 +99,8 @@ pub enum Request {
     /// Many changes at once (an import's chunk), each taken or refused on its own, in one
     /// commit.
     AmendMany(Vec<anxin_core::Amend>),
+    /// Something happened to a call to the hotline (see [`anxin_core::telephony`]).
+    Call(anxin_core::CallEvent),
     /// What became of a notification (from the delivery worker or a gateway's receipt).
     NotificationOutcome {
         incident: IncidentId,
@@ -187,6 +192,8 @@ pub enum Reply {
     Amended(anxin_core::Amended),
     /// Each of many changes' outcome, in order.
     AmendedMany(Vec<Result<anxin_core::Amended, Refused>>),
+    /// What the engine made of a call's event.
+    Call(anxin_core::CallOutcome),
 }
 
 /// A request on its way to the engine, with where to send the answer.

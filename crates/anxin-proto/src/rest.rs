@@ -67,6 +67,18 @@ impl ErrorBody {
     }
 }
 
+/// What the SIP server gets back for a call's event it posted (`POST
+/// /api/v1/telephony/calls`, whose body is an [`anxin_core::CallEvent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallTaken {
+    /// `opened`, `joined`, `recorded`, `duplicate` or `unknown_call` (an answer or an end for
+    /// a call never heard ringing: nothing changed).
+    pub outcome: String,
+    /// The incident the call rings on; absent for `unknown_call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<u64>,
+}
+
 /// `GET /readyz`: whether every check passes, and each check by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {

@@ -296,8 +296,9 @@ impl ResultFrame {
             Ok(Reply::FamilyLinks(l)) => frame.links = Some(l),
             Ok(Reply::IssuedLink(l)) => frame.link = Some(l),
             Ok(Reply::FamilyHistory(p)) => frame.past = Some(p),
-            // Ledger changes are answered over REST (`/api/v1/admin`), never on a socket.
-            Ok(Reply::Amended(_) | Reply::AmendedMany(_)) => {}
+            // Ledger changes (`/api/v1/admin`) and calls (`/api/v1/telephony/calls`) are
+            // answered over REST, never on a socket.
+            Ok(Reply::Amended(_) | Reply::AmendedMany(_) | Reply::Call(_)) => {}
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);

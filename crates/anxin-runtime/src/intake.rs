@@ -110,6 +110,7 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         (Caller::Notifier, Request::NotificationOutcome { incident, contact, key, delivery }) => {
             engine.family_delivery(incident, &contact, &key, delivery, now, out)
         }
+        (Caller::Telephony, Request::Call(event)) => return Ok(Reply::Call(engine.handle_call(event, now, out))),
         (Caller::Admin { id }, Request::Amend(amend)) => {
             return engine.amend(*amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
         }

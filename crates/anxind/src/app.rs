@@ -335,8 +335,14 @@ impl App {
                 },
             )),
         );
-        let http_task =
-            tokio::spawn(anxin_api::serve(http, anxin_api::router(api).merge(callbacks), http_stop.clone()));
+        // The SIP server's news of calls, only when it has a token to send.
+        let mut routes = anxin_api::router(api.clone()).merge(callbacks);
+        if let Some(token) = &config.telephony.token {
+            let calls =
+                anxin_api::telephony::calls_router(token.expose().trim(), api.commands.clone(), &metrics.registry);
+            routes = routes.merge(calls);
+        }
+        let http_task = tokio::spawn(anxin_api::serve(http, routes, http_stop.clone()));
 
         let ports = anxin_runtime::Ports {
             store: Arc::new(store),

@@ -33,6 +33,27 @@ pub struct Config {
     pub activity: ActivityConfig,
     pub programme: ProgrammeConfig,
     pub carers: CarersConfig,
+    #[serde(default)]
+    pub telephony: TelephonyConfig,
+}
+
+/// `[telephony]`: the SIP server's way in (docs/configuration.md, deploy/sip/README.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelephonyConfig {
+    /// The bearer token the SIP server sends with each call's events; unset: telephony is
+    /// off and `POST /api/v1/telephony/calls` is not found.
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+impl TelephonyConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.token.as_ref().is_some_and(|t| t.expose().trim().len() < 16) {
+            return Err(ConfigError::Check("telephony.token must be 16 characters or more".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `[programme]`: the scheduled welfare programme's retries and overdue time
@@ -837,6 +858,7 @@ impl Config {
         self.activity.check()?;
         self.programme.check()?;
         self.carers.check()?;
+        self.telephony.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
