@@ -258,6 +258,12 @@ struct StaffBody {
 struct DeviceBody {
     id: String,
     elder_id: String,
+    /// Left out: the default model, as in the registry file.
+    #[serde(default)]
+    model: Option<String>,
+    /// The number of its SIM card; left out: none.
+    #[serde(default)]
+    sim: Option<String>,
     #[serde(default)]
     password: Option<String>,
 }
@@ -297,7 +303,7 @@ fn entry_of(kind: LedgerKind, body: &[u8], create: bool) -> Result<(Entry, Optio
         }
         LedgerKind::Device => {
             let b: DeviceBody = serde_json::from_slice(body).map_err(bad)?;
-            let value = serde_json::json!({ "id": b.id, "elder_id": b.elder_id });
+            let value = serde_json::json!({ "id": b.id, "elder_id": b.elder_id, "model": b.model, "sim": b.sim });
             let device = serde_json::from_value(value).map_err(bad)?;
             Ok((Entry::Device(device), b.password))
         }
@@ -461,5 +467,30 @@ async fn reset_password(State(state): State<ApiState>, headers: HeaderMap, Path(
                 .into_response()
         }
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(body: serde_json::Value) -> Result<(Entry, Option<String>), Response> {
+        entry_of(LedgerKind::Device, body.to_string().as_bytes(), true)
+    }
+
+    #[test]
+    fn a_device_body_takes_its_model_and_sim_number_and_nothing_unknown() {
+        let (entry, password) = device(
+            serde_json::json!({"id": "d-9", "elder_id": "e-1", "model": "watch-4g", "sim": "+86 139-0000-0009"}),
+        )
+        .unwrap();
+        let Entry::Device(d) = entry else { panic!("a device") };
+        assert_eq!((d.model.as_deref(), d.sim.as_deref()), (Some("watch-4g"), Some("+86 139-0000-0009")));
+        assert_eq!(password, None);
+        let (entry, _) = device(serde_json::json!({"id": "d-9", "elder_id": "e-1", "password": "p"})).unwrap();
+        let Entry::Device(d) = entry else { panic!("a device") };
+        assert_eq!((d.model, d.sim), (None, None), "left out: none");
+        let refused = device(serde_json::json!({"id": "d-9", "elder_id": "e-1", "imei": "86"})).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

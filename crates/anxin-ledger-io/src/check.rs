@@ -39,9 +39,15 @@ pub mod code {
     pub const BAD_VALUE: &str = "bad_value";
     /// A field the entry needs is empty, or not mapped for a new entry.
     pub const MISSING_FIELD: &str = "missing_field";
+    /// A device's SIM number that is not 5 to 20 digits (with a leading + and spaces or
+    /// dashes allowed).
+    pub const BAD_SIM: &str = "bad_sim";
+    /// A device's SIM number that another device already has, in the ledger or earlier in
+    /// the file.
+    pub const DUPLICATE_SIM: &str = "duplicate_sim";
 
     /// Every code, for documentation and tests.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         MISSING_HOME,
         MISSING_POSITION,
         BAD_COORDINATES,
@@ -54,6 +60,8 @@ pub mod code {
         BAD_NUMBER,
         BAD_VALUE,
         MISSING_FIELD,
+        BAD_SIM,
+        DUPLICATE_SIM,
     ];
 }
 
@@ -454,6 +462,72 @@ fn phone_key(phone: &str) -> String {
     stripped.map(str::to_string).unwrap_or(digits)
 }
 
+/// The shortest and longest SIM number, in digits.
+const SIM_DIGITS: (usize, usize) = (5, 20);
+
+/// Whether `text` reads as a SIM card's number: nothing but digits once a leading + and any
+/// spaces and dashes are taken out, and [`SIM_DIGITS`] of them.
+fn plausible_sim(text: &str) -> bool {
+    let rest = text.strip_prefix('+').unwrap_or(text);
+    let mut digits = 0;
+    for c in rest.chars().filter(|c| !matches!(c, ' ' | '-')) {
+        if !c.is_ascii_digit() {
+            return false;
+        }
+        digits += 1;
+    }
+    (SIM_DIGITS.0..=SIM_DIGITS.1).contains(&digits)
+}
+
+/// Numbers that must not be two entries' (elders' phones, devices' SIM cards), by
+/// [`phone_key`]: whose each is, and the row that gave it (none: the ledger).
+#[derive(Default)]
+struct Numbers(HashMap<String, (String, Option<usize>)>);
+
+impl Numbers {
+    /// The ledger's numbers, each entry's `(id, number)`, except those of entries whose row
+    /// in the file gives their number (`in_file`): theirs is the file's now, so a file may
+    /// move a number from one entry to another.
+    fn of_ledger<'a>(entries: impl Iterator<Item = (&'a str, Option<&'a str>)>, in_file: &HashSet<&str>) -> Self {
+        let mut numbers = Numbers::default();
+        for (id, number) in entries {
+            if let Some(number) = number.filter(|n| !n.trim().is_empty()) {
+                if !in_file.contains(id) {
+                    numbers.0.insert(phone_key(number), (id.to_string(), None));
+                }
+            }
+        }
+        numbers
+    }
+
+    /// Gives `number` to `id` on `row`, unless another entry has it: then that entry's id
+    /// and where it has it from, in English and Chinese (`row 4`, `the ledger`).
+    fn claim(&mut self, number: &str, id: &str, row: usize) -> Option<(String, String, String)> {
+        match self.0.get(&phone_key(number)) {
+            Some((owner, _)) if owner == id => None,
+            Some((owner, at)) => {
+                let (at, at_zh) = match at {
+                    Some(row) => (format!("row {row}"), format!("第 {row} 行")),
+                    None => ("the ledger".to_string(), "台账".to_string()),
+                };
+                Some((owner.clone(), at, at_zh))
+            }
+            None => {
+                self.0.insert(phone_key(number), (id.to_string(), Some(row)));
+                None
+            }
+        }
+    }
+}
+
+/// The ids of the file's rows when the mapping maps both the id and `field`; empty otherwise.
+fn ids_giving<'t>(table: &'t Table, columns: &Columns, field: Field) -> HashSet<&'t str> {
+    match (columns.index(Field::Id), columns.is_mapped(field)) {
+        (Some(id), true) => table.rows.iter().map(|r| r.get(id)).collect(),
+        _ => HashSet::new(),
+    }
+}
+
 /// What the checks remember from row to row: the ledger's indexes and what earlier rows used.
 struct Checker<'l> {
     kind: Kind,
@@ -463,38 +537,32 @@ struct Checker<'l> {
     responders: HashMap<&'l str, &'l Responder>,
     /// Ids seen earlier in the file, with their rows.
     seen: HashMap<String, usize>,
-    /// Elders' phones (by [`phone_key`]) and whose they are: the elder's id, and the row if
-    /// from this file.
-    phones: HashMap<String, (String, Option<usize>)>,
+    /// Elders' phones when checking elders, devices' SIM numbers when checking devices.
+    numbers: Numbers,
 }
 
 impl<'l> Checker<'l> {
     fn new(kind: Kind, table: &Table, columns: &Columns, ledger: &'l Registry) -> Self {
-        let mut checker = Checker {
+        let numbers = match kind {
+            Kind::Elders => Numbers::of_ledger(
+                ledger.elders.iter().map(|e| (e.id.as_str(), e.phone.as_deref())),
+                &ids_giving(table, columns, Field::Phone),
+            ),
+            Kind::Devices => Numbers::of_ledger(
+                ledger.devices.iter().map(|d| (d.id.as_str(), d.sim.as_deref())),
+                &ids_giving(table, columns, Field::Sim),
+            ),
+            Kind::Stations | Kind::Responders => Numbers::default(),
+        };
+        Checker {
             kind,
             elders: ledger.elders.iter().map(|e| (e.id.as_str(), e)).collect(),
             devices: ledger.devices.iter().map(|d| (d.id.as_str(), d)).collect(),
             stations: ledger.stations.iter().map(|s| (s.id.as_str(), s)).collect(),
             responders: ledger.responders.iter().map(|r| (r.id.as_str(), r)).collect(),
             seen: HashMap::new(),
-            phones: HashMap::new(),
-        };
-        if kind == Kind::Elders {
-            // The ledger's phones count, except those of elders this file gives a phone for:
-            // their phone is the file's now (so a file may move a number between elders).
-            let in_file: HashSet<&str> = match (columns.index(Field::Id), columns.is_mapped(Field::Phone)) {
-                (Some(id), true) => table.rows.iter().map(|r| r.get(id)).collect(),
-                _ => HashSet::new(),
-            };
-            for elder in &ledger.elders {
-                if let Some(phone) = elder.phone.as_deref().filter(|p| !p.trim().is_empty()) {
-                    if !in_file.contains(elder.id.as_str()) {
-                        checker.phones.insert(phone_key(phone), (elder.id.to_string(), None));
-                    }
-                }
-            }
+            numbers,
         }
-        checker
     }
 
     fn row(&mut self, cells: &mut Cells<'_>) -> Option<(Entity, Status)> {
@@ -575,24 +643,13 @@ impl<'l> Checker<'l> {
         };
         let phone = cells.text(Field::Phone).map(|p| (!p.is_empty()).then(|| p.to_string()));
         if let (Some(Some(phone)), Some(id)) = (&phone, &id) {
-            let key = phone_key(phone);
-            match self.phones.get(&key) {
-                Some((owner, at)) if owner != id.as_str() => {
-                    let (where_, where_zh) = match at {
-                        Some(row) => (format!("row {row}"), format!("第 {row} 行")),
-                        None => ("the ledger".to_string(), "台账".to_string()),
-                    };
-                    cells.problem(
-                        Some(Field::Phone),
-                        code::DUPLICATE_PHONE,
-                        format!("phone {phone} is already elder {owner}'s ({where_})"),
-                        format!("电话 {phone} 已属于老人 {owner}（{where_zh}）"),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    self.phones.insert(key, (id.to_string(), Some(cells.row.number())));
-                }
+            if let Some((owner, at, at_zh)) = self.numbers.claim(phone, id.as_str(), cells.row.number()) {
+                cells.problem(
+                    Some(Field::Phone),
+                    code::DUPLICATE_PHONE,
+                    format!("phone {phone} is already elder {owner}'s ({at})"),
+                    format!("电话 {phone} 已属于老人 {owner}（{at_zh}）"),
+                );
             }
         }
         let station = self.station_ref(cells, false);
@@ -755,17 +812,43 @@ impl<'l> Checker<'l> {
                 );
             }
         }
+        let sim = cells.text(Field::Sim).filter(|text| !text.is_empty());
+        if let Some(sim) = sim {
+            if !plausible_sim(sim) {
+                let (lo, hi) = SIM_DIGITS;
+                cells.problem(
+                    Some(Field::Sim),
+                    code::BAD_SIM,
+                    format!("sim {sim:?} is not a phone number: {lo} to {hi} digits, with a leading + and spaces or dashes allowed"),
+                    format!("SIM 卡号“{sim}”不是电话号码：应为 {lo} 至 {hi} 位数字，可带开头的 + 及空格或短横线"),
+                );
+            } else if let Some(id) = &id {
+                if let Some((owner, at, at_zh)) = self.numbers.claim(sim, id.as_str(), cells.row.number()) {
+                    cells.problem(
+                        Some(Field::Sim),
+                        code::DUPLICATE_SIM,
+                        format!("sim {sim} is already device {owner}'s ({at})"),
+                        format!("SIM 卡号 {sim} 已属于设备 {owner}（{at_zh}）"),
+                    );
+                }
+            }
+        }
         let (id, elder_id) = (id?, elder_id?);
         if !cells.problems.is_empty() {
             return None;
         }
-        // Mapped and empty: the default model; unmapped: as the ledger has it.
+        let current = self.devices.get(id.as_str()).copied();
+        // Mapped and empty: the default model, and no SIM; unmapped: as the ledger has it.
         let model = match cells.text(Field::Model) {
             Some(text) => (!text.is_empty()).then(|| text.to_string()),
-            None => self.devices.get(id.as_str()).and_then(|d| d.model.clone()),
+            None => current.and_then(|d| d.model.clone()),
         };
-        let device = Device { id, elder_id, model, sim: None };
-        let status = status(self.devices.get(device.id.as_str()).copied(), &device);
+        let sim = match cells.text(Field::Sim) {
+            Some(_) => sim.map(str::to_string),
+            None => current.and_then(|d| d.sim.clone()),
+        };
+        let device = Device { id, elder_id, model, sim };
+        let status = status(current, &device);
         Some((Entity::Device(device), status))
     }
 

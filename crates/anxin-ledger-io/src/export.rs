@@ -53,36 +53,40 @@ const LIST_SEPARATOR: &str = "、";
 /// [`Mapping::default_for`]`(kind)`'s; elders' contacts beyond the third are not written.
 pub fn export(ledger: &Registry, kind: Kind, format: Format, encoding: Encoding) -> Result<Vec<u8>, ExportError> {
     let fields = kind.fields();
-    let rows: Box<dyn Iterator<Item = Vec<Cell>> + '_> =
-        match kind {
-            Kind::Elders => Box::new(ledger.elders.iter().map(|e| fields.iter().map(|f| elder_cell(e, *f)).collect())),
-            Kind::Devices => Box::new(ledger.devices.iter().map(|d| {
-                vec![Cell::text(d.id.as_str()), Cell::text(d.elder_id.as_str()), Cell::opt(d.model.as_deref())]
-            })),
-            Kind::Stations => Box::new(ledger.stations.iter().map(|s| {
-                vec![
-                    Cell::text(s.id.as_str()),
-                    Cell::text(&s.name),
-                    Cell::Number(s.position.lat()),
-                    Cell::Number(s.position.lon()),
-                    Cell::opt(s.phone.as_deref()),
-                    s.service_circle_min.map_or(Cell::text(""), |m| Cell::Number(f64::from(m))),
-                ]
-            })),
-            Kind::Responders => Box::new(ledger.responders.iter().map(|r| {
-                vec![
-                    Cell::text(r.id.as_str()),
-                    Cell::text(&r.name),
-                    Cell::text(r.station_id.as_str()),
-                    Cell::opt(r.phone.as_deref()),
-                    Cell::Number(r.position.lat()),
-                    Cell::Number(r.position.lon()),
-                    Cell::text(r.mode.as_str()),
-                    Cell::text(r.skills.join(LIST_SEPARATOR)),
-                    Cell::flag(Some(r.on_duty)),
-                ]
-            })),
-        };
+    let rows: Box<dyn Iterator<Item = Vec<Cell>> + '_> = match kind {
+        Kind::Elders => Box::new(ledger.elders.iter().map(|e| fields.iter().map(|f| elder_cell(e, *f)).collect())),
+        Kind::Devices => Box::new(ledger.devices.iter().map(|d| {
+            vec![
+                Cell::text(d.id.as_str()),
+                Cell::text(d.elder_id.as_str()),
+                Cell::opt(d.model.as_deref()),
+                Cell::opt(d.sim.as_deref()),
+            ]
+        })),
+        Kind::Stations => Box::new(ledger.stations.iter().map(|s| {
+            vec![
+                Cell::text(s.id.as_str()),
+                Cell::text(&s.name),
+                Cell::Number(s.position.lat()),
+                Cell::Number(s.position.lon()),
+                Cell::opt(s.phone.as_deref()),
+                s.service_circle_min.map_or(Cell::text(""), |m| Cell::Number(f64::from(m))),
+            ]
+        })),
+        Kind::Responders => Box::new(ledger.responders.iter().map(|r| {
+            vec![
+                Cell::text(r.id.as_str()),
+                Cell::text(&r.name),
+                Cell::text(r.station_id.as_str()),
+                Cell::opt(r.phone.as_deref()),
+                Cell::Number(r.position.lat()),
+                Cell::Number(r.position.lon()),
+                Cell::text(r.mode.as_str()),
+                Cell::text(r.skills.join(LIST_SEPARATOR)),
+                Cell::flag(Some(r.on_duty)),
+            ]
+        })),
+    };
     let headers = Mapping::default_for(kind);
     let headers: Vec<&str> = fields.iter().map(|f| headers.columns[f].as_str()).collect();
     match format {
@@ -126,7 +130,7 @@ fn elder_cell(e: &Elder, field: Field) -> Cell {
         Contact1Relation | Contact2Relation | Contact3Relation => contact(contact_index(field), ContactPart::Relation),
         Contact1Phone | Contact2Phone | Contact3Phone => contact(contact_index(field), ContactPart::Phone),
         Contact1Channel | Contact2Channel | Contact3Channel => contact(contact_index(field), ContactPart::Channel),
-        ElderId | Model | Lat | Lon | ServiceCircleMin | Mode | Skills | OnDuty => Cell::text(""),
+        ElderId | Model | Sim | Lat | Lon | ServiceCircleMin | Mode | Skills | OnDuty => Cell::text(""),
     }
 }
 

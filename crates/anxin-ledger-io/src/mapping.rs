@@ -69,7 +69,7 @@ impl Kind {
                 Contact3Phone,
                 Contact3Channel,
             ],
-            Kind::Devices => &[Id, ElderId, Model],
+            Kind::Devices => &[Id, ElderId, Model, Sim],
             Kind::Stations => &[Id, Name, Lat, Lon, Phone, ServiceCircleMin],
             Kind::Responders => &[Id, Name, StationId, Phone, Lat, Lon, Mode, Skills, OnDuty],
         }
@@ -144,6 +144,9 @@ pub enum Field {
     ElderId,
     /// A device's model, which sets how long it may be silent (`[health.models]`).
     Model,
+    /// The number of a device's SIM card, so that a call from it is the device's: 5 to 20
+    /// digits, with a leading + and spaces or dashes allowed. Kept as written.
+    Sim,
     Lat,
     Lon,
     ServiceCircleMin,
@@ -197,6 +200,7 @@ impl Field {
             Contact3Channel => "contact3_channel",
             ElderId => "elder_id",
             Model => "model",
+            Sim => "sim",
             Lat => "lat",
             Lon => "lon",
             ServiceCircleMin => "service_circle_min",

@@ -32,7 +32,7 @@ fn contact(name: &str, relation: &str, phone: &str) -> Contact {
 }
 
 /// Two stations, two elders (one with contacts and quiet settings the files never carry), a
-/// device, a responder out on duty with a phone fix.
+/// device with a SIM card, a responder out on duty with a phone fix.
 fn ledger() -> Registry {
     let mut quiet = contact("李娜", "女儿", "13900001111");
     quiet.id = "daughter".into();
@@ -75,7 +75,7 @@ fn ledger() -> Registry {
             id: DeviceId::parse("xs-0001").unwrap(),
             elder_id: ElderId::parse("e1").unwrap(),
             model: None,
-            sim: None,
+            sim: Some("+86 138-0000-5555".into()),
         }],
         responders: vec![Responder {
             id: ResponderId::parse("r1").unwrap(),
@@ -259,7 +259,7 @@ fn a_mapping_names_the_headers_the_file_lacks_and_the_fields_its_kind_lacks() {
     assert!(error.to_string().contains("门禁说明"));
 
     let json = serde_json::to_string(&Mapping::default_for(Kind::Devices)).unwrap();
-    assert_eq!(json, r#"{"kind":"devices","columns":{"id":"id","elder_id":"elder_id","model":"model"}}"#);
+    assert_eq!(json, r#"{"kind":"devices","columns":{"id":"id","elder_id":"elder_id","model":"model","sim":"sim"}}"#);
     let unknown = r#"{"kind":"devices","columns":{"serial":"序列号"}}"#;
     assert!(serde_json::from_str::<Mapping>(unknown).is_err(), "an unknown field name is refused");
 }
@@ -603,4 +603,141 @@ fn the_programmes_schedule_and_a_devices_model_import_and_an_older_file_still_do
         })
         .collect();
     assert_eq!(models, [Some("band-2".to_string()), None]);
+}
+
+/// Each device's number, or the row's problem codes, in file order.
+fn sims(report: &Report) -> Vec<(usize, Option<String>)> {
+    report
+        .rows
+        .iter()
+        .map(|r| match &r.entity {
+            Entity::Device(d) => (r.row, d.sim.clone()),
+            _ => panic!("a device"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_devices_sim_number_imports_as_written_and_exports_back() {
+    let ledger = ledger();
+    let csv = "id,elder_id,sim\nxs-0002,e2,13900000002\nxs-0003,e1,\nxs-0004,e1,+86 139-0000-0004\nxs-0005,e1,12345\n\
+               xs-0006,e1,12345678901234567890\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Devices, &mut table);
+    assert!(mapping.columns.contains_key(&Field::Sim));
+    let report = run(&table, &mapping, &ledger);
+    assert_eq!(report.problems, vec![]);
+    assert_eq!(
+        sims(&report),
+        [
+            (2, Some("13900000002".into())),
+            (3, None),
+            (4, Some("+86 139-0000-0004".into())),
+            (5, Some("12345".into())),
+            (6, Some("12345678901234567890".into())),
+        ],
+        "kept as written; an empty cell is no SIM"
+    );
+
+    // Out and back in: the number as written, in every format (the ledger's is
+    // "+86 138-0000-5555"), and the same file again is unchanged.
+    let mut both = ledger.clone();
+    report.apply_to(&mut both);
+    for (format, encoding) in
+        [(Format::Csv, Encoding::Utf8), (Format::Csv, Encoding::Gbk), (Format::Xlsx, Encoding::Auto)]
+    {
+        let bytes = export(&both, Kind::Devices, format, encoding).unwrap();
+        if format == Format::Csv {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(text.contains("\nxs-0001,e1,,+86 138-0000-5555\n"), "{text}");
+        }
+        let table = read_table(&bytes, format, Encoding::Auto, None).unwrap();
+        let again = run(&table, &Mapping::default_for(Kind::Devices), &both);
+        assert_eq!((again.unchanged, again.problems.len()), (6, 0), "{format:?} {encoding:?}: {:?}", again.problems);
+        assert_eq!(sims(&again)[0].1.as_deref(), Some("+86 138-0000-5555"));
+    }
+
+    // An empty cell in a mapped column takes the number away; a new one replaces it.
+    let csv = "id,elder_id,sim\nxs-0001,e1,\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &ledger);
+    assert_eq!((sims(&report), report.changed), (vec![(2, None)], 1));
+}
+
+#[test]
+fn a_sim_number_that_is_not_a_phone_number_or_is_another_devices_is_refused() {
+    let ledger = ledger(); // xs-0001's SIM is +86 138-0000-5555
+    let csv = [
+        "id,elder_id,sim",
+        "xs-0002,e1,1234",                  // 2 bad_sim: four digits
+        "xs-0003,e1,138 0000 abcd",         // 3 bad_sim: letters
+        "xs-0004,e1,+86+13800000000",       // 4 bad_sim: a + inside
+        "xs-0005,e1,123456789012345678901", // 5 bad_sim: 21 digits
+        "xs-0006,e1,(0871) 6800 0001",      // 6 bad_sim: brackets
+        "xs-0007,e1,13800005555",           // 7 duplicate_sim: xs-0001's in the ledger
+        "xs-0008,e1,139-0000-0008",         // 8 fine
+        "xs-0009,e1,+86 13900000008",       // 9 duplicate_sim: row 8's
+        "xs-0010,e99,abc",                  // 10 unknown_elder and bad_sim
+        "xs-0008,e1,13900000009",           // 11 duplicate_id
+    ]
+    .join("\n");
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &ledger);
+    assert_eq!(
+        codes(&report),
+        [
+            (2, code::BAD_SIM),
+            (3, code::BAD_SIM),
+            (4, code::BAD_SIM),
+            (5, code::BAD_SIM),
+            (6, code::BAD_SIM),
+            (7, code::DUPLICATE_SIM),
+            (9, code::DUPLICATE_SIM),
+            (10, code::UNKNOWN_ELDER),
+            (10, code::BAD_SIM),
+            (11, code::DUPLICATE_ID),
+        ]
+    );
+    assert_eq!(sims(&report), [(8, Some("139-0000-0008".into()))]);
+    for p in &report.problems {
+        assert!(!p.message.is_empty() && !p.message_zh.is_empty(), "{p:?} says what is wrong in both languages");
+    }
+    let bad = &report.problems[0];
+    assert_eq!(bad.column.as_deref(), Some("sim"));
+    assert!(bad.message.contains("1234") && bad.message.contains("5 to 20 digits"), "{}", bad.message);
+    let ledgers = &report.problems[5];
+    assert!(ledgers.message.contains("xs-0001") && ledgers.message.contains("the ledger"), "{}", ledgers.message);
+    assert!(ledgers.message_zh.contains("xs-0001") && ledgers.message_zh.contains("台账"), "{}", ledgers.message_zh);
+    let rows = &report.problems[6];
+    assert!(rows.message.contains("xs-0008") && rows.message.contains("row 8"), "{}", rows.message);
+}
+
+#[test]
+fn a_file_may_move_a_sim_number_between_the_devices_it_gives_numbers_for() {
+    let ledger = ledger();
+    // xs-0001 gets a new number and xs-0002 takes its old one: the ledger's number for
+    // xs-0001 no longer counts, whichever row comes first.
+    let csv = "id,elder_id,sim\nxs-0002,e2,13800005555\nxs-0001,e1,13900000001\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &ledger);
+    assert_eq!(report.problems, vec![]);
+    assert_eq!(sims(&report), [(2, Some("13800005555".into())), (3, Some("13900000001".into()))]);
+    // The same number again on its own device is no duplicate.
+    let csv = "id,elder_id,sim\nxs-0001,e1,+86 138-0000-5555\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Devices, &mut table), &ledger);
+    assert_eq!((report.unchanged, report.problems.len()), (1, 0));
+}
+
+#[test]
+fn an_older_devices_file_without_a_sim_column_keeps_the_ledgers_numbers() {
+    let ledger = ledger();
+    let old = "id,elder_id,model\nxs-0001,e2,watch-4g\nxs-0002,e1,\n";
+    let mut table = read_table(old.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Devices, &mut table);
+    assert!(!mapping.columns.contains_key(&Field::Sim));
+    let report = run(&table, &mapping, &ledger);
+    assert_eq!(report.problems, vec![]);
+    assert_eq!(sims(&report), [(2, Some("+86 138-0000-5555".into())), (3, None)], "not in the file: kept");
+    assert_eq!((report.changed, report.new), (1, 1), "xs-0001 changed elder and model only");
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerQuery {
     pub kind: LedgerKind,
-    /// Matched anywhere in the id, name, phone or (elders) address, ignoring ASCII case.
+    /// Matched anywhere in the id, name, phone, (elders) address or (devices) elder id and SIM
+    /// number, ignoring ASCII case.
     pub search: Option<String>,
     /// Elders enrolled with, or responders belonging to, this station.
     pub station: Option<String>,

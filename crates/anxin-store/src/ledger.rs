@@ -74,7 +74,7 @@ pub(crate) fn table(kind: LedgerKind) -> &'static str {
 pub(crate) fn columns(kind: LedgerKind) -> &'static str {
     match kind {
         LedgerKind::Elder => "id, name, address, home_lat, home_lon, phone, notes, profile, retired_at",
-        LedgerKind::Device => "id, elder_id, model, retired_at",
+        LedgerKind::Device => "id, elder_id, model, sim, retired_at",
         LedgerKind::Station => "id, name, lat, lon, phone, service_circle_min, retired_at",
         LedgerKind::Responder => {
             "id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, retired_at"
@@ -87,7 +87,7 @@ pub(crate) fn columns(kind: LedgerKind) -> &'static str {
 fn searched(kind: LedgerKind) -> &'static [&'static str] {
     match kind {
         LedgerKind::Elder => &["id", "name", "phone", "address"],
-        LedgerKind::Device => &["id", "elder_id"],
+        LedgerKind::Device => &["id", "elder_id", "sim"],
         LedgerKind::Station | LedgerKind::Responder => &["id", "name", "phone"],
         LedgerKind::Staff => &["id", "name"],
     }
@@ -165,7 +165,7 @@ macro_rules! ledger_rows {
                     elder_id: anxin_core::ElderId::parse(row.try_get::<String, _>("elder_id")?)
                         .map_err(|e| corrupt("elder id", e))?,
                     model: row.try_get("model")?,
-                    sim: None,
+                    sim: row.try_get("sim")?,
                 }),
                 anxin_core::LedgerKind::Station => anxin_core::Entry::Station(anxin_core::Station {
                     id: anxin_core::StationId::parse(row.try_get::<String, _>("id")?)
@@ -252,8 +252,8 @@ pub(crate) fn upsert_sql(kind: LedgerKind) -> (&'static str, &'static str) {
              WHERE elders.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Device => (
-            "INSERT INTO devices (id, elder_id, model, mqtt_password_hash, ledger_seq, retired_at) ",
-            " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model, \
+            "INSERT INTO devices (id, elder_id, model, sim, mqtt_password_hash, ledger_seq, retired_at) ",
+            " ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model, sim = excluded.sim, \
              mqtt_password_hash = COALESCE(excluded.mqtt_password_hash, devices.mqtt_password_hash), \
              ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE devices.ledger_seq < excluded.ledger_seq",
         ),
@@ -317,6 +317,7 @@ macro_rules! write_ledger {
                                 b.push_bind(d.id.as_str())
                                     .push_bind(d.elder_id.as_str())
                                     .push_bind(d.model.as_deref())
+                                    .push_bind(d.sim.as_deref())
                                     .push_bind(hash);
                             }
                             Put::Station(s) => {

@@ -46,6 +46,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "carer_visits",
         sql: include_str!("../../../migrations/sqlite/0010_carer_visits.sql"),
     },
+    Migration { version: 11, name: "device_sim", sql: include_str!("../../../migrations/sqlite/0011_device_sim.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -91,7 +92,37 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "carer_visits",
         sql: include_str!("../../../migrations/postgres/0010_carer_visits.sql"),
     },
+    Migration {
+        version: 11,
+        name: "device_sim",
+        sql: include_str!("../../../migrations/postgres/0011_device_sim.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS anxin_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in a dialect's `migrations/` folder is embedded, in order and under its own
+    /// version and name: a file added without a line above would never run.
+    #[test]
+    fn every_migration_file_is_registered() {
+        for (dialect, registered) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(dialect);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|f| f.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let named: Vec<String> = registered.iter().map(|m| format!("{:04}_{}.sql", m.version, m.name)).collect();
+            assert_eq!(named, files, "{dialect}");
+            for (m, file) in registered.iter().zip(&files) {
+                assert_eq!(m.sql, std::fs::read_to_string(dir.join(file)).unwrap(), "{dialect} {file}");
+            }
+        }
+    }
+}

@@ -556,11 +556,14 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.devices.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO devices (id, elder_id, model) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO devices (id, elder_id, model, sim) ");
                     q.push_values(chunk, |mut b, d| {
-                        b.push_bind(d.id.as_str()).push_bind(d.elder_id.as_str()).push_bind(d.model.as_deref());
+                        b.push_bind(d.id.as_str())
+                            .push_bind(d.elder_id.as_str())
+                            .push_bind(d.model.as_deref())
+                            .push_bind(d.sim.as_deref());
                     });
-                    q.push(" ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model");
+                    q.push(" ON CONFLICT (id) DO UPDATE SET elder_id = excluded.elder_id, model = excluded.model, sim = excluded.sim");
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {

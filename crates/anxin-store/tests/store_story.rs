@@ -2,7 +2,7 @@
 //! when `ANXIN_TEST_POSTGRES_URL` names a server (required under `CI=true`).
 
 use anxin_core::*;
-use anxin_store::{testkit, Batch, Store};
+use anxin_store::{testkit, Batch, LedgerQuery, Store};
 use std::sync::Arc;
 
 const T0: Timestamp = Timestamp(1_763_000_000_000);
@@ -302,6 +302,56 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     assert!(store.incident(alert).await.unwrap().unwrap().state.is_terminal(), "the alert ended with the check-out");
 }
 
+/// A device's SIM number (issue 22) is kept wherever the ledger is written: by the registry
+/// file at start and by the engine's commit of a change, and read back at start, on the
+/// ledger page, and by a search for the number.
+async fn a_devices_sim_number_is_stored_and_read_back(store: Arc<dyn Store>) {
+    let mut r = registry();
+    r.devices[0].model = Some("watch-4g".into());
+    r.devices[0].sim = Some("+86 138-0000-0001".into());
+    store.save_registry(&r).await.unwrap();
+    assert_eq!(store.load_registry().await.unwrap(), r, "the file's SIM number, as written");
+    r.devices[0].sim = Some("13800000011".into());
+    store.save_registry(&r).await.unwrap();
+    assert_eq!(store.load_registry().await.unwrap().devices, r.devices, "the file again changes it in place");
+
+    let mut engine = Engine::new(Policy::default(), r.clone(), Default::default());
+    let d2 = Device {
+        id: DeviceId::parse("d-2").unwrap(),
+        elder_id: ElderId::parse("e-1").unwrap(),
+        model: None,
+        sim: Some("13900000002".into()),
+    };
+    let mut out = Outbox::default();
+    engine.amend(Amend::new(Amendment::Create(Entry::Device(d2.clone()))), "admin", T0, &mut out).unwrap();
+    commit(&*store, &out).await;
+    let loaded = store.load_registry().await.unwrap();
+    assert_eq!(loaded.devices, vec![r.devices[0].clone(), d2.clone()], "a live change writes it too");
+    let item = store.ledger_item(LedgerKind::Device, "d-2").await.unwrap().unwrap();
+    assert_eq!(item.entry, Entry::Device(d2.clone()));
+
+    let mut query = LedgerQuery::new(LedgerKind::Device);
+    query.search = Some("1390000".into());
+    let page = store.ledger_page(&query).await.unwrap();
+    assert_eq!(page.items.iter().map(|i| i.entry.clone()).collect::<Vec<_>>(), vec![Entry::Device(d2.clone())]);
+    query.search = Some("138-0000".into());
+    assert_eq!(store.ledger_page(&query).await.unwrap().total, 0, "d-1's number is now 13800000011");
+
+    // A later change without a SIM number takes it away. Written as the record the engine
+    // would commit, so that this checks the store alone.
+    let d2_without = Device { sim: None, ..d2 };
+    let mut later = out.ledger[0].clone();
+    later.seq += 1;
+    later.action = LedgerAction::Updated;
+    later.entry = Entry::Device(d2_without.clone());
+    later.secret = None;
+    let out = Outbox { ledger: vec![later], ..Outbox::default() };
+    commit(&*store, &out).await;
+    let loaded = store.load_registry().await.unwrap();
+    assert_eq!(loaded.devices[1], d2_without);
+    assert_eq!(loaded.devices[0].sim.as_deref(), Some("13800000011"), "the other device keeps its number");
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -338,6 +388,7 @@ both!(
     an_elders_recent_incidents_read_back_latest_first,
     family_tokens_and_push_subscriptions,
     carer_visits_are_logged_and_resumed,
+    a_devices_sim_number_is_stored_and_read_back,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

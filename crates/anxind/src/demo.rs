@@ -167,7 +167,10 @@ pub fn district(seed: u64) -> Registry {
                 profile: profile(seed, elder_no, &notes),
                 notes: notes.join("；"),
             });
-            r.devices.push(Device { id: device_id(elder_no), elder_id: elder, model: None, sim: None });
+            // Each device can dial, from a number no person in the district has, so a call
+            // from it is the device's.
+            let sim = Some(format!("1350000{elder_no:04}"));
+            r.devices.push(Device { id: device_id(elder_no), elder_id: elder, model: None, sim });
         }
     }
     r.staff = demo_staff();
@@ -465,6 +468,31 @@ mod tests {
                 assert_eq!(e.profile.lives_alone, Some(true), "the profile agrees with the notes: {e:?}");
             }
         }
+    }
+
+    #[test]
+    fn every_demo_device_has_a_sim_number_of_its_own_that_the_ledger_import_takes() {
+        let a = district(7);
+        let mut people: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in &a.elders {
+            people.extend(e.phone.as_deref());
+            people.extend(e.profile.contacts.iter().map(|c| c.phone.as_str()));
+        }
+        people.extend(a.responders.iter().filter_map(|r| r.phone.as_deref()));
+        let mut sims = std::collections::HashSet::new();
+        for d in &a.devices {
+            let sim = d.sim.as_deref().expect("every demo device can dial");
+            assert!(sim.len() == 11 && sim.starts_with('1') && sim.bytes().all(|b| b.is_ascii_digit()), "{sim}");
+            assert!(sims.insert(sim), "{sim} is one device's");
+            assert!(!people.contains(sim), "{sim} is nobody's phone");
+        }
+        // Exported and checked as an office's file would be: every number is plausible and
+        // no other device's.
+        use anxin_ledger_io as io;
+        let file = io::export(&a, io::Kind::Devices, io::Format::Csv, io::Encoding::Utf8).unwrap();
+        let table = io::read_table(&file, io::Format::Csv, io::Encoding::Auto, None).unwrap();
+        let report = io::check(&table, &io::Mapping::default_for(io::Kind::Devices), &a, &mut |_, _| {}).unwrap();
+        assert_eq!((report.problems.len(), report.unchanged), (0, a.devices.len()), "{:?}", report.problems);
     }
 
     #[test]

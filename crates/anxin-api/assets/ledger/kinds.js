@@ -154,7 +154,10 @@ export function bodyFor(plural, entry) {
     return body;
   }
   if (plural === 'devices') {
+    // The model and SIM number, which the form does not show, go back as read.
     const body = { id: rest.id, elder_id: rest.elder_id };
+    if (rest.model) body.model = rest.model;
+    if (rest.sim) body.sim = rest.sim;
     if (rest.password) body.password = rest.password;
     return body;
   }
