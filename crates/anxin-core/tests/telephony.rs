@@ -300,10 +300,10 @@ fn the_live_ledger_moves_numbers_and_refuses_a_sim_twice() {
     // Another device may not have it; nor may a SIM be no number.
     let mut second = Device { id: DeviceId::parse("d-2").unwrap(), ..device.clone() };
     let err = amend(&mut e, Amendment::Create(Entry::Device(second.clone()))).unwrap_err();
-    assert_eq!(err.fields()[0].code, "sim_in_use", "{err}");
+    assert_eq!(err.fields()[0].code, "duplicate_sim", "{err}");
     second.sim = Some("call me".into());
     let err = amend(&mut e, Amendment::Create(Entry::Device(second.clone()))).unwrap_err();
-    assert_eq!(err.fields()[0].code, "bad_number", "{err}");
+    assert_eq!(err.fields()[0].code, "bad_sim", "{err}");
 
     // The elder's phone changes: the old number rings as nobody, the new one as her.
     let mut elder = registry().elders[0].clone();

@@ -142,14 +142,15 @@ impl Engine {
                 }
                 if let Some(sim) = &d.sim {
                     match self.caller_of(sim) {
-                        _ if crate::telephony::number_key(sim).is_none() => {
+                        // As the import checks it: 5 to 20 digits.
+                        _ if crate::telephony::number_key(sim).is_none_or(|k| k.len() < 5) => {
                             let why = format!("{sim:?} is not a telephone number");
-                            out.push(FieldError::new("sim", "bad_number", why));
+                            out.push(FieldError::new("sim", "bad_sim", why));
                         }
                         Some(c) if c.by == crate::telephony::CallerMatch::Sim && c.device.as_ref() != Some(&d.id) => {
                             let other = c.device.as_ref().map(|o| o.to_string()).unwrap_or_default();
                             let why = format!("SIM number {sim} is device {other}'s");
-                            out.push(FieldError::new("sim", "sim_in_use", why));
+                            out.push(FieldError::new("sim", "duplicate_sim", why));
                         }
                         _ => {}
                     }
