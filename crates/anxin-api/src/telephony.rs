@@ -49,14 +49,20 @@ pub fn calls_router(token: &str, commands: CommandSender, metrics: &prometheus::
     let events = IntCounterVec::new(
         Opts::new(
             "anxin_telephony_events_total",
-            "Call events from the SIP server taken, by event (ringing, answered, ended) and outcome \
-             (opened, joined, recorded, duplicate, unknown_call)",
+            "Call events from the SIP server taken, by event (ringing, answered, ended, unanswered) \
+             and outcome (opened, joined, recorded, duplicate, unknown_call, forwarded, exhausted)",
         ),
         &["event", "outcome"],
     )
     .expect("valid metric");
-    for event in ["ringing", "answered", "ended"] {
-        for outcome in ["opened", "joined", "recorded", "duplicate", "unknown_call"] {
+    let outcomes: [(&str, &[&str]); 4] = [
+        ("ringing", &["opened", "joined", "duplicate"]),
+        ("answered", &["recorded", "duplicate", "unknown_call"]),
+        ("ended", &["recorded", "unknown_call"]),
+        ("unanswered", &["forwarded", "exhausted", "unknown_call"]),
+    ];
+    for (event, outcomes) in outcomes {
+        for outcome in outcomes {
             events.with_label_values(&[event, outcome]);
         }
     }
@@ -103,7 +109,8 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
         Err(e) => {
             let why = format!(
                 "expected {{\"event\":\"ringing\",\"call_id\",\"from\",\"to\"}}, {{\"event\":\"answered\",\"call_id\",\
-                 \"by\"}} or {{\"event\":\"ended\",\"call_id\",\"reason\"}}: {e}"
+                 \"by\"}}, {{\"event\":\"ended\",\"call_id\",\"reason\"}} or {{\"event\":\"unanswered\",\"call_id\"}}: \
+                 {e}"
             );
             return refuse(&state, StatusCode::UNPROCESSABLE_ENTITY, "malformed", &why);
         }
@@ -120,8 +127,14 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
     match tokio::time::timeout(ENGINE_WAIT, answer).await {
         Ok(Ok(Ok(Reply::Call(outcome)))) => {
             state.events.with_label_values(&[name, outcome.as_str()]).inc();
-            let taken =
-                CallTaken { outcome: outcome.as_str().to_string(), incident_id: outcome.incident().map(|i| i.0) };
+            let taken = CallTaken {
+                outcome: outcome.as_str().to_string(),
+                incident_id: outcome.incident().map(|i| i.0),
+                // Digits the SIP server can dial (`0871-68000001` is `087168000001`).
+                forward_to: outcome
+                    .forward_to()
+                    .map(|n| anxin_core::telephony::number_key(n).unwrap_or_else(|| n.to_string())),
+            };
             (StatusCode::OK, Json(taken)).into_response()
         }
         Ok(Ok(Ok(_))) | Ok(Ok(Err(_))) | Ok(Err(_)) => {
@@ -140,7 +153,7 @@ fn check(event: &CallEvent) -> Result<(), String> {
     let fields: Vec<(&str, &str)> = match event {
         CallEvent::Ringing { from, to, .. } => vec![("from", from), ("to", to)],
         CallEvent::Answered { by, .. } => vec![("by", by)],
-        CallEvent::Ended { .. } => vec![],
+        CallEvent::Ended { .. } | CallEvent::Unanswered { .. } => vec![],
     };
     for (name, value) in fields {
         if value.len() > MAX_NUMBER_LEN {

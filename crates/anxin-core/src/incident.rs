@@ -5,7 +5,7 @@ use crate::family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
 use crate::policy::Policy;
-pub use crate::telephony::{CallEnd, CallRecord, CallerMatch};
+pub use crate::telephony::{CallEnd, CallRecord, CallerMatch, Forward, ForwardRung};
 use serde::{Deserialize, Serialize};
 
 /// What the device told us happened. Unknown names are refused at the edge.
@@ -1071,6 +1071,7 @@ impl Incident {
                         answered_by: None,
                         ended_at: None,
                         end: None,
+                        forwarded: Vec::new(),
                     });
                 }
                 // Somebody must pick up, whatever was seen before; an urgent alarm up (an
@@ -1091,6 +1092,11 @@ impl Incident {
                 if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
                     self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
                     self.ladder.remind_at = None;
+                }
+            }
+            Change::CallForwarded { call_id, rung, number } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
+                    call.forwarded.push(Forward { rung: *rung, number: number.clone(), at });
                 }
             }
             Change::CallEnded { call_id, reason, .. } => {
@@ -1433,6 +1439,12 @@ pub enum Change {
     CallAnswered {
         call_id: String,
         by: String,
+    },
+    /// Nobody answered in time: the call is put through to `number`, the ladder's `rung`.
+    CallForwarded {
+        call_id: String,
+        rung: ForwardRung,
+        number: String,
     },
     /// The call is over; `talk_s` is how long it was talked, for an answered call.
     CallEnded {

@@ -69,6 +69,10 @@ pub struct Policy {
     pub programme: crate::programme::ProgrammePolicy,
     /// Carers' visits: the check-in radius and the lone-worker timer (see [`crate::carer`]).
     pub carers: crate::carer::CarerPolicy,
+    /// The number a hotline call nobody answers goes to after the station's duty line (a
+    /// supervisor's phone, a partner centre); none: the caller is told nobody answered, and
+    /// a dispatcher calls back (see [`crate::telephony`]).
+    pub call_fallback_number: Option<String>,
 }
 
 /// How an emergency kind climbs the ladder.
@@ -194,6 +198,7 @@ impl Default for Policy {
             activity: crate::activity::ActivityPolicy::default(),
             programme: crate::programme::ProgrammePolicy::default(),
             carers: crate::carer::CarerPolicy::default(),
+            call_fallback_number: None,
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum CallEvent {
     Answered { call_id: String, by: String },
     /// The call is over.
     Ended { call_id: String, reason: CallEnd },
+    /// Nobody the call was put through to answered it in time (the consoles, or the last
+    /// number it was forwarded to): the SIP server asks where it goes next.
+    Unanswered { call_id: String },
 }
 
 impl CallEvent {
@@ -47,7 +50,8 @@ impl CallEvent {
         match self {
             CallEvent::Ringing { call_id, .. }
             | CallEvent::Answered { call_id, .. }
-            | CallEvent::Ended { call_id, .. } => call_id,
+            | CallEvent::Ended { call_id, .. }
+            | CallEvent::Unanswered { call_id } => call_id,
         }
     }
 
@@ -56,6 +60,7 @@ impl CallEvent {
             CallEvent::Ringing { .. } => "ringing",
             CallEvent::Answered { .. } => "answered",
             CallEvent::Ended { .. } => "ended",
+            CallEvent::Unanswered { .. } => "unanswered",
         }
     }
 }
@@ -120,6 +125,28 @@ pub struct CallRecord {
     pub ended_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<CallEnd>,
+    /// The numbers it was forwarded to when nobody answered, in order (see
+    /// [`ForwardRung`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<Forward>,
+}
+
+/// Where an unanswered call was put through next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    pub rung: ForwardRung,
+    pub number: String,
+    pub at: Timestamp,
+}
+
+/// The ladder of an unanswered call: the consoles first, then these, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardRung {
+    /// The duty line of the station nearest the elder's home.
+    Station,
+    /// The centre's fallback number (`[telephony] fallback_number`).
+    Fallback,
 }
 
 impl CallRecord {
@@ -142,7 +169,7 @@ impl CallRecord {
 }
 
 /// What the engine made of a call event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallOutcome {
     /// The call opened a new incident.
     Opened(IncidentId),
@@ -155,26 +182,43 @@ pub enum CallOutcome {
     /// An answer or an end for a call never heard ringing (its `ringing` was lost, or its
     /// incident has ended since): nothing changes.
     UnknownCall,
+    /// Nobody answered: put it through to `number` next.
+    Forwarded { incident: IncidentId, number: String },
+    /// Nobody answered, and every rung has been tried: the caller is to be told so, and a
+    /// dispatcher calls back.
+    Exhausted(IncidentId),
 }
 
 impl CallOutcome {
-    pub fn incident(self) -> Option<IncidentId> {
+    pub fn incident(&self) -> Option<IncidentId> {
         match self {
             CallOutcome::Opened(id)
             | CallOutcome::Joined(id)
             | CallOutcome::Recorded(id)
-            | CallOutcome::Duplicate(id) => Some(id),
+            | CallOutcome::Duplicate(id)
+            | CallOutcome::Exhausted(id) => Some(*id),
+            CallOutcome::Forwarded { incident, .. } => Some(*incident),
             CallOutcome::UnknownCall => None,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    /// The number to put the call through to next, for [`CallOutcome::Forwarded`].
+    pub fn forward_to(&self) -> Option<&str> {
+        match self {
+            CallOutcome::Forwarded { number, .. } => Some(number),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
         match self {
             CallOutcome::Opened(_) => "opened",
             CallOutcome::Joined(_) => "joined",
             CallOutcome::Recorded(_) => "recorded",
             CallOutcome::Duplicate(_) => "duplicate",
             CallOutcome::UnknownCall => "unknown_call",
+            CallOutcome::Forwarded { .. } => "forwarded",
+            CallOutcome::Exhausted(_) => "exhausted",
         }
     }
 }
@@ -255,6 +299,7 @@ mod tests {
             answered_by: None,
             ended_at: None,
             end: None,
+            forwarded: Vec::new(),
         };
         assert!(call.is_ringing() && call.is_live());
         assert_eq!(call.talk_s(), None);

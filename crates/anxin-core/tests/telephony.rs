@@ -327,3 +327,58 @@ fn a_call_after_help_was_given_is_a_new_incident() {
     assert_eq!(types(&out)[0], "closed");
     assert!(e.incident(id).is_none());
 }
+
+fn unanswered(e: &mut Engine, call: &str, now: Timestamp) -> (CallOutcome, Outbox) {
+    let mut out = Outbox::default();
+    (e.handle_call(CallEvent::Unanswered { call_id: call.into() }, now, &mut out), out)
+}
+
+#[test]
+fn a_call_nobody_answers_climbs_to_the_stations_duty_line_then_the_fallback_number() {
+    let mut r = registry();
+    r.stations[0].phone = Some("0871-68000001".into());
+    let policy = Policy { call_fallback_number: Some("13600000000".into()), ..Policy::default() };
+    let mut e = Engine::new(policy, r, Resume::default());
+    let id = opened(ring(&mut e, "c-1", SIM, T0).0);
+
+    let (outcome, out) = unanswered(&mut e, "c-1", T0.plus_millis(30 * S));
+    assert_eq!(outcome, CallOutcome::Forwarded { incident: id, number: "0871-68000001".into() });
+    assert_eq!(outcome.forward_to(), Some("0871-68000001"));
+    assert!(matches!(&out.events[0].change, Change::CallForwarded { rung: ForwardRung::Station, .. }));
+    let (outcome, _) = unanswered(&mut e, "c-1", T0.plus_millis(60 * S));
+    assert_eq!(outcome, CallOutcome::Forwarded { incident: id, number: "13600000000".into() });
+    let (outcome, out) = unanswered(&mut e, "c-1", T0.plus_millis(90 * S));
+    assert_eq!((outcome, out.events.len()), (CallOutcome::Exhausted(id), 0), "nobody is left");
+    let call = &e.incident(id).unwrap().calls[0];
+    let rungs: Vec<_> = call.forwarded.iter().map(|f| (f.rung, f.number.as_str())).collect();
+    assert_eq!(rungs, [(ForwardRung::Station, "0871-68000001"), (ForwardRung::Fallback, "13600000000")]);
+    // Still nobody has picked up: the alarm stays until somebody does, and the end says call back.
+    assert_eq!(e.incident(id).unwrap().alarm.map(|a| a.need), Some(Need::IncomingCall));
+    end(&mut e, "c-1", CallEnd::NoAnswer, T0.plus_millis(91 * S));
+    assert_eq!(e.incident(id).unwrap().alarm.map(|a| a.need), Some(Need::MissedCall));
+
+    // The duty line picks up on the next call: it is logged, and no dispatcher holds it.
+    ring(&mut e, "c-2", SIM, T0.plus_millis(120 * S));
+    unanswered(&mut e, "c-2", T0.plus_millis(150 * S));
+    let (outcome, out) = answer(&mut e, "c-2", "duty-s-1", T0.plus_millis(152 * S));
+    assert_eq!(outcome, CallOutcome::Recorded(id));
+    assert_eq!(types(&out), ["call_answered"]);
+    assert_eq!(e.incident(id).unwrap().claimed_by, None);
+}
+
+#[test]
+fn an_unknown_callers_unanswered_call_goes_to_the_fallback_number_or_nowhere() {
+    let policy = Policy { call_fallback_number: Some("13600000000".into()), ..Policy::default() };
+    let mut e = Engine::new(policy, registry(), Resume::default());
+    let id = opened(ring(&mut e, "c-1", "13700000000", T0).0);
+    assert_eq!(
+        unanswered(&mut e, "c-1", T0.plus_millis(30 * S)).0,
+        CallOutcome::Forwarded { incident: id, number: "13600000000".into() },
+        "no station is near nowhere"
+    );
+    // No station phone, no fallback: nowhere to go.
+    let mut e = engine();
+    let id = opened(ring(&mut e, "c-1", SIM, T0).0);
+    assert_eq!(unanswered(&mut e, "c-1", T0.plus_millis(30 * S)).0, CallOutcome::Exhausted(id));
+    assert_eq!(unanswered(&mut e, "lost", T0).0, CallOutcome::UnknownCall);
+}

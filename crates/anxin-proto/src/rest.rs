@@ -71,12 +71,16 @@ impl ErrorBody {
 /// /api/v1/telephony/calls`, whose body is an [`anxin_core::CallEvent`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallTaken {
-    /// `opened`, `joined`, `recorded`, `duplicate` or `unknown_call` (an answer or an end for
-    /// a call never heard ringing: nothing changed).
+    /// `opened`, `joined`, `recorded`, `duplicate`, `unknown_call` (an answer or an end for
+    /// a call never heard ringing: nothing changed), or for `unanswered`, `forwarded` (to
+    /// `forward_to`) or `exhausted` (nowhere is left).
     pub outcome: String,
     /// The incident the call rings on; absent for `unknown_call`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<u64>,
+    /// For `forwarded`: the number to put the unanswered call through to next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_to: Option<String>,
 }
 
 /// `GET /readyz`: whether every check passes, and each check by name.

@@ -78,6 +78,7 @@ impl App {
             activity: config.activity.policy(),
             programme: config.programme.policy(),
             carers: config.carers.policy(),
+            call_fallback_number: config.telephony.fallback_number.clone(),
             ..Policy::default()
         };
         let now = clock.now();

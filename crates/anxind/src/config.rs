@@ -45,12 +45,20 @@ pub struct TelephonyConfig {
     /// off and `POST /api/v1/telephony/calls` is not found.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// Where a call nobody answers goes after the station's duty line; unset: nowhere.
+    #[serde(default)]
+    pub fallback_number: Option<String>,
 }
 
 impl TelephonyConfig {
     fn check(&self) -> Result<(), ConfigError> {
         if self.token.as_ref().is_some_and(|t| t.expose().trim().len() < 16) {
             return Err(ConfigError::Check("telephony.token must be 16 characters or more".into()));
+        }
+        if let Some(n) = &self.fallback_number {
+            if anxin_core::telephony::number_key(n).is_none() {
+                return Err(ConfigError::Check(format!("telephony.fallback_number is not a telephone number: {n:?}")));
+            }
         }
         Ok(())
     }

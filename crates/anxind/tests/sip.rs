@@ -22,10 +22,25 @@ use std::time::Duration;
 use story::*;
 
 const SIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/sip");
+
+/// rtpengine's control and media ports are fixed: one test at a time holds the SIP server.
+static SIP_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TOKEN: &str = "sip-suite-telephony-token";
 
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
+}
+
+/// Whether the SIP programs are here; skipped without them, except under `CI=true`.
+fn sip_programs() -> bool {
+    let missing: Vec<_> =
+        ["kamailio", "rtpengine", "rtpengine-ctl", "sipp"].into_iter().filter(|p| which(p).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{missing:?} must be installed when CI=true");
+    eprintln!("skipped: no {missing:?} (deploy/sip/start-local --install installs them)");
+    false
 }
 
 /// A UDP port nobody holds on loopback now.
@@ -40,8 +55,13 @@ struct SipServer {
 
 impl SipServer {
     fn start(run_dir: &Path, anxind: &str, sip_port: u16, dispatch_port: u16) -> Self {
+        Self::start_with(run_dir, anxind, sip_port, dispatch_port, &[])
+    }
+
+    fn start_with(run_dir: &Path, anxind: &str, sip_port: u16, dispatch_port: u16, env: &[(&str, String)]) -> Self {
         let status = Command::new(Path::new(SIP).join("start-local"))
             .arg(run_dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("ANXIN_URL", anxind)
             .env("ANXIN_TELEPHONY_TOKEN", TOKEN)
             .env("SIP_PORT", sip_port.to_string())
@@ -88,6 +108,21 @@ fn sipp(scenario: &str, args: &[&str], log: &Path) -> std::process::Child {
         .expect("sipp starts")
 }
 
+/// SIPp as an elder's phone: dials the hotline from `caller` and talks for 4 s.
+fn elder_dials(caller: &str, sip_port: u16, elder_port: u16, log: &Path) -> std::process::Child {
+    let (port, target) = (elder_port.to_string(), format!("127.0.0.1:{sip_port}"));
+    let args =
+        ["-s", "96110", "-key", "caller", caller, "-i", "127.0.0.1", "-p", &port, "-mi", "127.0.0.1", "-mp", "31000"];
+    sipp("elder-call.xml", &[&args[..], &[target.as_str()]].concat(), log)
+}
+
+/// SIPp answering one call on `port` as SIP user `user`: rings a second, answers, talks.
+fn answers_as(user: &str, port: u16, log: &Path) -> std::process::Child {
+    let port = port.to_string();
+    let args = ["-key", "console", user, "-i", "127.0.0.1", "-p", &port, "-mi", "127.0.0.1", "-mp", "32000"];
+    sipp("dispatcher-answer.xml", &args, log)
+}
+
 async fn wait_exit(mut child: std::process::Child, what: &str, log: &Path) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
     loop {
@@ -103,13 +138,10 @@ async fn wait_exit(mut child: std::process::Child, what: &str, log: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_elder_dialling_the_hotline_through_kamailio_rings_the_console_and_the_call_is_kept() {
-    let missing: Vec<_> =
-        ["kamailio", "rtpengine", "rtpengine-ctl", "sipp"].into_iter().filter(|p| which(p).is_none()).collect();
-    if !missing.is_empty() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{missing:?} must be installed when CI=true");
-        eprintln!("skipped: no {missing:?} (deploy/sip/start-local --install installs them)");
+    if !sip_programs() {
         return;
     }
+    let _sip = SIP_SERVER.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::embedded(dir.path());
     let app =
@@ -125,46 +157,10 @@ async fn an_elder_dialling_the_hotline_through_kamailio_rings_the_console_and_th
     // rings for a second and answers; the elder (e-2, whose phone is 13800000002) dials the
     // hotline and talks for 4 s.
     let uas_log = run_dir.join("uas.log");
-    let uas = sipp(
-        "dispatcher-answer.xml",
-        &[
-            "-key",
-            "console",
-            "wang",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &dispatch_port.to_string(),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "32000",
-        ],
-        &uas_log,
-    );
+    let uas = answers_as("wang", dispatch_port, &uas_log);
     tokio::time::sleep(Duration::from_millis(300)).await; // its socket is bound
     let uac_log = run_dir.join("uac.log");
-    let target = format!("127.0.0.1:{sip_port}");
-    let uac = sipp(
-        "elder-call.xml",
-        &[
-            "-s",
-            "96110",
-            "-key",
-            "caller",
-            "13800000002",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &elder_port.to_string(),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            "31000",
-            &target,
-        ],
-        &uac_log,
-    );
+    let uac = elder_dials("13800000002", sip_port, elder_port, &uac_log);
 
     // The console sees it ring, on her device, with her name.
     let ringing = console.incident_for("d-2").await;
@@ -260,6 +256,10 @@ async fn a_surge_of_calls_from_known_numbers_each_rings_once_and_is_answered() {
         eprintln!("skipped: set ANXIN_SIP_SURGE=1 to run the 200-call surge");
         return;
     }
+    if !sip_programs() {
+        return;
+    }
+    let _sip = SIP_SERVER.lock().await;
     let env_or = |name: &str, default: u32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (calls, seconds) = (env_or("ANXIN_SIP_SURGE_CALLS", 200), env_or("ANXIN_SIP_SURGE_S", 60));
     let number = |n: u32| format!("139{n:08}");
@@ -424,6 +424,67 @@ async fn a_surge_of_calls_from_known_numbers_each_rings_once_and_is_answered() {
         pct(99.0),
         setup_ms[setup_ms.len() - 1]
     );
+    drop(server);
+    app.stop().await;
+}
+
+/// Nobody at the centre answers (the consoles' address has nobody on it): Kamailio asks
+/// anxind where the call goes next, and puts it through on the trunk to the duty line of the
+/// station nearest the elder, where SIPp answers as the station's phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_at_the_centre_answers_goes_to_the_stations_duty_line() {
+    if !sip_programs() {
+        return;
+    }
+    let _sip = SIP_SERVER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::embedded(dir.path());
+    let app =
+        spawn_app_with(&backend, &unique("anxind", "sip-ladder"), |c| c.telephony.token = Some(Secret::new(TOKEN)))
+            .await;
+    let (sip_port, nobody_port, trunk_port, elder_port) =
+        (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let run_dir = dir.path().join("sip");
+    let env = [("RING_TIMEOUT_MS", "3000".to_string()), ("TRUNK_HOST", format!("127.0.0.1:{trunk_port}"))];
+    let server = SipServer::start_with(&run_dir, &format!("http://{}", app.http), sip_port, nobody_port, &env);
+
+    // The station's duty line, on the trunk: SIPp answering as `duty-st-qianwei`.
+    let uas_log = run_dir.join("duty.log");
+    let duty = answers_as("duty-st-qianwei", trunk_port, &uas_log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uac_log = run_dir.join("uac.log");
+    let uac = elder_dials("13800000001", sip_port, elder_port, &uac_log);
+    wait_exit(uac, "the elder's call (SIPp UAC)", &uac_log).await;
+    wait_exit(duty, "the station's duty line (SIPp UAS)", &uas_log).await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let events = loop {
+        let open = app.store.resume(anxin_core::Timestamp(0)).await.unwrap().open;
+        let id = open.iter().find(|i| i.device_id.as_str() == "d-1").map(|i| i.id);
+        let events = match id {
+            Some(id) => app.store.incident_events(id).await.unwrap(),
+            None => Vec::new(),
+        };
+        if events.iter().any(|e| matches!(e.change, Change::CallEnded { .. })) {
+            break events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the call's end reached anxind:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let forwarded = events.iter().find_map(|e| match &e.change {
+        Change::CallForwarded { rung, number, .. } => Some((*rung, number.clone())),
+        _ => None,
+    });
+    assert_eq!(forwarded, Some((anxin_core::ForwardRung::Station, "0871-68000001".to_string())), "{events:?}");
+    let answered = events.iter().find_map(|e| match &e.change {
+        Change::CallAnswered { by, .. } => Some(by.clone()),
+        _ => None,
+    });
+    assert_eq!(answered.as_deref(), Some("duty-st-qianwei"), "the duty line picked up");
+    assert!(events.iter().any(|e| matches!(e.change, Change::CallEnded { reason: CallEnd::Bye, talk_s: Some(_), .. })));
+    assert!(!events.iter().any(|e| matches!(e.change, Change::Claimed { .. })), "no dispatcher holds it");
+    assert!(server.log().contains("forwarded to 087168000001"), "{}", server.log());
+    assert_eq!(app.metric("anxin_telephony_events_total{event=\"unanswered\",outcome=\"forwarded\"}").await, 1.0);
     drop(server);
     app.stop().await;
 }

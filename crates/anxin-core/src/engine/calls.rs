@@ -42,6 +42,16 @@ impl Engine {
                 self.after_change(id, out);
                 CallOutcome::Recorded(id)
             }
+            CallEvent::Unanswered { call_id } => {
+                let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
+                let Some((rung, number)) = self.next_forward(id, &call_id) else {
+                    return CallOutcome::Exhausted(id);
+                };
+                let change = Change::CallForwarded { call_id, rung, number: number.clone() };
+                self.record(id, change, Actor::Engine, now, out);
+                self.after_change(id, out);
+                CallOutcome::Forwarded { incident: id, number }
+            }
             CallEvent::Ended { call_id, reason } => {
                 let Some(id) = self.telephony.live.remove(&call_id).filter(|id| self.open.contains_key(id)) else {
                     return CallOutcome::UnknownCall;
@@ -55,6 +65,20 @@ impl Engine {
                 CallOutcome::Recorded(id)
             }
         }
+    }
+
+    /// Where a call nobody answered goes next: the duty line of the incident's station, then
+    /// the fallback number, each once and only if it has a number; `None` when none is left.
+    fn next_forward(&self, id: IncidentId, call_id: &str) -> Option<(ForwardRung, String)> {
+        let incident = &self.open[&id];
+        let tried = incident.calls.iter().find(|c| c.call_id == call_id).map(|c| &c.forwarded[..]).unwrap_or(&[]);
+        let station = incident.station.as_ref().and_then(|s| self.stations.get(&s.id)).and_then(|s| s.phone.clone());
+        let rungs =
+            [(ForwardRung::Station, station), (ForwardRung::Fallback, self.policy.call_fallback_number.clone())];
+        rungs
+            .into_iter()
+            .filter_map(|(rung, number)| number.filter(|n| !n.trim().is_empty()).map(|n| (rung, n)))
+            .find(|(rung, _)| !tried.iter().any(|f| f.rung == *rung))
     }
 
     fn live_call(&self, call_id: &str) -> Option<IncidentId> {
