@@ -6,7 +6,8 @@
 // panel and the other console stops ringing; audio flows both ways through rtpengine (WebRTC
 // on the console's side, plain RTP on the elder's); the dispatcher who answered holds the
 // incident; mute, then hold and resume (re-INVITEs the elder's phone answers); the elder
-// hangs up; the timeline says who answered.
+// hangs up; the timeline says who answered. Then a dispatcher calls an elder's contact from
+// the incident: the call goes out on the trunk, where SIPp answers as the contact's phone.
 //
 // Without Kamailio, rtpengine and SIPp the test is skipped, except under CI=true, where
 // .ci/run installs them (deploy/sip/start-local --install) and a missing one fails.
@@ -21,7 +22,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, repoRoot, resultsDir, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, repoRoot, resultsDir, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SIP = join(repoRoot, 'deploy', 'sip');
 const TOKEN = 'e2e-softphone-telephony-token';
@@ -31,6 +32,9 @@ const ELDER_PHONE = '13800000001';
 const ELDER_DEVICE = 'xs-d0001';
 const DISPATCHER = { id: 'dispatcher', name: '值班调度员 王芳' };
 const OTHER = { id: 'dispatcher2' };
+// 长者 xs-e0002's device, and her first contact's phone.
+const SECOND_DEVICE = 'xs-d0002';
+const CONTACT_PHONE = '13700000002';
 const SHOWS_UP = { timeout: 20_000 };
 
 const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
@@ -119,6 +123,30 @@ function elderDials(runDir, sipPort, elderPort) {
   return { child, exited };
 }
 
+/**
+ * SIPp as a telephone on the centre's trunk: rings 1 s, answers as `user`, talks, waits for
+ * the BYE (deploy/sip/sipp/dispatcher-answer.xml); its messages go to trunk-messages.log.
+ */
+function trunkAnswers(runDir, port, user) {
+  const log = createWriteStream(join(runDir, 'trunk.log'));
+  const child = spawn(
+    'sipp',
+    [
+      '-sf', join(SIP, 'sipp', 'dispatcher-answer.xml'),
+      '-key', 'console', user,
+      '-i', '127.0.0.1', '-p', String(port),
+      '-mi', '127.0.0.1', '-mp', '32000',
+      '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
+      '-trace_msg', '-message_file', join(runDir, 'trunk-messages.log'),
+    ],
+    { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise((res) => child.once('exit', (code) => res(code)));
+  return { child, exited };
+}
+
 describe('the softphone answers an elder\'s call through Kamailio', { skip }, () => {
   let daemon;
   let browser;
@@ -127,9 +155,10 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
   let sipUp = false;
   let sipPort;
   let wsPort;
+  let trunkPort;
 
   before(async () => {
-    [sipPort, wsPort] = [await freePort('udp'), await freePort('tcp')];
+    [sipPort, wsPort, trunkPort] = [await freePort('udp'), await freePort('tcp'), await freePort('udp')];
     daemon = await spawnDaemon({
       env: {
         ANXIN_TELEPHONY__TOKEN: TOKEN,
@@ -145,6 +174,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
         ANXIN_TELEPHONY_TOKEN: TOKEN,
         SIP_PORT: String(sipPort),
         WS_PORT: String(wsPort),
+        TRUNK_HOST: `127.0.0.1:${trunkPort}`,
         // Nobody there: with a console registered the hotline never rings it.
         DISPATCH_URI: `sip:dispatch@127.0.0.1:${await freePort('udp')}`,
       },
@@ -160,7 +190,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
       // Kamailio's and SIPp's logs are kept beside the other results.
       await mkdir(resultsDir, { recursive: true });
-      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log']) {
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'trunk.log', 'trunk-messages.log']) {
         const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
         if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
       }
@@ -286,6 +316,63 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       elder?.child.kill();
       await context.close();
       await otherContext.close();
+    }
+  });
+  it('calls an elder\'s contact from the incident, out on the trunk', { timeout: 120_000 }, async (t) => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript(recordPeerConnections);
+    const caller = await context.newPage();
+    caller.errors = watchPageErrors(caller);
+    let contact = null;
+    try {
+      // An SOS from 长者2; her dispatcher opens it and calls her first contact.
+      await publishEvent(daemon.mqttUrl, SECOND_DEVICE);
+      await signIn(caller, daemon.consoleUrl, { user: DISPATCHER.id });
+      await caller.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      const row = caller.locator(`#incidents tbody tr[data-device-id="${SECOND_DEVICE}"]`);
+      await row.click();
+      const incidentId = await row.getAttribute('data-incident-id');
+      const dial = caller.locator(`#detail [data-section="contacts"] button[data-dial="${CONTACT_PHONE}"]`);
+      await dial.waitFor(SHOWS_UP);
+      contact = trunkAnswers(runDir, trunkPort, 'contact-2');
+      await new Promise((res) => setTimeout(res, 300)); // SIPp's socket is bound
+      await dial.click();
+
+      // Calling, then talking once the contact's phone (SIPp on the trunk) answers.
+      const panel = caller.locator('#phone');
+      await panel.and(caller.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      const who = await caller.locator('#phone [data-field="phone-caller"]').textContent();
+      assert.match(who, /137 0000 0002/, who);
+      assert.match(who, /（/, `the panel names the contact and relation: ${who}`);
+      let packets = { received: 0, sent: 0 };
+      for (const until = Date.now() + 5_000; Date.now() < until && !(packets.received > 20 && packets.sent > 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        packets = await audioPackets(caller);
+      }
+      assert.ok(packets.received > 20 && packets.sent > 20, `audio flows both ways: ${JSON.stringify(packets)}`);
+      t.diagnostic(`the outbound call's audio: ${packets.received} packets received, ${packets.sent} sent`);
+      await shoot(caller, 'phone-outbound-1440-zh.png');
+
+      // The dispatcher hangs up; the contact's phone saw the BYE.
+      await caller.locator('#phone [data-phone-action="hangup"]').click();
+      await panel.and(caller.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.equal(await contact.exited, 0, `the contact's phone (SIPp) completed: ${await readFile(join(runDir, 'trunk.log'), 'utf8')}`);
+
+      // Out on the trunk to her number; the incident was named to Kamailio, not to the trunk.
+      const trunkSaw = await readFile(join(runDir, 'trunk-messages.log'), 'utf8');
+      assert.match(trunkSaw, new RegExp(`INVITE sip:${CONTACT_PHONE}@127\\.0\\.0\\.1:${trunkPort} SIP/2\\.0`));
+      assert.doesNotMatch(trunkSaw, /X-Anxin-Incident/i);
+      const kamailio = await readFile(join(runDir, 'kamailio.log'), 'utf8');
+      assert.match(kamailio, new RegExp(`console ${DISPATCHER.id} dials ${CONTACT_PHONE} for incident ${incidentId} `));
+      assert.deepEqual(caller.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await caller.screenshot({ path: join(resultsDir, 'failed-phone-outbound.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      contact?.child.kill();
+      await context.close();
     }
   });
 });

@@ -1,8 +1,9 @@
 // Small pieces the panel and the map card share: label/value rows, phone numbers with a
-// copy button, and toasts.
+// copy button (and a call button with the softphone), and toasts.
 
 import { h } from '../common/dom.js';
 import { t } from '../common/i18n.js';
+import { callButton } from './phone.js';
 import { dom } from './state.js';
 
 export function toast(text, kind = 'info') {
@@ -44,11 +45,14 @@ export async function copyText(text, done = null) {
 }
 
 export function phoneWithCopy(phone) {
+  // With a softphone: a button to call it from here.
+  const call = callButton(phone);
   return h(
     'span',
     { class: 'phone-copy' },
     h('a', { class: 'phone', href: `tel:${phone}`, 'data-field': 'phone' }, phone),
     ' ',
     h('button', { class: 'btn btn-small', type: 'button', 'data-copy': phone, onclick: () => copyText(phone) }, t('copy')),
+    call ? [' ', call] : null,
   );
 }

@@ -8,6 +8,10 @@
 // Hold and Hang up while they talk. The first console to answer takes the call (the SIP
 // server cancels the others) and the engine gives that dispatcher the incident.
 //
+// The dispatcher calls out too: each telephone number the panel and the map card show gets
+// a Call button (callButton, used by parts.js), which dials it through the SIP server's
+// trunk, naming the incident open in the panel (X-Anxin-Incident).
+//
 // JsSIP (vendor/jssip/) is a classic script defining the global `JsSIP`; it is loaded only
 // when there are credentials. The bar shows the line's state (registered or not); the
 // panel shows only while there is a call.
@@ -55,6 +59,19 @@ defineStrings({
     phone_open_incident: '查看事件',
     phone_busy_line: '已在通话中，新来电由其他调度台接听',
     phone_no_microphone: '无法使用麦克风：{why}',
+    phone_dial: '拨打',
+    phone_dial_title: '用软电话拨打 {number}',
+    phone_dialling: '正在呼叫…',
+    phone_ringing_out: '对方振铃中',
+    phone_not_ready: '软电话未就绪，暂不能拨打',
+    phone_line_taken: '正在通话中：请先挂断',
+    phone_bad_number: '无法拨打这个号码：{number}',
+    phone_cancelled: '已取消呼叫',
+    phone_cause_busy: '对方忙',
+    phone_cause_no_answer: '无人接听',
+    phone_cause_unavailable: '暂时无法接通',
+    phone_cause_not_found: '号码不存在',
+    phone_cause_rejected: '对方拒接',
   },
   en: {
     phone_label: 'Phone',
@@ -81,6 +98,19 @@ defineStrings({
     phone_open_incident: 'Open incident',
     phone_busy_line: 'Already on a call: another console takes the new one',
     phone_no_microphone: 'The microphone cannot be used: {why}',
+    phone_dial: 'Call',
+    phone_dial_title: 'Call {number} on the softphone',
+    phone_dialling: 'Calling…',
+    phone_ringing_out: 'Ringing',
+    phone_not_ready: 'The softphone is not ready to call',
+    phone_line_taken: 'On a call: hang up first',
+    phone_bad_number: 'This number cannot be called: {number}',
+    phone_cancelled: 'Call cancelled',
+    phone_cause_busy: 'busy',
+    phone_cause_no_answer: 'no answer',
+    phone_cause_unavailable: 'unavailable',
+    phone_cause_not_found: 'no such number',
+    phone_cause_rejected: 'declined',
   },
 });
 
@@ -94,8 +124,11 @@ const phone = {
   line: 'connecting',
   why: '',
   renewTimer: null,
-  /** the call shown, or null: {session, callId, from, state, startedAt, muted, held, ended} */
+  /** the call shown, or null: {session, direction ('in' or 'out'), callId, from (the other
+   * party's number), label, incidentId, state, startedAt, muted, held, ended} */
   call: null,
+  /** what the dispatcher is dialling, until JsSIP reports the session it made */
+  dialling: null,
   clockTimer: null,
 };
 
@@ -235,23 +268,33 @@ function scheduleRenewal(generation) {
 // ---- calls ------------------------------------------------------------------------------
 
 function onSession({ session, originator, request }) {
-  if (originator !== 'remote') return;
-  if (phone.call && !phone.call.ended) {
-    // One call at a time: the others keep ringing elsewhere.
-    session.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
-    toast(t('phone_busy_line'));
-    return;
+  let call;
+  if (originator === 'local') {
+    // A call the dispatcher placed (dial): JsSIP reports it while dial() waits.
+    const out = phone.dialling || {};
+    phone.dialling = null;
+    call = { direction: 'out', from: out.number || '', label: out.label || '', incidentId: out.incidentId ?? null, state: 'dialling' };
+  } else {
+    if (phone.call && !phone.call.ended) {
+      // One call at a time: the others keep ringing elsewhere.
+      session.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
+      toast(t('phone_busy_line'));
+      return;
+    }
+    call = { direction: 'in', from: session.remote_identity?.uri?.user || '', label: '', incidentId: null, state: 'ringing' };
   }
-  const from = session.remote_identity?.uri?.user || '';
-  const call = { session, callId: request?.call_id || '', from, state: 'ringing', startedAt: null, muted: false, held: false, ended: null };
+  Object.assign(call, { session, callId: request?.call_id || '', startedAt: null, muted: false, held: false, ended: null });
   endCallView();
   phone.call = call;
   const current = () => phone.call === call;
-  session.on('peerconnection', ({ peerconnection }) => {
+  const listen = (peerconnection) => {
     peerconnection.addEventListener('track', (ev) => {
       if (current()) playRemote(ev.streams[0] || new MediaStream([ev.track]));
     });
-  });
+  };
+  // An outgoing call's connection may exist already; an incoming one's comes with the answer.
+  if (session.connection) listen(session.connection);
+  else session.on('peerconnection', ({ peerconnection }) => listen(peerconnection));
   // Each of the session's news changes the call, then the panel.
   const on = (event, change) =>
     session.on(event, () => {
@@ -259,6 +302,9 @@ function onSession({ session, originator, request }) {
       change();
       renderCall();
     });
+  on('progress', () => {
+    if (call.state === 'dialling') call.state = 'ringing_out';
+  });
   on('accepted', () => {
     call.state = 'connecting';
   });
@@ -290,11 +336,84 @@ function onSession({ session, originator, request }) {
   };
   session.on('ended', (e) => finish('ended', e.cause));
   session.on('failed', (e) => {
+    if (call.direction === 'out') {
+      // Hung up before the other side answered, or they could not be reached.
+      finish(e.originator === 'local' && e.cause === 'Canceled' ? 'cancelled' : 'failed', e.cause);
+      return;
+    }
     // Cancelled while it rang: the caller gave up, or another console answered first.
     const stopped = e.cause === 'Canceled' || e.cause === 'Request Timeout' || e.cause === 'Rejected';
     finish(stopped && !call.startedAt ? 'missed' : 'failed', e.cause);
   });
   renderCall();
+}
+
+/** Calls `number` from this console, for the incident `incidentId` if any; `label` names
+ * who is called in the panel. Says why not when it cannot. */
+export function dial(number, { label = '', incidentId = null } = {}) {
+  // The trunk takes digits: '0871-6800 0001' is 087168000001.
+  const digits = String(number).replace(/\D/g, '');
+  if (!phone.ua || phone.line !== 'registered') {
+    toast(t('phone_not_ready'), 'error');
+    return;
+  }
+  if (phone.call && !phone.call.ended) {
+    toast(t('phone_line_taken'), 'error');
+    return;
+  }
+  if (digits.length < 3 || digits.length > 20) {
+    toast(t('phone_bad_number', { number }), 'error');
+    return;
+  }
+  const domain = phone.credentials.uri.split('@')[1];
+  phone.dialling = { number: digits, label, incidentId };
+  try {
+    phone.ua.call(`sip:${digits}@${domain}`, {
+      mediaConstraints: { audio: true, video: false },
+      pcConfig: { iceServers: [] },
+      extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
+    });
+  } catch (err) {
+    phone.dialling = null;
+    toast(t('phone_failed_call', { why: err.message }), 'error');
+  }
+}
+
+/** Who `digits` belong to on incident `view`: the elder, a contact, the responder, the
+ * station; '' for none of them. */
+function whoHas(view, digits) {
+  const same = (phone) => phone && String(phone).replace(/\D/g, '') === digits;
+  if (!view) return '';
+  if (same(view.elder?.phone)) return view.elder.name || '';
+  const contact = (view.elder?.contacts || []).find((c) => same(c.phone));
+  if (contact) return contact.relation ? `${contact.name}（${contact.relation}）` : contact.name || '';
+  if (same(view.responder?.phone)) return view.responder.name || view.responder.id || '';
+  if (same(view.station?.phone)) return view.station.name || view.station.id || '';
+  return '';
+}
+
+/**
+ * A Call button for a telephone number the console shows (parts.js puts it beside each),
+ * or null when this console has no softphone. In the incident panel it calls for the
+ * incident open there.
+ */
+export function callButton(number) {
+  if (!phone.credentials) return null;
+  return h(
+    'button',
+    {
+      class: 'btn btn-small btn-good phone-dial',
+      type: 'button',
+      'data-dial': number,
+      title: t('phone_dial_title', { number }),
+      onclick: (ev) => {
+        const inPanel = ev.currentTarget.closest('#detail') && state.openId !== null ? state.openId : null;
+        const view = inPanel === null ? null : state.incidents.get(String(inPanel));
+        dial(number, { label: whoHas(view, String(number).replace(/\D/g, '')), incidentId: inPanel });
+      },
+    },
+    t('phone_dial'),
+  );
 }
 
 function answer() {
@@ -375,8 +494,10 @@ function renderLine() {
   node.title = phone.line === 'failed' ? t('phone_failed_title', { why: phone.why }) : phone.credentials?.uri || '';
 }
 
-/** The incident this call rings on, once the engine has it (the SIP server tells it). */
+/** The incident this call is about: the one it was dialled from, or the one an incoming
+ * call rings on once the engine has it (the SIP server tells it). */
 function incidentOf(call) {
+  if (call?.incidentId !== null && call?.incidentId !== undefined) return state.incidents.get(String(call.incidentId)) ?? null;
   if (!call?.callId) return null;
   for (const view of state.incidents.values()) {
     if (Array.isArray(view.calls) && view.calls.some((c) => c.call_id === call.callId)) return view;
@@ -386,17 +507,26 @@ function incidentOf(call) {
 
 function callerText(call, view) {
   const number = call.from && call.from !== 'anonymous' ? formatPhone(call.from) : t('phone_withheld');
-  const name = view?.elder?.name;
+  const name = call.direction === 'out' ? call.label : view?.elder?.name;
   return name ? `${name} · ${number}` : view || call.from ? number : t('phone_unknown_caller');
+}
+
+/** Why a call failed, in words where JsSIP's cause is a common one. */
+function causeText(cause) {
+  const key = { Busy: 'busy', 'No Answer': 'no_answer', Unavailable: 'unavailable', 'Not Found': 'not_found', Rejected: 'rejected' }[cause];
+  return key ? t(`phone_cause_${key}`) : cause;
 }
 
 function stateText(call) {
   if (call.ended) {
     if (call.ended.kind === 'missed') return t('phone_missed');
-    if (call.ended.kind === 'failed') return t('phone_failed_call', { why: call.ended.cause });
+    if (call.ended.kind === 'cancelled') return t('phone_cancelled');
+    if (call.ended.kind === 'failed') return t('phone_failed_call', { why: causeText(call.ended.cause) });
     return t('phone_ended');
   }
   if (call.state === 'ringing') return t('phone_incoming');
+  if (call.state === 'dialling') return t('phone_dialling');
+  if (call.state === 'ringing_out') return t('phone_ringing_out');
   if (call.state === 'connecting') return t('phone_connecting_call');
   return call.held ? t('phone_held') : t('phone_talking');
 }
