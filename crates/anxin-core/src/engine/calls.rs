@@ -144,7 +144,18 @@ impl Engine {
                 // Nobody's elder: the stand-in names them, as it names nobody in the ledger.
                 let elder = elder.unwrap_or_else(|| ElderId::parse(device.as_str()).expect("a stand-in is an id"));
                 let msg = message_id(&call_id);
-                let id = self.open_call(&device, elder, &msg, location, rang, now, out);
+                let id = self.open_incident(
+                    &device,
+                    elder,
+                    IncidentKind::Call,
+                    &msg,
+                    location,
+                    now,
+                    None,
+                    Some(rang),
+                    now,
+                    out,
+                );
                 if !on_device && key.is_some() {
                     self.telephony.by_caller.insert(device, id);
                 }
@@ -155,34 +166,6 @@ impl Engine {
             self.telephony.live.insert(call_id, id);
         }
         outcome
-    }
-
-    /// Opens a `call` incident and logs its first call on it.
-    #[allow(clippy::too_many_arguments)]
-    fn open_call(
-        &mut self,
-        device: &DeviceId,
-        elder: ElderId,
-        msg: &MessageId,
-        location: Location,
-        rang: Change,
-        now: Timestamp,
-        out: &mut Outbox,
-    ) -> IncidentId {
-        // Logged in the same step as the opening, so the incident is never shown without
-        // the call that opened it.
-        self.opening_call = Some(rang);
-        let id = self.open_incident(device, elder, IncidentKind::Call, msg, location, now, None, now, out);
-        debug_assert!(self.opening_call.is_none(), "the opening call was logged");
-        id
-    }
-
-    /// The opening call of a `call` incident being opened, logged right after `opened`.
-    pub(super) fn log_opening_call(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
-        if let Some(rang) = self.opening_call.take() {
-            let actor = Actor::Device(self.open[&id].device_id.clone());
-            self.record(id, rang, actor, now, out);
-        }
     }
 
     /// A call incident has ended: its calls are no longer live, and its caller's next call
