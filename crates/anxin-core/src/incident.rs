@@ -1086,12 +1086,16 @@ impl Incident {
                     call.answered_at.get_or_insert(at);
                     call.answered_by.get_or_insert_with(|| by.clone());
                 }
-                // A person is talking to the caller: the call is seen, and handled.
-                self.acknowledged_at.get_or_insert(at);
-                self.silence(&[Need::IncomingCall, Need::MissedCall]);
-                if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
-                    self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
-                    self.ladder.remind_at = None;
+                // A dispatcher is talking to the caller: the call is seen, and handled. One
+                // answered elsewhere (the station's duty line) still needs a dispatcher to
+                // look: the alarm stays, and the call says who answered.
+                if matches!(event.actor, Actor::Dispatcher(_)) {
+                    self.acknowledged_at.get_or_insert(at);
+                    self.silence(&[Need::IncomingCall, Need::MissedCall]);
+                    if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
+                        self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
+                        self.ladder.remind_at = None;
+                    }
                 }
             }
             Change::CallForwarded { call_id, rung, number } => {
@@ -1106,9 +1110,11 @@ impl Incident {
                     call.ended_at.get_or_insert(at);
                     call.end.get_or_insert(*reason);
                 }
-                // Nobody picked up: the caller must be called back.
-                if !answered && self.state != IncidentState::Resolved && !self.state.is_terminal() {
-                    self.silence(&[Need::IncomingCall]);
+                // Nobody picked up: the caller must be called back (the ringing's alarm gives
+                // way; another urgent one up stays, as when the call rang).
+                let louder =
+                    self.alarm.is_some_and(|up| up.level <= AlarmLevel::Urgent && up.need != Need::IncomingCall);
+                if !answered && !louder && self.state != IncidentState::Resolved && !self.state.is_terminal() {
                     self.raise(Need::MissedCall, event);
                 }
             }

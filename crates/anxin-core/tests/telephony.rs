@@ -148,7 +148,9 @@ fn an_answer_by_no_member_of_staff_is_logged_but_takes_nothing() {
     assert_eq!(types(&out), ["call_answered"]);
     assert_eq!(out.events[0].actor, Actor::Engine);
     assert_eq!(e.incident(id).unwrap().claimed_by, None);
-    assert_eq!(e.incident(id).unwrap().alarm, None);
+    // Answered elsewhere: a dispatcher must still look.
+    assert_eq!(e.incident(id).unwrap().alarm.map(|a| a.need), Some(Need::IncomingCall));
+    assert_eq!(e.incident(id).unwrap().calls[0].answered_by.as_deref(), Some("duty-phone"));
 }
 
 #[test]
