@@ -1098,6 +1098,26 @@ impl Incident {
                     }
                 }
             }
+            Change::CallDialled { call_id, to } => {
+                if !self.calls.iter().any(|c| &c.call_id == call_id) {
+                    let by = match &event.actor {
+                        Actor::Dispatcher(by) => by.clone(),
+                        _ => String::new(),
+                    };
+                    self.calls.push(CallRecord {
+                        call_id: call_id.clone(),
+                        from: by,
+                        to: to.clone(),
+                        caller: CallerMatch::Dispatcher,
+                        rang_at: at,
+                        answered_at: None,
+                        answered_by: None,
+                        ended_at: None,
+                        end: None,
+                        forwarded: Vec::new(),
+                    });
+                }
+            }
             Change::CallForwarded { call_id, rung, number } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
                     call.forwarded.push(Forward { rung: *rung, number: number.clone(), at });
@@ -1110,11 +1130,14 @@ impl Incident {
                     call.ended_at.get_or_insert(at);
                     call.end.get_or_insert(*reason);
                 }
-                // Nobody picked up: the caller must be called back (the ringing's alarm gives
-                // way; another urgent one up stays, as when the call rang).
+                // Nobody picked up a call in: the caller must be called back (the ringing's
+                // alarm gives way; another urgent one up stays, as when the call rang). A call
+                // out nobody answered is the dispatcher's own to try again.
+                let inbound = self.calls.iter().any(|c| &c.call_id == call_id && !c.is_outbound());
                 let louder =
                     self.alarm.is_some_and(|up| up.level <= AlarmLevel::Urgent && up.need != Need::IncomingCall);
-                if !answered && !louder && self.state != IncidentState::Resolved && !self.state.is_terminal() {
+                if inbound && !answered && !louder && self.state != IncidentState::Resolved && !self.state.is_terminal()
+                {
                     self.raise(Need::MissedCall, event);
                 }
             }
@@ -1445,6 +1468,11 @@ pub enum Change {
     CallAnswered {
         call_id: String,
         by: String,
+    },
+    /// A dispatcher (the event's actor) called `to` from the console about this incident.
+    CallDialled {
+        call_id: String,
+        to: String,
     },
     /// Nobody answered in time: the call is put through to `number`, the ladder's `rung`.
     CallForwarded {

@@ -43,6 +43,16 @@ pub enum CallEvent {
     /// Nobody the call was put through to answered it in time (the consoles, or the last
     /// number it was forwarded to): the SIP server asks where it goes next.
     Unanswered { call_id: String },
+    /// A dispatcher's console placed a call to `to` (click-to-call), about `incident_id`
+    /// when it was placed from one; its answer and end follow as for a call in.
+    Dialled {
+        call_id: String,
+        /// The dispatcher, by staff id (their console's SIP user).
+        by: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<u64>,
+    },
 }
 
 impl CallEvent {
@@ -51,7 +61,8 @@ impl CallEvent {
             CallEvent::Ringing { call_id, .. }
             | CallEvent::Answered { call_id, .. }
             | CallEvent::Ended { call_id, .. }
-            | CallEvent::Unanswered { call_id } => call_id,
+            | CallEvent::Unanswered { call_id }
+            | CallEvent::Dialled { call_id, .. } => call_id,
         }
     }
 
@@ -61,6 +72,7 @@ impl CallEvent {
             CallEvent::Answered { .. } => "answered",
             CallEvent::Ended { .. } => "ended",
             CallEvent::Unanswered { .. } => "unanswered",
+            CallEvent::Dialled { .. } => "dialled",
         }
     }
 }
@@ -105,6 +117,8 @@ pub enum CallerMatch {
     Unknown,
     /// The caller withheld their number.
     Withheld,
+    /// A call out: a dispatcher (`from`, their staff id) placed it from the console.
+    Dispatcher,
 }
 
 /// A call on an incident: who rang, when, who answered, how it ended.
@@ -150,6 +164,11 @@ pub enum ForwardRung {
 }
 
 impl CallRecord {
+    /// Whether a dispatcher placed it (a call out), rather than somebody calling the hotline.
+    pub fn is_outbound(&self) -> bool {
+        self.caller == CallerMatch::Dispatcher
+    }
+
     /// Whether it has not been heard to end.
     pub fn is_live(&self) -> bool {
         self.ended_at.is_none()
@@ -187,6 +206,9 @@ pub enum CallOutcome {
     /// Nobody answered, and every rung has been tried: the caller is to be told so, and a
     /// dispatcher calls back.
     Exhausted(IncidentId),
+    /// A call out about no open incident (none named, or it has ended): it goes ahead, and
+    /// nothing records it.
+    NoIncident,
 }
 
 impl CallOutcome {
@@ -198,7 +220,7 @@ impl CallOutcome {
             | CallOutcome::Duplicate(id)
             | CallOutcome::Exhausted(id) => Some(*id),
             CallOutcome::Forwarded { incident, .. } => Some(*incident),
-            CallOutcome::UnknownCall => None,
+            CallOutcome::UnknownCall | CallOutcome::NoIncident => None,
         }
     }
 
@@ -219,6 +241,7 @@ impl CallOutcome {
             CallOutcome::UnknownCall => "unknown_call",
             CallOutcome::Forwarded { .. } => "forwarded",
             CallOutcome::Exhausted(_) => "exhausted",
+            CallOutcome::NoIncident => "no_incident",
         }
     }
 }

@@ -42,8 +42,24 @@ impl Engine {
                 self.after_change(id, out);
                 CallOutcome::Recorded(id)
             }
+            CallEvent::Dialled { call_id, by, to, incident_id } => {
+                if let Some(id) = self.live_call(&call_id) {
+                    return CallOutcome::Duplicate(id);
+                }
+                let Some(id) = incident_id.map(IncidentId).filter(|id| self.open.contains_key(id)) else {
+                    return CallOutcome::NoIncident;
+                };
+                self.record(id, Change::CallDialled { call_id: call_id.clone(), to }, Actor::Dispatcher(by), now, out);
+                self.after_change(id, out);
+                self.telephony.live.insert(call_id, id);
+                CallOutcome::Recorded(id)
+            }
             CallEvent::Unanswered { call_id } => {
                 let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
+                // A call out climbs no ladder: the dispatcher who placed it tries again.
+                if self.open[&id].calls.iter().any(|c| c.call_id == call_id && c.is_outbound()) {
+                    return CallOutcome::Exhausted(id);
+                }
                 let Some((rung, number)) = self.next_forward(id, &call_id) else {
                     return CallOutcome::Exhausted(id);
                 };
