@@ -1061,18 +1061,7 @@ impl Incident {
             }
             Change::CallRang { call_id, from, to, caller } => {
                 if !self.calls.iter().any(|c| &c.call_id == call_id) {
-                    self.calls.push(CallRecord {
-                        call_id: call_id.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        caller: *caller,
-                        rang_at: at,
-                        answered_at: None,
-                        answered_by: None,
-                        ended_at: None,
-                        end: None,
-                        forwarded: Vec::new(),
-                    });
+                    self.calls.push(CallRecord::new(call_id, from, to, *caller, at));
                 }
                 // Somebody must pick up, whatever was seen before; an urgent alarm up (an
                 // emergency nobody has seen) stays, and the row shows the call ringing.
@@ -1104,18 +1093,7 @@ impl Incident {
                         Actor::Dispatcher(by) => by.clone(),
                         _ => String::new(),
                     };
-                    self.calls.push(CallRecord {
-                        call_id: call_id.clone(),
-                        from: by,
-                        to: to.clone(),
-                        caller: CallerMatch::Dispatcher,
-                        rang_at: at,
-                        answered_at: None,
-                        answered_by: None,
-                        ended_at: None,
-                        end: None,
-                        forwarded: Vec::new(),
-                    });
+                    self.calls.push(CallRecord::new(call_id, &by, to, CallerMatch::Dispatcher, at));
                 }
             }
             Change::CallForwarded { call_id, rung, number } => {

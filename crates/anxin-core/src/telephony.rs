@@ -164,6 +164,22 @@ pub enum ForwardRung {
 }
 
 impl CallRecord {
+    /// A call that has just rung (or been dialled): not answered, not ended.
+    pub fn new(call_id: &str, from: &str, to: &str, caller: CallerMatch, at: Timestamp) -> Self {
+        Self {
+            call_id: call_id.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            caller,
+            rang_at: at,
+            answered_at: None,
+            answered_by: None,
+            ended_at: None,
+            end: None,
+            forwarded: Vec::new(),
+        }
+    }
+
     /// Whether a dispatcher placed it (a call out), rather than somebody calling the hotline.
     pub fn is_outbound(&self) -> bool {
         self.caller == CallerMatch::Dispatcher
@@ -312,18 +328,7 @@ mod tests {
 
     #[test]
     fn talk_time_runs_from_the_answer_to_the_end() {
-        let mut call = CallRecord {
-            call_id: "c1".into(),
-            from: "13812345678".into(),
-            to: "96110".into(),
-            caller: CallerMatch::Sim,
-            rang_at: Timestamp(1_000),
-            answered_at: None,
-            answered_by: None,
-            ended_at: None,
-            end: None,
-            forwarded: Vec::new(),
-        };
+        let mut call = CallRecord::new("c1", "13812345678", "96110", CallerMatch::Sim, Timestamp(1_000));
         assert!(call.is_ringing() && call.is_live());
         assert_eq!(call.talk_s(), None);
         call.answered_at = Some(Timestamp(5_000));
