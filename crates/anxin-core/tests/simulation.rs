@@ -629,6 +629,25 @@ impl Sim {
                 self.calls.retain(|c| *c != call_id);
                 CallEvent::Ended { call_id, reason }
             }
+            (_, Some(_)) if self.rng.random_bool(0.7) => {
+                // A dispatcher calls out from an open incident: on its record, and it
+                // changes no alarm.
+                let Some(id) = self.any_open() else { return };
+                self.call_no += 1;
+                let call_id = format!("out-{}@sim", self.call_no);
+                let before = self.engine.incident(id).and_then(|i| i.alarm);
+                let to = format!("1370000{:04}", self.rng.random_range(0..DEVICES));
+                let event =
+                    CallEvent::Dialled { call_id: call_id.clone(), by: "wang".into(), to, incident_id: Some(id.0) };
+                if self.engine.handle_call(event, now, out) != CallOutcome::Recorded(id) {
+                    self.fail(format!("a call out from open incident {id} was not recorded on it"));
+                }
+                if self.engine.incident(id).and_then(|i| i.alarm) != before {
+                    self.fail(format!("a call out changed incident {id}'s alarm"));
+                }
+                self.calls.push(call_id);
+                return;
+            }
             (_, Some(_)) => {
                 let call_id = "never-rang@sim".to_string();
                 let event = CallEvent::Ended { call_id, reason: CallEnd::Bye };
@@ -638,7 +657,10 @@ impl Sim {
                 return;
             }
         };
-        let answered_by_staff = matches!(&event, CallEvent::Answered { by, .. } if by != "duty-s0");
+        let outbound = |e: &Engine, call: &str| {
+            e.open_incidents().flat_map(|i| &i.calls).any(|c| c.call_id == call && c.is_outbound())
+        };
+        let answered_by_staff = matches!(&event, CallEvent::Answered { by, call_id } if by != "duty-s0" && !outbound(&self.engine, call_id));
         match self.engine.handle_call(event, now, out) {
             CallOutcome::Recorded(id) if answered_by_staff => {
                 self.family.calls_answered += 1;

@@ -28,10 +28,15 @@ impl Engine {
             CallEvent::Answered { call_id, by } => {
                 let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
                 let incident = &self.open[&id];
-                if incident.calls.iter().any(|c| c.call_id == call_id && c.answered_at.is_some()) {
+                let Some(call) = incident.calls.iter().find(|c| c.call_id == call_id) else {
+                    return CallOutcome::UnknownCall;
+                };
+                if call.answered_at.is_some() {
                     return CallOutcome::Duplicate(id);
                 }
-                let staff = self.staff.contains_key(&by);
+                // A dispatcher picking up a call in; whoever picks up a call out is who was
+                // called, and takes nothing.
+                let staff = !call.is_outbound() && self.staff.contains_key(&by);
                 let actor = if staff { Actor::Dispatcher(by.clone()) } else { Actor::Engine };
                 self.record(id, Change::CallAnswered { call_id, by: by.clone() }, actor, now, out);
                 // The dispatcher who picks up an incident nobody holds takes it.
