@@ -2,12 +2,14 @@
 // on (ANXIN_TELEPHONY__TOKEN), the test posting what the SIP server would post to
 // /api/v1/telephony/calls.
 //
-// An elder rings from their own phone (the demo ledger gives each elder one: xs-e0005 has
-// 138 0000 0005): a `call` incident opens on their device; its row says it rings, with the
-// number, and the alarm in words; a caller card pops up with the elder's name and profile.
-// The signed-in dispatcher's SIP user answers: they hold the incident and the ringing stops.
-// The call ends after a few seconds: the panel's Calls section and the timeline say who
-// answered and for how long. A number nobody knows rings and hangs up unanswered: its
+// An elder rings from their own phone (the demo ledger gives each elder one: elder n, with
+// device xs-d000n, has 138 0000 000n; the test takes the elder whose family link the demo
+// printed): a `call` incident opens on their device; its row says it rings, with the number,
+// and the alarm in words; a caller card pops up with the elder's name and profile. The
+// signed-in dispatcher's SIP user answers: they hold the incident and the ringing stops. The
+// call ends after a few seconds: the panel's Calls section and the timeline say who answered
+// and for how long, and the family's page names the incident. A number nobody knows rings
+// and hangs up unanswered: its
 // incident is titled with the number, has no position (and no marker, no "show on map"),
 // and asks for a call back. The elder rings again, in English, and nobody answers; last, a
 // caller who withholds the number.
@@ -15,14 +17,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, resultsDir, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { eventually, openPhone } from './responder-support.mjs';
+import { demoLinks, launchChromium, resultsDir, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 20_000 };
 const TOKEN = 'e2e-telephony-token-0123456789';
-// The demo district's fifth elder's own phone, as a network may give it.
-const ELDER_PHONE = '+86 138-0000-0005';
-const ELDER_PHONE_SHOWN = '138 0000 0005';
-const ELDER_DEVICE = 'xs-d0005';
 // A number the demo ledger does not have.
 const STRANGER = '13912345678';
 const STRANGER_SHOWN = '139 1234 5678';
@@ -36,6 +35,12 @@ describe('calls to the hotline on the console', () => {
   let daemon;
   let browser;
   let page;
+  // The elder whose family link the demo printed: their device, and their own phone as a
+  // network may give it (demo.rs: elder n has device xs-dNNNN and phone 1380000NNNN).
+  let link;
+  let elderDevice;
+  let elderPhone;
+  let elderPhoneShown;
 
   /** Posts one event of a call as the SIP server does; returns the answer's body. */
   async function sip(event) {
@@ -59,6 +64,14 @@ describe('calls to the hotline on the console', () => {
 
   before(async () => {
     daemon = await spawnDaemon({ env: { ANXIN_TELEPHONY__TOKEN: TOKEN } });
+    [link] = await eventually(() => {
+      const found = demoLinks(daemon.tail());
+      return found.length ? found : null;
+    }, 'the demo to print its family links');
+    elderDevice = link.device;
+    const n = /^xs-d(\d{4})$/.exec(elderDevice)[1];
+    elderPhone = `+86 138-0000-${n}`;
+    elderPhoneShown = `138 0000 ${n}`;
     browser = await launchChromium();
   });
 
@@ -77,23 +90,23 @@ describe('calls to the hotline on the console', () => {
     assert.match(me, /\S/);
 
     // ---- An elder rings from their own phone. ----
-    const opened = await sip({ event: 'ringing', call_id: 'e2e-call-1', from: ELDER_PHONE, to: '96110' });
+    const opened = await sip({ event: 'ringing', call_id: 'e2e-call-1', from: elderPhone, to: '96110' });
     assert.equal(opened.outcome, 'opened');
     const known = opened.incident_id;
     const row = rowOf(page, known);
     await row.waitFor(SHOWS_UP);
-    assert.equal(await row.getAttribute('data-device-id'), ELDER_DEVICE);
+    assert.equal(await row.getAttribute('data-device-id'), elderDevice);
     assert.equal(await row.getAttribute('data-kind'), 'call');
     assert.equal(await row.getAttribute('data-ringing'), 'true');
     assert.equal(await row.getAttribute('data-alarm-need'), 'incoming_call');
     assert.equal(await text(row.locator('[data-field="kind"]')), '热线来电');
     assert.equal(await text(row.locator('[data-field="alarm"]')), '来电 — 请接听');
     const badge = row.locator('[data-field="ringing"]');
-    assert.match(await text(badge), new RegExp(`来电中\\s*${ELDER_PHONE_SHOWN}`));
+    assert.match(await text(badge), new RegExp(`来电中\\s*${elderPhoneShown}`));
     assert.match(await text(row.locator('[data-field="target"]')), /待接听/);
     assert.equal(await text(row.locator('[data-field="dispatcher-first"]')), '请接听来电');
     const elder = (await serverView(known)).elder;
-    assert.ok(elder.name, 'the demo elder has a name');
+    assert.equal(elder.name, link.elder, 'the elder whose phone it is');
     assert.equal(await text(row.locator('[data-field="elder-name"]')), elder.name);
     assert.equal(await text(row.locator('[data-field="location-source"]')), '登记住址');
 
@@ -107,7 +120,7 @@ describe('calls to the hotline on the console', () => {
     const card = page.locator('#call-pop .call-pop-card[data-call-id="e2e-call-1"]');
     await card.waitFor(SHOWS_UP);
     assert.equal(await text(card.locator('[data-field="caller-name"]')), elder.name);
-    assert.equal(await text(card.locator('[data-field="caller-number"]')), ELDER_PHONE_SHOWN);
+    assert.equal(await text(card.locator('[data-field="caller-number"]')), elderPhoneShown);
     assert.equal(await text(card.locator('[data-field="caller-match"]')), '长者电话');
     assert.match(await text(card.locator('[data-field="cp-address"]')), new RegExp(elder.address.slice(0, 8)));
     assert.match(await text(card.locator('[data-field="ringing-for"]')), /已响铃 \d\d:\d\d/);
@@ -142,14 +155,14 @@ describe('calls to the hotline on the console', () => {
     const talk = mmss(ended.ended_at - ended.answered_at);
     assert.ok(ended.ended_at - ended.answered_at >= 2_000, 'the call lasted the seconds waited');
     assert.equal(await text(call.locator('[data-field="call-talk"]')), `通话 ${talk}`);
-    assert.match(await text(call.locator('[data-field="call-from"]')), new RegExp(ELDER_PHONE_SHOWN));
+    assert.match(await text(call.locator('[data-field="call-from"]')), new RegExp(elderPhoneShown));
     assert.equal(await text(call.locator('[data-field="call-caller"]')), '长者电话');
     assert.equal(await call.locator('[data-field="call-end"]').count(), 0, 'hung up after talking: nothing more to say');
     assert.equal(await row.locator('[data-field="call-live"]').count(), 0);
     // The three rows of the call on the timeline, in words.
     const timeline = detail.locator('#timeline');
     await timeline.locator('li[data-change="call_ended"]').waitFor(SHOWS_UP);
-    assert.equal(await text(timeline.locator('li[data-change="call_rang"] .tl-text')), `来电 ${ELDER_PHONE_SHOWN}（长者电话）`);
+    assert.equal(await text(timeline.locator('li[data-change="call_rang"] .tl-text')), `来电 ${elderPhoneShown}（长者电话）`);
     assert.equal(await text(timeline.locator('li[data-change="call_rang"] .tl-actor')), '来电人');
     assert.equal(await text(timeline.locator('li[data-change="call_answered"] .tl-text')), `接听：${me}`);
     assert.equal(await text(timeline.locator('li[data-change="call_ended"] .tl-text')), `通话结束：已挂断，通话 ${talk}`);
@@ -161,6 +174,16 @@ describe('calls to the hotline on the console', () => {
     await detail.locator('[data-section="calls"]').scrollIntoViewIfNeeded();
     await shoot(page, 'console-calls-answered-zh.png');
     await page.locator('#detail-close').click();
+
+    // The family's page names the incident in words.
+    const phone = await openPhone(browser);
+    phone.page.errors = watchPageErrors(phone.page);
+    await phone.page.goto(link.url);
+    const familyCard = phone.page.locator(`[data-incident="${known}"]`);
+    await familyCard.waitFor(SHOWS_UP);
+    assert.equal(await text(familyCard.locator('[data-field="kind"]')), '拨打了服务热线');
+    assert.deepEqual(phone.page.errors, [], 'the family page logged errors');
+    await phone.context.close();
 
     // ---- A number nobody knows rings, and hangs up before anybody answers. ----
     const stranger = await sip({ event: 'ringing', call_id: 'e2e-call-2', from: STRANGER, to: '96110' });
@@ -221,13 +244,13 @@ describe('calls to the hotline on the console', () => {
     await shoot(page, 'console-calls-missed-en.png');
     await page.locator('#detail-close').click();
 
-    const again = await sip({ event: 'ringing', call_id: 'e2e-call-3', from: ELDER_PHONE, to: '96110' });
+    const again = await sip({ event: 'ringing', call_id: 'e2e-call-3', from: elderPhone, to: '96110' });
     assert.deepEqual(again, { outcome: 'joined', incident_id: known }, 'a second call joins the incident the device has open');
     const againCard = page.locator('#call-pop .call-pop-card[data-call-id="e2e-call-3"]');
     await againCard.waitFor(SHOWS_UP);
     assert.equal(await text(againCard.locator('[data-field="caller-name"]')), elder.name);
     assert.equal(await text(againCard.locator('[data-field="caller-match"]')), "elder's phone");
-    assert.match(await text(row.locator('[data-field="ringing"]')), new RegExp(`Ringing\\s*${ELDER_PHONE_SHOWN}`));
+    assert.match(await text(row.locator('[data-field="ringing"]')), new RegExp(`Ringing\\s*${elderPhoneShown}`));
     // It rings on an incident the dispatcher holds already: still a call to pick up.
     assert.equal(await text(row.locator('[data-field="dispatcher-first"]')), 'Answer the call');
     await shoot(page, 'console-calls-ringing-en.png');
