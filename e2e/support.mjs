@@ -232,6 +232,18 @@ function publishOnce(mqttUrl, deviceId, topic, body, ackTimeoutMs) {
   });
 }
 
+/** The family links the demo printed at start (in `daemon.tail()`): [{elder, url, device}]. */
+export function demoLinks(tail) {
+  const links = [];
+  const lines = tail.split('\n');
+  lines.forEach((line, n) => {
+    const m = /Family page of (\S+) for .*: (http:\/\/\S+\/family#t=[0-9a-f]{64})/.exec(line);
+    const d = /press device (\S+) to see it live/.exec(lines[n + 1] || '');
+    if (m && d) links.push({ elder: m[1], url: m[2], device: d[1] });
+  });
+  return links;
+}
+
 /** The demo's dispatcher, as the session endpoint describes them. */
 export const DEMO_DISPATCHER = { id: 'dispatcher', name: '值班调度员', role: 'dispatcher' };
 
