@@ -351,8 +351,11 @@ function renderBody(view) {
     h(
       'dl',
       { class: 'kv', 'data-section': 'press' },
-      kv(t('f_press_count'), String(view.press_count ?? 1), { 'data-field': 'press-count', class: Number(view.press_count) > 1 ? 'kv-row kv-flag' : 'kv-row' }),
-      kv(t('f_pressed_at'), formatClock(pressMoment(view))),
+      // A call opened it: the count of presses means something only once the device pressed.
+      view.kind === 'call' && Number(view.press_count ?? 1) <= 1
+        ? null
+        : kv(t('f_press_count'), String(view.press_count ?? 1), { 'data-field': 'press-count', class: Number(view.press_count) > 1 ? 'kv-row kv-flag' : 'kv-row' }),
+      kv(t(view.kind === 'call' ? 'f_called_at' : 'f_pressed_at'), formatClock(pressMoment(view))),
       kv(t('f_opened_at'), formatClock(view.opened_at)),
       // A caller nobody knows rang from no device: their stand-in id is nobody's business.
       kv(t('f_device'), isStandIn(view) ? t('no_device') : view.device_id, { 'data-field': 'device' }),
