@@ -182,6 +182,7 @@ describe('calls to the hotline on the console', () => {
     const familyCard = phone.page.locator(`[data-incident="${known}"]`);
     await familyCard.waitFor(SHOWS_UP);
     assert.equal(await text(familyCard.locator('[data-field="kind"]')), '拨打了服务热线');
+    assert.match(await text(familyCard.locator('[data-field="pressed"]')), /^\d{1,2}:\d{2}.* 来电，已过 /, 'a call, not a press');
     assert.deepEqual(phone.page.errors, [], 'the family page logged errors');
     await phone.context.close();
 

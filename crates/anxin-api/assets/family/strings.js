@@ -31,6 +31,9 @@ export const FAMILY_STRINGS = {
     kind_welfare_scheduled: '定期关怀回访',
     kind_call: '拨打了服务热线',
     pressed_at: '{time} 按下，已过 {elapsed}',
+    // What started it, when it was not a press: a call to the hotline, a welfare check.
+    called_at: '{time} 来电，已过 {elapsed}',
+    raised_at: '{time} 发起，已过 {elapsed}',
     status_finding: '呼叫中心正在安排人员上门',
     status_station: '已通知{station}值班人员',
     status_dispatcher: '调度员正在处理',
@@ -122,6 +125,8 @@ export const FAMILY_STRINGS = {
     kind_welfare_scheduled: 'Scheduled welfare call or visit',
     kind_call: 'Called the hotline',
     pressed_at: 'Pressed {time}, {elapsed} ago',
+    called_at: 'Called {time}, {elapsed} ago',
+    raised_at: 'Raised {time}, {elapsed} ago',
     status_finding: 'The call centre is sending somebody',
     status_station: 'The duty staff of {station} have been alerted',
     status_dispatcher: 'A dispatcher is handling it',
