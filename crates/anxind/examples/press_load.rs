@@ -957,16 +957,25 @@ impl CpuPerPress {
     fn between(before: &CpuSample, after: &CpuSample, presses: usize, ticks_per_second: f64) -> Self {
         let us = |ticks: u64| ticks as f64 / ticks_per_second * 1e6 / presses.max(1) as f64;
         let diff = |b: Option<u64>, a: Option<u64>| Some(us(a?.saturating_sub(b?)));
-        // A process that started in the window counts from zero.
-        let db_part = |counted: bool| {
-            let (b, a) = (before.db.as_ref()?, after.db.as_ref()?);
-            let ticks = a
+        // The database server's CPU in the window, all of it: a process that ended took all it
+        // had used, before the window too, into its parent's ended children, and is missing
+        // from `after`, so the sums' difference is what the window saw.
+        let db = before.db.as_ref().zip(after.db.as_ref()).map(|(b, a)| {
+            let sum = |m: &HashMap<u32, (u64, bool)>| m.values().map(|&(t, _)| t).sum::<u64>();
+            let all = sum(a).saturating_sub(sum(b));
+            if !a.contains_key(&0) {
+                // Found by name: every process counts.
+                return (us(all), None);
+            }
+            // Of that, the processes still there that count (one that started in the window
+            // from zero); the rest is others' work, and whatever ended in the window.
+            let counted: u64 = a
                 .iter()
-                .filter(|(_, &(_, c))| c == counted)
+                .filter(|(_, &(_, counts))| counts)
                 .map(|(pid, &(t, _))| t.saturating_sub(b.get(pid).map_or(0, |&(t, _)| t)))
                 .sum();
-            Some(us(ticks))
-        };
+            (us(counted), Some(us(all.saturating_sub(counted))))
+        });
         let machine = before.machine.zip(after.machine);
         let share = |pick: fn(&MachineTicks) -> u64| {
             let (b, a) = machine?;
@@ -976,9 +985,8 @@ impl CpuPerPress {
         CpuPerPress {
             engine: diff(before.engine, after.engine),
             broker: diff(before.broker, after.broker),
-            db: db_part(true),
-            // Only a postmaster found by its port has its processes told apart.
-            db_others: db_part(false).filter(|_| after.db.as_ref().is_some_and(|a| a.contains_key(&0))),
+            db: db.map(|(counted, _)| counted),
+            db_others: db.and_then(|(_, others)| others),
             bench: diff(before.bench, after.bench),
             machine: machine.map(|(b, a)| us(a.busy.saturating_sub(b.busy))),
             idle_pct: share(|m| m.idle),
@@ -1881,18 +1889,26 @@ mod tests {
             machine: Some(MachineTicks { busy, idle, steal: 0 }),
         };
         // The postmaster (1), a server process (2), the run's backend (3, new in the window),
-        // another database's backend (4) and the ended children (0).
-        let before = sample(&[(0, 50, false), (1, 1, true), (2, 4, true), (4, 20, false)], 1000, 1000);
-        let mut after = sample(&[(0, 60, false), (1, 2, true), (2, 6, true), (3, 7, true), (4, 25, false)], 1100, 1100);
+        // another database's backends (4, and 5, which ended in the window after 3 ticks in
+        // it) and the ended children (0: 10 ticks, then pid 5's 33).
+        let before = sample(&[(0, 50, false), (1, 1, true), (2, 4, true), (4, 20, false), (5, 30, false)], 1000, 1000);
+        let mut after = sample(&[(0, 93, false), (1, 2, true), (2, 6, true), (3, 7, true), (4, 25, false)], 1100, 1100);
         after.engine = Some(130);
         // 100 ticks a second and 1,000 presses: a tick is 10 µs a press.
         let cpu = CpuPerPress::between(&before, &after, 1000, 100.0);
         assert_eq!(cpu.engine, Some(300.0));
         assert_eq!(cpu.broker, Some(0.0));
         assert_eq!(cpu.db, Some(100.0), "1 + 2 + 7 ticks: the postmaster, its server process, the run's backend");
-        assert_eq!(cpu.db_others, Some(150.0), "10 ended, 5 of the other database");
+        assert_eq!(cpu.db_others, Some(180.0), "10 ended before, 3 of pid 5 in the window, 5 of pid 4");
         assert_eq!(cpu.machine, Some(1000.0));
         assert_eq!(cpu.idle_pct, Some(50.0));
         assert_eq!(cpu.others(), Some(1000.0 - 300.0 - 100.0));
+        // Found by name, every process counts, each with its ended children (the postmaster,
+        // 1, with what 0 held above), and nothing is told apart: 133 - 105 ticks.
+        let before = sample(&[(1, 51, true), (2, 4, true), (4, 20, true), (5, 30, true)], 1000, 1000);
+        let after = sample(&[(1, 95, true), (2, 6, true), (3, 7, true), (4, 25, true)], 1100, 1100);
+        let cpu = CpuPerPress::between(&before, &after, 1000, 100.0);
+        assert_eq!(cpu.db, Some(280.0));
+        assert_eq!(cpu.db_others, None);
     }
 }
