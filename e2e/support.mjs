@@ -82,7 +82,9 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
     '--demo-devices', '0',
     ...extraArgs,
   ];
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // No simulated presses or calls: a test makes what it looks at (a test may ask for calls).
+  const quiet = { ANXIN_DEMO__CALL_INTERVAL_S: '0' };
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...quiet, ...env } });
   // If this process dies first, the daemon must not outlive it.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
