@@ -12,24 +12,12 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, resultsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { demoLinks, launchChromium, publishEvent, resultsDir, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 import { eventually, openPhone, screenshot } from './responder-support.mjs';
 
 const SHOWS_UP = { timeout: 15_000 };
 
 const row = (page, deviceId) => page.locator(`#incidents tbody tr[data-device-id="${deviceId}"]`);
-
-/** The links the demo printed at start: [{elder, url, device}]. */
-function demoLinks(tail) {
-  const links = [];
-  const lines = tail.split('\n');
-  lines.forEach((line, n) => {
-    const m = /Family page of (\S+) for .*: (http:\/\/\S+\/family#t=[0-9a-f]{64})/.exec(line);
-    const d = /press device (\S+) to see it live/.exec(lines[n + 1] || '');
-    if (m && d) links.push({ elder: m[1], url: m[2], device: d[1] });
-  });
-  return links;
-}
 
 async function step(name, pages, daemon, fn) {
   try {

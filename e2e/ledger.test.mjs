@@ -173,6 +173,13 @@ describe('the ledger page on a live anxind', () => {
       await page.locator('#ledger-new').click();
       await field(page, 'id').fill(DEVICE);
       await field(page, 'elder_id').fill(ELDER);
+      // A SIM another device has is refused beside its field; a new one is stored.
+      const taken = (await api(page, 'GET', 'devices/xs-d0001')).body.entry.sim;
+      assert.match(taken, /^\d{11}$/, "the demo's devices have SIMs");
+      await field(page, 'sim').fill(taken);
+      await page.locator('#entry-save').click();
+      await problem(page, 'sim').filter({ hasText: '此 SIM 卡号已属于另一台设备' }).waitFor(SHOWS_UP);
+      await field(page, 'sim').fill('139 1234 5678');
       await page.locator('#entry-save').click();
       const password = page.locator('#device-password');
       await password.waitFor(SHOWS_UP);
@@ -183,6 +190,8 @@ describe('the ledger page on a live anxind', () => {
       await page.locator('#entry-close').click();
       await openById(page, DEVICE);
       assert.equal(await page.locator('#device-password').count(), 0);
+      assert.equal(await field(page, 'sim').inputValue(), '139 1234 5678');
+      assert.equal((await api(page, 'GET', `devices/${DEVICE}`)).body.entry.sim, '139 1234 5678');
       // Its elder's devices, from the elder's panel.
       await page.locator('[data-tab="elders"]').click();
       await openById(page, ELDER);

@@ -90,7 +90,9 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
     '--demo-devices', '0',
     ...extraArgs,
   ];
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // No simulated presses or calls: a test makes what it looks at (a test may ask for calls).
+  const quiet = { ANXIN_DEMO__CALL_INTERVAL_S: '0' };
+  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...quiet, ...env } });
   // If this process dies first, the daemon must not outlive it.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -238,6 +240,18 @@ function publishOnce(mqttUrl, deviceId, topic, body, ackTimeoutMs) {
       client.publish(topic, body, { qos: 1 }, (err) => finish(err ?? null));
     });
   });
+}
+
+/** The family links the demo printed at start (in `daemon.tail()`): [{elder, url, device}]. */
+export function demoLinks(tail) {
+  const links = [];
+  const lines = tail.split('\n');
+  lines.forEach((line, n) => {
+    const m = /Family page of (\S+) for .*: (http:\/\/\S+\/family#t=[0-9a-f]{64})/.exec(line);
+    const d = /press device (\S+) to see it live/.exec(lines[n + 1] || '');
+    if (m && d) links.push({ elder: m[1], url: m[2], device: d[1] });
+  });
+  return links;
 }
 
 /** The demo's dispatcher, as the session endpoint describes them. */

@@ -474,8 +474,13 @@ function answerButtons(i) {
   );
 }
 
+/** When it started, in the words of how it started: a press, a call, or a check. */
+function whenText(i) {
+  const key = i.kind === 'call' ? 'called_at' : i.kind === 'welfare' ? 'raised_at' : 'pressed_at';
+  return t(key, { time: formatClock(i.pressed_at), elapsed: formatElapsed(serverNow() - i.pressed_at) });
+}
+
 function incidentCard(i) {
-  const elapsed = formatElapsed(serverNow() - i.pressed_at);
   const p = i.place;
   const amap = `https://uri.amap.com/marker?position=${p.lon},${p.lat}&coordinate=wgs84&name=${encodeURIComponent(p.address || '')}`;
   const mapBox = h('div', { class: 'map', 'data-field': 'map', role: 'img' });
@@ -486,7 +491,7 @@ function incidentCard(i) {
       'header',
       { class: 'inc-head' },
       h('h1', { class: 'inc-kind', 'data-field': 'kind' }, kindLabel(i.kind, i.welfare)),
-      h('p', { class: 'inc-when', 'data-field': 'pressed' }, t('pressed_at', { time: formatClock(i.pressed_at), elapsed })),
+      h('p', { class: 'inc-when', 'data-field': 'pressed' }, whenText(i)),
     ),
     h('p', { class: 'inc-status', 'data-field': 'status', role: 'status' }, statusLine(i)),
     steps(i),
@@ -658,7 +663,7 @@ whenReady(() => {
     for (const el of document.querySelectorAll('[data-incident]')) {
       const i = state.incidents.get(Number(el.dataset.incident));
       const when = el.querySelector('[data-field="pressed"]');
-      if (i && when) when.textContent = t('pressed_at', { time: formatClock(i.pressed_at), elapsed: formatElapsed(serverNow() - i.pressed_at) });
+      if (i && when) when.textContent = whenText(i);
     }
   }, 1000);
   render();

@@ -57,17 +57,19 @@ pub fn calls_router(token: &str, commands: CommandSender, metrics: &prometheus::
     let events = IntCounterVec::new(
         Opts::new(
             "anxin_telephony_events_total",
-            "Call events from the SIP server taken, by event (ringing, answered, ended, unanswered) \
-             and outcome (opened, joined, recorded, duplicate, unknown_call, forwarded, exhausted)",
+            "Call events from the SIP server taken, by event (ringing, answered, ended, unanswered, \
+             dialled) and outcome (opened, joined, recorded, duplicate, unknown_call, forwarded, exhausted, \
+             no_incident)",
         ),
         &["event", "outcome"],
     )
     .expect("valid metric");
-    let outcomes: [(&str, &[&str]); 4] = [
+    let outcomes: [(&str, &[&str]); 5] = [
         ("ringing", &["opened", "joined", "duplicate"]),
         ("answered", &["recorded", "duplicate", "unknown_call"]),
         ("ended", &["recorded", "unknown_call"]),
         ("unanswered", &["forwarded", "exhausted", "unknown_call"]),
+        ("dialled", &["recorded", "duplicate", "no_incident"]),
     ];
     for (event, outcomes) in outcomes {
         for outcome in outcomes {
@@ -117,8 +119,8 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
         Err(e) => {
             let why = format!(
                 "expected {{\"event\":\"ringing\",\"call_id\",\"from\",\"to\"}}, {{\"event\":\"answered\",\"call_id\",\
-                 \"by\"}}, {{\"event\":\"ended\",\"call_id\",\"reason\"}} or {{\"event\":\"unanswered\",\"call_id\"}}: \
-                 {e}"
+                 \"by\"}}, {{\"event\":\"ended\",\"call_id\",\"reason\"}}, {{\"event\":\"unanswered\",\"call_id\"}} or \
+                 {{\"event\":\"dialled\",\"call_id\",\"by\",\"to\",\"incident_id\"}}: {e}"
             );
             return refuse(&state, StatusCode::UNPROCESSABLE_ENTITY, "malformed", &why);
         }
@@ -233,16 +235,18 @@ fn check(event: &CallEvent) -> Result<(), String> {
         CallEvent::Ringing { from, to, .. } => vec![("from", from), ("to", to)],
         CallEvent::Answered { by, .. } => vec![("by", by)],
         CallEvent::Ended { .. } | CallEvent::Unanswered { .. } => vec![],
+        CallEvent::Dialled { by, to, .. } => vec![("by", by), ("to", to)],
     };
     for (name, value) in fields {
         if value.len() > MAX_NUMBER_LEN {
             return Err(format!("{name} must be at most {MAX_NUMBER_LEN} bytes"));
         }
     }
-    if let CallEvent::Answered { by, .. } = event {
-        if by.trim().is_empty() {
-            return Err("by must name who answered".into());
-        }
+    match event {
+        CallEvent::Answered { by, .. } if by.trim().is_empty() => return Err("by must name who answered".into()),
+        CallEvent::Dialled { by, .. } if by.trim().is_empty() => return Err("by must name who dialled".into()),
+        CallEvent::Dialled { to, .. } if to.trim().is_empty() => return Err("to must be the number dialled".into()),
+        _ => {}
     }
     Ok(())
 }

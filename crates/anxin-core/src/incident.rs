@@ -1061,18 +1061,7 @@ impl Incident {
             }
             Change::CallRang { call_id, from, to, caller } => {
                 if !self.calls.iter().any(|c| &c.call_id == call_id) {
-                    self.calls.push(CallRecord {
-                        call_id: call_id.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        caller: *caller,
-                        rang_at: at,
-                        answered_at: None,
-                        answered_by: None,
-                        ended_at: None,
-                        end: None,
-                        forwarded: Vec::new(),
-                    });
+                    self.calls.push(CallRecord::new(call_id, from, to, *caller, at));
                 }
                 // Somebody must pick up, whatever was seen before; an urgent alarm up (an
                 // emergency nobody has seen) stays, and the row shows the call ringing.
@@ -1086,12 +1075,25 @@ impl Incident {
                     call.answered_at.get_or_insert(at);
                     call.answered_by.get_or_insert_with(|| by.clone());
                 }
-                // A person is talking to the caller: the call is seen, and handled.
-                self.acknowledged_at.get_or_insert(at);
-                self.silence(&[Need::IncomingCall, Need::MissedCall]);
-                if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
-                    self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
-                    self.ladder.remind_at = None;
+                // A dispatcher is talking to the caller: the call is seen, and handled. One
+                // answered elsewhere (the station's duty line) still needs a dispatcher to
+                // look: the alarm stays, and the call says who answered.
+                if matches!(event.actor, Actor::Dispatcher(_)) {
+                    self.acknowledged_at.get_or_insert(at);
+                    self.silence(&[Need::IncomingCall, Need::MissedCall]);
+                    if self.dispatcher_needed == Some(DispatcherNeeded::Call) {
+                        self.dispatcher_needed = Some(DispatcherNeeded::HandledByDispatcher);
+                        self.ladder.remind_at = None;
+                    }
+                }
+            }
+            Change::CallDialled { call_id, to } => {
+                if !self.calls.iter().any(|c| &c.call_id == call_id) {
+                    let by = match &event.actor {
+                        Actor::Dispatcher(by) => by.clone(),
+                        _ => String::new(),
+                    };
+                    self.calls.push(CallRecord::new(call_id, &by, to, CallerMatch::Dispatcher, at));
                 }
             }
             Change::CallForwarded { call_id, rung, number } => {
@@ -1106,9 +1108,14 @@ impl Incident {
                     call.ended_at.get_or_insert(at);
                     call.end.get_or_insert(*reason);
                 }
-                // Nobody picked up: the caller must be called back.
-                if !answered && self.state != IncidentState::Resolved && !self.state.is_terminal() {
-                    self.silence(&[Need::IncomingCall]);
+                // Nobody picked up a call in: the caller must be called back (the ringing's
+                // alarm gives way; another urgent one up stays, as when the call rang). A call
+                // out nobody answered is the dispatcher's own to try again.
+                let inbound = self.calls.iter().any(|c| &c.call_id == call_id && !c.is_outbound());
+                let louder =
+                    self.alarm.is_some_and(|up| up.level <= AlarmLevel::Urgent && up.need != Need::IncomingCall);
+                if inbound && !answered && !louder && self.state != IncidentState::Resolved && !self.state.is_terminal()
+                {
                     self.raise(Need::MissedCall, event);
                 }
             }
@@ -1439,6 +1446,11 @@ pub enum Change {
     CallAnswered {
         call_id: String,
         by: String,
+    },
+    /// A dispatcher (the event's actor) called `to` from the console about this incident.
+    CallDialled {
+        call_id: String,
+        to: String,
     },
     /// Nobody answered in time: the call is put through to `number`, the ladder's `rung`.
     CallForwarded {

@@ -140,14 +140,11 @@ impl Policy {
     /// The emergency number that fits an incident of this kind, when one does.
     pub fn emergency_number(&self, kind: IncidentKind) -> Option<String> {
         match kind {
-            // A call may be anything, as an unreadable message may: the ambulance is the
-            // number a dispatcher most likely needs.
-            IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable | IncidentKind::Call => {
-                Some(self.medical_number.clone())
-            }
+            IncidentKind::Fall | IncidentKind::Sos | IncidentKind::Unreadable => Some(self.medical_number.clone()),
             IncidentKind::Fire => Some(self.fire_number.clone()),
             IncidentKind::Intrusion => Some(self.police_number.clone()),
-            IncidentKind::Service | IncidentKind::Welfare | IncidentKind::LoneWorker => None,
+            // A call is what the dispatcher hears it is: no number until they know.
+            IncidentKind::Service | IncidentKind::Welfare | IncidentKind::LoneWorker | IncidentKind::Call => None,
         }
     }
 

@@ -43,6 +43,16 @@ pub enum CallEvent {
     /// Nobody the call was put through to answered it in time (the consoles, or the last
     /// number it was forwarded to): the SIP server asks where it goes next.
     Unanswered { call_id: String },
+    /// A dispatcher's console placed a call to `to` (click-to-call), about `incident_id`
+    /// when it was placed from one; its answer and end follow as for a call in.
+    Dialled {
+        call_id: String,
+        /// The dispatcher, by staff id (their console's SIP user).
+        by: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident_id: Option<u64>,
+    },
 }
 
 impl CallEvent {
@@ -51,7 +61,8 @@ impl CallEvent {
             CallEvent::Ringing { call_id, .. }
             | CallEvent::Answered { call_id, .. }
             | CallEvent::Ended { call_id, .. }
-            | CallEvent::Unanswered { call_id } => call_id,
+            | CallEvent::Unanswered { call_id }
+            | CallEvent::Dialled { call_id, .. } => call_id,
         }
     }
 
@@ -61,6 +72,7 @@ impl CallEvent {
             CallEvent::Answered { .. } => "answered",
             CallEvent::Ended { .. } => "ended",
             CallEvent::Unanswered { .. } => "unanswered",
+            CallEvent::Dialled { .. } => "dialled",
         }
     }
 }
@@ -105,6 +117,8 @@ pub enum CallerMatch {
     Unknown,
     /// The caller withheld their number.
     Withheld,
+    /// A call out: a dispatcher (`from`, their staff id) placed it from the console.
+    Dispatcher,
 }
 
 /// A call on an incident: who rang, when, who answered, how it ended.
@@ -150,6 +164,27 @@ pub enum ForwardRung {
 }
 
 impl CallRecord {
+    /// A call that has just rung (or been dialled): not answered, not ended.
+    pub fn new(call_id: &str, from: &str, to: &str, caller: CallerMatch, at: Timestamp) -> Self {
+        Self {
+            call_id: call_id.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            caller,
+            rang_at: at,
+            answered_at: None,
+            answered_by: None,
+            ended_at: None,
+            end: None,
+            forwarded: Vec::new(),
+        }
+    }
+
+    /// Whether a dispatcher placed it (a call out), rather than somebody calling the hotline.
+    pub fn is_outbound(&self) -> bool {
+        self.caller == CallerMatch::Dispatcher
+    }
+
     /// Whether it has not been heard to end.
     pub fn is_live(&self) -> bool {
         self.ended_at.is_none()
@@ -187,6 +222,9 @@ pub enum CallOutcome {
     /// Nobody answered, and every rung has been tried: the caller is to be told so, and a
     /// dispatcher calls back.
     Exhausted(IncidentId),
+    /// A call out about no open incident (none named, or it has ended): it goes ahead, and
+    /// nothing records it.
+    NoIncident,
 }
 
 impl CallOutcome {
@@ -198,7 +236,7 @@ impl CallOutcome {
             | CallOutcome::Duplicate(id)
             | CallOutcome::Exhausted(id) => Some(*id),
             CallOutcome::Forwarded { incident, .. } => Some(*incident),
-            CallOutcome::UnknownCall => None,
+            CallOutcome::UnknownCall | CallOutcome::NoIncident => None,
         }
     }
 
@@ -219,6 +257,7 @@ impl CallOutcome {
             CallOutcome::UnknownCall => "unknown_call",
             CallOutcome::Forwarded { .. } => "forwarded",
             CallOutcome::Exhausted(_) => "exhausted",
+            CallOutcome::NoIncident => "no_incident",
         }
     }
 }
@@ -289,18 +328,7 @@ mod tests {
 
     #[test]
     fn talk_time_runs_from_the_answer_to_the_end() {
-        let mut call = CallRecord {
-            call_id: "c1".into(),
-            from: "13812345678".into(),
-            to: "96110".into(),
-            caller: CallerMatch::Sim,
-            rang_at: Timestamp(1_000),
-            answered_at: None,
-            answered_by: None,
-            ended_at: None,
-            end: None,
-            forwarded: Vec::new(),
-        };
+        let mut call = CallRecord::new("c1", "13812345678", "96110", CallerMatch::Sim, Timestamp(1_000));
         assert!(call.is_ringing() && call.is_live());
         assert_eq!(call.talk_s(), None);
         call.answered_at = Some(Timestamp(5_000));

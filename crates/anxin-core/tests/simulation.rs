@@ -22,7 +22,11 @@
 //! - carers: a check-in is taken if and only if it is within the radius of the elder's home
 //!   (and the carer is on no other visit); a carer overdue on a visit has a lone-worker alarm
 //!   up by the time it is due, and none before; help opens the carer's SOS, which climbs
-//!   the ladder like any other and tells no family.
+//!   the ladder like any other and tells no family;
+//! - calls to the hotline: a known number rings on its elder's device (joining what is open
+//!   there), any other on its stand-in, one open incident a number; a dispatcher who answers
+//!   holds the incident; an answer or an end for a call never heard ringing changes nothing;
+//!   the calls, their forwarding and their alarms replay from the log like everything else.
 //!
 //! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
 //! sometimes matches by the elder's own station instead of the nearest responder.
@@ -70,7 +74,8 @@ fn world(rng: &mut SmallRng) -> Registry {
             id: StationId::parse(format!("s{s}")).unwrap(),
             name: format!("s{s}"),
             position: coords(rng),
-            phone: None,
+            // Most stations have a duty line an unanswered call can go to.
+            phone: (s % 4 != 3).then(|| format!("0871-6800{s:04}")),
             service_circle_min: None,
         });
     }
@@ -98,12 +103,16 @@ fn world(rng: &mut SmallRng) -> Registry {
                 ..Default::default()
             },
         });
+        // Half the devices can dial (a SIM); a few elders have a phone of their own.
         r.devices.push(Device {
             id: DeviceId::parse(format!("d{i}")).unwrap(),
             elder_id: ElderId::parse(format!("e{i}")).unwrap(),
             model: None,
-            sim: None,
+            sim: (i % 2 == 0).then(|| sim_number(i)),
         });
+        if i % 5 == 1 {
+            r.elders.last_mut().expect("pushed").phone = Some(elder_number(i));
+        }
     }
     for i in 0..RESPONDERS {
         r.responders.push(Responder {
@@ -133,6 +142,16 @@ fn world(rng: &mut SmallRng) -> Registry {
             token_sha256: None,
         });
     }
+    // The dispatchers, whose SIP users answer calls (a call answered by anybody else, a
+    // station's duty line, takes nothing).
+    for id in ["wang", "li", "zhao"] {
+        r.staff.push(Staff {
+            id: id.into(),
+            name: id.into(),
+            role: StaffRole::Dispatcher,
+            password_hash: String::new(),
+        });
+    }
     r
 }
 
@@ -157,6 +176,16 @@ struct History {
     dispatcher_touched: bool,
 }
 
+/// Device `d{i}`'s SIM number (even `i` only).
+fn sim_number(i: usize) -> String {
+    format!("1390000{i:04}")
+}
+
+/// Elder `e{i}`'s own phone (`i % 5 == 1` only), written as people write a landline.
+fn elder_number(i: usize) -> String {
+    format!("0871-6{i:07}")
+}
+
 struct Sim {
     seed: u64,
     rng: SmallRng,
@@ -174,6 +203,9 @@ struct Sim {
     replayed: HashMap<IncidentId, Incident>,
     /// What the family's side did: notifications, escalations to a later contact, answers.
     family: FamilyStats,
+    /// Calls to the hotline heard ringing and not yet heard to end, by call id.
+    calls: Vec<String>,
+    call_no: u64,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -197,6 +229,10 @@ struct FamilyStats {
     out_of_radius: u64,
     lone_worker: u64,
     carer_help: u64,
+    /// Calls to the hotline: rung, answered by a dispatcher, forwarded when unanswered.
+    calls: u64,
+    calls_answered: u64,
+    calls_forwarded: u64,
 }
 
 impl Sim {
@@ -204,6 +240,10 @@ impl Sim {
         let mut rng = SmallRng::seed_from_u64(seed);
         let registry = world(&mut rng);
         let mut policy = Policy { max_offer_distance_m: 3_000.0, ..Policy::default() };
+        // Some centres have a fallback number for calls nobody answers.
+        if rng.random_bool(0.5) {
+            policy.call_fallback_number = Some("13600000000".into());
+        }
         for kind in IncidentKind::EMERGENCIES {
             let ladder = LadderPolicy {
                 offers: rng.random_range(0..5),
@@ -245,6 +285,8 @@ impl Sim {
             digest: 0,
             replayed: HashMap::new(),
             family: FamilyStats::default(),
+            calls: Vec::new(),
+            call_no: 0,
         }
     }
 
@@ -473,7 +515,8 @@ impl Sim {
                     }
                 }
             }
-            85..88 => self.carer_acts(out),
+            85..87 => self.carer_acts(out),
+            87..90 => self.call(out),
             _ => {
                 if let Some(id) = self.any_open() {
                     let before = self.task_before(id);
@@ -532,6 +575,106 @@ impl Sim {
 
     /// A carer acts: checks in at an elder's door or from a street away, says they are still
     /// there, checks out, or presses help; the engine's answer is checked against the rules.
+    /// A call to the hotline: one rings (from a device's SIM, an elder's phone, a number
+    /// nobody knows, or none), or one ringing is answered, not answered, or ends; now and
+    /// then an answer or an end for a call never heard ringing.
+    fn call(&mut self, out: &mut Outbox) {
+        let now = self.now;
+        let live = (!self.calls.is_empty()).then(|| self.calls[self.rng.random_range(0..self.calls.len())].clone());
+        let event = match (self.rng.random_range(0..10), live) {
+            (0..4, _) | (_, None) => {
+                self.call_no += 1;
+                let call_id = format!("call-{}@sim", self.call_no);
+                let n = self.rng.random_range(0..DEVICES);
+                let (from, device) = match self.rng.random_range(0..10) {
+                    0..5 => {
+                        let n = n - n % 2;
+                        (sim_number(n), Some(format!("d{n}")))
+                    }
+                    5..7 => {
+                        let n = n - n % 5 + 1;
+                        (elder_number(n), (n < DEVICES).then(|| format!("d{n}")))
+                    }
+                    7..9 => (format!("1370000{n:04}"), None),
+                    _ => ("anonymous".to_string(), None),
+                };
+                let event = CallEvent::Ringing { call_id: call_id.clone(), from: from.clone(), to: "96110".into() };
+                let outcome = self.engine.handle_call(event, now, out);
+                let Some(id) = outcome.incident() else {
+                    self.fail(format!("a call from {from} rang on no incident: {outcome:?}"))
+                };
+                let on = self.engine.incident(id).expect("open").device_id.clone();
+                match device {
+                    // A known number rings on its own elder's device, or (an elder's phone
+                    // whose elder has no device here) on its stand-in.
+                    Some(d) if on.as_str() != d && !on.as_str().starts_with(telephony::CALLER_DEVICE_PREFIX) => {
+                        self.fail(format!("a call from {from} rang on {on}, not {d}"))
+                    }
+                    None if !on.as_str().starts_with(telephony::CALLER_DEVICE_PREFIX) => {
+                        self.fail(format!("a call from unknown {from} rang on device {on}"))
+                    }
+                    _ => {}
+                }
+                self.family.calls += 1;
+                self.calls.push(call_id);
+                return;
+            }
+            (4..6, Some(call_id)) => {
+                let by = ["wang", "li", "zhao", "duty-s0"][self.rng.random_range(0..4)].to_string();
+                CallEvent::Answered { call_id, by }
+            }
+            (6..7, Some(call_id)) => CallEvent::Unanswered { call_id },
+            (7..9, Some(call_id)) => {
+                let reason = [CallEnd::Bye, CallEnd::Cancel, CallEnd::NoAnswer][self.rng.random_range(0..3)];
+                self.calls.retain(|c| *c != call_id);
+                CallEvent::Ended { call_id, reason }
+            }
+            (_, Some(_)) if self.rng.random_bool(0.7) => {
+                // A dispatcher calls out from an open incident: on its record, and it
+                // changes no alarm.
+                let Some(id) = self.any_open() else { return };
+                self.call_no += 1;
+                let call_id = format!("out-{}@sim", self.call_no);
+                let before = self.engine.incident(id).and_then(|i| i.alarm);
+                let to = format!("1370000{:04}", self.rng.random_range(0..DEVICES));
+                let event =
+                    CallEvent::Dialled { call_id: call_id.clone(), by: "wang".into(), to, incident_id: Some(id.0) };
+                if self.engine.handle_call(event, now, out) != CallOutcome::Recorded(id) {
+                    self.fail(format!("a call out from open incident {id} was not recorded on it"));
+                }
+                if self.engine.incident(id).and_then(|i| i.alarm) != before {
+                    self.fail(format!("a call out changed incident {id}'s alarm"));
+                }
+                self.calls.push(call_id);
+                return;
+            }
+            (_, Some(_)) => {
+                let call_id = "never-rang@sim".to_string();
+                let event = CallEvent::Ended { call_id, reason: CallEnd::Bye };
+                if self.engine.handle_call(event, now, out) != CallOutcome::UnknownCall {
+                    self.fail("an end for a call never heard ringing was taken".into());
+                }
+                return;
+            }
+        };
+        let outbound = |e: &Engine, call: &str| {
+            e.open_incidents().flat_map(|i| &i.calls).any(|c| c.call_id == call && c.is_outbound())
+        };
+        let answered_by_staff = matches!(&event, CallEvent::Answered { by, call_id } if by != "duty-s0" && !outbound(&self.engine, call_id));
+        match self.engine.handle_call(event, now, out) {
+            CallOutcome::Recorded(id) if answered_by_staff => {
+                self.family.calls_answered += 1;
+                if self.engine.incident(id).is_some_and(|i| i.claimed_by.is_none()) {
+                    self.fail(format!("a dispatcher answered a call on incident {id} and nobody holds it"));
+                }
+            }
+            CallOutcome::Forwarded { .. } => self.family.calls_forwarded += 1,
+            // Its incident ended meanwhile: the call is forgotten with it.
+            CallOutcome::UnknownCall => {}
+            _ => {}
+        }
+    }
+
     fn carer_acts(&mut self, out: &mut Outbox) {
         let now = self.now;
         let carer = ResponderId::parse(format!("k{}", self.rng.random_range(0..CARERS))).unwrap();
@@ -733,6 +876,9 @@ impl Sim {
                 // A welfare check is opened by the engine about a device: its row says which.
                 let row_device = out.incidents.iter().find(|i| i.id == e.incident_id).map(|i| i.device_id.clone());
                 let carers = row_device.as_ref().is_some_and(|d| d.as_str().starts_with(carer::CARER_DEVICE_PREFIX));
+                // A call from nobody's device: its stand-in names the elder, or nobody.
+                let stand_in =
+                    row_device.as_ref().is_some_and(|d| d.as_str().starts_with(telephony::CALLER_DEVICE_PREFIX));
                 let device = match (&e.actor, &e.change) {
                     (Actor::Device(device), Change::Opened { welfare: None, .. }) => device.clone(),
                     (Actor::Engine, Change::Opened { welfare: Some(_), .. }) if row_device.is_some() => {
@@ -745,7 +891,7 @@ impl Sim {
                     _ => self.fail(format!("{e:?} not opened by a device, nor a welfare check by the engine")),
                 };
                 let device = &device;
-                let elder = if carers {
+                let elder = if carers || stand_in {
                     out.incidents.iter().find(|i| i.id == e.incident_id).expect("a row").elder_id.clone()
                 } else {
                     let n: usize = device.as_str()[1..].parse().unwrap();
@@ -1072,6 +1218,17 @@ impl Sim {
                 if !theirs || !i.device_id.as_str().starts_with(carer::CARER_DEVICE_PREFIX) {
                     self.fail(format!("carer {carer}'s incident {} is not theirs: {i:?}", i.id));
                 }
+            } else if i.device_id.as_str().starts_with(telephony::CALLER_DEVICE_PREFIX) {
+                // A call from nobody's device: one open incident a number (withheld numbers
+                // cannot be told apart, so each of their calls has its own), never a device of
+                // the ledger's.
+                let withheld = i.device_id.as_str().ends_with(telephony::WITHHELD);
+                if !withheld && !devices.insert(&i.device_id) {
+                    self.fail(format!("caller {} has two open incidents", i.device_id));
+                }
+                if i.kind != IncidentKind::Call && !i.kind.is_emergency() || i.calls.is_empty() {
+                    self.fail(format!("incident {} of a caller is not a call: {i:?}", i.id));
+                }
             } else {
                 if !devices.insert(&i.device_id) {
                     self.fail(format!("device {} has two open incidents", i.device_id));
@@ -1207,6 +1364,9 @@ fn the_promises_hold_for_every_seed() {
         family.out_of_radius += sim.family.out_of_radius;
         family.lone_worker += sim.family.lone_worker;
         family.carer_help += sim.family.carer_help;
+        family.calls += sim.family.calls;
+        family.calls_answered += sim.family.calls_answered;
+        family.calls_forwarded += sim.family.calls_forwarded;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
@@ -1220,6 +1380,8 @@ fn the_promises_hold_for_every_seed() {
     let carers =
         family.checked_in > 100 && family.out_of_radius > 100 && family.lone_worker > 20 && family.carer_help > 10;
     assert!(carers || steps < 50_000, "carers' visits were barely exercised: {family:?}");
+    let calls = family.calls > 1_000 && family.calls_answered > 100 && family.calls_forwarded > 100;
+    assert!(calls || steps < 50_000, "calls to the hotline were barely exercised: {family:?}");
 }
 
 #[test]

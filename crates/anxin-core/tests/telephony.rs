@@ -148,7 +148,9 @@ fn an_answer_by_no_member_of_staff_is_logged_but_takes_nothing() {
     assert_eq!(types(&out), ["call_answered"]);
     assert_eq!(out.events[0].actor, Actor::Engine);
     assert_eq!(e.incident(id).unwrap().claimed_by, None);
-    assert_eq!(e.incident(id).unwrap().alarm, None);
+    // Answered elsewhere: a dispatcher must still look.
+    assert_eq!(e.incident(id).unwrap().alarm.map(|a| a.need), Some(Need::IncomingCall));
+    assert_eq!(e.incident(id).unwrap().calls[0].answered_by.as_deref(), Some("duty-phone"));
 }
 
 #[test]
@@ -381,4 +383,52 @@ fn an_unknown_callers_unanswered_call_goes_to_the_fallback_number_or_nowhere() {
     let id = opened(ring(&mut e, "c-1", SIM, T0).0);
     assert_eq!(unanswered(&mut e, "c-1", T0.plus_millis(30 * S)).0, CallOutcome::Exhausted(id));
     assert_eq!(unanswered(&mut e, "lost", T0).0, CallOutcome::UnknownCall);
+}
+
+fn dial(e: &mut Engine, call: &str, to: &str, incident: Option<IncidentId>, now: Timestamp) -> (CallOutcome, Outbox) {
+    let mut out = Outbox::default();
+    let event = CallEvent::Dialled {
+        call_id: call.into(),
+        by: "disp-1".into(),
+        to: to.into(),
+        incident_id: incident.map(|i| i.0),
+    };
+    (e.handle_call(event, now, &mut out), out)
+}
+
+#[test]
+fn a_call_a_dispatcher_places_from_an_incident_is_on_its_timeline_and_raises_nothing() {
+    let mut e = engine();
+    let Outcome::Opened(id) = press(&mut e, "m-1", EventType::Fall, T0) else { panic!("a fall opens") };
+    let mut out = Outbox::default();
+    let ack = DispatcherAction::Acknowledge { alarm: None };
+    e.dispatcher_acts("disp-1", id, ack, T0.plus_millis(S), &mut out).unwrap();
+    let alarm_before = e.incident(id).unwrap().alarm;
+
+    // The daughter, from the incident: answered, talked, hung up.
+    let (outcome, out) = dial(&mut e, "out-1", "13700000001", Some(id), T0.plus_millis(10 * S));
+    assert_eq!(outcome, CallOutcome::Recorded(id));
+    assert!(matches!(&out.events[0].change, Change::CallDialled { to, .. } if to == "13700000001"));
+    assert_eq!(out.events[0].actor, Actor::Dispatcher("disp-1".into()));
+    let call = &e.incident(id).unwrap().calls[0];
+    assert!(call.is_outbound() && call.is_ringing());
+    assert_eq!((call.from.as_str(), call.to.as_str()), ("disp-1", "13700000001"));
+    assert_eq!(answer(&mut e, "out-1", "13700000001", T0.plus_millis(15 * S)).0, CallOutcome::Recorded(id));
+    assert_eq!(end(&mut e, "out-1", CallEnd::Bye, T0.plus_millis(75 * S)).0, CallOutcome::Recorded(id));
+    let call = &e.incident(id).unwrap().calls[0];
+    assert_eq!((call.talk_s(), call.end), (Some(60), Some(CallEnd::Bye)));
+    assert_eq!(e.incident(id).unwrap().alarm, alarm_before, "a call out neither raises nor silences");
+    assert_eq!(e.incident(id).unwrap().claimed_by, None, "a call out takes nothing");
+
+    // The station, unanswered: no ladder, no missed-call alarm.
+    dial(&mut e, "out-2", "0871-68000001", Some(id), T0.plus_millis(80 * S));
+    assert_eq!(unanswered(&mut e, "out-2", T0.plus_millis(110 * S)).0, CallOutcome::Exhausted(id));
+    end(&mut e, "out-2", CallEnd::NoAnswer, T0.plus_millis(111 * S));
+    assert_eq!(e.incident(id).unwrap().alarm, alarm_before);
+    assert!(e.incident(id).unwrap().calls[1].forwarded.is_empty());
+
+    // About no open incident: it goes ahead, and nothing records it.
+    let (outcome, out) = dial(&mut e, "out-3", "120", None, T0.plus_millis(120 * S));
+    assert_eq!((outcome, out.events.len()), (CallOutcome::NoIncident, 0));
+    assert_eq!(dial(&mut e, "out-4", "120", Some(IncidentId(999)), T0).0, CallOutcome::NoIncident);
 }

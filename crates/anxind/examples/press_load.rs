@@ -18,9 +18,13 @@
 //! stdin closes or says `stop`. The devices (publishers) and the console stay in the bench's
 //! process. So the engine's CPU is measured alone: `utime + stime` from `/proc/PID/stat` just
 //! before the first press and once the console has seen the last, for the engine's process,
-//! for every `mosquitto` process (an external broker; the embedded one is inside the engine),
-//! for every `postgres` process (PostgreSQL; SQLite is inside the engine) and for the bench
-//! itself, each divided by the presses sent. They still share the machine's cores.
+//! for the broker (an external one: the process listening on its port; the embedded one is
+//! inside the engine), for PostgreSQL (the postmaster listening on the store's port, its own
+//! processes and the run's database's backends, not other databases'; SQLite is inside the
+//! engine) and for the bench itself, each divided by the presses sent. A server whose
+//! listener cannot be found (another user's process, without root) is counted by name: every
+//! `mosquitto` or `postgres` process. The machine's busy time over the same window
+//! (`/proc/stat`) says what else ran. They still share the machine's cores.
 //!
 //! Each run also says what it ran on: the CPU model and `nproc`, the load average before each
 //! rate, the median time of an 8 kB write and `fdatasync` in the run's temp dir, and a raw
@@ -118,9 +122,13 @@ The engine runs in a child process (this program again, with --serve-engine). Be
 latencies and the engine's /metrics, each rate's line gives the load average before it, a raw
 MQTT hop through the same broker (hop50, hop99: QoS 1 publish to another connection's
 subscriber, ms), the press latencies as a ratio to it (p50/h50, p99/h99), and CPU time per
-press in µs from /proc: the engine's process (eng), every mosquitto process (mqtt; \"in eng\"
-with the embedded broker), every postgres process (db; \"in eng\" with SQLite), this process
-(bench) and their sum. Other work on the machine's mosquitto or postgres counts too.
+press in µs from /proc: the engine's process (eng), the broker's (mqtt: the process listening
+on its port; \"in eng\" with the embedded broker), PostgreSQL's (db: the postmaster on the
+store's port, its own processes and the run's database's backends; \"in eng\" with SQLite),
+this process (bench) and their sum. A second line gives every core's busy time per press
+over the same window, what of it the parts do not account for, and the idle and stolen
+shares. Other clients' work on the same broker counts in mqtt; other databases' backends on
+the same PostgreSQL do not count in db.
 ";
 
 /// Says what is wrong with the command line, then the usage, and exits with 2.
@@ -332,6 +340,9 @@ struct RunResult {
     rss_end_mib: Option<f64>,
     /// The engine's CPU over the run, in cores (1.0: one core busy all the time).
     engine_cores: Option<f64>,
+    /// Where the broker's and the database's CPU was read (`Server::describe`).
+    broker_at: String,
+    db_at: String,
 }
 
 /// Reads the engine's group-commit figures from its /metrics: commits, messages per commit,
@@ -699,75 +710,299 @@ fn cpu_ticks(pid: &str, children: bool) -> Option<u64> {
     Some(if children { own + field(16)? + field(17)? } else { own })
 }
 
-/// The CPU ticks of every process whose command name (`/proc/PID/comm`) passes `name`, with
-/// their ended children (a PostgreSQL backend that ends during the run is counted in its
-/// postmaster's), and how many there were.
-fn cpu_ticks_named(name: impl Fn(&str) -> bool) -> (u64, usize) {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return (0, 0) };
-    let mut ticks = 0;
-    let mut count = 0;
-    for entry in dir.flatten() {
-        let pid = entry.file_name();
-        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else { continue };
+/// The CPU ticks of every process whose command name (`/proc/PID/comm`) passes `name`, each
+/// with its ended children (a PostgreSQL backend that ends during the run is counted in its
+/// postmaster's), by process id.
+fn cpu_ticks_named(name: impl Fn(&str) -> bool) -> HashMap<u32, u64> {
+    let mut ticks = HashMap::new();
+    for pid in process_ids() {
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else { continue };
         if name(comm.trim_end()) {
-            if let Some(t) = cpu_ticks(pid, true) {
-                ticks += t;
-                count += 1;
+            if let Some(t) = cpu_ticks(&pid.to_string(), true) {
+                ticks.insert(pid, t);
             }
         }
     }
-    (ticks, count)
+    ticks
+}
+
+/// The ids of the processes running now, from `/proc`.
+fn process_ids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// A process's parent, field 4 of `/proc/PID/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The inodes of the sockets listening on `port` in a `/proc/net/tcp` or `/proc/net/tcp6`
+/// table: the local address's port (hex, after the last colon), state `0A` (listen), and the
+/// inode (the tenth field).
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields.get(1)?.rsplit_once(':')?.1, 16).ok()?;
+            if local_port != port || *fields.get(3)? != "0A" {
+                return None;
+            }
+            fields.get(9)?.parse().ok()
+        })
+        .collect()
+}
+
+/// The process listening on TCP `port` on this machine: of the processes holding the
+/// listening socket, the one whose parent does not (a server's workers may inherit it).
+/// `None` if nobody listens there, or if another user's `/proc/PID/fd` cannot be read (the
+/// bench run without root).
+fn listener_pid(port: u16) -> Option<u32> {
+    let sockets: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|table| listening_inodes(&std::fs::read_to_string(table).unwrap_or_default(), port))
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
+    if sockets.is_empty() {
+        return None;
+    }
+    let holders: Vec<u32> = process_ids()
+        .into_iter()
+        .filter(|pid| {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+            })
+        })
+        .collect();
+    holders.iter().copied().find(|&pid| parent_of(pid).is_none_or(|parent| !holders.contains(&parent)))
+}
+
+/// The port of a server URL such as `mqtt://HOST:PORT` or `postgres://USER@HOST:PORT/DB`,
+/// `default` when it names none.
+fn url_port(url: &str, default: u16) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => port.parse().ok(),
+        _ => Some(default),
+    }
+}
+
+/// The database a PostgreSQL backend serves, read from its process title (its
+/// `/proc/PID/cmdline`, which PostgreSQL rewrites): `postgres: [CLUSTER: ]USER DATABASE
+/// HOST(PORT) ACTIVITY`, with `[local]` for a Unix socket. `None` for the server's own
+/// processes (checkpointer, walwriter, autovacuum…), whose titles name no client.
+fn postgres_backend_database(title: &str) -> Option<&str> {
+    let words: Vec<&str> = title.trim().strip_prefix("postgres: ")?.split_whitespace().collect();
+    let client = |word: &str| {
+        word == "[local]"
+            || word.strip_suffix(')').and_then(|w| w.rsplit_once('(')).is_some_and(|(host, port)| {
+                !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    // The user comes first, so the database is never the first word.
+    (1..words.len().saturating_sub(1)).find(|&i| client(words[i + 1])).map(|i| words[i])
+}
+
+/// Where a server's CPU is read from.
+#[derive(Clone, Copy)]
+enum Server {
+    /// Inside the engine's process (the embedded broker, SQLite): no figure of its own.
+    InEngine,
+    /// The process listening on the server's port. For PostgreSQL, that is the postmaster:
+    /// the figure is its own CPU, its server processes' and the run's database's backends'.
+    Listener(u32),
+    /// Every process with this command name, with their ended children: when nothing
+    /// listening on the port could be found.
+    Named(&'static str),
+}
+
+impl Server {
+    /// The external server at `url`: the process listening on its port, or else every
+    /// process called `name`.
+    fn find(url: &str, default_port: u16, name: &'static str) -> Self {
+        url_port(url, default_port).and_then(listener_pid).map_or(Server::Named(name), Server::Listener)
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Server::InEngine => "inside the engine".into(),
+            Server::Listener(pid) => format!("pid {pid} (listening on the port)"),
+            Server::Named(name) => format!("every process named {name} (no listener found)"),
+        }
+    }
+}
+
+/// The processes whose CPU a run counts.
+struct Parts {
+    engine: u32,
+    broker: Server,
+    db: Server,
+    /// The run's PostgreSQL database: its backends count, other databases' do not.
+    database: String,
+}
+
+/// The machine's CPU time in clock ticks, all cores, from the `cpu` line of `/proc/stat`.
+#[derive(Clone, Copy)]
+struct MachineTicks {
+    /// user, nice, system, irq and softirq.
+    busy: u64,
+    /// idle and iowait.
+    idle: u64,
+    /// Time the hypervisor gave this machine's virtual CPUs to someone else.
+    steal: u64,
+}
+
+impl MachineTicks {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        Some(MachineTicks { busy: at(0) + at(1) + at(2) + at(5) + at(6), idle: at(3) + at(4), steal: at(7) })
+    }
 }
 
 /// The CPU ticks used so far by each part of the run; `None` where a part is inside the
 /// engine (the embedded broker, SQLite) or was not found.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct CpuSample {
     engine: Option<u64>,
     broker: Option<u64>,
-    db: Option<u64>,
+    /// Every process of the database server by id: its ticks, and whether the run's figure
+    /// counts it (id 0: the postmaster's ended children, which cannot be told apart).
+    db: Option<HashMap<u32, (u64, bool)>>,
     bench: Option<u64>,
+    machine: Option<MachineTicks>,
 }
 
 impl CpuSample {
-    fn take(engine_pid: u32, external_broker: bool, postgres: bool) -> Self {
-        let named = |on: bool, name: fn(&str) -> bool| {
-            on.then(|| cpu_ticks_named(name)).filter(|&(_, count)| count > 0).map(|(ticks, _)| ticks)
+    fn take(parts: &Parts) -> Self {
+        let broker = match parts.broker {
+            Server::InEngine => None,
+            Server::Listener(pid) => cpu_ticks(&pid.to_string(), true),
+            Server::Named(name) => {
+                let ticks = cpu_ticks_named(|comm| comm == name);
+                (!ticks.is_empty()).then(|| ticks.values().sum())
+            }
+        };
+        let db = match parts.db {
+            Server::InEngine => None,
+            Server::Listener(postmaster) => Some(postgres_ticks(postmaster, &parts.database)),
+            Server::Named(name) => {
+                let ticks = cpu_ticks_named(|comm| comm.starts_with(name));
+                (!ticks.is_empty()).then(|| ticks.into_iter().map(|(pid, t)| (pid, (t, true))).collect())
+            }
         };
         CpuSample {
-            engine: cpu_ticks(&engine_pid.to_string(), false),
-            broker: named(external_broker, |comm| comm == "mosquitto"),
-            db: named(postgres, |comm| comm.starts_with("postgres")),
+            engine: cpu_ticks(&parts.engine.to_string(), false),
+            broker,
+            db,
             bench: cpu_ticks("self", false),
+            machine: MachineTicks::read(),
         }
     }
 }
 
-/// CPU µs per press of each part between two samples.
+/// The postmaster's processes and their CPU ticks: itself (counted), its children that are
+/// the server's own (counted) or backends of `database` (counted) or of another database
+/// (not), and under id 0 what its ended children used (not counted: a backend of another
+/// database or of this one, which the engine's do not do while it runs).
+fn postgres_ticks(postmaster: u32, database: &str) -> HashMap<u32, (u64, bool)> {
+    let mut ticks = HashMap::new();
+    if let (Some(own), Some(with_ended)) =
+        (cpu_ticks(&postmaster.to_string(), false), cpu_ticks(&postmaster.to_string(), true))
+    {
+        ticks.insert(postmaster, (own, true));
+        ticks.insert(0, (with_ended - own, false));
+    }
+    for pid in process_ids() {
+        if parent_of(pid) != Some(postmaster) {
+            continue;
+        }
+        let Ok(title) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let title = String::from_utf8_lossy(&title).replace('\0', " ");
+        let counted = postgres_backend_database(&title).is_none_or(|db| db == database);
+        if let Some(t) = cpu_ticks(&pid.to_string(), true) {
+            ticks.insert(pid, (t, counted));
+        }
+    }
+    ticks
+}
+
+/// CPU µs per press of each part between two samples, and of the machine.
 #[derive(Clone, Copy)]
 struct CpuPerPress {
     engine: Option<f64>,
     broker: Option<f64>,
     db: Option<f64>,
+    /// The database server's work for others: other databases' backends and backends that
+    /// ended in the window. `None` when the server was found by name or is inside the engine.
+    db_others: Option<f64>,
     bench: Option<f64>,
+    /// Every core of the machine, busy (not idle, not stolen).
+    machine: Option<f64>,
+    /// The shares of the machine's CPU time idle and stolen by the hypervisor, per cent.
+    idle_pct: Option<f64>,
+    steal_pct: Option<f64>,
 }
 
 impl CpuPerPress {
-    fn between(before: CpuSample, after: CpuSample, presses: usize, ticks_per_second: f64) -> Self {
-        let us = |b: Option<u64>, a: Option<u64>| {
-            Some(a?.saturating_sub(b?) as f64 / ticks_per_second * 1e6 / presses.max(1) as f64)
+    fn between(before: &CpuSample, after: &CpuSample, presses: usize, ticks_per_second: f64) -> Self {
+        let us = |ticks: u64| ticks as f64 / ticks_per_second * 1e6 / presses.max(1) as f64;
+        let diff = |b: Option<u64>, a: Option<u64>| Some(us(a?.saturating_sub(b?)));
+        // The database server's CPU in the window, all of it: a process that ended took all it
+        // had used, before the window too, into its parent's ended children, and is missing
+        // from `after`, so the sums' difference is what the window saw.
+        let db = before.db.as_ref().zip(after.db.as_ref()).map(|(b, a)| {
+            let sum = |m: &HashMap<u32, (u64, bool)>| m.values().map(|&(t, _)| t).sum::<u64>();
+            let all = sum(a).saturating_sub(sum(b));
+            if !a.contains_key(&0) {
+                // Found by name: every process counts.
+                return (us(all), None);
+            }
+            // Of that, the processes still there that count (one that started in the window
+            // from zero); the rest is others' work, and whatever ended in the window.
+            let counted: u64 = a
+                .iter()
+                .filter(|(_, &(_, counts))| counts)
+                .map(|(pid, &(t, _))| t.saturating_sub(b.get(pid).map_or(0, |&(t, _)| t)))
+                .sum();
+            (us(counted), Some(us(all.saturating_sub(counted))))
+        });
+        let machine = before.machine.zip(after.machine);
+        let share = |pick: fn(&MachineTicks) -> u64| {
+            let (b, a) = machine?;
+            let all = (a.busy + a.idle + a.steal).saturating_sub(b.busy + b.idle + b.steal);
+            (all > 0).then(|| 100.0 * pick(&a).saturating_sub(pick(&b)) as f64 / all as f64)
         };
         CpuPerPress {
-            engine: us(before.engine, after.engine),
-            broker: us(before.broker, after.broker),
-            db: us(before.db, after.db),
-            bench: us(before.bench, after.bench),
+            engine: diff(before.engine, after.engine),
+            broker: diff(before.broker, after.broker),
+            db: db.map(|(counted, _)| counted),
+            db_others: db.and_then(|(_, others)| others),
+            bench: diff(before.bench, after.bench),
+            machine: machine.map(|(b, a)| us(a.busy.saturating_sub(b.busy))),
+            idle_pct: share(|m| m.idle),
+            steal_pct: share(|m| m.steal),
         }
     }
 
+    /// The parts measured (engine, broker, database, bench), summed.
     fn total(&self) -> f64 {
         [self.engine, self.broker, self.db, self.bench].iter().flatten().sum()
+    }
+
+    /// What the machine spent besides the parts: other work on it, the kernel's own threads,
+    /// and the database server's work for others.
+    fn others(&self) -> Option<f64> {
+        self.machine.map(|m| m - self.total())
     }
 }
 
@@ -1074,9 +1309,20 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     // The raw MQTT hop through the same broker, at the same rate, just before the presses.
     let hop = hop_probe(host, port, &tag, rate).await;
 
+    // Whose CPU counts: the engine, the broker and the database server (each found by the
+    // port it listens on, unless inside the engine), and this process.
+    let parts = Parts {
+        engine: engine.pid,
+        broker: if args.broker == "embedded" {
+            Server::InEngine
+        } else {
+            Server::find(&args.broker, 1883, "mosquitto")
+        },
+        db: if fresh_postgres { Server::find(&args.store, 5432, "postgres") } else { Server::InEngine },
+        database: store.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string(),
+    };
     // The devices: `publishers` connections sharing the rate, each press from its own device.
-    let external_broker = args.broker != "embedded";
-    let cpu_before = CpuSample::take(engine.pid, external_broker, fresh_postgres);
+    let cpu_before = CpuSample::take(&parts);
     let started = Instant::now();
     let mut tasks = Vec::new();
     // The idle devices' heartbeats, on a connection of their own, for as long as the presses.
@@ -1124,14 +1370,23 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         Some(task) => beats as f64 / task.await.unwrap().duration_since(started).as_secs_f64().max(0.001),
         None => 0.0,
     };
-    // Wait for the console to see everything, up to 60 s.
+    // Wait for the console to see everything, up to 60 s. The CPU is read again whenever it
+    // has seen more, so the figures end with the last press it saw: a run that lost presses
+    // is not charged for the machine's other work while the bench waited for them.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.lock().unwrap().len() < presses && Instant::now() < deadline {
+    let (mut cpu_after, mut window_end, mut counted) = (cpu_before.clone(), started, None);
+    loop {
+        let now_seen = seen.lock().unwrap().len();
+        if counted != Some(now_seen) {
+            (cpu_after, window_end, counted) = (CpuSample::take(&parts), Instant::now(), Some(now_seen));
+        }
+        if now_seen >= presses || Instant::now() >= deadline {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cpu_after = CpuSample::take(engine.pid, external_broker, fresh_postgres);
-    let window_secs = started.elapsed().as_secs_f64();
-    let cpu = CpuPerPress::between(cpu_before, cpu_after, presses, clock_ticks());
+    let window_secs = window_end.duration_since(started).as_secs_f64();
+    let cpu = CpuPerPress::between(&cpu_before, &cpu_after, presses, clock_ticks());
     let engine_cores = cpu.engine.map(|us| us * presses as f64 / 1e6 / window_secs);
     let rss_end_mib = rss_mib(engine.pid);
     let (batches, batch_mean, commit_ms, read_to_stored_ms, step_ms) = batch_stats(http).await;
@@ -1188,6 +1443,8 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         rss_ready_mib,
         rss_end_mib,
         engine_cores,
+        broker_at: parts.broker.describe(),
+        db_at: parts.db.describe(),
     }
 }
 
@@ -1353,6 +1610,19 @@ async fn bench() {
             mib(r.rss_end_mib),
             r.engine_cores.map_or_else(|| "?".to_string(), |c| format!("{:.1}%", c * 100.0)),
         );
+        let pct = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.0}%"));
+        let num = |v: Option<f64>| v.map_or_else(|| "?".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "        the machine: {} µs a press on all cores ({} idle, {} stolen), of which {} µs not the parts \
+             above{}; broker {}, database {}",
+            num(r.cpu.machine),
+            pct(r.cpu.idle_pct),
+            pct(r.cpu.steal_pct),
+            num(r.cpu.others()),
+            r.cpu.db_others.map_or_else(String::new, |v| format!(" (PostgreSQL's for other databases {v:.1} µs)")),
+            r.broker_at,
+            r.db_at,
+        );
         if let Some(path) = &args.record {
             let finite = |v: f64| v.is_finite().then_some(v);
             let record = Record {
@@ -1385,6 +1655,11 @@ async fn bench() {
                 engine_rss_ready_mib: r.rss_ready_mib,
                 engine_rss_end_mib: r.rss_end_mib,
                 engine_cores: r.engine_cores,
+                cpu_us_db_others: r.cpu.db_others,
+                cpu_us_machine: r.cpu.machine,
+                cpu_us_others: r.cpu.others(),
+                idle_pct: r.cpu.idle_pct,
+                steal_pct: r.cpu.steal_pct,
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
@@ -1465,6 +1740,23 @@ struct Record {
     engine_rss_end_mib: Option<f64>,
     #[serde(default)]
     engine_cores: Option<f64>,
+    /// Added with the broker and the database found by the port they listen on: the
+    /// database server's CPU for others (other databases' backends, backends that ended)
+    /// per press, not in `cpu_us_db` (null when the server was found by name, or is SQLite);
+    /// every core's busy time per press (from /proc/stat); what of it the parts do not
+    /// account for; and the shares of the machine's time idle and stolen, per cent. Absent
+    /// from older records, whose `cpu_us_db` counted every `postgres` process and whose
+    /// `cpu_us_broker` every `mosquitto` process.
+    #[serde(default)]
+    cpu_us_db_others: Option<f64>,
+    #[serde(default)]
+    cpu_us_machine: Option<f64>,
+    #[serde(default)]
+    cpu_us_others: Option<f64>,
+    #[serde(default)]
+    idle_pct: Option<f64>,
+    #[serde(default)]
+    steal_pct: Option<f64>,
 }
 
 /// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines
@@ -1539,4 +1831,84 @@ fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::er
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_title_names_its_database() {
+        let backend = "postgres: 15/main: postgres anxin_test_12_34_0 127.0.0.1(54321) idle   ";
+        assert_eq!(postgres_backend_database(backend), Some("anxin_test_12_34_0"));
+        // No cluster name, a Unix socket, and an activity with brackets of its own.
+        assert_eq!(postgres_backend_database("postgres: app test [local] idle"), Some("test"));
+        let aborted = "postgres: 15/main: u other ::1(5000) idle in transaction (aborted)";
+        assert_eq!(postgres_backend_database(aborted), Some("other"));
+        for own in [
+            "postgres: 15/main: checkpointer",
+            "postgres: 15/main: walwriter",
+            "postgres: 15/main: autovacuum worker",
+            "postgres: parallel worker for PID 77",
+            "/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
+        ] {
+            assert_eq!(postgres_backend_database(own), None, "{own}");
+        }
+    }
+
+    #[test]
+    fn the_listening_socket_is_found_by_its_port() {
+        let table = "\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:075B 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 7314 1 0 100 0 0 10 0
+   1: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   107        0 9101 1 0 100 0 0 10 0
+   2: 0100007F:075B 0100007F:C350 01 00000000:00000000 00:00000000 00000000   105        0 8800 1 0 20 4 30 10 -1
+";
+        // 0x075B is 1883, 0x1538 is 5432; the third line is a connection, not a listener.
+        assert_eq!(listening_inodes(table, 1883), vec![7314]);
+        assert_eq!(listening_inodes(table, 5432), vec![9101]);
+        assert_eq!(listening_inodes(table, 18830), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_server_urls_port() {
+        assert_eq!(url_port("mqtt://127.0.0.1:1883", 1), Some(1883));
+        assert_eq!(url_port("postgres://postgres@127.0.0.1:5432/test", 1), Some(5432));
+        assert_eq!(url_port("postgres://u:secret@db/test?sslmode=disable", 5432), Some(5432));
+        assert_eq!(url_port("mqtt://[::1]:18830", 1), Some(18830));
+        assert_eq!(url_port("mqtt://[::1]", 1883), Some(1883));
+    }
+
+    #[test]
+    fn cpu_per_press_counts_each_part_and_leaves_others_out() {
+        let sample = |db: &[(u32, u64, bool)], busy: u64, idle: u64| CpuSample {
+            engine: Some(100),
+            broker: Some(10),
+            db: Some(db.iter().map(|&(pid, t, c)| (pid, (t, c))).collect()),
+            bench: Some(5),
+            machine: Some(MachineTicks { busy, idle, steal: 0 }),
+        };
+        // The postmaster (1), a server process (2), the run's backend (3, new in the window),
+        // another database's backends (4, and 5, which ended in the window after 3 ticks in
+        // it) and the ended children (0: 10 ticks, then pid 5's 33).
+        let before = sample(&[(0, 50, false), (1, 1, true), (2, 4, true), (4, 20, false), (5, 30, false)], 1000, 1000);
+        let mut after = sample(&[(0, 93, false), (1, 2, true), (2, 6, true), (3, 7, true), (4, 25, false)], 1100, 1100);
+        after.engine = Some(130);
+        // 100 ticks a second and 1,000 presses: a tick is 10 µs a press.
+        let cpu = CpuPerPress::between(&before, &after, 1000, 100.0);
+        assert_eq!(cpu.engine, Some(300.0));
+        assert_eq!(cpu.broker, Some(0.0));
+        assert_eq!(cpu.db, Some(100.0), "1 + 2 + 7 ticks: the postmaster, its server process, the run's backend");
+        assert_eq!(cpu.db_others, Some(180.0), "10 ended before, 3 of pid 5 in the window, 5 of pid 4");
+        assert_eq!(cpu.machine, Some(1000.0));
+        assert_eq!(cpu.idle_pct, Some(50.0));
+        assert_eq!(cpu.others(), Some(1000.0 - 300.0 - 100.0));
+        // Found by name, every process counts, each with its ended children (the postmaster,
+        // 1, with what 0 held above), and nothing is told apart: 133 - 105 ticks.
+        let before = sample(&[(1, 51, true), (2, 4, true), (4, 20, true), (5, 30, true)], 1000, 1000);
+        let after = sample(&[(1, 95, true), (2, 6, true), (3, 7, true), (4, 25, true)], 1100, 1100);
+        let cpu = CpuPerPress::between(&before, &after, 1000, 100.0);
+        assert_eq!(cpu.db, Some(280.0));
+        assert_eq!(cpu.db_others, None);
+    }
 }

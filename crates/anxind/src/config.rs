@@ -793,6 +793,9 @@ pub struct Shutdown {
 pub struct Demo {
     pub devices: usize,
     pub press_interval_s: f64,
+    /// Mean seconds between simulated calls to the hotline; 0: none.
+    #[serde(default)]
+    pub call_interval_s: f64,
     pub seed: u64,
 }
 
@@ -904,6 +907,12 @@ impl Config {
         positive(self.dispatch.max_fix_accuracy_m, "dispatch.max_fix_accuracy_m")?;
         positive(self.dispatch.max_fix_distance_from_home_m, "dispatch.max_fix_distance_from_home_m")?;
         positive(self.demo.press_interval_s, "demo.press_interval_s")?;
+        if !(self.demo.call_interval_s.is_finite() && self.demo.call_interval_s >= 0.0) {
+            return Err(ConfigError::Check(format!(
+                "demo.call_interval_s must be 0 (no calls) or a positive number, not {}",
+                self.demo.call_interval_s
+            )));
+        }
         let d = &self.dispatch;
         for (v, name) in [
             (d.offer_timeout_s, "dispatch.offer_timeout_s"),

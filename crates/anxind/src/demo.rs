@@ -314,6 +314,16 @@ impl DemoLink {
     }
 }
 
+/// Waits an exponential gap of the given mean (so that what follows is a Poisson process),
+/// at most an hour; `false` when `stop` came first.
+async fn poisson_wait(rng: &mut SmallRng, mean: Duration, stop: &CancellationToken) -> bool {
+    let gap = -mean.as_secs_f64() * (1.0 - rng.random::<f64>()).ln();
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))) => true,
+    }
+}
+
 /// Simulated devices: presses at random (a Poisson process with the given mean interval),
 /// most with a fix near home, some without, until `stop`.
 pub async fn press_now_and_then(
@@ -338,11 +348,8 @@ pub async fn press_now_and_then(
     let homes: std::collections::HashMap<_, _> = registry.elders.iter().map(|e| (e.id.clone(), e.home)).collect();
     let mut n: u64 = 0;
     loop {
-        // Exponential gaps make the presses a Poisson process.
-        let gap = -mean_interval.as_secs_f64() * (1.0 - rng.random::<f64>()).ln();
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_secs_f64(gap.min(3600.0))) => {}
+        if !poisson_wait(&mut rng, mean_interval, &stop).await {
+            break;
         }
         let device = &pressing[rng.random_range(0..pressing.len())];
         n += 1;
@@ -366,6 +373,77 @@ pub async fn press_now_and_then(
         }
     }
     link.close().await;
+}
+
+/// Simulated calls to the hotline, posted to anxind's own telephony endpoint as a SIP server
+/// would post them: now and then a demo elder's device dials from its SIM (one call in five
+/// from a number nobody knows), rings, and hangs up unanswered after 20 to 45 s (a console
+/// with a softphone may answer it first: the hang-up is then for a call already ended, and
+/// changes nothing). A Poisson process with the given mean interval, until `stop`.
+pub async fn call_now_and_then(
+    http: std::net::SocketAddr,
+    token: String,
+    registry: Registry,
+    mean_interval: Duration,
+    seed: u64,
+    stop: CancellationToken,
+) {
+    let sims: Vec<String> = registry.devices.iter().filter_map(|d| d.sim.clone()).collect();
+    if mean_interval.is_zero() || sims.is_empty() {
+        return;
+    }
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0xca11);
+    let mut n: u64 = 0;
+    loop {
+        if !poisson_wait(&mut rng, mean_interval, &stop).await {
+            break;
+        }
+        n += 1;
+        let call_id = format!("demo-{seed}-{n}-{}@anxin-demo", rng.random::<u32>());
+        let from = if rng.random_bool(0.8) {
+            sims[rng.random_range(0..sims.len())].clone()
+        } else {
+            format!("137{:08}", rng.random_range(0..100_000_000u32))
+        };
+        let ringing = serde_json::json!({"event": "ringing", "call_id": call_id, "from": from, "to": "96110"});
+        match post_call(http, &token, &ringing).await {
+            Ok(()) => tracing::info!(%from, "demo call rings"),
+            Err(e) => tracing::warn!(error = %e, "demo call could not ring"),
+        }
+        let rings_for = Duration::from_secs(rng.random_range(20..=45));
+        let (token, stop) = (token.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(rings_for) => {
+                    let ended = serde_json::json!({"event": "ended", "call_id": call_id, "reason": "cancel"});
+                    if let Err(e) = post_call(http, &token, &ended).await {
+                        tracing::warn!(error = %e, "demo call could not hang up");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One `POST /api/v1/telephony/calls` to anxind on loopback: HTTP/1.1, closed after.
+async fn post_call(http: std::net::SocketAddr, token: &str, body: &serde_json::Value) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.to_string();
+    let mut s = tokio::net::TcpStream::connect(http).await?;
+    let request = format!(
+        "POST /api/v1/telephony/calls HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await?;
+    let status = String::from_utf8_lossy(answer.get(9..12).unwrap_or_default()).to_string();
+    match status.as_str() {
+        "200" => Ok(()),
+        other => Err(std::io::Error::other(format!("HTTP {other}"))),
+    }
 }
 
 /// How the demo's devices are, by position in the ledger: most heartbeat on time with a

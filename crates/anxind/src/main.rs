@@ -200,6 +200,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         None => demo_registry.clone(),
     };
 
+    // The demo's hotline rings on the engine's own telephony endpoint: it needs a token.
+    let mut config = config;
+    if is_demo && config.telephony.token.is_none() && config.demo.call_interval_s > 0.0 {
+        let mut bytes = [0u8; 18];
+        getrandom::fill(&mut bytes).context("no randomness for the demo's telephony token")?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        config.telephony.token = Some(anxind::config::Secret::new(token));
+    }
     let app = App::build(config.clone(), registry).await?;
     let family_links = match &demo_registry {
         Some(demo) => demo::issue_family_links(&app.families(), demo, anxin_proto::wall_clock_now()).await,
@@ -264,6 +272,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             config.demo.seed,
             shutdown.clone(),
         ));
+        let calls = tokio::spawn(demo::call_now_and_then(
+            app.http_addr(),
+            config.telephony.token.as_ref().map(|t| t.expose().trim().to_string()).unwrap_or_default(),
+            registry.clone(),
+            Duration::from_secs_f64(config.demo.call_interval_s),
+            config.demo.seed,
+            shutdown.clone(),
+        ));
         let presses = tokio::spawn(demo::press_now_and_then(
             (host, port),
             topics,
@@ -274,7 +290,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
         async move {
-            let _ = tokio::join!(heartbeats, presses);
+            let _ = tokio::join!(heartbeats, presses, calls);
         }
     });
     let demo_task = demo_task.map(tokio::spawn);

@@ -138,3 +138,39 @@ fn bad_input_on_the_command_line_gets_a_clear_error() {
         assert!(!stderr.contains("secret"), "a password leaked: {stderr}");
     }
 }
+
+/// `anxind demo` rings its own hotline now and then: calls from the demo elders' devices
+/// reach the engine as incidents, through the telephony endpoint it turns on for itself.
+#[test]
+fn the_demo_rings_its_hotline() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let mut child =
+        anxind(&["demo", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--store-url", &store])
+            .env("ANXIN_DEMO__DEVICES", "0")
+            .env("ANXIN_DEMO__CALL_INTERVAL_S", "0.2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let http = ready.split("console=http://").nth(1).and_then(|r| r.split('/').next()).expect("the console's address");
+    let sample = "anxin_telephony_events_total{event=\"ringing\",outcome=\"opened\"}";
+    let opened = |page: &str| {
+        page.lines().find_map(|l| l.strip_prefix(sample)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let started = Instant::now();
+    let mut page = String::new();
+    while opened(&page) < 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no demo call opened an incident:\n{page}");
+        std::thread::sleep(Duration::from_millis(200));
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        page.clear();
+        s.read_to_string(&mut page).unwrap();
+    }
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}

@@ -494,3 +494,50 @@ async fn a_call_nobody_at_the_centre_answers_goes_to_the_stations_duty_line() {
     drop(server);
     app.stop().await;
 }
+
+/// With `RECORDINGS_DIR`, rtpengine keeps each hotline call's media as a pcap file, and
+/// `prune-recordings` deletes what is older than the retention and keeps the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_call_is_kept_as_pcap_until_its_retention_ends() {
+    if !sip_programs() {
+        return;
+    }
+    let _sip = SIP_SERVER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::embedded(dir.path());
+    let app =
+        spawn_app_with(&backend, &unique("anxind", "sip-rec"), |c| c.telephony.token = Some(Secret::new(TOKEN))).await;
+    let (sip_port, dispatch_port, elder_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let run_dir = dir.path().join("sip");
+    let recordings = dir.path().join("recordings");
+    let env = [("RECORDINGS_DIR", recordings.display().to_string())];
+    let server = SipServer::start_with(&run_dir, &format!("http://{}", app.http), sip_port, dispatch_port, &env);
+    let uas_log = run_dir.join("uas.log");
+    let uas = answers_as("wang", dispatch_port, &uas_log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uac_log = run_dir.join("uac.log");
+    let uac = elder_dials("13800000003", sip_port, elder_port, &uac_log);
+    wait_exit(uac, "the elder's call (SIPp UAC)", &uac_log).await;
+    wait_exit(uas, "the dispatcher's answer (SIPp UAS)", &uas_log).await;
+    drop(server); // rtpengine closes the files of the calls it held
+
+    let files = |sub: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(recordings.join(sub)).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    };
+    let pcaps = files("pcaps");
+    assert_eq!(pcaps.len(), 1, "one recording for one call: {pcaps:?}");
+    let size = std::fs::metadata(&pcaps[0]).unwrap().len();
+    assert!(size > 10_000, "4 s of G.711 both ways is in it: {size} bytes");
+
+    // An old recording goes; this call's stays.
+    let old = recordings.join("pcaps").join("old-call.pcap");
+    std::fs::write(&old, b"old").unwrap();
+    let touched = Command::new("touch").args(["-d", "100 days ago"]).arg(&old).status().unwrap();
+    assert!(touched.success());
+    let pruned =
+        Command::new(Path::new(SIP).join("prune-recordings")).arg(&recordings).arg("90").output().expect("it runs");
+    assert!(pruned.status.success(), "{}", String::from_utf8_lossy(&pruned.stderr));
+    assert!(String::from_utf8_lossy(&pruned.stdout).contains("old-call.pcap"), "it says what it deleted");
+    assert!(!old.exists() && pcaps[0].exists(), "the old one went, the new one stayed");
+    app.stop().await;
+}

@@ -120,6 +120,24 @@ async fn calls_ring_the_consoles_the_answerer_takes_them_and_the_timeline_keeps_
     let missed = console.incident_for("call:13700009999").await;
     assert_eq!(missed["incident"]["alarm"]["need"], "missed_call", "call back: {missed}");
 
+    // wang calls the daughter back from 长者1's incident: on its timeline, by him.
+    let dialled =
+        json!({"event": "dialled", "call_id": "out-1@console", "by": "wang", "to": "13700000001", "incident_id": id.0});
+    assert_eq!(event(&app, dialled).await, json!({"outcome": "recorded", "incident_id": id.0}));
+    let calls = loop {
+        let d = console.incident_for("d-1").await;
+        if d["incident"]["calls"].as_array().is_some_and(|c| c.len() == 2) {
+            break d["incident"]["calls"].clone();
+        }
+    };
+    assert_eq!((calls[1]["caller"].as_str(), calls[1]["to"].as_str()), (Some("dispatcher"), Some("13700000001")));
+    let none = json!({"event": "dialled", "call_id": "out-2@console", "by": "wang", "to": "120"});
+    assert_eq!(event(&app, none).await, json!({"outcome": "no_incident"}));
+    assert_eq!(
+        post(&app, Some(TOKEN), &json!({"event": "dialled", "call_id": "x", "by": "", "to": "1"}).to_string()).await.0,
+        422
+    );
+
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"opened\"}").await, 2.0);
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"duplicate\"}").await, 1.0);
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ended\",outcome=\"unknown_call\"}").await, 1.0);

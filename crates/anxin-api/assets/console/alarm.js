@@ -14,10 +14,22 @@
 // here at all: it waits in the welfare list (welfare.js), never sounds, never flashes and is
 // not counted as 待确认, whatever need its view names, so a power cut that silences hundreds
 // of devices cannot drown an emergency.
+//
+// A call to the hotline (issue 22) rings with the `incoming_call` alarm, and while it rings a
+// caller card pops up at the bottom right: who is calling before anybody picks up, the
+// elder's name and the basics of their profile, or the number when the ledger does not know
+// it. The card follows the calls, not the alarm: a call joining an emergency whose alarm is
+// up already rings too. It leaves when somebody answers, the caller hangs up, the dispatcher
+// opens that incident's panel (which says the same and more) or hides the card.
 
-import { has, t } from '../common/i18n.js';
+import { serverNow } from '../common/clock.js';
+import { h } from '../common/dom.js';
+import { formatElapsed } from '../common/format.js';
+import { formatList, has, language, t } from '../common/i18n.js';
 import { renderBulkButton } from './bulk.js';
-import { isWelfare } from './incident.js';
+import { openIncident } from './detail.js';
+import { callNumber, callerMatchLabel, callerName, callsOf, isRinging, isStandIn, isWelfare, kindLabel } from './incident.js';
+import { ringIcon } from './parts.js';
 import { markDirty } from './queue.js';
 import { ALARM_MIN_GAP_MS, dom, state } from './state.js';
 
@@ -205,4 +217,120 @@ export function silenceAlarms() {
 export function needLabel(need) {
   const key = `alarm_need_${need}`;
   return has(key) ? t(key) : String(need);
+}
+
+// ---------------------------------------------------------------------------------------
+// The caller card: who is calling, while it rings.
+// ---------------------------------------------------------------------------------------
+
+// Cards shown at once; more ringing calls are counted under them.
+const MAX_CALL_CARDS = 3;
+/** call ids the dispatcher hid on this console while they ring */
+const hiddenCalls = new Set();
+let callPop = null;
+
+function ensureCallPop() {
+  if (!callPop) {
+    callPop = h('div', { id: 'call-pop', class: 'call-pop', role: 'region', 'aria-live': 'assertive', hidden: true });
+    // Inside the app, so it goes with it when the dispatcher signs out.
+    (dom.app || document.body).append(callPop);
+  }
+  return callPop;
+}
+
+function profileRows(view) {
+  const e = view.elder || {};
+  const row = (label, value, field) => (value ? h('div', { class: 'kv-row', 'data-field': field }, h('dt', null, label), h('dd', null, value)) : null);
+  return h(
+    'dl',
+    { class: 'kv cp-profile' },
+    row(t('f_address'), e.address, 'cp-address'),
+    row(t('f_conditions'), formatList(e.conditions), 'cp-conditions'),
+    row(t('f_mobility'), e.mobility, 'cp-mobility'),
+    row(t('f_language'), e.language, 'cp-language'),
+  );
+}
+
+function callCard(view, call) {
+  const e = view.elder || {};
+  const id = String(view.id);
+  const hint = call.caller === 'withheld' ? 'caller_withheld_hint' : 'caller_unknown_hint';
+  return h(
+    'div',
+    { class: 'call-pop-card', 'data-incident-id': id, 'data-call-id': call.call_id, 'data-caller': call.caller },
+    h(
+      'div',
+      { class: 'cp-head' },
+      h('span', { class: 'call-badge ringing' }, ringIcon(), ' ', t('ringing')),
+      h('span', { class: 'cp-number', 'data-field': 'caller-number' }, callNumber(call)),
+      h('span', { class: `call-caller caller-${call.caller}`, 'data-field': 'caller-match' }, callerMatchLabel(call.caller)),
+      h('span', { class: 'cp-for', 'data-field': 'ringing-for', 'data-from': call.rang_at }, t('callpop_ringing_for', { t: formatElapsed(serverNow() - Number(call.rang_at)) })),
+    ),
+    h(
+      'div',
+      { class: 'cp-name-line' },
+      h('span', { class: 'cp-name', 'data-field': 'caller-name' }, callerName(view)),
+      typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
+      e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
+    ),
+    isStandIn(view) ? h('p', { class: 'caller-hint', 'data-field': 'caller-hint' }, t(hint)) : profileRows(view),
+    h(
+      'div',
+      { class: 'cp-foot' },
+      h('span', { class: 'cp-incident' }, h('span', { class: `kind kind-${view.kind}` }, kindLabel(view.kind)), ' ', t('detail_incident', { id })),
+      h('button', { class: 'btn btn-primary btn-small', type: 'button', 'data-action': 'open-call', onclick: () => openIncident(id) }, t('callpop_open')),
+      h(
+        'button',
+        {
+          class: 'btn btn-quiet btn-small',
+          type: 'button',
+          'data-action': 'hide-call',
+          onclick: () => {
+            hiddenCalls.add(String(call.call_id));
+            renderCallPop();
+          },
+        },
+        t('callpop_hide'),
+      ),
+    ),
+  );
+}
+
+/** A card for each call ringing now, the longest ringing first, but for the incident open in
+ * the panel and the calls hidden here. Called after each render of the queue. */
+export function renderCallPop() {
+  const pop = ensureCallPop();
+  const ringing = [];
+  const stillRinging = new Set();
+  for (const view of state.incidents.values()) {
+    if (isWelfare(view) || view.state === 'resolved') continue;
+    for (const call of callsOf(view).filter(isRinging)) {
+      const callId = String(call.call_id);
+      stillRinging.add(callId);
+      if (String(view.id) !== state.openId && !hiddenCalls.has(callId)) ringing.push([view, call]);
+    }
+  }
+  // A call hidden here that no longer rings is forgotten.
+  for (const callId of hiddenCalls) if (!stillRinging.has(callId)) hiddenCalls.delete(callId);
+  ringing.sort(([, a], [, b]) => Number(a.rang_at) - Number(b.rang_at));
+  // Drawn again only when what it shows changed.
+  const key = `${language()}|${ringing.map(([v, c]) => `${v.id}:${v.seq}:${c.call_id}`).join(',')}`;
+  if (pop.dataset.key === key) return;
+  pop.dataset.key = key;
+  pop.dataset.count = String(ringing.length);
+  pop.setAttribute('aria-label', t('callpop_title'));
+  const cards = ringing.slice(0, MAX_CALL_CARDS).map(([view, call]) => callCard(view, call));
+  const more = ringing.length - cards.length;
+  if (more > 0) cards.push(h('div', { class: 'cp-more', 'data-field': 'callpop-more' }, t('callpop_more', { n: more })));
+  pop.replaceChildren(...cards);
+  pop.hidden = ringing.length === 0;
+}
+
+/** Every second: how long each call on a card has rung. */
+export function tickCallPop(now) {
+  if (!callPop || callPop.hidden) return;
+  for (const el of callPop.querySelectorAll('[data-field="ringing-for"]')) {
+    const text = t('callpop_ringing_for', { t: formatElapsed(now - Number(el.dataset.from)) });
+    if (el.textContent !== text) el.textContent = text;
+  }
 }

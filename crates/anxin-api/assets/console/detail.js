@@ -7,10 +7,35 @@ import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
 import { isOnline } from './header.js';
-import { claimHolder, isMine, isOverdue, isScheduled, isWelfare, kindLabel, outcomeLabel, pressMoment, problemText, stateLabel, welfareReasonLabel, whyNobody } from './incident.js';
+import {
+  answeredByName,
+  callEndLabel,
+  callNumber,
+  callerMatchLabel,
+  callerName,
+  callsOf,
+  claimHolder,
+  isMine,
+  isOverdue,
+  isScheduled,
+  isRinging,
+  isStandIn,
+  isTalking,
+  isWelfare,
+  kindLabel,
+  locationSourceLabel,
+  outcomeLabel,
+  pressMoment,
+  problemText,
+  stateLabel,
+  talkTime,
+  WITHHELD_STAND_IN,
+  welfareReasonLabel,
+  whyNobody,
+} from './incident.js';
 import { map } from './map-card.js';
 import { familySection } from './family.js';
-import { kv, phoneWithCopy } from './parts.js';
+import { callBadge, kv, phoneWithCopy, ringIcon } from './parts.js';
 import { markDirty, nobodyText, rowOf } from './queue.js';
 import { dom, state } from './state.js';
 import { actorText, renderTimeline } from './timeline.js';
@@ -126,12 +151,12 @@ export function renderPanel() {
   dom.detailActions.hidden = false;
   panel.dataset.state = view.state;
   panel.dataset.seq = view.seq;
-  const e = view.elder || {};
   dom.detailTitle.replaceChildren(
     h('span', { class: `kind kind-${view.kind}` }, kindLabel(view.kind)),
     ' ',
-    h('span', { 'data-field': 'detail-elder' }, e.name || e.id || '—'),
+    h('span', { 'data-field': 'detail-elder' }, callerName(view)),
   );
+  const badge = callBadge(view);
   dom.detailSub.replaceChildren(
     ...[
       t('detail_incident', { id }),
@@ -141,6 +166,8 @@ export function renderPanel() {
       isWelfare(view) ? ' · ' : null,
       isWelfare(view) ? h('span', { class: `reason-chip reason-${view.welfare || 'unknown'}`, 'data-field': 'detail-reason' }, welfareReasonLabel(view.welfare)) : null,
       view.cancel_requested ? h('span', { class: 'warn-line inline', 'data-field': 'detail-cancel' }, ` · ${t('cancel_requested')}`) : null,
+      badge ? ' · ' : null,
+      badge,
     ].filter(Boolean),
   );
   renderClaim(view);
@@ -255,7 +282,9 @@ function renderBody(view) {
         )
       : h('p', { class: 'muted', 'data-section': 'contacts' }, t('none')),
   );
-  const source = loc.source === 'device' ? t('loc_device') : loc.source === 'home' ? t('loc_home') : String(loc.source ?? '');
+  const source = locationSourceLabel(loc.source);
+  // Nowhere known (a caller nobody knows): its (0, 0) means nothing and is not shown.
+  const nowhere = loc.source === 'unknown';
   const fixKey = loc.fix_rejected ? `fix_${loc.fix_rejected}` : null;
   const welfare = isWelfare(view);
   const location = section(
@@ -263,11 +292,12 @@ function renderBody(view) {
     h(
       'dl',
       { class: 'kv', 'data-section': 'location' },
-      kv(t('f_source'), source, { 'data-field': 'location-source' }),
-      kv(t('f_accuracy'), typeof loc.accuracy_m === 'number' ? `±${formatDistance(loc.accuracy_m)}` : '—', { 'data-field': 'accuracy' }),
+      kv(t('f_source'), source, { 'data-field': 'location-source', class: nowhere ? 'kv-row kv-flag' : 'kv-row' }),
+      nowhere ? kv('⚠', t('loc_unknown_hint'), { 'data-field': 'location-hint', class: 'kv-row kv-flag' }) : null,
+      nowhere ? null : kv(t('f_accuracy'), typeof loc.accuracy_m === 'number' ? `±${formatDistance(loc.accuracy_m)}` : '—', { 'data-field': 'accuracy' }),
       kv(
         t('f_coords'),
-        Number.isFinite(at.lat) && Number.isFinite(at.lon)
+        !nowhere && Number.isFinite(at.lat) && Number.isFinite(at.lon)
           ? h(
               'span',
               null,
@@ -321,19 +351,28 @@ function renderBody(view) {
     h(
       'dl',
       { class: 'kv', 'data-section': 'press' },
-      kv(t('f_press_count'), String(view.press_count ?? 1), { 'data-field': 'press-count', class: Number(view.press_count) > 1 ? 'kv-row kv-flag' : 'kv-row' }),
-      kv(t('f_pressed_at'), formatClock(pressMoment(view))),
+      // A call opened it: the count of presses means something only once the device pressed.
+      view.kind === 'call' && Number(view.press_count ?? 1) <= 1
+        ? null
+        : kv(t('f_press_count'), String(view.press_count ?? 1), { 'data-field': 'press-count', class: Number(view.press_count) > 1 ? 'kv-row kv-flag' : 'kv-row' }),
+      kv(t(view.kind === 'call' ? 'f_called_at' : 'f_pressed_at'), formatClock(pressMoment(view))),
       kv(t('f_opened_at'), formatClock(view.opened_at)),
-      kv(t('f_device'), view.device_id),
+      // A caller nobody knows rang from no device: their stand-in id is nobody's business.
+      kv(t('f_device'), isStandIn(view) ? t('no_device') : view.device_id, { 'data-field': 'device' }),
     ),
   );
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
-  const family = familySection(view, () => renderPanel());
+  const calls = callsSection(view);
   if (welfare) {
     // What the call is about comes first; a welfare check has no responder and no press.
-    dom.detailBody.replaceChildren(welfareSection(view), elder, contactList, family, historySection(), location, timeline);
+    dom.detailBody.replaceChildren(welfareSection(view), elder, contactList, familySection(view, () => renderPanel()), historySection(), location, timeline);
+  } else if (isStandIn(view)) {
+    // A caller the ledger does not know: no profile, contacts or family to show; the number
+    // to call back instead, and the calls. A number's earlier calls are its history.
+    const withheld = view.device_id === WITHHELD_STAND_IN;
+    dom.detailBody.replaceChildren(...[callerSection(view), calls, withheld ? null : historySection(), location, job, press, timeline].filter(Boolean));
   } else {
-    dom.detailBody.replaceChildren(elder, historySection(), contactList, family, location, job, press, timeline);
+    dom.detailBody.replaceChildren(...[elder, calls, historySection(), contactList, familySection(view, () => renderPanel()), location, job, press, timeline].filter(Boolean));
   }
   renderTimeline();
 }
@@ -374,6 +413,75 @@ function welfareSection(view) {
   );
 }
 
+// ---------------------------------------------------------------------------------------
+// Calls to the hotline (issue 22): each call on the incident, and a caller nobody knows.
+// ---------------------------------------------------------------------------------------
+
+/** What became of a call, in words: ringing, in progress, who answered and the talk time, or
+ * how it ended unanswered. */
+function callStatus(call) {
+  if (isRinging(call)) {
+    return [h('span', { class: 'call-badge ringing', 'data-field': 'call-state', 'data-state': 'ringing' }, ringIcon(), ' ', t('call_state_ringing'))];
+  }
+  const parts = [];
+  if (call.answered_at) {
+    parts.push(h('span', { class: 'call-answered', 'data-field': 'call-answered-by' }, t('call_answered_by', { name: answeredByName(call.answered_by) })));
+  }
+  if (isTalking(call)) {
+    parts.push(h('span', { class: 'call-badge talking', 'data-field': 'call-state', 'data-state': 'talking' }, t('call_state_talking')));
+  } else if (call.answered_at) {
+    const talk = talkTime(call);
+    if (talk) parts.push(h('span', { class: 'call-talk', 'data-field': 'call-talk' }, t('call_talk', { t: talk })));
+    // Hung up after talking is the ordinary end; any other is said.
+    if (call.end && call.end !== 'bye') parts.push(h('span', { class: 'call-end', 'data-field': 'call-end', 'data-end': call.end }, callEndLabel(call.end)));
+  } else {
+    parts.push(h('span', { class: 'call-end missed', 'data-field': 'call-end', 'data-end': call.end ?? '' }, callEndLabel(call.end)));
+  }
+  return parts.flatMap((p, i) => (i ? [' · ', p] : [p]));
+}
+
+/** The Calls section: each call with when it rang, the number, how the caller was
+ * recognised, who answered and the talk time or how it ended. Null when there are none. */
+function callsSection(view) {
+  const calls = callsOf(view);
+  if (!calls.length) return null;
+  const items = calls.map((call) => {
+    const number = callNumber(call);
+    const from = String(call.from ?? '').trim();
+    const callState = isRinging(call) ? 'ringing' : isTalking(call) ? 'talking' : call.answered_at ? 'ended' : 'missed';
+    return h(
+      'li',
+      { class: `call call-${callState}`, 'data-call-id': call.call_id, 'data-call-state': callState },
+      h('time', { class: 'tl-time', 'data-field': 'call-rang' }, formatClock(call.rang_at)),
+      h(
+        'span',
+        { class: 'call-from', 'data-field': 'call-from' },
+        call.caller === 'withheld' || !from ? h('span', { class: 'call-number' }, number) : phoneWithCopy(number.replace(/\s/g, ''), number),
+      ),
+      h('span', { class: `call-caller caller-${call.caller}`, 'data-field': 'call-caller' }, callerMatchLabel(call.caller)),
+      h('span', { class: 'call-status' }, ...callStatus(call)),
+    );
+  });
+  return h('section', { class: 'dsec', 'data-section': 'calls' }, h('h3', null, t('sec_calls')), h('ol', { class: 'calls' }, ...items));
+}
+
+/** For a caller the ledger does not know: the number to call back, and what to ask. */
+function callerSection(view) {
+  const call = callsOf(view)[0];
+  const withheld = view.device_id === WITHHELD_STAND_IN || call?.caller === 'withheld';
+  const from = call ? String(call.from ?? '').trim() : '';
+  return section(
+    t('sec_caller'),
+    h(
+      'dl',
+      { class: 'kv', 'data-section': 'caller' },
+      kv(t('f_caller_number'), withheld || !from ? t('withheld_number') : phoneWithCopy(callNumber(call).replace(/\s/g, ''), callNumber(call)), { 'data-field': 'caller-number' }),
+      kv(t('f_caller_match'), callerMatchLabel(withheld ? 'withheld' : 'unknown'), { 'data-field': 'caller-match', class: 'kv-row kv-flag' }),
+    ),
+    h('p', { class: 'caller-hint', 'data-field': 'caller-hint' }, t(withheld ? 'caller_withheld_hint' : 'caller_unknown_hint')),
+  );
+}
+
 function emergencyCallText(call) {
   const text = call.reference
     ? t('called_ref', { number: call.number, reference: call.reference })
@@ -390,7 +498,8 @@ let history = { elderId: null, list: null, error: null, loading: false, elder: n
 
 function requestHistory(elder) {
   const elderId = elder && elder.id ? String(elder.id) : null;
-  if (!elderId) return;
+  // Every withheld number shares one stand-in id: its history would be strangers'.
+  if (!elderId || elderId === WITHHELD_STAND_IN) return;
   if (history.elderId === elderId && (history.loading || history.list)) return;
   const h0 = { elderId, list: null, error: null, loading: true, elder };
   history = h0;
@@ -518,7 +627,7 @@ function renderEnded(id) {
   dom.detailTitle.replaceChildren(
     kind ? h('span', { class: `kind kind-${kind}` }, kindLabel(kind)) : null,
     ' ',
-    h('span', { 'data-field': 'detail-elder' }, elder.name || elder.id || '—'),
+    h('span', { 'data-field': 'detail-elder' }, callerName({ device_id: base?.device_id || summary?.device_id, elder })),
   );
   const stateWords = endState === 'ended' ? t('ended') : stateLabel(endState);
   dom.detailSub.replaceChildren(
@@ -557,7 +666,7 @@ function renderEnded(id) {
       kv(t('f_ended_at'), endedAt ? dayAndTime(endedAt) : null),
       kv(t('f_emergency_called'), call ? emergencyCallText(call) : null, { 'data-field': 'emergency-called' }),
       kv(t(kind === 'welfare' ? 'f_welfare_opened' : 'f_pressed_at'), base || summary ? dayAndTime(base ? pressMoment(base) : summary.pressed_at) : null),
-      kv(t('f_device'), base?.device_id || summary?.device_id),
+      kv(t('f_device'), isStandIn({ device_id: base?.device_id || summary?.device_id, elder }) ? t('no_device') : base?.device_id || summary?.device_id),
     ),
   );
   const e = elder;
@@ -574,7 +683,8 @@ function renderEnded(id) {
       )
     : null;
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
-  dom.detailBody.replaceChildren(...[facts, elderSection, elder.id ? historySection() : null, timeline].filter(Boolean));
+  const withHistory = elder.id && elder.id !== WITHHELD_STAND_IN;
+  dom.detailBody.replaceChildren(...[facts, elderSection, base ? callsSection(base) : null, withHistory ? historySection() : null, timeline].filter(Boolean));
   if (state.timeline.id !== id) state.timeline = { id, seq: null, events: null, error: null, loading: false };
   if (state.timeline.seq !== 'gone' && state.timeline.pendingSeq !== 'gone') requestTimeline(id, 'gone');
   if (elder.id) {

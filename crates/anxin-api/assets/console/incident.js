@@ -2,6 +2,7 @@
 // how urgent it is, who holds it, and its labels in words.
 
 import { serverNow } from '../common/clock.js';
+import { formatElapsed, formatPhone } from '../common/format.js';
 import { has, t, withColon } from '../common/i18n.js';
 import { OUTCOMES, PROGRAMME_OUTCOMES, WELFARE_OUTCOMES, state } from './state.js';
 
@@ -143,6 +144,81 @@ export function compareViews(a, b) {
 
 export function kindLabel(kind) {
   return has(`kind_${kind}`) ? t(`kind_${kind}`) : String(kind);
+}
+
+// A call from a number no device or elder in the ledger has opens an incident on a stand-in
+// device, `call:<number>` (or `call:withheld`), whose elder is that same id and names nobody.
+const STAND_IN = 'call:';
+/** The stand-in of every caller who withheld their number (each call its own incident). */
+export const WITHHELD_STAND_IN = 'call:withheld';
+
+/** Whether the incident is a caller's the ledger does not know (no elder, no position). */
+export function isStandIn(view) {
+  const device = String(view?.device_id ?? '');
+  return device.startsWith(STAND_IN) && !view?.elder?.name;
+}
+
+/** Who the incident is about, as its title and row name them: the elder's name; for a caller
+ * nobody knows, "unknown caller" and the number (or "number withheld"); else the elder's id. */
+export function callerName(view) {
+  const e = view?.elder || {};
+  if (e.name) return e.name;
+  if (isStandIn(view)) {
+    if (view.device_id === WITHHELD_STAND_IN) return t('withheld_caller');
+    return t('unknown_caller', { number: formatPhone(String(view.device_id).slice(STAND_IN.length)) });
+  }
+  return e.id || '—';
+}
+
+/** The calls to the hotline on an incident, in the order they rang (none: an empty list). A
+ * call with neither `answered_at` nor `ended_at` rings now; one answered and not ended is in
+ * progress. */
+export const callsOf = (view) => (Array.isArray(view?.calls) ? view.calls.filter((c) => c && typeof c === 'object') : []);
+
+export const isRinging = (call) => !call.answered_at && !call.ended_at;
+export const isTalking = (call) => Boolean(call.answered_at) && !call.ended_at;
+
+/** Whether a call of the incident rings now. */
+export const rings = (view) => callsOf(view).some(isRinging);
+
+/** A call's number as a dispatcher reads it back and dials it from China ("+86 138-0000-0005"
+ * is 138 0000 0005), or "number withheld". Anything else is shown as the network gave it. */
+export function callNumber(call) {
+  const from = String(call?.from ?? '').trim();
+  if (call?.caller === 'withheld' || !from || from.toLowerCase() === 'anonymous') return t('withheld_number');
+  const bare = from.replace(/^(sip|tel):/, '').split(/[@;]/)[0].replace(/[\s().-]/g, '');
+  const mobile = /^(?:\+86|0086)?(1\d{10})$/.exec(bare);
+  return mobile ? formatPhone(mobile[1]) : from;
+}
+
+/** How the caller was recognised, in words. */
+export function callerMatchLabel(match) {
+  return has(`caller_${match}`) ? t(`caller_${match}`) : String(match ?? '');
+}
+
+/** How a call ended, in words. */
+export function callEndLabel(end) {
+  return has(`call_end_${end}`) ? t(`call_end_${end}`) : String(end ?? '');
+}
+
+/** Who picked up: a member of staff by name, anybody else by their SIP user. */
+export function answeredByName(by) {
+  const id = String(by ?? '');
+  return state.staff.get(id)?.name || id;
+}
+
+/** Talk time, mm:ss, of a call answered and ended; null otherwise. */
+export function talkTime(call) {
+  const answered = Number(call.answered_at);
+  const ended = Number(call.ended_at);
+  if (!call.answered_at || !call.ended_at || !Number.isFinite(answered) || !Number.isFinite(ended)) return null;
+  return formatElapsed(ended - answered);
+}
+
+/** Where the engine placed the incident, in words: the device's fix, the home address, or
+ * nowhere known (a caller nobody knows). */
+export function locationSourceLabel(source) {
+  return has(`loc_${source}`) ? t(`loc_${source}`) : String(source ?? '');
 }
 
 export function stateLabel(st) {

@@ -6,7 +6,7 @@ import { h } from '../common/dom.js';
 import { formatClock } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { openIncident } from './detail.js';
-import { isUnassigned, isWelfare, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
+import { callerName, isUnassigned, isWelfare, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
 import { createMap, serviceRadiusM } from './map.js';
 import { kv, phoneWithCopy } from './parts.js';
 import { dom, state } from './state.js';
@@ -26,20 +26,20 @@ function incidentClasses(view, id) {
 }
 
 // A welfare check is not on the map: it needs a phone call, not somebody sent, and a power
-// cut's hundreds of them would bury the emergencies' markers.
+// cut's hundreds of them would bury the emergencies' markers. Nor is an incident placed
+// nowhere (a caller nobody knows): its (0, 0) is no place.
 export function mapIncident(view) {
   if (!map) return;
   const id = String(view.id);
-  if (!state.incidents.has(id) || isWelfare(view)) {
+  if (!state.incidents.has(id) || isWelfare(view) || view.location?.source === 'unknown') {
     map.removeMarker('incident', id);
     map.setLink(id, null, null);
     return;
   }
   const at = view.location && view.location.at;
-  const e = view.elder || {};
   map.setMarker('incident', id, at, {
     classes: incidentClasses(view, id),
-    title: `#${id} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${e.name || ''}`,
+    title: `#${id} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${callerName(view)}`,
   });
   const holder = view.responder && state.responders.get(String(view.responder.id));
   map.setLink(id, at, holder ? holder.position : null);

@@ -7,11 +7,13 @@ import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
 import { formatClock, formatCountdown, formatElapsed } from '../common/format.js';
 import { formatDistance, has, language, t } from '../common/i18n.js';
-import { needLabel } from './alarm.js';
+import { needLabel, renderCallPop, tickCallPop } from './alarm.js';
 import { renderPanel } from './detail.js';
 import {
   GROUPS,
   alarmLevel,
+  callerName,
+  callsOf,
   claimHolder,
   compareViews,
   groupOf,
@@ -20,14 +22,17 @@ import {
   isUnassigned,
   isWelfare,
   kindLabel,
+  locationSourceLabel,
   pressMoment,
   priorityOf,
   problemText,
+  rings,
   rungLevel,
   rungOf,
   stateLabel,
   whyNobody,
 } from './incident.js';
+import { callBadge } from './parts.js';
 import { dom, state } from './state.js';
 import { dropWelfareRow, renderWelfare, resetWelfareRows, setWelfareRow, tickWelfare, welfareRows } from './welfare.js';
 
@@ -46,6 +51,8 @@ function rungText(view, rung) {
     case 'station':
       return t('rung_station');
     case 'dispatcher':
+      // A call nobody has picked up: answer it while it rings, else call back.
+      if (view.dispatcher_needed === 'call') return t(rings(view) ? 'rung_answer' : 'rung_call_back');
       return rung.reminders > 0 ? t('rung_dispatcher_reminded', { n: rung.reminders }) : t('rung_dispatcher');
     case 'on_scene':
       return rung.deadline !== null ? t('rung_on_scene', { time: formatClock(rung.deadline).slice(0, 5) }) : t('rung_there');
@@ -131,8 +138,8 @@ function kindCell(view) {
 
 function locationLine(view) {
   const loc = view.location || {};
-  const source = loc.source === 'device' || loc.source === 'home' ? loc.source : String(loc.source ?? '');
-  const label = source === 'device' ? t('loc_device') : source === 'home' ? t('loc_home') : source;
+  const source = String(loc.source ?? '');
+  const label = locationSourceLabel(source);
   const accuracy = source === 'device' && typeof loc.accuracy_m === 'number'
     ? h('span', { class: 'sub', 'data-field': 'accuracy' }, t('accuracy', { d: formatDistance(loc.accuracy_m) }))
     : null;
@@ -156,20 +163,23 @@ function locationLine(view) {
 }
 
 /** A row's elder: the name, the age, whether living alone; under it `sub` (the address and
- * the location here, the phone and the address in the welfare list). */
+ * the location here, the phone and the address in the welfare list), and a call ringing now
+ * or in progress, whatever the incident's kind. */
 export function elderCell(view, ...sub) {
   const e = view.elder || {};
+  const badge = callBadge(view);
   return h(
     'td',
     { class: 'c-elder' },
     h(
       'div',
       { class: 'elder-name-line' },
-      h('span', { class: 'elder-name', 'data-field': 'elder-name' }, e.name || e.id || '—'),
+      h('span', { class: 'elder-name', 'data-field': 'elder-name' }, callerName(view)),
       typeof e.age === 'number' ? h('span', { class: 'elder-age' }, ` ${t('f_age_value', { n: e.age })}`) : null,
       e.lives_alone === true ? h('span', { class: 'chip chip-alone' }, t('f_lives_alone')) : null,
     ),
     h('div', { class: 'elder-sub', title: e.address || '' }, ...sub),
+    badge ? h('div', { class: 'call-line' }, badge) : null,
   );
 }
 
@@ -243,6 +253,9 @@ function responderCell(view) {
     head = h('span', { class: 'nobody', 'data-field': 'nobody' }, nobodyText(why));
   } else if (view.state === 'resolved') {
     head = h('span', { class: 'sub' }, t('none'));
+  } else if (rings(view) || view.dispatcher_needed === 'call') {
+    // A call to pick up (on any incident nobody is sent to), or one nobody picked up.
+    head = h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t(rings(view) ? 'dispatcher_answer' : 'dispatcher_call_back'));
   } else {
     head = h('span', { class: 'nobody dispatcher-first', 'data-field': 'dispatcher-first' }, t('dispatcher_first'));
   }
@@ -291,6 +304,8 @@ function buildRow(view) {
   // A resolved incident never flashes, whatever an old flag says.
   if (state.alarms.has(id) && view.state !== 'resolved') classes.push('alarm');
   if (view.emergency_call) classes.push('called');
+  const ringing = rings(view);
+  if (ringing) classes.push('ringing');
   const level = alarmLevel(view);
   const row = h(
     'tr',
@@ -298,10 +313,11 @@ function buildRow(view) {
       'data-group': group,
       'data-alarm': state.alarms.get(id)?.level,
       'data-alarm-need': state.alarms.get(id)?.need,
+      'data-ringing': ringing ? 'true' : null,
     }),
     sinceCell(view),
     kindCell(view),
-    elderCell(view, addressSpan(view), ' · ', locationLine(view)),
+    elderCell(view, addressSpan(view), view.elder?.address ? ' · ' : null, locationLine(view)),
     responderCell(view),
     claimedCell(view),
   );
@@ -328,6 +344,8 @@ function searchText(view) {
     view.station?.name,
     view.station?.id,
     view.responder?.name,
+    // A caller's number, as the network gave it.
+    ...callsOf(view).map((c) => c.from),
   ];
   return parts.filter(Boolean).join('\n').toLowerCase();
 }
@@ -369,7 +387,7 @@ export function applyFilter() {
   scheduleRender();
 }
 
-const KINDS = ['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service'];
+const KINDS = ['sos', 'fall', 'fire', 'intrusion', 'unreadable', 'service', 'lone_worker', 'call'];
 
 /** A list's search box: `onText` gets what is typed; Escape clears it. */
 export function searchBox(id, value, onText) {
@@ -583,6 +601,7 @@ function render() {
     state.panelDirty = false;
     renderPanel();
   }
+  renderCallPop();
 }
 
 export function renderSummary() {
@@ -638,6 +657,7 @@ export function tick() {
       }
     }
     tickWelfare(now);
+    tickCallPop(now);
   }
   setTimeout(tick, 1000 - (now % 1000) + 5);
 }

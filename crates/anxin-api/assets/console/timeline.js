@@ -1,10 +1,20 @@
 // An incident's audit trail in words: who did what, one line per event.
 
 import { h } from '../common/dom.js';
-import { formatClock } from '../common/format.js';
+import { formatClock, formatElapsed } from '../common/format.js';
 import { formatDistance, has, t } from '../common/i18n.js';
 import { knownView } from './detail.js';
-import { engineNoteText, kindLabel, outcomeLabel, welfareReasonLabel } from './incident.js';
+import {
+  answeredByName,
+  callEndLabel,
+  callNumber,
+  callerMatchLabel,
+  engineNoteText,
+  kindLabel,
+  locationSourceLabel,
+  outcomeLabel,
+  welfareReasonLabel,
+} from './incident.js';
 import { CALL_OUTCOMES, state } from './state.js';
 
 export function actorText(actor) {
@@ -12,7 +22,8 @@ export function actorText(actor) {
   const id = actor.id === undefined || actor.id === null ? '' : String(actor.id);
   switch (actor.type) {
     case 'device':
-      return t('actor_device', { id });
+      // A caller nobody knows acts through their stand-in device, `call:<number>`.
+      return id.startsWith('call:') ? t('actor_caller') : t('actor_device', { id });
     case 'engine':
       return t('actor_engine');
     case 'responder':
@@ -52,6 +63,8 @@ function callWhoText(who) {
   switch (kind) {
     case 'elder':
       return t('call_elder');
+    case 'caller':
+      return t('call_caller', { number: name });
     case 'contact':
       return t('call_contact', { name });
     case 'responder':
@@ -99,8 +112,8 @@ function changeText(change) {
   switch (c.type) {
     case 'opened': {
       if (c.welfare) return t('ev_opened_welfare', { reason: welfareReasonLabel(c.welfare) });
-      const src = c.location?.source === 'device' ? t('loc_device') : c.location?.source === 'home' ? t('loc_home') : '';
-      return t('ev_opened', { kind: kindLabel(c.kind), source: src });
+      const src = c.location?.source ? locationSourceLabel(c.location.source) : '';
+      return src ? t('ev_opened', { kind: kindLabel(c.kind), source: src }) : t('ev_opened_plain', { kind: kindLabel(c.kind) });
     }
     case 'press_joined':
       return t('ev_press_joined', { n: c.press_count, event: c.event && c.event !== 'sos' ? `(${eventLabel(c.event)})` : '' });
@@ -189,6 +202,15 @@ function changeText(change) {
       return t('ev_family_delivery', { name: contactName(c.contact_id), delivery: t(`family_delivery_${c.delivery}`) });
     case 'family_exhausted':
       return t('ev_family_exhausted');
+    case 'call_rang':
+      return t('ev_call_rang', { number: callNumber(c), caller: callerMatchLabel(c.caller) });
+    case 'call_answered':
+      return t('ev_call_answered', { name: answeredByName(c.by) });
+    case 'call_ended':
+      return t('ev_call_ended', {
+        reason: callEndLabel(c.reason),
+        talk: typeof c.talk_s === 'number' ? t('ev_call_ended_talk', { t: formatElapsed(c.talk_s * 1000) }) : '',
+      });
     case 'escalate':
     case 'escalated':
     case 'emergency_called':
@@ -226,7 +248,9 @@ export function renderTimeline() {
         'li',
         { class: `tl tl-${ev.change?.type ?? 'unknown'}`, 'data-seq': ev.seq, 'data-change': ev.change?.type ?? '' },
         h('time', { class: 'tl-time' }, formatClock(ev.at)),
-        h('span', { class: 'tl-actor' }, actorText(ev.actor)),
+        // A call rings as the caller's: their device's, or the stand-in of a number nobody
+        // knows; neither says who rang as well as "the caller" does.
+        h('span', { class: 'tl-actor' }, ev.change?.type === 'call_rang' ? t('actor_caller') : actorText(ev.actor)),
         h('span', { class: 'tl-text' }, changeText(ev.change)),
       ),
     ),

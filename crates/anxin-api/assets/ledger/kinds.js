@@ -52,11 +52,13 @@ export const KINDS = {
     columns: [
       ['col_id', (d) => d.id],
       ['col_elder', (d) => d.elder_id],
+      ['col_sim', (d) => d.sim || ''],
     ],
     title: (d) => d.id,
     fields: [
       { path: 'id', type: 'text', label: 'f_id', fixed: true },
       { path: 'elder_id', type: 'text', label: 'f_elder_id' },
+      { path: 'sim', type: 'optional', label: 'f_sim' },
       { path: 'password', type: 'optional', label: 'f_device_password', createOnly: true, secret: true },
     ],
     blank: () => ({ id: '', elder_id: '' }),
@@ -154,7 +156,7 @@ export function bodyFor(plural, entry) {
     return body;
   }
   if (plural === 'devices') {
-    // The model and SIM number, which the form does not show, go back as read.
+    // The model, which the form does not show, goes back as read; the SIM as the form has it.
     const body = { id: rest.id, elder_id: rest.elder_id };
     if (rest.model) body.model = rest.model;
     if (rest.sim) body.sim = rest.sim;

@@ -67,6 +67,7 @@ export const LEDGER_STRINGS = {
     f_contact_language: '通知语言',
     f_elder_id: '老人编号',
     f_device_password: '设备密码（留空则自动生成）',
+    f_sim: 'SIM 卡号（设备拨打热线时识别来电）',
     f_circle: '服务圈（分钟）',
     f_mode: '出行方式',
     f_skills: '技能（用逗号分隔）',
@@ -121,6 +122,7 @@ export const LEDGER_STRINGS = {
     col_incident: '事件',
     col_kind: '类型',
     col_state: '状态',
+    col_sim: 'SIM 卡号',
     col_device: '设备',
     devices_of: '此老人的设备',
     // Refusals of a change, by code.
@@ -156,6 +158,8 @@ export const LEDGER_STRINGS = {
     fe_id_mismatch: '编号不能修改',
     fe_bad_json: '格式不正确：{message}',
     fe_not_a_number: '请输入数字',
+    fe_bad_sim: '不是有效的 SIM 卡号（5–20 位数字）',
+    fe_duplicate_sim: '此 SIM 卡号已属于另一台设备',
   },
   en: {
     ledger_title: 'Anxin · Ledger',
@@ -221,6 +225,7 @@ export const LEDGER_STRINGS = {
     f_contact_language: 'Written in',
     f_elder_id: 'Elder id',
     f_device_password: 'Device password (empty: make one up)',
+    f_sim: 'SIM number (how its calls to the hotline are recognised)',
     f_circle: 'Service circle (minutes)',
     f_mode: 'Travel mode',
     f_skills: 'Skills (comma-separated)',
@@ -275,6 +280,7 @@ export const LEDGER_STRINGS = {
     col_incident: 'Incident',
     col_kind: 'Kind',
     col_state: 'State',
+    col_sim: 'SIM',
     col_device: 'Device',
     devices_of: 'This elder’s devices',
     err_stale: 'Somebody else changed this entry: reload it',
@@ -308,5 +314,7 @@ export const LEDGER_STRINGS = {
     fe_id_mismatch: 'The id cannot change',
     fe_bad_json: 'Not readable: {message}',
     fe_not_a_number: 'Enter a number',
+    fe_bad_sim: 'Not a SIM number (5 to 20 digits)',
+    fe_duplicate_sim: 'Another device has this SIM number',
   },
 };

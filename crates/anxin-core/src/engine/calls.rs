@@ -28,10 +28,15 @@ impl Engine {
             CallEvent::Answered { call_id, by } => {
                 let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
                 let incident = &self.open[&id];
-                if incident.calls.iter().any(|c| c.call_id == call_id && c.answered_at.is_some()) {
+                let Some(call) = incident.calls.iter().find(|c| c.call_id == call_id) else {
+                    return CallOutcome::UnknownCall;
+                };
+                if call.answered_at.is_some() {
                     return CallOutcome::Duplicate(id);
                 }
-                let staff = self.staff.contains_key(&by);
+                // A dispatcher picking up a call in; whoever picks up a call out is who was
+                // called, and takes nothing.
+                let staff = !call.is_outbound() && self.staff.contains_key(&by);
                 let actor = if staff { Actor::Dispatcher(by.clone()) } else { Actor::Engine };
                 self.record(id, Change::CallAnswered { call_id, by: by.clone() }, actor, now, out);
                 // The dispatcher who picks up an incident nobody holds takes it.
@@ -42,8 +47,24 @@ impl Engine {
                 self.after_change(id, out);
                 CallOutcome::Recorded(id)
             }
+            CallEvent::Dialled { call_id, by, to, incident_id } => {
+                if let Some(id) = self.live_call(&call_id) {
+                    return CallOutcome::Duplicate(id);
+                }
+                let Some(id) = incident_id.map(IncidentId).filter(|id| self.open.contains_key(id)) else {
+                    return CallOutcome::NoIncident;
+                };
+                self.record(id, Change::CallDialled { call_id: call_id.clone(), to }, Actor::Dispatcher(by), now, out);
+                self.after_change(id, out);
+                self.telephony.live.insert(call_id, id);
+                CallOutcome::Recorded(id)
+            }
             CallEvent::Unanswered { call_id } => {
                 let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
+                // A call out climbs no ladder: the dispatcher who placed it tries again.
+                if self.open[&id].calls.iter().any(|c| c.call_id == call_id && c.is_outbound()) {
+                    return CallOutcome::Exhausted(id);
+                }
                 let Some((rung, number)) = self.next_forward(id, &call_id) else {
                     return CallOutcome::Exhausted(id);
                 };
@@ -144,7 +165,18 @@ impl Engine {
                 // Nobody's elder: the stand-in names them, as it names nobody in the ledger.
                 let elder = elder.unwrap_or_else(|| ElderId::parse(device.as_str()).expect("a stand-in is an id"));
                 let msg = message_id(&call_id);
-                let id = self.open_call(&device, elder, &msg, location, rang, now, out);
+                let id = self.open_incident(
+                    &device,
+                    elder,
+                    IncidentKind::Call,
+                    &msg,
+                    location,
+                    now,
+                    None,
+                    Some(rang),
+                    now,
+                    out,
+                );
                 if !on_device && key.is_some() {
                     self.telephony.by_caller.insert(device, id);
                 }
@@ -155,34 +187,6 @@ impl Engine {
             self.telephony.live.insert(call_id, id);
         }
         outcome
-    }
-
-    /// Opens a `call` incident and logs its first call on it.
-    #[allow(clippy::too_many_arguments)]
-    fn open_call(
-        &mut self,
-        device: &DeviceId,
-        elder: ElderId,
-        msg: &MessageId,
-        location: Location,
-        rang: Change,
-        now: Timestamp,
-        out: &mut Outbox,
-    ) -> IncidentId {
-        // Logged in the same step as the opening, so the incident is never shown without
-        // the call that opened it.
-        self.opening_call = Some(rang);
-        let id = self.open_incident(device, elder, IncidentKind::Call, msg, location, now, None, now, out);
-        debug_assert!(self.opening_call.is_none(), "the opening call was logged");
-        id
-    }
-
-    /// The opening call of a `call` incident being opened, logged right after `opened`.
-    pub(super) fn log_opening_call(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {
-        if let Some(rang) = self.opening_call.take() {
-            let actor = Actor::Device(self.open[&id].device_id.clone());
-            self.record(id, rang, actor, now, out);
-        }
     }
 
     /// A call incident has ended: its calls are no longer live, and its caller's next call

@@ -51,8 +51,18 @@ impl Engine {
                 let pressed_at = pressed;
                 let elder = &self.elders[&elder_id];
                 let location = locate(&self.policy, elder.home, event.fix);
-                let id =
-                    self.open_incident(device, elder_id, kind, &event.msg_id, location, pressed_at, None, now, out);
+                let id = self.open_incident(
+                    device,
+                    elder_id,
+                    kind,
+                    &event.msg_id,
+                    location,
+                    pressed_at,
+                    None,
+                    None,
+                    now,
+                    out,
+                );
                 Outcome::Opened(id)
             }
         };
@@ -109,6 +119,7 @@ impl Engine {
                     location,
                     now,
                     Some(problem),
+                    None,
                     now,
                     out,
                 );
@@ -199,6 +210,7 @@ impl Engine {
         location: Location,
         pressed_at: Timestamp,
         problem: Option<String>,
+        first: Option<Change>,
         now: Timestamp,
         out: &mut Outbox,
     ) -> IncidentId {
@@ -218,7 +230,11 @@ impl Engine {
         if self.devices.contains_key(device) {
             self.device_incidents.entry(device.clone()).or_default().open = Some(id);
         }
-        self.log_opening_call(id, now, out);
+        // What opened it, logged in the same step (the call that rang), so the incident is
+        // never shown without it.
+        if let Some(change) = first {
+            self.record(id, change, Actor::Device(device.clone()), now, out);
+        }
         // The family first: the first contact hears at once, before the ladder starts.
         if let Some(notice) = notice {
             self.tell_family(id, notice, now, out);

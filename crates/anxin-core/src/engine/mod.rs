@@ -256,8 +256,6 @@ pub struct Engine {
     pub(crate) carers: carers::Carers,
     /// The ledger's telephone numbers and the calls ringing (see [`crate::telephony`]).
     pub(crate) telephony: calls::Telephony,
-    /// The call a `call` incident being opened opens with, logged right after `opened`.
-    opening_call: Option<Change>,
 }
 
 impl Engine {
@@ -322,7 +320,6 @@ impl Engine {
             programme_dirty: Vec::new(),
             carers: carers::Carers::default(),
             telephony: calls::Telephony::default(),
-            opening_call: None,
         };
         let mut sims = Vec::new();
         for d in registry.devices {

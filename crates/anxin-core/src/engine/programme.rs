@@ -273,7 +273,7 @@ impl Engine {
             let location = Location { at: home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
             let msg = MessageId::parse(format!("programme-{}", self.last_seq + 1)).expect("a valid id");
             let problem = Some(format!("found on a {}: {outcome}", reason.as_str()));
-            self.open_incident(device, elder.clone(), kind, &msg, location, now, problem, now, out);
+            self.open_incident(device, elder.clone(), kind, &msg, location, now, problem, None, now, out);
         }
         self.queue_programme(elder);
     }
