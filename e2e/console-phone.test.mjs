@@ -35,6 +35,7 @@ const OTHER = { id: 'dispatcher2' };
 // 长者 xs-e0002's device, and her first contact's phone.
 const SECOND_DEVICE = 'xs-d0002';
 const CONTACT_PHONE = '13700000002';
+const SECOND_DEVICE_SIM = '13500000002';
 const SHOWS_UP = { timeout: 20_000 };
 
 const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
@@ -127,8 +128,8 @@ function elderDials(runDir, sipPort, elderPort) {
  * SIPp as a telephone on the centre's trunk: rings 1 s, answers as `user`, talks, waits for
  * the BYE (deploy/sip/sipp/dispatcher-answer.xml); its messages go to trunk-messages.log.
  */
-function trunkAnswers(runDir, port, user) {
-  const log = createWriteStream(join(runDir, 'trunk.log'));
+function trunkAnswers(runDir, port, user, name = 'trunk') {
+  const log = createWriteStream(join(runDir, `${name}.log`));
   const child = spawn(
     'sipp',
     [
@@ -137,7 +138,7 @@ function trunkAnswers(runDir, port, user) {
       '-i', '127.0.0.1', '-p', String(port),
       '-mi', '127.0.0.1', '-mp', '32000',
       '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
-      '-trace_msg', '-message_file', join(runDir, 'trunk-messages.log'),
+      '-trace_msg', '-message_file', join(runDir, `${name}-messages.log`),
     ],
     { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -190,7 +191,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
       // Kamailio's and SIPp's logs are kept beside the other results.
       await mkdir(resultsDir, { recursive: true });
-      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'trunk.log', 'trunk-messages.log']) {
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
         const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
         if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
       }
@@ -324,6 +325,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     const caller = await context.newPage();
     caller.errors = watchPageErrors(caller);
     let contact = null;
+    let device = null;
     try {
       // An SOS from 长者2; her dispatcher opens it and calls her first contact.
       await publishEvent(daemon.mqttUrl, SECOND_DEVICE);
@@ -358,12 +360,44 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       await panel.and(caller.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
       assert.equal(await contact.exited, 0, `the contact's phone (SIPp) completed: ${await readFile(join(runDir, 'trunk.log'), 'utf8')}`);
 
+      // On the incident: the call out in its Calls section and on its timeline, by this
+      // dispatcher (Kamailio told anxind: dialled, answered, ended).
+      const callRow = caller.locator(`#detail [data-section="calls"] li[data-direction="out"][data-call-state="ended"]`);
+      await callRow.waitFor(SHOWS_UP);
+      assert.match(await callRow.locator('[data-field="call-from"]').textContent(), /137 0000 0002/);
+      assert.match(await callRow.locator('[data-field="call-caller"]').textContent(), new RegExp(`${DISPATCHER.name} 呼出`));
+      assert.match(await callRow.locator('[data-field="call-talk"]').textContent(), /已接通/);
+      const dialled = caller.locator('#timeline li[data-change="call_dialled"]');
+      await dialled.waitFor(SHOWS_UP);
+      assert.match(await dialled.locator('.tl-text').textContent(), /拨出 137 0000 0002/);
+      assert.match(await dialled.locator('.tl-actor').textContent(), new RegExp(DISPATCHER.name));
+      await caller.locator('#timeline li[data-change="call_answered"]', { hasText: '对方已接听' }).waitFor(SHOWS_UP);
+      await caller.locator('#timeline li[data-change="call_ended"]').waitFor(SHOWS_UP);
+      // A call out rings nothing: no alarm, no ringing badge on the incident.
+      assert.equal(await caller.locator(`#incidents tbody tr[data-device-id="${SECOND_DEVICE}"] [data-field="ringing"]`).count(), 0);
+      await caller.locator('#timeline').scrollIntoViewIfNeeded();
+      await shoot(caller, 'phone-outbound-timeline-1440-zh.png');
+
       // Out on the trunk to her number; the incident was named to Kamailio, not to the trunk.
       const trunkSaw = await readFile(join(runDir, 'trunk-messages.log'), 'utf8');
       assert.match(trunkSaw, new RegExp(`INVITE sip:${CONTACT_PHONE}@127\\.0\\.0\\.1:${trunkPort} SIP/2\\.0`));
       assert.doesNotMatch(trunkSaw, /X-Anxin-Incident/i);
       const kamailio = await readFile(join(runDir, 'kamailio.log'), 'utf8');
       assert.match(kamailio, new RegExp(`console ${DISPATCHER.id} dials ${CONTACT_PHONE} for incident ${incidentId} `));
+
+      // Talk-back: the dispatcher calls the device itself on its SIM (it answers on its
+      // speaker); the call is on the incident as the device's.
+      const sim = caller.locator('#detail [data-field="device-sim"] button[data-dial]');
+      assert.equal(await sim.getAttribute('data-dial'), SECOND_DEVICE_SIM);
+      device = trunkAnswers(runDir, trunkPort, 'device-2', 'device');
+      await new Promise((res) => setTimeout(res, 300));
+      await sim.click();
+      await panel.and(caller.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      assert.match(await caller.locator('#phone [data-field="phone-caller"]').textContent(), /的设备 · 135 0000 0002/);
+      await caller.locator('#phone [data-phone-action="hangup"]').click();
+      assert.equal(await device.exited, 0, `the device (SIPp) completed: ${await readFile(join(runDir, 'device.log'), 'utf8')}`);
+      await caller.locator(`#detail [data-section="calls"] li[data-direction="out"][data-call-state="ended"]`).nth(1).waitFor(SHOWS_UP);
+      assert.match(await caller.locator('#timeline li[data-change="call_dialled"]').nth(1).textContent(), /拨出 135 0000 0002/);
       assert.deepEqual(caller.errors, []);
     } catch (err) {
       await mkdir(resultsDir, { recursive: true });
@@ -372,6 +406,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       throw err;
     } finally {
       contact?.child.kill();
+      device?.child.kill();
       await context.close();
     }
   });

@@ -4,7 +4,7 @@
 
 import { h } from '../common/dom.js';
 import { t } from '../common/i18n.js';
-import { answeredByName, callNumber, callsOf, isRinging, isTalking } from './incident.js';
+import { answeredByName, callNumber, callsOf, isOutbound, isRinging, isTalking } from './incident.js';
 import { callButton } from './phone.js';
 import { dom } from './state.js';
 
@@ -89,7 +89,8 @@ export function callBadge(view) {
       { class: 'call-badge talking', 'data-field': 'call-live', 'data-call-id': last.call_id },
       h('span', { 'aria-hidden': 'true' }, '☎'),
       ' ',
-      t('call_talking', { name: answeredByName(last.answered_by) }),
+      // A call out: the dispatcher who placed it is on it.
+      t('call_talking', { name: answeredByName(isOutbound(last) ? last.from : last.answered_by) }),
     );
   }
   return null;

@@ -60,6 +60,7 @@ defineStrings({
     phone_busy_line: '已在通话中，新来电由其他调度台接听',
     phone_no_microphone: '无法使用麦克风：{why}',
     phone_dial: '拨打',
+    phone_device_of: '{name}的设备',
     phone_dial_title: '用软电话拨打 {number}',
     phone_dialling: '正在呼叫…',
     phone_ringing_out: '对方振铃中',
@@ -99,6 +100,7 @@ defineStrings({
     phone_busy_line: 'Already on a call: another console takes the new one',
     phone_no_microphone: 'The microphone cannot be used: {why}',
     phone_dial: 'Call',
+    phone_device_of: "{name}'s device",
     phone_dial_title: 'Call {number} on the softphone',
     phone_dialling: 'Calling…',
     phone_ringing_out: 'Ringing',
@@ -380,7 +382,7 @@ export function dial(number, { label = '', incidentId = null } = {}) {
 }
 
 /** Who `digits` belong to on incident `view`: the elder, a contact, the responder, the
- * station; '' for none of them. */
+ * station, the device (talk-back); '' for none of them. */
 function whoHas(view, digits) {
   const same = (phone) => phone && String(phone).replace(/\D/g, '') === digits;
   if (!view) return '';
@@ -389,6 +391,7 @@ function whoHas(view, digits) {
   if (contact) return contact.relation ? `${contact.name}（${contact.relation}）` : contact.name || '';
   if (same(view.responder?.phone)) return view.responder.name || view.responder.id || '';
   if (same(view.station?.phone)) return view.station.name || view.station.id || '';
+  if (same(view.device_sim)) return t('phone_device_of', { name: view.elder?.name || view.device_id });
   return '';
 }
 
