@@ -1,4 +1,4 @@
-//! The pages' static files (ES modules, style sheets, the vendored Leaflet), embedded in the
+//! The pages' static files (ES modules, style sheets, the vendored Leaflet and JsSIP), embedded in the
 //! binary and served by name under `/assets/`, so a console works with no file beside the
 //! daemon and no network beyond it.
 
@@ -39,6 +39,7 @@ const ASSETS: &[Asset] = embedded![
     "console/map.js",
     "console/map-card.js",
     "console/parts.js",
+    "console/phone.js",
     "console/queue.js",
     "console/signin.js",
     "console/state.js",
@@ -82,6 +83,8 @@ const ASSETS: &[Asset] = embedded![
     "vendor/leaflet/images/marker-icon-2x.png",
     "vendor/leaflet/images/marker-shadow.png",
     "vendor/leaflet/LICENSE",
+    "vendor/jssip/jssip.min.js",
+    "vendor/jssip/LICENSE",
 ];
 
 /// The content type a file's name calls for; names the table may hold and nothing else.
@@ -152,6 +155,8 @@ mod tests {
         assert_eq!(find("vendor/leaflet/leaflet.css").unwrap().0, "text/css; charset=utf-8");
         assert_eq!(find("vendor/leaflet/images/layers.png").unwrap().0, "image/png");
         assert!(find("vendor/leaflet/leaflet-src.esm.js").unwrap().1.starts_with(b"/* @preserve"));
+        assert_eq!(find("vendor/jssip/jssip.min.js").unwrap().0, "text/javascript; charset=utf-8");
+        assert!(find("vendor/jssip/jssip.min.js").unwrap().1.starts_with(b"\n /*\n  * JsSIP"));
     }
 
     #[test]

@@ -4,18 +4,26 @@
 //! became of it. Counted on `anxin_telephony_events_total{event,outcome}` and
 //! `anxin_telephony_refused_total{reason}`. Its own router, merged into the main one by
 //! anxind only when a token is configured (else the path is not found).
+//!
+//! `GET /api/v1/telephony/credentials`: a signed-in dispatcher's SIP account for the
+//! console's softphone, signed with the same token so that the SIP server checks it without
+//! asking anxind ([`credentials_router`]).
 
 use crate::commands::{Caller, Command, CommandSender, Reply, Request};
 use anxin_core::CallEvent;
-use anxin_proto::rest::{CallTaken, ErrorBody};
+use anxin_proto::rest::{CallTaken, ErrorBody, SipCredentials};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use prometheus::{IntCounterVec, Opts};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -146,6 +154,77 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
     }
 }
 
+/// The path a console fetches its SIP credentials from.
+pub const CREDENTIALS_PATH: &str = "/api/v1/telephony/credentials";
+
+/// How long a console's SIP credentials are good for. A console fetches new ones before they
+/// run out; a session lasts 14 idle hours, so a night shift needs one renewal at most.
+pub const CREDENTIALS_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The SIP domain of the consoles' identities, `sip:<staff id>@anxin`: the same as
+/// `SIP_DOMAIN` in `deploy/sip/kamailio.cfg`, whose digest realm it also is.
+pub const SIP_DOMAIN: &str = "anxin";
+
+#[derive(Clone)]
+struct CredentialsState {
+    api: crate::ApiState,
+    /// The telephony token: the key the SIP server checks the passwords with.
+    key: Arc<[u8]>,
+    ws_url: Arc<str>,
+}
+
+/// `GET /api/v1/telephony/credentials` for the console's softphone: SIP credentials for the
+/// dispatcher or supervisor signed in (the session cookie), signed with `token`, for the SIP
+/// server at `ws_url`. anxind merges it only when both are configured.
+pub fn credentials_router(api: crate::ApiState, token: &str, ws_url: &str) -> Router {
+    let state = CredentialsState { api, key: Arc::from(token.as_bytes()), ws_url: Arc::from(ws_url) };
+    Router::new().route(CREDENTIALS_PATH, get(credentials)).with_state(state)
+}
+
+async fn credentials(State(state): State<CredentialsState>, headers: HeaderMap) -> Response {
+    let Some(user) = crate::http::signed_in(&state.api, &headers) else {
+        return (StatusCode::UNAUTHORIZED, Json(ErrorBody::new("not signed in"))).into_response();
+    };
+    if user.role == anxin_core::StaffRole::Admin {
+        let why = "only dispatchers and supervisors answer calls";
+        return (StatusCode::FORBIDDEN, Json(ErrorBody::new(why))).into_response();
+    }
+    if !is_sip_user(&user.id) {
+        // The staff id becomes the SIP user, and the answering console's SIP user becomes the
+        // incident's claimant: it must come back from the SIP server exactly as it went in.
+        let why = format!("staff id {:?} cannot be a SIP user name (letters, digits, - . _ ~ only)", user.id);
+        return (StatusCode::CONFLICT, Json(ErrorBody::new(why))).into_response();
+    }
+    // The SIP server checks the expiry against its own clock: real time, not the engine's.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let expires = now + CREDENTIALS_TTL;
+    let body = sign_credentials(&state.key, &user.id, expires.as_secs(), &state.ws_url);
+    ([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// Whether `id` may stand as a SIP user as it is: RFC 3261's unreserved characters without
+/// the marks that some stacks escape.
+fn is_sip_user(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The credentials for `staff` that expire at `expires_s` (Unix seconds), as Kamailio's
+/// `auth_ephemeral` checks them (`username_format` 1, SHA-1): the username
+/// `"<expires_s>:<staff>"` and the password base64(HMAC-SHA1(key, username)).
+pub fn sign_credentials(key: &[u8], staff: &str, expires_s: u64, ws_url: &str) -> SipCredentials {
+    let username = format!("{expires_s}:{staff}");
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(username.as_bytes());
+    let password = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    SipCredentials {
+        ws_url: ws_url.to_string(),
+        uri: format!("sip:{staff}@{SIP_DOMAIN}"),
+        username,
+        password,
+        expires_at: anxin_core::Timestamp(i64::try_from(expires_s).unwrap_or(i64::MAX / 1000) * 1000),
+    }
+}
+
 /// What a well-formed event holds: a call id, and numbers and names of sane length.
 fn check(event: &CallEvent) -> Result<(), String> {
     let call_id = event.call_id();
@@ -170,4 +249,30 @@ fn check(event: &CallEvent) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_what_auth_ephemeral_checks() {
+        // The password as `openssl dgst -sha1 -hmac <key> -binary | base64` gives it.
+        let c = sign_credentials(b"telephony-token-for-tests", "wang", 1_767_225_600, "ws://127.0.0.1:5066");
+        assert_eq!(c.username, "1767225600:wang");
+        assert_eq!(c.password, "MHW2qsJq7PY3gXVZfyc9kVHBDBk=");
+        assert_eq!(c.uri, "sip:wang@anxin");
+        assert_eq!(c.expires_at, anxin_core::Timestamp(1_767_225_600_000));
+        assert!(!format!("{c:?}").contains(&c.password), "the password never prints");
+    }
+
+    #[test]
+    fn only_plain_staff_ids_become_sip_users() {
+        for ok in ["wang", "dispatcher2", "li.na", "zhao_1", "a-b~c"] {
+            assert!(is_sip_user(ok), "{ok}");
+        }
+        for bad in ["", "wang@x", "a:b", "王芳", "a b", "a;b", "a%40"] {
+            assert!(!is_sip_user(bad), "{bad}");
+        }
+    }
 }

@@ -1681,6 +1681,9 @@ pub struct IncidentView {
     pub priority: u8,
     pub state: IncidentState,
     pub device_id: DeviceId,
+    /// The device's SIM number as the ledger has it, for a dispatcher to call the device
+    /// (talk-back on a device that answers calls); `None` without one.
+    pub device_sim: Option<String>,
     pub elder: ElderView,
     pub location: Location,
     pub responder: Option<PartyView>,

@@ -103,6 +103,8 @@ fn a_call_from_a_devices_sim_rings_on_the_device_with_the_elders_profile() {
     // nothing (it is on the phone to us).
     let view = out.deltas.last().unwrap();
     assert_eq!(view.elder.name, "张阿姨");
+    // The device's SIM, for a dispatcher to call it back on its speaker (talk-back).
+    assert_eq!(view.device_sim.as_deref(), Some(SIM));
     assert_eq!(view.calls.len(), 1);
     assert!(view.calls[0].is_ringing());
     assert!(view.offers.is_empty());

@@ -83,6 +83,33 @@ pub struct CallTaken {
     pub forward_to: Option<String>,
 }
 
+/// `GET /api/v1/telephony/credentials`: the signed-in dispatcher's SIP account for the
+/// console's softphone, good until `expires_at`. The SIP server checks them without asking
+/// anxind (Kamailio's `auth_ephemeral`): `username` is `"<expiry, Unix seconds>:<staff id>"`
+/// and `password` is base64(HMAC-SHA1(telephony token, username)).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipCredentials {
+    /// The SIP server's WebSocket (`ws://` or `wss://`), `[telephony] ws_url`.
+    pub ws_url: String,
+    /// The console's SIP identity, `sip:<staff id>@anxin`.
+    pub uri: String,
+    pub username: String,
+    pub password: String,
+    /// When the SIP server stops taking them (ms since the Unix epoch): fetch new ones first.
+    pub expires_at: anxin_core::Timestamp,
+}
+
+impl std::fmt::Debug for SipCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCredentials")
+            .field("ws_url", &self.ws_url)
+            .field("uri", &self.uri)
+            .field("username", &self.username)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `GET /readyz`: whether every check passes, and each check by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Readiness {

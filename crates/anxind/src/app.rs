@@ -342,6 +342,11 @@ impl App {
             let calls =
                 anxin_api::telephony::calls_router(token.expose().trim(), api.commands.clone(), &metrics.registry);
             routes = routes.merge(calls);
+            // The consoles' softphone, only where there is a SIP server's WebSocket to name.
+            if let Some(ws_url) = &config.telephony.ws_url {
+                let credentials = anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), ws_url);
+                routes = routes.merge(credentials);
+            }
         }
         let http_task = tokio::spawn(anxin_api::serve(http, routes, http_stop.clone()));
 

@@ -48,6 +48,11 @@ pub struct TelephonyConfig {
     /// Where a call nobody answers goes after the station's duty line; unset: nowhere.
     #[serde(default)]
     pub fallback_number: Option<String>,
+    /// The SIP server's WebSocket for the consoles' softphone (`ws://` or `wss://`), handed
+    /// to each signed-in dispatcher with their SIP credentials; unset: no softphone, and
+    /// `GET /api/v1/telephony/credentials` is not found.
+    #[serde(default)]
+    pub ws_url: Option<String>,
 }
 
 impl TelephonyConfig {
@@ -58,6 +63,18 @@ impl TelephonyConfig {
         if let Some(n) = &self.fallback_number {
             if anxin_core::telephony::number_key(n).is_none() {
                 return Err(ConfigError::Check(format!("telephony.fallback_number is not a telephone number: {n:?}")));
+            }
+        }
+        if let Some(url) = &self.ws_url {
+            let scheme_ok = url.starts_with("ws://") || url.starts_with("wss://");
+            let host = url.split_once("://").map_or("", |(_, rest)| rest);
+            if !scheme_ok || host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Check(format!("telephony.ws_url must be a ws:// or wss:// URL: {url:?}")));
+            }
+            if self.token.is_none() {
+                return Err(ConfigError::Check(
+                    "telephony.ws_url needs telephony.token: the consoles' SIP credentials are signed with it".into(),
+                ));
             }
         }
         Ok(())
@@ -1140,6 +1157,21 @@ mod tests {
         assert!(Config::load(None, &bad).unwrap_err().to_string().contains("dispatch.utc_offset_min"));
         let missing = Config::load(Some(Path::new("/nonexistent/anxin.toml")), &serde_json::json!({}));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn the_softphones_websocket_is_a_ws_url_and_needs_the_token() {
+        let token = "a-telephony-token-16+";
+        let ok = serde_json::json!({ "telephony": { "token": token, "ws_url": "wss://sip.centre.example/ws" } });
+        assert_eq!(Config::load(None, &ok).unwrap().telephony.ws_url.as_deref(), Some("wss://sip.centre.example/ws"));
+        for bad in ["http://127.0.0.1:5066", "ws://", "127.0.0.1:5066", "ws://a b"] {
+            let bad = serde_json::json!({ "telephony": { "token": token, "ws_url": bad } });
+            let e = Config::load(None, &bad).unwrap_err().to_string();
+            assert!(e.contains("telephony.ws_url must be"), "{e}");
+        }
+        let no_token = serde_json::json!({ "telephony": { "ws_url": "ws://127.0.0.1:5066" } });
+        let e = Config::load(None, &no_token).unwrap_err().to_string();
+        assert!(e.contains("needs telephony.token"), "{e}");
     }
 
     #[test]

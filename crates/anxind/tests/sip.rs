@@ -48,6 +48,11 @@ fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A TCP port nobody holds on loopback now (the consoles' WebSocket, unused here).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Kamailio and rtpengine, stopped when dropped.
 struct SipServer {
     run_dir: PathBuf,
@@ -65,6 +70,7 @@ impl SipServer {
             .env("ANXIN_URL", anxind)
             .env("ANXIN_TELEPHONY_TOKEN", TOKEN)
             .env("SIP_PORT", sip_port.to_string())
+            .env("WS_PORT", free_tcp_port().to_string())
             .env("DISPATCH_URI", format!("sip:dispatch@127.0.0.1:{dispatch_port}"))
             .status()
             .expect("start-local runs");

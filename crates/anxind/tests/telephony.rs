@@ -3,6 +3,8 @@
 //! caller's call rings on their device with their profile, an unknown caller's still reaches a
 //! dispatcher, the dispatcher who answers takes the incident, and every call is on the stored
 //! timeline. Bad posts are refused and counted; without a token the endpoint is not there.
+//! A signed-in dispatcher gets SIP credentials for the console's softphone, signed with the
+//! token as Kamailio's auth_ephemeral checks them.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -139,5 +141,70 @@ async fn calls_ring_the_consoles_the_answerer_takes_them_and_the_timeline_keeps_
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"opened\"}").await, 2.0);
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"duplicate\"}").await, 1.0);
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ended\",outcome=\"unknown_call\"}").await, 1.0);
+    app.stop().await;
+}
+
+const CREDENTIALS: &str = "/api/v1/telephony/credentials";
+const WS_URL: &str = "ws://127.0.0.1:5066";
+
+async fn credentials(app: &TestApp, cookie: Option<&str>) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("Cookie", c)]).unwrap_or_default();
+    let (status, body) = http_request(app.http, "GET", CREDENTIALS, &headers, "").await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_dispatcher_gets_sip_credentials_signed_with_the_token() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+
+    // Telephony off, or on without a WebSocket for consoles: no softphone, no credentials.
+    let with = |token: Option<&str>, ws_url: Option<&str>| {
+        let (token, ws_url) = (token.map(Secret::new), ws_url.map(str::to_string));
+        move |c: &mut anxind::config::Config| {
+            c.telephony.token = token;
+            c.telephony.ws_url = ws_url;
+        }
+    };
+    for (name, token) in [("credentials-off", None), ("credentials-no-ws", Some(TOKEN))] {
+        let dir = tempfile::tempdir().unwrap();
+        let app = spawn_app_with(&Backend::embedded(dir.path()), &unique("anxind", name), with(token, None)).await;
+        let wang = sign_in(app.http, "wang").await;
+        assert_eq!(credentials(&app, Some(&wang)).await.0, 404, "{name}");
+        app.stop().await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(
+        &Backend::embedded(dir.path()),
+        &unique("anxind", "credentials"),
+        with(Some(TOKEN), Some(WS_URL)),
+    )
+    .await;
+    assert_eq!(credentials(&app, None).await.0, 401, "not signed in");
+    assert_eq!(credentials(&app, Some("anxin_session=not-a-session")).await.0, 401);
+    let admin = sign_in(app.http, "kang").await;
+    assert_eq!(credentials(&app, Some(&admin)).await.0, 403, "an administrator answers no calls");
+
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for staff in ["wang", "zhao"] {
+        let cookie = sign_in(app.http, staff).await;
+        let (status, c) = credentials(&app, Some(&cookie)).await;
+        assert_eq!(status, 200, "{staff}: {c}");
+        assert_eq!(c["ws_url"], WS_URL);
+        assert_eq!(c["uri"], format!("sip:{staff}@anxin"));
+        // "<expiry>:<staff id>", the expiry some hours ahead of now, in seconds.
+        let username = c["username"].as_str().unwrap();
+        let (expiry, user) = username.split_once(':').unwrap();
+        assert_eq!(user, staff);
+        let expiry: u64 = expiry.parse().unwrap();
+        assert!(expiry >= before + 3600 && expiry <= before + 86_400, "{expiry} vs now {before}");
+        assert_eq!(c["expires_at"].as_u64(), Some(expiry * 1000));
+        // The password is base64(HMAC-SHA1(token, username)).
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
+        mac.update(username.as_bytes());
+        let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(c["password"], want);
+    }
     app.stop().await;
 }

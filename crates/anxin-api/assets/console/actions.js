@@ -6,7 +6,7 @@ import { h } from '../common/dom.js';
 import { formatDistance, t } from '../common/i18n.js';
 import { needLabel } from './alarm.js';
 import { request } from './feed.js';
-import { callNumber, callsOf, claimHolder, isMine, isStandIn, isWelfare, modeLabel } from './incident.js';
+import { callNumber, callsOf, claimHolder, isMine, isOutbound, isStandIn, isWelfare, modeLabel } from './incident.js';
 import { toast } from './parts.js';
 import { CALL_OUTCOMES, EMERGENCY_NUMBERS, OUTCOMES, PROGRAMME_OUTCOMES, WELFARE_OUTCOMES, dom, state } from './state.js';
 
@@ -139,7 +139,7 @@ function validateOutcome(form) {
 function callTargets(view) {
   const e = view.elder || {};
   const list = [];
-  const caller = callsOf(view).find((c) => c.caller !== 'withheld');
+  const caller = callsOf(view).find((c) => c.caller !== 'withheld' && !isOutbound(c));
   if (isStandIn(view)) {
     // A caller nobody knows: the one to call back is the number that rang.
     if (caller) list.push({ who: `caller:${callNumber(caller)}`, label: t('call_caller', { number: callNumber(caller) }), number: callNumber(caller).replace(/\s/g, '') });

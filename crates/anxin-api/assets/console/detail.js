@@ -15,7 +15,9 @@ import {
   callerName,
   callsOf,
   claimHolder,
+  isDialling,
   isMine,
+  isOutbound,
   isOverdue,
   isScheduled,
   isRinging,
@@ -358,7 +360,7 @@ function renderBody(view) {
       kv(t(view.kind === 'call' ? 'f_called_at' : 'f_pressed_at'), formatClock(pressMoment(view))),
       kv(t('f_opened_at'), formatClock(view.opened_at)),
       // A caller nobody knows rang from no device: their stand-in id is nobody's business.
-      kv(t('f_device'), isStandIn(view) ? t('no_device') : view.device_id, { 'data-field': 'device' }),
+      kv(t('f_device'), isStandIn(view) ? t('no_device') : deviceWithSim(view), { 'data-field': 'device' }),
     ),
   );
   const timeline = section(t('sec_timeline'), h('ol', { class: 'timeline', id: 'timeline', 'data-section': 'timeline' }));
@@ -407,7 +409,7 @@ function welfareSection(view) {
       station
         ? kv(t('f_station'), h('span', null, `${station.name || station.id} ${formatDistance(station.distance_m)} `, station.phone ? phoneWithCopy(station.phone) : null))
         : null,
-      kv(t('f_device'), view.device_id, { 'data-field': 'device' }),
+      kv(t('f_device'), deviceWithSim(view), { 'data-field': 'device' }),
       view.outcome ? kv(t('f_outcome'), outcomeLabel(view.outcome)) : null,
     ),
   );
@@ -420,6 +422,7 @@ function welfareSection(view) {
 /** What became of a call, in words: ringing, in progress, who answered and the talk time, or
  * how it ended unanswered. */
 function callStatus(call) {
+  if (isOutbound(call)) return callOutStatus(call);
   if (isRinging(call)) {
     return [h('span', { class: 'call-badge ringing', 'data-field': 'call-state', 'data-state': 'ringing' }, ringIcon(), ' ', t('call_state_ringing'))];
   }
@@ -440,6 +443,31 @@ function callStatus(call) {
   return parts.flatMap((p, i) => (i ? [' · ', p] : [p]));
 }
 
+/** The device, and its SIM number to call it on (talk-back: many devices answer on their
+ * speaker), with the Call button where the console has a softphone. */
+function deviceWithSim(view) {
+  if (!view.device_sim) return view.device_id;
+  return h('span', null, `${view.device_id} · ${t('f_device_sim')} `, h('span', { 'data-field': 'device-sim' }, phoneWithCopy(view.device_sim)));
+}
+
+/** What became of a dispatcher's call out: being dialled, in progress, the talk time, or how
+ * it ended unanswered. */
+function callOutStatus(call) {
+  if (isDialling(call)) {
+    return [h('span', { class: 'call-badge talking', 'data-field': 'call-state', 'data-state': 'dialling' }, t('call_state_dialling'))];
+  }
+  if (isTalking(call)) {
+    return [h('span', { class: 'call-badge talking', 'data-field': 'call-state', 'data-state': 'talking' }, t('call_state_talking'))];
+  }
+  if (call.answered_at) {
+    const talk = talkTime(call);
+    return [h('span', { class: 'call-talk', 'data-field': 'call-talk' }, talk ? t('call_out_talk', { t: talk }) : t('call_out_connected'))];
+  }
+  const end = call.end ?? '';
+  const label = has(`call_out_end_${end}`) ? t(`call_out_end_${end}`) : callEndLabel(end);
+  return [h('span', { class: 'call-end', 'data-field': 'call-end', 'data-end': end }, label)];
+}
+
 /** The Calls section: each call with when it rang, the number, how the caller was
  * recognised, who answered and the talk time or how it ended. Null when there are none. */
 function callsSection(view) {
@@ -448,17 +476,22 @@ function callsSection(view) {
   const items = calls.map((call) => {
     const number = callNumber(call);
     const from = String(call.from ?? '').trim();
-    const callState = isRinging(call) ? 'ringing' : isTalking(call) ? 'talking' : call.answered_at ? 'ended' : 'missed';
+    const out = isOutbound(call);
+    const callState = isRinging(call) ? 'ringing' : isDialling(call) ? 'dialling' : isTalking(call) ? 'talking' : call.answered_at ? 'ended' : out ? 'unanswered' : 'missed';
     return h(
       'li',
-      { class: `call call-${callState}`, 'data-call-id': call.call_id, 'data-call-state': callState },
+      { class: `call call-${callState}${out ? ' call-out' : ''}`, 'data-call-id': call.call_id, 'data-call-state': callState, 'data-direction': out ? 'out' : 'in' },
       h('time', { class: 'tl-time', 'data-field': 'call-rang' }, formatClock(call.rang_at)),
       h(
         'span',
         { class: 'call-from', 'data-field': 'call-from' },
         call.caller === 'withheld' || !from ? h('span', { class: 'call-number' }, number) : phoneWithCopy(number.replace(/\s/g, ''), number),
       ),
-      h('span', { class: `call-caller caller-${call.caller}`, 'data-field': 'call-caller' }, callerMatchLabel(call.caller)),
+      h(
+        'span',
+        { class: `call-caller caller-${call.caller}`, 'data-field': 'call-caller' },
+        out ? t('call_out_by', { name: answeredByName(call.from) }) : callerMatchLabel(call.caller),
+      ),
       h('span', { class: 'call-status' }, ...callStatus(call)),
     );
   });

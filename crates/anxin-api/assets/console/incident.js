@@ -170,12 +170,17 @@ export function callerName(view) {
   return e.id || '—';
 }
 
-/** The calls to the hotline on an incident, in the order they rang (none: an empty list). A
- * call with neither `answered_at` nor `ended_at` rings now; one answered and not ended is in
- * progress. */
+/** The calls on an incident, in the order they rang or were dialled (none: an empty list):
+ * calls to the hotline, and dispatchers' calls out (`caller` "dispatcher", `from` the staff
+ * id, `to` the number). A call in with neither `answered_at` nor `ended_at` rings now; a call
+ * out like that is being dialled; one answered and not ended is in progress. */
 export const callsOf = (view) => (Array.isArray(view?.calls) ? view.calls.filter((c) => c && typeof c === 'object') : []);
 
-export const isRinging = (call) => !call.answered_at && !call.ended_at;
+/** Whether a dispatcher placed the call (from the console), rather than somebody calling in. */
+export const isOutbound = (call) => call?.caller === 'dispatcher';
+/** A call in that rings now: it needs a dispatcher. A call out being dialled does not. */
+export const isRinging = (call) => !isOutbound(call) && !call.answered_at && !call.ended_at;
+export const isDialling = (call) => isOutbound(call) && !call.answered_at && !call.ended_at;
 export const isTalking = (call) => Boolean(call.answered_at) && !call.ended_at;
 
 /** Whether a call of the incident rings now. */
@@ -184,7 +189,8 @@ export const rings = (view) => callsOf(view).some(isRinging);
 /** A call's number as a dispatcher reads it back and dials it from China ("+86 138-0000-0005"
  * is 138 0000 0005), or "number withheld". Anything else is shown as the network gave it. */
 export function callNumber(call) {
-  const from = String(call?.from ?? '').trim();
+  // A call out: the number the dispatcher called.
+  const from = String((isOutbound(call) ? call?.to : call?.from) ?? '').trim();
   if (call?.caller === 'withheld' || !from || from.toLowerCase() === 'anonymous') return t('withheld_number');
   const bare = from.replace(/^(sip|tel):/, '').split(/[@;]/)[0].replace(/[\s().-]/g, '');
   const mobile = /^(?:\+86|0086)?(1\d{10})$/.exec(bare);

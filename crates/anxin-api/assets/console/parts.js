@@ -1,9 +1,11 @@
 // Small pieces the panel and the map card share: label/value rows, phone numbers with a
-// copy button, toasts, and the badge of a call ringing or in progress.
+// copy button (and a Call button with the softphone), toasts, and the badge of a call
+// ringing or in progress.
 
 import { h } from '../common/dom.js';
 import { t } from '../common/i18n.js';
-import { answeredByName, callNumber, callsOf, isRinging, isTalking } from './incident.js';
+import { answeredByName, callNumber, callsOf, isOutbound, isRinging, isTalking } from './incident.js';
+import { callButton } from './phone.js';
 import { dom } from './state.js';
 
 export function toast(text, kind = 'info') {
@@ -44,14 +46,17 @@ export async function copyText(text, done = null) {
   toast(ok ? done || t('copied', { text }) : t('copy_failed', { text }), ok ? 'ok' : 'error');
 }
 
-/** A number to dial, with a button that copies it; `shown` is how it reads (as given). */
+/** A number to dial, with a button that copies it and, with a softphone, one that calls it
+ * from here; `shown` is how it reads (as given). */
 export function phoneWithCopy(phone, shown = phone) {
+  const call = callButton(phone);
   return h(
     'span',
     { class: 'phone-copy' },
     h('a', { class: 'phone', href: `tel:${phone}`, 'data-field': 'phone' }, shown),
     ' ',
     h('button', { class: 'btn btn-small', type: 'button', 'data-copy': phone, onclick: () => copyText(phone) }, t('copy')),
+    call ? [' ', call] : null,
   );
 }
 
@@ -84,7 +89,8 @@ export function callBadge(view) {
       { class: 'call-badge talking', 'data-field': 'call-live', 'data-call-id': last.call_id },
       h('span', { 'aria-hidden': 'true' }, '☎'),
       ' ',
-      t('call_talking', { name: answeredByName(last.answered_by) }),
+      // A call out: the dispatcher who placed it is on it.
+      t('call_talking', { name: answeredByName(isOutbound(last) ? last.from : last.answered_by) }),
     );
   }
   return null;

@@ -346,6 +346,7 @@ function searchText(view) {
     view.responder?.name,
     // A caller's number, as the network gave it.
     ...callsOf(view).map((c) => c.from),
+    ...callsOf(view).map((c) => c.to),
   ];
   return parts.filter(Boolean).join('\n').toLowerCase();
 }

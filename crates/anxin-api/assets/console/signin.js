@@ -7,12 +7,14 @@ import { renderBulkButton } from './bulk.js';
 import { connect, disconnect, setConn } from './feed.js';
 import { renderStatic } from './header.js';
 import { ensureMap, map } from './map-card.js';
+import { startPhone, stopPhone } from './phone.js';
 import { dirty, renderSummary, rows } from './queue.js';
 import { resetWelfareRows } from './welfare.js';
 import { dom, state } from './state.js';
 
 export function showSignin(message) {
   disconnect();
+  stopPhone();
   state.me = null;
   resetData();
   dom.app.hidden = true;
@@ -67,6 +69,7 @@ function showApp(user) {
   renderSummary();
   setConn('reconnecting');
   connect();
+  startPhone();
 }
 
 export async function checkSession() {

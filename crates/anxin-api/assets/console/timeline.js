@@ -204,8 +204,11 @@ function changeText(change) {
       return t('ev_family_exhausted');
     case 'call_rang':
       return t('ev_call_rang', { number: callNumber(c), caller: callerMatchLabel(c.caller) });
+    case 'call_dialled':
+      return t('ev_call_dialled', { number: callNumber({ caller: 'dispatcher', to: c.to }) });
     case 'call_answered':
-      return t('ev_call_answered', { name: answeredByName(c.by) });
+      // A call out is answered by whoever was called: it connected.
+      return callsOut.has(c.call_id) ? t('ev_call_connected') : t('ev_call_answered', { name: answeredByName(c.by) });
     case 'call_ended':
       return t('ev_call_ended', {
         reason: callEndLabel(c.reason),
@@ -225,6 +228,9 @@ function changeText(change) {
   }
 }
 
+/** The incident's calls out (their call ids), while its timeline is drawn. */
+let callsOut = new Set();
+
 export function renderTimeline() {
   const list = document.getElementById('timeline');
   if (!list) return;
@@ -242,6 +248,7 @@ export function renderTimeline() {
     return;
   }
   list.dataset.count = String(tl.events.length);
+  callsOut = new Set(tl.events.filter((ev) => ev.change?.type === 'call_dialled').map((ev) => ev.change.call_id));
   list.replaceChildren(
     ...tl.events.map((ev) =>
       h(

@@ -213,6 +213,7 @@ impl Engine {
             priority: incident.kind.priority(),
             state: incident.state,
             device_id: incident.device_id.clone(),
+            device_sim: self.sim_of(&incident.device_id),
             elder: self.elder_view(&incident.elder_id, incident.pressed_at),
             location: incident.location,
             responder: incident.responder.as_ref().map(|a| self.responder_party(&a.id, a.distance_m)),

@@ -1,0 +1,413 @@
+// The console's softphone with real SIP: anxind (demo district) with a telephony token and
+// the SIP server's WebSocket, Kamailio and rtpengine from deploy/sip/start-local, SIPp as an
+// elder's phone dialling the hotline, and headless Chromium with fake media devices as two
+// dispatchers. Each console registers over WebSocket with the credentials anxind signs; the
+// elder's call rings both at once with the caller named; one dispatcher answers in the
+// panel and the other console stops ringing; audio flows both ways through rtpengine (WebRTC
+// on the console's side, plain RTP on the elder's); the dispatcher who answered holds the
+// incident; mute, then hold and resume (re-INVITEs the elder's phone answers); the elder
+// hangs up; the timeline says who answered. Then a dispatcher calls an elder's contact from
+// the incident: the call goes out on the trunk, where SIPp answers as the contact's phone.
+//
+// Without Kamailio, rtpengine and SIPp the test is skipped, except under CI=true, where
+// .ci/run installs them (deploy/sip/start-local --install) and a missing one fails.
+// rtpengine's ports are fixed by deploy/sip/, so this must not run beside another SIP test.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { launchChromium, publishEvent, repoRoot, resultsDir, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+
+const SIP = join(repoRoot, 'deploy', 'sip');
+const TOKEN = 'e2e-softphone-telephony-token';
+const HOTLINE = '96110';
+// 长者 xs-e0001 of the demo district: her own phone, and her device.
+const ELDER_PHONE = '13800000001';
+const ELDER_DEVICE = 'xs-d0001';
+const DISPATCHER = { id: 'dispatcher', name: '值班调度员 王芳' };
+const OTHER = { id: 'dispatcher2' };
+// 长者 xs-e0002's device, and her first contact's phone.
+const SECOND_DEVICE = 'xs-d0002';
+const CONTACT_PHONE = '13700000002';
+const SECOND_DEVICE_SIM = '13500000002';
+const SHOWS_UP = { timeout: 20_000 };
+
+const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
+const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
+if (missing.length > 0 && process.env.CI === 'true') {
+  throw new Error(`${missing.join(', ')} must be installed when CI=true (deploy/sip/start-local --install)`);
+}
+const skip = missing.length > 0 ? `no ${missing.join(', ')} (deploy/sip/start-local --install installs them)` : false;
+
+/** A port nobody holds on loopback now, for UDP or TCP. */
+async function freePort(kind) {
+  if (kind === 'udp') {
+    const socket = createSocket('udp4');
+    await new Promise((res) => socket.bind(0, '127.0.0.1', res));
+    const { port } = socket.address();
+    await new Promise((res) => socket.close(res));
+    return port;
+  }
+  const server = createServer();
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const { port } = server.address();
+  await new Promise((res) => server.close(res));
+  return port;
+}
+
+/** Relayed RTP packets rtpengine has counted since it started. */
+function relayedPackets() {
+  const out = spawnSync('rtpengine-ctl', ['-ip', '127.0.0.1', '-port', '22223', 'list', 'totals'], { encoding: 'utf8' });
+  const line = out.stdout.split('\n').find((l) => l.trim().startsWith('Total relayed packets') && !l.includes('errors'));
+  assert.ok(line, `rtpengine-ctl list totals: ${out.stdout}${out.stderr}`);
+  return Number(line.split(':').pop().trim());
+}
+
+/** Every RTCPeerConnection the page makes, kept in window.__pcs: add as an init script. */
+function recordPeerConnections() {
+  window.__pcs = [];
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function RecordedPeerConnection(...args) {
+    const pc = new Native(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Native);
+}
+
+/** Audio RTP packets received and sent so far over the page's peer connections. */
+function audioPackets(page) {
+  return page.evaluate(async () => {
+    let received = 0;
+    let sent = 0;
+    for (const pc of window.__pcs) {
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.kind !== 'audio') return;
+        if (s.type === 'inbound-rtp') received += s.packetsReceived || 0;
+        if (s.type === 'outbound-rtp') sent += s.packetsSent || 0;
+      });
+    }
+    return { received, sent };
+  });
+}
+
+/**
+ * SIPp as the elder's phone: dials the hotline from her number and talks, accepts being put
+ * on hold and taken off it (deploy/sip/sipp/elder-call-hold.xml), stays 3 s more, hangs up.
+ */
+function elderDials(runDir, sipPort, elderPort) {
+  const log = createWriteStream(join(runDir, 'elder.log'));
+  const child = spawn(
+    'sipp',
+    [
+      '-sf', join(SIP, 'sipp', 'elder-call-hold.xml'),
+      '-s', HOTLINE,
+      '-key', 'caller', ELDER_PHONE,
+      '-i', '127.0.0.1', '-p', String(elderPort),
+      '-mi', '127.0.0.1', '-mp', '31000',
+      '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
+      `127.0.0.1:${sipPort}`,
+    ],
+    { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise((res) => child.once('exit', (code) => res(code)));
+  return { child, exited };
+}
+
+/**
+ * SIPp as a telephone on the centre's trunk: rings 1 s, answers as `user`, talks, waits for
+ * the BYE (deploy/sip/sipp/dispatcher-answer.xml); its messages go to trunk-messages.log.
+ */
+function trunkAnswers(runDir, port, user, name = 'trunk') {
+  const log = createWriteStream(join(runDir, `${name}.log`));
+  const child = spawn(
+    'sipp',
+    [
+      '-sf', join(SIP, 'sipp', 'dispatcher-answer.xml'),
+      '-key', 'console', user,
+      '-i', '127.0.0.1', '-p', String(port),
+      '-mi', '127.0.0.1', '-mp', '32000',
+      '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
+      '-trace_msg', '-message_file', join(runDir, `${name}-messages.log`),
+    ],
+    { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise((res) => child.once('exit', (code) => res(code)));
+  return { child, exited };
+}
+
+describe('the softphone answers an elder\'s call through Kamailio', { skip }, () => {
+  let daemon;
+  let browser;
+  let page;
+  let runDir;
+  let sipUp = false;
+  let sipPort;
+  let wsPort;
+  let trunkPort;
+
+  before(async () => {
+    [sipPort, wsPort, trunkPort] = [await freePort('udp'), await freePort('tcp'), await freePort('udp')];
+    daemon = await spawnDaemon({
+      env: {
+        ANXIN_TELEPHONY__TOKEN: TOKEN,
+        ANXIN_TELEPHONY__WS_URL: `ws://127.0.0.1:${wsPort}`,
+      },
+    });
+    runDir = await mkdtemp(join(tmpdir(), 'anxin-e2e-sip-'));
+    const started = spawnSync(join(SIP, 'start-local'), [runDir], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        ANXIN_URL: new URL(daemon.consoleUrl).origin,
+        ANXIN_TELEPHONY_TOKEN: TOKEN,
+        SIP_PORT: String(sipPort),
+        WS_PORT: String(wsPort),
+        TRUNK_HOST: `127.0.0.1:${trunkPort}`,
+        // Nobody there: with a console registered the hotline never rings it.
+        DISPATCH_URI: `sip:dispatch@127.0.0.1:${await freePort('udp')}`,
+      },
+    });
+    sipUp = started.status === 0;
+    assert.ok(sipUp, `start-local failed:\n${started.stdout}${started.stderr}`);
+    browser = await launchChromium({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (runDir) {
+      if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
+      // Kamailio's and SIPp's logs are kept beside the other results.
+      await mkdir(resultsDir, { recursive: true });
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
+        const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
+        if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
+      }
+      await rm(runDir, { recursive: true, force: true });
+    }
+    await daemon?.stop();
+  });
+
+  it('rings every console with the caller; one answers with audio both ways and holds the incident', { timeout: 120_000 }, async (t) => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const otherContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(recordPeerConnections);
+    page = await context.newPage();
+    page.errors = watchPageErrors(page);
+    const other = await otherContext.newPage();
+    other.errors = watchPageErrors(other);
+    let elder = null;
+    try {
+      // Signed in, each console fetches its SIP credentials and registers over WebSocket.
+      await signIn(page, daemon.consoleUrl, { user: DISPATCHER.id });
+      await signIn(other, daemon.consoleUrl, { user: OTHER.id });
+      const line = page.locator('#phone-status');
+      await line.and(page.locator('[data-state="registered"]')).waitFor(SHOWS_UP);
+      await other.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      assert.equal(await line.getAttribute('title'), `sip:${DISPATCHER.id}@anxin`);
+      assert.equal(await page.locator('#phone').isHidden(), true, 'no call, no panel');
+      const packetsBefore = relayedPackets();
+
+      // The elder dials the hotline: both consoles ring, naming her (the engine's incident).
+      elder = elderDials(runDir, sipPort, await freePort('udp'));
+      const panel = page.locator('#phone');
+      await panel.and(page.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+      await other.locator('#phone[data-state="ringing"]').waitFor(SHOWS_UP);
+      const row = page.locator(`#incidents tbody tr[data-device-id="${ELDER_DEVICE}"]`);
+      await row.waitFor(SHOWS_UP);
+      await page.locator('#phone .phone-open').waitFor(SHOWS_UP);
+      const caller = await page.locator('#phone [data-field="phone-caller"]').textContent();
+      assert.match(caller, /138 0000 0001/, caller);
+      const snapshot = await serverSnapshot(page);
+      const incident = snapshot.incidents.find((i) => i.device_id === ELDER_DEVICE);
+      assert.ok(incident, `the call rings as an incident on her device: ${JSON.stringify(snapshot.incidents)}`);
+      assert.equal(incident.kind, 'call');
+      assert.ok(caller.startsWith(incident.elder.name), `the panel names her: ${caller} (${incident.elder.name})`);
+      assert.equal(await panel.getAttribute('data-call-id'), incident.calls[0].call_id, 'the same call');
+      await shoot(page, 'phone-ringing-1440-zh.png');
+
+      // Answer: the call connects, and audio flows both ways (SIPp plays a recording; the
+      // fake microphone sends a tone) through rtpengine.
+      await page.locator('#phone [data-phone-action="answer"]').click();
+      await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      // While the elder talks: packets both ways on the console's connection.
+      let packets = { received: 0, sent: 0 };
+      for (const until = Date.now() + 5_000; Date.now() < until && !(packets.received > 20 && packets.sent > 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        packets = await audioPackets(page);
+      }
+      assert.ok(packets.received > 20 && packets.sent > 20, `audio flows both ways: ${JSON.stringify(packets)}`);
+      t.diagnostic(`the console's audio: ${packets.received} packets received, ${packets.sent} sent`);
+      assert.ok(relayedPackets() > packetsBefore + packets.received, `rtpengine relayed the media: ${JSON.stringify(packets)}`);
+      assert.equal(await page.locator('#phone [data-phone-action="mute"]').count(), 1);
+      assert.equal(await page.locator('#phone [data-phone-action="hold"]').count(), 1);
+
+      // The dispatcher who answered holds the incident.
+      await row.locator(`[data-field="claimed-by"][data-claimed-id="${DISPATCHER.id}"]`).waitFor(SHOWS_UP);
+      await shoot(page, 'phone-talking-1440-zh.png');
+      const claimed = (await serverSnapshot(page)).incidents.find((i) => i.device_id === ELDER_DEVICE);
+      assert.equal(claimed.claimed_by?.id, DISPATCHER.id, `claimed by the dispatcher who answered: ${JSON.stringify(claimed)}`);
+
+      // The other console stops ringing (the SIP server cancelled its branch).
+      await other.locator('#phone[data-state="ended"]').waitFor(SHOWS_UP);
+      assert.equal(await other.locator('#phone [data-phone-action]').count(), 0, 'nothing to press there');
+      await other.locator('#phone').waitFor({ state: 'hidden', ...SHOWS_UP });
+
+      // Mute is the console's own: the button says so, and again.
+      const mute = page.locator('#phone [data-phone-action="mute"]');
+      await mute.click();
+      await page.locator('#phone [data-phone-action="mute"][aria-pressed="true"]').waitFor(SHOWS_UP);
+      assert.equal(await mute.textContent(), '取消静音');
+      await mute.click();
+      await page.locator('#phone [data-phone-action="mute"][aria-pressed="false"]').waitFor(SHOWS_UP);
+
+      // Hold and resume: a re-INVITE each way through Kamailio and rtpengine, which the
+      // elder's phone answers (its scenario waits for both); the call carries on.
+      await page.locator('#phone [data-phone-action="hold"]').click();
+      await panel.and(page.locator('[data-state="held"]')).waitFor(SHOWS_UP);
+      await shoot(page, 'phone-held-1440-zh.png');
+      await page.locator('#phone [data-phone-action="hold"]').click();
+      await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      // The console is heard again: its packets go on, and rtpengine relays them to the elder.
+      const resumed = { sent: (await audioPackets(page)).sent, relayed: relayedPackets() };
+      let now = resumed;
+      for (const until = Date.now() + 2_500; Date.now() < until && !(now.sent > resumed.sent + 20 && now.relayed > resumed.relayed + 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        now = { sent: (await audioPackets(page)).sent, relayed: relayedPackets() };
+      }
+      assert.ok(now.sent > resumed.sent + 20 && now.relayed > resumed.relayed + 20, `the call carries on: ${JSON.stringify({ resumed, now })}`);
+
+      // The elder hangs up: the panel says the call ended, then goes.
+      assert.equal(await elder.exited, 0, `the elder's call (SIPp) completed: ${await readFile(join(runDir, 'elder.log'), 'utf8')}`);
+      await panel.and(page.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      await panel.waitFor({ state: 'hidden', ...SHOWS_UP });
+
+      // The incident's timeline: the call rang, the dispatcher answered it, it ended.
+      await row.click();
+      const answered = page.locator('#timeline li[data-change="call_answered"]');
+      await answered.waitFor(SHOWS_UP);
+      assert.match(await answered.locator('.tl-actor').textContent(), new RegExp(DISPATCHER.name));
+      await page.locator('#timeline li[data-change="call_ended"]').waitFor(SHOWS_UP);
+      await answered.scrollIntoViewIfNeeded();
+      await shoot(page, 'phone-timeline-1440-zh.png');
+      // The line's state follows the page's language.
+      await page.locator('#lang-toggle').click();
+      await page.locator('#phone-status .phone-line-text', { hasText: 'Ready' }).waitFor(SHOWS_UP);
+      assert.equal(await page.locator('#phone-status .phone-line-label').textContent(), 'Phone');
+      assert.deepEqual(page.errors, []);
+      assert.deepEqual(other.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await page?.screenshot({ path: join(resultsDir, 'failed-phone.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
+      await context.close();
+      await otherContext.close();
+    }
+  });
+  it('calls an elder\'s contact from the incident, out on the trunk', { timeout: 120_000 }, async (t) => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript(recordPeerConnections);
+    const caller = await context.newPage();
+    caller.errors = watchPageErrors(caller);
+    let contact = null;
+    let device = null;
+    try {
+      // An SOS from 长者2; her dispatcher opens it and calls her first contact.
+      await publishEvent(daemon.mqttUrl, SECOND_DEVICE);
+      await signIn(caller, daemon.consoleUrl, { user: DISPATCHER.id });
+      await caller.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      const row = caller.locator(`#incidents tbody tr[data-device-id="${SECOND_DEVICE}"]`);
+      await row.click();
+      const incidentId = await row.getAttribute('data-incident-id');
+      const dial = caller.locator(`#detail [data-section="contacts"] button[data-dial="${CONTACT_PHONE}"]`);
+      await dial.waitFor(SHOWS_UP);
+      contact = trunkAnswers(runDir, trunkPort, 'contact-2');
+      await new Promise((res) => setTimeout(res, 300)); // SIPp's socket is bound
+      await dial.click();
+
+      // Calling, then talking once the contact's phone (SIPp on the trunk) answers.
+      const panel = caller.locator('#phone');
+      await panel.and(caller.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      const who = await caller.locator('#phone [data-field="phone-caller"]').textContent();
+      assert.match(who, /137 0000 0002/, who);
+      assert.match(who, /（/, `the panel names the contact and relation: ${who}`);
+      let packets = { received: 0, sent: 0 };
+      for (const until = Date.now() + 5_000; Date.now() < until && !(packets.received > 20 && packets.sent > 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        packets = await audioPackets(caller);
+      }
+      assert.ok(packets.received > 20 && packets.sent > 20, `audio flows both ways: ${JSON.stringify(packets)}`);
+      t.diagnostic(`the outbound call's audio: ${packets.received} packets received, ${packets.sent} sent`);
+      await shoot(caller, 'phone-outbound-1440-zh.png');
+
+      // The dispatcher hangs up; the contact's phone saw the BYE.
+      await caller.locator('#phone [data-phone-action="hangup"]').click();
+      await panel.and(caller.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.equal(await contact.exited, 0, `the contact's phone (SIPp) completed: ${await readFile(join(runDir, 'trunk.log'), 'utf8')}`);
+
+      // On the incident: the call out in its Calls section and on its timeline, by this
+      // dispatcher (Kamailio told anxind: dialled, answered, ended).
+      const callRow = caller.locator(`#detail [data-section="calls"] li[data-direction="out"][data-call-state="ended"]`);
+      await callRow.waitFor(SHOWS_UP);
+      assert.match(await callRow.locator('[data-field="call-from"]').textContent(), /137 0000 0002/);
+      assert.match(await callRow.locator('[data-field="call-caller"]').textContent(), new RegExp(`${DISPATCHER.name} 呼出`));
+      assert.match(await callRow.locator('[data-field="call-talk"]').textContent(), /已接通/);
+      const dialled = caller.locator('#timeline li[data-change="call_dialled"]');
+      await dialled.waitFor(SHOWS_UP);
+      assert.match(await dialled.locator('.tl-text').textContent(), /拨出 137 0000 0002/);
+      assert.match(await dialled.locator('.tl-actor').textContent(), new RegExp(DISPATCHER.name));
+      await caller.locator('#timeline li[data-change="call_answered"]', { hasText: '对方已接听' }).waitFor(SHOWS_UP);
+      await caller.locator('#timeline li[data-change="call_ended"]').waitFor(SHOWS_UP);
+      // A call out rings nothing: no alarm, no ringing badge on the incident.
+      assert.equal(await caller.locator(`#incidents tbody tr[data-device-id="${SECOND_DEVICE}"] [data-field="ringing"]`).count(), 0);
+      await caller.locator('#timeline').scrollIntoViewIfNeeded();
+      await shoot(caller, 'phone-outbound-timeline-1440-zh.png');
+
+      // Out on the trunk to her number; the incident was named to Kamailio, not to the trunk.
+      const trunkSaw = await readFile(join(runDir, 'trunk-messages.log'), 'utf8');
+      assert.match(trunkSaw, new RegExp(`INVITE sip:${CONTACT_PHONE}@127\\.0\\.0\\.1:${trunkPort} SIP/2\\.0`));
+      assert.doesNotMatch(trunkSaw, /X-Anxin-Incident/i);
+      const kamailio = await readFile(join(runDir, 'kamailio.log'), 'utf8');
+      assert.match(kamailio, new RegExp(`console ${DISPATCHER.id} dials ${CONTACT_PHONE} for incident ${incidentId} `));
+
+      // Talk-back: the dispatcher calls the device itself on its SIM (it answers on its
+      // speaker); the call is on the incident as the device's.
+      const sim = caller.locator('#detail [data-field="device-sim"] button[data-dial]');
+      assert.equal(await sim.getAttribute('data-dial'), SECOND_DEVICE_SIM);
+      device = trunkAnswers(runDir, trunkPort, 'device-2', 'device');
+      await new Promise((res) => setTimeout(res, 300));
+      await sim.click();
+      await panel.and(caller.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      assert.match(await caller.locator('#phone [data-field="phone-caller"]').textContent(), /的设备 · 135 0000 0002/);
+      await caller.locator('#phone [data-phone-action="hangup"]').click();
+      assert.equal(await device.exited, 0, `the device (SIPp) completed: ${await readFile(join(runDir, 'device.log'), 'utf8')}`);
+      await caller.locator(`#detail [data-section="calls"] li[data-direction="out"][data-call-state="ended"]`).nth(1).waitFor(SHOWS_UP);
+      assert.match(await caller.locator('#timeline li[data-change="call_dialled"]').nth(1).textContent(), /拨出 135 0000 0002/);
+      assert.deepEqual(caller.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await caller.screenshot({ path: join(resultsDir, 'failed-phone-outbound.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      contact?.child.kill();
+      device?.child.kill();
+      await context.close();
+    }
+  });
+});
