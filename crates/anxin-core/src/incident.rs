@@ -1096,6 +1096,11 @@ impl Incident {
                     self.calls.push(CallRecord::new(call_id, &by, to, CallerMatch::Dispatcher, at));
                 }
             }
+            Change::CallTransferred { call_id, to } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
+                    call.transferred_to.get_or_insert_with(|| to.clone());
+                }
+            }
             Change::CallForwarded { call_id, rung, number } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
                     call.forwarded.push(Forward { rung: *rung, number: number.clone(), at });
@@ -1449,6 +1454,11 @@ pub enum Change {
     },
     /// A dispatcher (the event's actor) called `to` from the console about this incident.
     CallDialled {
+        call_id: String,
+        to: String,
+    },
+    /// A dispatcher (the event's actor) transferred the call to `to`.
+    CallTransferred {
         call_id: String,
         to: String,
     },
