@@ -1692,7 +1692,8 @@ pub struct IncidentView {
     pub state: IncidentState,
     pub device_id: DeviceId,
     /// The device's SIM number as the ledger has it, for a dispatcher to call the device
-    /// (talk-back on a device that answers calls); `None` without one.
+    /// (talk-back on a device that answers calls); `None` (absent) without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_sim: Option<String>,
     pub elder: ElderView,
     pub location: Location,
