@@ -36,6 +36,9 @@ const OTHER = { id: 'dispatcher2' };
 const SECOND_DEVICE = 'xs-d0002';
 const CONTACT_PHONE = '13700000002';
 const SECOND_DEVICE_SIM = '13500000002';
+// 长者 xs-e0003: her own phone, her device, her station's duty line.
+const THIRD_PHONE = '13800000003';
+const THIRD_DEVICE = 'xs-d0003';
 const SHOWS_UP = { timeout: 20_000 };
 
 const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
@@ -103,23 +106,24 @@ function audioPackets(page) {
  * SIPp as the elder's phone: dials the hotline from her number and talks, accepts being put
  * on hold and taken off it (deploy/sip/sipp/elder-call-hold.xml), stays 3 s more, hangs up.
  */
-function elderDials(runDir, sipPort, elderPort) {
-  const log = createWriteStream(join(runDir, 'elder.log'));
+function elderDials(runDir, sipPort, elderPort, { scenario = 'elder-call-hold.xml', from = ELDER_PHONE, name = 'elder' } = {}) {
+  const log = createWriteStream(join(runDir, `${name}.log`));
   const child = spawn(
     'sipp',
     [
-      '-sf', join(SIP, 'sipp', 'elder-call-hold.xml'),
+      '-sf', join(SIP, 'sipp', scenario),
       '-s', HOTLINE,
-      '-key', 'caller', ELDER_PHONE,
+      '-key', 'caller', from,
       '-i', '127.0.0.1', '-p', String(elderPort),
       '-mi', '127.0.0.1', '-mp', '31000',
       '-m', '1', '-nostdin', '-timeout', '60s', '-timeout_error',
+      '-trace_msg', '-message_file', join(runDir, `${name}-messages.log`),
       `127.0.0.1:${sipPort}`,
     ],
     { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
   const exited = new Promise((res) => child.once('exit', (code) => res(code)));
   return { child, exited };
 }
@@ -142,8 +146,8 @@ function trunkAnswers(runDir, port, user, name = 'trunk') {
     ],
     { cwd: runDir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
   const exited = new Promise((res) => child.once('exit', (code) => res(code)));
   return { child, exited };
 }
@@ -191,7 +195,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
       // Kamailio's and SIPp's logs are kept beside the other results.
       await mkdir(resultsDir, { recursive: true });
-      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'elder-messages.log', 'transferred.log', 'transferred-messages.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
         const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
         if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
       }
@@ -407,6 +411,69 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     } finally {
       contact?.child.kill();
       device?.child.kill();
+      await context.close();
+    }
+  });
+  it('transfers an elder\'s call to her station\'s duty line', { timeout: 120_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript(recordPeerConnections);
+    const console_ = await context.newPage();
+    console_.errors = watchPageErrors(console_);
+    let elder = null;
+    try {
+      await signIn(console_, daemon.consoleUrl, { user: DISPATCHER.id });
+      await console_.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario: 'elder-call-transfer.xml', from: THIRD_PHONE, name: 'transferred' });
+      const panel = console_.locator('#phone');
+      await panel.and(console_.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+      await console_.locator('#phone .phone-open').waitFor(SHOWS_UP);
+      await console_.locator('#phone [data-phone-action="answer"]').click();
+      await panel.and(console_.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+
+      // Transfer: the targets are her station's duty line and the emergency number.
+      await console_.locator('#phone .phone-open').click();
+      const row = console_.locator(`#incidents tbody tr[data-device-id="${THIRD_DEVICE}"]`);
+      const incidentId = await row.getAttribute('data-incident-id');
+      const snapshot = await serverSnapshot(console_);
+      const station = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
+      assert.ok(station?.phone, `her incident has a station with a duty line: ${JSON.stringify(station)}`);
+      const duty = station.phone.replace(/\D/g, '');
+      await console_.locator('#phone [data-phone-action="transfer"]').click();
+      const targets = console_.locator('#phone [data-field="phone-transfer"]');
+      await targets.waitFor(SHOWS_UP);
+      assert.equal(await targets.locator('[data-transfer-to="120"]').count(), 1, 'the emergency number is offered');
+      await shoot(console_, 'phone-transfer-1440-zh.png');
+      await targets.locator(`[data-transfer-to="${duty}"]`).click();
+
+      // The elder's side took the REFER, said the new call was answered, and the console left.
+      await panel.and(console_.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.match(await console_.locator('#phone [data-field="phone-state"]').textContent(), new RegExp(`已转接至 ${station.phone}`));
+      assert.doesNotMatch(await panel.textContent(), /null|undefined/);
+      assert.equal(await elder.exited, 0, `the elder's phone (SIPp) completed: ${await readFile(join(runDir, 'transferred.log'), 'utf8')}`);
+      const elderSaw = await readFile(join(runDir, 'transferred-messages.log'), 'utf8');
+      const refer = /REFER sip:[^\n]*SIP\/2\.0[\s\S]*?\r?\n\r?\n/.exec(elderSaw)?.[0] ?? '';
+      assert.match(refer, new RegExp(`Refer-To: <sip:${duty}@127\\.0\\.0\\.1:${trunkPort}>`), `the REFER names the duty line on the trunk: ${refer}`);
+      assert.match(refer, new RegExp(`Referred-By: <sip:${DISPATCHER.id}@anxin>`), refer);
+
+      // On the incident: the call answered by this dispatcher and transferred, on the timeline.
+      const call = console_.locator('#detail [data-section="calls"] [data-field="call-transferred"]');
+      await call.waitFor(SHOWS_UP);
+      assert.match(await call.textContent(), new RegExp(`已转接至 ${duty}`));
+      const moved = console_.locator('#timeline li[data-change="call_transferred"]');
+      await moved.waitFor(SHOWS_UP);
+      assert.match(await moved.locator('.tl-text').textContent(), new RegExp(`转接至 ${duty}`));
+      assert.match(await moved.locator('.tl-actor').textContent(), new RegExp(DISPATCHER.name));
+      await console_.locator('#timeline li[data-change="call_ended"]').waitFor(SHOWS_UP);
+      await console_.locator('#timeline').scrollIntoViewIfNeeded();
+      await shoot(console_, 'phone-transferred-1440-zh.png');
+      assert.deepEqual(console_.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await console_.screenshot({ path: join(resultsDir, 'failed-phone-transfer.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
       await context.close();
     }
   });

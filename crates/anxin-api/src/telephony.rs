@@ -58,18 +58,19 @@ pub fn calls_router(token: &str, commands: CommandSender, metrics: &prometheus::
         Opts::new(
             "anxin_telephony_events_total",
             "Call events from the SIP server taken, by event (ringing, answered, ended, unanswered, \
-             dialled) and outcome (opened, joined, recorded, duplicate, unknown_call, forwarded, exhausted, \
+             dialled, transferred) and outcome (opened, joined, recorded, duplicate, unknown_call, forwarded, exhausted, \
              no_incident)",
         ),
         &["event", "outcome"],
     )
     .expect("valid metric");
-    let outcomes: [(&str, &[&str]); 5] = [
+    let outcomes: [(&str, &[&str]); 6] = [
         ("ringing", &["opened", "joined", "duplicate"]),
         ("answered", &["recorded", "duplicate", "unknown_call"]),
         ("ended", &["recorded", "unknown_call"]),
         ("unanswered", &["forwarded", "exhausted", "unknown_call"]),
         ("dialled", &["recorded", "duplicate", "no_incident"]),
+        ("transferred", &["recorded", "duplicate", "unknown_call"]),
     ];
     for (event, outcomes) in outcomes {
         for outcome in outcomes {
@@ -120,7 +121,8 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
             let why = format!(
                 "expected {{\"event\":\"ringing\",\"call_id\",\"from\",\"to\"}}, {{\"event\":\"answered\",\"call_id\",\
                  \"by\"}}, {{\"event\":\"ended\",\"call_id\",\"reason\"}}, {{\"event\":\"unanswered\",\"call_id\"}} or \
-                 {{\"event\":\"dialled\",\"call_id\",\"by\",\"to\",\"incident_id\"}}: {e}"
+                 {{\"event\":\"dialled\",\"call_id\",\"by\",\"to\",\"incident_id\"}} or {{\"event\":\"transferred\",\
+                 \"call_id\",\"by\",\"to\"}}: {e}"
             );
             return refuse(&state, StatusCode::UNPROCESSABLE_ENTITY, "malformed", &why);
         }
@@ -235,7 +237,7 @@ fn check(event: &CallEvent) -> Result<(), String> {
         CallEvent::Ringing { from, to, .. } => vec![("from", from), ("to", to)],
         CallEvent::Answered { by, .. } => vec![("by", by)],
         CallEvent::Ended { .. } | CallEvent::Unanswered { .. } => vec![],
-        CallEvent::Dialled { by, to, .. } => vec![("by", by), ("to", to)],
+        CallEvent::Dialled { by, to, .. } | CallEvent::Transferred { by, to, .. } => vec![("by", by), ("to", to)],
     };
     for (name, value) in fields {
         if value.len() > MAX_NUMBER_LEN {
@@ -246,6 +248,12 @@ fn check(event: &CallEvent) -> Result<(), String> {
         CallEvent::Answered { by, .. } if by.trim().is_empty() => return Err("by must name who answered".into()),
         CallEvent::Dialled { by, .. } if by.trim().is_empty() => return Err("by must name who dialled".into()),
         CallEvent::Dialled { to, .. } if to.trim().is_empty() => return Err("to must be the number dialled".into()),
+        CallEvent::Transferred { by, .. } if by.trim().is_empty() => {
+            return Err("by must name who transferred the call".into())
+        }
+        CallEvent::Transferred { to, .. } if to.trim().is_empty() => {
+            return Err("to must be the number the call was transferred to".into())
+        }
         _ => {}
     }
     Ok(())

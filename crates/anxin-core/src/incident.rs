@@ -1096,6 +1096,11 @@ impl Incident {
                     self.calls.push(CallRecord::new(call_id, &by, to, CallerMatch::Dispatcher, at));
                 }
             }
+            Change::CallTransferred { call_id, to } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
+                    call.transferred_to.get_or_insert_with(|| to.clone());
+                }
+            }
             Change::CallForwarded { call_id, rung, number } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| &c.call_id == call_id) {
                     call.forwarded.push(Forward { rung: *rung, number: number.clone(), at });
@@ -1452,6 +1457,11 @@ pub enum Change {
         call_id: String,
         to: String,
     },
+    /// A dispatcher (the event's actor) transferred the call to `to`.
+    CallTransferred {
+        call_id: String,
+        to: String,
+    },
     /// Nobody answered in time: the call is put through to `number`, the ladder's `rung`.
     CallForwarded {
         call_id: String,
@@ -1682,7 +1692,8 @@ pub struct IncidentView {
     pub state: IncidentState,
     pub device_id: DeviceId,
     /// The device's SIM number as the ledger has it, for a dispatcher to call the device
-    /// (talk-back on a device that answers calls); `None` without one.
+    /// (talk-back on a device that answers calls); `None` (absent) without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_sim: Option<String>,
     pub elder: ElderView,
     pub location: Location,

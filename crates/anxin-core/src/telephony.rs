@@ -53,6 +53,15 @@ pub enum CallEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         incident_id: Option<u64>,
     },
+    /// A dispatcher handed the call on to `to` (a blind transfer: the station's duty line,
+    /// 120): the other party was asked to call that number instead, and the console leaves
+    /// the call. Its end follows.
+    Transferred {
+        call_id: String,
+        /// The dispatcher, by staff id (their console's SIP user).
+        by: String,
+        to: String,
+    },
 }
 
 impl CallEvent {
@@ -62,7 +71,8 @@ impl CallEvent {
             | CallEvent::Answered { call_id, .. }
             | CallEvent::Ended { call_id, .. }
             | CallEvent::Unanswered { call_id }
-            | CallEvent::Dialled { call_id, .. } => call_id,
+            | CallEvent::Dialled { call_id, .. }
+            | CallEvent::Transferred { call_id, .. } => call_id,
         }
     }
 
@@ -73,6 +83,7 @@ impl CallEvent {
             CallEvent::Ended { .. } => "ended",
             CallEvent::Unanswered { .. } => "unanswered",
             CallEvent::Dialled { .. } => "dialled",
+            CallEvent::Transferred { .. } => "transferred",
         }
     }
 }
@@ -143,6 +154,9 @@ pub struct CallRecord {
     /// [`ForwardRung`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwarded: Vec<Forward>,
+    /// The number a dispatcher transferred the call to, if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<String>,
 }
 
 /// Where an unanswered call was put through next.
@@ -177,6 +191,7 @@ impl CallRecord {
             ended_at: None,
             end: None,
             forwarded: Vec::new(),
+            transferred_to: None,
         }
     }
 

@@ -623,6 +623,31 @@ impl Sim {
                 let by = ["wang", "li", "zhao", "duty-s0"][self.rng.random_range(0..4)].to_string();
                 CallEvent::Answered { call_id, by }
             }
+            (6..7, Some(call_id)) if self.rng.random_bool(0.3) => {
+                // A dispatcher hands the call on: recorded on its call, and no alarm changes.
+                let on = self
+                    .engine
+                    .open_incidents()
+                    .find(|i| i.calls.iter().any(|c| c.call_id == call_id))
+                    .map(|i| (i.id, i.alarm));
+                let event = CallEvent::Transferred { call_id: call_id.clone(), by: "wang".into(), to: "120".into() };
+                let outcome = self.engine.handle_call(event, now, out);
+                match (on, outcome) {
+                    (Some((id, alarm)), CallOutcome::Recorded(got) | CallOutcome::Duplicate(got)) if got == id => {
+                        let incident = self.engine.incident(id).expect("open");
+                        let call = incident.calls.iter().find(|c| c.call_id == call_id);
+                        if call.and_then(|c| c.transferred_to.as_deref()).is_none() {
+                            self.fail(format!("call {call_id} was transferred and its record does not say so"));
+                        }
+                        if incident.alarm != alarm {
+                            self.fail(format!("a transfer changed incident {id}'s alarm"));
+                        }
+                    }
+                    (None, CallOutcome::UnknownCall) => {}
+                    (on, outcome) => self.fail(format!("call {call_id} on {on:?} transferred: {outcome:?}")),
+                }
+                return;
+            }
             (6..7, Some(call_id)) => CallEvent::Unanswered { call_id },
             (7..9, Some(call_id)) => {
                 let reason = [CallEnd::Bye, CallEnd::Cancel, CallEnd::NoAnswer][self.rng.random_range(0..3)];

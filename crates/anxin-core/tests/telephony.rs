@@ -74,6 +74,7 @@ fn types(out: &Outbox) -> Vec<&'static str> {
             Change::CallRang { .. } => "call_rang",
             Change::CallAnswered { .. } => "call_answered",
             Change::CallEnded { .. } => "call_ended",
+            Change::CallTransferred { .. } => "call_transferred",
             Change::Claimed { .. } => "claimed",
             Change::NearestStation { .. } => "nearest_station",
             Change::Closed { .. } => "closed",
@@ -433,4 +434,36 @@ fn a_call_a_dispatcher_places_from_an_incident_is_on_its_timeline_and_raises_not
     let (outcome, out) = dial(&mut e, "out-3", "120", None, T0.plus_millis(120 * S));
     assert_eq!((outcome, out.events.len()), (CallOutcome::NoIncident, 0));
     assert_eq!(dial(&mut e, "out-4", "120", Some(IncidentId(999)), T0).0, CallOutcome::NoIncident);
+}
+
+fn transfer(e: &mut Engine, call: &str, to: &str, now: Timestamp) -> (CallOutcome, Outbox) {
+    let mut out = Outbox::default();
+    let event = CallEvent::Transferred { call_id: call.into(), by: "disp-1".into(), to: to.into() };
+    (e.handle_call(event, now, &mut out), out)
+}
+
+#[test]
+fn a_dispatcher_transfers_a_call_on_and_its_record_says_to_whom() {
+    let mut e = engine();
+    let id = opened(ring(&mut e, "c-1@pbx", SIM, T0).0);
+    answer(&mut e, "c-1@pbx", "disp-1", T0.plus_millis(5 * S));
+    let alarm_before = e.incident(id).unwrap().alarm;
+
+    let (outcome, out) = transfer(&mut e, "c-1@pbx", "087168000001", T0.plus_millis(40 * S));
+    assert_eq!(outcome, CallOutcome::Recorded(id));
+    assert_eq!(types(&out), ["call_transferred"]);
+    assert_eq!(out.events[0].actor, Actor::Dispatcher("disp-1".into()));
+    assert_eq!(e.incident(id).unwrap().calls[0].transferred_to.as_deref(), Some("087168000001"));
+    assert_eq!(e.incident(id).unwrap().alarm, alarm_before, "a transfer raises and silences nothing");
+    // Said twice (a retransmitted REFER): once on the record.
+    assert_eq!(transfer(&mut e, "c-1@pbx", "120", T0.plus_millis(41 * S)).0, CallOutcome::Duplicate(id));
+    assert_eq!(e.incident(id).unwrap().calls[0].transferred_to.as_deref(), Some("087168000001"));
+
+    // The console leaves the call: its end follows, with the talk time up to the transfer.
+    assert_eq!(end(&mut e, "c-1@pbx", CallEnd::Bye, T0.plus_millis(42 * S)).0, CallOutcome::Recorded(id));
+    let call = &e.incident(id).unwrap().calls[0];
+    assert_eq!((call.talk_s(), call.end), (Some(37), Some(CallEnd::Bye)));
+    // A call that has ended, or never rang, cannot be transferred.
+    assert_eq!(transfer(&mut e, "c-1@pbx", "120", T0.plus_millis(50 * S)).0, CallOutcome::UnknownCall);
+    assert_eq!(transfer(&mut e, "never@pbx", "120", T0.plus_millis(50 * S)).0, CallOutcome::UnknownCall);
 }

@@ -158,7 +158,7 @@ function callTargets(view) {
   return list;
 }
 
-function defaultEmergencyNumber(view) {
+export function defaultEmergencyNumber(view) {
   if (view.ladder?.emergency_number) return view.ladder.emergency_number;
   if (view.kind === 'fire') return '119';
   if (view.kind === 'intrusion') return '110';

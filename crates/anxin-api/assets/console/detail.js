@@ -492,7 +492,14 @@ function callsSection(view) {
         { class: `call-caller caller-${call.caller}`, 'data-field': 'call-caller' },
         out ? t('call_out_by', { name: answeredByName(call.from) }) : callerMatchLabel(call.caller),
       ),
-      h('span', { class: 'call-status' }, ...callStatus(call)),
+      h(
+        'span',
+        { class: 'call-status' },
+        ...callStatus(call),
+        call.transferred_to
+          ? [' · ', h('span', { class: 'call-transferred', 'data-field': 'call-transferred' }, t('call_transferred_to', { number: callNumber({ caller: 'dispatcher', to: call.transferred_to }) }))]
+          : null,
+      ),
     );
   });
   return h('section', { class: 'dsec', 'data-section': 'calls' }, h('h3', null, t('sec_calls')), h('ol', { class: 'calls' }, ...items));

@@ -19,6 +19,7 @@
 import { byId, h } from '../common/dom.js';
 import { defineStrings, t } from '../common/i18n.js';
 import { formatElapsed, formatPhone } from '../common/format.js';
+import { defaultEmergencyNumber } from './actions.js';
 import { openIncident } from './detail.js';
 import { toast } from './parts.js';
 import { dom, state } from './state.js';
@@ -59,6 +60,16 @@ defineStrings({
     phone_open_incident: '查看事件',
     phone_busy_line: '已在通话中，新来电由其他调度台接听',
     phone_no_microphone: '无法使用麦克风：{why}',
+    phone_transfer: '转接',
+    phone_transfer_title: '把这通电话转给其他号码，本台退出通话',
+    phone_transfer_station: '站点值班 {name}',
+    phone_transfer_emergency: '紧急号码',
+    phone_transfer_other: '其他号码',
+    phone_transfer_go: '转接',
+    phone_transfer_cancel: '取消',
+    phone_transferring: '正在转接至 {number}…',
+    phone_transferred: '已转接至 {number}',
+    phone_transfer_failed: '转接失败：{why}',
     phone_dial: '拨打',
     phone_device_of: '{name}的设备',
     phone_dial_title: '用软电话拨打 {number}',
@@ -99,6 +110,16 @@ defineStrings({
     phone_open_incident: 'Open incident',
     phone_busy_line: 'Already on a call: another console takes the new one',
     phone_no_microphone: 'The microphone cannot be used: {why}',
+    phone_transfer: 'Transfer',
+    phone_transfer_title: 'Hand this call on to another number; this console leaves it',
+    phone_transfer_station: 'Station duty line {name}',
+    phone_transfer_emergency: 'Emergency number',
+    phone_transfer_other: 'Another number',
+    phone_transfer_go: 'Transfer',
+    phone_transfer_cancel: 'Cancel',
+    phone_transferring: 'Transferring to {number}…',
+    phone_transferred: 'Transferred to {number}',
+    phone_transfer_failed: 'Transfer failed: {why}',
     phone_dial: 'Call',
     phone_device_of: "{name}'s device",
     phone_dial_title: 'Call {number} on the softphone',
@@ -448,6 +469,59 @@ function toggleMute() {
   else call.session.mute({ audio: true });
 }
 
+/** Shows or hides the transfer targets under the call's buttons. */
+function toggleTransfer() {
+  const call = phone.call;
+  if (!call || call.state !== 'talking' || call.transferring) return;
+  call.choosing = !call.choosing;
+  renderCall();
+}
+
+/**
+ * Hands the call on to `number` (a blind transfer): a REFER asks the other side to call it
+ * instead; once they say the new call is answered (or simply hang up), this console leaves
+ * the call. The SIP server tells anxind, which puts the transfer on the incident's timeline.
+ */
+function transfer(number) {
+  const call = phone.call;
+  if (!call || call.state !== 'talking' || call.ended || call.transferring) return;
+  const digits = String(number).replace(/\D/g, '');
+  if (digits.length < 3 || digits.length > 20) {
+    toast(t('phone_bad_number', { number }), 'error');
+    return;
+  }
+  const domain = phone.credentials.uri.split('@')[1];
+  call.choosing = false;
+  // Shown as given ('0871-68000001'); dialled as digits.
+  call.transferring = String(number).trim();
+  renderCall();
+  const failed = (why) => {
+    if (phone.call !== call || call.ended) return;
+    call.transferring = null;
+    toast(t('phone_transfer_failed', { why }), 'error');
+    renderCall();
+  };
+  try {
+    call.session.refer(`sip:${digits}@${domain}`, {
+      eventHandlers: {
+        requestFailed: (e) => failed(e?.cause || e?.response?.reason_phrase || 'REFER'),
+        failed: (e) => failed(e?.status_line?.reason_phrase || 'NOTIFY'),
+        accepted: () => {
+          // The new call is answered: leave this one (the transferor's BYE).
+          if (phone.call !== call || call.ended) return;
+          call.transferredTo = call.transferring;
+          // After JsSIP has answered the NOTIFY that said so.
+          setTimeout(() => {
+            if (!call.session.isEnded()) call.session.terminate();
+          }, 0);
+        },
+      },
+    });
+  } catch (err) {
+    failed(err.message);
+  }
+}
+
 function toggleHold() {
   const call = phone.call;
   if (!call || call.state !== 'talking') return;
@@ -524,6 +598,7 @@ function stateText(call) {
   if (call.ended) {
     if (call.ended.kind === 'missed') return t('phone_missed');
     if (call.ended.kind === 'cancelled') return t('phone_cancelled');
+    if (call.transferredTo || call.transferring) return t('phone_transferred', { number: formatPhone(call.transferredTo || call.transferring) });
     if (call.ended.kind === 'failed') return t('phone_failed_call', { why: causeText(call.ended.cause) });
     return t('phone_ended');
   }
@@ -531,6 +606,7 @@ function stateText(call) {
   if (call.state === 'dialling') return t('phone_dialling');
   if (call.state === 'ringing_out') return t('phone_ringing_out');
   if (call.state === 'connecting') return t('phone_connecting_call');
+  if (call.transferring) return t('phone_transferring', { number: formatPhone(call.transferring) });
   return call.held ? t('phone_held') : t('phone_talking');
 }
 
@@ -561,6 +637,12 @@ function renderCall() {
     buttons.push(
       button('mute', call.muted ? t('phone_unmute') : t('phone_mute'), call.muted ? 'btn-warn' : '', toggleMute, { 'aria-pressed': String(call.muted) }),
       button('hold', call.held ? t('phone_resume') : t('phone_hold'), call.held ? 'btn-warn' : '', toggleHold, { 'aria-pressed': String(call.held) }),
+      button('transfer', t('phone_transfer'), call.choosing ? 'btn-warn' : '', toggleTransfer, {
+        'aria-pressed': String(Boolean(call.choosing)),
+        'aria-expanded': String(Boolean(call.choosing)),
+        title: t('phone_transfer_title'),
+        disabled: Boolean(call.transferring),
+      }),
     );
   }
   if (!call.ended) buttons.push(button('hangup', t('phone_hangup'), 'btn-alarm', hangUp));
@@ -574,6 +656,7 @@ function renderCall() {
       ? h('button', { class: 'btn btn-small btn-quiet phone-open', type: 'button', 'data-incident-id': view.id, onclick: () => openIncident(String(view.id)) }, t('phone_open_incident'))
       : null,
     h('div', { class: 'phone-buttons' }, buttons),
+    ...(talking && call.choosing ? [transferTargets(view)] : []),
   );
   // Once a second while it is shown: the talk time, and the incident once the engine has
   // it (the SIP server tells anxind a moment after the console starts ringing). Only text
@@ -587,6 +670,30 @@ function renderCall() {
     const clock = panel.querySelector('.phone-clock');
     if (clock) clock.textContent = clockText(call);
   }, 1000);
+}
+
+/** Where the call can be handed: the incident's station duty line, the emergency number for
+ * its kind, or a number typed in. */
+function transferTargets(view) {
+  const targets = [];
+  if (view?.station?.phone) {
+    targets.push({ number: view.station.phone, label: t('phone_transfer_station', { name: view.station.name || view.station.id }) });
+  }
+  const emergency = view ? defaultEmergencyNumber(view) : '120';
+  targets.push({ number: emergency, label: t('phone_transfer_emergency') });
+  const input = h('input', { class: 'phone-transfer-number', type: 'tel', inputmode: 'tel', autocomplete: 'off', 'aria-label': t('phone_transfer_other'), placeholder: t('phone_transfer_other') });
+  const other = () => transfer(input.value);
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') other();
+  });
+  return h(
+    'div',
+    { class: 'phone-transfer', 'data-field': 'phone-transfer' },
+    ...targets.map((tg) =>
+      h('button', { class: 'btn btn-small', type: 'button', 'data-transfer-to': String(tg.number).replace(/\D/g, ''), onclick: () => transfer(tg.number) }, tg.label, ' ', h('span', { class: 'phone-transfer-digits' }, formatPhone(String(tg.number)))),
+    ),
+    h('div', { class: 'phone-transfer-other' }, input, h('button', { class: 'btn btn-small', type: 'button', 'data-phone-action': 'transfer-other', onclick: other }, t('phone_transfer_go'))),
+  );
 }
 
 const clockText = (call) => (call.startedAt && !call.ended ? formatElapsed(Date.now() - call.startedAt) : '');

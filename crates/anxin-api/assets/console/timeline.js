@@ -204,6 +204,8 @@ function changeText(change) {
       return t('ev_family_exhausted');
     case 'call_rang':
       return t('ev_call_rang', { number: callNumber(c), caller: callerMatchLabel(c.caller) });
+    case 'call_transferred':
+      return t('ev_call_transferred', { number: callNumber({ caller: 'dispatcher', to: c.to }) });
     case 'call_dialled':
       return t('ev_call_dialled', { number: callNumber({ caller: 'dispatcher', to: c.to }) });
     case 'call_answered':

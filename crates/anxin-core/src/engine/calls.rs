@@ -59,6 +59,19 @@ impl Engine {
                 self.telephony.live.insert(call_id, id);
                 CallOutcome::Recorded(id)
             }
+            CallEvent::Transferred { call_id, by, to } => {
+                let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
+                let Some(call) = self.open[&id].calls.iter().find(|c| c.call_id == call_id) else {
+                    return CallOutcome::UnknownCall;
+                };
+                if call.transferred_to.is_some() {
+                    return CallOutcome::Duplicate(id);
+                }
+                let actor = if self.staff.contains_key(&by) { Actor::Dispatcher(by) } else { Actor::Engine };
+                self.record(id, Change::CallTransferred { call_id, to }, actor, now, out);
+                self.after_change(id, out);
+                CallOutcome::Recorded(id)
+            }
             CallEvent::Unanswered { call_id } => {
                 let Some(id) = self.live_call(&call_id) else { return CallOutcome::UnknownCall };
                 // A call out climbs no ladder: the dispatcher who placed it tries again.
