@@ -17,7 +17,8 @@ impl Intake {
     /// Lets the engine act on one device message: a registered device's readable message
     /// becomes its event, an unreadable one an `unreadable` incident (the device may have
     /// pressed); a message from no known device, or of a type Anxin does not know, is counted
-    /// and changes nothing.
+    /// and changes nothing. True when it opened or joined an incident, which the consoles are
+    /// then shown (for the press → console figure).
     pub fn take_in(
         &self,
         engine: &mut Engine,
@@ -25,14 +26,18 @@ impl Intake {
         now: Timestamp,
         out: &mut Outbox,
         telemetry: &dyn Telemetry,
-    ) {
+    ) -> bool {
         let payload = msg.payload();
         let device = match self.topics.device_of_events(msg.topic()) {
             Ok(d) => d,
-            Err(defect) => return telemetry.rejected(defect, "?", "ignored"),
+            Err(defect) => {
+                telemetry.rejected(defect, "?", "ignored");
+                return false;
+            }
         };
         if !engine.is_known_device(&device) {
-            return telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored");
+            telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored");
+            return false;
         }
         let result = match anxin_proto::decode(payload, self.max_payload_bytes, now) {
             Ok(decoded) => {
@@ -46,7 +51,8 @@ impl Intake {
                 // The device said plainly what it sent, and it is nothing we know: newer
                 // firmware, most likely. Counted and logged, not raised as an incident.
                 telemetry.received("unreadable");
-                return telemetry.rejected(Defect::UnknownType, device.as_str(), "ignored");
+                telemetry.rejected(Defect::UnknownType, device.as_str(), "ignored");
+                return false;
             }
             Err(defect) => {
                 telemetry.received("unreadable");
@@ -65,12 +71,25 @@ impl Intake {
                     telemetry.opened(incident.kind);
                     tracing::info!(incident = %id, device = %device, kind = incident.kind.as_str(), "incident opened");
                 }
+                true
             }
-            Ok(Outcome::Joined(_)) => telemetry.joined(),
-            Ok(Outcome::Duplicate) => telemetry.duplicate(),
-            Ok(Outcome::Throttled(_)) => telemetry.throttled(),
-            Ok(Outcome::Noted) => {}
-            Err(Refusal::UnknownDevice(_)) => telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored"),
+            Ok(Outcome::Joined(_)) => {
+                telemetry.joined();
+                true
+            }
+            Ok(Outcome::Duplicate) => {
+                telemetry.duplicate();
+                false
+            }
+            Ok(Outcome::Throttled(_)) => {
+                telemetry.throttled();
+                false
+            }
+            Ok(Outcome::Noted) => false,
+            Err(Refusal::UnknownDevice(_)) => {
+                telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored");
+                false
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ use anxin_proto::{Answer, Command, Delivery};
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +130,9 @@ impl<M> std::fmt::Debug for Runtime<M> {
 /// One batch, worked out by the engine: to store, then to make known, in this order.
 struct Step<M> {
     messages: Vec<M>,
+    /// When each message of the batch that opened or joined an incident was read, for the
+    /// press → console figure.
+    raised: Vec<Instant>,
     out: Outbox,
     /// Phones as of this batch.
     phones: Vec<PhoneView>,
@@ -450,8 +453,11 @@ impl<M: Delivery> Runtime<M> {
         let mut out = Outbox::with_capacity(batch.len() + asked.len());
         // What fell due first (lapsed offers free responders for the presses below).
         self.engine.tick(now, &mut out);
+        let mut raised = Vec::new();
         for msg in batch.iter() {
-            self.options.intake.take_in(&mut self.engine, msg, now, &mut out, telemetry);
+            if self.options.intake.take_in(&mut self.engine, msg, now, &mut out, telemetry) {
+                raised.push(msg.received());
+            }
         }
         let mut replies = Vec::with_capacity(asked.len());
         for command in asked.drain(..) {
@@ -492,6 +498,7 @@ impl<M: Delivery> Runtime<M> {
         Step {
             stations,
             messages: std::mem::take(batch),
+            raised,
             out,
             phones,
             responders,
@@ -544,7 +551,7 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, mut out, phones, responders, replies, open_incidents, stations } = step;
+    let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations } = step;
     let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
@@ -606,6 +613,10 @@ async fn finish<M: Delivery>(
     }
     if let Some(deltas) = deltas {
         ports.feeds.incidents(deltas);
+        let now = ports.clock.instant();
+        for read in raised {
+            ports.telemetry.shown_to_consoles(now.saturating_duration_since(read));
+        }
     }
     if !out.ledger.is_empty() {
         ports.feeds.ledger(&out.ledger);

@@ -138,6 +138,9 @@ pub trait Telemetry: Send + Sync + 'static {
     fn store_recovered(&self) {}
     /// A message is stored, `since` it was read.
     fn message_stored(&self, since: Duration) {}
+    /// The incident a message opened or joined was handed to the consoles' feed, `since` the
+    /// message was read (stored, acknowledged, then shown: the press → console figure).
+    fn shown_to_consoles(&self, since: Duration) {}
     /// How many incidents are open after a batch.
     fn open_incidents(&self, open: usize) {}
     /// The welfare programme's open calls and visits, and how many of them are overdue: at

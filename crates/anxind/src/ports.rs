@@ -219,6 +219,10 @@ impl anxin_runtime::Telemetry for MetricsPort {
         self.metrics.press_commit_seconds.observe(since.as_secs_f64());
     }
 
+    fn shown_to_consoles(&self, since: Duration) {
+        self.metrics.press_console_seconds.observe(since.as_secs_f64());
+    }
+
     fn open_incidents(&self, open: usize) {
         self.metrics.open_incidents.set(open as i64);
     }

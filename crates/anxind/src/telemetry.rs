@@ -25,6 +25,9 @@ pub struct Metrics {
     pub commands_unsent: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
+    /// From reading a message that opened or joined an incident to handing that incident to
+    /// the consoles' feed (press → console, less the last hop over each WebSocket).
+    pub press_console_seconds: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: IntCounter,
     pub batch_size: Histogram,
@@ -96,6 +99,14 @@ impl Metrics {
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
             )
             .expect("metric"),
+            press_console_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "anxin_press_console_seconds",
+                    "From reading a device message that opened or joined an incident to handing the incident to the consoles' feed",
+                )
+                .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            )
+            .expect("metric"),
             commit_seconds: Histogram::with_opts(
                 HistogramOpts::new("anxin_store_commit_seconds", "Duration of one store commit")
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
@@ -151,6 +162,7 @@ impl Metrics {
         m.registry.register(Box::new(m.mqtt_refused.clone())).expect("register");
         m.registry.register(Box::new(m.commands_unsent.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
+        m.registry.register(Box::new(m.press_console_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
         m.registry.register(Box::new(m.batch_size.clone())).expect("register");

@@ -62,8 +62,9 @@ fn registry_example_prints_a_registry_that_run_accepts() {
     assert_eq!(stored.devices.len(), 320, "the registry file was stored");
 }
 
-/// `ANXIN_LOG_FORMAT=json`: every log line is one JSON object a collector can read; a format
-/// it does not know stops it at once, saying which.
+/// `ANXIN_LOG_FORMAT=json`: every log line is one JSON object a collector can read, with a
+/// timestamp, a level, a message and the part of anxind that said it; a format it does not
+/// know stops it at once, saying which.
 #[test]
 fn logs_can_be_json_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +87,14 @@ fn logs_can_be_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
+    assert!(lines.len() >= 2, "anxind logged its start and its stop: {stderr}");
+    for line in &lines {
+        // What a collector indexes: when, how bad, what was said and by which part.
+        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "a UTC timestamp: {line}");
+        assert!(["ERROR", "WARN", "INFO"].contains(&line["level"].as_str().unwrap_or("")), "a level: {line}");
+        assert!(line["fields"]["message"].as_str().is_some_and(|m| !m.is_empty()), "a message: {line}");
+        assert!(line["target"].as_str().is_some_and(|t| !t.is_empty()), "a target: {line}");
+    }
     let resuming = lines
         .iter()
         .find(|l| l["fields"]["message"] == "resuming")

@@ -303,6 +303,32 @@ impl TestApp {
     pub async fn metric(&self, sample: &str) -> f64 {
         metric_sample(&self.get("/metrics").await.1, sample)
     }
+
+    /// The names of the metrics /metrics exports (each `# TYPE` line's).
+    pub async fn exported_metrics(&self) -> std::collections::BTreeSet<String> {
+        self.get("/metrics")
+            .await
+            .1
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The `anxin_` metric names a PromQL text reads, a histogram's series (`_bucket`, `_sum`,
+/// `_count`) by the histogram's own name.
+pub fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("anxin_") {
+        let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        rest = &rest[at + name.len()..];
+        let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+        names.push(base.to_string());
+    }
+    names
 }
 
 /// One sample's value in a Prometheus text page, e.g. `anxin_x_total{reason="y"}`; the name
