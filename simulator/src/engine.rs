@@ -103,6 +103,20 @@ impl Timers {
         }
     }
 
+    /// The same with the offer deadline set to `scenario_s` (scenario seconds) instead of
+    /// anxind's 60 s: refused unless it compresses to a whole number of wall-clock seconds
+    /// (anxind's unit), so the engine runs exactly the deadline the report names.
+    pub fn with_offer_timeout(mut self, scenario_s: f64, speedup: f64) -> Result<Self, String> {
+        let wall = scenario_s / speedup;
+        if !(wall.is_finite() && wall >= 1.0 && (wall - wall.round()).abs() < 1e-9) {
+            return Err(format!(
+                "an offer deadline of {scenario_s} s is {wall} wall-clock seconds at {speedup}x; anxind takes whole seconds, at least 1 (try --speedup {scenario_s})"
+            ));
+        }
+        self.offer_timeout_s = wall.round() as u64;
+        Ok(self)
+    }
+
     /// What each timer means in scenario time.
     pub fn describe(&self, speedup: f64) -> String {
         let s = |wall: u64| wall as f64 * speedup;
@@ -248,8 +262,8 @@ pub struct EngineOptions {
     /// A store URL (a throwaway PostgreSQL database); a fresh SQLite file when `None`.
     pub store: Option<String>,
     pub matching: Matching,
-    /// Responders offered an incident at once (1: one after another).
-    pub parallel_offers: u32,
+    /// The ladder's knobs the run sets; anxind's defaults for those left out.
+    pub ladder: LadderKnobs,
     pub timers: Timers,
     pub health: HealthTimers,
     pub care: CareTimers,
@@ -270,15 +284,27 @@ pub fn run_tag() -> String {
     format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
+/// The escalation ladder's knobs a run may set (anxind's `dispatch.parallel_offers` and
+/// `dispatch.max_responder_offers`); `None` leaves anxind's default, so a run that names
+/// none plays the engine as it ships.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LadderKnobs {
+    /// Responders offered an incident at once (1: one after another).
+    pub parallel_offers: Option<u32>,
+    /// Responders offered an incident in all before the station's duty line.
+    pub max_offers: Option<u32>,
+    /// Whether an emergency with nobody free takes a responder from another's extra
+    /// parallel offers (anxind's `dispatch.yield_extra_offers`).
+    pub yield_extra_offers: Option<bool>,
+}
+
 /// The configuration file the engine runs with.
-/// `parallel_offers` above 1 offers that many responders at once (anxind's
-/// `dispatch.parallel_offers`).
 pub fn config_toml(
     timers: &Timers,
     health: &HealthTimers,
     care: &CareTimers,
     matching: Matching,
-    parallel_offers: u32,
+    ladder: LadderKnobs,
     topic_root: &str,
     client_id: &str,
 ) -> String {
@@ -300,8 +326,14 @@ pub fn config_toml(
     if matching != Matching::Nearest {
         text.push_str(&format!("matching = {:?}\n", matching.as_str()));
     }
-    if parallel_offers > 1 {
-        text.push_str(&format!("parallel_offers = {parallel_offers}\n"));
+    if let Some(n) = ladder.parallel_offers {
+        text.push_str(&format!("parallel_offers = {n}\n"));
+    }
+    if let Some(n) = ladder.max_offers {
+        text.push_str(&format!("max_responder_offers = {n}\n"));
+    }
+    if let Some(y) = ladder.yield_extra_offers {
+        text.push_str(&format!("yield_extra_offers = {y}\n"));
     }
     text.push_str(&health.toml());
     text.push_str(&care.toml());
@@ -340,15 +372,7 @@ impl ChildEngine {
         let config_path = dir.path().join("anxind.toml");
         std::fs::write(
             &config_path,
-            config_toml(
-                &opts.timers,
-                &opts.health,
-                &opts.care,
-                opts.matching,
-                opts.parallel_offers,
-                &topic_root,
-                &client_id,
-            ),
+            config_toml(&opts.timers, &opts.health, &opts.care, opts.matching, opts.ladder, &topic_root, &client_id),
         )?;
         let log = dir.path().join("anxind.log");
         let store = match &opts.store {
@@ -460,11 +484,16 @@ mod tests {
         assert_eq!(t.family_escalate_after_s, 5);
         assert!(t.describe(60.0).ends_with("next family contact after 300 s"));
         let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
-        assert!(config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c")
+        assert!(config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, LadderKnobs::default(), "r", "c")
             .contains("family_escalate_after_s = 5\n"));
         assert!(t.describe(60.0).starts_with("offer 60 s, station 120 s"));
         let real = Timers::compressed(1.0);
         assert_eq!((real.offer_timeout_s, real.on_scene_within_min), (60, 30));
+        let short = Timers::compressed(30.0).with_offer_timeout(30.0, 30.0).unwrap();
+        assert_eq!((short.offer_timeout_s, short.station_timeout_s), (1, 4));
+        assert!(short.describe(30.0).starts_with("offer 30 s, station 120 s"));
+        let err = Timers::compressed(60.0).with_offer_timeout(30.0, 60.0).unwrap_err();
+        assert!(err.contains("0.5 wall-clock seconds"), "{err}");
     }
 
     #[test]
@@ -479,9 +508,12 @@ mod tests {
     fn the_matching_key_is_written_only_when_needed() {
         let t = Timers::compressed(60.0);
         let h = HealthTimers::compressed(&crate::scenario::Health::default(), 60.0);
-        assert!(!config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c").contains("matching"));
-        let own = config_toml(&t, &h, &CareTimers::default(), Matching::OwnStation, 2, "r", "c");
+        assert!(!config_toml(&t, &h, &CareTimers::default(), Matching::Nearest, LadderKnobs::default(), "r", "c")
+            .contains("matching"));
+        let knobs = LadderKnobs { parallel_offers: Some(2), max_offers: Some(4), yield_extra_offers: Some(false) };
+        let own = config_toml(&t, &h, &CareTimers::default(), Matching::OwnStation, knobs, "r", "c");
         assert!(own.contains("matching = \"own_station\"") && own.contains("parallel_offers = 2"), "{own}");
+        assert!(own.contains("max_responder_offers = 4") && own.contains("yield_extra_offers = false"), "{own}");
         assert!(own.parse::<toml::Table>().is_ok());
     }
 
@@ -493,7 +525,15 @@ mod tests {
         assert_eq!((h.heartbeat_s, h.quiet_heartbeat_s, h.grace_s), (10, 120, 5));
         assert_eq!(h.window_wall_s(), 20.0);
         assert_eq!(h.describe(60.0), "20.0 min (a heartbeat every 10.0 min × 1.5 + 5.0 min grace)");
-        let text = config_toml(&Timers::compressed(60.0), &h, &CareTimers::default(), Matching::Nearest, 1, "r", "c");
+        let text = config_toml(
+            &Timers::compressed(60.0),
+            &h,
+            &CareTimers::default(),
+            Matching::Nearest,
+            LadderKnobs::default(),
+            "r",
+            "c",
+        );
         let table: toml::Table = text.parse().unwrap();
         assert_eq!(table["health"]["heartbeat_s"].as_integer(), Some(10));
         assert_eq!(table["health"]["factor"].as_float(), Some(1.5));

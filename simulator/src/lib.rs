@@ -37,6 +37,9 @@ pub struct Prepared {
     /// not worn at the time: calls that could not be made.
     pub unmade: usize,
     pub registry: serde_json::Value,
+    /// The engine's offer deadline in scenario seconds, when the run sets one (anxind's 60 s
+    /// otherwise); checked by [`Timers::with_offer_timeout`] before the run.
+    pub offer_timeout_s: Option<f64>,
 }
 
 impl Prepared {
@@ -57,12 +60,17 @@ impl Prepared {
                 }
             }
         }
-        Self { name: name.to_string(), scenario, district, events, lives, unmade, registry }
+        Self { name: name.to_string(), scenario, district, events, lives, unmade, registry, offer_timeout_s: None }
     }
 
     /// The engine's timers for this scenario's speed-up.
     pub fn timers(&self) -> Timers {
-        Timers::compressed(self.scenario.run.speedup)
+        let speedup = self.scenario.run.speedup;
+        let timers = Timers::compressed(speedup);
+        match self.offer_timeout_s {
+            Some(s) => timers.with_offer_timeout(s, speedup).unwrap_or(timers),
+            None => timers,
+        }
     }
 
     /// The engine's device-health timers for this scenario's heartbeats and speed-up.

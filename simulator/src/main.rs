@@ -1,10 +1,10 @@
 //! `anxin-sim`: plays a scenario against a real anxind started as a child process.
 
-use anxin_sim::engine::{sibling_anxind, ChildEngine, EngineOptions, Matching};
-use anxin_sim::report::{comparison, Summary};
+use anxin_sim::engine::{sibling_anxind, ChildEngine, EngineOptions, LadderKnobs, Matching, Timers};
+use anxin_sim::report::{comparison, CareRecord, Summary};
 use anxin_sim::scenario::{check_speedup, Scenario};
 use anxin_sim::sim::RunOptions;
-use anxin_sim::{plot, Prepared};
+use anxin_sim::{plot, report, Prepared};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -35,6 +35,27 @@ enum Command {
     Registry {
         /// The scenario file (TOML), e.g. simulator/scenarios/xishan.toml.
         scenario: PathBuf,
+    },
+    /// Draw the care outcomes of recorded runs (`run --record`) as an SVG: per policy, or
+    /// (with --sweep) the surge's nobody-going share against the responders on duty.
+    PlotCare {
+        /// The record file (one JSON object a line, as `run --record` appends them).
+        #[arg(long)]
+        from: PathBuf,
+        /// The SVG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Draw the surge sweep instead of the normal day's policies.
+        #[arg(long)]
+        sweep: bool,
+    },
+    /// Print the care outcomes of recorded runs as a Markdown table, pooled per policy (and
+    /// per responder count with --sweep), with each run's figure beside the pooled one.
+    CareTable {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        sweep: bool,
     },
 }
 
@@ -89,9 +110,34 @@ struct Common {
     #[arg(long)]
     max_devices: Option<u32>,
     /// Responders offered an incident at once (anxind's dispatch.parallel_offers; 1: one
-    /// after another, anxind's default).
-    #[arg(long, default_value_t = 1)]
-    parallel_offers: u32,
+    /// after another); anxind's default when left out.
+    #[arg(long)]
+    parallel_offers: Option<u32>,
+    /// Responders offered an incident in all before the station's duty line (anxind's
+    /// dispatch.max_responder_offers); anxind's default when left out.
+    #[arg(long)]
+    max_offers: Option<u32>,
+    /// The offer deadline in scenario seconds (anxind's dispatch.offer_timeout_s, 60 s by
+    /// default); it must come to whole wall-clock seconds at the speed-up.
+    #[arg(long)]
+    offer_timeout_s: Option<f64>,
+    /// Whether an emergency with nobody free takes a responder from another's extra parallel
+    /// offers (anxind's dispatch.yield_extra_offers); anxind's default when left out.
+    #[arg(long)]
+    yield_extra_offers: Option<bool>,
+    /// Responders at each community centre (responders.per_centre).
+    #[arg(long)]
+    responders_per_centre: Option<u32>,
+    /// Scenario hours from the start to the surge (surge.at_hour).
+    #[arg(long)]
+    surge_at_hour: Option<f64>,
+    /// Append this run's policy and care outcomes to this file, one JSON line (for
+    /// plot-care and care-table).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// The policy's name in the record (made from the knobs when left out).
+    #[arg(long)]
+    label: Option<String>,
     /// MQTT connections the devices' messages are spread over.
     #[arg(long, default_value_t = 4)]
     publishers: usize,
@@ -129,17 +175,69 @@ impl Common {
         if let Some(n) = self.max_devices {
             s.devices.limit = n;
         }
+        if let Some(n) = self.responders_per_centre {
+            if !(1..=200).contains(&n) {
+                bail!("--responders-per-centre must lie in 1..=200, not {n}");
+            }
+            s.responders.per_centre = n;
+        }
+        if let Some(h) = self.surge_at_hour {
+            let Some(surge) = s.surge.as_mut() else { bail!("--surge-at-hour: the scenario has no [surge]") };
+            if !(h.is_finite() && h >= 0.0) {
+                bail!("--surge-at-hour must be a number >= 0, not {h}");
+            }
+            surge.at_hour = h;
+        }
         if self.no_surge || s.surge.as_ref().is_some_and(|x| x.at_hour >= s.run.hours) {
             s.surge = None;
         }
-        if !(1..=20).contains(&self.parallel_offers) {
-            bail!("--parallel-offers must lie in 1..=20, not {}", self.parallel_offers);
+        if let Some(n) = self.parallel_offers.filter(|n| !(1..=20).contains(n)) {
+            bail!("--parallel-offers must lie in 1..=20, not {n}");
+        }
+        if let Some(n) = self.max_offers.filter(|n| *n > 100) {
+            bail!("--max-offers must lie in 0..=100, not {n}");
+        }
+        if let Some(t) = self.offer_timeout_s {
+            Timers::compressed(s.run.speedup)
+                .with_offer_timeout(t, s.run.speedup)
+                .map_err(|e| anyhow::anyhow!("--offer-timeout-s: {e}"))?;
         }
         if !(self.drain_min.is_finite() && self.drain_min >= 0.0) {
             bail!("--drain-min must be a number >= 0, not {}", self.drain_min);
         }
         let name = s.district.name.clone();
-        Ok(Prepared::new(&name, s))
+        let mut prepared = Prepared::new(&name, s);
+        prepared.offer_timeout_s = self.offer_timeout_s;
+        Ok(prepared)
+    }
+
+    fn ladder(&self) -> LadderKnobs {
+        LadderKnobs {
+            parallel_offers: self.parallel_offers,
+            max_offers: self.max_offers,
+            yield_extra_offers: self.yield_extra_offers,
+        }
+    }
+
+    /// The policy's name: `--label`, else its knobs.
+    fn label(&self, matching: Matching) -> String {
+        if let Some(l) = &self.label {
+            return l.clone();
+        }
+        let mut label = matching.as_str().to_string();
+        if let Some(n) = self.parallel_offers {
+            label.push_str(&format!(", {n} at once"));
+        }
+        if let Some(n) = self.max_offers {
+            label.push_str(&format!(", {n} offers"));
+        }
+        if let Some(t) = self.offer_timeout_s {
+            label.push_str(&format!(", offer {t} s"));
+        }
+        if let Some(y) = self.yield_extra_offers {
+            label.push_str(if y { ", extra offers yield" } else { ", first come first served" });
+        }
+        label
     }
 
     fn engine(&self, prepared: &Prepared, matching: Matching) -> anyhow::Result<EngineOptions> {
@@ -154,7 +252,7 @@ impl Common {
             broker: self.broker.clone(),
             store: self.store.clone(),
             matching,
-            parallel_offers: self.parallel_offers,
+            ladder: self.ladder(),
             timers: prepared.timers(),
             health: prepared.health_timers(),
             care: prepared.care_timers(),
@@ -186,17 +284,57 @@ async fn run_once(common: &Common, prepared: &Prepared, matching: Matching) -> a
         prepared.lives.devices.iter().filter(|l| l.fault.is_some()).count(),
         opts.anxind.display()
     );
+    let started = std::time::Instant::now();
     let engine = ChildEngine::start(&opts, &prepared.registry).await?;
-    let label = match common.parallel_offers {
-        1 => matching.as_str().to_string(),
-        n => format!("{} ({n} offers at once)", matching.as_str()),
-    };
+    let label = common.label(matching);
     let result = prepared.play(&engine.target, &common.run_options(&label), &label).await;
     let tail = engine.log_tail();
     let stopped = engine.stop().await;
     let summary = result.with_context(|| format!("the run failed; anxind's last log lines:\n{tail}"))?;
     stopped?;
+    if let Some(path) = &common.record {
+        let s = &prepared.scenario;
+        let record = CareRecord {
+            label,
+            scenario: common.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string(),
+            seed: s.run.seed,
+            hours: s.run.hours,
+            speedup: s.run.speedup,
+            responders_per_centre: s.responders.per_centre,
+            responders: summary.responders,
+            matching: matching.as_str().to_string(),
+            parallel_offers: common.parallel_offers,
+            max_offers: common.max_offers,
+            yield_extra_offers: common.yield_extra_offers,
+            offer_timeout_s: common.offer_timeout_s.unwrap_or(60.0),
+            normal: summary.outside_surge.clone().unwrap_or_else(|| summary.care.clone()),
+            surge: summary.surge.clone(),
+            offers_accepted: summary.offers_accepted,
+            offers_declined: summary.offers_declined,
+            offers_unanswered: summary.offers_unanswered,
+            lost: summary.lost,
+            duplicated: summary.duplicated,
+            wall_s: started.elapsed().as_secs_f64(),
+        };
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        writeln!(file, "{}", serde_json::to_string(&record)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(summary)
+}
+
+fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<CareRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let records = CareRecord::read_all(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if records.is_empty() {
+        bail!("{}: no runs recorded", path.display());
+    }
+    Ok(records)
 }
 
 fn write_plots(common: &Common, summary: &Summary) -> anyhow::Result<()> {
@@ -268,6 +406,19 @@ async fn main() -> anyhow::Result<()> {
             let s = Scenario::load(&scenario)?;
             let prepared = Prepared::new(&s.district.name.clone(), s);
             println!("{}", serde_json::to_string_pretty(&prepared.registry)?);
+        }
+        Command::PlotCare { from, out, sweep } => {
+            let records = read_records(&from)?;
+            if sweep {
+                plot::surge_sweep(&records, &out)?;
+            } else {
+                plot::policies(&records, &out)?;
+            }
+            eprintln!("anxin-sim: wrote {}", out.display());
+        }
+        Command::CareTable { from, sweep } => {
+            let records = read_records(&from)?;
+            print!("{}", if sweep { report::sweep_table(&records) } else { report::policy_table(&records) });
         }
         Command::Run { common, matching } => {
             let prepared = common.prepare()?;

@@ -2,7 +2,7 @@
 //! distribution), of how soon the engine noticed each silent device against its window, and
 //! of how soon a carer who did not check out was alarmed against the lone-worker timer.
 
-use crate::report::{Percentiles, Summary};
+use crate::report::{CareRecord, Percentiles, Pooled, Summary};
 use anyhow::Context;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,159 @@ fn against_deadline(
 
 type Failure = Box<dyn std::error::Error>;
 
+const SEED_DOT: RGBColor = RGBColor(30, 100, 200);
+const POOLED: RGBColor = RGBColor(20, 20, 20);
+const TARGET: RGBColor = RGBColor(220, 90, 40);
+
+/// The normal day's care outcomes per policy (the records' labels, in the order first met):
+/// accepted within 60 s and on scene within 15 min, each run a dot, the pooled share a bar
+/// across, the aim a dashed line.
+pub fn policies(records: &[CareRecord], path: &Path) -> anyhow::Result<()> {
+    draw_policies(records, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn draw_policies(records: &[CareRecord], path: &Path) -> Result<(), Failure> {
+    let mut labels: Vec<&str> = Vec::new();
+    for r in records {
+        if !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    let pooled: Vec<Pooled> =
+        labels.iter().map(|l| Pooled::of(records.iter().filter(|r| r.label == *l).map(|r| &r.normal))).collect();
+    let low =
+        pooled.iter().flat_map(|p| p.accepted_each.iter().chain(&p.on_scene_each)).fold(95.0f64, |a, b| a.min(*b));
+    let floor = ((low - 1.0) / 5.0).floor() * 5.0;
+    let scenario = records.first().map(|r| r.scenario.as_str()).unwrap_or("run");
+    let hours = records.first().map(|r| r.hours).unwrap_or(0.0);
+    let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (title, body) = root.split_vertically(36);
+    title.titled(
+        &format!(
+            "{scenario}, a normal day ({hours} scenario hours a run): the policies, each dot one seed, bar pooled"
+        ),
+        ("sans-serif", 17),
+    )?;
+    let panels = body.split_evenly((1, 2));
+    type Pick = fn(&Pooled) -> (&Vec<f64>, Option<f64>);
+    let measures: [(&str, f64, Pick); 2] = [
+        ("accepted within 60 s (%)", 99.0, |p| (&p.accepted_each, p.accepted_within_60s_pct)),
+        ("on scene within 15 min (%)", 95.0, |p| (&p.on_scene_each, p.on_scene_within_15min_pct)),
+    ];
+    let n = labels.len();
+    for (panel, (name, aim, pick)) in panels.iter().zip(measures) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(name, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(60)
+            .y_label_area_size(45)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), floor..100.5f64)?;
+        chart
+            .configure_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                    labels[i as usize].to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .x_label_style(("sans-serif", 11))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new(vec![(-0.5, aim), (n as f64 - 0.5, aim)], 6, 4, TARGET.stroke_width(1)))?
+            .label(format!("aim {aim:.0}%"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], TARGET.stroke_width(1)));
+        for (i, p) in pooled.iter().enumerate() {
+            let (each, all) = pick(p);
+            let x = i as f64;
+            let k = each.len().max(1) as f64;
+            chart.draw_series(each.iter().enumerate().map(|(j, v)| {
+                // Spread the seeds a little sideways so equal shares stay visible.
+                let dx = (j as f64 - (k - 1.0) / 2.0) * 0.06;
+                Circle::new((x + dx, *v), 4, SEED_DOT.filled())
+            }))?;
+            if let Some(v) = all {
+                chart.draw_series(LineSeries::new(vec![(x - 0.25, v), (x + 0.25, v)], POOLED.stroke_width(3)))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{v:.1}%"),
+                    (x + 0.27, v),
+                    ("sans-serif", 12).into_font(),
+                )))?;
+            }
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The surge's nobody-going share against the responders on duty, a line per policy through
+/// the pooled shares, each run a dot, the 5% aim dashed.
+pub fn surge_sweep(records: &[CareRecord], path: &Path) -> anyhow::Result<()> {
+    draw_sweep(records, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn draw_sweep(records: &[CareRecord], path: &Path) -> Result<(), Failure> {
+    let mut labels: Vec<&str> = Vec::new();
+    for r in records.iter().filter(|r| r.surge.is_some()) {
+        if !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    let most = records.iter().map(|r| r.responders).max().unwrap_or(1) as f64 * 1.05;
+    let scenario = records.first().map(|r| r.scenario.as_str()).unwrap_or("run");
+    let root = SVGBackend::new(path, (900, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{scenario}, the surge: emergencies nobody was going to, by responders on duty"),
+            ("sans-serif", 17),
+        )
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0f64..most, 0f64..100f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("responders on duty in the district (35 centres)")
+        .y_desc("nobody going, % of the surge's emergencies")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    chart
+        .draw_series(DashedLineSeries::new(vec![(0.0, 5.0), (most, 5.0)], 6, 4, TARGET.stroke_width(1)))?
+        .label("aim 5%")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], TARGET.stroke_width(1)));
+    let colours = [SEED_DOT, RGBColor(40, 150, 80), RGBColor(150, 60, 170), RGBColor(120, 120, 120)];
+    for (label, colour) in labels.iter().zip(colours.iter().cycle()) {
+        let mut sizes: Vec<usize> = records.iter().filter(|r| r.label == *label).map(|r| r.responders).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let mut line = Vec::new();
+        for n in sizes {
+            let runs: Vec<_> = records.iter().filter(|r| r.label == *label && r.responders == n).collect();
+            let p = Pooled::of(runs.iter().filter_map(|r| r.surge.as_ref()));
+            chart.draw_series(
+                p.nobody_going_each.iter().map(|v| Circle::new((n as f64, *v), 3, colour.mix(0.6).filled())),
+            )?;
+            if let Some(v) = p.nobody_going_pct {
+                line.push((n as f64, v));
+            }
+        }
+        let c = *colour;
+        chart
+            .draw_series(LineSeries::new(line, c.stroke_width(2)))?
+            .label(label.to_string())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// p50, p99 and max of press → console in bins of scenario time.
 fn latency_over_time(s: &Summary, path: &Path) -> Result<(), Failure> {
     let hours = (s.scenario_hours + s.drain_min / 60.0).max(1e-3);
@@ -210,4 +363,26 @@ fn distribution(s: &Summary, path: &Path) -> Result<(), Failure> {
     )?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::record;
+
+    #[test]
+    fn the_care_plots_name_every_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs =
+            [record("old: 1 at a time", 1, 9, 10), record("3 at once", 1, 10, 10), record("3 at once", 2, 99, 100)];
+        let path = dir.path().join("policies.svg");
+        policies(&runs, &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("old: 1 at a time") && svg.contains("3 at once") && svg.contains("aim 99%"), "{svg}");
+        assert!(svg.contains("99.1%"), "the pooled share of 3 at once (109 of 110) is written");
+        let path = dir.path().join("sweep.svg");
+        surge_sweep(&runs, &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("aim 5%") && svg.contains("3 at once"), "{svg}");
+    }
 }

@@ -5,14 +5,15 @@ use crate::district::District;
 use crate::health::{FaultKind, Lives};
 use crate::plan::Action;
 use crate::sim::{NobodyGoingOutcome, Played, Silence, WelfareCheck};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write;
 
 pub use crate::rounds::{CarersSummary, ProgrammeSummary};
 
 /// Percentiles of one measure; all `None` when nothing was measured.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Percentiles {
     pub n: usize,
     pub p50: Option<f64>,
@@ -34,12 +35,20 @@ impl Percentiles {
 }
 
 /// How the people fared: the figures two matching policies are compared on.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Care {
     /// Emergency incidents (SOS, fall) opened by a press and not cancelled by the elder.
     pub emergencies: usize,
     pub accepted_within_60s_pct: Option<f64>,
     pub on_scene_within_15min_pct: Option<f64>,
+    /// The counts behind the two shares, so that runs can be pooled: emergencies pressed at
+    /// least 60 s (15 min) before the end, and of them those a responder accepted within
+    /// 60 s (was on scene within 15 min).
+    pub decided_60s: usize,
+    pub accepted_within_60s: usize,
+    pub decided_15min: usize,
+    pub on_scene_within_15min: usize,
     /// Press to a responder accepting, scenario seconds.
     pub press_to_accept_s: Percentiles,
     /// Press to a responder on scene, scenario minutes.
@@ -53,6 +62,15 @@ pub struct Care {
     pub nobody_going_assigned: usize,
     pub nobody_going_assigned_on_scene: usize,
     pub nobody_going_handed_to_120: usize,
+    /// Emergencies where a family contact answered "going" themselves, and of those nobody
+    /// (no responder) was going to, how many had a family member on the way: what families
+    /// as first responders already give.
+    pub family_going: usize,
+    pub nobody_going_family_going: usize,
+    /// The first few emergencies no responder accepted within 60 s, to see why: what no
+    /// policy could change (nobody with the skill inside a service circle) apart from what
+    /// a policy could.
+    pub missed_60s: Vec<Missed>,
     /// Emergencies where the responder who went belongs to the elder's own centre (the one
     /// nearest their home).
     pub own_centre_pct: Option<f64>,
@@ -779,6 +797,111 @@ impl Care {
     }
 }
 
+/// An emergency no responder accepted within 60 s.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Missed {
+    pub kind: String,
+    /// The centre nearest the elder's home.
+    pub own_centre: String,
+    /// Responders with the skill the kind needs whose centre is inside their own
+    /// 15-minute circle of the home by their travel mode (where they wait between jobs):
+    /// 0 means no ladder could have offered it to anyone in time.
+    pub could_reach: usize,
+    /// Press to accept, scenario seconds, when somebody accepted later.
+    pub accepted_after_s: Option<f64>,
+    pub nobody_going: bool,
+}
+
+/// One run's policy and care outcomes, a line of a `--record` file: what `plot-care` draws
+/// and the comparison tables are pooled from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CareRecord {
+    /// The policy's name in tables and plots (`--label`, else made from the knobs).
+    pub label: String,
+    pub scenario: String,
+    pub seed: u64,
+    pub hours: f64,
+    pub speedup: f64,
+    pub responders_per_centre: u32,
+    /// Responders on emergency duty (carers apart).
+    pub responders: usize,
+    pub matching: String,
+    /// The ladder's knobs as the run set them; `None`: anxind's default.
+    pub parallel_offers: Option<u32>,
+    pub max_offers: Option<u32>,
+    #[serde(default)]
+    pub yield_extra_offers: Option<bool>,
+    /// The offer deadline, scenario seconds.
+    pub offer_timeout_s: f64,
+    /// Emergencies outside the surge (all of them when the run had none).
+    pub normal: Care,
+    /// Emergencies pressed in the surge, when there was one.
+    pub surge: Option<Care>,
+    pub offers_accepted: u64,
+    pub offers_declined: u64,
+    pub offers_unanswered: u64,
+    pub lost: usize,
+    pub duplicated: u64,
+    /// Wall-clock seconds the run took.
+    pub wall_s: f64,
+}
+
+impl CareRecord {
+    /// Reads a `--record` file: one JSON object a line, blank lines skipped.
+    pub fn read_all(text: &str) -> Result<Vec<CareRecord>, String> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+            .collect()
+    }
+}
+
+/// Runs pooled: the shares of all their emergencies together, and each run's share.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pooled {
+    pub runs: usize,
+    pub emergencies: usize,
+    pub accepted_within_60s_pct: Option<f64>,
+    pub on_scene_within_15min_pct: Option<f64>,
+    /// Per run, in the order given.
+    pub accepted_each: Vec<f64>,
+    pub on_scene_each: Vec<f64>,
+    /// Of emergencies, the share nobody was going to (pooled, and per run).
+    pub nobody_going_pct: Option<f64>,
+    pub nobody_going_each: Vec<f64>,
+}
+
+impl Pooled {
+    pub fn of<'a>(cares: impl IntoIterator<Item = &'a Care>) -> Self {
+        let mut p = Pooled::default();
+        let (mut a, mut da, mut o, mut d15, mut ng) = (0usize, 0usize, 0usize, 0usize, 0usize);
+        let pct = |x: usize, of: usize| (of > 0).then(|| 100.0 * x as f64 / of as f64);
+        for c in cares {
+            p.runs += 1;
+            p.emergencies += c.emergencies;
+            (a, da, o, d15, ng) = (
+                a + c.accepted_within_60s,
+                da + c.decided_60s,
+                o + c.on_scene_within_15min,
+                d15 + c.decided_15min,
+                ng + c.nobody_going,
+            );
+            p.accepted_each.extend(pct(c.accepted_within_60s, c.decided_60s));
+            p.on_scene_each.extend(pct(c.on_scene_within_15min, c.decided_15min));
+            p.nobody_going_each.extend(pct(c.nobody_going, c.emergencies));
+        }
+        p.accepted_within_60s_pct = pct(a, da);
+        p.on_scene_within_15min_pct = pct(o, d15);
+        p.nobody_going_pct = pct(ng, p.emergencies);
+        p
+    }
+}
+
+/// How many missed emergencies a run keeps for a look.
+const MISSED_KEPT: usize = 40;
+
 /// Care outcomes of all emergencies, or only of those in (or out of) the surge.
 fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> Care {
     let l = &played.ledger;
@@ -817,15 +940,39 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
         // Count an incident only where the run lasted long enough to tell.
         if pressed_s + 60.0 <= end_s {
             decided60 += 1;
-            within60 += usize::from(inc.accepted.is_some_and(|a| scen(p.sent, a) <= 60.0));
+            let in_time = inc.accepted.is_some_and(|a| scen(p.sent, a) <= 60.0);
+            within60 += usize::from(in_time);
+            if !in_time && c.missed_60s.len() < MISSED_KEPT {
+                let elder = &district.elders[inc.device];
+                let home = elder.home;
+                let could_reach = district
+                    .responders
+                    .iter()
+                    .filter(|r| !r.carer && (inc.kind != "fall" || r.first_aid))
+                    .filter(|r| {
+                        let d = district.centres[r.centre].position.distance_m(home);
+                        d * 1.3 / r.mode.speed_m_s() / 60.0 <= 15.0
+                    })
+                    .count();
+                c.missed_60s.push(Missed {
+                    kind: inc.kind.clone(),
+                    own_centre: district.centres[elder.own_centre].name.clone(),
+                    could_reach,
+                    accepted_after_s: inc.accepted.map(|a| scen(p.sent, a)),
+                    nobody_going: inc.nobody_going,
+                });
+            }
         }
         if pressed_s + 900.0 <= end_s {
             decided15 += 1;
             within15 += usize::from(inc.on_scene.is_some_and(|o| scen(p.sent, o) <= 900.0));
         }
         c.station_alerted += usize::from(inc.station_alerted);
+        let family_going = inc.family.going_at_ms.is_some();
+        c.family_going += usize::from(family_going);
         if inc.nobody_going {
             c.nobody_going += 1;
+            c.nobody_going_family_going += usize::from(family_going);
             match inc.nobody_going_outcome {
                 Some(NobodyGoingOutcome::Assigned) => {
                     c.nobody_going_assigned += 1;
@@ -862,6 +1009,8 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
     let pct = |a: usize, b: usize| (b > 0).then(|| 100.0 * a as f64 / b as f64);
     c.accepted_within_60s_pct = pct(within60, decided60);
     c.on_scene_within_15min_pct = pct(within15, decided15);
+    (c.decided_60s, c.accepted_within_60s, c.decided_15min, c.on_scene_within_15min) =
+        (decided60, within60, decided15, within15);
     c.own_centre_pct = pct(own, went);
     c.press_to_accept_s = Percentiles::of(to_accept);
     c.press_to_on_scene_min = Percentiles::of(to_scene);
@@ -923,8 +1072,102 @@ pub fn comparison(a: &Summary, b: &Summary) -> String {
     t
 }
 
+/// Records grouped by `key`, groups in the order first met.
+fn groups<K: PartialEq + Clone>(records: &[CareRecord], key: impl Fn(&CareRecord) -> K) -> Vec<(K, Vec<&CareRecord>)> {
+    let mut out: Vec<(K, Vec<&CareRecord>)> = Vec::new();
+    for r in records {
+        let k = key(r);
+        match out.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(r),
+            None => out.push((k, vec![r])),
+        }
+    }
+    out
+}
+
+fn pct1(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into())
+}
+
+fn each(values: &[f64]) -> String {
+    values.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(", ")
+}
+
+fn seeds(runs: &[&CareRecord]) -> String {
+    runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The normal day's care outcomes per policy as a Markdown table: pooled over the policy's
+/// runs, each run's share in brackets.
+pub fn policy_table(records: &[CareRecord]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| policy | seeds | emergencies | accepted within 60 s: pooled (each run) | on scene within 15 min: pooled (each run) | press → accept p50 / p90 (s, each run) | offers per emergency | nobody going | lost / duplicated |"
+    );
+    let _ = writeln!(t, "|---|---|---:|---|---|---|---:|---:|---:|");
+    for (label, runs) in groups(records, |r| r.label.clone()) {
+        let p = Pooled::of(runs.iter().map(|r| &r.normal));
+        let accept: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let q = &r.normal.press_to_accept_s;
+                format!("{:.0} / {:.0}", q.p50.unwrap_or(f64::NAN), q.p90.unwrap_or(f64::NAN))
+            })
+            .collect();
+        let offers: u64 = runs.iter().map(|r| r.offers_accepted + r.offers_declined + r.offers_unanswered).sum();
+        let nobody: usize = runs.iter().map(|r| r.normal.nobody_going).sum();
+        let (lost, dup): (usize, u64) = (runs.iter().map(|r| r.lost).sum(), runs.iter().map(|r| r.duplicated).sum());
+        let _ = writeln!(
+            t,
+            "| {label} | {} | {} | **{}** ({}) | **{}** ({}) | {} | {:.2} | {nobody} | {lost} / {dup} |",
+            seeds(&runs),
+            p.emergencies,
+            pct1(p.accepted_within_60s_pct),
+            each(&p.accepted_each),
+            pct1(p.on_scene_within_15min_pct),
+            each(&p.on_scene_each),
+            accept.join("; "),
+            offers as f64 / p.emergencies.max(1) as f64,
+        );
+    }
+    t
+}
+
+/// The surge's outcome per policy and responder count as a Markdown table.
+pub fn sweep_table(records: &[CareRecord]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| responders (per centre) | policy | seeds | surge emergencies | nobody going: pooled (each run) | of those, family going | accepted within 60 s | on scene within 15 min |"
+    );
+    let _ = writeln!(t, "|---|---|---|---:|---|---:|---:|---:|");
+    let mut groups = groups(records, |r| (r.responders, r.responders_per_centre, r.label.clone()));
+    groups.sort_by(|a, b| (a.0 .0, &a.0 .2).cmp(&(b.0 .0, &b.0 .2)));
+    for ((responders, per_centre, label), runs) in groups {
+        let surges: Vec<&Care> = runs.iter().filter_map(|r| r.surge.as_ref()).collect();
+        if surges.is_empty() {
+            continue;
+        }
+        let p = Pooled::of(surges.iter().copied());
+        let family: usize = surges.iter().map(|c| c.nobody_going_family_going).sum();
+        let nobody: usize = surges.iter().map(|c| c.nobody_going).sum();
+        let _ = writeln!(
+            t,
+            "| {responders} ({per_centre}) | {label} | {} | {} | **{}** ({}) | {family} of {nobody} | {} | {} |",
+            seeds(&runs),
+            p.emergencies,
+            pct1(p.nobody_going_pct),
+            each(&p.nobody_going_each),
+            pct1(p.accepted_within_60s_pct),
+            pct1(p.on_scene_within_15min_pct),
+        );
+    }
+    t
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -933,6 +1176,73 @@ mod tests {
         assert_eq!((p.n, p.p50, p.p90, p.p99, p.max), (100, Some(50.0), Some(90.0), Some(99.0), Some(100.0)));
         assert_eq!(Percentiles::of(vec![]).p50, None);
         assert_eq!(Percentiles::of(vec![3.0]).p99, Some(3.0));
+    }
+
+    /// A recorded run with `accepted` of `decided` emergencies accepted within 60 s.
+    pub(crate) fn record(label: &str, seed: u64, accepted: usize, decided: usize) -> CareRecord {
+        let normal = Care {
+            emergencies: decided,
+            decided_60s: decided,
+            accepted_within_60s: accepted,
+            decided_15min: decided,
+            on_scene_within_15min: decided,
+            nobody_going: decided - accepted,
+            ..Care::default()
+        };
+        CareRecord {
+            label: label.into(),
+            scenario: "xishan".into(),
+            seed,
+            hours: 4.0,
+            speedup: 60.0,
+            responders_per_centre: 4,
+            responders: 140,
+            matching: "nearest".into(),
+            parallel_offers: Some(1),
+            max_offers: Some(3),
+            yield_extra_offers: None,
+            offer_timeout_s: 60.0,
+            surge: Some(normal.clone()),
+            normal,
+            offers_accepted: 10,
+            offers_declined: 1,
+            offers_unanswered: 1,
+            lost: 0,
+            duplicated: 0,
+            wall_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn runs_pool_by_their_counts_not_by_averaging_their_shares() {
+        let a = record("old", 1, 9, 10);
+        let b = record("old", 2, 99, 100);
+        let p = Pooled::of([&a.normal, &b.normal]);
+        assert_eq!((p.runs, p.emergencies), (2, 110));
+        assert_eq!(p.accepted_within_60s_pct, Some(100.0 * 108.0 / 110.0), "not the mean of 90% and 99%");
+        assert_eq!(p.accepted_each, [90.0, 99.0]);
+        assert_eq!(p.nobody_going_pct, Some(100.0 * 2.0 / 110.0));
+        assert_eq!(Pooled::of([]).accepted_within_60s_pct, None);
+    }
+
+    #[test]
+    fn a_record_file_reads_back_and_a_bad_line_is_named() {
+        let runs = [record("old", 1, 9, 10), record("new", 1, 10, 10)];
+        let text: String = runs.iter().map(|r| serde_json::to_string(r).unwrap() + "\n\n").collect();
+        assert_eq!(CareRecord::read_all(&text).unwrap(), runs);
+        let err = CareRecord::read_all(&format!("{text}{{\"label\": 1}}\n")).unwrap_err();
+        assert!(err.starts_with("line 5:"), "{err}");
+    }
+
+    #[test]
+    fn the_tables_pool_each_policy_and_list_each_run() {
+        let runs = [record("old", 1, 9, 10), record("new", 1, 10, 10), record("old", 2, 99, 100)];
+        let t = policy_table(&runs);
+        let old = t.lines().find(|l| l.starts_with("| old |")).unwrap();
+        assert!(old.contains("| 1, 2 | 110 | **98.2%** (90.0, 99.0) |"), "{old}");
+        assert_eq!(t.lines().filter(|l| l.starts_with("| new |")).count(), 1, "{t}");
+        let sweep = sweep_table(&runs);
+        assert!(sweep.contains("| 140 (4) | old | 1, 2 | 110 | **1.8%** (10.0, 1.0) | 0 of 2 |"), "{sweep}");
     }
 
     fn silence(device: usize, kind: FaultKind, last_ms: i64, back_ms: Option<i64>) -> Silence {

@@ -133,6 +133,8 @@ pub struct FamilySeen {
     pub first_delivery_at_ms: Option<i64>,
     /// When a contact first answered anything but "cannot help" (the engine's `answered`).
     pub answered_at_ms: Option<i64>,
+    /// When a contact first said they are going themselves (`going`, with an ETA).
+    pub going_at_ms: Option<i64>,
     /// Contacts told so far, in the order they were told.
     pub told: Vec<String>,
     pub exhausted: bool,
@@ -487,6 +489,9 @@ impl Ledger {
             if let (Some(a), Some(t)) = (&c.answer, c.answered_at) {
                 if !matches!(a, FamilyAnswer::CannotHelp) {
                     fam.answered_at_ms = earliest(fam.answered_at_ms, t.millis());
+                }
+                if matches!(a, FamilyAnswer::Going { .. }) {
+                    fam.going_at_ms = earliest(fam.going_at_ms, t.millis());
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! public builder with the configuration the child process would get, and driven only over
 //! MQTT (devices) and WebSocket (phones, consoles), as `anxin-sim run` drives a child anxind.
 
-use anxin_sim::engine::{config_toml, Credentials, Matching, Target};
+use anxin_sim::engine::{config_toml, Credentials, LadderKnobs, Matching, Target};
 use anxin_sim::scenario::Scenario;
 use anxin_sim::sim::RunOptions;
 use anxin_sim::Prepared;
@@ -23,7 +23,7 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
         &prepared.health_timers(),
         &prepared.care_timers(),
         Matching::Nearest,
-        1,
+        LadderKnobs::default(),
         &topic_root,
         "anxind-sim-test",
     );

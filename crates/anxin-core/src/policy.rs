@@ -30,6 +30,11 @@ pub struct Policy {
     pub ladders: BTreeMap<IncidentKind, LadderPolicy>,
     /// Whom the first rung offers: the nearest responders, or only the elder's own station's.
     pub matching: Matching,
+    /// An emergency that finds nobody free to offer takes a responder from another
+    /// incident's extra parallel offers (one of two or more out there at once), so that
+    /// offering the soonest few at once never leaves another emergency with no offer at all
+    /// when responders are scarce (a surge).
+    pub yield_extra_offers: bool,
     /// How long the station's duty line has before a dispatcher is called in.
     pub station_timeout_ms: i64,
     /// How often a dispatcher is reminded of an incident waiting for them.
@@ -87,9 +92,11 @@ pub struct LadderPolicy {
     pub station: bool,
 }
 
+/// Three offers, all at once: in the simulated Xishan day one responder at a time had 93%
+/// of emergencies accepted within 60 s and three at once 99% (README, "The care outcome").
 impl Default for LadderPolicy {
     fn default() -> Self {
-        Self { offers: 3, parallel: 1, station: true }
+        Self { offers: 3, parallel: 3, station: true }
     }
 }
 
@@ -176,6 +183,7 @@ impl Default for Policy {
             offer_timeout_ms: 60_000,
             ladders: IncidentKind::EMERGENCIES.into_iter().map(|k| (k, LadderPolicy::default())).collect(),
             matching: Matching::Nearest,
+            yield_extra_offers: true,
             station_timeout_ms: 120_000,
             reminder_interval_ms: 60_000,
             on_scene_within_ms: 30 * 60_000,

@@ -88,6 +88,16 @@ fn engine() -> Engine {
     Engine::new(Policy::default(), registry(), Resume::default())
 }
 
+/// The engine with every emergency offered to one responder at a time (the default offers
+/// the soonest three at once), for the steps of a single offer.
+fn one_at_a_time() -> Engine {
+    let mut policy = Policy::default();
+    for ladder in policy.ladders.values_mut() {
+        ladder.parallel = 1;
+    }
+    Engine::new(policy, registry(), Resume::default())
+}
+
 #[test]
 fn a_plausible_fix_is_used_and_the_nearest_on_duty_responder_is_offered() {
     let mut e = engine();
@@ -224,18 +234,9 @@ fn an_unreadable_message_raises_an_incident_for_a_dispatcher() {
 
 #[test]
 fn the_snapshot_lists_the_most_urgent_first() {
-    let mut reg = registry();
-    reg.elders.push(Elder { id: ElderId::parse("e-2").unwrap(), ..reg.elders[0].clone() });
-    reg.devices.push(Device {
-        id: DeviceId::parse("d-2").unwrap(),
-        elder_id: ElderId::parse("e-2").unwrap(),
-        model: None,
-        sim: None,
-    });
-    let mut e = Engine::new(Policy::default(), reg, Resume::default());
+    let (mut e, d2) = with_a_neighbour(registry().responders, Policy::default());
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("s", EventType::Service, None), T0, &mut out).unwrap();
-    let d2 = DeviceId::parse("d-2").unwrap();
     e.handle_device_event(&d2, event("f", EventType::Fall, None), T0.plus_millis(1000), &mut out).unwrap();
     let kinds: Vec<_> = e.snapshot().iter().map(|v| v.kind).collect();
     assert_eq!(kinds, vec![IncidentKind::Fall, IncidentKind::Service]);
@@ -339,7 +340,7 @@ fn a_decline_goes_to_the_next_responder_and_never_back() {
 
 #[test]
 fn illegal_steps_are_refused_and_change_nothing() {
-    let mut e = engine();
+    let mut e = one_at_a_time();
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
@@ -408,12 +409,15 @@ fn a_cancel_press_is_verified_by_a_dispatcher_who_closes_it_with_a_reason() {
     )
     .unwrap();
     assert!(e.open_incident_for(&dev()).is_none(), "closed incidents leave the open set");
-    assert!(e.matcher().is_available(&rid("r-home")), "the offer was withdrawn");
+    assert!(e.matcher().is_available(&rid("r-home")), "the offers were withdrawn");
+    assert!(e.matcher().is_available(&rid("r-park")), "every one of them");
     let last = out.deltas.last().unwrap();
     assert_eq!((last.state, last.outcome.as_deref()), (IncidentState::Cancelled, Some(reason.as_str())));
     let actors: Vec<_> = out.events.iter().map(|e| (&e.actor, &e.change)).collect();
-    assert!(matches!(actors[0], (Actor::Dispatcher(_), Change::OfferWithdrawn { .. })), "{actors:?}");
-    assert!(matches!(actors[1], (Actor::Dispatcher(d), Change::Cancelled { .. }) if d == "王调度"), "{actors:?}");
+    let (withdrawn, cancelled) = actors.split_at(actors.len() - 1);
+    assert_eq!(withdrawn.len(), 2, "the two on duty had the offer at once: {actors:?}");
+    assert!(withdrawn.iter().all(|a| matches!(a, (Actor::Dispatcher(_), Change::OfferWithdrawn { .. }))), "{actors:?}");
+    assert!(matches!(cancelled[0], (Actor::Dispatcher(d), Change::Cancelled { .. }) if d == "王调度"), "{actors:?}");
     // The device may press again: a new incident.
     let mut out = Outbox::default();
     let again = e.handle_device_event(&dev(), event("m2", EventType::Sos, None), T0.plus_millis(90_000), &mut out);
@@ -545,7 +549,7 @@ fn a_press_after_help_was_given_is_a_new_emergency() {
 
 #[test]
 fn assigning_the_responder_who_holds_the_offer_makes_it_their_job() {
-    let mut e = engine();
+    let mut e = one_at_a_time();
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let id = e.open_incident_for(&dev()).unwrap().id;
@@ -640,6 +644,99 @@ fn parallel_offers_go_out_together_and_the_first_to_accept_wins() {
     assert!(e.job_view(&rid("a"), t).is_none());
     let late = e.responder_acts(&rid("a"), id, ResponderAction::Accept, t, &mut Outbox::default());
     assert!(matches!(late, Err(CommandError::NotYours { .. })), "a late accept is refused: {late:?}");
+}
+
+#[test]
+fn by_default_an_emergency_goes_to_the_three_soonest_at_once() {
+    for kind in [EventType::Sos, EventType::Fall] {
+        let mut e = with_policy(three_riders(), Policy::default());
+        let mut out = Outbox::default();
+        e.handle_device_event(&dev(), event("m", kind, None), T0, &mut out).unwrap();
+        assert_eq!(live_offers(&e), ["a", "b", "c"], "{kind:?}: all three at the first moment, nearest first");
+        let id = e.open_incident_for(&dev()).unwrap().id;
+        let mut out = Outbox::default();
+        e.responder_acts(&rid("c"), id, ResponderAction::Accept, T0.plus_millis(20_000), &mut out).unwrap();
+        let i = e.incident(id).unwrap();
+        assert_eq!(i.responder.as_ref().map(|r| r.id.as_str()), Some("c"), "the first to accept, not the nearest");
+        assert!(e.matcher().is_available(&rid("a")) && e.matcher().is_available(&rid("b")), "the others are free");
+    }
+}
+
+/// A second elder (`e-2`, device `d-2`) living next to the first.
+fn with_a_neighbour(responders: Vec<Responder>, policy: Policy) -> (Engine, DeviceId) {
+    let mut reg = registry();
+    reg.responders = responders;
+    reg.elders.push(Elder { id: ElderId::parse("e-2").unwrap(), ..reg.elders[0].clone() });
+    reg.devices.push(Device {
+        id: DeviceId::parse("d-2").unwrap(),
+        elder_id: ElderId::parse("e-2").unwrap(),
+        model: None,
+        sim: None,
+    });
+    (Engine::new(policy, reg, Resume::default()), DeviceId::parse("d-2").unwrap())
+}
+
+#[test]
+fn an_emergency_with_nobody_free_takes_a_responder_from_anothers_extra_offers() {
+    let (mut e, d2) = with_a_neighbour(three_riders(), Policy::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["a", "b", "c"], "all three are out on the first");
+    let first = e.open_incident_for(&dev()).unwrap().id;
+
+    let t = T0.plus_millis(2_000);
+    let mut out = Outbox::default();
+    e.handle_device_event(&d2, event("n", EventType::Sos, None), t, &mut out).unwrap();
+    let second = e.open_incident_for(&d2).unwrap();
+    let taken: Vec<_> = second.ladder.offers.iter().map(|o| o.responder_id.to_string()).collect();
+    assert_eq!(taken, ["a"], "the soonest of the first's offers moves to the one with none");
+    assert_eq!(second.state, IncidentState::Offered, "not up to the station");
+    assert_eq!(live_offers(&e), ["b", "c"], "the first keeps two");
+    let withdrawn = out.events.iter().find(|ev| ev.incident_id == first).unwrap();
+    assert_eq!(withdrawn.change, Change::OfferWithdrawn { responder_id: rid("a") });
+    assert_eq!(withdrawn.actor, Actor::Engine);
+    assert_eq!(e.job_view(&rid("a"), t).map(|j| j.incident_id), Some(second.id), "a's phone shows the new one");
+
+    // The responder taken over answers the new offer as any other.
+    let second_id = second.id;
+    e.responder_acts(&rid("a"), second_id, ResponderAction::Accept, t, &mut Outbox::default()).unwrap();
+    assert_eq!(e.incident(second_id).unwrap().state, IncidentState::Accepted);
+    assert!(e.best_extra_offer(first).is_none(), "no other incident holds an extra offer");
+}
+
+#[test]
+fn an_incident_never_gives_up_its_last_offer_and_first_come_first_served_is_a_setting() {
+    // One rider: the first incident's single offer is not extra.
+    let one = vec![responder_at("a", 25.001, 102.68, TravelMode::Ebike, &["first_aid"])];
+    let (mut e, d2) = with_a_neighbour(one, Policy::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    e.handle_device_event(&d2, event("n", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["a"]);
+    assert_eq!(e.open_incident_for(&d2).unwrap().state, IncidentState::StationAlerted, "nobody to spare");
+
+    let policy = Policy { yield_extra_offers: false, ..Policy::default() };
+    let (mut e, d2) = with_a_neighbour(three_riders(), policy);
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    e.handle_device_event(&d2, event("n", EventType::Sos, None), T0, &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["a", "b", "c"], "first come, first served: the first keeps all three");
+    assert_eq!(e.open_incident_for(&d2).unwrap().state, IncidentState::StationAlerted);
+}
+
+#[test]
+fn an_extra_offer_is_taken_only_by_one_the_responder_qualifies_for() {
+    // Riders without first aid hold an SOS's extra offers; a fall next door needs first aid.
+    let riders = vec![
+        responder_at("a", 25.001, 102.68, TravelMode::Ebike, &[]),
+        responder_at("b", 25.003, 102.68, TravelMode::Ebike, &[]),
+    ];
+    let (mut e, d2) = with_a_neighbour(riders, Policy::default());
+    let mut out = Outbox::default();
+    e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
+    e.handle_device_event(&d2, event("n", EventType::Fall, None), T0, &mut out).unwrap();
+    assert_eq!(live_offers(&e), ["a", "b"], "neither may go to a fall");
+    assert_eq!(e.open_incident_for(&d2).unwrap().state, IncidentState::StationAlerted);
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! - every open incident is offered, held by a responder, with the station, with a
 //!   dispatcher, or resolved and waiting to be closed: none is forgotten;
 //! - the ladder never skips a rung, never offers more than its kind allows (in all, or at once
-//!   when offers go out in parallel), and nobody who could have gone is passed over;
+//!   when offers go out in parallel), and nobody who could have gone is passed over, nor
+//!   (where extra offers yield) anybody holding one of another incident's extra parallel
+//!   offers who could have gone;
 //! - the log and the state tell one story: every incident row the engine hands out to be
 //!   stored equals what replaying that incident's logged changes with `Incident::apply`,
 //!   from `Incident::open`, gives;
@@ -28,8 +30,9 @@
 //!   holds the incident; an answer or an end for a call never heard ringing changes nothing;
 //!   the calls, their forwarding and their alarms replay from the log like everything else.
 //!
-//! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not) and
-//! sometimes matches by the elder's own station instead of the nearest responder.
+//! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not),
+//! whether extra parallel offers yield to an emergency with none, and sometimes matches by the
+//! elder's own station instead of the nearest responder.
 //!
 //! `cargo test -p anxin-core --test simulation` runs a fixed budget (10 seeds × 100,000 steps).
 //! `ANXIN_SIM_SEEDS=200 ANXIN_SIM_STEPS=200000` runs more; a failure prints its seed, and
@@ -255,6 +258,7 @@ impl Sim {
         if rng.random_bool(0.25) {
             policy.matching = Matching::OwnStation;
         }
+        policy.yield_extra_offers = rng.random_bool(0.5);
         // Short quiet spells and quick learning, so that checks for inactivity open, close
         // and are learned away within a run.
         policy.activity.quiet_hours = rng.random_range(1..4);
@@ -1352,6 +1356,14 @@ impl Sim {
                     }
                     if let Ok((r, _)) = self.engine.best_candidate(i.id) {
                         self.fail(format!("incident {} climbed past the responders while {r} could have gone", i.id));
+                    }
+                    if let Some((r, _, from)) =
+                        self.engine.best_extra_offer(i.id).filter(|_| self.policy.yield_extra_offers)
+                    {
+                        self.fail(format!(
+                            "incident {} climbed past the responders while {r} held an extra offer on {from}",
+                            i.id
+                        ));
                     }
                 }
             }

@@ -63,6 +63,7 @@ impl App {
             offer_timeout_ms: config.dispatch.offer_timeout_s as i64 * 1000,
             ladders: config.dispatch.ladders(),
             matching: config.dispatch.matching(),
+            yield_extra_offers: config.dispatch.yield_extra_offers,
             station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
             reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
             claim_offline_release_ms: config.dispatch.claim_offline_release_s as i64 * 1000,

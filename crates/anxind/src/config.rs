@@ -560,6 +560,9 @@ pub struct Dispatch {
     pub offer_timeout_s: u64,
     pub max_responder_offers: u32,
     pub parallel_offers: u32,
+    /// An emergency with nobody free to offer takes a responder from another's extra
+    /// parallel offers (`Policy::yield_extra_offers`).
+    pub yield_extra_offers: bool,
     pub matching: String,
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
@@ -1293,7 +1296,7 @@ mod tests {
         let c = Config::load(Some(&file), &serde_json::json!({})).unwrap();
         let ladders = c.dispatch.ladders();
         assert_eq!(ladders[&IncidentKind::Fall], LadderPolicy { offers: 4, parallel: 2, station: false });
-        assert_eq!(ladders[&IncidentKind::Sos], LadderPolicy { offers: 4, parallel: 1, station: true }, "defaults");
+        assert_eq!(ladders[&IncidentKind::Sos], LadderPolicy { offers: 4, parallel: 3, station: true }, "defaults");
         assert_eq!(ladders[&IncidentKind::Fire].offers, 4);
         assert_eq!(c.dispatch.matching(), Matching::Nearest);
 

@@ -10,7 +10,7 @@
 
 use super::Engine;
 use crate::dispatch::Search;
-use crate::ids::StationId;
+use crate::ids::{IncidentId, StationId};
 use crate::incident::Incident;
 use crate::policy::Matching;
 use crate::registry::Responder;
@@ -129,6 +129,42 @@ impl<'e> Candidates<'e> {
                 self.soonest(self.of_station(station.as_ref()), false)
             }
         }
+    }
+
+    /// A responder holding an extra parallel offer on another incident (one of two or more
+    /// live offers there) who qualifies for this one as the ladder's choice would (the same
+    /// matching, offer distance, skill and service circle), the soonest to arrive; with the
+    /// incident they would be taken from. Of equals, the one met first (incidents in id order,
+    /// offers in the order made), so a replay chooses alike.
+    pub(crate) fn best_extra_offer(&self) -> Option<(Candidate<'e>, IncidentId)> {
+        let engine = self.engine;
+        let at = self.incident.location.at;
+        let own_station = match engine.policy.matching {
+            Matching::Nearest => None,
+            Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
+        };
+        let mut best: Option<(Candidate<'e>, IncidentId)> = None;
+        let donors = engine.open.values().filter(|o| o.id != self.incident.id && o.ladder.offers.len() >= 2);
+        for other in donors {
+            for offer in &other.ladder.offers {
+                let Some(r) = engine.responders.get(&offer.responder_id) else { continue };
+                if own_station.as_ref().is_some_and(|s| s.as_ref() != Some(&r.station_id)) {
+                    continue;
+                }
+                let distance_m = r.position.distance_m(at);
+                if own_station.is_none() && distance_m > engine.policy.max_offer_distance_m {
+                    continue;
+                }
+                let c = self.weigh(r, distance_m);
+                if c.ruled_out(own_station.is_none()).is_some() {
+                    continue;
+                }
+                if best.as_ref().is_none_or(|(b, _)| c.minutes < b.minutes) {
+                    best = Some((c, other.id));
+                }
+            }
+        }
+        best
     }
 
     /// The soonest qualifying candidate of `pool`. A pool bounded by the service circle

@@ -46,6 +46,15 @@ impl Engine {
         if !incident.ladder.offers.is_empty() {
             return;
         }
+        if self.policy.yield_extra_offers && incident.ladder.offers_made < ladder.offers {
+            if let Some((responder, distance_m, from)) = self.best_extra_offer(id) {
+                // The other incident keeps at least one offer; this one gets its first.
+                let change = Change::OfferWithdrawn { responder_id: responder.clone() };
+                self.end_offer(from, &responder, change, Actor::Engine, now, out);
+                self.offer(id, responder, distance_m, now, out);
+                return;
+            }
+        }
         if incident.ladder.offers_made == 0 && ladder.offers > 0 {
             let own_station = self.policy.matching == Matching::OwnStation;
             let change = if own_station && search.in_range == 0 {
@@ -103,6 +112,16 @@ impl Engine {
     pub fn best_candidate(&self, id: IncidentId) -> Result<(ResponderId, f64), Search> {
         let Some(incident) = self.open.get(&id) else { return Err(Search::default()) };
         Candidates::new(self, incident).best().map(|c| (c.responder.id.clone(), c.distance_m))
+    }
+
+    /// A responder the ladder could take from another incident's extra parallel offers for
+    /// incident `id` when nobody free qualifies (see [`Policy::yield_extra_offers`]): the
+    /// responder, their great-circle distance, and the incident whose offer they hold.
+    ///
+    /// [`Policy::yield_extra_offers`]: crate::policy::Policy::yield_extra_offers
+    pub fn best_extra_offer(&self, id: IncidentId) -> Option<(ResponderId, f64, IncidentId)> {
+        let incident = self.open.get(&id)?;
+        Candidates::new(self, incident).best_extra_offer().map(|(c, from)| (c.responder.id.clone(), c.distance_m, from))
     }
 
     pub(super) fn offer(
