@@ -138,15 +138,21 @@ fn draw_policies(records: &[CareRecord], path: &Path) -> Result<(), Failure> {
     let floor = ((low - 1.0) / 5.0).floor() * 5.0;
     let scenario = records.first().map(|r| r.scenario.as_str()).unwrap_or("run");
     let hours = records.first().map(|r| r.hours).unwrap_or(0.0);
-    let root = SVGBackend::new(path, (1000, 460)).into_drawing_area();
+    // The axis names the policies by letter; the key under the title spells them out.
+    let tag = |i: usize| char::from(b'A' + (i % 26) as u8).to_string();
+    let key: Vec<String> = labels.iter().enumerate().map(|(i, l)| format!("{} {l}", tag(i))).collect();
+    let root = SVGBackend::new(path, (1000, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (title, body) = root.split_vertically(36);
+    let (title, body) = root.split_vertically(76);
     title.titled(
         &format!(
             "{scenario}, a normal day ({hours} scenario hours a run): the policies, each dot one seed, bar pooled"
         ),
         ("sans-serif", 17),
     )?;
+    for (line, chunk) in key.chunks(3).enumerate() {
+        title.draw(&Text::new(chunk.join("   ·   "), (20, 30 + 18 * line as i32), ("sans-serif", 13).into_font()))?;
+    }
     let panels = body.split_evenly((1, 2));
     type Pick = fn(&Pooled) -> (&Vec<f64>, Option<f64>);
     let measures: [(&str, f64, Pick); 2] = [
@@ -167,12 +173,12 @@ fn draw_policies(records: &[CareRecord], path: &Path) -> Result<(), Failure> {
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
-                    labels[i as usize].to_string()
+                    tag(i as usize)
                 } else {
                     String::new()
                 }
             })
-            .x_label_style(("sans-serif", 11))
+            .x_label_style(("sans-serif", 13))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         chart
@@ -378,7 +384,7 @@ mod tests {
         let path = dir.path().join("policies.svg");
         policies(&runs, &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        assert!(svg.contains("old: 1 at a time") && svg.contains("3 at once") && svg.contains("aim 99%"), "{svg}");
+        assert!(svg.contains("A old: 1 at a time") && svg.contains("B 3 at once") && svg.contains("aim 99%"), "{svg}");
         assert!(svg.contains("99.1%"), "the pooled share of 3 at once (109 of 110) is written");
         let path = dir.path().join("sweep.svg");
         surge_sweep(&runs, &path).unwrap();

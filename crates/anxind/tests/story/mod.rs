@@ -258,6 +258,10 @@ pub async fn spawn_app_from(
     // The stories press again within milliseconds and expect each press to count; the
     // stuck-button story sets the interval back.
     config.dispatch.repeat_press_interval_ms = 0;
+    // The stories follow one offer at a time (who is offered next, who is free meanwhile);
+    // the default of three at once is anxin-core's to test (tests/engine.rs, the simulation)
+    // and the simulator's to measure. A story may set it back.
+    config.dispatch.parallel_offers = 1;
     adjust(&mut config);
     let app = App::build_with_clock(config, Some(registry), clock).await.expect("app builds");
     let http = app.http_addr();
