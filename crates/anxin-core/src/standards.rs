@@ -31,12 +31,15 @@ pub enum Standard {
     /// dispatcher does anything with it (claims, acknowledges, answers its call, assigns,
     /// notes, escalates, ends it). An offer made, a station alerted or a family told is not
     /// an answer: nobody has taken it on yet.
+    #[serde(rename = "tsa_60")]
     Tsa60,
     /// TSA code of practice: 99% of alarm calls answered within 180 s (answered as above).
+    #[serde(rename = "tsa_180")]
     Tsa180,
     /// NFPA 1225: 90% of alarms processed to dispatch within 60 s: the first offer made to a
     /// responder, or a responder assigned by a dispatcher. A station's duty line alerted is
     /// not a dispatch (no unit is named).
+    #[serde(rename = "nfpa_1225")]
     Nfpa1225,
     /// NENA: 90% of calls answered within 15 s: each call to the hotline (not a call out),
     /// from its ringing to a dispatcher picking it up on a console. A call answered only on a

@@ -62,7 +62,7 @@ impl Centre {
 
     fn press(&mut self, kind: EventType) -> IncidentId {
         self.presses += 1;
-        let msg = MessageId::parse(&format!("m{}", self.presses)).unwrap();
+        let msg = MessageId::parse(format!("m{}", self.presses)).unwrap();
         let event = DeviceEvent {
             msg_id: msg,
             event: kind,
@@ -331,7 +331,7 @@ fn a_tally_rebuilt_from_the_days_log_shows_the_same_figures() {
                 .log
                 .iter()
                 .find_map(|e| match &e.change {
-                    Change::Opened { location, .. } => Some(location.clone()),
+                    Change::Opened { location, .. } => Some(*location),
                     _ => None,
                 })
                 .unwrap(),
@@ -373,4 +373,10 @@ fn ratings_are_green_within_what_the_standard_allows_amber_to_twice_that_red_bey
     assert_eq!(Rating::of(37, 3, 97.5), Rating::Red, "3 of 40 is 7.5%");
     assert_eq!(Rating::of(9, 1, 90.0), Rating::Green);
     assert_eq!(Rating::of(0, 0, 90.0), Rating::None);
+}
+
+#[test]
+fn the_standards_are_named_on_the_wire_as_documented() {
+    let names: Vec<String> = Standard::ALL.iter().map(|s| serde_json::to_value(s).unwrap().to_string()).collect();
+    assert_eq!(names, ["\"tsa_60\"", "\"tsa_180\"", "\"nfpa_1225\"", "\"nena\"", "\"closed_loop\""]);
 }

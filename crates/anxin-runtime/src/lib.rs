@@ -607,6 +607,7 @@ async fn finish<M: Delivery>(
     if let Some(deltas) = deltas {
         ports.feeds.incidents(deltas);
     }
+    ports.feeds.events(&out.events);
     if !out.ledger.is_empty() {
         ports.feeds.ledger(&out.ledger);
     }
