@@ -13,6 +13,7 @@ pub mod import;
 pub mod notify;
 pub mod responders;
 pub mod telephony;
+pub mod wallboard;
 
 pub use admin::{LedgerSide, LedgerUnavailable};
 pub use anxin_proto::{rest, ws};
@@ -22,3 +23,4 @@ pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, Sign
 pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
 pub use responders::ResponderHub;
+pub use wallboard::Wallboard;

@@ -102,6 +102,10 @@ pub trait Store: FamilyStore + LedgerStore + VisitStore + Send + Sync + std::fmt
     /// One incident's audit trail, in order.
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
 
+    /// Every incident's events logged at or after `since` (on the engine's clock), in order:
+    /// the day the supervisors' wallboard rebuilds its figures from at start.
+    async fn events_since(&self, since: Timestamp) -> Result<Vec<IncidentEvent>, StoreError>;
+
     /// One elder's incidents pressed at or after `since`, open or not, the latest first, at
     /// most `limit` of them: what a dispatcher reads as the elder's recent history.
     async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32)

@@ -792,6 +792,24 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn events_since(&self, since: Timestamp) -> Result<Vec<IncidentEvent>, StoreError> {
+                sqlx::query("SELECT seq, incident_id, at, actor, body FROM incident_events WHERE at >= $1 ORDER BY seq")
+                    .bind(since.millis())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| {
+                        Ok(IncidentEvent {
+                            seq: row.try_get::<i64, _>("seq")? as u64,
+                            incident_id: IncidentId(row.try_get::<i64, _>("incident_id")? as u64),
+                            at: Timestamp(row.try_get("at")?),
+                            actor: parse_actor(&row.try_get::<String, _>("actor")?)?,
+                            change: json(&row.try_get::<String, _>("body")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32) -> Result<Vec<Incident>, StoreError> {
                 sqlx::query(
                     "SELECT body FROM incidents WHERE elder_id = $1 AND pressed_at >= $2 \

@@ -34,6 +34,8 @@ pub struct App {
     /// Families' tokens (from the store) and feeds.
     families: Arc<crate::family::StoreFamilies>,
     family_hub: Arc<anxin_api::FamilyHub>,
+    /// The supervisors' day so far, rebuilt from the day's stored events.
+    wallboard: Arc<anxin_api::Wallboard>,
     metrics: Metrics,
     clock: Clock,
     /// The embedded broker, if used: where the engine connects and with which login. It
@@ -118,6 +120,17 @@ impl App {
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
         let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
+        // The wallboard's day is a function of the day's events: read back, it is what it was
+        // before a restart.
+        let mut tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
+        let day = store.events_since(tally.day_start()).await.context("cannot read the day's events")?;
+        for e in &day {
+            tally.observe(e);
+        }
+        let wallboard = Arc::new(anxin_api::Wallboard::new(tally, engine.offline_count(), {
+            let clock = clock.clone();
+            Arc::new(move || clock.now())
+        }));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let accounts = match &config.mqtt.embedded_accounts {
@@ -164,6 +177,7 @@ impl App {
             sessions,
             families,
             family_hub,
+            wallboard,
             metrics,
             broker,
         })
@@ -229,6 +243,7 @@ impl App {
         crate::ledger::reconcile_broker(&*self.store, &*provisioner).await?;
         // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
         crate::memory::release_free_memory();
+        let wallboard = self.wallboard.clone();
         let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
@@ -336,6 +351,9 @@ impl App {
                 },
             )),
         );
+        let api = api.with_wallboard(wallboard.clone());
+        let wallboard_stop = CancellationToken::new();
+        let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
         // The SIP server's news of calls, only when it has a token to send.
         let mut routes = anxin_api::router(api.clone()).merge(callbacks);
         if let Some(token) = &config.telephony.token {
@@ -357,11 +375,12 @@ impl App {
                 hub,
                 phones,
                 family: family_hub,
+                wallboard: wallboard.clone(),
                 sessions,
                 broker: crate::ledger::BrokerAccounts::spawn(provisioner),
             }),
             clock: Arc::new(clock),
-            telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch }),
+            telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard }),
         };
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
@@ -382,6 +401,7 @@ impl App {
             link_stop.cancel();
             http_stop.cancel();
             notify_stop.cancel();
+            wallboard_stop.cancel();
             let _ = tokio::time::timeout(deadline, async {
                 let _ = link_task.await;
                 let _ = http_task.await;
@@ -396,6 +416,7 @@ impl App {
             ("mqtt", link_task.abort_handle()),
             ("http", http_task.abort_handle()),
             ("notify", notify_task.abort_handle()),
+            ("wallboard", wallboard_task.abort_handle()),
         ];
         let drained = tokio::time::timeout(deadline, async {
             // The engine finishes the batch in hand (commit, then ack), then stops reading.
@@ -412,6 +433,8 @@ impl App {
             // not yet recorded is sent again at the next start, under the same key.
             notify_stop.cancel();
             let _ = notify_task.await;
+            wallboard_stop.cancel();
+            let _ = wallboard_task.await;
         })
         .await;
         if drained.is_err() {

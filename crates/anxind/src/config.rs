@@ -35,6 +35,52 @@ pub struct Config {
     pub carers: CarersConfig,
     #[serde(default)]
     pub telephony: TelephonyConfig,
+    pub wallboard: WallboardConfig,
+}
+
+/// `[wallboard]`: the time each standard on the supervisors' wallboard allows
+/// (docs/configuration.md). The defaults are the standards' own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallboardConfig {
+    pub tsa_answer_s: u32,
+    pub tsa_answer_long_s: u32,
+    pub nfpa_dispatch_s: u32,
+    pub nena_answer_s: u32,
+    pub on_scene_min: u32,
+}
+
+impl WallboardConfig {
+    /// The tally's limits (call after [`Config::load`] has checked them).
+    pub fn limits(&self) -> anxin_core::StandardLimits {
+        anxin_core::StandardLimits {
+            tsa_answer_s: self.tsa_answer_s,
+            tsa_answer_long_s: self.tsa_answer_long_s,
+            nfpa_dispatch_s: self.nfpa_dispatch_s,
+            nena_answer_s: self.nena_answer_s,
+            on_scene_s: self.on_scene_min * 60,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("tsa_answer_s", self.tsa_answer_s),
+            ("tsa_answer_long_s", self.tsa_answer_long_s),
+            ("nfpa_dispatch_s", self.nfpa_dispatch_s),
+            ("nena_answer_s", self.nena_answer_s),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Check(format!("wallboard.{name} must lie in 1..=3600, not {v}")));
+            }
+        }
+        if !(1..=1440).contains(&self.on_scene_min) {
+            return Err(ConfigError::Check(format!(
+                "wallboard.on_scene_min must lie in 1..=1440, not {}",
+                self.on_scene_min
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[telephony]`: the SIP server's way in (docs/configuration.md, deploy/sip/README.md).
@@ -887,6 +933,7 @@ impl Config {
         self.programme.check()?;
         self.carers.check()?;
         self.telephony.check()?;
+        self.wallboard.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
