@@ -41,7 +41,7 @@ const THIRD_PHONE = '13800000003';
 const THIRD_DEVICE = 'xs-d0003';
 const SHOWS_UP = { timeout: 20_000 };
 
-const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
+const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp', 'turnserver'];
 const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
 if (missing.length > 0 && process.env.CI === 'true') {
   throw new Error(`${missing.join(', ')} must be installed when CI=true (deploy/sip/start-local --install)`);
@@ -471,6 +471,115 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       await mkdir(resultsDir, { recursive: true });
       await console_.screenshot({ path: join(resultsDir, 'failed-phone-transfer.png') }).catch(() => {});
       err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
+      await context.close();
+    }
+  });
+});
+
+// A console whose browser cannot reach the media relay directly: anxind names a TURN server
+// (coturn, started by start-local with TURN_PORT) and says relay only; the console's SIP
+// credentials are good there too (coturn's use-auth-secret, the telephony token).
+describe('the softphone through a TURN server', { skip }, () => {
+  let daemon;
+  let browser;
+  let runDir;
+  let sipUp = false;
+  let sipPort;
+  let turnPort;
+
+  before(async () => {
+    const wsPort = await freePort('tcp');
+    [sipPort, turnPort] = [await freePort('udp'), await freePort('tcp')];
+    daemon = await spawnDaemon({
+      env: {
+        ANXIN_TELEPHONY__TOKEN: TOKEN,
+        ANXIN_TELEPHONY__WS_URL: `ws://127.0.0.1:${wsPort}`,
+        ANXIN_TELEPHONY__TURN_URLS: JSON.stringify([`turn:127.0.0.1:${turnPort}?transport=udp`]),
+        ANXIN_TELEPHONY__ICE_RELAY_ONLY: 'true',
+      },
+    });
+    runDir = await mkdtemp(join(tmpdir(), 'anxin-e2e-turn-'));
+    const started = spawnSync(join(SIP, 'start-local'), [runDir], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        ANXIN_URL: new URL(daemon.consoleUrl).origin,
+        ANXIN_TELEPHONY_TOKEN: TOKEN,
+        SIP_PORT: String(sipPort),
+        WS_PORT: String(wsPort),
+        TURN_PORT: String(turnPort),
+        DISPATCH_URI: `sip:dispatch@127.0.0.1:${await freePort('udp')}`,
+      },
+    });
+    sipUp = started.status === 0;
+    assert.ok(sipUp, `start-local failed:\n${started.stdout}${started.stderr}`);
+    browser = await launchChromium({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (runDir) {
+      if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
+      await mkdir(resultsDir, { recursive: true });
+      for (const name of ['kamailio.log', 'rtpengine.log', 'coturn.log', 'turn-elder.log']) {
+        const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
+        if (text !== null) await writeFile(join(resultsDir, `phone-turn-${name}`), text);
+      }
+      await rm(runDir, { recursive: true, force: true });
+    }
+    await daemon?.stop();
+  });
+
+  it('answers a call with its audio relayed by TURN', { timeout: 120_000 }, async (t) => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(recordPeerConnections);
+    const page = await context.newPage();
+    page.errors = watchPageErrors(page);
+    let elder = null;
+    try {
+      await signIn(page, daemon.consoleUrl, { user: DISPATCHER.id });
+      await page.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      elder = elderDials(runDir, sipPort, await freePort('udp'), { name: 'turn-elder' });
+      const panel = page.locator('#phone');
+      await panel.and(page.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+      await page.locator('#phone [data-phone-action="answer"]').click();
+      await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      let packets = { received: 0, sent: 0 };
+      for (const until = Date.now() + 5_000; Date.now() < until && !(packets.received > 20 && packets.sent > 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        packets = await audioPackets(page);
+      }
+      assert.ok(packets.received > 20 && packets.sent > 20, `audio flows both ways: ${JSON.stringify(packets)}`);
+      // The pair that carries it: the browser's side is a relayed candidate (TURN).
+      const local = await page.evaluate(async () => {
+        for (const pc of window.__pcs) {
+          const stats = await pc.getStats();
+          let pair = null;
+          stats.forEach((s) => {
+            if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+          });
+          if (pair) {
+            const c = stats.get(pair.localCandidateId);
+            return c ? { type: c.candidateType, port: c.port } : null;
+          }
+        }
+        return null;
+      });
+      // A relayed candidate on one of coturn's relay ports (turnserver.conf): coturn gave the
+      // allocation, so it took the console's SIP credentials (relay only: no other way).
+      assert.equal(local?.type, 'relay', `the media goes through the TURN server: ${JSON.stringify(local)}`);
+      assert.ok(local.port >= 49160 && local.port <= 49200, `coturn's relay port: ${local.port}`);
+      t.diagnostic(`through TURN: ${packets.received} packets received, ${packets.sent} sent, relay port ${local.port}`);
+      await page.locator('#phone [data-phone-action="hangup"]').click();
+      await panel.and(page.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.deepEqual(page.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await page.screenshot({ path: join(resultsDir, 'failed-phone-turn.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-turn-*.log)`;
       throw err;
     } finally {
       elder?.child.kill();

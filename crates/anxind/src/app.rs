@@ -362,7 +362,13 @@ impl App {
             routes = routes.merge(calls);
             // The consoles' softphone, only where there is a SIP server's WebSocket to name.
             if let Some(ws_url) = &config.telephony.ws_url {
-                let credentials = anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), ws_url);
+                let softphone = anxin_api::telephony::Softphone {
+                    ws_url: ws_url.clone(),
+                    turn_urls: config.telephony.turn_urls.clone(),
+                    relay_only: config.telephony.ice_relay_only,
+                };
+                let credentials =
+                    anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), softphone);
                 routes = routes.merge(credentials);
             }
         }

@@ -393,7 +393,7 @@ export function dial(number, { label = '', incidentId = null } = {}) {
   try {
     phone.ua.call(`sip:${digits}@${domain}`, {
       mediaConstraints: { audio: true, video: false },
-      pcConfig: { iceServers: [] },
+      pcConfig: pcConfig(),
       extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
     });
   } catch (err) {
@@ -446,7 +446,7 @@ function answer() {
   call.state = 'connecting';
   renderCall();
   try {
-    call.session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } });
+    call.session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: pcConfig() });
   } catch (err) {
     toast(t('phone_no_microphone', { why: err.message }), 'error');
   }
@@ -467,6 +467,17 @@ function toggleMute() {
   if (!call || call.state !== 'talking') return;
   if (call.muted) call.session.unmute({ audio: true });
   else call.session.mute({ audio: true });
+}
+
+/** The browser's media connection: TURN servers where anxind names them (the same
+ * credentials as SIP, coturn's use-auth-secret), only through them with relay_only. */
+function pcConfig() {
+  const c = phone.credentials || {};
+  const turn = Array.isArray(c.turn_urls) ? c.turn_urls : [];
+  return {
+    iceServers: turn.length ? [{ urls: turn, username: c.username, credential: c.password }] : [],
+    iceTransportPolicy: c.relay_only && turn.length ? 'relay' : 'all',
+  };
 }
 
 /** Shows or hides the transfer targets under the call's buttons. */
