@@ -91,6 +91,8 @@ pub struct ApiState {
     pub imports: Arc<crate::import::Jobs>,
     /// The supervisors' day so far (none until [`ApiState::with_wallboard`]).
     pub wallboard: Option<Arc<crate::wallboard::Wallboard>>,
+    /// Supervisors' reports from the store (none until [`ApiState::with_reports`]).
+    pub reports: Option<crate::reports::Reports>,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -175,6 +177,7 @@ impl ApiState {
             ledger: None,
             imports: Arc::default(),
             wallboard: None,
+            reports: None,
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -199,6 +202,13 @@ impl ApiState {
         self
     }
 
+    /// The same, serving supervisors' reports from `side`.
+    pub fn with_reports(mut self, side: Arc<dyn crate::reports::ReportSide>) -> Self {
+        let metrics = crate::reports::ReportMetrics::new(&self.metrics);
+        self.reports = Some(crate::reports::Reports { side, metrics });
+        self
+    }
+
     /// The same, serving the administration API over `ledger`.
     pub fn with_ledger(mut self, ledger: Arc<dyn crate::admin::LedgerSide>) -> Self {
         self.ledger = Some(ledger);
@@ -214,6 +224,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
         .route("/ledger", get(|| async { Html(include_str!("../assets/ledger.html")) }))
         .route("/console/wall", get(|| async { Html(include_str!("../assets/wall.html")) }))
+        .route("/api/v1/reports", get(crate::reports::get_report))
         .route("/family", get(crate::family::page))
         .route("/family-sw.js", get(crate::family::service_worker))
         .route(

@@ -179,16 +179,16 @@ pub struct DayFigures {
 
 /// One alarm's or call's progress against a standard.
 #[derive(Debug, Clone, Copy, Default)]
-struct Clocked {
+pub(crate) struct Clocked {
     /// When the clock started (`None`: not counted, e.g. not an emergency).
-    start: Option<Timestamp>,
+    pub(crate) start: Option<Timestamp>,
     /// When it was met.
-    done: Option<Timestamp>,
+    pub(crate) done: Option<Timestamp>,
     /// When it ended without being met.
-    ended: Option<Timestamp>,
+    pub(crate) ended: Option<Timestamp>,
 }
 
-enum Verdict {
+pub(crate) enum Verdict {
     Met,
     Missed(Timestamp),
     Pending(Timestamp),
@@ -196,7 +196,7 @@ enum Verdict {
 }
 
 impl Clocked {
-    fn verdict(&self, within_ms: i64, now: Timestamp) -> Verdict {
+    pub(crate) fn verdict(&self, within_ms: i64, now: Timestamp) -> Verdict {
         let Some(start) = self.start else { return Verdict::NotCounted };
         let deadline = start.plus_millis(within_ms);
         match (self.done, self.ended) {
@@ -208,7 +208,7 @@ impl Clocked {
         }
     }
 
-    fn meet(&mut self, at: Timestamp) {
+    pub(crate) fn meet(&mut self, at: Timestamp) {
         if self.done.is_none() {
             self.done = Some(at);
         }

@@ -52,6 +52,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "events_by_time",
         sql: include_str!("../../../migrations/sqlite/0012_events_by_time.sql"),
     },
+    Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/sqlite/0013_reports.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -107,6 +108,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "events_by_time",
         sql: include_str!("../../../migrations/postgres/0012_events_by_time.sql"),
     },
+    Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/postgres/0013_reports.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

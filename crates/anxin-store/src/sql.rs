@@ -70,7 +70,7 @@ fn id<T>(parsed: Result<T, anxin_core::IdError>, what: &str) -> Result<T, StoreE
     parsed.map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("JSON body: {e}")))
 }
 
@@ -166,7 +166,7 @@ fn actor_column(actor: &Actor) -> String {
     }
 }
 
-fn parse_actor(column: &str) -> Result<Actor, StoreError> {
+pub(crate) fn parse_actor(column: &str) -> Result<Actor, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("event actor {column:?}"));
     Ok(match column.split_once(':') {
         None if column == "engine" => Actor::Engine,
@@ -910,6 +910,7 @@ impl SqliteStore {
 }
 crate::visits::visit_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
+crate::report::report_store!(SqliteStore);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 impl PostgresStore {
@@ -919,6 +920,7 @@ impl PostgresStore {
 }
 crate::visits::visit_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
+crate::report::report_store!(PostgresStore);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with
 /// the process id, unique enough for telling one database from its replacement.

@@ -351,7 +351,11 @@ impl App {
                 },
             )),
         );
-        let api = api.with_wallboard(wallboard.clone());
+        let api = api.with_wallboard(wallboard.clone()).with_reports(Arc::new(crate::ledger::StoreReports {
+            store: store.inner.0.clone(),
+            utc_offset_min: config.dispatch.utc_offset_min,
+            limits: config.wallboard.limits(),
+        }));
         let wallboard_stop = CancellationToken::new();
         let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
         // The SIP server's news of calls, only when it has a token to send.
