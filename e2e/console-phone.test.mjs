@@ -39,6 +39,9 @@ const SECOND_DEVICE_SIM = '13500000002';
 // 长者 xs-e0003: her own phone, her device, her station's duty line.
 const THIRD_PHONE = '13800000003';
 const THIRD_DEVICE = 'xs-d0003';
+// 长者 xs-e0004: her own phone and her device (an attended transfer).
+const FOURTH_PHONE = '13800000004';
+const FOURTH_DEVICE = 'xs-d0004';
 const SHOWS_UP = { timeout: 20_000 };
 
 const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp', 'turnserver'];
@@ -195,7 +198,7 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
       // Kamailio's and SIPp's logs are kept beside the other results.
       await mkdir(resultsDir, { recursive: true });
-      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'elder-messages.log', 'transferred.log', 'transferred-messages.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'elder-messages.log', 'transferred.log', 'transferred-messages.log', 'attended.log', 'attended-messages.log', 'station.log', 'station-messages.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
         const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
         if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
       }
@@ -474,6 +477,73 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       throw err;
     } finally {
       elder?.child.kill();
+      await context.close();
+    }
+  });
+  it('transfers an elder\'s call after talking to her station first (attended)', { timeout: 120_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript(recordPeerConnections);
+    const console_ = await context.newPage();
+    console_.errors = watchPageErrors(console_);
+    let elder = null;
+    let station = null;
+    try {
+      await signIn(console_, daemon.consoleUrl, { user: DISPATCHER.id });
+      await console_.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario: 'elder-call-attended.xml', from: FOURTH_PHONE, name: 'attended' });
+      const panel = console_.locator('#phone');
+      await panel.and(console_.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+      await console_.locator('#phone .phone-open').waitFor(SHOWS_UP);
+      await console_.locator('#phone [data-phone-action="answer"]').click();
+      await panel.and(console_.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      await console_.locator('#phone .phone-open').click();
+      const row = console_.locator(`#incidents tbody tr[data-device-id="${FOURTH_DEVICE}"]`);
+      const incidentId = await row.getAttribute('data-incident-id');
+      const snapshot = await serverSnapshot(console_);
+      const stationView = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
+      assert.ok(stationView?.phone, `her incident has a station with a duty line: ${JSON.stringify(stationView)}`);
+      const duty = stationView.phone.replace(/\D/g, '');
+
+      // Talk first: the elder is held while the station's duty line (SIPp on the trunk) answers.
+      station = trunkAnswers(runDir, trunkPort, 'station', 'station');
+      await new Promise((res) => setTimeout(res, 300));
+      await console_.locator('#phone [data-phone-action="transfer"]').click();
+      await console_.locator('#phone [data-transfer-mode="consult"]').click();
+      await console_.locator(`#phone [data-transfer-to="${duty}"]`).click();
+      const consulting = console_.locator('#phone [data-field="phone-consult"][data-state="talking"]');
+      await consulting.waitFor(SHOWS_UP);
+      assert.match(await consulting.textContent(), /来电人保持中/);
+      assert.equal(await panel.getAttribute('data-state'), 'held', 'the elder waits on hold');
+      await shoot(console_, 'phone-consult-1440-zh.png');
+
+      // Complete: the elder's side is asked to call the station in place of the consultation.
+      await console_.locator('#phone [data-phone-action="complete-transfer"]').click();
+      await panel.and(console_.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.match(await console_.locator('#phone [data-field="phone-state"]').textContent(), new RegExp(`已转接至 ${stationView.phone}`));
+      assert.equal(await elder.exited, 0, `the elder's phone (SIPp) completed: ${await readFile(join(runDir, 'attended.log'), 'utf8')}`);
+      assert.equal(await station.exited, 0, `the station's phone (SIPp) completed: ${await readFile(join(runDir, 'station.log'), 'utf8')}`);
+      const stationSaw = await readFile(join(runDir, 'station-messages.log'), 'utf8');
+      const consultCallId = /^Call-ID:\s*(\S+)/im.exec(stationSaw)?.[1];
+      assert.ok(consultCallId, `the consultation reached the station: ${stationSaw.slice(0, 400)}`);
+      const elderSaw = await readFile(join(runDir, 'attended-messages.log'), 'utf8');
+      const referTo = /^Refer-To:\s*(.*)$/im.exec(elderSaw)?.[1] ?? '';
+      assert.ok(referTo.startsWith(`<sip:${duty}@127.0.0.1:${trunkPort}?Replaces=`), `Refer-To names the station and what to replace: ${referTo}`);
+      assert.ok(referTo.includes(encodeURIComponent(consultCallId)), `it replaces the consultation ${consultCallId}: ${referTo}`);
+
+      // On the incident: the consultation as a call out, and the transfer, by this dispatcher.
+      const moved = console_.locator('#timeline li[data-change="call_transferred"]');
+      await moved.waitFor(SHOWS_UP);
+      assert.match(await moved.locator('.tl-text').textContent(), new RegExp(`转接至 ${duty}`));
+      assert.match(await console_.locator('#timeline li[data-change="call_dialled"]').first().textContent(), new RegExp(`拨出 ${duty}`));
+      assert.deepEqual(console_.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await console_.screenshot({ path: join(resultsDir, 'failed-phone-attended.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
+      station?.child.kill();
       await context.close();
     }
   });
