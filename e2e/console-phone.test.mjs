@@ -67,6 +67,40 @@ async function freePort(kind) {
   return port;
 }
 
+/** Whether `port` can be bound on loopback now, for UDP and for TCP. */
+async function bindable(port) {
+  const udp = createSocket('udp4');
+  const udpOk = await new Promise((res) => {
+    udp.once('error', () => res(false));
+    udp.bind(port, '127.0.0.1', () => res(true));
+  });
+  if (udpOk) await new Promise((res) => udp.close(res));
+  if (!udpOk) return false;
+  const tcp = createServer();
+  const tcpOk = await new Promise((res) => {
+    tcp.once('error', () => res(false));
+    tcp.listen(port, '127.0.0.1', () => res(true));
+  });
+  if (tcpOk) await new Promise((res) => tcp.close(res));
+  return tcpOk;
+}
+
+/**
+ * `n` ports free on loopback for both UDP and TCP, each with the next port free too and no
+ * two within one of each other: Kamailio takes SIP_PORT on UDP and TCP, and coturn takes
+ * TURN_PORT and TURN_PORT + 1 (its alternative port) on both.
+ */
+async function freePortPairs(n) {
+  const ports = [];
+  while (ports.length < n) {
+    const port = await freePort('tcp');
+    if (port >= 49150 && port <= 49210) continue; // coturn's relay ports (turnserver.conf)
+    if (ports.some((p) => Math.abs(p - port) <= 1)) continue;
+    if ((await bindable(port)) && (await bindable(port + 1))) ports.push(port);
+  }
+  return ports;
+}
+
 /** Relayed RTP packets rtpengine has counted since it started. */
 function relayedPackets() {
   const out = spawnSync('rtpengine-ctl', ['-ip', '127.0.0.1', '-port', '22223', 'list', 'totals'], { encoding: 'utf8' });
@@ -166,7 +200,8 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
   let trunkPort;
 
   before(async () => {
-    [sipPort, wsPort, trunkPort] = [await freePort('udp'), await freePort('tcp'), await freePort('udp')];
+    [sipPort, wsPort] = await freePortPairs(2);
+    trunkPort = await freePort('udp');
     daemon = await spawnDaemon({
       env: {
         ANXIN_TELEPHONY__TOKEN: TOKEN,
@@ -206,6 +241,28 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     }
     await daemon?.stop();
   });
+
+  /**
+   * Signs a dispatcher in, has an elder dial the hotline with SIPp `scenario` from `from`,
+   * answers on the console and opens her incident; returns the elder's SIPp and the
+   * incident's station (with a duty line).
+   */
+  async function answerForTransfer(page, { scenario, from, name, device }) {
+    await signIn(page, daemon.consoleUrl, { user: DISPATCHER.id });
+    await page.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+    const elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario, from, name });
+    const panel = page.locator('#phone');
+    await panel.and(page.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+    await page.locator('#phone .phone-open').waitFor(SHOWS_UP);
+    await page.locator('#phone [data-phone-action="answer"]').click();
+    await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+    await page.locator('#phone .phone-open').click();
+    const incidentId = await page.locator(`#incidents tbody tr[data-device-id="${device}"]`).getAttribute('data-incident-id');
+    const snapshot = await serverSnapshot(page);
+    const station = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
+    assert.ok(station?.phone, `her incident has a station with a duty line: ${JSON.stringify(station)}`);
+    return { elder, station };
+  }
 
   it('rings every console with the caller; one answers with audio both ways and holds the incident', { timeout: 120_000 }, async (t) => {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -424,23 +481,12 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     console_.errors = watchPageErrors(console_);
     let elder = null;
     try {
-      await signIn(console_, daemon.consoleUrl, { user: DISPATCHER.id });
-      await console_.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
-      elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario: 'elder-call-transfer.xml', from: THIRD_PHONE, name: 'transferred' });
+      let station;
+      ({ elder, station } = await answerForTransfer(console_, { scenario: 'elder-call-transfer.xml', from: THIRD_PHONE, name: 'transferred', device: THIRD_DEVICE }));
       const panel = console_.locator('#phone');
-      await panel.and(console_.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
-      await console_.locator('#phone .phone-open').waitFor(SHOWS_UP);
-      await console_.locator('#phone [data-phone-action="answer"]').click();
-      await panel.and(console_.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      const duty = station.phone.replace(/\D/g, '');
 
       // Transfer: the targets are her station's duty line and the emergency number.
-      await console_.locator('#phone .phone-open').click();
-      const row = console_.locator(`#incidents tbody tr[data-device-id="${THIRD_DEVICE}"]`);
-      const incidentId = await row.getAttribute('data-incident-id');
-      const snapshot = await serverSnapshot(console_);
-      const station = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
-      assert.ok(station?.phone, `her incident has a station with a duty line: ${JSON.stringify(station)}`);
-      const duty = station.phone.replace(/\D/g, '');
       await console_.locator('#phone [data-phone-action="transfer"]').click();
       const targets = console_.locator('#phone [data-field="phone-transfer"]');
       await targets.waitFor(SHOWS_UP);
@@ -488,20 +534,9 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     let elder = null;
     let station = null;
     try {
-      await signIn(console_, daemon.consoleUrl, { user: DISPATCHER.id });
-      await console_.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
-      elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario: 'elder-call-attended.xml', from: FOURTH_PHONE, name: 'attended' });
+      let stationView;
+      ({ elder, station: stationView } = await answerForTransfer(console_, { scenario: 'elder-call-attended.xml', from: FOURTH_PHONE, name: 'attended', device: FOURTH_DEVICE }));
       const panel = console_.locator('#phone');
-      await panel.and(console_.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
-      await console_.locator('#phone .phone-open').waitFor(SHOWS_UP);
-      await console_.locator('#phone [data-phone-action="answer"]').click();
-      await panel.and(console_.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
-      await console_.locator('#phone .phone-open').click();
-      const row = console_.locator(`#incidents tbody tr[data-device-id="${FOURTH_DEVICE}"]`);
-      const incidentId = await row.getAttribute('data-incident-id');
-      const snapshot = await serverSnapshot(console_);
-      const stationView = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
-      assert.ok(stationView?.phone, `her incident has a station with a duty line: ${JSON.stringify(stationView)}`);
       const duty = stationView.phone.replace(/\D/g, '');
 
       // Talk first: the elder is held while the station's duty line (SIPp on the trunk) answers.
@@ -561,8 +596,8 @@ describe('the softphone through a TURN server', { skip }, () => {
   let turnPort;
 
   before(async () => {
-    const wsPort = await freePort('tcp');
-    [sipPort, turnPort] = [await freePort('udp'), await freePort('tcp')];
+    let wsPort;
+    [sipPort, turnPort, wsPort] = await freePortPairs(3);
     daemon = await spawnDaemon({
       env: {
         ANXIN_TELEPHONY__TOKEN: TOKEN,

@@ -414,18 +414,24 @@ export function dial(number, { label = '', incidentId = null } = {}) {
     toast(t('phone_bad_number', { number }), 'error');
     return;
   }
-  const domain = phone.credentials.uri.split('@')[1];
   phone.dialling = { number: digits, label, incidentId };
   try {
-    phone.ua.call(`sip:${digits}@${domain}`, {
-      mediaConstraints: { audio: true, video: false },
-      pcConfig: pcConfig(),
-      extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
-    });
+    placeCall(digits, incidentId);
   } catch (err) {
     phone.dialling = null;
     toast(t('phone_failed_call', { why: err.message }), 'error');
   }
+}
+
+/** Starts a call to `digits` on the trunk, naming the incident it is for (JsSIP reports its
+ * session to onSession). */
+function placeCall(digits, incidentId) {
+  const domain = phone.credentials.uri.split('@')[1];
+  phone.ua.call(`sip:${digits}@${domain}`, {
+    mediaConstraints: { audio: true, video: false },
+    pcConfig: pcConfig(),
+    extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
+  });
 }
 
 /** Who `digits` belong to on incident `view`: the elder, a contact, the responder, the
@@ -748,13 +754,8 @@ function consult(number) {
   call.consult = { session: null, number: String(number).trim(), digits, state: 'dialling', remote: null };
   phone.consulting = call;
   renderCall();
-  const domain = phone.credentials.uri.split('@')[1];
   try {
-    phone.ua.call(`sip:${digits}@${domain}`, {
-      mediaConstraints: { audio: true, video: false },
-      pcConfig: pcConfig(),
-      extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
-    });
+    placeCall(digits, incidentId);
   } catch (err) {
     phone.consulting = null;
     call.consult = null;
