@@ -39,9 +39,12 @@ const SECOND_DEVICE_SIM = '13500000002';
 // 长者 xs-e0003: her own phone, her device, her station's duty line.
 const THIRD_PHONE = '13800000003';
 const THIRD_DEVICE = 'xs-d0003';
+// 长者 xs-e0004: her own phone and her device (an attended transfer).
+const FOURTH_PHONE = '13800000004';
+const FOURTH_DEVICE = 'xs-d0004';
 const SHOWS_UP = { timeout: 20_000 };
 
-const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp'];
+const programs = ['kamailio', 'rtpengine', 'rtpengine-ctl', 'sipp', 'turnserver'];
 const missing = programs.filter((p) => spawnSync('sh', ['-c', `command -v ${p}`]).status !== 0);
 if (missing.length > 0 && process.env.CI === 'true') {
   throw new Error(`${missing.join(', ')} must be installed when CI=true (deploy/sip/start-local --install)`);
@@ -62,6 +65,40 @@ async function freePort(kind) {
   const { port } = server.address();
   await new Promise((res) => server.close(res));
   return port;
+}
+
+/** Whether `port` can be bound on loopback now, for UDP and for TCP. */
+async function bindable(port) {
+  const udp = createSocket('udp4');
+  const udpOk = await new Promise((res) => {
+    udp.once('error', () => res(false));
+    udp.bind(port, '127.0.0.1', () => res(true));
+  });
+  if (udpOk) await new Promise((res) => udp.close(res));
+  if (!udpOk) return false;
+  const tcp = createServer();
+  const tcpOk = await new Promise((res) => {
+    tcp.once('error', () => res(false));
+    tcp.listen(port, '127.0.0.1', () => res(true));
+  });
+  if (tcpOk) await new Promise((res) => tcp.close(res));
+  return tcpOk;
+}
+
+/**
+ * `n` ports free on loopback for both UDP and TCP, each with the next port free too and no
+ * two within one of each other: Kamailio takes SIP_PORT on UDP and TCP, and coturn takes
+ * TURN_PORT and TURN_PORT + 1 (its alternative port) on both.
+ */
+async function freePortPairs(n) {
+  const ports = [];
+  while (ports.length < n) {
+    const port = await freePort('tcp');
+    if (port >= 49150 && port <= 49210) continue; // coturn's relay ports (turnserver.conf)
+    if (ports.some((p) => Math.abs(p - port) <= 1)) continue;
+    if ((await bindable(port)) && (await bindable(port + 1))) ports.push(port);
+  }
+  return ports;
 }
 
 /** Relayed RTP packets rtpengine has counted since it started. */
@@ -157,13 +194,13 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
   let browser;
   let page;
   let runDir;
-  let sipUp = false;
   let sipPort;
   let wsPort;
   let trunkPort;
 
   before(async () => {
-    [sipPort, wsPort, trunkPort] = [await freePort('udp'), await freePort('tcp'), await freePort('udp')];
+    [sipPort, wsPort] = await freePortPairs(2);
+    trunkPort = await freePort('udp');
     daemon = await spawnDaemon({
       env: {
         ANXIN_TELEPHONY__TOKEN: TOKEN,
@@ -184,18 +221,18 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
         DISPATCH_URI: `sip:dispatch@127.0.0.1:${await freePort('udp')}`,
       },
     });
-    sipUp = started.status === 0;
-    assert.ok(sipUp, `start-local failed:\n${started.stdout}${started.stderr}`);
+    assert.equal(started.status, 0, `start-local failed:\n${started.stdout}${started.stderr}`);
     browser = await launchChromium({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
   });
 
   after(async () => {
     await browser?.close();
     if (runDir) {
-      if (sipUp) spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
+      // Even when start-local failed half-way: whatever it started is stopped (by pid file).
+      spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
       // Kamailio's and SIPp's logs are kept beside the other results.
       await mkdir(resultsDir, { recursive: true });
-      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'elder-messages.log', 'transferred.log', 'transferred-messages.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
+      for (const name of ['kamailio.log', 'rtpengine.log', 'elder.log', 'elder-messages.log', 'transferred.log', 'transferred-messages.log', 'attended.log', 'attended-messages.log', 'station.log', 'station-messages.log', 'trunk.log', 'trunk-messages.log', 'device.log', 'device-messages.log']) {
         const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
         if (text !== null) await writeFile(join(resultsDir, `phone-${name}`), text);
       }
@@ -203,6 +240,28 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     }
     await daemon?.stop();
   });
+
+  /**
+   * Signs a dispatcher in, has an elder dial the hotline with SIPp `scenario` from `from`,
+   * answers on the console and opens her incident; returns the elder's SIPp and the
+   * incident's station (with a duty line).
+   */
+  async function answerForTransfer(page, { scenario, from, name, device }) {
+    await signIn(page, daemon.consoleUrl, { user: DISPATCHER.id });
+    await page.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+    const elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario, from, name });
+    const panel = page.locator('#phone');
+    await panel.and(page.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+    await page.locator('#phone .phone-open').waitFor(SHOWS_UP);
+    await page.locator('#phone [data-phone-action="answer"]').click();
+    await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+    await page.locator('#phone .phone-open').click();
+    const incidentId = await page.locator(`#incidents tbody tr[data-device-id="${device}"]`).getAttribute('data-incident-id');
+    const snapshot = await serverSnapshot(page);
+    const station = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
+    assert.ok(station?.phone, `her incident has a station with a duty line: ${JSON.stringify(station)}`);
+    return { elder, station };
+  }
 
   it('rings every console with the caller; one answers with audio both ways and holds the incident', { timeout: 120_000 }, async (t) => {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
@@ -421,23 +480,12 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
     console_.errors = watchPageErrors(console_);
     let elder = null;
     try {
-      await signIn(console_, daemon.consoleUrl, { user: DISPATCHER.id });
-      await console_.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
-      elder = elderDials(runDir, sipPort, await freePort('udp'), { scenario: 'elder-call-transfer.xml', from: THIRD_PHONE, name: 'transferred' });
+      let station;
+      ({ elder, station } = await answerForTransfer(console_, { scenario: 'elder-call-transfer.xml', from: THIRD_PHONE, name: 'transferred', device: THIRD_DEVICE }));
       const panel = console_.locator('#phone');
-      await panel.and(console_.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
-      await console_.locator('#phone .phone-open').waitFor(SHOWS_UP);
-      await console_.locator('#phone [data-phone-action="answer"]').click();
-      await panel.and(console_.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      const duty = station.phone.replace(/\D/g, '');
 
       // Transfer: the targets are her station's duty line and the emergency number.
-      await console_.locator('#phone .phone-open').click();
-      const row = console_.locator(`#incidents tbody tr[data-device-id="${THIRD_DEVICE}"]`);
-      const incidentId = await row.getAttribute('data-incident-id');
-      const snapshot = await serverSnapshot(console_);
-      const station = snapshot.incidents.find((i) => String(i.id) === incidentId)?.station;
-      assert.ok(station?.phone, `her incident has a station with a duty line: ${JSON.stringify(station)}`);
-      const duty = station.phone.replace(/\D/g, '');
       await console_.locator('#phone [data-phone-action="transfer"]').click();
       const targets = console_.locator('#phone [data-field="phone-transfer"]');
       await targets.waitFor(SHOWS_UP);
@@ -471,6 +519,170 @@ describe('the softphone answers an elder\'s call through Kamailio', { skip }, ()
       await mkdir(resultsDir, { recursive: true });
       await console_.screenshot({ path: join(resultsDir, 'failed-phone-transfer.png') }).catch(() => {});
       err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
+      await context.close();
+    }
+  });
+  it('transfers an elder\'s call after talking to her station first (attended)', { timeout: 120_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    await context.addInitScript(recordPeerConnections);
+    const console_ = await context.newPage();
+    console_.errors = watchPageErrors(console_);
+    let elder = null;
+    let station = null;
+    try {
+      let stationView;
+      ({ elder, station: stationView } = await answerForTransfer(console_, { scenario: 'elder-call-attended.xml', from: FOURTH_PHONE, name: 'attended', device: FOURTH_DEVICE }));
+      const panel = console_.locator('#phone');
+      const duty = stationView.phone.replace(/\D/g, '');
+
+      // Talk first: the elder is held while the station's duty line (SIPp on the trunk) answers.
+      station = trunkAnswers(runDir, trunkPort, 'station', 'station');
+      await new Promise((res) => setTimeout(res, 300));
+      await console_.locator('#phone [data-phone-action="transfer"]').click();
+      await console_.locator('#phone [data-transfer-mode="consult"]').click();
+      await console_.locator(`#phone [data-transfer-to="${duty}"]`).click();
+      const consulting = console_.locator('#phone [data-field="phone-consult"][data-state="talking"]');
+      await consulting.waitFor(SHOWS_UP);
+      assert.match(await consulting.textContent(), /来电人保持中/);
+      assert.equal(await panel.getAttribute('data-state'), 'held', 'the elder waits on hold');
+      await shoot(console_, 'phone-consult-1440-zh.png');
+
+      // Complete: the elder's side is asked to call the station in place of the consultation.
+      await console_.locator('#phone [data-phone-action="complete-transfer"]').click();
+      await panel.and(console_.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.match(await console_.locator('#phone [data-field="phone-state"]').textContent(), new RegExp(`已转接至 ${stationView.phone}`));
+      assert.equal(await elder.exited, 0, `the elder's phone (SIPp) completed: ${await readFile(join(runDir, 'attended.log'), 'utf8')}`);
+      assert.equal(await station.exited, 0, `the station's phone (SIPp) completed: ${await readFile(join(runDir, 'station.log'), 'utf8')}`);
+      const stationSaw = await readFile(join(runDir, 'station-messages.log'), 'utf8');
+      const consultCallId = /^Call-ID:\s*(\S+)/im.exec(stationSaw)?.[1];
+      assert.ok(consultCallId, `the consultation reached the station: ${stationSaw.slice(0, 400)}`);
+      const elderSaw = await readFile(join(runDir, 'attended-messages.log'), 'utf8');
+      const referTo = /^Refer-To:\s*(.*)$/im.exec(elderSaw)?.[1] ?? '';
+      assert.ok(referTo.startsWith(`<sip:${duty}@127.0.0.1:${trunkPort}?Replaces=`), `Refer-To names the station and what to replace: ${referTo}`);
+      assert.ok(referTo.includes(encodeURIComponent(consultCallId)), `it replaces the consultation ${consultCallId}: ${referTo}`);
+
+      // On the incident: the consultation as a call out, and the transfer, by this dispatcher.
+      const moved = console_.locator('#timeline li[data-change="call_transferred"]');
+      await moved.waitFor(SHOWS_UP);
+      assert.match(await moved.locator('.tl-text').textContent(), new RegExp(`转接至 ${duty}`));
+      assert.match(await console_.locator('#timeline li[data-change="call_dialled"]').first().textContent(), new RegExp(`拨出 ${duty}`));
+      assert.deepEqual(console_.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await console_.screenshot({ path: join(resultsDir, 'failed-phone-attended.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-*.log)`;
+      throw err;
+    } finally {
+      elder?.child.kill();
+      station?.child.kill();
+      await context.close();
+    }
+  });
+});
+
+// A console whose browser cannot reach the media relay directly: anxind names a TURN server
+// (coturn, started by start-local with TURN_PORT) and says relay only; the console's SIP
+// credentials are good there too (coturn's use-auth-secret, the telephony token).
+describe('the softphone through a TURN server', { skip }, () => {
+  let daemon;
+  let browser;
+  let runDir;
+  let sipPort;
+  let turnPort;
+
+  before(async () => {
+    let wsPort;
+    [sipPort, turnPort, wsPort] = await freePortPairs(3);
+    daemon = await spawnDaemon({
+      env: {
+        ANXIN_TELEPHONY__TOKEN: TOKEN,
+        ANXIN_TELEPHONY__WS_URL: `ws://127.0.0.1:${wsPort}`,
+        ANXIN_TELEPHONY__TURN_URLS: JSON.stringify([`turn:127.0.0.1:${turnPort}?transport=udp`]),
+        ANXIN_TELEPHONY__ICE_RELAY_ONLY: 'true',
+      },
+    });
+    runDir = await mkdtemp(join(tmpdir(), 'anxin-e2e-turn-'));
+    const started = spawnSync(join(SIP, 'start-local'), [runDir], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        ANXIN_URL: new URL(daemon.consoleUrl).origin,
+        ANXIN_TELEPHONY_TOKEN: TOKEN,
+        SIP_PORT: String(sipPort),
+        WS_PORT: String(wsPort),
+        TURN_PORT: String(turnPort),
+        DISPATCH_URI: `sip:dispatch@127.0.0.1:${await freePort('udp')}`,
+      },
+    });
+    assert.equal(started.status, 0, `start-local failed:\n${started.stdout}${started.stderr}`);
+    browser = await launchChromium({ args: ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (runDir) {
+      // Even when start-local failed half-way: whatever it started is stopped (by pid file).
+      spawnSync(join(SIP, 'stop-local'), [runDir], { stdio: 'inherit' });
+      await mkdir(resultsDir, { recursive: true });
+      for (const name of ['kamailio.log', 'rtpengine.log', 'coturn.log', 'turn-elder.log']) {
+        const text = await readFile(join(runDir, name), 'utf8').catch(() => null);
+        if (text !== null) await writeFile(join(resultsDir, `phone-turn-${name}`), text);
+      }
+      await rm(runDir, { recursive: true, force: true });
+    }
+    await daemon?.stop();
+  });
+
+  it('answers a call with its audio relayed by TURN', { timeout: 120_000 }, async (t) => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await context.addInitScript(recordPeerConnections);
+    const page = await context.newPage();
+    page.errors = watchPageErrors(page);
+    let elder = null;
+    try {
+      await signIn(page, daemon.consoleUrl, { user: DISPATCHER.id });
+      await page.locator('#phone-status[data-state="registered"]').waitFor(SHOWS_UP);
+      elder = elderDials(runDir, sipPort, await freePort('udp'), { name: 'turn-elder' });
+      const panel = page.locator('#phone');
+      await panel.and(page.locator('[data-state="ringing"]')).waitFor(SHOWS_UP);
+      await page.locator('#phone [data-phone-action="answer"]').click();
+      await panel.and(page.locator('[data-state="talking"]')).waitFor(SHOWS_UP);
+      let packets = { received: 0, sent: 0 };
+      for (const until = Date.now() + 5_000; Date.now() < until && !(packets.received > 20 && packets.sent > 20);) {
+        await new Promise((res) => setTimeout(res, 200));
+        packets = await audioPackets(page);
+      }
+      assert.ok(packets.received > 20 && packets.sent > 20, `audio flows both ways: ${JSON.stringify(packets)}`);
+      // The pair that carries it: the browser's side is a relayed candidate (TURN).
+      const local = await page.evaluate(async () => {
+        for (const pc of window.__pcs) {
+          const stats = await pc.getStats();
+          let pair = null;
+          stats.forEach((s) => {
+            if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s;
+          });
+          if (pair) {
+            const c = stats.get(pair.localCandidateId);
+            return c ? { type: c.candidateType, port: c.port } : null;
+          }
+        }
+        return null;
+      });
+      // A relayed candidate on one of coturn's relay ports (turnserver.conf): coturn gave the
+      // allocation, so it took the console's SIP credentials (relay only: no other way).
+      assert.equal(local?.type, 'relay', `the media goes through the TURN server: ${JSON.stringify(local)}`);
+      assert.ok(local.port >= 49160 && local.port <= 49200, `coturn's relay port: ${local.port}`);
+      t.diagnostic(`through TURN: ${packets.received} packets received, ${packets.sent} sent, relay port ${local.port}`);
+      await page.locator('#phone [data-phone-action="hangup"]').click();
+      await panel.and(page.locator('[data-state="ended"]')).waitFor(SHOWS_UP);
+      assert.deepEqual(page.errors, []);
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      await page.screenshot({ path: join(resultsDir, 'failed-phone-turn.png') }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; SIP logs in ${resultsDir}/phone-turn-*.log)`;
       throw err;
     } finally {
       elder?.child.kill();

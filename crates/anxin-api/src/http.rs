@@ -89,6 +89,10 @@ pub struct ApiState {
     pub ledger: Option<Arc<dyn crate::admin::LedgerSide>>,
     /// Imports running and done.
     pub imports: Arc<crate::import::Jobs>,
+    /// The supervisors' day so far (none until [`ApiState::with_wallboard`]).
+    pub wallboard: Option<Arc<crate::wallboard::Wallboard>>,
+    /// Supervisors' reports from the store (none until [`ApiState::with_reports`]).
+    pub reports: Option<crate::reports::Reports>,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -172,6 +176,8 @@ impl ApiState {
             family: crate::family::FamilySide::default(),
             ledger: None,
             imports: Arc::default(),
+            wallboard: None,
+            reports: None,
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -190,6 +196,19 @@ impl ApiState {
         self
     }
 
+    /// The same, sending supervisors' consoles the day so far from `wallboard`.
+    pub fn with_wallboard(mut self, wallboard: Arc<crate::wallboard::Wallboard>) -> Self {
+        self.wallboard = Some(wallboard);
+        self
+    }
+
+    /// The same, serving supervisors' reports from `side`.
+    pub fn with_reports(mut self, side: Arc<dyn crate::reports::ReportSide>) -> Self {
+        let metrics = crate::reports::ReportMetrics::new(&self.metrics);
+        self.reports = Some(crate::reports::Reports { side, metrics });
+        self
+    }
+
     /// The same, serving the administration API over `ledger`.
     pub fn with_ledger(mut self, ledger: Arc<dyn crate::admin::LedgerSide>) -> Self {
         self.ledger = Some(ledger);
@@ -204,6 +223,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/console", get(|| async { Html(include_str!("../assets/console.html")) }))
         .route("/responder", get(|| async { Html(include_str!("../assets/responder.html")) }))
         .route("/ledger", get(|| async { Html(include_str!("../assets/ledger.html")) }))
+        .route("/console/wall", get(|| async { Html(include_str!("../assets/wall.html")) }))
+        .route("/console/report", get(|| async { Html(include_str!("../assets/report.html")) }))
+        .route("/api/v1/reports", get(crate::reports::get_report))
         .route("/family", get(crate::family::page))
         .route("/family-sw.js", get(crate::family::service_worker))
         .route(
@@ -461,6 +483,8 @@ enum Feed {
         staff: String,
         ended: broadcast::Receiver<String>,
         signed_out: bool,
+        /// The wallboard's figures, for a supervisor's console.
+        wall: Option<WallFeed>,
     },
     /// One elder's family frames, and revocations (theirs closes the socket).
     Family {
@@ -475,7 +499,18 @@ impl Feed {
     /// Waits for the feed's next frames and adds them to `pending`; `false` when it ended.
     async fn recv(&mut self, state: &ApiState, last_sent: u64, pending: &mut Vec<Frame>) -> bool {
         match self {
-            Feed::Console { live, staff, ended, signed_out } => tokio::select! {
+            Feed::Console { live, staff, ended, signed_out, wall } => tokio::select! {
+                changed = wall_changed(wall) => match changed {
+                    Some(text) => {
+                        pending.push(Frame::unsequenced(text));
+                        true
+                    }
+                    // The wallboard is gone (shutting down): the console feed goes on.
+                    None => {
+                        *wall = None;
+                        true
+                    }
+                },
                 first = live.recv() => match gather(first, live, pending) {
                     Fed::Frames => true,
                     Fed::Lagged(missed) => {
@@ -542,6 +577,21 @@ impl Feed {
     }
 }
 
+/// The wallboard's figures as a supervisor's console is sent them.
+type WallFeed = tokio::sync::watch::Receiver<(Option<anxin_core::DayFigures>, Utf8Bytes)>;
+
+/// The wallboard's next frame; `None` when it has gone. A console with no wallboard waits
+/// for ever here.
+async fn wall_changed(wall: &mut Option<WallFeed>) -> Option<Utf8Bytes> {
+    match wall {
+        Some(w) => match w.changed().await {
+            Ok(()) => Some(w.borrow_and_update().1.clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// A family page's first frame (and after it fell behind): who, and the elder's open
 /// incidents; `live` becomes the feed from then on.
 fn family_welcome(
@@ -588,8 +638,18 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             let sub = state.hub.subscribe(since, history.as_deref(), (state.clock)());
             let mut pending = vec![Frame::unsequenced(welcome.to_json().into())];
             pending.extend(sub.initial);
-            let feed =
-                Feed::Console { live: sub.live, staff: user_id, ended: state.sessions.ended(), signed_out: false };
+            // Supervisors alone are sent the day's figures: each dispatcher's day is theirs to see.
+            let mut wall = state.wallboard.as_ref().filter(|_| supervisor).map(|w| w.subscribe());
+            if let Some(text) = wall.as_mut().map(|w| w.borrow_and_update().1.clone()).filter(|t| !t.is_empty()) {
+                pending.push(Frame::unsequenced(text));
+            }
+            let feed = Feed::Console {
+                live: sub.live,
+                staff: user_id,
+                ended: state.sessions.ended(),
+                signed_out: false,
+                wall,
+            };
             (caller, feed, pending, since.unwrap_or(0))
         }
         Peer::Phone(responder) => {

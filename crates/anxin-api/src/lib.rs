@@ -11,8 +11,10 @@ pub mod http;
 pub mod hub;
 pub mod import;
 pub mod notify;
+pub mod reports;
 pub mod responders;
 pub mod telephony;
+pub mod wallboard;
 
 pub use admin::{LedgerSide, LedgerUnavailable};
 pub use anxin_proto::{rest, ws};
@@ -21,4 +23,6 @@ pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused
 pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, SignedFamily};
 pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
+pub use reports::{ReportSide, ReportUnavailable};
 pub use responders::ResponderHub;
+pub use wallboard::Wallboard;

@@ -172,14 +172,24 @@ struct CredentialsState {
     api: crate::ApiState,
     /// The telephony token: the key the SIP server checks the passwords with.
     key: Arc<[u8]>,
-    ws_url: Arc<str>,
+    softphone: Arc<Softphone>,
+}
+
+/// Where the consoles' softphones connect: the SIP server's WebSocket, and TURN servers for
+/// the media where a browser cannot reach the media relay directly.
+#[derive(Debug, Clone, Default)]
+pub struct Softphone {
+    pub ws_url: String,
+    pub turn_urls: Vec<String>,
+    /// The browser sends media only through the TURN servers.
+    pub relay_only: bool,
 }
 
 /// `GET /api/v1/telephony/credentials` for the console's softphone: SIP credentials for the
 /// dispatcher or supervisor signed in (the session cookie), signed with `token`, for the SIP
-/// server at `ws_url`. anxind merges it only when both are configured.
-pub fn credentials_router(api: crate::ApiState, token: &str, ws_url: &str) -> Router {
-    let state = CredentialsState { api, key: Arc::from(token.as_bytes()), ws_url: Arc::from(ws_url) };
+/// server and TURN servers of `softphone`. anxind merges it only when both are configured.
+pub fn credentials_router(api: crate::ApiState, token: &str, softphone: Softphone) -> Router {
+    let state = CredentialsState { api, key: Arc::from(token.as_bytes()), softphone: Arc::new(softphone) };
     Router::new().route(CREDENTIALS_PATH, get(credentials)).with_state(state)
 }
 
@@ -200,7 +210,10 @@ async fn credentials(State(state): State<CredentialsState>, headers: HeaderMap) 
     // The SIP server checks the expiry against its own clock: real time, not the engine's.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let expires = now + CREDENTIALS_TTL;
-    let body = sign_credentials(&state.key, &user.id, expires.as_secs(), &state.ws_url);
+    let mut body = sign_credentials(&state.key, &user.id, expires.as_secs(), &state.softphone.ws_url);
+    // coturn's time-limited credentials (use-auth-secret) are the same scheme, under the same key.
+    body.turn_urls.clone_from(&state.softphone.turn_urls);
+    body.relay_only = state.softphone.relay_only;
     ([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
@@ -224,6 +237,8 @@ pub fn sign_credentials(key: &[u8], staff: &str, expires_s: u64, ws_url: &str) -
         username,
         password,
         expires_at: anxin_core::Timestamp(i64::try_from(expires_s).unwrap_or(i64::MAX / 1000) * 1000),
+        turn_urls: Vec::new(),
+        relay_only: false,
     }
 }
 

@@ -19,6 +19,8 @@ pub mod outbox;
 pub mod policy;
 pub mod programme;
 pub mod registry;
+pub mod report;
+pub mod standards;
 pub mod telephony;
 #[doc(hidden)]
 pub mod testkit;
@@ -38,4 +40,6 @@ pub use ledger::{
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
 pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;
+pub use report::{Grouping, IncidentFacts, Report, ReportBuilder, ReportQuery, ReportRow, Spread};
+pub use standards::{DayFigures, DayTally, DispatcherFigures, Rating, Standard, StandardFigures, StandardLimits};
 pub use telephony::{CallEvent, CallOutcome};

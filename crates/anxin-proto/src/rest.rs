@@ -97,6 +97,14 @@ pub struct SipCredentials {
     pub password: String,
     /// When the SIP server stops taking them (ms since the Unix epoch): fetch new ones first.
     pub expires_at: anxin_core::Timestamp,
+    /// TURN servers for the browser's media (`[telephony] turn_urls`), where it cannot reach
+    /// the media relay directly; the same `username` and `password` are good there (coturn
+    /// with `use-auth-secret` and the telephony token). Absent when none are configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turn_urls: Vec<String>,
+    /// Media only through the TURN servers (`[telephony] ice_relay_only`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for SipCredentials {
@@ -106,6 +114,8 @@ impl std::fmt::Debug for SipCredentials {
             .field("uri", &self.uri)
             .field("username", &self.username)
             .field("expires_at", &self.expires_at)
+            .field("turn_urls", &self.turn_urls)
+            .field("relay_only", &self.relay_only)
             .finish_non_exhaustive()
     }
 }

@@ -73,6 +73,9 @@ pub enum ServerFrame<'a> {
     },
     /// One of the family's elder's incidents after a change (a terminal state is its last).
     FamilyIncident { incident: FamilyIncident },
+    /// The day so far against the standards, and each dispatcher's day: to supervisors'
+    /// consoles only, at connection and whenever a figure changes (outside the numbered feed).
+    Wallboard(anxin_core::DayFigures),
 }
 
 impl ServerFrame<'_> {

@@ -128,7 +128,7 @@ fn message_type(name: &str) -> Option<&'static str> {
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "responderRetired" | "result" | "hello"
         | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
-        | "familyIncident" => "ServerFrame",
+        | "familyIncident" | "wallboard" => "ServerFrame",
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
         | "resolve" | "duty" | "location" | "visit" | "familyLink" | "familyLinks" | "familyAnswer"
         | "familyHistory" => "ClientFrame",

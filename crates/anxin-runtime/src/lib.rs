@@ -618,6 +618,7 @@ async fn finish<M: Delivery>(
             ports.telemetry.shown_to_consoles(now.saturating_duration_since(read));
         }
     }
+    ports.feeds.events(&out.events);
     if !out.ledger.is_empty() {
         ports.feeds.ledger(&out.ledger);
     }

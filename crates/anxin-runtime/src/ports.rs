@@ -103,6 +103,11 @@ pub trait Feeds: Send + Sync + 'static {
     fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
         let _ = records;
     }
+    /// The batch's incident events, stored, in the engine's order (for the supervisors'
+    /// wallboard, which keeps the day's figures from them). Called after `incidents`.
+    fn events(&self, events: &[anxin_core::IncidentEvent]) {
+        let _ = events;
+    }
     /// Every station as it now is, after a batch that changed one (for the consoles' maps).
     fn stations(&self, stations: Vec<anxin_core::StationView>) {
         let _ = stations;

@@ -9,6 +9,7 @@ mod family;
 mod ledger;
 mod migrate;
 mod outbox;
+mod report;
 mod sql;
 mod visits;
 
@@ -22,6 +23,7 @@ use thiserror::Error;
 
 pub use family::{FamilyStore, FamilyToken};
 pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
+pub use report::ReportStore;
 pub use sql::{PostgresStore, SqliteStore};
 pub use visits::VisitStore;
 
@@ -76,7 +78,9 @@ impl<'a> Batch<'a> {
 /// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
 /// push subscriptions).
 #[async_trait]
-pub trait Store: FamilyStore + LedgerStore + VisitStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    FamilyStore + LedgerStore + VisitStore + ReportStore + Send + Sync + std::fmt::Debug + 'static
+{
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.
     async fn commit(&self, batch: Batch<'_>) -> Result<(), StoreError>;
@@ -101,6 +105,10 @@ pub trait Store: FamilyStore + LedgerStore + VisitStore + Send + Sync + std::fmt
 
     /// One incident's audit trail, in order.
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// Every incident's events logged at or after `since` (on the engine's clock), in order:
+    /// the day the supervisors' wallboard rebuilds its figures from at start.
+    async fn events_since(&self, since: Timestamp) -> Result<Vec<IncidentEvent>, StoreError>;
 
     /// One elder's incidents pressed at or after `since`, open or not, the latest first, at
     /// most `limit` of them: what a dispatcher reads as the elder's recent history.

@@ -47,6 +47,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0010_carer_visits.sql"),
     },
     Migration { version: 11, name: "device_sim", sql: include_str!("../../../migrations/sqlite/0011_device_sim.sql") },
+    Migration {
+        version: 12,
+        name: "events_by_time",
+        sql: include_str!("../../../migrations/sqlite/0012_events_by_time.sql"),
+    },
+    Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/sqlite/0013_reports.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -97,6 +103,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "device_sim",
         sql: include_str!("../../../migrations/postgres/0011_device_sim.sql"),
     },
+    Migration {
+        version: 12,
+        name: "events_by_time",
+        sql: include_str!("../../../migrations/postgres/0012_events_by_time.sql"),
+    },
+    Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/postgres/0013_reports.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -70,7 +70,7 @@ fn id<T>(parsed: Result<T, anxin_core::IdError>, what: &str) -> Result<T, StoreE
     parsed.map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("JSON body: {e}")))
 }
 
@@ -166,7 +166,7 @@ fn actor_column(actor: &Actor) -> String {
     }
 }
 
-fn parse_actor(column: &str) -> Result<Actor, StoreError> {
+pub(crate) fn parse_actor(column: &str) -> Result<Actor, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("event actor {column:?}"));
     Ok(match column.split_once(':') {
         None if column == "engine" => Actor::Engine,
@@ -792,6 +792,24 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn events_since(&self, since: Timestamp) -> Result<Vec<IncidentEvent>, StoreError> {
+                sqlx::query("SELECT seq, incident_id, at, actor, body FROM incident_events WHERE at >= $1 ORDER BY seq")
+                    .bind(since.millis())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| {
+                        Ok(IncidentEvent {
+                            seq: row.try_get::<i64, _>("seq")? as u64,
+                            incident_id: IncidentId(row.try_get::<i64, _>("incident_id")? as u64),
+                            at: Timestamp(row.try_get("at")?),
+                            actor: parse_actor(&row.try_get::<String, _>("actor")?)?,
+                            change: json(&row.try_get::<String, _>("body")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32) -> Result<Vec<Incident>, StoreError> {
                 sqlx::query(
                     "SELECT body FROM incidents WHERE elder_id = $1 AND pressed_at >= $2 \
@@ -892,6 +910,7 @@ impl SqliteStore {
 }
 crate::visits::visit_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
+crate::report::report_store!(SqliteStore);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 impl PostgresStore {
@@ -901,6 +920,7 @@ impl PostgresStore {
 }
 crate::visits::visit_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
+crate::report::report_store!(PostgresStore);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with
 /// the process id, unique enough for telling one database from its replacement.

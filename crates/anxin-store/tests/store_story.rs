@@ -141,6 +141,29 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     assert!(!engine.matcher().is_available(&ResponderId::parse("r-1").unwrap()), "the offered responder stays taken");
 }
 
+/// The wallboard's day is rebuilt from `events_since`: every event from the moment named, in
+/// order, and none before it.
+async fn the_days_events_read_back_from_a_moment(store: Arc<dyn Store>) {
+    store.save_registry(&registry()).await.unwrap();
+    let mut engine =
+        Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
+    let device = DeviceId::parse("d-1").unwrap();
+    let mut out = Outbox::default();
+    let Ok(Outcome::Opened(id)) = engine.handle_device_event(&device, press("m-1"), T0, &mut out) else {
+        panic!("the press opened nothing")
+    };
+    commit(&*store, &out).await;
+    let before = out.events.clone();
+    let later = T0.plus_millis(30_000);
+    let mut out = Outbox::default();
+    engine.responder_acts(&ResponderId::parse("r-1").unwrap(), id, ResponderAction::Accept, later, &mut out).unwrap();
+    commit(&*store, &out).await;
+    assert_eq!(store.events_since(later).await.unwrap(), out.events, "from the moment named, nothing earlier");
+    let all: Vec<_> = before.iter().chain(&out.events).cloned().collect();
+    assert_eq!(store.events_since(T0).await.unwrap(), all, "every event from the press on, in order");
+    assert!(store.events_since(later.plus_millis(1)).await.unwrap().is_empty());
+}
+
 async fn an_older_row_never_overwrites_a_newer_one(store: Arc<dyn Store>) {
     store.save_registry(&registry()).await.unwrap();
     let mut engine = Engine::new(Policy::default(), registry(), Default::default());
@@ -383,6 +406,7 @@ macro_rules! both {
 both!(
     registry_round_trips,
     an_incident_and_its_log_survive_and_resume,
+    the_days_events_read_back_from_a_moment,
     an_older_row_never_overwrites_a_newer_one,
     duty_and_position_changes_are_kept,
     an_elders_recent_incidents_read_back_latest_first,

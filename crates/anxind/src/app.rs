@@ -34,6 +34,8 @@ pub struct App {
     /// Families' tokens (from the store) and feeds.
     families: Arc<crate::family::StoreFamilies>,
     family_hub: Arc<anxin_api::FamilyHub>,
+    /// The supervisors' day so far, rebuilt from the day's stored events.
+    wallboard: Arc<anxin_api::Wallboard>,
     metrics: Metrics,
     clock: Clock,
     /// The embedded broker, if used: where the engine connects and with which login. It
@@ -119,6 +121,17 @@ impl App {
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
         let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
+        // The wallboard's day is a function of the day's events: read back, it is what it was
+        // before a restart.
+        let mut tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
+        let day = store.events_since(tally.day_start()).await.context("cannot read the day's events")?;
+        for e in &day {
+            tally.observe(e);
+        }
+        let wallboard = Arc::new(anxin_api::Wallboard::new(tally, engine.offline_count(), {
+            let clock = clock.clone();
+            Arc::new(move || clock.now())
+        }));
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let accounts = match &config.mqtt.embedded_accounts {
@@ -165,6 +178,7 @@ impl App {
             sessions,
             families,
             family_hub,
+            wallboard,
             metrics,
             broker,
         })
@@ -230,6 +244,7 @@ impl App {
         crate::ledger::reconcile_broker(&*self.store, &*provisioner).await?;
         // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
         crate::memory::release_free_memory();
+        let wallboard = self.wallboard.clone();
         let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
@@ -337,6 +352,13 @@ impl App {
                 },
             )),
         );
+        let api = api.with_wallboard(wallboard.clone()).with_reports(Arc::new(crate::ledger::StoreReports {
+            store: store.inner.0.clone(),
+            utc_offset_min: config.dispatch.utc_offset_min,
+            limits: config.wallboard.limits(),
+        }));
+        let wallboard_stop = CancellationToken::new();
+        let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
         // The SIP server's news of calls, only when it has a token to send.
         let mut routes = anxin_api::router(api.clone()).merge(callbacks);
         if let Some(token) = &config.telephony.token {
@@ -345,7 +367,13 @@ impl App {
             routes = routes.merge(calls);
             // The consoles' softphone, only where there is a SIP server's WebSocket to name.
             if let Some(ws_url) = &config.telephony.ws_url {
-                let credentials = anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), ws_url);
+                let softphone = anxin_api::telephony::Softphone {
+                    ws_url: ws_url.clone(),
+                    turn_urls: config.telephony.turn_urls.clone(),
+                    relay_only: config.telephony.ice_relay_only,
+                };
+                let credentials =
+                    anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), softphone);
                 routes = routes.merge(credentials);
             }
         }
@@ -358,11 +386,12 @@ impl App {
                 hub,
                 phones,
                 family: family_hub,
+                wallboard: wallboard.clone(),
                 sessions,
                 broker: crate::ledger::BrokerAccounts::spawn(provisioner),
             }),
             clock: Arc::new(clock),
-            telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch }),
+            telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard }),
         };
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
@@ -383,6 +412,7 @@ impl App {
             link_stop.cancel();
             http_stop.cancel();
             notify_stop.cancel();
+            wallboard_stop.cancel();
             let _ = tokio::time::timeout(deadline, async {
                 let _ = link_task.await;
                 let _ = http_task.await;
@@ -397,6 +427,7 @@ impl App {
             ("mqtt", link_task.abort_handle()),
             ("http", http_task.abort_handle()),
             ("notify", notify_task.abort_handle()),
+            ("wallboard", wallboard_task.abort_handle()),
         ];
         let drained = tokio::time::timeout(deadline, async {
             // The engine finishes the batch in hand (commit, then ack), then stops reading.
@@ -413,6 +444,8 @@ impl App {
             // not yet recorded is sent again at the next start, under the same key.
             notify_stop.cancel();
             let _ = notify_task.await;
+            wallboard_stop.cancel();
+            let _ = wallboard_task.await;
         })
         .await;
         if drained.is_err() {

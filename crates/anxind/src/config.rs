@@ -35,6 +35,52 @@ pub struct Config {
     pub carers: CarersConfig,
     #[serde(default)]
     pub telephony: TelephonyConfig,
+    pub wallboard: WallboardConfig,
+}
+
+/// `[wallboard]`: the time each standard on the supervisors' wallboard allows
+/// (docs/configuration.md). The defaults are the standards' own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallboardConfig {
+    pub tsa_answer_s: u32,
+    pub tsa_answer_long_s: u32,
+    pub nfpa_dispatch_s: u32,
+    pub nena_answer_s: u32,
+    pub on_scene_min: u32,
+}
+
+impl WallboardConfig {
+    /// The tally's limits (call after [`Config::load`] has checked them).
+    pub fn limits(&self) -> anxin_core::StandardLimits {
+        anxin_core::StandardLimits {
+            tsa_answer_s: self.tsa_answer_s,
+            tsa_answer_long_s: self.tsa_answer_long_s,
+            nfpa_dispatch_s: self.nfpa_dispatch_s,
+            nena_answer_s: self.nena_answer_s,
+            on_scene_s: self.on_scene_min * 60,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("tsa_answer_s", self.tsa_answer_s),
+            ("tsa_answer_long_s", self.tsa_answer_long_s),
+            ("nfpa_dispatch_s", self.nfpa_dispatch_s),
+            ("nena_answer_s", self.nena_answer_s),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Check(format!("wallboard.{name} must lie in 1..=3600, not {v}")));
+            }
+        }
+        if !(1..=1440).contains(&self.on_scene_min) {
+            return Err(ConfigError::Check(format!(
+                "wallboard.on_scene_min must lie in 1..=1440, not {}",
+                self.on_scene_min
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `[telephony]`: the SIP server's way in (docs/configuration.md, deploy/sip/README.md).
@@ -53,6 +99,14 @@ pub struct TelephonyConfig {
     /// `GET /api/v1/telephony/credentials` is not found.
     #[serde(default)]
     pub ws_url: Option<String>,
+    /// TURN servers (`turn:host:port` or `turns:host:port`, coturn with `use-auth-secret`
+    /// and the telephony token as its secret) for the consoles' media where a browser cannot
+    /// reach the media relay directly; empty: none.
+    #[serde(default)]
+    pub turn_urls: Vec<String>,
+    /// The consoles send media only through the TURN servers (needs `turn_urls`).
+    #[serde(default)]
+    pub ice_relay_only: bool,
 }
 
 impl TelephonyConfig {
@@ -76,6 +130,22 @@ impl TelephonyConfig {
                     "telephony.ws_url needs telephony.token: the consoles' SIP credentials are signed with it".into(),
                 ));
             }
+        }
+        for url in &self.turn_urls {
+            let host = url.strip_prefix("turn:").or_else(|| url.strip_prefix("turns:")).unwrap_or("");
+            if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::Check(format!(
+                    "telephony.turn_urls holds turn:host:port or turns:host:port URLs: {url:?}"
+                )));
+            }
+        }
+        if !self.turn_urls.is_empty() && self.ws_url.is_none() {
+            return Err(ConfigError::Check(
+                "telephony.turn_urls is for the softphone: it needs telephony.ws_url".into(),
+            ));
+        }
+        if self.ice_relay_only && self.turn_urls.is_empty() {
+            return Err(ConfigError::Check("telephony.ice_relay_only needs telephony.turn_urls".into()));
         }
         Ok(())
     }
@@ -890,6 +960,7 @@ impl Config {
         self.programme.check()?;
         self.carers.check()?;
         self.telephony.check()?;
+        self.wallboard.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1160,6 +1231,31 @@ mod tests {
         assert!(Config::load(None, &bad).unwrap_err().to_string().contains("dispatch.utc_offset_min"));
         let missing = Config::load(Some(Path::new("/nonexistent/anxin.toml")), &serde_json::json!({}));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn turn_servers_are_turn_urls_for_a_softphone() {
+        let token = "a-telephony-token-16+";
+        let phone = |extra: serde_json::Value| {
+            let mut t = serde_json::json!({ "token": token, "ws_url": "ws://127.0.0.1:5066" });
+            t.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            serde_json::json!({ "telephony": t })
+        };
+        let ok = phone(
+            serde_json::json!({ "turn_urls": ["turn:127.0.0.1:3478", "turns:turn.centre.example:5349"], "ice_relay_only": true }),
+        );
+        let c = Config::load(None, &ok).unwrap();
+        assert_eq!(c.telephony.turn_urls.len(), 2);
+        assert!(c.telephony.ice_relay_only);
+        for bad in ["stun:127.0.0.1:3478", "turn:", "127.0.0.1:3478", "turn:a b"] {
+            let e = Config::load(None, &phone(serde_json::json!({ "turn_urls": [bad] }))).unwrap_err().to_string();
+            assert!(e.contains("telephony.turn_urls holds"), "{bad}: {e}");
+        }
+        let e = Config::load(None, &phone(serde_json::json!({ "ice_relay_only": true }))).unwrap_err().to_string();
+        assert!(e.contains("ice_relay_only needs telephony.turn_urls"), "{e}");
+        let no_phone = serde_json::json!({ "telephony": { "token": token, "turn_urls": ["turn:127.0.0.1:3478"] } });
+        let e = Config::load(None, &no_phone).unwrap_err().to_string();
+        assert!(e.contains("it needs telephony.ws_url"), "{e}");
     }
 
     #[test]

@@ -379,3 +379,34 @@ mod programme_tests {
         assert_eq!(super::utc_text(anxin_core::Timestamp(951_782_400_000)), "2000-02-29T00:00:00Z");
     }
 }
+
+/// The store, as the supervisors' reports' [`anxin_api::ReportSide`], with the centre's
+/// offset and the wallboard's limits, so a day's report and the wallboard's day agree.
+#[derive(Debug)]
+pub struct StoreReports {
+    pub store: Arc<dyn Store>,
+    pub utc_offset_min: i32,
+    pub limits: anxin_core::StandardLimits,
+}
+
+impl anxin_api::ReportSide for StoreReports {
+    fn utc_offset_min(&self) -> i32 {
+        self.utc_offset_min
+    }
+
+    fn report(
+        &self,
+        from: anxin_core::Timestamp,
+        to: anxin_core::Timestamp,
+        by: anxin_core::Grouping,
+        now: anxin_core::Timestamp,
+    ) -> BoxFuture<'_, Result<anxin_core::Report, anxin_api::ReportUnavailable>> {
+        let q = anxin_core::ReportQuery { from, to, by, utc_offset_min: self.utc_offset_min, limits: self.limits, now };
+        Box::pin(async move {
+            self.store.report(&q).await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read a report");
+                anxin_api::ReportUnavailable
+            })
+        })
+    }
+}

@@ -73,6 +73,8 @@ pub struct FeedPort {
     pub hub: Arc<Hub>,
     pub phones: Arc<ResponderHub>,
     pub family: Arc<anxin_api::FamilyHub>,
+    /// The supervisors' day so far, kept from the stored events.
+    pub wallboard: Arc<anxin_api::Wallboard>,
     /// Who may sign in to the console: kept up to date by the ledger's changes.
     pub sessions: Arc<anxin_api::Sessions>,
     /// Devices' broker accounts: kept up to date by the ledger's changes.
@@ -84,6 +86,10 @@ impl anxin_runtime::Feeds for FeedPort {
         // The family's view is made from the same committed views, its elder's alone.
         self.family.publish(&deltas);
         self.hub.publish(deltas);
+    }
+
+    fn events(&self, events: &[anxin_core::IncidentEvent]) {
+        self.wallboard.observe(events);
     }
 
     fn phones(&self, phones: Vec<PhoneView>) {
@@ -153,6 +159,8 @@ pub struct MetricsPort {
     /// hands, the one being stored and the one being made known), for
     /// `anxin_ingest_backlog_messages`.
     pub in_batch: Arc<AtomicUsize>,
+    /// The wallboard shows the devices offline too.
+    pub wallboard: Arc<anxin_api::Wallboard>,
 }
 
 impl anxin_runtime::Telemetry for MetricsPort {
@@ -234,6 +242,7 @@ impl anxin_runtime::Telemetry for MetricsPort {
 
     fn devices_offline(&self, offline: usize) {
         self.metrics.devices_offline.set(offline as i64);
+        self.wallboard.set_devices_offline(offline);
     }
 
     fn offer(&self, step: &'static str) {

@@ -8,7 +8,7 @@
 //! Without Kamailio, rtpengine and SIPp the test is skipped, except under `CI=true`, where
 //! `.ci/run` installs them (`deploy/sip/start-local --install`) and a missing one fails.
 //! Kamailio's and rtpengine's control and media ports are fixed by `deploy/sip/`, so one
-//! such test runs at a time: this file has one.
+//! such test runs at a time: each holds `SIP_SERVER`.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -116,10 +116,27 @@ fn sipp(scenario: &str, args: &[&str], log: &Path) -> std::process::Child {
 
 /// SIPp as an elder's phone: dials the hotline from `caller` and talks for 4 s.
 fn elder_dials(caller: &str, sip_port: u16, elder_port: u16, log: &Path) -> std::process::Child {
+    elder_dials_from("127.0.0.1", caller, sip_port, elder_port, log)
+}
+
+/// The same, sending from the address `from` (a loopback address: 127.0.0.2 is another
+/// source to Kamailio).
+fn elder_dials_from(from: &str, caller: &str, sip_port: u16, elder_port: u16, log: &Path) -> std::process::Child {
     let (port, target) = (elder_port.to_string(), format!("127.0.0.1:{sip_port}"));
-    let args =
-        ["-s", "96110", "-key", "caller", caller, "-i", "127.0.0.1", "-p", &port, "-mi", "127.0.0.1", "-mp", "31000"];
+    let args = ["-s", "96110", "-key", "caller", caller, "-i", from, "-p", &port, "-mi", "127.0.0.1", "-mp", "31000"];
     sipp("elder-call.xml", &[&args[..], &[target.as_str()]].concat(), log)
+}
+
+/// Waits for `child` to end, and says whether it succeeded.
+async fn exit_status(mut child: std::process::Child, what: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// SIPp answering one call on `port` as SIP user `user`: rings a second, answers, talks.
@@ -539,5 +556,87 @@ async fn a_recorded_call_is_kept_as_pcap_until_its_retention_ends() {
     assert!(pruned.status.success(), "{}", String::from_utf8_lossy(&pruned.stderr));
     assert!(String::from_utf8_lossy(&pruned.stdout).contains("old-call.pcap"), "it says what it deleted");
     assert!(!old.exists() && pcaps[0].exists(), "the old one went, the new one stayed");
+    app.stop().await;
+}
+
+/// anxind cannot be reached when nobody at the centre answers: with `LAST_RESORT`, Kamailio
+/// puts the call through to that number on the trunk by itself, so the elder still reaches
+/// a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_anxind_cannot_be_reached_an_unanswered_call_goes_to_the_last_resort() {
+    if !sip_programs() {
+        return;
+    }
+    let _sip = SIP_SERVER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Where anxind would be: a port nobody listens on.
+    let nowhere = format!("http://127.0.0.1:{}", free_tcp_port());
+    let (sip_port, nobody_port, trunk_port, elder_port) =
+        (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let run_dir = dir.path().join("sip");
+    let env = [
+        ("RING_TIMEOUT_MS", "2000".to_string()),
+        ("TRUNK_HOST", format!("127.0.0.1:{trunk_port}")),
+        ("LAST_RESORT", "13800009999".to_string()),
+    ];
+    let server = SipServer::start_with(&run_dir, &nowhere, sip_port, nobody_port, &env);
+
+    // The supervisor's mobile, on the trunk: SIPp answering as `supervisor`.
+    let uas_log = run_dir.join("last-resort.log");
+    let supervisor = answers_as("supervisor", trunk_port, &uas_log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uac_log = run_dir.join("uac.log");
+    let uac = elder_dials("13800000001", sip_port, elder_port, &uac_log);
+    wait_exit(uac, "the elder's call (SIPp UAC)", &uac_log).await;
+    wait_exit(supervisor, "the last resort (SIPp UAS)", &uas_log).await;
+    let log = server.log();
+    assert!(log.contains("anxind gave no next rung"), "{log}");
+    assert!(log.contains("put through to the last resort 13800009999"), "{log}");
+    assert!(log.contains("anxind unreachable"), "the events were dropped, and said so: {log}");
+}
+
+/// With `TRUNK_SOURCES`, only those addresses may dial the hotline: a call from anywhere
+/// else is refused (403) before anxind hears of it; one from a trunk source rings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_trunks_sources_may_dial_the_hotline() {
+    if !sip_programs() {
+        return;
+    }
+    let _sip = SIP_SERVER.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::embedded(dir.path());
+    let app =
+        spawn_app_with(&backend, &unique("anxind", "sip-sources"), |c| c.telephony.token = Some(Secret::new(TOKEN)))
+            .await;
+    let (sip_port, dispatch_port) = (free_udp_port(), free_udp_port());
+    let run_dir = dir.path().join("sip");
+    let env = [("TRUNK_SOURCES", "127.0.0.2".to_string())];
+    let server = SipServer::start_with(&run_dir, &format!("http://{}", app.http), sip_port, dispatch_port, &env);
+
+    // From 127.0.0.1, not a trunk source: refused, nothing rings.
+    let refused_log = run_dir.join("refused.log");
+    let refused = elder_dials("13800000001", sip_port, free_udp_port(), &refused_log);
+    assert!(!exit_status(refused, "the refused call (SIPp UAC)").await, "a call from 127.0.0.1 is refused");
+    assert!(server.log().contains("refused: not a trunk source"), "{}", server.log());
+    assert!(std::fs::read_to_string(&refused_log).unwrap().contains("403"), "SIPp saw the 403");
+
+    // From 127.0.0.2, the trunk: it rings the console (SIPp answering as wang) and is answered.
+    let uas_log = run_dir.join("uas.log");
+    let uas = answers_as("wang", dispatch_port, &uas_log);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let uac_log = run_dir.join("uac.log");
+    let uac = elder_dials_from("127.0.0.2", "13800000002", sip_port, free_udp_port(), &uac_log);
+    wait_exit(uac, "the trunk's call (SIPp UAC)", &uac_log).await;
+    wait_exit(uas, "the dispatcher's answer (SIPp UAS)", &uas_log).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"opened\"}").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the trunk's call rang:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Only that one: the refused call never reached anxind.
+    let open = app.store.resume(anxin_core::Timestamp(0)).await.unwrap().open;
+    assert_eq!(open.iter().filter(|i| i.kind == IncidentKind::Call).count(), 1, "{open:?}");
+    assert!(open.iter().any(|i| i.device_id.as_str() == "d-2"));
+    drop(server);
     app.stop().await;
 }

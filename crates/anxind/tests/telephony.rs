@@ -205,6 +205,24 @@ async fn a_signed_in_dispatcher_gets_sip_credentials_signed_with_the_token() {
         mac.update(username.as_bytes());
         let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         assert_eq!(c["password"], want);
+        // No TURN server configured: none named, media direct.
+        assert!(c.get("turn_urls").is_none() && c.get("relay_only").is_none(), "{c}");
     }
+    app.stop().await;
+
+    // With TURN servers (coturn, same secret): named with the credentials, relay only.
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(&Backend::embedded(dir.path()), &unique("anxind", "credentials-turn"), |c| {
+        c.telephony.token = Some(Secret::new(TOKEN));
+        c.telephony.ws_url = Some(WS_URL.to_string());
+        c.telephony.turn_urls = vec!["turn:127.0.0.1:3478".into()];
+        c.telephony.ice_relay_only = true;
+    })
+    .await;
+    let cookie = sign_in(app.http, "wang").await;
+    let (status, c) = credentials(&app, Some(&cookie)).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["turn_urls"], serde_json::json!(["turn:127.0.0.1:3478"]));
+    assert_eq!(c["relay_only"], true);
     app.stop().await;
 }

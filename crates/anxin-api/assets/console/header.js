@@ -38,6 +38,10 @@ function renderMe() {
   // A supervisor reads the ledger too; a dispatcher has no use for it.
   const ledgerLink = document.getElementById('ledger-link');
   if (ledgerLink) ledgerLink.hidden = state.me?.role !== 'supervisor';
+  // --- wallboard (issue 24): supervisors' link to /console/wall
+  const wallLink = document.getElementById('wall-link');
+  if (wallLink) wallLink.hidden = state.me?.role !== 'supervisor';
+  // --- end wallboard
 }
 
 export function renderLegend() {

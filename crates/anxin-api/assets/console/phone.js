@@ -61,6 +61,14 @@ defineStrings({
     phone_busy_line: '已在通话中，新来电由其他调度台接听',
     phone_no_microphone: '无法使用麦克风：{why}',
     phone_transfer: '转接',
+    phone_transfer_blind: '直接转接',
+    phone_transfer_blind_title: '对方直接拨打所选号码，本台随即退出',
+    phone_transfer_consult: '先通话再转',
+    phone_transfer_consult_title: '来电人保持等待，本台先与所选号码通话，再完成转接',
+    phone_consulting: '咨询 {number}：{state}（来电人保持中）',
+    phone_complete_transfer: '完成转接',
+    phone_end_consult: '结束咨询',
+    phone_consult_failed: '咨询未接通：{why}',
     phone_transfer_title: '把这通电话转给其他号码，本台退出通话',
     phone_transfer_station: '站点值班 {name}',
     phone_transfer_emergency: '紧急号码',
@@ -111,6 +119,14 @@ defineStrings({
     phone_busy_line: 'Already on a call: another console takes the new one',
     phone_no_microphone: 'The microphone cannot be used: {why}',
     phone_transfer: 'Transfer',
+    phone_transfer_blind: 'Blind',
+    phone_transfer_blind_title: 'The other side calls the number chosen, and this console leaves at once',
+    phone_transfer_consult: 'Talk first',
+    phone_transfer_consult_title: 'The caller waits on hold while this console talks to the number chosen, then completes the transfer',
+    phone_consulting: 'Consulting {number}: {state} (caller on hold)',
+    phone_complete_transfer: 'Complete transfer',
+    phone_end_consult: 'End consultation',
+    phone_consult_failed: 'The consultation did not connect: {why}',
     phone_transfer_title: 'Hand this call on to another number; this console leaves it',
     phone_transfer_station: 'Station duty line {name}',
     phone_transfer_emergency: 'Emergency number',
@@ -152,6 +168,8 @@ const phone = {
   call: null,
   /** what the dispatcher is dialling, until JsSIP reports the session it made */
   dialling: null,
+  /** the call a consultation is being dialled for (attended transfer), until JsSIP reports it */
+  consulting: null,
   clockTimer: null,
 };
 
@@ -291,6 +309,10 @@ function scheduleRenewal(generation) {
 // ---- calls ------------------------------------------------------------------------------
 
 function onSession({ session, originator, request }) {
+  if (originator === 'local' && phone.consulting) {
+    onConsultSession(session, request);
+    return;
+  }
   let call;
   if (originator === 'local') {
     // A call the dispatcher placed (dial): JsSIP reports it while dial() waits.
@@ -312,7 +334,8 @@ function onSession({ session, originator, request }) {
   const current = () => phone.call === call;
   const listen = (peerconnection) => {
     peerconnection.addEventListener('track', (ev) => {
-      if (current()) playRemote(ev.streams[0] || new MediaStream([ev.track]));
+      call.remote = ev.streams[0] || new MediaStream([ev.track]);
+      if (current() && !call.consult?.remote) playRemote(call.remote);
     });
   };
   // An outgoing call's connection may exist already; an incoming one's comes with the answer.
@@ -349,6 +372,9 @@ function onSession({ session, originator, request }) {
   });
   const finish = (kind, cause) => {
     if (!current()) return;
+    // The caller is gone: a consultation for them has nothing to complete.
+    const consultation = call.consult?.session;
+    if (consultation && !consultation.isEnded()) consultation.terminate();
     call.ended = { kind, cause: cause || '' };
     call.state = 'ended';
     stopRemote();
@@ -388,18 +414,24 @@ export function dial(number, { label = '', incidentId = null } = {}) {
     toast(t('phone_bad_number', { number }), 'error');
     return;
   }
-  const domain = phone.credentials.uri.split('@')[1];
   phone.dialling = { number: digits, label, incidentId };
   try {
-    phone.ua.call(`sip:${digits}@${domain}`, {
-      mediaConstraints: { audio: true, video: false },
-      pcConfig: { iceServers: [] },
-      extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
-    });
+    placeCall(digits, incidentId);
   } catch (err) {
     phone.dialling = null;
     toast(t('phone_failed_call', { why: err.message }), 'error');
   }
+}
+
+/** Starts a call to `digits` on the trunk, naming the incident it is for (JsSIP reports its
+ * session to onSession). */
+function placeCall(digits, incidentId) {
+  const domain = phone.credentials.uri.split('@')[1];
+  phone.ua.call(`sip:${digits}@${domain}`, {
+    mediaConstraints: { audio: true, video: false },
+    pcConfig: pcConfig(),
+    extraHeaders: incidentId ? [`X-Anxin-Incident: ${incidentId}`] : [],
+  });
 }
 
 /** Who `digits` belong to on incident `view`: the elder, a contact, the responder, the
@@ -446,7 +478,7 @@ function answer() {
   call.state = 'connecting';
   renderCall();
   try {
-    call.session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } });
+    call.session.answer({ mediaConstraints: { audio: true, video: false }, pcConfig: pcConfig() });
   } catch (err) {
     toast(t('phone_no_microphone', { why: err.message }), 'error');
   }
@@ -467,6 +499,17 @@ function toggleMute() {
   if (!call || call.state !== 'talking') return;
   if (call.muted) call.session.unmute({ audio: true });
   else call.session.mute({ audio: true });
+}
+
+/** The browser's media connection: TURN servers where anxind names them (the same
+ * credentials as SIP, coturn's use-auth-secret), only through them with relay_only. */
+function pcConfig() {
+  const c = phone.credentials || {};
+  const turn = Array.isArray(c.turn_urls) ? c.turn_urls : [];
+  return {
+    iceServers: turn.length ? [{ urls: turn, username: c.username, credential: c.password }] : [],
+    iceTransportPolicy: c.relay_only && turn.length ? 'relay' : 'all',
+  };
 }
 
 /** Shows or hides the transfer targets under the call's buttons. */
@@ -645,6 +688,15 @@ function renderCall() {
       }),
     );
   }
+  const c = call.consult;
+  if (c && !call.ended) {
+    // A consultation: the caller waits on hold; complete the transfer, or go back to them.
+    buttons.length = 0;
+    buttons.push(
+      button('complete-transfer', t('phone_complete_transfer'), 'btn-primary', completeTransfer, { disabled: c.state !== 'talking' || Boolean(call.transferring) }),
+      button('end-consult', t('phone_end_consult'), '', endConsult, { disabled: Boolean(call.transferring) }),
+    );
+  }
   if (!call.ended) buttons.push(button('hangup', t('phone_hangup'), 'btn-alarm', hangUp));
   panel.replaceChildren(
     h('div', { class: 'phone-head' },
@@ -655,8 +707,17 @@ function renderCall() {
     view
       ? h('button', { class: 'btn btn-small btn-quiet phone-open', type: 'button', 'data-incident-id': view.id, onclick: () => openIncident(String(view.id)) }, t('phone_open_incident'))
       : null,
+    ...(c && !call.ended
+      ? [
+          h(
+            'div',
+            { class: 'phone-consult', 'data-field': 'phone-consult', 'data-state': c.state },
+            t('phone_consulting', { number: formatPhone(c.number), state: t(c.state === 'talking' ? 'phone_talking' : c.state === 'ringing_out' ? 'phone_ringing_out' : 'phone_dialling') }),
+          ),
+        ]
+      : []),
     h('div', { class: 'phone-buttons' }, buttons),
-    ...(talking && call.choosing ? [transferTargets(view)] : []),
+    ...(talking && call.choosing && !c ? [transferTargets(view)] : []),
   );
   // Once a second while it is shown: the talk time, and the incident once the engine has
   // it (the SIP server tells anxind a moment after the console starts ringing). Only text
@@ -672,6 +733,132 @@ function renderCall() {
   }, 1000);
 }
 
+/**
+ * Attended transfer, first step: the caller is put on hold and this console calls `number`
+ * (a consultation, on the incident as a call out). Once they answer, the dispatcher either
+ * completes the transfer (completeTransfer) or ends the consultation and goes back to the
+ * caller (endConsult).
+ */
+function consult(number) {
+  const call = phone.call;
+  if (!call || call.state !== 'talking' || call.ended || call.transferring || call.consult) return;
+  const digits = String(number).replace(/\D/g, '');
+  if (digits.length < 3 || digits.length > 20) {
+    toast(t('phone_bad_number', { number }), 'error');
+    return;
+  }
+  call.choosing = false;
+  if (!call.held) call.session.hold();
+  const view = incidentOf(call);
+  const incidentId = call.incidentId ?? view?.id ?? null;
+  call.consult = { session: null, number: String(number).trim(), digits, state: 'dialling', remote: null };
+  phone.consulting = call;
+  renderCall();
+  try {
+    placeCall(digits, incidentId);
+  } catch (err) {
+    phone.consulting = null;
+    call.consult = null;
+    toast(t('phone_failed_call', { why: err.message }), 'error');
+    renderCall();
+  }
+}
+
+/** The consultation's session, as JsSIP reports it while consult() waits. */
+function onConsultSession(session, request) {
+  const call = phone.consulting;
+  phone.consulting = null;
+  const c = call.consult;
+  if (!c) {
+    session.terminate();
+    return;
+  }
+  Object.assign(c, { session, callId: request?.call_id || '' });
+  const mine = () => phone.call === call && call.consult === c;
+  const listen = (pc) =>
+    pc.addEventListener('track', (ev) => {
+      c.remote = ev.streams[0] || new MediaStream([ev.track]);
+      if (mine()) playRemote(c.remote);
+    });
+  if (session.connection) listen(session.connection);
+  else session.on('peerconnection', ({ peerconnection }) => listen(peerconnection));
+  const on = (event, change) =>
+    session.on(event, (e) => {
+      if (!mine()) return;
+      change(e);
+      renderCall();
+    });
+  on('progress', () => {
+    if (c.state === 'dialling') c.state = 'ringing_out';
+  });
+  on('confirmed', () => {
+    c.state = 'talking';
+  });
+  const over = (e) => {
+    // The consultation ended before the transfer (they hung up, or could not be reached):
+    // back to the caller.
+    if (call.transferredTo) return;
+    if (c.state !== 'talking') toast(t('phone_consult_failed', { why: causeText(e?.cause || '') }), 'error');
+    call.consult = null;
+    if (!call.ended && call.held) call.session.unhold();
+    if (call.remote) playRemote(call.remote);
+  };
+  on('ended', over);
+  on('failed', over);
+  renderCall();
+}
+
+/** Attended transfer, second step: the caller is asked to call the consulted party, taking
+ * the consultation's place (REFER with Replaces); then this console leaves both calls. */
+function completeTransfer() {
+  const call = phone.call;
+  const c = call?.consult;
+  if (!c || c.state !== 'talking' || call.ended || call.transferring) return;
+  const domain = phone.credentials.uri.split('@')[1];
+  call.transferring = c.number;
+  renderCall();
+  const leave = () => {
+    call.transferredTo = c.number;
+    setTimeout(() => {
+      if (!c.session.isEnded()) c.session.terminate();
+      if (!call.session.isEnded()) call.session.terminate();
+    }, 0);
+  };
+  const failed = (why) => {
+    if (phone.call !== call || call.ended) return;
+    call.transferring = null;
+    toast(t('phone_transfer_failed', { why }), 'error');
+    renderCall();
+  };
+  try {
+    call.session.refer(`sip:${c.digits}@${domain}`, {
+      replaces: c.session,
+      eventHandlers: {
+        requestFailed: (e) => failed(e?.cause || e?.response?.reason_phrase || 'REFER'),
+        failed: (e) => failed(e?.status_line?.reason_phrase || 'NOTIFY'),
+        accepted: () => {
+          if (phone.call === call && !call.ended) leave();
+        },
+      },
+    });
+  } catch (err) {
+    failed(err.message);
+  }
+}
+
+/** Ends the consultation and goes back to the caller. */
+function endConsult() {
+  const c = phone.call?.consult;
+  if (!c) return;
+  if (c.session && !c.session.isEnded()) c.session.terminate();
+  else {
+    phone.call.consult = null;
+    phone.consulting = null;
+    if (phone.call.held) phone.call.session.unhold();
+    renderCall();
+  }
+}
+
 /** Where the call can be handed: the incident's station duty line, the emergency number for
  * its kind, or a number typed in. */
 function transferTargets(view) {
@@ -682,15 +869,31 @@ function transferTargets(view) {
   const emergency = view ? defaultEmergencyNumber(view) : '120';
   targets.push({ number: emergency, label: t('phone_transfer_emergency') });
   const input = h('input', { class: 'phone-transfer-number', type: 'tel', inputmode: 'tel', autocomplete: 'off', 'aria-label': t('phone_transfer_other'), placeholder: t('phone_transfer_other') });
-  const other = () => transfer(input.value);
+  const call = phone.call;
+  const go = (number) => (call?.transferMode === 'consult' ? consult(number) : transfer(number));
+  const other = () => go(input.value);
   input.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter') other();
   });
+  const mode = (which, label, hint) =>
+    h('button', {
+      class: `btn btn-small${(call?.transferMode || 'blind') === which ? ' btn-warn' : ''}`,
+      type: 'button',
+      'data-transfer-mode': which,
+      'aria-pressed': String((call?.transferMode || 'blind') === which),
+      title: hint,
+      onclick: () => {
+        if (!call) return;
+        call.transferMode = which;
+        renderCall();
+      },
+    }, label);
   return h(
     'div',
     { class: 'phone-transfer', 'data-field': 'phone-transfer' },
+    h('div', { class: 'phone-transfer-modes' }, mode('blind', t('phone_transfer_blind'), t('phone_transfer_blind_title')), mode('consult', t('phone_transfer_consult'), t('phone_transfer_consult_title'))),
     ...targets.map((tg) =>
-      h('button', { class: 'btn btn-small', type: 'button', 'data-transfer-to': String(tg.number).replace(/\D/g, ''), onclick: () => transfer(tg.number) }, tg.label, ' ', h('span', { class: 'phone-transfer-digits' }, formatPhone(String(tg.number)))),
+      h('button', { class: 'btn btn-small', type: 'button', 'data-transfer-to': String(tg.number).replace(/\D/g, ''), onclick: () => go(tg.number) }, tg.label, ' ', h('span', { class: 'phone-transfer-digits' }, formatPhone(String(tg.number)))),
     ),
     h('div', { class: 'phone-transfer-other' }, input, h('button', { class: 'btn btn-small', type: 'button', 'data-phone-action': 'transfer-other', onclick: other }, t('phone_transfer_go'))),
   );

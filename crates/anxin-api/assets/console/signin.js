@@ -60,6 +60,12 @@ function showApp(user) {
     location.replace('/ledger');
     return;
   }
+  // --- wallboard (issue 24): a supervisor sent to sign in from /console/wall goes back there.
+  if (user.role === 'supervisor' && location.hash === '#wall') {
+    location.replace('/console/wall');
+    return;
+  }
+  // --- end wallboard
   state.me = user;
   dom.signin.hidden = true;
   dom.app.hidden = false;

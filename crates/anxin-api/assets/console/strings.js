@@ -25,6 +25,9 @@ export const CONSOLE_STRINGS = {
     count_alarm: '待确认',
     conn_reconnecting: '连接中断 · 正在重连',
     lang_toggle: 'English',
+    // --- wallboard (issue 24)
+    to_wall: '监控大屏',
+    // --- end wallboard
     stale: '连接已中断：下表可能不是最新状态，正在自动重连。',
     queue_title: '事件队列',
     map_title: '地图',
@@ -586,6 +589,9 @@ export const CONSOLE_STRINGS = {
     count_alarm: 'To acknowledge',
     conn_reconnecting: 'Connection lost · reconnecting',
     lang_toggle: '中文',
+    // --- wallboard (issue 24)
+    to_wall: 'Wallboard',
+    // --- end wallboard
     stale: 'Connection lost: this table may be out of date. Reconnecting automatically.',
     queue_title: 'Incident queue',
     map_title: 'Map',

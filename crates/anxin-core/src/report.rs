@@ -1,0 +1,521 @@
+//! Supervisors' reports: a period's incidents against the same standards as the wallboard,
+//! by day, week, month or station. Like the rest of the core it reads no store and no clock:
+//! the store selects one row of milestones per incident ([`IncidentFacts`]) and the events of
+//! calls to the hotline, and [`ReportBuilder`] folds them into figures.
+//!
+//! Why the fold is here and not in SQL: whether an alarm met a standard (met on the limit,
+//! not counted when it ended first, pending while inside it) is decided by the very code the
+//! wallboard uses (`standards::Clocked::verdict`), so a day's report and the wallboard's day
+//! cannot drift apart; and medians and 90th percentiles have no portable SQL (SQLite has no
+//! `percentile_cont`). The SQL does the heavy part portably: one pass over the period's
+//! events, a conditional `MIN` per milestone, grouped by incident.
+
+use crate::ids::{IncidentId, Timestamp};
+use crate::incident::{Actor, Change, IncidentEvent};
+use crate::standards::{local_midnight, Clocked, Rating, Standard, StandardFigures, StandardLimits, Verdict};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Most incidents a group lists as missing one standard (the earliest first); the counts
+/// hold them all.
+pub const REPORT_MISSED_LISTED: usize = 500;
+
+/// How a report's rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// The centre's local calendar day the incident opened (or the call rang) on.
+    Day,
+    /// The local week, Monday to Sunday, keyed by its Monday.
+    Week,
+    /// The local calendar month.
+    Month,
+    /// The station the elder is enrolled with (`(none)` for an elder with none).
+    Station,
+    /// One row: the whole period.
+    None,
+}
+
+impl Grouping {
+    pub fn parse(s: &str) -> Option<Grouping> {
+        Some(match s {
+            "day" => Grouping::Day,
+            "week" => Grouping::Week,
+            "month" => Grouping::Month,
+            "station" => Grouping::Station,
+            "none" | "all" => Grouping::None,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grouping::Day => "day",
+            Grouping::Week => "week",
+            Grouping::Month => "month",
+            Grouping::Station => "station",
+            Grouping::None => "none",
+        }
+    }
+}
+
+/// What a report is asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportQuery {
+    /// Incidents opened (calls rung) at or after `from` and before `to`.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub by: Grouping,
+    /// The centre's offset from UTC, for local days (`dispatch.utc_offset_min`).
+    pub utc_offset_min: i32,
+    /// The times each standard allows (`[wallboard]`: the same as the wallboard's).
+    pub limits: StandardLimits,
+    /// When the report is made: an alarm still inside its limit now is pending.
+    pub now: Timestamp,
+}
+
+/// One incident's milestones, as the store's SQL selects them: each the first event of its
+/// sort, whenever it came (an incident belongs to the period it opened in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentFacts {
+    pub id: IncidentId,
+    /// The elder's station, if they are enrolled with one.
+    pub station: Option<String>,
+    pub pressed_at: Timestamp,
+    /// When it reached the store and the consoles (the `opened` event).
+    pub opened_at: Timestamp,
+    /// When it became an emergency: opened as one, or raised to one (`kind_changed`).
+    pub emergency_at: Option<Timestamp>,
+    /// A person took it on: any dispatcher's event, or a responder accepting (TSA).
+    pub answered_at: Option<Timestamp>,
+    /// The first offer or a dispatcher's assignment (NFPA 1225).
+    pub dispatched_at: Option<Timestamp>,
+    pub first_offer_at: Option<Timestamp>,
+    pub accepted_at: Option<Timestamp>,
+    /// A responder on scene, or resolving it themselves (closed loop).
+    pub on_scene_at: Option<Timestamp>,
+    /// Resolved, closed, cancelled or a false alarm.
+    pub ended_at: Option<Timestamp>,
+    pub nobody_going: bool,
+    /// Handed over to the emergency services: 120 (ambulance), 110 (police), 119 (fire).
+    pub called_120: bool,
+    pub called_110: bool,
+    pub called_119: bool,
+    pub false_alarm: bool,
+    pub cancelled: bool,
+}
+
+/// A spread of times, in seconds. Percentiles are nearest-rank over whole seconds (each
+/// time is floored to the second), exact to that second; the mean is exact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    /// Count per whole second.
+    seconds: BTreeMap<i64, u64>,
+    count: u64,
+    sum_ms: i128,
+}
+
+impl Histogram {
+    fn add(&mut self, ms: i64) {
+        // A press stamped after its opening (a device's clock ahead) counts as no time.
+        let ms = ms.max(0);
+        *self.seconds.entry(ms / 1000).or_default() += 1;
+        self.count += 1;
+        self.sum_ms += i128::from(ms);
+    }
+
+    fn percentile(&self, p: f64) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((p * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (s, n) in &self.seconds {
+            seen += n;
+            if seen >= rank {
+                return Some(*s);
+            }
+        }
+        self.seconds.keys().next_back().copied()
+    }
+
+    fn spread(&self) -> Spread {
+        Spread {
+            count: self.count,
+            median_s: self.percentile(0.5),
+            p90_s: self.percentile(0.9),
+            mean_s: (self.count > 0).then(|| self.sum_ms as f64 / 1000.0 / self.count as f64),
+        }
+    }
+}
+
+/// One row of a report: a day, a week, a month, a station, or the whole period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// `2025-03-04` (day), the Monday `2025-03-03` (week), `2025-03` (month), a station id,
+    /// or `all`.
+    pub key: String,
+    pub incidents: u64,
+    /// Emergencies (`sos`, `fall`, `fire`, `intrusion`, or raised to one).
+    pub alarms: u64,
+    pub press_to_console: Spread,
+    pub press_to_first_offer: Spread,
+    pub press_to_accepted: Spread,
+    pub press_to_on_scene: Spread,
+    /// Incidents the engine said nobody was going to.
+    pub nobody_going: u64,
+    pub handed_to_120: u64,
+    pub handed_to_110: u64,
+    pub handed_to_119: u64,
+    pub false_alarms: u64,
+    pub cancelled: u64,
+    /// Alarms with no responder confirmed on scene in time (the closed loop missed).
+    pub closed_loop_failures: u64,
+    /// Calls to the hotline (NENA's count).
+    pub calls_in: u64,
+    pub standards: Vec<StandardFigures>,
+}
+
+/// A report: its rows in key order, and the whole period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub by: Grouping,
+    pub as_of: Timestamp,
+    pub utc_offset_min: i32,
+    pub rows: Vec<ReportRow>,
+    pub total: ReportRow,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    incidents: u64,
+    alarms: u64,
+    spreads: [Histogram; 4],
+    nobody_going: u64,
+    handed: [u64; 3],
+    false_alarms: u64,
+    cancelled: u64,
+    calls_in: u64,
+    /// Per standard (in `Standard::ALL` order): met, missed, pending, and the missed
+    /// incidents with their deadlines.
+    met: [u32; 5],
+    missed: [u32; 5],
+    pending: [u32; 5],
+    missed_at: [Vec<(Timestamp, IncidentId)>; 5],
+}
+
+impl Tally {
+    fn judge(&mut self, i: usize, id: IncidentId, c: &Clocked, within_ms: i64, now: Timestamp) {
+        match c.verdict(within_ms, now) {
+            Verdict::Met => self.met[i] += 1,
+            Verdict::Missed(deadline) => {
+                self.missed[i] += 1;
+                self.missed_at[i].push((deadline, id));
+            }
+            Verdict::Pending(_) => self.pending[i] += 1,
+            Verdict::NotCounted => {}
+        }
+    }
+
+    fn row(mut self, key: String, limits: &StandardLimits) -> ReportRow {
+        let standards = Standard::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut missed_at = std::mem::take(&mut self.missed_at[i]);
+                missed_at.sort_unstable();
+                let mut missed_ids: Vec<IncidentId> = Vec::new();
+                let mut listed = std::collections::HashSet::new();
+                for (_, id) in missed_at {
+                    // A call missed twice on one incident is listed once.
+                    if listed.insert(id) {
+                        missed_ids.push(id);
+                        if missed_ids.len() == REPORT_MISSED_LISTED {
+                            break;
+                        }
+                    }
+                }
+                let (met, missed) = (self.met[i], self.missed[i]);
+                let counted = met + missed;
+                StandardFigures {
+                    standard: *s,
+                    within_s: limits.within_s(*s),
+                    target_pct: s.target_pct(),
+                    met,
+                    missed,
+                    pending: self.pending[i],
+                    share_pct: (counted > 0).then(|| 100.0 * f64::from(met) / f64::from(counted)),
+                    rating: Rating::of(met, missed, s.target_pct()),
+                    missed_ids,
+                }
+            })
+            .collect();
+        let closed_loop = Standard::ALL.iter().position(|s| *s == Standard::ClosedLoop).expect("listed");
+        ReportRow {
+            key,
+            incidents: self.incidents,
+            alarms: self.alarms,
+            press_to_console: self.spreads[0].spread(),
+            press_to_first_offer: self.spreads[1].spread(),
+            press_to_accepted: self.spreads[2].spread(),
+            press_to_on_scene: self.spreads[3].spread(),
+            nobody_going: self.nobody_going,
+            handed_to_120: self.handed[0],
+            handed_to_110: self.handed[1],
+            handed_to_119: self.handed[2],
+            false_alarms: self.false_alarms,
+            cancelled: self.cancelled,
+            closed_loop_failures: u64::from(self.missed[closed_loop]),
+            calls_in: self.calls_in,
+            standards,
+        }
+    }
+}
+
+/// A call to the hotline, from its events: the NENA clock, as the wallboard keeps it.
+#[derive(Debug, Clone)]
+struct CallClock {
+    incident: IncidentId,
+    station: Option<String>,
+    clock: Clocked,
+}
+
+/// Folds a period's incidents and calls into a [`Report`].
+#[derive(Debug)]
+pub struct ReportBuilder {
+    q: ReportQuery,
+    groups: BTreeMap<String, Tally>,
+    total: Tally,
+    calls: HashMap<String, CallClock>,
+}
+
+impl ReportBuilder {
+    pub fn new(q: ReportQuery) -> Self {
+        Self { q, groups: BTreeMap::new(), total: Tally::default(), calls: HashMap::new() }
+    }
+
+    fn within_ms(&self, s: Standard) -> i64 {
+        i64::from(self.q.limits.within_s(s)) * 1000
+    }
+
+    fn key(&self, at: Timestamp, station: Option<&str>) -> String {
+        let day = (at.millis() + i64::from(self.q.utc_offset_min) * 60_000).div_euclid(DAY_MS);
+        match self.q.by {
+            Grouping::Day => civil(day),
+            // 1970-01-01 was a Thursday: Monday is 3 days before it.
+            Grouping::Week => civil(day - (day + 3).rem_euclid(7)),
+            Grouping::Month => civil(day)[..7].to_string(),
+            Grouping::Station => station.unwrap_or("(none)").to_string(),
+            Grouping::None => "all".to_string(),
+        }
+    }
+
+    /// Takes in one incident opened in the period.
+    pub fn incident(&mut self, f: &IncidentFacts) {
+        if f.opened_at < self.q.from || f.opened_at >= self.q.to {
+            return;
+        }
+        let key = self.key(f.opened_at, f.station.as_deref());
+        let clocks = f.emergency_at.map(|start| {
+            let clock = |done: Option<Timestamp>| Clocked { start: Some(start), done, ended: f.ended_at };
+            (clock(f.answered_at), clock(f.dispatched_at), clock(f.on_scene_at))
+        });
+        let within: Vec<i64> = Standard::ALL.iter().map(|s| self.within_ms(*s)).collect();
+        let now = self.q.now;
+        let group = self.groups.entry(key).or_default();
+        for t in [group, &mut self.total] {
+            t.incidents += 1;
+            let since = |at: Option<Timestamp>| at.map(|a| a.millis() - f.pressed_at.millis());
+            for (i, ms) in [
+                Some(f.opened_at.millis() - f.pressed_at.millis()),
+                since(f.first_offer_at),
+                since(f.accepted_at),
+                since(f.on_scene_at),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(ms) = ms {
+                    t.spreads[i].add(ms);
+                }
+            }
+            t.nobody_going += u64::from(f.nobody_going);
+            t.handed[0] += u64::from(f.called_120);
+            t.handed[1] += u64::from(f.called_110);
+            t.handed[2] += u64::from(f.called_119);
+            t.false_alarms += u64::from(f.false_alarm);
+            t.cancelled += u64::from(f.cancelled);
+            if let Some((answer, dispatch, on_scene)) = &clocks {
+                t.alarms += 1;
+                for (i, s) in Standard::ALL.iter().enumerate() {
+                    let c = match s {
+                        Standard::Tsa60 | Standard::Tsa180 => answer,
+                        Standard::Nfpa1225 => dispatch,
+                        Standard::ClosedLoop => on_scene,
+                        Standard::Nena => continue,
+                    };
+                    t.judge(i, f.id, c, within[i], now);
+                }
+            }
+        }
+    }
+
+    /// Takes in one event of a call (`call_rang`, `call_answered`, `call_ended`; others are
+    /// passed over), in the log's order, with the station of the call's incident. A call is
+    /// counted in the period it rang in; it is answered when a dispatcher picks it up.
+    pub fn call_event(&mut self, e: &IncidentEvent, station: Option<&str>) {
+        match &e.change {
+            Change::CallRang { call_id, .. } => {
+                self.calls.entry(call_id.clone()).or_insert_with(|| CallClock {
+                    incident: e.incident_id,
+                    station: station.map(str::to_string),
+                    clock: Clocked { start: Some(e.at), ..Clocked::default() },
+                });
+            }
+            Change::CallAnswered { call_id, .. } if matches!(e.actor, Actor::Dispatcher(_)) => {
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.clock.meet(e.at);
+                }
+            }
+            Change::CallEnded { call_id, .. } => {
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.clock.ended.get_or_insert(e.at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The report.
+    pub fn finish(mut self) -> Report {
+        let nena = Standard::ALL.iter().position(|s| *s == Standard::Nena).expect("listed");
+        let within = self.within_ms(Standard::Nena);
+        for call in std::mem::take(&mut self.calls).into_values() {
+            let Some(rang) = call.clock.start else { continue };
+            if rang < self.q.from || rang >= self.q.to {
+                continue;
+            }
+            let key = self.key(rang, call.station.as_deref());
+            let group = self.groups.entry(key).or_default();
+            for t in [group, &mut self.total] {
+                t.calls_in += 1;
+                t.judge(nena, call.incident, &call.clock, within, self.q.now);
+            }
+        }
+        let limits = self.q.limits;
+        let rows = std::mem::take(&mut self.groups).into_iter().map(|(k, t)| t.row(k, &limits)).collect();
+        Report {
+            from: self.q.from,
+            to: self.q.to,
+            by: self.q.by,
+            as_of: self.q.now,
+            utc_offset_min: self.q.utc_offset_min,
+            rows,
+            total: self.total.row("all".to_string(), &limits),
+        }
+    }
+}
+
+/// The local day `day` (days since 1970-01-01) as `YYYY-MM-DD`, in the proleptic Gregorian
+/// calendar (the civil-from-days algorithm: eras of 400 years, March-based years).
+pub fn civil(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The local midnight starting the day `YYYY-MM-DD`, for a query's `from` and `to`.
+pub fn parse_day(s: &str, utc_offset_min: i32) -> Option<Timestamp> {
+    let mut parts = s.split('-');
+    let (y, m, d): (i64, i64, i64) =
+        (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    // days-from-civil, the inverse of `civil`.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let day = era * 146_097 + doe - 719_468;
+    // 2025-02-31 is no day.
+    if civil(day) != format!("{y:04}-{m:02}-{d:02}") {
+        return None;
+    }
+    Some(Timestamp(day * DAY_MS - i64::from(utc_offset_min) * 60_000))
+}
+
+/// The local midnight on or before `t` (the same as the wallboard's day start).
+pub fn day_start(t: Timestamp, utc_offset_min: i32) -> Timestamp {
+    local_midnight(t, utc_offset_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_round_trips() {
+        assert_eq!(civil(0), "1970-01-01");
+        assert_eq!(civil(19_782), "2024-02-29");
+        for day in [0, 59, 365, 11_016, 19_782, 20_000, 40_000] {
+            let t = parse_day(&civil(day), 480).unwrap();
+            assert_eq!(t.millis(), day * DAY_MS - 480 * 60_000);
+        }
+        assert_eq!(parse_day("2025-02-29", 0), None);
+        assert_eq!(parse_day("2025-13-01", 0), None);
+        assert_eq!(parse_day("yesterday", 0), None);
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let q = ReportQuery {
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            by: Grouping::Week,
+            utc_offset_min: 0,
+            limits: StandardLimits::default(),
+            now: Timestamp(0),
+        };
+        let b = ReportBuilder::new(q);
+        // 2025-03-09 is a Sunday, 2025-03-10 a Monday.
+        let sunday = parse_day("2025-03-09", 0).unwrap();
+        assert_eq!(b.key(sunday, None), "2025-03-03");
+        assert_eq!(b.key(sunday.plus_millis(DAY_MS), None), "2025-03-10");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_in_seconds() {
+        let mut h = Histogram::default();
+        for s in 1..=10 {
+            h.add(s * 1000 + 400);
+        }
+        let s = h.spread();
+        assert_eq!((s.count, s.median_s, s.p90_s), (10, Some(5), Some(9)));
+        assert!((s.mean_s.unwrap() - 5.9).abs() < 1e-9);
+    }
+}

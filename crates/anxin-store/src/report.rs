@@ -1,0 +1,126 @@
+//! Supervisors' reports from the event log: the SQL both stores run, and the rows it feeds
+//! to `anxin_core::report::ReportBuilder`.
+//!
+//! The incidents' query is one pass over the period's incidents (`incidents_opened`) and
+//! their events (`incident_events_incident`), a conditional `MIN` per milestone grouped by
+//! incident: plain SQL both dialects read alike. What a kind or a number is comes from the
+//! event's JSON body by `LIKE` on its compact text (serde writes `"kind":"sos"` with no
+//! spaces, and a quote inside a string value is escaped, so a pattern cannot match inside
+//! free text), which is portable where JSON functions are not.
+
+use crate::StoreError;
+use anxin_core::{IncidentFacts, Report, ReportQuery};
+use async_trait::async_trait;
+
+/// Reads a report.
+#[async_trait]
+pub trait ReportStore {
+    /// The report `q` asks for, from the stored events.
+    async fn report(&self, q: &ReportQuery) -> Result<Report, StoreError>;
+}
+
+/// One row per incident opened in `[$1, $2)`: its milestones, each its first event of that
+/// sort. The definitions are the wallboard's (`anxin_core::standards::Standard`).
+pub(crate) const INCIDENT_FACTS: &str = "\
+SELECT i.id, i.pressed_at, i.opened_at, el.station_id, \
+  MIN(CASE WHEN (e.change = 'opened' AND (e.body LIKE '%\"kind\":\"sos\"%' OR e.body LIKE '%\"kind\":\"fall\"%' \
+      OR e.body LIKE '%\"kind\":\"fire\"%' OR e.body LIKE '%\"kind\":\"intrusion\"%')) \
+    OR (e.change = 'kind_changed' AND (e.body LIKE '%\"to\":\"sos\"%' OR e.body LIKE '%\"to\":\"fall\"%' \
+      OR e.body LIKE '%\"to\":\"fire\"%' OR e.body LIKE '%\"to\":\"intrusion\"%')) THEN e.at END) AS emergency_at, \
+  MIN(CASE WHEN e.actor LIKE 'dispatcher:%' OR e.change = 'accepted' THEN e.at END) AS answered_at, \
+  MIN(CASE WHEN e.change IN ('offered', 'assigned') THEN e.at END) AS dispatched_at, \
+  MIN(CASE WHEN e.change = 'offered' THEN e.at END) AS first_offer_at, \
+  MIN(CASE WHEN e.change = 'accepted' THEN e.at END) AS accepted_at, \
+  MIN(CASE WHEN e.change = 'on_scene' OR (e.change = 'resolved' AND e.actor LIKE 'responder:%') THEN e.at END) AS on_scene_at, \
+  MIN(CASE WHEN e.change IN ('resolved', 'closed', 'cancelled', 'false_alarm') THEN e.at END) AS ended_at, \
+  SUM(CASE WHEN e.change = 'nobody_going' THEN 1 ELSE 0 END) AS nobody_going, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"120\"%' THEN 1 ELSE 0 END) AS called_120, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"110\"%' THEN 1 ELSE 0 END) AS called_110, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"119\"%' THEN 1 ELSE 0 END) AS called_119, \
+  SUM(CASE WHEN e.change = 'false_alarm' THEN 1 ELSE 0 END) AS false_alarm, \
+  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) AS cancelled \
+FROM incidents i \
+JOIN incident_events e ON e.incident_id = i.id \
+LEFT JOIN elders el ON el.id = i.elder_id \
+WHERE i.opened_at >= $1 AND i.opened_at < $2 \
+GROUP BY i.id, i.pressed_at, i.opened_at, el.station_id";
+
+/// The events of every call that rang in `[$1, $2)`, in the log's order, with the station
+/// of its incident; `anxin_core` pairs them by call id (in the JSON body) in Rust.
+pub(crate) const CALL_EVENTS: &str = "\
+SELECT e.seq, e.incident_id, e.at, e.actor, e.body, el.station_id \
+FROM incident_events e \
+JOIN incidents i ON i.id = e.incident_id \
+LEFT JOIN elders el ON el.id = i.elder_id \
+WHERE e.change IN ('call_rang', 'call_answered', 'call_ended') \
+  AND e.incident_id IN (SELECT r.incident_id FROM incident_events r \
+    WHERE r.change = 'call_rang' AND r.at >= $1 AND r.at < $2) \
+ORDER BY e.seq";
+
+pub(crate) fn facts<R: sqlx::Row>(row: &R) -> Result<IncidentFacts, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    use anxin_core::{IncidentId, Timestamp};
+    let at = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+    };
+    let yes = |name: &str| -> Result<bool, StoreError> { Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0) > 0) };
+    Ok(IncidentFacts {
+        id: IncidentId(row.try_get::<i64, _>("id")? as u64),
+        station: row.try_get::<Option<String>, _>("station_id")?,
+        pressed_at: Timestamp(row.try_get::<i64, _>("pressed_at")?),
+        opened_at: Timestamp(row.try_get::<i64, _>("opened_at")?),
+        emergency_at: at("emergency_at")?,
+        answered_at: at("answered_at")?,
+        dispatched_at: at("dispatched_at")?,
+        first_offer_at: at("first_offer_at")?,
+        accepted_at: at("accepted_at")?,
+        on_scene_at: at("on_scene_at")?,
+        ended_at: at("ended_at")?,
+        nobody_going: yes("nobody_going")?,
+        called_120: yes("called_120")?,
+        called_110: yes("called_110")?,
+        called_119: yes("called_119")?,
+        false_alarm: yes("false_alarm")?,
+        cancelled: yes("cancelled")?,
+    })
+}
+
+macro_rules! report_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl crate::report::ReportStore for $store {
+            async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
+                use futures_util::TryStreamExt;
+                use sqlx::Row;
+                let mut builder = anxin_core::ReportBuilder::new(*q);
+                let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
+                    .bind(q.from.millis())
+                    .bind(q.to.millis())
+                    .fetch(&self.pool);
+                while let Some(row) = rows.try_next().await? {
+                    builder.incident(&crate::report::facts(&row)?);
+                }
+                drop(rows);
+                let mut calls =
+                    sqlx::query(crate::report::CALL_EVENTS).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
+                while let Some(row) = calls.try_next().await? {
+                    let event = anxin_core::IncidentEvent {
+                        seq: row.try_get::<i64, _>("seq")? as u64,
+                        incident_id: anxin_core::IncidentId(row.try_get::<i64, _>("incident_id")? as u64),
+                        at: anxin_core::Timestamp(row.try_get("at")?),
+                        actor: crate::sql::parse_actor(&row.try_get::<String, _>("actor")?)?,
+                        change: crate::sql::json(&row.try_get::<String, _>("body")?)?,
+                    };
+                    builder.call_event(&event, row.try_get::<Option<String>, _>("station_id")?.as_deref());
+                }
+                Ok(builder.finish())
+            }
+        }
+    };
+}
+pub(crate) use report_store;

@@ -1,0 +1,262 @@
+//! Supervisors' reports read from the stored event log, on SQLite and PostgreSQL: a day
+//! driven through the real engine, every batch committed to the store and fed to the
+//! wallboard's tally, then the day's report read back and held against the tally, and
+//! against what a supervisor would count by hand.
+
+use anxin_core::testkit::{d1, one_of_each, r1};
+use anxin_core::*;
+use anxin_store::{Batch, Store};
+use std::sync::Arc;
+
+const UTC8: i32 = 480;
+const S: i64 = 1000;
+
+/// 09:00 at the centre (UTC+8) on 2025-11-13.
+fn nine_am() -> Timestamp {
+    standards::local_midnight(Timestamp(1_763_000_000_000), UTC8).plus_millis(9 * 3_600_000)
+}
+
+struct Centre {
+    e: Engine,
+    tally: DayTally,
+    now: Timestamp,
+    store: Arc<dyn Store>,
+    presses: u32,
+}
+
+impl Centre {
+    async fn new(store: Arc<dyn Store>) -> Self {
+        let mut registry = one_of_each();
+        // The elder is enrolled with s-1, the station a report by station counts them under.
+        registry.elders[0].profile.station_id = Some(StationId::parse("s-1").unwrap());
+        registry.staff.push(Staff {
+            id: "dispatcher".into(),
+            name: "值班调度员".into(),
+            role: StaffRole::Dispatcher,
+            password_hash: String::new(),
+        });
+        store.save_registry(&registry).await.expect("the ledger is stored");
+        let policy = Policy { utc_offset_min: UTC8, offer_timeout_ms: 90_000, ..Policy::default() };
+        let now = nine_am();
+        Centre {
+            e: Engine::new(policy, registry, Resume::default()),
+            tally: DayTally::new(StandardLimits::default(), UTC8, now),
+            now,
+            store,
+            presses: 0,
+        }
+    }
+
+    async fn take(&mut self, out: Outbox) {
+        for e in &out.events {
+            self.tally.observe(e);
+        }
+        self.store.commit(Batch::of(&out)).await.expect("commit");
+    }
+
+    async fn at(&mut self, t: Timestamp) {
+        assert!(t >= self.now);
+        self.now = t;
+        let mut out = Outbox::default();
+        self.e.tick(t, &mut out);
+        self.take(out).await;
+    }
+
+    async fn press(&mut self, kind: EventType) -> IncidentId {
+        self.presses += 1;
+        let event = DeviceEvent {
+            msg_id: MessageId::parse(format!("m{}", self.presses)).unwrap(),
+            event: kind,
+            device_ts: self.now,
+            fix: FixReport::Absent,
+            health: Default::default(),
+        };
+        let mut out = Outbox::default();
+        let outcome = self.e.handle_device_event(&d1(), event, self.now, &mut out).unwrap();
+        self.take(out).await;
+        match outcome {
+            Outcome::Opened(id) | Outcome::Joined(id) => id,
+            other => panic!("a press opened nothing: {other:?}"),
+        }
+    }
+
+    async fn responder(&mut self, id: IncidentId, action: ResponderAction) {
+        let mut out = Outbox::default();
+        self.e.responder_acts(&r1(), id, action, self.now, &mut out).unwrap();
+        self.take(out).await;
+    }
+
+    async fn dispatcher(&mut self, id: IncidentId, action: DispatcherAction) {
+        let mut out = Outbox::default();
+        self.e.dispatcher_acts("dispatcher", id, action, self.now, &mut out).unwrap();
+        self.take(out).await;
+    }
+
+    async fn duty(&mut self, on: bool) {
+        let mut out = Outbox::default();
+        self.e.set_duty(&r1(), on, self.now, &mut out).unwrap();
+        self.take(out).await;
+    }
+
+    async fn call(&mut self, event: CallEvent) -> Option<IncidentId> {
+        let mut out = Outbox::default();
+        let outcome = self.e.handle_call(event, self.now, &mut out);
+        self.take(out).await;
+        outcome.incident()
+    }
+
+    async fn report(&self, by: Grouping) -> Report {
+        let from = self.tally.day_start();
+        let q = ReportQuery {
+            from,
+            to: self.tally.day_end(),
+            by,
+            utc_offset_min: UTC8,
+            limits: StandardLimits::default(),
+            now: self.now,
+        };
+        self.store.report(&q).await.expect("report")
+    }
+}
+
+fn later(t: Timestamp, ms: i64) -> Timestamp {
+    t.plus_millis(ms)
+}
+
+/// A morning at the centre: alarms met and missed, a hand-over to 120, a false alarm, a
+/// cancel, calls in answered in time and late.
+async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
+    let mut c = Centre::new(store).await;
+    let t0 = c.now;
+
+    // 1. Accepted in 30 s, on scene 10 minutes later, resolved.
+    let met = c.press(EventType::Sos).await;
+    c.at(later(t0, 30 * S)).await;
+    c.responder(met, ResponderAction::Accept).await;
+    c.at(later(t0, 10 * 60 * S)).await;
+    c.responder(met, ResponderAction::OnScene).await;
+    c.responder(met, ResponderAction::Resolve { outcome: "helped up".into() }).await;
+
+    // 2. Nobody free: the alarm climbs to the station and a dispatcher, who claims it late
+    //    and hands it to 120; nobody arrives within 30 minutes.
+    let t1 = later(t0, 20 * 60 * S);
+    c.at(t1).await;
+    c.duty(false).await;
+    let handed = c.press(EventType::Fall).await;
+    for m in 1..=10 {
+        c.at(later(t1, m * 60 * S)).await;
+    }
+    c.dispatcher(handed, DispatcherAction::Claim).await;
+    c.dispatcher(handed, DispatcherAction::Escalate { number: "120".into(), reference: Some("KM-7".into()) }).await;
+
+    // Closed after 31 minutes with nobody on scene: the closed loop missed.
+    c.at(later(t1, 31 * 60 * S)).await;
+    c.dispatcher(handed, DispatcherAction::Resolve { outcome: "taken to hospital by 120".into() }).await;
+
+    // 3. A false alarm, ended by a dispatcher within 20 s.
+    let t2 = later(t1, 32 * 60 * S);
+    c.at(t2).await;
+    let false_alarm = c.press(EventType::Sos).await;
+    c.at(later(t2, 20 * S)).await;
+    c.dispatcher(false_alarm, DispatcherAction::FalseAlarm { reason: "pressed by mistake".into() }).await;
+
+    // 4. Calls in: one picked up in 10 s, one after 40 s.
+    let t3 = later(t2, 60 * S);
+    c.at(t3).await;
+    let ring = |id: &str| CallEvent::Ringing { call_id: id.into(), from: "13900000001".into(), to: "96110".into() };
+    c.call(ring("c1")).await;
+    c.at(later(t3, 10 * S)).await;
+    c.call(CallEvent::Answered { call_id: "c1".into(), by: "dispatcher".into() }).await;
+    c.call(CallEvent::Ended { call_id: "c1".into(), reason: telephony::CallEnd::Bye }).await;
+    let t4 = later(t3, 60 * S);
+    c.at(t4).await;
+    let late_call = c.call(ring("c2")).await.expect("the call rings on an incident");
+    c.at(later(t4, 40 * S)).await;
+    c.call(CallEvent::Answered { call_id: "c2".into(), by: "dispatcher".into() }).await;
+
+    // An hour on, everything has run its course (the 120 hand-over still has nobody on scene).
+    c.at(later(t0, 2 * 3_600 * S)).await;
+
+    let wall = c.tally.figures(c.now, 0);
+    let report = c.report(Grouping::None).await;
+    assert_eq!(report.rows.len(), 1);
+    let day = &report.total;
+    assert_eq!(report.rows[0], *day, "one group: the whole day");
+    for w in &wall.standards {
+        let r = day.standards.iter().find(|s| s.standard == w.standard).unwrap();
+        assert_eq!((r.met, r.missed, r.pending), (w.met, w.missed, w.pending), "{:?}", w.standard);
+        let mut listed = r.missed_ids.clone();
+        let mut on_wall = w.missed_ids.clone();
+        listed.sort();
+        on_wall.sort();
+        assert_eq!(listed, on_wall, "{:?}: the same incidents missed", w.standard);
+        assert_eq!(r.rating, w.rating, "{:?}", w.standard);
+    }
+
+    // What a supervisor counts by hand.
+    let tsa60 = day.standards.iter().find(|s| s.standard == Standard::Tsa60).unwrap();
+    assert_eq!((tsa60.met, tsa60.missed, tsa60.missed_ids.clone()), (2, 1, vec![handed]));
+    let nena = day.standards.iter().find(|s| s.standard == Standard::Nena).unwrap();
+    assert_eq!((nena.met, nena.missed, nena.missed_ids.clone()), (1, 1, vec![late_call]));
+    let closed = day.standards.iter().find(|s| s.standard == Standard::ClosedLoop).unwrap();
+    assert_eq!((closed.met, closed.missed), (1, 1), "the false alarm ended before it needed anybody");
+    assert_eq!(day.closed_loop_failures, 1);
+    assert_eq!(day.handed_to_120, 1);
+    assert_eq!((day.handed_to_110, day.handed_to_119), (0, 0));
+    assert_eq!(day.nobody_going, 1);
+    assert_eq!(day.false_alarms, 1);
+    assert_eq!(day.calls_in, 2);
+    assert_eq!(day.alarms, 3);
+    assert!(day.incidents >= 4, "three alarms and the calls' incidents: {}", day.incidents);
+    assert_eq!(day.press_to_accepted.count, 1);
+    assert_eq!(day.press_to_accepted.median_s, Some(30));
+    assert_eq!(day.press_to_on_scene.median_s, Some(600));
+    assert_eq!(day.press_to_console.median_s, Some(0), "the engine opened each the moment it was pressed");
+
+    // By station: the elder is s-1's; by day: the one day.
+    let by_station = c.report(Grouping::Station).await;
+    // The calls came from a number in no elder's file: their incident has no station.
+    assert_eq!(by_station.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["(none)", "s-1"]);
+    let (nobody_s, s1) = (&by_station.rows[0], &by_station.rows[1]);
+    assert_eq!((s1.alarms, s1.calls_in, nobody_s.alarms, nobody_s.calls_in), (3, 0, 0, 2));
+    assert_eq!(s1.standards[..3], day.standards[..3], "TSA and NFPA are the elder's station's alone");
+    assert_eq!(by_station.total, *day);
+    let by_day = c.report(Grouping::Day).await;
+    assert_eq!(by_day.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["2025-11-13"]);
+
+    // The next day has none of it.
+    let q = ReportQuery {
+        from: c.tally.day_end(),
+        to: c.tally.day_end().plus_millis(86_400_000),
+        by: Grouping::Day,
+        utc_offset_min: UTC8,
+        limits: StandardLimits::default(),
+        now: c.now,
+    };
+    let next = c.store.report(&q).await.unwrap();
+    assert!(next.rows.is_empty());
+    assert_eq!(next.total.incidents, 0);
+}
+
+mod sqlite {
+    #[tokio::test]
+    async fn a_days_report_agrees_with_the_wallboards_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+        super::a_days_report_agrees_with_the_wallboards_day(anxin_store::open(&url).await.unwrap()).await;
+    }
+}
+
+mod postgres {
+    use anxin_store::testkit;
+
+    #[tokio::test]
+    async fn a_days_report_agrees_with_the_wallboards_day() {
+        let Some(server) = testkit::postgres_server() else {
+            eprintln!("skipped: {} is not set", testkit::POSTGRES_URL_VAR);
+            return;
+        };
+        let url = testkit::fresh_postgres_database(&server).await;
+        super::a_days_report_agrees_with_the_wallboards_day(anxin_store::open(&url).await.unwrap()).await;
+    }
+}

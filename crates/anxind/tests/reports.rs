@@ -1,0 +1,85 @@
+//! Supervisors' reports over a running anxind (issue 24, point 2): a press accepted from the
+//! responder's phone shows in today's report as JSON and as CSV for Excel; a dispatcher is
+//! refused, and a bad period gets a clear error that is counted. On SQLite with the
+//! embedded broker, and on PostgreSQL and Mosquitto when the environment names them.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod story;
+
+use serde_json::{json, Value};
+use story::*;
+
+/// Today at the centre (UTC+8, the default `dispatch.utc_offset_min`).
+fn today() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    anxin_core::report::civil((now + 480 * 60_000).div_euclid(86_400_000))
+}
+
+async fn a_supervisor_reads_todays_report(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let bearer = ("Authorization", "Bearer token-r-near");
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("report-1", None).await;
+    console.incident_for("d-1").await;
+    let (_, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
+    let id = serde_json::from_str::<Value>(&body).unwrap()["job"]["incident_id"].as_u64().unwrap();
+    let accept = json!({"type": "accept", "incident_id": id, "request_id": "a1"}).to_string();
+    let (status, body) = http_request(app.http, "POST", "/api/v1/responder/actions", &[bearer], &accept).await;
+    assert_eq!(status, 200, "{body}");
+
+    let day = today();
+    let supervisor = sign_in(app.http, "zhao").await;
+    let path = format!("/api/v1/reports?from={day}&to={day}&by=day");
+    let (status, body) = http_request(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await;
+    assert_eq!(status, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["rows"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["rows"][0]["key"], day.as_str());
+    let total = &report["total"];
+    assert_eq!((total["incidents"].as_u64(), total["alarms"].as_u64()), (Some(1), Some(1)), "{total}");
+    assert_eq!(total["press_to_accepted"]["count"], 1);
+    let tsa = total["standards"].as_array().unwrap().iter().find(|s| s["standard"] == "tsa_60").unwrap();
+    assert_eq!((tsa["met"].as_u64(), tsa["missed"].as_u64()), (Some(1), Some(0)), "accepted at once: {tsa}");
+    let closed = total["standards"].as_array().unwrap().iter().find(|s| s["standard"] == "closed_loop").unwrap();
+    assert_eq!(closed["pending"], 1, "nobody on scene yet, inside 30 minutes: {closed}");
+
+    // The same as CSV for Excel: a byte-order mark, Chinese headers, the day and the total.
+    let path = format!("/api/v1/reports?from={day}&to={day}&by=day&format=csv&lang=zh-CN");
+    let (status, head, csv) = http_exchange(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await;
+    assert_eq!(status, 200);
+    assert!(head.to_lowercase().contains("content-type: text/csv; charset=utf-8"), "{head}");
+    assert!(head.contains("attachment; filename="), "{head}");
+    assert!(csv.starts_with('\u{feff}'), "a BOM first, for Excel");
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("分组,事件数,警情数,"), "{}", lines[0]);
+    assert!(lines[1].starts_with(&format!("{day},1,1,")), "{}", lines[1]);
+    assert!(lines[2].starts_with("合计,1,1,"), "{}", lines[2]);
+
+    // A dispatcher may not; nobody signed in may not; a bad period is refused and counted.
+    let dispatcher = sign_in(app.http, "wang").await;
+    let path = format!("/api/v1/reports?from={day}&to={day}");
+    assert_eq!(http_request(app.http, "GET", &path, &[("Cookie", &dispatcher)], "").await.0, 403);
+    assert_eq!(http_request(app.http, "GET", &path, &[], "").await.0, 401);
+    let (status, body) =
+        http_request(app.http, "GET", "/api/v1/reports?from=2025-02-30&to=2025-03-01", &[("Cookie", &supervisor)], "")
+            .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("2025-02-30"), "the error names what was wrong: {body}");
+    let (status, body) =
+        http_request(app.http, "GET", "/api/v1/reports?from=2025-03-02&to=2025-03-01", &[("Cookie", &supervisor)], "")
+            .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("to must come after from"), "{body}");
+    let path = format!("/api/v1/reports?from={day}&to={day}&by=fortnight");
+    assert_eq!(http_request(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await.0, 400);
+    assert_eq!(app.metric("anxin_report_requests_total{result=\"bad_request\"}").await, 3.0);
+    assert_eq!(app.metric("anxin_report_requests_total{result=\"ok\"}").await, 2.0);
+    assert_eq!(app.metric("anxin_report_requests_total{result=\"forbidden\"}").await, 2.0);
+    app.stop().await;
+}
+
+on_both_stores!("rep"; a_supervisor_reads_todays_report);

@@ -1,0 +1,93 @@
+// The supervisors' report (/console/report) on a real anxind: two alarms pressed, one
+// accepted from the responder's phone API, show in today's report in Chinese and English; the
+// CSV link downloads the same day with a BOM; a dispatcher is refused. Screenshots on screen
+// and as printed.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { launchChromium, publishEvent, serverSnapshot, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+
+const SHOWS_UP = { timeout: 20_000 };
+
+describe('supervisors’ report', () => {
+  let daemon, browser, dir;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'anxin-report-'));
+    daemon = await spawnDaemon({ dbPath: join(dir, 'anxin.db') });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await daemon?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('shows today’s alarms against the standards, in Chinese and English, and prints', { timeout: 120_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors = watchPageErrors(page);
+    await page.addInitScript(() => localStorage.setItem('anxin.console.lang', 'zh-CN'));
+    await signIn(page, daemon.consoleUrl, { user: 'supervisor' });
+    await page.goto(new URL('/console', daemon.consoleUrl).toString());
+    await publishEvent(daemon.mqttUrl, 'xs-d0001', { type: 'sos' });
+    await publishEvent(daemon.mqttUrl, 'xs-d0002', { type: 'fall' });
+    await page.waitForFunction(() => true);
+    let snap;
+    for (;;) {
+      snap = await serverSnapshot(page);
+      if (snap.incidents.filter((v) => v.device_id === 'xs-d0001' || v.device_id === 'xs-d0002').length === 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const first = snap.incidents.find((v) => v.device_id === 'xs-d0001');
+    const responder = first.offers[0].responder.id;
+    const accepted = await fetch(new URL('/api/v1/responder/actions', daemon.consoleUrl), {
+      method: 'POST',
+      headers: { authorization: `Bearer demo-${responder}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'accept', incident_id: first.id }),
+    });
+    assert.equal(accepted.status, 200);
+
+    await page.goto(new URL('/console/report?by=station', daemon.consoleUrl).toString());
+    await page.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+    assert.equal(await page.locator('h1').textContent(), '安心 · 服务报表');
+    const total = page.locator('#counts tr.total td');
+    assert.equal(await total.nth(0).textContent(), '合计');
+    assert.equal(await total.nth(1).textContent(), '2', 'two incidents');
+    assert.equal(await total.nth(2).textContent(), '2', 'both alarms');
+    const tsa = page.locator('#standards tr[data-standard="tsa_60"]');
+    assert.equal(await tsa.locator('[data-figure="met"]').textContent(), '1', 'the accepted one was answered at once');
+    assert.match(await page.locator('#times tr.total td').nth(3).textContent(), /^\d+ \/ \d+$/, 'press → accepted has a median and p90');
+    await shoot(page, 'report-zh.png');
+    await page.emulateMedia({ media: 'print' });
+    assert.equal(await page.locator('#ask').isVisible(), false, 'the form is not printed');
+    await shoot(page, 'report-zh-print.png');
+    await page.emulateMedia({ media: 'screen' });
+
+    await page.locator('#lang').click();
+    assert.equal(await page.locator('h1').textContent(), 'Anxin · service report');
+    assert.equal(await page.locator('#counts tr.total td').nth(0).textContent(), 'Total');
+    assert.equal(await page.locator('#standards tr[data-standard="nena"] td').first().textContent(), 'NENA calls answered in 15 s');
+    await shoot(page, 'report-en.png');
+
+    // The CSV link: the same day, with a BOM for Excel.
+    const href = await page.locator('#csv').getAttribute('href');
+    const csv = await page.evaluate(async (h) => {
+      const r = await fetch(h);
+      return { status: r.status, bytes: Array.from(new Uint8Array(await r.arrayBuffer()).slice(0, 3)), };
+    }, href);
+    assert.deepEqual(csv, { status: 200, bytes: [0xef, 0xbb, 0xbf] });
+    assert.deepEqual(errors, []);
+
+    // A dispatcher is told no.
+    const other = await browser.newPage();
+    await signIn(other, daemon.consoleUrl, { user: 'dispatcher' });
+    await other.goto(new URL('/console/report', daemon.consoleUrl).toString());
+    await other.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+    assert.equal(await other.locator('#error').isVisible(), true);
+    assert.match(await other.locator('#error').textContent(), /supervisors/);
+  });
+});
