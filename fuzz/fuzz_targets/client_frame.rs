@@ -105,12 +105,14 @@ fn check_request(
         Request::FamilyHistory => {}
         // Sent by the HTTP side as sockets open and close and sessions end, or by the
         // delivery worker; no frame makes one.
-        // Ledger changes come over REST (`/api/v1/admin`), never in a frame.
+        // Ledger changes come over REST (`/api/v1/admin`), never in a frame; so do the SIP
+        // server's call events (`/api/v1/telephony/calls`).
         Request::Presence { .. }
         | Request::SignedOut
         | Request::NotificationOutcome { .. }
         | Request::Amend(_)
-        | Request::AmendMany(_) => {
+        | Request::AmendMany(_)
+        | Request::Call(_) => {
             panic!("a frame became {request:?}")
         }
     }
