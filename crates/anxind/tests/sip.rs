@@ -146,17 +146,9 @@ fn answers_as(user: &str, port: u16, log: &Path) -> std::process::Child {
     sipp("dispatcher-answer.xml", &args, log)
 }
 
-async fn wait_exit(mut child: std::process::Child, what: &str, log: &Path) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = std::fs::read_to_string(log).unwrap_or_default();
-            assert!(status.success(), "{what} exited {status}:\n{out}");
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_exit(child: std::process::Child, what: &str, log: &Path) {
+    let ok = exit_status(child, what).await;
+    assert!(ok, "{what} failed:\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

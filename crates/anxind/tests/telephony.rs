@@ -137,6 +137,14 @@ async fn calls_ring_the_consoles_the_answerer_takes_them_and_the_timeline_keeps_
         post(&app, Some(TOKEN), &json!({"event": "dialled", "call_id": "x", "by": "", "to": "1"}).to_string()).await.0,
         422
     );
+    // A transfer must say who and to where.
+    for (by, to) in [("wang", ""), ("", "120")] {
+        let bad = json!({"event": "transferred", "call_id": "x", "by": by, "to": to});
+        let (status, why) = post(&app, Some(TOKEN), &bad.to_string()).await;
+        assert_eq!(status, 422, "{why}");
+        assert!(why["error"].as_str().unwrap().contains("transferred"), "{why}");
+    }
+    assert_eq!(app.metric("anxin_telephony_refused_total{reason=\"malformed\"}").await, 6.0);
 
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"opened\"}").await, 2.0);
     assert_eq!(app.metric("anxin_telephony_events_total{event=\"ringing\",outcome=\"duplicate\"}").await, 1.0);

@@ -400,8 +400,6 @@ function onSession({ session, originator, request }) {
 /** Calls `number` from this console, for the incident `incidentId` if any; `label` names
  * who is called in the panel. Says why not when it cannot. */
 export function dial(number, { label = '', incidentId = null } = {}) {
-  // The trunk takes digits: '0871-6800 0001' is 087168000001.
-  const digits = String(number).replace(/\D/g, '');
   if (!phone.ua || phone.line !== 'registered') {
     toast(t('phone_not_ready'), 'error');
     return;
@@ -410,10 +408,9 @@ export function dial(number, { label = '', incidentId = null } = {}) {
     toast(t('phone_line_taken'), 'error');
     return;
   }
-  if (digits.length < 3 || digits.length > 20) {
-    toast(t('phone_bad_number', { number }), 'error');
-    return;
-  }
+  // The trunk takes digits: '0871-6800 0001' is 087168000001.
+  const digits = numberToCall(number);
+  if (!digits) return;
   phone.dialling = { number: digits, label, incidentId };
   try {
     placeCall(digits, incidentId);
@@ -528,15 +525,30 @@ function toggleTransfer() {
 function transfer(number) {
   const call = phone.call;
   if (!call || call.state !== 'talking' || call.ended || call.transferring) return;
-  const digits = String(number).replace(/\D/g, '');
-  if (digits.length < 3 || digits.length > 20) {
-    toast(t('phone_bad_number', { number }), 'error');
-    return;
-  }
-  const domain = phone.credentials.uri.split('@')[1];
+  const digits = numberToCall(number);
+  if (!digits) return;
   call.choosing = false;
   // Shown as given ('0871-68000001'); dialled as digits.
-  call.transferring = String(number).trim();
+  sendRefer(call, String(number).trim(), digits, null);
+}
+
+/** The digits to dial for `number` (3 to 20 of them), or null after saying why not. */
+function numberToCall(number) {
+  const digits = String(number).replace(/\D/g, '');
+  if (digits.length >= 3 && digits.length <= 20) return digits;
+  toast(t('phone_bad_number', { number }), 'error');
+  return null;
+}
+
+/**
+ * Asks the other side of `call` to call `digits` instead (REFER), replacing the consultation
+ * `replaces` (a session) for an attended transfer. Once they say the new call is answered,
+ * this console leaves the call, and the consultation with it; a refusal says so and keeps
+ * the call. `shown` is how the panel names the number.
+ */
+function sendRefer(call, shown, digits, replaces) {
+  const domain = phone.credentials.uri.split('@')[1];
+  call.transferring = shown;
   renderCall();
   const failed = (why) => {
     if (phone.call !== call || call.ended) return;
@@ -546,16 +558,16 @@ function transfer(number) {
   };
   try {
     call.session.refer(`sip:${digits}@${domain}`, {
+      ...(replaces ? { replaces } : {}),
       eventHandlers: {
         requestFailed: (e) => failed(e?.cause || e?.response?.reason_phrase || 'REFER'),
         failed: (e) => failed(e?.status_line?.reason_phrase || 'NOTIFY'),
         accepted: () => {
-          // The new call is answered: leave this one (the transferor's BYE).
           if (phone.call !== call || call.ended) return;
-          call.transferredTo = call.transferring;
-          // After JsSIP has answered the NOTIFY that said so.
+          call.transferredTo = shown;
+          // The transferor's BYE, after JsSIP has answered the NOTIFY that said so.
           setTimeout(() => {
-            if (!call.session.isEnded()) call.session.terminate();
+            for (const session of [replaces, call.session]) if (session && !session.isEnded()) session.terminate();
           }, 0);
         },
       },
@@ -742,11 +754,8 @@ function renderCall() {
 function consult(number) {
   const call = phone.call;
   if (!call || call.state !== 'talking' || call.ended || call.transferring || call.consult) return;
-  const digits = String(number).replace(/\D/g, '');
-  if (digits.length < 3 || digits.length > 20) {
-    toast(t('phone_bad_number', { number }), 'error');
-    return;
-  }
+  const digits = numberToCall(number);
+  if (!digits) return;
   call.choosing = false;
   if (!call.held) call.session.hold();
   const view = incidentOf(call);
@@ -814,36 +823,7 @@ function completeTransfer() {
   const call = phone.call;
   const c = call?.consult;
   if (!c || c.state !== 'talking' || call.ended || call.transferring) return;
-  const domain = phone.credentials.uri.split('@')[1];
-  call.transferring = c.number;
-  renderCall();
-  const leave = () => {
-    call.transferredTo = c.number;
-    setTimeout(() => {
-      if (!c.session.isEnded()) c.session.terminate();
-      if (!call.session.isEnded()) call.session.terminate();
-    }, 0);
-  };
-  const failed = (why) => {
-    if (phone.call !== call || call.ended) return;
-    call.transferring = null;
-    toast(t('phone_transfer_failed', { why }), 'error');
-    renderCall();
-  };
-  try {
-    call.session.refer(`sip:${c.digits}@${domain}`, {
-      replaces: c.session,
-      eventHandlers: {
-        requestFailed: (e) => failed(e?.cause || e?.response?.reason_phrase || 'REFER'),
-        failed: (e) => failed(e?.status_line?.reason_phrase || 'NOTIFY'),
-        accepted: () => {
-          if (phone.call === call && !call.ended) leave();
-        },
-      },
-    });
-  } catch (err) {
-    failed(err.message);
-  }
+  sendRefer(call, c.number, c.digits, c.session);
 }
 
 /** Ends the consultation and goes back to the caller. */
