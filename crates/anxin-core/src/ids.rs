@@ -115,6 +115,10 @@ string_id!(
     StationId
 );
 string_id!(
+    /// A contracted home-care service provider (see [`crate::service`]).
+    ProviderId
+);
+string_id!(
     /// The device's own id for one message; the same id twice is the same message.
     MessageId
 );

@@ -11,6 +11,7 @@
 
 use crate::ids::Timestamp;
 use crate::registry::{Device, Elder, Responder, Staff, Station};
+use crate::service::Provider;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of entry in the ledger.
@@ -22,11 +23,19 @@ pub enum LedgerKind {
     Station,
     Responder,
     Staff,
+    /// A contracted home-care provider (see [`crate::service`]).
+    Provider,
 }
 
 impl LedgerKind {
-    pub const ALL: [LedgerKind; 5] =
-        [LedgerKind::Elder, LedgerKind::Device, LedgerKind::Station, LedgerKind::Responder, LedgerKind::Staff];
+    pub const ALL: [LedgerKind; 6] = [
+        LedgerKind::Elder,
+        LedgerKind::Device,
+        LedgerKind::Station,
+        LedgerKind::Responder,
+        LedgerKind::Staff,
+        LedgerKind::Provider,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +44,7 @@ impl LedgerKind {
             LedgerKind::Station => "station",
             LedgerKind::Responder => "responder",
             LedgerKind::Staff => "staff",
+            LedgerKind::Provider => "provider",
         }
     }
 
@@ -58,6 +68,7 @@ pub enum Entry {
     Station(Station),
     Responder(Responder),
     Staff(Staff),
+    Provider(Provider),
 }
 
 impl Entry {
@@ -68,6 +79,7 @@ impl Entry {
             Entry::Station(_) => LedgerKind::Station,
             Entry::Responder(_) => LedgerKind::Responder,
             Entry::Staff(_) => LedgerKind::Staff,
+            Entry::Provider(_) => LedgerKind::Provider,
         }
     }
 
@@ -78,6 +90,7 @@ impl Entry {
             Entry::Station(s) => s.id.as_str(),
             Entry::Responder(r) => r.id.as_str(),
             Entry::Staff(s) => s.id.as_str(),
+            Entry::Provider(p) => p.id.as_str(),
         }
     }
 }
@@ -351,6 +364,26 @@ pub fn check(entry: &Entry) -> Vec<FieldError> {
             text(&mut out, "name", &s.name, true, MAX_TEXT);
             if !s.password_hash.starts_with("$argon2") {
                 out.push(FieldError::new("password", "required", "a password is required"));
+            }
+        }
+        Entry::Provider(p) => {
+            text(&mut out, "name", &p.name, true, MAX_TEXT);
+            if let Some(phone_no) = &p.phone {
+                phone(&mut out, "phone", phone_no);
+            }
+            if let Err(why) = p.area.check() {
+                out.push(FieldError::new("area", "bad_area", why));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, o) in p.offers.iter().enumerate() {
+                if o.category.trim().is_empty() || !seen.insert(o.category.as_str()) {
+                    let why = "each offer names a category, once";
+                    out.push(FieldError::new(format!("offers[{i}].category"), "bad_category", why));
+                }
+                if o.daily_capacity == 0 {
+                    let why = "a daily capacity of at least 1";
+                    out.push(FieldError::new(format!("offers[{i}].daily_capacity"), "out_of_range", why));
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod programme;
 pub mod registry;
 pub mod report;
+pub mod service;
 pub mod standards;
 pub mod telephony;
 #[doc(hidden)]
@@ -41,5 +42,9 @@ pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscri
 pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;
 pub use report::{Grouping, IncidentFacts, Report, ReportBuilder, ReportQuery, ReportRow, Spread};
+pub use service::{
+    OrderAction, OrderChange, OrderError, OrderEvent, OrderId, OrderRequest, OrderSource, OrderState, Provider,
+    ServiceArea, ServiceOrder, ServicePolicy, WorkerAction, WorkerView,
+};
 pub use standards::{DayFigures, DayTally, DispatcherFigures, Rating, Standard, StandardFigures, StandardLimits};
 pub use telephony::{CallEvent, CallOutcome};

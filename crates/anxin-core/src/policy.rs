@@ -74,6 +74,8 @@ pub struct Policy {
     pub programme: crate::programme::ProgrammePolicy,
     /// Carers' visits: the check-in radius and the lone-worker timer (see [`crate::carer`]).
     pub carers: crate::carer::CarerPolicy,
+    /// The service lane's categories, offers and allowances (see [`crate::service`]).
+    pub services: crate::service::ServicePolicy,
     /// The number a hotline call nobody answers goes to after the station's duty line (a
     /// supervisor's phone, a partner centre); none: the caller is told nobody answered, and
     /// a dispatcher calls back (see [`crate::telephony`]).
@@ -203,6 +205,7 @@ impl Default for Policy {
             activity: crate::activity::ActivityPolicy::default(),
             programme: crate::programme::ProgrammePolicy::default(),
             carers: crate::carer::CarerPolicy::default(),
+            services: crate::service::ServicePolicy::default(),
             call_fallback_number: None,
         }
     }

@@ -48,6 +48,10 @@ pub struct ElderProfile {
     /// The elder's scheduled welfare programme (Wuhua: a call a week, a visit a month).
     #[serde(skip_serializing_if = "WelfareSchedule::is_empty")]
     pub schedule: WelfareSchedule,
+    /// The elder's assessed level of need for home-care services (1 = most), which sets their
+    /// monthly allowance (`[services] monthly_allowance_yuan`); `None`: no allowance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub need_level: Option<u8>,
 }
 
 /// How often the centre phones and visits an elder, whatever their devices say.
@@ -264,6 +268,11 @@ pub struct Responder {
     /// `None`: cannot sign in. The token itself is never stored.
     #[serde(default)]
     pub token_sha256: Option<String>,
+    /// The home-care provider this person works for: a service worker, offered that
+    /// provider's orders (see [`crate::service`]) and never an emergency by the ladder (a
+    /// dispatcher may still send them to one next door).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<crate::ids::ProviderId>,
 }
 
 /// A reference in the ledger to something that is not in it.
@@ -277,6 +286,10 @@ pub enum RegistryError {
     Duplicate(String),
     #[error("staff id {0:?} must be 1 to 64 characters")]
     BadStaffId(String),
+    #[error("responder {responder} works for provider {provider}, which is not in the registry")]
+    UnknownProvider { responder: String, provider: String },
+    #[error("provider {provider}: {why}")]
+    BadProvider { provider: String, why: String },
 }
 
 /// Everything the engine loads at start.
@@ -288,6 +301,9 @@ pub struct Registry {
     pub responders: Vec<Responder>,
     #[serde(default)]
     pub staff: Vec<Staff>,
+    /// Contracted home-care providers (see [`crate::service`]).
+    #[serde(default)]
+    pub providers: Vec<crate::service::Provider>,
 }
 
 impl Registry {
@@ -331,6 +347,17 @@ impl Registry {
                 responder: format!("responder {}", r.id),
                 station: r.station_id.to_string(),
             });
+        }
+        let mut providers = unique("provider", self.providers.iter().map(|p| p.id.as_str()))?;
+        providers.extend(known.providers.iter().map(|p| p.id.as_str()));
+        if let Some((r, p)) =
+            self.responders.iter().filter_map(|r| Some((r, r.provider_id.as_ref()?))).find(|(_, p)| !providers.contains(p.as_str()))
+        {
+            return Err(RegistryError::UnknownProvider { responder: r.id.to_string(), provider: p.to_string() });
+        }
+        for p in &self.providers {
+            p.check(|s| stations.contains(s.as_str()))
+                .map_err(|why| RegistryError::BadProvider { provider: p.id.to_string(), why })?;
         }
         let mut enrolled = self.elders.iter().filter_map(|e| e.profile.station_id.as_ref().map(|s| (e, s)));
         if let Some((e, s)) = enrolled.find(|(_, s)| !stations.contains(s.as_str())) {

@@ -55,8 +55,10 @@ pub fn one_of_each() -> Registry {
             skills: vec!["first_aid".into()],
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         }],
         staff: vec![],
+        providers: vec![],
     }
 }
 

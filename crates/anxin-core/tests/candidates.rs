@@ -80,6 +80,7 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
                 skills: if p.first_aid { vec!["first_aid".into()] } else { vec![] },
                 position_at: None,
                 token_sha256: None,
+                provider_id: None,
             })
             .collect(),
         staff: vec![],

@@ -44,6 +44,7 @@ fn registry() -> Registry {
                 skills: vec!["first_aid".into()],
                 position_at: None,
                 token_sha256: None,
+                provider_id: None,
             },
             Responder {
                 id: ResponderId::parse("r-park").unwrap(),
@@ -57,6 +58,7 @@ fn registry() -> Registry {
                 skills: vec!["first_aid".into()],
                 position_at: None,
                 token_sha256: None,
+                provider_id: None,
             },
             Responder {
                 id: ResponderId::parse("r-off").unwrap(),
@@ -69,6 +71,7 @@ fn registry() -> Registry {
                 skills: vec!["first_aid".into()],
                 position_at: None,
                 token_sha256: None,
+                provider_id: None,
             },
         ],
         staff: vec![],
@@ -462,6 +465,7 @@ fn responder_at(id: &str, lat: f64, lon: f64, mode: TravelMode, skills: &[&str])
         skills: skills.iter().map(|s| s.to_string()).collect(),
         position_at: None,
         token_sha256: None,
+        provider_id: None,
     }
 }
 

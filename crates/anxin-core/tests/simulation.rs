@@ -129,6 +129,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             skills: if rng.random_bool(0.7) { vec!["first_aid".into()] } else { vec![] },
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         });
     }
     for i in 0..CARERS {
@@ -143,6 +144,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             skills: vec!["carer".into()],
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         });
     }
     // The dispatchers, whose SIP users answer calls (a call answered by anybody else, a

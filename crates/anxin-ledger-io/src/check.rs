@@ -961,6 +961,7 @@ impl<'l> Checker<'l> {
             skills: Vec::new(),
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         });
         responder.station_id = station;
         if responder.position != position {

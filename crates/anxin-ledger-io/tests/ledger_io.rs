@@ -88,6 +88,7 @@ fn ledger() -> Registry {
             skills: vec!["first_aid".into()],
             position_at: Some(Timestamp(1_764_000_000_000)),
             token_sha256: Some("ab".repeat(32)),
+            provider_id: None,
         }],
         staff: vec![],
     }

@@ -545,6 +545,7 @@ fn district(rng: &mut SmallRng) -> Registry {
             skills: vec!["first_aid".into()],
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         });
     }
     r

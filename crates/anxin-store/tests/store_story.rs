@@ -57,6 +57,7 @@ fn registry() -> Registry {
             skills: vec!["first_aid".into()],
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         }],
         stations: vec![station],
         staff: vec![Staff {

@@ -287,6 +287,7 @@ fn district(devices: usize, idle_devices: usize, responders: usize, rng: &mut Sm
             skills: vec!["first_aid".into()],
             position_at: None,
             token_sha256: None,
+            provider_id: None,
         });
     }
     r

@@ -118,6 +118,7 @@ pub fn district(seed: u64) -> Registry {
                 // A demo responder signs in on /responder with the token `demo-<id>`.
                 position_at: None,
                 token_sha256: Some(anxin_api::token_sha256(&format!("demo-{id}"))),
+                provider_id: None,
                 id,
                 name: format!(
                     "{}{}",

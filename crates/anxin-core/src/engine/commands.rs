@@ -111,7 +111,8 @@ impl Engine {
         r.on_duty = on;
         out.roster.push(r.clone());
         let position = r.position;
-        if on && !self.busy.contains_key(responder) {
+        // A service worker is never in the matcher: the ladder does not offer them emergencies.
+        if on && !self.busy.contains_key(responder) && r.provider_id.is_none() {
             self.matcher.set_available(responder.clone(), position);
         } else if !on {
             self.matcher.set_unavailable(responder);
@@ -212,6 +213,7 @@ impl Engine {
                 self.withdraw_offers(id, Some(&responder), &actor, now, out);
                 self.let_go_of_job(id, out);
                 self.take(&responder, id, out);
+                self.redirect_worker(&responder, id, &actor, now, out);
                 self.record(id, Change::Assigned { responder_id: responder, distance_m }, actor, now, out);
             }
             DispatcherAction::TakeOffLadder => {

@@ -185,7 +185,7 @@ impl Engine {
         out.responders.push(responder.clone());
         self.busy.remove(responder);
         if let Some(r) = self.responders.get(responder) {
-            if r.on_duty {
+            if r.on_duty && r.provider_id.is_none() {
                 self.matcher.set_available(responder.clone(), r.position);
             }
         }

@@ -24,6 +24,9 @@ impl Engine {
             LedgerKind::Station => self.stations.get(&StationId::parse(id).ok()?).cloned().map(Entry::Station),
             LedgerKind::Responder => self.responders.get(&ResponderId::parse(id).ok()?).cloned().map(Entry::Responder),
             LedgerKind::Staff => self.staff.get(id).cloned().map(Entry::Staff),
+            LedgerKind::Provider => {
+                self.services.providers.get(&crate::ids::ProviderId::parse(id).ok()?).cloned().map(Entry::Provider)
+            }
         }
     }
 
@@ -161,7 +164,18 @@ impl Engine {
                     out.push(FieldError::new("elder_id", "open_incident", why));
                 }
             }
-            Entry::Responder(r) => station(&mut out, "station_id", &r.station_id),
+            Entry::Responder(r) => {
+                station(&mut out, "station_id", &r.station_id);
+                if let Some(p) = r.provider_id.as_ref().filter(|p| !self.services.providers.contains_key(*p)) {
+                    let why = format!("provider {p} is not in the ledger");
+                    out.push(FieldError::new("provider_id", "unknown_provider", why));
+                }
+            }
+            Entry::Provider(p) => {
+                if let Err(why) = p.check(|s| self.stations.contains_key(s)) {
+                    out.push(FieldError::new("area", "bad_provider", why));
+                }
+            }
             Entry::Station(_) | Entry::Staff(_) => {}
         }
         out
@@ -205,6 +219,21 @@ impl Engine {
                 match enrolled {
                     0 => Ok(()),
                     n => Err(in_use("has_elders", format!("{n} elders are enrolled with it"))),
+                }
+            }
+            Entry::Provider(p) => {
+                let mut workers: Vec<&str> =
+                    self.services.workers.get(&p.id).into_iter().flatten().map(ResponderId::as_str).collect();
+                workers.sort_unstable();
+                if !workers.is_empty() {
+                    return Err(in_use("has_workers", format!("workers belong to it: {}", workers.join(", "))));
+                }
+                let holds = |o: &&crate::service::ServiceOrder| {
+                    o.provider_id.as_ref() == Some(&p.id) || o.offer.as_ref().is_some_and(|x| x.provider_id == p.id)
+                };
+                match self.services.open.values().find(holds) {
+                    Some(o) => Err(in_use("open_order", format!("it holds open order {}", o.id))),
+                    None => Ok(()),
                 }
             }
             Entry::Staff(_) => Ok(()),
@@ -260,14 +289,20 @@ impl Engine {
                 } else {
                     self.by_station.entry(r.station_id.clone()).or_default().push(r.id.clone());
                 }
-                if r.on_duty && !self.busy.contains_key(&r.id) {
+                if r.on_duty && !self.busy.contains_key(&r.id) && r.provider_id.is_none() {
                     self.matcher.set_available(r.id.clone(), r.position);
+                } else if r.provider_id.is_some() {
+                    self.matcher.set_unavailable(&r.id);
                 }
+                self.services_roster_changed(&r);
                 out.responders.push(r.id.clone());
                 self.responders.insert(r.id.clone(), r);
             }
             Entry::Staff(s) => {
                 self.staff.insert(s.id.clone(), s);
+            }
+            Entry::Provider(p) => {
+                self.services.providers.insert(p.id.clone(), p);
             }
         }
     }
@@ -301,10 +336,14 @@ impl Engine {
                     self.fixes.remove(&(t, r.id.clone()));
                 }
                 self.responders.remove(&r.id);
+                self.services_roster_changed_away(&r.id);
                 out.responders.push(r.id.clone());
             }
             Entry::Staff(s) => {
                 self.staff.remove(&s.id);
+            }
+            Entry::Provider(p) => {
+                self.services.providers.remove(&p.id);
             }
         }
     }

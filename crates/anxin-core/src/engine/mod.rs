@@ -26,12 +26,14 @@ mod ladder;
 mod ledger;
 mod presence;
 mod programme;
+mod services;
 mod timers;
 mod views;
 
 pub use crate::policy::{LadderPolicy, Matching, Policy};
 pub use family::MAX_FAMILY_ETA_MIN;
 pub use intake::locate;
+pub use services::OrderView;
 
 use crate::dedup::SeenMessages;
 use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationId, Timestamp};
@@ -61,6 +63,11 @@ pub struct Resume {
     pub visits: Vec<crate::carer::Visit>,
     /// The highest visit id stored.
     pub last_visit_id: u64,
+    /// Service orders still open, and those of this and last month (their capacity and
+    /// money still count).
+    pub orders: Vec<crate::service::ServiceOrder>,
+    pub last_order_id: u64,
+    pub last_order_seq: u64,
 }
 
 /// What the engine decided about one message.
@@ -107,6 +114,10 @@ pub struct Outbox {
     pub ledger: Vec<crate::ledger::LedgerRecord>,
     /// Carers' visits as they are now, to upsert in the visit log.
     pub visits: Vec<crate::carer::Visit>,
+    /// Service orders as they are now: rows to upsert, and what consoles are shown.
+    pub orders: Vec<crate::service::ServiceOrder>,
+    /// The orders' log.
+    pub order_events: Vec<crate::service::OrderEvent>,
 }
 
 impl Outbox {
@@ -126,6 +137,8 @@ impl Outbox {
             notifications: Vec::new(),
             ledger: Vec::new(),
             visits: Vec::new(),
+            orders: Vec::new(),
+            order_events: Vec::new(),
         }
     }
 
@@ -138,6 +151,8 @@ impl Outbox {
             && self.notifications.is_empty()
             && self.ledger.is_empty()
             && self.visits.is_empty()
+            && self.orders.is_empty()
+            && self.order_events.is_empty()
     }
 }
 
@@ -256,6 +271,8 @@ pub struct Engine {
     pub(crate) carers: carers::Carers,
     /// The ledger's telephone numbers and the calls ringing (see [`crate::telephony`]).
     pub(crate) telephony: calls::Telephony,
+    /// Home-care providers and their orders (see [`crate::service`]).
+    pub(crate) services: services::Services,
 }
 
 impl Engine {
@@ -275,7 +292,7 @@ impl Engine {
             registry
                 .responders
                 .iter()
-                .filter(|r| r.on_duty && !busy.contains_key(&r.id))
+                .filter(|r| r.on_duty && r.provider_id.is_none() && !busy.contains_key(&r.id))
                 .map(|r| (r.id.clone(), r.position)),
             registry.stations.iter().map(|s| (s.id.clone(), s.position)),
         );
@@ -320,6 +337,7 @@ impl Engine {
             programme_dirty: Vec::new(),
             carers: carers::Carers::default(),
             telephony: calls::Telephony::default(),
+            services: services::Services::default(),
         };
         let mut sims = Vec::new();
         for d in registry.devices {
@@ -368,6 +386,7 @@ impl Engine {
         }
         engine.restore_carers(resume.visits, resume.last_visit_id);
         engine.restore_calls();
+        engine.restore_services(registry.providers, resume.orders, resume.last_order_id, resume.last_order_seq);
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }

@@ -15,6 +15,7 @@ impl Engine {
         let elders = self.next_activity_deadline();
         let programme = self.next_programme_deadline();
         let visits = self.next_visit_deadline();
+        let orders = self.next_order_deadline();
         incidents
             .into_iter()
             .chain(fixes)
@@ -23,6 +24,7 @@ impl Engine {
             .chain(elders)
             .chain(programme)
             .chain(visits)
+            .chain(orders)
             .min()
     }
 
@@ -44,6 +46,8 @@ impl Engine {
             self.fire(id, now, out);
             self.reschedule(id);
         }
+        // Emergencies first: orders' offers lapse after every incident's timers.
+        self.expire_order_offers(now, out);
     }
 
     pub(super) fn fire(&mut self, id: IncidentId, now: Timestamp, out: &mut Outbox) {

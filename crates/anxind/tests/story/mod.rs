@@ -135,6 +135,7 @@ pub fn registry() -> Registry {
         skills: vec!["first_aid".into()],
         position_at: None,
         token_sha256: Some(anxin_api::token_sha256(&format!("token-{id}"))),
+        provider_id: None,
     };
     Registry {
         elders: vec![
