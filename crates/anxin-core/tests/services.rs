@@ -254,7 +254,8 @@ fn past_acceptance_ranks_providers() {
     work(&mut e, "w-a1", next, WorkerAction::Refuse { reason: "排满".into() }, deadline).unwrap();
     work(&mut e, "w-b1", next, WorkerAction::Accept { appointment_at: tomorrow_9().plus_millis(24 * HOUR) }, deadline)
         .unwrap();
-    let (third, _) = place(&mut e, cleaning(tomorrow_9().plus_millis(48 * HOUR)));
+    // (90 of the 100 yuan are spent: the elder agrees to pay what is over.)
+    let (third, _) = place(&mut e, OrderRequest { self_paid_agreed: true, ..cleaning(tomorrow_9().plus_millis(48 * HOUR)) });
     assert_eq!(offered_to(&e, third).as_deref(), Some("p-b"));
 }
 
