@@ -94,6 +94,7 @@ pub fn kind_of(segment: &str) -> Option<LedgerKind> {
         "stations" => LedgerKind::Station,
         "responders" => LedgerKind::Responder,
         "staff" => LedgerKind::Staff,
+        "providers" => LedgerKind::Provider,
         _ => return None,
     })
 }
@@ -106,7 +107,8 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
 fn refused(r: Refused) -> Response {
     let status = match r.code.as_str() {
         "not_found" => StatusCode::NOT_FOUND,
-        "exists" | "open_incident" | "has_devices" | "on_job" | "has_responders" | "has_elders" => StatusCode::CONFLICT,
+        "exists" | "open_incident" | "has_devices" | "on_job" | "has_responders" | "has_elders" | "has_workers"
+        | "open_order" => StatusCode::CONFLICT,
         "stale" => StatusCode::PRECONDITION_FAILED,
         "invalid" => StatusCode::UNPROCESSABLE_ENTITY,
         "not_allowed" => StatusCode::FORBIDDEN,
@@ -310,6 +312,7 @@ fn entry_of(kind: LedgerKind, body: &[u8], create: bool) -> Result<(Entry, Optio
         LedgerKind::Elder => Ok((Entry::Elder(serde_json::from_slice(body).map_err(bad)?), None)),
         LedgerKind::Station => Ok((Entry::Station(serde_json::from_slice(body).map_err(bad)?), None)),
         LedgerKind::Responder => Ok((Entry::Responder(serde_json::from_slice(body).map_err(bad)?), None)),
+        LedgerKind::Provider => Ok((Entry::Provider(serde_json::from_slice(body).map_err(bad)?), None)),
     }
 }
 

@@ -350,8 +350,11 @@ impl Registry {
         }
         let mut providers = unique("provider", self.providers.iter().map(|p| p.id.as_str()))?;
         providers.extend(known.providers.iter().map(|p| p.id.as_str()));
-        if let Some((r, p)) =
-            self.responders.iter().filter_map(|r| Some((r, r.provider_id.as_ref()?))).find(|(_, p)| !providers.contains(p.as_str()))
+        if let Some((r, p)) = self
+            .responders
+            .iter()
+            .filter_map(|r| Some((r, r.provider_id.as_ref()?)))
+            .find(|(_, p)| !providers.contains(p.as_str()))
         {
             return Err(RegistryError::UnknownProvider { responder: r.id.to_string(), provider: p.to_string() });
         }

@@ -159,7 +159,9 @@ impl ServiceArea {
             ServiceArea::Stations { .. } => Ok(()),
             ServiceArea::Polygon { coordinates } if coordinates.is_empty() => Err("a polygon needs a ring".into()),
             ServiceArea::Polygon { coordinates } => coordinates.iter().try_for_each(ring),
-            ServiceArea::MultiPolygon { coordinates } if coordinates.iter().any(Vec::is_empty) || coordinates.is_empty() => {
+            ServiceArea::MultiPolygon { coordinates }
+                if coordinates.iter().any(Vec::is_empty) || coordinates.is_empty() =>
+            {
                 Err("each polygon needs a ring".into())
             }
             ServiceArea::MultiPolygon { coordinates } => coordinates.iter().flatten().try_for_each(ring),
@@ -362,12 +364,23 @@ pub struct OrderOffer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrderChange {
-    Placed { request: OrderRequest },
-    Offered { provider_id: ProviderId, worker_id: Option<ResponderId>, deadline: Timestamp },
+    Placed {
+        request: OrderRequest,
+    },
+    Offered {
+        provider_id: ProviderId,
+        worker_id: Option<ResponderId>,
+        deadline: Timestamp,
+    },
     /// The provider refused (`reason`) or let the offer lapse (`reason: None`, by the engine).
-    Declined { provider_id: ProviderId, reason: Option<String> },
+    Declined {
+        provider_id: ProviderId,
+        reason: Option<String>,
+    },
     /// No provider (left) fits: `why` says what ruled them out.
-    Unmatched { why: String },
+    Unmatched {
+        why: String,
+    },
     Accepted {
         provider_id: ProviderId,
         worker_id: ResponderId,
@@ -376,21 +389,54 @@ pub enum OrderChange {
         subsidy_fen: u32,
         self_paid_fen: u32,
     },
-    EnRoute { worker_id: ResponderId },
-    CheckedIn { worker_id: ResponderId, at: Coordinates, distance_m: f64 },
+    EnRoute {
+        worker_id: ResponderId,
+    },
+    CheckedIn {
+        worker_id: ResponderId,
+        at: Coordinates,
+        distance_m: f64,
+    },
     /// A check-in from too far from the door: refused, and logged for supervision.
-    CheckInRefused { worker_id: ResponderId, at: Coordinates, distance_m: f64 },
-    CheckedOut { worker_id: ResponderId, done: String },
-    Confirmed { rating: u8, comment: String },
-    Disputed { reason: String },
-    Settled { outcome: String },
-    Rescheduled { from: Timestamp, to: Timestamp, appointment_at: Option<Timestamp> },
-    Cancelled { reason: String },
+    CheckInRefused {
+        worker_id: ResponderId,
+        at: Coordinates,
+        distance_m: f64,
+    },
+    CheckedOut {
+        worker_id: ResponderId,
+        done: String,
+    },
+    Confirmed {
+        rating: u8,
+        comment: String,
+    },
+    Disputed {
+        reason: String,
+    },
+    Settled {
+        outcome: String,
+    },
+    Rescheduled {
+        from: Timestamp,
+        to: Timestamp,
+        appointment_at: Option<Timestamp>,
+    },
+    Cancelled {
+        reason: String,
+    },
     /// A dispatcher sent the worker to an emergency: the order waits for another worker.
-    WorkerRedirected { worker_id: ResponderId, incident: IncidentId },
+    WorkerRedirected {
+        worker_id: ResponderId,
+        incident: IncidentId,
+    },
     /// Another of the provider's workers takes the order over.
-    WorkerChanged { worker_id: ResponderId },
-    Note { text: String },
+    WorkerChanged {
+        worker_id: ResponderId,
+    },
+    Note {
+        text: String,
+    },
 }
 
 impl OrderChange {
@@ -531,8 +577,11 @@ impl ServiceOrder {
                 self.state = OrderState::Offered;
                 self.tried.push(provider_id.clone());
                 self.unmatched_why = None;
-                self.offer =
-                    Some(OrderOffer { provider_id: provider_id.clone(), worker_id: worker_id.clone(), deadline: *deadline });
+                self.offer = Some(OrderOffer {
+                    provider_id: provider_id.clone(),
+                    worker_id: worker_id.clone(),
+                    deadline: *deadline,
+                });
             }
             OrderChange::Declined { .. } => {
                 self.offer = None;
@@ -750,7 +799,9 @@ pub enum OrderError {
     Missing { missing: &'static str },
     #[error("the appointment must fall inside the wanted window")]
     AppointmentOutsideWindow,
-    #[error("this order costs {self_paid_fen} fen over the elder's allowance: show it and ask again with self_paid_agreed")]
+    #[error(
+        "this order costs {self_paid_fen} fen over the elder's allowance: show it and ask again with self_paid_agreed"
+    )]
     SelfPaidNotAgreed { self_paid_fen: u32 },
     #[error("you are {distance_m} m from the elder's home; a check-in must be within {radius_m} m")]
     OutOfRadius { distance_m: u32, radius_m: u32 },
@@ -797,16 +848,33 @@ pub enum WorkerAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum OrderAction {
-    Cancel { reason: String },
-    Reschedule { from: Timestamp, to: Timestamp },
+    Cancel {
+        reason: String,
+    },
+    Reschedule {
+        from: Timestamp,
+        to: Timestamp,
+    },
     /// Offer it again to the best provider not yet tried (after an `unmatched`).
     Rematch,
     /// Offer it to this provider, whatever the matching says (a dispatcher's choice).
-    OfferTo { provider_id: ProviderId },
-    Confirm { rating: u8, #[serde(default)] comment: String },
-    Dispute { reason: String },
-    Settle { outcome: String },
-    Note { text: String },
+    OfferTo {
+        provider_id: ProviderId,
+    },
+    Confirm {
+        rating: u8,
+        #[serde(default)]
+        comment: String,
+    },
+    Dispute {
+        reason: String,
+    },
+    Settle {
+        outcome: String,
+    },
+    Note {
+        text: String,
+    },
 }
 
 #[cfg(test)]

@@ -84,6 +84,7 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
             })
             .collect(),
         staff: vec![],
+        providers: vec![],
     }
 }
 

@@ -75,6 +75,7 @@ fn registry() -> Registry {
             },
         ],
         staff: vec![],
+        providers: vec![],
     }
 }
 

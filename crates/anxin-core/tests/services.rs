@@ -191,7 +191,9 @@ fn a_lapsed_offer_goes_to_the_next_provider_then_to_a_dispatcher() {
     // p-a refuses: nobody is left, and the order is a dispatcher's.
     let out = work(&mut e, "w-a2", id, WorkerAction::Refuse { reason: "人手不够".into() }, T0.plus_millis(20 * MIN));
     let out = out.unwrap();
-    assert!(matches!(&out.order_events[1].change, OrderChange::Unmatched { why } if why.contains("offered it already")));
+    assert!(
+        matches!(&out.order_events[1].change, OrderChange::Unmatched { why } if why.contains("offered it already"))
+    );
     let o = e.order(id).unwrap();
     assert_eq!((o.state, o.tried.len()), (OrderState::Unmatched, 2));
     assert_eq!(e.next_deadline(), None, "no offer out, no timer");
@@ -203,10 +205,7 @@ fn a_lapsed_offer_goes_to_the_next_provider_then_to_a_dispatcher() {
     );
     let accept = WorkerAction::Accept { appointment_at: tomorrow_9() };
     assert_eq!(work(&mut e, "w-a1", id2, accept, T0).unwrap_err(), OrderError::NotOffered);
-    assert_eq!(
-        work(&mut e, "r-1", id2, WorkerAction::EnRoute, T0).unwrap_err(),
-        OrderError::NotAWorker(rid("r-1"))
-    );
+    assert_eq!(work(&mut e, "r-1", id2, WorkerAction::EnRoute, T0).unwrap_err(), OrderError::NotAWorker(rid("r-1")));
     // The dispatcher offers the first order again, by hand, to p-a.
     act(&mut e, dispatcher(), id, OrderAction::OfferTo { provider_id: pid("p-a") }, T0.plus_millis(30 * MIN)).unwrap();
     assert_eq!(offered_to(&e, id).as_deref(), Some("p-a"));
@@ -255,7 +254,8 @@ fn past_acceptance_ranks_providers() {
     work(&mut e, "w-b1", next, WorkerAction::Accept { appointment_at: tomorrow_9().plus_millis(24 * HOUR) }, deadline)
         .unwrap();
     // (90 of the 100 yuan are spent: the elder agrees to pay what is over.)
-    let (third, _) = place(&mut e, OrderRequest { self_paid_agreed: true, ..cleaning(tomorrow_9().plus_millis(48 * HOUR)) });
+    let (third, _) =
+        place(&mut e, OrderRequest { self_paid_agreed: true, ..cleaning(tomorrow_9().plus_millis(48 * HOUR)) });
     assert_eq!(offered_to(&e, third).as_deref(), Some("p-b"));
 }
 
@@ -381,7 +381,8 @@ fn rescheduling_moves_the_window_and_the_appointment_and_capacity_with_it() {
     let next_day = tomorrow_9().plus_millis(24 * HOUR);
     let bad = OrderAction::Reschedule { from: next_day, to: next_day };
     assert_eq!(act(&mut e, dispatcher(), id, bad, T0).unwrap_err(), OrderError::BadWindow);
-    act(&mut e, dispatcher(), id, OrderAction::Reschedule { from: next_day, to: next_day.plus_millis(HOUR) }, T0).unwrap();
+    act(&mut e, dispatcher(), id, OrderAction::Reschedule { from: next_day, to: next_day.plus_millis(HOUR) }, T0)
+        .unwrap();
     let o = e.order(id).unwrap();
     assert_eq!((o.from, o.appointment_at, o.state), (next_day, Some(next_day), OrderState::Accepted));
     // p-b's place tomorrow is free again; the next day's is taken.
@@ -443,7 +444,12 @@ fn a_restart_keeps_open_orders_their_timers_capacity_and_money() {
     let (b, out) = place(&mut e, cleaning(tomorrow_9()));
     rows.extend(out.orders.into_iter().map(|o| (o.id, o)));
     let (last_id, last_seq) = e.last_order();
-    let resume = Resume { orders: rows.into_values().collect(), last_order_id: last_id, last_order_seq: last_seq, ..Resume::default() };
+    let resume = Resume {
+        orders: rows.into_values().collect(),
+        last_order_id: last_id,
+        last_order_seq: last_seq,
+        ..Resume::default()
+    };
     let mut e = Engine::new(Policy::default(), registry(), resume);
     assert_eq!(e.order(b).unwrap().state, OrderState::Offered);
     assert_eq!(e.next_deadline(), Some(T0.plus_millis(15 * MIN)), "the offer's timer runs on");

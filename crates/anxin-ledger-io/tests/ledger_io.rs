@@ -59,6 +59,7 @@ fn ledger() -> Registry {
                     station_id: Some(StationId::parse("wuhua-1").unwrap()),
                     id_number: Some(id_number("19410305", "002")),
                     schedule: Default::default(),
+                    need_level: None,
                 },
             },
             Elder {
@@ -91,6 +92,7 @@ fn ledger() -> Registry {
             provider_id: None,
         }],
         staff: vec![],
+        providers: vec![],
     }
 }
 

@@ -573,7 +573,9 @@ async fn finish<M: Delivery>(
         || !out.incidents.is_empty()
         || !out.roster.is_empty()
         || !out.ledger.is_empty()
-        || !out.visits.is_empty();
+        || !out.visits.is_empty()
+        || !out.orders.is_empty()
+        || !out.order_events.is_empty();
     if to_store && !commit(&ports, &out, &shutdown).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);

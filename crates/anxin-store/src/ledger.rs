@@ -67,7 +67,13 @@ pub(crate) fn table(kind: LedgerKind) -> &'static str {
         LedgerKind::Station => "stations",
         LedgerKind::Responder => "responders",
         LedgerKind::Staff => "staff",
+        LedgerKind::Provider => "providers",
     }
+}
+
+/// What a provider's row keeps as JSON: its offers, area and hours.
+pub(crate) fn provider_body(p: &anxin_core::Provider) -> String {
+    serde_json::json!({ "offers": p.offers, "area": p.area, "hours": p.hours }).to_string()
 }
 
 /// The columns an entry of `kind` is read from.
@@ -77,9 +83,10 @@ pub(crate) fn columns(kind: LedgerKind) -> &'static str {
         LedgerKind::Device => "id, elder_id, model, sim, retired_at",
         LedgerKind::Station => "id, name, lat, lon, phone, service_circle_min, retired_at",
         LedgerKind::Responder => {
-            "id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, retired_at"
+            "id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, provider_id, retired_at"
         }
         LedgerKind::Staff => "id, name, role, password_hash, retired_at",
+        LedgerKind::Provider => "id, name, phone, body, retired_at",
     }
 }
 
@@ -88,7 +95,7 @@ fn searched(kind: LedgerKind) -> &'static [&'static str] {
     match kind {
         LedgerKind::Elder => &["id", "name", "phone", "address"],
         LedgerKind::Device => &["id", "elder_id", "sim"],
-        LedgerKind::Station | LedgerKind::Responder => &["id", "name", "phone"],
+        LedgerKind::Station | LedgerKind::Responder | LedgerKind::Provider => &["id", "name", "phone"],
         LedgerKind::Staff => &["id", "name"],
     }
 }
@@ -185,6 +192,11 @@ macro_rules! ledger_rows {
                     position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                     on_duty: row.try_get("on_duty")?,
                     token_sha256: row.try_get("token_sha256")?,
+                    provider_id: row
+                        .try_get::<Option<String>, _>("provider_id")?
+                        .map(anxin_core::ProviderId::parse)
+                        .transpose()
+                        .map_err(|e| corrupt("provider id", e))?,
                     position_at: row.try_get::<Option<i64>, _>("position_at")?.map(anxin_core::Timestamp),
                     mode: {
                         let m: String = row.try_get("mode")?;
@@ -206,6 +218,26 @@ macro_rules! ledger_rows {
                     },
                     password_hash: row.try_get("password_hash")?,
                 }),
+                anxin_core::LedgerKind::Provider => {
+                    #[derive(serde::Deserialize)]
+                    struct Body {
+                        offers: Vec<anxin_core::service::ProviderOffer>,
+                        area: anxin_core::ServiceArea,
+                        #[serde(default)]
+                        hours: anxin_core::service::Hours,
+                    }
+                    let body: Body =
+                        serde_json::from_str(&row.try_get::<String, _>("body")?).map_err(|e| corrupt("provider", e))?;
+                    anxin_core::Entry::Provider(anxin_core::Provider {
+                        id: anxin_core::ProviderId::parse(row.try_get::<String, _>("id")?)
+                            .map_err(|e| corrupt("provider id", e))?,
+                        name: row.try_get("name")?,
+                        phone: row.try_get("phone")?,
+                        offers: body.offers,
+                        area: body.area,
+                        hours: body.hours,
+                    })
+                }
             };
             Ok((entry, retired_at))
         }
@@ -226,6 +258,7 @@ pub(crate) enum Put<'a> {
     Station(&'a Station),
     Responder(&'a Responder),
     Staff(&'a Staff),
+    Provider(&'a anxin_core::Provider),
 }
 
 impl<'a> Put<'a> {
@@ -236,6 +269,7 @@ impl<'a> Put<'a> {
             Entry::Station(s) => Put::Station(s),
             Entry::Responder(x) => Put::Responder(x),
             Entry::Staff(s) => Put::Staff(s),
+            Entry::Provider(p) => Put::Provider(p),
         }
     }
 }
@@ -264,16 +298,21 @@ pub(crate) fn upsert_sql(kind: LedgerKind) -> (&'static str, &'static str) {
              retired_at = NULL WHERE stations.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Responder => (
-            "INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, ledger_seq, retired_at) ",
+            "INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, provider_id, ledger_seq, retired_at) ",
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, phone = excluded.phone, \
              token_sha256 = excluded.token_sha256, mode = excluded.mode, skills = excluded.skills, lat = excluded.lat, \
              lon = excluded.lon, position_at = excluded.position_at, on_duty = excluded.on_duty, \
-             ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE responders.ledger_seq < excluded.ledger_seq",
+             provider_id = excluded.provider_id, ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE responders.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Staff => (
             "INSERT INTO staff (id, name, role, password_hash, ledger_seq, retired_at) ",
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, password_hash = excluded.password_hash, \
              ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE staff.ledger_seq < excluded.ledger_seq",
+        ),
+        LedgerKind::Provider => (
+            "INSERT INTO providers (id, name, phone, body, ledger_seq, retired_at) ",
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone, body = excluded.body, \
+             ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE providers.ledger_seq < excluded.ledger_seq",
         ),
     }
 }
@@ -339,13 +378,20 @@ macro_rules! write_ledger {
                                     .push_bind(x.position.lat())
                                     .push_bind(x.position.lon())
                                     .push_bind(x.position_at.map(|t| t.millis()))
-                                    .push_bind(x.on_duty);
+                                    .push_bind(x.on_duty)
+                                    .push_bind(x.provider_id.as_ref().map(|p| p.as_str()));
                             }
                             Put::Staff(s) => {
                                 b.push_bind(s.id.as_str())
                                     .push_bind(s.name.as_str())
                                     .push_bind(s.role.as_str())
                                     .push_bind(s.password_hash.as_str());
+                            }
+                            Put::Provider(p) => {
+                                b.push_bind(p.id.as_str())
+                                    .push_bind(p.name.as_str())
+                                    .push_bind(p.phone.as_deref())
+                                    .push_bind(crate::ledger::provider_body(p));
                             }
                         }
                         b.push_bind(seq).push_bind(None::<i64>);

@@ -10,6 +10,7 @@ mod ledger;
 mod migrate;
 mod outbox;
 mod report;
+mod services;
 mod sql;
 mod visits;
 
@@ -24,6 +25,7 @@ use thiserror::Error;
 pub use family::{FamilyStore, FamilyToken};
 pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
 pub use report::ReportStore;
+pub use services::{OrderQuery, ServiceStore};
 pub use sql::{PostgresStore, SqliteStore};
 pub use visits::VisitStore;
 
@@ -58,6 +60,9 @@ pub struct Batch<'a> {
     pub ledger: &'a [anxin_core::LedgerRecord],
     /// Carers' visits as they are now: each visit's last row is upserted in the visit log.
     pub visits: &'a [anxin_core::Visit],
+    /// Service orders as they are now (each order's last row is upserted), and their log.
+    pub orders: &'a [anxin_core::ServiceOrder],
+    pub order_events: &'a [anxin_core::OrderEvent],
 }
 
 impl<'a> Batch<'a> {
@@ -71,6 +76,8 @@ impl<'a> Batch<'a> {
             notifications: &out.notifications,
             ledger: &out.ledger,
             visits: &out.visits,
+            orders: &out.orders,
+            order_events: &out.order_events,
         }
     }
 }

@@ -113,6 +113,8 @@ struct Rows<'a> {
     notifications: Vec<NotificationRow<'a>>,
     ledger: &'a [anxin_core::LedgerRecord],
     visits: &'a [anxin_core::Visit],
+    orders: &'a [anxin_core::ServiceOrder],
+    order_events: &'a [anxin_core::OrderEvent],
 }
 
 struct NotificationRow<'a> {
@@ -156,7 +158,7 @@ fn change_type(body: &str) -> String {
         .unwrap_or_default()
 }
 
-fn actor_column(actor: &Actor) -> String {
+pub(crate) fn actor_column(actor: &Actor) -> String {
     match actor {
         Actor::Device(d) => format!("device:{d}"),
         Actor::Engine => "engine".to_string(),
@@ -231,6 +233,8 @@ impl<'a> Rows<'a> {
             notifications,
             ledger: batch.ledger,
             visits: batch.visits,
+            orders: batch.orders,
+            order_events: batch.order_events,
         })
     }
 }
@@ -260,6 +264,7 @@ impl SqliteStore {
         // roster's duty and position below, which the engine changed after.
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
+        Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -369,6 +374,7 @@ impl PostgresStore {
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
+        Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -514,6 +520,7 @@ macro_rules! sql_store {
                             Entry::Station(x) => registry.stations.push(x),
                             Entry::Responder(r) => registry.responders.push(r),
                             Entry::Staff(x) => registry.staff.push(x),
+                            Entry::Provider(p) => registry.providers.push(p),
                         }
                     }
                 }
@@ -567,7 +574,7 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.responders.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, on_duty) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, on_duty, provider_id) ");
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(r.id.as_str())
                             .push_bind(r.name.as_str())
@@ -578,15 +585,27 @@ macro_rules! sql_store {
                             .push_bind(r.skills.join(","))
                             .push_bind(r.position.lat())
                             .push_bind(r.position.lon())
-                            .push_bind(r.on_duty);
+                            .push_bind(r.on_duty)
+                            .push_bind(r.provider_id.as_ref().map(|p| p.as_str()));
                     });
                     q.push(
                         // Duty and position are live state (phones change them): a registry file
                         // sets them for new responders only, so a restart does not undo them.
                         " ON CONFLICT (id) DO UPDATE SET name = excluded.name, station_id = excluded.station_id, \
                          phone = excluded.phone, token_sha256 = excluded.token_sha256, mode = excluded.mode, \
-                         skills = excluded.skills",
+                         skills = excluded.skills, provider_id = excluded.provider_id",
                     );
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in registry.providers.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO providers (id, name, phone, body) ");
+                    q.push_values(chunk, |mut b, p| {
+                        b.push_bind(p.id.as_str())
+                            .push_bind(p.name.as_str())
+                            .push_bind(p.phone.as_deref())
+                            .push_bind(crate::ledger::provider_body(p));
+                    });
+                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone, body = excluded.body");
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.staff.chunks(CHUNK) {
@@ -635,6 +654,11 @@ macro_rules! sql_store {
                     sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").fetch_one(&self.pool).await?;
                 resume.last_ledger_seq = last_ledger_seq as u64;
                 (resume.visits, resume.last_visit_id) = self.open_visits().await?;
+                // This month's and last month's orders still count against capacity and
+                // allowances: read back from 62 days ago (a month before the earliest start
+                // of last month), whatever the centre's time zone.
+                let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
+                (resume.orders, resume.last_order_id, resume.last_order_seq) = self.resume_orders(since).await?;
                 for row in sqlx::query(
                     "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health",
                 )
@@ -907,8 +931,10 @@ impl SqliteStore {
     crate::ledger::ledger_rows!(sqlx::sqlite::SqliteRow);
     crate::ledger::write_ledger!(Sqlite);
     crate::visits::visit_rows!(Sqlite);
+    crate::services::order_rows!(Sqlite);
 }
 crate::visits::visit_store!(SqliteStore);
+crate::services::service_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
 crate::report::report_store!(SqliteStore);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
@@ -917,8 +943,10 @@ impl PostgresStore {
     crate::ledger::ledger_rows!(sqlx::postgres::PgRow);
     crate::ledger::write_ledger!(Postgres);
     crate::visits::visit_rows!(Postgres);
+    crate::services::order_rows!(Postgres);
 }
 crate::visits::visit_store!(PostgresStore);
+crate::services::service_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
 crate::report::report_store!(PostgresStore);
 

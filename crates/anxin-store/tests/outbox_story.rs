@@ -28,7 +28,17 @@ fn notification(key: &str, contact: &str, notice: Notice, created_after_ms: i64)
 }
 
 fn batch(notifications: &[Notification]) -> Batch<'_> {
-    Batch { messages: &[], events: &[], incidents: &[], roster: &[], notifications, ledger: &[], visits: &[] }
+    Batch {
+        messages: &[],
+        events: &[],
+        incidents: &[],
+        roster: &[],
+        notifications,
+        ledger: &[],
+        visits: &[],
+        orders: &[],
+        order_events: &[],
+    }
 }
 
 /// Runs `story` on a fresh SQLite store, then on a fresh PostgreSQL database when a server

@@ -66,6 +66,7 @@ fn registry() -> Registry {
             role: StaffRole::Supervisor,
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         }],
+        providers: vec![],
     }
 }
 

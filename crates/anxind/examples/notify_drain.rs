@@ -81,6 +81,8 @@ fn main() -> anyhow::Result<()> {
             notifications: &rows,
             ledger: &[],
             visits: &[],
+            orders: &[],
+            order_events: &[],
         };
         store.commit(batch).await?;
 

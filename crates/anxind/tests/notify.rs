@@ -313,6 +313,8 @@ async fn kill_9_during_deliveries_loses_no_notification() {
         notifications: &rows,
         ledger: &[],
         visits: &[],
+        orders: &[],
+        order_events: &[],
     };
     store.commit(batch).await.unwrap();
     // Each text takes the gateway 100 ms, so the kill finds some sent, some in flight, most not.

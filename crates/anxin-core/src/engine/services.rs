@@ -295,7 +295,13 @@ impl Engine {
                     return Err(OrderError::Missing { missing: "the reason" });
                 }
                 self.services.due.remove(&(o.offer.as_ref().expect("offered").deadline, id));
-                self.record_order(id, OrderChange::Declined { provider_id: provider, reason: Some(reason) }, actor, now, out);
+                self.record_order(
+                    id,
+                    OrderChange::Declined { provider_id: provider, reason: Some(reason) },
+                    actor,
+                    now,
+                    out,
+                );
                 self.offer_next(id, now, out);
             }
             WorkerAction::EnRoute => {
@@ -309,7 +315,13 @@ impl Engine {
                     return Err(OrderError::WorkerBusy(worker.clone()));
                 }
                 if o.worker_id.as_ref().is_some_and(|w| w != worker) {
-                    self.record_order(id, OrderChange::WorkerChanged { worker_id: worker.clone() }, actor.clone(), now, out);
+                    self.record_order(
+                        id,
+                        OrderChange::WorkerChanged { worker_id: worker.clone() },
+                        actor.clone(),
+                        now,
+                        out,
+                    );
                 }
                 self.services.out_on.insert(worker.clone(), id);
                 self.record_order(id, OrderChange::EnRoute { worker_id: worker.clone() }, actor, now, out);
@@ -330,7 +342,13 @@ impl Engine {
                         radius_m: radius.round() as u32,
                     });
                 }
-                self.record_order(id, OrderChange::CheckedIn { worker_id: worker.clone(), at, distance_m }, actor, now, out);
+                self.record_order(
+                    id,
+                    OrderChange::CheckedIn { worker_id: worker.clone(), at, distance_m },
+                    actor,
+                    now,
+                    out,
+                );
             }
             WorkerAction::CheckOut { done } => {
                 if !ours || o.worker_id.as_ref() != Some(worker) {
@@ -371,7 +389,8 @@ impl Engine {
                 Ok(())
             }
         };
-        if family && !matches!(action, OrderAction::Confirm { .. } | OrderAction::Dispute { .. } | OrderAction::Cancel { .. })
+        if family
+            && !matches!(action, OrderAction::Confirm { .. } | OrderAction::Dispute { .. } | OrderAction::Cancel { .. })
         {
             return Err(wrong());
         }
@@ -481,7 +500,13 @@ impl Engine {
             }
             self.services.due.pop_first();
             let Some(offer) = self.services.open.get(&id).and_then(|o| o.offer.clone()) else { continue };
-            self.record_order(id, OrderChange::Declined { provider_id: offer.provider_id, reason: None }, Actor::Engine, now, out);
+            self.record_order(
+                id,
+                OrderChange::Declined { provider_id: offer.provider_id, reason: None },
+                Actor::Engine,
+                now,
+                out,
+            );
             self.offer_next(id, now, out);
             self.order_changed(id, out);
         }
@@ -512,7 +537,13 @@ impl Engine {
         let deadline = now.plus_millis(self.policy.services.offer_timeout_ms);
         self.services.acceptance.entry(provider.clone()).or_default().offered += 1;
         self.services.due.insert((deadline, id));
-        self.record_order(id, OrderChange::Offered { provider_id: provider, worker_id: worker, deadline }, actor, now, out);
+        self.record_order(
+            id,
+            OrderChange::Offered { provider_id: provider, worker_id: worker, deadline },
+            actor,
+            now,
+            out,
+        );
     }
 
     /// The provider's on-duty worker nearest the elder's home who is not out on an order or

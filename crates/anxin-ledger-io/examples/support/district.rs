@@ -119,6 +119,7 @@ pub fn district(elders: usize, devices: usize) -> Registry {
                     station_id: Some(stations[i % stations.len()].id.clone()),
                     id_number,
                     schedule: Default::default(),
+                    need_level: None,
                 },
             }
         })
@@ -131,7 +132,7 @@ pub fn district(elders: usize, devices: usize) -> Registry {
             sim: None,
         })
         .collect();
-    Registry { elders, devices, stations, responders: Vec::new(), staff: Vec::new() }
+    Registry { elders, devices, stations, ..Registry::default() }
 }
 
 /// The name of `kind`'s file in `format`: `elders.xlsx`, `elders-gbk.csv`, ...

@@ -167,6 +167,7 @@ pub fn registry() -> Registry {
                 password_hash: TEST_PASSWORD_HASH.into(),
             })
             .collect(),
+        providers: vec![],
     }
 }
 
