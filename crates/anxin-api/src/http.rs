@@ -93,6 +93,8 @@ pub struct ApiState {
     pub wallboard: Option<Arc<crate::wallboard::Wallboard>>,
     /// Supervisors' reports from the store (none until [`ApiState::with_reports`]).
     pub reports: Option<crate::reports::Reports>,
+    /// The service lane's requests, counted.
+    pub(crate) services: crate::services::ServiceMetrics,
     consoles: IntGauge,
     sign_ins: IntCounterVec,
     sign_in_limiter: Arc<SignInLimiter>,
@@ -162,6 +164,7 @@ impl ApiState {
         let _ = metrics.register(Box::new(consoles.clone()));
         let _ = metrics.register(Box::new(phones.clone()));
         let _ = metrics.register(Box::new(frames_rejected.clone()));
+        let services = crate::services::ServiceMetrics::new(&metrics);
         Self {
             hub,
             responders,
@@ -178,6 +181,7 @@ impl ApiState {
             imports: Arc::default(),
             wallboard: None,
             reports: None,
+            services,
             consoles,
             sign_ins,
             sign_in_limiter: Arc::default(),
@@ -245,6 +249,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/responder/actions", post(rest_action))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CLIENT_FRAME))
         .merge(crate::admin::routes())
+        .merge(crate::services::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

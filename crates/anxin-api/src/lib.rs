@@ -13,6 +13,7 @@ pub mod import;
 pub mod notify;
 pub mod reports;
 pub mod responders;
+pub mod services;
 pub mod telephony;
 pub mod wallboard;
 

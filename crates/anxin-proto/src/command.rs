@@ -94,6 +94,22 @@ pub enum Request {
     FamilyHistory,
     /// A carer's check-in, "still here", check-out or help (see [`anxin_core::carer`]).
     Visit(anxin_core::VisitAction),
+    /// Places a service order (a dispatcher, or a family member for their own elder).
+    PlaceOrder(anxin_core::OrderRequest),
+    /// What an order would cost and who could take it, before it is placed.
+    Quote(anxin_core::OrderRequest),
+    /// The service orders whose life is not over (a dispatcher's board).
+    Orders,
+    /// A dispatcher's or family member's action on a service order.
+    OrderAct {
+        order: anxin_core::OrderId,
+        action: anxin_core::OrderAction,
+    },
+    /// A service worker's step on an order, from their phone.
+    WorkerAct {
+        order: anxin_core::OrderId,
+        action: anxin_core::WorkerAction,
+    },
     /// A change to the ledger (an administrator, or an import on their behalf).
     Amend(Box<anxin_core::Amend>),
     /// Many changes at once (an import's chunk), each taken or refused on its own, in one
@@ -163,6 +179,21 @@ impl From<anxin_core::VisitError> for Refused {
     }
 }
 
+impl From<anxin_core::OrderError> for Refused {
+    fn from(e: anxin_core::OrderError) -> Self {
+        use anxin_core::OrderError as E;
+        let refused = Refused::new(e.code(), e.to_string());
+        match e {
+            E::SelfPaidNotAgreed { self_paid_fen } => refused.with("self_paid_fen", self_paid_fen),
+            E::OutOfRadius { distance_m, radius_m } => {
+                refused.with("distance_m", distance_m).with("radius_m", radius_m)
+            }
+            E::WrongState { state } => refused.with("state", state),
+            _ => refused,
+        }
+    }
+}
+
 impl From<anxin_core::LedgerError> for Refused {
     fn from(e: anxin_core::LedgerError) -> Self {
         let mut refused = Refused::new(e.code(), e.to_string());
@@ -194,6 +225,12 @@ pub enum Reply {
     AmendedMany(Vec<Result<anxin_core::Amended, Refused>>),
     /// What the engine made of a call's event.
     Call(anxin_core::CallOutcome),
+    /// A service order placed, under this number.
+    Order(anxin_core::OrderId),
+    /// What an order would cost.
+    Quote(anxin_core::service::Quote),
+    /// The orders open, with names.
+    Orders(Vec<anxin_core::engine::OrderView>),
 }
 
 /// A request on its way to the engine, with where to send the answer.

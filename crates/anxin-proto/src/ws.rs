@@ -181,7 +181,7 @@ pub enum MapCrs {
 }
 
 /// Who a phone belongs to, as its `hello` frame says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhoneOwner {
     pub id: ResponderId,
     pub name: String,
@@ -193,6 +193,10 @@ pub struct PhoneOwner {
     /// For a carer (a responder with the skill `carer`): their visit and their help.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carer: Option<anxin_core::CarerView>,
+    /// For a service worker (a responder who works for a provider): the offers to their
+    /// provider and the orders they hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<anxin_core::WorkerView>,
 }
 
 /// The `result` frame: `ok` with a query's data beside it, or not `ok` with an `error`.
@@ -302,6 +306,8 @@ impl ResultFrame {
             // Ledger changes (`/api/v1/admin`) and calls (`/api/v1/telephony/calls`) are
             // answered over REST, never on a socket.
             Ok(Reply::Amended(_) | Reply::AmendedMany(_) | Reply::Call(_)) => {}
+            // Service orders are placed and listed over REST (`/api/v1/services`).
+            Ok(Reply::Order(_) | Reply::Quote(_) | Reply::Orders(_)) => {}
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);
@@ -458,6 +464,23 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+    /// A service worker's step on an order: `accept` (with `appointment_at`), `refuse` (with
+    /// `reason`), `en_route`, `check_in` (with `at`: where the phone says they are),
+    /// `check_out` (with `done`).
+    Order {
+        order_id: u64,
+        action: WorkerVerb,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        appointment_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<FrameFix>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        done: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+    },
     /// A dispatcher's command on an incident.
     Command {
         incident_id: u64,
@@ -533,6 +556,25 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
     },
+}
+
+/// A service worker's steps on an order, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerVerb {
+    Accept,
+    Refuse,
+    EnRoute,
+    CheckIn,
+    CheckOut,
+}
+
+/// Where a phone says it is, in an `order` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameFix {
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// A carer's actions, by name.
@@ -619,6 +661,7 @@ macro_rules! request_id_of {
             | ClientFrame::Duty { request_id, .. }
             | ClientFrame::Location { request_id, .. }
             | ClientFrame::Visit { request_id, .. }
+            | ClientFrame::Order { request_id, .. }
             | ClientFrame::Command { request_id, .. }
             | ClientFrame::Suggest { request_id, .. }
             | ClientFrame::Timeline { request_id, .. }
@@ -771,9 +814,24 @@ impl ClientFrame {
                 };
                 Ok(Request::Visit(action))
             }
-            ClientFrame::Duty { .. } | ClientFrame::Location { .. } | ClientFrame::Visit { .. } => {
-                Err(FrameError::NotAResponder)
+            ClientFrame::Order { order_id, action, appointment_at, reason, at, done, .. } if responder => {
+                use anxin_core::WorkerAction as W;
+                let action = match action {
+                    WorkerVerb::Accept => W::Accept { appointment_at: appointment_at.ok_or(FrameError::Malformed)? },
+                    WorkerVerb::Refuse => W::Refuse { reason: reason.unwrap_or_default() },
+                    WorkerVerb::EnRoute => W::EnRoute,
+                    WorkerVerb::CheckIn => {
+                        let at = at.ok_or(FrameError::BadLocation)?;
+                        W::CheckIn { at: Coordinates::new(at.lat, at.lon).map_err(|_| FrameError::BadLocation)? }
+                    }
+                    WorkerVerb::CheckOut => W::CheckOut { done: done.unwrap_or_default() },
+                };
+                Ok(Request::WorkerAct { order: anxin_core::OrderId(order_id), action })
             }
+            ClientFrame::Duty { .. }
+            | ClientFrame::Location { .. }
+            | ClientFrame::Visit { .. }
+            | ClientFrame::Order { .. } => Err(FrameError::NotAResponder),
             ClientFrame::Command { .. }
             | ClientFrame::Suggest { .. }
             | ClientFrame::Timeline { .. }

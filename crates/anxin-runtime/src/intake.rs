@@ -130,6 +130,42 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
             engine.family_delivery(incident, &contact, &key, delivery, now, out)
         }
         (Caller::Telephony, Request::Call(event)) => return Ok(Reply::Call(engine.handle_call(event, now, out))),
+        (Caller::Dispatcher { .. }, Request::Orders) => {
+            return Ok(Reply::Orders(engine.open_orders().map(|o| engine.order_view(o)).collect()));
+        }
+        (Caller::Dispatcher { .. }, Request::Quote(req)) => {
+            return engine.quote(&req).map(Reply::Quote).map_err(Refused::from);
+        }
+        (Caller::Dispatcher { id, .. }, Request::PlaceOrder(req)) => {
+            let actor = anxin_core::Actor::Dispatcher(id.clone());
+            return engine.place_order(req, actor, now, out).map(Reply::Order).map_err(Refused::from);
+        }
+        (Caller::Family { elder, contact }, Request::PlaceOrder(mut req)) => {
+            // A family member orders for their own elder only, and is named as who asked.
+            if &req.elder_id != elder {
+                return Err(Refused::new("not_allowed", "not your elder"));
+            }
+            req.source = anxin_core::OrderSource::Family { contact: contact.clone() };
+            let actor = anxin_core::Actor::Family(contact.clone());
+            return engine.place_order(req, actor, now, out).map(Reply::Order).map_err(Refused::from);
+        }
+        (Caller::Family { elder, .. }, Request::Quote(req)) if &req.elder_id == elder => {
+            return engine.quote(&req).map(Reply::Quote).map_err(Refused::from);
+        }
+        (Caller::Dispatcher { id, .. }, Request::OrderAct { order, action }) => {
+            let actor = anxin_core::Actor::Dispatcher(id.clone());
+            return engine.order_acts(actor, order, action, now, out).map(|()| Reply::Done).map_err(Refused::from);
+        }
+        (Caller::Family { elder, contact }, Request::OrderAct { order, action }) => {
+            if engine.order(order).is_some_and(|o| &o.elder_id != elder) {
+                return Err(Refused::new("not_allowed", "not your elder's order"));
+            }
+            let actor = anxin_core::Actor::Family(contact.clone());
+            return engine.order_acts(actor, order, action, now, out).map(|()| Reply::Done).map_err(Refused::from);
+        }
+        (Caller::Responder(r), Request::WorkerAct { order, action }) => {
+            return engine.worker_acts(r, order, action, now, out).map(|()| Reply::Done).map_err(Refused::from);
+        }
         (Caller::Admin { id }, Request::Amend(amend)) => {
             return engine.amend(*amend, &format!("staff:{id}"), now, out).map(Reply::Amended).map_err(Refused::from);
         }

@@ -262,7 +262,15 @@ pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> O
     let r = engine.responder(responder)?;
     let station_name = engine.station_name(&r.station_id).unwrap_or_default().to_string();
     let carer = engine.carer_view(responder);
-    Some(PhoneView { responder: r.clone(), station_name, job: engine.job_view(responder, now), ended: None, carer })
+    let worker = engine.worker_view(responder);
+    Some(PhoneView {
+        responder: r.clone(),
+        station_name,
+        job: engine.job_view(responder, now),
+        ended: None,
+        carer,
+        worker,
+    })
 }
 
 /// Why `responder`'s offer or job on `incident` went away in the batch `out` holds, if

@@ -85,6 +85,8 @@ pub struct PhoneView {
     pub ended: Option<JobEnded>,
     /// A carer's visit and help; `None` for a responder who is no carer.
     pub carer: Option<anxin_core::CarerView>,
+    /// A service worker's orders; `None` for a responder who works for no provider.
+    pub worker: Option<anxin_core::WorkerView>,
 }
 
 /// The people's side: consoles and phones, told only what is stored.

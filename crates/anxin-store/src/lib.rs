@@ -86,7 +86,7 @@ impl<'a> Batch<'a> {
 /// push subscriptions).
 #[async_trait]
 pub trait Store:
-    FamilyStore + LedgerStore + VisitStore + ReportStore + Send + Sync + std::fmt::Debug + 'static
+    FamilyStore + LedgerStore + VisitStore + ReportStore + ServiceStore + Send + Sync + std::fmt::Debug + 'static
 {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.

@@ -130,6 +130,7 @@ pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
         station_name: phone.station_name.clone(),
         on_duty: r.on_duty,
         carer: phone.carer.clone(),
+        worker: phone.worker.clone(),
     };
     phones.publish(&r.id, owner, phone.job.clone(), phone.ended.clone());
 }

@@ -1,0 +1,180 @@
+//! The service lane over REST (see `anxin_core::service`): a dispatcher asks what an order
+//! would cost, places it, acts on it, and lists the orders open. Workers act on their phone's
+//! socket (`order` frames); the engine answers everything here, after what it caused is
+//! stored.
+//!
+//! - `POST /api/v1/services/quote`: who could take an order and what the elder would pay.
+//! - `POST /api/v1/services/orders`: places it (`201` with its id). An order with a self-paid
+//!   part is refused (`409 self_paid_not_agreed`) unless `self_paid_agreed` is set.
+//! - `GET /api/v1/services/orders`: the orders whose life is not over, with names.
+//! - `POST /api/v1/services/orders/{id}`: cancel, reschedule, rematch, offer to a provider,
+//!   confirm, dispute, settle, note.
+//!
+//! Who: a signed-in dispatcher or supervisor (administrators work no orders). Every refusal
+//! is counted on `anxin_service_requests_total{result}`.
+
+// Handlers answer early with a response (as the admin API does): the size is an axum
+// response's, made once per request.
+#![allow(clippy::result_large_err)]
+
+use crate::http::ApiState;
+use anxin_core::{OrderAction, OrderId, StaffRole};
+use anxin_proto::admin::AdminError;
+use anxin_proto::{Caller, Refused, Reply, Request};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// The service lane's requests by result, for `/metrics`.
+#[derive(Clone, Debug)]
+pub struct ServiceMetrics {
+    requests: prometheus::IntCounterVec,
+}
+
+impl ServiceMetrics {
+    pub fn new(registry: &prometheus::Registry) -> Self {
+        let requests = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "anxin_service_requests_total",
+                "Requests to /api/v1/services by result: ok, bad_request, forbidden, refused",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["ok", "bad_request", "forbidden", "refused"] {
+            requests.with_label_values(&[result]);
+        }
+        // A second registration (a second app in one test process) is harmless.
+        let _ = registry.register(Box::new(requests.clone()));
+        Self { requests }
+    }
+
+    fn count(&self, result: &str) {
+        self.requests.with_label_values(&[result]).inc();
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = AdminError { code: code.to_string(), error: message.into(), fields: Vec::new() };
+    (status, Json(body)).into_response()
+}
+
+/// The signed-in dispatcher or supervisor, as the engine's caller.
+fn dispatcher(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Response> {
+    let Some(user) = crate::http::signed_in(state, headers) else {
+        state.services.count("forbidden");
+        return Err(error(StatusCode::UNAUTHORIZED, "no_session", "sign in first"));
+    };
+    match user.role {
+        StaffRole::Dispatcher => Ok(Caller::Dispatcher { id: user.id, supervisor: false }),
+        StaffRole::Supervisor => Ok(Caller::Dispatcher { id: user.id, supervisor: true }),
+        StaffRole::Admin => {
+            state.services.count("forbidden");
+            Err(error(StatusCode::FORBIDDEN, "forbidden", "orders are dispatchers' work"))
+        }
+    }
+}
+
+/// A body read as `T`, or a 400 that says what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(state: &ApiState, bytes: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        state.services.count("bad_request");
+        error(StatusCode::BAD_REQUEST, "bad_json", format!("the body is not what this takes: {e}"))
+    })
+}
+
+/// The engine's answer, or its refusal with the status that fits.
+async fn ask(state: &ApiState, caller: Caller, request: Request) -> Result<Reply, Response> {
+    match crate::http::submit(state, caller, request).await.await {
+        Ok(reply) => {
+            state.services.count("ok");
+            Ok(reply)
+        }
+        Err(r) => {
+            state.services.count("refused");
+            Err(refused(r))
+        }
+    }
+}
+
+fn refused(r: Refused) -> Response {
+    let status = match r.code.as_str() {
+        "unknown_order" | "unknown_elder" => StatusCode::NOT_FOUND,
+        "wrong_state" | "self_paid_not_agreed" | "worker_busy" => StatusCode::CONFLICT,
+        "stopping" | "no_answer_in_time" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_allowed" => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let mut body = serde_json::json!({ "code": r.code, "error": r.message });
+    if !r.args.is_empty() {
+        body["args"] = serde_json::json!(r.args);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// Reads the body as `T` for the signed-in dispatcher, and asks the engine `request(body)`.
+async fn handle<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    request: impl FnOnce(T) -> Request,
+) -> Result<Reply, Response> {
+    let caller = dispatcher(state, headers)?;
+    let input = body(state, bytes)?;
+    ask(state, caller, request(input)).await
+}
+
+fn unexpected() -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "the engine answered something else")
+}
+
+pub(crate) async fn quote(State(state): State<ApiState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    match handle(&state, &headers, &bytes, Request::Quote).await {
+        Ok(Reply::Quote(q)) => Json(q).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn place(State(state): State<ApiState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
+    match handle(&state, &headers, &bytes, Request::PlaceOrder).await {
+        Ok(Reply::Order(id)) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let caller = match dispatcher(&state, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match ask(&state, caller, Request::Orders).await {
+        Ok(Reply::Orders(orders)) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn act(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let request = |action: OrderAction| Request::OrderAct { order: OrderId(id), action };
+    match handle(&state, &headers, &bytes, request).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// The routes, for [`crate::http::router`].
+pub(crate) fn routes() -> axum::Router<ApiState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/v1/services/quote", post(quote))
+        .route("/api/v1/services/orders", get(list).post(place))
+        .route("/api/v1/services/orders/{id}", post(act))
+}

@@ -1,0 +1,210 @@
+//! The service lane over the real sockets and stores (issue 23): a dispatcher asks what a
+//! cleaning would cost and places it over REST; it is offered to the best provider, whose
+//! worker sees it on their phone and refuses; it goes to the next provider, whose worker
+//! accepts with an appointment, sets off, is refused a check-in away from the door, checks in
+//! at it and out with what was done; the dispatcher confirms it with the elder's rating. The
+//! log and the row are in the store, an open order survives a restart with its offer, an
+//! order over the allowance is refused until the self-paid part is agreed, and bad bodies are
+//! refused and counted. Runs on SQLite with the embedded broker, and on PostgreSQL and
+//! Mosquitto when `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` name them.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod story;
+
+use anxin_core::service::{Hours, ProviderOffer};
+use anxin_core::{Provider, ProviderId, ResponderId, ServiceArea, StationId};
+use serde_json::{json, Value};
+use story::*;
+
+/// The stories' district with two cleaning providers for elder e-1 (at 25.0050, 102.6905):
+/// `p-cheap` (its station's circle, 40 yuan, worker `w-cheap`) and `p-dear` (a square drawn
+/// around the home, 150 yuan, worker `w-dear`). e-1's need level is 1 (300 yuan a month).
+fn district() -> anxin_core::Registry {
+    let mut r = registry();
+    let offer = |price_fen| ProviderOffer { category: "cleaning".into(), price_fen, daily_capacity: 5 };
+    let (x, y) = (102.68, 24.99);
+    r.providers = vec![
+        Provider {
+            id: ProviderId::parse("p-cheap").unwrap(),
+            name: "好邻居家政".into(),
+            phone: Some("087100000002".into()),
+            offers: vec![offer(4_000)],
+            area: ServiceArea::Stations { stations: vec![StationId::parse("st-qianwei").unwrap()] },
+            hours: Hours::default(),
+        },
+        Provider {
+            id: ProviderId::parse("p-dear").unwrap(),
+            name: "金牌家政".into(),
+            phone: None,
+            offers: vec![offer(15_000)],
+            area: ServiceArea::Polygon {
+                coordinates: vec![vec![[x, y], [x + 0.03, y], [x + 0.03, y + 0.03], [x, y + 0.03], [x, y]]],
+            },
+            hours: Hours::default(),
+        },
+    ];
+    for (id, provider) in [("w-cheap", "p-cheap"), ("w-dear", "p-dear")] {
+        let mut w = r.responders[0].clone();
+        w.id = ResponderId::parse(id).unwrap();
+        w.name = format!("{id} 阿姨");
+        w.skills = vec![];
+        w.provider_id = Some(ProviderId::parse(provider).unwrap());
+        w.token_sha256 = Some(anxin_api::token_sha256(&format!("token-{id}")));
+        r.responders.push(w);
+    }
+    r.elders[0].profile.need_level = Some(1);
+    r.elders[1].profile.need_level = Some(3);
+    r
+}
+
+fn cleaning(elder: &str, from: i64) -> Value {
+    json!({"elder_id": elder, "category": "cleaning", "from": from, "to": from + 4 * 3_600_000,
+           "notes": "厨房和卫生间", "source": {"from": "dispatcher"}})
+}
+
+/// The next `hello` on a worker's phone whose orders satisfy `ok`.
+async fn worker_hello(phone: &mut TestConsole, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let wait = async {
+        loop {
+            let m = phone.next().await;
+            if m["type"] == "hello" && ok(&m["responder"]["worker"]) {
+                return m["responder"]["worker"].clone();
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("{what}: no such hello"))
+}
+
+async fn post(app: &TestApp, cookie: &str, path: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = http_request(app.http, "POST", path, &[("Cookie", cookie)], &body.to_string()).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn open_orders(app: &TestApp, cookie: &str) -> Vec<Value> {
+    let (status, text) = http_request(app.http, "GET", "/api/v1/services/orders", &[("Cookie", cookie)], "").await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["orders"].as_array().unwrap().clone()
+}
+
+async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, client_id: String) {
+    let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::System).await;
+    let cookie = sign_in(app.http, "wang").await;
+    let tomorrow = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    // Who could take it, and what e-1 pays: the dearer provider's price, within 300 yuan.
+    let (status, quote) = post(&app, &cookie, "/api/v1/services/quote", &cleaning("e-1", tomorrow)).await;
+    assert_eq!(status, 200, "{quote}");
+    assert_eq!(quote["providers"], json!(["p-cheap", "p-dear"]), "{quote}");
+    assert_eq!((quote["price_fen"].as_u64(), quote["self_paid_fen"].as_u64()), (Some(15_000), Some(0)));
+    let mut cheap = TestConsole::connect_with_token(app.http, "token-w-cheap").await;
+    let mut dear = TestConsole::connect_with_token(app.http, "token-w-dear").await;
+    worker_hello(&mut cheap, "sign-in", |w| w["provider_id"] == "p-cheap").await;
+    worker_hello(&mut dear, "sign-in", |w| w["provider_id"] == "p-dear").await;
+
+    let (status, placed) = post(&app, &cookie, "/api/v1/services/orders", &cleaning("e-1", tomorrow)).await;
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["id"].as_u64().unwrap();
+    let offered =
+        worker_hello(&mut cheap, "the offer", |w| w["orders"].as_array().is_some_and(|o| !o.is_empty())).await;
+    assert_eq!(offered["orders"][0]["order"]["id"], id);
+    assert_eq!(offered["orders"][0]["order"]["state"], "offered");
+    assert_eq!(offered["orders"][0]["elder_name"], "长者1");
+    // The cheaper provider refuses; the order goes to the other.
+    let refused =
+        cheap.ask(json!({"type": "order", "order_id": id, "action": "refuse", "reason": "今天人手不够"})).await;
+    assert_eq!(refused["ok"], true, "{refused}");
+    worker_hello(&mut dear, "the offer passed on", |w| w["orders"][0]["order"]["id"] == id).await;
+    let appointment = tomorrow + 3_600_000;
+    let accepted =
+        dear.ask(json!({"type": "order", "order_id": id, "action": "accept", "appointment_at": appointment})).await;
+    assert_eq!(accepted["ok"], true, "{accepted}");
+    assert_eq!(dear.ask(json!({"type": "order", "order_id": id, "action": "en_route"})).await["ok"], true);
+    // 0.01° north of the home is over a kilometre away: refused with its code and distance.
+    let far = dear
+        .ask(json!({"type": "order", "order_id": id, "action": "check_in", "at": {"lat": 25.015, "lon": 102.6905}}))
+        .await;
+    assert_eq!((far["ok"].as_bool(), far["code"].as_str()), (Some(false), Some("out_of_radius")), "{far}");
+    assert_eq!(far["args"]["radius_m"], "200", "{far}");
+    let near = dear
+        .ask(json!({"type": "order", "order_id": id, "action": "check_in", "at": {"lat": 25.0051, "lon": 102.6905}}))
+        .await;
+    assert_eq!(near["ok"], true, "{near}");
+    let out = dear.ask(json!({"type": "order", "order_id": id, "action": "check_out", "done": "打扫厨房"})).await;
+    assert_eq!(out["ok"], true, "{out}");
+    // A responder who works for no provider is refused.
+    let mut other = TestConsole::connect_with_token(app.http, "token-r-near").await;
+    let _ = other.next().await;
+    let not = other.ask(json!({"type": "order", "order_id": id, "action": "en_route"})).await;
+    assert_eq!(not["code"], "not_a_worker", "{not}");
+
+    let board = open_orders(&app, &cookie).await;
+    let row = board.iter().find(|o| o["id"] == id).expect("on the board until confirmed");
+    assert_eq!((row["state"].as_str(), row["provider_name"].as_str()), (Some("done"), Some("金牌家政")));
+    assert_eq!((row["subsidy_fen"].as_u64(), row["self_paid_fen"].as_u64()), (Some(15_000), Some(0)));
+    let path = format!("/api/v1/services/orders/{id}");
+    let (status, _) = post(&app, &cookie, &path, &json!({"action": "confirm", "rating": 5, "comment": "很好"})).await;
+    assert_eq!(status, 204);
+    assert!(open_orders(&app, &cookie).await.iter().all(|o| o["id"] != id), "confirmed: off the board");
+    let (status, again) = post(&app, &cookie, &path, &json!({"action": "confirm", "rating": 5})).await;
+    assert_eq!((status, again["code"].as_str()), (404, Some("unknown_order")), "{again}");
+
+    // The row and the log are stored.
+    let stored = app.store.orders(&anxin_store::OrderQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let o = stored.iter().find(|o| o.id.0 == id).unwrap();
+    assert_eq!(
+        (o.state, o.rating, o.worker_id.as_ref().map(|w| w.as_str())),
+        (anxin_core::OrderState::Confirmed, Some(5), Some("w-dear"))
+    );
+    let log = app.store.order_events(o.id).await.unwrap();
+    let names: Vec<&str> = log.iter().map(|e| e.change.name()).collect();
+    assert_eq!(
+        names,
+        ["placed", "offered", "declined", "offered", "accepted", "en_route", "checked_in", "checked_out", "confirmed"]
+    );
+    assert_eq!(log[2].actor, anxin_core::Actor::Responder(ResponderId::parse("w-cheap").unwrap()));
+    app.stop().await;
+}
+
+async fn orders_survive_a_restart_and_bad_requests_are_refused_and_counted(backend: Backend, client_id: String) {
+    let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::System).await;
+    let cookie = sign_in(app.http, "wang").await;
+    let tomorrow = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    // e-2 has 100 yuan a month; the dearer provider would leave 50 to pay.
+    let (status, refused) = post(&app, &cookie, "/api/v1/services/orders", &cleaning("e-2", tomorrow)).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("self_paid_not_agreed")), "{refused}");
+    assert_eq!(refused["args"]["self_paid_fen"], "5000", "{refused}");
+    let mut agreed = cleaning("e-2", tomorrow);
+    agreed["self_paid_agreed"] = json!(true);
+    let (status, placed) = post(&app, &cookie, "/api/v1/services/orders", &agreed).await;
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["id"].as_u64().unwrap();
+    // Bad bodies and unknown categories.
+    let (status, _) = post(&app, &cookie, "/api/v1/services/orders", &json!({"elder_id": "e-1"})).await;
+    assert_eq!(status, 400);
+    let mut juggling = cleaning("e-1", tomorrow);
+    juggling["category"] = json!("juggling");
+    let (status, bad) = post(&app, &cookie, "/api/v1/services/orders", &juggling).await;
+    assert_eq!((status, bad["code"].as_str()), (422, Some("unknown_category")), "{bad}");
+    let (status, _) = http_request(app.http, "GET", "/api/v1/services/orders", &[], "").await;
+    assert_eq!(status, 401, "signed-in staff only");
+    assert_eq!(app.metric("anxin_service_requests_total{result=\"bad_request\"}").await, 1.0);
+    assert_eq!(app.metric("anxin_service_requests_total{result=\"refused\"}").await, 2.0);
+    let before = open_orders(&app, &cookie).await;
+    app.stop().await;
+
+    let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::System).await;
+    let cookie = sign_in(app.http, "wang").await;
+    let after = open_orders(&app, &cookie).await;
+    assert_eq!(after, before, "the open order and its offer are as they were");
+    assert_eq!(after.iter().filter(|o| o["id"] == id).count(), 1);
+    // The next order is numbered on from the last.
+    let (_, next) = post(&app, &cookie, "/api/v1/services/orders", &cleaning("e-1", tomorrow)).await;
+    assert_eq!(next["id"].as_u64(), Some(id + 1), "{next}");
+    app.stop().await;
+}
+
+on_both_stores!(
+    "services";
+    a_service_order_goes_to_the_door_and_is_confirmed,
+    orders_survive_a_restart_and_bad_requests_are_refused_and_counted,
+);
