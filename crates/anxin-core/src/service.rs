@@ -171,16 +171,10 @@ impl ServiceArea {
 
 /// A provider's opening hours, local time, minutes after midnight: `from == to` is all day;
 /// `to < from` runs past midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hours {
     pub from_min: u16,
     pub to_min: u16,
-}
-
-impl Default for Hours {
-    fn default() -> Self {
-        Self { from_min: 0, to_min: 0 }
-    }
 }
 
 impl Hours {
