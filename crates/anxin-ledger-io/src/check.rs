@@ -6,7 +6,7 @@ use crate::mapping::{Columns, ContactPart, Field, Kind, Mapping, MappingError};
 use crate::table::{Row, Table};
 use anxin_core::family::Channel;
 use anxin_core::geo::{Coordinates, CoordinatesError};
-use anxin_core::ids::{DeviceId, ElderId, IdError, ResponderId, StationId};
+use anxin_core::ids::{DeviceId, ElderId, IdError, ProviderId, ResponderId, StationId};
 use anxin_core::registry::{Contact, Device, Elder, ElderProfile, Registry, Responder, Station, TravelMode};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -45,9 +45,12 @@ pub mod code {
     /// A device's SIM number that another device already has, in the ledger or earlier in
     /// the file.
     pub const DUPLICATE_SIM: &str = "duplicate_sim";
+    /// A responder's provider is not in the ledger (providers are entered through the admin
+    /// API, not imported).
+    pub const UNKNOWN_PROVIDER: &str = "unknown_provider";
 
     /// Every code, for documentation and tests.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         MISSING_HOME,
         MISSING_POSITION,
         BAD_COORDINATES,
@@ -62,6 +65,7 @@ pub mod code {
         MISSING_FIELD,
         BAD_SIM,
         DUPLICATE_SIM,
+        UNKNOWN_PROVIDER,
     ];
 }
 
@@ -535,6 +539,8 @@ struct Checker<'l> {
     devices: HashMap<&'l str, &'l Device>,
     stations: HashMap<&'l str, &'l Station>,
     responders: HashMap<&'l str, &'l Responder>,
+    /// The live providers' ids, for responders' `provider_id`.
+    providers: HashSet<&'l str>,
     /// Ids seen earlier in the file, with their rows.
     seen: HashMap<String, usize>,
     /// Elders' phones when checking elders, devices' SIM numbers when checking devices.
@@ -560,6 +566,7 @@ impl<'l> Checker<'l> {
             devices: ledger.devices.iter().map(|d| (d.id.as_str(), d)).collect(),
             stations: ledger.stations.iter().map(|s| (s.id.as_str(), s)).collect(),
             responders: ledger.responders.iter().map(|r| (r.id.as_str(), r)).collect(),
+            providers: ledger.providers.iter().map(|p| p.id.as_str()).collect(),
             seen: HashMap::new(),
             numbers,
         }
@@ -610,6 +617,25 @@ impl<'l> Checker<'l> {
             return Some(None);
         }
         Some(Some(id))
+    }
+
+    /// A responder's provider, checked against the ledger's providers. Outer `None`: not
+    /// mapped; inner `None`: empty (no provider) or a problem.
+    fn provider_ref(&mut self, cells: &mut Cells<'_>) -> Option<Option<ProviderId>> {
+        if !cells.mapped(Field::ProviderId) {
+            return None;
+        }
+        let id = cells.id(Field::ProviderId, false, ProviderId::parse);
+        if let Some(id) = id.as_ref().filter(|id| !self.providers.contains(id.as_str())) {
+            cells.problem(
+                Some(Field::ProviderId),
+                code::UNKNOWN_PROVIDER,
+                format!("provider {id:?} is not in the ledger", id = id.as_str()),
+                format!("服务商“{id}”不在台账中"),
+            );
+            return Some(None);
+        }
+        Some(id)
     }
 
     fn elder(&mut self, cells: &mut Cells<'_>) -> Option<(Entity, Status)> {
@@ -671,6 +697,8 @@ impl<'l> Checker<'l> {
         let (lo, hi) = anxin_core::WelfareSchedule::DAYS;
         let call_every = cells.number::<u16>(Field::CallEveryDays, Some((lo, hi)));
         let visit_every = cells.number::<u16>(Field::VisitEveryDays, Some((lo, hi)));
+        // Read wider than a level can be, so that `12` is out of range rather than not a number.
+        let need_level = cells.number::<u16>(Field::NeedLevel, Some((1, 9)));
         let contacts = self.contacts(cells, current);
         let (id, home) = (id?, home?);
         if !cells.problems.is_empty() {
@@ -729,6 +757,10 @@ impl<'l> Checker<'l> {
         }
         if let Some(days) = visit_every {
             p.schedule.visit_every_days = days;
+        }
+        // Mapped and empty: no level, so no allowance; unmapped: as the ledger has it.
+        if let Some(level) = need_level {
+            p.need_level = level.map(|l| l as u8);
         }
         p.contacts = contacts?;
         let status = status(current, &elder);
@@ -941,6 +973,7 @@ impl<'l> Checker<'l> {
             mode
         });
         let on_duty = cells.flag(Field::OnDuty);
+        let provider = self.provider_ref(cells);
         let (id, position) = (id?, position?);
         let station = match (station, current) {
             (Some(Some(station)), _) => station,
@@ -983,6 +1016,10 @@ impl<'l> Checker<'l> {
         }
         if let Some(Some(on_duty)) = on_duty {
             responder.on_duty = on_duty;
+        }
+        // Mapped and empty: no provider (not a service worker); unmapped: as the ledger has it.
+        if let Some(provider) = provider {
+            responder.provider_id = provider;
         }
         let status = status(current, &responder);
         Some((Entity::Responder(responder), status))

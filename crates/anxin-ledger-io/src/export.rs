@@ -84,6 +84,7 @@ pub fn export(ledger: &Registry, kind: Kind, format: Format, encoding: Encoding)
                 Cell::text(r.mode.as_str()),
                 Cell::text(r.skills.join(LIST_SEPARATOR)),
                 Cell::flag(Some(r.on_duty)),
+                Cell::opt(r.provider_id.as_ref()),
             ]
         })),
     };
@@ -126,11 +127,12 @@ fn elder_cell(e: &Elder, field: Field) -> Cell {
         DoorNotes => Cell::text(&p.door_notes),
         CallEveryDays => p.schedule.call_every_days.map_or(Cell::text(""), |d| Cell::Number(f64::from(d))),
         VisitEveryDays => p.schedule.visit_every_days.map_or(Cell::text(""), |d| Cell::Number(f64::from(d))),
+        NeedLevel => p.need_level.map_or(Cell::text(""), |l| Cell::Number(f64::from(l))),
         Contact1Name | Contact2Name | Contact3Name => contact(contact_index(field), ContactPart::Name),
         Contact1Relation | Contact2Relation | Contact3Relation => contact(contact_index(field), ContactPart::Relation),
         Contact1Phone | Contact2Phone | Contact3Phone => contact(contact_index(field), ContactPart::Phone),
         Contact1Channel | Contact2Channel | Contact3Channel => contact(contact_index(field), ContactPart::Channel),
-        ElderId | Model | Sim | Lat | Lon | ServiceCircleMin | Mode | Skills | OnDuty => Cell::text(""),
+        ElderId | Model | Sim | Lat | Lon | ServiceCircleMin | Mode | Skills | OnDuty | ProviderId => Cell::text(""),
     }
 }
 

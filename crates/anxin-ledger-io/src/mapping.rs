@@ -56,6 +56,7 @@ impl Kind {
                 DoorNotes,
                 CallEveryDays,
                 VisitEveryDays,
+                NeedLevel,
                 Contact1Name,
                 Contact1Relation,
                 Contact1Phone,
@@ -71,7 +72,7 @@ impl Kind {
             ],
             Kind::Devices => &[Id, ElderId, Model, Sim],
             Kind::Stations => &[Id, Name, Lat, Lon, Phone, ServiceCircleMin],
-            Kind::Responders => &[Id, Name, StationId, Phone, Lat, Lon, Mode, Skills, OnDuty],
+            Kind::Responders => &[Id, Name, StationId, Phone, Lat, Lon, Mode, Skills, OnDuty, ProviderId],
         }
     }
 
@@ -153,6 +154,12 @@ pub enum Field {
     Mode,
     Skills,
     OnDuty,
+    /// An elder's assessed level of need for home-care services (1 = most, to 9), which sets
+    /// their monthly allowance (`[services] monthly_allowance_yuan`).
+    NeedLevel,
+    /// The provider a responder works for, which makes them a service worker: offered the
+    /// provider's orders, never an emergency by the ladder. Must be in the ledger.
+    ProviderId,
 }
 
 /// One of a contact's columns.
@@ -207,6 +214,8 @@ impl Field {
             Mode => "mode",
             Skills => "skills",
             OnDuty => "on_duty",
+            NeedLevel => "need_level",
+            ProviderId => "provider_id",
         }
     }
 
@@ -378,7 +387,7 @@ impl Mapping {
 /// How many rows below the first [`Mapping::locate_header`] looks through.
 const HEADER_SEARCH_ROWS: usize = 10;
 
-const FIELD_COUNT: usize = Field::OnDuty as usize + 1;
+const FIELD_COUNT: usize = Field::ProviderId as usize + 1;
 
 /// A mapping resolved against one file: each field's column index, if mapped.
 #[derive(Debug)]

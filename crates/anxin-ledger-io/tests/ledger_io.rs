@@ -357,7 +357,8 @@ fn devices_stations_and_responders_have_their_own_problems() {
     let report = run(&table, &Mapping::default_for(Kind::Stations), &ledger);
     assert_eq!(codes(&report), [(3, code::MISSING_POSITION), (4, code::BAD_NUMBER)]);
 
-    let responders = "id,name,station_id,phone,lat,lon,mode,skills,on_duty\nr2,钱,guandu-3,,25,102.7,骑马,,\n";
+    let responders =
+        "id,name,station_id,phone,lat,lon,mode,skills,on_duty,provider_id\nr2,钱,guandu-3,,25,102.7,骑马,,,\n";
     let table = read_table(responders.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
     let report = run(&table, &Mapping::default_for(Kind::Responders), &ledger);
     assert_eq!(codes(&report), [(2, code::UNKNOWN_STATION), (2, code::BAD_VALUE)]);
@@ -427,7 +428,9 @@ fn a_responders_live_position_and_duty_are_kept_unless_mapped() {
     let csv = "id,name,station_id,phone,mode\nr1,赵敏,wuhua-1,13700000002,ebike\n";
     let table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
     let mut mapping = Mapping::default_for(Kind::Responders);
-    mapping.columns.retain(|f, _| !matches!(f, Field::Lat | Field::Lon | Field::OnDuty | Field::Skills));
+    mapping
+        .columns
+        .retain(|f, _| !matches!(f, Field::Lat | Field::Lon | Field::OnDuty | Field::Skills | Field::ProviderId));
     let report = run(&table, &mapping, &ledger);
     let Entity::Responder(r1) = &report.rows[0].entity else { panic!("a responder") };
     let before = &ledger.responders[0];
@@ -439,7 +442,7 @@ fn a_responders_live_position_and_duty_are_kept_unless_mapped() {
     let moved = "id,name,station_id,lat,lon,on_duty\nr1,赵敏,wuhua-1,25.05,102.72,否\n";
     let table = read_table(moved.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
     let mut mapping = Mapping::default_for(Kind::Responders);
-    mapping.columns.retain(|f, _| !matches!(f, Field::Phone | Field::Mode | Field::Skills));
+    mapping.columns.retain(|f, _| !matches!(f, Field::Phone | Field::Mode | Field::Skills | Field::ProviderId));
     let report = run(&table, &mapping, &ledger);
     let Entity::Responder(r1) = &report.rows[0].entity else { panic!("a responder") };
     assert_eq!((r1.position.lat(), r1.position_at, r1.on_duty), (25.05, None, false), "a base position, off duty");
@@ -743,4 +746,89 @@ fn an_older_devices_file_without_a_sim_column_keeps_the_ledgers_numbers() {
     assert_eq!(report.problems, vec![]);
     assert_eq!(sims(&report), [(2, Some("+86 138-0000-5555".into())), (3, None)], "not in the file: kept");
     assert_eq!((report.changed, report.new), (1, 1), "xs-0001 changed elder and model only");
+}
+
+#[test]
+fn a_responders_provider_and_an_elders_need_level_import_are_checked_and_export_back() {
+    use anxin_core::ids::ProviderId;
+    use anxin_core::service::{Provider, ProviderOffer, ServiceArea};
+    let mut ledger = ledger();
+    ledger.providers.push(Provider {
+        id: ProviderId::parse("p-jiazheng").unwrap(),
+        name: "五华家政服务中心".into(),
+        phone: Some("0871-68000009".into()),
+        offers: vec![ProviderOffer { category: "cleaning".into(), price_fen: 6_000, daily_capacity: 20 }],
+        area: ServiceArea::Stations { stations: vec![StationId::parse("wuhua-1").unwrap()] },
+        hours: Default::default(),
+    });
+
+    // Responders: r1 becomes a service worker, r2 joins as one, r3 names a provider nobody
+    // entered, r4 a provider id the ledger's rules refuse.
+    let csv = "id,name,station_id,lat,lon,provider_id\n\
+               r1,赵敏,wuhua-1,25.041,102.712,p-jiazheng\n\
+               r2,孙丽,wuhua-1,25.042,102.713,p-jiazheng\n\
+               r3,周强,wuhua-1,25.043,102.714,p-nobody\n\
+               r4,吴刚,wuhua-1,25.044,102.715,p 1\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Responders, &mut table);
+    assert!(mapping.columns.contains_key(&Field::ProviderId), "provider_id is a default column");
+    let report = run(&table, &mapping, &ledger);
+    assert_eq!(codes(&report), [(4, code::UNKNOWN_PROVIDER), (5, code::BAD_ID)]);
+    assert!(report.problems[0].message.contains("provider \"p-nobody\" is not in the ledger"));
+    assert_eq!(report.problems[0].column.as_deref(), Some("provider_id"));
+    let providers: Vec<_> = report
+        .rows
+        .iter()
+        .map(|r| match &r.entity {
+            Entity::Responder(x) => (x.id.as_str().to_string(), x.provider_id.as_ref().map(|p| p.as_str().to_string())),
+            _ => panic!("a responder"),
+        })
+        .collect();
+    let jiazheng = Some("p-jiazheng".to_string());
+    assert_eq!(providers, [("r1".into(), jiazheng.clone()), ("r2".into(), jiazheng.clone())]);
+    assert_eq!((report.changed, report.new), (1, 1));
+
+    // Elders: a level of need 1 to 9; an empty cell clears it; 0, 12 and words are refused.
+    let csv = "id,name,address,home_lat,home_lon,need_level\n\
+               e1,王秀英,华山南路 12 号,25.0405,102.7102,2\n\
+               e2,张建国,北京路 88 号,25.071,102.731,\n\
+               e3,李芳,北京路 90 号,25.071,102.731,0\n\
+               e4,赵军,北京路 92 号,25.071,102.731,12\n\
+               e5,钱梅,北京路 94 号,25.071,102.731,一级\n";
+    let mut table = read_table(csv.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let mapping = Mapping::default_for_file(Kind::Elders, &mut table);
+    let report = run(&table, &mapping, &ledger);
+    assert_eq!(codes(&report), [(4, code::BAD_NUMBER), (5, code::BAD_NUMBER), (6, code::BAD_NUMBER)]);
+    assert!(report.problems[1].message.contains("need_level \"12\" is outside 1 to 9"), "{:?}", report.problems[1]);
+    let levels: Vec<_> = report
+        .rows
+        .iter()
+        .map(|r| match &r.entity {
+            Entity::Elder(e) => e.profile.need_level,
+            _ => panic!("an elder"),
+        })
+        .collect();
+    assert_eq!(levels, [Some(2), None]);
+
+    // Applied, exported and read back: unchanged; a file without the columns keeps them.
+    let mut applied = ledger.clone();
+    applied.elders[0].profile.need_level = Some(2);
+    applied.responders[0].provider_id = ProviderId::parse("p-jiazheng").ok();
+    for kind in [Kind::Elders, Kind::Responders] {
+        let bytes = export(&applied, kind, Format::Csv, Encoding::Gbk).unwrap();
+        let table = read_table(&bytes, Format::Csv, Encoding::Auto, None).unwrap();
+        let report = run(&table, &Mapping::default_for(kind), &applied);
+        assert_eq!((report.problems.len(), report.changed, report.new), (0, 0, 0), "{kind}");
+    }
+    let old = "id,name,station_id,lat,lon\nr1,赵敏,wuhua-1,25.041,102.712\n";
+    let mut table = read_table(old.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Responders, &mut table), &applied);
+    let Entity::Responder(r1) = &report.rows[0].entity else { panic!("a responder") };
+    assert_eq!(r1.provider_id.as_ref().map(|p| p.as_str()), Some("p-jiazheng"), "not in the file: kept");
+    // Mapped and empty: no longer a service worker.
+    let off = "id,name,station_id,lat,lon,provider_id\nr1,赵敏,wuhua-1,25.041,102.712,\n";
+    let mut table = read_table(off.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
+    let report = run(&table.clone(), &Mapping::default_for_file(Kind::Responders, &mut table), &applied);
+    let Entity::Responder(r1) = &report.rows[0].entity else { panic!("a responder") };
+    assert_eq!(r1.provider_id, None);
 }

@@ -164,5 +164,7 @@ fn the_reader_sees_what_the_migrations_make() {
     assert!(!s["device_messages"].0.contains("PRIMARY"), "constraints are not columns");
     assert!(s["incident_events"].1.contains("incident_events_incident"));
     assert!(s["anxin_migrations"].0.contains("applied_at"), "the store's own table is read");
-    assert_eq!(s.len(), 19, "{:?}", s.keys());
+    assert!(s["responders"].0.contains("provider_id") && s["responders"].1.contains("responders_provider"));
+    assert!(s["service_orders"].1.contains("service_orders_window"), "the service lane's tables are read");
+    assert_eq!(s.len(), 22, "{:?}", s.keys());
 }

@@ -81,6 +81,7 @@ impl App {
             activity: config.activity.policy(),
             programme: config.programme.policy(),
             carers: config.carers.policy(),
+            services: config.services.policy(),
             call_fallback_number: config.telephony.fallback_number.clone(),
             ..Policy::default()
         };

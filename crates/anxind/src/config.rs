@@ -33,6 +33,7 @@ pub struct Config {
     pub activity: ActivityConfig,
     pub programme: ProgrammeConfig,
     pub carers: CarersConfig,
+    pub services: ServicesConfig,
     #[serde(default)]
     pub telephony: TelephonyConfig,
     pub wallboard: WallboardConfig,
@@ -222,6 +223,94 @@ impl CarersConfig {
                 "carers.visit_max_min must lie in 0.1..=1440, not {}",
                 self.visit_max_min
             )));
+        }
+        Ok(())
+    }
+}
+
+/// `[services]`: the service lane's categories, offer timer, check-in radius and the
+/// monthly allowances (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// Left out of `config/default.toml` so that the list lives in one place, the core's
+    /// [`anxin_core::service::DEFAULT_CATEGORIES`]; a file that sets it replaces it whole.
+    #[serde(default = "ServicesConfig::default_categories")]
+    pub categories: Vec<ServiceCategoryConfig>,
+    pub offer_timeout_min: u32,
+    pub checkin_radius_m: f64,
+    /// Yuan a month by level of need, the first for level 1 (the most need).
+    pub monthly_allowance_yuan: Vec<u32>,
+}
+
+/// One `[[services.categories]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCategoryConfig {
+    pub id: String,
+    pub accept_within_min: u32,
+}
+
+impl ServicesConfig {
+    fn default_categories() -> Vec<ServiceCategoryConfig> {
+        anxin_core::service::DEFAULT_CATEGORIES
+            .iter()
+            .map(|(id, min)| ServiceCategoryConfig { id: (*id).to_string(), accept_within_min: *min })
+            .collect()
+    }
+
+    /// The engine's rule (call after [`Config::load`] has checked it).
+    pub fn policy(&self) -> anxin_core::service::ServicePolicy {
+        anxin_core::service::ServicePolicy {
+            categories: self
+                .categories
+                .iter()
+                .map(|c| anxin_core::service::Category { id: c.id.clone(), accept_within_min: c.accept_within_min })
+                .collect(),
+            offer_timeout_ms: i64::from(self.offer_timeout_min) * 60_000,
+            checkin_radius_m: self.checkin_radius_m,
+            monthly_allowance_fen: self.monthly_allowance_yuan.iter().map(|y| y * 100).collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError::Check(m));
+        if self.categories.is_empty() {
+            return err("services.categories must name at least one category".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.categories {
+            let id = &c.id;
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return err(format!(
+                    "services.categories: an id is lower-case letters, digits and _ (orders and prices name it), \
+                     not {id:?}"
+                ));
+            }
+            if !seen.insert(id.as_str()) {
+                return err(format!("services.categories: {id:?} is listed twice"));
+            }
+            if !(1..=10_080).contains(&c.accept_within_min) {
+                return err(format!(
+                    "services.categories: {id}'s accept_within_min must lie in 1..=10080, not {}",
+                    c.accept_within_min
+                ));
+            }
+        }
+        if !(1..=1440).contains(&self.offer_timeout_min) {
+            return err(format!("services.offer_timeout_min must lie in 1..=1440, not {}", self.offer_timeout_min));
+        }
+        if !(self.checkin_radius_m >= 10.0 && self.checkin_radius_m <= 5_000.0) {
+            return err(format!("services.checkin_radius_m must lie in 10..=5000, not {}", self.checkin_radius_m));
+        }
+        if self.monthly_allowance_yuan.len() > 9 {
+            return err(format!(
+                "services.monthly_allowance_yuan has one amount per level of need, 1 to 9: {} is too many",
+                self.monthly_allowance_yuan.len()
+            ));
+        }
+        if let Some(y) = self.monthly_allowance_yuan.iter().find(|y| **y > 100_000) {
+            return err(format!("services.monthly_allowance_yuan: each amount must lie in 0..=100000, not {y}"));
         }
         Ok(())
     }
@@ -959,6 +1048,7 @@ impl Config {
         self.activity.check()?;
         self.programme.check()?;
         self.carers.check()?;
+        self.services.check()?;
         self.telephony.check()?;
         self.wallboard.check()?;
         if self.mqtt.client_id.trim().is_empty() {
@@ -1534,6 +1624,69 @@ mod tests {
             let e = Config::load(None, &serde_json::json!({ "carers": bad })).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
+    }
+
+    #[test]
+    fn the_services_rule_reads_and_refuses_what_cannot_work() {
+        let c = Config::defaults();
+        assert_eq!(c.services.policy(), anxin_core::service::ServicePolicy::default(), "the defaults are the engine's");
+        let own = serde_json::json!({"services": {
+            "categories": [{"id": "meals", "accept_within_min": 45}, {"id": "repair_2", "accept_within_min": 90}],
+            "offer_timeout_min": 5, "checkin_radius_m": 350.0, "monthly_allowance_yuan": [500, 0],
+        }});
+        let p = Config::load(None, &own).unwrap().services.policy();
+        let categories: Vec<(&str, u32)> = p.categories.iter().map(|c| (c.id.as_str(), c.accept_within_min)).collect();
+        assert_eq!(categories, [("meals", 45), ("repair_2", 90)], "a list replaces the built-in one whole");
+        assert_eq!((p.offer_timeout_ms, p.checkin_radius_m), (5 * 60_000, 350.0));
+        assert_eq!(p.monthly_allowance_fen, [50_000, 0], "yuan become fen");
+        assert_eq!((p.allowance_fen(Some(1)), p.allowance_fen(Some(2)), p.allowance_fen(Some(3))), (50_000, 0, 0));
+        // A file's array of tables reads the same, and the ends of each range are taken.
+        let toml = "[services]\noffer_timeout_min = 1440\ncheckin_radius_m = 10\nmonthly_allowance_yuan = []\n\
+                    [[services.categories]]\nid = \"meals\"\naccept_within_min = 1\n";
+        let p = Config::from_toml_str(toml, std::iter::empty(), &serde_json::json!({})).unwrap().services.policy();
+        assert_eq!((p.categories.len(), p.offer_timeout_ms, p.checkin_radius_m), (1, 1440 * 60_000, 10.0));
+        assert_eq!(p.allowance_fen(Some(1)), 0, "no allowances: everything is self-paid");
+        let cat = |id: &str| serde_json::json!({"id": id, "accept_within_min": 60});
+        for (bad, why) in [
+            (serde_json::json!({"categories": []}), "services.categories must name at least one category"),
+            (serde_json::json!({"categories": [cat("")]}), "an id is lower-case letters, digits and _"),
+            (serde_json::json!({"categories": [cat("Meals")]}), "not \"Meals\""),
+            (serde_json::json!({"categories": [cat("meal delivery")]}), "not \"meal delivery\""),
+            (serde_json::json!({"categories": [cat("meals"), cat("meals")]}), "\"meals\" is listed twice"),
+            (
+                serde_json::json!({"categories": [{"id": "meals", "accept_within_min": 0}]}),
+                "services.categories: meals's accept_within_min must lie in 1..=10080, not 0",
+            ),
+            (serde_json::json!({"categories": [{"id": "meals"}]}), "missing field `accept_within_min`"),
+            (serde_json::json!({"offer_timeout_min": 0}), "services.offer_timeout_min must lie in 1..=1440, not 0"),
+            (
+                serde_json::json!({"offer_timeout_min": 1441}),
+                "services.offer_timeout_min must lie in 1..=1440, not 1441",
+            ),
+            (serde_json::json!({"checkin_radius_m": 5.0}), "services.checkin_radius_m must lie in 10..=5000, not 5"),
+            (
+                serde_json::json!({"checkin_radius_m": 5001.0}),
+                "services.checkin_radius_m must lie in 10..=5000, not 5001",
+            ),
+            (
+                serde_json::json!({"monthly_allowance_yuan": [300, 100_001]}),
+                "services.monthly_allowance_yuan: each amount must lie in 0..=100000, not 100001",
+            ),
+            (serde_json::json!({"monthly_allowance_yuan": [-1]}), "services.monthly_allowance_yuan"),
+            (
+                serde_json::json!({"monthly_allowance_yuan": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}),
+                "one amount per level of need, 1 to 9: 10 is too many",
+            ),
+            (serde_json::json!({"offer_timeout_s": 60}), "unknown field: found `offer_timeout_s`"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "services": bad })).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // From the environment, as any key.
+        let vars = [("ANXIN_SERVICES__OFFER_TIMEOUT_MIN", "30"), ("ANXIN_SERVICES__MONTHLY_ALLOWANCE_YUAN", "[400]")];
+        let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let p = Config::load(None, &env).unwrap().services.policy();
+        assert_eq!((p.offer_timeout_ms, p.monthly_allowance_fen), (30 * 60_000, vec![40_000]));
     }
 
     #[test]
