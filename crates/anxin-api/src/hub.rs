@@ -132,6 +132,15 @@ impl Hub {
         }
     }
 
+    /// Sends every console the orders' new views (not kept: a console reads the board over
+    /// REST when it connects).
+    pub fn publish_orders(&self, orders: Vec<anxin_core::engine::OrderView>) {
+        for order in orders {
+            let text: Utf8Bytes = ServerFrame::Order { order: Box::new(order) }.to_json().into();
+            let _ = self.tx.send(Frame::unsequenced(text));
+        }
+    }
+
     /// Takes responders retired from the ledger off every console's map and out of the
     /// roster new consoles are sent; one not on the roster is passed over.
     pub fn retire_responders<'i>(&self, ids: impl IntoIterator<Item = &'i ResponderId>) {

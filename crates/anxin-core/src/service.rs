@@ -391,12 +391,6 @@ pub enum OrderChange {
         at: Coordinates,
         distance_m: f64,
     },
-    /// A check-in from too far from the door: refused, and logged for supervision.
-    CheckInRefused {
-        worker_id: ResponderId,
-        at: Coordinates,
-        distance_m: f64,
-    },
     CheckedOut {
         worker_id: ResponderId,
         done: String,
@@ -444,7 +438,6 @@ impl OrderChange {
             OrderChange::Accepted { .. } => "accepted",
             OrderChange::EnRoute { .. } => "en_route",
             OrderChange::CheckedIn { .. } => "checked_in",
-            OrderChange::CheckInRefused { .. } => "check_in_refused",
             OrderChange::CheckedOut { .. } => "checked_out",
             OrderChange::Confirmed { .. } => "confirmed",
             OrderChange::Disputed { .. } => "disputed",
@@ -566,7 +559,7 @@ impl ServiceOrder {
     pub fn apply(&mut self, e: &OrderEvent) {
         self.updated_at = e.at;
         match &e.change {
-            OrderChange::Placed { .. } | OrderChange::Note { .. } | OrderChange::CheckInRefused { .. } => {}
+            OrderChange::Placed { .. } | OrderChange::Note { .. } => {}
             OrderChange::Offered { provider_id, worker_id, deadline } => {
                 self.state = OrderState::Offered;
                 self.tried.push(provider_id.clone());

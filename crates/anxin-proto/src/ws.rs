@@ -42,6 +42,9 @@ pub enum ServerFrame<'a> {
     Roster { responders: Views<'a, ResponderView>, stations: Views<'a, StationView> },
     /// One responder's new view (outside the numbered feed).
     Responder { responder: Cow<'a, ResponderView> },
+    /// A service order after a change, as the services board shows it (outside the numbered
+    /// feed: a console reads the board over REST when it connects, then follows these).
+    Order { order: Box<anxin_core::engine::OrderView> },
     /// A responder retired from the ledger: off the map and the roster (outside the numbered
     /// feed). Coming back (enrolled again), they arrive as a `responder` frame.
     ResponderRetired { id: ResponderId },

@@ -142,6 +142,8 @@ struct Step<M> {
     open_incidents: usize,
     /// Every station, when the batch changed one.
     stations: Option<Vec<anxin_core::StationView>>,
+    /// Service orders the batch changed, as consoles see them (the last of each).
+    orders: Vec<anxin_core::engine::OrderView>,
 }
 
 /// The incidents and responders whose rows a batch writes, each sorted, and whether it
@@ -503,7 +505,15 @@ impl<M: Delivery> Runtime<M> {
         let responders = touched.iter().filter_map(|r| self.engine.responder_view(r)).collect();
         let stations =
             out.ledger.iter().any(|r| r.kind == anxin_core::LedgerKind::Station).then(|| self.engine.stations_view());
+        let mut orders: Vec<anxin_core::engine::OrderView> = Vec::new();
+        for o in out.orders.iter().rev() {
+            if !orders.iter().any(|v| v.order.id == o.id) {
+                orders.push(self.engine.order_view(o));
+            }
+        }
+        orders.reverse();
         Step {
+            orders,
             stations,
             messages: std::mem::take(batch),
             raised,
@@ -559,7 +569,7 @@ async fn finish<M: Delivery>(
     stages: Stages,
     shutdown: CancellationToken,
 ) -> bool {
-    let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations } = step;
+    let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations, orders } = step;
     let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
@@ -629,6 +639,9 @@ async fn finish<M: Delivery>(
         }
     }
     ports.feeds.events(&out.events);
+    if !orders.is_empty() {
+        ports.feeds.orders(orders);
+    }
     if !out.ledger.is_empty() {
         ports.feeds.ledger(&out.ledger);
     }

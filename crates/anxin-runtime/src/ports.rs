@@ -110,6 +110,11 @@ pub trait Feeds: Send + Sync + 'static {
     fn events(&self, events: &[anxin_core::IncidentEvent]) {
         let _ = events;
     }
+    /// Service orders as they now are, after a batch that changed them (for the consoles'
+    /// services board; outside the numbered incident feed).
+    fn orders(&self, orders: Vec<anxin_core::engine::OrderView>) {
+        let _ = orders;
+    }
     /// Every station as it now is, after a batch that changed one (for the consoles' maps).
     fn stations(&self, stations: Vec<anxin_core::StationView>) {
         let _ = stations;

@@ -118,6 +118,10 @@ impl anxin_runtime::Feeds for FeedPort {
     fn stations(&self, stations: Vec<anxin_core::StationView>) {
         self.hub.set_stations(stations);
     }
+
+    fn orders(&self, orders: Vec<anxin_core::engine::OrderView>) {
+        self.hub.publish_orders(orders);
+    }
 }
 
 /// Replaces a responder's `hello` and `job` frames on the phones' hub.

@@ -76,6 +76,19 @@ async fn worker_hello(phone: &mut TestConsole, what: &str, ok: impl Fn(&Value) -
     tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("{what}: no such hello"))
 }
 
+/// The next `order` frame on a console whose order is in `state`.
+async fn order_frame(console: &mut TestConsole, state: &str) -> Value {
+    let wait = async {
+        loop {
+            let m = console.next().await;
+            if m["type"] == "order" && m["order"]["state"] == state {
+                return m["order"].clone();
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| panic!("no order frame {state}"))
+}
+
 async fn post(app: &TestApp, cookie: &str, path: &str, body: &Value) -> (u16, Value) {
     let (status, text) = http_request(app.http, "POST", path, &[("Cookie", cookie)], &body.to_string()).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -96,6 +109,8 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
     assert_eq!(status, 200, "{quote}");
     assert_eq!(quote["providers"], json!(["p-cheap", "p-dear"]), "{quote}");
     assert_eq!((quote["price_fen"].as_u64(), quote["self_paid_fen"].as_u64()), (Some(15_000), Some(0)));
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
     let mut cheap = TestConsole::connect_with_token(app.http, "token-w-cheap").await;
     let mut dear = TestConsole::connect_with_token(app.http, "token-w-dear").await;
     worker_hello(&mut cheap, "sign-in", |w| w["provider_id"] == "p-cheap").await;
@@ -144,6 +159,7 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
     let path = format!("/api/v1/services/orders/{id}");
     let (status, _) = post(&app, &cookie, &path, &json!({"action": "confirm", "rating": 5, "comment": "很好"})).await;
     assert_eq!(status, 204);
+    assert_eq!(order_frame(&mut console, "confirmed").await["rating"], 5);
     assert!(open_orders(&app, &cookie).await.iter().all(|o| o["id"] != id), "confirmed: off the board");
     let (status, again) = post(&app, &cookie, &path, &json!({"action": "confirm", "rating": 5})).await;
     assert_eq!((status, again["code"].as_str()), (404, Some("unknown_order")), "{again}");
