@@ -6,6 +6,7 @@
 //! - `POST /api/v1/services/quote`: who could take an order and what the elder would pay.
 //! - `POST /api/v1/services/orders`: places it (`201` with its id). An order with a self-paid
 //!   part is refused (`409 self_paid_not_agreed`) unless `self_paid_agreed` is set.
+//! - `GET /api/v1/services/catalogue`: the categories, providers and allowances.
 //! - `GET /api/v1/services/orders`: the orders whose life is not over, with names.
 //! - `POST /api/v1/services/orders/{id}`: cancel, reschedule, rematch, offer to a provider,
 //!   confirm, dispute, settle, note.
@@ -145,13 +146,23 @@ pub(crate) async fn place(State(state): State<ApiState>, headers: HeaderMap, byt
     }
 }
 
+/// Asks the engine a question with no body for the signed-in dispatcher.
+async fn read(state: &ApiState, headers: &HeaderMap, request: Request) -> Result<Reply, Response> {
+    let caller = dispatcher(state, headers)?;
+    ask(state, caller, request).await
+}
+
 pub(crate) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let caller = match dispatcher(&state, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    match ask(&state, caller, Request::Orders).await {
+    match read(&state, &headers, Request::Orders).await {
         Ok(Reply::Orders(orders)) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn catalogue(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    match read(&state, &headers, Request::Catalogue).await {
+        Ok(Reply::Catalogue(c)) => Json(c).into_response(),
         Ok(_) => unexpected(),
         Err(r) => r,
     }
@@ -174,6 +185,7 @@ pub(crate) async fn act(
 pub(crate) fn routes() -> axum::Router<ApiState> {
     use axum::routing::{get, post};
     axum::Router::new()
+        .route("/api/v1/services/catalogue", get(catalogue))
         .route("/api/v1/services/quote", post(quote))
         .route("/api/v1/services/orders", get(list).post(place))
         .route("/api/v1/services/orders/{id}", post(act))

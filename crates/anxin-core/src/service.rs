@@ -743,6 +743,15 @@ impl Acceptance {
     }
 }
 
+/// What the centre takes orders for, and who provides it: for the order form and the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catalogue {
+    pub categories: Vec<Category>,
+    pub providers: Vec<Provider>,
+    /// The allowance by level of need, in fen (level 1 first).
+    pub monthly_allowance_fen: Vec<u32>,
+}
+
 /// What a worker's phone shows of their orders (in its `hello`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerView {

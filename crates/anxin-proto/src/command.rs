@@ -100,6 +100,8 @@ pub enum Request {
     Quote(anxin_core::OrderRequest),
     /// The service orders whose life is not over (a dispatcher's board).
     Orders,
+    /// The categories, providers and allowances (the order form).
+    Catalogue,
     /// A dispatcher's or family member's action on a service order.
     OrderAct {
         order: anxin_core::OrderId,
@@ -229,6 +231,8 @@ pub enum Reply {
     Order(anxin_core::OrderId),
     /// What an order would cost.
     Quote(anxin_core::service::Quote),
+    /// The categories, providers and allowances.
+    Catalogue(Box<anxin_core::service::Catalogue>),
     /// The orders open, with names.
     Orders(Vec<anxin_core::engine::OrderView>),
 }

@@ -310,7 +310,7 @@ impl ResultFrame {
             // answered over REST, never on a socket.
             Ok(Reply::Amended(_) | Reply::AmendedMany(_) | Reply::Call(_)) => {}
             // Service orders are placed and listed over REST (`/api/v1/services`).
-            Ok(Reply::Order(_) | Reply::Quote(_) | Reply::Orders(_)) => {}
+            Ok(Reply::Order(_) | Reply::Quote(_) | Reply::Orders(_) | Reply::Catalogue(_)) => {}
             Err(e) => {
                 frame.error = Some(e.message);
                 frame.code = Some(e.code);

@@ -130,6 +130,7 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
             engine.family_delivery(incident, &contact, &key, delivery, now, out)
         }
         (Caller::Telephony, Request::Call(event)) => return Ok(Reply::Call(engine.handle_call(event, now, out))),
+        (Caller::Dispatcher { .. }, Request::Catalogue) => return Ok(Reply::Catalogue(Box::new(engine.catalogue()))),
         (Caller::Dispatcher { .. }, Request::Orders) => {
             return Ok(Reply::Orders(engine.open_orders().map(|o| engine.order_view(o)).collect()));
         }

@@ -104,6 +104,13 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
     let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::System).await;
     let cookie = sign_in(app.http, "wang").await;
     let tomorrow = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    let (status, text) =
+        http_request(app.http, "GET", "/api/v1/services/catalogue", &[("Cookie", cookie.as_str())], "").await;
+    let catalogue: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(catalogue["categories"].as_array().unwrap().len(), 16, "the default categories");
+    assert_eq!(catalogue["providers"][0]["id"], "p-cheap");
+    assert_eq!(catalogue["monthly_allowance_fen"], json!([30_000, 20_000, 10_000]));
     // Who could take it, and what e-1 pays: the dearer provider's price, within 300 yuan.
     let (status, quote) = post(&app, &cookie, "/api/v1/services/quote", &cleaning("e-1", tomorrow)).await;
     assert_eq!(status, 200, "{quote}");

@@ -129,6 +129,15 @@ impl Engine {
         self.services.providers.get(id)
     }
 
+    /// The categories, the providers and the allowances, for the order form.
+    pub fn catalogue(&self) -> Catalogue {
+        Catalogue {
+            categories: self.policy.services.categories.clone(),
+            providers: self.services.providers.values().cloned().collect(),
+            monthly_allowance_fen: self.policy.services.monthly_allowance_fen.clone(),
+        }
+    }
+
     /// The last order number given, and the last order event's.
     pub fn last_order(&self) -> (u64, u64) {
         (self.services.last_order_id, self.services.last_order_seq)
