@@ -93,6 +93,8 @@ pub struct ApiState {
     pub wallboard: Option<Arc<crate::wallboard::Wallboard>>,
     /// Supervisors' reports from the store (none until [`ApiState::with_reports`]).
     pub reports: Option<crate::reports::Reports>,
+    /// Service statements from the store (none until [`ApiState::with_services`]).
+    pub service_side: Option<Arc<dyn crate::services::ServiceSide>>,
     /// The service lane's requests, counted.
     pub(crate) services: crate::services::ServiceMetrics,
     consoles: IntGauge,
@@ -181,6 +183,7 @@ impl ApiState {
             imports: Arc::default(),
             wallboard: None,
             reports: None,
+            service_side: None,
             services,
             consoles,
             sign_ins,
@@ -203,6 +206,12 @@ impl ApiState {
     /// The same, sending supervisors' consoles the day so far from `wallboard`.
     pub fn with_wallboard(mut self, wallboard: Arc<crate::wallboard::Wallboard>) -> Self {
         self.wallboard = Some(wallboard);
+        self
+    }
+
+    /// The same, serving service statements from `side`.
+    pub fn with_services(mut self, side: Arc<dyn crate::services::ServiceSide>) -> Self {
+        self.service_side = Some(side);
         self
     }
 

@@ -190,7 +190,7 @@ pub(crate) async fn get_report(
 }
 
 /// A field quoted as RFC 4180 asks, when it must be.
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -11,6 +11,9 @@
 //! - `POST /api/v1/services/orders/{id}`: cancel, reschedule, rematch, offer to a provider,
 //!   confirm, dispute, settle, note.
 //!
+//! - `GET /api/v1/services/statements?month=2026-12&by=elder|provider&format=json|csv`: a
+//!   month's statement for the district's supervision (supervisors and administrators).
+//!
 //! Who: a signed-in dispatcher or supervisor (administrators work no orders). Every refusal
 //! is counted on `anxin_service_requests_total{result}`.
 
@@ -19,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::http::ApiState;
+use anxin_core::service::{Statement, StatementBy};
 use anxin_core::{OrderAction, OrderId, StaffRole};
 use anxin_proto::admin::AdminError;
 use anxin_proto::{Caller, Refused, Reply, Request};
@@ -26,6 +30,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+/// The store could not be read now (the implementation logs why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementUnavailable;
+
+/// Where statements come from: anxind reads the store.
+pub trait ServiceSide: Send + Sync + 'static {
+    /// The month's statement (`2026-12`, the centre's local month); `None` for a month that
+    /// is not one.
+    fn statement(
+        &self,
+        month: String,
+        by: StatementBy,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<Statement>, StatementUnavailable>>;
+}
 
 /// The service lane's requests by result, for `/metrics`.
 #[derive(Clone, Debug)]
@@ -181,6 +200,131 @@ pub(crate) async fn act(
     }
 }
 
+/// What a statement is asked for.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct StatementParams {
+    month: Option<String>,
+    by: Option<String>,
+    format: Option<String>,
+    lang: Option<String>,
+}
+
+pub(crate) async fn statements(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(p): axum::extract::Query<StatementParams>,
+) -> Response {
+    let Some(side) = state.service_side.clone() else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no statements here");
+    };
+    let Some(user) = crate::http::signed_in(&state, &headers) else {
+        state.services.count("forbidden");
+        return error(StatusCode::UNAUTHORIZED, "no_session", "sign in first");
+    };
+    if !matches!(user.role, StaffRole::Supervisor | StaffRole::Admin) {
+        state.services.count("forbidden");
+        return error(StatusCode::FORBIDDEN, "forbidden", "statements are for supervisors");
+    }
+    let bad = |why: String| {
+        state.services.count("bad_request");
+        error(StatusCode::BAD_REQUEST, "bad_request", why)
+    };
+    let by = match p.by.as_deref().unwrap_or("elder") {
+        "elder" => StatementBy::Elder,
+        "provider" => StatementBy::Provider,
+        other => return bad(format!("by {other:?} is neither elder nor provider")),
+    };
+    let format = p.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "csv") {
+        return bad(format!("format {format:?} is neither json nor csv"));
+    }
+    let Some(month) = p.month else { return bad("month is required, as 2026-12".into()) };
+    let statement = match side.statement(month.clone(), by).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return bad(format!("month {month:?} is not a month such as 2026-12")),
+        Err(StatementUnavailable) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store cannot be read now")
+        }
+    };
+    state.services.count("ok");
+    if format == "json" {
+        return Json(statement).into_response();
+    }
+    let zh = p.lang.as_deref() != Some("en");
+    let name = format!("anxin-statement-{month}-{}.csv", if by == StatementBy::Elder { "elder" } else { "provider" });
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        statement_csv(&statement, zh),
+    )
+        .into_response()
+}
+
+/// A statement as CSV for Excel: a byte-order mark, a header, each order's line, each
+/// group's subtotal after its lines, and the month's total. Money in yuan.
+pub fn statement_csv(s: &Statement, zh: bool) -> Vec<u8> {
+    let head: [&str; 11] = if zh {
+        ["分组", "名称", "工单号", "长者", "服务商", "服务类别", "服务时间", "状态", "价格(元)", "补贴(元)", "自付(元)"]
+    } else {
+        [
+            "group",
+            "name",
+            "order",
+            "elder",
+            "provider",
+            "category",
+            "at",
+            "state",
+            "price_yuan",
+            "subsidy_yuan",
+            "self_paid_yuan",
+        ]
+    };
+    let yuan = |fen: u64| format!("{}.{:02}", fen / 100, fen % 100);
+    let mut out = String::from("\u{feff}");
+    let row = |out: &mut String, cells: &[String]| {
+        out.push_str(&cells.iter().map(|c| crate::reports::field(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    };
+    row(&mut out, &head.map(String::from));
+    let subtotal = if zh { "小计" } else { "subtotal" };
+    for g in &s.groups {
+        for l in &g.lines {
+            row(
+                &mut out,
+                &[
+                    g.id.clone(),
+                    g.name.clone(),
+                    l.order_id.to_string(),
+                    format!("{} {}", l.elder_id, l.elder_name),
+                    format!("{} {}", l.provider_id, l.provider_name),
+                    l.category.clone(),
+                    anxin_core::service::local_text(l.at, s.utc_offset_min),
+                    l.state.as_str().to_string(),
+                    yuan(u64::from(l.price_fen)),
+                    yuan(u64::from(l.subsidy_fen)),
+                    yuan(u64::from(l.self_paid_fen)),
+                ],
+            );
+        }
+        let sums = &g.sums;
+        let count = format!("{} {}", sums.orders, if zh { "单" } else { "orders" });
+        let mut cells = vec![g.id.clone(), g.name.clone(), subtotal.to_string(), count];
+        cells.extend(["", "", "", ""].map(String::from));
+        cells.extend([yuan(sums.price_fen), yuan(sums.subsidy_fen), yuan(sums.self_paid_fen)]);
+        row(&mut out, &cells);
+    }
+    let t = &s.total;
+    let mut cells = vec![if zh { "合计" } else { "total" }.to_string(), String::new(), String::new()];
+    cells.push(format!("{} {}", t.orders, if zh { "单" } else { "orders" }));
+    cells.extend(["", "", "", ""].map(String::from));
+    cells.extend([yuan(t.price_fen), yuan(t.subsidy_fen), yuan(t.self_paid_fen)]);
+    row(&mut out, &cells);
+    out.into_bytes()
+}
+
 /// The routes, for [`crate::http::router`].
 pub(crate) fn routes() -> axum::Router<ApiState> {
     use axum::routing::{get, post};
@@ -189,4 +333,5 @@ pub(crate) fn routes() -> axum::Router<ApiState> {
         .route("/api/v1/services/quote", post(quote))
         .route("/api/v1/services/orders", get(list).post(place))
         .route("/api/v1/services/orders/{id}", post(act))
+        .route("/api/v1/services/statements", get(statements))
 }

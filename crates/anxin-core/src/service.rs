@@ -873,6 +873,167 @@ pub enum OrderAction {
     },
 }
 
+/// How a monthly statement is grouped: one part per elder (what each elder's allowance paid
+/// and what they paid themselves) or per provider (what the district owes each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementBy {
+    Elder,
+    Provider,
+}
+
+/// One order on a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLine {
+    pub order_id: OrderId,
+    pub elder_id: ElderId,
+    pub elder_name: String,
+    pub provider_id: ProviderId,
+    pub provider_name: String,
+    pub category: String,
+    /// When it was (to be) done: the appointment.
+    pub at: Timestamp,
+    pub state: OrderState,
+    pub price_fen: u32,
+    pub subsidy_fen: u32,
+    pub self_paid_fen: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+}
+
+/// Sums over some lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementSums {
+    pub orders: u32,
+    pub price_fen: u64,
+    pub subsidy_fen: u64,
+    pub self_paid_fen: u64,
+    pub confirmed: u32,
+    pub disputed: u32,
+}
+
+impl StatementSums {
+    fn add(&mut self, l: &StatementLine) {
+        self.orders += 1;
+        self.price_fen += u64::from(l.price_fen);
+        self.subsidy_fen += u64::from(l.subsidy_fen);
+        self.self_paid_fen += u64::from(l.self_paid_fen);
+        self.confirmed += u32::from(l.state == OrderState::Confirmed);
+        self.disputed += u32::from(matches!(l.state, OrderState::Disputed | OrderState::Settled));
+    }
+}
+
+/// One elder's or provider's part of a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementGroup {
+    pub id: String,
+    pub name: String,
+    pub lines: Vec<StatementLine>,
+    pub sums: StatementSums,
+}
+
+/// A month's statement: the orders a provider took on (accepted, whatever came of them after
+/// but a cancellation) whose appointment fell in the month, for the district's supervision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// `2026-12`.
+    pub month: String,
+    pub by: StatementBy,
+    /// The centre's offset from UTC, for showing times.
+    pub utc_offset_min: i32,
+    pub groups: Vec<StatementGroup>,
+    pub total: StatementSums,
+}
+
+/// A local month from `2026-12`: its number (as [`local_month`] gives) and its first and last
+/// instants, `[from, to)`.
+pub fn parse_month(s: &str, utc_offset_min: i32) -> Option<(i64, Timestamp, Timestamp)> {
+    let (y, m) = s.split_once('-')?;
+    let (y, m): (i64, u32) = (y.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1970..=9999).contains(&y) || s.len() != 7 {
+        return None;
+    }
+    let start = |y: i64, m: u32| {
+        let days = days_from_civil(y, m, 1);
+        Timestamp(days * 86_400_000 - i64::from(utc_offset_min) * 60_000)
+    };
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Some((y * 12 + i64::from(m) - 1, start(y, m), start(ny, nm)))
+}
+
+/// A local time as `2026-12-05 09:30`.
+pub fn local_text(t: Timestamp, utc_offset_min: i32) -> String {
+    let (y, m, d) = civil_from_days(local_day(t, utc_offset_min));
+    let min = local_minute(t, utc_offset_min);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", min / 60, min % 60)
+}
+
+/// Days since the epoch of a civil date (the inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Folds orders into the statement of local month `month` (`2026-12`): only orders a provider
+/// took on and that were not cancelled, whose appointment fell in the month. `name` gives an
+/// elder's or provider's name from its id (`""` when unknown).
+pub fn statement(
+    month: &str,
+    orders: &[ServiceOrder],
+    by: StatementBy,
+    utc_offset_min: i32,
+    elder_name: impl Fn(&ElderId) -> String,
+    provider_name: impl Fn(&ProviderId) -> String,
+) -> Option<Statement> {
+    let (number, _, _) = parse_month(month, utc_offset_min)?;
+    let mut groups: std::collections::BTreeMap<String, StatementGroup> = std::collections::BTreeMap::new();
+    let mut total = StatementSums::default();
+    for o in orders {
+        let (Some(provider), true) = (&o.provider_id, o.state.is_held()) else { continue };
+        let at = o.appointment_at.unwrap_or(o.from);
+        if local_month(at, utc_offset_min) != number {
+            continue;
+        }
+        let line = StatementLine {
+            order_id: o.id,
+            elder_id: o.elder_id.clone(),
+            elder_name: elder_name(&o.elder_id),
+            provider_id: provider.clone(),
+            provider_name: provider_name(provider),
+            category: o.category.clone(),
+            at,
+            state: o.state,
+            price_fen: o.price_fen,
+            subsidy_fen: o.subsidy_fen,
+            self_paid_fen: o.self_paid_fen,
+            rating: o.rating,
+        };
+        let (id, name) = match by {
+            StatementBy::Elder => (line.elder_id.to_string(), line.elder_name.clone()),
+            StatementBy::Provider => (line.provider_id.to_string(), line.provider_name.clone()),
+        };
+        total.add(&line);
+        let g = groups.entry(id.clone()).or_insert_with(|| StatementGroup {
+            id,
+            name,
+            lines: Vec::new(),
+            sums: StatementSums::default(),
+        });
+        g.sums.add(&line);
+        g.lines.push(line);
+    }
+    let mut groups: Vec<StatementGroup> = groups.into_values().collect();
+    for g in &mut groups {
+        g.lines.sort_by_key(|l| (l.at, l.order_id));
+    }
+    Some(Statement { month: month.to_string(), by, utc_offset_min, groups, total })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,6 +1079,21 @@ mod tests {
         assert!(open.check().is_err());
         let swapped = ServiceArea::Polygon { coordinates: vec![square(25.0, 102.0, 1.0)] };
         assert!(swapped.check().unwrap_err().contains("longitude"));
+    }
+
+    #[test]
+    fn months_parse_to_their_local_bounds() {
+        let (n, from, to) = parse_month("2026-12", 480).unwrap();
+        assert_eq!(n, 2026 * 12 + 11);
+        assert_eq!(civil_from_days(local_day(from, 480)), (2026, 12, 1));
+        assert_eq!(local_minute(from, 480), 0);
+        assert_eq!(civil_from_days(local_day(to, 480)), (2027, 1, 1));
+        assert_eq!(local_month(Timestamp(to.0 - 1), 480), n);
+        for bad in ["2026-13", "2026-1", "26-12", "2026/12", "", "2026-00"] {
+            assert_eq!(parse_month(bad, 480), None, "{bad}");
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! check-in away from the door; confirmation and dispute; cancellation and rescheduling; and
 //! a worker redirected to an emergency only by a dispatcher, never by the ladder.
 
-use anxin_core::service::{Hours, ProviderOffer, Quote};
+use anxin_core::service::{self, Hours, ProviderOffer, Quote};
 use anxin_core::testkit::{d1, one_of_each};
 use anxin_core::*;
 
@@ -291,8 +291,27 @@ fn an_order_over_the_allowance_is_shown_as_self_paid_before_it_is_placed() {
     let o = e.order(id).unwrap();
     assert_eq!((o.subsidy_fen, o.self_paid_fen, o.self_paid_agreed), (1_000, 7_000, true));
     assert_eq!(e.allowance_spent(&elder(), tomorrow_9()), 10_000);
-    // Cancelling gives the allowance back; next month starts afresh.
-    act(&mut e, dispatcher(), b, OrderAction::Cancel { reason: "改期".into() }, T0).unwrap();
+    // The month's statement holds the three a provider took on, with the money split.
+    let orders: Vec<ServiceOrder> = e.open_orders().cloned().collect();
+    let name = |_: &ElderId| "张阿姨".to_string();
+    let provider = |p: &ProviderId| p.to_string();
+    let st = service::statement("2025-11", &orders, service::StatementBy::Provider, 480, name, provider).unwrap();
+    assert_eq!(st.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), ["p-a", "p-b"]);
+    assert_eq!((st.total.orders, st.total.subsidy_fen, st.total.self_paid_fen), (3, 10_000, 7_000));
+    assert_eq!(st.total.price_fen, 5_000 + 4_000 + 8_000);
+    let by_elder = service::statement("2025-11", &orders, service::StatementBy::Elder, 480, name, provider).unwrap();
+    assert_eq!((by_elder.groups.len(), by_elder.groups[0].name.as_str()), (1, "张阿姨"));
+    assert!(service::statement("2025-12", &orders, service::StatementBy::Elder, 480, name, provider)
+        .unwrap()
+        .groups
+        .is_empty());
+    // Cancelling gives the allowance back, and the order leaves the statement; next month
+    // starts afresh.
+    let out = act(&mut e, dispatcher(), b, OrderAction::Cancel { reason: "改期".into() }, T0).unwrap();
+    let mut rows: Vec<ServiceOrder> = e.open_orders().cloned().collect();
+    rows.extend(out.orders);
+    let st = service::statement("2025-11", &rows, service::StatementBy::Provider, 480, name, provider).unwrap();
+    assert_eq!((st.total.orders, st.total.subsidy_fen), (2, 5_000), "the cancelled order is not on it");
     assert_eq!(e.allowance_spent(&elder(), tomorrow_9()), 5_000);
     assert_eq!(e.allowance_spent(&elder(), tomorrow_9().plus_millis(20 * 24 * HOUR)), 0);
 }

@@ -25,7 +25,7 @@ use thiserror::Error;
 pub use family::{FamilyStore, FamilyToken};
 pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
 pub use report::ReportStore;
-pub use services::{OrderQuery, ServiceStore};
+pub use services::{Names, OrderQuery, ServiceStore};
 pub use sql::{PostgresStore, SqliteStore};
 pub use visits::VisitStore;
 

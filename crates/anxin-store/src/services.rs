@@ -4,8 +4,9 @@
 //! statements are the same for both databases; the macros instantiate them for each.
 
 use crate::StoreError;
-use anxin_core::{OrderEvent, OrderId, ServiceOrder, Timestamp};
+use anxin_core::{ElderId, OrderEvent, OrderId, ServiceOrder, Timestamp};
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// Which orders to read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,6 +29,15 @@ pub trait ServiceStore: Send + Sync {
     async fn orders(&self, q: &OrderQuery) -> Result<Vec<ServiceOrder>, StoreError>;
     /// One order's log, in order.
     async fn order_events(&self, id: OrderId) -> Result<Vec<OrderEvent>, StoreError>;
+    /// The names of these elders (retired ones too) and of every provider, for statements.
+    async fn names(&self, elders: &[ElderId]) -> Result<Names, StoreError>;
+}
+
+/// Elders' and providers' names by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub elders: HashMap<String, String>,
+    pub providers: HashMap<String, String>,
 }
 
 pub(crate) const ORDER_COLUMNS: &str =
@@ -193,6 +203,26 @@ macro_rules! service_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn names(&self, elders: &[anxin_core::ElderId]) -> Result<crate::services::Names, crate::StoreError> {
+                use sqlx::Row;
+                let mut names = crate::services::Names::default();
+                for r in sqlx::query("SELECT id, name FROM providers").fetch_all(&self.pool).await? {
+                    names.providers.insert(r.try_get("id")?, r.try_get("name")?);
+                }
+                for chunk in elders.chunks(crate::sql::CHUNK) {
+                    let mut q = sqlx::QueryBuilder::new("SELECT id, name FROM elders WHERE id IN (");
+                    let mut ids = q.separated(", ");
+                    for e in chunk {
+                        ids.push_bind(e.as_str());
+                    }
+                    q.push(")");
+                    for r in q.build().fetch_all(&self.pool).await? {
+                        names.elders.insert(r.try_get("id")?, r.try_get("name")?);
+                    }
+                }
+                Ok(names)
             }
         }
     };

@@ -358,6 +358,10 @@ impl App {
             utc_offset_min: config.dispatch.utc_offset_min,
             limits: config.wallboard.limits(),
         }));
+        let api = api.with_services(Arc::new(crate::ledger::StoreServices {
+            store: store.inner.0.clone(),
+            utc_offset_min: config.dispatch.utc_offset_min,
+        }));
         let wallboard_stop = CancellationToken::new();
         let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
         // The SIP server's news of calls, only when it has a token to send.

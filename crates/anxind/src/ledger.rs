@@ -410,3 +410,49 @@ impl anxin_api::ReportSide for StoreReports {
         })
     }
 }
+
+/// The store, as the service statements' [`anxin_api::services::ServiceSide`].
+#[derive(Debug)]
+pub struct StoreServices {
+    pub store: Arc<dyn Store>,
+    pub utc_offset_min: i32,
+}
+
+impl anxin_api::services::ServiceSide for StoreServices {
+    fn statement(
+        &self,
+        month: String,
+        by: anxin_core::service::StatementBy,
+    ) -> BoxFuture<'_, Result<Option<anxin_core::service::Statement>, anxin_api::services::StatementUnavailable>> {
+        Box::pin(async move {
+            let Some((_, from, to)) = anxin_core::service::parse_month(&month, self.utc_offset_min) else {
+                return Ok(None);
+            };
+            let unavailable = |e: anxin_store::StoreError| {
+                tracing::warn!(error = %e, "cannot read a service statement");
+                anxin_api::services::StatementUnavailable
+            };
+            // An order counts in the month of its appointment, which lies in its window: a
+            // window may start up to a month before.
+            let q = anxin_store::OrderQuery {
+                from: Some(anxin_core::Timestamp(from.0 - 31 * 86_400_000)),
+                to: Some(to),
+                limit: u32::MAX,
+                ..Default::default()
+            };
+            let orders = self.store.orders(&q).await.map_err(unavailable)?;
+            let mut elders: Vec<anxin_core::ElderId> = orders.iter().map(|o| o.elder_id.clone()).collect();
+            elders.sort();
+            elders.dedup();
+            let names = self.store.names(&elders).await.map_err(unavailable)?;
+            Ok(anxin_core::service::statement(
+                &month,
+                &orders,
+                by,
+                self.utc_offset_min,
+                |e| names.elders.get(e.as_str()).cloned().unwrap_or_default(),
+                |p| names.providers.get(p.as_str()).cloned().unwrap_or_default(),
+            ))
+        })
+    }
+}

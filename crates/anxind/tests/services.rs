@@ -185,6 +185,29 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
         ["placed", "offered", "declined", "offered", "accepted", "en_route", "checked_in", "checked_out", "confirmed"]
     );
     assert_eq!(log[2].actor, anxin_core::Actor::Responder(ResponderId::parse("w-cheap").unwrap()));
+
+    // The month's statement, for supervisors: by provider as JSON, by elder as CSV.
+    let (y, m, _) =
+        anxin_core::service::civil_from_days(anxin_core::service::local_day(anxin_core::Timestamp(appointment), 480));
+    let month = format!("{y:04}-{m:02}");
+    let path = format!("/api/v1/services/statements?month={month}&by=provider");
+    let (status, _) = http_request(app.http, "GET", &path, &[("Cookie", cookie.as_str())], "").await;
+    assert_eq!(status, 403, "statements are supervisors'");
+    let zhao = sign_in(app.http, "zhao").await;
+    let (status, text) = http_request(app.http, "GET", &path, &[("Cookie", zhao.as_str())], "").await;
+    assert_eq!(status, 200, "{text}");
+    let statement: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(statement["groups"].as_array().unwrap().len(), 1, "only the provider that did it: {statement}");
+    assert_eq!(statement["groups"][0]["name"], "金牌家政");
+    assert_eq!(statement["total"]["subsidy_fen"], 15_000);
+    assert_eq!(statement["total"]["confirmed"], 1);
+    let csv_path = format!("/api/v1/services/statements?month={month}&by=elder&format=csv");
+    let (status, csv) = http_request(app.http, "GET", &csv_path, &[("Cookie", zhao.as_str())], "").await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with('\u{feff}'), "a byte-order mark for Excel");
+    assert!(csv.contains("长者1") && csv.contains("150.00") && csv.contains("合计"), "{csv}");
+    let bad = format!("/api/v1/services/statements?month=2026-13");
+    assert_eq!(http_request(app.http, "GET", &bad, &[("Cookie", zhao.as_str())], "").await.0, 400);
     app.stop().await;
 }
 
