@@ -206,8 +206,8 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
     assert_eq!(status, 200);
     assert!(csv.starts_with('\u{feff}'), "a byte-order mark for Excel");
     assert!(csv.contains("长者1") && csv.contains("150.00") && csv.contains("合计"), "{csv}");
-    let bad = format!("/api/v1/services/statements?month=2026-13");
-    assert_eq!(http_request(app.http, "GET", &bad, &[("Cookie", zhao.as_str())], "").await.0, 400);
+    let bad = "/api/v1/services/statements?month=2026-13";
+    assert_eq!(http_request(app.http, "GET", bad, &[("Cookie", zhao.as_str())], "").await.0, 400);
     app.stop().await;
 }
 
