@@ -128,10 +128,10 @@ fn message_type(name: &str) -> Option<&'static str> {
         "stationAlert" => "StationMessage",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "responderRetired" | "result" | "hello"
         | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
-        | "familyIncident" | "wallboard" => "ServerFrame",
+        | "familyIncident" | "wallboard" | "order" => "ServerFrame",
         "command" | "suggest" | "timeline" | "history" | "accept" | "decline" | "withdraw" | "enRoute" | "onScene"
         | "resolve" | "duty" | "location" | "visit" | "familyLink" | "familyLinks" | "familyAnswer"
-        | "familyHistory" => "ClientFrame",
+        | "familyHistory" | "workerOrder" => "ClientFrame",
         "unauthorized" | "starting" => "ErrorBody",
         _ => return None,
     })
