@@ -24,7 +24,7 @@
 use crate::http::ApiState;
 use anxin_core::service::{Statement, StatementBy};
 use anxin_core::{OrderAction, OrderId, StaffRole};
-use anxin_proto::admin::AdminError;
+use anxin_proto::rest::ServiceError;
 use anxin_proto::{Caller, Refused, Reply, Request};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -76,7 +76,7 @@ impl ServiceMetrics {
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = AdminError { code: code.to_string(), error: message.into(), fields: Vec::new() };
+    let body = ServiceError { code: code.to_string(), error: message.into(), args: Default::default() };
     (status, Json(body)).into_response()
 }
 
@@ -126,11 +126,7 @@ fn refused(r: Refused) -> Response {
         "not_allowed" => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    let mut body = serde_json::json!({ "code": r.code, "error": r.message });
-    if !r.args.is_empty() {
-        body["args"] = serde_json::json!(r.args);
-    }
-    (status, Json(body)).into_response()
+    (status, Json(anxin_proto::rest::ServiceError { code: r.code, error: r.message, args: r.args })).into_response()
 }
 
 /// Reads the body as `T` for the signed-in dispatcher, and asks the engine `request(body)`.
@@ -159,7 +155,7 @@ pub(crate) async fn quote(State(state): State<ApiState>, headers: HeaderMap, byt
 
 pub(crate) async fn place(State(state): State<ApiState>, headers: HeaderMap, bytes: axum::body::Bytes) -> Response {
     match handle(&state, &headers, &bytes, Request::PlaceOrder).await {
-        Ok(Reply::Order(id)) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response(),
+        Ok(Reply::Order(id)) => (StatusCode::CREATED, Json(anxin_proto::rest::PlacedOrder { id })).into_response(),
         Ok(_) => unexpected(),
         Err(r) => r,
     }

@@ -267,7 +267,7 @@ pub struct OrderRequest {
     pub source: OrderSource,
     /// The part over the allowance was shown and the elder agreed to pay it: an order that
     /// would cost the elder money is not placed without it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub self_paid_agreed: bool,
 }
 

@@ -156,3 +156,19 @@ pub enum ReceiptStatus {
     /// It could not be delivered (a number out of service, a call not answered).
     Failed,
 }
+
+/// A refusal from `/api/v1/services`: a stable `code` pages translate, the same in English,
+/// and the values its words name (`self_paid_fen`, `distance_m`...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceError {
+    pub code: String,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+/// The answer to placing a service order: its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedOrder {
+    pub id: anxin_core::OrderId,
+}

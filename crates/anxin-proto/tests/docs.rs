@@ -107,6 +107,11 @@ impl Seen {
             "ImportJob" => drop(round_trip::<anxin_proto::admin::ImportJob>(at, example)),
             "Device" => drop(round_trip::<anxin_core::Device>(at, example)),
             "Mapping" => drop(round_trip::<anxin_ledger_io::Mapping>(at, example)),
+            "OrderRequest" => drop(round_trip::<anxin_core::OrderRequest>(at, example)),
+            "OrderAction" => drop(round_trip::<anxin_core::OrderAction>(at, example)),
+            "Quote" => drop(round_trip::<anxin_core::service::Quote>(at, example)),
+            "PlacedOrder" => drop(round_trip::<anxin_proto::rest::PlacedOrder>(at, example)),
+            "ServiceError" => drop(round_trip::<anxin_proto::rest::ServiceError>(at, example)),
             "DevicePayload" => {
                 // A device's payload is read leniently (a number for `msg_id`, any case for
                 // `type`) into an event, not written back: it must read with no defect.
@@ -174,6 +179,11 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
         (p, _, "200" | "201") if p.starts_with("/api/v1/admin/") => "Changed",
         (p, _, _) if p.starts_with("/api/v1/admin/") => "AdminError",
         ("components", "responses", "AdminRefused") => "AdminError",
+        ("/api/v1/services/quote" | "/api/v1/services/orders", "post", "request") => "OrderRequest",
+        ("/api/v1/services/orders/{id}", "post", "request") => "OrderAction",
+        ("/api/v1/services/quote", "post", "200") => "Quote",
+        ("/api/v1/services/orders", "post", "201") => "PlacedOrder",
+        (p, _, _) if p.starts_with("/api/v1/services/") => "ServiceError",
         _ => return None,
     })
 }
@@ -290,6 +300,11 @@ fn every_example_in_the_docs_reads_and_writes_back_unchanged() {
         "PushKey",
         "PushSubscription",
         "PushUnsubscribe",
+        "OrderRequest",
+        "OrderAction",
+        "Quote",
+        "PlacedOrder",
+        "ServiceError",
     ];
     let missing: Vec<_> = types.iter().filter(|t| !seen.types.contains(*t)).collect();
     assert!(missing.is_empty(), "no example in the docs for {missing:?}");
