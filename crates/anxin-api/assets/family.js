@@ -21,6 +21,7 @@ import {
 } from './common/i18n.js';
 import { FAMILY_STRINGS } from './family/strings.js';
 import { placeMap } from './family/map.js';
+import { requestJson } from './common/http.js';
 
 defineStrings(FAMILY_STRINGS);
 
@@ -66,25 +67,7 @@ function tokenFromAddress() {
   return token;
 }
 
-async function api(method, path, body) {
-  try {
-    const res = await fetch(path, {
-      method,
-      credentials: 'same-origin',
-      headers: body ? { 'content-type': 'application/json' } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    let json = null;
-    try {
-      json = await res.json();
-    } catch {
-      json = null;
-    }
-    return { status: res.status, body: json };
-  } catch {
-    return { status: 0, body: null };
-  }
-}
+const api = requestJson;
 
 /** Shows why a sign-in failed; true when it did not. */
 function refused({ status, body }) {

@@ -27,6 +27,7 @@ import {
 } from './common/i18n.js';
 import { recall, remember } from './common/storage.js';
 import { createLocationSharing } from './responder/location.js';
+import { createOrders } from './responder/orders.js';
 import { RESPONDER_STRINGS } from './responder/strings.js';
 import { createVisits } from './responder/visit.js';
 
@@ -117,6 +118,14 @@ const visits = createVisits({
   changed: () => render(),
 });
 
+// A service worker's orders (see responder/orders.js), from the `hello` frame's `worker`.
+const orders = createOrders({
+  request: (frame) => feed.request(frame, RESULT_TIMEOUT_MS),
+  lastFix: () => positions.geo.fix,
+  now: () => serverNow(),
+  changed: () => render(),
+});
+
 /** Latitude and longitude of a job, whether the server nests them under `at` or not. */
 function jobCoordinates(job) {
   const loc = job && job.location;
@@ -169,6 +178,8 @@ function render() {
   renderJob(view === 'job' ? state.job : null);
   if (view === 'idle' || view === 'job') visits.render(state.conn === 'connected');
   else dom.visits.hidden = true;
+  if (view === 'idle' || view === 'job') orders.render(state.conn === 'connected');
+  else dom.orders.hidden = true;
   renderGeo();
   renderTick();
 }
@@ -451,6 +462,7 @@ function onHello(msg) {
     on_duty: Boolean(r.on_duty),
   };
   visits.setCarer(r.carer);
+  orders.setWorker(r.worker);
   state.signinError = null;
   setConn('connected');
   positions.update();
@@ -687,6 +699,7 @@ function signOut(error = null) {
   state.reasonsFor = null;
   state.ended = null;
   visits.reset();
+  orders.reset();
   state.signinError = error;
   state.conn = 'reconnecting';
   dom.outcome.value = '';
@@ -769,8 +782,10 @@ function init() {
     foot: byId('foot'),
     geoStatus: byId('geo-status'),
     visits: byId('visits'),
+    orders: byId('orders'),
   };
   visits.build(dom.visits);
+  orders.build(dom.orders);
 
   setLanguage(rememberedLanguage(LANG_KEY) ?? 'zh');
   applyLanguage();
@@ -778,6 +793,7 @@ function init() {
   dom.langToggle.addEventListener('click', () => {
     chooseLanguage(otherLanguage(), LANG_KEY);
     applyLanguage();
+    orders.redraw(state.conn === 'connected');
     render();
   });
   dom.signinForm.addEventListener('submit', (ev) => {

@@ -234,8 +234,17 @@ function renderActions(view) {
     button('close', t('act_close'), () => openForm('close'), resolved ? 'btn-good' : ''),
     button('cancel', t('act_cancel'), () => openForm('cancel'), 'btn-warn'),
     button('false_alarm', t('act_false_alarm'), () => openForm('false_alarm'), 'btn-warn'),
+    // A green-key press asks for a home-care service: the order form, with the elder filled in.
+    view.kind === 'service' && view.elder?.id
+      ? button('service_order', t('act_service_order'), () => window.open(serviceOrderUrl(view), '_blank', 'noopener'), 'btn-good')
+      : null,
   ];
   dom.detailActions.replaceChildren(...list.filter(Boolean));
+}
+
+/** The services board's new-order form for this elder, from this service press. */
+function serviceOrderUrl(view) {
+  return `/console/services?${new URLSearchParams({ elder: view.elder.id, incident: String(view.id) })}`;
 }
 
 function section(title, ...content) {

@@ -66,6 +66,15 @@ function showApp(user) {
     return;
   }
   // --- end wallboard
+  // The services board sends a dispatcher here to sign in, with where to go back to.
+  const back = /^#services=(.*)$/.exec(location.hash);
+  if (back) {
+    const path = decodeURIComponent(back[1]);
+    if (path.startsWith('/console/services')) {
+      location.replace(path);
+      return;
+    }
+  }
   state.me = user;
   dom.signin.hidden = true;
   dom.app.hidden = false;

@@ -27,6 +27,8 @@ export const CONSOLE_STRINGS = {
     lang_toggle: 'English',
     // --- wallboard (issue 24)
     to_wall: '监控大屏',
+    to_services: '居家服务',
+    act_service_order: '下服务工单',
     // --- end wallboard
     stale: '连接已中断：下表可能不是最新状态，正在自动重连。',
     queue_title: '事件队列',
@@ -591,6 +593,8 @@ export const CONSOLE_STRINGS = {
     lang_toggle: '中文',
     // --- wallboard (issue 24)
     to_wall: 'Wallboard',
+    to_services: 'Home care',
+    act_service_order: 'Place service order',
     // --- end wallboard
     stale: 'Connection lost: this table may be out of date. Reconnecting automatically.',
     queue_title: 'Incident queue',

@@ -4,6 +4,30 @@
 
 // Location goes to the server at most this often.
 const LOCATION_EVERY_MS = 15000;
+// A check-in waits this long for a position before it says it has none.
+const POSITION_TIMEOUT_MS = 20000;
+// The watch that shares the position while on duty gives a fix whenever the phone moves; one
+// this recent stands for where the phone is (asking afresh while the watch runs may get no
+// answer in some browsers until the phone moves).
+const FIX_FRESH_MS = 30000;
+
+/**
+ * Where the phone is now, for a check-in at a door: the watch's last fix if it is fresh
+ * (`lastFix()`, {lat, lon, at} or null), else a position asked for; `{failure}` with a
+ * string key when there is none.
+ */
+export function currentPosition(lastFix) {
+  const fix = lastFix();
+  if (fix && Date.now() - fix.at < FIX_FRESH_MS) return Promise.resolve({ lat: fix.lat, lon: fix.lon });
+  return new Promise((resolve) => {
+    if (!('geolocation' in navigator) || !navigator.geolocation) return resolve({ failure: 'visit_no_position' });
+    navigator.geolocation.getCurrentPosition(
+      (pos) => resolve({ lat: Number(pos.coords.latitude.toFixed(6)), lon: Number(pos.coords.longitude.toFixed(6)) }),
+      (err) => resolve({ failure: err && err.code === 1 ? 'visit_position_denied' : 'visit_no_position' }),
+      { enableHighAccuracy: true, maximumAge: 0, timeout: POSITION_TIMEOUT_MS },
+    );
+  });
+}
 
 /**
  * wanted(): whether to share now (signed in and on duty); send(frame): sends a `location`

@@ -6,13 +6,8 @@
 import { formatClock } from '../common/format.js';
 import { h } from '../common/dom.js';
 import { has, t } from '../common/i18n.js';
+import { currentPosition } from './location.js';
 
-// A check-in waits this long for a position before it says it has none.
-const POSITION_TIMEOUT_MS = 20000;
-// The watch that shares the position while on duty gives a fix whenever the phone moves; one
-// this recent stands for where the carer is (asking afresh while the watch runs may get no
-// answer in some browsers until the phone moves).
-const FIX_FRESH_MS = 30000;
 // A help press asks once more; the confirmation goes away after this long untouched.
 const CONFIRM_MS = 8000;
 
@@ -39,28 +34,13 @@ export function createVisits({ request, lastFix, changed }) {
     v.carer = carer && typeof carer === 'object' ? carer : null;
   }
 
-  /** The phone's position now, or a failure key. */
-  function position() {
-    const fix = lastFix();
-    if (fix && Date.now() - fix.at < FIX_FRESH_MS) return Promise.resolve({ lat: fix.lat, lon: fix.lon });
-    return new Promise((resolve) => {
-      if (!('geolocation' in navigator) || !navigator.geolocation) return resolve({ failure: 'visit_no_position' });
-      navigator.geolocation.getCurrentPosition(
-        (pos) =>
-          resolve({ lat: Number(pos.coords.latitude.toFixed(6)), lon: Number(pos.coords.longitude.toFixed(6)) }),
-        (err) => resolve({ failure: err && err.code === 1 ? 'visit_position_denied' : 'visit_no_position' }),
-        { enableHighAccuracy: true, maximumAge: 0, timeout: POSITION_TIMEOUT_MS },
-      );
-    });
-  }
-
   async function act(action, fields = {}) {
     if (v.pending) return;
     v.pending = action;
     v.error = null;
     v.done = null;
     changed();
-    const at = await position();
+    const at = await currentPosition(lastFix);
     if (at.failure) {
       v.pending = null;
       v.error = [at.failure];

@@ -1,0 +1,346 @@
+// The service lane's pages on a real anxind (issue 23): a dispatcher quotes and places a
+// cleaning on the services board (/console/services) for an elder whose allowance does not
+// cover it (the self-paid part must be agreed first); the provider's worker sees the offer on
+// their phone (/responder), accepts it with an appointment, sets off, is refused a check-in
+// far from the door (with the distance and the radius), checks in at it and out with what was
+// done, each step showing on the board as it happens; the dispatcher confirms it with the
+// elder's rating and it leaves the board. Orders nobody can take, late ones and today's are
+// in their groups; a bad window is refused in words. Screenshots in Chinese and English.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openPhone, screenshot } from './responder-support.mjs';
+import { launchChromium, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+
+const SHOWS_UP = { timeout: 20_000 };
+const EARTH_RADIUS_M = 6_371_008.8;
+const DEG = Math.PI / 180;
+const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+
+/** The point `north` and `east` metres from `p`. */
+function offset(p, north, east) {
+  return { lat: p.lat + north / EARTH_RADIUS_M / DEG, lon: p.lon + east / (EARTH_RADIUS_M * Math.cos(p.lat * DEG)) / DEG };
+}
+
+// A district of the test's own, 30 km from the demo's: two elders, a station, three providers
+// and one worker. 钱秀兰 has the smallest allowance (100 yuan a month, need level 3), less than
+// a cleaning costs (150 yuan); 孙建国 has 300.
+const HOME_1 = { lat: 24.85, lon: 102.55 };
+const HOME_2 = offset(HOME_1, 400, 300);
+const WORKER_TOKEN = 'svc-token-w1';
+const FAR = offset(HOME_1, 1500, 0);
+const NEAR = offset(HOME_1, 30, 0);
+
+function registry() {
+  const elder = (id, name, home, level, address) => ({
+    id,
+    name,
+    address,
+    home,
+    phone: '13800007777',
+    notes: '',
+    profile: { birth_year: 1938, lives_alone: true, conditions: [], medications: [], mobility: '', language: '', door_notes: '', contacts: [], need_level: level },
+  });
+  const square = (p, m) => {
+    const a = offset(p, -m, -m);
+    const b = offset(p, m, m);
+    return [[[a.lon, a.lat], [b.lon, a.lat], [b.lon, b.lat], [a.lon, b.lat], [a.lon, a.lat]]];
+  };
+  return {
+    elders: [
+      elder('sv-e1', '钱秀兰', HOME_1, 3, '昆明市西山区碧鸡街道 12 号 3 单元 201 室'),
+      elder('sv-e2', '孙建国', HOME_2, 1, '昆明市西山区碧鸡街道 30 号 1 单元 502 室'),
+    ],
+    devices: [],
+    stations: [{ id: 'sv-s1', name: '碧鸡街道社区居家养老服务中心', position: offset(HOME_1, -200, -200), phone: '0871-68007777', service_circle_min: 20 }],
+    responders: [
+      {
+        id: 'sv-w1',
+        name: '李阿姨',
+        station_id: 'sv-s1',
+        phone: '13900007777',
+        position: offset(HOME_1, -200, -200),
+        on_duty: true,
+        mode: 'ebike',
+        skills: [],
+        position_at: null,
+        token_sha256: sha256(WORKER_TOKEN),
+        provider_id: 'sv-p1',
+      },
+    ],
+    staff: [],
+    providers: [
+      {
+        id: 'sv-p1',
+        name: '好邻居家政',
+        phone: '0871-68001111',
+        offers: [{ category: 'cleaning', price_fen: 15_000, daily_capacity: 5 }],
+        area: { type: 'Polygon', coordinates: square(HOME_1, 3000) },
+      },
+      {
+        // Cleans too, afternoons only: not for a morning's window.
+        id: 'sv-p2',
+        name: '金牌保洁',
+        phone: null,
+        offers: [{ category: 'cleaning', price_fen: 12_000, daily_capacity: 5 }],
+        area: { type: 'Stations', stations: ['sv-s1'] },
+        hours: { from_min: 14 * 60, to_min: 20 * 60 },
+      },
+      {
+        id: 'sv-p3',
+        name: '社区长者食堂',
+        phone: '0871-68002222',
+        offers: [{ category: 'meal_delivery', price_fen: 1_500, daily_capacity: 50 }],
+        area: { type: 'Stations', stations: ['sv-s1'] },
+      },
+    ],
+  };
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+/** yyyy-mm-dd of the local day `days` from today. */
+function localDate(days) {
+  const d = new Date();
+  d.setDate(d.getDate() + days);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+}
+
+const row = (page, id) => page.locator(`#sv-groups tr[data-order-id="${id}"]`);
+const group = (page, g) => page.locator(`#sv-groups [data-group="${g}"]`);
+const card = (page, id) => page.locator(`#orders .order-card[data-order-id="${id}"]`);
+
+describe('the services board and the worker’s phone on a live anxind', () => {
+  let daemon;
+  let browser;
+  let dir;
+
+  async function step(name, pages, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      for (const [i, p] of pages.entries()) await p?.screenshot({ path: join(resultsDir, `failed-services-${name}-${i}.png`) }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon?.logPath}; last lines:\n${daemon?.tail()})`;
+      throw err;
+    }
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'anxin-services-'));
+    const file = join(dir, 'registry.json');
+    await writeFile(file, JSON.stringify(registry()));
+    daemon = await spawnDaemon({ extraArgs: ['--registry', file] });
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await daemon?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('takes an order from the form to the door and back, live on the board', { timeout: 180_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+    const board = await context.newPage();
+    const errors = watchPageErrors(board);
+    await board.addInitScript(() => localStorage.setItem('anxin.console.lang', 'zh'));
+    const { context: phoneContext, page: phone } = await openPhone(browser, { position: FAR });
+    const phoneErrors = watchPageErrors(phone);
+    const api = (method, path, body) =>
+      board.evaluate(
+        async ([m, p, b]) => {
+          const r = await fetch(p, { method: m, headers: { 'content-type': 'application/json' }, body: b ? JSON.stringify(b) : undefined });
+          return { status: r.status, body: r.status === 204 ? null : await r.json() };
+        },
+        [method, path, body],
+      );
+    let id;
+
+    await step('board', [board], async () => {
+      // Not signed in: the console's sign-in, then back to the board.
+      await board.goto(new URL('/console/services?elder=sv-e1', daemon.consoleUrl).toString());
+      await board.locator('#signin-user').fill('dispatcher');
+      await board.locator('#signin-password').fill('anxin-demo');
+      await board.locator('#signin-submit').click();
+      await board.waitForURL(/\/console\/services\?elder=sv-e1$/, SHOWS_UP);
+      await board.locator('#sv-groups[data-loaded="true"]').waitFor(SHOWS_UP);
+      assert.equal(await board.locator('#new-elder').inputValue(), 'sv-e1', 'the elder from the link');
+      assert.equal(await board.locator('#sv-groups tbody tr').count(), 0, 'no orders yet');
+
+      // Orders placed over the API: one nobody offers, one whose window is over, one today.
+      const now = Date.now();
+      const placed = async (body) => {
+        const r = await api('POST', '/api/v1/services/orders', { notes: '', source: { from: 'dispatcher' }, ...body });
+        assert.equal(r.status, 201, JSON.stringify(r.body));
+        return r.body.id;
+      };
+      const legal = await placed({ elder_id: 'sv-e2', category: 'legal_advice', from: now + 86_400_000, to: now + 90_000_000 });
+      const late = await placed({ elder_id: 'sv-e2', category: 'meal_delivery', from: now - 3 * 3_600_000, to: now - 3_600_000 });
+      const today = await placed({ elder_id: 'sv-e2', category: 'meal_delivery', from: now - 1_800_000, to: now + 1_800_000, notes: '少盐' });
+      await row(board, legal).waitFor(SHOWS_UP);
+      await group(board, 'needs').locator(`tr[data-order-id="${legal}"]`).waitFor(SHOWS_UP);
+      assert.match(await row(board, legal).locator('[data-field="why"]').textContent(), /没有合适的服务商：3 家不提供此项服务/);
+      assert.equal(await row(board, legal).locator('[data-field="category"]').textContent(), '法律咨询');
+      await group(board, 'late').locator(`tr[data-order-id="${late}"]`).waitFor(SHOWS_UP);
+      assert.equal(await row(board, late).locator('[data-field="late"]').textContent(), '时间段已过，仍未完成');
+      await group(board, 'today').locator(`tr[data-order-id="${today}"]`).waitFor(SHOWS_UP);
+      assert.match(await row(board, today).locator('[data-field="offered-to"]').textContent(), /已派给 社区长者食堂/);
+
+      // A bad window, in words.
+      await row(board, legal).locator('[data-action="reschedule"]').click();
+      await board.locator('#act[open] input[name="from"]').fill('13:00');
+      await board.locator('#act input[name="to"]').fill('09:00');
+      await board.locator('#act-send').click();
+      await board.locator('#act-error:not([hidden])').waitFor(SHOWS_UP);
+      assert.equal(await board.locator('#act-error').textContent(), '时间段无效：结束时间须晚于开始时间');
+      await board.locator('#act-close').click();
+
+      // The form: tomorrow morning's cleaning for 钱秀兰, over her allowance.
+      await board.locator('#new-category').selectOption('cleaning');
+      await board.locator('#new-date').fill(localDate(1));
+      await board.locator('#new-from').fill('09:00');
+      await board.locator('#new-to').fill('13:00');
+      await board.locator('#new-notes').fill('厨房和卫生间');
+      await board.locator('#new-quote').click();
+      await board.locator('#quote:not([hidden])').waitFor(SHOWS_UP);
+      const quoted = async (k) => board.locator(`#quote [data-quote="${k}"]`).textContent();
+      assert.deepEqual(
+        [await quoted('price'), await quoted('allowance'), await quoted('spent'), await quoted('subsidy'), await quoted('self')],
+        ['¥150', '¥100', '¥0', '¥100', '¥50'],
+      );
+      assert.deepEqual(await board.locator('#quote-providers li').evaluateAll((l) => l.map((x) => x.dataset.provider)), ['sv-p1'], 'the afternoon provider is closed');
+      assert.equal(await board.locator('#agree-text').textContent(), '老人同意自付 ¥50');
+      assert.equal(await board.locator('#new-place').isDisabled(), true, 'not before the elder agrees');
+      await board.locator('#agree').check();
+      assert.equal(await board.locator('#new-place').isDisabled(), false);
+      await shoot(board, 'services-new-order-zh.png');
+      await board.locator('#new-place').click();
+      await board.locator('#new-done:not([hidden])').waitFor(SHOWS_UP);
+      id = Number(/#(\d+)/.exec(await board.locator('#new-done').textContent())[1]);
+      await group(board, 'rest').locator(`tr[data-order-id="${id}"][data-state="offered"]`).waitFor(SHOWS_UP);
+      assert.match(await row(board, id).locator('[data-field="offered-to"]').textContent(), /已派给 好邻居家政/);
+      assert.equal(await row(board, id).locator('[data-field="category"]').textContent(), '保洁');
+      await shoot(board, 'services-board-zh.png');
+    });
+
+    await step('phone', [board, phone], async () => {
+      // The worker signs in: the offer, with the elder and the window.
+      await phone.goto(new URL('/responder', daemon.consoleUrl).toString());
+      await phone.locator('#token').fill(WORKER_TOKEN);
+      await phone.locator('[data-action="sign-in"]').click();
+      await card(phone, id).waitFor(SHOWS_UP);
+      assert.equal(await phone.locator('#orders [data-part="provider"]').textContent(), '好邻居家政');
+      assert.equal(await card(phone, id).getAttribute('data-state'), 'offered');
+      assert.equal(await card(phone, id).locator('.order-elder').textContent(), '钱秀兰');
+      assert.equal(await card(phone, id).locator('.order-time').inputValue(), `${localDate(1)}T09:00`, 'the window’s start');
+      await card(phone, id).locator('[data-order-action="accept"]').scrollIntoViewIfNeeded();
+      await screenshot(phone, 'services-phone-offer-zh');
+      await phone.locator('#lang-toggle').click();
+      await card(phone, id).locator('.order-cat', { hasText: 'Cleaning' }).waitFor(SHOWS_UP);
+      await card(phone, id).locator('[data-order-action="accept"]').scrollIntoViewIfNeeded();
+      await screenshot(phone, 'services-phone-offer-en');
+      await phone.locator('#lang-toggle').click();
+      await card(phone, id).locator('.order-cat', { hasText: '保洁' }).waitFor(SHOWS_UP);
+
+      // Accepted at 10:30: the board shows it at once, with the price split.
+      await card(phone, id).locator('.order-time').fill(`${localDate(1)}T10:30`);
+      await card(phone, id).locator('[data-order-action="accept"]').click();
+      await card(phone, id).locator('[data-order-action="en_route"]').waitFor(SHOWS_UP);
+      await row(board, id).and(board.locator('[data-state="accepted"]')).waitFor(SHOWS_UP);
+      assert.equal(await row(board, id).locator('[data-field="money"]').textContent(), '¥150 / ¥100 / ¥50');
+      assert.match(await row(board, id).locator('.c-when').textContent(), /预约：明天 10:30/);
+
+      await card(phone, id).locator('[data-order-action="en_route"]').click();
+      await card(phone, id).locator('[data-order-action="check_in"]').waitFor(SHOWS_UP);
+      await row(board, id).and(board.locator('[data-state="en_route"]')).waitFor(SHOWS_UP);
+
+      // 1.5 km away: refused, with how far and the radius.
+      await card(phone, id).locator('[data-order-action="check_in"]').click();
+      await card(phone, id).locator('[data-part="order-error"]').waitFor(SHOWS_UP);
+      assert.match(await card(phone, id).locator('[data-part="order-error"]').textContent(), /^您距老人住址约 1[45]\d\d 米，签到须在 200 米以内$/);
+      assert.equal(await row(board, id).getAttribute('data-state'), 'en_route', 'still on the way');
+      await screenshot(phone, 'services-phone-refused-zh');
+
+      // At the door.
+      await phoneContext.setGeolocation({ latitude: NEAR.lat, longitude: NEAR.lon, accuracy: 10 });
+      await card(phone, id).locator('[data-order-action="check_in"]').click();
+      await card(phone, id).locator('[data-order-action="check_out"]').waitFor(SHOWS_UP);
+      await row(board, id).and(board.locator('[data-state="on_site"]')).waitFor(SHOWS_UP);
+      await card(phone, id).locator('[data-order-action="check_out"]').click();
+      assert.equal(await card(phone, id).locator('[data-part="order-error"]').textContent(), '请填写做了哪些服务。');
+      await card(phone, id).locator('textarea').fill('打扫厨房和卫生间，清理冰箱');
+      await screenshot(phone, 'services-phone-on-site-zh');
+      await card(phone, id).locator('[data-order-action="check_out"]').click();
+      await card(phone, id).waitFor({ state: 'detached', ...SHOWS_UP });
+      await phone.locator('#orders [data-part="empty"]:not([hidden])').waitFor(SHOWS_UP);
+      assert.deepEqual(phoneErrors, []);
+    });
+
+    await step('confirm', [board], async () => {
+      // Done: waiting for the elder's word. The dispatcher phones her and confirms.
+      await group(board, 'done').locator(`tr[data-order-id="${id}"][data-state="done"]`).waitFor(SHOWS_UP);
+      assert.match(await row(board, id).locator('[data-field="state"]').textContent(), /打扫厨房和卫生间/);
+      await shoot(board, 'services-board-done-zh.png');
+      await board.locator('#sv-lang').click();
+      await board.locator('html[lang="en"]').waitFor(SHOWS_UP);
+      assert.equal(await group(board, 'done').locator('.sv-group-h').evaluate((n) => n.firstChild.textContent), 'Waiting for confirmation');
+      assert.equal(await row(board, id).locator('[data-field="category"]').textContent(), 'Cleaning');
+      await shoot(board, 'services-board-en.png');
+      await board.locator('#sv-lang').click();
+      await board.locator('html[lang="zh-CN"]').waitFor(SHOWS_UP);
+
+      await row(board, id).locator('[data-action="confirm"]').click();
+      await board.locator('#act[open]').waitFor(SHOWS_UP);
+      await board.locator('#act-send').click();
+      assert.equal(await board.locator('#act-error').textContent(), '请选择评分。');
+      await board.locator('#act input[name="rating"][value="5"]').check();
+      await board.locator('#act textarea[name="comment"]').fill('很满意');
+      await shoot(board, 'services-confirm-zh.png');
+      await board.locator('#act-send').click();
+      await row(board, id).waitFor({ state: 'detached', ...SHOWS_UP });
+      assert.equal(await board.locator('#sv-flash').textContent(), `工单 #${id} 已确认完成。`);
+      const open = await api('GET', '/api/v1/services/orders');
+      assert.ok(open.body.orders.every((o) => o.id !== id), 'confirmed: off the board');
+      // The one refusal the browser logs is the bad window the test asked for.
+      assert.deepEqual(errors, ['console.error: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)']);
+    });
+
+    await step('console-link', [board], async () => {
+      // The console's bar links the board.
+      await board.goto(daemon.consoleUrl);
+      await board.locator('#services-link').waitFor(SHOWS_UP);
+      assert.equal(await board.locator('#services-link').getAttribute('href'), '/console/services');
+    });
+    await phoneContext.close();
+    await context.close();
+  });
+
+  it('is refused to an administrator, and a responder who works for nobody sees no orders', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage();
+    await step('admin', [page], async () => {
+      await page.goto(daemon.consoleUrl);
+      const res = await page.evaluate(async () => {
+        const r = await fetch('/api/v1/session', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'admin', password: 'anxin-demo' }) });
+        return r.status;
+      });
+      assert.equal(res, 200);
+      await page.goto(new URL('/console/services', daemon.consoleUrl).toString());
+      await page.locator('#sv-notice:not([hidden])').waitFor(SHOWS_UP);
+      assert.ok(await page.locator('#sv').isHidden());
+    });
+    await page.close();
+    const { context, page: phone } = await openPhone(browser);
+    await step('responder', [phone], async () => {
+      await phone.goto(new URL('/responder', daemon.consoleUrl).toString());
+      await phone.locator('#token').fill('demo-xs-r011');
+      await phone.locator('[data-action="sign-in"]').click();
+      await phone.locator('body[data-view="idle"]').waitFor(SHOWS_UP);
+      assert.ok(await phone.locator('#orders').isHidden(), 'no orders panel for an emergency responder');
+    });
+    await context.close();
+  });
+});
