@@ -121,7 +121,9 @@ async fn ask(state: &ApiState, caller: Caller, request: Request) -> Result<Reply
 fn refused(r: Refused) -> Response {
     let status = match r.code.as_str() {
         "unknown_order" | "unknown_elder" => StatusCode::NOT_FOUND,
-        "wrong_state" | "self_paid_not_agreed" | "worker_busy" => StatusCode::CONFLICT,
+        "wrong_state" | "self_paid_not_agreed" | "worker_busy" | "provider_full" | "other_month" => {
+            StatusCode::CONFLICT
+        }
         "stopping" | "no_answer_in_time" => StatusCode::SERVICE_UNAVAILABLE,
         "not_allowed" => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,

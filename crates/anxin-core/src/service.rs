@@ -805,6 +805,10 @@ pub enum OrderError {
     BadRating,
     #[error("worker {0} is out on another order")]
     WorkerBusy(ResponderId),
+    #[error("the provider is full that day: choose another day, or rematch")]
+    ProviderFull,
+    #[error("an accepted order stays in the month its allowance was counted in: cancel it and place a new one")]
+    OtherMonth,
 }
 
 impl OrderError {
@@ -825,6 +829,8 @@ impl OrderError {
             OrderError::OutOfRadius { .. } => "out_of_radius",
             OrderError::BadRating => "bad_rating",
             OrderError::WorkerBusy(_) => "worker_busy",
+            OrderError::ProviderFull => "provider_full",
+            OrderError::OtherMonth => "other_month",
         }
     }
 }

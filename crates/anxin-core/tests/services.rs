@@ -409,6 +409,14 @@ fn rescheduling_moves_the_window_and_the_appointment_and_capacity_with_it() {
     assert_eq!(offered_to(&e, tomorrow).as_deref(), Some("p-b"));
     let (that_day, _) = place(&mut e, cleaning(next_day));
     assert_eq!(offered_to(&e, that_day).as_deref(), Some("p-a"));
+    // p-b takes one a day: the order cannot move back to tomorrow, where p-b now holds
+    // another's offer; nor to next month, whose allowance it was not counted in.
+    let back = OrderAction::Reschedule { from: tomorrow_9(), to: tomorrow_9().plus_millis(HOUR) };
+    assert_eq!(act(&mut e, dispatcher(), id, back, T0).unwrap_err(), OrderError::ProviderFull);
+    let december = tomorrow_9().plus_millis(20 * 24 * HOUR);
+    let later = OrderAction::Reschedule { from: december, to: december.plus_millis(HOUR) };
+    assert_eq!(act(&mut e, dispatcher(), id, later, T0).unwrap_err(), OrderError::OtherMonth);
+    assert_eq!(e.order(id).unwrap().from, next_day, "unchanged");
 }
 
 #[test]

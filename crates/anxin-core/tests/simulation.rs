@@ -28,7 +28,12 @@
 //! - calls to the hotline: a known number rings on its elder's device (joining what is open
 //!   there), any other on its stand-in, one open incident a number; a dispatcher who answers
 //!   holds the incident; an answer or an end for a call never heard ringing changes nothing;
-//!   the calls, their forwarding and their alarms replay from the log like everything else.
+//!   the calls, their forwarding and their alarms replay from the log like everything else;
+//! - service orders: a provider never holds more orders (offered or taken on) a day than its
+//!   capacity; an elder's allowance never pays more in a month than it holds; a worker's
+//!   check-in is taken if and only if it is within the radius of the elder's home; no offer
+//!   outlives its deadline past a tick; the ladder never offers a service worker an
+//!   emergency; and every order's row is what replaying its log gives.
 //!
 //! Each seed draws its own ladders per kind (offers, parallel offers, station rung or not),
 //! whether extra parallel offers yield to an emergency with none, and sometimes matches by the
@@ -49,6 +54,10 @@ const RESPONDERS: usize = 12;
 const STATIONS: usize = 3;
 /// Carers (`k0`...): responders with the skill `carer`, off duty for emergencies.
 const CARERS: usize = 3;
+/// Service providers and workers (each provider's workers are `w<provider>-<n>`).
+const PROVIDERS: usize = 3;
+const WORKERS_EACH: usize = 2;
+const CATEGORIES: [&str; 3] = ["cleaning", "meals", "repair"];
 
 fn coords(rng: &mut SmallRng) -> Coordinates {
     Coordinates::new(rng.random_range(24.98..25.04), rng.random_range(102.66..102.72)).unwrap()
@@ -147,6 +156,54 @@ fn world(rng: &mut SmallRng) -> Registry {
             provider_id: None,
         });
     }
+    // Home-care providers: some serve every station's circle, some a drawn square; each
+    // offers two of three categories with a small daily capacity, some only by day.
+    for p in 0..PROVIDERS {
+        let centre = coords(rng);
+        let (x, y, d) = (centre.lon() - 0.03, centre.lat() - 0.03, 0.06);
+        let area = if p % 2 == 0 {
+            anxin_core::ServiceArea::Stations { stations: r.stations.iter().map(|s| s.id.clone()).collect() }
+        } else {
+            anxin_core::ServiceArea::Polygon {
+                coordinates: vec![vec![[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]]],
+            }
+        };
+        let offers = CATEGORIES
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| *c != p % CATEGORIES.len())
+            .map(|(_, c)| anxin_core::service::ProviderOffer {
+                category: (*c).to_string(),
+                price_fen: rng.random_range(20..200) * 100,
+                daily_capacity: rng.random_range(1..4),
+            })
+            .collect();
+        let hours = if rng.random_bool(0.5) {
+            anxin_core::service::Hours::parse("08:00-20:00").unwrap()
+        } else {
+            Default::default()
+        };
+        let id = ProviderId::parse(format!("p{p}")).unwrap();
+        r.providers.push(Provider { id: id.clone(), name: format!("p{p}"), phone: None, offers, area, hours });
+        for n in 0..WORKERS_EACH {
+            r.responders.push(Responder {
+                id: ResponderId::parse(format!("w{p}-{n}")).unwrap(),
+                name: format!("w{p}-{n}"),
+                station_id: StationId::parse(format!("s{}", p % STATIONS)).unwrap(),
+                phone: None,
+                position: coords(rng),
+                on_duty: rng.random_bool(0.8),
+                mode: TravelMode::Ebike,
+                skills: vec!["first_aid".into()],
+                position_at: None,
+                token_sha256: None,
+                provider_id: Some(id.clone()),
+            });
+        }
+    }
+    for e in &mut r.elders {
+        e.profile.need_level = [None, Some(1), Some(2), Some(3)][rng.random_range(0..4)];
+    }
     // The dispatchers, whose SIP users answer calls (a call answered by anybody else, a
     // station's duty line, takes nothing).
     for id in ["wang", "li", "zhao"] {
@@ -211,6 +268,9 @@ struct Sim {
     /// Calls to the hotline heard ringing and not yet heard to end, by call id.
     calls: Vec<String>,
     call_no: u64,
+    /// Every service order's last row, and each as its log alone makes it.
+    orders: HashMap<OrderId, ServiceOrder>,
+    orders_replayed: HashMap<OrderId, ServiceOrder>,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -238,6 +298,14 @@ struct FamilyStats {
     calls: u64,
     calls_answered: u64,
     calls_forwarded: u64,
+    /// Service orders: placed, taken on by a provider, worker check-ins taken and refused out
+    /// of radius, confirmed, lapsed offers.
+    orders: u64,
+    orders_accepted: u64,
+    order_checkins: u64,
+    order_far: u64,
+    orders_confirmed: u64,
+    orders_lapsed: u64,
 }
 
 impl Sim {
@@ -293,6 +361,8 @@ impl Sim {
             family: FamilyStats::default(),
             calls: Vec::new(),
             call_no: 0,
+            orders: HashMap::new(),
+            orders_replayed: HashMap::new(),
         }
     }
 
@@ -523,6 +593,7 @@ impl Sim {
             }
             85..87 => self.carer_acts(out),
             87..90 => self.call(out),
+            90..93 => self.service_acts(out),
             _ => {
                 if let Some(id) = self.any_open() {
                     let before = self.task_before(id);
@@ -771,6 +842,185 @@ impl Sim {
         }
     }
 
+    /// A dispatcher places a service order, a worker takes a step, or a dispatcher or family
+    /// member acts on an order; each checked against what the rules say.
+    fn service_acts(&mut self, out: &mut Outbox) {
+        let now = self.now;
+        let open: Vec<ServiceOrder> = self.engine.open_orders().cloned().collect();
+        // Workers act on what is offered to or held by their provider.
+        let live: Vec<ServiceOrder> = open
+            .iter()
+            .filter(|o| {
+                matches!(o.state, OrderState::Offered | OrderState::Accepted | OrderState::EnRoute | OrderState::OnSite)
+            })
+            .cloned()
+            .collect();
+        let pick = |rng: &mut SmallRng, from: &[ServiceOrder]| {
+            (!from.is_empty()).then(|| from[rng.random_range(0..from.len())].clone())
+        };
+        match self.rng.random_range(0..10) {
+            0..3 => {
+                let n = self.rng.random_range(0..DEVICES);
+                let from = now.plus_millis(self.rng.random_range(0..5 * 86_400_000));
+                let req = OrderRequest {
+                    elder_id: ElderId::parse(format!("e{n}")).unwrap(),
+                    category: CATEGORIES[self.rng.random_range(0..CATEGORIES.len())].to_string(),
+                    from,
+                    to: from.plus_millis(self.rng.random_range(1..12) * 3_600_000),
+                    notes: String::new(),
+                    source: OrderSource::Dispatcher,
+                    self_paid_agreed: self.rng.random_bool(0.7),
+                };
+                let quote = self.engine.quote(&req).expect("a known elder and category");
+                match self.engine.place_order(req.clone(), Actor::Dispatcher("wang".into()), now, out) {
+                    Ok(_) if quote.self_paid_fen > 0 && !req.self_paid_agreed => {
+                        self.fail(format!("placed with {} fen self-paid not agreed", quote.self_paid_fen))
+                    }
+                    Ok(_) => self.family.orders += 1,
+                    Err(OrderError::SelfPaidNotAgreed { .. }) if !req.self_paid_agreed => {}
+                    Err(e) => self.fail(format!("placing {req:?} was refused: {e}")),
+                }
+            }
+            3..7 => {
+                let Some(o) = pick(&mut self.rng, &live) else { return };
+                let provider = o.offer.as_ref().map(|x| x.provider_id.clone()).or(o.provider_id.clone());
+                let Some(provider) = provider else { return };
+                let p = provider.as_str()[1..].parse::<usize>().expect("p<n>");
+                let worker = ResponderId::parse(format!("w{p}-{}", self.rng.random_range(0..WORKERS_EACH))).unwrap();
+                let worker = o.worker_id.clone().filter(|_| self.rng.random_bool(0.8)).unwrap_or(worker);
+                let home = self.registry.elders.iter().find(|e| e.id == o.elder_id).expect("an elder").home;
+                let radius = self.policy.services.checkin_radius_m;
+                let action = match o.state {
+                    OrderState::Offered if self.rng.random_bool(0.2) => WorkerAction::Refuse { reason: "busy".into() },
+                    OrderState::Offered => WorkerAction::Accept { appointment_at: o.from },
+                    OrderState::Accepted => WorkerAction::EnRoute,
+                    OrderState::EnRoute => {
+                        let reach = if self.rng.random_bool(0.3) { 2.0 * radius + 500.0 } else { radius * 0.95 };
+                        let (north, east) =
+                            (self.rng.random_range(-reach..reach), self.rng.random_range(-reach..reach));
+                        WorkerAction::CheckIn { at: offset(home, north / 2f64.sqrt(), east / 2f64.sqrt()) }
+                    }
+                    OrderState::OnSite => WorkerAction::CheckOut { done: "done".into() },
+                    _ => return,
+                };
+                let result = self.engine.worker_acts(&worker, o.id, action.clone(), now, out);
+                match (&action, &result) {
+                    (WorkerAction::CheckIn { at }, r) => {
+                        let far = at.distance_m(home) > radius;
+                        match r {
+                            Err(OrderError::OutOfRadius { .. }) if far => self.family.order_far += 1,
+                            Ok(()) if !far => self.family.order_checkins += 1,
+                            Err(OrderError::NotYours) if o.worker_id.as_ref() != Some(&worker) => {}
+                            _ => {
+                                self.fail(format!("{worker} checked in {:.0} m from home: {r:?}", at.distance_m(home)))
+                            }
+                        }
+                    }
+                    (WorkerAction::Accept { .. }, Ok(())) => self.family.orders_accepted += 1,
+                    (_, Ok(())) => {}
+                    // A worker busy elsewhere (an emergency, another order), or off the order.
+                    (_, Err(OrderError::WorkerBusy(_) | OrderError::NotYours)) => {}
+                    (_, Err(e)) => self.fail(format!("{worker} did {action:?} on {o:?}: {e}")),
+                }
+            }
+            _ => {
+                let Some(o) = pick(&mut self.rng, &open) else { return };
+                let family = self.rng.random_bool(0.3);
+                let actor = if family { Actor::Family("c1".into()) } else { Actor::Dispatcher("li".into()) };
+                let day = 86_400_000 * self.rng.random_range(-1..3);
+                let action = match (o.state, self.rng.random_range(0..10)) {
+                    (OrderState::Done, 0..7) => {
+                        OrderAction::Confirm { rating: self.rng.random_range(1..=5), comment: String::new() }
+                    }
+                    (OrderState::Done, _) => OrderAction::Dispute { reason: "half done".into() },
+                    (OrderState::Disputed, _) => OrderAction::Settle { outcome: "redone".into() },
+                    (OrderState::Unmatched, 0..6) => OrderAction::Rematch,
+                    (_, 0..2) => OrderAction::Cancel { reason: "not needed".into() },
+                    (_, 2..5) => OrderAction::Reschedule { from: o.from.plus_millis(day), to: o.to.plus_millis(day) },
+                    _ => OrderAction::Note { text: "phoned".into() },
+                };
+                let result = self.engine.order_acts(actor, o.id, action.clone(), now, out);
+                match result {
+                    Ok(()) if matches!(action, OrderAction::Confirm { .. }) => self.family.orders_confirmed += 1,
+                    Ok(()) => {}
+                    Err(OrderError::WrongState { .. } | OrderError::ProviderFull | OrderError::OtherMonth) => {}
+                    Err(e) => self.fail(format!("{action:?} on {o:?}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The service lane's promises, after every step.
+    fn check_orders(&mut self, out: &Outbox) {
+        for e in &out.order_events {
+            self.digest = self.digest.rotate_left(7) ^ e.seq ^ (e.order_id.0 << 24);
+            if let OrderChange::Placed { request } = &e.change {
+                self.orders_replayed.insert(e.order_id, ServiceOrder::placed(e.order_id, request, &e.actor, e.at));
+            }
+            if matches!(e.change, OrderChange::Declined { reason: None, .. }) {
+                self.family.orders_lapsed += 1;
+            }
+            match self.orders_replayed.get_mut(&e.order_id) {
+                Some(o) => o.apply(e),
+                None => self.fail(format!("an event for order {} before it was placed", e.order_id)),
+            }
+        }
+        for o in &out.orders {
+            if self.orders_replayed.get(&o.id) != Some(o) {
+                self.fail(format!("order {}'s row {o:?} is not its log's {:?}", o.id, self.orders_replayed.get(&o.id)));
+            }
+            self.orders.insert(o.id, o.clone());
+        }
+        for o in self.engine.open_orders() {
+            if let Some(x) = o.offer.as_ref().filter(|x| x.deadline <= self.now) {
+                self.fail(format!(
+                    "order {}'s offer to {} outlived its deadline {:?}",
+                    o.id, x.provider_id, x.deadline
+                ));
+            }
+        }
+        for i in self.engine.open_incidents() {
+            if let Some(w) = i.ladder.offers.iter().find(|o| o.responder_id.as_str().starts_with('w')) {
+                self.fail(format!("the ladder offered service worker {} incident {}", w.responder_id, i.id));
+            }
+        }
+        // Capacity and money change only with an order's row.
+        if out.orders.is_empty() {
+            return;
+        }
+        let offset = self.policy.utc_offset_min;
+        let mut load: HashMap<(ProviderId, &str, i64), u32> = HashMap::new();
+        let mut paid: HashMap<(&ElderId, i64), u32> = HashMap::new();
+        for o in self.orders.values() {
+            let holder = if o.state.is_held() {
+                o.provider_id.clone()
+            } else {
+                o.offer.as_ref().filter(|_| o.state == OrderState::Offered).map(|x| x.provider_id.clone())
+            };
+            if let Some(p) = holder {
+                *load.entry((p, o.category.as_str(), o.day(offset))).or_default() += 1;
+            }
+            if o.state.is_held() {
+                let month = anxin_core::service::local_month(o.appointment_at.unwrap_or(o.from), offset);
+                *paid.entry((&o.elder_id, month)).or_default() += o.subsidy_fen;
+            }
+        }
+        for ((p, category, day), n) in load {
+            let provider = self.registry.providers.iter().find(|x| x.id == p).expect("a provider");
+            let capacity = provider.offer(category).map_or(0, |x| x.daily_capacity);
+            if n > capacity {
+                self.fail(format!("{p} holds {n} {category} orders on day {day}, capacity {capacity}"));
+            }
+        }
+        for ((elder, month), fen) in paid {
+            let level = self.registry.elders.iter().find(|e| &e.id == elder).and_then(|e| e.profile.need_level);
+            let allowance = self.policy.services.allowance_fen(level);
+            if fen > allowance {
+                self.fail(format!("elder {elder}'s allowance paid {fen} fen in month {month}, of {allowance}"));
+            }
+        }
+    }
+
     /// Before a dispatcher acts on a programme task: its elder, reason and programme.
     fn task_before(&self, id: IncidentId) -> Option<(ElderId, WelfareReason, ElderProgramme)> {
         let i = self.engine.incident(id)?;
@@ -819,6 +1069,7 @@ impl Sim {
     /// Follows the events, checking the ladder's order as they come, and every change of
     /// state against the table of legal moves.
     fn absorb(&mut self, out: &Outbox) {
+        self.check_orders(out);
         self.replay(out);
         self.check_family(out);
         for v in &out.deltas {
@@ -1326,7 +1577,8 @@ impl Sim {
         }
         for r in &self.registry.responders {
             let on_duty = self.engine.responder(&r.id).unwrap().on_duty;
-            let should_be_available = on_duty && !holders.contains_key(&r.id);
+            // A service worker is never in the matcher: only a dispatcher sends one to an emergency.
+            let should_be_available = on_duty && !holders.contains_key(&r.id) && r.provider_id.is_none();
             if self.engine.matcher().is_available(&r.id) != should_be_available {
                 self.fail(format!(
                     "responder {} availability is wrong (on duty {on_duty}, holds {:?})",
@@ -1406,6 +1658,12 @@ fn the_promises_hold_for_every_seed() {
         family.calls += sim.family.calls;
         family.calls_answered += sim.family.calls_answered;
         family.calls_forwarded += sim.family.calls_forwarded;
+        family.orders += sim.family.orders;
+        family.orders_accepted += sim.family.orders_accepted;
+        family.order_checkins += sim.family.order_checkins;
+        family.order_far += sim.family.order_far;
+        family.orders_confirmed += sim.family.orders_confirmed;
+        family.orders_lapsed += sim.family.orders_lapsed;
     }
     assert!(opened > 1_000, "the simulation exercised only {opened} incidents");
     let enough = family.told > 1_000 && family.later_contacts > 100 && family.answers > 100 && family.exhausted > 10;
@@ -1421,6 +1679,13 @@ fn the_promises_hold_for_every_seed() {
     assert!(carers || steps < 50_000, "carers' visits were barely exercised: {family:?}");
     let calls = family.calls > 1_000 && family.calls_answered > 100 && family.calls_forwarded > 100;
     assert!(calls || steps < 50_000, "calls to the hotline were barely exercised: {family:?}");
+    let orders = family.orders > 1_000
+        && family.orders_accepted > 300
+        && family.order_checkins > 50
+        && family.order_far > 20
+        && family.orders_confirmed > 20
+        && family.orders_lapsed > 100;
+    assert!(orders || steps < 50_000, "service orders were barely exercised: {family:?}");
 }
 
 #[test]

@@ -426,6 +426,22 @@ impl Engine {
                 }
                 let appointment_at = (state == OrderState::Accepted)
                     .then(|| o.appointment_at.filter(|a| (from..=to).contains(a)).unwrap_or(from));
+                // What the order holds moves with it: a place in a provider's day, and (once
+                // accepted) money from the allowance of its month.
+                let offset = self.policy.utc_offset_min;
+                let (was_day, day) = (o.day(offset), local_day(appointment_at.unwrap_or(from), offset));
+                let holder = o.provider_id.clone().or_else(|| o.offer.as_ref().map(|x| x.provider_id.clone()));
+                if let Some(p) = holder.filter(|_| day != was_day) {
+                    let capacity = self.services.providers.get(&p).and_then(|x| x.offer(&o.category));
+                    let load = self.services.load.get(&(p.clone(), o.category.clone(), day)).copied().unwrap_or(0);
+                    if capacity.is_some_and(|c| load >= c.daily_capacity) {
+                        return Err(OrderError::ProviderFull);
+                    }
+                }
+                let was_month = local_month(o.appointment_at.unwrap_or(o.from), offset);
+                if state == OrderState::Accepted && local_month(appointment_at.unwrap_or(from), offset) != was_month {
+                    return Err(OrderError::OtherMonth);
+                }
                 self.record_order(id, OrderChange::Rescheduled { from, to, appointment_at }, actor, now, out);
             }
             OrderAction::Rematch => {
