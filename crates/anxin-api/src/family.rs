@@ -332,7 +332,7 @@ fn too_many_tries(wait: std::time::Duration) -> Response {
 }
 
 /// The signed-in family member behind a request's cookie.
-async fn signed(
+pub(crate) async fn signed(
     state: &ApiState,
     extensions: &axum::http::Extensions,
     headers: &HeaderMap,

@@ -14,6 +14,10 @@
 //! - `GET /api/v1/services/statements?month=2026-12&by=elder|provider&format=json|csv`: a
 //!   month's statement for the district's supervision (supervisors and administrators).
 //!
+//! - `GET|POST /api/v1/family/orders`, `POST /api/v1/family/orders/{id}` and
+//!   `POST /api/v1/family/quote`: the same for a family member signed in on the family page,
+//!   for their own elder only; they may confirm, dispute or cancel.
+//!
 //! Who: a signed-in dispatcher or supervisor (administrators work no orders). Every refusal
 //! is counted on `anxin_service_requests_total{result}`.
 
@@ -323,6 +327,91 @@ pub fn statement_csv(s: &Statement, zh: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The signed-in family member (the family page's cookie), as the engine's caller: they see,
+/// order for and act on their own elder's orders only.
+async fn family(
+    state: &ApiState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Result<Caller, Response> {
+    match crate::family::signed(state, extensions, headers).await {
+        Ok(s) => Ok(Caller::Family { elder: s.elder, contact: s.member.contact_id }),
+        Err(r) => {
+            state.services.count("forbidden");
+            Err(r)
+        }
+    }
+}
+
+/// Asks the engine `request(body)` for the signed-in family member.
+async fn handle_family<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    request: impl FnOnce(T) -> Request,
+) -> Result<Reply, Response> {
+    let caller = family(state, extensions, headers).await?;
+    let input = body(state, bytes)?;
+    ask(state, caller, request(input)).await
+}
+
+pub(crate) async fn family_list(
+    State(state): State<ApiState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match family(&state, &extensions, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match ask(&state, caller, Request::Orders).await {
+        Ok(Reply::Orders(orders)) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn family_quote(
+    State(state): State<ApiState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    match handle_family(&state, &extensions, &headers, &bytes, Request::Quote).await {
+        Ok(Reply::Quote(q)) => Json(q).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn family_place(
+    State(state): State<ApiState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Response {
+    match handle_family(&state, &extensions, &headers, &bytes, Request::PlaceOrder).await {
+        Ok(Reply::Order(id)) => (StatusCode::CREATED, Json(anxin_proto::rest::PlacedOrder { id })).into_response(),
+        Ok(_) => unexpected(),
+        Err(r) => r,
+    }
+}
+
+pub(crate) async fn family_act(
+    State(state): State<ApiState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let request = |action: OrderAction| Request::OrderAct { order: OrderId(id), action };
+    match handle_family(&state, &extensions, &headers, &bytes, request).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
 /// The routes, for [`crate::http::router`].
 pub(crate) fn routes() -> axum::Router<ApiState> {
     use axum::routing::{get, post};
@@ -332,4 +421,7 @@ pub(crate) fn routes() -> axum::Router<ApiState> {
         .route("/api/v1/services/orders", get(list).post(place))
         .route("/api/v1/services/orders/{id}", post(act))
         .route("/api/v1/services/statements", get(statements))
+        .route("/api/v1/family/orders", get(family_list).post(family_place))
+        .route("/api/v1/family/orders/{id}", post(family_act))
+        .route("/api/v1/family/quote", post(family_quote))
 }

@@ -150,6 +150,10 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
             let actor = anxin_core::Actor::Family(contact.clone());
             return engine.place_order(req, actor, now, out).map(Reply::Order).map_err(Refused::from);
         }
+        (Caller::Family { elder, .. }, Request::Orders) => {
+            let theirs = engine.open_orders().filter(|o| &o.elder_id == elder);
+            return Ok(Reply::Orders(theirs.map(|o| engine.order_view(o)).collect()));
+        }
         (Caller::Family { elder, .. }, Request::Quote(req)) if &req.elder_id == elder => {
             return engine.quote(&req).map(Reply::Quote).map_err(Refused::from);
         }

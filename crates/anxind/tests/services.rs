@@ -249,8 +249,72 @@ async fn orders_survive_a_restart_and_bad_requests_are_refused_and_counted(backe
     app.stop().await;
 }
 
+/// A dispatcher's console issues a family link for `contact` of `elder`; the family page's
+/// cookie it signs in to.
+async fn family_cookie(app: &TestApp, console: &mut TestConsole, elder: &str, contact: &str) -> String {
+    let answer =
+        console.ask(json!({"type": "family_link", "elder_id": elder, "contact_id": contact, "action": "issue"})).await;
+    let path = answer["link"]["path"].as_str().unwrap_or_else(|| panic!("a link: {answer}")).to_string();
+    let token = path.strip_prefix("/family#t=").expect("a family link");
+    let body = json!({"token": token}).to_string();
+    let (status, head, text) = http_exchange(app.http, "POST", "/api/v1/family/session", &[], &body).await;
+    assert_eq!(status, 200, "{text}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("a family cookie")
+}
+
+async fn a_family_orders_for_their_elder_and_confirms_it(backend: Backend, client_id: String) {
+    let app = spawn_app_from(&backend, &client_id, district(), |_| {}, anxind::clock::Clock::System).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let daughter = family_cookie(&app, &mut console, "e-1", "c1").await;
+    let tomorrow = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    let (status, quote) = post(&app, &daughter, "/api/v1/family/quote", &cleaning("e-1", tomorrow)).await;
+    assert_eq!((status, quote["self_paid_fen"].as_u64()), (200, Some(0)), "{quote}");
+    // Another elder's order is not theirs to place.
+    let (status, other) = post(&app, &daughter, "/api/v1/family/orders", &cleaning("e-2", tomorrow)).await;
+    assert_eq!((status, other["code"].as_str()), (403, Some("not_allowed")), "{other}");
+    let (status, placed) = post(&app, &daughter, "/api/v1/family/orders", &cleaning("e-1", tomorrow)).await;
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["id"].as_u64().unwrap();
+    let (status, text) = http_request(app.http, "GET", "/api/v1/family/orders", &[("Cookie", &daughter)], "").await;
+    let theirs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(theirs["orders"][0]["id"], id);
+    assert_eq!(theirs["orders"][0]["source"], json!({"from": "family", "contact": "c1"}), "who asked");
+    // The worker does it.
+    let mut cheap = TestConsole::connect_with_token(app.http, "token-w-cheap").await;
+    worker_hello(&mut cheap, "the offer", |w| w["orders"][0]["order"]["id"] == id).await;
+    for step in [
+        json!({"type": "order", "order_id": id, "action": "accept", "appointment_at": tomorrow}),
+        json!({"type": "order", "order_id": id, "action": "en_route"}),
+        json!({"type": "order", "order_id": id, "action": "check_in", "at": {"lat": 25.0050, "lon": 102.6905}}),
+        json!({"type": "order", "order_id": id, "action": "check_out", "done": "打扫"}),
+    ] {
+        let answer = cheap.ask(step.clone()).await;
+        assert_eq!(answer["ok"], true, "{step}: {answer}");
+    }
+    // A family member may confirm, dispute or cancel, and nothing else.
+    let path = format!("/api/v1/family/orders/{id}");
+    let (status, note) = post(&app, &daughter, &path, &json!({"action": "note", "text": "谢谢"})).await;
+    assert_eq!((status, note["code"].as_str()), (409, Some("wrong_state")), "{note}");
+    let (status, _) = post(&app, &daughter, &path, &json!({"action": "confirm", "rating": 4, "comment": "可以"})).await;
+    assert_eq!(status, 204);
+    let stored = app.store.order_events(anxin_core::OrderId(id)).await.unwrap();
+    let last = stored.last().unwrap();
+    assert_eq!(last.actor, anxin_core::Actor::Family("c1".into()));
+    assert!(matches!(last.change, anxin_core::OrderChange::Confirmed { rating: 4, .. }), "{last:?}");
+    // Without the family cookie: refused.
+    let (status, _) = http_request(app.http, "GET", "/api/v1/family/orders", &[], "").await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
 on_both_stores!(
     "services";
     a_service_order_goes_to_the_door_and_is_confirmed,
     orders_survive_a_restart_and_bad_requests_are_refused_and_counted,
+    a_family_orders_for_their_elder_and_confirms_it,
 );
