@@ -40,6 +40,6 @@ pub use ledger::{
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
 pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;
-pub use report::{Grouping, IncidentFacts, Report, ReportBuilder, ReportQuery, ReportRow, Spread};
+pub use report::{Grouping, IncidentFacts, Report, ReportBuilder, ReportQuery, ReportRow, Shifts, ShiftsError, Spread};
 pub use standards::{DayFigures, DayTally, DispatcherFigures, Rating, Standard, StandardFigures, StandardLimits};
 pub use telephony::{CallEvent, CallOutcome};

@@ -97,7 +97,7 @@ macro_rules! report_store {
             async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
                 use futures_util::TryStreamExt;
                 use sqlx::Row;
-                let mut builder = anxin_core::ReportBuilder::new(*q);
+                let mut builder = anxin_core::ReportBuilder::new(q.clone());
                 let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
                     .bind(q.from.millis())
                     .bind(q.to.millis())

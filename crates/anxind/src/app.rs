@@ -356,6 +356,7 @@ impl App {
             store: store.inner.0.clone(),
             utc_offset_min: config.dispatch.utc_offset_min,
             limits: config.wallboard.limits(),
+            shifts: config.reports.shifts(),
         }));
         let wallboard_stop = CancellationToken::new();
         let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
