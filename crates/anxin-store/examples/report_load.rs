@@ -38,9 +38,10 @@ usage: report_load [--incidents 5000000] [--stores sqlite,postgres] [--postgres 
   --elders     elders enrolled with them, round robin (default 500000)
   --seed       the generator's seed (default 1)
   --explain    print each store's plan for the reports' two queries (one month)
-  --compare    also time the reports' SQL alone (every row fetched, none folded), as
-               migration 0013 left it (its incidents' query, without 0014's index of calls)
-               and as it is now, side by side on the same data
+  --compare    also time the reports' SQL alone (every row fetched, none folded) without
+               migration 0014 (undone: its index of calls dropped, and on PostgreSQL the
+               planner's estimate of events an incident reset) and with it, side by side on
+               the same data
   --keep       keep the SQLite file and the PostgreSQL database, and print where they are
                (drop the database by hand after: DROP DATABASE name)
   --reports    which reports to time, in order (default all of them; none: load only)
@@ -802,18 +803,35 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-/// The index migration 0014 adds, as it adds it (the same text on both stores).
-const CALLS_INDEX: &str = include_str!("../../../migrations/sqlite/0014_reports_calls.sql");
+/// The incidents' query the store runs.
+fn incident_facts(store: &str) -> &'static str {
+    if store == "sqlite" {
+        anxin_store::report::INCIDENT_FACTS_FOLDED
+    } else {
+        anxin_store::report::INCIDENT_FACTS
+    }
+}
+
+/// Migration 0014 as each store runs it: the index of calls, and on PostgreSQL the planner
+/// told how many events an incident has.
+const MIGRATION_0014: [(&str, &str); 2] = [
+    ("sqlite", include_str!("../../../migrations/sqlite/0014_reports_calls.sql")),
+    ("postgres", include_str!("../../../migrations/postgres/0014_reports_calls.sql")),
+];
+
+/// What undoes 0014 on each store, for `--compare`.
+const BEFORE_0014: [(&str, &str); 2] = [
+    ("sqlite", "DROP INDEX incident_events_calls"),
+    (
+        "postgres",
+        "DROP INDEX incident_events_calls; \
+         ALTER TABLE incident_events ALTER COLUMN incident_id RESET (n_distinct); ANALYZE incident_events",
+    ),
+];
 
 /// Times the SQL alone of report `a`, `runs` times on one connection: both queries, every
 /// row fetched.
-async fn time_sql(
-    store: &str,
-    url: &str,
-    a: &Asked,
-    incidents_sql: &str,
-    runs: usize,
-) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+async fn time_sql(store: &str, url: &str, a: &Asked, runs: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
     let q = query(a);
     let (from, to) = (q.from.millis(), q.to.millis());
     let (mut sqlite, mut pg) = if store == "sqlite" {
@@ -824,7 +842,7 @@ async fn time_sql(
     let mut ms = vec![];
     for _ in 0..runs {
         let t = Instant::now();
-        for sql in [incidents_sql, anxin_store::report::CALL_EVENTS] {
+        for sql in [incident_facts(store), anxin_store::report::CALL_EVENTS] {
             if let Some(db) = sqlite.as_mut() {
                 sqlx::query(sql).bind(from).bind(to).fetch_all(db).await?;
             } else if let Some(db) = pg.as_mut() {
@@ -837,8 +855,8 @@ async fn time_sql(
     Ok(ms)
 }
 
-/// The SQL before and after migration 0014, report by report: 0013's first (0014's index
-/// dropped), then the index made again as the migration makes it, and today's.
+/// The SQL before and after migration 0014, report by report: with 0014 undone first, then
+/// with it done again as the migration does it.
 async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let asked: Vec<&Asked> = ASKED.iter().filter(|a| args.reports.iter().any(|r| r == a.name)).collect();
     let run = |sql: &'static str| async move {
@@ -848,19 +866,20 @@ async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std:
             sqlx::raw_sql(sql).execute(&mut sqlx::PgConnection::connect(url).await?).await.map(drop)
         }
     };
-    run("DROP INDEX incident_events_calls").await?;
+    let of = |list: [(&'static str, &'static str); 2]| list.iter().find(|(s, _)| *s == store).expect("listed").1;
+    run(of(BEFORE_0014)).await?;
     let mut before = vec![];
     for a in &asked {
-        before.push(time_sql(store, url, a, anxin_store::report::INCIDENT_FACTS_0013, args.runs).await?);
+        before.push(time_sql(store, url, a, args.runs).await?);
     }
     let t = Instant::now();
-    run(CALLS_INDEX).await?;
-    println!("{store}: 0014's index made again in {:.1} s", t.elapsed().as_secs_f64());
+    run(of(MIGRATION_0014)).await?;
+    println!("{store}: migration 0014 done again in {:.1} s", t.elapsed().as_secs_f64());
     for (a, old) in asked.iter().zip(before) {
-        let new = time_sql(store, url, a, anxin_store::report::INCIDENT_FACTS, args.runs).await?;
+        let new = time_sql(store, url, a, args.runs).await?;
         let m = |v: &[f64]| v[v.len() / 2];
         println!(
-            "{store:<8} {:<8} SQL alone: 0013 median {:>9.1} ms ({:.1}–{:.1})  now median {:>9.1} ms ({:.1}–{:.1})  {:.1}x",
+            "{store:<8} {:<8} SQL alone: without 0014 median {:>9.1} ms ({:.1}–{:.1})  with it median {:>9.1} ms ({:.1}–{:.1})  {:.1}x",
             a.name,
             m(&old),
             old[0],
@@ -878,8 +897,7 @@ async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std:
 async fn explain(store: &str, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let q = query(&ASKED[3]);
     let (from, to) = (q.from.millis(), q.to.millis());
-    for (name, sql) in [("incidents", anxin_store::report::INCIDENT_FACTS), ("calls", anxin_store::report::CALL_EVENTS)]
-    {
+    for (name, sql) in [("incidents", incident_facts(store)), ("calls", anxin_store::report::CALL_EVENTS)] {
         println!("plan of the {name} query on {store} (December):");
         if store == "sqlite" {
             let mut db = sqlx::SqliteConnection::connect(url).await?;

@@ -45,24 +45,10 @@ macro_rules! milestones {
 }
 
 /// One row per incident opened in `[$1, $2)`: its milestones, each its first event of that
-/// sort. The events are folded per incident first, in a subquery that reads only their
-/// table and the incidents' ids; the incident's times and the elder's station are joined to
-/// the folded rows. (Joining first, as 0013's query did, grouped by four columns over every
-/// event row and sorted them: on SQLite the month's report took twice as long.)
+/// sort: the period's incidents, their events joined by `incident_events_incident`, grouped
+/// by incident. PostgreSQL's (and 0013's) form of the query; SQLite runs
+/// [`INCIDENT_FACTS_FOLDED`], which gives the same rows.
 pub const INCIDENT_FACTS: &str = concat!(
-    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incident_id, ",
-    milestones!(),
-    "FROM incident_events e \
-     WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
-     GROUP BY e.incident_id) f \
-     JOIN incidents i ON i.id = f.incident_id \
-     LEFT JOIN elders el ON el.id = i.elder_id"
-);
-
-/// The incidents' query as migration 0013 shipped it, for `report_load --compare` to time
-/// beside [`INCIDENT_FACTS`]; the rows are the same.
-#[doc(hidden)]
-pub const INCIDENT_FACTS_0013: &str = concat!(
     "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, ",
     milestones!(),
     "FROM incidents i \
@@ -70,6 +56,21 @@ pub const INCIDENT_FACTS_0013: &str = concat!(
      LEFT JOIN elders el ON el.id = i.elder_id \
      WHERE i.opened_at >= $1 AND i.opened_at < $2 \
      GROUP BY i.id, i.pressed_at, i.opened_at, el.station_id"
+);
+
+/// The same rows with the events folded per incident in a subquery first, and the incident's
+/// times and the elder's station joined to the folded rows. Both stores can run it; SQLite
+/// runs it, twice as quick there as [`INCIDENT_FACTS`] (which groups every event row by four
+/// columns in a temporary B-tree), while PostgreSQL's planner read every event for a day's
+/// report with it (`report_load`, docs/benchmarks.md).
+pub const INCIDENT_FACTS_FOLDED: &str = concat!(
+    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incident_id, ",
+    milestones!(),
+    "FROM incident_events e \
+     WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
+     GROUP BY e.incident_id) f \
+     JOIN incidents i ON i.id = f.incident_id \
+     LEFT JOIN elders el ON el.id = i.elder_id"
 );
 
 /// The events of every call that rang in `[$1, $2)`, in the log's order, with the station
@@ -118,17 +119,14 @@ where
 }
 
 macro_rules! report_store {
-    ($store:ty) => {
+    ($store:ty, $incident_facts:expr) => {
         #[async_trait::async_trait]
         impl crate::report::ReportStore for $store {
             async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
                 use futures_util::TryStreamExt;
                 use sqlx::Row;
                 let mut builder = anxin_core::ReportBuilder::new(q.clone());
-                let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
-                    .bind(q.from.millis())
-                    .bind(q.to.millis())
-                    .fetch(&self.pool);
+                let mut rows = sqlx::query($incident_facts).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
                 while let Some(row) = rows.try_next().await? {
                     builder.incident(&crate::report::facts(&row)?);
                 }
