@@ -73,6 +73,21 @@ describe('supervisors’ report', () => {
     assert.equal(await page.locator('#standards tr[data-standard="nena"] td').first().textContent(), 'NENA calls answered in 15 s');
     await shoot(page, 'report-en.png');
 
+    // By shift: the day's two alarms in the shift they were pressed in, keyed by when it
+    // started (the default shifts change at 08:00 and 20:00).
+    await page.locator('body').evaluate((b) => { delete b.dataset.loaded; });
+    await page.locator('#by').selectOption('shift');
+    assert.equal(await page.locator('#by option:checked').textContent(), 'Shift');
+    await page.locator('#go').click();
+    await page.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+    const shifts = await page.locator('#counts tbody tr:not(.total)').evaluateAll((rows) =>
+      rows.map((r) => ({ key: r.dataset.key, incidents: Number(r.cells[1].textContent) })));
+    assert.ok(shifts.length >= 1, 'a row per shift with incidents');
+    for (const s of shifts) assert.match(s.key, /^\d{4}-\d{2}-\d{2} (08|20):00$/, 'a shift is keyed by its start');
+    assert.equal(shifts.reduce((n, s) => n + s.incidents, 0), 2, 'the two alarms, each in one shift');
+    assert.match(page.url(), /by=shift/, 'the address keeps the grouping, to share or reload');
+    await shoot(page, 'report-en-shift.png');
+
     // The CSV link: the same day, with a BOM for Excel.
     const href = await page.locator('#csv').getAttribute('href');
     const csv = await page.evaluate(async (h) => {

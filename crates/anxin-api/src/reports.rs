@@ -1,5 +1,5 @@
 //! Supervisors' reports, `GET /api/v1/reports`: a period's incidents against the standards,
-//! by day, week, month or station, as JSON or as CSV for Excel (UTF-8 with a byte-order
+//! by shift, day, week, month or station, as JSON or as CSV for Excel (UTF-8 with a byte-order
 //! mark, so Excel in China reads the Chinese headers right). The figures are read from the
 //! store's event log through [`ReportSide`], which anxind implements; the page that prints
 //! them is `/console/report`.
@@ -155,7 +155,7 @@ pub(crate) async fn get_report(
     }
     let by_s = p.by.as_deref().unwrap_or("day");
     let Some(by) = Grouping::parse(by_s) else {
-        return bad(format!("by {by_s:?} is none of day, week, month, station, none"));
+        return bad(format!("by {by_s:?} is none of shift, day, week, month, station, none"));
     };
     let format = p.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv") {

@@ -1,5 +1,5 @@
 //! Supervisors' reports: a period's incidents against the same standards as the wallboard,
-//! by day, week, month or station. Like the rest of the core it reads no store and no clock:
+//! by shift, day, week, month or station. Like the rest of the core it reads no store and no clock:
 //! the store selects one row of milestones per incident ([`IncidentFacts`]) and the events of
 //! calls to the hotline, and [`ReportBuilder`] folds them into figures.
 //!
@@ -26,6 +26,9 @@ pub const REPORT_MISSED_LISTED: usize = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grouping {
+    /// The shift the incident opened (or the call rang) in, keyed by its start's local date
+    /// and time (`2025-03-04 20:00`): a night shift keeps the date it started on.
+    Shift,
     /// The centre's local calendar day the incident opened (or the call rang) on.
     Day,
     /// The local week, Monday to Sunday, keyed by its Monday.
@@ -41,6 +44,7 @@ pub enum Grouping {
 impl Grouping {
     pub fn parse(s: &str) -> Option<Grouping> {
         Some(match s {
+            "shift" => Grouping::Shift,
             "day" => Grouping::Day,
             "week" => Grouping::Week,
             "month" => Grouping::Month,
@@ -52,6 +56,7 @@ impl Grouping {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Grouping::Shift => "shift",
             Grouping::Day => "day",
             Grouping::Week => "week",
             Grouping::Month => "month",
@@ -61,8 +66,67 @@ impl Grouping {
     }
 }
 
+/// When the centre's shifts start, as local times: each shift runs from its start to the
+/// next one, the last to the first of the next day (`[reports] shifts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shifts(Vec<u16>);
+
+/// Why a list of shift starts is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShiftsError {
+    #[error("no shift starts: name at least one, such as \"08:00\"")]
+    Empty,
+    #[error("shift start {0:?} is not a local time such as \"08:00\"")]
+    NotATime(String),
+    #[error("shift starts must be in order, each later than the one before: {0:?} is not")]
+    OutOfOrder(String),
+}
+
+impl Shifts {
+    /// Local times `HH:MM`, in order through the day.
+    pub fn parse<S: AsRef<str>>(starts: &[S]) -> Result<Shifts, ShiftsError> {
+        let mut minutes: Vec<u16> = Vec::with_capacity(starts.len());
+        for s in starts {
+            let s = s.as_ref();
+            let m = s
+                .split_once(':')
+                .filter(|(h, m)| h.len() == 2 && m.len() == 2)
+                .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
+                .filter(|(h, m)| *h < 24 && *m < 60)
+                .map(|(h, m)| h * 60 + m)
+                .ok_or_else(|| ShiftsError::NotATime(s.to_string()))?;
+            if minutes.last().is_some_and(|last| *last >= m) {
+                return Err(ShiftsError::OutOfOrder(s.to_string()));
+            }
+            minutes.push(m);
+        }
+        if minutes.is_empty() {
+            return Err(ShiftsError::Empty);
+        }
+        Ok(Shifts(minutes))
+    }
+
+    /// The key of the shift the local day `day` (days since 1970-01-01) and minute after
+    /// its midnight fall in: the date and time it started.
+    fn key(&self, day: i64, minute: u16) -> String {
+        let (day, start) = match self.0.iter().rev().find(|s| **s <= minute) {
+            Some(start) => (day, *start),
+            // Before the day's first start: the previous day's last shift.
+            None => (day - 1, *self.0.last().expect("never empty")),
+        };
+        format!("{} {:02}:{:02}", civil(day), start / 60, start % 60)
+    }
+}
+
+impl Default for Shifts {
+    /// Two twelve-hour shifts, day and night, changing at 08:00 and 20:00.
+    fn default() -> Self {
+        Shifts(vec![8 * 60, 20 * 60])
+    }
+}
+
 /// What a report is asked for.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportQuery {
     /// Incidents opened (calls rung) at or after `from` and before `to`.
     pub from: Timestamp,
@@ -74,6 +138,8 @@ pub struct ReportQuery {
     pub limits: StandardLimits,
     /// When the report is made: an alarm still inside its limit now is pending.
     pub now: Timestamp,
+    /// The centre's shifts, for [`Grouping::Shift`].
+    pub shifts: Shifts,
 }
 
 /// One incident's milestones, as the store's SQL selects them: each the first event of its
@@ -165,8 +231,8 @@ impl Histogram {
 /// One row of a report: a day, a week, a month, a station, or the whole period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {
-    /// `2025-03-04` (day), the Monday `2025-03-03` (week), `2025-03` (month), a station id,
-    /// or `all`.
+    /// `2025-03-04 20:00` (shift), `2025-03-04` (day), the Monday `2025-03-03` (week),
+    /// `2025-03` (month), a station id, or `all`.
     pub key: String,
     pub incidents: u64,
     /// Emergencies (`sos`, `fall`, `fire`, `intrusion`, or raised to one).
@@ -314,8 +380,10 @@ impl ReportBuilder {
     }
 
     fn key(&self, at: Timestamp, station: Option<&str>) -> String {
-        let day = (at.millis() + i64::from(self.q.utc_offset_min) * 60_000).div_euclid(DAY_MS);
+        let local = at.millis() + i64::from(self.q.utc_offset_min) * 60_000;
+        let day = local.div_euclid(DAY_MS);
         match self.q.by {
+            Grouping::Shift => self.q.shifts.key(day, (local.rem_euclid(DAY_MS) / 60_000) as u16),
             Grouping::Day => civil(day),
             // 1970-01-01 was a Thursday: Monday is 3 days before it.
             Grouping::Week => civil(day - (day + 3).rem_euclid(7)),
@@ -500,12 +568,45 @@ mod tests {
             utc_offset_min: 0,
             limits: StandardLimits::default(),
             now: Timestamp(0),
+            shifts: Shifts::default(),
         };
         let b = ReportBuilder::new(q);
         // 2025-03-09 is a Sunday, 2025-03-10 a Monday.
         let sunday = parse_day("2025-03-09", 0).unwrap();
         assert_eq!(b.key(sunday, None), "2025-03-03");
         assert_eq!(b.key(sunday.plus_millis(DAY_MS), None), "2025-03-10");
+    }
+
+    #[test]
+    fn a_night_shift_keeps_the_date_it_started_on() {
+        let q = ReportQuery {
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            by: Grouping::Shift,
+            utc_offset_min: 480,
+            limits: StandardLimits::default(),
+            now: Timestamp(0),
+            shifts: Shifts::default(),
+        };
+        let b = ReportBuilder::new(q);
+        let midnight = parse_day("2025-03-05", 480).unwrap();
+        let at = |h: i64, m: i64| midnight.plus_millis((h * 60 + m) * 60_000);
+        assert_eq!(b.key(at(3, 0), None), "2025-03-04 20:00");
+        assert_eq!(b.key(at(7, 59), None), "2025-03-04 20:00");
+        assert_eq!(b.key(at(8, 0), None), "2025-03-05 08:00");
+        assert_eq!(b.key(at(19, 59), None), "2025-03-05 08:00");
+        assert_eq!(b.key(at(20, 0), None), "2025-03-05 20:00");
+    }
+
+    #[test]
+    fn shift_starts_are_local_times_in_order() {
+        assert_eq!(Shifts::parse(&["07:00", "15:00", "23:00"]).unwrap().0, [420, 900, 1380]);
+        assert_eq!(Shifts::parse(&["00:00"]).unwrap().0, [0]);
+        assert_eq!(Shifts::parse::<&str>(&[]), Err(ShiftsError::Empty));
+        assert_eq!(Shifts::parse(&["8:00"]), Err(ShiftsError::NotATime("8:00".into())));
+        assert_eq!(Shifts::parse(&["24:00"]), Err(ShiftsError::NotATime("24:00".into())));
+        assert_eq!(Shifts::parse(&["20:00", "08:00"]), Err(ShiftsError::OutOfOrder("08:00".into())));
+        assert_eq!(Shifts::parse(&["08:00", "08:00"]), Err(ShiftsError::OutOfOrder("08:00".into())));
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod family;
 mod ledger;
 mod migrate;
 mod outbox;
-mod report;
+pub mod report;
 mod services;
 mod sql;
 mod visits;

@@ -53,6 +53,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0012_events_by_time.sql"),
     },
     Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/sqlite/0013_reports.sql") },
+    Migration {
+        version: 14,
+        name: "reports_calls",
+        sql: include_str!("../../../migrations/sqlite/0014_reports_calls.sql"),
+    },
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/sqlite/0015_services.sql") },
 ];
 
@@ -110,6 +115,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0012_events_by_time.sql"),
     },
     Migration { version: 13, name: "reports", sql: include_str!("../../../migrations/postgres/0013_reports.sql") },
+    Migration {
+        version: 14,
+        name: "reports_calls",
+        sql: include_str!("../../../migrations/postgres/0014_reports_calls.sql"),
+    },
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/postgres/0015_services.sql") },
 ];
 

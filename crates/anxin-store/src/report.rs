@@ -1,9 +1,11 @@
 //! Supervisors' reports from the event log: the SQL both stores run, and the rows it feeds
 //! to `anxin_core::report::ReportBuilder`.
 //!
-//! The incidents' query is one pass over the period's incidents (`incidents_opened`) and
-//! their events (`incident_events_incident`), a conditional `MIN` per milestone grouped by
-//! incident: plain SQL both dialects read alike. What a kind or a number is comes from the
+//! The incidents' query is one pass over the events (`incident_events_incident`) of the
+//! period's incidents (`incidents_opened`), a conditional `MIN` per milestone grouped by
+//! incident: plain SQL both dialects read alike. The calls' query finds the calls that rang
+//! by the partial index `incident_events_calls` (migration 0014). `examples/report_load.rs`
+//! times both over a year of generated incidents (docs/benchmarks.md). What a kind or a number is comes from the
 //! event's JSON body by `LIKE` on its compact text (serde writes `"kind":"sos"` with no
 //! spaces, and a quote inside a string value is escaped, so a pattern cannot match inside
 //! free text), which is portable where JSON functions are not.
@@ -19,11 +21,11 @@ pub trait ReportStore {
     async fn report(&self, q: &ReportQuery) -> Result<Report, StoreError>;
 }
 
-/// One row per incident opened in `[$1, $2)`: its milestones, each its first event of that
-/// sort. The definitions are the wallboard's (`anxin_core::standards::Standard`).
-pub(crate) const INCIDENT_FACTS: &str = "\
-SELECT i.id, i.pressed_at, i.opened_at, el.station_id, \
-  MIN(CASE WHEN (e.change = 'opened' AND (e.body LIKE '%\"kind\":\"sos\"%' OR e.body LIKE '%\"kind\":\"fall\"%' \
+/// The milestones of one incident from its events, as aggregate columns: each the first
+/// event of its sort. The definitions are the wallboard's (`anxin_core::standards::Standard`).
+macro_rules! milestones {
+    () => {
+        "  MIN(CASE WHEN (e.change = 'opened' AND (e.body LIKE '%\"kind\":\"sos\"%' OR e.body LIKE '%\"kind\":\"fall\"%' \
       OR e.body LIKE '%\"kind\":\"fire\"%' OR e.body LIKE '%\"kind\":\"intrusion\"%')) \
     OR (e.change = 'kind_changed' AND (e.body LIKE '%\"to\":\"sos\"%' OR e.body LIKE '%\"to\":\"fall\"%' \
       OR e.body LIKE '%\"to\":\"fire\"%' OR e.body LIKE '%\"to\":\"intrusion\"%')) THEN e.at END) AS emergency_at, \
@@ -38,16 +40,42 @@ SELECT i.id, i.pressed_at, i.opened_at, el.station_id, \
   SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"110\"%' THEN 1 ELSE 0 END) AS called_110, \
   SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"119\"%' THEN 1 ELSE 0 END) AS called_119, \
   SUM(CASE WHEN e.change = 'false_alarm' THEN 1 ELSE 0 END) AS false_alarm, \
-  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) AS cancelled \
-FROM incidents i \
-JOIN incident_events e ON e.incident_id = i.id \
-LEFT JOIN elders el ON el.id = i.elder_id \
-WHERE i.opened_at >= $1 AND i.opened_at < $2 \
-GROUP BY i.id, i.pressed_at, i.opened_at, el.station_id";
+  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) AS cancelled "
+    };
+}
+
+/// One row per incident opened in `[$1, $2)`: its milestones, each its first event of that
+/// sort: the period's incidents, their events joined by `incident_events_incident`, grouped
+/// by incident. PostgreSQL's (and 0013's) form of the query; SQLite runs
+/// [`INCIDENT_FACTS_FOLDED`], which gives the same rows.
+pub const INCIDENT_FACTS: &str = concat!(
+    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, ",
+    milestones!(),
+    "FROM incidents i \
+     JOIN incident_events e ON e.incident_id = i.id \
+     LEFT JOIN elders el ON el.id = i.elder_id \
+     WHERE i.opened_at >= $1 AND i.opened_at < $2 \
+     GROUP BY i.id, i.pressed_at, i.opened_at, el.station_id"
+);
+
+/// The same rows with the events folded per incident in a subquery first, and the incident's
+/// times and the elder's station joined to the folded rows. Both stores can run it; SQLite
+/// runs it, twice as quick there as [`INCIDENT_FACTS`] (which groups every event row by four
+/// columns in a temporary B-tree), while PostgreSQL's planner read every event for a day's
+/// report with it (`report_load`, docs/benchmarks.md).
+pub const INCIDENT_FACTS_FOLDED: &str = concat!(
+    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incident_id, ",
+    milestones!(),
+    "FROM incident_events e \
+     WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
+     GROUP BY e.incident_id) f \
+     JOIN incidents i ON i.id = f.incident_id \
+     LEFT JOIN elders el ON el.id = i.elder_id"
+);
 
 /// The events of every call that rang in `[$1, $2)`, in the log's order, with the station
 /// of its incident; `anxin_core` pairs them by call id (in the JSON body) in Rust.
-pub(crate) const CALL_EVENTS: &str = "\
+pub const CALL_EVENTS: &str = "\
 SELECT e.seq, e.incident_id, e.at, e.actor, e.body, el.station_id \
 FROM incident_events e \
 JOIN incidents i ON i.id = e.incident_id \
@@ -91,17 +119,14 @@ where
 }
 
 macro_rules! report_store {
-    ($store:ty) => {
+    ($store:ty, $incident_facts:expr) => {
         #[async_trait::async_trait]
         impl crate::report::ReportStore for $store {
             async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
                 use futures_util::TryStreamExt;
                 use sqlx::Row;
-                let mut builder = anxin_core::ReportBuilder::new(*q);
-                let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
-                    .bind(q.from.millis())
-                    .bind(q.to.millis())
-                    .fetch(&self.pool);
+                let mut builder = anxin_core::ReportBuilder::new(q.clone());
+                let mut rows = sqlx::query($incident_facts).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
                 while let Some(row) = rows.try_next().await? {
                     builder.incident(&crate::report::facts(&row)?);
                 }

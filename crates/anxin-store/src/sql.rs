@@ -936,7 +936,7 @@ impl SqliteStore {
 crate::visits::visit_store!(SqliteStore);
 crate::services::service_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
-crate::report::report_store!(SqliteStore);
+crate::report::report_store!(SqliteStore, crate::report::INCIDENT_FACTS_FOLDED);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 impl PostgresStore {
@@ -948,7 +948,7 @@ impl PostgresStore {
 crate::visits::visit_store!(PostgresStore);
 crate::services::service_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
-crate::report::report_store!(PostgresStore);
+crate::report::report_store!(PostgresStore, crate::report::INCIDENT_FACTS);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with
 /// the process id, unique enough for telling one database from its replacement.

@@ -106,6 +106,10 @@ impl Centre {
     }
 
     async fn report(&self, by: Grouping) -> Report {
+        self.report_in_shifts(by, Shifts::default()).await
+    }
+
+    async fn report_in_shifts(&self, by: Grouping, shifts: Shifts) -> Report {
         let from = self.tally.day_start();
         let q = ReportQuery {
             from,
@@ -114,6 +118,7 @@ impl Centre {
             utc_offset_min: UTC8,
             limits: StandardLimits::default(),
             now: self.now,
+            shifts,
         };
         self.store.report(&q).await.expect("report")
     }
@@ -224,6 +229,28 @@ async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
     let by_day = c.report(Grouping::Day).await;
     assert_eq!(by_day.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["2025-11-13"]);
 
+    // By shift: with the default day and night shifts the morning is the day shift's; with a
+    // shift change at 09:30 the first two alarms (09:00, 09:20) fall before it and the false
+    // alarm and the calls (09:52 on) after.
+    let by_shift = c.report(Grouping::Shift).await;
+    assert_eq!(by_shift.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["2025-11-13 08:00"]);
+    let mut day_shift = by_day.rows[0].clone();
+    day_shift.key = "2025-11-13 08:00".into();
+    assert_eq!(by_shift.rows[0], day_shift, "the day's figures, under the shift's key");
+    let three = Shifts::parse(&["07:00", "09:30", "19:00"]).unwrap();
+    let by_shift = c.report_in_shifts(Grouping::Shift, three).await;
+    assert_eq!(
+        by_shift.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["2025-11-13 07:00", "2025-11-13 09:30"]
+    );
+    let (early, late) = (&by_shift.rows[0], &by_shift.rows[1]);
+    assert_eq!((early.alarms, early.handed_to_120, early.false_alarms, early.calls_in), (2, 1, 0, 0));
+    assert_eq!((late.alarms, late.handed_to_120, late.false_alarms, late.calls_in), (1, 0, 1, 2));
+    assert_eq!(early.incidents + late.incidents, day.incidents, "every incident in one shift");
+    let tsa_early = early.standards.iter().find(|s| s.standard == Standard::Tsa60).unwrap();
+    assert_eq!((tsa_early.met, tsa_early.missed, tsa_early.missed_ids.clone()), (1, 1, vec![handed]));
+    assert_eq!(by_shift.total, *day, "the whole day, however it is cut");
+
     // The next day has none of it.
     let q = ReportQuery {
         from: c.tally.day_end(),
@@ -232,6 +259,7 @@ async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
         utc_offset_min: UTC8,
         limits: StandardLimits::default(),
         now: c.now,
+        shifts: Shifts::default(),
     };
     let next = c.store.report(&q).await.unwrap();
     assert!(next.rows.is_empty());

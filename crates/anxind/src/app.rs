@@ -357,6 +357,7 @@ impl App {
             store: store.inner.0.clone(),
             utc_offset_min: config.dispatch.utc_offset_min,
             limits: config.wallboard.limits(),
+            shifts: config.reports.shifts(),
         }));
         let api = api.with_services(Arc::new(crate::ledger::StoreServices {
             store: store.inner.0.clone(),

@@ -37,6 +37,29 @@ pub struct Config {
     #[serde(default)]
     pub telephony: TelephonyConfig,
     pub wallboard: WallboardConfig,
+    pub reports: ReportsConfig,
+}
+
+/// `[reports]`: the supervisors' reports (docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsConfig {
+    /// Local times the shifts start at, `"HH:MM"`, in order through the day: a report by
+    /// shift has a row per shift, keyed by its start.
+    pub shifts: Vec<String>,
+}
+
+impl ReportsConfig {
+    /// The shifts (call after [`Config::load`] has checked them).
+    pub fn shifts(&self) -> anxin_core::Shifts {
+        anxin_core::Shifts::parse(&self.shifts).expect("checked at load")
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        anxin_core::Shifts::parse(&self.shifts)
+            .map(drop)
+            .map_err(|e| ConfigError::Check(format!("reports.shifts: {e}")))
+    }
 }
 
 /// `[wallboard]`: the time each standard on the supervisors' wallboard allows
@@ -1051,6 +1074,7 @@ impl Config {
         self.services.check()?;
         self.telephony.check()?;
         self.wallboard.check()?;
+        self.reports.check()?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1687,6 +1711,30 @@ mod tests {
         let env = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         let p = Config::load(None, &env).unwrap().services.policy();
         assert_eq!((p.offer_timeout_ms, p.monthly_allowance_fen), (30 * 60_000, vec![40_000]));
+    }
+
+    #[test]
+    fn report_shifts_read_from_file_or_environment_and_refuse_what_is_no_shift() {
+        assert_eq!(
+            Config::defaults().reports.shifts(),
+            anxin_core::Shifts::default(),
+            "day and night, 08:00 and 20:00"
+        );
+        let three = Config::from_toml_str(
+            "",
+            [("ANXIN_REPORTS__SHIFTS".to_string(), r#"["07:00", "15:00", "23:00"]"#.to_string())].into_iter(),
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        assert_eq!(three.reports.shifts(), anxin_core::Shifts::parse(&["07:00", "15:00", "23:00"]).unwrap());
+        for (bad, why) in [
+            (serde_json::json!([]), "reports.shifts: no shift starts"),
+            (serde_json::json!(["8am"]), "reports.shifts: shift start \"8am\" is not a local time"),
+            (serde_json::json!(["20:00", "08:00"]), "reports.shifts: shift starts must be in order"),
+        ] {
+            let e = Config::load(None, &serde_json::json!({ "reports": { "shifts": bad } })).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

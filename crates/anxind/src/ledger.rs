@@ -387,6 +387,8 @@ pub struct StoreReports {
     pub store: Arc<dyn Store>,
     pub utc_offset_min: i32,
     pub limits: anxin_core::StandardLimits,
+    /// `[reports] shifts`, for a report by shift.
+    pub shifts: anxin_core::Shifts,
 }
 
 impl anxin_api::ReportSide for StoreReports {
@@ -401,7 +403,15 @@ impl anxin_api::ReportSide for StoreReports {
         by: anxin_core::Grouping,
         now: anxin_core::Timestamp,
     ) -> BoxFuture<'_, Result<anxin_core::Report, anxin_api::ReportUnavailable>> {
-        let q = anxin_core::ReportQuery { from, to, by, utc_offset_min: self.utc_offset_min, limits: self.limits, now };
+        let q = anxin_core::ReportQuery {
+            from,
+            to,
+            by,
+            utc_offset_min: self.utc_offset_min,
+            limits: self.limits,
+            now,
+            shifts: self.shifts.clone(),
+        };
         Box::pin(async move {
             self.store.report(&q).await.map_err(|e| {
                 tracing::warn!(error = %e, "cannot read a report");
