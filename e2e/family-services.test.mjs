@@ -282,4 +282,39 @@ describe('home care on the family page on a live anxind', () => {
     await context.close();
     await deskContext.close();
   });
+
+  it('the month’s statement shows the confirmed cleaning with its rating, and prints', { timeout: 60_000 }, async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, timezoneId: 'Asia/Shanghai' });
+    const errors = watchPageErrors(page);
+    await step('statement', [page], async () => {
+      await page.addInitScript(() => localStorage.setItem('anxin.console.lang', 'zh-CN'));
+      await signIn(page, daemon.consoleUrl, { user: 'supervisor' });
+      // The cleaning's appointment was tomorrow: the statement of that month has it.
+      const month = (await pageDay(page, 1)).date.slice(0, 7);
+      await page.goto(new URL(`/console/statement?month=${month}&by=elder`, daemon.consoleUrl).toString());
+      await page.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+      assert.equal(await page.locator('h1').textContent(), '安心 · 居家服务月结单');
+      const line = page.locator('[data-group="fs-e1"] tr[data-order-id="1"]');
+      await line.waitFor(SHOWS_UP);
+      assert.deepEqual(
+        await Promise.all(['category', 'state', 'price', 'subsidy', 'self', 'rating'].map((f) => line.locator(`[data-field="${f}"]`).textContent())),
+        ['保洁', '已确认', '¥150', '¥100', '¥50', '★★★★'],
+      );
+      assert.match(await page.locator('[data-group="fs-e1"] h2').textContent(), /钱秀兰/);
+      assert.equal(await page.locator('#csv').getAttribute('href'), `/api/v1/services/statements?month=${month}&by=elder&format=csv&lang=zh-CN`);
+      await screenshot(page, 'statement-elder-zh');
+      await page.locator('#by').selectOption('provider');
+      await page.locator('#go').click();
+      await page.locator('[data-group="fs-p1"] tr[data-order-id="1"]').waitFor(SHOWS_UP);
+      await page.locator('#lang').click();
+      await page.locator('html[lang="en"]').waitFor(SHOWS_UP);
+      assert.equal(await page.locator('[data-group="fs-p1"] tr[data-order-id="1"] [data-field="category"]').textContent(), 'Cleaning');
+      assert.equal(await page.locator('#csv').getAttribute('href'), `/api/v1/services/statements?month=${month}&by=provider&format=csv&lang=en`);
+      await page.emulateMedia({ media: 'print' });
+      assert.ok(await page.locator('#ask').isHidden(), 'the form is not printed');
+      await screenshot(page, 'statement-provider-en-print');
+      assert.deepEqual(errors, []);
+    });
+    await page.close();
+  });
 });
