@@ -9,12 +9,9 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openPhone, screenshot } from './responder-support.mjs';
-import { launchChromium, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { launchChromium, shoot, signIn, spawnDistrict, stepsOf, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 20_000 };
 const EARTH_RADIUS_M = 6_371_008.8;
@@ -116,31 +113,17 @@ const card = (page, id) => page.locator(`#orders .order-card[data-order-id="${id
 describe('the services board and the worker’s phone on a live anxind', () => {
   let daemon;
   let browser;
-  let dir;
-
-  async function step(name, pages, fn) {
-    try {
-      await fn();
-    } catch (err) {
-      await mkdir(resultsDir, { recursive: true });
-      for (const [i, p] of pages.entries()) await p?.screenshot({ path: join(resultsDir, `failed-services-${name}-${i}.png`) }).catch(() => {});
-      err.message += `\n(daemon log: ${daemon?.logPath}; last lines:\n${daemon?.tail()})`;
-      throw err;
-    }
-  }
+  let cleanup;
+  const step = stepsOf('services', () => daemon);
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'anxin-services-'));
-    const file = join(dir, 'registry.json');
-    await writeFile(file, JSON.stringify(registry()));
-    daemon = await spawnDaemon({ extraArgs: ['--registry', file] });
+    ({ daemon, cleanup } = await spawnDistrict(registry()));
     browser = await launchChromium();
   });
 
   after(async () => {
     await browser?.close();
-    await daemon?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await cleanup?.();
   });
 
   it('takes an order from the form to the door and back, live on the board', { timeout: 180_000 }, async () => {

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -169,6 +169,43 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
       await removeDir();
       return result;
     },
+  };
+}
+
+/**
+ * anxind on a district of the test's own: `registry` (the ledger's JSON) is written to a
+ * folder of its own and loaded with `--registry`. `{daemon, cleanup}`; cleanup stops the
+ * daemon and removes the folder.
+ */
+export async function spawnDistrict(registry) {
+  const dir = await mkdtemp(join(tmpdir(), 'anxin-district-'));
+  const file = join(dir, 'registry.json');
+  await writeFile(file, JSON.stringify(registry));
+  const daemon = await spawnDaemon({ extraArgs: ['--registry', file] });
+  return {
+    daemon,
+    cleanup: async () => {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A test's steps, each run as `step(name, pages, fn)`: when `fn` throws, a picture of each
+ * of `pages` is saved as failed-`prefix`-`name`-`i`.png and the daemon's last lines (from
+ * `daemon()`) are added to the error.
+ */
+export function stepsOf(prefix, daemon) {
+  return async (name, pages, fn) => {
+    try {
+      await fn();
+    } catch (err) {
+      await mkdir(resultsDir, { recursive: true });
+      for (const [i, p] of pages.entries()) await p?.screenshot({ path: join(resultsDir, `failed-${prefix}-${name}-${i}.png`) }).catch(() => {});
+      err.message += `\n(daemon log: ${daemon()?.logPath}; last lines:\n${daemon()?.tail()})`;
+      throw err;
+    }
   };
 }
 

@@ -2,7 +2,8 @@
 // which is exchanged for an HttpOnly cookie and taken out of the address bar; then one
 // socket brings that elder's open incidents live, and the contact answers (seen, going with
 // an ETA, "I called: all is well", cannot help). States: signed out, link revoked, too many
-// tries, no open incident, connection lost. Web Push when the server offers a key.
+// tries, no open incident, connection lost. Web Push when the server offers a key. The
+// elder's home-care orders, and ordering one, are in family/care.js.
 
 import { observeServerTime, serverNow } from './common/clock.js';
 import { byId, h, whenReady } from './common/dom.js';
@@ -21,6 +22,7 @@ import {
 } from './common/i18n.js';
 import { FAMILY_STRINGS } from './family/strings.js';
 import { placeMap } from './family/map.js';
+import { clearCare, refreshCare, relabelCare, renderCare, startCare } from './family/care.js';
 import { requestJson } from './common/http.js';
 
 defineStrings(FAMILY_STRINGS);
@@ -77,6 +79,7 @@ function refused({ status, body }) {
   state.incidents.clear();
   state.ended.clear();
   state.history = null;
+  clearCare();
   const code = body?.code;
   if (status === 429 || code === 'too_many_tries') {
     state.limitedFor = body?.retry_after_s || 30;
@@ -103,6 +106,7 @@ async function signIn() {
   if (refused(answer)) return;
   state.member = answer.body.member;
   show('home');
+  refreshCare();
   startFeed();
   setUpPush();
 }
@@ -126,6 +130,8 @@ function startFeed() {
     onStatus: (status) => {
       // Once lost, the connection stays "lost" through every attempt until one opens: the
       // banner must not flicker off while the feed tries again.
+      // Orders are not on the socket: what changed while it was down is read again.
+      if (status === 'open' && state.conn !== 'open') refreshCare();
       if (status === 'open') state.conn = 'open';
       else if (status === 'stalled' || status === 'waiting' || state.conn === 'lost') state.conn = 'lost';
       else state.conn = 'connecting';
@@ -619,6 +625,7 @@ function render() {
     renderIncidents();
     renderHistory();
     renderPush();
+    renderCare();
   }
 }
 
@@ -627,9 +634,11 @@ whenReady(() => {
   byId('lang-toggle').addEventListener('click', () => {
     chooseLanguage(otherLanguage(), LANG_KEY);
     render();
+    relabelCare();
   });
   document.querySelector('[data-action="push"]').addEventListener('click', enablePush);
   document.querySelector('[data-action="sign-out"]').addEventListener('click', signOut);
+  startCare(() => (state.view === 'home' ? state.member : null));
   // A link opened in a tab that already shows the page changes only the fragment.
   window.addEventListener('hashchange', () => {
     if (!/[#&]t=/.test(location.hash)) return;

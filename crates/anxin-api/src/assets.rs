@@ -65,6 +65,7 @@ const ASSETS: &[Asset] = embedded![
     "family.js",
     "family.css",
     "family-sw.js",
+    "family/care.js",
     "family/map.js",
     "family/strings.js",
     "responder.js",

@@ -238,6 +238,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ledger", get(|| async { Html(include_str!("../assets/ledger.html")) }))
         .route("/console/wall", get(|| async { Html(include_str!("../assets/wall.html")) }))
         .route("/console/report", get(|| async { Html(include_str!("../assets/report.html")) }))
+        .route("/console/statement", get(|| async { Html(include_str!("../assets/statement.html")) }))
         .route("/console/services", get(|| async { Html(include_str!("../assets/services.html")) }))
         .route("/api/v1/reports", get(crate::reports::get_report))
         .route("/family", get(crate::family::page))

@@ -9,7 +9,8 @@
 //! elder.
 
 use anxin_core::{
-    FamilyAnswer, IncidentId, IncidentKind, IncidentState, IncidentView, Policy, ResponderId, Timestamp, TravelMode,
+    ElderId, FamilyAnswer, IncidentId, IncidentKind, IncidentState, IncidentView, Policy, ResponderId, Timestamp,
+    TravelMode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -177,6 +178,8 @@ impl From<&anxin_core::Incident> for FamilyPastIncident {
 /// Who is signed in on a family page: the contact, and the one elder they see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FamilyMember {
+    /// The elder's id, for the page to name them when it orders a home-care service.
+    pub elder_id: ElderId,
     /// The elder's name, as the page greets them.
     pub elder_name: String,
     pub contact_id: String,

@@ -38,6 +38,7 @@ impl StoreFamilies {
         let e = self.elders.get(elder)?;
         let c = e.profile.contacts.iter().find(|c| c.id == contact)?;
         Some(FamilyMember {
+            elder_id: e.id.clone(),
             elder_name: e.name.clone(),
             contact_id: c.id.clone(),
             contact_name: c.name.clone(),

@@ -130,7 +130,7 @@ async fn a_family_sees_only_its_own_elder_and_its_answers_reach_the_console() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["member"],
-        json!({"elder_name": "长者1", "contact_id": "c1", "contact_name": "女儿1", "relation": "女儿"})
+        json!({"elder_id": "e-1", "elder_name": "长者1", "contact_id": "c1", "contact_name": "女儿1", "relation": "女儿"})
     );
     let cookie = cookie.expect("a cookie");
     assert!(cookie.starts_with("anxin_family="));

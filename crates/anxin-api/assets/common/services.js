@@ -139,6 +139,30 @@ defineStrings({
   },
 });
 
+/**
+ * The categories a district takes orders for unless its configuration says otherwise:
+ * anxin-core's DEFAULT_CATEGORIES, in its order. For a page that may not read the staff's
+ * catalogue (the family page); each has its words above.
+ */
+export const DEFAULT_CATEGORIES = [
+  'meals',
+  'meal_delivery',
+  'cleaning',
+  'bathing',
+  'haircut',
+  'shopping',
+  'goods_delivery',
+  'escort',
+  'medical_help',
+  'rehabilitation',
+  'health_advice',
+  'housekeeping',
+  'repair',
+  'drain_clearing',
+  'counselling',
+  'legal_advice',
+];
+
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** A category's name; its id for one the pages do not know. */
