@@ -5,7 +5,9 @@
 //! at it and out with what was done; the dispatcher confirms it with the elder's rating. The
 //! log and the row are in the store, an open order survives a restart with its offer, an
 //! order over the allowance is refused until the self-paid part is agreed, and bad bodies are
-//! refused and counted. Runs on SQLite with the embedded broker, and on PostgreSQL and
+//! refused and counted; a provider full for the day is passed over, a dispute is settled by a
+//! dispatcher, and a worker at a door next to an emergency is never offered it by the ladder
+//! but may be sent by a dispatcher, which takes them off their order. Runs on SQLite with the embedded broker, and on PostgreSQL and
 //! Mosquitto when `ANXIN_TEST_POSTGRES_URL` and `ANXIN_TEST_MQTT_URL` name them.
 
 #[macro_use]
@@ -50,6 +52,8 @@ fn district() -> anxin_core::Registry {
         w.name = format!("{id} 阿姨");
         w.skills = vec![];
         w.provider_id = Some(ProviderId::parse(provider).unwrap());
+        // At e-1's door: nearer than anybody, were the ladder ever to offer a worker a job.
+        w.position = anxin_core::Coordinates::new(25.0050, 102.6905).unwrap();
         w.token_sha256 = Some(anxin_api::token_sha256(&format!("token-{id}")));
         r.responders.push(w);
     }
@@ -312,8 +316,95 @@ async fn a_family_orders_for_their_elder_and_confirms_it(backend: Backend, clien
     app.stop().await;
 }
 
+async fn a_full_day_a_dispute_and_a_worker_sent_to_an_emergency(backend: Backend, client_id: String) {
+    let mut district = district();
+    for p in &mut district.providers {
+        p.offers[0].daily_capacity = 1;
+    }
+    let app = spawn_app_from(&backend, &client_id, district, |_| {}, anxind::clock::Clock::System).await;
+    let cookie = sign_in(app.http, "wang").await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    assert_eq!(console.next().await["type"], "snapshot");
+    let tomorrow = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    // One cleaning a day each: the third order of the day finds both full.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, placed) = post(&app, &cookie, "/api/v1/services/orders", &cleaning("e-1", tomorrow)).await;
+        assert_eq!(status, 201, "{placed}");
+        ids.push(placed["id"].as_u64().unwrap());
+    }
+    let board = open_orders(&app, &cookie).await;
+    let state = |id: u64| board.iter().find(|o| o["id"] == id).cloned().unwrap();
+    assert_eq!(
+        (state(ids[0])["offered_to"].as_str(), state(ids[1])["offered_to"].as_str()),
+        (Some("好邻居家政"), Some("金牌家政"))
+    );
+    assert_eq!(state(ids[2])["state"], "unmatched");
+    assert!(state(ids[2])["unmatched_why"].as_str().unwrap().contains("2 are full that day"), "{}", state(ids[2]));
+
+    // The dearer provider's worker does the second; the elder disputes it; a dispatcher settles.
+    let mut dear = TestConsole::connect_with_token(app.http, "token-w-dear").await;
+    worker_hello(&mut dear, "the offer", |w| w["orders"][0]["order"]["id"] == ids[1]).await;
+    for step in [
+        json!({"type": "order", "order_id": ids[1], "action": "accept", "appointment_at": tomorrow}),
+        json!({"type": "order", "order_id": ids[1], "action": "en_route"}),
+        json!({"type": "order", "order_id": ids[1], "action": "check_in", "at": {"lat": 25.0050, "lon": 102.6905}}),
+        json!({"type": "order", "order_id": ids[1], "action": "check_out", "done": "打扫"}),
+    ] {
+        assert_eq!(dear.ask(step.clone()).await["ok"], true, "{step}");
+    }
+    let path = format!("/api/v1/services/orders/{}", ids[1]);
+    let (status, early) = post(&app, &cookie, &path, &json!({"action": "settle", "outcome": "x"})).await;
+    assert_eq!((status, early["code"].as_str()), (409, Some("wrong_state")), "nothing to settle yet: {early}");
+    let (status, _) = post(&app, &cookie, &path, &json!({"action": "dispute", "reason": "只扫了客厅"})).await;
+    assert_eq!(status, 204);
+    let disputed = open_orders(&app, &cookie).await;
+    let row = disputed.iter().find(|o| o["id"] == ids[1]).unwrap();
+    assert_eq!((row["state"].as_str(), row["dispute"].as_str()), (Some("disputed"), Some("只扫了客厅")));
+    let (status, _) = post(&app, &cookie, &path, &json!({"action": "settle", "outcome": "服务商上门返工"})).await;
+    assert_eq!(status, 204);
+    assert!(open_orders(&app, &cookie).await.iter().all(|o| o["id"] != ids[1]), "settled: off the board");
+
+    // The cheaper provider's worker sets off on the first; an SOS next door is not offered to
+    // them (they stand at the door, nearer than anybody), but a dispatcher may send them.
+    let mut cheap = TestConsole::connect_with_token(app.http, "token-w-cheap").await;
+    worker_hello(&mut cheap, "the offer", |w| w["orders"][0]["order"]["id"] == ids[0]).await;
+    let accept = json!({"type": "order", "order_id": ids[0], "action": "accept", "appointment_at": tomorrow});
+    assert_eq!(cheap.ask(accept).await["ok"], true);
+    assert_eq!(cheap.ask(json!({"type": "order", "order_id": ids[0], "action": "en_route"})).await["ok"], true);
+    let device = TestDevice::connect(&app, "d-1").await;
+    device.press("sos-next-door", Some((25.0050, 102.6905, 10.0))).await;
+    let delta = console.incident_for("d-1").await;
+    let offered: Vec<&str> =
+        delta["incident"]["offers"].as_array().unwrap().iter().filter_map(|o| o["responder"]["id"].as_str()).collect();
+    assert_eq!(offered, ["r-near"], "the ladder offers no service worker");
+    let incident = delta["incident"]["id"].as_u64().unwrap();
+    let assign = json!({"type": "command", "incident_id": incident, "action": "assign", "responder_id": "w-cheap"});
+    let answer = console.ask(assign).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    let wait = async {
+        loop {
+            let m = console.next().await;
+            if m["type"] == "order" && m["order"]["id"] == ids[0] && m["order"].get("redirected_to").is_some() {
+                return m["order"].clone();
+            }
+        }
+    };
+    let redirected = tokio::time::timeout(WAIT, wait).await.expect("the order is told it lost its worker");
+    assert_eq!(redirected["state"], "accepted");
+    assert_eq!((redirected["id"].as_u64(), redirected["redirected_to"].as_u64()), (Some(ids[0]), Some(incident)));
+    assert!(redirected.get("worker_id").is_none(), "the order waits for another worker: {redirected}");
+    let log = app.store.order_events(anxin_core::OrderId(ids[0])).await.unwrap();
+    assert!(
+        matches!(&log.last().unwrap().change, anxin_core::OrderChange::WorkerRedirected { incident: i, .. } if i.0 == incident),
+        "{log:?}"
+    );
+    app.stop().await;
+}
+
 on_both_stores!(
     "services";
+    a_full_day_a_dispute_and_a_worker_sent_to_an_emergency,
     a_service_order_goes_to_the_door_and_is_confirmed,
     orders_survive_a_restart_and_bad_requests_are_refused_and_counted,
     a_family_orders_for_their_elder_and_confirms_it,
