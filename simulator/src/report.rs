@@ -173,6 +173,8 @@ pub struct Summary {
     /// has them.
     pub programme: Option<ProgrammeSummary>,
     pub carers: Option<CarersSummary>,
+    /// The service lane's orders, when the scenario has them.
+    pub services: Option<crate::services::ServicesSummary>,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
@@ -589,7 +591,7 @@ impl Summary {
             matching: matching.to_string(),
             devices: district.elders.len(),
             centres: district.centres.len(),
-            responders: district.responders.iter().filter(|r| !r.carer).count(),
+            responders: district.responders.iter().filter(|r| r.emergency_duty()).count(),
             speedup: clock.speedup,
             scenario_hours: played.plan_s / 3600.0,
             drain_min: (played.played_s - played.plan_s) / 60.0,
@@ -639,6 +641,7 @@ impl Summary {
             health: HealthSummary::new(played, district, lives, calls_unmade),
             programme: None,
             carers: None,
+            services: None,
             console_series: series,
         }
     }
@@ -765,6 +768,9 @@ impl Summary {
         }
         if let Some(c) = &self.carers {
             t.push_str(&c.text());
+        }
+        if let Some(v) = &self.services {
+            t.push_str(&v.text());
         }
         t
     }
@@ -948,7 +954,7 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
                 let could_reach = district
                     .responders
                     .iter()
-                    .filter(|r| !r.carer && (inc.kind != "fall" || r.first_aid))
+                    .filter(|r| r.emergency_duty() && (inc.kind != "fall" || r.first_aid))
                     .filter(|r| {
                         let d = district.centres[r.centre].position.distance_m(home);
                         d * 1.3 / r.mode.speed_m_s() / 60.0 <= 15.0
