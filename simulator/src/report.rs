@@ -122,6 +122,10 @@ pub struct Summary {
     pub not_on_console: usize,
     /// Engine latencies, real milliseconds.
     pub press_to_console_ms: Percentiles,
+    /// The same for the presses outside the surge and in it (when there was a surge): the
+    /// engine's latency with and without a backlog.
+    pub press_to_console_ms_outside_surge: Option<Percentiles>,
+    pub press_to_console_ms_surge: Option<Percentiles>,
     pub press_to_help_coming_ms: Percentiles,
     pub press_to_offer_ms: Percentiles,
     /// A responder's offer to their accept (the offer that was accepted), scenario seconds.
@@ -584,6 +588,11 @@ impl Summary {
             n => format!("delivery_at for {n} emergencies, told_at for the rest"),
         };
         let any_surge = presses.iter().any(|p| p.surge);
+        let console_of = |surge: bool| {
+            Percentiles::of(
+                presses.iter().filter(|p| p.surge == surge).filter_map(|p| p.consoled.map(|c| ms(p.sent, c))).collect(),
+            )
+        };
         let surge = any_surge.then(|| care_outcomes(played, district, Some(true)));
         let outside_surge = any_surge.then(|| care_outcomes(played, district, Some(false)));
         Summary {
@@ -608,6 +617,8 @@ impl Summary {
             not_acknowledged: presses.iter().filter(|p| p.acked.is_none()).count(),
             not_on_console: presses.iter().filter(|p| p.consoled.is_none()).count(),
             press_to_console_ms: Percentiles::of(console),
+            press_to_console_ms_outside_surge: any_surge.then(|| console_of(false)),
+            press_to_console_ms_surge: any_surge.then(|| console_of(true)),
             press_to_help_coming_ms: Percentiles::of(ack),
             press_to_offer_ms: Percentiles::of(to_offer),
             offer_to_accept_s: Percentiles::of(offer_to_accept),
@@ -694,6 +705,10 @@ impl Summary {
             );
         };
         row(&mut t, "press → console", &self.press_to_console_ms, "ms");
+        if let (Some(o), Some(s)) = (&self.press_to_console_ms_outside_surge, &self.press_to_console_ms_surge) {
+            row(&mut t, "  outside the surge", o, "ms");
+            row(&mut t, "  in the surge", s, "ms");
+        }
         row(&mut t, "press → help_coming", &self.press_to_help_coming_ms, "ms");
         row(&mut t, "press → first offer", &self.press_to_offer_ms, "ms");
         row(&mut t, "offer → accept", &self.offer_to_accept_s, "scen. s");
