@@ -498,6 +498,35 @@ enum Move {
     CheckOut(u64),
 }
 
+/// A provider's workers as its desk sees them: when each is free of their bookings, where
+/// they will be, and how to reach them. The worker an offer names hands it to the colleague
+/// who can be there soonest, as a provider's desk does (the engine names the nearest worker
+/// not out on a job, and lets any of the provider's workers take it).
+#[derive(Debug, Default)]
+pub struct Roster {
+    /// Worker id → (scenario second free of their bookings, where they are then).
+    pub free: BTreeMap<String, (f64, Point)>,
+    pub inboxes: HashMap<String, mpsc::UnboundedSender<Handover>>,
+}
+
+/// An offer handed to a colleague to accept, with the appointment agreed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handover {
+    pub id: u64,
+    pub appointment_s: f64,
+    pub home: Point,
+}
+
+/// What is done about one offer.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Lapse,
+    Refuse(u64),
+    /// Accept it oneself, or hand it to colleague `to`.
+    Accept(Handover),
+    Handover(String, Handover),
+}
+
 /// One service worker and their phone.
 #[derive(Debug)]
 pub struct Worker {
@@ -510,6 +539,8 @@ pub struct Worker {
     pub wire: Wire,
     pub ledger: Arc<Mutex<Ledger>>,
     pub rng: SmallRng,
+    pub roster: Arc<Mutex<Roster>>,
+    pub inbox: mpsc::UnboundedReceiver<Handover>,
 }
 
 impl Worker {
@@ -520,7 +551,6 @@ impl Worker {
         let mut queue: Vec<Booked> = Vec::new();
         // Out on an order now; the scenario second the worker is free for the next booking.
         let mut current: Option<u64> = None;
-        let mut free_from_s = 0.0f64;
         let mut agenda: BinaryHeap<(std::cmp::Reverse<Instant>, u64)> = BinaryHeap::new();
         let mut moves: HashMap<u64, Move> = HashMap::new();
         let mut asked: HashMap<String, Move> = HashMap::new();
@@ -570,6 +600,13 @@ impl Worker {
                     }
                     continue;
                 }
+                h = self.inbox.recv() => {
+                    // A colleague handed us an offer: accept it after a word on the phone.
+                    let Some(h) = h else { continue };
+                    let delay = clock.wall(uniform(&mut self.rng, self.sv.answer_after_min) * 60.0);
+                    plan(&mut agenda, &mut moves, Instant::now() + delay, Move::Accept { id: h.id, appointment_s: h.appointment_s, home: h.home });
+                    continue;
+                }
                 m = stream.next() => m,
             };
             let Some(Ok(msg)) = frame else { break };
@@ -591,12 +628,21 @@ impl Worker {
                 }
                 ServerFrame::Hello { responder } => {
                     let Some(view) = responder.worker else { continue };
-                    for (id, appointment_s, home, accept) in self.offers(&view, &mut decided, now_s, &mut free_from_s) {
+                    for answer in self.offers(&view, &mut decided, now_s) {
                         let delay = clock.wall(uniform(&mut self.rng, self.sv.answer_after_min) * 60.0);
-                        let m = match accept {
-                            Some(true) => Move::Accept { id, appointment_s, home },
-                            Some(false) => Move::Refuse(id),
-                            None => continue,
+                        let m = match answer {
+                            Answer::Accept(h) => {
+                                Move::Accept { id: h.id, appointment_s: h.appointment_s, home: h.home }
+                            }
+                            Answer::Refuse(id) => Move::Refuse(id),
+                            Answer::Handover(to, h) => {
+                                let inbox = self.roster.lock().unwrap().inboxes.get(&to).cloned();
+                                if let Some(inbox) = inbox {
+                                    let _ = inbox.send(h);
+                                }
+                                continue;
+                            }
+                            Answer::Lapse => continue,
                         };
                         plan(&mut agenda, &mut moves, now + delay, m);
                     }
@@ -688,6 +734,10 @@ impl Worker {
                                 if let Some(home) = queue_home(&queue, *id) {
                                     self.position = home;
                                 }
+                                // Free from now if the bookings said later, from where they are.
+                                if queue.len() <= 1 {
+                                    self.roster.lock().unwrap().free.insert(self.id.clone(), (now_s, self.position));
+                                }
                                 queue.retain(|b| b.id != *id);
                                 current = None;
                                 next_job = true;
@@ -718,16 +768,11 @@ impl Worker {
         }
     }
 
-    /// The offers on the phone this worker answers and has not yet: each one accepted with
-    /// an appointment after the worker's last booking (`Some(true)`), refused when none fits
-    /// the window (`Some(false)`), or let lapse (`None`).
-    fn offers(
-        &mut self,
-        view: &WorkerView,
-        decided: &mut HashSet<u64>,
-        now_s: f64,
-        free_from_s: &mut f64,
-    ) -> Vec<(u64, f64, Point, Option<bool>)> {
+    /// The offers on the phone this worker answers and has not yet: each accepted by the
+    /// provider's worker who can be there soonest after their bookings, leaving a visit inside
+    /// the window (themselves, or a colleague it is handed to), refused when nobody can, or
+    /// let lapse.
+    fn offers(&mut self, view: &WorkerView, decided: &mut HashSet<u64>, now_s: f64) -> Vec<Answer> {
         let mut out = Vec::new();
         for wo in &view.orders {
             let o = &wo.order;
@@ -743,29 +788,40 @@ impl Worker {
             let to_s = |ms: i64| (ms - self.wire.start_ms) as f64 / 1000.0 * self.wire.clock.speedup;
             let (from_s, until_s) = (to_s(o.from.millis()), to_s(o.to.millis()));
             let r: f64 = self.rng.random();
-            let mut l = self.ledger.lock().unwrap();
             if r >= self.sv.accept_probability + self.sv.refuse_probability {
-                l.orders.lapses_let += 1;
-                out.push((o.id.0, 0.0, home, None));
+                self.ledger.lock().unwrap().orders.lapses_let += 1;
+                out.push(Answer::Lapse);
                 continue;
             }
-            // The soonest the worker can be there: after answering, riding over, and after
-            // the bookings they hold; a visit must end inside the window.
-            let travel_s = self.position.distance_m(home) * 1.3 / WORKER_SPEED_M_S;
-            let earliest = (now_s + self.sv.answer_after_min[1] * 60.0 + travel_s).max(*free_from_s + travel_s);
-            // Somewhat later than the soonest, as people book: up to half the room the window
-            // leaves, at most half an hour.
-            let start_s = from_s.max(earliest);
-            let room = (until_s - self.sv.service_min[1] * 60.0 - start_s).max(0.0);
-            let appointment_s = start_s + self.rng.random::<f64>() * (room / 2.0).min(1800.0);
-            let fits = appointment_s + self.sv.service_min[1] * 60.0 <= until_s;
-            if r < self.sv.accept_probability && fits {
-                l.orders.accepts_sent += 1;
-                *free_from_s = appointment_s + self.sv.service_min[1] * 60.0;
-                out.push((o.id.0, appointment_s, home, Some(true)));
-            } else {
-                l.orders.refusals_sent += 1;
-                out.push((o.id.0, 0.0, home, Some(false)));
+            let service_s = self.sv.service_min[1] * 60.0;
+            // Who can start soonest: after answering, riding over, and after their bookings.
+            let mut roster = self.roster.lock().unwrap();
+            let soonest = roster
+                .free
+                .iter()
+                .map(|(w, (free, at))| {
+                    let travel_s = at.distance_m(home) * 1.3 / WORKER_SPEED_M_S;
+                    let start = (now_s + self.sv.answer_after_min[1] * 60.0).max(*free) + travel_s;
+                    (w.clone(), from_s.max(start))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            let fits = soonest.filter(|(_, start)| start + service_s <= until_s);
+            let mut l = self.ledger.lock().unwrap();
+            match fits {
+                Some((worker, start_s)) if r < self.sv.accept_probability => {
+                    // Somewhat later than the soonest, as people book: up to half the room the
+                    // window leaves, at most half an hour.
+                    let room = (until_s - service_s - start_s).max(0.0);
+                    let appointment_s = start_s + self.rng.random::<f64>() * (room / 2.0).min(1800.0);
+                    roster.free.insert(worker.clone(), (appointment_s + service_s, home));
+                    l.orders.accepts_sent += 1;
+                    let h = Handover { id: o.id.0, appointment_s, home };
+                    out.push(if worker == self.id { Answer::Accept(h) } else { Answer::Handover(worker, h) });
+                }
+                _ => {
+                    l.orders.refusals_sent += 1;
+                    out.push(Answer::Refuse(o.id.0));
+                }
             }
         }
         out

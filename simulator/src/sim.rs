@@ -870,6 +870,19 @@ pub async fn play(
     let mut responder_tasks = Vec::new();
     let shared_district = Arc::new(district.clone());
     let wire = crate::services::Wire { http: target.http, cookie: cookie.clone(), clock, start_ms };
+    // Each provider's roster: its workers, free from the start at their centre.
+    let rosters: Vec<Arc<Mutex<crate::services::Roster>>> =
+        district.providers.iter().map(|_| Arc::new(Mutex::new(crate::services::Roster::default()))).collect();
+    let mut inboxes = HashMap::new();
+    for r in &district.responders {
+        if let Some(p) = r.provider {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut roster = rosters[p].lock().unwrap();
+            roster.free.insert(r.id.clone(), (0.0, district.centres[r.centre].position));
+            roster.inboxes.insert(r.id.clone(), tx);
+            inboxes.insert(r.id.clone(), rx);
+        }
+    }
     for (i, r) in district.responders.iter().enumerate() {
         let url = format!("{ws_base}?token={}", r.token);
         if let Some(p) = r.provider {
@@ -887,6 +900,8 @@ pub async fn play(
                 wire: wire.clone(),
                 ledger: ledger.clone(),
                 rng: SmallRng::seed_from_u64(scenario.run.seed.wrapping_mul(6133).wrapping_add(i as u64)),
+                roster: rosters[p].clone(),
+                inbox: inboxes.remove(&r.id).expect("one inbox a worker"),
             };
             responder_tasks.push(tokio::spawn(worker.run(socket, stop_rx.clone())));
             continue;
