@@ -77,6 +77,8 @@ pub struct Elder {
     pub contacts: Vec<crate::family::Contact>,
     /// On the welfare programme: a call every so many days, and a visit every so many.
     pub schedule: Option<Schedule>,
+    /// The level of need the district's allowance is paid by (1 = most; `profile.need_level`).
+    pub need_level: Option<u8>,
 }
 
 /// An elder's welfare programme, and where in the run the engine will put their first call
@@ -114,6 +116,26 @@ pub struct Responder {
     pub token: String,
     /// A carer (the skill `carer`) who visits elders; off duty for emergencies.
     pub carer: bool,
+    /// A service worker: index into [`District::providers`] (the ledger's `provider_id`).
+    pub provider: Option<usize>,
+}
+
+impl Responder {
+    /// On duty for emergencies: neither a carer nor a service worker.
+    pub fn emergency_duty(&self) -> bool {
+        !self.carer && self.provider.is_none()
+    }
+}
+
+/// A contracted home-care provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    /// (category, price in fen, daily capacity).
+    pub offers: Vec<(String, u32, u32)>,
+    /// The centres whose circles it serves (indices into [`District::centres`]).
+    pub centres: Vec<usize>,
 }
 
 /// The district, ready to be written as a registry and played.
@@ -122,6 +144,7 @@ pub struct District {
     pub centres: Vec<Centre>,
     pub elders: Vec<Elder>,
     pub responders: Vec<Responder>,
+    pub providers: Vec<Provider>,
 }
 
 /// A normally distributed number (Box–Muller), mean 0 and standard deviation 1.
@@ -207,6 +230,7 @@ impl District {
                 alone,
                 contacts: crate::family::contacts(&s.families, &mut family_rng, i + 1),
                 schedule: None,
+                need_level: None,
             });
         }
         if let Some(p) = &s.programme {
@@ -224,6 +248,7 @@ impl District {
                     mode: [Mode::Foot, Mode::Ebike, Mode::Car][weighted(&mut rng, &modes)],
                     first_aid: rng.random::<f64>() < s.responders.first_aid_share,
                     carer: false,
+                    provider: None,
                 });
             }
         }
@@ -239,10 +264,71 @@ impl District {
                     mode: Mode::Foot,
                     first_aid: false,
                     carer: true,
+                    provider: None,
                 });
             }
         }
-        District { centres, elders, responders }
+        let mut district = District { centres, elders, responders, providers: Vec::new() };
+        if let Some(sv) = &s.services {
+            district.add_services(sv, prefix, s.run.seed);
+        }
+        district
+    }
+
+    /// Providers, their workers and the elders' levels of need, from a stream of their own,
+    /// so that adding services changed nobody and nothing else (the same seed plays the same
+    /// presses with and without them).
+    fn add_services(&mut self, sv: &crate::scenario::Services, prefix: &str, seed: u64) {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5e41_1ce5);
+        for e in &mut self.elders {
+            let shares = sv.need_levels.of(e.age_band);
+            let u: f64 = rng.random();
+            let mut acc = 0.0;
+            e.need_level = shares.iter().enumerate().find_map(|(i, p)| {
+                acc += p;
+                (u < acc).then_some(i as u8 + 1)
+            });
+        }
+        let n = sv.providers as usize;
+        let names = ["颐康", "安心家政", "福寿", "邻里帮", "乐龄", "康乐", "孝亲", "春晖", "金色晚年", "暖阳"];
+        for k in 0..n {
+            // Each centre is some provider's first in turn; a provider serves the nearest
+            // `centres_each` centres to its first.
+            let first = (k * self.centres.len() / n).min(self.centres.len() - 1);
+            let at = self.centres[first].position;
+            let mut by_distance: Vec<usize> = (0..self.centres.len()).collect();
+            by_distance.sort_by(|&a, &b| {
+                at.distance_m(self.centres[a].position).total_cmp(&at.distance_m(self.centres[b].position))
+            });
+            by_distance.truncate(sv.centres_each as usize);
+            let mut offers = Vec::new();
+            for (c, cat) in sv.categories.iter().enumerate() {
+                // Every category has at least one provider: provider c mod n always offers it.
+                if c % n == k || rng.random::<f64>() < cat.offered_by {
+                    let price = crate::plan::uniform(&mut rng, cat.price_yuan);
+                    let capacity = crate::plan::uniform(&mut rng, cat.daily_capacity).round().max(1.0);
+                    offers.push((cat.id.clone(), (price * 100.0).round() as u32, capacity as u32));
+                }
+            }
+            self.providers.push(Provider {
+                id: format!("{prefix}-p{:02}", k + 1),
+                name: format!("{}居家养老服务 {}", names[k % names.len()], k + 1),
+                offers,
+                centres: by_distance,
+            });
+            for _ in 0..sv.workers_each {
+                let id = format!("{prefix}-w{:04}", self.responders.len() + 1);
+                self.responders.push(Responder {
+                    token: format!("sim-{id}-{:08x}", rng.random::<u32>()),
+                    id,
+                    centre: first,
+                    mode: Mode::Ebike,
+                    first_aid: false,
+                    carer: false,
+                    provider: Some(k),
+                });
+            }
+        }
     }
 
     /// The registry file anxind reads with `--registry` (see docs/configuration.md).
@@ -273,6 +359,7 @@ impl District {
                         "schedule": e.schedule.map_or(json!({}), |p| json!({
                             "call_every_days": p.call_every_days, "visit_every_days": p.visit_every_days,
                         })),
+                        "need_level": e.need_level,
                     },
                 })
             })
@@ -296,7 +383,7 @@ impl District {
             .responders
             .iter()
             .map(|r| {
-                json!({
+                let mut entry = json!({
                     "id": r.id,
                     "name": format!("护理员 {}", &r.id[r.id.len() - 4..]),
                     "station_id": self.centres[r.centre].id,
@@ -306,10 +393,37 @@ impl District {
                     "mode": r.mode,
                     "skills": if r.carer { vec!["carer"] } else if r.first_aid { vec!["first_aid"] } else { vec![] },
                     "token_sha256": token_sha256(&r.token),
-                })
+                });
+                if let Some(p) = r.provider {
+                    entry["provider_id"] = json!(self.providers[p].id);
+                    entry["name"] = json!(format!("服务员 {}", &r.id[r.id.len() - 4..]));
+                }
+                entry
             })
             .collect();
-        json!({"elders": elders, "devices": devices, "stations": stations, "responders": responders})
+        let mut registry =
+            json!({"elders": elders, "devices": devices, "stations": stations, "responders": responders});
+        if !self.providers.is_empty() {
+            // All day: the engine reads hours on its wall clock, which the speed-up does not
+            // reach; the dispatchers keep to the scenario's hours instead.
+            registry["providers"] = self
+                .providers
+                .iter()
+                .map(|p| {
+                    json!({
+                        "id": p.id,
+                        "name": p.name,
+                        "phone": null,
+                        "offers": p.offers.iter().map(|(c, price, cap)| json!({
+                            "category": c, "price_fen": price, "daily_capacity": cap,
+                        })).collect::<Vec<_>>(),
+                        "area": {"type": "Stations", "stations": p.centres.iter().map(|c| &self.centres[*c].id).collect::<Vec<_>>()},
+                        "hours": {"from_min": 0, "to_min": 0},
+                    })
+                })
+                .collect();
+        }
+        registry
     }
 }
 
@@ -361,8 +475,9 @@ mod tests {
         let (a, b) = (District::generate(&s), District::generate(&s));
         assert_eq!(a.registry_json(&s), b.registry_json(&s));
         assert_eq!(a.centres.len(), 3);
-        assert_eq!(a.responders.iter().filter(|r| !r.carer).count(), 18);
+        assert_eq!(a.responders.iter().filter(|r| r.emergency_duty()).count(), 18);
         assert_eq!(a.responders.iter().filter(|r| r.carer).count(), 6, "two carers a centre");
+        assert_eq!(a.responders.iter().filter(|r| r.provider.is_some()).count(), 9, "three workers a provider");
         // The programme: the elders living alone, some with an id whose first task falls in
         // the run (anxin-core's own rule says where).
         let on: Vec<_> = a.elders.iter().filter_map(|e| e.schedule.map(|p| (e, p))).collect();

@@ -207,12 +207,15 @@ impl HealthTimers {
 /// overdue time and lone-worker timer compressed by the speed-up (the retry in whole minutes
 /// and the overdue time in whole hours, anxind's units; the lone-worker timer in minutes,
 /// a fraction allowed). Absent sections leave anxind's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CareTimers {
     /// `max_tries`, `retry_after_min`, `overdue_after_h`.
     pub programme: Option<(u8, u64, u64)>,
     /// `checkin_radius_m`, `visit_max_min`.
     pub carers: Option<(f64, f64)>,
+    /// The service lane: `offer_timeout_min` (whole wall-clock minutes), `checkin_radius_m`,
+    /// `monthly_allowance_yuan`.
+    pub services: Option<(u64, f64, Vec<u32>)>,
 }
 
 impl CareTimers {
@@ -224,7 +227,15 @@ impl CareTimers {
                 (p.max_tries, whole(p.retry_after_min), whole(p.overdue_after_h))
             }),
             carers: s.carers.as_ref().map(|c| (c.checkin_radius_m, c.visit_max_min / speedup)),
+            services: s.services.as_ref().map(|v| {
+                ((v.offer_timeout_min / speedup).round() as u64, v.checkin_radius_m, v.monthly_allowance_yuan.clone())
+            }),
         }
+    }
+
+    /// The service offer deadline, wall-clock milliseconds.
+    pub fn order_offer_ms(&self) -> Option<i64> {
+        self.services.as_ref().map(|(m, _, _)| *m as i64 * 60_000)
     }
 
     /// Wall-clock milliseconds: the retry, the overdue time, the lone-worker timer.
@@ -248,6 +259,11 @@ impl CareTimers {
         }
         if let Some((radius, max)) = self.carers {
             t.push_str(&format!("\n[carers]\ncheckin_radius_m = {radius:?}\nvisit_max_min = {max:?}\n"));
+        }
+        if let Some((offer, radius, allowance)) = &self.services {
+            t.push_str(&format!(
+                "\n[services]\noffer_timeout_min = {offer}\ncheckin_radius_m = {radius:?}\nmonthly_allowance_yuan = {allowance:?}\n"
+            ));
         }
         t
     }

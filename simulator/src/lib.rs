@@ -14,6 +14,7 @@ pub mod plot;
 pub mod report;
 pub mod rounds;
 pub mod scenario;
+pub mod services;
 pub mod sim;
 
 use district::District;
@@ -93,6 +94,10 @@ impl Prepared {
         summary.programme =
             self.scenario.programme.as_ref().map(|p| report::ProgrammeSummary::new(&played, &self.district, p, &care));
         summary.carers = self.scenario.carers.as_ref().map(|c| report::CarersSummary::new(&played, c, &care));
+        summary.services =
+            self.scenario.services.as_ref().map(|sv| {
+                services::ServicesSummary::new(&played.ledger.orders, &self.district, sv, played.clock.speedup)
+            });
         Ok(summary)
     }
 }

@@ -106,6 +106,10 @@ struct Common {
     /// Leave out the scenario's surge.
     #[arg(long)]
     no_surge: bool,
+    /// Leave out the scenario's service lane (providers, workers, orders): the same district,
+    /// presses and people otherwise, to compare emergencies with and without it.
+    #[arg(long)]
+    no_services: bool,
     /// At most this many devices (devices.limit).
     #[arg(long)]
     max_devices: Option<u32>,
@@ -187,6 +191,9 @@ impl Common {
                 bail!("--surge-at-hour must be a number >= 0, not {h}");
             }
             surge.at_hour = h;
+        }
+        if self.no_services {
+            s.services = None;
         }
         if self.no_surge || s.surge.as_ref().is_some_and(|x| x.at_hour >= s.run.hours) {
             s.surge = None;
@@ -277,7 +284,7 @@ async fn run_once(common: &Common, prepared: &Prepared, matching: Matching) -> a
         "anxin-sim: {}: {} devices, {} responders, {} carers, {} elders on the welfare programme, {} planned events, {} device faults; starting {}",
         prepared.name,
         prepared.district.elders.len(),
-        prepared.district.responders.iter().filter(|r| !r.carer).count(),
+        prepared.district.responders.iter().filter(|r| r.emergency_duty()).count(),
         prepared.district.responders.iter().filter(|r| r.carer).count(),
         prepared.district.elders.iter().filter(|e| e.schedule.is_some()).count(),
         prepared.events.len(),
@@ -389,6 +396,17 @@ fn verdict(summaries: &[&Summary]) -> anyhow::Result<()> {
                 c.far_sent,
                 c.far_refused,
                 c.failures.join("; ")
+            );
+        }
+        if let Some(v) = s.services.as_ref().filter(|v| v.failed()) {
+            bail!(
+                "{} matching: services: far check-ins taken {}, orders lost {}, emergencies offered to workers {}, allowance overdrawn {}: {}",
+                s.matching,
+                v.far_taken,
+                v.lost,
+                v.emergency_offers_to_workers,
+                v.over_allowance,
+                v.failures.join("; ")
             );
         }
         if s.presses_sent > 0 && s.incidents_seen == 0 {

@@ -122,6 +122,10 @@ pub struct Summary {
     pub not_on_console: usize,
     /// Engine latencies, real milliseconds.
     pub press_to_console_ms: Percentiles,
+    /// The same for the presses outside the surge and in it (when there was a surge): the
+    /// engine's latency with and without a backlog.
+    pub press_to_console_ms_outside_surge: Option<Percentiles>,
+    pub press_to_console_ms_surge: Option<Percentiles>,
     pub press_to_help_coming_ms: Percentiles,
     pub press_to_offer_ms: Percentiles,
     /// A responder's offer to their accept (the offer that was accepted), scenario seconds.
@@ -173,6 +177,8 @@ pub struct Summary {
     /// has them.
     pub programme: Option<ProgrammeSummary>,
     pub carers: Option<CarersSummary>,
+    /// The service lane's orders, when the scenario has them.
+    pub services: Option<crate::services::ServicesSummary>,
     /// (scenario hours at the press, press to console in ms), for the plots.
     #[serde(skip)]
     pub console_series: Vec<(f64, f64)>,
@@ -582,6 +588,11 @@ impl Summary {
             n => format!("delivery_at for {n} emergencies, told_at for the rest"),
         };
         let any_surge = presses.iter().any(|p| p.surge);
+        let console_of = |surge: bool| {
+            Percentiles::of(
+                presses.iter().filter(|p| p.surge == surge).filter_map(|p| p.consoled.map(|c| ms(p.sent, c))).collect(),
+            )
+        };
         let surge = any_surge.then(|| care_outcomes(played, district, Some(true)));
         let outside_surge = any_surge.then(|| care_outcomes(played, district, Some(false)));
         Summary {
@@ -589,7 +600,7 @@ impl Summary {
             matching: matching.to_string(),
             devices: district.elders.len(),
             centres: district.centres.len(),
-            responders: district.responders.iter().filter(|r| !r.carer).count(),
+            responders: district.responders.iter().filter(|r| r.emergency_duty()).count(),
             speedup: clock.speedup,
             scenario_hours: played.plan_s / 3600.0,
             drain_min: (played.played_s - played.plan_s) / 60.0,
@@ -606,6 +617,8 @@ impl Summary {
             not_acknowledged: presses.iter().filter(|p| p.acked.is_none()).count(),
             not_on_console: presses.iter().filter(|p| p.consoled.is_none()).count(),
             press_to_console_ms: Percentiles::of(console),
+            press_to_console_ms_outside_surge: any_surge.then(|| console_of(false)),
+            press_to_console_ms_surge: any_surge.then(|| console_of(true)),
             press_to_help_coming_ms: Percentiles::of(ack),
             press_to_offer_ms: Percentiles::of(to_offer),
             offer_to_accept_s: Percentiles::of(offer_to_accept),
@@ -639,6 +652,7 @@ impl Summary {
             health: HealthSummary::new(played, district, lives, calls_unmade),
             programme: None,
             carers: None,
+            services: None,
             console_series: series,
         }
     }
@@ -691,6 +705,10 @@ impl Summary {
             );
         };
         row(&mut t, "press → console", &self.press_to_console_ms, "ms");
+        if let (Some(o), Some(s)) = (&self.press_to_console_ms_outside_surge, &self.press_to_console_ms_surge) {
+            row(&mut t, "  outside the surge", o, "ms");
+            row(&mut t, "  in the surge", s, "ms");
+        }
         row(&mut t, "press → help_coming", &self.press_to_help_coming_ms, "ms");
         row(&mut t, "press → first offer", &self.press_to_offer_ms, "ms");
         row(&mut t, "offer → accept", &self.offer_to_accept_s, "scen. s");
@@ -765,6 +783,9 @@ impl Summary {
         }
         if let Some(c) = &self.carers {
             t.push_str(&c.text());
+        }
+        if let Some(v) = &self.services {
+            t.push_str(&v.text());
         }
         t
     }
@@ -948,7 +969,7 @@ fn care_outcomes(played: &Played, district: &District, surge: Option<bool>) -> C
                 let could_reach = district
                     .responders
                     .iter()
-                    .filter(|r| !r.carer && (inc.kind != "fall" || r.first_aid))
+                    .filter(|r| r.emergency_duty() && (inc.kind != "fall" || r.first_aid))
                     .filter(|r| {
                         let d = district.centres[r.centre].position.distance_m(home);
                         d * 1.3 / r.mode.speed_m_s() / 60.0 <= 15.0

@@ -31,6 +31,10 @@ pub struct Scenario {
     /// Carers who visit elders at home (responders with the skill `carer`); none when absent.
     #[serde(default)]
     pub carers: Option<Carers>,
+    /// The service lane: providers, their workers, the elders' allowances and their orders;
+    /// none when absent.
+    #[serde(default)]
+    pub services: Option<Services>,
     #[serde(rename = "neighbourhood")]
     pub neighbourhoods: Vec<Neighbourhood>,
 }
@@ -467,6 +471,242 @@ pub struct Carers {
     pub help_share: f64,
 }
 
+/// The service lane (anxind's `[services]`, the ledger's providers and workers, and the
+/// elders' `need_level`): contracted providers serving some centres' circles, their workers
+/// on phones, and the orders the dispatchers place for elders over REST. Times are scenario
+/// time; the engine's offer deadline is compressed like its other timers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Services {
+    /// Contracted providers in the district, and workers each.
+    pub providers: u32,
+    pub workers_each: u32,
+    /// Community centres whose circles a provider serves: the nearest this many to a centre
+    /// drawn for it (each centre is some provider's first, in turn).
+    pub centres_each: u32,
+    /// Opening hours, local scenario time (`"07:00-21:00"`). The engine reads a provider's
+    /// hours on its own wall clock, which the speed-up does not reach, so the registry
+    /// gives providers all day and the dispatchers ask only for windows within these hours.
+    pub hours: String,
+    /// anxind's `services.offer_timeout_min` in scenario minutes; compressed, whole
+    /// wall-clock minutes (anxind's unit), at least 1.
+    pub offer_timeout_min: f64,
+    /// anxind's `services.checkin_radius_m`.
+    pub checkin_radius_m: f64,
+    /// anxind's `services.monthly_allowance_yuan`, by level of need (1 first).
+    pub monthly_allowance_yuan: Vec<u32>,
+    /// Shares of elders with need level 1, 2, 3 … (the rest have none), by age band; each
+    /// list as long as `monthly_allowance_yuan`.
+    pub need_levels: NeedLevels,
+    /// Orders per 1,000 elders a day, by age band (over a whole day; shaped by the hour).
+    pub orders_per_1000_per_day: AgeRates,
+    /// How much more often an elder with an allowance orders than one without.
+    pub with_allowance_factor: f64,
+    /// Relative order rate for each hour of the day, 0h to 23h.
+    pub hourly_weights: Vec<f64>,
+    /// The categories ordered, with their shares and what providers charge.
+    #[serde(rename = "category")]
+    pub categories: Vec<ServiceCategory>,
+    /// Scenario minutes from the call to the start of the wanted window, and the window's
+    /// length, [min, max].
+    pub lead_min: [f64; 2],
+    pub window_min: [f64; 2],
+    /// Chance that an elder told of a self-paid part declines (the order is not placed).
+    pub decline_self_paid: f64,
+    /// The worker holding an offer: accepts, refuses (the rest let it lapse), after
+    /// `answer_after_min` scenario minutes.
+    pub accept_probability: f64,
+    pub refuse_probability: f64,
+    pub answer_after_min: [f64; 2],
+    /// Scenario minutes at the door, [min, max].
+    pub service_min: [f64; 2],
+    /// Share of check-ins first sent from a street away (beyond the radius): refused, then
+    /// sent again from the door.
+    pub far_share: f64,
+    /// Scenario minutes from check-out to the dispatcher (or family) confirming or disputing,
+    /// the share disputed, and from a dispute to the dispatcher settling it.
+    pub confirm_after_min: [f64; 2],
+    pub dispute_share: f64,
+    pub settle_after_min: [f64; 2],
+    /// Ratings 1 to 5, relative shares.
+    pub ratings: [f64; 5],
+    /// Scenario minutes before a dispatcher cancels an order nobody took (telling the elder).
+    pub unmatched_cancel_after_min: [f64; 2],
+}
+
+/// One value per age band.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeRates {
+    pub aged_60: f64,
+    pub aged_70: f64,
+    pub aged_80: f64,
+}
+
+impl AgeRates {
+    pub fn of(&self, band: u8) -> f64 {
+        match band {
+            80.. => self.aged_80,
+            70.. => self.aged_70,
+            _ => self.aged_60,
+        }
+    }
+}
+
+/// Shares of need levels 1, 2, 3 … by age band.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeedLevels {
+    pub aged_60: Vec<f64>,
+    pub aged_70: Vec<f64>,
+    pub aged_80: Vec<f64>,
+}
+
+impl NeedLevels {
+    pub fn of(&self, band: u8) -> &[f64] {
+        match band {
+            80.. => &self.aged_80,
+            70.. => &self.aged_70,
+            _ => &self.aged_60,
+        }
+    }
+}
+
+/// A category the dispatchers order, one of anxind's built-in ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCategory {
+    pub id: String,
+    /// Relative share of orders.
+    pub share: f64,
+    /// Share of providers that offer it (at least one always does).
+    pub offered_by: f64,
+    /// A provider's price in yuan, and its daily capacity, [min, max] (drawn per provider).
+    pub price_yuan: [f64; 2],
+    pub daily_capacity: [f64; 2],
+}
+
+impl Services {
+    /// Opening hours as (from, to) scenario hours of the day; `to < from` runs past midnight.
+    pub fn open_hours(&self) -> Option<(f64, f64)> {
+        let h = anxin_core::service::Hours::parse(&self.hours)?;
+        Some((f64::from(h.from_min) / 60.0, f64::from(h.to_min) / 60.0))
+    }
+
+    fn check(&self, speedup: f64, hours: f64) -> Result<(), (String, String)> {
+        let err = |k: &str, p: String| Err((format!("services.{k}"), p));
+        let share_ok = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+        let range_ok = |r: [f64; 2]| r.iter().all(|v| v.is_finite() && *v >= 0.0) && r[0] <= r[1];
+        if self.providers == 0 || self.workers_each == 0 || self.centres_each == 0 {
+            return err("providers", "providers, workers_each and centres_each must be at least 1".into());
+        }
+        if self.open_hours().is_none() {
+            return err("hours", format!("must be \"HH:MM-HH:MM\", not {:?}", self.hours));
+        }
+        let wall = self.offer_timeout_min / speedup;
+        if !(wall.is_finite() && wall >= 1.0 && (wall - wall.round()).abs() < 1e-9 && wall <= 1440.0) {
+            return err(
+                "offer_timeout_min",
+                format!(
+                    "must compress to whole wall-clock minutes, 1 to 1440 (anxind's unit and limits): a multiple of {speedup}, not {}",
+                    self.offer_timeout_min
+                ),
+            );
+        }
+        if !(10.0..=5000.0).contains(&self.checkin_radius_m) {
+            return err("checkin_radius_m", format!("must lie in 10..=5000, not {}", self.checkin_radius_m));
+        }
+        let levels = self.monthly_allowance_yuan.len();
+        if !(1..=9).contains(&levels) || self.monthly_allowance_yuan.iter().any(|y| *y > 100_000) {
+            return err("monthly_allowance_yuan", "must list 1 to 9 amounts of 0 to 100000 yuan".into());
+        }
+        for (band, v) in [
+            ("aged_60", &self.need_levels.aged_60),
+            ("aged_70", &self.need_levels.aged_70),
+            ("aged_80", &self.need_levels.aged_80),
+        ] {
+            if v.len() != levels || !v.iter().all(|s| share_ok(*s)) || v.iter().sum::<f64>() > 1.0 + 1e-9 {
+                return err(
+                    &format!("need_levels.{band}"),
+                    format!("must give {levels} shares (one a level) adding up to 1 at most, not {v:?}"),
+                );
+            }
+        }
+        let r = &self.orders_per_1000_per_day;
+        if ![r.aged_60, r.aged_70, r.aged_80].iter().all(|v| v.is_finite() && *v >= 0.0) {
+            return err("orders_per_1000_per_day", "must be numbers >= 0".into());
+        }
+        if !(self.with_allowance_factor.is_finite() && self.with_allowance_factor >= 0.0) {
+            return err("with_allowance_factor", "must be a number >= 0".into());
+        }
+        if self.hourly_weights.len() != 24
+            || self.hourly_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || self.hourly_weights.iter().all(|w| *w == 0.0)
+        {
+            return err("hourly_weights", "must be 24 numbers >= 0, not all 0".into());
+        }
+        if self.categories.is_empty() {
+            return err("category", "must list at least one [[services.category]]".into());
+        }
+        let known: Vec<&str> = anxin_core::service::DEFAULT_CATEGORIES.iter().map(|(id, _)| *id).collect();
+        for (i, c) in self.categories.iter().enumerate() {
+            let key = |k: &str| format!("category[{i}].{k} ({})", c.id);
+            if !known.contains(&c.id.as_str()) {
+                return err(&key("id"), format!("must be one of anxind's categories {known:?}"));
+            }
+            if !(c.share.is_finite() && c.share >= 0.0 && share_ok(c.offered_by)) {
+                return err(&key("share"), "share must be >= 0 and offered_by in 0..=1".into());
+            }
+            if !range_ok(c.price_yuan) || !range_ok(c.daily_capacity) || c.daily_capacity[1] < 1.0 {
+                return err(
+                    &key("price_yuan"),
+                    "price_yuan and daily_capacity must be [min, max], capacity at least 1".into(),
+                );
+            }
+        }
+        if self.categories.iter().map(|c| c.share).sum::<f64>() <= 0.0 {
+            return err("category", "must give at least one category a share above 0".into());
+        }
+        for (k, r) in [
+            ("lead_min", self.lead_min),
+            ("window_min", self.window_min),
+            ("answer_after_min", self.answer_after_min),
+            ("service_min", self.service_min),
+            ("confirm_after_min", self.confirm_after_min),
+            ("settle_after_min", self.settle_after_min),
+            ("unmatched_cancel_after_min", self.unmatched_cancel_after_min),
+        ] {
+            if !range_ok(r) {
+                return err(k, format!("must be [min, max] with 0 <= min <= max, not {r:?}"));
+            }
+        }
+        if self.window_min[0] < self.service_min[1] + 1.0 {
+            return err("window_min", "must begin above service_min's max (a visit fits in its window)".into());
+        }
+        if self.lead_min[0] > hours * 60.0 {
+            return err("lead_min", "must begin within the run (run.hours)".into());
+        }
+        for (k, v) in [
+            ("decline_self_paid", self.decline_self_paid),
+            ("accept_probability", self.accept_probability),
+            ("refuse_probability", self.refuse_probability),
+            ("far_share", self.far_share),
+            ("dispute_share", self.dispute_share),
+        ] {
+            if !share_ok(v) {
+                return err(k, format!("must lie in 0..=1, not {v}"));
+            }
+        }
+        if self.accept_probability + self.refuse_probability > 1.0 {
+            return err("refuse_probability", "plus accept_probability must not exceed 1".into());
+        }
+        if !self.ratings.iter().all(|v| v.is_finite() && *v >= 0.0) || self.ratings.iter().sum::<f64>() <= 0.0 {
+            return err("ratings", "must be 5 numbers >= 0, not all 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// A scenario that cannot be used, with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -770,6 +1010,9 @@ impl Scenario {
                 share(&format!("carers.{key}"), v)?;
             }
             positive("carers.late_min", c.late_min)?;
+        }
+        if let Some(sv) = &self.services {
+            sv.check(self.run.speedup, self.run.hours)?;
         }
         if self.neighbourhoods.is_empty() {
             return Err(("neighbourhood".into(), "must list at least one [[neighbourhood]]".into()));

@@ -260,6 +260,8 @@ pub struct Ledger {
     pub carer_incidents: HashMap<u64, CarerIncident>,
     /// Carers' actions refused when they should not have been, or taken when they should not.
     pub carer_surprises: Vec<String>,
+    /// The service lane: orders placed, as the console showed them, and the workers' steps.
+    pub orders: crate::services::OrderLog,
 }
 
 /// A scheduled call or visit (a welfare check of reason `scheduled_call` or
@@ -797,8 +799,15 @@ pub async fn play(
     // Bounded like the dispatcher's: when full, the console's reader waits (the engine keeps
     // the frames or sends a fresh snapshot), and no told contact is dropped.
     let (told_tx, told_rx) = mpsc::channel::<Told>(65_536);
-    let console_task =
-        tokio::spawn(watch_console(console, ledger.clone(), device_index.clone(), plan_tx, told_tx, stop_rx.clone()));
+    // Bounded too: the console's reader waits for the service desk rather than drop news.
+    let (news_tx, news_rx) = mpsc::channel::<crate::services::OrderNews>(65_536);
+    let console_task = tokio::spawn(watch_console(
+        console,
+        ledger.clone(),
+        device_index.clone(),
+        Outlets { plans: plan_tx, told: told_tx, orders: news_tx },
+        stop_rx.clone(),
+    ));
 
     // Devices: publishers and the commands subscriber.
     let tag = crate::engine::run_tag();
@@ -860,8 +869,43 @@ pub async fn play(
     let start_ms = anxin_proto::wall_clock_now().millis() + 300;
     let mut responder_tasks = Vec::new();
     let shared_district = Arc::new(district.clone());
+    let wire = crate::services::Wire { http: target.http, cookie: cookie.clone(), clock, start_ms };
+    // Each provider's roster: its workers, free from the start at their centre.
+    let rosters: Vec<Arc<Mutex<crate::services::Roster>>> =
+        district.providers.iter().map(|_| Arc::new(Mutex::new(crate::services::Roster::default()))).collect();
+    let mut inboxes = HashMap::new();
+    for r in &district.responders {
+        if let Some(p) = r.provider {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut roster = rosters[p].lock().unwrap();
+            roster.free.insert(r.id.clone(), (0.0, district.centres[r.centre].position));
+            roster.inboxes.insert(r.id.clone(), tx);
+            inboxes.insert(r.id.clone(), rx);
+        }
+    }
     for (i, r) in district.responders.iter().enumerate() {
         let url = format!("{ws_base}?token={}", r.token);
+        if let Some(p) = r.provider {
+            let Some(sv) = &scenario.services else { continue };
+            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .with_context(|| format!("worker {}: cannot open /ws", r.id))?;
+            let worker = crate::services::Worker {
+                id: r.id.clone(),
+                provider: district.providers[p].id.clone(),
+                // The provider's first worker takes the offers that name nobody.
+                desk: district.responders.iter().find(|w| w.provider == Some(p)).is_some_and(|w| w.id == r.id),
+                position: district.centres[r.centre].position,
+                sv: sv.clone(),
+                wire: wire.clone(),
+                ledger: ledger.clone(),
+                rng: SmallRng::seed_from_u64(scenario.run.seed.wrapping_mul(6133).wrapping_add(i as u64)),
+                roster: rosters[p].clone(),
+                inbox: inboxes.remove(&r.id).expect("one inbox a worker"),
+            };
+            responder_tasks.push(tokio::spawn(worker.run(socket, stop_rx.clone())));
+            continue;
+        }
         if r.carer {
             let Some(c) = &scenario.carers else { continue };
             let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -906,6 +950,20 @@ pub async fn play(
         SmallRng::seed_from_u64(scenario.run.seed ^ 0xd15),
         stop_rx.clone(),
     ));
+
+    // The service desk: places the planned orders over REST and acts on them.
+    let services_task = scenario.services.as_ref().map(|sv| {
+        tokio::spawn(crate::services::desk(
+            wire.clone(),
+            Arc::new(crate::services::plan(scenario, district)),
+            shared_district.clone(),
+            sv.clone(),
+            news_rx,
+            ledger.clone(),
+            scenario.run.seed,
+            stop_rx.clone(),
+        ))
+    });
 
     // The families: a third console socket issues their links.
     let (family_console, _) = connect_console(&ws_base, &cookie).await.context("families: cannot open /ws")?;
@@ -1049,7 +1107,10 @@ pub async fn play(
     for t in responder_tasks.into_iter().chain(publisher_tasks) {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task, family_task, health_task] {
+    for t in [console_task, commands_task, dispatcher_task, resend_task, progress_task, family_task, health_task]
+        .into_iter()
+        .chain(services_task)
+    {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let ledger = Arc::try_unwrap(ledger).map(|m| m.into_inner().unwrap()).unwrap_or_else(|arc| {
@@ -1152,14 +1213,22 @@ async fn wait_ready(http: std::net::SocketAddr) -> anyhow::Result<()> {
 
 pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Where the console's reader sends what it saw: the dispatcher's work, the families' news,
+/// the service desk's orders.
+struct Outlets {
+    plans: mpsc::Sender<Planned>,
+    told: mpsc::Sender<Told>,
+    orders: mpsc::Sender<crate::services::OrderNews>,
+}
+
 async fn watch_console(
     socket: Socket,
     ledger: Arc<Mutex<Ledger>>,
     devices: Arc<HashMap<String, usize>>,
-    plans: mpsc::Sender<Planned>,
-    told: mpsc::Sender<Told>,
+    out: Outlets,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Outlets { plans, told, orders } = out;
     let (_sink, mut stream) = socket.split();
     loop {
         let msg = tokio::select! {
@@ -1174,6 +1243,13 @@ async fn watch_console(
         };
         let now = Instant::now();
         let Ok(frame) = ServerFrame::from_json(text.as_str()) else { continue };
+        if let ServerFrame::Order { order } = &frame {
+            let news = ledger.lock().unwrap().orders.order_view(order);
+            if let Some(n) = news {
+                let _ = orders.send(n).await;
+            }
+            continue;
+        }
         let planned = {
             let mut l = ledger.lock().unwrap();
             match frame {

@@ -143,4 +143,23 @@ async fn the_smoke_scenario_loses_nothing_and_doubles_nothing() {
         assert!(json["carers"][key].is_u64(), "carers.{key} in {json}");
     }
     assert!(table.contains("welfare programme:") && table.contains("carers:"), "{table}");
+
+    // The service lane: orders placed over REST, taken by workers on their phones, done and
+    // confirmed; no order lost, no far check-in taken, no worker offered an emergency, the
+    // allowance never overdrawn.
+    let v = summary.services.as_ref().expect("the smoke scenario has services");
+    assert!(v.providers == 3 && v.workers == 9, "{}", v.text());
+    assert!(v.placed > 5 && v.accepted > 0 && v.done > 0, "{}", v.text());
+    assert!(v.self_paid_shown > 0 && v.subsidy_yuan > 0.0, "{}", v.text());
+    assert_eq!(v.placed + v.declined_self_paid + v.refused, v.calls, "every call placed, declined or refused");
+    assert_eq!((v.lost, v.far_taken, v.emergency_offers_to_workers, v.over_allowance), (0, 0, 0, 0), "{}", v.text());
+    assert_eq!(v.far_refused, v.far_sent, "{}", v.text());
+    assert_eq!(v.surprises, 0, "{:?}", v.samples);
+    assert!(v.accepted_within_target <= v.accepted && v.done_on_time <= v.done, "{}", v.text());
+    for key in
+        ["placed", "accepted", "accepted_within_target", "done_on_time", "confirmed", "disputed", "unmatched", "lost"]
+    {
+        assert!(json["services"][key].is_u64(), "services.{key} in {json}");
+    }
+    assert!(json["services"]["subsidy_yuan"].is_number() && table.contains("services:"), "{table}");
 }
