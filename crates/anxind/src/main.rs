@@ -194,6 +194,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 registry.stations.extend(demo.stations.iter().cloned());
                 registry.responders.extend(demo.responders.iter().cloned());
                 registry.staff.extend(demo.staff.iter().cloned());
+                registry.providers.extend(demo.providers.iter().cloned());
             }
             Some(registry)
         }
