@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
             Err(FrameError::NotADispatcher) => assert!(is_responder || is_family || is_admin, "{text}"),
             Err(FrameError::BadLocation) => assert!(is_responder, "{text}"),
             Err(FrameError::NotFamily) => assert!(!is_family && !is_admin, "{text}"),
+            Err(FrameError::MissingAppointment) => assert!(is_responder, "{text}"),
             Err(FrameError::Malformed) => panic!("Malformed is for text that is not a frame: {text}"),
         }
     }
@@ -103,16 +104,34 @@ fn check_request(
             assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
         }
         Request::FamilyHistory => {}
+        // A service worker's step: only a responder's phone sends one, for the order named,
+        // and a check-in's position is real.
+        Request::WorkerAct { order, action } => {
+            assert!(is_responder, "{request:?}");
+            assert_eq!(frame.get("order_id").and_then(serde_json::Value::as_u64), Some(order.0));
+            if let anxin_core::WorkerAction::CheckIn { at } = action {
+                let (lat, lon) = (at.lat(), at.lon());
+                assert!(lat.is_finite() && (-90.0..=90.0).contains(&lat), "{lat}");
+                assert!(lon.is_finite() && (-180.0..=180.0).contains(&lon), "{lon}");
+            }
+        }
         // Sent by the HTTP side as sockets open and close and sessions end, or by the
         // delivery worker; no frame makes one.
         // Ledger changes come over REST (`/api/v1/admin`), never in a frame; so do the SIP
-        // server's call events (`/api/v1/telephony/calls`).
+        // server's call events (`/api/v1/telephony/calls`), and dispatchers' and families'
+        // service orders (`/api/v1/services`, `/api/v1/family/orders`).
         Request::Presence { .. }
         | Request::SignedOut
         | Request::NotificationOutcome { .. }
         | Request::Amend(_)
         | Request::AmendMany(_)
-        | Request::Call(_) => {
+        | Request::Call(_)
+        // Orders are placed, listed and acted on by dispatchers and families over REST.
+        | Request::PlaceOrder(_)
+        | Request::Quote(_)
+        | Request::Orders
+        | Request::Catalogue
+        | Request::OrderAct { .. } => {
             panic!("a frame became {request:?}")
         }
     }

@@ -635,6 +635,8 @@ pub enum FrameError {
     BadElderId,
     #[error("this frame is for an elder's family")]
     NotFamily,
+    #[error("an order's accept needs appointment_at")]
+    MissingAppointment,
 }
 
 impl FrameError {
@@ -647,6 +649,7 @@ impl FrameError {
             FrameError::MissingResponder => "missing_responder",
             FrameError::BadElderId => "bad_elder_id",
             FrameError::NotFamily => "not_family",
+            FrameError::MissingAppointment => "missing_appointment",
         }
     }
 }
@@ -820,7 +823,9 @@ impl ClientFrame {
             ClientFrame::Order { order_id, action, appointment_at, reason, at, done, .. } if responder => {
                 use anxin_core::WorkerAction as W;
                 let action = match action {
-                    WorkerVerb::Accept => W::Accept { appointment_at: appointment_at.ok_or(FrameError::Malformed)? },
+                    WorkerVerb::Accept => {
+                        W::Accept { appointment_at: appointment_at.ok_or(FrameError::MissingAppointment)? }
+                    }
                     WorkerVerb::Refuse => W::Refuse { reason: reason.unwrap_or_default() },
                     WorkerVerb::EnRoute => W::EnRoute,
                     WorkerVerb::CheckIn => {
