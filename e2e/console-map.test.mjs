@@ -219,25 +219,28 @@ async function startConsole({ crs }) {
     ].join('\n'),
   );
   await writeFile(registryFile, JSON.stringify(registry()));
-  const daemon = await spawnDaemon({ extraArgs: ['--config', config, '--registry', registryFile] });
-  const browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', reducedMotion: 'reduce' });
-  const page = await context.newPage();
-  const errors = watchPageErrors(page);
-  await signIn(page, daemon.consoleUrl);
-  return {
-    tiles,
-    daemon,
-    browser,
-    page,
-    errors,
-    async stop() {
-      await browser?.close();
-      await daemon?.stop();
-      await tiles.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+  let daemon;
+  let browser;
+  const stop = async () => {
+    await browser?.close();
+    await daemon?.stop();
+    await tiles.close();
+    await rm(dir, { recursive: true, force: true });
   };
+  try {
+    daemon = await spawnDaemon({ extraArgs: ['--config', config, '--registry', registryFile] });
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', reducedMotion: 'reduce' });
+    const page = await context.newPage();
+    const errors = watchPageErrors(page);
+    await signIn(page, daemon.consoleUrl);
+    return { tiles, daemon, browser, page, errors, stop };
+  } catch (err) {
+    // A start that fails lets go of what it started, or the open tile server keeps this file
+    // (and CI) waiting until the runner's timeout.
+    await stop().catch(() => {});
+    throw err;
+  }
 }
 
 const row = (page, deviceId) => page.locator(`#incidents tbody tr[data-device-id="${deviceId}"]`);
