@@ -140,7 +140,12 @@ describe('dispatcher console on a live anxind', () => {
       // The demo district is on the map: stations with circles and responders.
       await page.waitForFunction(() => document.querySelectorAll('[data-marker="station"]').length === 8, null, SHOWS_UP);
       assert.equal(await page.locator('.service-circle').count(), 8);
-      assert.equal(await page.locator('[data-marker="responder"]').count(), 40);
+      assert.equal(await page.locator('[data-marker="responder"]').count(), 43);
+      // Of them the demo's three home-care workers, drawn apart: never offered an emergency.
+      assert.deepEqual(
+        await page.locator('[data-marker="responder"].worker').evaluateAll((m) => m.map((x) => x.dataset.id).sort()),
+        ['xs-w1', 'xs-w2', 'xs-w3'],
+      );
       // Marks this page load; a reload would lose it.
       await page.evaluate(() => {
         window.__sameLoad = true;

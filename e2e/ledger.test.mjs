@@ -1,5 +1,5 @@
 // The ledger page (/ledger) against a real anxind (the demo district: 320 elders, 8 stations,
-// 40 responders), in headless Chromium: an administrator is sent there on signing in and keeps
+// 40 responders and 3 home-care workers), in headless Chromium: an administrator is sent there on signing in and keeps
 // the ledger (search, paging, filters, forms with If-Match, retiring, history); a supervisor
 // reads it; a dispatcher has no way in.
 //
@@ -124,9 +124,9 @@ describe('the ledger page on a live anxind', () => {
       // Responders by station.
       await page.locator('[data-tab="responders"]').click();
       await page.waitForURL(/#responders$/);
-      await status(page).filter({ hasText: '共 40 条' }).waitFor(SHOWS_UP);
+      await status(page).filter({ hasText: '共 43 条' }).waitFor(SHOWS_UP);
       await page.locator('[data-filter="station"]').selectOption('xs-s02');
-      await status(page).filter({ hasNotText: '共 40 条' }).filter({ hasText: '共' }).waitFor(SHOWS_UP);
+      await status(page).filter({ hasNotText: '共 43 条' }).filter({ hasText: '共' }).waitFor(SHOWS_UP);
       const ids = await page.locator('#ledger-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
       assert.ok(ids.length > 0 && ids.every((id) => id.startsWith('xs-r02')), ids.join(' '));
     }));

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { openPhone, screenshot } from './responder-support.mjs';
-import { launchChromium, shoot, signIn, spawnDistrict, stepsOf, watchPageErrors } from './support.mjs';
+import { launchChromium, publishEvent, shoot, signIn, spawnDistrict, stepsOf, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 20_000 };
 const EARTH_RADIUS_M = 6_371_008.8;
@@ -52,7 +52,8 @@ function registry() {
       elder('sv-e1', '钱秀兰', HOME_1, 3, '昆明市西山区碧鸡街道 12 号 3 单元 201 室'),
       elder('sv-e2', '孙建国', HOME_2, 1, '昆明市西山区碧鸡街道 30 号 1 单元 502 室'),
     ],
-    devices: [],
+    // 钱秀兰's SOS button: the emergency next door to 孙建国's cleaning.
+    devices: [{ id: 'sv-d1', elder_id: 'sv-e1' }],
     stations: [{ id: 'sv-s1', name: '碧鸡街道社区居家养老服务中心', position: offset(HOME_1, -200, -200), phone: '0871-68007777', service_circle_min: 20 }],
     responders: [
       {
@@ -168,7 +169,9 @@ describe('the services board and the worker’s phone on a live anxind', () => {
       const today = await placed({ elder_id: 'sv-e2', category: 'meal_delivery', from: now - 1_800_000, to: now + 1_800_000, notes: '少盐' });
       await row(board, legal).waitFor(SHOWS_UP);
       await group(board, 'needs').locator(`tr[data-order-id="${legal}"]`).waitFor(SHOWS_UP);
-      assert.match(await row(board, legal).locator('[data-field="why"]').textContent(), /没有合适的服务商：3 家不提供此项服务/);
+      // The district's 3 providers and the demo's 3 (anxind runs as the demo, with this
+      // registry beside it): none offers legal advice.
+      assert.match(await row(board, legal).locator('[data-field="why"]').textContent(), /没有合适的服务商：6 家不提供此项服务/);
       assert.equal(await row(board, legal).locator('[data-field="category"]').textContent(), '法律咨询');
       await group(board, 'late').locator(`tr[data-order-id="${late}"]`).waitFor(SHOWS_UP);
       assert.equal(await row(board, late).locator('[data-field="late"]').textContent(), '时间段已过，仍未完成');
@@ -300,6 +303,76 @@ describe('the services board and the worker’s phone on a live anxind', () => {
       await board.goto(daemon.consoleUrl);
       await board.locator('#services-link').waitFor(SHOWS_UP);
       assert.equal(await board.locator('#services-link').getAttribute('href'), '/console/services');
+    });
+    await phoneContext.close();
+    await context.close();
+  });
+
+  it('lets a dispatcher send the worker at the door next to an SOS, and only when asked twice', { timeout: 180_000 }, async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+    const desk = await context.newPage();
+    const errors = watchPageErrors(desk);
+    await desk.addInitScript(() => localStorage.setItem('anxin.console.lang', 'zh'));
+    const { context: phoneContext, page: phone } = await openPhone(browser, { position: offset(HOME_2, 20, 0) });
+    let id;
+    let incident;
+
+    await step('at-the-door', [desk, phone], async () => {
+      // A cleaning at 孙建国's today; 李阿姨 takes it and is at his door, 500 m from 钱秀兰.
+      await signIn(desk, daemon.consoleUrl);
+      const now = Date.now();
+      const placed = await desk.evaluate(async (body) => {
+        const r = await fetch('/api/v1/services/orders', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        return { status: r.status, body: await r.json() };
+      }, { elder_id: 'sv-e2', category: 'cleaning', from: now - 600_000, to: now + 3 * 3_600_000, notes: '', source: { from: 'dispatcher' } });
+      assert.equal(placed.status, 201, JSON.stringify(placed.body));
+      id = placed.body.id;
+      await phone.goto(new URL('/responder', daemon.consoleUrl).toString());
+      await phone.locator('#token').fill(WORKER_TOKEN);
+      await phone.locator('[data-action="sign-in"]').click();
+      await card(phone, id).locator('[data-order-action="accept"]').click();
+      await card(phone, id).locator('[data-order-action="en_route"]').click();
+      await card(phone, id).locator('[data-order-action="check_in"]').click();
+      await card(phone, id).locator('[data-order-action="check_out"]').waitFor(SHOWS_UP);
+    });
+
+    await step('sos', [desk, phone], async () => {
+      // 钱秀兰 presses. No emergency responder is near, and the ladder never offers a worker.
+      await publishEvent(daemon.mqttUrl, 'sv-d1', { type: 'sos' });
+      const row = desk.locator('#incidents tbody tr[data-device-id="sv-d1"]');
+      await row.waitFor(SHOWS_UP);
+      incident = Number(await row.getAttribute('data-incident-id'));
+      await row.click();
+      await desk.locator('#detail [data-action="assign"]').click();
+      const workers = desk.locator('#detail [data-field="suggest-workers"]');
+      await workers.waitFor(SHOWS_UP);
+      assert.equal(await desk.locator('#detail [data-field="suggest-none"]').textContent(), '附近没有空闲的响应人。');
+      const li = workers.locator('li[data-responder-id="sv-w1"]');
+      assert.equal(await li.getAttribute('data-order-id'), String(id));
+      assert.equal(await li.locator('[data-field="provider"]').textContent(), '好邻居家政');
+      assert.equal(await li.locator('[data-field="doing"]').textContent(), `正在做工单 #${id}（保洁，已上门，孙建国家）`);
+      assert.match(await li.locator('[data-field="distance"]').textContent(), /^(4\d\d|5\d\d) 米$/);
+      // The first click only asks.
+      await li.locator('[data-action="worker-send"]').click();
+      await li.locator('[data-field="worker-confirm"]:not([hidden])').waitFor(SHOWS_UP);
+      assert.match(await li.locator('[data-field="worker-confirm"]').textContent(), new RegExp(`李阿姨 将离开工单 #${id}，该单等待另派人员。`));
+      assert.equal(await phone.locator('#job').isVisible(), false, 'not sent yet');
+      await shoot(desk, 'console-send-worker-zh.png');
+      await li.locator('[data-action="worker-send-confirm"]').click();
+      await desk.locator('#detail [data-form="assign"]').waitFor({ state: 'detached', ...SHOWS_UP });
+    });
+
+    await step('sent', [desk, phone], async () => {
+      // The incident has its responder; the order waits for another worker, naming it.
+      await desk.locator(`#incidents tbody tr[data-incident-id="${incident}"][data-state="accepted"]`).waitFor(SHOWS_UP);
+      const open = await desk.evaluate(async () => (await fetch('/api/v1/services/orders')).json());
+      const order = open.orders.find((o) => o.id === id);
+      assert.equal(order.state, 'accepted');
+      assert.equal(order.redirected_to, incident);
+      assert.equal(order.worker_id, undefined, JSON.stringify(order));
+      // 李阿姨's phone has the emergency.
+      await phone.locator(`#job[data-incident-id="${incident}"]`).waitFor(SHOWS_UP);
+      assert.deepEqual(errors, []);
     });
     await phoneContext.close();
     await context.close();

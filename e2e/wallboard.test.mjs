@@ -134,6 +134,11 @@ describe('the supervisors wallboard on a live anxind', () => {
         null,
         SHOWS_UP,
       );
+      // The stations count their 40 responders, not the demo's three home-care workers.
+      const counted = await page.evaluate(() =>
+        [...document.querySelectorAll('#wall-stations [data-col]')].reduce((n, b) => n + Number(b.textContent), 0),
+      );
+      assert.equal(counted, 40);
 
       // The second alarm: offered, and nobody takes it on within the 20 s.
       await publishEvent(daemon.mqttUrl, 'xs-d0002', { type: 'fall' });

@@ -171,6 +171,8 @@ function renderDispatchers() {
 function renderStations() {
   const counts = new Map([...wall.stations.values()].map((s) => [s.id, { free: 0, busy: 0, off: 0 }]));
   for (const r of wall.responders.values()) {
+    // Home-care workers are not the station's: the ladder never offers them an emergency.
+    if (r.provider_id) continue;
     const c = counts.get(r.station_id) || { free: 0, busy: 0, off: 0 };
     if (r.status === 'off_duty' || !r.on_duty) c.off += 1;
     else if (r.status === 'available') c.free += 1;

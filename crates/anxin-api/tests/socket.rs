@@ -38,6 +38,7 @@ fn responder(on_duty: bool) -> ResponderView {
         incident_id: None,
         position: Coordinates::new(25.0, 102.7).unwrap(),
         position_at: None,
+        provider_id: None,
     }
 }
 

@@ -1580,6 +1580,10 @@ pub struct ResponderView {
     pub position: Coordinates,
     /// When the position came from their phone; `None`: their registered base.
     pub position_at: Option<Timestamp>,
+    /// For a home-care service worker: the provider they work for. Workers are never offered
+    /// an emergency by the ladder, so maps draw them apart and stations' counts leave them out.
+    #[serde(default)]
+    pub provider_id: Option<crate::ids::ProviderId>,
 }
 
 /// Where a responder stands, for colouring the map.
@@ -1615,6 +1619,31 @@ pub struct Suggestion {
     pub within_circle: bool,
     /// Whether they have the skill the incident's kind needs.
     pub has_skill: bool,
+    /// Set for a home-care service worker nearby: the ladder never offers them an emergency,
+    /// but a dispatcher may send them, which takes them off the order they are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<SuggestedWorker>,
+}
+
+/// A service worker in a dispatcher's suggestions: whom they work for and what they are doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuggestedWorker {
+    pub provider_id: crate::ids::ProviderId,
+    pub provider_name: String,
+    /// The order they are out on (on the way or at the door), which sending them leaves
+    /// waiting for another worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<WorkerOnOrder>,
+}
+
+/// The order a suggested worker is out on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerOnOrder {
+    pub id: crate::service::OrderId,
+    pub category: String,
+    pub state: crate::service::OrderState,
+    /// The elder whose home they are at or going to.
+    pub elder_name: String,
 }
 
 /// A live offer as a console shows it.

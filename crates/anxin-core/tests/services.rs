@@ -435,6 +435,22 @@ fn the_ladder_never_offers_a_service_worker_an_emergency_but_a_dispatcher_may_se
     let Ok(Outcome::Opened(incident)) = e.handle_device_event(&d1(), press, T0, &mut out) else { panic!("opened") };
     assert!(e.incident(incident).unwrap().ladder.offers.is_empty(), "no worker offered an emergency");
     assert!(!e.matcher().is_available(&rid("w-a1")));
+    // The dispatcher's suggestions list the workers about, after the responders, each with
+    // the order sending them would leave; nearest first.
+    let suggested = e.suggestions(incident, 5).unwrap();
+    let workers: Vec<&Suggestion> = suggested.iter().filter(|s| s.worker.is_some()).collect();
+    let ids: Vec<&str> = workers.iter().map(|s| s.responder.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(workers.windows(2).all(|w| w[0].distance_m <= w[1].distance_m), "nearest first: {ids:?}");
+    let first_worker = suggested.iter().position(|s| s.worker.is_some()).unwrap();
+    assert!(suggested[first_worker..].iter().all(|s| s.worker.is_some()), "workers come after the responders");
+    let b1 = workers.iter().find(|s| s.responder.id == "w-b1").unwrap().worker.clone().unwrap();
+    assert_eq!(b1.provider_id, pid("p-b"));
+    let on = b1.order.expect("w-b1 is at the door of an order");
+    assert_eq!((on.id, on.state, on.category.as_str()), (id, OrderState::OnSite, "cleaning"));
+    assert_eq!(on.elder_name, e.order_view(e.order(id).unwrap()).elder_name);
+    let a1 = workers.iter().find(|s| s.responder.id == "w-a1").unwrap().worker.clone().unwrap();
+    assert_eq!(a1.order, None, "w-a1 is on no order");
     // A dispatcher sends w-b1 from the cleaning next door: the order loses its worker.
     let mut out = Outbox::default();
     e.dispatcher_acts("d1", incident, DispatcherAction::Assign { responder: rid("w-b1") }, T0, &mut out).unwrap();

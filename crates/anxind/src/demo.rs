@@ -5,8 +5,8 @@
 //! seed, and cluster around the centres as elders do around neighbourhoods.
 
 use anxin_core::{
-    Contact, Coordinates, Device, DeviceId, Elder, ElderId, ElderProfile, Registry, Responder, ResponderId, Staff,
-    StaffRole, Station, StationId, TravelMode,
+    Contact, Coordinates, Device, DeviceId, Elder, ElderId, ElderProfile, ProviderId, Registry, Responder, ResponderId,
+    Staff, StaffRole, Station, StationId, TravelMode,
 };
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rand::rngs::SmallRng;
@@ -174,8 +174,64 @@ pub fn district(seed: u64) -> Registry {
             r.devices.push(Device { id: device_id(elder_no), elder_id: elder, model: None, sim });
         }
     }
+    demo_providers(&mut r);
     r.staff = demo_staff();
     r
+}
+
+/// The demo's home-care providers, each serving some streets' stations with a worker who
+/// signs in on /responder with the token `demo-<id>` (xs-w1, xs-w2, xs-w3).
+fn demo_providers(r: &mut Registry) {
+    use anxin_core::service::{Hours, ProviderOffer};
+    let offer = |category: &str, yuan: u32, daily_capacity| ProviderOffer {
+        category: category.into(),
+        price_fen: yuan * 100,
+        daily_capacity,
+    };
+    let providers = [
+        (
+            "xs-p1",
+            "好邻居家政",
+            vec![offer("cleaning", 60, 6), offer("bathing", 80, 3), offer("housekeeping", 50, 6)],
+            0..4,
+            "08:00-20:00",
+        ),
+        ("xs-p2", "暖心长者食堂", vec![offer("meals", 15, 40), offer("meal_delivery", 20, 30)], 0..8, "07:00-19:00"),
+        (
+            "xs-p3",
+            "安居维修",
+            vec![offer("repair", 80, 5), offer("drain_clearing", 60, 5), offer("cleaning", 70, 4)],
+            4..8,
+            "00:00-24:00",
+        ),
+    ];
+    for (n, (id, name, offers, streets, hours)) in providers.into_iter().enumerate() {
+        let provider = ProviderId::parse(id).expect("valid id");
+        let stations: Vec<StationId> = r.stations[streets].iter().map(|s| s.id.clone()).collect();
+        let base = r.stations.iter().find(|s| s.id == stations[0]).expect("a station").clone();
+        let worker = ResponderId::parse(format!("xs-w{}", n + 1)).expect("valid id");
+        r.responders.push(Responder {
+            token_sha256: Some(anxin_api::token_sha256(&format!("demo-{worker}"))),
+            id: worker,
+            name: ["刘阿姨", "陈师傅", "赵师傅"][n].into(),
+            station_id: base.id.clone(),
+            phone: Some(format!("1350001{:04}", n + 1)),
+            position: base.position,
+            on_duty: true,
+            mode: TravelMode::Ebike,
+            skills: vec![],
+            position_at: None,
+            provider_id: Some(provider.clone()),
+        });
+        r.providers.push(anxin_core::Provider {
+            id: provider,
+            name: name.into(),
+            phone: Some(format!("0871-6900{:04}", n + 1)),
+            offers,
+            area: anxin_core::ServiceArea::Stations { stations },
+            hours: Hours::parse(hours).expect("valid hours"),
+        });
+    }
 }
 
 /// The demo's console accounts, all with the password `anxin-demo` (printed at start).
@@ -264,6 +320,9 @@ fn profile(seed: u64, elder_no: usize, notes: &[&str]) -> ElderProfile {
         },
         contacts,
         schedule: programme_schedule(elder_no),
+        // Three levels of need, the district's allowance for each (300, 200, 100 yuan), and
+        // one elder in four with none.
+        need_level: [None, Some(1), Some(2), Some(3)][elder_no % 4],
         ..ElderProfile::default()
     }
 }
@@ -535,7 +594,9 @@ mod tests {
         assert_ne!(a, district(8));
         assert_eq!(a.elders.len(), STREETS.len() * ELDERS_PER_STREET);
         assert_eq!(a.devices.len(), a.elders.len());
-        assert_eq!(a.responders.len(), STREETS.len() * RESPONDERS_PER_STREET);
+        assert_eq!(a.responders.len(), STREETS.len() * RESPONDERS_PER_STREET + a.providers.len());
+        assert_eq!(a.providers.len(), 3);
+        assert_eq!(a.check(), Ok(()), "every provider's stations and every worker's provider are in it");
         assert_eq!(a.devices[0].id.as_str(), "xs-d0001");
         // Everyone lives within a few km of their street centre, inside Kunming.
         for e in &a.elders {

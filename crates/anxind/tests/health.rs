@@ -445,6 +445,7 @@ async fn the_demo_devices_heartbeat_press_and_stop() {
     registry.devices.extend(district.devices.iter().cloned());
     registry.stations.extend(district.stations.iter().cloned());
     registry.responders.extend(district.responders.iter().cloned());
+    registry.providers.extend(district.providers.iter().cloned());
     let backend = Backend::embedded(dir.path());
     let app = spawn_app_from(&backend, &unique("health", "demo"), registry, |_| {}, anxind::clock::Clock::System).await;
     let mut console = TestConsole::connect(app.http, None).await;

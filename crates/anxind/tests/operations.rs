@@ -91,14 +91,15 @@ async fn prometheus_scrapes_anxind_evaluates_the_alerts_and_answers_the_dashboar
             .expect("prometheus starts"),
     );
 
-    // Scraped: up is 1, and anxind's own series are there.
+    // Scraped: up is 1, and anxind's own series are there. Prometheus listens before it is
+    // ready (its storage opens after), and answers queries 503 until then: wait for /-/ready.
     let started = Instant::now();
     loop {
         let scraped = match tokio::net::TcpStream::connect(port).await {
-            Ok(_) => {
+            Ok(_) if get(port, "/-/ready").await.0 == 200 => {
                 query(port, "up{job=\"anxind\"} == 1").await["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
             }
-            Err(_) => false,
+            _ => false,
         };
         if scraped {
             break;

@@ -4,6 +4,7 @@
 
 import { h } from '../common/dom.js';
 import { formatDistance, t } from '../common/i18n.js';
+import { categoryLabel, orderStateLabel } from '../common/services.js';
 import { needLabel } from './alarm.js';
 import { request } from './feed.js';
 import { callNumber, callsOf, claimHolder, isMine, isOutbound, isStandIn, isWelfare, modeLabel } from './incident.js';
@@ -304,33 +305,42 @@ function rankingWhy(list) {
   return h('p', { class: 'sg-why', 'data-field': 'suggest-why' }, t('suggest_why'), example);
 }
 
+/** A suggestion's first line: its rank (if any), name, time to get there, mode and distance. */
+function suggestionMain(sg, name, rank) {
+  return h(
+    'div',
+    { class: 'sg-main' },
+    rank === null ? null : h('span', { class: 'sg-rank' }, `${rank}.`),
+    h('strong', null, name),
+    h('span', { class: 'sg-eta', 'data-field': 'eta' }, t('suggest_eta', { n: etaMin(sg) })),
+    h('span', { class: `sg-mode mode-${sg.mode}`, 'data-field': 'mode', 'data-mode': sg.mode }, modeLabel(sg.mode)),
+    h('span', { class: 'sub', 'data-field': 'distance' }, formatDistance(Number(sg.distance_m))),
+  );
+}
+
 function renderSuggestions(view) {
   const s = state.suggestions;
   const holder = view.responder;
+  // Home-care service workers come after the responders, marked: the ladder never offers
+  // them an emergency, and sending one takes them off the order they are on.
+  const responders = (s.list || []).filter((sg) => !sg.worker);
+  const workers = (s.list || []).filter((sg) => sg.worker);
   let body;
   if (s.loading) body = h('p', { class: 'muted' }, t('suggest_loading'));
   else if (s.error) body = h('p', { class: 'form-error' }, t('suggest_failed', { error: s.error }));
-  else if (!s.list || s.list.length === 0) body = h('p', { class: 'muted', 'data-field': 'suggest-none' }, t('suggest_none'));
+  else if (responders.length === 0) body = h('p', { class: 'muted', 'data-field': 'suggest-none' }, t('suggest_none'));
   else {
     body = h(
       'ol',
       { class: 'suggestions' },
-      s.list.map((sg, i) => {
+      responders.map((sg, i) => {
         const r = sg.responder || {};
         const name = r.name || r.id;
         const station = state.stations.get(String(r.station_id));
         return h(
           'li',
           { class: 'suggestion', 'data-responder-id': r.id },
-          h(
-            'div',
-            { class: 'sg-main' },
-            h('span', { class: 'sg-rank' }, `${i + 1}.`),
-            h('strong', null, name),
-            h('span', { class: 'sg-eta', 'data-field': 'eta' }, t('suggest_eta', { n: etaMin(sg) })),
-            h('span', { class: `sg-mode mode-${sg.mode}`, 'data-field': 'mode', 'data-mode': sg.mode }, modeLabel(sg.mode)),
-            h('span', { class: 'sub', 'data-field': 'distance' }, formatDistance(Number(sg.distance_m))),
-          ),
+          suggestionMain(sg, name, i + 1),
           h(
             'div',
             { class: 'sg-flags' },
@@ -361,9 +371,76 @@ function renderSuggestions(view) {
     'div',
     { class: 'action-form', 'data-form': 'assign' },
     h('h3', null, t('suggest_title')),
-    s.list && s.list.length > 0 ? rankingWhy(s.list) : null,
+    responders.length > 0 ? rankingWhy(responders) : null,
     body,
+    workers.length > 0 ? renderWorkers(view, workers) : null,
     h('div', { class: 'form-buttons' }, h('button', { class: 'btn', type: 'button', onclick: closeForm }, t('cancel_form'))),
+  );
+}
+
+/**
+ * The service workers near the incident: whom they work for and what they are doing. Sending
+ * one who is out on an order asks first, naming the order that will wait for another worker.
+ */
+function renderWorkers(view, workers) {
+  const send = async (button, sg) => {
+    button.disabled = true;
+    const name = sg.responder.name || sg.responder.id;
+    const result = await command(view.id, 'assign', { responder_id: sg.responder.id }, t('worker_send', { name }));
+    if (result.ok) closeForm();
+    else button.disabled = false;
+  };
+  return h(
+    'section',
+    { class: 'sg-workers', 'data-field': 'suggest-workers' },
+    h('h4', null, t('suggest_workers_title')),
+    h('p', { class: 'sub' }, t('suggest_workers_note')),
+    h(
+      'ol',
+      { class: 'suggestions' },
+      workers.map((sg) => {
+        const r = sg.responder || {};
+        const name = r.name || r.id;
+        const on = sg.worker.order;
+        const doing = on
+          ? t('worker_on_order', { id: on.id, state: orderStateLabel(on.state), category: categoryLabel(on.category), elder: on.elder_name })
+          : t('worker_free');
+        const confirm = h(
+          'div',
+          { class: 'sg-confirm', 'data-field': 'worker-confirm', hidden: true },
+          h('span', null, on ? t('worker_confirm', { name, id: on.id }) : ''),
+          ' ',
+          h('button', { class: 'btn btn-primary btn-small', type: 'button', 'data-action': 'worker-send-confirm', onclick: (ev) => send(ev.currentTarget, sg) }, t('worker_send_confirm')),
+          ' ',
+          h('button', { class: 'btn btn-small', type: 'button', onclick: () => { confirm.hidden = true; } }, t('cancel_form')),
+        );
+        return h(
+          'li',
+          { class: 'suggestion worker', 'data-responder-id': r.id, 'data-order-id': on ? on.id : null },
+          suggestionMain(sg, name, null),
+          h(
+            'div',
+            { class: 'sg-flags' },
+            h('span', { class: 'chip chip-worker', 'data-field': 'provider' }, sg.worker.provider_name),
+            h('span', { class: 'sub', 'data-field': 'doing' }, doing),
+          ),
+          h(
+            'button',
+            {
+              class: 'btn btn-small',
+              type: 'button',
+              'data-action': 'worker-send',
+              onclick: (ev) => {
+                if (on) confirm.hidden = false;
+                else send(ev.currentTarget, sg);
+              },
+            },
+            t('worker_send', { name }),
+          ),
+          confirm,
+        );
+      }),
+    ),
   );
 }
 

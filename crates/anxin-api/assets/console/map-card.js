@@ -47,9 +47,11 @@ export function mapIncident(view) {
 
 export function mapResponder(r) {
   if (!map) return;
+  // Home-care workers are drawn square: the ladder never offers them an emergency.
+  const worker = Boolean(r.provider_id);
   map.setMarker('responder', r.id, r.position, {
-    classes: `st-${r.status}`,
-    title: `${r.name} · ${has(`rstatus_${r.status}`) ? t(`rstatus_${r.status}`) : r.status}`,
+    classes: `st-${r.status}${worker ? ' worker' : ''}`,
+    title: `${r.name} · ${worker ? `${t('r_worker')} · ` : ''}${has(`rstatus_${r.status}`) ? t(`rstatus_${r.status}`) : r.status}`,
   });
   if (r.incident_id !== null && r.incident_id !== undefined) {
     const view = state.incidents.get(String(r.incident_id));
@@ -101,6 +103,7 @@ export function showMapCard(kind, id) {
         kv(t('r_skills'), formatList(r.skills) || t('none')),
         kv(t('r_duty'), r.on_duty ? t('yes') : t('no')),
         kv(t('r_position_at'), r.position_at ? formatClock(r.position_at) : null),
+        r.provider_id ? kv(t('r_worker'), t('r_worker_note')) : null,
       ),
       job,
     );

@@ -7,6 +7,9 @@ use crate::ids::{ElderId, IncidentId, ResponderId, StationId, Timestamp};
 use crate::incident::*;
 use crate::registry::Responder;
 
+/// How many nearby service workers a dispatcher's suggestions list after the responders.
+const WORKERS_SUGGESTED: usize = 3;
+
 impl Engine {
     /// Views of every open incident, most urgent first, then oldest first.
     pub fn snapshot(&self) -> Vec<IncidentView> {
@@ -122,6 +125,7 @@ impl Engine {
             incident_id,
             position: r.position,
             position_at: r.position_at,
+            provider_id: r.provider_id.clone(),
         })
     }
 
@@ -154,7 +158,8 @@ impl Engine {
     /// inside their service circle and have the skill the kind needs. Ones the ladder tried
     /// are included: a dispatcher may have spoken to them. The first that is untried, within
     /// the circle and has the skill is whom the ladder offers next under the default matching
-    /// ([`Engine::best_candidate`]).
+    /// ([`Engine::best_candidate`]). After them come the nearest service workers not on an
+    /// emergency (at most three, marked `worker`, with the order they would leave).
     pub fn suggestions(&self, id: IncidentId, limit: usize) -> Option<Vec<Suggestion>> {
         let incident = self.open.get(&id)?;
         let candidates = Candidates::new(self, incident);
@@ -176,9 +181,63 @@ impl Engine {
                 eta_min: self.eta_min(&r.id, c.distance_m),
                 within_circle: c.within_circle,
                 has_skill: c.has_skill,
+                worker: None,
             }
         };
-        Some(all.into_iter().take(limit).map(suggestion).collect())
+        let mut list: Vec<Suggestion> = all.into_iter().take(limit).map(suggestion).collect();
+        list.extend(self.workers_nearby(incident));
+        Some(list)
+    }
+
+    /// The on-duty service workers within the offer distance of `incident` and not on another
+    /// emergency, nearest first, at most [`WORKERS_SUGGESTED`]: listed after the responders,
+    /// for a dispatcher to send from a home next door if nobody else is near.
+    fn workers_nearby(&self, incident: &Incident) -> Vec<Suggestion> {
+        let at = incident.location.at;
+        let skill = self.policy.required_skill(incident.kind);
+        let mut near: Vec<(&Responder, f64)> = self
+            .services
+            .workers
+            .values()
+            .flatten()
+            .filter_map(|id| self.responders.get(id))
+            .filter(|r| r.on_duty && !self.busy.contains_key(&r.id))
+            .map(|r| (r, r.position.distance_m(at)))
+            .filter(|(_, d)| *d <= self.policy.max_offer_distance_m)
+            .collect();
+        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        near.into_iter()
+            .take(WORKERS_SUGGESTED)
+            .filter_map(|(r, distance_m)| {
+                let provider = self.services.providers.get(r.provider_id.as_ref()?)?;
+                let order =
+                    self.services.out_on.get(&r.id).and_then(|id| self.services.open.get(id)).map(|o| WorkerOnOrder {
+                        id: o.id,
+                        category: o.category.clone(),
+                        state: o.state,
+                        elder_name: self.elders.get(&o.elder_id).map(|e| e.name.clone()).unwrap_or_default(),
+                    });
+                let circle = self
+                    .stations
+                    .get(&r.station_id)
+                    .and_then(|s| s.service_circle_min)
+                    .unwrap_or(self.policy.default_service_circle_min);
+                Some(Suggestion {
+                    responder: self.responder_party(&r.id, distance_m),
+                    mode: r.mode,
+                    station_id: r.station_id.clone(),
+                    distance_m,
+                    eta_min: self.eta_min(&r.id, distance_m),
+                    within_circle: self.policy.travel_min(distance_m, r.mode) <= f64::from(circle),
+                    has_skill: skill.is_none_or(|s| r.skills.iter().any(|k| k == s)),
+                    worker: Some(SuggestedWorker {
+                        provider_id: provider.id.clone(),
+                        provider_name: provider.name.clone(),
+                        order,
+                    }),
+                })
+            })
+            .collect()
     }
 
     /// A member of staff's name, by sign-in id.
