@@ -365,14 +365,34 @@ describe('the services board and the worker’s phone on a live anxind', () => {
     await step('sent', [desk, phone], async () => {
       // The incident has its responder; the order waits for another worker, naming it.
       await desk.locator(`#incidents tbody tr[data-incident-id="${incident}"][data-state="accepted"]`).waitFor(SHOWS_UP);
-      const open = await desk.evaluate(async () => (await fetch('/api/v1/services/orders')).json());
-      const order = open.orders.find((o) => o.id === id);
+      const { order } = await desk.evaluate(async (n) => (await fetch(`/api/v1/services/orders/${n}`)).json(), id);
       assert.equal(order.state, 'accepted');
       assert.equal(order.redirected_to, incident);
       assert.equal(order.worker_id, undefined, JSON.stringify(order));
       // 李阿姨's phone has the emergency.
       await phone.locator(`#job[data-incident-id="${incident}"]`).waitFor(SHOWS_UP);
       assert.deepEqual(errors, []);
+    });
+
+    await step('history', [desk], async () => {
+      // On the services board, the order's history says what happened to it and who did it.
+      await desk.goto(new URL('/console/services', daemon.consoleUrl).toString());
+      await row(desk, id).locator('[data-field="why"], [data-field="category"]').first().waitFor(SHOWS_UP);
+      assert.match(await row(desk, id).textContent(), new RegExp(`服务人员已被调去紧急事件 #${incident}`));
+      await row(desk, id).locator('[data-action="history"]').click();
+      const steps = desk.locator('#act[open] [data-field="history"] li');
+      await steps.first().waitFor(SHOWS_UP);
+      assert.deepEqual(
+        await steps.evaluateAll((l) => l.map((x) => x.dataset.step)),
+        ['placed', 'offered', 'accepted', 'en_route', 'checked_in', 'worker_redirected'],
+      );
+      assert.match(await steps.nth(1).textContent(), /派给 好邻居家政.*系统/);
+      assert.match(await steps.nth(2).textContent(), /好邻居家政 接单，预约 .*；¥150，补贴 ¥150，自付 ¥0.*服务人员 李阿姨/);
+      assert.match(await steps.nth(4).textContent(), /上门签到，距住址 \d+ 米/);
+      assert.match(await steps.nth(5).textContent(), new RegExp(`服务人员被派去紧急事件 #${incident}.*调度员 dispatcher`));
+      assert.equal(await desk.locator('#act-send').isVisible(), false, 'a history has nothing to send');
+      await shoot(desk, 'services-history-zh.png');
+      await desk.locator('#act-close').click();
     });
     await phoneContext.close();
     await context.close();

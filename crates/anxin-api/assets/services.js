@@ -248,7 +248,7 @@ function orderRow(o, now) {
     h(
       'td',
       { class: 'c-actions' },
-      (ACTIONS_BY_STATE[o.state] || []).map((a) =>
+      [...(ACTIONS_BY_STATE[o.state] || []), 'history'].map((a) =>
         h('button', { class: `btn btn-small${a === 'confirm' ? ' btn-primary' : ''}`, type: 'button', 'data-action': a, onclick: () => startAction(o.id, a) }, t(`sv_act_${a}`)),
       ),
     ),
@@ -275,6 +275,98 @@ function startAction(id, action) {
   buildDialog();
   byId('act').showModal();
   byId('act-fields').querySelector('textarea, input, select')?.focus();
+  if (action === 'history') loadHistory(sv.dialog);
+}
+
+// ---------------------------------------------------------------------------------------
+// An order's history: every step, when, and by whom (for a dispute or a complaint)
+// ---------------------------------------------------------------------------------------
+
+const providerName = (id) => sv.catalogue.providers.find((p) => p.id === id)?.name || id;
+
+/** Who took a step, in words. */
+function actorLabel(actor, names) {
+  switch (actor?.type) {
+    case 'engine':
+      return t('sv_by_engine');
+    case 'dispatcher':
+      return t('sv_by_dispatcher', { id: actor.id });
+    case 'family':
+      return t('sv_by_family');
+    case 'responder':
+      return t('sv_by_worker', { name: names[actor.id] || actor.id });
+    default:
+      return actor?.id || '';
+  }
+}
+
+/** A step of an order's life, in words. */
+function stepLabel(c) {
+  const name = (id) => (id ? providerName(id) : '');
+  switch (c.type) {
+    case 'offered':
+      return t('sv_step_offered', { provider: name(c.provider_id) });
+    case 'declined':
+      return c.reason ? t('sv_step_refused', { provider: name(c.provider_id), reason: c.reason }) : t('sv_step_lapsed', { provider: name(c.provider_id) });
+    case 'unmatched':
+      return t('sv_step_unmatched', { why: whyNoProvider(c.why) });
+    case 'accepted':
+      return t('sv_step_accepted', { provider: name(c.provider_id), at: momentLabel(Number(c.appointment_at), serverNow()), price: yuan(c.price_fen), subsidy: yuan(c.subsidy_fen), self: yuan(c.self_paid_fen) });
+    case 'checked_in':
+      return t('sv_step_checked_in', { m: Math.round(Number(c.distance_m)) });
+    case 'checked_out':
+      return t('sv_step_checked_out', { text: c.done });
+    case 'confirmed':
+      return c.comment ? t('sv_step_confirmed_said', { n: c.rating, comment: c.comment }) : t('sv_step_confirmed', { n: c.rating });
+    case 'disputed':
+      return t('sv_step_disputed', { text: c.reason });
+    case 'settled':
+      return t('sv_step_settled', { text: c.outcome });
+    case 'rescheduled':
+      return t('sv_step_rescheduled', { window: windowLabel(Number(c.from), Number(c.to), serverNow()) });
+    case 'cancelled':
+      return t('sv_step_cancelled', { text: c.reason });
+    case 'worker_redirected':
+      return t('sv_step_redirected', { incident: c.incident });
+    case 'worker_changed':
+      return t('sv_step_worker_changed', { worker: c.worker_id });
+    case 'note':
+      return t('sv_step_note', { text: c.text });
+    default:
+      return t(`sv_step_${c.type}`);
+  }
+}
+
+async function loadHistory(dialog) {
+  const fields = byId('act-fields');
+  fields.replaceChildren(h('p', { class: 'sv-muted' }, t('sv_hist_loading')));
+  const res = await call('GET', `${API}/orders/${dialog.order.id}`);
+  if (sv.dialog !== dialog) return;
+  if (res.status === 401) return signInAgain();
+  if (!res.ok) {
+    sv.dialogError = failure(res);
+    fields.replaceChildren();
+    renderDialog();
+    return;
+  }
+  const names = res.body.worker_names || {};
+  fields.replaceChildren(
+    h(
+      'ol',
+      { class: 'sv-history', 'data-field': 'history' },
+      res.body.events.map((e) =>
+        h(
+          'li',
+          { 'data-step': e.change.type },
+          h('time', { class: 'sv-muted' }, momentLabel(Number(e.at), serverNow())),
+          ' ',
+          h('span', { class: 'sv-step' }, stepLabel(e.change)),
+          ' ',
+          h('span', { class: 'sv-muted sv-by' }, actorLabel(e.actor, names)),
+        ),
+      ),
+    ),
+  );
 }
 
 function field(label, control) {
@@ -325,6 +417,8 @@ function buildDialog() {
   }
   byId('act-fields').replaceChildren(...fields);
   byId('act-send').disabled = action === 'offer_to' && !byId('act-fields').querySelector('select');
+  // The history is only read: nothing to send.
+  byId('act-send').hidden = action === 'history';
   renderDialog();
 }
 

@@ -48,6 +48,12 @@ pub trait ServiceSide: Send + Sync + 'static {
         month: String,
         by: StatementBy,
     ) -> futures_util::future::BoxFuture<'_, Result<Option<Statement>, StatementUnavailable>>;
+
+    /// An order, open or over, with its log; `None` for a number never given.
+    fn history(
+        &self,
+        id: OrderId,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<anxin_proto::rest::OrderHistory>, StatementUnavailable>>;
 }
 
 /// The service lane's requests by result, for `/metrics`.
@@ -199,6 +205,30 @@ pub(crate) async fn act(
     match handle(&state, &headers, &bytes, request).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/services/orders/{id}`: the order and every step of it, for a dispatcher
+/// looking into a dispute or a complaint, however long ago it ended.
+pub(crate) async fn history(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(r) = dispatcher(&state, &headers) {
+        return r;
+    }
+    let Some(side) = state.service_side.clone() else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no orders here");
+    };
+    match side.history(OrderId(id)).await {
+        Ok(Some(h)) => {
+            state.services.count("ok");
+            Json(h).into_response()
+        }
+        Ok(None) => {
+            state.services.count("refused");
+            error(StatusCode::NOT_FOUND, "unknown_order", format!("order {id} does not exist"))
+        }
+        Err(StatementUnavailable) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store cannot be read now")
+        }
     }
 }
 
@@ -419,7 +449,7 @@ pub(crate) fn routes() -> axum::Router<ApiState> {
         .route("/api/v1/services/catalogue", get(catalogue))
         .route("/api/v1/services/quote", post(quote))
         .route("/api/v1/services/orders", get(list).post(place))
-        .route("/api/v1/services/orders/{id}", post(act))
+        .route("/api/v1/services/orders/{id}", get(history).post(act))
         .route("/api/v1/services/statements", get(statements))
         .route("/api/v1/family/orders", get(family_list).post(family_place))
         .route("/api/v1/family/orders/{id}", post(family_act))

@@ -167,6 +167,20 @@ pub struct ServiceError {
     pub args: BTreeMap<String, String>,
 }
 
+/// `GET /api/v1/services/orders/{id}`: an order as it is now, open or over, with every step
+/// of its life (who did what, when) and the names a page shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderHistory {
+    pub order: anxin_core::ServiceOrder,
+    pub events: Vec<anxin_core::OrderEvent>,
+    pub elder_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_name: Option<String>,
+    /// The names of the workers who took a step, by id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub worker_names: std::collections::BTreeMap<String, String>,
+}
+
 /// The answer to placing a service order: its number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacedOrder {

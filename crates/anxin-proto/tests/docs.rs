@@ -111,6 +111,7 @@ impl Seen {
             "OrderAction" => drop(round_trip::<anxin_core::OrderAction>(at, example)),
             "Quote" => drop(round_trip::<anxin_core::service::Quote>(at, example)),
             "PlacedOrder" => drop(round_trip::<anxin_proto::rest::PlacedOrder>(at, example)),
+            "OrderHistory" => drop(round_trip::<anxin_proto::rest::OrderHistory>(at, example)),
             "ServiceError" => drop(round_trip::<anxin_proto::rest::ServiceError>(at, example)),
             "DevicePayload" => {
                 // A device's payload is read leniently (a number for `msg_id`, any case for
@@ -183,6 +184,7 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
         ("/api/v1/services/orders/{id}", "post", "request") => "OrderAction",
         ("/api/v1/services/quote", "post", "200") => "Quote",
         ("/api/v1/services/orders", "post", "201") => "PlacedOrder",
+        ("/api/v1/services/orders/{id}", "get", "200") => "OrderHistory",
         (p, _, _) if p.starts_with("/api/v1/services/") => "ServiceError",
         _ => return None,
     })
@@ -304,6 +306,7 @@ fn every_example_in_the_docs_reads_and_writes_back_unchanged() {
         "OrderAction",
         "Quote",
         "PlacedOrder",
+        "OrderHistory",
         "ServiceError",
     ];
     let missing: Vec<_> = types.iter().filter(|t| !seen.types.contains(*t)).collect();

@@ -27,9 +27,12 @@ pub struct OrderQuery {
 pub trait ServiceStore: Send + Sync {
     /// Orders matching `q`, by their window's start then id.
     async fn orders(&self, q: &OrderQuery) -> Result<Vec<ServiceOrder>, StoreError>;
+    /// One order as it is now, open or over; `None` for a number never given.
+    async fn order(&self, id: OrderId) -> Result<Option<ServiceOrder>, StoreError>;
     /// One order's log, in order.
     async fn order_events(&self, id: OrderId) -> Result<Vec<OrderEvent>, StoreError>;
-    /// The names of these elders (retired ones too) and of every provider, for statements.
+    /// The names of these elders (retired ones too) and of every provider and worker, for
+    /// statements and histories.
     async fn names(&self, elders: &[ElderId]) -> Result<Names, StoreError>;
 }
 
@@ -38,6 +41,8 @@ pub trait ServiceStore: Send + Sync {
 pub struct Names {
     pub elders: HashMap<String, String>,
     pub providers: HashMap<String, String>,
+    /// Every service worker's (a responder with a provider), retired ones too.
+    pub workers: HashMap<String, String>,
 }
 
 pub(crate) const ORDER_COLUMNS: &str =
@@ -180,6 +185,18 @@ macro_rules! service_store {
                 rows.iter().map(|r| crate::services::order_of(&r.try_get::<String, _>("body")?)).collect()
             }
 
+            async fn order(
+                &self,
+                id: anxin_core::OrderId,
+            ) -> Result<Option<anxin_core::ServiceOrder>, crate::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT body FROM service_orders WHERE id = $1")
+                    .bind(id.0 as i64)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| crate::services::order_of(&r.try_get::<String, _>("body")?)).transpose()
+            }
+
             async fn order_events(
                 &self,
                 id: anxin_core::OrderId,
@@ -210,6 +227,10 @@ macro_rules! service_store {
                 let mut names = crate::services::Names::default();
                 for r in sqlx::query("SELECT id, name FROM providers").fetch_all(&self.pool).await? {
                     names.providers.insert(r.try_get("id")?, r.try_get("name")?);
+                }
+                let workers = sqlx::query("SELECT id, name FROM responders WHERE provider_id IS NOT NULL");
+                for r in workers.fetch_all(&self.pool).await? {
+                    names.workers.insert(r.try_get("id")?, r.try_get("name")?);
                 }
                 for chunk in elders.chunks(crate::sql::CHUNK) {
                     let mut q = sqlx::QueryBuilder::new("SELECT id, name FROM elders WHERE id IN (");

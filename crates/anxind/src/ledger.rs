@@ -465,4 +465,33 @@ impl anxin_api::services::ServiceSide for StoreServices {
             ))
         })
     }
+
+    fn history(
+        &self,
+        id: anxin_core::OrderId,
+    ) -> BoxFuture<'_, Result<Option<anxin_proto::rest::OrderHistory>, anxin_api::services::StatementUnavailable>> {
+        Box::pin(async move {
+            let unavailable = |e: anxin_store::StoreError| {
+                tracing::warn!(error = %e, order = id.0, "cannot read a service order's history");
+                anxin_api::services::StatementUnavailable
+            };
+            let Some(order) = self.store.order(id).await.map_err(unavailable)? else { return Ok(None) };
+            let events = self.store.order_events(id).await.map_err(unavailable)?;
+            let names = self.store.names(std::slice::from_ref(&order.elder_id)).await.map_err(unavailable)?;
+            let worker_names = events
+                .iter()
+                .filter_map(|e| match &e.actor {
+                    anxin_core::Actor::Responder(id) => Some((id.to_string(), names.workers.get(id.as_str())?.clone())),
+                    _ => None,
+                })
+                .collect();
+            Ok(Some(anxin_proto::rest::OrderHistory {
+                worker_names,
+                elder_name: names.elders.get(order.elder_id.as_str()).cloned().unwrap_or_default(),
+                provider_name: order.provider_id.as_ref().and_then(|p| names.providers.get(p.as_str()).cloned()),
+                order,
+                events,
+            }))
+        })
+    }
 }

@@ -190,6 +190,25 @@ async fn a_service_order_goes_to_the_door_and_is_confirmed(backend: Backend, cli
     );
     assert_eq!(log[2].actor, anxin_core::Actor::Responder(ResponderId::parse("w-cheap").unwrap()));
 
+    // Over and off the board, its history is still there for a dispatcher: the order, every
+    // step with who took it, and the names.
+    let path = format!("/api/v1/services/orders/{id}");
+    let (status, text) = http_request(app.http, "GET", &path, &[("Cookie", cookie.as_str())], "").await;
+    assert_eq!(status, 200, "{text}");
+    let history: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((history["order"]["state"].as_str(), history["order"]["rating"].as_u64()), (Some("confirmed"), Some(5)));
+    assert_eq!((history["elder_name"].as_str(), history["provider_name"].as_str()), (Some("长者1"), Some("金牌家政")));
+    let steps: Vec<&str> =
+        history["events"].as_array().unwrap().iter().map(|e| e["change"]["type"].as_str().unwrap()).collect();
+    assert_eq!(steps, names, "the same log as stored");
+    assert_eq!(history["events"][2]["actor"], json!({"type": "responder", "id": "w-cheap"}));
+    assert_eq!(history["worker_names"]["w-cheap"], "w-cheap 阿姨", "{history}");
+    let (status, unknown) =
+        http_request(app.http, "GET", "/api/v1/services/orders/999", &[("Cookie", cookie.as_str())], "").await;
+    assert_eq!(status, 404, "{unknown}");
+    assert!(unknown.contains("unknown_order"), "{unknown}");
+    assert_eq!(http_request(app.http, "GET", &path, &[], "").await.0, 401, "signed in only");
+
     // The month's statement, for supervisors: by provider as JSON, by elder as CSV.
     let (y, m, _) =
         anxin_core::service::civil_from_days(anxin_core::service::local_day(anxin_core::Timestamp(appointment), 480));
