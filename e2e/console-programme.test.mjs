@@ -174,6 +174,18 @@ describe('the welfare programme and an inactive elder, after a restart', () => {
     assert.equal(await text(due.locator('[data-field="detail-overdue"]')), '逾期');
     assert.match(await detail.locator('[data-field="welfare-todo"]').textContent(), /无人接听（稍后自动重拨/);
     await shoot(page, 'console-programme-zh.png');
+    // What the call finds may be a home-care need: the order form opens with the elder and
+    // this call as its source.
+    const task = await rows[WELL].getAttribute('data-incident-id');
+    const [form] = await Promise.all([context.waitForEvent('page'), detail.locator('[data-action="service_order"]').click()]);
+    await form.waitForLoadState();
+    const url = new URL(form.url());
+    assert.equal(url.pathname, '/console/services');
+    assert.equal(url.searchParams.get('welfare'), task);
+    await form.locator('#new-source:not([hidden])').waitFor(SHOWS_UP);
+    assert.equal(await form.locator('#new-source').textContent(), `来自关怀回访：事件 #${task}`);
+    assert.equal(await form.locator('#new-elder').inputValue(), url.searchParams.get('elder'));
+    await form.close();
     await page.locator('#detail-close').click();
     await rows[NOT_YET_OVERDUE].click();
     await detail.locator('[data-field="welfare-due"]').waitFor(SHOWS_UP);

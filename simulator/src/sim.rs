@@ -1458,11 +1458,12 @@ fn task_outcome(rng: &mut SmallRng, o: &crate::scenario::TaskOutcomes) -> String
 /// not in `skip` (rung for this incident already, or being rung for another). Every
 /// suggestion is free already (the engine suggests only responders on duty holding no offer
 /// or job); whether they are inside their station's circle does not matter to a dispatcher
-/// with nobody else.
+/// with nobody else. The home-care workers the engine lists after the responders (`worker`
+/// set) are never picked: the simulated desk does not take a worker off an elder's service.
 pub fn pick_responder(suggestions: &[Suggestion], within_eta_min: f64, skip: &[String]) -> Option<String> {
     suggestions
         .iter()
-        .filter(|s| s.has_skill)
+        .filter(|s| s.has_skill && s.worker.is_none())
         .map(|s| (s.responder.id.as_str(), f64::from(s.eta_min)))
         .filter(|(id, eta)| *eta <= within_eta_min && !skip.iter().any(|t| t == id))
         // The first of the soonest: the engine ranks by exact travel time, eta_min is rounded.
@@ -1793,6 +1794,14 @@ mod tests {
         let all: Vec<String> = ["r-near", "r-tie", "r-far"].map(String::from).to_vec();
         assert_eq!(pick_responder(s, 30.0, &all), None, "r-too-far is beyond the limit");
         assert_eq!(pick_responder(s, 60.0, &all).as_deref(), Some("r-too-far"));
+        // A home-care worker at a door next door is listed, but not sent.
+        let mut with_worker = answer.clone();
+        let mut worker = suggestion("w-next-door", 1, true);
+        worker["worker"] = json!({"provider_id": "p-1", "provider_name": "家政"});
+        with_worker["suggestions"].as_array_mut().unwrap().insert(0, worker);
+        let s = &suggestions(&with_worker);
+        assert!(s[0].worker.is_some(), "read as a worker");
+        assert_eq!(pick_responder(s, 30.0, &[]).as_deref(), Some("r-near"));
     }
 
     #[test]

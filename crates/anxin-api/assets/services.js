@@ -234,7 +234,8 @@ function orderRow(o, now) {
         o.self_paid_fen > 0 && o.self_paid_agreed ? h('div', { class: 'sv-muted' }, t('sv_self_agreed')) : null,
       ]
     : h('span', { class: 'sv-muted', 'data-field': 'money' }, t('sv_price_unknown'));
-  const press = o.source?.from === 'service_press' ? h('div', { class: 'sv-muted' }, t('sv_from_press', { incident: o.source.incident })) : null;
+  const fromKey = { service_press: 'sv_from_press', welfare_call: 'sv_from_welfare' }[o.source?.from];
+  const press = fromKey ? h('div', { class: 'sv-muted', 'data-field': 'source' }, t(fromKey, { incident: o.source.incident })) : null;
   return h(
     'tr',
     { 'data-order-id': o.id, 'data-state': o.state, 'data-late': late ? 'true' : 'false' },
@@ -634,8 +635,9 @@ function renderNew() {
   done.hidden = !sv.newDone;
   done.textContent = sv.newDone ? t(sv.newDone[0], sv.newDone[1]) : '';
   const source = byId('new-source');
-  source.hidden = sv.source.from !== 'service_press';
-  source.textContent = sv.source.from === 'service_press' ? t('sv_new_source_press', { incident: sv.source.incident }) : '';
+  const sourceText = { service_press: 'sv_new_source_press', welfare_call: 'sv_new_source_welfare' }[sv.source.from];
+  source.hidden = !sourceText;
+  source.textContent = sourceText ? t(sourceText, { incident: sv.source.incident }) : '';
 }
 
 function renderCategories() {
@@ -650,6 +652,8 @@ function setupForm() {
   if (params.get('elder')) byId('new-elder').value = params.get('elder');
   const incident = Number(params.get('incident'));
   if (Number.isInteger(incident) && incident > 0) sv.source = { from: 'service_press', incident };
+  const welfare = Number(params.get('welfare'));
+  if (Number.isInteger(welfare) && welfare > 0) sv.source = { from: 'welfare_call', incident: welfare };
   // By default: today, from the next full hour for four hours.
   const start = new Date(serverNow());
   start.setMinutes(0, 0, 0);
@@ -784,8 +788,12 @@ async function start() {
   feed.start();
   // The clock ticks; late orders become late with time, so the board is grouped again.
   let ticks = 0;
-  setInterval(() => {
+  const showClock = () => {
     byId('sv-clock').textContent = formatClock(serverNow());
+  };
+  showClock();
+  setInterval(() => {
+    showClock();
     ticks += 1;
     if (ticks % 30 === 0 && sv.loaded) renderBoard();
   }, 1000);

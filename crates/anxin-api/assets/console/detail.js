@@ -217,6 +217,10 @@ function renderActions(view) {
       button('call', t('act_call'), () => openForm('call'), 'btn-primary'),
       button('note', t('act_note'), () => openForm('note')),
       button('escalate', t('act_escalate'), () => openForm('escalate')),
+      // What the call found may be a home-care need: the order form, its source this call.
+      view.elder?.id
+        ? button('service_order', t('act_service_order'), () => window.open(serviceOrderUrl(view, 'welfare'), '_blank', 'noopener'))
+        : null,
       button('close', t('act_close'), () => openForm('close'), 'btn-good'),
     );
     return;
@@ -236,15 +240,18 @@ function renderActions(view) {
     button('false_alarm', t('act_false_alarm'), () => openForm('false_alarm'), 'btn-warn'),
     // A green-key press asks for a home-care service: the order form, with the elder filled in.
     view.kind === 'service' && view.elder?.id
-      ? button('service_order', t('act_service_order'), () => window.open(serviceOrderUrl(view), '_blank', 'noopener'), 'btn-good')
+      ? button('service_order', t('act_service_order'), () => window.open(serviceOrderUrl(view, 'incident'), '_blank', 'noopener'), 'btn-good')
       : null,
   ];
   dom.detailActions.replaceChildren(...list.filter(Boolean));
 }
 
-/** The services board's new-order form for this elder, from this service press. */
-function serviceOrderUrl(view) {
-  return `/console/services?${new URLSearchParams({ elder: view.elder.id, incident: String(view.id) })}`;
+/**
+ * The services board's new-order form for this elder, from this incident: `incident` for a
+ * service press, `welfare` for a welfare call (the order's source says which).
+ */
+function serviceOrderUrl(view, from) {
+  return `/console/services?${new URLSearchParams({ elder: view.elder.id, [from]: String(view.id) })}`;
 }
 
 function section(title, ...content) {
