@@ -6,6 +6,7 @@
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
 mod family;
+pub mod lease;
 mod ledger;
 mod migrate;
 mod outbox;

@@ -59,6 +59,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0014_reports_calls.sql"),
     },
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/sqlite/0015_services.sql") },
+    Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/sqlite/0016_leases.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -121,6 +122,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0014_reports_calls.sql"),
     },
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/postgres/0015_services.sql") },
+    Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/postgres/0016_leases.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

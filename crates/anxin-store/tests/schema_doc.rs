@@ -169,5 +169,6 @@ fn the_reader_sees_what_the_migrations_make() {
     assert!(s["anxin_migrations"].0.contains("applied_at"), "the store's own table is read");
     assert!(s["responders"].0.contains("provider_id") && s["responders"].1.contains("responders_provider"));
     assert!(s["service_orders"].1.contains("service_orders_window"), "the service lane's tables are read");
-    assert_eq!(s.len(), 22, "{:?}", s.keys());
+    assert!(s["leases"].0.contains("epoch"), "the leases table is read");
+    assert_eq!(s.len(), 23, "{:?}", s.keys());
 }

@@ -1,0 +1,171 @@
+//! Leases with fencing, on PostgreSQL: the lease authority for engines on several machines
+//! sharing one store (issue 25; `docs/architecture.md`, "Leases and fencing").
+//!
+//! A lease names what is held (`zone:3`, `slot:1`), who holds it, an **epoch** and an expiry
+//! on the database's clock. Each rule is one statement, so two nodes asking at once cannot
+//! both win:
+//!
+//! - **acquire** takes a key nobody holds, or one whose expiry has passed, and adds one to its
+//!   epoch;
+//! - **renew** pushes the expiry on, for the holder of the epoch it names only (a renewal after
+//!   the expiry still succeeds while nobody has taken the key: the epoch is unchanged, so no
+//!   one else acted under it);
+//! - **release** ends a lease at once (SIGTERM hands over without waiting for the expiry);
+//! - **fence**, inside the transaction that writes, locks the lease's row for share and
+//!   checks that its epoch is still the one held. A node paused past its expiry, cut from the
+//!   database or simply slow finds the epoch moved on and its commit refused as *fenced*, so
+//!   it acknowledges, sends and shows nothing (it only ever does so after a commit). A
+//!   takeover's acquire waits for a commit holding the row, so a commit that passed its fence
+//!   is never overtaken before it ends.
+//!
+//! Expiry is only liveness: it decides when another node may try. Safety rests on the epoch.
+//! Clocks of the nodes never enter: every time is the database's `clock_timestamp()`.
+
+use crate::sql::PostgresStore;
+use crate::StoreError;
+use std::time::Duration;
+
+/// A lease this node holds: the key, the holder's name and the epoch it was granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub holder: String,
+    pub epoch: i64,
+}
+
+/// A lease as the table has it now, for operators and for choosing whom to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub key: String,
+    pub holder: String,
+    pub epoch: i64,
+    /// Milliseconds until it expires on the database's clock (negative: expired).
+    pub expires_in_ms: i64,
+    pub addr: String,
+}
+
+/// Why a fenced write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    /// The lease moved on: another node took it (or it was never granted). Nothing written
+    /// under `held` may be acknowledged, sent or shown; the zone must be dropped.
+    #[error("fenced: lease {key} is at epoch {now:?}, this node holds epoch {held}")]
+    Fenced { key: String, held: i64, now: Option<i64> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for FenceError {
+    fn from(e: sqlx::Error) -> Self {
+        FenceError::Store(StoreError::Database(e))
+    }
+}
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl PostgresStore {
+    /// The connection pool, for a fenced transaction's own statements and for tests.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    /// Takes `key` for `holder` for `ttl` if nobody holds it or its lease has expired, with
+    /// the next epoch; `None` while another's lease runs. `addr` says where the holder takes
+    /// commands.
+    pub async fn lease_acquire(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+        addr: &str,
+    ) -> Result<Option<Lease>, StoreError> {
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO leases (key, holder, epoch, expires_at, addr) \
+             VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', $4) \
+             ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, epoch = leases.epoch + 1, \
+             expires_at = excluded.expires_at, addr = excluded.addr \
+             WHERE leases.expires_at < clock_timestamp() \
+             RETURNING epoch",
+        )
+        .bind(key)
+        .bind(holder)
+        .bind(millis(ttl) as f64)
+        .bind(addr)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(epoch.map(|epoch| Lease { key: key.to_string(), holder: holder.to_string(), epoch }))
+    }
+
+    /// Pushes the lease's expiry to `ttl` from now; `false` when the key has moved to another
+    /// epoch (the lease is lost: drop what it covered).
+    pub async fn lease_renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE leases SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
+             WHERE key = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(&lease.key)
+        .bind(&lease.holder)
+        .bind(lease.epoch)
+        .bind(millis(ttl) as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends the lease now, so that another node may take the key at once. A lease already
+    /// lost is left as it is.
+    pub async fn lease_release(&self, lease: &Lease) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE leases SET expires_at = clock_timestamp() - interval '1 millisecond' \
+             WHERE key = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(&lease.key)
+        .bind(&lease.holder)
+        .bind(lease.epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every lease, by key.
+    pub async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT key, holder, epoch, addr, \
+             (EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::BIGINT AS expires_in_ms \
+             FROM leases ORDER BY key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeaseRow {
+                    key: r.try_get("key")?,
+                    holder: r.try_get("holder")?,
+                    epoch: r.try_get("epoch")?,
+                    expires_in_ms: r.try_get("expires_in_ms")?,
+                    addr: r.try_get("addr")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Begins a transaction fenced by `lease`: its row is locked for share (a takeover waits
+    /// for this transaction to end) and its epoch checked. Refused as
+    /// [`FenceError::Fenced`] when the key has moved on; the caller then writes nothing and
+    /// drops what the lease covered.
+    pub async fn begin_fenced(&self, lease: &Lease) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, FenceError> {
+        let mut tx = self.pool.begin().await?;
+        let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1 FOR SHARE")
+            .bind(&lease.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if now != Some(lease.epoch) {
+            // Dropping the transaction rolls it back.
+            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
+        }
+        Ok(tx)
+    }
+}

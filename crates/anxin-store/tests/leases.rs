@@ -1,0 +1,122 @@
+//! Leases with fencing on a real PostgreSQL (issue 25's first piece): one holder at a time,
+//! the epoch moves on with every grant, a stale holder's writes are refused inside their own
+//! transaction, and a takeover waits for a commit that passed its fence. Runs when
+//! `ANXIN_TEST_POSTGRES_URL` names a server (required under `CI=true`).
+
+use anxin_store::lease::{FenceError, Lease};
+use anxin_store::testkit::{fresh_postgres_database, postgres_server};
+use anxin_store::PostgresStore;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(150);
+
+async fn store() -> Option<PostgresStore> {
+    let server = postgres_server()?;
+    let url = fresh_postgres_database(&server).await;
+    Some(PostgresStore::open(&url).await.expect("opens and migrates"))
+}
+
+/// A write under `lease`: a row in a table of the test's own, committed only past the fence.
+async fn write(store: &PostgresStore, lease: &Lease, what: &str) -> Result<(), FenceError> {
+    let mut tx = store.begin_fenced(lease).await?;
+    sqlx::query("INSERT INTO fenced_writes (holder, epoch, what) VALUES ($1, $2, $3)")
+        .bind(&lease.holder)
+        .bind(lease.epoch)
+        .bind(what)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| FenceError::Store(e.into()))?;
+    tx.commit().await.map_err(|e| FenceError::Store(e.into()))?;
+    Ok(())
+}
+
+async fn written(store: &PostgresStore) -> Vec<(String, i64, String)> {
+    sqlx::query_as("SELECT holder, epoch, what FROM fenced_writes ORDER BY id").fetch_all(store.pool()).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_holder_at_a_time_and_a_stale_holder_is_fenced() {
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    sqlx::query("CREATE TABLE fenced_writes (id BIGSERIAL PRIMARY KEY, holder TEXT, epoch BIGINT, what TEXT)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    // a takes zone:1; b cannot while a's lease runs.
+    let a = store.lease_acquire("zone:1", "node-a", SHORT, "10.0.0.1:8080").await.unwrap().expect("free");
+    assert_eq!(a.epoch, 1);
+    assert_eq!(store.lease_acquire("zone:1", "node-b", SHORT, "10.0.0.2:8080").await.unwrap(), None);
+    write(&store, &a, "a's first").await.unwrap();
+    let rows = store.leases().await.unwrap();
+    assert_eq!((rows[0].holder.as_str(), rows[0].epoch, rows[0].addr.as_str()), ("node-a", 1, "10.0.0.1:8080"));
+    assert!(rows[0].expires_in_ms > 0 && rows[0].expires_in_ms <= 150, "{rows:?}");
+
+    // a is paused past its expiry (SIGSTOP, a long GC, a cut link); b takes over, epoch 2.
+    tokio::time::sleep(SHORT * 2).await;
+    let b = store.lease_acquire("zone:1", "node-b", LONG, "10.0.0.2:8080").await.unwrap().expect("expired");
+    assert_eq!(b.epoch, 2);
+    // a comes back: its renewal fails and its write is refused, inside its own transaction.
+    assert!(!store.lease_renew(&a, SHORT).await.unwrap(), "a's lease is lost");
+    match write(&store, &a, "a's stale").await {
+        Err(FenceError::Fenced { key, held, now }) => assert_eq!((key.as_str(), held, now), ("zone:1", 1, Some(2))),
+        other => panic!("a stale holder's write must be fenced: {other:?}"),
+    }
+    write(&store, &b, "b's first").await.unwrap();
+    assert_eq!(
+        written(&store).await,
+        [("node-a".to_string(), 1, "a's first".to_string()), ("node-b".to_string(), 2, "b's first".to_string())],
+        "nothing under the old epoch after the takeover"
+    );
+
+    // b renews (its lease runs on); released, the key is a's again at once, epoch 3.
+    assert!(store.lease_renew(&b, LONG).await.unwrap());
+    assert_eq!(store.lease_acquire("zone:1", "node-a", LONG, "").await.unwrap(), None, "b holds it");
+    store.lease_release(&b).await.unwrap();
+    let a2 = store.lease_acquire("zone:1", "node-a", LONG, "").await.unwrap().expect("released");
+    assert_eq!(a2.epoch, 3);
+    assert!(matches!(write(&store, &b, "b's stale").await, Err(FenceError::Fenced { now: Some(3), .. })));
+    // A release of a lost lease changes nothing: a still holds epoch 3.
+    store.lease_release(&b).await.unwrap();
+    assert_eq!(store.lease_acquire("zone:1", "node-b", LONG, "").await.unwrap(), None);
+    // A key never granted fences everyone.
+    let ghost = Lease { key: "zone:9".into(), holder: "node-a".into(), epoch: 1 };
+    assert!(matches!(write(&store, &ghost, "ghost").await, Err(FenceError::Fenced { now: None, .. })));
+}
+
+#[tokio::test]
+async fn a_takeover_waits_for_a_commit_that_passed_its_fence() {
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    let a = store.lease_acquire("zone:2", "node-a", SHORT, "").await.unwrap().unwrap();
+    // a is inside a fenced transaction when its lease expires.
+    let tx = store.begin_fenced(&a).await.unwrap();
+    tokio::time::sleep(SHORT * 2).await;
+    let taker = store.clone();
+    let takeover = tokio::spawn(async move { taker.lease_acquire("zone:2", "node-b", LONG, "").await });
+    // The takeover cannot be granted while a's commit holds the row...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!takeover.is_finished(), "a takeover must wait for the commit in flight");
+    // ...and is, once it ends: a's commit landed under epoch 1, before epoch 2 began.
+    tx.commit().await.unwrap();
+    let b = takeover.await.unwrap().unwrap().expect("granted after the commit");
+    assert_eq!(b.epoch, 2);
+    assert!(matches!(store.begin_fenced(&a).await, Err(FenceError::Fenced { now: Some(2), .. })));
+}
+
+#[tokio::test]
+async fn of_many_nodes_asking_at_once_one_is_granted() {
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    for round in 0..5 {
+        let asks = (0..8).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.lease_acquire("slot:1", &format!("node-{n}"), SHORT, "").await.unwrap() })
+        });
+        let mut granted = Vec::new();
+        for ask in asks {
+            granted.extend(ask.await.unwrap());
+        }
+        assert_eq!(granted.len(), 1, "round {round}: {granted:?}");
+        assert_eq!(granted[0].epoch, round + 1, "every grant a new epoch");
+        tokio::time::sleep(SHORT * 2).await;
+    }
+}
