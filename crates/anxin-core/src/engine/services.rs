@@ -682,18 +682,50 @@ impl Engine {
     }
 }
 
-/// Whether a provider is open at some time in the window (looked at every quarter hour; a
-/// window of a day or more always meets the hours).
+/// Whether a provider is open at some moment of the window `[from, to)`, exactly: open at its
+/// start, or opening (at the hours' `from`, the only moment closed turns open) before its end.
+/// A window of a day or more always meets the hours.
 fn open_during(hours: Hours, from: Timestamp, to: Timestamp, offset: i32) -> bool {
-    if to.0 - from.0 >= 86_400_000 {
+    const DAY: i64 = 86_400_000;
+    if to.0 <= from.0 {
+        return false;
+    }
+    if to.0 - from.0 >= DAY || hours.open_at(local_minute(from, offset)) {
         return true;
     }
-    let mut t = from;
-    while t < to {
-        if hours.open_at(local_minute(t, offset)) {
-            return true;
-        }
-        t = t.plus_millis(15 * 60_000);
+    if hours.from_min == hours.to_min {
+        return false; // open all day: answered above
     }
-    false
+    let local_ms = (from.0 + i64::from(offset) * 60_000).rem_euclid(DAY);
+    let until_opening = (i64::from(hours.from_min) * 60_000 - local_ms).rem_euclid(DAY);
+    from.0 + until_opening < to.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_during;
+    use crate::service::Hours;
+    use crate::Timestamp;
+
+    /// 2026-12-04 00:00 in Kunming (UTC+8), in ms, plus `h` hours and `m` minutes.
+    fn at(h: i64, m: i64) -> Timestamp {
+        Timestamp(1_796_313_600_000 + (h * 60 + m) * 60_000)
+    }
+
+    #[test]
+    fn a_window_meets_the_hours_when_they_open_inside_it_however_short() {
+        let day = Hours::parse("10:15-18:00").unwrap();
+        let open = |f: Timestamp, t: Timestamp| open_during(day, f, t, 480);
+        assert!(open(at(10, 10), at(10, 20)), "opens at 10:15, inside a ten-minute window");
+        assert!(!open(at(10, 0), at(10, 15)), "the window ends as they open");
+        assert!(open(at(17, 59), at(18, 30)), "open at the start");
+        assert!(!open(at(18, 0), at(23, 59)), "closed from 18:00");
+        assert!(open(at(18, 0), at(34, 16)), "the next morning, 10:15");
+        assert!(!open(at(11, 0), at(11, 0)), "an empty window");
+        let night = Hours::parse("22:00-06:00").unwrap();
+        assert!(open_during(night, at(5, 0), at(5, 1), 480));
+        assert!(!open_during(night, at(6, 0), at(21, 59), 480));
+        assert!(open_during(night, at(21, 59), at(22, 0).plus_millis(1), 480));
+        assert!(open_during(Hours::parse("00:00-24:00").unwrap(), at(3, 0), at(3, 5), 480));
+    }
 }
