@@ -217,8 +217,10 @@ function renderActions(view) {
       button('call', t('act_call'), () => openForm('call'), 'btn-primary'),
       button('note', t('act_note'), () => openForm('note')),
       button('escalate', t('act_escalate'), () => openForm('escalate')),
-      // What the call found may be a home-care need: the order form, its source this call.
-      view.elder?.id
+      // A call about the elder (the programme's calls and visits, a long quiet) may find a
+      // home-care need: the order form, its source this call. A device's check is about the
+      // device.
+      view.elder?.id && ['scheduled_call', 'scheduled_visit', 'inactive'].includes(view.welfare)
         ? button('service_order', t('act_service_order'), () => window.open(serviceOrderUrl(view, 'welfare'), '_blank', 'noopener'))
         : null,
       button('close', t('act_close'), () => openForm('close'), 'btn-good'),
