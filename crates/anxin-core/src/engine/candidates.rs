@@ -78,7 +78,8 @@ impl<'e> Candidates<'e> {
         Self { engine, incident, skill: engine.policy.required_skill(incident.kind) }
     }
 
-    fn weigh(&self, responder: &'e Responder, distance_m: f64) -> Candidate<'e> {
+    /// How `responder`, `distance_m` away, stands for this incident: time, skill, circle.
+    pub(crate) fn weigh(&self, responder: &'e Responder, distance_m: f64) -> Candidate<'e> {
         let policy = &self.engine.policy;
         let minutes = policy.travel_min(distance_m, responder.mode);
         let circle = self

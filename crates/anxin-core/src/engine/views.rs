@@ -194,21 +194,22 @@ impl Engine {
     /// for a dispatcher to send from a home next door if nobody else is near.
     fn workers_nearby(&self, incident: &Incident) -> Vec<Suggestion> {
         let at = incident.location.at;
-        let skill = self.policy.required_skill(incident.kind);
-        let mut near: Vec<(&Responder, f64)> = self
+        let candidates = Candidates::new(self, incident);
+        let mut near: Vec<Candidate<'_>> = self
             .services
             .workers
             .values()
             .flatten()
             .filter_map(|id| self.responders.get(id))
             .filter(|r| r.on_duty && !self.busy.contains_key(&r.id))
-            .map(|r| (r, r.position.distance_m(at)))
-            .filter(|(_, d)| *d <= self.policy.max_offer_distance_m)
+            .map(|r| candidates.weigh(r, r.position.distance_m(at)))
+            .filter(|c| c.distance_m <= self.policy.max_offer_distance_m)
             .collect();
-        near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        near.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then_with(|| a.responder.id.cmp(&b.responder.id)));
         near.into_iter()
             .take(WORKERS_SUGGESTED)
-            .filter_map(|(r, distance_m)| {
+            .filter_map(|c| {
+                let r = c.responder;
                 let provider = self.services.providers.get(r.provider_id.as_ref()?)?;
                 let order =
                     self.services.out_on.get(&r.id).and_then(|id| self.services.open.get(id)).map(|o| WorkerOnOrder {
@@ -217,19 +218,14 @@ impl Engine {
                         state: o.state,
                         elder_name: self.elders.get(&o.elder_id).map(|e| e.name.clone()).unwrap_or_default(),
                     });
-                let circle = self
-                    .stations
-                    .get(&r.station_id)
-                    .and_then(|s| s.service_circle_min)
-                    .unwrap_or(self.policy.default_service_circle_min);
                 Some(Suggestion {
-                    responder: self.responder_party(&r.id, distance_m),
+                    responder: self.responder_party(&r.id, c.distance_m),
                     mode: r.mode,
                     station_id: r.station_id.clone(),
-                    distance_m,
-                    eta_min: self.eta_min(&r.id, distance_m),
-                    within_circle: self.policy.travel_min(distance_m, r.mode) <= f64::from(circle),
-                    has_skill: skill.is_none_or(|s| r.skills.iter().any(|k| k == s)),
+                    distance_m: c.distance_m,
+                    eta_min: self.eta_min(&r.id, c.distance_m),
+                    within_circle: c.within_circle,
+                    has_skill: c.has_skill,
                     worker: Some(SuggestedWorker {
                         provider_id: provider.id.clone(),
                         provider_name: provider.name.clone(),
