@@ -47,7 +47,7 @@ export function mapIncident(view) {
 
 export function mapResponder(r) {
   if (!map) return;
-  // Home-care workers are drawn square: the ladder never offers them an emergency.
+  // Home-care workers are ringed apart: the ladder never offers them an emergency.
   const worker = Boolean(r.provider_id);
   map.setMarker('responder', r.id, r.position, {
     classes: `st-${r.status}${worker ? ' worker' : ''}`,
