@@ -701,6 +701,13 @@ fn an_emergency_with_nobody_free_takes_a_responder_from_anothers_extra_offers() 
     assert_eq!(withdrawn.change, Change::OfferWithdrawn { responder_id: rid("a") });
     assert_eq!(withdrawn.actor, Actor::Engine);
     assert_eq!(e.job_view(&rid("a"), t).map(|j| j.incident_id), Some(second.id), "a's phone shows the new one");
+    // The batch stores the first incident as it now is, and shows it, without a's offer: else
+    // the store, and so an engine resumed from it, and consoles, would have a booked twice.
+    let stored = out.incidents.iter().rev().find(|i| i.id == first).expect("the first incident's row is stored");
+    let offered: Vec<_> = stored.ladder.offers.iter().map(|o| o.responder_id.to_string()).collect();
+    assert_eq!(offered, ["b", "c"]);
+    let shown = out.deltas.iter().rev().find(|v| v.id == first).expect("and shown");
+    assert_eq!(shown.seq, withdrawn.seq);
 
     // The responder taken over answers the new offer as any other.
     let second_id = second.id;

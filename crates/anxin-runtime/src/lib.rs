@@ -36,7 +36,7 @@ mod intake;
 pub mod ports;
 
 pub use intake::{obey, Intake};
-pub use ports::{Clock, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
+pub use ports::{Clock, CommitError, Devices, Feeds, NoTelemetry, PhoneView, Store, Telemetry};
 
 use anxin_core::{Actor, Change, Engine, IncidentId, JobEnded, Outbox, ResponderId, ResponderView, Timestamp};
 use anxin_proto::{Answer, Command, Delivery};
@@ -94,6 +94,21 @@ pub struct Options {
     pub fault: Fault,
 }
 
+/// Why [`Runtime::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Shutdown was asked for, or the messages' queue closed; the batches in hand were
+    /// finished.
+    Shutdown,
+    /// A batch could not be stored before shutdown, or a batch's task failed: nothing after
+    /// it was acknowledged.
+    Unfinished,
+    /// A commit was refused as fenced: another engine holds the lease. Nothing from that
+    /// batch on was acknowledged, sent or shown, and devices' health was not written; what
+    /// the lease covered is the other engine's now.
+    Fenced,
+}
+
 /// Bugs the simulation exists to catch, to be put in on purpose by its tests.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,6 +124,9 @@ pub enum Fault {
     AckOutOfOrder,
     /// Commit without waiting for earlier batches that write the same rows.
     IgnoreRows,
+    /// Take a commit refused as fenced for one that was stored: acknowledge and show the
+    /// batch, and go on.
+    IgnoreFence,
 }
 
 /// The engine's task. [`Runtime::run`] drives it until shutdown.
@@ -144,10 +162,17 @@ struct Step<M> {
     stations: Option<Vec<anxin_core::StationView>>,
     /// Service orders the batch changed, as consoles see them (the last of each).
     orders: Vec<anxin_core::engine::OrderView>,
+    /// The responders whose offer or job the batch changed (sorted): their booking is held
+    /// in incidents' rows, so two batches booking the same responder on different incidents
+    /// must commit in order too.
+    booked: Vec<ResponderId>,
 }
 
 /// The incidents and responders whose rows a batch writes, each sorted, and whether it
-/// changes the ledger.
+/// changes the ledger. A responder counts when their row changes (duty, position) and when
+/// their booking does (an offer or job made or ended, kept in the incidents' rows): else a
+/// batch taking a responder off one incident and a later one offering them another could
+/// land in the other order, and a crash between the two leave them booked twice in the store.
 #[derive(Debug, Default)]
 struct Rows {
     incidents: Vec<IncidentId>,
@@ -156,12 +181,13 @@ struct Rows {
 }
 
 impl Rows {
-    fn of(out: &Outbox) -> Self {
+    fn of(out: &Outbox, booked: &[ResponderId]) -> Self {
         let mut incidents: Vec<IncidentId> =
             out.incidents.iter().map(|i| i.id).chain(out.events.iter().map(|e| e.incident_id)).collect();
         incidents.sort_unstable();
         incidents.dedup();
-        let mut responders: Vec<ResponderId> = out.roster.iter().map(|r| r.id.clone()).collect();
+        let mut responders: Vec<ResponderId> =
+            out.roster.iter().map(|r| r.id.clone()).chain(booked.iter().cloned()).collect();
         responders.sort_unstable();
         responders.dedup();
         Self { incidents, responders, ledger: !out.ledger.is_empty() }
@@ -320,13 +346,18 @@ impl<M: Delivery> Runtime<M> {
     /// Reads device messages from `messages` and requests from `commands` until `shutdown`
     /// fires or `messages` closes, then finishes the batches in hand (commit, then
     /// acknowledge and show) and returns. Returns early, having acknowledged nothing more, if
-    /// a batch could not be stored before shutdown or a batch's task failed.
+    /// a batch could not be stored before shutdown or a batch's task failed, or at once if a
+    /// commit was fenced.
     pub async fn run(
         mut self,
         mut messages: mpsc::Receiver<M>,
         mut commands: mpsc::Receiver<Command>,
         shutdown: CancellationToken,
-    ) {
+    ) -> Ended {
+        // Cancelled by the first commit refused as fenced: every batch still in hand then
+        // stops where it is (a commit retrying gives up, nothing more is made known).
+        let fenced = shutdown.child_token();
+        let mut ended = Ended::Shutdown;
         let batch_max = self.options.batch_max.max(1);
         let mut batch = Vec::with_capacity(batch_max);
         let mut asked = Vec::new();
@@ -367,6 +398,7 @@ impl<M: Delivery> Runtime<M> {
             let wake = Some(wake);
             let first = tokio::select! {
                 biased;
+                _ = fenced.cancelled() => break,
                 _ = shutdown.cancelled() => break,
                 msg = messages.recv() => match msg {
                     Some(m) => Some(m),
@@ -408,27 +440,33 @@ impl<M: Delivery> Runtime<M> {
             // so they may not pile up behind a slow commit). A batch that could not be stored
             // stops the runtime.
             if !make_room(&mut in_flight, commits_max).await {
+                ended = Ended::Unfinished;
                 break;
             }
-            let rows = Rows::of(&step.out);
+            let rows = Rows::of(&step.out, &step.booked);
             let before =
                 in_flight.iter().filter(|b| b.committing() && b.rows.meet(&rows)).map(|b| b.stored.clone()).collect();
             let stored = Arc::new(Stored::default());
             let (shown_tx, shown_rx) = oneshot::channel();
             let after = last_shown.replace(shown_rx);
             let stages = Stages { before, stored: Teller(stored.clone()), after, shown: shown_tx };
-            let task = tokio::spawn(finish(self.ports.clone(), self.options.fault, step, stages, shutdown.clone()));
+            let task = tokio::spawn(finish(self.ports.clone(), self.options.fault, step, stages, fenced.clone()));
             in_flight.push_back(InFlight { task, rows, stored });
         }
         // The batches in hand are finished (commit, then ack), in order; nothing more is read.
         while let Some(mut oldest) = in_flight.pop_front() {
             let _ = (&mut oldest.task).await;
         }
-        // And what changed of devices' health since the last snapshot is written out.
         if let Some(running) = snapshot.take() {
             let _ = running.await;
         }
+        if fenced.is_cancelled() && !shutdown.is_cancelled() {
+            // Another engine owns what this one held: its health is that engine's to write.
+            return Ended::Fenced;
+        }
+        // What changed of devices' health since the last snapshot is written out.
         let _ = self.save_health(clock.now()).await;
+        ended
     }
 
     /// Writes what changed of devices' health since the last snapshot, on a task of its own.
@@ -485,6 +523,7 @@ impl<M: Delivery> Runtime<M> {
         let mut touched = std::mem::take(&mut out.responders);
         touched.sort();
         touched.dedup();
+        let booked = touched.clone();
         let mut phones = Vec::with_capacity(touched.len());
         for r in &touched {
             let Some(mut phone) = phone_view(&self.engine, r, now) else { continue };
@@ -513,6 +552,7 @@ impl<M: Delivery> Runtime<M> {
         }
         orders.reverse();
         Step {
+            booked,
             orders,
             stations,
             messages: std::mem::take(batch),
@@ -560,22 +600,24 @@ async fn make_room(in_flight: &mut VecDeque<InFlight>, max: usize) -> bool {
 
 /// Stores what a batch caused, then (once the batch before has been made known)
 /// acknowledges its messages and makes it known. Returns false, having acknowledged
-/// nothing, if shutdown came while the store was unreachable, or if the batch before was not
-/// made known.
+/// nothing, if shutdown came while the store was unreachable, if the batch before was not
+/// made known, or if the commit was fenced (then `stop`, a child of shutdown, is cancelled
+/// for the whole runtime).
 async fn finish<M: Delivery>(
     ports: Ports<M>,
     fault: Fault,
     step: Step<M>,
     stages: Stages,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) -> bool {
-    let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations, orders } = step;
+    let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations, orders, booked: _ } =
+        step;
     let Stages { before, stored, after, shown } = stages;
     let mut messages = Some(messages);
     // The consoles' views are not stored; they leave the batch here instead of being copied.
     let mut deltas = Some(std::mem::take(&mut out.deltas));
     match fault {
-        Fault::None | Fault::AckOutOfOrder | Fault::IgnoreRows => {}
+        Fault::None | Fault::AckOutOfOrder | Fault::IgnoreRows | Fault::IgnoreFence => {}
         Fault::AckBeforeCommit => acknowledge(&ports, messages.take().unwrap_or_default()),
         Fault::ShowBeforeCommit => ports.feeds.incidents(deltas.take().unwrap_or_default()),
     }
@@ -594,7 +636,7 @@ async fn finish<M: Delivery>(
         || !out.visits.is_empty()
         || !out.orders.is_empty()
         || !out.order_events.is_empty();
-    if to_store && !commit(&ports, &out, &shutdown).await {
+    if to_store && !commit(&ports, &out, &stop, fault).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);
         return false;
@@ -670,11 +712,16 @@ fn acknowledge<M: Delivery>(ports: &Ports<M>, messages: Vec<M>) {
     ports.telemetry.in_hand(-(taken as isize));
 }
 
-/// Commits, retrying with backoff while the store fails. Returns false if shutdown came first.
-async fn commit<M>(ports: &Ports<M>, out: &Outbox, shutdown: &CancellationToken) -> bool {
+/// Commits, retrying with backoff while the store fails. Returns false if `stop` (shutdown,
+/// or another batch fenced) came first, or if this commit was fenced: then `stop` is
+/// cancelled, so that no batch of this runtime goes on.
+async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &CancellationToken, fault: Fault) -> bool {
     let mut backoff = Duration::from_millis(50);
     let mut failed = false;
     loop {
+        if stop.is_cancelled() {
+            return false;
+        }
         let started = ports.clock.instant();
         match ports.store.commit(out).await {
             Ok(()) => {
@@ -684,12 +731,19 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, shutdown: &CancellationToken)
                 }
                 return true;
             }
+            Err(CommitError::Fenced(_)) if fault == Fault::IgnoreFence => return true,
+            Err(CommitError::Fenced(e)) => {
+                tracing::error!(error = %e, "commit fenced: another engine holds the lease; stopping");
+                ports.telemetry.fenced(&e);
+                stop.cancel();
+                return false;
+            }
             Err(e) => {
                 failed = true;
-                ports.telemetry.commit_failed(&e, backoff);
+                ports.telemetry.commit_failed(&e.to_string(), backoff);
                 tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return false,
+                    _ = stop.cancelled() => return false,
                     _ = ports::sleep(&*ports.clock, backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -39,12 +39,39 @@ pub(crate) async fn sleep(clock: &dyn Clock, d: Duration) {
     clock.sleep_until(until).await
 }
 
+/// Why a commit did not store its batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    /// The store could not be reached, or refused the transaction: the runtime tries again.
+    Failed(String),
+    /// The store refused the commit because this engine no longer holds the lease on what it
+    /// writes: another engine has taken over (issue 25, "Leases and fencing"). Nothing was
+    /// written. The runtime tries nothing again, acknowledges, sends and shows nothing more,
+    /// and stops, returning [`crate::Ended::Fenced`].
+    Fenced(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Failed(e) => f.write_str(e),
+            CommitError::Fenced(e) => write!(f, "fenced: {e}"),
+        }
+    }
+}
+
+impl From<String> for CommitError {
+    fn from(e: String) -> Self {
+        CommitError::Failed(e)
+    }
+}
+
 /// Where a batch is made durable.
 pub trait Store: Send + Sync + 'static {
     /// Stores what one batch caused (device messages, incident events, incidents' current
     /// state, responders' duty and position) in one transaction. Idempotent: a batch stored
     /// twice, after a failure whose outcome was unclear, leaves the same state as once.
-    fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), String>>;
+    fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), CommitError>>;
 
     /// Writes a snapshot of devices' health and watched elders' activity taken at `at`, apart
     /// from the commits (it holds no promise: a restart loses at most one snapshot's interval
@@ -148,6 +175,9 @@ pub trait Telemetry: Send + Sync + 'static {
     fn commit_failed(&self, error: &str, retry_in: Duration) {}
     /// The store answers again after failures.
     fn store_recovered(&self) {}
+    /// A commit was refused as fenced: another engine holds the lease now, and this runtime
+    /// stops.
+    fn fenced(&self, error: &str) {}
     /// A message is stored, `since` it was read.
     fn message_stored(&self, since: Duration) {}
     /// The incident a message opened or joined was handed to the consoles' feed, `since` the

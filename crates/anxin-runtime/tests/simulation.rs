@@ -39,22 +39,22 @@
 //! `ANXIN_RUNTIME_SIM_SEEDS` and `ANXIN_RUNTIME_SIM_STEPS` change the budget; a failure names
 //! its seed and step, and `ANXIN_RUNTIME_SIM_SEED=<seed>` replays exactly that run.
 
+mod common;
+
 use anxin_core::*;
-use anxin_proto::{Caller, Command, Delivery, Request, Topics};
+use anxin_proto::Command;
 use anxin_runtime::ports::BoxFuture;
 use anxin_runtime::{Fault, Intake, Options, PhoneView, Ports, Runtime};
+use common::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const T0: Timestamp = Timestamp(1_763_000_000_000);
-const DEVICES: usize = 10;
-const RESPONDERS: usize = 4;
 /// The broker delivers at most this many messages before it has acknowledgements.
 const IN_FLIGHT_WINDOW: usize = 24;
 const BATCH_MAX: usize = 8;
@@ -62,77 +62,6 @@ const BATCH_MAX: usize = 8;
 // ---------------------------------------------------------------------------------------------
 // The world: what is durable, what the broker holds, what consoles show, and what went wrong.
 // ---------------------------------------------------------------------------------------------
-
-/// A device message as the fake broker delivers it.
-#[derive(Debug, Clone)]
-struct SimMsg {
-    /// The broker's own number for this publish (redeliveries keep it).
-    id: u64,
-    topic: String,
-    payload: Vec<u8>,
-    received: Instant,
-    /// What the store must hold once this message is acknowledged: its device and message
-    /// id (a fingerprint for an unreadable payload); `None` when it stores nothing (a
-    /// heartbeat, an unknown type, an unknown device, a bad topic).
-    stores: Option<(DeviceId, MessageId)>,
-}
-
-impl Delivery for SimMsg {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-    fn payload(&self) -> &[u8] {
-        &self.payload
-    }
-    fn received(&self) -> Instant {
-        self.received
-    }
-}
-
-/// What the store has committed: what a restart resumes from.
-#[derive(Debug, Default)]
-struct Durable {
-    messages: BTreeMap<(DeviceId, MessageId), MessageRecord>,
-    events: BTreeMap<u64, IncidentEvent>,
-    incidents: BTreeMap<IncidentId, Incident>,
-    roster: BTreeMap<ResponderId, Responder>,
-    /// Each device's open incident.
-    open_by_device: BTreeMap<DeviceId, IncidentId>,
-}
-
-impl Durable {
-    /// What a store gives an engine starting at `now`: the open incidents, the messages
-    /// received inside the dedup window, the counters.
-    fn resume(&self, now: Timestamp) -> Resume {
-        let since = now.plus_millis(-policy().dedup_window_ms);
-        let mut recent: Vec<_> = self
-            .messages
-            .values()
-            .filter(|m| m.received_at >= since)
-            .map(|m| (m.received_at, m.device_id.clone(), m.msg_id.clone()))
-            .collect();
-        recent.sort();
-        Resume {
-            open: self.open_by_device.values().map(|id| self.incidents[id].clone()).collect(),
-            recent_messages: recent,
-            last_incident_id: self.incidents.keys().next_back().map_or(0, |i| i.0),
-            last_seq: self.last_seq(),
-            last_ledger_seq: 0,
-            health: vec![],
-            activity: vec![],
-            programme: vec![],
-            ..Resume::default()
-        }
-    }
-
-    fn last_seq(&self) -> u64 {
-        self.events.keys().next_back().copied().unwrap_or(0)
-    }
-
-    fn open(&self) -> BTreeMap<IncidentId, u64> {
-        self.open_by_device.values().map(|id| (*id, self.incidents[id].last_seq)).collect()
-    }
-}
 
 /// A console: what it has applied.
 #[derive(Debug, Default)]
@@ -227,55 +156,8 @@ impl World {
 
     /// Puts a committed batch into the durable state, checking that it keeps the promise.
     fn land(&mut self, out: &Outbox) {
-        for m in &out.messages {
-            let key = (m.device_id.clone(), m.msg_id.clone());
-            match self.durable.messages.get(&key) {
-                Some(stored) if stored != m => {
-                    let what = format!("message {key:?} stored twice, differently: {stored:?} then {m:?}");
-                    self.broken(what);
-                }
-                _ => {
-                    self.durable.messages.insert(key, m.clone());
-                }
-            }
-        }
-        for e in &out.events {
-            match self.durable.events.get(&e.seq) {
-                Some(stored) if stored != e => {
-                    let what = format!("sequence number {} used for two events: {stored:?} then {e:?}", e.seq);
-                    self.broken(what);
-                }
-                _ => {
-                    self.durable.events.insert(e.seq, e.clone());
-                }
-            }
-        }
-        for i in &out.incidents {
-            // The stores' upsert would refuse this; the runtime must never ask for it.
-            if let Some(stored) = self.durable.incidents.get(&i.id).filter(|s| s.last_seq > i.last_seq) {
-                let what = format!(
-                    "incident {}'s row would go back from seq {} to {}: two batches writing it committed out of order",
-                    i.id, stored.last_seq, i.last_seq
-                );
-                self.broken(what);
-                continue;
-            }
-            self.durable.incidents.insert(i.id, i.clone());
-            let open = &mut self.durable.open_by_device;
-            if !i.state.is_terminal() {
-                match open.insert(i.device_id.clone(), i.id) {
-                    Some(other) if other != i.id => {
-                        let what = format!("device {} has two open incidents, {other} and {}", i.device_id, i.id);
-                        self.broken(what);
-                    }
-                    _ => {}
-                }
-            } else if open.get(&i.device_id) == Some(&i.id) {
-                open.remove(&i.device_id);
-            }
-        }
-        for r in &out.roster {
-            self.durable.roster.insert(r.id.clone(), r.clone());
+        if let Err(what) = self.durable.land(out) {
+            self.broken(what);
         }
         self.stats.commits += 1;
     }
@@ -286,54 +168,6 @@ type Shared = Arc<Mutex<World>>;
 // ---------------------------------------------------------------------------------------------
 // The fake ports.
 // ---------------------------------------------------------------------------------------------
-
-/// A clock moved by hand.
-#[derive(Debug, Clone)]
-struct FakeClock(Arc<ClockHand>);
-
-#[derive(Debug)]
-struct ClockHand {
-    now: AtomicI64,
-    moved: Notify,
-    base: Instant,
-}
-
-impl std::ops::Deref for FakeClock {
-    type Target = ClockHand;
-    fn deref(&self) -> &ClockHand {
-        &self.0
-    }
-}
-
-impl FakeClock {
-    fn advance(&self, ms: i64) {
-        self.now.fetch_add(ms, Ordering::SeqCst);
-        self.moved.notify_waiters();
-    }
-}
-
-impl anxin_runtime::Clock for FakeClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.now.load(Ordering::SeqCst))
-    }
-
-    fn sleep_until(&self, t: Timestamp) -> BoxFuture<'static, ()> {
-        let clock = self.clone();
-        Box::pin(async move {
-            loop {
-                let moved = clock.moved.notified();
-                if clock.now.load(Ordering::SeqCst) >= t.millis() {
-                    return;
-                }
-                moved.await;
-            }
-        })
-    }
-
-    fn instant(&self) -> Instant {
-        self.base + Duration::from_millis((self.now.load(Ordering::SeqCst) - T0.millis()).max(0) as u64)
-    }
-}
 
 struct FakeStore {
     world: Shared,
@@ -350,7 +184,7 @@ impl anxin_runtime::Store for FakeStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
+    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
             let ticket = {
                 let mut w = self.world.lock().unwrap();
@@ -379,7 +213,7 @@ impl anxin_runtime::Store for FakeStore {
                     let mut w = self.world.lock().unwrap();
                     w.stats.failed_commits += 1;
                     w.commits_under_way.remove(&ticket);
-                    return Err("the store is down".to_string());
+                    return Err(anxin_runtime::CommitError::Failed("the store is down".to_string()));
                 }
                 Some(StoreMood::Up) => 0,
                 Some(StoreMood::Slow(ms)) => self.world.lock().unwrap().rng.random_range(0..=ms),
@@ -501,75 +335,13 @@ impl anxin_runtime::Feeds for FakeFeeds {
 // The district.
 // ---------------------------------------------------------------------------------------------
 
-fn coords(rng: &mut SmallRng) -> Coordinates {
-    Coordinates::new(rng.random_range(24.99..25.03), rng.random_range(102.67..102.71)).unwrap()
-}
-
-fn district(rng: &mut SmallRng) -> Registry {
-    let mut r = Registry::default();
-    for s in 0..2 {
-        r.stations.push(Station {
-            id: StationId::parse(format!("s{s}")).unwrap(),
-            name: format!("s{s}"),
-            position: coords(rng),
-            phone: None,
-            service_circle_min: None,
-        });
-    }
-    for i in 0..DEVICES {
-        r.elders.push(Elder {
-            id: ElderId::parse(format!("e{i}")).unwrap(),
-            name: format!("e{i}"),
-            address: String::new(),
-            home: coords(rng),
-            phone: None,
-            notes: String::new(),
-            profile: Default::default(),
-        });
-        r.devices.push(Device {
-            id: DeviceId::parse(format!("d{i}")).unwrap(),
-            elder_id: ElderId::parse(format!("e{i}")).unwrap(),
-            model: None,
-            sim: None,
-        });
-    }
-    for i in 0..RESPONDERS {
-        r.responders.push(Responder {
-            id: ResponderId::parse(format!("r{i}")).unwrap(),
-            name: format!("r{i}"),
-            station_id: StationId::parse(format!("s{}", i % 2)).unwrap(),
-            phone: None,
-            position: coords(rng),
-            on_duty: true,
-            mode: TravelMode::Ebike,
-            skills: vec!["first_aid".into()],
-            position_at: None,
-            token_sha256: None,
-            provider_id: None,
-        });
-    }
-    r
-}
-
-/// Short timers, so that offers lapse and ladders climb within a run; a dedup window of an
-/// hour (a device sends a message again within seconds, the broker after a restart).
-fn policy() -> Policy {
-    Policy {
-        offer_timeout_ms: 20_000,
-        station_timeout_ms: 40_000,
-        reminder_interval_ms: 30_000,
-        dedup_window_ms: 3_600_000,
-        ..Policy::default()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run.
 // ---------------------------------------------------------------------------------------------
 
 /// A running process: the runtime's task and the ends of its queues.
 struct Process {
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<anxin_runtime::Ended>,
     messages: mpsc::Sender<SimMsg>,
     commands: mpsc::Sender<Command>,
     shutdown: CancellationToken,
@@ -583,19 +355,9 @@ struct Sim {
     world: Shared,
     clock: FakeClock,
     registry: Registry,
-    topics: Topics,
-    /// Each device's next message number.
-    next_msg: Vec<u64>,
-    /// Messages each device sent, to send again as a device does when it missed the PUBACK.
-    sent: Vec<Vec<SimMsg>>,
+    devices: common::Devices,
     process: Option<Process>,
     replies: Vec<tokio::sync::oneshot::Receiver<anxin_proto::Answer>>,
-}
-
-/// Lets every task run until all of them wait (the tokio clock is paused, so a sleep on it
-/// returns only when nothing else can run).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
 impl Sim {
@@ -626,15 +388,9 @@ impl Sim {
             fault,
             commits_in_flight,
             world: Arc::new(Mutex::new(world)),
-            clock: FakeClock(Arc::new(ClockHand {
-                now: AtomicI64::new(T0.millis()),
-                moved: Notify::new(),
-                base: Instant::now(),
-            })),
+            clock: FakeClock::new(),
             registry,
-            topics: Topics::default(),
-            next_msg: vec![0; DEVICES],
-            sent: vec![Vec::new(); DEVICES],
+            devices: common::Devices::default(),
             process: None,
             replies: Vec::new(),
         }
@@ -696,7 +452,7 @@ impl Sim {
         let options = Options {
             batch_max: BATCH_MAX,
             commits_in_flight: self.commits_in_flight,
-            intake: Intake { topics: self.topics.clone(), max_payload_bytes: 512 },
+            intake: Intake { topics: self.devices.topics.clone(), max_payload_bytes: 512 },
             health_snapshot: Duration::from_secs(60),
             fault: self.fault,
         };
@@ -725,47 +481,11 @@ impl Sim {
 
     /// A device publishes something.
     fn publish(&mut self) {
-        let (device, what, retry) =
-            self.rng(|r| (r.random_range(0..DEVICES + 1), r.random_range(0..100u32), r.random_bool(0.08)));
-        if device < DEVICES && retry && !self.sent[device].is_empty() {
-            // The device did not get the PUBACK for one of its last messages and sends it again.
-            let sent = self.sent[device].len();
-            let i = self.rng(|r| r.random_range(sent.saturating_sub(3)..sent));
-            let mut again = self.sent[device][i].clone();
-            self.enqueue(&mut again);
-            return;
-        }
         let now = self.clock.now.load(Ordering::SeqCst);
-        let (topic, payload, stores) = if device == DEVICES {
-            // Not in the ledger, or not a device topic at all.
-            let topic = if what < 50 { "anxin/v1/devices/ghost/events".to_string() } else { "anxin/v1/oops".into() };
-            (topic, br#"{"msg_id":"x","type":"sos"}"#.to_vec(), None)
-        } else {
-            let id = DeviceId::parse(format!("d{device}")).unwrap();
-            self.next_msg[device] += 1;
-            let msg_id = format!("m{}", self.next_msg[device]);
-            let topic = self.topics.events(&id);
-            let typed = |t: &str| format!(r#"{{"msg_id":"{msg_id}","type":"{t}","ts":{now}}}"#).into_bytes();
-            let stores = |m: &str| Some((id.clone(), MessageId::parse(m).unwrap()));
-            match what {
-                0..=39 => (topic, typed("sos"), stores(&msg_id)),
-                40..=49 => (topic, typed("fall"), stores(&msg_id)),
-                50..=54 => (topic, typed("service"), stores(&msg_id)),
-                55..=69 => (topic, typed("cancel"), stores(&msg_id)),
-                70..=84 => (topic, typed("heartbeat"), None),
-                85..=89 => (topic, typed("teleport"), None),
-                _ => {
-                    let garbage = format!("{{\"msg_id\": {msg_id} oops").into_bytes();
-                    let print = anxin_proto::fingerprint(&garbage);
-                    (topic, garbage, Some((id.clone(), print)))
-                }
-            }
-        };
-        let mut msg = SimMsg { id: 0, topic, payload, received: self.clock.base, stores };
+        let mut w = self.world.lock().unwrap();
+        let mut msg = self.devices.publish(&mut w.rng, now, self.clock.base);
+        drop(w);
         self.enqueue(&mut msg);
-        if device < DEVICES {
-            self.sent[device].push(msg);
-        }
     }
 
     fn enqueue(&mut self, msg: &mut SimMsg) {
@@ -820,48 +540,12 @@ impl Sim {
     /// A responder answers their offer, or a dispatcher acts, through the command queue.
     fn command(&mut self) {
         let Some(p) = &self.process else { return };
-        let (caller, request) = {
+        let asked = {
             let mut w = self.world.lock().unwrap();
-            let open: Vec<_> = w.durable.open_by_device.values().map(|id| w.durable.incidents[id].clone()).collect();
-            if open.is_empty() {
-                return;
-            }
-            let incident = &open[w.rng.random_range(0..open.len())];
-            let offered = incident.ladder.offers.first().map(|o| o.responder_id.clone());
-            let pick = w.rng.random_range(0..10);
-            match (pick, offered, &incident.responder) {
-                (0..=3, Some(r), _) => {
-                    let action =
-                        if pick < 3 { ResponderAction::Accept } else { ResponderAction::Decline { reason: None } };
-                    (Caller::Responder(r), Request::Respond { incident: incident.id, action })
-                }
-                (4..=5, _, Some(a)) => {
-                    let action = if pick == 4 { ResponderAction::OnScene } else { ResponderAction::EnRoute };
-                    (Caller::Responder(a.id.clone()), Request::Respond { incident: incident.id, action })
-                }
-                (9, _, _) => {
-                    // A dispatcher claims, or signs out (their claims end, and what still
-                    // needs a person alarms again), or their console comes or goes.
-                    let caller = Caller::Dispatcher { id: "li".into(), supervisor: false };
-                    let request = match w.rng.random_range(0..4) {
-                        0 => Request::SignedOut,
-                        1 => Request::Presence { online: w.rng.random_bool(0.5) },
-                        _ => Request::Dispatch { incident: incident.id, action: DispatcherAction::Claim },
-                    };
-                    (caller, request)
-                }
-                _ => {
-                    let action = match pick {
-                        // The alarm the console showed.
-                        6 => DispatcherAction::Acknowledge { alarm: incident.alarm.map(|a| a.raised_seq) },
-                        7 => DispatcherAction::Note { text: "called the daughter".into() },
-                        _ => DispatcherAction::Close { outcome: "handled".into() },
-                    };
-                    let caller = Caller::Dispatcher { id: "wang".into(), supervisor: true };
-                    (caller, Request::Dispatch { incident: incident.id, action })
-                }
-            }
+            let World { rng, durable, .. } = &mut *w;
+            request(rng, durable)
         };
+        let Some((caller, request)) = asked else { return };
         let (tx, rx) = tokio::sync::oneshot::channel();
         if p.commands.try_send(Command { caller, request, reply: Some(tx) }).is_ok() {
             self.replies.push(rx);
@@ -929,6 +613,21 @@ impl Sim {
             let what =
                 format!("consoles applied seq {} beyond the store's {}", w.console.last_seq, w.durable.last_seq());
             w.broken(what);
+        }
+        if let Some((r, held)) = w.durable.holds().into_iter().find(|(_, held)| held.len() > 1) {
+            let states: Vec<_> = held
+                .iter()
+                .map(|i| {
+                    let i = &w.durable.incidents[i];
+                    (
+                        i.id,
+                        i.state,
+                        i.last_seq,
+                        i.ladder.offers.iter().map(|o| o.responder_id.to_string()).collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            w.broken(format!("responder {r} is booked twice in the store: live offers or jobs on {states:?}"));
         }
     }
 
@@ -1002,30 +701,17 @@ impl Sim {
     }
 }
 
-fn env(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")))
-}
-
 fn simulate(seed: u64, steps: u64, fault: Fault) -> Result<Stats, String> {
     simulate_with(seed, steps, fault, None)
 }
 
 fn simulate_with(seed: u64, steps: u64, fault: Fault, commits_in_flight: Option<usize>) -> Result<Stats, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(Sim::new(seed, fault, commits_in_flight).run(steps))
+    paused(Sim::new(seed, fault, commits_in_flight).run(steps))
 }
 
 #[test]
 fn the_promise_holds_through_crashes_outages_and_redeliveries() {
-    let steps = env("ANXIN_RUNTIME_SIM_STEPS").unwrap_or(50_000);
-    let seeds: Vec<u64> = match env("ANXIN_RUNTIME_SIM_SEED") {
-        Some(seed) => vec![seed],
-        None => (1..=env("ANXIN_RUNTIME_SIM_SEEDS").unwrap_or(20)).collect(),
-    };
+    let (seeds, steps) = budget("ANXIN_RUNTIME_SIM", 20, 50_000);
     let mut total = Stats::default();
     for seed in seeds {
         let stats = simulate(seed, steps, Fault::None).unwrap_or_else(|e| panic!("{e}"));

@@ -158,14 +158,24 @@ impl PostgresStore {
     /// drops what the lease covered.
     pub async fn begin_fenced(&self, lease: &Lease) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, FenceError> {
         let mut tx = self.pool.begin().await?;
-        let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1 FOR SHARE")
-            .bind(&lease.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if now != Some(lease.epoch) {
-            // Dropping the transaction rolls it back.
-            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
-        }
+        // On a refusal, dropping the transaction rolls it back.
+        fence(&mut tx, lease).await?;
         Ok(tx)
     }
+}
+
+/// The fence, as the first statement of a transaction: locks the lease's row for share and
+/// refuses a moved epoch.
+pub(crate) async fn fence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    lease: &Lease,
+) -> Result<(), FenceError> {
+    let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1 FOR SHARE")
+        .bind(&lease.key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if now != Some(lease.epoch) {
+        return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
+    }
+    Ok(())
 }

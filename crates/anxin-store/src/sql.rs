@@ -356,21 +356,55 @@ impl PostgresStore {
     /// on a unique key, nothing of it stays, and the batch goes again with the guards
     /// ([`COMMIT_POSTGRES_AGAIN`]), which leave whatever is already stored as it is.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
-        match self.write_with(rows, &COMMIT_POSTGRES).await {
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+        self.write_fenced(rows, None).await.map_err(|e| match e {
+            crate::lease::FenceError::Store(e) => e,
+            crate::lease::FenceError::Fenced { .. } => unreachable!("a write without a lease is never fenced"),
+        })
+    }
+
+    /// [`PostgresStore::write`], in a transaction fenced by `fence` when there is one.
+    async fn write_fenced(
+        &self,
+        rows: &Rows<'_>,
+        fence: Option<&crate::lease::Lease>,
+    ) -> Result<(), crate::lease::FenceError> {
+        use crate::lease::FenceError;
+        match self.write_with(rows, &COMMIT_POSTGRES, fence).await {
+            Err(FenceError::Store(StoreError::Database(sqlx::Error::Database(e))))
+                if e.code().as_deref() == Some(UNIQUE_VIOLATION) =>
+            {
                 tracing::debug!(error = %e, "part of the batch is stored already: storing it with conflict guards");
-                Ok(self.write_with(rows, &COMMIT_POSTGRES_AGAIN).await?)
+                self.write_with(rows, &COMMIT_POSTGRES_AGAIN, fence).await
             }
-            result => Ok(result?),
+            result => result,
         }
     }
 
-    async fn write_with(&self, rows: &Rows<'_>, statement: &str) -> Result<(), sqlx::Error> {
+    /// Stores a batch as [`Store::commit`] does, in a transaction that first checks `lease`
+    /// (see [`PostgresStore::begin_fenced`]): refused as [`crate::lease::FenceError::Fenced`],
+    /// with nothing written, once the lease has moved to another epoch.
+    pub async fn commit_fenced(
+        &self,
+        batch: Batch<'_>,
+        lease: &crate::lease::Lease,
+    ) -> Result<(), crate::lease::FenceError> {
+        self.write_fenced(&Rows::of(batch)?, Some(lease)).await
+    }
+
+    async fn write_with(
+        &self,
+        rows: &Rows<'_>,
+        statement: &str,
+        fence: Option<&crate::lease::Lease>,
+    ) -> Result<(), crate::lease::FenceError> {
         let (m, e, i, r) = (rows.messages, &rows.events, &rows.incidents, &rows.roster);
         // In an explicit transaction all the same: a commit the engine gave up on (past its
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
+        if let Some(lease) = fence {
+            crate::lease::fence(&mut tx, lease).await?;
+        }
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
@@ -422,7 +456,7 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 }
 

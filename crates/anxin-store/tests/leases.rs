@@ -120,3 +120,45 @@ async fn of_many_nodes_asking_at_once_one_is_granted() {
         tokio::time::sleep(SHORT * 2).await;
     }
 }
+
+/// The engine's own commit, fenced: a batch under a lost lease is refused whole, and the
+/// same batch under the new holder's lease is stored.
+#[tokio::test]
+async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
+    use anxin_core::*;
+    use anxin_store::{Batch, Store};
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    store.save_registry(&anxin_core::testkit::one_of_each()).await.unwrap();
+    let t0 = Timestamp(1_763_000_000_000);
+    let mut engine =
+        Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(t0).await.unwrap());
+    let mut out = Outbox::default();
+    let press = DeviceEvent {
+        msg_id: MessageId::parse("m-1").unwrap(),
+        event: EventType::Sos,
+        device_ts: t0,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    };
+    engine.handle_device_event(&anxin_core::testkit::d1(), press, t0, &mut out).unwrap();
+    assert!(!out.incidents.is_empty() && !out.events.is_empty() && !out.messages.is_empty());
+
+    let a = store.lease_acquire("zone:0", "node-a", SHORT, "").await.unwrap().expect("free");
+    tokio::time::sleep(SHORT * 2).await;
+    let b = store.lease_acquire("zone:0", "node-b", LONG, "").await.unwrap().expect("expired");
+    match store.commit_fenced(Batch::of(&out), &a).await {
+        Err(FenceError::Fenced { held: 1, now: Some(2), .. }) => {}
+        other => panic!("a's commit was not fenced: {other:?}"),
+    }
+    let resumed = store.resume(t0).await.unwrap();
+    assert!(resumed.open.is_empty() && resumed.recent_messages.is_empty(), "a stale owner stored {resumed:?}");
+    assert_eq!(resumed.last_seq, 0);
+
+    store.commit_fenced(Batch::of(&out), &b).await.expect("the holder's commit is stored");
+    let resumed = store.resume(t0).await.unwrap();
+    assert_eq!(resumed.open.len(), 1);
+    assert_eq!(resumed.recent_messages.len(), 1);
+    // Stored again (a retry after an unclear failure), under the guards, still fenced.
+    store.commit_fenced(Batch::of(&out), &b).await.expect("idempotent");
+    assert!(matches!(store.commit_fenced(Batch::of(&out), &a).await, Err(FenceError::Fenced { .. })));
+}

@@ -473,14 +473,17 @@ impl App {
 /// Waits until `shutdown` fires (Ok) or the engine's task ends first, which only a bug does: a
 /// panic, or the task returning while nobody asked it to stop (Err, saying which).
 async fn engine_or_shutdown(
-    engine: &mut tokio::task::JoinHandle<()>,
+    engine: &mut tokio::task::JoinHandle<anxin_runtime::Ended>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => Ok(()),
         ended = &mut *engine => Err(match ended {
-            Ok(()) => "its task returned without being asked to stop".to_string(),
+            Ok(anxin_runtime::Ended::Fenced) => {
+                "a commit was fenced: another engine holds the lease on what this one wrote".to_string()
+            }
+            Ok(_) => "its task returned without being asked to stop".to_string(),
             Err(e) if e.is_panic() => {
                 let panic = e.into_panic();
                 let message = panic
@@ -507,12 +510,19 @@ mod tests {
         assert_eq!(why, "it panicked: This is a bug in rstar.");
 
         let stop = shutdown.clone();
-        let mut engine = tokio::spawn(async move { stop.cancelled().await });
+        let mut engine = tokio::spawn(async move {
+            stop.cancelled().await;
+            anxin_runtime::Ended::Shutdown
+        });
         shutdown.cancel();
         assert_eq!(engine_or_shutdown(&mut engine, &shutdown).await, Ok(()));
 
-        let mut engine = tokio::spawn(async {});
+        let mut engine = tokio::spawn(async { anxin_runtime::Ended::Unfinished });
         let why = engine_or_shutdown(&mut engine, &CancellationToken::new()).await.unwrap_err();
         assert!(why.contains("without being asked"), "{why}");
+
+        let mut engine = tokio::spawn(async { anxin_runtime::Ended::Fenced });
+        let why = engine_or_shutdown(&mut engine, &CancellationToken::new()).await.unwrap_err();
+        assert!(why.contains("fenced"), "{why}");
     }
 }

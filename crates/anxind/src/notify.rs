@@ -112,7 +112,10 @@ pub struct WakingStorePort {
 }
 
 impl anxin_runtime::Store for WakingStorePort {
-    fn commit<'a>(&'a self, out: &'a Outbox) -> anxin_runtime::ports::BoxFuture<'a, Result<(), String>> {
+    fn commit<'a>(
+        &'a self,
+        out: &'a Outbox,
+    ) -> anxin_runtime::ports::BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
             self.inner.commit(out).await?;
             if !out.notifications.is_empty() {

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 pub struct StorePort(pub Arc<dyn anxin_store::Store>);
 
 impl anxin_runtime::Store for StorePort {
-    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), String>> {
+    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
             let batch = anxin_store::Batch::of(out);
-            self.0.commit(batch).await.map_err(|e| e.to_string())
+            self.0.commit(batch).await.map_err(|e| anxin_runtime::CommitError::Failed(e.to_string()))
         })
     }
 
@@ -226,6 +226,11 @@ impl anxin_runtime::Telemetry for MetricsPort {
 
     fn store_recovered(&self) {
         tracing::info!("store reachable again; resuming");
+    }
+
+    fn fenced(&self, error: &str) {
+        self.metrics.fenced.inc();
+        tracing::error!(error, "a commit was fenced: another engine holds the lease");
     }
 
     fn message_stored(&self, since: Duration) {

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub press_console_seconds: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: IntCounter,
+    /// Commits refused because another engine took the lease (issue 25).
+    pub fenced: IntCounter,
     pub batch_size: Histogram,
     /// The engine's own work on one batch, before its commit.
     pub step_seconds: Histogram,
@@ -117,6 +119,11 @@ impl Metrics {
                 "Store commits that failed and were retried",
             )
             .expect("metric"),
+            fenced: IntCounter::new(
+                "anxin_store_fenced_total",
+                "Store commits refused as fenced: another engine holds the lease, and this one stopped",
+            )
+            .expect("metric"),
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("anxin_ingest_batch_messages", "Device messages handled per commit")
                     .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
@@ -165,6 +172,7 @@ impl Metrics {
         m.registry.register(Box::new(m.press_console_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
+        m.registry.register(Box::new(m.fenced.clone())).expect("register");
         m.registry.register(Box::new(m.batch_size.clone())).expect("register");
         m.registry.register(Box::new(m.step_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.open_incidents.clone())).expect("register");

@@ -51,6 +51,9 @@ impl Engine {
                 // The other incident keeps at least one offer; this one gets its first.
                 let change = Change::OfferWithdrawn { responder_id: responder.clone() };
                 self.end_offer(from, &responder, change, Actor::Engine, now, out);
+                // The other incident changed too: stored and shown as it now is, with its
+                // timers set again (its earliest offer may have been this one).
+                self.after_change(from, out);
                 self.offer(id, responder, distance_m, now, out);
                 return;
             }
