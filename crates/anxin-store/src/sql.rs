@@ -52,13 +52,30 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url.parse()?).await
+    }
+
+    /// Opens the store for an engine that holds a lease (issue 25): its sessions give up a
+    /// transaction left open for longer than `lease_ttl` (a process stopped mid-commit would
+    /// otherwise hold the lease's row, and so every takeover, for as long as it is stopped),
+    /// and a statement waits at most `lease_ttl` for a lock.
+    pub async fn open_for_lease(url: &str, lease_ttl: Duration) -> Result<Self, StoreError> {
+        let ms = lease_ttl.as_millis().max(1).to_string();
+        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        Self::open_with(
+            options.options([("idle_in_transaction_session_timeout", ms.as_str()), ("lock_timeout", ms.as_str())]),
+        )
+        .await
+    }
+
+    async fn open_with(options: sqlx::postgres::PgConnectOptions) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
             // No ping before every commit: a dead connection fails the commit, which the
             // engine retries (and sqlx replaces the connection).
             .test_before_acquire(false)
-            .connect(url)
+            .connect_with(options)
             .await?;
         let store = Self { pool };
         store.migrate().await?;

@@ -162,3 +162,32 @@ async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
     store.commit_fenced(Batch::of(&out), &b).await.expect("idempotent");
     assert!(matches!(store.commit_fenced(Batch::of(&out), &a).await, Err(FenceError::Fenced { .. })));
 }
+
+/// A process stopped in the middle of a commit (SIGSTOP) holds its transaction open, and with
+/// it a lock on the lease's row that a takeover waits for. Opened for a lease, the store's
+/// sessions give such a transaction up after the lease's time to live: the takeover goes
+/// through, and the stopped holder's commit fails when it continues.
+#[tokio::test]
+async fn a_holder_stopped_mid_commit_does_not_hold_up_the_takeover() {
+    let Some(server) = postgres_server() else { return eprintln!("skipped: no PostgreSQL") };
+    let url = fresh_postgres_database(&server).await;
+    let ttl = Duration::from_millis(300);
+    let a_store = PostgresStore::open_for_lease(&url, ttl).await.unwrap();
+    let b_store = PostgresStore::open_for_lease(&url, ttl).await.unwrap();
+    let a = a_store.lease_acquire("zone:0", "node-a", ttl, "").await.unwrap().expect("free");
+    // a passes its fence, and stops before its commit.
+    let tx = a_store.begin_fenced(&a).await.unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    let taken = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(b) = b_store.lease_acquire("zone:0", "node-b", LONG, "").await.unwrap() {
+                return b;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the takeover waited on the stopped holder's transaction");
+    assert_eq!(taken.epoch, 2);
+    assert!(tx.commit().await.is_err(), "the stopped holder's transaction was ended by the server");
+}

@@ -41,6 +41,8 @@ pub struct App {
     /// The embedded broker, if used: where the engine connects and with which login. It
     /// lives as long as the process.
     broker: Option<EmbeddedBroker>,
+    /// The district's lease, when the engine runs under one (`[cluster]`).
+    lease: Option<crate::cluster::Held>,
 }
 
 impl App {
@@ -52,7 +54,21 @@ impl App {
 
     /// [`App::build`] with the clock the engine reads (tests move a manual one by hand).
     pub async fn build_with_clock(config: Config, registry: Option<Registry>, clock: Clock) -> anyhow::Result<Self> {
-        let store = anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?;
+        Self::build_with(config, registry, clock, None).await
+    }
+
+    /// [`App::build_with_clock`] for an engine that holds `lease` (`[cluster]`): it resumes
+    /// from the store the lease was granted by, and every commit is fenced by it.
+    pub async fn build_with(
+        config: Config,
+        registry: Option<Registry>,
+        clock: Clock,
+        lease: Option<crate::cluster::Held>,
+    ) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = match &lease {
+            Some(held) => held.store.clone(),
+            None => anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?,
+        };
         if let Some(registry) = registry {
             let stored = store.load_registry().await.context("cannot load the registry")?;
             registry.check_against(&stored).context("the registry is inconsistent")?;
@@ -182,6 +198,7 @@ impl App {
             wallboard,
             metrics,
             broker,
+            lease,
         })
     }
 
@@ -246,7 +263,9 @@ impl App {
         // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
         crate::memory::release_free_memory();
         let wallboard = self.wallboard.clone();
-        let App { config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, .. } = self;
+        let App {
+            config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, lease, ..
+        } = self;
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -338,7 +357,7 @@ impl App {
         )?;
         let notify_task = crate::notify::spawn(worker, notify_stop.clone());
         let store = crate::notify::WakingStorePort {
-            inner: crate::ports::StorePort(store),
+            inner: crate::ports::StorePort(store, lease.clone().map(crate::cluster::FencedStore)),
             wake: notify_wake,
             metrics: notify_metrics,
         };
@@ -408,8 +427,14 @@ impl App {
         };
         let runtime = anxin_runtime::Runtime::new(engine, ports, options);
         let mut engine_task = tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()));
+        // Under a lease, it is renewed while the engine runs; if it is lost, the engine stops.
+        let lease_lost = CancellationToken::new();
+        let lease_stop = CancellationToken::new();
+        let lease_task = lease.clone().map(|held| {
+            tokio::spawn(crate::cluster::keep(held, config.cluster.clone(), lease_stop.clone(), lease_lost.clone()))
+        });
 
-        if let Err(why) = engine_or_shutdown(&mut engine_task, &shutdown).await {
+        if let Err(why) = engine_or_shutdown(&mut engine_task, &shutdown, &lease_lost).await {
             // A bug stopped the engine. Nothing it had not stored was acknowledged, so the
             // broker keeps those presses for the next start; a process that stayed up would
             // hold them unseen. Stop at once and say so: the supervisor restarts anxind.
@@ -419,6 +444,9 @@ impl App {
             http_stop.cancel();
             notify_stop.cancel();
             wallboard_stop.cancel();
+            lease_stop.cancel();
+            // Nothing the engine still has in hand may be acknowledged now.
+            engine_task.abort();
             let _ = tokio::time::timeout(deadline, async {
                 let _ = link_task.await;
                 let _ = http_task.await;
@@ -454,6 +482,16 @@ impl App {
             let _ = wallboard_task.await;
         })
         .await;
+        lease_stop.cancel();
+        if let Some(task) = lease_task {
+            let _ = task.await;
+        }
+        if drained.is_ok() {
+            // Every batch in hand is finished: the next engine may start at once.
+            if let Some(held) = &lease {
+                crate::cluster::release(held).await;
+            }
+        }
         if drained.is_err() {
             // Whatever is still running stops here, so nothing is acknowledged after we said
             // we stopped: the broker redelivers what was not stored to the next engine.
@@ -475,10 +513,12 @@ impl App {
 async fn engine_or_shutdown(
     engine: &mut tokio::task::JoinHandle<anxin_runtime::Ended>,
     shutdown: &CancellationToken,
+    lease_lost: &CancellationToken,
 ) -> Result<(), String> {
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => Ok(()),
+        _ = lease_lost.cancelled() => Err("the district's lease was lost to another engine".to_string()),
         ended = &mut *engine => Err(match ended {
             Ok(anxin_runtime::Ended::Fenced) => {
                 "a commit was fenced: another engine holds the lease on what this one wrote".to_string()
@@ -506,7 +546,7 @@ mod tests {
     async fn an_engine_that_panics_is_an_error_and_a_shutdown_is_not() {
         let shutdown = CancellationToken::new();
         let mut engine = tokio::spawn(async { panic!("This is a bug in rstar.") });
-        let why = engine_or_shutdown(&mut engine, &shutdown).await.unwrap_err();
+        let why = engine_or_shutdown(&mut engine, &shutdown, &CancellationToken::new()).await.unwrap_err();
         assert_eq!(why, "it panicked: This is a bug in rstar.");
 
         let stop = shutdown.clone();
@@ -515,14 +555,16 @@ mod tests {
             anxin_runtime::Ended::Shutdown
         });
         shutdown.cancel();
-        assert_eq!(engine_or_shutdown(&mut engine, &shutdown).await, Ok(()));
+        assert_eq!(engine_or_shutdown(&mut engine, &shutdown, &CancellationToken::new()).await, Ok(()));
 
         let mut engine = tokio::spawn(async { anxin_runtime::Ended::Unfinished });
-        let why = engine_or_shutdown(&mut engine, &CancellationToken::new()).await.unwrap_err();
+        let why =
+            engine_or_shutdown(&mut engine, &CancellationToken::new(), &CancellationToken::new()).await.unwrap_err();
         assert!(why.contains("without being asked"), "{why}");
 
         let mut engine = tokio::spawn(async { anxin_runtime::Ended::Fenced });
-        let why = engine_or_shutdown(&mut engine, &CancellationToken::new()).await.unwrap_err();
+        let why =
+            engine_or_shutdown(&mut engine, &CancellationToken::new(), &CancellationToken::new()).await.unwrap_err();
         assert!(why.contains("fenced"), "{why}");
     }
 }

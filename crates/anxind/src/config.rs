@@ -38,6 +38,76 @@ pub struct Config {
     pub telephony: TelephonyConfig,
     pub wallboard: WallboardConfig,
     pub reports: ReportsConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: engines on several machines sharing one PostgreSQL and one external broker,
+/// one of them running and the others standing by on a lease (issue 25; docs/configuration.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// This node's name in the lease table; unset: the host's name and the process id.
+    #[serde(default)]
+    pub node: Option<String>,
+    pub lease_ttl_ms: u64,
+    pub renew_ms: u64,
+    pub standby_poll_ms: u64,
+}
+
+impl ClusterConfig {
+    fn check(&self, store_url: &str, broker: &str) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !store_url.starts_with("postgres://") && !store_url.starts_with("postgresql://") {
+            return Err(ConfigError::Check(
+                "cluster.enabled needs a PostgreSQL store (store.url = \"postgres://...\"): the lease lives there"
+                    .into(),
+            ));
+        }
+        if broker == "embedded" {
+            return Err(ConfigError::Check(
+                "cluster.enabled needs an external broker (mqtt.broker = \"mqtt://HOST:PORT\") that every node reaches"
+                    .into(),
+            ));
+        }
+        if !(1_000..=60_000).contains(&self.lease_ttl_ms) {
+            return Err(ConfigError::Check(format!(
+                "cluster.lease_ttl_ms must lie in 1000..=60000, not {}",
+                self.lease_ttl_ms
+            )));
+        }
+        if self.renew_ms == 0 || self.renew_ms * 2 > self.lease_ttl_ms {
+            return Err(ConfigError::Check(format!(
+                "cluster.renew_ms must lie in 1..=lease_ttl_ms/2 ({}), not {}",
+                self.lease_ttl_ms / 2,
+                self.renew_ms
+            )));
+        }
+        if !(10..=self.lease_ttl_ms).contains(&self.standby_poll_ms) {
+            return Err(ConfigError::Check(format!(
+                "cluster.standby_poll_ms must lie in 10..=lease_ttl_ms ({}), not {}",
+                self.lease_ttl_ms, self.standby_poll_ms
+            )));
+        }
+        if self.node.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
+            return Err(ConfigError::Check("cluster.node must be 1 to 200 characters when set".into()));
+        }
+        Ok(())
+    }
+
+    /// This node's name: `node`, else the host's name and the process id.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "anxind".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
 }
 
 /// `[reports]`: the supervisors' reports (docs/configuration.md).
@@ -1075,6 +1145,7 @@ impl Config {
         self.telephony.check()?;
         self.wallboard.check()?;
         self.reports.check()?;
+        self.cluster.check(self.store.url.expose(), &self.mqtt.broker)?;
         if self.mqtt.client_id.trim().is_empty() {
             return Err(ConfigError::Check("mqtt.client_id must not be empty".into()));
         }
@@ -1631,6 +1702,47 @@ mod tests {
             }
         }
         sections
+    }
+
+    #[test]
+    fn a_cluster_needs_postgresql_an_external_broker_and_a_lease_that_can_be_renewed() {
+        let pg = serde_json::json!({"store": {"url": "postgres://db/anxin"}, "mqtt": {"broker": "mqtt://b:1883"}});
+        let with = |cluster: serde_json::Value| {
+            let mut o = pg.clone();
+            o["cluster"] = cluster;
+            Config::load(None, &o)
+        };
+        let c = with(serde_json::json!({"enabled": true, "node": "a"})).unwrap();
+        assert_eq!((c.cluster.node_name(), c.cluster.lease_ttl_ms, c.cluster.renew_ms), ("a".to_string(), 5000, 1000));
+        assert!(Config::defaults().cluster.node_name().ends_with(&format!("-{}", std::process::id())));
+        for (bad, why) in [
+            (
+                serde_json::json!({"enabled": true, "lease_ttl_ms": 500}),
+                "cluster.lease_ttl_ms must lie in 1000..=60000, not 500",
+            ),
+            (
+                serde_json::json!({"enabled": true, "renew_ms": 3000}),
+                "cluster.renew_ms must lie in 1..=lease_ttl_ms/2 (2500), not 3000",
+            ),
+            (
+                serde_json::json!({"enabled": true, "standby_poll_ms": 5}),
+                "cluster.standby_poll_ms must lie in 10..=lease_ttl_ms (5000), not 5",
+            ),
+            (serde_json::json!({"enabled": true, "node": " "}), "cluster.node must be 1 to 200 characters"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let on = serde_json::json!({"cluster": {"enabled": true}});
+        let e = Config::load(None, &on).unwrap_err().to_string();
+        assert!(e.contains("cluster.enabled needs a PostgreSQL store"), "{e}");
+        let on = serde_json::json!({"cluster": {"enabled": true}, "store": {"url": "postgres://db/anxin"}});
+        let e = Config::load(None, &on).unwrap_err().to_string();
+        assert!(e.contains("cluster.enabled needs an external broker"), "{e}");
+        assert!(
+            Config::load(None, &serde_json::json!({"cluster": {"lease_ttl_ms": 1}})).is_ok(),
+            "checked only when on"
+        );
     }
 
     #[test]

@@ -209,13 +209,39 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         config.telephony.token = Some(anxind::config::Secret::new(token));
     }
-    let app = App::build(config.clone(), registry).await?;
+    // Before the ready line (a supervisor may send SIGTERM the moment it sees it), and before
+    // standing by for the lease, which SIGTERM also ends.
+    let stop_signals = StopSignals::install()?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            stop_signals.wait().await;
+            shutdown.cancel();
+        }
+    });
+    let lease = if config.cluster.enabled {
+        let node = config.cluster.node_name();
+        let waited = anxind::cluster::wait_for_lease(
+            &config.cluster,
+            config.store.url.expose(),
+            &config.http.listen.to_string(),
+            &shutdown,
+            |holder| println!("anxind standby node={node} holder={holder}"),
+        )
+        .await?;
+        match waited {
+            Some(held) => Some(held),
+            None => return Ok(()), // stopped while standing by
+        }
+    } else {
+        None
+    };
+    let app = App::build_with(config.clone(), registry, anxind::clock::Clock::System, lease).await?;
     let family_links = match &demo_registry {
         Some(demo) => demo::issue_family_links(&app.families(), demo, anxin_proto::wall_clock_now()).await,
         None => Vec::new(),
     };
-    // Before the ready line: a supervisor may send SIGTERM the moment it sees it.
-    let stop_signals = StopSignals::install()?;
     let console = format!("http://{}/console", app.http_addr());
     let mqtt = app.mqtt_url();
     // One line on stdout for scripts and tests; everything else is logged to stderr.
@@ -250,14 +276,6 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            stop_signals.wait().await;
-            shutdown.cancel();
-        }
-    });
     let demo_task = demo_registry.map(|registry| {
         let (host, port) = mqtt
             .trim_start_matches("mqtt://")

@@ -13,12 +13,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Commits a batch to the store in one transaction.
+/// Commits a batch to the store in one transaction: fenced by the lease when the engine runs
+/// under one (`[cluster]`).
 #[derive(Debug)]
-pub struct StorePort(pub Arc<dyn anxin_store::Store>);
+pub struct StorePort(pub Arc<dyn anxin_store::Store>, pub Option<crate::cluster::FencedStore>);
 
 impl anxin_runtime::Store for StorePort {
     fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
+        if let Some(fenced) = &self.1 {
+            return fenced.commit(out);
+        }
         Box::pin(async move {
             let batch = anxin_store::Batch::of(out);
             self.0.commit(batch).await.map_err(|e| anxin_runtime::CommitError::Failed(e.to_string()))

@@ -10,7 +10,7 @@
 #[allow(unused_macros)]
 mod story;
 
-use anxin_core::{Device, DeviceId, Elder, ElderId, MessageId};
+use anxin_core::{DeviceId, MessageId};
 use anxin_mqtt::rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -24,19 +24,7 @@ const PRESSES_PER_DEVICE: usize = 10;
 
 /// The stories' registry and 20 more devices near the Qianwei station.
 fn registry() -> anxin_core::Registry {
-    let mut r = story::registry();
-    let template = r.elders[0].clone();
-    for n in 0..DEVICES {
-        let elder = ElderId::parse(format!("e-burst-{n}")).unwrap();
-        r.elders.push(Elder { id: elder.clone(), name: format!("长者 burst {n}"), ..template.clone() });
-        r.devices.push(Device {
-            id: DeviceId::parse(format!("d-burst-{n}")).unwrap(),
-            elder_id: elder,
-            model: None,
-            sim: None,
-        });
-    }
-    r
+    story::registry_with("burst", DEVICES)
 }
 
 struct Engine {
@@ -69,19 +57,7 @@ async fn start_with(registry: &std::path::Path, broker: &str, store: &str, root:
         .expect("anxind starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(WAIT, lines.next_line()).await.expect("anxind prints its ready line").unwrap();
-    let ready = ready.expect("a ready line");
-    let http = ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("console=http://"))
-        .and_then(|a| a.strip_suffix("/console"))
-        .expect("the console address")
-        .parse()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http_get(http, "/readyz").await.0 != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "anxind becomes ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let http = ready_at(&ready.expect("a ready line")).await;
     Engine { child, http }
 }
 

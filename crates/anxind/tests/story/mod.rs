@@ -91,6 +91,24 @@ impl Backend {
     }
 }
 
+/// The stories' registry and `n` more elders near the Qianwei station with a device each:
+/// `e-{tag}-K` and `d-{tag}-K`, K from 0.
+pub fn registry_with(tag: &str, n: usize) -> Registry {
+    let mut r = registry();
+    let template = r.elders[0].clone();
+    for k in 0..n {
+        let elder = ElderId::parse(format!("e-{tag}-{k}")).unwrap();
+        r.elders.push(Elder { id: elder.clone(), name: format!("长者 {tag} {k}"), ..template.clone() });
+        r.devices.push(Device {
+            id: DeviceId::parse(format!("d-{tag}-{k}")).unwrap(),
+            elder_id: elder,
+            model: None,
+            sim: None,
+        });
+    }
+    r
+}
+
 /// Three elders near the Qianwei station, one far out in the hills, two responders.
 pub fn registry() -> Registry {
     let station = |id: &str, lat, lon| Station {
@@ -203,6 +221,24 @@ pub fn unique(prefix: &str, name: &str) -> String {
     format!("{prefix}-{name}-{nanos}")
 }
 
+/// The console's address in anxind's ready line (`anxind ready console=http://ADDR/console
+/// ...`), once `/readyz` there answers 200.
+pub async fn ready_at(line: &str) -> SocketAddr {
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("console=http://"))
+        .and_then(|a| a.strip_suffix("/console"))
+        .unwrap_or_else(|| panic!("no console address in {line:?}"))
+        .parse()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http_get(http, "/readyz").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "anxind at {http} becomes ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    http
+}
+
 /// A running engine on ephemeral ports.
 pub struct TestApp {
     pub http: SocketAddr,
@@ -249,6 +285,18 @@ pub async fn spawn_app_from(
     adjust: impl FnOnce(&mut Config),
     clock: anxind::clock::Clock,
 ) -> TestApp {
+    spawn_app_leased(backend, client_id, registry, adjust, clock, None).await
+}
+
+/// Like [`spawn_app_from`], running under `lease` (`[cluster]`) when given.
+pub async fn spawn_app_leased(
+    backend: &Backend,
+    client_id: &str,
+    registry: Registry,
+    adjust: impl FnOnce(&mut Config),
+    clock: anxind::clock::Clock,
+    lease: Option<anxind::cluster::Held>,
+) -> TestApp {
     let mut config = Config::defaults();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.broker = backend.broker.clone();
@@ -265,7 +313,7 @@ pub async fn spawn_app_from(
     // and the simulator's to measure. A story may set it back.
     config.dispatch.parallel_offers = 1;
     adjust(&mut config);
-    let app = App::build_with_clock(config, Some(registry), clock).await.expect("app builds");
+    let app = App::build_with(config, Some(registry), clock, lease).await.expect("app builds");
     let http = app.http_addr();
     let url = app.mqtt_url();
     let (host, port) = url.trim_start_matches("mqtt://").rsplit_once(':').unwrap();
@@ -541,6 +589,18 @@ impl TestConsole {
                 self.held.push_back(m);
             }
         }
+    }
+
+    /// Every frame held or still arriving until the socket closes or is quiet for `quiet`
+    /// (for checking what an engine that stopped showed last).
+    pub async fn rest(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut frames: Vec<Value> = self.held.drain(..).chain(self.responders.drain(..)).collect();
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout(quiet, self.ws.next()).await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                frames.push(serde_json::from_str(&t).unwrap());
+            }
+        }
+        frames
     }
 
     /// Whether anything arrives within `d` (for checking that nothing does).

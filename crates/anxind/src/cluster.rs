@@ -1,0 +1,130 @@
+//! Hot standby on a lease (issue 25, `[cluster]`): wait for the district's lease, hold it
+//! while the engine runs, fence every commit by its epoch, and hand it over at shutdown.
+//!
+//! One lease, `zone:0`, covers the whole district: one engine runs, the others stand by. The
+//! lease and the fence are `anxin_store::lease` (docs/architecture.md, "Leases and fencing").
+
+use crate::config::ClusterConfig;
+use anxin_core::Outbox;
+use anxin_runtime::ports::BoxFuture;
+use anxin_runtime::CommitError;
+use anxin_store::lease::{FenceError, Lease};
+use anxin_store::PostgresStore;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The lease key of the whole district (zones will have one each).
+pub const DISTRICT: &str = "zone:0";
+
+/// The lease this engine holds, and the store it was granted by (opened for a lease: see
+/// [`PostgresStore::open_for_lease`]).
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub store: Arc<PostgresStore>,
+    pub lease: Lease,
+}
+
+/// Opens the store and waits, standing by, until this node is granted the district's lease;
+/// `None` if `stop` fires first. `addr` is where this node will serve (kept in the lease for
+/// operators). `on_standby` is called once, with who holds the lease, if it is not free.
+pub async fn wait_for_lease(
+    config: &ClusterConfig,
+    store_url: &str,
+    addr: &str,
+    stop: &CancellationToken,
+    mut on_standby: impl FnMut(&str),
+) -> anyhow::Result<Option<Held>> {
+    let ttl = Duration::from_millis(config.lease_ttl_ms);
+    let store = Arc::new(PostgresStore::open_for_lease(store_url, ttl).await.context("cannot open the store")?);
+    let node = config.node_name();
+    let mut told = false;
+    loop {
+        match store.lease_acquire(DISTRICT, &node, ttl, addr).await {
+            Ok(Some(lease)) => {
+                tracing::info!(
+                    node,
+                    epoch = lease.epoch,
+                    key = DISTRICT,
+                    "lease granted: this engine runs the district"
+                );
+                return Ok(Some(Held { store, lease }));
+            }
+            Ok(None) if !told => {
+                let holder = store
+                    .leases()
+                    .await
+                    .ok()
+                    .and_then(|rows| rows.into_iter().find(|r| r.key == DISTRICT))
+                    .map(|r| format!("{} (epoch {}, at {})", r.holder, r.epoch, r.addr))
+                    .unwrap_or_else(|| "another node".into());
+                tracing::info!(node, %holder, "standing by: another engine holds the district's lease");
+                on_standby(&holder);
+                told = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(node, error = %e, "cannot ask for the lease; asking again"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_millis(config.standby_poll_ms)) => {}
+        }
+    }
+}
+
+/// Renews `held` every `renew_ms` until `stop` fires. Cancels `lost` when the lease has gone
+/// to another node, or when it could not be renewed for a whole `lease_ttl_ms` (then another
+/// node may take it at any moment): the engine must stop.
+pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lost: CancellationToken) {
+    let ttl = Duration::from_millis(config.lease_ttl_ms);
+    let mut renewed = Instant::now();
+    let mut every = tokio::time::interval(Duration::from_millis(config.renew_ms));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        // A renewal that takes longer than the lease is no renewal.
+        match tokio::time::timeout(ttl, held.store.lease_renew(&held.lease, ttl)).await {
+            Ok(Ok(true)) => renewed = Instant::now(),
+            Ok(Ok(false)) => {
+                tracing::error!(epoch = held.lease.epoch, "the lease has gone to another engine; stopping");
+                lost.cancel();
+                return;
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the lease"),
+            Err(_) => tracing::warn!("renewing the lease took longer than the lease"),
+        }
+        if renewed.elapsed() >= ttl {
+            tracing::error!(epoch = held.lease.epoch, "the lease could not be renewed in time; stopping");
+            lost.cancel();
+            return;
+        }
+    }
+}
+
+/// Hands the lease over at once (after a clean shutdown).
+pub async fn release(held: &Held) {
+    match held.store.lease_release(&held.lease).await {
+        Ok(()) => tracing::info!(epoch = held.lease.epoch, "lease released"),
+        Err(e) => tracing::warn!(error = %e, "cannot release the lease; it lapses by itself"),
+    }
+}
+
+/// The engine's commits, fenced by the lease.
+#[derive(Debug, Clone)]
+pub struct FencedStore(pub Held);
+
+impl FencedStore {
+    pub fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), CommitError>> {
+        Box::pin(async move {
+            match self.0.store.commit_fenced(anxin_store::Batch::of(out), &self.0.lease).await {
+                Ok(()) => Ok(()),
+                Err(e @ FenceError::Fenced { .. }) => Err(CommitError::Fenced(e.to_string())),
+                Err(FenceError::Store(e)) => Err(CommitError::Failed(e.to_string())),
+            }
+        })
+    }
+}
