@@ -267,6 +267,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// What an engine standing by serves while another holds the district's lease (`[cluster]`):
+/// `/healthz`, and `/readyz` answering 503 with its one check, `lease`, false, so that a
+/// proxy or an orchestrator sends people to the engine that runs.
+pub fn standby_router() -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/readyz",
+        get(|| async { (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness::new([("lease", false)]))).into_response() }),
+    )
+}
+
 async fn readyz(State(state): State<ApiState>) -> Response {
     let readiness = Readiness::new((state.readiness)());
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

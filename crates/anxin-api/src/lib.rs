@@ -22,7 +22,7 @@ pub use anxin_proto::{rest, ws};
 pub use auth::{hash_password, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, SignedFamily};
-pub use http::{router, serve, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
+pub use http::{router, serve, standby_router, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
 pub use hub::{Frame, Hub, Subscription};
 pub use reports::{ReportSide, ReportUnavailable};
 pub use responders::ResponderHub;

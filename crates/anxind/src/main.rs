@@ -222,15 +222,29 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     });
     let lease = if config.cluster.enabled {
         let node = config.cluster.node_name();
+        // Standing by, it answers /healthz, and /readyz with 503, on the port it will serve on.
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+        let http = listener.local_addr()?;
+        let standby_stop = CancellationToken::new();
+        let standby = tokio::spawn(anxin_api::serve(listener, anxin_api::standby_router(), standby_stop.clone()));
         let waited = anxind::cluster::wait_for_lease(
             &config.cluster,
             config.store.url.expose(),
             &config.http.listen.to_string(),
             &shutdown,
-            |holder| println!("anxind standby node={node} holder={holder}"),
+            |holder| println!("anxind standby node={node} holder={holder} http={http}"),
         )
-        .await?;
-        match waited {
+        .await;
+        // The port is free again for the engine's own server.
+        standby_stop.cancel();
+        let standby_abort = standby.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(1), standby).await.is_err() {
+            // A client that keeps its connection open does not keep the port.
+            standby_abort.abort();
+        }
+        match waited? {
             Some(held) => Some(held),
             None => return Ok(()), // stopped while standing by
         }

@@ -239,6 +239,14 @@ async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and
     let mut b = start("b").await;
     let standby = b.wait_for("standby", WAIT).await;
     assert!(standby.contains("holder=a (epoch 1"), "{standby}");
+    // Standing by, b is alive and not ready: a proxy sends nobody to it.
+    let b_http: std::net::SocketAddr =
+        standby.split_whitespace().find_map(|w| w.strip_prefix("http=")).expect("its address").parse().unwrap();
+    assert_eq!(http_get(b_http, "/healthz").await.0, 200);
+    let (status, body) = http_get(b_http, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body, serde_json::json!({"ready": false, "checks": {"lease": false}}));
 
     let stop = tokio_util::sync::CancellationToken::new();
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
