@@ -45,6 +45,8 @@
 //! always on): for a broker that leaves Nagle's algorithm on, such as Debian's Mosquitto.
 //! `--in-flight N` sets `store.commits_in_flight` in the engine's configuration, `--workers N`
 //! its `runtime.worker_threads` (the engine's process builds its runtime as anxind does).
+//! `--cluster` runs the engine under the district's lease, every commit fenced by it, as
+//! `cluster.enabled` does (issue 25).
 
 use anxin_core::{
     Coordinates, Device, DeviceId, Elder, ElderId, Registry, Responder, ResponderId, Station, StationId, TravelMode,
@@ -85,12 +87,14 @@ struct Args {
     idle_devices: usize,
     /// Heartbeats a second from the idle devices, round robin, while the presses run.
     heartbeats: u32,
+    /// The engine runs under the district's lease, every commit fenced (`[cluster]`).
+    cluster: bool,
 }
 
 const USAGE: &str = "\
 usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] [--rates 1000,2000,...]
                   [--seconds 10] [--publishers 4] [--responders 2000] [--quick-ack] [--in-flight N]
-                  [--workers N] [--idle-devices N] [--heartbeats N]
+                  [--workers N] [--idle-devices N] [--heartbeats N] [--cluster]
                   [--record FILE.jsonl] [--label NAME] [--timeline FILE.csv]
        press_load --plot OUT.svg --from FILE.jsonl
 
@@ -112,6 +116,8 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
                 connection of their own, for as long as the presses run (default 0); needs
                 --idle-devices. Each rate's line is followed by the heartbeats sent, the engine's
                 resident memory when ready and at the end, and the cores it used
+  --cluster     the engine runs under the district's lease, as with cluster.enabled: every
+                commit fenced by it (needs --store and an external --broker)
   --record      append one JSON line per rate to FILE, named by --label (with the machine,
                 the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
@@ -159,6 +165,7 @@ fn parse_args() -> Args {
         workers: None,
         idle_devices: 0,
         heartbeats: 0,
+        cluster: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -192,12 +199,16 @@ fn parse_args() -> Args {
             }
             "--idle-devices" => a.idle_devices = number(&flag, &value()),
             "--heartbeats" => a.heartbeats = number(&flag, &value()),
+            "--cluster" => a.cluster = true,
             "--help" | "-h" => {
                 print!("{USAGE}");
                 std::process::exit(0);
             }
             other => usage_error(&format!("unknown flag {other}")),
         }
+    }
+    if a.cluster && (a.store.is_empty() || a.broker == "embedded") {
+        usage_error("--cluster needs --store (PostgreSQL, where the lease is) and an external --broker");
     }
     if a.heartbeats > 0 && a.idle_devices == 0 {
         usage_error("--heartbeats needs --idle-devices: the heartbeats come from them");
@@ -498,6 +509,7 @@ struct EngineArgs {
     in_flight: Option<usize>,
     workers: Option<usize>,
     idle_devices: usize,
+    cluster: bool,
 }
 
 impl EngineArgs {
@@ -528,6 +540,9 @@ impl EngineArgs {
         if let Some(n) = self.workers {
             v.extend(["--workers".into(), n.to_string()]);
         }
+        if self.cluster {
+            v.push("--cluster".into());
+        }
         v
     }
 
@@ -544,6 +559,7 @@ impl EngineArgs {
             in_flight: None,
             workers: None,
             idle_devices: 0,
+            cluster: false,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -559,6 +575,7 @@ impl EngineArgs {
                 "--in-flight" => e.in_flight = Some(number(flag, &value())),
                 "--workers" => e.workers = Some(number(flag, &value())),
                 "--idle-devices" => e.idle_devices = number(flag, &value()),
+                "--cluster" => e.cluster = true,
                 other => usage_error(&format!("--serve-engine: unknown flag {other}")),
             }
         }
@@ -588,7 +605,21 @@ fn serve_engine(e: EngineArgs) {
 async fn serve(e: EngineArgs, config: Config) {
     let mut rng = SmallRng::seed_from_u64(e.seed);
     let registry = district(e.presses, e.idle_devices, e.responders, &mut rng);
-    let app = App::build(config, Some(registry)).await.expect("engine builds");
+    let lease = if e.cluster {
+        let mut cluster = config.cluster.clone();
+        cluster.enabled = true;
+        cluster.node = Some(e.tag.clone());
+        let never = CancellationToken::new();
+        let held = anxind::cluster::wait_for_lease(&cluster, &e.store, "press_load", &never, |_| {})
+            .await
+            .expect("the store opens")
+            .expect("a fresh database's lease is free");
+        Some(held)
+    } else {
+        None
+    };
+    let app =
+        App::build_with(config, Some(registry), anxind::clock::Clock::System, lease).await.expect("engine builds");
     let (http, mqtt) = (app.http_addr(), app.mqtt_url());
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(app.run(shutdown.clone()));
@@ -1249,6 +1280,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         in_flight: args.in_flight,
         workers: args.workers,
         idle_devices: args.idle_devices,
+        cluster: args.cluster,
     })
     .await;
     let rss_ready_mib = rss_mib(engine.pid);
