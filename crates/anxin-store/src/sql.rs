@@ -52,7 +52,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with(url.parse()?).await
+        Self::open_with(url.parse()?, 8).await
     }
 
     /// Opens the store for an engine that holds a lease (issue 25): its sessions give up a
@@ -60,17 +60,25 @@ impl PostgresStore {
     /// otherwise hold the lease's row, and so every takeover, for as long as it is stopped),
     /// and a statement waits at most `lease_ttl` for a lock.
     pub async fn open_for_lease(url: &str, lease_ttl: Duration) -> Result<Self, StoreError> {
-        let ms = lease_ttl.as_millis().max(1).to_string();
-        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
-        Self::open_with(
-            options.options([("idle_in_transaction_session_timeout", ms.as_str()), ("lock_timeout", ms.as_str())]),
-        )
-        .await
+        Self::open_with(Self::lease_options(url, lease_ttl)?, 8).await
     }
 
-    async fn open_with(options: sqlx::postgres::PgConnectOptions) -> Result<Self, StoreError> {
+    /// The lease authority's own connection, apart from the engine's pool (which commits,
+    /// reports and the notifications' worker may all be using): a renewal never waits for a
+    /// pooled connection. Set up as [`PostgresStore::open_for_lease`]'s, on one connection.
+    pub async fn open_lease_authority(url: &str, lease_ttl: Duration) -> Result<Self, StoreError> {
+        Self::open_with(Self::lease_options(url, lease_ttl)?, 1).await
+    }
+
+    fn lease_options(url: &str, lease_ttl: Duration) -> Result<sqlx::postgres::PgConnectOptions, StoreError> {
+        let ms = lease_ttl.as_millis().max(1).to_string();
+        let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+        Ok(options.options([("idle_in_transaction_session_timeout", ms.as_str()), ("lock_timeout", ms.as_str())]))
+    }
+
+    async fn open_with(options: sqlx::postgres::PgConnectOptions, connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
             // No ping before every commit: a dead connection fails the commit, which the
             // engine retries (and sqlx replaces the connection).

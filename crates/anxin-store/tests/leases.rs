@@ -164,7 +164,7 @@ async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
 }
 
 /// A process stopped in the middle of a commit (SIGSTOP) holds its transaction open, and with
-/// it a lock on the lease's row that a takeover waits for. Opened for a lease, the store's
+/// it the lease's lock, held shared, that a takeover waits for. Opened for a lease, the store's
 /// sessions give such a transaction up after the lease's time to live: the takeover goes
 /// through, and the stopped holder's commit fails when it continues.
 #[tokio::test]

@@ -18,11 +18,13 @@ use tokio_util::sync::CancellationToken;
 /// The lease key of the whole district (zones will have one each).
 pub const DISTRICT: &str = "zone:0";
 
-/// The lease this engine holds, and the store it was granted by (opened for a lease: see
-/// [`PostgresStore::open_for_lease`]).
+/// The lease this engine holds; the store its engine commits to (opened for a lease: see
+/// [`PostgresStore::open_for_lease`]); and the lease authority's own connection, which asks
+/// for, renews and releases it (a renewal never waits behind the engine's commits).
 #[derive(Debug, Clone)]
 pub struct Held {
     pub store: Arc<PostgresStore>,
+    pub authority: Arc<PostgresStore>,
     pub lease: Lease,
 }
 
@@ -37,11 +39,12 @@ pub async fn wait_for_lease(
     mut on_standby: impl FnMut(&str),
 ) -> anyhow::Result<Option<Held>> {
     let ttl = Duration::from_millis(config.lease_ttl_ms);
-    let store = Arc::new(PostgresStore::open_for_lease(store_url, ttl).await.context("cannot open the store")?);
+    let authority =
+        Arc::new(PostgresStore::open_lease_authority(store_url, ttl).await.context("cannot open the store")?);
     let node = config.node_name();
     let mut told = false;
     loop {
-        match store.lease_acquire(DISTRICT, &node, ttl, addr).await {
+        match authority.lease_acquire(DISTRICT, &node, ttl, addr).await {
             Ok(Some(lease)) => {
                 tracing::info!(
                     node,
@@ -49,10 +52,20 @@ pub async fn wait_for_lease(
                     key = DISTRICT,
                     "lease granted: this engine runs the district"
                 );
-                return Ok(Some(Held { store, lease }));
+                // The engine's pool, opened once the lease is held (a standby holds one
+                // connection only).
+                let store = match PostgresStore::open_for_lease(store_url, ttl).await {
+                    Ok(store) => Arc::new(store),
+                    Err(e) => {
+                        let held = Held { store: authority.clone(), authority: authority.clone(), lease };
+                        release(&held).await;
+                        return Err(anyhow::Error::new(e).context("cannot open the store"));
+                    }
+                };
+                return Ok(Some(Held { store, authority, lease }));
             }
             Ok(None) if !told => {
-                let holder = store
+                let holder = authority
                     .leases()
                     .await
                     .ok()
@@ -87,7 +100,7 @@ pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lo
             _ = every.tick() => {}
         }
         // A renewal that takes longer than the lease is no renewal.
-        match tokio::time::timeout(ttl, held.store.lease_renew(&held.lease, ttl)).await {
+        match tokio::time::timeout(ttl, held.authority.lease_renew(&held.lease, ttl)).await {
             Ok(Ok(true)) => renewed = Instant::now(),
             Ok(Ok(false)) => {
                 tracing::error!(epoch = held.lease.epoch, "the lease has gone to another engine; stopping");
@@ -107,7 +120,7 @@ pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lo
 
 /// Hands the lease over at once (after a clean shutdown).
 pub async fn release(held: &Held) {
-    match held.store.lease_release(&held.lease).await {
+    match held.authority.lease_release(&held.lease).await {
         Ok(()) => tracing::info!(epoch = held.lease.epoch, "lease released"),
         Err(e) => tracing::warn!(error = %e, "cannot release the lease; it lapses by itself"),
     }
