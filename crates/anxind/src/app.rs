@@ -427,12 +427,8 @@ impl App {
         };
         let runtime = anxin_runtime::Runtime::new(engine, ports, options);
         let mut engine_task = tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()));
-        // Under a lease, it is renewed while the engine runs; if it is lost, the engine stops.
-        let lease_lost = CancellationToken::new();
-        let lease_stop = CancellationToken::new();
-        let lease_task = lease.clone().map(|held| {
-            tokio::spawn(crate::cluster::keep(held, config.cluster.clone(), lease_stop.clone(), lease_lost.clone()))
-        });
+        // Under a lease (renewed since it was granted): if it is lost, the engine stops.
+        let lease_lost = lease.as_ref().map(crate::cluster::Held::lost).unwrap_or_default();
 
         if let Err(why) = engine_or_shutdown(&mut engine_task, &shutdown, &lease_lost).await {
             // A bug stopped the engine. Nothing it had not stored was acknowledged, so the
@@ -444,9 +440,11 @@ impl App {
             http_stop.cancel();
             notify_stop.cancel();
             wallboard_stop.cancel();
-            lease_stop.cancel();
             // Nothing the engine still has in hand may be acknowledged now.
             engine_task.abort();
+            if let Some(held) = &lease {
+                held.stop_renewing().await;
+            }
             let _ = tokio::time::timeout(deadline, async {
                 let _ = link_task.await;
                 let _ = http_task.await;
@@ -482,14 +480,12 @@ impl App {
             let _ = wallboard_task.await;
         })
         .await;
-        lease_stop.cancel();
-        if let Some(task) = lease_task {
-            let _ = task.await;
-        }
-        if drained.is_ok() {
-            // Every batch in hand is finished: the next engine may start at once.
-            if let Some(held) = &lease {
-                crate::cluster::release(held).await;
+        if let Some(held) = &lease {
+            if drained.is_ok() {
+                // Every batch in hand is finished: the next engine may start at once.
+                held.hand_over().await;
+            } else {
+                held.stop_renewing().await;
             }
         }
         if drained.is_err() {

@@ -21,11 +21,56 @@ pub const DISTRICT: &str = "zone:0";
 /// The lease this engine holds; the store its engine commits to (opened for a lease: see
 /// [`PostgresStore::open_for_lease`]); and the lease authority's own connection, which asks
 /// for, renews and releases it (a renewal never waits behind the engine's commits).
+///
+/// It is renewed from the moment it is granted (building the engine from a large ledger may
+/// take longer than the lease), until [`Held::hand_over`] or [`Held::stop_renewing`].
 #[derive(Debug, Clone)]
 pub struct Held {
     pub store: Arc<PostgresStore>,
     pub authority: Arc<PostgresStore>,
     pub lease: Lease,
+    renewals: Arc<Renewals>,
+}
+
+#[derive(Debug)]
+struct Renewals {
+    lost: CancellationToken,
+    stop: CancellationToken,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Held {
+    fn renewed(store: Arc<PostgresStore>, authority: Arc<PostgresStore>, lease: Lease, config: &ClusterConfig) -> Self {
+        let (lost, stop) = (CancellationToken::new(), CancellationToken::new());
+        let task = tokio::spawn(keep(authority.clone(), lease.clone(), config.clone(), stop.clone(), lost.clone()));
+        let renewals = Arc::new(Renewals { lost, stop, task: std::sync::Mutex::new(Some(task)) });
+        Held { store, authority, lease, renewals }
+    }
+
+    /// Fires when the lease is lost: gone to another node, or not renewed for a whole lease.
+    pub fn lost(&self) -> CancellationToken {
+        self.renewals.lost.clone()
+    }
+
+    /// Stops renewing, and waits for a renewal under way (which could otherwise push the
+    /// expiry on after a release).
+    pub async fn stop_renewing(&self) {
+        self.renewals.stop.cancel();
+        let task = self.renewals.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops renewing, then releases the lease, so that another node may take it at once
+    /// (after a clean shutdown).
+    pub async fn hand_over(&self) {
+        self.stop_renewing().await;
+        match self.authority.lease_release(&self.lease).await {
+            Ok(()) => tracing::info!(epoch = self.lease.epoch, "lease released"),
+            Err(e) => tracing::warn!(error = %e, "cannot release the lease; it lapses by itself"),
+        }
+    }
 }
 
 /// Opens the store and waits, standing by, until this node is granted the district's lease;
@@ -57,12 +102,11 @@ pub async fn wait_for_lease(
                 let store = match PostgresStore::open_for_lease(store_url, ttl).await {
                     Ok(store) => Arc::new(store),
                     Err(e) => {
-                        let held = Held { store: authority.clone(), authority: authority.clone(), lease };
-                        release(&held).await;
+                        let _ = authority.lease_release(&lease).await;
                         return Err(anyhow::Error::new(e).context("cannot open the store"));
                     }
                 };
-                return Ok(Some(Held { store, authority, lease }));
+                return Ok(Some(Held::renewed(store, authority, lease, config)));
             }
             Ok(None) if !told => {
                 let holder = authority
@@ -86,10 +130,16 @@ pub async fn wait_for_lease(
     }
 }
 
-/// Renews `held` every `renew_ms` until `stop` fires. Cancels `lost` when the lease has gone
+/// Renews `lease` every `renew_ms` until `stop` fires. Cancels `lost` when the lease has gone
 /// to another node, or when it could not be renewed for a whole `lease_ttl_ms` (then another
 /// node may take it at any moment): the engine must stop.
-pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lost: CancellationToken) {
+async fn keep(
+    authority: Arc<PostgresStore>,
+    lease: Lease,
+    config: ClusterConfig,
+    stop: CancellationToken,
+    lost: CancellationToken,
+) {
     let ttl = Duration::from_millis(config.lease_ttl_ms);
     let mut renewed = Instant::now();
     let mut every = tokio::time::interval(Duration::from_millis(config.renew_ms));
@@ -100,10 +150,10 @@ pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lo
             _ = every.tick() => {}
         }
         // A renewal that takes longer than the lease is no renewal.
-        match tokio::time::timeout(ttl, held.authority.lease_renew(&held.lease, ttl)).await {
+        match tokio::time::timeout(ttl, authority.lease_renew(&lease, ttl)).await {
             Ok(Ok(true)) => renewed = Instant::now(),
             Ok(Ok(false)) => {
-                tracing::error!(epoch = held.lease.epoch, "the lease has gone to another engine; stopping");
+                tracing::error!(epoch = lease.epoch, "the lease has gone to another engine; stopping");
                 lost.cancel();
                 return;
             }
@@ -111,18 +161,10 @@ pub async fn keep(held: Held, config: ClusterConfig, stop: CancellationToken, lo
             Err(_) => tracing::warn!("renewing the lease took longer than the lease"),
         }
         if renewed.elapsed() >= ttl {
-            tracing::error!(epoch = held.lease.epoch, "the lease could not be renewed in time; stopping");
+            tracing::error!(epoch = lease.epoch, "the lease could not be renewed in time; stopping");
             lost.cancel();
             return;
         }
-    }
-}
-
-/// Hands the lease over at once (after a clean shutdown).
-pub async fn release(held: &Held) {
-    match held.authority.lease_release(&held.lease).await {
-        Ok(()) => tracing::info!(epoch = held.lease.epoch, "lease released"),
-        Err(e) => tracing::warn!(error = %e, "cannot release the lease; it lapses by itself"),
     }
 }
 

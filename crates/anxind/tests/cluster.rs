@@ -405,3 +405,30 @@ async fn a_commit_under_a_lease_gone_elsewhere_is_fenced_and_nothing_of_it_is_st
     let incidents = app.store.incident_count().await.unwrap();
     assert_eq!(incidents, 1, "only d-1's");
 }
+
+/// The lease is renewed from the moment it is granted: building the engine from a large
+/// ledger may take longer than the lease, and a standby must not take it meanwhile. Handed
+/// over, it is free at once, and no renewal pushes it on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_while_the_engine_is_built_and_free_once_handed_over() {
+    let Some(backend) = external_backend().await else { return };
+    let mut cluster = anxind::Config::defaults().cluster;
+    cluster.enabled = true;
+    cluster.node = Some("a".into());
+    cluster.lease_ttl_ms = 1_000;
+    cluster.renew_ms = 200;
+    let never = tokio_util::sync::CancellationToken::new();
+    let held = anxind::cluster::wait_for_lease(&cluster, &backend.store_url, "a:8080", &never, |_| {})
+        .await
+        .unwrap()
+        .expect("the lease is free");
+    // Three leases' time, as a slow start might take.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let other = anxin_store::PostgresStore::open(&backend.store_url).await.unwrap();
+    let ttl = Duration::from_millis(1_000);
+    assert_eq!(other.lease_acquire("zone:0", "b", ttl, "b:8080").await.unwrap(), None, "taken while a was starting");
+    assert!(!held.lost().is_cancelled());
+    held.hand_over().await;
+    let b = other.lease_acquire("zone:0", "b", ttl, "b:8080").await.unwrap().expect("free once handed over");
+    assert_eq!(b.epoch, 2);
+}
