@@ -355,8 +355,9 @@ impl<M: Delivery> Runtime<M> {
         shutdown: CancellationToken,
     ) -> Ended {
         // Cancelled by the first commit refused as fenced: every batch still in hand then
-        // stops where it is (a commit retrying gives up, nothing more is made known).
-        let fenced = shutdown.child_token();
+        // stops where it is (a commit retrying gives up, nothing more is made known). Apart
+        // from shutdown, after which the batches in hand are still committed.
+        let fenced = CancellationToken::new();
         let mut ended = Ended::Shutdown;
         let batch_max = self.options.batch_max.max(1);
         let mut batch = Vec::with_capacity(batch_max);
@@ -450,7 +451,8 @@ impl<M: Delivery> Runtime<M> {
             let (shown_tx, shown_rx) = oneshot::channel();
             let after = last_shown.replace(shown_rx);
             let stages = Stages { before, stored: Teller(stored.clone()), after, shown: shown_tx };
-            let task = tokio::spawn(finish(self.ports.clone(), self.options.fault, step, stages, fenced.clone()));
+            let stop = Stop { shutdown: shutdown.clone(), fenced: fenced.clone() };
+            let task = tokio::spawn(finish(self.ports.clone(), self.options.fault, step, stages, stop));
             in_flight.push_back(InFlight { task, rows, stored });
         }
         // The batches in hand are finished (commit, then ack), in order; nothing more is read.
@@ -460,7 +462,7 @@ impl<M: Delivery> Runtime<M> {
         if let Some(running) = snapshot.take() {
             let _ = running.await;
         }
-        if fenced.is_cancelled() && !shutdown.is_cancelled() {
+        if fenced.is_cancelled() {
             // Another engine owns what this one held: its health is that engine's to write.
             return Ended::Fenced;
         }
@@ -598,18 +600,20 @@ async fn make_room(in_flight: &mut VecDeque<InFlight>, max: usize) -> bool {
     }
 }
 
+/// What stops a batch's commit: shutdown while the store fails (a commit under way, or one
+/// that can be made, still goes through), or another batch's commit fenced (nothing more).
+#[derive(Clone)]
+struct Stop {
+    shutdown: CancellationToken,
+    fenced: CancellationToken,
+}
+
 /// Stores what a batch caused, then (once the batch before has been made known)
 /// acknowledges its messages and makes it known. Returns false, having acknowledged
 /// nothing, if shutdown came while the store was unreachable, if the batch before was not
-/// made known, or if the commit was fenced (then `stop`, a child of shutdown, is cancelled
-/// for the whole runtime).
-async fn finish<M: Delivery>(
-    ports: Ports<M>,
-    fault: Fault,
-    step: Step<M>,
-    stages: Stages,
-    stop: CancellationToken,
-) -> bool {
+/// made known, or if the commit was fenced (then `stop.fenced` is cancelled for the whole
+/// runtime).
+async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stages: Stages, stop: Stop) -> bool {
     let Step { messages, raised, mut out, phones, responders, replies, open_incidents, stations, orders, booked: _ } =
         step;
     let Stages { before, stored, after, shown } = stages;
@@ -712,14 +716,14 @@ fn acknowledge<M: Delivery>(ports: &Ports<M>, messages: Vec<M>) {
     ports.telemetry.in_hand(-(taken as isize));
 }
 
-/// Commits, retrying with backoff while the store fails. Returns false if `stop` (shutdown,
-/// or another batch fenced) came first, or if this commit was fenced: then `stop` is
-/// cancelled, so that no batch of this runtime goes on.
-async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &CancellationToken, fault: Fault) -> bool {
+/// Commits, retrying with backoff while the store fails. Returns false if shutdown came
+/// while it failed, if another batch was fenced, or if this commit was fenced: then
+/// `stop.fenced` is cancelled, so that no batch of this runtime goes on.
+async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &Stop, fault: Fault) -> bool {
     let mut backoff = Duration::from_millis(50);
     let mut failed = false;
     loop {
-        if stop.is_cancelled() {
+        if stop.fenced.is_cancelled() {
             return false;
         }
         let started = ports.clock.instant();
@@ -735,7 +739,7 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &CancellationToken, fau
             Err(CommitError::Fenced(e)) => {
                 tracing::error!(error = %e, "commit fenced: another engine holds the lease; stopping");
                 ports.telemetry.fenced(&e);
-                stop.cancel();
+                stop.fenced.cancel();
                 return false;
             }
             Err(e) => {
@@ -743,7 +747,8 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &CancellationToken, fau
                 ports.telemetry.commit_failed(&e.to_string(), backoff);
                 tokio::select! {
                     biased;
-                    _ = stop.cancelled() => return false,
+                    _ = stop.shutdown.cancelled() => return false,
+                    _ = stop.fenced.cancelled() => return false,
                     _ = ports::sleep(&*ports.clock, backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
