@@ -75,7 +75,15 @@ impl SipServer {
             .status()
             .expect("start-local runs");
         let server = Self { run_dir: run_dir.to_path_buf() };
-        assert!(status.success(), "start-local failed; logs in {}", run_dir.display());
+        if !status.success() {
+            // The run directory is a temporary one, gone once the test has failed: say what
+            // the servers logged here.
+            let logs: String = ["kamailio.log", "rtpengine.log"]
+                .iter()
+                .map(|f| format!("--- {f}\n{}\n", std::fs::read_to_string(run_dir.join(f)).unwrap_or_default()))
+                .collect();
+            panic!("start-local failed (sip port {sip_port}); logs in {}:\n{logs}", run_dir.display());
+        }
         server
     }
 
