@@ -268,13 +268,38 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// What an engine standing by serves while another holds the district's lease (`[cluster]`):
-/// `/healthz`, and `/readyz` answering 503 with its one check, `lease`, false, so that a
-/// proxy or an orchestrator sends people to the engine that runs.
+/// `/healthz`, `/readyz` answering 503 with its one check, `lease`, false, so that a proxy or
+/// an orchestrator sends people to the engine that runs, and `/metrics` saying the same
+/// (`anxin_ready{check="lease"} 0`), so that a Prometheus scraping every node sees it up.
 pub fn standby_router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
-        "/readyz",
-        get(|| async { (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness::new([("lease", false)]))).into_response() }),
-    )
+    let metrics = {
+        let registry = prometheus::Registry::new();
+        let ready = prometheus::IntGaugeVec::new(
+            Opts::new("anxin_ready", "1 while the check passes, 0 while it fails: the checks /readyz answers with"),
+            &["check"],
+        )
+        .expect("metric");
+        ready.with_label_values(&["lease"]).set(0);
+        registry.register(Box::new(ready)).expect("register");
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&registry.gather(), &mut buf).expect("metrics encode");
+        buf
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|| async {
+                (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness::new([("lease", false)]))).into_response()
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.clone();
+                async move { ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response() }
+            }),
+        )
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {

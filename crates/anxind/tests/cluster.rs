@@ -247,6 +247,10 @@ async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and
     assert_eq!(status, 503, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body, serde_json::json!({"ready": false, "checks": {"lease": false}}));
+    // And a Prometheus scraping every node sees it up, standing by.
+    let (status, metrics) = http_get(b_http, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(metric_sample(&metrics, "anxin_ready{check=\"lease\"}"), 0.0, "{metrics}");
 
     let stop = tokio_util::sync::CancellationToken::new();
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
