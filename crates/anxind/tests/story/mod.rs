@@ -1219,9 +1219,18 @@ pub async fn a_phone_without_websocket_uses_the_rest_fallback(backend: Backend, 
     let d1 = TestDevice::connect(&app, "d-1").await;
     d1.press("rest-phone", None).await;
     console.incident_for("d-1").await;
-    let (_, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
-    let job: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(job["job"]["state"], "offered");
+    // The phones' views are published just after the consoles' deltas of the same batch: a
+    // phone asking the moment a console shows the incident may be a moment early (CI saw it).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let job = loop {
+        let (_, body) = http_request(app.http, "GET", "/api/v1/responder/job", &[bearer], "").await;
+        let job: Value = serde_json::from_str(&body).unwrap();
+        if job["job"]["state"] == "offered" || tokio::time::Instant::now() > deadline {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(job["job"]["state"], "offered", "{job}");
     let id = job["job"]["incident_id"].as_u64().unwrap();
 
     let accept = json!({"type": "accept", "incident_id": id, "request_id": "r1"}).to_string();
