@@ -349,6 +349,27 @@ async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and
     assert!(worst <= Duration::from_secs(12), "a press waited {worst:?} for help_coming");
 }
 
+/// Node `a`'s `[cluster]` with this lease and renewal, and the district's lease, granted to it
+/// on a fresh store (epoch 1).
+async fn granted(
+    backend: &Backend,
+    ttl_ms: u64,
+    renew_ms: u64,
+) -> (anxind::config::ClusterConfig, anxind::cluster::Held) {
+    let mut cluster = anxind::Config::defaults().cluster;
+    cluster.enabled = true;
+    cluster.node = Some("a".into());
+    cluster.lease_ttl_ms = ttl_ms;
+    cluster.renew_ms = renew_ms;
+    let never = tokio_util::sync::CancellationToken::new();
+    let held = anxind::cluster::wait_for_lease(&cluster, &backend.store_url, "a:8080", &never, |_| {})
+        .await
+        .unwrap()
+        .expect("the lease is free");
+    assert_eq!(held.lease.epoch, 1);
+    (cluster, held)
+}
+
 /// Another engine takes the lease while this one has not yet noticed (its next renewal is
 /// far off): the next commit is fenced, and the engine stops, having stored, acknowledged,
 /// sent and shown nothing of it.
@@ -356,17 +377,7 @@ async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and
 async fn a_commit_under_a_lease_gone_elsewhere_is_fenced_and_nothing_of_it_is_stored_sent_or_shown() {
     let Some(backend) = external_backend().await else { return };
     let client_id = unique("anxind-ha", "fenced");
-    let mut cluster = anxind::Config::defaults().cluster;
-    cluster.enabled = true;
-    cluster.node = Some("a".into());
-    cluster.lease_ttl_ms = 60_000;
-    cluster.renew_ms = 30_000;
-    let never = tokio_util::sync::CancellationToken::new();
-    let held = anxind::cluster::wait_for_lease(&cluster, &backend.store_url, "a:8080", &never, |_| {})
-        .await
-        .unwrap()
-        .expect("the lease is free");
-    assert_eq!(held.lease.epoch, 1);
+    let (cluster, held) = granted(&backend, 60_000, 30_000).await;
     let app = spawn_app_leased(
         &backend,
         &client_id,
@@ -416,16 +427,7 @@ async fn a_commit_under_a_lease_gone_elsewhere_is_fenced_and_nothing_of_it_is_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_renewed_while_the_engine_is_built_and_free_once_handed_over() {
     let Some(backend) = external_backend().await else { return };
-    let mut cluster = anxind::Config::defaults().cluster;
-    cluster.enabled = true;
-    cluster.node = Some("a".into());
-    cluster.lease_ttl_ms = 1_000;
-    cluster.renew_ms = 200;
-    let never = tokio_util::sync::CancellationToken::new();
-    let held = anxind::cluster::wait_for_lease(&cluster, &backend.store_url, "a:8080", &never, |_| {})
-        .await
-        .unwrap()
-        .expect("the lease is free");
+    let (_, held) = granted(&backend, 1_000, 200).await;
     // Three leases' time, as a slow start might take.
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     let other = anxin_store::PostgresStore::open(&backend.store_url).await.unwrap();
