@@ -103,6 +103,27 @@ async fn a_takeover_waits_for_a_commit_that_passed_its_fence() {
     assert!(matches!(store.begin_fenced(&a).await, Err(FenceError::Fenced { now: Some(2), .. })));
 }
 
+/// A standby asks for the lease several times a second. While the holder's lease runs, asking
+/// takes no lock: it does not wait for the holder's commit in flight, nor (queued behind it)
+/// hold up the holder's next one.
+#[tokio::test]
+async fn asking_for_a_running_lease_does_not_stall_the_holders_commits() {
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    let a = store.lease_acquire("zone:3", "node-a", LONG, "").await.unwrap().unwrap();
+    // a's commit is in flight, past its fence.
+    let in_flight = store.begin_fenced(&a).await.unwrap();
+    let asker = store.clone();
+    let ask = tokio::spawn(async move { asker.lease_acquire("zone:3", "node-b", LONG, "").await });
+    // A hang detector, not a speed bound: asking under the lock waits for the commit forever.
+    let asked = tokio::time::timeout(Duration::from_secs(5), ask).await;
+    let answer = asked.expect("asking waited for the holder's commit").unwrap().unwrap();
+    assert_eq!(answer, None, "the lease runs");
+    // And a's next commit passes its fence while the first is still open.
+    let next = tokio::time::timeout(Duration::from_secs(5), store.begin_fenced(&a)).await;
+    next.expect("the next commit waited").unwrap().commit().await.unwrap();
+    in_flight.commit().await.unwrap();
+}
+
 #[tokio::test]
 async fn of_many_nodes_asking_at_once_one_is_granted() {
     let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };

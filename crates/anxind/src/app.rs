@@ -102,15 +102,33 @@ impl App {
             ..Policy::default()
         };
         let now = clock.now();
-        let resume =
-            store.resume(now.plus_millis(-policy.dedup_window_ms)).await.context("cannot read open incidents")?;
-        let registry = store.load_registry().await.context("cannot load the registry")?;
+        // What the engine resumes from, read at once on the pool's connections: nothing else
+        // writes it meanwhile (no engine runs yet, and under `[cluster]` this one holds the
+        // lease). A takeover waits for these reads.
+        let reading = std::time::Instant::now();
+        let mut tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
+        let ((resume, resume_ms), (registry, ledger_ms), (history, _), (day, day_ms)) = tokio::join!(
+            timed(store.resume(now.plus_millis(-policy.dedup_window_ms))),
+            timed(store.load_registry()),
+            timed(store.history_id()),
+            timed(store.events_since(tally.day_start())),
+        );
+        let resume = resume.context("cannot read open incidents")?;
+        let registry = registry.context("cannot load the registry")?;
+        let history = history.context("cannot read the store's history id")?;
+        let day = day.context("cannot read the day's events")?;
+        let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
             elders = registry.elders.len(),
             devices = registry.devices.len(),
             responders = registry.responders.len(),
             stations = registry.stations.len(),
             open_incidents = resume.open.len(),
+            events_today = day.len(),
+            read_ms,
+            resume_ms,
+            ledger_ms,
+            day_ms,
             "resuming"
         );
         // What the shell keeps of the ledger is taken first, and the ledger itself goes to
@@ -125,7 +143,6 @@ impl App {
         let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
         let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
         let engine = Engine::new(policy, registry, resume);
-        let history = store.history_id().await.context("cannot read the store's history id")?;
         let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_count() as i64);
@@ -140,8 +157,6 @@ impl App {
         let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
         // The wallboard's day is a function of the day's events: read back, it is what it was
         // before a restart.
-        let mut tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
-        let day = store.events_since(tally.day_start()).await.context("cannot read the day's events")?;
         for e in &day {
             tally.observe(e);
         }
@@ -149,6 +164,7 @@ impl App {
             let clock = clock.clone();
             Arc::new(move || clock.now())
         }));
+        tracing::info!(built_ms = reading.elapsed().as_millis() as u64 - read_ms, "the engine is built");
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
             let accounts = match &config.mqtt.embedded_accounts {
@@ -461,7 +477,8 @@ impl App {
             ("notify", notify_task.abort_handle()),
             ("wallboard", wallboard_task.abort_handle()),
         ];
-        let drained = tokio::time::timeout(deadline, async {
+        let until = tokio::time::Instant::now() + deadline;
+        let stopped = tokio::time::timeout_at(until, async {
             // The engine finishes the batch in hand (commit, then ack), then stops reading.
             if let Err(e) = engine_task.await {
                 tracing::error!(error = %e, "engine task failed");
@@ -470,6 +487,21 @@ impl App {
             link.disconnect().await;
             link_stop.cancel();
             let _ = link_task.await;
+        })
+        .await;
+        if let Some(held) = &lease {
+            if stopped.is_ok() {
+                // Every batch in hand is stored, acknowledged and sent, and the engine's MQTT
+                // session is closed: the next engine may start at once, while this one's
+                // consoles and notifications wind down (a notification this one sent and had
+                // not yet recorded is sent again by the next, under the same key).
+                held.hand_over().await;
+            } else {
+                held.stop_renewing().await;
+            }
+        }
+        let drained = tokio::time::timeout_at(until, async {
+            stopped?;
             http_stop.cancel();
             let _ = http_task.await;
             // The sends in flight finish (each within notify.request_timeout_ms); what is
@@ -478,16 +510,10 @@ impl App {
             let _ = notify_task.await;
             wallboard_stop.cancel();
             let _ = wallboard_task.await;
+            Ok::<(), tokio::time::error::Elapsed>(())
         })
-        .await;
-        if let Some(held) = &lease {
-            if drained.is_ok() {
-                // Every batch in hand is finished: the next engine may start at once.
-                held.hand_over().await;
-            } else {
-                held.stop_renewing().await;
-            }
-        }
+        .await
+        .and_then(|r| r);
         if drained.is_err() {
             // Whatever is still running stops here, so nothing is acknowledged after we said
             // we stopped: the broker redelivers what was not stored to the next engine.
@@ -502,6 +528,13 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// `future`'s output, and how many milliseconds it took.
+async fn timed<T>(future: impl std::future::Future<Output = T>) -> (T, u64) {
+    let started = std::time::Instant::now();
+    let out = future.await;
+    (out, started.elapsed().as_millis() as u64)
 }
 
 /// Waits until `shutdown` fires (Ok) or the engine's task ends first, which only a bug does: a

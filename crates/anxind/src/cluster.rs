@@ -8,7 +8,7 @@ use crate::config::ClusterConfig;
 use anxin_core::Outbox;
 use anxin_runtime::ports::BoxFuture;
 use anxin_runtime::CommitError;
-use anxin_store::lease::{FenceError, Lease};
+use anxin_store::lease::{FenceError, Lease, Releases};
 use anxin_store::PostgresStore;
 use anyhow::Context;
 use std::sync::Arc;
@@ -87,6 +87,19 @@ pub async fn wait_for_lease(
     let authority =
         Arc::new(PostgresStore::open_lease_authority(store_url, ttl).await.context("cannot open the store")?);
     let node = config.node_name();
+    // A release is heard at once; the asking every `standby_poll_ms` finds a lease that lapsed.
+    let listening = tokio::time::timeout(Duration::from_millis(config.lease_ttl_ms), Releases::listen(store_url));
+    let mut releases = match listening.await {
+        Ok(Ok(releases)) => Some(releases),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for leases released; asking every standby_poll_ms only");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("listening for leases released took too long; asking every standby_poll_ms only");
+            None
+        }
+    };
     let mut told = false;
     loop {
         match authority.lease_acquire(DISTRICT, &node, ttl, addr).await {
@@ -126,7 +139,23 @@ pub async fn wait_for_lease(
         tokio::select! {
             _ = stop.cancelled() => return Ok(None),
             _ = tokio::time::sleep(Duration::from_millis(config.standby_poll_ms)) => {}
+            released = next_release(&mut releases) => match released {
+                Ok(key) if key == DISTRICT => tracing::info!(node, "the district's lease was released"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "no longer hearing of leases released; asking every standby_poll_ms only");
+                    releases = None;
+                }
+            },
         }
+    }
+}
+
+/// The next lease released; never, without a listener.
+async fn next_release(releases: &mut Option<Releases>) -> Result<String, anxin_store::StoreError> {
+    match releases {
+        Some(releases) => releases.next().await,
+        None => std::future::pending().await,
     }
 }
 

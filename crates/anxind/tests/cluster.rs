@@ -1,14 +1,28 @@
-//! Hot standby on real processes (issue 25, `[cluster]`): two anxind on one PostgreSQL and
-//! one Mosquitto, one running the district under its lease and the other standing by, while
-//! devices press and resend as real ones do (the same press again every 2 s until they hear
-//! `help_coming`). The running engine is killed with SIGKILL, stopped with SIGSTOP for longer
-//! than its lease and continued, and stopped with SIGTERM; each time the other takes over.
-//! In the end every press is stored once, each device has one incident, the stopped engine
-//! was fenced (it exits, having stored, acknowledged and shown nothing more), and the
-//! takeovers and the presses' waits for `help_coming` are printed.
+//! No single machine to lose (issue 25), on real processes: three anxind on one PostgreSQL and
+//! one Mosquitto under `[cluster]`, one running the district under its lease and two standing
+//! by, while 2,000 devices press 200 times a second and resend as real ones do (the same press
+//! again every 2 s until they hear `help_coming`).
+//!
+//! The engine running is, in turn:
+//!
+//! - killed with SIGKILL and started again 20 s later (3 times; `ANXIN_CLUSTER_KILLS=30` for
+//!   the soak);
+//! - stopped with SIGSTOP for longer than its lease, then continued: it finds itself fenced,
+//!   and exits;
+//! - cut from PostgreSQL for 10 s (its connections go through a proxy here that stops
+//!   forwarding, as a partition does, and heals): it stops, and another takes over;
+//! - stopped with SIGTERM, until every node has been (a rolling restart).
+//!
+//! Throughout, the store is read twice a second: no responder ever holds live offers or jobs
+//! on two incidents. In the end every press was answered, is stored once, and each device has
+//! one incident. Each takeover is timed from the fault to the new engine's ready line, and to
+//! the first `help_coming` for a press sent after the fault (so answered by the new engine,
+//! after its first commit). The presses' waits outside takeovers are printed beside one node's
+//! alone, without `[cluster]`, under the same load just before.
 //!
 //! Needs `ANXIN_TEST_MQTT_URL` and `ANXIN_TEST_POSTGRES_URL` (skips without them, fails under
-//! `CI=true`). About a minute; bounded, and stops by itself.
+//! `CI=true`). About two and a half minutes; bounded, and stops by itself. `ANXIN_CLUSTER_LOGS=DIR`
+//! keeps the nodes' logs in DIR.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -16,128 +30,279 @@ mod story;
 
 use anxin_core::DeviceId;
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use story::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-const DEVICES: usize = 20;
-const LEASE_TTL_MS: u64 = 3_000;
+const DEVICES: usize = 2_000;
+/// New presses a second, across the devices (each presses about every 10 s).
+const PRESSES_PER_S: u64 = 200;
 /// A device sends its press again after this long without `help_coming`.
 const RESEND: Duration = Duration::from_secs(2);
+/// A node killed with SIGKILL is started again this long after.
+const RESTART_AFTER: Duration = Duration::from_secs(20);
+/// The default lease: the bounds below are for what a district runs.
+const LEASE_TTL: Duration = Duration::from_millis(5_000);
+/// How long an engine is cut from PostgreSQL.
+const CUT: Duration = Duration::from_secs(10);
 
-/// The stories' registry and 20 devices near the Qianwei station.
+/// SIGKILLs in the run: 3 by default, `ANXIN_CLUSTER_KILLS` for a soak.
+fn kills() -> usize {
+    std::env::var("ANXIN_CLUSTER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+/// The stories' registry and 2,000 devices near the Qianwei station.
 fn registry() -> anxin_core::Registry {
     story::registry_with("ha", DEVICES)
 }
 
-/// One anxind process, and the lines it prints on stdout.
-struct Node {
-    name: &'static str,
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    stderr: std::path::PathBuf,
+/// A TCP proxy to PostgreSQL for one node, which can be cut: while cut it neither reads nor
+/// forwards in either direction, and connects nothing new, so the node's queries hang as in a
+/// partition; restored, everything held goes through.
+struct Proxy {
+    addr: SocketAddr,
+    cut: watch::Sender<bool>,
 }
 
-impl Node {
-    async fn start(
-        name: &'static str,
-        registry: &std::path::Path,
-        mqtt: &str,
-        store: &str,
-        root: &str,
-        dir: &std::path::Path,
-    ) -> Node {
-        let stderr = dir.join(format!(
-            "{name}-{}.log",
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-        ));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
-            .arg("--registry")
-            .arg(registry)
-            .env("ANXIN_MQTT__BROKER", mqtt)
-            .env("ANXIN_MQTT__TOPIC_ROOT", root)
-            .env("ANXIN_MQTT__CLIENT_ID", root)
-            .env("ANXIN_STORE__URL", store)
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, is_cut) = watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut is_cut = is_cut.clone();
+                tokio::spawn(async move {
+                    let _ = is_cut.wait_for(|cut| !cut).await;
+                    let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    tokio::spawn(pump(ri, wo, is_cut.clone()));
+                    pump(ro, wi, is_cut).await;
+                });
+            }
+        });
+        Proxy { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut is_cut: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if is_cut.wait_for(|cut| !cut).await.is_err() {
+            return;
+        }
+        let n = tokio::select! {
+            n = from.read(&mut buf) => n,
+            _ = is_cut.changed() => continue,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // Read just as the cut began: held until it heals.
+        if is_cut.wait_for(|cut| !cut).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `url` with its host and port replaced by `addr`.
+fn via(url: &str, addr: SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    format!("{scheme}://{user}{addr}/{path}")
+}
+
+/// PostgreSQL's address in `url`.
+async fn upstream(url: &str) -> SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split_once('/').unwrap().0;
+    let host_port = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+    let host_port = if host_port.contains(':') { host_port.to_string() } else { format!("{host_port}:5432") };
+    tokio::net::lookup_host(host_port).await.unwrap().next().unwrap()
+}
+
+/// One anxind process.
+struct Node {
+    child: Child,
+    stderr: PathBuf,
+    proxy: Proxy,
+}
+
+/// The nodes, and the `anxind …` lines they print on stdout, with who printed them.
+struct Nodes {
+    nodes: BTreeMap<&'static str, Node>,
+    tx: mpsc::UnboundedSender<(&'static str, String)>,
+    rx: mpsc::UnboundedReceiver<(&'static str, String)>,
+    /// Lines printed and not yet waited for.
+    pending: Vec<(&'static str, String)>,
+    registry: PathBuf,
+    mqtt: String,
+    store_url: String,
+    root: String,
+    dir: PathBuf,
+    clustered: bool,
+}
+
+impl Nodes {
+    fn new(registry: &Path, mqtt: &str, store_url: &str, root: &str, dir: &Path, clustered: bool) -> Nodes {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Nodes {
+            nodes: BTreeMap::new(),
+            tx,
+            rx,
+            pending: Vec::new(),
+            registry: registry.into(),
+            mqtt: mqtt.into(),
+            store_url: store_url.into(),
+            root: root.into(),
+            dir: dir.into(),
+            clustered,
+        }
+    }
+
+    /// Starts node `name` (again), connected to PostgreSQL through a proxy of its own.
+    async fn start(&mut self, name: &'static str) {
+        let proxy = Proxy::start(upstream(&self.store_url).await).await;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let stderr = self.dir.join(format!("{name}-{nanos}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anxind"));
+        // The first node loads the ledger into the store; the others, and every restart,
+        // find it there, as a deployment's nodes do.
+        if self.nodes.is_empty() {
+            command.arg("--registry").arg(&self.registry);
+        }
+        command
+            .env("ANXIN_MQTT__BROKER", &self.mqtt)
+            .env("ANXIN_MQTT__TOPIC_ROOT", &self.root)
+            .env("ANXIN_MQTT__CLIENT_ID", &self.root)
+            .env("ANXIN_STORE__URL", via(&self.store_url, proxy.addr))
             .env("ANXIN_HTTP__LISTEN", "127.0.0.1:0")
-            .env("ANXIN_CLUSTER__ENABLED", "true")
-            .env("ANXIN_CLUSTER__NODE", name)
-            .env("ANXIN_CLUSTER__LEASE_TTL_MS", LEASE_TTL_MS.to_string())
-            .env("ANXIN_CLUSTER__RENEW_MS", "500")
-            .env("ANXIN_CLUSTER__STANDBY_POLL_MS", "100")
             .env("ANXIN_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("anxind starts");
-        let (tx, lines) = mpsc::unbounded_channel();
+            .kill_on_drop(true);
+        if self.clustered {
+            // The defaults otherwise: a lease of 5 s, renewed every second, asked for every
+            // 250 ms.
+            command.env("ANXIN_CLUSTER__ENABLED", "true").env("ANXIN_CLUSTER__NODE", name);
+        }
+        let mut child = command.spawn().expect("anxind starts");
         let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let tx = self.tx.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = out.next_line().await {
-                if tx.send(line).is_err() {
+                if line.starts_with("anxind ") && tx.send((name, line)).is_err() {
                     break;
                 }
             }
         });
-        Node { name, child, lines, stderr }
+        self.nodes.insert(name, Node { child, stderr, proxy });
     }
 
-    /// Waits for the line starting `anxind <what>`.
-    async fn wait_for(&mut self, what: &str, within: Duration) -> String {
+    /// The first line `anxind <what>` printed by `who` (any node if `None`), and who printed it.
+    async fn wait_for(&mut self, what: &str, who: Option<&str>, within: Duration) -> (&'static str, String) {
         let prefix = format!("anxind {what}");
         let deadline = Instant::now() + within;
         loop {
-            let line = tokio::time::timeout_at(deadline, self.lines.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("{} did not print `{prefix}` within {within:?}; its log:\n{}", self.name, self.log())
-                })
-                .unwrap_or_else(|| panic!("{} exited before `{prefix}`; its log:\n{}", self.name, self.log()));
-            if line.starts_with(&prefix) {
-                return line;
+            if let Some(at) =
+                self.pending.iter().position(|(n, l)| l.starts_with(&prefix) && who.is_none_or(|w| w == *n))
+            {
+                return self.pending.remove(at);
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(line)) => self.pending.push(line),
+                _ => panic!("no `{prefix}` from {who:?} within {within:?}; the logs:\n{}", self.logs()),
             }
         }
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    /// Waits for the next engine to be ready: its name, and where it serves.
+    async fn next_ready(&mut self, within: Duration) -> (&'static str, SocketAddr) {
+        let (name, line) = self.wait_for("ready", None, within).await;
+        (name, ready_at(&line).await)
     }
 
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("running").to_string();
+    fn node(&mut self, name: &str) -> &mut Node {
+        self.nodes.get_mut(name).unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn signal(&mut self, name: &str, signal: &str) {
+        let pid = self.node(name).child.id().expect("running").to_string();
         let ok = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success();
         assert!(ok, "kill -{signal} {pid}");
     }
+
+    /// Waits for `name` to exit; its exit status and its log.
+    async fn exited(&mut self, name: &str, within: Duration) -> (std::process::ExitStatus, String) {
+        let node = self.node(name);
+        let status = tokio::time::timeout(within, node.child.wait()).await;
+        let log = std::fs::read_to_string(&node.stderr).unwrap_or_default();
+        let status = status.unwrap_or_else(|_| panic!("{name} still runs after {within:?}; its log:\n{log}")).unwrap();
+        (status, log)
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|(name, node)| {
+                let log = std::fs::read_to_string(&node.stderr).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                format!("--- {name} ---\n{}\n", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect()
+    }
 }
 
-/// The devices: each presses, sends the press again every [`RESEND`] until it hears
-/// `help_coming`, waits 2.5 to 3.5 s and presses anew (a press sooner than
-/// `dispatch.repeat_press_interval_ms` after the last would be throttled, and answered only
-/// when sent again).
+/// The devices' presses: each (device, msg id) → when first sent, when `help_coming` was
+/// heard.
 #[derive(Default)]
 struct Presses {
-    /// Each press: (device, msg id) → when first sent, when `help_coming` was heard.
     log: BTreeMap<(usize, u64), (Instant, Option<Instant>)>,
-    /// Each device's press waiting for `help_coming`.
-    waiting: BTreeMap<usize, u64>,
+    /// Each device's press waiting for `help_coming`, and when it was last sent.
+    waiting: BTreeMap<usize, (u64, Instant)>,
     resent: u64,
 }
 
+impl Presses {
+    /// The first `help_coming` heard for a press first sent after `at`.
+    fn first_answer_after(&self, at: Instant) -> Option<Instant> {
+        self.log.values().filter(|(sent, _)| *sent >= at).filter_map(|(_, heard)| *heard).min()
+    }
+}
+
+/// 2,000 devices on one MQTT connection. Every 10 ms, two that are idle press anew (200 a
+/// second; each device about every 10 s); a press not answered by `help_coming` is sent again
+/// every [`RESEND`]. Once `stop` fires no new press is made, and those still waiting go on
+/// being sent until heard (for at most 30 s).
 async fn devices(
     mqtt: &str,
     root: &str,
-    stop: tokio_util::sync::CancellationToken,
+    stop: CancellationToken,
 ) -> (Arc<Mutex<Presses>>, tokio::task::JoinHandle<()>) {
     let (host, port) = anxind::config::broker_address(mqtt).unwrap();
     let mut opts = MqttOptions::new(format!("{root}-devices"), host, port);
-    opts.set_inflight(100);
-    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    opts.set_inflight(200);
+    let (client, mut eventloop) = AsyncClient::new(opts, 4096);
     client.subscribe(format!("{root}/v1/devices/+/commands"), QoS::AtLeastOnce).await.unwrap();
     let presses = Arc::new(Mutex::new(Presses::default()));
     let heard = presses.clone();
@@ -153,157 +318,300 @@ async fn devices(
             if command["type"] != "help_coming" {
                 continue;
             }
+            let now = Instant::now();
             let mut w = heard.lock().unwrap();
-            if let Some(msg) = w.waiting.remove(&device) {
+            if let Some((msg, _)) = w.waiting.remove(&device) {
                 if let Some(entry) = w.log.get_mut(&(device, msg)) {
-                    entry.1 = Some(Instant::now());
+                    entry.1 = Some(now);
                 }
             }
         }
     });
     let sending = presses.clone();
     let root = root.to_string();
+    let send = move |k: usize, msg: u64| {
+        let client = client.clone();
+        let topic = format!("{root}/v1/devices/d-ha-{k}/events");
+        let payload = serde_json::json!({"msg_id": format!("ha-{k}-{msg}"), "type": "sos"}).to_string();
+        async move { client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap() }
+    };
     let task = tokio::spawn(async move {
-        let mut next = [0u64; DEVICES];
-        let mut last_sent = [Instant::now(); DEVICES];
-        let mut idle_until = [Instant::now(); DEVICES];
-        let mut k = 0usize;
-        while !stop.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            k = (k + 7) % DEVICES;
+        let mut next = vec![0u64; DEVICES];
+        let mut idle_until = vec![Instant::now(); DEVICES];
+        let mut cursor = 0usize;
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let per_tick = (PRESSES_PER_S / 100) as usize;
+        let drain_until = loop {
+            tick.tick().await;
             let now = Instant::now();
-            let send = {
+            let mut out = Vec::new();
+            {
                 let mut w = sending.lock().unwrap();
-                match w.waiting.get(&k).copied() {
-                    Some(msg) if now - last_sent[k] >= RESEND => {
-                        w.resent += 1;
-                        Some(msg)
+                for (k, (msg, last)) in w.waiting.iter_mut() {
+                    if now - *last >= RESEND {
+                        *last = now;
+                        out.push((*k, *msg));
                     }
-                    Some(_) => None,
-                    None if now >= idle_until[k] => {
-                        next[k] += 1;
-                        w.waiting.insert(k, next[k]);
-                        w.log.insert((k, next[k]), (now, None));
-                        idle_until[k] = now + Duration::from_millis(2_500 + (k as u64 * 37) % 1_000);
-                        Some(next[k])
-                    }
-                    None => None,
                 }
+                w.resent += out.len() as u64;
+                let mut made = 0;
+                for _ in 0..DEVICES {
+                    if made == per_tick || stop.is_cancelled() {
+                        break;
+                    }
+                    cursor = (cursor + 1) % DEVICES;
+                    let k = cursor;
+                    if w.waiting.contains_key(&k) || now < idle_until[k] {
+                        continue;
+                    }
+                    next[k] += 1;
+                    w.waiting.insert(k, (next[k], now));
+                    w.log.insert((k, next[k]), (now, None));
+                    // Well past `dispatch.repeat_press_interval_ms`, which throttles a press
+                    // made sooner after the last.
+                    idle_until[k] = now + Duration::from_secs(3);
+                    out.push((k, next[k]));
+                    made += 1;
+                }
+            }
+            for (k, msg) in out {
+                send(k, msg).await;
+            }
+            if stop.is_cancelled() {
+                break Instant::now() + Duration::from_secs(30);
+            }
+        };
+        while Instant::now() < drain_until && !sending.lock().unwrap().waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = Instant::now();
+            let out: Vec<(usize, u64)> = {
+                let mut w = sending.lock().unwrap();
+                w.waiting
+                    .iter_mut()
+                    .filter(|(_, (_, last))| now - *last >= RESEND)
+                    .map(|(k, (msg, last))| {
+                        *last = now;
+                        (*k, *msg)
+                    })
+                    .collect()
             };
-            if let Some(msg) = send {
-                last_sent[k] = now;
-                let payload = serde_json::json!({"msg_id": format!("ha-{k}-{msg}"), "type": "sos"}).to_string();
-                let topic = format!("{root}/v1/devices/d-ha-{k}/events");
-                client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+            for (k, msg) in out {
+                send(k, msg).await;
             }
-        }
-        // The last presses still waiting go on being sent until heard, as a device does.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let waiting: Vec<(usize, u64)> = sending.lock().unwrap().waiting.iter().map(|(d, m)| (*d, *m)).collect();
-            if waiting.is_empty() {
-                break;
-            }
-            for (k, msg) in waiting {
-                let payload = serde_json::json!({"msg_id": format!("ha-{k}-{msg}"), "type": "sos"}).to_string();
-                client
-                    .publish(format!("{root}/v1/devices/d-ha-{k}/events"), QoS::AtLeastOnce, false, payload)
-                    .await
-                    .unwrap();
-            }
-            tokio::time::sleep(RESEND).await;
         }
         pump.abort();
     });
     (presses, task)
 }
 
-/// Waits until the engine on `node` is ready (its `/readyz` answers 200) after its ready line.
-async fn ready(node: &mut Node, within: Duration) -> std::net::SocketAddr {
-    ready_at(&node.wait_for("ready", within).await).await
+/// Reads the open incidents from the store twice a second until `stop`, and keeps every
+/// responder found with live offers or a job on two incidents at once.
+fn watch_bookings(store_url: String, stop: CancellationToken) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    tokio::spawn(async move {
+        let mut db = {
+            use sqlx::Connection;
+            sqlx::PgConnection::connect(&store_url).await.unwrap()
+        };
+        let (mut reads, mut found) = (0u64, Vec::new());
+        while !stop.is_cancelled() {
+            // One statement: one snapshot of every open incident.
+            let open: Vec<String> =
+                sqlx::query_scalar("SELECT body FROM incidents WHERE is_open").fetch_all(&mut db).await.unwrap();
+            reads += 1;
+            let mut holds: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for body in open {
+                let i: anxin_core::Incident = serde_json::from_str(&body).unwrap();
+                for o in &i.ladder.offers {
+                    holds.entry(o.responder_id.to_string()).or_default().insert(i.id.to_string());
+                }
+                if let Some(a) = &i.responder {
+                    holds.entry(a.id.to_string()).or_default().insert(i.id.to_string());
+                }
+            }
+            found.extend(holds.into_iter().filter(|(_, on)| on.len() > 1).map(|(r, on)| format!("{r} on {on:?}")));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        (reads, found)
+    })
+}
+
+/// Median and 99th percentile of `waits`.
+fn p50_p99(mut waits: Vec<Duration>) -> (Duration, Duration) {
+    waits.sort();
+    let at = |q: f64| waits.get(((waits.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
+    (at(0.5), at(0.99))
+}
+
+/// One node alone, without `[cluster]`, under the same load for 15 s: the presses' waits for
+/// `help_coming`, to compare the cluster's with.
+async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
+    let backend = external_backend().await.expect("the same servers as the cluster's");
+    let root = unique("anxind-ha", "alone");
+    let mut nodes = Nodes::new(registry, &backend.broker, &backend.store_url, &root, dir, false);
+    nodes.start("alone").await;
+    nodes.wait_for("ready", Some("alone"), WAIT).await;
+    let stop = CancellationToken::new();
+    let (presses, pressing) = devices(&backend.broker, &root, stop.clone()).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    stop.cancel();
+    pressing.await.unwrap();
+    nodes.signal("alone", "TERM");
+    nodes.exited("alone", WAIT).await;
+    let p = presses.lock().unwrap();
+    assert!(p.waiting.is_empty(), "one node alone left presses unanswered: {:?}", p.waiting);
+    p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect()
+}
+
+/// A fault and the takeover after it.
+#[derive(Debug)]
+struct Takeover {
+    how: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// Where the new engine serves.
+    http: SocketAddr,
+    at: Instant,
+    /// From the fault to the new engine's ready line.
+    ready: Duration,
+    /// From the fault to the first `help_coming` for a press sent after it.
+    answered: Option<Duration>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and_nothing_is_lost_or_doubled() {
+async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_restart_losing_and_doubling_nothing() {
     let Some(backend) = external_backend().await else { return };
-    let (mqtt, store_url) = (backend.broker.clone(), backend.store_url.clone());
-    let root = unique("anxind-ha", "standby");
-    let dir = tempfile::tempdir().unwrap();
-    let registry_file = dir.path().join("registry.json");
+    assert_eq!(Duration::from_millis(anxind::Config::defaults().cluster.lease_ttl_ms), LEASE_TTL);
+    // The nodes' logs go to a temporary directory, or where `ANXIN_CLUSTER_LOGS` says (kept).
+    let temp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("ANXIN_CLUSTER_LOGS").map(PathBuf::from).unwrap_or_else(|| temp.path().into());
+    std::fs::create_dir_all(&dir).unwrap();
+    let registry_file = dir.join("registry.json");
     std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
-    let start = |name| Node::start(name, &registry_file, &mqtt, &store_url, &root, dir.path());
+    let alone = one_node_alone(&registry_file, &dir).await;
 
-    // a runs the district; b stands by.
-    let mut a = start("a").await;
-    ready(&mut a, WAIT).await;
-    let mut b = start("b").await;
-    let standby = b.wait_for("standby", WAIT).await;
-    assert!(standby.contains("holder=a (epoch 1"), "{standby}");
-    // Standing by, b is alive and not ready: a proxy sends nobody to it.
-    let b_http: std::net::SocketAddr =
-        standby.split_whitespace().find_map(|w| w.strip_prefix("http=")).expect("its address").parse().unwrap();
-    assert_eq!(http_get(b_http, "/healthz").await.0, 200);
-    let (status, body) = http_get(b_http, "/readyz").await;
-    assert_eq!(status, 503, "{body}");
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body, serde_json::json!({"ready": false, "checks": {"lease": false}}));
-    // And a Prometheus scraping every node sees it up, standing by.
-    let (status, metrics) = http_get(b_http, "/metrics").await;
-    assert_eq!(status, 200);
-    assert_eq!(metric_sample(&metrics, "anxin_ready{check=\"lease\"}"), 0.0, "{metrics}");
-
-    let stop = tokio_util::sync::CancellationToken::new();
+    let (mqtt, store_url) = (backend.broker.clone(), backend.store_url.clone());
+    let root = unique("anxind-ha", "three");
+    let mut nodes = Nodes::new(&registry_file, &mqtt, &store_url, &root, &dir, true);
+    // a runs the district; b and c stand by.
+    nodes.start("a").await;
+    nodes.wait_for("ready", Some("a"), WAIT).await;
+    let mut holder = "a";
+    for name in ["b", "c"] {
+        nodes.start(name).await;
+        let (_, standby) = nodes.wait_for("standby", Some(name), WAIT).await;
+        assert!(standby.contains("holder=a (epoch 1"), "{standby}");
+        // Standing by, a node is alive and not ready, so a proxy sends nobody to it; and a
+        // Prometheus scraping every node sees it up.
+        let http: SocketAddr =
+            standby.split_whitespace().find_map(|w| w.strip_prefix("http=")).expect("its address").parse().unwrap();
+        assert_eq!(http_get(http, "/healthz").await.0, 200);
+        let (status, body) = http_get(http, "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"ready": false, "checks": {"lease": false}}));
+        let (status, metrics) = http_get(http, "/metrics").await;
+        assert_eq!(status, 200);
+        assert_eq!(metric_sample(&metrics, "anxin_ready{check=\"lease\"}"), 0.0, "{metrics}");
+    }
+    let stop = CancellationToken::new();
+    let bookings = watch_bookings(store_url.clone(), stop.clone());
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
-    let mut takeovers = Vec::new();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
 
-    // kill -9 a: b takes over once a's lease lapses.
-    let killed = Instant::now();
-    a.signal("KILL");
-    a.child.wait().await.unwrap();
-    ready(&mut b, Duration::from_secs(20)).await;
-    takeovers.push(("kill -9", killed.elapsed()));
-    let mut a = start("a").await;
-    a.wait_for("standby", WAIT).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut takeovers: Vec<Takeover> = Vec::new();
+    let took = |how, from, (to, http), at: Instant, ready: Instant| Takeover {
+        how,
+        from,
+        to,
+        http,
+        at,
+        ready: ready - at,
+        answered: None,
+    };
 
-    // SIGSTOP b past its lease: a takes over; b, continued, is fenced and stops.
-    let stopped = Instant::now();
-    b.signal("STOP");
-    let a_http = ready(&mut a, Duration::from_secs(20)).await;
-    takeovers.push(("SIGSTOP", stopped.elapsed()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    b.signal("CONT");
-    let status = tokio::time::timeout(Duration::from_secs(20), b.child.wait())
-        .await
-        .unwrap_or_else(|_| panic!("b still runs after losing its lease; its log:\n{}", b.log()))
-        .unwrap();
-    assert!(!status.success(), "b, having lost the lease, exits with an error");
-    let log = b.log();
-    // Continued, b finds out by whichever comes first: its next commit refused, or its next
+    // kill -9 the running engine; start it again 20 s later.
+    for _ in 0..kills() {
+        let at = Instant::now();
+        nodes.signal(holder, "KILL");
+        nodes.exited(holder, WAIT).await;
+        let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
+        takeovers.push(took("SIGKILL", holder, (next, http), at, Instant::now()));
+        tokio::time::sleep_until(at + RESTART_AFTER).await;
+        nodes.start(holder).await;
+        nodes.wait_for("standby", Some(holder), WAIT).await;
+        holder = next;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // SIGSTOP it past its lease: another takes over; continued, it finds it was fenced and
+    // stops.
+    let at = Instant::now();
+    nodes.signal(holder, "STOP");
+    let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
+    takeovers.push(took("SIGSTOP", holder, (next, http), at, Instant::now()));
+    tokio::time::sleep_until((at + LEASE_TTL).max(Instant::now()) + Duration::from_secs(1)).await;
+    nodes.signal(holder, "CONT");
+    let (status, log) = nodes.exited(holder, Duration::from_secs(20)).await;
+    assert!(!status.success(), "{holder}, having lost the lease, exits with an error");
+    // Continued, it finds out by whichever comes first: its next commit refused, or its next
     // renewal finding the lease gone.
-    let found_out = if log.contains("commit fenced") {
+    let paused_found_out = if log.contains("commit was fenced") {
         "its commit was fenced"
     } else if log.contains("lease has gone to another engine") {
         "its renewal found the lease gone"
     } else {
-        panic!("b stopped for another reason:\n{log}")
+        panic!("{holder} stopped for another reason:\n{log}")
     };
-    let mut b = start("b").await;
-    b.wait_for("standby", WAIT).await;
+    nodes.start(holder).await;
+    nodes.wait_for("standby", Some(holder), WAIT).await;
+    holder = next;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // SIGTERM a: it finishes what it has in hand and hands the lease over at once.
-    let termed = Instant::now();
-    a.signal("TERM");
-    let b_http = ready(&mut b, Duration::from_secs(20)).await;
-    takeovers.push(("SIGTERM", termed.elapsed()));
-    assert!(a.child.wait().await.unwrap().success(), "a stops cleanly on SIGTERM");
+    // Cut it from PostgreSQL for 10 s: it stops, having renewed nothing for a lease, and
+    // another takes over.
+    let at = Instant::now();
+    nodes.node(holder).proxy.set_cut(true);
+    let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
+    takeovers.push(took("cut from PostgreSQL", holder, (next, http), at, Instant::now()));
+    let (status, log) = nodes.exited(holder, CUT + Duration::from_secs(10)).await;
+    assert!(!status.success(), "{holder}, cut off, exits with an error");
+    let cut_found_out = ["lease could not be renewed in time", "lease has gone to another engine", "commit was fenced"]
+        .into_iter()
+        .find(|why| log.contains(why))
+        .unwrap_or_else(|| panic!("{holder} stopped for another reason:\n{log}"));
+    tokio::time::sleep_until(at + CUT).await;
+    nodes.node(holder).proxy.set_cut(false);
+    nodes.start(holder).await;
+    nodes.wait_for("standby", Some(holder), WAIT).await;
+    holder = next;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A rolling restart: SIGTERM the running engine, start it again, until every node has
+    // been stopped so.
+    let mut termed = BTreeSet::new();
+    for _ in 0..6 {
+        if termed.len() == 3 {
+            break;
+        }
+        let at = Instant::now();
+        nodes.signal(holder, "TERM");
+        let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
+        takeovers.push(took("SIGTERM", holder, (next, http), at, Instant::now()));
+        let (status, log) = nodes.exited(holder, WAIT).await;
+        assert!(status.success(), "{holder} stops cleanly on SIGTERM; its log:\n{log}");
+        termed.insert(holder);
+        nodes.start(holder).await;
+        nodes.wait_for("standby", Some(holder), WAIT).await;
+        holder = next;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert_eq!(termed.len(), 3, "every node was stopped with SIGTERM once: {termed:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     pressing.await.unwrap();
+    let (reads, booked_twice) = bookings.await.unwrap();
 
-    // Every press was heard, is stored once, and each device has one incident.
+    // Every press was answered, is stored once, and each device has one incident.
     let p = std::mem::take(&mut *presses.lock().unwrap());
     assert!(p.waiting.is_empty(), "presses never answered: {:?}", p.waiting);
     let sent = p.log.len();
@@ -316,36 +624,67 @@ async fn a_standby_takes_over_from_a_killed_a_paused_and_a_terminated_engine_and
             .fetch_all(&mut db)
             .await
             .unwrap();
-    let mut ids: Vec<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
-    ids.sort();
-    ids.dedup();
+    let ids: BTreeSet<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!((stored.len(), ids.len()), (sent, sent), "each of {sent} presses stored once");
     assert!(stored.iter().all(|(_, i)| i.is_some()), "every press belongs to an incident");
     let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(&mut db).await.unwrap();
     assert_eq!(incidents, DEVICES as i64, "one incident per device, none doubled");
+    assert!(reads > 100, "the store was read {reads} times");
+    assert!(booked_twice.is_empty(), "responders held on two incidents at once: {booked_twice:?}");
     // What the engine now running shows: every device's incident, once.
-    let mut console = TestConsole::connect(b_http, None).await;
+    let mut console = TestConsole::connect(takeovers.last().expect("takeovers").http, None).await;
     let snapshot = console.next().await;
-    let shown = snapshot["incidents"].as_array().unwrap();
-    assert_eq!(shown.len(), DEVICES, "{snapshot}");
-    let _ = a_http;
+    let shown: BTreeSet<&str> =
+        snapshot["incidents"].as_array().unwrap().iter().filter_map(|i| i["device_id"].as_str()).collect();
+    assert_eq!((snapshot["incidents"].as_array().unwrap().len(), shown.len()), (DEVICES, DEVICES));
 
-    let waits: Vec<Duration> =
-        p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect();
-    let worst = waits.iter().max().copied().unwrap_or_default();
-    let mut sorted = waits.clone();
-    sorted.sort();
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
-    eprintln!(
-        "presses {sent}, sent again {}; press -> help_coming median {median:?}, worst {worst:?}; takeovers (lease {LEASE_TTL_MS} ms): {takeovers:?}; the paused engine, continued: {found_out}",
-        p.resent
-    );
-    // A lease of 3 s: a dead or stopped engine is replaced after it lapses and the standby
-    // resumes; a SIGTERM hands over at once.
-    for (how, took) in &takeovers {
-        let bound = if *how == "SIGTERM" { Duration::from_secs(3) } else { Duration::from_secs(10) };
-        assert!(*took <= bound, "takeover after {how} took {took:?}");
+    for t in &mut takeovers {
+        t.answered = p.first_answer_after(t.at).map(|heard| heard - t.at);
     }
+    let waits = |inside: bool| -> Vec<Duration> {
+        p.log
+            .values()
+            .filter_map(|(sent, heard)| {
+                let during = takeovers.iter().any(|t| *sent + RESEND >= t.at && *sent <= t.at + t.ready + RESEND);
+                (during == inside).then_some(heard.as_ref()?.duration_since(*sent))
+            })
+            .collect()
+    };
+    let (quiet, during) = (waits(false), waits(true));
+    let worst = p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).max();
+    let ((a50, a99), (q50, q99), (d50, d99)) =
+        (p50_p99(alone.clone()), p50_p99(quiet.clone()), p50_p99(during.clone()));
+    eprintln!("presses {sent}, sent again {}; the store read {reads} times for double bookings", p.resent);
+    eprintln!(
+        "press -> help_coming: one node alone p50 {a50:?} p99 {a99:?} ({} presses); three nodes outside takeovers p50 {q50:?} p99 {q99:?} ({}); during takeovers p50 {d50:?} p99 {d99:?} ({}); worst {worst:?}",
+        alone.len(),
+        quiet.len(),
+        during.len()
+    );
+    for t in &takeovers {
+        eprintln!(
+            "takeover after {} of {} by {}: ready after {:?}, first help_coming after {:?}",
+            t.how, t.from, t.to, t.ready, t.answered
+        );
+    }
+    eprintln!("the paused engine, continued: {paused_found_out}; the engine cut off: {cut_found_out}");
+
+    // A dead, paused or cut-off engine is replaced once its lease lapses (5 s) and another
+    // resumes: within 10 s at worst, 6 s in the middle, to the first press it answers. A
+    // SIGTERM hands the lease over at once: within 1 s.
+    let mut lapsed: Vec<Duration> = Vec::new();
+    for t in &takeovers {
+        let answered = t.answered.unwrap_or_else(|| panic!("no press answered after {t:?}"));
+        if t.how == "SIGTERM" {
+            assert!(t.ready <= Duration::from_secs(1), "takeover after SIGTERM: {t:?}");
+        } else {
+            assert!(answered <= Duration::from_secs(10), "takeover after {}: {t:?}", t.how);
+            lapsed.push(answered);
+        }
+    }
+    lapsed.sort();
+    assert!(lapsed[lapsed.len() / 2] <= Duration::from_secs(6), "median takeover {:?}", lapsed[lapsed.len() / 2]);
+    let worst = worst.expect("presses were answered");
     assert!(worst <= Duration::from_secs(12), "a press waited {worst:?} for help_coming");
 }
 
@@ -437,4 +776,35 @@ async fn a_lease_is_renewed_while_the_engine_is_built_and_free_once_handed_over(
     held.hand_over().await;
     let b = other.lease_acquire("zone:0", "b", ttl, "b:8080").await.unwrap().expect("free once handed over");
     assert_eq!(b.epoch, 2);
+}
+
+/// A standby hears of a release at once: with a minute between its asks, it takes the lease
+/// handed over on SIGTERM within moments, not at its next ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_a_released_lease_at_once_not_at_its_next_ask() {
+    let Some(backend) = external_backend().await else { return };
+    let (mut cluster, held) = granted(&backend, 60_000, 1_000).await;
+    cluster.node = Some("b".into());
+    cluster.standby_poll_ms = 60_000;
+    let (standing_by, mut stood_by) = mpsc::unbounded_channel();
+    let never = CancellationToken::new();
+    // A hang detector, not a speed bound: without hearing of the release, b asks again only
+    // after a minute.
+    let waiting = tokio::time::timeout(
+        Duration::from_secs(20),
+        anxind::cluster::wait_for_lease(&cluster, &backend.store_url, "b:8080", &never, |holder| {
+            let _ = standing_by.send(holder.to_string());
+        }),
+    );
+    let release = async {
+        let holder = stood_by.recv().await.expect("b stands by");
+        assert!(holder.starts_with("a (epoch 1"), "{holder}");
+        held.hand_over().await;
+        Instant::now()
+    };
+    let (b, released) = tokio::join!(waiting, release);
+    let b = b.expect("b took the lease only at its next ask").unwrap().expect("granted");
+    eprintln!("released to granted: {:?}", released.elapsed());
+    assert_eq!(b.lease.epoch, 2);
+    b.hand_over().await;
 }
