@@ -146,6 +146,9 @@ impl App {
         let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_count() as i64);
+        if let Some(held) = &lease {
+            metrics.lease_epoch.set(held.lease.epoch);
+        }
         let phones = Arc::new(ResponderHub::new(tokens));
         for id in &responder_ids {
             if let Some(phone) = anxin_runtime::phone_view(&engine, id, now) {

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub commit_failures: IntCounter,
     /// Commits refused because another engine took the lease (issue 25).
     pub fenced: IntCounter,
+    /// The epoch of the district's lease the engine runs under (`[cluster]`; 0 without).
+    pub lease_epoch: IntGauge,
     pub batch_size: Histogram,
     /// The engine's own work on one batch, before its commit.
     pub step_seconds: Histogram,
@@ -124,6 +126,11 @@ impl Metrics {
                 "Store commits refused as fenced: another engine holds the lease, and this one stopped",
             )
             .expect("metric"),
+            lease_epoch: IntGauge::new(
+                "anxin_lease_epoch",
+                "The epoch of the district's lease this engine runs under ([cluster]; 0 without): one more at every takeover",
+            )
+            .expect("metric"),
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("anxin_ingest_batch_messages", "Device messages handled per commit")
                     .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
@@ -173,6 +180,7 @@ impl Metrics {
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
         m.registry.register(Box::new(m.fenced.clone())).expect("register");
+        m.registry.register(Box::new(m.lease_epoch.clone())).expect("register");
         m.registry.register(Box::new(m.batch_size.clone())).expect("register");
         m.registry.register(Box::new(m.step_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.open_incidents.clone())).expect("register");

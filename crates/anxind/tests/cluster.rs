@@ -631,8 +631,16 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     assert_eq!(incidents, DEVICES as i64, "one incident per device, none doubled");
     assert!(reads > 100, "the store was read {reads} times");
     assert!(booked_twice.is_empty(), "responders held on two incidents at once: {booked_twice:?}");
+    // The lease's epoch moved on once a takeover, and the engine now running says it, for the
+    // churn alert (`AnxinLeaseChurn`).
+    let http = takeovers.last().expect("takeovers").http;
+    let epoch: i64 =
+        sqlx::query_scalar("SELECT epoch FROM leases WHERE key = 'zone:0'").fetch_one(&mut db).await.unwrap();
+    assert_eq!(epoch, takeovers.len() as i64 + 1, "one grant at the start and one a takeover");
+    let (_, metrics) = http_get(http, "/metrics").await;
+    assert_eq!(metric_sample(&metrics, "anxin_lease_epoch"), epoch as f64);
     // What the engine now running shows: every device's incident, once.
-    let mut console = TestConsole::connect(takeovers.last().expect("takeovers").http, None).await;
+    let mut console = TestConsole::connect(http, None).await;
     let snapshot = console.next().await;
     let shown: BTreeSet<&str> =
         snapshot["incidents"].as_array().unwrap().iter().filter_map(|i| i["device_id"].as_str()).collect();

@@ -137,7 +137,7 @@ async fn prometheus_scrapes_anxind_evaluates_the_alerts_and_answers_the_dashboar
     let rules: Value = serde_json::from_str(&rules).unwrap();
     let loaded: Vec<&Value> =
         rules["data"]["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap()).collect();
-    assert_eq!(loaded.len(), 9, "{rules}");
+    assert_eq!(loaded.len(), 10, "{rules}");
     for rule in &loaded {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
