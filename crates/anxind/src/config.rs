@@ -50,6 +50,10 @@ pub struct ClusterConfig {
     /// This node's name in the lease table; unset: the host's name and the process id.
     #[serde(default)]
     pub node: Option<String>,
+    /// Where other nodes and operators reach this one (`host:port`), kept in the lease while
+    /// it runs; unset: the address `http.listen` is bound to.
+    #[serde(default)]
+    pub advertise: Option<String>,
     pub lease_ttl_ms: u64,
     pub renew_ms: u64,
     pub standby_poll_ms: u64,
@@ -94,7 +98,24 @@ impl ClusterConfig {
         if self.node.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
             return Err(ConfigError::Check("cluster.node must be 1 to 200 characters when set".into()));
         }
+        if let Some(addr) = &self.advertise {
+            let port = addr.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
+            if addr.len() > 200
+                || addr.contains(char::is_whitespace)
+                || port.and_then(|p| p.parse::<u16>().ok()).is_none()
+            {
+                return Err(ConfigError::Check(format!(
+                    "cluster.advertise must be HOST:PORT where other nodes reach this one, not {addr:?}"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Where this node says it is reached: `advertise`, else `bound`, the address its HTTP
+    /// server is bound to.
+    pub fn advertised(&self, bound: std::net::SocketAddr) -> String {
+        self.advertise.clone().unwrap_or_else(|| bound.to_string())
     }
 
     /// This node's name: `node`, else the host's name and the process id.
@@ -1729,6 +1750,11 @@ mod tests {
                 "cluster.standby_poll_ms must lie in 10..=lease_ttl_ms (5000), not 5",
             ),
             (serde_json::json!({"enabled": true, "node": " "}), "cluster.node must be 1 to 200 characters"),
+            (
+                serde_json::json!({"enabled": true, "advertise": "10.0.0.11"}),
+                "cluster.advertise must be HOST:PORT where other nodes reach this one, not \"10.0.0.11\"",
+            ),
+            (serde_json::json!({"enabled": true, "advertise": ":8080"}), "cluster.advertise must be HOST:PORT"),
         ] {
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

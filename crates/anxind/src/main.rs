@@ -232,7 +232,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         let waited = anxind::cluster::wait_for_lease(
             &config.cluster,
             config.store.url.expose(),
-            &config.http.listen.to_string(),
+            &config.cluster.advertised(http),
             &shutdown,
             |holder| println!("anxind standby node={node} holder={holder} http={http}"),
         )
@@ -244,6 +244,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             // A client that keeps its connection open does not keep the port.
             standby_abort.abort();
         }
+        // The engine serves on the port the standby answered on, which the lease names
+        // (`http.listen` with port 0 would otherwise pick another).
+        config.http.listen = http;
         match waited? {
             Some(held) => Some(held),
             None => return Ok(()), // stopped while standing by
