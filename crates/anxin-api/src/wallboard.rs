@@ -7,6 +7,11 @@
 //! events and also with time alone (an alarm's minute running out makes it missed), so a
 //! task wakes at the tally's next change as well as after events, and works the figures out
 //! at most once per [`MIN_INTERVAL`], however many batches a surge commits.
+//!
+//! The day's stored events are read after the engine is running ([`Wallboard::loading`],
+//! then [`Wallboard::load_day`]), not before it: a takeover must not wait for a read that
+//! grows with the day. Events committed meanwhile wait and are taken in after the stored
+//! ones, and no figures are sent until then.
 
 use crate::http::WallClock;
 use anxin_core::{DayFigures, DayTally, IncidentEvent};
@@ -27,6 +32,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// The day's tally and its latest frame.
 pub struct Wallboard {
+    /// While the day's stored events are being read: the events committed since the engine
+    /// started, to be taken in after them. Taken before `tally` when both are held.
+    waiting: Mutex<Option<Vec<IncidentEvent>>>,
     /// Held only to take in a batch's events or to work the figures out, never across an await.
     tally: Mutex<DayTally>,
     devices_offline: AtomicU32,
@@ -46,8 +54,19 @@ impl Wallboard {
     /// A wallboard over `tally` (rebuilt from the day's stored events), with the devices
     /// offline now.
     pub fn new(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
+        Self::with(tally, devices_offline, clock, None)
+    }
+
+    /// A wallboard whose day is still to be read: `tally` holds none of it yet, events
+    /// observed wait, and no figures are sent until [`Wallboard::load_day`].
+    pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
+        Self::with(tally, devices_offline, clock, Some(Vec::new()))
+    }
+
+    fn with(tally: DayTally, devices_offline: usize, clock: WallClock, waiting: Option<Vec<IncidentEvent>>) -> Self {
         let (latest, _) = watch::channel((None, Utf8Bytes::from_static("")));
         let board = Self {
+            waiting: Mutex::new(waiting),
             tally: Mutex::new(tally),
             devices_offline: AtomicU32::new(devices_offline as u32),
             latest,
@@ -58,11 +77,40 @@ impl Wallboard {
         board
     }
 
+    /// Takes in the day's stored events, read once the engine was running: those up to
+    /// `through_seq` (the last the engine resumed from), then the events observed meanwhile.
+    /// Does nothing if the day was already taken in.
+    pub fn load_day(&self, day: &[IncidentEvent], through_seq: u64) {
+        let mut waiting = self.waiting.lock().expect("wallboard lock");
+        let Some(meanwhile) = waiting.take() else { return };
+        let mut tally = self.tally.lock().expect("wallboard lock");
+        for e in day.iter().filter(|e| e.seq <= through_seq) {
+            tally.observe(e);
+        }
+        for e in meanwhile.iter().filter(|e| e.seq > through_seq) {
+            tally.observe(e);
+        }
+        drop(tally);
+        drop(waiting);
+        self.wake.notify_one();
+    }
+
+    /// True until the day's stored events are taken in.
+    pub fn is_loading(&self) -> bool {
+        self.waiting.lock().expect("wallboard lock").is_some()
+    }
+
     /// Takes in a batch's events, once they are stored, in the engine's order.
     pub fn observe(&self, events: &[IncidentEvent]) {
         if events.is_empty() {
             return;
         }
+        let mut waiting = self.waiting.lock().expect("wallboard lock");
+        if let Some(waiting) = waiting.as_mut() {
+            waiting.extend_from_slice(events);
+            return;
+        }
+        drop(waiting);
         let mut tally = self.tally.lock().expect("wallboard lock");
         for e in events {
             tally.observe(e);
@@ -83,6 +131,10 @@ impl Wallboard {
     /// Returns when they next change with no event.
     pub fn refresh(&self) -> anxin_core::Timestamp {
         let now = (self.clock)();
+        if self.is_loading() {
+            // Nothing to show until the day is read; `load_day` wakes the task.
+            return now.plus_millis(MAX_SLEEP.as_millis() as i64);
+        }
         let mut tally = self.tally.lock().expect("wallboard lock");
         tally.roll(now);
         let figures = tally.figures(now, self.devices_offline.load(Ordering::Relaxed));
@@ -129,5 +181,94 @@ impl Wallboard {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anxin_core::testkit::{d1, one_of_each};
+    use anxin_core::*;
+    use std::sync::Arc;
+
+    /// Presses by the one elder of `one_of_each`, one every `gap_ms`, each claimed and
+    /// released by a dispatcher (a claim adds to the dispatcher's count, so an event taken in
+    /// twice shows): the engine's events, in order.
+    fn events(presses: u32, from: Timestamp, gap_ms: i64) -> (Vec<IncidentEvent>, Timestamp) {
+        let mut registry = one_of_each();
+        registry.staff.push(Staff {
+            id: "dispatcher".into(),
+            name: "值班调度员".into(),
+            role: StaffRole::Dispatcher,
+            password_hash: String::new(),
+        });
+        let mut engine = Engine::new(Policy::default(), registry, Resume::default());
+        let (mut log, mut now) = (Vec::new(), from);
+        for n in 0..presses {
+            let mut out = Outbox::default();
+            engine.tick(now, &mut out);
+            let event = DeviceEvent {
+                msg_id: MessageId::parse(format!("m{n}")).unwrap(),
+                event: EventType::Sos,
+                device_ts: now,
+                fix: FixReport::Absent,
+                health: Default::default(),
+            };
+            let id = match engine.handle_device_event(&d1(), event, now, &mut out).unwrap() {
+                Outcome::Opened(id) | Outcome::Joined(id) => id,
+                other => panic!("the press opened nothing: {other:?}"),
+            };
+            for action in [DispatcherAction::Claim, DispatcherAction::Release] {
+                engine.dispatcher_acts("dispatcher", id, action, now, &mut out).unwrap();
+            }
+            log.extend(out.events);
+            now = now.plus_millis(gap_ms);
+        }
+        (log, now)
+    }
+
+    /// A wallboard whose day is read after the engine started shows what one that read it
+    /// before would: the stored events up to the resume, then those committed meanwhile, each
+    /// once, and nothing until then.
+    #[test]
+    fn a_day_read_after_the_engine_started_counts_each_event_once() {
+        let start = Timestamp(1_763_000_000_000);
+        let (log, now) = events(12, start, 7 * 60_000);
+        let clock: WallClock = Arc::new(move || now);
+        let day = || DayTally::new(StandardLimits::default(), 480, start);
+        let mut whole = day();
+        for e in &log {
+            whole.observe(e);
+        }
+        let expected = whole.figures(now, 0);
+        assert_eq!(expected.dispatchers.len(), 1, "{expected:?}");
+
+        // The engine resumed from the first two thirds; the rest were committed, and observed,
+        // while the day was read, and the read saw some of them too.
+        let resumed = log[log.len() * 2 / 3].seq;
+        let board = Wallboard::loading(day(), 0, clock.clone());
+        let meanwhile: Vec<_> = log.iter().filter(|e| e.seq > resumed).cloned().collect();
+        board.observe(&meanwhile[..meanwhile.len() / 2]);
+        assert!(board.is_loading());
+        assert_eq!(board.refresh(), now.plus_millis(MAX_SLEEP.as_millis() as i64));
+        assert_eq!(board.figures(), None, "nothing shown before the day is read");
+        let read: Vec<_> = log.iter().filter(|e| e.seq <= resumed + 4).cloned().collect();
+        board.load_day(&read, resumed);
+        board.observe(&meanwhile[meanwhile.len() / 2..]);
+        // Read again (a retry): nothing changes.
+        board.load_day(&read, resumed);
+        board.refresh();
+        assert!(!board.is_loading());
+        assert_eq!(board.figures(), Some(expected.clone()));
+
+        // The same as one that read the day before the engine started.
+        let mut before = day();
+        for e in log.iter().filter(|e| e.seq <= resumed) {
+            before.observe(e);
+        }
+        let board = Wallboard::new(before, 0, clock);
+        board.observe(&meanwhile);
+        board.refresh();
+        assert_eq!(board.figures(), Some(expected));
     }
 }

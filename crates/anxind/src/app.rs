@@ -36,6 +36,9 @@ pub struct App {
     family_hub: Arc<anxin_api::FamilyHub>,
     /// The supervisors' day so far, rebuilt from the day's stored events.
     wallboard: Arc<anxin_api::Wallboard>,
+    /// Where the wallboard's day starts, and the last event the engine resumed from: the
+    /// day's stored events up to it are read once the engine runs.
+    wallboard_day: (anxin_core::Timestamp, u64),
     metrics: Metrics,
     clock: Clock,
     /// The embedded broker, if used: where the engine connects and with which login. It
@@ -106,17 +109,14 @@ impl App {
         // writes it meanwhile (no engine runs yet, and under `[cluster]` this one holds the
         // lease). A takeover waits for these reads.
         let reading = std::time::Instant::now();
-        let mut tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
-        let ((resume, resume_ms), (registry, ledger_ms), (history, _), (day, day_ms)) = tokio::join!(
+        let ((resume, resume_ms), (registry, ledger_ms), (history, _)) = tokio::join!(
             timed(store.resume(now.plus_millis(-policy.dedup_window_ms))),
             timed(store.load_registry()),
             timed(store.history_id()),
-            timed(store.events_since(tally.day_start())),
         );
         let resume = resume.context("cannot read open incidents")?;
         let registry = registry.context("cannot load the registry")?;
         let history = history.context("cannot read the store's history id")?;
-        let day = day.context("cannot read the day's events")?;
         let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
             elders = registry.elders.len(),
@@ -124,11 +124,9 @@ impl App {
             responders = registry.responders.len(),
             stations = registry.stations.len(),
             open_incidents = resume.open.len(),
-            events_today = day.len(),
             read_ms,
             resume_ms,
             ledger_ms,
-            day_ms,
             "resuming"
         );
         // What the shell keeps of the ledger is taken first, and the ledger itself goes to
@@ -158,12 +156,12 @@ impl App {
         hub.set_stations(engine.stations_view());
         hub.publish_responders(engine.roster_view());
         let family_hub = Arc::new(anxin_api::FamilyHub::new(engine.policy().clone(), modes, engine.snapshot()));
-        // The wallboard's day is a function of the day's events: read back, it is what it was
-        // before a restart.
-        for e in &day {
-            tally.observe(e);
-        }
-        let wallboard = Arc::new(anxin_api::Wallboard::new(tally, engine.offline_count(), {
+        // The wallboard's day is a function of the day's events: read back once the engine
+        // runs (`App::run`), it is what it was before a restart.
+        let tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
+        let day_start = tally.day_start();
+        let resumed_seq = engine.last_seq();
+        let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), {
             let clock = clock.clone();
             Arc::new(move || clock.now())
         }));
@@ -215,6 +213,7 @@ impl App {
             families,
             family_hub,
             wallboard,
+            wallboard_day: (day_start, resumed_seq),
             metrics,
             broker,
             lease,
@@ -282,9 +281,11 @@ impl App {
         // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
         crate::memory::release_free_memory();
         let wallboard = self.wallboard.clone();
+        let (day_start, resumed_seq) = self.wallboard_day;
         let App {
             config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, lease, ..
         } = self;
+        let day_store = store.clone();
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
@@ -402,7 +403,31 @@ impl App {
             utc_offset_min: config.dispatch.utc_offset_min,
         }));
         let wallboard_stop = CancellationToken::new();
-        let wallboard_task = tokio::spawn(wallboard.clone().run(wallboard_stop.clone()));
+        let wallboard_task = tokio::spawn({
+            let (store, wallboard, stop) = (day_store, wallboard.clone(), wallboard_stop.clone());
+            async move {
+                // The day's events, read now that the engine runs (a takeover does not wait
+                // for a read that grows with the day); until then the wallboard shows nothing.
+                loop {
+                    let (day, day_ms) = timed(store.events_since(day_start)).await;
+                    match day {
+                        Ok(day) => {
+                            wallboard.load_day(&day, resumed_seq);
+                            tracing::info!(events_today = day.len(), day_ms, "the wallboard's day is read");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the day's events for the wallboard; trying again")
+                        }
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                wallboard.run(stop).await
+            }
+        });
         // The SIP server's news of calls, only when it has a token to send.
         let mut routes = anxin_api::router(api.clone()).merge(callbacks);
         if let Some(token) = &config.telephony.token {
