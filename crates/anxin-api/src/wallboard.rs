@@ -187,7 +187,7 @@ impl Wallboard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anxin_core::testkit::{d1, one_of_each};
+    use anxin_core::testkit::{d1, with_dispatcher};
     use anxin_core::*;
     use std::sync::Arc;
 
@@ -195,14 +195,7 @@ mod tests {
     /// released by a dispatcher (a claim adds to the dispatcher's count, so an event taken in
     /// twice shows): the engine's events, in order.
     fn events(presses: u32, from: Timestamp, gap_ms: i64) -> (Vec<IncidentEvent>, Timestamp) {
-        let mut registry = one_of_each();
-        registry.staff.push(Staff {
-            id: "dispatcher".into(),
-            name: "值班调度员".into(),
-            role: StaffRole::Dispatcher,
-            password_hash: String::new(),
-        });
-        let mut engine = Engine::new(Policy::default(), registry, Resume::default());
+        let mut engine = Engine::new(Policy::default(), with_dispatcher(), Resume::default());
         let (mut log, mut now) = (Vec::new(), from);
         for n in 0..presses {
             let mut out = Outbox::default();

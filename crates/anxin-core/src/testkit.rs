@@ -5,7 +5,7 @@
 use crate::engine::{Engine, Policy, Resume};
 use crate::geo::Coordinates;
 use crate::ids::{DeviceId, ElderId, ResponderId, StationId};
-use crate::registry::{Device, Elder, Registry, Responder, Station, TravelMode};
+use crate::registry::{Device, Elder, Registry, Responder, Staff, StaffRole, Station, TravelMode};
 
 /// The one responder's id, `r-1`.
 pub fn r1() -> ResponderId {
@@ -19,6 +19,19 @@ pub fn d1() -> DeviceId {
 
 fn at(lat: f64, lon: f64) -> Coordinates {
     Coordinates::new(lat, lon).unwrap()
+}
+
+/// `one_of_each` with a dispatcher on shift, `dispatcher` (值班调度员), who may claim, note and
+/// close incidents.
+pub fn with_dispatcher() -> Registry {
+    let mut registry = one_of_each();
+    registry.staff.push(Staff {
+        id: "dispatcher".into(),
+        name: "值班调度员".into(),
+        role: StaffRole::Dispatcher,
+        password_hash: String::new(),
+    });
+    registry
 }
 
 /// The district: elder `e-1` (张阿姨) at home, device `d-1`, station `s-1` 1 km away, and

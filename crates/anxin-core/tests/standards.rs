@@ -1,7 +1,7 @@
 //! The wallboard's day so far: each standard met, missed and exactly at its limit, driven
 //! through the real engine (its events feed the tally, as the runtime's commits do).
 
-use anxin_core::testkit::{d1, one_of_each, r1};
+use anxin_core::testkit::{d1, r1, with_dispatcher};
 use anxin_core::*;
 
 /// 09:00 at the centre (UTC+8) on 2025-11-13.
@@ -25,13 +25,7 @@ struct Centre {
 
 impl Centre {
     fn new() -> Self {
-        let mut registry = one_of_each();
-        registry.staff.push(Staff {
-            id: "dispatcher".into(),
-            name: "值班调度员".into(),
-            role: StaffRole::Dispatcher,
-            password_hash: String::new(),
-        });
+        let registry = with_dispatcher();
         // Offers last 90 s here, so that an accept at 60 s is one the engine takes.
         let policy = Policy { utc_offset_min: UTC8, offer_timeout_ms: 90_000, ..Policy::default() };
         let now = nine_am();
