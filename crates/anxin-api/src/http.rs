@@ -155,11 +155,7 @@ impl ApiState {
         for result in ["ok", "refused", "malformed", "limited"] {
             sign_ins.with_label_values(&[result]);
         }
-        let ready = prometheus::IntGaugeVec::new(
-            Opts::new("anxin_ready", "1 while the check passes, 0 while it fails: the checks /readyz answers with"),
-            &["check"],
-        )
-        .expect("valid metric");
+        let ready = ready_gauge();
         let _ = metrics.register(Box::new(ready.clone()));
         let _ = metrics.register(Box::new(sign_ins.clone()));
         // A second registration (a second app in one test process) is harmless.
@@ -267,6 +263,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// `anxin_ready{check}`: what `/readyz` answers, for alerts (a running engine's and a
+/// standby's).
+fn ready_gauge() -> prometheus::IntGaugeVec {
+    prometheus::IntGaugeVec::new(
+        Opts::new("anxin_ready", "1 while the check passes, 0 while it fails: the checks /readyz answers with"),
+        &["check"],
+    )
+    .expect("valid metric")
+}
+
 /// What an engine standing by serves while another holds the district's lease (`[cluster]`):
 /// `/healthz`, `/readyz` answering 503 with its one check, `lease`, false, so that a proxy or
 /// an orchestrator sends people to the engine that runs, and `/metrics` saying the same
@@ -274,11 +280,7 @@ pub fn router(state: ApiState) -> Router {
 pub fn standby_router() -> Router {
     let metrics = {
         let registry = prometheus::Registry::new();
-        let ready = prometheus::IntGaugeVec::new(
-            Opts::new("anxin_ready", "1 while the check passes, 0 while it fails: the checks /readyz answers with"),
-            &["check"],
-        )
-        .expect("metric");
+        let ready = ready_gauge();
         ready.with_label_values(&["lease"]).set(0);
         registry.register(Box::new(ready)).expect("register");
         let mut buf = Vec::new();

@@ -35,6 +35,9 @@ pub struct Wallboard {
     /// While the day's stored events are being read: the events committed since the engine
     /// started, to be taken in after them. Taken before `tally` when both are held.
     waiting: Mutex<Option<Vec<IncidentEvent>>>,
+    /// The last event the engine resumed from: the day's stored events up to it are what
+    /// [`Wallboard::load_day`] takes in (0 for a wallboard built with its day).
+    through_seq: u64,
     /// Held only to take in a batch's events or to work the figures out, never across an await.
     tally: Mutex<DayTally>,
     devices_offline: AtomicU32,
@@ -54,19 +57,27 @@ impl Wallboard {
     /// A wallboard over `tally` (rebuilt from the day's stored events), with the devices
     /// offline now.
     pub fn new(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
-        Self::with(tally, devices_offline, clock, None)
+        Self::with(tally, devices_offline, clock, None, 0)
     }
 
-    /// A wallboard whose day is still to be read: `tally` holds none of it yet, events
-    /// observed wait, and no figures are sent until [`Wallboard::load_day`].
-    pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
-        Self::with(tally, devices_offline, clock, Some(Vec::new()))
+    /// A wallboard whose day is still to be read, for an engine that resumed from the event
+    /// `through_seq`: `tally` holds none of the day yet, events observed wait, and no figures
+    /// are sent until [`Wallboard::load_day`].
+    pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock, through_seq: u64) -> Self {
+        Self::with(tally, devices_offline, clock, Some(Vec::new()), through_seq)
     }
 
-    fn with(tally: DayTally, devices_offline: usize, clock: WallClock, waiting: Option<Vec<IncidentEvent>>) -> Self {
+    fn with(
+        tally: DayTally,
+        devices_offline: usize,
+        clock: WallClock,
+        waiting: Option<Vec<IncidentEvent>>,
+        through_seq: u64,
+    ) -> Self {
         let (latest, _) = watch::channel((None, Utf8Bytes::from_static("")));
         let board = Self {
             waiting: Mutex::new(waiting),
+            through_seq,
             tally: Mutex::new(tally),
             devices_offline: AtomicU32::new(devices_offline as u32),
             latest,
@@ -77,10 +88,17 @@ impl Wallboard {
         board
     }
 
-    /// Takes in the day's stored events, read once the engine was running: those up to
-    /// `through_seq` (the last the engine resumed from), then the events observed meanwhile.
-    /// Does nothing if the day was already taken in.
-    pub fn load_day(&self, day: &[IncidentEvent], through_seq: u64) {
+    /// Where the day being tallied began (the stored events to read for
+    /// [`Wallboard::load_day`] are those since).
+    pub fn day_start(&self) -> anxin_core::Timestamp {
+        self.tally.lock().expect("wallboard lock").day_start()
+    }
+
+    /// Takes in the day's stored events, read once the engine was running: those up to the
+    /// one the engine resumed from, then the events observed meanwhile. Does nothing if the
+    /// day was already taken in.
+    pub fn load_day(&self, day: &[IncidentEvent]) {
+        let through_seq = self.through_seq;
         let mut waiting = self.waiting.lock().expect("wallboard lock");
         let Some(meanwhile) = waiting.take() else { return };
         let mut tally = self.tally.lock().expect("wallboard lock");
@@ -239,17 +257,18 @@ mod tests {
         // The engine resumed from the first two thirds; the rest were committed, and observed,
         // while the day was read, and the read saw some of them too.
         let resumed = log[log.len() * 2 / 3].seq;
-        let board = Wallboard::loading(day(), 0, clock.clone());
+        let board = Wallboard::loading(day(), 0, clock.clone(), resumed);
         let meanwhile: Vec<_> = log.iter().filter(|e| e.seq > resumed).cloned().collect();
         board.observe(&meanwhile[..meanwhile.len() / 2]);
         assert!(board.is_loading());
         assert_eq!(board.refresh(), now.plus_millis(MAX_SLEEP.as_millis() as i64));
         assert_eq!(board.figures(), None, "nothing shown before the day is read");
         let read: Vec<_> = log.iter().filter(|e| e.seq <= resumed + 4).cloned().collect();
-        board.load_day(&read, resumed);
+        assert_eq!(board.day_start(), day().day_start());
+        board.load_day(&read);
         board.observe(&meanwhile[meanwhile.len() / 2..]);
         // Read again (a retry): nothing changes.
-        board.load_day(&read, resumed);
+        board.load_day(&read);
         board.refresh();
         assert!(!board.is_loading());
         assert_eq!(board.figures(), Some(expected.clone()));

@@ -138,6 +138,7 @@ impl PostgresStore {
 
     /// Ends the lease now, so that another node may take the key at once. A lease already
     /// lost is left as it is.
+    ///
     /// The release is announced to [`Releases`] listeners, so that a standby takes the key at
     /// once rather than at its next ask.
     pub async fn lease_release(&self, lease: &Lease) -> Result<(), StoreError> {

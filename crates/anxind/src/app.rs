@@ -36,9 +36,6 @@ pub struct App {
     family_hub: Arc<anxin_api::FamilyHub>,
     /// The supervisors' day so far, rebuilt from the day's stored events.
     wallboard: Arc<anxin_api::Wallboard>,
-    /// Where the wallboard's day starts, and the last event the engine resumed from: the
-    /// day's stored events up to it are read once the engine runs.
-    wallboard_day: (anxin_core::Timestamp, u64),
     metrics: Metrics,
     clock: Clock,
     /// The embedded broker, if used: where the engine connects and with which login. It
@@ -159,12 +156,12 @@ impl App {
         // The wallboard's day is a function of the day's events: read back once the engine
         // runs (`App::run`), it is what it was before a restart.
         let tally = anxin_core::DayTally::new(config.wallboard.limits(), config.dispatch.utc_offset_min, now);
-        let day_start = tally.day_start();
-        let resumed_seq = engine.last_seq();
-        let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), {
+        let clock_fn: anxin_api::WallClock = {
             let clock = clock.clone();
             Arc::new(move || clock.now())
-        }));
+        };
+        let wallboard =
+            Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, engine.last_seq()));
         tracing::info!(built_ms = reading.elapsed().as_millis() as u64 - read_ms, "the engine is built");
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
@@ -213,7 +210,6 @@ impl App {
             families,
             family_hub,
             wallboard,
-            wallboard_day: (day_start, resumed_seq),
             metrics,
             broker,
             lease,
@@ -281,7 +277,6 @@ impl App {
         // The ledger is loaded and the broker agrees with it: what start-up freed goes back.
         crate::memory::release_free_memory();
         let wallboard = self.wallboard.clone();
-        let (day_start, resumed_seq) = self.wallboard_day;
         let App {
             config, http, store, engine, hub, phones, sessions, families, family_hub, metrics, clock, lease, ..
         } = self;
@@ -409,10 +404,10 @@ impl App {
                 // The day's events, read now that the engine runs (a takeover does not wait
                 // for a read that grows with the day); until then the wallboard shows nothing.
                 loop {
-                    let (day, day_ms) = timed(store.events_since(day_start)).await;
+                    let (day, day_ms) = timed(store.events_since(wallboard.day_start())).await;
                     match day {
                         Ok(day) => {
-                            wallboard.load_day(&day, resumed_seq);
+                            wallboard.load_day(&day);
                             tracing::info!(events_today = day.len(), day_ms, "the wallboard's day is read");
                             break;
                         }

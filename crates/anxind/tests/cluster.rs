@@ -240,6 +240,20 @@ impl Nodes {
         }
     }
 
+    /// Waits for another engine to take over after `how` struck `from` at `at`, notes the
+    /// takeover, and says who took over.
+    async fn taken_over(
+        &mut self,
+        how: &'static str,
+        from: &'static str,
+        at: Instant,
+        takeovers: &mut Vec<Takeover>,
+    ) -> &'static str {
+        let (to, http) = self.next_ready(Duration::from_secs(20)).await;
+        takeovers.push(Takeover { how, from, to, http, at, ready: at.elapsed(), answered: None });
+        to
+    }
+
     /// Waits for the next engine to be ready: its name, and where it serves.
     async fn next_ready(&mut self, within: Duration) -> (&'static str, SocketAddr) {
         let (name, line) = self.wait_for("ready", None, within).await;
@@ -350,12 +364,19 @@ async fn devices(
         let mut cursor = 0usize;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let per_tick = (PRESSES_PER_S / 100) as usize;
-        let drain_until = loop {
+        let mut drain_until = None;
+        loop {
             tick.tick().await;
             let now = Instant::now();
             let mut out = Vec::new();
             {
                 let mut w = sending.lock().unwrap();
+                if stop.is_cancelled() {
+                    let until = *drain_until.get_or_insert(now + Duration::from_secs(30));
+                    if w.waiting.is_empty() || now >= until {
+                        break;
+                    }
+                }
                 for (k, (msg, last)) in w.waiting.iter_mut() {
                     if now - *last >= RESEND {
                         *last = now;
@@ -383,27 +404,6 @@ async fn devices(
                     made += 1;
                 }
             }
-            for (k, msg) in out {
-                send(k, msg).await;
-            }
-            if stop.is_cancelled() {
-                break Instant::now() + Duration::from_secs(30);
-            }
-        };
-        while Instant::now() < drain_until && !sending.lock().unwrap().waiting.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = Instant::now();
-            let out: Vec<(usize, u64)> = {
-                let mut w = sending.lock().unwrap();
-                w.waiting
-                    .iter_mut()
-                    .filter(|(_, (_, last))| now - *last >= RESEND)
-                    .map(|(k, (msg, last))| {
-                        *last = now;
-                        (*k, *msg)
-                    })
-                    .collect()
-            };
             for (k, msg) in out {
                 send(k, msg).await;
             }
@@ -529,23 +529,13 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     tokio::time::sleep(Duration::from_secs(10)).await;
 
     let mut takeovers: Vec<Takeover> = Vec::new();
-    let took = |how, from, (to, http), at: Instant, ready: Instant| Takeover {
-        how,
-        from,
-        to,
-        http,
-        at,
-        ready: ready - at,
-        answered: None,
-    };
 
     // kill -9 the running engine; start it again 20 s later.
     for _ in 0..kills() {
         let at = Instant::now();
         nodes.signal(holder, "KILL");
         nodes.exited(holder, WAIT).await;
-        let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
-        takeovers.push(took("SIGKILL", holder, (next, http), at, Instant::now()));
+        let next = nodes.taken_over("SIGKILL", holder, at, &mut takeovers).await;
         tokio::time::sleep_until(at + RESTART_AFTER).await;
         nodes.start(holder).await;
         nodes.wait_for("standby", Some(holder), WAIT).await;
@@ -557,8 +547,7 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     // stops.
     let at = Instant::now();
     nodes.signal(holder, "STOP");
-    let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
-    takeovers.push(took("SIGSTOP", holder, (next, http), at, Instant::now()));
+    let next = nodes.taken_over("SIGSTOP", holder, at, &mut takeovers).await;
     tokio::time::sleep_until((at + LEASE_TTL).max(Instant::now()) + Duration::from_secs(1)).await;
     nodes.signal(holder, "CONT");
     let (status, log) = nodes.exited(holder, Duration::from_secs(20)).await;
@@ -581,8 +570,7 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     // another takes over.
     let at = Instant::now();
     nodes.node(holder).proxy.set_cut(true);
-    let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
-    takeovers.push(took("cut from PostgreSQL", holder, (next, http), at, Instant::now()));
+    let next = nodes.taken_over("cut from PostgreSQL", holder, at, &mut takeovers).await;
     let (status, log) = nodes.exited(holder, CUT + Duration::from_secs(10)).await;
     assert!(!status.success(), "{holder}, cut off, exits with an error");
     let cut_found_out = ["lease could not be renewed in time", "lease has gone to another engine", "commit was fenced"]
@@ -605,8 +593,7 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
         }
         let at = Instant::now();
         nodes.signal(holder, "TERM");
-        let (next, http) = nodes.next_ready(Duration::from_secs(20)).await;
-        takeovers.push(took("SIGTERM", holder, (next, http), at, Instant::now()));
+        let next = nodes.taken_over("SIGTERM", holder, at, &mut takeovers).await;
         let (status, log) = nodes.exited(holder, WAIT).await;
         assert!(status.success(), "{holder} stops cleanly on SIGTERM; its log:\n{log}");
         termed.insert(holder);
