@@ -129,6 +129,16 @@ describe('the ledger page on a live anxind', () => {
       await status(page).filter({ hasNotText: '共 43 条' }).filter({ hasText: '共' }).waitFor(SHOWS_UP);
       const ids = await page.locator('#ledger-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
       assert.ok(ids.length > 0 && ids.every((id) => id.startsWith('xs-r02')), ids.join(' '));
+      // Stations say their zone (the demo district is one zone, 0).
+      await page.locator('[data-tab="stations"]').click();
+      await page.waitForURL(/#stations$/);
+      await status(page).filter({ hasText: '共 8 条' }).waitFor(SHOWS_UP);
+      const heads = await page.locator('#ledger-table thead th').allTextContents();
+      const zone = heads.indexOf('分区');
+      assert.ok(zone >= 0, heads.join(' | '));
+      const zones = await page.locator(`#ledger-rows tr td:nth-child(${zone + 1})`).allTextContents();
+      assert.deepEqual([...new Set(zones)], ['0']);
+      await shot(page, 'ledger-stations-zh.png');
     }));
 
   it('creates an elder and a device, whose password is shown once', { timeout: 60_000 }, () =>

@@ -25,6 +25,7 @@ pub mod standards;
 pub mod telephony;
 #[doc(hidden)]
 pub mod testkit;
+pub mod zone;
 
 pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
 pub use carer::{CarerPolicy, CarerView, Visit, VisitAction, VisitError, VisitView};
@@ -48,3 +49,4 @@ pub use service::{
 };
 pub use standards::{DayFigures, DayTally, DispatcherFigures, Rating, Standard, StandardFigures, StandardLimits};
 pub use telephony::{CallEvent, CallOutcome};
+pub use zone::{Zone, ZoneError};

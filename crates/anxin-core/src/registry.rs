@@ -220,6 +220,10 @@ pub struct Station {
     /// they can reach within it (the seeds' 15-minute circle). `None`: the policy's default.
     #[serde(default)]
     pub service_circle_min: Option<u32>,
+    /// The zone the station, its responders and the elders enrolled with it are run in
+    /// ([`crate::zone`]); 0 unless the ledger says.
+    #[serde(default, deserialize_with = "crate::zone::or_first")]
+    pub zone: crate::zone::Zone,
 }
 
 /// How a responder gets about, which sets their speed.
@@ -307,6 +311,36 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The zones the ledger's stations are in, each once, in order (zone 0 always: elders
+    /// enrolled with no station are in it).
+    pub fn zones(&self) -> Vec<crate::zone::Zone> {
+        let mut zones: Vec<_> = self.stations.iter().map(|s| s.zone).chain([crate::zone::Zone::FIRST]).collect();
+        zones.sort_unstable();
+        zones.dedup();
+        zones
+    }
+
+    /// The part of the ledger `zone`'s engine runs: the zone's stations and their
+    /// responders, the elders enrolled with them (for zone 0 also those enrolled with none)
+    /// and their devices; and all of the staff and the providers, who work in every zone.
+    pub fn zone_part(self, zone: crate::zone::Zone) -> Registry {
+        use std::collections::HashSet;
+        let stations: Vec<Station> = self.stations.into_iter().filter(|s| s.zone == zone).collect();
+        let ids: HashSet<&str> = stations.iter().map(|s| s.id.as_str()).collect();
+        let responders = self.responders.into_iter().filter(|r| ids.contains(r.station_id.as_str())).collect();
+        let elders: Vec<Elder> = self
+            .elders
+            .into_iter()
+            .filter(|e| match &e.profile.station_id {
+                Some(s) => ids.contains(s.as_str()),
+                None => zone == crate::zone::Zone::FIRST,
+            })
+            .collect();
+        let elder_ids: HashSet<&str> = elders.iter().map(|e| e.id.as_str()).collect();
+        let devices = self.devices.into_iter().filter(|d| elder_ids.contains(d.elder_id.as_str())).collect();
+        Registry { elders, devices, stations, responders, staff: self.staff, providers: self.providers }
+    }
+
     /// Checks that no id repeats and every reference points at something in this registry.
     pub fn check(&self) -> Result<(), RegistryError> {
         self.check_against(&Registry::default())

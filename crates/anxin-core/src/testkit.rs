@@ -56,6 +56,7 @@ pub fn one_of_each() -> Registry {
             position: at(25.0, 102.69),
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         }],
         responders: vec![Responder {
             id: r1(),

@@ -60,6 +60,7 @@ fn district(circles: &[Option<u32>], people: &[Person], home: (f64, f64)) -> Reg
         stations: (0..circles.len())
             .map(|i| Station {
                 service_circle_min: circles[i],
+                zone: Default::default(),
                 position: c((25.0 + 0.01 * i as f64, 102.68)),
                 name: format!("s{i}"),
                 id: StationId::parse(format!("s{i}")).unwrap(),

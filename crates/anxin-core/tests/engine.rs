@@ -31,6 +31,7 @@ fn registry() -> Registry {
             position: c(25.0, 102.69),
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         }],
         responders: vec![
             Responder {
@@ -862,6 +863,7 @@ fn matching_by_the_elders_own_station_ignores_nearer_responders_of_other_station
         position: c(25.05, 102.68),
         phone: None,
         service_circle_min: None,
+        zone: Default::default(),
     });
     let mut far = responder_at("own-far", 25.04, 102.68, TravelMode::Car, &["first_aid"]);
     far.station_id = StationId::parse("s-1").unwrap();

@@ -89,6 +89,7 @@ fn world(rng: &mut SmallRng) -> Registry {
             // Most stations have a duty line an unanswered call can go to.
             phone: (s % 4 != 3).then(|| format!("0871-6800{s:04}")),
             service_circle_min: None,
+            zone: Default::default(),
         });
     }
     for i in 0..DEVICES {

@@ -897,6 +897,7 @@ impl<'l> Checker<'l> {
         let position = self.position(cells, current.map(|s| s.position));
         let phone = cells.text(Field::Phone).map(|p| (!p.is_empty()).then(|| p.to_string()));
         let circle = cells.number::<u32>(Field::ServiceCircleMin, Some((1, 24 * 60)));
+        let zone = cells.number::<u32>(Field::Zone, Some((0, anxin_core::Zone::LIMIT - 1)));
         let (id, position) = (id?, position?);
         if !cells.problems.is_empty() {
             return None;
@@ -907,6 +908,7 @@ impl<'l> Checker<'l> {
             position,
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         });
         station.position = position;
         if let Some(name) = name {
@@ -917,6 +919,10 @@ impl<'l> Checker<'l> {
         }
         if let Some(circle) = circle {
             station.service_circle_min = circle;
+        }
+        // In range (checked above); an empty cell keeps the ledger's zone (0 for a new one).
+        if let Some(Some(zone)) = zone.map(|z| z.and_then(|z| anxin_core::Zone::try_from(z).ok())) {
+            station.zone = zone;
         }
         let status = status(current, &station);
         Some((Entity::Station(station), status))

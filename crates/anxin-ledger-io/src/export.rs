@@ -71,6 +71,7 @@ pub fn export(ledger: &Registry, kind: Kind, format: Format, encoding: Encoding)
                 Cell::Number(s.position.lon()),
                 Cell::opt(s.phone.as_deref()),
                 s.service_circle_min.map_or(Cell::text(""), |m| Cell::Number(f64::from(m))),
+                Cell::Number(f64::from(s.zone.number())),
             ]
         })),
         Kind::Responders => Box::new(ledger.responders.iter().map(|r| {
@@ -132,7 +133,9 @@ fn elder_cell(e: &Elder, field: Field) -> Cell {
         Contact1Relation | Contact2Relation | Contact3Relation => contact(contact_index(field), ContactPart::Relation),
         Contact1Phone | Contact2Phone | Contact3Phone => contact(contact_index(field), ContactPart::Phone),
         Contact1Channel | Contact2Channel | Contact3Channel => contact(contact_index(field), ContactPart::Channel),
-        ElderId | Model | Sim | Lat | Lon | ServiceCircleMin | Mode | Skills | OnDuty | ProviderId => Cell::text(""),
+        ElderId | Model | Sim | Lat | Lon | ServiceCircleMin | Zone | Mode | Skills | OnDuty | ProviderId => {
+            Cell::text("")
+        }
     }
 }
 

@@ -71,7 +71,7 @@ impl Kind {
                 Contact3Channel,
             ],
             Kind::Devices => &[Id, ElderId, Model, Sim],
-            Kind::Stations => &[Id, Name, Lat, Lon, Phone, ServiceCircleMin],
+            Kind::Stations => &[Id, Name, Lat, Lon, Phone, ServiceCircleMin, Zone],
             Kind::Responders => &[Id, Name, StationId, Phone, Lat, Lon, Mode, Skills, OnDuty, ProviderId],
         }
     }
@@ -151,6 +151,9 @@ pub enum Field {
     Lat,
     Lon,
     ServiceCircleMin,
+    /// The zone a station (its responders and the elders enrolled with it) is run in, 0 to
+    /// 8191 (`anxin_core::zone`).
+    Zone,
     Mode,
     Skills,
     OnDuty,
@@ -211,6 +214,7 @@ impl Field {
             Lat => "lat",
             Lon => "lon",
             ServiceCircleMin => "service_circle_min",
+            Zone => "zone",
             Mode => "mode",
             Skills => "skills",
             OnDuty => "on_duty",

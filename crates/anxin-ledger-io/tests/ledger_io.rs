@@ -24,6 +24,7 @@ fn station(id: &str, lat: f64, lon: f64) -> Station {
         position: Coordinates::new(lat, lon).unwrap(),
         phone: Some("0871-6500000".into()),
         service_circle_min: Some(15),
+        zone: Default::default(),
     }
 }
 
@@ -352,10 +353,19 @@ fn devices_stations_and_responders_have_their_own_problems() {
     assert_eq!(report.new, 1);
 
     let stations =
-        "id,name,lat,lon,phone,service_circle_min\nguandu-3,官渡,25.02,102.75,,\nx,无坐标,,,,\ny,圈,25,102.7,,0\n";
+        "id,name,lat,lon,phone,service_circle_min,zone\nguandu-3,官渡,25.02,102.75,,,\nx,无坐标,,,,,\ny,圈,25,102.7,,0,\n\
+         z,区,25,102.7,,,8192\nw,西区,25,102.7,,,7\n";
     let table = read_table(stations.as_bytes(), Format::Csv, Encoding::Auto, None).unwrap();
     let report = run(&table, &Mapping::default_for(Kind::Stations), &ledger);
-    assert_eq!(codes(&report), [(3, code::MISSING_POSITION), (4, code::BAD_NUMBER)]);
+    assert_eq!(codes(&report), [(3, code::MISSING_POSITION), (4, code::BAD_NUMBER), (5, code::BAD_NUMBER)]);
+    let mut zoned = ledger.clone();
+    report.apply_to(&mut zoned);
+    let zone_of = |id: &str| zoned.stations.iter().find(|s| s.id.as_str() == id).map(|s| s.zone.number());
+    assert_eq!(
+        (zone_of("w"), zone_of("guandu-3")),
+        (Some(7), Some(0)),
+        "a zone read, an empty cell keeps the ledger's"
+    );
 
     let responders =
         "id,name,station_id,phone,lat,lon,mode,skills,on_duty,provider_id\nr2,钱,guandu-3,,25,102.7,骑马,,,\n";

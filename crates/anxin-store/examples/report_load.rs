@@ -559,6 +559,7 @@ fn province(stations: usize, elders: usize) -> Registry {
             position: Coordinates::new(24.0 + (s % 30) as f64 * 0.05, 102.0 + (s / 30) as f64 * 0.05).unwrap(),
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         });
     }
     for i in 0..elders {

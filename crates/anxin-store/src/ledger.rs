@@ -81,7 +81,7 @@ pub(crate) fn columns(kind: LedgerKind) -> &'static str {
     match kind {
         LedgerKind::Elder => "id, name, address, home_lat, home_lon, phone, notes, profile, retired_at",
         LedgerKind::Device => "id, elder_id, model, sim, retired_at",
-        LedgerKind::Station => "id, name, lat, lon, phone, service_circle_min, retired_at",
+        LedgerKind::Station => "id, name, lat, lon, phone, service_circle_min, zone, retired_at",
         LedgerKind::Responder => {
             "id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, provider_id, retired_at"
         }
@@ -181,6 +181,8 @@ macro_rules! ledger_rows {
                     position: coords(row.try_get("lat")?, row.try_get("lon")?)?,
                     phone: row.try_get("phone")?,
                     service_circle_min: row.try_get::<Option<i32>, _>("service_circle_min")?.map(|m| m.max(0) as u32),
+                    zone: anxin_core::Zone::new(row.try_get::<i32, _>("zone")?.into())
+                        .map_err(|e| corrupt("station zone", e))?,
                 }),
                 anxin_core::LedgerKind::Responder => anxin_core::Entry::Responder(anxin_core::Responder {
                     id: anxin_core::ResponderId::parse(row.try_get::<String, _>("id")?)
@@ -292,10 +294,10 @@ pub(crate) fn upsert_sql(kind: LedgerKind) -> (&'static str, &'static str) {
              ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE devices.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Station => (
-            "INSERT INTO stations (id, name, lat, lon, phone, service_circle_min, ledger_seq, retired_at) ",
+            "INSERT INTO stations (id, name, lat, lon, phone, service_circle_min, zone, ledger_seq, retired_at) ",
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, \
-             phone = excluded.phone, service_circle_min = excluded.service_circle_min, ledger_seq = excluded.ledger_seq, \
-             retired_at = NULL WHERE stations.ledger_seq < excluded.ledger_seq",
+             phone = excluded.phone, service_circle_min = excluded.service_circle_min, zone = excluded.zone, \
+             ledger_seq = excluded.ledger_seq, retired_at = NULL WHERE stations.ledger_seq < excluded.ledger_seq",
         ),
         LedgerKind::Responder => (
             "INSERT INTO responders (id, name, station_id, phone, token_sha256, mode, skills, lat, lon, position_at, on_duty, provider_id, ledger_seq, retired_at) ",
@@ -365,7 +367,8 @@ macro_rules! write_ledger {
                                     .push_bind(s.position.lat())
                                     .push_bind(s.position.lon())
                                     .push_bind(s.phone.as_deref())
-                                    .push_bind(s.service_circle_min.map(|m| m.min(i32::MAX as u32) as i32));
+                                    .push_bind(s.service_circle_min.map(|m| m.min(i32::MAX as u32) as i32))
+                                    .push_bind(i32::from(s.zone.number()));
                             }
                             Put::Responder(x) => {
                                 b.push_bind(x.id.as_str())

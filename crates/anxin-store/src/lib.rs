@@ -99,9 +99,10 @@ pub trait Store:
     /// Adds to or updates the ledger.
     async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError>;
 
-    /// What the engine needs to start: open incidents, recent message ids, counters, and
-    /// devices' health as last snapshotted.
-    async fn resume(&self, messages_since: Timestamp) -> Result<Resume, StoreError>;
+    /// What `zone`'s engine needs to start: the zone's open incidents, its devices' recent
+    /// message ids, the highest numbers within the zone's range, and its devices' health and
+    /// elders' activity and programme as last snapshotted (`anxin_core::zone`).
+    async fn resume(&self, zone: anxin_core::Zone, messages_since: Timestamp) -> Result<Resume, StoreError>;
 
     /// Writes a snapshot of devices' health and watched elders' activity taken at `at` (each
     /// row replaces the device's or the elder's last), in transactions of its own, apart

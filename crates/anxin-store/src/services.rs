@@ -119,29 +119,40 @@ macro_rules! order_rows {
             Ok(())
         }
 
-        /// The orders still open and those wanted since `since`, the highest order id and
-        /// the highest order event's sequence number.
+        /// `zone`'s orders still open and those wanted since `since`, its highest order id
+        /// and its highest order event's sequence number.
         pub(crate) async fn resume_orders(
             &self,
+            zone: anxin_core::Zone,
             since: anxin_core::Timestamp,
         ) -> Result<(Vec<anxin_core::ServiceOrder>, u64, u64), crate::StoreError> {
             use sqlx::Row;
+            let (lo, hi) = (zone.base() as i64, zone.end() as i64);
             let rows = sqlx::query(&format!(
-                "SELECT body FROM service_orders WHERE state NOT IN {} OR window_from >= $1 ORDER BY id",
+                "SELECT body FROM service_orders WHERE (state NOT IN {} OR window_from >= $1) AND id > $2 AND id < $3 \
+                 ORDER BY id",
                 crate::services::TERMINAL
             ))
             .bind(since.millis())
+            .bind(lo)
+            .bind(hi)
             .fetch_all(&self.pool)
             .await?;
             let orders = rows
                 .iter()
                 .map(|r| crate::services::order_of(&r.try_get::<String, _>("body")?))
                 .collect::<Result<Vec<_>, _>>()?;
-            let last_id: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM service_orders").fetch_one(&self.pool).await?;
-            let last_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM service_order_events")
+            let last_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM service_orders WHERE id > $1 AND id < $2")
+                .bind(lo)
+                .bind(hi)
                 .fetch_one(&self.pool)
                 .await?;
+            let last_seq: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM service_order_events WHERE seq > $1 AND seq < $2")
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_one(&self.pool)
+                    .await?;
             Ok((orders, last_id as u64, last_seq as u64))
         }
     };

@@ -7,7 +7,7 @@ use crate::{Batch, Store, StoreError};
 use anxin_core::{
     Actor, Change, DeviceId, ElderId, EventType, Incident, IncidentEvent, IncidentId, MessageId, MessageRecord,
     NoticePriority, Notification, OutboxCounts, OutboxEntry, OutboxTry, Registry, Responder, ResponderId, Resume,
-    Timestamp,
+    Timestamp, Zone,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
@@ -16,6 +16,16 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
+
+/// The elders of zone `$1`: those enrolled with one of its stations, and for zone 0 those
+/// enrolled with none (`anxin_core::zone`). Retired ones too: what is stored of them is the
+/// zone's.
+const ZONE_ELDERS: &str = "SELECT e.id FROM elders e LEFT JOIN stations s ON s.id = e.station_id \
+     WHERE COALESCE(s.zone, 0) = $1";
+
+/// The devices of zone `$1`: its elders' (see [`ZONE_ELDERS`]).
+const ZONE_DEVICES: &str = "SELECT d.id FROM devices d JOIN elders e ON e.id = d.elder_id \
+     LEFT JOIN stations s ON s.id = e.station_id WHERE COALESCE(s.zone, 0) = $1";
 
 /// Rows per multi-row statement: well under both databases' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
@@ -609,16 +619,17 @@ macro_rules! sql_store {
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.stations.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<$db>::new("INSERT INTO stations (id, name, lat, lon, phone, service_circle_min) ");
+                    let mut q = QueryBuilder::<$db>::new("INSERT INTO stations (id, name, lat, lon, phone, service_circle_min, zone) ");
                     q.push_values(chunk, |mut b, s| {
                         b.push_bind(s.id.as_str())
                             .push_bind(s.name.as_str())
                             .push_bind(s.position.lat())
                             .push_bind(s.position.lon())
                             .push_bind(s.phone.as_deref())
-                            .push_bind(s.service_circle_min.map(|m| m.min(i32::MAX as u32) as i32));
+                            .push_bind(s.service_circle_min.map(|m| m.min(i32::MAX as u32) as i32))
+                            .push_bind(i32::from(s.zone.number()));
                     });
-                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, phone = excluded.phone, service_circle_min = excluded.service_circle_min");
+                    q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, lat = excluded.lat, lon = excluded.lon, phone = excluded.phone, service_circle_min = excluded.service_circle_min, zone = excluded.zone");
                     q.build().execute(&mut *tx).await?;
                 }
                 for chunk in registry.devices.chunks(CHUNK) {
@@ -682,18 +693,25 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn resume(&self, messages_since: Timestamp) -> Result<Resume, StoreError> {
+            async fn resume(&self, zone: Zone, messages_since: Timestamp) -> Result<Resume, StoreError> {
                 let mut resume = Resume::default();
-                for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 ORDER BY id")
+                // The zone's numbers lie strictly between these (anxin_core::zone).
+                let (lo, hi) = (zone.base() as i64, zone.end() as i64);
+                let z = i32::from(zone.number());
+                for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
                     .bind(true)
+                    .bind(lo)
+                    .bind(hi)
                     .fetch_all(&self.pool)
                     .await?
                 {
                     resume.open.push(json(&row.try_get::<String, _>("body")?)?);
                 }
-                for row in sqlx::query(
-                    "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $1 ORDER BY received_at",
-                )
+                for row in sqlx::query(&format!(
+                    "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $2 \
+                     AND device_id IN ({ZONE_DEVICES}) ORDER BY received_at",
+                ))
+                .bind(z)
                 .bind(messages_since.millis())
                 .fetch_all(&self.pool)
                 .await?
@@ -704,23 +722,27 @@ macro_rules! sql_store {
                         id(MessageId::parse(row.try_get::<String, _>("msg_id")?), "message id")?,
                     ));
                 }
-                let last_id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM incidents").fetch_one(&self.pool).await?;
-                let last_seq: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM incident_events").fetch_one(&self.pool).await?;
-                resume.last_incident_id = last_id as u64;
-                resume.last_seq = last_seq as u64;
-                let last_ledger_seq: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events").fetch_one(&self.pool).await?;
-                resume.last_ledger_seq = last_ledger_seq as u64;
-                (resume.visits, resume.last_visit_id) = self.open_visits().await?;
+                // Each the highest within the zone's range: an index range, not a scan.
+                let highest = |sql: &'static str| {
+                    sqlx::query_scalar::<_, i64>(sql).bind(lo).bind(hi).fetch_one(&self.pool)
+                };
+                resume.last_incident_id =
+                    highest("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE id > $1 AND id < $2").await? as u64;
+                resume.last_seq =
+                    highest("SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE seq > $1 AND seq < $2").await? as u64;
+                resume.last_ledger_seq =
+                    highest("SELECT COALESCE(MAX(seq), 0) FROM ledger_events WHERE seq > $1 AND seq < $2").await? as u64;
+                (resume.visits, resume.last_visit_id) = self.open_visits(zone).await?;
                 // This month's and last month's orders still count against capacity and
                 // allowances: read back from 62 days ago (a month before the earliest start
                 // of last month), whatever the centre's time zone.
                 let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
-                (resume.orders, resume.last_order_id, resume.last_order_seq) = self.resume_orders(since).await?;
-                for row in sqlx::query(
-                    "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health",
-                )
+                (resume.orders, resume.last_order_id, resume.last_order_seq) = self.resume_orders(zone, since).await?;
+                for row in sqlx::query(&format!(
+                    "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health \
+                     WHERE device_id IN ({ZONE_DEVICES})",
+                ))
+                .bind(z)
                 .fetch_all(&self.pool)
                 .await?
                 {
@@ -735,9 +757,11 @@ macro_rules! sql_store {
                         offline: row.try_get("offline")?,
                     });
                 }
-                for row in sqlx::query(
-                    "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity",
-                )
+                for row in sqlx::query(&format!(
+                    "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity \
+                     WHERE elder_id IN ({ZONE_ELDERS})",
+                ))
+                .bind(z)
                 .fetch_all(&self.pool)
                 .await?
                 {
@@ -752,9 +776,11 @@ macro_rules! sql_store {
                         days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
                     });
                 }
-                for row in sqlx::query(
-                    "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme",
-                )
+                for row in sqlx::query(&format!(
+                    "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme \
+                     WHERE elder_id IN ({ZONE_ELDERS})",
+                ))
+                .bind(z)
                 .fetch_all(&self.pool)
                 .await?
                 {

@@ -114,15 +114,28 @@ macro_rules! visit_rows {
         }
 
         /// The visits not checked out, and the highest visit id stored.
-        pub(crate) async fn open_visits(&self) -> Result<(Vec<anxin_core::Visit>, u64), crate::StoreError> {
+        /// `zone`'s visits not yet checked out, and its highest visit id.
+        pub(crate) async fn open_visits(
+            &self,
+            zone: anxin_core::Zone,
+        ) -> Result<(Vec<anxin_core::Visit>, u64), crate::StoreError> {
             use crate::visits::{visit_of, VISIT_COLUMNS};
-            let rows = sqlx::query(&format!("SELECT {VISIT_COLUMNS} FROM carer_visits WHERE is_open = $1 ORDER BY id"))
-                .bind(true)
-                .fetch_all(&self.pool)
-                .await?;
+            let (lo, hi) = (zone.base() as i64, zone.end() as i64);
+            let rows = sqlx::query(&format!(
+                "SELECT {VISIT_COLUMNS} FROM carer_visits WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id"
+            ))
+            .bind(true)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&self.pool)
+            .await?;
             let visits = rows.iter().map(visit_of).collect::<Result<Vec<_>, _>>()?;
             let last: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM carer_visits").fetch_one(&self.pool).await?;
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM carer_visits WHERE id > $1 AND id < $2")
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_one(&self.pool)
+                    .await?;
             Ok((visits, last as u64))
         }
     };

@@ -14,6 +14,7 @@ fn registry() -> Registry {
         position: Coordinates::new(25.005, 102.69).unwrap(),
         phone: Some("0871-0000001".into()),
         service_circle_min: None,
+        zone: Default::default(),
     };
     Registry {
         elders: vec![Elder {
@@ -104,8 +105,11 @@ async fn registry_round_trips(store: Arc<dyn Store>) {
 
 async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     store.save_registry(&registry()).await.unwrap();
-    let mut engine =
-        Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
+    let mut engine = Engine::new(
+        Policy::default(),
+        store.load_registry().await.unwrap(),
+        store.resume(anxin_core::Zone::FIRST, T0).await.unwrap(),
+    );
     let device = DeviceId::parse("d-1").unwrap();
     let mut out = Outbox::default();
     let opened = engine.handle_device_event(&device, press("m-1"), T0, &mut out).unwrap();
@@ -128,7 +132,7 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     assert_eq!(store.incident_count().await.unwrap(), 1);
 
     // A new engine on the same store picks up the open incident and remembers the ids.
-    let resume = store.resume(T0.plus_millis(-1)).await.unwrap();
+    let resume = store.resume(anxin_core::Zone::FIRST, T0.plus_millis(-1)).await.unwrap();
     assert_eq!(resume.open, vec![stored]);
     assert_eq!(resume.last_incident_id, id.0);
     assert_eq!(resume.last_seq, out.events.last().unwrap().seq);
@@ -147,8 +151,11 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
 /// order, and none before it.
 async fn the_days_events_read_back_from_a_moment(store: Arc<dyn Store>) {
     store.save_registry(&registry()).await.unwrap();
-    let mut engine =
-        Engine::new(Policy::default(), store.load_registry().await.unwrap(), store.resume(T0).await.unwrap());
+    let mut engine = Engine::new(
+        Policy::default(),
+        store.load_registry().await.unwrap(),
+        store.resume(anxin_core::Zone::FIRST, T0).await.unwrap(),
+    );
     let device = DeviceId::parse("d-1").unwrap();
     let mut out = Outbox::default();
     let Ok(Outcome::Opened(id)) = engine.handle_device_event(&device, press("m-1"), T0, &mut out) else {
@@ -294,7 +301,7 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     let check_in = VisitAction::CheckIn { elder_id: r.elders[0].id.clone(), at: home };
     engine.carer_acts(&c, check_in, T0, &mut first).unwrap();
     commit(&*store, &first).await;
-    let resume = store.resume(T0).await.unwrap();
+    let resume = store.resume(anxin_core::Zone::FIRST, T0).await.unwrap();
     assert_eq!(resume.visits, first.visits);
     assert_eq!(resume.last_visit_id, 1);
     // Overdue: the lone-worker incident and the visit's row go in one commit.
@@ -307,7 +314,7 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     assert_eq!((stored.kind, stored.carer.clone()), (IncidentKind::LoneWorker, Some(c.clone())));
     assert_eq!(stored.device_id.as_str(), "carer:c-1");
     commit(&*store, &first).await; // a late retry of the first batch changes nothing
-    let resumed = store.resume(T0).await.unwrap();
+    let resumed = store.resume(anxin_core::Zone::FIRST, T0).await.unwrap();
     assert_eq!(resumed.visits[0].alert, Some(alert));
     assert!(resumed.visits[0].overdue);
     // Resumed, the engine knows the visit and its alert.
@@ -316,7 +323,7 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     let mut third = Outbox::default();
     engine.carer_acts(&c, VisitAction::CheckOut { at: home }, late.plus_millis(60_000), &mut third).unwrap();
     commit(&*store, &third).await;
-    assert!(store.resume(T0).await.unwrap().visits.is_empty(), "checked out: not resumed");
+    assert!(store.resume(anxin_core::Zone::FIRST, T0).await.unwrap().visits.is_empty(), "checked out: not resumed");
     let log = store.carer_visits(Some(&c), T0, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].checked_out_at, Some(late.plus_millis(60_000)));
@@ -377,6 +384,71 @@ async fn a_devices_sim_number_is_stored_and_read_back(store: Arc<dyn Store>) {
     assert_eq!(loaded.devices[0].sim.as_deref(), Some("13800000011"), "the other device keeps its number");
 }
 
+/// [`registry`] with a second station in zone 3, and an elder, a device and a responder there.
+fn two_zones() -> Registry {
+    let mut r = registry();
+    let mut station = r.stations[0].clone();
+    station.id = StationId::parse("st-3").unwrap();
+    station.zone = Zone::new(3).unwrap();
+    let mut elder = r.elders[0].clone();
+    elder.id = ElderId::parse("e-3").unwrap();
+    elder.profile.station_id = Some(station.id.clone());
+    let mut responder = r.responders[0].clone();
+    responder.id = ResponderId::parse("r-3").unwrap();
+    responder.station_id = station.id.clone();
+    r.devices.push(Device { id: DeviceId::parse("d-3").unwrap(), elder_id: elder.id.clone(), model: None, sim: None });
+    r.elders.push(elder);
+    r.responders.push(responder);
+    r.stations.push(station);
+    r
+}
+
+async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Store>) {
+    store.save_registry(&two_zones()).await.unwrap();
+    let loaded = store.load_registry().await.unwrap();
+    assert_eq!(loaded.zones(), [Zone::FIRST, Zone::new(3).unwrap()], "the stations' zones read back");
+    let engine = |zone: Zone, resume: Resume| {
+        Engine::new(Policy { zone, ..Policy::default() }, loaded.clone().zone_part(zone), resume)
+    };
+    let (z0, z3) = (Zone::FIRST, Zone::new(3).unwrap());
+    let mut zero = engine(z0, store.resume(z0, T0).await.unwrap());
+    let mut three = engine(z3, store.resume(z3, T0).await.unwrap());
+    let (d1, d3) = (DeviceId::parse("d-1").unwrap(), DeviceId::parse("d-3").unwrap());
+    let (mut out0, mut out3) = (Outbox::default(), Outbox::default());
+    let Outcome::Opened(i0) = zero.handle_device_event(&d1, press("m-1"), T0, &mut out0).unwrap() else { panic!() };
+    let Outcome::Opened(i3) = three.handle_device_event(&d3, press("m-1"), T0, &mut out3).unwrap() else { panic!() };
+    // The two engines commit side by side; nothing either writes is the other's number.
+    commit(&*store, &out3).await;
+    commit(&*store, &out0).await;
+    assert_eq!((i0.0, i3.0), (1, z3.base() + 1));
+    assert_eq!(store.incident_count().await.unwrap(), 2);
+
+    let r0 = store.resume(z0, T0.plus_millis(-1)).await.unwrap();
+    let r3 = store.resume(z3, T0.plus_millis(-1)).await.unwrap();
+    assert_eq!(r0.open.iter().map(|i| i.id).collect::<Vec<_>>(), [i0]);
+    assert_eq!(r3.open.iter().map(|i| i.id).collect::<Vec<_>>(), [i3]);
+    assert_eq!((r0.last_incident_id, r3.last_incident_id), (i0.0, i3.0), "each zone's highest, within its range");
+    assert_eq!(r0.last_seq, out0.events.last().unwrap().seq);
+    assert_eq!(r3.last_seq, out3.events.last().unwrap().seq);
+    assert_eq!(r0.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-1"]);
+    assert_eq!(r3.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-3"]);
+    assert!(store.resume(Zone::new(5).unwrap(), T0).await.unwrap().open.is_empty(), "a zone with nothing stored");
+
+    // Zone 3's engine, resumed, goes on with its own numbers and its own ledger log.
+    let mut three = engine(z3, r3);
+    let mut out = Outbox::default();
+    let mut station = loaded.stations[1].clone();
+    station.name = "西山三站".into();
+    let amended =
+        three.amend(Amend::new(Amendment::Update(Entry::Station(station))), "staff:wang", T0, &mut out).unwrap();
+    three.handle_device_event(&d3, press_at("m-2", 1_000), T0.plus_millis(1_000), &mut out).unwrap();
+    commit(&*store, &out).await;
+    let again = store.resume(z3, T0).await.unwrap();
+    assert_eq!(again.last_ledger_seq, amended.seq.unwrap());
+    assert!(z3.holds(again.last_ledger_seq));
+    assert_eq!(store.resume(z0, T0).await.unwrap().last_ledger_seq, 0, "zone 0 has logged no change");
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -415,6 +487,7 @@ both!(
     family_tokens_and_push_subscriptions,
     carer_visits_are_logged_and_resumed,
     a_devices_sim_number_is_stored_and_read_back,
+    zones_engines_share_a_store_and_each_resumes_its_own,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

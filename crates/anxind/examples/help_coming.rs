@@ -67,6 +67,7 @@ fn registry() -> Registry {
         position: home,
         phone: None,
         service_circle_min: None,
+        zone: Default::default(),
     });
     r
 }

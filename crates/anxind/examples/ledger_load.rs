@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
                 position: Coordinates::new(25.0 + i as f64 * 0.01, 102.7).unwrap(),
                 phone: None,
                 service_circle_min: None,
+                zone: Default::default(),
             })
             .collect();
         let mut r = Registry { stations, ..Registry::default() };

@@ -259,6 +259,7 @@ fn district(devices: usize, idle_devices: usize, responders: usize, rng: &mut Sm
             position: point(),
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         });
     }
     for i in 0..devices {

@@ -70,6 +70,7 @@ impl App {
             None => anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?,
         };
         if let Some(registry) = registry {
+            runs_every_zone(&registry)?;
             let stored = store.load_registry().await.context("cannot load the registry")?;
             registry.check_against(&stored).context("the registry is inconsistent")?;
             store.save_registry(&registry).await.context("cannot save the registry")?;
@@ -107,12 +108,13 @@ impl App {
         // lease). A takeover waits for these reads.
         let reading = std::time::Instant::now();
         let ((resume, resume_ms), (registry, ledger_ms), (history, _)) = tokio::join!(
-            timed(store.resume(now.plus_millis(-policy.dedup_window_ms))),
+            timed(store.resume(policy.zone, now.plus_millis(-policy.dedup_window_ms))),
             timed(store.load_registry()),
             timed(store.history_id()),
         );
         let resume = resume.context("cannot read open incidents")?;
         let registry = registry.context("cannot load the registry")?;
+        runs_every_zone(&registry)?;
         let history = history.context("cannot read the store's history id")?;
         let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
@@ -551,6 +553,20 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// An anxind runs one engine, zone 0's (`anxin_core::zone`): a ledger that puts stations in
+/// other zones is refused at start, so that their elders' presses are never taken for an
+/// unknown device's. Running several zones is issue 25's next step.
+fn runs_every_zone(registry: &Registry) -> anyhow::Result<()> {
+    let others: Vec<String> =
+        registry.zones().into_iter().filter(|z| *z != anxin_core::Zone::FIRST).map(|z| z.to_string()).collect();
+    anyhow::ensure!(
+        others.is_empty(),
+        "the ledger puts stations in zone(s) {}: this anxind runs zone 0 only (running several zones is not built yet)",
+        others.join(", ")
+    );
+    Ok(())
 }
 
 /// `future`'s output, and how many milliseconds it took.

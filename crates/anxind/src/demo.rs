@@ -111,6 +111,7 @@ pub fn district(seed: u64) -> Registry {
             position: Coordinates::new(*lat, *lon).expect("valid"),
             phone: Some(format!("0871-6800{:04}", s + 1)),
             service_circle_min: None,
+            zone: Default::default(),
         });
         for k in 0..RESPONDERS_PER_STREET {
             let id = ResponderId::parse(format!("xs-r{:02}{}", s + 1, k + 1)).expect("valid id");

@@ -689,10 +689,43 @@ async fn on_mosquitto_a_device_added_through_the_api_signs_in_at_once_and_retire
     app.stop().await;
 }
 
+/// Zones (issue 25): this anxind runs zone 0's engine, so the ledger takes no station in
+/// another zone, whether through the API or in a file it is started with, and says why.
+async fn a_station_in_another_zone_is_refused_until_zones_run(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let admin = sign_in(app.http, "kang").await;
+    let station = json!({"id": "st-z3", "name": "三区站", "position": {"lat": 25.01, "lon": 102.69}, "phone": null,
+        "service_circle_min": null, "zone": 3});
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], station.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    let mut unzoned = station.clone();
+    unzoned.as_object_mut().unwrap().remove("zone");
+    assert_eq!(
+        (body["fields"][0]["field"].as_str(), body["fields"][0]["code"].as_str()),
+        (Some("zone"), Some("other_zone"))
+    );
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], unzoned).await;
+    assert_eq!(status, 201, "without a zone a station is zone 0's: {body}");
+    let (_, _, got) = call(&app, &admin, "GET", "/api/v1/admin/stations/st-z3", &[], Value::Null).await;
+    assert_eq!(got["entry"]["zone"], 0);
+    app.stop().await;
+
+    let mut zoned = registry();
+    zoned.stations[0].zone = anxin_core::Zone::new(3).unwrap();
+    let mut config = anxind::config::Config::defaults();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.mqtt.broker = backend.broker.clone();
+    config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
+    config.store.url = anxind::config::Secret::new(&backend.store_url);
+    let refused = anxind::app::App::build(config, Some(zoned)).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("zone(s) 3: this anxind runs zone 0 only"), "{refused:#}");
+}
+
 on_both_stores!("ledger";
     enrolled_elder_and_device_press_at_once,
     concurrent_edits_are_caught,
     a_responder_on_a_job_is_not_retired,
     each_role_reaches_only_its_own,
     a_district_enrols_from_a_spreadsheet,
+    a_station_in_another_zone_is_refused_until_zones_run,
 );

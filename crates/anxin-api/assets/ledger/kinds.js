@@ -71,6 +71,7 @@ export const KINDS = {
       ['col_station_name', (s) => s.name],
       ['col_phone', (s) => s.phone || ''],
       ['col_circle', (s) => (s.service_circle_min ? t('circle_min', { min: s.service_circle_min }) : '')],
+      ['col_zone', (s) => String(s.zone ?? 0)],
       ['col_position', (s) => where(s.position)],
     ],
     title: (s) => s.name,
@@ -80,8 +81,9 @@ export const KINDS = {
       { path: 'position', type: 'coords', label: 'f_position' },
       { path: 'phone', type: 'optional', label: 'f_phone' },
       { path: 'service_circle_min', type: 'int', label: 'f_circle' },
+      { path: 'zone', type: 'int', label: 'f_zone' },
     ],
-    blank: () => ({ id: '', name: '', position: { lat: 0, lon: 0 }, phone: null, service_circle_min: null }),
+    blank: () => ({ id: '', name: '', position: { lat: 0, lon: 0 }, phone: null, service_circle_min: null, zone: 0 }),
   },
   responders: {
     kind: 'responder',

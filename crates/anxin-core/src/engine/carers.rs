@@ -62,7 +62,9 @@ impl Engine {
 
     /// Takes back the open visits and the carers' open incidents, at start.
     pub(super) fn restore_carers(&mut self, visits: Vec<Visit>, last_visit_id: u64) {
-        self.carers.last_visit_id = last_visit_id.max(visits.iter().map(|v| v.id).max().unwrap_or(0));
+        let zone = self.policy.zone;
+        let kept = visits.iter().map(|v| v.id).filter(|id| zone.holds(*id)).max().unwrap_or(0);
+        self.carers.last_visit_id = zone.counter(last_visit_id.max(kept));
         for mut v in visits.into_iter().filter(Visit::is_open) {
             if v.alert.is_some_and(|id| !self.open.contains_key(&id)) {
                 v.alert = None; // ended while the visit went on: the timer runs again

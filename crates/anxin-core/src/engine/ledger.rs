@@ -132,11 +132,23 @@ impl Engine {
                 out.push(FieldError::new(field, "unknown_station", format!("station {id} is not in the ledger")));
             }
         };
+        let zone = self.policy.zone;
         match entry {
-            Entry::Elder(e) => {
-                if let Some(s) = &e.profile.station_id {
-                    station(&mut out, "profile.station_id", s);
+            Entry::Elder(e) => match &e.profile.station_id {
+                Some(s) => station(&mut out, "profile.station_id", s),
+                // An elder enrolled with no station is zone 0's.
+                None if zone != crate::zone::Zone::FIRST => {
+                    let why = format!("an elder enrolled with no station is in zone 0; this engine runs zone {zone}");
+                    out.push(FieldError::new("profile.station_id", "other_zone", why));
                 }
+                None => {}
+            },
+            Entry::Station(s) if s.zone != zone => {
+                let why = format!(
+                    "zone {} is not run by this engine (it runs zone {zone}); a station does not move between zones",
+                    s.zone
+                );
+                out.push(FieldError::new("zone", "other_zone", why));
             }
             Entry::Device(d) => {
                 if !self.elders.contains_key(&d.elder_id) {

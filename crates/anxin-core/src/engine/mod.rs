@@ -277,6 +277,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
+        let zone = policy.zone;
         let offered = resume.open.iter().flat_map(|i| i.ladder.offers.iter().map(|o| (o.responder_id.clone(), i.id)));
         let on_job = resume
             .open
@@ -322,9 +323,10 @@ impl Engine {
             presence: presence::Presence::default(),
             seen: SeenMessages::default(),
             seen_order: VecDeque::new(),
-            last_incident_id: resume.last_incident_id,
-            last_seq: resume.last_seq,
-            last_ledger_seq: resume.last_ledger_seq,
+            // Each counter goes on from the zone's highest stored number (its base if none).
+            last_incident_id: zone.counter(resume.last_incident_id),
+            last_seq: zone.counter(resume.last_seq),
+            last_ledger_seq: zone.counter(resume.last_ledger_seq),
             health_due: Default::default(),
             health_floor: Timestamp(0),
             health_dirty: Vec::new(),

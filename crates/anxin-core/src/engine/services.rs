@@ -69,8 +69,10 @@ impl Engine {
         for (p, r) in workers {
             self.services.workers.entry(p).or_default().push(r);
         }
-        self.services.last_order_id = last_order_id.max(orders.iter().map(|o| o.id.0).max().unwrap_or(0));
-        self.services.last_order_seq = last_order_seq;
+        let zone = self.policy.zone;
+        let kept = orders.iter().map(|o| o.id.0).filter(|id| zone.holds(*id)).max().unwrap_or(0);
+        self.services.last_order_id = zone.counter(last_order_id.max(kept));
+        self.services.last_order_seq = zone.counter(last_order_seq);
         for o in orders {
             // Past acceptance as far as the kept orders tell it: each provider that took one
             // was offered it (the refusals before it are in the log, not counted here).

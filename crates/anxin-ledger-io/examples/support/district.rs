@@ -61,6 +61,7 @@ pub fn district(elders: usize, devices: usize) -> Registry {
             position: Coordinates::new(24.95 + draw.unit() * 0.2, 102.62 + draw.unit() * 0.22).unwrap(),
             phone: Some(format!("0871-65{:06}", i)),
             service_circle_min: Some(15),
+            zone: Default::default(),
         })
         .collect();
     let elders = (0..elders)

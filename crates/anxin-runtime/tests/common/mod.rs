@@ -226,6 +226,7 @@ pub fn district(rng: &mut SmallRng) -> Registry {
             position: coords(rng),
             phone: None,
             service_circle_min: None,
+            zone: Default::default(),
         });
     }
     for i in 0..DEVICES {

@@ -117,6 +117,7 @@ pub fn registry() -> Registry {
         position: Coordinates::new(lat, lon).unwrap(),
         phone: Some("0871-68000001".into()),
         service_circle_min: None,
+        zone: Default::default(),
     };
     let elder = |n: u32, lat, lon| Elder {
         id: ElderId::parse(format!("e-{n}")).unwrap(),
