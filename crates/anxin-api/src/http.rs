@@ -4,7 +4,7 @@
 
 use crate::auth::{session_token, Sessions, SignInLimiter, User, SESSION_COOKIE};
 use crate::commands::{Answer, Caller, ClientFrame, Command, CommandSender, FrameError, Refused, Reply, Request};
-use crate::hub::{Frame, Hub};
+use crate::hub::{Cursor, Frame, Hub};
 use crate::responders::ResponderHub;
 use anxin_core::{ElderId, Incident, IncidentEvent, IncidentId, ResponderId, Timestamp};
 use anxin_proto::rest::{ErrorBody, Readiness, Session, SignIn};
@@ -327,8 +327,9 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct SocketParams {
-    /// The last sequence number the console applied, when it reconnects.
-    since: Option<u64>,
+    /// Where the console stands when it reconnects: the last sequence number it applied of
+    /// each zone, separated by commas ([`crate::hub::Cursor`]).
+    since: Option<String>,
     /// The history that sequence number belongs to (from the last snapshot).
     history: Option<String>,
     /// A responder's sign-in token: the socket is then that responder's phone.
@@ -346,6 +347,16 @@ async fn socket(
 ) -> Response {
     let ws = ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME);
     let SocketParams { since, history, token, family } = params;
+    // A `since` that does not read is counted and taken as none: the console is sent a
+    // snapshot, which puts it right.
+    let since = since.and_then(|text| match crate::hub::Cursor::parse(&text) {
+        Ok(cursor) => Some(cursor),
+        Err(e) => {
+            state.frames_rejected.with_label_values(&["bad_since"]).inc();
+            tracing::info!(error = %e, "a console's since does not read; sending it a snapshot");
+            None
+        }
+    });
     if family.is_some() {
         let from = crate::family::peer_ip(&extensions);
         let checked = match crate::family::family_cookie(&headers) {
@@ -519,7 +530,7 @@ async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Re
 /// Who is on the other end of a socket.
 enum Peer {
     /// A signed-in console, with the last sequence number it applied and its history.
-    Console { user: User, since: Option<u64>, history: Option<String> },
+    Console { user: User, since: Option<Cursor>, history: Option<String> },
     /// A responder's phone.
     Phone(ResponderId),
     /// An elder's contact on the family page.
@@ -550,7 +561,7 @@ enum Feed {
 
 impl Feed {
     /// Waits for the feed's next frames and adds them to `pending`; `false` when it ended.
-    async fn recv(&mut self, state: &ApiState, last_sent: u64, pending: &mut Vec<Frame>) -> bool {
+    async fn recv(&mut self, state: &ApiState, last_sent: &Cursor, pending: &mut Vec<Frame>) -> bool {
         match self {
             Feed::Console { live, staff, ended, signed_out, wall } => tokio::select! {
                 changed = wall_changed(wall) => match changed {
@@ -688,7 +699,7 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                 server_time: (state.clock)(),
                 console: state.console.clone(),
             });
-            let sub = state.hub.subscribe(since, history.as_deref(), (state.clock)());
+            let sub = state.hub.subscribe(since.as_ref(), history.as_deref(), (state.clock)());
             let mut pending = vec![Frame::unsequenced(welcome.to_json().into())];
             pending.extend(sub.initial);
             // Supervisors alone are sent the day's figures: each dispatcher's day is theirs to see.
@@ -703,19 +714,19 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                 signed_out: false,
                 wall,
             };
-            (caller, feed, pending, since.unwrap_or(0))
+            (caller, feed, pending, since.unwrap_or_default())
         }
         Peer::Phone(responder) => {
             let (initial, live) = state.responders.subscribe(&responder, (state.clock)());
             let pending = initial.into_iter().map(Frame::unsequenced).collect();
-            (Caller::Responder(responder.clone()), Feed::Phone(responder, live), pending, 0)
+            (Caller::Responder(responder.clone()), Feed::Phone(responder, live), pending, Cursor::default())
         }
         Peer::Family(who) => {
             let (_, mut live) = broadcast::channel(1);
             let welcome = family_welcome(&state, &who, &mut live);
             let caller = Caller::Family { elder: who.elder.clone(), contact: who.member.contact_id.clone() };
             let revocations = state.family.hub.revocations();
-            (caller, Feed::Family { who, live, revocations, revoked: false }, vec![welcome], 0)
+            (caller, Feed::Family { who, live, revocations, revoked: false }, vec![welcome], Cursor::default())
         }
     };
     let family = matches!(feed, Feed::Family { .. });
@@ -733,10 +744,13 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             // A snapshot resets the console; a delta it already has is skipped; the roster,
             // responders' changes, answers and phones' frames are outside the numbering.
             if !frame.unsequenced {
-                if !frame.is_snapshot && frame.seq <= last_sent {
+                if frame.is_snapshot {
+                    last_sent = (*frame.cursor).clone();
+                } else if last_sent.covers(frame.seq) {
                     continue;
+                } else {
+                    last_sent.advance(frame.seq);
                 }
-                last_sent = frame.seq;
             }
             if sink.feed(Message::Text(frame.text)).await.is_err() {
                 break 'conn;
@@ -769,8 +783,9 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                     break;
                 }
                 // A family page is not told how busy the centre is.
-                let seq = if family { 0 } else { state.hub.seq() };
-                let beat = ServerFrame::Heartbeat { seq, server_time: (state.clock)() };
+                let cursor = if family { Cursor::default() } else { state.hub.cursor() };
+                let (seq, seqs) = (cursor.highest(), cursor.seqs());
+                let beat = ServerFrame::Heartbeat { seq, seqs, server_time: (state.clock)() };
                 pending.push(Frame::unsequenced(beat.to_json().into()));
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break;
@@ -781,7 +796,7 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
                     pending.push(Frame::unsequenced(answer.into_frame().to_json().into()));
                 }
             }
-            alive = feed.recv(&state, last_sent, &mut pending) => if !alive {
+            alive = feed.recv(&state, &last_sent, &mut pending) => if !alive {
                 break;
             },
         }
@@ -1092,7 +1107,13 @@ mod tests {
     }
 
     fn frame(seq: u64) -> Frame {
-        Frame { seq, text: format!("{{\"seq\":{seq}}}").into(), is_snapshot: false, unsequenced: false }
+        Frame {
+            seq,
+            text: format!("{{\"seq\":{seq}}}").into(),
+            is_snapshot: false,
+            cursor: Default::default(),
+            unsequenced: false,
+        }
     }
 
     #[tokio::test]

@@ -1,12 +1,14 @@
 //! The console hub: the open incidents as consoles see them, numbered deltas, and replay.
 //!
-//! Every change the engine commits arrives here as an incident view carrying the sequence
-//! number of its last event. A console connects with the last sequence number it applied;
-//! if every delta after it is still in the replay buffer it gets exactly those, otherwise a
-//! fresh snapshot. Sequence numbers strictly increase but are not contiguous (one engine
-//! step may log several events and show only the last).
+//! Every change an engine commits arrives here as an incident view carrying the sequence
+//! number of its last event. Each zone's engine numbers its own events (`zone · 2⁴⁰ + n`,
+//! `anxin_core::zone`), so the feed is numbered per zone, and a number says its zone. A
+//! console connects with the last sequence number it applied of each zone (a [`Cursor`]); if
+//! every delta after those is still in the replay buffer it gets exactly those, otherwise a
+//! fresh snapshot of every zone. Within a zone sequence numbers strictly increase but are not
+//! contiguous (one engine step may log several events and show only the last).
 
-use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView, Timestamp};
+use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView, Timestamp, Zone};
 use anxin_proto::ws::{ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
@@ -22,6 +24,8 @@ pub struct Frame {
     pub text: Utf8Bytes,
     /// A snapshot replaces everything the console holds; a delta updates one incident.
     pub is_snapshot: bool,
+    /// A snapshot's place in every zone's numbering (empty for a delta: its `seq` says it).
+    pub cursor: std::sync::Arc<Cursor>,
     /// Outside the numbered incident feed (the roster, a responder's change): always sent,
     /// never replayed; a reconnecting console gets the whole roster first instead.
     pub unsequenced: bool,
@@ -30,16 +34,101 @@ pub struct Frame {
 impl Frame {
     /// A frame outside the numbered feed (a phone's, an answer): always sent, never replayed.
     pub fn unsequenced(text: Utf8Bytes) -> Self {
-        Self { seq: 0, text, is_snapshot: false, unsequenced: true }
+        Self { seq: 0, text, is_snapshot: false, cursor: Default::default(), unsequenced: true }
     }
+}
+
+/// Where a console stands in the feed: the last sequence number it applied of each zone. A
+/// sequence number says its zone, so a cursor is a list of numbers, at most one a zone; as
+/// text (a socket's `since`), the numbers separated by commas, and a single number is a
+/// one-zone district's cursor as it always was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor(BTreeMap<Zone, u64>);
+
+/// Why a `since` is not a cursor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("since must be sequence numbers separated by commas, at most one of each zone: {0}")]
+pub struct CursorError(String);
+
+impl Cursor {
+    /// The cursor at `seqs`: of two of one zone, the higher.
+    pub fn of(seqs: impl IntoIterator<Item = u64>) -> Cursor {
+        let mut c = Cursor::default();
+        for seq in seqs {
+            c.advance(seq);
+        }
+        c
+    }
+
+    pub fn parse(text: &str) -> Result<Cursor, CursorError> {
+        let mut c = Cursor::default();
+        for part in text.split(',') {
+            let seq: u64 = part.trim().parse().map_err(|_| CursorError(format!("{part:?} is not a number")))?;
+            if c.0.insert(Zone::of(seq), seq).is_some() {
+                return Err(CursorError(format!("two numbers of zone {}", Zone::of(seq))));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The last applied of `zone`; its base (nothing of it applied) if the cursor has none.
+    pub fn position(&self, zone: Zone) -> u64 {
+        self.0.get(&zone).copied().unwrap_or(zone.base())
+    }
+
+    /// Whether the delta numbered `seq` is already applied.
+    pub fn covers(&self, seq: u64) -> bool {
+        seq <= self.position(Zone::of(seq))
+    }
+
+    /// Takes `seq` as applied.
+    pub fn advance(&mut self, seq: u64) {
+        let at = self.0.entry(Zone::of(seq)).or_insert(seq);
+        *at = (*at).max(seq);
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = Zone> + '_ {
+        self.0.keys().copied()
+    }
+
+    /// The numbers, one a zone, in zone order.
+    pub fn seqs(&self) -> Vec<u64> {
+        self.0.values().copied().collect()
+    }
+
+    /// The highest number (a one-zone feed's only one; 0 when empty).
+    pub fn highest(&self) -> u64 {
+        self.0.values().copied().max().unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for seq in self.0.values() {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{seq}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One zone's numbering in the hub.
+#[derive(Debug, Clone, Copy)]
+struct ZoneFeed {
+    /// The sequence number of the zone's last delta published (or its engine's at start).
+    seq: u64,
+    /// The zone's deltas up to and including this number are no longer in `recent`.
+    evicted_upto: u64,
 }
 
 #[derive(Debug)]
 struct State {
-    /// The sequence number of the last delta published (or the engine's at start).
-    seq: u64,
-    /// Deltas up to and including this number are no longer in `recent`.
-    evicted_upto: u64,
+    /// Each zone's numbering: the zones whose engines publish here.
+    zones: BTreeMap<Zone, ZoneFeed>,
     /// Boxed: a view is large, and growing the map then moves pointers, not views (in a surge
     /// of 100,000 incidents, moving the views held the hub's lock for tens of milliseconds).
     open: HashMap<IncidentId, Box<IncidentView>>,
@@ -68,14 +157,14 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub holding the engine's open incidents as of sequence number `seq`.
+    /// A hub holding an engine's open incidents as of sequence number `seq` (the engine's
+    /// last; it says the engine's zone).
     pub fn new(history: String, seq: u64, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(replay_capacity.max(16));
         Self {
             history,
             state: Mutex::new(State {
-                seq,
-                evicted_upto: seq,
+                zones: BTreeMap::from([(Zone::of(seq), ZoneFeed { seq, evicted_upto: seq })]),
                 open: open.into_iter().map(|v| (v.id, Box::new(v))).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),
@@ -91,13 +180,17 @@ impl Hub {
     pub fn publish(&self, views: impl IntoIterator<Item = IncidentView>) {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
-            if view.seq <= state.seq {
+            let zone = Zone::of(view.seq);
+            // A zone first heard of here had nothing open before (its engine would have said).
+            let feed = state.zones.entry(zone).or_insert(ZoneFeed { seq: zone.base(), evicted_upto: zone.base() });
+            if view.seq <= feed.seq {
                 continue; // already shown (a replayed commit after a store retry)
             }
+            feed.seq = view.seq;
             let text: Utf8Bytes =
                 ServerFrame::Incident { seq: view.seq, incident: Cow::Borrowed(&view) }.to_json().into();
-            let frame = Frame { seq: view.seq, text, is_snapshot: false, unsequenced: false };
-            state.seq = view.seq;
+            let frame =
+                Frame { seq: view.seq, text, is_snapshot: false, cursor: Default::default(), unsequenced: false };
             if view.state.is_terminal() {
                 state.open.remove(&view.id);
             } else {
@@ -105,7 +198,9 @@ impl Hub {
             }
             if state.recent.len() == self.replay_capacity {
                 if let Some(old) = state.recent.pop_front() {
-                    state.evicted_upto = old.seq;
+                    if let Some(feed) = state.zones.get_mut(&Zone::of(old.seq)) {
+                        feed.evicted_upto = old.seq;
+                    }
                 }
             }
             state.recent.push_back(frame.clone());
@@ -156,14 +251,23 @@ impl Hub {
 
     /// Subscribes a console that has applied everything up to `since` (None: nothing) of the
     /// history `history` (None: the console does not know; taken to be this one).
-    pub fn subscribe(&self, since: Option<u64>, history: Option<&str>, server_time: Timestamp) -> Subscription {
+    ///
+    /// It is replayed what it missed only if, for every zone here, the deltas after its place
+    /// in that zone are all still held (a zone it has applied nothing of counts from the
+    /// zone's base), and it names no zone this hub does not carry (whose incidents it would
+    /// go on showing); otherwise it is sent a snapshot of every zone.
+    pub fn subscribe(&self, since: Option<&Cursor>, history: Option<&str>, server_time: Timestamp) -> Subscription {
         let state = self.state.lock().expect("hub lock");
         let live = self.tx.subscribe();
         let same_history = history.is_none_or(|h| h == self.history);
         let mut initial = vec![Self::roster(&state), Self::presence(&state)];
+        let replayable = |c: &Cursor| {
+            c.zones().all(|z| state.zones.contains_key(&z))
+                && state.zones.iter().all(|(z, f)| (f.evicted_upto..=f.seq).contains(&c.position(*z)))
+        };
         match since {
-            Some(s) if same_history && s >= state.evicted_upto && s <= state.seq => {
-                initial.extend(state.recent.iter().filter(|f| f.seq > s).cloned());
+            Some(c) if same_history && replayable(c) => {
+                initial.extend(state.recent.iter().filter(|f| !c.covers(f.seq)).cloned());
             }
             _ => initial.push(self.snapshot(&state, server_time)),
         }
@@ -217,20 +321,32 @@ impl Hub {
     fn snapshot(&self, state: &State, server_time: Timestamp) -> Frame {
         let mut incidents: Vec<&IncidentView> = state.open.values().map(|v| &**v).collect();
         incidents.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
+        let cursor = Self::cursor_of(state);
         let text = ServerFrame::Snapshot {
-            seq: state.seq,
+            seq: cursor.highest(),
+            seqs: cursor.seqs(),
             history: Cow::Borrowed(&self.history),
             server_time,
             incidents: Views::Borrowed(incidents),
         }
         .to_json()
         .into();
-        Frame { seq: state.seq, text, is_snapshot: true, unsequenced: false }
+        Frame {
+            seq: cursor.highest(),
+            text,
+            is_snapshot: true,
+            cursor: std::sync::Arc::new(cursor),
+            unsequenced: false,
+        }
     }
 
-    /// The sequence number of the last delta published.
-    pub fn seq(&self) -> u64 {
-        self.state.lock().expect("hub lock").seq
+    fn cursor_of(state: &State) -> Cursor {
+        Cursor(state.zones.iter().map(|(z, f)| (*z, f.seq)).collect())
+    }
+
+    /// The sequence number of each zone's last delta published.
+    pub fn cursor(&self) -> Cursor {
+        Self::cursor_of(&self.state.lock().expect("hub lock"))
     }
 
     pub fn open_count(&self) -> usize {

@@ -23,7 +23,7 @@ pub use auth::{hash_password, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, SignedFamily};
 pub use http::{router, serve, standby_router, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};
-pub use hub::{Frame, Hub, Subscription};
+pub use hub::{Cursor, CursorError, Frame, Hub, Subscription};
 pub use reports::{ReportSide, ReportUnavailable};
 pub use responders::ResponderHub;
 pub use wallboard::Wallboard;

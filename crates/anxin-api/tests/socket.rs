@@ -223,12 +223,51 @@ async fn the_engine_and_the_other_consoles_learn_who_is_online() {
 async fn a_quiet_socket_hears_a_heartbeat_with_the_feeds_number() {
     let Api { hub, mut console, shutdown, server, .. } = spawn_api().await;
     match next_frame(&mut console).await {
-        ServerFrame::Heartbeat { seq, server_time } => {
-            assert_eq!(seq, hub.seq());
+        ServerFrame::Heartbeat { seq, seqs, server_time } => {
+            assert_eq!(seqs, hub.cursor().seqs());
+            assert_eq!(seq, hub.cursor().highest());
             assert_eq!(server_time, Timestamp(1_763_000_000_000));
         }
         other => panic!("not a heartbeat: {other:?}"),
     }
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// A console reconnecting with a `since` that does not read is sent a snapshot, which puts
+/// it right, and the refusal is counted; one with a zone's place is replayed as before.
+#[tokio::test]
+async fn a_since_that_does_not_read_gets_a_snapshot_and_is_counted() {
+    let Api { hub, shutdown, server, http, token, .. } = spawn_api().await;
+    let token = &token;
+    let connect = |since: &'static str| async move {
+        let mut request = format!("ws://{http}/ws?since={since}").into_client_request().unwrap();
+        request.headers_mut().insert("Cookie", format!("{}={token}", anxin_api::auth::SESSION_COOKIE).parse().unwrap());
+        let mut console = tokio_tungstenite::connect_async(request).await.expect("console connects").0;
+        for _ in 0..3 {
+            next_frame(&mut console).await; // welcome, roster, presence
+        }
+        console
+    };
+    let mut bad = connect("12,13").await;
+    assert!(matches!(next_frame(&mut bad).await, ServerFrame::Snapshot { .. }));
+    let metrics = reqwest_free_get(http, "/metrics").await;
+    assert!(metrics.contains(r#"anxin_ws_frames_rejected_total{reason="bad_since"} 1"#), "{metrics}");
+    // A good one, at the hub's place: nothing to replay, so the next frame is a heartbeat.
+    let at = hub.cursor().to_string();
+    assert_eq!(at, "0");
+    let mut good = connect("0").await;
+    assert!(matches!(next_frame(&mut good).await, ServerFrame::Heartbeat { .. }));
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// `GET path`'s body, over a plain socket.
+async fn reqwest_free_get(http: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body
 }

@@ -30,7 +30,12 @@ pub enum ServerFrame<'a> {
     Welcome(Welcome),
     /// Every open incident as of `seq`; replaces all the console holds.
     Snapshot {
+        /// The highest of `seqs` (a one-zone district's only one).
         seq: u64,
+        /// The feed's place in each zone's numbering, one number a zone (a number says its
+        /// zone: `zone · 2⁴⁰ + n`); a console reconnects with them as its `since`.
+        #[serde(default)]
+        seqs: Vec<u64>,
         /// The store's history id: sequence numbers from another history mean nothing.
         history: Cow<'a, str>,
         server_time: Timestamp,
@@ -64,7 +69,14 @@ pub enum ServerFrame<'a> {
     /// Every few seconds on every socket, whatever else is sent: a page that hears nothing for
     /// longer knows its connection has stalled. `seq` is the console feed's latest number, so
     /// a console also sees when it has fallen behind.
-    Heartbeat { seq: u64, server_time: Timestamp },
+    Heartbeat {
+        /// The highest of `seqs`.
+        seq: u64,
+        /// Each zone's last sequence number published.
+        #[serde(default)]
+        seqs: Vec<u64>,
+        server_time: Timestamp,
+    },
     /// First on a family page's socket: who is signed in, for which elder, and that elder's
     /// open incidents (the family's view). Replaces all the page holds.
     FamilyWelcome {

@@ -3,12 +3,13 @@
 // number), then `incident` deltas, `responder` changes and `responder_retired` (off the
 // map); `presence` says which staff
 // have a console connected, and a `heartbeat` every 5 s carries the feed's latest sequence
-// number. A socket silent for 12 s is dropped as stalled; a heartbeat ahead of what we
-// applied, with no delta to fill the gap, makes us connect again and catch up. On
-// reconnect we ask for
-// `?since=<last applied seq>&history=<id>` so the server sends only what we missed, or a
-// fresh snapshot when it cannot. Commands and queries go up the same socket and are
-// answered by a `result`.
+// numbers. The feed is numbered per zone (each zone's engine numbers its own events,
+// zone * 2^40 + n, so a number says its zone); we keep the last applied of each. A socket
+// silent for 12 s is dropped as stalled; a heartbeat ahead of what we applied in any zone,
+// with no delta to fill the gap, makes us connect again and catch up. On reconnect we ask
+// for `?since=<last applied of each zone, comma-separated>&history=<id>` so the server sends
+// only what we missed, or a fresh snapshot when it cannot. Commands and queries go up the
+// same socket and are answered by a `result`.
 
 import { observeServerTime, serverNow } from '../common/clock.js';
 import { createFeed, socketUrl } from '../common/feed.js';
@@ -108,6 +109,15 @@ export function refreshMapCard() {
   }
 }
 
+// The zone a sequence number belongs to (exact: numbers stay below 2^53).
+const zoneOf = (seq) => Math.floor(seq / 2 ** 40);
+
+// A snapshot's or heartbeat's numbers, one a zone (`seqs`; an older server sent `seq` alone).
+function seqsOf(msg) {
+  const seqs = Array.isArray(msg.seqs) && msg.seqs.length > 0 ? msg.seqs : [msg.seq];
+  return seqs.filter((n) => typeof n === 'number');
+}
+
 function applySnapshot(msg) {
   if (!Array.isArray(msg.incidents) || typeof msg.seq !== 'number') return;
   observeServerTime(msg.server_time);
@@ -126,6 +136,8 @@ function applySnapshot(msg) {
   state.fresh.clear();
   state.rebuildAll = true;
   state.panelDirty = true;
+  state.seqs.clear();
+  for (const n of seqsOf(msg)) state.seqs.set(zoneOf(n), n);
   state.lastSeq = msg.seq;
   state.history = typeof msg.history === 'string' ? msg.history : null;
   state.loaded = true;
@@ -136,11 +148,13 @@ function applySnapshot(msg) {
 
 function applyDelta(msg) {
   if (typeof msg.seq !== 'number' || !validView(msg.incident)) return;
-  if (state.lastSeq !== null && msg.seq <= state.lastSeq) return;
+  const zone = zoneOf(msg.seq);
+  if (msg.seq <= (state.seqs.get(zone) ?? 0)) return;
   const id = String(msg.incident.id);
   if (state.loaded && !state.incidents.has(id)) state.fresh.add(id);
   upsert(msg.incident);
-  state.lastSeq = msg.seq;
+  state.seqs.set(zone, msg.seq);
+  state.lastSeq = Math.max(state.lastSeq ?? 0, msg.seq);
   state.lastUpdate = serverNow();
 }
 
@@ -158,11 +172,12 @@ let behindCheck = null;
 function applyHeartbeat(msg) {
   observeServerTime(msg.server_time);
   if (typeof msg.seq !== 'number' || !state.loaded || state.lastSeq === null) return;
-  if (msg.seq <= state.lastSeq || behindCheck !== null) return;
-  const wanted = msg.seq;
+  const behind = (n) => n > (state.seqs.get(zoneOf(n)) ?? 0);
+  const wanted = seqsOf(msg).filter(behind);
+  if (wanted.length === 0 || behindCheck !== null) return;
   behindCheck = setTimeout(() => {
     behindCheck = null;
-    if (state.loaded && state.lastSeq !== null && state.lastSeq < wanted) feed.reconnect();
+    if (state.loaded && state.lastSeq !== null && wanted.some(behind)) feed.reconnect();
   }, BEHIND_GRACE_MS);
 }
 
@@ -203,8 +218,8 @@ function handleMessage(msg) {
 const feed = createFeed({
   url: () =>
     socketUrl('/ws', {
-      since: state.lastSeq,
-      history: state.lastSeq !== null ? state.history : null,
+      since: state.seqs.size > 0 ? [...state.seqs.values()].join(',') : null,
+      history: state.seqs.size > 0 ? state.history : null,
     }),
   onFrame: handleMessage,
   stallAfterMs: STALL_AFTER_MS,

@@ -36,6 +36,7 @@ function resetData() {
   state.online = null;
   state.stalled = false;
   state.lastSeq = null;
+  state.seqs.clear();
   state.history = null;
   state.loaded = false;
   state.everConnected = false;

@@ -49,7 +49,10 @@ export const state = {
   incidents: new Map(),
   responders: new Map(),
   stations: new Map(),
+  /** the highest sequence number applied, of any zone (shown under the queue) */
   lastSeq: null,
+  /** @type {Map<number, number>} the last sequence number applied of each zone */
+  seqs: new Map(),
   history: null,
   loaded: false,
   lastUpdate: null,

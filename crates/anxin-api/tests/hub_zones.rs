@@ -1,0 +1,106 @@
+//! The consoles' feed when several zones' engines publish to one hub (issue 25): each zone
+//! numbered on its own (`anxin_core::zone`), a console's place kept per zone, replayed what
+//! it missed of each, or sent a snapshot of every zone when it cannot be.
+
+use anxin_api::hub::{Cursor, Frame};
+use anxin_api::ws::ServerFrame;
+use anxin_api::Hub;
+use anxin_core::{IncidentId, IncidentView, Outbox, Timestamp, Zone};
+
+const T0: Timestamp = Timestamp(1_763_000_000_000);
+const Z3: u64 = 3 << 40;
+
+/// An open incident's view numbered `seq`, with an id of its zone.
+fn view(id: u64, seq: u64) -> IncidentView {
+    let mut engine = anxin_core::testkit::engine();
+    let mut out = Outbox::default();
+    let press = anxin_core::DeviceEvent {
+        msg_id: anxin_core::MessageId::parse("m").unwrap(),
+        event: anxin_core::EventType::Sos,
+        device_ts: T0,
+        fix: anxin_core::FixReport::Absent,
+        health: Default::default(),
+    };
+    engine.handle_device_event(&anxin_core::testkit::d1(), press, T0, &mut out).unwrap();
+    let mut v = out.deltas.pop().unwrap();
+    (v.id, v.seq) = (IncidentId(id), seq);
+    v
+}
+
+/// The sequence numbers of the deltas among `frames`, and whether a snapshot came (and at
+/// which place).
+fn read(frames: &[Frame]) -> (Vec<u64>, Option<Vec<u64>>) {
+    let mut deltas = Vec::new();
+    let mut snapshot = None;
+    for f in frames.iter().filter(|f| !f.unsequenced) {
+        match ServerFrame::from_json(&f.text).unwrap() {
+            ServerFrame::Incident { seq, .. } => deltas.push(seq),
+            ServerFrame::Snapshot { seqs, incidents, .. } => {
+                assert_eq!(f.cursor.seqs(), seqs, "the frame's place is the one it says");
+                snapshot = Some(seqs);
+                let _ = incidents;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    (deltas, snapshot)
+}
+
+#[test]
+fn two_zones_publish_side_by_side_and_a_console_is_replayed_what_it_missed_of_each() {
+    let hub = Hub::new("h".into(), 10, Vec::new(), 64);
+    hub.publish([view(1, 11)]);
+    hub.publish([view(Z3 + 1, Z3 + 5)]);
+    // Zone 0's next delta is numbered below zone 3's last: it is shown all the same.
+    hub.publish([view(2, 12)]);
+    hub.publish([view(Z3 + 2, Z3 + 6), view(1, 13)]);
+    assert_eq!(hub.cursor().seqs(), [13, Z3 + 6]);
+    assert_eq!(hub.open_count(), 4);
+
+    let at = |seqs: &[u64]| read(&hub.subscribe(Some(&Cursor::of(seqs.iter().copied())), None, T0).initial);
+    assert_eq!(at(&[12, Z3 + 5]), (vec![Z3 + 6, 13], None), "the missed of each zone, in the order shown");
+    assert_eq!(at(&[13, Z3 + 6]), (vec![], None));
+    // A console from before zone 3 came here (or a one-zone `since`) has applied none of it:
+    // every zone-3 delta is still held, so it is replayed them all.
+    assert_eq!(at(&[11]), (vec![Z3 + 5, 12, Z3 + 6, 13], None));
+    // Before the hub's own start for zone 0: a snapshot of every zone.
+    assert_eq!(at(&[9, Z3 + 6]), (vec![], Some(vec![13, Z3 + 6])));
+    // A zone this hub does not carry: the console would keep showing its incidents.
+    assert_eq!(at(&[13, Z3 + 6, (5 << 40) + 1]), (vec![], Some(vec![13, Z3 + 6])));
+    // Ahead of what the hub has: another history, or another node's; a snapshot.
+    assert_eq!(at(&[14, Z3 + 6]), (vec![], Some(vec![13, Z3 + 6])));
+    assert_eq!(read(&hub.subscribe(None, None, T0).initial), (vec![], Some(vec![13, Z3 + 6])));
+}
+
+#[test]
+fn a_zone_whose_deltas_were_evicted_sends_a_console_behind_on_it_a_snapshot() {
+    let hub = Hub::new("h".into(), 0, Vec::new(), 4);
+    hub.publish([view(Z3 + 1, Z3 + 1), view(1, 1), view(Z3 + 1, Z3 + 2), view(2, 2), view(Z3 + 1, Z3 + 3)]);
+    // The buffer holds the last four, 1, Z3+2, 2 and Z3+3: zone 3's Z3+1 is gone.
+    let at = |seqs: &[u64]| read(&hub.subscribe(Some(&Cursor::of(seqs.iter().copied())), None, T0).initial);
+    assert_eq!(at(&[0, Z3 + 1]), (vec![1, Z3 + 2, 2, Z3 + 3], None), "from Z3+1 on, all held");
+    assert_eq!(at(&[2]), (vec![], Some(vec![2, Z3 + 3])), "zone 3 from its start: Z3+1 is gone");
+    assert_eq!(at(&[1, Z3 + 2]), (vec![2, Z3 + 3], None));
+}
+
+#[test]
+fn a_cursor_reads_one_number_a_zone_and_says_itself_the_same_way() {
+    let c = Cursor::parse("12,3298534883405").unwrap();
+    assert_eq!(c.seqs(), [12, Z3 + 77]);
+    assert_eq!(c.to_string(), "12,3298534883405");
+    assert_eq!(Cursor::parse(&c.to_string()).unwrap(), c);
+    assert_eq!(Cursor::parse("40").unwrap().seqs(), [40], "a one-zone district's since, as before");
+    assert!(c.covers(12) && !c.covers(13) && c.covers(Z3 + 77) && !c.covers(Z3 + 78));
+    assert!(!c.covers((5 << 40) + 1), "nothing applied of a zone it does not name");
+    assert_eq!(c.position(Zone::new(5).unwrap()), 5 << 40);
+    for bad in ["", "x", "12,", "12,13", "-1"] {
+        let err = Cursor::parse(bad).unwrap_err().to_string();
+        assert!(err.starts_with("since must be sequence numbers"), "{bad:?}: {err}");
+    }
+    let mut c = Cursor::default();
+    c.advance(Z3 + 2);
+    c.advance(Z3 + 1);
+    c.advance(4);
+    assert_eq!(c.seqs(), [4, Z3 + 2], "a zone's place only moves on");
+    assert_eq!(c.highest(), Z3 + 2);
+}
