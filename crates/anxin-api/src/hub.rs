@@ -157,14 +157,14 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub holding an engine's open incidents as of sequence number `seq` (the engine's
-    /// last; it says the engine's zone).
-    pub fn new(history: String, seq: u64, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
+    /// A hub holding an engine's open incidents as of `at`, the engine's last sequence number
+    /// of each zone it runs.
+    pub fn new(history: String, at: Cursor, open: Vec<IncidentView>, replay_capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(replay_capacity.max(16));
         Self {
             history,
             state: Mutex::new(State {
-                zones: BTreeMap::from([(Zone::of(seq), ZoneFeed { seq, evicted_upto: seq })]),
+                zones: at.0.iter().map(|(z, seq)| (*z, ZoneFeed { seq: *seq, evicted_upto: *seq })).collect(),
                 open: open.into_iter().map(|v| (v.id, Box::new(v))).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),

@@ -35,9 +35,9 @@ pub struct Wallboard {
     /// While the day's stored events are being read: the events committed since the engine
     /// started, to be taken in after them. Taken before `tally` when both are held.
     waiting: Mutex<Option<Vec<IncidentEvent>>>,
-    /// The last event the engine resumed from: the day's stored events up to it are what
-    /// [`Wallboard::load_day`] takes in (0 for a wallboard built with its day).
-    through_seq: u64,
+    /// The last event of each zone the engine resumed from: the day's stored events up to
+    /// them are what [`Wallboard::load_day`] takes in (none for a wallboard built with its day).
+    through: crate::hub::Cursor,
     /// Held only to take in a batch's events or to work the figures out, never across an await.
     tally: Mutex<DayTally>,
     devices_offline: AtomicU32,
@@ -57,14 +57,14 @@ impl Wallboard {
     /// A wallboard over `tally` (rebuilt from the day's stored events), with the devices
     /// offline now.
     pub fn new(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
-        Self::with(tally, devices_offline, clock, None, 0)
+        Self::with(tally, devices_offline, clock, None, Default::default())
     }
 
-    /// A wallboard whose day is still to be read, for an engine that resumed from the event
-    /// `through_seq`: `tally` holds none of the day yet, events observed wait, and no figures
-    /// are sent until [`Wallboard::load_day`].
-    pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock, through_seq: u64) -> Self {
-        Self::with(tally, devices_offline, clock, Some(Vec::new()), through_seq)
+    /// A wallboard whose day is still to be read, for an engine that resumed from the events
+    /// `through` (each zone's last): `tally` holds none of the day yet, events observed wait,
+    /// and no figures are sent until [`Wallboard::load_day`].
+    pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock, through: crate::hub::Cursor) -> Self {
+        Self::with(tally, devices_offline, clock, Some(Vec::new()), through)
     }
 
     fn with(
@@ -72,12 +72,12 @@ impl Wallboard {
         devices_offline: usize,
         clock: WallClock,
         waiting: Option<Vec<IncidentEvent>>,
-        through_seq: u64,
+        through: crate::hub::Cursor,
     ) -> Self {
         let (latest, _) = watch::channel((None, Utf8Bytes::from_static("")));
         let board = Self {
             waiting: Mutex::new(waiting),
-            through_seq,
+            through,
             tally: Mutex::new(tally),
             devices_offline: AtomicU32::new(devices_offline as u32),
             latest,
@@ -98,14 +98,14 @@ impl Wallboard {
     /// one the engine resumed from, then the events observed meanwhile. Does nothing if the
     /// day was already taken in.
     pub fn load_day(&self, day: &[IncidentEvent]) {
-        let through_seq = self.through_seq;
+        let through = &self.through;
         let mut waiting = self.waiting.lock().expect("wallboard lock");
         let Some(meanwhile) = waiting.take() else { return };
         let mut tally = self.tally.lock().expect("wallboard lock");
-        for e in day.iter().filter(|e| e.seq <= through_seq) {
+        for e in day.iter().filter(|e| through.covers(e.seq)) {
             tally.observe(e);
         }
-        for e in meanwhile.iter().filter(|e| e.seq > through_seq) {
+        for e in meanwhile.iter().filter(|e| !through.covers(e.seq)) {
             tally.observe(e);
         }
         drop(tally);
@@ -257,7 +257,7 @@ mod tests {
         // The engine resumed from the first two thirds; the rest were committed, and observed,
         // while the day was read, and the read saw some of them too.
         let resumed = log[log.len() * 2 / 3].seq;
-        let board = Wallboard::loading(day(), 0, clock.clone(), resumed);
+        let board = Wallboard::loading(day(), 0, clock.clone(), crate::hub::Cursor::of([resumed]));
         let meanwhile: Vec<_> = log.iter().filter(|e| e.seq > resumed).cloned().collect();
         board.observe(&meanwhile[..meanwhile.len() / 2]);
         assert!(board.is_loading());

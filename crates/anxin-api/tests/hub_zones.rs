@@ -48,7 +48,7 @@ fn read(frames: &[Frame]) -> (Vec<u64>, Option<Vec<u64>>) {
 
 #[test]
 fn two_zones_publish_side_by_side_and_a_console_is_replayed_what_it_missed_of_each() {
-    let hub = Hub::new("h".into(), 10, Vec::new(), 64);
+    let hub = Hub::new("h".into(), Cursor::of([10]), Vec::new(), 64);
     hub.publish([view(1, 11)]);
     hub.publish([view(Z3 + 1, Z3 + 5)]);
     // Zone 0's next delta is numbered below zone 3's last: it is shown all the same.
@@ -74,7 +74,7 @@ fn two_zones_publish_side_by_side_and_a_console_is_replayed_what_it_missed_of_ea
 
 #[test]
 fn a_zone_whose_deltas_were_evicted_sends_a_console_behind_on_it_a_snapshot() {
-    let hub = Hub::new("h".into(), 0, Vec::new(), 4);
+    let hub = Hub::new("h".into(), Cursor::of([0]), Vec::new(), 4);
     hub.publish([view(Z3 + 1, Z3 + 1), view(1, 1), view(Z3 + 1, Z3 + 2), view(2, 2), view(Z3 + 1, Z3 + 3)]);
     // The buffer holds the last four, 1, Z3+2, 2 and Z3+3: zone 3's Z3+1 is gone.
     let at = |seqs: &[u64]| read(&hub.subscribe(Some(&Cursor::of(seqs.iter().copied())), None, T0).initial);

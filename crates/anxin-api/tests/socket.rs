@@ -67,7 +67,7 @@ struct Api {
 }
 
 async fn spawn_api() -> Api {
-    let hub = Arc::new(Hub::new("h-test".into(), 0, Vec::new(), 64));
+    let hub = Arc::new(Hub::new("h-test".into(), anxin_api::Cursor::of([0]), Vec::new(), 64));
     // The engine: takes commands and answers only when the test says.
     let (commands, engine) = mpsc::channel(8);
     let staff = Staff {

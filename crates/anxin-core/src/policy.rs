@@ -20,9 +20,6 @@ pub struct Policy {
     pub max_clock_behind_ms: i64,
     /// How long a message id is remembered in memory for deduplication.
     pub dedup_window_ms: i64,
-    /// The zone this engine runs ([`crate::zone`]): every number it hands out is within the
-    /// zone's range, and its ledger holds that zone's part only.
-    pub zone: crate::zone::Zone,
     /// A repeat press this soon after the last one counted on the same open incident is
     /// stored but changes nothing (a stuck button, a panicking thumb): no event, no delta.
     pub repeat_press_interval_ms: i64,
@@ -204,7 +201,6 @@ impl Default for Policy {
             car_mps: 6.0,
             detour_factor: 1.3,
             default_service_circle_min: 15,
-            zone: crate::zone::Zone::FIRST,
             health: crate::health::HealthPolicy::default(),
             activity: crate::activity::ActivityPolicy::default(),
             programme: crate::programme::ProgrammePolicy::default(),

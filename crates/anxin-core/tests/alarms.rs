@@ -228,7 +228,7 @@ fn after_a_restart_a_claimant_who_never_returns_loses_the_claim() {
     let id = press(&mut e, EventType::Sos, T0);
     act(&mut e, "wang", id, DispatcherAction::Claim, T0).unwrap();
     let kept = e.incident(id).unwrap().clone();
-    let resume = Resume { open: vec![kept], last_incident_id: id.0, last_seq: e.last_seq(), ..Resume::default() };
+    let resume = Resume { open: vec![kept], counters: e.counters(), ..Resume::default() };
     let mut e = Engine::new(Policy::default(), registry(), resume);
     let start = T0.plus_millis(MIN);
     e.start_presence(start);

@@ -285,10 +285,8 @@ fn a_restart_keeps_open_visits_and_their_timers() {
     e.carer_acts(&carer(), VisitAction::Help { at: metres_north(1.0) }, T0, &mut help).unwrap();
     let resume = Resume {
         open: e.open_incidents().cloned().collect(),
-        last_incident_id: 1,
-        last_seq: e.last_seq(),
+        counters: e.counters(),
         visits: std::mem::take(&mut visits),
-        last_visit_id: 1,
         ..Resume::default()
     };
     let mut again = Engine::new(Policy::default(), registry(), resume);

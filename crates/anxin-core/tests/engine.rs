@@ -890,7 +890,7 @@ fn live_parallel_offers_survive_a_restart() {
     let open: Vec<Incident> = e.open_incidents().cloned().collect();
     let mut reg = registry();
     reg.responders = three_riders();
-    let resume = Resume { open, last_incident_id: 1, last_seq: e.last_seq(), ..Resume::default() };
+    let resume = Resume { open, counters: e.counters(), ..Resume::default() };
     let mut again = Engine::new(parallel_sos(2), reg, resume);
     assert!(!again.matcher().is_available(&rid("a")) && !again.matcher().is_available(&rid("b")));
     assert!(again.matcher().is_available(&rid("c")));
@@ -1076,7 +1076,7 @@ fn an_incident_whose_device_left_the_ledger_stays_open_for_the_dispatchers_after
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let open: Vec<Incident> = e.open_incidents().cloned().collect();
     let id = open[0].id;
-    let resume = Resume { open, last_incident_id: 1, last_seq: e.last_seq(), ..Resume::default() };
+    let resume = Resume { open, counters: e.counters(), ..Resume::default() };
     let mut reg = registry();
     reg.devices.retain(|d| d.id != dev());
     let mut again = Engine::new(Policy::default(), reg, resume);

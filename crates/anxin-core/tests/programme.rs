@@ -212,13 +212,7 @@ fn a_restart_keeps_what_was_done_and_the_open_tasks() {
     assert_eq!(snapshot.programme.len(), 1);
     assert_eq!(snapshot.programme[0].call_tries, 1);
     let open: Vec<Incident> = e.open_incidents().cloned().collect();
-    let resume = Resume {
-        open,
-        programme: snapshot.programme,
-        last_incident_id: retry.0,
-        last_seq: e.last_seq(),
-        ..Resume::default()
-    };
+    let resume = Resume { open, programme: snapshot.programme, counters: e.counters(), ..Resume::default() };
     let mut e = Engine::new(Policy::default(), weekly_calls_monthly_visits(), resume);
     e.start_health(now.plus_millis(3 * HOUR));
     assert_eq!(e.programme_tasks_of(&elder()).0.map(|i| i.id), Some(retry), "the open retry is the elder's");

@@ -486,20 +486,15 @@ fn a_restart_keeps_open_orders_their_timers_capacity_and_money() {
     rows.extend(out.orders.into_iter().map(|o| (o.id, o)));
     let (b, out) = place(&mut e, cleaning(tomorrow_9()));
     rows.extend(out.orders.into_iter().map(|o| (o.id, o)));
-    let (last_id, last_seq) = e.last_order();
-    let resume = Resume {
-        orders: rows.into_values().collect(),
-        last_order_id: last_id,
-        last_order_seq: last_seq,
-        ..Resume::default()
-    };
+    let last = e.counters()[&Zone::FIRST];
+    let resume = Resume { orders: rows.into_values().collect(), counters: e.counters(), ..Resume::default() };
     let mut e = Engine::new(Policy::default(), registry(), resume);
     assert_eq!(e.order(b).unwrap().state, OrderState::Offered);
     assert_eq!(e.next_deadline(), Some(T0.plus_millis(15 * MIN)), "the offer's timer runs on");
     assert_eq!(e.allowance_spent(&elder(), tomorrow_9()), 4_000);
     let (c, out) = place(&mut e, cleaning(tomorrow_9()));
-    assert_eq!(c, OrderId(last_id + 1));
-    assert_eq!(out.order_events[0].seq, last_seq + 1);
+    assert_eq!(c, OrderId(last.order + 1));
+    assert_eq!(out.order_events[0].seq, last.order_seq + 1);
     // p-b is full with a; p-a holds b's offer and has one place left, for c.
     assert_eq!(offered_to(&e, c).as_deref(), Some("p-a"));
 }

@@ -271,12 +271,7 @@ fn a_restart_keeps_what_rings_and_the_unknown_callers_incidents() {
     let mut e = engine();
     let known = opened(ring(&mut e, "c-1", SIM, T0).0);
     let stranger = opened(ring(&mut e, "c-2", "13700000000", T0).0);
-    let resume = Resume {
-        open: e.open_incidents().cloned().collect(),
-        last_incident_id: 2,
-        last_seq: e.last_seq(),
-        ..Resume::default()
-    };
+    let resume = Resume { open: e.open_incidents().cloned().collect(), counters: e.counters(), ..Resume::default() };
     let mut again = Engine::new(Policy::default(), registry(), resume);
     assert_eq!(answer(&mut again, "c-1", "disp-1", T0.plus_millis(S)).0, CallOutcome::Recorded(known));
     assert_eq!(end(&mut again, "c-2", CallEnd::Cancel, T0.plus_millis(S)).0, CallOutcome::Recorded(stranger));

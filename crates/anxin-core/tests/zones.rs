@@ -78,9 +78,16 @@ fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
     items.iter().map(|x| id(x).to_string()).collect()
 }
 
-fn engine_for(z: i64, resume: Resume) -> Engine {
-    let policy = Policy { zone: zone(z), ..Policy::default() };
-    Engine::new(policy, district().zone_part(zone(z)), resume)
+/// The engine of zone `z` alone, resumed with `counters` (the highest stored within it).
+fn engine_for(z: i64, counters: Counters) -> Engine {
+    let resume = Resume { counters: [(zone(z), counters)].into(), ..Resume::default() };
+    Engine::new(Policy::default(), district().zone_part(zone(z)), resume)
+}
+
+/// One engine running zones 0 and 3, the whole district.
+fn engine_for_both() -> Engine {
+    let counters = [(zone(0), Counters::default()), (zone(3), Counters::default())].into();
+    Engine::new(Policy::default(), district(), Resume { counters, ..Resume::default() })
 }
 
 fn sos(msg: &str) -> DeviceEvent {
@@ -112,7 +119,7 @@ fn a_zone_holds_its_stations_their_responders_the_elders_enrolled_there_and_thei
 
 #[test]
 fn an_engine_numbers_its_incidents_and_events_within_its_zone_and_knows_only_its_devices() {
-    let mut e = engine_for(3, Resume::default());
+    let mut e = engine_for(3, Counters::default());
     let mut out = Outbox::default();
     let d_b = DeviceId::parse("d-b").unwrap();
     let opened = e.handle_device_event(&d_b, sos("m1"), T0, &mut out).unwrap();
@@ -127,7 +134,7 @@ fn an_engine_numbers_its_incidents_and_events_within_its_zone_and_knows_only_its
     assert!(e.handle_device_event(&d_a, sos("m2"), T0, &mut other).is_err());
     assert!(other.incidents.is_empty() && other.events.is_empty());
     // Zone 0's engine numbers as a district without zones always has.
-    let mut a = engine_for(0, Resume::default());
+    let mut a = engine_for(0, Counters::default());
     let mut out = Outbox::default();
     assert_eq!(a.handle_device_event(&d_a, sos("m3"), T0, &mut out).unwrap(), Outcome::Opened(IncidentId(1)));
 }
@@ -135,15 +142,13 @@ fn an_engine_numbers_its_incidents_and_events_within_its_zone_and_knows_only_its
 #[test]
 fn an_engine_resumes_its_zones_numbers_and_never_another_zones() {
     let base = 3u64 << 40;
-    let resume = Resume { last_incident_id: base + 41, last_seq: base + 900, ..Resume::default() };
-    let mut e = engine_for(3, resume);
+    let mut e = engine_for(3, Counters { incident: base + 41, seq: base + 900, ..Counters::default() });
     let mut out = Outbox::default();
     let opened = e.handle_device_event(&DeviceId::parse("d-b").unwrap(), sos("m1"), T0, &mut out).unwrap();
     assert_eq!(opened, Outcome::Opened(IncidentId(base + 42)));
     assert_eq!(out.events[0].seq, base + 901);
     // A store read that gave zone 0's highest numbers is not taken for zone 3's.
-    let stale = Resume { last_incident_id: 77, last_seq: 500, ..Resume::default() };
-    let mut e = engine_for(3, stale);
+    let mut e = engine_for(3, Counters { incident: 77, seq: 500, ..Counters::default() });
     let mut out = Outbox::default();
     let opened = e.handle_device_event(&DeviceId::parse("d-b").unwrap(), sos("m1"), T0, &mut out).unwrap();
     assert_eq!(opened, Outcome::Opened(IncidentId(base + 1)));
@@ -158,7 +163,7 @@ fn refused_field(r: Result<Amended, LedgerError>) -> Vec<(String, String)> {
 
 #[test]
 fn the_ledger_of_a_zone_takes_only_that_zones_stations_and_logs_its_changes_in_the_zones_numbers() {
-    let mut e = engine_for(3, Resume::default());
+    let mut e = engine_for(3, Counters::default());
     let mut out = Outbox::default();
     let create = |s: Station| Amend::new(Amendment::Create(Entry::Station(s)));
     let other = refused_field(e.amend(create(station("s-c", 5)), "admin", T0, &mut out));
@@ -172,7 +177,48 @@ fn the_ledger_of_a_zone_takes_only_that_zones_stations_and_logs_its_changes_in_t
     let amended = e.amend(create(station("s-d", 3)), "admin", T0, &mut out).unwrap();
     assert_eq!(amended.seq, Some((3u64 << 40) + 1), "the ledger's log is numbered within the zone");
     // Zone 0's engine still takes an elder enrolled with no station.
-    let mut a = engine_for(0, Resume::default());
+    let mut a = engine_for(0, Counters::default());
     let unenrolled = Amend::new(Amendment::Create(Entry::Elder(elder("e-new", None))));
     assert_eq!(a.amend(unenrolled, "admin", T0, &mut out).unwrap().seq, Some(1));
+}
+
+#[test]
+fn one_engine_runs_several_zones_and_numbers_each_zones_incidents_and_events_in_that_zone() {
+    let mut e = engine_for_both();
+    assert_eq!(e.zones().collect::<Vec<_>>(), [zone(0), zone(3)]);
+    let mut out = Outbox::default();
+    let d_a = DeviceId::parse("d-a").unwrap();
+    let d_b = DeviceId::parse("d-b").unwrap();
+    let d_none = DeviceId::parse("d-none").unwrap();
+    let b = e.handle_device_event(&d_b, sos("m1"), T0, &mut out).unwrap();
+    let a = e.handle_device_event(&d_a, sos("m1"), T0, &mut out).unwrap();
+    let none = e.handle_device_event(&d_none, sos("m1"), T0, &mut out).unwrap();
+    let base = 3u64 << 40;
+    assert_eq!(
+        (a, b, none),
+        (Outcome::Opened(IncidentId(1)), Outcome::Opened(IncidentId(base + 1)), Outcome::Opened(IncidentId(2)))
+    );
+    for ev in &out.events {
+        assert_eq!(Zone::of(ev.seq), Zone::of(ev.incident_id.0), "event {} of incident {}", ev.seq, ev.incident_id.0);
+    }
+    for v in &out.deltas {
+        assert_eq!(Zone::of(v.seq), Zone::of(v.id.0));
+    }
+    let seqs = e.last_seqs();
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0] < base && seqs[1] > base, "{seqs:?}");
+    assert_eq!(e.counters()[&zone(3)].incident, base + 1);
+
+    // The ledger: a station in a zone it does not run, or moved between zones, is refused;
+    // each change is logged in its entry's zone.
+    let create = |s: Station| Amend::new(Amendment::Create(Entry::Station(s)));
+    let fields = refused_field(e.amend(create(station("s-c", 5)), "admin", T0, &mut out));
+    assert_eq!(fields, [("zone".to_string(), "other_zone".to_string())]);
+    let moved = Amend::new(Amendment::Update(Entry::Station(station("s-b", 0))));
+    assert_eq!(refused_field(e.amend(moved, "admin", T0, &mut out)), [("zone".into(), "other_zone".into())]);
+    assert_eq!(e.amend(create(station("s-d", 3)), "admin", T0, &mut out).unwrap().seq, Some(base + 1));
+    let device = Amend::new(Amendment::Create(Entry::Device(device("d-b2", "e-b"))));
+    assert_eq!(e.amend(device, "admin", T0, &mut out).unwrap().seq, Some(base + 2), "a device is its elder's zone's");
+    let unenrolled = Amend::new(Amendment::Create(Entry::Elder(elder("e-new", None))));
+    assert_eq!(e.amend(unenrolled, "admin", T0, &mut out).unwrap().seq, Some(1), "an unenrolled elder: zone 0's log");
 }

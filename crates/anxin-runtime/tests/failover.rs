@@ -405,7 +405,7 @@ impl Sim {
             for m in unacked.into_iter().rev() {
                 w.queue.push_front(m);
             }
-            let stored = engine.last_seq();
+            let stored = engine.counters()[&anxin_core::Zone::FIRST].seq;
             if w.console.last_seq > stored {
                 let what = format!("consoles applied seq {} but the store holds up to {stored}", w.console.last_seq);
                 w.broken(what);

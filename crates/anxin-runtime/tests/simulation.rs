@@ -417,7 +417,7 @@ impl Sim {
             // The consoles come back: nothing to replay if they are up to date, else a
             // snapshot. A console ahead of the store was shown what was never stored.
             let mut w = self.world.lock().unwrap();
-            let stored = engine.last_seq();
+            let stored = engine.counters()[&anxin_core::Zone::FIRST].seq;
             if w.console.last_seq > stored {
                 let what = format!(
                     "consoles applied seq {} but the store holds up to {stored}: they were shown what was not stored",

@@ -99,10 +99,14 @@ pub trait Store:
     /// Adds to or updates the ledger.
     async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError>;
 
-    /// What `zone`'s engine needs to start: the zone's open incidents, its devices' recent
-    /// message ids, the highest numbers within the zone's range, and its devices' health and
-    /// elders' activity and programme as last snapshotted (`anxin_core::zone`).
-    async fn resume(&self, zone: anxin_core::Zone, messages_since: Timestamp) -> Result<Resume, StoreError>;
+    /// The zones the live ledger's stations are in, and zone 0 (elders enrolled with no
+    /// station are in it), in order (`anxin_core::zone`).
+    async fn ledger_zones(&self) -> Result<Vec<anxin_core::Zone>, StoreError>;
+
+    /// What an engine running `zones` needs to start: their open incidents, their devices'
+    /// recent message ids, the highest numbers within each zone's range, and their devices'
+    /// health and elders' activity and programme as last snapshotted (`anxin_core::zone`).
+    async fn resume(&self, zones: &[anxin_core::Zone], messages_since: Timestamp) -> Result<Resume, StoreError>;
 
     /// Writes a snapshot of devices' health and watched elders' activity taken at `at` (each
     /// row replaces the device's or the elder's last), in transactions of its own, apart

@@ -693,109 +693,133 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn resume(&self, zone: Zone, messages_since: Timestamp) -> Result<Resume, StoreError> {
-                let mut resume = Resume::default();
-                // The zone's numbers lie strictly between these (anxin_core::zone).
-                let (lo, hi) = (zone.base() as i64, zone.end() as i64);
-                let z = i32::from(zone.number());
-                for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
-                    .bind(true)
-                    .bind(lo)
-                    .bind(hi)
+            async fn ledger_zones(&self) -> Result<Vec<Zone>, StoreError> {
+                let mut zones = vec![Zone::FIRST];
+                for n in sqlx::query_scalar::<_, i32>("SELECT DISTINCT zone FROM stations WHERE retired_at IS NULL")
                     .fetch_all(&self.pool)
                     .await?
                 {
-                    resume.open.push(json(&row.try_get::<String, _>("body")?)?);
+                    zones.push(Zone::new(n.into()).map_err(|e| crate::ledger::corrupt("station zone", e))?);
                 }
-                for row in sqlx::query(&format!(
-                    "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $2 \
-                     AND device_id IN ({ZONE_DEVICES}) ORDER BY received_at",
-                ))
-                .bind(z)
-                .bind(messages_since.millis())
-                .fetch_all(&self.pool)
-                .await?
-                {
-                    resume.recent_messages.push((
-                        Timestamp(row.try_get("received_at")?),
-                        id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                        id(MessageId::parse(row.try_get::<String, _>("msg_id")?), "message id")?,
-                    ));
-                }
-                // Each the highest within the zone's range: an index range, not a scan.
-                let highest = |sql: &'static str| {
-                    sqlx::query_scalar::<_, i64>(sql).bind(lo).bind(hi).fetch_one(&self.pool)
-                };
-                resume.last_incident_id =
-                    highest("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE id > $1 AND id < $2").await? as u64;
-                resume.last_seq =
-                    highest("SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE seq > $1 AND seq < $2").await? as u64;
-                resume.last_ledger_seq =
-                    highest("SELECT COALESCE(MAX(seq), 0) FROM ledger_events WHERE seq > $1 AND seq < $2").await? as u64;
-                (resume.visits, resume.last_visit_id) = self.open_visits(zone).await?;
-                // This month's and last month's orders still count against capacity and
-                // allowances: read back from 62 days ago (a month before the earliest start
-                // of last month), whatever the centre's time zone.
-                let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
-                (resume.orders, resume.last_order_id, resume.last_order_seq) = self.resume_orders(zone, since).await?;
-                for row in sqlx::query(&format!(
-                    "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health \
-                     WHERE device_id IN ({ZONE_DEVICES})",
-                ))
-                .bind(z)
-                .fetch_all(&self.pool)
-                .await?
-                {
-                    resume.health.push(anxin_core::HealthRow {
-                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                        last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp),
-                        interval_s: row.try_get::<Option<i32>, _>("interval_s")?.map(|s| s.max(0) as u32),
-                        battery_pct: row.try_get::<Option<i16>, _>("battery_pct")?.map(|p| p.clamp(0, 100) as u8),
-                        rssi: row.try_get::<Option<i16>, _>("rssi")?,
-                        charging: row.try_get("charging")?,
-                        worn: row.try_get("worn")?,
-                        offline: row.try_get("offline")?,
-                    });
-                }
-                for row in sqlx::query(&format!(
-                    "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity \
-                     WHERE elder_id IN ({ZONE_ELDERS})",
-                ))
-                .bind(z)
-                .fetch_all(&self.pool)
-                .await?
-                {
-                    let days: String = row.try_get("days")?;
-                    resume.activity.push(anxin_core::ActivityRow {
-                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
-                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                        last_active: Timestamp(row.try_get("last_active")?),
-                        first_day: row.try_get("first_day")?,
-                        last_day: row.try_get("last_day")?,
-                        // A mask that does not read is taken as a day with nothing.
-                        days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
-                    });
-                }
-                for row in sqlx::query(&format!(
-                    "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme \
-                     WHERE elder_id IN ({ZONE_ELDERS})",
-                ))
-                .bind(z)
-                .fetch_all(&self.pool)
-                .await?
-                {
-                    let at = |name: &str| -> Result<Option<Timestamp>, sqlx::Error> {
-                        Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+                zones.sort_unstable();
+                zones.dedup();
+                Ok(zones)
+            }
+
+            async fn resume(&self, zones: &[Zone], messages_since: Timestamp) -> Result<Resume, StoreError> {
+                let mut resume = Resume::default();
+                for &zone in zones {
+                    // The zone's numbers lie strictly between these (anxin_core::zone).
+                    let (lo, hi) = (zone.base() as i64, zone.end() as i64);
+                    let z = i32::from(zone.number());
+                    for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
+                        .bind(true)
+                        .bind(lo)
+                        .bind(hi)
+                        .fetch_all(&self.pool)
+                        .await?
+                    {
+                        resume.open.push(json(&row.try_get::<String, _>("body")?)?);
+                    }
+                    for row in sqlx::query(&format!(
+                        "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $2 \
+                         AND device_id IN ({ZONE_DEVICES}) ORDER BY received_at",
+                    ))
+                    .bind(z)
+                    .bind(messages_since.millis())
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        resume.recent_messages.push((
+                            Timestamp(row.try_get("received_at")?),
+                            id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                            id(MessageId::parse(row.try_get::<String, _>("msg_id")?), "message id")?,
+                        ));
+                    }
+                    // Each the highest within the zone's range: an index range, not a scan.
+                    let highest = |sql: &'static str| {
+                        sqlx::query_scalar::<_, i64>(sql).bind(lo).bind(hi).fetch_one(&self.pool)
                     };
-                    resume.programme.push(anxin_core::ProgrammeRow {
-                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
-                        call_done: at("call_done")?,
-                        visit_done: at("visit_done")?,
-                        call_tries: row.try_get::<i32, _>("call_tries")?.clamp(0, 255) as u8,
-                        call_retry_at: at("call_retry_at")?,
-                        visit_retry_at: at("visit_retry_at")?,
-                    });
+                    let mut counters = anxin_core::Counters {
+                        incident: highest("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE id > $1 AND id < $2").await? as u64,
+                        seq: highest("SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE seq > $1 AND seq < $2").await?
+                            as u64,
+                        ledger: highest("SELECT COALESCE(MAX(seq), 0) FROM ledger_events WHERE seq > $1 AND seq < $2").await?
+                            as u64,
+                        ..Default::default()
+                    };
+                    let visits;
+                    (visits, counters.visit) = self.open_visits(zone).await?;
+                    resume.visits.extend(visits);
+                    // This month's and last month's orders still count against capacity and
+                    // allowances: read back from 62 days ago (a month before the earliest start
+                    // of last month), whatever the centre's time zone.
+                    let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
+                    let orders;
+                    (orders, counters.order, counters.order_seq) = self.resume_orders(zone, since).await?;
+                    resume.orders.extend(orders);
+                    resume.counters.insert(zone, counters);
+                    for row in sqlx::query(&format!(
+                        "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health \
+                         WHERE device_id IN ({ZONE_DEVICES})",
+                    ))
+                    .bind(z)
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        resume.health.push(anxin_core::HealthRow {
+                            device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                            last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp),
+                            interval_s: row.try_get::<Option<i32>, _>("interval_s")?.map(|s| s.max(0) as u32),
+                            battery_pct: row.try_get::<Option<i16>, _>("battery_pct")?.map(|p| p.clamp(0, 100) as u8),
+                            rssi: row.try_get::<Option<i16>, _>("rssi")?,
+                            charging: row.try_get("charging")?,
+                            worn: row.try_get("worn")?,
+                            offline: row.try_get("offline")?,
+                        });
+                    }
+                    for row in sqlx::query(&format!(
+                        "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity \
+                         WHERE elder_id IN ({ZONE_ELDERS})",
+                    ))
+                    .bind(z)
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let days: String = row.try_get("days")?;
+                        resume.activity.push(anxin_core::ActivityRow {
+                            elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                            device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                            last_active: Timestamp(row.try_get("last_active")?),
+                            first_day: row.try_get("first_day")?,
+                            last_day: row.try_get("last_day")?,
+                            // A mask that does not read is taken as a day with nothing.
+                            days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
+                        });
+                    }
+                    for row in sqlx::query(&format!(
+                        "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme \
+                         WHERE elder_id IN ({ZONE_ELDERS})",
+                    ))
+                    .bind(z)
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let at = |name: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+                            Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+                        };
+                        resume.programme.push(anxin_core::ProgrammeRow {
+                            elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                            call_done: at("call_done")?,
+                            visit_done: at("visit_done")?,
+                            call_tries: row.try_get::<i32, _>("call_tries")?.clamp(0, 255) as u8,
+                            call_retry_at: at("call_retry_at")?,
+                            visit_retry_at: at("visit_retry_at")?,
+                        });
+                    }
                 }
+                // Oldest first, whatever their zone.
+                resume.recent_messages.sort_by_key(|m| m.0);
                 Ok(resume)
             }
 

@@ -154,7 +154,7 @@ async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
     let mut engine = Engine::new(
         Policy::default(),
         store.load_registry().await.unwrap(),
-        store.resume(anxin_core::Zone::FIRST, t0).await.unwrap(),
+        store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap(),
     );
     let mut out = Outbox::default();
     let press = DeviceEvent {
@@ -174,12 +174,12 @@ async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
         Err(FenceError::Fenced { held: 1, now: Some(2), .. }) => {}
         other => panic!("a's commit was not fenced: {other:?}"),
     }
-    let resumed = store.resume(anxin_core::Zone::FIRST, t0).await.unwrap();
+    let resumed = store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap();
     assert!(resumed.open.is_empty() && resumed.recent_messages.is_empty(), "a stale owner stored {resumed:?}");
-    assert_eq!(resumed.last_seq, 0);
+    assert_eq!(resumed.counters[&anxin_core::Zone::FIRST].seq, 0);
 
     store.commit_fenced(Batch::of(&out), &b).await.expect("the holder's commit is stored");
-    let resumed = store.resume(anxin_core::Zone::FIRST, t0).await.unwrap();
+    let resumed = store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap();
     assert_eq!(resumed.open.len(), 1);
     assert_eq!(resumed.recent_messages.len(), 1);
     // Stored again (a retry after an unclear failure), under the guards, still fenced.

@@ -108,7 +108,7 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     let mut engine = Engine::new(
         Policy::default(),
         store.load_registry().await.unwrap(),
-        store.resume(anxin_core::Zone::FIRST, T0).await.unwrap(),
+        store.resume(&[anxin_core::Zone::FIRST], T0).await.unwrap(),
     );
     let device = DeviceId::parse("d-1").unwrap();
     let mut out = Outbox::default();
@@ -132,10 +132,10 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     assert_eq!(store.incident_count().await.unwrap(), 1);
 
     // A new engine on the same store picks up the open incident and remembers the ids.
-    let resume = store.resume(anxin_core::Zone::FIRST, T0.plus_millis(-1)).await.unwrap();
+    let resume = store.resume(&[anxin_core::Zone::FIRST], T0.plus_millis(-1)).await.unwrap();
     assert_eq!(resume.open, vec![stored]);
-    assert_eq!(resume.last_incident_id, id.0);
-    assert_eq!(resume.last_seq, out.events.last().unwrap().seq);
+    assert_eq!(resume.counters[&Zone::FIRST].incident, id.0);
+    assert_eq!(resume.counters[&Zone::FIRST].seq, out.events.last().unwrap().seq);
     assert_eq!(resume.recent_messages.len(), 2);
     let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume);
     let mut again = Outbox::default();
@@ -154,7 +154,7 @@ async fn the_days_events_read_back_from_a_moment(store: Arc<dyn Store>) {
     let mut engine = Engine::new(
         Policy::default(),
         store.load_registry().await.unwrap(),
-        store.resume(anxin_core::Zone::FIRST, T0).await.unwrap(),
+        store.resume(&[anxin_core::Zone::FIRST], T0).await.unwrap(),
     );
     let device = DeviceId::parse("d-1").unwrap();
     let mut out = Outbox::default();
@@ -301,9 +301,9 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     let check_in = VisitAction::CheckIn { elder_id: r.elders[0].id.clone(), at: home };
     engine.carer_acts(&c, check_in, T0, &mut first).unwrap();
     commit(&*store, &first).await;
-    let resume = store.resume(anxin_core::Zone::FIRST, T0).await.unwrap();
+    let resume = store.resume(&[anxin_core::Zone::FIRST], T0).await.unwrap();
     assert_eq!(resume.visits, first.visits);
-    assert_eq!(resume.last_visit_id, 1);
+    assert_eq!(resume.counters[&Zone::FIRST].visit, 1);
     // Overdue: the lone-worker incident and the visit's row go in one commit.
     let late = T0.plus_millis(90 * 60_000);
     let mut second = Outbox::default();
@@ -314,7 +314,7 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     assert_eq!((stored.kind, stored.carer.clone()), (IncidentKind::LoneWorker, Some(c.clone())));
     assert_eq!(stored.device_id.as_str(), "carer:c-1");
     commit(&*store, &first).await; // a late retry of the first batch changes nothing
-    let resumed = store.resume(anxin_core::Zone::FIRST, T0).await.unwrap();
+    let resumed = store.resume(&[anxin_core::Zone::FIRST], T0).await.unwrap();
     assert_eq!(resumed.visits[0].alert, Some(alert));
     assert!(resumed.visits[0].overdue);
     // Resumed, the engine knows the visit and its alert.
@@ -323,7 +323,7 @@ async fn carer_visits_are_logged_and_resumed(store: Arc<dyn Store>) {
     let mut third = Outbox::default();
     engine.carer_acts(&c, VisitAction::CheckOut { at: home }, late.plus_millis(60_000), &mut third).unwrap();
     commit(&*store, &third).await;
-    assert!(store.resume(anxin_core::Zone::FIRST, T0).await.unwrap().visits.is_empty(), "checked out: not resumed");
+    assert!(store.resume(&[anxin_core::Zone::FIRST], T0).await.unwrap().visits.is_empty(), "checked out: not resumed");
     let log = store.carer_visits(Some(&c), T0, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].checked_out_at, Some(late.plus_millis(60_000)));
@@ -407,12 +407,10 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
     store.save_registry(&two_zones()).await.unwrap();
     let loaded = store.load_registry().await.unwrap();
     assert_eq!(loaded.zones(), [Zone::FIRST, Zone::new(3).unwrap()], "the stations' zones read back");
-    let engine = |zone: Zone, resume: Resume| {
-        Engine::new(Policy { zone, ..Policy::default() }, loaded.clone().zone_part(zone), resume)
-    };
+    let engine = |zone: Zone, resume: Resume| Engine::new(Policy::default(), loaded.clone().zone_part(zone), resume);
     let (z0, z3) = (Zone::FIRST, Zone::new(3).unwrap());
-    let mut zero = engine(z0, store.resume(z0, T0).await.unwrap());
-    let mut three = engine(z3, store.resume(z3, T0).await.unwrap());
+    let mut zero = engine(z0, store.resume(&[z0], T0).await.unwrap());
+    let mut three = engine(z3, store.resume(&[z3], T0).await.unwrap());
     let (d1, d3) = (DeviceId::parse("d-1").unwrap(), DeviceId::parse("d-3").unwrap());
     let (mut out0, mut out3) = (Outbox::default(), Outbox::default());
     let Outcome::Opened(i0) = zero.handle_device_event(&d1, press("m-1"), T0, &mut out0).unwrap() else { panic!() };
@@ -423,16 +421,20 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
     assert_eq!((i0.0, i3.0), (1, z3.base() + 1));
     assert_eq!(store.incident_count().await.unwrap(), 2);
 
-    let r0 = store.resume(z0, T0.plus_millis(-1)).await.unwrap();
-    let r3 = store.resume(z3, T0.plus_millis(-1)).await.unwrap();
+    let r0 = store.resume(&[z0], T0.plus_millis(-1)).await.unwrap();
+    let r3 = store.resume(&[z3], T0.plus_millis(-1)).await.unwrap();
     assert_eq!(r0.open.iter().map(|i| i.id).collect::<Vec<_>>(), [i0]);
     assert_eq!(r3.open.iter().map(|i| i.id).collect::<Vec<_>>(), [i3]);
-    assert_eq!((r0.last_incident_id, r3.last_incident_id), (i0.0, i3.0), "each zone's highest, within its range");
-    assert_eq!(r0.last_seq, out0.events.last().unwrap().seq);
-    assert_eq!(r3.last_seq, out3.events.last().unwrap().seq);
+    assert_eq!(
+        (r0.counters[&z0].incident, r3.counters[&z3].incident),
+        (i0.0, i3.0),
+        "each zone's highest, within its range"
+    );
+    assert_eq!(r0.counters[&z0].seq, out0.events.last().unwrap().seq);
+    assert_eq!(r3.counters[&z3].seq, out3.events.last().unwrap().seq);
     assert_eq!(r0.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-1"]);
     assert_eq!(r3.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-3"]);
-    assert!(store.resume(Zone::new(5).unwrap(), T0).await.unwrap().open.is_empty(), "a zone with nothing stored");
+    assert!(store.resume(&[Zone::new(5).unwrap()], T0).await.unwrap().open.is_empty(), "a zone with nothing stored");
 
     // Zone 3's engine, resumed, goes on with its own numbers and its own ledger log.
     let mut three = engine(z3, r3);
@@ -443,10 +445,17 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
         three.amend(Amend::new(Amendment::Update(Entry::Station(station))), "staff:wang", T0, &mut out).unwrap();
     three.handle_device_event(&d3, press_at("m-2", 1_000), T0.plus_millis(1_000), &mut out).unwrap();
     commit(&*store, &out).await;
-    let again = store.resume(z3, T0).await.unwrap();
-    assert_eq!(again.last_ledger_seq, amended.seq.unwrap());
-    assert!(z3.holds(again.last_ledger_seq));
-    assert_eq!(store.resume(z0, T0).await.unwrap().last_ledger_seq, 0, "zone 0 has logged no change");
+    let again = store.resume(&[z3], T0).await.unwrap();
+    assert_eq!(again.counters[&z3].ledger, amended.seq.unwrap());
+    assert!(z3.holds(again.counters[&z3].ledger));
+    assert_eq!(store.resume(&[z0], T0).await.unwrap().counters[&z0].ledger, 0, "zone 0 has logged no change");
+
+    // One engine may run both: it resumes each zone's part and numbers.
+    let both = store.resume(&[z0, z3], T0.plus_millis(-1)).await.unwrap();
+    assert_eq!(both.open.iter().map(|i| i.id).collect::<Vec<_>>(), [i0, i3]);
+    assert_eq!(both.counters.keys().copied().collect::<Vec<_>>(), [z0, z3]);
+    assert_eq!(both.recent_messages.len(), 3);
+    assert_eq!(store.ledger_zones().await.unwrap(), [z0, z3]);
 }
 
 macro_rules! both {

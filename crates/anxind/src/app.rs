@@ -70,7 +70,6 @@ impl App {
             None => anxin_store::open(config.store.url.expose()).await.context("cannot open the store")?,
         };
         if let Some(registry) = registry {
-            runs_every_zone(&registry)?;
             let stored = store.load_registry().await.context("cannot load the registry")?;
             registry.check_against(&stored).context("the registry is inconsistent")?;
             store.save_registry(&registry).await.context("cannot save the registry")?;
@@ -107,14 +106,15 @@ impl App {
         // writes it meanwhile (no engine runs yet, and under `[cluster]` this one holds the
         // lease). A takeover waits for these reads.
         let reading = std::time::Instant::now();
+        // The engine runs every zone the ledger has stations in (`anxin_core::zone`).
+        let zones = store.ledger_zones().await.context("cannot read the ledger's zones")?;
         let ((resume, resume_ms), (registry, ledger_ms), (history, _)) = tokio::join!(
-            timed(store.resume(policy.zone, now.plus_millis(-policy.dedup_window_ms))),
+            timed(store.resume(&zones, now.plus_millis(-policy.dedup_window_ms))),
             timed(store.load_registry()),
             timed(store.history_id()),
         );
         let resume = resume.context("cannot read open incidents")?;
         let registry = registry.context("cannot load the registry")?;
-        runs_every_zone(&registry)?;
         let history = history.context("cannot read the store's history id")?;
         let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
@@ -140,7 +140,8 @@ impl App {
         let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
         let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
         let engine = Engine::new(policy, registry, resume);
-        let hub = Arc::new(Hub::new(history, engine.last_seq(), engine.snapshot(), config.consoles.replay));
+        let at = anxin_api::Cursor::of(engine.last_seqs());
+        let hub = Arc::new(Hub::new(history, at.clone(), engine.snapshot(), config.consoles.replay));
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_count() as i64);
         if let Some(held) = &lease {
@@ -162,8 +163,7 @@ impl App {
             let clock = clock.clone();
             Arc::new(move || clock.now())
         };
-        let wallboard =
-            Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, engine.last_seq()));
+        let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, at));
         tracing::info!(built_ms = reading.elapsed().as_millis() as u64 - read_ms, "the engine is built");
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
@@ -553,20 +553,6 @@ impl App {
         }
         Ok(())
     }
-}
-
-/// An anxind runs one engine, zone 0's (`anxin_core::zone`): a ledger that puts stations in
-/// other zones is refused at start, so that their elders' presses are never taken for an
-/// unknown device's. Running several zones is issue 25's next step.
-fn runs_every_zone(registry: &Registry) -> anyhow::Result<()> {
-    let others: Vec<String> =
-        registry.zones().into_iter().filter(|z| *z != anxin_core::Zone::FIRST).map(|z| z.to_string()).collect();
-    anyhow::ensure!(
-        others.is_empty(),
-        "the ledger puts stations in zone(s) {}: this anxind runs zone 0 only (running several zones is not built yet)",
-        others.join(", ")
-    );
-    Ok(())
 }
 
 /// `future`'s output, and how many milliseconds it took.

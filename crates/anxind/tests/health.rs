@@ -101,7 +101,7 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     };
     assert_eq!(welfare(&gone_silent).1, "awaiting_dispatcher");
     // Stored: one open check for each silent device, none for d-1 or d-3, which beat.
-    let open = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().open;
+    let open = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().open;
     let mut checks: Vec<&str> =
         open.iter().filter(|i| i.kind == anxin_core::IncidentKind::Welfare).map(|i| i.device_id.as_str()).collect();
     checks.sort_unstable();
@@ -133,7 +133,7 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
     clock.advance(Duration::from_secs(MIN + 1));
     let stored = tokio::time::timeout(WAIT, async {
         loop {
-            let health = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().health;
+            let health = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().health;
             if health.iter().any(|h| h.device_id.as_str() == "d-2" && h.charging == Some(true)) {
                 break health;
             }
@@ -160,7 +160,7 @@ async fn silent_devices_and_flat_batteries_become_welfare_checks(backend: Backen
         .filter(|i| i["kind"] == "welfare" && i["device_id"] == "d-4")
         .collect();
     assert_eq!(open.len(), 1, "{snapshot}");
-    let resumed = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().health;
+    let resumed = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().health;
     assert!(resumed.iter().any(|h| h.device_id.as_str() == "d-1" && h.battery_pct == Some(79)));
     // d-4 heard at last: its check closes.
     let d4 = TestDevice::connect(&app, "d-4").await;
@@ -209,7 +209,7 @@ async fn a_quiet_elder_living_alone_becomes_a_welfare_check(backend: Backend, cl
     d1.publish_raw(heartbeat(2, json!({"active": false, "battery_pct": 70}))).await;
     d2.publish_raw(heartbeat(3, json!({}))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let open = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().open;
+    let open = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().open;
     assert!(open.is_empty(), "59 quiet minutes are not an hour: {open:?}");
     // An hour and a minute since she moved: a welfare check for her, none for d-2's elder.
     clock.advance(Duration::from_secs(2 * MIN));
@@ -227,7 +227,7 @@ async fn a_quiet_elder_living_alone_becomes_a_welfare_check(backend: Backend, cl
     let told = events.iter().find(|e| matches!(e.change, anxin_core::Change::FamilyTold { .. })).expect("told");
     let sent = app.store.notification(&format!("n{}", told.seq)).await.unwrap().expect("stored with the check");
     assert!(sent.notification.text.contains("没有活动"), "{}", sent.notification.text);
-    let open = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().open;
+    let open = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().open;
     let checks: Vec<_> = open.iter().filter(|i| i.kind == anxin_core::IncidentKind::Welfare).collect();
     assert_eq!(checks.len(), 1, "only the watched elder: {checks:?}");
 
@@ -235,7 +235,7 @@ async fn a_quiet_elder_living_alone_becomes_a_welfare_check(backend: Backend, cl
     clock.advance(Duration::from_secs(MIN + 1));
     let watched = tokio::time::timeout(WAIT, async {
         loop {
-            let activity = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().activity;
+            let activity = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().activity;
             if !activity.is_empty() {
                 break activity;
             }
@@ -351,7 +351,7 @@ async fn scheduled_calls_fall_due_are_tried_again_and_exported(backend: Backend,
     tokio::time::timeout(WAIT, async {
         while app
             .store
-            .resume(anxin_core::Zone::FIRST, Timestamp(0))
+            .resume(&[anxin_core::Zone::FIRST], Timestamp(0))
             .await
             .unwrap()
             .programme
@@ -369,7 +369,7 @@ async fn scheduled_calls_fall_due_are_tried_again_and_exported(backend: Backend,
     assert_eq!(console.next().await["type"], "snapshot");
     clock.advance(Duration::from_secs(23 * 60 * MIN));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let open = app.store.resume(anxin_core::Zone::FIRST, Timestamp(0)).await.unwrap().open;
+    let open = app.store.resume(&[anxin_core::Zone::FIRST], Timestamp(0)).await.unwrap().open;
     assert!(open.is_empty(), "not due again within the day: {open:?}");
     clock.advance(Duration::from_secs(60 * MIN));
     let next = console.welfare_for("d-1").await;

@@ -689,36 +689,50 @@ async fn on_mosquitto_a_device_added_through_the_api_signs_in_at_once_and_retire
     app.stop().await;
 }
 
-/// Zones (issue 25): this anxind runs zone 0's engine, so the ledger takes no station in
-/// another zone, whether through the API or in a file it is started with, and says why.
-async fn a_station_in_another_zone_is_refused_until_zones_run(backend: Backend, client_id: String) {
-    let app = spawn_app(&backend, &client_id).await;
+/// Zones (issue 25): one anxind runs every zone its ledger has stations in, numbering each
+/// zone's incidents and events in that zone's range, and goes on with each zone's numbers
+/// after a restart; the ledger takes a station only in a zone it runs.
+async fn a_district_in_two_zones_runs_in_one_anxind(backend: Backend, client_id: String) {
+    let z3 = anxin_core::Zone::new(3).unwrap();
+    let mut zoned = registry();
+    zoned.stations[1].zone = z3; // st-biji
+    zoned.elders[3].profile.station_id = Some(zoned.stations[1].id.clone()); // e-4, in the hills
+    let app = spawn_app_from(&backend, &client_id, zoned.clone(), |_| {}, anxind::clock::Clock::System).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    assert_eq!(snapshot["seqs"], json!([0, z3.base()]), "the feed stands at the start of both zones");
+    let d4 = TestDevice::connect(&app, "d-4").await;
+    d4.press("hills-1", None).await;
+    let hills = console.incident_for("d-4").await;
+    let d1 = TestDevice::connect(&app, "d-1").await;
+    d1.press("town-1", None).await;
+    let town = console.incident_for("d-1").await;
+    assert_eq!(hills["incident"]["id"], z3.base() + 1, "{hills}");
+    assert_eq!(town["incident"]["id"], 1);
+    let (hills_seq, town_seq) = (hills["seq"].as_u64().unwrap(), town["seq"].as_u64().unwrap());
+    assert_eq!(anxin_core::Zone::of(hills_seq), z3);
+    assert!(town_seq < z3.base(), "a zone-0 delta shown after zone 3's: {town_seq}");
+
     let admin = sign_in(app.http, "kang").await;
-    let station = json!({"id": "st-z3", "name": "三区站", "position": {"lat": 25.01, "lon": 102.69}, "phone": null,
-        "service_circle_min": null, "zone": 3});
-    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], station.clone()).await;
-    assert_eq!(status, 422, "{body}");
-    let mut unzoned = station.clone();
-    unzoned.as_object_mut().unwrap().remove("zone");
-    assert_eq!(
-        (body["fields"][0]["field"].as_str(), body["fields"][0]["code"].as_str()),
-        (Some("zone"), Some("other_zone"))
-    );
-    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], unzoned).await;
-    assert_eq!(status, 201, "without a zone a station is zone 0's: {body}");
-    let (_, _, got) = call(&app, &admin, "GET", "/api/v1/admin/stations/st-z3", &[], Value::Null).await;
-    assert_eq!(got["entry"]["zone"], 0);
+    let station = |id: &str, zone: u32| json!({"id": id, "name": id, "position": {"lat": 24.9, "lon": 102.6}, "phone": null, "service_circle_min": null, "zone": zone});
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], station("st-z5", 5)).await;
+    assert_eq!((status, body["fields"][0]["code"].as_str()), (422, Some("other_zone")), "{body}");
+    let (status, _, body) = call(&app, &admin, "POST", "/api/v1/admin/stations", &[], station("st-z3", 3)).await;
+    assert_eq!(status, 201, "{body}");
     app.stop().await;
 
-    let mut zoned = registry();
-    zoned.stations[0].zone = anxin_core::Zone::new(3).unwrap();
-    let mut config = anxind::config::Config::defaults();
-    config.http.listen = "127.0.0.1:0".parse().unwrap();
-    config.mqtt.broker = backend.broker.clone();
-    config.mqtt.embedded_listen = "127.0.0.1:0".parse().unwrap();
-    config.store.url = anxind::config::Secret::new(&backend.store_url);
-    let refused = anxind::app::App::build(config, Some(zoned)).await.unwrap_err();
-    assert!(format!("{refused:#}").contains("zone(s) 3: this anxind runs zone 0 only"), "{refused:#}");
+    // A restart resumes both zones: each incident, each zone's place, each zone's numbers.
+    let app = spawn_app_from(&backend, &client_id, zoned, |_| {}, anxind::clock::Clock::System).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    let snapshot = console.next().await;
+    let seqs: Vec<u64> = snapshot["seqs"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+    assert_eq!(seqs.len(), 2, "{snapshot}");
+    assert!(seqs[0] >= town_seq && seqs[1] >= hills_seq && anxin_core::Zone::of(seqs[1]) == z3, "{seqs:?}");
+    assert_eq!(snapshot["incidents"].as_array().unwrap().len(), 2);
+    let d3 = TestDevice::connect(&app, "d-3").await;
+    d3.press("town-2", None).await;
+    assert_eq!(console.incident_for("d-3").await["incident"]["id"], 2);
+    app.stop().await;
 }
 
 on_both_stores!("ledger";
@@ -727,5 +741,5 @@ on_both_stores!("ledger";
     a_responder_on_a_job_is_not_retired,
     each_role_reaches_only_its_own,
     a_district_enrols_from_a_spreadsheet,
-    a_station_in_another_zone_is_refused_until_zones_run,
+    a_district_in_two_zones_runs_in_one_anxind,
 );

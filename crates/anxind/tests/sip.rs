@@ -209,7 +209,7 @@ async fn an_elder_dialling_the_hotline_through_kamailio_rings_the_console_and_th
     };
     let incident = app
         .store
-        .resume(anxin_core::Zone::FIRST, anxin_core::Timestamp(0))
+        .resume(&[anxin_core::Zone::FIRST], anxin_core::Timestamp(0))
         .await
         .unwrap()
         .open
@@ -417,7 +417,7 @@ async fn a_surge_of_calls_from_known_numbers_each_rings_once_and_is_answered() {
     assert_eq!(shown.len(), calls as usize, "every call rang the console");
 
     // Each call is one incident of its own device, answered by wang and ended.
-    let resume = app.store.resume(anxin_core::Zone::FIRST, anxin_core::Timestamp(0)).await.unwrap();
+    let resume = app.store.resume(&[anxin_core::Zone::FIRST], anxin_core::Timestamp(0)).await.unwrap();
     let open: Vec<_> = resume.open.iter().filter(|i| i.kind == IncidentKind::Call).collect();
     assert_eq!(open.len(), calls as usize, "one incident a call, none lost or doubled");
     for i in &open {
@@ -482,7 +482,7 @@ async fn a_call_nobody_at_the_centre_answers_goes_to_the_stations_duty_line() {
 
     let deadline = tokio::time::Instant::now() + WAIT;
     let events = loop {
-        let open = app.store.resume(anxin_core::Zone::FIRST, anxin_core::Timestamp(0)).await.unwrap().open;
+        let open = app.store.resume(&[anxin_core::Zone::FIRST], anxin_core::Timestamp(0)).await.unwrap().open;
         let id = open.iter().find(|i| i.device_id.as_str() == "d-1").map(|i| i.id);
         let events = match id {
             Some(id) => app.store.incident_events(id).await.unwrap(),
@@ -634,7 +634,7 @@ async fn only_the_trunks_sources_may_dial_the_hotline() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Only that one: the refused call never reached anxind.
-    let open = app.store.resume(anxin_core::Zone::FIRST, anxin_core::Timestamp(0)).await.unwrap().open;
+    let open = app.store.resume(&[anxin_core::Zone::FIRST], anxin_core::Timestamp(0)).await.unwrap().open;
     assert_eq!(open.iter().filter(|i| i.kind == IncidentKind::Call).count(), 1, "{open:?}");
     assert!(open.iter().any(|i| i.device_id.as_str() == "d-2"));
     drop(server);

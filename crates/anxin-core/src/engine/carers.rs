@@ -21,7 +21,6 @@ pub(crate) struct Carers {
     pub(crate) by_carer: HashMap<ResponderId, CarerState>,
     /// Open visits with no lone-worker alert up, by when they fall due.
     pub(crate) due: BTreeSet<(Timestamp, ResponderId)>,
-    pub(crate) last_visit_id: u64,
 }
 
 impl Engine {
@@ -61,10 +60,13 @@ impl Engine {
     }
 
     /// Takes back the open visits and the carers' open incidents, at start.
-    pub(super) fn restore_carers(&mut self, visits: Vec<Visit>, last_visit_id: u64) {
-        let zone = self.policy.zone;
-        let kept = visits.iter().map(|v| v.id).filter(|id| zone.holds(*id)).max().unwrap_or(0);
-        self.carers.last_visit_id = zone.counter(last_visit_id.max(kept));
+    pub(super) fn restore_carers(&mut self, visits: Vec<Visit>) {
+        // A visit resumed numbered past its zone's counter moves the counter on.
+        for v in &visits {
+            let zone = crate::zone::Zone::of(v.id);
+            let c = self.counters_of(zone);
+            c.visit = c.visit.max(v.id);
+        }
         for mut v in visits.into_iter().filter(Visit::is_open) {
             if v.alert.is_some_and(|id| !self.open.contains_key(&id)) {
                 v.alert = None; // ended while the visit went on: the timer runs again
@@ -156,10 +158,15 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        self.carers.last_visit_id += 1;
+        let zone = self.zone_of_elder(&elder_id);
+        let id = {
+            let c = self.counters_of(zone);
+            c.visit += 1;
+            c.visit
+        };
         let due_at = now.plus_millis(self.policy.carers.visit_max_ms);
         let v = Visit {
-            id: self.carers.last_visit_id,
+            id,
             carer_id: carer.clone(),
             elder_id,
             checked_in_at: now,
@@ -233,11 +240,17 @@ impl Engine {
         let device = DeviceId::parse(format!("{CARER_DEVICE_PREFIX}{carer}"))
             .unwrap_or_else(|_| DeviceId::parse(CARER_DEVICE_PREFIX).expect("a valid id"));
         let elder = elder.unwrap_or_else(|| ElderId::parse(device.as_str()).expect("a valid id"));
-        self.last_incident_id += 1;
-        let id = IncidentId(self.last_incident_id);
+        // The elder's zone, or for a carer alone (no elder) the carer's station's.
+        let zone = match self.elders.contains_key(&elder) {
+            true => self.zone_of_elder(&elder),
+            false => {
+                self.responders.get(carer).map_or(crate::zone::Zone::FIRST, |r| self.zone_of_station(&r.station_id))
+            }
+        };
+        let id = self.next_incident_id(zone);
         let actor = if kind == IncidentKind::LoneWorker { Actor::Engine } else { Actor::Responder(carer.clone()) };
         let opened = IncidentEvent {
-            seq: self.next_seq(),
+            seq: self.next_seq(zone),
             incident_id: id,
             at: now,
             actor: actor.clone(),

@@ -112,6 +112,7 @@ impl Engine {
         let change =
             Change::FamilyTold { contact_id: contact.id.clone(), channel: contact.channel, notice: notice.clone() };
         self.record(id, change, Actor::Engine, now, out);
+        let seq = out.events.last().map_or(0, |e| e.seq);
         let incident = &self.open[&id];
         let elder_name = self.elders.get(&incident.elder_id).map(|e| e.name.as_str()).unwrap_or_default();
         let not_before = match (notice.priority(), contact.quiet_hours) {
@@ -120,7 +121,7 @@ impl Engine {
         };
         let language = if contact.language.is_empty() { "zh-CN".to_string() } else { contact.language.clone() };
         out.notifications.push(Notification {
-            key: format!("n{}", self.last_seq),
+            key: format!("n{seq}"),
             incident_id: id,
             elder_id: incident.elder_id.clone(),
             contact_id: contact.id.clone(),

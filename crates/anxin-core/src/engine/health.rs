@@ -297,11 +297,11 @@ impl Engine {
         let elder = self.elders.get(&d.elder_id)?;
         let elder_id = elder.id.clone();
         let location = Location { at: elder.home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
-        self.last_incident_id += 1;
-        let id = IncidentId(self.last_incident_id);
+        let zone = self.zone_of_elder(&elder_id);
+        let id = self.next_incident_id(zone);
         let msg_id = MessageId::parse(format!("welfare-{}", id.0)).expect("a valid id");
         let opened = IncidentEvent {
-            seq: self.next_seq(),
+            seq: self.next_seq(zone),
             incident_id: id,
             at: now,
             actor: Actor::Engine,

@@ -214,10 +214,10 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> IncidentId {
-        self.last_incident_id += 1;
-        let id = IncidentId(self.last_incident_id);
+        let zone = self.zone_of_elder(&elder_id);
+        let id = self.next_incident_id(zone);
         let opened = IncidentEvent {
-            seq: self.next_seq(),
+            seq: self.next_seq(zone),
             incident_id: id,
             at: now,
             actor: Actor::Device(device.clone()),

@@ -79,8 +79,21 @@ impl Engine {
             LedgerAction::Retired => self.take_out(&entry, now, out),
             _ => self.put(entry.clone(), live, now, out),
         }
-        self.last_ledger_seq += 1;
-        let seq = self.last_ledger_seq;
+        // Logged in the entry's zone; staff and providers, who work in every zone, in zone 0.
+        let zone = match &entry {
+            Entry::Station(s) => s.zone,
+            Entry::Responder(r) => self.zone_of_station(&r.station_id),
+            Entry::Elder(e) => {
+                e.profile.station_id.as_ref().map_or(crate::zone::Zone::FIRST, |s| self.zone_of_station(s))
+            }
+            Entry::Device(d) => self.zone_of_elder(&d.elder_id),
+            Entry::Staff(_) | Entry::Provider(_) => crate::zone::Zone::FIRST,
+        };
+        let seq = {
+            let c = self.counters_of(zone);
+            c.ledger += 1;
+            c.ledger
+        };
         let tag = (action != LedgerAction::Retired).then(|| etag(&entry));
         out.ledger.push(LedgerRecord {
             seq,
@@ -132,22 +145,26 @@ impl Engine {
                 out.push(FieldError::new(field, "unknown_station", format!("station {id} is not in the ledger")));
             }
         };
-        let zone = self.policy.zone;
+        let runs = |zone: crate::zone::Zone| self.counters.contains_key(&zone);
+        let zones = || self.zones().map(|z| z.to_string()).collect::<Vec<_>>().join(", ");
         match entry {
             Entry::Elder(e) => match &e.profile.station_id {
                 Some(s) => station(&mut out, "profile.station_id", s),
                 // An elder enrolled with no station is zone 0's.
-                None if zone != crate::zone::Zone::FIRST => {
-                    let why = format!("an elder enrolled with no station is in zone 0; this engine runs zone {zone}");
+                None if !runs(crate::zone::Zone::FIRST) => {
+                    let why =
+                        format!("an elder enrolled with no station is in zone 0; this engine runs zone(s) {}", zones());
                     out.push(FieldError::new("profile.station_id", "other_zone", why));
                 }
                 None => {}
             },
-            Entry::Station(s) if s.zone != zone => {
-                let why = format!(
-                    "zone {} is not run by this engine (it runs zone {zone}); a station does not move between zones",
-                    s.zone
-                );
+            Entry::Station(s) if !runs(s.zone) || matches!(live, Some(Entry::Station(was)) if was.zone != s.zone) => {
+                let why = match live {
+                    Some(Entry::Station(was)) if was.zone != s.zone => {
+                        format!("a station does not move between zones (it is in zone {})", was.zone)
+                    }
+                    _ => format!("zone {} is not run by this engine (it runs zone(s) {})", s.zone, zones()),
+                };
                 out.push(FieldError::new("zone", "other_zone", why));
             }
             Entry::Device(d) => {

@@ -49,10 +49,9 @@ pub struct Resume {
     pub open: Vec<Incident>,
     /// Messages seen inside the dedup window, oldest first.
     pub recent_messages: Vec<(Timestamp, DeviceId, MessageId)>,
-    pub last_incident_id: u64,
-    pub last_seq: u64,
-    /// The last change stored in the ledger's log.
-    pub last_ledger_seq: u64,
+    /// The zones this engine runs, each with the highest numbers stored within it; none:
+    /// zone 0 alone, with nothing stored.
+    pub counters: BTreeMap<crate::zone::Zone, Counters>,
     /// Devices' health as the last snapshot stored it.
     pub health: Vec<crate::health::HealthRow>,
     /// Watched elders' activity as the last snapshot stored it.
@@ -61,13 +60,39 @@ pub struct Resume {
     pub programme: Vec<crate::programme::ProgrammeRow>,
     /// Carers' visits not yet checked out.
     pub visits: Vec<crate::carer::Visit>,
-    /// The highest visit id stored.
-    pub last_visit_id: u64,
     /// Service orders still open, and those of this and last month (their capacity and
     /// money still count).
     pub orders: Vec<crate::service::ServiceOrder>,
-    pub last_order_id: u64,
-    pub last_order_seq: u64,
+}
+
+/// The last number of each kind an engine handed out within one zone (`anxin_core::zone`):
+/// as resumed, the highest stored within the zone's range, or 0 for none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub incident: u64,
+    /// Incidents' events: the consoles' feed is numbered by them.
+    pub seq: u64,
+    /// The ledger's log.
+    pub ledger: u64,
+    pub visit: u64,
+    pub order: u64,
+    /// Orders' log.
+    pub order_seq: u64,
+}
+
+impl Counters {
+    /// Each counter within `zone`'s range: one not in it (none stored, or another zone's
+    /// number) starts at the zone's base.
+    pub fn within(self, zone: crate::zone::Zone) -> Counters {
+        Counters {
+            incident: zone.counter(self.incident),
+            seq: zone.counter(self.seq),
+            ledger: zone.counter(self.ledger),
+            visit: zone.counter(self.visit),
+            order: zone.counter(self.order),
+            order_seq: zone.counter(self.order_seq),
+        }
+    }
 }
 
 /// What the engine decided about one message.
@@ -243,10 +268,8 @@ pub struct Engine {
     seen: SeenMessages,
     /// `seen` in arrival order, so old ids can be forgotten.
     seen_order: VecDeque<(Timestamp, DeviceId, MessageId)>,
-    last_incident_id: u64,
-    last_seq: u64,
-    /// The last change to the ledger ([`crate::ledger::LedgerRecord::seq`]).
-    pub(crate) last_ledger_seq: u64,
+    /// The zones this engine runs, each with the last numbers it handed out there.
+    pub(crate) counters: BTreeMap<crate::zone::Zone, Counters>,
     /// Devices by when they next need looking at (a lazy queue: an entry is checked when it
     /// comes up, and put back at the device's true deadline).
     pub(crate) health_due: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, DeviceId)>>,
@@ -277,7 +300,10 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, registry: Registry, resume: Resume) -> Self {
-        let zone = policy.zone;
+        let mut counters: BTreeMap<_, _> = resume.counters.iter().map(|(z, c)| (*z, c.within(*z))).collect();
+        if counters.is_empty() {
+            counters.insert(crate::zone::Zone::FIRST, Counters::default());
+        }
         let offered = resume.open.iter().flat_map(|i| i.ladder.offers.iter().map(|o| (o.responder_id.clone(), i.id)));
         let on_job = resume
             .open
@@ -323,10 +349,8 @@ impl Engine {
             presence: presence::Presence::default(),
             seen: SeenMessages::default(),
             seen_order: VecDeque::new(),
-            // Each counter goes on from the zone's highest stored number (its base if none).
-            last_incident_id: zone.counter(resume.last_incident_id),
-            last_seq: zone.counter(resume.last_seq),
-            last_ledger_seq: zone.counter(resume.last_ledger_seq),
+            // Each counter goes on from its zone's highest stored number (its base if none).
+            counters,
             health_due: Default::default(),
             health_floor: Timestamp(0),
             health_dirty: Vec::new(),
@@ -386,9 +410,9 @@ impl Engine {
             engine.fix_at.insert(id.clone(), t);
             engine.fixes.insert((t, id));
         }
-        engine.restore_carers(resume.visits, resume.last_visit_id);
+        engine.restore_carers(resume.visits);
         engine.restore_calls();
-        engine.restore_services(registry.providers, resume.orders, resume.last_order_id, resume.last_order_seq);
+        engine.restore_services(registry.providers, resume.orders);
         for (at, device, msg) in resume.recent_messages {
             engine.remember(at, device, msg);
         }
@@ -467,19 +491,59 @@ impl Engine {
         &self.matcher
     }
 
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
+    /// The zones this engine runs and the last numbers it handed out in each: what a store
+    /// would resume it with.
+    pub fn counters(&self) -> BTreeMap<crate::zone::Zone, Counters> {
+        self.counters.clone()
     }
 
-    pub(super) fn next_seq(&mut self) -> u64 {
-        self.last_seq += 1;
-        self.last_seq
+    /// The zones this engine runs.
+    pub fn zones(&self) -> impl Iterator<Item = crate::zone::Zone> + '_ {
+        self.counters.keys().copied()
+    }
+
+    /// The last event's sequence number of each zone: where the consoles' feed stands.
+    pub fn last_seqs(&self) -> Vec<u64> {
+        self.counters.values().map(|c| c.seq).collect()
+    }
+
+    /// `zone`'s counters. Every zone the engine's ledger holds is one it runs (its registry is
+    /// those zones' part); one it does not starts at the zone's base.
+    pub(crate) fn counters_of(&mut self, zone: crate::zone::Zone) -> &mut Counters {
+        self.counters.entry(zone).or_insert_with(|| Counters::default().within(zone))
+    }
+
+    /// The zone a station is in (zone 0 for one not in the ledger).
+    pub(crate) fn zone_of_station(&self, station: &StationId) -> crate::zone::Zone {
+        self.stations.get(station).map_or(crate::zone::Zone::FIRST, |s| s.zone)
+    }
+
+    /// The zone an elder is in: their station's; zone 0 for one enrolled with none.
+    pub(crate) fn zone_of_elder(&self, elder: &ElderId) -> crate::zone::Zone {
+        match self.elders.get(elder).and_then(|e| e.profile.station_id.as_ref()) {
+            Some(station) => self.zone_of_station(station),
+            None => crate::zone::Zone::FIRST,
+        }
+    }
+
+    /// A new incident's number, in `zone`.
+    pub(crate) fn next_incident_id(&mut self, zone: crate::zone::Zone) -> IncidentId {
+        let c = self.counters_of(zone);
+        c.incident += 1;
+        IncidentId(c.incident)
+    }
+
+    /// The next event's sequence number in `zone`.
+    pub(super) fn next_seq(&mut self, zone: crate::zone::Zone) -> u64 {
+        let c = self.counters_of(zone);
+        c.seq += 1;
+        c.seq
     }
 
     /// Changes incident `id` the only way an incident changes: applies `change` and logs
-    /// it, under the next sequence number.
+    /// it, under the next sequence number of the incident's zone.
     pub(crate) fn record(&mut self, id: IncidentId, change: Change, actor: Actor, now: Timestamp, out: &mut Outbox) {
-        let seq = self.next_seq();
+        let seq = self.next_seq(crate::zone::Zone::of(id.0));
         let event = IncidentEvent { seq, incident_id: id, at: now, actor, change };
         self.open.get_mut(&id).expect("an open incident").apply(&event, &self.policy);
         let notice = self.notice_for(id, &event.change);

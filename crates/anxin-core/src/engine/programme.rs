@@ -271,7 +271,8 @@ impl Engine {
         if self.devices.contains_key(device) && self.incidents_of(device).open.is_none() {
             let home = self.elders[elder].home;
             let location = Location { at: home, source: LocationSource::Home, accuracy_m: None, fix_rejected: None };
-            let msg = MessageId::parse(format!("programme-{}", self.last_seq + 1)).expect("a valid id");
+            let next = self.counters_of(self.zone_of_elder(elder)).seq + 1;
+            let msg = MessageId::parse(format!("programme-{next}")).expect("a valid id");
             let problem = Some(format!("found on a {}: {outcome}", reason.as_str()));
             self.open_incident(device, elder.clone(), kind, &msg, location, now, problem, None, now, out);
         }

@@ -32,8 +32,6 @@ pub(crate) struct Services {
     pub(crate) acceptance: HashMap<ProviderId, Acceptance>,
     /// Workers out on an order (on the way or at the door).
     pub(crate) out_on: HashMap<ResponderId, OrderId>,
-    pub(crate) last_order_id: u64,
-    pub(crate) last_order_seq: u64,
 }
 
 /// An order with the names the pages show beside it.
@@ -55,13 +53,7 @@ pub struct OrderView {
 impl Engine {
     /// Takes the providers and their workers from the ledger, and the orders the store kept
     /// (those still open and this and last month's, for capacity, money and acceptance).
-    pub(super) fn restore_services(
-        &mut self,
-        providers: Vec<Provider>,
-        orders: Vec<ServiceOrder>,
-        last_order_id: u64,
-        last_order_seq: u64,
-    ) {
+    pub(super) fn restore_services(&mut self, providers: Vec<Provider>, orders: Vec<ServiceOrder>) {
         self.services.providers = providers.into_iter().map(|p| (p.id.clone(), p)).collect();
         let mut workers: Vec<(ProviderId, ResponderId)> =
             self.responders.values().filter_map(|r| Some((r.provider_id.clone()?, r.id.clone()))).collect();
@@ -69,10 +61,11 @@ impl Engine {
         for (p, r) in workers {
             self.services.workers.entry(p).or_default().push(r);
         }
-        let zone = self.policy.zone;
-        let kept = orders.iter().map(|o| o.id.0).filter(|id| zone.holds(*id)).max().unwrap_or(0);
-        self.services.last_order_id = zone.counter(last_order_id.max(kept));
-        self.services.last_order_seq = zone.counter(last_order_seq);
+        // An order resumed numbered past its zone's counter moves the counter on.
+        for o in &orders {
+            let c = self.counters_of(crate::zone::Zone::of(o.id.0));
+            c.order = c.order.max(o.id.0);
+        }
         for o in orders {
             // Past acceptance as far as the kept orders tell it: each provider that took one
             // was offered it (the refusals before it are in the log, not counted here).
@@ -138,11 +131,6 @@ impl Engine {
             providers: self.services.providers.values().cloned().collect(),
             monthly_allowance_fen: self.policy.services.monthly_allowance_fen.clone(),
         }
-    }
-
-    /// The last order number given, and the last order event's.
-    pub fn last_order(&self) -> (u64, u64) {
-        (self.services.last_order_id, self.services.last_order_seq)
     }
 
     /// What the allowance has paid for an elder in the local month of `at`.
@@ -245,8 +233,11 @@ impl Engine {
         if quote.self_paid_fen > 0 && !req.self_paid_agreed {
             return Err(OrderError::SelfPaidNotAgreed { self_paid_fen: quote.self_paid_fen });
         }
-        self.services.last_order_id += 1;
-        let id = OrderId(self.services.last_order_id);
+        let id = {
+            let c = self.counters_of(self.zone_of_elder(&req.elder_id));
+            c.order += 1;
+            OrderId(c.order)
+        };
         let order = ServiceOrder::placed(id, &req, &actor, now);
         self.services.open.insert(id, order);
         self.record_order(id, OrderChange::Placed { request: req }, actor, now, out);
@@ -639,8 +630,12 @@ impl Engine {
     /// Changes order `id` the only way an order changes: logs `change` under the next
     /// sequence number and applies it, keeping capacity and money in step.
     fn record_order(&mut self, id: OrderId, change: OrderChange, actor: Actor, now: Timestamp, out: &mut Outbox) {
-        self.services.last_order_seq += 1;
-        let event = OrderEvent { seq: self.services.last_order_seq, order_id: id, at: now, actor, change };
+        let seq = {
+            let c = self.counters_of(crate::zone::Zone::of(id.0));
+            c.order_seq += 1;
+            c.order_seq
+        };
+        let event = OrderEvent { seq, order_id: id, at: now, actor, change };
         let mut order = self.services.open.remove(&id).expect("an open order");
         self.hold(&order, false);
         order.apply(&event);

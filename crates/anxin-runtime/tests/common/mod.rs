@@ -71,9 +71,15 @@ impl Durable {
         Resume {
             open: self.open_by_device.values().map(|id| self.incidents[id].clone()).collect(),
             recent_messages: recent,
-            last_incident_id: self.incidents.keys().next_back().map_or(0, |i| i.0),
-            last_seq: self.last_seq(),
-            last_ledger_seq: 0,
+            counters: [(
+                anxin_core::Zone::FIRST,
+                anxin_core::Counters {
+                    incident: self.incidents.keys().next_back().map_or(0, |i| i.0),
+                    seq: self.last_seq(),
+                    ..Default::default()
+                },
+            )]
+            .into(),
             health: vec![],
             activity: vec![],
             programme: vec![],
