@@ -6,6 +6,7 @@
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
 mod family;
+pub mod inbox;
 pub mod lease;
 mod ledger;
 mod migrate;
@@ -64,6 +65,9 @@ pub struct Batch<'a> {
     /// Service orders as they are now (each order's last row is upserted), and their log.
     pub orders: &'a [anxin_core::ServiceOrder],
     pub order_events: &'a [anxin_core::OrderEvent],
+    /// Messages of the inbox this batch handled: taken out of it in the same transaction
+    /// ([`inbox`]).
+    pub inbox: &'a [inbox::InboxKey],
 }
 
 impl<'a> Batch<'a> {
@@ -79,7 +83,13 @@ impl<'a> Batch<'a> {
             visits: &out.visits,
             orders: &out.orders,
             order_events: &out.order_events,
+            inbox: &[],
         }
+    }
+
+    /// [`Batch::of`], taking `inbox`'s messages out of the inbox in the same transaction.
+    pub fn with_inbox(self, inbox: &'a [inbox::InboxKey]) -> Self {
+        Batch { inbox, ..self }
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/sqlite/0015_services.sql") },
     Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/sqlite/0016_leases.sql") },
     Migration { version: 18, name: "zones", sql: include_str!("../../../migrations/sqlite/0018_zones.sql") },
+    Migration { version: 19, name: "inbox", sql: include_str!("../../../migrations/sqlite/0019_inbox.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -125,6 +126,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 15, name: "services", sql: include_str!("../../../migrations/postgres/0015_services.sql") },
     Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/postgres/0016_leases.sql") },
     Migration { version: 18, name: "zones", sql: include_str!("../../../migrations/postgres/0018_zones.sql") },
+    Migration { version: 19, name: "inbox", sql: include_str!("../../../migrations/postgres/0019_inbox.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -150,6 +150,7 @@ struct Rows<'a> {
     visits: &'a [anxin_core::Visit],
     orders: &'a [anxin_core::ServiceOrder],
     order_events: &'a [anxin_core::OrderEvent],
+    inbox: &'a [crate::inbox::InboxKey],
 }
 
 struct NotificationRow<'a> {
@@ -270,6 +271,7 @@ impl<'a> Rows<'a> {
             visits: batch.visits,
             orders: batch.orders,
             order_events: batch.order_events,
+            inbox: batch.inbox,
         })
     }
 }
@@ -300,6 +302,13 @@ impl SqliteStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
+        for k in rows.inbox {
+            sqlx::query("DELETE FROM inbox WHERE device_id = $1 AND msg_key = $2")
+                .bind(k.device_id.as_str())
+                .bind(k.msg_key.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -444,6 +453,15 @@ impl PostgresStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
+        if !rows.inbox.is_empty() {
+            sqlx::query(
+                "DELETE FROM inbox WHERE (device_id, msg_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(rows.inbox.iter().map(|k| k.device_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.inbox.iter().map(|k| k.msg_key.as_str()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -1043,6 +1061,7 @@ impl SqliteStore {
     crate::services::order_rows!(Sqlite);
 }
 crate::visits::visit_store!(SqliteStore);
+crate::inbox::inbox_store!(SqliteStore, false);
 crate::services::service_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
 crate::report::report_store!(SqliteStore, crate::report::INCIDENT_FACTS_FOLDED);
@@ -1055,6 +1074,7 @@ impl PostgresStore {
     crate::services::order_rows!(Postgres);
 }
 crate::visits::visit_store!(PostgresStore);
+crate::inbox::inbox_store!(PostgresStore, true);
 crate::services::service_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
 crate::report::report_store!(PostgresStore, crate::report::INCIDENT_FACTS);

@@ -1,0 +1,166 @@
+//! The inbox (issue 25; `SCALE-OUT.md`, "Ingest"): device messages an ingest session stores
+//! before acknowledging them to the broker, each under the zone of its device's elder, for the
+//! engine running that zone to take in the same transaction that handles them
+//! ([`crate::Batch::inbox`]). So a message acknowledged by any node is never lost, whichever
+//! node owns its zone, and a repeat of a message already in (the broker's, or a device's)
+//! is absorbed by the key.
+//!
+//! Built and tested at the store; the ingest sessions and the engines reading it are the next
+//! step (docs/architecture.md, "Zones").
+
+use crate::StoreError;
+use anxin_core::{Timestamp, Zone};
+use async_trait::async_trait;
+
+/// One message in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// As the topic named it: not checked here (a bad one is the engine's to count).
+    pub device_id: String,
+    /// See [`message_key`].
+    pub msg_key: String,
+    /// The zone it was filed under (set by the store from the ledger; ignored when putting).
+    pub zone: Zone,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub received_at: Timestamp,
+}
+
+impl InboxEntry {
+    /// A message from `topic`'s device, keyed by [`message_key`].
+    pub fn new(device_id: &str, topic: &str, payload: Vec<u8>, received_at: Timestamp) -> Self {
+        InboxEntry {
+            device_id: device_id.to_string(),
+            msg_key: message_key(&payload),
+            zone: Zone::FIRST,
+            topic: topic.to_string(),
+            payload,
+            received_at,
+        }
+    }
+
+    pub fn key(&self) -> InboxKey {
+        InboxKey { device_id: self.device_id.clone(), msg_key: self.msg_key.clone() }
+    }
+}
+
+/// Which message of the inbox: its device and its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InboxKey {
+    pub device_id: String,
+    pub msg_key: String,
+}
+
+/// A message's key in the inbox: its `msg_id` when the payload is JSON with one that is a
+/// string, else `digest:` and the first 16 bytes of the payload's SHA-256 in hex (a message
+/// that cannot be read is still kept, once, for the engine to count).
+pub fn message_key(payload: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        msg_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_slice::<Id<'_>>(payload) {
+        Ok(Id { msg_id: Some(id) }) if !id.is_empty() && id.len() <= 128 => id.into_owned(),
+        _ => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(payload);
+            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            format!("digest:{hex}")
+        }
+    }
+}
+
+/// The inbox, on either database.
+#[async_trait]
+pub trait InboxStore: Send + Sync {
+    /// Files `entries` in one transaction, each under its device's zone as the ledger has it
+    /// now (zone 0 for a device it does not know); a message already in is left as it is.
+    /// Returns the zones that got a new message. On PostgreSQL each such zone is announced
+    /// (`pg_notify('anxin_inbox', zone)`) when the transaction commits.
+    async fn inbox_put(&self, entries: &[InboxEntry]) -> Result<Vec<Zone>, StoreError>;
+
+    /// Up to `limit` messages of `zones`, oldest first.
+    async fn inbox_take(&self, zones: &[Zone], limit: u32) -> Result<Vec<InboxEntry>, StoreError>;
+}
+
+/// Files one message under its device's zone, answering the zone if it is new.
+pub(crate) const INBOX_PUT: &str = "INSERT INTO inbox (device_id, msg_key, zone, topic, payload, received_at) \
+     VALUES ($1, $2, COALESCE((SELECT s.zone FROM devices d JOIN elders e ON e.id = d.elder_id \
+     JOIN stations s ON s.id = e.station_id WHERE d.id = $1), 0), $3, $4, $5) \
+     ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone";
+
+macro_rules! inbox_store {
+    ($store:ty, $notify:expr) => {
+        #[async_trait::async_trait]
+        impl crate::inbox::InboxStore for $store {
+            async fn inbox_put(
+                &self,
+                entries: &[crate::inbox::InboxEntry],
+            ) -> Result<Vec<anxin_core::Zone>, crate::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut zones = Vec::new();
+                for e in entries {
+                    let zone: Option<i32> = sqlx::query_scalar(crate::inbox::INBOX_PUT)
+                        .bind(e.device_id.as_str())
+                        .bind(e.msg_key.as_str())
+                        .bind(e.topic.as_str())
+                        .bind(e.payload.as_slice())
+                        .bind(e.received_at.millis())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(z) = zone {
+                        zones.push(
+                            anxin_core::Zone::new(z.into()).map_err(|e| crate::ledger::corrupt("station zone", e))?,
+                        );
+                    }
+                }
+                zones.sort_unstable();
+                zones.dedup();
+                if $notify {
+                    for z in &zones {
+                        sqlx::query("SELECT pg_notify('anxin_inbox', $1)")
+                            .bind(z.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(zones)
+            }
+
+            async fn inbox_take(
+                &self,
+                zones: &[anxin_core::Zone],
+                limit: u32,
+            ) -> Result<Vec<crate::inbox::InboxEntry>, crate::StoreError> {
+                use sqlx::Row;
+                if zones.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Zone numbers, not text from outside.
+                let list: Vec<String> = zones.iter().map(|z| z.number().to_string()).collect();
+                let sql = format!(
+                    "SELECT device_id, msg_key, zone, topic, payload, received_at FROM inbox WHERE zone IN ({}) \
+                     ORDER BY received_at, device_id, msg_key LIMIT $1",
+                    list.join(", ")
+                );
+                let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(crate::inbox::InboxEntry {
+                            device_id: row.try_get("device_id")?,
+                            msg_key: row.try_get("msg_key")?,
+                            zone: anxin_core::Zone::new(row.try_get::<i32, _>("zone")?.into())
+                                .map_err(|e| crate::ledger::corrupt("inbox zone", e))?,
+                            topic: row.try_get("topic")?,
+                            payload: row.try_get("payload")?,
+                            received_at: anxin_core::Timestamp(row.try_get("received_at")?),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+pub(crate) use inbox_store;
