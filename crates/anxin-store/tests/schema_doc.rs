@@ -170,5 +170,7 @@ fn the_reader_sees_what_the_migrations_make() {
     assert!(s["responders"].0.contains("provider_id") && s["responders"].1.contains("responders_provider"));
     assert!(s["service_orders"].1.contains("service_orders_window"), "the service lane's tables are read");
     assert!(s["leases"].0.contains("epoch"), "the leases table is read");
-    assert_eq!(s.len(), 23, "{:?}", s.keys());
+    assert!(s["inbox"].0.contains("msg_key") && s["inbox"].1.contains("inbox_zone"), "the inbox is read");
+    assert!(s["stations"].0.contains("zone"), "a station's zone is read");
+    assert_eq!(s.len(), 24, "{:?}", s.keys());
 }
