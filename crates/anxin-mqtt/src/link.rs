@@ -59,6 +59,9 @@ pub struct LinkOptions {
     pub username: Option<String>,
     pub password: Option<String>,
     pub topics: Topics,
+    /// Subscribe as a member of this shared subscription (`$share/GROUP/...`, Mosquitto 2 and
+    /// EMQX): the broker gives each message to one member. `None`: every message.
+    pub share_group: Option<String>,
 }
 
 /// An incoming device message, to be acknowledged once handled.
@@ -453,7 +456,11 @@ impl Session {
         // Subscribing again is harmless when the session was kept, and needed when not.
         let pkid = self.commands.take_id();
         self.subscribing = Some(pkid);
-        let mut subscribe = Subscribe::new(self.opts.topics.events_filter(), QoS::AtLeastOnce);
+        let filter = match &self.opts.share_group {
+            Some(group) => format!("$share/{group}/{}", self.opts.topics.events_filter()),
+            None => self.opts.topics.events_filter(),
+        };
+        let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
         subscribe.pkid = pkid;
         write_packet(&Packet::Subscribe(subscribe), &mut self.wbuf);
         self.commands.resend(&mut self.wbuf);

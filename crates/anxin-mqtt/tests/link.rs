@@ -25,6 +25,7 @@ fn engine(broker: &EmbeddedBroker, port: u16, topics: &Topics) -> LinkOptions {
         username: Some(user),
         password: Some(password),
         topics: topics.clone(),
+        share_group: None,
     }
 }
 

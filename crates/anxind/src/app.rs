@@ -308,6 +308,7 @@ impl App {
                 username,
                 password,
                 topics: topics.clone(),
+                share_group: None,
             },
             tx,
             link_stop.clone(),

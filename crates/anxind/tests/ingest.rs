@@ -1,0 +1,148 @@
+//! Ingest sessions on a shared subscription (issue 25, `SCALE-OUT.md` "Ingest"), on
+//! Mosquitto and PostgreSQL: two sessions share the devices' messages, every message is
+//! filed in the inbox once whoever was given it (repeats absorbed, garbage kept), and the
+//! messages a session was given but never acknowledged (it died) are given again to the next
+//! session under its client id. Runs when `ANXIN_TEST_MQTT_URL` and
+//! `ANXIN_TEST_POSTGRES_URL` name the servers (required under `CI=true`).
+
+#[macro_use]
+#[allow(unused_macros)]
+mod story;
+
+use anxin_core::Zone;
+use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use anxin_mqtt::{LinkOptions, Topics};
+use anxin_store::inbox::InboxStore;
+use anxind::ingest::IngestCounts;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use story::*;
+use tokio_util::sync::CancellationToken;
+
+fn session(broker: &str, client_id: &str, group: &str, topics: &Topics) -> LinkOptions {
+    let (host, port) = anxind::config::broker_address(broker).unwrap();
+    LinkOptions {
+        host,
+        port,
+        client_id: client_id.into(),
+        keep_alive: Duration::from_secs(5),
+        max_outgoing_bytes: 64 * 1024,
+        quick_ack: true,
+        username: None,
+        password: None,
+        topics: topics.clone(),
+        share_group: Some(group.into()),
+    }
+}
+
+/// A device client that publishes `payloads` on `device`'s events topic, QoS 1, and waits
+/// for every PUBACK.
+async fn publish(broker: &str, topics: &Topics, device: &str, payloads: Vec<String>) {
+    let (host, port) = anxind::config::broker_address(broker).unwrap();
+    let mut opts = MqttOptions::new(unique("ingest-device", device), host, port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = AsyncClient::new(opts, payloads.len() + 10);
+    let n = payloads.len();
+    let topic = topics.events(&anxin_core::DeviceId::parse(device).unwrap());
+    for p in payloads {
+        client.publish(topic.clone(), QoS::AtLeastOnce, false, p).await.unwrap();
+    }
+    let mut acked = 0;
+    while acked < n {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await.expect("the broker answers") {
+            Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+            Ok(_) => {}
+            Err(e) => panic!("device connection: {e}"),
+        }
+    }
+    client.disconnect().await.unwrap();
+}
+
+fn press(msg: &str) -> String {
+    format!(r#"{{"msg_id":"{msg}","type":"sos","ts":1763000000000}}"#)
+}
+
+/// Waits until the inbox holds `n` messages of zone 0, and returns their keys.
+async fn filed(store: &dyn InboxStore, n: usize) -> BTreeSet<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = store.inbox_take(&[Zone::FIRST], 100_000).await.unwrap();
+        if all.len() >= n || tokio::time::Instant::now() > deadline {
+            return all.into_iter().map(|e| e.msg_key).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_share_the_messages_file_each_once_and_a_dead_ones_are_given_to_its_successor() {
+    let Some(backend) = external_backend().await else { return };
+    let store: Arc<dyn InboxStore> = Arc::new(anxin_store::PostgresStore::open(&backend.store_url).await.unwrap());
+    let root = unique("ingest", "share").replace('-', "");
+    let topics = Topics::new(&root).unwrap();
+    let group = root.clone();
+    let (a_id, b_id) = (format!("{root}-slot-a"), format!("{root}-slot-b"));
+    let start = |id: &str| {
+        let counts = Arc::new(IngestCounts::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(anxind::ingest::run(
+            session(&backend.broker, id, &group, &topics),
+            store.clone(),
+            64,
+            counts.clone(),
+            stop.clone(),
+        ));
+        (counts, stop, task)
+    };
+    let (a_counts, a_stop, a_task) = start(&a_id);
+    let (b_counts, b_stop, b_task) = start(&b_id);
+    tokio::time::sleep(Duration::from_millis(500)).await; // both subscribed
+
+    // 300 presses from three devices, 5 sent twice, and 2 that do not read.
+    let mut expected = BTreeSet::new();
+    for d in 0..3 {
+        let mut payloads: Vec<String> = (0..100).map(|k| press(&format!("m-{d}-{k}"))).collect();
+        expected.extend((0..100).map(|k| format!("m-{d}-{k}")));
+        if d == 0 {
+            payloads.extend((0..5).map(|k| press(&format!("m-0-{k}"))));
+            payloads.push("not json at all".into());
+            payloads.push("{\"msg_id\": 7}".into());
+        }
+        publish(&backend.broker, &topics, &format!("d-{d}"), payloads).await;
+    }
+    let keys = filed(&*store, 302).await;
+    assert_eq!(keys.len(), 302, "300 presses and 2 that do not read, each once");
+    assert!(expected.is_subset(&keys));
+    assert_eq!(keys.iter().filter(|k| k.starts_with("digest:")).count(), 2);
+    let (a, b) = (
+        a_counts.filed.load(std::sync::atomic::Ordering::Relaxed),
+        b_counts.filed.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(a > 0 && b > 0, "both sessions were given messages: {a} and {b}");
+    assert!(a + b >= 307, "every message given was filed (repeats absorbed by the inbox): {a} + {b}");
+
+    // Session a dies without a word (its task aborted: no DISCONNECT, nothing more
+    // acknowledged); what the broker gives it meanwhile waits in its session.
+    a_task.abort();
+    let _ = a_task.await;
+    let more: Vec<String> = (0..200).map(|k| press(&format!("late-{k}"))).collect();
+    publish(&backend.broker, &topics, "d-1", more).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = filed(&*store, 0).await.len();
+    // Its successor connects under the same client id and is given what waited there.
+    let (c_counts, c_stop, c_task) = start(&a_id);
+    assert!(before < 502, "some of the late presses were given to a and waited in its session");
+    let keys = filed(&*store, 502).await;
+    assert_eq!(keys.len(), 502, "every late press filed once: {} before the successor came", before - 302);
+    eprintln!(
+        "late presses: {} filed by b, {} waited for a's successor",
+        before - 302,
+        c_counts.filed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    for (stop, task) in [(b_stop, b_task), (c_stop, c_task)] {
+        stop.cancel();
+        task.await.unwrap();
+    }
+    drop(a_stop); // its task was aborted above
+}
