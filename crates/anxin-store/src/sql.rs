@@ -17,15 +17,28 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The elders of zone `$1`: those enrolled with one of its stations, and for zone 0 those
-/// enrolled with none (`anxin_core::zone`). Retired ones too: what is stored of them is the
-/// zone's.
-const ZONE_ELDERS: &str = "SELECT e.id FROM elders e LEFT JOIN stations s ON s.id = e.station_id \
-     WHERE COALESCE(s.zone, 0) = $1";
-
-/// The devices of zone `$1`: its elders' (see [`ZONE_ELDERS`]).
-const ZONE_DEVICES: &str = "SELECT d.id FROM devices d JOIN elders e ON e.id = d.elder_id \
-     LEFT JOIN stations s ON s.id = e.station_id WHERE COALESCE(s.zone, 0) = $1";
+/// Which rows of the devices' and elders' tables an engine running `zones` resumes: when
+/// it runs every zone of the ledger (`every`), all of them, read whole as a district without
+/// zones always has; else those of the elders enrolled with one of the zones' stations (and
+/// for zone 0 those enrolled with none) and of their devices, filtered through the ledger.
+/// Retired ones too: what is stored of them is their zone's. `column` is the row's elder or
+/// device id; `devices`: it is a device's.
+fn zone_filter(zones: &[Zone], every: bool, column: &str, devices: bool) -> String {
+    if every {
+        return String::new();
+    }
+    // Zone numbers, not text from outside.
+    let list: Vec<String> = zones.iter().map(|z| z.number().to_string()).collect();
+    let list = if list.is_empty() { "-1".to_string() } else { list.join(", ") };
+    let elders = format!(
+        "SELECT e.id FROM elders e LEFT JOIN stations s ON s.id = e.station_id WHERE COALESCE(s.zone, 0) IN ({list})"
+    );
+    if devices {
+        format!(" AND {column} IN (SELECT d.id FROM devices d WHERE d.elder_id IN ({elders}))")
+    } else {
+        format!(" AND {column} IN ({elders})")
+    }
+}
 
 /// Rows per multi-row statement: well under both databases' bind-parameter limits.
 pub(crate) const CHUNK: usize = 500;
@@ -726,10 +739,10 @@ macro_rules! sql_store {
 
             async fn resume(&self, zones: &[Zone], messages_since: Timestamp) -> Result<Resume, StoreError> {
                 let mut resume = Resume::default();
+                let every = self.ledger_zones().await?.iter().all(|z| zones.contains(z));
                 for &zone in zones {
                     // The zone's numbers lie strictly between these (anxin_core::zone).
                     let (lo, hi) = (zone.base() as i64, zone.end() as i64);
-                    let z = i32::from(zone.number());
                     for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
                         .bind(true)
                         .bind(lo)
@@ -738,21 +751,6 @@ macro_rules! sql_store {
                         .await?
                     {
                         resume.open.push(json(&row.try_get::<String, _>("body")?)?);
-                    }
-                    for row in sqlx::query(&format!(
-                        "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $2 \
-                         AND device_id IN ({ZONE_DEVICES}) ORDER BY received_at",
-                    ))
-                    .bind(z)
-                    .bind(messages_since.millis())
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        resume.recent_messages.push((
-                            Timestamp(row.try_get("received_at")?),
-                            id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                            id(MessageId::parse(row.try_get::<String, _>("msg_id")?), "message id")?,
-                        ));
                     }
                     // Each the highest within the zone's range: an index range, not a scan.
                     let highest = |sql: &'static str| {
@@ -777,64 +775,79 @@ macro_rules! sql_store {
                     (orders, counters.order, counters.order_seq) = self.resume_orders(zone, since).await?;
                     resume.orders.extend(orders);
                     resume.counters.insert(zone, counters);
-                    for row in sqlx::query(&format!(
-                        "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health \
-                         WHERE device_id IN ({ZONE_DEVICES})",
-                    ))
-                    .bind(z)
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        resume.health.push(anxin_core::HealthRow {
-                            device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                            last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp),
-                            interval_s: row.try_get::<Option<i32>, _>("interval_s")?.map(|s| s.max(0) as u32),
-                            battery_pct: row.try_get::<Option<i16>, _>("battery_pct")?.map(|p| p.clamp(0, 100) as u8),
-                            rssi: row.try_get::<Option<i16>, _>("rssi")?,
-                            charging: row.try_get("charging")?,
-                            worn: row.try_get("worn")?,
-                            offline: row.try_get("offline")?,
-                        });
-                    }
-                    for row in sqlx::query(&format!(
-                        "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity \
-                         WHERE elder_id IN ({ZONE_ELDERS})",
-                    ))
-                    .bind(z)
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let days: String = row.try_get("days")?;
-                        resume.activity.push(anxin_core::ActivityRow {
-                            elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
-                            device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
-                            last_active: Timestamp(row.try_get("last_active")?),
-                            first_day: row.try_get("first_day")?,
-                            last_day: row.try_get("last_day")?,
-                            // A mask that does not read is taken as a day with nothing.
-                            days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
-                        });
-                    }
-                    for row in sqlx::query(&format!(
-                        "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme \
-                         WHERE elder_id IN ({ZONE_ELDERS})",
-                    ))
-                    .bind(z)
-                    .fetch_all(&self.pool)
-                    .await?
-                    {
-                        let at = |name: &str| -> Result<Option<Timestamp>, sqlx::Error> {
-                            Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
-                        };
-                        resume.programme.push(anxin_core::ProgrammeRow {
-                            elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
-                            call_done: at("call_done")?,
-                            visit_done: at("visit_done")?,
-                            call_tries: row.try_get::<i32, _>("call_tries")?.clamp(0, 255) as u8,
-                            call_retry_at: at("call_retry_at")?,
-                            visit_retry_at: at("visit_retry_at")?,
-                        });
-                    }
+                }
+                // Each device's and elder's rows once, whichever zones they are in.
+                for row in sqlx::query(&format!(
+                    "SELECT device_id, msg_id, received_at FROM device_messages WHERE received_at >= $1{} \
+                     ORDER BY received_at",
+                    zone_filter(zones, every, "device_id", true)
+                ))
+                .bind(messages_since.millis())
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    resume.recent_messages.push((
+                        Timestamp(row.try_get("received_at")?),
+                        id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                        id(MessageId::parse(row.try_get::<String, _>("msg_id")?), "message id")?,
+                    ));
+                }
+                for row in sqlx::query(&format!(
+                    "SELECT device_id, last_seen, interval_s, battery_pct, rssi, charging, worn, offline FROM device_health \
+                     WHERE TRUE{}",
+                    zone_filter(zones, every, "device_id", true)
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    resume.health.push(anxin_core::HealthRow {
+                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                        last_seen: row.try_get::<Option<i64>, _>("last_seen")?.map(Timestamp),
+                        interval_s: row.try_get::<Option<i32>, _>("interval_s")?.map(|s| s.max(0) as u32),
+                        battery_pct: row.try_get::<Option<i16>, _>("battery_pct")?.map(|p| p.clamp(0, 100) as u8),
+                        rssi: row.try_get::<Option<i16>, _>("rssi")?,
+                        charging: row.try_get("charging")?,
+                        worn: row.try_get("worn")?,
+                        offline: row.try_get("offline")?,
+                    });
+                }
+                for row in sqlx::query(&format!(
+                    "SELECT elder_id, device_id, last_active, first_day, last_day, days FROM elder_activity WHERE TRUE{}",
+                    zone_filter(zones, every, "elder_id", false)
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let days: String = row.try_get("days")?;
+                    resume.activity.push(anxin_core::ActivityRow {
+                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                        device_id: id(DeviceId::parse(row.try_get::<String, _>("device_id")?), "device id")?,
+                        last_active: Timestamp(row.try_get("last_active")?),
+                        first_day: row.try_get("first_day")?,
+                        last_day: row.try_get("last_day")?,
+                        // A mask that does not read is taken as a day with nothing.
+                        days: days.split(',').map(|d| d.trim().parse().unwrap_or(0)).collect(),
+                    });
+                }
+                for row in sqlx::query(&format!(
+                    "SELECT elder_id, call_done, visit_done, call_tries, call_retry_at, visit_retry_at FROM welfare_programme \
+                     WHERE TRUE{}",
+                    zone_filter(zones, every, "elder_id", false)
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let at = |name: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+                        Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+                    };
+                    resume.programme.push(anxin_core::ProgrammeRow {
+                        elder_id: id(ElderId::parse(row.try_get::<String, _>("elder_id")?), "elder id")?,
+                        call_done: at("call_done")?,
+                        visit_done: at("visit_done")?,
+                        call_tries: row.try_get::<i32, _>("call_tries")?.clamp(0, 255) as u8,
+                        call_retry_at: at("call_retry_at")?,
+                        visit_retry_at: at("visit_retry_at")?,
+                    });
                 }
                 // Oldest first, whatever their zone.
                 resume.recent_messages.sort_by_key(|m| m.0);
