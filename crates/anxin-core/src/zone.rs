@@ -91,6 +91,33 @@ pub fn or_first<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Zone, D::Error
     Ok(Option::<Zone>::deserialize(d)?.unwrap_or(Zone::FIRST))
 }
 
+/// Which of `nodes` should run `zone`: rendezvous hashing (highest random weight). Every
+/// node that knows the same live nodes picks the same one; a node leaving moves only the zones
+/// it ran, each to the node that scores next, and a node joining takes from each of the others
+/// only the zones it now scores highest for (about one in as many nodes as there are).
+/// `None` without nodes. Ties (two nodes of one name) go to the name that sorts first.
+pub fn preferred<'a>(zone: Zone, nodes: &[&'a str]) -> Option<&'a str> {
+    nodes.iter().copied().max_by(|a, b| weight(a, zone).cmp(&weight(b, zone)).then_with(|| b.cmp(a)))
+}
+
+/// A node's weight for a zone: FNV-1a (64-bit) over the node's name, a separator and the
+/// zone's number, then a finalising mix so that names alike in all but their last letter
+/// still scatter. Fixed here, not the standard library's hasher, which may change between
+/// builds: nodes of different builds must agree.
+fn weight(node: &str, zone: Zone) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node.bytes().chain([0xff]).chain(zone.0.to_be_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64's finaliser.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 impl TryFrom<u32> for Zone {
     type Error = ZoneError;
     fn try_from(n: u32) -> Result<Zone, ZoneError> {
@@ -138,6 +165,40 @@ mod tests {
         // Another zone's number (a store read without a range, or a bug) never moves it.
         assert_eq!(z.counter(Zone::new(5).unwrap().base() + 7), z.base());
         assert_eq!(Zone::FIRST.counter(17), 17);
+    }
+
+    #[test]
+    fn rendezvous_gives_each_zone_one_node_and_moves_only_what_it_must() {
+        let zones: Vec<Zone> = (0..64).map(|n| Zone::new(n).unwrap()).collect();
+        let three = ["node-a", "node-b", "node-c"];
+        let owner = |nodes: &[&'static str]| -> Vec<&'static str> {
+            zones.iter().map(|z| preferred(*z, nodes).unwrap()).collect()
+        };
+        let before = owner(&three);
+        // Every node gets a share, none all of them (64 zones, three nodes).
+        for n in three {
+            let share = before.iter().filter(|o| **o == n).count();
+            assert!((10..=35).contains(&share), "{n} runs {share} of 64");
+        }
+        // The same answer whatever order the nodes are listed in.
+        assert_eq!(owner(&["node-c", "node-a", "node-b"]), before);
+        // node-b leaves: only its zones move, and they go to the others.
+        let after = owner(&["node-a", "node-c"]);
+        for (b, a) in before.iter().zip(&after) {
+            if *b != "node-b" {
+                assert_eq!(a, b, "a zone that was not node-b's stays where it was");
+            }
+        }
+        // node-d joins: zones only move to it, about a quarter of them.
+        let joined = owner(&["node-a", "node-b", "node-c", "node-d"]);
+        let moved: Vec<_> = before.iter().zip(&joined).filter(|(b, j)| b != j).collect();
+        assert!(moved.iter().all(|(_, j)| **j == "node-d"));
+        assert!((6..=28).contains(&moved.len()), "{} of 64 moved", moved.len());
+        assert_eq!(preferred(Zone::FIRST, &[]), None);
+        // Fixed across builds: the weights are those an independent reckoning of the same
+        // FNV-1a and finaliser gives (worked out in Python when this was written).
+        assert_eq!(weight("node-a", Zone::FIRST), 0x1aa7_4358_7652_428a);
+        assert_eq!(weight("node-b", Zone::new(7).unwrap()), 0xbf64_ce1d_f868_48c5);
     }
 
     #[test]
