@@ -1,9 +1,11 @@
 //! The inbox (issue 25; `SCALE-OUT.md`, "Ingest"): device messages an ingest session stores
 //! before acknowledging them to the broker, each under the zone of its device's elder, for the
-//! engine running that zone to take in the same transaction that handles them
-//! ([`crate::Batch::inbox`]). So a message acknowledged by any node is never lost, whichever
-//! node owns its zone, and a repeat of a message already in (the broker's, or a device's)
-//! is absorbed by the key.
+//! engine running that zone to read and, once the batch that handled them is committed, take
+//! out ([`InboxStore::inbox_ack`]): to the engine the inbox is its broker. So a message
+//! acknowledged by any node is never lost, whichever node owns its zone, and a repeat of a
+//! message already in (the broker's, or a device's) is absorbed by the key. An engine that
+//! stops between its commit and taking the messages out leaves them to the next, which finds
+//! their ids stored and tells the devices again, as after a broker's redelivery.
 //!
 //! Built and tested at the store; the ingest sessions and the engines reading it are the next
 //! step (docs/architecture.md, "Zones").
@@ -82,6 +84,28 @@ pub trait InboxStore: Send + Sync {
 
     /// Up to `limit` messages of `zones`, oldest first.
     async fn inbox_take(&self, zones: &[Zone], limit: u32) -> Result<Vec<InboxEntry>, StoreError>;
+
+    /// Takes `keys` out of the inbox, in one statement: their batch is committed.
+    async fn inbox_ack(&self, keys: &[InboxKey]) -> Result<(), StoreError>;
+}
+
+/// The zones PostgreSQL announces new messages in (`NOTIFY anxin_inbox`, sent by
+/// [`InboxStore::inbox_put`]), on a connection of its own, reconnected when lost (one
+/// announced meanwhile is missed: a zone's owner reads its inbox every poll as well).
+#[derive(Debug)]
+pub struct Announcements(sqlx::postgres::PgListener);
+
+impl Announcements {
+    pub async fn listen(url: &str) -> Result<Self, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen("anxin_inbox").await?;
+        Ok(Announcements(listener))
+    }
+
+    /// The zone of the next message announced (its number, as sent).
+    pub async fn next(&mut self) -> Result<String, StoreError> {
+        Ok(self.0.recv().await?.payload().to_string())
+    }
 }
 
 /// Files one message under its device's zone, answering the zone if it is new.
@@ -127,6 +151,23 @@ macro_rules! inbox_store {
                 }
                 tx.commit().await?;
                 Ok(zones)
+            }
+
+            async fn inbox_ack(&self, keys: &[crate::inbox::InboxKey]) -> Result<(), crate::StoreError> {
+                for chunk in keys.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::new("DELETE FROM inbox WHERE (device_id, msg_key) IN (VALUES ");
+                    let mut first = true;
+                    for k in chunk {
+                        if !first {
+                            q.push(", ");
+                        }
+                        first = false;
+                        q.push("(").push_bind(k.device_id.as_str()).push(", ").push_bind(k.msg_key.as_str()).push(")");
+                    }
+                    q.push(")");
+                    q.build().execute(&self.pool).await?;
+                }
+                Ok(())
             }
 
             async fn inbox_take(

@@ -65,9 +65,6 @@ pub struct Batch<'a> {
     /// Service orders as they are now (each order's last row is upserted), and their log.
     pub orders: &'a [anxin_core::ServiceOrder],
     pub order_events: &'a [anxin_core::OrderEvent],
-    /// Messages of the inbox this batch handled: taken out of it in the same transaction
-    /// ([`inbox`]).
-    pub inbox: &'a [inbox::InboxKey],
 }
 
 impl<'a> Batch<'a> {
@@ -83,13 +80,7 @@ impl<'a> Batch<'a> {
             visits: &out.visits,
             orders: &out.orders,
             order_events: &out.order_events,
-            inbox: &[],
         }
-    }
-
-    /// [`Batch::of`], taking `inbox`'s messages out of the inbox in the same transaction.
-    pub fn with_inbox(self, inbox: &'a [inbox::InboxKey]) -> Self {
-        Batch { inbox, ..self }
     }
 }
 

@@ -163,7 +163,6 @@ struct Rows<'a> {
     visits: &'a [anxin_core::Visit],
     orders: &'a [anxin_core::ServiceOrder],
     order_events: &'a [anxin_core::OrderEvent],
-    inbox: &'a [crate::inbox::InboxKey],
 }
 
 struct NotificationRow<'a> {
@@ -284,7 +283,6 @@ impl<'a> Rows<'a> {
             visits: batch.visits,
             orders: batch.orders,
             order_events: batch.order_events,
-            inbox: batch.inbox,
         })
     }
 }
@@ -315,13 +313,6 @@ impl SqliteStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
-        for k in rows.inbox {
-            sqlx::query("DELETE FROM inbox WHERE device_id = $1 AND msg_key = $2")
-                .bind(k.device_id.as_str())
-                .bind(k.msg_key.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -466,15 +457,6 @@ impl PostgresStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
-        if !rows.inbox.is_empty() {
-            sqlx::query(
-                "DELETE FROM inbox WHERE (device_id, msg_key) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
-            )
-            .bind(rows.inbox.iter().map(|k| k.device_id.as_str()).collect::<Vec<_>>())
-            .bind(rows.inbox.iter().map(|k| k.msg_key.as_str()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())

@@ -38,7 +38,6 @@ fn batch(notifications: &[Notification]) -> Batch<'_> {
         visits: &[],
         orders: &[],
         order_events: &[],
-        inbox: &[],
     }
 }
 

@@ -83,7 +83,6 @@ fn main() -> anyhow::Result<()> {
             visits: &[],
             orders: &[],
             order_events: &[],
-            inbox: &[],
         };
         store.commit(batch).await?;
 

@@ -146,3 +146,128 @@ async fn two_sessions_share_the_messages_file_each_once_and_a_dead_ones_are_give
     }
     drop(a_stop); // its task was aborted above
 }
+
+/// Devices' side for an engine reading the inbox: acknowledgements take messages out of it,
+/// commands are kept for the test to read.
+struct InboxDevices {
+    acks: anxind::inbox::InboxAcks,
+    sent: std::sync::Mutex<Vec<(String, anxin_core::DeviceCommand)>>,
+}
+
+impl anxin_runtime::Devices<anxind::inbox::InboxMessage> for InboxDevices {
+    fn ack(&self, message: anxind::inbox::InboxMessage) {
+        self.acks.ack(message);
+    }
+    fn send(&self, device: &anxin_core::DeviceId, command: &anxin_core::DeviceCommand) {
+        self.sent.lock().unwrap().push((device.to_string(), command.clone()));
+    }
+    fn alert(&self, _: &anxin_core::StationAlert) {}
+}
+
+struct NoFeeds;
+
+impl anxin_runtime::Feeds for NoFeeds {
+    fn incidents(&self, _: Vec<anxin_core::IncidentView>) {}
+    fn phones(&self, _: Vec<anxin_runtime::PhoneView>) {}
+    fn responders(&self, _: Vec<anxin_core::ResponderView>) {}
+}
+
+/// The whole way in, on one node: a press is filed by an ingest session, read from the inbox
+/// by the engine of its zone (the real runtime), stored, answered with `help_coming`, and taken
+/// out of the inbox; the same press again is told again and opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out() {
+    let Some(backend) = external_backend().await else { return };
+    let pg = Arc::new(anxin_store::PostgresStore::open(&backend.store_url).await.unwrap());
+    let store: Arc<dyn anxin_store::Store> = pg.clone();
+    let inbox: Arc<dyn InboxStore> = pg.clone();
+    store.save_registry(&registry()).await.unwrap();
+    let root = unique("inbox", "engine").replace('-', "");
+    let topics = Topics::new(&root).unwrap();
+    let stop = CancellationToken::new();
+
+    // The zone's engine, reading the inbox.
+    let in_flight = Arc::new(anxind::inbox::InFlight::default());
+    let (acks, acks_task) = anxind::inbox::InboxAcks::start(inbox.clone(), in_flight.clone());
+    let devices = Arc::new(InboxDevices { acks, sent: Default::default() });
+    let resume = store.resume(&[Zone::FIRST], anxin_proto::wall_clock_now().plus_millis(-86_400_000)).await.unwrap();
+    let engine = anxin_core::Engine::new(anxin_core::Policy::default(), store.load_registry().await.unwrap(), resume);
+    let ports = anxin_runtime::Ports {
+        store: Arc::new(anxind::ports::StorePort(store.clone(), None)),
+        devices: devices.clone(),
+        feeds: Arc::new(NoFeeds),
+        clock: Arc::new(anxind::clock::Clock::System),
+        telemetry: Arc::new(anxin_runtime::NoTelemetry),
+    };
+    let options = anxin_runtime::Options {
+        batch_max: 64,
+        commits_in_flight: 1,
+        intake: anxin_runtime::Intake { topics: topics.clone(), max_payload_bytes: 4096 },
+        health_snapshot: Duration::from_secs(60),
+        fault: anxin_runtime::Fault::None,
+    };
+    let (messages, messages_rx) = tokio::sync::mpsc::channel(256);
+    let (_commands, commands_rx) = tokio::sync::mpsc::channel(8);
+    let runtime =
+        tokio::spawn(anxin_runtime::Runtime::new(engine, ports, options).run(messages_rx, commands_rx, stop.clone()));
+    let feed = tokio::spawn(anxind::inbox::feed(
+        inbox.clone(),
+        vec![Zone::FIRST],
+        Some(backend.store_url.clone()),
+        Duration::from_millis(250),
+        in_flight.clone(),
+        messages,
+        stop.clone(),
+    ));
+    // An ingest session.
+    let ingest_stop = CancellationToken::new();
+    let ingest = tokio::spawn(anxind::ingest::run(
+        session(&backend.broker, &format!("{root}-slot"), &root, &topics),
+        inbox.clone(),
+        64,
+        Arc::new(IngestCounts::default()),
+        ingest_stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let told = |n: usize| {
+        let devices = devices.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let sent = devices.sent.lock().unwrap().clone();
+                if sent.len() >= n || tokio::time::Instant::now() > deadline {
+                    return sent;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    publish(&backend.broker, &topics, "d-1", vec![press("p-1")]).await;
+    let sent = told(1).await;
+    assert_eq!(sent.len(), 1, "help is coming: {sent:?}");
+    assert_eq!(sent[0].0, "d-1");
+    assert!(matches!(sent[0].1, anxin_core::DeviceCommand::HelpComing { .. }), "{sent:?}");
+    assert_eq!(store.incident_count().await.unwrap(), 1);
+    // Taken out once its batch was committed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(inbox.inbox_take(&[Zone::FIRST], 10).await.unwrap().is_empty() && in_flight.is_empty()) {
+        assert!(tokio::time::Instant::now() < deadline, "the handled press is still in the inbox");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The device did not hear and sends it again: filed again, told again, nothing new opened.
+    publish(&backend.broker, &topics, "d-1", vec![press("p-1")]).await;
+    let sent = told(2).await;
+    assert_eq!(sent.len(), 2, "told again: {sent:?}");
+    assert_eq!(sent[1], sent[0]);
+    assert_eq!(store.incident_count().await.unwrap(), 1);
+
+    ingest_stop.cancel();
+    ingest.await.unwrap();
+    stop.cancel();
+    assert_eq!(runtime.await.unwrap(), anxin_runtime::Ended::Shutdown);
+    feed.await.unwrap();
+    drop(devices);
+    // Every acknowledgement's sender gone with the engine: the task taking them out ends.
+    tokio::time::timeout(Duration::from_secs(5), acks_task).await.expect("the acks' task ends").unwrap();
+}

@@ -1,0 +1,160 @@
+//! A zone owner's side of the inbox (issue 25, `SCALE-OUT.md` "Ingest"): the messages the
+//! ingest sessions filed under the zones this engine runs are read into the engine's queue
+//! ([`feed`]), as a broker's would be, and taken out of the inbox once the batch that handled
+//! them is committed ([`InboxAcks`]): to the engine the inbox is its broker, and the runtime
+//! acknowledges after the commit as it always does. A message read again before its
+//! acknowledgement is not handed over twice; one the engine handled but did not acknowledge
+//! (it stopped) is read again by the next owner, which finds its id stored and tells the
+//! device again, as after a broker's redelivery.
+//!
+//! Built and tested with the real runtime (`tests/ingest.rs`); anxind does not run an engine
+//! from the inbox yet (docs/architecture.md, "Zones").
+
+use anxin_core::Zone;
+use anxin_store::inbox::{InboxEntry, InboxKey, InboxStore};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A message read from the inbox, for the engine.
+#[derive(Debug)]
+pub struct InboxMessage {
+    pub entry: InboxEntry,
+    pub received: Instant,
+}
+
+impl anxin_proto::Delivery for InboxMessage {
+    fn topic(&self) -> &str {
+        &self.entry.topic
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.entry.payload
+    }
+
+    fn received(&self) -> Instant {
+        self.received
+    }
+}
+
+/// Messages handed to the engine and not yet taken out of the inbox.
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashSet<InboxKey>>);
+
+impl InFlight {
+    fn hand_over(&self, key: InboxKey) -> bool {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key)
+    }
+
+    fn done(&self, keys: &[InboxKey]) {
+        let mut set = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for k in keys {
+            set.remove(k);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads `zones`' messages into `out` until `stop`, oldest first, each once until it is
+/// acknowledged: when the inbox announces one of them (`listen_url`: PostgreSQL's
+/// `NOTIFY anxin_inbox`; none, or a listener that fails: polling alone) and every `poll`.
+pub async fn feed(
+    store: Arc<dyn InboxStore>,
+    zones: Vec<Zone>,
+    listen_url: Option<String>,
+    poll: Duration,
+    in_flight: Arc<InFlight>,
+    out: mpsc::Sender<InboxMessage>,
+    stop: CancellationToken,
+) {
+    let mut listener = match listen_url {
+        Some(url) => match anxin_store::inbox::Announcements::listen(&url).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen to the inbox; reading it every poll only");
+                None
+            }
+        },
+        None => None,
+    };
+    let wanted: HashSet<String> = zones.iter().map(|z| z.to_string()).collect();
+    loop {
+        match store.inbox_take(&zones, 4096).await {
+            Ok(entries) => {
+                for entry in entries {
+                    if !in_flight.hand_over(entry.key()) {
+                        continue;
+                    }
+                    let m = InboxMessage { entry, received: Instant::now() };
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        sent = out.send(m) => if sent.is_err() { return },
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the inbox; trying again"),
+        }
+        // Until one of our zones is announced, or the poll.
+        let wait = async {
+            match listener.as_mut() {
+                Some(l) => loop {
+                    match l.next().await {
+                        Ok(zone) if wanted.contains(&zone) => return,
+                        Ok(_) => {}
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                },
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wait => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Takes acknowledged messages out of the inbox, gathered into one statement as they come;
+/// a statement that fails is tried again (the messages stay in flight meanwhile).
+#[derive(Debug, Clone)]
+pub struct InboxAcks {
+    tx: mpsc::UnboundedSender<InboxKey>,
+}
+
+impl InboxAcks {
+    /// Starts the task that takes them out (it ends when every `InboxAcks` is dropped).
+    pub fn start(store: Arc<dyn InboxStore>, in_flight: Arc<InFlight>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<InboxKey>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut keys = vec![first];
+                while let Ok(k) = rx.try_recv() {
+                    keys.push(k);
+                }
+                let mut backoff = Duration::from_millis(50);
+                while let Err(e) = store.inbox_ack(&keys).await {
+                    tracing::warn!(error = %e, messages = keys.len(), "cannot take handled messages out of the inbox; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                in_flight.done(&keys);
+            }
+        });
+        (InboxAcks { tx }, task)
+    }
+
+    /// The message's batch is committed: take it out.
+    pub fn ack(&self, message: InboxMessage) {
+        let _ = self.tx.send(message.entry.key());
+    }
+}
