@@ -93,18 +93,16 @@ pub trait InboxStore: Send + Sync {
 /// [`InboxStore::inbox_put`]), on a connection of its own, reconnected when lost (one
 /// announced meanwhile is missed: a zone's owner reads its inbox every poll as well).
 #[derive(Debug)]
-pub struct Announcements(sqlx::postgres::PgListener);
+pub struct Announcements(crate::lease::Channel);
 
 impl Announcements {
     pub async fn listen(url: &str) -> Result<Self, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-        listener.listen("anxin_inbox").await?;
-        Ok(Announcements(listener))
+        Ok(Announcements(crate::lease::Channel::listen(url, "anxin_inbox").await?))
     }
 
     /// The zone of the next message announced (its number, as sent).
     pub async fn next(&mut self) -> Result<String, StoreError> {
-        Ok(self.0.recv().await?.payload().to_string())
+        self.0.next().await
     }
 }
 

@@ -218,17 +218,32 @@ pub(crate) async fn fence(
 /// as well as asking now and then. On a connection of its own, reconnected when lost (a
 /// release announced meanwhile is missed: the asking still finds it).
 #[derive(Debug)]
-pub struct Releases(sqlx::postgres::PgListener);
+pub struct Releases(Channel);
 
 impl Releases {
     pub async fn listen(url: &str) -> Result<Self, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
-        listener.listen("anxin_lease_released").await?;
-        Ok(Releases(listener))
+        Ok(Releases(Channel::listen(url, "anxin_lease_released").await?))
     }
 
     /// The key of the next lease released.
     pub async fn next(&mut self) -> Result<String, StoreError> {
+        self.0.next().await
+    }
+}
+
+/// A PostgreSQL notification channel, listened to on a connection of its own.
+#[derive(Debug)]
+pub(crate) struct Channel(sqlx::postgres::PgListener);
+
+impl Channel {
+    pub(crate) async fn listen(url: &str, channel: &str) -> Result<Self, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        Ok(Channel(listener))
+    }
+
+    /// The next notification's payload.
+    pub(crate) async fn next(&mut self) -> Result<String, StoreError> {
         Ok(self.0.recv().await?.payload().to_string())
     }
 }
