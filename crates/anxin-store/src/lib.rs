@@ -100,7 +100,8 @@ pub trait Store:
     /// Adds to or updates the ledger.
     async fn save_registry(&self, registry: &Registry) -> Result<(), StoreError>;
 
-    /// The zones the live ledger's stations are in, and zone 0 (elders enrolled with no
+    /// The zones the ledger's stations are in, retired ones' too (a zone whose last station
+    /// was retired may still have incidents open), and zone 0 (elders enrolled with no
     /// station are in it), in order (`anxin_core::zone`).
     async fn ledger_zones(&self) -> Result<Vec<anxin_core::Zone>, StoreError>;
 

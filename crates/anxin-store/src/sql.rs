@@ -708,7 +708,7 @@ macro_rules! sql_store {
 
             async fn ledger_zones(&self) -> Result<Vec<Zone>, StoreError> {
                 let mut zones = vec![Zone::FIRST];
-                for n in sqlx::query_scalar::<_, i32>("SELECT DISTINCT zone FROM stations WHERE retired_at IS NULL")
+                for n in sqlx::query_scalar::<_, i32>("SELECT DISTINCT zone FROM stations")
                     .fetch_all(&self.pool)
                     .await?
                 {
