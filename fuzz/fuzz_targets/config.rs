@@ -45,5 +45,5 @@ fuzz_target!(|data: &[u8]| {
     // The sizes anxind allocates and builds queues with at start, built the same way.
     let (_tx, _rx) = tokio::sync::mpsc::channel::<anxin_mqtt::Inbound>(config.ingest.queue);
     let _batch: Vec<anxin_mqtt::Inbound> = Vec::with_capacity(config.ingest.batch_max);
-    let _hub = anxin_api::Hub::new(String::new(), 0, Vec::new(), config.consoles.replay);
+    let _hub = anxin_api::Hub::new(String::new(), anxin_api::Cursor::of([0]), Vec::new(), config.consoles.replay);
 });
