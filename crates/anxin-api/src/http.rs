@@ -745,7 +745,7 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
             // responders' changes, answers and phones' frames are outside the numbering.
             if !frame.unsequenced {
                 if frame.is_snapshot {
-                    last_sent = (*frame.cursor).clone();
+                    last_sent = frame.cursor.as_deref().cloned().unwrap_or_default();
                 } else if last_sent.covers(frame.seq) {
                     continue;
                 } else {
@@ -1107,13 +1107,7 @@ mod tests {
     }
 
     fn frame(seq: u64) -> Frame {
-        Frame {
-            seq,
-            text: format!("{{\"seq\":{seq}}}").into(),
-            is_snapshot: false,
-            cursor: Default::default(),
-            unsequenced: false,
-        }
+        Frame { seq, text: format!("{{\"seq\":{seq}}}").into(), is_snapshot: false, cursor: None, unsequenced: false }
     }
 
     #[tokio::test]

@@ -24,8 +24,8 @@ pub struct Frame {
     pub text: Utf8Bytes,
     /// A snapshot replaces everything the console holds; a delta updates one incident.
     pub is_snapshot: bool,
-    /// A snapshot's place in every zone's numbering (empty for a delta: its `seq` says it).
-    pub cursor: std::sync::Arc<Cursor>,
+    /// A snapshot's place in every zone's numbering (none for a delta: its `seq` says it).
+    pub cursor: Option<std::sync::Arc<Cursor>>,
     /// Outside the numbered incident feed (the roster, a responder's change): always sent,
     /// never replayed; a reconnecting console gets the whole roster first instead.
     pub unsequenced: bool,
@@ -34,7 +34,7 @@ pub struct Frame {
 impl Frame {
     /// A frame outside the numbered feed (a phone's, an answer): always sent, never replayed.
     pub fn unsequenced(text: Utf8Bytes) -> Self {
-        Self { seq: 0, text, is_snapshot: false, cursor: Default::default(), unsequenced: true }
+        Self { seq: 0, text, is_snapshot: false, cursor: None, unsequenced: true }
     }
 }
 
@@ -189,8 +189,7 @@ impl Hub {
             feed.seq = view.seq;
             let text: Utf8Bytes =
                 ServerFrame::Incident { seq: view.seq, incident: Cow::Borrowed(&view) }.to_json().into();
-            let frame =
-                Frame { seq: view.seq, text, is_snapshot: false, cursor: Default::default(), unsequenced: false };
+            let frame = Frame { seq: view.seq, text, is_snapshot: false, cursor: None, unsequenced: false };
             if view.state.is_terminal() {
                 state.open.remove(&view.id);
             } else {
@@ -335,7 +334,7 @@ impl Hub {
             seq: cursor.highest(),
             text,
             is_snapshot: true,
-            cursor: std::sync::Arc::new(cursor),
+            cursor: Some(std::sync::Arc::new(cursor)),
             unsequenced: false,
         }
     }

@@ -83,9 +83,7 @@ impl Engine {
         let zone = match &entry {
             Entry::Station(s) => s.zone,
             Entry::Responder(r) => self.zone_of_station(&r.station_id),
-            Entry::Elder(e) => {
-                e.profile.station_id.as_ref().map_or(crate::zone::Zone::FIRST, |s| self.zone_of_station(s))
-            }
+            Entry::Elder(e) => self.zone_of_enrolment(e.profile.station_id.as_ref()),
             Entry::Device(d) => self.zone_of_elder(&d.elder_id),
             Entry::Staff(_) | Entry::Provider(_) => crate::zone::Zone::FIRST,
         };
@@ -158,14 +156,19 @@ impl Engine {
                 }
                 None => {}
             },
-            Entry::Station(s) if !runs(s.zone) || matches!(live, Some(Entry::Station(was)) if was.zone != s.zone) => {
+            Entry::Station(s) => {
                 let why = match live {
                     Some(Entry::Station(was)) if was.zone != s.zone => {
-                        format!("a station does not move between zones (it is in zone {})", was.zone)
+                        Some(format!("a station does not move between zones (it is in zone {})", was.zone))
                     }
-                    _ => format!("zone {} is not run by this engine (it runs zone(s) {})", s.zone, zones()),
+                    _ if !runs(s.zone) => {
+                        Some(format!("zone {} is not run by this engine (it runs zone(s) {})", s.zone, zones()))
+                    }
+                    _ => None,
                 };
-                out.push(FieldError::new("zone", "other_zone", why));
+                if let Some(why) = why {
+                    out.push(FieldError::new("zone", "other_zone", why));
+                }
             }
             Entry::Device(d) => {
                 if !self.elders.contains_key(&d.elder_id) {
@@ -205,7 +208,7 @@ impl Engine {
                     out.push(FieldError::new("area", "bad_provider", why));
                 }
             }
-            Entry::Station(_) | Entry::Staff(_) => {}
+            Entry::Staff(_) => {}
         }
         out
     }

@@ -520,10 +520,12 @@ impl Engine {
 
     /// The zone an elder is in: their station's; zone 0 for one enrolled with none.
     pub(crate) fn zone_of_elder(&self, elder: &ElderId) -> crate::zone::Zone {
-        match self.elders.get(elder).and_then(|e| e.profile.station_id.as_ref()) {
-            Some(station) => self.zone_of_station(station),
-            None => crate::zone::Zone::FIRST,
-        }
+        self.zone_of_enrolment(self.elders.get(elder).and_then(|e| e.profile.station_id.as_ref()))
+    }
+
+    /// The zone of an elder enrolled with `station` (zone 0 for none).
+    pub(crate) fn zone_of_enrolment(&self, station: Option<&StationId>) -> crate::zone::Zone {
+        station.map_or(crate::zone::Zone::FIRST, |s| self.zone_of_station(s))
     }
 
     /// A new incident's number, in `zone`.
