@@ -222,3 +222,39 @@ fn one_engine_runs_several_zones_and_numbers_each_zones_incidents_and_events_in_
     let unenrolled = Amend::new(Amendment::Create(Entry::Elder(elder("e-new", None))));
     assert_eq!(e.amend(unenrolled, "admin", T0, &mut out).unwrap().seq, Some(1), "an unenrolled elder: zone 0's log");
 }
+
+/// Offers stay within the incident's zone: another zone's responder may be booked by that
+/// zone's engine on another node at the same moment. A nearer responder of zone 0 is never
+/// offered a press of zone 3, even when nobody of zone 3 is free.
+#[test]
+fn offers_stay_within_the_incidents_zone_however_near_another_zones_responder_is() {
+    let mut district = district();
+    // r-a, of zone 0, waits at the door of e-b, of zone 3; r-b, of zone 3, is further off.
+    district.responders[0].position = c(25.0, 102.68);
+    district.responders[1].position = c(25.01, 102.68);
+    district.elders.push(elder("e-b2", Some("s-b")));
+    district.devices.push(device("d-b2", "e-b2"));
+    let counters = [(zone(0), Counters::default()), (zone(3), Counters::default())].into();
+    let mut e = Engine::new(Policy::default(), district, Resume { counters, ..Resume::default() });
+    let mut out = Outbox::default();
+    let offered = |e: &Engine, id: IncidentId| -> Vec<String> {
+        e.incident(id).unwrap().ladder.offers.iter().map(|o| o.responder_id.to_string()).collect()
+    };
+    let Outcome::Opened(b) = e.handle_device_event(&DeviceId::parse("d-b").unwrap(), sos("m1"), T0, &mut out).unwrap()
+    else {
+        panic!("no incident")
+    };
+    assert_eq!(offered(&e, b), ["r-b"], "the zone's own responder, not the nearer one of zone 0");
+    let Outcome::Opened(b2) =
+        e.handle_device_event(&DeviceId::parse("d-b2").unwrap(), sos("m1"), T0, &mut out).unwrap()
+    else {
+        panic!("no incident")
+    };
+    assert!(offered(&e, b2).is_empty(), "zone 0's free responder was offered zone 3's press: {:?}", offered(&e, b2));
+    // Zone 0's own press goes to r-a.
+    let Outcome::Opened(a) = e.handle_device_event(&DeviceId::parse("d-a").unwrap(), sos("m1"), T0, &mut out).unwrap()
+    else {
+        panic!("no incident")
+    };
+    assert_eq!(offered(&e, a), ["r-a"]);
+}

@@ -136,6 +136,26 @@ impl PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// [`PostgresStore::lease_renew`] for several leases in one statement: the keys of those
+    /// renewed (a key missing has moved on: that lease is lost).
+    pub async fn lease_renew_all(&self, leases: &[Lease], ttl: Duration) -> Result<Vec<String>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let renewed = sqlx::query_scalar(
+            "UPDATE leases AS l SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS h(key, holder, epoch) \
+             WHERE l.key = h.key AND l.holder = h.holder AND l.epoch = h.epoch RETURNING l.key",
+        )
+        .bind(leases.iter().map(|l| l.key.as_str()).collect::<Vec<_>>())
+        .bind(leases.iter().map(|l| l.holder.as_str()).collect::<Vec<_>>())
+        .bind(leases.iter().map(|l| l.epoch).collect::<Vec<_>>())
+        .bind(millis(ttl) as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(renewed)
+    }
+
     /// Ends the lease now, so that another node may take the key at once. A lease already
     /// lost is left as it is.
     ///
@@ -186,30 +206,56 @@ impl PostgresStore {
     pub async fn begin_fenced(&self, lease: &Lease) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, FenceError> {
         let mut tx = self.pool.begin().await?;
         // On a refusal, dropping the transaction rolls it back.
-        fence(&mut tx, lease).await?;
+        fence(&mut tx, std::slice::from_ref(lease)).await?;
         Ok(tx)
     }
 }
 
-/// The fence, first in a transaction: takes the lease's lock shared (waiting for an acquire
-/// under way, which holds it exclusively) and refuses a moved epoch.
+/// The fence, first in a transaction: takes each lease's lock shared (waiting for an acquire
+/// under way, which holds it exclusively) and refuses when any epoch has moved.
+///
+/// Several leases (an engine running several zones) are locked in one statement, in the order
+/// of their keys: an acquire takes one lock only, so no order of commits and acquires can
+/// deadlock.
 pub(crate) async fn fence(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    lease: &Lease,
+    leases: &[Lease],
 ) -> Result<(), FenceError> {
-    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
-        .bind(&lease.key)
-        .execute(&mut **tx)
-        .await?;
-    // A statement of its own: in READ COMMITTED its snapshot is taken now, after the lock was
-    // granted, so it sees the epoch of an acquire that committed while the lock was awaited
-    // (one statement would read with a snapshot from before the wait).
-    let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1")
-        .bind(&lease.key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if now != Some(lease.epoch) {
-        return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
+    if let [lease] = leases {
+        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+            .bind(&lease.key)
+            .execute(&mut **tx)
+            .await?;
+        // A statement of its own: in READ COMMITTED its snapshot is taken now, after the lock
+        // was granted, so it sees the epoch of an acquire that committed while the lock was
+        // awaited (one statement would read with a snapshot from before the wait).
+        let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1")
+            .bind(&lease.key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if now != Some(lease.epoch) {
+            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
+        }
+        return Ok(());
+    }
+    let mut keys: Vec<&str> = leases.iter().map(|l| l.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, 0))) \
+         FROM (SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n) AS sorted",
+    )
+    .bind(&keys)
+    .execute(&mut **tx)
+    .await?;
+    // As above, read after the locks were granted.
+    let now: Vec<(String, i64)> =
+        sqlx::query_as("SELECT key, epoch FROM leases WHERE key = ANY($1)").bind(&keys).fetch_all(&mut **tx).await?;
+    for lease in leases {
+        let epoch = now.iter().find(|(k, _)| *k == lease.key).map(|(_, e)| *e);
+        if epoch != Some(lease.epoch) {
+            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now: epoch });
+        }
     }
     Ok(())
 }

@@ -404,17 +404,17 @@ impl PostgresStore {
     /// on a unique key, nothing of it stays, and the batch goes again with the guards
     /// ([`COMMIT_POSTGRES_AGAIN`]), which leave whatever is already stored as it is.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
-        self.write_fenced(rows, None).await.map_err(|e| match e {
+        self.write_fenced(rows, &[]).await.map_err(|e| match e {
             crate::lease::FenceError::Store(e) => e,
             crate::lease::FenceError::Fenced { .. } => unreachable!("a write without a lease is never fenced"),
         })
     }
 
-    /// [`PostgresStore::write`], in a transaction fenced by `fence` when there is one.
+    /// [`PostgresStore::write`], in a transaction fenced by every lease of `fence`.
     async fn write_fenced(
         &self,
         rows: &Rows<'_>,
-        fence: Option<&crate::lease::Lease>,
+        fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         use crate::lease::FenceError;
         match self.write_with(rows, &COMMIT_POSTGRES, fence).await {
@@ -436,22 +436,32 @@ impl PostgresStore {
         batch: Batch<'_>,
         lease: &crate::lease::Lease,
     ) -> Result<(), crate::lease::FenceError> {
-        self.write_fenced(&Rows::of(batch)?, Some(lease)).await
+        self.write_fenced(&Rows::of(batch)?, std::slice::from_ref(lease)).await
+    }
+
+    /// [`PostgresStore::commit_fenced`] under several leases at once (an engine running
+    /// several zones): refused as fenced, with nothing written, when any of them has moved on.
+    pub async fn commit_fenced_all(
+        &self,
+        batch: Batch<'_>,
+        leases: &[crate::lease::Lease],
+    ) -> Result<(), crate::lease::FenceError> {
+        self.write_fenced(&Rows::of(batch)?, leases).await
     }
 
     async fn write_with(
         &self,
         rows: &Rows<'_>,
         statement: &str,
-        fence: Option<&crate::lease::Lease>,
+        fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         let (m, e, i, r) = (rows.messages, &rows.events, &rows.incidents, &rows.roster);
         // In an explicit transaction all the same: a commit the engine gave up on (past its
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
-        if let Some(lease) = fence {
-            crate::lease::fence(&mut tx, lease).await?;
+        if !fence.is_empty() {
+            crate::lease::fence(&mut tx, fence).await?;
         }
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
         Self::write_ledger(&mut tx, rows.ledger).await?;

@@ -215,3 +215,55 @@ async fn a_holder_stopped_mid_commit_does_not_hold_up_the_takeover() {
     assert_eq!(taken.epoch, 2);
     assert!(tx.commit().await.is_err(), "the stopped holder's transaction was ended by the server");
 }
+
+/// An engine running several zones commits under all their leases at once: the commit is
+/// stored while every epoch holds, and refused, with nothing written, once any one of them
+/// has moved on. Renewing them together says which are still held.
+#[tokio::test]
+async fn a_commit_under_several_leases_is_fenced_when_any_one_moves_on() {
+    use anxin_core::{DeviceEvent, Engine, EventType, FixReport, MessageId, Outbox, Policy, Timestamp};
+    use anxin_store::{Batch, Store};
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    store.save_registry(&anxin_core::testkit::one_of_each()).await.unwrap();
+    let t0 = Timestamp(1_763_000_000_000);
+    let resume = || store.resume(&[anxin_core::Zone::FIRST], t0);
+    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume().await.unwrap());
+    let mut out = Outbox::default();
+    let press = DeviceEvent {
+        msg_id: MessageId::parse("m-1").unwrap(),
+        event: EventType::Sos,
+        device_ts: t0,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    };
+    engine.handle_device_event(&anxin_core::testkit::d1(), press, t0, &mut out).unwrap();
+
+    let zone = |n: u16| format!("zone:{n}");
+    let mut held = Vec::new();
+    for n in [3, 0, 5] {
+        held.push(store.lease_acquire(&zone(n), "node-a", SHORT, "").await.unwrap().expect("free"));
+    }
+    tokio::time::sleep(SHORT * 2).await;
+    // Renewed after their expiry, while nobody took them: still a's.
+    let mut renewed = store.lease_renew_all(&held, LONG).await.unwrap();
+    renewed.sort();
+    assert_eq!(renewed, ["zone:0", "zone:3", "zone:5"]);
+    assert_eq!(store.lease_acquire(&zone(5), "node-b", LONG, "").await.unwrap(), None, "renewed, so not free");
+
+    // Zone 5 moves to b: a's commit under all three is refused, naming it.
+    let five = held.iter().find(|l| l.key == "zone:5").unwrap().clone();
+    store.lease_release(&five).await.unwrap();
+    store.lease_acquire(&zone(5), "node-b", LONG, "").await.unwrap().expect("released");
+    match store.commit_fenced_all(Batch::of(&out), &held).await {
+        Err(FenceError::Fenced { key, held: 1, now: Some(2) }) => assert_eq!(key, "zone:5"),
+        other => panic!("a's commit was not fenced: {other:?}"),
+    }
+    assert!(resume().await.unwrap().open.is_empty(), "nothing of a fenced commit is stored");
+    let renewed = store.lease_renew_all(&held, LONG).await.unwrap();
+    assert!(!renewed.contains(&"zone:5".to_string()) && renewed.len() == 2, "{renewed:?}");
+
+    // Without zone 5, the other two hold: stored.
+    held.retain(|l| l.key != "zone:5");
+    store.commit_fenced_all(Batch::of(&out), &held).await.expect("stored under the leases still held");
+    assert_eq!(resume().await.unwrap().open.len(), 1);
+}

@@ -98,13 +98,18 @@ impl<'e> Candidates<'e> {
         }
     }
 
-    /// Available responders within the offer distance, nearest first, lazily.
+    /// Available responders within the offer distance and of the incident's zone, nearest
+    /// first, lazily. Offers stay within the zone: another zone's responders may be booked by
+    /// that zone's engine on another node at the same moment (docs/architecture.md, "Zones").
     pub(crate) fn nearby(&self) -> impl Iterator<Item = Candidate<'e>> + '_ {
         let engine = self.engine;
+        let zone = crate::zone::Zone::of(self.incident.id.0);
         engine
             .matcher
             .responders_within(self.incident.location.at, engine.policy.max_offer_distance_m)
-            .filter_map(move |n| Some(self.weigh(engine.responders.get(&n.id)?, n.distance_m)))
+            .filter_map(move |n| engine.responders.get(&n.id).map(|r| (r, n.distance_m)))
+            .filter(move |(r, _)| engine.zone_of_station(&r.station_id) == zone)
+            .map(move |(r, distance_m)| self.weigh(r, distance_m))
     }
 
     /// The available responders of `station`, however far, in roster order.
@@ -145,7 +150,11 @@ impl<'e> Candidates<'e> {
             Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
         };
         let mut best: Option<(Candidate<'e>, IncidentId)> = None;
-        let donors = engine.open.values().filter(|o| o.id != self.incident.id && o.ladder.offers.len() >= 2);
+        // Within the zone, as every offer is.
+        let zone = crate::zone::Zone::of(self.incident.id.0);
+        let donors = engine.open.values().filter(|o| {
+            o.id != self.incident.id && o.ladder.offers.len() >= 2 && crate::zone::Zone::of(o.id.0) == zone
+        });
         for other in donors {
             for offer in &other.ladder.offers {
                 let Some(r) = engine.responders.get(&offer.responder_id) else { continue };
