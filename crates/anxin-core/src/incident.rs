@@ -1529,6 +1529,11 @@ pub enum DeviceCommand {
     /// The call centre has the press: tell the elder help is coming (LED, voice).
     HelpComing {
         incident_id: IncidentId,
+        /// The message this answers: the event that opened or joined the incident, or the
+        /// resent one answered again. A device stops resending a message once `help_coming`
+        /// names it (an answer to an older message, arriving late, says nothing of a newer
+        /// one).
+        msg_id: MessageId,
         /// Whether a named responder has been offered the job (else a dispatcher is calling).
         responder_assigned: bool,
         /// Rough minutes until somebody arrives, when a responder is on offer.

@@ -324,16 +324,23 @@ impl Registry {
     /// responders, the elders enrolled with them (for zone 0 also those enrolled with none)
     /// and their devices; and all of the staff and the providers, who work in every zone.
     pub fn zone_part(self, zone: crate::zone::Zone) -> Registry {
+        self.zones_part(&[zone])
+    }
+
+    /// The part of the ledger an engine running `zones` runs: each zone's part
+    /// ([`Registry::zone_part`]), together.
+    pub fn zones_part(self, zones: &[crate::zone::Zone]) -> Registry {
         use std::collections::HashSet;
-        let stations: Vec<Station> = self.stations.into_iter().filter(|s| s.zone == zone).collect();
+        let stations: Vec<Station> = self.stations.into_iter().filter(|s| zones.contains(&s.zone)).collect();
         let ids: HashSet<&str> = stations.iter().map(|s| s.id.as_str()).collect();
         let responders = self.responders.into_iter().filter(|r| ids.contains(r.station_id.as_str())).collect();
+        let unenrolled = zones.contains(&crate::zone::Zone::FIRST);
         let elders: Vec<Elder> = self
             .elders
             .into_iter()
             .filter(|e| match &e.profile.station_id {
                 Some(s) => ids.contains(s.as_str()),
-                None => zone == crate::zone::Zone::FIRST,
+                None => unenrolled,
             })
             .collect();
         let elder_ids: HashSet<&str> = elders.iter().map(|e| e.id.as_str()).collect();

@@ -97,16 +97,27 @@ pub fn or_first<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Zone, D::Error
 /// only the zones it now scores highest for (about one in as many nodes as there are).
 /// `None` without nodes. Ties (two nodes of one name) go to the name that sorts first.
 pub fn preferred<'a>(zone: Zone, nodes: &[&'a str]) -> Option<&'a str> {
-    nodes.iter().copied().max_by(|a, b| weight(a, zone).cmp(&weight(b, zone)).then_with(|| b.cmp(a)))
+    highest(nodes, |node| weight(node, 0xff, zone.0))
+}
+
+/// Which of `nodes` should run ingest session `slot` (`anxind`'s `slot:K` leases): the same
+/// hashing under a separator of its own, so that which node runs a session has nothing to do
+/// with which runs the zone of the same number.
+pub fn preferred_for_slot<'a>(slot: u16, nodes: &[&'a str]) -> Option<&'a str> {
+    highest(nodes, |node| weight(node, 0xfe, slot))
+}
+
+fn highest<'a>(nodes: &[&'a str], weight: impl Fn(&str) -> u64) -> Option<&'a str> {
+    nodes.iter().copied().max_by(|a, b| weight(a).cmp(&weight(b)).then_with(|| b.cmp(a)))
 }
 
 /// A node's weight for a zone: FNV-1a (64-bit) over the node's name, a separator and the
 /// zone's number, then a finalising mix so that names alike in all but their last letter
 /// still scatter. Fixed here, not the standard library's hasher, which may change between
 /// builds: nodes of different builds must agree.
-fn weight(node: &str, zone: Zone) -> u64 {
+fn weight(node: &str, separator: u8, n: u16) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node.bytes().chain([0xff]).chain(zone.0.to_be_bytes()) {
+    for b in node.bytes().chain([separator]).chain(n.to_be_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -197,8 +208,22 @@ mod tests {
         assert_eq!(preferred(Zone::FIRST, &[]), None);
         // Fixed across builds: the weights are those an independent reckoning of the same
         // FNV-1a and finaliser gives (worked out in Python when this was written).
-        assert_eq!(weight("node-a", Zone::FIRST), 0x1aa7_4358_7652_428a);
-        assert_eq!(weight("node-b", Zone::new(7).unwrap()), 0xbf64_ce1d_f868_48c5);
+        assert_eq!(weight("node-a", 0xff, Zone::FIRST.0), 0x1aa7_4358_7652_428a);
+        assert_eq!(weight("node-b", 0xff, 7), 0xbf64_ce1d_f868_48c5);
+    }
+
+    #[test]
+    fn ingest_sessions_are_shared_out_apart_from_the_zones_of_the_same_number() {
+        let nodes = ["node-a", "node-b", "node-c"];
+        let slots: Vec<&str> = (0..64).map(|k| preferred_for_slot(k, &nodes).unwrap()).collect();
+        for n in nodes {
+            let share = slots.iter().filter(|s| **s == n).count();
+            assert!((10..=34).contains(&share), "{n} runs {share} of 64 sessions");
+        }
+        let zones: Vec<&str> = (0..64).map(|k| preferred(Zone(k), &nodes).unwrap()).collect();
+        let alike = slots.iter().zip(&zones).filter(|(s, z)| s == z).count();
+        assert!(alike < 40, "{alike} of 64 sessions go where the zone of their number goes");
+        assert_ne!(weight("node-a", 0xfe, 0), weight("node-a", 0xff, 0));
     }
 
     #[test]

@@ -171,8 +171,25 @@ fn duplicates_change_nothing_until_the_window_passes() {
     let mut out = Outbox::default();
     e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut out).unwrap();
     let mut again = Outbox::default();
+    e.handle_device_event(&dev(), event("n", EventType::Sos, None), T0, &mut again).unwrap();
+    let named = |out: &Outbox| -> Vec<String> {
+        out.commands
+            .iter()
+            .map(|(_, c)| match c {
+                DeviceCommand::HelpComing { msg_id, .. } => msg_id.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        (named(&out), named(&again)),
+        (vec!["m".to_string()], vec!["n".to_string()]),
+        "each press answered by name"
+    );
+    let mut again = Outbox::default();
     assert_eq!(e.handle_device_event(&dev(), event("m", EventType::Sos, None), T0, &mut again), Ok(Outcome::Duplicate));
     assert!(again.events.is_empty() && again.messages.is_empty() && again.deltas.is_empty());
+    // A resend of the first, answered again, names the first: it says nothing of the second.
+    assert_eq!(named(&again), ["m"]);
     // After the window, memory forgets (the store's key still refuses a second row).
     let later = T0.plus_millis(Policy::default().dedup_window_ms + 1);
     e.expire(later);

@@ -62,6 +62,9 @@ pub struct LinkOptions {
     /// Subscribe as a member of this shared subscription (`$share/GROUP/...`, Mosquitto 2 and
     /// EMQX): the broker gives each message to one member. `None`: every message.
     pub share_group: Option<String>,
+    /// Whether to subscribe to the devices' events at all. A link that only publishes
+    /// (an engine fed by the inbox, whose ingest sessions subscribe) does not.
+    pub subscribe: bool,
 }
 
 /// An incoming device message, to be acknowledged once handled.
@@ -454,15 +457,17 @@ impl Session {
         *backoff = Duration::from_millis(100);
 
         // Subscribing again is harmless when the session was kept, and needed when not.
-        let pkid = self.commands.take_id();
-        self.subscribing = Some(pkid);
-        let filter = match &self.opts.share_group {
-            Some(group) => format!("$share/{group}/{}", self.opts.topics.events_filter()),
-            None => self.opts.topics.events_filter(),
-        };
-        let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
-        subscribe.pkid = pkid;
-        write_packet(&Packet::Subscribe(subscribe), &mut self.wbuf);
+        if self.opts.subscribe {
+            let pkid = self.commands.take_id();
+            self.subscribing = Some(pkid);
+            let filter = match &self.opts.share_group {
+                Some(group) => format!("$share/{group}/{}", self.opts.topics.events_filter()),
+                None => self.opts.topics.events_filter(),
+            };
+            let mut subscribe = Subscribe::new(filter, QoS::AtLeastOnce);
+            subscribe.pkid = pkid;
+            write_packet(&Packet::Subscribe(subscribe), &mut self.wbuf);
+        }
         self.commands.resend(&mut self.wbuf);
         self.flush(&mut wr).await?;
         // Bytes that came with the CONNACK.

@@ -26,6 +26,7 @@ fn engine(broker: &EmbeddedBroker, port: u16, topics: &Topics) -> LinkOptions {
         password: Some(password),
         topics: topics.clone(),
         share_group: None,
+        subscribe: true,
     }
 }
 
@@ -97,6 +98,7 @@ async fn the_engine_sends_while_its_queue_is_full() {
     for n in 0..COMMANDS {
         let command = DeviceCommand::HelpComing {
             incident_id: IncidentId(u64::from(n)),
+            msg_id: anxin_core::MessageId::parse(format!("m-{n}")).unwrap(),
             responder_assigned: false,
             eta_min: None,
         };
@@ -266,8 +268,12 @@ async fn commands_sent_into_a_dead_connection_arrive_after_the_reconnect() {
     relay.swallow();
     const COMMANDS: u64 = 50;
     for n in 0..COMMANDS {
-        let command =
-            DeviceCommand::HelpComing { incident_id: IncidentId(n), responder_assigned: false, eta_min: None };
+        let command = DeviceCommand::HelpComing {
+            incident_id: IncidentId(n),
+            msg_id: anxin_core::MessageId::parse(format!("m-{n}")).unwrap(),
+            responder_assigned: false,
+            eta_min: None,
+        };
         link.send(&device, &command).unwrap();
     }
     let mut commands = HashSet::new();

@@ -120,23 +120,13 @@ macro_rules! inbox_store {
                 &self,
                 entries: &[crate::inbox::InboxEntry],
             ) -> Result<Vec<anxin_core::Zone>, crate::StoreError> {
+                // In the order of their keys, as every writer and the acknowledgements take
+                // them: two sessions filing the same messages (a resend given to each) then
+                // wait for each other rather than deadlock.
+                let mut sorted: Vec<&crate::inbox::InboxEntry> = entries.iter().collect();
+                sorted.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
                 let mut tx = self.pool.begin().await?;
-                let mut zones = Vec::new();
-                for e in entries {
-                    let zone: Option<i32> = sqlx::query_scalar(crate::inbox::INBOX_PUT)
-                        .bind(e.device_id.as_str())
-                        .bind(e.msg_key.as_str())
-                        .bind(e.topic.as_str())
-                        .bind(e.payload.as_slice())
-                        .bind(e.received_at.millis())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(z) = zone {
-                        zones.push(
-                            anxin_core::Zone::new(z.into()).map_err(|e| crate::ledger::corrupt("station zone", e))?,
-                        );
-                    }
-                }
+                let mut zones = Self::inbox_insert(&mut tx, &sorted).await?;
                 zones.sort_unstable();
                 zones.dedup();
                 if $notify {
@@ -152,6 +142,8 @@ macro_rules! inbox_store {
             }
 
             async fn inbox_ack(&self, keys: &[crate::inbox::InboxKey]) -> Result<(), crate::StoreError> {
+                let mut keys: Vec<&crate::inbox::InboxKey> = keys.iter().collect();
+                keys.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
                 for chunk in keys.chunks(500) {
                     let mut q = sqlx::QueryBuilder::new("DELETE FROM inbox WHERE (device_id, msg_key) IN (VALUES ");
                     let mut first = true;
@@ -203,3 +195,60 @@ macro_rules! inbox_store {
     };
 }
 pub(crate) use inbox_store;
+
+/// A zone number as stored, checked.
+fn stored_zone(z: i32) -> Result<Zone, StoreError> {
+    Zone::new(z.into()).map_err(|e| crate::ledger::corrupt("station zone", e))
+}
+
+impl crate::sql::SqliteStore {
+    /// Files `entries` (sorted by key), one statement each: the zones of those new.
+    pub(crate) async fn inbox_insert(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        entries: &[&InboxEntry],
+    ) -> Result<Vec<Zone>, StoreError> {
+        let mut zones = Vec::new();
+        for e in entries {
+            let zone: Option<i32> = sqlx::query_scalar(INBOX_PUT)
+                .bind(e.device_id.as_str())
+                .bind(e.msg_key.as_str())
+                .bind(e.topic.as_str())
+                .bind(e.payload.as_slice())
+                .bind(e.received_at.millis())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if let Some(z) = zone {
+                zones.push(stored_zone(z)?);
+            }
+        }
+        Ok(zones)
+    }
+}
+
+impl crate::sql::PostgresStore {
+    /// Files `entries` (sorted by key) in one statement: the zones of those new.
+    pub(crate) async fn inbox_insert(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        entries: &[&InboxEntry],
+    ) -> Result<Vec<Zone>, StoreError> {
+        let zones: Vec<i32> = sqlx::query_scalar(
+            "INSERT INTO inbox (device_id, msg_key, zone, topic, payload, received_at) \
+             SELECT m.device_id, m.msg_key, COALESCE(( \
+               SELECT s.zone FROM devices d JOIN elders e ON e.id = d.elder_id \
+               JOIN stations s ON s.id = e.station_id WHERE d.id = m.device_id), 0), \
+               m.topic, m.payload, m.received_at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[]) \
+               WITH ORDINALITY AS m(device_id, msg_key, topic, payload, received_at, n) \
+             ORDER BY m.n \
+             ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone",
+        )
+        .bind(entries.iter().map(|e| e.device_id.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.msg_key.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.received_at.millis()).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?;
+        zones.into_iter().map(stored_zone).collect()
+    }
+}

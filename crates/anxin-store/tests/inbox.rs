@@ -55,8 +55,9 @@ async fn messages_are_filed_by_zone_and_taken_out_when_acknowledged<S: Store + I
     let garbage = InboxEntry::new("d-3", "xs/v1/devices/d-3/events", b"\xff not json".to_vec(), T0.plus_millis(5));
     let batch = [press("d-3", "m-1", 0), press("d-x", "m-1", 1), garbage.clone(), press("d-3", "m-2", 10)];
     assert_eq!(store.inbox_put(&batch).await.unwrap(), [z0, z3], "a device the ledger does not know: zone 0");
-    // The broker delivers again: nothing new.
-    assert_eq!(store.inbox_put(&batch[..2]).await.unwrap(), []);
+    // The broker delivers again: nothing new, even twice in one batch (a resend and its
+    // original given to one session).
+    assert_eq!(store.inbox_put(&[batch[1].clone(), batch[0].clone(), batch[0].clone()]).await.unwrap(), []);
     let three = store.inbox_take(&[z3], 10).await.unwrap();
     assert_eq!(
         keys(&three),
@@ -81,6 +82,10 @@ async fn messages_are_filed_by_zone_and_taken_out_when_acknowledged<S: Store + I
         keys(&store.inbox_take(&[z0, z3], 10).await.unwrap()),
         [("d-x".into(), "m-1".into()), ("d-3".into(), "m-2".into())]
     );
+    // One message twice in one batch is filed once.
+    let twice = [press("d-3", "m-9", 20), press("d-3", "m-9", 21)];
+    assert_eq!(store.inbox_put(&twice).await.unwrap(), [z3]);
+    assert_eq!(store.inbox_take(&[z3], 10).await.unwrap().len(), 2, "m-2 and m-9");
 }
 
 #[test]

@@ -106,8 +106,13 @@ impl App {
         // writes it meanwhile (no engine runs yet, and under `[cluster]` this one holds the
         // lease). A takeover waits for these reads.
         let reading = std::time::Instant::now();
-        // The engine runs every zone the ledger has stations in (`anxin_core::zone`).
-        let zones = store.ledger_zones().await.context("cannot read the ledger's zones")?;
+        // The engine runs every zone the ledger has stations in (`anxin_core::zone`), or, with
+        // zones spread over nodes, those whose leases this node holds.
+        let spread = lease.as_ref().and_then(|held| held.spread.clone());
+        let zones = match &spread {
+            Some(run) => run.zones.clone(),
+            None => store.ledger_zones().await.context("cannot read the ledger's zones")?,
+        };
         let ((resume, resume_ms), (registry, ledger_ms), (history, _)) = tokio::join!(
             timed(store.resume(&zones, now.plus_millis(-policy.dedup_window_ms))),
             timed(store.load_registry()),
@@ -115,6 +120,8 @@ impl App {
         );
         let resume = resume.context("cannot read open incidents")?;
         let registry = registry.context("cannot load the registry")?;
+        // Spread, the engine runs its zones' part of the ledger only.
+        let registry = if spread.is_some() { registry.zones_part(&zones) } else { registry };
         let history = history.context("cannot read the store's history id")?;
         let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
@@ -123,6 +130,7 @@ impl App {
             responders = registry.responders.len(),
             stations = registry.stations.len(),
             open_incidents = resume.open.len(),
+            zones = ?zones.iter().map(|z| z.number()).collect::<Vec<_>>(),
             read_ms,
             resume_ms,
             ledger_ms,
@@ -145,7 +153,7 @@ impl App {
         let metrics = Metrics::new();
         metrics.open_incidents.set(engine.open_count() as i64);
         if let Some(held) = &lease {
-            metrics.lease_epoch.set(held.lease.epoch);
+            metrics.lease_epoch.set(held.epoch());
         }
         let phones = Arc::new(ResponderHub::new(tokens));
         for id in &responder_ids {
@@ -285,22 +293,38 @@ impl App {
         let day_store = store.clone();
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
+        // Zones spread over nodes: the engine is fed from the inbox, where the ingest sessions
+        // file the devices' events, and its link only publishes, as this node.
+        let spread = lease.as_ref().and_then(|held| held.spread.clone());
         let (tx, rx) = mpsc::channel(config.ingest.queue);
+        let (inbox_tx, inbox_rx) = mpsc::channel::<crate::inbox::InboxMessage>(config.ingest.queue);
         let in_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        crate::telemetry::IngestBacklog::register(
-            &metrics.registry,
-            &tx,
-            in_batch.clone(),
-            config.ingest.batch_max,
-            config.store.commits_in_flight(),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
+        let registered = match &spread {
+            None => crate::telemetry::IngestBacklog::register(
+                &metrics.registry,
+                &tx,
+                in_batch.clone(),
+                config.ingest.batch_max,
+                config.store.commits_in_flight(),
+            ),
+            Some(_) => crate::telemetry::IngestBacklog::register(
+                &metrics.registry,
+                &inbox_tx,
+                in_batch.clone(),
+                config.ingest.batch_max,
+                config.store.commits_in_flight(),
+            ),
+        };
+        registered.map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
         let link_stop = CancellationToken::new();
         let (link, link_task) = anxin_mqtt::connect(
             LinkOptions {
                 host: broker_host,
                 port: broker_port,
-                client_id: config.mqtt.client_id.clone(),
+                client_id: match &spread {
+                    Some(run) => format!("{}-{}", config.mqtt.client_id, run.node),
+                    None => config.mqtt.client_id.clone(),
+                },
                 keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
                 max_outgoing_bytes: 64 * 1024,
                 // rumqttd leaves Nagle's algorithm on and has no setting for it.
@@ -309,6 +333,7 @@ impl App {
                 password,
                 topics: topics.clone(),
                 share_group: None,
+                subscribe: spread.is_none(),
             },
             tx,
             link_stop.clone(),
@@ -446,20 +471,18 @@ impl App {
         }
         let http_task = tokio::spawn(anxin_api::serve(http, routes, http_stop.clone()));
 
-        let ports = anxin_runtime::Ports {
-            store: Arc::new(store),
-            devices: Arc::new(crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() }),
-            feeds: Arc::new(crate::ports::FeedPort {
-                hub,
-                phones,
-                family: family_hub,
-                wallboard: wallboard.clone(),
-                sessions,
-                broker: crate::ledger::BrokerAccounts::spawn(provisioner),
-            }),
-            clock: Arc::new(clock),
-            telemetry: Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard }),
-        };
+        let store = Arc::new(store);
+        let feeds = Arc::new(crate::ports::FeedPort {
+            hub,
+            phones,
+            family: family_hub,
+            wallboard: wallboard.clone(),
+            sessions,
+            broker: crate::ledger::BrokerAccounts::spawn(provisioner),
+        });
+        let clock = Arc::new(clock);
+        let link_port = crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() };
+        let telemetry = Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard });
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
             commits_in_flight: config.store.commits_in_flight(),
@@ -467,8 +490,35 @@ impl App {
             health_snapshot: std::time::Duration::from_secs(config.health.snapshot_s),
             fault: anxin_runtime::Fault::None,
         };
-        let runtime = anxin_runtime::Runtime::new(engine, ports, options);
-        let mut engine_task = tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()));
+        // The inbox's reader stops with the engine.
+        let feed_stop = CancellationToken::new();
+        let _feed_stopped = feed_stop.clone().drop_guard();
+        let mut engine_task = match (&spread, &lease) {
+            (Some(run), Some(held)) => {
+                let inbox: Arc<dyn anxin_store::inbox::InboxStore> = held.store.clone();
+                let in_flight = Arc::new(crate::inbox::InFlight::default());
+                let (acks, _) = crate::inbox::InboxAcks::start(inbox.clone(), in_flight.clone());
+                tokio::spawn(crate::inbox::feed(
+                    inbox,
+                    run.zones.clone(),
+                    Some(run.listen_url.clone()),
+                    Duration::from_millis(250),
+                    in_flight,
+                    inbox_tx,
+                    feed_stop.clone(),
+                ));
+                let devices = Arc::new(crate::ports::InboxPort { link: link_port, acks });
+                let ports = anxin_runtime::Ports { store, devices, feeds, clock, telemetry };
+                let runtime = anxin_runtime::Runtime::new(engine, ports, options);
+                tokio::spawn(runtime.run(inbox_rx, command_rx, shutdown.clone()))
+            }
+            _ => {
+                drop(inbox_tx);
+                let ports = anxin_runtime::Ports { store, devices: Arc::new(link_port), feeds, clock, telemetry };
+                let runtime = anxin_runtime::Runtime::new(engine, ports, options);
+                tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()))
+            }
+        };
         // Under a lease (renewed since it was granted): if it is lost, the engine stops.
         let lease_lost = lease.as_ref().map(crate::cluster::Held::lost).unwrap_or_default();
 
@@ -573,7 +623,7 @@ async fn engine_or_shutdown(
     tokio::select! {
         biased;
         _ = shutdown.cancelled() => Ok(()),
-        _ = lease_lost.cancelled() => Err("the district's lease was lost to another engine".to_string()),
+        _ = lease_lost.cancelled() => Err("a lease was lost to another engine".to_string()),
         ended = &mut *engine => Err(match ended {
             Ok(anxin_runtime::Ended::Fenced) => {
                 "a commit was fenced: another engine holds the lease on what this one wrote".to_string()

@@ -28,7 +28,11 @@ pub const DISTRICT: &str = "zone:0";
 pub struct Held {
     pub store: Arc<PostgresStore>,
     pub authority: Arc<PostgresStore>,
-    pub lease: Lease,
+    /// The leases the engine commits under: the district's (`zone:0`), or, with the zones
+    /// spread over the nodes, each zone's it runs.
+    pub leases: Vec<Lease>,
+    /// With the zones spread: which zones the engine runs, and how it is fed.
+    pub spread: Option<crate::spread::Run>,
     renewals: Arc<Renewals>,
 }
 
@@ -44,7 +48,30 @@ impl Held {
         let (lost, stop) = (CancellationToken::new(), CancellationToken::new());
         let task = tokio::spawn(keep(authority.clone(), lease.clone(), config.clone(), stop.clone(), lost.clone()));
         let renewals = Arc::new(Renewals { lost, stop, task: std::sync::Mutex::new(Some(task)) });
-        Held { store, authority, lease, renewals }
+        Held { store, authority, leases: vec![lease], spread: None, renewals }
+    }
+
+    /// An engine over zones spread over the nodes: `leases` are renewed, and handed over, by
+    /// the node's membership (`crate::spread`), which cancels `lost` when one of them is lost.
+    pub fn spread(
+        store: Arc<PostgresStore>,
+        authority: Arc<PostgresStore>,
+        leases: Vec<Lease>,
+        run: crate::spread::Run,
+        lost: CancellationToken,
+    ) -> Self {
+        let renewals = Arc::new(Renewals { lost, stop: CancellationToken::new(), task: std::sync::Mutex::new(None) });
+        Held { store, authority, leases, spread: Some(run), renewals }
+    }
+
+    /// The (first) lease held: the district's, without zones spread.
+    pub fn lease(&self) -> &Lease {
+        &self.leases[0]
+    }
+
+    /// The highest epoch of the leases held, for `anxin_lease_epoch`.
+    pub fn epoch(&self) -> i64 {
+        self.leases.iter().map(|l| l.epoch).max().unwrap_or(0)
     }
 
     /// Fires when the lease is lost: gone to another node, or not renewed for a whole lease.
@@ -64,10 +91,15 @@ impl Held {
 
     /// Stops renewing, then releases the lease, so that another node may take it at once
     /// (after a clean shutdown).
+    ///
+    /// Spread, the membership hands leases over (this does nothing).
     pub async fn hand_over(&self) {
+        if self.spread.is_some() {
+            return;
+        }
         self.stop_renewing().await;
-        match self.authority.lease_release(&self.lease).await {
-            Ok(()) => tracing::info!(epoch = self.lease.epoch, "lease released"),
+        match self.authority.lease_release(self.lease()).await {
+            Ok(()) => tracing::info!(epoch = self.lease().epoch, "lease released"),
             Err(e) => tracing::warn!(error = %e, "cannot release the lease; it lapses by itself"),
         }
     }
@@ -204,7 +236,7 @@ pub struct FencedStore(pub Held);
 impl FencedStore {
     pub fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
-            match self.0.store.commit_fenced(anxin_store::Batch::of(out), &self.0.lease).await {
+            match self.0.store.commit_fenced_all(anxin_store::Batch::of(out), &self.0.leases).await {
                 Ok(()) => Ok(()),
                 Err(e @ FenceError::Fenced { .. }) => Err(CommitError::Fenced(e.to_string())),
                 Err(FenceError::Store(e)) => Err(CommitError::Failed(e.to_string())),

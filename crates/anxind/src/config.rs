@@ -57,6 +57,11 @@ pub struct ClusterConfig {
     pub lease_ttl_ms: u64,
     pub renew_ms: u64,
     pub standby_poll_ms: u64,
+    /// Each zone leased on its own and the zones shared out over the nodes, presses coming in
+    /// through the inbox (`crate::spread`); false: one lease, one engine, hot standbys.
+    pub spread_zones: bool,
+    /// With `spread_zones`: how many ingest sessions share the devices' events.
+    pub ingest_sessions: u16,
 }
 
 impl ClusterConfig {
@@ -95,8 +100,14 @@ impl ClusterConfig {
                 self.lease_ttl_ms, self.standby_poll_ms
             )));
         }
-        if self.node.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 200) {
-            return Err(ConfigError::Check("cluster.node must be 1 to 200 characters when set".into()));
+        if self.spread_zones && !(1..=64).contains(&self.ingest_sessions) {
+            return Err(ConfigError::Check(format!(
+                "cluster.ingest_sessions must lie in 1..=64 with spread_zones, not {}",
+                self.ingest_sessions
+            )));
+        }
+        if self.node.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 200 || n.contains(',')) {
+            return Err(ConfigError::Check("cluster.node must be 1 to 200 characters, and no comma, when set".into()));
         }
         if let Some(addr) = &self.advertise {
             let port = addr.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
@@ -1750,6 +1761,11 @@ mod tests {
                 "cluster.standby_poll_ms must lie in 10..=lease_ttl_ms (5000), not 5",
             ),
             (serde_json::json!({"enabled": true, "node": " "}), "cluster.node must be 1 to 200 characters"),
+            (serde_json::json!({"enabled": true, "node": "a,b"}), "and no comma"),
+            (
+                serde_json::json!({"enabled": true, "spread_zones": true, "ingest_sessions": 0}),
+                "cluster.ingest_sessions must lie in 1..=64 with spread_zones, not 0",
+            ),
             (
                 serde_json::json!({"enabled": true, "advertise": "10.0.0.11"}),
                 "cluster.advertise must be HOST:PORT where other nodes reach this one, not \"10.0.0.11\"",

@@ -7,8 +7,8 @@
 //! (it stopped) is read again by the next owner, which finds its id stored and tells the
 //! device again, as after a broker's redelivery.
 //!
-//! Built and tested with the real runtime (`tests/ingest.rs`); anxind does not run an engine
-//! from the inbox yet (docs/architecture.md, "Zones").
+//! Tested with the real runtime (`tests/ingest.rs`); anxind's engine reads the inbox with the
+//! zones spread over nodes (`crate::spread`, `App::run`).
 
 use anxin_core::Zone;
 use anxin_store::inbox::{InboxEntry, InboxKey, InboxStore};

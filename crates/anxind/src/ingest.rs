@@ -6,8 +6,8 @@
 //! leaves its sessions' messages to the broker, and whoever connects next under the same
 //! client id is given them again (tested on Mosquitto in `tests/ingest.rs`).
 //!
-//! Built and tested on its own: no engine reads the inbox yet, and anxind does not start
-//! ingest sessions (docs/architecture.md, "Zones").
+//! anxind runs them with the zones spread over nodes (`crate::spread`), each under a lease of
+//! its own (`slot:K`).
 
 use anxin_mqtt::{Inbound, LinkOptions, Topics};
 use anxin_proto::Delivery;
@@ -43,6 +43,9 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Inbound>(batch_max.max(1) * 4);
     let link_stop = CancellationToken::new();
     let (session, task) = anxin_mqtt::connect(link, tx, link_stop.clone());
+    // The link stops with this task, even when it is aborted: a session's lease lost, its
+    // link must not go on reconnecting under the client id its new holder uses.
+    let _link_stops = link_stop.clone().drop_guard();
     let mut batch: Vec<Inbound> = Vec::with_capacity(batch_max);
     'run: loop {
         tokio::select! {
@@ -91,7 +94,8 @@ pub async fn run(
             }
         }
     }
-    session.disconnect().await;
+    // A link that cannot say goodbye (its connection gone) is stopped all the same.
+    let _ = tokio::time::timeout(Duration::from_secs(1), session.disconnect()).await;
     link_stop.cancel();
     let _ = task.await;
 }

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod notify;
 pub mod ports;
 pub mod provision;
+pub mod spread;
 pub mod telemetry;
 pub mod timeline;
 

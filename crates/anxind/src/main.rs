@@ -220,6 +220,14 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
+    if config.cluster.enabled && config.cluster.spread_zones {
+        if is_demo {
+            anyhow::bail!("the demo runs on one node: leave cluster.spread_zones off");
+        }
+        anxind::spread::serve(config, registry, shutdown).await?;
+        tracing::info!("stopped");
+        return Ok(());
+    }
     let lease = if config.cluster.enabled {
         let node = config.cluster.node_name();
         // Standing by, it answers /healthz, and /readyz with 503, on the port it will serve on.

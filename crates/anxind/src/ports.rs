@@ -71,6 +71,32 @@ impl anxin_runtime::Devices<Inbound> for LinkPort {
     }
 }
 
+/// An engine fed by the inbox (zones spread over nodes): acknowledging a message takes it out
+/// of the inbox; commands and alerts go out on the MQTT link, which only publishes.
+#[derive(Debug)]
+pub struct InboxPort {
+    pub link: LinkPort,
+    pub acks: crate::inbox::InboxAcks,
+}
+
+impl anxin_runtime::Devices<crate::inbox::InboxMessage> for InboxPort {
+    fn connected(&self) -> bool {
+        self.link.link.is_connected()
+    }
+
+    fn ack(&self, message: crate::inbox::InboxMessage) {
+        self.acks.ack(message);
+    }
+
+    fn send(&self, device: &DeviceId, command: &DeviceCommand) {
+        anxin_runtime::Devices::<Inbound>::send(&self.link, device, command);
+    }
+
+    fn alert(&self, alert: &StationAlert) {
+        anxin_runtime::Devices::<Inbound>::alert(&self.link, alert);
+    }
+}
+
 /// The consoles' hub, the phones' hub and the families' hub.
 #[derive(Debug)]
 pub struct FeedPort {

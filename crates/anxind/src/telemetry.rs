@@ -224,20 +224,26 @@ impl Default for Metrics {
 /// `anxin_ingest_backlog_limit_messages` (`ingest.queue` + (`store.commits_in_flight` + 2) ×
 /// `ingest.batch_max`): when the
 /// queue is full the MQTT link stops reading, and the broker holds the rest.
-#[derive(Debug)]
 pub struct IngestBacklog {
-    queue: tokio::sync::mpsc::WeakSender<anxin_mqtt::Inbound>,
+    /// How many messages wait in the engine's queue (from the broker, or the inbox).
+    queued: Box<dyn Fn() -> usize + Send + Sync>,
     in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     backlog: IntGauge,
     limit: IntGauge,
 }
 
+impl std::fmt::Debug for IngestBacklog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestBacklog").field("queued", &(self.queued)()).finish_non_exhaustive()
+    }
+}
+
 impl IngestBacklog {
     /// Registers the pair of gauges for `queue` (held weakly, so the engine still sees the
     /// queue close) and the count of messages taken from it and not yet acknowledged.
-    pub fn register(
+    pub fn register<M: Send + 'static>(
         registry: &Registry,
-        queue: &tokio::sync::mpsc::Sender<anxin_mqtt::Inbound>,
+        queue: &tokio::sync::mpsc::Sender<M>,
         in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         batch_max: usize,
         commits_in_flight: usize,
@@ -253,7 +259,9 @@ impl IngestBacklog {
             "anxin_ingest_backlog_messages",
             "Device messages read from the broker and not yet acknowledged (queued or being stored)",
         )?;
-        registry.register(Box::new(Self { queue: queue.downgrade(), in_batch, backlog, limit }))
+        let queue = queue.downgrade();
+        let queued = Box::new(move || queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity()));
+        registry.register(Box::new(Self { queued, in_batch, backlog, limit }))
     }
 }
 
@@ -265,7 +273,7 @@ impl prometheus::core::Collector for IngestBacklog {
     }
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let queued = self.queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        let queued = (self.queued)();
         let in_batch = self.in_batch.load(std::sync::atomic::Ordering::Relaxed);
         self.backlog.set((queued + in_batch) as i64);
         let mut families = self.backlog.collect();

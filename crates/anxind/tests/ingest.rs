@@ -33,6 +33,7 @@ fn session(broker: &str, client_id: &str, group: &str, topics: &Topics) -> LinkO
         password: None,
         topics: topics.clone(),
         share_group: Some(group.into()),
+        subscribe: true,
     }
 }
 

@@ -23,7 +23,7 @@ impl Engine {
         }
         if self.seen.contains(device, &event.msg_id) {
             if event.event != EventType::Cancel {
-                self.reassure(device, out);
+                self.reassure(device, &event.msg_id, out);
             }
             return Ok(Outcome::Duplicate);
         }
@@ -40,7 +40,12 @@ impl Engine {
                 Outcome::Joined(id)
             }
             (EventType::Cancel, None) => Outcome::Noted,
-            (_, Some(id)) if self.is_stuck_repeat(id, device, event.event, pressed) => Outcome::Throttled(id),
+            (_, Some(id)) if self.is_stuck_repeat(id, device, event.event, pressed) => {
+                // Stored all the same, so answered by name: a device resends a press until
+                // it hears it was delivered.
+                self.tell_device_help_is_coming(id, &event.msg_id, out);
+                Outcome::Throttled(id)
+            }
             (_, Some(id)) => {
                 self.set_last_press(device, pressed);
                 self.join(id, device, &event.msg_id, Some(event.event), now, out);
@@ -97,7 +102,7 @@ impl Engine {
         let elder_id = self.elder_of(device)?;
         self.device_heard(device, None, HealthReport::default(), now, out);
         if self.seen.contains(device, &fingerprint) {
-            self.reassure(device, out);
+            self.reassure(device, &fingerprint, out);
             return Ok(Outcome::Duplicate);
         }
         self.remember(now, device.clone(), fingerprint.clone());
@@ -172,9 +177,9 @@ impl Engine {
 
     /// A device that resends a message it already sent did not hear "help is coming" (a
     /// device should resend until it does): tell it again while its incident is open.
-    pub(super) fn reassure(&self, device: &DeviceId, out: &mut Outbox) {
+    pub(super) fn reassure(&self, device: &DeviceId, msg_id: &MessageId, out: &mut Outbox) {
         if let Some(id) = self.open_of(device) {
-            self.tell_device_help_is_coming(id, out);
+            self.tell_device_help_is_coming(id, msg_id, out);
         }
     }
 
@@ -255,7 +260,7 @@ impl Engine {
         }
         // A device that dialled is on the phone to us: nothing is decided to tell it yet.
         if kind != IncidentKind::Call {
-            self.tell_device_help_is_coming(id, out);
+            self.tell_device_help_is_coming(id, msg_id, out);
         }
         self.after_change(id, out);
         id
@@ -285,7 +290,7 @@ impl Engine {
                 self.climb(id, now, out);
             }
         }
-        self.tell_device_help_is_coming(id, out);
+        self.tell_device_help_is_coming(id, msg_id, out);
         self.after_change(id, out);
     }
 
@@ -302,7 +307,7 @@ impl Engine {
         self.after_change(id, out);
     }
 
-    pub(super) fn tell_device_help_is_coming(&self, id: IncidentId, out: &mut Outbox) {
+    pub(super) fn tell_device_help_is_coming(&self, id: IncidentId, msg_id: &MessageId, out: &mut Outbox) {
         let incident = &self.open[&id];
         let holder = incident.responder.as_ref().filter(|_| incident.state.has_responder_on_job());
         let eta_min = match holder {
@@ -311,7 +316,12 @@ impl Engine {
         };
         out.commands.push((
             incident.device_id.clone(),
-            DeviceCommand::HelpComing { incident_id: id, responder_assigned: eta_min.is_some(), eta_min },
+            DeviceCommand::HelpComing {
+                incident_id: id,
+                msg_id: msg_id.clone(),
+                responder_assigned: eta_min.is_some(),
+                eta_min,
+            },
         ));
     }
 

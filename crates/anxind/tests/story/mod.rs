@@ -673,6 +673,7 @@ pub async fn a_press_becomes_a_live_incident(backend: Backend, client_id: String
     let command = device.next_command().await;
     assert_eq!(command["type"], "help_coming");
     assert_eq!(command["incident_id"], incident["id"]);
+    assert_eq!(command["msg_id"], "press-1", "it names the press it answers");
     assert_eq!(command["responder_assigned"], true);
 
     let id = IncidentId(incident["id"].as_u64().unwrap());
