@@ -732,9 +732,16 @@ macro_rules! sql_store {
             async fn resume(&self, zones: &[Zone], messages_since: Timestamp) -> Result<Resume, StoreError> {
                 let mut resume = Resume::default();
                 let every = self.ledger_zones().await?.iter().all(|z| zones.contains(z));
-                for &zone in zones {
+                // This month's and last month's orders still count against capacity and
+                // allowances: read back from 62 days ago (a month before the earliest start of
+                // last month), whatever the centre's time zone.
+                let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
+                // Each zone's reads, the zones side by side on the pool's connections: a
+                // takeover of several zones does not wait for them one after another.
+                let each = zones.iter().map(|&zone| async move {
                     // The zone's numbers lie strictly between these (anxin_core::zone).
                     let (lo, hi) = (zone.base() as i64, zone.end() as i64);
+                    let mut open = Vec::new();
                     for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
                         .bind(true)
                         .bind(lo)
@@ -742,7 +749,7 @@ macro_rules! sql_store {
                         .fetch_all(&self.pool)
                         .await?
                     {
-                        resume.open.push(json(&row.try_get::<String, _>("body")?)?);
+                        open.push(json::<anxin_core::Incident>(&row.try_get::<String, _>("body")?)?);
                     }
                     // Each the highest within the zone's range: an index range, not a scan.
                     let highest = |sql: &'static str| {
@@ -758,13 +765,13 @@ macro_rules! sql_store {
                     };
                     let visits;
                     (visits, counters.visit) = self.open_visits(zone).await?;
-                    resume.visits.extend(visits);
-                    // This month's and last month's orders still count against capacity and
-                    // allowances: read back from 62 days ago (a month before the earliest start
-                    // of last month), whatever the centre's time zone.
-                    let since = Timestamp(messages_since.millis().saturating_sub(62 * 86_400_000));
                     let orders;
                     (orders, counters.order, counters.order_seq) = self.resume_orders(zone, since).await?;
+                    Ok::<_, StoreError>((zone, open, counters, visits, orders))
+                });
+                for (zone, open, counters, visits, orders) in futures_util::future::try_join_all(each).await? {
+                    resume.open.extend(open);
+                    resume.visits.extend(visits);
                     resume.orders.extend(orders);
                     resume.counters.insert(zone, counters);
                 }

@@ -266,4 +266,9 @@ async fn a_commit_under_several_leases_is_fenced_when_any_one_moves_on() {
     held.retain(|l| l.key != "zone:5");
     store.commit_fenced_all(Batch::of(&out), &held).await.expect("stored under the leases still held");
     assert_eq!(resume().await.unwrap().open.len(), 1);
+    // Released together: both free at once.
+    store.lease_release_all(&held).await.unwrap();
+    for lease in &held {
+        assert!(store.lease_acquire(&lease.key, "node-b", LONG, "").await.unwrap().is_some(), "{} released", lease.key);
+    }
 }

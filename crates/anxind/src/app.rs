@@ -171,7 +171,16 @@ impl App {
             let clock = clock.clone();
             Arc::new(move || clock.now())
         };
-        let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, at));
+        // Spread over nodes, the node's wallboard outlives its engines: its day is read once,
+        // not again at every change of the zones the node runs.
+        let carried = spread.as_ref().and_then(|run| run.wallboard.clone());
+        let wallboard = match carried {
+            Some(wallboard) => {
+                wallboard.set_devices_offline(engine.offline_count());
+                wallboard
+            }
+            None => Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, at)),
+        };
         tracing::info!(built_ms = reading.elapsed().as_millis() as u64 - read_ms, "the engine is built");
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
@@ -224,6 +233,11 @@ impl App {
             broker,
             lease,
         })
+    }
+
+    /// The supervisors' wallboard (spread over nodes, kept for the node's next engine).
+    pub fn wallboard(&self) -> Arc<anxin_api::Wallboard> {
+        self.wallboard.clone()
     }
 
     /// Where the console and the API are served.
@@ -431,17 +445,30 @@ impl App {
             async move {
                 // The day's events, read now that the engine runs (a takeover does not wait
                 // for a read that grows with the day); until then the wallboard shows nothing.
-                loop {
-                    let (day, day_ms) = timed(store.events_since(wallboard.day_start())).await;
-                    match day {
-                        Ok(day) => {
-                            wallboard.load_day(&day);
-                            tracing::info!(events_today = day.len(), day_ms, "the wallboard's day is read");
-                            break;
+                while wallboard.is_loading() {
+                    // Read and counted off the engine's threads: a day's events are tens of
+                    // thousands to read back and count, and the engine's batches must not
+                    // wait behind them (they did, for most of a second, at every start).
+                    let (handle, store, wallboard) =
+                        (tokio::runtime::Handle::current(), store.clone(), wallboard.clone());
+                    let read = tokio::task::spawn_blocking(move || {
+                        handle.block_on(async {
+                            let (day, day_ms) = timed(store.events_since(wallboard.day_start())).await;
+                            day.map(|day| {
+                                wallboard.load_day(&day);
+                                (day.len(), day_ms)
+                            })
+                        })
+                    });
+                    match read.await {
+                        Ok(Ok((events_today, day_ms))) => {
+                            tracing::info!(events_today, day_ms, "the wallboard's day is read");
+                            continue;
                         }
-                        Err(e) => {
+                        Ok(Err(e)) => {
                             tracing::warn!(error = %e, "cannot read the day's events for the wallboard; trying again")
                         }
+                        Err(e) => tracing::warn!(error = %e, "the wallboard's read of the day failed; trying again"),
                     }
                     tokio::select! {
                         _ = stop.cancelled() => return,

@@ -92,9 +92,12 @@ impl Held {
     /// Stops renewing, then releases the lease, so that another node may take it at once
     /// (after a clean shutdown).
     ///
-    /// Spread, the membership hands leases over (this does nothing).
+    /// Spread, the membership hands leases over: this tells it the engine has stopped.
     pub async fn hand_over(&self) {
-        if self.spread.is_some() {
+        if let Some(run) = &self.spread {
+            if let Some(stopped) = &run.stopped {
+                stopped.call();
+            }
             return;
         }
         self.stop_renewing().await;

@@ -62,6 +62,27 @@ pub struct Run {
     pub node: String,
     /// Where the inbox's announcements are heard (the store's URL).
     pub listen_url: String,
+    /// Called once the engine has stopped with every batch in hand stored, acknowledged and
+    /// sent (`cluster::Held::hand_over`): its zones may go to other nodes at once.
+    pub stopped: Option<Stopped>,
+    /// The node's wallboard, read by its first engine and kept by the next ones.
+    pub wallboard: Option<Arc<anxin_api::Wallboard>>,
+}
+
+/// [`Run::stopped`].
+#[derive(Clone)]
+pub struct Stopped(Arc<dyn Fn() + Send + Sync>);
+
+impl Stopped {
+    pub fn call(&self) {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopped")
+    }
 }
 
 /// What the node should run now: the zones it holds and is not handing over, with their
@@ -125,6 +146,10 @@ pub struct Membership {
     running: Arc<Mutex<BTreeSet<Zone>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Wakes the membership to look at once (an engine stopped).
+    wake: Arc<tokio::sync::Notify>,
+    /// The node is leaving: its zones are released as soon as its engine has stopped.
+    leaving: Arc<std::sync::atomic::AtomicBool>,
     /// The store the leases are asked of, renewed and released on.
     pub authority: Arc<PostgresStore>,
 }
@@ -152,6 +177,8 @@ impl Membership {
         let (tx, plan) = watch::channel(Plan::default());
         let running = Arc::new(Mutex::new(BTreeSet::new()));
         let stop = CancellationToken::new();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let leaving = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keeper = Keeper {
             authority: authority.clone(),
             data,
@@ -171,9 +198,26 @@ impl Membership {
             ledger_read: None,
             renewed: Instant::now(),
             releases,
+            wake: wake.clone(),
+            leaving: leaving.clone(),
         };
         let task = tokio::spawn(keeper.run(stop.clone()));
-        Ok(Membership { plan, running, stop, task, authority })
+        Ok(Membership { plan, running, stop, task, wake, leaving, authority })
+    }
+
+    /// What an engine calls once it has stopped cleanly: it runs no zone, and, when
+    /// `leaving` says the node is leaving, its zones and its `node:` lease are released at
+    /// once (before its consoles and notifications wind down); otherwise zones to be handed
+    /// over are.
+    pub fn on_stopped(&self, leaving: impl Fn() -> bool + Send + Sync + 'static) -> Stopped {
+        let (running, wake, left) = (self.running.clone(), self.wake.clone(), self.leaving.clone());
+        Stopped(Arc::new(move || {
+            running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            if leaving() {
+                left.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            wake.notify_one();
+        }))
     }
 
     /// The plan, as it changes.
@@ -236,6 +280,8 @@ struct Keeper {
     /// When everything held was last renewed.
     renewed: Instant,
     releases: Option<Releases>,
+    wake: Arc<tokio::sync::Notify>,
+    leaving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Keeper {
@@ -250,8 +296,10 @@ impl Keeper {
                 tracing::warn!(node = self.node, error = %e, "cannot read the lease table; asking again");
             }
             let wait = tokio::time::sleep(self.poll.min(renew_due.saturating_duration_since(Instant::now())));
+            let wake = self.wake.clone();
             tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = wake.notified() => {}
                 _ = wait => {}
                 released = next_release(&mut self.releases) => if let Err(e) = released {
                     tracing::warn!(error = %e, "no longer hearing of leases released; reading the table every standby_poll_ms only");
@@ -328,6 +376,10 @@ impl Keeper {
 
     /// Reads the lease table and acts on it.
     async fn look(&mut self) -> anyhow::Result<()> {
+        if self.leaving.load(std::sync::atomic::Ordering::SeqCst) {
+            self.release_zones().await;
+            return Ok(());
+        }
         if self.ledger_read.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
             let zones = self.data.ledger_zones().await.context("cannot read the ledger's zones")?;
             self.ledger = zones;
@@ -392,13 +444,14 @@ impl Keeper {
         });
         // Released once the engine no longer runs them.
         let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        for zone in handing {
-            if running.contains(&zone) {
-                continue;
-            }
-            if let Some(lease) = self.zones.remove(&zone) {
-                self.authority.lease_release(&lease).await?;
-                tracing::info!(node = me, zone = zone.number(), "zone handed over");
+        let handed: Vec<Lease> =
+            handing.iter().filter(|z| !running.contains(z)).filter_map(|z| self.zones.get(z).cloned()).collect();
+        if !handed.is_empty() {
+            // Together, so the node taking them builds its engine once.
+            self.authority.lease_release_all(&handed).await?;
+            for lease in &handed {
+                self.zones.retain(|_, l| l.key != lease.key);
+                tracing::info!(node = me, key = lease.key, "zone handed over");
             }
         }
 
@@ -441,6 +494,26 @@ impl Keeper {
         Session { lease, stop, task }
     }
 
+    /// Releases the node's lease first (the others then leave it out of their hashing), then
+    /// its zones, whose engine has stopped; its sessions go on filing until [`Keeper::leave`].
+    async fn release_zones(&mut self) {
+        let leases: Vec<Lease> =
+            self.node_lease.take().into_iter().chain(std::mem::take(&mut self.zones).into_values()).collect();
+        if leases.is_empty() {
+            return;
+        }
+        self.plan.send_if_modified(|p| {
+            let changed = !p.run.is_empty();
+            p.run.clear();
+            changed
+        });
+        // In one statement: whoever takes them over hears of them all at once.
+        if let Err(e) = self.authority.lease_release_all(&leases).await {
+            tracing::warn!(error = %e, "cannot release the node's zones; they lapse by themselves");
+        }
+        tracing::info!(node = self.node, "this node's zones are released");
+    }
+
     /// Stops the sessions (each finishes filing its batch and disconnects), then releases
     /// the node's lease first (the others then leave it out of their hashing), its zones and
     /// its sessions.
@@ -455,10 +528,8 @@ impl Keeper {
             leases.push(s.lease);
         }
         leases.extend(std::mem::take(&mut self.zones).into_values());
-        for lease in leases {
-            if let Err(e) = self.authority.lease_release(&lease).await {
-                tracing::warn!(key = lease.key, error = %e, "cannot release a lease; it lapses by itself");
-            }
+        if let Err(e) = self.authority.lease_release_all(&leases).await {
+            tracing::warn!(error = %e, "cannot release the node's leases; they lapse by themselves");
         }
         tracing::info!(node = self.node, "this node has left: its leases are released");
     }
@@ -503,6 +574,7 @@ pub async fn serve(
     let membership = Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?).await?;
     let mut plan = membership.plan();
     let mut listener = Some(listener);
+    let mut wallboard = None;
     loop {
         if plan.borrow().run.is_empty() {
             println!("anxind standby node={node} http={http}");
@@ -556,7 +628,9 @@ pub async fn serve(
                 }
             }
         });
-        let run = Run { zones, node: node.clone(), listen_url: url.clone() };
+        let leaving = shutdown.clone();
+        let stopped = Some(membership.on_stopped(move || leaving.is_cancelled()));
+        let run = Run { zones, node: node.clone(), listen_url: url.clone(), stopped, wallboard: wallboard.clone() };
         let held = crate::cluster::Held::spread(data.clone(), membership.authority.clone(), now.leases(), run, lost);
         let built = crate::app::App::build_with(config.clone(), None, crate::clock::Clock::System, Some(held)).await;
         let app = match built {
@@ -570,6 +644,7 @@ pub async fn serve(
                 }
             }
         };
+        wallboard = Some(app.wallboard());
         println!(
             "anxind ready console=http://{}/console mqtt={} node={node} zones={listed}",
             app.http_addr(),
