@@ -292,8 +292,12 @@ impl Keeper {
                 self.renew_all().await;
                 renew_due = Instant::now() + self.renew;
             }
-            if let Err(e) = self.look().await {
-                tracing::warn!(node = self.node, error = %e, "cannot read the lease table; asking again");
+            // A look that hangs (the database unreachable) must not hold up the next renewal,
+            // which gives everything up once nothing could be renewed for a whole lease.
+            match tokio::time::timeout(self.ttl / 2, self.look()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(node = self.node, error = %e, "cannot read the lease table; asking again"),
+                Err(_) => tracing::warn!(node = self.node, "reading the lease table took too long; asking again"),
             }
             let wait = tokio::time::sleep(self.poll.min(renew_due.saturating_duration_since(Instant::now())));
             let wake = self.wake.clone();
