@@ -31,6 +31,27 @@ async fn write(store: &PostgresStore, lease: &Lease, what: &str) -> Result<(), F
     Ok(())
 }
 
+/// An engine's batch for one press (an incident, its events, the message), on `store`'s
+/// ledger (`one_of_each`, saved here), and the time it was pressed.
+async fn one_press(store: &PostgresStore) -> (anxin_core::Outbox, anxin_core::Timestamp) {
+    use anxin_core::*;
+    use anxin_store::Store;
+    store.save_registry(&testkit::one_of_each()).await.unwrap();
+    let t0 = Timestamp(1_763_000_000_000);
+    let resume = store.resume(&[Zone::FIRST], t0).await.unwrap();
+    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume);
+    let mut out = Outbox::default();
+    let press = DeviceEvent {
+        msg_id: MessageId::parse("m-1").unwrap(),
+        event: EventType::Sos,
+        device_ts: t0,
+        fix: FixReport::Absent,
+        health: Default::default(),
+    };
+    engine.handle_device_event(&testkit::d1(), press, t0, &mut out).unwrap();
+    (out, t0)
+}
+
 async fn written(store: &PostgresStore) -> Vec<(String, i64, String)> {
     sqlx::query_as("SELECT holder, epoch, what FROM fenced_writes ORDER BY id").fetch_all(store.pool()).await.unwrap()
 }
@@ -146,25 +167,9 @@ async fn of_many_nodes_asking_at_once_one_is_granted() {
 /// same batch under the new holder's lease is stored.
 #[tokio::test]
 async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
-    use anxin_core::*;
     use anxin_store::{Batch, Store};
     let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
-    store.save_registry(&anxin_core::testkit::one_of_each()).await.unwrap();
-    let t0 = Timestamp(1_763_000_000_000);
-    let mut engine = Engine::new(
-        Policy::default(),
-        store.load_registry().await.unwrap(),
-        store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap(),
-    );
-    let mut out = Outbox::default();
-    let press = DeviceEvent {
-        msg_id: MessageId::parse("m-1").unwrap(),
-        event: EventType::Sos,
-        device_ts: t0,
-        fix: FixReport::Absent,
-        health: Default::default(),
-    };
-    engine.handle_device_event(&anxin_core::testkit::d1(), press, t0, &mut out).unwrap();
+    let (out, t0) = one_press(&store).await;
     assert!(!out.incidents.is_empty() && !out.events.is_empty() && !out.messages.is_empty());
 
     let a = store.lease_acquire("zone:0", "node-a", SHORT, "").await.unwrap().expect("free");
@@ -221,22 +226,10 @@ async fn a_holder_stopped_mid_commit_does_not_hold_up_the_takeover() {
 /// has moved on. Renewing them together says which are still held.
 #[tokio::test]
 async fn a_commit_under_several_leases_is_fenced_when_any_one_moves_on() {
-    use anxin_core::{DeviceEvent, Engine, EventType, FixReport, MessageId, Outbox, Policy, Timestamp};
     use anxin_store::{Batch, Store};
     let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
-    store.save_registry(&anxin_core::testkit::one_of_each()).await.unwrap();
-    let t0 = Timestamp(1_763_000_000_000);
+    let (out, t0) = one_press(&store).await;
     let resume = || store.resume(&[anxin_core::Zone::FIRST], t0);
-    let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume().await.unwrap());
-    let mut out = Outbox::default();
-    let press = DeviceEvent {
-        msg_id: MessageId::parse("m-1").unwrap(),
-        event: EventType::Sos,
-        device_ts: t0,
-        fix: FixReport::Absent,
-        health: Default::default(),
-    };
-    engine.handle_device_event(&anxin_core::testkit::d1(), press, t0, &mut out).unwrap();
 
     let zone = |n: u16| format!("zone:{n}");
     let mut held = Vec::new();

@@ -532,6 +532,27 @@ fn watch_bookings(store_url: String, stop: CancellationToken) -> tokio::task::Jo
     })
 }
 
+/// Every press was answered and is stored once, in an incident: the presses' log, how many
+/// were sent, and a connection to the store for the checks that follow.
+async fn every_press_stored_once(presses: &Mutex<Presses>, store_url: &str) -> (Presses, usize, sqlx::PgConnection) {
+    let p = std::mem::take(&mut *presses.lock().unwrap());
+    assert!(p.waiting.is_empty(), "presses never answered: {:?}", p.waiting);
+    let sent = p.log.len();
+    let mut db = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(store_url).await.unwrap()
+    };
+    let stored: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT msg_id, incident_id FROM device_messages WHERE msg_id LIKE 'ha-%'")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+    let ids: BTreeSet<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!((stored.len(), ids.len()), (sent, sent), "each of {sent} presses stored once");
+    assert!(stored.iter().all(|(_, i)| i.is_some()), "every press belongs to an incident");
+    (p, sent, db)
+}
+
 /// Median and 99th percentile of `waits`.
 fn p50_p99(mut waits: Vec<Duration>) -> (Duration, Duration) {
     waits.sort();
@@ -706,22 +727,7 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     pressing.await.unwrap();
     let (reads, booked_twice) = bookings.await.unwrap();
 
-    // Every press was answered, is stored once, and each device has one incident.
-    let p = std::mem::take(&mut *presses.lock().unwrap());
-    assert!(p.waiting.is_empty(), "presses never answered: {:?}", p.waiting);
-    let sent = p.log.len();
-    let mut db = {
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(&store_url).await.unwrap()
-    };
-    let stored: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT msg_id, incident_id FROM device_messages WHERE msg_id LIKE 'ha-%'")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
-    let ids: BTreeSet<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
-    assert_eq!((stored.len(), ids.len()), (sent, sent), "each of {sent} presses stored once");
-    assert!(stored.iter().all(|(_, i)| i.is_some()), "every press belongs to an incident");
+    let (p, sent, mut db) = every_press_stored_once(&presses, &store_url).await;
     let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(&mut db).await.unwrap();
     assert_eq!(incidents, DEVICES as i64, "one incident per device, none doubled");
     assert!(reads > 100, "the store was read {reads} times");
@@ -1014,22 +1020,7 @@ async fn zones_spread_over_three_nodes() {
     pressing.await.unwrap();
     let (reads, booked_twice) = bookings.await.unwrap();
 
-    // Every press was answered, is stored once, and each device has one incident.
-    let p = std::mem::take(&mut *presses.lock().unwrap());
-    assert!(p.waiting.is_empty(), "presses never answered: {:?}", p.waiting);
-    let sent = p.log.len();
-    let mut db = {
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(&store_url).await.unwrap()
-    };
-    let stored: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT msg_id, incident_id FROM device_messages WHERE msg_id LIKE 'ha-%'")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
-    let ids: BTreeSet<&str> = stored.iter().map(|(m, _)| m.as_str()).collect();
-    assert_eq!((stored.len(), ids.len()), (sent, sent), "each of {sent} presses stored once");
-    assert!(stored.iter().all(|(_, i)| i.is_some()), "every press belongs to an incident");
+    let (p, sent, mut db) = every_press_stored_once(&presses, &store_url).await;
     // Each device's incident is numbered in its zone.
     let incidents: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, device_id FROM incidents").fetch_all(&mut db).await.unwrap();
