@@ -178,9 +178,10 @@ pub struct FamilyHub {
 
 #[derive(Debug, Default)]
 struct FamilyState {
-    /// The sequence number of the last view taken: an older one is a commit replayed after
-    /// a store retry, already shown.
-    seq: u64,
+    /// The sequence number of the last view taken of each zone (numbered on its own,
+    /// `anxin_core::zone`): an older one is a commit replayed after a store retry, already
+    /// shown.
+    seqs: BTreeMap<anxin_core::Zone, u64>,
     open: HashMap<ElderId, BTreeMap<anxin_core::IncidentId, FamilyIncident>>,
     feeds: HashMap<ElderId, broadcast::Sender<Utf8Bytes>>,
 }
@@ -193,7 +194,8 @@ impl FamilyHub {
             let mut state = hub.state.lock().expect("family hub lock");
             for view in open.iter().filter(|v| !v.state.is_terminal()) {
                 let incident = hub.view(view);
-                state.seq = state.seq.max(view.seq);
+                let seq = state.seqs.entry(anxin_core::Zone::of(view.seq)).or_default();
+                *seq = (*seq).max(view.seq);
                 state.open.entry(view.elder.id.clone()).or_default().insert(incident.id, incident);
             }
         }
@@ -208,10 +210,11 @@ impl FamilyHub {
     pub fn publish(&self, views: &[IncidentView]) {
         let mut state = self.state.lock().expect("family hub lock");
         for view in views {
-            if view.seq <= state.seq {
+            let seq = state.seqs.entry(anxin_core::Zone::of(view.seq)).or_default();
+            if view.seq <= *seq {
                 continue; // already shown (a commit replayed after a store retry)
             }
-            state.seq = view.seq;
+            *seq = view.seq;
             let incident = self.view(view);
             let elder = &view.elder.id;
             let open = state.open.entry(elder.clone()).or_default();
@@ -239,6 +242,31 @@ impl FamilyHub {
         let open = state.open.get(elder).map(|o| o.values().cloned().collect()).unwrap_or_default();
         let rx = state.feeds.entry(elder.clone()).or_insert_with(|| broadcast::channel(64).0).subscribe();
         (open, rx)
+    }
+
+    /// Carries `zone`'s open incidents `open`, as its engine has just been built on this
+    /// node (what was held of the zone before is replaced).
+    pub fn take_zone(&self, zone: anxin_core::Zone, seq: u64, open: &[IncidentView]) {
+        let mut state = self.state.lock().expect("family hub lock");
+        Self::forget_zone(&mut state, zone);
+        state.seqs.insert(zone, seq);
+        for view in open.iter().filter(|v| !v.state.is_terminal()) {
+            let incident = self.view(view);
+            state.open.entry(view.elder.id.clone()).or_default().insert(incident.id, incident);
+        }
+    }
+
+    /// Stops carrying `zone` (another node runs it now).
+    pub fn drop_zone(&self, zone: anxin_core::Zone) {
+        Self::forget_zone(&mut self.state.lock().expect("family hub lock"), zone);
+    }
+
+    fn forget_zone(state: &mut FamilyState, zone: anxin_core::Zone) {
+        state.seqs.remove(&zone);
+        for open in state.open.values_mut() {
+            open.retain(|id, _| anxin_core::Zone::of(id.0) != zone);
+        }
+        state.open.retain(|_, open| !open.is_empty());
     }
 
     /// Whether an incident is one of the elder's open ones.

@@ -134,7 +134,9 @@ struct State {
     open: HashMap<IncidentId, Box<IncidentView>>,
     recent: VecDeque<Frame>,
     responders: BTreeMap<ResponderId, ResponderView>,
-    stations: Vec<StationView>,
+    /// The stations consoles draw: all of them (`None`), or each zone's whose engine runs
+    /// on this node.
+    stations: BTreeMap<Option<Zone>, Vec<StationView>>,
     /// Consoles connected per member of staff.
     online: BTreeMap<String, usize>,
 }
@@ -168,7 +170,7 @@ impl Hub {
                 open: open.into_iter().map(|v| (v.id, Box::new(v))).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),
-                stations: Vec::new(),
+                stations: BTreeMap::new(),
                 online: BTreeMap::new(),
             }),
             tx,
@@ -208,9 +210,62 @@ impl Hub {
         }
     }
 
-    /// Sets the stations consoles draw (they do not change while running).
+    /// Sets the stations consoles draw: every one there is.
     pub fn set_stations(&self, stations: Vec<StationView>) {
-        self.state.lock().expect("hub lock").stations = stations;
+        let mut state = self.state.lock().expect("hub lock");
+        state.stations.clear();
+        state.stations.insert(None, stations);
+    }
+
+    /// Sets the stations of one zone, whose engine runs beside others' on this node.
+    pub fn set_zone_stations(&self, zone: Zone, stations: Vec<StationView>) {
+        self.state.lock().expect("hub lock").stations.insert(Some(zone), stations);
+    }
+
+    /// Carries `zone` from now on, as its engine has just been built: `seq` its last
+    /// sequence number, `open` its open incidents, `responders` its roster. A zone carried
+    /// already is replaced. Every console is sent a fresh snapshot (and the roster), so that
+    /// the zone's incidents appear on it at once.
+    pub fn take_zone(
+        &self,
+        zone: Zone,
+        seq: u64,
+        open: Vec<IncidentView>,
+        responders: Vec<ResponderView>,
+        server_time: Timestamp,
+    ) {
+        let mut state = self.state.lock().expect("hub lock");
+        Self::forget_zone(&mut state, zone);
+        state.zones.insert(zone, ZoneFeed { seq, evicted_upto: seq });
+        for view in open.into_iter().filter(|v| !v.state.is_terminal()) {
+            state.open.insert(view.id, Box::new(view));
+        }
+        for view in responders {
+            state.responders.insert(view.id.clone(), view);
+        }
+        let _ = self.tx.send(Self::roster(&state));
+        let _ = self.tx.send(self.snapshot(&state, server_time));
+    }
+
+    /// Stops carrying `zone` (its engine has stopped here: another node runs it now): its
+    /// incidents, its deltas held for replay, its responders (`responders`) and stations go,
+    /// and every console is sent a fresh snapshot, so that none goes on showing what this
+    /// node no longer hears of.
+    pub fn drop_zone(&self, zone: Zone, responders: &[ResponderId], server_time: Timestamp) {
+        let mut state = self.state.lock().expect("hub lock");
+        Self::forget_zone(&mut state, zone);
+        state.stations.remove(&Some(zone));
+        for id in responders {
+            state.responders.remove(id);
+        }
+        let _ = self.tx.send(Self::roster(&state));
+        let _ = self.tx.send(self.snapshot(&state, server_time));
+    }
+
+    fn forget_zone(state: &mut State, zone: Zone) {
+        state.zones.remove(&zone);
+        state.open.retain(|id, _| Zone::of(id.0) != zone);
+        state.recent.retain(|f| Zone::of(f.seq) != zone);
     }
 
     /// Publishes responders as they are now (duty, status, position), to every console.
@@ -312,7 +367,7 @@ impl Hub {
 
     fn roster(state: &State) -> Frame {
         let responders = Views::Borrowed(state.responders.values().collect());
-        let stations = Views::Borrowed(state.stations.iter().collect());
+        let stations = Views::Borrowed(state.stations.values().flatten().collect());
         let text = ServerFrame::Roster { responders, stations }.to_json().into();
         Frame::unsequenced(text)
     }

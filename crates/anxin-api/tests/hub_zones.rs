@@ -108,3 +108,52 @@ fn a_cursor_reads_one_number_a_zone_and_says_itself_the_same_way() {
     assert_eq!(c.seqs(), [4, Z3 + 2], "a zone's place only moves on");
     assert_eq!(c.highest(), Z3 + 2);
 }
+
+#[test]
+fn a_zone_taken_and_dropped_is_shown_and_then_forgotten_by_every_console_at_once() {
+    let hub = Hub::new("h".into(), Cursor::default(), Vec::new(), 64);
+    let mut console = hub.subscribe(None, None, T0).live;
+    hub.take_zone(Zone::new(3).unwrap(), Z3 + 7, vec![view(Z3 + 1, Z3 + 7)], Vec::new(), T0);
+    hub.take_zone(Zone::FIRST, 4, vec![view(1, 4)], Vec::new(), T0);
+    hub.publish([view(Z3 + 2, Z3 + 8), view(2, 5)]);
+    assert_eq!(hub.cursor().seqs(), [5, Z3 + 8]);
+    assert_eq!(hub.open_count(), 4);
+    // Each take sent the roster and a snapshot with the zone's incidents in it.
+    let mut frames = Vec::new();
+    while let Ok(f) = console.try_recv() {
+        frames.push(f);
+    }
+    assert_eq!(read(&frames[..2]), (vec![], Some(vec![Z3 + 7])));
+    assert_eq!(read(&frames[2..4]), (vec![], Some(vec![4, Z3 + 7])));
+    assert_eq!(read(&frames[4..]), (vec![Z3 + 8, 5], None));
+
+    hub.drop_zone(Zone::new(3).unwrap(), &[], T0);
+    assert_eq!(hub.cursor().seqs(), [5]);
+    assert_eq!(hub.open_count(), 2, "zone 3's incidents are no longer shown here");
+    let frames: Vec<Frame> = std::iter::from_fn(|| console.try_recv().ok()).collect();
+    assert_eq!(read(&frames), (vec![], Some(vec![5])), "every console is sent a snapshot without zone 3");
+    // A console that had applied zone 3's deltas is sent a snapshot; one that had not is not
+    // replayed them.
+    let at = |seqs: &[u64]| read(&hub.subscribe(Some(&Cursor::of(seqs.iter().copied())), None, T0).initial);
+    assert_eq!(at(&[5, Z3 + 8]), (vec![], Some(vec![5])));
+    assert_eq!(at(&[4]), (vec![5], None));
+}
+
+#[test]
+fn a_family_page_is_shown_each_zones_changes_whatever_the_other_zones_numbers() {
+    let family = anxin_api::FamilyHub::new(anxin_core::Policy::default(), Default::default(), Vec::new());
+    let elder = view(1, 1).elder.id;
+    let (_, mut feed) = family.subscribe(&elder);
+    family.publish(&[view(Z3 + 1, Z3 + 5)]);
+    // Zone 0's numbers are below zone 3's: its change is news all the same.
+    family.publish(&[view(1, 12)]);
+    family.publish(&[view(1, 12)]);
+    let shown: Vec<_> = std::iter::from_fn(|| feed.try_recv().ok()).collect();
+    assert_eq!(shown.len(), 2, "each zone's change once, the replayed one not again");
+    assert!(family.is_open_for(&elder, IncidentId(1)) && family.is_open_for(&elder, IncidentId(Z3 + 1)));
+    family.drop_zone(Zone::new(3).unwrap());
+    assert!(!family.is_open_for(&elder, IncidentId(Z3 + 1)), "a zone run elsewhere is forgotten");
+    family.take_zone(Zone::new(3).unwrap(), Z3 + 9, &[view(Z3 + 2, Z3 + 9)]);
+    assert!(family.is_open_for(&elder, IncidentId(Z3 + 2)));
+    assert!(family.is_open_for(&elder, IncidentId(1)));
+}

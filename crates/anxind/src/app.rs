@@ -74,45 +74,15 @@ impl App {
             registry.check_against(&stored).context("the registry is inconsistent")?;
             store.save_registry(&registry).await.context("cannot save the registry")?;
         }
-        let policy = Policy {
-            max_offer_distance_m: config.dispatch.max_offer_distance_m,
-            max_fix_accuracy_m: config.dispatch.max_fix_accuracy_m,
-            max_fix_distance_from_home_m: config.dispatch.max_fix_distance_from_home_m,
-            offer_timeout_ms: config.dispatch.offer_timeout_s as i64 * 1000,
-            ladders: config.dispatch.ladders(),
-            matching: config.dispatch.matching(),
-            yield_extra_offers: config.dispatch.yield_extra_offers,
-            station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
-            reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
-            claim_offline_release_ms: config.dispatch.claim_offline_release_s as i64 * 1000,
-            family_escalate_after_ms: config.dispatch.family_escalate_after_s as i64 * 1000,
-            utc_offset_min: config.dispatch.utc_offset_min,
-            on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
-            medical_number: config.dispatch.medical_number.clone(),
-            fire_number: config.dispatch.fire_number.clone(),
-            police_number: config.dispatch.police_number.clone(),
-            max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
-            repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
-            health: config.health.policy(),
-            activity: config.activity.policy(),
-            programme: config.programme.policy(),
-            carers: config.carers.policy(),
-            services: config.services.policy(),
-            call_fallback_number: config.telephony.fallback_number.clone(),
-            ..Policy::default()
-        };
+        let policy = policy_of(&config);
         let now = clock.now();
         // What the engine resumes from, read at once on the pool's connections: nothing else
         // writes it meanwhile (no engine runs yet, and under `[cluster]` this one holds the
         // lease). A takeover waits for these reads.
         let reading = std::time::Instant::now();
-        // The engine runs every zone the ledger has stations in (`anxin_core::zone`), or, with
-        // zones spread over nodes, those whose leases this node holds.
-        let spread = lease.as_ref().and_then(|held| held.spread.clone());
-        let zones = match &spread {
-            Some(run) => run.zones.clone(),
-            None => store.ledger_zones().await.context("cannot read the ledger's zones")?,
-        };
+        // The engine runs every zone the ledger has stations in (`anxin_core::zone`; zones
+        // spread over nodes run in engines of their own, `crate::node`).
+        let zones = store.ledger_zones().await.context("cannot read the ledger's zones")?;
         let ((resume, resume_ms), (registry, ledger_ms), (history, _)) = tokio::join!(
             timed(store.resume(&zones, now.plus_millis(-policy.dedup_window_ms))),
             timed(store.load_registry()),
@@ -120,8 +90,6 @@ impl App {
         );
         let resume = resume.context("cannot read open incidents")?;
         let registry = registry.context("cannot load the registry")?;
-        // Spread, the engine runs its zones' part of the ledger only.
-        let registry = if spread.is_some() { registry.zones_part(&zones) } else { registry };
         let history = history.context("cannot read the store's history id")?;
         let read_ms = reading.elapsed().as_millis() as u64;
         tracing::info!(
@@ -171,16 +139,7 @@ impl App {
             let clock = clock.clone();
             Arc::new(move || clock.now())
         };
-        // Spread over nodes, the node's wallboard outlives its engines: its day is read once,
-        // not again at every change of the zones the node runs.
-        let carried = spread.as_ref().and_then(|run| run.wallboard.clone());
-        let wallboard = match carried {
-            Some(wallboard) => {
-                wallboard.set_devices_offline(engine.offline_count());
-                wallboard
-            }
-            None => Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, at)),
-        };
+        let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, engine.offline_count(), clock_fn, at));
         tracing::info!(built_ms = reading.elapsed().as_millis() as u64 - read_ms, "the engine is built");
 
         let (broker, broker_host, broker_port) = if config.mqtt.broker == "embedded" {
@@ -233,11 +192,6 @@ impl App {
             broker,
             lease,
         })
-    }
-
-    /// The supervisors' wallboard (spread over nodes, kept for the node's next engine).
-    pub fn wallboard(&self) -> Arc<anxin_api::Wallboard> {
-        self.wallboard.clone()
     }
 
     /// Where the console and the API are served.
@@ -307,38 +261,22 @@ impl App {
         let day_store = store.clone();
 
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
-        // Zones spread over nodes: the engine is fed from the inbox, where the ingest sessions
-        // file the devices' events, and its link only publishes, as this node.
-        let spread = lease.as_ref().and_then(|held| held.spread.clone());
         let (tx, rx) = mpsc::channel(config.ingest.queue);
-        let (inbox_tx, inbox_rx) = mpsc::channel::<crate::inbox::InboxMessage>(config.ingest.queue);
         let in_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let registered = match &spread {
-            None => crate::telemetry::IngestBacklog::register(
-                &metrics.registry,
-                &tx,
-                in_batch.clone(),
-                config.ingest.batch_max,
-                config.store.commits_in_flight(),
-            ),
-            Some(_) => crate::telemetry::IngestBacklog::register(
-                &metrics.registry,
-                &inbox_tx,
-                in_batch.clone(),
-                config.ingest.batch_max,
-                config.store.commits_in_flight(),
-            ),
-        };
-        registered.map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
+        crate::telemetry::IngestBacklog::register(
+            &metrics.registry,
+            &tx,
+            in_batch.clone(),
+            config.ingest.batch_max,
+            config.store.commits_in_flight(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
         let link_stop = CancellationToken::new();
         let (link, link_task) = anxin_mqtt::connect(
             LinkOptions {
                 host: broker_host,
                 port: broker_port,
-                client_id: match &spread {
-                    Some(run) => format!("{}-{}", config.mqtt.client_id, run.node),
-                    None => config.mqtt.client_id.clone(),
-                },
+                client_id: config.mqtt.client_id.clone(),
                 keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
                 max_outgoing_bytes: 64 * 1024,
                 // rumqttd leaves Nagle's algorithm on and has no setting for it.
@@ -347,7 +285,7 @@ impl App {
                 password,
                 topics: topics.clone(),
                 share_group: None,
-                subscribe: spread.is_none(),
+                subscribe: true,
             },
             tx,
             link_stop.clone(),
@@ -367,135 +305,30 @@ impl App {
                 ]
             })
         };
-        let http_stop = CancellationToken::new();
         // People's commands wait here for the engine; when full, their requests wait.
         let (command_tx, command_rx) = mpsc::channel(1024);
-        let api = ApiState::new(
-            hub.clone(),
-            phones.clone(),
-            command_tx,
-            metrics.registry.clone(),
-            readiness,
-            http_stop.clone(),
-            sessions.clone(),
-            Arc::new(crate::timeline::StoreTimeline(store.clone())),
-            ConsoleSettings {
-                language: config.consoles.language.clone(),
-                accept_target_s: config.consoles.accept_target_s,
-                on_scene_target_min: config.consoles.on_scene_target_min,
-                programme_overdue_after_h: config.programme.overdue_after_h.into(),
-                map: config.consoles.map.settings(),
-            },
-            {
-                let clock = clock.clone();
-                Arc::new(move || clock.now())
-            },
-        );
-        // Families' notifications: the delivery worker, woken by commits that store some,
-        // and the gateway's signed callback.
-        let notify_metrics = crate::notify::NotifyMetrics::new(&metrics.registry);
-        let notify_wake = Arc::new(tokio::sync::Notify::new());
-        let notify_stop = CancellationToken::new();
-        let receipts = crate::notify::StoreReceipts {
-            store: store.clone(),
-            secret: config.notify.callback_key().map(|s| s.expose().as_bytes().to_vec()),
-            tolerance_ms: config.notify.callback_tolerance_s as i64 * 1000,
-            clock: clock.clone(),
-            metrics: notify_metrics.clone(),
-        };
-        let callbacks = anxin_api::notify::callback_router(Arc::new(receipts), api.commands.clone(), &metrics.registry);
-        let worker = crate::notify::worker(
-            &config.notify,
-            store.clone(),
-            api.commands.clone(),
-            notify_metrics.clone(),
-            clock.clone(),
-            notify_wake.clone(),
-        )?;
-        let notify_task = crate::notify::spawn(worker, notify_stop.clone());
+        let People { routes, notify_task, notify_stop, notify_wake, notify_metrics, http_stop, .. } =
+            people(PeopleParts {
+                config: &config,
+                store: store.clone(),
+                hub: hub.clone(),
+                phones: phones.clone(),
+                sessions: sessions.clone(),
+                families,
+                family_hub: family_hub.clone(),
+                wallboard: wallboard.clone(),
+                metrics: &metrics,
+                clock: &clock,
+                readiness,
+                commands: command_tx,
+            })?;
         let store = crate::notify::WakingStorePort {
             inner: crate::ports::StorePort(store, lease.clone().map(crate::cluster::FencedStore)),
             wake: notify_wake,
             metrics: notify_metrics,
         };
-        // The family page asks for Web Push's public key: the one [notify] signs with.
-        let push_key = config.notify.vapid()?.map(|v| v.public_key());
-        let api = api.with_family(anxin_api::FamilySide::new(families, family_hub.clone(), push_key)).with_ledger(
-            Arc::new(crate::ledger::StoreLedger(
-                store.inner.0.clone(),
-                crate::ledger::ProgrammeExport {
-                    overdue_after_ms: i64::from(config.programme.overdue_after_h) * 3_600_000,
-                    days: i64::from(config.programme.export_days),
-                },
-            )),
-        );
-        let api = api.with_wallboard(wallboard.clone()).with_reports(Arc::new(crate::ledger::StoreReports {
-            store: store.inner.0.clone(),
-            utc_offset_min: config.dispatch.utc_offset_min,
-            limits: config.wallboard.limits(),
-            shifts: config.reports.shifts(),
-        }));
-        let api = api.with_services(Arc::new(crate::ledger::StoreServices {
-            store: store.inner.0.clone(),
-            utc_offset_min: config.dispatch.utc_offset_min,
-        }));
         let wallboard_stop = CancellationToken::new();
-        let wallboard_task = tokio::spawn({
-            let (store, wallboard, stop) = (day_store, wallboard.clone(), wallboard_stop.clone());
-            async move {
-                // The day's events, read now that the engine runs (a takeover does not wait
-                // for a read that grows with the day); until then the wallboard shows nothing.
-                while wallboard.is_loading() {
-                    // Read and counted off the engine's threads: a day's events are tens of
-                    // thousands to read back and count, and the engine's batches must not
-                    // wait behind them (they did, for most of a second, at every start).
-                    let (handle, store, wallboard) =
-                        (tokio::runtime::Handle::current(), store.clone(), wallboard.clone());
-                    let read = tokio::task::spawn_blocking(move || {
-                        handle.block_on(async {
-                            let (day, day_ms) = timed(store.events_since(wallboard.day_start())).await;
-                            day.map(|day| {
-                                wallboard.load_day(&day);
-                                (day.len(), day_ms)
-                            })
-                        })
-                    });
-                    match read.await {
-                        Ok(Ok((events_today, day_ms))) => {
-                            tracing::info!(events_today, day_ms, "the wallboard's day is read");
-                            continue;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "cannot read the day's events for the wallboard; trying again")
-                        }
-                        Err(e) => tracing::warn!(error = %e, "the wallboard's read of the day failed; trying again"),
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-                wallboard.run(stop).await
-            }
-        });
-        // The SIP server's news of calls, only when it has a token to send.
-        let mut routes = anxin_api::router(api.clone()).merge(callbacks);
-        if let Some(token) = &config.telephony.token {
-            let calls =
-                anxin_api::telephony::calls_router(token.expose().trim(), api.commands.clone(), &metrics.registry);
-            routes = routes.merge(calls);
-            // The consoles' softphone, only where there is a SIP server's WebSocket to name.
-            if let Some(ws_url) = &config.telephony.ws_url {
-                let softphone = anxin_api::telephony::Softphone {
-                    ws_url: ws_url.clone(),
-                    turn_urls: config.telephony.turn_urls.clone(),
-                    relay_only: config.telephony.ice_relay_only,
-                };
-                let credentials =
-                    anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), softphone);
-                routes = routes.merge(credentials);
-            }
-        }
+        let wallboard_task = spawn_wallboard(day_store, wallboard.clone(), wallboard_stop.clone());
         let http_task = tokio::spawn(anxin_api::serve(http, routes, http_stop.clone()));
 
         let store = Arc::new(store);
@@ -506,10 +339,11 @@ impl App {
             wallboard: wallboard.clone(),
             sessions,
             broker: crate::ledger::BrokerAccounts::spawn(provisioner),
+            zone: None,
         });
         let clock = Arc::new(clock);
         let link_port = crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() };
-        let telemetry = Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard });
+        let telemetry = Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard, totals: None });
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
             commits_in_flight: config.store.commits_in_flight(),
@@ -517,35 +351,9 @@ impl App {
             health_snapshot: std::time::Duration::from_secs(config.health.snapshot_s),
             fault: anxin_runtime::Fault::None,
         };
-        // The inbox's reader stops with the engine.
-        let feed_stop = CancellationToken::new();
-        let _feed_stopped = feed_stop.clone().drop_guard();
-        let mut engine_task = match (&spread, &lease) {
-            (Some(run), Some(held)) => {
-                let inbox: Arc<dyn anxin_store::inbox::InboxStore> = held.store.clone();
-                let in_flight = Arc::new(crate::inbox::InFlight::default());
-                let (acks, _) = crate::inbox::InboxAcks::start(inbox.clone(), in_flight.clone());
-                tokio::spawn(crate::inbox::feed(
-                    inbox,
-                    run.zones.clone(),
-                    Some(run.listen_url.clone()),
-                    Duration::from_millis(250),
-                    in_flight,
-                    inbox_tx,
-                    feed_stop.clone(),
-                ));
-                let devices = Arc::new(crate::ports::InboxPort { link: link_port, acks });
-                let ports = anxin_runtime::Ports { store, devices, feeds, clock, telemetry };
-                let runtime = anxin_runtime::Runtime::new(engine, ports, options);
-                tokio::spawn(runtime.run(inbox_rx, command_rx, shutdown.clone()))
-            }
-            _ => {
-                drop(inbox_tx);
-                let ports = anxin_runtime::Ports { store, devices: Arc::new(link_port), feeds, clock, telemetry };
-                let runtime = anxin_runtime::Runtime::new(engine, ports, options);
-                tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()))
-            }
-        };
+        let ports = anxin_runtime::Ports { store, devices: Arc::new(link_port), feeds, clock, telemetry };
+        let runtime = anxin_runtime::Runtime::new(engine, ports, options);
+        let mut engine_task = tokio::spawn(runtime.run(rx, command_rx, shutdown.clone()));
         // Under a lease (renewed since it was granted): if it is lost, the engine stops.
         let lease_lost = lease.as_ref().map(crate::cluster::Held::lost).unwrap_or_default();
 
@@ -630,6 +438,208 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+/// What [`people`] is built from: the parts a node keeps however many engines it runs.
+pub(crate) struct PeopleParts<'a> {
+    pub config: &'a Config,
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
+    pub phones: Arc<ResponderHub>,
+    pub sessions: Arc<anxin_api::Sessions>,
+    pub families: Arc<crate::family::StoreFamilies>,
+    pub family_hub: Arc<anxin_api::FamilyHub>,
+    pub wallboard: Arc<anxin_api::Wallboard>,
+    pub metrics: &'a Metrics,
+    pub clock: &'a Clock,
+    pub readiness: anxin_api::ReadinessCheck,
+    /// Where people's commands go: the engine, or the router to a node's engines.
+    pub commands: anxin_proto::CommandSender,
+}
+
+/// The people's side, ready to serve: the HTTP routes (consoles, phones, families, the
+/// ledger, reports, the gateways' callbacks), and the notification worker, running.
+pub(crate) struct People {
+    pub routes: axum::Router,
+    pub notify_task: tokio::task::JoinHandle<()>,
+    pub notify_stop: CancellationToken,
+    /// Woken by commits that store notifications.
+    pub notify_wake: Arc<tokio::sync::Notify>,
+    pub notify_metrics: crate::notify::NotifyMetrics,
+    /// Stops the HTTP server (and tells consoles' sockets to close).
+    pub http_stop: CancellationToken,
+}
+
+pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
+    let PeopleParts {
+        config,
+        store,
+        hub,
+        phones,
+        sessions,
+        families,
+        family_hub,
+        wallboard,
+        metrics,
+        clock,
+        readiness,
+        commands,
+    } = parts;
+    let http_stop = CancellationToken::new();
+    let api = ApiState::new(
+        hub,
+        phones,
+        commands,
+        metrics.registry.clone(),
+        readiness,
+        http_stop.clone(),
+        sessions,
+        Arc::new(crate::timeline::StoreTimeline(store.clone())),
+        ConsoleSettings {
+            language: config.consoles.language.clone(),
+            accept_target_s: config.consoles.accept_target_s,
+            on_scene_target_min: config.consoles.on_scene_target_min,
+            programme_overdue_after_h: config.programme.overdue_after_h.into(),
+            map: config.consoles.map.settings(),
+        },
+        {
+            let clock = clock.clone();
+            Arc::new(move || clock.now())
+        },
+    );
+    // Families' notifications: the delivery worker, woken by commits that store some,
+    // and the gateway's signed callback.
+    let notify_metrics = crate::notify::NotifyMetrics::new(&metrics.registry);
+    let notify_wake = Arc::new(tokio::sync::Notify::new());
+    let notify_stop = CancellationToken::new();
+    let receipts = crate::notify::StoreReceipts {
+        store: store.clone(),
+        secret: config.notify.callback_key().map(|s| s.expose().as_bytes().to_vec()),
+        tolerance_ms: config.notify.callback_tolerance_s as i64 * 1000,
+        clock: clock.clone(),
+        metrics: notify_metrics.clone(),
+    };
+    let callbacks = anxin_api::notify::callback_router(Arc::new(receipts), api.commands.clone(), &metrics.registry);
+    let worker = crate::notify::worker(
+        &config.notify,
+        store.clone(),
+        api.commands.clone(),
+        notify_metrics.clone(),
+        clock.clone(),
+        notify_wake.clone(),
+    )?;
+    let notify_task = crate::notify::spawn(worker, notify_stop.clone());
+    // The family page asks for Web Push's public key: the one [notify] signs with.
+    let push_key = config.notify.vapid()?.map(|v| v.public_key());
+    let api = api.with_family(anxin_api::FamilySide::new(families, family_hub, push_key)).with_ledger(Arc::new(
+        crate::ledger::StoreLedger(
+            store.clone(),
+            crate::ledger::ProgrammeExport {
+                overdue_after_ms: i64::from(config.programme.overdue_after_h) * 3_600_000,
+                days: i64::from(config.programme.export_days),
+            },
+        ),
+    ));
+    let api = api.with_wallboard(wallboard).with_reports(Arc::new(crate::ledger::StoreReports {
+        store: store.clone(),
+        utc_offset_min: config.dispatch.utc_offset_min,
+        limits: config.wallboard.limits(),
+        shifts: config.reports.shifts(),
+    }));
+    let api = api.with_services(Arc::new(crate::ledger::StoreServices {
+        store: store.clone(),
+        utc_offset_min: config.dispatch.utc_offset_min,
+    }));
+    // The SIP server's news of calls, only when it has a token to send.
+    let mut routes = anxin_api::router(api.clone()).merge(callbacks);
+    if let Some(token) = &config.telephony.token {
+        let calls = anxin_api::telephony::calls_router(token.expose().trim(), api.commands.clone(), &metrics.registry);
+        routes = routes.merge(calls);
+        // The consoles' softphone, only where there is a SIP server's WebSocket to name.
+        if let Some(ws_url) = &config.telephony.ws_url {
+            let softphone = anxin_api::telephony::Softphone {
+                ws_url: ws_url.clone(),
+                turn_urls: config.telephony.turn_urls.clone(),
+                relay_only: config.telephony.ice_relay_only,
+            };
+            let credentials = anxin_api::telephony::credentials_router(api.clone(), token.expose().trim(), softphone);
+            routes = routes.merge(credentials);
+        }
+    }
+    Ok(People { routes, notify_task, notify_stop, notify_wake, notify_metrics, http_stop })
+}
+
+/// The supervisors' wallboard's task: reads the day's events once an engine runs (a takeover
+/// does not wait for a read that grows with the day; until then the wallboard shows
+/// nothing), then keeps the figures fresh until `stop`.
+pub(crate) fn spawn_wallboard(
+    store: Arc<dyn Store>,
+    wallboard: Arc<anxin_api::Wallboard>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while wallboard.is_loading() {
+            // Read and counted off the engine's threads: a day's events are tens of
+            // thousands to read back and count, and the engine's batches must not
+            // wait behind them (they did, for most of a second, at every start).
+            let (handle, store, board) = (tokio::runtime::Handle::current(), store.clone(), wallboard.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                handle.block_on(async {
+                    let (day, day_ms) = timed(store.events_since(board.day_start())).await;
+                    day.map(|day| {
+                        board.load_day(&day);
+                        (day.len(), day_ms)
+                    })
+                })
+            });
+            match read.await {
+                Ok(Ok((events_today, day_ms))) => {
+                    tracing::info!(events_today, day_ms, "the wallboard's day is read");
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the day's events for the wallboard; trying again")
+                }
+                Err(e) => tracing::warn!(error = %e, "the wallboard's read of the day failed; trying again"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        wallboard.run(stop).await
+    })
+}
+
+/// The dispatch policy `config` sets.
+pub(crate) fn policy_of(config: &Config) -> Policy {
+    Policy {
+        max_offer_distance_m: config.dispatch.max_offer_distance_m,
+        max_fix_accuracy_m: config.dispatch.max_fix_accuracy_m,
+        max_fix_distance_from_home_m: config.dispatch.max_fix_distance_from_home_m,
+        offer_timeout_ms: config.dispatch.offer_timeout_s as i64 * 1000,
+        ladders: config.dispatch.ladders(),
+        matching: config.dispatch.matching(),
+        yield_extra_offers: config.dispatch.yield_extra_offers,
+        station_timeout_ms: config.dispatch.station_timeout_s as i64 * 1000,
+        reminder_interval_ms: config.dispatch.reminder_interval_s as i64 * 1000,
+        claim_offline_release_ms: config.dispatch.claim_offline_release_s as i64 * 1000,
+        family_escalate_after_ms: config.dispatch.family_escalate_after_s as i64 * 1000,
+        utc_offset_min: config.dispatch.utc_offset_min,
+        on_scene_within_ms: config.dispatch.on_scene_within_min as i64 * 60_000,
+        medical_number: config.dispatch.medical_number.clone(),
+        fire_number: config.dispatch.fire_number.clone(),
+        police_number: config.dispatch.police_number.clone(),
+        max_fix_age_ms: config.dispatch.max_fix_age_min as i64 * 60_000,
+        repeat_press_interval_ms: config.dispatch.repeat_press_interval_ms as i64,
+        health: config.health.policy(),
+        activity: config.activity.policy(),
+        programme: config.programme.policy(),
+        carers: config.carers.policy(),
+        services: config.services.policy(),
+        call_fallback_number: config.telephony.fallback_number.clone(),
+        ..Policy::default()
     }
 }
 

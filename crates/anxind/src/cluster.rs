@@ -29,10 +29,8 @@ pub struct Held {
     pub store: Arc<PostgresStore>,
     pub authority: Arc<PostgresStore>,
     /// The leases the engine commits under: the district's (`zone:0`), or, with the zones
-    /// spread over the nodes, each zone's it runs.
+    /// spread over the nodes, its zone's (`crate::node`).
     pub leases: Vec<Lease>,
-    /// With the zones spread: which zones the engine runs, and how it is fed.
-    pub spread: Option<crate::spread::Run>,
     renewals: Arc<Renewals>,
 }
 
@@ -48,20 +46,18 @@ impl Held {
         let (lost, stop) = (CancellationToken::new(), CancellationToken::new());
         let task = tokio::spawn(keep(authority.clone(), lease.clone(), config.clone(), stop.clone(), lost.clone()));
         let renewals = Arc::new(Renewals { lost, stop, task: std::sync::Mutex::new(Some(task)) });
-        Held { store, authority, leases: vec![lease], spread: None, renewals }
+        Held { store, authority, leases: vec![lease], renewals }
     }
 
-    /// An engine over zones spread over the nodes: `leases` are renewed, and handed over, by
-    /// the node's membership (`crate::spread`), which cancels `lost` when one of them is lost.
-    pub fn spread(
-        store: Arc<PostgresStore>,
-        authority: Arc<PostgresStore>,
-        leases: Vec<Lease>,
-        run: crate::spread::Run,
-        lost: CancellationToken,
-    ) -> Self {
-        let renewals = Arc::new(Renewals { lost, stop: CancellationToken::new(), task: std::sync::Mutex::new(None) });
-        Held { store, authority, leases, spread: Some(run), renewals }
+    /// A zone's engine on a node with the zones spread over the nodes (`crate::node`):
+    /// `lease` is renewed, and handed over, by the node's membership (`crate::spread`).
+    pub fn zone(store: Arc<PostgresStore>, authority: Arc<PostgresStore>, lease: Lease) -> Self {
+        let renewals = Arc::new(Renewals {
+            lost: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            task: std::sync::Mutex::new(None),
+        });
+        Held { store, authority, leases: vec![lease], renewals }
     }
 
     /// The (first) lease held: the district's, without zones spread.
@@ -91,15 +87,7 @@ impl Held {
 
     /// Stops renewing, then releases the lease, so that another node may take it at once
     /// (after a clean shutdown).
-    ///
-    /// Spread, the membership hands leases over: this tells it the engine has stopped.
     pub async fn hand_over(&self) {
-        if let Some(run) = &self.spread {
-            if let Some(stopped) = &run.stopped {
-                stopped.call();
-            }
-            return;
-        }
         self.stop_renewing().await;
         match self.authority.lease_release(self.lease()).await {
             Ok(()) => tracing::info!(epoch = self.lease().epoch, "lease released"),

@@ -12,6 +12,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod ledger;
 pub mod memory;
+pub mod node;
 pub mod notify;
 pub mod ports;
 pub mod provision;

@@ -224,7 +224,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         if is_demo {
             anyhow::bail!("the demo runs on one node: leave cluster.spread_zones off");
         }
-        anxind::spread::serve(config, registry, shutdown).await?;
+        anxind::node::serve(config, registry, shutdown).await?;
         tracing::info!("stopped");
         return Ok(());
     }

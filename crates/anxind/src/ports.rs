@@ -109,6 +109,9 @@ pub struct FeedPort {
     pub sessions: Arc<anxin_api::Sessions>,
     /// Devices' broker accounts: kept up to date by the ledger's changes.
     pub broker: crate::ledger::BrokerAccounts,
+    /// The one zone the engine runs, beside other zones' engines on this node (`crate::node`);
+    /// `None`: the engine runs every zone the node shows.
+    pub zone: Option<anxin_core::Zone>,
 }
 
 impl anxin_runtime::Feeds for FeedPort {
@@ -146,7 +149,10 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 
     fn stations(&self, stations: Vec<anxin_core::StationView>) {
-        self.hub.set_stations(stations);
+        match self.zone {
+            Some(zone) => self.hub.set_zone_stations(zone, stations),
+            None => self.hub.set_stations(stations),
+        }
     }
 
     fn orders(&self, orders: Vec<anxin_core::engine::OrderView>) {
@@ -196,6 +202,48 @@ pub struct MetricsPort {
     pub in_batch: Arc<AtomicUsize>,
     /// The wallboard shows the devices offline too.
     pub wallboard: Arc<anxin_api::Wallboard>,
+    /// The engine's zone and the node's totals, when each zone runs in an engine of its own
+    /// (`crate::node`): the gauges and the wallboard show the sums over the node's zones.
+    pub totals: Option<(anxin_core::Zone, Arc<ZoneTotals>)>,
+}
+
+/// Each zone's open incidents and devices offline, on a node whose zones run in engines of
+/// their own: the gauges show their sums.
+#[derive(Debug, Default)]
+pub struct ZoneTotals(std::sync::Mutex<std::collections::BTreeMap<anxin_core::Zone, (usize, usize)>>);
+
+impl ZoneTotals {
+    /// Sets one of `zone`'s figures and returns the sum of that figure over every zone.
+    fn set(&self, zone: anxin_core::Zone, figure: impl Fn(&mut (usize, usize)) -> &mut usize, value: usize) -> usize {
+        let mut zones = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *figure(zones.entry(zone).or_default()) = value;
+        zones.values_mut().map(|f| *figure(f)).sum()
+    }
+
+    /// Forgets `zone` (its engine stopped here); the sums of open incidents and devices
+    /// offline over the zones left.
+    pub fn remove(&self, zone: anxin_core::Zone) -> (usize, usize) {
+        let mut zones = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        zones.remove(&zone);
+        zones.values().fold((0, 0), |(o, d), (zo, zd)| (o + zo, d + zd))
+    }
+}
+
+impl MetricsPort {
+    /// `open` for this engine's zone: the node's total, when zones run apart.
+    fn open_total(&self, open: usize) -> usize {
+        match &self.totals {
+            Some((zone, totals)) => totals.set(*zone, |f| &mut f.0, open),
+            None => open,
+        }
+    }
+
+    fn offline_total(&self, offline: usize) -> usize {
+        match &self.totals {
+            Some((zone, totals)) => totals.set(*zone, |f| &mut f.1, offline),
+            None => offline,
+        }
+    }
 }
 
 impl anxin_runtime::Telemetry for MetricsPort {
@@ -272,7 +320,7 @@ impl anxin_runtime::Telemetry for MetricsPort {
     }
 
     fn open_incidents(&self, open: usize) {
-        self.metrics.open_incidents.set(open as i64);
+        self.metrics.open_incidents.set(self.open_total(open) as i64);
     }
 
     fn programme_tasks(&self, open: usize, overdue: usize) {
@@ -281,6 +329,7 @@ impl anxin_runtime::Telemetry for MetricsPort {
     }
 
     fn devices_offline(&self, offline: usize) {
+        let offline = self.offline_total(offline);
         self.metrics.devices_offline.set(offline as i64);
         self.wallboard.set_devices_offline(offline);
     }

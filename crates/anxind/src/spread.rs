@@ -12,12 +12,12 @@
 //!   for `GRACE`; one held by a node that is not its preferred one is handed over, once the
 //!   preferred node is alive (a node that starts again gets its share back);
 //! - it starts and stops the ingest sessions it holds ([`crate::ingest::run`]) at once, and
-//!   says which zones the node should run ([`Plan`]). The node runs one engine over them,
-//!   built again whenever they change; a zone to be handed over is released only once the
-//!   engine that ran it has stopped ([`Membership::claim`]).
+//!   says which zones the node should run ([`Plan`]). The node runs an engine for each
+//!   (`crate::node`); a zone to be handed over is released only once its engine has stopped
+//!   ([`Membership::claim_beside`], [`Membership::zone_stopped`]).
 //!
-//! Safety rests on the fence, not on this: every commit is fenced by the epochs of every zone
-//! its engine runs, so an engine that runs a zone another node has taken stores nothing.
+//! Safety rests on the fence, not on this: every commit is fenced by its zone's epoch, so an
+//! engine that runs a zone another node has taken stores nothing.
 
 use crate::config::{ClusterConfig, Config};
 use crate::ingest::IngestCounts;
@@ -52,39 +52,6 @@ fn node_key(node: &str) -> String {
     format!("node:{node}")
 }
 
-/// How an engine over spread zones runs: which zones, fed from the inbox, publishing as its
-/// node.
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub zones: Vec<Zone>,
-    /// This node's name: the engine's MQTT link, which only publishes, is
-    /// `{mqtt.client_id}-{node}`.
-    pub node: String,
-    /// Where the inbox's announcements are heard (the store's URL).
-    pub listen_url: String,
-    /// Called once the engine has stopped with every batch in hand stored, acknowledged and
-    /// sent (`cluster::Held::hand_over`): its zones may go to other nodes at once.
-    pub stopped: Option<Stopped>,
-    /// The node's wallboard, read by its first engine and kept by the next ones.
-    pub wallboard: Option<Arc<anxin_api::Wallboard>>,
-}
-
-/// [`Run::stopped`].
-#[derive(Clone)]
-pub struct Stopped(Arc<dyn Fn() + Send + Sync>);
-
-impl Stopped {
-    pub fn call(&self) {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Stopped")
-    }
-}
-
 /// What the node should run now: the zones it holds and is not handing over, with their
 /// leases; `losses` counts the times leases were lost (not handed over), so that an engine
 /// running one stops at once rather than finishing its batch.
@@ -116,39 +83,43 @@ pub struct IngestSetup {
 impl IngestSetup {
     /// From anxind's configuration: the configured broker and account, the share group.
     pub fn of(config: &Config) -> anyhow::Result<Self> {
-        let (host, port) = crate::config::broker_address(&config.mqtt.broker)?;
-        let topics = Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
-        Ok(IngestSetup {
-            link: LinkOptions {
-                host,
-                port,
-                client_id: config.mqtt.client_id.clone(),
-                keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
-                max_outgoing_bytes: 64 * 1024,
-                quick_ack: config.mqtt.quick_ack,
-                username: config.mqtt.username.clone(),
-                password: config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
-                topics,
-                share_group: Some(SHARE_GROUP.into()),
-                subscribe: true,
-            },
-            batch_max: config.ingest.batch_max,
-            counts: Arc::new(IngestCounts::default()),
-        })
+        let link = LinkOptions { share_group: Some(SHARE_GROUP.into()), subscribe: true, ..link_options(config)? };
+        Ok(IngestSetup { link, batch_max: config.ingest.batch_max, counts: Arc::new(IngestCounts::default()) })
     }
+}
+
+/// A link to the configured broker with the configured account, as `{mqtt.client_id}`,
+/// publishing only (an ingest session's joins the share group and subscribes).
+pub fn link_options(config: &Config) -> anyhow::Result<LinkOptions> {
+    let (host, port) = crate::config::broker_address(&config.mqtt.broker)?;
+    let topics = Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
+    Ok(LinkOptions {
+        host,
+        port,
+        client_id: config.mqtt.client_id.clone(),
+        keep_alive: Duration::from_secs(config.mqtt.keep_alive_s),
+        max_outgoing_bytes: 64 * 1024,
+        quick_ack: config.mqtt.quick_ack,
+        username: config.mqtt.username.clone(),
+        password: config.mqtt.password.as_ref().map(|p| p.expose().to_string()),
+        topics,
+        share_group: None,
+        subscribe: false,
+    })
 }
 
 /// A node's hold on the lease table (see the module's documentation).
 #[derive(Debug)]
 pub struct Membership {
     plan: watch::Receiver<Plan>,
-    /// The zones the node's engine runs now (or is being built for): never released.
+    /// The zones whose engines run on the node now (or are being built or stopped): never
+    /// released.
     running: Arc<Mutex<BTreeSet<Zone>>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     /// Wakes the membership to look at once (an engine stopped).
     wake: Arc<tokio::sync::Notify>,
-    /// The node is leaving: its zones are released as soon as its engine has stopped.
+    /// The node is leaving: its zones are released as soon as its engines have stopped.
     leaving: Arc<std::sync::atomic::AtomicBool>,
     /// The store the leases are asked of, renewed and released on.
     pub authority: Arc<PostgresStore>,
@@ -205,19 +176,13 @@ impl Membership {
         Ok(Membership { plan, running, stop, task, wake, leaving, authority })
     }
 
-    /// What an engine calls once it has stopped cleanly: it runs no zone, and, when
-    /// `leaving` says the node is leaving, its zones and its `node:` lease are released at
-    /// once (before its consoles and notifications wind down); otherwise zones to be handed
-    /// over are.
-    pub fn on_stopped(&self, leaving: impl Fn() -> bool + Send + Sync + 'static) -> Stopped {
-        let (running, wake, left) = (self.running.clone(), self.wake.clone(), self.leaving.clone());
-        Stopped(Arc::new(move || {
-            running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-            if leaving() {
-                left.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            wake.notify_one();
-        }))
+    /// The node's engines have all stopped with every batch in hand stored, acknowledged
+    /// and sent, and it is leaving: its zones and its `node:` lease are released at once,
+    /// together (before its consoles and notifications wind down).
+    pub fn stopped_leaving(&self) {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.leaving.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
     }
 
     /// The plan, as it changes.
@@ -225,25 +190,27 @@ impl Membership {
         self.plan.clone()
     }
 
-    /// The plan as it is now, whose zones the node's engine runs from now on. A zone to be
-    /// handed over is released only once it is not among the zones claimed, and the plan is
-    /// read under the same lock the membership checks them under: a zone is never released
-    /// between the plan's being read and its zones' being claimed.
-    pub fn claim(&self) -> Plan {
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The plan as it is now, with its zones claimed beside `running` (the zones whose
+    /// engines run, or are being built or stopped). A zone is released only once it is not
+    /// claimed; the plan is read under the same lock the membership checks claims under, so
+    /// no zone is released between the plan's being read and its zones' being claimed.
+    pub fn claim_beside(&self, running: &BTreeSet<Zone>) -> Plan {
+        let mut claimed = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let plan = self.plan.borrow().clone();
-        *running = plan.run.keys().copied().collect();
+        *claimed = running.iter().copied().chain(plan.run.keys().copied()).collect();
         plan
     }
 
-    /// Says the node's engine has stopped and runs no zone.
-    pub fn claim_none(&self) {
-        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    /// `zone`'s engine has stopped with every batch in hand stored, acknowledged and sent (or
+    /// was never started): its lease may be released at once, if it is being handed over.
+    pub fn zone_stopped(&self, zone: Zone) {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&zone);
+        self.wake.notify_one();
     }
 
     /// Leaves: stops the ingest sessions (each files what it was given, or leaves it to the
     /// broker), then releases the node's zones, sessions and `node:` lease, so that the
-    /// others take over at once. Call once the engine has stopped.
+    /// others take over at once. Call once its engines have stopped.
     pub async fn leave(self) {
         self.stop.cancel();
         let _ = self.task.await;
@@ -446,12 +413,12 @@ impl Keeper {
             p.run = run;
             changed
         });
-        // Released once the engine no longer runs them.
+        // Released once their engines have stopped.
         let running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let handed: Vec<Lease> =
             handing.iter().filter(|z| !running.contains(z)).filter_map(|z| self.zones.get(z).cloned()).collect();
         if !handed.is_empty() {
-            // Together, so the node taking them builds its engine once.
+            // Together, so the node taking them hears of them all at once.
             self.authority.lease_release_all(&handed).await?;
             for lease in &handed {
                 self.zones.retain(|_, l| l.key != lease.key);
@@ -545,129 +512,4 @@ async fn next_release(releases: &mut Option<Releases>) -> Result<String, anxin_s
         Some(releases) => releases.next().await,
         None => std::future::pending().await,
     }
-}
-
-/// Runs this node, with the zones spread over the nodes, until `shutdown`: stands by while it
-/// runs no zone (answering on `http.listen` as a standby does), and otherwise runs one engine
-/// over the zones its plan says, built again whenever they change. At `shutdown` the engine
-/// finishes its batch, then the node leaves (its leases released, so the others take over at
-/// once).
-///
-/// `registry` (the first node's `--registry`) is added to the stored ledger first.
-pub async fn serve(
-    mut config: Config,
-    registry: Option<anxin_core::Registry>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let node = config.cluster.node_name();
-    let url = config.store.url.expose().to_string();
-    let ttl = Duration::from_millis(config.cluster.lease_ttl_ms);
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    let http = listener.local_addr()?;
-    // Every engine this node runs serves on the port it stood by on.
-    config.http.listen = http;
-    let addr = config.cluster.advertised(http);
-    let data = Arc::new(PostgresStore::open_for_lease(&url, ttl).await.context("cannot open the store")?);
-    if let Some(registry) = registry {
-        let stored = data.load_registry().await.context("cannot load the registry")?;
-        registry.check_against(&stored).context("the registry is inconsistent")?;
-        data.save_registry(&registry).await.context("cannot save the registry")?;
-    }
-    let membership = Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?).await?;
-    let mut plan = membership.plan();
-    let mut listener = Some(listener);
-    let mut wallboard = None;
-    loop {
-        if plan.borrow().run.is_empty() {
-            println!("anxind standby node={node} http={http}");
-            let bound = match listener.take() {
-                Some(l) => l,
-                None => {
-                    tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot listen on {http}"))?
-                }
-            };
-            let stop = CancellationToken::new();
-            let standby = tokio::spawn(anxin_api::serve(bound, anxin_api::standby_router(), stop.clone()));
-            let stopping = tokio::select! {
-                _ = shutdown.cancelled() => true,
-                zones = plan.wait_for(|p| !p.run.is_empty()) => zones.is_err(),
-            };
-            stop.cancel();
-            let abort = standby.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), standby).await.is_err() {
-                // A client that keeps its connection open does not keep the port.
-                abort.abort();
-            }
-            if stopping {
-                break;
-            }
-        }
-        // The engine binds the port itself.
-        drop(listener.take());
-        let now = membership.claim();
-        if now.run.is_empty() {
-            continue;
-        }
-        let zones = now.zones();
-        let listed = zones.iter().map(|z| z.number().to_string()).collect::<Vec<_>>().join(",");
-        let lost = CancellationToken::new();
-        let regroup = shutdown.child_token();
-        // The engine stops at once when a lease is lost, and finishes its batch first when the
-        // plan changes otherwise (a zone taken or handed over).
-        let watching = tokio::spawn({
-            let (mut plan, lost, regroup, now) = (membership.plan(), lost.clone(), regroup.clone(), now.clone());
-            async move {
-                while plan.changed().await.is_ok() {
-                    let next = plan.borrow_and_update().clone();
-                    if next.losses != now.losses {
-                        lost.cancel();
-                        return;
-                    }
-                    if next.run != now.run {
-                        regroup.cancel();
-                        return;
-                    }
-                }
-            }
-        });
-        let leaving = shutdown.clone();
-        let stopped = Some(membership.on_stopped(move || leaving.is_cancelled()));
-        let run = Run { zones, node: node.clone(), listen_url: url.clone(), stopped, wallboard: wallboard.clone() };
-        let held = crate::cluster::Held::spread(data.clone(), membership.authority.clone(), now.leases(), run, lost);
-        let built = crate::app::App::build_with(config.clone(), None, crate::clock::Clock::System, Some(held)).await;
-        let app = match built {
-            Ok(app) => app,
-            Err(e) => {
-                watching.abort();
-                tracing::error!(node, error = format!("{e:#}"), "cannot build the engine; trying again");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        wallboard = Some(app.wallboard());
-        println!(
-            "anxind ready console=http://{}/console mqtt={} node={node} zones={listed}",
-            app.http_addr(),
-            app.mqtt_url()
-        );
-        let ran = app.run(regroup).await;
-        watching.abort();
-        if let Err(e) = ran {
-            tracing::error!(
-                node,
-                error = format!("{e:#}"),
-                "the engine stopped; building it again over the zones still held"
-            );
-        }
-        if shutdown.is_cancelled() {
-            break;
-        }
-    }
-    membership.claim_none();
-    membership.leave().await;
-    Ok(())
 }

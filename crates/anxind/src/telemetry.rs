@@ -248,20 +248,32 @@ impl IngestBacklog {
         batch_max: usize,
         commits_in_flight: usize,
     ) -> prometheus::Result<()> {
-        let limit = IntGauge::new(
+        let limit = queue.max_capacity() + (commits_in_flight + 2) * batch_max;
+        let queue = queue.downgrade();
+        let queued = Box::new(move || queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity()));
+        Self::register_counted(registry, queued, in_batch, limit)
+    }
+
+    /// [`IngestBacklog::register`] for queues `queued` counts (a node's zones' engines each
+    /// have one), holding at most `limit` messages with those in hand.
+    pub fn register_counted(
+        registry: &Registry,
+        queued: Box<dyn Fn() -> usize + Send + Sync>,
+        in_batch: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        limit: usize,
+    ) -> prometheus::Result<()> {
+        let limit_gauge = IntGauge::new(
             "anxin_ingest_backlog_limit_messages",
             "Most device messages anxind holds unacknowledged: ingest.queue + (store.commits_in_flight + 2) \
              x ingest.batch_max (the queue, a batch being worked out, those being stored, and one being \
              acknowledged and shown)",
         )?;
-        limit.set((queue.max_capacity() + (commits_in_flight + 2) * batch_max) as i64);
+        limit_gauge.set(limit as i64);
         let backlog = IntGauge::new(
             "anxin_ingest_backlog_messages",
             "Device messages read from the broker and not yet acknowledged (queued or being stored)",
         )?;
-        let queue = queue.downgrade();
-        let queued = Box::new(move || queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity()));
-        registry.register(Box::new(Self { queued, in_batch, backlog, limit }))
+        registry.register(Box::new(Self { queued, in_batch, backlog, limit: limit_gauge }))
     }
 }
 

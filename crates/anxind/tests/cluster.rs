@@ -1048,6 +1048,19 @@ async fn zones_spread_over_three_nodes() {
             assert!(zones.contains(&zone_of(k)), "{name}, running zones {zones:?}, shows {device}");
             *shown.entry(device).or_default() += 1;
         }
+        // A console's request goes to the engine of the incident's zone, on this node; one
+        // about a zone run elsewhere is refused, naming it.
+        for (id, _) in incidents.iter().filter(|(id, _)| id % 50 == 0) {
+            let zone = anxin_core::Zone::of(*id as u64).number();
+            let answer =
+                console.ask(serde_json::json!({"type": "suggest", "incident_id": id, "request_id": "s"})).await;
+            if zones.contains(&zone) {
+                assert_eq!(answer["ok"], true, "{name} runs zone {zone}: {answer}");
+            } else {
+                assert_eq!(answer["code"], "zone_elsewhere", "{name} does not run zone {zone}: {answer}");
+                assert_eq!(answer["args"]["zone"], zone.to_string());
+            }
+        }
     }
     assert_eq!(shown.len(), DEVICES, "every device's incident shown");
     assert!(shown.values().all(|n| *n == 1), "an incident shown twice");
