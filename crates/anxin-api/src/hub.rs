@@ -243,8 +243,7 @@ impl Hub {
         for view in responders {
             state.responders.insert(view.id.clone(), view);
         }
-        let _ = self.tx.send(Self::roster(&state));
-        let _ = self.tx.send(self.snapshot(&state, server_time));
+        self.resend_all(&state, server_time);
     }
 
     /// Stops carrying `zone` (its engine has stopped here: another node runs it now): its
@@ -258,8 +257,17 @@ impl Hub {
         for id in responders {
             state.responders.remove(id);
         }
-        let _ = self.tx.send(Self::roster(&state));
-        let _ = self.tx.send(self.snapshot(&state, server_time));
+        self.resend_all(&state, server_time);
+    }
+
+    /// Sends every console connected the roster and a snapshot (nothing is made when none
+    /// is: a snapshot of every open incident is the costliest frame there is).
+    fn resend_all(&self, state: &State, server_time: Timestamp) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.tx.send(Self::roster(state));
+        let _ = self.tx.send(self.snapshot(state, server_time));
     }
 
     fn forget_zone(state: &mut State, zone: Zone) {

@@ -37,7 +37,8 @@ pub struct Wallboard {
     waiting: Mutex<Option<Vec<IncidentEvent>>>,
     /// The last event of each zone the engine resumed from: the day's stored events up to
     /// them are what [`Wallboard::load_day`] takes in (none for a wallboard built with its day).
-    through: crate::hub::Cursor,
+    /// `None`: the day's read itself says (see [`Wallboard::loading_all`]).
+    through: Option<crate::hub::Cursor>,
     /// Held only to take in a batch's events or to work the figures out, never across an await.
     tally: Mutex<DayTally>,
     devices_offline: AtomicU32,
@@ -57,14 +58,22 @@ impl Wallboard {
     /// A wallboard over `tally` (rebuilt from the day's stored events), with the devices
     /// offline now.
     pub fn new(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
-        Self::with(tally, devices_offline, clock, None, Default::default())
+        Self::with(tally, devices_offline, clock, None, Some(Default::default()))
     }
 
     /// A wallboard whose day is still to be read, for an engine that resumed from the events
     /// `through` (each zone's last): `tally` holds none of the day yet, events observed wait,
     /// and no figures are sent until [`Wallboard::load_day`].
     pub fn loading(tally: DayTally, devices_offline: usize, clock: WallClock, through: crate::hub::Cursor) -> Self {
-        Self::with(tally, devices_offline, clock, Some(Vec::new()), through)
+        Self::with(tally, devices_offline, clock, Some(Vec::new()), Some(through))
+    }
+
+    /// [`Wallboard::loading`] for a node whose engines come and go (zones spread over nodes):
+    /// every event the day's read finds counts, and of those observed meanwhile the ones
+    /// numbered after the read's last of their zone. (A batch stored after a later one of its
+    /// zone, both in flight as the day was read, would be missed: its numbers are below.)
+    pub fn loading_all(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
+        Self::with(tally, devices_offline, clock, Some(Vec::new()), None)
     }
 
     fn with(
@@ -72,7 +81,7 @@ impl Wallboard {
         devices_offline: usize,
         clock: WallClock,
         waiting: Option<Vec<IncidentEvent>>,
-        through: crate::hub::Cursor,
+        through: Option<crate::hub::Cursor>,
     ) -> Self {
         let (latest, _) = watch::channel((None, Utf8Bytes::from_static("")));
         let board = Self {
@@ -98,7 +107,8 @@ impl Wallboard {
     /// one the engine resumed from, then the events observed meanwhile. Does nothing if the
     /// day was already taken in.
     pub fn load_day(&self, day: &[IncidentEvent]) {
-        let through = &self.through;
+        let read = || crate::hub::Cursor::of(day.iter().map(|e| e.seq));
+        let through = self.through.clone().unwrap_or_else(read);
         let mut waiting = self.waiting.lock().expect("wallboard lock");
         let Some(meanwhile) = waiting.take() else { return };
         let mut tally = self.tally.lock().expect("wallboard lock");
@@ -238,20 +248,31 @@ mod tests {
         (log, now)
     }
 
+    /// A day of twelve presses, each claimed and released, and the figures of all of it.
+    struct Day {
+        log: Vec<IncidentEvent>,
+        clock: WallClock,
+        day: fn() -> DayTally,
+        expected: DayFigures,
+    }
+
+    fn day_of_events() -> Day {
+        const START: Timestamp = Timestamp(1_763_000_000_000);
+        let (log, now) = events(12, START, 7 * 60_000);
+        let day: fn() -> DayTally = || DayTally::new(StandardLimits::default(), 480, START);
+        let mut whole = day();
+        for e in &log {
+            whole.observe(e);
+        }
+        Day { log, clock: Arc::new(move || now), day, expected: whole.figures(now, 0) }
+    }
+
     /// A wallboard whose day is read after the engine started shows what one that read it
     /// before would: the stored events up to the resume, then those committed meanwhile, each
     /// once, and nothing until then.
     #[test]
     fn a_day_read_after_the_engine_started_counts_each_event_once() {
-        let start = Timestamp(1_763_000_000_000);
-        let (log, now) = events(12, start, 7 * 60_000);
-        let clock: WallClock = Arc::new(move || now);
-        let day = || DayTally::new(StandardLimits::default(), 480, start);
-        let mut whole = day();
-        for e in &log {
-            whole.observe(e);
-        }
-        let expected = whole.figures(now, 0);
+        let Day { log, clock, day, expected } = day_of_events();
         assert_eq!(expected.dispatchers.len(), 1, "{expected:?}");
 
         // The engine resumed from the first two thirds; the rest were committed, and observed,
@@ -261,7 +282,7 @@ mod tests {
         let meanwhile: Vec<_> = log.iter().filter(|e| e.seq > resumed).cloned().collect();
         board.observe(&meanwhile[..meanwhile.len() / 2]);
         assert!(board.is_loading());
-        assert_eq!(board.refresh(), now.plus_millis(MAX_SLEEP.as_millis() as i64));
+        assert_eq!(board.refresh(), clock().plus_millis(MAX_SLEEP.as_millis() as i64));
         assert_eq!(board.figures(), None, "nothing shown before the day is read");
         let read: Vec<_> = log.iter().filter(|e| e.seq <= resumed + 4).cloned().collect();
         assert_eq!(board.day_start(), day().day_start());
@@ -280,6 +301,21 @@ mod tests {
         }
         let board = Wallboard::new(before, 0, clock);
         board.observe(&meanwhile);
+        board.refresh();
+        assert_eq!(board.figures(), Some(expected));
+    }
+
+    /// A node's wallboard (zones spread over nodes) counts every event the day's read finds,
+    /// and those observed meanwhile that the read did not: each once.
+    #[test]
+    fn a_day_read_by_a_node_counts_what_it_read_and_what_came_after_once() {
+        let Day { log, clock, day, expected } = day_of_events();
+        let board = Wallboard::loading_all(day(), 0, clock);
+        let half = log.len() / 2;
+        // Observed while the day was read: some the read found, some it did not.
+        board.observe(&log[half..half + 6]);
+        board.load_day(&log[..half + 3]);
+        board.observe(&log[half + 6..]);
         board.refresh();
         assert_eq!(board.figures(), Some(expected));
     }

@@ -328,24 +328,25 @@ impl Registry {
     }
 
     /// The part of the ledger an engine running `zones` runs: each zone's part
-    /// ([`Registry::zone_part`]), together.
-    pub fn zones_part(self, zones: &[crate::zone::Zone]) -> Registry {
+    /// ([`Registry::zone_part`]), together, copied out of the whole (which stays as it is).
+    pub fn zones_part(&self, zones: &[crate::zone::Zone]) -> Registry {
         use std::collections::HashSet;
-        let stations: Vec<Station> = self.stations.into_iter().filter(|s| zones.contains(&s.zone)).collect();
+        let stations: Vec<Station> = self.stations.iter().filter(|s| zones.contains(&s.zone)).cloned().collect();
         let ids: HashSet<&str> = stations.iter().map(|s| s.id.as_str()).collect();
-        let responders = self.responders.into_iter().filter(|r| ids.contains(r.station_id.as_str())).collect();
+        let responders = self.responders.iter().filter(|r| ids.contains(r.station_id.as_str())).cloned().collect();
         let unenrolled = zones.contains(&crate::zone::Zone::FIRST);
         let elders: Vec<Elder> = self
             .elders
-            .into_iter()
+            .iter()
             .filter(|e| match &e.profile.station_id {
                 Some(s) => ids.contains(s.as_str()),
                 None => unenrolled,
             })
+            .cloned()
             .collect();
         let elder_ids: HashSet<&str> = elders.iter().map(|e| e.id.as_str()).collect();
-        let devices = self.devices.into_iter().filter(|d| elder_ids.contains(d.elder_id.as_str())).collect();
-        Registry { elders, devices, stations, responders, staff: self.staff, providers: self.providers }
+        let devices = self.devices.iter().filter(|d| elder_ids.contains(d.elder_id.as_str())).cloned().collect();
+        Registry { elders, devices, stations, responders, staff: self.staff.clone(), providers: self.providers.clone() }
     }
 
     /// Checks that no id repeats and every reference points at something in this registry.

@@ -162,10 +162,12 @@ pub fn new_password() -> String {
 }
 
 /// Mosquitto's ACL file for the topic layout under `topics`, with `engine` as the engine's
-/// user name: the engine reads every device's events and writes commands and station alerts;
-/// every other user (a device or a station, whose user name is its id) only its own.
+/// user name: the engine reads every device's events and writes commands and station alerts,
+/// and its nodes tell each other of their zones; every other user (a device or a station,
+/// whose user name is its id) only its own.
 pub fn mosquitto_acl(topics: &Topics, engine: &str) -> String {
     let (events, commands, alerts) = (topics.events_filter(), topics.commands_filter(), topics.alerts_filter());
+    let zones = topics.zones_filter();
     let own = |filter: &str| filter.replacen('+', "%u", 1);
     format!(
         "# Written by `anxind broker-files` from the registry. Each device's user name is its id.\n\
@@ -174,6 +176,8 @@ pub fn mosquitto_acl(topics: &Topics, engine: &str) -> String {
          topic read {events}\n\
          topic write {commands}\n\
          topic write {alerts}\n\
+         # Its nodes, with the zones spread over them: each zone's committed views.\n\
+         topic readwrite {zones}\n\
          \n\
          # Everyone else: a device publishes its own events and reads its own commands; a\n\
          # station's duty line reads its own alerts. Nothing more.\n\

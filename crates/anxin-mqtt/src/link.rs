@@ -155,6 +155,32 @@ impl DeviceLink {
         self.publish(self.topics.station_alerts(&alert.station_id), body)
     }
 
+    /// Publishes what a zone's engine has just committed, for the other nodes' consoles, QoS 1,
+    /// on the zone's views topic; in several frames, each naming the last sequence number
+    /// before it, when one would be larger than the link sends. Refused only for a single view
+    /// larger than that.
+    pub fn publish_zone_views(&self, frame: &anxin_proto::cluster::ZoneViews) -> Result<(), LinkError> {
+        let body = serde_json::to_vec(frame)?;
+        if body.len() + 64 <= self.max_outgoing_bytes || frame.views.len() < 2 {
+            return self.publish(self.topics.zone_views(frame.zone), body);
+        }
+        let (first, second) = frame.views.split_at(frame.views.len() / 2);
+        let first = anxin_proto::cluster::ZoneViews {
+            zone: frame.zone,
+            prev: frame.prev,
+            views: first.to_vec(),
+            responders: frame.responders.clone(),
+        };
+        let second = anxin_proto::cluster::ZoneViews {
+            zone: frame.zone,
+            prev: first.last(),
+            views: second.to_vec(),
+            responders: Vec::new(),
+        };
+        self.publish_zone_views(&first)?;
+        self.publish_zone_views(&second)
+    }
+
     /// A command, QoS 1, refused here if the broker would not take it (so the caller hears).
     fn publish(&self, topic: String, body: Vec<u8>) -> Result<(), LinkError> {
         let publish = Publish::from_bytes(topic, QoS::AtLeastOnce, Bytes::from(body));

@@ -3,6 +3,7 @@
 //! here is data and its decoding, and one read of the wall clock ([`wall_clock_now`]).
 
 pub mod admin;
+pub mod cluster;
 pub mod command;
 pub mod family;
 pub mod payload;

@@ -15,6 +15,8 @@ pub struct Topics {
     prefix: String,
     /// `{root}/v1/stations/`
     stations: String,
+    /// `{root}/v1/zones/`: what nodes tell each other of the zones they run.
+    zones: String,
 }
 
 impl Default for Topics {
@@ -29,7 +31,11 @@ impl Topics {
         if root.is_empty() || root.starts_with('$') || root.contains(['+', '#', '\0']) || root.ends_with('/') {
             return Err(format!("invalid MQTT topic root {root:?}"));
         }
-        Ok(Self { prefix: format!("{root}/v1/devices/"), stations: format!("{root}/v1/stations/") })
+        Ok(Self {
+            prefix: format!("{root}/v1/devices/"),
+            stations: format!("{root}/v1/stations/"),
+            zones: format!("{root}/v1/zones/"),
+        })
     }
 
     /// The filter the engine subscribes to.
@@ -62,6 +68,27 @@ impl Topics {
         format!("{}{station}/alerts", self.stations)
     }
 
+    /// Where the node running zone `zone` publishes the incidents and responders it has
+    /// committed, for the other nodes' consoles ([`crate::cluster::ZoneViews`]).
+    pub fn zone_views(&self, zone: u16) -> String {
+        format!("{}{zone}/views", self.zones)
+    }
+
+    /// Every zone's views, as every node follows them.
+    pub fn zone_views_filter(&self) -> String {
+        format!("{}+/views", self.zones)
+    }
+
+    /// Everything nodes tell each other (for an ACL).
+    pub fn zones_filter(&self) -> String {
+        format!("{}#", self.zones)
+    }
+
+    /// The zone a views topic is of.
+    pub fn zone_of_views(&self, topic: &str) -> Option<u16> {
+        topic.strip_prefix(&self.zones)?.strip_suffix("/views")?.parse().ok()
+    }
+
     /// The device an events topic belongs to.
     pub fn device_of_events(&self, topic: &str) -> Result<DeviceId, Defect> {
         let id =
@@ -73,6 +100,16 @@ impl Topics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_views_topic_names_its_zone() {
+        let t = Topics::new("xs").unwrap();
+        assert_eq!(t.zone_views(7), "xs/v1/zones/7/views");
+        assert_eq!(t.zone_of_views(&t.zone_views(7)), Some(7));
+        assert_eq!(t.zone_of_views("xs/v1/zones/x/views"), None);
+        assert_eq!(t.zone_of_views("xs/v1/devices/d-1/events"), None);
+        assert_eq!(t.zone_views_filter(), "xs/v1/zones/+/views");
+    }
 
     #[test]
     fn topics_round_trip() {

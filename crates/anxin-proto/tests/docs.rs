@@ -84,6 +84,7 @@ impl Seen {
             }
             "DeviceCommand" => drop(round_trip::<DeviceCommand>(at, example)),
             "StationMessage" => drop(round_trip::<StationMessage>(at, example)),
+            "ZoneViews" => drop(round_trip::<anxin_proto::cluster::ZoneViews>(at, example)),
             "SignIn" => drop(round_trip::<SignIn>(at, example)),
             "Session" => drop(round_trip::<Session>(at, example)),
             "ErrorBody" => drop(round_trip::<ErrorBody>(at, example)),
@@ -132,6 +133,7 @@ fn message_type(name: &str) -> Option<&'static str> {
         "deviceEvent" => "DevicePayload",
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
+        "zoneViews" => "ZoneViews",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "responderRetired" | "result" | "hello"
         | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
         | "familyIncident" | "wallboard" | "order" => "ServerFrame",

@@ -340,6 +340,7 @@ impl App {
             sessions,
             broker: crate::ledger::BrokerAccounts::spawn(provisioner),
             zone: None,
+            peers: None,
         });
         let clock = Arc::new(clock);
         let link_port = crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() };

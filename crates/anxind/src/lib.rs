@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod family;
+pub mod follow;
 pub mod inbox;
 pub mod ingest;
 pub mod ledger;

@@ -214,6 +214,8 @@ struct Shared {
     notify_wake: Arc<tokio::sync::Notify>,
     notify_metrics: crate::notify::NotifyMetrics,
     directory: Arc<RwLock<Directory>>,
+    /// The ledger as last read, shared by builds asking at once, and with the follower.
+    ledger: Arc<LedgerReads>,
     /// Each running zone's inbox queue, for `anxin_ingest_backlog_messages`.
     queues: Arc<Mutex<BTreeMap<Zone, mpsc::WeakSender<crate::inbox::InboxMessage>>>>,
 }
@@ -223,19 +225,21 @@ impl Shared {
     /// consoles, phones and family pages.
     async fn start(&self, zone: Zone, lease: Lease, events: mpsc::UnboundedSender<Event>) -> anyhow::Result<()> {
         let config = &self.config;
-        let policy = policy_of(config);
         let now = self.clock.now();
         let reading = std::time::Instant::now();
-        let zones = [zone];
-        let (resume, registry) =
-            tokio::join!(self.data.resume(&zones, now.plus_millis(-policy.dedup_window_ms)), self.data.load_registry());
-        let resume = resume.context("cannot read the zone's open incidents")?;
-        let registry = registry.context("cannot load the registry")?;
-        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Directory::of(&registry);
-        let part = registry.zones_part(&[zone]);
-        let responders: Vec<ResponderId> = part.responders.iter().map(|r| r.id.clone()).collect();
-        let engine = Engine::new(policy, part, resume);
-        let seq = engine.last_seqs().into_iter().max().unwrap_or(zone.base());
+        let policy = policy_of(config);
+        let since = now.plus_millis(-policy.dedup_window_ms);
+        let (engine, registry) = read_zone(&self.data, &self.ledger, reading, policy, zone, since).await?;
+        let directory = Directory::of(&registry);
+        let responders: Vec<ResponderId> = registry
+            .responders
+            .iter()
+            .filter(|r| directory.responder(&r.id) == Route::Zone(zone))
+            .map(|r| r.id.clone())
+            .collect();
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = directory;
+        drop(registry);
+        let seq = last_seq(&engine, zone);
         let open = engine.snapshot();
         self.family_hub.take_zone(zone, seq, &open);
         self.hub.take_zone(zone, seq, open, engine.roster_view(), now);
@@ -285,6 +289,12 @@ impl Shared {
             sessions: self.sessions.clone(),
             broker: self.broker.clone(),
             zone: Some(zone),
+            peers: Some(crate::ports::ZonePublisher {
+                link: self.link.clone(),
+                zone,
+                last: Mutex::new(seq),
+                metrics: self.metrics.clone(),
+            }),
         });
         let telemetry = Arc::new(crate::ports::MetricsPort {
             metrics: self.metrics.clone(),
@@ -326,6 +336,52 @@ impl Shared {
     }
 }
 
+/// The ledger as read for building zones' engines: builds that ask at once share one read,
+/// and each is given a read that began after it asked (so it holds every change committed
+/// before). A node taking several zones at once read the whole ledger once a zone, side by
+/// side, on its two cores.
+#[derive(Debug, Default)]
+pub struct LedgerReads(tokio::sync::Mutex<Option<(std::time::Instant, Arc<Registry>)>>);
+
+impl LedgerReads {
+    /// The ledger as read no earlier than `asked`.
+    pub async fn since(&self, data: &PostgresStore, asked: std::time::Instant) -> anyhow::Result<Arc<Registry>> {
+        let mut last = self.0.lock().await;
+        if let Some((began, registry)) = &*last {
+            if *began >= asked {
+                return Ok(registry.clone());
+            }
+        }
+        let began = std::time::Instant::now();
+        let registry = Arc::new(data.load_registry().await.context("cannot load the registry")?);
+        *last = Some((began, registry.clone()));
+        Ok(registry)
+    }
+}
+
+/// Reads `zone` back from the store and builds an engine over it: the zone's part of the
+/// ledger (the whole ledger, as read no earlier than `asked`, returned beside it) and its open
+/// incidents, with the message ids seen since `messages_since`.
+pub(crate) async fn read_zone(
+    data: &PostgresStore,
+    ledger: &LedgerReads,
+    asked: std::time::Instant,
+    policy: anxin_core::Policy,
+    zone: Zone,
+    messages_since: anxin_core::Timestamp,
+) -> anyhow::Result<(Engine, Arc<Registry>)> {
+    let zones = [zone];
+    let (resume, registry) = tokio::join!(data.resume(&zones, messages_since), ledger.since(data, asked));
+    let registry = registry?;
+    let engine = Engine::new(policy, registry.zones_part(&zones), resume.context("cannot read the zone")?);
+    Ok((engine, registry))
+}
+
+/// The last sequence number `engine` handed out in `zone` (its base if none).
+pub(crate) fn last_seq(engine: &Engine, zone: Zone) -> u64 {
+    engine.last_seqs().into_iter().filter(|s| Zone::of(*s) == zone).max().unwrap_or(zone.base())
+}
+
 /// Runs this node, with the zones spread over the nodes, until `shutdown` (see the module's
 /// documentation). At `shutdown` every zone's engine finishes its batch, then the node leaves
 /// (its leases released together, so the others take over at once).
@@ -350,11 +406,7 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let now = clock.now();
     let registry = data.load_registry().await.context("cannot load the registry")?;
     let history = data.history_id().await.context("cannot read the store's history id")?;
-    // The wallboard counts the day's events stored before now from the store, and the node's
-    // engines' own from then on.
     let ledger_zones = data.ledger_zones().await.context("cannot read the ledger's zones")?;
-    let counters = data.resume(&ledger_zones, now).await.context("cannot read the zones' numbers")?.counters;
-    let through = anxin_api::Cursor::of(counters.iter().map(|(z, c)| c.within(*z).seq));
 
     let metrics = Metrics::new();
     let policy = policy_of(&config);
@@ -375,7 +427,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         let clock = clock.clone();
         Arc::new(move || clock.now())
     };
-    let wallboard = Arc::new(anxin_api::Wallboard::loading(tally, 0, clock_fn, through));
+    // The day's events as the store has them when read, then what the node's engines commit.
+    let wallboard = Arc::new(anxin_api::Wallboard::loading_all(tally, 0, clock_fn));
 
     // The broker learns devices' accounts as the ledger changes, and agrees with it now.
     let provisioner = crate::provision::provisioner(&config, None).await?;
@@ -444,6 +497,25 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     crate::telemetry::IngestBacklog::register_counted(&metrics.registry, queued, in_batch.clone(), limit)
         .map_err(|e| anyhow::anyhow!("cannot register the ingest backlog gauges: {e}"))?;
 
+    // Every zone on this node's consoles: those run elsewhere followed from their owners.
+    let mine: crate::follow::Mine = Arc::default();
+    let ledger: Arc<LedgerReads> = Arc::default();
+    let follow_stop = CancellationToken::new();
+    let (follower, follow_task) = crate::follow::start(
+        crate::follow::Following {
+            config: config.clone(),
+            node: node.clone(),
+            data: data.clone(),
+            hub: hub.clone(),
+            clock: clock.clone(),
+            mine: mine.clone(),
+            zones: ledger_zones,
+            counts: Arc::default(),
+            ledger: ledger.clone(),
+            reading: tokio::sync::Semaphore::new(2),
+        },
+        follow_stop.clone(),
+    )?;
     let membership = Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
     let shared = Arc::new(Shared {
@@ -467,6 +539,7 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         notify_wake,
         notify_metrics,
         directory,
+        ledger: ledger.clone(),
         queues,
     });
 
@@ -501,6 +574,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                 continue;
             }
             retry_at.remove(zone);
+            // From now on the zone's views are this node's engine's, not another's.
+            mine.lock().unwrap_or_else(|e| e.into_inner()).insert(*zone);
             let (shared, zone, lease, events) = (shared.clone(), *zone, lease.clone(), events_tx.clone());
             slots.insert(
                 zone,
@@ -577,9 +652,11 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     slots.remove(&zone);
                     engines.write().unwrap_or_else(|e| e.into_inner()).remove(&zone);
                     shared.queues.lock().unwrap_or_else(|e| e.into_inner()).remove(&zone);
-                    let gone = responders.remove(&zone).unwrap_or_default();
-                    hub.drop_zone(zone, &gone, clock.now());
+                    responders.remove(&zone);
                     family_hub.drop_zone(zone);
+                    // The consoles go on showing it, as followed from its next owner.
+                    mine.lock().unwrap_or_else(|e| e.into_inner()).remove(&zone);
+                    follower.read_back(zone);
                     let (open, offline) = shared.totals.remove(zone);
                     metrics.open_incidents.set(open as i64);
                     metrics.devices_offline.set(offline as i64);
@@ -655,6 +732,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     }
     zones_running.store(0, Ordering::Relaxed);
     router_task.abort();
+    follow_stop.cancel();
+    let _ = follow_task.await;
     link.disconnect().await;
     link_stop.cancel();
     let _ = tokio::time::timeout_at(until, link_task).await;

@@ -112,12 +112,42 @@ pub struct FeedPort {
     /// The one zone the engine runs, beside other zones' engines on this node (`crate::node`);
     /// `None`: the engine runs every zone the node shows.
     pub zone: Option<anxin_core::Zone>,
+    /// With the zones spread over nodes: what the zone's engine commits, for the other nodes'
+    /// consoles.
+    pub peers: Option<ZonePublisher>,
+}
+
+/// Publishes what a zone's engine commits on the zone's views topic, for the other nodes
+/// (`crate::follow`), each frame naming the zone's last sequence number before it.
+#[derive(Debug)]
+pub struct ZonePublisher {
+    pub link: anxin_mqtt::DeviceLink,
+    pub zone: anxin_core::Zone,
+    /// The zone's last sequence number published (its engine's at start).
+    pub last: std::sync::Mutex<u64>,
+    pub metrics: Metrics,
+}
+
+impl ZonePublisher {
+    fn publish(&self, views: Vec<IncidentView>, responders: Vec<ResponderView>) {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let frame = anxin_proto::cluster::ZoneViews { zone: self.zone.number(), prev: *last, views, responders };
+        // Whether it goes or not: a node that misses it reads the zone back from the store.
+        *last = frame.last();
+        if let Err(e) = self.link.publish_zone_views(&frame) {
+            self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
+            tracing::warn!(zone = self.zone.number(), error = %e, "could not tell the other nodes of a zone's views");
+        }
+    }
 }
 
 impl anxin_runtime::Feeds for FeedPort {
     fn incidents(&self, deltas: Vec<IncidentView>) {
         // The family's view is made from the same committed views, its elder's alone.
         self.family.publish(&deltas);
+        if let Some(peers) = &self.peers {
+            peers.publish(deltas.clone(), Vec::new());
+        }
         self.hub.publish(deltas);
     }
 
@@ -132,6 +162,9 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 
     fn responders(&self, views: Vec<ResponderView>) {
+        if let Some(peers) = &self.peers {
+            peers.publish(Vec::new(), views.clone());
+        }
         self.hub.publish_responders(views);
     }
 

@@ -294,7 +294,12 @@ impl Keeper {
             self.renewed = Instant::now();
             return;
         }
-        match tokio::time::timeout(self.ttl, self.authority.lease_renew_all(&held, self.ttl)).await {
+        // Waited for only until the leases run out: a renewal ending later renews nothing another
+        // node may not have taken meanwhile, and the node gives everything up then, not a
+        // whole lease later (an ingest session held on past its lease bounced the broker's
+        // session with its next holder every 0.2 s while a node cut from PostgreSQL waited).
+        let left = self.ttl.saturating_sub(self.renewed.elapsed());
+        match tokio::time::timeout(left, self.authority.lease_renew_all(&held, self.ttl)).await {
             Ok(Ok(renewed)) => {
                 self.renewed = Instant::now();
                 let lost: Vec<&Lease> = held.iter().filter(|l| !renewed.contains(&l.key)).collect();
@@ -306,7 +311,7 @@ impl Keeper {
                 }
             }
             Ok(Err(e)) => tracing::warn!(node = self.node, error = %e, "cannot renew the leases"),
-            Err(_) => tracing::warn!(node = self.node, "renewing the leases took longer than a lease"),
+            Err(_) => tracing::warn!(node = self.node, "the leases ran out while being renewed"),
         }
         if self.renewed.elapsed() >= self.ttl {
             tracing::error!(node = self.node, "the leases could not be renewed in time; dropping them all");

@@ -1,0 +1,296 @@
+//! Following the zones other nodes run (zones spread over nodes, `crate::node`): every
+//! node's consoles show every zone.
+//!
+//! The node running a zone publishes what its engine commits there, as consoles see it, on the
+//! zone's views topic (`ports::ZonePublisher`), each frame naming the zone's last sequence
+//! number before it. Every node follows every zone's topic with a clean MQTT session of its
+//! own (`{mqtt.client_id}-{node}-follow`) and puts the frames of the zones it does not run on
+//! its consoles' hub, in order. A zone first heard of, a frame that does not follow the last
+//! one taken (one missed: a connection dropped, an owner killed between its commit and its
+//! publish), and every zone whenever the session connects again, is read back from the store
+//! instead (an engine built over it, as its owner builds one, whose views are what the owner
+//! shows), the frames arriving meanwhile held and then taken on from where the store's read
+//! ends. A zone this node runs is its own engines' (`mine`): its frames are passed over, and
+//! when it stops running here it is read back like any other.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use anxin_api::Hub;
+use anxin_core::Zone;
+use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use anxin_proto::cluster::ZoneViews;
+use anxin_store::PostgresStore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The zones this node's engines run (or are being built or stopped for). The follower takes
+/// a zone onto the hub only while holding this lock and finding the zone not in it.
+pub type Mine = Arc<Mutex<BTreeSet<Zone>>>;
+
+/// Asks the follower to read a zone back from the store (it has stopped running here).
+#[derive(Debug, Clone)]
+pub struct Follower(mpsc::UnboundedSender<Zone>);
+
+impl Follower {
+    pub fn read_back(&self, zone: Zone) {
+        let _ = self.0.send(zone);
+    }
+}
+
+/// What the follower needs.
+#[derive(Debug)]
+pub struct Following {
+    pub config: Config,
+    pub node: String,
+    pub data: Arc<PostgresStore>,
+    pub hub: Arc<Hub>,
+    pub clock: Clock,
+    pub mine: Mine,
+    /// The ledger's zones, read back at start.
+    pub zones: Vec<Zone>,
+    /// Frames taken, frames passed over (already shown), zones read back: for tests and logs.
+    pub counts: Arc<FollowCounts>,
+    /// The ledger as last read (by this node's builds too).
+    pub ledger: Arc<crate::node::LedgerReads>,
+    /// Zones read back at once.
+    pub reading: tokio::sync::Semaphore,
+}
+
+/// How old a ledger read may be to read a zone back with.
+const LEDGER_FRESH: Duration = Duration::from_secs(5);
+
+/// What the follower has done.
+#[derive(Debug, Default)]
+pub struct FollowCounts {
+    pub frames: std::sync::atomic::AtomicU64,
+    pub read_back: std::sync::atomic::AtomicU64,
+}
+
+/// Where a zone followed stands.
+enum State {
+    /// Shown up to this sequence number.
+    At(u64),
+    /// Being read back from the store; frames heard meanwhile wait here.
+    Reading(Vec<ZoneViews>),
+}
+
+/// What comes in from the broker.
+enum Heard {
+    Connected,
+    Frame(String, Vec<u8>),
+}
+
+/// Starts following; stops at `stop`.
+pub fn start(following: Following, stop: CancellationToken) -> anyhow::Result<(Follower, tokio::task::JoinHandle<()>)> {
+    let link = crate::spread::link_options(&following.config)?;
+    let mut options = MqttOptions::new(format!("{}-{}-follow", link.client_id, following.node), link.host, link.port);
+    options.set_clean_session(true);
+    options.set_keep_alive(link.keep_alive);
+    // A frame is split before it is larger than the link sends (64 kB); room to spare.
+    options.set_max_packet_size(1 << 20, 1 << 16);
+    if let (Some(user), Some(password)) = (&link.username, &link.password) {
+        options.set_credentials(user.clone(), password.clone());
+    }
+    let filter = link.topics.zone_views_filter();
+    let (client, mut events) = AsyncClient::new(options, 64);
+    let (heard_tx, heard) = mpsc::channel::<Heard>(1024);
+    let pump_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = pump_stop.cancelled() => break,
+                event = events.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if client.subscribe(filter.clone(), QoS::AtLeastOnce).await.is_err() {
+                        break;
+                    }
+                    if heard_tx.send(Heard::Connected).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if heard_tx.send(Heard::Frame(p.topic, p.payload.to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the zones' views: connection to the broker lost; connecting again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        let _ = client.disconnect().await;
+    });
+    let (orders_tx, orders) = mpsc::unbounded_channel();
+    let task = tokio::spawn(following.run(heard, orders, stop));
+    Ok((Follower(orders_tx), task))
+}
+
+impl Following {
+    async fn run(
+        self,
+        mut heard: mpsc::Receiver<Heard>,
+        mut orders: mpsc::UnboundedReceiver<Zone>,
+        stop: CancellationToken,
+    ) {
+        let topics = match anxin_mqtt::Topics::new(&self.config.mqtt.topic_root) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = e, "the zones' views: no topics; not following");
+                return;
+            }
+        };
+        let this = Arc::new(self);
+        let (done_tx, mut done) = mpsc::unbounded_channel::<(Zone, anyhow::Result<Read>)>();
+        let mut zones: BTreeMap<Zone, State> = BTreeMap::new();
+        let read_back = |zone: Zone, zones: &mut BTreeMap<Zone, State>, held: Vec<ZoneViews>| {
+            if this.is_mine(zone) {
+                zones.remove(&zone);
+                return;
+            }
+            if let Some(State::Reading(waiting)) = zones.get_mut(&zone) {
+                waiting.extend(held);
+                return;
+            }
+            zones.insert(zone, State::Reading(held));
+            let (this, done) = (this.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let read = this.read(zone).await;
+                if read.is_err() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let _ = done.send((zone, read));
+            });
+        };
+        for zone in this.zones.clone() {
+            read_back(zone, &mut zones, Vec::new());
+        }
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                Some(zone) = orders.recv() => read_back(zone, &mut zones, Vec::new()),
+                Some((zone, read)) = done.recv() => {
+                    let Some(State::Reading(held)) = zones.remove(&zone) else { continue };
+                    match read {
+                        Ok(read) => {
+                            let Some(at) = this.show(zone, read) else { continue };
+                            zones.insert(zone, State::At(at));
+                            // What came meanwhile, from where the store's read ends.
+                            for frame in held {
+                                if let Some(gap) = this.take(zone, frame, &mut zones) {
+                                    read_back(zone, &mut zones, vec![gap]);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(zone = zone.number(), error = format!("{e:#}"), "cannot read a zone back for the consoles; trying again");
+                            read_back(zone, &mut zones, held);
+                        }
+                    }
+                }
+                Some(heard) = heard.recv() => match heard {
+                    // Frames may have gone by while the session was away: every zone again.
+                    Heard::Connected => {
+                        let known: Vec<Zone> = this.zones.iter().copied().chain(zones.keys().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+                        for zone in known {
+                            read_back(zone, &mut zones, Vec::new());
+                        }
+                    }
+                    Heard::Frame(topic, payload) => {
+                        let Some(zone) = topics.zone_of_views(&topic).and_then(|n| Zone::new(i64::from(n)).ok()) else { continue };
+                        let frame: ZoneViews = match serde_json::from_slice(&payload) {
+                            Ok(frame) => frame,
+                            Err(e) => {
+                                tracing::warn!(%topic, error = %e, "a zone's views that are not a frame; passed over");
+                                continue;
+                            }
+                        };
+                        if this.is_mine(zone) {
+                            continue;
+                        }
+                        match zones.get_mut(&zone) {
+                            Some(State::Reading(waiting)) => waiting.push(frame),
+                            Some(State::At(_)) => {
+                                if let Some(gap) = this.take(zone, frame, &mut zones) {
+                                    read_back(zone, &mut zones, vec![gap]);
+                                }
+                            }
+                            None => read_back(zone, &mut zones, vec![frame]),
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_mine(&self, zone: Zone) -> bool {
+        self.mine.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&zone)
+    }
+
+    /// Takes `frame` onto the hub if it follows what was shown of `zone`; returns it if it
+    /// does not (one was missed), for the zone to be read back.
+    fn take(&self, zone: Zone, frame: ZoneViews, zones: &mut BTreeMap<Zone, State>) -> Option<ZoneViews> {
+        let Some(State::At(at)) = zones.get_mut(&zone) else { return Some(frame) };
+        if frame.last() <= *at && frame.prev <= *at {
+            return None; // shown already
+        }
+        if frame.prev > *at {
+            return Some(frame);
+        }
+        *at = frame.last();
+        self.counts.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !frame.views.is_empty() {
+            self.hub.publish(frame.views);
+        }
+        if !frame.responders.is_empty() {
+            self.hub.publish_responders(frame.responders);
+        }
+        None
+    }
+
+    /// Reads `zone` back from the store as its owner would build it, but for the messages it
+    /// has seen (a view does not show them), and with the ledger read at most a few seconds
+    /// ago (a view shows what the ledger says of elders and responders; the next frame of an
+    /// incident shows its owner's). Two at a time: a node starting reads every zone.
+    async fn read(&self, zone: Zone) -> anyhow::Result<Read> {
+        let _turn = self.reading.acquire().await?;
+        let asked = std::time::Instant::now().checked_sub(LEDGER_FRESH).unwrap_or_else(std::time::Instant::now);
+        let now = self.clock.now();
+        let policy = crate::app::policy_of(&self.config);
+        let (engine, _) = crate::node::read_zone(&self.data, &self.ledger, asked, policy, zone, now).await?;
+        Ok(Read {
+            seq: crate::node::last_seq(&engine, zone),
+            open: engine.snapshot(),
+            responders: engine.roster_view(),
+            stations: engine.stations_view(),
+        })
+    }
+
+    /// Shows what was read of `zone` on the hub, unless the zone runs here now; the sequence
+    /// number it is shown up to.
+    fn show(&self, zone: Zone, read: Read) -> Option<u64> {
+        let mine = self.mine.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if mine.contains(&zone) {
+            return None;
+        }
+        self.hub.take_zone(zone, read.seq, read.open, read.responders, self.clock.now());
+        self.hub.set_zone_stations(zone, read.stations);
+        drop(mine);
+        self.counts.read_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(read.seq)
+    }
+}
+
+/// A zone as read back from the store.
+struct Read {
+    seq: u64,
+    open: Vec<anxin_core::IncidentView>,
+    responders: Vec<anxin_core::ResponderView>,
+    stations: Vec<anxin_core::StationView>,
+}
