@@ -36,8 +36,11 @@ pub enum ResponderAction {
     },
 }
 
-/// What a dispatcher can do with an incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a dispatcher can do with an incident. (Serialised only between the nodes of a
+/// cluster, forwarding a console's command to the node running its zone; consoles send the
+/// flat `command` frame.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DispatcherAction {
     /// Put this responder on the job (the dispatcher has spoken to them), replacing any other.
     Assign {

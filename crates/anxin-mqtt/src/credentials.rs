@@ -167,7 +167,7 @@ pub fn new_password() -> String {
 /// whose user name is its id) only its own.
 pub fn mosquitto_acl(topics: &Topics, engine: &str) -> String {
     let (events, commands, alerts) = (topics.events_filter(), topics.commands_filter(), topics.alerts_filter());
-    let zones = topics.zones_filter();
+    let (zones, nodes) = (topics.zones_filter(), topics.nodes_filter());
     let own = |filter: &str| filter.replacen('+', "%u", 1);
     format!(
         "# Written by `anxind broker-files` from the registry. Each device's user name is its id.\n\
@@ -176,8 +176,10 @@ pub fn mosquitto_acl(topics: &Topics, engine: &str) -> String {
          topic read {events}\n\
          topic write {commands}\n\
          topic write {alerts}\n\
-         # Its nodes, with the zones spread over them: each zone's committed views.\n\
+         # Its nodes, with the zones spread over them: each zone's committed views, and\n\
+         # the requests they forward each other.\n\
          topic readwrite {zones}\n\
+         topic readwrite {nodes}\n\
          \n\
          # Everyone else: a device publishes its own events and reads its own commands; a\n\
          # station's duty line reads its own alerts. Nothing more.\n\

@@ -17,6 +17,8 @@ pub struct Topics {
     stations: String,
     /// `{root}/v1/zones/`: what nodes tell each other of the zones they run.
     zones: String,
+    /// `{root}/v1/nodes/`: what nodes ask and answer each other.
+    nodes: String,
 }
 
 impl Default for Topics {
@@ -35,6 +37,7 @@ impl Topics {
             prefix: format!("{root}/v1/devices/"),
             stations: format!("{root}/v1/stations/"),
             zones: format!("{root}/v1/zones/"),
+            nodes: format!("{root}/v1/nodes/"),
         })
     }
 
@@ -79,9 +82,24 @@ impl Topics {
         format!("{}+/views", self.zones)
     }
 
-    /// Everything nodes tell each other (for an ACL).
+    /// Everything nodes tell each other of their zones (for an ACL).
     pub fn zones_filter(&self) -> String {
         format!("{}#", self.zones)
+    }
+
+    /// Where requests forwarded to node `node` go ([`crate::cluster::Forwarded`]).
+    pub fn node_commands(&self, node: &str) -> String {
+        format!("{}{node}/commands", self.nodes)
+    }
+
+    /// Where the answers to node `node`'s forwarded requests come.
+    pub fn node_answers(&self, node: &str) -> String {
+        format!("{}{node}/answers", self.nodes)
+    }
+
+    /// Everything nodes ask and answer each other (for an ACL).
+    pub fn nodes_filter(&self) -> String {
+        format!("{}#", self.nodes)
     }
 
     /// The zone a views topic is of.

@@ -85,6 +85,8 @@ impl Seen {
             "DeviceCommand" => drop(round_trip::<DeviceCommand>(at, example)),
             "StationMessage" => drop(round_trip::<StationMessage>(at, example)),
             "ZoneViews" => drop(round_trip::<anxin_proto::cluster::ZoneViews>(at, example)),
+            "Forwarded" => drop(round_trip::<anxin_proto::cluster::Forwarded>(at, example)),
+            "ForwardedAnswer" => drop(round_trip::<anxin_proto::cluster::ForwardedAnswer>(at, example)),
             "SignIn" => drop(round_trip::<SignIn>(at, example)),
             "Session" => drop(round_trip::<Session>(at, example)),
             "ErrorBody" => drop(round_trip::<ErrorBody>(at, example)),
@@ -134,6 +136,8 @@ fn message_type(name: &str) -> Option<&'static str> {
         "helpComing" => "DeviceCommand",
         "stationAlert" => "StationMessage",
         "zoneViews" => "ZoneViews",
+        "forwarded" => "Forwarded",
+        "forwardedAnswer" => "ForwardedAnswer",
         "snapshot" | "incident" | "welcome" | "roster" | "responder" | "responderRetired" | "result" | "hello"
         | "job" | "meResponse" | "jobResponse" | "actionResponse" | "presence" | "heartbeat" | "familyWelcome"
         | "familyIncident" | "wallboard" | "order" => "ServerFrame",

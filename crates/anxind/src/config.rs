@@ -106,8 +106,15 @@ impl ClusterConfig {
                 self.ingest_sessions
             )));
         }
-        if self.node.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 200 || n.contains(',')) {
-            return Err(ConfigError::Check("cluster.node must be 1 to 200 characters, and no comma, when set".into()));
+        // A node's name is a level of the MQTT topics nodes ask each other on.
+        if self
+            .node
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty() || n.len() > 200 || n.contains([',', '/', '+', '#']))
+        {
+            return Err(ConfigError::Check(
+                "cluster.node must be 1 to 200 characters, and no comma, slash, + or #, when set".into(),
+            ));
         }
         if let Some(addr) = &self.advertise {
             let port = addr.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
@@ -1762,6 +1769,7 @@ mod tests {
             ),
             (serde_json::json!({"enabled": true, "node": " "}), "cluster.node must be 1 to 200 characters"),
             (serde_json::json!({"enabled": true, "node": "a,b"}), "and no comma"),
+            (serde_json::json!({"enabled": true, "node": "a/b"}), "and no comma, slash, + or #"),
             (
                 serde_json::json!({"enabled": true, "spread_zones": true, "ingest_sessions": 0}),
                 "cluster.ingest_sessions must lie in 1..=64 with spread_zones, not 0",

@@ -57,6 +57,8 @@ pub struct Following {
     pub ledger: Arc<crate::node::LedgerReads>,
     /// Zones read back at once.
     pub reading: tokio::sync::Semaphore,
+    /// The node's zones' engines: requests forwarded here go to them.
+    pub engines: crate::node::Engines,
 }
 
 /// How old a ledger read may be to read a zone back with.
@@ -84,7 +86,11 @@ enum Heard {
 }
 
 /// Starts following; stops at `stop`.
-pub fn start(following: Following, stop: CancellationToken) -> anyhow::Result<(Follower, tokio::task::JoinHandle<()>)> {
+pub fn start(
+    following: Following,
+    owners: tokio::sync::watch::Receiver<crate::spread::Owners>,
+    stop: CancellationToken,
+) -> anyhow::Result<(Follower, Arc<Forwarder>, tokio::task::JoinHandle<()>)> {
     let link = crate::spread::link_options(&following.config)?;
     let mut options = MqttOptions::new(format!("{}-{}-follow", link.client_id, following.node), link.host, link.port);
     options.set_clean_session(true);
@@ -94,8 +100,20 @@ pub fn start(following: Following, stop: CancellationToken) -> anyhow::Result<(F
     if let (Some(user), Some(password)) = (&link.username, &link.password) {
         options.set_credentials(user.clone(), password.clone());
     }
-    let filter = link.topics.zone_views_filter();
-    let (client, mut events) = AsyncClient::new(options, 64);
+    let filters = [
+        link.topics.zone_views_filter(),
+        link.topics.node_commands(&following.node),
+        link.topics.node_answers(&following.node),
+    ];
+    let (client, mut events) = AsyncClient::new(options, 1024);
+    let forwarder = Arc::new(Forwarder {
+        client: client.clone(),
+        node: following.node.clone(),
+        topics: link.topics.clone(),
+        next: std::sync::atomic::AtomicU64::new(1),
+        pending: Mutex::default(),
+        owners,
+    });
     let (heard_tx, heard) = mpsc::channel::<Heard>(1024);
     let pump_stop = stop.clone();
     tokio::spawn(async move {
@@ -106,7 +124,9 @@ pub fn start(following: Following, stop: CancellationToken) -> anyhow::Result<(F
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if client.subscribe(filter.clone(), QoS::AtLeastOnce).await.is_err() {
+                    let subscribe =
+                        filters.iter().map(|f| anxin_mqtt::rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if client.subscribe_many(subscribe).await.is_err() {
                         break;
                     }
                     if heard_tx.send(Heard::Connected).await.is_err() {
@@ -128,8 +148,8 @@ pub fn start(following: Following, stop: CancellationToken) -> anyhow::Result<(F
         let _ = client.disconnect().await;
     });
     let (orders_tx, orders) = mpsc::unbounded_channel();
-    let task = tokio::spawn(following.run(heard, orders, stop));
-    Ok((Follower(orders_tx), task))
+    let task = tokio::spawn(following.run(heard, orders, forwarder.clone(), stop));
+    Ok((Follower(orders_tx), forwarder, task))
 }
 
 impl Following {
@@ -137,6 +157,7 @@ impl Following {
         self,
         mut heard: mpsc::Receiver<Heard>,
         mut orders: mpsc::UnboundedReceiver<Zone>,
+        forwarder: Arc<Forwarder>,
         stop: CancellationToken,
     ) {
         let topics = match anxin_mqtt::Topics::new(&self.config.mqtt.topic_root) {
@@ -146,6 +167,7 @@ impl Following {
                 return;
             }
         };
+        let (commands, answers) = (topics.node_commands(&self.node), topics.node_answers(&self.node));
         let this = Arc::new(self);
         let (done_tx, mut done) = mpsc::unbounded_channel::<(Zone, anyhow::Result<Read>)>();
         let mut zones: BTreeMap<Zone, State> = BTreeMap::new();
@@ -202,6 +224,8 @@ impl Following {
                             read_back(zone, &mut zones, Vec::new());
                         }
                     }
+                    Heard::Frame(topic, payload) if topic == answers => forwarder.answered(&payload),
+                    Heard::Frame(topic, payload) if topic == commands => forwarder.asked(&payload, &this.engines),
                     Heard::Frame(topic, payload) => {
                         let Some(zone) = topics.zone_of_views(&topic).and_then(|n| Zone::new(i64::from(n)).ok()) else { continue };
                         let frame: ZoneViews = match serde_json::from_slice(&payload) {
@@ -293,4 +317,129 @@ struct Read {
     open: Vec<anxin_core::IncidentView>,
     responders: Vec<anxin_core::ResponderView>,
     stations: Vec<anxin_core::StationView>,
+}
+
+/// Forwards a dispatcher's request about another node's zone to that node, and takes the
+/// answers (`anxin_proto::cluster::Forwarded`), over the follower's MQTT session.
+#[derive(Debug)]
+pub struct Forwarder {
+    client: AsyncClient,
+    node: String,
+    topics: anxin_mqtt::Topics,
+    next: std::sync::atomic::AtomicU64,
+    /// Requests forwarded and not yet answered, by number.
+    pending: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<anxin_proto::Answer>>>,
+    owners: tokio::sync::watch::Receiver<crate::spread::Owners>,
+}
+
+/// How long a forwarded request is waited for (a console gives up on any request after 15 s).
+const FORWARD_WAIT: Duration = Duration::from_secs(20);
+
+impl Forwarder {
+    /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
+    /// cannot be (not a dispatcher's request about an incident or elder, no other node
+    /// holding the zone, or the broker not taking it).
+    pub fn forward(self: &Arc<Self>, zone: Zone, command: anxin_proto::Command) -> Option<anxin_proto::Command> {
+        let Some((dispatcher, supervisor, request)) =
+            anxin_proto::cluster::Forwardable::of(&command.caller, &command.request)
+        else {
+            return Some(command);
+        };
+        let owner = self.owners.borrow().get(&zone).cloned();
+        let Some(owner) = owner.filter(|o| *o != self.node) else { return Some(command) };
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let frame = anxin_proto::cluster::Forwarded { id, from: self.node.clone(), dispatcher, supervisor, request };
+        let Ok(body) = serde_json::to_vec(&frame) else { return Some(command) };
+        let anxin_proto::Command { caller, request, reply } = command;
+        if let Some(reply) = reply {
+            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, reply);
+        }
+        if self.client.try_publish(self.topics.node_commands(&owner), QoS::AtLeastOnce, false, body).is_err() {
+            let reply = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+            return Some(anxin_proto::Command { caller, request, reply });
+        }
+        tracing::debug!(zone = zone.number(), owner, id, "a dispatcher's request forwarded");
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(FORWARD_WAIT).await;
+            let left = this.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+            if let Some(reply) = left {
+                let _ = reply.send(Err(anxin_proto::Refused::new(
+                    "no_answer_in_time",
+                    "no answer in time: check the current state before trying again",
+                )));
+            }
+        });
+        None
+    }
+
+    /// An answer to a request this node forwarded.
+    fn answered(&self, payload: &[u8]) {
+        let answer: anxin_proto::cluster::ForwardedAnswer = match serde_json::from_slice(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "an answer from another node that is not one; passed over");
+                return;
+            }
+        };
+        let reply = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&answer.id);
+        if let Some(reply) = reply {
+            let _ = reply.send(answer.answer.into_answer());
+        }
+    }
+
+    /// A request another node forwarded here: to the engine of its zone if it runs here (else
+    /// refused as `zone_elsewhere`), the answer published back once it comes.
+    fn asked(self: &Arc<Self>, payload: &[u8], engines: &crate::node::Engines) {
+        let asked: anxin_proto::cluster::Forwarded = match serde_json::from_slice(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "a request from another node that is not one; passed over");
+                return;
+            }
+        };
+        let anxin_proto::cluster::Forwarded { id, from, dispatcher, supervisor, request } = asked;
+        let (caller, request) = request.into_command(dispatcher, supervisor);
+        let zone = match &request {
+            anxin_proto::Request::Dispatch { incident, .. }
+            | anxin_proto::Request::Suggest { incident }
+            | anxin_proto::Request::Timeline { incident } => Some(Zone::of(incident.0)),
+            _ => None,
+        };
+        let engine = {
+            let engines = engines.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match zone {
+                Some(zone) => engines.get(&zone).cloned(),
+                // An elder's history: whichever engine of this node (every engine reads the store).
+                None => engines.values().next().cloned(),
+            }
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let answer = match engine {
+                Some(engine) => {
+                    let (reply, answer) = tokio::sync::oneshot::channel();
+                    let command = anxin_proto::Command { caller, request, reply: Some(reply) };
+                    match engine.send(command).await {
+                        Ok(()) => tokio::time::timeout(FORWARD_WAIT, answer).await.ok().and_then(|a| a.ok()),
+                        Err(_) => None,
+                    }
+                }
+                None => None,
+            };
+            let answer = answer.unwrap_or_else(|| {
+                let zone = zone.map_or_else(|| "?".to_string(), |z| z.number().to_string());
+                Err(anxin_proto::Refused::new(
+                    "zone_elsewhere",
+                    format!("zone {zone} does not run on this node now; ask again"),
+                )
+                .with("zone", zone))
+            });
+            let frame =
+                anxin_proto::cluster::ForwardedAnswer { id, answer: anxin_proto::cluster::ForwardedReply::of(answer) };
+            if let Ok(body) = serde_json::to_vec(&frame) {
+                let _ = this.client.publish(this.topics.node_answers(&from), QoS::AtLeastOnce, false, body).await;
+            }
+        });
+    }
 }

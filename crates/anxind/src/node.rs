@@ -105,10 +105,15 @@ pub fn route(caller: &Caller, request: &Request, directory: &Directory) -> Route
 }
 
 /// The router's table: each running zone's engine's command queue.
-type Engines = Arc<RwLock<BTreeMap<Zone, mpsc::Sender<Command>>>>;
+pub(crate) type Engines = Arc<RwLock<BTreeMap<Zone, mpsc::Sender<Command>>>>;
 
 /// Passes people's commands to the engines they concern, in the order they came.
-async fn router(mut commands: mpsc::Receiver<Command>, engines: Engines, directory: Arc<RwLock<Directory>>) {
+async fn router(
+    mut commands: mpsc::Receiver<Command>,
+    engines: Engines,
+    directory: Arc<RwLock<Directory>>,
+    forwarder: Option<Arc<crate::follow::Forwarder>>,
+) {
     while let Some(command) = commands.recv().await {
         let to = route(&command.caller, &command.request, &directory.read().unwrap_or_else(|e| e.into_inner()));
         let senders: Vec<(Zone, mpsc::Sender<Command>)> = {
@@ -123,6 +128,15 @@ async fn router(mut commands: mpsc::Receiver<Command>, engines: Engines, directo
                     .into_iter()
                     .collect(),
             }
+        };
+        // A zone run on another node: a dispatcher's request about an incident or elder goes
+        // there.
+        let command = match (to, senders.is_empty(), &forwarder) {
+            (Route::Zone(zone), true, Some(forwarder)) => match forwarder.forward(zone, command) {
+                None => continue,
+                Some(command) => command,
+            },
+            _ => command,
         };
         let Command { caller, request, reply } = command;
         if senders.is_empty() {
@@ -482,7 +496,6 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let engines: Engines = Arc::default();
     let directory = Arc::new(RwLock::new(Directory::of(&registry)));
     drop(registry);
-    let router_task = tokio::spawn(router(command_rx, engines.clone(), directory.clone()));
     let in_batch = Arc::new(AtomicUsize::new(0));
     let queues: Arc<Mutex<BTreeMap<Zone, mpsc::WeakSender<crate::inbox::InboxMessage>>>> = Arc::default();
     let queued = {
@@ -501,7 +514,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let mine: crate::follow::Mine = Arc::default();
     let ledger: Arc<LedgerReads> = Arc::default();
     let follow_stop = CancellationToken::new();
-    let (follower, follow_task) = crate::follow::start(
+    let (owners_tx, owners) = tokio::sync::watch::channel(crate::spread::Owners::new());
+    let (follower, forwarder, follow_task) = crate::follow::start(
         crate::follow::Following {
             config: config.clone(),
             node: node.clone(),
@@ -513,10 +527,14 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             counts: Arc::default(),
             ledger: ledger.clone(),
             reading: tokio::sync::Semaphore::new(2),
+            engines: engines.clone(),
         },
+        owners,
         follow_stop.clone(),
     )?;
-    let membership = Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?).await?;
+    let router_task = tokio::spawn(router(command_rx, engines.clone(), directory.clone(), Some(forwarder)));
+    let membership =
+        Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
     let shared = Arc::new(Shared {
         config,
@@ -816,7 +834,7 @@ mod tests {
         engines.write().unwrap().insert(Zone::FIRST, tx0);
         engines.write().unwrap().insert(Zone::new(3).unwrap(), tx3);
         let (commands, from_people) = mpsc::channel(4);
-        tokio::spawn(router(from_people, engines, Arc::new(RwLock::new(directory()))));
+        tokio::spawn(router(from_people, engines, Arc::new(RwLock::new(directory())), None));
         let dispatcher = Caller::Dispatcher { id: "wang".into(), supervisor: false };
         let ask = |request: Request| {
             let (reply, answer) = tokio::sync::oneshot::channel();

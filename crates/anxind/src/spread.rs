@@ -44,6 +44,14 @@ pub fn zone_key(zone: Zone) -> String {
     format!("zone:{}", zone.number())
 }
 
+/// The zone a lease key is of (`zone:N`).
+fn zone_of_key(key: &str) -> Option<Zone> {
+    Zone::new(key.strip_prefix("zone:")?.parse().ok()?).ok()
+}
+
+/// Which node holds each zone's lease.
+pub type Owners = BTreeMap<Zone, String>;
+
 fn slot_key(slot: u16) -> String {
     format!("slot:{slot}")
 }
@@ -134,6 +142,7 @@ impl Membership {
         addr: &str,
         data: Arc<PostgresStore>,
         ingest: IngestSetup,
+        owners: watch::Sender<Owners>,
     ) -> anyhow::Result<Self> {
         let ttl = Duration::from_millis(config.lease_ttl_ms);
         let authority =
@@ -171,6 +180,7 @@ impl Membership {
             releases,
             wake: wake.clone(),
             leaving: leaving.clone(),
+            owners,
         };
         let task = tokio::spawn(keeper.run(stop.clone()));
         Ok(Membership { plan, running, stop, task, wake, leaving, authority })
@@ -249,6 +259,8 @@ struct Keeper {
     releases: Option<Releases>,
     wake: Arc<tokio::sync::Notify>,
     leaving: Arc<std::sync::atomic::AtomicBool>,
+    /// Which node runs each zone, as the lease table last said.
+    owners: watch::Sender<Owners>,
 }
 
 impl Keeper {
@@ -381,6 +393,16 @@ impl Keeper {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let held: Owners = rows
+            .iter()
+            .filter(|r| r.expires_in_ms > 0)
+            .filter_map(|r| Some((zone_of_key(&r.key)?, r.holder.clone())))
+            .collect();
+        self.owners.send_if_modified(|o| {
+            let changed = *o != held;
+            *o = held;
+            changed
+        });
         let row = |key: &str| rows.iter().find(|r| r.key == key);
         let me = self.node.as_str();
         // Take what is free and ours, or free for too long.
