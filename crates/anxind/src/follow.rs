@@ -32,11 +32,19 @@ pub type Mine = Arc<Mutex<BTreeSet<Zone>>>;
 
 /// Asks the follower to read a zone back from the store (it has stopped running here).
 #[derive(Debug, Clone)]
-pub struct Follower(mpsc::UnboundedSender<Zone>);
+pub struct Follower(mpsc::UnboundedSender<(Zone, Option<u64>)>);
 
 impl Follower {
     pub fn read_back(&self, zone: Zone) {
-        let _ = self.0.send(zone);
+        let _ = self.0.send((zone, None));
+    }
+
+    /// Follows `zone` on from `seq`: the node's own engine ran it up to there, stopped cleanly
+    /// (every batch stored and shown, its views published), and the consoles show it as it
+    /// was; the next owner's first frame follows on from there. (Reading it back instead, as
+    /// every node handing a zone over did, slowed the cluster test's presses.)
+    pub fn follow_from(&self, zone: Zone, seq: u64) {
+        let _ = self.0.send((zone, Some(seq)));
     }
 }
 
@@ -156,7 +164,7 @@ impl Following {
     async fn run(
         self,
         mut heard: mpsc::Receiver<Heard>,
-        mut orders: mpsc::UnboundedReceiver<Zone>,
+        mut orders: mpsc::UnboundedReceiver<(Zone, Option<u64>)>,
         forwarder: Arc<Forwarder>,
         stop: CancellationToken,
     ) {
@@ -196,7 +204,12 @@ impl Following {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                Some(zone) = orders.recv() => read_back(zone, &mut zones, Vec::new()),
+                Some((zone, from)) = orders.recv() => match from {
+                    Some(seq) if !this.is_mine(zone) && !zones.contains_key(&zone) => {
+                        zones.insert(zone, State::At(seq));
+                    }
+                    _ => read_back(zone, &mut zones, Vec::new()),
+                },
                 Some((zone, read)) = done.recv() => {
                     let Some(State::Reading(held)) = zones.remove(&zone) else { continue };
                     match read {
@@ -205,7 +218,7 @@ impl Following {
                             zones.insert(zone, State::At(at));
                             // What came meanwhile, from where the store's read ends.
                             for frame in held {
-                                if let Some(gap) = this.take(zone, frame, &mut zones) {
+                                if let Some(gap) = this.take(zone, frame, &mut zones).await {
                                     read_back(zone, &mut zones, vec![gap]);
                                 }
                             }
@@ -228,12 +241,15 @@ impl Following {
                     Heard::Frame(topic, payload) if topic == commands => forwarder.asked(&payload, &this.engines),
                     Heard::Frame(topic, payload) => {
                         let Some(zone) = topics.zone_of_views(&topic).and_then(|n| Zone::new(i64::from(n)).ok()) else { continue };
-                        let frame: ZoneViews = match serde_json::from_slice(&payload) {
-                            Ok(frame) => frame,
-                            Err(e) => {
+                        // Read off the node's runtime threads: its engines must not wait behind it.
+                        let read = tokio::task::spawn_blocking(move || serde_json::from_slice::<ZoneViews>(&payload));
+                        let frame = match read.await {
+                            Ok(Ok(frame)) => frame,
+                            Ok(Err(e)) => {
                                 tracing::warn!(%topic, error = %e, "a zone's views that are not a frame; passed over");
                                 continue;
                             }
+                            Err(_) => continue,
                         };
                         if this.is_mine(zone) {
                             continue;
@@ -241,7 +257,7 @@ impl Following {
                         match zones.get_mut(&zone) {
                             Some(State::Reading(waiting)) => waiting.push(frame),
                             Some(State::At(_)) => {
-                                if let Some(gap) = this.take(zone, frame, &mut zones) {
+                                if let Some(gap) = this.take(zone, frame, &mut zones).await {
                                     read_back(zone, &mut zones, vec![gap]);
                                 }
                             }
@@ -259,7 +275,7 @@ impl Following {
 
     /// Takes `frame` onto the hub if it follows what was shown of `zone`; returns it if it
     /// does not (one was missed), for the zone to be read back.
-    fn take(&self, zone: Zone, frame: ZoneViews, zones: &mut BTreeMap<Zone, State>) -> Option<ZoneViews> {
+    async fn take(&self, zone: Zone, frame: ZoneViews, zones: &mut BTreeMap<Zone, State>) -> Option<ZoneViews> {
         let Some(State::At(at)) = zones.get_mut(&zone) else { return Some(frame) };
         if frame.last() <= *at && frame.prev <= *at {
             return None; // shown already
@@ -269,31 +285,49 @@ impl Following {
         }
         *at = frame.last();
         self.counts.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if !frame.views.is_empty() {
-            self.hub.publish(frame.views);
-        }
-        if !frame.responders.is_empty() {
-            self.hub.publish_responders(frame.responders);
-        }
+        // Written out for the consoles off the node's runtime threads, and waited for: the
+        // next frame is shown after this one.
+        let hub = self.hub.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if !frame.views.is_empty() {
+                hub.publish(frame.views);
+            }
+            if !frame.responders.is_empty() {
+                hub.publish_responders(frame.responders);
+            }
+        })
+        .await;
         None
     }
 
     /// Reads `zone` back from the store as its owner would build it, but for the messages it
     /// has seen (a view does not show them), and with the ledger read at most a few seconds
     /// ago (a view shows what the ledger says of elders and responders; the next frame of an
-    /// incident shows its owner's). Two at a time: a node starting reads every zone.
+    /// incident shows its owner's). One at a time, each followed by a rest as long as it took:
+    /// a node starting reads every zone back, and its own zones' engines, and on a shared
+    /// machine the other nodes', must not wait behind that (the cluster test's presses did,
+    /// for 0.3-0.45 s, when the three nodes on its two cores had each read every zone back).
     async fn read(&self, zone: Zone) -> anyhow::Result<Read> {
         let _turn = self.reading.acquire().await?;
+        let started = std::time::Instant::now();
+        let read = self.read_now(zone).await;
+        tokio::time::sleep(started.elapsed()).await;
+        read
+    }
+
+    async fn read_now(&self, zone: Zone) -> anyhow::Result<Read> {
         let asked = std::time::Instant::now().checked_sub(LEDGER_FRESH).unwrap_or_else(std::time::Instant::now);
         let now = self.clock.now();
         let policy = crate::app::policy_of(&self.config);
         let (engine, _) = crate::node::read_zone(&self.data, &self.ledger, asked, policy, zone, now).await?;
-        Ok(Read {
+        // The views made off the node's runtime threads, as the engine was built.
+        let read = tokio::task::spawn_blocking(move || Read {
             seq: crate::node::last_seq(&engine, zone),
             open: engine.snapshot(),
             responders: engine.roster_view(),
             stations: engine.stations_view(),
-        })
+        });
+        Ok(read.await?)
     }
 
     /// Shows what was read of `zone` on the hub, unless the zone runs here now; the sequence

@@ -303,12 +303,7 @@ impl Shared {
             sessions: self.sessions.clone(),
             broker: self.broker.clone(),
             zone: Some(zone),
-            peers: Some(crate::ports::ZonePublisher {
-                link: self.link.clone(),
-                zone,
-                last: Mutex::new(seq),
-                metrics: self.metrics.clone(),
-            }),
+            peers: Some(crate::ports::ZonePublisher::start(self.link.clone(), zone, seq, self.metrics.clone())),
         });
         let telemetry = Arc::new(crate::ports::MetricsPort {
             metrics: self.metrics.clone(),
@@ -386,8 +381,13 @@ pub(crate) async fn read_zone(
 ) -> anyhow::Result<(Engine, Arc<Registry>)> {
     let zones = [zone];
     let (resume, registry) = tokio::join!(data.resume(&zones, messages_since), ledger.since(data, asked));
-    let registry = registry?;
-    let engine = Engine::new(policy, registry.zones_part(&zones), resume.context("cannot read the zone")?);
+    let (registry, resume) = (registry?, resume.context("cannot read the zone")?);
+    // Built off the node's runtime threads (one by default): the node's other zones' engines
+    // must not wait behind it.
+    let ledger = registry.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::new(policy, ledger.zones_part(&zones), resume))
+        .await
+        .context("building the zone's engine failed")?;
     Ok((engine, registry))
 }
 
@@ -526,7 +526,7 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             zones: ledger_zones,
             counts: Arc::default(),
             ledger: ledger.clone(),
-            reading: tokio::sync::Semaphore::new(2),
+            reading: tokio::sync::Semaphore::new(1),
             engines: engines.clone(),
         },
         owners,
@@ -672,9 +672,13 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     shared.queues.lock().unwrap_or_else(|e| e.into_inner()).remove(&zone);
                     responders.remove(&zone);
                     family_hub.drop_zone(zone);
-                    // The consoles go on showing it, as followed from its next owner.
+                    // The consoles go on showing it, as followed from its next owner: from where
+                    // this node's engine left it when it stopped cleanly, else as read back.
                     mine.lock().unwrap_or_else(|e| e.into_inner()).remove(&zone);
-                    follower.read_back(zone);
+                    match ended {
+                        Some(anxin_runtime::Ended::Shutdown) => follower.follow_from(zone, hub.cursor().position(zone)),
+                        _ => follower.read_back(zone),
+                    }
                     let (open, offline) = shared.totals.remove(zone);
                     metrics.open_incidents.set(open as i64);
                     metrics.devices_offline.set(offline as i64);

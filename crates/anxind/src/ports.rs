@@ -118,26 +118,38 @@ pub struct FeedPort {
 }
 
 /// Publishes what a zone's engine commits on the zone's views topic, for the other nodes
-/// (`crate::follow`), each frame naming the zone's last sequence number before it.
+/// (`crate::follow`), each frame naming the zone's last sequence number before it. The frames
+/// are written out and handed to the link by a task of their own, in order, their encoding
+/// off the node's runtime threads: the engine only queues them.
 #[derive(Debug)]
 pub struct ZonePublisher {
-    pub link: anxin_mqtt::DeviceLink,
-    pub zone: anxin_core::Zone,
-    /// The zone's last sequence number published (its engine's at start).
-    pub last: std::sync::Mutex<u64>,
-    pub metrics: Metrics,
+    frames: tokio::sync::mpsc::UnboundedSender<(Vec<IncidentView>, Vec<ResponderView>)>,
 }
 
 impl ZonePublisher {
+    /// Starts publishing `zone`'s frames on `link`, the first after `last`; it stops when the
+    /// publisher is dropped (with the engine's ports).
+    pub fn start(link: anxin_mqtt::DeviceLink, zone: anxin_core::Zone, last: u64, metrics: Metrics) -> Self {
+        let (frames, mut queued) = tokio::sync::mpsc::unbounded_channel::<(Vec<IncidentView>, Vec<ResponderView>)>();
+        tokio::spawn(async move {
+            let mut last = last;
+            while let Some((views, responders)) = queued.recv().await {
+                let frame = anxin_proto::cluster::ZoneViews { zone: zone.number(), prev: last, views, responders };
+                // Whether it goes or not: a node that misses it reads the zone back from the store.
+                last = frame.last();
+                let link = link.clone();
+                let sent = tokio::task::spawn_blocking(move || link.publish_zone_views(&frame)).await;
+                if let Ok(Err(e)) = sent {
+                    metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
+                    tracing::warn!(zone = zone.number(), error = %e, "could not tell the other nodes of a zone's views");
+                }
+            }
+        });
+        ZonePublisher { frames }
+    }
+
     fn publish(&self, views: Vec<IncidentView>, responders: Vec<ResponderView>) {
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let frame = anxin_proto::cluster::ZoneViews { zone: self.zone.number(), prev: *last, views, responders };
-        // Whether it goes or not: a node that misses it reads the zone back from the store.
-        *last = frame.last();
-        if let Err(e) = self.link.publish_zone_views(&frame) {
-            self.metrics.commands_unsent.with_label_values(&[e.as_label()]).inc();
-            tracing::warn!(zone = self.zone.number(), error = %e, "could not tell the other nodes of a zone's views");
-        }
+        let _ = self.frames.send((views, responders));
     }
 }
 
