@@ -203,9 +203,13 @@ impl Following {
         }
         loop {
             tokio::select! {
+                // An order before any frame: a zone this node has just stopped running is
+                // followed on from where it left it before the next owner's frames are taken.
+                biased;
                 _ = stop.cancelled() => return,
                 Some((zone, from)) = orders.recv() => match from {
-                    Some(seq) if !this.is_mine(zone) && !zones.contains_key(&zone) => {
+                    // Whatever was kept of it from before it ran here is older.
+                    Some(seq) if !this.is_mine(zone) && !matches!(zones.get(&zone), Some(State::Reading(_))) => {
                         zones.insert(zone, State::At(seq));
                     }
                     _ => read_back(zone, &mut zones, Vec::new()),
