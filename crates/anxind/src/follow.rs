@@ -59,25 +59,18 @@ pub struct Following {
     pub mine: Mine,
     /// The ledger's zones, read back at start.
     pub zones: Vec<Zone>,
-    /// Frames taken, frames passed over (already shown), zones read back: for tests and logs.
-    pub counts: Arc<FollowCounts>,
     /// The ledger as last read (by this node's builds too).
     pub ledger: Arc<crate::node::LedgerReads>,
     /// Zones read back at once.
     pub reading: tokio::sync::Semaphore,
     /// The node's zones' engines: requests forwarded here go to them.
     pub engines: crate::node::Engines,
+    /// `anxin_cluster_frames_rejected_total`.
+    pub rejected: prometheus::IntCounterVec,
 }
 
 /// How old a ledger read may be to read a zone back with.
 const LEDGER_FRESH: Duration = Duration::from_secs(5);
-
-/// What the follower has done.
-#[derive(Debug, Default)]
-pub struct FollowCounts {
-    pub frames: std::sync::atomic::AtomicU64,
-    pub read_back: std::sync::atomic::AtomicU64,
-}
 
 /// Where a zone followed stands.
 enum State {
@@ -121,6 +114,7 @@ pub fn start(
         next: std::sync::atomic::AtomicU64::new(1),
         pending: Mutex::default(),
         owners,
+        rejected: following.rejected.clone(),
     });
     let (heard_tx, heard) = mpsc::channel::<Heard>(1024);
     let pump_stop = stop.clone();
@@ -250,6 +244,7 @@ impl Following {
                         let frame = match read.await {
                             Ok(Ok(frame)) => frame,
                             Ok(Err(e)) => {
+                                this.rejected.with_label_values(&["views"]).inc();
                                 tracing::warn!(%topic, error = %e, "a zone's views that are not a frame; passed over");
                                 continue;
                             }
@@ -288,7 +283,6 @@ impl Following {
             return Some(frame);
         }
         *at = frame.last();
-        self.counts.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Written out for the consoles off the node's runtime threads, and waited for: the
         // next frame is shown after this one.
         let hub = self.hub.clone();
@@ -344,7 +338,6 @@ impl Following {
         self.hub.take_zone(zone, read.seq, read.open, read.responders, self.clock.now());
         self.hub.set_zone_stations(zone, read.stations);
         drop(mine);
-        self.counts.read_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(read.seq)
     }
 }
@@ -368,6 +361,7 @@ pub struct Forwarder {
     /// Requests forwarded and not yet answered, by number.
     pending: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<anxin_proto::Answer>>>,
     owners: tokio::sync::watch::Receiver<crate::spread::Owners>,
+    rejected: prometheus::IntCounterVec,
 }
 
 /// How long a forwarded request is waited for (a console gives up on any request after 15 s).
@@ -416,6 +410,7 @@ impl Forwarder {
         let answer: anxin_proto::cluster::ForwardedAnswer = match serde_json::from_slice(payload) {
             Ok(a) => a,
             Err(e) => {
+                self.rejected.with_label_values(&["answer"]).inc();
                 tracing::warn!(error = %e, "an answer from another node that is not one; passed over");
                 return;
             }
@@ -432,6 +427,7 @@ impl Forwarder {
         let asked: anxin_proto::cluster::Forwarded = match serde_json::from_slice(payload) {
             Ok(a) => a,
             Err(e) => {
+                self.rejected.with_label_values(&["request"]).inc();
                 tracing::warn!(error = %e, "a request from another node that is not one; passed over");
                 return;
             }
@@ -479,5 +475,36 @@ impl Forwarder {
                 let _ = this.client.publish(this.topics.node_answers(&from), QoS::AtLeastOnce, false, body).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_another_node_sends_that_is_no_frame_is_counted_and_passed_over() {
+        let (client, _events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 4);
+        let rejected = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["kind"]).unwrap();
+        let (_owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
+        let forwarder = Arc::new(Forwarder {
+            client,
+            node: "a".into(),
+            topics: anxin_mqtt::Topics::default(),
+            next: std::sync::atomic::AtomicU64::new(1),
+            pending: Mutex::default(),
+            owners: watching,
+            rejected: rejected.clone(),
+        });
+        let (waiting, answer) = tokio::sync::oneshot::channel();
+        forwarder.pending.lock().unwrap().insert(7, waiting);
+        forwarder.answered(b"{\"id\": 7, \"answer\": \"garbage\"}");
+        forwarder.asked(b"not json", &crate::node::Engines::default());
+        assert_eq!(rejected.with_label_values(&["answer"]).get(), 1);
+        assert_eq!(rejected.with_label_values(&["request"]).get(), 1);
+        // The request waiting on answer 7 is not answered by garbage; a good answer still is.
+        let good = anxin_proto::cluster::ForwardedAnswer { id: 7, answer: anxin_proto::cluster::ForwardedReply::Done };
+        forwarder.answered(&serde_json::to_vec(&good).unwrap());
+        assert_eq!(answer.await.unwrap(), Ok(anxin_proto::Reply::Done));
     }
 }

@@ -176,8 +176,6 @@ struct ZoneEngine {
     task: tokio::task::JoinHandle<anxin_runtime::Ended>,
     /// Its command queue, for the router.
     commands: mpsc::Sender<Command>,
-    /// The zone's responders: taken off consoles when the zone goes.
-    responders: Vec<ResponderId>,
     /// Stops the zone's inbox reader with the engine.
     feed: tokio_util::sync::DropGuard,
 }
@@ -244,25 +242,19 @@ impl Shared {
         let policy = policy_of(config);
         let since = now.plus_millis(-policy.dedup_window_ms);
         let (engine, registry) = read_zone(&self.data, &self.ledger, reading, policy, zone, since).await?;
-        let directory = Directory::of(&registry);
-        let responders: Vec<ResponderId> = registry
-            .responders
-            .iter()
-            .filter(|r| directory.responder(&r.id) == Route::Zone(zone))
-            .map(|r| r.id.clone())
-            .collect();
-        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = directory;
+        *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Directory::of(&registry);
         drop(registry);
         let seq = last_seq(&engine, zone);
         let open = engine.snapshot();
         self.family_hub.take_zone(zone, seq, &open);
-        self.hub.take_zone(zone, seq, open, engine.roster_view(), now);
-        self.hub.set_zone_stations(zone, engine.stations_view());
-        for id in &responders {
-            if let Some(phone) = anxin_runtime::phone_view(&engine, id, now) {
+        let roster = engine.roster_view();
+        for r in &roster {
+            if let Some(phone) = anxin_runtime::phone_view(&engine, &r.id, now) {
                 crate::ports::publish_phone(&self.phones, &phone);
             }
         }
+        self.hub.take_zone(zone, seq, open, roster, now);
+        self.hub.set_zone_stations(zone, engine.stations_view());
         let open = self.totals_set(zone, engine.open_count(), engine.offline_count());
         tracing::info!(
             node = self.node,
@@ -326,7 +318,7 @@ impl Shared {
         let runtime = anxin_runtime::Runtime::new(engine, ports, options);
         let stop = CancellationToken::new();
         let task = tokio::spawn(runtime.run(inbox_rx, command_rx, stop.clone()));
-        let engine = ZoneEngine { stop, task, commands: command_tx, responders, feed: feed_stop.drop_guard() };
+        let engine = ZoneEngine { stop, task, commands: command_tx, feed: feed_stop.drop_guard() };
         let _ = events.send(Event::Built(zone, engine));
         Ok(())
     }
@@ -524,10 +516,10 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             clock: clock.clone(),
             mine: mine.clone(),
             zones: ledger_zones,
-            counts: Arc::default(),
             ledger: ledger.clone(),
             reading: tokio::sync::Semaphore::new(1),
             engines: engines.clone(),
+            rejected: metrics.peer_frames_rejected.clone(),
         },
         owners,
         follow_stop.clone(),
@@ -563,7 +555,6 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut slots: BTreeMap<Zone, Slot> = BTreeMap::new();
-    let mut responders: BTreeMap<Zone, Vec<ResponderId>> = BTreeMap::new();
     // Zones whose engine stopped by itself (fenced, or a bug): built again no sooner than this.
     let mut retry_at: BTreeMap<Zone, tokio::time::Instant> = BTreeMap::new();
     let mut plan_rx = membership.plan();
@@ -652,7 +643,6 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             Some(event) = events.recv() => match event {
                 Event::Built(zone, engine) => {
                     let watch = watch_engine(zone, engine.task, events_tx.clone());
-                    responders.insert(zone, engine.responders);
                     match slots.get(&zone) {
                         Some(Slot::Building(_)) => {
                             engines.write().unwrap_or_else(|e| e.into_inner()).insert(zone, engine.commands);
@@ -670,7 +660,6 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     slots.remove(&zone);
                     engines.write().unwrap_or_else(|e| e.into_inner()).remove(&zone);
                     shared.queues.lock().unwrap_or_else(|e| e.into_inner()).remove(&zone);
-                    responders.remove(&zone);
                     family_hub.drop_zone(zone);
                     // The consoles go on showing it, as followed from its next owner: from where
                     // this node's engine left it when it stopped cleanly, else as read back.

@@ -23,6 +23,9 @@ pub struct Metrics {
     /// Commands and station alerts the engine could not hand to its broker connection, by
     /// reason (`oversized`, `encode`, `stopped`).
     pub commands_unsent: IntCounterVec,
+    /// What another node sent that is not what it should be (zones spread over nodes), by
+    /// kind (`views`, `request`, `answer`): passed over.
+    pub peer_frames_rejected: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
     /// From reading a message that opened or joined an incident to handing that incident to
@@ -88,6 +91,14 @@ impl Metrics {
                     "Clients the embedded broker disconnected: no or wrong account, a topic not their own, an oversized or malformed packet, a topic not UTF-8, or closed by rumqttd itself",
                 ),
                 &["reason"],
+            )
+            .expect("metric"),
+            peer_frames_rejected: IntCounterVec::new(
+                Opts::new(
+                    "anxin_cluster_frames_rejected_total",
+                    "Frames from other nodes (zones' views, forwarded requests and answers) that could not be read, by kind",
+                ),
+                &["kind"],
             )
             .expect("metric"),
             commands_unsent: IntCounterVec::new(
@@ -175,6 +186,7 @@ impl Metrics {
         m.registry.register(Box::new(m.payloads_rejected.clone())).expect("register");
         m.registry.register(Box::new(m.mqtt_refused.clone())).expect("register");
         m.registry.register(Box::new(m.commands_unsent.clone())).expect("register");
+        m.registry.register(Box::new(m.peer_frames_rejected.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.press_console_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
@@ -204,6 +216,9 @@ impl Metrics {
         }
         for reason in anxin_mqtt::link::LinkError::LABELS {
             m.commands_unsent.with_label_values(&[reason]);
+        }
+        for kind in ["views", "request", "answer"] {
+            m.peer_frames_rejected.with_label_values(&[kind]);
         }
         for k in ["sos", "fall", "unreadable", "service"] {
             m.incidents_opened.with_label_values(&[k]);
