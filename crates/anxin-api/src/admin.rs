@@ -123,8 +123,8 @@ pub(crate) fn unavailable() -> Response {
 
 /// The signed-in member of staff, if their role reaches this far: admins everywhere,
 /// supervisors for reading.
-pub(crate) fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Response> {
-    let Some(user) = crate::http::signed_in(state, headers) else {
+pub(crate) async fn staff(state: &ApiState, headers: &HeaderMap, write: bool) -> Result<User, Response> {
+    let Some(user) = crate::http::signed_in(state, headers).await else {
         return Err(error(StatusCode::UNAUTHORIZED, "no_session", "sign in first"));
     };
     match (user.role, write) {
@@ -174,7 +174,7 @@ async fn list(
     Path(segment): Path<String>,
     Query(p): Query<PageParams>,
 ) -> Response {
-    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).await.and_then(|_| side(&state))) {
         (Ok(k), Ok(s)) => (k, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -211,7 +211,7 @@ async fn read(
     headers: HeaderMap,
     Path((segment, id)): Path<(String, String)>,
 ) -> Response {
-    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).await.and_then(|_| side(&state))) {
         (Ok(k), Ok(s)) => (k, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -231,7 +231,7 @@ async fn history(
     headers: HeaderMap,
     Path((segment, id)): Path<(String, String)>,
 ) -> Response {
-    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).and_then(|_| side(&state))) {
+    let (kind, side) = match (kind(&segment), staff(&state, &headers, false).await.and_then(|_| side(&state))) {
         (Ok(k), Ok(s)) => (k, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -358,7 +358,7 @@ async fn create(
     Path(segment): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (kind, user, side) = match (kind(&segment), staff(&state, &headers, true), side(&state)) {
+    let (kind, user, side) = match (kind(&segment), staff(&state, &headers, true).await, side(&state)) {
         (Ok(k), Ok(u), Ok(s)) => (k, u, s),
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
@@ -394,7 +394,7 @@ async fn update(
     Path((segment, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (kind, user) = match (kind(&segment), staff(&state, &headers, true)) {
+    let (kind, user) = match (kind(&segment), staff(&state, &headers, true).await) {
         (Ok(k), Ok(u)) => (k, u),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -434,7 +434,7 @@ async fn retire(
     headers: HeaderMap,
     Path((segment, id)): Path<(String, String)>,
 ) -> Response {
-    let (kind, user) = match (kind(&segment), staff(&state, &headers, true)) {
+    let (kind, user) = match (kind(&segment), staff(&state, &headers, true).await) {
         (Ok(k), Ok(u)) => (k, u),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -455,7 +455,7 @@ async fn retire(
 /// A device's broker password made anew (the old one stops working at once); the new one is
 /// shown this once.
 async fn reset_password(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let (user, side) = match (staff(&state, &headers, true), side(&state)) {
+    let (user, side) = match (staff(&state, &headers, true).await, side(&state)) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };

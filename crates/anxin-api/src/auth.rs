@@ -1,13 +1,17 @@
 //! Dispatchers' and supervisors' sign-in: Argon2id password hashes kept in the registry, and
-//! sessions held in memory, carried by an HttpOnly cookie. A restart signs everybody out;
-//! consoles then show the sign-in form again.
+//! sessions carried by an HttpOnly cookie. Sessions are kept in a [`SessionBook`] (the store,
+//! in anxind) so that any node knows a console's cookie and a restart signs nobody out; each
+//! node keeps the sessions it has seen in memory and asks the book again at most every
+//! [`RECHECK`]. Without a book (tests, tools) they live in memory only.
 
-use anxin_core::Staff;
+use crate::commands::token_sha256 as sha256_hex;
+use anxin_core::{Staff, Timestamp};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The cookie a console's session travels in.
@@ -15,6 +19,13 @@ pub const SESSION_COOKIE: &str = "anxin_session";
 
 /// How long a session lasts without use: a night shift and then some.
 pub const SESSION_IDLE: Duration = Duration::from_secs(14 * 60 * 60);
+
+/// How long a node trusts what it last read of a session before reading it again: a sign-out
+/// or a change of role or password on another node reaches this one within it.
+pub const RECHECK: Duration = Duration::from_secs(10);
+
+/// How often a session's last use is written to the book (idleness is counted in hours).
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A signed-in member of staff, as consoles show them.
 pub use anxin_proto::rest::User;
@@ -37,31 +48,92 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 const NOBODY: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$bm9ib2R5bm9ib2R5bm9ib2R5$9mGqfHq8a3xJYqH0UO8y5Qz0r7aZ0Kc1o6d3bq6i2uA";
 
-struct Session {
-    user: User,
-    last_used: Instant,
+/// What a session is bound to of its member of staff: their role and password hash. A
+/// session whose key is no longer theirs has ended, on whichever node learns of the change.
+pub fn staff_key(staff: &Staff) -> String {
+    sha256_hex(&format!("{}\n{}", staff.role.as_str(), staff.password_hash))
 }
 
-/// Who may sign in, and who is signed in.
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// A session as a [`SessionBook`] keeps it: never the token, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSession {
+    /// SHA-256 of the token, lowercase hex.
+    pub token_sha256: String,
+    pub staff_id: String,
+    /// [`staff_key`] when it opened.
+    pub staff_key: String,
+    pub opened_at: Timestamp,
+    pub used_at: Timestamp,
+}
+
+/// Where sessions are kept beyond one process: the store, in anxind. Errors are the store's,
+/// as text for the log.
+pub trait SessionBook: Send + Sync {
+    fn open(&self, session: KeptSession) -> BoxFuture<'_, Result<(), String>>;
+    /// The session with this token hash, if it has not been closed.
+    fn find(&self, token_sha256: String) -> BoxFuture<'_, Result<Option<KeptSession>, String>>;
+    fn touch(&self, token_sha256: String, at: Timestamp) -> BoxFuture<'_, Result<(), String>>;
+    fn close(&self, token_sha256: String) -> BoxFuture<'_, Result<(), String>>;
+    /// Deletes sessions last used before `before`.
+    fn forget_idle(&self, before: Timestamp) -> BoxFuture<'_, Result<u64, String>>;
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the session could not be kept: {0}")]
+pub struct NotKept(pub String);
+
+/// What this node knows of a session.
+struct Known {
+    user: User,
+    /// When this node last read it from the book (or opened it).
+    checked: Instant,
+    /// Last use, and when that was last written to the book.
+    used: Instant,
+    written: Instant,
+}
+
+/// Who may sign in, and who has.
 pub struct Sessions {
     /// Who may sign in: from the ledger at start, then kept up to date by its changes.
     staff: std::sync::RwLock<HashMap<String, Staff>>,
-    live: Mutex<HashMap<String, Session>>,
+    /// By token hash.
+    known: Mutex<HashMap<String, Known>>,
+    book: Option<Arc<dyn SessionBook>>,
+    recheck: Duration,
     /// Staff whose sessions the ledger ended: their open consoles close.
     ended: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sessions").finish_non_exhaustive()
+        f.debug_struct("Sessions").field("kept", &self.book.is_some()).finish_non_exhaustive()
     }
 }
 
 impl Sessions {
+    /// Sessions in this process's memory only: a restart signs everybody out.
     pub fn new(staff: impl IntoIterator<Item = Staff>) -> Self {
         let staff = staff.into_iter().map(|s| (s.id.clone(), s)).collect();
         let (ended, _) = tokio::sync::broadcast::channel(64);
-        Self { staff: std::sync::RwLock::new(staff), live: Mutex::default(), ended }
+        Self { staff: std::sync::RwLock::new(staff), known: Mutex::default(), book: None, recheck: RECHECK, ended }
+    }
+
+    /// The same, keeping sessions in `book`, where every node finds them.
+    pub fn kept_in(mut self, book: Arc<dyn SessionBook>) -> Self {
+        self.book = Some(book);
+        self
+    }
+
+    /// How long this node trusts what it last read of a session ([`RECHECK`] unless set).
+    pub fn recheck_every(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
+        self
     }
 
     /// Tells of staff whose sessions the ledger ended, so their open consoles close.
@@ -70,23 +142,24 @@ impl Sessions {
     }
 
     /// A member of staff added or changed in the ledger. A change of role or password signs
-    /// out their open sessions (a new name is taken at once).
+    /// out their open sessions (a new name is taken at once); kept sessions end too, their
+    /// [`staff_key`] no longer being the member's.
     pub fn set_staff(&self, staff: Staff) {
         let before = self.staff.write().expect("staff lock").insert(staff.id.clone(), staff.clone());
-        let mut live = self.live.lock().expect("sessions lock");
+        let mut known = self.known.lock().expect("sessions lock");
         match before {
             Some(b) if b.role != staff.role || b.password_hash != staff.password_hash => {
-                live.retain(|_, s| s.user.id != staff.id);
+                known.retain(|_, s| s.user.id != staff.id);
                 let _ = self.ended.send(staff.id.clone());
             }
-            _ => live.values_mut().filter(|s| s.user.id == staff.id).for_each(|s| s.user.name = staff.name.clone()),
+            _ => known.values_mut().filter(|s| s.user.id == staff.id).for_each(|s| s.user.name = staff.name.clone()),
         }
     }
 
     /// A member of staff retired: they cannot sign in, and their sessions end now.
     pub fn remove_staff(&self, id: &str) {
         self.staff.write().expect("staff lock").remove(id);
-        self.live.lock().expect("sessions lock").retain(|_, s| s.user.id != id);
+        self.known.lock().expect("sessions lock").retain(|_, s| s.user.id != id);
         let _ = self.ended.send(id.to_string());
     }
 
@@ -97,38 +170,123 @@ impl Sessions {
         all
     }
 
-    /// Checks a name and password (slow on purpose: run it off the async threads) and opens
-    /// a session. Returns its token and the user.
-    pub fn sign_in(&self, user: &str, password: &str) -> Option<(String, User)> {
+    /// Checks a name and password: the user, if they match. Slow on purpose: run it off the
+    /// async threads, then [`Sessions::open`] a session.
+    pub fn check(&self, user: &str, password: &str) -> Option<User> {
         let staff = self.staff.read().expect("staff lock").get(user).cloned();
         let hash = staff.as_ref().map_or(NOBODY, |s| s.password_hash.as_str());
         if !verify_password(password, hash) {
             return None;
         }
-        let user = User::from(&staff?);
+        Some(User::from(&staff?))
+    }
+
+    /// Opens a session for a user [`Sessions::check`] let in, kept in the book before its
+    /// token is given out. Returns the token.
+    pub async fn open(&self, user: &User) -> Result<String, NotKept> {
+        let key = {
+            let staff = self.staff.read().expect("staff lock");
+            staff.get(&user.id).map(staff_key).ok_or_else(|| NotKept(format!("{} is not on the staff", user.id)))?
+        };
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS has randomness");
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut live = self.live.lock().expect("sessions lock");
-        live.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        live.insert(token.clone(), Session { user: user.clone(), last_used: Instant::now() });
-        Some((token, user))
-    }
-
-    /// The user a session token belongs to, if it is live; using it keeps it alive.
-    pub fn user(&self, token: &str) -> Option<User> {
-        let mut live = self.live.lock().expect("sessions lock");
-        let session = live.get_mut(token)?;
-        if session.last_used.elapsed() >= SESSION_IDLE {
-            live.remove(token);
-            return None;
+        let hash = sha256_hex(&token);
+        if let Some(book) = &self.book {
+            let at = now();
+            // Ended sessions are deleted as new ones open: a sign-in is rare enough.
+            let idle_ms = i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = book.forget_idle(Timestamp(at.0.saturating_sub(idle_ms))).await {
+                tracing::warn!(error = %e, "ended staff sessions could not be deleted");
+            }
+            let kept = KeptSession {
+                token_sha256: hash.clone(),
+                staff_id: user.id.clone(),
+                staff_key: key.clone(),
+                opened_at: at,
+                used_at: at,
+            };
+            book.open(kept).await.map_err(NotKept)?;
         }
-        session.last_used = Instant::now();
-        Some(session.user.clone())
+        let now = Instant::now();
+        let mut known = self.known.lock().expect("sessions lock");
+        known.retain(|_, s| s.used.elapsed() < SESSION_IDLE);
+        known.insert(hash, Known { user: user.clone(), checked: now, used: now, written: now });
+        Ok(token)
     }
 
-    pub fn sign_out(&self, token: &str) {
-        self.live.lock().expect("sessions lock").remove(token);
+    /// The user a session token belongs to, if it is live; using it keeps it alive. A
+    /// session this node has not seen, or not for [`RECHECK`], is read from the book; if the
+    /// book cannot be read, what this node knew stands (a store outage signs nobody out).
+    pub async fn user(&self, token: &str) -> Option<User> {
+        let hash = sha256_hex(token);
+        let (fresh, touch) = {
+            let mut known = self.known.lock().expect("sessions lock");
+            match known.get_mut(&hash) {
+                Some(s) if s.used.elapsed() >= SESSION_IDLE => {
+                    known.remove(&hash);
+                    (None, false)
+                }
+                Some(s) => {
+                    s.used = Instant::now();
+                    let touch = s.written.elapsed() >= TOUCH_EVERY;
+                    if touch {
+                        s.written = Instant::now();
+                    }
+                    let fresh = self.book.is_none() || s.checked.elapsed() < self.recheck;
+                    (fresh.then(|| s.user.clone()), touch)
+                }
+                None if self.book.is_none() => return None,
+                None => (None, false),
+            }
+        };
+        let Some(book) = &self.book else { return fresh };
+        if touch {
+            if let Err(e) = book.touch(hash.clone(), now()).await {
+                tracing::warn!(error = %e, "a staff session's use could not be written");
+            }
+        }
+        if fresh.is_some() {
+            return fresh;
+        }
+        match book.find(hash.clone()).await {
+            Ok(found) => self.known_from(hash, found),
+            Err(e) => {
+                tracing::warn!(error = %e, "staff sessions could not be read; trusting what this node knew");
+                self.known.lock().expect("sessions lock").get(&hash).map(|s| s.user.clone())
+            }
+        }
+    }
+
+    /// What the book said of a session, checked against the staff as this node knows them.
+    fn known_from(&self, hash: String, found: Option<KeptSession>) -> Option<User> {
+        let mut known = self.known.lock().expect("sessions lock");
+        let idle_ms = i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX);
+        let live = found.filter(|k| now().0.saturating_sub(k.used_at.0) < idle_ms).and_then(|k| {
+            let staff = self.staff.read().expect("staff lock");
+            let member = staff.get(&k.staff_id).filter(|m| staff_key(m) == k.staff_key)?;
+            Some(User::from(member))
+        });
+        let Some(user) = live else {
+            known.remove(&hash);
+            return None;
+        };
+        let now = Instant::now();
+        let entry = known.entry(hash).or_insert(Known { user: user.clone(), checked: now, used: now, written: now });
+        entry.user = user.clone();
+        entry.checked = now;
+        Some(user)
+    }
+
+    /// Ends a session, on every node (each within [`RECHECK`]).
+    pub async fn sign_out(&self, token: &str) {
+        let hash = sha256_hex(token);
+        self.known.lock().expect("sessions lock").remove(&hash);
+        if let Some(book) = &self.book {
+            if let Err(e) = book.close(hash).await {
+                tracing::warn!(error = %e, "a staff session could not be closed in the store");
+            }
+        }
     }
 }
 
@@ -224,17 +382,29 @@ mod tests {
         Staff { id: id.into(), name: id.into(), role: StaffRole::Dispatcher, password_hash: hash_password(password) }
     }
 
-    #[test]
-    fn the_right_password_opens_a_session_and_nothing_else_does() {
+    #[tokio::test]
+    async fn the_right_password_opens_a_session_and_nothing_else_does() {
         let sessions = Sessions::new([staff("wang", "night-shift")]);
-        assert!(sessions.sign_in("wang", "wrong").is_none());
-        assert!(sessions.sign_in("li", "night-shift").is_none(), "unknown user");
-        let (token, user) = sessions.sign_in("wang", "night-shift").expect("signed in");
+        assert!(sessions.check("wang", "wrong").is_none());
+        assert!(sessions.check("li", "night-shift").is_none(), "unknown user");
+        let user = sessions.check("wang", "night-shift").expect("signed in");
         assert_eq!(user.id, "wang");
-        assert_eq!(sessions.user(&token), Some(user));
-        assert_eq!(sessions.user("not-a-token"), None);
-        sessions.sign_out(&token);
-        assert_eq!(sessions.user(&token), None);
+        let token = sessions.open(&user).await.expect("opened");
+        assert_eq!(sessions.user(&token).await, Some(user));
+        assert_eq!(sessions.user("not-a-token").await, None);
+        sessions.sign_out(&token).await;
+        assert_eq!(sessions.user(&token).await, None);
+    }
+
+    #[test]
+    fn a_change_of_role_or_password_changes_the_key_a_change_of_name_does_not() {
+        let wang = staff("wang", "night-shift");
+        let renamed = Staff { name: "Wang Fang".into(), ..wang.clone() };
+        let promoted = Staff { role: StaffRole::Supervisor, ..wang.clone() };
+        let new_password = Staff { password_hash: hash_password("day-shift"), ..wang.clone() };
+        assert_eq!(staff_key(&wang), staff_key(&renamed));
+        assert_ne!(staff_key(&wang), staff_key(&promoted));
+        assert_ne!(staff_key(&wang), staff_key(&new_password));
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl ApiState {
         let sign_ins =
             IntCounterVec::new(Opts::new("anxin_console_sign_ins_total", "Console sign-ins, by result"), &["result"])
                 .expect("valid metric");
-        for result in ["ok", "refused", "malformed", "limited"] {
+        for result in ["ok", "refused", "malformed", "limited", "not_kept"] {
             sign_ins.with_label_values(&[result]);
         }
         let ready = ready_gauge();
@@ -378,7 +378,7 @@ async fn socket(
     }
     let peer = match token {
         Some(token) => state.responders.authenticate(&token).map(Peer::Phone).ok_or(("bad_token", "unknown token")),
-        None => match signed_in(&state, &headers) {
+        None => match signed_in(&state, &headers).await {
             // An administrator keeps the ledger and is not shown incidents.
             Some(user) if user.role == anxin_core::StaffRole::Admin => {
                 Err(("not_a_dispatcher", "admins see no incidents"))
@@ -408,12 +408,13 @@ pub const CLOSE_BAD_TOKEN: u16 = 4401;
 pub const CLOSE_FORBIDDEN: u16 = 4403;
 
 /// The signed-in user behind a request's session cookie.
-pub(crate) fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| session_token(v).and_then(|t| state.sessions.user(t)))
+pub(crate) async fn signed_in(state: &ApiState, headers: &HeaderMap) -> Option<User> {
+    for token in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).filter_map(session_token) {
+        if let Some(user) = state.sessions.user(token).await {
+            return Some(user);
+        }
+    }
+    None
 }
 
 /// A sign-in body's user name and password; `None` for any other body. Public only for the
@@ -449,7 +450,19 @@ async fn session_create(
     let sessions = state.sessions.clone();
     let name = user.clone();
     // Password checks are slow on purpose: keep them off the threads that serve sockets.
-    let signed = tokio::task::spawn_blocking(move || sessions.sign_in(&user, &password)).await.ok().flatten();
+    let checked = tokio::task::spawn_blocking(move || sessions.check(&user, &password)).await.ok().flatten();
+    let signed = match checked {
+        Some(user) => match state.sessions.open(&user).await {
+            Ok(token) => Some((token, user)),
+            Err(e) => {
+                state.sign_ins.with_label_values(&["not_kept"]).inc();
+                tracing::error!(user = %user.id, error = %e, "console sign-in: the session could not be kept");
+                let error = ErrorBody::new("signed in, but the session could not be kept: try again");
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(error)).into_response();
+            }
+        },
+        None => None,
+    };
     match signed {
         Some((token, user)) => {
             state.sign_in_limiter.succeeded(from, &name);
@@ -503,7 +516,7 @@ fn too_many_tries(wait: std::time::Duration) -> Response {
 
 /// Who is signed in on this browser.
 async fn session_get(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    match signed_in(&state, &headers) {
+    match signed_in(&state, &headers).await {
         Some(user) => Json(Session { user }).into_response(),
         None => (StatusCode::UNAUTHORIZED, Json(ErrorBody::new("not signed in"))).into_response(),
     }
@@ -514,13 +527,13 @@ async fn session_get(State(state): State<ApiState>, headers: HeaderMap) -> Respo
 async fn session_delete(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
         if let Some(token) = session_token(value) {
-            if let Some(user) = state.sessions.user(token) {
+            if let Some(user) = state.sessions.user(token).await {
                 // Their claims end with the session: an incident that needs a person must
                 // not wait behind the name of somebody gone home.
                 let caller = Caller::Dispatcher { id: user.id, supervisor: false };
                 let _ = submit(&state, caller, Request::SignedOut).await.await;
             }
-            state.sessions.sign_out(token);
+            state.sessions.sign_out(token).await;
         }
     }
     let cookie = format!("{SESSION_COOKIE}=; {}; Max-Age=0", cookie_attributes(&headers));

@@ -77,7 +77,7 @@ pub async fn start(
     Query(p): Query<ImportParams>,
     upload: axum::extract::Request,
 ) -> Response {
-    let (user, side) = match (staff(&state, upload.headers(), true), side(&state)) {
+    let (user, side) = match (staff(&state, upload.headers(), true).await, side(&state)) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -172,7 +172,7 @@ pub async fn start(
 }
 
 pub async fn status(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = staff(&state, &headers, true) {
+    if let Err(r) = staff(&state, &headers, true).await {
         return r;
     }
     let job = state.imports.all.lock().expect("jobs lock").get(&id).cloned();
@@ -204,7 +204,7 @@ pub async fn export(
     Path(kind): Path<String>,
     Query(p): Query<ExportParams>,
 ) -> Response {
-    let side = match staff(&state, &headers, false).and_then(|_| side(&state)) {
+    let side = match staff(&state, &headers, false).await.and_then(|_| side(&state)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -220,7 +220,7 @@ pub async fn export(
 }
 
 pub async fn mappings(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let side = match staff(&state, &headers, false).and_then(|_| side(&state)) {
+    let side = match staff(&state, &headers, false).await.and_then(|_| side(&state)) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -236,7 +236,7 @@ pub async fn save_mapping(
     Path(name): Path<String>,
     Json(mapping): Json<serde_json::Value>,
 ) -> Response {
-    let (user, side) = match (staff(&state, &headers, true), side(&state)) {
+    let (user, side) = match (staff(&state, &headers, true).await, side(&state)) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(r), _) | (_, Err(r)) => return r,
     };

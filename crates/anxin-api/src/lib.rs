@@ -19,7 +19,7 @@ pub mod wallboard;
 
 pub use admin::{LedgerSide, LedgerUnavailable};
 pub use anxin_proto::{rest, ws};
-pub use auth::{hash_password, Sessions, User};
+pub use auth::{hash_password, staff_key, KeptSession, NotKept, SessionBook, Sessions, User};
 pub use commands::{token_sha256, Answer, Caller, Command, CommandSender, Refused, Reply, Request};
 pub use family::{Families, FamilyDenied, FamilyHub, FamilySide, LinkDenied, SignedFamily};
 pub use http::{router, serve, standby_router, ApiState, ReadinessCheck, Timeline, TimelineUnavailable, WallClock};

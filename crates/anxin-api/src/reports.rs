@@ -123,7 +123,7 @@ pub(crate) async fn get_report(
         return error(StatusCode::NOT_FOUND, "not_found", "no reports here");
     };
     let count = |result: &str| reports.metrics.requests.with_label_values(&[result]).inc();
-    let Some(user) = crate::http::signed_in(&state, &headers) else {
+    let Some(user) = crate::http::signed_in(&state, &headers).await else {
         count("forbidden");
         return error(StatusCode::UNAUTHORIZED, "no_session", "sign in first");
     };

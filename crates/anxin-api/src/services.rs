@@ -91,8 +91,8 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 }
 
 /// The signed-in dispatcher or supervisor, as the engine's caller.
-fn dispatcher(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Response> {
-    let Some(user) = crate::http::signed_in(state, headers) else {
+async fn dispatcher(state: &ApiState, headers: &HeaderMap) -> Result<Caller, Response> {
+    let Some(user) = crate::http::signed_in(state, headers).await else {
         state.services.count("forbidden");
         return Err(error(StatusCode::UNAUTHORIZED, "no_session", "sign in first"));
     };
@@ -148,7 +148,7 @@ async fn handle<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     request: impl FnOnce(T) -> Request,
 ) -> Result<Reply, Response> {
-    let caller = dispatcher(state, headers)?;
+    let caller = dispatcher(state, headers).await?;
     let input = body(state, bytes)?;
     ask(state, caller, request(input)).await
 }
@@ -175,7 +175,7 @@ pub(crate) async fn place(State(state): State<ApiState>, headers: HeaderMap, byt
 
 /// Asks the engine a question with no body for the signed-in dispatcher.
 async fn read(state: &ApiState, headers: &HeaderMap, request: Request) -> Result<Reply, Response> {
-    let caller = dispatcher(state, headers)?;
+    let caller = dispatcher(state, headers).await?;
     ask(state, caller, request).await
 }
 
@@ -211,7 +211,7 @@ pub(crate) async fn act(
 /// `GET /api/v1/services/orders/{id}`: the order and every step of it, for a dispatcher
 /// looking into a dispute or a complaint, however long ago it ended.
 pub(crate) async fn history(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
-    if let Err(r) = dispatcher(&state, &headers) {
+    if let Err(r) = dispatcher(&state, &headers).await {
         return r;
     }
     let Some(side) = state.service_side.clone() else {
@@ -249,7 +249,7 @@ pub(crate) async fn statements(
     let Some(side) = state.service_side.clone() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no statements here");
     };
-    let Some(user) = crate::http::signed_in(&state, &headers) else {
+    let Some(user) = crate::http::signed_in(&state, &headers).await else {
         state.services.count("forbidden");
         return error(StatusCode::UNAUTHORIZED, "no_session", "sign in first");
     };

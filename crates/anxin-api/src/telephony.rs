@@ -194,7 +194,7 @@ pub fn credentials_router(api: crate::ApiState, token: &str, softphone: Softphon
 }
 
 async fn credentials(State(state): State<CredentialsState>, headers: HeaderMap) -> Response {
-    let Some(user) = crate::http::signed_in(&state.api, &headers) else {
+    let Some(user) = crate::http::signed_in(&state.api, &headers).await else {
         return (StatusCode::UNAUTHORIZED, Json(ErrorBody::new("not signed in"))).into_response();
     };
     if user.role == anxin_core::StaffRole::Admin {

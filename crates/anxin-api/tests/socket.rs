@@ -77,7 +77,8 @@ async fn spawn_api() -> Api {
         password_hash: anxin_api::hash_password("pw"),
     };
     let sessions = Arc::new(Sessions::new([staff]));
-    let (token, _) = sessions.sign_in("wang", "pw").expect("signed in");
+    let wang = sessions.check("wang", "pw").expect("signed in");
+    let token = sessions.open(&wang).await.expect("opened");
     let shutdown = CancellationToken::new();
     let state = ApiState::new(
         hub.clone(),

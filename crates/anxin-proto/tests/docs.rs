@@ -154,7 +154,7 @@ fn body_type(path: &str, method: &str, which: &str) -> Option<&'static str> {
     Some(match (path, method, which) {
         ("/api/v1/session", "post", "request") => "SignIn",
         ("/api/v1/session", "post" | "get", "200") => "Session",
-        ("/api/v1/session", _, "400" | "401" | "429") => "ErrorBody",
+        ("/api/v1/session", _, "400" | "401" | "429" | "503") => "ErrorBody",
         ("/api/v1/responder/me" | "/api/v1/responder/job", "get", "200") => "ServerFrame",
         ("/api/v1/responder/me", "get", "503") => "ErrorBody",
         ("/api/v1/responder/actions", "post", "request") => "ClientFrame",

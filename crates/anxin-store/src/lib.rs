@@ -14,6 +14,7 @@ mod outbox;
 pub mod report;
 mod services;
 mod sql;
+mod staff;
 mod visits;
 
 use anxin_core::{
@@ -29,6 +30,7 @@ pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQu
 pub use report::ReportStore;
 pub use services::{Names, OrderQuery, ServiceStore};
 pub use sql::{PostgresStore, SqliteStore};
+pub use staff::{StaffSession, StaffSessionStore};
 pub use visits::VisitStore;
 
 /// Why the store could not do what was asked.
@@ -85,10 +87,19 @@ impl<'a> Batch<'a> {
 }
 
 /// Everything the engine keeps (and, through [`FamilyStore`], families' sign-in tokens and
-/// push subscriptions).
+/// push subscriptions; through [`StaffSessionStore`], dispatchers' sessions).
 #[async_trait]
 pub trait Store:
-    FamilyStore + LedgerStore + VisitStore + ReportStore + ServiceStore + Send + Sync + std::fmt::Debug + 'static
+    FamilyStore
+    + LedgerStore
+    + VisitStore
+    + ReportStore
+    + ServiceStore
+    + StaffSessionStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// Stores a batch in one transaction. Idempotent: a batch stored twice (a retry after
     /// an unclear failure) leaves the same state as once.

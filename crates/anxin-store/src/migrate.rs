@@ -62,6 +62,11 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/sqlite/0016_leases.sql") },
     Migration { version: 18, name: "zones", sql: include_str!("../../../migrations/sqlite/0018_zones.sql") },
     Migration { version: 19, name: "inbox", sql: include_str!("../../../migrations/sqlite/0019_inbox.sql") },
+    Migration {
+        version: 20,
+        name: "staff_sessions",
+        sql: include_str!("../../../migrations/sqlite/0020_staff_sessions.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -127,6 +132,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 16, name: "leases", sql: include_str!("../../../migrations/postgres/0016_leases.sql") },
     Migration { version: 18, name: "zones", sql: include_str!("../../../migrations/postgres/0018_zones.sql") },
     Migration { version: 19, name: "inbox", sql: include_str!("../../../migrations/postgres/0019_inbox.sql") },
+    Migration {
+        version: 20,
+        name: "staff_sessions",
+        sql: include_str!("../../../migrations/postgres/0020_staff_sessions.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

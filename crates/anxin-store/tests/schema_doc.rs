@@ -172,5 +172,6 @@ fn the_reader_sees_what_the_migrations_make() {
     assert!(s["leases"].0.contains("epoch"), "the leases table is read");
     assert!(s["inbox"].0.contains("msg_key") && s["inbox"].1.contains("inbox_zone"), "the inbox is read");
     assert!(s["stations"].0.contains("zone"), "a station's zone is read");
-    assert_eq!(s.len(), 24, "{:?}", s.keys());
+    assert!(s["staff_sessions"].0.contains("staff_key"), "staff sessions are read");
+    assert_eq!(s.len(), 25, "{:?}", s.keys());
 }

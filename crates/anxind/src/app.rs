@@ -112,7 +112,7 @@ impl App {
             .filter_map(|r| r.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), r.id.clone())))
             .collect();
         let responder_ids: Vec<_> = registry.responders.iter().map(|r| r.id.clone()).collect();
-        let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
+        let sessions = crate::sessions::kept(registry.staff.clone(), store.clone());
         let families = Arc::new(crate::family::StoreFamilies::new(store.clone(), &registry));
         let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
         let engine = Engine::new(policy, registry, resume);

@@ -17,6 +17,7 @@ pub mod node;
 pub mod notify;
 pub mod ports;
 pub mod provision;
+pub mod sessions;
 pub mod spread;
 pub mod telemetry;
 pub mod timeline;

@@ -422,8 +422,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         .filter_map(|r| r.token_sha256.as_ref().map(|h| (h.to_ascii_lowercase(), r.id.clone())))
         .collect();
     let phones = Arc::new(anxin_api::ResponderHub::new(tokens));
-    let sessions = Arc::new(anxin_api::Sessions::new(registry.staff.clone()));
     let data_store: Arc<dyn Store> = data.clone();
+    let sessions = crate::sessions::kept(registry.staff.clone(), data_store.clone());
     let families = Arc::new(crate::family::StoreFamilies::new(data_store.clone(), &registry));
     let modes = registry.responders.iter().map(|r| (r.id.clone(), r.mode)).collect();
     let family_hub = Arc::new(anxin_api::FamilyHub::new(policy, modes, Vec::new()));

@@ -735,6 +735,54 @@ async fn a_district_in_two_zones_runs_in_one_anxind(backend: Backend, client_id:
     app.stop().await;
 }
 
+/// Sessions are kept in the store: a console signed in before a restart is still signed in
+/// after it (a proxy sending a console to another node finds the same), a sign-out ends it in
+/// the store too, and a new password ends every session opened under the old one, whichever
+/// node reads it next.
+async fn a_session_outlives_a_restart_and_ends_with_a_new_password(backend: Backend, client_id: String) {
+    let app = spawn_app(&backend, &client_id).await;
+    let (wang, li, admin) =
+        (sign_in(app.http, "wang").await, sign_in(app.http, "li").await, sign_in(app.http, "kang").await);
+    let me = |app: &TestApp, cookie: &str| {
+        let (http, cookie) = (app.http, cookie.to_string());
+        async move { http_request(http, "GET", "/api/v1/session", &[("Cookie", &cookie)], "").await }
+    };
+    assert_eq!(me(&app, &wang).await.0, 200);
+    app.stop().await;
+
+    let app = spawn_app(&backend, &client_id).await;
+    let (status, body) = me(&app, &wang).await;
+    assert_eq!(status, 200, "signed in across the restart: {body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["user"]["id"], "wang");
+    let token = wang.split_once('=').unwrap().1;
+    let stored = app.store.staff_session(&anxin_api::token_sha256(token)).await.unwrap();
+    assert_eq!(stored.map(|s| s.staff_id), Some("wang".to_string()), "kept by its hash, never the token");
+
+    // Signing out ends it in the store: after another restart it is still ended.
+    let (status, _) = http_request(app.http, "DELETE", "/api/v1/session", &[("Cookie", &wang)], "").await;
+    assert_eq!(status, 204);
+    assert_eq!(app.store.staff_session(&anxin_api::token_sha256(token)).await.unwrap(), None);
+
+    // Li's password is changed by the admin: her session opened under the old one ends.
+    let (status, head, item) = call(&app, &admin, "GET", "/api/v1/admin/staff/li", &[], Value::Null).await;
+    assert_eq!(status, 200, "{item}");
+    let entry = &item["entry"];
+    let edited = json!({"id": "li", "name": entry["name"], "role": entry["role"], "password": "a-new-long-password"});
+    let (status, _, body) =
+        call(&app, &admin, "PUT", "/api/v1/admin/staff/li", &[("If-Match", &etag_of(&head))], edited).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(me(&app, &li).await.0, 401, "a new password signs the old session out");
+    // Started again on the ledger as stored (the stories' own would put the old password back).
+    let ledger = app.store.load_registry().await.unwrap();
+    app.stop().await;
+
+    let app = spawn_app_from(&backend, &client_id, ledger, |_| {}, anxind::clock::Clock::System).await;
+    assert_eq!(me(&app, &wang).await.0, 401, "signed out stays signed out");
+    assert_eq!(me(&app, &li).await.0, 401, "and so does a session under an old password");
+    assert_eq!(me(&app, &admin).await.0, 200, "the admin's session is untouched");
+    app.stop().await;
+}
+
 on_both_stores!("ledger";
     enrolled_elder_and_device_press_at_once,
     concurrent_edits_are_caught,
@@ -742,4 +790,5 @@ on_both_stores!("ledger";
     each_role_reaches_only_its_own,
     a_district_enrols_from_a_spreadsheet,
     a_district_in_two_zones_runs_in_one_anxind,
+    a_session_outlives_a_restart_and_ends_with_a_new_password,
 );
