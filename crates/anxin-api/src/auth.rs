@@ -156,6 +156,23 @@ impl Sessions {
         }
     }
 
+    /// Everybody who may sign in, as the ledger says now: each added or changed as by
+    /// [`Sessions::set_staff`], and anyone no longer in it removed.
+    pub fn set_all_staff(&self, staff: Vec<Staff>) {
+        let keep: std::collections::HashSet<String> = staff.iter().map(|s| s.id.clone()).collect();
+        let gone: Vec<String> =
+            self.staff.read().expect("staff lock").keys().filter(|id| !keep.contains(*id)).cloned().collect();
+        for id in gone {
+            self.remove_staff(&id);
+        }
+        for s in staff {
+            let same = self.staff.read().expect("staff lock").get(&s.id) == Some(&s);
+            if !same {
+                self.set_staff(s);
+            }
+        }
+    }
+
     /// A member of staff retired: they cannot sign in, and their sessions end now.
     pub fn remove_staff(&self, id: &str) {
         self.staff.write().expect("staff lock").remove(id);

@@ -834,7 +834,7 @@ async fn serve_socket(socket: WebSocket, state: ApiState, peer: Peer) {
 /// claims end if they stay away).
 async fn tell_presence(state: &ApiState, staff: &str, online: bool) {
     let caller = Caller::Dispatcher { id: staff.to_string(), supervisor: false };
-    let command = Command { caller, request: Request::Presence { online }, reply: None };
+    let command = Command::new(caller, Request::Presence { online }, None);
     let _ = state.commands.send(command).await;
 }
 
@@ -978,7 +978,7 @@ async fn family_link(
 /// error after [`ANSWER_WAIT`].
 pub(crate) async fn submit(state: &ApiState, caller: Caller, request: Request) -> BoxFuture<'static, Answer> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let command = Command { caller, request, reply: Some(tx) };
+    let command = Command::new(caller, request, Some(tx));
     if state.commands.send(command).await.is_err() {
         return Box::pin(std::future::ready(Err(Refused::new("stopping", "the engine is stopping"))));
     }

@@ -133,7 +133,7 @@ async fn callback(State(state): State<CallbackState>, headers: HeaderMap, body: 
 /// Sends a command and waits (a while) until the engine has stored what it caused.
 async fn tell_engine(commands: &CommandSender, caller: Caller, request: Request) {
     let (reply, answer) = oneshot::channel();
-    if commands.send(Command { caller, request, reply: Some(reply) }).await.is_err() {
+    if commands.send(Command::new(caller, request, Some(reply))).await.is_err() {
         tracing::warn!("the engine has stopped: a callback's news was not passed on");
         return;
     }

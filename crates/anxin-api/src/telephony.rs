@@ -132,7 +132,7 @@ async fn take(State(state): State<TelephonyState>, headers: HeaderMap, body: Byt
     }
     let name = event.name();
     let (reply, answer) = oneshot::channel();
-    let command = Command { caller: Caller::Telephony, request: Request::Call(event), reply: Some(reply) };
+    let command = Command::new(Caller::Telephony, Request::Call(event), Some(reply));
     if state.commands.send(command).await.is_err() {
         return refuse(&state, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the engine has stopped");
     }

@@ -30,7 +30,7 @@ pub mod zone;
 pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
 pub use carer::{CarerPolicy, CarerView, Visit, VisitAction, VisitError, VisitView};
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
-pub use engine::{Counters, Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
+pub use engine::{AppliedRequest, Counters, Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};
 pub use family::{Channel, Delivery, FamilyAnswer, Notice, NoticePriority, Notification, QuietHours};
 pub use geo::Coordinates;
 pub use health::{DeviceHealth, HealthModel, HealthPolicy, HealthRow, HealthSnapshot};

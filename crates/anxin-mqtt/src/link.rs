@@ -170,12 +170,14 @@ impl DeviceLink {
             prev: frame.prev,
             views: first.to_vec(),
             responders: frame.responders.clone(),
+            sign_ins: frame.sign_ins.clone(),
         };
         let second = anxin_proto::cluster::ZoneViews {
             zone: frame.zone,
             prev: first.last(),
             views: second.to_vec(),
             responders: Vec::new(),
+            sign_ins: Vec::new(),
         };
         self.publish_zone_views(&first)?;
         self.publish_zone_views(&second)

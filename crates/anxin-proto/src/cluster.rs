@@ -20,6 +20,19 @@ pub struct ZoneViews {
     pub views: Vec<IncidentView>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responders: Vec<ResponderView>,
+    /// Members of staff and responders the commit added, changed or retired in the ledger:
+    /// every node reads them from the store, for its sign-in (a password, a role, a phone's
+    /// token). Named only, so that no hash crosses the broker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sign_ins: Vec<SignInChanged>,
+}
+
+/// A ledger entry that signs in, changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInChanged {
+    /// `staff` or `responder`.
+    pub kind: anxin_core::LedgerKind,
+    pub id: String,
 }
 
 impl ZoneViews {
@@ -43,6 +56,10 @@ pub struct Forwarded {
     pub dispatcher: String,
     pub supervisor: bool,
     pub request: Forwardable,
+    /// The asking node's id for the request, the same each time it is sent again: the node
+    /// running the zone acts on an id once and answers it again as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// What may be forwarded.

@@ -243,6 +243,17 @@ pub struct Command {
     pub caller: Caller,
     pub request: Request,
     pub reply: Option<oneshot::Sender<Answer>>,
+    /// Another node's id for a request it forwarded here (issue 25): a dispatcher's action
+    /// acted on under an id is stored with it, in the same commit, so that the id asked again
+    /// of whichever node runs the zone next is answered and not acted on twice.
+    pub request_id: Option<String>,
+}
+
+impl Command {
+    /// A request from this node's own people: no forwarding id.
+    pub fn new(caller: Caller, request: Request, reply: Option<oneshot::Sender<Answer>>) -> Self {
+        Self { caller, request, reply, request_id: None }
+    }
 }
 
 /// The sending end the HTTP side holds.

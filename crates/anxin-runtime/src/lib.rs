@@ -516,9 +516,18 @@ impl<M: Delivery> Runtime<M> {
                 tracing::info!(caller = ?command.caller, "command dropped: the caller stopped waiting");
                 continue;
             }
+            let acts = matches!(command.request, anxin_proto::Request::Dispatch { .. });
             let result = obey(&mut self.engine, &command.caller, command.request, now, &mut out);
             if let Err(e) = &result {
                 tracing::info!(caller = ?command.caller, error = %e, "command refused");
+            }
+            // A dispatcher's action forwarded by another node is stored with its id, in this
+            // batch's commit, so that the id asked again is answered and not acted on twice.
+            // (One refused changed nothing: asked again, it is judged again.)
+            if let (Some(id), true, Ok(reply)) = (command.request_id, acts, &result) {
+                let answer = anxin_proto::cluster::ForwardedReply::of(Ok(reply.clone()));
+                let answer = serde_json::to_string(&answer).expect("an answer serialises");
+                out.requests.push(anxin_core::AppliedRequest { id, answer, at: now });
             }
             replies.push((command.reply, result));
         }
@@ -639,7 +648,8 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
         || !out.ledger.is_empty()
         || !out.visits.is_empty()
         || !out.orders.is_empty()
-        || !out.order_events.is_empty();
+        || !out.order_events.is_empty()
+        || !out.requests.is_empty();
     if to_store && !commit(&ports, &out, &stop, fault).await {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);

@@ -593,7 +593,7 @@ impl Sim {
             request(rng, durable)
         };
         let Some((caller, request)) = asked else { return };
-        let _ = commands.try_send(Command { caller, request, reply: None });
+        let _ = commands.try_send(Command::new(caller, request, None));
     }
 
     /// Something goes wrong with a node, or stops going wrong.

@@ -547,7 +547,7 @@ impl Sim {
         };
         let Some((caller, request)) = asked else { return };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if p.commands.try_send(Command { caller, request, reply: Some(tx) }).is_ok() {
+        if p.commands.try_send(Command::new(caller, request, Some(tx))).is_ok() {
             self.replies.push(rx);
         }
     }

@@ -12,6 +12,7 @@ mod ledger;
 mod migrate;
 mod outbox;
 pub mod report;
+mod requests;
 mod services;
 mod sql;
 mod staff;
@@ -28,6 +29,7 @@ use thiserror::Error;
 pub use family::{FamilyStore, FamilyToken};
 pub use ledger::{DeviceAccountRow, LedgerEvent, LedgerItem, LedgerPage, LedgerQuery, LedgerStore, SavedMapping};
 pub use report::ReportStore;
+pub use requests::AppliedRequestStore;
 pub use services::{Names, OrderQuery, ServiceStore};
 pub use sql::{PostgresStore, SqliteStore};
 pub use staff::{StaffSession, StaffSessionStore};
@@ -67,6 +69,9 @@ pub struct Batch<'a> {
     /// Service orders as they are now (each order's last row is upserted), and their log.
     pub orders: &'a [anxin_core::ServiceOrder],
     pub order_events: &'a [anxin_core::OrderEvent],
+    /// Requests forwarded from other nodes that this batch acted on, by their ids (an id
+    /// stored already is left as it is).
+    pub requests: &'a [anxin_core::AppliedRequest],
 }
 
 impl<'a> Batch<'a> {
@@ -82,6 +87,7 @@ impl<'a> Batch<'a> {
             visits: &out.visits,
             orders: &out.orders,
             order_events: &out.order_events,
+            requests: &out.requests,
         }
     }
 }
@@ -96,6 +102,7 @@ pub trait Store:
     + ReportStore
     + ServiceStore
     + StaffSessionStore
+    + AppliedRequestStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -120,6 +127,12 @@ pub trait Store:
     /// recent message ids, the highest numbers within each zone's range, and their devices'
     /// health and elders' activity and programme as last snapshotted (`anxin_core::zone`).
     async fn resume(&self, zones: &[anxin_core::Zone], messages_since: Timestamp) -> Result<Resume, StoreError>;
+
+    /// Only `zones`' open incidents and highest numbers: what another node's consoles show of
+    /// a zone, as its engine would (views are made of incidents and the ledger alone), read
+    /// for a fraction of [`Store::resume`]'s work (no messages, health, activity, programme,
+    /// visits or orders).
+    async fn resume_open(&self, zones: &[anxin_core::Zone]) -> Result<Resume, StoreError>;
 
     /// Writes a snapshot of devices' health and watched elders' activity taken at `at` (each
     /// row replaces the device's or the elder's last), in transactions of its own, apart

@@ -67,6 +67,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "staff_sessions",
         sql: include_str!("../../../migrations/sqlite/0020_staff_sessions.sql"),
     },
+    Migration {
+        version: 21,
+        name: "applied_requests",
+        sql: include_str!("../../../migrations/sqlite/0021_applied_requests.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -136,6 +141,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 20,
         name: "staff_sessions",
         sql: include_str!("../../../migrations/postgres/0020_staff_sessions.sql"),
+    },
+    Migration {
+        version: 21,
+        name: "applied_requests",
+        sql: include_str!("../../../migrations/postgres/0021_applied_requests.sql"),
     },
 ];
 

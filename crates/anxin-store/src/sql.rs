@@ -163,6 +163,7 @@ struct Rows<'a> {
     visits: &'a [anxin_core::Visit],
     orders: &'a [anxin_core::ServiceOrder],
     order_events: &'a [anxin_core::OrderEvent],
+    requests: &'a [anxin_core::AppliedRequest],
 }
 
 struct NotificationRow<'a> {
@@ -283,6 +284,7 @@ impl<'a> Rows<'a> {
             visits: batch.visits,
             orders: batch.orders,
             order_events: batch.order_events,
+            requests: batch.requests,
         })
     }
 }
@@ -313,6 +315,7 @@ impl SqliteStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
+        Self::write_requests(&mut tx, rows.requests).await?;
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -467,6 +470,7 @@ impl PostgresStore {
         Self::write_ledger(&mut tx, rows.ledger).await?;
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
+        Self::write_requests(&mut tx, rows.requests).await?;
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -585,6 +589,34 @@ macro_rules! sql_store {
                     tracing::info!(version, name, "applied migration");
                 }
                 Ok(())
+            }
+
+            /// A zone's open incidents and its highest numbers.
+            async fn zone_open(&self, zone: Zone) -> Result<(Vec<Incident>, anxin_core::Counters), StoreError> {
+                // The zone's numbers lie strictly between these (anxin_core::zone).
+                let (lo, hi) = (zone.base() as i64, zone.end() as i64);
+                let mut open = Vec::new();
+                for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
+                    .bind(true)
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    open.push(json::<anxin_core::Incident>(&row.try_get::<String, _>("body")?)?);
+                }
+                // Each the highest within the zone's range: an index range, not a scan.
+                let highest =
+                    |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(lo).bind(hi).fetch_one(&self.pool);
+                let counters = anxin_core::Counters {
+                    incident: highest("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE id > $1 AND id < $2").await? as u64,
+                    seq: highest("SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE seq > $1 AND seq < $2").await?
+                        as u64,
+                    ledger: highest("SELECT COALESCE(MAX(seq), 0) FROM ledger_events WHERE seq > $1 AND seq < $2").await?
+                        as u64,
+                    ..Default::default()
+                };
+                Ok((open, counters))
             }
         }
 
@@ -739,30 +771,7 @@ macro_rules! sql_store {
                 // Each zone's reads, the zones side by side on the pool's connections: a
                 // takeover of several zones does not wait for them one after another.
                 let each = zones.iter().map(|&zone| async move {
-                    // The zone's numbers lie strictly between these (anxin_core::zone).
-                    let (lo, hi) = (zone.base() as i64, zone.end() as i64);
-                    let mut open = Vec::new();
-                    for row in sqlx::query("SELECT body FROM incidents WHERE is_open = $1 AND id > $2 AND id < $3 ORDER BY id")
-                        .bind(true)
-                        .bind(lo)
-                        .bind(hi)
-                        .fetch_all(&self.pool)
-                        .await?
-                    {
-                        open.push(json::<anxin_core::Incident>(&row.try_get::<String, _>("body")?)?);
-                    }
-                    // Each the highest within the zone's range: an index range, not a scan.
-                    let highest = |sql: &'static str| {
-                        sqlx::query_scalar::<_, i64>(sql).bind(lo).bind(hi).fetch_one(&self.pool)
-                    };
-                    let mut counters = anxin_core::Counters {
-                        incident: highest("SELECT COALESCE(MAX(id), 0) FROM incidents WHERE id > $1 AND id < $2").await? as u64,
-                        seq: highest("SELECT COALESCE(MAX(seq), 0) FROM incident_events WHERE seq > $1 AND seq < $2").await?
-                            as u64,
-                        ledger: highest("SELECT COALESCE(MAX(seq), 0) FROM ledger_events WHERE seq > $1 AND seq < $2").await?
-                            as u64,
-                        ..Default::default()
-                    };
+                    let (open, mut counters) = self.zone_open(zone).await?;
                     let visits;
                     (visits, counters.visit) = self.open_visits(zone).await?;
                     let orders;
@@ -850,6 +859,16 @@ macro_rules! sql_store {
                 }
                 // Oldest first, whatever their zone.
                 resume.recent_messages.sort_by_key(|m| m.0);
+                Ok(resume)
+            }
+
+            async fn resume_open(&self, zones: &[Zone]) -> Result<Resume, StoreError> {
+                let mut resume = Resume::default();
+                let each = zones.iter().map(|&zone| async move { Ok::<_, StoreError>((zone, self.zone_open(zone).await?)) });
+                for (zone, (open, counters)) in futures_util::future::try_join_all(each).await? {
+                    resume.open.extend(open);
+                    resume.counters.insert(zone, counters);
+                }
                 Ok(resume)
             }
 
@@ -1071,6 +1090,7 @@ impl SqliteStore {
     crate::ledger::write_ledger!(Sqlite);
     crate::visits::visit_rows!(Sqlite);
     crate::services::order_rows!(Sqlite);
+    crate::requests::write_requests!(Sqlite);
 }
 crate::visits::visit_store!(SqliteStore);
 crate::inbox::inbox_store!(SqliteStore, false);
@@ -1084,6 +1104,7 @@ impl PostgresStore {
     crate::ledger::write_ledger!(Postgres);
     crate::visits::visit_rows!(Postgres);
     crate::services::order_rows!(Postgres);
+    crate::requests::write_requests!(Postgres);
 }
 crate::visits::visit_store!(PostgresStore);
 crate::inbox::inbox_store!(PostgresStore, true);

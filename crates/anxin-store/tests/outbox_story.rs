@@ -38,6 +38,7 @@ fn batch(notifications: &[Notification]) -> Batch<'_> {
         visits: &[],
         orders: &[],
         order_events: &[],
+        requests: &[],
     }
 }
 

@@ -173,5 +173,6 @@ fn the_reader_sees_what_the_migrations_make() {
     assert!(s["inbox"].0.contains("msg_key") && s["inbox"].1.contains("inbox_zone"), "the inbox is read");
     assert!(s["stations"].0.contains("zone"), "a station's zone is read");
     assert!(s["staff_sessions"].0.contains("staff_key"), "staff sessions are read");
-    assert_eq!(s.len(), 25, "{:?}", s.keys());
+    assert!(s["applied_requests"].1.contains("applied_requests_at"), "forwarded requests are read");
+    assert_eq!(s.len(), 26, "{:?}", s.keys());
 }

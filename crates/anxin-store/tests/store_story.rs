@@ -137,6 +137,11 @@ async fn an_incident_and_its_log_survive_and_resume(store: Arc<dyn Store>) {
     assert_eq!(resume.counters[&Zone::FIRST].incident, id.0);
     assert_eq!(resume.counters[&Zone::FIRST].seq, out.events.last().unwrap().seq);
     assert_eq!(resume.recent_messages.len(), 2);
+    // What another node's consoles need of the zone: the same open incidents and numbers,
+    // nothing else read.
+    let shown = store.resume_open(&[anxin_core::Zone::FIRST]).await.unwrap();
+    assert_eq!((&shown.open, &shown.counters), (&resume.open, &resume.counters));
+    assert!(shown.recent_messages.is_empty() && shown.health.is_empty());
     let mut engine = Engine::new(Policy::default(), store.load_registry().await.unwrap(), resume);
     let mut again = Outbox::default();
     assert_eq!(
@@ -458,6 +463,46 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
     assert_eq!(store.ledger_zones().await.unwrap(), [z0, z3]);
 }
 
+/// Forwarded requests acted on are stored with the batch that acted, once per id, read back
+/// by id, and cleared when old; staff sessions are kept by token hash, touched, closed and
+/// forgotten when idle.
+async fn applied_requests_and_staff_sessions(store: Arc<dyn Store>) {
+    let mut out = Outbox::default();
+    let applied = |id: &str, at: i64| anxin_core::AppliedRequest {
+        id: id.into(),
+        answer: r#"{"type":"done"}"#.into(),
+        at: Timestamp(at),
+    };
+    out.requests.push(applied("a:r:1", 1_000));
+    commit(&*store, &out).await;
+    commit(&*store, &out).await; // a retry of the same batch
+    assert_eq!(store.applied_request("a:r:1").await.unwrap().as_deref(), Some(r#"{"type":"done"}"#));
+    assert_eq!(store.applied_request("a:r:2").await.unwrap(), None);
+    assert_eq!(store.forget_applied_requests(Timestamp(1_000)).await.unwrap(), 0, "not older than that");
+    assert_eq!(store.forget_applied_requests(Timestamp(1_001)).await.unwrap(), 1);
+    assert_eq!(store.applied_request("a:r:1").await.unwrap(), None);
+
+    let session = anxin_store::StaffSession {
+        token_sha256: "ab".repeat(32),
+        staff_id: "wang".into(),
+        staff_key: "cd".repeat(32),
+        opened_at: Timestamp(10),
+        used_at: Timestamp(10),
+    };
+    store.open_staff_session(&session).await.unwrap();
+    assert_eq!(store.staff_session(&session.token_sha256).await.unwrap(), Some(session.clone()));
+    store.touch_staff_session(&session.token_sha256, Timestamp(50)).await.unwrap();
+    store.touch_staff_session(&session.token_sha256, Timestamp(20)).await.unwrap();
+    let touched = store.staff_session(&session.token_sha256).await.unwrap().unwrap();
+    assert_eq!(touched.used_at, Timestamp(50), "never moved back");
+    assert_eq!(store.forget_idle_staff_sessions(Timestamp(50)).await.unwrap(), 0);
+    assert!(store.close_staff_session(&session.token_sha256).await.unwrap());
+    assert!(!store.close_staff_session(&session.token_sha256).await.unwrap());
+    store.open_staff_session(&session).await.unwrap();
+    assert_eq!(store.forget_idle_staff_sessions(Timestamp(11)).await.unwrap(), 1);
+    assert_eq!(store.staff_session(&session.token_sha256).await.unwrap(), None);
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -497,6 +542,7 @@ both!(
     carer_visits_are_logged_and_resumed,
     a_devices_sim_number_is_stored_and_read_back,
     zones_engines_share_a_store_and_each_resumes_its_own,
+    applied_requests_and_staff_sessions,
 );
 
 /// Events stored before migration 3 carry their whole event in the body; after the upgrade

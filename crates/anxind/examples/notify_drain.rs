@@ -83,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             visits: &[],
             orders: &[],
             order_events: &[],
+            requests: &[],
         };
         store.commit(batch).await?;
 

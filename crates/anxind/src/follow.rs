@@ -19,7 +19,7 @@ use anxin_api::Hub;
 use anxin_core::Zone;
 use anxin_mqtt::rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use anxin_proto::cluster::ZoneViews;
-use anxin_store::PostgresStore;
+use anxin_store::{AppliedRequestStore, PostgresStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,6 +67,13 @@ pub struct Following {
     pub engines: crate::node::Engines,
     /// `anxin_cluster_frames_rejected_total`.
     pub rejected: prometheus::IntCounterVec,
+    /// This node's sign-in, kept up to date by the ledger's changes other nodes' engines
+    /// commit (their frames name who changed; a zone read back reads them all).
+    pub sessions: Arc<anxin_api::Sessions>,
+    pub phones: Arc<anxin_api::ResponderHub>,
+    /// When a frame last named a sign-in changed: a zone's read back catches sign-ins up only
+    /// from a ledger read since.
+    pub sign_ins_changed: Mutex<Option<std::time::Instant>>,
 }
 
 /// How old a ledger read may be to read a zone back with.
@@ -107,15 +114,14 @@ pub fn start(
         link.topics.node_answers(&following.node),
     ];
     let (client, mut events) = AsyncClient::new(options, 1024);
-    let forwarder = Arc::new(Forwarder {
-        client: client.clone(),
-        node: following.node.clone(),
-        topics: link.topics.clone(),
-        next: std::sync::atomic::AtomicU64::new(1),
-        pending: Mutex::default(),
+    let forwarder = Arc::new(Forwarder::new(
+        client.clone(),
+        following.node.clone(),
+        link.topics.clone(),
         owners,
-        rejected: following.rejected.clone(),
-    });
+        following.rejected.clone(),
+        following.data.clone(),
+    ));
     let (heard_tx, heard) = mpsc::channel::<Heard>(1024);
     let pump_stop = stop.clone();
     tokio::spawn(async move {
@@ -276,13 +282,21 @@ impl Following {
     /// does not (one was missed), for the zone to be read back.
     async fn take(&self, zone: Zone, frame: ZoneViews, zones: &mut BTreeMap<Zone, State>) -> Option<ZoneViews> {
         let Some(State::At(at)) = zones.get_mut(&zone) else { return Some(frame) };
-        if frame.last() <= *at && frame.prev <= *at {
-            return None; // shown already
-        }
         if frame.prev > *at {
             return Some(frame);
         }
+        // Shown already. A frame of no incidents (responders, sign-ins) follows the last one
+        // taken when it names it; one that names an earlier one is a repeat.
+        let shown = if frame.views.is_empty() { frame.prev < *at } else { frame.last() <= *at };
+        if shown {
+            return None;
+        }
         *at = frame.last();
+        if !frame.sign_ins.is_empty() {
+            *self.sign_ins_changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(std::time::Instant::now());
+            self.signs_in_anew(frame.sign_ins.clone());
+        }
         // Written out for the consoles off the node's runtime threads, and waited for: the
         // next frame is shown after this one.
         let hub = self.hub.clone();
@@ -296,6 +310,35 @@ impl Following {
         })
         .await;
         None
+    }
+
+    /// Members of staff and responders another node's engine changed in the ledger: read
+    /// from the store, in order, and taken into this node's sign-in. One that cannot be read
+    /// is caught up at the next read back of a zone.
+    fn signs_in_anew(&self, changed: Vec<anxin_proto::cluster::SignInChanged>) {
+        let (data, sessions, phones) = (self.data.clone(), self.sessions.clone(), self.phones.clone());
+        tokio::spawn(async move {
+            for c in changed {
+                let item = match anxin_store::LedgerStore::ledger_item(&*data, c.kind, &c.id).await {
+                    Ok(item) => item,
+                    Err(e) => {
+                        tracing::warn!(kind = ?c.kind, id = c.id, error = %e, "a changed sign-in cannot be read");
+                        continue;
+                    }
+                };
+                let live = item.as_ref().is_some_and(|i| i.retired_at.is_none());
+                match (item.map(|i| i.entry), live) {
+                    (Some(anxin_core::Entry::Staff(s)), true) => sessions.set_staff(s),
+                    (Some(anxin_core::Entry::Responder(r)), true) => phones.set_token(&r.id, r.token_sha256.as_deref()),
+                    (_, _) if c.kind == anxin_core::LedgerKind::Staff => sessions.remove_staff(&c.id),
+                    _ => {
+                        if let Ok(id) = anxin_core::ResponderId::parse(c.id.clone()) {
+                            phones.set_token(&id, None);
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Reads `zone` back from the store as its owner would build it, but for the messages it
@@ -315,17 +358,28 @@ impl Following {
 
     async fn read_now(&self, zone: Zone) -> anyhow::Result<Read> {
         let asked = std::time::Instant::now().checked_sub(LEDGER_FRESH).unwrap_or_else(std::time::Instant::now);
-        let now = self.clock.now();
         let policy = crate::app::policy_of(&self.config);
-        let (engine, _) = crate::node::read_zone(&self.data, &self.ledger, asked, policy, zone, now).await?;
+        let started = std::time::Instant::now();
+        let (engine, _) = crate::node::read_zone(&self.data, &self.ledger, asked, policy, zone, None).await?;
+        let built = started.elapsed();
+        let ledger = self.ledger.last().await;
         // The views made off the node's runtime threads, as the engine was built.
         let read = tokio::task::spawn_blocking(move || Read {
             seq: crate::node::last_seq(&engine, zone),
             open: engine.snapshot(),
             responders: engine.roster_view(),
             stations: engine.stations_view(),
+            ledger,
         });
-        Ok(read.await?)
+        let read = read.await?;
+        tracing::info!(
+            zone = zone.number(),
+            open = read.open.len(),
+            built_ms = built.as_millis() as u64,
+            viewed_ms = (started.elapsed() - built).as_millis() as u64,
+            "a zone read back for the consoles"
+        );
+        Ok(read)
     }
 
     /// Shows what was read of `zone` on the hub, unless the zone runs here now; the sequence
@@ -338,6 +392,15 @@ impl Following {
         self.hub.take_zone(zone, read.seq, read.open, read.responders, self.clock.now());
         self.hub.set_zone_stations(zone, read.stations);
         drop(mine);
+        // Whoever signs in as the ledger read says, if it was read after the last change
+        // another node's frame named: a change whose frame was missed is caught up here.
+        let changed = *self.sign_ins_changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, ledger)) = read.ledger.filter(|(began, _)| changed.is_none_or(|c| *began > c)) {
+            self.sessions.set_all_staff(ledger.staff.clone());
+            for r in &ledger.responders {
+                self.phones.set_token(&r.id, r.token_sha256.as_deref());
+            }
+        }
         Some(read.seq)
     }
 }
@@ -348,26 +411,83 @@ struct Read {
     open: Vec<anxin_core::IncidentView>,
     responders: Vec<anxin_core::ResponderView>,
     stations: Vec<anxin_core::StationView>,
+    /// The ledger as last read, and when that read began.
+    ledger: Option<(std::time::Instant, Arc<anxin_core::Registry>)>,
 }
 
 /// Forwards a dispatcher's request about another node's zone to that node, and takes the
 /// answers (`anxin_proto::cluster::Forwarded`), over the follower's MQTT session.
-#[derive(Debug)]
+///
+/// A request goes under an id of its own (this node's name, a number for this run, a count).
+/// Until it is answered it is sent again, under the same id, to whichever node holds the
+/// zone's lease whenever that changes, and every [`RESEND_EVERY`] in any case; the node running
+/// the zone acts on an id once: it joins a second asking to the first while that is under way,
+/// and answers from the store (`applied_requests`, written in the commit that acted) once it is
+/// done, there or on the node that ran the zone before.
 pub struct Forwarder {
     client: AsyncClient,
     node: String,
     topics: anxin_mqtt::Topics,
+    /// This run's mark in request ids: a restarted node counts from 1 again.
+    run: String,
     next: std::sync::atomic::AtomicU64,
     /// Requests forwarded and not yet answered, by number.
     pending: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<anxin_proto::Answer>>>,
     owners: tokio::sync::watch::Receiver<crate::spread::Owners>,
     rejected: prometheus::IntCounterVec,
+    /// Where requests acted on are looked up.
+    data: Arc<dyn AppliedRequestStore>,
+    /// Requests being acted on here, by id, and every (node, number) that asked for each.
+    answering: Mutex<std::collections::HashMap<String, Vec<(String, u64)>>>,
+    /// When requests acted on were last cleared out of the store.
+    pruned: Mutex<Option<std::time::Instant>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder").field("node", &self.node).field("run", &self.run).finish_non_exhaustive()
+    }
 }
 
 /// How long a forwarded request is waited for (a console gives up on any request after 15 s).
 const FORWARD_WAIT: Duration = Duration::from_secs(20);
 
+/// How often a request not yet answered is sent again to the zone's owner.
+pub const RESEND_EVERY: Duration = Duration::from_secs(2);
+
+/// How long requests acted on are kept (nobody asks again after [`FORWARD_WAIT`]).
+const APPLIED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Forwarder {
+    fn new(
+        client: AsyncClient,
+        node: String,
+        topics: anxin_mqtt::Topics,
+        owners: tokio::sync::watch::Receiver<crate::spread::Owners>,
+        rejected: prometheus::IntCounterVec,
+        data: Arc<dyn AppliedRequestStore>,
+    ) -> Self {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).expect("the OS has randomness");
+        Self {
+            client,
+            node,
+            topics,
+            run: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            next: std::sync::atomic::AtomicU64::new(1),
+            pending: Mutex::default(),
+            owners,
+            rejected,
+            data,
+            answering: Mutex::default(),
+            pruned: Mutex::default(),
+        }
+    }
+
     /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
     /// cannot be (not a dispatcher's request about an incident or elder, no other node
     /// holding the zone, or the broker not taking it).
@@ -380,32 +500,72 @@ impl Forwarder {
         let owner = self.owners.borrow().get(&zone).cloned();
         let Some(owner) = owner.filter(|o| *o != self.node) else { return Some(command) };
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let frame = anxin_proto::cluster::Forwarded { id, from: self.node.clone(), dispatcher, supervisor, request };
+        let request_id = Some(format!("{}:{}:{id}", self.node, self.run));
+        let frame = anxin_proto::cluster::Forwarded {
+            id,
+            from: self.node.clone(),
+            dispatcher,
+            supervisor,
+            request,
+            request_id,
+        };
         let Ok(body) = serde_json::to_vec(&frame) else { return Some(command) };
-        let anxin_proto::Command { caller, request, reply } = command;
-        if let Some(reply) = reply {
-            self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, reply);
-        }
-        if self.client.try_publish(self.topics.node_commands(&owner), QoS::AtLeastOnce, false, body).is_err() {
-            let reply = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-            return Some(anxin_proto::Command { caller, request, reply });
+        let anxin_proto::Command { caller, request, reply, request_id } = command;
+        let Some(reply) = reply else {
+            // Nobody waits for an answer: sent once.
+            let _ = self.client.try_publish(self.topics.node_commands(&owner), QoS::AtLeastOnce, false, body);
+            return None;
+        };
+        lock(&self.pending).insert(id, reply);
+        if self.client.try_publish(self.topics.node_commands(&owner), QoS::AtLeastOnce, false, body.clone()).is_err() {
+            let reply = lock(&self.pending).remove(&id);
+            return Some(anxin_proto::Command { caller, request, reply, request_id });
         }
         tracing::debug!(zone = zone.number(), owner, id, "a dispatcher's request forwarded");
         let this = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(FORWARD_WAIT).await;
-            let left = this.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-            if let Some(reply) = left {
-                let _ = reply.send(Err(anxin_proto::Refused::new(
-                    "no_answer_in_time",
-                    "no answer in time: check the current state before trying again",
-                )));
-            }
-        });
+        tokio::spawn(async move { this.until_answered(zone, id, body, owner).await });
         None
     }
 
-    /// An answer to a request this node forwarded.
+    /// Sends a forwarded request again, under its id, while it is not answered: to the zone's
+    /// new owner when the lease moves, and every [`RESEND_EVERY`]; gives up after
+    /// [`FORWARD_WAIT`] or when whoever asked stops waiting.
+    async fn until_answered(&self, zone: Zone, id: u64, body: Vec<u8>, mut sent_to: String) {
+        let deadline = tokio::time::Instant::now() + FORWARD_WAIT;
+        let mut sent_at = tokio::time::Instant::now();
+        let mut owners = self.owners.clone();
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(sent_at + RESEND_EVERY) => {}
+                changed = owners.changed(), if watching => watching = changed.is_ok(),
+            }
+            match lock(&self.pending).get(&id) {
+                None => return,
+                Some(reply) if reply.is_closed() => break,
+                Some(_) => {}
+            }
+            let owner = owners.borrow().get(&zone).cloned();
+            // Between owners: asked again once the zone has one.
+            let Some(owner) = owner else { continue };
+            if owner != sent_to || sent_at.elapsed() >= RESEND_EVERY {
+                tracing::debug!(zone = zone.number(), owner, id, "a forwarded request sent again");
+                let _ =
+                    self.client.publish(self.topics.node_commands(&owner), QoS::AtLeastOnce, false, body.clone()).await;
+                (sent_to, sent_at) = (owner, tokio::time::Instant::now());
+            }
+        }
+        if let Some(reply) = lock(&self.pending).remove(&id) {
+            let _ = reply.send(Err(anxin_proto::Refused::new(
+                "no_answer_in_time",
+                "no answer in time: check the current state before trying again",
+            )));
+        }
+    }
+
+    /// An answer to a request this node forwarded. `zone_elsewhere` (the node asked no longer
+    /// runs the zone) is not an answer: the request goes on to the zone's next owner.
     fn answered(&self, payload: &[u8]) {
         let answer: anxin_proto::cluster::ForwardedAnswer = match serde_json::from_slice(payload) {
             Ok(a) => a,
@@ -415,14 +575,19 @@ impl Forwarder {
                 return;
             }
         };
-        let reply = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&answer.id);
+        if matches!(&answer.answer, anxin_proto::cluster::ForwardedReply::Refused { code, .. } if code == "zone_elsewhere")
+        {
+            return;
+        }
+        let reply = lock(&self.pending).remove(&answer.id);
         if let Some(reply) = reply {
             let _ = reply.send(answer.answer.into_answer());
         }
     }
 
     /// A request another node forwarded here: to the engine of its zone if it runs here (else
-    /// refused as `zone_elsewhere`), the answer published back once it comes.
+    /// refused as `zone_elsewhere`), the answer published back once it comes. A request under
+    /// an id already acted on is answered as it was, and one under way here is joined.
     fn asked(self: &Arc<Self>, payload: &[u8], engines: &crate::node::Engines) {
         let asked: anxin_proto::cluster::Forwarded = match serde_json::from_slice(payload) {
             Ok(a) => a,
@@ -432,7 +597,7 @@ impl Forwarder {
                 return;
             }
         };
-        let anxin_proto::cluster::Forwarded { id, from, dispatcher, supervisor, request } = asked;
+        let anxin_proto::cluster::Forwarded { id, from, dispatcher, supervisor, request, request_id } = asked;
         let (caller, request) = request.into_command(dispatcher, supervisor);
         let zone = match &request {
             anxin_proto::Request::Dispatch { incident, .. }
@@ -448,31 +613,96 @@ impl Forwarder {
                 None => engines.values().next().cloned(),
             }
         };
+        let elsewhere = move || {
+            let zone = zone.map_or_else(|| "?".to_string(), |z| z.number().to_string());
+            Err(anxin_proto::Refused::new(
+                "zone_elsewhere",
+                format!("zone {zone} does not run on this node now; ask again"),
+            )
+            .with("zone", zone))
+        };
         let this = self.clone();
+        let Some(engine) = engine else {
+            tokio::spawn(async move { this.answer(&[(from, id)], elsewhere()).await });
+            return;
+        };
+        self.prune();
         tokio::spawn(async move {
-            let answer = match engine {
-                Some(engine) => {
-                    let (reply, answer) = tokio::sync::oneshot::channel();
-                    let command = anxin_proto::Command { caller, request, reply: Some(reply) };
-                    match engine.send(command).await {
-                        Ok(()) => tokio::time::timeout(FORWARD_WAIT, answer).await.ok().and_then(|a| a.ok()),
-                        Err(_) => None,
-                    }
-                }
-                None => None,
+            let Some(request_id) = request_id else {
+                let answer = this.act(&engine, caller, request, None).await.unwrap_or_else(elsewhere);
+                this.answer(&[(from, id)], answer).await;
+                return;
             };
-            let answer = answer.unwrap_or_else(|| {
-                let zone = zone.map_or_else(|| "?".to_string(), |z| z.number().to_string());
-                Err(anxin_proto::Refused::new(
-                    "zone_elsewhere",
-                    format!("zone {zone} does not run on this node now; ask again"),
-                )
-                .with("zone", zone))
-            });
-            let frame =
-                anxin_proto::cluster::ForwardedAnswer { id, answer: anxin_proto::cluster::ForwardedReply::of(answer) };
+            {
+                let mut answering = lock(&this.answering);
+                if let Some(askers) = answering.get_mut(&request_id) {
+                    askers.push((from, id));
+                    return;
+                }
+                answering.insert(request_id.clone(), vec![(from, id)]);
+            }
+            let answer = match this.data.applied_request(&request_id).await {
+                Ok(Some(stored)) => match serde_json::from_str::<anxin_proto::cluster::ForwardedReply>(&stored) {
+                    Ok(reply) => Some(reply.into_answer()),
+                    Err(e) => {
+                        tracing::error!(error = %e, request_id, "a stored answer that cannot be read");
+                        None
+                    }
+                },
+                Ok(None) => {
+                    Some(this.act(&engine, caller, request, Some(request_id.clone())).await.unwrap_or_else(elsewhere))
+                }
+                // Not known whether it was acted on: not answered (it is asked again).
+                Err(e) => {
+                    tracing::warn!(error = %e, request_id, "requests acted on cannot be read; not answered yet");
+                    None
+                }
+            };
+            let askers = lock(&this.answering).remove(&request_id).unwrap_or_default();
+            if let Some(answer) = answer {
+                this.answer(&askers, answer).await;
+            }
+        });
+    }
+
+    /// Asks this node's engine; `None` if it stopped before answering.
+    async fn act(
+        &self,
+        engine: &mpsc::Sender<anxin_proto::Command>,
+        caller: anxin_proto::Caller,
+        request: anxin_proto::Request,
+        request_id: Option<String>,
+    ) -> Option<anxin_proto::Answer> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let command = anxin_proto::Command { caller, request, reply: Some(reply), request_id };
+        engine.send(command).await.ok()?;
+        tokio::time::timeout(FORWARD_WAIT, answer).await.ok().and_then(|a| a.ok())
+    }
+
+    /// Publishes `answer` to each (node, number) that asked.
+    async fn answer(&self, askers: &[(String, u64)], answer: anxin_proto::Answer) {
+        let reply = anxin_proto::cluster::ForwardedReply::of(answer);
+        for (from, id) in askers {
+            let frame = anxin_proto::cluster::ForwardedAnswer { id: *id, answer: reply.clone() };
             if let Ok(body) = serde_json::to_vec(&frame) {
-                let _ = this.client.publish(this.topics.node_answers(&from), QoS::AtLeastOnce, false, body).await;
+                let _ = self.client.publish(self.topics.node_answers(from), QoS::AtLeastOnce, false, body).await;
+            }
+        }
+    }
+
+    /// Clears requests acted on more than a day ago out of the store, at most once an hour.
+    fn prune(&self) {
+        let mut pruned = lock(&self.pruned);
+        if pruned.is_some_and(|at| at.elapsed() < Duration::from_secs(3600)) {
+            return;
+        }
+        *pruned = Some(std::time::Instant::now());
+        let data = self.data.clone();
+        tokio::spawn(async move {
+            let kept = i64::try_from(APPLIED_KEPT.as_millis()).unwrap_or(i64::MAX);
+            let before = anxin_core::Timestamp(anxin_proto::wall_clock_now().millis().saturating_sub(kept));
+            if let Err(e) = data.forget_applied_requests(before).await {
+                tracing::warn!(error = %e, "old forwarded requests could not be cleared");
             }
         });
     }
@@ -487,15 +717,16 @@ mod tests {
         let (client, _events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 4);
         let rejected = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["kind"]).unwrap();
         let (_owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
-        let forwarder = Arc::new(Forwarder {
+        let dir = tempfile::tempdir().unwrap();
+        let store = anxin_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await;
+        let forwarder = Arc::new(Forwarder::new(
             client,
-            node: "a".into(),
-            topics: anxin_mqtt::Topics::default(),
-            next: std::sync::atomic::AtomicU64::new(1),
-            pending: Mutex::default(),
-            owners: watching,
-            rejected: rejected.clone(),
-        });
+            "a".into(),
+            anxin_mqtt::Topics::default(),
+            watching,
+            rejected.clone(),
+            Arc::new(store.unwrap()),
+        ));
         let (waiting, answer) = tokio::sync::oneshot::channel();
         forwarder.pending.lock().unwrap().insert(7, waiting);
         forwarder.answered(b"{\"id\": 7, \"answer\": \"garbage\"}");
@@ -506,5 +737,63 @@ mod tests {
         let good = anxin_proto::cluster::ForwardedAnswer { id: 7, answer: anxin_proto::cluster::ForwardedReply::Done };
         forwarder.answered(&serde_json::to_vec(&good).unwrap());
         assert_eq!(answer.await.unwrap(), Ok(anxin_proto::Reply::Done));
+    }
+
+    /// The node running a zone acts on a forwarded request's id once: asked twice while it is
+    /// under way, its engine is asked once; asked again once it is stored (here, or by the
+    /// node that ran the zone before), it is answered from the store.
+    #[tokio::test]
+    async fn a_request_asked_again_under_its_id_reaches_the_engine_once() {
+        let (client, _events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 64);
+        let rejected = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["kind"]).unwrap();
+        let (_owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            anxin_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();
+        let store = Arc::new(store);
+        let forwarder = Arc::new(Forwarder::new(
+            client,
+            "b".into(),
+            anxin_mqtt::Topics::default(),
+            watching,
+            rejected,
+            store.clone(),
+        ));
+        // Zone 0's engine, as this node runs it: what reaches it is counted.
+        let (engine, mut reached) = mpsc::channel::<anxin_proto::Command>(8);
+        let engines = crate::node::Engines::default();
+        engines.write().unwrap().insert(Zone::FIRST, engine);
+        let note = |n: u64| anxin_proto::cluster::Forwarded {
+            id: n,
+            from: "a".into(),
+            dispatcher: "wang".into(),
+            supervisor: false,
+            request: anxin_proto::cluster::Forwardable::Dispatch {
+                incident: anxin_core::IncidentId(1),
+                action: anxin_core::DispatcherAction::Note { text: "家属已到".into() },
+            },
+            request_id: Some("a:run:1".into()),
+        };
+        forwarder.asked(&serde_json::to_vec(&note(1)).unwrap(), &engines);
+        forwarder.asked(&serde_json::to_vec(&note(2)).unwrap(), &engines);
+        let first = tokio::time::timeout(Duration::from_secs(5), reached.recv()).await.unwrap().unwrap();
+        assert_eq!(first.request_id.as_deref(), Some("a:run:1"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(reached.try_recv().is_err(), "asked again while under way: joined, not acted on twice");
+
+        // The engine stores it with its id, in the commit that acted, then answers.
+        let mut out = anxin_core::Outbox::default();
+        let answer = serde_json::to_string(&anxin_proto::cluster::ForwardedReply::Done).unwrap();
+        out.requests.push(anxin_core::AppliedRequest { id: "a:run:1".into(), answer, at: anxin_core::Timestamp(1) });
+        anxin_store::Store::commit(&*store, anxin_store::Batch::of(&out)).await.unwrap();
+        first.reply.unwrap().send(Ok(anxin_proto::Reply::Done)).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(lock(&forwarder.answering).is_empty(), "both askers answered");
+
+        // Asked a third time (the asking node heard nothing, or the zone moved here since).
+        forwarder.asked(&serde_json::to_vec(&note(3)).unwrap(), &engines);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(reached.try_recv().is_err(), "answered from the store, not acted on again");
+        assert!(lock(&forwarder.answering).is_empty());
     }
 }

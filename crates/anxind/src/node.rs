@@ -138,7 +138,7 @@ async fn router(
             },
             _ => command,
         };
-        let Command { caller, request, reply } = command;
+        let Command { caller, request, reply, request_id } = command;
         if senders.is_empty() {
             if let Some(reply) = reply {
                 let _ = reply.send(match to {
@@ -153,7 +153,12 @@ async fn router(
         // The first engine answers; the others are told as well.
         let mut reply = reply;
         for (zone, tx) in senders {
-            let command = Command { caller: caller.clone(), request: request.clone(), reply: reply.take() };
+            let command = Command {
+                caller: caller.clone(),
+                request: request.clone(),
+                reply: reply.take(),
+                request_id: request_id.clone(),
+            };
             if let Err(mpsc::error::SendError(command)) = tx.send(command).await {
                 // The zone's engine stopped meanwhile (handed over or lost).
                 if let Some(reply) = command.reply {
@@ -241,7 +246,7 @@ impl Shared {
         let reading = std::time::Instant::now();
         let policy = policy_of(config);
         let since = now.plus_millis(-policy.dedup_window_ms);
-        let (engine, registry) = read_zone(&self.data, &self.ledger, reading, policy, zone, since).await?;
+        let (engine, registry) = read_zone(&self.data, &self.ledger, reading, policy, zone, Some(since)).await?;
         *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Directory::of(&registry);
         drop(registry);
         let seq = last_seq(&engine, zone);
@@ -358,28 +363,51 @@ impl LedgerReads {
         *last = Some((began, registry.clone()));
         Ok(registry)
     }
+
+    /// The last read, and when it began.
+    pub async fn last(&self) -> Option<(std::time::Instant, Arc<Registry>)> {
+        self.0.lock().await.clone()
+    }
 }
 
 /// Reads `zone` back from the store and builds an engine over it: the zone's part of the
 /// ledger (the whole ledger, as read no earlier than `asked`, returned beside it) and its open
-/// incidents, with the message ids seen since `messages_since`.
+/// incidents, with the message ids seen since `messages_since` and all else the engine keeps;
+/// with `None`, only what consoles are shown ([`anxin_store::Store::resume_open`]: another
+/// node's zone, followed).
 pub(crate) async fn read_zone(
     data: &PostgresStore,
     ledger: &LedgerReads,
     asked: std::time::Instant,
     policy: anxin_core::Policy,
     zone: Zone,
-    messages_since: anxin_core::Timestamp,
+    messages_since: Option<anxin_core::Timestamp>,
 ) -> anyhow::Result<(Engine, Arc<Registry>)> {
     let zones = [zone];
-    let (resume, registry) = tokio::join!(data.resume(&zones, messages_since), ledger.since(data, asked));
+    let started = std::time::Instant::now();
+    let timed = async {
+        let resume = match messages_since {
+            Some(since) => data.resume(&zones, since).await,
+            None => data.resume_open(&zones).await,
+        };
+        (resume, started.elapsed())
+    };
+    let ((resume, resumed), registry) = tokio::join!(timed, ledger.since(data, asked));
     let (registry, resume) = (registry?, resume.context("cannot read the zone")?);
+    let read = started.elapsed();
     // Built off the node's runtime threads (one by default): the node's other zones' engines
     // must not wait behind it.
     let ledger = registry.clone();
     let engine = tokio::task::spawn_blocking(move || Engine::new(policy, ledger.zones_part(&zones), resume))
         .await
         .context("building the zone's engine failed")?;
+    tracing::debug!(
+        zone = zone.number(),
+        resume_ms = resumed.as_millis() as u64,
+        ledger_ms = read.as_millis() as u64,
+        engine_ms = (started.elapsed() - read).as_millis() as u64,
+        "a zone read from the store"
+    );
     Ok((engine, registry))
 }
 
@@ -520,6 +548,9 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             reading: tokio::sync::Semaphore::new(1),
             engines: engines.clone(),
             rejected: metrics.peer_frames_rejected.clone(),
+            sessions: sessions.clone(),
+            phones: phones.clone(),
+            sign_ins_changed: Mutex::default(),
         },
         owners,
         follow_stop.clone(),
@@ -831,7 +862,7 @@ mod tests {
         let dispatcher = Caller::Dispatcher { id: "wang".into(), supervisor: false };
         let ask = |request: Request| {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            (Command { caller: dispatcher.clone(), request, reply: Some(reply) }, answer)
+            (Command::new(dispatcher.clone(), request, Some(reply)), answer)
         };
 
         let (command, answer) = ask(Request::Suggest { incident: IncidentId((5 << 40) + 1) });

@@ -184,7 +184,7 @@ impl anxin_notify::Reporter for EngineReporter {
                 delivery,
             };
             let (reply, answer) = oneshot::channel();
-            if self.0.send(Command { caller: Caller::Notifier, request, reply: Some(reply) }).await.is_err() {
+            if self.0.send(Command::new(Caller::Notifier, request, Some(reply))).await.is_err() {
                 tracing::debug!(key = %n.key, "the engine has stopped; a notification's outcome stays in the store");
                 return;
             }

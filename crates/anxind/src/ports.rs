@@ -123,18 +123,27 @@ pub struct FeedPort {
 /// off the node's runtime threads: the engine only queues them.
 #[derive(Debug)]
 pub struct ZonePublisher {
-    frames: tokio::sync::mpsc::UnboundedSender<(Vec<IncidentView>, Vec<ResponderView>)>,
+    frames: tokio::sync::mpsc::UnboundedSender<PeerFrame>,
+}
+
+/// What one frame for the other nodes carries.
+#[derive(Debug, Default)]
+struct PeerFrame {
+    views: Vec<IncidentView>,
+    responders: Vec<ResponderView>,
+    sign_ins: Vec<anxin_proto::cluster::SignInChanged>,
 }
 
 impl ZonePublisher {
     /// Starts publishing `zone`'s frames on `link`, the first after `last`; it stops when the
     /// publisher is dropped (with the engine's ports).
     pub fn start(link: anxin_mqtt::DeviceLink, zone: anxin_core::Zone, last: u64, metrics: Metrics) -> Self {
-        let (frames, mut queued) = tokio::sync::mpsc::unbounded_channel::<(Vec<IncidentView>, Vec<ResponderView>)>();
+        let (frames, mut queued) = tokio::sync::mpsc::unbounded_channel::<PeerFrame>();
         tokio::spawn(async move {
             let mut last = last;
-            while let Some((views, responders)) = queued.recv().await {
-                let frame = anxin_proto::cluster::ZoneViews { zone: zone.number(), prev: last, views, responders };
+            while let Some(PeerFrame { views, responders, sign_ins }) = queued.recv().await {
+                let frame =
+                    anxin_proto::cluster::ZoneViews { zone: zone.number(), prev: last, views, responders, sign_ins };
                 // Whether it goes or not: a node that misses it reads the zone back from the store.
                 last = frame.last();
                 let link = link.clone();
@@ -148,8 +157,8 @@ impl ZonePublisher {
         ZonePublisher { frames }
     }
 
-    fn publish(&self, views: Vec<IncidentView>, responders: Vec<ResponderView>) {
-        let _ = self.frames.send((views, responders));
+    fn publish(&self, frame: PeerFrame) {
+        let _ = self.frames.send(frame);
     }
 }
 
@@ -158,7 +167,7 @@ impl anxin_runtime::Feeds for FeedPort {
         // The family's view is made from the same committed views, its elder's alone.
         self.family.publish(&deltas);
         if let Some(peers) = &self.peers {
-            peers.publish(deltas.clone(), Vec::new());
+            peers.publish(PeerFrame { views: deltas.clone(), ..PeerFrame::default() });
         }
         self.hub.publish(deltas);
     }
@@ -175,13 +184,27 @@ impl anxin_runtime::Feeds for FeedPort {
 
     fn responders(&self, views: Vec<ResponderView>) {
         if let Some(peers) = &self.peers {
-            peers.publish(Vec::new(), views.clone());
+            peers.publish(PeerFrame { responders: views.clone(), ..PeerFrame::default() });
         }
         self.hub.publish_responders(views);
     }
 
     fn ledger(&self, records: &[anxin_core::LedgerRecord]) {
         crate::ledger::apply_to_sign_ins(records, &self.phones, &self.sessions);
+        if let Some(peers) = &self.peers {
+            let sign_ins: Vec<_> = records
+                .iter()
+                .filter_map(|r| match &r.entry {
+                    anxin_core::Entry::Staff(s) => Some((anxin_core::LedgerKind::Staff, s.id.clone())),
+                    anxin_core::Entry::Responder(x) => Some((anxin_core::LedgerKind::Responder, x.id.to_string())),
+                    _ => None,
+                })
+                .map(|(kind, id)| anxin_proto::cluster::SignInChanged { kind, id })
+                .collect();
+            if !sign_ins.is_empty() {
+                peers.publish(PeerFrame { sign_ins, ..PeerFrame::default() });
+            }
+        }
         self.broker.tell(records);
         // A responder retired has no view left to send: the consoles are told to drop them
         // (before this batch's views, so one enrolled again in the same batch comes back).

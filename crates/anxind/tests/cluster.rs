@@ -220,7 +220,7 @@ impl Nodes {
             .env("ANXIN_MQTT__CLIENT_ID", &self.root)
             .env("ANXIN_STORE__URL", via(&self.store_url, proxy.addr))
             .env("ANXIN_HTTP__LISTEN", "127.0.0.1:0")
-            .env("ANXIN_LOG", "info,sqlx=warn")
+            .env("ANXIN_LOG", std::env::var("ANXIN_CLUSTER_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .kill_on_drop(true);
@@ -861,6 +861,55 @@ fn taken_from(of: BTreeSet<u16>, by_not: &str) -> impl Fn(&Running) -> bool + '_
     move |running| of.iter().all(|z| running.iter().any(|(n, (zones, _))| *n != by_not && zones.contains(z)))
 }
 
+/// Sends `frame`, as a node named by its `from` would forward a dispatcher's request, to node
+/// `to` `times` times, and returns the answers heard within 15 s (at most `times`).
+async fn forward_to(
+    mqtt: &str,
+    root: &str,
+    to: &str,
+    frame: &anxin_proto::cluster::Forwarded,
+    times: usize,
+) -> Vec<anxin_proto::cluster::ForwardedReply> {
+    let (host, port) = anxind::config::broker_address(mqtt).unwrap();
+    let (client, mut eventloop) = AsyncClient::new(MqttOptions::new(format!("{root}-{}", frame.from), host, port), 64);
+    client.subscribe(format!("{root}/v1/nodes/{}/answers", frame.from), QoS::AtLeastOnce).await.unwrap();
+    let mut answers = Vec::new();
+    let body = serde_json::to_vec(frame).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(event) = eventloop.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    for _ in 0..times {
+                        let topic = format!("{root}/v1/nodes/{to}/commands");
+                        client.publish(topic, QoS::AtLeastOnce, false, body.clone()).await.unwrap();
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let answer: anxin_proto::cluster::ForwardedAnswer = serde_json::from_slice(&p.payload).unwrap();
+                    answers.push(answer.answer);
+                    if answers.len() == times {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    let _ = client.disconnect().await;
+    answers
+}
+
+/// Which node runs `zone` now, by what they last said.
+fn runner_of(nodes: &Nodes, zone: u16) -> String {
+    nodes
+        .running
+        .iter()
+        .find(|(_, (zones, _))| zones.contains(&zone))
+        .map(|(n, _)| n.to_string())
+        .expect("a node runs it")
+}
+
 /// No single machine to lose, with the district split into 8 zones spread over three nodes
 /// (`cluster.spread_zones`) and 4 ingest sessions: presses come in through the sessions'
 /// shared subscription into the inbox, and each zone's owner takes them from there. The same
@@ -895,6 +944,28 @@ async fn zones_spread_over_three_nodes() {
     let bookings = watch_bookings(store_url.clone(), stop.clone());
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
+
+    // A dispatcher's note forwarded by another node, under its id, to the node running the
+    // incident's zone, twice (the asking node heard nothing the first time): both answered,
+    // acted on once. It is asked once more after every node has been killed, stopped, cut or
+    // restarted (below), of whichever node runs the zone then.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&store_url).await.unwrap();
+    let noted: i64 = sqlx::query_scalar("SELECT MIN(id) FROM incidents").fetch_one(&mut db).await.unwrap();
+    let noted_zone = anxin_core::Zone::of(noted as u64).number();
+    drop(db);
+    let forwarded_note = anxin_proto::cluster::Forwarded {
+        id: 1,
+        from: "asker".into(),
+        dispatcher: "wang".into(),
+        supervisor: false,
+        request: anxin_proto::cluster::Forwardable::Dispatch {
+            incident: anxin_core::IncidentId(noted as u64),
+            action: anxin_core::DispatcherAction::Note { text: format!("forwarded once {root}") },
+        },
+        request_id: Some("asker:run:1".into()),
+    };
+    let answers = forward_to(&mqtt, &root, &runner_of(&nodes, noted_zone), &forwarded_note, 2).await;
+    assert_eq!(answers, vec![anxin_proto::cluster::ForwardedReply::Done; 2], "both askings answered");
     let mut takeovers: Vec<Takeover> = Vec::new();
     let mut zones_of: BTreeMap<usize, BTreeSet<u16>> = BTreeMap::new();
     let mut victims = all.iter().copied().cycle();
@@ -1023,6 +1094,18 @@ async fn zones_spread_over_three_nodes() {
     let (reads, booked_twice) = bookings.await.unwrap();
 
     let (p, sent, mut db) = every_press_stored_once(&presses, &store_url).await;
+    // The forwarded note, asked again of whoever runs its zone now (restarted since, or
+    // another node): answered as before, from the store, and still stored once.
+    nodes.settle(Duration::from_secs(1)).await;
+    let answers = forward_to(&mqtt, &root, &runner_of(&nodes, noted_zone), &forwarded_note, 1).await;
+    assert_eq!(answers, vec![anxin_proto::cluster::ForwardedReply::Done], "asked after the zone moved");
+    let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM incident_events WHERE incident_id = $1 AND body LIKE $2")
+        .bind(noted)
+        .bind(format!("%forwarded once {root}%"))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(notes, 1, "a request forwarded three times under one id, across the zone's moves, acts once");
     // Each device's incident is numbered in its zone.
     let incidents: Vec<(i64, String)> =
         sqlx::query_as("SELECT id, device_id FROM incidents").fetch_all(&mut db).await.unwrap();
@@ -1081,6 +1164,28 @@ async fn zones_spread_over_three_nodes() {
             timeline["events"].as_array().is_some_and(|e| e.iter().any(|e| e.to_string().contains("\"claimed\""))),
             "the claim is in the incident's stored timeline: {timeline}"
         );
+    }
+
+    // A dispatcher enrolled through one node signs in on every node: the other nodes read who
+    // changed from the store when the committing zone's frame names them.
+    let https: Vec<(String, SocketAddr)> =
+        nodes.running.iter().filter_map(|(n, (_, http))| Some((n.to_string(), (*http)?))).collect();
+    let admin = sign_in(https[0].1, "kang").await;
+    let sun = serde_json::json!({"id": "sun", "name": "孙调度", "role": "dispatcher", "password": "a-long-password"});
+    let headers = [("Cookie", admin.as_str()), ("Content-Type", "application/json")];
+    let (status, body) = http_request(https[0].1, "POST", "/api/v1/admin/staff", &headers, &sun.to_string()).await;
+    assert_eq!(status, 201, "enrolled through {}: {body}", https[0].0);
+    let sign_in_body = serde_json::json!({"user": "sun", "password": "a-long-password"}).to_string();
+    for (name, http) in &https {
+        // Tried at most four times, a second apart (a fifth wrong password would be slowed).
+        for tries in 1.. {
+            let (status, body) = http_request(*http, "POST", "/api/v1/session", &[], &sign_in_body).await;
+            if status == 200 {
+                break;
+            }
+            assert!(tries < 4, "the new dispatcher cannot sign in on {name}: {status} {body}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     for (n, t) in takeovers.iter_mut().enumerate() {

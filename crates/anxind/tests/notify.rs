@@ -315,6 +315,7 @@ async fn kill_9_during_deliveries_loses_no_notification() {
         visits: &[],
         orders: &[],
         order_events: &[],
+        requests: &[],
     };
     store.commit(batch).await.unwrap();
     // Each text takes the gateway 100 ms, so the kill finds some sent, some in flight, most not.

@@ -117,6 +117,17 @@ pub enum Refusal {
     UnknownDevice(DeviceId),
 }
 
+/// A request another node forwarded under its own id, acted on in this batch: stored in the
+/// same commit as what it did, so that the id asked again (after a takeover) is answered
+/// from the store and not acted on twice (issue 25).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRequest {
+    pub id: String,
+    /// The answer given, as the forwarding frame carries it (JSON).
+    pub answer: String,
+    pub at: Timestamp,
+}
+
 /// Everything one or more steps produced, in order.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -143,6 +154,8 @@ pub struct Outbox {
     pub orders: Vec<crate::service::ServiceOrder>,
     /// The orders' log.
     pub order_events: Vec<crate::service::OrderEvent>,
+    /// Forwarded requests acted on, to store with what they did.
+    pub requests: Vec<AppliedRequest>,
 }
 
 impl Outbox {
@@ -164,6 +177,7 @@ impl Outbox {
             visits: Vec::new(),
             orders: Vec::new(),
             order_events: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
