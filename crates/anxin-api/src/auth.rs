@@ -54,10 +54,10 @@ pub fn staff_key(staff: &Staff) -> String {
     sha256_hex(&format!("{}\n{}", staff.role.as_str(), staff.password_hash))
 }
 
-fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-}
+/// [`SESSION_IDLE`] in milliseconds, for the wall-clock times kept in the book.
+const SESSION_IDLE_MS: i64 = SESSION_IDLE.as_millis() as i64;
+
+use anxin_proto::wall_clock_now as now;
 
 /// A session as a [`SessionBook`] keeps it: never the token, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,8 +212,7 @@ impl Sessions {
         if let Some(book) = &self.book {
             let at = now();
             // Ended sessions are deleted as new ones open: a sign-in is rare enough.
-            let idle_ms = i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX);
-            if let Err(e) = book.forget_idle(Timestamp(at.0.saturating_sub(idle_ms))).await {
+            if let Err(e) = book.forget_idle(Timestamp(at.0.saturating_sub(SESSION_IDLE_MS))).await {
                 tracing::warn!(error = %e, "ended staff sessions could not be deleted");
             }
             let kept = KeptSession {
@@ -278,8 +277,7 @@ impl Sessions {
     /// What the book said of a session, checked against the staff as this node knows them.
     fn known_from(&self, hash: String, found: Option<KeptSession>) -> Option<User> {
         let mut known = self.known.lock().expect("sessions lock");
-        let idle_ms = i64::try_from(SESSION_IDLE.as_millis()).unwrap_or(i64::MAX);
-        let live = found.filter(|k| now().0.saturating_sub(k.used_at.0) < idle_ms).and_then(|k| {
+        let live = found.filter(|k| now().0.saturating_sub(k.used_at.0) < SESSION_IDLE_MS).and_then(|k| {
             let staff = self.staff.read().expect("staff lock");
             let member = staff.get(&k.staff_id).filter(|m| staff_key(m) == k.staff_key)?;
             Some(User::from(member))

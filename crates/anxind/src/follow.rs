@@ -712,21 +712,38 @@ impl Forwarder {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn what_another_node_sends_that_is_no_frame_is_counted_and_passed_over() {
-        let (client, _events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 4);
+    /// Node `node`'s forwarder on a store in `dir`, its link never connected (what it would
+    /// publish waits in the client's queue), with its rejected-frames counter.
+    struct Harness {
+        forwarder: Arc<Forwarder>,
+        rejected: prometheus::IntCounterVec,
+        store: Arc<anxin_store::SqliteStore>,
+        _link: anxin_mqtt::rumqttc::EventLoop,
+        _owners: tokio::sync::watch::Sender<crate::spread::Owners>,
+    }
+
+    async fn harness(node: &str, dir: &std::path::Path) -> Harness {
+        let (client, link) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 64);
         let rejected = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["kind"]).unwrap();
-        let (_owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
-        let dir = tempfile::tempdir().unwrap();
-        let store = anxin_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await;
-        let forwarder = Arc::new(Forwarder::new(
+        let (owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
+        let url = format!("sqlite://{}", dir.join("a.db").display());
+        let store = Arc::new(anxin_store::SqliteStore::open(&url).await.unwrap());
+        let forwarder = Forwarder::new(
             client,
-            "a".into(),
+            node.into(),
             anxin_mqtt::Topics::default(),
             watching,
             rejected.clone(),
-            Arc::new(store.unwrap()),
-        ));
+            store.clone(),
+        );
+        Harness { forwarder: Arc::new(forwarder), rejected, store, _link: link, _owners: owners }
+    }
+
+    #[tokio::test]
+    async fn what_another_node_sends_that_is_no_frame_is_counted_and_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness("a", dir.path()).await;
+        let (forwarder, rejected) = (&h.forwarder, &h.rejected);
         let (waiting, answer) = tokio::sync::oneshot::channel();
         forwarder.pending.lock().unwrap().insert(7, waiting);
         forwarder.answered(b"{\"id\": 7, \"answer\": \"garbage\"}");
@@ -744,21 +761,9 @@ mod tests {
     /// node that ran the zone before), it is answered from the store.
     #[tokio::test]
     async fn a_request_asked_again_under_its_id_reaches_the_engine_once() {
-        let (client, _events) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 64);
-        let rejected = prometheus::IntCounterVec::new(prometheus::Opts::new("r", "r"), &["kind"]).unwrap();
-        let (_owners, watching) = tokio::sync::watch::channel(crate::spread::Owners::new());
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            anxin_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();
-        let store = Arc::new(store);
-        let forwarder = Arc::new(Forwarder::new(
-            client,
-            "b".into(),
-            anxin_mqtt::Topics::default(),
-            watching,
-            rejected,
-            store.clone(),
-        ));
+        let h = harness("b", dir.path()).await;
+        let (forwarder, store) = (&h.forwarder, &h.store);
         // Zone 0's engine, as this node runs it: what reaches it is counted.
         let (engine, mut reached) = mpsc::channel::<anxin_proto::Command>(8);
         let engines = crate::node::Engines::default();
@@ -785,7 +790,7 @@ mod tests {
         let mut out = anxin_core::Outbox::default();
         let answer = serde_json::to_string(&anxin_proto::cluster::ForwardedReply::Done).unwrap();
         out.requests.push(anxin_core::AppliedRequest { id: "a:run:1".into(), answer, at: anxin_core::Timestamp(1) });
-        anxin_store::Store::commit(&*store, anxin_store::Batch::of(&out)).await.unwrap();
+        anxin_store::Store::commit(&**store, anxin_store::Batch::of(&out)).await.unwrap();
         first.reply.unwrap().send(Ok(anxin_proto::Reply::Done)).unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(lock(&forwarder.answering).is_empty(), "both askers answered");
