@@ -177,8 +177,18 @@ pub trait Store:
     /// then the oldest, at most `limit`.
     async fn due_notifications(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError>;
 
+    /// [`Store::due_notifications`] of incidents in `zones` only: with zones spread over
+    /// nodes, each node sends the notifications of the zones it runs (none, for none).
+    async fn due_notifications_in(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        zones: &[anxin_core::Zone],
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
     /// Records what a try at the notification `key` came to. A notification no longer
-    /// pending (delivered already, say) is left as it is.
+    /// pending (delivered already, say) is left as it is. On PostgreSQL without waiting for
+    /// the disk: a record lost in a crash means one more try, under the same key.
     async fn record_try(&self, key: &str, attempt: &OutboxTry) -> Result<(), StoreError>;
 
     /// Records a gateway's receipt: `delivered` (or, with `false`, `dead`: the gateway

@@ -1058,7 +1058,16 @@ macro_rules! sql_store {
             // The notifications' outbox: in `outbox.rs`.
 
             async fn due_notifications(&self, now: Timestamp, limit: u32) -> Result<Vec<OutboxEntry>, StoreError> {
-                self.outbox_due(now, limit).await
+                self.outbox_due(now, limit, None).await
+            }
+
+            async fn due_notifications_in(
+                &self,
+                now: Timestamp,
+                limit: u32,
+                zones: &[anxin_core::Zone],
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                self.outbox_due(now, limit, Some(zones)).await
             }
 
             async fn record_try(&self, key: &str, attempt: &OutboxTry) -> Result<(), StoreError> {

@@ -92,6 +92,31 @@ async fn due_notifications_come_emergencies_first_then_oldest_and_a_batch_stored
     .await;
 }
 
+/// With zones spread over nodes, a node reads the notifications of its zones' incidents only.
+#[tokio::test]
+async fn a_node_reads_the_notifications_of_the_zones_it_runs() {
+    on_each_store(|store, _| async move {
+        let emergency = Notice::Emergency { kind: IncidentKind::Fall };
+        let zone = |n: u16| Zone::new(n.into()).unwrap();
+        let of = |key: &str, z: u16, k: u64| {
+            let mut n = notification(key, "c-1", emergency.clone(), 0);
+            n.incident_id = IncidentId(zone(z).base() + k);
+            n
+        };
+        // The first and last numbers of zone 1, and numbers of zones 0 and 2 beside them.
+        let rows =
+            [of("n-0", 0, 1), of("n-1a", 1, 1), of("n-1b", 1, zone(1).end() - zone(1).base() - 1), of("n-2", 2, 1)];
+        store.commit(batch(&rows)).await.unwrap();
+        let now = T0.plus_millis(3_600_000);
+        let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.notification.key).collect::<Vec<_>>();
+        assert_eq!(keys(store.due_notifications_in(now, 10, &[zone(1)]).await.unwrap()), ["n-1a", "n-1b"]);
+        assert_eq!(keys(store.due_notifications_in(now, 10, &[zone(2), zone(0)]).await.unwrap()), ["n-0", "n-2"]);
+        assert!(store.due_notifications_in(now, 10, &[]).await.unwrap().is_empty(), "no zone, no notification");
+        assert_eq!(store.due_notifications(now, 10).await.unwrap().len(), 4, "every zone's");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn tries_receipts_and_give_ups_are_recorded_and_counted() {
     on_each_store(|store, _| async move {

@@ -321,6 +321,7 @@ impl App {
                 clock: &clock,
                 readiness,
                 commands: command_tx,
+                notify_zones: None,
             })?;
         let store = crate::notify::WakingStorePort {
             inner: crate::ports::StorePort(store, lease.clone().map(crate::cluster::FencedStore)),
@@ -457,6 +458,8 @@ pub(crate) struct PeopleParts<'a> {
     pub readiness: anxin_api::ReadinessCheck,
     /// Where people's commands go: the engine, or the router to a node's engines.
     pub commands: anxin_proto::CommandSender,
+    /// With zones spread over nodes, the zones whose notifications this node sends.
+    pub notify_zones: Option<crate::notify::RunningZones>,
 }
 
 /// The people's side, ready to serve: the HTTP routes (consoles, phones, families, the
@@ -486,6 +489,7 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
         clock,
         readiness,
         commands,
+        notify_zones,
     } = parts;
     let http_stop = CancellationToken::new();
     let api = ApiState::new(
@@ -529,6 +533,7 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
         notify_metrics.clone(),
         clock.clone(),
         notify_wake.clone(),
+        notify_zones,
     )?;
     let notify_task = crate::notify::spawn(worker, notify_stop.clone());
     // The family page asks for Web Push's public key: the one [notify] signs with.

@@ -495,6 +495,12 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         })
     };
     let (command_tx, command_rx) = mpsc::channel(1024);
+    let engines: Engines = Arc::default();
+    // The node sends the notifications of the zones it runs.
+    let notify_zones: crate::notify::RunningZones = {
+        let engines = engines.clone();
+        Arc::new(move || engines.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect())
+    };
     let People { routes, notify_task, notify_stop, notify_wake, notify_metrics, http_stop } = people(PeopleParts {
         config: &config,
         store: data_store.clone(),
@@ -508,12 +514,12 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         clock: &clock,
         readiness,
         commands: command_tx,
+        notify_zones: Some(notify_zones),
     })?;
     let wallboard_stop = CancellationToken::new();
     let wallboard_task = spawn_wallboard(data_store, wallboard.clone(), wallboard_stop.clone());
     let http_task = tokio::spawn(anxin_api::serve(listener, routes, http_stop.clone()));
 
-    let engines: Engines = Arc::default();
     let directory = Arc::new(RwLock::new(Directory::of(&registry)));
     drop(registry);
     let in_batch = Arc::new(AtomicUsize::new(0));

@@ -137,13 +137,29 @@ impl anxin_runtime::Store for WakingStorePort {
     }
 }
 
-/// The outbox in the store.
-#[derive(Debug)]
-pub struct StoreOutbox(pub Arc<dyn Store>);
+/// The zones a node runs now, asked each time the outbox is read.
+pub type RunningZones = Arc<dyn Fn() -> Vec<anxin_core::Zone> + Send + Sync>;
+
+/// The outbox in the store: all of it, or, with zones spread over nodes, the notifications
+/// of the zones this node runs, so that each is sent by one node (the zone's owner; around a
+/// hand-over both may send it, under the same key).
+pub struct StoreOutbox(pub Arc<dyn Store>, pub Option<RunningZones>);
+
+impl std::fmt::Debug for StoreOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOutbox").field("by_zone", &self.1.is_some()).finish()
+    }
+}
 
 impl anxin_notify::OutboxPort for StoreOutbox {
     fn due(&self, now: Timestamp, limit: u32) -> BoxFuture<'_, Result<Vec<OutboxEntry>, String>> {
-        Box::pin(async move { self.0.due_notifications(now, limit).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            let due = match &self.1 {
+                None => self.0.due_notifications(now, limit).await,
+                Some(running) => self.0.due_notifications_in(now, limit, &running()).await,
+            };
+            due.map_err(|e| e.to_string())
+        })
     }
 
     fn record<'a>(&'a self, key: &'a str, attempt: &'a OutboxTry) -> BoxFuture<'a, Result<(), String>> {
@@ -242,8 +258,8 @@ impl Receipts for StoreReceipts {
     }
 }
 
-/// The worker, built from the configuration; `None` fails only on a VAPID key that
-/// [`NotifyConfig::check`] already accepted.
+/// The worker, built from the configuration, sending the notifications of `zones` (all,
+/// without); it fails only on a VAPID key that [`NotifyConfig::check`] already accepted.
 pub fn worker(
     config: &NotifyConfig,
     store: Arc<dyn Store>,
@@ -251,6 +267,7 @@ pub fn worker(
     metrics: NotifyMetrics,
     clock: Clock,
     wake: Arc<Notify>,
+    zones: Option<RunningZones>,
 ) -> anyhow::Result<Worker> {
     let client = HttpClient::new(Duration::from_millis(config.request_timeout_ms));
     let gateway = match (&config.gateway_url, &config.gateway_secret) {
@@ -269,7 +286,7 @@ pub fn worker(
         ..WorkerOptions::default()
     };
     Ok(Worker {
-        outbox: Arc::new(StoreOutbox(store)),
+        outbox: Arc::new(StoreOutbox(store, zones)),
         reporter: Arc::new(EngineReporter(commands)),
         telemetry: Arc::new(metrics),
         gateway,

@@ -203,6 +203,20 @@ impl Nodes {
         }
     }
 
+    /// How many times each family notification was sent so far, by the key its log line
+    /// names, over what the running nodes logged (no gateway: each send is a line).
+    fn notifications_sent(&self) -> BTreeMap<String, usize> {
+        let mut sent = BTreeMap::new();
+        for node in self.nodes.values() {
+            let log = std::fs::read_to_string(&node.stderr).unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains("notification (no gateway configured")) {
+                let key = line.split_whitespace().find_map(|w| w.strip_prefix("key=")).expect("a key in the line");
+                *sent.entry(key.to_string()).or_insert(0) += 1;
+            }
+        }
+        sent
+    }
+
     /// Starts node `name` (again), connected to PostgreSQL through a proxy of its own.
     async fn start(&mut self, name: &'static str) {
         let proxy = Proxy::start(upstream(&self.store_url).await).await;
@@ -386,6 +400,11 @@ struct Presses {
 }
 
 impl Presses {
+    /// Presses first sent since `at`.
+    fn sent_since(&self, at: Instant) -> usize {
+        self.log.values().filter(|(sent, _)| *sent >= at).count()
+    }
+
     /// The first `help_coming` heard for a press first sent after `at`.
     fn first_answer_after(&self, at: Instant) -> Option<Instant> {
         self.log.values().filter(|(sent, _)| *sent >= at).filter_map(|(_, heard)| *heard).min()
@@ -560,6 +579,41 @@ fn p50_p99(mut waits: Vec<Duration>) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
+/// PostgreSQL's WAL flushes and commits so far, server-wide (`pg_stat_wal`,
+/// `pg_stat_database`): what a slow disk makes every press wait for. The counters are reported
+/// by each connection at most every second (idle ones later), so a window's figures are near,
+/// not exact.
+#[derive(Debug, Clone, Copy)]
+struct WalCount {
+    flushes: i64,
+    bytes: i64,
+    commits: i64,
+}
+
+impl WalCount {
+    async fn now(store_url: &str) -> WalCount {
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(store_url).await.unwrap();
+        let (flushes, bytes, commits): (i64, i64, i64) = sqlx::query_as(
+            "SELECT wal_sync, wal_bytes::bigint, (SELECT SUM(xact_commit)::bigint FROM pg_stat_database) FROM pg_stat_wal",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        WalCount { flushes, bytes, commits }
+    }
+
+    /// Flushes and commits a press since `self`, over `presses` presses.
+    fn per_press(self, to: WalCount, presses: usize) -> String {
+        let n = presses.max(1) as f64;
+        format!(
+            "{:.2} WAL flushes, {:.1} kB of WAL and {:.2} transactions a press ({presses} presses)",
+            (to.flushes - self.flushes) as f64 / n,
+            (to.bytes - self.bytes) as f64 / n / 1000.0,
+            (to.commits - self.commits) as f64 / n
+        )
+    }
+}
+
 /// One node alone, without `[cluster]`, under the same load for 15 s: the presses' waits for
 /// `help_coming`, to compare the cluster's with.
 async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
@@ -570,7 +624,11 @@ async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
     nodes.wait_for("ready", Some("alone"), WAIT).await;
     let stop = CancellationToken::new();
     let (presses, pressing) = devices(&backend.broker, &root, stop.clone()).await;
+    let (before, from) = (WalCount::now(&backend.store_url).await, Instant::now());
     tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = WalCount::now(&backend.store_url).await;
+    let sent = presses.lock().unwrap().sent_since(from);
+    eprintln!("one node alone: {}", before.per_press(after, sent));
     stop.cancel();
     pressing.await.unwrap();
     nodes.signal("alone", "TERM");
@@ -943,7 +1001,16 @@ async fn zones_spread_over_three_nodes() {
     let stop = CancellationToken::new();
     let bookings = watch_bookings(store_url.clone(), stop.clone());
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
+    let (before, from) = (WalCount::now(&store_url).await, Instant::now());
     tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = WalCount::now(&store_url).await;
+    let sent = presses.lock().unwrap().sent_since(from);
+    eprintln!("8 zones on three nodes, before any fault: {}", before.per_press(after, sent));
+    // Each family notification is sent by one node, the one running its incident's zone.
+    let told = nodes.notifications_sent();
+    let twice: Vec<_> = told.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(told.len() > 100, "too few notifications sent: {}", told.len());
+    assert!(twice.is_empty(), "of {} notifications, {} sent more than once: {twice:?}", told.len(), twice.len());
 
     // A dispatcher's note forwarded by another node, under its id, to the node running the
     // incident's zone, twice (the asking node heard nothing the first time): both answered,
