@@ -15,8 +15,11 @@ pub struct Search {
     pub outside_circle: u32,
 }
 
-/// What a responder can do with an incident offered to or held by them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a responder can do with an incident offered to or held by them. (Serialised only
+/// between the nodes of a cluster, forwarding a phone's answer to the node running its zone;
+/// phones send the flat `respond` frame.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ResponderAction {
     Accept,
     /// Turn an offer down, saying why when they will (`too_far`, `busy`, `unwell`,

@@ -3,7 +3,10 @@
 
 use crate::command::{Answer, Caller, Refused, Reply, Request};
 use crate::ws::ElderIncident;
-use anxin_core::{DispatcherAction, ElderId, IncidentEvent, IncidentId, IncidentView, ResponderView, Suggestion};
+use anxin_core::{
+    Coordinates, Delivery, DispatcherAction, ElderId, FamilyAnswer, IncidentEvent, IncidentId, IncidentView,
+    ResponderAction, ResponderId, ResponderView, Suggestion,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -42,19 +45,21 @@ impl ZoneViews {
     }
 }
 
-/// A dispatcher's request about an incident or elder whose zone runs on another node,
+/// A person's request about an incident, elder or responder whose zone runs on another node,
 /// forwarded to that node (on its commands topic, [`crate::Topics::node_commands`]) and
-/// answered on the asking node's answers topic. Only what a console asks of an incident or an
-/// elder goes: the rest is refused as `zone_elsewhere`.
+/// answered on the asking node's answers topic: a dispatcher's about an incident or an elder,
+/// a responder's from their phone, a contact's answer from the family page, and what a
+/// gateway's receipt says became of a notification. The rest is refused as `zone_elsewhere`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forwarded {
     /// The asking node's number for it, repeated in the answer.
     pub id: u64,
     /// The asking node's name: the answer goes to its answers topic.
     pub from: String,
-    /// The dispatcher asking, by staff id, and whether a supervisor.
-    pub dispatcher: String,
-    pub supervisor: bool,
+    /// The zone the asking node found the request to concern.
+    pub zone: u16,
+    /// Who asks, as the asking node signed them in.
+    pub caller: ForwardedCaller,
     pub request: Forwardable,
     /// The asking node's id for the request, the same each time it is sent again: the node
     /// running the zone acts on an id once and answers it again as it did.
@@ -62,7 +67,21 @@ pub struct Forwarded {
     pub request_id: Option<String>,
 }
 
-/// What may be forwarded.
+/// Who asks a [`Forwarded`] request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ForwardedCaller {
+    /// A signed-in dispatcher, by staff id.
+    Dispatcher { id: String, supervisor: bool },
+    /// A responder, by the id their phone's token is for.
+    Responder { id: ResponderId },
+    /// One of an elder's contacts, signed in to the family page or replying to a text.
+    Family { elder: ElderId, contact: String },
+    /// A gateway's receipt, taken by the asking node's callback.
+    Notifier,
+}
+
+/// What may be forwarded, and by whom (see [`Forwardable::of`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Forwardable {
@@ -70,34 +89,101 @@ pub enum Forwardable {
     Suggest { incident: IncidentId },
     Timeline { incident: IncidentId },
     History { elder: ElderId },
+    Respond { incident: IncidentId, action: ResponderAction },
+    Duty { on: bool },
+    Location { at: Coordinates },
+    FamilyAnswer { incident: IncidentId, answer: FamilyAnswer },
+    NotificationOutcome { incident: IncidentId, contact: String, key: String, delivery: Delivery },
 }
 
 impl Forwardable {
-    /// What of `request` from `caller` may be forwarded: a dispatcher's, about an incident or
-    /// an elder.
-    pub fn of(caller: &Caller, request: &Request) -> Option<(String, bool, Forwardable)> {
-        let Caller::Dispatcher { id, supervisor } = caller else { return None };
-        let forwardable = match request {
-            Request::Dispatch { incident, action } => {
+    /// What of `request` from `caller` may be forwarded: a dispatcher's about an incident or
+    /// an elder, a responder's answer, duty or position, a contact's answer, a notification's
+    /// outcome.
+    pub fn of(caller: &Caller, request: &Request) -> Option<(ForwardedCaller, Forwardable)> {
+        let forwardable = match (caller, request) {
+            (Caller::Dispatcher { .. }, Request::Dispatch { incident, action }) => {
                 Forwardable::Dispatch { incident: *incident, action: action.clone() }
             }
-            Request::Suggest { incident } => Forwardable::Suggest { incident: *incident },
-            Request::Timeline { incident } => Forwardable::Timeline { incident: *incident },
-            Request::History { elder } => Forwardable::History { elder: elder.clone() },
+            (Caller::Dispatcher { .. }, Request::Suggest { incident }) => Forwardable::Suggest { incident: *incident },
+            (Caller::Dispatcher { .. }, Request::Timeline { incident }) => {
+                Forwardable::Timeline { incident: *incident }
+            }
+            (Caller::Dispatcher { .. }, Request::History { elder }) => Forwardable::History { elder: elder.clone() },
+            (Caller::Responder(_), Request::Respond { incident, action }) => {
+                Forwardable::Respond { incident: *incident, action: action.clone() }
+            }
+            (Caller::Responder(_), Request::Duty { on }) => Forwardable::Duty { on: *on },
+            (Caller::Responder(_), Request::Location { at }) => Forwardable::Location { at: *at },
+            (Caller::Family { .. }, Request::FamilyAnswer { incident, answer }) => {
+                Forwardable::FamilyAnswer { incident: *incident, answer: answer.clone() }
+            }
+            (Caller::Notifier, Request::NotificationOutcome { incident, contact, key, delivery }) => {
+                Forwardable::NotificationOutcome {
+                    incident: *incident,
+                    contact: contact.clone(),
+                    key: key.clone(),
+                    delivery: *delivery,
+                }
+            }
             _ => return None,
         };
-        Some((id.clone(), *supervisor, forwardable))
+        let caller = match caller {
+            Caller::Dispatcher { id, supervisor } => {
+                ForwardedCaller::Dispatcher { id: id.clone(), supervisor: *supervisor }
+            }
+            Caller::Responder(id) => ForwardedCaller::Responder { id: id.clone() },
+            Caller::Family { elder, contact } => {
+                ForwardedCaller::Family { elder: elder.clone(), contact: contact.clone() }
+            }
+            Caller::Notifier => ForwardedCaller::Notifier,
+            Caller::Admin { .. } | Caller::Telephony => return None,
+        };
+        Some((caller, forwardable))
     }
 
-    /// The caller and request again, on the node running the zone.
-    pub fn into_command(self, dispatcher: String, supervisor: bool) -> (Caller, Request) {
-        let request = match self {
-            Forwardable::Dispatch { incident, action } => Request::Dispatch { incident, action },
-            Forwardable::Suggest { incident } => Request::Suggest { incident },
-            Forwardable::Timeline { incident } => Request::Timeline { incident },
-            Forwardable::History { elder } => Request::History { elder },
+    /// Whether acting on it changes something (then it is acted on once under its request
+    /// id); queries and a responder's position (sent again soon enough) do not count.
+    pub fn acts(&self) -> bool {
+        !matches!(
+            self,
+            Forwardable::Suggest { .. }
+                | Forwardable::Timeline { .. }
+                | Forwardable::History { .. }
+                | Forwardable::Location { .. }
+        )
+    }
+
+    /// The caller and request again, on the node running the zone; `None` for a request the
+    /// caller may not make (only [`Forwardable::of`]'s pairs are taken).
+    pub fn into_command(self, caller: ForwardedCaller) -> Option<(Caller, Request)> {
+        let request = match (&caller, self) {
+            (ForwardedCaller::Dispatcher { .. }, Forwardable::Dispatch { incident, action }) => {
+                Request::Dispatch { incident, action }
+            }
+            (ForwardedCaller::Dispatcher { .. }, Forwardable::Suggest { incident }) => Request::Suggest { incident },
+            (ForwardedCaller::Dispatcher { .. }, Forwardable::Timeline { incident }) => Request::Timeline { incident },
+            (ForwardedCaller::Dispatcher { .. }, Forwardable::History { elder }) => Request::History { elder },
+            (ForwardedCaller::Responder { .. }, Forwardable::Respond { incident, action }) => {
+                Request::Respond { incident, action }
+            }
+            (ForwardedCaller::Responder { .. }, Forwardable::Duty { on }) => Request::Duty { on },
+            (ForwardedCaller::Responder { .. }, Forwardable::Location { at }) => Request::Location { at },
+            (ForwardedCaller::Family { .. }, Forwardable::FamilyAnswer { incident, answer }) => {
+                Request::FamilyAnswer { incident, answer }
+            }
+            (ForwardedCaller::Notifier, Forwardable::NotificationOutcome { incident, contact, key, delivery }) => {
+                Request::NotificationOutcome { incident, contact, key, delivery }
+            }
+            _ => return None,
         };
-        (Caller::Dispatcher { id: dispatcher, supervisor }, request)
+        let caller = match caller {
+            ForwardedCaller::Dispatcher { id, supervisor } => Caller::Dispatcher { id, supervisor },
+            ForwardedCaller::Responder { id } => Caller::Responder(id),
+            ForwardedCaller::Family { elder, contact } => Caller::Family { elder, contact },
+            ForwardedCaller::Notifier => Caller::Notifier,
+        };
+        Some((caller, request))
     }
 }
 
@@ -138,5 +224,56 @@ impl ForwardedReply {
             ForwardedReply::Incidents { incidents } => Ok(Reply::Incidents(incidents)),
             ForwardedReply::Refused { code, message, args } => Err(Refused { code, message, args, fields: Vec::new() }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anxin_core::{DispatcherAction, ResponderAction, ResponderId};
+
+    /// Each kind of caller forwards what it may ask and no more; what comes back on the other
+    /// node is the same caller and request; actions are stored once, queries and positions not.
+    #[test]
+    fn each_caller_forwards_its_own_requests_and_they_come_back_the_same() {
+        let incident = IncidentId(5);
+        let responder = Caller::Responder(ResponderId::parse("r-7").unwrap());
+        let dispatcher = Caller::Dispatcher { id: "wang".into(), supervisor: true };
+        let family = Caller::Family { elder: ElderId::parse("e-1").unwrap(), contact: "c-1".into() };
+        let asks = [
+            (responder.clone(), Request::Respond { incident, action: ResponderAction::Accept }, true),
+            (responder.clone(), Request::Duty { on: false }, true),
+            (responder.clone(), Request::Location { at: Coordinates::new(25.0, 102.7).unwrap() }, false),
+            (dispatcher.clone(), Request::Dispatch { incident, action: DispatcherAction::Claim }, true),
+            (dispatcher.clone(), Request::Suggest { incident }, false),
+            (family.clone(), Request::FamilyAnswer { incident, answer: anxin_core::FamilyAnswer::Seen }, true),
+            (
+                Caller::Notifier,
+                Request::NotificationOutcome {
+                    incident,
+                    contact: "c-1".into(),
+                    key: "n3".into(),
+                    delivery: Delivery::Delivered,
+                },
+                true,
+            ),
+        ];
+        for (caller, request, acts) in asks {
+            let (who, what) = Forwardable::of(&caller, &request).unwrap_or_else(|| panic!("{request:?} forwarded"));
+            assert_eq!(what.acts(), acts, "{request:?}");
+            // Over the wire and back.
+            let (who, what): (ForwardedCaller, Forwardable) = serde_json::from_value(serde_json::json!([
+                serde_json::to_value(&who).unwrap(),
+                serde_json::to_value(&what).unwrap()
+            ]))
+            .unwrap();
+            assert_eq!(what.into_command(who), Some((caller, request)));
+        }
+        // Not theirs to ask.
+        assert!(Forwardable::of(&dispatcher, &Request::Respond { incident, action: ResponderAction::Accept }).is_none());
+        assert!(Forwardable::of(&responder, &Request::Suggest { incident }).is_none());
+        assert!(Forwardable::of(&Caller::Admin { id: "root".into() }, &Request::Suggest { incident }).is_none());
+        let forged = Forwardable::Dispatch { incident, action: DispatcherAction::Claim };
+        assert_eq!(forged.into_command(ForwardedCaller::Responder { id: ResponderId::parse("r-7").unwrap() }), None);
     }
 }

@@ -243,7 +243,7 @@ pub struct Command {
     pub caller: Caller,
     pub request: Request,
     pub reply: Option<oneshot::Sender<Answer>>,
-    /// Another node's id for a request it forwarded here (issue 25): a dispatcher's action
+    /// Another node's id for a request it forwarded here (issue 25): an action (not a query)
     /// acted on under an id is stored with it, in the same commit, so that the id asked again
     /// of whichever node runs the zone next is answered and not acted on twice.
     pub request_id: Option<String>,

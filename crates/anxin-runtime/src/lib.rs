@@ -516,12 +516,15 @@ impl<M: Delivery> Runtime<M> {
                 tracing::info!(caller = ?command.caller, "command dropped: the caller stopped waiting");
                 continue;
             }
-            let acts = matches!(command.request, anxin_proto::Request::Dispatch { .. });
+            // A request forwarded by another node that changes something (not a query).
+            let acts = command.request_id.is_some()
+                && anxin_proto::cluster::Forwardable::of(&command.caller, &command.request)
+                    .is_some_and(|(_, f)| f.acts());
             let result = obey(&mut self.engine, &command.caller, command.request, now, &mut out);
             if let Err(e) = &result {
                 tracing::info!(caller = ?command.caller, error = %e, "command refused");
             }
-            // A dispatcher's action forwarded by another node is stored with its id, in this
+            // A person's action forwarded by another node is stored with its id, in this
             // batch's commit, so that the id asked again is answered and not acted on twice.
             // (One refused changed nothing: asked again, it is judged again.)
             if let (Some(id), true, Ok(reply)) = (command.request_id, acts, &result) {

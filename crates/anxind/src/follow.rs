@@ -415,8 +415,9 @@ struct Read {
     ledger: Option<(std::time::Instant, Arc<anxin_core::Registry>)>,
 }
 
-/// Forwards a dispatcher's request about another node's zone to that node, and takes the
-/// answers (`anxin_proto::cluster::Forwarded`), over the follower's MQTT session.
+/// Forwards a person's request about another node's zone to that node (a dispatcher's, a
+/// responder's phone's, a contact's, a gateway's receipt: `anxin_proto::cluster::Forwardable`),
+/// and takes the answers (`anxin_proto::cluster::Forwarded`), over the follower's MQTT session.
 ///
 /// A request goes under an id of its own (this node's name, a number for this run, a count).
 /// Until it is answered it is sent again, under the same id, to whichever node holds the
@@ -489,12 +490,10 @@ impl Forwarder {
     }
 
     /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
-    /// cannot be (not a dispatcher's request about an incident or elder, no other node
-    /// holding the zone, or the broker not taking it).
+    /// cannot be (not a request that may be forwarded, no other node holding the zone, or the
+    /// broker not taking it).
     pub fn forward(self: &Arc<Self>, zone: Zone, command: anxin_proto::Command) -> Option<anxin_proto::Command> {
-        let Some((dispatcher, supervisor, request)) =
-            anxin_proto::cluster::Forwardable::of(&command.caller, &command.request)
-        else {
+        let Some((caller, request)) = anxin_proto::cluster::Forwardable::of(&command.caller, &command.request) else {
             return Some(command);
         };
         let owner = self.owners.borrow().get(&zone).cloned();
@@ -504,8 +503,8 @@ impl Forwarder {
         let frame = anxin_proto::cluster::Forwarded {
             id,
             from: self.node.clone(),
-            dispatcher,
-            supervisor,
+            zone: zone.number(),
+            caller,
             request,
             request_id,
         };
@@ -521,7 +520,7 @@ impl Forwarder {
             let reply = lock(&self.pending).remove(&id);
             return Some(anxin_proto::Command { caller, request, reply, request_id });
         }
-        tracing::debug!(zone = zone.number(), owner, id, "a dispatcher's request forwarded");
+        tracing::debug!(zone = zone.number(), owner, id, "a request forwarded");
         let this = self.clone();
         tokio::spawn(async move { this.until_answered(zone, id, body, owner).await });
         None
@@ -597,29 +596,34 @@ impl Forwarder {
                 return;
             }
         };
-        let anxin_proto::cluster::Forwarded { id, from, dispatcher, supervisor, request, request_id } = asked;
-        let (caller, request) = request.into_command(dispatcher, supervisor);
-        let zone = match &request {
-            anxin_proto::Request::Dispatch { incident, .. }
-            | anxin_proto::Request::Suggest { incident }
-            | anxin_proto::Request::Timeline { incident } => Some(Zone::of(incident.0)),
+        let anxin_proto::cluster::Forwarded { id, from, zone, caller, request, request_id } = asked;
+        // Only the requests each kind of caller may make, about the zone they name (an
+        // incident's number says its zone).
+        let named = match &request {
+            anxin_proto::cluster::Forwardable::Dispatch { incident, .. }
+            | anxin_proto::cluster::Forwardable::Suggest { incident }
+            | anxin_proto::cluster::Forwardable::Timeline { incident }
+            | anxin_proto::cluster::Forwardable::Respond { incident, .. }
+            | anxin_proto::cluster::Forwardable::FamilyAnswer { incident, .. }
+            | anxin_proto::cluster::Forwardable::NotificationOutcome { incident, .. } => Some(Zone::of(incident.0)),
             _ => None,
         };
-        let engine = {
-            let engines = engines.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match zone {
-                Some(zone) => engines.get(&zone).cloned(),
-                // An elder's history: whichever engine of this node (every engine reads the store).
-                None => engines.values().next().cloned(),
-            }
+        let command = Zone::new(zone.into())
+            .ok()
+            .filter(|z| named.is_none_or(|n| n == *z))
+            .and_then(|zone| Some((zone, request.into_command(caller)?)));
+        let Some((zone, (caller, request))) = command else {
+            self.rejected.with_label_values(&["request"]).inc();
+            tracing::warn!(from, id, zone, "a request from another node that may not be made; passed over");
+            return;
         };
+        let engine = engines.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&zone).cloned();
         let elsewhere = move || {
-            let zone = zone.map_or_else(|| "?".to_string(), |z| z.number().to_string());
             Err(anxin_proto::Refused::new(
                 "zone_elsewhere",
-                format!("zone {zone} does not run on this node now; ask again"),
+                format!("zone {} does not run on this node now; ask again", zone.number()),
             )
-            .with("zone", zone))
+            .with("zone", zone.number()))
         };
         let this = self.clone();
         let Some(engine) = engine else {
@@ -771,8 +775,8 @@ mod tests {
         let note = |n: u64| anxin_proto::cluster::Forwarded {
             id: n,
             from: "a".into(),
-            dispatcher: "wang".into(),
-            supervisor: false,
+            zone: 0,
+            caller: anxin_proto::cluster::ForwardedCaller::Dispatcher { id: "wang".into(), supervisor: false },
             request: anxin_proto::cluster::Forwardable::Dispatch {
                 incident: anxin_core::IncidentId(1),
                 action: anxin_core::DispatcherAction::Note { text: "家属已到".into() },
@@ -800,5 +804,75 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(reached.try_recv().is_err(), "answered from the store, not acted on again");
         assert!(lock(&forwarder.answering).is_empty());
+    }
+
+    /// A responder's answer from a phone on another node reaches the engine of the zone as
+    /// the responder's; a frame pairing a caller with what they may not ask, or naming a zone
+    /// its incident is not in, is counted and passed over.
+    #[tokio::test]
+    async fn a_responders_answer_is_acted_on_as_theirs_and_a_forged_pairing_is_refused() {
+        use anxin_proto::cluster::{Forwardable, Forwarded, ForwardedCaller};
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness("b", dir.path()).await;
+        let (forwarder, rejected) = (&h.forwarder, &h.rejected);
+        let (engine, mut reached) = mpsc::channel::<anxin_proto::Command>(8);
+        let engines = crate::node::Engines::default();
+        let zone = Zone::new(3).unwrap();
+        engines.write().unwrap().insert(zone, engine);
+        let incident = anxin_core::IncidentId(zone.base() + 5);
+        let responder = anxin_core::ResponderId::parse("r-7").unwrap();
+        let frame = |caller: ForwardedCaller, request: Forwardable, zone: u16| Forwarded {
+            id: 1,
+            from: "a".into(),
+            zone,
+            caller,
+            request,
+            request_id: Some("a:run:9".into()),
+        };
+        let accept = Forwardable::Respond { incident, action: anxin_core::ResponderAction::Accept };
+        let as_responder = ForwardedCaller::Responder { id: responder.clone() };
+        forwarder.asked(&serde_json::to_vec(&frame(as_responder.clone(), accept.clone(), 3)).unwrap(), &engines);
+        let got = tokio::time::timeout(Duration::from_secs(5), reached.recv()).await.unwrap().unwrap();
+        assert_eq!(got.caller, anxin_proto::Caller::Responder(responder));
+        assert_eq!(
+            got.request,
+            anxin_proto::Request::Respond { incident, action: anxin_core::ResponderAction::Accept }
+        );
+        assert_eq!(got.request_id.as_deref(), Some("a:run:9"));
+
+        // A responder may not act as a dispatcher; an incident is not in zone 2.
+        let dispatch = Forwardable::Dispatch { incident, action: anxin_core::DispatcherAction::Claim };
+        forwarder.asked(&serde_json::to_vec(&frame(as_responder.clone(), dispatch, 3)).unwrap(), &engines);
+        forwarder.asked(&serde_json::to_vec(&frame(as_responder, accept, 2)).unwrap(), &engines);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(reached.try_recv().is_err(), "neither reached the engine");
+        assert_eq!(rejected.with_label_values(&["request"]).get(), 2);
+    }
+
+    /// On the asking side: a responder's answer about a zone another node holds is taken to
+    /// be forwarded there; an administrator's request is not (it is given back, to be refused
+    /// as `zone_elsewhere`).
+    #[tokio::test]
+    async fn a_responders_answer_about_another_nodes_zone_is_forwarded_an_admins_request_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness("a", dir.path()).await;
+        let zone = Zone::new(3).unwrap();
+        h._owners.send_replace([(zone, "b".to_string())].into_iter().collect());
+        let incident = anxin_core::IncidentId(zone.base() + 5);
+        let responder = anxin_core::ResponderId::parse("r-7").unwrap();
+        let (reply, _answer) = tokio::sync::oneshot::channel();
+        let accept = anxin_proto::Command::new(
+            anxin_proto::Caller::Responder(responder),
+            anxin_proto::Request::Respond { incident, action: anxin_core::ResponderAction::Accept },
+            Some(reply),
+        );
+        assert!(h.forwarder.forward(zone, accept).is_none(), "taken, to be sent to b");
+        assert_eq!(lock(&h.forwarder.pending).len(), 1, "waiting for b's answer");
+        let admin = anxin_proto::Command::new(
+            anxin_proto::Caller::Admin { id: "root".into() },
+            anxin_proto::Request::Timeline { incident },
+            None,
+        );
+        assert!(h.forwarder.forward(zone, admin).is_some(), "given back");
     }
 }

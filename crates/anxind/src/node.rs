@@ -129,8 +129,8 @@ async fn router(
                     .collect(),
             }
         };
-        // A zone run on another node: a dispatcher's request about an incident or elder goes
-        // there.
+        // A zone run on another node: a person's request about an incident, elder or
+        // responder there goes there (`Forwardable::of` says which).
         let command = match (to, senders.is_empty(), &forwarder) {
             (Route::Zone(zone), true, Some(forwarder)) => match forwarder.forward(zone, command) {
                 None => continue,

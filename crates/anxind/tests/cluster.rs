@@ -879,8 +879,11 @@ fn zoned_registry() -> anxin_core::Registry {
             ..template.clone()
         });
         for n in 0..3 {
+            let responder_id = format!("r-z{z}-{n}");
             r.responders.push(anxin_core::Responder {
-                id: anxin_core::ResponderId::parse(format!("r-z{z}-{n}")).unwrap(),
+                // Each phone its own token, as `registry`'s: `token-{id}`.
+                token_sha256: Some(anxin_api::token_sha256(&format!("token-{responder_id}"))),
+                id: anxin_core::ResponderId::parse(responder_id).unwrap(),
                 station_id: id.clone(),
                 position: at(0.001 * f64::from(n)),
                 ..responder.clone()
@@ -1023,8 +1026,8 @@ async fn zones_spread_over_three_nodes() {
     let forwarded_note = anxin_proto::cluster::Forwarded {
         id: 1,
         from: "asker".into(),
-        dispatcher: "wang".into(),
-        supervisor: false,
+        zone: noted_zone,
+        caller: anxin_proto::cluster::ForwardedCaller::Dispatcher { id: "wang".into(), supervisor: false },
         request: anxin_proto::cluster::Forwardable::Dispatch {
             incident: anxin_core::IncidentId(noted as u64),
             action: anxin_core::DispatcherAction::Note { text: format!("forwarded once {root}") },
@@ -1033,6 +1036,28 @@ async fn zones_spread_over_three_nodes() {
     };
     let answers = forward_to(&mqtt, &root, &runner_of(&nodes, noted_zone), &forwarded_note, 2).await;
     assert_eq!(answers, vec![anxin_proto::cluster::ForwardedReply::Done; 2], "both askings answered");
+
+    // A responder's phone on a node that does not run their zone: going off duty and on again
+    // is forwarded to the zone's owner, acted on and stored there.
+    let runner = runner_of(&nodes, noted_zone);
+    let (_, (_, elsewhere)) = nodes.running.iter().find(|(n, _)| **n != runner).expect("another node");
+    let responder = format!("r-z{noted_zone}-2");
+    let mut phone = TestConsole::connect_with_token(elsewhere.expect("serving"), &format!("token-{responder}")).await;
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&store_url).await.unwrap();
+    for on in [false, true] {
+        let answer = phone.ask(serde_json::json!({"type": "duty", "on": on})).await;
+        assert_eq!(
+            answer["ok"], true,
+            "{responder} on duty {on} through a node not running zone {noted_zone}: {answer}"
+        );
+        let stored: bool = sqlx::query_scalar("SELECT on_duty FROM responders WHERE id = $1")
+            .bind(&responder)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(stored, on, "{responder}'s duty as stored");
+    }
+    drop((phone, db));
     let mut takeovers: Vec<Takeover> = Vec::new();
     let mut zones_of: BTreeMap<usize, BTreeSet<u16>> = BTreeMap::new();
     let mut victims = all.iter().copied().cycle();
