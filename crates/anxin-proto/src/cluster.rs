@@ -3,9 +3,10 @@
 
 use crate::command::{Answer, Caller, Refused, Reply, Request};
 use crate::ws::ElderIncident;
+use anxin_core::service::Quote;
 use anxin_core::{
     Coordinates, Delivery, DispatcherAction, ElderId, FamilyAnswer, IncidentEvent, IncidentId, IncidentView,
-    ResponderAction, ResponderId, ResponderView, Suggestion,
+    OrderAction, OrderId, OrderRequest, ResponderAction, ResponderId, ResponderView, Suggestion,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -94,12 +95,15 @@ pub enum Forwardable {
     Location { at: Coordinates },
     FamilyAnswer { incident: IncidentId, answer: FamilyAnswer },
     NotificationOutcome { incident: IncidentId, contact: String, key: String, delivery: Delivery },
+    PlaceOrder { order: OrderRequest },
+    Quote { order: OrderRequest },
+    OrderAct { order: OrderId, action: OrderAction },
 }
 
 impl Forwardable {
     /// What of `request` from `caller` may be forwarded: a dispatcher's about an incident or
     /// an elder, a responder's answer, duty or position, a contact's answer, a notification's
-    /// outcome.
+    /// outcome, and a dispatcher's or contact's service order (placed, quoted, acted on).
     pub fn of(caller: &Caller, request: &Request) -> Option<(ForwardedCaller, Forwardable)> {
         let forwardable = match (caller, request) {
             (Caller::Dispatcher { .. }, Request::Dispatch { incident, action }) => {
@@ -126,6 +130,15 @@ impl Forwardable {
                     delivery: *delivery,
                 }
             }
+            (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::PlaceOrder(order)) => {
+                Forwardable::PlaceOrder { order: order.clone() }
+            }
+            (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::Quote(order)) => {
+                Forwardable::Quote { order: order.clone() }
+            }
+            (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::OrderAct { order, action }) => {
+                Forwardable::OrderAct { order: *order, action: action.clone() }
+            }
             _ => return None,
         };
         let caller = match caller {
@@ -143,7 +156,8 @@ impl Forwardable {
     }
 
     /// Whether acting on it changes something (then it is acted on once under its request
-    /// id); queries and a responder's position (sent again soon enough) do not count.
+    /// id: an order placed twice would be two orders); queries and a responder's position
+    /// (sent again soon enough) do not count.
     pub fn acts(&self) -> bool {
         !matches!(
             self,
@@ -151,6 +165,7 @@ impl Forwardable {
                 | Forwardable::Timeline { .. }
                 | Forwardable::History { .. }
                 | Forwardable::Location { .. }
+                | Forwardable::Quote { .. }
         )
     }
 
@@ -175,6 +190,17 @@ impl Forwardable {
             (ForwardedCaller::Notifier, Forwardable::NotificationOutcome { incident, contact, key, delivery }) => {
                 Request::NotificationOutcome { incident, contact, key, delivery }
             }
+            (
+                ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. },
+                Forwardable::PlaceOrder { order },
+            ) => Request::PlaceOrder(order),
+            (ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. }, Forwardable::Quote { order }) => {
+                Request::Quote(order)
+            }
+            (
+                ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. },
+                Forwardable::OrderAct { order, action },
+            ) => Request::OrderAct { order, action },
             _ => return None,
         };
         let caller = match caller {
@@ -199,10 +225,28 @@ pub struct ForwardedAnswer {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ForwardedReply {
     Done,
-    Suggestions { suggestions: Vec<Suggestion> },
-    Events { events: Vec<IncidentEvent> },
-    Incidents { incidents: Vec<ElderIncident> },
-    Refused { code: String, message: String, args: BTreeMap<String, String> },
+    Suggestions {
+        suggestions: Vec<Suggestion>,
+    },
+    Events {
+        events: Vec<IncidentEvent>,
+    },
+    Incidents {
+        incidents: Vec<ElderIncident>,
+    },
+    /// A service order placed, under this number.
+    Order {
+        order: OrderId,
+    },
+    /// What an order would cost.
+    Quote {
+        quote: Quote,
+    },
+    Refused {
+        code: String,
+        message: String,
+        args: BTreeMap<String, String>,
+    },
 }
 
 impl ForwardedReply {
@@ -211,6 +255,8 @@ impl ForwardedReply {
             Ok(Reply::Suggestions(suggestions)) => ForwardedReply::Suggestions { suggestions },
             Ok(Reply::Events(events)) => ForwardedReply::Events { events },
             Ok(Reply::Incidents(incidents)) => ForwardedReply::Incidents { incidents },
+            Ok(Reply::Order(order)) => ForwardedReply::Order { order },
+            Ok(Reply::Quote(quote)) => ForwardedReply::Quote { quote },
             Ok(_) => ForwardedReply::Done,
             Err(r) => ForwardedReply::Refused { code: r.code, message: r.message, args: r.args },
         }
@@ -222,6 +268,8 @@ impl ForwardedReply {
             ForwardedReply::Suggestions { suggestions } => Ok(Reply::Suggestions(suggestions)),
             ForwardedReply::Events { events } => Ok(Reply::Events(events)),
             ForwardedReply::Incidents { incidents } => Ok(Reply::Incidents(incidents)),
+            ForwardedReply::Order { order } => Ok(Reply::Order(order)),
+            ForwardedReply::Quote { quote } => Ok(Reply::Quote(quote)),
             ForwardedReply::Refused { code, message, args } => Err(Refused { code, message, args, fields: Vec::new() }),
         }
     }
@@ -258,7 +306,28 @@ mod tests {
                 true,
             ),
         ];
-        for (caller, request, acts) in asks {
+        let order = anxin_core::OrderRequest {
+            elder_id: ElderId::parse("e-1").unwrap(),
+            category: "bath".into(),
+            from: anxin_core::Timestamp(1_763_000_000_000),
+            to: anxin_core::Timestamp(1_763_003_600_000),
+            notes: String::new(),
+            source: anxin_core::OrderSource::Family { contact: "c-1".into() },
+            self_paid_agreed: false,
+        };
+        let services = [
+            (dispatcher.clone(), Request::PlaceOrder(order.clone()), true),
+            (family.clone(), Request::Quote(order.clone()), false),
+            (
+                family.clone(),
+                Request::OrderAct {
+                    order: anxin_core::OrderId(9),
+                    action: anxin_core::OrderAction::Cancel { reason: "住院".into() },
+                },
+                true,
+            ),
+        ];
+        for (caller, request, acts) in asks.into_iter().chain(services) {
             let (who, what) = Forwardable::of(&caller, &request).unwrap_or_else(|| panic!("{request:?} forwarded"));
             assert_eq!(what.acts(), acts, "{request:?}");
             // Over the wire and back.
@@ -272,6 +341,7 @@ mod tests {
         // Not theirs to ask.
         assert!(Forwardable::of(&dispatcher, &Request::Respond { incident, action: ResponderAction::Accept }).is_none());
         assert!(Forwardable::of(&responder, &Request::Suggest { incident }).is_none());
+        assert!(Forwardable::of(&responder, &Request::PlaceOrder(order)).is_none());
         assert!(Forwardable::of(&Caller::Admin { id: "root".into() }, &Request::Suggest { incident }).is_none());
         let forged = Forwardable::Dispatch { incident, action: DispatcherAction::Claim };
         assert_eq!(forged.into_command(ForwardedCaller::Responder { id: ResponderId::parse("r-7").unwrap() }), None);

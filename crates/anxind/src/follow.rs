@@ -416,7 +416,8 @@ struct Read {
 }
 
 /// Forwards a person's request about another node's zone to that node (a dispatcher's, a
-/// responder's phone's, a contact's, a gateway's receipt: `anxin_proto::cluster::Forwardable`),
+/// responder's phone's, a contact's, a gateway's receipt, a service order's:
+/// `anxin_proto::cluster::Forwardable`),
 /// and takes the answers (`anxin_proto::cluster::Forwarded`), over the follower's MQTT session.
 ///
 /// A request goes under an id of its own (this node's name, a number for this run, a count).
@@ -606,6 +607,7 @@ impl Forwarder {
             | anxin_proto::cluster::Forwardable::Respond { incident, .. }
             | anxin_proto::cluster::Forwardable::FamilyAnswer { incident, .. }
             | anxin_proto::cluster::Forwardable::NotificationOutcome { incident, .. } => Some(Zone::of(incident.0)),
+            anxin_proto::cluster::Forwardable::OrderAct { order, .. } => Some(Zone::of(order.0)),
             _ => None,
         };
         let command = Zone::new(zone.into())

@@ -1057,6 +1057,25 @@ async fn zones_spread_over_three_nodes() {
             .unwrap();
         assert_eq!(stored, on, "{responder}'s duty as stored");
     }
+    // A dispatcher on that node places a service order for an elder of that zone: forwarded
+    // to the zone's owner, placed there once, numbered in the zone.
+    let http = elsewhere.expect("serving");
+    let cookie = sign_in(http, "wang").await;
+    let from = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
+    let order = serde_json::json!({"elder_id": format!("e-ha-{noted_zone}"), "category": "cleaning", "from": from,
+        "to": from + 4 * 3_600_000, "source": {"from": "dispatcher"}, "self_paid_agreed": true});
+    let headers = [("Cookie", cookie.as_str())];
+    let (status, body) = http_request(http, "POST", "/api/v1/services/orders", &headers, &order.to_string()).await;
+    assert_eq!(status, 201, "an order placed through a node not running zone {noted_zone}: {body}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = placed["id"].as_u64().expect("its number");
+    assert_eq!(anxin_core::Zone::of(id).number(), noted_zone, "numbered in the elder's zone");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM service_orders WHERE elder_id = $1")
+        .bind(format!("e-ha-{noted_zone}"))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "placed once");
     drop((phone, db));
     let mut takeovers: Vec<Takeover> = Vec::new();
     let mut zones_of: BTreeMap<usize, BTreeSet<u16>> = BTreeMap::new();
