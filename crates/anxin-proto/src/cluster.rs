@@ -169,39 +169,24 @@ impl Forwardable {
         )
     }
 
-    /// The caller and request again, on the node running the zone; `None` for a request the
-    /// caller may not make (only [`Forwardable::of`]'s pairs are taken).
+    /// The caller and request again, on the node running the zone; `None` for a pair the
+    /// caller may not make (what [`Forwardable::of`] would not have forwarded).
     pub fn into_command(self, caller: ForwardedCaller) -> Option<(Caller, Request)> {
-        let request = match (&caller, self) {
-            (ForwardedCaller::Dispatcher { .. }, Forwardable::Dispatch { incident, action }) => {
-                Request::Dispatch { incident, action }
-            }
-            (ForwardedCaller::Dispatcher { .. }, Forwardable::Suggest { incident }) => Request::Suggest { incident },
-            (ForwardedCaller::Dispatcher { .. }, Forwardable::Timeline { incident }) => Request::Timeline { incident },
-            (ForwardedCaller::Dispatcher { .. }, Forwardable::History { elder }) => Request::History { elder },
-            (ForwardedCaller::Responder { .. }, Forwardable::Respond { incident, action }) => {
-                Request::Respond { incident, action }
-            }
-            (ForwardedCaller::Responder { .. }, Forwardable::Duty { on }) => Request::Duty { on },
-            (ForwardedCaller::Responder { .. }, Forwardable::Location { at }) => Request::Location { at },
-            (ForwardedCaller::Family { .. }, Forwardable::FamilyAnswer { incident, answer }) => {
-                Request::FamilyAnswer { incident, answer }
-            }
-            (ForwardedCaller::Notifier, Forwardable::NotificationOutcome { incident, contact, key, delivery }) => {
+        let request = match self {
+            Forwardable::Dispatch { incident, action } => Request::Dispatch { incident, action },
+            Forwardable::Suggest { incident } => Request::Suggest { incident },
+            Forwardable::Timeline { incident } => Request::Timeline { incident },
+            Forwardable::History { elder } => Request::History { elder },
+            Forwardable::Respond { incident, action } => Request::Respond { incident, action },
+            Forwardable::Duty { on } => Request::Duty { on },
+            Forwardable::Location { at } => Request::Location { at },
+            Forwardable::FamilyAnswer { incident, answer } => Request::FamilyAnswer { incident, answer },
+            Forwardable::NotificationOutcome { incident, contact, key, delivery } => {
                 Request::NotificationOutcome { incident, contact, key, delivery }
             }
-            (
-                ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. },
-                Forwardable::PlaceOrder { order },
-            ) => Request::PlaceOrder(order),
-            (ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. }, Forwardable::Quote { order }) => {
-                Request::Quote(order)
-            }
-            (
-                ForwardedCaller::Dispatcher { .. } | ForwardedCaller::Family { .. },
-                Forwardable::OrderAct { order, action },
-            ) => Request::OrderAct { order, action },
-            _ => return None,
+            Forwardable::PlaceOrder { order } => Request::PlaceOrder(order),
+            Forwardable::Quote { order } => Request::Quote(order),
+            Forwardable::OrderAct { order, action } => Request::OrderAct { order, action },
         };
         let caller = match caller {
             ForwardedCaller::Dispatcher { id, supervisor } => Caller::Dispatcher { id, supervisor },
@@ -209,6 +194,8 @@ impl Forwardable {
             ForwardedCaller::Family { elder, contact } => Caller::Family { elder, contact },
             ForwardedCaller::Notifier => Caller::Notifier,
         };
+        // One table of who may ask what: `of`'s.
+        Forwardable::of(&caller, &request)?;
         Some((caller, request))
     }
 }

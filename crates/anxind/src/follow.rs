@@ -598,22 +598,15 @@ impl Forwarder {
             }
         };
         let anxin_proto::cluster::Forwarded { id, from, zone, caller, request, request_id } = asked;
-        // Only the requests each kind of caller may make, about the zone they name (an
-        // incident's number says its zone).
-        let named = match &request {
-            anxin_proto::cluster::Forwardable::Dispatch { incident, .. }
-            | anxin_proto::cluster::Forwardable::Suggest { incident }
-            | anxin_proto::cluster::Forwardable::Timeline { incident }
-            | anxin_proto::cluster::Forwardable::Respond { incident, .. }
-            | anxin_proto::cluster::Forwardable::FamilyAnswer { incident, .. }
-            | anxin_proto::cluster::Forwardable::NotificationOutcome { incident, .. } => Some(Zone::of(incident.0)),
-            anxin_proto::cluster::Forwardable::OrderAct { order, .. } => Some(Zone::of(order.0)),
-            _ => None,
-        };
-        let command = Zone::new(zone.into())
-            .ok()
-            .filter(|z| named.is_none_or(|n| n == *z))
-            .and_then(|zone| Some((zone, request.into_command(caller)?)));
+        // Only the requests each kind of caller may make, about the zone they name (where the
+        // request's own number says its zone, as the router reads it, it must agree).
+        let command = Zone::new(zone.into()).ok().and_then(|zone| {
+            let (caller, request) = request.into_command(caller)?;
+            match crate::node::route(&caller, &request, &crate::node::Directory::default()) {
+                crate::node::Route::Zone(named) if named != zone => None,
+                _ => Some((zone, (caller, request))),
+            }
+        });
         let Some((zone, (caller, request))) = command else {
             self.rejected.with_label_values(&["request"]).inc();
             tracing::warn!(from, id, zone, "a request from another node that may not be made; passed over");
@@ -745,6 +738,14 @@ mod tests {
         Harness { forwarder: Arc::new(forwarder), rejected, store, _link: link, _owners: owners }
     }
 
+    /// The node running `zone` only, its engine's queue read by the test.
+    fn one_engine(zone: Zone) -> (crate::node::Engines, mpsc::Receiver<anxin_proto::Command>) {
+        let (engine, reached) = mpsc::channel::<anxin_proto::Command>(8);
+        let engines = crate::node::Engines::default();
+        engines.write().unwrap().insert(zone, engine);
+        (engines, reached)
+    }
+
     #[tokio::test]
     async fn what_another_node_sends_that_is_no_frame_is_counted_and_passed_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -771,9 +772,7 @@ mod tests {
         let h = harness("b", dir.path()).await;
         let (forwarder, store) = (&h.forwarder, &h.store);
         // Zone 0's engine, as this node runs it: what reaches it is counted.
-        let (engine, mut reached) = mpsc::channel::<anxin_proto::Command>(8);
-        let engines = crate::node::Engines::default();
-        engines.write().unwrap().insert(Zone::FIRST, engine);
+        let (engines, mut reached) = one_engine(Zone::FIRST);
         let note = |n: u64| anxin_proto::cluster::Forwarded {
             id: n,
             from: "a".into(),
@@ -817,10 +816,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = harness("b", dir.path()).await;
         let (forwarder, rejected) = (&h.forwarder, &h.rejected);
-        let (engine, mut reached) = mpsc::channel::<anxin_proto::Command>(8);
-        let engines = crate::node::Engines::default();
         let zone = Zone::new(3).unwrap();
-        engines.write().unwrap().insert(zone, engine);
+        let (engines, mut reached) = one_engine(zone);
         let incident = anxin_core::IncidentId(zone.base() + 5);
         let responder = anxin_core::ResponderId::parse("r-7").unwrap();
         let frame = |caller: ForwardedCaller, request: Forwardable, zone: u16| Forwarded {
