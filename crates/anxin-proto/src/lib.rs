@@ -18,7 +18,7 @@ pub use topic::Topics;
 /// A device's message as the broker delivered it to the engine: where it was published, what
 /// it says, and when the engine read it. The engine's link makes these; the engine's task
 /// reads them, and hands each back to the link to acknowledge once what it caused is stored.
-pub trait Delivery: Send + 'static {
+pub trait Delivery: Send + Sync + 'static {
     /// The MQTT topic it was published on.
     fn topic(&self) -> &str;
     /// Its payload, as sent.

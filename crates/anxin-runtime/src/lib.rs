@@ -5,7 +5,8 @@
 //! them, and then, for each batch and in the engine's order:
 //!
 //! 1. **commits** what the batch caused in one transaction ([`ports::Store`]), retrying while
-//!    the store is down;
+//!    the store is down (an engine whose messages come from an inbox in the same database
+//!    takes them out in that transaction: [`ports::Store::takes_messages`]);
 //! 2. **acknowledges** the batch's messages to the broker, sends the devices' commands and the
 //!    stations' alerts ([`ports::Devices`]);
 //! 3. **shows** the batch: incident deltas to consoles, offers and jobs to phones, responders
@@ -49,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The ports a runtime works through.
 pub struct Ports<M> {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Store<M>>,
     pub devices: Arc<dyn Devices<M>>,
     pub feeds: Arc<dyn Feeds>,
     pub clock: Arc<dyn Clock>,
@@ -653,7 +654,10 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
         || !out.orders.is_empty()
         || !out.order_events.is_empty()
         || !out.requests.is_empty();
-    if to_store && !commit(&ports, &out, &stop, fault).await {
+    let messages_taken = ports.store.takes_messages() && messages.as_ref().is_some_and(|m| !m.is_empty());
+    if (to_store || messages_taken)
+        && !commit(&ports, &out, messages.as_deref().unwrap_or_default(), &stop, fault).await
+    {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);
         return false;
@@ -732,7 +736,7 @@ fn acknowledge<M: Delivery>(ports: &Ports<M>, messages: Vec<M>) {
 /// Commits, retrying with backoff while the store fails. Returns false if shutdown came
 /// while it failed, if another batch was fenced, or if this commit was fenced: then
 /// `stop.fenced` is cancelled, so that no batch of this runtime goes on.
-async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &Stop, fault: Fault) -> bool {
+async fn commit<M: Delivery>(ports: &Ports<M>, out: &Outbox, messages: &[M], stop: &Stop, fault: Fault) -> bool {
     let mut backoff = Duration::from_millis(50);
     let mut failed = false;
     loop {
@@ -740,7 +744,7 @@ async fn commit<M>(ports: &Ports<M>, out: &Outbox, stop: &Stop, fault: Fault) ->
             return false;
         }
         let started = ports.clock.instant();
-        match ports.store.commit(out).await {
+        match ports.store.commit(out, messages).await {
             Ok(()) => {
                 ports.telemetry.committed(ports.clock.instant().saturating_duration_since(started));
                 if failed {

@@ -67,11 +67,22 @@ impl From<String> for CommitError {
 }
 
 /// Where a batch is made durable.
-pub trait Store: Send + Sync + 'static {
+pub trait Store<M>: Send + Sync + 'static {
     /// Stores what one batch caused (device messages, incident events, incidents' current
     /// state, responders' duty and position) in one transaction. Idempotent: a batch stored
     /// twice, after a failure whose outcome was unclear, leaves the same state as once.
-    fn commit<'a>(&'a self, batch: &'a Outbox) -> BoxFuture<'a, Result<(), CommitError>>;
+    ///
+    /// `messages` are the batch's messages. A store that is also their broker (an engine
+    /// reading an inbox in the database: [`Store::takes_messages`]) takes them out in the same
+    /// transaction, so that a message is handled and taken out, or neither; any other store
+    /// passes them over, and [`Devices::ack`] acknowledges them after the commit.
+    fn commit<'a>(&'a self, batch: &'a Outbox, messages: &'a [M]) -> BoxFuture<'a, Result<(), CommitError>>;
+
+    /// Whether [`Store::commit`] takes the messages out of where they came from: then a batch
+    /// of messages that caused nothing to store (repeats, garbage) is committed all the same.
+    fn takes_messages(&self) -> bool {
+        false
+    }
 
     /// Writes a snapshot of devices' health and watched elders' activity taken at `at`, apart
     /// from the commits (it holds no promise: a restart loses at most one snapshot's interval

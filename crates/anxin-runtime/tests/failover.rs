@@ -224,12 +224,12 @@ struct FencedStore {
     continued: Arc<Notify>,
 }
 
-impl anxin_runtime::Store for FencedStore {
+impl<M: Sync> anxin_runtime::Store<M> for FencedStore {
     fn save_health<'a>(&'a self, _: &'a HealthSnapshot, _: Timestamp) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), CommitError>> {
+    fn commit<'a>(&'a self, out: &'a Outbox, _: &'a [M]) -> BoxFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
             let wait = {
                 let mut w = self.world.lock().unwrap();

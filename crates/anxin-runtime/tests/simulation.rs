@@ -174,7 +174,7 @@ struct FakeStore {
     clock: FakeClock,
 }
 
-impl anxin_runtime::Store for FakeStore {
+impl<M: Sync> anxin_runtime::Store<M> for FakeStore {
     /// Devices' health holds no promise the simulation checks (the engine's own tests do).
     fn save_health<'a>(
         &'a self,
@@ -184,7 +184,7 @@ impl anxin_runtime::Store for FakeStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
+    fn commit<'a>(&'a self, out: &'a Outbox, _: &'a [M]) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
             let ticket = {
                 let mut w = self.world.lock().unwrap();

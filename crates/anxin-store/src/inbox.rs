@@ -1,14 +1,13 @@
 //! The inbox (issue 25; `SCALE-OUT.md`, "Ingest"): device messages an ingest session stores
 //! before acknowledging them to the broker, each under the zone of its device's elder, for the
-//! engine running that zone to read and, once the batch that handled them is committed, take
-//! out ([`InboxStore::inbox_ack`]): to the engine the inbox is its broker. So a message
-//! acknowledged by any node is never lost, whichever node owns its zone, and a repeat of a
-//! message already in (the broker's, or a device's) is absorbed by the key. An engine that
-//! stops between its commit and taking the messages out leaves them to the next, which finds
-//! their ids stored and tells the devices again, as after a broker's redelivery.
-//!
-//! Built and tested at the store; the ingest sessions and the engines reading it are the next
-//! step (docs/architecture.md, "Zones").
+//! engine running that zone to read and take out in the same transaction that stores what
+//! they caused ([`crate::Batch::taking`]): to the engine the inbox is its broker, and that
+//! commit its acknowledgement. So a message acknowledged by any node is never lost, whichever
+//! node owns its zone; a repeat of a message already in (the broker's, or a device's) is
+//! absorbed by the key; and a message is handled and taken out, or neither (on PostgreSQL
+//! under the zone's fence: an owner fenced takes nothing out). A message filed again after it
+//! was taken out (a device that did not hear, and sends it again) is read again, and the engine
+//! finds its id stored and tells the device again.
 
 use crate::StoreError;
 use anxin_core::{Timestamp, Zone};
@@ -84,10 +83,6 @@ pub trait InboxStore: Send + Sync {
 
     /// Up to `limit` messages of `zones`, oldest first.
     async fn inbox_take(&self, zones: &[Zone], limit: u32) -> Result<Vec<InboxEntry>, StoreError>;
-
-    /// Takes `keys` out of the inbox: their batch is committed. On PostgreSQL without waiting
-    /// for the disk (a deletion lost in a crash only has the messages read again).
-    async fn inbox_ack(&self, keys: &[InboxKey]) -> Result<(), StoreError>;
 }
 
 /// The zones PostgreSQL announces new messages in (`NOTIFY anxin_inbox`, sent by
@@ -113,8 +108,7 @@ pub(crate) const INBOX_PUT: &str = "INSERT INTO inbox (device_id, msg_key, zone,
      JOIN stations s ON s.id = e.station_id WHERE d.id = $1), 0), $3, $4, $5) \
      ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone";
 
-/// `$postgres`: announce new messages with `NOTIFY`, and take handled ones out without
-/// waiting for the disk (see `inbox_ack`).
+/// `$postgres`: announce new messages with `NOTIFY`.
 macro_rules! inbox_store {
     ($store:ty, $postgres:expr) => {
         #[async_trait::async_trait]
@@ -142,35 +136,6 @@ macro_rules! inbox_store {
                 }
                 tx.commit().await?;
                 Ok(zones)
-            }
-
-            async fn inbox_ack(&self, keys: &[crate::inbox::InboxKey]) -> Result<(), crate::StoreError> {
-                let mut keys: Vec<&crate::inbox::InboxKey> = keys.iter().collect();
-                keys.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
-                let mut tx = self.pool.begin().await?;
-                if $postgres {
-                    // Without waiting for the disk: the commit that handled these messages is
-                    // durable already, and a deletion a crash loses only has the next owner
-                    // read them again, find their ids stored and tell the devices again, as
-                    // after a broker's redelivery. Waiting would cost a WAL flush a press (a
-                    // third of the cluster's flushes; `tests/cluster.rs` counts them).
-                    sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
-                }
-                for chunk in keys.chunks(500) {
-                    let mut q = sqlx::QueryBuilder::new("DELETE FROM inbox WHERE (device_id, msg_key) IN (VALUES ");
-                    let mut first = true;
-                    for k in chunk {
-                        if !first {
-                            q.push(", ");
-                        }
-                        first = false;
-                        q.push("(").push_bind(k.device_id.as_str()).push(", ").push_bind(k.msg_key.as_str()).push(")");
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn inbox_take(
@@ -208,6 +173,26 @@ macro_rules! inbox_store {
     };
 }
 pub(crate) use inbox_store;
+
+/// `keys` in the order every writer of the inbox takes them (two transactions touching the
+/// same messages then wait for each other rather than deadlock).
+pub(crate) fn in_key_order(keys: &[InboxKey]) -> Vec<&InboxKey> {
+    let mut sorted: Vec<&InboxKey> = keys.iter().collect();
+    sorted.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
+    sorted
+}
+
+/// SQLite's deletion of `keys` from the inbox, in one statement.
+pub(crate) fn delete_keys<'a>(keys: &[&'a InboxKey]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut q = sqlx::QueryBuilder::new("DELETE FROM inbox WHERE (device_id, msg_key) IN (VALUES ");
+    let mut rows = q.separated(", ");
+    for k in keys {
+        rows.push("(").push_bind_unseparated(k.device_id.as_str()).push_unseparated(", ");
+        rows.push_bind_unseparated(k.msg_key.as_str()).push_unseparated(")");
+    }
+    q.push(")");
+    q
+}
 
 /// A zone number as stored, checked.
 fn stored_zone(z: i32) -> Result<Zone, StoreError> {

@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 /// What one engine step (or a group of them) must store, all or nothing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Batch<'a> {
     pub messages: &'a [MessageRecord],
     pub events: &'a [IncidentEvent],
@@ -72,6 +72,10 @@ pub struct Batch<'a> {
     /// Requests forwarded from other nodes that this batch acted on, by their ids (an id
     /// stored already is left as it is).
     pub requests: &'a [anxin_core::AppliedRequest],
+    /// Messages the batch handled, taken out of the inbox in the same transaction (an
+    /// engine reading the inbox: to it the inbox is its broker, and this its
+    /// acknowledgement). A key no longer there is passed over.
+    pub inbox: &'a [inbox::InboxKey],
 }
 
 impl<'a> Batch<'a> {
@@ -88,7 +92,13 @@ impl<'a> Batch<'a> {
             orders: &out.orders,
             order_events: &out.order_events,
             requests: &out.requests,
+            inbox: &[],
         }
+    }
+
+    /// The same batch, taking `keys` out of the inbox as it is stored.
+    pub fn taking(self, keys: &'a [inbox::InboxKey]) -> Self {
+        Batch { inbox: keys, ..self }
     }
 }
 

@@ -164,6 +164,8 @@ struct Rows<'a> {
     orders: &'a [anxin_core::ServiceOrder],
     order_events: &'a [anxin_core::OrderEvent],
     requests: &'a [anxin_core::AppliedRequest],
+    /// In the order of their keys, as the inbox's writers take them.
+    inbox: Vec<&'a crate::inbox::InboxKey>,
 }
 
 struct NotificationRow<'a> {
@@ -285,6 +287,7 @@ impl<'a> Rows<'a> {
             orders: batch.orders,
             order_events: batch.order_events,
             requests: batch.requests,
+            inbox: crate::inbox::in_key_order(batch.inbox),
         })
     }
 }
@@ -316,6 +319,9 @@ impl SqliteStore {
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
         Self::write_requests(&mut tx, rows.requests).await?;
+        for chunk in rows.inbox.chunks(CHUNK) {
+            crate::inbox::delete_keys(chunk).build().execute(&mut *tx).await?;
+        }
         for chunk in rows.messages.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(INSERT_MESSAGES);
             q.push_values(chunk, |mut b, m| {
@@ -407,16 +413,17 @@ impl PostgresStore {
     /// on a unique key, nothing of it stays, and the batch goes again with the guards
     /// ([`COMMIT_POSTGRES_AGAIN`]), which leave whatever is already stored as it is.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
-        self.write_fenced(rows, &[]).await.map_err(|e| match e {
+        self.write_fenced(std::slice::from_ref(rows), &[]).await.map_err(|e| match e {
             crate::lease::FenceError::Store(e) => e,
             crate::lease::FenceError::Fenced { .. } => unreachable!("a write without a lease is never fenced"),
         })
     }
 
-    /// [`PostgresStore::write`], in a transaction fenced by every lease of `fence`.
+    /// [`PostgresStore::write`] of every batch of `rows` in one transaction, fenced by every
+    /// lease of `fence`.
     async fn write_fenced(
         &self,
-        rows: &Rows<'_>,
+        rows: &[Rows<'_>],
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         use crate::lease::FenceError;
@@ -439,7 +446,7 @@ impl PostgresStore {
         batch: Batch<'_>,
         lease: &crate::lease::Lease,
     ) -> Result<(), crate::lease::FenceError> {
-        self.write_fenced(&Rows::of(batch)?, std::slice::from_ref(lease)).await
+        self.write_fenced(&[Rows::of(batch)?], std::slice::from_ref(lease)).await
     }
 
     /// [`PostgresStore::commit_fenced`] under several leases at once (an engine running
@@ -449,16 +456,27 @@ impl PostgresStore {
         batch: Batch<'_>,
         leases: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
-        self.write_fenced(&Rows::of(batch)?, leases).await
+        self.write_fenced(&[Rows::of(batch)?], leases).await
+    }
+
+    /// Several engines' batches (a node's zones) in one transaction fenced by all of
+    /// `leases`: one wait for the disk for them all. Refused whole, as fenced, when any lease
+    /// has moved on (the error names it: the caller goes again without its batches).
+    pub async fn commit_fenced_many(
+        &self,
+        batches: &[Batch<'_>],
+        leases: &[crate::lease::Lease],
+    ) -> Result<(), crate::lease::FenceError> {
+        let rows = batches.iter().map(|b| Rows::of(*b)).collect::<Result<Vec<_>, _>>()?;
+        self.write_fenced(&rows, leases).await
     }
 
     async fn write_with(
         &self,
-        rows: &Rows<'_>,
+        batches: &[Rows<'_>],
         statement: &str,
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
-        let (m, e, i, r) = (rows.messages, &rows.events, &rows.incidents, &rows.roster);
         // In an explicit transaction all the same: a commit the engine gave up on (past its
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
@@ -466,11 +484,34 @@ impl PostgresStore {
         if !fence.is_empty() {
             crate::lease::fence(&mut tx, fence).await?;
         }
+        for rows in batches {
+            Self::write_rows(&mut tx, rows, statement).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// One batch's statements, in `tx`.
+    async fn write_rows(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        rows: &Rows<'_>,
+        statement: &str,
+    ) -> Result<(), StoreError> {
+        let (m, e, i, r) = (rows.messages, &rows.events, &rows.incidents, &rows.roster);
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
-        Self::write_ledger(&mut tx, rows.ledger).await?;
-        Self::write_visits(&mut tx, rows.visits).await?;
-        Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
-        Self::write_requests(&mut tx, rows.requests).await?;
+        Self::write_ledger(tx, rows.ledger).await?;
+        Self::write_visits(tx, rows.visits).await?;
+        Self::write_orders(tx, rows.orders, rows.order_events).await?;
+        Self::write_requests(tx, rows.requests).await?;
+        if !rows.inbox.is_empty() {
+            sqlx::query(
+                "DELETE FROM inbox WHERE (device_id, msg_key) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(rows.inbox.iter().map(|k| k.device_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.inbox.iter().map(|k| k.msg_key.as_str()).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
         sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -500,7 +541,7 @@ impl PostgresStore {
             .bind(i.iter().map(|r| r.incident.last_seq as i64).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.new).collect::<Vec<_>>())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         // Rare next to presses, so in a statement of their own only when there are any.
         let n = &rows.notifications;
@@ -515,10 +556,10 @@ impl PostgresStore {
                 .bind(n.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
                 .bind(n.iter().map(|r| r.n.created_at.millis()).collect::<Vec<_>>())
                 .bind(n.iter().map(|r| r.n.not_before.millis()).collect::<Vec<_>>())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        Ok(tx.commit().await?)
+        Ok(())
     }
 }
 

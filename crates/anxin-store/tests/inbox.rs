@@ -1,11 +1,11 @@
 //! The inbox (issue 25, `SCALE-OUT.md` "Ingest"), on both databases: messages filed under
-//! their device's zone, a repeat absorbed, each zone's read oldest first, and taken out when
-//! acknowledged (on PostgreSQL: announced per zone). PostgreSQL runs when
+//! their device's zone, a repeat absorbed, each zone's read oldest first, and taken out by the
+//! commit that handled them (on PostgreSQL: announced per zone). PostgreSQL runs when
 //! `ANXIN_TEST_POSTGRES_URL` names a server (required under `CI=true`).
 
 use anxin_core::*;
 use anxin_store::inbox::{message_key, InboxEntry, InboxStore};
-use anxin_store::{testkit, Store};
+use anxin_store::{testkit, Batch, Store};
 
 const T0: Timestamp = Timestamp(1_763_000_000_000);
 
@@ -73,11 +73,24 @@ async fn messages_are_filed_by_zone_and_taken_out_when_acknowledged<S: Store + I
     assert_eq!(store.inbox_take(&[z0, z3], 2).await.unwrap().len(), 2, "at most the limit, oldest first");
     assert!(store.inbox_take(&[], 10).await.unwrap().is_empty());
 
-    // Zone 3's first two handled and acknowledged: out, and nothing else.
+    // Zone 3's first two handled: taken out by the commit that stored what they caused, and
+    // nothing else.
     let handled = [three[0].key(), three[1].key()];
-    store.inbox_ack(&handled).await.unwrap();
-    store.inbox_ack(&handled).await.unwrap(); // twice is harmless
-    store.inbox_ack(&[]).await.unwrap();
+    let message = MessageRecord {
+        device_id: DeviceId::parse("d-3").unwrap(),
+        msg_id: MessageId::parse("m-1").unwrap(),
+        event: Some(EventType::Sos),
+        received_at: T0,
+        incident_id: None,
+    };
+    let stored = [message];
+    store.commit(Batch { messages: &stored, ..Batch::default() }.taking(&handled)).await.unwrap();
+    assert_eq!(
+        store.message(&stored[0].device_id, &stored[0].msg_id).await.unwrap(),
+        Some(stored[0].clone()),
+        "stored with it"
+    );
+    store.commit(Batch::default().taking(&handled)).await.unwrap(); // twice is harmless
     assert_eq!(
         keys(&store.inbox_take(&[z0, z3], 10).await.unwrap()),
         [("d-x".into(), "m-1".into()), ("d-3".into(), "m-2".into())]

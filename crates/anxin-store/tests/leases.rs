@@ -163,30 +163,40 @@ async fn of_many_nodes_asking_at_once_one_is_granted() {
     }
 }
 
-/// The engine's own commit, fenced: a batch under a lost lease is refused whole, and the
-/// same batch under the new holder's lease is stored.
+/// The engine's own commit, fenced: a batch under a lost lease is refused whole, the press
+/// left in the inbox, and the same batch under the new holder's lease is stored and takes
+/// the press out.
 #[tokio::test]
 async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
+    use anxin_store::inbox::{InboxEntry, InboxStore};
     use anxin_store::{Batch, Store};
     let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
     let (out, t0) = one_press(&store).await;
     assert!(!out.incidents.is_empty() && !out.events.is_empty() && !out.messages.is_empty());
+    let topic = format!("xs/v1/devices/{}/events", anxin_core::testkit::d1());
+    let payload = format!(r#"{{"msg_id":"m-1","type":"sos","ts":{}}}"#, t0.millis());
+    let filed = InboxEntry::new(anxin_core::testkit::d1().as_str(), &topic, payload.into_bytes(), t0);
+    store.inbox_put(std::slice::from_ref(&filed)).await.unwrap();
+    let taken = [filed.key()];
+    let inbox = || async { store.inbox_take(&[anxin_core::Zone::FIRST], 10).await.unwrap().len() };
 
     let a = store.lease_acquire("zone:0", "node-a", SHORT, "").await.unwrap().expect("free");
     tokio::time::sleep(SHORT * 2).await;
     let b = store.lease_acquire("zone:0", "node-b", LONG, "").await.unwrap().expect("expired");
-    match store.commit_fenced(Batch::of(&out), &a).await {
+    match store.commit_fenced(Batch::of(&out).taking(&taken), &a).await {
         Err(FenceError::Fenced { held: 1, now: Some(2), .. }) => {}
         other => panic!("a's commit was not fenced: {other:?}"),
     }
     let resumed = store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap();
     assert!(resumed.open.is_empty() && resumed.recent_messages.is_empty(), "a stale owner stored {resumed:?}");
     assert_eq!(resumed.counters[&anxin_core::Zone::FIRST].seq, 0);
+    assert_eq!(inbox().await, 1, "the press is left for the new owner");
 
-    store.commit_fenced(Batch::of(&out), &b).await.expect("the holder's commit is stored");
+    store.commit_fenced(Batch::of(&out).taking(&taken), &b).await.expect("the holder's commit is stored");
     let resumed = store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap();
     assert_eq!(resumed.open.len(), 1);
     assert_eq!(resumed.recent_messages.len(), 1);
+    assert_eq!(inbox().await, 0, "taken out by the commit that handled it");
     // Stored again (a retry after an unclear failure), under the guards, still fenced.
     store.commit_fenced(Batch::of(&out), &b).await.expect("idempotent");
     assert!(matches!(store.commit_fenced(Batch::of(&out), &a).await, Err(FenceError::Fenced { .. })));

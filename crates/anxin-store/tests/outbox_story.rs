@@ -28,18 +28,7 @@ fn notification(key: &str, contact: &str, notice: Notice, created_after_ms: i64)
 }
 
 fn batch(notifications: &[Notification]) -> Batch<'_> {
-    Batch {
-        messages: &[],
-        events: &[],
-        incidents: &[],
-        roster: &[],
-        notifications,
-        ledger: &[],
-        visits: &[],
-        orders: &[],
-        order_events: &[],
-        requests: &[],
-    }
+    Batch { notifications, ..Batch::default() }
 }
 
 /// Runs `story` on a fresh SQLite store, then on a fresh PostgreSQL database when a server

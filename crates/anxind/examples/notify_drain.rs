@@ -73,18 +73,7 @@ fn main() -> anyhow::Result<()> {
         };
         let store = anxin_store::open(&store_url).await?;
         let rows = notifications(count, anxin_proto::wall_clock_now());
-        let batch = anxin_store::Batch {
-            messages: &[],
-            events: &[],
-            incidents: &[],
-            roster: &[],
-            notifications: &rows,
-            ledger: &[],
-            visits: &[],
-            orders: &[],
-            order_events: &[],
-            requests: &[],
-        };
+        let batch = anxin_store::Batch { notifications: &rows, ..Default::default() };
         store.commit(batch).await?;
 
         let gateway = TestGateway::start(SECRET, Duration::from_millis(delay_ms)).await;

@@ -1,11 +1,11 @@
 //! A zone owner's side of the inbox (issue 25, `SCALE-OUT.md` "Ingest"): the messages the
 //! ingest sessions filed under the zones this engine runs are read into the engine's queue
-//! ([`feed`]), as a broker's would be, and taken out of the inbox once the batch that handled
-//! them is committed ([`InboxAcks`]): to the engine the inbox is its broker, and the runtime
-//! acknowledges after the commit as it always does. A message read again before its
-//! acknowledgement is not handed over twice; one the engine handled but did not acknowledge
-//! (it stopped) is read again by the next owner, which finds its id stored and tells the
-//! device again, as after a broker's redelivery.
+//! ([`feed`]), as a broker's would be, and taken out of the inbox by the commit that stores
+//! what they caused (`crate::ports::StorePort`, `anxin_store::Batch::taking`): to the engine
+//! the inbox is its broker, and that commit its acknowledgement, fenced by the zone's lease
+//! like everything else it writes. A message read again before its batch is committed is not
+//! handed over twice ([`InFlight`]); one whose batch was not committed (the engine stopped, or
+//! was fenced) stays in the inbox for the zone's next owner.
 //!
 //! Tested with the real runtime (`tests/ingest.rs`); anxind's engine reads the inbox with the
 //! zones spread over nodes (`crate::spread`, `App::run`).
@@ -39,7 +39,7 @@ impl anxin_proto::Delivery for InboxMessage {
     }
 }
 
-/// Messages handed to the engine and not yet taken out of the inbox.
+/// Messages handed to the engine whose batch is not yet committed.
 #[derive(Debug, Default)]
 pub struct InFlight(Mutex<HashSet<InboxKey>>);
 
@@ -48,11 +48,10 @@ impl InFlight {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key)
     }
 
-    fn done(&self, keys: &[InboxKey]) {
-        let mut set = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for k in keys {
-            set.remove(k);
-        }
+    /// `message`'s batch is committed, and the commit took it out of the inbox: should it be
+    /// filed again (a device that did not hear, and sends it again), it is handed over again.
+    pub fn done(&self, message: &InboxMessage) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&message.entry.key());
     }
 
     pub fn len(&self) -> usize {
@@ -121,40 +120,5 @@ pub async fn feed(
             _ = wait => {}
             _ = tokio::time::sleep(poll) => {}
         }
-    }
-}
-
-/// Takes acknowledged messages out of the inbox, gathered into one statement as they come;
-/// a statement that fails is tried again (the messages stay in flight meanwhile).
-#[derive(Debug, Clone)]
-pub struct InboxAcks {
-    tx: mpsc::UnboundedSender<InboxKey>,
-}
-
-impl InboxAcks {
-    /// Starts the task that takes them out (it ends when every `InboxAcks` is dropped).
-    pub fn start(store: Arc<dyn InboxStore>, in_flight: Arc<InFlight>) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<InboxKey>();
-        let task = tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut keys = vec![first];
-                while let Ok(k) = rx.try_recv() {
-                    keys.push(k);
-                }
-                let mut backoff = Duration::from_millis(50);
-                while let Err(e) = store.inbox_ack(&keys).await {
-                    tracing::warn!(error = %e, messages = keys.len(), "cannot take handled messages out of the inbox; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                in_flight.done(&keys);
-            }
-        });
-        (InboxAcks { tx }, task)
-    }
-
-    /// The message's batch is committed: take it out.
-    pub fn ack(&self, message: InboxMessage) {
-        let _ = self.tx.send(message.entry.key());
     }
 }

@@ -215,7 +215,6 @@ struct Shared {
     node: String,
     url: String,
     data: Arc<PostgresStore>,
-    authority: Arc<PostgresStore>,
     hub: Arc<Hub>,
     phones: Arc<anxin_api::ResponderHub>,
     family_hub: Arc<anxin_api::FamilyHub>,
@@ -235,6 +234,8 @@ struct Shared {
     ledger: Arc<LedgerReads>,
     /// Each running zone's inbox queue, for `anxin_ingest_backlog_messages`.
     queues: Arc<Mutex<BTreeMap<Zone, mpsc::WeakSender<crate::inbox::InboxMessage>>>>,
+    /// Every zone's engine's commits go through it, gathered.
+    commits: crate::commits::NodeCommits,
 }
 
 impl Shared {
@@ -274,21 +275,20 @@ impl Shared {
         let (command_tx, command_rx) = mpsc::channel(1024);
         let inbox: Arc<dyn anxin_store::inbox::InboxStore> = self.data.clone();
         let in_flight = Arc::new(crate::inbox::InFlight::default());
-        let (acks, _) = crate::inbox::InboxAcks::start(inbox.clone(), in_flight.clone());
         let feed_stop = CancellationToken::new();
         tokio::spawn(crate::inbox::feed(
             inbox,
             vec![zone],
             Some(self.url.clone()),
             Duration::from_millis(250),
-            in_flight,
+            in_flight.clone(),
             inbox_tx,
             feed_stop.clone(),
         ));
-        let held = crate::cluster::Held::zone(self.data.clone(), self.authority.clone(), lease);
+        let fenced = crate::cluster::FencedStore::Gathered { commits: self.commits.clone(), lease };
         let data: Arc<dyn Store> = self.data.clone();
         let store = Arc::new(crate::notify::WakingStorePort {
-            inner: crate::ports::StorePort(data, Some(crate::cluster::FencedStore(held))),
+            inner: crate::ports::StorePort(data, Some(fenced)),
             wake: self.notify_wake.clone(),
             metrics: self.notify_metrics.clone(),
         });
@@ -310,7 +310,7 @@ impl Shared {
             totals: Some((zone, self.totals.clone())),
         });
         let link = crate::ports::LinkPort { link: self.link.clone(), metrics: self.metrics.clone() };
-        let devices = Arc::new(crate::ports::InboxPort { link, acks });
+        let devices = Arc::new(crate::ports::InboxPort { link, in_flight });
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
@@ -565,12 +565,16 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let membership =
         Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
+    let commits = crate::commits::NodeCommits::start(
+        data.clone(),
+        config.store.commits_in_flight(),
+        metrics.commit_batches.clone(),
+    );
     let shared = Arc::new(Shared {
         config,
         node: node.clone(),
         url,
         data,
-        authority: membership.authority.clone(),
         hub: hub.clone(),
         phones,
         family_hub: family_hub.clone(),
@@ -588,6 +592,7 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         directory,
         ledger: ledger.clone(),
         queues,
+        commits,
     });
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();

@@ -111,13 +111,17 @@ pub struct WakingStorePort {
     pub metrics: NotifyMetrics,
 }
 
-impl anxin_runtime::Store for WakingStorePort {
+impl<M: Sync + 'static> anxin_runtime::Store<M> for WakingStorePort
+where
+    crate::ports::StorePort: anxin_runtime::Store<M>,
+{
     fn commit<'a>(
         &'a self,
         out: &'a Outbox,
+        messages: &'a [M],
     ) -> anxin_runtime::ports::BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
-            self.inner.commit(out).await?;
+            self.inner.commit(out, messages).await?;
             if !out.notifications.is_empty() {
                 for n in &out.notifications {
                     self.metrics.queued.with_label_values(&[n.channel.as_str()]).inc();
@@ -128,12 +132,16 @@ impl anxin_runtime::Store for WakingStorePort {
         })
     }
 
+    fn takes_messages(&self) -> bool {
+        anxin_runtime::Store::<M>::takes_messages(&self.inner)
+    }
+
     fn save_health<'a>(
         &'a self,
         snapshot: &'a anxin_core::HealthSnapshot,
         at: anxin_core::Timestamp,
     ) -> anxin_runtime::ports::BoxFuture<'a, Result<(), String>> {
-        self.inner.save_health(snapshot, at)
+        anxin_runtime::Store::<M>::save_health(&self.inner, snapshot, at)
     }
 }
 

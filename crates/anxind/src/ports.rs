@@ -14,17 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Commits a batch to the store in one transaction: fenced by the lease when the engine runs
-/// under one (`[cluster]`).
+/// under one (`[cluster]`). An engine reading the inbox takes its batch's messages out of it
+/// in the same transaction.
 #[derive(Debug)]
 pub struct StorePort(pub Arc<dyn anxin_store::Store>, pub Option<crate::cluster::FencedStore>);
 
-impl anxin_runtime::Store for StorePort {
-    fn commit<'a>(&'a self, out: &'a Outbox) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
-        if let Some(fenced) = &self.1 {
-            return fenced.commit(out);
-        }
+impl StorePort {
+    fn commit_taking<'a>(
+        &'a self,
+        out: &'a Outbox,
+        taken: Vec<anxin_store::inbox::InboxKey>,
+    ) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
         Box::pin(async move {
-            let batch = anxin_store::Batch::of(out);
+            if let Some(fenced) = &self.1 {
+                return fenced.commit(out, &taken).await;
+            }
+            let batch = anxin_store::Batch::of(out).taking(&taken);
             self.0.commit(batch).await.map_err(|e| anxin_runtime::CommitError::Failed(e.to_string()))
         })
     }
@@ -35,6 +40,48 @@ impl anxin_runtime::Store for StorePort {
         at: anxin_core::Timestamp,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { self.0.save_health(snapshot, at).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Messages from the broker: acknowledged to it after the commit ([`LinkPort`]).
+impl anxin_runtime::Store<Inbound> for StorePort {
+    fn commit<'a>(
+        &'a self,
+        out: &'a Outbox,
+        _: &'a [Inbound],
+    ) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
+        self.commit_taking(out, Vec::new())
+    }
+
+    fn save_health<'a>(
+        &'a self,
+        snapshot: &'a anxin_core::HealthSnapshot,
+        at: anxin_core::Timestamp,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        StorePort::save_health(self, snapshot, at)
+    }
+}
+
+/// Messages from the inbox: taken out by the commit that handled them.
+impl anxin_runtime::Store<crate::inbox::InboxMessage> for StorePort {
+    fn commit<'a>(
+        &'a self,
+        out: &'a Outbox,
+        messages: &'a [crate::inbox::InboxMessage],
+    ) -> BoxFuture<'a, Result<(), anxin_runtime::CommitError>> {
+        self.commit_taking(out, messages.iter().map(|m| m.entry.key()).collect())
+    }
+
+    fn takes_messages(&self) -> bool {
+        true
+    }
+
+    fn save_health<'a>(
+        &'a self,
+        snapshot: &'a anxin_core::HealthSnapshot,
+        at: anxin_core::Timestamp,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        StorePort::save_health(self, snapshot, at)
     }
 }
 
@@ -71,12 +118,14 @@ impl anxin_runtime::Devices<Inbound> for LinkPort {
     }
 }
 
-/// An engine fed by the inbox (zones spread over nodes): acknowledging a message takes it out
-/// of the inbox; commands and alerts go out on the MQTT link, which only publishes.
+/// An engine fed by the inbox (zones spread over nodes): its messages are taken out of the
+/// inbox by the commit that handled them ([`StorePort`]), so acknowledging one only lets the
+/// inbox's reader hand it over again should it be filed again; commands and alerts go out on
+/// the MQTT link, which only publishes.
 #[derive(Debug)]
 pub struct InboxPort {
     pub link: LinkPort,
-    pub acks: crate::inbox::InboxAcks,
+    pub in_flight: Arc<crate::inbox::InFlight>,
 }
 
 impl anxin_runtime::Devices<crate::inbox::InboxMessage> for InboxPort {
@@ -85,7 +134,7 @@ impl anxin_runtime::Devices<crate::inbox::InboxMessage> for InboxPort {
     }
 
     fn ack(&self, message: crate::inbox::InboxMessage) {
-        self.acks.ack(message);
+        self.in_flight.done(&message);
     }
 
     fn send(&self, device: &DeviceId, command: &DeviceCommand) {

@@ -305,18 +305,7 @@ async fn kill_9_during_deliveries_loses_no_notification() {
     let store_url = format!("sqlite://{}", dir.path().join("anxin.db").display());
     let store = anxin_store::open(&store_url).await.unwrap();
     let rows = queued(COUNT, anxin_proto::wall_clock_now());
-    let batch = anxin_store::Batch {
-        messages: &[],
-        events: &[],
-        incidents: &[],
-        roster: &[],
-        notifications: &rows,
-        ledger: &[],
-        visits: &[],
-        orders: &[],
-        order_events: &[],
-        requests: &[],
-    };
+    let batch = anxin_store::Batch { notifications: &rows, ..Default::default() };
     store.commit(batch).await.unwrap();
     // Each text takes the gateway 100 ms, so the kill finds some sent, some in flight, most not.
     let gateway = TestGateway::start(GATEWAY_SECRET, Duration::from_millis(100)).await;
