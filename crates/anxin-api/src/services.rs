@@ -179,9 +179,14 @@ async fn read(state: &ApiState, headers: &HeaderMap, request: Request) -> Result
     ask(state, caller, request).await
 }
 
+/// The board as the API answers it: the orders, and the zones whose orders are missing.
+fn board_json(board: anxin_proto::OrderBoard) -> Response {
+    Json(serde_json::json!({ "orders": board.orders, "zones_unanswered": board.zones_unanswered })).into_response()
+}
+
 pub(crate) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     match read(&state, &headers, Request::Orders).await {
-        Ok(Reply::Orders(orders)) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Ok(Reply::Orders(board)) => board_json(board),
         Ok(_) => unexpected(),
         Err(r) => r,
     }
@@ -396,7 +401,7 @@ pub(crate) async fn family_list(
         Err(r) => return r,
     };
     match ask(&state, caller, Request::Orders).await {
-        Ok(Reply::Orders(orders)) => Json(serde_json::json!({ "orders": orders })).into_response(),
+        Ok(Reply::Orders(board)) => board_json(board),
         Ok(_) => unexpected(),
         Err(r) => r,
     }

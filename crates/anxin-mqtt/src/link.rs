@@ -171,13 +171,13 @@ impl DeviceLink {
             views: first.to_vec(),
             responders: frame.responders.clone(),
             sign_ins: frame.sign_ins.clone(),
+            orders: frame.orders.clone(),
         };
         let second = anxin_proto::cluster::ZoneViews {
             zone: frame.zone,
             prev: first.last(),
             views: second.to_vec(),
-            responders: Vec::new(),
-            sign_ins: Vec::new(),
+            ..Default::default()
         };
         self.publish_zone_views(&first)?;
         self.publish_zone_views(&second)

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// nodes' consoles. `prev` is the zone's last sequence number before these views (a frame
 /// with responders only has none after it): a node that has not seen `prev` has missed a
 /// frame, and reads the zone back from the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ZoneViews {
     pub zone: u16,
     pub prev: u64,
@@ -29,6 +29,9 @@ pub struct ZoneViews {
     /// token). Named only, so that no hash crosses the broker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sign_ins: Vec<SignInChanged>,
+    /// Service orders the commit placed or changed, as the board shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<anxin_core::engine::OrderView>,
 }
 
 /// A ledger entry that signs in, changed.
@@ -86,18 +89,51 @@ pub enum ForwardedCaller {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Forwardable {
-    Dispatch { incident: IncidentId, action: DispatcherAction },
-    Suggest { incident: IncidentId },
-    Timeline { incident: IncidentId },
-    History { elder: ElderId },
-    Respond { incident: IncidentId, action: ResponderAction },
-    Duty { on: bool },
-    Location { at: Coordinates },
-    FamilyAnswer { incident: IncidentId, answer: FamilyAnswer },
-    NotificationOutcome { incident: IncidentId, contact: String, key: String, delivery: Delivery },
-    PlaceOrder { order: OrderRequest },
-    Quote { order: OrderRequest },
-    OrderAct { order: OrderId, action: OrderAction },
+    Dispatch {
+        incident: IncidentId,
+        action: DispatcherAction,
+    },
+    Suggest {
+        incident: IncidentId,
+    },
+    Timeline {
+        incident: IncidentId,
+    },
+    History {
+        elder: ElderId,
+    },
+    Respond {
+        incident: IncidentId,
+        action: ResponderAction,
+    },
+    Duty {
+        on: bool,
+    },
+    Location {
+        at: Coordinates,
+    },
+    FamilyAnswer {
+        incident: IncidentId,
+        answer: FamilyAnswer,
+    },
+    NotificationOutcome {
+        incident: IncidentId,
+        contact: String,
+        key: String,
+        delivery: Delivery,
+    },
+    PlaceOrder {
+        order: OrderRequest,
+    },
+    Quote {
+        order: OrderRequest,
+    },
+    OrderAct {
+        order: OrderId,
+        action: OrderAction,
+    },
+    /// The zone's open orders (a contact's: their elder's).
+    Orders,
 }
 
 impl Forwardable {
@@ -139,6 +175,7 @@ impl Forwardable {
             (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::OrderAct { order, action }) => {
                 Forwardable::OrderAct { order: *order, action: action.clone() }
             }
+            (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::Orders) => Forwardable::Orders,
             _ => return None,
         };
         let caller = match caller {
@@ -166,6 +203,7 @@ impl Forwardable {
                 | Forwardable::History { .. }
                 | Forwardable::Location { .. }
                 | Forwardable::Quote { .. }
+                | Forwardable::Orders
         )
     }
 
@@ -187,6 +225,7 @@ impl Forwardable {
             Forwardable::PlaceOrder { order } => Request::PlaceOrder(order),
             Forwardable::Quote { order } => Request::Quote(order),
             Forwardable::OrderAct { order, action } => Request::OrderAct { order, action },
+            Forwardable::Orders => Request::Orders,
         };
         let caller = match caller {
             ForwardedCaller::Dispatcher { id, supervisor } => Caller::Dispatcher { id, supervisor },
@@ -229,6 +268,10 @@ pub enum ForwardedReply {
     Quote {
         quote: Quote,
     },
+    /// A zone's open orders.
+    Orders {
+        orders: Vec<anxin_core::engine::OrderView>,
+    },
     Refused {
         code: String,
         message: String,
@@ -244,6 +287,7 @@ impl ForwardedReply {
             Ok(Reply::Incidents(incidents)) => ForwardedReply::Incidents { incidents },
             Ok(Reply::Order(order)) => ForwardedReply::Order { order },
             Ok(Reply::Quote(quote)) => ForwardedReply::Quote { quote },
+            Ok(Reply::Orders(board)) => ForwardedReply::Orders { orders: board.orders },
             Ok(_) => ForwardedReply::Done,
             Err(r) => ForwardedReply::Refused { code: r.code, message: r.message, args: r.args },
         }
@@ -257,6 +301,7 @@ impl ForwardedReply {
             ForwardedReply::Incidents { incidents } => Ok(Reply::Incidents(incidents)),
             ForwardedReply::Order { order } => Ok(Reply::Order(order)),
             ForwardedReply::Quote { quote } => Ok(Reply::Quote(quote)),
+            ForwardedReply::Orders { orders } => Ok(Reply::Orders(crate::OrderBoard::of(orders))),
             ForwardedReply::Refused { code, message, args } => Err(Refused { code, message, args, fields: Vec::new() }),
         }
     }
@@ -305,6 +350,8 @@ mod tests {
         let services = [
             (dispatcher.clone(), Request::PlaceOrder(order.clone()), true),
             (family.clone(), Request::Quote(order.clone()), false),
+            (dispatcher.clone(), Request::Orders, false),
+            (family.clone(), Request::Orders, false),
             (
                 family.clone(),
                 Request::OrderAct {

@@ -234,7 +234,23 @@ pub enum Reply {
     /// The categories, providers and allowances.
     Catalogue(Box<anxin_core::service::Catalogue>),
     /// The orders open, with names.
-    Orders(Vec<anxin_core::engine::OrderView>),
+    Orders(OrderBoard),
+}
+
+/// The orders open, with names, as the board shows them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderBoard {
+    pub orders: Vec<anxin_core::engine::OrderView>,
+    /// With the zones spread over nodes, those whose orders could not be had (their owner did
+    /// not answer in time, or none runs them now): the board lacks their orders.
+    pub zones_unanswered: Vec<u16>,
+}
+
+impl OrderBoard {
+    /// All the orders there are.
+    pub fn of(orders: Vec<anxin_core::engine::OrderView>) -> Self {
+        OrderBoard { orders, zones_unanswered: Vec::new() }
+    }
 }
 
 /// A request on its way to the engine, with where to send the answer.

@@ -11,7 +11,7 @@ pub mod rest;
 pub mod topic;
 pub mod ws;
 
-pub use command::{Answer, Caller, Command, CommandSender, Refused, Reply, Request};
+pub use command::{Answer, Caller, Command, CommandSender, OrderBoard, Refused, Reply, Request};
 pub use payload::{decode, fingerprint, Decoded, Defect};
 pub use topic::Topics;
 

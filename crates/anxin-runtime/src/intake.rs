@@ -132,7 +132,9 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         (Caller::Telephony, Request::Call(event)) => return Ok(Reply::Call(engine.handle_call(event, now, out))),
         (Caller::Dispatcher { .. }, Request::Catalogue) => return Ok(Reply::Catalogue(Box::new(engine.catalogue()))),
         (Caller::Dispatcher { .. }, Request::Orders) => {
-            return Ok(Reply::Orders(engine.open_orders().map(|o| engine.order_view(o)).collect()));
+            return Ok(Reply::Orders(anxin_proto::OrderBoard::of(
+                engine.open_orders().map(|o| engine.order_view(o)).collect(),
+            )));
         }
         (Caller::Dispatcher { .. }, Request::Quote(req)) => {
             return engine.quote(&req).map(Reply::Quote).map_err(Refused::from);
@@ -152,7 +154,7 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
         }
         (Caller::Family { elder, .. }, Request::Orders) => {
             let theirs = engine.open_orders().filter(|o| &o.elder_id == elder);
-            return Ok(Reply::Orders(theirs.map(|o| engine.order_view(o)).collect()));
+            return Ok(Reply::Orders(anxin_proto::OrderBoard::of(theirs.map(|o| engine.order_view(o)).collect())));
         }
         (Caller::Family { elder, .. }, Request::Quote(req)) if &req.elder_id == elder => {
             return engine.quote(&req).map(Reply::Quote).map_err(Refused::from);

@@ -285,7 +285,7 @@ impl Following {
         if frame.prev > *at {
             return Some(frame);
         }
-        // Shown already. A frame of no incidents (responders, sign-ins) follows the last one
+        // Shown already. A frame of no incidents (responders, sign-ins, orders) follows the last one
         // taken when it names it; one that names an earlier one is a repeat.
         let shown = if frame.views.is_empty() { frame.prev < *at } else { frame.last() <= *at };
         if shown {
@@ -306,6 +306,9 @@ impl Following {
             }
             if !frame.responders.is_empty() {
                 hub.publish_responders(frame.responders);
+            }
+            if !frame.orders.is_empty() {
+                hub.publish_orders(frame.orders);
             }
         })
         .await;
@@ -493,6 +496,11 @@ impl Forwarder {
     /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
     /// cannot be (not a request that may be forwarded, no other node holding the zone, or the
     /// broker not taking it).
+    /// Which node holds each zone's lease, as last read.
+    pub fn owners(&self) -> crate::spread::Owners {
+        self.owners.borrow().clone()
+    }
+
     pub fn forward(self: &Arc<Self>, zone: Zone, command: anxin_proto::Command) -> Option<anxin_proto::Command> {
         let Some((caller, request)) = anxin_proto::cluster::Forwardable::of(&command.caller, &command.request) else {
             return Some(command);

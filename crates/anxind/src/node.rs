@@ -44,6 +44,9 @@ pub enum Route {
     Every,
     /// What no zone owns: zone 0's engine, or else the node's first.
     Home,
+    /// Every zone, wherever it runs, their answers put together (a dispatcher's board of
+    /// service orders).
+    Board,
 }
 
 /// Which zone each responder and elder is in, from the ledger as last read.
@@ -100,7 +103,11 @@ pub fn route(caller: &Caller, request: &Request, directory: &Directory) -> Route
             _ => Route::Home,
         },
         R::Presence { .. } | R::SignedOut => Route::Every,
-        R::Orders | R::Catalogue | R::Amend(_) | R::AmendMany(_) | R::Call(_) => Route::Home,
+        R::Orders => match caller {
+            Caller::Family { elder, .. } => directory.elder(elder),
+            _ => Route::Board,
+        },
+        R::Catalogue | R::Amend(_) | R::AmendMany(_) | R::Call(_) => Route::Home,
     }
 }
 
@@ -113,12 +120,23 @@ async fn router(
     engines: Engines,
     directory: Arc<RwLock<Directory>>,
     forwarder: Option<Arc<crate::follow::Forwarder>>,
+    hub: Option<Arc<Hub>>,
 ) {
     while let Some(command) = commands.recv().await {
         let to = route(&command.caller, &command.request, &directory.read().unwrap_or_else(|e| e.into_inner()));
+        if to == Route::Board {
+            let local = engines.read().unwrap_or_else(|e| e.into_inner()).clone();
+            // Every zone the node knows of: those it runs, those it shows, those with an owner.
+            let mut zones: BTreeSet<Zone> = local.keys().copied().collect();
+            zones.extend(hub.iter().flat_map(|h| h.cursor().zones().collect::<Vec<_>>()));
+            zones.extend(forwarder.iter().flat_map(|f| f.owners().into_keys()));
+            tokio::spawn(board(command, zones, local, forwarder.clone()));
+            continue;
+        }
         let senders: Vec<(Zone, mpsc::Sender<Command>)> = {
             let engines = engines.read().unwrap_or_else(|e| e.into_inner());
             match to {
+                Route::Board => unreachable!("gathered above"),
                 Route::Zone(zone) => engines.get(&zone).map(|tx| vec![(zone, tx.clone())]).unwrap_or_default(),
                 Route::Every => engines.iter().map(|(z, tx)| (*z, tx.clone())).collect(),
                 Route::Home => engines
@@ -146,6 +164,7 @@ async fn router(
                     Route::Every => Ok(anxin_proto::Reply::Done),
                     Route::Zone(zone) => Err(elsewhere(zone)),
                     Route::Home => Err(Refused::new("zone_elsewhere", "this node runs no zone now; ask another")),
+                    Route::Board => unreachable!("gathered above"),
                 });
             }
             continue;
@@ -166,6 +185,54 @@ async fn router(
                 }
             }
         }
+    }
+}
+
+/// How long the board waits for each zone's orders before it is shown without them.
+pub const BOARD_WAIT: Duration = Duration::from_secs(3);
+
+/// Asks every zone of `zones` for its orders (the engine here, or the zone's owner) and
+/// answers `command` with them all, by number, naming the zones that did not answer in
+/// [`BOARD_WAIT`] (or that no node runs now).
+async fn board(
+    command: Command,
+    zones: BTreeSet<Zone>,
+    local: BTreeMap<Zone, mpsc::Sender<Command>>,
+    forwarder: Option<Arc<crate::follow::Forwarder>>,
+) {
+    let Command { caller, request, reply, request_id: _ } = command;
+    let mut asked = Vec::new();
+    let mut unanswered = Vec::new();
+    for zone in zones {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ask = Command { caller: caller.clone(), request: request.clone(), reply: Some(tx), request_id: None };
+        let sent = match (local.get(&zone), &forwarder) {
+            (Some(engine), _) => engine.send(ask).await.is_ok(),
+            (None, Some(forwarder)) => forwarder.forward(zone, ask).is_none(),
+            (None, None) => false,
+        };
+        if sent {
+            asked.push((zone, rx));
+        } else {
+            unanswered.push(zone.number());
+        }
+    }
+    let deadline = tokio::time::Instant::now() + BOARD_WAIT;
+    let mut orders = Vec::new();
+    for (zone, rx) in asked {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(anxin_proto::Reply::Orders(board)))) => orders.extend(board.orders),
+            answer => {
+                tracing::warn!(zone = zone.number(), ?answer, "a zone's orders were not had for the board");
+                unanswered.push(zone.number());
+            }
+        }
+    }
+    orders.sort_by_key(|o| o.order.id);
+    unanswered.sort_unstable();
+    if let Some(reply) = reply {
+        let _ = reply
+            .send(Ok(anxin_proto::Reply::Orders(anxin_proto::OrderBoard { orders, zones_unanswered: unanswered })));
     }
 }
 
@@ -561,7 +628,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         owners,
         follow_stop.clone(),
     )?;
-    let router_task = tokio::spawn(router(command_rx, engines.clone(), directory.clone(), Some(forwarder)));
+    let router_task =
+        tokio::spawn(router(command_rx, engines.clone(), directory.clone(), Some(forwarder), Some(hub.clone())));
     let membership =
         Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
@@ -859,6 +927,7 @@ mod tests {
         assert_eq!(route(&dispatcher, &Request::Presence { online: true }, &dir), Route::Every);
         assert_eq!(route(&dispatcher, &Request::SignedOut, &dir), Route::Every);
         assert_eq!(route(&dispatcher, &Request::Catalogue, &dir), Route::Home);
+        assert_eq!(route(&dispatcher, &Request::Orders, &dir), Route::Board, "the board: every zone's");
     }
 
     #[tokio::test]
@@ -869,7 +938,7 @@ mod tests {
         engines.write().unwrap().insert(Zone::FIRST, tx0);
         engines.write().unwrap().insert(Zone::new(3).unwrap(), tx3);
         let (commands, from_people) = mpsc::channel(4);
-        tokio::spawn(router(from_people, engines, Arc::new(RwLock::new(directory())), None));
+        tokio::spawn(router(from_people, engines, Arc::new(RwLock::new(directory())), None, None));
         let dispatcher = Caller::Dispatcher { id: "wang".into(), supervisor: false };
         let ask = |request: Request| {
             let (reply, answer) = tokio::sync::oneshot::channel();
@@ -896,5 +965,35 @@ mod tests {
         );
         assert_eq!(u8::from(at0.reply.is_some()) + u8::from(at3.reply.is_some()), 1, "one of them answers");
         assert!(rx0.try_recv().is_err() && rx3.try_recv().is_err());
+    }
+
+    /// The board asks every zone the node knows of: those it runs answer for themselves, and
+    /// one that does not answer, or that runs nowhere the node can ask, is named as missing.
+    #[tokio::test]
+    async fn the_board_gathers_every_zones_orders_and_names_those_missing() {
+        let engines: Engines = Arc::default();
+        let (tx0, mut rx0) = mpsc::channel(4);
+        let (tx3, mut rx3) = mpsc::channel(4);
+        engines.write().unwrap().insert(Zone::FIRST, tx0);
+        engines.write().unwrap().insert(Zone::new(3).unwrap(), tx3);
+        // The hub shows zone 5 too, run by a node this one cannot ask (no forwarder here).
+        let five = Zone::new(5).unwrap();
+        let hub = Arc::new(Hub::new("h".into(), anxin_api::Cursor::of([five.base()]), Vec::new(), 16));
+        let (commands, from_people) = mpsc::channel(4);
+        tokio::spawn(router(from_people, engines, Arc::new(RwLock::new(directory())), None, Some(hub)));
+        let dispatcher = Caller::Dispatcher { id: "wang".into(), supervisor: false };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        commands.send(Command::new(dispatcher, Request::Orders, Some(reply))).await.unwrap();
+        // Zone 0 answers; zone 3's engine stops before it does.
+        let asked0 = rx0.recv().await.unwrap();
+        assert_eq!(asked0.request, Request::Orders);
+        asked0.reply.unwrap().send(Ok(anxin_proto::Reply::Orders(anxin_proto::OrderBoard::default()))).unwrap();
+        drop(rx3.recv().await.unwrap());
+        let Ok(anxin_proto::Reply::Orders(board)) = answer.await.unwrap() else { panic!("not a board") };
+        assert_eq!(board.zones_unanswered, [3, 5]);
+
+        // A contact's board is their elder's zone's alone.
+        let family = Caller::Family { elder: ElderId::parse("e-1").unwrap(), contact: "c-1".into() };
+        assert_eq!(route(&family, &Request::Orders, &directory()), Route::Zone(Zone::new(3).unwrap()));
     }
 }

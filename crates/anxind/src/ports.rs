@@ -181,6 +181,7 @@ struct PeerFrame {
     views: Vec<IncidentView>,
     responders: Vec<ResponderView>,
     sign_ins: Vec<anxin_proto::cluster::SignInChanged>,
+    orders: Vec<anxin_core::engine::OrderView>,
 }
 
 impl ZonePublisher {
@@ -190,9 +191,15 @@ impl ZonePublisher {
         let (frames, mut queued) = tokio::sync::mpsc::unbounded_channel::<PeerFrame>();
         tokio::spawn(async move {
             let mut last = last;
-            while let Some(PeerFrame { views, responders, sign_ins }) = queued.recv().await {
-                let frame =
-                    anxin_proto::cluster::ZoneViews { zone: zone.number(), prev: last, views, responders, sign_ins };
+            while let Some(PeerFrame { views, responders, sign_ins, orders }) = queued.recv().await {
+                let frame = anxin_proto::cluster::ZoneViews {
+                    zone: zone.number(),
+                    prev: last,
+                    views,
+                    responders,
+                    sign_ins,
+                    orders,
+                };
                 // Whether it goes or not: a node that misses it reads the zone back from the store.
                 last = frame.last();
                 let link = link.clone();
@@ -273,6 +280,9 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 
     fn orders(&self, orders: Vec<anxin_core::engine::OrderView>) {
+        if let Some(peers) = &self.peers {
+            peers.publish(PeerFrame { orders: orders.clone(), ..PeerFrame::default() });
+        }
         self.hub.publish_orders(orders);
     }
 }

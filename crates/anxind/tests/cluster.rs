@@ -1058,8 +1058,13 @@ async fn zones_spread_over_three_nodes() {
         assert_eq!(stored, on, "{responder}'s duty as stored");
     }
     // A dispatcher on that node places a service order for an elder of that zone: forwarded
-    // to the zone's owner, placed there once, numbered in the zone.
+    // to the zone's owner, placed there once, numbered in the zone; consoles on the nodes
+    // that do not run the zone are shown it, and every node's board lists it.
     let http = elsewhere.expect("serving");
+    let mut watching = Vec::new();
+    for (name, (_, addr)) in nodes.running.iter().filter(|(n, _)| **n != runner) {
+        watching.push((name.to_string(), TestConsole::connect(addr.expect("serving"), None).await));
+    }
     let cookie = sign_in(http, "wang").await;
     let from = anxin_proto::wall_clock_now().millis() + 24 * 3_600_000;
     let order = serde_json::json!({"elder_id": format!("e-ha-{noted_zone}"), "category": "cleaning", "from": from,
@@ -1076,6 +1081,30 @@ async fn zones_spread_over_three_nodes() {
         .await
         .unwrap();
     assert_eq!(stored, 1, "placed once");
+    for (name, console) in &mut watching {
+        let shown = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let frame = console.next().await;
+                if frame["type"] == "order" && frame["order"]["id"].as_u64() == Some(id) {
+                    return frame;
+                }
+            }
+        })
+        .await;
+        assert!(shown.is_ok(), "{name}'s console was not shown order {id} of zone {noted_zone}");
+    }
+    drop(watching);
+    for (name, (_, addr)) in &nodes.running {
+        let addr = addr.expect("serving");
+        let cookie = sign_in(addr, "wang").await;
+        let (status, body) =
+            http_request(addr, "GET", "/api/v1/services/orders", &[("Cookie", cookie.as_str())], "").await;
+        assert_eq!(status, 200, "{name}'s board: {body}");
+        let board: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let listed = board["orders"].as_array().unwrap().iter().filter(|o| o["id"].as_u64() == Some(id)).count();
+        assert_eq!(listed, 1, "{name}'s board lists order {id} of zone {noted_zone} once: {body}");
+        assert_eq!(board["zones_unanswered"], serde_json::json!([]), "{name}'s board: {body}");
+    }
     drop((phone, db));
     let mut takeovers: Vec<Takeover> = Vec::new();
     let mut zones_of: BTreeMap<usize, BTreeSet<u16>> = BTreeMap::new();
