@@ -8,6 +8,12 @@
 //! batch goes alone, as before; once it falls behind, a node makes one flush where it made one
 //! a zone.
 //!
+//! The node's ingest sessions file their messages in the inbox through the same committer
+//! ([`GatheredInbox`]): a filing needs no lease, and goes in the next transaction with whatever
+//! batches wait, filed first (in key order, as every writer of the inbox takes its rows). A
+//! press then costs a node one wait for the disk on its way in and shares the one on its way
+//! out, rather than one of its own each.
+//!
 //! A lease that moved fails only its own batches: the transaction is refused whole (nothing of
 //! it written), those batches are answered *fenced*, and the rest go again at once without
 //! them. A store failure fails every batch of the transaction, and each engine tries again as
@@ -15,11 +21,11 @@
 //! together (the runtime waits for the first's outcome), so putting batches side by side in
 //! one transaction keeps each engine's order.
 
-use anxin_core::Outbox;
+use anxin_core::{Outbox, Zone};
 use anxin_runtime::CommitError;
-use anxin_store::inbox::InboxKey;
+use anxin_store::inbox::{InboxEntry, InboxKey, InboxStore};
 use anxin_store::lease::{FenceError, Lease};
-use anxin_store::{Batch, PostgresStore};
+use anxin_store::{Batch, PostgresStore, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,13 +36,14 @@ pub struct NodeCommits {
     jobs: mpsc::UnboundedSender<Job>,
 }
 
-/// One engine's batch, as the committer holds it (the engine's outbox is borrowed for the
-/// commit, so what it stores is copied out).
+/// What the committer is handed.
 #[derive(Debug)]
-struct Job {
-    lease: Lease,
-    rows: Owned,
-    done: oneshot::Sender<Result<(), CommitError>>,
+enum Job {
+    /// One engine's batch (the engine's outbox is borrowed for the commit, so what it stores
+    /// is copied out).
+    Batch { lease: Lease, rows: Box<Owned>, done: oneshot::Sender<Result<(), CommitError>> },
+    /// An ingest session's messages, for the inbox.
+    Filing { entries: Vec<InboxEntry>, done: oneshot::Sender<Result<Vec<Zone>, StoreError>> },
 }
 
 /// What a [`Batch`] borrows, owned.
@@ -102,11 +109,39 @@ impl NodeCommits {
     /// with whatever other batches of the node are waiting for one.
     pub async fn commit(&self, lease: &Lease, out: &Outbox, taken: &[InboxKey]) -> Result<(), CommitError> {
         let (done, answer) = oneshot::channel();
-        let job = Job { lease: lease.clone(), rows: Owned::of(out, taken), done };
+        let job = Job::Batch { lease: lease.clone(), rows: Box::new(Owned::of(out, taken)), done };
         if self.jobs.send(job).is_err() {
             return Err(CommitError::Failed("the node's committer has stopped".into()));
         }
         answer.await.unwrap_or_else(|_| Err(CommitError::Failed("the node's committer dropped the batch".into())))
+    }
+
+    /// Files `entries` in the inbox, as [`InboxStore::inbox_put`] does, in a transaction with
+    /// whatever else of the node is waiting for one.
+    pub async fn file(&self, entries: &[InboxEntry]) -> Result<Vec<Zone>, StoreError> {
+        let (done, answer) = oneshot::channel();
+        if self.jobs.send(Job::Filing { entries: entries.to_vec(), done }).is_err() {
+            return Err(StoreError::Shared("the node's committer has stopped".into()));
+        }
+        answer.await.unwrap_or_else(|_| Err(StoreError::Shared("the node's committer dropped the filing".into())))
+    }
+}
+
+/// The inbox as a node's ingest sessions file in it: through the node's committer.
+#[derive(Debug, Clone)]
+pub struct GatheredInbox {
+    pub commits: NodeCommits,
+    pub store: Arc<PostgresStore>,
+}
+
+#[async_trait::async_trait]
+impl InboxStore for GatheredInbox {
+    async fn inbox_put(&self, entries: &[InboxEntry]) -> Result<Vec<Zone>, StoreError> {
+        self.commits.file(entries).await
+    }
+
+    async fn inbox_take(&self, zones: &[Zone], limit: u32) -> Result<Vec<InboxEntry>, StoreError> {
+        self.store.inbox_take(zones, limit).await
     }
 }
 
@@ -142,43 +177,66 @@ async fn run(
     }
 }
 
-/// Stores `jobs` in one transaction fenced by all their leases; a lease that moved fails its
-/// own jobs, and the rest go again without them.
-async fn commit_together(store: Arc<PostgresStore>, mut jobs: Vec<Job>) {
-    while !jobs.is_empty() {
-        let batches: Vec<Batch<'_>> = jobs.iter().map(|j| j.rows.batch()).collect();
-        let mut leases: Vec<Lease> = jobs.iter().map(|j| j.lease.clone()).collect();
+/// Stores `jobs` in one transaction fenced by all their batches' leases; a lease that moved
+/// fails its own batches, and the rest go again without them.
+async fn commit_together(store: Arc<PostgresStore>, jobs: Vec<Job>) {
+    let mut batches = Vec::new();
+    let mut filings = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Batch { lease, rows, done } => batches.push((lease, rows, done)),
+            Job::Filing { entries, done } => filings.push((entries, done)),
+        }
+    }
+    loop {
+        let rows: Vec<Batch<'_>> = batches.iter().map(|(_, rows, _)| rows.batch()).collect();
+        let entries: Vec<&InboxEntry> = filings.iter().flat_map(|(entries, _)| entries.iter()).collect();
+        let mut leases: Vec<Lease> = batches.iter().map(|(lease, _, _)| lease.clone()).collect();
         leases.sort_unstable_by(|a, b| (&a.key, a.epoch).cmp(&(&b.key, b.epoch)));
         leases.dedup_by(|a, b| a.key == b.key && a.epoch == b.epoch);
-        let result = store.commit_fenced_many(&batches, &leases).await;
-        drop(batches);
+        let result = store.commit_gathered(&entries, &rows, &leases).await;
+        drop((rows, entries));
         match result {
-            Ok(()) => {
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(Ok(()));
+            Ok(zones) => {
+                for (_, _, done) in batches {
+                    let _ = done.send(Ok(()));
                 }
+                for (_, done) in filings {
+                    let _ = done.send(Ok(zones.clone()));
+                }
+                return;
             }
             Err(FenceError::Fenced { key, held, now }) => {
                 let moved = FenceError::Fenced { key: key.clone(), held, now }.to_string();
-                let (fenced, rest): (Vec<Job>, Vec<Job>) =
-                    jobs.drain(..).partition(|j| j.lease.key == key && j.lease.epoch == held);
+                let (fenced, rest): (Vec<_>, Vec<_>) =
+                    batches.into_iter().partition(|(lease, _, _)| lease.key == key && lease.epoch == held);
                 if fenced.is_empty() {
                     // Not a lease of these batches: never so, but going again would loop.
-                    for job in rest {
-                        let _ = job.done.send(Err(CommitError::Failed(moved.clone())));
+                    for (_, _, done) in rest {
+                        let _ = done.send(Err(CommitError::Failed(moved.clone())));
+                    }
+                    for (_, done) in filings {
+                        let _ = done.send(Err(StoreError::Shared(moved.clone())));
                     }
                     return;
                 }
-                for job in fenced {
-                    let _ = job.done.send(Err(CommitError::Fenced(moved.clone())));
+                for (_, _, done) in fenced {
+                    let _ = done.send(Err(CommitError::Fenced(moved.clone())));
                 }
-                jobs = rest;
+                batches = rest;
+                if batches.is_empty() && filings.is_empty() {
+                    return;
+                }
             }
             Err(FenceError::Store(e)) => {
                 let e = e.to_string();
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(Err(CommitError::Failed(e.clone())));
+                for (_, _, done) in batches {
+                    let _ = done.send(Err(CommitError::Failed(e.clone())));
                 }
+                for (_, done) in filings {
+                    let _ = done.send(Err(StoreError::Shared(e.clone())));
+                }
+                return;
             }
         }
     }

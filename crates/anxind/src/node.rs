@@ -630,14 +630,17 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     )?;
     let router_task =
         tokio::spawn(router(command_rx, engines.clone(), directory.clone(), Some(forwarder), Some(hub.clone())));
-    let membership =
-        Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
-    let deadline = Duration::from_secs(config.shutdown.deadline_s);
+    // The node's writes, its engines' commits and its ingest sessions' filings, gathered.
     let commits = crate::commits::NodeCommits::start(
         data.clone(),
         config.store.commits_in_flight(),
         metrics.commit_batches.clone(),
     );
+    let inbox = Arc::new(crate::commits::GatheredInbox { commits: commits.clone(), store: data.clone() });
+    let membership =
+        Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config, inbox)?, owners_tx)
+            .await?;
+    let deadline = Duration::from_secs(config.shutdown.deadline_s);
     let shared = Arc::new(Shared {
         config,
         node: node.clone(),

@@ -32,8 +32,8 @@ pub struct Metrics {
     /// the consoles' feed (press → console, less the last hop over each WebSocket).
     pub press_console_seconds: Histogram,
     pub commit_seconds: Histogram,
-    /// Zones' batches stored by one transaction of a node's committer (zones spread over
-    /// nodes: `crate::commits`).
+    /// Zones' batches and ingest sessions' filings stored by one transaction of a node's
+    /// committer (zones spread over nodes: `crate::commits`).
     pub commit_batches: Histogram,
     pub commit_failures: IntCounter,
     /// Commits refused because another engine took the lease (issue 25).
@@ -133,7 +133,7 @@ impl Metrics {
             commit_batches: Histogram::with_opts(
                 HistogramOpts::new(
                     "anxin_store_commit_batches",
-                    "Zones' batches stored by one transaction of a node's committer (zones spread over nodes)",
+                    "Zones' batches and ingest filings stored by one transaction of a node's committer (zones spread over nodes)",
                 )
                 .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0]),
             )

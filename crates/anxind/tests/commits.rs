@@ -1,13 +1,14 @@
 //! A node's zones' commits, gathered (`anxind::commits`), on PostgreSQL: batches that wait
-//! together go in one transaction fenced by all their leases, and a lease that moved fails
-//! only its own zone's batches. Runs when `ANXIN_TEST_POSTGRES_URL` names a server (required
+//! together go in one transaction fenced by all their leases, with the node's ingest
+//! filings, and a lease that moved fails only its own zone's batches. Runs when `ANXIN_TEST_POSTGRES_URL` names a server (required
 //! under `CI=true`).
 
-use anxin_core::{DeviceId, EventType, MessageId, MessageRecord, Outbox, Timestamp};
+use anxin_core::{DeviceId, EventType, MessageId, MessageRecord, Outbox, Timestamp, Zone};
 use anxin_runtime::CommitError;
+use anxin_store::inbox::{InboxEntry, InboxStore};
 use anxin_store::lease::Lease;
 use anxin_store::{testkit, PostgresStore, Store};
-use anxind::commits::NodeCommits;
+use anxind::commits::{GatheredInbox, NodeCommits};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,14 +74,23 @@ async fn batches_waiting_together_are_stored_in_one_transaction_and_a_moved_leas
     // nothing, and zone 1's batches beside it in the same transaction are stored all the same.
     tokio::time::sleep(Duration::from_millis(600)).await;
     store.lease_acquire("zone:2", "node-b", Duration::from_secs(60), "").await.unwrap().expect("lapsed");
+    // An ingest session's filing in the same transaction is filed all the same.
     let (a, b, c) = (batch("d-1", "m-20"), batch("d-2", "m-21"), batch("d-1", "m-22"));
-    let (ra, rb, rc) = futures_util::join!(
+    let filed = InboxEntry::new("d-9", "xs/v1/devices/d-9/events", br#"{"msg_id":"m-30"}"#.to_vec(), T0);
+    let inbox = GatheredInbox { commits: commits.clone(), store: store.clone() };
+    let before = gathered.get_sample_count();
+    let (ra, rb, rc, rf) = futures_util::join!(
         commits.commit(&one, &a, &[]),
         commits.commit(&two, &b, &[]),
-        commits.commit(&one, &c, &[])
+        commits.commit(&one, &c, &[]),
+        inbox.inbox_put(std::slice::from_ref(&filed)),
     );
     assert_eq!((ra, rc), (Ok(()), Ok(())));
     assert!(matches!(rb, Err(CommitError::Fenced(_))), "{rb:?}");
+    assert_eq!(rf.unwrap(), [Zone::FIRST], "filed under the zone of a device the ledger does not know");
+    assert_eq!(gathered.get_sample_count(), before + 1, "the four in one transaction");
     assert!(stored(&store, "d-1", "m-20").await && stored(&store, "d-1", "m-22").await);
     assert!(!stored(&store, "d-2", "m-21").await, "a stale owner's batch was stored");
+    let inboxed = inbox.inbox_take(&[Zone::FIRST], 10).await.unwrap();
+    assert_eq!(inboxed.iter().map(|e| e.key()).collect::<Vec<_>>(), [filed.key()]);
 }
