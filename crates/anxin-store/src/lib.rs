@@ -47,9 +47,6 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// A transaction shared with other writers failed: its error, as text, for each of them.
-    #[error("the shared commit failed: {0}")]
-    Shared(String),
 }
 
 /// What one engine step (or a group of them) must store, all or nothing.

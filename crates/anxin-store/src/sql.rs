@@ -427,14 +427,14 @@ impl PostgresStore {
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         use crate::lease::FenceError;
-        match self.write_with(&[], rows, &COMMIT_POSTGRES, fence).await {
+        match self.write_with(rows, &COMMIT_POSTGRES, fence).await {
             Err(FenceError::Store(StoreError::Database(sqlx::Error::Database(e))))
                 if e.code().as_deref() == Some(UNIQUE_VIOLATION) =>
             {
                 tracing::debug!(error = %e, "part of the batch is stored already: storing it with conflict guards");
-                self.write_with(&[], rows, &COMMIT_POSTGRES_AGAIN, fence).await.map(|_| ())
+                self.write_with(rows, &COMMIT_POSTGRES_AGAIN, fence).await
             }
-            result => result.map(|_| ()),
+            result => result,
         }
     }
 
@@ -459,52 +459,12 @@ impl PostgresStore {
         self.write_fenced(&[Rows::of(batch)?], leases).await
     }
 
-    /// Several engines' batches (a node's zones) in one transaction fenced by all of
-    /// `leases`: one wait for the disk for them all. Refused whole, as fenced, when any lease
-    /// has moved on (the error names it: the caller goes again without its batches).
-    pub async fn commit_fenced_many(
-        &self,
-        batches: &[Batch<'_>],
-        leases: &[crate::lease::Lease],
-    ) -> Result<(), crate::lease::FenceError> {
-        self.commit_gathered(&[], batches, leases).await.map(|_| ())
-    }
-
-    /// [`PostgresStore::commit_fenced_many`], filing `filings` in the inbox first in the same
-    /// transaction, as [`crate::inbox::InboxStore::inbox_put`] would (they need no lease, but
-    /// are refused with the rest when a lease has moved): a node's ingest sessions' and
-    /// engines' writes, one wait for the disk. Returns the zones that got a new message.
-    pub async fn commit_gathered(
-        &self,
-        filings: &[&crate::inbox::InboxEntry],
-        batches: &[Batch<'_>],
-        leases: &[crate::lease::Lease],
-    ) -> Result<Vec<anxin_core::Zone>, crate::lease::FenceError> {
-        use crate::lease::FenceError;
-        let rows = batches.iter().map(|b| Rows::of(*b)).collect::<Result<Vec<_>, _>>()?;
-        let mut sorted: Vec<&crate::inbox::InboxEntry> = filings.to_vec();
-        sorted.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
-        match self.write_with(&sorted, &rows, &COMMIT_POSTGRES, leases).await {
-            Err(FenceError::Store(StoreError::Database(sqlx::Error::Database(e))))
-                if e.code().as_deref() == Some(UNIQUE_VIOLATION) =>
-            {
-                tracing::debug!(error = %e, "part of the batch is stored already: storing it with conflict guards");
-                self.write_with(&sorted, &rows, &COMMIT_POSTGRES_AGAIN, leases).await
-            }
-            result => result,
-        }
-    }
-
-    /// `filings` (in key order) are filed in the inbox before the batches, each new zone
-    /// announced: so the locks on inbox rows are taken in key order first, as the ingest
-    /// sessions' own transactions take them, before any batch takes its messages out.
     async fn write_with(
         &self,
-        filings: &[&crate::inbox::InboxEntry],
         batches: &[Rows<'_>],
         statement: &str,
         fence: &[crate::lease::Lease],
-    ) -> Result<Vec<anxin_core::Zone>, crate::lease::FenceError> {
+    ) -> Result<(), crate::lease::FenceError> {
         // In an explicit transaction all the same: a commit the engine gave up on (past its
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
@@ -512,20 +472,10 @@ impl PostgresStore {
         if !fence.is_empty() {
             crate::lease::fence(&mut tx, fence).await?;
         }
-        let mut zones = Vec::new();
-        if !filings.is_empty() {
-            zones = Self::inbox_insert(&mut tx, filings).await?;
-            zones.sort_unstable();
-            zones.dedup();
-            for z in &zones {
-                sqlx::query("SELECT pg_notify('anxin_inbox', $1)").bind(z.to_string()).execute(&mut *tx).await?;
-            }
-        }
         for rows in batches {
             Self::write_rows(&mut tx, rows, statement).await?;
         }
-        tx.commit().await?;
-        Ok(zones)
+        Ok(tx.commit().await?)
     }
 
     /// One batch's statements, in `tx`.

@@ -324,7 +324,7 @@ impl App {
                 notify_zones: None,
             })?;
         let store = crate::notify::WakingStorePort {
-            inner: crate::ports::StorePort(store, lease.clone().map(crate::cluster::FencedStore::Alone)),
+            inner: crate::ports::StorePort(store, lease.clone().map(crate::cluster::FencedStore)),
             wake: notify_wake,
             metrics: notify_metrics,
         };

@@ -28,7 +28,8 @@ pub const DISTRICT: &str = "zone:0";
 pub struct Held {
     pub store: Arc<PostgresStore>,
     pub authority: Arc<PostgresStore>,
-    /// The leases the engine commits under: the district's (`zone:0`).
+    /// The leases the engine commits under: the district's (`zone:0`), or, with the zones
+    /// spread over the nodes, its zone's (`crate::node`).
     pub leases: Vec<Lease>,
     renewals: Arc<Renewals>,
 }
@@ -45,6 +46,17 @@ impl Held {
         let (lost, stop) = (CancellationToken::new(), CancellationToken::new());
         let task = tokio::spawn(keep(authority.clone(), lease.clone(), config.clone(), stop.clone(), lost.clone()));
         let renewals = Arc::new(Renewals { lost, stop, task: std::sync::Mutex::new(Some(task)) });
+        Held { store, authority, leases: vec![lease], renewals }
+    }
+
+    /// A zone's engine on a node with the zones spread over the nodes (`crate::node`):
+    /// `lease` is renewed, and handed over, by the node's membership (`crate::spread`).
+    pub fn zone(store: Arc<PostgresStore>, authority: Arc<PostgresStore>, lease: Lease) -> Self {
+        let renewals = Arc::new(Renewals {
+            lost: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            task: std::sync::Mutex::new(None),
+        });
         Held { store, authority, leases: vec![lease], renewals }
     }
 
@@ -210,13 +222,7 @@ async fn keep(
 
 /// The engine's commits, fenced by the lease.
 #[derive(Debug, Clone)]
-pub enum FencedStore {
-    /// Its own transactions, under the leases it holds (one engine for the district).
-    Alone(Held),
-    /// In the node's committer's transactions, with the node's other zones' batches, under its
-    /// zone's lease (zones spread over nodes: `crate::commits`).
-    Gathered { commits: crate::commits::NodeCommits, lease: Lease },
-}
+pub struct FencedStore(pub Held);
 
 impl FencedStore {
     /// Commits `out`, taking `taken` out of the inbox with it.
@@ -226,11 +232,7 @@ impl FencedStore {
         taken: &'a [anxin_store::inbox::InboxKey],
     ) -> BoxFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
-            let held = match self {
-                FencedStore::Alone(held) => held,
-                FencedStore::Gathered { commits, lease } => return commits.commit(lease, out, taken).await,
-            };
-            match held.store.commit_fenced_all(anxin_store::Batch::of(out).taking(taken), &held.leases).await {
+            match self.0.store.commit_fenced_all(anxin_store::Batch::of(out).taking(taken), &self.0.leases).await {
                 Ok(()) => Ok(()),
                 Err(e @ FenceError::Fenced { .. }) => Err(CommitError::Fenced(e.to_string())),
                 Err(FenceError::Store(e)) => Err(CommitError::Failed(e.to_string())),

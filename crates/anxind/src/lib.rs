@@ -5,7 +5,6 @@ pub mod app;
 pub mod broker_files;
 pub mod clock;
 pub mod cluster;
-pub mod commits;
 pub mod config;
 pub mod demo;
 pub mod family;

@@ -282,6 +282,7 @@ struct Shared {
     node: String,
     url: String,
     data: Arc<PostgresStore>,
+    authority: Arc<PostgresStore>,
     hub: Arc<Hub>,
     phones: Arc<anxin_api::ResponderHub>,
     family_hub: Arc<anxin_api::FamilyHub>,
@@ -301,8 +302,6 @@ struct Shared {
     ledger: Arc<LedgerReads>,
     /// Each running zone's inbox queue, for `anxin_ingest_backlog_messages`.
     queues: Arc<Mutex<BTreeMap<Zone, mpsc::WeakSender<crate::inbox::InboxMessage>>>>,
-    /// Every zone's engine's commits go through it, gathered.
-    commits: crate::commits::NodeCommits,
 }
 
 impl Shared {
@@ -352,7 +351,8 @@ impl Shared {
             inbox_tx,
             feed_stop.clone(),
         ));
-        let fenced = crate::cluster::FencedStore::Gathered { commits: self.commits.clone(), lease };
+        let held = crate::cluster::Held::zone(self.data.clone(), self.authority.clone(), lease);
+        let fenced = crate::cluster::FencedStore(held);
         let data: Arc<dyn Store> = self.data.clone();
         let store = Arc::new(crate::notify::WakingStorePort {
             inner: crate::ports::StorePort(data, Some(fenced)),
@@ -630,22 +630,15 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     )?;
     let router_task =
         tokio::spawn(router(command_rx, engines.clone(), directory.clone(), Some(forwarder), Some(hub.clone())));
-    // The node's writes, its engines' commits and its ingest sessions' filings, gathered.
-    let commits = crate::commits::NodeCommits::start(
-        data.clone(),
-        config.store.commits_in_flight(),
-        metrics.commit_batches.clone(),
-    );
-    let inbox = Arc::new(crate::commits::GatheredInbox { commits: commits.clone(), store: data.clone() });
     let membership =
-        Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config, inbox)?, owners_tx)
-            .await?;
+        Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
     let shared = Arc::new(Shared {
         config,
         node: node.clone(),
         url,
         data,
+        authority: membership.authority.clone(),
         hub: hub.clone(),
         phones,
         family_hub: family_hub.clone(),
@@ -663,7 +656,6 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         directory,
         ledger: ledger.clone(),
         queues,
-        commits,
     });
 
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();

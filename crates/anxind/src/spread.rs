@@ -80,33 +80,19 @@ impl Plan {
 }
 
 /// What an ingest session needs, the same for every slot.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct IngestSetup {
     /// The link's options but for the client id (`{client_id}-ingest-K` per slot).
     pub link: LinkOptions,
     pub batch_max: usize,
     pub counts: Arc<IngestCounts>,
-    /// Where the sessions file what they are given (the node's committer:
-    /// `crate::commits::GatheredInbox`).
-    pub inbox: Arc<dyn InboxStore>,
-}
-
-impl std::fmt::Debug for IngestSetup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngestSetup")
-            .field("link", &self.link)
-            .field("batch_max", &self.batch_max)
-            .finish_non_exhaustive()
-    }
 }
 
 impl IngestSetup {
-    /// From anxind's configuration: the configured broker and account, the share group; the
-    /// sessions file in `inbox`.
-    pub fn of(config: &Config, inbox: Arc<dyn InboxStore>) -> anyhow::Result<Self> {
+    /// From anxind's configuration: the configured broker and account, the share group.
+    pub fn of(config: &Config) -> anyhow::Result<Self> {
         let link = LinkOptions { share_group: Some(SHARE_GROUP.into()), subscribe: true, ..link_options(config)? };
-        let counts = Arc::new(IngestCounts::default());
-        Ok(IngestSetup { link, batch_max: config.ingest.batch_max, counts, inbox })
+        Ok(IngestSetup { link, batch_max: config.ingest.batch_max, counts: Arc::new(IngestCounts::default()) })
     }
 }
 
@@ -495,9 +481,10 @@ impl Keeper {
         let mut link = self.ingest.link.clone();
         link.client_id = format!("{}-ingest-{slot}", link.client_id);
         let stop = CancellationToken::new();
+        let store: Arc<dyn InboxStore> = self.data.clone();
         let task = tokio::spawn(crate::ingest::run(
             link,
-            self.ingest.inbox.clone(),
+            store,
             self.ingest.batch_max,
             self.ingest.counts.clone(),
             stop.clone(),

@@ -32,9 +32,6 @@ pub struct Metrics {
     /// the consoles' feed (press → console, less the last hop over each WebSocket).
     pub press_console_seconds: Histogram,
     pub commit_seconds: Histogram,
-    /// Zones' batches and ingest sessions' filings stored by one transaction of a node's
-    /// committer (zones spread over nodes: `crate::commits`).
-    pub commit_batches: Histogram,
     pub commit_failures: IntCounter,
     /// Commits refused because another engine took the lease (issue 25).
     pub fenced: IntCounter,
@@ -130,14 +127,6 @@ impl Metrics {
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
             )
             .expect("metric"),
-            commit_batches: Histogram::with_opts(
-                HistogramOpts::new(
-                    "anxin_store_commit_batches",
-                    "Zones' batches and ingest filings stored by one transaction of a node's committer (zones spread over nodes)",
-                )
-                .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0]),
-            )
-            .expect("metric"),
             commit_failures: IntCounter::new(
                 "anxin_store_commit_failures_total",
                 "Store commits that failed and were retried",
@@ -201,7 +190,6 @@ impl Metrics {
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.press_console_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
-        m.registry.register(Box::new(m.commit_batches.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
         m.registry.register(Box::new(m.fenced.clone())).expect("register");
         m.registry.register(Box::new(m.lease_epoch.clone())).expect("register");
