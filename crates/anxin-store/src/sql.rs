@@ -413,17 +413,16 @@ impl PostgresStore {
     /// on a unique key, nothing of it stays, and the batch goes again with the guards
     /// ([`COMMIT_POSTGRES_AGAIN`]), which leave whatever is already stored as it is.
     async fn write(&self, rows: &Rows<'_>) -> Result<(), StoreError> {
-        self.write_fenced(std::slice::from_ref(rows), &[]).await.map_err(|e| match e {
+        self.write_fenced(rows, &[]).await.map_err(|e| match e {
             crate::lease::FenceError::Store(e) => e,
             crate::lease::FenceError::Fenced { .. } => unreachable!("a write without a lease is never fenced"),
         })
     }
 
-    /// [`PostgresStore::write`] of every batch of `rows` in one transaction, fenced by every
-    /// lease of `fence`.
+    /// [`PostgresStore::write`], in a transaction fenced by every lease of `fence`.
     async fn write_fenced(
         &self,
-        rows: &[Rows<'_>],
+        rows: &Rows<'_>,
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         use crate::lease::FenceError;
@@ -446,7 +445,7 @@ impl PostgresStore {
         batch: Batch<'_>,
         lease: &crate::lease::Lease,
     ) -> Result<(), crate::lease::FenceError> {
-        self.write_fenced(&[Rows::of(batch)?], std::slice::from_ref(lease)).await
+        self.write_fenced(&Rows::of(batch)?, std::slice::from_ref(lease)).await
     }
 
     /// [`PostgresStore::commit_fenced`] under several leases at once (an engine running
@@ -456,12 +455,12 @@ impl PostgresStore {
         batch: Batch<'_>,
         leases: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
-        self.write_fenced(&[Rows::of(batch)?], leases).await
+        self.write_fenced(&Rows::of(batch)?, leases).await
     }
 
     async fn write_with(
         &self,
-        batches: &[Rows<'_>],
+        rows: &Rows<'_>,
         statement: &str,
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
@@ -472,13 +471,11 @@ impl PostgresStore {
         if !fence.is_empty() {
             crate::lease::fence(&mut tx, fence).await?;
         }
-        for rows in batches {
-            Self::write_rows(&mut tx, rows, statement).await?;
-        }
+        Self::write_rows(&mut tx, rows, statement).await?;
         Ok(tx.commit().await?)
     }
 
-    /// One batch's statements, in `tx`.
+    /// The batch's statements, in `tx`.
     async fn write_rows(
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         rows: &Rows<'_>,
