@@ -156,6 +156,7 @@ describe('the services board and the worker’s phone on a live anxind', () => {
       await board.locator('#sv-groups[data-loaded="true"]').waitFor(SHOWS_UP);
       assert.equal(await board.locator('#new-elder').inputValue(), 'sv-e1', 'the elder from the link');
       assert.equal(await board.locator('#sv-groups tbody tr').count(), 0, 'no orders yet');
+      assert.ok(await board.locator('#sv-missing').isHidden(), 'one node: no zone missing, no notice');
 
       // Orders placed over the API: one nobody offers, one whose window is over, one today.
       const now = Date.now();

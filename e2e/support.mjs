@@ -64,25 +64,34 @@ export function watchPageErrors(page) {
   return errors;
 }
 
+/** The daemon's binary: ANXIND_BIN, else the debug build's. */
+export function anxindBin() {
+  const bin = process.env.ANXIND_BIN ? resolve(process.env.ANXIND_BIN) : join(repoRoot, 'target', 'debug', 'anxind');
+  if (!existsSync(bin)) {
+    throw new Error(`no daemon binary at ${bin}: run \`cargo build -p anxind\` first, or set ANXIND_BIN`);
+  }
+  return bin;
+}
+
 /**
  * Starts `anxind demo` on ephemeral ports with a fresh SQLite database and waits for its
  * ready line. Its output goes to e2e/test-results/anxind.log. `env` adds to its environment
  * (e.g. ANXIN_DISPATCH__OFFER_TIMEOUT_S for a fast ladder). `dbPath` names a SQLite file of
  * the caller's instead, which is kept when the daemon stops (to start it again on what it
- * left, as a centre restarts).
+ * left, as a centre restarts). `args` is a whole command line of the caller's instead of the
+ * demo's (a node of a cluster, its store and broker in `env`); its output is added to
+ * e2e/test-results/`log`.
  */
-export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env = {}, dbPath = null } = {}) {
-  const bin = process.env.ANXIND_BIN ? resolve(process.env.ANXIND_BIN) : join(repoRoot, 'target', 'debug', 'anxind');
-  if (!existsSync(bin)) {
-    throw new Error(`no daemon binary at ${bin}: run \`cargo build -p anxind\` first, or set ANXIND_BIN`);
-  }
-  const dir = dbPath ? null : await mkdtemp(join(tmpdir(), 'anxin-e2e-'));
+export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env = {}, dbPath = null, args = null, log: logName = 'anxind.log' } = {}) {
+  const bin = anxindBin();
+  const ownStore = dbPath || args;
+  const dir = ownStore ? null : await mkdtemp(join(tmpdir(), 'anxin-e2e-'));
   await mkdir(resultsDir, { recursive: true });
-  const logPath = join(resultsDir, 'anxind.log');
-  const log = createWriteStream(logPath, { flags: dbPath ? 'a' : 'w' });
+  const logPath = join(resultsDir, logName);
+  const log = createWriteStream(logPath, { flags: ownStore ? 'a' : 'w' });
   const removeDir = () => (dir ? rm(dir, { recursive: true, force: true }) : Promise.resolve());
 
-  const args = [
+  const command = args ?? [
     'demo',
     '--http-listen', '127.0.0.1:0',
     '--mqtt-listen', '127.0.0.1:0',
@@ -92,7 +101,7 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
   ];
   // No simulated presses or calls: a test makes what it looks at (a test may ask for calls).
   const quiet = { ANXIN_DEMO__CALL_INTERVAL_S: '0' };
-  const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...quiet, ...env } });
+  const child = spawn(bin, command, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...quiet, ...env } });
   // If this process dies first, the daemon must not outlive it.
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -123,7 +132,7 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
       const m = READY.exec(line);
       if (m) {
         clearTimeout(timer);
-        res({ consoleUrl: m[1], mqttUrl: m[2] });
+        res({ consoleUrl: m[1], mqttUrl: m[2], line });
       }
     });
     exited.then(({ code, signal }) => {
@@ -147,6 +156,8 @@ export async function spawnDaemon({ readyTimeoutMs = 60_000, extraArgs = [], env
     pid: child.pid,
     consoleUrl: pageUrl.toString(),
     mqttUrl: ready.mqttUrl,
+    /** the ready line itself (a node of spread zones names the zones it runs) */
+    readyLine: ready.line,
     logPath,
     tail: () => tail.join('\n'),
     /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */

@@ -6,16 +6,19 @@
 //
 // The list comes from GET /api/v1/services/orders, read again on every (re)connection of the
 // console's feed (/ws), whose `order` frames carry each change meanwhile: the frames are not
-// numbered, so the list read on connecting is what makes sure nothing was missed. Sign-in is
-// the console's: without a session the page sends the browser there, and the console sends
-// it back (see console/signin.js).
+// numbered, so the list read on connecting is what makes sure nothing was missed. With the
+// zones spread over several nodes, the list names the zones whose owner did not answer in
+// time (`zones_unanswered`): the board then says, above the orders, that it is incomplete and
+// which zones are missing, and reads the list again every ASK_AGAIN_MS until every zone has
+// answered. Sign-in is the console's: without a session the page sends the browser there, and
+// the console sends it back (see console/signin.js).
 
 import { observeServerTime, serverNow } from './common/clock.js';
 import { byId, h, whenReady } from './common/dom.js';
 import { createFeed, socketUrl } from './common/feed.js';
 import { requestJson } from './common/http.js';
 import { formatClock } from './common/format.js';
-import { chooseLanguage, defineStrings, htmlLang, otherLanguage, rememberedLanguage, setLanguage, t } from './common/i18n.js';
+import { chooseLanguage, defineStrings, formatList, htmlLang, otherLanguage, rememberedLanguage, setLanguage, t } from './common/i18n.js';
 import {
   categoryLabel,
   fromInputs,
@@ -34,6 +37,19 @@ import { SERVICES_STRINGS } from './services/strings.js';
 
 defineStrings(CONSOLE_STRINGS);
 defineStrings(SERVICES_STRINGS);
+// The notice of zones missing from the list (the board's other words: services/strings.js).
+defineStrings({
+  zh: {
+    sv_missing_title: '工单列表不完整',
+    sv_missing_zone: '分区 {zones} 没有答复，其工单未列在下面（该分区可能正在移交给另一台服务器，或其服务器无响应）。页面每 10 秒自动重新读取，直到所有分区都答复。',
+    sv_missing_zones: '分区 {zones} 没有答复，其工单未列在下面（这些分区可能正在移交给另一台服务器，或其服务器无响应）。页面每 10 秒自动重新读取，直到所有分区都答复。',
+  },
+  en: {
+    sv_missing_title: 'This list is incomplete',
+    sv_missing_zone: 'Zone {zones} did not answer: its orders are not listed below (the zone may be moving to another server, or its server is not answering). The page reads the list again every 10 s until every zone answers.',
+    sv_missing_zones: 'Zones {zones} did not answer: their orders are not listed below (the zones may be moving to another server, or their server is not answering). The page reads the list again every 10 s until every zone answers.',
+  },
+});
 
 const API = '/api/v1/services';
 const CLOSE_UNAUTHENTICATED = 4401;
@@ -52,6 +68,9 @@ const ACTIONS_BY_STATE = {
   disputed: ['settle', 'note'],
 };
 const GOING = new Set(['offered', 'accepted', 'en_route', 'on_site']);
+// How soon the list is read again while a zone's orders are missing from it (the notice's
+// words say 10 s too).
+const ASK_AGAIN_MS = 10_000;
 
 const sv = {
   me: null,
@@ -64,6 +83,12 @@ const sv = {
   /** a list read in flight: its generation, and the frames that came meanwhile */
   loading: null,
   loadGeneration: 0,
+  /** the zones whose orders the last list lacked (their owner did not answer in time) */
+  missing: [],
+  /** the timer that reads the list again while `missing` is not empty */
+  askAgain: null,
+  /** the words the notice of missing zones shows now ('' for none) */
+  missingShown: '',
   /** the board's last message, as [key, vars] or a refusal body; with its kind */
   flash: null,
   error: null,
@@ -93,8 +118,11 @@ function failure(res) {
   return orderRefusal(res.body);
 }
 
-/** Reads the open orders afresh; frames that came while it was read are applied after. */
+/** Reads the open orders afresh; frames that came while it was read are applied after.
+ * While the list lacks a zone's orders, it is read again in ASK_AGAIN_MS. */
 async function loadOrders() {
+  clearTimeout(sv.askAgain);
+  sv.askAgain = null;
   sv.loadGeneration += 1;
   const generation = sv.loadGeneration;
   sv.loading = { generation, frames: [] };
@@ -102,16 +130,20 @@ async function loadOrders() {
   if (generation !== sv.loadGeneration) return;
   const frames = sv.loading.frames;
   sv.loading = null;
-  if (!res.ok) {
-    if (res.status === 401) return signInAgain();
+  if (res.status === 401) return signInAgain();
+  if (res.ok) {
+    sv.orders = new Map((res.body?.orders || []).map((o) => [o.id, o]));
+    for (const o of frames) applyOrder(o);
+    // A single node leaves it out or empty.
+    const missing = res.body?.zones_unanswered;
+    sv.missing = Array.isArray(missing) ? missing.filter(Number.isInteger) : [];
+    sv.loaded = true;
+    sv.error = null;
+  } else {
+    // The zones missing before are still missing.
     sv.error = failure(res);
-    renderBoard();
-    return;
   }
-  sv.orders = new Map((res.body?.orders || []).map((o) => [o.id, o]));
-  for (const o of frames) applyOrder(o);
-  sv.loaded = true;
-  sv.error = null;
+  if (sv.missing.length > 0) sv.askAgain = setTimeout(loadOrders, ASK_AGAIN_MS);
   renderBoard();
 }
 
@@ -171,6 +203,7 @@ function renderBoard() {
   const grouped = new Map(GROUPS.map((g) => [g, []]));
   for (const o of sv.orders.values()) grouped.get(groupOf(o, now)).push(o);
   byId('sv-total').textContent = sv.loaded ? String(sv.orders.size) : '';
+  renderMissing();
   if (!sv.loaded) {
     box.replaceChildren(h('p', { class: 'sv-muted' }, t('sv_loading')));
   } else {
@@ -209,6 +242,19 @@ function renderBoard() {
   const error = byId('sv-error');
   error.hidden = !sv.error;
   error.textContent = sv.error || '';
+}
+
+/** The notice above the orders naming the zones missing from them; hidden when none is. */
+function renderMissing() {
+  const notice = byId('sv-missing');
+  const zones = sv.missing;
+  notice.hidden = zones.length === 0;
+  notice.dataset.zones = zones.join(',');
+  const text = zones.length ? t(zones.length === 1 ? 'sv_missing_zone' : 'sv_missing_zones', { zones: formatList(zones) }) : '';
+  // Put up again only when it says something new: it is an alert, read out when it changes.
+  if (sv.missingShown === text) return;
+  sv.missingShown = text;
+  notice.replaceChildren(...(zones.length ? [h('strong', { class: 'sv-missing-h' }, t('sv_missing_title')), h('span', null, text)] : []));
 }
 
 function orderRow(o, now) {
