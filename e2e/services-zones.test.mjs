@@ -6,7 +6,8 @@
 // and must ask the ghost for zone 1's orders, which never come: the board says, in Chinese and
 // in English, that its list is incomplete and names zone 1, while it lists zone 0's order
 // (placed on the page's own form). Once the ghost's lease row is deleted the node takes zone
-// 1, and the notice goes by itself, without a reload, as zone 1's order comes onto the board.
+// 1, and the notice goes by itself, without a reload, as zone 1's order comes onto the board,
+// numbered for people as zone 1's first (#1⋅1), in its row, its dialog and the note after.
 //
 // Needs ANXIN_TEST_POSTGRES_URL and ANXIN_TEST_MQTT_URL (.ci/run sets both): skipped without
 // them, except under CI=true, where it fails. The test makes a database of its own on that
@@ -265,10 +266,30 @@ describe('the services board with a zone whose node does not answer', { skip }, 
       // for the missing zone).
       const gaps = reads.slice(1).map((t, i) => t - reads[i]);
       assert.ok(gaps.some((g) => g >= 9_000 && g <= 15_000), `reads ${gaps.join(', ')} ms apart`);
+
+      // Zone 1's order is numbered 2⁴⁰ + 1 (docs/architecture.md, "Numbers carry the zone"):
+      // a person reads it as zone 1's first, #1⋅1 (common/format.js, the dot U+22C5), on one
+      // line; zone 0's as it is. The row still carries the raw number.
+      const first = '#1\u22C51';
+      assert.equal(quietOrder, 2 ** 40 + 1, 'zone 1’s first order');
+      const number = (id) => row(board, id).locator('td.c-order strong');
+      assert.equal(await number(quietOrder).textContent(), first);
+      assert.equal(await number(ownOrder).textContent(), `#${ownOrder}`);
+      assert.equal(await row(board, quietOrder).getAttribute('data-order-id'), String(quietOrder));
+      const [zoneOne, zoneZero] = [await number(quietOrder).boundingBox(), await number(ownOrder).boundingBox()];
+      assert.equal(zoneOne.height, zoneZero.height, 'one line, as zone 0’s');
+      // The dialog and the note after it name it the same way.
+      await row(board, quietOrder).locator('[data-action="note"]').click();
+      assert.match(await board.locator('#act[open] #act-order').textContent(), new RegExp(`^Order ${first} · 吴德明 · `));
+      await board.locator('#act textarea[name="text"]').fill('Ring twice');
+      await board.locator('#act-send').click();
+      await board.locator('#sv-flash:not([hidden])', { hasText: `Note added to order ${first}.` }).waitFor(SHOWS_UP);
       await shoot(board, 'services-zones-answered-en.png');
       await board.locator('#sv-lang').click();
       await board.locator('html[lang="zh-CN"]').waitFor(SHOWS_UP);
       assert.ok(await notice.isHidden());
+      assert.equal(await number(quietOrder).textContent(), first);
+      assert.equal(await board.locator('#sv-flash').textContent(), `已为工单 ${first} 添加备注。`);
       await shoot(board, 'services-zones-answered-zh.png');
       assert.deepEqual(errors, []);
     });

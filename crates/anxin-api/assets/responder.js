@@ -10,7 +10,7 @@
 
 import { observeServerTime, serverNow } from './common/clock.js';
 import { createFeed, socketUrl } from './common/feed.js';
-import { formatClock, formatCountdown, formatElapsed, formatPhone } from './common/format.js';
+import { formatClock, formatCountdown, formatElapsed, formatPhone, readableId } from './common/format.js';
 import { byId, whenReady } from './common/dom.js';
 import {
   chooseLanguage,
@@ -397,8 +397,8 @@ function renderEnded(ended) {
   const over = ['false_alarm', 'cancelled', 'closed', 'resolved'].includes(ended.state);
   dom.endedTitle.textContent = over ? t('ended_title_over') : t('ended_title_moved');
   dom.endedWhat.textContent = ended.elder
-    ? t('ended_what', { id: ended.incident_id, elder: ended.elder })
-    : t('ended_what_id', { id: ended.incident_id });
+    ? t('ended_what', { id: readableId(ended.incident_id), elder: ended.elder })
+    : t('ended_what_id', { id: readableId(ended.incident_id) });
   let text;
   if (ended.state === 'false_alarm') text = t('ended_false_alarm');
   else if (ended.state === 'cancelled') text = ended.by === 'device' ? t('ended_cancelled_device') : t('ended_cancelled');

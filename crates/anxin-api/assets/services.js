@@ -17,7 +17,7 @@ import { observeServerTime, serverNow } from './common/clock.js';
 import { byId, h, whenReady } from './common/dom.js';
 import { createFeed, socketUrl } from './common/feed.js';
 import { requestJson } from './common/http.js';
-import { formatClock } from './common/format.js';
+import { formatClock, readableId } from './common/format.js';
 import { chooseLanguage, defineStrings, formatList, htmlLang, otherLanguage, rememberedLanguage, setLanguage, t } from './common/i18n.js';
 import {
   categoryLabel,
@@ -269,7 +269,7 @@ function orderRow(o, now) {
     who.push(h('div', { 'data-field': 'offered-to' }, t('sv_offered_to', { name: o.offered_to || o.offer.provider_id, time: hhmm(o.offer.deadline) })));
   }
   if (o.state === 'unmatched' && o.unmatched_why) who.push(h('div', { class: 'sv-warn', 'data-field': 'why' }, whyNoProvider(o.unmatched_why)));
-  if (o.redirected_to != null && !o.worker_id) who.push(h('div', { class: 'sv-warn' }, t('sv_redirected', { incident: o.redirected_to })));
+  if (o.redirected_to != null && !o.worker_id) who.push(h('div', { class: 'sv-warn' }, t('sv_redirected', { incident: readableId(o.redirected_to) })));
   const state = [h('span', { class: `sv-state sv-state-${o.state}` }, orderStateLabel(o.state))];
   if (o.state === 'disputed' && o.dispute) state.push(h('div', { class: 'sv-warn', 'data-field': 'dispute' }, t('sv_dispute', { text: o.dispute })));
   if ((o.state === 'done' || o.state === 'disputed') && o.done) state.push(h('div', { class: 'sv-muted' }, t('sv_done_what', { text: o.done })));
@@ -281,11 +281,11 @@ function orderRow(o, now) {
       ]
     : h('span', { class: 'sv-muted', 'data-field': 'money' }, t('sv_price_unknown'));
   const fromKey = { service_press: 'sv_from_press', welfare_call: 'sv_from_welfare' }[o.source?.from];
-  const press = fromKey ? h('div', { class: 'sv-muted', 'data-field': 'source' }, t(fromKey, { incident: o.source.incident })) : null;
+  const press = fromKey ? h('div', { class: 'sv-muted', 'data-field': 'source' }, t(fromKey, { incident: readableId(o.source.incident) })) : null;
   return h(
     'tr',
     { 'data-order-id': o.id, 'data-state': o.state, 'data-late': late ? 'true' : 'false' },
-    h('td', { class: 'c-order' }, h('strong', null, `#${o.id}`), press),
+    h('td', { class: 'c-order' }, h('strong', null, `#${readableId(o.id)}`), press),
     h('td', { class: 'c-elder' }, h('div', { class: 'sv-strong' }, o.elder_name || o.elder_id), h('div', { class: 'sv-muted' }, o.address || ''), o.notes ? h('div', { class: 'sv-notes' }, o.notes) : null),
     h('td', { class: 'c-category', 'data-field': 'category' }, categoryLabel(o.category)),
     h('td', { class: 'c-when' }, whenCell),
@@ -374,7 +374,7 @@ function stepLabel(c) {
     case 'cancelled':
       return t('sv_step_cancelled', { text: c.reason });
     case 'worker_redirected':
-      return t('sv_step_redirected', { incident: c.incident });
+      return t('sv_step_redirected', { incident: readableId(c.incident) });
     case 'worker_changed':
       return t('sv_step_worker_changed', { worker: c.worker_id });
     case 'note':
@@ -423,7 +423,7 @@ function field(label, control) {
 function buildDialog() {
   const { order: o, action } = sv.dialog;
   byId('act-title').textContent = t(`sv_act_${action}`);
-  byId('act-order').textContent = t('sv_dlg_order', { id: o.id, elder: o.elder_name || o.elder_id, category: categoryLabel(o.category) });
+  byId('act-order').textContent = t('sv_dlg_order', { id: readableId(o.id), elder: o.elder_name || o.elder_id, category: categoryLabel(o.category) });
   const text = (name, label) => field(label, h('textarea', { name, rows: 3, maxlength: 500, required: true }));
   let fields = [];
   if (action === 'cancel' || action === 'dispute') fields = [text('reason', t('sv_f_reason'))];
@@ -544,11 +544,11 @@ async function send(o, action, fields) {
     closeDialog();
   }
   if (res.ok) {
-    sv.flash = [`sv_done_${action}`, { id: o.id }];
+    sv.flash = [`sv_done_${action}`, { id: readableId(o.id) }];
     sv.error = null;
   } else {
     sv.flash = null;
-    sv.error = `#${o.id}: ${failure(res)}`;
+    sv.error = `#${readableId(o.id)}: ${failure(res)}`;
   }
   renderBoard();
 }
@@ -628,7 +628,7 @@ async function place(ev) {
     renderNew();
     return;
   }
-  sv.newDone = ['sv_placed', { id: res.body.id }];
+  sv.newDone = ['sv_placed', { id: readableId(res.body.id) }];
   sv.quote = null;
   sv.quoteFor = null;
   byId('new-notes').value = '';
@@ -683,7 +683,7 @@ function renderNew() {
   const source = byId('new-source');
   const sourceText = { service_press: 'sv_new_source_press', welfare_call: 'sv_new_source_welfare' }[sv.source.from];
   source.hidden = !sourceText;
-  source.textContent = sourceText ? t(sourceText, { incident: sv.source.incident }) : '';
+  source.textContent = sourceText ? t(sourceText, { incident: readableId(sv.source.incident) }) : '';
 }
 
 function renderCategories() {

@@ -9,7 +9,7 @@
 import { observeServerTime, serverNow } from './common/clock.js';
 import { byId, h, whenReady } from './common/dom.js';
 import { createFeed, socketUrl } from './common/feed.js';
-import { formatClock, pad2 } from './common/format.js';
+import { formatClock, pad2, readableId } from './common/format.js';
 import { chooseLanguage, defineStrings, htmlLang, otherLanguage, rememberedLanguage, setLanguage, t } from './common/i18n.js';
 import { LANG_KEY } from './console/state.js';
 import { CONSOLE_STRINGS } from './console/strings.js';
@@ -109,7 +109,7 @@ function renderOldest() {
   }
   const waited = serverNow() - oldest.opened_at;
   setText('wall-oldest', elapsed(waited));
-  setText('wall-oldest-sub', `#${oldest.id} · ${t(`kind_${oldest.kind}`)} · ${oldest.elder?.name ?? ''}`);
+  setText('wall-oldest-sub', `#${readableId(oldest.id)} · ${t(`kind_${oldest.kind}`)} · ${oldest.elder?.name ?? ''}`);
   tile.dataset.incident = String(oldest.id);
   // Amber past a minute (an answer is due by then), red past three.
   tile.dataset.level = waited > 180_000 ? 'red' : waited > 60_000 ? 'amber' : 'calm';
@@ -125,7 +125,7 @@ function renderDay() {
     ...(f ? f.standards : []).map((s) => {
       const share = typeof s.share_pct === 'number' ? `${s.share_pct.toFixed(1)}%` : '—';
       const rule = t(`std_rule_${s.standard}`, { target: s.target_pct, within: duration(s.within_s) });
-      const ids = (s.missed_ids || []).slice(0, 8).map((id) => `#${id}`).join(' ');
+      const ids = (s.missed_ids || []).slice(0, 8).map((id) => `#${readableId(id)}`).join(' ');
       return h(
         'article',
         { class: 'standard', 'data-standard': s.standard, 'data-rating': s.rating },

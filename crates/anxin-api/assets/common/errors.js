@@ -2,6 +2,7 @@
 // (an object of strings) besides the English `error`: the page words it from the code, and
 // shows the server's English only for a code it does not know (a newer server).
 
+import { readableId } from './format.js';
 import { defineStrings, has, t } from './i18n.js';
 
 defineStrings({
@@ -56,7 +57,8 @@ defineStrings({
 /**
  * The words for a refusal: from its `code` and `args`, each arg passed through
  * `name(arg, value)` first (so a page can show a person's name for an id, a state's label
- * for its code); the server's `error` for an unknown code; '?' for nothing at all.
+ * for its code), an incident's number as people read it (1⋅17 for zone 1's 17th); the
+ * server's `error` for an unknown code; '?' for nothing at all.
  */
 export function refusalText(result, name = (_arg, value) => value) {
   if (!result) return '?';
@@ -64,7 +66,7 @@ export function refusalText(result, name = (_arg, value) => value) {
   if (code && has(`err_${code}`)) {
     const args = {};
     for (const [k, v] of Object.entries(result.args && typeof result.args === 'object' ? result.args : {})) {
-      args[k] = name(k, String(v ?? ''));
+      args[k] = name(k, k === 'incident' ? readableId(String(v ?? '')) : String(v ?? ''));
     }
     return t(`err_${code}`, args);
   }

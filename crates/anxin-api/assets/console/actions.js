@@ -3,6 +3,7 @@
 // survives live updates of its incident.
 
 import { h } from '../common/dom.js';
+import { readableId } from '../common/format.js';
 import { formatDistance, t } from '../common/i18n.js';
 import { categoryLabel, orderStateLabel } from '../common/services.js';
 import { needLabel } from './alarm.js';
@@ -35,7 +36,7 @@ export async function acknowledge(id, { quiet = false } = {}) {
   if (!id) return null;
   const shown = state.alarms.get(String(id));
   if (!shown) {
-    if (!quiet) toast(t('ack_nothing', { id }), 'info');
+    if (!quiet) toast(t('ack_nothing', { id: readableId(id) }), 'info');
     return { ok: true, nothing: true };
   }
   const result = await command(id, 'acknowledge', { alarm: shown.raised_seq }, t('ev_acknowledged'), { quiet: true });
@@ -43,7 +44,7 @@ export async function acknowledge(id, { quiet = false } = {}) {
   if (result.ok) toast(t('done_ok', { what: t('ev_acknowledged') }), 'ok');
   else if (result.code === 'alarm_changed') {
     const now = state.alarms.get(String(id));
-    toast(t('ack_alarm_changed', { id, need: now ? needLabel(now.need) : '?' }), 'error');
+    toast(t('ack_alarm_changed', { id: readableId(id), need: now ? needLabel(now.need) : '?' }), 'error');
   } else toast(t('done_failed', { error: result.error || '?' }), 'error');
   return result;
 }
@@ -403,12 +404,12 @@ function renderWorkers(view, workers) {
         const name = r.name || r.id;
         const on = sg.worker.order;
         const doing = on
-          ? t('worker_on_order', { id: on.id, state: orderStateLabel(on.state), category: categoryLabel(on.category), elder: on.elder_name })
+          ? t('worker_on_order', { id: readableId(on.id), state: orderStateLabel(on.state), category: categoryLabel(on.category), elder: on.elder_name })
           : t('worker_free');
         const confirm = h(
           'div',
           { class: 'sg-confirm', 'data-field': 'worker-confirm', hidden: true },
-          h('span', null, on ? t('worker_confirm', { name, id: on.id }) : ''),
+          h('span', null, on ? t('worker_confirm', { name, id: readableId(on.id) }) : ''),
           ' ',
           h('button', { class: 'btn btn-primary btn-small', type: 'button', 'data-action': 'worker-send-confirm', onclick: (ev) => send(ev.currentTarget, sg) }, t('worker_send_confirm')),
           ' ',

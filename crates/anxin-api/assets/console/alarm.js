@@ -24,7 +24,7 @@
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
-import { formatElapsed } from '../common/format.js';
+import { formatElapsed, readableId } from '../common/format.js';
 import { formatList, has, language, t } from '../common/i18n.js';
 import { renderBulkButton } from './bulk.js';
 import { openIncident } from './detail.js';
@@ -277,7 +277,7 @@ function callCard(view, call) {
     h(
       'div',
       { class: 'cp-foot' },
-      h('span', { class: 'cp-incident' }, h('span', { class: `kind kind-${view.kind}` }, kindLabel(view.kind)), ' ', t('detail_incident', { id })),
+      h('span', { class: 'cp-incident' }, h('span', { class: `kind kind-${view.kind}` }, kindLabel(view.kind)), ' ', t('detail_incident', { id: readableId(id) })),
       h('button', { class: 'btn btn-primary btn-small', type: 'button', 'data-action': 'open-call', onclick: () => openIncident(id) }, t('callpop_open')),
       h(
         'button',

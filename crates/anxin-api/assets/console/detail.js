@@ -2,7 +2,7 @@
 // its claim and its action buttons, and its timeline (fetched as it changes).
 
 import { h } from '../common/dom.js';
-import { formatClock, pad2 } from '../common/format.js';
+import { formatClock, pad2, readableId } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { acknowledge, claim, command, openForm, renderForm } from './actions.js';
 import { request } from './feed.js';
@@ -161,7 +161,7 @@ export function renderPanel() {
   const badge = callBadge(view);
   dom.detailSub.replaceChildren(
     ...[
-      t('detail_incident', { id }),
+      t('detail_incident', { id: readableId(id) }),
       ' · ',
       // A welfare check waiting for a dispatcher is not the red "nobody is going".
       h('span', { class: `state state-${isWelfare(view) ? 'welfare' : view.state}`, 'data-field': 'detail-state' }, stateLabel(view.state)),
@@ -633,7 +633,7 @@ function renderHistory() {
           i.outcome ? outcomeLabel(i.outcome) : null,
           who ? t('handled_by', { name: who }) : null,
           i.emergency_call ? t('called', { number: i.emergency_call.number }) : null,
-          current ? t('history_this') : `#${id}`,
+          current ? t('history_this') : `#${readableId(id)}`,
         ]
           .filter(Boolean)
           .join(' · '),
@@ -689,7 +689,7 @@ function renderEnded(id) {
   );
   const stateWords = endState === 'ended' ? t('ended') : stateLabel(endState);
   dom.detailSub.replaceChildren(
-    t('detail_incident', { id }),
+    t('detail_incident', { id: readableId(id) }),
     ' · ',
     h('span', { class: `state state-${endState}`, 'data-field': 'detail-state' }, stateWords),
   );

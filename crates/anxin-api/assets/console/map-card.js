@@ -3,7 +3,7 @@
 // the map opens (the point's WGS-84 coordinates, whatever the tiles' datum).
 
 import { h } from '../common/dom.js';
-import { formatClock } from '../common/format.js';
+import { formatClock, readableId } from '../common/format.js';
 import { formatDistance, formatList, has, t } from '../common/i18n.js';
 import { openIncident } from './detail.js';
 import { callerName, isUnassigned, isWelfare, kindLabel, modeLabel, priorityOf, stateLabel } from './incident.js';
@@ -39,7 +39,7 @@ export function mapIncident(view) {
   const at = view.location && view.location.at;
   map.setMarker('incident', id, at, {
     classes: incidentClasses(view, id),
-    title: `#${id} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${callerName(view)}`,
+    title: `#${readableId(id)} ${kindLabel(view.kind)} · ${stateLabel(view.state)} · ${callerName(view)}`,
   });
   const holder = view.responder && state.responders.get(String(view.responder.id));
   map.setLink(id, at, holder ? holder.position : null);
@@ -89,7 +89,7 @@ export function showMapCard(kind, id) {
     const station = state.stations.get(String(r.station_id));
     const status = has(`rstatus_${r.status}`) ? t(`rstatus_${r.status}`) : r.status;
     const job = r.incident_id !== null && r.incident_id !== undefined
-      ? h('button', { class: 'btn', type: 'button', 'data-action': 'open-job', onclick: () => openIncident(String(r.incident_id)) }, t('r_open_job', { id: r.incident_id }))
+      ? h('button', { class: 'btn', type: 'button', 'data-action': 'open-job', onclick: () => openIncident(String(r.incident_id)) }, t('r_open_job', { id: readableId(r.incident_id) }))
       : null;
     card.append(
       closeBtn,

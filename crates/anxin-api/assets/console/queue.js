@@ -5,7 +5,7 @@
 
 import { serverNow } from '../common/clock.js';
 import { h } from '../common/dom.js';
-import { formatClock, formatCountdown, formatElapsed } from '../common/format.js';
+import { formatClock, formatCountdown, formatElapsed, parseReadableId, readableId } from '../common/format.js';
 import { formatDistance, has, language, t } from '../common/i18n.js';
 import { needLabel, renderCallPop, tickCallPop } from './alarm.js';
 import { renderPanel } from './detail.js';
@@ -351,13 +351,14 @@ function searchText(view) {
   return parts.filter(Boolean).join('\n').toLowerCase();
 }
 
-/** Whether a view matches the words typed in a search box: "#12" or "12" is incident 12;
- * anything else is looked for in names, phones, ids, addresses and stations. */
+/** Whether a view matches the words typed in a search box: "#12" or "12" is incident 12,
+ * "#1⋅17" or "1-17" zone 1's 17th, as the panel shows it (readableId); anything else is
+ * looked for in names, phones, ids, addresses and stations. */
 export function matchesText(view, text) {
   const q = text.trim().toLowerCase();
   if (!q) return true;
-  const bare = q.replace(/^#/, '');
-  if (/^\d+$/.test(bare) && String(view.id) === bare) return true;
+  const typed = parseReadableId(q);
+  if (typed !== null && String(view.id) === String(typed)) return true;
   if (q.startsWith('#')) return false;
   const hay = searchText(view);
   const digits = q.replace(/[\s-]/g, '');
@@ -624,7 +625,7 @@ export function renderSummary() {
   dom.table.dataset.seq = String(state.lastSeq ?? 0);
   dom.seqInfo.textContent = state.lastUpdate === null
     ? ''
-    : t('seq_info', { seq: state.lastSeq ?? 0, time: formatClock(state.lastUpdate) });
+    : t('seq_info', { seq: readableId(state.lastSeq ?? 0), time: formatClock(state.lastUpdate) });
   const flag = state.alarms.size > 0 ? '🔴 ' : unassigned > 0 ? '⚠ ' : '';
   document.title = `${flag}(${open}) ${t('title_short')}`;
   dom.tabCountEmergency.textContent = String(open);

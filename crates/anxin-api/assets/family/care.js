@@ -8,6 +8,7 @@
 
 import { serverNow } from '../common/clock.js';
 import { byId, h } from '../common/dom.js';
+import { readableId } from '../common/format.js';
 import { requestJson as api } from '../common/http.js';
 import { t } from '../common/i18n.js';
 import {
@@ -164,7 +165,7 @@ async function place() {
   care.busy = false;
   if (answer.status === 201) {
     care.quote = null;
-    care.formNote = ['care_placed', { id: answer.body.id }, 'ok'];
+    care.formNote = ['care_placed', { id: readableId(answer.body.id) }, 'ok'];
     byId('care-notes').value = '';
     byId('care-agree').checked = false;
     refreshCare();
@@ -216,7 +217,7 @@ async function act(order, body, done) {
   if (answer.status === 204) {
     care.acting = null;
     care.draft = { rating: 0, text: '' };
-    care.notes.set(order.id, [done, { id: order.id }, 'ok']);
+    care.notes.set(order.id, [done, { id: readableId(order.id) }, 'ok']);
     await refreshCare();
   } else {
     care.notes.set(order.id, ['refusal', answer.status ? answer.body : { code: 'network' }, 'error']);

@@ -3,7 +3,7 @@
 
 import { h } from '../common/dom.js';
 import { formatList, has, t } from '../common/i18n.js';
-import { pad2 } from '../common/format.js';
+import { pad2, readableId } from '../common/format.js';
 import { readHistory, refusal } from './api.js';
 
 /** 2026-12-03 16:04:05 in the browser's time zone. */
@@ -62,7 +62,7 @@ function incidentsTable(incidents) {
   return h('table', { class: 'ledger-table history-table', 'data-history': 'incidents' },
     h('thead', null, h('tr', null, ['col_incident', 'col_kind', 'col_state', 'col_device', 'col_when'].map((k) => h('th', null, t(k))))),
     h('tbody', null, incidents.map((i) => h('tr', { 'data-incident-id': i.id },
-      h('td', null, `#${i.id}`),
+      h('td', null, `#${readableId(i.id)}`),
       h('td', null, h('span', { class: `kind kind-${i.kind}` }, label('kind', i.kind))),
       h('td', null, label('state', i.state)),
       h('td', null, i.device_id),
