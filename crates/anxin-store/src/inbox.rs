@@ -108,9 +108,8 @@ pub(crate) const INBOX_PUT: &str = "INSERT INTO inbox (device_id, msg_key, zone,
      JOIN stations s ON s.id = e.station_id WHERE d.id = $1), 0), $3, $4, $5) \
      ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone";
 
-/// `$postgres`: announce new messages with `NOTIFY`.
 macro_rules! inbox_store {
-    ($store:ty, $postgres:expr) => {
+    ($store:ty) => {
         #[async_trait::async_trait]
         impl crate::inbox::InboxStore for $store {
             async fn inbox_put(
@@ -122,19 +121,9 @@ macro_rules! inbox_store {
                 // wait for each other rather than deadlock.
                 let mut sorted: Vec<&crate::inbox::InboxEntry> = entries.iter().collect();
                 sorted.sort_unstable_by(|a, b| (&a.device_id, &a.msg_key).cmp(&(&b.device_id, &b.msg_key)));
-                let mut tx = self.pool.begin().await?;
-                let mut zones = Self::inbox_insert(&mut tx, &sorted).await?;
+                let mut zones = self.inbox_file(&sorted).await?;
                 zones.sort_unstable();
                 zones.dedup();
-                if $postgres {
-                    for z in &zones {
-                        sqlx::query("SELECT pg_notify('anxin_inbox', $1)")
-                            .bind(z.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
                 Ok(zones)
             }
 
@@ -200,11 +189,10 @@ fn stored_zone(z: i32) -> Result<Zone, StoreError> {
 }
 
 impl crate::sql::SqliteStore {
-    /// Files `entries` (sorted by key), one statement each: the zones of those new.
-    pub(crate) async fn inbox_insert(
-        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        entries: &[&InboxEntry],
-    ) -> Result<Vec<Zone>, StoreError> {
+    /// Files `entries` (sorted by key), one statement each, in one transaction: the zones of
+    /// those new.
+    pub(crate) async fn inbox_file(&self, entries: &[&InboxEntry]) -> Result<Vec<Zone>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let mut zones = Vec::new();
         for e in entries {
             let zone: Option<i32> = sqlx::query_scalar(INBOX_PUT)
@@ -213,39 +201,42 @@ impl crate::sql::SqliteStore {
                 .bind(e.topic.as_str())
                 .bind(e.payload.as_slice())
                 .bind(e.received_at.millis())
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?;
             if let Some(z) = zone {
                 zones.push(stored_zone(z)?);
             }
         }
+        tx.commit().await?;
         Ok(zones)
     }
 }
 
 impl crate::sql::PostgresStore {
-    /// Files `entries` (sorted by key) in one statement: the zones of those new.
-    pub(crate) async fn inbox_insert(
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        entries: &[&InboxEntry],
-    ) -> Result<Vec<Zone>, StoreError> {
+    /// Files `entries` (sorted by key) in one statement, and so one round trip and one
+    /// transaction: the zones of those new, each announced (`pg_notify('anxin_inbox', zone)`,
+    /// heard when the statement commits).
+    pub(crate) async fn inbox_file(&self, entries: &[&InboxEntry]) -> Result<Vec<Zone>, StoreError> {
         let zones: Vec<i32> = sqlx::query_scalar(
-            "INSERT INTO inbox (device_id, msg_key, zone, topic, payload, received_at) \
-             SELECT m.device_id, m.msg_key, COALESCE(( \
-               SELECT s.zone FROM devices d JOIN elders e ON e.id = d.elder_id \
-               JOIN stations s ON s.id = e.station_id WHERE d.id = m.device_id), 0), \
-               m.topic, m.payload, m.received_at \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[]) \
-               WITH ORDINALITY AS m(device_id, msg_key, topic, payload, received_at, n) \
-             ORDER BY m.n \
-             ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone",
+            "WITH filed AS ( \
+               INSERT INTO inbox (device_id, msg_key, zone, topic, payload, received_at) \
+               SELECT m.device_id, m.msg_key, COALESCE(( \
+                 SELECT s.zone FROM devices d JOIN elders e ON e.id = d.elder_id \
+                 JOIN stations s ON s.id = e.station_id WHERE d.id = m.device_id), 0), \
+                 m.topic, m.payload, m.received_at \
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[]) \
+                 WITH ORDINALITY AS m(device_id, msg_key, topic, payload, received_at, n) \
+               ORDER BY m.n \
+               ON CONFLICT (device_id, msg_key) DO NOTHING RETURNING zone \
+             ), zones AS (SELECT DISTINCT zone FROM filed) \
+             SELECT zone FROM zones, LATERAL (SELECT pg_notify('anxin_inbox', zone::text)) AS told",
         )
         .bind(entries.iter().map(|e| e.device_id.as_str()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.msg_key.as_str()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.received_at.millis()).collect::<Vec<_>>())
-        .fetch_all(&mut **tx)
+        .fetch_all(&self.pool)
         .await?;
         zones.into_iter().map(stored_zone).collect()
     }

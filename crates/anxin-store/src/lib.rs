@@ -159,6 +159,18 @@ pub trait Store:
     /// the day the supervisors' wallboard rebuilds its figures from at start.
     async fn events_since(&self, since: Timestamp) -> Result<Vec<IncidentEvent>, StoreError>;
 
+    /// `zone`'s events numbered after `after`, in order, at most `limit` of them: how a node
+    /// whose zones run elsewhere keeps its wallboard's day current (an index range).
+    async fn events_after(
+        &self,
+        zone: anxin_core::Zone,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<IncidentEvent>, StoreError>;
+
+    /// The highest number `zone`'s events have (its base if none).
+    async fn last_event_seq(&self, zone: anxin_core::Zone) -> Result<u64, StoreError>;
+
     /// One elder's incidents pressed at or after `since`, open or not, the latest first, at
     /// most `limit` of them: what a dispatcher reads as the elder's recent history.
     async fn elder_incidents(&self, elder: &ElderId, since: Timestamp, limit: u32)

@@ -35,12 +35,24 @@ fn one_sql() -> String {
 
 // Every try is recorded only on a row still pending: a receipt that came first (or a second
 // worker's record) is never undone.
-const RECORD_SENT: &str =
-    "UPDATE notifications SET status = 'sent', sent_via = $2, sent_at = $3 WHERE key = $1 AND status = 'pending'";
-const RECORD_FAILED: &str = "UPDATE notifications SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 \
-     WHERE key = $1 AND status = 'pending'";
-const RECORD_DEAD: &str = "UPDATE notifications SET status = 'dead', attempts = attempts + 1, last_error = $2, \
-     done_at = $3 WHERE key = $1 AND status = 'pending'";
+const RECORD_SENT: &str = "status = 'sent', sent_via = $2, sent_at = $3";
+const RECORD_FAILED: &str = "attempts = attempts + 1, last_error = $2, next_attempt_at = $3";
+const RECORD_DEAD: &str = "status = 'dead', attempts = attempts + 1, last_error = $2, done_at = $3";
+
+/// The statement recording a try (`set`, one of the above). `lazily` (PostgreSQL): without
+/// waiting for the disk, in the one statement and so the one round trip: `set_config(…,
+/// true)` lasts the statement's own transaction, whose commit it governs. A record a crash
+/// loses only means one more try, under the same idempotency key; waiting cost a WAL flush a
+/// notification, as many as the presses' own (`tests/cluster.rs` counts them).
+fn record_sql(set: &str, lazily: bool) -> String {
+    let (with, from) = if lazily {
+        ("WITH lazily AS (SELECT set_config('synchronous_commit', 'off', true)) ", "FROM lazily ")
+    } else {
+        ("", "")
+    };
+    format!("{with}UPDATE notifications SET {set} {from}WHERE key = $1 AND status = 'pending'")
+}
+
 const RECORD_RECEIPT: &str = "UPDATE notifications SET status = $2, done_at = $3, \
      last_error = COALESCE($4, last_error) WHERE key = $1 AND status IN ('pending', 'sent')";
 const EXISTS: &str = "SELECT COUNT(*) FROM notifications WHERE key = $1";
@@ -52,7 +64,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-/// `$postgres`: record tries without waiting for the disk (see `outbox_record_try`).
+/// `$postgres`: record tries without waiting for the disk (see `record_sql`).
 macro_rules! outbox_store {
     ($store:ty, $row:ty, $postgres:expr) => {
         impl $store {
@@ -99,26 +111,20 @@ macro_rules! outbox_store {
             }
 
             pub(crate) async fn outbox_record_try(&self, key: &str, attempt: &OutboxTry) -> Result<(), StoreError> {
+                static STATEMENTS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+                    [RECORD_SENT, RECORD_FAILED, RECORD_DEAD].map(|set| record_sql(set, $postgres))
+                });
+                let [sent, failed, dead] = &*STATEMENTS;
                 let q = match attempt {
                     OutboxTry::Sent { via, at } => {
-                        sqlx::query(RECORD_SENT).bind(key).bind(via.as_str().to_string()).bind(at.millis())
+                        sqlx::query(sent).bind(key).bind(via.as_str().to_string()).bind(at.millis())
                     }
                     OutboxTry::Failed { error, next_attempt_at } => {
-                        sqlx::query(RECORD_FAILED).bind(key).bind(error.clone()).bind(next_attempt_at.millis())
+                        sqlx::query(failed).bind(key).bind(error.clone()).bind(next_attempt_at.millis())
                     }
-                    OutboxTry::Dead { error, at } => {
-                        sqlx::query(RECORD_DEAD).bind(key).bind(error.clone()).bind(at.millis())
-                    }
+                    OutboxTry::Dead { error, at } => sqlx::query(dead).bind(key).bind(error.clone()).bind(at.millis()),
                 };
-                let mut tx = self.pool.begin().await?;
-                if $postgres {
-                    // Without waiting for the disk: a record a crash loses only means one more
-                    // try, under the same idempotency key, and waiting cost a WAL flush a
-                    // notification, as many as the presses' own (`tests/cluster.rs` counts them).
-                    sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut *tx).await?;
-                }
-                q.execute(&mut *tx).await?;
-                tx.commit().await?;
+                q.execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -437,6 +437,19 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
     );
     assert_eq!(r0.counters[&z0].seq, out0.events.last().unwrap().seq);
     assert_eq!(r3.counters[&z3].seq, out3.events.last().unwrap().seq);
+    // A wallboard following each zone's events from a cursor (anxind::day): the zone's own,
+    // after the cursor, in order, at most as many as asked.
+    assert_eq!(store.last_event_seq(z3).await.unwrap(), out3.events.last().unwrap().seq);
+    assert_eq!(
+        store.last_event_seq(Zone::new(5).unwrap()).await.unwrap(),
+        Zone::new(5).unwrap().base(),
+        "none: its base"
+    );
+    assert_eq!(store.events_after(z3, z3.base(), 100).await.unwrap(), out3.events);
+    assert_eq!(store.events_after(z0, 0, 100).await.unwrap(), out0.events, "zone 0's alone");
+    assert_eq!(store.events_after(z3, out3.events[0].seq, 100).await.unwrap(), out3.events[1..]);
+    assert_eq!(store.events_after(z3, z3.base(), 1).await.unwrap(), out3.events[..1]);
+    assert!(store.events_after(z3, out3.events.last().unwrap().seq, 100).await.unwrap().is_empty());
     assert_eq!(r0.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-1"]);
     assert_eq!(r3.recent_messages.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["d-3"]);
     assert!(store.resume(&[Zone::new(5).unwrap()], T0).await.unwrap().open.is_empty(), "a zone with nothing stored");

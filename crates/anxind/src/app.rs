@@ -337,7 +337,7 @@ impl App {
             hub,
             phones,
             family: family_hub,
-            wallboard: wallboard.clone(),
+            wallboard: Some(wallboard.clone()),
             sessions,
             broker: crate::ledger::BrokerAccounts::spawn(provisioner),
             zone: None,

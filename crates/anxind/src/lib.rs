@@ -6,6 +6,7 @@ pub mod broker_files;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod day;
 pub mod demo;
 pub mod family;
 pub mod follow;

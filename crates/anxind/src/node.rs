@@ -15,7 +15,7 @@
 //! (the ledger's edits, calls, the services' board), to zone 0's engine or else the node's
 //! first. A zone the node does not run is refused as `zone_elsewhere`, naming it.
 
-use crate::app::{people, policy_of, spawn_wallboard, People, PeopleParts};
+use crate::app::{people, policy_of, People, PeopleParts};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ports::ZoneTotals;
@@ -363,7 +363,8 @@ impl Shared {
             hub: self.hub.clone(),
             phones: self.phones.clone(),
             family: self.family_hub.clone(),
-            wallboard: self.wallboard.clone(),
+            // Every zone's day, read from the store (crate::day), not the engines' commits.
+            wallboard: None,
             sessions: self.sessions.clone(),
             broker: self.broker.clone(),
             zone: Some(zone),
@@ -528,7 +529,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         let clock = clock.clone();
         Arc::new(move || clock.now())
     };
-    // The day's events as the store has them when read, then what the node's engines commit.
+    // The day's events as the store has them when read, then every zone's as they are stored
+    // (crate::day), whichever node commits them.
     let wallboard = Arc::new(anxin_api::Wallboard::loading_all(tally, 0, clock_fn));
 
     // The broker learns devices' accounts as the ledger changes, and agrees with it now.
@@ -584,7 +586,12 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
         notify_zones: Some(notify_zones),
     })?;
     let wallboard_stop = CancellationToken::new();
-    let wallboard_task = spawn_wallboard(data_store, wallboard.clone(), wallboard_stop.clone());
+    let wallboard_task = {
+        let (store, board, stop) = (data_store, wallboard.clone(), wallboard_stop.clone());
+        tokio::spawn(async move {
+            tokio::join!(crate::day::follow(store, board.clone(), stop.clone()), board.run(stop));
+        })
+    };
     let http_task = tokio::spawn(anxin_api::serve(listener, routes, http_stop.clone()));
 
     let directory = Arc::new(RwLock::new(Directory::of(&registry)));

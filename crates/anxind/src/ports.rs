@@ -152,8 +152,10 @@ pub struct FeedPort {
     pub hub: Arc<Hub>,
     pub phones: Arc<ResponderHub>,
     pub family: Arc<anxin_api::FamilyHub>,
-    /// The supervisors' day so far, kept from the stored events.
-    pub wallboard: Arc<anxin_api::Wallboard>,
+    /// The supervisors' day so far, kept from the stored events: `None` where the wallboard
+    /// reads every zone's events from the store instead (zones spread over nodes,
+    /// [`crate::day`]).
+    pub wallboard: Option<Arc<anxin_api::Wallboard>>,
     /// Who may sign in to the console: kept up to date by the ledger's changes.
     pub sessions: Arc<anxin_api::Sessions>,
     /// Devices' broker accounts: kept up to date by the ledger's changes.
@@ -229,7 +231,9 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 
     fn events(&self, events: &[anxin_core::IncidentEvent]) {
-        self.wallboard.observe(events);
+        if let Some(wallboard) = &self.wallboard {
+            wallboard.observe(events);
+        }
     }
 
     fn phones(&self, phones: Vec<PhoneView>) {

@@ -1306,6 +1306,61 @@ async fn zones_spread_over_three_nodes() {
         );
     }
 
+    // The supervisors' wallboard on every node counts every zone's day, each event once,
+    // whichever node committed it and however the zones moved: the same figures on each
+    // node, as many emergencies as incidents opened since the day began.
+    let mut boards: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for (name, (_, http)) in &nodes.running {
+            let http = http.expect("serving");
+            let cookie = sign_in(http, "zhao").await;
+            let mut console = TestConsole::connect_signed_in(http, &cookie, None, None).await;
+            let board = loop {
+                let frame = console.next().await;
+                if frame["type"] == "wallboard" {
+                    break frame;
+                }
+            };
+            boards.insert(name, board);
+        }
+        // What each counts: every standard's incidents, every dispatcher's claims and ends.
+        let counted = |b: &serde_json::Value| {
+            let standards: Vec<(String, u64)> = b["standards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let n = ["met", "missed", "pending"].iter().map(|k| s[*k].as_u64().unwrap()).sum();
+                    (s["standard"].to_string(), n)
+                })
+                .collect();
+            let desks: Vec<String> = b["dispatchers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| format!("{} {} {}", d["id"], d["claimed"], d["handled"]))
+                .collect();
+            (standards, desks, b["day_start"].as_i64().unwrap())
+        };
+        let all: BTreeSet<_> = boards.values().map(counted).collect();
+        let (standards, _, day_start) = all.first().cloned().unwrap();
+        let opened: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents WHERE opened_at >= $1")
+            .bind(day_start)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let tsa = standards.iter().find(|(s, _)| s.contains("tsa")).map(|(_, n)| *n as i64);
+        if all.len() == 1 && tsa == Some(opened) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes' wallboards differ or miss incidents ({opened} opened since the day began): {all:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     // A dispatcher enrolled through one node signs in on every node: the other nodes read who
     // changed from the store when the committing zone's frame names them.
     let https: Vec<(String, SocketAddr)> =
