@@ -88,6 +88,14 @@ impl Cursors {
     }
 }
 
+/// [`follow`] on a thread of its own, off the runtime's (one by default): the zones' events
+/// are read and decoded there, a thousand a second under the cluster test's load, and the
+/// engines' batches must not wait behind them.
+pub fn spawn(store: Arc<dyn Store>, wallboard: Arc<Wallboard>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(follow(store, wallboard, stop)))
+}
+
 /// Reads the day into `wallboard` and keeps it current with every zone's stored events until
 /// `stop`, then stops (the wallboard's own task sends the figures: [`Wallboard::run`]).
 pub async fn follow(store: Arc<dyn Store>, wallboard: Arc<Wallboard>, stop: CancellationToken) {
@@ -113,7 +121,7 @@ pub async fn follow(store: Arc<dyn Store>, wallboard: Arc<Wallboard>, stop: Canc
 }
 
 /// The day's events, taken into `wallboard`; the cursors they leave.
-async fn read_day(store: &dyn Store, wallboard: &Arc<Wallboard>) -> Result<Cursors, anxin_store::StoreError> {
+async fn read_day(store: &dyn Store, wallboard: &Wallboard) -> Result<Cursors, anxin_store::StoreError> {
     let started = Instant::now();
     // Each zone's highest number first: an event stored after it is numbered above it, and is
     // either in the day's read or read after it.
@@ -123,9 +131,8 @@ async fn read_day(store: &dyn Store, wallboard: &Arc<Wallboard>) -> Result<Curso
     }
     let day = store.events_since(wallboard.day_start()).await?;
     let cursors = Cursors::after_day(&before, &day);
-    // Counted off the runtime's threads: tens of thousands of events.
-    let (board, events_today) = (wallboard.clone(), day.len());
-    tokio::task::spawn_blocking(move || board.load_day(&day)).await.ok();
+    wallboard.load_day(&day);
+    let events_today = day.len();
     tracing::info!(events_today, day_ms = started.elapsed().as_millis() as u64, "the wallboard's day is read");
     Ok(cursors)
 }

@@ -589,7 +589,9 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let wallboard_task = {
         let (store, board, stop) = (data_store, wallboard.clone(), wallboard_stop.clone());
         tokio::spawn(async move {
-            tokio::join!(crate::day::follow(store, board.clone(), stop.clone()), board.run(stop));
+            let following = crate::day::spawn(store, board.clone(), stop.clone());
+            board.run(stop).await;
+            let _ = following.await;
         })
     };
     let http_task = tokio::spawn(anxin_api::serve(listener, routes, http_stop.clone()));
