@@ -69,9 +69,10 @@ impl Wallboard {
     }
 
     /// [`Wallboard::loading`] for a node whose engines come and go (zones spread over nodes):
-    /// every event the day's read finds counts, and of those observed meanwhile the ones
-    /// numbered after the read's last of their zone. (A batch stored after a later one of its
-    /// zone, both in flight as the day was read, would be missed: its numbers are below.)
+    /// every event the day's read finds counts, and of any observed meanwhile the ones
+    /// numbered after the read's last of their zone. Such a node's reader (`anxind::day`)
+    /// observes nothing until the day is loaded, then each zone's events from where the read
+    /// left it, and waits on a hole in a zone's numbers, so nothing stored late is missed.
     pub fn loading_all(tally: DayTally, devices_offline: usize, clock: WallClock) -> Self {
         Self::with(tally, devices_offline, clock, Some(Vec::new()), None)
     }
