@@ -134,7 +134,7 @@ fn refused(r: Refused) -> Response {
         "wrong_state" | "self_paid_not_agreed" | "worker_busy" | "provider_full" | "other_month" => {
             StatusCode::CONFLICT
         }
-        "stopping" | "no_answer_in_time" | "zone_elsewhere" => StatusCode::SERVICE_UNAVAILABLE,
+        "stopping" | "no_answer_in_time" | "zone_elsewhere" | "fenced" => StatusCode::SERVICE_UNAVAILABLE,
         "not_allowed" => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };

@@ -148,6 +148,36 @@ impl Refused {
         Self { code: code.to_string(), message: message.into(), args: BTreeMap::new(), fields: Vec::new() }
     }
 
+    /// The code of [`Refused::fenced`].
+    pub const FENCED: &'static str = "fenced";
+
+    /// A request the engine acted on in a batch whose commit was fenced: the node's lease on
+    /// the zone had moved to another, so nothing of it was stored, and it may be asked again
+    /// of the zone's new owner (with zones spread over nodes, the node asked does so itself).
+    pub fn fenced() -> Self {
+        Self::new(
+            Self::FENCED,
+            "not done: this node's lease on the zone passed to another node before it could be stored; ask again",
+        )
+    }
+
+    /// The code of [`Refused::not_acted`].
+    pub const STOPPING: &'static str = "stopping";
+
+    /// A request the engine stopped before acting on (a zone handed over, the node stopping):
+    /// nothing of it was stored, and it may be asked again (of the zone's new owner; with zones
+    /// spread over nodes, the node asked does so itself). An engine that stops without
+    /// answering at all is also told as `stopping`, but then what it did may have been stored.
+    pub fn not_acted() -> Self {
+        Self::new(Self::STOPPING, "the engine stopped before acting on it; ask again").with("acted", "no")
+    }
+
+    /// Whether nothing of the request refused so was stored: [`Refused::fenced`] and
+    /// [`Refused::not_acted`] (a `stopping` without `acted: no` is not).
+    pub fn not_stored(&self) -> bool {
+        self.code == Self::FENCED || (self.code == Self::STOPPING && self.args.get("acted").is_some_and(|a| a == "no"))
+    }
+
     /// The same, with a value a page fills into its words.
     pub fn with(mut self, name: &str, value: impl ToString) -> Self {
         self.args.insert(name.to_string(), value.to_string());

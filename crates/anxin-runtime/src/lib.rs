@@ -138,6 +138,8 @@ pub struct Runtime<M> {
     /// The incident each responder's phone was last shown an offer or job on, so that when it
     /// goes away the phone can be told why.
     held: HashMap<ResponderId, IncidentId>,
+    /// Cancelled from outside when the lease is known lost (see [`Runtime::lost_on`]).
+    lost: Option<CancellationToken>,
 }
 
 impl<M> std::fmt::Debug for Runtime<M> {
@@ -336,7 +338,16 @@ impl<M: Delivery> Runtime<M> {
     /// A runtime owning `engine`, which was resumed from what `ports.store` holds.
     pub fn new(engine: Engine, ports: Ports<M>, options: Options) -> Self {
         let held = engine.roster_view().into_iter().filter_map(|r| Some((r.id, r.incident_id?))).collect();
-        Self { engine, ports, options, held }
+        Self { engine, ports, options, held, lost: None }
+    }
+
+    /// The runtime stops as on a fenced commit when `lost` is cancelled (its node knows by its
+    /// own clock that the lease ran out): nothing more is stored, acknowledged, sent or shown,
+    /// and requests not stored are answered [`anxin_proto::Refused::fenced`]. A fenced commit
+    /// cancels `lost` too.
+    pub fn lost_on(mut self, lost: CancellationToken) -> Self {
+        self.lost = Some(lost);
+        self
     }
 
     /// The engine, for what is read before the runtime starts (views for the hubs).
@@ -358,7 +369,7 @@ impl<M: Delivery> Runtime<M> {
         // Cancelled by the first commit refused as fenced: every batch still in hand then
         // stops where it is (a commit retrying gives up, nothing more is made known). Apart
         // from shutdown, after which the batches in hand are still committed.
-        let fenced = CancellationToken::new();
+        let fenced = self.lost.take().unwrap_or_default();
         let mut ended = Ended::Shutdown;
         let batch_max = self.options.batch_max.max(1);
         let mut batch = Vec::with_capacity(batch_max);
@@ -443,6 +454,8 @@ impl<M: Delivery> Runtime<M> {
             // stops the runtime.
             if !make_room(&mut in_flight, commits_max).await {
                 ended = Ended::Unfinished;
+                // Acted on in memory only, never committed: nothing of it is stored.
+                not_acted(step.replies.into_iter().filter_map(|(reply, _)| reply), fenced.is_cancelled());
                 break;
             }
             let rows = Rows::of(&step.out, &step.booked);
@@ -463,6 +476,11 @@ impl<M: Delivery> Runtime<M> {
         if let Some(running) = snapshot.take() {
             let _ = running.await;
         }
+        // Requests not taken up are answered so: not acted on (for whoever asked to take to
+        // the zone's owner, or to ask again).
+        commands.close();
+        let waiting = std::iter::from_fn(|| commands.try_recv().ok()).chain(asked.drain(..));
+        not_acted(waiting.filter_map(|c| c.reply), fenced.is_cancelled());
         if fenced.is_cancelled() {
             // Another engine owns what this one held: its health is that engine's to write.
             return Ended::Fenced;
@@ -642,6 +660,7 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
     for earlier in before.iter().filter(|_| fault != Fault::IgnoreRows) {
         if !earlier.outcome().await {
             stored.0.tell(false);
+            refuse_if_fenced(replies, &stop);
             return false;
         }
     }
@@ -660,6 +679,7 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
     {
         // Not stored, so not acknowledged: the broker delivers it again after a restart.
         stored.0.tell(false);
+        refuse_if_fenced(replies, &stop);
         return false;
     }
     stored.0.tell(true);
@@ -721,6 +741,28 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
     }
     let _ = shown.send(());
     true
+}
+
+/// A batch not stored because this runtime was fenced: its requests are answered so
+/// ([`anxin_proto::Refused::fenced`]), for the asker to take to the zone's new owner; nothing
+/// of them was stored. Stopped for another reason (shutdown while the store failed), they are
+/// dropped, which their askers hear as the engine stopping.
+fn refuse_if_fenced(replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>, stop: &Stop) {
+    if !stop.fenced.is_cancelled() {
+        return;
+    }
+    for reply in replies.into_iter().filter_map(|(reply, _)| reply) {
+        let _ = reply.send(Err(anxin_proto::Refused::fenced()));
+    }
+}
+
+/// Answers requests that nothing was stored of, and never will be: as fenced if the runtime
+/// was, else as the engine stopping ([`anxin_proto::Refused::not_acted`]).
+fn not_acted(replies: impl Iterator<Item = oneshot::Sender<Answer>>, fenced: bool) {
+    for reply in replies {
+        let refused = if fenced { anxin_proto::Refused::fenced() } else { anxin_proto::Refused::not_acted() };
+        let _ = reply.send(Err(refused));
+    }
 }
 
 fn acknowledge<M: Delivery>(ports: &Ports<M>, messages: Vec<M>) {

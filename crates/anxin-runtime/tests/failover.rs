@@ -42,7 +42,7 @@
 mod common;
 
 use anxin_core::*;
-use anxin_proto::Command;
+use anxin_proto::{Caller, Command, Request};
 use anxin_runtime::ports::BoxFuture;
 use anxin_runtime::{CommitError, Ended, Fault, Intake, Options, PhoneView, Ports, Runtime};
 use common::*;
@@ -107,6 +107,10 @@ struct Stats {
     pauses: u64,
     cuts: u64,
     kills: u64,
+    /// Dispatchers' notes answered done (stored once), and answered fenced (stored nowhere;
+    /// so is every note answered as not acted on).
+    notes_done: u64,
+    notes_fenced: u64,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +142,9 @@ struct World {
     no_fence: bool,
     violation: Option<String>,
     stats: Stats,
+    /// Dispatchers' notes asked with a reply, by their text, and what they were answered
+    /// (`None` while unanswered).
+    notes: BTreeMap<String, Option<Result<(), String>>>,
 }
 
 impl World {
@@ -359,6 +366,7 @@ impl Sim {
             no_fence,
             violation: None,
             stats: Stats::default(),
+            notes: BTreeMap::new(),
         };
         Self {
             seed,
@@ -593,7 +601,39 @@ impl Sim {
             request(rng, durable)
         };
         let Some((caller, request)) = asked else { return };
-        let _ = commands.try_send(Command::new(caller, request, None));
+        // Now and then a dispatcher notes the incident and waits for the answer: done must
+        // mean stored, and fenced must mean stored nowhere (whoever asked takes it elsewhere).
+        let noted = match &request {
+            Request::Dispatch { incident, .. } if self.rng(|r| r.random_bool(0.3)) => Some(*incident),
+            _ => None,
+        };
+        let Some(incident) = noted else {
+            let _ = commands.try_send(Command::new(caller, request, None));
+            return;
+        };
+        let text = {
+            let mut w = self.world.lock().unwrap();
+            let text = format!("note {}", w.notes.len());
+            w.notes.insert(text.clone(), None);
+            text
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = Request::Dispatch { incident, action: DispatcherAction::Note { text: text.clone() } };
+        let caller = Caller::Dispatcher { id: "li".into(), supervisor: false };
+        if commands.try_send(Command::new(caller, request, Some(tx))).is_err() {
+            self.world.lock().unwrap().notes.remove(&text);
+            return;
+        }
+        let world = self.world.clone();
+        tokio::spawn(async move {
+            let answer = match rx.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(refused)) if refused.not_stored() => Err(format!("{} (not stored)", refused.code)),
+                Ok(Err(refused)) => Err(refused.code),
+                Err(_) => Err("dropped".to_string()),
+            };
+            world.lock().unwrap().notes.insert(text, Some(answer));
+        });
     }
 
     /// Something goes wrong with a node, or stops going wrong.
@@ -747,6 +787,40 @@ impl Sim {
         if !lost.is_empty() {
             w.broken(format!("acknowledged but not stored: {lost:?}"));
         }
+        // What each note was answered against what the store holds of it.
+        let mut stored: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in w.durable.events.values() {
+            if let Change::Note { text } = &e.change {
+                *stored.entry(text.as_str()).or_default() += 1;
+            }
+        }
+        let mut wrong = Vec::new();
+        let (mut done, mut fenced) = (0, 0);
+        for (text, answer) in &w.notes {
+            let times = stored.get(text.as_str()).copied().unwrap_or(0);
+            match answer {
+                Some(Ok(())) if times == 1 => done += 1,
+                Some(Err(code))
+                    if code.ends_with("(not stored)")
+                        && times == 0
+                        && code.starts_with(anxin_proto::Refused::FENCED) =>
+                {
+                    fenced += 1
+                }
+                Some(Err(code)) if code.ends_with("(not stored)") && times == 0 => {}
+                Some(Ok(())) | Some(Err(_)) if times > 1 => wrong.push(format!("{text} stored {times} times")),
+                Some(Ok(())) => wrong.push(format!("{text} answered done, stored {times} times")),
+                Some(Err(code)) if code.ends_with("(not stored)") => {
+                    wrong.push(format!("{text} answered {code}, stored {times} times"))
+                }
+                _ => {}
+            }
+        }
+        if !wrong.is_empty() {
+            w.broken(format!("notes answered against what is stored: {wrong:?}"));
+        }
+        w.stats.notes_done = done;
+        w.stats.notes_fenced = fenced;
     }
 
     async fn run(mut self, steps: u64) -> Result<Stats, String> {
@@ -805,6 +879,8 @@ fn no_double_booking_through_stops_cuts_and_kills() {
         total.pauses += s.pauses;
         total.cuts += s.cuts;
         total.kills += s.kills;
+        total.notes_done += s.notes_done;
+        total.notes_fenced += s.notes_fenced;
     }
     eprintln!("{total:?}");
     // The run did what it is for: owners were lost every way, stale owners were fenced and
@@ -814,6 +890,8 @@ fn no_double_booking_through_stops_cuts_and_kills() {
     assert!(total.fenced > 0 && total.stopped_fenced > 0, "no stale owner was ever fenced: {total:?}");
     assert!(total.stale_acks > 0 && total.stale_shows > 0, "no stale owner's late work: {total:?}");
     assert!(total.commits > 0 && total.acks > 0, "{total:?}");
+    // Notes were answered both ways: a stale owner's batch, fenced, answered its asker so.
+    assert!(total.notes_done > 0 && total.notes_fenced > 0, "{total:?}");
 }
 
 /// A store that does not fence: two engines both think they own the zone, and the checks

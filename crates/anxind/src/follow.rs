@@ -493,14 +493,19 @@ impl Forwarder {
         }
     }
 
-    /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
-    /// cannot be (not a request that may be forwarded, no other node holding the zone, or the
-    /// broker not taking it).
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Which node holds each zone's lease, as last read.
     pub fn owners(&self) -> crate::spread::Owners {
         self.owners.borrow().clone()
     }
 
+    /// Forwards `command`, about `zone`, to the node whose lease it is; gives it back when it
+    /// cannot be (not a request that may be forwarded, no other node holding the zone, or the
+    /// broker not taking it).
     pub fn forward(self: &Arc<Self>, zone: Zone, command: anxin_proto::Command) -> Option<anxin_proto::Command> {
         let Some((caller, request)) = anxin_proto::cluster::Forwardable::of(&command.caller, &command.request) else {
             return Some(command);

@@ -152,6 +152,12 @@ async fn router(
         let command = match (to, senders.is_empty(), &forwarder) {
             (Route::Zone(zone), true, Some(forwarder)) => match forwarder.forward(zone, command) {
                 None => continue,
+                // No other node holds the zone as last read (this node just dropped it, say):
+                // asked of its next owner once the lease table names one.
+                Some(command) if command.reply.is_some() => {
+                    tokio::spawn(onward(forwarder.clone(), engines.clone(), zone, Err(elsewhere(zone)), command));
+                    continue;
+                }
                 Some(command) => command,
             },
             _ => command,
@@ -171,6 +177,30 @@ async fn router(
         }
         // The first engine answers; the others are told as well.
         let mut reply = reply;
+        // With zones spread, a request about one zone that its engine here acted on in a batch
+        // that was fenced goes on to the zone's new owner.
+        let onward_of = match (to, &forwarder) {
+            (Route::Zone(zone), Some(forwarder)) => reply.take().map(|asker| (zone, forwarder, asker)),
+            _ => None,
+        };
+        if let Some((zone, forwarder, asker)) = onward_of {
+            let (tx, answer) = tokio::sync::oneshot::channel();
+            reply = Some(tx);
+            let again = Command {
+                caller: caller.clone(),
+                request: request.clone(),
+                reply: Some(asker),
+                request_id: request_id.clone(),
+            };
+            let (forwarder, engines) = (forwarder.clone(), engines.clone());
+            tokio::spawn(async move {
+                // An engine that stopped without answering is not asked again: what it did
+                // may have been stored.
+                if let Ok(answer) = answer.await {
+                    onward(forwarder, engines, zone, answer, again).await
+                }
+            });
+        }
         for (zone, tx) in senders {
             let command = Command {
                 caller: caller.clone(),
@@ -185,6 +215,71 @@ async fn router(
                 }
             }
         }
+    }
+}
+
+/// How long an engine whose lease is gone has to end on its own before it is aborted.
+const LOST_ENGINE_ABORT: Duration = Duration::from_secs(10);
+
+/// How long a request the engine here did not store waits for the lease table to name the
+/// zone's new owner before its asker is told so instead.
+pub const FENCED_ONWARD_WAIT: Duration = Duration::from_secs(10);
+
+/// Passes `answer` to whoever asked (`again`'s reply), unless it says nothing of the request
+/// was stored (the lease on `zone` moved to another node before it was, the engine stopped
+/// before acting on it, or no engine here runs the zone): then asks whoever runs the zone now,
+/// once the lease table names them: another node (forwarded under a request id of its own),
+/// or this one again (its new engine for the zone). Gives up after [`FENCED_ONWARD_WAIT`].
+async fn onward(
+    forwarder: Arc<crate::follow::Forwarder>,
+    engines: Engines,
+    zone: Zone,
+    mut answer: anxin_proto::Answer,
+    mut again: Command,
+) {
+    let not_stored = |answer: &anxin_proto::Answer| matches!(answer, Err(refused) if refused.not_stored() || refused.code == "zone_elsewhere");
+    let forwardable = anxin_proto::cluster::Forwardable::of(&again.caller, &again.request).is_some();
+    let deadline = tokio::time::Instant::now() + FENCED_ONWARD_WAIT;
+    while forwardable && not_stored(&answer) && tokio::time::Instant::now() < deadline {
+        // The lease table is read again every few hundred milliseconds.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let local = engines.read().unwrap_or_else(|e| e.into_inner()).get(&zone).cloned();
+        match forwarder.owners().get(&zone) {
+            Some(owner) if *owner != forwarder.node() => {
+                tracing::info!(
+                    zone = zone.number(),
+                    owner,
+                    ?answer,
+                    "a request not acted on here goes to the zone's owner"
+                );
+                match forwarder.forward(zone, again) {
+                    None => return,
+                    Some(back) => again = back,
+                }
+            }
+            Some(_) => {
+                let Some(engine) = local else { continue };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let ask = Command {
+                    caller: again.caller.clone(),
+                    request: again.request.clone(),
+                    reply: Some(tx),
+                    request_id: again.request_id.clone(),
+                };
+                if engine.send(ask).await.is_err() {
+                    continue;
+                }
+                match rx.await {
+                    Ok(next) => answer = next,
+                    // Stopped without answering: what it did may have been stored.
+                    Err(_) => return,
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(reply) = again.reply {
+        let _ = reply.send(answer);
     }
 }
 
@@ -245,6 +340,8 @@ fn elsewhere(zone: Zone) -> Refused {
 struct ZoneEngine {
     /// Stops it after its batch.
     stop: CancellationToken,
+    /// Stops it as fenced: its lease is gone.
+    lost: CancellationToken,
     task: tokio::task::JoinHandle<anxin_runtime::Ended>,
     /// Its command queue, for the router.
     commands: mpsc::Sender<Command>,
@@ -258,14 +355,13 @@ enum Slot {
     Building(tokio::task::JoinHandle<()>),
     Running {
         stop: CancellationToken,
+        lost: CancellationToken,
         abort: tokio::task::AbortHandle,
         feed: tokio_util::sync::DropGuard,
     },
     /// Its engine was told to stop (or its build was aborted) and has not yet; its inbox
     /// reader stops once it has.
-    Stopping {
-        _feed: Option<tokio_util::sync::DropGuard>,
-    },
+    Stopping { _feed: Option<tokio_util::sync::DropGuard> },
 }
 
 /// What the node's tasks tell its loop.
@@ -388,10 +484,11 @@ impl Shared {
             fault: anxin_runtime::Fault::None,
         };
         let ports = anxin_runtime::Ports { store, devices, feeds, clock: Arc::new(self.clock.clone()), telemetry };
-        let runtime = anxin_runtime::Runtime::new(engine, ports, options);
+        let lost = CancellationToken::new();
+        let runtime = anxin_runtime::Runtime::new(engine, ports, options).lost_on(lost.clone());
         let stop = CancellationToken::new();
         let task = tokio::spawn(runtime.run(inbox_rx, command_rx, stop.clone()));
-        let engine = ZoneEngine { stop, task, commands: command_tx, feed: feed_stop.drop_guard() };
+        let engine = ZoneEngine { stop, lost, task, commands: command_tx, feed: feed_stop.drop_guard() };
         let _ = events.send(Event::Built(zone, engine));
         Ok(())
     }
@@ -730,10 +827,17 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     });
                     Slot::Stopping { _feed: None }
                 }
-                Slot::Running { stop, abort, feed } => {
+                Slot::Running { stop, lost: gone, abort, feed } => {
                     if lost {
-                        // Its lease went to another node: nothing more of it is stored.
-                        abort.abort();
+                        // Its lease went to another node: nothing more of it is stored, and
+                        // what it was asked and did not store is answered so (for the
+                        // router to take to the zone's next owner). One that does not end
+                        // (a commit hanging on the database) is aborted.
+                        gone.cancel();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(LOST_ENGINE_ABORT).await;
+                            abort.abort();
+                        });
                     } else {
                         // Handed over: it finishes its batch first.
                         stop.cancel();
@@ -760,7 +864,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     match slots.get(&zone) {
                         Some(Slot::Building(_)) => {
                             engines.write().unwrap_or_else(|e| e.into_inner()).insert(zone, engine.commands);
-                            slots.insert(zone, Slot::Running { stop: engine.stop, abort: watch, feed: engine.feed });
+                            let (stop, lost, feed) = (engine.stop, engine.lost, engine.feed);
+                            slots.insert(zone, Slot::Running { stop, lost, abort: watch, feed });
                         }
                         _ => {
                             // Given up while it was being built.
@@ -834,8 +939,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                 Event::Built(zone, engine) => {
                     engine.stop.cancel();
                     let abort = watch_engine(zone, engine.task, events_tx.clone());
-                    let stop = engine.stop;
-                    slots.insert(zone, Slot::Running { stop, abort, feed: engine.feed });
+                    let (stop, lost) = (engine.stop, engine.lost);
+                    slots.insert(zone, Slot::Running { stop, lost, abort, feed: engine.feed });
                 }
             }
         }

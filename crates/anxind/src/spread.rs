@@ -362,6 +362,20 @@ impl Keeper {
         }
     }
 
+    /// Which node runs each zone, from the lease table's `rows`.
+    fn see_owners(&self, rows: &[anxin_store::lease::LeaseRow]) {
+        let held: Owners = rows
+            .iter()
+            .filter(|r| r.expires_in_ms > 0)
+            .filter_map(|r| Some((zone_of_key(&r.key)?, r.holder.clone())))
+            .collect();
+        self.owners.send_if_modified(|o| {
+            let changed = *o != held;
+            *o = held;
+            changed
+        });
+    }
+
     /// Reads the lease table and acts on it.
     async fn look(&mut self) -> anyhow::Result<()> {
         if self.leaving.load(std::sync::atomic::Ordering::SeqCst) {
@@ -380,8 +394,13 @@ impl Keeper {
                     self.node_lease = Some(lease);
                     self.renewed = Instant::now();
                 }
-                // Its last run's lease has not run out yet.
-                None => return Ok(()),
+                // Its last run's lease has not run out yet: it takes nothing, but learns who
+                // runs what (a request it had taken up for a zone it dropped goes there).
+                None => {
+                    let rows = self.authority.leases().await?;
+                    self.see_owners(&rows);
+                    return Ok(());
+                }
             }
         }
         let rows = self.authority.leases().await?;
@@ -393,16 +412,7 @@ impl Keeper {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let held: Owners = rows
-            .iter()
-            .filter(|r| r.expires_in_ms > 0)
-            .filter_map(|r| Some((zone_of_key(&r.key)?, r.holder.clone())))
-            .collect();
-        self.owners.send_if_modified(|o| {
-            let changed = *o != held;
-            *o = held;
-            changed
-        });
+        self.see_owners(&rows);
         let row = |key: &str| rows.iter().find(|r| r.key == key);
         let me = self.node.as_str();
         // Take what is free and ours, or free for too long.

@@ -961,6 +961,82 @@ async fn forward_to(
     answers
 }
 
+/// A dispatcher's note on an incident of a node's zone, asked through that node's console
+/// while the node is in trouble (stopped, or cut from PostgreSQL).
+struct Stranded {
+    http: SocketAddr,
+    incident: i64,
+    text: String,
+    store_url: String,
+    fenced_before: f64,
+    console: Option<TestConsole>,
+    asking: Option<tokio::task::JoinHandle<serde_json::Value>>,
+}
+
+impl Stranded {
+    /// Before the trouble: the console signed in on `victim`, an incident of its first zone.
+    async fn before(
+        nodes: &Nodes,
+        victim: &str,
+        zones: &BTreeSet<u16>,
+        store_url: &str,
+        what: &str,
+        root: &str,
+    ) -> Stranded {
+        let http = nodes.running[victim].1.expect("serving");
+        let zone = *zones.first().expect("it runs a zone") as i64;
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(store_url).await.unwrap();
+        let incident: i64 = sqlx::query_scalar("SELECT MIN(id) FROM incidents WHERE id >= $1 AND id < $2")
+            .bind(zone << 40)
+            .bind((zone + 1) << 40)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let fenced_before = fenced_commits(http).await;
+        let console = Some(TestConsole::connect(http, None).await);
+        Stranded {
+            http,
+            incident,
+            text: format!("{what} {root}"),
+            store_url: store_url.into(),
+            fenced_before,
+            console,
+            asking: None,
+        }
+    }
+
+    /// The note is sent (it waits in the socket if the node is stopped).
+    fn ask(mut self) -> Stranded {
+        let mut console = self.console.take().expect("asked once");
+        let ask = serde_json::json!({"type": "command", "incident_id": self.incident, "action": "note",
+            "text": self.text, "request_id": "stranded"});
+        self.asking = Some(tokio::spawn(async move { console.ask(ask).await }));
+        self
+    }
+
+    /// Once the node is back: the note was answered done and is stored once (by the zone's
+    /// new owner; nothing by a fenced commit). Returns how many of the node's commits were
+    /// fenced meanwhile.
+    async fn done_once_elsewhere(self) -> f64 {
+        let answer = self.asking.expect("asked").await.unwrap();
+        assert_eq!(answer["ok"], true, "{:?}: {answer}", self.text);
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&self.store_url).await.unwrap();
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incident_events WHERE incident_id = $1 AND body LIKE $2")
+                .bind(self.incident)
+                .bind(format!("%{}%", self.text))
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!(stored, 1, "{:?}: stored once", self.text);
+        fenced_commits(self.http).await - self.fenced_before
+    }
+}
+
+async fn fenced_commits(http: SocketAddr) -> f64 {
+    metric_sample(&http_get(http, "/metrics").await.1, "anxin_store_fenced_total")
+}
+
 /// Which node runs `zone` now, by what they last said.
 fn runner_of(nodes: &Nodes, zone: u16) -> String {
     nodes
@@ -1161,16 +1237,21 @@ async fn zones_spread_over_three_nodes() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
-    // SIGSTOP past its lease: the others take its zones; continued, it finds them gone
-    // (fenced, or its renewal refused), drops them, and is given its share back.
+    // SIGSTOP past its lease: the others take its zones. A dispatcher on it, not knowing,
+    // notes an incident of one of them meanwhile (the frame waits in the socket). Continued,
+    // its engine acts on the note at once, before the node's renewal finds the leases run
+    // out: the commit is fenced, and the node takes the note to the zone's new owner, which
+    // stores it once. It drops its zones and is given its share back.
     let victim = victims.next().unwrap();
     let zones = held(&mut nodes, victim).await;
+    let stranded = Stranded::before(&nodes, victim, &zones, &store_url, "noted while stopped", &root).await;
     let at = Instant::now();
     nodes.signal(victim, "STOP");
     let ready = nodes
         .until_running("taken over after SIGSTOP", Duration::from_secs(20), taken_from(zones.clone(), victim))
         .await;
     note(&mut takeovers, "SIGSTOP", victim, at, ready, zones);
+    let stranded = stranded.ask();
     tokio::time::sleep_until((at + LEASE_TTL).max(Instant::now()) + Duration::from_secs(1)).await;
     let back = Instant::now();
     nodes.signal(victim, "CONT");
@@ -1186,13 +1267,21 @@ async fn zones_spread_over_three_nodes() {
     } else {
         panic!("{victim}, paused, did not find its zones gone:\n{paused_log}")
     };
+    let paused_fenced = stranded.done_once_elsewhere().await;
+    assert!(paused_fenced >= 1.0, "{victim}, continued with a note waiting to be acted on, was not fenced");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Cut from PostgreSQL for 10 s: the others take its zones; healed, it comes back.
+    // A dispatcher on it notes an incident of one of its zones as the cut begins: its engine
+    // acts, and the commit waits on the cut link while the others take the zone over. Healed,
+    // the commit reaches PostgreSQL under the old epoch and is fenced; the node takes the
+    // note to the zone's new owner, which stores it once.
     let victim = victims.next().unwrap();
     let zones = held(&mut nodes, victim).await;
+    let stranded = Stranded::before(&nodes, victim, &zones, &store_url, "noted while cut off", &root).await;
     let at = Instant::now();
     nodes.node(victim).proxy.set_cut(true);
+    let stranded = stranded.ask();
     let ready =
         nodes.until_running("taken over after a cut", Duration::from_secs(20), taken_from(zones.clone(), victim)).await;
     note(&mut takeovers, "cut from PostgreSQL", victim, at, ready, zones);
@@ -1206,6 +1295,8 @@ async fn zones_spread_over_three_nodes() {
         .into_iter()
         .find(|why| cut_log.contains(why))
         .unwrap_or_else(|| panic!("{victim}, cut off, did not find its zones gone:\n{cut_log}"));
+    let cut_fenced = stranded.done_once_elsewhere().await;
+    assert!(cut_fenced >= 1.0, "{victim}, cut off while committing a note, was not fenced on its return");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A rolling restart: SIGTERM each node in turn; the others take its zones at once.
@@ -1469,6 +1560,7 @@ async fn zones_spread_over_three_nodes() {
         eprintln!("hand-back to a node come back: shared out after {:?}", *to - *from);
     }
     eprintln!("the paused node, continued: {paused_found_out}; the node cut off: {cut_found_out}");
+    eprintln!("commits fenced: the paused node {paused_fenced}, the node cut off {cut_fenced}");
 
     // A dead, paused or cut-off node's zones are taken over once their leases lapse (5 s):
     // the new owners' first commit within 10 s at worst, 6 s in the middle. SIGTERM hands
