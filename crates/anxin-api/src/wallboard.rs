@@ -42,6 +42,9 @@ pub struct Wallboard {
     /// Held only to take in a batch's events or to work the figures out, never across an await.
     tally: Mutex<DayTally>,
     devices_offline: AtomicU32,
+    /// With zones spread over nodes: each zone's devices offline as its engine last counted
+    /// them (here, or on the node running it); `devices_offline` is their sum.
+    zones_offline: Mutex<std::collections::BTreeMap<u16, u32>>,
     /// The latest figures, and the frame text made of them.
     latest: watch::Sender<(Option<DayFigures>, Utf8Bytes)>,
     wake: Notify,
@@ -90,6 +93,7 @@ impl Wallboard {
             through,
             tally: Mutex::new(tally),
             devices_offline: AtomicU32::new(devices_offline as u32),
+            zones_offline: Mutex::default(),
             latest,
             wake: Notify::new(),
             clock,
@@ -154,6 +158,16 @@ impl Wallboard {
         if before != offline as u32 {
             self.wake.notify_one();
         }
+    }
+
+    /// How many devices of `zone` cannot call now, as its engine last counted them (on this
+    /// node or on the one running it): the board shows the sum over every zone heard of.
+    pub fn set_zone_devices_offline(&self, zone: u16, offline: usize) {
+        let mut zones = self.zones_offline.lock().expect("wallboard lock");
+        zones.insert(zone, offline as u32);
+        let sum: u32 = zones.values().sum();
+        drop(zones);
+        self.set_devices_offline(sum as usize);
     }
 
     /// Works the figures out as of now and sends them if anything but the time changed.

@@ -172,11 +172,13 @@ impl DeviceLink {
             responders: frame.responders.clone(),
             sign_ins: frame.sign_ins.clone(),
             orders: frame.orders.clone(),
+            offline: frame.offline,
         };
         let second = anxin_proto::cluster::ZoneViews {
             zone: frame.zone,
             prev: first.last(),
             views: second.to_vec(),
+            offline: frame.offline,
             ..Default::default()
         };
         self.publish_zone_views(&first)?;

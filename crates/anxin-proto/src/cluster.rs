@@ -32,6 +32,10 @@ pub struct ZoneViews {
     /// Service orders the commit placed or changed, as the board shows them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<anxin_core::engine::OrderView>,
+    /// The zone's devices that cannot call now, as its engine last counted them, for every
+    /// node's wallboard (absent until the engine has counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<u32>,
 }
 
 /// A ledger entry that signs in, changed.

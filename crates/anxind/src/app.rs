@@ -345,7 +345,8 @@ impl App {
         });
         let clock = Arc::new(clock);
         let link_port = crate::ports::LinkPort { link: link.clone(), metrics: metrics.clone() };
-        let telemetry = Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard, totals: None });
+        let telemetry =
+            Arc::new(crate::ports::MetricsPort { metrics, store_ok, in_batch, wallboard, totals: None, peers: None });
         let options = anxin_runtime::Options {
             batch_max: config.ingest.batch_max,
             commits_in_flight: config.store.commits_in_flight(),

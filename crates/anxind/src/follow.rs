@@ -74,6 +74,9 @@ pub struct Following {
     /// When a frame last named a sign-in changed: a zone's read back catches sign-ins up only
     /// from a ledger read since.
     pub sign_ins_changed: Mutex<Option<std::time::Instant>>,
+    /// The supervisors' wallboard: it counts every zone's devices offline, as their frames
+    /// say.
+    pub wallboard: Arc<anxin_api::Wallboard>,
 }
 
 /// How old a ledger read may be to read a zone back with.
@@ -292,6 +295,9 @@ impl Following {
             return None;
         }
         *at = frame.last();
+        if let Some(offline) = frame.offline {
+            self.wallboard.set_zone_devices_offline(frame.zone, offline as usize);
+        }
         if !frame.sign_ins.is_empty() {
             *self.sign_ins_changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                 Some(std::time::Instant::now());

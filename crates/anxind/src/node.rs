@@ -455,6 +455,7 @@ impl Shared {
             wake: self.notify_wake.clone(),
             metrics: self.notify_metrics.clone(),
         });
+        let peers = crate::ports::ZonePublisher::start(self.link.clone(), zone, seq, self.metrics.clone());
         let feeds = Arc::new(crate::ports::FeedPort {
             hub: self.hub.clone(),
             phones: self.phones.clone(),
@@ -464,7 +465,7 @@ impl Shared {
             sessions: self.sessions.clone(),
             broker: self.broker.clone(),
             zone: Some(zone),
-            peers: Some(crate::ports::ZonePublisher::start(self.link.clone(), zone, seq, self.metrics.clone())),
+            peers: Some(peers.clone()),
         });
         let telemetry = Arc::new(crate::ports::MetricsPort {
             metrics: self.metrics.clone(),
@@ -472,6 +473,7 @@ impl Shared {
             in_batch: self.in_batch.clone(),
             wallboard: self.wallboard.clone(),
             totals: Some((zone, self.totals.clone())),
+            peers: Some(peers),
         });
         let link = crate::ports::LinkPort { link: self.link.clone(), metrics: self.metrics.clone() };
         let devices = Arc::new(crate::ports::InboxPort { link, in_flight });
@@ -500,6 +502,7 @@ impl Shared {
             in_batch: self.in_batch.clone(),
             wallboard: self.wallboard.clone(),
             totals: Some((zone, self.totals.clone())),
+            peers: None,
         };
         anxin_runtime::Telemetry::open_incidents(&port, open);
         anxin_runtime::Telemetry::devices_offline(&port, offline);
@@ -730,6 +733,7 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
             sessions: sessions.clone(),
             phones: phones.clone(),
             sign_ins_changed: Mutex::default(),
+            wallboard: wallboard.clone(),
         },
         owners,
         follow_stop.clone(),
@@ -889,8 +893,8 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
                     }
                     let (open, offline) = shared.totals.remove(zone);
                     metrics.open_incidents.set(open as i64);
+                    // The board keeps the zone's count until its next owner counts anew.
                     metrics.devices_offline.set(offline as i64);
-                    shared.wallboard.set_devices_offline(offline);
                     if !asked {
                         tracing::error!(node, zone = zone.number(), ?ended, "the zone's engine stopped by itself; building it again");
                         retry_at.insert(zone, tokio::time::Instant::now() + Duration::from_secs(1));

@@ -172,9 +172,12 @@ pub struct FeedPort {
 /// (`crate::follow`), each frame naming the zone's last sequence number before it. The frames
 /// are written out and handed to the link by a task of their own, in order, their encoding
 /// off the node's runtime threads: the engine only queues them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ZonePublisher {
     frames: tokio::sync::mpsc::UnboundedSender<PeerFrame>,
+    /// The zone's devices offline as its engine last counted them (-1 before it has): every
+    /// frame carries it.
+    offline: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// What one frame for the other nodes carries.
@@ -191,6 +194,8 @@ impl ZonePublisher {
     /// publisher is dropped (with the engine's ports).
     pub fn start(link: anxin_mqtt::DeviceLink, zone: anxin_core::Zone, last: u64, metrics: Metrics) -> Self {
         let (frames, mut queued) = tokio::sync::mpsc::unbounded_channel::<PeerFrame>();
+        let offline = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let counted = offline.clone();
         tokio::spawn(async move {
             let mut last = last;
             while let Some(PeerFrame { views, responders, sign_ins, orders }) = queued.recv().await {
@@ -201,6 +206,7 @@ impl ZonePublisher {
                     responders,
                     sign_ins,
                     orders,
+                    offline: u32::try_from(counted.load(Ordering::Relaxed)).ok(),
                 };
                 // Whether it goes or not: a node that misses it reads the zone back from the store.
                 last = frame.last();
@@ -212,11 +218,19 @@ impl ZonePublisher {
                 }
             }
         });
-        ZonePublisher { frames }
+        ZonePublisher { frames, offline }
     }
 
     fn publish(&self, frame: PeerFrame) {
         let _ = self.frames.send(frame);
+    }
+
+    /// The zone's devices offline, counted anew: carried by every frame from now on, and told
+    /// at once in a frame of its own if it changed.
+    pub fn devices_offline(&self, offline: usize) {
+        if self.offline.swap(offline as i64, Ordering::Relaxed) != offline as i64 {
+            self.publish(PeerFrame::default());
+        }
     }
 }
 
@@ -336,6 +350,9 @@ pub struct MetricsPort {
     /// The engine's zone and the node's totals, when each zone runs in an engine of its own
     /// (`crate::node`): the gauges and the wallboard show the sums over the node's zones.
     pub totals: Option<(anxin_core::Zone, Arc<ZoneTotals>)>,
+    /// The zone's frames to the other nodes, which carry its devices offline to their
+    /// wallboards (zones spread over nodes).
+    pub peers: Option<ZonePublisher>,
 }
 
 /// Each zone's open incidents and devices offline, on a node whose zones run in engines of
@@ -460,9 +477,16 @@ impl anxin_runtime::Telemetry for MetricsPort {
     }
 
     fn devices_offline(&self, offline: usize) {
-        let offline = self.offline_total(offline);
-        self.metrics.devices_offline.set(offline as i64);
-        self.wallboard.set_devices_offline(offline);
+        let total = self.offline_total(offline);
+        self.metrics.devices_offline.set(total as i64);
+        match &self.totals {
+            // Every zone's count, here or followed from its owner, makes the board's figure.
+            Some((zone, _)) => self.wallboard.set_zone_devices_offline(zone.number(), offline),
+            None => self.wallboard.set_devices_offline(total),
+        }
+        if let Some(peers) = &self.peers {
+            peers.devices_offline(offline);
+        }
     }
 
     fn offer(&self, step: &'static str) {

@@ -181,6 +181,8 @@ struct Nodes {
     running: Running,
     /// Nodes stopped for good until started again: what they printed is not noted.
     gone: BTreeSet<&'static str>,
+    /// More of each node's settings, as `ANXIN_…` variables.
+    settings: Vec<(&'static str, String)>,
 }
 
 impl Nodes {
@@ -200,6 +202,7 @@ impl Nodes {
             spread: false,
             running: BTreeMap::new(),
             gone: BTreeSet::new(),
+            settings: Vec::new(),
         }
     }
 
@@ -246,6 +249,7 @@ impl Nodes {
         if self.spread {
             command.env("ANXIN_CLUSTER__SPREAD_ZONES", "true").env("ANXIN_CLUSTER__INGEST_SESSIONS", "4");
         }
+        command.envs(self.settings.iter().map(|(k, v)| (*k, v.as_str())));
         self.gone.remove(name);
         let mut child = command.spawn().expect("anxind starts");
         let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -1033,6 +1037,19 @@ impl Stranded {
     }
 }
 
+/// The supervisors' wallboard on the node serving at `http`, as supervisor `zhao` is shown it
+/// on signing in.
+async fn wallboard(http: SocketAddr) -> serde_json::Value {
+    let cookie = sign_in(http, "zhao").await;
+    let mut console = TestConsole::connect_signed_in(http, &cookie, None, None).await;
+    loop {
+        let frame = console.next().await;
+        if frame["type"] == "wallboard" {
+            return frame;
+        }
+    }
+}
+
 async fn fenced_commits(http: SocketAddr) -> f64 {
     metric_sample(&http_get(http, "/metrics").await.1, "anxin_store_fenced_total")
 }
@@ -1404,16 +1421,7 @@ async fn zones_spread_over_three_nodes() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         for (name, (_, http)) in &nodes.running {
-            let http = http.expect("serving");
-            let cookie = sign_in(http, "zhao").await;
-            let mut console = TestConsole::connect_signed_in(http, &cookie, None, None).await;
-            let board = loop {
-                let frame = console.next().await;
-                if frame["type"] == "wallboard" {
-                    break frame;
-                }
-            };
-            boards.insert(name, board);
+            boards.insert(name, wallboard(http.expect("serving")).await);
         }
         // What each counts: every standard's incidents, every dispatcher's claims and ends.
         let counted = |b: &serde_json::Value| {
@@ -1603,6 +1611,56 @@ async fn granted(
         .expect("the lease is free");
     assert_eq!(held.lease().epoch, 1);
     (cluster, held)
+}
+
+/// Every node's supervisors' wallboard counts every zone's devices offline, not only those of
+/// the zones it runs: two nodes share 8 zones, and the 16 devices of the ledger (two a zone),
+/// never heard from, go silent 10 s after the engines start (the shortest heartbeat a
+/// setting allows). Each zone's owner counts its own and carries the count to the other
+/// nodes in its frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_nodes_wallboard_counts_every_zones_devices_offline() {
+    let Some(backend) = external_backend().await else { return };
+    let _turn = UNDER_LOAD.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = zoned_registry();
+    let k = |d: &anxin_core::Device| d.id.as_str().strip_prefix("d-ha-").and_then(|k| k.parse::<usize>().ok());
+    registry.devices.retain(|d| k(d).is_some_and(|k| k < 16));
+    assert_eq!(registry.devices.len(), 16);
+    let zones: BTreeSet<u16> = registry.devices.iter().filter_map(k).map(zone_of).collect();
+    assert_eq!(zones.len(), usize::from(ZONES), "two devices a zone");
+    let registry_file = dir.path().join("registry.json");
+    std::fs::write(&registry_file, serde_json::to_string(&registry).unwrap()).unwrap();
+    let root = unique("anxind-zones", "offline");
+    let mut nodes = Nodes::new(&registry_file, &backend.broker, &backend.store_url, &root, dir.path(), true);
+    nodes.spread = true;
+    nodes.settings = vec![
+        ("ANXIN_HEALTH__HEARTBEAT_S", "10".into()),
+        ("ANXIN_HEALTH__FACTOR", "1".into()),
+        ("ANXIN_HEALTH__GRACE_S", "0".into()),
+        ("ANXIN_HEALTH__SNAPSHOT_S", "1".into()),
+    ];
+    for name in ["a", "b"] {
+        nodes.start(name).await;
+        nodes.until_running("the first node running", Duration::from_secs(20), |r| !r.is_empty()).await;
+    }
+    nodes.until_running("the zones shared out", Duration::from_secs(30), shared_out(&["a", "b"])).await;
+    let running = nodes.running.clone();
+    let mut shown = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        for (name, (_, http)) in &running {
+            shown.insert(*name, wallboard(http.expect("serving")).await["devices_offline"].as_u64());
+        }
+        if shown.values().all(|n| *n == Some(16)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "each node's wallboard shows every zone's 16 devices offline; they show {shown:?} (running {running:?})"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Another engine takes the lease while this one has not yet noticed (its next renewal is
