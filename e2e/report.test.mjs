@@ -1,10 +1,11 @@
 // The supervisors' report (/console/report) on a real anxind: two alarms pressed, one
 // accepted from the responder's phone API, show in today's report in Chinese and English; the
-// CSV link downloads the same day with a BOM; a dispatcher is refused. Screenshots on screen
-// and as printed.
+// CSV link downloads the same day with a BOM; a third alarm, in a second zone (a station of
+// the test's own in zone 1, added to the demo district), gives the report by zone a row for
+// each zone; a dispatcher is refused. Screenshots on screen and as printed.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,12 +13,33 @@ import { launchChromium, publishEvent, serverSnapshot, shoot, signIn, spawnDaemo
 
 const SHOWS_UP = { timeout: 20_000 };
 
+// Zone 1: one station west of the demo district's, one elder enrolled there with a device.
+// The demo's own stations are all zone 0's.
+const ZONE_1 = {
+  elders: [{
+    id: 'rz-e1',
+    name: '杨桂兰',
+    address: '昆明市西山区团结街道 8 号',
+    home: { lat: 24.99, lon: 102.55 },
+    phone: '13800006601',
+    notes: '',
+    profile: { station_id: 'rz-s1', lives_alone: true, conditions: [], medications: [], mobility: '', language: '', door_notes: '', contacts: [] },
+  }],
+  devices: [{ id: 'rz-d1', elder_id: 'rz-e1', sim: null }],
+  stations: [{ id: 'rz-s1', name: '团结街道社区居家养老服务中心', position: { lat: 24.99, lon: 102.56 }, phone: null, service_circle_min: null, zone: 1 }],
+  responders: [],
+  staff: [],
+  providers: [],
+};
+
 describe('supervisors’ report', () => {
   let daemon, browser, dir;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'anxin-report-'));
-    daemon = await spawnDaemon({ dbPath: join(dir, 'anxin.db') });
+    const registry = join(dir, 'zone-1.json');
+    await writeFile(registry, JSON.stringify(ZONE_1));
+    daemon = await spawnDaemon({ dbPath: join(dir, 'anxin.db'), extraArgs: ['--registry', registry] });
     browser = await launchChromium();
   });
 
@@ -95,6 +117,39 @@ describe('supervisors’ report', () => {
       return { status: r.status, bytes: Array.from(new Uint8Array(await r.arrayBuffer()).slice(0, 3)), };
     }, href);
     assert.deepEqual(csv, { status: 200, bytes: [0xef, 0xbb, 0xbf] });
+
+    // By zone: a third alarm, in zone 1 (its number is zone 1's: 1⋅1), gives each zone a row,
+    // labelled as people say it, keyed by the zone's number.
+    await publishEvent(daemon.mqttUrl, 'rz-d1', { type: 'sos' });
+    for (;;) {
+      snap = await serverSnapshot(page);
+      if (snap.incidents.some((v) => v.device_id === 'rz-d1')) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(Math.floor(snap.incidents.find((v) => v.device_id === 'rz-d1').id / 2 ** 40), 1, 'the alarm is zone 1’s');
+    await page.locator('body').evaluate((b) => { delete b.dataset.loaded; });
+    await page.locator('#by').selectOption('zone');
+    assert.equal(await page.locator('#by option:checked').textContent(), 'Zone');
+    await page.locator('#go').click();
+    await page.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+    const zoneRows = (table) => page.locator(`#${table} tbody tr:not(.total)`).evaluateAll((rows) =>
+      rows.map((r) => ({ key: r.dataset.key, label: r.cells[0].textContent, incidents: Number(r.cells[1].textContent) })));
+    assert.deepEqual(await zoneRows('counts'), [
+      { key: '0', label: 'Zone 0', incidents: 2 },
+      { key: '1', label: 'Zone 1', incidents: 1 },
+    ], 'one row per zone: the demo district’s two alarms, and zone 1’s one');
+    assert.deepEqual((await zoneRows('times')).map((r) => r.label), ['Zone 0', 'Zone 1']);
+    assert.equal(await page.locator('#counts tr.total td').nth(1).textContent(), '3');
+    assert.match(page.url(), /by=zone/);
+    await shoot(page, 'report-en-zone.png');
+    const zoneCsv = await page.evaluate(async (h) => (await (await fetch(h)).text()).split('\r\n').map((l) => l.split(',').slice(0, 2).join(',')),
+      await page.locator('#csv').getAttribute('href'));
+    assert.deepEqual(zoneCsv.slice(1, 4), ['zone 0,2', 'zone 1,1', 'all,3'], 'the CSV has the same rows');
+
+    await page.locator('#lang').click();
+    assert.equal(await page.locator('#by option:checked').textContent(), '按分区');
+    assert.deepEqual((await zoneRows('counts')).map((r) => r.label), ['分区 0', '分区 1']);
+    await shoot(page, 'report-zh-zone.png');
     assert.deepEqual(errors, []);
 
     // A dispatcher is told no.

@@ -1,6 +1,6 @@
 //! Supervisors' reports, `GET /api/v1/reports`: a period's incidents against the standards,
-//! by shift, day, week, month or station, as JSON or as CSV for Excel (UTF-8 with a byte-order
-//! mark, so Excel in China reads the Chinese headers right). The figures are read from the
+//! by shift, day, week, month, station or zone, as JSON or as CSV for Excel (UTF-8 with a
+//! byte-order mark, so Excel in China reads the Chinese headers right). The figures are read from the
 //! store's event log through [`ReportSide`], which anxind implements; the page that prints
 //! them is `/console/report`.
 //!
@@ -155,7 +155,7 @@ pub(crate) async fn get_report(
     }
     let by_s = p.by.as_deref().unwrap_or("day");
     let Some(by) = Grouping::parse(by_s) else {
-        return bad(format!("by {by_s:?} is none of shift, day, week, month, station, none"));
+        return bad(format!("by {by_s:?} is none of shift, day, week, month, station, zone, none"));
     };
     let format = p.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "csv") {
@@ -214,7 +214,9 @@ fn standard_name(s: Standard, zh: bool) -> &'static str {
 }
 
 /// The report as CSV: a byte-order mark, a header, one line per row and one for the whole
-/// period; each standard's missed incidents are listed in one field, space-separated.
+/// period; each standard's missed incidents are listed in one field, space-separated. A
+/// zone's row is labelled as people say it (`zone 1`, `分区 1`): a bare number in the first
+/// column would read as a count.
 pub fn to_csv(report: &Report, zh: bool) -> Vec<u8> {
     let mut head: Vec<String> = if zh {
         [
@@ -280,7 +282,12 @@ pub fn to_csv(report: &Report, zh: bool) -> Vec<u8> {
     out.push_str("\r\n");
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     for row in report.rows.iter().chain(std::iter::once(&report.total)) {
-        let key = if std::ptr::eq(row, &report.total) && zh { "合计".to_string() } else { row.key.clone() };
+        let key = match (std::ptr::eq(row, &report.total), report.by, zh) {
+            (true, _, true) => "合计".to_string(),
+            (false, Grouping::Zone, true) => format!("分区 {}", row.key),
+            (false, Grouping::Zone, false) => format!("zone {}", row.key),
+            _ => row.key.clone(),
+        };
         let mut cells = vec![
             key,
             row.incidents.to_string(),

@@ -1,7 +1,7 @@
 //! Supervisors' reports: a period's incidents against the same standards as the wallboard,
-//! by shift, day, week, month or station. Like the rest of the core it reads no store and no clock:
-//! the store selects one row of milestones per incident ([`IncidentFacts`]) and the events of
-//! calls to the hotline, and [`ReportBuilder`] folds them into figures.
+//! by shift, day, week, month, station or zone. Like the rest of the core it reads no store
+//! and no clock: the store selects one row of milestones per incident ([`IncidentFacts`]) and
+//! the events of calls to the hotline, and [`ReportBuilder`] folds them into figures.
 //!
 //! Why the fold is here and not in SQL: whether an alarm met a standard (met on the limit,
 //! not counted when it ended first, pending while inside it) is decided by the very code the
@@ -13,6 +13,7 @@
 use crate::ids::{IncidentId, Timestamp};
 use crate::incident::{Actor, Change, IncidentEvent};
 use crate::standards::{local_midnight, Clocked, Rating, Standard, StandardFigures, StandardLimits, Verdict};
+use crate::zone::Zone;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +38,10 @@ pub enum Grouping {
     Month,
     /// The station the elder is enrolled with (`(none)` for an elder with none).
     Station,
+    /// The zone the incident is in (a district's part of a province, `crate::zone`), read
+    /// from its number, keyed by the zone's number (`0`, `1`) and in the zones' order. The
+    /// ledger gives zones no names: pages label the number.
+    Zone,
     /// One row: the whole period.
     None,
 }
@@ -49,6 +54,7 @@ impl Grouping {
             "week" => Grouping::Week,
             "month" => Grouping::Month,
             "station" => Grouping::Station,
+            "zone" => Grouping::Zone,
             "none" | "all" => Grouping::None,
             _ => return None,
         })
@@ -61,6 +67,7 @@ impl Grouping {
             Grouping::Week => "week",
             Grouping::Month => "month",
             Grouping::Station => "station",
+            Grouping::Zone => "zone",
             Grouping::None => "none",
         }
     }
@@ -228,11 +235,11 @@ impl Histogram {
     }
 }
 
-/// One row of a report: a day, a week, a month, a station, or the whole period.
+/// One row of a report: a day, a week, a month, a station, a zone, or the whole period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportRow {
     /// `2025-03-04 20:00` (shift), `2025-03-04` (day), the Monday `2025-03-03` (week),
-    /// `2025-03` (month), a station id, or `all`.
+    /// `2025-03` (month), a station id, a zone's number (`1`), or `all`.
     pub key: String,
     pub incidents: u64,
     /// Emergencies (`sos`, `fall`, `fire`, `intrusion`, or raised to one).
@@ -255,7 +262,7 @@ pub struct ReportRow {
     pub standards: Vec<StandardFigures>,
 }
 
-/// A report: its rows in key order, and the whole period.
+/// A report: its rows in key order (zones by number), and the whole period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub from: Timestamp,
@@ -265,6 +272,23 @@ pub struct Report {
     pub utc_offset_min: i32,
     pub rows: Vec<ReportRow>,
     pub total: ReportRow,
+}
+
+/// A group's key as it sorts: zones by their number (zone 10 after zone 2), every other key
+/// as text (dates and times, written most significant first, sort so too).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum GroupKey {
+    Zone(Zone),
+    Text(String),
+}
+
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupKey::Zone(z) => write!(f, "{z}"),
+            GroupKey::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -365,7 +389,7 @@ struct CallClock {
 #[derive(Debug)]
 pub struct ReportBuilder {
     q: ReportQuery,
-    groups: BTreeMap<String, Tally>,
+    groups: BTreeMap<GroupKey, Tally>,
     total: Tally,
     calls: HashMap<String, CallClock>,
 }
@@ -379,18 +403,22 @@ impl ReportBuilder {
         i64::from(self.q.limits.within_s(s)) * 1000
     }
 
-    fn key(&self, at: Timestamp, station: Option<&str>) -> String {
+    /// The group of an incident (or a call on it) `incident`, opened (rung) `at`, of an elder
+    /// enrolled with `station`.
+    fn key(&self, at: Timestamp, incident: IncidentId, station: Option<&str>) -> GroupKey {
         let local = at.millis() + i64::from(self.q.utc_offset_min) * 60_000;
         let day = local.div_euclid(DAY_MS);
-        match self.q.by {
+        GroupKey::Text(match self.q.by {
             Grouping::Shift => self.q.shifts.key(day, (local.rem_euclid(DAY_MS) / 60_000) as u16),
             Grouping::Day => civil(day),
             // 1970-01-01 was a Thursday: Monday is 3 days before it.
             Grouping::Week => civil(day - (day + 3).rem_euclid(7)),
             Grouping::Month => civil(day)[..7].to_string(),
             Grouping::Station => station.unwrap_or("(none)").to_string(),
+            // The number carries its zone: the store selects nothing more for it.
+            Grouping::Zone => return GroupKey::Zone(Zone::of(incident.0)),
             Grouping::None => "all".to_string(),
-        }
+        })
     }
 
     /// Takes in one incident opened in the period.
@@ -398,7 +426,7 @@ impl ReportBuilder {
         if f.opened_at < self.q.from || f.opened_at >= self.q.to {
             return;
         }
-        let key = self.key(f.opened_at, f.station.as_deref());
+        let key = self.key(f.opened_at, f.id, f.station.as_deref());
         let clocks = f.emergency_at.map(|start| {
             let clock = |done: Option<Timestamp>| Clocked { start: Some(start), done, ended: f.ended_at };
             (clock(f.answered_at), clock(f.dispatched_at), clock(f.on_scene_at))
@@ -478,7 +506,7 @@ impl ReportBuilder {
             if rang < self.q.from || rang >= self.q.to {
                 continue;
             }
-            let key = self.key(rang, call.station.as_deref());
+            let key = self.key(rang, call.incident, call.station.as_deref());
             let group = self.groups.entry(key).or_default();
             for t in [group, &mut self.total] {
                 t.calls_in += 1;
@@ -486,7 +514,7 @@ impl ReportBuilder {
             }
         }
         let limits = self.q.limits;
-        let rows = std::mem::take(&mut self.groups).into_iter().map(|(k, t)| t.row(k, &limits)).collect();
+        let rows = std::mem::take(&mut self.groups).into_iter().map(|(k, t)| t.row(k.to_string(), &limits)).collect();
         Report {
             from: self.q.from,
             to: self.q.to,
@@ -573,8 +601,8 @@ mod tests {
         let b = ReportBuilder::new(q);
         // 2025-03-09 is a Sunday, 2025-03-10 a Monday.
         let sunday = parse_day("2025-03-09", 0).unwrap();
-        assert_eq!(b.key(sunday, None), "2025-03-03");
-        assert_eq!(b.key(sunday.plus_millis(DAY_MS), None), "2025-03-10");
+        assert_eq!(b.key(sunday, IncidentId(1), None).to_string(), "2025-03-03");
+        assert_eq!(b.key(sunday.plus_millis(DAY_MS), IncidentId(1), None).to_string(), "2025-03-10");
     }
 
     #[test]
@@ -591,11 +619,69 @@ mod tests {
         let b = ReportBuilder::new(q);
         let midnight = parse_day("2025-03-05", 480).unwrap();
         let at = |h: i64, m: i64| midnight.plus_millis((h * 60 + m) * 60_000);
-        assert_eq!(b.key(at(3, 0), None), "2025-03-04 20:00");
-        assert_eq!(b.key(at(7, 59), None), "2025-03-04 20:00");
-        assert_eq!(b.key(at(8, 0), None), "2025-03-05 08:00");
-        assert_eq!(b.key(at(19, 59), None), "2025-03-05 08:00");
-        assert_eq!(b.key(at(20, 0), None), "2025-03-05 20:00");
+        assert_eq!(b.key(at(3, 0), IncidentId(1), None).to_string(), "2025-03-04 20:00");
+        assert_eq!(b.key(at(7, 59), IncidentId(1), None).to_string(), "2025-03-04 20:00");
+        assert_eq!(b.key(at(8, 0), IncidentId(1), None).to_string(), "2025-03-05 08:00");
+        assert_eq!(b.key(at(19, 59), IncidentId(1), None).to_string(), "2025-03-05 08:00");
+        assert_eq!(b.key(at(20, 0), IncidentId(1), None).to_string(), "2025-03-05 20:00");
+    }
+
+    #[test]
+    fn zones_are_read_from_the_numbers_and_listed_by_number() {
+        let q = ReportQuery {
+            from: Timestamp(0),
+            to: Timestamp(i64::MAX),
+            by: Grouping::Zone,
+            utc_offset_min: 480,
+            limits: StandardLimits::default(),
+            now: Timestamp(1_000_000),
+            shifts: Shifts::default(),
+        };
+        let mut b = ReportBuilder::new(q);
+        let in_zone = |z: i64, n: u64| IncidentId(Zone::new(z).unwrap().base() + n);
+        let opened = |id: IncidentId| IncidentFacts {
+            id,
+            station: Some("s-1".into()),
+            pressed_at: Timestamp(1000),
+            opened_at: Timestamp(1000),
+            emergency_at: None,
+            answered_at: None,
+            dispatched_at: None,
+            first_offer_at: None,
+            accepted_at: None,
+            on_scene_at: None,
+            ended_at: None,
+            nobody_going: false,
+            called_120: false,
+            called_110: false,
+            called_119: false,
+            false_alarm: false,
+            cancelled: false,
+        };
+        for id in [in_zone(10, 1), in_zone(2, 1), in_zone(0, 17), in_zone(2, 2), in_zone(10, 2), in_zone(10, 3)] {
+            b.incident(&opened(id));
+        }
+        // A call rings on zone 2's first incident: it is zone 2's.
+        let rang = IncidentEvent {
+            seq: Zone::new(2).unwrap().base() + 9,
+            incident_id: in_zone(2, 1),
+            at: Timestamp(2000),
+            actor: Actor::Engine,
+            change: Change::CallRang {
+                call_id: "c1".into(),
+                from: "13900000001".into(),
+                to: "96110".into(),
+                caller: crate::telephony::CallerMatch::Unknown,
+            },
+        };
+        b.call_event(&rang, Some("s-1"));
+        let report = b.finish();
+        let rows: Vec<(&str, u64, u64)> =
+            report.rows.iter().map(|r| (r.key.as_str(), r.incidents, r.calls_in)).collect();
+        assert_eq!(rows, [("0", 1, 0), ("2", 2, 1), ("10", 3, 0)], "zone 10 after zone 2, not as text");
+        assert_eq!((report.total.incidents, report.total.calls_in), (6, 1));
+        assert_eq!(Grouping::parse("zone"), Some(Grouping::Zone));
+        assert_eq!(Grouping::Zone.as_str(), "zone");
     }
 
     #[test]

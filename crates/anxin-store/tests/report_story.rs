@@ -3,6 +3,9 @@
 //! wallboard's tally, then the day's report read back and held against the tally, and
 //! against what a supervisor would count by hand.
 
+#[macro_use]
+mod both;
+
 use anxin_core::testkit::{d1, one_of_each, r1};
 use anxin_core::*;
 use anxin_store::{Batch, Store};
@@ -26,9 +29,10 @@ struct Centre {
 
 impl Centre {
     async fn new(store: Arc<dyn Store>) -> Self {
-        let mut registry = one_of_each();
-        // The elder is enrolled with s-1, the station a report by station counts them under.
-        registry.elders[0].profile.station_id = Some(StationId::parse("s-1").unwrap());
+        Centre::in_district(store, district()).await
+    }
+
+    async fn in_district(store: Arc<dyn Store>, mut registry: Registry) -> Self {
         registry.staff.push(Staff {
             id: "dispatcher".into(),
             name: "值班调度员".into(),
@@ -63,6 +67,10 @@ impl Centre {
     }
 
     async fn press(&mut self, kind: EventType) -> IncidentId {
+        self.press_on(&d1(), kind).await
+    }
+
+    async fn press_on(&mut self, device: &DeviceId, kind: EventType) -> IncidentId {
         self.presses += 1;
         let event = DeviceEvent {
             msg_id: MessageId::parse(format!("m{}", self.presses)).unwrap(),
@@ -72,7 +80,7 @@ impl Centre {
             health: Default::default(),
         };
         let mut out = Outbox::default();
-        let outcome = self.e.handle_device_event(&d1(), event, self.now, &mut out).unwrap();
+        let outcome = self.e.handle_device_event(device, event, self.now, &mut out).unwrap();
         self.take(out).await;
         match outcome {
             Outcome::Opened(id) | Outcome::Joined(id) => id,
@@ -122,6 +130,38 @@ impl Centre {
         };
         self.store.report(&q).await.expect("report")
     }
+}
+
+/// `one_of_each`, its elder enrolled with s-1, the station a report by station counts them
+/// under.
+fn district() -> Registry {
+    let mut registry = one_of_each();
+    registry.elders[0].profile.station_id = Some(StationId::parse("s-1").unwrap());
+    registry
+}
+
+/// [`district`] and a second zone: station s-2 in zone 1, with elders e-2 and e-3 enrolled
+/// there (devices d-2 and d-3) and no responder of its own.
+fn district_in_two_zones() -> Registry {
+    let mut registry = district();
+    let mut s2 = registry.stations[0].clone();
+    s2.id = StationId::parse("s-2").unwrap();
+    s2.name = "碧鸡街道服务中心".into();
+    s2.zone = Zone::new(1).unwrap();
+    for n in [2, 3] {
+        let mut elder = registry.elders[0].clone();
+        elder.id = ElderId::parse(format!("e-{n}")).unwrap();
+        elder.profile.station_id = Some(s2.id.clone());
+        registry.devices.push(Device {
+            id: DeviceId::parse(format!("d-{n}")).unwrap(),
+            elder_id: elder.id.clone(),
+            model: None,
+            sim: None,
+        });
+        registry.elders.push(elder);
+    }
+    registry.stations.push(s2);
+    registry
 }
 
 fn later(t: Timestamp, ms: i64) -> Timestamp {
@@ -266,25 +306,40 @@ async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
     assert_eq!(next.total.incidents, 0);
 }
 
-mod sqlite {
-    #[tokio::test]
-    async fn a_days_report_agrees_with_the_wallboards_day() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
-        super::a_days_report_agrees_with_the_wallboards_day(anxin_store::open(&url).await.unwrap()).await;
-    }
+/// A province's districts are zones: a report by zone has a row per zone, each counting the
+/// incidents whose numbers carry it, zone 0's elder answered in time and zone 1's two alarms
+/// with nobody of their own to go.
+async fn a_report_by_zone_counts_each_zones_incidents(store: Arc<dyn Store>) {
+    let mut c = Centre::in_district(store, district_in_two_zones()).await;
+    let t0 = c.now;
+    let town = c.press(EventType::Sos).await;
+    c.at(later(t0, 30 * S)).await;
+    c.responder(town, ResponderAction::Accept).await;
+    c.at(later(t0, 60 * S)).await;
+    let hills = [
+        c.press_on(&DeviceId::parse("d-2").unwrap(), EventType::Sos).await,
+        c.press_on(&DeviceId::parse("d-3").unwrap(), EventType::Fall).await,
+    ];
+    assert_eq!(Zone::of(town.0), Zone::FIRST);
+    assert!(hills.iter().all(|id| Zone::of(id.0) == Zone::new(1).unwrap()), "zone 1's numbers: {hills:?}");
+    c.at(later(t0, 5 * 60 * S)).await;
+
+    let by_zone = c.report(Grouping::Zone).await;
+    assert_eq!(by_zone.by, Grouping::Zone);
+    assert_eq!(by_zone.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["0", "1"]);
+    let (zone0, zone1) = (&by_zone.rows[0], &by_zone.rows[1]);
+    assert_eq!((zone0.incidents, zone0.alarms, zone0.press_to_accepted.count), (1, 1, 1));
+    assert_eq!((zone1.incidents, zone1.alarms, zone1.press_to_accepted.count), (2, 2, 0));
+    let tsa = |row: &ReportRow| {
+        let s = row.standards.iter().find(|s| s.standard == Standard::Tsa60).unwrap();
+        (s.met, s.missed, s.pending, s.missed_ids.clone())
+    };
+    assert_eq!(tsa(zone0), (1, 0, 0, vec![]), "zone 0's alarm was accepted in 30 s");
+    let (met, missed, pending, mut late) = tsa(zone1);
+    late.sort();
+    assert_eq!((met, missed, pending, late), (0, 2, 0, hills.to_vec()), "nobody took zone 1's on in 60 s");
+    assert_eq!(by_zone.total, c.report(Grouping::None).await.total, "the whole day, however it is cut");
+    assert_eq!(by_zone.total.incidents, 3);
 }
 
-mod postgres {
-    use anxin_store::testkit;
-
-    #[tokio::test]
-    async fn a_days_report_agrees_with_the_wallboards_day() {
-        let Some(server) = testkit::postgres_server() else {
-            eprintln!("skipped: {} is not set", testkit::POSTGRES_URL_VAR);
-            return;
-        };
-        let url = testkit::fresh_postgres_database(&server).await;
-        super::a_days_report_agrees_with_the_wallboards_day(anxin_store::open(&url).await.unwrap()).await;
-    }
-}
+both!(a_days_report_agrees_with_the_wallboards_day, a_report_by_zone_counts_each_zones_incidents);

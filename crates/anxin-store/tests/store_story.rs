@@ -1,6 +1,9 @@
 //! One story, two databases: every test here runs against SQLite, and against PostgreSQL
 //! when `ANXIN_TEST_POSTGRES_URL` names a server (required under `CI=true`).
 
+#[macro_use]
+mod both;
+
 use anxin_core::*;
 use anxin_store::{testkit, Batch, LedgerQuery, Store};
 use std::sync::Arc;
@@ -514,34 +517,6 @@ async fn applied_requests_and_staff_sessions(store: Arc<dyn Store>) {
     store.open_staff_session(&session).await.unwrap();
     assert_eq!(store.forget_idle_staff_sessions(Timestamp(11)).await.unwrap(), 1);
     assert_eq!(store.staff_session(&session.token_sha256).await.unwrap(), None);
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
-                    super::$name(anxin_store::open(&url).await.unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(server) = super::testkit::postgres_server() else {
-                        eprintln!("skipped: {} is not set", super::testkit::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    let url = super::testkit::fresh_postgres_database(&server).await;
-                    super::$name(anxin_store::open(&url).await.unwrap()).await;
-                }
-            )*
-        }
-    };
 }
 
 both!(

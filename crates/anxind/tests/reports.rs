@@ -1,7 +1,8 @@
 //! Supervisors' reports over a running anxind (issue 24, point 2): a press accepted from the
 //! responder's phone shows in today's report as JSON and as CSV for Excel; a dispatcher is
-//! refused, and a bad period gets a clear error that is counted. On SQLite with the
-//! embedded broker, and on PostgreSQL and Mosquitto when the environment names them.
+//! refused, and a bad period gets a clear error that is counted; a district in two zones is
+//! reported zone by zone. On SQLite with the embedded broker, and on PostgreSQL and Mosquitto
+//! when the environment names them.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -14,6 +15,15 @@ use story::*;
 fn today() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     anxin_core::report::civil((now + 480 * 60_000).div_euclid(86_400_000))
+}
+
+/// Today's report as JSON, grouped `by`, asked for with the session `cookie`.
+async fn todays_report(app: &TestApp, cookie: &str, by: &str) -> Value {
+    let day = today();
+    let path = format!("/api/v1/reports?from={day}&to={day}&by={by}");
+    let (status, body) = http_request(app.http, "GET", &path, &[("Cookie", cookie)], "").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 async fn a_supervisor_reads_todays_report(backend: Backend, client_id: String) {
@@ -32,10 +42,7 @@ async fn a_supervisor_reads_todays_report(backend: Backend, client_id: String) {
 
     let day = today();
     let supervisor = sign_in(app.http, "zhao").await;
-    let path = format!("/api/v1/reports?from={day}&to={day}&by=day");
-    let (status, body) = http_request(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await;
-    assert_eq!(status, 200, "{body}");
-    let report: Value = serde_json::from_str(&body).unwrap();
+    let report = todays_report(&app, &supervisor, "day").await;
     assert_eq!(report["rows"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(report["rows"][0]["key"], day.as_str());
     let total = &report["total"];
@@ -75,11 +82,60 @@ async fn a_supervisor_reads_todays_report(backend: Backend, client_id: String) {
     assert_eq!(status, 400);
     assert!(body.contains("to must come after from"), "{body}");
     let path = format!("/api/v1/reports?from={day}&to={day}&by=fortnight");
-    assert_eq!(http_request(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await.0, 400);
+    let (status, body) = http_request(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("shift, day, week, month, station, zone, none"), "the error lists what may be asked: {body}");
     assert_eq!(app.metric("anxin_report_requests_total{result=\"bad_request\"}").await, 3.0);
     assert_eq!(app.metric("anxin_report_requests_total{result=\"ok\"}").await, 2.0);
     assert_eq!(app.metric("anxin_report_requests_total{result=\"forbidden\"}").await, 2.0);
     app.stop().await;
 }
 
-on_both_stores!("rep"; a_supervisor_reads_todays_report);
+/// A district in two zones (st-biji and e-4, in the hills, in zone 1): today's report by zone
+/// has a row for each, counting the incidents whose numbers carry it, and the CSV labels each
+/// zone as people say it.
+async fn a_supervisor_reads_todays_report_by_zone(backend: Backend, client_id: String) {
+    let z1 = anxin_core::Zone::new(1).unwrap();
+    let mut zoned = registry();
+    zoned.stations[1].zone = z1; // st-biji
+    zoned.elders[3].profile.station_id = Some(zoned.stations[1].id.clone()); // e-4
+    let app = spawn_app_from(&backend, &client_id, zoned, |_| {}, anxind::clock::Clock::System).await;
+    let mut console = TestConsole::connect(app.http, None).await;
+    console.next().await;
+    for (device, msg) in [("d-1", "zone-0-a"), ("d-2", "zone-0-b"), ("d-4", "zone-1-a")] {
+        TestDevice::connect(&app, device).await.press(msg, None).await;
+        let shown = console.incident_for(device).await;
+        let zone = if device == "d-4" { z1 } else { anxin_core::Zone::FIRST };
+        assert_eq!(anxin_core::Zone::of(shown["incident"]["id"].as_u64().unwrap()), zone, "{shown}");
+    }
+
+    let day = today();
+    let supervisor = sign_in(app.http, "zhao").await;
+    let report = todays_report(&app, &supervisor, "zone").await;
+    assert_eq!(report["by"], "zone");
+    let rows: Vec<(&str, u64, u64)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["key"].as_str().unwrap(), r["incidents"].as_u64().unwrap(), r["alarms"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("0", 2, 2), ("1", 1, 1)], "{report}");
+    assert_eq!(report["total"]["incidents"], 3);
+
+    for (lang, zone0, zone1, total) in
+        [("en", "zone 0,2,2,", "zone 1,1,1,", "all,3,3,"), ("zh-CN", "分区 0,2,2,", "分区 1,1,1,", "合计,3,3,")]
+    {
+        let path = format!("/api/v1/reports?from={day}&to={day}&by=zone&format=csv&lang={lang}");
+        let (status, head, csv) = http_exchange(app.http, "GET", &path, &[("Cookie", &supervisor)], "").await;
+        assert_eq!(status, 200, "{csv}");
+        assert!(head.contains(&format!("anxin-report-{day}-{day}-zone.csv")), "{head}");
+        let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        assert!(lines[1].starts_with(zone0), "{lang}: {}", lines[1]);
+        assert!(lines[2].starts_with(zone1), "{lang}: {}", lines[2]);
+        assert!(lines[3].starts_with(total), "{lang}: {}", lines[3]);
+    }
+    app.stop().await;
+}
+
+on_both_stores!("rep"; a_supervisor_reads_todays_report, a_supervisor_reads_todays_report_by_zone);
