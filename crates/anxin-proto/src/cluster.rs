@@ -6,7 +6,7 @@ use crate::ws::ElderIncident;
 use anxin_core::service::Quote;
 use anxin_core::{
     Coordinates, Delivery, DispatcherAction, ElderId, FamilyAnswer, IncidentEvent, IncidentId, IncidentView,
-    OrderAction, OrderId, OrderRequest, ResponderAction, ResponderId, ResponderView, Suggestion,
+    OrderAction, OrderId, OrderRequest, ResponderAction, ResponderId, ResponderView, Suggestion, WorkerAction,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -138,12 +138,18 @@ pub enum Forwardable {
     },
     /// The zone's open orders (a contact's: their elder's).
     Orders,
+    /// A service worker's step on an order of the zone, from their phone.
+    WorkerAct {
+        order: OrderId,
+        action: WorkerAction,
+    },
 }
 
 impl Forwardable {
     /// What of `request` from `caller` may be forwarded: a dispatcher's about an incident or
     /// an elder, a responder's answer, duty or position, a contact's answer, a notification's
-    /// outcome, and a dispatcher's or contact's service order (placed, quoted, acted on).
+    /// outcome, a dispatcher's or contact's service order (placed, quoted, acted on), and a
+    /// service worker's step on an order.
     pub fn of(caller: &Caller, request: &Request) -> Option<(ForwardedCaller, Forwardable)> {
         let forwardable = match (caller, request) {
             (Caller::Dispatcher { .. }, Request::Dispatch { incident, action }) => {
@@ -180,6 +186,9 @@ impl Forwardable {
                 Forwardable::OrderAct { order: *order, action: action.clone() }
             }
             (Caller::Dispatcher { .. } | Caller::Family { .. }, Request::Orders) => Forwardable::Orders,
+            (Caller::Responder(_), Request::WorkerAct { order, action }) => {
+                Forwardable::WorkerAct { order: *order, action: action.clone() }
+            }
             _ => return None,
         };
         let caller = match caller {
@@ -230,6 +239,7 @@ impl Forwardable {
             Forwardable::Quote { order } => Request::Quote(order),
             Forwardable::OrderAct { order, action } => Request::OrderAct { order, action },
             Forwardable::Orders => Request::Orders,
+            Forwardable::WorkerAct { order, action } => Request::WorkerAct { order, action },
         };
         let caller = match caller {
             ForwardedCaller::Dispatcher { id, supervisor } => Caller::Dispatcher { id, supervisor },
@@ -362,6 +372,11 @@ mod tests {
                     order: anxin_core::OrderId(9),
                     action: anxin_core::OrderAction::Cancel { reason: "住院".into() },
                 },
+                true,
+            ),
+            (
+                Caller::Responder(ResponderId::parse("w-1").unwrap()),
+                Request::WorkerAct { order: anxin_core::OrderId(9), action: anxin_core::WorkerAction::EnRoute },
                 true,
             ),
         ];

@@ -1286,7 +1286,7 @@ async fn zones_spread_over_three_nodes() {
         panic!("{victim}, paused, did not find its zones gone:\n{paused_log}")
     };
     // Fenced by the store if its engine committed the note before its renewal found the
-    // leases run out (2 of 3 runs), else by its own clock first (its runtime stopped as
+    // leases run out (6 of 7 runs), else by its own clock first (its runtime stopped as
     // fenced, the note answered so and carried on): printed, not required. The cut below
     // requires it.
     let paused_fenced = stranded.done_once_elsewhere().await;
