@@ -25,6 +25,7 @@ const USAGE: &str = "\
 usage: report_load [--incidents 5000000] [--stores sqlite,postgres] [--postgres URL] [--runs 5]
                    [--dir DIR] [--stations 300] [--elders 500000] [--seed 1] [--explain] [--keep] [--compare]
                    [--reports shift,day,week,month,station,year] [--record FILE.jsonl] [--label NAME]
+       report_load --plot OUT.svg --from FILE.jsonl --labels 5M:sqlite,5M-pg
 
   --incidents  incidents generated over the year 2025 (UTC+8), each with the events the
                engine logs for its sort (default 5000000)
@@ -46,6 +47,9 @@ usage: report_load [--incidents 5000000] [--stores sqlite,postgres] [--postgres 
                (drop the database by hand after: DROP DATABASE name)
   --reports    which reports to time, in order (default all of them; none: load only)
   --record     append one JSON line per store and report to FILE, named by --label
+  --plot       run nothing: draw each report's median time (and its fastest and slowest)
+               against the incidents in it, a line per label and store, from the lines of
+               --from whose label is one of --labels (LABEL, or LABEL:STORE for one store's)
 
 Reports timed (each a ReportQuery read through ReportStore::report):
   shift    the last day of the year, by shift (08:00 and 20:00)
@@ -81,6 +85,9 @@ struct Args {
     reports: Vec<String>,
     record: Option<std::path::PathBuf>,
     label: Option<String>,
+    plot: Option<std::path::PathBuf>,
+    from: Option<std::path::PathBuf>,
+    labels: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -99,6 +106,9 @@ fn parse_args() -> Args {
         reports: ASKED.iter().map(|a| a.name.to_string()).collect(),
         record: None,
         label: None,
+        plot: None,
+        from: None,
+        labels: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -129,6 +139,9 @@ fn parse_args() -> Args {
             }
             "--record" => a.record = Some(value().into()),
             "--label" => a.label = Some(value()),
+            "--plot" => a.plot = Some(value().into()),
+            "--from" => a.from = Some(value().into()),
+            "--labels" => a.labels = value().split(',').map(|l| l.trim().to_string()).collect(),
             "--help" | "-h" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -779,11 +792,11 @@ fn query(a: &Asked) -> ReportQuery {
 }
 
 /// One report's timings on one store.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Record {
     label: String,
     store: String,
-    report: &'static str,
+    report: String,
     incidents_in_db: u64,
     events_in_db: u64,
     incidents_in_report: u64,
@@ -920,6 +933,28 @@ async fn explain(store: &str, url: &str) -> Result<(), Box<dyn std::error::Error
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args();
+    if let Some(out) = &args.plot {
+        let from = args.from.as_ref().unwrap_or_else(|| usage_error("--plot needs --from FILE.jsonl"));
+        let records: Vec<Record> = std::fs::read_to_string(from)?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?;
+        // `LABEL` takes the label's lines of every store, `LABEL:STORE` of one.
+        let picked = |r: &Record| {
+            args.labels.iter().any(|l| match l.split_once(':') {
+                Some((label, store)) => r.label == label && r.store == store,
+                None => r.label == *l,
+            })
+        };
+        let records: Vec<Record> = records.into_iter().filter(picked).collect();
+        if records.is_empty() {
+            usage_error("no line of --from has a label of --labels");
+        }
+        plot(&records, out)?;
+        println!("drew {} reports' timings into {}", records.len(), out.display());
+        return Ok(());
+    }
     let mut temp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
     temp.disable_cleanup(args.keep);
     let templates = templates(temp.path()).await?;
@@ -1012,7 +1047,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let r = Record {
                 label: args.label.clone().unwrap_or_else(|| "report_load".into()),
                 store: which.clone(),
-                report: a.name,
+                report: a.name.to_string(),
                 incidents_in_db: args.incidents,
                 events_in_db: events,
                 incidents_in_report: report.total.incidents,
@@ -1051,5 +1086,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.report, r.store, r.incidents_in_report, r.median_ms, r.min_ms, r.max_ms
         );
     }
+    Ok(())
+}
+
+/// Each report's median time against the incidents in it, on log scales, a line per label
+/// and store, with a bar from its fastest to its slowest run.
+fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let mut series: Vec<(String, String)> = Vec::new();
+    for r in records {
+        let key = (r.label.clone(), r.store.clone());
+        if !series.contains(&key) {
+            series.push(key);
+        }
+    }
+    let x_max = records.iter().map(|r| r.incidents_in_report).max().unwrap_or(1) as f64 * 2.0;
+    let x_min = records.iter().map(|r| r.incidents_in_report).min().unwrap_or(1) as f64 / 2.0;
+    let y_max = records.iter().map(|r| r.max_ms).fold(1.0f64, f64::max) * 2.0;
+    let y_min = records.iter().map(|r| r.min_ms).fold(f64::INFINITY, f64::min).max(1.0) / 2.0;
+    let root = SVGBackend::new(out, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let in_db = records.iter().map(|r| r.incidents_in_db).max().unwrap_or(0);
+    let caption =
+        format!("supervisors' reports over a year of {in_db} incidents: time against the incidents in the report");
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .margin_right(48)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("incidents in the report (log scale): shift/day, week, month (by day or station), the year")
+        .y_desc("milliseconds (log scale)")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    let colours = [RGBColor(30, 100, 200), RGBColor(220, 90, 40), RGBColor(60, 150, 60), RGBColor(130, 60, 160)];
+    for (i, (label, store)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let mut mine: Vec<&Record> = records.iter().filter(|r| r.label == *label && r.store == *store).collect();
+        mine.sort_by(|a, b| {
+            a.incidents_in_report.cmp(&b.incidents_in_report).then(a.median_ms.total_cmp(&b.median_ms))
+        });
+        let line: Vec<(f64, f64)> = mine.iter().map(|r| (r.incidents_in_report as f64, r.median_ms)).collect();
+        chart
+            .draw_series(LineSeries::new(line, colour.stroke_width(2)))?
+            .label(format!("{store} ({label})"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart.draw_series(mine.iter().map(|r| {
+            let x = r.incidents_in_report as f64;
+            PathElement::new(vec![(x, r.min_ms), (x, r.max_ms)], colour.stroke_width(1))
+        }))?;
+        chart.draw_series(
+            mine.iter().map(|r| Circle::new((r.incidents_in_report as f64, r.median_ms), 3, colour.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
     Ok(())
 }
