@@ -1404,6 +1404,15 @@ impl Sim {
     }
 
     fn check_invariants(&self, single: Option<&Outbox>) {
+        // The index of incidents with parallel offers is the open incidents' own.
+        let parallel: Vec<IncidentId> =
+            self.engine.open_incidents().filter(|i| i.ladder.offers.len() >= 2).map(|i| i.id).collect();
+        if self.engine.parallel_offers() != parallel {
+            self.fail(format!(
+                "incidents indexed with parallel offers {:?}, holding them {parallel:?}",
+                self.engine.parallel_offers()
+            ));
+        }
         let mut devices = HashSet::new();
         let mut checked = HashSet::new();
         let mut holders: HashMap<&ResponderId, IncidentId> = HashMap::new();

@@ -152,7 +152,7 @@ impl<'e> Candidates<'e> {
         let mut best: Option<(Candidate<'e>, IncidentId)> = None;
         // Within the zone, as every offer is.
         let zone = crate::zone::Zone::of(self.incident.id.0);
-        let donors = engine.open.values().filter(|o| {
+        let donors = engine.parallel.iter().filter_map(|id| engine.open.get(id)).filter(|o| {
             o.id != self.incident.id && o.ladder.offers.len() >= 2 && crate::zone::Zone::of(o.id.0) == zone
         });
         for other in donors {

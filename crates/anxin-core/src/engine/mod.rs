@@ -268,6 +268,12 @@ pub struct Engine {
     pub(crate) responders: HashMap<ResponderId, Responder>,
     pub(crate) matcher: Matcher,
     pub(crate) open: BTreeMap<IncidentId, Incident>,
+    /// The open incidents holding two or more live offers (parallel offers), in id order:
+    /// where an emergency with no one free may take an extra offer from
+    /// (`Candidates::best_extra_offer`), found without reading every open incident (which
+    /// made a surge's presses cost in proportion to the incidents left open). Kept by
+    /// [`Engine::record`], the one way an open incident changes, and on insert and removal.
+    pub(crate) parallel: BTreeSet<IncidentId>,
     /// Responders holding an offer or a job, and on which incident.
     pub(crate) busy: HashMap<ResponderId, IncidentId>,
     /// Every open incident's earliest deadline, in time order.
@@ -355,6 +361,7 @@ impl Engine {
             staff: registry.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
             by_station,
             open: BTreeMap::new(),
+            parallel: BTreeSet::new(),
             busy,
             timers: BTreeSet::new(),
             deadlines: HashMap::new(),
@@ -415,6 +422,7 @@ impl Engine {
                 }
             }
             engine.open.insert(id, incident);
+            engine.index_offers(id);
             engine.reschedule(id);
         }
         // Phone fixes keep their age across a restart, and go stale on time.
@@ -562,11 +570,27 @@ impl Engine {
         let seq = self.next_seq(crate::zone::Zone::of(id.0));
         let event = IncidentEvent { seq, incident_id: id, at: now, actor, change };
         self.open.get_mut(&id).expect("an open incident").apply(&event, &self.policy);
+        self.index_offers(id);
         let notice = self.notice_for(id, &event.change);
         out.events.push(event);
         if let Some(notice) = notice {
             self.tell_family(id, notice, now, out);
         }
+    }
+
+    /// The open incidents holding two or more live offers, in id order, as the engine indexes
+    /// them (for the simulation's checks).
+    #[doc(hidden)]
+    pub fn parallel_offers(&self) -> Vec<IncidentId> {
+        self.parallel.iter().copied().collect()
+    }
+
+    /// Keeps [`Engine::parallel`] true to incident `id`'s live offers.
+    pub(crate) fn index_offers(&mut self, id: IncidentId) {
+        match self.open.get(&id) {
+            Some(incident) if incident.ladder.offers.len() >= 2 => self.parallel.insert(id),
+            _ => self.parallel.remove(&id),
+        };
     }
 
     pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {
@@ -585,6 +609,7 @@ impl Engine {
         self.reschedule(id);
         if self.open[&id].state.is_terminal() {
             let incident = self.open.remove(&id).expect("open");
+            self.parallel.remove(&id);
             if let Some(device) = self.device_incidents.get_mut(&incident.device_id) {
                 if device.open == Some(id) {
                     device.open = None;
