@@ -748,11 +748,8 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
 /// of them was stored. Stopped for another reason (shutdown while the store failed), they are
 /// dropped, which their askers hear as the engine stopping.
 fn refuse_if_fenced(replies: Vec<(Option<oneshot::Sender<Answer>>, Answer)>, stop: &Stop) {
-    if !stop.fenced.is_cancelled() {
-        return;
-    }
-    for reply in replies.into_iter().filter_map(|(reply, _)| reply) {
-        let _ = reply.send(Err(anxin_proto::Refused::fenced()));
+    if stop.fenced.is_cancelled() {
+        not_acted(replies.into_iter().filter_map(|(reply, _)| reply), true);
     }
 }
 
