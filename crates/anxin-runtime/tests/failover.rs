@@ -517,9 +517,10 @@ impl Sim {
                     continue;
                 }
                 match n.epoch {
-                    Some(epoch) if w.now_holds(node, epoch) => {
+                    // Renewed only while it runs: after the expiry the renewal fails even
+                    // while nobody took it (`PostgresStore::lease_renew`), and the node stops.
+                    Some(epoch) if w.now_holds(node, epoch) && w.lease.is_some_and(|l| l.expires_at >= now) => {
                         if let Some(l) = w.lease.as_mut() {
-                            // A renewal after the expiry still counts while nobody took it.
                             l.expires_at = now + TTL_MS;
                         }
                     }

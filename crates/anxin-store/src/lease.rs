@@ -121,11 +121,19 @@ impl PostgresStore {
     }
 
     /// Pushes the lease's expiry to `ttl` from now; `false` when the key has moved to another
-    /// epoch (the lease is lost: drop what it covered).
+    /// epoch or the lease has run out (the lease is lost: drop what it covered).
+    ///
+    /// A lease that has run out is not renewed, even while nobody has taken it: the renewal
+    /// may be one its holder gave up on long ago (sent as the node was cut from the database,
+    /// and delivered when the link healed), and the holder has dropped what it covered by its
+    /// own clock since. Renewed, the key would stay held by a node running nothing under it,
+    /// and taken by nobody for another whole lease (a node's own `node:` key so revived made
+    /// the others hand it zones it would not take, back and forth, for 5 s). The holder takes
+    /// it again instead, under the next epoch.
     pub async fn lease_renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE leases SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
-             WHERE key = $1 AND holder = $2 AND epoch = $3",
+             WHERE key = $1 AND holder = $2 AND epoch = $3 AND expires_at >= clock_timestamp()",
         )
         .bind(&lease.key)
         .bind(&lease.holder)
@@ -145,7 +153,8 @@ impl PostgresStore {
         let renewed = sqlx::query_scalar(
             "UPDATE leases AS l SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
              FROM unnest($1::text[], $2::text[], $3::bigint[]) AS h(key, holder, epoch) \
-             WHERE l.key = h.key AND l.holder = h.holder AND l.epoch = h.epoch RETURNING l.key",
+             WHERE l.key = h.key AND l.holder = h.holder AND l.epoch = h.epoch \
+               AND l.expires_at >= clock_timestamp() RETURNING l.key",
         )
         .bind(leases.iter().map(|l| l.key.as_str()).collect::<Vec<_>>())
         .bind(leases.iter().map(|l| l.holder.as_str()).collect::<Vec<_>>())

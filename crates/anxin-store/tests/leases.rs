@@ -246,8 +246,23 @@ async fn a_commit_under_several_leases_is_fenced_when_any_one_moves_on() {
     for n in [3, 0, 5] {
         held.push(store.lease_acquire(&zone(n), "node-a", SHORT, "").await.unwrap().expect("free"));
     }
+    let mut renewed = store.lease_renew_all(&held, SHORT).await.unwrap();
+    renewed.sort();
+    assert_eq!(renewed, ["zone:0", "zone:3", "zone:5"], "renewed while they run");
     tokio::time::sleep(SHORT * 2).await;
-    // Renewed after their expiry, while nobody took them: still a's.
+    // A renewal arriving after their expiry (sent before a cut, delivered when it healed)
+    // revives none of them, though nobody took them meanwhile: a has dropped them by its own
+    // clock, and takes them again under the next epoch.
+    assert_eq!(store.lease_renew_all(&held, LONG).await.unwrap(), Vec::<String>::new(), "run out: not renewed");
+    assert!(!store.lease_renew(&held[0], LONG).await.unwrap(), "run out: not renewed");
+    let rows = store.leases().await.unwrap();
+    assert!(rows.iter().all(|r| r.expires_in_ms <= 0), "still run out: {rows:?}");
+    held.clear();
+    for n in [3, 0, 5] {
+        let again = store.lease_acquire(&zone(n), "node-a", LONG, "").await.unwrap().expect("run out, so free");
+        assert_eq!(again.epoch, 2);
+        held.push(again);
+    }
     let mut renewed = store.lease_renew_all(&held, LONG).await.unwrap();
     renewed.sort();
     assert_eq!(renewed, ["zone:0", "zone:3", "zone:5"]);
@@ -258,7 +273,7 @@ async fn a_commit_under_several_leases_is_fenced_when_any_one_moves_on() {
     store.lease_release(&five).await.unwrap();
     store.lease_acquire(&zone(5), "node-b", LONG, "").await.unwrap().expect("released");
     match store.commit_fenced_all(Batch::of(&out), &held).await {
-        Err(FenceError::Fenced { key, held: 1, now: Some(2) }) => assert_eq!(key, "zone:5"),
+        Err(FenceError::Fenced { key, held: 2, now: Some(3) }) => assert_eq!(key, "zone:5"),
         other => panic!("a's commit was not fenced: {other:?}"),
     }
     assert!(resume().await.unwrap().open.is_empty(), "nothing of a fenced commit is stored");
