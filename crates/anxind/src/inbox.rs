@@ -66,6 +66,9 @@ impl InFlight {
 /// Reads `zones`' messages into `out` until `stop`, oldest first, each once until it is
 /// acknowledged: when the inbox announces one of them (`listen_url`: PostgreSQL's
 /// `NOTIFY anxin_inbox`; none, or a listener that fails: polling alone) and every `poll`.
+/// `waited`, if given, is told each message's wait from its filing to its hand-over (on the
+/// store's millisecond clock).
+#[allow(clippy::too_many_arguments)]
 pub async fn feed(
     store: Arc<dyn InboxStore>,
     zones: Vec<Zone>,
@@ -73,6 +76,7 @@ pub async fn feed(
     poll: Duration,
     in_flight: Arc<InFlight>,
     out: mpsc::Sender<InboxMessage>,
+    waited: Option<prometheus::Histogram>,
     stop: CancellationToken,
 ) {
     let mut listener = match listen_url {
@@ -92,6 +96,10 @@ pub async fn feed(
                 for entry in entries {
                     if !in_flight.hand_over(entry.key()) {
                         continue;
+                    }
+                    if let Some(w) = &waited {
+                        let ms = anxin_proto::wall_clock_now().millis() - entry.received_at.millis();
+                        w.observe(ms.max(0) as f64 / 1000.0);
                     }
                     let m = InboxMessage { entry, received: Instant::now() };
                     tokio::select! {

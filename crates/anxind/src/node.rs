@@ -445,6 +445,7 @@ impl Shared {
             Duration::from_millis(250),
             in_flight.clone(),
             inbox_tx,
+            Some(self.metrics.inbox_wait_seconds.clone()),
             feed_stop.clone(),
         ));
         let held = crate::cluster::Held::zone(self.data.clone(), self.authority.clone(), lease);

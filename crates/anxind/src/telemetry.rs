@@ -28,6 +28,9 @@ pub struct Metrics {
     pub peer_frames_rejected: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
+    /// With the zones spread over nodes: from an ingest session's reading a device message to
+    /// its zone's engine reading it from the inbox (filing commit, announcement, read).
+    pub inbox_wait_seconds: Histogram,
     /// From reading a message that opened or joined an incident to handing that incident to
     /// the consoles' feed (press → console, less the last hop over each WebSocket).
     pub press_console_seconds: Histogram,
@@ -114,6 +117,14 @@ impl Metrics {
                     .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
             )
             .expect("metric"),
+            inbox_wait_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "anxin_inbox_wait_seconds",
+                    "With the zones spread over nodes: from an ingest session reading a device message to its zone's engine reading it from the inbox (millisecond clock)",
+                )
+                .buckets(vec![0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]),
+            )
+            .expect("metric"),
             press_console_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "anxin_press_console_seconds",
@@ -189,6 +200,7 @@ impl Metrics {
         m.registry.register(Box::new(m.peer_frames_rejected.clone())).expect("register");
         m.registry.register(Box::new(m.press_commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.press_console_seconds.clone())).expect("register");
+        m.registry.register(Box::new(m.inbox_wait_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_seconds.clone())).expect("register");
         m.registry.register(Box::new(m.commit_failures.clone())).expect("register");
         m.registry.register(Box::new(m.fenced.clone())).expect("register");

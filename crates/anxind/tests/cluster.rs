@@ -24,8 +24,8 @@
 //! `CI=true`). About two and a half minutes each; bounded, and stops by itself. `ANXIN_CLUSTER_LOGS=DIR`
 //! keeps the nodes' logs in DIR (each takeover's `resuming` line says how long its reads
 //! took); `ANXIN_CLUSTER_LEDGER=50000` puts a district's ledger behind the 2,000 devices;
-//! `ANXIN_CLUSTER_SLOW=1` lists, for the zones spread over nodes, every press that waited
-//! over 300 ms outside the zones' moves, with its zone and when it was sent, and the moves.
+//! `ANXIN_CLUSTER_SLOW=MS` lists, for the zones spread over nodes, every press that waited
+//! over MS ms (300 if not a number) outside the zones' moves, with its zone and when it was sent, and the moves.
 //!
 //! `zones_spread_over_three_nodes` does the same with the district split into 8 zones spread
 //! over the three nodes (`cluster.spread_zones`) and 4 ingest sessions: each fault strikes a
@@ -61,6 +61,12 @@ const RESTART_AFTER: Duration = Duration::from_secs(20);
 const LEASE_TTL: Duration = Duration::from_millis(5_000);
 /// How long an engine is cut from PostgreSQL.
 const CUT: Duration = Duration::from_secs(10);
+
+/// The anxind the nodes run: the one built with this test, or `ANXIN_CLUSTER_ANXIND` (a
+/// release build, say, to compare the waits as a deployment has them).
+fn anxind_binary() -> PathBuf {
+    std::env::var_os("ANXIN_CLUSTER_ANXIND").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_anxind").into())
+}
 
 /// SIGKILLs in the run: 3 by default, `ANXIN_CLUSTER_KILLS` for a soak.
 fn kills() -> usize {
@@ -225,7 +231,7 @@ impl Nodes {
         let proxy = Proxy::start(upstream(&self.store_url).await).await;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let stderr = self.dir.join(format!("{name}-{nanos}.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_anxind"));
+        let mut command = Command::new(anxind_binary());
         // The first node loads the ledger into the store; the others, and every restart,
         // find it there, as a deployment's nodes do.
         if self.nodes.is_empty() {
@@ -625,7 +631,8 @@ async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
     let root = unique("anxind-ha", "alone");
     let mut nodes = Nodes::new(registry, &backend.broker, &backend.store_url, &root, dir, false);
     nodes.start("alone").await;
-    nodes.wait_for("ready", Some("alone"), WAIT).await;
+    let (_, line) = nodes.wait_for("ready", Some("alone"), WAIT).await;
+    let http = ready_at(&line).await;
     let stop = CancellationToken::new();
     let (presses, pressing) = devices(&backend.broker, &root, stop.clone()).await;
     let (before, from) = (WalCount::now(&backend.store_url).await, Instant::now());
@@ -633,6 +640,7 @@ async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
     let after = WalCount::now(&backend.store_url).await;
     let sent = presses.lock().unwrap().sent_since(from);
     eprintln!("one node alone: {}", before.per_press(after, sent));
+    eprintln!("one node alone, its stages: {}", stages(&[http]).await);
     stop.cancel();
     pressing.await.unwrap();
     nodes.signal("alone", "TERM");
@@ -1050,6 +1058,49 @@ async fn wallboard(http: SocketAddr) -> serde_json::Value {
     }
 }
 
+/// Where a press's wait goes on the nodes serving at `https`, from their histograms summed:
+/// each stage's median and 99th percentile as the bucket they fall in (`≤`).
+async fn stages(https: &[SocketAddr]) -> String {
+    let mut pages = Vec::new();
+    for http in https {
+        pages.push(http_get(*http, "/metrics").await.1);
+    }
+    let mut said = Vec::new();
+    for (name, what) in [
+        ("anxin_inbox_wait_seconds", "filed -> read from the inbox"),
+        ("anxin_press_commit_seconds", "read -> committed"),
+        ("anxin_press_console_seconds", "read -> shown"),
+        ("anxin_store_commit_seconds", "a commit"),
+    ] {
+        // Cumulative counts by upper bound, over every node.
+        let mut buckets: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for page in &pages {
+            for line in page.lines().filter(|l| l.starts_with(&format!("{name}_bucket{{"))) {
+                let (Some(le), Some(count)) = (
+                    line.split("le=\"").nth(1).and_then(|r| r.split('"').next()),
+                    line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok()),
+                ) else {
+                    continue;
+                };
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+                buckets.entry(le.to_string()).or_insert((bound, 0.0)).1 += count;
+            }
+        }
+        let mut sorted: Vec<(f64, f64)> = buckets.into_values().collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total = sorted.last().map(|b| b.1).unwrap_or(0.0);
+        if total == 0.0 {
+            continue;
+        }
+        let at = |q: f64| {
+            let bound = sorted.iter().find(|(_, c)| *c >= q * total).map(|b| b.0).unwrap_or(f64::INFINITY);
+            format!("{:?}", Duration::from_secs_f64(bound.min(3600.0)))
+        };
+        said.push(format!("{what} p50 ≤ {} p99 ≤ {} ({total})", at(0.5), at(0.99)));
+    }
+    said.join("; ")
+}
+
 async fn fenced_commits(http: SocketAddr) -> f64 {
     metric_sample(&http_get(http, "/metrics").await.1, "anxin_store_fenced_total")
 }
@@ -1102,6 +1153,8 @@ async fn zones_spread_over_three_nodes() {
     let after = WalCount::now(&store_url).await;
     let sent = presses.lock().unwrap().sent_since(from);
     eprintln!("8 zones on three nodes, before any fault: {}", before.per_press(after, sent));
+    let https: Vec<SocketAddr> = nodes.running.values().filter_map(|(_, http)| *http).collect();
+    eprintln!("8 zones on three nodes, their stages so far: {}", stages(&https).await);
     // Each family notification is sent by one node, the one running its incident's zone.
     let told = nodes.notifications_sent();
     let twice: Vec<_> = told.iter().filter(|(_, n)| **n > 1).collect();
@@ -1533,12 +1586,14 @@ async fn zones_spread_over_three_nodes() {
             .collect()
     };
     let (quiet, during) = (waits(false), waits(true));
-    if std::env::var_os("ANXIN_CLUSTER_SLOW").is_some() {
+    if let Some(slow) =
+        std::env::var("ANXIN_CLUSTER_SLOW").ok().map(|v| Duration::from_millis(v.parse().unwrap_or(300)))
+    {
         let t0 = p.log.values().map(|(sent, _)| *sent).min().unwrap();
         for ((k, _), (sent, heard)) in &p.log {
             let during = moves.iter().any(|(from, to)| *sent + RESEND >= *from && *sent <= *to + RESEND);
             if let (false, Some(h)) = (during, heard) {
-                if *h - *sent > Duration::from_millis(300) {
+                if *h - *sent > slow {
                     eprintln!(
                         "SLOW zone {} sent {:?} waited {:?}",
                         zone_of(*k),

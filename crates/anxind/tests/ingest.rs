@@ -218,6 +218,7 @@ async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out
         Duration::from_millis(250),
         in_flight.clone(),
         messages,
+        None,
         stop.clone(),
     ));
     // An ingest session.
