@@ -24,6 +24,8 @@
 //! `CI=true`). About two and a half minutes each; bounded, and stops by itself. `ANXIN_CLUSTER_LOGS=DIR`
 //! keeps the nodes' logs in DIR (each takeover's `resuming` line says how long its reads
 //! took); `ANXIN_CLUSTER_LEDGER=50000` puts a district's ledger behind the 2,000 devices;
+//! `ANXIN_CLUSTER_ANXIND=PATH` runs that anxind (a release build) instead of the one built
+//! with the test;
 //! `ANXIN_CLUSTER_SLOW=MS` lists, for the zones spread over nodes, every press that waited
 //! over MS ms (300 if not a number) outside the zones' moves, with its zone and when it was sent, and the moves.
 //!
