@@ -248,6 +248,11 @@ impl Following {
                     Heard::Frame(topic, payload) if topic == commands => forwarder.asked(&payload, &this.engines),
                     Heard::Frame(topic, payload) => {
                         let Some(zone) = topics.zone_of_views(&topic).and_then(|n| Zone::new(i64::from(n)).ok()) else { continue };
+                        // A zone of this node's own engines is passed over unread (its frames
+                        // are a third of what a node of three hears).
+                        if this.is_mine(zone) {
+                            continue;
+                        }
                         // Read off the node's runtime threads: its engines must not wait behind it.
                         let read = tokio::task::spawn_blocking(move || serde_json::from_slice::<ZoneViews>(&payload));
                         let frame = match read.await {

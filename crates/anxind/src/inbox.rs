@@ -12,10 +12,10 @@
 
 use anxin_core::Zone;
 use anxin_store::inbox::{InboxEntry, InboxKey, InboxStore};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// A message read from the inbox, for the engine.
@@ -63,31 +63,110 @@ impl InFlight {
     }
 }
 
+/// What wakes a feed between its polls.
+#[derive(Debug, Clone)]
+pub enum Wake {
+    /// Nothing: it reads the inbox every poll only.
+    Poll,
+    /// A listener of its own to PostgreSQL's `NOTIFY anxin_inbox`, at this URL.
+    Listen(String),
+    /// The node's one listener ([`Ears`]), for the feed's zone.
+    Ears(Arc<Notify>),
+}
+
+/// A node's one listener to the inbox's announcements (PostgreSQL's `NOTIFY anxin_inbox`), for
+/// every zone it runs: each zone's feed is woken when its zone is announced. With a listener
+/// a zone, every node's PostgreSQL connections heard every announcement once for each zone
+/// the node ran, and each listener woke to pass over those of the others' zones.
+#[derive(Debug, Default)]
+pub struct Ears {
+    zones: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Ears {
+    /// Listens at `url` until `stop`. A listener lost is made again a second later; each zone's
+    /// feed is woken then (an announcement may have gone by), and reads every poll meanwhile.
+    pub fn start(url: String, stop: CancellationToken) -> Arc<Ears> {
+        let ears = Arc::new(Ears::default());
+        let this = ears.clone();
+        tokio::spawn(async move {
+            loop {
+                match anxin_store::inbox::Announcements::listen(&url).await {
+                    Ok(mut listener) => {
+                        this.wake_all();
+                        loop {
+                            tokio::select! {
+                                _ = stop.cancelled() => return,
+                                heard = listener.next() => match heard {
+                                    Ok(zone) => this.wake(&zone),
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "no longer hearing the inbox's announcements; listening again");
+                                        break;
+                                    }
+                                },
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen to the inbox; its zones are read every poll meanwhile")
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        ears
+    }
+
+    /// What wakes `zone`'s feed.
+    pub fn zone(&self, zone: Zone) -> Wake {
+        let mut zones = self.zones.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Wake::Ears(zones.entry(zone.to_string()).or_default().clone())
+    }
+
+    /// Wakes the feed of the zone announced (as sent: its number), if this node has one.
+    fn wake(&self, zone: &str) {
+        if let Some(n) = self.zones.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(zone) {
+            // Kept until the feed waits, if it is reading now: it reads once more.
+            n.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        for n in self.zones.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values() {
+            n.notify_one();
+        }
+    }
+}
+
 /// Reads `zones`' messages into `out` until `stop`, oldest first, each once until it is
-/// acknowledged: when the inbox announces one of them (`listen_url`: PostgreSQL's
-/// `NOTIFY anxin_inbox`; none, or a listener that fails: polling alone) and every `poll`.
-/// `waited`, if given, is told each message's wait from its filing to its hand-over (on the
-/// store's millisecond clock).
+/// acknowledged: when the inbox announces one of them (`wake`: PostgreSQL's
+/// `NOTIFY anxin_inbox`, heard by a listener of its own or the node's; a listener that fails:
+/// polling alone) and every `poll`. `waited`, if given, is told each message's wait from its
+/// filing to its hand-over (on the store's millisecond clock).
 #[allow(clippy::too_many_arguments)]
 pub async fn feed(
     store: Arc<dyn InboxStore>,
     zones: Vec<Zone>,
-    listen_url: Option<String>,
+    wake: Wake,
     poll: Duration,
     in_flight: Arc<InFlight>,
     out: mpsc::Sender<InboxMessage>,
     waited: Option<prometheus::Histogram>,
     stop: CancellationToken,
 ) {
-    let mut listener = match listen_url {
-        Some(url) => match anxin_store::inbox::Announcements::listen(&url).await {
-            Ok(l) => Some(l),
+    let (mut listener, woken) = match wake {
+        Wake::Listen(url) => match anxin_store::inbox::Announcements::listen(&url).await {
+            Ok(l) => (Some(l), None),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen to the inbox; reading it every poll only");
-                None
+                (None, None)
             }
         },
-        None => None,
+        Wake::Ears(n) => (None, Some(n)),
+        Wake::Poll => (None, None),
     };
     let wanted: HashSet<String> = zones.iter().map(|z| z.to_string()).collect();
     loop {
@@ -112,15 +191,16 @@ pub async fn feed(
         }
         // Until one of our zones is announced, or the poll.
         let wait = async {
-            match listener.as_mut() {
-                Some(l) => loop {
+            match (listener.as_mut(), woken.as_ref()) {
+                (Some(l), _) => loop {
                     match l.next().await {
                         Ok(zone) if wanted.contains(&zone) => return,
                         Ok(_) => {}
                         Err(_) => std::future::pending::<()>().await,
                     }
                 },
-                None => std::future::pending::<()>().await,
+                (None, Some(n)) => n.notified().await,
+                (None, None) => std::future::pending::<()>().await,
             }
         };
         tokio::select! {

@@ -376,7 +376,8 @@ enum Event {
 struct Shared {
     config: Config,
     node: String,
-    url: String,
+    /// The node's one listener to the inbox's announcements, for every zone it runs.
+    ears: Arc<crate::inbox::Ears>,
     data: Arc<PostgresStore>,
     authority: Arc<PostgresStore>,
     hub: Arc<Hub>,
@@ -441,7 +442,7 @@ impl Shared {
         tokio::spawn(crate::inbox::feed(
             inbox,
             vec![zone],
-            Some(self.url.clone()),
+            self.ears.zone(zone),
             Duration::from_millis(250),
             in_flight.clone(),
             inbox_tx,
@@ -744,10 +745,11 @@ pub async fn serve(config: Config, registry: Option<Registry>, shutdown: Cancell
     let membership =
         Membership::start(&config.cluster, &url, &addr, data.clone(), IngestSetup::of(&config)?, owners_tx).await?;
     let deadline = Duration::from_secs(config.shutdown.deadline_s);
+    let ears = crate::inbox::Ears::start(url.clone(), follow_stop.clone());
     let shared = Arc::new(Shared {
         config,
         node: node.clone(),
-        url,
+        ears,
         data,
         authority: membership.authority.clone(),
         hub: hub.clone(),

@@ -214,7 +214,7 @@ async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out
     let feed = tokio::spawn(anxind::inbox::feed(
         inbox.clone(),
         vec![Zone::FIRST],
-        Some(backend.store_url.clone()),
+        anxind::inbox::Wake::Listen(backend.store_url.clone()),
         Duration::from_millis(250),
         in_flight.clone(),
         messages,
@@ -268,4 +268,55 @@ async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out
     stop.cancel();
     assert_eq!(runtime.await.unwrap(), anxin_runtime::Ended::Shutdown);
     feed.await.unwrap();
+}
+
+/// A node's one listener to the inbox's announcements (`anxind::inbox::Ears`) wakes the feed
+/// of the zone announced, and only that one: with a poll of a minute, a message filed in
+/// zone 0 reaches zone 0's feed at once, and zone 1's feed is handed nothing. Without the
+/// wake it would wait for the poll, and the 20 s below would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_one_listener_wakes_the_feed_of_the_zone_announced() {
+    let Some(server) = anxin_store::testkit::postgres_server() else { return eprintln!("skipped: no PostgreSQL") };
+    let url = anxin_store::testkit::fresh_postgres_database(&server).await;
+    let inbox: Arc<dyn InboxStore> = Arc::new(anxin_store::PostgresStore::open(&url).await.unwrap());
+    let stop = CancellationToken::new();
+    let ears = anxind::inbox::Ears::start(url.clone(), stop.clone());
+    let zone1 = Zone::new(1).unwrap();
+    let feed = |zone: Zone| {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(anxind::inbox::feed(
+            inbox.clone(),
+            vec![zone],
+            ears.zone(zone),
+            Duration::from_secs(60),
+            Arc::new(anxind::inbox::InFlight::default()),
+            tx,
+            None,
+            stop.clone(),
+        ));
+        rx
+    };
+    let (mut first, mut second) = (feed(Zone::FIRST), feed(zone1));
+    // Each feed's first read (at its start) finds the inbox empty; the listener is up soon
+    // after. Filed until one is heard, a second apart: a message filed before the listener
+    // was up is announced to nobody, and waits for the poll.
+    let mut heard = None;
+    for n in 0..20 {
+        // A device the ledger does not know is filed under zone 0.
+        let entry = anxin_store::inbox::InboxEntry::new(
+            "d-nobody",
+            "anxin/v1/devices/d-nobody/events",
+            press(&format!("m-{n}")).into_bytes(),
+            anxin_proto::wall_clock_now(),
+        );
+        assert_eq!(inbox.inbox_put(&[entry]).await.unwrap(), vec![Zone::FIRST]);
+        if let Ok(m) = tokio::time::timeout(Duration::from_secs(1), first.recv()).await {
+            heard = m;
+            break;
+        }
+    }
+    let heard = heard.expect("zone 0's feed was woken within 20 s (its poll is a minute)");
+    assert_eq!(heard.entry.zone, Zone::FIRST);
+    assert!(second.try_recv().is_err(), "zone 1's feed was handed nothing");
+    stop.cancel();
 }
