@@ -18,7 +18,9 @@
 //! one incident. Each takeover is timed from the fault to the new engine's ready line, and to
 //! the first `help_coming` for a press sent after the fault (so answered by the new engine,
 //! after its first commit). The presses' waits outside takeovers are printed beside one node's
-//! alone, without `[cluster]`, under the same load just before.
+//! alone, without `[cluster]`, under the same load just before, with what a press cost each
+//! kind of process in CPU (from `/proc`: the nodes, PostgreSQL, the broker, this test) and, for
+//! the zones spread over nodes, where its time went (the nodes' own histograms).
 //!
 //! Needs `ANXIN_TEST_MQTT_URL` and `ANXIN_TEST_POSTGRES_URL` (skips without them, fails under
 //! `CI=true`). About two and a half minutes each; bounded, and stops by itself. `ANXIN_CLUSTER_LOGS=DIR`
