@@ -63,17 +63,6 @@ impl InFlight {
     }
 }
 
-/// What wakes a feed between its polls.
-#[derive(Debug, Clone)]
-pub enum Wake {
-    /// Nothing: it reads the inbox every poll only.
-    Poll,
-    /// A listener of its own to PostgreSQL's `NOTIFY anxin_inbox`, at this URL.
-    Listen(String),
-    /// The node's one listener ([`Ears`]), for the feed's zone.
-    Ears(Arc<Notify>),
-}
-
 /// A node's one listener to the inbox's announcements (PostgreSQL's `NOTIFY anxin_inbox`), for
 /// every zone it runs: each zone's feed is woken when its zone is announced. With a listener
 /// a zone, every node's PostgreSQL connections heard every announcement once for each zone
@@ -121,9 +110,9 @@ impl Ears {
     }
 
     /// What wakes `zone`'s feed.
-    pub fn zone(&self, zone: Zone) -> Wake {
+    pub fn zone(&self, zone: Zone) -> Arc<Notify> {
         let mut zones = self.zones.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Wake::Ears(zones.entry(zone.to_string()).or_default().clone())
+        zones.entry(zone.to_string()).or_default().clone()
     }
 
     /// Wakes the feed of the zone announced (as sent: its number), if this node has one.
@@ -142,33 +131,20 @@ impl Ears {
 }
 
 /// Reads `zones`' messages into `out` until `stop`, oldest first, each once until it is
-/// acknowledged: when the inbox announces one of them (`wake`: PostgreSQL's
-/// `NOTIFY anxin_inbox`, heard by a listener of its own or the node's; a listener that fails:
-/// polling alone) and every `poll`. `waited`, if given, is told each message's wait from its
-/// filing to its hand-over (on the store's millisecond clock).
+/// acknowledged: when `woken` (by the node's [`Ears`], when PostgreSQL announces one of them)
+/// and every `poll`. `waited`, if given, is told each message's wait from its filing to its
+/// hand-over (on the store's millisecond clock).
 #[allow(clippy::too_many_arguments)]
 pub async fn feed(
     store: Arc<dyn InboxStore>,
     zones: Vec<Zone>,
-    wake: Wake,
+    woken: Option<Arc<Notify>>,
     poll: Duration,
     in_flight: Arc<InFlight>,
     out: mpsc::Sender<InboxMessage>,
     waited: Option<prometheus::Histogram>,
     stop: CancellationToken,
 ) {
-    let (mut listener, woken) = match wake {
-        Wake::Listen(url) => match anxin_store::inbox::Announcements::listen(&url).await {
-            Ok(l) => (Some(l), None),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen to the inbox; reading it every poll only");
-                (None, None)
-            }
-        },
-        Wake::Ears(n) => (None, Some(n)),
-        Wake::Poll => (None, None),
-    };
-    let wanted: HashSet<String> = zones.iter().map(|z| z.to_string()).collect();
     loop {
         match store.inbox_take(&zones, 4096).await {
             Ok(entries) => {
@@ -191,16 +167,9 @@ pub async fn feed(
         }
         // Until one of our zones is announced, or the poll.
         let wait = async {
-            match (listener.as_mut(), woken.as_ref()) {
-                (Some(l), _) => loop {
-                    match l.next().await {
-                        Ok(zone) if wanted.contains(&zone) => return,
-                        Ok(_) => {}
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                },
-                (None, Some(n)) => n.notified().await,
-                (None, None) => std::future::pending::<()>().await,
+            match woken.as_ref() {
+                Some(n) => n.notified().await,
+                None => std::future::pending::<()>().await,
             }
         };
         tokio::select! {

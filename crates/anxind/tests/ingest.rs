@@ -211,10 +211,11 @@ async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out
     let (_commands, commands_rx) = tokio::sync::mpsc::channel(8);
     let runtime =
         tokio::spawn(anxin_runtime::Runtime::new(engine, ports, options).run(messages_rx, commands_rx, stop.clone()));
+    let ears = anxind::inbox::Ears::start(backend.store_url.clone(), stop.clone());
     let feed = tokio::spawn(anxind::inbox::feed(
         inbox.clone(),
         vec![Zone::FIRST],
-        anxind::inbox::Wake::Listen(backend.store_url.clone()),
+        Some(ears.zone(Zone::FIRST)),
         Duration::from_millis(250),
         in_flight.clone(),
         messages,
@@ -287,7 +288,7 @@ async fn the_nodes_one_listener_wakes_the_feed_of_the_zone_announced() {
         tokio::spawn(anxind::inbox::feed(
             inbox.clone(),
             vec![zone],
-            ears.zone(zone),
+            Some(ears.zone(zone)),
             Duration::from_secs(60),
             Arc::new(anxind::inbox::InFlight::default()),
             tx,
