@@ -276,7 +276,6 @@ describe('dispatcher console on a live anxind', () => {
       try {
         await signIn(other, daemon.consoleUrl);
         await other.locator('#incidents tbody tr[data-device-id="xs-d0007"]').waitFor(SHOWS_UP);
-        const seqBefore = Number(await other.locator('#incidents').getAttribute('data-seq'));
         await other.evaluate(() => {
           window.__sameLoad = true;
         });
@@ -288,6 +287,9 @@ describe('dispatcher console on a live anxind', () => {
         await current.close({ code: 1012, reason: 'e2e: connection cut' });
         await other.locator('#conn-status[data-state="reconnecting"]').waitFor(SHOWS_UP);
         await other.locator('#stale-banner').waitFor({ state: 'visible', ...SHOWS_UP });
+        // What the console had when its socket went: read only now, since deltas (offers
+        // lapsing, say) may still arrive between the row showing up and the cut.
+        const seqBefore = Number(await other.locator('#incidents').getAttribute('data-seq'));
 
         await publishEvent(daemon.mqttUrl, 'xs-d0008', { location: { ...KUNMING, accuracy_m: 20 } });
         // The console still connected gets it live meanwhile.
