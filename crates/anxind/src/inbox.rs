@@ -132,13 +132,13 @@ impl Ears {
 
 /// Reads `zones`' messages into `out` until `stop`, oldest first, each once until it is
 /// acknowledged: when `woken` (by the node's [`Ears`], when PostgreSQL announces one of them)
-/// and every `poll`. `waited`, if given, is told each message's wait from its filing to its
+/// and every `poll` (a listener that fails leaves the poll). `waited`, if given, is told each message's wait from its filing to its
 /// hand-over (on the store's millisecond clock).
 #[allow(clippy::too_many_arguments)]
 pub async fn feed(
     store: Arc<dyn InboxStore>,
     zones: Vec<Zone>,
-    woken: Option<Arc<Notify>>,
+    woken: Arc<Notify>,
     poll: Duration,
     in_flight: Arc<InFlight>,
     out: mpsc::Sender<InboxMessage>,
@@ -166,15 +166,9 @@ pub async fn feed(
             Err(e) => tracing::warn!(error = %e, "cannot read the inbox; trying again"),
         }
         // Until one of our zones is announced, or the poll.
-        let wait = async {
-            match woken.as_ref() {
-                Some(n) => n.notified().await,
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = wait => {}
+            _ = woken.notified() => {}
             _ = tokio::time::sleep(poll) => {}
         }
     }

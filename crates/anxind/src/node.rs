@@ -442,7 +442,7 @@ impl Shared {
         tokio::spawn(crate::inbox::feed(
             inbox,
             vec![zone],
-            Some(self.ears.zone(zone)),
+            self.ears.zone(zone),
             Duration::from_millis(250),
             in_flight.clone(),
             inbox_tx,

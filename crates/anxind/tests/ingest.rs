@@ -215,7 +215,7 @@ async fn a_press_filed_in_the_inbox_is_handled_by_its_zones_engine_and_taken_out
     let feed = tokio::spawn(anxind::inbox::feed(
         inbox.clone(),
         vec![Zone::FIRST],
-        Some(ears.zone(Zone::FIRST)),
+        ears.zone(Zone::FIRST),
         Duration::from_millis(250),
         in_flight.clone(),
         messages,
@@ -288,7 +288,7 @@ async fn the_nodes_one_listener_wakes_the_feed_of_the_zone_announced() {
         tokio::spawn(anxind::inbox::feed(
             inbox.clone(),
             vec![zone],
-            Some(ears.zone(zone)),
+            ears.zone(zone),
             Duration::from_secs(60),
             Arc::new(anxind::inbox::InFlight::default()),
             tx,
