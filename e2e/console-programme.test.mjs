@@ -28,7 +28,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchChromium, publishEvent, recordTones, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
+import { engineTook, launchChromium, publishEvent, recordTones, resultsDir, shoot, signIn, spawnDaemon, watchPageErrors } from './support.mjs';
 
 const SHOWS_UP = { timeout: 30_000 };
 const HOUR = 3_600_000;
@@ -89,6 +89,9 @@ describe('the welfare programme and an inactive elder, after a restart', () => {
     // beats (without saying she moved); the health is saved as it stops.
     const first = await spawnDaemon({ env: ENV, dbPath: db });
     await publishEvent(first.mqttUrl, QUIET, { type: 'heartbeat', fields: { battery_pct: 80, rssi: -70 } });
+    // The broker's PUBACK is not the engine's: stopping before the engine took the beat would
+    // lose it with the embedded broker (CI once saw no row for it).
+    await engineTook(first.consoleUrl, 'heartbeat');
     await first.stop();
     // The centre heard xs-e0002's watch until it stopped (its heartbeat, saved then).
     const heard = sqlite(db, `SELECT last_seen FROM device_health WHERE device_id = '${QUIET}';`).trim();

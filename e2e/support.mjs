@@ -290,6 +290,26 @@ function publishOnce(mqttUrl, deviceId, topic, body, ackTimeoutMs) {
   });
 }
 
+/**
+ * Waits until the engine has taken `count` device messages of `type` (its
+ * `anxin_mqtt_messages_received_total`, counted as the engine acts on each). A device's PUBACK
+ * from the embedded broker says only that the broker has it: a test that stops anxind right
+ * after it would race the engine.
+ */
+export async function engineTook(consoleUrl, type, count = 1, timeoutMs = 15_000) {
+  const url = new URL('/metrics', consoleUrl);
+  const line = new RegExp(`^anxin_mqtt_messages_received_total\\{type="${type}"\\} (\\d+)`, 'm');
+  const until = Date.now() + timeoutMs;
+  let seen = 0;
+  while (Date.now() < until) {
+    const m = line.exec(await (await fetch(url)).text());
+    seen = m ? Number(m[1]) : 0;
+    if (seen >= count) return seen;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`the engine took ${seen} ${type} message(s) in ${timeoutMs} ms, not ${count}`);
+}
+
 /** The family links the demo printed at start (in `daemon.tail()`): [{elder, url, device}]. */
 export function demoLinks(tail) {
   const links = [];
