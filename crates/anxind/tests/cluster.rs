@@ -33,7 +33,9 @@
 //!
 //! `zones_spread_over_three_nodes` does the same with the district split into 8 zones spread
 //! over the three nodes (`cluster.spread_zones`) and 4 ingest sessions: each fault strikes a
-//! node running some zones while the others run the rest.
+//! node running some zones while the others run the rest. There the station's duty line is
+//! 4 s in both parts (`DUTY_LINE_S`), so the wave of incidents turning nobody-going together
+//! falls where both one node alone and the cluster (before its first fault) are measured.
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -65,6 +67,15 @@ const RESTART_AFTER: Duration = Duration::from_secs(20);
 const LEASE_TTL: Duration = Duration::from_millis(5_000);
 /// How long an engine is cut from PostgreSQL.
 const CUT: Duration = Duration::from_secs(10);
+/// The station's duty line in the zones spread over nodes, seconds
+/// (`dispatch.station_timeout_s`, 120 by default). The district's responders are all busy, so
+/// the 2,000 incidents opened in the first 10 s end on it together: some 200 a second turn
+/// nobody-going for 10 s (a family notice each, new views for every console, wallboard
+/// events). With 4 s, that wave falls inside one node's 15 s alone and, in the cluster's
+/// part, before the first fault, so both sides of the 2x bound carry it where they are
+/// measured. With the default it fell in the cluster's part alone, at about 119 s, as the
+/// rolling restart's last hand-back ended.
+const DUTY_LINE_S: u64 = 4;
 
 /// The anxind the nodes run: the one built with this test, or `ANXIN_CLUSTER_ANXIND` (a
 /// release build, say, to compare the waits as a deployment has them).
@@ -609,18 +620,21 @@ struct WalCount {
     flushes: i64,
     bytes: i64,
     commits: i64,
-    /// CPU time so far of the processes of each kind on this machine, in clock ticks.
-    cpu: BTreeMap<&'static str, u64>,
+    /// CPU time so far of each process of the kinds counted on this machine, by kind and
+    /// process id, in clock ticks.
+    cpu: BTreeMap<(&'static str, u32), u64>,
 }
 
 /// The CPU time (user and system, clock ticks) of every process on this machine by kind: the
 /// anxind nodes, PostgreSQL's processes (with the backends that ended, in their parent's), the
-/// broker, and this test (its devices and consoles).
-fn cpu_by_kind() -> BTreeMap<&'static str, u64> {
+/// broker, and this test (its devices and consoles), by process: a process gone since (the
+/// last run's nodes, reaped late) must not take its time off the others'.
+fn cpu_by_kind() -> BTreeMap<(&'static str, u32), u64> {
     let mut by = BTreeMap::new();
     let me = std::process::id().to_string();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = entry.file_name().to_string_lossy().to_string();
+        let Ok(number) = pid.parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
         let kind = match &stat[open + 1..close] {
@@ -633,7 +647,7 @@ fn cpu_by_kind() -> BTreeMap<&'static str, u64> {
         // Fields 14 to 17 (utime, stime, cutime, cstime), counted from after the name.
         let times: u64 =
             stat[close + 1..].split_whitespace().skip(11).take(4).filter_map(|t| t.parse::<u64>().ok()).sum();
-        *by.entry(kind).or_insert(0) += times;
+        by.insert((kind, number), times);
     }
     by
 }
@@ -654,13 +668,20 @@ impl WalCount {
     fn per_press(self, to: WalCount, presses: usize) -> String {
         let n = presses.max(1) as f64;
         // Linux's clock tick is 10 ms on every common architecture.
-        let cpu: Vec<String> = to
-            .cpu
-            .iter()
-            .map(|(kind, t)| {
-                format!("{kind} {:.0}", t.saturating_sub(*self.cpu.get(kind).unwrap_or(&0)) as f64 * 1e4 / n)
-            })
-            .collect();
+        // PostgreSQL's backends that ended meanwhile are in their parent's time since (its
+        // children's), so its processes count together; the others' one by one, so that one
+        // gone meanwhile takes nothing off.
+        let mut spent: BTreeMap<&str, i64> = BTreeMap::new();
+        for (key @ (kind, _), t) in &to.cpu {
+            let before = *self.cpu.get(key).unwrap_or(&0);
+            *spent.entry(kind).or_default() +=
+                if *kind == "postgres" { *t as i64 } else { t.saturating_sub(before) as i64 };
+        }
+        let postgres_before: u64 = self.cpu.iter().filter(|((kind, _), _)| *kind == "postgres").map(|(_, t)| t).sum();
+        if let Some(t) = spent.get_mut("postgres") {
+            *t = (*t - postgres_before as i64).max(0);
+        }
+        let cpu: Vec<String> = spent.iter().map(|(kind, t)| format!("{kind} {:.0}", *t as f64 * 1e4 / n)).collect();
         format!(
             "{:.2} WAL flushes, {:.1} kB of WAL and {:.2} transactions a press; CPU-µs a press: {} ({presses} presses)",
             (to.flushes - self.flushes) as f64 / n,
@@ -671,22 +692,25 @@ impl WalCount {
     }
 }
 
-/// One node alone, without `[cluster]`, under the same load for 15 s: the presses' waits for
-/// `help_coming`, to compare the cluster's with.
-async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
+/// One node alone, without `[cluster]`, under the cluster's load for 15 s (with `settings`,
+/// more of its settings): each press's wait for `help_coming`, and how many incidents turned
+/// nobody-going within those 15 s.
+async fn one_node_alone(registry: &Path, dir: &Path, settings: &[(&'static str, String)]) -> (Vec<Duration>, i64) {
     let backend = external_backend().await.expect("the same servers as the cluster's");
     let root = unique("anxind-ha", "alone");
     let mut nodes = Nodes::new(registry, &backend.broker, &backend.store_url, &root, dir, false);
+    nodes.settings.extend(settings.iter().cloned());
     nodes.start("alone").await;
     let (_, line) = nodes.wait_for("ready", Some("alone"), WAIT).await;
     let http = ready_at(&line).await;
     let stop = CancellationToken::new();
     let (presses, pressing) = devices(&backend.broker, &root, stop.clone()).await;
-    let (before, from) = (WalCount::now(&backend.store_url).await, Instant::now());
+    let (before, from, from_ms) = (WalCount::now(&backend.store_url).await, Instant::now(), wall_ms());
     tokio::time::sleep(Duration::from_secs(15)).await;
     let after = WalCount::now(&backend.store_url).await;
     let sent = presses.lock().unwrap().sent_since(from);
-    eprintln!("one node alone: {}", before.per_press(after, sent));
+    let wave = nobody_going(&backend.store_url, from_ms, wall_ms()).await;
+    eprintln!("one node alone: {}; {} incidents turned nobody-going meanwhile", before.per_press(after, sent), wave.0);
     eprintln!("one node alone, its stages: {}", stages(&[http]).await);
     stop.cancel();
     pressing.await.unwrap();
@@ -694,7 +718,21 @@ async fn one_node_alone(registry: &Path, dir: &Path) -> Vec<Duration> {
     nodes.exited("alone", WAIT).await;
     let p = presses.lock().unwrap();
     assert!(p.waiting.is_empty(), "one node alone left presses unanswered: {:?}", p.waiting);
-    p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect()
+    (p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect(), wave.0)
+}
+
+/// How many incidents turned nobody-going in `from_ms..=to_ms` (ms since 1970, the engines'
+/// clock), and when the first and the last did.
+async fn nobody_going(store_url: &str, from_ms: i64, to_ms: i64) -> (i64, Option<i64>, Option<i64>) {
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(store_url).await.unwrap();
+    sqlx::query_as(
+        "SELECT count(*), MIN(at), MAX(at) FROM incident_events WHERE change = 'nobody_going' AND at BETWEEN $1 AND $2",
+    )
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_one(&mut db)
+    .await
+    .unwrap()
 }
 
 /// A fault and the takeover after it.
@@ -732,7 +770,13 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     std::fs::create_dir_all(&dir).unwrap();
     let registry_file = dir.join("registry.json");
     std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
-    let alone = one_node_alone(&registry_file, &dir).await;
+    // Both parts carry the nobody-going wave where they are measured (`DUTY_LINE_S`).
+    let duty_line = [("ANXIN_DISPATCH__STATION_TIMEOUT_S", DUTY_LINE_S.to_string())];
+    let (alone, alone_wave) = one_node_alone(&registry_file, &dir, &duty_line).await;
+    assert!(
+        alone_wave >= (DEVICES * 3 / 4) as i64,
+        "one node alone measured {alone_wave} of {DEVICES} incidents turning nobody-going: not the wave"
+    );
 
     let (mqtt, store_url) = (backend.broker.clone(), backend.store_url.clone());
     let root = unique("anxind-ha", "three");
@@ -1177,12 +1221,19 @@ async fn zones_spread_over_three_nodes() {
     std::fs::create_dir_all(&dir).unwrap();
     let registry_file = dir.join("zoned-registry.json");
     std::fs::write(&registry_file, serde_json::to_string(&zoned_registry()).unwrap()).unwrap();
-    let alone = one_node_alone(&registry_file, &dir).await;
+    // Both parts carry the nobody-going wave where they are measured (`DUTY_LINE_S`).
+    let duty_line = [("ANXIN_DISPATCH__STATION_TIMEOUT_S", DUTY_LINE_S.to_string())];
+    let (alone, alone_wave) = one_node_alone(&registry_file, &dir, &duty_line).await;
+    assert!(
+        alone_wave >= (DEVICES * 3 / 4) as i64,
+        "one node alone measured {alone_wave} of {DEVICES} incidents turning nobody-going: not the wave"
+    );
 
     let (mqtt, store_url) = (backend.broker.clone(), backend.store_url.clone());
     let root = unique("anxind-zones", "three");
     let mut nodes = Nodes::new(&registry_file, &mqtt, &store_url, &root, &dir, true);
     nodes.spread = true;
+    nodes.settings.extend(duty_line.iter().cloned());
     let all = ["a", "b", "c"];
     for name in all {
         nodes.start(name).await;
@@ -1195,11 +1246,33 @@ async fn zones_spread_over_three_nodes() {
     let stop = CancellationToken::new();
     let bookings = watch_bookings(store_url.clone(), stop.clone());
     let (presses, pressing) = devices(&mqtt, &root, stop.clone()).await;
-    let (before, from) = (WalCount::now(&store_url).await, Instant::now());
+    let (before, from, from_ms) = (WalCount::now(&store_url).await, Instant::now(), wall_ms());
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = WalCount::now(&store_url).await;
     let sent = presses.lock().unwrap().sent_since(from);
     eprintln!("8 zones on three nodes, before any fault: {}", before.per_press(after, sent));
+    // The wave passes with all three nodes up, before any fault, and the presses sent in it
+    // are then counted outside the zones' moves (which begin a resend before a fault).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let wave = loop {
+        let now = wall_ms();
+        let wave = nobody_going(&store_url, from_ms, now).await;
+        // Most of the incidents, and none for a second: the wave is over (the few offered to
+        // a responder first reach the duty line an offer's deadline later, alone).
+        if wave.0 >= (DEVICES * 9 / 10) as i64 && wave.2.is_some_and(|last| now - last >= 1_000) {
+            break wave;
+        }
+        assert!(Instant::now() < deadline, "the nobody-going wave did not come: {wave:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    tokio::time::sleep(RESEND + Duration::from_secs(1)).await;
+    let since = |at: Option<i64>| Duration::from_millis((at.unwrap() - from_ms).max(0) as u64);
+    eprintln!(
+        "8 zones on three nodes: {} incidents turned nobody-going {:?}..{:?} after the presses began, before any fault",
+        wave.0,
+        since(wave.1),
+        since(wave.2)
+    );
     let https: Vec<SocketAddr> = nodes.running.values().filter_map(|(_, http)| *http).collect();
     eprintln!("8 zones on three nodes, their stages so far: {}", stages(&https).await);
     // Each family notification is sent by one node, the one running its incident's zone.
