@@ -718,7 +718,11 @@ async fn one_node_alone(registry: &Path, dir: &Path, settings: &[(&'static str, 
     nodes.exited("alone", WAIT).await;
     let p = presses.lock().unwrap();
     assert!(p.waiting.is_empty(), "one node alone left presses unanswered: {:?}", p.waiting);
-    (p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect(), wave.0)
+    let waits: Vec<Duration> =
+        p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect();
+    let (p50, p99) = p50_p99(waits.clone());
+    eprintln!("one node alone, press -> help_coming: p50 {p50:?} p99 {p99:?} ({} presses)", waits.len());
+    (waits, wave.0)
 }
 
 /// How many incidents turned nobody-going in `from_ms..=to_ms` (ms since 1970, the engines'
