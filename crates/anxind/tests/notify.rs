@@ -244,8 +244,13 @@ async fn a_signed_callback_marks_the_notification_delivered_and_a_bad_signature_
 
 /// Notifications stored as an engine's commit would store them, for incidents of their own.
 fn queued(count: usize, created_at: anxin_core::Timestamp) -> Vec<anxin_core::Notification> {
+    queued_from(0, count, created_at)
+}
+
+/// `queued`, numbered from `from`.
+fn queued_from(from: usize, count: usize, created_at: anxin_core::Timestamp) -> Vec<anxin_core::Notification> {
     use anxin_core::{ElderId, IncidentKind, Notice};
-    (0..count)
+    (from..from + count)
         .map(|i| {
             let notice = Notice::Emergency { kind: IncidentKind::Sos };
             anxin_core::Notification {
@@ -430,4 +435,106 @@ fn vapid_keys_prints_a_pair_that_the_configuration_takes() {
     let toml = format!("[notify]\nvapid_private_key = \"{private}\"\nvapid_subject = \"mailto:ops@example.com\"");
     let config = Config::from_toml_str(&toml, std::iter::empty(), &json!({})).unwrap();
     assert_eq!(config.notify.vapid().unwrap().unwrap().public_key(), public);
+}
+
+/// The outbox in the store, counting its reads.
+struct CountedOutbox(anxind::notify::StoreOutbox, std::sync::atomic::AtomicUsize);
+
+impl anxin_notify::OutboxPort for CountedOutbox {
+    fn due(
+        &self,
+        now: anxin_core::Timestamp,
+        limit: u32,
+    ) -> anxin_notify::ports::BoxFuture<'_, Result<Vec<anxin_core::OutboxEntry>, String>> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.due(now, limit)
+    }
+    fn record<'a>(
+        &'a self,
+        key: &'a str,
+        attempt: &'a anxin_core::OutboxTry,
+    ) -> anxin_notify::ports::BoxFuture<'a, Result<(), String>> {
+        self.0.record(key, attempt)
+    }
+    fn counts(&self) -> anxin_notify::ports::BoxFuture<'_, Result<anxin_core::OutboxCounts, String>> {
+        self.0.counts()
+    }
+    fn subscriptions<'a>(
+        &'a self,
+        elder: &'a anxin_core::ElderId,
+        contact: &'a str,
+    ) -> anxin_notify::ports::BoxFuture<'a, Result<Vec<anxin_core::PushSubscription>, String>> {
+        self.0.subscriptions(elder, contact)
+    }
+    fn forget_subscription<'a>(&'a self, endpoint: &'a str) -> anxin_notify::ports::BoxFuture<'a, Result<(), String>> {
+        self.0.forget_subscription(endpoint)
+    }
+}
+
+/// Takes what became of each notification, as the engine would, and keeps nothing.
+struct Heard;
+
+impl anxin_notify::Reporter for Heard {
+    fn report<'a>(&'a self, _: &'a anxin_core::Notification, _: Delivery) -> anxin_notify::ports::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// A wave of notices (the engine storing a few at every commit and ringing the worker each
+/// time, as when 2,000 incidents turn nobody-going within 10 s): every one is sent once, and
+/// the outbox is read at most once a `WOKEN_READ_EVERY` for the rings, not again for every
+/// send or every ring. Each read sorts the pending rows and decodes up to `4 × concurrency`
+/// of them: read so, one node's wave in the cluster test read the outbox over 400 times a
+/// second (`docs/reliability.md`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_notices_is_sent_with_a_few_reads_of_the_outbox_not_one_a_send() {
+    const ROUNDS: usize = 50;
+    const EACH: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+    let store: std::sync::Arc<dyn anxin_store::Store> = anxin_store::open(&store_url).await.unwrap();
+    let gateway = TestGateway::start(GATEWAY_SECRET, Duration::ZERO).await;
+    let outbox = std::sync::Arc::new(CountedOutbox(
+        anxind::notify::StoreOutbox(store.clone(), None),
+        std::sync::atomic::AtomicUsize::new(0),
+    ));
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let worker = anxin_notify::Worker {
+        outbox: outbox.clone(),
+        reporter: std::sync::Arc::new(Heard),
+        telemetry: std::sync::Arc::new(anxin_notify::NoTelemetry),
+        gateway: anxin_notify::Gateway::Webhook {
+            url: gateway.url.clone(),
+            secret: GATEWAY_SECRET.as_bytes().to_vec(),
+            client: anxin_notify::HttpClient::new(Duration::from_secs(2)),
+        },
+        push: None,
+        clock: std::sync::Arc::new(anxin_proto::wall_clock_now),
+        options: anxin_notify::WorkerOptions::default(),
+        wake: wake.clone(),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    let began = std::time::Instant::now();
+    let mut wanted = std::collections::BTreeSet::new();
+    for round in 0..ROUNDS {
+        let rows = queued_from(round * EACH, EACH, anxin_proto::wall_clock_now());
+        wanted.extend(rows.iter().map(|n| n.key.clone()));
+        store.commit(anxin_store::Batch { notifications: &rows, ..Default::default() }).await.unwrap();
+        wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway.wait_for(ROUNDS * EACH, WAIT).await;
+    let took = began.elapsed();
+    let reads = outbox.1.load(std::sync::atomic::Ordering::Relaxed);
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(gateway.taken_keys(), wanted, "every notice sent");
+    assert!(gateway.log().taken.values().all(|n| *n == 1), "each once");
+    // At most one read a `WOKEN_READ_EVERY` for the rings, and a few more: the first, and any
+    // read that came back full. Once a send (or a ring) it was over 200.
+    let every = anxin_notify::worker::WOKEN_READ_EVERY;
+    let bound = (took.as_millis() / every.as_millis()) as usize + 5;
+    eprintln!("{} notices over {took:?}: {reads} reads of the outbox (bound {bound})", ROUNDS * EACH);
+    assert!(reads <= bound, "{reads} reads of the outbox for {} notices over {took:?}", ROUNDS * EACH);
 }
