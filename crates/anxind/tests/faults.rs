@@ -343,7 +343,7 @@ async fn restart(broker: &mut Child, dir: &std::path::Path, port: u16) {
 async fn mosquitto_restarted_loses_nothing() {
     let Some((_, server)) = external().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut broker = own_mosquitto(dir.path(), port, None).await;
     let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
     let backend = Backend { broker: format!("mqtt://127.0.0.1:{port}"), store_url };
@@ -550,7 +550,7 @@ async fn a_slow_store_pushes_back_to_the_broker() {
     const QUEUE: usize = 64;
     const BATCH: usize = 16;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let _broker = own_mosquitto(dir.path(), port, None).await;
     let broker = format!("mqtt://127.0.0.1:{port}");
     let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
@@ -805,7 +805,7 @@ async fn a_device_cannot_press_for_another() {
     let root = unique("anxind-acl", "devices");
     let (registry_file, password) = broker_files(dir.path(), &root).await;
     let accounts = dir.path().join("accounts");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let _broker = own_mosquitto(dir.path(), port, Some(&accounts)).await;
     let store_url = anxin_store::testkit::fresh_postgres_database(&server).await;
     let engine_password = password["anxin-engine"].clone();
@@ -823,7 +823,7 @@ async fn the_embedded_broker_keeps_devices_to_their_own_topics() {
     let root = unique("anxind-acl", "embedded");
     let (registry_file, password) = broker_files(dir.path(), &root).await;
     let accounts = dir.path().join("accounts");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let store_url = format!("sqlite://{}", dir.path().join("anxin.db").display());
     let (listen, passwd) = (format!("127.0.0.1:{port}"), accounts.join("passwd").display().to_string());
     let settings =

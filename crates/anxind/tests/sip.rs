@@ -43,16 +43,6 @@ fn sip_programs() -> bool {
     false
 }
 
-/// A UDP port nobody holds on loopback now.
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A TCP port nobody holds on loopback now (the consoles' WebSocket, unused here).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Kamailio and rtpengine, stopped when dropped.
 struct SipServer {
     run_dir: PathBuf,
@@ -70,7 +60,7 @@ impl SipServer {
             .env("ANXIN_URL", anxind)
             .env("ANXIN_TELEPHONY_TOKEN", TOKEN)
             .env("SIP_PORT", sip_port.to_string())
-            .env("WS_PORT", free_tcp_port().to_string())
+            .env("WS_PORT", free_port().to_string())
             .env("DISPATCH_URI", format!("sip:dispatch@127.0.0.1:{dispatch_port}"))
             .status()
             .expect("start-local runs");
@@ -171,7 +161,7 @@ async fn an_elder_dialling_the_hotline_through_kamailio_rings_the_console_and_th
         spawn_app_with(&backend, &unique("anxind", "sip"), |c| c.telephony.token = Some(Secret::new(TOKEN))).await;
     let mut console = TestConsole::connect(app.http, None).await;
 
-    let (sip_port, dispatch_port, elder_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let (sip_port, dispatch_port, elder_port) = (free_port(), free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let server = SipServer::start(&run_dir, &format!("http://{}", app.http), sip_port, dispatch_port);
     let packets_before = relayed_packets();
@@ -313,7 +303,7 @@ async fn a_surge_of_calls_from_known_numbers_each_rings_once_and_is_answered() {
     )
     .await;
     let mut console = TestConsole::connect(app.http, None).await;
-    let (sip_port, dispatch_port, elder_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let (sip_port, dispatch_port, elder_port) = (free_port(), free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let server = SipServer::start(&run_dir, &format!("http://{}", app.http), sip_port, dispatch_port);
 
@@ -465,8 +455,7 @@ async fn a_call_nobody_at_the_centre_answers_goes_to_the_stations_duty_line() {
     let app =
         spawn_app_with(&backend, &unique("anxind", "sip-ladder"), |c| c.telephony.token = Some(Secret::new(TOKEN)))
             .await;
-    let (sip_port, nobody_port, trunk_port, elder_port) =
-        (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let (sip_port, nobody_port, trunk_port, elder_port) = (free_port(), free_port(), free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let env = [("RING_TIMEOUT_MS", "3000".to_string()), ("TRUNK_HOST", format!("127.0.0.1:{trunk_port}"))];
     let server = SipServer::start_with(&run_dir, &format!("http://{}", app.http), sip_port, nobody_port, &env);
@@ -524,7 +513,7 @@ async fn a_recorded_call_is_kept_as_pcap_until_its_retention_ends() {
     let backend = Backend::embedded(dir.path());
     let app =
         spawn_app_with(&backend, &unique("anxind", "sip-rec"), |c| c.telephony.token = Some(Secret::new(TOKEN))).await;
-    let (sip_port, dispatch_port, elder_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let (sip_port, dispatch_port, elder_port) = (free_port(), free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let recordings = dir.path().join("recordings");
     let env = [("RECORDINGS_DIR", recordings.display().to_string())];
@@ -570,9 +559,8 @@ async fn when_anxind_cannot_be_reached_an_unanswered_call_goes_to_the_last_resor
     let _sip = SIP_SERVER.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // Where anxind would be: a port nobody listens on.
-    let nowhere = format!("http://127.0.0.1:{}", free_tcp_port());
-    let (sip_port, nobody_port, trunk_port, elder_port) =
-        (free_udp_port(), free_udp_port(), free_udp_port(), free_udp_port());
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let (sip_port, nobody_port, trunk_port, elder_port) = (free_port(), free_port(), free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let env = [
         ("RING_TIMEOUT_MS", "2000".to_string()),
@@ -608,14 +596,14 @@ async fn only_the_trunks_sources_may_dial_the_hotline() {
     let app =
         spawn_app_with(&backend, &unique("anxind", "sip-sources"), |c| c.telephony.token = Some(Secret::new(TOKEN)))
             .await;
-    let (sip_port, dispatch_port) = (free_udp_port(), free_udp_port());
+    let (sip_port, dispatch_port) = (free_port(), free_port());
     let run_dir = dir.path().join("sip");
     let env = [("TRUNK_SOURCES", "127.0.0.2".to_string())];
     let server = SipServer::start_with(&run_dir, &format!("http://{}", app.http), sip_port, dispatch_port, &env);
 
     // From 127.0.0.1, not a trunk source: refused, nothing rings.
     let refused_log = run_dir.join("refused.log");
-    let refused = elder_dials("13800000001", sip_port, free_udp_port(), &refused_log);
+    let refused = elder_dials("13800000001", sip_port, free_port(), &refused_log);
     assert!(!exit_status(refused, "the refused call (SIPp UAC)").await, "a call from 127.0.0.1 is refused");
     assert!(server.log().contains("refused: not a trunk source"), "{}", server.log());
     assert!(std::fs::read_to_string(&refused_log).unwrap().contains("403"), "SIPp saw the 403");
@@ -625,7 +613,7 @@ async fn only_the_trunks_sources_may_dial_the_hotline() {
     let uas = answers_as("wang", dispatch_port, &uas_log);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let uac_log = run_dir.join("uac.log");
-    let uac = elder_dials_from("127.0.0.2", "13800000002", sip_port, free_udp_port(), &uac_log);
+    let uac = elder_dials_from("127.0.0.2", "13800000002", sip_port, free_port(), &uac_log);
     wait_exit(uac, "the trunk's call (SIPp UAC)", &uac_log).await;
     wait_exit(uas, "the dispatcher's answer (SIPp UAS)", &uas_log).await;
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -1561,3 +1561,30 @@ pub async fn a_stuck_button_is_one_incident(backend: Backend, client_id: String)
     assert_eq!(app.store.incident_count().await.unwrap(), 1);
     app.stop().await;
 }
+
+/// A port another process binds in a moment (Kamailio's SIP port, on UDP and TCP, and its
+/// consoles' WebSocket; SIPp's; a Mosquitto of a test's own; an anxind restarted on the same
+/// port): free on loopback for both UDP and TCP now,
+/// a different one at each call in this process, and below the range the kernel takes local
+/// ports of outgoing connections from (`ip_local_port_range`), so that no connection made
+/// meanwhile (the nodes', PostgreSQL's, the broker's) takes it first. A port the kernel chose
+/// (binding port 0) was from that range, and once a connection had taken Kamailio's TCP port
+/// before it bound it: "Address already in use", and the test failed in CI.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u32, ephemeral.max(12_000));
+    let start = std::process::id() % (high - low);
+    for _ in 0..(high - low) {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (low + (start + n) % (high - low)) as u16;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if udp && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free below {high} on loopback")
+}
