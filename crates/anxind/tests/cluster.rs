@@ -29,7 +29,8 @@
 //! `ANXIN_CLUSTER_ANXIND=PATH` runs that anxind (a release build) instead of the one built
 //! with the test;
 //! `ANXIN_CLUSTER_SLOW=MS` lists, for the zones spread over nodes, every press that waited
-//! over MS ms (300 if not a number) outside the zones' moves, with its zone and when it was sent, and the moves.
+//! over MS ms (300 if not a number) outside the zones' moves, with its zone and when it was sent, and the moves;
+//! and every press one node alone kept waiting as long, with when it was sent.
 //!
 //! `zones_spread_over_three_nodes` does the same with the district split into 8 zones spread
 //! over the three nodes (`cluster.spread_zones`) and 4 ingest sessions: each fault strikes a
@@ -722,6 +723,15 @@ async fn one_node_alone(registry: &Path, dir: &Path, settings: &[(&'static str, 
         p.log.values().filter_map(|(sent, heard)| Some(heard.as_ref()?.duration_since(*sent))).collect();
     let (p50, p99) = p50_p99(waits.clone());
     eprintln!("one node alone, press -> help_coming: p50 {p50:?} p99 {p99:?} ({} presses)", waits.len());
+    if let Some(slow) =
+        std::env::var("ANXIN_CLUSTER_SLOW").ok().map(|v| Duration::from_millis(v.parse().unwrap_or(300)))
+    {
+        for (sent, heard) in p.log.values() {
+            if let Some(waited) = heard.map(|h| h - *sent).filter(|w| *w > slow) {
+                eprintln!("SLOW alone sent {:?} waited {waited:?}", sent.saturating_duration_since(from));
+            }
+        }
+    }
     (waits, wave.0)
 }
 
