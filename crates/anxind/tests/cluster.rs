@@ -784,13 +784,9 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     std::fs::create_dir_all(&dir).unwrap();
     let registry_file = dir.join("registry.json");
     std::fs::write(&registry_file, serde_json::to_string(&registry()).unwrap()).unwrap();
-    // Both parts carry the nobody-going wave where they are measured (`DUTY_LINE_S`).
-    let duty_line = [("ANXIN_DISPATCH__STATION_TIMEOUT_S", DUTY_LINE_S.to_string())];
-    let (alone, alone_wave) = one_node_alone(&registry_file, &dir, &duty_line).await;
-    assert!(
-        alone_wave >= (DEVICES * 3 / 4) as i64,
-        "one node alone measured {alone_wave} of {DEVICES} incidents turning nobody-going: not the wave"
-    );
+    // The default duty line in both parts: the cluster's meets the nobody-going wave at about
+    // 119 s, which one node's 15 s does not (only the spread test moves it: `DUTY_LINE_S`).
+    let (alone, _) = one_node_alone(&registry_file, &dir, &[]).await;
 
     let (mqtt, store_url) = (backend.broker.clone(), backend.store_url.clone());
     let root = unique("anxind-ha", "three");
