@@ -32,6 +32,11 @@ const READ_ROUNDS: usize = 4;
 /// which held up a node's presses behind them (its p99 in a wave 8–11 ms against 5–6).
 pub const WOKEN_READ_EVERY: Duration = Duration::from_millis(10);
 
+/// How long until a wake-up may read the outbox again, the last read made at `read_at`.
+fn woken_wait(read_at: Option<Instant>) -> Duration {
+    read_at.map_or(Duration::ZERO, |at| WOKEN_READ_EVERY.saturating_sub(at.elapsed()))
+}
+
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -128,8 +133,7 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
-            let woken_wait = read_at.map_or(Duration::ZERO, |at| WOKEN_READ_EVERY.saturating_sub(at.elapsed()));
-            if queue.is_empty() && running.len() < concurrency && (more || (stale && woken_wait.is_zero())) {
+            if queue.is_empty() && running.len() < concurrency && (more || (stale && woken_wait(read_at).is_zero())) {
                 (stale, read_at) = (false, Some(Instant::now()));
                 // Rows being sent are still pending, so they come back too: ask for enough.
                 let limit = (READ_ROUNDS * concurrency + in_flight.len()) as u32;
@@ -164,7 +168,7 @@ impl Worker {
             let pause = if more || !queue.is_empty() {
                 Duration::ZERO
             } else if stale {
-                read_at.map_or(Duration::ZERO, |at| WOKEN_READ_EVERY.saturating_sub(at.elapsed()))
+                woken_wait(read_at)
             } else {
                 this.options.poll_interval
             };

@@ -672,17 +672,22 @@ impl WalCount {
         // PostgreSQL's backends that ended meanwhile are in their parent's time since (its
         // children's), so its processes count together; the others' one by one, so that one
         // gone meanwhile takes nothing off.
-        let mut spent: BTreeMap<&str, i64> = BTreeMap::new();
-        for (key @ (kind, _), t) in &to.cpu {
-            let before = *self.cpu.get(key).unwrap_or(&0);
-            *spent.entry(kind).or_default() +=
-                if *kind == "postgres" { *t as i64 } else { t.saturating_sub(before) as i64 };
-        }
-        let postgres_before: u64 = self.cpu.iter().filter(|((kind, _), _)| *kind == "postgres").map(|(_, t)| t).sum();
-        if let Some(t) = spent.get_mut("postgres") {
-            *t = (*t - postgres_before as i64).max(0);
-        }
-        let cpu: Vec<String> = spent.iter().map(|(kind, t)| format!("{kind} {:.0}", *t as f64 * 1e4 / n)).collect();
+        let kinds: BTreeSet<&str> = to.cpu.keys().map(|(kind, _)| *kind).collect();
+        let total = |cpu: &BTreeMap<(&'static str, u32), u64>, kind: &str| -> u64 {
+            cpu.iter().filter(|((k, _), _)| *k == kind).map(|(_, t)| t).sum()
+        };
+        let cpu: Vec<String> = kinds
+            .into_iter()
+            .map(|kind| {
+                let spent = if kind == "postgres" {
+                    total(&to.cpu, kind).saturating_sub(total(&self.cpu, kind))
+                } else {
+                    let own = to.cpu.iter().filter(|((k, _), _)| *k == kind);
+                    own.map(|(key, t)| t.saturating_sub(*self.cpu.get(key).unwrap_or(&0))).sum()
+                };
+                format!("{kind} {:.0}", spent as f64 * 1e4 / n)
+            })
+            .collect();
         format!(
             "{:.2} WAL flushes, {:.1} kB of WAL and {:.2} transactions a press; CPU-µs a press: {} ({presses} presses)",
             (to.flushes - self.flushes) as f64 / n,
