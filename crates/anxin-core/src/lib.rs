@@ -42,7 +42,9 @@ pub use ledger::{
 pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscription};
 pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;
-pub use report::{Grouping, IncidentFacts, Report, ReportBuilder, ReportQuery, ReportRow, Shifts, ShiftsError, Spread};
+pub use report::{
+    Grouping, IncidentFacts, Milestones, Report, ReportBuilder, ReportQuery, ReportRow, Shifts, ShiftsError, Spread,
+};
 pub use service::{
     OrderAction, OrderChange, OrderError, OrderEvent, OrderId, OrderRequest, OrderSource, OrderState, Provider,
     ServiceArea, ServiceOrder, ServicePolicy, WorkerAction, WorkerView,

@@ -7,8 +7,9 @@
 //! not counted when it ended first, pending while inside it) is decided by the very code the
 //! wallboard uses (`standards::Clocked::verdict`), so a day's report and the wallboard's day
 //! cannot drift apart; and medians and 90th percentiles have no portable SQL (SQLite has no
-//! `percentile_cont`). The SQL does the heavy part portably: one pass over the period's
-//! events, a conditional `MIN` per milestone, grouped by incident.
+//! `percentile_cont`). The heavy part is done once, behind the engine: the store keeps each
+//! incident's [`Milestones`] in a row of its own, folded from its events, so a report reads
+//! one row an incident and none of its trail.
 
 use crate::ids::{IncidentId, Timestamp};
 use crate::incident::{Actor, Change, IncidentEvent};
@@ -149,8 +150,8 @@ pub struct ReportQuery {
     pub shifts: Shifts,
 }
 
-/// One incident's milestones, as the store's SQL selects them: each the first event of its
-/// sort, whenever it came (an incident belongs to the period it opened in).
+/// One incident's row in a report: its number, its elder's station, its times, and its
+/// milestones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentFacts {
     pub id: IncidentId,
@@ -159,6 +160,20 @@ pub struct IncidentFacts {
     pub pressed_at: Timestamp,
     /// When it reached the store and the consoles (the `opened` event).
     pub opened_at: Timestamp,
+    pub milestones: Milestones,
+}
+
+/// One incident's milestones: each the time of the first event of its sort, whenever it came
+/// (an incident belongs to the period it opened in), and whether it ever had an event of the
+/// others. The definitions are the wallboard's ([`crate::standards::DayTally::observe`]).
+///
+/// The store keeps them in a row an incident, folding the events in by [`Milestones::absorb`]
+/// behind the engine's commits and merging them with what the row holds as
+/// [`Milestones::merge`] does, so a report reads one row an incident instead of its trail of
+/// events. Both are order-free and idempotent (the earliest time, a flag once set stays set):
+/// events folded twice, or in any order, give the same row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Milestones {
     /// When it became an emergency: opened as one, or raised to one (`kind_changed`).
     pub emergency_at: Option<Timestamp>,
     /// A person took it on: any dispatcher's event, or a responder accepting (TSA).
@@ -178,6 +193,73 @@ pub struct IncidentFacts {
     pub called_119: bool,
     pub false_alarm: bool,
     pub cancelled: bool,
+}
+
+impl Milestones {
+    /// Folds in one of the incident's events.
+    pub fn absorb(&mut self, e: &IncidentEvent) {
+        let at = Some(e.at);
+        let by_dispatcher = matches!(e.actor, Actor::Dispatcher(_));
+        let m = Milestones {
+            emergency_at: match &e.change {
+                Change::Opened { kind, .. } if kind.is_emergency() => at,
+                Change::KindChanged { to, .. } if to.is_emergency() => at,
+                _ => None,
+            },
+            answered_at: (by_dispatcher || matches!(e.change, Change::Accepted { .. })).then_some(e.at),
+            dispatched_at: matches!(e.change, Change::Offered { .. } | Change::Assigned { .. }).then_some(e.at),
+            first_offer_at: matches!(e.change, Change::Offered { .. }).then_some(e.at),
+            accepted_at: matches!(e.change, Change::Accepted { .. }).then_some(e.at),
+            on_scene_at: (matches!(e.change, Change::OnScene)
+                || (matches!(e.change, Change::Resolved { .. }) && matches!(e.actor, Actor::Responder(_))))
+            .then_some(e.at),
+            ended_at: matches!(
+                e.change,
+                Change::Resolved { .. } | Change::Closed { .. } | Change::Cancelled { .. } | Change::FalseAlarm { .. }
+            )
+            .then_some(e.at),
+            nobody_going: matches!(e.change, Change::NobodyGoing { .. }),
+            called_120: matches!(&e.change, Change::EmergencyCalled { number, .. } if number == "120"),
+            called_110: matches!(&e.change, Change::EmergencyCalled { number, .. } if number == "110"),
+            called_119: matches!(&e.change, Change::EmergencyCalled { number, .. } if number == "119"),
+            false_alarm: matches!(e.change, Change::FalseAlarm { .. }),
+            cancelled: matches!(e.change, Change::Cancelled { .. }),
+        };
+        self.merge(&m);
+    }
+
+    /// Takes in `other`'s: the earlier of each time, either's flags.
+    pub fn merge(&mut self, other: &Milestones) {
+        fn earliest(mine: &mut Option<Timestamp>, theirs: Option<Timestamp>) {
+            if let Some(t) = theirs {
+                if mine.is_none_or(|m| t < m) {
+                    *mine = Some(t);
+                }
+            }
+        }
+        earliest(&mut self.emergency_at, other.emergency_at);
+        earliest(&mut self.answered_at, other.answered_at);
+        earliest(&mut self.dispatched_at, other.dispatched_at);
+        earliest(&mut self.first_offer_at, other.first_offer_at);
+        earliest(&mut self.accepted_at, other.accepted_at);
+        earliest(&mut self.on_scene_at, other.on_scene_at);
+        earliest(&mut self.ended_at, other.ended_at);
+        self.nobody_going |= other.nobody_going;
+        self.called_120 |= other.called_120;
+        self.called_110 |= other.called_110;
+        self.called_119 |= other.called_119;
+        self.false_alarm |= other.false_alarm;
+        self.cancelled |= other.cancelled;
+    }
+
+    /// The milestones of `events` (an incident's, or some of them).
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a IncidentEvent>) -> Milestones {
+        let mut m = Milestones::default();
+        for e in events {
+            m.absorb(e);
+        }
+        m
+    }
 }
 
 /// A spread of times, in seconds. Percentiles are nearest-rank over whole seconds (each
@@ -427,9 +509,10 @@ impl ReportBuilder {
             return;
         }
         let key = self.key(f.opened_at, f.id, f.station.as_deref());
-        let clocks = f.emergency_at.map(|start| {
-            let clock = |done: Option<Timestamp>| Clocked { start: Some(start), done, ended: f.ended_at };
-            (clock(f.answered_at), clock(f.dispatched_at), clock(f.on_scene_at))
+        let m = &f.milestones;
+        let clocks = m.emergency_at.map(|start| {
+            let clock = |done: Option<Timestamp>| Clocked { start: Some(start), done, ended: m.ended_at };
+            (clock(m.answered_at), clock(m.dispatched_at), clock(m.on_scene_at))
         });
         let within: Vec<i64> = Standard::ALL.iter().map(|s| self.within_ms(*s)).collect();
         let now = self.q.now;
@@ -439,9 +522,9 @@ impl ReportBuilder {
             let since = |at: Option<Timestamp>| at.map(|a| a.millis() - f.pressed_at.millis());
             for (i, ms) in [
                 Some(f.opened_at.millis() - f.pressed_at.millis()),
-                since(f.first_offer_at),
-                since(f.accepted_at),
-                since(f.on_scene_at),
+                since(m.first_offer_at),
+                since(m.accepted_at),
+                since(m.on_scene_at),
             ]
             .into_iter()
             .enumerate()
@@ -450,12 +533,12 @@ impl ReportBuilder {
                     t.spreads[i].add(ms);
                 }
             }
-            t.nobody_going += u64::from(f.nobody_going);
-            t.handed[0] += u64::from(f.called_120);
-            t.handed[1] += u64::from(f.called_110);
-            t.handed[2] += u64::from(f.called_119);
-            t.false_alarms += u64::from(f.false_alarm);
-            t.cancelled += u64::from(f.cancelled);
+            t.nobody_going += u64::from(m.nobody_going);
+            t.handed[0] += u64::from(m.called_120);
+            t.handed[1] += u64::from(m.called_110);
+            t.handed[2] += u64::from(m.called_119);
+            t.false_alarms += u64::from(m.false_alarm);
+            t.cancelled += u64::from(m.cancelled);
             if let Some((answer, dispatch, on_scene)) = &clocks {
                 t.alarms += 1;
                 for (i, s) in Standard::ALL.iter().enumerate() {
@@ -627,6 +710,70 @@ mod tests {
     }
 
     #[test]
+    fn milestones_are_the_first_of_each_sort_whatever_the_order_or_repeats() {
+        let r = crate::ids::ResponderId::parse("r-1").unwrap();
+        let event = |seq: u64, at: i64, actor: Actor, change: Change| IncidentEvent {
+            seq,
+            incident_id: IncidentId(1),
+            at: Timestamp(at),
+            actor,
+            change,
+        };
+        let offered = |seq, at| {
+            event(
+                seq,
+                at,
+                Actor::Engine,
+                Change::Offered { responder_id: r.clone(), distance_m: 300.0, deadline: Timestamp(at + 90_000) },
+            )
+        };
+        let events = vec![
+            event(
+                2,
+                2_000,
+                Actor::Engine,
+                Change::KindChanged { from: crate::IncidentKind::Service, to: crate::IncidentKind::Sos },
+            ),
+            offered(3, 3_000),
+            event(4, 50_000, Actor::Dispatcher("d".into()), Change::Claimed { by: "d".into(), from: None }),
+            offered(5, 93_000),
+            event(6, 95_000, Actor::Responder(r.clone()), Change::Accepted { responder_id: r.clone() }),
+            event(
+                7,
+                99_000,
+                Actor::Dispatcher("d".into()),
+                Change::EmergencyCalled { number: "119".into(), reference: None },
+            ),
+            event(8, 600_000, Actor::Responder(r.clone()), Change::Resolved { outcome: "fine".into() }),
+        ];
+        let m = Milestones::of(&events);
+        let t = |ms| Some(Timestamp(ms));
+        assert_eq!(
+            m,
+            Milestones {
+                emergency_at: t(2_000),
+                answered_at: t(50_000),
+                dispatched_at: t(3_000),
+                first_offer_at: t(3_000),
+                accepted_at: t(95_000),
+                on_scene_at: t(600_000),
+                ended_at: t(600_000),
+                called_119: true,
+                ..Milestones::default()
+            }
+        );
+        // Backwards, every event twice, or cut in two and merged: the same.
+        assert_eq!(Milestones::of(events.iter().rev()), m);
+        assert_eq!(Milestones::of(events.iter().chain(&events)), m);
+        let mut cut = Milestones::of(&events[4..]);
+        cut.merge(&Milestones::of(&events[..4]));
+        assert_eq!(cut, m);
+        // A dispatcher's resolving ends it with nobody on scene.
+        let by_desk = event(9, 700_000, Actor::Dispatcher("d".into()), Change::Resolved { outcome: "ok".into() });
+        assert_eq!(Milestones::of([&by_desk]).on_scene_at, None);
+    }
+
+    #[test]
     fn zones_are_read_from_the_numbers_and_listed_by_number() {
         let q = ReportQuery {
             from: Timestamp(0),
@@ -644,19 +791,7 @@ mod tests {
             station: Some("s-1".into()),
             pressed_at: Timestamp(1000),
             opened_at: Timestamp(1000),
-            emergency_at: None,
-            answered_at: None,
-            dispatched_at: None,
-            first_offer_at: None,
-            accepted_at: None,
-            on_scene_at: None,
-            ended_at: None,
-            nobody_going: false,
-            called_120: false,
-            called_110: false,
-            called_119: false,
-            false_alarm: false,
-            cancelled: false,
+            milestones: Milestones::default(),
         };
         for id in [in_zone(10, 1), in_zone(2, 1), in_zone(0, 17), in_zone(2, 2), in_zone(10, 2), in_zone(10, 3)] {
             b.incident(&opened(id));

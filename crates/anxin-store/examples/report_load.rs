@@ -39,10 +39,10 @@ usage: report_load [--incidents 5000000] [--stores sqlite,postgres] [--postgres 
   --elders     elders enrolled with them, round robin (default 500000)
   --seed       the generator's seed (default 1)
   --explain    print each store's plan for the reports' two queries (one month)
-  --compare    also time the reports' SQL alone (every row fetched, none folded) without
-               migration 0014 (undone: its index of calls dropped, and on PostgreSQL the
-               planner's estimate of events an incident reset) and with it, side by side on
-               the same data
+  --compare    also time the reports' SQL alone (every row fetched, none folded): the
+               incidents' query as it was before migration 0022 (each incident's milestones
+               folded from its events) and as it is (read from incident_milestones), taking
+               turns run by run on the same data, and the calls' query
   --keep       keep the SQLite file and the PostgreSQL database, and print where they are
                (drop the database by hand after: DROP DATABASE name)
   --reports    which reports to time, in order (default all of them; none: load only)
@@ -58,7 +58,9 @@ Reports timed (each a ReportQuery read through ReportStore::report):
   month    December, by day
   station  December, by station
   year     the whole year, by month
-Loading takes minutes (progress is shown); 5,000,000 incidents take about 10 GB per store.
+The incidents are written without their milestones, as a store logged before migration 0022
+holds them, and migration 0023 then fills them in (timed). Loading takes minutes (progress is
+shown); 5,000,000 incidents take 15-20 GB per store.
 ";
 
 fn usage_error(what: &str) -> ! {
@@ -807,6 +809,10 @@ struct Record {
     max_ms: f64,
     cpu_model: String,
     nproc: usize,
+    /// How long migration 0023 took to fill in the milestones of all the store's incidents
+    /// (none in lines recorded before it).
+    #[serde(default)]
+    fill_s: Option<f64>,
 }
 
 fn cpu_model() -> String {
@@ -817,35 +823,25 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-/// The incidents' query the store runs.
-fn incident_facts(store: &str) -> &'static str {
+/// Migration 0023 as each store runs it: every incident's milestones from its events. The
+/// loaders write the rows without them, as a store logged before 0022 holds them, and this
+/// fills them in, timed: what an upgrade costs.
+const FILL_0023: [(&str, &str); 2] = [
+    ("sqlite", include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql")),
+    ("postgres", include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql")),
+];
+
+/// Runs `sql` on the store at `url`, on a connection of its own.
+async fn run_sql(store: &str, url: &str, sql: &str) -> Result<(), sqlx::Error> {
     if store == "sqlite" {
-        anxin_store::report::INCIDENT_FACTS_FOLDED
+        sqlx::raw_sql(sql).execute(&mut sqlx::SqliteConnection::connect(url).await?).await.map(drop)
     } else {
-        anxin_store::report::INCIDENT_FACTS
+        sqlx::raw_sql(sql).execute(&mut sqlx::PgConnection::connect(url).await?).await.map(drop)
     }
 }
 
-/// Migration 0014 as each store runs it: the index of calls, and on PostgreSQL the planner
-/// told how many events an incident has.
-const MIGRATION_0014: [(&str, &str); 2] = [
-    ("sqlite", include_str!("../../../migrations/sqlite/0014_reports_calls.sql")),
-    ("postgres", include_str!("../../../migrations/postgres/0014_reports_calls.sql")),
-];
-
-/// What undoes 0014 on each store, for `--compare`.
-const BEFORE_0014: [(&str, &str); 2] = [
-    ("sqlite", "DROP INDEX incident_events_calls"),
-    (
-        "postgres",
-        "DROP INDEX incident_events_calls; \
-         ALTER TABLE incident_events ALTER COLUMN incident_id RESET (n_distinct); ANALYZE incident_events",
-    ),
-];
-
-/// Times the SQL alone of report `a`, `runs` times on one connection: both queries, every
-/// row fetched.
-async fn time_sql(store: &str, url: &str, a: &Asked, runs: usize) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+/// Times once one query of report `a` alone, every row fetched.
+async fn time_sql(store: &str, url: &str, a: &Asked, sql: &str) -> Result<f64, Box<dyn std::error::Error>> {
     let q = query(a);
     let (from, to) = (q.from.millis(), q.to.millis());
     let (mut sqlite, mut pg) = if store == "sqlite" {
@@ -853,55 +849,41 @@ async fn time_sql(store: &str, url: &str, a: &Asked, runs: usize) -> Result<Vec<
     } else {
         (None, Some(sqlx::PgConnection::connect(url).await?))
     };
-    let mut ms = vec![];
-    for _ in 0..runs {
-        let t = Instant::now();
-        for sql in [incident_facts(store), anxin_store::report::CALL_EVENTS] {
-            if let Some(db) = sqlite.as_mut() {
-                sqlx::query(sql).bind(from).bind(to).fetch_all(db).await?;
-            } else if let Some(db) = pg.as_mut() {
-                sqlx::query(sql).bind(from).bind(to).fetch_all(db).await?;
-            }
-        }
-        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    let t = Instant::now();
+    if let Some(db) = sqlite.as_mut() {
+        sqlx::query(sql).bind(from).bind(to).fetch_all(db).await?;
+    } else if let Some(db) = pg.as_mut() {
+        sqlx::query(sql).bind(from).bind(to).fetch_all(db).await?;
     }
-    ms.sort_by(f64::total_cmp);
-    Ok(ms)
+    Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// The SQL before and after migration 0014, report by report: with 0014 undone first, then
-/// with it done again as the migration does it.
+/// The incidents' query before and after migration 0022, report by report, on the same
+/// data, the two taking turns run by run: the milestones folded from the incidents' events
+/// (before) and read from `incident_milestones` (after); and the calls' query, the same in
+/// both, for scale.
 async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let asked: Vec<&Asked> = ASKED.iter().filter(|a| args.reports.iter().any(|r| r == a.name)).collect();
-    let run = |sql: &'static str| async move {
-        if store == "sqlite" {
-            sqlx::raw_sql(sql).execute(&mut sqlx::SqliteConnection::connect(url).await?).await.map(drop)
-        } else {
-            sqlx::raw_sql(sql).execute(&mut sqlx::PgConnection::connect(url).await?).await.map(drop)
+    use anxin_store::report::{CALL_EVENTS, INCIDENT_FACTS, INCIDENT_FACTS_FROM_EVENTS};
+    for a in ASKED.iter().filter(|a| args.reports.iter().any(|r| r == a.name)) {
+        let (mut old, mut new, mut calls) = (vec![], vec![], vec![]);
+        for _ in 0..args.runs {
+            old.push(time_sql(store, url, a, INCIDENT_FACTS_FROM_EVENTS).await?);
+            new.push(time_sql(store, url, a, INCIDENT_FACTS).await?);
+            calls.push(time_sql(store, url, a, CALL_EVENTS).await?);
         }
-    };
-    let of = |list: [(&'static str, &'static str); 2]| list.iter().find(|(s, _)| *s == store).expect("listed").1;
-    run(of(BEFORE_0014)).await?;
-    let mut before = vec![];
-    for a in &asked {
-        before.push(time_sql(store, url, a, args.runs).await?);
-    }
-    let t = Instant::now();
-    run(of(MIGRATION_0014)).await?;
-    println!("{store}: migration 0014 done again in {:.1} s", t.elapsed().as_secs_f64());
-    for (a, old) in asked.iter().zip(before) {
-        let new = time_sql(store, url, a, args.runs).await?;
+        for v in [&mut old, &mut new, &mut calls] {
+            v.sort_by(f64::total_cmp);
+        }
         let m = |v: &[f64]| v[v.len() / 2];
+        let spread = |v: &[f64]| format!("{:.1} ms ({:.1}–{:.1})", m(v), v[0], v[v.len() - 1]);
         println!(
-            "{store:<8} {:<8} SQL alone: without 0014 median {:>9.1} ms ({:.1}–{:.1})  with it median {:>9.1} ms ({:.1}–{:.1})  {:.1}x",
+            "{store:<8} {:<8} incidents' query alone: from the events (before 0022) {}  from incident_milestones \
+             {}  {:.1}x;  calls' query {}",
             a.name,
-            m(&old),
-            old[0],
-            old[old.len() - 1],
-            m(&new),
-            new[0],
-            new[new.len() - 1],
-            m(&old) / m(&new)
+            spread(&old),
+            spread(&new),
+            m(&old) / m(&new),
+            spread(&calls)
         );
     }
     Ok(())
@@ -911,7 +893,8 @@ async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std:
 async fn explain(store: &str, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let q = query(&ASKED[3]);
     let (from, to) = (q.from.millis(), q.to.millis());
-    for (name, sql) in [("incidents", incident_facts(store)), ("calls", anxin_store::report::CALL_EVENTS)] {
+    for (name, sql) in [("incidents", anxin_store::report::INCIDENT_FACTS), ("calls", anxin_store::report::CALL_EVENTS)]
+    {
         println!("plan of the {name} query on {store} (December):");
         if store == "sqlite" {
             let mut db = sqlx::SqliteConnection::connect(url).await?;
@@ -984,6 +967,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let events =
             if which == "sqlite" { load_sqlite(&url, &mut gen).await? } else { load_postgres(&url, &mut gen).await? };
         let load_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        run_sql(which, &url, FILL_0023.iter().find(|(s, _)| s == which).expect("listed").1).await?;
+        let fill_s = t.elapsed().as_secs_f64();
+        println!("{which}: migration 0023 filled in every incident's milestones in {fill_s:.1} s");
+        // What a fold behind the engine costs: the last day's events folded again, as a
+        // report a day after the last fold would (the generator numbers every event in zone 0).
+        let day = report::parse_day("2025-12-31", UTC8).unwrap().millis();
+        run_sql(
+            which,
+            &url,
+            &format!(
+                "UPDATE milestones_folded SET seq = (SELECT MAX(seq) FROM incident_events WHERE at < {day}); \
+                 DELETE FROM incident_milestones WHERE opened_at >= {day}"
+            ),
+        )
+        .await?;
+        let t = Instant::now();
+        let refolded = store.fold_milestones().await?;
+        let fold_s = t.elapsed().as_secs_f64();
+        println!(
+            "{which}: a day's {refolded} events folded in {:.0} ms ({:.1} µs an event)",
+            fold_s * 1000.0,
+            fold_s * 1e6 / refolded.max(1) as f64
+        );
         if which == "postgres" {
             // What autovacuum would have done by the time a year had been logged.
             let mut db = sqlx::PgConnection::connect(&url).await?;
@@ -1058,6 +1065,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 max_ms: ms[ms.len() - 1],
                 cpu_model: cpu.clone(),
                 nproc,
+                fill_s: Some(fill_s),
             };
             println!(
                 "{which:<8} {:<8} {:>9} incidents {:>4} rows  median {:>9.1} ms  min {:>9.1}  max {:>9.1}",
@@ -1106,9 +1114,14 @@ fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::er
     let y_min = records.iter().map(|r| r.min_ms).fold(f64::INFINITY, f64::min).max(1.0) / 2.0;
     let root = SVGBackend::new(out, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let in_db = records.iter().map(|r| r.incidents_in_db).max().unwrap_or(0);
-    let caption =
-        format!("supervisors' reports over a year of {in_db} incidents: time against the incidents in the report");
+    // One size of store in every line, or each line says its own.
+    let sizes: std::collections::BTreeSet<u64> = records.iter().map(|r| r.incidents_in_db).collect();
+    let caption = match sizes.iter().next() {
+        Some(n) if sizes.len() == 1 => {
+            format!("supervisors' reports over a year of {n} incidents: time against the incidents in the report")
+        }
+        _ => "supervisors' reports over a year: time against the incidents in the report".to_string(),
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(caption, ("sans-serif", 16))
         .margin(12)
@@ -1133,7 +1146,10 @@ fn plot(records: &[Record], out: &std::path::Path) -> Result<(), Box<dyn std::er
         let line: Vec<(f64, f64)> = mine.iter().map(|r| (r.incidents_in_report as f64, r.median_ms)).collect();
         chart
             .draw_series(LineSeries::new(line, colour.stroke_width(2)))?
-            .label(format!("{store} ({label})"))
+            .label(match mine.first() {
+                Some(r) if sizes.len() > 1 => format!("{store} ({label}, {} incidents in all)", r.incidents_in_db),
+                _ => format!("{store} ({label})"),
+            })
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
         chart.draw_series(mine.iter().map(|r| {
             let x = r.incidents_in_report as f64;

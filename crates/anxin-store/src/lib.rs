@@ -10,6 +10,7 @@ pub mod inbox;
 pub mod lease;
 mod ledger;
 mod migrate;
+pub mod milestones;
 mod outbox;
 pub mod report;
 mod requests;

@@ -72,6 +72,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "applied_requests",
         sql: include_str!("../../../migrations/sqlite/0021_applied_requests.sql"),
     },
+    Migration {
+        version: 22,
+        name: "incident_milestones",
+        sql: include_str!("../../../migrations/sqlite/0022_incident_milestones.sql"),
+    },
+    Migration {
+        version: 23,
+        name: "incident_milestones_filled",
+        sql: include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -146,6 +156,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 21,
         name: "applied_requests",
         sql: include_str!("../../../migrations/postgres/0021_applied_requests.sql"),
+    },
+    Migration {
+        version: 22,
+        name: "incident_milestones",
+        sql: include_str!("../../../migrations/postgres/0022_incident_milestones.sql"),
+    },
+    Migration {
+        version: 23,
+        name: "incident_milestones_filled",
+        sql: include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql"),
     },
 ];
 

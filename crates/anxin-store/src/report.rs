@@ -1,31 +1,50 @@
-//! Supervisors' reports from the event log: the SQL both stores run, and the rows it feeds
-//! to `anxin_core::report::ReportBuilder`.
+//! Supervisors' reports: the SQL both stores run, and the rows it feeds to
+//! `anxin_core::report::ReportBuilder`.
 //!
-//! The incidents' query is one pass over the events (`incident_events_incident`) of the
-//! period's incidents (`incidents_opened`), a conditional `MIN` per milestone grouped by
-//! incident: plain SQL both dialects read alike. The calls' query finds the calls that rang
-//! by the partial index `incident_events_calls` (migration 0014). `examples/report_load.rs`
-//! times both over a year of generated incidents (docs/benchmarks.md). What a kind or a number is comes from the
-//! event's JSON body by `LIKE` on its compact text (serde writes `"kind":"sos"` with no
-//! spaces, and a quote inside a string value is escaped, so a pattern cannot match inside
-//! free text), which is portable where JSON functions are not.
+//! The incidents' query reads the period's rows of `incident_milestones` (one small row an
+//! incident, keyed by when it opened: `anxin_core::Milestones`, folded from the events behind
+//! the engine's commits, [`crate::milestones`], and filled in for the incidents stored before
+//! migration 0022 by 0023) and nothing else; a report folds what is left first. The calls' query finds
+//! the calls that rang by the partial index `incident_events_calls` (migration 0014).
+//! `examples/report_load.rs` times both over a year of generated incidents
+//! (docs/benchmarks.md), and, with `--compare`, [`INCIDENT_FACTS_FROM_EVENTS`], the query
+//! before 0022, which read each incident's trail of events.
 
 use crate::StoreError;
-use anxin_core::{IncidentFacts, Report, ReportQuery};
+use anxin_core::{IncidentFacts, Milestones, Report, ReportQuery};
 use async_trait::async_trait;
 
 /// Reads a report.
 #[async_trait]
 pub trait ReportStore {
-    /// The report `q` asks for, from the stored events.
+    /// The report `q` asks for, from the stored events: their milestones folded in first
+    /// ([`ReportStore::fold_milestones`]), so that it holds every event stored before it.
     async fn report(&self, q: &ReportQuery) -> Result<Report, StoreError>;
+
+    /// Folds the events stored since the last fold into `incident_milestones`
+    /// ([`crate::milestones`]). Returns how many.
+    async fn fold_milestones(&self) -> Result<u64, StoreError>;
 }
 
-/// The milestones of one incident from its events, as aggregate columns: each the first
-/// event of its sort. The definitions are the wallboard's (`anxin_core::standards::Standard`).
-macro_rules! milestones {
-    () => {
-        "  MIN(CASE WHEN (e.change = 'opened' AND (e.body LIKE '%\"kind\":\"sos\"%' OR e.body LIKE '%\"kind\":\"fall\"%' \
+/// One row per incident opened in `[$1, $2)`, with its milestones and the station its elder was
+/// enrolled with then: one range of `incident_milestones`' key, a period's rows together, and
+/// nothing joined.
+pub const INCIDENT_FACTS: &str = "\
+SELECT m.id, m.pressed_at, m.opened_at, m.station_id, m.emergency_at, m.answered_at, m.dispatched_at, \
+  m.first_offer_at, m.accepted_at, m.on_scene_at, m.ended_at, m.nobody_going, m.called_120, m.called_110, \
+  m.called_119, m.false_alarm, m.cancelled \
+FROM incident_milestones m \
+WHERE m.opened_at >= $1 AND m.opened_at < $2";
+
+/// The same rows as [`INCIDENT_FACTS`] folded from each incident's events, as reports read
+/// them before migration 0022: each milestone the first event of its sort (a conditional
+/// `MIN` per milestone, grouped by incident), a kind or a number read from the event's
+/// compact JSON body by `LIKE` (serde writes `"kind":"sos"` with no spaces, and a quote
+/// inside a string value is escaped, so a pattern cannot match inside free text). Migration
+/// 0023 fills the rows in with this fold; `report_load --compare` times the two.
+pub const INCIDENT_FACTS_FROM_EVENTS: &str = "\
+SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incident_id, \
+  MIN(CASE WHEN (e.change = 'opened' AND (e.body LIKE '%\"kind\":\"sos\"%' OR e.body LIKE '%\"kind\":\"fall\"%' \
       OR e.body LIKE '%\"kind\":\"fire\"%' OR e.body LIKE '%\"kind\":\"intrusion\"%')) \
     OR (e.change = 'kind_changed' AND (e.body LIKE '%\"to\":\"sos\"%' OR e.body LIKE '%\"to\":\"fall\"%' \
       OR e.body LIKE '%\"to\":\"fire\"%' OR e.body LIKE '%\"to\":\"intrusion\"%')) THEN e.at END) AS emergency_at, \
@@ -35,60 +54,37 @@ macro_rules! milestones {
   MIN(CASE WHEN e.change = 'accepted' THEN e.at END) AS accepted_at, \
   MIN(CASE WHEN e.change = 'on_scene' OR (e.change = 'resolved' AND e.actor LIKE 'responder:%') THEN e.at END) AS on_scene_at, \
   MIN(CASE WHEN e.change IN ('resolved', 'closed', 'cancelled', 'false_alarm') THEN e.at END) AS ended_at, \
-  SUM(CASE WHEN e.change = 'nobody_going' THEN 1 ELSE 0 END) AS nobody_going, \
-  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"120\"%' THEN 1 ELSE 0 END) AS called_120, \
-  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"110\"%' THEN 1 ELSE 0 END) AS called_110, \
-  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"119\"%' THEN 1 ELSE 0 END) AS called_119, \
-  SUM(CASE WHEN e.change = 'false_alarm' THEN 1 ELSE 0 END) AS false_alarm, \
-  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) AS cancelled "
-    };
-}
-
-/// One row per incident opened in `[$1, $2)`: its milestones, each its first event of that
-/// sort: the period's incidents, their events joined by `incident_events_incident`, grouped
-/// by incident. PostgreSQL's (and 0013's) form of the query; SQLite runs
-/// [`INCIDENT_FACTS_FOLDED`], which gives the same rows.
-pub const INCIDENT_FACTS: &str = concat!(
-    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, ",
-    milestones!(),
-    "FROM incidents i \
-     JOIN incident_events e ON e.incident_id = i.id \
-     LEFT JOIN elders el ON el.id = i.elder_id \
-     WHERE i.opened_at >= $1 AND i.opened_at < $2 \
-     GROUP BY i.id, i.pressed_at, i.opened_at, el.station_id"
-);
-
-/// The same rows with the events folded per incident in a subquery first, and the incident's
-/// times and the elder's station joined to the folded rows. Both stores can run it; SQLite
-/// runs it, twice as quick there as [`INCIDENT_FACTS`] (which groups every event row by four
-/// columns in a temporary B-tree), while PostgreSQL's planner read every event for a day's
-/// report with it (`report_load`, docs/benchmarks.md).
-pub const INCIDENT_FACTS_FOLDED: &str = concat!(
-    "SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incident_id, ",
-    milestones!(),
-    "FROM incident_events e \
-     WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
-     GROUP BY e.incident_id) f \
-     JOIN incidents i ON i.id = f.incident_id \
-     LEFT JOIN elders el ON el.id = i.elder_id"
-);
+  SUM(CASE WHEN e.change = 'nobody_going' THEN 1 ELSE 0 END) > 0 AS nobody_going, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"120\"%' THEN 1 ELSE 0 END) > 0 AS called_120, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"110\"%' THEN 1 ELSE 0 END) > 0 AS called_110, \
+  SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"119\"%' THEN 1 ELSE 0 END) > 0 AS called_119, \
+  SUM(CASE WHEN e.change = 'false_alarm' THEN 1 ELSE 0 END) > 0 AS false_alarm, \
+  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) > 0 AS cancelled \
+FROM incident_events e \
+WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
+GROUP BY e.incident_id) f \
+JOIN incidents i ON i.id = f.incident_id \
+LEFT JOIN elders el ON el.id = i.elder_id";
 
 /// The events of every call that rang in `[$1, $2)`, in the log's order, with the station
-/// of its incident; `anxin_core` pairs them by call id (in the JSON body) in Rust.
+/// of its incident (as its row of milestones has it); `anxin_core` pairs them by call id (in
+/// the JSON body) in Rust.
 pub const CALL_EVENTS: &str = "\
-SELECT e.seq, e.incident_id, e.at, e.actor, e.body, el.station_id \
+SELECT e.seq, e.incident_id, e.at, e.actor, e.body, m.station_id \
 FROM incident_events e \
 JOIN incidents i ON i.id = e.incident_id \
-LEFT JOIN elders el ON el.id = i.elder_id \
+LEFT JOIN incident_milestones m ON m.opened_at = i.opened_at AND m.id = i.id \
 WHERE e.change IN ('call_rang', 'call_answered', 'call_ended') \
   AND e.incident_id IN (SELECT r.incident_id FROM incident_events r \
     WHERE r.change = 'call_rang' AND r.at >= $1 AND r.at < $2) \
 ORDER BY e.seq";
 
-pub(crate) fn facts<R: sqlx::Row>(row: &R) -> Result<IncidentFacts, StoreError>
+/// An incident's row of [`INCIDENT_FACTS`] (or of [`INCIDENT_FACTS_FROM_EVENTS`]).
+pub fn facts<R: sqlx::Row>(row: &R) -> Result<IncidentFacts, StoreError>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    bool: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
@@ -96,37 +92,43 @@ where
     let at = |name: &str| -> Result<Option<Timestamp>, StoreError> {
         Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
     };
-    let yes = |name: &str| -> Result<bool, StoreError> { Ok(row.try_get::<Option<i64>, _>(name)?.unwrap_or(0) > 0) };
+    let yes = |name: &str| -> Result<bool, StoreError> { Ok(row.try_get::<bool, _>(name)?) };
     Ok(IncidentFacts {
         id: IncidentId(row.try_get::<i64, _>("id")? as u64),
         station: row.try_get::<Option<String>, _>("station_id")?,
         pressed_at: Timestamp(row.try_get::<i64, _>("pressed_at")?),
         opened_at: Timestamp(row.try_get::<i64, _>("opened_at")?),
-        emergency_at: at("emergency_at")?,
-        answered_at: at("answered_at")?,
-        dispatched_at: at("dispatched_at")?,
-        first_offer_at: at("first_offer_at")?,
-        accepted_at: at("accepted_at")?,
-        on_scene_at: at("on_scene_at")?,
-        ended_at: at("ended_at")?,
-        nobody_going: yes("nobody_going")?,
-        called_120: yes("called_120")?,
-        called_110: yes("called_110")?,
-        called_119: yes("called_119")?,
-        false_alarm: yes("false_alarm")?,
-        cancelled: yes("cancelled")?,
+        milestones: Milestones {
+            emergency_at: at("emergency_at")?,
+            answered_at: at("answered_at")?,
+            dispatched_at: at("dispatched_at")?,
+            first_offer_at: at("first_offer_at")?,
+            accepted_at: at("accepted_at")?,
+            on_scene_at: at("on_scene_at")?,
+            ended_at: at("ended_at")?,
+            nobody_going: yes("nobody_going")?,
+            called_120: yes("called_120")?,
+            called_110: yes("called_110")?,
+            called_119: yes("called_119")?,
+            false_alarm: yes("false_alarm")?,
+            cancelled: yes("cancelled")?,
+        },
     })
 }
 
 macro_rules! report_store {
-    ($store:ty, $incident_facts:expr) => {
+    ($store:ty) => {
         #[async_trait::async_trait]
         impl crate::report::ReportStore for $store {
             async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
                 use futures_util::TryStreamExt;
                 use sqlx::Row;
+                self.fold_milestones().await?;
                 let mut builder = anxin_core::ReportBuilder::new(q.clone());
-                let mut rows = sqlx::query($incident_facts).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
+                let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
+                    .bind(q.from.millis())
+                    .bind(q.to.millis())
+                    .fetch(&self.pool);
                 while let Some(row) = rows.try_next().await? {
                     builder.incident(&crate::report::facts(&row)?);
                 }
@@ -144,6 +146,18 @@ macro_rules! report_store {
                     builder.call_event(&event, row.try_get::<Option<String>, _>("station_id")?.as_deref());
                 }
                 Ok(builder.finish())
+            }
+
+            async fn fold_milestones(&self) -> Result<u64, crate::StoreError> {
+                // Pass after pass while one took a full chunk from some zone.
+                let mut total = 0;
+                loop {
+                    let (folded, full) = self.fold_milestones_once().await?;
+                    total += folded;
+                    if !full {
+                        return Ok(total);
+                    }
+                }
             }
         }
     };

@@ -1144,7 +1144,8 @@ crate::visits::visit_store!(SqliteStore);
 crate::inbox::inbox_store!(SqliteStore);
 crate::services::service_store!(SqliteStore);
 crate::ledger::ledger_store!(SqliteStore, Sqlite);
-crate::report::report_store!(SqliteStore, crate::report::INCIDENT_FACTS_FOLDED);
+crate::report::report_store!(SqliteStore);
+crate::milestones::fold_milestones!(SqliteStore, Sqlite);
 // Two engines starting at once must not both migrate: the lock lasts until the transaction ends.
 sql_store!(PostgresStore, Postgres, POSTGRES, Some("SELECT pg_advisory_xact_lock(7253110)"));
 impl PostgresStore {
@@ -1158,7 +1159,8 @@ crate::visits::visit_store!(PostgresStore);
 crate::inbox::inbox_store!(PostgresStore);
 crate::services::service_store!(PostgresStore);
 crate::ledger::ledger_store!(PostgresStore, Postgres);
-crate::report::report_store!(PostgresStore, crate::report::INCIDENT_FACTS);
+crate::report::report_store!(PostgresStore);
+crate::milestones::fold_milestones!(PostgresStore, Postgres);
 
 /// A fresh identity for a database's history of events: the time in nanoseconds mixed with
 /// the process id, unique enough for telling one database from its replacement.

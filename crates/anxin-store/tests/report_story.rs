@@ -25,6 +25,10 @@ struct Centre {
     now: Timestamp,
     store: Arc<dyn Store>,
     presses: u32,
+    /// Every event committed, in order.
+    log: Vec<IncidentEvent>,
+    /// Commit every batch twice, as after a commit whose outcome was unclear.
+    twice: bool,
 }
 
 impl Centre {
@@ -48,6 +52,8 @@ impl Centre {
             now,
             store,
             presses: 0,
+            log: Vec::new(),
+            twice: false,
         }
     }
 
@@ -56,6 +62,10 @@ impl Centre {
             self.tally.observe(e);
         }
         self.store.commit(Batch::of(&out)).await.expect("commit");
+        if self.twice {
+            self.store.commit(Batch::of(&out)).await.expect("the same batch again");
+        }
+        self.log.extend(out.events);
     }
 
     async fn at(&mut self, t: Timestamp) {
@@ -168,10 +178,17 @@ fn later(t: Timestamp, ms: i64) -> Timestamp {
     t.plus_millis(ms)
 }
 
-/// A morning at the centre: alarms met and missed, a hand-over to 120, a false alarm, a
-/// cancel, calls in answered in time and late.
-async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
-    let mut c = Centre::new(store).await;
+/// The incidents of [`morning`] a supervisor names.
+struct Morning {
+    /// Handed to 120 by a dispatcher, with nobody going and nobody on scene in 30 minutes.
+    handed: IncidentId,
+    /// A call picked up after 40 s.
+    late_call: IncidentId,
+}
+
+/// A morning at the centre: alarms met and missed, a hand-over to 120, a false alarm, calls
+/// in answered in time and late.
+async fn morning(c: &mut Centre) -> Morning {
     let t0 = c.now;
 
     // 1. Accepted in 30 s, on scene 10 minutes later, resolved.
@@ -221,8 +238,16 @@ async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
 
     // An hour on, everything has run its course (the 120 hand-over still has nobody on scene).
     c.at(later(t0, 2 * 3_600 * S)).await;
+    Morning { handed, late_call }
+}
 
+/// [`morning`]'s report agrees with the wallboard's day and with what a supervisor counts by
+/// hand.
+async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
+    let mut c = Centre::new(store).await;
+    let Morning { handed, late_call } = morning(&mut c).await;
     let wall = c.tally.figures(c.now, 0);
+
     let report = c.report(Grouping::None).await;
     assert_eq!(report.rows.len(), 1);
     let day = &report.total;
@@ -343,3 +368,150 @@ async fn a_report_by_zone_counts_each_zones_incidents(store: Arc<dyn Store>) {
 }
 
 both!(a_days_report_agrees_with_the_wallboards_day, a_report_by_zone_counts_each_zones_incidents);
+
+/// A store reached by SQL, for what the `Store` trait does not show: the incidents' rows.
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    /// The rows of `sql` (one of the report's incidents' queries) over all time, by incident.
+    async fn facts(&self, sql: &str) -> std::collections::BTreeMap<IncidentId, IncidentFacts> {
+        let (from, to) = (0i64, i64::MAX);
+        let rows: Vec<IncidentFacts> = match self {
+            Db::Sqlite(pool) => sqlx::query(sql)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| anxin_store::report::facts(r).unwrap())
+                .collect(),
+            Db::Postgres(pool) => sqlx::query(sql)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| anxin_store::report::facts(r).unwrap())
+                .collect(),
+        };
+        rows.into_iter().map(|f| (f.id, f)).collect()
+    }
+
+    async fn run(&self, sql: &str) {
+        match self {
+            Db::Sqlite(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+            Db::Postgres(pool) => drop(sqlx::raw_sql(sql).execute(pool).await.unwrap()),
+        }
+    }
+
+    /// Migration 0023 as this store runs it.
+    fn fill_0023(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql"),
+            Db::Postgres(_) => include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql"),
+        }
+    }
+}
+
+/// Once folded, every incident's row holds the milestones its events say (`Milestones::of`
+/// them), however the events were cut into commits and with every batch committed twice; a
+/// fold finds nothing more to do; the report's SQL of before, which folded them from the
+/// events, reads the same; and migration 0023, run on a table emptied of them, fills in the
+/// same again and sets the marks so that a fold after it finds nothing to do either.
+async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn Store>, db: Db) {
+    let mut c = Centre::in_district(store, district_in_two_zones()).await;
+    c.twice = true;
+    morning(&mut c).await;
+    // And in zone 1, with nobody of its own: a service request raised to an SOS, handed to
+    // 110 and 119, then cancelled.
+    let d2 = DeviceId::parse("d-2").unwrap();
+    let t = later(c.now, 60 * S);
+    c.at(t).await;
+    let raised = c.press_on(&d2, EventType::Service).await;
+    c.at(later(t, 5 * S)).await;
+    assert_eq!(c.press_on(&d2, EventType::Sos).await, raised, "the SOS joins the request");
+    for number in ["110", "119"] {
+        c.dispatcher(raised, DispatcherAction::Escalate { number: number.into(), reference: None }).await;
+    }
+    c.at(later(t, 60 * S)).await;
+    c.dispatcher(raised, DispatcherAction::Cancel { reason: "their son came".into() }).await;
+
+    let mut said: std::collections::BTreeMap<IncidentId, Milestones> = Default::default();
+    for e in &c.log {
+        said.entry(e.incident_id).or_default().absorb(e);
+    }
+    assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.is_empty(), "nothing folded before a fold");
+    let events = c.store.fold_milestones().await.unwrap();
+    assert_eq!(events, c.log.len() as u64, "every event folded once");
+    assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "and nothing more");
+    let rows = db.facts(anxin_store::report::INCIDENT_FACTS).await;
+    let kept: std::collections::BTreeMap<IncidentId, Milestones> =
+        rows.iter().map(|(id, f)| (*id, f.milestones.clone())).collect();
+    assert_eq!(kept, said, "each row's milestones are its events'");
+    // Every sort of milestone is in the story, so a column a commit left out would show.
+    let some = |pick: fn(&Milestones) -> bool| said.values().any(pick);
+    assert!(some(|m| m.emergency_at.is_some()) && some(|m| m.answered_at.is_some()));
+    assert!(some(|m| m.dispatched_at.is_some()) && some(|m| m.first_offer_at.is_some()));
+    assert!(some(|m| m.accepted_at.is_some()) && some(|m| m.on_scene_at.is_some()));
+    assert!(some(|m| m.ended_at.is_some()) && some(|m| m.nobody_going) && some(|m| m.called_120));
+    assert!(some(|m| m.called_110) && some(|m| m.called_119) && some(|m| m.false_alarm) && some(|m| m.cancelled));
+    let raised_at = |m: &Milestones| m.emergency_at;
+    assert!(
+        raised_at(&said[&raised]) > Some(rows[&raised].opened_at),
+        "an emergency from when the SOS raised the request, not from its opening"
+    );
+
+    assert_eq!(db.facts(anxin_store::report::INCIDENT_FACTS_FROM_EVENTS).await, rows, "the fold of the events agrees");
+
+    db.run("DELETE FROM incident_milestones; DELETE FROM milestones_folded").await;
+    assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.is_empty());
+    db.run(db.fill_0023()).await;
+    assert_eq!(db.facts(anxin_store::report::INCIDENT_FACTS).await, rows, "migration 0023 fills in the same");
+    assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "0023 marked all it folded");
+
+    // Events stored after are folded by the next report, which counts them.
+    let before = c.report(Grouping::None).await.total;
+    c.at(later(c.now, 60 * S)).await;
+    let late = c.press(EventType::Fall).await;
+    let after = c.report(Grouping::None).await.total;
+    assert_eq!((after.incidents, after.alarms), (before.incidents + 1, before.alarms + 1), "{late:?} is in it");
+    assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.contains_key(&late));
+
+    // The elder is enrolled elsewhere after: the morning's alarms stay with the station she
+    // was enrolled with when they came in.
+    let s1_before = c.report(Grouping::Station).await.rows.into_iter().find(|r| r.key == "s-1").expect("s-1's row");
+    db.run("UPDATE elders SET station_id = 's-2' WHERE id = 'e-1'").await;
+    let s1_after = c.report(Grouping::Station).await.rows.into_iter().find(|r| r.key == "s-1").expect("s-1's row");
+    assert_eq!(s1_after, s1_before);
+    assert!(s1_after.alarms >= 4, "the morning's three alarms and the fall: {}", s1_after.alarms);
+}
+
+mod milestones {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
+        let store = anxin_store::open(&url).await.unwrap();
+        let db = Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
+        each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(server) = anxin_store::testkit::postgres_server() else {
+            eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
+            return;
+        };
+        let url = anxin_store::testkit::fresh_postgres_database(&server).await;
+        let store = anxin_store::open(&url).await.unwrap();
+        let db = Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap());
+        each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
+    }
+}

@@ -537,6 +537,7 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
         notify_zones,
     )?;
     let notify_task = crate::notify::spawn(worker, notify_stop.clone());
+    spawn_milestones(store.clone(), notify_stop.clone());
     // The family page asks for Web Push's public key: the one [notify] signs with.
     let push_key = config.notify.vapid()?.map(|v| v.public_key());
     let api = api.with_family(anxin_api::FamilySide::new(families, family_hub, push_key)).with_ledger(Arc::new(
@@ -575,6 +576,30 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
         }
     }
     Ok(People { routes, notify_task, notify_stop, notify_wake, notify_metrics, http_stop })
+}
+
+/// Folds the events stored since the last fold into the reports' rows of milestones
+/// (`anxin_store::milestones`) every `FOLD_EVERY`, off the engine's path, until `stop`. A report
+/// folds what is left itself, so this only keeps that little; a fold cut short by the stop
+/// leaves its marks where they were, and the next folds those events again, to the same rows.
+fn spawn_milestones(store: Arc<dyn Store>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(anxin_store::milestones::FOLD_EVERY) => {}
+            }
+            // Off the engine's threads: a fold decodes every event stored since the last.
+            let (handle, store) = (tokio::runtime::Handle::current(), store.clone());
+            let fold = tokio::task::spawn_blocking(move || handle.block_on(store.fold_milestones()));
+            match fold.await.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from)) {
+                Ok(events) => tracing::debug!(events, "folded the events stored since into the reports' milestones"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot fold the events into the reports' milestones; trying again")
+                }
+            }
+        }
+    });
 }
 
 /// The supervisors' wallboard's task: reads the day's events once an engine runs (a takeover

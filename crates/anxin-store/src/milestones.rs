@@ -1,0 +1,272 @@
+//! Each incident's milestones (`anxin_core::Milestones`), folded from the event log into
+//! `incident_milestones` behind the engine's commits, so that a supervisors' report reads one
+//! small row an incident instead of its trail (migration 0022).
+//!
+//! The fold is not part of the commit a press waits on: keeping the rows in the same commit
+//! cost 9-15% more per batch of presses on PostgreSQL (`cargo bench -p anxin-benches --bench
+//! store`, docs/benchmarks.md), for rows only a report reads. Instead each zone's events are
+//! folded in `seq` order after they are stored, and `milestones_folded` holds, per zone, the
+//! last `seq` folded in. A report folds whatever is left first ([`crate::ReportStore::report`]),
+//! so it is as exact as one that read the events itself; anxind also folds every
+//! [`FOLD_EVERY`] so that a report seldom has much to do.
+//!
+//! Why `seq` order is enough: a zone's events are numbered one after another by the one engine
+//! running the zone, and committed a batch at a time, each after the last (a stale owner's
+//! commit is fenced, and a new owner numbers on from what is stored). So when a fold sees
+//! `seq` n, every event of the zone numbered below n is stored. A missing number is passed over
+//! only once the event after it is [`GAP_GRACE`] old (no commit is in flight that long): a gap
+//! can then never stop the fold, and the wait covers a commit that lands late should commits
+//! ever overlap.
+//!
+//! Folding is idempotent and order-free (the earliest time, a flag once set stays set; the mark
+//! only moves forward), so two folds at once (two reports, or two nodes of a cluster) do the
+//! same work twice and leave the same rows. Migration 0023 made the rows of the incidents
+//! stored before 0022, with the same definitions in SQL, and set the marks.
+
+use std::time::Duration;
+
+/// How often anxind folds the events stored since the last fold.
+pub const FOLD_EVERY: Duration = Duration::from_secs(30);
+
+/// How old the event after a missing `seq` must be before the fold passes over the gap.
+pub const GAP_GRACE: Duration = Duration::from_secs(60);
+
+/// Most events one fold reads from a zone in one transaction.
+pub(crate) const FOLD_CHUNK: i64 = 20_000;
+
+/// `column = ` the earlier of the row's and the new one's, either of which may be `NULL` (as
+/// portable SQL: SQLite's two-argument `MIN` is `NULL` if either is, PostgreSQL's `LEAST`
+/// passes over a `NULL`).
+macro_rules! earliest {
+    ($c:literal) => {
+        concat!(
+            $c,
+            " = CASE WHEN incident_milestones.",
+            $c,
+            " IS NULL OR excluded.",
+            $c,
+            " < incident_milestones.",
+            $c,
+            " THEN excluded.",
+            $c,
+            " ELSE incident_milestones.",
+            $c,
+            " END, "
+        )
+    };
+}
+
+/// `column = ` the row's flag or the new one's.
+macro_rules! either {
+    ($c:literal) => {
+        concat!($c, " = incident_milestones.", $c, " OR excluded.", $c)
+    };
+}
+
+pub(crate) const INSERT_MILESTONES: &str = "INSERT INTO incident_milestones (opened_at, id, pressed_at, station_id, \
+     emergency_at, answered_at, dispatched_at, first_offer_at, accepted_at, on_scene_at, ended_at, nobody_going, \
+     called_120, called_110, called_119, false_alarm, cancelled) ";
+
+/// A row stored already takes in the new one as [`anxin_core::Milestones::merge`] does, and
+/// keeps its station.
+pub(crate) const MILESTONES_CONFLICT: &str = concat!(
+    " ON CONFLICT (opened_at, id) DO UPDATE SET ",
+    earliest!("emergency_at"),
+    earliest!("answered_at"),
+    earliest!("dispatched_at"),
+    earliest!("first_offer_at"),
+    earliest!("accepted_at"),
+    earliest!("on_scene_at"),
+    earliest!("ended_at"),
+    either!("nobody_going"),
+    ", ",
+    either!("called_120"),
+    ", ",
+    either!("called_110"),
+    ", ",
+    either!("called_119"),
+    ", ",
+    either!("false_alarm"),
+    ", ",
+    either!("cancelled"),
+);
+
+/// A zone's mark moves forward only.
+pub(crate) const MARK: &str = "INSERT INTO milestones_folded (zone, seq) VALUES ($1, $2) \
+     ON CONFLICT (zone) DO UPDATE SET seq = CASE WHEN excluded.seq > milestones_folded.seq \
+     THEN excluded.seq ELSE milestones_folded.seq END";
+
+/// The events of one zone a fold takes: from `mark + 1` on, in order, up to a missing number
+/// whose next event is younger than [`GAP_GRACE`] (`now` by the wall clock). Returns how many.
+pub(crate) fn contiguous(events: &[anxin_core::IncidentEvent], mark: u64, now: anxin_core::Timestamp) -> usize {
+    let grace = GAP_GRACE.as_millis() as i64;
+    let mut expected = mark + 1;
+    for (n, e) in events.iter().enumerate() {
+        if e.seq != expected && e.at.millis() > now.millis() - grace {
+            return n;
+        }
+        expected = e.seq + 1;
+    }
+    events.len()
+}
+
+/// Implements [`crate::ReportStore::fold_milestones`] for a store (expanded in `sql.rs`,
+/// beside the store's own readers).
+macro_rules! fold_milestones {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// One pass: each zone's events after its mark, up to `FOLD_CHUNK` a zone, folded and
+            /// stored, then the marks moved. Returns the events folded, and whether some zone had
+            /// a full chunk (so more may be waiting).
+            pub(crate) async fn fold_milestones_once(&self) -> Result<(u64, bool), StoreError> {
+                use crate::milestones::{contiguous, FOLD_CHUNK, INSERT_MILESTONES, MARK, MILESTONES_CONFLICT};
+                use anxin_core::{Milestones, Zone};
+                let marks: HashMap<u16, u64> = sqlx::query("SELECT zone, seq FROM milestones_folded")
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get::<i64, _>("zone")? as u16, r.try_get::<i64, _>("seq")? as u64)))
+                    .collect::<Result<_, StoreError>>()?;
+                // The zones with events: each the zone of the lowest number above the last one's
+                // range (an index probe a zone).
+                let mut zones = Vec::new();
+                let mut from = 0u64;
+                while let Some(seq) =
+                    sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(seq) FROM incident_events WHERE seq > $1")
+                        .bind(from as i64)
+                        .fetch_one(&self.pool)
+                        .await?
+                {
+                    let zone = Zone::of(seq as u64);
+                    zones.push(zone);
+                    from = zone.end() - 1;
+                }
+                let now = anxin_proto::wall_clock_now();
+                let mut folded: HashMap<IncidentId, Milestones> = HashMap::new();
+                let mut moved = Vec::new();
+                let (mut count, mut full) = (0u64, false);
+                for zone in zones {
+                    let mark = marks.get(&zone.number()).copied().unwrap_or(zone.base()).max(zone.base());
+                    let rows = sqlx::query(
+                        "SELECT seq, incident_id, at, actor, body FROM incident_events \
+                         WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3",
+                    )
+                    .bind(mark as i64)
+                    .bind(zone.end() as i64)
+                    .bind(FOLD_CHUNK)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let events = rows.iter().map(Self::event_of).collect::<Result<Vec<_>, _>>()?;
+                    full |= events.len() as i64 == FOLD_CHUNK;
+                    let taken = contiguous(&events, mark, now);
+                    for e in &events[..taken] {
+                        folded.entry(e.incident_id).or_default().absorb(e);
+                    }
+                    if taken > 0 {
+                        moved.push((zone, events[taken - 1].seq));
+                        count += taken as u64;
+                    }
+                }
+                if count == 0 {
+                    return Ok((0, false));
+                }
+                let mut folded: Vec<(IncidentId, Milestones)> = folded.into_iter().collect();
+                folded.sort_by_key(|(id, _)| *id);
+                // The rows in statements of `CHUNK` each, on their own: on SQLite a long write
+                // would hold the engine's commits up. One cut short leaves rows that the next
+                // fold merges again, to the same, since the marks move only after them all.
+                for chunk in folded.chunks(CHUNK) {
+                    // Each incident's key and times, from its row, and its elder's station now (a
+                    // row made once: the station when it happened, within a fold of it).
+                    let mut q = QueryBuilder::<$db>::new(
+                        "SELECT i.id, i.opened_at, i.pressed_at, el.station_id FROM incidents i \
+                         LEFT JOIN elders el ON el.id = i.elder_id WHERE i.id IN (",
+                    );
+                    let mut ids = q.separated(", ");
+                    for (id, _) in chunk {
+                        ids.push_bind(id.0 as i64);
+                    }
+                    ids.push_unseparated(")");
+                    let mut of: HashMap<i64, (i64, i64, Option<String>)> = HashMap::new();
+                    for row in q.build().fetch_all(&self.pool).await? {
+                        of.insert(
+                            row.try_get("id")?,
+                            (row.try_get("opened_at")?, row.try_get("pressed_at")?, row.try_get("station_id")?),
+                        );
+                    }
+                    let rows: Vec<_> =
+                        chunk.iter().filter_map(|(id, m)| of.get(&(id.0 as i64)).map(|i| (id, i, m))).collect();
+                    if rows.len() < chunk.len() {
+                        tracing::warn!(
+                            missing = chunk.len() - rows.len(),
+                            "events of incidents with no row: their milestones are not kept"
+                        );
+                    }
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let mut q = QueryBuilder::<$db>::new(INSERT_MILESTONES);
+                    q.push_values(rows, |mut b, (id, (opened_at, pressed_at, station_id), m)| {
+                        b.push_bind(*opened_at)
+                            .push_bind(id.0 as i64)
+                            .push_bind(*pressed_at)
+                            .push_bind(station_id.clone());
+                        for at in [
+                            m.emergency_at,
+                            m.answered_at,
+                            m.dispatched_at,
+                            m.first_offer_at,
+                            m.accepted_at,
+                            m.on_scene_at,
+                            m.ended_at,
+                        ] {
+                            b.push_bind(at.map(|t| t.millis()));
+                        }
+                        for flag in
+                            [m.nobody_going, m.called_120, m.called_110, m.called_119, m.false_alarm, m.cancelled]
+                        {
+                            b.push_bind(flag);
+                        }
+                    });
+                    q.push(MILESTONES_CONFLICT);
+                    q.build().execute(&self.pool).await?;
+                }
+                let mut tx = self.pool.begin().await?;
+                for (zone, seq) in moved {
+                    sqlx::query(MARK).bind(i64::from(zone.number())).bind(seq as i64).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok((count, full))
+            }
+        }
+    };
+}
+pub(crate) use fold_milestones;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anxin_core::{Actor, Change, IncidentEvent, IncidentId, Timestamp};
+
+    fn at(seq: u64, ms: i64) -> IncidentEvent {
+        IncidentEvent {
+            seq,
+            incident_id: IncidentId(1),
+            at: Timestamp(ms),
+            actor: Actor::Engine,
+            change: Change::OnScene,
+        }
+    }
+
+    #[test]
+    fn a_fold_stops_at_a_fresh_gap_and_passes_an_old_one() {
+        let now = Timestamp(1_000_000);
+        let fresh = now.millis() - 1_000;
+        let old = now.millis() - GAP_GRACE.as_millis() as i64 - 1;
+        assert_eq!(contiguous(&[at(11, fresh), at(12, fresh), at(13, fresh)], 10, now), 3, "no gap");
+        assert_eq!(contiguous(&[at(11, fresh), at(13, fresh)], 10, now), 1, "12 may be in flight");
+        assert_eq!(contiguous(&[at(12, fresh)], 10, now), 0, "11 may be in flight");
+        assert_eq!(contiguous(&[at(11, old), at(13, old), at(14, fresh)], 10, now), 3, "12 is long gone");
+        assert_eq!(contiguous(&[], 10, now), 0);
+    }
+}
