@@ -18,6 +18,9 @@
 //! can then never stop the fold, and the wait covers a commit that lands late should commits
 //! ever overlap.
 //!
+//! An event this build cannot read (a newer engine's, in a rolling upgrade) is passed over
+//! with a warning: one row must not stop every report.
+//!
 //! Folding is idempotent and order-free (the earliest time, a flag once set stays set; the mark
 //! only moves forward), so two folds at once (two reports, or two nodes of a cluster) do the
 //! same work twice and leave the same rows. Migration 0023 made the rows of the incidents
@@ -96,16 +99,17 @@ pub(crate) const MARK: &str = "INSERT INTO milestones_folded (zone, seq) VALUES 
      ON CONFLICT (zone) DO UPDATE SET seq = CASE WHEN excluded.seq > milestones_folded.seq \
      THEN excluded.seq ELSE milestones_folded.seq END";
 
-/// The events of one zone a fold takes: from `mark + 1` on, in order, up to a missing number
-/// whose next event is younger than [`GAP_GRACE`] (`now` by the wall clock). Returns how many.
-pub(crate) fn contiguous(events: &[anxin_core::IncidentEvent], mark: u64, now: anxin_core::Timestamp) -> usize {
+/// How many of one zone's events (each its `seq` and `at`, in order) a fold takes: from
+/// `mark + 1` on, up to a missing number whose next event is younger than [`GAP_GRACE`] (`now`
+/// by the wall clock).
+pub(crate) fn contiguous(events: &[(u64, i64)], mark: u64, now: anxin_core::Timestamp) -> usize {
     let grace = GAP_GRACE.as_millis() as i64;
     let mut expected = mark + 1;
-    for (n, e) in events.iter().enumerate() {
-        if e.seq != expected && e.at.millis() > now.millis() - grace {
+    for (n, (seq, at)) in events.iter().enumerate() {
+        if *seq != expected && *at > now.millis() - grace {
             return n;
         }
-        expected = e.seq + 1;
+        expected = seq + 1;
     }
     events.len()
 }
@@ -156,14 +160,26 @@ macro_rules! fold_milestones {
                     .bind(FOLD_CHUNK)
                     .fetch_all(&self.pool)
                     .await?;
-                    let events = rows.iter().map(Self::event_of).collect::<Result<Vec<_>, _>>()?;
-                    full |= events.len() as i64 == FOLD_CHUNK;
-                    let taken = contiguous(&events, mark, now);
-                    for e in &events[..taken] {
-                        folded.entry(e.incident_id).or_default().absorb(e);
+                    let numbers = rows
+                        .iter()
+                        .map(|r| Ok((r.try_get::<i64, _>("seq")? as u64, r.try_get::<i64, _>("at")?)))
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    full |= numbers.len() as i64 == FOLD_CHUNK;
+                    let taken = contiguous(&numbers, mark, now);
+                    for row in &rows[..taken] {
+                        match Self::event_of(row) {
+                            Ok(e) => folded.entry(e.incident_id).or_default().absorb(&e),
+                            // One event this build cannot read (a newer engine's, say) must not
+                            // stop every report: it is passed over, and said.
+                            Err(error) => tracing::warn!(
+                                seq = row.try_get::<i64, _>("seq").unwrap_or_default(),
+                                %error,
+                                "an event that cannot be read is left out of the reports' milestones"
+                            ),
+                        }
                     }
                     if taken > 0 {
-                        moved.push((zone, events[taken - 1].seq));
+                        moved.push((zone, numbers[taken - 1].0));
                         count += taken as u64;
                     }
                 }
@@ -246,16 +262,10 @@ pub(crate) use fold_milestones;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anxin_core::{Actor, Change, IncidentEvent, IncidentId, Timestamp};
+    use anxin_core::Timestamp;
 
-    fn at(seq: u64, ms: i64) -> IncidentEvent {
-        IncidentEvent {
-            seq,
-            incident_id: IncidentId(1),
-            at: Timestamp(ms),
-            actor: Actor::Engine,
-            change: Change::OnScene,
-        }
+    fn at(seq: u64, ms: i64) -> (u64, i64) {
+        (seq, ms)
     }
 
     #[test]

@@ -489,6 +489,21 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     let s1_after = c.report(Grouping::Station).await.rows.into_iter().find(|r| r.key == "s-1").expect("s-1's row");
     assert_eq!(s1_after, s1_before);
     assert!(s1_after.alarms >= 4, "the morning's three alarms and the fall: {}", s1_after.alarms);
+
+    // An event this build cannot read (a newer engine's in another zone, say) is passed over
+    // and the press after it counted: one bad row does not stop the reports.
+    let elsewhere = Zone::new(5).unwrap().base() + 1;
+    db.run(&format!(
+        "INSERT INTO incident_events (seq, incident_id, at, actor, change, body) VALUES \
+         ({elsewhere}, {elsewhere}, {}, 'engine', 'from_a_newer_engine', '{{\"type\":\"from_a_newer_engine\"}}')",
+        c.now.millis()
+    ))
+    .await;
+    c.at(later(c.now, 60 * S)).await;
+    let after_bad = c.press_on(&DeviceId::parse("d-3").unwrap(), EventType::Sos).await;
+    let total = c.report(Grouping::None).await.total;
+    assert_eq!(total.alarms, after.alarms + 1, "{after_bad:?} is counted past the unreadable event");
+    assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "and the unreadable one is not read again");
 }
 
 mod milestones {
