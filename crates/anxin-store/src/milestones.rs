@@ -34,7 +34,7 @@ pub const FOLD_EVERY: Duration = Duration::from_secs(30);
 /// How old the event after a missing `seq` must be before the fold passes over the gap.
 pub const GAP_GRACE: Duration = Duration::from_secs(60);
 
-/// Most events one fold reads from a zone in one transaction.
+/// Most events one pass of a fold reads from a zone.
 pub(crate) const FOLD_CHUNK: i64 = 20_000;
 
 /// `column = ` the earlier of the row's and the new one's, either of which may be `NULL` (as
@@ -164,8 +164,11 @@ macro_rules! fold_milestones {
                         .iter()
                         .map(|r| Ok((r.try_get::<i64, _>("seq")? as u64, r.try_get::<i64, _>("at")?)))
                         .collect::<Result<Vec<_>, StoreError>>()?;
-                    full |= numbers.len() as i64 == FOLD_CHUNK;
                     let taken = contiguous(&numbers, mark, now);
+                    // More may wait only behind a chunk taken whole: a chunk stopped at a fresh gap
+                    // would be read again, and stopped again, for as long as another zone had
+                    // new events each pass.
+                    full |= taken as i64 == FOLD_CHUNK;
                     for row in &rows[..taken] {
                         match Self::event_of(row) {
                             Ok(e) => folded.entry(e.incident_id).or_default().absorb(&e),
