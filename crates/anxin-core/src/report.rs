@@ -16,7 +16,7 @@ use crate::incident::{Actor, Change, IncidentEvent};
 use crate::standards::{local_midnight, Clocked, Rating, Standard, StandardFigures, StandardLimits, Verdict};
 use crate::zone::Zone;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -230,13 +230,6 @@ impl Milestones {
 
     /// Takes in `other`'s: the earlier of each time, either's flags.
     pub fn merge(&mut self, other: &Milestones) {
-        fn earliest(mine: &mut Option<Timestamp>, theirs: Option<Timestamp>) {
-            if let Some(t) = theirs {
-                if mine.is_none_or(|m| t < m) {
-                    *mine = Some(t);
-                }
-            }
-        }
         earliest(&mut self.emergency_at, other.emergency_at);
         earliest(&mut self.answered_at, other.answered_at);
         earliest(&mut self.dispatched_at, other.dispatched_at);
@@ -259,6 +252,76 @@ impl Milestones {
             m.absorb(e);
         }
         m
+    }
+}
+
+/// One call to the hotline in a report: the incident it rang on, the station its elder was
+/// enrolled with, and the call's milestones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFacts {
+    pub incident: IncidentId,
+    pub call_id: String,
+    pub station: Option<String>,
+    pub milestones: CallMilestones,
+}
+
+/// A call's milestones, from its events on its incident's timeline: each the time of the first
+/// event of its sort. Like [`Milestones`], the store keeps them in a row a call, folded in
+/// behind the engine's commits, and [`CallMilestones::merge`] is order-free and idempotent.
+/// The definitions are the wallboard's NENA clock ([`crate::standards::DayTally::observe`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallMilestones {
+    /// It rang the consoles: a call in (a call a dispatcher places never rings, and is in no
+    /// report).
+    pub rang_at: Option<Timestamp>,
+    /// A dispatcher picked it up (not a forwarded call's station, say).
+    pub answered_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+impl CallMilestones {
+    /// The call `e` is about and what it tells of it, for a call's ringing, a dispatcher's
+    /// answer and its end; `None` for any other event.
+    pub fn of_event(e: &IncidentEvent) -> Option<(&str, CallMilestones)> {
+        let at = Some(e.at);
+        let none = CallMilestones::default();
+        match &e.change {
+            Change::CallRang { call_id, .. } => Some((call_id, CallMilestones { rang_at: at, ..none })),
+            Change::CallAnswered { call_id, .. } if matches!(e.actor, Actor::Dispatcher(_)) => {
+                Some((call_id, CallMilestones { answered_at: at, ..none }))
+            }
+            Change::CallEnded { call_id, .. } => Some((call_id, CallMilestones { ended_at: at, ..none })),
+            _ => None,
+        }
+    }
+
+    /// Takes in `other`'s: the earlier of each time.
+    pub fn merge(&mut self, other: &CallMilestones) {
+        earliest(&mut self.rang_at, other.rang_at);
+        earliest(&mut self.answered_at, other.answered_at);
+        earliest(&mut self.ended_at, other.ended_at);
+    }
+
+    /// Each call's milestones from `events` (any incidents', in any order), by incident and call.
+    pub fn of<'a>(
+        events: impl IntoIterator<Item = &'a IncidentEvent>,
+    ) -> BTreeMap<(IncidentId, String), CallMilestones> {
+        let mut calls: BTreeMap<(IncidentId, String), CallMilestones> = BTreeMap::new();
+        for e in events {
+            if let Some((call, m)) = CallMilestones::of_event(e) {
+                calls.entry((e.incident_id, call.to_string())).or_default().merge(&m);
+            }
+        }
+        calls
+    }
+}
+
+/// Keeps the earlier of two times, either of which may be missing.
+fn earliest(mine: &mut Option<Timestamp>, theirs: Option<Timestamp>) {
+    if let Some(t) = theirs {
+        if mine.is_none_or(|m| t < m) {
+            *mine = Some(t);
+        }
     }
 }
 
@@ -459,26 +522,17 @@ impl Tally {
     }
 }
 
-/// A call to the hotline, from its events: the NENA clock, as the wallboard keeps it.
-#[derive(Debug, Clone)]
-struct CallClock {
-    incident: IncidentId,
-    station: Option<String>,
-    clock: Clocked,
-}
-
 /// Folds a period's incidents and calls into a [`Report`].
 #[derive(Debug)]
 pub struct ReportBuilder {
     q: ReportQuery,
     groups: BTreeMap<GroupKey, Tally>,
     total: Tally,
-    calls: HashMap<String, CallClock>,
 }
 
 impl ReportBuilder {
     pub fn new(q: ReportQuery) -> Self {
-        Self { q, groups: BTreeMap::new(), total: Tally::default(), calls: HashMap::new() }
+        Self { q, groups: BTreeMap::new(), total: Tally::default() }
     }
 
     fn within_ms(&self, s: Standard) -> i64 {
@@ -554,48 +608,24 @@ impl ReportBuilder {
         }
     }
 
-    /// Takes in one event of a call (`call_rang`, `call_answered`, `call_ended`; others are
-    /// passed over), in the log's order, with the station of the call's incident. A call is
-    /// counted in the period it rang in; it is answered when a dispatcher picks it up.
-    pub fn call_event(&mut self, e: &IncidentEvent, station: Option<&str>) {
-        match &e.change {
-            Change::CallRang { call_id, .. } => {
-                self.calls.entry(call_id.clone()).or_insert_with(|| CallClock {
-                    incident: e.incident_id,
-                    station: station.map(str::to_string),
-                    clock: Clocked { start: Some(e.at), ..Clocked::default() },
-                });
-            }
-            Change::CallAnswered { call_id, .. } if matches!(e.actor, Actor::Dispatcher(_)) => {
-                if let Some(c) = self.calls.get_mut(call_id) {
-                    c.clock.meet(e.at);
-                }
-            }
-            Change::CallEnded { call_id, .. } => {
-                if let Some(c) = self.calls.get_mut(call_id) {
-                    c.clock.ended.get_or_insert(e.at);
-                }
-            }
-            _ => {}
+    /// Takes in one call, if it rang in the period: counted in the period it rang in, and
+    /// answered when a dispatcher picked it up (NENA).
+    pub fn call(&mut self, c: &CallFacts) {
+        let Some(rang) = c.milestones.rang_at.filter(|at| *at >= self.q.from && *at < self.q.to) else { return };
+        let nena = Standard::ALL.iter().position(|s| *s == Standard::Nena).expect("listed");
+        let within = self.within_ms(Standard::Nena);
+        let clock = Clocked { start: Some(rang), done: c.milestones.answered_at, ended: c.milestones.ended_at };
+        let key = self.key(rang, c.incident, c.station.as_deref());
+        let now = self.q.now;
+        let group = self.groups.entry(key).or_default();
+        for t in [group, &mut self.total] {
+            t.calls_in += 1;
+            t.judge(nena, c.incident, &clock, within, now);
         }
     }
 
     /// The report.
     pub fn finish(mut self) -> Report {
-        let nena = Standard::ALL.iter().position(|s| *s == Standard::Nena).expect("listed");
-        let within = self.within_ms(Standard::Nena);
-        for call in std::mem::take(&mut self.calls).into_values() {
-            let Some(rang) = call.clock.start else { continue };
-            if rang < self.q.from || rang >= self.q.to {
-                continue;
-            }
-            let key = self.key(rang, call.incident, call.station.as_deref());
-            let group = self.groups.entry(key).or_default();
-            for t in [group, &mut self.total] {
-                t.calls_in += 1;
-                t.judge(nena, call.incident, &call.clock, within, self.q.now);
-            }
-        }
         let limits = self.q.limits;
         let rows = std::mem::take(&mut self.groups).into_iter().map(|(k, t)| t.row(k.to_string(), &limits)).collect();
         Report {
@@ -774,6 +804,63 @@ mod tests {
     }
 
     #[test]
+    fn a_calls_milestones_are_its_ringing_a_dispatchers_answer_and_its_end_whatever_the_order() {
+        let event = |seq: u64, incident: u64, at: i64, actor: Actor, change: Change| IncidentEvent {
+            seq,
+            incident_id: IncidentId(incident),
+            at: Timestamp(at),
+            actor,
+            change,
+        };
+        let rang = |call: &str| Change::CallRang {
+            call_id: call.into(),
+            from: "13900000001".into(),
+            to: "96110".into(),
+            caller: crate::telephony::CallerMatch::Unknown,
+        };
+        let answered = |call: &str| Change::CallAnswered { call_id: call.into(), by: "d".into() };
+        let ended = |call: &str| Change::CallEnded {
+            call_id: call.into(),
+            reason: crate::telephony::CallEnd::Bye,
+            talk_s: None,
+        };
+        let events = vec![
+            event(1, 1, 1_000, Actor::Engine, rang("c1")),
+            // The station's duty phone picking a forwarded call up is no dispatcher's answer.
+            event(2, 1, 30_000, Actor::Engine, answered("c1")),
+            event(3, 1, 31_000, Actor::Engine, ended("c1")),
+            event(4, 2, 2_000, Actor::Engine, rang("c1")),
+            event(5, 2, 9_000, Actor::Dispatcher("d".into()), answered("c1")),
+            event(6, 2, 10_000, Actor::Dispatcher("d".into()), Change::Note { text: "c1".into() }),
+            event(7, 2, 70_000, Actor::Engine, ended("c1")),
+        ];
+        let t = |ms| Some(Timestamp(ms));
+        let calls = CallMilestones::of(&events);
+        assert_eq!(
+            calls.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    (IncidentId(1), "c1".to_string()),
+                    CallMilestones { rang_at: t(1_000), answered_at: None, ended_at: t(31_000) }
+                ),
+                (
+                    (IncidentId(2), "c1".to_string()),
+                    CallMilestones { rang_at: t(2_000), answered_at: t(9_000), ended_at: t(70_000) }
+                ),
+            ],
+            "a call id is a call on its incident; only a dispatcher answers"
+        );
+        let all = CallMilestones::of(&events);
+        assert_eq!(CallMilestones::of(events.iter().rev()), all);
+        assert_eq!(CallMilestones::of(events.iter().chain(&events)), all);
+        let mut cut = CallMilestones::of(&events[..4]);
+        for (key, m) in CallMilestones::of(&events[4..]) {
+            cut.entry(key).or_default().merge(&m);
+        }
+        assert_eq!(cut, all);
+    }
+
+    #[test]
     fn zones_are_read_from_the_numbers_and_listed_by_number() {
         let q = ReportQuery {
             from: Timestamp(0),
@@ -797,19 +884,12 @@ mod tests {
             b.incident(&opened(id));
         }
         // A call rings on zone 2's first incident: it is zone 2's.
-        let rang = IncidentEvent {
-            seq: Zone::new(2).unwrap().base() + 9,
-            incident_id: in_zone(2, 1),
-            at: Timestamp(2000),
-            actor: Actor::Engine,
-            change: Change::CallRang {
-                call_id: "c1".into(),
-                from: "13900000001".into(),
-                to: "96110".into(),
-                caller: crate::telephony::CallerMatch::Unknown,
-            },
-        };
-        b.call_event(&rang, Some("s-1"));
+        b.call(&CallFacts {
+            incident: in_zone(2, 1),
+            call_id: "c1".into(),
+            station: Some("s-1".into()),
+            milestones: CallMilestones { rang_at: Some(Timestamp(2000)), ..CallMilestones::default() },
+        });
         let report = b.finish();
         let rows: Vec<(&str, u64, u64)> =
             report.rows.iter().map(|r| (r.key.as_str(), r.incidents, r.calls_in)).collect();

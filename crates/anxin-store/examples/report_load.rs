@@ -41,8 +41,9 @@ usage: report_load [--incidents 5000000] [--stores sqlite,postgres] [--postgres 
   --explain    print each store's plan for the reports' two queries (one month)
   --compare    also time the reports' SQL alone (every row fetched, none folded): the
                incidents' query as it was before migration 0022 (each incident's milestones
-               folded from its events) and as it is (read from incident_milestones), taking
-               turns run by run on the same data, and the calls' query
+               folded from its events) and as it is (read from incident_milestones), and
+               the calls' query before migration 0024 (read from the calls' events) and as
+               it is (from call_milestones), taking turns run by run on the same data
   --keep       keep the SQLite file and the PostgreSQL database, and print where they are
                (drop the database by hand after: DROP DATABASE name)
   --reports    which reports to time, in order (default all of them; none: load only)
@@ -58,9 +59,9 @@ Reports timed (each a ReportQuery read through ReportStore::report):
   month    December, by day
   station  December, by station
   year     the whole year, by month
-The incidents are written without their milestones, as a store logged before migration 0022
-holds them, and migration 0023 then fills them in (timed). Loading takes minutes (progress is
-shown); 5,000,000 incidents take 15-20 GB per store.
+The incidents and calls are written without their milestones, as a store logged before
+migration 0022 holds them, and migrations 0023 and 0024 then fill them in (timed). Loading
+takes minutes (progress is shown); 5,000,000 incidents take 15-20 GB per store.
 ";
 
 fn usage_error(what: &str) -> ! {
@@ -813,6 +814,9 @@ struct Record {
     /// (none in lines recorded before it).
     #[serde(default)]
     fill_s: Option<f64>,
+    /// How long migration 0024 took to fill in every call's (none in lines recorded before it).
+    #[serde(default)]
+    calls_fill_s: Option<f64>,
 }
 
 fn cpu_model() -> String {
@@ -829,6 +833,13 @@ fn cpu_model() -> String {
 const FILL_0023: [(&str, &str); 2] = [
     ("sqlite", include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql")),
     ("postgres", include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql")),
+];
+
+/// Migration 0024 as each store runs it: the calls' table, and every call's milestones from its
+/// events. Run again, timed, on a table dropped after the load, as 0023 is.
+const CALLS_0024: [(&str, &str); 2] = [
+    ("sqlite", include_str!("../../../migrations/sqlite/0024_call_milestones.sql")),
+    ("postgres", include_str!("../../../migrations/postgres/0024_call_milestones.sql")),
 ];
 
 /// Runs `sql` on the store at `url`, on a connection of its own.
@@ -858,32 +869,34 @@ async fn time_sql(store: &str, url: &str, a: &Asked, sql: &str) -> Result<f64, B
     Ok(t.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// The incidents' query before and after migration 0022, report by report, on the same
-/// data, the two taking turns run by run: the milestones folded from the incidents' events
-/// (before) and read from `incident_milestones` (after); and the calls' query, the same in
-/// both, for scale.
+/// The incidents' query before and after migration 0022, and the calls' before and after 0024,
+/// report by report, on the same data, the four taking turns run by run: the milestones folded
+/// from the events (before) and read from `incident_milestones` and `call_milestones` (after).
 async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    use anxin_store::report::{CALL_EVENTS, INCIDENT_FACTS, INCIDENT_FACTS_FROM_EVENTS};
+    use anxin_store::report::{CALL_EVENTS, CALL_FACTS, INCIDENT_FACTS, INCIDENT_FACTS_FROM_EVENTS};
     for a in ASKED.iter().filter(|a| args.reports.iter().any(|r| r == a.name)) {
-        let (mut old, mut new, mut calls) = (vec![], vec![], vec![]);
+        let (mut old, mut new, mut calls_old, mut calls) = (vec![], vec![], vec![], vec![]);
         for _ in 0..args.runs {
             old.push(time_sql(store, url, a, INCIDENT_FACTS_FROM_EVENTS).await?);
             new.push(time_sql(store, url, a, INCIDENT_FACTS).await?);
-            calls.push(time_sql(store, url, a, CALL_EVENTS).await?);
+            calls_old.push(time_sql(store, url, a, CALL_EVENTS).await?);
+            calls.push(time_sql(store, url, a, CALL_FACTS).await?);
         }
-        for v in [&mut old, &mut new, &mut calls] {
+        for v in [&mut old, &mut new, &mut calls_old, &mut calls] {
             v.sort_by(f64::total_cmp);
         }
         let m = |v: &[f64]| v[v.len() / 2];
         let spread = |v: &[f64]| format!("{:.1} ms ({:.1}–{:.1})", m(v), v[0], v[v.len() - 1]);
         println!(
             "{store:<8} {:<8} incidents' query alone: from the events (before 0022) {}  from incident_milestones \
-             {}  {:.1}x;  calls' query {}",
+             {}  {:.1}x;  calls' query: from the events (before 0024) {}  from call_milestones {}  {:.1}x",
             a.name,
             spread(&old),
             spread(&new),
             m(&old) / m(&new),
-            spread(&calls)
+            spread(&calls_old),
+            spread(&calls),
+            m(&calls_old) / m(&calls)
         );
     }
     Ok(())
@@ -893,7 +906,7 @@ async fn compare(store: &str, url: &str, args: &Args) -> Result<(), Box<dyn std:
 async fn explain(store: &str, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let q = query(&ASKED[3]);
     let (from, to) = (q.from.millis(), q.to.millis());
-    for (name, sql) in [("incidents", anxin_store::report::INCIDENT_FACTS), ("calls", anxin_store::report::CALL_EVENTS)]
+    for (name, sql) in [("incidents", anxin_store::report::INCIDENT_FACTS), ("calls", anxin_store::report::CALL_FACTS)]
     {
         println!("plan of the {name} query on {store} (December):");
         if store == "sqlite" {
@@ -971,6 +984,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_sql(which, &url, FILL_0023.iter().find(|(s, _)| s == which).expect("listed").1).await?;
         let fill_s = t.elapsed().as_secs_f64();
         println!("{which}: migration 0023 filled in every incident's milestones in {fill_s:.1} s");
+        run_sql(which, &url, "DROP TABLE call_milestones").await?;
+        let t = Instant::now();
+        run_sql(which, &url, CALLS_0024.iter().find(|(s, _)| s == which).expect("listed").1).await?;
+        let calls_fill_s = t.elapsed().as_secs_f64();
+        println!("{which}: migration 0024 filled in every call's milestones in {calls_fill_s:.1} s");
         // What a fold behind the engine costs: the last day's events folded again, as a
         // report a day after the last fold would (the generator numbers every event in zone 0).
         let day = report::parse_day("2025-12-31", UTC8).unwrap().millis();
@@ -979,7 +997,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &url,
             &format!(
                 "UPDATE milestones_folded SET seq = (SELECT MAX(seq) FROM incident_events WHERE at < {day}); \
-                 DELETE FROM incident_milestones WHERE opened_at >= {day}"
+                 DELETE FROM incident_milestones WHERE opened_at >= {day}; \
+                 DELETE FROM call_milestones WHERE rang_at >= {day}"
             ),
         )
         .await?;
@@ -997,6 +1016,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sqlx::query("VACUUM ANALYZE incidents").execute(&mut db).await?;
             sqlx::query("VACUUM ANALYZE incident_events").execute(&mut db).await?;
             sqlx::query("VACUUM ANALYZE elders").execute(&mut db).await?;
+            sqlx::query("VACUUM ANALYZE incident_milestones").execute(&mut db).await?;
+            sqlx::query("VACUUM ANALYZE call_milestones").execute(&mut db).await?;
         }
         let size = if which == "sqlite" {
             std::fs::metadata(temp.path().join("report-load.db")).map(|m| m.len()).unwrap_or(0)
@@ -1066,6 +1087,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cpu_model: cpu.clone(),
                 nproc,
                 fill_s: Some(fill_s),
+                calls_fill_s: Some(calls_fill_s),
             };
             println!(
                 "{which:<8} {:<8} {:>9} incidents {:>4} rows  median {:>9.1} ms  min {:>9.1}  max {:>9.1}",

@@ -82,6 +82,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "incident_milestones_filled",
         sql: include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql"),
     },
+    Migration {
+        version: 24,
+        name: "call_milestones",
+        sql: include_str!("../../../migrations/sqlite/0024_call_milestones.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -166,6 +171,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 23,
         name: "incident_milestones_filled",
         sql: include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "call_milestones",
+        sql: include_str!("../../../migrations/postgres/0024_call_milestones.sql"),
     },
 ];
 

@@ -1,6 +1,7 @@
-//! Each incident's milestones (`anxin_core::Milestones`), folded from the event log into
-//! `incident_milestones` behind the engine's commits, so that a supervisors' report reads one
-//! small row an incident instead of its trail (migration 0022).
+//! Each incident's milestones (`anxin_core::Milestones`) and each call's
+//! (`anxin_core::CallMilestones`), folded from the event log into `incident_milestones` and
+//! `call_milestones` behind the engine's commits, so that a supervisors' report reads one small
+//! row an incident or a call instead of their trails (migrations 0022 and 0024).
 //!
 //! The fold is not part of the commit a press waits on: keeping the rows in the same commit
 //! cost 9-15% more per batch of presses on PostgreSQL (`cargo bench -p anxin-benches --bench
@@ -19,12 +20,14 @@
 //! ever overlap.
 //!
 //! An event this build cannot read (a newer engine's, in a rolling upgrade) is passed over
-//! with a warning: one row must not stop every report.
+//! with a warning, and counted ([`crate::ReportStore::unreadable_events`]; anxind's
+//! `anxin_reports_unreadable_events_total`): one row must not stop every report.
 //!
 //! Folding is idempotent and order-free (the earliest time, a flag once set stays set; the mark
 //! only moves forward), so two folds at once (two reports, or two nodes of a cluster) do the
 //! same work twice and leave the same rows. Migration 0023 made the rows of the incidents
-//! stored before 0022, with the same definitions in SQL, and set the marks.
+//! stored before 0022, with the same definitions in SQL, and set the marks; 0024 made the calls'
+//! rows of every call stored before it (the marks already past them).
 
 use std::time::Duration;
 
@@ -37,32 +40,24 @@ pub const GAP_GRACE: Duration = Duration::from_secs(60);
 /// Most events one pass of a fold reads from a zone.
 pub(crate) const FOLD_CHUNK: i64 = 20_000;
 
-/// `column = ` the earlier of the row's and the new one's, either of which may be `NULL` (as
-/// portable SQL: SQLite's two-argument `MIN` is `NULL` if either is, PostgreSQL's `LEAST`
-/// passes over a `NULL`).
+/// `column = ` the earlier of table `$t`'s row's and the new one's, for each column listed,
+/// either of which may be `NULL` (as portable SQL: SQLite's two-argument `MIN` is `NULL` if
+/// either is, PostgreSQL's `LEAST` passes over a `NULL`).
 macro_rules! earliest {
-    ($c:literal) => {
-        concat!(
-            $c,
-            " = CASE WHEN incident_milestones.",
-            $c,
-            " IS NULL OR excluded.",
-            $c,
-            " < incident_milestones.",
-            $c,
-            " THEN excluded.",
-            $c,
-            " ELSE incident_milestones.",
-            $c,
-            " END, "
-        )
+    (@one $t:literal, $c:literal) => {
+        concat!($c, " = CASE WHEN ", $t, ".", $c, " IS NULL OR excluded.", $c, " < ", $t, ".", $c,
+            " THEN excluded.", $c, " ELSE ", $t, ".", $c, " END")
+    };
+    ($t:literal: $first:literal $(, $c:literal)*) => {
+        concat!(earliest!(@one $t, $first) $(, ", ", earliest!(@one $t, $c))*)
     };
 }
 
-/// `column = ` the row's flag or the new one's.
+/// `column = ` the row's flag or the new one's, for each column listed.
 macro_rules! either {
-    ($c:literal) => {
-        concat!($c, " = incident_milestones.", $c, " OR excluded.", $c)
+    ($t:literal: $first:literal $(, $c:literal)*) => {
+        concat!($first, " = ", $t, ".", $first, " OR excluded.", $first
+            $(, ", ", $c, " = ", $t, ".", $c, " OR excluded.", $c)*)
     };
 }
 
@@ -74,24 +69,21 @@ pub(crate) const INSERT_MILESTONES: &str = "INSERT INTO incident_milestones (ope
 /// keeps its station.
 pub(crate) const MILESTONES_CONFLICT: &str = concat!(
     " ON CONFLICT (opened_at, id) DO UPDATE SET ",
-    earliest!("emergency_at"),
-    earliest!("answered_at"),
-    earliest!("dispatched_at"),
-    earliest!("first_offer_at"),
-    earliest!("accepted_at"),
-    earliest!("on_scene_at"),
-    earliest!("ended_at"),
-    either!("nobody_going"),
+    earliest!("incident_milestones": "emergency_at", "answered_at", "dispatched_at", "first_offer_at",
+        "accepted_at", "on_scene_at", "ended_at"),
     ", ",
-    either!("called_120"),
-    ", ",
-    either!("called_110"),
-    ", ",
-    either!("called_119"),
-    ", ",
-    either!("false_alarm"),
-    ", ",
-    either!("cancelled"),
+    either!("incident_milestones": "nobody_going", "called_120", "called_110", "called_119", "false_alarm",
+        "cancelled"),
+);
+
+pub(crate) const INSERT_CALLS: &str =
+    "INSERT INTO call_milestones (incident_id, call_id, station_id, rang_at, answered_at, ended_at) ";
+
+/// A call's row stored already takes in the new one as [`anxin_core::CallMilestones::merge`]
+/// does, and keeps its station.
+pub(crate) const CALLS_CONFLICT: &str = concat!(
+    " ON CONFLICT (incident_id, call_id) DO UPDATE SET ",
+    earliest!("call_milestones": "rang_at", "answered_at", "ended_at"),
 );
 
 /// A zone's mark moves forward only.
@@ -123,8 +115,10 @@ macro_rules! fold_milestones {
             /// stored, then the marks moved. Returns the events folded, and whether some zone had
             /// a full chunk (so more may be waiting).
             pub(crate) async fn fold_milestones_once(&self) -> Result<(u64, bool), StoreError> {
-                use crate::milestones::{contiguous, FOLD_CHUNK, INSERT_MILESTONES, MARK, MILESTONES_CONFLICT};
-                use anxin_core::{Milestones, Zone};
+                use crate::milestones::{
+                    contiguous, CALLS_CONFLICT, FOLD_CHUNK, INSERT_CALLS, INSERT_MILESTONES, MARK, MILESTONES_CONFLICT,
+                };
+                use anxin_core::{CallMilestones, Milestones, Zone};
                 let marks: HashMap<u16, u64> = sqlx::query("SELECT zone, seq FROM milestones_folded")
                     .fetch_all(&self.pool)
                     .await?
@@ -147,6 +141,7 @@ macro_rules! fold_milestones {
                 }
                 let now = anxin_proto::wall_clock_now();
                 let mut folded: HashMap<IncidentId, Milestones> = HashMap::new();
+                let mut calls: HashMap<(IncidentId, String), CallMilestones> = HashMap::new();
                 let mut moved = Vec::new();
                 let (mut count, mut full) = (0u64, false);
                 for zone in zones {
@@ -171,14 +166,22 @@ macro_rules! fold_milestones {
                     full |= taken as i64 == FOLD_CHUNK;
                     for row in &rows[..taken] {
                         match Self::event_of(row) {
-                            Ok(e) => folded.entry(e.incident_id).or_default().absorb(&e),
+                            Ok(e) => {
+                                folded.entry(e.incident_id).or_default().absorb(&e);
+                                if let Some((call, m)) = CallMilestones::of_event(&e) {
+                                    calls.entry((e.incident_id, call.to_string())).or_default().merge(&m);
+                                }
+                            }
                             // One event this build cannot read (a newer engine's, say) must not
                             // stop every report: it is passed over, and said.
-                            Err(error) => tracing::warn!(
-                                seq = row.try_get::<i64, _>("seq").unwrap_or_default(),
-                                %error,
-                                "an event that cannot be read is left out of the reports' milestones"
-                            ),
+                            Err(error) => {
+                                self.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tracing::warn!(
+                                    seq = row.try_get::<i64, _>("seq").unwrap_or_default(),
+                                    %error,
+                                    "an event that cannot be read is left out of the reports' milestones"
+                                )
+                            }
                         }
                     }
                     if taken > 0 {
@@ -191,6 +194,8 @@ macro_rules! fold_milestones {
                 }
                 let mut folded: Vec<(IncidentId, Milestones)> = folded.into_iter().collect();
                 folded.sort_by_key(|(id, _)| *id);
+                // Each incident's elder's station, for its calls' rows too.
+                let mut stations: HashMap<i64, Option<String>> = HashMap::new();
                 // The rows in statements of `CHUNK` each, on their own: on SQLite a long write
                 // would hold the engine's commits up. One cut short leaves rows that the next
                 // fold merges again, to the same, since the marks move only after them all.
@@ -208,10 +213,9 @@ macro_rules! fold_milestones {
                     ids.push_unseparated(")");
                     let mut of: HashMap<i64, (i64, i64, Option<String>)> = HashMap::new();
                     for row in q.build().fetch_all(&self.pool).await? {
-                        of.insert(
-                            row.try_get("id")?,
-                            (row.try_get("opened_at")?, row.try_get("pressed_at")?, row.try_get("station_id")?),
-                        );
+                        let station: Option<String> = row.try_get("station_id")?;
+                        stations.insert(row.try_get("id")?, station.clone());
+                        of.insert(row.try_get("id")?, (row.try_get("opened_at")?, row.try_get("pressed_at")?, station));
                     }
                     let rows: Vec<_> =
                         chunk.iter().filter_map(|(id, m)| of.get(&(id.0 as i64)).map(|i| (id, i, m))).collect();
@@ -248,6 +252,24 @@ macro_rules! fold_milestones {
                         }
                     });
                     q.push(MILESTONES_CONFLICT);
+                    q.build().execute(&self.pool).await?;
+                }
+                // Each call's row, under its incident's station (a call on an incident with no row
+                // was warned of above).
+                let mut calls: Vec<_> = calls
+                    .into_iter()
+                    .filter_map(|((id, call), m)| stations.get(&(id.0 as i64)).map(|s| (id, call, s.clone(), m)))
+                    .collect();
+                calls.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                for chunk in calls.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$db>::new(INSERT_CALLS);
+                    q.push_values(chunk, |mut b, (id, call, station, m)| {
+                        b.push_bind(id.0 as i64).push_bind(call.clone()).push_bind(station.clone());
+                        for at in [m.rang_at, m.answered_at, m.ended_at] {
+                            b.push_bind(at.map(|t| t.millis()));
+                        }
+                    });
+                    q.push(CALLS_CONFLICT);
                     q.build().execute(&self.pool).await?;
                 }
                 let mut tx = self.pool.begin().await?;

@@ -4,14 +4,15 @@
 //! The incidents' query reads the period's rows of `incident_milestones` (one small row an
 //! incident, keyed by when it opened: `anxin_core::Milestones`, folded from the events behind
 //! the engine's commits, [`crate::milestones`], and filled in for the incidents stored before
-//! migration 0022 by 0023) and nothing else; a report folds what is left first. The calls' query finds
-//! the calls that rang by the partial index `incident_events_calls` (migration 0014).
+//! migration 0022 by 0023) and nothing else; a report folds what is left first. The calls' query
+//! likewise reads the period's rows of `call_milestones` (a row a call, by when it rang:
+//! `anxin_core::CallMilestones`, folded with the incidents', and filled in by migration 0024).
 //! `examples/report_load.rs` times both over a year of generated incidents
-//! (docs/benchmarks.md), and, with `--compare`, [`INCIDENT_FACTS_FROM_EVENTS`], the query
-//! before 0022, which read each incident's trail of events.
+//! (docs/benchmarks.md), and, with `--compare`, [`INCIDENT_FACTS_FROM_EVENTS`] and
+//! [`CALL_EVENTS`], the queries before 0022 and 0024, which read the events.
 
 use crate::StoreError;
-use anxin_core::{IncidentFacts, Milestones, Report, ReportQuery};
+use anxin_core::{CallFacts, CallMilestones, IncidentFacts, Milestones, Report, ReportQuery};
 use async_trait::async_trait;
 
 /// Reads a report.
@@ -21,9 +22,14 @@ pub trait ReportStore {
     /// ([`ReportStore::fold_milestones`]), so that it holds every event stored before it.
     async fn report(&self, q: &ReportQuery) -> Result<Report, StoreError>;
 
-    /// Folds the events stored since the last fold into `incident_milestones`
+    /// Folds the events stored since the last fold into `incident_milestones` and `call_milestones`
     /// ([`crate::milestones`]). Returns how many.
     async fn fold_milestones(&self) -> Result<u64, StoreError>;
+
+    /// How many events the folds have passed over because this build cannot read them (a
+    /// newer engine's, in a rolling upgrade), since the store was opened: each is missing from
+    /// the reports' figures.
+    fn unreadable_events(&self) -> u64;
 }
 
 /// One row per incident opened in `[$1, $2)`, with its milestones and the station its elder was
@@ -66,9 +72,17 @@ GROUP BY e.incident_id) f \
 JOIN incidents i ON i.id = f.incident_id \
 LEFT JOIN elders el ON el.id = i.elder_id";
 
-/// The events of every call that rang in `[$1, $2)`, in the log's order, with the station
-/// of its incident (as its row of milestones has it); `anxin_core` pairs them by call id (in
-/// the JSON body) in Rust.
+/// One row per call that rang in `[$1, $2)`, with its milestones and the station its elder was
+/// enrolled with then: a range of `call_milestones_rang` (migration 0024).
+pub const CALL_FACTS: &str = "\
+SELECT c.incident_id, c.call_id, c.station_id, c.rang_at, c.answered_at, c.ended_at \
+FROM call_milestones c \
+WHERE c.rang_at >= $1 AND c.rang_at < $2";
+
+/// The events of every call that rang in `[$1, $2)`, in the log's order, with the station of
+/// its incident (as its row of milestones has it), as reports read them before migration 0024
+/// and folded them into [`anxin_core::CallMilestones`] in Rust; `report_load --compare` times
+/// it against [`CALL_FACTS`].
 pub const CALL_EVENTS: &str = "\
 SELECT e.seq, e.incident_id, e.at, e.actor, e.body, m.station_id \
 FROM incident_events e \
@@ -116,13 +130,37 @@ where
     })
 }
 
+/// A call's row of [`CALL_FACTS`].
+pub fn call_facts<R: sqlx::Row>(row: &R) -> Result<CallFacts, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    use anxin_core::{IncidentId, Timestamp};
+    let at = |name: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(name)?.map(Timestamp))
+    };
+    Ok(CallFacts {
+        incident: IncidentId(row.try_get::<i64, _>("incident_id")? as u64),
+        call_id: row.try_get("call_id")?,
+        station: row.try_get("station_id")?,
+        milestones: CallMilestones {
+            rang_at: at("rang_at")?,
+            answered_at: at("answered_at")?,
+            ended_at: at("ended_at")?,
+        },
+    })
+}
+
 macro_rules! report_store {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl crate::report::ReportStore for $store {
             async fn report(&self, q: &anxin_core::ReportQuery) -> Result<anxin_core::Report, crate::StoreError> {
                 use futures_util::TryStreamExt;
-                use sqlx::Row;
                 self.fold_milestones().await?;
                 let mut builder = anxin_core::ReportBuilder::new(q.clone());
                 let mut rows = sqlx::query(crate::report::INCIDENT_FACTS)
@@ -134,18 +172,15 @@ macro_rules! report_store {
                 }
                 drop(rows);
                 let mut calls =
-                    sqlx::query(crate::report::CALL_EVENTS).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
+                    sqlx::query(crate::report::CALL_FACTS).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
                 while let Some(row) = calls.try_next().await? {
-                    let event = anxin_core::IncidentEvent {
-                        seq: row.try_get::<i64, _>("seq")? as u64,
-                        incident_id: anxin_core::IncidentId(row.try_get::<i64, _>("incident_id")? as u64),
-                        at: anxin_core::Timestamp(row.try_get("at")?),
-                        actor: crate::sql::parse_actor(&row.try_get::<String, _>("actor")?)?,
-                        change: crate::sql::json(&row.try_get::<String, _>("body")?)?,
-                    };
-                    builder.call_event(&event, row.try_get::<Option<String>, _>("station_id")?.as_deref());
+                    builder.call(&crate::report::call_facts(&row)?);
                 }
                 Ok(builder.finish())
+            }
+
+            fn unreadable_events(&self) -> u64 {
+                self.unreadable.load(std::sync::atomic::Ordering::Relaxed)
             }
 
             async fn fold_milestones(&self) -> Result<u64, crate::StoreError> {

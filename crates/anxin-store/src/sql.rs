@@ -15,6 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which rows of the devices' and elders' tables an engine running `zones` resumes: when
@@ -50,6 +52,8 @@ pub(crate) const HEALTH_CHUNK: usize = 2_000;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Events the reports' fold passed over as unreadable ([`crate::milestones`]).
+    pub(crate) unreadable: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -61,7 +65,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        let store = Self { pool };
+        let store = Self { pool, unreadable: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -71,6 +75,8 @@ impl SqliteStore {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
+    /// Events the reports' fold passed over as unreadable ([`crate::milestones`]).
+    pub(crate) unreadable: Arc<AtomicU64>,
 }
 
 impl PostgresStore {
@@ -108,7 +114,7 @@ impl PostgresStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        let store = Self { pool };
+        let store = Self { pool, unreadable: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }

@@ -9,6 +9,7 @@ mod both;
 use anxin_core::testkit::{d1, one_of_each, r1};
 use anxin_core::*;
 use anxin_store::{Batch, Store};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const UTC8: i32 = 480;
@@ -29,6 +30,8 @@ struct Centre {
     log: Vec<IncidentEvent>,
     /// Commit every batch twice, as after a commit whose outcome was unclear.
     twice: bool,
+    /// Fold the reports' milestones after every commit.
+    fold_each: bool,
 }
 
 impl Centre {
@@ -54,6 +57,7 @@ impl Centre {
             presses: 0,
             log: Vec::new(),
             twice: false,
+            fold_each: false,
         }
     }
 
@@ -64,6 +68,9 @@ impl Centre {
         self.store.commit(Batch::of(&out)).await.expect("commit");
         if self.twice {
             self.store.commit(Batch::of(&out)).await.expect("the same batch again");
+        }
+        if self.fold_each {
+            self.store.fold_milestones().await.expect("a fold");
         }
         self.log.extend(out.events);
     }
@@ -376,30 +383,37 @@ enum Db {
 }
 
 impl Db {
-    /// The rows of `sql` (one of the report's incidents' queries) over all time, by incident.
-    async fn facts(&self, sql: &str) -> std::collections::BTreeMap<IncidentId, IncidentFacts> {
+    /// Each row of `sql` over all time (its `$1` and `$2` bound to the first and last instants),
+    /// read by `lite` or `pg`.
+    async fn all<T>(
+        &self,
+        sql: &str,
+        lite: fn(&sqlx::sqlite::SqliteRow) -> T,
+        pg: fn(&sqlx::postgres::PgRow) -> T,
+    ) -> Vec<T> {
         let (from, to) = (0i64, i64::MAX);
-        let rows: Vec<IncidentFacts> = match self {
-            Db::Sqlite(pool) => sqlx::query(sql)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| anxin_store::report::facts(r).unwrap())
-                .collect(),
-            Db::Postgres(pool) => sqlx::query(sql)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| anxin_store::report::facts(r).unwrap())
-                .collect(),
-        };
+        match self {
+            Db::Sqlite(pool) => {
+                sqlx::query(sql).bind(from).bind(to).fetch_all(pool).await.unwrap().iter().map(lite).collect()
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sql).bind(from).bind(to).fetch_all(pool).await.unwrap().iter().map(pg).collect()
+            }
+        }
+    }
+
+    /// The rows of `sql` (one of the report's incidents' queries) over all time, by incident.
+    async fn facts(&self, sql: &str) -> BTreeMap<IncidentId, IncidentFacts> {
+        use anxin_store::report::facts;
+        let rows = self.all(sql, |r| facts(r).unwrap(), |r| facts(r).unwrap()).await;
         rows.into_iter().map(|f| (f.id, f)).collect()
+    }
+
+    /// The rows of [`anxin_store::report::CALL_FACTS`] over all time, by incident and call.
+    async fn calls(&self) -> BTreeMap<(IncidentId, String), CallFacts> {
+        use anxin_store::report::{call_facts, CALL_FACTS};
+        let rows = self.all(CALL_FACTS, |r| call_facts(r).unwrap(), |r| call_facts(r).unwrap()).await;
+        rows.into_iter().map(|c| ((c.incident, c.call_id.clone()), c)).collect()
     }
 
     async fn run(&self, sql: &str) {
@@ -416,6 +430,14 @@ impl Db {
             Db::Postgres(_) => include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql"),
         }
     }
+
+    /// Migration 0024 as this store runs it.
+    fn calls_0024(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => include_str!("../../../migrations/sqlite/0024_call_milestones.sql"),
+            Db::Postgres(_) => include_str!("../../../migrations/postgres/0024_call_milestones.sql"),
+        }
+    }
 }
 
 /// Once folded, every incident's row holds the milestones its events say (`Milestones::of`
@@ -423,10 +445,10 @@ impl Db {
 /// fold finds nothing more to do; the report's SQL of before, which folded them from the
 /// events, reads the same; and migration 0023, run on a table emptied of them, fills in the
 /// same again and sets the marks so that a fold after it finds nothing to do either.
-async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn Store>, db: Db) {
-    let mut c = Centre::in_district(store, district_in_two_zones()).await;
-    c.twice = true;
-    morning(&mut c).await;
+/// [`morning`], and in zone 1 a service request raised to an SOS, handed to 110 and 119, then
+/// cancelled: every sort of milestone. Returns the raised request.
+async fn morning_in_two_zones(c: &mut Centre) -> IncidentId {
+    morning(c).await;
     // And in zone 1, with nobody of its own: a service request raised to an SOS, handed to
     // 110 and 119, then cancelled.
     let d2 = DeviceId::parse("d-2").unwrap();
@@ -440,18 +462,52 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     }
     c.at(later(t, 60 * S)).await;
     c.dispatcher(raised, DispatcherAction::Cancel { reason: "their son came".into() }).await;
+    raised
+}
 
-    let mut said: std::collections::BTreeMap<IncidentId, Milestones> = Default::default();
-    for e in &c.log {
-        said.entry(e.incident_id).or_default().absorb(e);
+/// The rows of milestones each incident and call has, by [`Db::facts`] and [`Db::calls`].
+async fn rows_of(db: &Db) -> (BTreeMap<IncidentId, Milestones>, BTreeMap<(IncidentId, String), CallMilestones>) {
+    let incidents = db.facts(anxin_store::report::INCIDENT_FACTS).await;
+    let calls = db.calls().await;
+    (
+        incidents.into_iter().map(|(id, f)| (id, f.milestones)).collect(),
+        calls.into_iter().map(|(k, c)| (k, c.milestones)).collect(),
+    )
+}
+
+/// The milestones `log` says each incident and each call that rang has.
+fn said_by(
+    log: &[IncidentEvent],
+) -> (BTreeMap<IncidentId, Milestones>, BTreeMap<(IncidentId, String), CallMilestones>) {
+    let mut incidents: BTreeMap<IncidentId, Milestones> = BTreeMap::new();
+    for e in log {
+        incidents.entry(e.incident_id).or_default().absorb(e);
     }
+    (incidents, CallMilestones::of(log).into_iter().filter(|(_, m)| m.rang_at.is_some()).collect())
+}
+
+/// With a fold after every commit, each row is made by one fold and merged with each later
+/// one, and holds the same as one fold of everything: every column takes in the next.
+async fn a_row_takes_in_each_fold(store: Arc<dyn Store>, db: Db) {
+    let mut c = Centre::in_district(store, district_in_two_zones()).await;
+    c.fold_each = true;
+    morning_in_two_zones(&mut c).await;
+    let (incidents, calls) = said_by(&c.log);
+    assert_eq!(rows_of(&db).await, (incidents, calls));
+}
+
+async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn Store>, db: Db) {
+    let mut c = Centre::in_district(store, district_in_two_zones()).await;
+    c.twice = true;
+    let raised = morning_in_two_zones(&mut c).await;
+
+    let (said, said_calls) = said_by(&c.log);
     assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.is_empty(), "nothing folded before a fold");
     let events = c.store.fold_milestones().await.unwrap();
     assert_eq!(events, c.log.len() as u64, "every event folded once");
     assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "and nothing more");
     let rows = db.facts(anxin_store::report::INCIDENT_FACTS).await;
-    let kept: std::collections::BTreeMap<IncidentId, Milestones> =
-        rows.iter().map(|(id, f)| (*id, f.milestones.clone())).collect();
+    let kept: BTreeMap<IncidentId, Milestones> = rows.iter().map(|(id, f)| (*id, f.milestones.clone())).collect();
     assert_eq!(kept, said, "each row's milestones are its events'");
     // Every sort of milestone is in the story, so a column a commit left out would show.
     let some = |pick: fn(&Milestones) -> bool| said.values().any(pick);
@@ -467,6 +523,18 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     );
 
     assert_eq!(db.facts(anxin_store::report::INCIDENT_FACTS_FROM_EVENTS).await, rows, "the fold of the events agrees");
+
+    // Each call that rang has its row: its events' milestones, under its incident's station.
+    let calls = db.calls().await;
+    assert_eq!(rows_of(&db).await.1, said_calls, "each call's row holds its events' milestones");
+    assert!(said_calls.values().any(|m| m.answered_at.is_some()) && said_calls.values().any(|m| m.ended_at.is_some()));
+    for ((id, call), row) in &calls {
+        assert_eq!(row.station, rows[id].station, "call {call} is counted with its incident's station");
+    }
+    // Migration 0024 on a store that had none fills in the same.
+    db.run("DROP TABLE call_milestones").await;
+    db.run(db.calls_0024()).await;
+    assert_eq!(db.calls().await, calls, "migration 0024 fills in the same");
 
     db.run("DELETE FROM incident_milestones; DELETE FROM milestones_folded").await;
     assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.is_empty());
@@ -493,6 +561,7 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     // An event this build cannot read (a newer engine's in another zone, say) is passed over
     // and the press after it counted: one bad row does not stop the reports.
     let elsewhere = Zone::new(5).unwrap().base() + 1;
+    assert_eq!(c.store.unreadable_events(), 0);
     db.run(&format!(
         "INSERT INTO incident_events (seq, incident_id, at, actor, change, body) VALUES \
          ({elsewhere}, {elsewhere}, {}, 'engine', 'from_a_newer_engine', '{{\"type\":\"from_a_newer_engine\"}}')",
@@ -504,29 +573,73 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     let total = c.report(Grouping::None).await.total;
     assert_eq!(total.alarms, after.alarms + 1, "{after_bad:?} is counted past the unreadable event");
     assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "and the unreadable one is not read again");
+    assert_eq!(c.store.unreadable_events(), 1, "and it is counted, once");
+
+    // A call's ringing and its answer folded in two folds make one row, and the report after
+    // counts it answered in 5 s.
+    c.at(later(c.now, 60 * S)).await;
+    let ring = CallEvent::Ringing { call_id: "c3".into(), from: "13900000001".into(), to: "96110".into() };
+    let rung = c.call(ring).await.expect("the call rings on an incident");
+    assert!(c.store.fold_milestones().await.unwrap() > 0);
+    let answered = later(c.now, 5 * S);
+    c.at(answered).await;
+    c.call(CallEvent::Answered { call_id: "c3".into(), by: "dispatcher".into() }).await;
+    let with_c3 = c.report(Grouping::None).await.total;
+    assert_eq!(
+        (with_c3.calls_in, nena_met(&with_c3)),
+        (total.calls_in + 1, nena_met(&total) + 1),
+        "c3 is in, answered in time"
+    );
+    assert_eq!(db.calls().await[&(rung, "c3".to_string())].milestones.answered_at, Some(answered));
+}
+
+fn nena_met(row: &ReportRow) -> u32 {
+    row.standards.iter().find(|s| s.standard == Standard::Nena).unwrap().met
 }
 
 mod milestones {
     use super::*;
 
-    #[tokio::test]
-    async fn sqlite() {
+    async fn sqlite() -> (Arc<dyn Store>, Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
         let store = anxin_store::open(&url).await.unwrap();
-        let db = Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap());
+        (store, Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap()), dir)
+    }
+
+    async fn postgres() -> Option<(Arc<dyn Store>, Db)> {
+        let Some(server) = anxin_store::testkit::postgres_server() else {
+            eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
+            return None;
+        };
+        let url = anxin_store::testkit::fresh_postgres_database(&server).await;
+        let store = anxin_store::open(&url).await.unwrap();
+        Some((store, Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap())))
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let (store, db, _dir) = sqlite().await;
         each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
     }
 
     #[tokio::test]
-    async fn postgres() {
-        let Some(server) = anxin_store::testkit::postgres_server() else {
-            eprintln!("skipped: {} is not set", anxin_store::testkit::POSTGRES_URL_VAR);
-            return;
-        };
-        let url = anxin_store::testkit::fresh_postgres_database(&server).await;
-        let store = anxin_store::open(&url).await.unwrap();
-        let db = Db::Postgres(sqlx::PgPool::connect(&url).await.unwrap());
-        each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
+    async fn on_postgres() {
+        if let Some((store, db)) = postgres().await {
+            each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn folded_commit_by_commit_on_sqlite() {
+        let (store, db, _dir) = sqlite().await;
+        a_row_takes_in_each_fold(store, db).await;
+    }
+
+    #[tokio::test]
+    async fn folded_commit_by_commit_on_postgres() {
+        if let Some((store, db)) = postgres().await {
+            a_row_takes_in_each_fold(store, db).await;
+        }
     }
 }

@@ -538,6 +538,7 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
     )?;
     let notify_task = crate::notify::spawn(worker, notify_stop.clone());
     spawn_milestones(store.clone(), notify_stop.clone());
+    crate::telemetry::UnreadableEvents::register(&metrics.registry, store.clone())?;
     // The family page asks for Web Push's public key: the one [notify] signs with.
     let push_key = config.notify.vapid()?.map(|v| v.public_key());
     let api = api.with_family(anxin_api::FamilySide::new(families, family_hub, push_key)).with_ledger(Arc::new(

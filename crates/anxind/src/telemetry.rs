@@ -346,6 +346,42 @@ impl LinkWaiting {
     }
 }
 
+/// `anxin_reports_unreadable_events_total`: events the reports' fold passed over because this
+/// build cannot read them (`anxin_store::ReportStore::unreadable_events`), read off the store at
+/// each scrape. Each is missing from the reports' figures; it should stay 0 but in a rolling
+/// upgrade, while an older node folds a newer one's events.
+pub struct UnreadableEvents {
+    store: std::sync::Arc<dyn anxin_store::Store>,
+    counter: IntCounter,
+}
+
+impl std::fmt::Debug for UnreadableEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnreadableEvents").field("counter", &self.counter.get()).finish()
+    }
+}
+
+impl UnreadableEvents {
+    pub fn register(registry: &Registry, store: std::sync::Arc<dyn anxin_store::Store>) -> prometheus::Result<()> {
+        let counter = IntCounter::new(
+            "anxin_reports_unreadable_events_total",
+            "Stored events the reports' fold passed over because this build cannot read them (a newer engine's): missing from the reports",
+        )?;
+        registry.register(Box::new(Self { store, counter }))
+    }
+}
+
+impl prometheus::core::Collector for UnreadableEvents {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.counter.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.counter.inc_by(self.store.unreadable_events().saturating_sub(self.counter.get()));
+        self.counter.collect()
+    }
+}
+
 impl prometheus::core::Collector for LinkWaiting {
     fn desc(&self) -> Vec<&prometheus::core::Desc> {
         self.gauge.desc().into_iter().chain(self.lost.desc()).collect()
