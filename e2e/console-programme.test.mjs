@@ -260,6 +260,27 @@ describe('the welfare programme and an inactive elder, after a restart', () => {
     assert.equal(await page.locator('#welfare tbody tr[data-overdue="true"]').count(), 0);
     assert.equal(await welfareRow(page, WELL).count(), 0);
 
+    // The supervisors' report for today counts the programme's tasks where they opened: the
+    // three overdue calls done late, with what each found; the retry, the call not yet
+    // overdue and any of the demo's own first rounds due today still open.
+    const boss = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await signIn(boss, daemon.consoleUrl, { user: 'supervisor' });
+    await boss.goto(new URL('/console/report?by=none&lang=zh-CN', daemon.consoleUrl).toString());
+    await boss.locator('body[data-loaded="true"]').waitFor(SHOWS_UP);
+    const heads = await boss.locator('#programme thead th').evaluateAll((ths) => ths.map((th) => th.textContent));
+    assert.deepEqual(heads.slice(1, 5), ['电话到期', '探访到期', '按时完成', '逾期完成']);
+    const [, callsDue, visitsDue, onTime, late, open, , well, needsService, needsHelp, noAnswer] =
+      await boss.locator('#programme tr.total td').evaluateAll((tds) => tds.map((td) => Number(td.textContent)));
+    assert.ok(callsDue >= 5, `the four seeded calls and the retry at least: ${callsDue}`);
+    assert.deepEqual({ onTime, late, well, needsService, needsHelp, noAnswer },
+      { onTime: 0, late: 3, well: 1, needsService: 0, needsHelp: 1, noAnswer: 1 });
+    assert.equal(open, callsDue + visitsDue - 3, 'every task not ended is open');
+    assert.equal(await boss.locator('#services').count(), 0, 'no orders today: no orders table');
+    assert.equal(await boss.locator('#times tr.total td').nth(1).textContent(), '0 / 0',
+      'a welfare check is no press: the day a call waited to open is in no press-to time');
+    await shoot(boss, 'report-programme-zh.png');
+    await boss.close();
+
     assert.deepEqual(page.errors, [], 'the page logged errors');
   });
 });

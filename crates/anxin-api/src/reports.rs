@@ -214,7 +214,8 @@ fn standard_name(s: Standard, zh: bool) -> &'static str {
 }
 
 /// The report as CSV: a byte-order mark, a header, one line per row and one for the whole
-/// period; each standard's missed incidents are listed in one field, space-separated. A
+/// period; each standard's missed incidents are listed in one field, space-separated; then
+/// the welfare programme's tasks and the service lane's orders (money in yuan, two decimals). A
 /// zone's row is labelled as people say it (`zone 1`, `分区 1`): a bare number in the first
 /// column would read as a count.
 pub fn to_csv(report: &Report, zh: bool) -> Vec<u8> {
@@ -277,6 +278,52 @@ pub fn to_csv(report: &Report, zh: bool) -> Vec<u8> {
         head.extend(cols.iter().map(|c| format!("{n} {c}")));
         head.push(if zh { format!("{n} 未达标事件") } else { format!("{n} missed incidents") });
     }
+    let lanes: [&str; 19] = if zh {
+        [
+            "定期电话到期",
+            "定期探访到期",
+            "按时完成",
+            "逾期完成",
+            "未完成",
+            "未完成且已逾期",
+            "结果：平安",
+            "结果：需服务",
+            "结果：需救助",
+            "结果：无人接听",
+            "服务工单",
+            "已接单",
+            "无人接单",
+            "已完成",
+            "准时上门",
+            "争议中",
+            "已取消",
+            "补贴金额(元)",
+            "自付金额(元)",
+        ]
+    } else {
+        [
+            "programme_calls_due",
+            "programme_visits_due",
+            "programme_done_on_time",
+            "programme_done_late",
+            "programme_open",
+            "programme_open_overdue",
+            "programme_well",
+            "programme_needs_service",
+            "programme_needs_help",
+            "programme_no_answer",
+            "service_orders",
+            "service_accepted",
+            "service_unmatched",
+            "service_done",
+            "service_on_time",
+            "service_disputed",
+            "service_cancelled",
+            "service_subsidy_yuan",
+            "service_self_paid_yuan",
+        ]
+    };
+    head.extend(lanes.iter().map(|h| h.to_string()));
     let mut out = String::from("\u{feff}");
     out.push_str(&head.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
     out.push_str("\r\n");
@@ -316,6 +363,31 @@ pub fn to_csv(report: &Report, zh: bool) -> Vec<u8> {
             cells.push(s.share_pct.map(|p| format!("{p:.1}")).unwrap_or_default());
             cells.push(s.missed_ids.iter().map(|id| id.0.to_string()).collect::<Vec<_>>().join(" "));
         }
+        let (p, o) = (&row.programme, &row.services);
+        let yuan = |fen: u64| format!("{}.{:02}", fen / 100, fen % 100);
+        for n in [
+            p.calls_due,
+            p.visits_due,
+            p.done_on_time,
+            p.done_late,
+            p.open,
+            p.open_overdue,
+            p.well,
+            p.needs_service,
+            p.needs_help,
+            p.no_answer,
+            o.orders,
+            o.accepted,
+            o.unmatched,
+            o.done,
+            o.on_time,
+            o.disputed,
+            o.cancelled,
+        ] {
+            cells.push(n.to_string());
+        }
+        cells.push(yuan(o.subsidy_fen));
+        cells.push(yuan(o.self_paid_fen));
         out.push_str(&cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
     }

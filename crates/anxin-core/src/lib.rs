@@ -43,8 +43,8 @@ pub use outbox::{OutboxCounts, OutboxEntry, OutboxStatus, OutboxTry, PushSubscri
 pub use programme::{ElderProgramme, ProgrammePolicy, ProgrammeRow, TaskOutcome};
 pub use registry::*;
 pub use report::{
-    CallFacts, CallMilestones, Grouping, IncidentFacts, Milestones, Report, ReportBuilder, ReportQuery, ReportRow,
-    Shifts, ShiftsError, Spread,
+    CallFacts, CallMilestones, Grouping, IncidentFacts, Milestones, ProgrammeFigures, Report, ReportBuilder,
+    ReportQuery, ReportRow, ServiceFigures, Shifts, ShiftsError, Spread,
 };
 pub use service::{
     OrderAction, OrderChange, OrderError, OrderEvent, OrderId, OrderRequest, OrderSource, OrderState, Provider,

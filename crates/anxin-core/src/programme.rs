@@ -49,18 +49,35 @@ impl Default for ProgrammePolicy {
 }
 
 /// What a dispatcher found, by the first word of the outcome they gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TaskOutcome {
     Well,
     NeedsService,
     NeedsHelp,
     NoAnswer,
     /// Any other outcome (or a task cancelled): done, nothing follows.
+    #[default]
     Other,
 }
 
 impl TaskOutcome {
     pub const CODES: [&'static str; 4] = ["well", "needs_service", "needs_help", "no_answer"];
+
+    /// The code, as [`TaskOutcome::CODES`] has it (`None` for [`TaskOutcome::Other`]).
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            TaskOutcome::Well => Some("well"),
+            TaskOutcome::NeedsService => Some("needs_service"),
+            TaskOutcome::NeedsHelp => Some("needs_help"),
+            TaskOutcome::NoAnswer => Some("no_answer"),
+            TaskOutcome::Other => None,
+        }
+    }
+
+    /// The outcome of a code; `None` (or anything else) is [`TaskOutcome::Other`].
+    pub fn of_code(code: Option<&str>) -> Self {
+        code.map(TaskOutcome::of).unwrap_or(TaskOutcome::Other)
+    }
 
     /// `"no_answer: rang twice"` is `NoAnswer`.
     pub fn of(outcome: &str) -> Self {

@@ -12,7 +12,9 @@
 //! one row an incident and none of its trail.
 
 use crate::ids::{IncidentId, Timestamp};
-use crate::incident::{Actor, Change, IncidentEvent};
+use crate::incident::{Actor, Change, IncidentEvent, WelfareReason};
+use crate::programme::TaskOutcome;
+use crate::service::{OrderState, ServiceOrder};
 use crate::standards::{local_midnight, Clocked, Rating, Standard, StandardFigures, StandardLimits, Verdict};
 use crate::zone::Zone;
 use serde::{Deserialize, Serialize};
@@ -148,6 +150,9 @@ pub struct ReportQuery {
     pub now: Timestamp,
     /// The centre's shifts, for [`Grouping::Shift`].
     pub shifts: Shifts,
+    /// How long a welfare programme's task may stay open after it fell due before it is
+    /// overdue (`programme.overdue_after_h`): one done later was done late.
+    pub programme_overdue_ms: i64,
 }
 
 /// One incident's row in a report: its number, its elder's station, its times, and its
@@ -193,6 +198,13 @@ pub struct Milestones {
     pub called_119: bool,
     pub false_alarm: bool,
     pub cancelled: bool,
+    /// A welfare check: the reason it opened with (a device silent, a long quiet, the
+    /// programme's scheduled calls and visits: [`WelfareReason::is_programme`]). Not a press,
+    /// so it is in none of a report's press-to times.
+    pub welfare: Option<WelfareReason>,
+    /// What its first end said, by the first word of the outcome a dispatcher gave it
+    /// ([`TaskOutcome::of`]): kept for every incident, read for the programme's tasks.
+    pub outcome: TaskOutcome,
 }
 
 impl Milestones {
@@ -224,12 +236,25 @@ impl Milestones {
             called_119: matches!(&e.change, Change::EmergencyCalled { number, .. } if number == "119"),
             false_alarm: matches!(e.change, Change::FalseAlarm { .. }),
             cancelled: matches!(e.change, Change::Cancelled { .. }),
+            welfare: match &e.change {
+                Change::Opened { welfare, .. } => *welfare,
+                _ => None,
+            },
+            outcome: match &e.change {
+                Change::Resolved { outcome } | Change::Closed { outcome } => TaskOutcome::of(outcome),
+                _ => TaskOutcome::Other,
+            },
         };
         self.merge(&m);
     }
 
-    /// Takes in `other`'s: the earlier of each time, either's flags.
+    /// Takes in `other`'s: the earlier of each time, either's flags, and the outcome of the
+    /// earlier end (of two at the same moment, the one taken in first).
     pub fn merge(&mut self, other: &Milestones) {
+        if other.ended_at.is_some_and(|theirs| self.ended_at.is_none_or(|mine| theirs < mine)) {
+            self.outcome = other.outcome;
+        }
+        self.welfare = self.welfare.or(other.welfare);
         earliest(&mut self.emergency_at, other.emergency_at);
         earliest(&mut self.answered_at, other.answered_at);
         earliest(&mut self.dispatched_at, other.dispatched_at);
@@ -405,6 +430,68 @@ pub struct ReportRow {
     /// Calls to the hotline (NENA's count).
     pub calls_in: u64,
     pub standards: Vec<StandardFigures>,
+    #[serde(default)]
+    pub programme: ProgrammeFigures,
+    #[serde(default)]
+    pub services: ServiceFigures,
+}
+
+/// The welfare programme's tasks (scheduled calls and visits, [`crate::programme`]) that fell
+/// due in a group: each counted where its task opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgrammeFigures {
+    pub calls_due: u64,
+    pub visits_due: u64,
+    /// Ended before they were overdue (`programme.overdue_after_h` after falling due).
+    pub done_on_time: u64,
+    pub done_late: u64,
+    /// Still open as of the report, and of them those overdue.
+    pub open: u64,
+    pub open_overdue: u64,
+    /// What the dispatcher found, by the first word of the outcome (anything else is none of
+    /// these).
+    pub well: u64,
+    pub needs_service: u64,
+    pub needs_help: u64,
+    pub no_answer: u64,
+}
+
+/// The service lane's orders ([`crate::service`]) whose wanted window opened in a group, as
+/// they stand when the report is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFigures {
+    pub orders: u64,
+    /// A provider accepted them.
+    pub accepted: u64,
+    /// No provider would take them: left to a dispatcher (and not yet given to one by hand).
+    pub unmatched: u64,
+    /// Done: checked out, confirmed by the elder or family, or settled after a dispute.
+    pub done: u64,
+    /// Of those done, the worker checked in within the wanted window.
+    pub on_time: u64,
+    /// Disputed and not yet settled.
+    pub disputed: u64,
+    pub cancelled: u64,
+    /// What the orders done cost the care allowance and the elders themselves, in fen.
+    pub subsidy_fen: u64,
+    pub self_paid_fen: u64,
+}
+
+impl ServiceFigures {
+    fn take(&mut self, o: &ServiceOrder) {
+        self.orders += 1;
+        self.accepted += u64::from(o.accepted_at.is_some());
+        let done = matches!(o.state, OrderState::Done | OrderState::Confirmed | OrderState::Settled);
+        self.done += u64::from(done);
+        if done {
+            self.on_time += u64::from(o.checked_in_at.is_some_and(|at| at >= o.from && at <= o.to));
+            self.subsidy_fen += u64::from(o.subsidy_fen);
+            self.self_paid_fen += u64::from(o.self_paid_fen);
+        }
+        self.unmatched += u64::from(o.state == OrderState::Unmatched);
+        self.disputed += u64::from(o.state == OrderState::Disputed);
+        self.cancelled += u64::from(o.state == OrderState::Cancelled);
+    }
 }
 
 /// A report: its rows in key order (zones by number), and the whole period.
@@ -452,6 +539,8 @@ struct Tally {
     missed: [u32; 5],
     pending: [u32; 5],
     missed_at: [Vec<(Timestamp, IncidentId)>; 5],
+    programme: ProgrammeFigures,
+    services: ServiceFigures,
 }
 
 impl Tally {
@@ -518,6 +607,8 @@ impl Tally {
             closed_loop_failures: u64::from(self.missed[closed_loop]),
             calls_in: self.calls_in,
             standards,
+            programme: self.programme,
+            services: self.services,
         }
     }
 }
@@ -539,9 +630,9 @@ impl ReportBuilder {
         i64::from(self.q.limits.within_s(s)) * 1000
     }
 
-    /// The group of an incident (or a call on it) `incident`, opened (rung) `at`, of an elder
-    /// enrolled with `station`.
-    fn key(&self, at: Timestamp, incident: IncidentId, station: Option<&str>) -> GroupKey {
+    /// The group of an incident (or a call on it, or an order) numbered `number`, opened (rung,
+    /// wanted from) `at`, of an elder enrolled with `station`.
+    fn key(&self, at: Timestamp, number: u64, station: Option<&str>) -> GroupKey {
         let local = at.millis() + i64::from(self.q.utc_offset_min) * 60_000;
         let day = local.div_euclid(DAY_MS);
         GroupKey::Text(match self.q.by {
@@ -552,7 +643,7 @@ impl ReportBuilder {
             Grouping::Month => civil(day)[..7].to_string(),
             Grouping::Station => station.unwrap_or("(none)").to_string(),
             // The number carries its zone: the store selects nothing more for it.
-            Grouping::Zone => return GroupKey::Zone(Zone::of(incident.0)),
+            Grouping::Zone => return GroupKey::Zone(Zone::of(number)),
             Grouping::None => "all".to_string(),
         })
     }
@@ -562,20 +653,23 @@ impl ReportBuilder {
         if f.opened_at < self.q.from || f.opened_at >= self.q.to {
             return;
         }
-        let key = self.key(f.opened_at, f.id, f.station.as_deref());
+        let key = self.key(f.opened_at, f.id.0, f.station.as_deref());
         let m = &f.milestones;
         let clocks = m.emergency_at.map(|start| {
             let clock = |done: Option<Timestamp>| Clocked { start: Some(start), done, ended: m.ended_at };
             (clock(m.answered_at), clock(m.dispatched_at), clock(m.on_scene_at))
         });
         let within: Vec<i64> = Standard::ALL.iter().map(|s| self.within_ms(*s)).collect();
-        let now = self.q.now;
+        let (now, overdue_ms) = (self.q.now, self.q.programme_overdue_ms);
         let group = self.groups.entry(key).or_default();
         for t in [group, &mut self.total] {
             t.incidents += 1;
-            let since = |at: Option<Timestamp>| at.map(|a| a.millis() - f.pressed_at.millis());
+            // A welfare check's "pressed" time is when it fell due or the device went quiet:
+            // no press, so in none of the press-to times.
+            let pressed = m.welfare.is_none();
+            let since = |at: Option<Timestamp>| at.filter(|_| pressed).map(|a| a.millis() - f.pressed_at.millis());
             for (i, ms) in [
-                Some(f.opened_at.millis() - f.pressed_at.millis()),
+                pressed.then(|| f.opened_at.millis() - f.pressed_at.millis()),
                 since(m.first_offer_at),
                 since(m.accepted_at),
                 since(m.on_scene_at),
@@ -593,6 +687,31 @@ impl ReportBuilder {
             t.handed[2] += u64::from(m.called_119);
             t.false_alarms += u64::from(m.false_alarm);
             t.cancelled += u64::from(m.cancelled);
+            if let Some(task) = m.welfare.filter(|r| r.is_programme()) {
+                let p = &mut t.programme;
+                match task {
+                    WelfareReason::ScheduledVisit => p.visits_due += 1,
+                    _ => p.calls_due += 1,
+                }
+                let overdue_at = f.pressed_at.plus_millis(overdue_ms);
+                match m.ended_at {
+                    Some(ended) if ended <= overdue_at => p.done_on_time += 1,
+                    Some(_) => p.done_late += 1,
+                    None => {
+                        p.open += 1;
+                        p.open_overdue += u64::from(now >= overdue_at);
+                    }
+                }
+                if m.ended_at.is_some() {
+                    match m.outcome {
+                        TaskOutcome::Well => p.well += 1,
+                        TaskOutcome::NeedsService => p.needs_service += 1,
+                        TaskOutcome::NeedsHelp => p.needs_help += 1,
+                        TaskOutcome::NoAnswer => p.no_answer += 1,
+                        TaskOutcome::Other => {}
+                    }
+                }
+            }
             if let Some((answer, dispatch, on_scene)) = &clocks {
                 t.alarms += 1;
                 for (i, s) in Standard::ALL.iter().enumerate() {
@@ -615,12 +734,25 @@ impl ReportBuilder {
         let nena = Standard::ALL.iter().position(|s| *s == Standard::Nena).expect("listed");
         let within = self.within_ms(Standard::Nena);
         let clock = Clocked { start: Some(rang), done: c.milestones.answered_at, ended: c.milestones.ended_at };
-        let key = self.key(rang, c.incident, c.station.as_deref());
+        let key = self.key(rang, c.incident.0, c.station.as_deref());
         let now = self.q.now;
         let group = self.groups.entry(key).or_default();
         for t in [group, &mut self.total] {
             t.calls_in += 1;
             t.judge(nena, c.incident, &clock, within, now);
+        }
+    }
+
+    /// Takes in one service order, as it stands, if its wanted window opened in the period,
+    /// with the station its elder is enrolled with.
+    pub fn order(&mut self, o: &ServiceOrder, station: Option<&str>) {
+        if o.from < self.q.from || o.from >= self.q.to {
+            return;
+        }
+        let key = self.key(o.from, o.id.0, station);
+        let group = self.groups.entry(key).or_default();
+        for t in [group, &mut self.total] {
+            t.services.take(o);
         }
     }
 
@@ -710,12 +842,13 @@ mod tests {
             limits: StandardLimits::default(),
             now: Timestamp(0),
             shifts: Shifts::default(),
+            programme_overdue_ms: crate::ProgrammePolicy::default().overdue_after_ms,
         };
         let b = ReportBuilder::new(q);
         // 2025-03-09 is a Sunday, 2025-03-10 a Monday.
         let sunday = parse_day("2025-03-09", 0).unwrap();
-        assert_eq!(b.key(sunday, IncidentId(1), None).to_string(), "2025-03-03");
-        assert_eq!(b.key(sunday.plus_millis(DAY_MS), IncidentId(1), None).to_string(), "2025-03-10");
+        assert_eq!(b.key(sunday, 1, None).to_string(), "2025-03-03");
+        assert_eq!(b.key(sunday.plus_millis(DAY_MS), 1, None).to_string(), "2025-03-10");
     }
 
     #[test]
@@ -728,15 +861,16 @@ mod tests {
             limits: StandardLimits::default(),
             now: Timestamp(0),
             shifts: Shifts::default(),
+            programme_overdue_ms: crate::ProgrammePolicy::default().overdue_after_ms,
         };
         let b = ReportBuilder::new(q);
         let midnight = parse_day("2025-03-05", 480).unwrap();
         let at = |h: i64, m: i64| midnight.plus_millis((h * 60 + m) * 60_000);
-        assert_eq!(b.key(at(3, 0), IncidentId(1), None).to_string(), "2025-03-04 20:00");
-        assert_eq!(b.key(at(7, 59), IncidentId(1), None).to_string(), "2025-03-04 20:00");
-        assert_eq!(b.key(at(8, 0), IncidentId(1), None).to_string(), "2025-03-05 08:00");
-        assert_eq!(b.key(at(19, 59), IncidentId(1), None).to_string(), "2025-03-05 08:00");
-        assert_eq!(b.key(at(20, 0), IncidentId(1), None).to_string(), "2025-03-05 20:00");
+        assert_eq!(b.key(at(3, 0), 1, None).to_string(), "2025-03-04 20:00");
+        assert_eq!(b.key(at(7, 59), 1, None).to_string(), "2025-03-04 20:00");
+        assert_eq!(b.key(at(8, 0), 1, None).to_string(), "2025-03-05 08:00");
+        assert_eq!(b.key(at(19, 59), 1, None).to_string(), "2025-03-05 08:00");
+        assert_eq!(b.key(at(20, 0), 1, None).to_string(), "2025-03-05 20:00");
     }
 
     #[test]
@@ -801,6 +935,119 @@ mod tests {
         // A dispatcher's resolving ends it with nobody on scene.
         let by_desk = event(9, 700_000, Actor::Dispatcher("d".into()), Change::Resolved { outcome: "ok".into() });
         assert_eq!(Milestones::of([&by_desk]).on_scene_at, None);
+    }
+
+    #[test]
+    fn the_programmes_tasks_and_the_service_lanes_orders_are_counted_where_they_fell_due() {
+        const H: i64 = 3_600_000;
+        let day0 = Timestamp(1_763_000_000_000);
+        let q = ReportQuery {
+            from: day0,
+            to: day0.plus_millis(48 * H),
+            by: Grouping::Day,
+            utc_offset_min: 0,
+            limits: StandardLimits::default(),
+            now: day0.plus_millis(47 * H),
+            shifts: Shifts::default(),
+            programme_overdue_ms: 24 * H,
+        };
+        let mut b = ReportBuilder::new(q);
+        let task = |n: u64, reason, due_h: i64, ended_h: Option<i64>, outcome| IncidentFacts {
+            id: IncidentId(n),
+            station: None,
+            pressed_at: day0.plus_millis(due_h * H),
+            opened_at: day0.plus_millis(due_h * H),
+            milestones: Milestones {
+                ended_at: ended_h.map(|h| day0.plus_millis(h * H)),
+                welfare: Some(reason),
+                outcome,
+                ..Milestones::default()
+            },
+        };
+        let (call, visit) = (WelfareReason::ScheduledCall, WelfareReason::ScheduledVisit);
+        // Day 1: a call done in an hour (well), one done 30 hours on (no answer: late), a visit
+        // open 22 hours (not yet overdue at the report's hour 47) and a welfare check that is
+        // no task.
+        b.incident(&task(1, call, 1, Some(2), TaskOutcome::Well));
+        b.incident(&task(2, call, 2, Some(32), TaskOutcome::NoAnswer));
+        b.incident(&task(3, visit, 25, None, TaskOutcome::Other));
+        let mut not_a_task = task(4, call, 3, None, TaskOutcome::Other);
+        not_a_task.milestones.welfare = Some(WelfareReason::DeviceOffline);
+        b.incident(&not_a_task);
+        // Day 0 again: a visit open 46 hours (overdue), one that ended 'needs_help' on time.
+        b.incident(&task(5, visit, 1, None, TaskOutcome::Other));
+        b.incident(&task(6, visit, 4, Some(5), TaskOutcome::NeedsHelp));
+
+        let request = |from_h: i64| crate::service::OrderRequest {
+            elder_id: crate::ElderId::parse("e-1").unwrap(),
+            category: "meals".into(),
+            from: day0.plus_millis(from_h * H),
+            to: day0.plus_millis((from_h + 2) * H),
+            notes: String::new(),
+            source: crate::service::OrderSource::Dispatcher,
+            self_paid_agreed: true,
+        };
+        let order = |n: u64, from_h: i64, state: OrderState, checked_in_h: Option<i64>| {
+            let mut o = ServiceOrder::placed(crate::OrderId(n), &request(from_h), &Actor::Engine, day0);
+            o.state = state;
+            if state != OrderState::Unmatched && state != OrderState::Cancelled {
+                o.accepted_at = Some(day0);
+                (o.subsidy_fen, o.self_paid_fen) = (3_000, 500);
+            }
+            o.checked_in_at = checked_in_h.map(|h| day0.plus_millis(h * H));
+            o
+        };
+        // Day 0: done in its window, confirmed after checking in late, unmatched, cancelled,
+        // and one disputed; day 1: one still on its way; and one wanted after the period.
+        b.order(&order(1, 3, OrderState::Done, Some(4)), Some("s-1"));
+        b.order(&order(2, 3, OrderState::Confirmed, Some(6)), Some("s-1"));
+        b.order(&order(3, 3, OrderState::Unmatched, None), Some("s-1"));
+        b.order(&order(4, 3, OrderState::Cancelled, None), Some("s-1"));
+        b.order(&order(5, 3, OrderState::Disputed, Some(4)), Some("s-1"));
+        b.order(&order(6, 30, OrderState::EnRoute, None), Some("s-1"));
+        b.order(&order(7, 50, OrderState::Done, Some(51)), Some("s-1"));
+
+        let report = b.finish();
+        let day = |i: usize| (&report.rows[i].programme, &report.rows[i].services);
+        assert_eq!(report.rows.len(), 2);
+        let (p0, s0) = day(0);
+        assert_eq!(
+            p0,
+            &ProgrammeFigures {
+                calls_due: 1 + 1,
+                visits_due: 2,
+                done_on_time: 2,
+                done_late: 1,
+                open: 1,
+                open_overdue: 1,
+                well: 1,
+                needs_help: 1,
+                no_answer: 1,
+                ..ProgrammeFigures::default()
+            },
+            "calls 1 and 2, visits 5 and 6 fell due on day 0"
+        );
+        assert_eq!(
+            s0,
+            &ServiceFigures {
+                orders: 5,
+                accepted: 3,
+                unmatched: 1,
+                done: 2,
+                on_time: 1,
+                disputed: 1,
+                cancelled: 1,
+                subsidy_fen: 6_000,
+                self_paid_fen: 1_000,
+            }
+        );
+        let (p1, s1) = day(1);
+        assert_eq!((p1.visits_due, p1.open, p1.open_overdue), (1, 1, 0), "visit 3, not yet overdue");
+        assert_eq!((s1.orders, s1.accepted, s1.done), (1, 1, 0));
+        assert_eq!(report.total.programme.calls_due + report.total.programme.visits_due, 5, "4 is no task");
+        assert_eq!(report.total.incidents, 6);
+        assert_eq!(report.total.press_to_console.count, 0, "a welfare check is no press");
+        assert_eq!(report.total.services.orders, 6, "order 7 is wanted after the period");
     }
 
     #[test]
@@ -870,6 +1117,7 @@ mod tests {
             limits: StandardLimits::default(),
             now: Timestamp(1_000_000),
             shifts: Shifts::default(),
+            programme_overdue_ms: crate::ProgrammePolicy::default().overdue_after_ms,
         };
         let mut b = ReportBuilder::new(q);
         let in_zone = |z: i64, n: u64| IncidentId(Zone::new(z).unwrap().base() + n);

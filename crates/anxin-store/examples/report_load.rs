@@ -60,7 +60,7 @@ Reports timed (each a ReportQuery read through ReportStore::report):
   station  December, by station
   year     the whole year, by month
 The incidents and calls are written without their milestones, as a store logged before
-migration 0022 holds them, and migrations 0023 and 0024 then fill them in (timed). Loading
+migration 0022 holds them, and migrations 0023, 0024 and 0025 then fill them in (timed). Loading
 takes minutes (progress is shown); 5,000,000 incidents take 15-20 GB per store.
 ";
 
@@ -791,6 +791,7 @@ fn query(a: &Asked) -> ReportQuery {
         limits: StandardLimits::default(),
         now: report::parse_day("2026-01-02", UTC8).unwrap(),
         shifts: Shifts::default(),
+        programme_overdue_ms: anxin_core::ProgrammePolicy::default().overdue_after_ms,
     }
 }
 
@@ -817,6 +818,9 @@ struct Record {
     /// How long migration 0024 took to fill in every call's (none in lines recorded before it).
     #[serde(default)]
     calls_fill_s: Option<f64>,
+    /// How long migration 0025 took (none in lines recorded before it).
+    #[serde(default)]
+    tasks_fill_s: Option<f64>,
 }
 
 fn cpu_model() -> String {
@@ -833,6 +837,13 @@ fn cpu_model() -> String {
 const FILL_0023: [(&str, &str); 2] = [
     ("sqlite", include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql")),
     ("postgres", include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql")),
+];
+
+/// Migration 0025 as each store runs it: the programme's task and outcome columns, filled in
+/// from the events. Run again, timed, after the columns are dropped, as 0023 is.
+const TASKS_0025: [(&str, &str); 2] = [
+    ("sqlite", include_str!("../../../migrations/sqlite/0025_programme_milestones.sql")),
+    ("postgres", include_str!("../../../migrations/postgres/0025_programme_milestones.sql")),
 ];
 
 /// Migration 0024 as each store runs it: the calls' table, and every call's milestones from its
@@ -984,6 +995,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_sql(which, &url, FILL_0023.iter().find(|(s, _)| s == which).expect("listed").1).await?;
         let fill_s = t.elapsed().as_secs_f64();
         println!("{which}: migration 0023 filled in every incident's milestones in {fill_s:.1} s");
+        run_sql(
+            which,
+            &url,
+            "ALTER TABLE incident_milestones DROP COLUMN welfare; ALTER TABLE incident_milestones DROP COLUMN outcome",
+        )
+        .await?;
+        let t = Instant::now();
+        run_sql(which, &url, TASKS_0025.iter().find(|(s, _)| s == which).expect("listed").1).await?;
+        let tasks_fill_s = t.elapsed().as_secs_f64();
+        println!("{which}: migration 0025 filled in the programme's tasks in {tasks_fill_s:.1} s");
         run_sql(which, &url, "DROP TABLE call_milestones").await?;
         let t = Instant::now();
         run_sql(which, &url, CALLS_0024.iter().find(|(s, _)| s == which).expect("listed").1).await?;
@@ -1088,6 +1109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 nproc,
                 fill_s: Some(fill_s),
                 calls_fill_s: Some(calls_fill_s),
+                tasks_fill_s: Some(tasks_fill_s),
             };
             println!(
                 "{which:<8} {:<8} {:>9} incidents {:>4} rows  median {:>9.1} ms  min {:>9.1}  max {:>9.1}",

@@ -87,6 +87,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "call_milestones",
         sql: include_str!("../../../migrations/sqlite/0024_call_milestones.sql"),
     },
+    Migration {
+        version: 25,
+        name: "programme_milestones",
+        sql: include_str!("../../../migrations/sqlite/0025_programme_milestones.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -176,6 +181,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 24,
         name: "call_milestones",
         sql: include_str!("../../../migrations/postgres/0024_call_milestones.sql"),
+    },
+    Migration {
+        version: 25,
+        name: "programme_milestones",
+        sql: include_str!("../../../migrations/postgres/0025_programme_milestones.sql"),
     },
 ];
 

@@ -63,12 +63,16 @@ macro_rules! either {
 
 pub(crate) const INSERT_MILESTONES: &str = "INSERT INTO incident_milestones (opened_at, id, pressed_at, station_id, \
      emergency_at, answered_at, dispatched_at, first_offer_at, accepted_at, on_scene_at, ended_at, nobody_going, \
-     called_120, called_110, called_119, false_alarm, cancelled) ";
+     called_120, called_110, called_119, false_alarm, cancelled, welfare, outcome) ";
 
 /// A row stored already takes in the new one as [`anxin_core::Milestones::merge`] does, and
-/// keeps its station.
+/// keeps its station. (Every `SET` reads the row as it was: the outcome goes with the earlier
+/// end before `ended_at` itself moves.)
 pub(crate) const MILESTONES_CONFLICT: &str = concat!(
     " ON CONFLICT (opened_at, id) DO UPDATE SET ",
+    "outcome = CASE WHEN excluded.ended_at IS NOT NULL AND (incident_milestones.ended_at IS NULL \
+     OR excluded.ended_at < incident_milestones.ended_at) THEN excluded.outcome ELSE incident_milestones.outcome END, ",
+    "welfare = COALESCE(incident_milestones.welfare, excluded.welfare), ",
     earliest!("incident_milestones": "emergency_at", "answered_at", "dispatched_at", "first_offer_at",
         "accepted_at", "on_scene_at", "ended_at"),
     ", ",
@@ -250,6 +254,7 @@ macro_rules! fold_milestones {
                         {
                             b.push_bind(flag);
                         }
+                        b.push_bind(m.welfare.map(|t| t.as_str())).push_bind(m.outcome.code());
                     });
                     q.push(MILESTONES_CONFLICT);
                     q.build().execute(&self.pool).await?;

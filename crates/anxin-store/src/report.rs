@@ -12,7 +12,9 @@
 //! [`CALL_EVENTS`], the queries before 0022 and 0024, which read the events.
 
 use crate::StoreError;
-use anxin_core::{CallFacts, CallMilestones, IncidentFacts, Milestones, Report, ReportQuery};
+use anxin_core::{
+    CallFacts, CallMilestones, IncidentFacts, Milestones, Report, ReportQuery, TaskOutcome, WelfareReason,
+};
 use async_trait::async_trait;
 
 /// Reads a report.
@@ -38,7 +40,7 @@ pub trait ReportStore {
 pub const INCIDENT_FACTS: &str = "\
 SELECT m.id, m.pressed_at, m.opened_at, m.station_id, m.emergency_at, m.answered_at, m.dispatched_at, \
   m.first_offer_at, m.accepted_at, m.on_scene_at, m.ended_at, m.nobody_going, m.called_120, m.called_110, \
-  m.called_119, m.false_alarm, m.cancelled \
+  m.called_119, m.false_alarm, m.cancelled, m.welfare, m.outcome \
 FROM incident_milestones m \
 WHERE m.opened_at >= $1 AND m.opened_at < $2";
 
@@ -65,7 +67,9 @@ SELECT i.id, i.pressed_at, i.opened_at, el.station_id, f.* FROM (SELECT e.incide
   SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"110\"%' THEN 1 ELSE 0 END) > 0 AS called_110, \
   SUM(CASE WHEN e.change = 'emergency_called' AND e.body LIKE '%\"number\":\"119\"%' THEN 1 ELSE 0 END) > 0 AS called_119, \
   SUM(CASE WHEN e.change = 'false_alarm' THEN 1 ELSE 0 END) > 0 AS false_alarm, \
-  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) > 0 AS cancelled \
+  SUM(CASE WHEN e.change = 'cancelled' THEN 1 ELSE 0 END) > 0 AS cancelled, \
+  MAX(CASE WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"device_offline\"%' THEN 'device_offline' WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"power_off\"%' THEN 'power_off' WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"low_battery\"%' THEN 'low_battery' WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"inactive\"%' THEN 'inactive' WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"scheduled_call\"%' THEN 'scheduled_call' WHEN e.change = 'opened' AND e.body LIKE '%\"welfare\":\"scheduled_visit\"%' THEN 'scheduled_visit' END) AS welfare, \
+  CASE MIN(CASE WHEN e.change IN ('resolved', 'closed') THEN e.at * 8 + CASE WHEN e.body LIKE '%\"outcome\":\"well\"%' OR e.body LIKE '%\"outcome\":\"well:%' OR e.body LIKE '%\"outcome\":\"well %' THEN 1 WHEN e.body LIKE '%\"outcome\":\"needs_service\"%' OR e.body LIKE '%\"outcome\":\"needs_service:%' OR e.body LIKE '%\"outcome\":\"needs_service %' THEN 2 WHEN e.body LIKE '%\"outcome\":\"needs_help\"%' OR e.body LIKE '%\"outcome\":\"needs_help:%' OR e.body LIKE '%\"outcome\":\"needs_help %' THEN 3 WHEN e.body LIKE '%\"outcome\":\"no_answer\"%' OR e.body LIKE '%\"outcome\":\"no_answer:%' OR e.body LIKE '%\"outcome\":\"no_answer %' THEN 4 ELSE 0 END WHEN e.change IN ('cancelled', 'false_alarm') THEN e.at * 8 END) % 8 WHEN 1 THEN 'well' WHEN 2 THEN 'needs_service' WHEN 3 THEN 'needs_help' WHEN 4 THEN 'no_answer' END AS outcome \
 FROM incident_events e \
 WHERE e.incident_id IN (SELECT s.id FROM incidents s WHERE s.opened_at >= $1 AND s.opened_at < $2) \
 GROUP BY e.incident_id) f \
@@ -78,6 +82,15 @@ pub const CALL_FACTS: &str = "\
 SELECT c.incident_id, c.call_id, c.station_id, c.rang_at, c.answered_at, c.ended_at \
 FROM call_milestones c \
 WHERE c.rang_at >= $1 AND c.rang_at < $2";
+
+/// Every service order whose wanted window opened in `[$1, $2)`, as it stands, with the station
+/// its elder is enrolled with now (an order keeps no station of its own): by the index
+/// `service_orders_window`.
+pub const SERVICE_ORDERS: &str = "\
+SELECT o.body, el.station_id \
+FROM service_orders o \
+LEFT JOIN elders el ON el.id = o.elder_id \
+WHERE o.window_from >= $1 AND o.window_from < $2";
 
 /// The events of every call that rang in `[$1, $2)`, in the log's order, with the station of
 /// its incident (as its row of milestones has it), as reports read them before migration 0024
@@ -126,6 +139,16 @@ where
             called_119: yes("called_119")?,
             false_alarm: yes("false_alarm")?,
             cancelled: yes("cancelled")?,
+            welfare: match row.try_get::<Option<String>, _>("welfare")?.as_deref() {
+                None => None,
+                Some(reason) => Some(
+                    WelfareReason::ALL
+                        .into_iter()
+                        .find(|r| r.as_str() == reason)
+                        .ok_or_else(|| StoreError::Corrupt(format!("incident_milestones.welfare {reason:?}")))?,
+                ),
+            },
+            outcome: TaskOutcome::of_code(row.try_get::<Option<String>, _>("outcome")?.as_deref()),
         },
     })
 }
@@ -175,6 +198,16 @@ macro_rules! report_store {
                     sqlx::query(crate::report::CALL_FACTS).bind(q.from.millis()).bind(q.to.millis()).fetch(&self.pool);
                 while let Some(row) = calls.try_next().await? {
                     builder.call(&crate::report::call_facts(&row)?);
+                }
+                drop(calls);
+                let mut orders = sqlx::query(crate::report::SERVICE_ORDERS)
+                    .bind(q.from.millis())
+                    .bind(q.to.millis())
+                    .fetch(&self.pool);
+                while let Some(row) = orders.try_next().await? {
+                    use sqlx::Row;
+                    let order = crate::services::order_of(&row.try_get::<String, _>("body")?)?;
+                    builder.order(&order, row.try_get::<Option<String>, _>("station_id")?.as_deref());
                 }
                 Ok(builder.finish())
             }

@@ -144,6 +144,7 @@ impl Centre {
             limits: StandardLimits::default(),
             now: self.now,
             shifts,
+            programme_overdue_ms: ProgrammePolicy::default().overdue_after_ms,
         };
         self.store.report(&q).await.expect("report")
     }
@@ -204,7 +205,7 @@ async fn morning(c: &mut Centre) -> Morning {
     c.responder(met, ResponderAction::Accept).await;
     c.at(later(t0, 10 * 60 * S)).await;
     c.responder(met, ResponderAction::OnScene).await;
-    c.responder(met, ResponderAction::Resolve { outcome: "helped up".into() }).await;
+    c.responder(met, ResponderAction::Resolve { outcome: "well: helped up".into() }).await;
 
     // 2. Nobody free: the alarm climbs to the station and a dispatcher, who claims it late
     //    and hands it to 120; nobody arrives within 30 minutes.
@@ -332,6 +333,7 @@ async fn a_days_report_agrees_with_the_wallboards_day(store: Arc<dyn Store>) {
         limits: StandardLimits::default(),
         now: c.now,
         shifts: Shifts::default(),
+        programme_overdue_ms: ProgrammePolicy::default().overdue_after_ms,
     };
     let next = c.store.report(&q).await.unwrap();
     assert!(next.rows.is_empty());
@@ -374,7 +376,128 @@ async fn a_report_by_zone_counts_each_zones_incidents(store: Arc<dyn Store>) {
     assert_eq!(by_zone.total.incidents, 3);
 }
 
-both!(a_days_report_agrees_with_the_wallboards_day, a_report_by_zone_counts_each_zones_incidents);
+/// e-1 on a daily call: the first round falls somewhere in the first day (spread by the
+/// elder's id) and is found well at once; the next falls due a day later and is left open for
+/// two days, overdue. Returns the centre and when it started.
+async fn daily_calls(store: Arc<dyn Store>) -> (Centre, Timestamp) {
+    let mut registry = district();
+    registry.elders[0].profile.schedule = WelfareSchedule { call_every_days: Some(1), visit_every_days: None };
+    let mut c = Centre::in_district(store, registry).await;
+    let start = c.now;
+    c.e.start_health(start);
+    let calls = |c: &Centre| -> Vec<IncidentId> {
+        c.log
+            .iter()
+            .filter(|e| matches!(e.change, Change::Opened { welfare: Some(WelfareReason::ScheduledCall), .. }))
+            .map(|e| e.incident_id)
+            .collect()
+    };
+    // The first round falls somewhere in the first day (spread by the elder's id): hour by hour
+    // until it opens, then found well at once.
+    let mut hour = 0;
+    while calls(&c).is_empty() {
+        hour += 1;
+        assert!(hour <= 25, "the first call falls due within a day");
+        c.at(later(start, hour * 3_600 * S)).await;
+    }
+    let first = calls(&c)[0];
+    for action in [
+        DispatcherAction::Resolve { outcome: "well: she is fine".into() },
+        DispatcherAction::Close { outcome: "well: she is fine".into() },
+    ] {
+        c.dispatcher(first, action).await;
+    }
+    // The next falls due a day later and is left open for two days: overdue.
+    let done = c.now;
+    for h in 1..=72 {
+        c.at(later(done, h * 3_600 * S)).await;
+    }
+    let open: Vec<IncidentId> = calls(&c).into_iter().filter(|id| *id != first).collect();
+    assert_eq!(open.len(), 1, "one call at a time: the second stays open");
+
+    (c, start)
+}
+
+/// The programme's columns: each row's task and outcome are its events', the report's query of
+/// before reads the same, and migration 0025 on a store without them fills in the same.
+async fn the_programmes_columns_are_its_events_and_0025_fills_them_in(store: Arc<dyn Store>, db: Db) {
+    use anxin_store::report::{INCIDENT_FACTS, INCIDENT_FACTS_FROM_EVENTS};
+    let (c, _) = daily_calls(store).await;
+    c.store.fold_milestones().await.unwrap();
+    let rows = db.facts(INCIDENT_FACTS).await;
+    let kept: BTreeMap<IncidentId, Milestones> = rows.iter().map(|(id, f)| (*id, f.milestones.clone())).collect();
+    assert_eq!(kept, said_by(&c.log).0);
+    let tasks: Vec<(Option<WelfareReason>, TaskOutcome, bool)> = rows
+        .values()
+        .filter(|f| f.milestones.welfare.is_some_and(|r| r.is_programme()))
+        .map(|f| (f.milestones.welfare, f.milestones.outcome, f.milestones.ended_at.is_some()))
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            (Some(WelfareReason::ScheduledCall), TaskOutcome::Well, true),
+            (Some(WelfareReason::ScheduledCall), TaskOutcome::Other, false)
+        ]
+    );
+    assert_eq!(db.facts(INCIDENT_FACTS_FROM_EVENTS).await, rows, "the fold of the events agrees");
+    db.run("ALTER TABLE incident_milestones DROP COLUMN welfare; ALTER TABLE incident_milestones DROP COLUMN outcome")
+        .await;
+    db.run(db.tasks_0025()).await;
+    assert_eq!(db.facts(INCIDENT_FACTS).await, rows, "migration 0025 fills in the same");
+}
+
+/// The welfare programme's tasks and the service lane's orders in a report, through the real
+/// engine and store: e-1's daily call falls due and is found well, then falls due again and
+/// is left open past its overdue time; an order nobody can take (the district has no
+/// provider) is left to a dispatcher. The report by station counts them at s-1.
+async fn a_report_counts_the_programmes_tasks_and_the_service_lanes_orders(store: Arc<dyn Store>) {
+    let (mut c, start) = daily_calls(store).await;
+    let order = OrderRequest {
+        elder_id: ElderId::parse("e-1").unwrap(),
+        category: "cleaning".into(),
+        from: later(c.now, 3_600 * S),
+        to: later(c.now, 3 * 3_600 * S),
+        notes: String::new(),
+        source: OrderSource::Dispatcher,
+        self_paid_agreed: true,
+    };
+    let mut out = Outbox::default();
+    let placed = c.e.place_order(order, Actor::Dispatcher("dispatcher".into()), c.now, &mut out).unwrap();
+    c.take(out).await;
+    assert_eq!(c.e.order(placed).map(|o| o.state), Some(OrderState::Unmatched), "no provider in the district");
+
+    let q = ReportQuery {
+        from: start,
+        to: later(c.now, 2 * 86_400 * S),
+        by: Grouping::Station,
+        utc_offset_min: UTC8,
+        limits: StandardLimits::default(),
+        now: c.now,
+        shifts: Shifts::default(),
+        programme_overdue_ms: ProgrammePolicy::default().overdue_after_ms,
+    };
+    let report = c.store.report(&q).await.expect("report");
+    let s1 = report.rows.iter().find(|r| r.key == "s-1").expect("s-1's row");
+    assert_eq!(
+        s1.programme,
+        ProgrammeFigures {
+            calls_due: 2,
+            done_on_time: 1,
+            open: 1,
+            open_overdue: 1,
+            well: 1,
+            ..ProgrammeFigures::default()
+        }
+    );
+    assert_eq!(s1.services, ServiceFigures { orders: 1, unmatched: 1, ..ServiceFigures::default() });
+    assert_eq!((report.total.programme.calls_due, report.total.services.orders), (2, 1));
+}
+
+both!(
+    a_days_report_agrees_with_the_wallboards_day,
+    a_report_by_zone_counts_each_zones_incidents,
+    a_report_counts_the_programmes_tasks_and_the_service_lanes_orders
+);
 
 /// A store reached by SQL, for what the `Store` trait does not show: the incidents' rows.
 enum Db {
@@ -428,6 +551,14 @@ impl Db {
         match self {
             Db::Sqlite(_) => include_str!("../../../migrations/sqlite/0023_incident_milestones_filled.sql"),
             Db::Postgres(_) => include_str!("../../../migrations/postgres/0023_incident_milestones_filled.sql"),
+        }
+    }
+
+    /// Migration 0025 as this store runs it.
+    fn tasks_0025(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => include_str!("../../../migrations/sqlite/0025_programme_milestones.sql"),
+            Db::Postgres(_) => include_str!("../../../migrations/postgres/0025_programme_milestones.sql"),
         }
     }
 
@@ -516,6 +647,7 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     assert!(some(|m| m.accepted_at.is_some()) && some(|m| m.on_scene_at.is_some()));
     assert!(some(|m| m.ended_at.is_some()) && some(|m| m.nobody_going) && some(|m| m.called_120));
     assert!(some(|m| m.called_110) && some(|m| m.called_119) && some(|m| m.false_alarm) && some(|m| m.cancelled));
+    assert!(some(|m| m.outcome == TaskOutcome::Well), "an outcome with a programme's code");
     let raised_at = |m: &Milestones| m.emergency_at;
     assert!(
         raised_at(&said[&raised]) > Some(rows[&raised].opened_at),
@@ -539,7 +671,11 @@ async fn each_incidents_row_holds_the_milestones_its_events_say(store: Arc<dyn S
     db.run("DELETE FROM incident_milestones; DELETE FROM milestones_folded").await;
     assert!(db.facts(anxin_store::report::INCIDENT_FACTS).await.is_empty());
     db.run(db.fill_0023()).await;
-    assert_eq!(db.facts(anxin_store::report::INCIDENT_FACTS).await, rows, "migration 0023 fills in the same");
+    // And 0025 after it, on an upgrade: the programme's columns.
+    db.run("ALTER TABLE incident_milestones DROP COLUMN welfare; ALTER TABLE incident_milestones DROP COLUMN outcome")
+        .await;
+    db.run(db.tasks_0025()).await;
+    assert_eq!(db.facts(anxin_store::report::INCIDENT_FACTS).await, rows, "migrations 0023 and 0025 fill in the same");
     assert_eq!(c.store.fold_milestones().await.unwrap(), 0, "0023 marked all it folded");
 
     // Events stored after are folded by the next report, which counts them.
@@ -604,7 +740,10 @@ mod milestones {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
         let store = anxin_store::open(&url).await.unwrap();
-        (store, Db::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap()), dir)
+        // One connection: a statement sqlx keeps on another can hold a read of the schema from
+        // before a test's ALTER TABLE (SQLite then says a dropped column is still there).
+        let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        (store, Db::Sqlite(pool), dir)
     }
 
     async fn postgres() -> Option<(Arc<dyn Store>, Db)> {
@@ -627,6 +766,19 @@ mod milestones {
     async fn on_postgres() {
         if let Some((store, db)) = postgres().await {
             each_incidents_row_holds_the_milestones_its_events_say(store, db).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn programme_on_sqlite() {
+        let (store, db, _dir) = sqlite().await;
+        the_programmes_columns_are_its_events_and_0025_fills_them_in(store, db).await;
+    }
+
+    #[tokio::test]
+    async fn programme_on_postgres() {
+        if let Some((store, db)) = postgres().await {
+            the_programmes_columns_are_its_events_and_0025_fills_them_in(store, db).await;
         }
     }
 

@@ -555,6 +555,7 @@ pub(crate) fn people(parts: PeopleParts<'_>) -> anyhow::Result<People> {
         utc_offset_min: config.dispatch.utc_offset_min,
         limits: config.wallboard.limits(),
         shifts: config.reports.shifts(),
+        programme_overdue_ms: config.programme.policy().overdue_after_ms,
     }));
     let api = api.with_services(Arc::new(crate::ledger::StoreServices {
         store: store.clone(),

@@ -389,6 +389,8 @@ pub struct StoreReports {
     pub limits: anxin_core::StandardLimits,
     /// `[reports] shifts`, for a report by shift.
     pub shifts: anxin_core::Shifts,
+    /// `programme.overdue_after_h`, for the welfare programme's tasks done late.
+    pub programme_overdue_ms: i64,
 }
 
 impl anxin_api::ReportSide for StoreReports {
@@ -411,6 +413,7 @@ impl anxin_api::ReportSide for StoreReports {
             limits: self.limits,
             now,
             shifts: self.shifts.clone(),
+            programme_overdue_ms: self.programme_overdue_ms,
         };
         Box::pin(async move {
             self.store.report(&q).await.map_err(|e| {

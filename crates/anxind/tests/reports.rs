@@ -63,6 +63,12 @@ async fn a_supervisor_reads_todays_report(backend: Backend, client_id: String) {
     let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("分组,事件数,警情数,"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with(",服务工单,已接单,无人接单,已完成,准时上门,争议中,已取消,补贴金额(元),自付金额(元)"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[2].ends_with(",0,0,0,0,0,0,0,0.00,0.00"), "no orders today: {}", lines[2]);
     assert!(lines[1].starts_with(&format!("{day},1,1,")), "{}", lines[1]);
     assert!(lines[2].starts_with("合计,1,1,"), "{}", lines[2]);
 
