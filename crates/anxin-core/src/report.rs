@@ -1,15 +1,16 @@
 //! Supervisors' reports: a period's incidents against the same standards as the wallboard,
 //! by shift, day, week, month, station or zone. Like the rest of the core it reads no store
-//! and no clock: the store selects one row of milestones per incident ([`IncidentFacts`]) and
-//! the events of calls to the hotline, and [`ReportBuilder`] folds them into figures.
+//! and no clock: the store selects one row of milestones per incident ([`IncidentFacts`]), one
+//! per call to the hotline ([`CallFacts`]) and the period's service orders, and
+//! [`ReportBuilder`] folds them into figures.
 //!
 //! Why the fold is here and not in SQL: whether an alarm met a standard (met on the limit,
 //! not counted when it ended first, pending while inside it) is decided by the very code the
 //! wallboard uses (`standards::Clocked::verdict`), so a day's report and the wallboard's day
 //! cannot drift apart; and medians and 90th percentiles have no portable SQL (SQLite has no
 //! `percentile_cont`). The heavy part is done once, behind the engine: the store keeps each
-//! incident's [`Milestones`] in a row of its own, folded from its events, so a report reads
-//! one row an incident and none of its trail.
+//! incident's [`Milestones`] (and each call's [`CallMilestones`]) in a row of its own, folded
+//! from its events, so a report reads one row an incident and none of its trail.
 
 use crate::ids::{IncidentId, Timestamp};
 use crate::incident::{Actor, Change, IncidentEvent, WelfareReason};
