@@ -198,14 +198,14 @@ macro_rules! fold_milestones {
                 }
                 let mut folded: Vec<(IncidentId, Milestones)> = folded.into_iter().collect();
                 folded.sort_by_key(|(id, _)| *id);
-                // Each incident's elder's station, for its calls' rows too.
-                let mut stations: HashMap<i64, Option<String>> = HashMap::new();
+                // Each incident's key and times, from its row, and its elder's station now (a row
+                // made once: the station when it happened, within a fold of it); its calls' rows
+                // take the same station.
+                let mut of: HashMap<i64, (i64, i64, Option<String>)> = HashMap::new();
                 // The rows in statements of `CHUNK` each, on their own: on SQLite a long write
                 // would hold the engine's commits up. One cut short leaves rows that the next
                 // fold merges again, to the same, since the marks move only after them all.
                 for chunk in folded.chunks(CHUNK) {
-                    // Each incident's key and times, from its row, and its elder's station now (a
-                    // row made once: the station when it happened, within a fold of it).
                     let mut q = QueryBuilder::<$db>::new(
                         "SELECT i.id, i.opened_at, i.pressed_at, el.station_id FROM incidents i \
                          LEFT JOIN elders el ON el.id = i.elder_id WHERE i.id IN (",
@@ -215,11 +215,11 @@ macro_rules! fold_milestones {
                         ids.push_bind(id.0 as i64);
                     }
                     ids.push_unseparated(")");
-                    let mut of: HashMap<i64, (i64, i64, Option<String>)> = HashMap::new();
                     for row in q.build().fetch_all(&self.pool).await? {
-                        let station: Option<String> = row.try_get("station_id")?;
-                        stations.insert(row.try_get("id")?, station.clone());
-                        of.insert(row.try_get("id")?, (row.try_get("opened_at")?, row.try_get("pressed_at")?, station));
+                        of.insert(
+                            row.try_get("id")?,
+                            (row.try_get("opened_at")?, row.try_get("pressed_at")?, row.try_get("station_id")?),
+                        );
                     }
                     let rows: Vec<_> =
                         chunk.iter().filter_map(|(id, m)| of.get(&(id.0 as i64)).map(|i| (id, i, m))).collect();
@@ -263,7 +263,7 @@ macro_rules! fold_milestones {
                 // was warned of above).
                 let mut calls: Vec<_> = calls
                     .into_iter()
-                    .filter_map(|((id, call), m)| stations.get(&(id.0 as i64)).map(|s| (id, call, s.clone(), m)))
+                    .filter_map(|((id, call), m)| of.get(&(id.0 as i64)).map(|(_, _, s)| (id, call, s.clone(), m)))
                     .collect();
                 calls.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                 for chunk in calls.chunks(CHUNK) {
