@@ -11,8 +11,9 @@
 //!   the expiry still succeeds while nobody has taken the key: the epoch is unchanged, so no
 //!   one else acted under it);
 //! - **release** ends a lease at once (SIGTERM hands over without waiting for the expiry);
-//! - **fence**, inside the transaction that writes, takes the lease's advisory lock shared
-//!   and checks that its epoch is still the one held. A node paused past its expiry, cut from
+//! - **fence**, inside the transaction that writes (in the very statement that writes, for
+//!   an engine's commit: `anxin_fence`, migration 0026), takes the lease's advisory lock
+//!   shared and checks that its epoch is still the one held. A node paused past its expiry, cut from
 //!   the database or simply slow finds the epoch moved on and its commit refused as *fenced*,
 //!   so it acknowledges, sends and shows nothing (it only ever does so after a commit). An
 //!   acquire takes the same lock exclusively, so it waits for every commit that passed its
@@ -243,52 +244,85 @@ impl PostgresStore {
 }
 
 /// The fence, first in a transaction: takes each lease's lock shared (waiting for an acquire
-/// under way, which holds it exclusively) and refuses when any epoch has moved.
-///
-/// Several leases (an engine running several zones) are locked in one statement, in the order
-/// of their keys: an acquire takes one lock only, so no order of commits and acquires can
-/// deadlock.
+/// under way, which holds it exclusively) and refuses when any epoch has moved. One statement,
+/// `anxin_fence` (migration 0026); a commit calls it from inside its own statement instead
+/// ([`Fence`]).
 pub(crate) async fn fence(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     leases: &[Lease],
 ) -> Result<(), FenceError> {
-    if let [lease] = leases {
-        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
-            .bind(&lease.key)
-            .execute(&mut **tx)
-            .await?;
-        // A statement of its own: in READ COMMITTED its snapshot is taken now, after the lock
-        // was granted, so it sees the epoch of an acquire that committed while the lock was
-        // awaited (one statement would read with a snapshot from before the wait).
-        let now: Option<i64> = sqlx::query_scalar("SELECT epoch FROM leases WHERE key = $1")
-            .bind(&lease.key)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if now != Some(lease.epoch) {
-            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now });
-        }
-        return Ok(());
-    }
-    let mut keys: Vec<&str> = leases.iter().map(|l| l.key.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    sqlx::query(
-        "SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k, 0))) \
-         FROM (SELECT k FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n) AS sorted",
-    )
-    .bind(&keys)
-    .execute(&mut **tx)
-    .await?;
-    // As above, read after the locks were granted.
-    let now: Vec<(String, i64)> =
-        sqlx::query_as("SELECT key, epoch FROM leases WHERE key = ANY($1)").bind(&keys).fetch_all(&mut **tx).await?;
-    for lease in leases {
-        let epoch = now.iter().find(|(k, _)| *k == lease.key).map(|(_, e)| *e);
-        if epoch != Some(lease.epoch) {
-            return Err(FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now: epoch });
-        }
-    }
+    let fence = Fence::of(leases);
+    sqlx::query("SELECT anxin_fence($1::text[], $2::int8[])")
+        .bind(fence.keys())
+        .bind(fence.epochs())
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| fence.refused(StoreError::Database(e)))?;
     Ok(())
+}
+
+/// The leases a statement is fenced by, as `anxin_fence` takes them: keys sorted and
+/// distinct (each lock is taken in that order: an acquire takes one lock only, so no order of
+/// commits and acquires can deadlock), with the epochs held.
+///
+/// `anxin_fence` is a VOLATILE function, so each of its statements takes a snapshot of its
+/// own, after the locks were granted: it sees the epoch of an acquire that committed while a
+/// lock was awaited, even when called from a statement whose own snapshot is older (the
+/// commit's). So the fence costs no round trip of its own.
+#[derive(Debug)]
+pub(crate) struct Fence<'a>(Vec<&'a Lease>);
+
+/// The SQLSTATE `anxin_fence` raises when an epoch has moved on.
+const FENCED: &str = "AXFEN";
+
+impl<'a> Fence<'a> {
+    pub(crate) fn of(leases: &'a [Lease]) -> Self {
+        let mut sorted: Vec<&Lease> = leases.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        sorted.dedup_by(|a, b| a.key == b.key);
+        Fence(sorted)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<&'a str> {
+        self.0.iter().map(|l| l.key.as_str()).collect()
+    }
+
+    pub(crate) fn epochs(&self) -> Vec<i64> {
+        self.0.iter().map(|l| l.epoch).collect()
+    }
+
+    /// `e` as [`FenceError::Fenced`] when `anxin_fence` refused (its detail names the key
+    /// and the epoch it is at now); any other error as it is.
+    pub(crate) fn refused(&self, e: StoreError) -> FenceError {
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            key: String,
+            now: Option<i64>,
+        }
+        if let StoreError::Database(sqlx::Error::Database(db)) = &e {
+            if db.code().as_deref() == Some(FENCED) {
+                let detail = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|pg| pg.detail())
+                    .and_then(|d| serde_json::from_str::<Detail>(d).ok());
+                if let Some(Detail { key, now }) = detail {
+                    if let Some(lease) = self.0.iter().find(|l| l.key == key) {
+                        return FenceError::Fenced { key, held: lease.epoch, now };
+                    }
+                }
+                // A refusal whose detail cannot be read is still a refusal: the first lease
+                // stands for them all.
+                if let Some(lease) = self.0.first() {
+                    return FenceError::Fenced { key: lease.key.clone(), held: lease.epoch, now: None };
+                }
+            }
+        }
+        FenceError::Store(e)
+    }
 }
 
 /// Leases released ([`PostgresStore::lease_release`]), as they are: a standby waits on these

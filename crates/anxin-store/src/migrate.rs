@@ -187,6 +187,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "programme_milestones",
         sql: include_str!("../../../migrations/postgres/0025_programme_milestones.sql"),
     },
+    Migration { version: 26, name: "fence", sql: include_str!("../../../migrations/postgres/0026_fence.sql") },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

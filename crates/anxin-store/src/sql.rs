@@ -432,12 +432,17 @@ impl PostgresStore {
         fence: &[crate::lease::Lease],
     ) -> Result<(), crate::lease::FenceError> {
         use crate::lease::FenceError;
-        match self.write_with(rows, &COMMIT_POSTGRES, fence).await {
+        let (first, again) = if fence.is_empty() {
+            (&*COMMIT_POSTGRES, &*COMMIT_POSTGRES_AGAIN)
+        } else {
+            (&*COMMIT_POSTGRES_FENCED, &*COMMIT_POSTGRES_FENCED_AGAIN)
+        };
+        match self.write_with(rows, first, fence).await {
             Err(FenceError::Store(StoreError::Database(sqlx::Error::Database(e))))
                 if e.code().as_deref() == Some(UNIQUE_VIOLATION) =>
             {
                 tracing::debug!(error = %e, "part of the batch is stored already: storing it with conflict guards");
-                self.write_with(rows, &COMMIT_POSTGRES_AGAIN, fence).await
+                self.write_with(rows, again, fence).await
             }
             result => result,
         }
@@ -474,10 +479,11 @@ impl PostgresStore {
         // shutdown deadline, say) must never land later, as a lone statement still would once
         // a lock it waits on is released.
         let mut tx = self.pool.begin().await?;
-        if !fence.is_empty() {
-            crate::lease::fence(&mut tx, fence).await?;
-        }
-        Self::write_rows(&mut tx, rows, statement).await?;
+        // The fence is in the batch's statement (`anxin_fence`, last in it): three round
+        // trips a fenced commit, as an unfenced one, not five. Refused, the transaction is
+        // rolled back as it is dropped, whatever the statement wrote before the check.
+        let fence = crate::lease::Fence::of(fence);
+        Self::write_rows(&mut tx, rows, statement, &fence).await.map_err(|e| fence.refused(e))?;
         Ok(tx.commit().await?)
     }
 
@@ -486,6 +492,7 @@ impl PostgresStore {
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         rows: &Rows<'_>,
         statement: &str,
+        fence: &crate::lease::Fence<'_>,
     ) -> Result<(), StoreError> {
         let (m, e, i, r, n) = (rows.messages, &rows.events, &rows.incidents, &rows.roster, &rows.notifications);
         // Rare, so in statements of their own only when there are any (see the SQLite writer).
@@ -493,7 +500,7 @@ impl PostgresStore {
         Self::write_visits(tx, rows.visits).await?;
         Self::write_orders(tx, rows.orders, rows.order_events).await?;
         Self::write_requests(tx, rows.requests).await?;
-        sqlx::query(statement)
+        let query = sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.event.map(|e| e.as_str())).collect::<Vec<_>>())
@@ -532,9 +539,10 @@ impl PostgresStore {
             .bind(n.iter().map(|r| r.n.created_at.millis()).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.not_before.millis()).collect::<Vec<_>>())
             .bind(rows.inbox.iter().map(|k| k.device_id.as_str()).collect::<Vec<_>>())
-            .bind(rows.inbox.iter().map(|k| k.msg_key.as_str()).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+            .bind(rows.inbox.iter().map(|k| k.msg_key.as_str()).collect::<Vec<_>>());
+        // Only the fenced statements have `$40` and `$41`.
+        let query = if fence.is_empty() { query } else { query.bind(fence.keys()).bind(fence.epochs()) };
+        query.execute(&mut **tx).await?;
         Ok(())
     }
 }
@@ -543,9 +551,14 @@ impl PostgresStore {
 const UNIQUE_VIOLATION: &str = "23505";
 
 /// The PostgreSQL commit, new rows as plain inserts: see [`PostgresStore::write`].
-static COMMIT_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(false));
+static COMMIT_POSTGRES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(false, false));
 /// The same with every insert guarded, for a batch some of which is stored already.
-static COMMIT_POSTGRES_AGAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(true));
+static COMMIT_POSTGRES_AGAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(true, false));
+/// [`COMMIT_POSTGRES`] fenced by the leases of `$40` (keys, sorted) and `$41` (their epochs).
+static COMMIT_POSTGRES_FENCED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| commit_postgres(false, true));
+/// [`COMMIT_POSTGRES_AGAIN`], fenced.
+static COMMIT_POSTGRES_FENCED_AGAIN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| commit_postgres(true, true));
 
 /// The device messages' insert comes first, within the 1,024 characters `pg_stat_activity`
 /// shows (`faults.rs` watches for it). Incidents opened in the batch (`$28`) are inserted;
@@ -553,7 +566,13 @@ static COMMIT_POSTGRES_AGAIN: std::sync::LazyLock<String> = std::sync::LazyLock:
 /// The family's notifications (`$29`–`$37`) and the inbox's messages the batch handled
 /// (`$38`, `$39`: taken out) are in the same statement, empty arrays when there are none: a
 /// round trip each fewer, on the path every press waits on.
-fn commit_postgres(guarded: bool) -> String {
+///
+/// `fenced`: the incidents' upsert is a clause too, and the statement ends by calling
+/// `anxin_fence($40, $41)` (migration 0026), which takes the leases' locks shared and checks
+/// their epochs, each read after its lock was granted, raising `AXFEN` when one has moved on.
+/// PostgreSQL runs every data-modifying clause whatever the statement selects, and the error
+/// rolls back all of it, so it does not matter which part runs first.
+fn commit_postgres(guarded: bool, fenced: bool) -> String {
     let guard = |conflict: &'static str| if guarded { conflict } else { "" };
     let (messages, events, opened) = (guard(MESSAGES_CONFLICT), guard(EVENTS_CONFLICT), guard(INCIDENTS_CONFLICT));
     format!(
@@ -575,7 +594,15 @@ fn commit_postgres(guarded: bool) -> String {
          $35::text[], $36::int8[], $37::int8[]){NOTIFICATIONS_CONFLICT}\n\
          ), taken AS (\n  \
          DELETE FROM inbox WHERE (device_id, msg_key) IN (SELECT * FROM UNNEST($38::text[], $39::text[]))\n\
-         )\n{INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}"
+         ){}",
+        if fenced {
+            format!(
+                ", kept AS (\n  {INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}\n\
+                 )\nSELECT anxin_fence($40::text[], $41::int8[])"
+            )
+        } else {
+            format!("\n{INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}")
+        }
     )
 }
 

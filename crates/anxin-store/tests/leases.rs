@@ -202,6 +202,36 @@ async fn an_engine_batch_under_a_lost_lease_stores_nothing() {
     assert!(matches!(store.commit_fenced(Batch::of(&out), &a).await, Err(FenceError::Fenced { .. })));
 }
 
+/// The fence sits inside the commit's own statement, whose snapshot is taken before the
+/// fence's lock is granted. A takeover under way holds that lock; when it commits, the waiting
+/// commit must read the new epoch (not its statement's older snapshot) and be refused whole.
+#[tokio::test]
+async fn a_commit_waiting_behind_a_takeover_reads_its_epoch_and_stores_nothing() {
+    use anxin_store::{Batch, Store};
+    let Some(store) = store().await else { return eprintln!("skipped: no PostgreSQL") };
+    let (out, t0) = one_press(&store).await;
+    let a = store.lease_acquire("zone:0", "node-a", LONG, "").await.unwrap().expect("free");
+    // A takeover as far as its lock and its new epoch, not yet committed.
+    let mut takeover = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('zone:0', 0))").execute(&mut *takeover).await.unwrap();
+    sqlx::query("UPDATE leases SET holder = 'node-b', epoch = epoch + 1 WHERE key = 'zone:0'")
+        .execute(&mut *takeover)
+        .await
+        .unwrap();
+    let committer = store.clone();
+    let (batch, lease) = (std::sync::Arc::new(out), a.clone());
+    let commit = tokio::spawn(async move { committer.commit_fenced(Batch::of(&batch), &lease).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!commit.is_finished(), "the commit waits for the takeover's lock");
+    takeover.commit().await.unwrap();
+    match commit.await.unwrap() {
+        Err(FenceError::Fenced { key, held: 1, now: Some(2) }) => assert_eq!(key, "zone:0"),
+        other => panic!("the commit behind the takeover was not fenced: {other:?}"),
+    }
+    let resumed = store.resume(&[anxin_core::Zone::FIRST], t0).await.unwrap();
+    assert!(resumed.open.is_empty() && resumed.recent_messages.is_empty(), "a stale owner stored {resumed:?}");
+}
+
 /// A process stopped in the middle of a commit (SIGSTOP) holds its transaction open, and with
 /// it the lease's lock, held shared, that a takeover waits for. Opened for a lease, the store's
 /// sessions give such a transaction up after the lease's time to live: the takeover goes
