@@ -143,7 +143,7 @@ macro_rules! inbox_store {
                      ORDER BY received_at, device_id, msg_key LIMIT $1",
                     list.join(", ")
                 );
-                let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(self.inbox_pool()).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(crate::inbox::InboxEntry {
@@ -189,6 +189,10 @@ fn stored_zone(z: i32) -> Result<Zone, StoreError> {
 }
 
 impl crate::sql::SqliteStore {
+    pub(crate) fn inbox_pool(&self) -> &sqlx::SqlitePool {
+        &self.pool
+    }
+
     /// Files `entries` (sorted by key), one statement each, in one transaction: the zones of
     /// those new.
     pub(crate) async fn inbox_file(&self, entries: &[&InboxEntry]) -> Result<Vec<Zone>, StoreError> {
@@ -213,6 +217,11 @@ impl crate::sql::SqliteStore {
 }
 
 impl crate::sql::PostgresStore {
+    /// The inbox's own connections, planned once (see [`crate::PostgresStore`]).
+    pub(crate) fn inbox_pool(&self) -> &sqlx::PgPool {
+        &self.inbox
+    }
+
     /// Files `entries` (sorted by key) in one statement, and so one round trip and one
     /// transaction: the zones of those new, each announced (`pg_notify('anxin_inbox', zone)`,
     /// heard when the statement commits).
@@ -236,7 +245,7 @@ impl crate::sql::PostgresStore {
         .bind(entries.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>())
         .bind(entries.iter().map(|e| e.received_at.millis()).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.inbox)
         .await?;
         zones.into_iter().map(stored_zone).collect()
     }
