@@ -53,7 +53,7 @@ pub struct LinkOptions {
     pub keep_alive: Duration,
     /// Largest packet the engine sends (commands are small).
     pub max_outgoing_bytes: usize,
-    /// Ask the kernel to acknowledge every read at once ([`crate::ack_at_once`]): for a broker
+    /// Ask the kernel to acknowledge every read at once (`anxin_mqtt::ack_at_once`): for a broker
     /// that leaves Nagle's algorithm on. With one that does not, it gains nothing.
     pub quick_ack: bool,
     pub username: Option<String>,

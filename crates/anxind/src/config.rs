@@ -926,7 +926,7 @@ pub struct Consoles {
 }
 
 /// `[consoles.map]`: whose tiles the console's map shows. Which keys a provider takes is
-/// checked in [`Config::check`]; [`ConsoleMap::settings`] works out what consoles are sent.
+/// checked in `Config::check`; [`ConsoleMap::settings`] works out what consoles are sent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleMap {

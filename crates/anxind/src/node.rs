@@ -4,7 +4,7 @@
 //! The node binds its HTTP port, connects its MQTT link (which only publishes, as
 //! `{mqtt.client_id}-{node}`) and starts its consoles' hub, phones, families, wallboard and
 //! notification worker once, for as long as it runs. Its [`Membership`] says which zones to
-//! run; each runs in an engine of its own ([`ZoneEngine`]), built from that zone's part of
+//! run; each runs in an engine of its own (`ZoneEngine`), built from that zone's part of
 //! the ledger and store, fed from that zone's inbox, every commit fenced by that zone's lease
 //! alone. So taking a zone builds one small engine beside the others, and handing one over
 //! stops that one after its batch: neither pauses the node's other zones.

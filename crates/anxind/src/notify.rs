@@ -267,7 +267,7 @@ impl Receipts for StoreReceipts {
 }
 
 /// The worker, built from the configuration, sending the notifications of `zones` (all,
-/// without); it fails only on a VAPID key that [`NotifyConfig::check`] already accepted.
+/// without); it fails only on a VAPID key that `NotifyConfig::check` already accepted.
 pub fn worker(
     config: &NotifyConfig,
     store: Arc<dyn Store>,

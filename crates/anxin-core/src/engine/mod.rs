@@ -246,7 +246,7 @@ pub(crate) struct DeviceIncidents {
 ///   [`open_count`](Engine::open_count), [`responder`](Engine::responder),
 ///   [`responder_by_token_sha256`](Engine::responder_by_token_sha256),
 ///   [`is_known_device`](Engine::is_known_device), [`matcher`](Engine::matcher),
-///   [`policy`](Engine::policy), [`last_seq`](Engine::last_seq).
+///   [`policy`](Engine::policy), [`last_seqs`](Engine::last_seqs).
 ///
 /// Every input that changes an incident does so through `Engine::record`, so its
 /// [`IncidentEvent`]s in the outbox, replayed with [`Incident::apply`], give its row.

@@ -78,7 +78,7 @@ enum Connection {
     Down(String),
 }
 
-/// Provisioning through Mosquitto's dynamic-security plugin ([module docs](self)).
+/// Provisioning through Mosquitto's dynamic-security plugin (see the module `anxin_mqtt::provision::dynsec`).
 pub struct Dynsec {
     client: AsyncClient,
     waiting: Waiting,
