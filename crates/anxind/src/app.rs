@@ -263,6 +263,11 @@ impl App {
         let topics = anxin_mqtt::Topics::new(&config.mqtt.topic_root).map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.ingest.queue);
         let in_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Messages in the engine's hands not yet answered: queued, or in a batch.
+        let backlog = {
+            let (queue, in_batch) = (tx.downgrade(), in_batch.clone());
+            move || queue.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity()) + in_batch.load(Ordering::Relaxed)
+        };
         crate::telemetry::IngestBacklog::register(
             &metrics.registry,
             &tx,
@@ -329,7 +334,18 @@ impl App {
             metrics: notify_metrics,
         };
         let wallboard_stop = CancellationToken::new();
-        let wallboard_task = spawn_wallboard(day_store, wallboard.clone(), wallboard_stop.clone());
+        // The presses waiting for this engine (a takeover's, a restart's) are answered before
+        // the wallboard reads its day.
+        let answered: Box<dyn Fn() -> bool + Send + Sync> = {
+            let link = link.clone();
+            Box::new(move || link.is_connected() && backlog() == 0)
+        };
+        let wallboard_task = spawn_wallboard(
+            day_store,
+            wallboard.clone(),
+            Some((answered, DAY_READ_WAITS_AT_MOST)),
+            wallboard_stop.clone(),
+        );
         let http_task = tokio::spawn(anxin_api::serve(http, routes, http_stop.clone()));
 
         let store = Arc::new(store);
@@ -604,15 +620,45 @@ fn spawn_milestones(store: Arc<dyn Store>, stop: CancellationToken) {
     });
 }
 
+/// How long the wallboard's read of the day waits at most for the presses waiting for a new
+/// engine to be answered ([`spawn_wallboard`]).
+pub(crate) const DAY_READ_WAITS_AT_MOST: Duration = Duration::from_secs(5);
+
+/// How long the engine's intake must stay empty (connected, nothing queued or in a batch)
+/// before the wallboard reads its day: a broker hands a resumed session's queued messages over
+/// in a burst at once, so an intake still empty this long after connecting has none waiting.
+const QUIET_FOR: Duration = Duration::from_millis(200);
+
 /// The supervisors' wallboard's task: reads the day's events once an engine runs (a takeover
 /// does not wait for a read that grows with the day; until then the wallboard shows
 /// nothing), then keeps the figures fresh until `stop`.
+///
+/// With `after`, the read waits first until the check has held for [`QUIET_FOR`], or for the
+/// time given at most: the presses that waited for this engine are answered before it. The
+/// day's read decodes every event of the day (a second at 170,000 on two cores), and on a
+/// takeover it had the first press answered 1.9 s after a SIGTERM, a second after the engine
+/// was ready (the cluster soak, docs/reliability.md).
 pub(crate) fn spawn_wallboard(
     store: Arc<dyn Store>,
     wallboard: Arc<anxin_api::Wallboard>,
+    after: Option<(Box<dyn Fn() -> bool + Send + Sync>, Duration)>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if let Some((quiet, at_most)) = after {
+            let (began, mut quiet_since) = (std::time::Instant::now(), None);
+            while began.elapsed() < at_most {
+                if !quiet() {
+                    quiet_since = None;
+                } else if quiet_since.get_or_insert_with(std::time::Instant::now).elapsed() >= QUIET_FOR {
+                    break;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        }
         while wallboard.is_loading() {
             // Read and counted off the engine's threads: a day's events are tens of
             // thousands to read back and count, and the engine's batches must not
@@ -717,6 +763,53 @@ async fn engine_or_shutdown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wallboard loading its day from a fresh SQLite store, its read waiting on `after`.
+    async fn wallboard_after(
+        after: Option<(Box<dyn Fn() -> bool + Send + Sync>, Duration)>,
+    ) -> (Arc<anxin_api::Wallboard>, CancellationToken, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            anxin_store::SqliteStore::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.unwrap();
+        let now = anxin_core::Timestamp(1_763_000_000_000);
+        let tally = anxin_core::DayTally::new(anxin_core::StandardLimits::default(), 480, now);
+        let wallboard =
+            Arc::new(anxin_api::Wallboard::loading(tally, 0, Arc::new(move || now), anxin_api::hub::Cursor::default()));
+        let stop = CancellationToken::new();
+        spawn_wallboard(Arc::new(store), wallboard.clone(), after, stop.clone());
+        (wallboard, stop, dir)
+    }
+
+    async fn loaded_within(wallboard: &anxin_api::Wallboard, within: Duration) -> bool {
+        let began = std::time::Instant::now();
+        while wallboard.is_loading() && began.elapsed() < within {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        !wallboard.is_loading()
+    }
+
+    /// The wallboard reads its day only once the presses waiting for a new engine are
+    /// answered (the intake empty for a while), or after the most it waits; without a check it
+    /// reads at once.
+    #[tokio::test]
+    async fn the_wallboards_day_waits_for_the_presses_waiting_to_be_answered() {
+        let busy = Arc::new(AtomicBool::new(true));
+        let check = busy.clone();
+        let (wallboard, stop, _dir) =
+            wallboard_after(Some((Box::new(move || !check.load(Ordering::Relaxed)), Duration::from_secs(60)))).await;
+        assert!(!loaded_within(&wallboard, Duration::from_millis(600)).await, "read while presses waited");
+        busy.store(false, Ordering::Relaxed);
+        assert!(loaded_within(&wallboard, Duration::from_secs(5)).await, "not read once they were answered");
+        stop.cancel();
+
+        let (wallboard, stop, _dir) = wallboard_after(Some((Box::new(|| false), Duration::from_millis(300)))).await;
+        assert!(loaded_within(&wallboard, Duration::from_secs(5)).await, "a backlog that never empties held the day");
+        stop.cancel();
+
+        let (wallboard, stop, _dir) = wallboard_after(None).await;
+        assert!(loaded_within(&wallboard, Duration::from_secs(5)).await);
+        stop.cancel();
+    }
 
     #[tokio::test]
     async fn an_engine_that_panics_is_an_error_and_a_shutdown_is_not() {
