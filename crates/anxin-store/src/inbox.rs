@@ -250,3 +250,33 @@ impl crate::sql::PostgresStore {
         zones.into_iter().map(stored_zone).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inbox's filings are planned once, on the store's inbox connections: PostgreSQL's
+    /// default kept a custom plan for every one-message filing (`PostgresStore`'s `inbox`).
+    #[tokio::test]
+    async fn filings_on_postgres_are_planned_once() {
+        let Some(server) = crate::testkit::postgres_server() else { return eprintln!("skipped: no PostgreSQL") };
+        let store = crate::PostgresStore::open(&crate::testkit::fresh_postgres_database(&server).await).await.unwrap();
+        // One at a time, over the one or two connections the pool makes.
+        for i in 0..12 {
+            let entry = InboxEntry::new("d-1", "t", format!(r#"{{"msg_id":"m{i}"}}"#).into_bytes(), Timestamp(i));
+            store.inbox_put(&[entry]).await.unwrap();
+        }
+        let mut conn = store.inbox_pool().acquire().await.unwrap();
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%INSERT INTO inbox%'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        // PostgreSQL's default plans the first five executions on a connection each time.
+        assert!(
+            generic > 0 && custom == 0,
+            "filings' plans on an inbox connection: {generic} generic, {custom} custom"
+        );
+    }
+}

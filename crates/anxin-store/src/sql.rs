@@ -595,6 +595,9 @@ static COMMIT_POSTGRES_FENCED_AGAIN: std::sync::LazyLock<String> =
 fn commit_postgres(guarded: bool, fenced: bool) -> String {
     let guard = |conflict: &'static str| if guarded { conflict } else { "" };
     let (messages, events, opened) = (guard(MESSAGES_CONFLICT), guard(EVENTS_CONFLICT), guard(INCIDENTS_CONFLICT));
+    // The incidents stored by an earlier batch: the statement's last part, or with the fence a
+    // clause before it.
+    let kept = format!("{INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}");
     format!(
         "WITH messages AS (\n  {INSERT_MESSAGES}\
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]){messages}\n\
@@ -616,12 +619,9 @@ fn commit_postgres(guarded: bool, fenced: bool) -> String {
          DELETE FROM inbox WHERE (device_id, msg_key) IN (SELECT * FROM UNNEST($38::text[], $39::text[]))\n\
          ){}",
         if fenced {
-            format!(
-                ", kept AS (\n  {INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}\n\
-                 )\nSELECT anxin_fence($40::text[], $41::int8[])"
-            )
+            format!(", kept AS (\n  {kept}\n)\nSELECT anxin_fence($40::text[], $41::int8[])")
         } else {
-            format!("\n{INSERT_INCIDENTS}SELECT {INCIDENT_COLUMNS} FROM i WHERE NOT new{INCIDENTS_CONFLICT}")
+            format!("\n{kept}")
         }
     )
 }
