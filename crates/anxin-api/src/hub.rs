@@ -13,7 +13,7 @@ use anxin_proto::ws::{ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// One text frame for the consoles, encoded once for all of them (cloning it for another
@@ -131,7 +131,7 @@ struct State {
     zones: BTreeMap<Zone, ZoneFeed>,
     /// Boxed: a view is large, and growing the map then moves pointers, not views (in a surge
     /// of 100,000 incidents, moving the views held the hub's lock for tens of milliseconds).
-    open: HashMap<IncidentId, Box<IncidentView>>,
+    open: HashMap<IncidentId, Arc<IncidentView>>,
     recent: VecDeque<Frame>,
     responders: BTreeMap<ResponderId, ResponderView>,
     /// The stations consoles draw: all of them (`None`), or each zone's whose engine runs
@@ -167,7 +167,7 @@ impl Hub {
             history,
             state: Mutex::new(State {
                 zones: at.0.iter().map(|(z, seq)| (*z, ZoneFeed { seq: *seq, evicted_upto: *seq })).collect(),
-                open: open.into_iter().map(|v| (v.id, Box::new(v))).collect(),
+                open: open.into_iter().map(|v| (v.id, Arc::new(v))).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),
                 stations: BTreeMap::new(),
@@ -178,10 +178,12 @@ impl Hub {
         }
     }
 
-    /// Publishes committed changes, in the order the engine made them.
-    pub fn publish(&self, views: impl IntoIterator<Item = IncidentView>) {
+    /// Publishes committed changes, in the order the engine made them. The views are kept as
+    /// given (shared with the families' hub, [`crate::FamilyHub::publish`]).
+    pub fn publish(&self, views: impl IntoIterator<Item = impl Into<Arc<IncidentView>>>) {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
+            let view: Arc<IncidentView> = view.into();
             let zone = Zone::of(view.seq);
             // A zone first heard of here had nothing open before (its engine would have said).
             let feed = state.zones.entry(zone).or_insert(ZoneFeed { seq: zone.base(), evicted_upto: zone.base() });
@@ -195,7 +197,7 @@ impl Hub {
             if view.state.is_terminal() {
                 state.open.remove(&view.id);
             } else {
-                state.open.insert(view.id, Box::new(view));
+                state.open.insert(view.id, view);
             }
             if state.recent.len() == self.replay_capacity {
                 if let Some(old) = state.recent.pop_front() {
@@ -238,7 +240,7 @@ impl Hub {
         Self::forget_zone(&mut state, zone);
         state.zones.insert(zone, ZoneFeed { seq, evicted_upto: seq });
         for view in open.into_iter().filter(|v| !v.state.is_terminal()) {
-            state.open.insert(view.id, Box::new(view));
+            state.open.insert(view.id, Arc::new(view));
         }
         for view in responders {
             state.responders.insert(view.id.clone(), view);

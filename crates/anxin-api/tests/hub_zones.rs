@@ -144,10 +144,10 @@ fn a_family_page_is_shown_each_zones_changes_whatever_the_other_zones_numbers() 
     let family = anxin_api::FamilyHub::new(anxin_core::Policy::default(), Default::default(), Vec::new());
     let elder = view(1, 1).elder.id;
     let (_, mut feed) = family.subscribe(&elder);
-    family.publish(&[view(Z3 + 1, Z3 + 5)]);
+    family.publish(&[std::sync::Arc::new(view(Z3 + 1, Z3 + 5))]);
     // Zone 0's numbers are below zone 3's: its change is news all the same.
-    family.publish(&[view(1, 12)]);
-    family.publish(&[view(1, 12)]);
+    family.publish(&[std::sync::Arc::new(view(1, 12))]);
+    family.publish(&[std::sync::Arc::new(view(1, 12))]);
     let shown: Vec<_> = std::iter::from_fn(|| feed.try_recv().ok()).collect();
     assert_eq!(shown.len(), 2, "each zone's change once, the replayed one not again");
     assert!(family.is_open_for(&elder, IncidentId(1)) && family.is_open_for(&elder, IncidentId(Z3 + 1)));

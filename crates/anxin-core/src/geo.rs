@@ -69,6 +69,15 @@ impl Coordinates {
         HaversineMeasure::new(EARTH_RADIUS_M).distance(Point::new(self.lon, self.lat), Point::new(other.lon, other.lat))
     }
 
+    /// A lower bound of [`Coordinates::distance_m`] that needs no trigonometry: the difference
+    /// in latitude alone, along a meridian (a great circle's arc changes latitude no faster
+    /// than it runs). For scans that can pass over whoever is further than a limit without
+    /// working out how far.
+    #[inline]
+    pub fn distance_at_least_m(self, other: Coordinates) -> f64 {
+        (self.lat - other.lat).abs().to_radians() * EARTH_RADIUS_M
+    }
+
     /// The point as a unit vector (x towards 0°N 0°E, z towards the north pole).
     pub fn to_unit_vector(self) -> [f64; 3] {
         let (phi, lambda) = (self.lat.to_radians(), self.lon.to_radians());
@@ -115,6 +124,26 @@ pub(crate) fn distance_m_for_chord2(chord2: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_without_trigonometry_is_never_above_the_distance() {
+        // A grid over the globe, poles and the antimeridian included, against Kunming and
+        // points around it: the bound is at most the distance, and equal along a meridian.
+        let kunming = Coordinates::new(25.04, 102.71).unwrap();
+        let mut others = vec![kunming];
+        for lat in (-90..=90).step_by(5) {
+            for lon in (-180..=180).step_by(7) {
+                others.push(Coordinates::new(f64::from(lat), f64::from(lon)).unwrap());
+            }
+        }
+        for (i, a) in others.iter().enumerate() {
+            for b in others.iter().skip(i).step_by(13).chain([&kunming]) {
+                assert!(a.distance_at_least_m(*b) <= a.distance_m(*b) + 1e-6, "{a:?} {b:?}");
+            }
+        }
+        let north = Coordinates::new(25.14, 102.71).unwrap();
+        assert!((kunming.distance_at_least_m(north) - kunming.distance_m(north)).abs() < 1e-6);
+    }
 
     #[test]
     fn refuses_nan_and_out_of_range() {

@@ -4,11 +4,11 @@
 //! is the great-circle nearest neighbour. A responder is in the responder tree exactly while
 //! available; offering them a job takes them out.
 
+use crate::engine::HashMap;
 use crate::geo::{chord2, chord2_for_distance_m, distance_m_for_chord2, Coordinates};
 use crate::ids::{ResponderId, StationId};
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
-use std::collections::HashMap;
 
 type Entry<T> = GeomWithData<[f64; 3], T>;
 
@@ -34,7 +34,7 @@ impl Matcher {
         available: impl IntoIterator<Item = (ResponderId, Coordinates)>,
         stations: impl IntoIterator<Item = (StationId, Coordinates)>,
     ) -> Self {
-        let mut positions = HashMap::new();
+        let mut positions = HashMap::default();
         for (id, at) in available {
             positions.insert(id, at.to_unit_vector());
         }

@@ -236,11 +236,12 @@ impl ZonePublisher {
 
 impl anxin_runtime::Feeds for FeedPort {
     fn incidents(&self, deltas: Vec<IncidentView>) {
-        // The family's view is made from the same committed views, its elder's alone.
-        self.family.publish(&deltas);
         if let Some(peers) = &self.peers {
             peers.publish(PeerFrame { views: deltas.clone(), ..PeerFrame::default() });
         }
+        // The consoles' hub and the families' keep the same committed views.
+        let deltas: Vec<std::sync::Arc<IncidentView>> = deltas.into_iter().map(std::sync::Arc::new).collect();
+        self.family.publish(&deltas);
         self.hub.publish(deltas);
     }
 

@@ -161,6 +161,12 @@ impl<'e> Candidates<'e> {
                 if own_station.as_ref().is_some_and(|s| s.as_ref() != Some(&r.station_id)) {
                     continue;
                 }
+                // Run for every press that finds nobody free, over every incident's extra
+                // offers: whoever is further than the offer distance by latitude alone is
+                // passed over before the trigonometry.
+                if own_station.is_none() && r.position.distance_at_least_m(at) > engine.policy.max_offer_distance_m {
+                    continue;
+                }
                 let distance_m = r.position.distance_m(at);
                 if own_station.is_none() && distance_m > engine.policy.max_offer_distance_m {
                     continue;

@@ -40,8 +40,14 @@ use crate::ids::{DeviceId, ElderId, IncidentId, MessageId, ResponderId, StationI
 use crate::incident::*;
 use crate::matcher::Matcher;
 use crate::registry::{Elder, Registry, Responder, Station};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use thiserror::Error;
+
+/// The engine's tables by id: looked up several times for every message, they were hashed
+/// with the standard library's SipHash, a few per cent of the engine's CPU a press in
+/// `press_load`. foldhash is quicker on short keys and still seeded at random per table. The
+/// keys are the ledger's ids, put in by the ledger, not by what a device sends.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What the engine needs from the store to pick up where it stopped.
 #[derive(Debug, Clone, Default)]
@@ -331,7 +337,7 @@ impl Engine {
             .filter(|i| i.state.has_responder_on_job())
             .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)));
         let busy: HashMap<ResponderId, IncidentId> = offered.chain(on_job).collect();
-        let mut by_station: HashMap<StationId, Vec<ResponderId>> = HashMap::new();
+        let mut by_station: HashMap<StationId, Vec<ResponderId>> = HashMap::default();
         for r in &registry.responders {
             by_station.entry(r.station_id.clone()).or_default().push(r.id.clone());
         }
@@ -353,8 +359,8 @@ impl Engine {
                     (e.id.clone(), e)
                 })
                 .collect(),
-            devices: HashMap::with_capacity(registry.devices.len()),
-            device_incidents: HashMap::new(),
+            devices: HashMap::with_capacity_and_hasher(registry.devices.len(), Default::default()),
+            device_incidents: HashMap::default(),
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
@@ -364,9 +370,9 @@ impl Engine {
             parallel: BTreeSet::new(),
             busy,
             timers: BTreeSet::new(),
-            deadlines: HashMap::new(),
+            deadlines: HashMap::default(),
             fixes: BTreeSet::new(),
-            fix_at: HashMap::new(),
+            fix_at: HashMap::default(),
             presence: presence::Presence::default(),
             seen: SeenMessages::default(),
             seen_order: VecDeque::new(),
@@ -376,10 +382,10 @@ impl Engine {
             health_floor: Timestamp(0),
             health_dirty: Vec::new(),
             model_names: Vec::new(),
-            activity: HashMap::new(),
+            activity: HashMap::default(),
             activity_due: Default::default(),
             activity_dirty: Vec::new(),
-            programme: HashMap::new(),
+            programme: HashMap::default(),
             programme_due: Default::default(),
             programme_dirty: Vec::new(),
             carers: carers::Carers::default(),
