@@ -9,7 +9,8 @@
 //! contiguous (one engine step may log several events and show only the last).
 
 use anxin_core::{IncidentId, IncidentView, ResponderId, ResponderView, StationView, Timestamp, Zone};
-use anxin_proto::ws::{ServerFrame, Views};
+use anxin_proto::cluster::WrittenView;
+use anxin_proto::ws::{FeedFrame, FeedView, ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -131,7 +132,7 @@ struct State {
     zones: BTreeMap<Zone, ZoneFeed>,
     /// Boxed: a view is large, and growing the map then moves pointers, not views (in a surge
     /// of 100,000 incidents, moving the views held the hub's lock for tens of milliseconds).
-    open: HashMap<IncidentId, Arc<IncidentView>>,
+    open: HashMap<IncidentId, Kept>,
     recent: VecDeque<Frame>,
     responders: BTreeMap<ResponderId, ResponderView>,
     /// The stations consoles draw: all of them (`None`), or each zone's whose engine runs
@@ -139,6 +140,33 @@ struct State {
     stations: BTreeMap<Option<Zone>, Vec<StationView>>,
     /// Consoles connected per member of staff.
     online: BTreeMap<String, usize>,
+}
+
+/// An open incident as the hub keeps it, for snapshots.
+#[derive(Debug)]
+enum Kept {
+    /// From an engine on this node (or read from the store): the view, shared with the
+    /// families' hub.
+    View(Arc<IncidentView>),
+    /// Followed from the node running its zone: the view as that node wrote it, sent on as
+    /// it came.
+    Written(Box<WrittenView>),
+}
+
+impl Kept {
+    fn order(&self) -> (u8, Timestamp, IncidentId) {
+        match self {
+            Kept::View(v) => (v.priority, v.pressed_at, v.id),
+            Kept::Written(w) => w.order(),
+        }
+    }
+
+    fn feed_view(&self) -> FeedView<'_> {
+        match self {
+            Kept::View(v) => FeedView::View(v),
+            Kept::Written(w) => FeedView::Written(&w.json),
+        }
+    }
 }
 
 /// Where consoles subscribe. Cheap to share; the lock is held only to copy or append.
@@ -167,7 +195,7 @@ impl Hub {
             history,
             state: Mutex::new(State {
                 zones: at.0.iter().map(|(z, seq)| (*z, ZoneFeed { seq: *seq, evicted_upto: *seq })).collect(),
-                open: open.into_iter().map(|v| (v.id, Arc::new(v))).collect(),
+                open: open.into_iter().map(|v| (v.id, Kept::View(Arc::new(v)))).collect(),
                 recent: VecDeque::with_capacity(replay_capacity),
                 responders: BTreeMap::new(),
                 stations: BTreeMap::new(),
@@ -184,32 +212,71 @@ impl Hub {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
             let view: Arc<IncidentView> = view.into();
-            let zone = Zone::of(view.seq);
-            // A zone first heard of here had nothing open before (its engine would have said).
-            let feed = state.zones.entry(zone).or_insert(ZoneFeed { seq: zone.base(), evicted_upto: zone.base() });
-            if view.seq <= feed.seq {
-                continue; // already shown (a replayed commit after a store retry)
-            }
-            feed.seq = view.seq;
-            let text: Utf8Bytes =
-                ServerFrame::Incident { seq: view.seq, incident: Cow::Borrowed(&view) }.to_json().into();
-            let frame = Frame { seq: view.seq, text, is_snapshot: false, cursor: None, unsequenced: false };
-            if view.state.is_terminal() {
-                state.open.remove(&view.id);
-            } else {
-                state.open.insert(view.id, view);
-            }
-            if state.recent.len() == self.replay_capacity {
-                if let Some(old) = state.recent.pop_front() {
-                    if let Some(feed) = state.zones.get_mut(&Zone::of(old.seq)) {
-                        feed.evicted_upto = old.seq;
-                    }
+            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
+            self.append(&mut state, id, seq, terminal, Kept::View(view));
+        }
+    }
+
+    /// Publishes committed changes, in the order the engine made them, each written already
+    /// (for the other nodes): the consoles are sent the same text, and the views are kept.
+    pub fn publish_as_written<'w>(&self, views: impl IntoIterator<Item = (Arc<IncidentView>, &'w WrittenView)>) {
+        let mut state = self.state.lock().expect("hub lock");
+        for (view, written) in views {
+            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
+            self.append_written(&mut state, id, seq, terminal, Kept::View(view), Some(&written.json));
+        }
+    }
+
+    /// Publishes changes committed in a zone another node runs, as that node wrote them, in
+    /// its order: sent on and kept as written.
+    pub fn publish_written(&self, views: impl IntoIterator<Item = WrittenView>) {
+        let mut state = self.state.lock().expect("hub lock");
+        for view in views {
+            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
+            self.append(&mut state, id, seq, terminal, Kept::Written(Box::new(view)));
+        }
+    }
+
+    /// Takes one committed change into the feed and the open incidents, and sends it.
+    fn append(&self, state: &mut State, id: IncidentId, seq: u64, terminal: bool, view: Kept) {
+        self.append_written(state, id, seq, terminal, view, None)
+    }
+
+    /// [`Self::append`], the frame's incident written as `written` if given.
+    fn append_written(
+        &self,
+        state: &mut State,
+        id: IncidentId,
+        seq: u64,
+        terminal: bool,
+        view: Kept,
+        written: Option<&serde_json::value::RawValue>,
+    ) {
+        let zone = Zone::of(seq);
+        // A zone first heard of here had nothing open before (its engine would have said).
+        let feed = state.zones.entry(zone).or_insert(ZoneFeed { seq: zone.base(), evicted_upto: zone.base() });
+        if seq <= feed.seq {
+            return; // already shown (a replayed commit after a store retry)
+        }
+        feed.seq = seq;
+        let incident = written.map_or_else(|| view.feed_view(), FeedView::Written);
+        let text: Utf8Bytes = FeedFrame::Incident { seq, incident }.to_json().into();
+        let frame = Frame { seq, text, is_snapshot: false, cursor: None, unsequenced: false };
+        if terminal {
+            state.open.remove(&id);
+        } else {
+            state.open.insert(id, view);
+        }
+        if state.recent.len() == self.replay_capacity {
+            if let Some(old) = state.recent.pop_front() {
+                if let Some(feed) = state.zones.get_mut(&Zone::of(old.seq)) {
+                    feed.evicted_upto = old.seq;
                 }
             }
-            state.recent.push_back(frame.clone());
-            // No receivers is fine: nobody is watching yet.
-            let _ = self.tx.send(frame);
         }
+        state.recent.push_back(frame.clone());
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.tx.send(frame);
     }
 
     /// Sets the stations consoles draw: every one there is.
@@ -240,7 +307,7 @@ impl Hub {
         Self::forget_zone(&mut state, zone);
         state.zones.insert(zone, ZoneFeed { seq, evicted_upto: seq });
         for view in open.into_iter().filter(|v| !v.state.is_terminal()) {
-            state.open.insert(view.id, Arc::new(view));
+            state.open.insert(view.id, Kept::View(Arc::new(view)));
         }
         for view in responders {
             state.responders.insert(view.id.clone(), view);
@@ -383,15 +450,15 @@ impl Hub {
     }
 
     fn snapshot(&self, state: &State, server_time: Timestamp) -> Frame {
-        let mut incidents: Vec<&IncidentView> = state.open.values().map(|v| &**v).collect();
-        incidents.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
+        let mut incidents: Vec<&Kept> = state.open.values().collect();
+        incidents.sort_by_key(|v| v.order());
         let cursor = Self::cursor_of(state);
-        let text = ServerFrame::Snapshot {
+        let text = FeedFrame::Snapshot {
             seq: cursor.highest(),
             seqs: cursor.seqs(),
-            history: Cow::Borrowed(&self.history),
+            history: &self.history,
             server_time,
-            incidents: Views::Borrowed(incidents),
+            incidents: incidents.into_iter().map(Kept::feed_view).collect(),
         }
         .to_json()
         .into();

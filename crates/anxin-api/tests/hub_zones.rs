@@ -157,3 +157,83 @@ fn a_family_page_is_shown_each_zones_changes_whatever_the_other_zones_numbers() 
     assert!(family.is_open_for(&elder, IncidentId(Z3 + 2)));
     assert!(family.is_open_for(&elder, IncidentId(1)));
 }
+
+/// Another node's views reach this node's consoles as that node wrote them: a followed view is
+/// sent as the same text as the view published here would be, kept for snapshots among the
+/// node's own (in the consoles' order), and gone from them when it ends.
+#[test]
+fn a_followed_zones_views_are_sent_on_as_written_and_kept_in_order_with_the_nodes_own() {
+    use anxin_proto::cluster::WrittenView;
+    let (here, there) = (
+        Hub::new("h".into(), Cursor::default(), Vec::new(), 64),
+        Hub::new("h".into(), Cursor::default(), Vec::new(), 64),
+    );
+    let mut sent = (here.subscribe(None, None, T0).live, there.subscribe(None, None, T0).live);
+    // Zone 3's view as its owner would send it, read by a follower from the frame's JSON.
+    let mut urgent = view(Z3 + 1, Z3 + 5);
+    urgent.priority = 0;
+    let followed: WrittenView = serde_json::from_str(&serde_json::to_string(&urgent).unwrap()).unwrap();
+    here.publish([urgent.clone()]);
+    there.publish_written([followed]);
+    let (a, b) = (sent.0.try_recv().unwrap(), sent.1.try_recv().unwrap());
+    assert_eq!(a.text, b.text, "a followed view is sent byte for byte as the view itself would be");
+    assert_eq!(b.seq, Z3 + 5);
+    // Both are the `incident` frame a client reads, byte for byte; and so is a snapshot.
+    let incident = ServerFrame::Incident { seq: Z3 + 5, incident: std::borrow::Cow::Borrowed(&urgent) };
+    assert_eq!(a.text.as_str(), incident.to_json());
+    let snapshot = ServerFrame::Snapshot {
+        seq: Z3 + 5,
+        seqs: vec![Z3 + 5],
+        history: "h".into(),
+        server_time: T0,
+        incidents: anxin_api::ws::Views::Borrowed(vec![&urgent]),
+    };
+    // An owner in a cluster writes its views once, for its consoles and the other nodes both:
+    // the same text again.
+    let owner = Hub::new("h".into(), Cursor::default(), Vec::new(), 64);
+    let mut owners = owner.subscribe(None, None, T0).live;
+    owner.publish_as_written([(std::sync::Arc::new(urgent.clone()), &WrittenView::of(&urgent))]);
+    assert_eq!(owners.try_recv().unwrap().text, a.text);
+    for hub in [&here, &there, &owner] {
+        assert_eq!(hub.subscribe(None, None, T0).initial.last().unwrap().text.as_str(), snapshot.to_json());
+    }
+
+    // Beside a view of the node's own: the snapshot lists both, the urgent one first, as the
+    // view it was.
+    let mut own = view(1, 7);
+    own.priority = 2;
+    there.publish([own.clone()]);
+    let snapshot = |hub: &Hub| -> Vec<IncidentView> {
+        let initial = hub.subscribe(None, None, T0).initial;
+        match ServerFrame::from_json(&initial.last().unwrap().text).unwrap() {
+            ServerFrame::Snapshot { incidents, .. } => incidents.into_owned(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let listed = snapshot(&there);
+    assert_eq!(listed.iter().map(|v| v.id).collect::<Vec<_>>(), [IncidentId(Z3 + 1), IncidentId(1)]);
+    assert_eq!(serde_json::to_value(&listed[0]).unwrap(), serde_json::to_value(&urgent).unwrap());
+    assert_eq!(there.open_count(), 2);
+
+    // The followed incident closes: out of the open ones, as one of the node's own would be.
+    let mut closed = urgent.clone();
+    (closed.seq, closed.state) = (Z3 + 9, anxin_core::IncidentState::Closed);
+    there.publish_written([WrittenView::of(&closed)]);
+    assert_eq!(snapshot(&there).iter().map(|v| v.id).collect::<Vec<_>>(), [IncidentId(1)]);
+    // An older number than the zone's last is a repeat, passed over.
+    there.publish_written([WrittenView::of(&urgent)]);
+    assert_eq!(there.open_count(), 1);
+    assert_eq!(there.cursor().seqs(), [7, Z3 + 9]);
+}
+
+/// What a following node cannot take as a view's head is refused when the frame is read, with
+/// the field named: its hub never holds a view it cannot number or order.
+#[test]
+fn a_written_view_without_the_fields_a_hub_orders_it_by_is_refused() {
+    use anxin_proto::cluster::WrittenView;
+    let mut whole = serde_json::to_value(view(1, 7)).unwrap();
+    assert!(serde_json::from_value::<WrittenView>(whole.clone()).is_ok());
+    whole.as_object_mut().unwrap().remove("pressed_at");
+    let err = serde_json::from_value::<WrittenView>(whole).unwrap_err().to_string();
+    assert!(err.contains("an incident's view") && err.contains("pressed_at"), "{err}");
+}

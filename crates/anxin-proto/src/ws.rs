@@ -109,6 +109,39 @@ impl ServerFrame<'_> {
     }
 }
 
+/// The numbered feed's frames as a hub writes them from what it keeps: each incident either a
+/// view or a view already written as JSON ([`crate::cluster::WrittenView`], one followed from
+/// another node), written as it is. The text is a [`ServerFrame`]'s `snapshot` or `incident`,
+/// byte for byte (a client reads it as one).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedFrame<'a> {
+    Snapshot { seq: u64, seqs: Vec<u64>, history: &'a str, server_time: Timestamp, incidents: Vec<FeedView<'a>> },
+    Incident { seq: u64, incident: FeedView<'a> },
+}
+
+/// One incident in a [`FeedFrame`].
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub enum FeedView<'a> {
+    View(&'a IncidentView),
+    Written(&'a serde_json::value::RawValue),
+}
+
+impl FeedFrame<'_> {
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // About 1.5 kB an incident, written into room made once (see `ServerFrame::to_json`).
+        let room = match self {
+            FeedFrame::Snapshot { incidents, .. } => 256 + 1800 * incidents.len(),
+            FeedFrame::Incident { .. } => 2048,
+        };
+        let mut text = Vec::with_capacity(room);
+        serde_json::to_writer(&mut text, self).expect("server frames serialise");
+        String::from_utf8(text).expect("serde_json writes UTF-8")
+    }
+}
+
 /// The `welcome` frame's body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Welcome {

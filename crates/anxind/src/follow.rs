@@ -309,7 +309,7 @@ impl Following {
         // Written out for the consoles at once, as the node's own engines' views are: the
         // next frame is shown after this one.
         if !frame.views.is_empty() {
-            self.hub.publish(frame.views);
+            self.hub.publish_written(frame.views);
         }
         if !frame.responders.is_empty() {
             self.hub.publish_responders(frame.responders);

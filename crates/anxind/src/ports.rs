@@ -183,7 +183,8 @@ pub struct ZonePublisher {
 /// What one frame for the other nodes carries.
 #[derive(Debug, Default)]
 struct PeerFrame {
-    views: Vec<IncidentView>,
+    /// Written once, for the consoles here and the other nodes both.
+    views: Vec<anxin_proto::cluster::WrittenView>,
     responders: Vec<ResponderView>,
     sign_ins: Vec<anxin_proto::cluster::SignInChanged>,
     orders: Vec<anxin_core::engine::OrderView>,
@@ -236,13 +237,18 @@ impl ZonePublisher {
 
 impl anxin_runtime::Feeds for FeedPort {
     fn incidents(&self, deltas: Vec<IncidentView>) {
-        if let Some(peers) = &self.peers {
-            peers.publish(PeerFrame { views: deltas.clone(), ..PeerFrame::default() });
-        }
         // The consoles' hub and the families' keep the same committed views.
-        let deltas: Vec<std::sync::Arc<IncidentView>> = deltas.into_iter().map(std::sync::Arc::new).collect();
+        let deltas: Vec<Arc<IncidentView>> = deltas.into_iter().map(Arc::new).collect();
         self.family.publish(&deltas);
-        self.hub.publish(deltas);
+        match &self.peers {
+            // Written once for the consoles here and the other nodes' both.
+            Some(peers) => {
+                let written: Vec<_> = deltas.iter().map(|v| anxin_proto::cluster::WrittenView::of(v)).collect();
+                self.hub.publish_as_written(deltas.into_iter().zip(&written));
+                peers.publish(PeerFrame { views: written, ..PeerFrame::default() });
+            }
+            None => self.hub.publish(deltas),
+        }
     }
 
     fn events(&self, events: &[anxin_core::IncidentEvent]) {
