@@ -884,25 +884,28 @@ async fn three_nodes_survive_kills_a_pause_a_cut_from_postgres_and_a_rolling_res
     holder = next;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // A rolling restart: SIGTERM the running engine, start it again, until every node has
-    // been stopped so.
+    // A rolling restart: SIGTERM a node and start it again, until every node has been stopped
+    // so: the running engine while it has not been (a takeover each), else a standby that has
+    // not. (Stopping only the running engine, whichever standby took over, left a node out in
+    // 6 tries now and then: CI, 2026-12-07.)
     let mut termed = BTreeSet::new();
-    for _ in 0..6 {
-        if termed.len() == 3 {
-            break;
-        }
+    while termed.len() < 3 {
+        let node = match termed.contains(holder) {
+            false => holder,
+            true => ["a", "b", "c"].into_iter().find(|n| !termed.contains(n)).expect("a node not yet stopped"),
+        };
         let at = Instant::now();
-        nodes.signal(holder, "TERM");
-        let next = nodes.taken_over("SIGTERM", holder, at, &mut takeovers).await;
-        let (status, log) = nodes.exited(holder, WAIT).await;
-        assert!(status.success(), "{holder} stops cleanly on SIGTERM; its log:\n{log}");
-        termed.insert(holder);
-        nodes.start(holder).await;
-        nodes.wait_for("standby", Some(holder), WAIT).await;
-        holder = next;
+        nodes.signal(node, "TERM");
+        if node == holder {
+            holder = nodes.taken_over("SIGTERM", node, at, &mut takeovers).await;
+        }
+        let (status, log) = nodes.exited(node, WAIT).await;
+        assert!(status.success(), "{node} stops cleanly on SIGTERM; its log:\n{log}");
+        termed.insert(node);
+        nodes.start(node).await;
+        nodes.wait_for("standby", Some(node), WAIT).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    assert_eq!(termed.len(), 3, "every node was stopped with SIGTERM once: {termed:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
     pressing.await.unwrap();
