@@ -156,8 +156,16 @@ enum Kept {
 impl Kept {
     fn order(&self) -> (u8, Timestamp, IncidentId) {
         match self {
-            Kept::View(v) => (v.priority, v.pressed_at, v.id),
+            Kept::View(v) => v.order(),
             Kept::Written(w) => w.order(),
+        }
+    }
+
+    /// Its id, its sequence number, and whether it has ended.
+    fn head(&self) -> (IncidentId, u64, bool) {
+        match self {
+            Kept::View(v) => (v.id, v.seq, v.state.is_terminal()),
+            Kept::Written(w) => (w.id, w.seq, w.state.is_terminal()),
         }
     }
 
@@ -211,9 +219,7 @@ impl Hub {
     pub fn publish(&self, views: impl IntoIterator<Item = impl Into<Arc<IncidentView>>>) {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
-            let view: Arc<IncidentView> = view.into();
-            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
-            self.append(&mut state, id, seq, terminal, Kept::View(view));
+            self.append(&mut state, Kept::View(view.into()), None);
         }
     }
 
@@ -222,8 +228,7 @@ impl Hub {
     pub fn publish_as_written<'w>(&self, views: impl IntoIterator<Item = (Arc<IncidentView>, &'w WrittenView)>) {
         let mut state = self.state.lock().expect("hub lock");
         for (view, written) in views {
-            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
-            self.append_written(&mut state, id, seq, terminal, Kept::View(view), Some(&written.json));
+            self.append(&mut state, Kept::View(view), Some(&written.json));
         }
     }
 
@@ -232,26 +237,14 @@ impl Hub {
     pub fn publish_written(&self, views: impl IntoIterator<Item = WrittenView>) {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
-            let (id, seq, terminal) = (view.id, view.seq, view.state.is_terminal());
-            self.append(&mut state, id, seq, terminal, Kept::Written(Box::new(view)));
+            self.append(&mut state, Kept::Written(Box::new(view)), None);
         }
     }
 
-    /// Takes one committed change into the feed and the open incidents, and sends it.
-    fn append(&self, state: &mut State, id: IncidentId, seq: u64, terminal: bool, view: Kept) {
-        self.append_written(state, id, seq, terminal, view, None)
-    }
-
-    /// [`Self::append`], the frame's incident written as `written` if given.
-    fn append_written(
-        &self,
-        state: &mut State,
-        id: IncidentId,
-        seq: u64,
-        terminal: bool,
-        view: Kept,
-        written: Option<&serde_json::value::RawValue>,
-    ) {
+    /// Takes one committed change into the feed and the open incidents, and sends it, its
+    /// incident written as `written` if given.
+    fn append(&self, state: &mut State, view: Kept, written: Option<&serde_json::value::RawValue>) {
+        let (id, seq, terminal) = view.head();
         let zone = Zone::of(seq);
         // A zone first heard of here had nothing open before (its engine would have said).
         let feed = state.zones.entry(zone).or_insert(ZoneFeed { seq: zone.base(), evicted_upto: zone.base() });

@@ -1775,3 +1775,10 @@ pub struct IncidentView {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallRecord>,
 }
+
+impl IncidentView {
+    /// Where consoles list it: most urgent first, then oldest pressed, then by id.
+    pub fn order(&self) -> (u8, Timestamp, IncidentId) {
+        (self.priority, self.pressed_at, self.id)
+    }
+}

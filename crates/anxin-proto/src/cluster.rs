@@ -70,7 +70,7 @@ impl WrittenView {
         }
     }
 
-    /// Where consoles list it: by priority, then press time, then id.
+    /// Where consoles list it, as [`IncidentView::order`].
     pub fn order(&self) -> (u8, Timestamp, IncidentId) {
         (self.priority, self.pressed_at, self.id)
     }

@@ -14,7 +14,7 @@ impl Engine {
     /// Views of every open incident, most urgent first, then oldest first.
     pub fn snapshot(&self) -> Vec<IncidentView> {
         let mut views: Vec<_> = self.open.values().map(|i| self.view(i)).collect();
-        views.sort_by_key(|v| (v.priority, v.pressed_at, v.id));
+        views.sort_by_key(IncidentView::order);
         views
     }
 
