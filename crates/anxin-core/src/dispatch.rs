@@ -122,6 +122,9 @@ pub enum CommandError {
     AlarmChanged { incident: IncidentId },
     #[error("{what} must be from {min} to {max}")]
     OutOfRange { what: &'static str, min: i64, max: i64 },
+    /// A neighbouring zone's responder: only the ladder asks their zone to hold them.
+    #[error("responder {responder} is zone {zone}'s: their zone sends them")]
+    OtherZone { responder: ResponderId, zone: u16 },
 }
 
 impl CommandError {
@@ -139,6 +142,7 @@ impl CommandError {
             CommandError::Missing(_) => "field_required",
             CommandError::AlarmChanged { .. } => "alarm_changed",
             CommandError::OutOfRange { .. } => "out_of_range",
+            CommandError::OtherZone { .. } => "responder_other_zone",
         }
     }
 
@@ -161,6 +165,9 @@ impl CommandError {
             CommandError::Missing(what) => vec![("what", what.to_string())],
             CommandError::OutOfRange { what, min, max } => {
                 vec![("what", what.to_string()), ("min", min.to_string()), ("max", max.to_string())]
+            }
+            CommandError::OtherZone { responder, zone } => {
+                vec![("responder", responder.to_string()), ("zone", zone.to_string())]
             }
         }
     }

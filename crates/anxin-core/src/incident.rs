@@ -867,14 +867,45 @@ impl Incident {
                 self.ladder.emergency_number = policy.standing_number(self.kind);
                 self.ladder.offers_made += 1;
                 self.no_offer = None;
-                let offer =
-                    LiveOffer { responder_id: responder_id.clone(), distance_m: *distance_m, deadline: *deadline };
+                let offer = LiveOffer {
+                    responder_id: responder_id.clone(),
+                    distance_m: *distance_m,
+                    deadline: *deadline,
+                    asking: None,
+                };
                 self.ladder.offers.push(offer);
+                self.ladder.offer_deadline = self.ladder.offers.iter().map(|o| o.deadline).min();
+            }
+            // Shown as an offer out (the console's "offered", the station not yet alerted), not
+            // yet counted as one made: it becomes one when held.
+            Change::AskedAcross { responder_id, zone, distance_m, deadline } => {
+                self.state = IncidentState::Offered;
+                self.responder = None;
+                self.nobody_needed();
+                self.ladder.emergency_number = policy.standing_number(self.kind);
+                self.no_offer = None;
+                let offer = LiveOffer {
+                    responder_id: responder_id.clone(),
+                    distance_m: *distance_m,
+                    deadline: *deadline,
+                    asking: Some(*zone),
+                };
+                self.ladder.offers.push(offer);
+                self.ladder.offer_deadline = self.ladder.offers.iter().map(|o| o.deadline).min();
+            }
+            Change::HeldAcross { responder_id, distance_m, deadline, .. } => {
+                if let Some(o) = self.ladder.offers.iter_mut().find(|o| &o.responder_id == responder_id) {
+                    o.asking = None;
+                    o.distance_m = *distance_m;
+                    o.deadline = *deadline;
+                    self.ladder.offers_made += 1;
+                }
                 self.ladder.offer_deadline = self.ladder.offers.iter().map(|o| o.deadline).min();
             }
             Change::OfferDeclined { responder_id, .. }
             | Change::OfferTimedOut { responder_id }
-            | Change::OfferWithdrawn { responder_id } => {
+            | Change::OfferWithdrawn { responder_id }
+            | Change::RefusedAcross { responder_id, .. } => {
                 let ladder = &mut self.ladder;
                 ladder.offers.retain(|o| &o.responder_id != responder_id);
                 ladder.offer_deadline = ladder.offers.iter().map(|o| o.deadline).min();
@@ -1202,6 +1233,11 @@ pub struct LiveOffer {
     pub responder_id: ResponderId,
     pub distance_m: f64,
     pub deadline: Timestamp,
+    /// A neighbouring zone's responder asked for and not yet held: the zone asked, whose owner
+    /// has until `deadline` to hold them ([`crate::border`]). Their phone is told only once
+    /// held; meanwhile the offer cannot be accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asking: Option<crate::zone::Zone>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -1318,6 +1354,26 @@ pub enum Change {
     },
     OfferWithdrawn {
         responder_id: ResponderId,
+    },
+    /// A neighbouring zone's responder gets there soonest: their zone's owner is asked to hold
+    /// them, by `deadline` ([`crate::border`]). The offer is made when they are held.
+    AskedAcross {
+        responder_id: ResponderId,
+        zone: crate::zone::Zone,
+        distance_m: f64,
+        deadline: Timestamp,
+    },
+    /// Their zone holds them for this incident: the offer is made, until `deadline`.
+    HeldAcross {
+        responder_id: ResponderId,
+        zone: crate::zone::Zone,
+        distance_m: f64,
+        deadline: Timestamp,
+    },
+    /// Their zone cannot spare them (an offer or a job of its own, off duty): the ladder goes on.
+    RefusedAcross {
+        responder_id: ResponderId,
+        zone: crate::zone::Zone,
     },
     /// The responders' rung is used up: the station's duty line is alerted.
     StationAlerted {
@@ -1656,6 +1712,10 @@ pub struct WorkerOnOrder {
 pub struct OfferView {
     pub responder: PartyView,
     pub deadline: Timestamp,
+    /// A neighbouring zone's responder, asked for and not yet held: the zone asked, which has
+    /// until `deadline` to answer ([`crate::border`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asking: Option<crate::zone::Zone>,
 }
 
 /// What a station's duty line is sent when the responders' rung is used up: enough to send

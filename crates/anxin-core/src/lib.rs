@@ -4,6 +4,7 @@
 //! shell to store, send or show. See `docs/architecture.md`.
 
 pub mod activity;
+pub mod border;
 pub mod carer;
 mod dedup;
 pub mod dispatch;
@@ -28,6 +29,7 @@ pub mod testkit;
 pub mod zone;
 
 pub use activity::{ActivityPolicy, ActivityRow, ElderActivity, WakingHours};
+pub use border::{Across, BorderMessage, BorderOutcome, Hold, Neighbour};
 pub use carer::{CarerPolicy, CarerView, Visit, VisitAction, VisitError, VisitView};
 pub use dispatch::{CommandError, DispatcherAction, DispatcherRef, ResponderAction, Search};
 pub use engine::{AppliedRequest, Counters, Engine, LadderPolicy, Matching, Outbox, Outcome, Policy, Refusal, Resume};

@@ -35,6 +35,17 @@ pub struct Policy {
     /// offering the soonest few at once never leaves another emergency with no offer at all
     /// when responders are scarce (a surge).
     pub yield_extra_offers: bool,
+    /// Offers cross zone borders: a press near a border may be offered a neighbouring zone's
+    /// responder when they get there soonest. A responder of a zone this engine runs is
+    /// offered at once (and held for the other zone in their row, so that the zone's next
+    /// owner knows); one of a zone run elsewhere only once that zone's owner has held them
+    /// for the incident ([`crate::border`]). `false`: offers stay within the incident's zone.
+    pub border_offers: bool,
+    /// How long a neighbouring zone's owner has to answer a request to hold one of its
+    /// responders; unanswered, the ladder goes on without them.
+    pub border_answer_ms: i64,
+    /// How long a neighbouring zone's responder it could not spare is not asked for again.
+    pub border_refused_ms: i64,
     /// How long the station's duty line has before a dispatcher is called in.
     pub station_timeout_ms: i64,
     /// How often a dispatcher is reminded of an incident waiting for them.
@@ -186,6 +197,9 @@ impl Default for Policy {
             ladders: IncidentKind::EMERGENCIES.into_iter().map(|k| (k, LadderPolicy::default())).collect(),
             matching: Matching::Nearest,
             yield_extra_offers: true,
+            border_offers: true,
+            border_answer_ms: 3_000,
+            border_refused_ms: 30_000,
             station_timeout_ms: 120_000,
             reminder_interval_ms: 60_000,
             on_scene_within_ms: 30 * 60_000,

@@ -349,6 +349,26 @@ impl Registry {
         Registry { elders, devices, stations, responders, staff: self.staff.clone(), providers: self.providers.clone() }
     }
 
+    /// The responders of the zones other than `zones` whom an engine running `zones` may ask
+    /// for across a border ([`crate::border`]): every one the ladder could offer an emergency
+    /// (not a home-care provider's worker), with their station's zone and service circle.
+    pub fn neighbours_of(&self, zones: &[crate::zone::Zone]) -> Vec<crate::border::Neighbour> {
+        let stations: std::collections::HashMap<&str, &Station> =
+            self.stations.iter().filter(|s| !zones.contains(&s.zone)).map(|s| (s.id.as_str(), s)).collect();
+        self.responders
+            .iter()
+            .filter(|r| r.provider_id.is_none())
+            .filter_map(|r| {
+                let s = stations.get(r.station_id.as_str())?;
+                Some(crate::border::Neighbour {
+                    responder: r.clone(),
+                    zone: s.zone,
+                    service_circle_min: s.service_circle_min,
+                })
+            })
+            .collect()
+    }
+
     /// Checks that no id repeats and every reference points at something in this registry.
     pub fn check(&self) -> Result<(), RegistryError> {
         self.check_against(&Registry::default())

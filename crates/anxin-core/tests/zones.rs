@@ -223,38 +223,287 @@ fn one_engine_runs_several_zones_and_numbers_each_zones_incidents_and_events_in_
     assert_eq!(e.amend(unenrolled, "admin", T0, &mut out).unwrap().seq, Some(1), "an unenrolled elder: zone 0's log");
 }
 
-/// Offers stay within the incident's zone: another zone's responder may be booked by that
-/// zone's engine on another node at the same moment. A nearer responder of zone 0 is never
-/// offered a press of zone 3, even when nobody of zone 3 is free.
-#[test]
-fn offers_stay_within_the_incidents_zone_however_near_another_zones_responder_is() {
+/// The district of the border tests: r-a, of zone 0, waits at the door of e-b, of zone 3;
+/// r-b, of zone 3, is further off; e-b2 is another elder of zone 3.
+fn border_district() -> Registry {
     let mut district = district();
-    // r-a, of zone 0, waits at the door of e-b, of zone 3; r-b, of zone 3, is further off.
     district.responders[0].position = c(25.0, 102.68);
     district.responders[1].position = c(25.01, 102.68);
     district.elders.push(elder("e-b2", Some("s-b")));
     district.devices.push(device("d-b2", "e-b2"));
+    district
+}
+
+/// One offer at a time, so that who is offered next is plain to see.
+fn one_at_a_time() -> Policy {
+    let mut policy = Policy::default();
+    for ladder in policy.ladders.values_mut() {
+        ladder.parallel = 1;
+    }
+    policy
+}
+
+fn press(e: &mut Engine, device: &str, out: &mut Outbox) -> IncidentId {
+    match e.handle_device_event(&DeviceId::parse(device).unwrap(), sos("m1"), T0, out).unwrap() {
+        Outcome::Opened(id) => id,
+        other => panic!("no incident: {other:?}"),
+    }
+}
+
+fn offered(e: &Engine, id: IncidentId) -> Vec<String> {
+    e.incident(id).unwrap().ladder.offers.iter().map(|o| o.responder_id.to_string()).collect()
+}
+
+fn rid(id: &str) -> ResponderId {
+    ResponderId::parse(id).unwrap()
+}
+
+/// Without `border_offers`, offers stay within the incident's zone: a nearer responder of
+/// zone 0 is never offered a press of zone 3, even when nobody of zone 3 is free.
+#[test]
+fn without_border_offers_offers_stay_within_the_incidents_zone_however_near_another_zones_responder_is() {
     let counters = [(zone(0), Counters::default()), (zone(3), Counters::default())].into();
-    let mut e = Engine::new(Policy::default(), district, Resume { counters, ..Resume::default() });
+    let policy = Policy { border_offers: false, ..one_at_a_time() };
+    let mut e = Engine::new(policy, border_district(), Resume { counters, ..Resume::default() });
     let mut out = Outbox::default();
-    let offered = |e: &Engine, id: IncidentId| -> Vec<String> {
-        e.incident(id).unwrap().ladder.offers.iter().map(|o| o.responder_id.to_string()).collect()
-    };
-    let Outcome::Opened(b) = e.handle_device_event(&DeviceId::parse("d-b").unwrap(), sos("m1"), T0, &mut out).unwrap()
-    else {
-        panic!("no incident")
-    };
+    let b = press(&mut e, "d-b", &mut out);
     assert_eq!(offered(&e, b), ["r-b"], "the zone's own responder, not the nearer one of zone 0");
-    let Outcome::Opened(b2) =
-        e.handle_device_event(&DeviceId::parse("d-b2").unwrap(), sos("m1"), T0, &mut out).unwrap()
-    else {
-        panic!("no incident")
-    };
+    let b2 = press(&mut e, "d-b2", &mut out);
     assert!(offered(&e, b2).is_empty(), "zone 0's free responder was offered zone 3's press: {:?}", offered(&e, b2));
     // Zone 0's own press goes to r-a.
-    let Outcome::Opened(a) = e.handle_device_event(&DeviceId::parse("d-a").unwrap(), sos("m1"), T0, &mut out).unwrap()
-    else {
-        panic!("no incident")
-    };
+    let a = press(&mut e, "d-a", &mut out);
     assert_eq!(offered(&e, a), ["r-a"]);
+    assert!(out.holds.is_empty() && out.across.is_empty());
+}
+
+/// One engine running both zones offers across the border at once, knowing exactly who is
+/// free; the responder's row says which other zone's incident holds them, and is cleared
+/// when it lets them go, so that whoever runs their zone next knows.
+#[test]
+fn one_engine_running_both_zones_offers_the_nearer_neighbour_and_their_row_says_so() {
+    let counters = [(zone(0), Counters::default()), (zone(3), Counters::default())].into();
+    let mut e = Engine::new(one_at_a_time(), border_district(), Resume { counters, ..Resume::default() });
+    let mut out = Outbox::default();
+    let b = press(&mut e, "d-b", &mut out);
+    assert_eq!(offered(&e, b), ["r-a"], "the nearer responder, of zone 0");
+    assert_eq!(out.holds, [Hold { responder_id: rid("r-a"), incident_id: Some(b) }]);
+    assert!(out.across.is_empty(), "nothing to ask of another engine");
+    assert!(e.job_view(&rid("r-a"), T0).is_some(), "their phone is told at once");
+    let mut out = Outbox::default();
+    let decline = ResponderAction::Decline { reason: None };
+    e.responder_acts(&rid("r-a"), b, decline, T0, &mut out).unwrap();
+    assert_eq!(out.holds, [Hold { responder_id: rid("r-a"), incident_id: None }]);
+    assert_eq!(offered(&e, b), ["r-b"], "then zone 3's own");
+    // Zone 3's own responder on zone 3's press: no hold.
+    assert!(!out.holds.iter().any(|h| h.responder_id == rid("r-b")));
+}
+
+/// The engines of zones 0 and 3 apart, each knowing the other's responders as neighbours.
+fn engines_apart() -> (Engine, Engine) {
+    let district = border_district();
+    let apart = |z: i64| {
+        let resume = Resume { counters: [(zone(z), Counters::default())].into(), ..Resume::default() };
+        Engine::new(one_at_a_time(), district.zones_part(&[zone(z)]), resume)
+            .with_neighbours(district.neighbours_of(&[zone(z)]))
+    };
+    (apart(0), apart(3))
+}
+
+/// Delivers every message `out` holds for `to`'s zone, as its inbox would; what that causes
+/// goes to a fresh outbox, returned.
+fn deliver(out: &Outbox, to: &mut Engine, z: i64, now: Timestamp) -> (Outbox, Vec<BorderOutcome>) {
+    let mut next = Outbox::default();
+    let outcomes = out
+        .across
+        .iter()
+        .filter(|a| a.to == zone(z))
+        .map(|a| to.handle_border(a.message.clone(), now, &mut next))
+        .collect();
+    (next, outcomes)
+}
+
+#[test]
+fn a_neighbour_is_asked_for_and_offered_only_once_their_zone_holds_them_then_let_go_of() {
+    let (mut a, mut b) = engines_apart();
+    let mut out = Outbox::default();
+    let id = press(&mut b, "d-b", &mut out);
+    // Asked for, not offered: their phone knows nothing and cannot take it.
+    let offer = &b.incident(id).unwrap().ladder.offers[0];
+    assert_eq!((offer.responder_id.as_str(), offer.asking), ("r-a", Some(zone(0))));
+    assert_eq!(b.incident(id).unwrap().ladder.offers_made, 0);
+    assert_eq!(
+        out.across,
+        [Across { to: zone(0), message: BorderMessage::Hold { incident_id: id, responder_id: rid("r-a") } }]
+    );
+    assert!(out.holds.is_empty(), "a neighbour's row is their zone's to write");
+    assert_eq!(b.job_view(&rid("r-a"), T0), None);
+    assert_eq!(b.responder_view(&rid("r-a")), None, "zone 0's engine shows r-a");
+    let accept = b.responder_acts(&rid("r-a"), id, ResponderAction::Accept, T0, &mut Outbox::default());
+    assert!(matches!(accept, Err(CommandError::NotYours { .. })), "{accept:?}");
+
+    // Zone 0 holds them: their row says so, and zone 0 no longer offers them.
+    let (held, outcomes) = deliver(&out, &mut a, 0, T0);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    assert_eq!(held.holds, [Hold { responder_id: rid("r-a"), incident_id: Some(id) }]);
+    assert!(a.held_elsewhere(&rid("r-a")));
+    assert!(!a.matcher().is_available(&rid("r-a")));
+    let view = a.responder_view(&rid("r-a")).unwrap();
+    assert_eq!((view.status, view.incident_id), (ResponderStatus::Busy, Some(id)));
+    let Some(Across { to, message: BorderMessage::Held { responder_id, .. } }) = held.across.first() else {
+        panic!("not held: {:?}", held.across)
+    };
+    assert_eq!((*to, responder_id.as_str()), (zone(3), "r-a"));
+    let mut own = Outbox::default();
+    let a_id = press(&mut a, "d-a", &mut own);
+    assert!(!offered(&a, a_id).contains(&"r-a".to_string()), "zone 0 offered r-a, held for zone 3");
+
+    // Held: the offer is made, with the offer's full time, and r-a may take it.
+    let t1 = Timestamp(T0.0 + 50);
+    let (after, outcomes) = deliver(&held, &mut b, 3, t1);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    let offer = &b.incident(id).unwrap().ladder.offers[0];
+    assert_eq!(offer.asking, None);
+    assert_eq!(offer.deadline, t1.plus_millis(Policy::default().offer_timeout_ms));
+    assert_eq!(b.incident(id).unwrap().ladder.offers_made, 1);
+    assert!(after.events.iter().any(|e| matches!(e.change, Change::HeldAcross { .. })));
+    assert_eq!(b.job_view(&rid("r-a"), t1).map(|j| j.incident_id), Some(id));
+    // The same answer again changes nothing.
+    let (_, outcomes) = deliver(&held, &mut b, 3, t1);
+    assert_eq!(outcomes, [BorderOutcome::Passed]);
+
+    let mut out = Outbox::default();
+    b.responder_acts(&rid("r-a"), id, ResponderAction::Accept, t1, &mut out).unwrap();
+    assert!(out.across.is_empty(), "accepting keeps the hold");
+    let resolve = ResponderAction::Resolve { outcome: "扶起".into() };
+    b.responder_acts(&rid("r-a"), id, resolve, t1, &mut out).unwrap();
+    assert_eq!(
+        out.across,
+        [Across { to: zone(0), message: BorderMessage::Release { incident_id: id, responder_id: rid("r-a") } }]
+    );
+    // Zone 0 lets them go: free again, their row cleared; a second release changes nothing.
+    let (freed, outcomes) = deliver(&out, &mut a, 0, t1);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    assert_eq!(freed.holds, [Hold { responder_id: rid("r-a"), incident_id: None }]);
+    assert!(a.matcher().is_available(&rid("r-a")) && !a.held_elsewhere(&rid("r-a")));
+    assert_eq!(deliver(&out, &mut a, 0, t1).1, [BorderOutcome::Passed]);
+}
+
+#[test]
+fn a_neighbour_their_zone_cannot_spare_is_refused_and_the_ladder_goes_on_to_its_own() {
+    let (mut a, mut b) = engines_apart();
+    // r-a is on zone 0's own press first.
+    let a_id = press(&mut a, "d-a", &mut Outbox::default());
+    assert_eq!(offered(&a, a_id), ["r-a"]);
+    let mut out = Outbox::default();
+    let id = press(&mut b, "d-b", &mut out);
+    assert_eq!(offered(&b, id), ["r-a"], "zone 3 takes r-a for free: it cannot know");
+    let (answer, _) = deliver(&out, &mut a, 0, T0);
+    assert!(answer.holds.is_empty());
+    assert_eq!(
+        answer.across,
+        [Across { to: zone(3), message: BorderMessage::Refused { incident_id: id, responder_id: rid("r-a") } }]
+    );
+    let (after, outcomes) = deliver(&answer, &mut b, 3, T0);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    assert!(after.events.iter().any(|e| matches!(e.change, Change::RefusedAcross { .. })));
+    assert!(after.across.is_empty(), "nothing to let go of");
+    assert_eq!(offered(&b, id), ["r-b"]);
+    // Refused lately: not asked for by the next press either...
+    let b2 = press(&mut b, "d-b2", &mut Outbox::default());
+    assert!(offered(&b, b2).is_empty(), "{:?}", offered(&b, b2));
+    assert_eq!(b.best_candidate(b2).ok(), None);
+    // ...until the policy's while has passed (30 s, before any offer lapses).
+    let later = T0.plus_millis(Policy::default().border_refused_ms);
+    assert_eq!(b.next_deadline(), Some(later));
+    b.tick(later, &mut Outbox::default());
+    assert_eq!(b.best_candidate(b2).map(|(r, _)| r.to_string()).ok(), Some("r-a".to_string()));
+}
+
+#[test]
+fn an_unanswered_ask_lapses_the_ladder_goes_on_and_a_late_hold_is_let_go_of() {
+    let (mut a, mut b) = engines_apart();
+    let mut asked = Outbox::default();
+    let id = press(&mut b, "d-b", &mut asked);
+    let deadline = T0.plus_millis(Policy::default().border_answer_ms);
+    assert_eq!(b.next_deadline(), Some(deadline));
+    let mut out = Outbox::default();
+    b.tick(deadline, &mut out);
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(&e.change, Change::OfferTimedOut { responder_id } if responder_id.as_str() == "r-a")));
+    assert_eq!(offered(&b, id), ["r-b"]);
+    // In case the hold is on its way, zone 0 is told to let go.
+    let release = BorderMessage::Release { incident_id: id, responder_id: rid("r-a") };
+    assert_eq!(out.across, [Across { to: zone(0), message: release.clone() }]);
+
+    // Zone 0's owner was away; it now reads the ask, then the release: held, then let go.
+    let (held, _) = deliver(&asked, &mut a, 0, deadline);
+    assert!(a.held_elsewhere(&rid("r-a")));
+    let (_, outcomes) = deliver(&out, &mut a, 0, deadline);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    assert!(!a.held_elsewhere(&rid("r-a")) && a.matcher().is_available(&rid("r-a")));
+    // Its late "held" reaches zone 3, which no longer asks: let go again, no offer made.
+    let (late, outcomes) = deliver(&held, &mut b, 3, deadline);
+    assert_eq!(outcomes, [BorderOutcome::Passed]);
+    assert_eq!(late.across, [Across { to: zone(0), message: release }]);
+    assert!(late.events.is_empty());
+    assert_eq!(offered(&b, id), ["r-b"]);
+    // Had the release come first (commits landing out of order), the late one frees them.
+    assert_eq!(deliver(&late, &mut a, 0, deadline).1, [BorderOutcome::Passed]);
+}
+
+/// Two zones asking for one neighbour at once: their zone holds them for the first asked and
+/// refuses the second; asked again for the first, it answers held again and takes nothing.
+#[test]
+fn two_zones_asking_for_one_responder_at_once_only_one_holds_them() {
+    let (mut a, _) = engines_apart();
+    let x = IncidentId((3u64 << 40) + 1);
+    let y = IncidentId((5u64 << 40) + 1);
+    let mut out = Outbox::default();
+    let hold = |i: IncidentId| BorderMessage::Hold { incident_id: i, responder_id: rid("r-a") };
+    a.handle_border(hold(x), T0, &mut out);
+    a.handle_border(hold(y), T0, &mut out);
+    a.handle_border(hold(x), T0, &mut out);
+    let answers: Vec<(Zone, &str)> = out.across.iter().map(|m| (m.to, m.message.kind())).collect();
+    assert_eq!(answers, [(zone(3), "held"), (zone(5), "refused"), (zone(3), "held")]);
+    assert_eq!(out.holds, [Hold { responder_id: rid("r-a"), incident_id: Some(x) }], "held once");
+    // Zone 5's release of a hold it never had changes nothing.
+    let release = BorderMessage::Release { incident_id: y, responder_id: rid("r-a") };
+    assert_eq!(a.handle_border(release, T0, &mut Outbox::default()), BorderOutcome::Passed);
+    assert!(a.held_elsewhere(&rid("r-a")));
+    // Nobody asks for a zone's responder for that zone's own incident by message.
+    let own = BorderMessage::Hold { incident_id: IncidentId(7), responder_id: rid("r-a") };
+    assert_eq!(a.handle_border(own, T0, &mut Outbox::default()), BorderOutcome::Passed);
+}
+
+/// The zone's next owner reads the holds from the rows: a responder held for another zone's
+/// incident stays out of its offers until that zone lets go of them.
+#[test]
+fn a_hold_is_resumed_from_the_store_and_let_go_of_after() {
+    let district = border_district();
+    let held_for = IncidentId((3u64 << 40) + 1);
+    let resume = Resume {
+        counters: [(zone(0), Counters::default())].into(),
+        holds: vec![(rid("r-a"), held_for)],
+        ..Resume::default()
+    };
+    let mut a = Engine::new(one_at_a_time(), district.zones_part(&[zone(0)]), resume)
+        .with_neighbours(district.neighbours_of(&[zone(0)]));
+    assert!(a.held_elsewhere(&rid("r-a")));
+    let mut out = Outbox::default();
+    let id = press(&mut a, "d-a", &mut out);
+    assert_eq!(offered(&a, id), ["r-b"], "r-a held for zone 3: r-b, asked of zone 3");
+    assert_eq!(a.incident(id).unwrap().ladder.offers[0].asking, Some(zone(3)));
+    // Off duty while held across: refused, like a job here.
+    let off = a.set_duty(&rid("r-a"), false, T0, &mut Outbox::default());
+    assert!(matches!(off, Err(CommandError::Busy { incident, .. }) if incident == held_for), "{off:?}");
+    // A neighbour's duty is their zone's.
+    let off = a.set_duty(&rid("r-b"), false, T0, &mut Outbox::default());
+    assert!(matches!(off, Err(CommandError::OtherZone { zone: 3, .. })), "{off:?}");
+    let release = BorderMessage::Release { incident_id: held_for, responder_id: rid("r-a") };
+    let mut out = Outbox::default();
+    assert_eq!(a.handle_border(release, T0, &mut out), BorderOutcome::Acted);
+    assert_eq!(out.holds, [Hold { responder_id: rid("r-a"), incident_id: None }]);
+    assert!(a.matcher().is_available(&rid("r-a")));
 }

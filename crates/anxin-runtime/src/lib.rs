@@ -288,8 +288,12 @@ impl Drop for InFlight {
     }
 }
 
-/// A responder's phone as the engine sees it now.
+/// A responder's phone as the engine sees it now; none for one of its responders held for
+/// another zone's incident, whose engine shows their phone the offer or the job.
 pub fn phone_view(engine: &Engine, responder: &ResponderId, now: Timestamp) -> Option<PhoneView> {
+    if engine.held_elsewhere(responder) {
+        return None;
+    }
     let r = engine.responder(responder)?;
     let station_name = engine.station_name(&r.station_id).unwrap_or_default().to_string();
     let carer = engine.carer_view(responder);

@@ -6,6 +6,7 @@
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
 mod family;
+mod holds;
 pub mod inbox;
 pub mod lease;
 mod ledger;
@@ -73,6 +74,9 @@ pub struct Batch<'a> {
     /// Requests forwarded from other nodes that this batch acted on, by their ids (an id
     /// stored already is left as it is).
     pub requests: &'a [anxin_core::AppliedRequest],
+    /// Responders held for another zone's incident or let go of: each one's `held_for` set
+    /// (the last hold of each wins).
+    pub holds: &'a [anxin_core::Hold],
     /// Messages the batch handled, taken out of the inbox in the same transaction (an
     /// engine reading the inbox: to it the inbox is its broker, and this its
     /// acknowledgement). A key no longer there is passed over.
@@ -93,6 +97,7 @@ impl<'a> Batch<'a> {
             orders: &out.orders,
             order_events: &out.order_events,
             requests: &out.requests,
+            holds: &out.holds,
             inbox: &[],
         }
     }

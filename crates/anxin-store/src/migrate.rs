@@ -92,6 +92,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "programme_milestones",
         sql: include_str!("../../../migrations/sqlite/0025_programme_milestones.sql"),
     },
+    Migration {
+        version: 27,
+        name: "responder_holds",
+        sql: include_str!("../../../migrations/sqlite/0027_responder_holds.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -188,6 +193,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0025_programme_milestones.sql"),
     },
     Migration { version: 26, name: "fence", sql: include_str!("../../../migrations/postgres/0026_fence.sql") },
+    Migration {
+        version: 27,
+        name: "responder_holds",
+        sql: include_str!("../../../migrations/postgres/0027_responder_holds.sql"),
+    },
 ];
 
 pub(crate) const CREATE_TABLE: &str =

@@ -166,7 +166,7 @@ fn json_text<T: serde::Serialize + ?Sized>(value: &T, room: usize) -> Result<Str
 }
 
 /// The last row per key (an incident, a responder), in the order they came.
-fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
+pub(crate) fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
     let mut last: HashMap<K, usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         last.insert(key(row), i);
@@ -190,6 +190,7 @@ struct Rows<'a> {
     orders: &'a [anxin_core::ServiceOrder],
     order_events: &'a [anxin_core::OrderEvent],
     requests: &'a [anxin_core::AppliedRequest],
+    holds: &'a [anxin_core::Hold],
     /// In the order of their keys, as the inbox's writers take them.
     inbox: Vec<&'a crate::inbox::InboxKey>,
 }
@@ -313,6 +314,7 @@ impl<'a> Rows<'a> {
             orders: batch.orders,
             order_events: batch.order_events,
             requests: batch.requests,
+            holds: batch.holds,
             inbox: crate::inbox::in_key_order(batch.inbox),
         })
     }
@@ -345,6 +347,7 @@ impl SqliteStore {
         Self::write_visits(&mut tx, rows.visits).await?;
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
         Self::write_requests(&mut tx, rows.requests).await?;
+        Self::write_holds(&mut tx, rows.holds).await?;
         for chunk in rows.inbox.chunks(CHUNK) {
             crate::inbox::delete_keys(chunk).build().execute(&mut *tx).await?;
         }
@@ -520,6 +523,7 @@ impl PostgresStore {
         Self::write_visits(tx, rows.visits).await?;
         Self::write_orders(tx, rows.orders, rows.order_events).await?;
         Self::write_requests(tx, rows.requests).await?;
+        Self::write_holds(tx, rows.holds).await?;
         let query = sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -933,6 +937,21 @@ macro_rules! sql_store {
                         visit_retry_at: at("visit_retry_at")?,
                     });
                 }
+                // The zones' responders held for another zone's incident.
+                let list: Vec<String> = zones.iter().map(|z| z.number().to_string()).collect();
+                let list = if list.is_empty() { "-1".to_string() } else { list.join(", ") };
+                for row in sqlx::query(&format!(
+                    "SELECT r.id, r.held_for FROM responders r JOIN stations s ON s.id = r.station_id \
+                     WHERE r.held_for IS NOT NULL AND COALESCE(s.zone, 0) IN ({list})"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    resume.holds.push((
+                        id(ResponderId::parse(row.try_get::<String, _>("id")?), "responder id")?,
+                        IncidentId(row.try_get::<i64, _>("held_for")? as u64),
+                    ));
+                }
                 // Oldest first, whatever their zone.
                 resume.recent_messages.sort_by_key(|m| m.0);
                 Ok(resume)
@@ -1192,6 +1211,7 @@ impl SqliteStore {
     crate::visits::visit_rows!(Sqlite);
     crate::services::order_rows!(Sqlite);
     crate::requests::write_requests!(Sqlite);
+    crate::holds::write_holds!(Sqlite);
 }
 crate::visits::visit_store!(SqliteStore);
 crate::inbox::inbox_store!(SqliteStore);
@@ -1207,6 +1227,7 @@ impl PostgresStore {
     crate::visits::visit_rows!(Postgres);
     crate::services::order_rows!(Postgres);
     crate::requests::write_requests!(Postgres);
+    crate::holds::write_holds!(Postgres);
 }
 crate::visits::visit_store!(PostgresStore);
 crate::inbox::inbox_store!(PostgresStore);

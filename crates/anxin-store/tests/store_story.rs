@@ -477,6 +477,20 @@ async fn zones_engines_share_a_store_and_each_resumes_its_own(store: Arc<dyn Sto
     assert_eq!(both.counters.keys().copied().collect::<Vec<_>>(), [z0, z3]);
     assert_eq!(both.recent_messages.len(), 3);
     assert_eq!(store.ledger_zones().await.unwrap(), [z0, z3]);
+
+    // A responder of zone 3 held for zone 0's incident (offers across a border): their row
+    // says so, zone 3's next owner reads it (and zone 0's does not), and letting go clears it.
+    let r3 = ResponderId::parse("r-3").unwrap();
+    let hold =
+        |incident_id| Outbox { holds: vec![Hold { responder_id: r3.clone(), incident_id }], ..Outbox::default() };
+    commit(&*store, &hold(Some(i0))).await;
+    assert_eq!(store.resume(&[z3], T0).await.unwrap().holds, [(r3.clone(), i0)]);
+    assert_eq!(store.resume(&[z0, z3], T0).await.unwrap().holds, [(r3.clone(), i0)]);
+    assert!(store.resume(&[z0], T0).await.unwrap().holds.is_empty(), "zone 0's responders are held for nothing");
+    let next = engine(z3, store.resume(&[z3], T0).await.unwrap());
+    assert!(next.held_elsewhere(&r3) && !next.matcher().is_available(&r3));
+    commit(&*store, &hold(None)).await;
+    assert!(store.resume(&[z3], T0).await.unwrap().holds.is_empty());
 }
 
 /// Forwarded requests acted on are stored with the batch that acted, once per id, read back

@@ -854,6 +854,12 @@ pub struct Dispatch {
     /// An emergency with nobody free to offer takes a responder from another's extra
     /// parallel offers (`Policy::yield_extra_offers`).
     pub yield_extra_offers: bool,
+    /// Offers cross zone borders (`Policy::border_offers`).
+    pub border_offers: bool,
+    /// Milliseconds a neighbouring zone's owner has to hold one of its responders.
+    pub border_answer_ms: u64,
+    /// Seconds a neighbour their zone could not spare is not asked for again.
+    pub border_refused_s: u64,
     pub matching: String,
     pub station_timeout_s: u64,
     pub reminder_interval_s: u64,
@@ -1220,10 +1226,14 @@ impl Config {
             (d.family_escalate_after_s, "dispatch.family_escalate_after_s"),
             (d.on_scene_within_min, "dispatch.on_scene_within_min"),
             (d.max_fix_age_min, "dispatch.max_fix_age_min"),
+            (d.border_refused_s, "dispatch.border_refused_s"),
         ] {
             if v == 0 || v > 86_400 {
                 return Err(ConfigError::Check(format!("{name} must lie in 1..=86400")));
             }
+        }
+        if !(100..=60_000).contains(&d.border_answer_ms) {
+            return Err(ConfigError::Check("dispatch.border_answer_ms must lie in 100..=60000".into()));
         }
         if !(-12 * 60..=14 * 60).contains(&d.utc_offset_min) {
             return Err(ConfigError::Check("dispatch.utc_offset_min must lie in -720..=840".into()));
@@ -1625,6 +1635,11 @@ mod tests {
         let c = Config::load(None, &env).unwrap();
         assert_eq!(c.dispatch.ladders()[&IncidentKind::Sos].parallel, 3, "nested keys work from the environment");
         assert_eq!(c.dispatch.matching(), Matching::OwnStation);
+        let policy = crate::app::policy_of(&Config::load(None, &serde_json::json!({})).unwrap());
+        assert!(policy.border_offers, "offers cross borders by default");
+        assert_eq!((policy.border_answer_ms, policy.border_refused_ms), (3_000, 30_000));
+        let within = serde_json::json!({"dispatch": {"border_offers": false}});
+        assert!(!crate::app::policy_of(&Config::load(None, &within).unwrap()).border_offers);
         let en = serde_json::json!({"consoles": {"language": "en"}});
         assert_eq!(Config::load(None, &en).unwrap().consoles.language, "en");
 
@@ -1640,6 +1655,14 @@ mod tests {
             ),
             (serde_json::json!({"consoles": {"language": "fr"}}), "consoles.language must be"),
             (serde_json::json!({"consoles": {"accept_target_s": 0}}), "must be at least 1"),
+            (
+                serde_json::json!({"dispatch": {"border_answer_ms": 0}}),
+                "dispatch.border_answer_ms must lie in 100..=60000",
+            ),
+            (
+                serde_json::json!({"dispatch": {"border_refused_s": 0}}),
+                "dispatch.border_refused_s must lie in 1..=86400",
+            ),
         ] {
             let e = Config::load(None, &bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -351,7 +351,15 @@ function renderBody(view) {
             h(
               'ul',
               { class: 'offers' },
-              offers.map((o) => h('li', { 'data-field': 'offer' }, `${o.responder?.name || o.responder?.id} ${formatDistance(o.responder?.distance_m)} · ${t('offer_deadline', { time: formatClock(o.deadline) })}`)),
+              offers.map((o) =>
+                h(
+                  'li',
+                  { 'data-field': 'offer', 'data-asking': o.asking == null ? null : String(o.asking) },
+                  `${o.responder?.name || o.responder?.id} ${formatDistance(o.responder?.distance_m)} · ${
+                    o.asking == null ? t('offer_deadline', { time: formatClock(o.deadline) }) : t('offer_asking', { zone: o.asking, time: formatClock(o.deadline) })
+                  }`,
+                ),
+              ),
             ),
           )
         : null,

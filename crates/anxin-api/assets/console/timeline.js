@@ -127,6 +127,12 @@ function changeText(change) {
       return t('ev_offer_timed_out', { name: responderName(c.responder_id) });
     case 'offer_withdrawn':
       return t('ev_offer_withdrawn', { name: responderName(c.responder_id) });
+    case 'asked_across':
+      return t('ev_asked_across', { name: responderName(c.responder_id), zone: c.zone, d: d(c.distance_m), time: formatClock(c.deadline) });
+    case 'held_across':
+      return t('ev_held_across', { name: responderName(c.responder_id), zone: c.zone, d: d(c.distance_m), time: formatClock(c.deadline) });
+    case 'refused_across':
+      return t('ev_refused_across', { name: responderName(c.responder_id), zone: c.zone });
     case 'station_alerted':
       return t('ev_station_alerted', { name: state.stations.get(String(c.station_id))?.name || c.station_id });
     case 'nobody_going':

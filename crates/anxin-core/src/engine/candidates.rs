@@ -10,8 +10,9 @@
 
 use super::Engine;
 use crate::dispatch::Search;
-use crate::ids::{IncidentId, StationId};
+use crate::ids::{IncidentId, ResponderId, StationId};
 use crate::incident::Incident;
+use crate::matcher::Nearest;
 use crate::policy::Matching;
 use crate::registry::Responder;
 
@@ -65,6 +66,19 @@ impl Search {
     }
 }
 
+/// Two lists of responders, each nearest first, as one.
+fn nearest_first<'a>(
+    a: impl Iterator<Item = Nearest<ResponderId>> + 'a,
+    b: impl Iterator<Item = Nearest<ResponderId>> + 'a,
+) -> impl Iterator<Item = Nearest<ResponderId>> + 'a {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if y.distance_m < x.distance_m => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// The candidates for one incident.
 #[derive(Debug)]
 pub(crate) struct Candidates<'e> {
@@ -82,12 +96,7 @@ impl<'e> Candidates<'e> {
     pub(crate) fn weigh(&self, responder: &'e Responder, distance_m: f64) -> Candidate<'e> {
         let policy = &self.engine.policy;
         let minutes = policy.travel_min(distance_m, responder.mode);
-        let circle = self
-            .engine
-            .stations
-            .get(&responder.station_id)
-            .and_then(|s| s.service_circle_min)
-            .unwrap_or(policy.default_service_circle_min);
+        let circle = self.engine.circle_of(responder);
         Candidate {
             responder,
             distance_m,
@@ -98,17 +107,22 @@ impl<'e> Candidates<'e> {
         }
     }
 
-    /// Available responders within the offer distance and of the incident's zone, nearest
-    /// first, lazily. Offers stay within the zone: another zone's responders may be booked by
-    /// that zone's engine on another node at the same moment (docs/architecture.md, "Zones").
+    /// Available responders within the offer distance, nearest first, lazily: this engine's
+    /// (any zone it runs), and neighbouring zones' taken for free, to be asked for across the
+    /// border ([`crate::border`]). Without [`Policy::border_offers`] only the incident's zone's:
+    /// offers stay within the zone (docs/architecture.md, "Zones").
+    ///
+    /// [`Policy::border_offers`]: crate::policy::Policy::border_offers
     pub(crate) fn nearby(&self) -> impl Iterator<Item = Candidate<'e>> + '_ {
         let engine = self.engine;
         let zone = crate::zone::Zone::of(self.incident.id.0);
-        engine
-            .matcher
-            .responders_within(self.incident.location.at, engine.policy.max_offer_distance_m)
+        let across = engine.policy.border_offers;
+        let (at, max) = (self.incident.location.at, engine.policy.max_offer_distance_m);
+        let own = engine.matcher.responders_within(at, max);
+        let neighbours = engine.neighbours.free.responders_within(at, max).filter(move |_| across);
+        nearest_first(own, neighbours)
             .filter_map(move |n| engine.responders.get(&n.id).map(|r| (r, n.distance_m)))
-            .filter(move |(r, _)| engine.zone_of_station(&r.station_id) == zone)
+            .filter(move |(r, _)| across || engine.zone_of_station(&r.station_id) == zone)
             .map(move |(r, distance_m)| self.weigh(r, distance_m))
     }
 
@@ -150,13 +164,18 @@ impl<'e> Candidates<'e> {
             Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
         };
         let mut best: Option<(Candidate<'e>, IncidentId)> = None;
-        // Within the zone, as every offer is.
+        // Within the zone, as every offer is, unless offers cross borders.
         let zone = crate::zone::Zone::of(self.incident.id.0);
+        let across = engine.policy.border_offers;
         let donors = engine.parallel.iter().filter_map(|id| engine.open.get(id)).filter(|o| {
-            o.id != self.incident.id && o.ladder.offers.len() >= 2 && crate::zone::Zone::of(o.id.0) == zone
+            o.id != self.incident.id && o.ladder.offers.len() >= 2 && (across || crate::zone::Zone::of(o.id.0) == zone)
         });
         for other in donors {
             for offer in &other.ladder.offers {
+                // A neighbour is their zone's to hold: not passed from one incident to another.
+                if engine.neighbours.contains(&offer.responder_id) {
+                    continue;
+                }
                 let Some(r) = engine.responders.get(&offer.responder_id) else { continue };
                 if own_station.as_ref().is_some_and(|s| s.as_ref() != Some(&r.station_id)) {
                     continue;

@@ -21,7 +21,8 @@ impl Engine {
             return Err(CommandError::UnknownResponder(responder.clone()));
         }
         let incident = self.open.get(&id).ok_or(CommandError::UnknownIncident(id))?;
-        let holds_offer = incident.ladder.offers.iter().any(|o| &o.responder_id == responder);
+        // An offer asked across the border and not yet held is not theirs to take.
+        let holds_offer = incident.ladder.offers.iter().any(|o| &o.responder_id == responder && o.asking.is_none());
         let holds_job = incident.responder.as_ref().map(|r| &r.id) == Some(responder);
         if !(holds_offer || holds_job) {
             return Err(CommandError::NotYours { incident: id, responder: responder.clone() });
@@ -81,6 +82,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Refuses what only a neighbouring zone's own engine may do with its responder (their
+    /// duty, whereabouts, a dispatcher's assignment): the ladder alone asks for them.
+    fn not_a_neighbour(&self, responder: &ResponderId) -> Result<(), CommandError> {
+        match self.neighbours.zone_of(responder) {
+            Some(zone) => Err(CommandError::OtherZone { responder: responder.clone(), zone: zone.number() }),
+            None => Ok(()),
+        }
+    }
+
     /// A responder goes on or off duty. Off duty with an offer declines it; off duty with
     /// a job is refused (hand the job over first).
     pub fn set_duty(
@@ -91,12 +101,16 @@ impl Engine {
         out: &mut Outbox,
     ) -> Result<(), CommandError> {
         let r = self.responders.get(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
+        self.not_a_neighbour(responder)?;
         if r.on_duty == on {
             return Ok(());
         }
         if !on {
             if let Some(&id) = self.busy.get(responder) {
-                if !self.open[&id].ladder.offers.iter().any(|o| &o.responder_id == responder) {
+                // Held for another zone's incident (an offer or a job there): that zone lets go.
+                let offered_here =
+                    self.open.get(&id).map(|i| i.ladder.offers.iter().any(|o| &o.responder_id == responder));
+                if offered_here != Some(true) {
                     return Err(CommandError::Busy { responder: responder.clone(), incident: id });
                 }
                 let reason = Some("off_duty".to_string());
@@ -129,6 +143,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> Result<(), CommandError> {
+        self.not_a_neighbour(responder)?;
         let r = self.responders.get_mut(responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
         r.position = at;
         r.position_at = Some(now);
@@ -198,6 +213,7 @@ impl Engine {
                 }
                 let r =
                     self.responders.get(&responder).ok_or_else(|| CommandError::UnknownResponder(responder.clone()))?;
+                self.not_a_neighbour(&responder)?;
                 if !r.on_duty {
                     return Err(CommandError::OffDuty(responder));
                 }

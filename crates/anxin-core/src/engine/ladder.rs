@@ -135,6 +135,10 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) {
+        if self.neighbours.contains(&responder) {
+            self.ask(id, responder, distance_m, now, out);
+            return;
+        }
         let deadline = now.plus_millis(self.policy.offer_timeout_ms);
         self.take(&responder, id, out);
         let change = Change::Offered { responder_id: responder.clone(), distance_m, deadline };
@@ -172,21 +176,43 @@ impl Engine {
         }
     }
 
-    /// Marks a responder as holding an offer or job on `id`.
+    /// Marks a responder as holding an offer or job on `id` (a neighbour: asked for or held).
+    /// One of this engine's responders taken for another zone's incident has their row say so
+    /// ([`crate::border::Hold`]), for whoever runs their zone next.
     pub(super) fn take(&mut self, responder: &ResponderId, id: IncidentId, out: &mut Outbox) {
         out.responders.push(responder.clone());
         self.matcher.set_unavailable(responder);
+        self.neighbours.free.set_unavailable(responder);
         self.busy.insert(responder.clone(), id);
+        if self.holds_across(responder, id) {
+            out.holds.push(crate::border::Hold { responder_id: responder.clone(), incident_id: Some(id) });
+        }
     }
 
-    /// Frees a responder from incident `id`: available again if on duty. A responder who has
-    /// since moved on to another incident is left alone.
+    /// Whether `responder` is this engine's and of another zone than incident `id`'s.
+    fn holds_across(&self, responder: &ResponderId, id: IncidentId) -> bool {
+        !self.neighbours.contains(responder)
+            && self
+                .responders
+                .get(responder)
+                .is_some_and(|r| self.zone_of_station(&r.station_id) != crate::zone::Zone::of(id.0))
+    }
+
+    /// Frees a responder from incident `id`: available again if on duty (a neighbour: their
+    /// zone is told). A responder who has since moved on to another incident is left alone.
     pub(super) fn release(&mut self, responder: &ResponderId, id: IncidentId, out: &mut Outbox) {
         if self.busy.get(responder) != Some(&id) {
             return;
         }
         out.responders.push(responder.clone());
         self.busy.remove(responder);
+        if self.neighbours.contains(responder) {
+            self.let_go_of_neighbour(responder, id, out);
+            return;
+        }
+        if self.holds_across(responder, id) {
+            out.holds.push(crate::border::Hold { responder_id: responder.clone(), incident_id: None });
+        }
         if let Some(r) = self.responders.get(responder) {
             if r.on_duty && r.provider_id.is_none() {
                 self.matcher.set_available(responder.clone(), r.position);

@@ -15,6 +15,7 @@
 //! clock) and `views` (what consoles and phones are shown).
 
 mod activity;
+mod border;
 mod calls;
 mod candidates;
 mod carers;
@@ -69,6 +70,9 @@ pub struct Resume {
     /// Service orders still open, and those of this and last month (their capacity and
     /// money still count).
     pub orders: Vec<crate::service::ServiceOrder>,
+    /// Responders of these zones held for another zone's incident, as their rows say
+    /// ([`crate::border`]): not offered until that zone releases them.
+    pub holds: Vec<(ResponderId, IncidentId)>,
 }
 
 /// The last number of each kind an engine handed out within one zone (`anxin_core::zone`):
@@ -162,6 +166,11 @@ pub struct Outbox {
     pub order_events: Vec<crate::service::OrderEvent>,
     /// Forwarded requests acted on, to store with what they did.
     pub requests: Vec<AppliedRequest>,
+    /// Responders held for another zone's incident, or let go of: each one's row is set in
+    /// the same commit ([`crate::border`]).
+    pub holds: Vec<crate::border::Hold>,
+    /// Messages for other zones' owners, stored in their inboxes in the same commit.
+    pub across: Vec<crate::border::Across>,
 }
 
 impl Outbox {
@@ -184,6 +193,8 @@ impl Outbox {
             orders: Vec::new(),
             order_events: Vec::new(),
             requests: Vec::new(),
+            holds: Vec::new(),
+            across: Vec::new(),
         }
     }
 
@@ -198,6 +209,8 @@ impl Outbox {
             && self.visits.is_empty()
             && self.orders.is_empty()
             && self.order_events.is_empty()
+            && self.holds.is_empty()
+            && self.across.is_empty()
     }
 }
 
@@ -322,6 +335,9 @@ pub struct Engine {
     pub(crate) telephony: calls::Telephony,
     /// Home-care providers and their orders (see [`crate::service`]).
     pub(crate) services: services::Services,
+    /// Neighbouring zones' responders, read-only (their records are in `responders` too):
+    /// asked for across the border, never offered before their zone holds them.
+    pub(crate) neighbours: border::Neighbours,
 }
 
 impl Engine {
@@ -336,7 +352,14 @@ impl Engine {
             .iter()
             .filter(|i| i.state.has_responder_on_job())
             .filter_map(|i| i.responder.as_ref().map(|r| (r.id.clone(), i.id)));
-        let busy: HashMap<ResponderId, IncidentId> = offered.chain(on_job).collect();
+        // Held for another zone's incident: theirs until that zone lets them go. A hold for an
+        // incident of a zone run here is what that incident's own offer or job says already.
+        let held = resume
+            .holds
+            .iter()
+            .filter(|(_, i)| !counters.contains_key(&crate::zone::Zone::of(i.0)))
+            .map(|(r, i)| (r.clone(), *i));
+        let busy: HashMap<ResponderId, IncidentId> = offered.chain(on_job).chain(held).collect();
         let mut by_station: HashMap<StationId, Vec<ResponderId>> = HashMap::default();
         for r in &registry.responders {
             by_station.entry(r.station_id.clone()).or_default().push(r.id.clone());
@@ -391,6 +414,7 @@ impl Engine {
             carers: carers::Carers::default(),
             telephony: calls::Telephony::default(),
             services: services::Services::default(),
+            neighbours: border::Neighbours::default(),
         };
         let mut sims = Vec::new();
         for d in registry.devices {

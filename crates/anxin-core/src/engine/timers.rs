@@ -16,6 +16,7 @@ impl Engine {
         let programme = self.next_programme_deadline();
         let visits = self.next_visit_deadline();
         let orders = self.next_order_deadline();
+        let refusals = self.next_refusal_end();
         incidents
             .into_iter()
             .chain(fixes)
@@ -25,6 +26,7 @@ impl Engine {
             .chain(programme)
             .chain(visits)
             .chain(orders)
+            .chain(refusals)
             .min()
     }
 
@@ -37,6 +39,7 @@ impl Engine {
         self.expire_programme(now, out);
         self.expire_visits(now, out);
         self.release_absent_claims(now, out);
+        self.expire_refusals(now);
         while let Some(&(due, id)) = self.timers.first() {
             if due > now {
                 break;

@@ -29,6 +29,10 @@ impl Engine {
         let id = self.busy.get(responder)?;
         let incident = self.open.get(id)?;
         let offer = incident.ladder.offers.iter().find(|o| &o.responder_id == responder);
+        // Asked for across the border and not yet held: nothing to show them yet.
+        if offer.is_some_and(|o| o.asking.is_some()) {
+            return None;
+        }
         let (distance_m, offer_deadline) = match offer {
             Some(o) => (o.distance_m, Some(o.deadline)),
             None => (incident.responder.as_ref().map_or(0.0, |r| r.distance_m), None),
@@ -100,8 +104,12 @@ impl Engine {
         }
     }
 
-    /// A responder as consoles' maps show them.
+    /// A responder as consoles' maps show them. A neighbouring zone's responder has none
+    /// here: their zone's engine shows them.
     pub fn responder_view(&self, id: &ResponderId) -> Option<ResponderView> {
+        if self.neighbours.contains(id) {
+            return None;
+        }
         let r = self.responders.get(id)?;
         let incident_id = self.busy.get(id).copied();
         let offered = incident_id
@@ -288,6 +296,7 @@ impl Engine {
                 .map(|o| OfferView {
                     responder: self.responder_party(&o.responder_id, o.distance_m),
                     deadline: o.deadline,
+                    asking: o.asking,
                 })
                 .collect(),
             press_count: incident.press_count,
