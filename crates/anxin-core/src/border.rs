@@ -31,6 +31,13 @@ use crate::registry::Responder;
 use crate::zone::Zone;
 use serde::{Deserialize, Serialize};
 
+/// The topic a message between zones' owners is filed under in the receiving zone's inbox. No
+/// device can publish on it (`$` topics are the broker's own), so the zone's owner tells it
+/// apart from a device's message.
+pub const INBOX_TOPIC: &str = "$anxin/border";
+/// The inbox's "device" of a message between zones' owners.
+pub const INBOX_SENDER: &str = "$border";
+
 /// What one zone's owner tells another about a responder and an incident. The incident's
 /// zone is the asking side's; the responder's, the holding side's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +71,13 @@ impl BorderMessage {
             | BorderMessage::Refused { responder_id, .. }
             | BorderMessage::Release { responder_id, .. } => responder_id,
         }
+    }
+
+    /// Its key in the inbox: its kind, incident and responder. Two messages alike are
+    /// interchangeable (whatever comes twice is acted on once), so one filed while its twin
+    /// waits is left out.
+    pub fn inbox_key(&self) -> String {
+        format!("{}:{}:{}", self.kind(), self.incident_id().0, self.responder_id())
     }
 
     /// What it is, as metrics and logs name it.

@@ -172,12 +172,15 @@ impl DeviceLink {
             responders: frame.responders.clone(),
             sign_ins: frame.sign_ins.clone(),
             orders: frame.orders.clone(),
+            phones: Vec::new(),
             offline: frame.offline,
         };
+        // Phones after the views of the incidents they show.
         let second = anxin_proto::cluster::ZoneViews {
             zone: frame.zone,
             prev: first.last(),
             views: second.to_vec(),
+            phones: frame.phones.clone(),
             offline: frame.offline,
             ..Default::default()
         };

@@ -36,6 +36,12 @@ pub struct ZoneViews {
     /// Service orders the commit placed or changed, as the board shows them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orders: Vec<anxin_core::engine::OrderView>,
+    /// Responders' phones the commit changed (an offer, a job, its end), for a phone signed in
+    /// on any node: its owner as its `hello` says, and its offer or job. A responder of
+    /// another zone holding this zone's offer across a border is shown it by this zone's
+    /// owner alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<PeerPhone>,
     /// The zone's devices that cannot call now, as its engine last counted them, for every
     /// node's wallboard (absent until the engine has counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +119,16 @@ pub struct SignInChanged {
     /// `staff` or `responder`.
     pub kind: anxin_core::LedgerKind,
     pub id: String,
+}
+
+/// A responder's phone as the engine that changed it shows it: what the phones' hub of every
+/// node sends a phone signed in there (its `hello` and `job` frames).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerPhone {
+    pub owner: crate::ws::PhoneOwner,
+    pub job: Option<anxin_core::JobView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<anxin_core::JobEnded>,
 }
 
 impl ZoneViews {

@@ -28,6 +28,10 @@ impl Intake {
         telemetry: &dyn Telemetry,
     ) -> bool {
         let payload = msg.payload();
+        if msg.topic() == anxin_core::border::INBOX_TOPIC {
+            border(engine, payload, now, out, telemetry);
+            return false;
+        }
         let device = match self.topics.device_of_events(msg.topic()) {
             Ok(d) => d,
             Err(defect) => {
@@ -90,6 +94,26 @@ impl Intake {
                 telemetry.rejected(Defect::UnknownDevice, device.as_str(), "ignored");
                 false
             }
+        }
+    }
+}
+
+/// A message from another zone's owner, filed in this zone's inbox (offers across a border,
+/// `anxin_core::border`). One that does not read is counted and passed over: nothing else is
+/// lost (its asker's ladder goes on when the answer does not come).
+fn border(engine: &mut Engine, payload: &[u8], now: Timestamp, out: &mut Outbox, telemetry: &dyn Telemetry) {
+    match serde_json::from_slice::<anxin_core::BorderMessage>(payload) {
+        Ok(message) => {
+            let kind = message.kind();
+            let outcome = match engine.handle_border(message, now, out) {
+                anxin_core::BorderOutcome::Acted => "acted",
+                anxin_core::BorderOutcome::Passed => "passed",
+            };
+            telemetry.border(kind, outcome);
+        }
+        Err(e) => {
+            telemetry.border("unreadable", "ignored");
+            tracing::warn!(error = %e, "a message from another zone's owner does not read: passed over");
         }
     }
 }

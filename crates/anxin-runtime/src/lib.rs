@@ -709,7 +709,8 @@ async fn finish<M: Delivery>(ports: Ports<M>, fault: Fault, step: Step<M>, stage
     ports.telemetry.open_incidents(open_incidents);
     for e in &out.events {
         let step = match e.change {
-            Change::Offered { .. } => "made",
+            // An offer across a border is made once the responder's zone holds them.
+            Change::Offered { .. } | Change::HeldAcross { .. } => "made",
             Change::Accepted { .. } => "accepted",
             Change::OfferDeclined { .. } => "declined",
             Change::OfferTimedOut { .. } => "lapsed",

@@ -5,8 +5,8 @@
 //! current-state row (`incidents`). Both implementations run the same SQL where the two
 //! dialects agree, which is nearly everywhere; each has its own migrations.
 
+mod border;
 mod family;
-mod holds;
 pub mod inbox;
 pub mod lease;
 mod ledger;
@@ -77,6 +77,9 @@ pub struct Batch<'a> {
     /// Responders held for another zone's incident or let go of: each one's `held_for` set
     /// (the last hold of each wins).
     pub holds: &'a [anxin_core::Hold],
+    /// Messages for other zones' owners, filed in their zones' inboxes (under
+    /// [`anxin_core::border::INBOX_TOPIC`]) in the same transaction.
+    pub across: &'a [anxin_core::Across],
     /// Messages the batch handled, taken out of the inbox in the same transaction (an
     /// engine reading the inbox: to it the inbox is its broker, and this its
     /// acknowledgement). A key no longer there is passed over.
@@ -98,6 +101,7 @@ impl<'a> Batch<'a> {
             order_events: &out.order_events,
             requests: &out.requests,
             holds: &out.holds,
+            across: &out.across,
             inbox: &[],
         }
     }

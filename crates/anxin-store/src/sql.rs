@@ -191,6 +191,7 @@ struct Rows<'a> {
     order_events: &'a [anxin_core::OrderEvent],
     requests: &'a [anxin_core::AppliedRequest],
     holds: &'a [anxin_core::Hold],
+    across: &'a [anxin_core::Across],
     /// In the order of their keys, as the inbox's writers take them.
     inbox: Vec<&'a crate::inbox::InboxKey>,
 }
@@ -315,6 +316,7 @@ impl<'a> Rows<'a> {
             order_events: batch.order_events,
             requests: batch.requests,
             holds: batch.holds,
+            across: batch.across,
             inbox: crate::inbox::in_key_order(batch.inbox),
         })
     }
@@ -348,6 +350,7 @@ impl SqliteStore {
         Self::write_orders(&mut tx, rows.orders, rows.order_events).await?;
         Self::write_requests(&mut tx, rows.requests).await?;
         Self::write_holds(&mut tx, rows.holds).await?;
+        Self::write_across(&mut tx, rows.across).await?;
         for chunk in rows.inbox.chunks(CHUNK) {
             crate::inbox::delete_keys(chunk).build().execute(&mut *tx).await?;
         }
@@ -524,6 +527,7 @@ impl PostgresStore {
         Self::write_orders(tx, rows.orders, rows.order_events).await?;
         Self::write_requests(tx, rows.requests).await?;
         Self::write_holds(tx, rows.holds).await?;
+        Self::write_across(tx, rows.across).await?;
         let query = sqlx::query(statement)
             .bind(m.iter().map(|m| m.device_id.as_str()).collect::<Vec<_>>())
             .bind(m.iter().map(|m| m.msg_id.as_str()).collect::<Vec<_>>())
@@ -669,6 +673,27 @@ macro_rules! sql_store {
                     actor: parse_actor(&row.try_get::<String, _>("actor")?)?,
                     change: json(&row.try_get::<String, _>("body")?)?,
                 })
+            }
+
+            /// The responders of `zones` held for another zone's incident (`anxin_core::border`).
+            async fn zone_holds(&self, zones: &[Zone]) -> Result<Vec<(ResponderId, IncidentId)>, StoreError> {
+                // Zone numbers, not text from outside.
+                let list: Vec<String> = zones.iter().map(|z| z.number().to_string()).collect();
+                let list = if list.is_empty() { "-1".to_string() } else { list.join(", ") };
+                let rows = sqlx::query(&format!(
+                    "SELECT r.id, r.held_for FROM responders r JOIN stations s ON s.id = r.station_id \
+                     WHERE r.held_for IS NOT NULL AND COALESCE(s.zone, 0) IN ({list})"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            id(ResponderId::parse(row.try_get::<String, _>("id")?), "responder id")?,
+                            IncidentId(row.try_get::<i64, _>("held_for")? as u64),
+                        ))
+                    })
+                    .collect()
             }
 
             /// A zone's open incidents and its highest numbers.
@@ -937,21 +962,7 @@ macro_rules! sql_store {
                         visit_retry_at: at("visit_retry_at")?,
                     });
                 }
-                // The zones' responders held for another zone's incident.
-                let list: Vec<String> = zones.iter().map(|z| z.number().to_string()).collect();
-                let list = if list.is_empty() { "-1".to_string() } else { list.join(", ") };
-                for row in sqlx::query(&format!(
-                    "SELECT r.id, r.held_for FROM responders r JOIN stations s ON s.id = r.station_id \
-                     WHERE r.held_for IS NOT NULL AND COALESCE(s.zone, 0) IN ({list})"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-                {
-                    resume.holds.push((
-                        id(ResponderId::parse(row.try_get::<String, _>("id")?), "responder id")?,
-                        IncidentId(row.try_get::<i64, _>("held_for")? as u64),
-                    ));
-                }
+                resume.holds = self.zone_holds(zones).await?;
                 // Oldest first, whatever their zone.
                 resume.recent_messages.sort_by_key(|m| m.0);
                 Ok(resume)
@@ -964,6 +975,7 @@ macro_rules! sql_store {
                     resume.open.extend(open);
                     resume.counters.insert(zone, counters);
                 }
+                resume.holds = self.zone_holds(zones).await?;
                 Ok(resume)
             }
 
@@ -1211,7 +1223,8 @@ impl SqliteStore {
     crate::visits::visit_rows!(Sqlite);
     crate::services::order_rows!(Sqlite);
     crate::requests::write_requests!(Sqlite);
-    crate::holds::write_holds!(Sqlite);
+    crate::border::write_holds!(Sqlite);
+    crate::border::write_across!(Sqlite, false);
 }
 crate::visits::visit_store!(SqliteStore);
 crate::inbox::inbox_store!(SqliteStore);
@@ -1227,7 +1240,8 @@ impl PostgresStore {
     crate::visits::visit_rows!(Postgres);
     crate::services::order_rows!(Postgres);
     crate::requests::write_requests!(Postgres);
-    crate::holds::write_holds!(Postgres);
+    crate::border::write_holds!(Postgres);
+    crate::border::write_across!(Postgres, true);
 }
 crate::visits::visit_store!(PostgresStore);
 crate::inbox::inbox_store!(PostgresStore);

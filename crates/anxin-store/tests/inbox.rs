@@ -101,6 +101,30 @@ async fn messages_are_filed_by_zone_and_taken_out_when_acknowledged<S: Store + I
     assert_eq!(store.inbox_take(&[z3], 10).await.unwrap().len(), 2, "m-2 and m-9");
 }
 
+/// A message for another zone's owner (offers across a border, `anxin_core::border`) is filed
+/// in that zone's inbox by the commit that caused it, under the border topic, and taken out
+/// by the commit that handles it; its twin filed while it waits is left out.
+async fn a_message_between_zones_is_filed_by_the_commit_that_caused_it<S: Store + InboxStore>(store: S) {
+    store.save_registry(&zone_three()).await.unwrap();
+    let (z0, z3) = (Zone::FIRST, Zone::new(3).unwrap());
+    let ask = BorderMessage::Hold { incident_id: IncidentId(7), responder_id: ResponderId::parse("r-3").unwrap() };
+    let across = [Across { to: z3, message: ask.clone() }];
+    store.commit(Batch { across: &across, ..Batch::default() }).await.unwrap();
+    store.commit(Batch { across: &across, ..Batch::default() }).await.unwrap();
+    let border = |entries: Vec<InboxEntry>| -> Vec<InboxEntry> {
+        entries.into_iter().filter(|e| e.topic == anxin_core::border::INBOX_TOPIC).collect()
+    };
+    let filed = border(store.inbox_take(&[z3], 10).await.unwrap());
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert_eq!((filed[0].topic.as_str(), filed[0].zone), (anxin_core::border::INBOX_TOPIC, z3));
+    assert_eq!(filed[0].msg_key, ask.inbox_key());
+    assert_eq!(serde_json::from_slice::<BorderMessage>(&filed[0].payload).unwrap(), ask);
+    assert!(border(store.inbox_take(&[z0], 10).await.unwrap()).is_empty(), "another zone's inbox");
+    let handled = [filed[0].key()];
+    store.commit(Batch::default().taking(&handled)).await.unwrap();
+    assert!(border(store.inbox_take(&[z3], 10).await.unwrap()).is_empty());
+}
+
 #[test]
 fn a_message_is_keyed_by_its_id_or_else_by_a_digest_of_its_bytes() {
     assert_eq!(message_key(br#"{"type":"sos","msg_id":"abc-1"}"#), "abc-1");
@@ -117,7 +141,8 @@ async fn on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("anxin.db").display());
     let store = anxin_store::SqliteStore::open(&url).await.unwrap();
-    messages_are_filed_by_zone_and_taken_out_when_acknowledged(store).await;
+    messages_are_filed_by_zone_and_taken_out_when_acknowledged(store.clone()).await;
+    a_message_between_zones_is_filed_by_the_commit_that_caused_it(store).await;
 }
 
 #[tokio::test]
@@ -128,7 +153,8 @@ async fn on_postgres() {
     };
     let url = testkit::fresh_postgres_database(&server).await;
     let store = anxin_store::PostgresStore::open(&url).await.unwrap();
-    messages_are_filed_by_zone_and_taken_out_when_acknowledged(store).await;
+    messages_are_filed_by_zone_and_taken_out_when_acknowledged(store.clone()).await;
+    a_message_between_zones_is_filed_by_the_commit_that_caused_it(store).await;
 }
 
 /// A zone's owner hears of new messages at once, and of nothing that was in already.
@@ -151,4 +177,12 @@ async fn on_postgres_a_new_message_is_announced_by_its_zone() {
     store.inbox_put(&[press("d-9", "m-1", 0)]).await.unwrap(); // unknown: zone 0
     let heard = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
     assert_eq!(heard.payload(), "0");
+
+    // A message between zones' owners is announced by its zone when its commit lands.
+    let release =
+        BorderMessage::Release { incident_id: IncidentId(7), responder_id: ResponderId::parse("r-3").unwrap() };
+    let across = [Across { to: Zone::new(3).unwrap(), message: release }];
+    store.commit(Batch { across: &across, ..Batch::default() }).await.unwrap();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    assert_eq!(heard.payload(), "3");
 }

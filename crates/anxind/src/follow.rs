@@ -317,6 +317,9 @@ impl Following {
         if !frame.orders.is_empty() {
             self.hub.publish_orders(frame.orders);
         }
+        for phone in frame.phones {
+            self.phones.publish(&phone.owner.id.clone(), phone.owner, phone.job, phone.ended);
+        }
         None
     }
 

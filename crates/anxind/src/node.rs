@@ -568,9 +568,12 @@ pub(crate) async fn read_zone(
     // Built off the node's runtime threads (one by default): the node's other zones' engines
     // must not wait behind it.
     let ledger = registry.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::new(policy, ledger.zones_part(&zones), resume))
-        .await
-        .context("building the zone's engine failed")?;
+    // The other zones' responders too, read-only: asked of their zones' owners across a border.
+    let engine = tokio::task::spawn_blocking(move || {
+        Engine::new(policy, ledger.zones_part(&zones), resume).with_neighbours(ledger.neighbours_of(&zones))
+    })
+    .await
+    .context("building the zone's engine failed")?;
     tracing::debug!(
         zone = zone.number(),
         resume_ms = resumed.as_millis() as u64,

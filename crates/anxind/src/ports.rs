@@ -188,6 +188,7 @@ struct PeerFrame {
     responders: Vec<ResponderView>,
     sign_ins: Vec<anxin_proto::cluster::SignInChanged>,
     orders: Vec<anxin_core::engine::OrderView>,
+    phones: Vec<anxin_proto::cluster::PeerPhone>,
 }
 
 impl ZonePublisher {
@@ -199,7 +200,7 @@ impl ZonePublisher {
         let counted = offline.clone();
         tokio::spawn(async move {
             let mut last = last;
-            while let Some(PeerFrame { views, responders, sign_ins, orders }) = queued.recv().await {
+            while let Some(PeerFrame { views, responders, sign_ins, orders, phones }) = queued.recv().await {
                 let frame = anxin_proto::cluster::ZoneViews {
                     zone: zone.number(),
                     prev: last,
@@ -207,6 +208,7 @@ impl ZonePublisher {
                     responders,
                     sign_ins,
                     orders,
+                    phones,
                     offline: u32::try_from(counted.load(Ordering::Relaxed)).ok(),
                 };
                 // Whether it goes or not: a node that misses it reads the zone back from the store.
@@ -258,8 +260,13 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 
     fn phones(&self, phones: Vec<PhoneView>) {
-        for phone in phones {
-            publish_phone(&self.phones, &phone);
+        for phone in &phones {
+            publish_phone(&self.phones, phone);
+        }
+        // A phone may be signed in on any node.
+        if let Some(peers) = &self.peers {
+            let phones: Vec<_> = phones.iter().map(peer_phone).collect();
+            peers.publish(PeerFrame { phones, ..PeerFrame::default() });
         }
     }
 
@@ -312,10 +319,10 @@ impl anxin_runtime::Feeds for FeedPort {
     }
 }
 
-/// Replaces a responder's `hello` and `job` frames on the phones' hub.
-pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
+/// A phone as its `hello` names its owner.
+fn phone_owner(phone: &PhoneView) -> PhoneOwner {
     let r = &phone.responder;
-    let owner = PhoneOwner {
+    PhoneOwner {
         id: r.id.clone(),
         name: r.name.clone(),
         station_id: r.station_id.clone(),
@@ -323,8 +330,17 @@ pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
         on_duty: r.on_duty,
         carer: phone.carer.clone(),
         worker: phone.worker.clone(),
-    };
-    phones.publish(&r.id, owner, phone.job.clone(), phone.ended.clone());
+    }
+}
+
+/// Replaces a responder's `hello` and `job` frames on the phones' hub.
+pub fn publish_phone(phones: &ResponderHub, phone: &PhoneView) {
+    phones.publish(&phone.responder.id, phone_owner(phone), phone.job.clone(), phone.ended.clone());
+}
+
+/// A phone as the other nodes' hubs are told of it (no sign-in hash crosses the broker).
+fn peer_phone(phone: &PhoneView) -> anxin_proto::cluster::PeerPhone {
+    anxin_proto::cluster::PeerPhone { owner: phone_owner(phone), job: phone.job.clone(), ended: phone.ended.clone() }
 }
 
 impl anxin_runtime::Clock for Clock {
@@ -421,6 +437,10 @@ impl anxin_runtime::Telemetry for MetricsPort {
 
     fn duplicate(&self) {
         self.metrics.duplicates.inc();
+    }
+
+    fn border(&self, kind: &str, outcome: &str) {
+        self.metrics.border_messages.with_label_values(&[kind, outcome]).inc();
     }
 
     fn throttled(&self) {

@@ -26,6 +26,9 @@ pub struct Metrics {
     /// What another node sent that is not what it should be (zones spread over nodes), by
     /// kind (`views`, `request`, `answer`): passed over.
     pub peer_frames_rejected: IntCounterVec,
+    /// Messages from other zones' owners (offers across a border), by kind and what came of
+    /// them.
+    pub border_messages: IntCounterVec,
     /// From reading a message off the connection to its commit.
     pub press_commit_seconds: Histogram,
     /// With the zones spread over nodes: from an ingest session's reading a device message to
@@ -187,9 +190,18 @@ impl Metrics {
                 &["step"],
             )
             .expect("metric"),
+            border_messages: IntCounterVec::new(
+                Opts::new(
+                    "anxin_border_messages_total",
+                    "Messages from other zones' owners (offers across a border), by kind and what came of them",
+                ),
+                &["kind", "outcome"],
+            )
+            .expect("metric"),
             registry,
         };
         m.registry.register(Box::new(m.messages_received.clone())).expect("register");
+        m.registry.register(Box::new(m.border_messages.clone())).expect("register");
         m.registry.register(Box::new(m.incidents_opened.clone())).expect("register");
         m.registry.register(Box::new(m.presses_joined.clone())).expect("register");
         m.registry.register(Box::new(m.duplicates.clone())).expect("register");
