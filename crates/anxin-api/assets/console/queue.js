@@ -227,7 +227,14 @@ function responderCell(view) {
       h(
         'div',
         { class: 'resp-line' },
-        !view.responder ? h('span', { class: 'sub offered-to' }, t('offered_to')) : null,
+        // An offer asked of a neighbouring zone, not yet held: nobody's phone has it yet.
+        !view.responder
+          ? h(
+              'span',
+              { class: 'sub offered-to' },
+              offers[0].asking == null ? t('offered_to') : t('asked_of_zone', { zone: offers[0].asking }),
+            )
+          : null,
         h('span', { class: 'resp-name', 'data-field': 'responder-name' }, r.name || r.id || '—'),
         ' ',
         h('span', { class: 'resp-distance', 'data-field': 'responder-distance' }, formatDistance(r.distance_m)),
