@@ -338,6 +338,7 @@ fn a_neighbour_is_asked_for_and_offered_only_once_their_zone_holds_them_then_let
     assert!(out.holds.is_empty(), "a neighbour's row is their zone's to write");
     assert_eq!(b.job_view(&rid("r-a"), T0), None);
     assert_eq!(b.responder_view(&rid("r-a")), None, "zone 0's engine shows r-a");
+    assert_eq!(b.neighbours_engaged(), [rid("r-a")], "their phone is zone 3's engine's to show");
     let accept = b.responder_acts(&rid("r-a"), id, ResponderAction::Accept, T0, &mut Outbox::default());
     assert!(matches!(accept, Err(CommandError::NotYours { .. })), "{accept:?}");
 
@@ -380,6 +381,7 @@ fn a_neighbour_is_asked_for_and_offered_only_once_their_zone_holds_them_then_let
         out.across,
         [Across { to: zone(0), message: BorderMessage::Release { incident_id: id, responder_id: rid("r-a") } }]
     );
+    assert!(b.neighbours_engaged().is_empty());
     // Zone 0 lets them go: free again, their row cleared; a second release changes nothing.
     let (freed, outcomes) = deliver(&out, &mut a, 0, t1);
     assert_eq!(outcomes, [BorderOutcome::Acted]);

@@ -417,8 +417,9 @@ impl Shared {
         let open = engine.snapshot();
         self.family_hub.take_zone(zone, seq, &open);
         let roster = engine.roster_view();
-        for r in &roster {
-            if let Some(phone) = anxin_runtime::phone_view(&engine, &r.id, now) {
+        // Its own responders' phones, and those of other zones its incidents hold across a border.
+        for id in roster.iter().map(|r| r.id.clone()).chain(engine.neighbours_engaged()) {
+            if let Some(phone) = anxin_runtime::phone_view(&engine, &id, now) {
                 crate::ports::publish_phone(&self.phones, &phone);
             }
         }

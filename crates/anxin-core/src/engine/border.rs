@@ -36,6 +36,11 @@ impl Neighbours {
         self.of.contains_key(id)
     }
 
+    /// Whether there are any (none in an engine running every zone of its ledger).
+    pub(crate) fn any(&self) -> bool {
+        !self.of.is_empty()
+    }
+
     fn is_refused(&self, id: &ResponderId) -> bool {
         self.refused.iter().any(|(_, r)| r == id)
     }
@@ -63,6 +68,14 @@ impl Engine {
     /// Whether `id` is a neighbouring zone's responder (read-only here).
     pub fn is_neighbour(&self, id: &ResponderId) -> bool {
         self.neighbours.contains(id)
+    }
+
+    /// The neighbouring zones' responders this engine's incidents have asked for or hold, by
+    /// id: their phones are this engine's to show.
+    pub fn neighbours_engaged(&self) -> Vec<ResponderId> {
+        let mut ids: Vec<ResponderId> = self.busy.keys().filter(|r| self.neighbours.contains(r)).cloned().collect();
+        ids.sort();
+        ids
     }
 
     /// Whether this engine's responder `id` is held for another zone's incident: that zone's

@@ -119,7 +119,10 @@ impl<'e> Candidates<'e> {
         let across = engine.policy.border_offers;
         let (at, max) = (self.incident.location.at, engine.policy.max_offer_distance_m);
         let own = engine.matcher.responders_within(at, max);
-        let neighbours = engine.neighbours.free.responders_within(at, max).filter(move |_| across);
+        let neighbours = (across && engine.neighbours.any())
+            .then(|| engine.neighbours.free.responders_within(at, max))
+            .into_iter()
+            .flatten();
         nearest_first(own, neighbours)
             .filter_map(move |n| engine.responders.get(&n.id).map(|r| (r, n.distance_m)))
             .filter(move |(r, _)| across || engine.zone_of_station(&r.station_id) == zone)

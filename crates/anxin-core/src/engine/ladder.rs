@@ -135,7 +135,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) {
-        if self.neighbours.contains(&responder) {
+        if self.neighbours.any() && self.neighbours.contains(&responder) {
             self.ask(id, responder, distance_m, now, out);
             return;
         }
@@ -182,20 +182,25 @@ impl Engine {
     pub(super) fn take(&mut self, responder: &ResponderId, id: IncidentId, out: &mut Outbox) {
         out.responders.push(responder.clone());
         self.matcher.set_unavailable(responder);
-        self.neighbours.free.set_unavailable(responder);
+        if self.neighbours.any() {
+            self.neighbours.free.set_unavailable(responder);
+        }
         self.busy.insert(responder.clone(), id);
         if self.holds_across(responder, id) {
             out.holds.push(crate::border::Hold { responder_id: responder.clone(), incident_id: Some(id) });
         }
     }
 
-    /// Whether `responder` is this engine's and of another zone than incident `id`'s.
+    /// Whether `responder` is this engine's and of another zone than incident `id`'s. In an
+    /// engine running one zone its own responders are all of it: whether the incident is
+    /// another zone's (held for it across a border), without looking them up.
     fn holds_across(&self, responder: &ResponderId, id: IncidentId) -> bool {
+        let zone = crate::zone::Zone::of(id.0);
+        if self.counters.len() == 1 {
+            return !self.counters.contains_key(&zone) && !self.neighbours.contains(responder);
+        }
         !self.neighbours.contains(responder)
-            && self
-                .responders
-                .get(responder)
-                .is_some_and(|r| self.zone_of_station(&r.station_id) != crate::zone::Zone::of(id.0))
+            && self.responders.get(responder).is_some_and(|r| self.zone_of_station(&r.station_id) != zone)
     }
 
     /// Frees a responder from incident `id`: available again if on duty (a neighbour: their
@@ -206,7 +211,7 @@ impl Engine {
         }
         out.responders.push(responder.clone());
         self.busy.remove(responder);
-        if self.neighbours.contains(responder) {
+        if self.neighbours.any() && self.neighbours.contains(responder) {
             self.let_go_of_neighbour(responder, id, out);
             return;
         }
