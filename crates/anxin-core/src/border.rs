@@ -52,6 +52,10 @@ pub enum BorderMessage {
     Refused { incident_id: IncidentId, responder_id: ResponderId },
     /// To the responder's zone: the incident no longer needs them.
     Release { incident_id: IncidentId, responder_id: ResponderId },
+    /// To the incident's zone: the responder it holds went off duty with their zone. An offer
+    /// made to them is declined (`off_duty`) and one only asked for is refused; a job stays
+    /// theirs (their zone cannot tell an offer from a job, so it does not refuse the change).
+    OffDuty { incident_id: IncidentId, responder_id: ResponderId },
 }
 
 impl BorderMessage {
@@ -60,7 +64,8 @@ impl BorderMessage {
             BorderMessage::Hold { incident_id, .. }
             | BorderMessage::Held { incident_id, .. }
             | BorderMessage::Refused { incident_id, .. }
-            | BorderMessage::Release { incident_id, .. } => *incident_id,
+            | BorderMessage::Release { incident_id, .. }
+            | BorderMessage::OffDuty { incident_id, .. } => *incident_id,
         }
     }
 
@@ -69,7 +74,8 @@ impl BorderMessage {
             BorderMessage::Hold { responder_id, .. }
             | BorderMessage::Held { responder_id, .. }
             | BorderMessage::Refused { responder_id, .. }
-            | BorderMessage::Release { responder_id, .. } => responder_id,
+            | BorderMessage::Release { responder_id, .. }
+            | BorderMessage::OffDuty { responder_id, .. } => responder_id,
         }
     }
 
@@ -87,6 +93,7 @@ impl BorderMessage {
             BorderMessage::Held { .. } => "held",
             BorderMessage::Refused { .. } => "refused",
             BorderMessage::Release { .. } => "release",
+            BorderMessage::OffDuty { .. } => "off_duty",
         }
     }
 }

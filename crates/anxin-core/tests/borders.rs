@@ -8,7 +8,8 @@
 //! dispatchers cancel and close, and the clock runs on so that asks and offers lapse.
 //!
 //! Checked after every commit, on what is stored: no responder is engaged (an offer made to
-//! them, or a job) by two incidents; none is offered a job while off duty; one engaged by another zone's incident is held for it in
+//! them, or a job) by two incidents; none is offered a job while off duty (but for the moment
+//! their zone's word that they went off duty is on its way to the offer's zone); one engaged by another zone's incident is held for it in
 //! their own zone's rows; one held for another zone's incident is engaged by none of their own
 //! zone's. Once quiet (every incident ended, every message read): nobody is held for anything.
 //!
@@ -216,7 +217,10 @@ impl World {
             for i in s.open.values() {
                 for o in i.ladder.offers.iter().filter(|o| o.asking.is_none()) {
                     let own = &self.stored[usize::from(self.zone_of(&o.responder_id).number())];
-                    if own.duty.get(&o.responder_id) == Some(&false) {
+                    // Off duty with their own zone while another's offer is out: allowed only
+                    // while that zone is being told (its message waits in its inbox).
+                    let told = BorderMessage::OffDuty { incident_id: i.id, responder_id: o.responder_id.clone() };
+                    if own.duty.get(&o.responder_id) == Some(&false) && !s.inbox.contains(&told) {
                         return Err(format!("{} offered {} while off duty", o.responder_id, i.id));
                     }
                 }
@@ -513,7 +517,7 @@ fn no_responder_is_booked_twice_across_borders_through_late_reordered_repeated_a
     eprintln!("{total:?}");
     // The run went where it should: every message, offers made once held, commits lost,
     // messages read out of order and twice.
-    for kind in ["hold", "held", "refused", "release"] {
+    for kind in ["hold", "held", "refused", "release", "off_duty"] {
         assert!(total.kinds.get(kind).copied().unwrap_or(0) > 0, "no {kind} message in the run: {total:?}");
     }
     assert!(total.held_offers > 0 && total.lost > 0 && total.reordered > 0 && total.twice > 0, "{total:?}");

@@ -497,9 +497,6 @@ fn a_hold_is_resumed_from_the_store_and_let_go_of_after() {
     let id = press(&mut a, "d-a", &mut out);
     assert_eq!(offered(&a, id), ["r-b"], "r-a held for zone 3: r-b, asked of zone 3");
     assert_eq!(a.incident(id).unwrap().ladder.offers[0].asking, Some(zone(3)));
-    // Off duty while held across: refused, like a job here.
-    let off = a.set_duty(&rid("r-a"), false, T0, &mut Outbox::default());
-    assert!(matches!(off, Err(CommandError::Busy { incident, .. }) if incident == held_for), "{off:?}");
     // A neighbour's duty is their zone's.
     let off = a.set_duty(&rid("r-b"), false, T0, &mut Outbox::default());
     assert!(matches!(off, Err(CommandError::OtherZone { zone: 3, .. })), "{off:?}");
@@ -508,4 +505,35 @@ fn a_hold_is_resumed_from_the_store_and_let_go_of_after() {
     assert_eq!(a.handle_border(release, T0, &mut out), BorderOutcome::Acted);
     assert_eq!(out.holds, [Hold { responder_id: rid("r-a"), incident_id: None }]);
     assert!(a.matcher().is_available(&rid("r-a")));
+}
+
+/// A responder held for another zone's offer goes off duty with their own zone: as with an
+/// offer of their own zone, it is declined (the other zone is told, and lets go of them),
+/// and they are not offered again; one only asked for ends as refused.
+#[test]
+fn going_off_duty_while_held_across_declines_the_other_zones_offer() {
+    let (mut a, mut b) = engines_apart();
+    let mut out = Outbox::default();
+    let id = press(&mut b, "d-b", &mut out);
+    let (held, _) = deliver(&out, &mut a, 0, T0);
+    deliver(&held, &mut b, 3, T0);
+    assert_eq!(b.incident(id).unwrap().ladder.offers[0].asking, None, "offered, held");
+    let mut off = Outbox::default();
+    a.set_duty(&rid("r-a"), false, T0, &mut off).unwrap();
+    assert!(!a.responder(&rid("r-a")).unwrap().on_duty);
+    assert!(a.held_elsewhere(&rid("r-a")), "still held until zone 3 lets go");
+    let told = BorderMessage::OffDuty { incident_id: id, responder_id: rid("r-a") };
+    assert_eq!(off.across, [Across { to: zone(3), message: told }]);
+    let (after, outcomes) = deliver(&off, &mut b, 3, T0);
+    assert_eq!(outcomes, [BorderOutcome::Acted]);
+    assert!(after
+        .events
+        .iter()
+        .any(|e| matches!(&e.change, Change::OfferDeclined { reason: Some(r), .. } if r == "off_duty")));
+    assert_eq!(offered(&b, id), ["r-b"], "the ladder goes on to zone 3's own");
+    let (freed, _) = deliver(&after, &mut a, 0, T0);
+    assert_eq!(freed.holds, [Hold { responder_id: rid("r-a"), incident_id: None }]);
+    assert!(!a.held_elsewhere(&rid("r-a")) && !a.matcher().is_available(&rid("r-a")), "let go, and off duty");
+    // Told again (a repeat): nothing more.
+    assert_eq!(deliver(&off, &mut b, 3, T0).1, [BorderOutcome::Passed]);
 }

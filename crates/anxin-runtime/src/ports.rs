@@ -175,7 +175,7 @@ pub trait Telemetry: Send + Sync + 'static {
     /// A message the engine had already taken in (a redelivery).
     fn duplicate(&self) {}
     /// A message from another zone's owner (offers across a border): its kind (`hold`,
-    /// `held`, `refused`, `release`, or `unreadable`) and what came of it (`acted`, `passed`:
+    /// `held`, `refused`, `release`, `off_duty`, or `unreadable`) and what came of it (`acted`, `passed`:
     /// twice, late, or not this zone's to act on; `ignored`: it did not read).
     fn border(&self, kind: &str, outcome: &str) {}
     /// A repeat press too soon after the last counted.

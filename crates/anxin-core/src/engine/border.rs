@@ -147,7 +147,51 @@ impl Engine {
                 self.held(incident_id, responder_id, position, now, out)
             }
             BorderMessage::Refused { incident_id, responder_id } => self.refused(incident_id, responder_id, now, out),
+            BorderMessage::OffDuty { incident_id, responder_id } => {
+                self.went_off_duty(incident_id, responder_id, now, out)
+            }
         }
+    }
+
+    /// A neighbour this engine's incident holds went off duty with their zone: an offer made
+    /// to them is declined as they would have (`off_duty`), one asked for and not yet held
+    /// ends as refused (their zone is told to let go: it holds them); a job stays theirs.
+    fn went_off_duty(
+        &mut self,
+        id: IncidentId,
+        responder: ResponderId,
+        now: Timestamp,
+        out: &mut Outbox,
+    ) -> BorderOutcome {
+        if let Some(r) = self.responders.get_mut(&responder).filter(|_| self.neighbours.contains(&responder)) {
+            r.on_duty = false;
+        }
+        let asking = self
+            .open
+            .get(&id)
+            .and_then(|i| i.ladder.offers.iter().find(|o| o.responder_id == responder))
+            .map(|o| o.asking);
+        match asking {
+            Some(None) => {
+                let change = Change::OfferDeclined { responder_id: responder.clone(), reason: Some("off_duty".into()) };
+                self.end_offer(id, &responder, change, Actor::Responder(responder.clone()), now, out);
+            }
+            Some(Some(zone)) => {
+                self.record(
+                    id,
+                    Change::RefusedAcross { responder_id: responder.clone(), zone },
+                    Actor::Engine,
+                    now,
+                    out,
+                );
+                // Their zone holds them: told to let go, as after a lapse.
+                self.release(&responder, id, out);
+            }
+            None => return BorderOutcome::Passed,
+        }
+        self.climb(id, now, out);
+        self.after_change(id, out);
+        BorderOutcome::Acted
     }
 
     /// Another zone asks for one of this engine's responders: held for its incident if free

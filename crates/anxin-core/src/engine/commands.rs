@@ -107,17 +107,25 @@ impl Engine {
         }
         if !on {
             if let Some(&id) = self.busy.get(responder) {
-                // Held for another zone's incident (an offer or a job there): that zone lets go.
-                let offered_here =
-                    self.open.get(&id).map(|i| i.ladder.offers.iter().any(|o| &o.responder_id == responder));
-                if offered_here != Some(true) {
-                    return Err(CommandError::Busy { responder: responder.clone(), incident: id });
+                match self.open.get(&id).map(|i| i.ladder.offers.iter().any(|o| &o.responder_id == responder)) {
+                    Some(true) => {
+                        let reason = Some("off_duty".to_string());
+                        let change = Change::OfferDeclined { responder_id: responder.clone(), reason };
+                        self.end_offer(id, responder, change, Actor::Responder(responder.clone()), now, out);
+                        self.climb(id, now, out);
+                        self.after_change(id, out);
+                    }
+                    Some(false) => return Err(CommandError::Busy { responder: responder.clone(), incident: id }),
+                    // Held for another zone's incident, an offer or a job there: that zone is
+                    // told, and declines an offer; they stay held until it lets go.
+                    None => out.across.push(crate::border::Across {
+                        to: crate::zone::Zone::of(id.0),
+                        message: crate::border::BorderMessage::OffDuty {
+                            incident_id: id,
+                            responder_id: responder.clone(),
+                        },
+                    }),
                 }
-                let reason = Some("off_duty".to_string());
-                let change = Change::OfferDeclined { responder_id: responder.clone(), reason };
-                self.end_offer(id, responder, change, Actor::Responder(responder.clone()), now, out);
-                self.climb(id, now, out);
-                self.after_change(id, out);
             }
         }
         out.responders.push(responder.clone());
