@@ -12,14 +12,13 @@
 // server (`anxin_test_…`, the prefix the Rust suites' sweep knows) and drops it after.
 
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import mqtt from 'mqtt';
-import { anxindBin, launchChromium, shoot, signIn, spawnDaemon, stepsOf, watchPageErrors } from './support.mjs';
+import { anxindBin, databaseUrl, launchChromium, shoot, signIn, spawnDaemon, sql, stepsOf, watchPageErrors } from './support.mjs';
 
 const POSTGRES = process.env.ANXIN_TEST_POSTGRES_URL;
 const MQTT = process.env.ANXIN_TEST_MQTT_URL;
@@ -36,18 +35,8 @@ const GHOST = 'ghost-node';
 // How long zone 1's owner has to answer: long enough to look at the ask.
 const ANSWER_MS = 12_000;
 const RUN = `anxin-e2e-border-${process.pid}-${Date.now()}`;
-const psql = promisify(execFile);
 
-async function sql(url, statement) {
-  const { stdout } = await psql('psql', [url, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', statement]);
-  return stdout.trim();
-}
 
-function databaseUrl(url, name) {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** Zone 0's station, elder and device, and responder a few hundred metres off; zone 1's
  * station, and its responder at zone 0's elder's door. */

@@ -14,13 +14,12 @@
 // server (`anxin_test_…`, the prefix the Rust suites' sweep knows) and drops it after.
 
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
-import { anxindBin, launchChromium, shoot, signIn, spawnDaemon, stepsOf, watchPageErrors } from './support.mjs';
+import { anxindBin, databaseUrl, launchChromium, shoot, signIn, spawnDaemon, sql, stepsOf, watchPageErrors } from './support.mjs';
 
 const POSTGRES = process.env.ANXIN_TEST_POSTGRES_URL;
 const MQTT = process.env.ANXIN_TEST_MQTT_URL;
@@ -36,20 +35,8 @@ const PASSWORD = 'zones-e2e-pass';
 const GHOST = 'ghost-node';
 // The node's name, and its MQTT client id and topic root: no other run's.
 const RUN = `anxin-e2e-zones-${process.pid}-${Date.now()}`;
-const psql = promisify(execFile);
 
-/** Runs `sql` on the database at `url` and returns psql's unaligned output. */
-async function sql(url, statement) {
-  const { stdout } = await psql('psql', [url, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', statement]);
-  return stdout.trim();
-}
 
-/** The URL of database `name` on the server `url` names. */
-function databaseUrl(url, name) {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** Two stations, zone 0's and zone 1's, an elder enrolled at each, a provider for both. */
 function registry(passwordHash) {

@@ -1,7 +1,7 @@
 // Helpers for the end-to-end tests: a real anxind on port 0, MQTT presses as a device sends
 // them, and Debian's headless Chromium driven by playwright-core.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { chromium } from 'playwright-core';
 
@@ -446,4 +447,17 @@ export async function publishMany(mqttUrl, deviceIds, { concurrency = 16, event 
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, deviceIds.length) }, worker));
+}
+
+/** Runs `statement` with psql on the database at `url` and returns its unaligned output. */
+export async function sql(url, statement) {
+  const { stdout } = await promisify(execFile)('psql', [url, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', statement]);
+  return stdout.trim();
+}
+
+/** The URL of database `name` on the PostgreSQL server `url` names. */
+export function databaseUrl(url, name) {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
 }

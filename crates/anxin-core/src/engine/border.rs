@@ -166,11 +166,7 @@ impl Engine {
         if let Some(r) = self.responders.get_mut(&responder).filter(|_| self.neighbours.contains(&responder)) {
             r.on_duty = false;
         }
-        let asking = self
-            .open
-            .get(&id)
-            .and_then(|i| i.ladder.offers.iter().find(|o| o.responder_id == responder))
-            .map(|o| o.asking);
+        let asking = self.offer_of(id, &responder);
         match asking {
             Some(None) => {
                 let change = Change::OfferDeclined { responder_id: responder.clone(), reason: Some("off_duty".into()) };
@@ -229,11 +225,7 @@ impl Engine {
         now: Timestamp,
         out: &mut Outbox,
     ) -> BorderOutcome {
-        let asking = self
-            .open
-            .get(&id)
-            .and_then(|i| i.ladder.offers.iter().find(|o| o.responder_id == responder))
-            .map(|o| o.asking);
+        let asking = self.offer_of(id, &responder);
         match asking {
             Some(Some(zone)) => {
                 let at = self.open[&id].location.at;
@@ -263,11 +255,7 @@ impl Engine {
     /// A neighbour asked for cannot be spared: not asked for again for a while, and the
     /// ladder goes on.
     fn refused(&mut self, id: IncidentId, responder: ResponderId, now: Timestamp, out: &mut Outbox) -> BorderOutcome {
-        let asking = self
-            .open
-            .get(&id)
-            .and_then(|i| i.ladder.offers.iter().find(|o| o.responder_id == responder))
-            .and_then(|o| o.asking);
+        let asking = self.offer_of(id, &responder).flatten();
         let Some(zone) = asking else { return BorderOutcome::Passed };
         self.record(id, Change::RefusedAcross { responder_id: responder.clone(), zone }, Actor::Engine, now, out);
         if self.busy.get(&responder) == Some(&id) {
@@ -280,6 +268,13 @@ impl Engine {
         self.climb(id, now, out);
         self.after_change(id, out);
         BorderOutcome::Acted
+    }
+
+    /// Incident `id`'s live offer to `responder`, if any: `Some(Some(zone))` asked of `zone`
+    /// and not yet held, `Some(None)` made.
+    fn offer_of(&self, id: IncidentId, responder: &ResponderId) -> Option<Option<Zone>> {
+        let incident = self.open.get(&id)?;
+        incident.ladder.offers.iter().find(|o| &o.responder_id == responder).map(|o| o.asking)
     }
 
     /// When the first neighbour refused lately may be asked for again.
