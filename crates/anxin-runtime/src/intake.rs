@@ -211,3 +211,61 @@ pub fn obey(engine: &mut Engine, caller: &Caller, request: Request, now: Timesta
     };
     result.map(|()| Reply::Done).map_err(Refused::from)
 }
+
+#[cfg(test)]
+mod tests {
+    //! A message between zones' owners that does not read is counted and passed over, and the
+    //! next message is taken in as ever.
+
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    struct Msg(&'static str, Vec<u8>);
+
+    impl anxin_proto::Delivery for Msg {
+        fn topic(&self) -> &str {
+            self.0
+        }
+        fn payload(&self) -> &[u8] {
+            &self.1
+        }
+        fn received(&self) -> Instant {
+            Instant::now()
+        }
+    }
+
+    #[derive(Default)]
+    struct Counted(Mutex<Vec<(String, String)>>);
+
+    impl Telemetry for Counted {
+        fn border(&self, kind: &str, outcome: &str) {
+            self.0.lock().unwrap().push((kind.into(), outcome.into()));
+        }
+    }
+
+    #[test]
+    fn an_unreadable_border_message_is_counted_and_the_next_press_taken_in() {
+        const T0: Timestamp = Timestamp(1_763_000_000_000);
+        let mut engine = anxin_core::testkit::engine();
+        let intake = Intake { topics: Topics::new("anxin").unwrap(), max_payload_bytes: 4096 };
+        let counted = Counted::default();
+        let mut out = Outbox::default();
+        let garbage = Msg(anxin_core::border::INBOX_TOPIC, b"{\"type\":\"hold\"".to_vec());
+        assert!(!intake.take_in(&mut engine, &garbage, T0, &mut out, &counted));
+        assert!(out.is_empty(), "nothing came of it");
+        // One that reads, for nothing this engine has: passed over, counted so.
+        let release = anxin_core::BorderMessage::Release {
+            incident_id: anxin_core::IncidentId(7 << 40 | 1),
+            responder_id: anxin_core::ResponderId::parse("r-1").unwrap(),
+        };
+        let good = Msg(anxin_core::border::INBOX_TOPIC, serde_json::to_vec(&release).unwrap());
+        intake.take_in(&mut engine, &good, T0, &mut out, &counted);
+        assert_eq!(
+            *counted.0.lock().unwrap(),
+            [("unreadable".to_string(), "ignored".to_string()), ("release".to_string(), "passed".to_string())]
+        );
+        let press = Msg("anxin/v1/devices/d-1/events", br#"{"msg_id":"m-1","type":"sos"}"#.to_vec());
+        assert!(intake.take_in(&mut engine, &press, T0, &mut out, &counted), "the next press opens its incident");
+    }
+}
