@@ -552,7 +552,7 @@ impl Tally {
                 self.missed[i] += 1;
                 self.missed_at[i].push((deadline, id));
             }
-            Verdict::Pending(_) => self.pending[i] += 1,
+            Verdict::Pending => self.pending[i] += 1,
             Verdict::NotCounted => {}
         }
     }

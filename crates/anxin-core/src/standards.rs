@@ -10,7 +10,10 @@
 use crate::ids::{IncidentId, Timestamp};
 use crate::incident::{Actor, Change, IncidentEvent};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+type HashMap<K, V> = crate::engine::HashMap<K, V>;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -191,20 +194,18 @@ pub(crate) struct Clocked {
 pub(crate) enum Verdict {
     Met,
     Missed(Timestamp),
-    Pending(Timestamp),
+    Pending,
     NotCounted,
 }
 
 impl Clocked {
     pub(crate) fn verdict(&self, within_ms: i64, now: Timestamp) -> Verdict {
-        let Some(start) = self.start else { return Verdict::NotCounted };
-        let deadline = start.plus_millis(within_ms);
-        match (self.done, self.ended) {
-            (Some(done), _) if done <= deadline => Verdict::Met,
-            (Some(_), _) => Verdict::Missed(deadline),
-            (None, Some(ended)) if ended <= deadline => Verdict::NotCounted,
-            (None, _) if now > deadline => Verdict::Missed(deadline),
-            (None, _) => Verdict::Pending(deadline),
+        match self.standing(within_ms) {
+            Standing::NotCounted => Verdict::NotCounted,
+            Standing::Met => Verdict::Met,
+            Standing::Late(deadline) => Verdict::Missed(deadline),
+            Standing::Waiting(deadline) if now > deadline => Verdict::Missed(deadline),
+            Standing::Waiting(_) => Verdict::Pending,
         }
     }
 
@@ -213,10 +214,86 @@ impl Clocked {
             self.done = Some(at);
         }
     }
+
+    /// Where it stands whatever the time ([`Clocked::verdict`] is this as of a moment).
+    fn standing(&self, within_ms: i64) -> Standing {
+        let Some(start) = self.start else { return Standing::NotCounted };
+        let deadline = start.plus_millis(within_ms);
+        match (self.done, self.ended) {
+            (Some(done), _) if done <= deadline => Standing::Met,
+            (Some(_), _) => Standing::Late(deadline),
+            (None, Some(ended)) if ended <= deadline => Standing::NotCounted,
+            (None, _) => Standing::Waiting(deadline),
+        }
+    }
 }
 
-/// An incident seen opening today.
+/// A clock's verdict before the time is known: settled whatever the time, or waiting for its
+/// deadline (missed once past it, pending until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    NotCounted,
+    Met,
+    /// Met after its deadline: missed.
+    Late(Timestamp),
+    /// Neither met nor ended inside its time.
+    Waiting(Timestamp),
+}
+
+/// A clock on a standard's board: its deadline first, so the board is in deadline order;
+/// then the incident, and which of the incident's clocks (0 for its alarm, a call's number
+/// for each call to it).
+type Entry = (Timestamp, IncidentId, u32);
+
+/// One standard's clocks, sorted by how they stand, so that the figures are read off in
+/// time that does not grow with the day's alarms: every event moves the clocks it changed,
+/// and the time only decides which of the waiting ones are past their deadline (a range of
+/// the sorted set).
 #[derive(Debug, Clone, Default)]
+struct Board {
+    met: u32,
+    late: BTreeSet<Entry>,
+    waiting: BTreeSet<Entry>,
+}
+
+impl Board {
+    fn shift(&mut self, id: IncidentId, clock: u32, before: Standing, after: Standing) {
+        if before == after {
+            return;
+        }
+        match before {
+            Standing::NotCounted => {}
+            Standing::Met => self.met -= 1,
+            Standing::Late(d) => {
+                self.late.remove(&(d, id, clock));
+            }
+            Standing::Waiting(d) => {
+                self.waiting.remove(&(d, id, clock));
+            }
+        }
+        match after {
+            Standing::NotCounted => {}
+            Standing::Met => self.met += 1,
+            Standing::Late(d) => {
+                self.late.insert((d, id, clock));
+            }
+            Standing::Waiting(d) => {
+                self.waiting.insert((d, id, clock));
+            }
+        }
+    }
+
+    /// The waiting clocks missed by `now` (past their deadline), latest first.
+    fn overdue(&self, now: Timestamp) -> impl DoubleEndedIterator<Item = &Entry> {
+        self.waiting.range((Bound::Unbounded, Bound::Excluded((now, IncidentId(0), 0))))
+    }
+}
+
+/// Which of a [`Track`]'s clocks a standard reads.
+type TrackClock = fn(&Track) -> Clocked;
+
+/// An incident seen opening today.
+#[derive(Debug, Clone, Copy, Default)]
 struct Track {
     /// Answered (TSA, both limits), from becoming an emergency.
     answer: Clocked,
@@ -259,11 +336,14 @@ pub struct DayTally {
     utc_offset_min: i32,
     day_start: Timestamp,
     tracks: HashMap<IncidentId, Track>,
-    /// Calls in (NENA), by call id, with the incident they rang on.
-    calls: HashMap<String, (IncidentId, Clocked)>,
+    /// Calls in (NENA), by call id, with the incident they rang on and their number today.
+    calls: HashMap<String, (IncidentId, u32, Clocked)>,
     desks: BTreeMap<String, Desk>,
     /// Each dispatcher's first action on each incident today.
     first_touch: HashMap<(IncidentId, String), Timestamp>,
+    /// Each standard's clocks, indexed by `Standard as usize` (their order in
+    /// [`Standard::ALL`]).
+    boards: [Board; 5],
 }
 
 impl DayTally {
@@ -273,10 +353,11 @@ impl DayTally {
             limits,
             utc_offset_min,
             day_start: local_midnight(now, utc_offset_min),
-            tracks: HashMap::new(),
-            calls: HashMap::new(),
+            tracks: HashMap::default(),
+            calls: HashMap::default(),
             desks: BTreeMap::new(),
-            first_touch: HashMap::new(),
+            first_touch: HashMap::default(),
+            boards: Default::default(),
         }
     }
 
@@ -308,6 +389,46 @@ impl DayTally {
         }
         self.roll(e.at);
         let id = e.incident_id;
+        let timed = times_an_alarm(e);
+        let track_before = if timed { self.tracks.get(&id).copied() } else { None };
+        let call_before = self.call_of(&e.change);
+        self.apply(e);
+        if let Some(after) = self.tracks.get(&id).copied().filter(|_| timed) {
+            let before = track_before.unwrap_or_default();
+            let clocks: [(Standard, TrackClock); 4] = [
+                (Standard::Tsa60, |t: &Track| t.answer),
+                (Standard::Tsa180, |t: &Track| t.answer),
+                (Standard::Nfpa1225, |t: &Track| t.dispatch),
+                (Standard::ClosedLoop, |t: &Track| t.on_scene),
+            ];
+            for (s, clock) in clocks {
+                let within = self.within_ms(s);
+                let (was, is) = (clock(&before).standing(within), clock(&after).standing(within));
+                self.boards[s as usize].shift(id, 0, was, is);
+            }
+        }
+        if let Some(after) = self.call_of(&e.change) {
+            let (incident, number, clocked) = after;
+            let within = self.within_ms(Standard::Nena);
+            let was = call_before.map_or(Standing::NotCounted, |(_, _, c)| c.standing(within));
+            self.boards[Standard::Nena as usize].shift(incident, number, was, clocked.standing(within));
+        }
+    }
+
+    /// The call an event is about, as the tally has it.
+    fn call_of(&self, change: &Change) -> Option<(IncidentId, u32, Clocked)> {
+        match change {
+            Change::CallRang { call_id, .. }
+            | Change::CallAnswered { call_id, .. }
+            | Change::CallEnded { call_id, .. } => self.calls.get(call_id).copied(),
+            _ => None,
+        }
+    }
+
+    /// What an event changes of the day's clocks and desks ([`DayTally::observe`] then moves
+    /// the clocks it changed on the standards' boards).
+    fn apply(&mut self, e: &IncidentEvent) {
+        let id = e.incident_id;
         let dispatcher = match &e.actor {
             Actor::Dispatcher(d) => Some(d.as_str()),
             _ => None,
@@ -331,21 +452,22 @@ impl DayTally {
             Change::Claimed { by, .. } => self.desks.entry(by.clone()).or_default().claimed += 1,
             Change::CallRang { call_id, .. } => {
                 let clocked = Clocked { start: Some(e.at), ..Clocked::default() };
-                self.calls.entry(call_id.clone()).or_insert((id, clocked));
+                let number = self.calls.len() as u32;
+                self.calls.entry(call_id.clone()).or_insert((id, number, clocked));
             }
             Change::CallAnswered { call_id, .. } if dispatcher.is_some() => {
-                if let Some((_, c)) = self.calls.get_mut(call_id) {
+                if let Some((_, _, c)) = self.calls.get_mut(call_id) {
                     c.meet(e.at);
                 }
             }
             Change::CallEnded { call_id, .. } => {
-                if let Some((_, c)) = self.calls.get_mut(call_id) {
+                if let Some((_, _, c)) = self.calls.get_mut(call_id) {
                     c.ended.get_or_insert(e.at);
                 }
             }
             _ => {}
         }
-        if let Some(track) = self.tracks.get_mut(&id) {
+        if let Some(track) = self.tracks.get_mut(&id).filter(|_| times_an_alarm(e)) {
             let person = dispatcher.is_some() || matches!(e.change, Change::Accepted { .. });
             if person {
                 track.answer.meet(e.at);
@@ -393,54 +515,53 @@ impl DayTally {
     /// The next moment the figures change with no event: an alarm's or call's time running
     /// out, or the day ending.
     pub fn next_change(&self, now: Timestamp) -> Timestamp {
-        let mut next = self.day_end();
-        for s in Standard::ALL {
-            self.each(s, |_, c| {
-                if let Verdict::Pending(deadline) = c.verdict(self.within_ms(s), now) {
-                    // Missed only once past it.
-                    next = next.min(deadline.plus_millis(1));
-                }
-            });
-        }
-        next
+        let first_pending = self
+            .boards
+            .iter()
+            .filter_map(|b| b.waiting.range((now, IncidentId(0), 0)..).next())
+            // Missed only once past it.
+            .map(|(deadline, _, _)| deadline.plus_millis(1));
+        first_pending.fold(self.day_end(), Timestamp::min)
     }
 
     fn within_ms(&self, s: Standard) -> i64 {
         i64::from(self.limits.within_s(s)) * 1000
     }
 
-    fn each(&self, s: Standard, mut f: impl FnMut(IncidentId, &Clocked)) {
-        match s {
-            Standard::Tsa60 | Standard::Tsa180 => self.tracks.iter().for_each(|(id, t)| f(*id, &t.answer)),
-            Standard::Nfpa1225 => self.tracks.iter().for_each(|(id, t)| f(*id, &t.dispatch)),
-            Standard::ClosedLoop => self.tracks.iter().for_each(|(id, t)| f(*id, &t.on_scene)),
-            Standard::Nena => self.calls.values().for_each(|(id, c)| f(*id, c)),
-        }
-    }
-
     fn standard(&self, s: Standard, now: Timestamp) -> StandardFigures {
-        let (mut met, mut missed, mut pending) = (0, 0, 0);
-        let mut missed_at: Vec<(Timestamp, IncidentId)> = Vec::new();
-        self.each(s, |id, c| match c.verdict(self.within_ms(s), now) {
-            Verdict::Met => met += 1,
-            Verdict::Missed(deadline) => {
-                missed += 1;
-                missed_at.push((deadline, id));
-            }
-            Verdict::Pending(_) => pending += 1,
-            Verdict::NotCounted => {}
-        });
-        missed_at.sort_unstable_by(|a, b| b.cmp(a));
+        let board = &self.boards[s as usize];
+        let overdue = board.overdue(now).count() as u32;
+        let met = board.met;
+        let missed = board.late.len() as u32 + overdue;
+        let pending = board.waiting.len() as u32 - overdue;
+        // The latest missed first, met late or overdue alike; an incident listed once.
+        let mut late = board.late.iter().rev().peekable();
+        let mut overdue = board.overdue(now).rev().peekable();
         let mut missed_ids: Vec<IncidentId> = Vec::with_capacity(MISSED_LISTED);
-        for (_, id) in missed_at {
-            // A call missed twice on one incident is listed once.
+        while missed_ids.len() < MISSED_LISTED {
+            let next = match (late.peek(), overdue.peek()) {
+                (Some(a), Some(b)) if a >= b => late.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => overdue.next(),
+                (Some(_), None) => late.next(),
+                (None, None) => break,
+            };
+            let Some(&(_, id, _)) = next else { break };
             if !missed_ids.contains(&id) {
                 missed_ids.push(id);
-                if missed_ids.len() == MISSED_LISTED {
-                    break;
-                }
             }
         }
+        self.figures_of(s, met, missed, pending, missed_ids)
+    }
+
+    /// A standard's figures from its counts.
+    fn figures_of(
+        &self,
+        s: Standard,
+        met: u32,
+        missed: u32,
+        pending: u32,
+        missed_ids: Vec<IncidentId>,
+    ) -> StandardFigures {
         let target_pct = s.target_pct();
         let counted = met + missed;
         StandardFigures {
@@ -457,8 +578,172 @@ impl DayTally {
     }
 }
 
+/// Whether `e` may start or stop an alarm's clocks (most of an incident's events do neither:
+/// an alert to a station, the help coming told to the device, a family told...): the day's
+/// alarms are not looked up for the others.
+fn times_an_alarm(e: &IncidentEvent) -> bool {
+    matches!(e.actor, Actor::Dispatcher(_))
+        || matches!(
+            e.change,
+            Change::Opened { .. }
+                | Change::KindChanged { .. }
+                | Change::Accepted { .. }
+                | Change::Offered { .. }
+                | Change::Assigned { .. }
+                | Change::OnScene
+                | Change::Resolved { .. }
+                | Change::Closed { .. }
+                | Change::Cancelled { .. }
+                | Change::FalseAlarm { .. }
+        )
+}
+
 /// The centre's local midnight on or before `t`.
 pub fn local_midnight(t: Timestamp, utc_offset_min: i32) -> Timestamp {
     let offset = i64::from(utc_offset_min) * 60_000;
     Timestamp((t.millis() + offset).div_euclid(DAY_MS) * DAY_MS - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::Coordinates;
+    use crate::ids::{MessageId, ResponderId};
+    use crate::incident::{IncidentKind, Location, LocationSource};
+    use crate::telephony::{CallEnd, CallerMatch};
+    use rand::{Rng, SeedableRng};
+
+    impl DayTally {
+        /// The figures as the tally worked them out before the boards: every clock of the day
+        /// judged afresh, as `Clocked::verdict` says. What the boards must always agree with.
+        fn figures_by_scan(&self, now: Timestamp) -> (Vec<StandardFigures>, Timestamp) {
+            let clocks = |s: Standard| -> Vec<(IncidentId, Clocked)> {
+                match s {
+                    Standard::Tsa60 | Standard::Tsa180 => self.tracks.iter().map(|(id, t)| (*id, t.answer)).collect(),
+                    Standard::Nfpa1225 => self.tracks.iter().map(|(id, t)| (*id, t.dispatch)).collect(),
+                    Standard::ClosedLoop => self.tracks.iter().map(|(id, t)| (*id, t.on_scene)).collect(),
+                    Standard::Nena => self.calls.values().map(|(id, _, c)| (*id, *c)).collect(),
+                }
+            };
+            let mut next = self.day_end();
+            let standards = Standard::ALL
+                .iter()
+                .map(|&s| {
+                    let (mut met, mut missed, mut pending) = (0, 0, 0);
+                    let mut missed_at = Vec::new();
+                    for (id, c) in clocks(s) {
+                        let start = c.start.map(|t| t.plus_millis(self.within_ms(s)));
+                        match c.verdict(self.within_ms(s), now) {
+                            Verdict::Met => met += 1,
+                            Verdict::Missed(deadline) => {
+                                missed += 1;
+                                missed_at.push((deadline, id));
+                            }
+                            Verdict::Pending => {
+                                pending += 1;
+                                next = next.min(start.expect("pending has a start").plus_millis(1));
+                            }
+                            Verdict::NotCounted => {}
+                        }
+                    }
+                    missed_at.sort_unstable_by(|a, b| b.cmp(a));
+                    let mut missed_ids = Vec::new();
+                    for (_, id) in missed_at {
+                        if !missed_ids.contains(&id) && missed_ids.len() < MISSED_LISTED {
+                            missed_ids.push(id);
+                        }
+                    }
+                    self.figures_of(s, met, missed, pending, missed_ids)
+                })
+                .collect();
+            (standards, next)
+        }
+    }
+
+    /// A random day's events: alarms and service requests opening, turning into alarms, offered,
+    /// assigned, accepted, reached, ended, touched by dispatchers; calls ringing, answered and
+    /// hung up; the clock read at random moments between them, often right on a limit.
+    #[test]
+    fn the_boards_agree_with_judging_every_clock_afresh() {
+        let limits = StandardLimits {
+            tsa_answer_s: 60,
+            tsa_answer_long_s: 180,
+            nfpa_dispatch_s: 60,
+            nena_answer_s: 15,
+            on_scene_s: 600,
+        };
+        let midnight = local_midnight(Timestamp(1_763_000_000_000), 480);
+        let location = Location {
+            at: Coordinates::new(25.0, 102.7).unwrap(),
+            accuracy_m: None,
+            source: LocationSource::Home,
+            fix_rejected: None,
+        };
+        let r = ResponderId::parse("r-1").unwrap();
+        for seed in 0..200u64 {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let mut tally = DayTally::new(limits, 480, midnight);
+            let mut now = midnight.plus_millis(rng.random_range(0..3_600_000));
+            let (mut seq, mut calls) = (0, 0);
+            for _ in 0..400 {
+                now = now.plus_millis(match rng.random_range(0..4) {
+                    0 => 0,
+                    1 => rng.random_range(1..2_000),
+                    2 => rng.random_range(1..70_000),
+                    _ => 15_000 - 1 + rng.random_range(0..3),
+                });
+                let id = IncidentId(rng.random_range(1..30));
+                let dispatcher = || Actor::Dispatcher(["d1", "d2"][(seq % 2) as usize].into());
+                let (actor, change) = match rng.random_range(0..14) {
+                    0 | 1 => {
+                        let kind =
+                            [IncidentKind::Sos, IncidentKind::Fall, IncidentKind::Service][rng.random_range(0..3)];
+                        let change = Change::Opened {
+                            kind,
+                            msg_id: MessageId::parse(format!("m{seq}")).unwrap(),
+                            location,
+                            pressed_at: now,
+                            welfare: None,
+                        };
+                        (Actor::Engine, change)
+                    }
+                    2 => (Actor::Engine, Change::KindChanged { from: IncidentKind::Service, to: IncidentKind::Sos }),
+                    3 => (Actor::Engine, Change::Offered { responder_id: r.clone(), distance_m: 10.0, deadline: now }),
+                    4 => (dispatcher(), Change::Assigned { responder_id: r.clone(), distance_m: 10.0 }),
+                    5 => (Actor::Responder(r.clone()), Change::Accepted { responder_id: r.clone() }),
+                    6 => (Actor::Responder(r.clone()), Change::OnScene),
+                    7 => (Actor::Responder(r.clone()), Change::Resolved { outcome: "ok".into() }),
+                    8 => (dispatcher(), Change::Closed { outcome: "ok".into() }),
+                    9 => (Actor::Engine, Change::Cancelled { reason: "device".into() }),
+                    10 => (dispatcher(), Change::Claimed { by: "d1".into(), from: None }),
+                    11 => {
+                        calls += 1;
+                        let change = Change::CallRang {
+                            call_id: format!("c{}", calls),
+                            from: "138".into(),
+                            to: "hotline".into(),
+                            caller: CallerMatch::Sim,
+                        };
+                        (Actor::Engine, change)
+                    }
+                    12 => {
+                        let call_id = format!("c{}", rng.random_range(1..calls + 2));
+                        (dispatcher(), Change::CallAnswered { call_id, by: "d1".into() })
+                    }
+                    _ => {
+                        let call_id = format!("c{}", rng.random_range(1..calls + 2));
+                        (Actor::Engine, Change::CallEnded { call_id, reason: CallEnd::Cancel, talk_s: None })
+                    }
+                };
+                seq += 1;
+                tally.observe(&IncidentEvent { seq, incident_id: id, at: now, actor, change });
+                // Read at the event, and a moment later (at times past a limit).
+                for read in [now, now.plus_millis(rng.random_range(0..200_000))] {
+                    let (standards, next) = tally.figures_by_scan(read);
+                    assert_eq!(tally.figures(read, 0).standards, standards, "seed {seed}, event {seq}");
+                    assert_eq!(tally.next_change(read), next, "seed {seed}, event {seq}");
+                }
+            }
+        }
+    }
 }

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -158,13 +159,6 @@ fn event_type(name: Option<String>) -> Result<Option<EventType>, StoreError> {
     .transpose()
 }
 
-/// `value` as JSON text, written into `room` bytes made at once rather than grown to them.
-fn json_text<T: serde::Serialize + ?Sized>(value: &T, room: usize) -> Result<String, serde_json::Error> {
-    let mut text = Vec::with_capacity(room);
-    serde_json::to_writer(&mut text, value)?;
-    Ok(String::from_utf8(text).expect("serde_json writes UTF-8"))
-}
-
 /// The last row per key (an incident, a responder), in the order they came.
 pub(crate) fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<&'a T> {
     let mut last: HashMap<K, usize> = HashMap::new();
@@ -178,6 +172,11 @@ pub(crate) fn latest_by<'a, T, K: std::hash::Hash + Eq>(rows: &'a [T], key: impl
 
 /// One commit's rows, encoded once for either database.
 struct Rows<'a> {
+    /// Every text column the batch writes that is not borrowed from it (the events', the
+    /// incidents' and the notifications' JSON, the events' actors and types) back to back:
+    /// one buffer grown a few times a batch, where a string each took an allocation of its
+    /// own and gave it back after the commit. The rows hold their ranges of it.
+    text: String,
     messages: &'a [MessageRecord],
     events: Vec<EventRow>,
     /// The last row per incident.
@@ -198,7 +197,7 @@ struct Rows<'a> {
 
 struct NotificationRow<'a> {
     n: &'a Notification,
-    body: String,
+    body: Range<usize>,
 }
 
 const INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications (key, incident_id, elder_id, contact_id, channel, \
@@ -212,38 +211,58 @@ fn priority_column(p: NoticePriority) -> &'static str {
     }
 }
 
+/// An event's columns, its text ones as ranges of [`Rows::text`].
 struct EventRow {
     seq: i64,
     incident_id: i64,
     at: i64,
-    actor: String,
-    change: String,
+    actor: Range<usize>,
+    change: Range<usize>,
     /// The change alone, as JSON: the other fields have columns of their own.
-    body: String,
+    body: Range<usize>,
 }
 
 /// The change's `type`, read off its JSON: serde writes an internally tagged enum's tag
 /// first, so it is the first string; the whole body is read only if that ever changes.
+#[cfg(test)]
 fn change_type(body: &str) -> String {
+    match change_type_at(body) {
+        Some(at) => body[at].to_owned(),
+        None => change_type_read(body),
+    }
+}
+
+/// Where [`change_type`] is in `body` when it comes first, as serde writes it.
+fn change_type_at(body: &str) -> Option<Range<usize>> {
+    const HEAD: &str = r#"{"type":""#;
+    let rest = body.strip_prefix(HEAD)?;
+    let len = rest.find('"')?;
+    Some(HEAD.len()..HEAD.len() + len)
+}
+
+/// [`change_type`] the slow way: the whole body read.
+fn change_type_read(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Tag<'a> {
         #[serde(rename = "type", borrow)]
         kind: &'a str,
     }
-    body.strip_prefix(r#"{"type":""#)
-        .and_then(|rest| rest.split_once('"'))
-        .map(|(kind, _)| kind.to_owned())
-        .or_else(|| serde_json::from_str::<Tag>(body).ok().map(|t| t.kind.to_owned()))
-        .unwrap_or_default()
+    serde_json::from_str::<Tag>(body).map(|t| t.kind.to_owned()).unwrap_or_default()
 }
 
 pub(crate) fn actor_column(actor: &Actor) -> String {
+    let (kind, id) = actor_parts(actor);
+    [kind, id].concat()
+}
+
+/// [`actor_column`] in two parts: the kind with its colon, and the id.
+fn actor_parts(actor: &Actor) -> (&'static str, &str) {
     match actor {
-        Actor::Device(d) => format!("device:{d}"),
-        Actor::Engine => "engine".to_string(),
-        Actor::Responder(r) => format!("responder:{r}"),
-        Actor::Dispatcher(d) => format!("dispatcher:{d}"),
-        Actor::Family(c) => format!("family:{c}"),
+        Actor::Device(d) => ("device:", d.as_str()),
+        Actor::Engine => ("engine", ""),
+        Actor::Responder(r) => ("responder:", r.as_str()),
+        Actor::Dispatcher(d) => ("dispatcher:", d.as_str()),
+        Actor::Family(c) => ("family:", c.as_str()),
     }
 }
 
@@ -261,25 +280,58 @@ pub(crate) fn parse_actor(column: &str) -> Result<Actor, StoreError> {
 
 struct IncidentRow<'a> {
     incident: &'a Incident,
-    body: String,
+    body: Range<usize>,
     /// Opened in this batch, so not stored yet (unless this is a retry).
     new: bool,
 }
 
+/// `value` as JSON at the end of `text`, and where.
+fn push_json<T: serde::Serialize + ?Sized>(
+    text: &mut Vec<u8>,
+    value: &T,
+    what: &str,
+) -> Result<Range<usize>, StoreError> {
+    let start = text.len();
+    serde_json::to_writer(&mut *text, value)
+        .map_err(|err| StoreError::Corrupt(format!("cannot encode {what}: {err}")))?;
+    Ok(start..text.len())
+}
+
+/// `s` at the end of `text`, and where.
+fn push_str(text: &mut Vec<u8>, s: &str) -> Range<usize> {
+    let start = text.len();
+    text.extend_from_slice(s.as_bytes());
+    start..text.len()
+}
+
 impl<'a> Rows<'a> {
     fn of(batch: Batch<'a>) -> Result<Self, StoreError> {
+        // About what a press's rows take, so that the buffer is grown once or twice.
+        let mut text = Vec::with_capacity(batch.events.len() * 160 + batch.incidents.len() * 1_200);
         let events: Vec<EventRow> = batch
             .events
             .iter()
             .map(|e| {
-                let body = json_text(&e.change, 256)
-                    .map_err(|err| StoreError::Corrupt(format!("cannot encode an event: {err}")))?;
+                let body = push_json(&mut text, &e.change, "an event")?;
+                // serde_json wrote it: UTF-8.
+                let json = std::str::from_utf8(&text[body.clone()]).unwrap_or_default();
+                let change = match change_type_at(json) {
+                    Some(at) => body.start + at.start..body.start + at.end,
+                    None => {
+                        let kind = change_type_read(json);
+                        push_str(&mut text, &kind)
+                    }
+                };
+                let start = text.len();
+                let (kind, id) = actor_parts(&e.actor);
+                text.extend_from_slice(kind.as_bytes());
+                text.extend_from_slice(id.as_bytes());
                 Ok(EventRow {
                     seq: e.seq as i64,
                     incident_id: e.incident_id.0 as i64,
                     at: e.at.millis(),
-                    actor: actor_column(&e.actor),
-                    change: change_type(&body),
+                    actor: start..text.len(),
+                    change,
                     body,
                 })
             })
@@ -289,8 +341,7 @@ impl<'a> Rows<'a> {
         let incidents = latest_by(batch.incidents, |i| i.id)
             .into_iter()
             .map(|incident| {
-                let body = json_text(incident, 1024)
-                    .map_err(|err| StoreError::Corrupt(format!("cannot encode an incident: {err}")))?;
+                let body = push_json(&mut text, incident, "an incident")?;
                 Ok(IncidentRow { incident, body, new: opened.contains(&incident.id) })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -298,13 +349,10 @@ impl<'a> Rows<'a> {
         let notifications = batch
             .notifications
             .iter()
-            .map(|n| {
-                let body = json_text(n, 512)
-                    .map_err(|err| StoreError::Corrupt(format!("cannot encode a notification: {err}")))?;
-                Ok(NotificationRow { n, body })
-            })
+            .map(|n| Ok(NotificationRow { n, body: push_json(&mut text, n, "a notification")? }))
             .collect::<Result<_, StoreError>>()?;
         Ok(Self {
+            text: String::from_utf8(text).expect("serde_json and the ids write UTF-8"),
             messages: batch.messages,
             events,
             incidents,
@@ -319,6 +367,11 @@ impl<'a> Rows<'a> {
             across: batch.across,
             inbox: crate::inbox::in_key_order(batch.inbox),
         })
+    }
+
+    /// A text column of the batch's rows.
+    fn text(&self, range: &Range<usize>) -> &str {
+        &self.text[range.clone()]
     }
 }
 
@@ -372,9 +425,9 @@ impl SqliteStore {
                 b.push_bind(e.seq)
                     .push_bind(e.incident_id)
                     .push_bind(e.at)
-                    .push_bind(e.actor.as_str())
-                    .push_bind(e.change.as_str())
-                    .push_bind(e.body.as_str());
+                    .push_bind(rows.text(&e.actor))
+                    .push_bind(rows.text(&e.change))
+                    .push_bind(rows.text(&e.body));
             });
             q.push(EVENTS_CONFLICT);
             q.build().execute(&mut *tx).await?;
@@ -393,7 +446,7 @@ impl SqliteStore {
                     .push_bind(i.opened_at.millis())
                     .push_bind(i.updated_at.millis())
                     .push_bind(i.last_seq as i64)
-                    .push_bind(row.body.as_str());
+                    .push_bind(rows.text(&row.body));
             });
             q.push(INCIDENTS_CONFLICT);
             q.build().execute(&mut *tx).await?;
@@ -418,7 +471,7 @@ impl SqliteStore {
                     .push_bind(n.contact_id.as_str())
                     .push_bind(n.channel.as_str())
                     .push_bind(priority_column(n.priority))
-                    .push_bind(row.body.as_str())
+                    .push_bind(rows.text(&row.body))
                     .push_bind(n.created_at.millis())
                     .push_bind(n.not_before.millis());
             });
@@ -537,9 +590,9 @@ impl PostgresStore {
             .bind(e.iter().map(|e| e.seq).collect::<Vec<_>>())
             .bind(e.iter().map(|e| e.incident_id).collect::<Vec<_>>())
             .bind(e.iter().map(|e| e.at).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.change.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.body.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| rows.text(&e.actor)).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| rows.text(&e.change)).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| rows.text(&e.body)).collect::<Vec<_>>())
             .bind(r.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
             .bind(r.iter().map(|r| r.on_duty).collect::<Vec<_>>())
             .bind(r.iter().map(|r| r.position.lat()).collect::<Vec<_>>())
@@ -555,7 +608,7 @@ impl PostgresStore {
             .bind(i.iter().map(|r| r.incident.opened_at.millis()).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.incident.updated_at.millis()).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.incident.last_seq as i64).collect::<Vec<_>>())
-            .bind(i.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+            .bind(i.iter().map(|r| rows.text(&r.body)).collect::<Vec<_>>())
             .bind(i.iter().map(|r| r.new).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.key.as_str()).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.incident_id.0 as i64).collect::<Vec<_>>())
@@ -563,7 +616,7 @@ impl PostgresStore {
             .bind(n.iter().map(|r| r.n.contact_id.as_str()).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.channel.as_str()).collect::<Vec<_>>())
             .bind(n.iter().map(|r| priority_column(r.n.priority)).collect::<Vec<_>>())
-            .bind(n.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+            .bind(n.iter().map(|r| rows.text(&r.body)).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.created_at.millis()).collect::<Vec<_>>())
             .bind(n.iter().map(|r| r.n.not_before.millis()).collect::<Vec<_>>())
             .bind(rows.inbox.iter().map(|k| k.device_id.as_str()).collect::<Vec<_>>())
