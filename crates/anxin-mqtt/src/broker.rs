@@ -548,11 +548,31 @@ async fn guard_connection(
             }
         }
     });
-    let mut frame = first;
     let mut said_goodbye = false;
+    // What the client may send after its CONNECT: `None` to carry it on, else why it is cut off.
+    let mut inspect = |frame: &BytesMut| -> Option<Closed> {
+        match Packet::read(&mut frame.clone(), max_packet) {
+            Ok(packet) => {
+                said_goodbye |= matches!(packet, Packet::Disconnect);
+                let refused = match (rule, user.as_deref()) {
+                    (Some(rule), Some(user)) => rule.allows(user, &packet).err(),
+                    _ => matches!(packet, Packet::Connect(_)).then_some(Refusal::Malformed), // a second CONNECT
+                };
+                refused.map(|refusal| Some((refusal, who.clone())))
+            }
+            Err(e) => Some(Some((Refusal::of(&e), format!("{who}: {e}")))),
+        }
+    };
+    // The frames to write next: every whole one read so far, in one write (a device
+    // pipelining its presses sends several a read); then why to stop, if one was refused.
+    let mut frames = first;
+    let mut stop: Option<Closed> = None;
     let closed = loop {
-        if to_broker.write_all(&frame).await.is_err() {
+        if to_broker.write_all(&frames).await.is_err() {
             break None;
+        }
+        if let Some(stop) = stop.take() {
+            break stop;
         }
         let next = tokio::select! {
             next = next_frame(&mut from_client, &mut buf, max_packet) => next,
@@ -562,23 +582,23 @@ async fn guard_connection(
                 break by_broker.then(|| (Refusal::ClosedByBroker, who.clone()));
             }
         };
-        frame = match next {
+        frames = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => break None,
             Err((refusal, e)) => break Some((refusal, format!("{who}: {e}"))),
         };
-        match Packet::read(&mut frame.clone(), max_packet) {
-            Ok(packet) => {
-                said_goodbye |= matches!(packet, Packet::Disconnect);
-                let refused = match (rule, user.as_deref()) {
-                    (Some(rule), Some(user)) => rule.allows(user, &packet).err(),
-                    _ => matches!(packet, Packet::Connect(_)).then_some(Refusal::Malformed), // a second CONNECT
-                };
-                if let Some(refusal) = refused {
-                    break Some((refusal, who.clone()));
-                }
+        if let Some(closed) = inspect(&frames) {
+            break closed;
+        }
+        // A frame cut short, or one that does not read, is left for `next_frame`.
+        while let Ok(header) = mqttbytes::check(buf.iter(), max_packet) {
+            let frame = buf.split_to(header.frame_length());
+            if let Some(closed) = inspect(&frame) {
+                // Those before it go first, as they would have one by one.
+                stop = Some(closed);
+                break;
             }
-            Err(e) => break Some((Refusal::of(&e), format!("{who}: {e}"))),
+            frames.unsplit(frame);
         }
     };
     // Both sockets close: the client is dropped, as Mosquitto drops one that breaks its ACL.

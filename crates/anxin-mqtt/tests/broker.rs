@@ -63,6 +63,67 @@ async fn closed(mut s: TcpStream) -> bool {
     tokio::time::timeout(PATIENCE, s.read_to_end(&mut sink)).await.is_ok()
 }
 
+/// The engine's side of the broker, subscribed to every device's events under `root`: what
+/// it hears, topic and payload.
+async fn engine_side(broker: &EmbeddedBroker, root: &str) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+    let (user, password) = broker.engine_login().clone();
+    let mut opts = MqttOptions::new(format!("broker-test-engine-{root}"), "127.0.0.1", broker.engine_addr().port());
+    opts.set_credentials(user, password);
+    let (engine, mut engine_events) = AsyncClient::new(opts, 16);
+    engine.subscribe(format!("{root}/v1/devices/+/events"), QoS::AtLeastOnce).await.unwrap();
+    let (heard_tx, heard) = mpsc::unbounded_channel();
+    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let _engine = engine;
+        loop {
+            match engine_events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = heard_tx.send((p.topic, p.payload.to_vec()));
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed_tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    tokio::time::timeout(PATIENCE, subscribed.recv()).await.expect("the engine subscribed");
+    heard
+}
+
+/// Packets a device sends together (one write, as a device pipelining its presses does) are
+/// carried on together, in order; one among them that must be refused is, with its reason,
+/// after those before it and with none after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_sent_together_go_on_in_order_up_to_one_refused() {
+    let (broker, mut refusals) = broker();
+    let root = "together";
+    let mut heard = engine_side(&broker, root).await;
+    let topic = format!("{root}/v1/devices/d-many/events");
+    let mut device = raw_device(broker.addr(), "d-many").await;
+    let mut burst = Vec::new();
+    for i in 1..=3 {
+        burst.extend(publish(topic.as_bytes(), format!("press {i}").as_bytes()));
+    }
+    burst.extend(publish(b"together/v1/devices/\xff/events", b"garbled"));
+    burst.extend(publish(topic.as_bytes(), b"press 4"));
+    device.write_all(&burst).await.unwrap();
+    for i in 1..=3 {
+        let (t, payload) = tokio::time::timeout(PATIENCE, heard.recv()).await.expect("a press arrives").unwrap();
+        assert_eq!((t.as_str(), payload), (topic.as_str(), format!("press {i}").into_bytes()), "in the order sent");
+    }
+    assert!(closed(device).await, "the device is disconnected");
+    assert_eq!(tokio::time::timeout(PATIENCE, refusals.recv()).await.unwrap(), Some(Refusal::TopicNotUtf8));
+    // Anything after the refused packet would have come before the goodbye's effects: a new
+    // device's press arriving next shows nothing else did.
+    let mut next = raw_device(broker.addr(), "d-next").await;
+    let next_topic = format!("{root}/v1/devices/d-next/events");
+    next.write_all(&publish(next_topic.as_bytes(), b"after")).await.unwrap();
+    let (t, payload) = tokio::time::timeout(PATIENCE, heard.recv()).await.expect("the next device's press").unwrap();
+    assert_eq!((t.as_str(), payload.as_slice()), (next_topic.as_str(), &b"after"[..]), "press 4 was not carried on");
+}
+
 /// A 1 MB payload, a topic that is not UTF-8, and bytes that are not MQTT each get their
 /// device disconnected, as rumqttd would, but now each is reported with its reason (rumqttd
 /// itself only logs the first and counts the second as a failed publish); and a device
@@ -89,28 +150,7 @@ async fn bad_packets_are_refused_with_their_reason_and_the_next_device_is_served
     assert_eq!(tokio::time::timeout(PATIENCE, refusals.recv()).await.unwrap(), Some(Refusal::Malformed));
 
     // The next good press from another device reaches the engine's side.
-    let (user, password) = broker.engine_login().clone();
-    let mut opts = MqttOptions::new("broker-test-engine", "127.0.0.1", broker.engine_addr().port());
-    opts.set_credentials(user, password);
-    let (engine, mut engine_events) = AsyncClient::new(opts, 16);
-    engine.subscribe(format!("{root}/v1/devices/+/events"), QoS::AtLeastOnce).await.unwrap();
-    let (heard_tx, mut heard) = mpsc::unbounded_channel();
-    let (subscribed_tx, mut subscribed) = mpsc::channel(1);
-    tokio::spawn(async move {
-        loop {
-            match engine_events.poll().await {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = heard_tx.send((p.topic, p.payload.to_vec()));
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = subscribed_tx.try_send(());
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    tokio::time::timeout(PATIENCE, subscribed.recv()).await.expect("the engine subscribed");
+    let mut heard = engine_side(&broker, root).await;
     let device = AsyncClient::new(MqttOptions::new("d-good", "127.0.0.1", broker.addr().port()), 16);
     let (device, mut device_events) = device;
     tokio::spawn(async move { while device_events.poll().await.is_ok() {} });
