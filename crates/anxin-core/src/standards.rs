@@ -392,8 +392,8 @@ impl DayTally {
         let timed = times_an_alarm(e);
         let track_before = if timed { self.tracks.get(&id).copied() } else { None };
         let call_before = self.call_of(&e.change);
-        self.apply(e);
-        if let Some(after) = self.tracks.get(&id).copied().filter(|_| timed) {
+        self.apply(e, timed);
+        if let Some(after) = timed.then(|| self.tracks.get(&id).copied()).flatten() {
             let before = track_before.unwrap_or_default();
             let clocks: [(Standard, TrackClock); 4] = [
                 (Standard::Tsa60, |t: &Track| t.answer),
@@ -427,7 +427,8 @@ impl DayTally {
 
     /// What an event changes of the day's clocks and desks ([`DayTally::observe`] then moves
     /// the clocks it changed on the standards' boards).
-    fn apply(&mut self, e: &IncidentEvent) {
+    /// `timed`: whether it may start or stop an alarm's clocks ([`times_an_alarm`]).
+    fn apply(&mut self, e: &IncidentEvent, timed: bool) {
         let id = e.incident_id;
         let dispatcher = match &e.actor {
             Actor::Dispatcher(d) => Some(d.as_str()),
@@ -467,7 +468,7 @@ impl DayTally {
             }
             _ => {}
         }
-        if let Some(track) = self.tracks.get_mut(&id).filter(|_| times_an_alarm(e)) {
+        if let Some(track) = timed.then(|| self.tracks.get_mut(&id)).flatten() {
             let person = dispatcher.is_some() || matches!(e.change, Change::Accepted { .. });
             if person {
                 track.answer.meet(e.at);
@@ -632,7 +633,7 @@ mod tests {
                     let (mut met, mut missed, mut pending) = (0, 0, 0);
                     let mut missed_at = Vec::new();
                     for (id, c) in clocks(s) {
-                        let start = c.start.map(|t| t.plus_millis(self.within_ms(s)));
+                        let deadline = c.start.map(|t| t.plus_millis(self.within_ms(s)));
                         match c.verdict(self.within_ms(s), now) {
                             Verdict::Met => met += 1,
                             Verdict::Missed(deadline) => {
@@ -641,7 +642,7 @@ mod tests {
                             }
                             Verdict::Pending => {
                                 pending += 1;
-                                next = next.min(start.expect("pending has a start").plus_millis(1));
+                                next = next.min(deadline.expect("pending has a start").plus_millis(1));
                             }
                             Verdict::NotCounted => {}
                         }

@@ -226,17 +226,18 @@ struct EventRow {
 /// first, so it is the first string; the whole body is read only if that ever changes.
 #[cfg(test)]
 fn change_type(body: &str) -> String {
-    match change_type_at(body) {
+    match change_type_at(body.as_bytes()) {
         Some(at) => body[at].to_owned(),
         None => change_type_read(body),
     }
 }
 
-/// Where [`change_type`] is in `body` when it comes first, as serde writes it.
-fn change_type_at(body: &str) -> Option<Range<usize>> {
-    const HEAD: &str = r#"{"type":""#;
+/// Where [`change_type`] is in `body` when it comes first, as serde writes it. Bytes, so that
+/// the commit reads only the head of the JSON it has just written.
+fn change_type_at(body: &[u8]) -> Option<Range<usize>> {
+    const HEAD: &[u8] = br#"{"type":""#;
     let rest = body.strip_prefix(HEAD)?;
-    let len = rest.find('"')?;
+    let len = rest.iter().position(|&b| b == b'"')?;
     Some(HEAD.len()..HEAD.len() + len)
 }
 
@@ -313,24 +314,21 @@ impl<'a> Rows<'a> {
             .iter()
             .map(|e| {
                 let body = push_json(&mut text, &e.change, "an event")?;
-                // serde_json wrote it: UTF-8.
-                let json = std::str::from_utf8(&text[body.clone()]).unwrap_or_default();
-                let change = match change_type_at(json) {
+                let change = match change_type_at(&text[body.clone()]) {
                     Some(at) => body.start + at.start..body.start + at.end,
                     None => {
-                        let kind = change_type_read(json);
+                        // serde_json wrote it: UTF-8.
+                        let kind = std::str::from_utf8(&text[body.clone()]).map(change_type_read).unwrap_or_default();
                         push_str(&mut text, &kind)
                     }
                 };
-                let start = text.len();
                 let (kind, id) = actor_parts(&e.actor);
-                text.extend_from_slice(kind.as_bytes());
-                text.extend_from_slice(id.as_bytes());
+                let actor = push_str(&mut text, kind).start..push_str(&mut text, id).end;
                 Ok(EventRow {
                     seq: e.seq as i64,
                     incident_id: e.incident_id.0 as i64,
                     at: e.at.millis(),
-                    actor: start..text.len(),
+                    actor,
                     change,
                     body,
                 })
