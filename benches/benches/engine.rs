@@ -1,7 +1,9 @@
 //! The dispatch core's steps under load, in a district the size of the seeds': 50,000 elders
 //! with a device each, 1,000 responders on duty and 35 stations around Kunming. How many
 //! presses the `Engine` takes in per second during a surge, what a responder's accept costs,
-//! and a `tick` when a thousand offers lapse at once (or when nothing is due).
+//! a `tick` when a thousand offers lapse at once (or when nothing is due), and the search for
+//! an extra offer to take when every responder holds one (through the index of their holders
+//! and, side by side, by reading them all).
 //!
 //! Run with `cargo bench -p anxin-benches --bench engine`. The engine has state, so each
 //! measurement builds its engines untimed (`iter_custom`) and times only the steps.
@@ -169,6 +171,31 @@ fn engine_steps(c: &mut Criterion) {
             engine.tick(black_box(now), &mut out);
             assert!(out.is_empty());
         })
+    });
+    // A press that finds nobody free, while every responder holds one of three parallel
+    // offers on an earlier incident: the extra offer it may take, found through the index of
+    // their holders by position, and (the reference the simulation checks it against) by
+    // reading every extra offer of every incident, as before 2026-12-07.
+    let policy = Policy { yield_extra_offers: false, ..Policy::default() };
+    let mut engine = Engine::new(policy, district.registry.clone(), Resume::default());
+    let holding = RESPONDERS / 3 + 50;
+    for (i, device) in district.devices.iter().take(holding).enumerate() {
+        engine.handle_device_event(device, sos(i), at(i), &mut Outbox::default()).expect("a known device");
+    }
+    let waiting: Vec<IncidentId> =
+        engine.open_incidents().filter(|i| i.ladder.offers.is_empty()).map(|i| i.id).collect();
+    let extras = engine.extra_offers_indexed().len();
+    assert!(extras > RESPONDERS / 2 && !waiting.is_empty(), "{extras} extra offers, {} waiting", waiting.len());
+    for id in &waiting {
+        assert_eq!(engine.best_extra_offer(*id), engine.best_extra_offer_by_reading_all(*id));
+    }
+    group.throughput(Throughput::Elements(1));
+    let mut next = waiting.iter().cycle();
+    group.bench_function(format!("extra_offer_found_among_{extras}_indexed"), |b| {
+        b.iter(|| black_box(engine.best_extra_offer(*next.next().unwrap())))
+    });
+    group.bench_function(format!("extra_offer_found_reading_all_{extras}"), |b| {
+        b.iter(|| black_box(engine.best_extra_offer_by_reading_all(*next.next().unwrap())))
     });
     group.finish();
 }

@@ -13,7 +13,7 @@ use anxin_proto::cluster::WrittenView;
 use anxin_proto::ws::{FeedFrame, FeedView, ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -132,7 +132,9 @@ struct State {
     zones: BTreeMap<Zone, ZoneFeed>,
     /// Boxed: a view is large, and growing the map then moves pointers, not views (in a surge
     /// of 100,000 incidents, moving the views held the hub's lock for tens of milliseconds).
-    open: HashMap<IncidentId, Kept>,
+    /// Sorted, not hashed: a hash table still grows all at once, every entry hashed again,
+    /// and the ids come in rising order, so the tree grows at its end.
+    open: BTreeMap<IncidentId, Kept>,
     recent: VecDeque<Frame>,
     responders: BTreeMap<ResponderId, ResponderView>,
     /// The stations consoles draw: all of them (`None`), or each zone's whose engine runs

@@ -1,4 +1,5 @@
-//! Who is nearest: R-trees of available responders and of stations.
+//! Who is nearest: R-trees of available responders, of stations, and of responders holding
+//! an extra offer.
 //!
 //! Points are unit vectors (see [`crate::geo`]), so the trees' Euclidean nearest neighbour
 //! is the great-circle nearest neighbour. A responder is in the responder tree exactly while
@@ -6,7 +7,7 @@
 
 use crate::engine::HashMap;
 use crate::geo::{chord2, chord2_for_distance_m, distance_m_for_chord2, Coordinates};
-use crate::ids::{ResponderId, StationId};
+use crate::ids::{IncidentId, ResponderId, StationId};
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
@@ -138,6 +139,92 @@ impl Matcher {
     }
 }
 
+/// Responders holding a live offer on an incident that holds two or more (parallel offers),
+/// by where they are: where an emergency with nobody free may take an extra offer from
+/// (`Candidates::best_extra_offer`). Nearest first, that search stops as soon as nobody
+/// further out could arrive sooner than the best found, where reading every extra offer of
+/// every incident cost each press of a surge in proportion to the offers out (the first
+/// seconds of one at 10,000 presses a second queued behind it; docs/benchmarks.md).
+///
+/// The engine keeps it true: [`ExtraOffers::set`] whenever an incident's offers may have
+/// changed, [`ExtraOffers::moved`] wherever a responder's position changes.
+#[derive(Debug, Default)]
+pub struct ExtraOffers {
+    tree: RTree<Entry<ResponderId>>,
+    /// Each indexed responder: where they sit in `tree`, and the incident whose offer they hold.
+    held: HashMap<ResponderId, ([f64; 3], IncidentId)>,
+    /// Each incident's indexed responders, so a change can be told from none.
+    by_incident: HashMap<IncidentId, Vec<ResponderId>>,
+}
+
+impl ExtraOffers {
+    /// Makes `holders` (each responder and where they are) the responders indexed for
+    /// `incident`: none when it holds fewer than two live offers, or is closed.
+    pub fn set<'a>(&mut self, incident: IncidentId, holders: impl Iterator<Item = (&'a ResponderId, Coordinates)>) {
+        let mut holders = holders.peekable();
+        if holders.peek().is_none() && !self.by_incident.contains_key(&incident) {
+            return;
+        }
+        let old = self.by_incident.remove(&incident).unwrap_or_default();
+        let new: Vec<(&ResponderId, Coordinates)> = holders.collect();
+        for id in old.iter().filter(|id| !new.iter().any(|(n, _)| n == id)) {
+            self.remove(id);
+        }
+        for &(id, at) in &new {
+            if old.contains(id) {
+                self.moved(id, at);
+                continue;
+            }
+            // One offer a responder at a time; a stale entry elsewhere would be a second.
+            self.remove(id);
+            let p = at.to_unit_vector();
+            self.tree.insert(Entry::new(p, id.clone()));
+            self.held.insert(id.clone(), (p, incident));
+        }
+        if !new.is_empty() {
+            self.by_incident.insert(incident, new.into_iter().map(|(id, _)| id.clone()).collect());
+        }
+    }
+
+    /// A responder's position changed: moves their entry, if they have one.
+    pub fn moved(&mut self, id: &ResponderId, to: Coordinates) {
+        let p = to.to_unit_vector();
+        let Some((at, _)) = self.held.get_mut(id) else { return };
+        if *at == p {
+            return;
+        }
+        let was = std::mem::replace(at, p);
+        let removed = self.tree.remove(&Entry::new(was, id.clone()));
+        debug_assert!(removed.is_some(), "extra offers' index and tree disagree about {id}");
+        self.tree.insert(Entry::new(p, id.clone()));
+    }
+
+    fn remove(&mut self, id: &ResponderId) {
+        if let Some((p, _)) = self.held.remove(id) {
+            let removed = self.tree.remove(&Entry::new(p, id.clone()));
+            debug_assert!(removed.is_some(), "extra offers' index and tree disagree about {id}");
+        }
+    }
+
+    /// The indexed responders nearest `at` first, lazily: each with the incident whose offer
+    /// they hold and their distance by the tree (the chord's great circle, which may differ
+    /// from [`Coordinates::distance_m`] in the last few digits).
+    pub fn nearest(&self, at: Coordinates) -> impl Iterator<Item = (&ResponderId, IncidentId, f64)> + '_ {
+        self.tree.nearest_neighbor_iter_with_distance_2(at.to_unit_vector()).filter_map(|(e, d2)| {
+            let (_, incident) = self.held.get(&e.data)?;
+            Some((&e.data, *incident, distance_m_for_chord2(d2)))
+        })
+    }
+
+    /// Every indexed responder with the incident and the point they are indexed at, by id
+    /// (for the simulation's checks).
+    pub fn entries(&self) -> Vec<(ResponderId, IncidentId, [f64; 3])> {
+        let mut v: Vec<_> = self.held.iter().map(|(id, (p, incident))| (id.clone(), *incident, *p)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +346,33 @@ mod tests {
         m.move_responder(&rid(1), near_a);
         assert_eq!(m.nearest_responder(a, f64::INFINITY).unwrap().id, rid(1));
         assert_eq!(m.available_count(), 2);
+    }
+
+    #[test]
+    fn extra_offers_come_nearest_first_and_follow_moves_and_ended_offers() {
+        let at = Coordinates::new(25.0, 102.7).unwrap();
+        let (near, mid, far) = (
+            Coordinates::new(25.001, 102.7).unwrap(),
+            Coordinates::new(25.01, 102.7).unwrap(),
+            Coordinates::new(25.05, 102.7).unwrap(),
+        );
+        let (a, b, c) = (rid(1), rid(2), rid(3));
+        let mut x = ExtraOffers::default();
+        let order = |x: &ExtraOffers| x.nearest(at).map(|(id, from, _)| (id.clone(), from)).collect::<Vec<_>>();
+        x.set(IncidentId(7), [(&a, far), (&b, mid)].into_iter());
+        x.set(IncidentId(8), [(&c, near)].into_iter());
+        assert_eq!(order(&x), [(c.clone(), IncidentId(8)), (b.clone(), IncidentId(7)), (a.clone(), IncidentId(7))]);
+        // The distances are the great circle's.
+        let d: Vec<f64> = x.nearest(at).map(|(_, _, m)| m).collect();
+        assert!((d[1] - mid.distance_m(at)).abs() < 0.01, "{} against {}", d[1], mid.distance_m(at));
+        x.moved(&a, at);
+        assert_eq!(order(&x)[0], (a.clone(), IncidentId(7)));
+        // An offer that ended, or an incident down to one, takes its holders out.
+        x.set(IncidentId(7), [(&b, mid)].into_iter());
+        x.set(IncidentId(8), std::iter::empty());
+        assert_eq!(order(&x), [(b.clone(), IncidentId(7))]);
+        // Someone who is not indexed moving changes nothing.
+        x.moved(&c, at);
+        assert_eq!(x.entries(), [(b, IncidentId(7), mid.to_unit_vector())]);
     }
 }

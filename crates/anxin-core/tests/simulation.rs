@@ -1413,6 +1413,32 @@ impl Sim {
                 self.engine.parallel_offers()
             ));
         }
+        // The index of their offers' holders is the same: each responder holding an offer on
+        // one of them, at where the roster has them.
+        let mut holders: Vec<(ResponderId, IncidentId, [f64; 3])> = self
+            .engine
+            .open_incidents()
+            .filter(|i| i.ladder.offers.len() >= 2)
+            .flat_map(|i| i.ladder.offers.iter().map(move |o| (o.responder_id.clone(), i.id)))
+            .filter_map(|(r, id)| self.engine.responder(&r).map(|x| (r, id, x.position.to_unit_vector())))
+            .collect();
+        holders.sort_by(|a, b| a.0.cmp(&b.0));
+        if self.engine.extra_offers_indexed() != holders {
+            self.fail(format!("extra offers indexed {:?}, held {holders:?}", self.engine.extra_offers_indexed()));
+        }
+        // And the ladder's search of them finds what reading every extra offer finds, for the
+        // incidents the step changed (every one of them at every step doubled the run's time).
+        let mut changed: Vec<IncidentId> = single.iter().flat_map(|o| o.events.iter().map(|e| e.incident_id)).collect();
+        changed.sort();
+        changed.dedup();
+        for id in changed {
+            let (found, read) = (self.engine.best_extra_offer(id), self.engine.best_extra_offer_by_reading_all(id));
+            if found != read {
+                self.fail(format!(
+                    "for incident {id} the extra offers' index found {found:?}, reading them all {read:?}"
+                ));
+            }
+        }
         let mut devices = HashSet::new();
         let mut checked = HashSet::new();
         let mut holders: HashMap<&ResponderId, IncidentId> = HashMap::new();

@@ -234,6 +234,7 @@ impl Engine {
                 if let Some(r) = self.responders.get_mut(&responder) {
                     r.position = position;
                 }
+                self.extras.moved(&responder, position);
                 let distance_m = position.distance_m(at);
                 let deadline = now.plus_millis(self.policy.offer_timeout_ms);
                 let change = Change::HeldAcross { responder_id: responder, zone, distance_m, deadline };

@@ -159,50 +159,100 @@ impl<'e> Candidates<'e> {
     /// matching, offer distance, skill and service circle), the soonest to arrive; with the
     /// incident they would be taken from. Of equals, the one met first (incidents in id order,
     /// offers in the order made), so a replay chooses alike.
+    ///
+    /// The holders come nearest first from [`Engine::extras`](crate::engine::Engine), and the
+    /// search stops once nobody further out could arrive sooner than the best found, even at
+    /// the fastest travel mode (or, matching by distance, lies beyond the offer distance).
     pub(crate) fn best_extra_offer(&self) -> Option<(Candidate<'e>, IncidentId)> {
         let engine = self.engine;
+        let policy = &engine.policy;
         let at = self.incident.location.at;
+        let own_station = match policy.matching {
+            Matching::Nearest => None,
+            Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
+        };
+        let fastest = policy.foot_mps.max(policy.ebike_mps).max(policy.car_mps);
+        // The best so far, and where its offer stands among all: (incident, offer's place).
+        let mut best: Option<(Candidate<'e>, (IncidentId, usize))> = None;
+        for (id, from, tree_m) in engine.extras.nearest(at) {
+            // The tree's distance, less a metre for its rounding: no one further on is nearer.
+            let floor_m = tree_m - 1.0;
+            if own_station.is_none() && floor_m > policy.max_offer_distance_m {
+                break;
+            }
+            if best.as_ref().is_some_and(|(b, _)| floor_m * policy.detour_factor / fastest / 60.0 > b.minutes) {
+                break;
+            }
+            let Some(place) = self.extra_offer(id, from) else { continue };
+            let Some(c) = self.qualifying_extra(id, own_station.as_ref()) else { continue };
+            let key = (from, place);
+            if best.as_ref().is_none_or(|(b, k)| c.minutes < b.minutes || (c.minutes == b.minutes && key < *k)) {
+                best = Some((c, key));
+            }
+        }
+        best.map(|(c, (from, _))| (c, from))
+    }
+
+    /// The same choice found by reading every extra offer of every incident holding two or
+    /// more, as the engine did before [`Engine::extras`](crate::engine::Engine): the
+    /// simulation's reference for the index.
+    pub(crate) fn best_extra_offer_by_reading_all(&self) -> Option<(Candidate<'e>, IncidentId)> {
+        let engine = self.engine;
         let own_station = match engine.policy.matching {
             Matching::Nearest => None,
             Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
         };
         let mut best: Option<(Candidate<'e>, IncidentId)> = None;
-        // Within the zone, as every offer is, unless offers cross borders.
-        let zone = crate::zone::Zone::of(self.incident.id.0);
-        let across = engine.policy.border_offers;
-        let donors = engine.parallel.iter().filter_map(|id| engine.open.get(id)).filter(|o| {
-            o.id != self.incident.id && o.ladder.offers.len() >= 2 && (across || crate::zone::Zone::of(o.id.0) == zone)
-        });
-        for other in donors {
+        for other in engine.parallel.iter().filter_map(|id| engine.open.get(id)) {
             for offer in &other.ladder.offers {
-                // A neighbour is their zone's to hold: not passed from one incident to another.
-                if engine.neighbours.contains(&offer.responder_id) {
+                if self.extra_offer(&offer.responder_id, other.id).is_none() {
                     continue;
                 }
-                let Some(r) = engine.responders.get(&offer.responder_id) else { continue };
-                if own_station.as_ref().is_some_and(|s| s.as_ref() != Some(&r.station_id)) {
-                    continue;
-                }
-                // Run for every press that finds nobody free, over every incident's extra
-                // offers: whoever is further than the offer distance by latitude alone is
-                // passed over before the trigonometry.
-                if own_station.is_none() && r.position.distance_at_least_m(at) > engine.policy.max_offer_distance_m {
-                    continue;
-                }
-                let distance_m = r.position.distance_m(at);
-                if own_station.is_none() && distance_m > engine.policy.max_offer_distance_m {
-                    continue;
-                }
-                let c = self.weigh(r, distance_m);
-                if c.ruled_out(own_station.is_none()).is_some() {
-                    continue;
-                }
+                let Some(c) = self.qualifying_extra(&offer.responder_id, own_station.as_ref()) else { continue };
                 if best.as_ref().is_none_or(|(b, _)| c.minutes < b.minutes) {
                     best = Some((c, other.id));
                 }
             }
         }
         best
+    }
+
+    /// Where `responder`'s offer stands among incident `from`'s, when it is an extra offer
+    /// this incident may take: another incident of the zone (unless offers cross borders)
+    /// holding two or more, and not a neighbour's (their zone's to hold, not passed on).
+    fn extra_offer(&self, responder: &ResponderId, from: IncidentId) -> Option<usize> {
+        let engine = self.engine;
+        let zone = crate::zone::Zone::of(self.incident.id.0);
+        if from == self.incident.id || !(engine.policy.border_offers || crate::zone::Zone::of(from.0) == zone) {
+            return None;
+        }
+        let other = engine.open.get(&from).filter(|o| o.ladder.offers.len() >= 2)?;
+        if engine.neighbours.contains(responder) {
+            return None;
+        }
+        other.ladder.offers.iter().position(|o| &o.responder_id == responder)
+    }
+
+    /// `responder` weighed for this incident, when they qualify as the ladder's choice
+    /// would: of the elder's own station under that matching, else within the offer
+    /// distance; with the skill, within their circle.
+    fn qualifying_extra(
+        &self,
+        responder: &ResponderId,
+        own_station: Option<&Option<StationId>>,
+    ) -> Option<Candidate<'e>> {
+        let engine = self.engine;
+        let at = self.incident.location.at;
+        let r = engine.responders.get(responder)?;
+        if own_station.is_some_and(|s| s.as_ref() != Some(&r.station_id)) {
+            return None;
+        }
+        let distance_m = r.position.distance_m(at);
+        if own_station.is_none() && distance_m > engine.policy.max_offer_distance_m {
+            return None;
+        }
+        let c = self.weigh(r, distance_m);
+        c.ruled_out(own_station.is_none()).is_none().then_some(c)
     }
 
     /// The soonest qualifying candidate of `pool`. A pool bounded by the service circle

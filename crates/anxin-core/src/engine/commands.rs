@@ -156,7 +156,7 @@ impl Engine {
         r.position = at;
         r.position_at = Some(now);
         out.roster.push(r.clone());
-        self.matcher.move_responder(responder, at);
+        self.responder_placed(responder, at);
         if let Some(old) = self.fix_at.insert(responder.clone(), now) {
             self.fixes.remove(&(old, responder.clone()));
         }

@@ -127,6 +127,16 @@ impl Engine {
         Candidates::new(self, incident).best_extra_offer().map(|(c, from)| (c.responder.id.clone(), c.distance_m, from))
     }
 
+    /// [`Engine::best_extra_offer`] found by reading every extra offer out, without the index
+    /// of their holders: the simulation's reference.
+    #[doc(hidden)]
+    pub fn best_extra_offer_by_reading_all(&self, id: IncidentId) -> Option<(ResponderId, f64, IncidentId)> {
+        let incident = self.open.get(&id)?;
+        Candidates::new(self, incident)
+            .best_extra_offer_by_reading_all()
+            .map(|(c, from)| (c.responder.id.clone(), c.distance_m, from))
+    }
+
     pub(super) fn offer(
         &mut self,
         id: IncidentId,

@@ -328,6 +328,7 @@ impl Engine {
                 }
                 self.services_roster_changed(&r);
                 out.responders.push(r.id.clone());
+                self.extras.moved(&r.id, r.position);
                 self.responders.insert(r.id.clone(), r);
             }
             Entry::Staff(s) => {

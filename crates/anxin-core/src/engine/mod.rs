@@ -276,8 +276,10 @@ pub struct Engine {
     /// Every device in the ledger, with its open incident. Made once from the registry, so it
     /// never grows while presses come in (a table that grows moves every entry).
     pub(crate) devices: HashMap<DeviceId, DeviceState>,
-    /// The devices with an open incident or welfare check, and which.
-    pub(crate) device_incidents: HashMap<DeviceId, DeviceIncidents>,
+    /// The devices with an open incident or welfare check, and which. Sorted, not hashed, as
+    /// are the timers' `deadlines`: a hash table grows all at once, and in a surge growing
+    /// these past 28,672 and 57,344 open incidents held up every press queued behind it.
+    pub(crate) device_incidents: BTreeMap<DeviceId, DeviceIncidents>,
     pub(crate) stations: HashMap<StationId, Station>,
     /// Staff by sign-in id: their names for consoles, and the whole entry for the ledger.
     pub(crate) staff: HashMap<String, crate::registry::Staff>,
@@ -293,12 +295,14 @@ pub struct Engine {
     /// made a surge's presses cost in proportion to the incidents left open). Kept by
     /// [`Engine::record`], the one way an open incident changes, and on insert and removal.
     pub(crate) parallel: BTreeSet<IncidentId>,
+    /// The responders holding those incidents' offers, by where they are.
+    pub(crate) extras: crate::matcher::ExtraOffers,
     /// Responders holding an offer or a job, and on which incident.
     pub(crate) busy: HashMap<ResponderId, IncidentId>,
     /// Every open incident's earliest deadline, in time order.
     pub(crate) timers: BTreeSet<(Timestamp, IncidentId)>,
     /// The entry each incident has in `timers`, so it can be moved.
-    pub(crate) deadlines: HashMap<IncidentId, Timestamp>,
+    pub(crate) deadlines: BTreeMap<IncidentId, Timestamp>,
     /// Responders' phone fixes by time, so stale ones can be retired in order.
     pub(crate) fixes: BTreeSet<(Timestamp, ResponderId)>,
     pub(crate) fix_at: HashMap<ResponderId, Timestamp>,
@@ -383,7 +387,7 @@ impl Engine {
                 })
                 .collect(),
             devices: HashMap::with_capacity_and_hasher(registry.devices.len(), Default::default()),
-            device_incidents: HashMap::default(),
+            device_incidents: BTreeMap::new(),
             stations: registry.stations.into_iter().map(|s| (s.id.clone(), s)).collect(),
             responders: registry.responders.into_iter().map(|r| (r.id.clone(), r)).collect(),
             matcher,
@@ -391,9 +395,10 @@ impl Engine {
             by_station,
             open: BTreeMap::new(),
             parallel: BTreeSet::new(),
+            extras: Default::default(),
             busy,
             timers: BTreeSet::new(),
-            deadlines: HashMap::default(),
+            deadlines: BTreeMap::new(),
             fixes: BTreeSet::new(),
             fix_at: HashMap::default(),
             presence: presence::Presence::default(),
@@ -615,12 +620,36 @@ impl Engine {
         self.parallel.iter().copied().collect()
     }
 
-    /// Keeps [`Engine::parallel`] true to incident `id`'s live offers.
+    /// The responders indexed as holding extra offers, each with the incident and the point
+    /// they are indexed at, by id (for the simulation's checks).
+    #[doc(hidden)]
+    pub fn extra_offers_indexed(&self) -> Vec<(ResponderId, IncidentId, [f64; 3])> {
+        self.extras.entries()
+    }
+
+    /// Keeps [`Engine::parallel`] and [`Engine::extras`] true to incident `id`'s live offers.
     pub(crate) fn index_offers(&mut self, id: IncidentId) {
-        match self.open.get(&id) {
-            Some(incident) if incident.ladder.offers.len() >= 2 => self.parallel.insert(id),
-            _ => self.parallel.remove(&id),
+        let offers = match self.open.get(&id) {
+            Some(incident) if incident.ladder.offers.len() >= 2 => {
+                self.parallel.insert(id);
+                incident.ladder.offers.as_slice()
+            }
+            _ => {
+                self.parallel.remove(&id);
+                &[]
+            }
         };
+        let responders = &self.responders;
+        self.extras.set(
+            id,
+            offers.iter().filter_map(|o| responders.get(&o.responder_id).map(|r| (&o.responder_id, r.position))),
+        );
+    }
+
+    /// A responder's position changed: the indexes that hold them by it follow.
+    pub(crate) fn responder_placed(&mut self, id: &ResponderId, at: crate::geo::Coordinates) {
+        self.matcher.move_responder(id, at);
+        self.extras.moved(id, at);
     }
 
     pub(crate) fn emit(&self, id: IncidentId, out: &mut Outbox) {
@@ -639,7 +668,7 @@ impl Engine {
         self.reschedule(id);
         if self.open[&id].state.is_terminal() {
             let incident = self.open.remove(&id).expect("open");
-            self.parallel.remove(&id);
+            self.index_offers(id);
             if let Some(device) = self.device_incidents.get_mut(&incident.device_id) {
                 if device.open == Some(id) {
                     device.open = None;

@@ -124,7 +124,7 @@ impl Engine {
             r.position = base;
             r.position_at = None;
             out.roster.push(r.clone());
-            self.matcher.move_responder(&id, base);
+            self.responder_placed(&id, base);
         }
     }
 
