@@ -203,7 +203,7 @@ impl<'e> Candidates<'e> {
             Matching::OwnStation => Some(engine.home_station(&self.incident.elder_id)),
         };
         let mut best: Option<(Candidate<'e>, IncidentId)> = None;
-        for other in engine.parallel.iter().filter_map(|id| engine.open.get(id)) {
+        for other in engine.open.values().filter(|o| o.ladder.offers.len() >= 2) {
             for offer in &other.ladder.offers {
                 if self.extra_offer(&offer.responder_id, other.id).is_none() {
                     continue;

@@ -289,13 +289,11 @@ pub struct Engine {
     pub(crate) responders: HashMap<ResponderId, Responder>,
     pub(crate) matcher: Matcher,
     pub(crate) open: BTreeMap<IncidentId, Incident>,
-    /// The open incidents holding two or more live offers (parallel offers), in id order:
-    /// where an emergency with no one free may take an extra offer from
-    /// (`Candidates::best_extra_offer`), found without reading every open incident (which
-    /// made a surge's presses cost in proportion to the incidents left open). Kept by
-    /// [`Engine::record`], the one way an open incident changes, and on insert and removal.
-    pub(crate) parallel: BTreeSet<IncidentId>,
-    /// The responders holding those incidents' offers, by where they are.
+    /// The responders holding a live offer on an open incident that holds two or more
+    /// (parallel offers), by where they are: where an emergency with no one free may take an
+    /// extra offer from (`Candidates::best_extra_offer`), found without reading every open
+    /// incident. Kept by [`Engine::record`], the one way an open incident changes, on insert
+    /// and removal, and wherever a responder's position changes.
     pub(crate) extras: crate::matcher::ExtraOffers,
     /// Responders holding an offer or a job, and on which incident.
     pub(crate) busy: HashMap<ResponderId, IncidentId>,
@@ -394,7 +392,6 @@ impl Engine {
             staff: registry.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
             by_station,
             open: BTreeMap::new(),
-            parallel: BTreeSet::new(),
             extras: Default::default(),
             busy,
             timers: BTreeSet::new(),
@@ -613,13 +610,6 @@ impl Engine {
         }
     }
 
-    /// The open incidents holding two or more live offers, in id order, as the engine indexes
-    /// them (for the simulation's checks).
-    #[doc(hidden)]
-    pub fn parallel_offers(&self) -> Vec<IncidentId> {
-        self.parallel.iter().copied().collect()
-    }
-
     /// The responders indexed as holding extra offers, each with the incident and the point
     /// they are indexed at, by id (for the simulation's checks).
     #[doc(hidden)]
@@ -627,17 +617,11 @@ impl Engine {
         self.extras.entries()
     }
 
-    /// Keeps [`Engine::parallel`] and [`Engine::extras`] true to incident `id`'s live offers.
+    /// Keeps [`Engine::extras`] true to incident `id`'s live offers.
     pub(crate) fn index_offers(&mut self, id: IncidentId) {
         let offers = match self.open.get(&id) {
-            Some(incident) if incident.ladder.offers.len() >= 2 => {
-                self.parallel.insert(id);
-                incident.ladder.offers.as_slice()
-            }
-            _ => {
-                self.parallel.remove(&id);
-                &[]
-            }
+            Some(incident) if incident.ladder.offers.len() >= 2 => incident.ladder.offers.as_slice(),
+            _ => &[],
         };
         let responders = &self.responders;
         self.extras.set(
