@@ -26,6 +26,11 @@
 //! `mosquitto` or `postgres` process. The machine's busy time over the same window
 //! (`/proc/stat`) says what else ran. They still share the machine's cores.
 //!
+//! On PostgreSQL the bench also looks at `pg_stat_activity` every 10 ms while the presses
+//! run, on a connection of its own, and says how often a commit of the run's database waited
+//! on the WAL (its write or its `fsync`) and the longest one transaction was seen waiting: a
+//! slow disk flush stalls every commit behind it, whatever the engine does.
+//!
 //! Each run also says what it ran on: the CPU model and `nproc`, the load average before each
 //! rate, the median time of an 8 kB write and `fdatasync` in the run's temp dir, and a raw
 //! MQTT hop before each rate's presses: QoS 1 publishes at the run's rate through the same
@@ -121,7 +126,8 @@ usage: press_load [--broker embedded|mqtt://HOST:PORT] [--store postgres://...] 
   --record      append one JSON line per rate to FILE, named by --label (with the machine,
                 the MQTT hop and the CPU per press)
   --timeline    append every press to FILE as CSV: rate, ms from the run's first send to its
-                send, ms from its send to the console; to see when in a run presses waited
+                send, ms from its send to the console, and its send by the wall clock (ms since
+                1970); to see when in a run presses waited, and what else ran then
   --plot        draw p50 and p99 against the rate for every label in --from, and run nothing
 
 The engine runs in a child process (this program again, with --serve-engine). Besides the
@@ -131,10 +137,13 @@ subscriber, ms), the press latencies as a ratio to it (p50/h50, p99/h99), and CP
 press in µs from /proc: the engine's process (eng), the broker's (mqtt: the process listening
 on its port; \"in eng\" with the embedded broker), PostgreSQL's (db: the postmaster on the
 store's port, its own processes and the run's database's backends; \"in eng\" with SQLite),
-this process (bench) and their sum. A second line gives every core's busy time per press
-over the same window, what of it the parts do not account for, and the idle and stolen
-shares. Other clients' work on the same broker counts in mqtt; other databases' backends on
-the same PostgreSQL do not count in db.
+this process (bench) and their sum. Under it: the heartbeats and the engine's memory; every
+core's busy time per press over the same window, what of it the parts do not account for,
+and the idle and stolen shares; and on PostgreSQL, in how many of the bench's looks at
+pg_stat_activity (every 10 ms, on a connection of its own) a commit waited on the WAL, and
+the longest one transaction was seen waiting on it (a slow fsync stalls every commit).
+Other clients' work on the same broker counts in mqtt; other databases' backends on the
+same PostgreSQL (the bench's looks among them) do not count in db.
 ";
 
 /// Says what is wrong with the command line, then the usage, and exits with 2.
@@ -312,6 +321,77 @@ async fn postgres_admin(server: &str, sql: &str) {
     sqlx::query(sql).execute(&mut admin).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// How long the run's commits waited on PostgreSQL's WAL reaching the disk: a slow `fsync`
+/// stalls every commit behind it, whatever the engine does, and at 2,000/s it is what makes
+/// the p99 on a machine whose disk now and then takes 20–180 ms to sync (2026-12-07).
+#[derive(Debug, Clone, Copy, Default)]
+struct WalWaits {
+    /// Looks at `pg_stat_activity`, one every [`WAL_LOOK_EVERY`].
+    looks: usize,
+    /// Looks that found a backend of the run's database waiting on the WAL (its write or its
+    /// sync, `IO/WALSync`, `IO/WALWrite` or `LWLock/WALWrite`).
+    waiting: usize,
+    /// The longest that one transaction was seen waiting on it: from the first look to the
+    /// last that found it waiting, a lower bound good to [`WAL_LOOK_EVERY`]. 0 when no
+    /// transaction was seen waiting in two looks in a row.
+    longest_ms: f64,
+    /// When that wait began, in seconds from the run's first press.
+    longest_at_s: f64,
+}
+
+const WAL_LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// Looks at what the backends of `database` wait on every [`WAL_LOOK_EVERY`] from now until
+/// `stop`, on a connection of its own to the database `server` names (its backend counts
+/// among PostgreSQL's work for other databases, not the run's). Connects before it returns;
+/// the task gives the figures and when the longest wait was first seen.
+async fn watch_wal_waits(
+    server: &str,
+    database: String,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<(WalWaits, Option<Instant>)> {
+    use sqlx::Connection;
+    let conn = sqlx::PgConnection::connect(server).await;
+    tokio::spawn(async move {
+        let mut waits = WalWaits::default();
+        let Ok(mut conn) = conn else { return (waits, None) };
+        // A transaction waiting, by backend and the transaction's start: first and last seen.
+        let mut seen: HashMap<(i32, u64), (Instant, Instant)> = HashMap::new();
+        let mut tick = tokio::time::interval(WAL_LOOK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            let rows: Vec<(i32, f64)> = match sqlx::query_as(
+                "SELECT pid, extract(epoch FROM xact_start)::float8 FROM pg_stat_activity \
+                 WHERE datname = $1 AND xact_start IS NOT NULL AND wait_event IN ('WALSync', 'WALWrite')",
+            )
+            .bind(&database)
+            .fetch_all(&mut conn)
+            .await
+            {
+                Ok(rows) => rows,
+                Err(_) => break,
+            };
+            let now = Instant::now();
+            waits.looks += 1;
+            if !rows.is_empty() {
+                waits.waiting += 1;
+            }
+            for (pid, xact_start) in rows {
+                seen.entry((pid, xact_start.to_bits())).and_modify(|(_, last)| *last = now).or_insert((now, now));
+            }
+        }
+        let longest = seen.values().max_by_key(|(first, last)| last.duration_since(*first)).copied();
+        if let Some((first, last)) = longest {
+            waits.longest_ms = last.duration_since(first).as_secs_f64() * 1000.0;
+        }
+        (waits, longest.map(|(first, _)| first))
+    })
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -356,6 +436,8 @@ struct RunResult {
     /// Where the broker's and the database's CPU was read (`Server::describe`).
     broker_at: String,
     db_at: String,
+    /// PostgreSQL's waits on the WAL during the run (none with SQLite).
+    wal_waits: Option<WalWaits>,
 }
 
 /// Reads the engine's group-commit figures from its /metrics: commits, messages per commit,
@@ -1355,6 +1437,12 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         db: if fresh_postgres { Server::find(&args.store, 5432, "postgres") } else { Server::InEngine },
         database: store.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string(),
     };
+    // PostgreSQL's waits on the WAL, looked at while the presses run.
+    let wal_stop = CancellationToken::new();
+    let wal_watch = match fresh_postgres {
+        true => Some(watch_wal_waits(&args.store, parts.database.clone(), wal_stop.clone()).await),
+        false => None,
+    };
     // The devices: `publishers` connections sharing the rate, each press from its own device.
     let cpu_before = CpuSample::take(&parts);
     let started = Instant::now();
@@ -1423,6 +1511,14 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
     let cpu = CpuPerPress::between(&cpu_before, &cpu_after, presses, clock_ticks());
     let engine_cores = cpu.engine.map(|us| us * presses as f64 / 1e6 / window_secs);
     let rss_end_mib = rss_mib(engine.pid);
+    wal_stop.cancel();
+    let wal_waits = match wal_watch {
+        Some(task) => task.await.ok().map(|(mut waits, first)| {
+            waits.longest_at_s = first.map_or(0.0, |at| at.saturating_duration_since(started).as_secs_f64());
+            waits
+        }),
+        None => None,
+    };
     let (batches, batch_mean, commit_ms, read_to_stored_ms, step_ms) = batch_stats(http).await;
     engine.stop().await;
     console.abort();
@@ -1479,6 +1575,7 @@ async fn run_once(args: &Args, rate: u32, dir: &std::path::Path) -> RunResult {
         engine_cores,
         broker_at: parts.broker.describe(),
         db_at: parts.db.describe(),
+        wal_waits,
     }
 }
 
@@ -1490,8 +1587,10 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// One CSV line per press seen: the rate, when it was sent (ms from the run's first send) and
-/// how long it took to reach the console (ms). A header is written to a new file.
+/// One CSV line per press seen: the rate, when it was sent (ms from the run's first send), how
+/// long it took to reach the console (ms), and when it was sent by the wall clock (ms since
+/// 1970, to line a stall up with what else ran then: `perf record -k realtime`, PostgreSQL's
+/// log, `strace -ttt`). A header is written to a new file.
 fn write_timeline(
     path: &std::path::Path,
     rate: u32,
@@ -1502,12 +1601,17 @@ fn write_timeline(
     let new = !path.exists();
     let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?);
     if new {
-        writeln!(out, "rate,sent_ms,latency_ms")?;
+        writeln!(out, "rate,sent_ms,latency_ms,sent_unix_ms")?;
     }
     let Some(first) = sent_at.iter().flatten().min().copied() else { return Ok(()) };
+    // The wall clock at `first`, from a reading of both clocks now.
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    let since_1970 = wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let first_unix_ms = (since_1970.as_secs_f64() - now.duration_since(first).as_secs_f64()) * 1000.0;
     for (n, ms) in by_order {
         if let Some(sent) = sent_at[*n] {
-            writeln!(out, "{rate},{:.3},{ms:.3}", sent.duration_since(first).as_secs_f64() * 1000.0)?;
+            let sent_ms = sent.duration_since(first).as_secs_f64() * 1000.0;
+            writeln!(out, "{rate},{sent_ms:.3},{ms:.3},{:.3}", first_unix_ms + sent_ms)?;
         }
     }
     out.flush()
@@ -1657,6 +1761,20 @@ async fn bench() {
             r.broker_at,
             r.db_at,
         );
+        if let Some(w) = r.wal_waits {
+            let longest = match w.longest_ms > 0.0 {
+                true => {
+                    format!("the longest wait seen {:.0} ms, from {:.2} s into the run", w.longest_ms, w.longest_at_s)
+                }
+                false => "no commit seen waiting in two looks in a row".to_string(),
+            };
+            println!(
+                "        PostgreSQL's WAL: a commit waited on it in {} of {} looks (every {} ms); {longest}",
+                w.waiting,
+                w.looks,
+                WAL_LOOK_EVERY.as_millis(),
+            );
+        }
         if let Some(path) = &args.record {
             let finite = |v: f64| v.is_finite().then_some(v);
             let record = Record {
@@ -1694,6 +1812,10 @@ async fn bench() {
                 cpu_us_others: r.cpu.others(),
                 idle_pct: r.cpu.idle_pct,
                 steal_pct: r.cpu.steal_pct,
+                wal_looks: r.wal_waits.map(|w| w.looks),
+                wal_waiting_looks: r.wal_waits.map(|w| w.waiting),
+                wal_longest_wait_ms: r.wal_waits.map(|w| w.longest_ms),
+                wal_longest_wait_at_s: r.wal_waits.map(|w| w.longest_at_s),
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
@@ -1791,6 +1913,18 @@ struct Record {
     idle_pct: Option<f64>,
     #[serde(default)]
     steal_pct: Option<f64>,
+    /// PostgreSQL only: looks at `pg_stat_activity` during the run (every 10 ms), those that
+    /// found a commit waiting on the WAL, and the longest one transaction was seen waiting
+    /// on it (ms, a lower bound) and when that began (s from the first press). Absent from
+    /// records before 2026-12-07 and from SQLite's.
+    #[serde(default)]
+    wal_looks: Option<usize>,
+    #[serde(default)]
+    wal_waiting_looks: Option<usize>,
+    #[serde(default)]
+    wal_longest_wait_ms: Option<f64>,
+    #[serde(default)]
+    wal_longest_wait_at_s: Option<f64>,
 }
 
 /// p50 (thick) and p99 (thin) against the rate, one colour per label, on a log scale: lines
