@@ -50,6 +50,25 @@ impl District {
         engine
     }
 
+    /// The time `iters` presses take as surges of `presses` different devices into fresh
+    /// engines: whole surges only, so every sample averages the same mix of presses that
+    /// found a responder and presses that did not, the time scaled to `iters` presses.
+    fn time_surges(&self, presses: usize, iters: u64) -> Duration {
+        let mut timed = Duration::ZERO;
+        let mut pressed = 0;
+        while pressed < iters as usize {
+            let mut engine = self.engine();
+            let started = Instant::now();
+            for (i, device) in self.devices.iter().take(presses).enumerate() {
+                let mut out = Outbox::default();
+                black_box(engine.handle_device_event(device, sos(i), at(i), &mut out).unwrap());
+            }
+            timed += started.elapsed();
+            pressed += presses;
+        }
+        timed.mul_f64(iters as f64 / pressed as f64)
+    }
+
     /// The responders holding an offer in `engine`, with the incident offered.
     fn offers(&self, engine: &Engine, now: Timestamp) -> Vec<(ResponderId, IncidentId)> {
         self.registry
@@ -85,24 +104,14 @@ fn engine_steps(c: &mut Criterion) {
     // A surge: each press from a different device opens an incident and climbs its ladder
     // (the first thousand find a free responder nearby; the rest go to their station).
     group.throughput(Throughput::Elements(1));
-    group.bench_function("press_sos_surge", |b| {
-        b.iter_custom(|iters| {
-            // Whole surges only, so every sample averages the same mix of presses that found
-            // a responder and presses that did not; the time is scaled to `iters` presses.
-            let mut timed = Duration::ZERO;
-            let mut pressed = 0;
-            while pressed < iters as usize {
-                let mut engine = district.engine();
-                let started = Instant::now();
-                for (i, device) in district.devices.iter().take(SURGE).enumerate() {
-                    let mut out = Outbox::default();
-                    black_box(engine.handle_device_event(device, sos(i), at(i), &mut out).unwrap());
-                }
-                timed += started.elapsed();
-                pressed += SURGE;
-            }
-            timed.mul_f64(iters as f64 / pressed as f64)
-        })
+    group.bench_function("press_sos_surge", |b| b.iter_custom(|iters| district.time_surges(SURGE, iters)));
+
+    // A surge's first presses: each from a different device, each finding free responders
+    // nearby and offering to as many at once as the ladder allows, until the district's
+    // responders all hold an offer (the first presses of `press_sos_surge` alone).
+    let first = RESPONDERS / 3;
+    group.bench_function(format!("press_sos_surge_first_{first}_offered"), |b| {
+        b.iter_custom(|iters| district.time_surges(first, iters))
     });
 
     // The device did not hear its ack and sends the same press again (MQTT QoS 1).

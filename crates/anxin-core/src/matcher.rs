@@ -91,18 +91,19 @@ impl Matcher {
         Some(Nearest { id: found.data.clone(), distance_m: distance_m_for_chord2(d2) })
     }
 
-    /// Available responders no further than `max_distance_m`, nearest first, lazily.
+    /// Available responders no further than `max_distance_m`, nearest first, lazily; each id
+    /// borrowed from the index (a search may pass over many before it stops).
     pub fn responders_within(
         &self,
         at: Coordinates,
         max_distance_m: f64,
-    ) -> impl Iterator<Item = Nearest<ResponderId>> + '_ {
+    ) -> impl Iterator<Item = Nearest<&ResponderId>> + '_ {
         let p = at.to_unit_vector();
         let limit = chord2_for_distance_m(max_distance_m);
         self.responders
             .nearest_neighbor_iter_with_distance_2(p)
             .take_while(move |(_, d2)| *d2 <= limit)
-            .map(|(e, d2)| Nearest { id: e.data.clone(), distance_m: distance_m_for_chord2(d2) })
+            .map(|(e, d2)| Nearest { id: &e.data, distance_m: distance_m_for_chord2(d2) })
     }
 
     /// Up to `k` available responders no further than `max_distance_m`, nearest first.

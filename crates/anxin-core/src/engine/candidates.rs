@@ -68,9 +68,9 @@ impl Search {
 
 /// Two lists of responders, each nearest first, as one.
 fn nearest_first<'a>(
-    a: impl Iterator<Item = Nearest<ResponderId>> + 'a,
-    b: impl Iterator<Item = Nearest<ResponderId>> + 'a,
-) -> impl Iterator<Item = Nearest<ResponderId>> + 'a {
+    a: impl Iterator<Item = Nearest<&'a ResponderId>> + 'a,
+    b: impl Iterator<Item = Nearest<&'a ResponderId>> + 'a,
+) -> impl Iterator<Item = Nearest<&'a ResponderId>> + 'a {
     let (mut a, mut b) = (a.peekable(), b.peekable());
     std::iter::from_fn(move || match (a.peek(), b.peek()) {
         (Some(x), Some(y)) if y.distance_m < x.distance_m => b.next(),
@@ -124,7 +124,7 @@ impl<'e> Candidates<'e> {
             .into_iter()
             .flatten();
         nearest_first(own, neighbours)
-            .filter_map(move |n| engine.responders.get(&n.id).map(|r| (r, n.distance_m)))
+            .filter_map(move |n| engine.responders.get(n.id).map(|r| (r, n.distance_m)))
             .filter(move |(r, _)| across || engine.zone_of_station(&r.station_id) == zone)
             .map(move |(r, distance_m)| self.weigh(r, distance_m))
     }
