@@ -324,7 +324,7 @@ async fn postgres_admin(server: &str, sql: &str) {
 /// How long the run's commits waited on PostgreSQL's WAL reaching the disk: a slow `fsync`
 /// stalls every commit behind it, whatever the engine does, and at 2,000/s it is what makes
 /// the p99 on a machine whose disk now and then takes 20–180 ms to sync (2026-12-07).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct WalWaits {
     /// Looks at `pg_stat_activity`, one every [`WAL_LOOK_EVERY`].
     looks: usize,
@@ -337,6 +337,8 @@ struct WalWaits {
     longest_ms: f64,
     /// When that wait began, in seconds from the run's first press.
     longest_at_s: f64,
+    /// Why the looking stopped before the run ended, if it did (figures up to then only).
+    failed: Option<&'static str>,
 }
 
 const WAL_LOOK_EVERY: Duration = Duration::from_millis(10);
@@ -354,7 +356,10 @@ async fn watch_wal_waits(
     let conn = sqlx::PgConnection::connect(server).await;
     tokio::spawn(async move {
         let mut waits = WalWaits::default();
-        let Ok(mut conn) = conn else { return (waits, None) };
+        let Ok(mut conn) = conn else {
+            waits.failed = Some("could not connect to look at pg_stat_activity");
+            return (waits, None);
+        };
         // A transaction waiting, by backend and the transaction's start: first and last seen.
         let mut seen: HashMap<(i32, u64), (Instant, Instant)> = HashMap::new();
         let mut tick = tokio::time::interval(WAL_LOOK_EVERY);
@@ -373,7 +378,10 @@ async fn watch_wal_waits(
             .await
             {
                 Ok(rows) => rows,
-                Err(_) => break,
+                Err(_) => {
+                    waits.failed = Some("a look at pg_stat_activity failed; the figures stop there");
+                    break;
+                }
             };
             let now = Instant::now();
             waits.looks += 1;
@@ -1587,6 +1595,27 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+const TIMELINE_HEADER: &str = "rate,sent_ms,latency_ms,sent_unix_ms";
+
+/// A timeline file given may be appended to: new, or written with this header (rows of four
+/// columns under an older file's three would be read wrongly).
+fn check_timeline(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::BufRead;
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut first = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut first)?;
+    if first.trim_end() != TIMELINE_HEADER {
+        return Err(std::io::Error::other(format!(
+            "its first line is {:?}, not {TIMELINE_HEADER:?} (another version of press_load wrote it): \
+             give a new file",
+            first.trim_end()
+        )));
+    }
+    Ok(())
+}
+
 /// One CSV line per press seen: the rate, when it was sent (ms from the run's first send), how
 /// long it took to reach the console (ms), and when it was sent by the wall clock (ms since
 /// 1970, to line a stall up with what else ran then: `perf record -k realtime`, PostgreSQL's
@@ -1599,9 +1628,10 @@ fn write_timeline(
 ) -> std::io::Result<()> {
     use std::io::Write;
     let new = !path.exists();
+    check_timeline(path)?;
     let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?);
     if new {
-        writeln!(out, "rate,sent_ms,latency_ms,sent_unix_ms")?;
+        writeln!(out, "{TIMELINE_HEADER}")?;
     }
     let Some(first) = sent_at.iter().flatten().min().copied() else { return Ok(()) };
     // The wall clock at `first`, from a reading of both clocks now.
@@ -1629,6 +1659,11 @@ fn main() {
 
 async fn bench() {
     let args = parse_args();
+    if let Some(path) = &args.timeline {
+        if let Err(e) = check_timeline(path) {
+            usage_error(&format!("--timeline {}: {e}", path.display()));
+        }
+    }
     if let Some(out) = &args.plot {
         let from = args.from.as_ref().expect("--plot needs --from FILE (written by --record)");
         let text = std::fs::read_to_string(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
@@ -1761,7 +1796,7 @@ async fn bench() {
             r.broker_at,
             r.db_at,
         );
-        if let Some(w) = r.wal_waits {
+        if let Some(w) = &r.wal_waits {
             let longest = match w.longest_ms > 0.0 {
                 true => {
                     format!("the longest wait seen {:.0} ms, from {:.2} s into the run", w.longest_ms, w.longest_at_s)
@@ -1769,10 +1804,11 @@ async fn bench() {
                 false => "no commit seen waiting in two looks in a row".to_string(),
             };
             println!(
-                "        PostgreSQL's WAL: a commit waited on it in {} of {} looks (every {} ms); {longest}",
+                "        PostgreSQL's WAL: a commit waited on it in {} of {} looks (every {} ms); {longest}{}",
                 w.waiting,
                 w.looks,
                 WAL_LOOK_EVERY.as_millis(),
+                w.failed.map_or_else(String::new, |why| format!(" ({why})")),
             );
         }
         if let Some(path) = &args.record {
@@ -1812,10 +1848,10 @@ async fn bench() {
                 cpu_us_others: r.cpu.others(),
                 idle_pct: r.cpu.idle_pct,
                 steal_pct: r.cpu.steal_pct,
-                wal_looks: r.wal_waits.map(|w| w.looks),
-                wal_waiting_looks: r.wal_waits.map(|w| w.waiting),
-                wal_longest_wait_ms: r.wal_waits.map(|w| w.longest_ms),
-                wal_longest_wait_at_s: r.wal_waits.map(|w| w.longest_at_s),
+                wal_looks: r.wal_waits.as_ref().map(|w| w.looks),
+                wal_waiting_looks: r.wal_waits.as_ref().map(|w| w.waiting),
+                wal_longest_wait_ms: r.wal_waits.as_ref().map(|w| w.longest_ms),
+                wal_longest_wait_at_s: r.wal_waits.as_ref().map(|w| w.longest_at_s),
             };
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
