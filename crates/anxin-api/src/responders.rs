@@ -63,12 +63,20 @@ impl ResponderHub {
     pub fn publish(&self, responder: &ResponderId, hello: PhoneOwner, job: Option<JobView>, ended: Option<JobEnded>) {
         let mut entries = self.entries.lock().expect("responder hub lock");
         let entry = entries.entry(responder.clone()).or_default();
+        // Written only for a phone that is connected: one connecting later is sent the views
+        // kept here, under the same lock ([`ResponderHub::subscribe`]). Most responders'
+        // phones are not connected when an offer is made to them or taken away.
+        let connected = entry.tx.receiver_count() > 0;
         if entry.hello.as_ref() != Some(&hello) {
-            let _ = entry.tx.send(ServerFrame::Hello { responder: hello.clone() }.to_json().into());
+            if connected {
+                let _ = entry.tx.send(ServerFrame::Hello { responder: hello.clone() }.to_json().into());
+            }
             entry.hello = Some(hello);
         }
         if entry.job.as_ref() != Some(&job) {
-            let _ = entry.tx.send(ServerFrame::Job { job: job.clone(), ended: ended.clone() }.to_json().into());
+            if connected {
+                let _ = entry.tx.send(ServerFrame::Job { job: job.clone(), ended: ended.clone() }.to_json().into());
+            }
             entry.job = Some(job);
             entry.ended = ended;
         }
@@ -108,4 +116,53 @@ impl ResponderHub {
 /// phone's countdown to the offer's deadline is right.
 fn restamp(job: Option<JobView>, now: Timestamp) -> Option<JobView> {
     job.map(|job| JobView { server_time: now, ..job })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anxin_core::StationId;
+
+    fn owner(on_duty: bool) -> PhoneOwner {
+        PhoneOwner {
+            id: ResponderId::parse("r1").unwrap(),
+            name: "Li".into(),
+            station_id: StationId::parse("s1").unwrap(),
+            station_name: "East".into(),
+            on_duty,
+            carer: None,
+            worker: None,
+        }
+    }
+
+    fn frame(text: &Utf8Bytes) -> serde_json::Value {
+        serde_json::from_str(text.as_str()).unwrap()
+    }
+
+    /// What changed while no phone was connected is what a phone connecting later is sent;
+    /// what changes while one is connected is pushed to it.
+    #[test]
+    fn a_phone_gets_the_latest_views_whether_it_was_connected_or_not() {
+        let hub = ResponderHub::default();
+        let r = ResponderId::parse("r1").unwrap();
+        let now = Timestamp(1_000);
+        hub.publish(&r, owner(true), None, None);
+        hub.publish(&r, owner(false), None, None);
+        let (initial, mut rx) = hub.subscribe(&r, now);
+        let initial: Vec<_> = initial.iter().map(frame).collect();
+        assert_eq!(initial.len(), 2, "{initial:?}");
+        assert_eq!(initial[0]["type"], "hello");
+        assert_eq!(initial[0]["responder"]["on_duty"], false, "the latest, not the first");
+        assert_eq!(initial[1], serde_json::json!({"type": "job", "job": null}));
+
+        hub.publish(&r, owner(true), None, None);
+        let pushed = frame(&rx.try_recv().expect("pushed to the connected phone"));
+        assert_eq!(pushed["responder"]["on_duty"], true);
+        assert!(rx.try_recv().is_err(), "the job did not change, so it is not sent again");
+
+        drop(rx);
+        hub.publish(&r, owner(false), None, None);
+        let (initial, _rx) = hub.subscribe(&r, now);
+        assert_eq!(frame(&initial[0])["responder"]["on_duty"], false);
+    }
 }

@@ -146,3 +146,55 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Offers made at once (a kind offered to several in parallel) are the ladder's choices
+    /// one after another: the same responders, in the same order, at the same distances, as
+    /// one offer at a time followed by the first qualifying suggestions left.
+    #[test]
+    fn parallel_offers_are_the_ladders_choices_one_after_another(
+        circles in prop::collection::vec(prop::option::of(prop::sample::select(vec![5u32, 10, 15, 30])), 1..4),
+        people in prop::collection::vec(person(), 0..40),
+        home in place(),
+        fall in any::<bool>(),
+        max_offer_distance_m in 1_500.0f64..6_000.0,
+        parallel in 2u32..5,
+    ) {
+        let press = |parallel: u32| {
+            let ladder = LadderPolicy { offers: 8, parallel, station: true };
+            let mut policy = Policy { max_offer_distance_m, ..Policy::default() };
+            for kind in IncidentKind::EMERGENCIES {
+                policy.ladders.insert(kind, ladder);
+            }
+            let mut e = Engine::new(policy, district(&circles, &people, home), Resume::default());
+            let event = DeviceEvent {
+                msg_id: MessageId::parse("m").unwrap(),
+                event: if fall { EventType::Fall } else { EventType::Sos },
+                device_ts: T0,
+                fix: FixReport::Absent, health: Default::default(),
+            };
+            let outcome = e.handle_device_event(&DeviceId::parse("d").unwrap(), event, T0, &mut Outbox::default());
+            let Ok(Outcome::Opened(id)) = outcome else { panic!("a first press opens an incident") };
+            (e, id)
+        };
+        let offers = |e: &Engine, id| -> Vec<(String, u64)> {
+            let incident = e.incident(id).expect("open");
+            incident.ladder.offers.iter().map(|o| (o.responder_id.to_string(), o.distance_m.to_bits())).collect()
+        };
+        let (at_once, id) = press(parallel);
+        let (one, one_id) = press(1);
+        let mut expected = offers(&one, one_id);
+        let suggestions = one.suggestions(one_id, usize::MAX).expect("open");
+        expected.extend(
+            suggestions
+                .iter()
+                .filter(|s| s.has_skill && s.within_circle && s.worker.is_none())
+                .map(|s| (s.responder.id.to_string(), s.distance_m.to_bits()))
+                .take(parallel as usize - 1),
+        );
+        expected.truncate(parallel as usize);
+        prop_assert_eq!(offers(&at_once, id), expected);
+    }
+}

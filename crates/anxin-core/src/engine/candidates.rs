@@ -145,11 +145,19 @@ impl<'e> Candidates<'e> {
     /// there soonest (of equals, the one met first: the nearest), or, when nobody
     /// qualifies, how many were ruled out for each reason.
     pub(crate) fn best(&self) -> Result<Candidate<'e>, Search> {
+        self.best_few(1).map(|mut found| found.swap_remove(0))
+    }
+
+    /// The ladder's next `k` choices at once, soonest first: what [`Candidates::best`] would
+    /// answer `k` times over with each choice taken in turn (offering to one responder changes
+    /// nobody else's standing), from one search. Fewer when fewer qualify; when nobody
+    /// does, how many were ruled out for each reason.
+    pub(crate) fn best_few(&self, k: usize) -> Result<Vec<Candidate<'e>>, Search> {
         match self.engine.policy.matching {
-            Matching::Nearest => self.soonest(self.nearby(), true),
+            Matching::Nearest => self.soonest(self.nearby(), true, k),
             Matching::OwnStation => {
                 let station = self.engine.home_station(&self.incident.elder_id);
-                self.soonest(self.of_station(station.as_ref()), false)
+                self.soonest(self.of_station(station.as_ref()), false, k)
             }
         }
     }
@@ -255,26 +263,41 @@ impl<'e> Candidates<'e> {
         c.ruled_out(own_station.is_none()).is_none().then_some(c)
     }
 
-    /// The soonest qualifying candidate of `pool`. A pool bounded by the service circle
-    /// comes nearest first, and the search stops once even the fastest travel mode from
-    /// further out could not beat the best found.
-    fn soonest(&self, pool: impl Iterator<Item = Candidate<'e>>, circle: bool) -> Result<Candidate<'e>, Search> {
+    /// The `k` soonest qualifying candidates of `pool`, soonest first (of equals, the one met
+    /// first). A pool bounded by the service circle comes nearest first, and the search stops
+    /// once even the fastest travel mode from further out could not beat the `k`th found.
+    fn soonest(
+        &self,
+        pool: impl Iterator<Item = Candidate<'e>>,
+        circle: bool,
+        k: usize,
+    ) -> Result<Vec<Candidate<'e>>, Search> {
         let policy = &self.engine.policy;
         let fastest = policy.foot_mps.max(policy.ebike_mps).max(policy.car_mps);
-        let mut best: Option<Candidate<'e>> = None;
+        let mut best: Vec<Candidate<'e>> = Vec::with_capacity(k);
         let mut search = Search::default();
         for c in pool {
             let floor_min = c.distance_m * policy.detour_factor / fastest / 60.0;
-            if circle && best.as_ref().is_some_and(|b| floor_min >= b.minutes) {
+            if circle && best.len() == k && best.last().is_some_and(|b| floor_min >= b.minutes) {
                 break;
             }
             search.in_range += 1;
             match c.ruled_out(circle) {
                 Some(why) => search.rule_out(why),
-                None if best.as_ref().is_none_or(|b| c.minutes < b.minutes) => best = Some(c),
-                None => {}
+                None => {
+                    // After every one as soon or sooner: of equals, the one met first stays first.
+                    let at = best.partition_point(|b| b.minutes <= c.minutes);
+                    if at < k {
+                        best.insert(at, c);
+                        best.truncate(k);
+                    }
+                }
             }
         }
-        best.ok_or(search)
+        if best.is_empty() {
+            Err(search)
+        } else {
+            Ok(best)
+        }
     }
 }

@@ -31,11 +31,20 @@ impl Engine {
         loop {
             let incident = &self.open[&id];
             let live = incident.ladder.offers.len() as u32;
-            if live >= ladder.parallel.max(1) || incident.ladder.offers_made >= ladder.offers {
+            let room = (ladder.parallel.max(1).saturating_sub(live))
+                .min(ladder.offers.saturating_sub(incident.ladder.offers_made));
+            if room == 0 {
                 break;
             }
-            match self.best_candidate(id) {
-                Ok((responder, distance_m)) => self.offer(id, responder, distance_m, now, out),
+            // The next `room` choices from one search, offered in turn, as `room` searches
+            // would have found them; searched again while room is left (an offer across a
+            // border is asked for, not made; fewer qualified), and to say why when none did.
+            match self.best_candidates(id, room as usize) {
+                Ok(found) => {
+                    for (responder, distance_m) in found {
+                        self.offer(id, responder, distance_m, now, out);
+                    }
+                }
                 Err(why) => {
                     search = why;
                     break;
@@ -115,6 +124,14 @@ impl Engine {
     pub fn best_candidate(&self, id: IncidentId) -> Result<(ResponderId, f64), Search> {
         let Some(incident) = self.open.get(&id) else { return Err(Search::default()) };
         Candidates::new(self, incident).best().map(|c| (c.responder.id.clone(), c.distance_m))
+    }
+
+    /// [`Engine::best_candidate`]'s next `k` answers, each as if the ones before had been
+    /// offered the job: soonest first, fewer when fewer qualify.
+    fn best_candidates(&self, id: IncidentId, k: usize) -> Result<Vec<(ResponderId, f64)>, Search> {
+        let Some(incident) = self.open.get(&id) else { return Err(Search::default()) };
+        let found = Candidates::new(self, incident).best_few(k)?;
+        Ok(found.into_iter().map(|c| (c.responder.id.clone(), c.distance_m)).collect())
     }
 
     /// A responder the ladder could take from another incident's extra parallel offers for
