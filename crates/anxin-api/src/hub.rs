@@ -13,7 +13,7 @@ use anxin_proto::cluster::WrittenView;
 use anxin_proto::ws::{FeedFrame, FeedView, ServerFrame, Views};
 use axum::extract::ws::Utf8Bytes;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{btree_map, BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -344,11 +344,16 @@ impl Hub {
     pub fn publish_responders(&self, views: impl IntoIterator<Item = ResponderView>) {
         let mut state = self.state.lock().expect("hub lock");
         for view in views {
-            if state.responders.get(&view.id) == Some(&view) {
-                continue;
-            }
+            // One look-up by id, not one to compare and another to replace.
+            let entry = match state.responders.entry(view.id.clone()) {
+                btree_map::Entry::Occupied(kept) if *kept.get() == view => continue,
+                entry => entry,
+            };
             let text: Utf8Bytes = ServerFrame::Responder { responder: Cow::Borrowed(&view) }.to_json().into();
-            state.responders.insert(view.id.clone(), view);
+            match entry {
+                btree_map::Entry::Occupied(mut kept) => *kept.get_mut() = view,
+                btree_map::Entry::Vacant(room) => _ = room.insert(view),
+            }
             let _ = self.tx.send(Frame::unsequenced(text));
         }
     }

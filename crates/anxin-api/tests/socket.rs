@@ -151,6 +151,12 @@ async fn a_consoles_feed_keeps_arriving_while_its_command_waits_for_an_answer() 
         ServerFrame::Responder { responder } => assert!(!responder.on_duty),
         other => panic!("the live feed waited behind the command: {other:?}"),
     }
+    // A responder as already shown is not sent again: the next frame is the next change.
+    hub.publish_responders([responder(false), responder(true)]);
+    match next_frame(&mut console).await {
+        ServerFrame::Responder { responder } => assert!(responder.on_duty, "the unchanged view was sent again"),
+        other => panic!("the live feed waited behind the command: {other:?}"),
+    }
 
     // And the answer still comes, to the frame that asked.
     held.reply.expect("a reply is wanted").send(Ok(Reply::Done)).unwrap();
